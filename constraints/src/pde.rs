@@ -1,0 +1,77 @@
+//! What a PDE must declare to be enforced as a hard constraint.
+//!
+//! A PDE enters the constraint layer through three things:
+//! - its **terms** `z_j = D_j u` (+ an optional affine offset `b_j`), each a
+//!   [`LinearOperator`] applied to every basis function on the full grid;
+//! - its pointwise **residual** `F(z; params)`, written once generically over
+//!   forward-mode dual numbers so that value, gradient and Hessian in `z` all come
+//!   from the same definition (never hand-derived per PDE);
+//! - its **linear rows** (initial and boundary conditions), each a combination of
+//!   terms at one grid point minus a right-hand side.
+
+use std::sync::Arc;
+
+use num_dual::DualNum;
+use tessera_meshes::{Grid, LinearOperator};
+
+use crate::ConstraintError;
+
+/// One linear term `z_j = D_j u` of the PDE.
+#[derive(Debug, Clone)]
+pub struct Term {
+    /// A physicist's name for the term (`"u"`, `"u_t"`, `"u_xx"`, `"w_x"`, …).
+    pub name: String,
+    /// The operator `D_j` on the grid (identity for `u` itself).
+    pub operator: Arc<dyn LinearOperator>,
+}
+
+/// One linear constraint row `Σ_j c_j · z_j(point) − rhs` (an initial- or
+/// boundary-condition residual). With `z_j(p) = A_j[p]·ω + b_j[p]` it is affine in `ω`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearRow {
+    /// Flat grid index of the point the row is evaluated at.
+    pub point: usize,
+    /// `(term index, coefficient)` pairs.
+    pub coeffs: Vec<(usize, f64)>,
+    /// The right-hand side subtracted from the combination.
+    pub rhs: f64,
+}
+
+/// A PDE as the hard-constraint layer sees it.
+///
+/// Per-sample data (the initial condition, PDE parameters that vary per sample)
+/// reaches the constraint through [`Pde::linear_rows`] and [`Pde::offsets`]; the
+/// pointwise residual sees only the terms.
+pub trait Pde: Send + Sync {
+    /// The terms on `grid`, in the order [`Pde::residual`] receives them.
+    fn terms(&self, grid: &Grid) -> Result<Vec<Term>, ConstraintError>;
+
+    /// Index into [`Pde::terms`] of the term that *is* the solution `u` (the
+    /// identity for most PDEs; for models that build the initial condition in,
+    /// the operator and offset that turn `Bω` into `u`). The assembled prediction
+    /// is `u[p] = A_sol[p]·ω_k + b_sol[p]` with `k` the expert owning `p`.
+    fn solution_term(&self) -> usize {
+        0
+    }
+
+    /// Number of residual equations per point (1 for a scalar PDE; more for systems).
+    fn n_equations(&self) -> usize {
+        1
+    }
+
+    /// The pointwise residual: `z` holds one value per term, `out` receives
+    /// [`Pde::n_equations`] residuals. Generic over the number type so one
+    /// definition yields value, gradient and Hessian.
+    fn residual<D: DualNum<f64> + Copy>(&self, z: &[D], out: &mut [D]);
+
+    /// Initial/boundary-condition rows for one sample with initial condition `ic`
+    /// (values at the first time level, laid out `[x, (y)]`).
+    fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError>;
+
+    /// Affine offsets `b_j` for one sample, laid out `[t, x, (y), term]`, or `None`
+    /// when every term is purely linear in the basis.
+    fn offsets(&self, grid: &Grid, ic: &[f64]) -> Result<Option<Vec<f64>>, ConstraintError> {
+        let _ = (grid, ic);
+        Ok(None)
+    }
+}

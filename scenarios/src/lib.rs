@@ -1,0 +1,8 @@
+//! PDE scenarios: residual definitions (implementing
+//! [`tessera_constraints::Pde`]), reference numerical solvers that make ground
+//! truth, dataset I/O and scenario config files.
+
+pub mod advection;
+pub mod diffusion_sorption;
+pub mod heat;
+pub mod navier_stokes;

@@ -1,0 +1,9 @@
+//! The `tessera` command-line tool: a thin layer that parses arguments and calls
+//! library code (see `tessera_solver::cli`).
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = tessera_solver::cli::Cli::parse();
+    cli.run()
+}
