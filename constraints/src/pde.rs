@@ -39,20 +39,15 @@ pub struct LinearRow {
 
 /// A PDE as the hard-constraint layer sees it.
 ///
-/// Per-sample data (the initial condition, PDE parameters that vary per sample)
-/// reaches the constraint through [`Pde::linear_rows`] and [`Pde::offsets`]; the
-/// pointwise residual sees only the terms.
+/// The terms act on the *solution* `u`; [`Pde::solution_map`] says how `u` is made
+/// from the basis. Per-sample data (the initial condition) reaches the constraint
+/// through [`Pde::linear_rows`] and [`Pde::solution_offset`]; the pointwise residual
+/// sees only the terms.
 pub trait Pde: Send + Sync {
-    /// The terms on `grid`, in the order [`Pde::residual`] receives them.
+    /// The terms `D_j` acting on the solution `u` on `grid`, in the order
+    /// [`Pde::residual`] receives them. A term that only a linear row uses (e.g.
+    /// `u_x` for a Robin boundary) is listed too; the residual may ignore it.
     fn terms(&self, grid: &Grid) -> Result<Vec<Term>, ConstraintError>;
-
-    /// Index into [`Pde::terms`] of the term that *is* the solution `u` (the
-    /// identity for most PDEs; for models that build the initial condition in,
-    /// the operator and offset that turn `Bω` into `u`). The assembled prediction
-    /// is `u[p] = A_sol[p]·ω_k + b_sol[p]` with `k` the expert owning `p`.
-    fn solution_term(&self) -> usize {
-        0
-    }
 
     /// Number of residual equations per point (1 for a scalar PDE; more for systems).
     fn n_equations(&self) -> usize {
@@ -68,9 +63,26 @@ pub trait Pde: Send + Sync {
     /// (values at the first time level, laid out `[x, (y)]`).
     fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError>;
 
-    /// Affine offsets `b_j` for one sample, laid out `[t, x, (y), term]`, or `None`
-    /// when every term is purely linear in the basis.
-    fn offsets(&self, grid: &Grid, ic: &[f64]) -> Result<Option<Vec<f64>>, ConstraintError> {
+    /// How the basis enters the solution: `u = S(Bω) + s₀`. `None` means
+    /// `S` is the identity (the usual case). Models that build the initial
+    /// condition in (Navier–Stokes: `S` scales by a mollifier in `t` and removes
+    /// the spatial mean) return their `S` here. The constraint layer then uses
+    /// the terms `A_j = D_j S B` with affine offsets `b_j = D_j s₀`.
+    fn solution_map(
+        &self,
+        grid: &Grid,
+    ) -> Result<Option<Arc<dyn LinearOperator>>, ConstraintError> {
+        let _ = grid;
+        Ok(None)
+    }
+
+    /// The affine part `s₀` of the solution for one sample (`[t, x, (y)]`, one
+    /// channel), or `None` when `u = S(Bω)` exactly.
+    fn solution_offset(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+    ) -> Result<Option<Vec<f64>>, ConstraintError> {
         let _ = (grid, ic);
         Ok(None)
     }
