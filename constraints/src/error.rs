@@ -27,4 +27,10 @@ pub enum ConstraintError {
     /// An error from the mesh layer (operators, grids).
     #[error(transparent)]
     Mesh(#[from] tessera_meshes::MeshError),
+    /// Data that must be finite (NaN or infinite) is not.
+    #[error("non-finite values in {what}")]
+    NonFinite { what: &'static str },
+    /// A linear system is singular in floating point.
+    #[error("singular {what}")]
+    Singular { what: &'static str },
 }

@@ -57,7 +57,7 @@ pub trait Pde: Send + Sync {
     /// The pointwise residual: `z` holds one value per term, `out` receives
     /// [`Pde::n_equations`] residuals. Generic over the number type so one
     /// definition yields value, gradient and Hessian.
-    fn residual<D: DualNum<f64> + Copy>(&self, z: &[D], out: &mut [D]);
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]);
 
     /// Initial/boundary-condition rows for one sample with initial condition `ic`
     /// (values at the first time level, laid out `[x, (y)]`).

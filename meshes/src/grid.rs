@@ -229,3 +229,90 @@ impl Grid {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-14 * (1.0 + a.abs().max(b.abs()))
+    }
+
+    #[test]
+    fn axes_place_points_as_documented() {
+        let t = Axis::linspace("t", 0.0, 500.0, 101).unwrap();
+        assert!(close(t.spacing(), 5.0) && close(t.coords()[100], 500.0));
+        assert!(close(t.length(), 500.0) && !t.is_periodic());
+        // PDEBench's x: linspace(dx/2, 1 − dx/2, 1024) with dx = 1/1024.
+        let x = Axis::cell_centres("x", 0.0, 1.0, 1024).unwrap();
+        let dx = 1.0 / 1024.0;
+        assert!(close(x.coords()[0], dx / 2.0) && close(x.coords()[1023], 1.0 - dx / 2.0));
+        assert!(close(x.spacing(), dx));
+        // A periodic axis does not store its endpoint; its length is the period.
+        let y = Axis::periodic("y", -1.0, 2.0, 6).unwrap();
+        assert!(close(y.coords()[5], 1.5) && close(y.spacing(), 0.5));
+        assert!(close(y.length(), 3.0) && y.is_periodic());
+    }
+
+    #[test]
+    fn normalised_coordinates_run_from_zero_to_one_by_index() {
+        for axis in [
+            Axis::linspace("t", 3.0, 7.0, 5).unwrap(),
+            Axis::cell_centres("x", 0.0, 1.0, 8).unwrap(),
+            Axis::periodic("y", -2.0, 2.0, 4).unwrap(),
+        ] {
+            let n = axis.len();
+            for (i, v) in axis.normalised().iter().enumerate() {
+                assert!(close(*v, i as f64 / (n - 1) as f64), "{axis:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn grid_coordinates_are_row_major_with_one_channel_per_axis() {
+        let grid = Grid::uniform_txy(3, 4, 5, 2.0).unwrap();
+        assert_eq!(grid.shape().dims(), &[3, 4, 5]);
+        let coords = grid.coordinates();
+        let normalised = grid.normalised_coordinates();
+        assert_eq!(coords.len(), grid.len() * 3);
+        let p = grid.shape().flat(&[2, 1, 3]);
+        assert!(close(coords[3 * p], 2.0));
+        assert!(close(coords[3 * p + 1], 0.25));
+        assert!(close(coords[3 * p + 2], 0.6));
+        assert!(close(normalised[3 * p], 1.0));
+        assert!(close(normalised[3 * p + 1], 1.0 / 3.0));
+        assert!(close(normalised[3 * p + 2], 0.75));
+        let tx = Grid::uniform_tx(2, 4, 1.0).unwrap();
+        let q = tx.shape().flat(&[1, 2]);
+        assert!(close(tx.coordinates()[2 * q + 1], 0.625));
+    }
+
+    #[test]
+    fn bad_input_gives_typed_errors() {
+        assert_eq!(
+            Axis::linspace("t", 0.0, 1.0, 1),
+            Err(MeshError::TooSmall {
+                what: "axis length",
+                min: 2,
+                got: 1
+            })
+        );
+        assert!(matches!(
+            Axis::periodic("x", 1.0, 1.0, 4),
+            Err(MeshError::InvalidValue { what: "axis end", .. })
+        ));
+        assert!(matches!(
+            Axis::cell_centres("x", f64::NAN, 1.0, 4),
+            Err(MeshError::InvalidValue { what: "axis start", .. })
+        ));
+        assert!(matches!(
+            Grid::uniform_tx(10, 10, f64::INFINITY),
+            Err(MeshError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            Grid::uniform_txy(10, 10, 1, 1.0),
+            Err(MeshError::TooSmall { got: 1, .. })
+        ));
+        assert!(matches!(Grid::new(vec![]), Err(MeshError::TooSmall { .. })));
+    }
+}

@@ -3,14 +3,43 @@
 //!
 //! Field layout everywhere in Tessera: row-major `[t, x, (y), channel]`, i.e. the
 //! channel index varies fastest. A basis of `N` functions is a field with `N`
-//! channels, so every operator here acts on all basis functions at once.
+//! channels, so every operator here acts on all basis functions at once, and the
+//! hard-constraint layer's terms `A_j = D_j B` and their backward `B̄ += D_jᵀ Ā_j`
+//! are one [`LinearOperator::apply`] / [`LinearOperator::apply_adjoint`] each.
+//!
+//! # Public API
+//!
+//! | item | what it is for |
+//! |---|---|
+//! | [`Shape`] | row-major index arithmetic: `dims`, `len`, `strides`, `flat`, `unflat`, `around_axis` |
+//! | [`Axis`] | one axis: `linspace`, `cell_centres`, `periodic`; `coords`, `normalised`, `spacing`, `length` |
+//! | [`Grid`] | `t, x, (y)` grids: `uniform_tx`, `uniform_txy`, `new`; `coordinates`, `normalised_coordinates` |
+//! | [`LinearOperator`] | `shape`, `apply`, `apply_adjoint` (+ `apply_to_vec`, `apply_adjoint_to_vec`) |
+//! | [`FiniteDifference`], [`FdScheme`] | `first`/`second` (grid spacing), `first_with_spacing`/`second_with_spacing`, `from_matrix`; schemes `Reference` (numpy `edge_order=1`), `SecondOrder`, `Periodic` |
+//! | [`AxisMatrix`] | the sparse 1-D stencil matrix FD operators stream along an axis |
+//! | [`FourierMultiplier`] | spectral `derivative(grid, axis, order)`, `laplacian`, `inverse_laplacian`, `new(grid, axes, m(k))` |
+//! | [`Identity`], [`Compose`], [`LinearCombination`], [`Scale`] | combinators: `I`, `D₁·D₂` (right to left), `Σ cᵢDᵢ`, pointwise weights |
+//! | [`Tiling`] | the experts' tiles: `new(shape, split)`, `n_tiles`, `tile_shape`, `tile_ranges`, `tile_points`, `tile_of`, `partition`, `unpartition` |
+//! | [`sample_points`] | `P` distinct points of a tile from `(seed, stream)`, reproducible everywhere |
+//! | [`MeshError`] | the typed error of every fallible constructor |
 
 pub mod error;
 pub mod grid;
 pub mod ops;
+pub mod sampling;
 pub mod shape;
+pub mod tiles;
 
 pub use error::MeshError;
 pub use grid::{Axis, Grid};
 pub use ops::LinearOperator;
+pub use ops::axis_matrix::AxisMatrix;
+pub use ops::combination::LinearCombination;
+pub use ops::compose::Compose;
+pub use ops::fd::{FdScheme, FiniteDifference};
+pub use ops::identity::Identity;
+pub use ops::scale::Scale;
+pub use ops::spectral::FourierMultiplier;
+pub use sampling::sample_points;
 pub use shape::Shape;
+pub use tiles::Tiling;

@@ -52,6 +52,27 @@ impl Shape {
         strides
     }
 
+    /// The shape seen from one axis: `(outer, len, inner)` with `outer` the number of
+    /// points before the axis (product of the slower dimensions), `len` the axis
+    /// length and `inner` the number of points after it (product of the faster
+    /// dimensions). A field with `c` channels is then a row-major
+    /// `[outer, len, inner · c]` array, which is how every axis operator streams
+    /// through it.
+    ///
+    /// # Panics
+    /// If `axis >= self.ndim()`.
+    #[track_caller]
+    pub fn around_axis(&self, axis: usize) -> (usize, usize, usize) {
+        assert!(
+            axis < self.dims.len(),
+            "axis {axis} out of range for shape {:?}",
+            self.dims
+        );
+        let outer = self.dims[..axis].iter().product();
+        let inner = self.dims[axis + 1..].iter().product();
+        (outer, self.dims[axis], inner)
+    }
+
     /// Flat point index of a multi-index.
     #[track_caller]
     pub fn flat(&self, index: &[usize]) -> usize {
@@ -73,5 +94,37 @@ impl Shape {
             flat /= self.dims[a];
         }
         index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_and_unflat_are_inverse_row_major_maps() {
+        let shape = Shape::new(&[3, 4, 5]);
+        assert_eq!(shape.strides(), vec![20, 5, 1]);
+        assert_eq!(shape.len(), 60);
+        for p in 0..shape.len() {
+            let index = shape.unflat(p);
+            let by_strides: usize = index.iter().zip(shape.strides()).map(|(i, s)| i * s).sum();
+            assert_eq!(by_strides, p);
+            assert_eq!(shape.flat(&index), p);
+        }
+    }
+
+    #[test]
+    fn around_axis_splits_the_shape() {
+        let shape = Shape::new(&[3, 4, 5]);
+        assert_eq!(shape.around_axis(0), (1, 3, 20));
+        assert_eq!(shape.around_axis(1), (3, 4, 5));
+        assert_eq!(shape.around_axis(2), (12, 5, 1));
+    }
+
+    #[test]
+    #[should_panic(expected = "zero-length dimension")]
+    fn zero_dimension_panics() {
+        Shape::new(&[3, 0]);
     }
 }

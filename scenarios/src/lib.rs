@@ -3,6 +3,11 @@
 //! truth, dataset I/O and scenario config files.
 
 pub mod advection;
+pub mod config;
 pub mod diffusion_sorption;
+pub mod error;
 pub mod heat;
 pub mod navier_stokes;
+
+pub use config::Scenario;
+pub use error::ScenarioError;

@@ -1,4 +1,10 @@
 //! Tessera's top level: backbone, hard-constrained model, losses, training,
 //! evaluation, checkpoints and the `tessera` CLI.
 
+pub mod backbone;
 pub mod cli;
+pub mod constraint_check;
+pub mod error;
+pub mod problem_file;
+
+pub use error::SolverError;

@@ -3,6 +3,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod constraint;
+mod gradcheck;
+
 /// Tessera: neural PDE solvers with hard physical constraints, scaled by a
 /// mixture of experts.
 #[derive(Debug, Parser)]
@@ -15,11 +19,23 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     // Each subcommand: `Name(module::Args)`, dispatched in `Cli::run`.
+    /// Check the constraint layer's gradient against finite differences.
+    Gradcheck(gradcheck::Args),
+    /// Benchmarks (`bench constraint`, …).
+    #[command(subcommand)]
+    Bench(bench::Bench),
+    /// Constraint-layer tools (`constraint solve`).
+    #[command(subcommand)]
+    Constraint(constraint::Constraint),
 }
 
 impl Cli {
     /// Runs the parsed subcommand.
     pub fn run(self) -> anyhow::Result<()> {
-        match self.command {}
+        match self.command {
+            Command::Gradcheck(args) => args.run(),
+            Command::Bench(bench) => bench.run(),
+            Command::Constraint(constraint) => constraint.run(),
+        }
     }
 }

@@ -1,0 +1,150 @@
+//! The PDE residual of a whole field `u` on the full grid — the physics loss of
+//! every model (the only loss of the soft-constraint PI-SC model, and the training
+//! loss of the hard-constraint models).
+//!
+//! The loss is the reference's: the L2 norm `‖F‖₂` of the pointwise residual over
+//! all grid points and equations (not squared, not averaged). Its gradient flows
+//! back to `u` through `F_j = ∂F/∂z_j` and the adjoints of the term operators:
+//! `ū = Σ_j D_jᵀ (Σ_e F̄_e F_e,j)`.
+
+use std::sync::Arc;
+
+use tessera_meshes::Grid;
+
+use crate::pointwise;
+use crate::{ConstraintError, Pde, Term};
+
+/// The pointwise PDE residual of fields on one grid.
+pub struct FieldResidual<P: Pde> {
+    pde: Arc<P>,
+    terms: Vec<Term>,
+    n_points: usize,
+}
+
+impl<P: Pde> FieldResidual<P> {
+    /// The residual of `pde` on `grid` (asks the PDE for its terms once).
+    pub fn new(pde: Arc<P>, grid: &Grid) -> Result<Self, ConstraintError> {
+        let terms = pde.terms(grid)?;
+        if terms.is_empty() || terms.len() > pointwise::MAX_TERMS {
+            return Err(ConstraintError::ShapeMismatch {
+                what: "number of PDE terms (1..=8)",
+                expected: vec![terms.len().clamp(1, pointwise::MAX_TERMS)],
+                got: vec![terms.len()],
+            });
+        }
+        Ok(Self {
+            pde,
+            terms,
+            n_points: grid.len(),
+        })
+    }
+
+    /// The terms `z = [D_1 u, …, D_d u]` at every point, `[points, d]`.
+    fn terms_of(&self, u: &[f64]) -> Result<Vec<f64>, ConstraintError> {
+        if u.len() != self.n_points {
+            return Err(ConstraintError::ShapeMismatch {
+                what: "field u [grid points]",
+                expected: vec![self.n_points],
+                got: vec![u.len()],
+            });
+        }
+        if !u.iter().all(|x| x.is_finite()) {
+            return Err(ConstraintError::NonFinite { what: "field u" });
+        }
+        let d = self.terms.len();
+        let mut z = vec![0.0; self.n_points * d];
+        let mut dz = vec![0.0; self.n_points];
+        for (j, term) in self.terms.iter().enumerate() {
+            term.operator.apply(u, 1, &mut dz);
+            for (zp, &v) in z.chunks_exact_mut(d).zip(&dz) {
+                zp[j] = v;
+            }
+        }
+        Ok(z)
+    }
+
+    /// `F(z(p))` at every grid point, `[points, m]` with `m = n_equations`.
+    pub fn residual(&self, u: &[f64]) -> Result<Vec<f64>, ConstraintError> {
+        let z = self.terms_of(u)?;
+        let mut f = vec![0.0; self.n_points * self.pde.n_equations()];
+        pointwise::values(self.pde.as_ref(), self.terms.len(), &z, &mut f);
+        Ok(f)
+    }
+
+    /// The loss `‖F‖₂`.
+    pub fn norm(&self, u: &[f64]) -> Result<f64, ConstraintError> {
+        let f = self.residual(u)?;
+        Ok(f.iter().map(|x| x * x).sum::<f64>().sqrt())
+    }
+
+    /// The vector–Jacobian product `ū = (∂F/∂u)ᵀ F̄` for `F̄` laid out like
+    /// [`FieldResidual::residual`].
+    pub fn vjp(&self, u: &[f64], f_bar: &[f64]) -> Result<Vec<f64>, ConstraintError> {
+        let m = self.pde.n_equations();
+        if f_bar.len() != self.n_points * m {
+            return Err(ConstraintError::ShapeMismatch {
+                what: "residual cotangent [grid points, equations]",
+                expected: vec![self.n_points, m],
+                got: vec![f_bar.len()],
+            });
+        }
+        let z = self.terms_of(u)?;
+        self.pull_back(&z, |q, _| f_bar[q])
+    }
+
+    /// The loss `‖F‖₂` and its gradient with respect to `u`. At `F = 0` the norm
+    /// is not differentiable; the gradient returned there is zero (a subgradient).
+    pub fn norm_and_gradient(&self, u: &[f64]) -> Result<(f64, Vec<f64>), ConstraintError> {
+        let z = self.terms_of(u)?;
+        let mut f = vec![0.0; self.n_points * self.pde.n_equations()];
+        pointwise::values(self.pde.as_ref(), self.terms.len(), &z, &mut f);
+        let norm = f.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if !norm.is_finite() {
+            return Err(ConstraintError::NonFinite {
+                what: "PDE residual of u",
+            });
+        }
+        let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+        let grad = self.pull_back(&z, |_, value| value * scale)?;
+        Ok((norm, grad))
+    }
+
+    /// `Σ_j D_jᵀ (Σ_e cot(q, F_q) F_e,j)` where `cot` gives each residual's
+    /// cotangent from its flat index `q = p·m + e` and value.
+    fn pull_back(
+        &self,
+        z: &[f64],
+        cot: impl Fn(usize, f64) -> f64,
+    ) -> Result<Vec<f64>, ConstraintError> {
+        let (d, m) = (self.terms.len(), self.pde.n_equations());
+        let mut values = vec![0.0; self.n_points * m];
+        let mut grads = vec![0.0; self.n_points * m * d];
+        pointwise::gradients(self.pde.as_ref(), d, z, &mut values, &mut grads);
+        let mut z_bar = vec![0.0; self.n_points * d];
+        for (q, (&value, g)) in values.iter().zip(grads.chunks_exact(d)).enumerate() {
+            let c = cot(q, value);
+            let p = q / m;
+            for (zb, gj) in z_bar[p * d..(p + 1) * d].iter_mut().zip(g) {
+                *zb += c * gj;
+            }
+        }
+        let mut u_bar = vec![0.0; self.n_points];
+        let mut column = vec![0.0; self.n_points];
+        let mut pulled = vec![0.0; self.n_points];
+        for (j, term) in self.terms.iter().enumerate() {
+            for (c, zp) in column.iter_mut().zip(z_bar.chunks_exact(d)) {
+                *c = zp[j];
+            }
+            term.operator.apply_adjoint(&column, 1, &mut pulled);
+            for (u, v) in u_bar.iter_mut().zip(&pulled) {
+                *u += v;
+            }
+        }
+        if !u_bar.iter().all(|x| x.is_finite()) {
+            return Err(ConstraintError::NonFinite {
+                what: "gradient of the PDE residual",
+            });
+        }
+        Ok(u_bar)
+    }
+}

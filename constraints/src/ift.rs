@@ -1,0 +1,265 @@
+//! The backward pass of one expert by the implicit function theorem — the only
+//! place that knows it.
+//!
+//! At the solution, `G(ω*, A) = Jᵀr = 0`. For an upstream gradient `ω̄ = ∂L/∂ω*`
+//! solve `H λ = ω̄` with `H = ∂G/∂ω`, then every problem input `θ` gets
+//! `θ̄ = −∂/∂θ [λᵀ G(ω*, θ)]` at fixed `ω*, λ`. Written out (`F_j = ∂F/∂z_j`,
+//! `F_jl = ∂²F/∂z_j∂z_l`, `y_j = A_j[p]·λ`, sums over equations for systems):
+//!
+//! ```text
+//! H     = Σ_p [∇F ∇Fᵀ + F Σ_jl F_jl A_j A_lᵀ] + LᵀL + ρ²I      (exact)
+//! a_j   = F_j Σ_l F_l y_l + F Σ_l F_jl y_l
+//! Ā_j[p] = −(a_j ω* + F F_j λ)          b̄_j[p] = −a_j
+//! L̄     = −((Lω* − c) λᵀ + (Lλ) ω*ᵀ)    c̄     = +Lλ
+//! ```
+//!
+//! [`HessianMode::GaussNewton`] drops the curvature term (`H = JᵀJ`); that is an
+//! approximation of the true derivative (exact only for zero-residual problems),
+//! offered because it is cheaper and always positive semi-definite.
+//!
+//! *Factor once, solve many*: [`Sensitivity::new`] evaluates the pointwise
+//! derivatives and factors `H` once at `ω*`; each [`Sensitivity::gradient`] is
+//! then one `N×N` triangular solve plus one pass over the rows.
+
+use crate::dense::{self, SymmetricFactor};
+use crate::normal_equations::Workspace;
+use crate::pointwise;
+use crate::{ConstraintError, ExpertProblem, Pde};
+
+/// Which `H` the adjoint solve uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HessianMode {
+    /// `JᵀJ + Σ_p r_p ∇²r_p`: the exact derivative of `Jᵀr` (the default).
+    #[default]
+    Exact,
+    /// `JᵀJ` only: cheaper, positive semi-definite, not the exact derivative.
+    GaussNewton,
+}
+
+/// Gradients with respect to every input of an [`ExpertProblem`], in its layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProblemGradient {
+    /// `Ā_j[p]`, `[P, d, N]`.
+    pub term_rows: Vec<f64>,
+    /// `b̄_j[p]`, `[P, d]`.
+    pub offsets: Vec<f64>,
+    /// `L̄`, `[R, N]`.
+    pub linear: Vec<f64>,
+    /// `c̄`, `[R]`.
+    pub linear_rhs: Vec<f64>,
+}
+
+/// One expert's linearisation at `ω*` with `H` factored, ready for any number of
+/// adjoint solves.
+pub struct Sensitivity {
+    omega: Vec<f64>,
+    values: Vec<f64>,
+    grads: Vec<f64>,
+    hessians: Vec<f64>,
+    linear_residual: Vec<f64>,
+    hessian: Vec<f64>,
+    factor: SymmetricFactor,
+}
+
+impl Sensitivity {
+    /// Evaluates `F, ∇F, ∇²F` at every point of `problem` at `omega` and factors
+    /// `H` (Cholesky; full-pivot LU if `H` is not positive definite).
+    ///
+    /// Errors: shape mismatches, non-finite problem data or `ω`
+    /// ([`ConstraintError::NonFinite`]).
+    pub fn new<P: Pde>(
+        pde: &P,
+        problem: &ExpertProblem,
+        omega: &[f64],
+        mode: HessianMode,
+    ) -> Result<Self, ConstraintError> {
+        problem.check_pde(pde)?;
+        problem.check_omega(omega)?;
+        if !(problem.is_finite() && omega.iter().all(|w| w.is_finite())) {
+            return Err(ConstraintError::NonFinite {
+                what: "expert problem or ω* for the backward pass",
+            });
+        }
+        let size = problem.size();
+        let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
+        let mut ws = Workspace::new(problem);
+        ws.current.evaluate(pde, problem, omega);
+        let mut hessians = vec![0.0; problem.n_points() * m * d * d];
+        let current = &mut ws.current;
+        pointwise::hessians(
+            pde,
+            d,
+            &current.z,
+            &mut current.values,
+            &mut ws.grads,
+            &mut hessians,
+        );
+        ws.build_jacobian_rows(problem);
+        let mut hessian = vec![0.0; n * n];
+        let mut scratch = vec![0.0; n];
+        ws.normal_equations(problem, omega, &mut hessian, &mut scratch);
+        if mode == HessianMode::Exact {
+            let curvature = curvature_rows(problem, &ws.current.values, &hessians);
+            dense::gram(&mut hessian, problem.term_rows(), &curvature, n, true);
+            symmetrise(&mut hessian, n);
+        }
+        if !hessian.iter().all(|h| h.is_finite()) {
+            return Err(ConstraintError::NonFinite {
+                what: "Hessian at ω*",
+            });
+        }
+        let factor = SymmetricFactor::factor(&hessian, n);
+        Ok(Self {
+            omega: omega.to_vec(),
+            values: ws.current.values,
+            grads: ws.grads,
+            hessians,
+            linear_residual: ws.current.linear,
+            hessian,
+            factor,
+        })
+    }
+
+    /// `H` as used (row-major `N×N`).
+    pub fn hessian(&self) -> &[f64] {
+        &self.hessian
+    }
+
+    /// `λ = H⁻¹ ω̄`.
+    ///
+    /// Errors: wrong length, non-finite `ω̄`, or a non-finite `λ`
+    /// ([`ConstraintError::Singular`]: `H` is singular in floating point).
+    pub fn adjoint(&self, omega_bar: &[f64]) -> Result<Vec<f64>, ConstraintError> {
+        if omega_bar.len() != self.omega.len() {
+            return Err(ConstraintError::ShapeMismatch {
+                what: "upstream gradient ω̄",
+                expected: vec![self.omega.len()],
+                got: vec![omega_bar.len()],
+            });
+        }
+        if !omega_bar.iter().all(|x| x.is_finite()) {
+            return Err(ConstraintError::NonFinite {
+                what: "upstream gradient ω̄",
+            });
+        }
+        let lambda = self.factor.solve(omega_bar);
+        if !lambda.iter().all(|x| x.is_finite()) {
+            return Err(ConstraintError::Singular {
+                what: "IFT Hessian",
+            });
+        }
+        Ok(lambda)
+    }
+
+    /// The gradients of `L` with respect to every input of `problem` (the same
+    /// problem this sensitivity was built from), given `ω̄ = ∂L/∂ω*`.
+    pub fn gradient(
+        &self,
+        problem: &ExpertProblem,
+        omega_bar: &[f64],
+    ) -> Result<ProblemGradient, ConstraintError> {
+        let lambda = self.adjoint(omega_bar)?;
+        let size = problem.size();
+        let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
+        let omega = &self.omega;
+        let mut term_rows = vec![0.0; problem.term_rows().len()];
+        let mut offsets = vec![0.0; problem.offsets().len()];
+        let mut y = [0.0; pointwise::MAX_TERMS];
+        let mut a = [0.0; pointwise::MAX_TERMS];
+        let mut c = [0.0; pointwise::MAX_TERMS];
+        for (p, (rows, out)) in problem
+            .term_rows()
+            .chunks_exact(d * n)
+            .zip(term_rows.chunks_exact_mut(d * n))
+            .enumerate()
+        {
+            for (yj, row) in y.iter_mut().zip(rows.chunks_exact(n)) {
+                *yj = dense::dot(row, &lambda);
+            }
+            a[..d].fill(0.0);
+            c[..d].fill(0.0);
+            for e in 0..m {
+                let q = p * m + e;
+                let f = self.values[q];
+                let g = &self.grads[q * d..(q + 1) * d];
+                let h = &self.hessians[q * d * d..(q + 1) * d * d];
+                let s = dense::dot(g, &y[..d]);
+                for j in 0..d {
+                    let t = dense::dot(&h[j * d..(j + 1) * d], &y[..d]);
+                    a[j] += g[j] * s + f * t;
+                    c[j] += f * g[j];
+                }
+            }
+            for (j, row) in out.chunks_exact_mut(n).enumerate() {
+                for ((o, w), l) in row.iter_mut().zip(omega).zip(&lambda) {
+                    *o = -(a[j] * w + c[j] * l);
+                }
+                offsets[p * d + j] = -a[j];
+            }
+        }
+        let mut linear = vec![0.0; problem.linear().len()];
+        let mut linear_rhs = vec![0.0; problem.n_linear()];
+        for (((row, out), &r), cbar) in problem
+            .linear()
+            .chunks_exact(n)
+            .zip(linear.chunks_exact_mut(n))
+            .zip(&self.linear_residual)
+            .zip(&mut linear_rhs)
+        {
+            let l_lambda = dense::dot(row, &lambda);
+            for ((o, l), w) in out.iter_mut().zip(&lambda).zip(omega) {
+                *o = -(r * l + l_lambda * w);
+            }
+            *cbar = l_lambda;
+        }
+        Ok(ProblemGradient {
+            term_rows,
+            offsets,
+            linear,
+            linear_rhs,
+        })
+    }
+}
+
+/// `W[p, j] = Σ_e F_e Σ_l F_e,jl A_l[p]`, `[P, d, N]`, so that the curvature part
+/// of `H` is `Σ_p Σ_j A_j[p] W[p, j]ᵀ` (one Gram product of two `(P·d)×N` blocks).
+fn curvature_rows(problem: &ExpertProblem, values: &[f64], hessians: &[f64]) -> Vec<f64> {
+    let size = problem.size();
+    let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
+    let mut w = vec![0.0; problem.term_rows().len()];
+    for (p, (rows, out)) in problem
+        .term_rows()
+        .chunks_exact(d * n)
+        .zip(w.chunks_exact_mut(d * n))
+        .enumerate()
+    {
+        for e in 0..m {
+            let q = p * m + e;
+            let f = values[q];
+            let h = &hessians[q * d * d..(q + 1) * d * d];
+            for (j, out_j) in out.chunks_exact_mut(n).enumerate() {
+                for (l, row) in rows.chunks_exact(n).enumerate() {
+                    let coeff = f * h[j * d + l];
+                    if coeff != 0.0 {
+                        for (o, &x) in out_j.iter_mut().zip(row) {
+                            *o += coeff * x;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    w
+}
+
+/// Averages `h` with its transpose (the Gram product of two different factors is
+/// symmetric only up to rounding).
+fn symmetrise(h: &mut [f64], n: usize) {
+    for i in 0..n {
+        for j in 0..i {
+            let s = 0.5 * (h[i * n + j] + h[j * n + i]);
+            h[i * n + j] = s;
+            h[j * n + i] = s;
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Property test: for random small problems, the IFT gradient's directional
+//! derivative matches central finite differences.
+
+mod common;
+
+use common::pdes::{QuadraticTransport, SorptionLike};
+use common::{central_difference, dot, relative_direction, rng, solve};
+use proptest::prelude::*;
+use tessera_constraints::{HessianMode, Pde, Sensitivity};
+
+fn directional_error<P: Pde>(pde: &P, parts: &common::Parts, seed: u64) -> (f64, f64) {
+    let n = parts.size.n_basis;
+    let omega = solve(pde, parts, &vec![1.0; n]);
+    let mut r = rng(seed);
+    let v = common::uniform(&mut r, n, 1.0);
+    let problem = parts.build();
+    let g = Sensitivity::new(pde, &problem, &omega, HessianMode::Exact)
+        .unwrap()
+        .gradient(&problem, &v)
+        .unwrap();
+    let analytic = [&g.term_rows[..], &g.offsets, &g.linear, &g.linear_rhs].concat();
+    let x = parts.flat();
+    let delta = relative_direction(&mut r, &x);
+    let loss = |y: &[f64]| dot(&v, &solve(pde, &parts.with_flat(y), &omega));
+    (dot(&analytic, &delta), central_difference(loss, &x, &delta, 1e-6))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn random_problems_match_finite_differences(
+        seed in 0u64..10_000,
+        points in 3usize..12,
+        basis in 2usize..5,
+        linear in 0usize..4,
+        quadratic in any::<bool>(),
+    ) {
+        let (a, fd) = if quadratic {
+            let pde = QuadraticTransport { nu: 0.05, with_solution_map: false };
+            directional_error(&pde, &common::quadratic_parts(seed, points, basis, linear), seed)
+        } else {
+            directional_error(&SorptionLike, &common::sorption_parts(seed, points, basis, linear), seed)
+        };
+        prop_assert!((a - fd).abs() <= 1e-6 * a.abs().max(fd.abs()), "{a:e} vs {fd:e}");
+    }
+}

@@ -1,0 +1,37 @@
+//! The crate's error type.
+
+use tessera_constraints::{ConstraintError, StopReason};
+use tessera_meshes::MeshError;
+
+/// Errors from routing and running constraint experts on user input.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExpertsError {
+    /// Array sizes that must agree do not.
+    #[error("shape mismatch for {what}: expected {expected:?}, got {got:?}")]
+    ShapeMismatch {
+        what: &'static str,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
+    /// A count that must be positive is not.
+    #[error("{what} must be at least {min}, got {got}")]
+    TooSmall {
+        what: &'static str,
+        min: usize,
+        got: usize,
+    },
+    /// The backward pass was asked for an expert whose forward solve did not
+    /// produce usable weights (non-finite data, or a singular system).
+    #[error("sample {sample}, expert {expert}: the forward solve stopped with {reason:?}; no gradient exists")]
+    ExpertFailed {
+        sample: usize,
+        expert: usize,
+        reason: StopReason,
+    },
+    /// An error from building or differentiating one expert's problem.
+    #[error(transparent)]
+    Constraint(#[from] ConstraintError),
+    /// An error from the mesh layer (tiles, sampling, operators).
+    #[error(transparent)]
+    Mesh(#[from] MeshError),
+}

@@ -1,0 +1,1039 @@
+//! Scenario config files: one TOML file describes a whole experiment (PDE,
+//! grid, data, backbone, constraint, training, evaluation), so that a run is
+//! reproducible from the file alone (it is saved into every run directory).
+//!
+//! Every table rejects unknown keys, so a typo is an error rather than a silently
+//! ignored setting. Omitted settings take the paper's values (PI-HC-MoE, ICLR
+//! 2024, diffusion–sorption setup; see `REFERENCE-NOTES.md`). Values that depend
+//! on the grid's dimension (`model.modes`, `constraint.experts`) have no default.
+//!
+//! ```toml
+//! name = "diffusion-sorption-small"
+//! seed = 3
+//! [pde]
+//! kind = "diffusion-sorption"        # or "navier-stokes", "heat", "advection"
+//! [grid]
+//! nt = 51
+//! nx = 128
+//! t_max = 500.0
+//! [data]
+//! train_samples = 64
+//! test_samples = 16
+//! [model]
+//! modes = [8, 8]
+//! [constraint]
+//! experts = [1, 4]
+//! points = 1000
+//! ```
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tessera_meshes::Grid;
+
+use crate::ScenarioError;
+
+/// A complete experiment description, as read from a scenario TOML file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Free-text name (used for run directories and plot titles).
+    pub name: String,
+    /// Master seed for data generation, initialisation and point sampling.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// The PDE and its physical constants.
+    pub pde: PdeConfig,
+    /// The space–time grid the model works on.
+    pub grid: GridConfig,
+    /// Training/test data: sizes, files, reference-solver settings.
+    pub data: DataConfig,
+    /// The backbone network.
+    #[serde(default)]
+    pub model: ModelConfig,
+    /// The constraint layer (soft, hard, or mixture of experts).
+    #[serde(default)]
+    pub constraint: ConstraintConfig,
+    /// The optimiser and its schedule.
+    #[serde(default)]
+    pub training: TrainingConfig,
+    /// Evaluation on the test set.
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+fn default_seed() -> u64 {
+    // The paper's config (REFERENCE-NOTES §1: "seed 3").
+    3
+}
+
+/// Which PDE, with its constants (defaults: the paper's values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum PdeConfig {
+    /// 1-D diffusion–sorption (PDEBench; PI-HC-MoE §4.1).
+    DiffusionSorption(DiffusionSorptionParams),
+    /// 2-D Navier–Stokes in vorticity form on the periodic unit square.
+    NavierStokes(NavierStokesParams),
+    /// 1-D heat equation `u_t = κ u_xx` (a small test problem).
+    Heat(HeatParams),
+    /// 1-D linear advection `u_t + c u_x = 0` (a small test problem).
+    Advection(AdvectionParams),
+}
+
+/// Diffusion–sorption constants `u_t = D/R(u) u_xx`,
+/// `R = 1 + (1−φ)/φ · ρ_s · k_f · n_f · u^(n_f−1)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiffusionSorptionParams {
+    /// Effective diffusion coefficient `D` (paper: 5e-4).
+    #[serde(rename = "D")]
+    pub d: f64,
+    /// Porosity `φ` (paper: 0.29).
+    pub phi: f64,
+    /// Bulk density `ρ_s` (paper: 2880).
+    pub rho_s: f64,
+    /// Freundlich constant `k_f` (code of the paper: 3.5e-4).
+    pub k_f: f64,
+    /// Freundlich exponent `n_f` (paper: 0.874).
+    pub n_f: f64,
+}
+
+impl Default for DiffusionSorptionParams {
+    fn default() -> Self {
+        // PI-HC-MoE §4.1 and its code; PDEBench configs/diff-sorp.yaml.
+        Self {
+            d: 5e-4,
+            phi: 0.29,
+            rho_s: 2880.0,
+            k_f: 3.5e-4,
+            n_f: 0.874,
+        }
+    }
+}
+
+/// Navier–Stokes constants.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NavierStokesParams {
+    /// Kinematic viscosity `ν` (paper: 1e-4, "Re 1e4").
+    pub nu: f64,
+}
+
+impl Default for NavierStokesParams {
+    fn default() -> Self {
+        Self { nu: 1e-4 }
+    }
+}
+
+/// Heat-equation constants.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeatParams {
+    /// Diffusivity `κ` (not from the paper: a value that makes a visible decay on
+    /// the unit interval over unit time).
+    pub kappa: f64,
+}
+
+impl Default for HeatParams {
+    fn default() -> Self {
+        Self { kappa: 0.1 }
+    }
+}
+
+/// Advection constants.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdvectionParams {
+    /// Transport speed `c` (not from the paper: one period of the unit interval
+    /// per unit time).
+    pub speed: f64,
+}
+
+impl Default for AdvectionParams {
+    fn default() -> Self {
+        Self { speed: 1.0 }
+    }
+}
+
+impl PdeConfig {
+    /// The kind's name as written in files (`"diffusion-sorption"`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::DiffusionSorption(_) => "diffusion-sorption",
+            Self::NavierStokes(_) => "navier-stokes",
+            Self::Heat(_) => "heat",
+            Self::Advection(_) => "advection",
+        }
+    }
+
+    /// Number of spatial dimensions of the PDE.
+    pub fn space_dims(&self) -> usize {
+        match self {
+            Self::NavierStokes(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The grid the model sees: `nt` time levels `linspace(0, t_max, nt)` and `nx`
+/// (× `ny`) spatial points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridConfig {
+    /// Number of time levels, the initial one included.
+    pub nt: usize,
+    /// Points along `x`.
+    pub nx: usize,
+    /// Points along `y` (2-D PDEs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ny: Option<usize>,
+    /// Final time.
+    pub t_max: f64,
+}
+
+/// Where data comes from and how ground truth is made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Number of training initial conditions.
+    pub train_samples: usize,
+    /// Number of test trajectories.
+    pub test_samples: usize,
+    /// Load training ICs/trajectories from this `.safetensors`/`.h5` file instead
+    /// of generating them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_file: Option<PathBuf>,
+    /// Load test trajectories from this file instead of generating them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_file: Option<PathBuf>,
+    /// Directory where generated datasets are cached between runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
+    /// Reference-solver settings used to generate ground truth.
+    #[serde(default)]
+    pub reference: ReferenceConfig,
+}
+
+/// Settings of the reference numerical solvers that generate ground truth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceConfig {
+    /// Diffusion–sorption: relative tolerance of the adaptive time integration.
+    #[serde(default = "default_reference_rtol")]
+    pub rtol: f64,
+    /// Diffusion–sorption: solver cells (a multiple of `grid.nx`; the solution is
+    /// cell-averaged onto the grid). Absent: `grid.nx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nx: Option<usize>,
+    /// Navier–Stokes: solver resolution per axis (a multiple of `grid.nx` and
+    /// `grid.ny`; the solution is subsampled onto the grid). Absent: `grid.nx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<usize>,
+    /// Navier–Stokes: largest time step (each output interval is split into equal
+    /// steps no longer than this).
+    #[serde(default = "default_reference_dt")]
+    pub dt: f64,
+}
+
+fn default_reference_rtol() -> f64 {
+    1e-8
+}
+
+fn default_reference_dt() -> f64 {
+    // Neural-Spectral-Methods' NS generator (REFERENCE-NOTES §5).
+    1e-3
+}
+
+impl Default for ReferenceConfig {
+    fn default() -> Self {
+        Self {
+            rtol: default_reference_rtol(),
+            nx: None,
+            resolution: None,
+            dt: default_reference_dt(),
+        }
+    }
+}
+
+/// The backbone architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backbone {
+    /// Fourier neural operator: 2-D over `(t, x)`, 3-D over `(t, x, y)`.
+    #[default]
+    Fno,
+}
+
+/// Floating-point type of the backbone (constraint solves are always f64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dtype {
+    /// Double precision (the paper runs JAX in float64).
+    #[default]
+    F64,
+    /// Single precision.
+    F32,
+}
+
+/// Backbone settings (defaults: the paper's diffusion–sorption FNO).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Architecture family.
+    #[serde(default)]
+    pub backbone: Backbone,
+    /// Lifting width, then one width per Fourier layer (the reference's `layers`).
+    #[serde(default = "default_widths")]
+    pub widths: Vec<usize>,
+    /// Fourier modes kept per axis `(t, x, (y))`, the same in every layer. No
+    /// default: its length is the grid's dimension.
+    #[serde(default)]
+    pub modes: Vec<usize>,
+    /// Width of the projection layer.
+    #[serde(default = "default_fc_dim")]
+    pub fc_dim: usize,
+    /// Number of basis functions `N` (the soft method outputs 1 regardless).
+    #[serde(default = "default_n_basis")]
+    pub n_basis: usize,
+    /// Whether the last Fourier layer is followed by the activation.
+    #[serde(default)]
+    pub activate_last_layer: bool,
+    /// The backbone's floating-point type.
+    #[serde(default)]
+    pub dtype: Dtype,
+}
+
+fn default_widths() -> Vec<usize> {
+    vec![32, 64, 64, 64, 64, 64]
+}
+
+fn default_fc_dim() -> usize {
+    128
+}
+
+fn default_n_basis() -> usize {
+    16
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            backbone: Backbone::default(),
+            widths: default_widths(),
+            modes: Vec::new(),
+            fc_dim: default_fc_dim(),
+            n_basis: default_n_basis(),
+            activate_last_layer: false,
+            dtype: Dtype::default(),
+        }
+    }
+}
+
+/// How the PDE is imposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// PI-SC: the PDE residual is only a loss term.
+    Soft,
+    /// PI-HC: one global constrained least-squares solve.
+    Hard,
+    /// PI-HC-MoE: one constrained solve per tile.
+    #[default]
+    Moe,
+}
+
+/// Initial weights `ω` of each Levenberg–Marquardt solve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitWeights {
+    /// All ones (the paper's diffusion–sorption code).
+    #[default]
+    Ones,
+    /// All zeros (the paper's Navier–Stokes code).
+    Zeros,
+    /// The previous training step's solution for the same expert.
+    Warm,
+}
+
+/// Which initial/boundary-condition rows an expert's problem includes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RowScope {
+    /// Every expert gets all IC/BC rows of the full grid (the paper's code).
+    #[default]
+    Global,
+    /// An expert gets only the rows inside its tile.
+    Local,
+}
+
+/// The Hessian used by the implicit-function-theorem backward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum HessianKind {
+    /// `JᵀJ + Σ r_p ∇²r_p`.
+    #[default]
+    Exact,
+    /// `JᵀJ` only.
+    GaussNewton,
+}
+
+/// Which finite-difference stencils define the derivative terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FdStencils {
+    /// The stencils of the paper's code.
+    #[default]
+    Reference,
+    /// Second-order central stencils throughout.
+    SecondOrder,
+}
+
+/// Constraint-layer settings (defaults: the paper's diffusion–sorption values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstraintConfig {
+    /// Soft, hard or mixture of experts.
+    #[serde(default)]
+    pub method: Method,
+    /// Tile split `[s_t, s_x, (s_y)]`; ignored (all ones) for `hard`. No default:
+    /// its length is the grid's dimension.
+    #[serde(default)]
+    pub experts: Vec<usize>,
+    /// Points sampled per expert.
+    #[serde(default = "default_points")]
+    pub points: usize,
+    /// Ridge weight `ρ` of the rows `ρ·ω`.
+    #[serde(default = "default_tol")]
+    pub ridge: f64,
+    /// Levenberg–Marquardt relative tolerance.
+    #[serde(default = "default_tol")]
+    pub rtol: f64,
+    /// Levenberg–Marquardt absolute tolerance.
+    #[serde(default = "default_tol")]
+    pub atol: f64,
+    /// Levenberg–Marquardt iteration limit.
+    #[serde(default = "default_max_iters")]
+    pub max_iters: usize,
+    /// Initial weights.
+    #[serde(default)]
+    pub init: InitWeights,
+    /// Global or tile-local IC/BC rows.
+    #[serde(default)]
+    pub rows: RowScope,
+    /// Hessian of the backward pass.
+    #[serde(default)]
+    pub hessian: HessianKind,
+    /// Derivative stencils.
+    #[serde(default)]
+    pub fd: FdStencils,
+}
+
+fn default_points() -> usize {
+    20_000
+}
+
+fn default_tol() -> f64 {
+    1e-4
+}
+
+fn default_max_iters() -> usize {
+    100
+}
+
+impl Default for ConstraintConfig {
+    fn default() -> Self {
+        Self {
+            method: Method::default(),
+            experts: Vec::new(),
+            points: default_points(),
+            ridge: default_tol(),
+            rtol: default_tol(),
+            atol: default_tol(),
+            max_iters: default_max_iters(),
+            init: InitWeights::default(),
+            rows: RowScope::default(),
+            hessian: HessianKind::default(),
+            fd: FdStencils::default(),
+        }
+    }
+}
+
+/// Learning-rate schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// `lr · decay^floor(step/every)`, floored at `lr_floor` (the paper, DS).
+    #[default]
+    Staircase,
+    /// Smooth decay to `lr · final_factor` over `steps` (the paper, NS).
+    Exponential,
+    /// `lr` throughout.
+    Constant,
+}
+
+/// Weights of the loss terms.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossWeights {
+    /// PDE residual on the full grid.
+    pub pde: f64,
+    /// Initial-condition mismatch.
+    pub ic: f64,
+    /// Boundary-condition mismatch.
+    pub bc: f64,
+    /// Mismatch with ground-truth trajectories (0: physics only, as in the paper).
+    pub data: f64,
+}
+
+impl Default for LossWeights {
+    fn default() -> Self {
+        Self {
+            pde: 1.0,
+            ic: 1.0,
+            bc: 1.0,
+            data: 0.0,
+        }
+    }
+}
+
+/// Training settings (defaults: the paper's diffusion–sorption values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Initial learning rate.
+    pub lr: f64,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Staircase factor per `every` steps.
+    pub decay: f64,
+    /// Staircase period in steps.
+    pub every: usize,
+    /// Staircase lower bound on the learning rate.
+    pub lr_floor: f64,
+    /// Exponential schedule: final learning rate as a fraction of `lr`.
+    pub final_factor: f64,
+    /// Global gradient-norm clip; 0 disables clipping.
+    pub clip_norm: f64,
+    /// Loss-term weights.
+    pub loss: LossWeights,
+    /// Steps between checkpoints.
+    pub checkpoint_every: usize,
+    /// Steps between validations.
+    pub validate_every: usize,
+    /// Test samples used per validation.
+    pub validate_samples: usize,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            steps: 4000,
+            batch_size: 6,
+            lr: 1e-3,
+            schedule: Schedule::default(),
+            decay: 0.5,
+            every: 800,
+            lr_floor: 1e-4,
+            final_factor: 1e-3,
+            clip_norm: 1.0,
+            loss: LossWeights::default(),
+            checkpoint_every: 500,
+            validate_every: 200,
+            validate_samples: 16,
+        }
+    }
+}
+
+/// Evaluation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Test trajectories evaluated; absent: all `data.test_samples`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples: Option<usize>,
+    /// Spatial resolutions to evaluate at (each divides the reference solver's
+    /// resolution); empty: the grid's own.
+    pub resolutions: Vec<usize>,
+    /// Number of test samples plotted.
+    pub plots: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            samples: None,
+            resolutions: Vec::new(),
+            plots: 4,
+        }
+    }
+}
+
+impl Scenario {
+    /// Reads, parses and validates a scenario file. Errors name the file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::io(path, e))?;
+        Self::from_str(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates scenario text; `origin` names it in errors (a file
+    /// name, or e.g. `"<built-in>"`).
+    pub fn from_str(text: &str, origin: &str) -> Result<Self, ScenarioError> {
+        let scenario: Self = toml::from_str(text).map_err(|e| ScenarioError::ConfigParse {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        scenario.validate_as(origin)?;
+        Ok(scenario)
+    }
+
+    /// The scenario as TOML text that [`Scenario::from_str`] reads back to an equal
+    /// value (defaults written out), for saving into run directories.
+    pub fn to_toml_string(&self) -> String {
+        // Serialising plain structs, enums, numbers and strings cannot fail.
+        toml::to_string(self).expect("a scenario always serialises to TOML")
+    }
+
+    /// Applies one `dotted.key=value` override (the CLI's `--set`), validated
+    /// exactly like a file: `value` is parsed as a TOML value (a bare word that is
+    /// not valid TOML, like `soft`, is taken as a string), written at the dotted
+    /// key of the scenario's TOML table, and the whole table is deserialised and
+    /// validated again. On error the scenario is unchanged.
+    pub fn set(&mut self, assignment: &str) -> Result<(), ScenarioError> {
+        let fail = |reason: String| ScenarioError::Override {
+            text: assignment.to_owned(),
+            reason,
+        };
+        let (key, raw) = assignment
+            .split_once('=')
+            .ok_or_else(|| fail("expected `dotted.key=value`".into()))?;
+        let (key, raw) = (key.trim(), raw.trim());
+        let segments: Vec<&str> = key.split('.').collect();
+        if segments.iter().any(|s| s.is_empty()) {
+            return Err(fail(format!("malformed key `{key}`")));
+        }
+        let value = parse_toml_value(raw);
+        let mut table =
+            toml::Table::try_from(&*self).expect("a scenario always serialises to a TOML table");
+        let (leaf, parents) = segments.split_last().expect("split yields one segment");
+        let mut node = &mut table;
+        for (depth, segment) in parents.iter().enumerate() {
+            let entry = node
+                .entry(segment.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = entry.as_table_mut().ok_or_else(|| {
+                fail(format!(
+                    "`{}` is a value, not a table",
+                    segments[..=depth].join(".")
+                ))
+            })?;
+        }
+        node.insert(leaf.to_string(), value);
+        let updated: Self = table.try_into().map_err(|e: toml::de::Error| {
+            fail(format!("key `{key}`: {}", e.message().trim_end()))
+        })?;
+        updated.validate_as(&format!("--set {assignment}"))?;
+        *self = updated;
+        Ok(())
+    }
+
+    /// Cross-field checks (sizes positive, split length = grid dimension, points
+    /// per expert ≤ tile size, …). [`Scenario::from_str`] and [`Scenario::set`] call
+    /// it; call it again after changing fields directly.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        self.validate_as(&self.name)
+    }
+
+    /// The grid dimensions `[nt, nx, (ny)]`.
+    pub fn dims(&self) -> Vec<usize> {
+        let g = &self.grid;
+        let mut dims = vec![g.nt, g.nx];
+        dims.extend(g.ny);
+        dims
+    }
+
+    /// The model's grid: `t = linspace(0, t_max, nt)`; for diffusion–sorption and
+    /// heat `nx` cell centres on `(0, 1)` (PDEBench's finite-volume layout); for
+    /// advection a periodic `x` on `[0, 1)`; for Navier–Stokes a periodic unit
+    /// square.
+    pub fn grid(&self) -> Result<Grid, ScenarioError> {
+        let g = &self.grid;
+        let grid = match (&self.pde, g.ny) {
+            (PdeConfig::NavierStokes(_), Some(ny)) => Grid::uniform_txy(g.nt, g.nx, ny, g.t_max)?,
+            (PdeConfig::Advection(_), None) => Grid::new(vec![
+                tessera_meshes::Axis::linspace("t", 0.0, g.t_max, g.nt)?,
+                tessera_meshes::Axis::periodic("x", 0.0, 1.0, g.nx)?,
+            ])?,
+            (_, None) => Grid::uniform_tx(g.nt, g.nx, g.t_max)?,
+            (_, Some(_)) => {
+                let checks = Checks { origin: &self.name };
+                return Err(checks.err("grid.ny", g.ny.unwrap_or(0), DIM_MISMATCH));
+            }
+        };
+        Ok(grid)
+    }
+
+    /// The tile split actually used: `constraint.experts` for `moe`, all ones for
+    /// `hard` and `soft` (one global problem, or none).
+    pub fn expert_split(&self) -> Vec<usize> {
+        match self.constraint.method {
+            Method::Moe => self.constraint.experts.clone(),
+            Method::Hard | Method::Soft => vec![1; self.dims().len()],
+        }
+    }
+
+    /// Number of backbone outputs: 1 for the soft method, `n_basis` otherwise.
+    pub fn backbone_outputs(&self) -> usize {
+        match self.constraint.method {
+            Method::Soft => 1,
+            Method::Hard | Method::Moe => self.model.n_basis,
+        }
+    }
+
+    /// Number of test trajectories evaluated (`eval.samples`, default all).
+    pub fn eval_samples(&self) -> usize {
+        self.eval.samples.unwrap_or(self.data.test_samples)
+    }
+
+    /// Diffusion–sorption reference-solver cells (`data.reference.nx`, default
+    /// `grid.nx`).
+    pub fn reference_nx(&self) -> usize {
+        self.data.reference.nx.unwrap_or(self.grid.nx)
+    }
+
+    /// Navier–Stokes reference-solver resolution (`data.reference.resolution`,
+    /// default `grid.nx`).
+    pub fn reference_resolution(&self) -> usize {
+        self.data.reference.resolution.unwrap_or(self.grid.nx)
+    }
+
+    fn validate_as(&self, origin: &str) -> Result<(), ScenarioError> {
+        let checks = Checks { origin };
+        self.check_pde(&checks)?;
+        self.check_grid(&checks)?;
+        self.check_data(&checks)?;
+        self.check_model(&checks)?;
+        self.check_constraint(&checks)?;
+        self.check_training(&checks)?;
+        self.check_eval(&checks)
+    }
+
+    fn check_pde(&self, c: &Checks) -> Result<(), ScenarioError> {
+        match &self.pde {
+            PdeConfig::DiffusionSorption(p) => {
+                c.positive("pde.D", p.d)?;
+                c.range(
+                    "pde.phi",
+                    p.phi,
+                    0.0,
+                    1.0,
+                    "must lie strictly between 0 and 1",
+                )?;
+                c.positive("pde.rho_s", p.rho_s)?;
+                c.non_negative("pde.k_f", p.k_f)?;
+                c.positive("pde.n_f", p.n_f)
+            }
+            PdeConfig::NavierStokes(p) => c.positive("pde.nu", p.nu),
+            PdeConfig::Heat(p) => c.positive("pde.kappa", p.kappa),
+            PdeConfig::Advection(p) => c.finite("pde.speed", p.speed),
+        }
+    }
+
+    fn check_grid(&self, c: &Checks) -> Result<(), ScenarioError> {
+        let g = &self.grid;
+        c.at_least("grid.nt", g.nt, 2)?;
+        c.at_least("grid.nx", g.nx, 2)?;
+        c.positive("grid.t_max", g.t_max)?;
+        match (self.pde.space_dims(), g.ny) {
+            (2, Some(ny)) => c.at_least("grid.ny", ny, 2),
+            (2, None) => Err(c.err("grid.ny", "absent", "required for a 2-D PDE")),
+            (_, Some(ny)) => Err(c.err("grid.ny", ny, DIM_MISMATCH)),
+            (_, None) => Ok(()),
+        }
+    }
+
+    fn check_data(&self, c: &Checks) -> Result<(), ScenarioError> {
+        let (d, r) = (&self.data, &self.data.reference);
+        c.at_least("data.train_samples", d.train_samples, 1)?;
+        c.at_least("data.test_samples", d.test_samples, 1)?;
+        c.range(
+            "data.reference.rtol",
+            r.rtol,
+            0.0,
+            1.0,
+            "must lie in (0, 1)",
+        )?;
+        c.range(
+            "data.reference.dt",
+            r.dt,
+            0.0,
+            self.grid.t_max,
+            "must lie in (0, t_max)",
+        )?;
+        if let Some(nx) = r.nx {
+            c.multiple_of("data.reference.nx", nx, &[self.grid.nx], "grid.nx")?;
+        }
+        if let Some(res) = r.resolution {
+            let dims = self.dims();
+            c.multiple_of(
+                "data.reference.resolution",
+                res,
+                &dims[1..],
+                "each spatial grid size",
+            )?;
+        }
+        Ok(())
+    }
+
+    fn check_model(&self, c: &Checks) -> Result<(), ScenarioError> {
+        let m = &self.model;
+        let dims = self.dims();
+        if m.widths.len() < 2 || m.widths.contains(&0) {
+            return Err(c.err(
+                "model.widths",
+                format!("{:?}", m.widths),
+                "needs a lifting width and at least one layer width, all positive",
+            ));
+        }
+        if m.modes.len() != dims.len() {
+            return Err(c.err(
+                "model.modes",
+                format!("{:?}", m.modes),
+                &format!("needs one entry per grid axis {dims:?}"),
+            ));
+        }
+        for (&modes, &n) in m.modes.iter().zip(&dims) {
+            if modes == 0 || 2 * modes > n {
+                return Err(c.err(
+                    "model.modes",
+                    format!("{:?}", m.modes),
+                    &format!(
+                        "each entry must be at least 1 and at most half the axis length {dims:?}"
+                    ),
+                ));
+            }
+        }
+        c.at_least("model.fc_dim", m.fc_dim, 1)?;
+        c.at_least("model.n_basis", m.n_basis, 1)
+    }
+
+    fn check_constraint(&self, c: &Checks) -> Result<(), ScenarioError> {
+        let k = &self.constraint;
+        let dims = self.dims();
+        if k.method == Method::Moe {
+            let fits = k.experts.len() == dims.len()
+                && k.experts.iter().zip(&dims).all(|(&s, &n)| s >= 1 && s <= n);
+            if !fits {
+                return Err(c.err(
+                    "constraint.experts",
+                    format!("{:?}", k.experts),
+                    &format!(
+                        "needs one split per grid axis {dims:?}, each between 1 and the axis length"
+                    ),
+                ));
+            }
+        }
+        if k.method != Method::Soft {
+            c.at_least("constraint.points", k.points, 1)?;
+            let tile: usize = self
+                .expert_split()
+                .iter()
+                .zip(&dims)
+                .map(|(&s, &n)| n / s)
+                .product();
+            if k.points > tile {
+                return Err(c.err(
+                    "constraint.points",
+                    k.points,
+                    &format!("exceeds the smallest tile's {tile} points"),
+                ));
+            }
+        }
+        c.non_negative("constraint.ridge", k.ridge)?;
+        c.positive("constraint.rtol", k.rtol)?;
+        c.positive("constraint.atol", k.atol)?;
+        c.at_least("constraint.max_iters", k.max_iters, 1)
+    }
+
+    fn check_training(&self, c: &Checks) -> Result<(), ScenarioError> {
+        let t = &self.training;
+        c.at_least("training.steps", t.steps, 1)?;
+        c.at_least("training.batch_size", t.batch_size, 1)?;
+        if t.batch_size > self.data.train_samples {
+            return Err(c.err(
+                "training.batch_size",
+                t.batch_size,
+                "exceeds data.train_samples",
+            ));
+        }
+        c.positive("training.lr", t.lr)?;
+        c.range(
+            "training.decay",
+            t.decay,
+            0.0,
+            1.0 + f64::EPSILON,
+            "must lie in (0, 1]",
+        )?;
+        c.at_least("training.every", t.every, 1)?;
+        c.non_negative("training.lr_floor", t.lr_floor)?;
+        if t.lr_floor > t.lr {
+            return Err(c.err("training.lr_floor", t.lr_floor, "exceeds training.lr"));
+        }
+        c.range(
+            "training.final_factor",
+            t.final_factor,
+            0.0,
+            1.0 + f64::EPSILON,
+            "must lie in (0, 1]",
+        )?;
+        c.non_negative("training.clip_norm", t.clip_norm)?;
+        let w = &t.loss;
+        for (key, value) in [
+            ("training.loss.pde", w.pde),
+            ("training.loss.ic", w.ic),
+            ("training.loss.bc", w.bc),
+            ("training.loss.data", w.data),
+        ] {
+            c.non_negative(key, value)?;
+        }
+        if w.pde + w.ic + w.bc + w.data == 0.0 {
+            return Err(c.err(
+                "training.loss",
+                "all zero",
+                "at least one weight must be positive",
+            ));
+        }
+        c.at_least("training.checkpoint_every", t.checkpoint_every, 1)?;
+        c.at_least("training.validate_every", t.validate_every, 1)?;
+        c.at_least("training.validate_samples", t.validate_samples, 1)?;
+        if t.validate_samples > self.data.test_samples {
+            return Err(c.err(
+                "training.validate_samples",
+                t.validate_samples,
+                "exceeds data.test_samples",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_eval(&self, c: &Checks) -> Result<(), ScenarioError> {
+        let e = &self.eval;
+        if let Some(samples) = e.samples {
+            c.at_least("eval.samples", samples, 1)?;
+            if samples > self.data.test_samples {
+                return Err(c.err("eval.samples", samples, "exceeds data.test_samples"));
+            }
+        }
+        if e.plots > self.eval_samples() {
+            return Err(c.err("eval.plots", e.plots, "exceeds the evaluated samples"));
+        }
+        let reference = match self.pde {
+            PdeConfig::NavierStokes(_) => self.reference_resolution(),
+            _ => self.reference_nx(),
+        };
+        for &res in &e.resolutions {
+            if res == 0 || reference % res != 0 {
+                return Err(c.err(
+                    "eval.resolutions",
+                    format!("{:?}", e.resolutions),
+                    &format!("each must divide the reference solver's resolution {reference}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+const DIM_MISMATCH: &str = "only 2-D PDEs (navier-stokes) have a y axis";
+
+/// Range checks that build [`ScenarioError::ConfigInvalid`] errors naming the
+/// origin and the dotted key.
+struct Checks<'a> {
+    origin: &'a str,
+}
+
+impl Checks<'_> {
+    fn err(&self, key: &str, value: impl Display, reason: &str) -> ScenarioError {
+        ScenarioError::ConfigInvalid {
+            origin: self.origin.to_owned(),
+            key: key.to_owned(),
+            value: value.to_string(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    fn at_least(&self, key: &str, value: usize, min: usize) -> Result<(), ScenarioError> {
+        if value < min {
+            return Err(self.err(key, value, &format!("must be at least {min}")));
+        }
+        Ok(())
+    }
+
+    fn finite(&self, key: &str, value: f64) -> Result<(), ScenarioError> {
+        if !value.is_finite() {
+            return Err(self.err(key, value, "must be finite"));
+        }
+        Ok(())
+    }
+
+    fn positive(&self, key: &str, value: f64) -> Result<(), ScenarioError> {
+        if !(value.is_finite() && value > 0.0) {
+            return Err(self.err(key, value, "must be finite and positive"));
+        }
+        Ok(())
+    }
+
+    fn non_negative(&self, key: &str, value: f64) -> Result<(), ScenarioError> {
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(self.err(key, value, "must be finite and non-negative"));
+        }
+        Ok(())
+    }
+
+    /// `lo < value < hi`.
+    fn range(
+        &self,
+        key: &str,
+        value: f64,
+        lo: f64,
+        hi: f64,
+        reason: &str,
+    ) -> Result<(), ScenarioError> {
+        if !(value > lo && value < hi) {
+            return Err(self.err(key, value, reason));
+        }
+        Ok(())
+    }
+
+    fn multiple_of(
+        &self,
+        key: &str,
+        value: usize,
+        of: &[usize],
+        what: &str,
+    ) -> Result<(), ScenarioError> {
+        if value == 0 || of.iter().any(|&n| value % n != 0) {
+            return Err(self.err(
+                key,
+                value,
+                &format!("must be a positive multiple of {what} {of:?}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A `--set` value: TOML if it parses as a TOML value, else the raw text as a
+/// string (so `method=soft` works without shell-quoted quotes).
+fn parse_toml_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}

@@ -1,0 +1,280 @@
+//! Scenario config: the shipped files parse, round-trip through
+//! `to_toml_string`, defaults are the paper's, and bad input is a typed error
+//! naming the file and the key.
+
+use std::path::Path;
+
+use tessera_scenarios::Scenario;
+use tessera_scenarios::ScenarioError;
+use tessera_scenarios::config::{InitWeights, Method, PdeConfig, Schedule};
+
+const MINIMAL: &str = r#"
+name = "minimal"
+[pde]
+kind = "diffusion-sorption"
+[grid]
+nt = 11
+nx = 64
+t_max = 500.0
+[data]
+train_samples = 8
+test_samples = 4
+[model]
+modes = [4, 8]
+[constraint]
+experts = [1, 4]
+points = 100
+[training]
+batch_size = 2
+validate_samples = 2
+[eval]
+plots = 1
+"#;
+
+fn scenario_path(file: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(file)
+}
+
+fn expect_invalid(result: Result<Scenario, ScenarioError>, want_key: &str) {
+    match result {
+        Err(ScenarioError::ConfigInvalid { key, .. }) => assert_eq!(key, want_key),
+        other => panic!("expected an invalid `{want_key}`, got {other:?}"),
+    }
+}
+
+fn edited(from: &str, to: &str) -> String {
+    assert!(MINIMAL.contains(from), "test edit `{from}` not in MINIMAL");
+    MINIMAL.replacen(from, to, 1)
+}
+
+#[test]
+fn shipped_scenarios_load_and_round_trip() {
+    for file in [
+        "diffusion-sorption.toml",
+        "diffusion-sorption-small.toml",
+        "navier-stokes.toml",
+        "navier-stokes-small.toml",
+    ] {
+        let scenario = Scenario::from_file(scenario_path(file)).unwrap();
+        let text = scenario.to_toml_string();
+        let back = Scenario::from_str(&text, "round trip").unwrap();
+        assert_eq!(back, scenario, "{file} does not round-trip:\n{text}");
+        let grid = scenario.grid().unwrap();
+        assert_eq!(grid.shape().dims(), scenario.dims().as_slice());
+    }
+}
+
+#[test]
+fn paper_scenarios_carry_the_paper_setup() {
+    let ds = Scenario::from_file(scenario_path("diffusion-sorption.toml")).unwrap();
+    assert_eq!(ds.dims(), [101, 1024]);
+    assert_eq!((ds.data.train_samples, ds.data.test_samples), (8000, 1000));
+    assert_eq!(ds.constraint.experts, [1, 4]);
+    let ns = Scenario::from_file(scenario_path("navier-stokes.toml")).unwrap();
+    assert_eq!(ns.dims(), [64, 64, 64]);
+    assert_eq!(ns.reference_resolution(), 256);
+    assert_eq!(ns.constraint.init, InitWeights::Zeros);
+    assert!(matches!(ns.pde, PdeConfig::NavierStokes(p) if p.nu == 1e-4));
+}
+
+#[test]
+fn omitted_settings_take_the_paper_values() {
+    let s = Scenario::from_str(MINIMAL, "minimal").unwrap();
+    // REFERENCE-NOTES §1.
+    let PdeConfig::DiffusionSorption(p) = s.pde else {
+        panic!("wrong kind")
+    };
+    assert_eq!(
+        (p.d, p.phi, p.rho_s, p.k_f, p.n_f),
+        (5e-4, 0.29, 2880.0, 3.5e-4, 0.874)
+    );
+    assert_eq!(s.seed, 3);
+    assert_eq!(s.model.widths, [32, 64, 64, 64, 64, 64]);
+    assert_eq!((s.model.fc_dim, s.model.n_basis), (128, 16));
+    assert_eq!(s.constraint.method, Method::Moe);
+    assert_eq!(
+        (
+            s.constraint.ridge,
+            s.constraint.rtol,
+            s.constraint.max_iters
+        ),
+        (1e-4, 1e-4, 100)
+    );
+    assert_eq!(s.training.schedule, Schedule::Staircase);
+    assert_eq!(
+        (s.training.steps, s.training.every, s.training.decay),
+        (4000, 800, 0.5)
+    );
+    assert_eq!(s.data.reference.rtol, 1e-8);
+    assert_eq!(s.reference_nx(), 64);
+    assert_eq!(s.eval_samples(), 4);
+}
+
+#[test]
+fn unknown_keys_are_rejected_naming_file_and_key() {
+    for (text, key) in [
+        (edited("name = \"minimal\"", "name = \"minimal\"\nsede = 1"), "sede"),
+        (edited("points = 100", "point = 100"), "point"),
+        (
+            edited(
+                "kind = \"diffusion-sorption\"",
+                "kind = \"diffusion-sorption\"\nnu = 1.0",
+            ),
+            "nu",
+        ),
+        (edited("t_max", "tmax"), "tmax"),
+    ] {
+        match Scenario::from_str(&text, "bad.toml") {
+            Err(ScenarioError::ConfigParse { origin, message }) => {
+                assert_eq!(origin, "bad.toml");
+                assert!(message.contains(key), "{message} does not name {key}");
+            }
+            other => panic!("expected a parse error for {key}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn unknown_pde_kind_is_rejected() {
+    let text = edited("kind = \"diffusion-sorption\"", "kind = \"burgers\"");
+    let err = Scenario::from_str(&text, "bad.toml").unwrap_err();
+    assert!(
+        matches!(&err, ScenarioError::ConfigParse { message, .. } if message.contains("burgers")),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_and_missing_files_are_errors() {
+    let err = Scenario::from_str("name = ", "broken.toml").unwrap_err();
+    assert!(err.to_string().starts_with("broken.toml"), "{err}");
+    let err = Scenario::from_str(&edited("nt = 11", "nt = \"eleven\""), "types.toml").unwrap_err();
+    assert!(matches!(err, ScenarioError::ConfigParse { .. }), "{err}");
+    let err = Scenario::from_file("/nonexistent/scenario.toml").unwrap_err();
+    assert!(
+        matches!(&err, ScenarioError::Io { path, .. } if path.ends_with("scenario.toml")),
+        "{err}"
+    );
+}
+
+#[test]
+fn cross_field_checks() {
+    let o = "o";
+    expect_invalid(
+        Scenario::from_str(&edited("experts = [1, 4]", "experts = [4]"), o),
+        "constraint.experts",
+    );
+    expect_invalid(
+        Scenario::from_str(&edited("experts = [1, 4]", "experts = [1, 65]"), o),
+        "constraint.experts",
+    );
+    // The smallest tile of an 11 × 64 grid split [1, 4] has 11·16 = 176 points.
+    expect_invalid(
+        Scenario::from_str(&edited("points = 100", "points = 177"), o),
+        "constraint.points",
+    );
+    assert!(Scenario::from_str(&edited("points = 100", "points = 176"), o).is_ok());
+    expect_invalid(
+        Scenario::from_str(&edited("nx = 64", "nx = 64\nny = 8"), o),
+        "grid.ny",
+    );
+    expect_invalid(
+        Scenario::from_str(&edited("nt = 11", "nt = 1"), o),
+        "grid.nt",
+    );
+    expect_invalid(
+        Scenario::from_str(&edited("t_max = 500.0", "t_max = -1.0"), o),
+        "grid.t_max",
+    );
+    expect_invalid(
+        Scenario::from_str(&edited("t_max = 500.0", "t_max = nan"), o),
+        "grid.t_max",
+    );
+    expect_invalid(
+        Scenario::from_str(&edited("modes = [4, 8]", "modes = [4]"), o),
+        "model.modes",
+    );
+    expect_invalid(
+        Scenario::from_str(&edited("modes = [4, 8]", "modes = [6, 8]"), o),
+        "model.modes",
+    );
+    expect_invalid(
+        Scenario::from_str(&edited("train_samples = 8", "train_samples = 1"), o),
+        "training.batch_size",
+    );
+    expect_invalid(
+        Scenario::from_str(&edited("test_samples = 4", "test_samples = 0"), o),
+        "data.test_samples",
+    );
+    expect_invalid(
+        Scenario::from_str(
+            &edited("t_max = 500.0", "t_max = 500.0\n[data.reference]\nnx = 100"),
+            o,
+        ),
+        "data.reference.nx",
+    );
+}
+
+#[test]
+fn hard_method_forces_one_expert() {
+    let mut s = Scenario::from_str(MINIMAL, "minimal").unwrap();
+    assert_eq!(s.expert_split(), [1, 4]);
+    s.set("constraint.method=hard").unwrap();
+    assert_eq!(s.expert_split(), [1, 1]);
+    // One global tile of 11 × 64 = 704 points now bounds `points`.
+    s.set("constraint.points=704").unwrap();
+    assert!(s.set("constraint.points=705").is_err());
+}
+
+#[test]
+fn set_applies_values_like_the_file() {
+    let mut s = Scenario::from_str(MINIMAL, "minimal").unwrap();
+    s.set("constraint.method=soft").unwrap();
+    assert_eq!(s.constraint.method, Method::Soft);
+    assert_eq!(s.backbone_outputs(), 1);
+    s.set("constraint.method = \"moe\"").unwrap();
+    assert_eq!(s.backbone_outputs(), 16);
+    s.set("training.lr=2e-3").unwrap();
+    assert_eq!(s.training.lr, 2e-3);
+    s.set("training.loss.data=0.5").unwrap();
+    assert_eq!(s.training.loss.data, 0.5);
+    s.set("data.train_file=/tmp/train.h5").unwrap();
+    assert_eq!(
+        s.data.train_file.as_deref(),
+        Some(Path::new("/tmp/train.h5"))
+    );
+    s.set("pde.D=1e-3").unwrap();
+    assert!(matches!(s.pde, PdeConfig::DiffusionSorption(p) if p.d == 1e-3));
+    s.set("model.modes=[2, 2]").unwrap();
+    assert_eq!(s.model.modes, [2, 2]);
+}
+
+#[test]
+fn set_rejects_bad_overrides_and_leaves_the_scenario_unchanged() {
+    let original = Scenario::from_str(MINIMAL, "minimal").unwrap();
+    let mut s = original.clone();
+    for (text, needle) in [
+        ("constraint.methd=soft", "methd"),
+        ("training.nonsense.x=1", "nonsense"),
+        ("constraint.method=squishy", "squishy"),
+        ("training.lr=fast", "lr"),
+        ("grid.nt.x=3", "grid.nt"),
+        ("no equals sign", "key"),
+        ("grid..nt=3", "grid..nt"),
+    ] {
+        match s.set(text) {
+            Err(ScenarioError::Override { reason, .. }) => {
+                assert!(
+                    reason.contains(needle),
+                    "`{text}`: {reason} does not name {needle}"
+                );
+            }
+            other => panic!("`{text}`: expected an override error, got {other:?}"),
+        }
+    }
+    expect_invalid(
+        s.set("constraint.points=0").map(|()| s.clone()),
+        "constraint.points",
+    );
+    assert_eq!(s, original);
+}

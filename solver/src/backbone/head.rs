@@ -1,0 +1,183 @@
+//! The FNO's projection head `out = σ(σ(a)·W₁ + b₁)·W₂ + b₂` as one fused op
+//! (`σ = gelu`; `a` is the last Fourier layer's pre-activation).
+//!
+//! It runs over fixed-size row chunks so that only the hidden pre-activation
+//! `z₁` (`[rows, fc_dim]`) is kept for the backward pass; everything else is
+//! recomputed chunk by chunk. Packed parameters:
+//! `[fc1.weight (c·f), fc1.bias (f), fc2.weight (f·n), fc2.bias (n)]`.
+
+use std::sync::OnceLock;
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Storage, Tensor};
+use faer::Par;
+use rayon::prelude::*;
+
+use super::Real;
+use super::matmul::{dense, dense_mut, gemm};
+use super::storage::slice;
+
+/// Rows per chunk: large enough for efficient products, small enough to stay in
+/// cache-sized buffers.
+const CHUNK_ROWS: usize = 512;
+
+/// The fused head for one forward pass.
+pub(crate) struct HeadOp<T: Real> {
+    c: usize,
+    f: usize,
+    n: usize,
+    hidden: OnceLock<Vec<T>>,
+}
+
+struct Params<'a, T> {
+    w1: &'a [T],
+    b1: &'a [T],
+    w2: &'a [T],
+    b2: &'a [T],
+}
+
+impl<T: Real> HeadOp<T> {
+    /// The head `c → f → n`.
+    pub(crate) fn new(c: usize, f: usize, n: usize) -> Self {
+        Self {
+            c,
+            f,
+            n,
+            hidden: OnceLock::new(),
+        }
+    }
+
+    /// Number of packed parameters.
+    pub(crate) fn n_params(&self) -> usize {
+        self.c * self.f + self.f + self.f * self.n + self.n
+    }
+
+    fn unpack<'a>(&self, p: &'a [T]) -> Params<'a, T> {
+        let (c, f, n) = (self.c, self.f, self.n);
+        let (w1, rest) = p.split_at(c * f);
+        let (b1, rest) = rest.split_at(f);
+        let (w2, b2) = rest.split_at(f * n);
+        debug_assert_eq!(b2.len(), n);
+        Params { w1, b1, w2, b2 }
+    }
+
+    fn forward(&self, a: &[T], p: &[T]) -> Vec<T> {
+        let (c, f, n) = (self.c, self.f, self.n);
+        let p = self.unpack(p);
+        let rows = a.len() / c;
+        let mut z1 = vec![T::zero(); rows * f];
+        let mut out = vec![T::zero(); rows * n];
+        z1.par_chunks_mut(CHUNK_ROWS * f)
+            .zip(out.par_chunks_mut(CHUNK_ROWS * n))
+            .zip(a.par_chunks(CHUNK_ROWS * c))
+            .for_each(|((z1, out), a)| {
+                let m = a.len() / c;
+                let x: Vec<T> = a.iter().map(|&v| v.gelu()).collect();
+                broadcast_rows(z1, p.b1);
+                gemm(dense_mut(z1, m, f), true, dense(&x, m, c), dense(p.w1, c, f), T::one(), Par::Seq);
+                let h: Vec<T> = z1.iter().map(|&v| v.gelu()).collect();
+                broadcast_rows(out, p.b2);
+                gemm(dense_mut(out, m, n), true, dense(&h, m, f), dense(p.w2, f, n), T::one(), Par::Seq);
+            });
+        let _ = self.hidden.set(z1);
+        out
+    }
+
+    fn backward(&self, a: &[T], p: &[T], g: &[T]) -> (Vec<T>, Vec<T>) {
+        let (c, f, n) = (self.c, self.f, self.n);
+        let params = self.unpack(p);
+        let z1 = self.hidden.get().expect("backward runs after forward");
+        let rows = a.len() / c;
+        let mut ga = vec![T::zero(); rows * c];
+        // Per chunk: (gW1, gb1, gW2, gb2) partial sums, added in chunk order below.
+        let partials: Vec<Vec<T>> = ga
+            .par_chunks_mut(CHUNK_ROWS * c)
+            .zip(a.par_chunks(CHUNK_ROWS * c))
+            .zip(z1.par_chunks(CHUNK_ROWS * f).zip(g.par_chunks(CHUNK_ROWS * n)))
+            .map(|((ga, a), (z1, g))| {
+                let m = a.len() / c;
+                let (x, sx): (Vec<T>, Vec<T>) = a.iter().map(|&v| v.gelu_with_slope()).unzip();
+                let (h, sh): (Vec<T>, Vec<T>) = z1.iter().map(|&v| v.gelu_with_slope()).unzip();
+                let mut grads = vec![T::zero(); self.n_params()];
+                let (gw1, rest) = grads.split_at_mut(c * f);
+                let (gb1, rest) = rest.split_at_mut(f);
+                let (gw2, gb2) = rest.split_at_mut(f * n);
+                // fc2: gW2 = hᵀ g, gb2 = Σ g, gh = g W2ᵀ.
+                gemm(dense_mut(gw2, f, n), false, dense(&h, m, f).transpose(), dense(g, m, n), T::one(), Par::Seq);
+                add_column_sums(gb2, g);
+                let mut gz1 = vec![T::zero(); m * f];
+                gemm(dense_mut(&mut gz1, m, f), false, dense(g, m, n), dense(params.w2, f, n).transpose(), T::one(), Par::Seq);
+                gz1.iter_mut().zip(&sh).for_each(|(v, &s)| *v *= s);
+                // fc1: gW1 = xᵀ gz1, gb1 = Σ gz1, gx = gz1 W1ᵀ, ga = gx ⊙ σ'(a).
+                gemm(dense_mut(gw1, c, f), false, dense(&x, m, c).transpose(), dense(&gz1, m, f), T::one(), Par::Seq);
+                add_column_sums(gb1, &gz1);
+                gemm(dense_mut(ga, m, c), false, dense(&gz1, m, f), dense(params.w1, c, f).transpose(), T::one(), Par::Seq);
+                ga.iter_mut().zip(&sx).for_each(|(v, &s)| *v *= s);
+                grads
+            })
+            .collect();
+        let mut gp = vec![T::zero(); self.n_params()];
+        for part in partials {
+            gp.iter_mut().zip(part).for_each(|(o, v)| *o += v);
+        }
+        (ga, gp)
+    }
+}
+
+fn broadcast_rows<T: Real>(out: &mut [T], row: &[T]) {
+    out.chunks_exact_mut(row.len()).for_each(|r| r.copy_from_slice(row));
+}
+
+fn add_column_sums<T: Real>(acc: &mut [T], data: &[T]) {
+    for row in data.chunks_exact(acc.len()) {
+        acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
+    }
+}
+
+impl<T: Real> CustomOp2 for HeadOp<T> {
+    fn name(&self) -> &'static str {
+        "fno-head"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dims = l1.dims();
+        if dims.last() != Some(&self.c) {
+            candle_core::bail!("fno head: input {dims:?} does not have {} channels", self.c);
+        }
+        let p = slice::<T>(s2, l2)?;
+        if p.len() != self.n_params() {
+            candle_core::bail!("fno head: {} packed parameters, expected {}", p.len(), self.n_params());
+        }
+        let out = self.forward(slice::<T>(s1, l1)?, p);
+        let mut shape = dims.to_vec();
+        *shape.last_mut().expect("rank ≥ 1") = self.n;
+        Ok((T::to_cpu_storage_owned(out), Shape::from(shape)))
+    }
+
+    fn bwd(
+        &self,
+        arg1: &Tensor,
+        arg2: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (a, p, g) = (arg1.contiguous()?, arg2.contiguous()?, grad_res.contiguous()?);
+        let (sa, la) = a.storage_and_layout();
+        let (sp, lp) = p.storage_and_layout();
+        let (sg, lg) = g.storage_and_layout();
+        let (ga, gp) = match (&*sa, &*sp, &*sg) {
+            (Storage::Cpu(ca), Storage::Cpu(cp), Storage::Cpu(cg)) => {
+                self.backward(slice(ca, la)?, slice(cp, lp)?, slice(cg, lg)?)
+            }
+            _ => candle_core::bail!("fno head runs on the CPU only"),
+        };
+        let ga = Tensor::from_vec(ga, a.shape(), a.device())?;
+        let gp = Tensor::from_vec(gp, p.shape(), p.device())?;
+        Ok((Some(ga), Some(gp)))
+    }
+}

@@ -1,0 +1,218 @@
+//! Synthetic constraint problems: a scenario PDE on a grid, a random smooth basis
+//! and a smooth initial condition — everything the constraint layer needs, without
+//! a trained backbone.
+
+use std::f64::consts::PI;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tessera_constraints::InitialGuess;
+use tessera_meshes::Grid;
+use tessera_scenarios::advection::Advection;
+use tessera_scenarios::heat::Heat;
+
+use crate::constraint_check::{AnyPde, CheckError, PdeKind};
+
+/// Final time of each PDE's grid: the paper's 500 s (diffusion–sorption) and 5 s
+/// (Navier–Stokes), unit time for the test problems.
+fn t_max(kind: PdeKind) -> f64 {
+    match kind {
+        PdeKind::DiffusionSorption => 500.0,
+        PdeKind::NavierStokes => 5.0,
+        PdeKind::Heat | PdeKind::Advection => 1.0,
+    }
+}
+
+/// Grid sizes of a synthetic problem; `ny` only for 2-D PDEs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GridSize {
+    /// Time levels.
+    pub nt: usize,
+    /// Points along `x`.
+    pub nx: usize,
+    /// Points along `y` (2-D PDEs).
+    pub ny: Option<usize>,
+}
+
+impl GridSize {
+    /// Sizes that make `tessera gradcheck` run in seconds while leaving every tile
+    /// of a 4-expert split room for 2000 points: 41 × 256 for 1-D PDEs,
+    /// 16 × 32 × 32 for Navier–Stokes.
+    pub fn gradcheck_default(kind: PdeKind) -> Self {
+        match kind.space_dims() {
+            2 => Self {
+                nt: 16,
+                nx: 32,
+                ny: Some(32),
+            },
+            _ => Self {
+                nt: 41,
+                nx: 256,
+                ny: None,
+            },
+        }
+    }
+
+    /// The grid's point shape `[nt, nx, (ny)]`.
+    pub fn dims(&self) -> Vec<usize> {
+        std::iter::once(self.nt)
+            .chain(std::iter::once(self.nx))
+            .chain(self.ny)
+            .collect()
+    }
+}
+
+/// A PDE, its grid, one sample's basis and initial condition, and the reference's
+/// starting weights for that PDE.
+#[derive(Debug, Clone)]
+pub struct SyntheticProblem {
+    /// The PDE (default constants, reference operators).
+    pub pde: AnyPde,
+    /// The grid.
+    pub grid: Grid,
+    /// The basis `[grid points, N]`.
+    pub basis: Vec<f64>,
+    /// Number of basis functions `N`.
+    pub n_basis: usize,
+    /// The initial condition `[x, (y)]`.
+    pub ic: Vec<f64>,
+    /// Where Levenberg–Marquardt starts (the reference: ones for
+    /// diffusion–sorption, zeros for Navier–Stokes).
+    pub initial_guess: InitialGuess,
+}
+
+impl SyntheticProblem {
+    /// The problem for `kind` on a `size` grid with `n_basis` random smooth basis
+    /// functions drawn from `seed`.
+    ///
+    /// Each basis function is a sum of four products of cosines, one per axis, with
+    /// random integer wavenumbers `≤ 3` (periodic axes: whole periods), phases and
+    /// amplitudes; the initial condition is a positive smooth profile for the 1-D
+    /// PDEs (diffusion–sorption divides by it) and a random smooth periodic field
+    /// for Navier–Stokes.
+    ///
+    /// Errors: `n_basis = 0`, a `ny` given (or missing) against the PDE's dimension,
+    /// or a grid too small.
+    pub fn new(kind: PdeKind, size: GridSize, n_basis: usize, seed: u64) -> Result<Self, CheckError> {
+        if n_basis == 0 {
+            return Err(CheckError::InvalidSetting {
+                what: "--basis",
+                value: "0".to_owned(),
+                reason: "at least one basis function",
+            });
+        }
+        let grid = match (kind, size.ny) {
+            (PdeKind::NavierStokes, Some(ny)) => {
+                Grid::uniform_txy(size.nt, size.nx, ny, t_max(kind))?
+            }
+            (PdeKind::DiffusionSorption, None) => Grid::uniform_tx(size.nt, size.nx, t_max(kind))?,
+            (PdeKind::Heat, None) => Heat::grid(size.nt, size.nx, t_max(kind))?,
+            (PdeKind::Advection, None) => Advection::grid(size.nt, size.nx, t_max(kind))?,
+            (_, ny) => {
+                return Err(CheckError::InvalidSetting {
+                    what: "--ny",
+                    value: format!("{ny:?}"),
+                    reason: "needed for 2-D PDEs (navier-stokes) and only for them",
+                });
+            }
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let basis = smooth_basis(&grid, n_basis, &mut rng);
+        let ic = initial_condition(kind, &grid, &mut rng);
+        let initial_guess = kind.reference_initial_guess();
+        Ok(Self {
+            pde: AnyPde::default_of(kind),
+            grid,
+            basis,
+            n_basis,
+            ic,
+            initial_guess,
+        })
+    }
+}
+
+/// The angle `π·k·(c − c₀)/L` per unit wavenumber along each axis at every point,
+/// `[points, ndim]`: one period over a periodic axis is `k = 2`.
+fn unit_angles(grid: &Grid) -> Vec<Vec<f64>> {
+    grid.axes()
+        .iter()
+        .map(|axis| {
+            let (start, length) = (axis.coords()[0], axis.length());
+            axis.coords()
+                .iter()
+                .map(|c| PI * (c - start) / length)
+                .collect()
+        })
+        .collect()
+}
+
+fn smooth_basis(grid: &Grid, n_basis: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    const MODES: usize = 4;
+    let angles = unit_angles(grid);
+    let nd = grid.ndim();
+    // Per (basis function, mode): amplitude, then (wavenumber, phase) per axis.
+    let modes: Vec<(f64, Vec<(f64, f64)>)> = (0..n_basis * MODES)
+        .map(|m| {
+            let amplitude = rng.random_range(-1.0..1.0) / (1 + m % MODES) as f64;
+            let waves = grid
+                .axes()
+                .iter()
+                .map(|axis| {
+                    let k = rng.random_range(0..=3) as f64;
+                    let k = if axis.is_periodic() { 2.0 * k } else { k };
+                    (k, rng.random_range(0.0..2.0 * PI))
+                })
+                .collect();
+            (amplitude, waves)
+        })
+        .collect();
+    let mut basis = vec![0.0; grid.len() * n_basis];
+    for (p, values) in basis.chunks_exact_mut(n_basis).enumerate() {
+        let index = grid.shape().unflat(p);
+        for (n, value) in values.iter_mut().enumerate() {
+            *value = modes[n * MODES..(n + 1) * MODES]
+                .iter()
+                .map(|(amplitude, waves)| {
+                    (0..nd)
+                        .map(|a| (waves[a].0 * angles[a][index[a]] + waves[a].1).cos())
+                        .product::<f64>()
+                        * amplitude
+                })
+                .sum();
+        }
+    }
+    basis
+}
+
+fn initial_condition(kind: PdeKind, grid: &Grid, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    let angles = unit_angles(grid);
+    match kind {
+        PdeKind::NavierStokes => {
+            let (ax, ay) = (&angles[1], &angles[2]);
+            let waves: Vec<(f64, f64, f64, f64)> = (0..4)
+                .map(|_| {
+                    let kx = 2.0 * rng.random_range(1..=3) as f64;
+                    let ky = 2.0 * rng.random_range(0..=3) as f64;
+                    (rng.random_range(-1.0..1.0), kx, ky, rng.random_range(0.0..2.0 * PI))
+                })
+                .collect();
+            ax.iter()
+                .flat_map(|&x| ay.iter().map(move |&y| (x, y)))
+                .map(|(x, y)| {
+                    waves
+                        .iter()
+                        .map(|(a, kx, ky, phase)| a * (kx * x + ky * y + phase).cos())
+                        .sum()
+                })
+                .collect()
+        }
+        _ => {
+            let (level, amplitude) = (rng.random_range(0.05..0.2), rng.random_range(0.0..0.02));
+            let phase = rng.random_range(0.0..2.0 * PI);
+            angles[1]
+                .iter()
+                .map(|x| level + amplitude * (2.0 * x + phase).sin())
+                .collect()
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Errors from building, training, evaluating or saving a model from user input.
+#[derive(Debug, thiserror::Error)]
+pub enum SolverError {
+    /// A model or training setting is out of its valid range.
+    #[error("invalid {key} = {value}: {reason}")]
+    InvalidConfig {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// Array sizes that must agree do not.
+    #[error("shape mismatch for {what}: expected {expected:?}, got {got:?}")]
+    ShapeMismatch {
+        what: &'static str,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
+    /// NaN or infinite values where finite ones are required.
+    #[error("{count} non-finite values in {what}")]
+    NonFinite { what: &'static str, count: usize },
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A checkpoint or run directory is missing pieces or does not match the model.
+    #[error("checkpoint {}: {reason}", path.display())]
+    Checkpoint { path: PathBuf, reason: String },
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+impl SolverError {
+    /// An [`SolverError::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
