@@ -24,12 +24,22 @@
 //! is left (this is how an exactly solved linear problem stops after its single
 //! step). It also stops, converged, when the gradient is exactly zero.
 //!
-//! The decrease `f_old − f_new` is summed as `−½Σ(r_new − r)(r_new + r)`, accurate
-//! relative to the decrease itself, so tight tolerances reach round-off in `ω`.
+//! **Round-off regime.** Each residual is rounded at its own size, so a decrease
+//! `f_old − f_new` below about `ε·f` cannot be measured, and near a nonzero-residual
+//! minimum the cost test alone stalls at `‖ω − ω*‖ ~ √ε`. When a rejected step's
+//! predicted decrease is below `64ε·f`, the undamped Gauss–Newton step is tried
+//! instead and accepted if it lowers `‖Jᵀr‖`; if it does not, the solve stops as
+//! converged (nothing measurable is left). Tight tolerances therefore reach
+//! round-off in `ω`, which finite-difference checks of the backward pass need.
 
 use crate::dense::{self, SymmetricFactor};
 use crate::normal_equations::Workspace;
 use crate::{ConstraintError, ExpertProblem, LmStatus, Pde, StopReason};
+
+/// Below `ROUND_OFF·f` a predicted decrease is lost in the rounding of the cost
+/// `f` itself (each residual carries an error of `ε·|r_p|`, so `f_old − f_new` is
+/// only known to about `ε·f`).
+const ROUND_OFF: f64 = 64.0 * f64::EPSILON;
 
 /// Where the iteration starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -241,11 +251,35 @@ impl LevenbergMarquardt {
                     reason = StopReason::Converged;
                     break;
                 }
-            } else {
-                if settled {
+            } else if settled {
+                reason = StopReason::Converged;
+                break;
+            } else if predicted <= ROUND_OFF * cost {
+                // The cost cannot resolve steps this small: judge the undamped
+                // Gauss–Newton step by the gradient instead, or stop at round-off.
+                let Some(factor) = SymmetricFactor::cholesky(&gram, n) else {
+                    reason = StopReason::Converged;
+                    break;
+                };
+                let step = dense::solve_with(&factor, &minus_g);
+                for ((t, w), s) in trial.iter_mut().zip(&omega).zip(&step) {
+                    *t = w + s;
+                }
+                let new_cost = ws.trial.evaluate(pde, problem, &trial);
+                ws.accept();
+                ws.jacobian(pde, problem);
+                let mut new_gram = vec![0.0; n * n];
+                let mut new_gradient = vec![0.0; n];
+                ws.normal_equations(problem, &trial, &mut new_gram, &mut new_gradient);
+                let norm = |g: &[f64]| dense::dot(g, g);
+                if !(new_cost.is_finite() && norm(&new_gradient) < norm(&gradient)) {
                     reason = StopReason::Converged;
                     break;
                 }
+                omega.copy_from_slice(&trial);
+                (cost, gram, gradient) = (new_cost, new_gram, new_gradient);
+                settled = self.gauss_newton_step_is_small(&gram, &gradient, &omega);
+            } else {
                 (mu, nu) = ((mu * nu).max(mu_floor), nu * 2.0);
             }
         }

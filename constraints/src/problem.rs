@@ -244,6 +244,20 @@ impl ExpertProblem {
         Ok(r)
     }
 
+    /// The gradient `Jᵀr` of `½‖r(ω)‖²` (diagnostics, and Newton polishing in
+    /// tests: with [`crate::Sensitivity::adjoint`] it gives the Newton step).
+    pub fn gradient<P: Pde>(&self, pde: &P, omega: &[f64]) -> Result<Vec<f64>, ConstraintError> {
+        self.check_pde(pde)?;
+        self.check_omega(omega)?;
+        let n = self.size.n_basis;
+        let mut ws = crate::normal_equations::Workspace::new(self);
+        ws.current.evaluate(pde, self, omega);
+        ws.jacobian(pde, self);
+        let (mut gram, mut gradient) = (vec![0.0; n * n], vec![0.0; n]);
+        ws.normal_equations(self, omega, &mut gram, &mut gradient);
+        Ok(gradient)
+    }
+
     /// Checks that `pde` declares as many equations as this problem was built for.
     pub(crate) fn check_pde<P: Pde>(&self, pde: &P) -> Result<(), ConstraintError> {
         if pde.n_equations() != self.size.n_equations {

@@ -299,11 +299,17 @@ mod tests {
         );
         assert!(matches!(
             Axis::periodic("x", 1.0, 1.0, 4),
-            Err(MeshError::InvalidValue { what: "axis end", .. })
+            Err(MeshError::InvalidValue {
+                what: "axis end",
+                ..
+            })
         ));
         assert!(matches!(
             Axis::cell_centres("x", f64::NAN, 1.0, 4),
-            Err(MeshError::InvalidValue { what: "axis start", .. })
+            Err(MeshError::InvalidValue {
+                what: "axis start",
+                ..
+            })
         ));
         assert!(matches!(
             Grid::uniform_tx(10, 10, f64::INFINITY),

@@ -17,7 +17,10 @@ impl Shape {
     #[track_caller]
     pub fn new(dims: &[usize]) -> Self {
         assert!(!dims.is_empty(), "a shape needs at least one dimension");
-        assert!(dims.iter().all(|&d| d > 0), "zero-length dimension in {dims:?}");
+        assert!(
+            dims.iter().all(|&d| d > 0),
+            "zero-length dimension in {dims:?}"
+        );
         Self {
             dims: dims.to_vec(),
         }
@@ -77,13 +80,10 @@ impl Shape {
     #[track_caller]
     pub fn flat(&self, index: &[usize]) -> usize {
         debug_assert_eq!(index.len(), self.dims.len());
-        index
-            .iter()
-            .zip(&self.dims)
-            .fold(0, |acc, (&i, &d)| {
-                debug_assert!(i < d);
-                acc * d + i
-            })
+        index.iter().zip(&self.dims).fold(0, |acc, (&i, &d)| {
+            debug_assert!(i < d);
+            acc * d + i
+        })
     }
 
     /// Multi-index of a flat point index.

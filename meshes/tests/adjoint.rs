@@ -199,9 +199,7 @@ fn odd_spectral_derivative_is_antisymmetric() {
         assert!((f + b).abs() <= 1e-13 * scale);
     }
     // And the Nyquist mode (−1)^j along y has no third derivative.
-    let nyquist: Vec<f64> = (0..g.len())
-        .map(|p| (PI * (p % 6) as f64).cos())
-        .collect();
+    let nyquist: Vec<f64> = (0..g.len()).map(|p| (PI * (p % 6) as f64).cos()).collect();
     let out = d.apply_to_vec(&nyquist, 1);
     assert!(out.iter().all(|v| v.abs() < 1e-10));
 }

@@ -57,7 +57,10 @@ fn different_seeds_streams_and_tiles_give_different_samples() {
     let local = |k: usize, seed: u64, stream: u64| -> Vec<usize> {
         let points = tiling.tile_points(k);
         let sample = sample_points(&tiling, k, 10, seed, stream).unwrap();
-        sample.iter().map(|p| points.binary_search(p).unwrap()).collect()
+        sample
+            .iter()
+            .map(|p| points.binary_search(p).unwrap())
+            .collect()
     };
     let base = local(0, 1, 0);
     assert_ne!(base, local(0, 2, 0));
@@ -85,9 +88,15 @@ fn follows_the_documented_recipe() {
             chosen.insert(j);
         }
     }
-    let mut expected: Vec<usize> = chosen.into_iter().map(|i| tiling.tile_points(k)[i]).collect();
+    let mut expected: Vec<usize> = chosen
+        .into_iter()
+        .map(|i| tiling.tile_points(k)[i])
+        .collect();
     expected.sort_unstable();
-    assert_eq!(sample_points(&tiling, k, count, seed, stream).unwrap(), expected);
+    assert_eq!(
+        sample_points(&tiling, k, count, seed, stream).unwrap(),
+        expected
+    );
 }
 
 /// Every point of a tile is chosen equally often: over `T` draws of `P` of `m`
@@ -116,5 +125,8 @@ fn sampling_is_uniform_over_the_tile() {
         statistic += z * z;
     }
     let bound = m as f64 + 6.0 * (2.0 * m as f64).sqrt();
-    assert!(statistic < bound, "statistic {statistic} ≥ {bound}; hits {hits:?}");
+    assert!(
+        statistic < bound,
+        "statistic {statistic} ≥ {bound}; hits {hits:?}"
+    );
 }

@@ -74,10 +74,7 @@ fn derivatives_laplacian_and_inverse_are_exact_on_band_limited_fields() {
                 (1.0 + t) * KY.powi(3) * (KX * x).sin() * (KY * y).sin()
             }),
         ),
-        (
-            FourierMultiplier::derivative(&g, 2, 0).unwrap(),
-            f.clone(),
-        ),
+        (FourierMultiplier::derivative(&g, 2, 0).unwrap(), f.clone()),
         (
             FourierMultiplier::laplacian(&g).unwrap(),
             sample(&g, channels, |t, x, y| {
@@ -109,7 +106,8 @@ fn velocity_from_vorticity_on_the_unit_square() {
     // ψ band-limited; w = −Δψ; u = ∂_y ψ, v = −∂_x ψ from û = i k_y ŵ/|k|², v̂ = −i k_x ŵ/|k|².
     let g = Grid::uniform_txy(2, 16, 16, 1.0).unwrap();
     let (a, b) = (2.0 * PI * 2.0, 2.0 * PI * 3.0);
-    let stream = |_: f64, x: f64, y: f64| (a * x).sin() * (b * y).cos() + 0.5 * (b * x + a * y).cos();
+    let stream =
+        |_: f64, x: f64, y: f64| (a * x).sin() * (b * y).cos() + 0.5 * (b * x + a * y).cos();
     let w = sample(&g, 2, |t, x, y| (a * a + b * b) * stream(t, x, y));
     let u_exact = sample(&g, 2, |_, x, y| {
         -b * (a * x).sin() * (b * y).sin() - 0.5 * a * (b * x + a * y).sin()
@@ -120,7 +118,11 @@ fn velocity_from_vorticity_on_the_unit_square() {
     let velocity = |component: usize, sign: f64| {
         FourierMultiplier::new(&g, &[1, 2], move |k| {
             let k2 = k[0] * k[0] + k[1] * k[1];
-            let m = if k2 == 0.0 { 0.0 } else { sign * k[component] / k2 };
+            let m = if k2 == 0.0 {
+                0.0
+            } else {
+                sign * k[component] / k2
+            };
             Complex64::new(0.0, m)
         })
         .unwrap()
@@ -130,8 +132,12 @@ fn velocity_from_vorticity_on_the_unit_square() {
     assert!(max_diff(&u, &u_exact) <= 1e-12 * max_abs(&u_exact) * 16.0);
     assert!(max_diff(&v, &v_exact) <= 1e-12 * max_abs(&v_exact) * 16.0);
     // Divergence-free.
-    let dx = FourierMultiplier::derivative(&g, 1, 1).unwrap().apply_to_vec(&u, 2);
-    let dy = FourierMultiplier::derivative(&g, 2, 1).unwrap().apply_to_vec(&v, 2);
+    let dx = FourierMultiplier::derivative(&g, 1, 1)
+        .unwrap()
+        .apply_to_vec(&u, 2);
+    let dy = FourierMultiplier::derivative(&g, 2, 1)
+        .unwrap()
+        .apply_to_vec(&v, 2);
     let div: Vec<f64> = dx.iter().zip(&dy).map(|(a, b)| a + b).collect();
     assert!(max_abs(&div) <= 1e-11 * max_abs(&w));
 }
@@ -139,7 +145,9 @@ fn velocity_from_vorticity_on_the_unit_square() {
 #[test]
 fn inverse_laplacian_inverts_the_laplacian_up_to_the_mean() {
     let g = grid(2, 10, 9);
-    let f = sample(&g, 2, |t, x, y| ((3.0 * x + t).sin() * 7.0 + y * y * x).exp().sin());
+    let f = sample(&g, 2, |t, x, y| {
+        ((3.0 * x + t).sin() * 7.0 + y * y * x).exp().sin()
+    });
     let lap = FourierMultiplier::laplacian(&g).unwrap();
     let inv = FourierMultiplier::inverse_laplacian(&g).unwrap();
     let round_trip = lap.apply_to_vec(&inv.apply_to_vec(&f, 2), 2);
@@ -162,10 +170,14 @@ fn even_derivatives_keep_the_nyquist_mode_and_odd_ones_drop_it() {
     // between the paired channels.
     let nyquist_x = sample(&g, 2, |_, x, _| (PI * 8.0 * x / LX).cos());
     let k_nyq = PI * 8.0 / LX;
-    let second = FourierMultiplier::derivative(&g, 1, 2).unwrap().apply_to_vec(&nyquist_x, 2);
+    let second = FourierMultiplier::derivative(&g, 1, 2)
+        .unwrap()
+        .apply_to_vec(&nyquist_x, 2);
     let expected: Vec<f64> = nyquist_x.iter().map(|v| -k_nyq * k_nyq * v).collect();
     assert!(max_diff(&second, &expected) <= 1e-12 * k_nyq * k_nyq);
-    let first = FourierMultiplier::derivative(&g, 1, 1).unwrap().apply_to_vec(&nyquist_x, 2);
+    let first = FourierMultiplier::derivative(&g, 1, 1)
+        .unwrap()
+        .apply_to_vec(&nyquist_x, 2);
     assert!(max_abs(&first) <= 1e-12 * k_nyq);
 }
 
@@ -182,8 +194,12 @@ fn spectral_derivative_converges_super_algebraically_on_smooth_fields() {
             let g = Grid::new(vec![Axis::periodic("x", 0.0, 1.0, n).unwrap()]).unwrap();
             let x = g.axis(0).coords();
             let field: Vec<f64> = x.iter().map(|&x| f(x)).collect();
-            let out = FourierMultiplier::derivative(&g, 0, 1).unwrap().apply_to_vec(&field, 1);
-            x.iter().zip(&out).fold(0.0_f64, |m, (&x, v)| m.max((v - df(x)).abs()))
+            let out = FourierMultiplier::derivative(&g, 0, 1)
+                .unwrap()
+                .apply_to_vec(&field, 1);
+            x.iter()
+                .zip(&out)
+                .fold(0.0_f64, |m, (&x, v)| m.max((v - df(x)).abs()))
         })
         .collect();
     let orders: Vec<f64> = errors.windows(2).map(|e| (e[0] / e[1]).log2()).collect();
@@ -207,11 +223,17 @@ fn arbitrary_multiplier_matches_the_real_part_of_a_naive_dft() {
     .unwrap();
     let m = |k: &[f64]| Complex64::new((k[0] * 0.9 + 0.2).cos() + k[1], (k[0] - 2.0 * k[1]).sin());
     let op = FourierMultiplier::new(&g, &[1, 2], m).unwrap();
-    let field: Vec<f64> = (0..g.len() * channels).map(|k| ((k * 7919) % 113) as f64 / 50.0 - 1.0).collect();
+    let field: Vec<f64> = (0..g.len() * channels)
+        .map(|k| ((k * 7919) % 113) as f64 / 50.0 - 1.0)
+        .collect();
     let got = op.apply_to_vec(&field, channels);
     let freq = |j: usize, n: usize, l: f64| {
         // numpy's fftfreq order: the Nyquist mode of an even n counts as −n/2.
-        let m = if j <= (n - 1) / 2 { j as f64 } else { j as f64 - n as f64 };
+        let m = if j <= (n - 1) / 2 {
+            j as f64
+        } else {
+            j as f64 - n as f64
+        };
         2.0 * PI * m / l
     };
     let plane = nx * ny;
@@ -229,12 +251,14 @@ fn arbitrary_multiplier_matches_the_real_part_of_a_naive_dft() {
                                 for y2 in 0..ny {
                                     let phase = -2.0
                                         * PI
-                                        * ((jx * x2) as f64 / nx as f64 + (jy * y2) as f64 / ny as f64);
+                                        * ((jx * x2) as f64 / nx as f64
+                                            + (jy * y2) as f64 / ny as f64);
                                     hat += value(x2, y2) * Complex64::from_polar(1.0, phase);
                                 }
                             }
-                            let phase =
-                                2.0 * PI * ((jx * x) as f64 / nx as f64 + (jy * y) as f64 / ny as f64);
+                            let phase = 2.0
+                                * PI
+                                * ((jx * x) as f64 / nx as f64 + (jy * y) as f64 / ny as f64);
                             let k = [freq(jx, nx, LX), freq(jy, ny, LY)];
                             sum += m(&k) * hat * Complex64::from_polar(1.0, phase);
                         }

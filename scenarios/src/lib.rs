@@ -4,10 +4,12 @@
 
 pub mod advection;
 pub mod config;
+pub mod dataset;
 pub mod diffusion_sorption;
 pub mod error;
 pub mod heat;
 pub mod navier_stokes;
 
 pub use config::Scenario;
+pub use dataset::Dataset;
 pub use error::ScenarioError;

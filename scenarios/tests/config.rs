@@ -113,7 +113,10 @@ fn omitted_settings_take_the_paper_values() {
 #[test]
 fn unknown_keys_are_rejected_naming_file_and_key() {
     for (text, key) in [
-        (edited("name = \"minimal\"", "name = \"minimal\"\nsede = 1"), "sede"),
+        (
+            edited("name = \"minimal\"", "name = \"minimal\"\nsede = 1"),
+            "sede",
+        ),
         (edited("points = 100", "point = 100"), "point"),
         (
             edited(

@@ -8,7 +8,9 @@ use tessera_scenarios::diffusion_sorption::ReferenceSolver;
 const T_MAX: f64 = 500.0;
 
 fn times(nt: usize) -> Vec<f64> {
-    (0..nt).map(|i| T_MAX * i as f64 / (nt - 1) as f64).collect()
+    (0..nt)
+        .map(|i| T_MAX * i as f64 / (nt - 1) as f64)
+        .collect()
 }
 
 fn rel_l2(a: &[f64], b: &[f64]) -> f64 {
@@ -60,9 +62,7 @@ fn rk4(p: &DiffusionSorptionParams, u0: &[f64], times: &[f64], dt: f64) -> Vec<f
                 for i in 0..n {
                     stage[i] = u[i] + c * h * k[s - 1][i];
                 }
-                let (done, rest) = k.split_at_mut(s);
-                let _ = done;
-                pdebench_rhs(p, &stage, &mut rest[0]);
+                pdebench_rhs(p, &stage, &mut k[s]);
             }
             for i in 0..n {
                 u[i] += h / 6.0 * (k[0][i] + 2.0 * k[1][i] + 2.0 * k[2][i] + k[3][i]);
@@ -90,7 +90,9 @@ fn agrees_with_an_independent_rk4_integration() {
         worst = worst.max(err);
     }
     println!("max rel L2 vs RK4: {worst:e}");
-    assert!(worst < 1e-3, "{worst}");
+    // The issue asks for ≤ 1e-3; both integrations are far tighter than that
+    // (RK4's error at dt = 0.02 is ~1e-8 here).
+    assert!(worst < 1e-6, "{worst}");
 }
 
 #[test]
@@ -99,15 +101,27 @@ fn time_error_shrinks_with_the_tolerance() {
     let cells = 128;
     let t = times(11);
     let ic = vec![0.1; cells];
-    let truth = ReferenceSolver::new(&p, cells, 1e-12).unwrap().solve(&ic, &t).unwrap();
+    let truth = ReferenceSolver::new(&p, cells, 1e-12)
+        .unwrap()
+        .solve(&ic, &t)
+        .unwrap();
     let errs: Vec<f64> = [1e-4, 1e-6, 1e-8]
         .iter()
         .map(|&rtol| {
-            let u = ReferenceSolver::new(&p, cells, rtol).unwrap().solve(&ic, &t).unwrap();
+            let u = ReferenceSolver::new(&p, cells, rtol)
+                .unwrap()
+                .solve(&ic, &t)
+                .unwrap();
             rel_l2(&u, &truth)
         })
         .collect();
     println!("rel L2 at rtol 1e-4, 1e-6, 1e-8: {errs:?}");
+    // The global error follows the local tolerance: below it, and shrinking by
+    // at least 10× per 100× tighter tolerance.
+    for (err, rtol) in errs.iter().zip([1e-4, 1e-6, 1e-8]) {
+        assert!(*err < rtol, "{err} at rtol {rtol}");
+    }
+    assert!(errs.windows(2).all(|e| e[0] > 10.0 * e[1]), "{errs:?}");
 }
 
 #[test]
@@ -125,4 +139,41 @@ fn spatial_self_convergence_is_first_order() {
     let diffs: Vec<f64> = solutions.windows(2).map(|w| rel_l2(&w[0], &w[1])).collect();
     let orders: Vec<f64> = diffs.windows(2).map(|d| (d[0] / d[1]).log2()).collect();
     println!("successive differences {diffs:?}, observed orders {orders:?}");
+    // First order, because the left Dirichlet value sits at the ghost centre
+    // x = −dx/2 (see the solver's docs), not second.
+    assert!(orders.iter().all(|o| (0.9..1.1).contains(o)), "{orders:?}");
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    let p = DiffusionSorptionParams::default();
+    let solver = ReferenceSolver::new(&p, 16, 1e-6).unwrap();
+    let t = times(3);
+    let mut ic = vec![0.1; 16];
+    ic[3] = f64::NAN;
+    assert!(matches!(
+        solver.solve(&ic, &t),
+        Err(ScenarioError::NonFinite { index: 3, .. })
+    ));
+    assert!(matches!(
+        solver.solve(&[0.1; 15], &t),
+        Err(ScenarioError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        solver.solve(&[0.1; 16], &[0.0, 2.0, 1.0]),
+        Err(ScenarioError::InvalidValue { .. })
+    ));
+    assert!(matches!(
+        solver.solve_on_grid(&[0.1; 5], &t),
+        Err(ScenarioError::ShapeMismatch { .. })
+    ));
+    let bad_phi = DiffusionSorptionParams { phi: 1.5, ..p };
+    assert!(matches!(
+        ReferenceSolver::new(&bad_phi, 16, 1e-6),
+        Err(ScenarioError::InvalidValue { .. })
+    ));
+    assert!(matches!(
+        ReferenceSolver::new(&p, 16, f64::NAN),
+        Err(ScenarioError::InvalidValue { .. })
+    ));
 }

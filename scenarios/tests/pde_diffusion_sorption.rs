@@ -86,7 +86,10 @@ impl Manufactured {
 
 /// Per refinement: max error of `[u_t, u_xx, u_x, F]` over the points `keep` accepts
 /// (`keep(t, x, nt, nx)`), on the PDEBench layout (cell centres, t ∈ [0, 500]).
-fn term_errors(scheme: FdScheme, keep: impl Fn(usize, usize, usize, usize) -> bool) -> Vec<[f64; 4]> {
+fn term_errors(
+    scheme: FdScheme,
+    keep: impl Fn(usize, usize, usize, usize) -> bool,
+) -> Vec<[f64; 4]> {
     let ds = DiffusionSorption::new(DiffusionSorptionParams::default(), scheme).unwrap();
     [(11, 32), (21, 64), (41, 128)]
         .iter()
@@ -128,9 +131,8 @@ fn second_order_terms_and_residual_converge_at_order_two_everywhere() {
 
 #[test]
 fn reference_terms_converge_at_order_two_inside_and_one_at_the_boundary_rows() {
-    let inside = |t: usize, x: usize, nt: usize, nx: usize| {
-        t >= 1 && t + 1 < nt && x >= 2 && x + 2 < nx
-    };
+    let inside =
+        |t: usize, x: usize, nt: usize, nx: usize| t >= 1 && t + 1 < nt && x >= 2 && x + 2 < nx;
     let errors = term_errors(FdScheme::Reference, inside);
     for (j, name) in ["u_t", "u_xx", "u_x", "residual"].iter().enumerate() {
         assert_order(name, &column(&errors, j), 1.8);
@@ -167,7 +169,10 @@ fn rows_are_the_reference_ic_and_boundary_conditions() {
     for (row, (point, value)) in rows.iter().zip(expected) {
         assert_eq!(row.point, point);
         let got = row_value(row, &terms);
-        assert!((got - value).abs() < 1e-12 * (1.0 + value.abs()), "{got} vs {value}");
+        assert!(
+            (got - value).abs() < 1e-12 * (1.0 + value.abs()),
+            "{got} vs {value}"
+        );
     }
 }
 
@@ -200,9 +205,18 @@ fn bad_constants_are_typed_errors() {
         DiffusionSorptionParams { d: 0.0, ..base },
         DiffusionSorptionParams { phi: 0.0, ..base },
         DiffusionSorptionParams { phi: 1.5, ..base },
-        DiffusionSorptionParams { rho_s: -1.0, ..base },
-        DiffusionSorptionParams { k_f: f64::NAN, ..base },
-        DiffusionSorptionParams { n_f: f64::INFINITY, ..base },
+        DiffusionSorptionParams {
+            rho_s: -1.0,
+            ..base
+        },
+        DiffusionSorptionParams {
+            k_f: f64::NAN,
+            ..base
+        },
+        DiffusionSorptionParams {
+            n_f: f64::INFINITY,
+            ..base
+        },
     ] {
         assert!(matches!(
             DiffusionSorption::new(params, FdScheme::Reference),

@@ -9,8 +9,7 @@ mod pde_support;
 use std::f64::consts::PI;
 
 use pde_support::{
-    assert_order, check_derivatives_against_fd, max_error, residual_at, residual_field,
-    term_fields,
+    assert_order, check_derivatives_against_fd, max_error, residual_at, residual_field, term_fields,
 };
 use tessera_constraints::{ConstraintError, Pde};
 use tessera_meshes::Grid;
@@ -69,7 +68,10 @@ fn field(grid: &Grid, index: usize) -> Vec<f64> {
 
 /// Max error of each term (and of the residual, last) over the points `keep`
 /// accepts (`keep(t, x, y, n)`), on `n × n × n` grids with `t ∈ [0, 1]`.
-fn term_errors(derivatives: Derivatives, keep: impl Fn(usize, usize, usize, usize) -> bool) -> Vec<[f64; 7]> {
+fn term_errors(
+    derivatives: Derivatives,
+    keep: impl Fn(usize, usize, usize, usize) -> bool,
+) -> Vec<[f64; 7]> {
     let params = NavierStokesParams { nu: 0.01 };
     let ns = NavierStokes::new(params, derivatives).unwrap();
     [12, 24, 48]
@@ -156,8 +158,13 @@ fn reference_spatial_differences_do_not_wrap_around() {
 fn solution_map_is_the_reference_mollifier_and_self_adjoint_pair() {
     let (nt, nx, ny, channels) = (4, 6, 4, 3);
     let grid = Grid::uniform_txy(nt, nx, ny, 5.0).unwrap();
-    let map = NavierStokes::default().solution_map(&grid).unwrap().unwrap();
-    let b: Vec<f64> = (0..grid.len() * channels).map(|k| (k as f64 * 0.91).cos()).collect();
+    let map = NavierStokes::default()
+        .solution_map(&grid)
+        .unwrap()
+        .unwrap();
+    let b: Vec<f64> = (0..grid.len() * channels)
+        .map(|k| (k as f64 * 0.91).cos())
+        .collect();
     let sb = map.apply_to_vec(&b, channels);
     let plane = nx * ny;
     for t in 0..nt {
@@ -185,7 +192,9 @@ fn initial_condition_holds_exactly_for_any_weights() {
     let ns = NavierStokes::default();
     let ic: Vec<f64> = (0..n * n).map(|p| (p as f64).sin()).collect();
     let offset = ns.solution_offset(&grid, &ic).unwrap().unwrap();
-    let basis: Vec<f64> = (0..grid.len()).map(|p| (p as f64 * 1.7).cos() * 9.0).collect();
+    let basis: Vec<f64> = (0..grid.len())
+        .map(|p| (p as f64 * 1.7).cos() * 9.0)
+        .collect();
     let map = ns.solution_map(&grid).unwrap().unwrap();
     let u: Vec<f64> = map
         .apply_to_vec(&basis, 1)

@@ -36,7 +36,9 @@ fn empirical_covariance_matches_the_kernel() {
         let (a, b) = (coord(p), coord(q));
         kernel(&[a[0] - b[0], a[1] - b[1]], 0.8)
     };
-    let row_mean: Vec<f64> = (0..points).map(|p| (0..points).map(|q| k(p, q)).sum::<f64>() / points as f64).collect();
+    let row_mean: Vec<f64> = (0..points)
+        .map(|p| (0..points).map(|q| k(p, q)).sum::<f64>() / points as f64)
+        .collect();
     let total_mean = row_mean.iter().sum::<f64>() / points as f64;
     let mut worst: f64 = 0.0;
     let mut scale: f64 = 0.0;
@@ -51,5 +53,8 @@ fn empirical_covariance_matches_the_kernel() {
     // Sampling error of a covariance estimate: about σ²·√(2/samples) ≈ 0.022σ²;
     // allow five standard errors.
     println!("max |empirical − kernel| covariance = {worst:e} (variance {scale:e})");
-    assert!(worst < 5.0 * scale * (2.0 / samples as f64).sqrt(), "{worst} vs {scale}");
+    assert!(
+        worst < 5.0 * scale * (2.0 / samples as f64).sqrt(),
+        "{worst} vs {scale}"
+    );
 }

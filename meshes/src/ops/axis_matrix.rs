@@ -129,7 +129,7 @@ impl AxisMatrix {
     pub fn apply_along(&self, input: &[f64], inner: usize, out: &mut [f64]) {
         let block = self.len() * inner;
         assert!(
-            block > 0 && input.len() == out.len() && input.len() % block == 0,
+            block > 0 && input.len() == out.len() && input.len().is_multiple_of(block),
             "field of {} values (output {}) is not a whole number of {}-point lines of {inner} values",
             input.len(),
             out.len(),
@@ -151,14 +151,14 @@ impl AxisMatrix {
                             *d = w0 * a + w1 * b;
                         }
                     }
-                    len => {
+                    _ => {
                         let (w0, a, w1, b) = (weights[0], line(0), weights[1], line(1));
                         let (w2, c) = (weights[2], line(2));
                         for (((d, &a), &b), &c) in dst_row.iter_mut().zip(a).zip(b).zip(c) {
                             *d = w0 * a + w1 * b + w2 * c;
                         }
-                        for j in 3..len {
-                            let (w, x) = (weights[j], line(j));
+                        for (j, &w) in weights.iter().enumerate().skip(3) {
+                            let x = line(j);
                             dst_row.iter_mut().zip(x).for_each(|(d, &x)| *d += w * x);
                         }
                     }

@@ -134,7 +134,10 @@ mod tests {
             assert_eq!(*v, (1.0 + p) * (2.0 + p) * (-1.0 + p) * field[k]);
         }
         let single = Compose::new(vec![ops[0].clone()]).unwrap();
-        assert_eq!(single.apply_to_vec(&field, 2), ops[0].apply_to_vec(&field, 2));
+        assert_eq!(
+            single.apply_to_vec(&field, 2),
+            ops[0].apply_to_vec(&field, 2)
+        );
     }
 
     #[test]
@@ -143,7 +146,10 @@ mod tests {
             Compose::new(vec![]),
             Err(MeshError::TooSmall { .. })
         ));
-        let mixed = vec![scale(&Shape::new(&[2, 3]), 1.0), scale(&Shape::new(&[3, 2]), 1.0)];
+        let mixed = vec![
+            scale(&Shape::new(&[2, 3]), 1.0),
+            scale(&Shape::new(&[3, 2]), 1.0),
+        ];
         assert_eq!(
             Compose::new(mixed).err(),
             Some(MeshError::ShapeMismatch {

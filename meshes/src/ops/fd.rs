@@ -232,7 +232,12 @@ fn second_order_second(n: usize, h: f64) -> AxisMatrix {
         if i == 0 {
             vec![(0, 2.0 * c), (1, -5.0 * c), (2, 4.0 * c), (3, -c)]
         } else if i == n - 1 {
-            vec![(n - 4, -c), (n - 3, 4.0 * c), (n - 2, -5.0 * c), (n - 1, 2.0 * c)]
+            vec![
+                (n - 4, -c),
+                (n - 3, 4.0 * c),
+                (n - 2, -5.0 * c),
+                (n - 1, 2.0 * c),
+            ]
         } else {
             vec![(i - 1, c), (i, -2.0 * c), (i + 1, c)]
         }
@@ -273,13 +278,13 @@ mod tests {
             .map(|k| ((k * 53 % 97) as f64).sin())
             .collect();
         for (axis, &h) in h.iter().enumerate() {
-            let d = FiniteDifference::first_with_spacing(&shape, axis, FdScheme::Reference, h)
-                .unwrap();
+            let d =
+                FiniteDifference::first_with_spacing(&shape, axis, FdScheme::Reference, h).unwrap();
             let out = d.apply_to_vec(&field, channels);
             let stride = shape.strides()[axis] * channels;
             let n = shape.dims()[axis];
             // Every line along the axis: the values whose index has a zero there.
-            for start in (0..field.len()).filter(|&k| (k / stride) % n == 0) {
+            for start in (0..field.len()).filter(|&k| (k / stride).is_multiple_of(n)) {
                 let line: Vec<f64> = (0..n).map(|i| field[start + i * stride]).collect();
                 let expected = numpy_gradient_edge1(&line, h);
                 for (i, e) in expected.iter().enumerate() {
@@ -293,8 +298,11 @@ mod tests {
     fn reference_second_derivative_is_first_applied_twice() {
         let shape = Shape::new(&[6, 7]);
         let d1 = FiniteDifference::first_with_spacing(&shape, 1, FdScheme::Reference, 0.1).unwrap();
-        let d2 = FiniteDifference::second_with_spacing(&shape, 1, FdScheme::Reference, 0.1).unwrap();
-        let field: Vec<f64> = (0..shape.len() * 3).map(|k| (k as f64 * 0.37).cos()).collect();
+        let d2 =
+            FiniteDifference::second_with_spacing(&shape, 1, FdScheme::Reference, 0.1).unwrap();
+        let field: Vec<f64> = (0..shape.len() * 3)
+            .map(|k| (k as f64 * 0.37).cos())
+            .collect();
         let twice = d1.apply_to_vec(&d1.apply_to_vec(&field, 3), 3);
         let fused = d2.apply_to_vec(&field, 3);
         let scale = twice.iter().fold(0.0_f64, |m, v| m.max(v.abs()));

@@ -80,7 +80,9 @@ impl LinearOperator for Scale {
         if channels == 0 {
             return;
         }
-        let per_point = input.chunks_exact(channels).zip(out.chunks_exact_mut(channels));
+        let per_point = input
+            .chunks_exact(channels)
+            .zip(out.chunks_exact_mut(channels));
         for ((src, dst), &w) in per_point.zip(&self.weights) {
             dst.iter_mut().zip(src).for_each(|(d, &s)| *d = w * s);
         }

@@ -59,7 +59,13 @@ use crate::{Grid, MeshError, Shape};
 
 /// How many lines along a strided axis are gathered into one contiguous batch for
 /// the FFT: enough to amortise the call, small enough to stay in cache.
-const LINE_BATCH: usize = 16;
+const LINE_BATCH: usize = 64;
+
+/// How many grid points [`pack`] and [`unpack`] transpose at a time.
+const TRANSPOSE_BLOCK: usize = 64;
+
+/// The forward and inverse FFT plans of one axis length.
+type PlanPair = (Arc<dyn Fft<f64>>, Arc<dyn Fft<f64>>);
 
 /// A Fourier multiplier over a set of periodic axes (see the module docs).
 #[derive(Clone)]
@@ -70,8 +76,10 @@ pub struct FourierMultiplier {
     /// every point of one block `dims[axes[0]..]` (the part of the field an FFT over
     /// the spectral axes touches), so applying it is one contiguous pass.
     block: Vec<Complex64>,
+    /// `conj(block)`: the adjoint's multiplier.
+    adjoint: Vec<Complex64>,
     /// Forward and inverse plans, one per spectral axis.
-    plans: Vec<(Arc<dyn Fft<f64>>, Arc<dyn Fft<f64>>)>,
+    plans: Vec<PlanPair>,
     scratch_len: usize,
 }
 
@@ -116,13 +124,14 @@ impl FourierMultiplier {
         // (if any) repeat the multiplier.
         let first = axes[0];
         let block_shape = Shape::new(&dims[first..]);
-        let block = (0..block_shape.len())
+        let block: Vec<Complex64> = (0..block_shape.len())
             .map(|p| {
                 let index = block_shape.unflat(p);
                 let mode: Vec<usize> = axes.iter().map(|&a| index[a - first]).collect();
                 symmetric[modes.flat(&mode)]
             })
             .collect();
+        let adjoint = block.iter().map(Complex64::conj).collect();
         let mut planner = FftPlanner::new();
         let plans: Vec<_> = axes
             .iter()
@@ -142,6 +151,7 @@ impl FourierMultiplier {
             shape,
             axes: axes.to_vec(),
             block,
+            adjoint,
             plans,
             scratch_len,
         })
@@ -211,10 +221,9 @@ impl FourierMultiplier {
             for (axis, (forward, _)) in self.axes.iter().zip(&self.plans) {
                 self.transform(forward.as_ref(), *axis, &mut work, &mut lines, &mut scratch);
             }
+            let multiplier = if adjoint { &self.adjoint } else { &self.block };
             for pair in work.chunks_exact_mut(block_points) {
-                for (w, m) in pair.iter_mut().zip(&self.block) {
-                    *w *= if adjoint { m.conj() } else { *m };
-                }
+                pair.iter_mut().zip(multiplier).for_each(|(w, m)| *w *= m);
             }
             for (axis, (_, inverse)) in self.axes.iter().zip(&self.plans) {
                 self.transform(inverse.as_ref(), *axis, &mut work, &mut lines, &mut scratch);
@@ -384,24 +393,46 @@ fn evaluate(
 }
 
 /// `work[q, p] = field[p, 2q] + i · field[p, 2q + 1]` (imaginary part zero for the
-/// last, unpaired channel of an odd count).
+/// last, unpaired channel of an odd count). A transpose from channel-fastest to
+/// channel-slowest, done in blocks of points so reads stay in cache while each
+/// channel pair is written contiguously.
 fn pack(field: &[f64], channels: usize, block_points: usize, work: &mut [Complex64]) {
-    for (p, values) in field.chunks_exact(channels).enumerate() {
-        for (q, pair) in values.chunks(2).enumerate() {
-            let im = pair.get(1).copied().unwrap_or(0.0);
-            work[q * block_points + p] = Complex64::new(pair[0], im);
+    for start in (0..block_points).step_by(TRANSPOSE_BLOCK) {
+        let end = block_points.min(start + TRANSPOSE_BLOCK);
+        let points = &field[start * channels..end * channels];
+        for (q, pair) in work.chunks_exact_mut(block_points).enumerate() {
+            let (re, im) = (2 * q, 2 * q + 1);
+            let dst = &mut pair[start..end];
+            if im < channels {
+                for (d, v) in dst.iter_mut().zip(points.chunks_exact(channels)) {
+                    *d = Complex64::new(v[re], v[im]);
+                }
+            } else {
+                for (d, v) in dst.iter_mut().zip(points.chunks_exact(channels)) {
+                    *d = Complex64::new(v[re], 0.0);
+                }
+            }
         }
     }
 }
 
 /// The inverse of [`pack`].
 fn unpack(work: &[Complex64], channels: usize, block_points: usize, field: &mut [f64]) {
-    for (p, values) in field.chunks_exact_mut(channels).enumerate() {
-        for (q, pair) in values.chunks_mut(2).enumerate() {
-            let w = work[q * block_points + p];
-            pair[0] = w.re;
-            if let Some(im) = pair.get_mut(1) {
-                *im = w.im;
+    for start in (0..block_points).step_by(TRANSPOSE_BLOCK) {
+        let end = block_points.min(start + TRANSPOSE_BLOCK);
+        let points = &mut field[start * channels..end * channels];
+        for (q, pair) in work.chunks_exact(block_points).enumerate() {
+            let (re, im) = (2 * q, 2 * q + 1);
+            let src = &pair[start..end];
+            if im < channels {
+                for (s, v) in src.iter().zip(points.chunks_exact_mut(channels)) {
+                    v[re] = s.re;
+                    v[im] = s.im;
+                }
+            } else {
+                for (s, v) in src.iter().zip(points.chunks_exact_mut(channels)) {
+                    v[re] = s.re;
+                }
             }
         }
     }
@@ -414,7 +445,10 @@ mod tests {
     #[test]
     fn wavenumbers_follow_fftfreq_order() {
         let two_pi = 2.0 * PI;
-        let even: Vec<f64> = wavenumbers(4, 2.0).iter().map(|k| k * 2.0 / two_pi).collect();
+        let even: Vec<f64> = wavenumbers(4, 2.0)
+            .iter()
+            .map(|k| k * 2.0 / two_pi)
+            .collect();
         assert_eq!(even, vec![0.0, 1.0, -2.0, -1.0]);
         let odd: Vec<f64> = wavenumbers(5, 1.0).iter().map(|k| k / two_pi).collect();
         assert_eq!(odd, vec![0.0, 1.0, 2.0, -2.0, -1.0]);
@@ -424,7 +458,9 @@ mod tests {
     fn pack_and_unpack_round_trip_for_odd_and_even_channel_counts() {
         for channels in [1usize, 2, 3, 6] {
             let points = 5;
-            let field: Vec<f64> = (0..points * channels).map(|k| k as f64 * 1.5 - 3.0).collect();
+            let field: Vec<f64> = (0..points * channels)
+                .map(|k| k as f64 * 1.5 - 3.0)
+                .collect();
             let mut work = vec![Complex64::new(0.0, 0.0); channels.div_ceil(2) * points];
             pack(&field, channels, points, &mut work);
             let mut back = vec![f64::NAN; field.len()];

@@ -75,7 +75,11 @@ pub fn check_derivatives_against_fd<P: Pde>(pde: &P, z: &[f64]) {
             (exact - fd).abs() <= 1e-6 * (1.0 + fd.abs()),
             "dF/dz_{j}: dual {exact} vs finite differences {fd}"
         );
-        assert_eq!(out[0].re, residual_at(pde, z), "dual value differs from f64 value");
+        assert_eq!(
+            out[0].re,
+            residual_at(pde, z),
+            "dual value differs from f64 value"
+        );
         for l in 0..d {
             let hyper: Vec<HyperDual64> = (0..d)
                 .map(|m| {

@@ -22,13 +22,17 @@ pub(crate) fn dense_mut<T: Real>(data: &mut [T], rows: usize, cols: usize) -> Ma
 }
 
 /// A row-major mutable `rows × cols` view whose rows start `stride` apart.
+///
+/// Built as the transpose of a column-major view: faer 0.24.4's
+/// `from_row_major_slice_with_stride_mut` swaps the two strides (it yields a
+/// column-major matrix), which `strided_views_match_naive_products` catches.
 pub(crate) fn view_mut<T: Real>(
     data: &mut [T],
     rows: usize,
     cols: usize,
     stride: usize,
 ) -> MatMut<'_, T> {
-    MatMut::from_row_major_slice_with_stride_mut(data, rows, cols, stride)
+    MatMut::from_column_major_slice_with_stride_mut(data, cols, rows, stride).transpose_mut()
 }
 
 /// `dst = α·lhs·rhs` (`accumulate == false`) or `dst += α·lhs·rhs`.
@@ -175,6 +179,28 @@ mod tests {
             let expected_g = naive(&at, &expected, k, m, n);
             for (x, y) in g.iter().zip(&expected_g) {
                 assert!((x - y).abs() < 1e-10 * (m * k) as f64);
+            }
+        }
+    }
+
+    /// Products into strided row-major destinations (the spectral mixing writes
+    /// one mode of a `[batch, K, c]` array at a time) hit exactly the right
+    /// entries and nothing past them.
+    #[test]
+    fn strided_views_match_naive_products() {
+        for &(m, k, n, s) in &[(2usize, 3usize, 2usize, 7usize), (1, 3, 2, 5), (2, 3, 4, 9), (5, 4, 3, 4)] {
+            let a: Vec<f64> = (0..m * k).map(|i| i as f64 + 1.0).collect();
+            let b: Vec<f64> = (0..k * n).map(|i| (i as f64) * 0.5 - 1.0).collect();
+            let mut big = vec![0.0; (m - 1) * s + n + 3];
+            let sentinel = big.len() - 3;
+            big[sentinel..].fill(99.0);
+            gemm(view_mut(&mut big[..(m - 1) * s + n], m, n, s), false, dense(&a, m, k), dense(&b, k, n), 1.0, Par::Seq);
+            assert!(big[sentinel..].iter().all(|&v| v == 99.0), "overwrite {m} {k} {n} {s}");
+            for i in 0..m {
+                for j in 0..n {
+                    let e: f64 = (0..k).map(|l| a[i * k + l] * b[l * n + j]).sum();
+                    assert_eq!(big[i * s + j], e, "{m} {k} {n} {s} at {i},{j}");
+                }
             }
         }
     }

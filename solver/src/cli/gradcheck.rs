@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value_t = 6)]
     checks: usize,
     /// Relative finite-difference step.
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 1e-6)]
     step: f64,
     /// Levenberg–Marquardt tolerance (rtol = atol).
     #[arg(long, default_value_t = 1e-14)]

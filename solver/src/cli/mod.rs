@@ -5,7 +5,9 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod constraint;
+mod generate;
 mod gradcheck;
+mod validate_solver;
 
 /// Tessera: neural PDE solvers with hard physical constraints, scaled by a
 /// mixture of experts.
@@ -27,6 +29,10 @@ enum Command {
     /// Constraint-layer tools (`constraint solve`).
     #[command(subcommand)]
     Constraint(constraint::Constraint),
+    /// Generate a dataset from a scenario with the reference solver.
+    Generate(generate::Args),
+    /// Re-solve a data file's samples and report relative L2 errors.
+    ValidateSolver(validate_solver::Args),
 }
 
 impl Cli {
@@ -36,6 +42,8 @@ impl Cli {
             Command::Gradcheck(args) => args.run(),
             Command::Bench(bench) => bench.run(),
             Command::Constraint(constraint) => constraint.run(),
+            Command::Generate(args) => args.run(),
+            Command::ValidateSolver(args) => args.run(),
         }
     }
 }

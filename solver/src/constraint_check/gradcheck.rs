@@ -49,7 +49,7 @@ pub struct GradcheckConfig {
 
 impl GradcheckConfig {
     /// The defaults for `pde` with `split`: 2000 points per expert, `N = 16`, the
-    /// PDE's [`GridSize::gradcheck_default`], 6 directions, step `1e-5`, LM
+    /// PDE's [`GridSize::gradcheck_default`], 6 directions, step `1e-6`, LM
     /// tolerance `1e-14` with at most 500 iterations, seed 0.
     pub fn new(pde: PdeKind, split: &[usize]) -> Self {
         Self {
@@ -59,7 +59,7 @@ impl GradcheckConfig {
             n_basis: 16,
             grid: GridSize::gradcheck_default(pde),
             checks: 6,
-            step: 1e-5,
+            step: 1e-6,
             tolerance: 1e-14,
             max_iterations: 500,
             seed: 0,
@@ -150,6 +150,7 @@ pub fn gradcheck(config: &GradcheckConfig) -> Result<GradcheckReport, CheckError
 
     let forward = layer.forward(&problem.basis, n, &ics, 0)?;
     eprintln!("DEBUG {:?}", forward.statuses);
+    eprintln!("DEBUG u range {:?} {:?} n<=0 {}", forward.u.iter().cloned().fold(f64::INFINITY, f64::min), forward.u.iter().cloned().fold(f64::NEG_INFINITY, f64::max), forward.u.iter().filter(|x| **x < 0.05).count());
     let basis_bar = layer.backward(&forward, &functional)?;
     let basis_norm = dot(&problem.basis, &problem.basis).sqrt();
     let mut directions = Vec::with_capacity(config.checks);

@@ -23,6 +23,9 @@ fn t_max(kind: PdeKind) -> f64 {
     }
 }
 
+/// The size of the random basis functions relative to the first one.
+const PERTURBATION: f64 = 0.1;
+
 /// Grid sizes of a synthetic problem; `ny` only for 2-D PDEs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GridSize {
@@ -85,11 +88,16 @@ impl SyntheticProblem {
     /// The problem for `kind` on a `size` grid with `n_basis` random smooth basis
     /// functions drawn from `seed`.
     ///
-    /// Each basis function is a sum of four products of cosines, one per axis, with
-    /// random integer wavenumbers `≤ 3` (periodic axes: whole periods), phases and
-    /// amplitudes; the initial condition is a positive smooth profile for the 1-D
-    /// PDEs (diffusion–sorption divides by it) and a random smooth periodic field
-    /// for Navier–Stokes.
+    /// The first basis function is the initial condition held constant in time
+    /// (the solution the data suggest); each other one is `0.1` times a product of
+    /// cosines, one per axis, with a wavenumber tuple drawn without replacement (up
+    /// to 3 half-waves in `t`, 7 along a bounded axis, 3 whole periods along a
+    /// periodic one) and random phases, so the functions are nearly orthogonal and
+    /// the least-squares problems well conditioned. The initial condition is a
+    /// random smooth periodic field for Navier–Stokes; for the 1-D PDEs a smooth
+    /// profile between 0.4 and 1.1 — diffusion–sorption divides by it, and a level
+    /// well above zero keeps most of the solution away from `u = 0`, where the
+    /// retardation factor's derivative jumps from `≈ −10⁶` to 0.
     ///
     /// Errors: `n_basis = 0`, a `ny` given (or missing) against the PDE's dimension,
     /// or a grid too small.
@@ -117,8 +125,16 @@ impl SyntheticProblem {
             }
         };
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let basis = smooth_basis(&grid, n_basis, &mut rng);
         let ic = initial_condition(kind, &grid, &mut rng);
+        let mut basis = smooth_basis(&grid, n_basis, &mut rng);
+        // B_0 = the initial condition held in time; the others perturb it.
+        let spatial = ic.len();
+        for (p, values) in basis.chunks_exact_mut(n_basis).enumerate() {
+            values[0] = ic[p % spatial];
+            for v in &mut values[1..] {
+                *v *= PERTURBATION;
+            }
+        }
         let initial_guess = kind.reference_initial_guess();
         Ok(Self {
             pde: AnyPde::default_of(kind),
@@ -147,38 +163,58 @@ fn unit_angles(grid: &Grid) -> Vec<Vec<f64>> {
 }
 
 fn smooth_basis(grid: &Grid, n_basis: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
-    const MODES: usize = 4;
     let angles = unit_angles(grid);
     let nd = grid.ndim();
-    // Per (basis function, mode): amplitude, then (wavenumber, phase) per axis.
-    let modes: Vec<(f64, Vec<(f64, f64)>)> = (0..n_basis * MODES)
-        .map(|m| {
-            let amplitude = rng.random_range(-1.0..1.0) / (1 + m % MODES) as f64;
-            let waves = grid
-                .axes()
+    // Distinct wavenumber tuples (up to 3 half-waves in t, 7 along a bounded axis,
+    // 3 whole periods along a periodic one) in random order, random phases: nearly
+    // orthogonal functions, so the least-squares problems are well conditioned.
+    let ranges: Vec<usize> = grid
+        .axes()
+        .iter()
+        .enumerate()
+        .map(|(a, axis)| match (a, axis.is_periodic()) {
+            (0, _) => 4,
+            (_, true) => 4,
+            _ => 8,
+        })
+        .collect();
+    let mut tuples: Vec<Vec<f64>> = (0..ranges.iter().product::<usize>())
+        .map(|mut i| {
+            ranges
                 .iter()
-                .map(|axis| {
-                    let k = rng.random_range(0..=3) as f64;
-                    let k = if axis.is_periodic() { 2.0 * k } else { k };
+                .rev()
+                .map(|&r| {
+                    let k = i % r;
+                    i /= r;
+                    k as f64
+                })
+                .collect::<Vec<f64>>()
+                .into_iter()
+                .rev()
+                .collect()
+        })
+        .collect();
+    for i in (1..tuples.len()).rev() {
+        tuples.swap(i, rng.random_range(0..=i));
+    }
+    let modes: Vec<Vec<(f64, f64)>> = (0..n_basis)
+        .map(|n| {
+            let tuple = &tuples[n % tuples.len()];
+            (0..nd)
+                .map(|a| {
+                    let k = if grid.axis(a).is_periodic() { 2.0 } else { 1.0 } * tuple[a];
                     (k, rng.random_range(0.0..2.0 * PI))
                 })
-                .collect();
-            (amplitude, waves)
+                .collect()
         })
         .collect();
     let mut basis = vec![0.0; grid.len() * n_basis];
     for (p, values) in basis.chunks_exact_mut(n_basis).enumerate() {
         let index = grid.shape().unflat(p);
-        for (n, value) in values.iter_mut().enumerate() {
-            *value = modes[n * MODES..(n + 1) * MODES]
-                .iter()
-                .map(|(amplitude, waves)| {
-                    (0..nd)
-                        .map(|a| (waves[a].0 * angles[a][index[a]] + waves[a].1).cos())
-                        .product::<f64>()
-                        * amplitude
-                })
-                .sum();
+        for (value, waves) in values.iter_mut().zip(&modes) {
+            *value = (0..nd)
+                .map(|a| (waves[a].0 * angles[a][index[a]] + waves[a].1).cos())
+                .product();
         }
     }
     basis
@@ -207,7 +243,7 @@ fn initial_condition(kind: PdeKind, grid: &Grid, rng: &mut ChaCha8Rng) -> Vec<f6
                 .collect()
         }
         _ => {
-            let (level, amplitude) = (rng.random_range(0.05..0.2), rng.random_range(0.0..0.02));
+            let (level, amplitude) = (rng.random_range(0.5..1.0), rng.random_range(0.0..0.1));
             let phase = rng.random_range(0.0..2.0 * PI);
             angles[1]
                 .iter()

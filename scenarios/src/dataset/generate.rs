@@ -1,0 +1,217 @@
+//! Making datasets: sample initial conditions, run the reference solver on
+//! every sample in parallel (rayon), collect the trajectories.
+//!
+//! Initial conditions:
+//! - diffusion–sorption: spatially constant `u0 ~ U(0, 0.2)` (PDEBench's
+//!   `gen_diff_sorp.py`);
+//! - Navier–Stokes: the periodic Gaussian random field of
+//!   [`crate::navier_stokes::random_field`], sampled at the solver resolution.
+//!
+//! Reproducibility: sample `i` draws from `ChaCha8Rng::seed_from_u64(seed)` on
+//! stream `i` (training split) or `2⁶² + i` (test split), so any sample can be
+//! regenerated alone, the result does not depend on the thread count, and the
+//! two splits never share initial conditions.
+//!
+//! Resolution: the training split is written on the scenario's grid. The test
+//! split of a 2-D scenario is written at the largest of `eval.resolutions`
+//! (and the grid), so that evaluation can subsample it to each resolution (the
+//! paper's Navier–Stokes test set is 256², evaluated at 64², 128², 256²).
+
+use std::fmt;
+use std::str::FromStr;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::Dataset;
+use crate::config::{PdeConfig, Scenario};
+use crate::navier_stokes::PeriodicGrf;
+use crate::navier_stokes::random_field::LENGTH_SCALE;
+use crate::{ScenarioError, diffusion_sorption, navier_stokes};
+
+/// Upper bound of PDEBench's constant initial concentration `U(0, 0.2)`.
+const DS_IC_MAX: f64 = 0.2;
+/// First random stream of the test split.
+const TEST_STREAM: u64 = 1 << 62;
+
+/// Which part of the data a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Training initial conditions (and their trajectories).
+    Train,
+    /// Held-out test trajectories.
+    Test,
+}
+
+impl FromStr for Split {
+    type Err = ScenarioError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "train" => Ok(Self::Train),
+            "test" => Ok(Self::Test),
+            other => Err(ScenarioError::Override {
+                text: other.to_owned(),
+                reason: "split must be `train` or `test`".into(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Train => "train",
+            Self::Test => "test",
+        })
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone, Copy)]
+pub struct Generation {
+    /// Number of samples.
+    pub samples: usize,
+    /// Seed of the initial conditions.
+    pub seed: u64,
+    /// Training or test split (different random streams and, in 2-D, resolution).
+    pub split: Split,
+    /// Suppress the progress bar (it is also hidden when stderr is not a terminal).
+    pub quiet: bool,
+}
+
+impl Generation {
+    /// The scenario's own sizes and seed for `split`.
+    pub fn for_split(scenario: &Scenario, split: Split) -> Self {
+        Self {
+            samples: match split {
+                Split::Train => scenario.data.train_samples,
+                Split::Test => scenario.data.test_samples,
+            },
+            seed: scenario.seed,
+            split,
+            quiet: false,
+        }
+    }
+
+    fn stream(&self, index: usize) -> u64 {
+        match self.split {
+            Split::Train => index as u64,
+            Split::Test => TEST_STREAM + index as u64,
+        }
+    }
+}
+
+/// A progress bar on stderr, or a hidden one.
+pub(crate) fn progress(len: usize, quiet: bool, message: &'static str) -> ProgressBar {
+    let target = if quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(len as u64), target).with_message(message);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{elapsed_precise}] {bar:40} {pos}/{len} (eta {eta})")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Generates `options.samples` trajectories of the scenario's PDE with its
+/// reference solver.
+pub fn generate(scenario: &Scenario, options: &Generation) -> Result<Dataset, ScenarioError> {
+    if options.samples == 0 {
+        return Err(ScenarioError::InvalidValue {
+            what: "number of samples",
+            value: 0.0,
+            reason: "must be at least 1",
+        });
+    }
+    scenario.validate()?;
+    let config = scenario.to_toml_string();
+    let grid = scenario.grid()?;
+    let t = grid.axis(0).coords().to_vec();
+    let bar = progress(options.samples, options.quiet, "generating");
+    let run = |solve: &(dyn Fn(usize) -> Result<Vec<f64>, ScenarioError> + Sync)| {
+        (0..options.samples)
+            .into_par_iter()
+            .map(|i| {
+                let trajectory = solve(i)?;
+                bar.inc(1);
+                Ok(trajectory.into_iter().map(|v| v as f32).collect())
+            })
+            .collect::<Result<Vec<Vec<f32>>, ScenarioError>>()
+    };
+    let dataset = match &scenario.pde {
+        PdeConfig::DiffusionSorption(params) => {
+            let solver = diffusion_sorption::ReferenceSolver::new(
+                params,
+                scenario.reference_nx(),
+                scenario.data.reference.rtol,
+            )?;
+            let nx = scenario.grid.nx;
+            let samples = run(&|i| {
+                let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+                rng.set_stream(options.stream(i));
+                let u0 = DS_IC_MAX * rng.random::<f64>();
+                solver.solve_on_grid(&vec![u0; nx], &t)
+            })?;
+            Dataset::new(t, grid.axis(1).coords().to_vec(), None, config, samples)?
+        }
+        PdeConfig::NavierStokes(params) => {
+            let m = match options.split {
+                Split::Train => scenario.grid.nx,
+                Split::Test => scenario
+                    .eval
+                    .resolutions
+                    .iter()
+                    .copied()
+                    .chain([scenario.grid.nx])
+                    .max()
+                    .unwrap_or(scenario.grid.nx),
+            };
+            let resolution = scenario.reference_resolution().max(m);
+            let solver = navier_stokes::ReferenceSolver::new(
+                params.nu,
+                resolution,
+                scenario.data.reference.dt,
+            )?;
+            let grf = PeriodicGrf::new(resolution, LENGTH_SCALE)?;
+            let samples = run(&|i| {
+                let w0 = grf.sample(options.seed, options.stream(i));
+                solver
+                    .solve_on_grid(&w0, resolution, resolution, &t)
+                    .and_then(|fine| subsample_frames(&fine, resolution, m))
+            })?;
+            let coords: Vec<f64> = (0..m).map(|i| i as f64 / m as f64).collect();
+            Dataset::new(t, coords.clone(), Some(coords), config, samples)?
+        }
+        other => {
+            return Err(ScenarioError::Unsupported {
+                what: "a reference solver",
+                pde: other.kind().to_owned(),
+            });
+        }
+    };
+    bar.finish_and_clear();
+    Ok(dataset)
+}
+
+/// Every `n/m`-th point of each `n × n` frame.
+fn subsample_frames(frames: &[f64], n: usize, m: usize) -> Result<Vec<f64>, ScenarioError> {
+    if m == 0 || n % m != 0 {
+        return Err(ScenarioError::ShapeMismatch {
+            what: format!("output resolution (must divide the solver resolution {n})"),
+            expected: vec![n],
+            got: vec![m],
+        });
+    }
+    let s = n / m;
+    Ok(frames
+        .chunks_exact(n * n)
+        .flat_map(|frame| (0..m).flat_map(move |i| (0..m).map(move |j| frame[i * s * n + j * s])))
+        .collect())
+}

@@ -1,0 +1,395 @@
+//! Dataset files: round trips through safetensors (and HDF5 with the `hdf5`
+//! feature), atomic writes, typed errors on bad files, and generation followed
+//! by re-validation with the reference solver.
+
+use std::path::{Path, PathBuf};
+
+use tessera_scenarios::dataset::{Generation, Split, generate, validate_solver};
+use tessera_scenarios::{Dataset, Scenario, ScenarioError};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tessera-dataset-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A small 1-D and 2-D dataset with distinct values everywhere.
+fn datasets() -> Vec<Dataset> {
+    let t = vec![0.0, 0.5, 1.0];
+    let x: Vec<f64> = (0..4).map(|i| (i as f64 + 0.5) / 4.0).collect();
+    let y: Vec<f64> = (0..2).map(|i| i as f64 / 2.0).collect();
+    let one_d = (0..3)
+        .map(|s| (0..12).map(|i| (s * 100 + i) as f32 * 0.25).collect())
+        .collect();
+    let two_d = (0..2)
+        .map(|s| (0..24).map(|i| (s * 100 + i) as f32 - 7.5).collect())
+        .collect();
+    vec![
+        Dataset::new(t.clone(), x.clone(), None, "name = \"one\"".into(), one_d).unwrap(),
+        Dataset::new(t, x, Some(y), "name = \"two\"\n# ünïcode".into(), two_d).unwrap(),
+    ]
+}
+
+fn round_trip(ext: &str) {
+    let dir = scratch(ext);
+    for (i, dataset) in datasets().into_iter().enumerate() {
+        let path = dir.join(format!("d{i}.{ext}"));
+        dataset.write(&path).unwrap();
+        let back = Dataset::read(&path).unwrap();
+        assert_eq!(back, dataset);
+        assert_eq!(
+            back.initial_condition(1),
+            &dataset.trajectory(1)[..dataset.trajectory(1).len() / 3]
+        );
+    }
+    // Only the targets remain: no temporary files.
+    assert_eq!(entries(&dir), [format!("d0.{ext}"), format!("d1.{ext}")]);
+}
+
+#[test]
+fn safetensors_round_trip() {
+    round_trip("safetensors");
+}
+
+#[cfg(feature = "hdf5")]
+#[test]
+fn hdf5_round_trip() {
+    round_trip("h5");
+}
+
+#[test]
+fn failed_writes_leave_nothing_behind() {
+    let dir = scratch("failed");
+    let dataset = &datasets()[0];
+    let target = dir.join("d.safetensors");
+    dataset.write(&target).unwrap();
+    let before = std::fs::read(&target).unwrap();
+    // A directory in the way of the rename: the write fails, the old file
+    // elsewhere and the directory are untouched, and no temporary remains.
+    let blocked = dir.join("blocked.safetensors");
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::write(blocked.join("keep"), b"x").unwrap();
+    assert!(matches!(
+        dataset.write(&blocked),
+        Err(ScenarioError::Io { .. })
+    ));
+    assert_eq!(entries(&dir), ["blocked.safetensors", "d.safetensors"]);
+    assert_eq!(std::fs::read(&target).unwrap(), before);
+    let missing_dir = dir.join("no/such/dir/d.safetensors");
+    assert!(matches!(
+        dataset.write(&missing_dir),
+        Err(ScenarioError::Io { .. })
+    ));
+}
+
+#[test]
+fn bad_files_are_typed_errors() {
+    let dir = scratch("bad");
+    let missing = Dataset::read(dir.join("missing.safetensors"));
+    assert!(
+        matches!(missing, Err(ScenarioError::Io { .. })),
+        "{missing:?}"
+    );
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"definitely not a tensor file").unwrap();
+    assert!(matches!(
+        Dataset::read(&garbage),
+        Err(ScenarioError::Format { .. })
+    ));
+    let unknown = Dataset::read(dir.join("data.npz"));
+    assert!(
+        matches!(unknown, Err(ScenarioError::UnsupportedFormat { .. })),
+        "{unknown:?}"
+    );
+    #[cfg(not(feature = "hdf5"))]
+    assert!(matches!(
+        Dataset::read(dir.join("d.h5")),
+        Err(ScenarioError::UnsupportedFormat { .. })
+    ));
+}
+
+#[test]
+fn bad_contents_are_rejected() {
+    let t = vec![0.0, 1.0];
+    let x = vec![0.25, 0.75];
+    let nan = Dataset::new(
+        t.clone(),
+        x.clone(),
+        None,
+        String::new(),
+        vec![vec![0.0, 1.0, f32::NAN, 2.0]],
+    );
+    assert!(
+        matches!(nan, Err(ScenarioError::NonFinite { index: 2, .. })),
+        "{nan:?}"
+    );
+    let short = Dataset::new(
+        t.clone(),
+        x.clone(),
+        None,
+        String::new(),
+        vec![vec![0.0; 3]],
+    );
+    assert!(
+        matches!(short, Err(ScenarioError::ShapeMismatch { .. })),
+        "{short:?}"
+    );
+    let inf_axis = Dataset::new(
+        vec![0.0, f64::INFINITY],
+        x,
+        None,
+        String::new(),
+        vec![vec![0.0; 4]],
+    );
+    assert!(
+        matches!(inf_axis, Err(ScenarioError::NonFinite { .. })),
+        "{inf_axis:?}"
+    );
+}
+
+#[cfg(feature = "hdf5")]
+mod pdebench_layout {
+    use hdf5::types::VarLenUnicode;
+    use hdf5_metno as hdf5;
+
+    use super::*;
+
+    /// A file written directly with the HDF5 library in the layout of PDEBench's
+    /// `1D_diff-sorp_NA_NA.h5` (float32 data `[nt, nx, 1]`, grids, YAML `config`
+    /// attribute, lzf-compressed) loads.
+    #[test]
+    fn a_pdebench_diffusion_sorption_file_loads() {
+        let dir = scratch("pdebench");
+        let path = dir.join("1D_diff-sorp_NA_NA.h5");
+        let (nt, nx) = (5, 8);
+        let file = hdf5::File::create(&path).unwrap();
+        for s in 0..3 {
+            let group = file.create_group(&format!("{s:04}")).unwrap();
+            let data: Vec<f32> = (0..nt * nx).map(|i| (s * 1000 + i) as f32 * 1e-3).collect();
+            group
+                .new_dataset::<f32>()
+                .shape([nt, nx, 1])
+                .chunk([nt, nx, 1])
+                .lzf()
+                .create("data")
+                .unwrap()
+                .write_raw(&data)
+                .unwrap();
+            let t: Vec<f32> = (0..nt).map(|i| 125.0 * i as f32).collect();
+            let x: Vec<f32> = (0..nx).map(|i| (i as f32 + 0.5) / nx as f32).collect();
+            group
+                .new_dataset::<f32>()
+                .shape([nt])
+                .create("grid/t")
+                .unwrap()
+                .write_raw(&t)
+                .unwrap();
+            group
+                .new_dataset::<f32>()
+                .shape([nx])
+                .create("grid/x")
+                .unwrap()
+                .write_raw(&x)
+                .unwrap();
+            let yaml: VarLenUnicode = "sim:\n  D: 5.0e-4\n".parse().unwrap();
+            group
+                .new_attr::<VarLenUnicode>()
+                .create("config")
+                .unwrap()
+                .write_scalar(&yaml)
+                .unwrap();
+        }
+        file.close().unwrap();
+        let dataset = Dataset::read(&path).unwrap();
+        assert_eq!(dataset.len(), 3);
+        assert_eq!(dataset.dims(), [nt, nx]);
+        assert_eq!(dataset.t()[4], 500.0);
+        assert_eq!(dataset.config(), "sim:\n  D: 5.0e-4\n");
+        assert_eq!(dataset.trajectory(2)[7], 2007.0f32 * 1e-3);
+    }
+
+    #[test]
+    fn integer_data_is_a_typed_error() {
+        let dir = scratch("ints");
+        let path = dir.join("ints.h5");
+        let file = hdf5::File::create(&path).unwrap();
+        let group = file.create_group("0000").unwrap();
+        group
+            .new_dataset::<i32>()
+            .shape([2, 2, 1])
+            .create("data")
+            .unwrap()
+            .write_raw(&[1, 2, 3, 4])
+            .unwrap();
+        group
+            .new_dataset::<f32>()
+            .shape([2])
+            .create("grid/t")
+            .unwrap()
+            .write_raw(&[0.0f32, 1.0])
+            .unwrap();
+        group
+            .new_dataset::<f32>()
+            .shape([2])
+            .create("grid/x")
+            .unwrap()
+            .write_raw(&[0.25f32, 0.75])
+            .unwrap();
+        file.close().unwrap();
+        let err = Dataset::read(&path).unwrap_err();
+        assert!(
+            matches!(&err, ScenarioError::Format { reason, .. } if reason.contains("0000/data")),
+            "{err}"
+        );
+    }
+}
+
+const DS_TINY: &str = r#"
+name = "ds-tiny"
+[pde]
+kind = "diffusion-sorption"
+[grid]
+nt = 11
+nx = 32
+t_max = 500.0
+[data]
+train_samples = 4
+test_samples = 2
+[data.reference]
+nx = 64
+rtol = 1e-8
+[model]
+modes = [4, 4]
+[constraint]
+experts = [1, 4]
+points = 50
+[training]
+batch_size = 2
+validate_samples = 2
+[eval]
+plots = 1
+"#;
+
+const NS_TINY: &str = r#"
+name = "ns-tiny"
+[pde]
+kind = "navier-stokes"
+nu = 1e-3
+[grid]
+nt = 5
+nx = 16
+ny = 16
+t_max = 0.5
+[data]
+train_samples = 2
+test_samples = 2
+[data.reference]
+resolution = 32
+dt = 0.01
+[model]
+modes = [2, 2, 2]
+[constraint]
+experts = [1, 2, 2]
+points = 50
+[training]
+batch_size = 2
+validate_samples = 2
+[eval]
+plots = 1
+resolutions = [16, 32]
+"#;
+
+fn options(samples: usize, split: Split) -> Generation {
+    Generation {
+        samples,
+        seed: 9,
+        split,
+        quiet: true,
+    }
+}
+
+#[test]
+fn generated_diffusion_sorption_data_validates() {
+    let scenario = Scenario::from_str(DS_TINY, "ds-tiny").unwrap();
+    let train = generate(&scenario, &options(3, Split::Train)).unwrap();
+    assert_eq!(train.dims(), [11, 32]);
+    assert_eq!(
+        Scenario::from_str(train.config(), "stored").unwrap(),
+        scenario
+    );
+    // Constant initial conditions in [0, 0.2), distinct per sample, and
+    // reproducible from the seed.
+    let ics: Vec<f32> = (0..3).map(|i| train.initial_condition(i)[0]).collect();
+    assert!(ics.iter().all(|&u| (0.0..0.2).contains(&u)), "{ics:?}");
+    assert!(ics[0] != ics[1] && ics[1] != ics[2]);
+    assert!(train.initial_condition(0).iter().all(|&u| u == ics[0]));
+    assert_eq!(
+        generate(&scenario, &options(3, Split::Train)).unwrap(),
+        train
+    );
+    let test = generate(&scenario, &options(1, Split::Test)).unwrap();
+    assert_ne!(test.initial_condition(0)[0], ics[0]);
+    // Our own data re-solves to f32 rounding.
+    let check = validate_solver(&scenario, &train, true).unwrap();
+    assert_eq!(check.solver_resolution, 64);
+    assert!(check.rel_l2_mean < 1e-6, "{check:?}");
+    // A perturbed file is caught: 1 % everywhere in sample 1.
+    let mut samples: Vec<Vec<f32>> = train.trajectories().to_vec();
+    samples[1].iter_mut().skip(32).for_each(|v| *v *= 1.01);
+    let perturbed = Dataset::new(
+        train.t().to_vec(),
+        train.x().to_vec(),
+        None,
+        String::new(),
+        samples,
+    )
+    .unwrap();
+    let check = validate_solver(&scenario, &perturbed, true).unwrap();
+    assert!(
+        check.rel_l2[0] < 1e-6 && (check.rel_l2[1] - 0.01).abs() < 1e-3,
+        "{check:?}"
+    );
+}
+
+#[test]
+fn generated_navier_stokes_data_validates() {
+    let scenario = Scenario::from_str(NS_TINY, "ns-tiny").unwrap();
+    let train = generate(&scenario, &options(2, Split::Train)).unwrap();
+    assert_eq!(train.dims(), [5, 16, 16]);
+    let ic = train.initial_condition(0);
+    // Mean-free at the solver resolution; the subsample's mean differs only by
+    // aliased modes of wavenumber 16, which the smooth field barely has.
+    let n = ic.len() as f64;
+    let mean = ic.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let rms = (ic.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / n).sqrt();
+    assert!(mean.abs() < 1e-3 * rms, "mean {mean}, rms {rms}");
+    let check = validate_solver(&scenario, &train, true).unwrap();
+    assert!(check.rel_l2_mean < 1e-5, "{check:?}");
+    // The test split is written at the largest evaluation resolution.
+    let test = generate(&scenario, &options(1, Split::Test)).unwrap();
+    assert_eq!(test.dims(), [5, 32, 32]);
+    let check = validate_solver(&scenario, &test, true).unwrap();
+    assert!(check.rel_l2_mean < 1e-5, "{check:?}");
+}
+
+#[test]
+fn scenarios_without_a_reference_solver_are_rejected() {
+    let text = DS_TINY.replace("kind = \"diffusion-sorption\"", "kind = \"heat\"");
+    let scenario = Scenario::from_str(&text, "heat").unwrap();
+    let err = generate(&scenario, &options(1, Split::Train)).unwrap_err();
+    assert!(matches!(err, ScenarioError::Unsupported { .. }), "{err}");
+    let wrong_rank = &datasets()[1];
+    let ds = Scenario::from_str(DS_TINY, "ds").unwrap();
+    let err = validate_solver(&ds, wrong_rank, true).unwrap_err();
+    assert!(matches!(err, ScenarioError::ShapeMismatch { .. }), "{err}");
+}
