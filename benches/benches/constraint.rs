@@ -44,7 +44,9 @@ fn bench(c: &mut Criterion) {
     let pde = Arc::new(DiffusionSorption::default());
     let b = basis();
     let ic = vec![0.1; NX];
-    let u_bar: Vec<f64> = (0..NT * NX).map(|p| ((p % 97) as f64 - 48.0) / 48.0).collect();
+    let u_bar: Vec<f64> = (0..NT * NX)
+        .map(|p| ((p % 97) as f64 - 48.0) / 48.0)
+        .collect();
     let mut group = c.benchmark_group("constraint");
     group.sample_size(10);
     for (name, split, points) in [
@@ -52,8 +54,9 @@ fn bench(c: &mut Criterion) {
         ("1x1_20000", [1, 1], 20_000),
         ("1x4_2500", [1, 4], 2_500),
     ] {
-        let layer = ConstraintLayer::new(pde.clone(), grid.clone(), LayerConfig::new(&split, points))
-            .expect("layer");
+        let layer =
+            ConstraintLayer::new(pde.clone(), grid.clone(), LayerConfig::new(&split, points))
+                .expect("layer");
         let fwd = layer.forward(&b, N, &[&ic], 0).expect("forward");
         let iterations: Vec<usize> = fwd.statuses.iter().map(|s| s.iterations).collect();
         let reasons: Vec<_> = fwd.statuses.iter().map(|s| s.reason).collect();

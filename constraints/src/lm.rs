@@ -233,10 +233,16 @@ impl LevenbergMarquardt {
             for ((t, w), s) in trial.iter_mut().zip(&omega).zip(&step) {
                 *t = w + s;
             }
-            let predicted =
-                0.5 * step.iter().zip(&gradient).map(|(s, g)| s * (mu * s - g)).sum::<f64>();
+            let predicted = 0.5
+                * step
+                    .iter()
+                    .zip(&gradient)
+                    .map(|(s, g)| s * (mu * s - g))
+                    .sum::<f64>();
             let new_cost = ws.trial.evaluate(pde, problem, &trial);
-            let decrease = ws.current.decrease_to(&ws.trial, problem.ridge(), &omega, &trial);
+            let decrease = ws
+                .current
+                .decrease_to(&ws.trial, problem.ridge(), &omega, &trial);
             let gain = decrease / predicted;
             if new_cost.is_finite() && gain > 0.0 {
                 omega.copy_from_slice(&trial);

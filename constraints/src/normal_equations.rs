@@ -65,9 +65,8 @@ impl Residuals {
         omega: &[f64],
         omega_new: &[f64],
     ) -> f64 {
-        let part = |a: &[f64], b: &[f64]| -> f64 {
-            a.iter().zip(b).map(|(x, y)| (y - x) * (y + x)).sum()
-        };
+        let part =
+            |a: &[f64], b: &[f64]| -> f64 { a.iter().zip(b).map(|(x, y)| (y - x) * (y + x)).sum() };
         -0.5 * (part(&self.values, &new.values)
             + part(&self.linear, &new.linear)
             + ridge * ridge * part(omega, omega_new))

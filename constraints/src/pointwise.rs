@@ -25,7 +25,11 @@ pub const MAX_TERMS: usize = 8;
 pub fn values<P: Pde>(pde: &P, d: usize, z: &[f64], values: &mut [f64]) {
     let m = pde.n_equations();
     assert_eq!(z.len() % d, 0, "z is not a whole number of points");
-    assert_eq!(values.len(), z.len() / d * m, "values buffer has the wrong length");
+    assert_eq!(
+        values.len(),
+        z.len() / d * m,
+        "values buffer has the wrong length"
+    );
     for (zp, out) in z.chunks_exact(d).zip(values.chunks_exact_mut(m)) {
         pde.residual::<f64>(zp, out);
     }
@@ -89,11 +93,18 @@ fn check_lengths<P: Pde>(
     per_equation: &[f64],
     block: usize,
 ) {
-    assert!(d > 0 && z.len() % d == 0, "z is not a whole number of points");
+    assert!(
+        d > 0 && z.len().is_multiple_of(d),
+        "z is not a whole number of points"
+    );
     let n = z.len() / d;
     let m = pde.n_equations();
     assert_eq!(values.len(), n * m, "values buffer has the wrong length");
-    assert_eq!(per_equation.len(), n * m * block, "derivative buffer has the wrong length");
+    assert_eq!(
+        per_equation.len(),
+        n * m * block,
+        "derivative buffer has the wrong length"
+    );
 }
 
 fn gradients_n<P: Pde, const D: usize>(pde: &P, z: &[f64], values: &mut [f64], grads: &mut [f64]) {

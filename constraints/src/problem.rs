@@ -73,7 +73,7 @@ impl ExpertProblem {
                 got: vec![n, d, m],
             });
         }
-        if term_rows.len() % (d * n) != 0 {
+        if !term_rows.len().is_multiple_of(d * n) {
             return Err(ConstraintError::ShapeMismatch {
                 what: "term rows [P, d, N]",
                 expected: vec![term_rows.len() / (d * n), d, n],

@@ -40,7 +40,13 @@ fn check_against_fd<P: Pde>(pde: &P, parts: &Parts, seed: u64, tol: f64) {
         }
         let full = relative_direction(&mut r, &x);
         let delta: Vec<f64> = (0..x.len())
-            .map(|i| if (begin..begin + len).contains(&i) { full[i] } else { 0.0 })
+            .map(|i| {
+                if (begin..begin + len).contains(&i) {
+                    full[i]
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let loss = |y: &[f64]| dot(&v, &solve(pde, &parts.with_flat(y), &omega));
         let fd = central_difference(loss, &x, &delta, 1e-5);
@@ -113,7 +119,10 @@ fn fd_jacobian<P: Pde>(pde: &P, parts: &Parts, omega: &[f64]) -> Vec<Vec<f64>> {
             minus[k] -= h;
             let rp = problem.residual(pde, &plus).unwrap();
             let rm = problem.residual(pde, &minus).unwrap();
-            rp.iter().zip(&rm).map(|(a, b)| (a - b) / (2.0 * h)).collect()
+            rp.iter()
+                .zip(&rm)
+                .map(|(a, b)| (a - b) / (2.0 * h))
+                .collect()
         })
         .collect()
 }
@@ -144,7 +153,10 @@ fn gauss_newton_hessian_is_jtj_and_differs_from_the_exact_one() {
         .zip(exact.hessian())
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max);
-    assert!(diff > 1e-8 * scale, "a nonzero-residual problem has curvature");
+    assert!(
+        diff > 1e-8 * scale,
+        "a nonzero-residual problem has curvature"
+    );
     // The exact Hessian is the derivative of the gradient Jᵀr (by differences).
     let grad_at = |w: &[f64]| -> Vec<f64> {
         let cols = fd_jacobian(&SorptionLike, &parts, w);
@@ -196,7 +208,10 @@ fn gauss_newton_equals_exact_for_a_zero_residual_problem() {
     let v = [1.0, 2.0, 3.0];
     let gn = Sensitivity::new(&pde, &problem, &omega, HessianMode::GaussNewton).unwrap();
     let ex = Sensitivity::new(&pde, &problem, &omega, HessianMode::Exact).unwrap();
-    let (a, b) = (gn.gradient(&problem, &v).unwrap(), ex.gradient(&problem, &v).unwrap());
+    let (a, b) = (
+        gn.gradient(&problem, &v).unwrap(),
+        ex.gradient(&problem, &v).unwrap(),
+    );
     for (x, y) in a.linear.iter().zip(&b.linear) {
         assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()));
     }

@@ -23,7 +23,11 @@ fn directional_error<P: Pde>(pde: &P, parts: &common::Parts, seed: u64) -> (f64,
     let delta = relative_direction(&mut r, &x);
     let loss = |y: &[f64]| dot(&v, &solve(pde, &parts.with_flat(y), &omega));
     let scale = (dot(&analytic, &analytic) * dot(&delta, &delta)).sqrt();
-    (dot(&analytic, &delta), central_difference(loss, &x, &delta, 1e-5), scale)
+    (
+        dot(&analytic, &delta),
+        central_difference(loss, &x, &delta, 1e-5),
+        scale,
+    )
 }
 
 proptest! {

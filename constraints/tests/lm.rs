@@ -8,8 +8,8 @@ use faer::linalg::solvers::SolveLstsq;
 use faer::{ColRef, Mat};
 use num_dual::DualNum;
 use tessera_constraints::{
-    ConstraintError, ExpertProblem, InitialGuess, LevenbergMarquardt, LinearRow, Pde,
-    ProblemSize, StopReason, Term,
+    ConstraintError, ExpertProblem, InitialGuess, LevenbergMarquardt, LinearRow, Pde, ProblemSize,
+    StopReason, Term,
 };
 use tessera_meshes::Grid;
 
@@ -85,7 +85,9 @@ fn linear_parts(seed: u64) -> common::Parts {
 fn linear_problem_is_solved_exactly_in_one_gauss_newton_step() {
     let parts = linear_parts(1);
     let expected = qr_solution(&parts);
-    let lm = LevenbergMarquardt::default().with_initial_damping(0.0).unwrap();
+    let lm = LevenbergMarquardt::default()
+        .with_initial_damping(0.0)
+        .unwrap();
     let one_step = lm.clone().with_max_iterations(1).unwrap();
     let after_one = one_step.solve(&Linear3, &parts.build()).unwrap();
     let full = lm.solve(&Linear3, &parts.build()).unwrap();
@@ -231,7 +233,9 @@ fn non_finite_data_is_a_status_not_a_panic() {
         0.0,
     )
     .unwrap();
-    let sol = LevenbergMarquardt::default().solve(&SquareRoot, &problem).unwrap();
+    let sol = LevenbergMarquardt::default()
+        .solve(&SquareRoot, &problem)
+        .unwrap();
     assert_eq!(sol.status.reason, StopReason::NonFinite);
 }
 
@@ -274,13 +278,55 @@ fn problem_shapes_are_validated() {
         n_equations: 1,
     };
     let err = |r: Result<ExpertProblem, ConstraintError>| assert!(r.is_err());
-    err(ExpertProblem::new(size, vec![0.0; 7], vec![0.0; 2], vec![], vec![], 0.0));
-    err(ExpertProblem::new(size, vec![0.0; 8], vec![0.0; 3], vec![], vec![], 0.0));
-    err(ExpertProblem::new(size, vec![0.0; 8], vec![0.0; 4], vec![0.0; 3], vec![0.0], 0.0));
-    err(ExpertProblem::new(size, vec![0.0; 8], vec![0.0; 4], vec![], vec![], -1.0));
+    err(ExpertProblem::new(
+        size,
+        vec![0.0; 7],
+        vec![0.0; 2],
+        vec![],
+        vec![],
+        0.0,
+    ));
+    err(ExpertProblem::new(
+        size,
+        vec![0.0; 8],
+        vec![0.0; 3],
+        vec![],
+        vec![],
+        0.0,
+    ));
+    err(ExpertProblem::new(
+        size,
+        vec![0.0; 8],
+        vec![0.0; 4],
+        vec![0.0; 3],
+        vec![0.0],
+        0.0,
+    ));
+    err(ExpertProblem::new(
+        size,
+        vec![0.0; 8],
+        vec![0.0; 4],
+        vec![],
+        vec![],
+        -1.0,
+    ));
     let nine = ProblemSize { n_terms: 9, ..size };
-    err(ExpertProblem::new(nine, vec![0.0; 36], vec![0.0; 18], vec![], vec![], 0.0));
-    let p = ExpertProblem::new(size, vec![0.0; 8], vec![0.0; 4], vec![0.0; 2], vec![0.0], 0.0)
-        .unwrap();
+    err(ExpertProblem::new(
+        nine,
+        vec![0.0; 36],
+        vec![0.0; 18],
+        vec![],
+        vec![],
+        0.0,
+    ));
+    let p = ExpertProblem::new(
+        size,
+        vec![0.0; 8],
+        vec![0.0; 4],
+        vec![0.0; 2],
+        vec![0.0],
+        0.0,
+    )
+    .unwrap();
     assert_eq!((p.n_points(), p.n_linear(), p.n_residuals()), (2, 1, 5));
 }

@@ -22,7 +22,9 @@ pub enum ExpertsError {
     },
     /// The backward pass was asked for an expert whose forward solve did not
     /// produce usable weights (non-finite data, or a singular system).
-    #[error("sample {sample}, expert {expert}: the forward solve stopped with {reason:?}; no gradient exists")]
+    #[error(
+        "sample {sample}, expert {expert}: the forward solve stopped with {reason:?}; no gradient exists"
+    )]
     ExpertFailed {
         sample: usize,
         expert: usize,

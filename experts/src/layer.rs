@@ -258,12 +258,23 @@ impl<P: Pde> ConstraintLayer<P> {
             .map(|k| self.router.sample(k, stream).map(Arc::new))
             .collect::<Result<_, _>>()?;
         // Per sample: rows, offset, S B and the experts' gathered problems.
-        let prepared: Vec<(Vec<f64>, Vec<f64>, Vec<LinearRow>, Vec<(Vec<usize>, ExpertProblem)>)> =
-            (0..batch)
-                .into_par_iter()
-                .with_max_len(1)
-                .map(|b| self.prepare_sample(&basis[b * g * n_basis..(b + 1) * g * n_basis], n_basis, ics[b], &points))
-                .collect::<Result<_, _>>()?;
+        let prepared: Vec<(
+            Vec<f64>,
+            Vec<f64>,
+            Vec<LinearRow>,
+            Vec<(Vec<usize>, ExpertProblem)>,
+        )> = (0..batch)
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|b| {
+                self.prepare_sample(
+                    &basis[b * g * n_basis..(b + 1) * g * n_basis],
+                    n_basis,
+                    ics[b],
+                    &points,
+                )
+            })
+            .collect::<Result<_, _>>()?;
         let problems: Vec<&ExpertProblem> = prepared
             .iter()
             .flat_map(|s| s.3.iter().map(|(_, p)| p))
@@ -298,7 +309,11 @@ impl<P: Pde> ConstraintLayer<P> {
             .collect();
         let weights = samples
             .iter()
-            .flat_map(|s| s.experts.iter().flat_map(|e| e.solution.omega.iter().copied()))
+            .flat_map(|s| {
+                s.experts
+                    .iter()
+                    .flat_map(|e| e.solution.omega.iter().copied())
+            })
             .collect();
         let statuses = samples
             .iter()
@@ -371,7 +386,8 @@ impl<P: Pde> ConstraintLayer<P> {
                 omega_bar: w,
             })
             .collect();
-        let gradients = runner::differentiate_experts(self.pde.as_ref(), &jobs, self.config.hessian)?;
+        let gradients =
+            runner::differentiate_experts(self.pde.as_ref(), &jobs, self.config.hessian)?;
         let per_sample: Vec<Vec<f64>> = forward
             .samples
             .par_iter()
@@ -417,8 +433,15 @@ impl<P: Pde> ConstraintLayer<P> {
         n_basis: usize,
         ic: &[f64],
         points: &[Arc<Vec<usize>>],
-    ) -> Result<(Vec<f64>, Vec<f64>, Vec<LinearRow>, Vec<(Vec<usize>, ExpertProblem)>), ExpertsError>
-    {
+    ) -> Result<
+        (
+            Vec<f64>,
+            Vec<f64>,
+            Vec<LinearRow>,
+            Vec<(Vec<usize>, ExpertProblem)>,
+        ),
+        ExpertsError,
+    > {
         let g = self.grid.len();
         let rows = self.pde.linear_rows(&self.grid, ic)?;
         router::check_rows(&rows, g, self.terms.len())?;

@@ -11,6 +11,6 @@ pub mod terms;
 
 pub use error::ExpertsError;
 pub use layer::{ConstraintLayer, Forward, LayerConfig};
-pub use router::{RowScope, Router};
+pub use router::{Router, RowScope};
 pub use runner::{BackwardJob, differentiate_experts, solve_experts};
 pub use terms::TermFields;

@@ -178,7 +178,11 @@ pub fn gather(
     }
     let mut linear = vec![0.0; rows.len() * n];
     let mut linear_rhs = vec![0.0; rows.len()];
-    for ((row, out), c) in rows.iter().zip(linear.chunks_exact_mut(n)).zip(&mut linear_rhs) {
+    for ((row, out), c) in rows
+        .iter()
+        .zip(linear.chunks_exact_mut(n))
+        .zip(&mut linear_rhs)
+    {
         *c = row.rhs;
         for &(j, coeff) in &row.coeffs {
             let a = &terms.values(j)[row.point * n..(row.point + 1) * n];
@@ -212,8 +216,16 @@ pub fn scatter(
     into: &mut TermFields,
 ) {
     let (d, n) = (into.n_terms(), into.n_basis());
-    assert_eq!(gradient.term_rows.len(), points.len() * d * n, "term-row gradient layout");
-    assert_eq!(gradient.linear_rhs.len(), rows.len(), "linear-row gradient layout");
+    assert_eq!(
+        gradient.term_rows.len(),
+        points.len() * d * n,
+        "term-row gradient layout"
+    );
+    assert_eq!(
+        gradient.linear_rhs.len(),
+        rows.len(),
+        "linear-row gradient layout"
+    );
     for j in 0..d {
         let (values, offsets) = into.fields_mut(j);
         for ((&p, g), b) in points
@@ -221,7 +233,10 @@ pub fn scatter(
             .zip(gradient.term_rows.chunks_exact(d * n))
             .zip(gradient.offsets.chunks_exact(d))
         {
-            for (v, x) in values[p * n..(p + 1) * n].iter_mut().zip(&g[j * n..(j + 1) * n]) {
+            for (v, x) in values[p * n..(p + 1) * n]
+                .iter_mut()
+                .zip(&g[j * n..(j + 1) * n])
+            {
                 *v += x;
             }
             offsets[p] += b[j];
@@ -232,7 +247,10 @@ pub fn scatter(
             .zip(&gradient.linear_rhs)
         {
             for &(_, coeff) in row.coeffs.iter().filter(|(jj, _)| *jj == j) {
-                for (v, x) in values[row.point * n..(row.point + 1) * n].iter_mut().zip(l_bar) {
+                for (v, x) in values[row.point * n..(row.point + 1) * n]
+                    .iter_mut()
+                    .zip(l_bar)
+                {
                     *v += coeff * x;
                 }
                 offsets[row.point] -= coeff * c_bar;

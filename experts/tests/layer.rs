@@ -43,7 +43,13 @@ fn tight() -> LevenbergMarquardt {
 
 /// Directional derivative of `L(B) = ⟨v, u(B)⟩` along `δB` (central differences
 /// with one Richardson step) against `⟨B̄, δB⟩`.
-fn check_layer<P: Pde>(layer: &ConstraintLayer<P>, basis: &[f64], n: usize, ics: &[&[f64]], seed: u64) {
+fn check_layer<P: Pde>(
+    layer: &ConstraintLayer<P>,
+    basis: &[f64],
+    n: usize,
+    ics: &[&[f64]],
+    seed: u64,
+) {
     let mut r = rng(seed);
     let f = layer.forward(basis, n, ics, 7).unwrap();
     assert!(f.all_converged(), "{:?}", f.statuses);
@@ -100,7 +106,10 @@ fn quadratic_layer_with_solution_map_matches_finite_differences() {
         let layer = ConstraintLayer::new(Arc::new(pde), grid, config).unwrap();
         let mut r = rng(2);
         let basis = uniform(&mut r, 2 * 4 * 64 * 3, -0.5, 0.5);
-        let ics = [uniform(&mut r, 64, -1.0, 1.0), uniform(&mut r, 64, -1.0, 1.0)];
+        let ics = [
+            uniform(&mut r, 64, -1.0, 1.0),
+            uniform(&mut r, 64, -1.0, 1.0),
+        ];
         check_layer(&layer, &basis, 3, &[&ics[0], &ics[1]], 12);
     }
 }
@@ -150,7 +159,10 @@ fn gather_and_scatter_are_adjoint() {
     let rhs: f64 = (0..d)
         .map(|j| dot(back.values(j), fields.values(j)) + dot(back.offsets(j), fields.offsets(j)))
         .sum();
-    assert!((lhs - rhs).abs() <= 1e-13 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+    assert!(
+        (lhs - rhs).abs() <= 1e-13 * lhs.abs().max(1.0),
+        "{lhs} vs {rhs}"
+    );
 }
 
 #[test]
@@ -159,11 +171,18 @@ fn results_are_bitwise_identical_for_any_thread_count() {
     let mut config = layer.config().clone();
     config.lm = LevenbergMarquardt::default();
     let layer = ConstraintLayer::new(Arc::new(SorptionLike), layer.grid().clone(), config).unwrap();
-    let batch: Vec<f64> = [basis.clone(), basis.iter().map(|b| b * 0.9 + 0.05).collect()].concat();
+    let batch: Vec<f64> = [
+        basis.clone(),
+        basis.iter().map(|b| b * 0.9 + 0.05).collect(),
+    ]
+    .concat();
     let ics = [&ic[..], &ic[..]];
     let u_bar: Vec<f64> = (0..2 * 128).map(|i| (i as f64 * 0.37).sin()).collect();
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             let f = layer.forward(&batch, 4, &ics, 5).unwrap();
             let b = layer.backward(&f, &u_bar).unwrap();
@@ -213,7 +232,9 @@ fn bad_shapes_are_typed_errors() {
     assert!(layer.backward(&f, &[0.0; 3]).is_err());
     let grid = Grid::uniform_tx(8, 16, 1.0).unwrap();
     // Tiles of 8×8 = 64 points cannot give 65 samples.
-    assert!(ConstraintLayer::new(Arc::new(SorptionLike), grid, LayerConfig::new(&[1, 2], 65)).is_err());
+    assert!(
+        ConstraintLayer::new(Arc::new(SorptionLike), grid, LayerConfig::new(&[1, 2], 65)).is_err()
+    );
 }
 
 #[test]

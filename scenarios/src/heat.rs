@@ -134,7 +134,10 @@ impl Pde for Heat {
         Ok(vec![
             term("u", Arc::new(Identity::new(grid.shape()))),
             term("u_t", Arc::new(FiniteDifference::first(grid, 0, self.fd)?)),
-            term("u_xx", Arc::new(FiniteDifference::second(grid, 1, self.fd)?)),
+            term(
+                "u_xx",
+                Arc::new(FiniteDifference::second(grid, 1, self.fd)?),
+            ),
         ])
     }
 

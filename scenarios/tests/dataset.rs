@@ -373,8 +373,11 @@ fn generated_navier_stokes_data_validates() {
     let mean = ic.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
     let rms = (ic.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / n).sqrt();
     assert!(mean.abs() < 1e-3 * rms, "mean {mean}, rms {rms}");
+    // Re-solving starts from the 16² initial condition interpolated to 32²,
+    // which drops its Nyquist modes (k = 8); the random field's spectrum there
+    // is ~1e-5 of its peak, which bounds the agreement.
     let check = validate_solver(&scenario, &train, true).unwrap();
-    assert!(check.rel_l2_mean < 1e-5, "{check:?}");
+    assert!(check.rel_l2_mean < 1e-4, "{check:?}");
     // The test split is written at the largest evaluation resolution.
     let test = generate(&scenario, &options(1, Split::Test)).unwrap();
     assert_eq!(test.dims(), [5, 32, 32]);

@@ -5,6 +5,8 @@ pub mod backbone;
 pub mod cli;
 pub mod constraint_check;
 pub mod error;
+pub mod model;
 pub mod problem_file;
+pub mod trainable;
 
 pub use error::SolverError;

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::Serialize;
 use tessera_constraints::{ConstraintError, LevenbergMarquardt, LinearRow, Pde};
-use tessera_experts::router::{self, RowScope, Router};
+use tessera_experts::router::{self, Router, RowScope};
 use tessera_experts::{ExpertsError, TermFields, runner};
 use tessera_meshes::{Axis, Grid, MeshError, Shape};
 
@@ -263,7 +263,11 @@ impl ExternalProblem {
         if grid_dims.len() != ndim + 1 || grid_dims[ndim] != ndim || grid_dims.contains(&0) {
             return Err(ProblemFileError::Shape {
                 tensor: "grid",
-                expected: format!("[T, X{}, {ndim}] for {}", if ndim == 3 { ", Y" } else { "" }, pde.name()),
+                expected: format!(
+                    "[T, X{}, {ndim}] for {}",
+                    if ndim == 3 { ", Y" } else { "" },
+                    pde.name()
+                ),
                 got: grid_dims,
             });
         }
@@ -331,7 +335,12 @@ impl ExternalProblem {
             .collect();
         let tensors = [
             ("basis", Dtype::F64, basis_dims, le_bytes_f64(&self.basis)),
-            ("grid", Dtype::F64, grid_dims, le_bytes_f64(&self.grid.coordinates())),
+            (
+                "grid",
+                Dtype::F64,
+                grid_dims,
+                le_bytes_f64(&self.grid.coordinates()),
+            ),
             ("ic", Dtype::F64, dims[1..].to_vec(), le_bytes_f64(&self.ic)),
             (
                 "sample_idx",
@@ -428,8 +437,11 @@ impl ExternalProblem {
             .iter()
             .enumerate()
             .map(|(k, points)| {
-                let chosen: Vec<&LinearRow> =
-                    router.rows_for(k, &rows).into_iter().map(|i| &rows[i]).collect();
+                let chosen: Vec<&LinearRow> = router
+                    .rows_for(k, &rows)
+                    .into_iter()
+                    .map(|i| &rows[i])
+                    .collect();
                 router::gather(&fields, points, &chosen, pde.n_equations(), ridge)
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -488,7 +500,9 @@ impl ExternalProblem {
         let router = self.router()?;
         let tiling = router.tiling();
         let p = self.points.first().map_or(0, Vec::len);
-        if self.points.len() != tiling.n_tiles() || p == 0 || self.points.iter().any(|r| r.len() != p)
+        if self.points.len() != tiling.n_tiles()
+            || p == 0
+            || self.points.iter().any(|r| r.len() != p)
         {
             return Err(ProblemFileError::Shape {
                 tensor: "sample_idx",
@@ -582,7 +596,11 @@ fn check_finite(tensor: &'static str, values: &[f64]) -> Result<(), ProblemFileE
 
 /// The grid whose coordinates `[points, ndim]` the file gives, after checking that
 /// they form a uniform tensor-product grid.
-fn uniform_grid(pde: PdeKind, dims: &[usize], coordinates: &[f64]) -> Result<Grid, ProblemFileError> {
+fn uniform_grid(
+    pde: PdeKind,
+    dims: &[usize],
+    coordinates: &[f64],
+) -> Result<Grid, ProblemFileError> {
     let shape = Shape::new(dims);
     let ndim = dims.len();
     let strides = shape.strides();
@@ -590,7 +608,9 @@ fn uniform_grid(pde: PdeKind, dims: &[usize], coordinates: &[f64]) -> Result<Gri
     let mut axes = Vec::with_capacity(ndim);
     for (a, periodic) in pde.periodic_axes().into_iter().enumerate() {
         let n = dims[a];
-        let coords: Vec<f64> = (0..n).map(|i| coordinates[i * strides[a] * ndim + a]).collect();
+        let coords: Vec<f64> = (0..n)
+            .map(|i| coordinates[i * strides[a] * ndim + a])
+            .collect();
         let span = coords[n - 1] - coords[0];
         if n < 2 || span <= 0.0 {
             return Err(ProblemFileError::NonUniformGrid {
@@ -601,7 +621,8 @@ fn uniform_grid(pde: PdeKind, dims: &[usize], coordinates: &[f64]) -> Result<Gri
         }
         let h = span / (n - 1) as f64;
         let tolerance = UNIFORM_TOLERANCE * span;
-        if let Some(i) = (0..n).position(|i| (coords[i] - (coords[0] + h * i as f64)).abs() > tolerance)
+        if let Some(i) =
+            (0..n).position(|i| (coords[i] - (coords[0] + h * i as f64)).abs() > tolerance)
         {
             return Err(ProblemFileError::NonUniformGrid {
                 axis: a,
@@ -610,9 +631,9 @@ fn uniform_grid(pde: PdeKind, dims: &[usize], coordinates: &[f64]) -> Result<Gri
             });
         }
         // Tensor product: the coordinate along `a` depends only on index `a`.
-        if let Some(p) = (0..shape.len())
-            .position(|p| (coordinates[p * ndim + a] - coords[shape.unflat(p)[a]]).abs() > tolerance)
-        {
+        if let Some(p) = (0..shape.len()).position(|p| {
+            (coordinates[p * ndim + a] - coords[shape.unflat(p)[a]]).abs() > tolerance
+        }) {
             return Err(ProblemFileError::NonUniformGrid {
                 axis: a,
                 index: p,
@@ -644,7 +665,8 @@ fn write_safetensors(
     metadata: HashMap<String, String>,
 ) -> Vec<u8> {
     let views = tensors.iter().map(|(name, dtype, shape, bytes)| {
-        let view = TensorView::new(*dtype, shape.clone(), bytes).expect("bytes match dtype and shape");
+        let view =
+            TensorView::new(*dtype, shape.clone(), bytes).expect("bytes match dtype and shape");
         (name.to_string(), view)
     });
     safetensors::serialize(views, Some(metadata)).expect("in-memory serialisation")

@@ -80,7 +80,11 @@ pub fn sorption_parts(seed: u64, n_points: usize, n_basis: usize, n_linear: usiz
     for _ in 0..n_points {
         for s in scales {
             term_rows.extend(uniform(&mut r, n_basis, s));
-            offsets.push(if s == 0.05 { 1.0 } else { r.random_range(-s..s) });
+            offsets.push(if s == 0.05 {
+                1.0
+            } else {
+                r.random_range(-s..s)
+            });
         }
     }
     Parts {
@@ -140,8 +144,8 @@ pub fn solve<P: Pde>(pde: &P, parts: &Parts, start: &[f64]) -> Vec<f64> {
         .omega;
     for _ in 0..3 {
         let g = problem.gradient(pde, &omega).expect("shapes");
-        let step = Sensitivity::new(pde, &problem, &omega, HessianMode::Exact)
-            .and_then(|s| s.adjoint(&g));
+        let step =
+            Sensitivity::new(pde, &problem, &omega, HessianMode::Exact).and_then(|s| s.adjoint(&g));
         match step {
             Ok(step) => omega.iter_mut().zip(&step).for_each(|(w, s)| *w -= s),
             Err(_) => break,

@@ -175,7 +175,11 @@ impl Pde for QuadraticTransport {
         let t = grid.axis(0).coords();
         let t_max = t[t.len() - 1];
         let profile: Vec<f64> = t.iter().map(|ti| ti / t_max).collect();
-        Ok(Some(Arc::new(Scale::along_axis(grid.shape(), 0, &profile)?)))
+        Ok(Some(Arc::new(Scale::along_axis(
+            grid.shape(),
+            0,
+            &profile,
+        )?)))
     }
 
     fn solution_offset(
@@ -186,8 +190,6 @@ impl Pde for QuadraticTransport {
         if !self.with_solution_map {
             return Ok(None);
         }
-        Ok(Some(
-            (0..grid.len()).map(|p| ic[p % ic.len()]).collect(),
-        ))
+        Ok(Some((0..grid.len()).map(|p| ic[p % ic.len()]).collect()))
     }
 }

@@ -59,7 +59,7 @@ use crate::{Grid, MeshError, Shape};
 
 /// How many lines along a strided axis are gathered into one contiguous batch for
 /// the FFT: enough to amortise the call, small enough to stay in cache.
-const LINE_BATCH: usize = 64;
+const LINE_BATCH: usize = 16;
 
 /// How many grid points [`pack`] and [`unpack`] transpose at a time.
 const TRANSPOSE_BLOCK: usize = 64;

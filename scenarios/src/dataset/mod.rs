@@ -60,7 +60,11 @@ impl Dataset {
             config,
             samples,
         };
-        for (what, axis) in [("grid/t", Some(&dataset.t)), ("grid/x", Some(&dataset.x)), ("grid/y", dataset.y.as_ref())] {
+        for (what, axis) in [
+            ("grid/t", Some(&dataset.t)),
+            ("grid/x", Some(&dataset.x)),
+            ("grid/y", dataset.y.as_ref()),
+        ] {
             if let Some(axis) = axis {
                 check_finite(what, axis.iter().copied())?;
                 if axis.len() < 2 {

@@ -77,16 +77,36 @@ impl DiffusionSorption {
     /// `k_f < 0`, or [`FdScheme::Periodic`] (the `x` axis is bounded).
     pub fn new(params: DiffusionSorptionParams, fd: FdScheme) -> Result<Self, ScenarioError> {
         let checks: [(&'static str, f64, bool, &'static str); 5] = [
-            ("diffusion coefficient D", params.d, params.d > 0.0, "must be finite and positive"),
+            (
+                "diffusion coefficient D",
+                params.d,
+                params.d > 0.0,
+                "must be finite and positive",
+            ),
             (
                 "porosity phi",
                 params.phi,
                 params.phi > 0.0 && params.phi <= 1.0,
                 "must lie in (0, 1]",
             ),
-            ("bulk density rho_s", params.rho_s, params.rho_s >= 0.0, "must be finite and ≥ 0"),
-            ("Freundlich constant k_f", params.k_f, params.k_f >= 0.0, "must be finite and ≥ 0"),
-            ("Freundlich exponent n_f", params.n_f, true, "must be finite"),
+            (
+                "bulk density rho_s",
+                params.rho_s,
+                params.rho_s >= 0.0,
+                "must be finite and ≥ 0",
+            ),
+            (
+                "Freundlich constant k_f",
+                params.k_f,
+                params.k_f >= 0.0,
+                "must be finite and ≥ 0",
+            ),
+            (
+                "Freundlich exponent n_f",
+                params.n_f,
+                true,
+                "must be finite",
+            ),
         ];
         for (what, value, ok, reason) in checks {
             if !(ok && value.is_finite()) {
@@ -154,7 +174,10 @@ impl Pde for DiffusionSorption {
         Ok(vec![
             term("u", Arc::new(Identity::new(grid.shape()))),
             term("u_t", Arc::new(FiniteDifference::first(grid, 0, self.fd)?)),
-            term("u_xx", Arc::new(FiniteDifference::second(grid, 1, self.fd)?)),
+            term(
+                "u_xx",
+                Arc::new(FiniteDifference::second(grid, 1, self.fd)?),
+            ),
             term("u_x", Arc::new(FiniteDifference::first(grid, 1, self.fd)?)),
         ])
     }

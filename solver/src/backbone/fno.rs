@@ -19,11 +19,11 @@
 use candle_core::{DType, Tensor};
 use candle_nn::{Init, VarBuilder};
 
+use super::Real;
 use super::fourier_layer::FourierLayerOp;
 use super::gelu::GeluOp;
 use super::head::HeadOp;
 use super::spectral_conv::SpectralConv;
-use super::Real;
 use crate::SolverError;
 
 /// Architecture of an FNO backbone.
@@ -93,7 +93,11 @@ impl FnoConfig {
         }
         let last = dims.len() - 1;
         for (a, (&n, &m)) in dims.iter().zip(&self.modes).enumerate() {
-            let ok = if a == last { m <= n / 2 + 1 } else { 2 * m <= n };
+            let ok = if a == last {
+                m <= n / 2 + 1
+            } else {
+                2 * m <= n
+            };
             if !ok {
                 return Err(SolverError::InvalidConfig {
                     key: "model.modes",
@@ -154,7 +158,11 @@ impl Fno {
         }
         let w = &config.widths;
         let lift = vb.pp("lift");
-        let lift_weight = lift.get_with_hints((config.in_features, w[0]), "weight", uniform(config.in_features))?;
+        let lift_weight = lift.get_with_hints(
+            (config.in_features, w[0]),
+            "weight",
+            uniform(config.in_features),
+        )?;
         let lift_bias = lift.get_with_hints(w[0], "bias", uniform(config.in_features))?;
         let k = config.kept_modes();
         let layers = w
@@ -270,7 +278,11 @@ impl Fno {
             .map(Tensor::flatten_all)
             .collect::<candle_core::Result<_>>()?;
         let packed = Tensor::cat(&flat, 0)?;
-        let op = HeadOp::<T>::new(*w.last().expect("validated"), self.config.fc_dim, self.config.out_dim);
+        let op = HeadOp::<T>::new(
+            *w.last().expect("validated"),
+            self.config.fc_dim,
+            self.config.out_dim,
+        );
         let mut out = h.apply_op2(&packed, op)?;
         if self.config.activate_last_layer {
             out = out.apply_op1(GeluOp)?;
@@ -301,7 +313,10 @@ mod tests {
     fn features(shape: &[usize], dtype: DType) -> Tensor {
         let n: usize = shape.iter().product();
         let v: Vec<f64> = (0..n).map(|i| (0.37 * i as f64).sin()).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
+        Tensor::from_vec(v, shape, &Device::Cpu)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap()
     }
 
     /// `L = Σ out ⊙ R` for a fixed pseudo-random `R`.
@@ -309,7 +324,10 @@ mod tests {
         let out = fno.forward(x).unwrap();
         let n = out.elem_count();
         let r: Vec<f64> = (0..n).map(|i| (1.3 * i as f64 + 0.2).cos()).collect();
-        let r = Tensor::from_vec(r, out.shape(), &Device::Cpu).unwrap().to_dtype(out.dtype()).unwrap();
+        let r = Tensor::from_vec(r, out.shape(), &Device::Cpu)
+            .unwrap()
+            .to_dtype(out.dtype())
+            .unwrap();
         (out * r).unwrap().sum_all().unwrap()
     }
 
@@ -320,28 +338,53 @@ mod tests {
     fn gradients_match_finite_differences() {
         for (ndim, grid, last) in [(2, vec![2, 6, 8], false), (3, vec![1, 4, 5, 6], true)] {
             let vars = VarMap::new();
-            let fno = Fno::new(tiny(ndim, last), SeededVars::builder(&vars, 7, DType::F64)).unwrap();
+            let fno =
+                Fno::new(tiny(ndim, last), SeededVars::builder(&vars, 7, DType::F64)).unwrap();
             let mut shape = grid.clone();
             shape.push(3);
             let x = features(&shape, DType::F64);
             let grads = loss(&fno, &x).backward().unwrap();
-            let all: Vec<(String, Var)> = vars.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let all: Vec<(String, Var)> = vars
+                .data()
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             assert_eq!(all.len(), 2 + 4 * 2 + 4);
             for (name, var) in all {
-                let g = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
-                let mut values = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+                let g = grads
+                    .get(var.as_tensor())
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f64>()
+                    .unwrap();
+                let mut values = var
+                    .as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f64>()
+                    .unwrap();
                 for idx in [0, values.len() / 2, values.len() - 1] {
                     let h = 1e-5;
                     let orig = values[idx];
                     let mut eval = |v: f64| {
                         values[idx] = v;
-                        var.set(&Tensor::from_vec(values.clone(), var.shape(), &Device::Cpu).unwrap()).unwrap();
+                        var.set(
+                            &Tensor::from_vec(values.clone(), var.shape(), &Device::Cpu).unwrap(),
+                        )
+                        .unwrap();
                         loss(&fno, &x).to_scalar::<f64>().unwrap()
                     };
                     let fd = (eval(orig + h) - eval(orig - h)) / (2.0 * h);
                     eval(orig);
                     let err = (fd - g[idx]).abs() / fd.abs().max(g[idx].abs()).max(1e-3);
-                    assert!(err < 1e-6, "{ndim}-D {name}[{idx}]: autograd {} vs fd {fd}", g[idx]);
+                    assert!(
+                        err < 1e-6,
+                        "{ndim}-D {name}[{idx}]: autograd {} vs fd {fd}",
+                        g[idx]
+                    );
                 }
             }
         }
@@ -356,7 +399,14 @@ mod tests {
             let vars = VarMap::new();
             let fno = Fno::new(tiny(2, true), SeededVars::builder(&vars, 3, dtype)).unwrap();
             let x = x64.to_dtype(dtype).unwrap();
-            fno.forward(&x).unwrap().to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()
+            fno.forward(&x)
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
         };
         let (a, b) = (run(DType::F64), run(DType::F32));
         let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -372,7 +422,10 @@ mod tests {
         // 2·2 > 3 points along t.
         assert!(matches!(
             fno.forward(&features(&[1, 3, 8, 3], DType::F64)),
-            Err(SolverError::InvalidConfig { key: "model.modes", .. })
+            Err(SolverError::InvalidConfig {
+                key: "model.modes",
+                ..
+            })
         ));
         assert!(matches!(
             fno.forward(&features(&[1, 6, 8, 4], DType::F64)),
@@ -390,7 +443,12 @@ mod tests {
             let vars = VarMap::new();
             Fno::new(tiny(2, false), SeededVars::builder(&vars, seed, DType::F64)).unwrap();
             let data = vars.data().lock().unwrap();
-            data["layers.0.spectral.re"].as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap()
+            data["layers.0.spectral.re"]
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
         };
         assert_eq!(values(5), values(5));
         assert_ne!(values(5), values(6));

@@ -18,6 +18,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::Real;
+use super::activation::{gelu_vec, times_slope};
 use super::matmul::{column_sums, dense, gram, rows_times};
 use super::spectral_conv::{SpectralConv, Spectrum, mix, mix_adjoint};
 use super::storage::slice;
@@ -64,7 +65,7 @@ impl<T: Real> FourierLayerOp<T> {
     /// `σ(a)` (or `a` itself for the first layer).
     fn input<'a>(&self, a: &'a [T]) -> Cow<'a, [T]> {
         if self.activate_input {
-            Cow::Owned(a.par_iter().map(|&v| v.gelu()).collect())
+            Cow::Owned(gelu_vec(a))
         } else {
             Cow::Borrowed(a)
         }
@@ -77,7 +78,8 @@ impl<T: Real> FourierLayerOp<T> {
         let z_spec = mix(&spec, &w, self.ci, self.co);
         let rows = a.len() / self.ci;
         let mut out = vec![T::zero(); rows * self.co];
-        out.par_chunks_mut(self.co).for_each(|row| row.copy_from_slice(bias));
+        out.par_chunks_mut(self.co)
+            .for_each(|row| row.copy_from_slice(bias));
         rows_times(&mut out, true, &x, self.ci, dense(weight, self.ci, self.co));
         self.conv.synthesise(z_spec, self.co, &mut out);
         // A second forward through the same op object cannot happen (one op per call).
@@ -87,23 +89,24 @@ impl<T: Real> FourierLayerOp<T> {
 
     fn backward(&self, a: &[T], p: &[T], gz: &[T]) -> (Vec<T>, Vec<T>) {
         let (w, weight, _) = self.unpack(p);
-        let (x, slope): (Cow<[T]>, Option<Vec<T>>) = if self.activate_input {
-            let (x, s): (Vec<T>, Vec<T>) = a.par_iter().map(|&v| v.gelu_with_slope()).unzip();
-            (Cow::Owned(x), Some(s))
-        } else {
-            (Cow::Borrowed(a), None)
-        };
+        let x = self.input(a);
         let g_bias = column_sums(gz, self.co);
         let g_weight = gram(&x, self.ci, gz, self.co);
         drop(x);
         let mut gx = vec![T::zero(); a.len()];
-        rows_times(&mut gx, false, gz, self.co, dense(weight, self.ci, self.co).transpose());
+        rows_times(
+            &mut gx,
+            false,
+            gz,
+            self.co,
+            dense(weight, self.ci, self.co).transpose(),
+        );
         let spec = self.saved.get().expect("backward runs after forward");
         let g_spec = self.conv.synthesise_adjoint(gz, self.co);
         let (g_y, g_w) = mix_adjoint(spec, &w, &g_spec, self.ci, self.co);
         self.conv.analyse_adjoint(g_y, self.ci, &mut gx);
-        if let Some(slope) = slope {
-            gx.par_iter_mut().zip(slope.par_iter()).for_each(|(g, &s)| *g *= s);
+        if self.activate_input {
+            times_slope(a, &mut gx);
         }
         let mut gp = g_w.re;
         gp.extend(g_w.im);
@@ -126,12 +129,21 @@ impl<T: Real> CustomOp2 for FourierLayerOp<T> {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let dims = l1.dims();
-        if dims.last() != Some(&self.ci) || dims[1..dims.len() - 1].iter().product::<usize>() != self.conv.points() {
-            candle_core::bail!("fourier layer: input {dims:?} does not match the grid or {} channels", self.ci);
+        if dims.last() != Some(&self.ci)
+            || dims[1..dims.len() - 1].iter().product::<usize>() != self.conv.points()
+        {
+            candle_core::bail!(
+                "fourier layer: input {dims:?} does not match the grid or {} channels",
+                self.ci
+            );
         }
         let p = slice::<T>(s2, l2)?;
         if p.len() != self.n_params() {
-            candle_core::bail!("fourier layer: {} packed parameters, expected {}", p.len(), self.n_params());
+            candle_core::bail!(
+                "fourier layer: {} packed parameters, expected {}",
+                p.len(),
+                self.n_params()
+            );
         }
         let out = self.forward(slice::<T>(s1, l1)?, p);
         let mut shape = dims.to_vec();
@@ -146,14 +158,20 @@ impl<T: Real> CustomOp2 for FourierLayerOp<T> {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (a, p, g) = (arg1.contiguous()?, arg2.contiguous()?, grad_res.contiguous()?);
+        let (a, p, g) = (
+            arg1.contiguous()?,
+            arg2.contiguous()?,
+            grad_res.contiguous()?,
+        );
         let (sa, la) = a.storage_and_layout();
         let (sp, lp) = p.storage_and_layout();
         let (sg, lg) = g.storage_and_layout();
         let (gx, gp) = match (&*sa, &*sp, &*sg) {
-            (candle_core::Storage::Cpu(ca), candle_core::Storage::Cpu(cp), candle_core::Storage::Cpu(cg)) => {
-                self.backward(slice(ca, la)?, slice(cp, lp)?, slice(cg, lg)?)
-            }
+            (
+                candle_core::Storage::Cpu(ca),
+                candle_core::Storage::Cpu(cp),
+                candle_core::Storage::Cpu(cg),
+            ) => self.backward(slice(ca, la)?, slice(cp, lp)?, slice(cg, lg)?),
             _ => candle_core::bail!("fourier layer runs on the CPU only"),
         };
         let gx = Tensor::from_vec(gx, a.shape(), a.device())?;

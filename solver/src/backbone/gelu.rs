@@ -3,27 +3,21 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
-use rayon::prelude::*;
 
 use super::Real;
+use super::activation::{gelu_vec, times_slope};
 use super::storage::{slice, with_data};
 
 /// `gelu` applied elementwise (tanh form, see [`super::real`]).
 pub(crate) struct GeluOp;
 
 fn map<T: Real>(s: &CpuStorage, l: &Layout) -> candle_core::Result<CpuStorage> {
-    let v: Vec<T> = slice::<T>(s, l)?.par_iter().map(|&z| z.gelu()).collect();
-    Ok(T::to_cpu_storage_owned(v))
+    Ok(T::to_cpu_storage_owned(gelu_vec(slice::<T>(s, l)?)))
 }
 
 fn slope_times<T: Real>(arg: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
-    let g: Vec<T> = with_data::<T, _>(grad, |g| g.to_vec())?;
-    let out = with_data::<T, _>(arg, |a| {
-        a.par_iter()
-            .zip(g.par_iter())
-            .map(|(&z, &g)| g * z.gelu_with_slope().1)
-            .collect::<Vec<T>>()
-    })?;
+    let mut out: Vec<T> = with_data::<T, _>(grad, |g| g.to_vec())?;
+    with_data::<T, _>(arg, |a| times_slope(a, &mut out))?;
     Tensor::from_vec(out, arg.shape(), arg.device())
 }
 
@@ -41,7 +35,12 @@ impl CustomOp1 for GeluOp {
         Ok((out, l.shape().clone()))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         let g = match arg.dtype() {
             DType::F64 => slope_times::<f64>(arg, grad)?,
             DType::F32 => slope_times::<f32>(arg, grad)?,

@@ -13,6 +13,7 @@ use faer::Par;
 use rayon::prelude::*;
 
 use super::Real;
+use super::activation::{gelu_into, times_slope};
 use super::matmul::{dense, dense_mut, gemm};
 use super::storage::slice;
 
@@ -71,12 +72,28 @@ impl<T: Real> HeadOp<T> {
             .zip(a.par_chunks(CHUNK_ROWS * c))
             .for_each(|((z1, out), a)| {
                 let m = a.len() / c;
-                let x: Vec<T> = a.iter().map(|&v| v.gelu()).collect();
+                let mut x = vec![T::zero(); a.len()];
+                gelu_into(a, &mut x);
                 broadcast_rows(z1, p.b1);
-                gemm(dense_mut(z1, m, f), true, dense(&x, m, c), dense(p.w1, c, f), T::one(), Par::Seq);
-                let h: Vec<T> = z1.iter().map(|&v| v.gelu()).collect();
+                gemm(
+                    dense_mut(z1, m, f),
+                    true,
+                    dense(&x, m, c),
+                    dense(p.w1, c, f),
+                    T::one(),
+                    Par::Seq,
+                );
+                let mut h = vec![T::zero(); z1.len()];
+                gelu_into(z1, &mut h);
                 broadcast_rows(out, p.b2);
-                gemm(dense_mut(out, m, n), true, dense(&h, m, f), dense(p.w2, f, n), T::one(), Par::Seq);
+                gemm(
+                    dense_mut(out, m, n),
+                    true,
+                    dense(&h, m, f),
+                    dense(p.w2, f, n),
+                    T::one(),
+                    Par::Seq,
+                );
             });
         let _ = self.hidden.set(z1);
         out
@@ -92,26 +109,59 @@ impl<T: Real> HeadOp<T> {
         let partials: Vec<Vec<T>> = ga
             .par_chunks_mut(CHUNK_ROWS * c)
             .zip(a.par_chunks(CHUNK_ROWS * c))
-            .zip(z1.par_chunks(CHUNK_ROWS * f).zip(g.par_chunks(CHUNK_ROWS * n)))
+            .zip(
+                z1.par_chunks(CHUNK_ROWS * f)
+                    .zip(g.par_chunks(CHUNK_ROWS * n)),
+            )
             .map(|((ga, a), (z1, g))| {
                 let m = a.len() / c;
-                let (x, sx): (Vec<T>, Vec<T>) = a.iter().map(|&v| v.gelu_with_slope()).unzip();
-                let (h, sh): (Vec<T>, Vec<T>) = z1.iter().map(|&v| v.gelu_with_slope()).unzip();
+                let mut x = vec![T::zero(); a.len()];
+                gelu_into(a, &mut x);
+                let mut h = vec![T::zero(); z1.len()];
+                gelu_into(z1, &mut h);
                 let mut grads = vec![T::zero(); self.n_params()];
                 let (gw1, rest) = grads.split_at_mut(c * f);
                 let (gb1, rest) = rest.split_at_mut(f);
                 let (gw2, gb2) = rest.split_at_mut(f * n);
                 // fc2: gW2 = hᵀ g, gb2 = Σ g, gh = g W2ᵀ.
-                gemm(dense_mut(gw2, f, n), false, dense(&h, m, f).transpose(), dense(g, m, n), T::one(), Par::Seq);
+                gemm(
+                    dense_mut(gw2, f, n),
+                    false,
+                    dense(&h, m, f).transpose(),
+                    dense(g, m, n),
+                    T::one(),
+                    Par::Seq,
+                );
                 add_column_sums(gb2, g);
                 let mut gz1 = vec![T::zero(); m * f];
-                gemm(dense_mut(&mut gz1, m, f), false, dense(g, m, n), dense(params.w2, f, n).transpose(), T::one(), Par::Seq);
-                gz1.iter_mut().zip(&sh).for_each(|(v, &s)| *v *= s);
+                gemm(
+                    dense_mut(&mut gz1, m, f),
+                    false,
+                    dense(g, m, n),
+                    dense(params.w2, f, n).transpose(),
+                    T::one(),
+                    Par::Seq,
+                );
+                times_slope(z1, &mut gz1);
                 // fc1: gW1 = xᵀ gz1, gb1 = Σ gz1, gx = gz1 W1ᵀ, ga = gx ⊙ σ'(a).
-                gemm(dense_mut(gw1, c, f), false, dense(&x, m, c).transpose(), dense(&gz1, m, f), T::one(), Par::Seq);
+                gemm(
+                    dense_mut(gw1, c, f),
+                    false,
+                    dense(&x, m, c).transpose(),
+                    dense(&gz1, m, f),
+                    T::one(),
+                    Par::Seq,
+                );
                 add_column_sums(gb1, &gz1);
-                gemm(dense_mut(ga, m, c), false, dense(&gz1, m, f), dense(params.w1, c, f).transpose(), T::one(), Par::Seq);
-                ga.iter_mut().zip(&sx).for_each(|(v, &s)| *v *= s);
+                gemm(
+                    dense_mut(ga, m, c),
+                    false,
+                    dense(&gz1, m, f),
+                    dense(params.w1, c, f).transpose(),
+                    T::one(),
+                    Par::Seq,
+                );
+                times_slope(a, ga);
                 grads
             })
             .collect();
@@ -124,7 +174,8 @@ impl<T: Real> HeadOp<T> {
 }
 
 fn broadcast_rows<T: Real>(out: &mut [T], row: &[T]) {
-    out.chunks_exact_mut(row.len()).for_each(|r| r.copy_from_slice(row));
+    out.chunks_exact_mut(row.len())
+        .for_each(|r| r.copy_from_slice(row));
 }
 
 fn add_column_sums<T: Real>(acc: &mut [T], data: &[T]) {
@@ -151,7 +202,11 @@ impl<T: Real> CustomOp2 for HeadOp<T> {
         }
         let p = slice::<T>(s2, l2)?;
         if p.len() != self.n_params() {
-            candle_core::bail!("fno head: {} packed parameters, expected {}", p.len(), self.n_params());
+            candle_core::bail!(
+                "fno head: {} packed parameters, expected {}",
+                p.len(),
+                self.n_params()
+            );
         }
         let out = self.forward(slice::<T>(s1, l1)?, p);
         let mut shape = dims.to_vec();
@@ -166,7 +221,11 @@ impl<T: Real> CustomOp2 for HeadOp<T> {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (a, p, g) = (arg1.contiguous()?, arg2.contiguous()?, grad_res.contiguous()?);
+        let (a, p, g) = (
+            arg1.contiguous()?,
+            arg2.contiguous()?,
+            grad_res.contiguous()?,
+        );
         let (sa, la) = a.storage_and_layout();
         let (sp, lp) = p.storage_and_layout();
         let (sg, lg) = g.storage_and_layout();

@@ -35,7 +35,9 @@ impl SeededVars {
         Ok(match init {
             Init::Const(v) => vec![v; n],
             Init::Uniform { lo, up } => (0..n).map(|_| rng.random_range(lo..up)).collect(),
-            Init::Randn { mean, stdev } => (0..n).map(|_| mean + stdev * normal(&mut rng)).collect(),
+            Init::Randn { mean, stdev } => {
+                (0..n).map(|_| mean + stdev * normal(&mut rng)).collect()
+            }
             other => candle_core::bail!("initialiser {other:?} is not used by tessera"),
         })
     }
@@ -49,7 +51,14 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
 }
 
 impl SimpleBackend for SeededVars {
-    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        h: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         let mut vars = self.vars.data().lock().expect("var map lock");
         if let Some(var) = vars.get(name) {
             if var.shape() != &s {
@@ -65,7 +74,12 @@ impl SimpleBackend for SeededVars {
         Ok(out)
     }
 
-    fn get_unchecked(&self, name: &str, dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         let vars = self.vars.data().lock().expect("var map lock");
         match vars.get(name) {
             Some(var) => var.as_tensor().to_dtype(dtype),
@@ -74,6 +88,10 @@ impl SimpleBackend for SeededVars {
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.vars.data().lock().expect("var map lock").contains_key(name)
+        self.vars
+            .data()
+            .lock()
+            .expect("var map lock")
+            .contains_key(name)
     }
 }

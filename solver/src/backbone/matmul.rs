@@ -121,7 +121,14 @@ pub(crate) fn rows_times<T: Real>(
         .zip(lhs.par_chunks(chunk_rows * k))
         .for_each(|(o, l)| {
             let m = l.len() / k;
-            gemm(dense_mut(o, m, n), accumulate, dense(l, m, k), rhs, T::one(), Par::Seq);
+            gemm(
+                dense_mut(o, m, n),
+                accumulate,
+                dense(l, m, k),
+                rhs,
+                T::one(),
+                Par::Seq,
+            );
         });
 }
 
@@ -163,7 +170,14 @@ mod tests {
             let (a, b) = (data(m * k, 0.3), data(k * n, 0.7));
             let expected = naive(&a, &b, m, k, n);
             let mut c = vec![1.0; m * n];
-            gemm(dense_mut(&mut c, m, n), false, dense(&a, m, k), dense(&b, k, n), 1.0, Par::Seq);
+            gemm(
+                dense_mut(&mut c, m, n),
+                false,
+                dense(&a, m, k),
+                dense(&b, k, n),
+                1.0,
+                Par::Seq,
+            );
             for (x, y) in c.iter().zip(&expected) {
                 assert!((x - y).abs() < 1e-12 * k as f64, "{m}x{k}x{n}: {x} vs {y}");
             }
@@ -188,14 +202,29 @@ mod tests {
     /// entries and nothing past them.
     #[test]
     fn strided_views_match_naive_products() {
-        for &(m, k, n, s) in &[(2usize, 3usize, 2usize, 7usize), (1, 3, 2, 5), (2, 3, 4, 9), (5, 4, 3, 4)] {
+        for &(m, k, n, s) in &[
+            (2usize, 3usize, 2usize, 7usize),
+            (1, 3, 2, 5),
+            (2, 3, 4, 9),
+            (5, 4, 3, 4),
+        ] {
             let a: Vec<f64> = (0..m * k).map(|i| i as f64 + 1.0).collect();
             let b: Vec<f64> = (0..k * n).map(|i| (i as f64) * 0.5 - 1.0).collect();
             let mut big = vec![0.0; (m - 1) * s + n + 3];
             let sentinel = big.len() - 3;
             big[sentinel..].fill(99.0);
-            gemm(view_mut(&mut big[..(m - 1) * s + n], m, n, s), false, dense(&a, m, k), dense(&b, k, n), 1.0, Par::Seq);
-            assert!(big[sentinel..].iter().all(|&v| v == 99.0), "overwrite {m} {k} {n} {s}");
+            gemm(
+                view_mut(&mut big[..(m - 1) * s + n], m, n, s),
+                false,
+                dense(&a, m, k),
+                dense(&b, k, n),
+                1.0,
+                Par::Seq,
+            );
+            assert!(
+                big[sentinel..].iter().all(|&v| v == 99.0),
+                "overwrite {m} {k} {n} {s}"
+            );
             for i in 0..m {
                 for j in 0..n {
                     let e: f64 = (0..k).map(|l| a[i * k + l] * b[l * n + j]).sum();

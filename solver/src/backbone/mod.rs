@@ -6,6 +6,7 @@
 //! paper-scale step (101×1024 grid, width 64, five layers) must run in about a
 //! second on two CPU cores and within 1 GiB.
 
+pub mod activation;
 mod fno;
 mod fourier_layer;
 mod gelu;

@@ -274,7 +274,11 @@ mod tests {
         let mut y = vec![0.0; batch * points.len() * co];
         for b in 0..batch {
             for (kappa, fidx) in freqs.iter().enumerate() {
-                let f: Vec<i64> = fidx.iter().enumerate().map(|(a, &j)| freq_axes[a][j]).collect();
+                let f: Vec<i64> = fidx
+                    .iter()
+                    .enumerate()
+                    .map(|(a, &j)| freq_axes[a][j])
+                    .collect();
                 let phase = |p: &[usize]| -> f64 {
                     (0..dims.len())
                         .map(|a| TAU * (f[a] * p[a] as i64) as f64 / dims[a] as f64)
@@ -291,7 +295,11 @@ mod tests {
                     }
                 }
                 let n_last = dims[last] as i64;
-                let weight = if f[last] == 0 || 2 * f[last] == n_last { 1.0 } else { 2.0 };
+                let weight = if f[last] == 0 || 2 * f[last] == n_last {
+                    1.0
+                } else {
+                    2.0
+                };
                 for o in 0..co {
                     let (mut zr, mut zi) = (0.0, 0.0);
                     for i in 0..ci {
@@ -324,7 +332,10 @@ mod tests {
         let scale = expected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let n = conv.points() as f64;
         for (a, b) in y.iter().zip(&expected) {
-            assert!((a - b).abs() <= 1e-13 * n * scale, "{a} vs {b} (dims {dims:?})");
+            assert!(
+                (a - b).abs() <= 1e-13 * n * scale,
+                "{a} vs {b} (dims {dims:?})"
+            );
         }
     }
 

@@ -90,7 +90,14 @@ impl<T: Real> HalfSpectrum<T> {
     pub fn analyse(&self, x: &[T], c: usize, re: &mut [T], im: &mut [T]) {
         let (m, n) = (self.modes, self.n);
         let x = dense(x, n, c);
-        gemm(dense_mut(re, m, c), false, dense(&self.analysis, m, n), x, T::one(), Par::Seq);
+        gemm(
+            dense_mut(re, m, c),
+            false,
+            dense(&self.analysis, m, n),
+            x,
+            T::one(),
+            Par::Seq,
+        );
         gemm(
             dense_mut(im, m, c),
             false,
@@ -107,7 +114,14 @@ impl<T: Real> HalfSpectrum<T> {
         let a_re = dense(&self.analysis, m, n).transpose();
         let a_im = dense(&self.analysis[m * n..], m, n).transpose();
         let mut gx = dense_mut(gx, n, c);
-        gemm(gx.as_mut(), true, a_re, dense(g_re, m, c), T::one(), Par::Seq);
+        gemm(
+            gx.as_mut(),
+            true,
+            a_re,
+            dense(g_re, m, c),
+            T::one(),
+            Par::Seq,
+        );
         gemm(gx, true, a_im, dense(g_im, m, c), T::one(), Par::Seq);
     }
 
@@ -117,7 +131,14 @@ impl<T: Real> HalfSpectrum<T> {
         let s_re = view(&self.synthesis, n, m, 2 * m);
         let s_im = view(&self.synthesis[m..], n, m, 2 * m);
         let mut out = dense_mut(out, n, c);
-        gemm(out.as_mut(), accumulate, s_re, dense(re, m, c), T::one(), Par::Seq);
+        gemm(
+            out.as_mut(),
+            accumulate,
+            s_re,
+            dense(re, m, c),
+            T::one(),
+            Par::Seq,
+        );
         gemm(out, true, s_im, dense(im, m, c), T::one(), Par::Seq);
     }
 
@@ -208,7 +229,10 @@ impl<T: Real> FullSpectrum<T> {
     pub fn inverse(&self, re: &[T], im: &[T], inner: usize, scale: T) -> (Vec<T>, Vec<T>) {
         let (k, n) = (self.kept(), self.n);
         let alpha = scale / T::from_f64(n as f64);
-        let (ct, st) = (dense(&self.cos, k, n).transpose(), dense(&self.sin, k, n).transpose());
+        let (ct, st) = (
+            dense(&self.cos, k, n).transpose(),
+            dense(&self.sin, k, n).transpose(),
+        );
         // Re' = (Cᵀ·Re − Sᵀ·Im)/n, Im' = (Cᵀ·Im + Sᵀ·Re)/n.
         self.per_outer(re, im, k, n, inner, |xr, xi, mut yr, mut yi| {
             gemm(yr.as_mut(), false, ct, xr, alpha, Par::Seq);
@@ -267,7 +291,9 @@ mod tests {
     }
 
     fn signal(n: usize, seed: f64) -> Vec<f64> {
-        (0..n).map(|i| (seed * (i as f64 + 0.3)).sin() + 0.1 * i as f64).collect()
+        (0..n)
+            .map(|i| (seed * (i as f64 + 0.3)).sin() + 0.1 * i as f64)
+            .collect()
     }
 
     #[test]
@@ -353,8 +379,14 @@ mod tests {
 
         let full = FullSpectrum::<f64>::new(n, m);
         let (outer, inner) = (2, 3);
-        let (xr, xi) = (signal(outer * n * inner, 0.2), signal(outer * n * inner, 0.5));
-        let (sr, si) = (signal(outer * 2 * m * inner, 1.1), signal(outer * 2 * m * inner, 3.3));
+        let (xr, xi) = (
+            signal(outer * n * inner, 0.2),
+            signal(outer * n * inner, 0.5),
+        );
+        let (sr, si) = (
+            signal(outer * 2 * m * inner, 1.1),
+            signal(outer * 2 * m * inner, 3.3),
+        );
         let (fr, fi) = full.forward(&xr, &xi, inner, 1.0);
         let (br, bi) = full.inverse(&sr, &si, inner, n as f64);
         let lhs = dot(&fr, &sr) + dot(&fi, &si);

@@ -50,8 +50,8 @@ impl SolveArgs {
     /// Loads, solves and prints.
     pub fn run(self) -> anyhow::Result<()> {
         let problem = ExternalProblem::load(&self.problem)?;
-        let mut lm = LevenbergMarquardt::default()
-            .with_initial(problem.pde().reference_initial_guess())?;
+        let mut lm =
+            LevenbergMarquardt::default().with_initial(problem.pde().reference_initial_guess())?;
         if let Some(rtol) = self.rtol {
             lm = lm.with_rtol(rtol)?;
         }
@@ -68,7 +68,12 @@ impl SolveArgs {
             for (k, (w, (it, r))) in solution
                 .weights
                 .iter()
-                .zip(solution.iterations.iter().zip(&solution.final_residual_norms))
+                .zip(
+                    solution
+                        .iterations
+                        .iter()
+                        .zip(&solution.final_residual_norms),
+                )
                 .enumerate()
             {
                 println!(

@@ -94,12 +94,18 @@ pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, CheckError>
         .collect::<Result<_, _>>()?;
     let first = &problems[0];
     let layer_config = LayerConfig {
-        lm: config.lm.clone().with_initial(first.initial_guess.clone())?,
+        lm: config
+            .lm
+            .clone()
+            .with_initial(first.initial_guess.clone())?,
         seed: config.seed,
         ..LayerConfig::new(&config.split, config.points_per_expert)
     };
     let layer = ConstraintLayer::new(Arc::new(first.pde), first.grid.clone(), layer_config)?;
-    let basis: Vec<f64> = problems.iter().flat_map(|p| p.basis.iter().copied()).collect();
+    let basis: Vec<f64> = problems
+        .iter()
+        .flat_map(|p| p.basis.iter().copied())
+        .collect();
     let ics: Vec<&[f64]> = problems.iter().map(|p| p.ic.as_slice()).collect();
     let n = config.n_basis;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);

@@ -150,7 +150,13 @@ pub fn gradcheck(config: &GradcheckConfig) -> Result<GradcheckReport, CheckError
 
     let forward = layer.forward(&problem.basis, n, &ics, 0)?;
     eprintln!("DEBUG {:?}", forward.statuses);
-    eprintln!("DEBUG u range {:?} {:?} n<=0 {}", forward.u.iter().cloned().fold(f64::INFINITY, f64::min), forward.u.iter().cloned().fold(f64::NEG_INFINITY, f64::max), forward.u.iter().filter(|x| **x < 0.05).count());
+    eprintln!("DEBUG w {:?}", forward.weights);
+    eprintln!(
+        "DEBUG u range {:?} {:?} n<=0 {}",
+        forward.u.iter().cloned().fold(f64::INFINITY, f64::min),
+        forward.u.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+        forward.u.iter().filter(|x| **x < 0.05).count()
+    );
     let basis_bar = layer.backward(&forward, &functional)?;
     let basis_norm = dot(&problem.basis, &problem.basis).sqrt();
     let mut directions = Vec::with_capacity(config.checks);
@@ -169,7 +175,10 @@ pub fn gradcheck(config: &GradcheckConfig) -> Result<GradcheckReport, CheckError
         };
         let finite_difference = (value(&shifted(1.0))? - value(&shifted(-1.0))?) / (2.0 * h);
         let ift = dot(&basis_bar, &direction);
-        let scale = ift.abs().max(finite_difference.abs()).max(f64::MIN_POSITIVE);
+        let scale = ift
+            .abs()
+            .max(finite_difference.abs())
+            .max(f64::MIN_POSITIVE);
         directions.push(DirectionalCheck {
             ift,
             finite_difference,

@@ -94,14 +94,22 @@ impl SyntheticProblem {
     /// to 3 half-waves in `t`, 7 along a bounded axis, 3 whole periods along a
     /// periodic one) and random phases, so the functions are nearly orthogonal and
     /// the least-squares problems well conditioned. The initial condition is a
-    /// random smooth periodic field for Navier–Stokes; for the 1-D PDEs a smooth
-    /// profile between 0.4 and 1.1 — diffusion–sorption divides by it, and a level
-    /// well above zero keeps most of the solution away from `u = 0`, where the
-    /// retardation factor's derivative jumps from `≈ −10⁶` to 0.
+    /// random smooth periodic field for Navier–Stokes, and a smooth profile between
+    /// 0.4 and 1.1 for heat and advection. For diffusion–sorption it is the line
+    /// from 1 at the left boundary to 0.001 at the right one: nearly consistent
+    /// with both boundary conditions, so the least-squares residual at the solution
+    /// is small and the problem well conditioned, and positive (the IC rows divide
+    /// by it; at `u = 0` the retardation factor's derivative jumps from `≈ −10⁶`
+    /// to 0 and no gradient exists).
     ///
     /// Errors: `n_basis = 0`, a `ny` given (or missing) against the PDE's dimension,
     /// or a grid too small.
-    pub fn new(kind: PdeKind, size: GridSize, n_basis: usize, seed: u64) -> Result<Self, CheckError> {
+    pub fn new(
+        kind: PdeKind,
+        size: GridSize,
+        n_basis: usize,
+        seed: u64,
+    ) -> Result<Self, CheckError> {
         if n_basis == 0 {
             return Err(CheckError::InvalidSetting {
                 what: "--basis",
@@ -229,7 +237,12 @@ fn initial_condition(kind: PdeKind, grid: &Grid, rng: &mut ChaCha8Rng) -> Vec<f6
                 .map(|_| {
                     let kx = 2.0 * rng.random_range(1..=3) as f64;
                     let ky = 2.0 * rng.random_range(0..=3) as f64;
-                    (rng.random_range(-1.0..1.0), kx, ky, rng.random_range(0.0..2.0 * PI))
+                    (
+                        rng.random_range(-1.0..1.0),
+                        kx,
+                        ky,
+                        rng.random_range(0.0..2.0 * PI),
+                    )
                 })
                 .collect();
             ax.iter()
@@ -241,6 +254,13 @@ fn initial_condition(kind: PdeKind, grid: &Grid, rng: &mut ChaCha8Rng) -> Vec<f6
                         .sum()
                 })
                 .collect()
+        }
+        PdeKind::DiffusionSorption => {
+            // Falls from the left boundary value 1 to nearly 0 at the right end, so
+            // that with the first basis function the data are nearly consistent:
+            // u = 1 on the left, u ≈ D·u_x on the right, u_t = u_xx = 0 inside.
+            let last = angles[1][angles[1].len() - 1];
+            angles[1].iter().map(|x| 1.0 - 0.999 * x / last).collect()
         }
         _ => {
             let (level, amplitude) = (rng.random_range(0.5..1.0), rng.random_range(0.0..0.1));

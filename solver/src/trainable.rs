@@ -1,0 +1,71 @@
+//! The contract between a model and the trainer: the trainer only needs the
+//! model's variables, a differentiable loss for a batch and predictions for
+//! evaluation, so training, checkpoints and evaluation are written once for the
+//! soft, hard and mixture-of-experts methods.
+
+use candle_core::Tensor;
+use candle_nn::VarMap;
+
+use crate::SolverError;
+
+/// One training batch.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Initial conditions, one per sample, each flattened row-major over the
+    /// spatial grid `[X]` or `[X, Y]`.
+    pub ics: Vec<Vec<f64>>,
+    /// Ground-truth trajectories `[T, X, (Y)]` row-major, one per sample, when the
+    /// scenario has an interior data loss; `None` otherwise.
+    pub targets: Option<Vec<Vec<f64>>>,
+    /// Seed of everything random in this step (the experts' sampled points), so a
+    /// resumed run repeats the same draws: the trainer derives it from the
+    /// scenario seed and the step number.
+    pub seed: u64,
+}
+
+/// The loss of one batch and what the trainer reports about it.
+#[derive(Debug, Clone)]
+pub struct StepLoss {
+    /// The weighted training loss, a differentiable scalar.
+    pub total: Tensor,
+    /// Unweighted loss parts, for metrics.
+    pub pde: f64,
+    pub ic: f64,
+    pub bc: f64,
+    pub data: f64,
+    /// Mean Levenberg–Marquardt iterations over this batch's solves (0 for soft).
+    pub lm_iterations_mean: f64,
+    /// Solves whose status is not `converged`.
+    pub failed_solves: usize,
+    /// All solves of this batch (`batch × experts`; 0 for soft).
+    pub solves: usize,
+}
+
+/// Predicted trajectories for evaluation.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// One trajectory `[T, X, (Y)]` row-major per initial condition.
+    pub fields: Vec<Vec<f64>>,
+    /// Solves whose status is not `converged`.
+    pub failed_solves: usize,
+}
+
+/// What the trainer needs from a model.
+pub trait Trainable {
+    /// The trainable variables (what the optimiser updates and checkpoints hold).
+    fn vars(&self) -> &VarMap;
+    /// The training loss of `batch`. Takes `&mut self` because a model may keep
+    /// state between steps (warm-started constraint weights).
+    fn loss(&mut self, batch: &Batch) -> Result<StepLoss, SolverError>;
+    /// Predictions for `ics` without gradients; `seed` fixes the sampled points.
+    fn predict(&mut self, ics: &[Vec<f64>], seed: u64) -> Result<Prediction, SolverError>;
+    /// State beyond the variables that an exact resume needs (e.g. warm-start
+    /// weights), as named f64 arrays; empty by default.
+    fn extra_state(&self) -> Vec<(String, Vec<f64>)> {
+        Vec::new()
+    }
+    /// Restores what [`Trainable::extra_state`] returned.
+    fn restore_extra_state(&mut self, _state: &[(String, Vec<f64>)]) -> Result<(), SolverError> {
+        Ok(())
+    }
+}
