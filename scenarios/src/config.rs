@@ -1018,7 +1018,7 @@ impl Checks<'_> {
         of: &[usize],
         what: &str,
     ) -> Result<(), ScenarioError> {
-        if value == 0 || of.iter().any(|&n| value % n != 0) {
+        if value == 0 || of.iter().any(|&n| !value.is_multiple_of(n)) {
             return Err(self.err(
                 key,
                 value,

@@ -202,7 +202,7 @@ pub fn generate(scenario: &Scenario, options: &Generation) -> Result<Dataset, Sc
 
 /// Every `n/m`-th point of each `n × n` frame.
 fn subsample_frames(frames: &[f64], n: usize, m: usize) -> Result<Vec<f64>, ScenarioError> {
-    if m == 0 || n % m != 0 {
+    if m == 0 || !n.is_multiple_of(m) {
         return Err(ScenarioError::ShapeMismatch {
             what: format!("output resolution (must divide the solver resolution {n})"),
             expected: vec![n],

@@ -22,6 +22,11 @@ pub struct SolverCheck {
     pub solver_resolution: usize,
 }
 
+/// Maps one sample's initial condition (on the file's grid) to our trajectory
+/// on the same grid; one closure per PDE kind, so the parallel loop below is
+/// shared.
+type SampleSolver = Box<dyn Fn(&[f64]) -> Result<Vec<f64>, ScenarioError> + Sync>;
+
 /// Re-solves every sample of `dataset` with the scenario's reference solver
 /// and PDE constants. Diffusion–sorption runs at `data.reference.nx` cells when
 /// that is a multiple of the file's `nx` (else at the file's `nx`), with the
@@ -34,13 +39,14 @@ pub fn validate_solver(
 ) -> Result<SolverCheck, ScenarioError> {
     let dims = dataset.dims();
     let bar = progress(dataset.len(), quiet, "re-solving");
-    let (solve, resolution): (
-        Box<dyn Fn(&[f64]) -> Result<Vec<f64>, ScenarioError> + Sync>,
-        usize,
-    ) = match (&scenario.pde, dims.as_slice()) {
+    let (solve, resolution): (SampleSolver, usize) = match (&scenario.pde, dims.as_slice()) {
         (PdeConfig::DiffusionSorption(params), &[_, nx]) => {
             let reference = scenario.reference_nx();
-            let cells = if reference % nx == 0 { reference } else { nx };
+            let cells = if reference.is_multiple_of(nx) {
+                reference
+            } else {
+                nx
+            };
             let solver = diffusion_sorption::ReferenceSolver::new(
                 params,
                 cells,
@@ -51,7 +57,7 @@ pub fn validate_solver(
         }
         (PdeConfig::NavierStokes(params), &[_, nx, ny]) => {
             let reference = scenario.reference_resolution();
-            let n = if reference % nx == 0 && reference % ny == 0 {
+            let n = if reference.is_multiple_of(nx) && reference.is_multiple_of(ny) {
                 reference
             } else if nx == ny {
                 nx

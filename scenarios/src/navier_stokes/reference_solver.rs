@@ -157,7 +157,7 @@ impl ReferenceSolver {
     ) -> Result<Vec<f64>, ScenarioError> {
         check_field(ic, mx, my)?;
         let n = self.n;
-        if mx == 0 || my == 0 || n % mx != 0 || n % my != 0 {
+        if mx == 0 || my == 0 || !n.is_multiple_of(mx) || !n.is_multiple_of(my) {
             return Err(ScenarioError::ShapeMismatch {
                 what: format!("Navier-Stokes grid (each size must divide the resolution {n})"),
                 expected: vec![n, n],
@@ -182,14 +182,21 @@ impl ReferenceSolver {
     /// One Crank–Nicolson/Heun step of size `h` in Fourier space.
     fn step(&self, w_hat: &mut [Complex64], h: f64, work: &mut Workspace) {
         self.nonlinear(w_hat, &mut work.n1, &mut work.a, &mut work.b);
-        for p in 0..w_hat.len() {
-            let l = -self.nu * self.k2[p] * h / 2.0;
-            work.tilde[p] = ((1.0 + l) * w_hat[p] + h * work.n1[p]) / (1.0 - l);
+        let half_l = |k2: f64| -self.nu * k2 * h / 2.0;
+        for (((tilde, &w), &n1), &k2) in work
+            .tilde
+            .iter_mut()
+            .zip(&*w_hat)
+            .zip(&work.n1)
+            .zip(&self.k2)
+        {
+            let l = half_l(k2);
+            *tilde = ((1.0 + l) * w + h * n1) / (1.0 - l);
         }
         self.nonlinear(&work.tilde, &mut work.n2, &mut work.a, &mut work.b);
-        for p in 0..w_hat.len() {
-            let l = -self.nu * self.k2[p] * h / 2.0;
-            w_hat[p] = ((1.0 + l) * w_hat[p] + h * 0.5 * (work.n1[p] + work.n2[p])) / (1.0 - l);
+        for (((w, &n1), &n2), &k2) in w_hat.iter_mut().zip(&work.n1).zip(&work.n2).zip(&self.k2) {
+            let l = half_l(k2);
+            *w = ((1.0 + l) * *w + h * 0.5 * (n1 + n2)) / (1.0 - l);
         }
     }
 
