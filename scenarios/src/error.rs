@@ -2,7 +2,7 @@
 //! files, `--set` overrides, dataset files, solver settings) returns
 //! [`ScenarioError`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Errors from reading scenarios and datasets and from running reference solvers.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +128,30 @@ impl ScenarioError {
         Self::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// The same error naming the file it concerns: data checks
+    /// ([`ScenarioError::ShapeMismatch`], [`ScenarioError::NonFinite`]) name
+    /// only the array, since they also run on data in memory; a reader adds
+    /// the file so that the user knows which one to fix.
+    pub(crate) fn in_file(self, path: &Path) -> Self {
+        match self {
+            Self::ShapeMismatch {
+                what,
+                expected,
+                got,
+            } => Self::ShapeMismatch {
+                what: format!("{}: {what}", path.display()),
+                expected,
+                got,
+            },
+            Self::NonFinite { what, index, value } => Self::NonFinite {
+                what: format!("{}: {what}", path.display()),
+                index,
+                value,
+            },
+            other => other,
         }
     }
 

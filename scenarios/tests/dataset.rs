@@ -67,29 +67,71 @@ fn hdf5_round_trip() {
     round_trip("h5");
 }
 
+/// The file formats of this build.
+fn extensions() -> Vec<&'static str> {
+    let mut exts = vec!["safetensors"];
+    if cfg!(feature = "hdf5") {
+        exts.push("h5");
+    }
+    exts
+}
+
 #[test]
 fn failed_writes_leave_nothing_behind() {
-    let dir = scratch("failed");
-    let dataset = &datasets()[0];
-    let target = dir.join("d.safetensors");
-    dataset.write(&target).unwrap();
-    let before = std::fs::read(&target).unwrap();
-    // A directory in the way of the rename: the write fails, the old file
-    // elsewhere and the directory are untouched, and no temporary remains.
-    let blocked = dir.join("blocked.safetensors");
-    std::fs::create_dir(&blocked).unwrap();
-    std::fs::write(blocked.join("keep"), b"x").unwrap();
-    assert!(matches!(
-        dataset.write(&blocked),
-        Err(ScenarioError::Io { .. })
-    ));
-    assert_eq!(entries(&dir), ["blocked.safetensors", "d.safetensors"]);
-    assert_eq!(std::fs::read(&target).unwrap(), before);
-    let missing_dir = dir.join("no/such/dir/d.safetensors");
-    assert!(matches!(
-        dataset.write(&missing_dir),
-        Err(ScenarioError::Io { .. })
-    ));
+    for ext in extensions() {
+        let dir = scratch(&format!("failed-{ext}"));
+        let dataset = &datasets()[0];
+        let target = dir.join(format!("d.{ext}"));
+        dataset.write(&target).unwrap();
+        let before = std::fs::read(&target).unwrap();
+        // A directory in the way of the rename: the write fails, the old file
+        // elsewhere and the directory are untouched, and no temporary remains.
+        let blocked = dir.join(format!("blocked.{ext}"));
+        std::fs::create_dir(&blocked).unwrap();
+        std::fs::write(blocked.join("keep"), b"x").unwrap();
+        let err = dataset.write(&blocked).unwrap_err();
+        assert!(matches!(err, ScenarioError::Io { .. }), "{err}");
+        assert_eq!(
+            entries(&dir),
+            [format!("blocked.{ext}"), format!("d.{ext}")]
+        );
+        assert_eq!(entries(&blocked), ["keep"]);
+        assert_eq!(std::fs::read(&target).unwrap(), before);
+        let missing_dir = dir.join(format!("no/such/dir/d.{ext}"));
+        let err = dataset.write(&missing_dir).unwrap_err();
+        assert!(matches!(err, ScenarioError::Io { .. }), "{err}");
+    }
+}
+
+/// A NaN smuggled into a valid file (by patching the bytes of a known value)
+/// is caught on reading, naming the file and the sample.
+#[test]
+fn nan_in_a_safetensors_file_is_rejected() {
+    let dir = scratch("nan-st");
+    let path = dir.join("d.safetensors");
+    let marker = 1234.5f32;
+    let mut samples = vec![vec![0.5f32; 4], vec![0.25f32; 4]];
+    samples[1][3] = marker;
+    let dataset = Dataset::new(
+        vec![0.0, 1.0],
+        vec![0.25, 0.75],
+        None,
+        String::new(),
+        samples,
+    )
+    .unwrap();
+    dataset.write(&path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let needle = marker.to_le_bytes();
+    let at = bytes.windows(4).position(|w| w == needle).unwrap();
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let err = Dataset::read(&path).unwrap_err();
+    assert!(
+        matches!(&err, ScenarioError::NonFinite { what, index: 3, .. }
+            if what.contains("d.safetensors") && what.contains("0001")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -159,63 +201,174 @@ fn bad_contents_are_rejected() {
 
 #[cfg(feature = "hdf5")]
 mod pdebench_layout {
-    use hdf5::types::VarLenUnicode;
+    use hdf5::filters::Filter;
+    use hdf5::types::{FloatSize, TypeDescriptor, VarLenUnicode};
     use hdf5_metno as hdf5;
 
     use super::*;
 
-    /// A file written directly with the HDF5 library in the layout of PDEBench's
-    /// `1D_diff-sorp_NA_NA.h5` (float32 data `[nt, nx, 1]`, grids, YAML `config`
-    /// attribute, lzf-compressed) loads.
-    #[test]
-    fn a_pdebench_diffusion_sorption_file_loads() {
-        let dir = scratch("pdebench");
-        let path = dir.join("1D_diff-sorp_NA_NA.h5");
-        let (nt, nx) = (5, 8);
-        let file = hdf5::File::create(&path).unwrap();
-        for s in 0..3 {
-            let group = file.create_group(&format!("{s:04}")).unwrap();
-            let data: Vec<f32> = (0..nt * nx).map(|i| (s * 1000 + i) as f32 * 1e-3).collect();
-            group
-                .new_dataset::<f32>()
-                .shape([nt, nx, 1])
-                .chunk([nt, nx, 1])
+    const NT: usize = 5;
+    const NX: usize = 8;
+
+    fn pdebench_t() -> Vec<f32> {
+        (0..NT).map(|i| 125.0 * i as f32).collect()
+    }
+
+    fn pdebench_x() -> Vec<f32> {
+        (0..NX).map(|i| (i as f32 + 0.5) / NX as f32).collect()
+    }
+
+    /// Writes `samples` with the HDF5 library the way PDEBench's
+    /// `gen_diff_sorp.py` does through h5py: datasets `NNNN/data`,
+    /// `NNNN/grid/x`, `NNNN/grid/t` as lzf-compressed float32 (h5py picks
+    /// chunks smaller than the array), and each sample's YAML config as a
+    /// *root* attribute named `NNNN/config`. `grids` lists the axes to write.
+    fn write_pdebench(path: &Path, samples: &[Vec<f32>], shape: &[usize], grids: &[&str]) {
+        let file = hdf5::File::create(path).unwrap();
+        for (s, values) in samples.iter().enumerate() {
+            let name = format!("{s:04}");
+            let chunk: Vec<usize> = shape.iter().map(|&n| n.div_ceil(2)).collect();
+            file.new_dataset::<f32>()
+                .shape(shape)
+                .chunk(chunk)
                 .lzf()
-                .create("data")
+                .create(format!("{name}/data").as_str())
                 .unwrap()
-                .write_raw(&data)
+                .write_raw(values)
                 .unwrap();
-            let t: Vec<f32> = (0..nt).map(|i| 125.0 * i as f32).collect();
-            let x: Vec<f32> = (0..nx).map(|i| (i as f32 + 0.5) / nx as f32).collect();
-            group
-                .new_dataset::<f32>()
-                .shape([nt])
-                .create("grid/t")
-                .unwrap()
-                .write_raw(&t)
-                .unwrap();
-            group
-                .new_dataset::<f32>()
-                .shape([nx])
-                .create("grid/x")
-                .unwrap()
-                .write_raw(&x)
-                .unwrap();
-            let yaml: VarLenUnicode = "sim:\n  D: 5.0e-4\n".parse().unwrap();
-            group
-                .new_attr::<VarLenUnicode>()
-                .create("config")
+            for &axis in grids {
+                let coords = if axis == "t" {
+                    pdebench_t()
+                } else {
+                    pdebench_x()
+                };
+                file.new_dataset::<f32>()
+                    .shape([coords.len()])
+                    .chunk([coords.len()])
+                    .lzf()
+                    .create(format!("{name}/grid/{axis}").as_str())
+                    .unwrap()
+                    .write_raw(&coords)
+                    .unwrap();
+            }
+            let yaml: VarLenUnicode = format!("sim:\n  D: 5.0e-4\n  seed: {s}\n").parse().unwrap();
+            file.new_attr::<VarLenUnicode>()
+                .create(format!("{name}/config").as_str())
                 .unwrap()
                 .write_scalar(&yaml)
                 .unwrap();
         }
         file.close().unwrap();
+    }
+
+    fn sample(s: usize) -> Vec<f32> {
+        (0..NT * NX).map(|i| (s * 1000 + i) as f32 * 1e-3).collect()
+    }
+
+    #[test]
+    fn a_pdebench_diffusion_sorption_file_loads() {
+        let dir = scratch("pdebench");
+        let path = dir.join("1D_diff-sorp_NA_NA.h5");
+        let samples: Vec<Vec<f32>> = (0..3).map(sample).collect();
+        write_pdebench(&path, &samples, &[NT, NX, 1], &["x", "t"]);
         let dataset = Dataset::read(&path).unwrap();
         assert_eq!(dataset.len(), 3);
-        assert_eq!(dataset.dims(), [nt, nx]);
-        assert_eq!(dataset.t()[4], 500.0);
-        assert_eq!(dataset.config(), "sim:\n  D: 5.0e-4\n");
-        assert_eq!(dataset.trajectory(2)[7], 2007.0f32 * 1e-3);
+        assert_eq!(dataset.dims(), [NT, NX]);
+        let widen = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+        assert_eq!(dataset.t(), widen(pdebench_t()));
+        assert_eq!(dataset.x(), widen(pdebench_x()));
+        assert_eq!(dataset.y(), None);
+        assert_eq!(dataset.config(), "sim:\n  D: 5.0e-4\n  seed: 0\n");
+        assert_eq!(dataset.trajectories(), samples);
+    }
+
+    /// Our writer's file, inspected with the HDF5 library rather than our
+    /// reader: group names, float32 lzf-compressed datasets of the documented
+    /// shapes, the `config` string attribute.
+    #[test]
+    fn written_files_have_the_pdebench_layout() {
+        let dir = scratch("layout");
+        for (i, dataset) in datasets().into_iter().enumerate() {
+            let path = dir.join(format!("d{i}.h5"));
+            dataset.write(&path).unwrap();
+            let file = hdf5::File::open(&path).unwrap();
+            let names: Vec<String> = (0..dataset.len()).map(|s| format!("{s:04}")).collect();
+            assert_eq!(file.member_names().unwrap(), names);
+            let mut shape = dataset.dims();
+            shape.push(1);
+            for (s, name) in names.iter().enumerate() {
+                let group = file.group(name).unwrap();
+                let mut arrays = vec![
+                    ("data", shape.clone()),
+                    ("grid/t", vec![3]),
+                    ("grid/x", vec![4]),
+                ];
+                if dataset.y().is_some() {
+                    arrays.push(("grid/y", vec![2]));
+                }
+                assert_eq!(group.link_exists("grid/y"), dataset.y().is_some());
+                for (array, dims) in arrays {
+                    let d = group.dataset(array).unwrap();
+                    assert_eq!(d.shape(), dims, "{name}/{array}");
+                    assert_eq!(
+                        d.dtype().unwrap().to_descriptor().unwrap(),
+                        TypeDescriptor::Float(FloatSize::U4)
+                    );
+                    assert_eq!(d.filters(), [Filter::LZF], "{name}/{array}");
+                }
+                let data: Vec<f32> = group.dataset("data").unwrap().read_raw().unwrap();
+                assert_eq!(data, dataset.trajectory(s));
+                let config: VarLenUnicode = group.attr("config").unwrap().read_scalar().unwrap();
+                assert_eq!(config.as_str(), dataset.config());
+            }
+        }
+    }
+
+    #[test]
+    fn bad_hdf5_files_are_typed_errors_naming_file_and_key() {
+        let dir = scratch("bad-h5");
+        let missing = dir.join("missing.h5");
+        let err = Dataset::read(&missing).unwrap_err();
+        assert!(matches!(err, ScenarioError::Io { .. }), "{err}");
+        let garbage = dir.join("garbage.h5");
+        std::fs::write(&garbage, b"not an HDF5 file").unwrap();
+        let err = Dataset::read(&garbage).unwrap_err();
+        assert!(matches!(err, ScenarioError::Format { .. }), "{err}");
+        let empty = dir.join("empty.h5");
+        hdf5::File::create(&empty).unwrap().close().unwrap();
+        let err = Dataset::read(&empty).unwrap_err();
+        assert!(
+            matches!(&err, ScenarioError::Format { reason, .. } if reason.contains("0000")),
+            "{err}"
+        );
+
+        let no_x = dir.join("no-x.h5");
+        write_pdebench(&no_x, &[sample(0)], &[NT, NX, 1], &["t"]);
+        let err = Dataset::read(&no_x).unwrap_err();
+        assert!(
+            matches!(&err, ScenarioError::Format { path, reason } if path == &no_x && reason.contains("0000/grid/x")),
+            "{err}"
+        );
+
+        let no_channel = dir.join("no-channel.h5");
+        write_pdebench(&no_channel, &[sample(0)], &[NT, NX], &["x", "t"]);
+        let err = Dataset::read(&no_channel).unwrap_err();
+        assert!(
+            matches!(&err, ScenarioError::ShapeMismatch { what, .. }
+                if what.contains("no-channel.h5") && what.contains("0000/data")),
+            "{err}"
+        );
+
+        let nan = dir.join("nan.h5");
+        let mut poisoned = sample(1);
+        poisoned[13] = f32::NAN;
+        write_pdebench(&nan, &[sample(0), poisoned], &[NT, NX, 1], &["x", "t"]);
+        let err = Dataset::read(&nan).unwrap_err();
+        assert!(
+            matches!(&err, ScenarioError::NonFinite { what, index: 13, .. }
+                if what.contains("nan.h5") && what.contains("0001")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -2,6 +2,13 @@
 //! one group per sample, `0000`, `0001`, …, each holding `data` (float32
 //! `[nt, nx, (ny), 1]`), `grid/t`, `grid/x` (`grid/y`) and a string attribute
 //! `config`; datasets are lzf-compressed (one chunk each), as h5py writes them.
+//!
+//! PDEBench's generator (`data_gen/gen_diff_sorp.py`) actually puts each
+//! sample's config on the *root* group, as an attribute literally named
+//! `NNNN/config` (h5py allows `/` in attribute names). We write the per-group
+//! attribute the issue specifies and read either, so real PDEBench files keep
+//! their config text. The grid is read from the first sample: PDEBench (and we)
+//! write the same grid into every group.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -66,6 +73,8 @@ fn write_array(
 
 pub(super) fn read(path: &Path) -> Result<Dataset, ScenarioError> {
     let err = |what: String| move |e| h5_error(path, &what, e);
+    // A missing or unreadable file is an I/O error, not a format error.
+    std::fs::File::open(path).map_err(|e| ScenarioError::io(path, e))?;
     let file = hdf5::File::open(path).map_err(err("opening HDF5 file".into()))?;
     let mut names: Vec<(u64, String)> = file
         .member_names()
@@ -81,14 +90,14 @@ pub(super) fn read(path: &Path) -> Result<Dataset, ScenarioError> {
         ));
     };
     let group = file.group(first).map_err(err(first.clone()))?;
-    let t = read_floats(&group, "grid/t", path)?;
-    let x = read_floats(&group, "grid/x", path)?;
+    let t = read_floats(&group, first, "t", path)?;
+    let x = read_floats(&group, first, "x", path)?;
     let y = if group.link_exists("grid/y") {
-        Some(read_floats(&group, "grid/y", path)?)
+        Some(read_floats(&group, first, "y", path)?)
     } else {
         None
     };
-    let config = read_config(&group, path)?;
+    let config = read_config(&file, first, path)?;
     let mut expected = vec![t.len(), x.len()];
     expected.extend(y.as_ref().map(Vec::len));
     expected.push(1);
@@ -99,7 +108,7 @@ pub(super) fn read(path: &Path) -> Result<Dataset, ScenarioError> {
             let data = group.dataset("data").map_err(err(format!("{name}/data")))?;
             if data.shape() != expected {
                 return Err(ScenarioError::ShapeMismatch {
-                    what: format!("{}: {name}/data", path.display()),
+                    what: format!("{name}/data"),
                     expected: expected.clone(),
                     got: data.shape(),
                 });
@@ -125,31 +134,55 @@ fn check_float(data: &hdf5::Dataset, name: &str, path: &Path) -> Result<(), Scen
     }
 }
 
-fn read_floats(group: &hdf5::Group, name: &str, path: &Path) -> Result<Vec<f64>, ScenarioError> {
+/// The coordinates `grid/<axis>` of sample group `sample`, as a 1-D float array.
+fn read_floats(
+    group: &hdf5::Group,
+    sample: &str,
+    axis: &str,
+    path: &Path,
+) -> Result<Vec<f64>, ScenarioError> {
+    let name = format!("{sample}/grid/{axis}");
     let data = group
-        .dataset(name)
+        .dataset(&format!("grid/{axis}"))
         .map_err(|_| ScenarioError::format(path, format!("missing dataset `{name}`")))?;
     if data.ndim() != 1 {
         return Err(ScenarioError::ShapeMismatch {
-            what: format!("{}: {name}", path.display()),
+            what: name,
             expected: vec![data.size()],
             got: data.shape(),
         });
     }
-    check_float(&data, name, path)?;
-    data.read_raw::<f64>().map_err(|e| h5_error(path, name, e))
+    check_float(&data, &name, path)?;
+    data.read_raw::<f64>().map_err(|e| h5_error(path, &name, e))
 }
 
-/// The `config` attribute (h5py writes Python strings as variable-length
-/// UTF-8; ASCII is accepted too); absent: empty.
-fn read_config(group: &hdf5::Group, path: &Path) -> Result<String, ScenarioError> {
-    let Ok(attr) = group.attr("config") else {
-        return Ok(String::new());
-    };
+/// Sample `sample`'s config text: its group's `config` attribute, else
+/// PDEBench's root attribute `<sample>/config`, else empty (the config is
+/// informational; the data is usable without it).
+fn read_config(file: &hdf5::File, sample: &str, path: &Path) -> Result<String, ScenarioError> {
+    let group = file.group(sample).map_err(|e| h5_error(path, sample, e))?;
+    let root_name = format!("{sample}/config");
+    for (location, name) in [(&*group, "config"), (&**file, root_name.as_str())] {
+        let names = location
+            .attr_names()
+            .map_err(|e| h5_error(path, "listing attributes", e))?;
+        if names.iter().any(|n| n == name) {
+            let attr = location
+                .attr(name)
+                .map_err(|e| h5_error(path, "config attribute", e))?;
+            return read_string(&attr, path);
+        }
+    }
+    Ok(String::new())
+}
+
+/// A scalar string attribute: h5py writes Python strings as variable-length
+/// UTF-8; variable-length ASCII is accepted too.
+fn read_string(attr: &hdf5::Attribute, path: &Path) -> Result<String, ScenarioError> {
     if let Ok(s) = attr.read_scalar::<VarLenUnicode>() {
         return Ok(s.as_str().to_owned());
     }
     attr.read_scalar::<VarLenAscii>()
         .map(|s| s.as_str().to_owned())
-        .map_err(|e| h5_error(path, "config attribute", e))
+        .map_err(|e| h5_error(path, &format!("attribute `{}`", attr.name()), e))
 }

@@ -92,6 +92,7 @@ impl Dataset {
     }
 
     /// Reads a `.safetensors` or (with the `hdf5` feature) `.h5`/`.hdf5` file.
+    /// Every error names the file.
     pub fn read(path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
         let path = path.as_ref();
         match Format::of(path)? {
@@ -99,6 +100,7 @@ impl Dataset {
             #[cfg(feature = "hdf5")]
             Format::Hdf5 => hdf5::read(path),
         }
+        .map_err(|e| e.in_file(path))
     }
 
     /// Writes atomically (temporary file, then rename) in the format named by

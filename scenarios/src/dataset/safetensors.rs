@@ -121,7 +121,7 @@ pub(super) fn read(path: &Path) -> Result<Dataset, ScenarioError> {
                 .map_err(|e| bad(format!("{name}: {e}")))?;
             if view.shape() != expected.as_slice() {
                 return Err(ScenarioError::ShapeMismatch {
-                    what: format!("{}: {name}", path.display()),
+                    what: name,
                     expected: expected.clone(),
                     got: view.shape().to_vec(),
                 });
@@ -139,7 +139,7 @@ fn read_vector(file: &SafeTensors<'_>, name: &str, path: &Path) -> Result<Vec<f6
         .map_err(|_| ScenarioError::format(path, format!("missing tensor `{name}`")))?;
     if view.shape().len() != 1 {
         return Err(ScenarioError::ShapeMismatch {
-            what: format!("{}: {name}", path.display()),
+            what: name.to_owned(),
             expected: vec![view.shape().iter().product()],
             got: view.shape().to_vec(),
         });
