@@ -66,12 +66,25 @@ fn shipped_scenarios_load_and_round_trip() {
 
 #[test]
 fn paper_scenarios_carry_the_paper_setup() {
+    // Issue 4 / REFERENCE-NOTES §1, §2: sizes, horizons, sample counts.
     let ds = Scenario::from_file(scenario_path("diffusion-sorption.toml")).unwrap();
     assert_eq!(ds.dims(), [101, 1024]);
+    assert_eq!(ds.grid.t_max, 500.0);
+    assert_eq!(ds.reference_nx(), 1024);
     assert_eq!((ds.data.train_samples, ds.data.test_samples), (8000, 1000));
     assert_eq!(ds.constraint.experts, [1, 4]);
+    let PdeConfig::DiffusionSorption(p) = ds.pde else {
+        panic!("wrong kind")
+    };
+    assert_eq!(
+        (p.d, p.phi, p.rho_s, p.k_f, p.n_f),
+        (5e-4, 0.29, 2880.0, 3.5e-4, 0.874)
+    );
     let ns = Scenario::from_file(scenario_path("navier-stokes.toml")).unwrap();
     assert_eq!(ns.dims(), [64, 64, 64]);
+    assert_eq!(ns.grid.t_max, 5.0);
+    assert_eq!((ns.data.train_samples, ns.data.test_samples), (4000, 100));
+    assert_eq!(ns.eval.resolutions, [64, 128, 256]);
     assert_eq!(ns.reference_resolution(), 256);
     assert_eq!(ns.constraint.init, InitWeights::Zeros);
     assert!(matches!(ns.pde, PdeConfig::NavierStokes(p) if p.nu == 1e-4));
