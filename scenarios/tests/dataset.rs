@@ -160,6 +160,46 @@ fn bad_files_are_typed_errors() {
     ));
 }
 
+/// A safetensors file in our naming with integer data, or without the grid,
+/// is a format error naming the file and the tensor.
+#[test]
+fn wrong_dtypes_and_missing_tensors_in_safetensors_are_rejected() {
+    use safetensors::tensor::{Dtype, TensorView};
+    let dir = scratch("dtype-st");
+    let ints: Vec<u8> = [1i32, 2, 3, 4]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let coords: Vec<u8> = [0.25f32, 0.75]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let data = TensorView::new(Dtype::I32, vec![2, 2, 1], &ints).unwrap();
+    let axis = || TensorView::new(Dtype::F32, vec![2], &coords).unwrap();
+    let int_data = dir.join("ints.safetensors");
+    let tensors = [
+        ("0000/data", data.clone()),
+        ("0000/grid/t", axis()),
+        ("0000/grid/x", axis()),
+    ];
+    std::fs::write(&int_data, safetensors::serialize(tensors, None).unwrap()).unwrap();
+    let err = Dataset::read(&int_data).unwrap_err();
+    assert!(
+        matches!(&err, ScenarioError::Format { path, reason }
+            if path == &int_data && reason.contains("0000/data") && reason.contains("I32")),
+        "{err}"
+    );
+    let no_grid = dir.join("no-grid.safetensors");
+    let tensors = [("0000/data", data), ("0000/grid/t", axis())];
+    std::fs::write(&no_grid, safetensors::serialize(tensors, None).unwrap()).unwrap();
+    let err = Dataset::read(&no_grid).unwrap_err();
+    assert!(
+        matches!(&err, ScenarioError::Format { path, reason }
+            if path == &no_grid && reason.contains("0000/grid/x")),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_contents_are_rejected() {
     let t = vec![0.0, 1.0];
