@@ -7,6 +7,7 @@ mod bench;
 mod constraint;
 mod generate;
 mod gradcheck;
+pub mod gradcheck_scenario;
 mod validate_solver;
 
 /// Tessera: neural PDE solvers with hard physical constraints, scaled by a
