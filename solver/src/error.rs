@@ -35,6 +35,12 @@ pub enum SolverError {
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// Drawing or encoding a plot failed.
+    #[error("plot {}: {reason}", path.display())]
+    Plot { path: PathBuf, reason: String },
+    /// A scenario, dataset or reference-solver error.
+    #[error(transparent)]
+    Scenario(#[from] tessera_scenarios::ScenarioError),
 }
 
 impl SolverError {
