@@ -38,9 +38,15 @@ pub enum SolverError {
     /// Drawing or encoding a plot failed.
     #[error("plot {}: {reason}", path.display())]
     Plot { path: PathBuf, reason: String },
-    /// A scenario, dataset or reference-solver error.
+    /// The scenario does not describe a valid PDE, grid or setting.
     #[error(transparent)]
     Scenario(#[from] tessera_scenarios::ScenarioError),
+    /// The constraint layer rejected its input or could not differentiate a solve.
+    #[error(transparent)]
+    Experts(#[from] tessera_experts::ExpertsError),
+    /// A PDE residual or linear row could not be evaluated.
+    #[error(transparent)]
+    Constraint(#[from] tessera_constraints::ConstraintError),
 }
 
 impl SolverError {

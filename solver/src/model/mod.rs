@@ -1,23 +1,124 @@
-//! PLACEHOLDER (replaced by the model helper): the hard-constrained model.
-//! Interface the trainer/CLI rely on is below; bodies are unimplemented here.
+//! The physics-informed model of a scenario: features → FNO backbone → basis →
+//! (for `hard`/`moe`) the hard-constraint layer → solution `u` → losses.
+//!
+//! - `soft` (PI-SC): the backbone's single output is `u`; the PDE residual is
+//!   only a loss term.
+//! - `hard` (PI-HC): one global constrained least-squares problem per sample.
+//! - `moe` (PI-HC-MoE): one problem per tile of `constraint.experts`.
+//!
+//! The backbone runs in the scenario's dtype; the constraint solves and the
+//! losses always run in f64 (the backbone's output is converted inside the
+//! graph, so the gradient flows back through the conversion).
 
+mod external_op;
+mod features;
+pub mod gradcheck;
+mod hard_constraint;
+pub mod loss;
+pub mod setup;
+
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use tessera_scenarios::Scenario;
+use tessera_scenarios::config::Method;
 
+pub use self::external_op::ExternalOp;
+pub use self::features::Features;
+use self::hard_constraint::WARM_KEY;
+pub use self::hard_constraint::{HardConstraint, SolveStats};
+use self::loss::{N_PARTS, PhysicsLoss};
 use crate::SolverError;
+use crate::backbone::{Fno, SeededVars};
 use crate::trainable::{Batch, Prediction, StepLoss, Trainable};
 
 /// Backbone → basis → experts → solution, for one scenario.
 pub struct Model {
     vars: VarMap,
+    scenario: Scenario,
+    fno: Fno,
+    features: Features,
+    loss: PhysicsLoss,
+    /// `None` for the soft method.
+    constraint: Option<HardConstraint>,
 }
 
 impl Model {
     /// Builds the model a scenario describes, with fresh variables initialised
     /// from `scenario.seed` (a checkpoint can overwrite them afterwards).
+    ///
+    /// Errors: an invalid scenario, a PDE or constraint setting its library
+    /// rejects, or modes that do not fit the grid.
     pub fn new(scenario: &Scenario) -> Result<Self, SolverError> {
-        let _ = scenario;
-        unimplemented!("placeholder")
+        scenario.validate()?;
+        let grid = scenario.grid()?;
+        let pde = Arc::new(setup::pde_of(scenario)?);
+        let fno_config = setup::fno_config(scenario);
+        fno_config.check_grid(grid.shape().dims())?;
+        let vars = VarMap::new();
+        let builder = SeededVars::builder(&vars, scenario.seed, setup::dtype_of(scenario));
+        let fno = Fno::new(fno_config, builder)?;
+        let constraint = match scenario.constraint.method {
+            Method::Soft => None,
+            Method::Hard | Method::Moe => Some(HardConstraint::new(
+                scenario,
+                Arc::clone(&pde),
+                grid.clone(),
+            )?),
+        };
+        Ok(Self {
+            vars,
+            scenario: scenario.clone(),
+            fno,
+            features: Features::new(&grid),
+            loss: PhysicsLoss::new(pde, grid)?,
+            constraint,
+        })
+    }
+
+    /// The scenario the model was built from.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// The hard-constraint layer (`None` for the soft method).
+    pub fn constraint(&self) -> Option<&HardConstraint> {
+        self.constraint.as_ref()
+    }
+
+    /// The backbone's outputs for `ics` as f64, `[batch, grid points, outputs]`.
+    pub fn backbone(&self, ics: &[Vec<f64>]) -> Result<Tensor, SolverError> {
+        let x = self.features.tensor(ics, self.fno.dtype())?;
+        let out = self.fno.forward(&x)?.to_dtype(DType::F64)?;
+        let g = self.features_points();
+        Ok(out.reshape((ics.len(), g, self.fno.config().out_dim))?)
+    }
+
+    fn features_points(&self) -> usize {
+        self.scenario.dims().iter().product()
+    }
+
+    /// The solution `u`, `[batch, grid points]` f64, differentiable in the
+    /// variables, and what the solves did (`None` for the soft method).
+    pub fn solution(
+        &mut self,
+        ics: &[Vec<f64>],
+        stream: u64,
+    ) -> Result<(Tensor, Option<SolveStats>), SolverError> {
+        let basis = self.backbone(ics)?;
+        match &mut self.constraint {
+            None => Ok((basis.squeeze(2)?, None)),
+            Some(c) => {
+                let (u, stats) = c.apply(&basis, ics, stream)?;
+                Ok((u, Some(stats)))
+            }
+        }
+    }
+
+    fn loss_weights(&self) -> [f64; N_PARTS] {
+        let w = &self.scenario.training.loss;
+        [w.pde, w.ic, w.bc, w.data]
     }
 }
 
@@ -25,10 +126,98 @@ impl Trainable for Model {
     fn vars(&self) -> &VarMap {
         &self.vars
     }
-    fn loss(&mut self, _batch: &Batch) -> Result<StepLoss, SolverError> {
-        unimplemented!("placeholder")
+
+    fn loss(&mut self, batch: &Batch) -> Result<StepLoss, SolverError> {
+        let weights = self.loss_weights();
+        if weights[loss::DATA] > 0.0 && batch.targets.is_none() {
+            return Err(SolverError::InvalidConfig {
+                key: "training.loss.data",
+                value: weights[loss::DATA].to_string(),
+                reason: "an interior data loss needs the batch's target trajectories".into(),
+            });
+        }
+        let (u, stats) = self.solution(&batch.ics, batch.seed)?;
+        let values = u.flatten_all()?.to_vec1::<f64>()?;
+        let parts = self
+            .loss
+            .evaluate(&values, &batch.ics, batch.targets.as_deref())?;
+        let vjp_parts = parts.clone();
+        let vjp = move |upstream: &[f64]| -> Result<Vec<f64>, SolverError> {
+            Ok(vjp_parts.combine(upstream))
+        };
+        let part_tensor = ExternalOp::apply(
+            "physics-loss",
+            &u,
+            parts.values.to_vec(),
+            N_PARTS,
+            Arc::new(vjp),
+        )?;
+        let w = Tensor::from_vec(weights.to_vec(), N_PARTS, &Device::Cpu)?;
+        let total = (part_tensor * w)?.sum_all()?;
+        let stats = stats.unwrap_or(SolveStats {
+            solves: 0,
+            failed: 0,
+            iterations_mean: 0.0,
+        });
+        Ok(StepLoss {
+            total,
+            pde: parts.values[loss::PDE],
+            ic: parts.values[loss::IC],
+            bc: parts.values[loss::BC],
+            data: parts.values[loss::DATA],
+            lm_iterations_mean: stats.iterations_mean,
+            failed_solves: stats.failed,
+            solves: stats.solves,
+        })
     }
-    fn predict(&mut self, _ics: &[Vec<f64>], _seed: u64) -> Result<Prediction, SolverError> {
-        unimplemented!("placeholder")
+
+    /// Runs in chunks of `training.batch_size` initial conditions (the memory a
+    /// training step was sized for); warm-start state is left unchanged.
+    fn predict(&mut self, ics: &[Vec<f64>], seed: u64) -> Result<Prediction, SolverError> {
+        self.features.check_ics(ics)?;
+        let mut fields = Vec::with_capacity(ics.len());
+        let mut failed_solves = 0;
+        let g = self.features_points();
+        for chunk in ics.chunks(self.scenario.training.batch_size) {
+            let basis = self.backbone(chunk)?.detach();
+            let values = basis.flatten_all()?.to_vec1::<f64>()?;
+            let u = match &self.constraint {
+                None => values,
+                Some(c) => {
+                    let (forward, stats) = c.solve(&values, chunk, seed)?;
+                    failed_solves += stats.failed;
+                    forward.u
+                }
+            };
+            fields.extend(u.chunks(g).map(<[f64]>::to_vec));
+        }
+        Ok(Prediction {
+            fields,
+            failed_solves,
+        })
+    }
+
+    fn extra_state(&self) -> Vec<(String, Vec<f64>)> {
+        self.constraint
+            .as_ref()
+            .and_then(HardConstraint::warm)
+            .map(|w| vec![(WARM_KEY.to_owned(), w.to_vec())])
+            .unwrap_or_default()
+    }
+
+    fn restore_extra_state(&mut self, state: &[(String, Vec<f64>)]) -> Result<(), SolverError> {
+        for (key, values) in state {
+            match (&mut self.constraint, key.as_str()) {
+                (Some(c), WARM_KEY) => c.set_warm(values.clone())?,
+                _ => {
+                    return Err(SolverError::InvalidConfig {
+                        key: "extra state",
+                        value: key.clone(),
+                        reason: "not state of this model".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -1,0 +1,307 @@
+//! The whole-model gradient check: autograd gradients of the training loss with
+//! respect to a random sample of backbone parameters, against finite
+//! differences, for the soft, hard and mixture-of-experts models of a scenario.
+//!
+//! Every method is checked on an f64 copy of the scenario with tight
+//! Levenberg–Marquardt tolerances (the implicit-function-theorem backward pass
+//! is exact only at a stationary point), starting each solve from the same
+//! weights (a warm start would move the start between evaluations), and without
+//! the data loss (the check has initial conditions, no trajectories).
+//!
+//! Finite differences use the fourth-order central stencil
+//! `(8(L(θ+h) − L(θ−h)) − (L(θ+2h) − L(θ−2h))) / 12h`, so truncation error is
+//! far below the tolerance at steps where round-off is small too. The relative
+//! error of one entry is `|g − g_fd| / max(|g|, |g_fd|, 1e-6·max|∇L|)`: the floor
+//! (a millionth of the largest gradient entry of the model) keeps entries whose
+//! gradient is numerically zero from dividing noise by noise.
+
+use std::f64::consts::PI;
+
+use candle_core::{Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tessera_scenarios::Scenario;
+use tessera_scenarios::config::{Dtype, InitWeights, Method, PdeConfig};
+
+use super::Model;
+use crate::SolverError;
+use crate::trainable::{Batch, Trainable};
+
+/// Settings of [`gradcheck`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradcheckOptions {
+    /// Methods checked.
+    pub methods: Vec<Method>,
+    /// Parameter entries checked per method.
+    pub checks: usize,
+    /// Finite-difference step (absolute, in parameter units).
+    pub step: f64,
+    /// Levenberg–Marquardt `rtol = atol` for the check.
+    pub tolerance: f64,
+    /// Levenberg–Marquardt iteration limit for the check.
+    pub max_iters: usize,
+    /// Initial conditions per batch.
+    pub batch: usize,
+    /// Seed of the initial conditions, the sampled entries and the points.
+    pub seed: u64,
+}
+
+impl Default for GradcheckOptions {
+    fn default() -> Self {
+        Self {
+            methods: vec![Method::Soft, Method::Hard, Method::Moe],
+            checks: 6,
+            step: 1e-4,
+            tolerance: 1e-13,
+            max_iters: 500,
+            batch: 2,
+            seed: 0,
+        }
+    }
+}
+
+/// One checked parameter entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntryCheck {
+    /// `soft`, `hard` or `moe`.
+    pub method: String,
+    /// Variable name (`layers.2.spectral.re`, …).
+    pub name: String,
+    /// Flat index into the variable.
+    pub index: usize,
+    /// Autograd gradient.
+    pub autograd: f64,
+    /// Finite-difference gradient.
+    pub finite_difference: f64,
+    /// Relative error (see the module docs).
+    pub rel_err: f64,
+}
+
+/// Summary of one method.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MethodCheck {
+    /// `soft`, `hard` or `moe`.
+    pub method: String,
+    /// Loss at the unperturbed parameters.
+    pub loss: f64,
+    /// Largest relative error of the method's entries.
+    pub max_rel_err: f64,
+    /// Solves (over all evaluations) that did not converge.
+    pub failed_solves: usize,
+}
+
+/// The report of [`gradcheck`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GradcheckReport {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Largest relative error over all methods.
+    pub max_rel_err: f64,
+    /// Per method.
+    pub methods: Vec<MethodCheck>,
+    /// Every checked entry.
+    pub checks: Vec<EntryCheck>,
+}
+
+/// The name a scenario file uses for `method`.
+fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Soft => "soft",
+        Method::Hard => "hard",
+        Method::Moe => "moe",
+    }
+}
+
+/// Smooth random initial conditions that suit the scenario's PDE:
+/// diffusion–sorption a constant in `(0.02, 0.2)` (PDEBench's kind of IC, kept
+/// away from zero because its IC rows divide by it); heat a sine series vanishing
+/// at the ends; advection and Navier–Stokes a few low periodic modes (mean-free
+/// for Navier–Stokes).
+pub fn sample_ics(
+    scenario: &Scenario,
+    batch: usize,
+    seed: u64,
+) -> Result<Vec<Vec<f64>>, SolverError> {
+    let grid = scenario.grid()?;
+    let normalised: Vec<Vec<f64>> = grid.axes()[1..].iter().map(|a| a.normalised()).collect();
+    let periodic: Vec<Vec<f64>> = grid.axes()[1..]
+        .iter()
+        .map(|a| {
+            let (x0, len) = (a.coords()[0], a.length());
+            a.coords().iter().map(|x| (x - x0) / len).collect()
+        })
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let ics = (0..batch)
+        .map(|_| {
+            let a: [f64; 3] = [
+                rng.random_range(-1.0..1.0),
+                rng.random_range(-1.0..1.0),
+                rng.random_range(-1.0..1.0),
+            ];
+            match &scenario.pde {
+                PdeConfig::DiffusionSorption(_) => {
+                    vec![0.02 + 0.18 * rng.random::<f64>(); normalised[0].len()]
+                }
+                PdeConfig::Heat(_) => normalised[0]
+                    .iter()
+                    .map(|x| a[0] * (PI * x).sin() + 0.5 * a[1] * (2.0 * PI * x).sin())
+                    .collect(),
+                PdeConfig::Advection(_) => periodic[0]
+                    .iter()
+                    .map(|x| a[0] * (2.0 * PI * x).sin() + a[1] * (2.0 * PI * x).cos() + a[2])
+                    .collect(),
+                PdeConfig::NavierStokes(_) => periodic[0]
+                    .iter()
+                    .flat_map(|&x| {
+                        periodic[1].iter().map(move |&y| {
+                            a[0] * (2.0 * PI * x).sin() * (2.0 * PI * y).cos()
+                                + a[1] * (2.0 * PI * (x + y)).cos()
+                                + a[2] * (4.0 * PI * y).sin()
+                        })
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(ics)
+}
+
+/// The check's copy of `scenario` for `method` (see the module docs).
+fn check_scenario(
+    scenario: &Scenario,
+    method: Method,
+    options: &GradcheckOptions,
+) -> Result<Scenario, SolverError> {
+    let mut s = scenario.clone();
+    s.constraint.method = method;
+    s.model.dtype = Dtype::F64;
+    s.constraint.rtol = options.tolerance;
+    s.constraint.atol = options.tolerance;
+    s.constraint.max_iters = options.max_iters;
+    if s.constraint.init == InitWeights::Warm {
+        s.constraint.init = InitWeights::Ones;
+    }
+    s.training.loss.data = 0.0;
+    s.training.batch_size = options.batch.clamp(1, s.data.train_samples);
+    s.validate()?;
+    Ok(s)
+}
+
+/// Runs the check for every method of `options`.
+///
+/// Errors: the scenario cannot build a model for a method (e.g. `moe` without
+/// `constraint.experts`), a failed solve, or `options.checks == 0`.
+pub fn gradcheck(
+    scenario: &Scenario,
+    options: &GradcheckOptions,
+) -> Result<GradcheckReport, SolverError> {
+    if options.checks == 0 || !(options.step.is_finite() && options.step > 0.0) {
+        return Err(SolverError::InvalidConfig {
+            key: "gradcheck",
+            value: format!("checks {}, step {}", options.checks, options.step),
+            reason: "needs at least one check and a positive step".into(),
+        });
+    }
+    let ics = sample_ics(scenario, options.batch.max(1), options.seed)?;
+    let batch = Batch {
+        ics,
+        targets: None,
+        seed: options.seed,
+    };
+    let mut methods = Vec::new();
+    let mut checks = Vec::new();
+    for &method in &options.methods {
+        let s = check_scenario(scenario, method, options)?;
+        let mut model = Model::new(&s)?;
+        let (summary, entries) = check_method(&mut model, &batch, method, options)?;
+        methods.push(summary);
+        checks.extend(entries);
+    }
+    Ok(GradcheckReport {
+        scenario: scenario.name.clone(),
+        max_rel_err: methods.iter().map(|m| m.max_rel_err).fold(0.0, f64::max),
+        methods,
+        checks,
+    })
+}
+
+fn check_method(
+    model: &mut Model,
+    batch: &Batch,
+    method: Method,
+    options: &GradcheckOptions,
+) -> Result<(MethodCheck, Vec<EntryCheck>), SolverError> {
+    let step = model.loss(batch)?;
+    let mut failed = step.failed_solves;
+    let loss = step.total.to_scalar::<f64>()?;
+    let grads = step.total.backward()?;
+    let mut vars: Vec<(String, Var)> = model
+        .vars()
+        .data()
+        .lock()
+        .map_err(|_| SolverError::InvalidConfig {
+            key: "variables",
+            value: "lock".into(),
+            reason: "the variable store was poisoned by a panic".into(),
+        })?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut gradients = Vec::with_capacity(vars.len());
+    for (_, var) in &vars {
+        let g = match grads.get(var.as_tensor()) {
+            Some(g) => g.flatten_all()?.to_vec1::<f64>()?,
+            None => vec![0.0; var.elem_count()],
+        };
+        gradients.push(g);
+    }
+    let g_max = gradients
+        .iter()
+        .flatten()
+        .fold(0.0f64, |m, g| m.max(g.abs()));
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x6772_6164);
+    let mut entries = Vec::with_capacity(options.checks);
+    for _ in 0..options.checks {
+        let v = rng.random_range(0..vars.len());
+        let (name, var) = &vars[v];
+        let index = rng.random_range(0..var.elem_count());
+        let original = var.as_tensor().flatten_all()?.to_vec1::<f64>()?;
+        let mut eval = |offset: f64| -> Result<f64, SolverError> {
+            let mut values = original.clone();
+            values[index] += offset;
+            var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu)?)?;
+            let step = model.loss(batch)?;
+            failed += step.failed_solves;
+            Ok(step.total.to_scalar::<f64>()?)
+        };
+        let h = options.step;
+        let fd = (8.0 * (eval(h)? - eval(-h)?) - (eval(2.0 * h)? - eval(-2.0 * h)?)) / (12.0 * h);
+        var.set(&Tensor::from_vec(original, var.shape(), &Device::Cpu)?)?;
+        let autograd = gradients[v][index];
+        let scale = autograd.abs().max(fd.abs()).max(1e-6 * g_max);
+        // NaN (a non-finite gradient) must not vanish in the max below.
+        let rel_err = match (autograd - fd).abs() / scale {
+            _ if scale == 0.0 => 0.0,
+            e if e.is_nan() => f64::INFINITY,
+            e => e,
+        };
+        entries.push(EntryCheck {
+            method: method_name(method).to_owned(),
+            name: name.clone(),
+            index,
+            autograd,
+            finite_difference: fd,
+            rel_err,
+        });
+    }
+    let summary = MethodCheck {
+        method: method_name(method).to_owned(),
+        loss,
+        max_rel_err: entries.iter().map(|e| e.rel_err).fold(0.0, f64::max),
+        failed_solves: failed,
+    };
+    Ok((summary, entries))
+}

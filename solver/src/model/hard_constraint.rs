@@ -1,0 +1,175 @@
+//! The hard-constraint step of the `hard` and `moe` methods: basis in, constrained
+//! solution out, differentiable in the basis through the constraint layer's
+//! implicit-function-theorem backward pass (entered into candle's graph as an
+//! [`ExternalOp`]).
+//!
+//! With `constraint.init = "warm"` every solve of a step starts from the mean of
+//! the previous step's solutions over all samples and experts: the layer takes
+//! one starting vector for all its solves.
+
+use std::sync::Arc;
+
+use candle_core::Tensor;
+use tessera_constraints::StopReason;
+use tessera_experts::{ConstraintLayer, ExpertsError, Forward};
+use tessera_meshes::Grid;
+use tessera_scenarios::Scenario;
+use tessera_scenarios::config::InitWeights;
+
+use super::external_op::ExternalOp;
+use super::setup;
+use crate::SolverError;
+use crate::constraint_check::AnyPde;
+
+/// What the solves of one call did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SolveStats {
+    /// Number of solves (`batch × experts`).
+    pub solves: usize,
+    /// Solves whose status is not converged.
+    pub failed: usize,
+    /// Mean Levenberg–Marquardt iterations.
+    pub iterations_mean: f64,
+}
+
+/// The constraint layer of a scenario, with its warm-start state.
+pub struct HardConstraint {
+    scenario: Scenario,
+    pde: Arc<AnyPde>,
+    grid: Grid,
+    layer: Arc<ConstraintLayer<AnyPde>>,
+    n_basis: usize,
+    warm: Option<Vec<f64>>,
+}
+
+/// Key of the warm-start weights in the model's extra state.
+pub const WARM_KEY: &str = "constraint.warm_start";
+
+impl HardConstraint {
+    /// The layer for `scenario` (method `hard` or `moe`).
+    pub fn new(scenario: &Scenario, pde: Arc<AnyPde>, grid: Grid) -> Result<Self, SolverError> {
+        let layer = Self::build(scenario, &pde, &grid, None)?;
+        Ok(Self {
+            scenario: scenario.clone(),
+            pde,
+            grid,
+            layer,
+            n_basis: scenario.model.n_basis,
+            warm: None,
+        })
+    }
+
+    fn build(
+        scenario: &Scenario,
+        pde: &Arc<AnyPde>,
+        grid: &Grid,
+        warm: Option<&[f64]>,
+    ) -> Result<Arc<ConstraintLayer<AnyPde>>, SolverError> {
+        let config = setup::layer_config(scenario, warm)?;
+        Ok(Arc::new(ConstraintLayer::new(
+            Arc::clone(pde),
+            grid.clone(),
+            config,
+        )?))
+    }
+
+    /// The constraint layer.
+    pub fn layer(&self) -> &ConstraintLayer<AnyPde> {
+        &self.layer
+    }
+
+    /// The warm-start weights, if any.
+    pub fn warm(&self) -> Option<&[f64]> {
+        self.warm.as_deref()
+    }
+
+    /// Sets the warm-start weights (`N` finite values) and rebuilds the layer.
+    pub fn set_warm(&mut self, weights: Vec<f64>) -> Result<(), SolverError> {
+        if weights.len() != self.n_basis {
+            return Err(SolverError::ShapeMismatch {
+                what: "warm-start weights [N]",
+                expected: vec![self.n_basis],
+                got: vec![weights.len()],
+            });
+        }
+        let count = weights.iter().filter(|w| !w.is_finite()).count();
+        if count > 0 {
+            return Err(SolverError::NonFinite {
+                what: "warm-start weights",
+                count,
+            });
+        }
+        self.layer = Self::build(&self.scenario, &self.pde, &self.grid, Some(&weights))?;
+        self.warm = Some(weights);
+        Ok(())
+    }
+
+    /// Solves for `basis` values (`[batch, grid points, N]`, f64) and checks that
+    /// every solve produced usable weights (a non-finite or singular solve is an
+    /// error: its part of `u` would be garbage).
+    pub fn solve(
+        &self,
+        basis: &[f64],
+        ics: &[Vec<f64>],
+        stream: u64,
+    ) -> Result<(Forward, SolveStats), SolverError> {
+        let refs: Vec<&[f64]> = ics.iter().map(Vec::as_slice).collect();
+        let forward = self.layer.forward(basis, self.n_basis, &refs, stream)?;
+        let k = self.layer.n_experts();
+        for (i, status) in forward.statuses.iter().enumerate() {
+            if matches!(status.reason, StopReason::NonFinite | StopReason::Singular) {
+                return Err(ExpertsError::ExpertFailed {
+                    sample: i / k,
+                    expert: i % k,
+                    reason: status.reason,
+                }
+                .into());
+            }
+        }
+        let solves = forward.statuses.len();
+        let stats = SolveStats {
+            solves,
+            failed: forward.statuses.iter().filter(|s| !s.converged()).count(),
+            iterations_mean: forward
+                .statuses
+                .iter()
+                .map(|s| s.iterations as f64)
+                .sum::<f64>()
+                / solves as f64,
+        };
+        Ok((forward, stats))
+    }
+
+    /// The constrained solution `[batch, grid points]` (f64) of `basis`
+    /// (`[batch, grid points, N]`, f64), differentiable in `basis`; with warm
+    /// starts, the mean solution becomes the next call's start.
+    pub fn apply(
+        &mut self,
+        basis: &Tensor,
+        ics: &[Vec<f64>],
+        stream: u64,
+    ) -> Result<(Tensor, SolveStats), SolverError> {
+        let values = basis.flatten_all()?.to_vec1::<f64>()?;
+        let (forward, stats) = self.solve(&values, ics, stream)?;
+        let u = forward.u.clone();
+        let next_warm = (self.scenario.constraint.init == InitWeights::Warm).then(|| {
+            let count = (forward.weights.len() / self.n_basis) as f64;
+            let mut mean = vec![0.0; self.n_basis];
+            for w in forward.weights.chunks(self.n_basis) {
+                mean.iter_mut().zip(w).for_each(|(m, x)| *m += x / count);
+            }
+            mean
+        });
+        let layer = Arc::clone(&self.layer);
+        let forward = Arc::new(forward);
+        let vjp = move |u_bar: &[f64]| -> Result<Vec<f64>, SolverError> {
+            Ok(layer.backward(&forward, u_bar)?)
+        };
+        let shape = (ics.len(), self.grid.len());
+        let out = ExternalOp::apply("hard-constraint", basis, u, shape, Arc::new(vjp))?;
+        if let Some(w) = next_warm {
+            self.set_warm(w)?;
+        }
+        Ok((out, stats))
+    }
+}

@@ -1,0 +1,234 @@
+//! The training losses of a batch of predicted fields `u`, with their exact
+//! gradients, as the reference's `gen_compute_loss`
+//! (`neptune/trainers/train_utils.py` of ASK-Berkeley/physics-NNs-hard-constraints):
+//!
+//! - **PDE**: `‖F(u_b)‖₂` over the full grid (the norm, not its square), mean over
+//!   the batch (`PDELoss`);
+//! - **IC**: `‖u(0) − u₀‖ / ‖u₀‖` over the whole batch flattened (`MSE` with
+//!   `normalize=True`, which takes one norm over the batch, not a mean of norms);
+//! - **BC**: per sample the norm of the PDE's boundary rows (its linear rows away
+//!   from the first time level, e.g. diffusion–sorption's `u(t,0) − 1` and
+//!   `u(t,1) − D u_x(t,1)`), mean over the batch. The reference compares the right
+//!   boundary with the ground-truth trajectory instead, which physics-only
+//!   training does not have; the PDE's own boundary rows need no data;
+//! - **data**: `‖u − u_true‖ / ‖u_true‖` over the whole batch (interior data
+//!   loss, `data_loss_normalize=True`), only when targets are given.
+//!
+//! Where a norm is zero its gradient is taken as zero (a subgradient); a zero
+//! normaliser (`‖u₀‖` or `‖u_true‖`) leaves that loss unnormalised.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use tessera_constraints::{FieldResidual, Pde, Term};
+use tessera_meshes::Grid;
+
+use crate::SolverError;
+use crate::constraint_check::AnyPde;
+
+/// Index of each part in [`LossParts::values`].
+pub const PDE: usize = 0;
+/// Initial-condition loss.
+pub const IC: usize = 1;
+/// Boundary-condition loss.
+pub const BC: usize = 2;
+/// Interior data loss.
+pub const DATA: usize = 3;
+/// Number of loss parts.
+pub const N_PARTS: usize = 4;
+
+/// The loss parts of a batch and the gradient of each with respect to `u`.
+#[derive(Debug, Clone)]
+pub struct LossParts {
+    /// `[pde, ic, bc, data]` (see the module docs).
+    pub values: [f64; N_PARTS],
+    /// `∂value_k/∂u`, each `[batch, grid points]`.
+    pub gradients: [Vec<f64>; N_PARTS],
+}
+
+impl LossParts {
+    /// `Σ_k w_k ∂value_k/∂u`: the vector–Jacobian product for weights `w`.
+    pub fn combine(&self, weights: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; self.gradients[0].len()];
+        for (g, &w) in self.gradients.iter().zip(weights) {
+            if w != 0.0 {
+                for (o, x) in out.iter_mut().zip(g) {
+                    *o += w * x;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The losses of one PDE on one grid.
+pub struct PhysicsLoss {
+    pde: Arc<AnyPde>,
+    grid: Grid,
+    terms: Vec<Term>,
+    residual: FieldResidual<AnyPde>,
+}
+
+/// `(‖v‖, v/‖v‖)`, with a zero gradient at `v = 0`.
+fn norm_and_direction(v: &[f64]) -> (f64, Vec<f64>) {
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+    (norm, v.iter().map(|x| x * scale).collect())
+}
+
+/// `‖pred − truth‖ / ‖truth‖` (unnormalised when `‖truth‖ = 0`) and its gradient
+/// in `pred`.
+fn relative_norm(pred: &[f64], truth: &[f64]) -> (f64, Vec<f64>) {
+    let diff: Vec<f64> = pred.iter().zip(truth).map(|(p, t)| p - t).collect();
+    let (norm, mut grad) = norm_and_direction(&diff);
+    let scale = truth.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let scale = if scale > 0.0 { scale } else { 1.0 };
+    grad.iter_mut().for_each(|g| *g /= scale);
+    (norm / scale, grad)
+}
+
+impl PhysicsLoss {
+    /// The losses of `pde` on `grid`.
+    pub fn new(pde: Arc<AnyPde>, grid: Grid) -> Result<Self, SolverError> {
+        let terms = pde.terms(&grid)?;
+        let residual = FieldResidual::new(Arc::clone(&pde), &grid)?;
+        Ok(Self {
+            pde,
+            grid,
+            terms,
+            residual,
+        })
+    }
+
+    /// Points per time level.
+    fn n_space(&self) -> usize {
+        self.grid.len() / self.grid.shape().dims()[0]
+    }
+
+    /// All parts for fields `u` (`[batch, grid points]`), initial conditions `ics`
+    /// (one per sample) and optional targets (one trajectory per sample).
+    ///
+    /// Errors: sizes that disagree, non-finite `u` or PDE failures.
+    pub fn evaluate(
+        &self,
+        u: &[f64],
+        ics: &[Vec<f64>],
+        targets: Option<&[Vec<f64>]>,
+    ) -> Result<LossParts, SolverError> {
+        let (g, batch) = (self.grid.len(), ics.len());
+        if batch == 0 || u.len() != batch * g {
+            return Err(SolverError::ShapeMismatch {
+                what: "fields u [batch, grid points]",
+                expected: vec![batch.max(1), g],
+                got: vec![u.len()],
+            });
+        }
+        if let Some(t) = targets
+            && (t.len() != batch || t.iter().any(|x| x.len() != g))
+        {
+            return Err(SolverError::ShapeMismatch {
+                what: "targets [batch, grid points]",
+                expected: vec![batch, g],
+                got: vec![t.len(), t.first().map_or(0, Vec::len)],
+            });
+        }
+        let per_sample: Vec<(f64, Vec<f64>, f64, Vec<f64>)> = u
+            .par_chunks(g)
+            .zip(ics)
+            .with_max_len(1)
+            .map(|(ub, ic)| {
+                let (pde, pde_grad) = self.residual.norm_and_gradient(ub)?;
+                let (bc, bc_grad) = self.boundary(ub, ic)?;
+                Ok((pde, pde_grad, bc, bc_grad))
+            })
+            .collect::<Result<_, SolverError>>()?;
+        let inv = 1.0 / batch as f64;
+        let mut pde_grad = Vec::with_capacity(batch * g);
+        let mut bc_grad = Vec::with_capacity(batch * g);
+        let (mut pde, mut bc) = (0.0, 0.0);
+        for (p, pg, b, bg) in per_sample {
+            pde += p * inv;
+            bc += b * inv;
+            pde_grad.extend(pg.into_iter().map(|x| x * inv));
+            bc_grad.extend(bg.into_iter().map(|x| x * inv));
+        }
+        let (ic, ic_grad) = self.initial(u, ics);
+        let (data, data_grad) = match targets {
+            Some(t) => relative_norm(u, &t.concat()),
+            None => (0.0, vec![0.0; u.len()]),
+        };
+        Ok(LossParts {
+            values: [pde, ic, bc, data],
+            gradients: [pde_grad, ic_grad, bc_grad, data_grad],
+        })
+    }
+
+    /// The IC loss and its gradient (nonzero only on the first time level).
+    fn initial(&self, u: &[f64], ics: &[Vec<f64>]) -> (f64, Vec<f64>) {
+        let (g, s) = (self.grid.len(), self.n_space());
+        let first: Vec<f64> = u.chunks(g).flat_map(|ub| ub[..s].to_vec()).collect();
+        let (ic, grad_first) = relative_norm(&first, &ics.concat());
+        let mut grad = vec![0.0; u.len()];
+        for (gb, gf) in grad.chunks_mut(g).zip(grad_first.chunks(s)) {
+            gb[..s].copy_from_slice(gf);
+        }
+        (ic, grad)
+    }
+
+    /// One sample's boundary-row norm and its gradient in `u`.
+    fn boundary(&self, u: &[f64], ic: &[f64]) -> Result<(f64, Vec<f64>), SolverError> {
+        let s = self.n_space();
+        let rows: Vec<_> = self
+            .pde
+            .linear_rows(&self.grid, ic)?
+            .into_iter()
+            .filter(|r| r.point >= s)
+            .collect();
+        let g = self.grid.len();
+        if rows.is_empty() {
+            return Ok((0.0, vec![0.0; g]));
+        }
+        let used: Vec<bool> = (0..self.terms.len())
+            .map(|j| rows.iter().any(|r| r.coeffs.iter().any(|&(k, _)| k == j)))
+            .collect();
+        let fields: Vec<Option<Vec<f64>>> = self
+            .terms
+            .iter()
+            .zip(&used)
+            .map(|(term, &used)| {
+                used.then(|| {
+                    let mut out = vec![0.0; g];
+                    term.operator.apply(u, 1, &mut out);
+                    out
+                })
+            })
+            .collect();
+        let value = |j: usize, p: usize| fields[j].as_ref().map_or(0.0, |f| f[p]);
+        let residuals: Vec<f64> = rows
+            .iter()
+            .map(|r| {
+                r.coeffs
+                    .iter()
+                    .map(|&(j, c)| c * value(j, r.point))
+                    .sum::<f64>()
+                    - r.rhs
+            })
+            .collect();
+        let (norm, direction) = norm_and_direction(&residuals);
+        let mut z_bar = vec![vec![0.0; g]; self.terms.len()];
+        for (r, d) in rows.iter().zip(&direction) {
+            for &(j, c) in &r.coeffs {
+                z_bar[j][r.point] += c * d;
+            }
+        }
+        let mut grad = vec![0.0; g];
+        let mut pulled = vec![0.0; g];
+        for ((term, zb), &used) in self.terms.iter().zip(&z_bar).zip(&used) {
+            if used {
+                term.operator.apply_adjoint(zb, 1, &mut pulled);
+                grad.iter_mut().zip(&pulled).for_each(|(o, p)| *o += p);
+            }
+        }
+        Ok((norm, grad))
+    }
+}
