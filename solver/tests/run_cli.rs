@@ -1,0 +1,162 @@
+//! The `tessera` binary end to end: `--set` errors, and a training run killed
+//! with SIGKILL after its first checkpoint and resumed, which must end with the
+//! same metrics and test error as an uninterrupted run.
+
+mod train_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tessera_solver::eval::Summary;
+use tessera_solver::train::RunDir;
+use tessera_solver::train::metrics::{self, StepRecord};
+use train_support::temp_dir;
+
+const STEPS: usize = 120;
+
+fn tessera() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+}
+
+fn ok(output: Output) -> Output {
+    assert!(
+        output.status.success(),
+        "tessera failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A tiny diffusion–sorption scenario (PI-HC-MoE) whose data is cached in `dir`.
+fn scenario_file(dir: &Path) -> PathBuf {
+    let text = format!(
+        r#"
+name = "tiny-cli"
+seed = 4
+[pde]
+kind = "diffusion-sorption"
+[grid]
+nt = 8
+nx = 16
+t_max = 500.0
+[data]
+train_samples = 4
+test_samples = 2
+cache_dir = "{}"
+[data.reference]
+rtol = 1e-6
+[model]
+widths = [4, 6, 6]
+modes = [2, 3]
+fc_dim = 8
+n_basis = 6
+[constraint]
+method = "moe"
+experts = [1, 2]
+points = 24
+[training]
+steps = {STEPS}
+batch_size = 2
+checkpoint_every = 5
+validate_every = 40
+validate_samples = 1
+[eval]
+plots = 1
+"#,
+        dir.join("cache").display()
+    );
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn without_seconds(path: &Path) -> Vec<StepRecord> {
+    metrics::read(path)
+        .unwrap()
+        .into_iter()
+        .map(|r| StepRecord { seconds: 0.0, ..r })
+        .collect()
+}
+
+fn eval_summary(run: &Path) -> Summary {
+    let output = ok(tessera().arg("eval").arg(run).arg("--quiet").output().unwrap());
+    assert!(!output.stdout.is_empty());
+    serde_json::from_slice(&std::fs::read(RunDir::new(run).summary()).unwrap()).unwrap()
+}
+
+#[test]
+fn set_errors_name_the_key() {
+    let dir = temp_dir("cli-set");
+    let scenario = scenario_file(&dir);
+    for (assignment, expected) in [
+        ("training.nope=1", "training.nope"),
+        ("training.batch_size=1000", "exceeds data.train_samples"),
+        ("constraint.method=banana", "constraint.method"),
+        ("no_equals_sign", "key=value"),
+    ] {
+        let output = tessera()
+            .arg("run")
+            .arg(&scenario)
+            .args(["--set", assignment, "--out"])
+            .arg(dir.join("never"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{assignment} was accepted");
+        assert!(stderr.contains(expected), "{assignment}: {stderr}");
+        assert!(!dir.join("never").exists(), "nothing is written on a bad --set");
+    }
+}
+
+#[test]
+fn sigkill_and_resume_match_an_uninterrupted_run() {
+    let dir = temp_dir("cli-resume");
+    let scenario = scenario_file(&dir);
+    let (straight, killed) = (dir.join("straight"), dir.join("killed"));
+    ok(tessera()
+        .arg("train")
+        .arg(&scenario)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(&straight)
+        .output()
+        .unwrap());
+
+    let mut child = tessera()
+        .arg("train")
+        .arg(&scenario)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(&killed)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoint = RunDir::new(&killed).checkpoint();
+    let started = Instant::now();
+    while !checkpoint.exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    let done = metrics::read(&RunDir::new(&killed).metrics()).unwrap().len();
+    assert!(done < STEPS, "the run finished before it was killed ({done} steps)");
+
+    ok(tessera()
+        .arg("train")
+        .arg("--quiet")
+        .arg("--resume")
+        .arg(&killed)
+        .output()
+        .unwrap());
+    let a = without_seconds(&RunDir::new(&straight).metrics());
+    let b = without_seconds(&RunDir::new(&killed).metrics());
+    assert_eq!(a.len(), STEPS);
+    assert_eq!(a, b);
+    let (sa, sb) = (eval_summary(&straight), eval_summary(&killed));
+    assert_eq!(sa.rel_l2, sb.rel_l2);
+    assert_eq!(sa.steps, STEPS);
+    assert_eq!(sa.failed_solves, sb.failed_solves);
+}
