@@ -80,7 +80,12 @@ fn without_seconds(path: &Path) -> Vec<StepRecord> {
 }
 
 fn eval_summary(run: &Path) -> Summary {
-    let output = ok(tessera().arg("eval").arg(run).arg("--quiet").output().unwrap());
+    let output = ok(tessera()
+        .arg("eval")
+        .arg(run)
+        .arg("--quiet")
+        .output()
+        .unwrap());
     assert!(!output.stdout.is_empty());
     serde_json::from_slice(&std::fs::read(RunDir::new(run).summary()).unwrap()).unwrap()
 }
@@ -105,7 +110,10 @@ fn set_errors_name_the_key() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{assignment} was accepted");
         assert!(stderr.contains(expected), "{assignment}: {stderr}");
-        assert!(!dir.join("never").exists(), "nothing is written on a bad --set");
+        assert!(
+            !dir.join("never").exists(),
+            "nothing is written on a bad --set"
+        );
     }
 }
 
@@ -141,8 +149,13 @@ fn sigkill_and_resume_match_an_uninterrupted_run() {
     }
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
-    let done = metrics::read(&RunDir::new(&killed).metrics()).unwrap().len();
-    assert!(done < STEPS, "the run finished before it was killed ({done} steps)");
+    let done = metrics::read(&RunDir::new(&killed).metrics())
+        .unwrap()
+        .len();
+    assert!(
+        done < STEPS,
+        "the run finished before it was killed ({done} steps)"
+    );
 
     ok(tessera()
         .arg("train")

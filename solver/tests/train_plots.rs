@@ -79,7 +79,7 @@ fn record(step: usize, loss: f64) -> StepRecord {
         failed_solves: 0,
         solves: 4,
         seconds: step as f64,
-        validation: (step % 5 == 0).then_some(Validation {
+        validation: step.is_multiple_of(5).then_some(Validation {
             rel_l2_mean: 1.0 / step as f64,
             rel_l2_std: 0.01,
             failed_solves: 0,

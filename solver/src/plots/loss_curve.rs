@@ -14,7 +14,7 @@ use crate::train::StepRecord;
 pub fn plot_loss(path: &Path, title: &str, records: &[StepRecord]) -> Result<(), SolverError> {
     font::ensure(path)?;
     let usable = |v: f64| v.is_finite() && v > 0.0;
-    let series: [(&str, RGBColor, Vec<(f64, f64)>); 3] = [
+    let series = [
         ("loss", BLUE, points(records, |r| Some(r.loss), usable)),
         ("pde", RED, points(records, |r| Some(r.pde), usable)),
         (

@@ -101,7 +101,7 @@ impl Trainable for Linear {
             bc: 0.0,
             data: 0.0,
             lm_iterations_mean: 1.0,
-            failed_solves: usize::from(batch.seed % 2 == 0),
+            failed_solves: usize::from(batch.seed.is_multiple_of(2)),
             solves: batch.ics.len(),
         })
     }
