@@ -173,3 +173,34 @@ fn sigkill_and_resume_match_an_uninterrupted_run() {
     assert_eq!(sa.steps, STEPS);
     assert_eq!(sa.failed_solves, sb.failed_solves);
 }
+
+#[test]
+fn bench_train_step_reports_time_memory_and_iterations() {
+    let dir = temp_dir("cli-bench");
+    let scenario = scenario_file(&dir);
+    let output = ok(tessera()
+        .args(["bench", "train-step", "--scenario"])
+        .arg(&scenario)
+        .args(["--batch", "2", "--json"])
+        .output()
+        .unwrap());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let number = |key: &str| {
+        report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {report}"))
+    };
+    assert!(number("step_median_s") > 0.0);
+    assert!(number("peak_rss_mib") > 1.0);
+    // Every PI-HC-MoE step runs Levenberg–Marquardt at least once per expert.
+    assert!(number("lm_iterations_mean") >= 1.0);
+    assert_eq!(report["step_times_s"].as_array().unwrap().len(), 5);
+    let output = tessera()
+        .args(["bench", "train-step", "--scenario"])
+        .arg(&scenario)
+        .args(["--runs", "3"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}
