@@ -26,7 +26,7 @@ const K1: f64 = 0.044_715;
 #[inline(always)]
 pub fn tanh(u: f64) -> f64 {
     const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5·2⁵²
-    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     let a = u.abs();
     // A comparison with NaN is false, so NaN passes through unclamped.

@@ -21,8 +21,8 @@ use candle_nn::{Init, VarBuilder};
 
 use super::Real;
 use super::fourier_layer::FourierLayerOp;
-use super::gelu::GeluOp;
 use super::head::HeadOp;
+use super::network_op::NetworkOp;
 use super::spectral_conv::SpectralConv;
 use crate::SolverError;
 
@@ -246,48 +246,41 @@ impl Fno {
     }
 
     fn forward_as<T: Real>(&self, features: &Tensor) -> Result<Tensor, SolverError> {
-        let dims = features.dims().to_vec();
         let d = self.config.modes.len();
-        let grid = &dims[1..=d];
-        let rows: usize = dims[..=d].iter().product();
+        let grid = &features.dims()[1..=d];
         let w = &self.config.widths;
-        let lifted = features
-            .reshape((rows, self.config.in_features))?
-            .matmul(&self.lift_weight)?
-            .broadcast_add(&self.lift_bias)?;
-        let mut shape = dims.clone();
-        shape[d + 1] = w[0];
-        let mut h = lifted.reshape(shape)?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let conv = SpectralConv::<T>::new(grid, &self.config.modes);
-            let op = FourierLayerOp::new(conv, w[i], w[i + 1], i > 0);
-            let packed = Tensor::cat(
-                &[
-                    layer.spectral_re.flatten_all()?,
-                    layer.spectral_im.flatten_all()?,
-                    layer.weight.flatten_all()?,
-                    layer.bias.clone(),
-                ],
-                0,
-            )?;
-            h = h.apply_op2(&packed, op)?;
-        }
-        let flat: Vec<Tensor> = self
-            .head
-            .iter()
-            .map(Tensor::flatten_all)
-            .collect::<candle_core::Result<_>>()?;
-        let packed = Tensor::cat(&flat, 0)?;
-        let op = HeadOp::<T>::new(
+        let layers = (0..self.layers.len())
+            .map(|i| {
+                let conv = SpectralConv::<T>::new(grid, &self.config.modes);
+                FourierLayerOp::new(conv, w[i], w[i + 1], i > 0)
+            })
+            .collect();
+        let head = HeadOp::<T>::new(
             *w.last().expect("validated"),
             self.config.fc_dim,
             self.config.out_dim,
         );
-        let mut out = h.apply_op2(&packed, op)?;
-        if self.config.activate_last_layer {
-            out = out.apply_op1(GeluOp)?;
+        let op = NetworkOp::new(
+            self.config.in_features,
+            w[0],
+            layers,
+            head,
+            self.config.activate_last_layer,
+        );
+        let mut params = vec![self.lift_weight.flatten_all()?, self.lift_bias.clone()];
+        for layer in &self.layers {
+            params.extend([
+                layer.spectral_re.flatten_all()?,
+                layer.spectral_im.flatten_all()?,
+                layer.weight.flatten_all()?,
+                layer.bias.clone(),
+            ]);
         }
-        Ok(out)
+        for h in &self.head {
+            params.push(h.flatten_all()?);
+        }
+        let packed = Tensor::cat(&params, 0)?;
+        Ok(features.contiguous()?.apply_op2(&packed, op)?)
     }
 }
 
@@ -331,7 +324,7 @@ mod tests {
         (out * r).unwrap().sum_all().unwrap()
     }
 
-    /// Autograd through the fused ops agrees with central differences on every
+    /// Autograd through the fused op agrees with central differences on every
     /// variable (a few entries each), in 2-D and 3-D, with and without the final
     /// activation.
     #[test]

@@ -1,4 +1,5 @@
-//! One Fourier layer `z = S(σ(a)) + σ(a)·W + b` as a single fused candle op.
+//! One Fourier layer `z = S(σ(a)) + σ(a)·W + b` as a single fused kernel
+//! (chained with the others by [`super::network_op`]).
 //!
 //! Fusing keeps memory flat: the graph holds only each layer's pre-activation
 //! `z` (the next layer applies `σ = gelu` on the fly and differentiates it in its
@@ -14,14 +15,12 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::Real;
 use super::activation::{gelu_vec, times_slope};
 use super::matmul::{column_sums, dense, gram, rows_times};
 use super::spectral_conv::{SpectralConv, Spectrum, mix, mix_adjoint};
-use super::storage::slice;
 
 /// The fused Fourier-layer op for one forward pass (it keeps that pass's input
 /// spectrum for the backward pass).
@@ -71,7 +70,8 @@ impl<T: Real> FourierLayerOp<T> {
         }
     }
 
-    fn forward(&self, a: &[T], p: &[T]) -> Vec<T> {
+    /// The layer's output for input `a` (pre-activation) and packed parameters `p`.
+    pub(crate) fn forward(&self, a: &[T], p: &[T]) -> Vec<T> {
         let (w, weight, bias) = self.unpack(p);
         let x = self.input(a);
         let spec = self.conv.analyse(&x, self.ci);
@@ -87,7 +87,8 @@ impl<T: Real> FourierLayerOp<T> {
         out
     }
 
-    fn backward(&self, a: &[T], p: &[T], gz: &[T]) -> (Vec<T>, Vec<T>) {
+    /// Gradients `(input, packed parameters)` for the output gradient `gz`.
+    pub(crate) fn backward(&self, a: &[T], p: &[T], gz: &[T]) -> (Vec<T>, Vec<T>) {
         let (w, weight, _) = self.unpack(p);
         let x = self.input(a);
         let g_bias = column_sums(gz, self.co);
@@ -113,69 +114,5 @@ impl<T: Real> FourierLayerOp<T> {
         gp.extend(g_weight);
         gp.extend(g_bias);
         (gx, gp)
-    }
-}
-
-impl<T: Real> CustomOp2 for FourierLayerOp<T> {
-    fn name(&self) -> &'static str {
-        "fourier-layer"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let dims = l1.dims();
-        if dims.last() != Some(&self.ci)
-            || dims[1..dims.len() - 1].iter().product::<usize>() != self.conv.points()
-        {
-            candle_core::bail!(
-                "fourier layer: input {dims:?} does not match the grid or {} channels",
-                self.ci
-            );
-        }
-        let p = slice::<T>(s2, l2)?;
-        if p.len() != self.n_params() {
-            candle_core::bail!(
-                "fourier layer: {} packed parameters, expected {}",
-                p.len(),
-                self.n_params()
-            );
-        }
-        let out = self.forward(slice::<T>(s1, l1)?, p);
-        let mut shape = dims.to_vec();
-        *shape.last_mut().expect("rank ≥ 3") = self.co;
-        Ok((T::to_cpu_storage_owned(out), Shape::from(shape)))
-    }
-
-    fn bwd(
-        &self,
-        arg1: &Tensor,
-        arg2: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (a, p, g) = (
-            arg1.contiguous()?,
-            arg2.contiguous()?,
-            grad_res.contiguous()?,
-        );
-        let (sa, la) = a.storage_and_layout();
-        let (sp, lp) = p.storage_and_layout();
-        let (sg, lg) = g.storage_and_layout();
-        let (gx, gp) = match (&*sa, &*sp, &*sg) {
-            (
-                candle_core::Storage::Cpu(ca),
-                candle_core::Storage::Cpu(cp),
-                candle_core::Storage::Cpu(cg),
-            ) => self.backward(slice(ca, la)?, slice(cp, lp)?, slice(cg, lg)?),
-            _ => candle_core::bail!("fourier layer runs on the CPU only"),
-        };
-        let gx = Tensor::from_vec(gx, a.shape(), a.device())?;
-        let gp = Tensor::from_vec(gp, p.shape(), p.device())?;
-        Ok((Some(gx), Some(gp)))
     }
 }

@@ -1,4 +1,4 @@
-//! The FNO's projection head `out = σ(σ(a)·W₁ + b₁)·W₂ + b₂` as one fused op
+//! The FNO's projection head `out = σ(σ(a)·W₁ + b₁)·W₂ + b₂` as one fused kernel
 //! (`σ = gelu`; `a` is the last Fourier layer's pre-activation).
 //!
 //! It runs over fixed-size row chunks so that only the hidden pre-activation
@@ -8,14 +8,12 @@
 
 use std::sync::OnceLock;
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Storage, Tensor};
 use faer::Par;
 use rayon::prelude::*;
 
 use super::Real;
 use super::activation::{gelu_into, times_slope};
 use super::matmul::{dense, dense_mut, gemm};
-use super::storage::slice;
 
 /// Rows per chunk: large enough for efficient products, small enough to stay in
 /// cache-sized buffers.
@@ -47,6 +45,11 @@ impl<T: Real> HeadOp<T> {
         }
     }
 
+    /// Outputs per point.
+    pub(crate) fn outputs(&self) -> usize {
+        self.n
+    }
+
     /// Number of packed parameters.
     pub(crate) fn n_params(&self) -> usize {
         self.c * self.f + self.f + self.f * self.n + self.n
@@ -61,7 +64,8 @@ impl<T: Real> HeadOp<T> {
         Params { w1, b1, w2, b2 }
     }
 
-    fn forward(&self, a: &[T], p: &[T]) -> Vec<T> {
+    /// The head's output for input `a` (pre-activation) and packed parameters `p`.
+    pub(crate) fn forward(&self, a: &[T], p: &[T]) -> Vec<T> {
         let (c, f, n) = (self.c, self.f, self.n);
         let p = self.unpack(p);
         let rows = a.len() / c;
@@ -99,7 +103,8 @@ impl<T: Real> HeadOp<T> {
         out
     }
 
-    fn backward(&self, a: &[T], p: &[T], g: &[T]) -> (Vec<T>, Vec<T>) {
+    /// Gradients `(input, packed parameters)` for the output gradient `g`.
+    pub(crate) fn backward(&self, a: &[T], p: &[T], g: &[T]) -> (Vec<T>, Vec<T>) {
         let (c, f, n) = (self.c, self.f, self.n);
         let params = self.unpack(p);
         let z1 = self.hidden.get().expect("backward runs after forward");
@@ -181,62 +186,5 @@ fn broadcast_rows<T: Real>(out: &mut [T], row: &[T]) {
 fn add_column_sums<T: Real>(acc: &mut [T], data: &[T]) {
     for row in data.chunks_exact(acc.len()) {
         acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
-    }
-}
-
-impl<T: Real> CustomOp2 for HeadOp<T> {
-    fn name(&self) -> &'static str {
-        "fno-head"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let dims = l1.dims();
-        if dims.last() != Some(&self.c) {
-            candle_core::bail!("fno head: input {dims:?} does not have {} channels", self.c);
-        }
-        let p = slice::<T>(s2, l2)?;
-        if p.len() != self.n_params() {
-            candle_core::bail!(
-                "fno head: {} packed parameters, expected {}",
-                p.len(),
-                self.n_params()
-            );
-        }
-        let out = self.forward(slice::<T>(s1, l1)?, p);
-        let mut shape = dims.to_vec();
-        *shape.last_mut().expect("rank ≥ 1") = self.n;
-        Ok((T::to_cpu_storage_owned(out), Shape::from(shape)))
-    }
-
-    fn bwd(
-        &self,
-        arg1: &Tensor,
-        arg2: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (a, p, g) = (
-            arg1.contiguous()?,
-            arg2.contiguous()?,
-            grad_res.contiguous()?,
-        );
-        let (sa, la) = a.storage_and_layout();
-        let (sp, lp) = p.storage_and_layout();
-        let (sg, lg) = g.storage_and_layout();
-        let (ga, gp) = match (&*sa, &*sp, &*sg) {
-            (Storage::Cpu(ca), Storage::Cpu(cp), Storage::Cpu(cg)) => {
-                self.backward(slice(ca, la)?, slice(cp, lp)?, slice(cg, lg)?)
-            }
-            _ => candle_core::bail!("fno head runs on the CPU only"),
-        };
-        let ga = Tensor::from_vec(ga, a.shape(), a.device())?;
-        let gp = Tensor::from_vec(gp, p.shape(), p.device())?;
-        Ok((Some(ga), Some(gp)))
     }
 }

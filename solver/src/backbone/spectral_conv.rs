@@ -302,11 +302,11 @@ mod tests {
                 };
                 for o in 0..co {
                     let (mut zr, mut zi) = (0.0, 0.0);
-                    for i in 0..ci {
+                    for (i, &(xr, xi)) in xs.iter().enumerate() {
                         let wr = w.re[(kappa * ci + i) * co + o];
                         let wi = w.im[(kappa * ci + i) * co + o];
-                        zr += xs[i].0 * wr - xs[i].1 * wi;
-                        zi += xs[i].0 * wi + xs[i].1 * wr;
+                        zr += xr * wr - xi * wi;
+                        zi += xr * wi + xi * wr;
                     }
                     for (pi, p) in points.iter().enumerate() {
                         let (s, c) = phase(p).sin_cos();

@@ -22,7 +22,7 @@ pub struct Args {
     /// Parameter entries checked per method.
     #[arg(long, default_value_t = GradcheckOptions::default().checks)]
     pub checks: usize,
-    /// Finite-difference step.
+    /// Largest finite-difference step (the check tries it and three smaller ones).
     #[arg(long, default_value_t = GradcheckOptions::default().step)]
     pub step: f64,
     /// Levenberg–Marquardt tolerance for the check (rtol = atol).

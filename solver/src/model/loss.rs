@@ -232,3 +232,49 @@ impl PhysicsLoss {
         Ok((norm, grad))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tessera_scenarios::diffusion_sorption::pde::DiffusionSorption;
+
+    use super::*;
+
+    /// Every part's gradient agrees with central differences of its value, on a
+    /// smooth positive field (diffusion–sorption has IC and Robin boundary rows).
+    #[test]
+    fn gradients_match_finite_differences() {
+        let grid = Grid::uniform_tx(5, 7, 2.0).unwrap();
+        let loss = PhysicsLoss::new(
+            Arc::new(AnyPde::DiffusionSorption(DiffusionSorption::default())),
+            grid,
+        )
+        .unwrap();
+        let field = |b: usize| -> Vec<f64> {
+            (0..35)
+                .map(|p| 0.3 + 0.1 * ((p + 3 * b) as f64 * 0.7).sin())
+                .collect()
+        };
+        let mut u = [field(0), field(1)].concat();
+        let ics = vec![vec![0.2; 7], vec![0.35; 7]];
+        let targets = vec![field(2), field(3)];
+        let parts = loss.evaluate(&u, &ics, Some(&targets)).unwrap();
+        assert!(parts.values.iter().all(|v| *v > 0.0));
+        for k in 0..N_PARTS {
+            for i in [0, 3, 8, 20, 34, 40, 69] {
+                let h = 1e-6;
+                let mut at = |v: f64| {
+                    u[i] = v;
+                    loss.evaluate(&u, &ics, Some(&targets)).unwrap().values[k]
+                };
+                let orig = parts.gradients[k][i];
+                let x = field(i / 35)[i % 35];
+                let fd = (at(x + h) - at(x - h)) / (2.0 * h);
+                at(x);
+                assert!(
+                    (fd - orig).abs() <= 1e-6 * fd.abs().max(1.0),
+                    "part {k}, u[{i}]: {orig} vs {fd}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The whole FNO forward pass as one candle op: lift, Fourier layers, head and
+//! the optional final activation, with a hand-chained backward pass.
+//!
+//! candle's autograd keeps a gradient for every node of the graph and builds
+//! each as `zeros + contribution`: at paper scale every Fourier layer's output
+//! is `[101·1024, 64]` f64 (53 MB), so per layer that is two fresh 53 MB
+//! buffers, a memset and a full-size addition. Chaining the layers inside one op
+//! leaves a single graph node (the basis) and keeps only what the backward pass
+//! needs: each layer's input (its pre-activation) and the head's hidden
+//! pre-activation — the same activations the per-layer graph stored.
+//!
+//! Packed parameters: `[lift.weight (F·w₀), lift.bias (w₀), layer 0, …,
+//! layer L−1, head]`, each layer and the head packed as their own ops describe.
+
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Storage, Tensor};
+
+use super::Real;
+use super::activation::{gelu_vec, times_slope};
+use super::fourier_layer::FourierLayerOp;
+use super::head::HeadOp;
+use super::matmul::{column_sums, dense, gram, rows_times};
+use super::storage::slice;
+
+/// One forward pass of the network (it keeps that pass's activations for the
+/// backward pass).
+pub(crate) struct NetworkOp<T: Real> {
+    in_features: usize,
+    lift_width: usize,
+    layers: Vec<FourierLayerOp<T>>,
+    head: HeadOp<T>,
+    activate_last_layer: bool,
+    /// The input of every Fourier layer, then the head's input.
+    saved: Mutex<Vec<Vec<T>>>,
+}
+
+impl<T: Real> NetworkOp<T> {
+    /// The network `in_features → lift_width → layers → head`.
+    pub(crate) fn new(
+        in_features: usize,
+        lift_width: usize,
+        layers: Vec<FourierLayerOp<T>>,
+        head: HeadOp<T>,
+        activate_last_layer: bool,
+    ) -> Self {
+        Self {
+            in_features,
+            lift_width,
+            layers,
+            head,
+            activate_last_layer,
+            saved: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn lift_params(&self) -> usize {
+        (self.in_features + 1) * self.lift_width
+    }
+
+    /// Number of packed parameters.
+    pub(crate) fn n_params(&self) -> usize {
+        self.lift_params()
+            + self
+                .layers
+                .iter()
+                .map(FourierLayerOp::n_params)
+                .sum::<usize>()
+            + self.head.n_params()
+    }
+
+    /// `(lift, per-layer, head)` slices of the packed parameters.
+    fn split<'a>(&self, p: &'a [T]) -> (&'a [T], Vec<&'a [T]>, &'a [T]) {
+        let (lift, mut rest) = p.split_at(self.lift_params());
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let (mine, tail) = rest.split_at(l.n_params());
+                rest = tail;
+                mine
+            })
+            .collect();
+        (lift, layers, rest)
+    }
+
+    fn forward(&self, x: &[T], p: &[T]) -> Vec<T> {
+        let (lift, layers, head) = self.split(p);
+        let (f, w0) = (self.in_features, self.lift_width);
+        let (weight, bias) = lift.split_at(f * w0);
+        let rows = x.len() / f;
+        let mut h = Vec::with_capacity(rows * w0);
+        for _ in 0..rows {
+            h.extend_from_slice(bias);
+        }
+        rows_times(&mut h, true, x, f, dense(weight, f, w0));
+        let mut saved = Vec::with_capacity(self.layers.len() + 1);
+        for (layer, params) in self.layers.iter().zip(layers) {
+            let z = layer.forward(&h, params);
+            saved.push(std::mem::replace(&mut h, z));
+        }
+        let mut out = self.head.forward(&h, head);
+        saved.push(h);
+        if self.activate_last_layer {
+            let activated = gelu_vec(&out);
+            saved.push(std::mem::replace(&mut out, activated));
+        }
+        *self.saved.lock().expect("activation store") = saved;
+        out
+    }
+
+    fn backward(&self, x: &[T], p: &[T], g: &[T]) -> Vec<T> {
+        let (lift, layers, head) = self.split(p);
+        let mut saved = std::mem::take(&mut *self.saved.lock().expect("activation store"));
+        let mut g = g.to_vec();
+        if self.activate_last_layer {
+            let out = saved.pop().expect("forward saved the head output");
+            times_slope(&out, &mut g);
+        }
+        let head_input = saved.pop().expect("forward saved the head input");
+        let (mut gh, g_head) = self.head.backward(&head_input, head, &g);
+        drop(head_input);
+        let mut g_layers = Vec::with_capacity(self.layers.len());
+        for (layer, params) in self.layers.iter().zip(layers).rev() {
+            let input = saved.pop().expect("forward saved every layer input");
+            let (g_input, g_params) = layer.backward(&input, params, &gh);
+            gh = g_input;
+            g_layers.push(g_params);
+        }
+        let (f, w0) = (self.in_features, self.lift_width);
+        let mut grads = Vec::with_capacity(p.len());
+        grads.extend(gram(x, f, &gh, w0));
+        grads.extend(column_sums(&gh, w0));
+        debug_assert_eq!(lift.len(), grads.len());
+        for g_params in g_layers.into_iter().rev() {
+            grads.extend(g_params);
+        }
+        grads.extend(g_head);
+        grads
+    }
+}
+
+impl<T: Real> CustomOp2 for NetworkOp<T> {
+    fn name(&self) -> &'static str {
+        "fno"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dims = l1.dims();
+        if dims.last() != Some(&self.in_features) {
+            candle_core::bail!(
+                "fno: input {dims:?} does not have {} features",
+                self.in_features
+            );
+        }
+        let p = slice::<T>(s2, l2)?;
+        if p.len() != self.n_params() {
+            candle_core::bail!(
+                "fno: {} packed parameters, expected {}",
+                p.len(),
+                self.n_params()
+            );
+        }
+        let out = self.forward(slice::<T>(s1, l1)?, p);
+        let mut shape = dims.to_vec();
+        *shape.last_mut().expect("rank ≥ 1") = self.head.outputs();
+        Ok((T::to_cpu_storage_owned(out), Shape::from(shape)))
+    }
+
+    /// Gradients for the parameters only: the features are data.
+    fn bwd(
+        &self,
+        arg1: &Tensor,
+        arg2: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (x, p, g) = (
+            arg1.contiguous()?,
+            arg2.contiguous()?,
+            grad_res.contiguous()?,
+        );
+        let gp = {
+            let (sx, lx) = x.storage_and_layout();
+            let (sp, lp) = p.storage_and_layout();
+            let (sg, lg) = g.storage_and_layout();
+            match (&*sx, &*sp, &*sg) {
+                (Storage::Cpu(cx), Storage::Cpu(cp), Storage::Cpu(cg)) => {
+                    self.backward(slice(cx, lx)?, slice(cp, lp)?, slice(cg, lg)?)
+                }
+                _ => candle_core::bail!("fno runs on the CPU only"),
+            }
+        };
+        Ok((None, Some(Tensor::from_vec(gp, p.shape(), p.device())?)))
+    }
+}

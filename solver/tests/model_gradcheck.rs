@@ -1,0 +1,35 @@
+//! The whole model's autograd gradient (backbone → constraint layer → losses)
+//! against finite differences, for soft, hard and mixture-of-experts models.
+
+mod model_common;
+
+use tessera_solver::model::gradcheck::{GradcheckOptions, gradcheck};
+
+#[test]
+fn diffusion_sorption_gradients_match_finite_differences() {
+    let s = model_common::diffusion_sorption("moe", "");
+    let report = gradcheck(&s, &GradcheckOptions::default()).unwrap();
+    assert_eq!(report.methods.len(), 3);
+    assert_eq!(report.checks.len(), 3 * 6);
+    for m in &report.methods {
+        assert_eq!(m.failed_solves, 0, "{}", m.method);
+    }
+    assert!(report.max_rel_err <= 1e-5, "{report:#?}");
+}
+
+#[test]
+fn navier_stokes_gradients_match_finite_differences() {
+    let s = model_common::navier_stokes("moe");
+    let report = gradcheck(&s, &GradcheckOptions::default()).unwrap();
+    assert!(report.max_rel_err <= 1e-5, "{report:#?}");
+}
+
+#[test]
+fn rejects_no_checks() {
+    let s = model_common::diffusion_sorption("moe", "");
+    let options = GradcheckOptions {
+        checks: 0,
+        ..GradcheckOptions::default()
+    };
+    assert!(gradcheck(&s, &options).is_err());
+}
