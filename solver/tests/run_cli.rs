@@ -204,3 +204,38 @@ fn bench_train_step_reports_time_memory_and_iterations() {
         .unwrap();
     assert!(!output.status.success());
 }
+
+#[test]
+fn run_writes_the_run_directory_and_a_json_summary_line() {
+    let dir = temp_dir("cli-run");
+    let scenario = scenario_file(&dir);
+    let out = dir.join("run");
+    let output = ok(tessera()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--set", "training.steps=3", "--quiet", "--json", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let line: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(line["method"], "moe");
+    assert_eq!(line["steps"], 3);
+    for key in ["rel_l2_mean", "rel_l2_std", "seconds", "failed_solves"] {
+        assert!(line[key].is_number(), "{key}: {line}");
+    }
+    let run = RunDir::new(&out);
+    let summary: Summary = serde_json::from_slice(&std::fs::read(run.summary()).unwrap()).unwrap();
+    assert_eq!(summary.rel_l2_mean, line["rel_l2_mean"].as_f64().unwrap());
+    assert_eq!(summary.rel_l2.len(), 2);
+    // The saved config is the scenario with the override applied.
+    assert_eq!(run.read_config().unwrap().training.steps, 3);
+    for file in [
+        run.metrics(),
+        run.checkpoint(),
+        run.plots().join("loss.png"),
+        run.plots().join("sample_0000.png"),
+    ] {
+        assert!(file.exists(), "{} missing", file.display());
+    }
+}
