@@ -200,3 +200,24 @@ fn bad_input_is_a_typed_error() {
     bad.model.modes = vec![5, 3];
     assert!(matches!(Model::new(&bad), Err(SolverError::Scenario(_))));
 }
+
+/// An f32 backbone feeds the f64 constraint and losses, and every variable
+/// (stored in f32) receives a finite gradient through the conversion.
+#[test]
+fn f32_backbone_trains_through_the_f64_constraint() {
+    let mut s = model_common::diffusion_sorption("moe", "");
+    s.model.dtype = tessera_scenarios::config::Dtype::F32;
+    let mut model = Model::new(&s).unwrap();
+    let loss = model.loss(&batch(&s, 7)).unwrap();
+    let grads = loss.total.backward().unwrap();
+    let vars = model.vars().all_vars();
+    assert!(!vars.is_empty());
+    for var in vars {
+        assert_eq!(var.dtype(), candle_core::DType::F32);
+        let g = grads
+            .get(var.as_tensor())
+            .expect("every variable has a gradient");
+        let g = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(g.iter().all(|x| x.is_finite()));
+    }
+}

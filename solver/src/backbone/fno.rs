@@ -429,6 +429,18 @@ mod tests {
         assert!(bad.validate().is_err());
     }
 
+    /// The fused op releases its activations during the backward pass, so a
+    /// second backward pass through the same forward pass is an error, not a
+    /// panic or a wrong gradient.
+    #[test]
+    fn second_backward_is_an_error() {
+        let vars = VarMap::new();
+        let fno = Fno::new(tiny(2, true), SeededVars::builder(&vars, 4, DType::F64)).unwrap();
+        let l = loss(&fno, &features(&[1, 6, 8, 3], DType::F64));
+        assert!(l.backward().is_ok());
+        assert!(l.backward().is_err());
+    }
+
     /// Same seed → same variables; different seed → different ones.
     #[test]
     fn initialisation_is_seeded() {

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use super::Real;
-use super::activation::{gelu_vec, times_slope};
+use super::activation::{gelu_and_slope, gelu_vec, times};
 use super::matmul::{column_sums, dense, gram, rows_times};
 use super::spectral_conv::{SpectralConv, Spectrum, mix, mix_adjoint};
 
@@ -90,7 +90,12 @@ impl<T: Real> FourierLayerOp<T> {
     /// Gradients `(input, packed parameters)` for the output gradient `gz`.
     pub(crate) fn backward(&self, a: &[T], p: &[T], gz: &[T]) -> (Vec<T>, Vec<T>) {
         let (w, weight, _) = self.unpack(p);
-        let x = self.input(a);
+        let (x, slopes) = if self.activate_input {
+            let (x, slopes) = gelu_and_slope(a);
+            (Cow::Owned(x), Some(slopes))
+        } else {
+            (Cow::Borrowed(a), None)
+        };
         let g_bias = column_sums(gz, self.co);
         let g_weight = gram(&x, self.ci, gz, self.co);
         drop(x);
@@ -106,8 +111,8 @@ impl<T: Real> FourierLayerOp<T> {
         let g_spec = self.conv.synthesise_adjoint(gz, self.co);
         let (g_y, g_w) = mix_adjoint(spec, &w, &g_spec, self.ci, self.co);
         self.conv.analyse_adjoint(g_y, self.ci, &mut gx);
-        if self.activate_input {
-            times_slope(a, &mut gx);
+        if let Some(slopes) = slopes {
+            times(&mut gx, &slopes);
         }
         let mut gp = g_w.re;
         gp.extend(g_w.im);

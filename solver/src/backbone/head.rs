@@ -12,7 +12,7 @@ use faer::Par;
 use rayon::prelude::*;
 
 use super::Real;
-use super::activation::{gelu_into, times_slope};
+use super::activation::{gelu_and_slope, gelu_into, times};
 use super::matmul::{dense, dense_mut, gemm};
 
 /// Rows per chunk: large enough for efficient products, small enough to stay in
@@ -120,10 +120,8 @@ impl<T: Real> HeadOp<T> {
             )
             .map(|((ga, a), (z1, g))| {
                 let m = a.len() / c;
-                let mut x = vec![T::zero(); a.len()];
-                gelu_into(a, &mut x);
-                let mut h = vec![T::zero(); z1.len()];
-                gelu_into(z1, &mut h);
+                let (x, x_slopes) = gelu_and_slope(a);
+                let (h, h_slopes) = gelu_and_slope(z1);
                 let mut grads = vec![T::zero(); self.n_params()];
                 let (gw1, rest) = grads.split_at_mut(c * f);
                 let (gb1, rest) = rest.split_at_mut(f);
@@ -147,7 +145,7 @@ impl<T: Real> HeadOp<T> {
                     T::one(),
                     Par::Seq,
                 );
-                times_slope(z1, &mut gz1);
+                times(&mut gz1, &h_slopes);
                 // fc1: gW1 = xᵀ gz1, gb1 = Σ gz1, gx = gz1 W1ᵀ, ga = gx ⊙ σ'(a).
                 gemm(
                     dense_mut(gw1, c, f),
@@ -166,7 +164,7 @@ impl<T: Real> HeadOp<T> {
                     T::one(),
                     Par::Seq,
                 );
-                times_slope(a, ga);
+                times(ga, &x_slopes);
                 grads
             })
             .collect();

@@ -105,24 +105,38 @@ impl<T: Real> NetworkOp<T> {
             let activated = gelu_vec(&out);
             saved.push(std::mem::replace(&mut out, activated));
         }
-        *self.saved.lock().expect("activation store") = saved;
+        if let Ok(mut guard) = self.saved.lock() {
+            *guard = saved;
+        }
         out
     }
 
-    fn backward(&self, x: &[T], p: &[T], g: &[T]) -> Vec<T> {
+    /// The parameter gradient. Each saved activation is released as soon as its
+    /// layer is done (lowering the peak), so a second backward pass through the
+    /// same forward pass is an error.
+    fn backward(&self, x: &[T], p: &[T], g: &[T]) -> candle_core::Result<Vec<T>> {
         let (lift, layers, head) = self.split(p);
-        let mut saved = std::mem::take(&mut *self.saved.lock().expect("activation store"));
+        let mut saved = match self.saved.lock() {
+            Ok(mut guard) => std::mem::take(&mut *guard),
+            Err(_) => candle_core::bail!("fno: activation store poisoned"),
+        };
+        let expected = self.layers.len() + 1 + usize::from(self.activate_last_layer);
+        if saved.len() != expected {
+            candle_core::bail!(
+                "fno: backward needs a fresh forward pass (run backward once per loss)"
+            );
+        }
         let mut g = g.to_vec();
         if self.activate_last_layer {
-            let out = saved.pop().expect("forward saved the head output");
+            let out = saved.pop().expect("length checked");
             times_slope(&out, &mut g);
         }
-        let head_input = saved.pop().expect("forward saved the head input");
+        let head_input = saved.pop().expect("length checked");
         let (mut gh, g_head) = self.head.backward(&head_input, head, &g);
         drop(head_input);
         let mut g_layers = Vec::with_capacity(self.layers.len());
         for (layer, params) in self.layers.iter().zip(layers).rev() {
-            let input = saved.pop().expect("forward saved every layer input");
+            let input = saved.pop().expect("length checked");
             let (g_input, g_params) = layer.backward(&input, params, &gh);
             gh = g_input;
             g_layers.push(g_params);
@@ -136,7 +150,7 @@ impl<T: Real> NetworkOp<T> {
             grads.extend(g_params);
         }
         grads.extend(g_head);
-        grads
+        Ok(grads)
     }
 }
 
@@ -192,7 +206,7 @@ impl<T: Real> CustomOp2 for NetworkOp<T> {
             let (sg, lg) = g.storage_and_layout();
             match (&*sx, &*sp, &*sg) {
                 (Storage::Cpu(cx), Storage::Cpu(cp), Storage::Cpu(cg)) => {
-                    self.backward(slice(cx, lx)?, slice(cp, lp)?, slice(cg, lg)?)
+                    self.backward(slice(cx, lx)?, slice(cp, lp)?, slice(cg, lg)?)?
                 }
                 _ => candle_core::bail!("fno runs on the CPU only"),
             }

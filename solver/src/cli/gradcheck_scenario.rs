@@ -70,3 +70,38 @@ impl Args {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn parses_the_documented_form() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "gradcheck",
+            "--scenario",
+            "scenarios/quickstart.toml",
+            "--set",
+            "grid.nx=64",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.args.scenario,
+            PathBuf::from("scenarios/quickstart.toml")
+        );
+        assert_eq!(cli.args.overrides, ["grid.nx=64"]);
+        assert!(cli.args.json);
+        assert_eq!(cli.args.checks, GradcheckOptions::default().checks);
+        assert!(Cli::try_parse_from(["gradcheck"]).is_err());
+    }
+}

@@ -91,11 +91,11 @@ impl Model {
     pub fn backbone(&self, ics: &[Vec<f64>]) -> Result<Tensor, SolverError> {
         let x = self.features.tensor(ics, self.fno.dtype())?;
         let out = self.fno.forward(&x)?.to_dtype(DType::F64)?;
-        let g = self.features_points();
+        let g = self.grid_points();
         Ok(out.reshape((ics.len(), g, self.fno.config().out_dim))?)
     }
 
-    fn features_points(&self) -> usize {
+    fn grid_points(&self) -> usize {
         self.scenario.dims().iter().product()
     }
 
@@ -177,7 +177,7 @@ impl Trainable for Model {
         self.features.check_ics(ics)?;
         let mut fields = Vec::with_capacity(ics.len());
         let mut failed_solves = 0;
-        let g = self.features_points();
+        let g = self.grid_points();
         for chunk in ics.chunks(self.scenario.training.batch_size) {
             let basis = self.backbone(chunk)?.detach();
             let values = basis.flatten_all()?.to_vec1::<f64>()?;
