@@ -181,7 +181,8 @@ fn bench_train_step_reports_time_memory_and_iterations() {
     let output = ok(tessera()
         .args(["bench", "train-step", "--scenario"])
         .arg(&scenario)
-        .args(["--batch", "2", "--json"])
+        // Smaller than the scenario's batch size of 2.
+        .args(["--batch", "1", "--json"])
         .output()
         .unwrap());
     let stdout = String::from_utf8(output.stdout).unwrap();

@@ -61,8 +61,10 @@ impl TrainStepArgs {
         }
         let mut scenario = load_scenario(&self.scenario, &self.overrides)?;
         // Only the batch's initial conditions are needed: generate that many.
-        scenario.set(&format!("data.train_samples={}", self.batch))?;
-        scenario.set(&format!("training.batch_size={}", self.batch))?;
+        // Both sizes change together (one at a time would fail validation).
+        scenario.data.train_samples = self.batch;
+        scenario.training.batch_size = self.batch;
+        scenario.validate()?;
         let train = data::load_split(&scenario, Split::Train, true)
             .context("generating the batch's initial conditions")?;
         let mut model = Model::new(&scenario)?;
