@@ -35,6 +35,9 @@ pub enum SolverError {
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// Drawing or encoding a plot failed.
+    #[error("plot {}: {reason}", path.display())]
+    Plot { path: PathBuf, reason: String },
     /// The scenario does not describe a valid PDE, grid or setting.
     #[error(transparent)]
     Scenario(#[from] tessera_scenarios::ScenarioError),

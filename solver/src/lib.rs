@@ -10,3 +10,7 @@ pub mod problem_file;
 pub mod trainable;
 
 pub use error::SolverError;
+pub mod data;
+pub mod eval;
+pub mod plots;
+pub mod train;

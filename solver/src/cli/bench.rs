@@ -10,6 +10,8 @@ pub enum Bench {
     /// Forward and forward+backward medians of the constraint layer on a synthetic
     /// problem (random smooth basis).
     Constraint(ConstraintArgs),
+    /// Median time and peak memory of one full training step of a scenario's model.
+    TrainStep(super::bench_train_step::TrainStepArgs),
 }
 
 impl Bench {
@@ -17,6 +19,7 @@ impl Bench {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
             Self::Constraint(args) => args.run(),
+            Self::TrainStep(args) => args.run(),
         }
     }
 }

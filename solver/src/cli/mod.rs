@@ -4,10 +4,14 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_train_step;
 mod constraint;
+mod eval;
 mod generate;
 mod gradcheck;
 pub mod gradcheck_scenario;
+mod run;
+mod train;
 mod validate_solver;
 
 /// Tessera: neural PDE solvers with hard physical constraints, scaled by a
@@ -34,6 +38,12 @@ enum Command {
     Generate(generate::Args),
     /// Re-solve a data file's samples and report relative L2 errors.
     ValidateSolver(validate_solver::Args),
+    /// The main job: data, training, evaluation, summary and plots in a run directory.
+    Run(run::Args),
+    /// Train (or `--resume`) without evaluating.
+    Train(train::Args),
+    /// Evaluate a trained run directory.
+    Eval(eval::Args),
 }
 
 impl Cli {
@@ -45,6 +55,9 @@ impl Cli {
             Command::Constraint(constraint) => constraint.run(),
             Command::Generate(args) => args.run(),
             Command::ValidateSolver(args) => args.run(),
+            Command::Run(args) => args.run(),
+            Command::Train(args) => args.run(),
+            Command::Eval(args) => args.run(),
         }
     }
 }

@@ -1,0 +1,256 @@
+//! Training initial conditions and test trajectories for a scenario: loaded
+//! from `data.train_file` / `data.test_file` when named, else generated with the
+//! reference solver ([`tessera_scenarios::dataset::generate`]) and, when
+//! `data.cache_dir` is set, cached there under a name that hashes every setting
+//! the data depends on (so a changed setting never reuses stale data).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use tessera_scenarios::config::{GridConfig, PdeConfig, ReferenceConfig};
+use tessera_scenarios::dataset::{Generation, Split, generate};
+use tessera_scenarios::{Dataset, Scenario};
+
+use crate::SolverError;
+
+/// Trajectories on the model's grid, in f64, row-major `[t, x, (y)]`; the first
+/// frame of each is its initial condition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Samples {
+    dims: Vec<usize>,
+    trajectories: Vec<Vec<f64>>,
+}
+
+impl Samples {
+    /// Samples of grid shape `dims = [nt, nx, (ny)]`; every trajectory must have
+    /// `Π dims` finite values.
+    pub fn new(dims: Vec<usize>, trajectories: Vec<Vec<f64>>) -> Result<Self, SolverError> {
+        let len: usize = dims.iter().product();
+        for trajectory in &trajectories {
+            if trajectory.len() != len {
+                return Err(SolverError::ShapeMismatch {
+                    what: "trajectory",
+                    expected: dims.clone(),
+                    got: vec![trajectory.len()],
+                });
+            }
+            let count = trajectory.iter().filter(|v| !v.is_finite()).count();
+            if count > 0 {
+                return Err(SolverError::NonFinite {
+                    what: "trajectory",
+                    count,
+                });
+            }
+        }
+        Ok(Self { dims, trajectories })
+    }
+
+    /// The first `count` samples of `dataset` on the grid `dims`. The dataset's
+    /// time levels must equal `dims[0]`; each spatial size must be a multiple of
+    /// the grid's (a finer test set is subsampled by taking every `k`-th point,
+    /// the points of the coarse grid on the periodic NS domain).
+    pub fn from_dataset(
+        dataset: &Dataset,
+        dims: &[usize],
+        count: usize,
+    ) -> Result<Self, SolverError> {
+        let have = dataset.dims();
+        let fits = have.len() == dims.len()
+            && have[0] == dims[0]
+            && have[1..]
+                .iter()
+                .zip(&dims[1..])
+                .all(|(&h, &d)| d > 0 && h % d == 0);
+        if !fits {
+            return Err(SolverError::ShapeMismatch {
+                what: "dataset grid (time levels equal, space a multiple of the model grid)",
+                expected: dims.to_vec(),
+                got: have,
+            });
+        }
+        if dataset.len() < count {
+            return Err(SolverError::ShapeMismatch {
+                what: "number of samples in the dataset",
+                expected: vec![count],
+                got: vec![dataset.len()],
+            });
+        }
+        let strides: Vec<usize> = have[1..]
+            .iter()
+            .zip(&dims[1..])
+            .map(|(h, d)| h / d)
+            .collect();
+        let trajectories = dataset.trajectories()[..count]
+            .iter()
+            .map(|t| subsample(t, &have, &strides))
+            .collect();
+        Self::new(dims.to_vec(), trajectories)
+    }
+
+    /// Grid shape `[nt, nx, (ny)]`.
+    pub fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.trajectories.len()
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.trajectories.is_empty()
+    }
+
+    /// All trajectories.
+    pub fn trajectories(&self) -> &[Vec<f64>] {
+        &self.trajectories
+    }
+
+    /// The initial condition (first frame) of sample `i`.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    #[track_caller]
+    pub fn initial_condition(&self, i: usize) -> &[f64] {
+        let frame: usize = self.dims[1..].iter().product();
+        &self.trajectories[i][..frame]
+    }
+
+    /// The initial conditions of samples `indices`, owned (a model batch).
+    ///
+    /// # Panics
+    /// If an index is out of range.
+    #[track_caller]
+    pub fn initial_conditions(&self, indices: &[usize]) -> Vec<Vec<f64>> {
+        indices
+            .iter()
+            .map(|&i| self.initial_condition(i).to_vec())
+            .collect()
+    }
+}
+
+/// Every `strides[a]`-th point along each spatial axis of a `[t, x, (y)]` array.
+fn subsample(values: &[f32], dims: &[usize], strides: &[usize]) -> Vec<f64> {
+    let frame: usize = dims[1..].iter().product();
+    let inner: usize = dims[2..].iter().product();
+    values
+        .chunks_exact(frame)
+        .flat_map(|frame| {
+            frame
+                .chunks_exact(inner)
+                .step_by(strides[0])
+                .flat_map(|row| match strides.get(1) {
+                    Some(&s) => row.iter().step_by(s).copied().collect::<Vec<_>>(),
+                    None => row.to_vec(),
+                })
+        })
+        .map(f64::from)
+        .collect()
+}
+
+/// The training and test samples of a run.
+#[derive(Debug, Clone)]
+pub struct RunData {
+    /// `data.train_samples` training trajectories (the trainer uses their initial
+    /// conditions, and the trajectories only for the optional data loss).
+    pub train: Samples,
+    /// `data.test_samples` held-out trajectories.
+    pub test: Samples,
+}
+
+/// Loads or generates both splits (see the module docs). `quiet` hides the
+/// generator's progress bar.
+pub fn load(scenario: &Scenario, quiet: bool) -> Result<RunData, SolverError> {
+    Ok(RunData {
+        train: load_split(scenario, Split::Train, quiet)?,
+        test: load_split(scenario, Split::Test, quiet)?,
+    })
+}
+
+/// One split, on the scenario's grid.
+pub fn load_split(scenario: &Scenario, split: Split, quiet: bool) -> Result<Samples, SolverError> {
+    let (file, count) = match split {
+        Split::Train => (&scenario.data.train_file, scenario.data.train_samples),
+        Split::Test => (&scenario.data.test_file, scenario.data.test_samples),
+    };
+    let dataset = match (file, &scenario.data.cache_dir) {
+        (Some(path), _) => Dataset::read(path)?,
+        (None, Some(dir)) => cached(scenario, split, dir, quiet)?,
+        (None, None) => generate(scenario, &generation(scenario, split, quiet))?,
+    };
+    Samples::from_dataset(&dataset, &scenario.dims(), count)
+}
+
+/// Reads `path` as test data for `scenario` (the `eval --data` option): all its
+/// samples, or `eval.samples` of them if it has more.
+pub fn load_test_file(scenario: &Scenario, path: &Path) -> Result<Samples, SolverError> {
+    let dataset = Dataset::read(path)?;
+    let count = dataset.len().min(scenario.eval_samples());
+    Samples::from_dataset(&dataset, &scenario.dims(), count)
+}
+
+fn generation(scenario: &Scenario, split: Split, quiet: bool) -> Generation {
+    let mut options = Generation::for_split(scenario, split);
+    options.quiet = quiet;
+    options
+}
+
+/// The cached dataset of `split`, generated and written on first use.
+fn cached(
+    scenario: &Scenario,
+    split: Split,
+    dir: &Path,
+    quiet: bool,
+) -> Result<Dataset, SolverError> {
+    let path = cache_path(scenario, split, dir);
+    if path.exists() {
+        return Ok(Dataset::read(&path)?);
+    }
+    let dataset = generate(scenario, &generation(scenario, split, quiet))?;
+    std::fs::create_dir_all(dir).map_err(|e| SolverError::io(dir, e))?;
+    dataset.write(&path)?;
+    Ok(dataset)
+}
+
+/// Everything a generated split depends on.
+#[derive(Serialize)]
+struct CacheKey<'a> {
+    split: String,
+    seed: u64,
+    samples: usize,
+    pde: &'a PdeConfig,
+    grid: &'a GridConfig,
+    reference: &'a ReferenceConfig,
+    /// A 2-D test split is written at the largest evaluation resolution.
+    resolutions: &'a [usize],
+}
+
+/// `<dir>/<name>-<split>-<hash of the CacheKey>.safetensors`.
+pub fn cache_path(scenario: &Scenario, split: Split, dir: &Path) -> PathBuf {
+    let options = Generation::for_split(scenario, split);
+    let key = CacheKey {
+        split: split.to_string(),
+        seed: options.seed,
+        samples: options.samples,
+        pde: &scenario.pde,
+        grid: &scenario.grid,
+        reference: &scenario.data.reference,
+        resolutions: &scenario.eval.resolutions,
+    };
+    // Serialising plain config structs to JSON cannot fail.
+    let text = serde_json::to_string(&key).expect("config structs serialise to JSON");
+    dir.join(format!(
+        "{}-{split}-{:016x}.safetensors",
+        scenario.name,
+        fnv1a(text.as_bytes())
+    ))
+}
+
+/// 64-bit FNV-1a: a hash that, unlike `std`'s, is specified and stable across
+/// Rust versions, so cache names stay valid.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}

@@ -1,0 +1,149 @@
+//! Evaluation: relative L2 error `‖u_pred − u_true‖₂ / ‖u_true‖₂` of each test
+//! trajectory over the whole grid (the paper's metric), its mean and population
+//! standard deviation over the samples (as `jnp.mean`/`jnp.std` in the reference
+//! code), and the run summary written to `summary.json`.
+//!
+//! Evaluation is on the model's grid. The Navier–Stokes test split may be finer
+//! (`eval.resolutions`); it is subsampled to the grid, because the model is
+//! built for one grid (its experts' tiles and derivative operators).
+
+mod report;
+
+pub use report::{method_name, report, summary_line};
+
+use serde::{Deserialize, Serialize};
+
+use crate::SolverError;
+use crate::data::Samples;
+use crate::trainable::Trainable;
+
+/// Errors of every evaluated sample and what they add up to.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// Relative L2 error per sample.
+    pub rel_l2: Vec<f64>,
+    /// Their mean and population standard deviation.
+    pub mean: f64,
+    pub std: f64,
+    /// Prediction solves whose status is not `converged`.
+    pub failed_solves: usize,
+    /// The predicted trajectories, for plots.
+    pub predictions: Vec<Vec<f64>>,
+}
+
+/// Predicts the first `count` samples of `test`, `chunk` initial conditions at a
+/// time (bounding memory like a training batch), with the sampled points fixed
+/// by `seed`, and compares them with the truth.
+pub fn evaluate<M: Trainable + ?Sized>(
+    model: &mut M,
+    test: &Samples,
+    count: usize,
+    chunk: usize,
+    seed: u64,
+) -> Result<Evaluation, SolverError> {
+    if count == 0 || count > test.len() || chunk == 0 {
+        return Err(SolverError::InvalidConfig {
+            key: "evaluated samples",
+            value: format!("{count} (chunks of {chunk})"),
+            reason: format!("need 1 to {} samples and a positive chunk", test.len()),
+        });
+    }
+    let mut predictions = Vec::with_capacity(count);
+    let mut failed_solves = 0;
+    let indices: Vec<usize> = (0..count).collect();
+    for part in indices.chunks(chunk) {
+        let prediction = model.predict(&test.initial_conditions(part), seed)?;
+        if prediction.fields.len() != part.len() {
+            return Err(SolverError::ShapeMismatch {
+                what: "predicted trajectories",
+                expected: vec![part.len()],
+                got: vec![prediction.fields.len()],
+            });
+        }
+        failed_solves += prediction.failed_solves;
+        predictions.extend(prediction.fields);
+    }
+    let rel_l2 = predictions
+        .iter()
+        .zip(test.trajectories())
+        .map(|(p, t)| relative_l2(p, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mean, std) = mean_std(&rel_l2);
+    Ok(Evaluation {
+        rel_l2,
+        mean,
+        std,
+        failed_solves,
+        predictions,
+    })
+}
+
+/// `‖prediction − truth‖₂ / ‖truth‖₂`. Lengths must agree, the truth must be
+/// non-zero and the prediction finite: a NaN prediction is an error, never a
+/// silently averaged number.
+pub fn relative_l2(prediction: &[f64], truth: &[f64]) -> Result<f64, SolverError> {
+    if prediction.len() != truth.len() {
+        return Err(SolverError::ShapeMismatch {
+            what: "prediction vs truth",
+            expected: vec![truth.len()],
+            got: vec![prediction.len()],
+        });
+    }
+    let count = prediction.iter().filter(|v| !v.is_finite()).count();
+    if count > 0 {
+        return Err(SolverError::NonFinite {
+            what: "prediction",
+            count,
+        });
+    }
+    let diff: f64 = prediction
+        .iter()
+        .zip(truth)
+        .map(|(p, t)| (p - t).powi(2))
+        .sum();
+    let norm: f64 = truth.iter().map(|t| t * t).sum();
+    if norm == 0.0 {
+        return Err(SolverError::InvalidConfig {
+            key: "test trajectory",
+            value: "all zeros".into(),
+            reason: "the relative L2 error needs a non-zero truth".into(),
+        });
+    }
+    Ok((diff / norm).sqrt())
+}
+
+/// Mean and population standard deviation (0, 0 for no values).
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+/// `summary.json`: the run's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// `soft`, `hard` or `moe`.
+    pub method: String,
+    /// Test relative L2 error: mean, population std, and per sample.
+    pub rel_l2_mean: f64,
+    pub rel_l2_std: f64,
+    pub rel_l2: Vec<f64>,
+    /// Grid `[nt, nx, (ny)]` of the evaluation.
+    pub grid: Vec<usize>,
+    /// Training updates done and training seconds (across resumes).
+    pub steps: usize,
+    pub seconds: f64,
+    /// Training solves whose status was not `converged`, and all training solves.
+    pub failed_solves: usize,
+    pub solves: usize,
+    /// Evaluation solves whose status was not `converged`.
+    pub eval_failed_solves: usize,
+    /// Seconds the evaluation took.
+    pub eval_seconds: f64,
+}

@@ -1,0 +1,194 @@
+//! Checkpoints: one `.safetensors` file holding the model's variables
+//! (`var/<name>`), the Adam moments (`adam/m/<name>`, `adam/v/<name>`) and the
+//! model's extra state (`extra/<name>`, f64), with the step, the Adam count and
+//! the run's totals in the file's metadata. Written through a temporary file
+//! and a rename, so a kill mid-write leaves the previous checkpoint intact.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+
+use super::adam::{Adam, AdamConfig};
+use super::run_dir::write_atomic_with;
+use crate::SolverError;
+use crate::trainable::Trainable;
+
+const FORMAT: &str = "tessera-checkpoint-1";
+const VAR: &str = "var/";
+const EXTRA: &str = "extra/";
+const ADAM: &str = "adam/";
+
+/// Where a run stands: what a checkpoint records besides tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Totals {
+    /// Updates done.
+    pub step: usize,
+    /// Training seconds so far.
+    pub seconds: f64,
+    /// Solves whose status was not `converged`, and all solves, so far.
+    pub failed_solves: usize,
+    pub solves: usize,
+}
+
+/// A loaded checkpoint.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The run's totals at the checkpoint.
+    pub totals: Totals,
+    adam_count: u64,
+    vars: BTreeMap<String, Tensor>,
+    adam: Vec<(String, Tensor)>,
+    extra: Vec<(String, Vec<f64>)>,
+}
+
+impl Checkpoint {
+    /// Saves `model`'s variables and extra state, `adam`'s state and `totals`
+    /// to `path` atomically.
+    pub fn save<M: Trainable + ?Sized>(
+        path: &Path,
+        model: &M,
+        adam: &Adam,
+        totals: Totals,
+    ) -> Result<(), SolverError> {
+        let mut tensors: Vec<(String, Tensor)> = model
+            .vars()
+            .data()
+            .lock()
+            .map_err(|_| poisoned(path))?
+            .iter()
+            .map(|(name, var)| (format!("{VAR}{name}"), var.as_tensor().clone()))
+            .collect();
+        tensors.extend(adam.state());
+        for (name, values) in model.extra_state() {
+            let len = values.len();
+            let tensor = Tensor::from_vec(values, len, &Device::Cpu)?;
+            tensors.push((format!("{EXTRA}{name}"), tensor));
+        }
+        let metadata = HashMap::from([
+            ("format".to_owned(), FORMAT.to_owned()),
+            ("step".to_owned(), totals.step.to_string()),
+            ("seconds".to_owned(), totals.seconds.to_string()),
+            ("failed_solves".to_owned(), totals.failed_solves.to_string()),
+            ("solves".to_owned(), totals.solves.to_string()),
+            ("adam_count".to_owned(), adam.count().to_string()),
+        ]);
+        write_atomic_with(path, |tmp| {
+            safetensors::serialize_to_file(tensors, Some(metadata), tmp).map_err(|e| {
+                SolverError::Checkpoint {
+                    path: tmp.to_owned(),
+                    reason: e.to_string(),
+                }
+            })
+        })
+    }
+
+    /// Reads a checkpoint written by [`Checkpoint::save`].
+    pub fn load(path: &Path) -> Result<Self, SolverError> {
+        let bad = |reason: String| SolverError::Checkpoint {
+            path: path.to_owned(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| SolverError::io(path, e))?;
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+        let metadata = header.metadata().clone().unwrap_or_default();
+        if metadata.get("format").map(String::as_str) != Some(FORMAT) {
+            return Err(bad(format!("not a {FORMAT} file")));
+        }
+        let field = |key: &str| {
+            metadata
+                .get(key)
+                .ok_or_else(|| bad(format!("metadata `{key}` missing")))
+        };
+        let number = |key: &str| {
+            field(key)?
+                .parse::<usize>()
+                .map_err(|e| bad(format!("metadata `{key}`: {e}")))
+        };
+        let totals = Totals {
+            step: number("step")?,
+            seconds: field("seconds")?
+                .parse()
+                .map_err(|e| bad(format!("metadata `seconds`: {e}")))?,
+            failed_solves: number("failed_solves")?,
+            solves: number("solves")?,
+        };
+        let adam_count = number("adam_count")? as u64;
+        let mut checkpoint = Self {
+            totals,
+            adam_count,
+            vars: BTreeMap::new(),
+            adam: Vec::new(),
+            extra: Vec::new(),
+        };
+        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
+        for (key, tensor) in tensors {
+            if let Some(name) = key.strip_prefix(VAR) {
+                checkpoint.vars.insert(name.to_owned(), tensor);
+            } else if let Some(name) = key.strip_prefix(EXTRA) {
+                let values = tensor.to_vec1::<f64>()?;
+                checkpoint.extra.push((name.to_owned(), values));
+            } else if key.starts_with(ADAM) {
+                checkpoint.adam.push((key, tensor));
+            } else {
+                return Err(bad(format!("unexpected tensor `{key}`")));
+            }
+        }
+        checkpoint.extra.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(checkpoint)
+    }
+
+    /// Overwrites `model`'s variables and extra state with the checkpoint's. The
+    /// variable names, shapes and dtypes must match exactly (a checkpoint of a
+    /// different model is an error, never a partial load).
+    pub fn restore_model<M: Trainable + ?Sized>(
+        &self,
+        model: &mut M,
+        path: &Path,
+    ) -> Result<(), SolverError> {
+        let mismatch = |reason: String| SolverError::Checkpoint {
+            path: path.to_owned(),
+            reason,
+        };
+        {
+            let vars = model.vars().data().lock().map_err(|_| poisoned(path))?;
+            if vars.len() != self.vars.len() {
+                return Err(mismatch(format!(
+                    "the model has {} variables, the checkpoint {}",
+                    vars.len(),
+                    self.vars.len()
+                )));
+            }
+            for (name, var) in vars.iter() {
+                let saved = self
+                    .vars
+                    .get(name)
+                    .ok_or_else(|| mismatch(format!("variable `{name}` missing")))?;
+                if saved.shape() != var.shape() || saved.dtype() != var.dtype() {
+                    return Err(mismatch(format!(
+                        "variable `{name}`: model {:?} {:?}, checkpoint {:?} {:?}",
+                        var.shape(),
+                        var.dtype(),
+                        saved.shape(),
+                        saved.dtype()
+                    )));
+                }
+                var.set(saved)?;
+            }
+        }
+        model.restore_extra_state(&self.extra)
+    }
+
+    /// The optimiser as it was at the checkpoint.
+    pub fn adam(&self, config: AdamConfig) -> Result<Adam, SolverError> {
+        Adam::restore(config, self.adam_count, self.adam.iter().cloned())
+    }
+}
+
+fn poisoned(path: &Path) -> SolverError {
+    SolverError::Checkpoint {
+        path: PathBuf::from(path),
+        reason: "the model's variable map is poisoned by an earlier panic".into(),
+    }
+}

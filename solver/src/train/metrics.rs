@@ -1,0 +1,124 @@
+//! `metrics.jsonl`: one JSON object per training step, appended as the run goes
+//! (so a killed run keeps its history), and cut back to the checkpoint's step
+//! on resume so the file never holds steps twice.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::run_dir::write_atomic;
+use crate::SolverError;
+
+/// Relative L2 error on held-out trajectories.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Validation {
+    /// Mean over the samples.
+    pub rel_l2_mean: f64,
+    /// Population standard deviation over the samples.
+    pub rel_l2_std: f64,
+    /// Solves of the validation whose status is not `converged`.
+    pub failed_solves: usize,
+}
+
+/// What one training step reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Updates done, this one included (1 for the first).
+    pub step: usize,
+    /// Learning rate of this update.
+    pub lr: f64,
+    /// Weighted training loss.
+    pub loss: f64,
+    /// Unweighted loss parts.
+    pub pde: f64,
+    pub ic: f64,
+    pub bc: f64,
+    pub data: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Mean Levenberg–Marquardt iterations of this step's solves.
+    pub lm_iterations_mean: f64,
+    /// Solves of this step whose status is not `converged`, and all solves.
+    pub failed_solves: usize,
+    pub solves: usize,
+    /// Training seconds since the run started (across resumes).
+    pub seconds: f64,
+    /// Present on validation steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Validation>,
+}
+
+/// An open metrics file.
+#[derive(Debug)]
+pub struct MetricsLog {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl MetricsLog {
+    /// Opens `path` for appending. With `keep_through = Some(step)` the lines of
+    /// later steps are dropped first (a resume from a checkpoint at `step`);
+    /// with `None` the file starts empty.
+    pub fn open(path: &Path, keep_through: Option<usize>) -> Result<Self, SolverError> {
+        let kept = match keep_through {
+            Some(step) => read(path)?
+                .into_iter()
+                .filter(|record| record.step <= step)
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut text = String::new();
+        for record in &kept {
+            text.push_str(&line(record)?);
+        }
+        write_atomic(path, text.as_bytes())?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| SolverError::io(path, e))?;
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+        })
+    }
+
+    /// Appends one record (one line, flushed).
+    pub fn append(&mut self, record: &StepRecord) -> Result<(), SolverError> {
+        let text = line(record)?;
+        self.file
+            .write_all(text.as_bytes())
+            .and_then(|()| self.file.flush())
+            .map_err(|e| SolverError::io(&self.path, e))
+    }
+}
+
+fn line(record: &StepRecord) -> Result<String, SolverError> {
+    let mut text = serde_json::to_string(record).map_err(|e| SolverError::Checkpoint {
+        path: PathBuf::from("metrics.jsonl"),
+        reason: e.to_string(),
+    })?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Reads a metrics file. A last line cut short by a kill is ignored; any other
+/// unreadable line is an error.
+pub fn read(path: &Path) -> Result<Vec<StepRecord>, SolverError> {
+    let text = std::fs::read_to_string(path).map_err(|e| SolverError::io(path, e))?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut records = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        match serde_json::from_str(l) {
+            Ok(record) => records.push(record),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+            Err(e) => {
+                return Err(SolverError::Checkpoint {
+                    path: path.to_owned(),
+                    reason: format!("line {}: {e}", i + 1),
+                });
+            }
+        }
+    }
+    Ok(records)
+}

@@ -1,0 +1,25 @@
+//! Training: the optimiser (Adam with global-norm clipping and the paper's
+//! learning-rate schedules), deterministic batches, checkpoints, metrics and the
+//! loop that ties them to a [`crate::trainable::Trainable`] model.
+//!
+//! Exact resume is a design goal: every random choice of a step (its batch and
+//! its [`crate::trainable::Batch::seed`]) is derived from the scenario seed and
+//! the step number, so a checkpoint needs no random-number-generator state — the
+//! variables, the Adam moments, the step and the model's extra state suffice.
+
+pub mod adam;
+pub mod batches;
+pub mod checkpoint;
+pub mod clip;
+pub mod metrics;
+mod progress;
+pub mod run_dir;
+pub mod schedule;
+pub mod trainer;
+pub mod update;
+
+pub use adam::{Adam, AdamConfig};
+pub use checkpoint::Checkpoint;
+pub use metrics::{StepRecord, Validation};
+pub use run_dir::RunDir;
+pub use trainer::{TrainOptions, TrainOutcome, Trainer};

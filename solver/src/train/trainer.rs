@@ -1,0 +1,173 @@
+//! The training loop, separated from the optimiser and the model (argmin's
+//! executor shape): each step draws its batch, asks the model for the loss,
+//! back-propagates, clips, updates with Adam, logs a metrics line, validates
+//! and checkpoints on schedule.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use candle_core::Var;
+use tessera_scenarios::Scenario;
+
+use super::adam::{Adam, AdamConfig};
+use super::batches::{eval_seed, step_draw};
+use super::checkpoint::{Checkpoint, Totals};
+use super::metrics::{MetricsLog, StepRecord, Validation};
+use super::progress;
+use super::run_dir::RunDir;
+use super::schedule::learning_rate;
+use super::update::{named_vars, update};
+use crate::SolverError;
+use crate::data::RunData;
+use crate::eval::evaluate;
+use crate::trainable::{Batch, Trainable};
+
+/// How to train.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrainOptions {
+    /// Continue from the run directory's checkpoint instead of starting afresh.
+    pub resume: bool,
+    /// Hide the progress bar.
+    pub quiet: bool,
+    /// Adam's constants.
+    pub adam: AdamConfig,
+}
+
+/// How training ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TrainOutcome {
+    /// All `training.steps` updates are done and checkpointed.
+    Finished(Totals),
+    /// The observer asked to stop after this many updates; nothing was saved
+    /// beyond the periodic checkpoints, as if the process had been killed.
+    Stopped(Totals),
+}
+
+/// Trains one model on one scenario's data, writing into a run directory.
+pub struct Trainer<'a, M: Trainable + ?Sized> {
+    model: &'a mut M,
+    scenario: &'a Scenario,
+    data: &'a RunData,
+    run: &'a RunDir,
+}
+
+impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
+    /// A trainer; nothing is read or written yet.
+    pub fn new(
+        model: &'a mut M,
+        scenario: &'a Scenario,
+        data: &'a RunData,
+        run: &'a RunDir,
+    ) -> Self {
+        Self {
+            model,
+            scenario,
+            data,
+            run,
+        }
+    }
+
+    /// Trains to `training.steps`. `observer` sees each step's record after it is
+    /// logged (and checkpointed, on checkpoint steps) and may stop the run.
+    pub fn train(
+        &mut self,
+        options: TrainOptions,
+        mut observer: impl FnMut(&StepRecord) -> ControlFlow<()>,
+    ) -> Result<TrainOutcome, SolverError> {
+        let t = &self.scenario.training;
+        if self.data.train.len() < t.batch_size {
+            return Err(SolverError::ShapeMismatch {
+                what: "training samples (at least one batch)",
+                expected: vec![t.batch_size],
+                got: vec![self.data.train.len()],
+            });
+        }
+        self.run.create()?;
+        let (mut adam, mut totals, mut metrics) = if options.resume {
+            let path = self.run.checkpoint();
+            let checkpoint = Checkpoint::load(&path)?;
+            checkpoint.restore_model(self.model, &path)?;
+            let metrics = MetricsLog::open(&self.run.metrics(), Some(checkpoint.totals.step))?;
+            (checkpoint.adam(options.adam)?, checkpoint.totals, metrics)
+        } else {
+            self.run.write_config(self.scenario)?;
+            let metrics = MetricsLog::open(&self.run.metrics(), None)?;
+            (Adam::new(options.adam), Totals::default(), metrics)
+        };
+        let vars = named_vars(self.model)?;
+        let bar = progress::bar(t.steps, totals.step, options.quiet);
+        let started = Instant::now();
+        let seconds_before = totals.seconds;
+        while totals.step < t.steps {
+            let mut record = self.step(totals.step, &vars, &mut adam)?;
+            totals.step += 1;
+            totals.failed_solves += record.failed_solves;
+            totals.solves += record.solves;
+            totals.seconds = seconds_before + started.elapsed().as_secs_f64();
+            record.seconds = totals.seconds;
+            let last = totals.step == t.steps;
+            if totals.step % t.validate_every == 0 || last {
+                record.validation = Some(self.validate()?);
+            }
+            metrics.append(&record)?;
+            if totals.step % t.checkpoint_every == 0 || last {
+                Checkpoint::save(&self.run.checkpoint(), self.model, &adam, totals)?;
+            }
+            progress::show(&bar, &record, totals.failed_solves);
+            if observer(&record).is_break() {
+                bar.abandon();
+                return Ok(TrainOutcome::Stopped(totals));
+            }
+        }
+        bar.finish();
+        Ok(TrainOutcome::Finished(totals))
+    }
+
+    /// Update number `step` (0-based) on the batch the step draws; the record's
+    /// `seconds` and `validation` are filled by the caller.
+    fn step(
+        &mut self,
+        step: usize,
+        vars: &BTreeMap<String, Var>,
+        adam: &mut Adam,
+    ) -> Result<StepRecord, SolverError> {
+        let t = &self.scenario.training;
+        let train = &self.data.train;
+        let draw = step_draw(self.scenario.seed, step, train.len(), t.batch_size);
+        let targets = (t.loss.data > 0.0).then(|| {
+            draw.indices
+                .iter()
+                .map(|&i| train.trajectories()[i].clone())
+                .collect()
+        });
+        let batch = Batch {
+            ics: train.initial_conditions(&draw.indices),
+            targets,
+            seed: draw.seed,
+        };
+        let mut record = update(
+            self.model,
+            &batch,
+            vars,
+            adam,
+            learning_rate(t, step),
+            t.clip_norm,
+        )?;
+        record.step = step + 1;
+        Ok(record)
+    }
+
+    /// Relative L2 error on the first `training.validate_samples` test samples.
+    fn validate(&mut self) -> Result<Validation, SolverError> {
+        let t = &self.scenario.training;
+        let count = t.validate_samples.min(self.data.test.len());
+        let seed = eval_seed(self.scenario.seed);
+        let evaluation = evaluate(self.model, &self.data.test, count, t.batch_size, seed)?;
+        Ok(Validation {
+            rel_l2_mean: evaluation.mean,
+            rel_l2_std: evaluation.std,
+            failed_solves: evaluation.failed_solves,
+        })
+    }
+}

@@ -1,0 +1,79 @@
+//! One optimiser update of a model on a batch: loss, backward pass (through the
+//! constraint layer's implicit-function-theorem op), global-norm clipping and
+//! an Adam step. Shared by the trainer and the `bench train-step` benchmark so
+//! the benchmark times exactly what training does.
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Tensor, Var};
+
+use super::adam::Adam;
+use super::clip::clip_global_norm;
+use super::metrics::StepRecord;
+use crate::SolverError;
+use crate::trainable::{Batch, Trainable};
+
+/// The model's variables by name, as the optimiser sees them (cheap handles
+/// sharing storage with the model's).
+pub fn named_vars<M: Trainable + ?Sized>(model: &M) -> Result<BTreeMap<String, Var>, SolverError> {
+    let vars = model
+        .vars()
+        .data()
+        .lock()
+        .map_err(|_| SolverError::InvalidConfig {
+            key: "model variables",
+            value: "poisoned lock".into(),
+            reason: "an earlier panic left the variable map unusable".into(),
+        })?;
+    Ok(vars
+        .iter()
+        .map(|(name, var)| (name.clone(), var.clone()))
+        .collect())
+}
+
+/// Applies one update with learning rate `lr` and clip limit `clip_norm` and
+/// returns its record (`step`, `seconds` and `validation` left for the caller).
+/// A non-finite loss is an error before any variable changes.
+pub fn update<M: Trainable + ?Sized>(
+    model: &mut M,
+    batch: &Batch,
+    vars: &BTreeMap<String, Var>,
+    adam: &mut Adam,
+    lr: f64,
+    clip_norm: f64,
+) -> Result<StepRecord, SolverError> {
+    let loss = model.loss(batch)?;
+    let total = loss.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    if !total.is_finite() {
+        return Err(SolverError::NonFinite {
+            what: "training loss",
+            count: 1,
+        });
+    }
+    let store = loss.total.backward()?;
+    let mut grads: BTreeMap<String, Tensor> = vars
+        .iter()
+        .filter_map(|(name, var)| {
+            store
+                .get(var.as_tensor())
+                .map(|g| (name.clone(), g.clone()))
+        })
+        .collect();
+    let grad_norm = clip_global_norm(&mut grads, clip_norm)?;
+    adam.step(vars, &grads, lr)?;
+    Ok(StepRecord {
+        step: 0,
+        lr,
+        loss: total,
+        pde: loss.pde,
+        ic: loss.ic,
+        bc: loss.bc,
+        data: loss.data,
+        grad_norm,
+        lm_iterations_mean: loss.lm_iterations_mean,
+        failed_solves: loss.failed_solves,
+        solves: loss.solves,
+        seconds: 0.0,
+        validation: None,
+    })
+}

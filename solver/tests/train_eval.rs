@@ -1,0 +1,50 @@
+//! Evaluation metrics against hand-computed values, and evaluation of the
+//! fixture model against its analytic truth.
+
+mod train_support;
+
+use tessera_solver::SolverError;
+use tessera_solver::eval::{evaluate, mean_std, relative_l2};
+use train_support::{Linear, NT, samples};
+
+#[test]
+fn relative_l2_and_population_statistics() {
+    // ‖(0, 0, −1)‖ / ‖(1, 2, 3)‖ = 1/√14.
+    let e = relative_l2(&[1.0, 2.0, 2.0], &[1.0, 2.0, 3.0]).unwrap();
+    assert!((e - 1.0 / 14f64.sqrt()).abs() < 1e-15);
+    // Mean 2.5, population variance (2.25 + 0.25 + 0.25 + 2.25)/4 = 1.25.
+    let (mean, std) = mean_std(&[1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(mean, 2.5);
+    assert!((std - 1.25f64.sqrt()).abs() < 1e-15);
+}
+
+#[test]
+fn bad_predictions_are_errors_not_numbers() {
+    let err = relative_l2(&[f64::NAN, 1.0], &[1.0, 1.0]).unwrap_err();
+    assert!(matches!(err, SolverError::NonFinite { .. }), "{err}");
+    let err = relative_l2(&[1.0], &[1.0, 1.0]).unwrap_err();
+    assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
+    let err = relative_l2(&[1.0, 1.0], &[0.0, 0.0]).unwrap_err();
+    assert!(matches!(err, SolverError::InvalidConfig { .. }), "{err}");
+}
+
+#[test]
+fn fixture_error_matches_its_closed_form_for_any_chunking() {
+    // The fixture predicts w[k]·u0 with w = 0.3 and the truth is exp(−k/nt)·u0,
+    // so every sample's relative error is ‖0.3 − e‖ / ‖e‖ over k, e_k = exp(−k/nt).
+    let e: Vec<f64> = (0..NT).map(|k| (-(k as f64) / NT as f64).exp()).collect();
+    let num: f64 = e.iter().map(|v| (0.3 - v).powi(2)).sum();
+    let den: f64 = e.iter().map(|v| v * v).sum();
+    let exact = (num / den).sqrt();
+    let test = samples(0..5);
+    let mut model = Linear::new();
+    let whole = evaluate(&mut model, &test, 5, 5, 1).unwrap();
+    let chunked = evaluate(&mut model, &test, 5, 2, 1).unwrap();
+    assert_eq!(whole.rel_l2, chunked.rel_l2);
+    for r in &whole.rel_l2 {
+        assert!((r - exact).abs() < 1e-14, "{r} vs {exact}");
+    }
+    assert!(whole.std < 1e-14);
+    let err = evaluate(&mut model, &test, 6, 2, 1).unwrap_err();
+    assert!(matches!(err, SolverError::InvalidConfig { .. }), "{err}");
+}

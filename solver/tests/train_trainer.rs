@@ -1,0 +1,199 @@
+//! The trainer on the fixture model: the loss goes down, checkpoints round-trip,
+//! and a run interrupted after a checkpoint and resumed equals an uninterrupted
+//! one exactly.
+
+mod train_support;
+
+use std::ops::ControlFlow;
+
+use tessera_solver::SolverError;
+use tessera_solver::train::checkpoint::Totals;
+use tessera_solver::train::metrics::{self, StepRecord};
+use tessera_solver::train::{
+    Adam, AdamConfig, Checkpoint, RunDir, TrainOptions, TrainOutcome, Trainer,
+};
+use tessera_solver::trainable::Trainable;
+use train_support::{Linear, run_data, scenario, temp_dir};
+
+fn quiet(resume: bool) -> TrainOptions {
+    TrainOptions {
+        resume,
+        quiet: true,
+        ..TrainOptions::default()
+    }
+}
+
+fn train_to_end(model: &mut Linear, steps: usize, dir: &std::path::Path, resume: bool) -> Totals {
+    let scenario = scenario(steps, "");
+    let data = run_data();
+    let run = RunDir::new(dir);
+    match Trainer::new(model, &scenario, &data, &run)
+        .train(quiet(resume), |_| ControlFlow::Continue(()))
+        .expect("training")
+    {
+        TrainOutcome::Finished(totals) => totals,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Records without their wall-clock seconds, which legitimately differ.
+fn without_seconds(records: Vec<StepRecord>) -> Vec<StepRecord> {
+    records
+        .into_iter()
+        .map(|r| StepRecord { seconds: 0.0, ..r })
+        .collect()
+}
+
+#[test]
+fn loss_and_validation_error_decrease() {
+    let dir = temp_dir("decrease");
+    let mut model = Linear::new();
+    train_to_end(&mut model, 40, &dir, false);
+    let records = metrics::read(&RunDir::new(&dir).metrics()).unwrap();
+    assert_eq!(records.len(), 40);
+    let (first, last) = (&records[0], &records[39]);
+    assert!(
+        last.loss < first.loss / 20.0,
+        "{} -> {}",
+        first.loss,
+        last.loss
+    );
+    let validations: Vec<f64> = records
+        .iter()
+        .filter_map(|r| r.validation.map(|v| v.rel_l2_mean))
+        .collect();
+    // Validation every 4 steps: 10 of them, the last on the last step.
+    assert_eq!(validations.len(), 10);
+    assert!(validations[9] < validations[0] / 5.0, "{validations:?}");
+    // The learned weights approach the truth exp(-k/nt).
+    for (k, w) in model.weights().iter().enumerate() {
+        let exact = (-(k as f64) / train_support::NT as f64).exp();
+        assert!((w - exact).abs() < 0.05, "w[{k}] = {w}, exact {exact}");
+    }
+}
+
+#[test]
+fn failed_solves_are_counted() {
+    let dir = temp_dir("failed");
+    let mut model = Linear::new();
+    let totals = train_to_end(&mut model, 10, &dir, false);
+    let records = metrics::read(&RunDir::new(&dir).metrics()).unwrap();
+    let failed: usize = records.iter().map(|r| r.failed_solves).sum();
+    assert_eq!(totals.failed_solves, failed);
+    assert!(
+        failed > 0 && failed < 10,
+        "the fixture fails on even seeds: {failed}"
+    );
+    assert_eq!(totals.solves, 10 * 3);
+}
+
+#[test]
+fn resume_after_interruption_equals_uninterrupted_run() {
+    let steps = 12;
+    let straight = temp_dir("straight");
+    let mut reference = Linear::new();
+    let reference_totals = train_to_end(&mut reference, steps, &straight, false);
+
+    // Interrupted after step 7: the last checkpoint is at step 5, and the
+    // metrics file already has lines 6 and 7 that the resume must replace.
+    let interrupted = temp_dir("interrupted");
+    let scenario = scenario(steps, "");
+    let data = run_data();
+    let run = RunDir::new(&interrupted);
+    let mut first = Linear::new();
+    let outcome = Trainer::new(&mut first, &scenario, &data, &run)
+        .train(quiet(false), |r| {
+            if r.step == 7 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert!(matches!(outcome, TrainOutcome::Stopped(t) if t.step == 7));
+    assert_eq!(metrics::read(&run.metrics()).unwrap().len(), 7);
+
+    let mut resumed = Linear::new();
+    let totals = train_to_end(&mut resumed, steps, &interrupted, true);
+    assert_eq!(
+        resumed.weights(),
+        reference.weights(),
+        "bit-identical weights"
+    );
+    assert_eq!(resumed.calls(), reference.calls(), "extra state restored");
+    assert_eq!(totals.step, reference_totals.step);
+    assert_eq!(totals.failed_solves, reference_totals.failed_solves);
+    assert_eq!(totals.solves, reference_totals.solves);
+    let a = without_seconds(metrics::read(&RunDir::new(&straight).metrics()).unwrap());
+    let b = without_seconds(metrics::read(&run.metrics()).unwrap());
+    assert_eq!(a.len(), steps);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn checkpoint_round_trip_restores_variables_moments_and_extra_state() {
+    let dir = temp_dir("checkpoint");
+    let mut model = Linear::new();
+    let totals = train_to_end(&mut model, 6, &dir, false);
+    let path = RunDir::new(&dir).checkpoint();
+    let checkpoint = Checkpoint::load(&path).unwrap();
+    assert_eq!(checkpoint.totals, totals);
+
+    let mut fresh = Linear::new();
+    assert_ne!(fresh.weights(), model.weights());
+    checkpoint.restore_model(&mut fresh, &path).unwrap();
+    assert_eq!(fresh.weights(), model.weights());
+    assert_eq!(fresh.calls(), model.calls());
+
+    // The restored optimiser continues like the saved one: saving it again from
+    // the restored state gives the same moments.
+    let adam = checkpoint.adam(AdamConfig::default()).unwrap();
+    assert_eq!(adam.count(), 6);
+    let again = temp_dir("checkpoint-again").join("c.safetensors");
+    Checkpoint::save(&again, &fresh, &adam, totals).unwrap();
+    let reloaded = Checkpoint::load(&again).unwrap();
+    let moments = |a: &Adam| -> Vec<(String, Vec<f64>)> {
+        a.state()
+            .into_iter()
+            .map(|(n, t)| (n, t.flatten_all().unwrap().to_vec1().unwrap()))
+            .collect()
+    };
+    assert_eq!(
+        moments(&reloaded.adam(AdamConfig::default()).unwrap()),
+        moments(&adam)
+    );
+    assert!(!moments(&adam).is_empty());
+}
+
+#[test]
+fn checkpoint_of_another_model_is_rejected() {
+    let dir = temp_dir("mismatch");
+    let mut model = Linear::new();
+    train_to_end(&mut model, 5, &dir, false);
+    let path = RunDir::new(&dir).checkpoint();
+    let checkpoint = Checkpoint::load(&path).unwrap();
+    let mut other = Linear::new();
+    other
+        .vars()
+        .get(
+            3,
+            "extra_bias",
+            candle_nn::Init::Const(0.0),
+            candle_core::DType::F64,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+    let err = checkpoint.restore_model(&mut other, &path).unwrap_err();
+    assert!(matches!(err, SolverError::Checkpoint { .. }), "{err}");
+}
+
+#[test]
+fn a_truncated_or_foreign_file_is_a_checkpoint_error() {
+    let dir = temp_dir("garbage");
+    let path = dir.join("checkpoint.safetensors");
+    std::fs::write(&path, b"not a checkpoint").unwrap();
+    let err = Checkpoint::load(&path).unwrap_err();
+    assert!(matches!(err, SolverError::Checkpoint { .. }), "{err}");
+    let err = Checkpoint::load(&dir.join("missing.safetensors")).unwrap_err();
+    assert!(matches!(err, SolverError::Io { .. }), "{err}");
+}
