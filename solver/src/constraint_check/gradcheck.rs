@@ -9,9 +9,9 @@
 //! extrapolated: `(4·D(h/2) − D(h))/3` cancels the `O(h²)` truncation error, which
 //! is otherwise what limits the check (the constrained solution is strongly
 //! non-linear in `B`), and lets `h` stay large enough that the round-off of the
-//! solves, amplified by `1/h`, stays far below the tolerance. Random directions exercise every basis entry at once
-//! (including the points no expert samples, which enter only through the
-//! operators' stencils and the assembly). Levenberg–Marquardt runs to a tight
+//! solves, amplified by `1/h`, stays far below the tolerance. Random directions
+//! exercise every basis entry at once (including the points no expert samples,
+//! which enter only through the operators' stencils and the assembly). Levenberg–Marquardt runs to a tight
 //! tolerance so that the solves inside the finite differences are accurate far
 //! below `h`; the sampled points are the same in every solve (same seed and
 //! stream).
