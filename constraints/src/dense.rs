@@ -164,3 +164,46 @@ pub(crate) fn solve_with(f: &impl Solve<f64>, rhs: &[f64]) -> Vec<f64> {
 fn to_mat(h: &[f64], n: usize) -> Mat<f64> {
     Mat::from_fn(n, n, |i, j| h[i * n + j])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic test values with no special structure.
+    fn values(len: usize, seed: f64) -> Vec<f64> {
+        (0..len).map(|i| (seed + 0.37 * i as f64).sin()).collect()
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-14 * (1.0 + a.abs().max(b.abs()))
+    }
+
+    #[test]
+    fn kernels_match_plain_loops_for_every_length() {
+        // Lengths around the lane count exercise the chunked part and the tail.
+        for n in 1..=2 * LANES + 3 {
+            let (a, b) = (values(n, 0.1), values(n, 1.7));
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!(close(dot(&a, &b), plain), "dot, n = {n}");
+
+            let rows = 5;
+            let m = values(rows * n, 2.3);
+            let shift = values(rows, 3.1);
+            let mut out = vec![0.0; rows];
+            rows_dot(&mut out, &m, &b, &shift, -1.0);
+            for (i, o) in out.iter().enumerate() {
+                let row = &m[i * n..(i + 1) * n];
+                let plain: f64 = row.iter().zip(&b).map(|(x, y)| x * y).sum::<f64>() - shift[i];
+                assert!(close(*o, plain), "rows_dot, n = {n}, row {i}");
+            }
+
+            let v = values(rows, 4.3);
+            let mut t = vec![1.0; n];
+            transpose_times(&mut t, &m, &v, true);
+            for (j, tj) in t.iter().enumerate() {
+                let plain = 1.0 + (0..rows).map(|i| m[i * n + j] * v[i]).sum::<f64>();
+                assert!(close(*tj, plain), "transpose_times, n = {n}, column {j}");
+            }
+        }
+    }
+}
