@@ -241,9 +241,7 @@ fn curvature_rows(problem: &ExpertProblem, values: &[f64], hessians: &[f64]) -> 
                 for (l, row) in rows.chunks_exact(n).enumerate() {
                     let coeff = f * h[j * d + l];
                     if coeff != 0.0 {
-                        for (o, &x) in out_j.iter_mut().zip(row) {
-                            *o += coeff * x;
-                        }
+                        dense::axpy(out_j, coeff, row);
                     }
                 }
             }

@@ -120,24 +120,14 @@ impl Workspace {
     /// (terms that only linear rows use).
     pub(crate) fn build_jacobian_rows(&mut self, problem: &ExpertProblem) {
         let size = problem.size();
-        let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
-        for ((rows, grads), jac) in problem
-            .term_rows()
-            .chunks_exact(d * n)
-            .zip(self.grads.chunks_exact(m * d))
-            .zip(self.jac.chunks_exact_mut(m * n))
-        {
-            for (g, out) in grads.chunks_exact(d).zip(jac.chunks_exact_mut(n)) {
-                out.fill(0.0);
-                for (&gj, row) in g.iter().zip(rows.chunks_exact(n)) {
-                    if gj != 0.0 {
-                        for (o, &a) in out.iter_mut().zip(row) {
-                            *o += gj * a;
-                        }
-                    }
-                }
-            }
-        }
+        jacobian_rows(
+            &mut self.jac,
+            problem.term_rows(),
+            &self.grads,
+            size.n_terms,
+            size.n_equations,
+            size.n_basis,
+        );
     }
 
     /// `gram = JᵀJ` (PDE, linear and ridge rows) and `gradient = Jᵀr` at `omega`,
@@ -162,6 +152,27 @@ impl Workspace {
         dense::transpose_times(gradient, problem.linear(), &self.current.linear, true);
         for (g, &w) in gradient.iter_mut().zip(omega) {
             *g += ridge2 * w;
+        }
+    }
+}
+
+dense::vectorized_fn! {
+    /// `jac[p·m + e] = Σ_j grads[p, e, j] · A_j[p]` for term rows `[P, d, N]` and
+    /// gradients `[P, m, d]`, skipping exactly-zero `F_j`.
+    fn jacobian_rows(jac: &mut [f64], term_rows: &[f64], grads: &[f64], d: usize, m: usize, n: usize) {
+        for ((rows, grads), jac) in term_rows
+            .chunks_exact(d * n)
+            .zip(grads.chunks_exact(m * d))
+            .zip(jac.chunks_exact_mut(m * n))
+        {
+            for (g, out) in grads.chunks_exact(d).zip(jac.chunks_exact_mut(n)) {
+                out.fill(0.0);
+                for (&gj, row) in g.iter().zip(rows.chunks_exact(n)) {
+                    if gj != 0.0 {
+                        dense::axpy(out, gj, row);
+                    }
+                }
+            }
         }
     }
 }

@@ -198,13 +198,7 @@ impl ExpertProblem {
         let n = self.size.n_basis;
         assert_eq!(omega.len(), n, "ω has the wrong length");
         assert_eq!(z.len(), self.offsets.len(), "z buffer has the wrong length");
-        for ((zj, row), &b) in z
-            .iter_mut()
-            .zip(self.term_rows.chunks_exact(n))
-            .zip(&self.offsets)
-        {
-            *zj = dense::dot(row, omega) + b;
-        }
+        dense::rows_dot(z, &self.term_rows, omega, &self.offsets, 1.0);
     }
 
     /// `L ω − c`, `[R]`.
@@ -216,13 +210,7 @@ impl ExpertProblem {
         let n = self.size.n_basis;
         assert_eq!(omega.len(), n, "ω has the wrong length");
         assert_eq!(out.len(), self.n_linear(), "output has the wrong length");
-        for ((o, row), &c) in out
-            .iter_mut()
-            .zip(self.linear.chunks_exact(n))
-            .zip(&self.linear_rhs)
-        {
-            *o = dense::dot(row, omega) - c;
-        }
+        dense::rows_dot(out, &self.linear, omega, &self.linear_rhs, -1.0);
     }
 
     /// The full residual vector `r(ω)` in the order of the module docs (used by

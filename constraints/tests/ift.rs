@@ -182,9 +182,9 @@ fn gauss_newton_hessian_is_jtj_and_differs_from_the_exact_one() {
     // And its adjoint solve is a solve with JᵀJ.
     let v = [1.0, -2.0, 0.5, 0.25];
     let lambda = gn.adjoint(&v).unwrap();
-    for i in 0..n {
+    for (i, &vi) in v.iter().enumerate().take(n) {
         let hl: f64 = (0..n).map(|j| gn.hessian()[i * n + j] * lambda[j]).sum();
-        assert!((hl - v[i]).abs() <= 1e-9 * (1.0 + v[i].abs()));
+        assert!((hl - vi).abs() <= 1e-9 * (1.0 + vi.abs()));
     }
 }
 

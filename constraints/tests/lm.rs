@@ -53,11 +53,11 @@ fn qr_solution(parts: &common::Parts) -> Vec<f64> {
     let mut a = Mat::<f64>::zeros(rows, n);
     let mut rhs = vec![0.0; rows];
     for i in 0..p {
-        for j in 0..d {
+        for (j, &c) in coeff.iter().enumerate().take(d) {
             for k in 0..n {
-                a[(i, k)] += coeff[j] * parts.term_rows[(i * d + j) * n + k];
+                a[(i, k)] += c * parts.term_rows[(i * d + j) * n + k];
             }
-            rhs[i] -= coeff[j] * parts.offsets[i * d + j];
+            rhs[i] -= c * parts.offsets[i * d + j];
         }
     }
     for i in 0..r {

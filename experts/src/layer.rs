@@ -92,6 +92,15 @@ pub struct Forward {
     samples: Vec<SavedSample>,
 }
 
+/// One sample before its solves: `S B`, the offset `s₀`, the linear rows, and per
+/// expert the indices of its rows and its gathered problem.
+type PreparedSample = (
+    Vec<f64>,
+    Vec<f64>,
+    Vec<LinearRow>,
+    Vec<(Vec<usize>, ExpertProblem)>,
+);
+
 /// One sample's forward state kept for the backward pass.
 struct SavedSample {
     /// `S B`, `[grid points, N]`.
@@ -258,12 +267,7 @@ impl<P: Pde> ConstraintLayer<P> {
             .map(|k| self.router.sample(k, stream).map(Arc::new))
             .collect::<Result<_, _>>()?;
         // Per sample: rows, offset, S B and the experts' gathered problems.
-        let prepared: Vec<(
-            Vec<f64>,
-            Vec<f64>,
-            Vec<LinearRow>,
-            Vec<(Vec<usize>, ExpertProblem)>,
-        )> = (0..batch)
+        let prepared: Vec<PreparedSample> = (0..batch)
             .into_par_iter()
             .with_max_len(1)
             .map(|b| {
@@ -426,22 +430,13 @@ impl<P: Pde> ConstraintLayer<P> {
     }
 
     /// Rows, offset `s₀`, `S B` and every expert's gathered problem for one sample.
-    #[allow(clippy::type_complexity)]
     fn prepare_sample(
         &self,
         basis: &[f64],
         n_basis: usize,
         ic: &[f64],
         points: &[Arc<Vec<usize>>],
-    ) -> Result<
-        (
-            Vec<f64>,
-            Vec<f64>,
-            Vec<LinearRow>,
-            Vec<(Vec<usize>, ExpertProblem)>,
-        ),
-        ExpertsError,
-    > {
+    ) -> Result<PreparedSample, ExpertsError> {
         let g = self.grid.len();
         let rows = self.pde.linear_rows(&self.grid, ic)?;
         router::check_rows(&rows, g, self.terms.len())?;

@@ -5,7 +5,10 @@
 //! a derivative at a tile's edge needs its neighbours in the next tile) and then
 //! gathered at each expert's points by the router. Their gradients live in the
 //! same type, and [`TermFields::pull_back`] applies the adjoints `Σ_j D_jᵀ Ā_j`.
+//! The terms' operators run in parallel (in the caller's rayon pool): with a
+//! batch of one, these full-grid passes would otherwise hold a single core.
 
+use rayon::prelude::*;
 use tessera_constraints::Term;
 
 use crate::ExpertsError;
@@ -77,7 +80,8 @@ impl TermFields {
     ) -> Self {
         let n_points = solution.len() / n_basis;
         let values = terms
-            .iter()
+            .par_iter()
+            .with_max_len(1)
             .map(|t| {
                 let mut out = vec![0.0; solution.len()];
                 t.operator.apply(solution, n_basis, &mut out);
@@ -152,11 +156,22 @@ impl TermFields {
     #[track_caller]
     pub fn pull_back(&self, terms: &[Term]) -> Vec<f64> {
         assert_eq!(terms.len(), self.n_terms(), "one operator per term field");
-        let mut total = vec![0.0; self.n_points * self.n_basis];
-        let mut pulled = vec![0.0; total.len()];
-        for (t, v) in terms.iter().zip(&self.values) {
-            t.operator.apply_adjoint(v, self.n_basis, &mut pulled);
-            for (o, p) in total.iter_mut().zip(&pulled) {
+        let len = self.n_points * self.n_basis;
+        let pulled: Vec<Vec<f64>> = terms
+            .par_iter()
+            .zip(&self.values)
+            .with_max_len(1)
+            .map(|(t, v)| {
+                let mut out = vec![0.0; len];
+                t.operator.apply_adjoint(v, self.n_basis, &mut out);
+                out
+            })
+            .collect();
+        // Summed in term order after the parallel part: the same additions in
+        // the same order for any number of threads.
+        let mut total = vec![0.0; len];
+        for field in &pulled {
+            for (o, p) in total.iter_mut().zip(field) {
                 *o += p;
             }
         }

@@ -33,7 +33,7 @@ pub struct Args {
     /// Number of random directions checked.
     #[arg(long, default_value_t = 6)]
     checks: usize,
-    /// Relative finite-difference step.
+    /// Relative finite-difference step (the larger of the two Richardson steps).
     #[arg(long, default_value_t = 1e-6)]
     step: f64,
     /// Levenberg–Marquardt tolerance (rtol = atol).

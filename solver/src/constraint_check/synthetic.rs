@@ -26,6 +26,17 @@ fn t_max(kind: PdeKind) -> f64 {
 /// The size of the random basis functions relative to the first one.
 const PERTURBATION: f64 = 0.1;
 
+/// The range of the diffusion–sorption background level (the upper half of
+/// PDEBench's `(0, 0.2)`, so that solved fields stay clear of `u = 0`).
+const DS_BACKGROUND: (f64, f64) = (0.1, 0.2);
+
+/// Width of the diffusion–sorption initial front, as a fraction of the domain.
+const DS_FRONT_WIDTH: f64 = 0.1;
+
+/// The part of the diffusion–sorption domain (fractions of its length) over which
+/// the basis perturbations fade out: the front region ends here.
+const DS_FRONT_REGION: (f64, f64) = (0.4, 0.8);
+
 /// Grid sizes of a synthetic problem; `ny` only for 2-D PDEs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GridSize {
@@ -95,12 +106,13 @@ impl SyntheticProblem {
     /// periodic one) and random phases, so the functions are nearly orthogonal and
     /// the least-squares problems well conditioned. The initial condition is a
     /// random smooth periodic field for Navier–Stokes, and a smooth profile between
-    /// 0.4 and 1.1 for heat and advection. For diffusion–sorption it is the line
-    /// from 1 at the left boundary to 0.001 at the right one: nearly consistent
-    /// with both boundary conditions, so the least-squares residual at the solution
-    /// is small and the problem well conditioned, and positive (the IC rows divide
-    /// by it; at `u = 0` the retardation factor's derivative jumps from `≈ −10⁶`
-    /// to 0 and no gradient exists).
+    /// 0.4 and 1.1 for heat and advection. For diffusion–sorption it is a front
+    /// entering from the left boundary value 1 into a uniform background level in
+    /// `(0.1, 0.2)` (PDEBench starts from a uniform level in `(0, 0.2)`), and the
+    /// perturbations fade out ahead of the front (see `perturbation_envelope`):
+    /// the solved `u` then stays well above 0, where the retardation factor has
+    /// its kink (its derivative jumps from `≈ −10⁶` to 0) and no gradient exists;
+    /// it is positive, as the IC rows divide by it.
     ///
     /// Errors: `n_basis = 0`, a `ny` given (or missing) against the PDE's dimension,
     /// or a grid too small.
@@ -137,10 +149,12 @@ impl SyntheticProblem {
         let mut basis = smooth_basis(&grid, n_basis, &mut rng);
         // B_0 = the initial condition held in time; the others perturb it.
         let spatial = ic.len();
+        let envelope = perturbation_envelope(kind, &grid);
         for (p, values) in basis.chunks_exact_mut(n_basis).enumerate() {
             values[0] = ic[p % spatial];
+            let scale = PERTURBATION * envelope[p % spatial];
             for v in &mut values[1..] {
-                *v *= PERTURBATION;
+                *v *= scale;
             }
         }
         let initial_guess = kind.reference_initial_guess();
@@ -228,6 +242,31 @@ fn smooth_basis(grid: &Grid, n_basis: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
     basis
 }
 
+/// Where the perturbations of the first basis function may act, per spatial
+/// point: everywhere, except for diffusion–sorption, where they fade out (a
+/// `cos²` taper) between [`DS_FRONT_REGION`]`.0` and `.1` of the domain. Ahead of
+/// the front the soil stays at its background level, as in real solutions; without
+/// the taper the least-squares fit bends `u` down to the right boundary row
+/// `u − D·u_x = 0` (whose discrete solution is negative next to any positive
+/// interior value), `u` crosses zero at sampled points, and the retardation
+/// factor's kink there leaves no derivative for finite differences to check.
+fn perturbation_envelope(kind: PdeKind, grid: &Grid) -> Vec<f64> {
+    let spatial: usize = grid.shape().dims()[1..].iter().product();
+    if kind != PdeKind::DiffusionSorption {
+        return vec![1.0; spatial];
+    }
+    let angles = &unit_angles(grid)[1];
+    let last = angles[angles.len() - 1];
+    let (start, end) = DS_FRONT_REGION;
+    angles
+        .iter()
+        .map(|x| {
+            let s = ((x / last - start) / (end - start)).clamp(0.0, 1.0);
+            (0.5 * PI * s).cos().powi(2)
+        })
+        .collect()
+}
+
 fn initial_condition(kind: PdeKind, grid: &Grid, rng: &mut ChaCha8Rng) -> Vec<f64> {
     let angles = unit_angles(grid);
     match kind {
@@ -256,11 +295,19 @@ fn initial_condition(kind: PdeKind, grid: &Grid, rng: &mut ChaCha8Rng) -> Vec<f6
                 .collect()
         }
         PdeKind::DiffusionSorption => {
-            // Falls from the left boundary value 1 to nearly 0 at the right end, so
-            // that with the first basis function the data are nearly consistent:
-            // u = 1 on the left, u ≈ D·u_x on the right, u_t = u_xx = 0 inside.
+            // A sorption front entering from the left boundary (value 1) into a
+            // soil at a uniform background level, as PDEBench's data start from a
+            // uniform level in (0, 0.2). The background keeps every u well above
+            // the kink of max(u, 0) in the retardation factor.
+            let level = rng.random_range(DS_BACKGROUND.0..DS_BACKGROUND.1);
             let last = angles[1][angles[1].len() - 1];
-            angles[1].iter().map(|x| 1.0 - 0.999 * x / last).collect()
+            angles[1]
+                .iter()
+                .map(|x| {
+                    let s = x / last / DS_FRONT_WIDTH;
+                    level + (1.0 - level) * (-s * s).exp()
+                })
+                .collect()
         }
         _ => {
             let (level, amplitude) = (rng.random_range(0.5..1.0), rng.random_range(0.0..0.1));
