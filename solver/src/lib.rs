@@ -4,13 +4,14 @@
 pub mod backbone;
 pub mod cli;
 pub mod constraint_check;
+pub mod data;
 pub mod error;
+pub mod eval;
+pub mod malloc;
 pub mod model;
+pub mod plots;
 pub mod problem_file;
+pub mod train;
 pub mod trainable;
 
 pub use error::SolverError;
-pub mod data;
-pub mod eval;
-pub mod plots;
-pub mod train;

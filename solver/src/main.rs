@@ -4,6 +4,7 @@
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
+    tessera_solver::malloc::keep_large_blocks_on_heap();
     let cli = tessera_solver::cli::Cli::parse();
     cli.run()
 }

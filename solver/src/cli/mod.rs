@@ -9,7 +9,7 @@ mod constraint;
 mod eval;
 mod generate;
 mod gradcheck;
-pub mod gradcheck_scenario;
+mod gradcheck_scenario;
 mod run;
 mod train;
 mod validate_solver;
