@@ -7,6 +7,7 @@
 //! (separation of variables; each sine is an eigenfunction of `∂²` with the
 //! boundary values zero).
 
+use crate::grid_check::bounded_tx;
 use std::f64::consts::PI;
 use std::sync::Arc;
 
@@ -113,15 +114,7 @@ impl Heat {
 }
 
 fn check_grid(grid: &Grid) -> Result<(usize, usize), ConstraintError> {
-    if grid.ndim() != 2 || grid.axis(1).is_periodic() {
-        return Err(ConstraintError::ShapeMismatch {
-            what: "heat grid axes (t, bounded x)",
-            expected: vec![2],
-            got: vec![grid.ndim()],
-        });
-    }
-    let dims = grid.shape().dims();
-    Ok((dims[0], dims[1]))
+    bounded_tx(grid, "heat grid axes (t, bounded x)")
 }
 
 impl Pde for Heat {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod dataset;
 pub mod diffusion_sorption;
 pub mod error;
+mod grid_check;
 pub mod heat;
 pub mod navier_stokes;
 

@@ -22,6 +22,7 @@
 //! twice; [`FdScheme::SecondOrder`] is the consistent second-order alternative
 //! (scenario key `constraint.fd = "second-order"`).
 
+use crate::grid_check::bounded_tx;
 use std::sync::Arc;
 
 use num_dual::DualNum;
@@ -152,15 +153,7 @@ impl DiffusionSorption {
     }
 
     fn check_grid(grid: &Grid) -> Result<(usize, usize), ConstraintError> {
-        if grid.ndim() != 2 || grid.axis(1).is_periodic() {
-            return Err(ConstraintError::ShapeMismatch {
-                what: "diffusion-sorption grid axes (t, bounded x)",
-                expected: vec![2],
-                got: vec![grid.ndim()],
-            });
-        }
-        let dims = grid.shape().dims();
-        Ok((dims[0], dims[1]))
+        bounded_tx(grid, "diffusion-sorption grid axes (t, bounded x)")
     }
 }
 
