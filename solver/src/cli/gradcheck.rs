@@ -21,10 +21,10 @@ pub struct Args {
     #[arg(long)]
     scenario: Option<PathBuf>,
     /// Override a scenario setting, e.g. `--set grid.nx=64` (repeatable; with --scenario).
-    #[arg(long = "set", value_name = "KEY=VALUE", requires = "scenario")]
+    #[arg(long = "set", value_name = "KEY=VALUE", conflicts_with = "pde")]
     overrides: Vec<String>,
     /// Initial conditions per batch (with --scenario) [default: 2].
-    #[arg(long, requires = "scenario")]
+    #[arg(long, conflicts_with = "pde")]
     batch: Option<usize>,
     /// Tile split, e.g. 1x4 or 1x2x2 [default: 1x4, or 1x2x2 for navier-stokes].
     #[arg(long)]
