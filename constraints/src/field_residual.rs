@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tessera_meshes::Grid;
 
 use crate::pointwise;
-use crate::{ConstraintError, Pde, Term};
+use crate::{ConstraintError, Pde, Term, residual_term_count};
 
 /// The pointwise PDE residual of fields on one grid.
 pub struct FieldResidual<P: Pde> {
@@ -24,7 +24,7 @@ pub struct FieldResidual<P: Pde> {
 impl<P: Pde> FieldResidual<P> {
     /// The residual of `pde` on `grid` (asks the PDE for its terms once).
     pub fn new(pde: Arc<P>, grid: &Grid) -> Result<Self, ConstraintError> {
-        let terms = pde.terms(grid)?;
+        let mut terms = pde.terms(grid)?;
         if terms.is_empty() || terms.len() > pointwise::MAX_TERMS {
             return Err(ConstraintError::ShapeMismatch {
                 what: "number of PDE terms (1..=8)",
@@ -32,6 +32,8 @@ impl<P: Pde> FieldResidual<P> {
                 got: vec![terms.len()],
             });
         }
+        // Terms that only linear rows use do not enter the residual.
+        terms.truncate(residual_term_count(pde.as_ref(), terms.len())?);
         Ok(Self {
             pde,
             terms,

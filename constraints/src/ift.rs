@@ -152,32 +152,41 @@ impl Sensitivity {
     }
 
     /// The gradients of `L` with respect to every input of `problem` (the same
-    /// problem this sensitivity was built from), given `ω̄ = ∂L/∂ω*`.
+    /// problem this sensitivity was built from), given `ω̄ = ∂L/∂ω*`, in the
+    /// problem's layout ([`RowGradient::to_dense`] of [`Sensitivity::row_gradient`]).
     pub fn gradient(
         &self,
         problem: &ExpertProblem,
         omega_bar: &[f64],
     ) -> Result<ProblemGradient, ConstraintError> {
+        Ok(self.row_gradient(problem, omega_bar)?.to_dense())
+    }
+
+    /// The same gradients in compact form: every row's gradient is a combination
+    /// of `ω*` and `λ`, so two numbers per row carry it (see [`RowGradient`]).
+    pub fn row_gradient(
+        &self,
+        problem: &ExpertProblem,
+        omega_bar: &[f64],
+    ) -> Result<RowGradient, ConstraintError> {
         let lambda = self.adjoint(omega_bar)?;
         let size = problem.size();
         let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
-        let omega = &self.omega;
-        let mut term_rows = vec![0.0; problem.term_rows().len()];
-        let mut offsets = vec![0.0; problem.offsets().len()];
+        let mut term_omega = vec![0.0; problem.offsets().len()];
+        let mut term_lambda = vec![0.0; problem.offsets().len()];
         let mut y = [0.0; pointwise::MAX_TERMS];
-        let mut a = [0.0; pointwise::MAX_TERMS];
-        let mut c = [0.0; pointwise::MAX_TERMS];
-        for (p, (rows, out)) in problem
+        for (p, ((rows, a), c)) in problem
             .term_rows()
             .chunks_exact(d * n)
-            .zip(term_rows.chunks_exact_mut(d * n))
+            .zip(term_omega.chunks_exact_mut(d))
+            .zip(term_lambda.chunks_exact_mut(d))
             .enumerate()
         {
             for (yj, row) in y.iter_mut().zip(rows.chunks_exact(n)) {
                 *yj = dense::dot(row, &lambda);
             }
-            a[..d].fill(0.0);
-            c[..d].fill(0.0);
+            // a_j = Σ_e F_j Σ_l F_l y_l + F Σ_l F_jl y_l, c_j = Σ_e F F_j;
+            // Ā_j = −(a_j ω* + c_j λ).
             for e in 0..m {
                 let q = p * m + e;
                 let f = self.values[q];
@@ -186,38 +195,85 @@ impl Sensitivity {
                 let s = dense::dot(g, &y[..d]);
                 for j in 0..d {
                     let t = dense::dot(&h[j * d..(j + 1) * d], &y[..d]);
-                    a[j] += g[j] * s + f * t;
-                    c[j] += f * g[j];
+                    a[j] -= g[j] * s + f * t;
+                    c[j] -= f * g[j];
                 }
-            }
-            for (j, row) in out.chunks_exact_mut(n).enumerate() {
-                for ((o, w), l) in row.iter_mut().zip(omega).zip(&lambda) {
-                    *o = -(a[j] * w + c[j] * l);
-                }
-                offsets[p * d + j] = -a[j];
             }
         }
-        let mut linear = vec![0.0; problem.linear().len()];
-        let mut linear_rhs = vec![0.0; problem.n_linear()];
-        for (((row, out), &r), cbar) in problem
+        // L̄_i = −(r_i λ + (Lλ)_i ω*).
+        let mut linear_omega = vec![0.0; problem.n_linear()];
+        let mut linear_lambda = vec![0.0; problem.n_linear()];
+        for (((row, &r), lo), ll) in problem
             .linear()
             .chunks_exact(n)
-            .zip(linear.chunks_exact_mut(n))
             .zip(&self.linear_residual)
-            .zip(&mut linear_rhs)
+            .zip(&mut linear_omega)
+            .zip(&mut linear_lambda)
         {
-            let l_lambda = dense::dot(row, &lambda);
-            for ((o, l), w) in out.iter_mut().zip(&lambda).zip(omega) {
-                *o = -(r * l + l_lambda * w);
-            }
-            *cbar = l_lambda;
+            *lo = -dense::dot(row, &lambda);
+            *ll = -r;
         }
-        Ok(ProblemGradient {
-            term_rows,
-            offsets,
-            linear,
-            linear_rhs,
+        Ok(RowGradient {
+            omega: self.omega.clone(),
+            lambda,
+            term_omega,
+            term_lambda,
+            linear_omega,
+            linear_lambda,
         })
+    }
+}
+
+/// [`ProblemGradient`] in compact form. At fixed `ω*` and `λ = H⁻¹ω̄`, the
+/// gradient of every term row and every linear row is a combination of the same
+/// two vectors:
+///
+/// ```text
+/// Ā_j[p] = term_omega[p, j]·ω* + term_lambda[p, j]·λ     b̄_j[p] = term_omega[p, j]
+/// L̄_i    = linear_omega[i]·ω*  + linear_lambda[i]·λ      c̄_i    = −linear_omega[i]
+/// ```
+///
+/// Why it matters: the constraint layer maps row gradients back to the basis
+/// through the term operators, which act on every basis channel alike. In this
+/// form it pulls back two scalar fields per expert instead of `N` channels, and
+/// never materialises the `[P, d, N]` gradient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowGradient {
+    /// `ω*`, `[N]`.
+    pub omega: Vec<f64>,
+    /// `λ = H⁻¹ω̄`, `[N]`.
+    pub lambda: Vec<f64>,
+    /// Coefficients of `ω*` in the term-row gradients, `[P, d]`.
+    pub term_omega: Vec<f64>,
+    /// Coefficients of `λ` in the term-row gradients, `[P, d]`.
+    pub term_lambda: Vec<f64>,
+    /// Coefficients of `ω*` in the linear-row gradients, `[R]`.
+    pub linear_omega: Vec<f64>,
+    /// Coefficients of `λ` in the linear-row gradients, `[R]`.
+    pub linear_lambda: Vec<f64>,
+}
+
+impl RowGradient {
+    /// The gradient in the problem's own layout.
+    pub fn to_dense(&self) -> ProblemGradient {
+        let expand = |c_omega: &[f64], c_lambda: &[f64]| -> Vec<f64> {
+            c_omega
+                .iter()
+                .zip(c_lambda)
+                .flat_map(|(&a, &c)| {
+                    self.omega
+                        .iter()
+                        .zip(&self.lambda)
+                        .map(move |(w, l)| a * w + c * l)
+                })
+                .collect()
+        };
+        ProblemGradient {
+            term_rows: expand(&self.term_omega, &self.term_lambda),
+            offsets: self.term_omega.clone(),
+            linear: expand(&self.linear_omega, &self.linear_lambda),
+            linear_rhs: self.linear_omega.iter().map(|x| -x).collect(),
+        }
     }
 }
 

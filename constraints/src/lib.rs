@@ -5,7 +5,7 @@
 //! The path of one expert: build an [`ExpertProblem`] (rows gathered at its
 //! sampled points), solve it with [`LevenbergMarquardt`] (an [`LmSolution`] with an
 //! [`LmStatus`]), then build a [`Sensitivity`] at `ω*` and ask it for the
-//! [`ProblemGradient`] of any upstream `ω̄`. [`FieldResidual`] is the full-grid
+//! [`ProblemGradient`] (or its compact [`RowGradient`]) of any upstream `ω̄`. [`FieldResidual`] is the full-grid
 //! PDE residual the physics loss needs.
 
 mod dense;
@@ -21,8 +21,8 @@ pub mod status;
 
 pub use error::ConstraintError;
 pub use field_residual::FieldResidual;
-pub use ift::{HessianMode, ProblemGradient, Sensitivity};
+pub use ift::{HessianMode, ProblemGradient, RowGradient, Sensitivity};
 pub use lm::{InitialGuess, LevenbergMarquardt, LmSolution};
-pub use pde::{LinearRow, Pde, Term};
+pub use pde::{LinearRow, Pde, Term, residual_term_count};
 pub use problem::{DEFAULT_RIDGE, ExpertProblem, ProblemSize};
 pub use status::{LmStatus, StopReason};

@@ -54,9 +54,21 @@ pub trait Pde: Send + Sync {
         1
     }
 
-    /// The pointwise residual: `z` holds one value per term, `out` receives
-    /// [`Pde::n_equations`] residuals. Generic over the number type so one
-    /// definition yields value, gradient and Hessian.
+    /// How many terms — the first ones, in [`Pde::terms`] order — the pointwise
+    /// residual reads; `None` (the default) means all of them. Terms after these
+    /// enter only linear rows (diffusion–sorption's `u_x`, used by its Robin
+    /// boundary row alone). Declaring them keeps the solver from storing and
+    /// streaming them at every sampled point: the term rows are the data each
+    /// Levenberg–Marquardt iteration reads, so an unused term costs `1/d` of the
+    /// solve.
+    fn residual_terms(&self) -> Option<usize> {
+        None
+    }
+
+    /// The pointwise residual: `z` holds one value per residual term (the first
+    /// [`Pde::residual_terms`] terms), `out` receives [`Pde::n_equations`]
+    /// residuals. Generic over the number type so one definition yields value,
+    /// gradient and Hessian.
     fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]);
 
     /// Initial/boundary-condition rows for one sample with initial condition `ic`
@@ -85,5 +97,59 @@ pub trait Pde: Send + Sync {
     ) -> Result<Option<Vec<f64>>, ConstraintError> {
         let _ = (grid, ic);
         Ok(None)
+    }
+}
+
+/// The number of residual terms `d_r` of `pde` when it declares `n_terms` terms
+/// in all: [`Pde::residual_terms`], checked to lie in `1..=n_terms` (all terms
+/// when it says `None`).
+pub fn residual_term_count<P: Pde + ?Sized>(
+    pde: &P,
+    n_terms: usize,
+) -> Result<usize, ConstraintError> {
+    match pde.residual_terms() {
+        None => Ok(n_terms),
+        Some(d) if (1..=n_terms).contains(&d) => Ok(d),
+        Some(d) => Err(ConstraintError::ShapeMismatch {
+            what: "residual terms (1..=number of terms)",
+            expected: vec![n_terms],
+            got: vec![d],
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PDE that declares a given number of residual terms (and nothing else).
+    struct Declares(Option<usize>);
+
+    impl Pde for Declares {
+        fn terms(&self, _: &Grid) -> Result<Vec<Term>, ConstraintError> {
+            Ok(Vec::new())
+        }
+        fn residual_terms(&self) -> Option<usize> {
+            self.0
+        }
+        fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]) {
+            out[0] = z[0];
+        }
+        fn linear_rows(&self, _: &Grid, _: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn residual_term_count_defaults_to_all_and_rejects_out_of_range() {
+        assert_eq!(residual_term_count(&Declares(None), 4).unwrap(), 4);
+        assert_eq!(residual_term_count(&Declares(Some(1)), 4).unwrap(), 1);
+        assert_eq!(residual_term_count(&Declares(Some(4)), 4).unwrap(), 4);
+        for bad in [0, 5] {
+            assert!(matches!(
+                residual_term_count(&Declares(Some(bad)), 4),
+                Err(ConstraintError::ShapeMismatch { .. })
+            ));
+        }
     }
 }

@@ -175,6 +175,11 @@ impl Pde for DiffusionSorption {
         ])
     }
 
+    /// `u`, `u_t`, `u_xx`: `u_x` enters only the right boundary row.
+    fn residual_terms(&self) -> Option<usize> {
+        Some(Self::U_X)
+    }
+
     fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]) {
         let (u, u_t, u_xx) = (z[Self::U], z[Self::U_T], z[Self::U_XX]);
         out[0] = u_t - u_xx * self.params.d / self.retardation(u);

@@ -150,6 +150,10 @@ impl Pde for AnyPde {
         forward!(self, p => p.n_equations())
     }
 
+    fn residual_terms(&self) -> Option<usize> {
+        forward!(self, p => p.residual_terms())
+    }
+
     fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]) {
         forward!(self, p => p.residual(z, out))
     }
