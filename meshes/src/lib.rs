@@ -14,7 +14,7 @@
 //! | [`Shape`] | row-major index arithmetic: `dims`, `len`, `strides`, `flat`, `unflat`, `around_axis` |
 //! | [`Axis`] | one axis: `linspace`, `cell_centres`, `periodic`; `coords`, `normalised`, `spacing`, `length` |
 //! | [`Grid`] | `t, x, (y)` grids: `uniform_tx`, `uniform_txy`, `new`; `coordinates`, `normalised_coordinates` |
-//! | [`LinearOperator`] | `shape`, `apply`, `apply_adjoint` (+ `apply_to_vec`, `apply_adjoint_to_vec`) |
+//! | [`LinearOperator`] | `shape`, `apply`, `apply_adjoint` (+ `apply_to_vec`, `apply_adjoint_to_vec`); `apply_at` (rows at chosen points, strided) and `is_local` (whether that is cheap); [`ops::gather_rows`] |
 //! | [`FiniteDifference`], [`FdScheme`] | `first`/`second` (grid spacing), `first_with_spacing`/`second_with_spacing`, `from_matrix`; schemes `Reference` (numpy `edge_order=1`), `SecondOrder`, `Periodic` |
 //! | [`AxisMatrix`] | the sparse 1-D stencil matrix FD operators stream along an axis |
 //! | [`FourierMultiplier`] | spectral `derivative(grid, axis, order)`, `laplacian`, `inverse_laplacian`, `new(grid, axes, m(k))` |

@@ -137,31 +137,50 @@ impl AxisMatrix {
         );
         for (src, dst) in input.chunks_exact(block).zip(out.chunks_exact_mut(block)) {
             for (i, dst_row) in dst.chunks_exact_mut(inner).enumerate() {
-                let (cols, weights) = self.row(i);
-                let line = |j: usize| &src[cols[j] * inner..][..inner];
-                match cols.len() {
-                    0 => dst_row.fill(0.0),
-                    1 => {
-                        let (w0, a) = (weights[0], line(0));
-                        dst_row.iter_mut().zip(a).for_each(|(d, &a)| *d = w0 * a);
-                    }
-                    2 => {
-                        let (w0, a, w1, b) = (weights[0], line(0), weights[1], line(1));
-                        for ((d, &a), &b) in dst_row.iter_mut().zip(a).zip(b) {
-                            *d = w0 * a + w1 * b;
-                        }
-                    }
-                    _ => {
-                        let (w0, a, w1, b) = (weights[0], line(0), weights[1], line(1));
-                        let (w2, c) = (weights[2], line(2));
-                        for (((d, &a), &b), &c) in dst_row.iter_mut().zip(a).zip(b).zip(c) {
-                            *d = w0 * a + w1 * b + w2 * c;
-                        }
-                        for (j, &w) in weights.iter().enumerate().skip(3) {
-                            let x = line(j);
-                            dst_row.iter_mut().zip(x).for_each(|(d, &x)| *d += w * x);
-                        }
-                    }
+                self.combine_row(i, |col| &src[col * inner..][..inner], dst_row);
+            }
+        }
+    }
+
+    /// `dst = Σ_j M[i, j] · line(j)`, where `line(j)` is the input line at column
+    /// `j` (at least `dst.len()` values): one output row of
+    /// [`AxisMatrix::apply_along`], shared with the point-wise evaluation of
+    /// finite differences so that both give bit-identical values.
+    ///
+    /// # Panics
+    /// If `i >= self.len()` or a line is shorter than `dst`.
+    #[track_caller]
+    #[inline]
+    pub(crate) fn combine_row<'a>(
+        &self,
+        i: usize,
+        line: impl Fn(usize) -> &'a [f64],
+        dst: &mut [f64],
+    ) {
+        let (cols, weights) = self.row(i);
+        let len = dst.len();
+        let line = |j: usize| &line(cols[j])[..len];
+        match cols.len() {
+            0 => dst.fill(0.0),
+            1 => {
+                let (w0, a) = (weights[0], line(0));
+                dst.iter_mut().zip(a).for_each(|(d, &a)| *d = w0 * a);
+            }
+            2 => {
+                let (w0, a, w1, b) = (weights[0], line(0), weights[1], line(1));
+                for ((d, &a), &b) in dst.iter_mut().zip(a).zip(b) {
+                    *d = w0 * a + w1 * b;
+                }
+            }
+            _ => {
+                let (w0, a, w1, b) = (weights[0], line(0), weights[1], line(1));
+                let (w2, c) = (weights[2], line(2));
+                for (((d, &a), &b), &c) in dst.iter_mut().zip(a).zip(b).zip(c) {
+                    *d = w0 * a + w1 * b + w2 * c;
+                }
+                for (j, &w) in weights.iter().enumerate().skip(3) {
+                    let x = line(j);
+                    dst.iter_mut().zip(x).for_each(|(d, &x)| *d += w * x);
                 }
             }
         }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::ops::{LinearOperator, check_field_lengths, check_same_shape};
+use crate::ops::{LinearOperator, check_field_lengths, check_point_rows, check_same_shape};
 use crate::{MeshError, Shape};
 
 /// `D = Σ c_i D_i` for operators on one grid — e.g. `Δ = ∂xx + ∂yy`, or `u − D·u_x`
@@ -86,6 +86,54 @@ impl LinearOperator for LinearCombination {
     #[track_caller]
     fn apply_adjoint(&self, input: &[f64], channels: usize, out: &mut [f64]) {
         self.run(input, channels, out, |d, i, c, o| d.apply_adjoint(i, c, o));
+    }
+
+    /// The parts' rows combined in the order [`LinearCombination::apply`] uses
+    /// (first part scaled, then each further part added through a scratch row
+    /// block), so both give the same values.
+    #[track_caller]
+    fn apply_at(
+        &self,
+        input: &[f64],
+        channels: usize,
+        points: &[usize],
+        out: &mut [f64],
+        stride: usize,
+    ) {
+        check_point_rows(&self.shape, input, channels, points, out, stride);
+        if channels == 0 {
+            return;
+        }
+        // The `channels` values of each output row.
+        fn rows(
+            out: &mut [f64],
+            n_rows: usize,
+            stride: usize,
+            channels: usize,
+        ) -> impl Iterator<Item = &mut [f64]> {
+            out.chunks_mut(stride)
+                .take(n_rows)
+                .map(move |row| &mut row[..channels])
+        }
+        let (c0, op0) = &self.terms[0];
+        op0.apply_at(input, channels, points, out, stride);
+        for row in rows(out, points.len(), stride, channels) {
+            row.iter_mut().for_each(|v| *v *= c0);
+        }
+        let mut scratch = vec![0.0; points.len() * channels];
+        for (c, op) in &self.terms[1..] {
+            op.apply_at(input, channels, points, &mut scratch, channels);
+            for (row, s) in
+                rows(out, points.len(), stride, channels).zip(scratch.chunks_exact(channels))
+            {
+                row.iter_mut().zip(s).for_each(|(o, s)| *o += c * s);
+            }
+        }
+    }
+
+    /// Local when every part is.
+    fn is_local(&self) -> bool {
+        self.terms.iter().all(|(_, op)| op.is_local())
     }
 }
 

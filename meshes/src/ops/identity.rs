@@ -1,7 +1,7 @@
 //! The identity operator: the term `u` itself.
 
 use crate::Shape;
-use crate::ops::{LinearOperator, check_field_lengths};
+use crate::ops::{LinearOperator, check_field_lengths, check_point_rows, gather_rows};
 
 /// `D = I` on fields of one shape — the PDE term `u`, and the neutral element for
 /// building sums such as `u − D·u_x`.
@@ -33,6 +33,24 @@ impl LinearOperator for Identity {
     #[track_caller]
     fn apply_adjoint(&self, input: &[f64], channels: usize, out: &mut [f64]) {
         self.apply(input, channels, out);
+    }
+
+    /// A copy of the requested rows.
+    #[track_caller]
+    fn apply_at(
+        &self,
+        input: &[f64],
+        channels: usize,
+        points: &[usize],
+        out: &mut [f64],
+        stride: usize,
+    ) {
+        check_point_rows(&self.shape, input, channels, points, out, stride);
+        gather_rows(input, channels, points, out, stride);
+    }
+
+    fn is_local(&self) -> bool {
+        true
     }
 }
 

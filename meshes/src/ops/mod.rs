@@ -3,7 +3,9 @@
 //! The hard-constraint layer builds every PDE term as `A_j = D_j B` for a basis
 //! `B` with `N` channels, and its backward pass needs `B̄ += D_jᵀ Ā_j`; so every
 //! operator here implements both directions, and the tests check
-//! `⟨D a, b⟩ = ⟨a, Dᵀ b⟩`.
+//! `⟨D a, b⟩ = ⟨a, Dᵀ b⟩`. Experts need `D_j B` only at their sampled points:
+//! [`LinearOperator::apply_at`] evaluates those rows alone where the operator is
+//! local (finite differences, identity, scaling and their combinations).
 //!
 //! | file | holds |
 //! |---|---|
@@ -47,6 +49,43 @@ pub trait LinearOperator: Send + Sync + std::fmt::Debug {
     /// As [`LinearOperator::apply`].
     fn apply_adjoint(&self, input: &[f64], channels: usize, out: &mut [f64]);
 
+    /// Rows `points` of `D · input`: row `i` (the value at grid point `points[i]`,
+    /// `channels` values) is written to `out[i * stride .. i * stride + channels]`;
+    /// the other entries of `out` are untouched.
+    ///
+    /// Why: a mixture of experts needs the terms `D_j B` only at its sampled
+    /// points, and writing them with a stride puts the rows of several terms
+    /// straight into one interleaved `[points, terms, channels]` block. Points may
+    /// come in any order and repeat. Local operators (see
+    /// [`LinearOperator::is_local`]) evaluate only the requested rows; the default
+    /// applies `D` to the whole field and copies the rows out.
+    ///
+    /// # Panics
+    /// If `input` does not hold `shape().len() * channels` values, `stride` is
+    /// below `channels`, `out` is too short for the last row, or a point is not
+    /// below `shape().len()`.
+    #[track_caller]
+    fn apply_at(
+        &self,
+        input: &[f64],
+        channels: usize,
+        points: &[usize],
+        out: &mut [f64],
+        stride: usize,
+    ) {
+        check_point_rows(self.shape(), input, channels, points, out, stride);
+        let full = self.apply_to_vec(input, channels);
+        gather_rows(&full, channels, points, out, stride);
+    }
+
+    /// Whether [`LinearOperator::apply_at`] costs in proportion to the number of
+    /// points (each row reads a bounded neighbourhood of its point) rather than a
+    /// full-grid apply. Callers that evaluate a non-local operator at many point
+    /// sets apply it once to the whole field and gather its rows instead.
+    fn is_local(&self) -> bool {
+        false
+    }
+
     /// `D · input` into a new vector: convenient where the output is not reused.
     ///
     /// # Panics
@@ -85,6 +124,86 @@ pub(crate) fn check_field_lengths(shape: &Shape, input: &[f64], channels: usize,
         out.len(),
         shape.dims(),
     );
+}
+
+/// Rows `points` of a field (`channels` values per point) copied to
+/// `out[i * stride ..]`, as [`LinearOperator::apply_at`] lays them out: the
+/// identity's `apply_at`, and how callers read rows of a field they applied a
+/// non-local operator to once.
+///
+/// # Panics
+/// If `field`'s length is not a multiple of `channels`, or as
+/// [`LinearOperator::apply_at`] for `stride`, `out` and the points.
+#[track_caller]
+pub fn gather_rows(
+    field: &[f64],
+    channels: usize,
+    points: &[usize],
+    out: &mut [f64],
+    stride: usize,
+) {
+    if channels == 0 {
+        return;
+    }
+    assert!(
+        field.len().is_multiple_of(channels),
+        "field of {} values is not a whole number of {channels}-channel points",
+        field.len()
+    );
+    check_point_rows(
+        &Shape::new(&[field.len() / channels]),
+        field,
+        channels,
+        points,
+        out,
+        stride,
+    );
+    for (i, &p) in points.iter().enumerate() {
+        out[i * stride..][..channels].copy_from_slice(&field[p * channels..][..channels]);
+    }
+}
+
+/// Checks the arguments of [`LinearOperator::apply_at`]: one shared message for
+/// each programmer error.
+///
+/// # Panics
+/// If `input` does not hold `shape.len() * channels` values, `stride < channels`,
+/// `out` cannot hold row `points.len() − 1`, or a point is out of range.
+#[track_caller]
+pub(crate) fn check_point_rows(
+    shape: &Shape,
+    input: &[f64],
+    channels: usize,
+    points: &[usize],
+    out: &[f64],
+    stride: usize,
+) {
+    let expected = shape.len() * channels;
+    assert!(
+        input.len() == expected,
+        "input field of {} values does not match shape {:?} with {channels} channels ({expected} values)",
+        input.len(),
+        shape.dims(),
+    );
+    assert!(
+        stride >= channels,
+        "row stride {stride} is below the {channels} channels of a row"
+    );
+    if let Some(last) = points.len().checked_sub(1) {
+        let needed = last * stride + channels;
+        assert!(
+            out.len() >= needed,
+            "output of {} values cannot hold {} rows of {channels} values at stride {stride} ({needed} needed)",
+            out.len(),
+            points.len(),
+        );
+    }
+    if let Some(&bad) = points.iter().find(|&&p| p >= shape.len()) {
+        panic!(
+            "point {bad} out of range for a grid of {} points",
+            shape.len()
+        );
+    }
 }
 
 /// Checks that an operator built elsewhere acts on the expected shape; used by the

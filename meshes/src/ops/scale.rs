@@ -1,6 +1,6 @@
 //! Pointwise scaling by a weight field: `(S u)(p) = w(p) · u(p)`.
 
-use crate::ops::{LinearOperator, check_field_lengths};
+use crate::ops::{LinearOperator, check_field_lengths, check_point_rows};
 use crate::{MeshError, Shape};
 
 /// Multiplication by a per-point weight `w(p)`, the same for every channel — e.g.
@@ -91,6 +91,29 @@ impl LinearOperator for Scale {
     #[track_caller]
     fn apply_adjoint(&self, input: &[f64], channels: usize, out: &mut [f64]) {
         self.apply(input, channels, out);
+    }
+
+    /// The requested rows times their points' weights.
+    #[track_caller]
+    fn apply_at(
+        &self,
+        input: &[f64],
+        channels: usize,
+        points: &[usize],
+        out: &mut [f64],
+        stride: usize,
+    ) {
+        check_point_rows(&self.shape, input, channels, points, out, stride);
+        for (k, &p) in points.iter().enumerate() {
+            let w = self.weights[p];
+            let src = &input[p * channels..][..channels];
+            let dst = &mut out[k * stride..][..channels];
+            dst.iter_mut().zip(src).for_each(|(d, &s)| *d = w * s);
+        }
+    }
+
+    fn is_local(&self) -> bool {
+        true
     }
 }
 
