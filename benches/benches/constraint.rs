@@ -67,7 +67,7 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("fwd+bwd/{name}"), |bench| {
             bench.iter(|| {
                 let f = layer.forward(black_box(&b), N, &[&ic], 0).expect("forward");
-                black_box(layer.backward(&f, &u_bar).expect("backward"))
+                black_box(layer.backward(&f, &b, &u_bar).expect("backward"))
             })
         });
     }

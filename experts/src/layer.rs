@@ -3,36 +3,43 @@
 //!
 //! Per sample `b` with basis `B_b` (`[grid points, N]`) and initial condition `ic_b`:
 //!
-//! 1. `SB = S(B_b)` (`S` from [`Pde::solution_map`], identity if `None`), offset
-//!    `s₀` from [`Pde::solution_offset`];
-//! 2. term fields `A_j = D_j SB`, `b_j = D_j s₀` on the full grid;
-//! 3. for every expert `k`: gather its rows at its sampled points plus its linear
-//!    rows ([`crate::router`]), solve with Levenberg–Marquardt;
-//! 4. `u = Σ_k 1_{Ω_k} ⊙ (SB ω_k*) + s₀`.
+//! 1. `SB = S(B_b)` (`S` from [`Pde::solution_map`]; without one, `B_b` itself is
+//!    used, never copied), offset `s₀` from [`Pde::solution_offset`];
+//! 2. for every expert `k`: its problem built directly at its sampled points and
+//!    linear rows ([`crate::terms`]: `A_j = D_j SB`, `b_j = D_j s₀` evaluated there
+//!    only), solved with Levenberg–Marquardt;
+//! 3. `u = Σ_k 1_{Ω_k} ⊙ (SB ω_k*) + s₀`.
 //!
-//! The backward pass takes `ū = ∂L/∂u` and returns `B̄ = ∂L/∂B` through both paths:
-//! the direct one (`u` is linear in `SB` at fixed `ω*`) and the implicit one through
-//! `ω_k*` (each expert's [`Sensitivity`], its term-row gradients scattered back to
-//! the grid, then `Σ_j D_jᵀ` and `Sᵀ`).
+//! The backward pass takes `ū = ∂L/∂u` and the same basis, and returns
+//! `B̄ = ∂L/∂B` through both paths: the direct one (`u` is linear in `SB` at fixed
+//! `ω*`) and the implicit one through `ω_k*` (each expert's [`Sensitivity`] in
+//! compact form, pulled back to the basis by [`crate::pullback`]).
 //!
 //! The sampled points are the same for every sample of a call and depend only on
 //! the configured seed, the expert and `stream` (pass the training step to
 //! resample each step). Parallelism: all `(sample, expert)` solves are spread over
-//! the caller's rayon pool (`pool.install(|| layer.forward(…))`); the result is
-//! bit-identical for any number of threads.
+//! the caller's rayon pool (`pool.install(|| layer.forward(…))`), and inside a
+//! sample the experts' problems and the full-grid passes are parallel too, so a
+//! batch of one uses every thread; the result is bit-identical for any number of
+//! threads.
+//!
+//! [`Sensitivity`]: tessera_constraints::Sensitivity
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use tessera_constraints::{
     DEFAULT_RIDGE, ExpertProblem, HessianMode, LevenbergMarquardt, LinearRow, LmSolution, LmStatus,
-    Pde, StopReason, Term, pointwise,
+    Pde, StopReason, Term, pointwise, residual_term_count,
 };
 use tessera_meshes::{Grid, LinearOperator};
 
-use crate::router::{self, Router, RowScope};
+use crate::pullback::{ExpertRows, PullBack};
+use crate::router::{Router, RowScope};
 use crate::runner::{self, BackwardJob};
-use crate::{ExpertsError, TermFields};
+use crate::terms::SampleTerms;
+use crate::{ExpertsError, POINTS_PER_TASK};
 
 /// Settings of a [`ConstraintLayer`]; [`LayerConfig::new`] fills the defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +81,8 @@ pub struct ConstraintLayer<P: Pde> {
     pde: Arc<P>,
     grid: Grid,
     terms: Vec<Term>,
+    /// How many of `terms` (the first ones) enter the residual: `d_r`.
+    n_residual: usize,
     solution_map: Option<Arc<dyn LinearOperator>>,
     router: Router,
     config: LayerConfig,
@@ -92,19 +101,20 @@ pub struct Forward {
     samples: Vec<SavedSample>,
 }
 
-/// One sample before its solves: `S B`, the offset `s₀`, the linear rows, and per
-/// expert the indices of its rows and its gathered problem.
-type PreparedSample = (
-    Vec<f64>,
-    Vec<f64>,
-    Vec<LinearRow>,
-    Vec<(Vec<usize>, ExpertProblem)>,
-);
+/// One sample before its solves.
+struct PreparedSample<'a> {
+    /// `S B`, `[grid points, N]`: the basis itself when there is no solution map.
+    solution: Cow<'a, [f64]>,
+    /// `s₀`, `[grid points]`, if the PDE has one.
+    offset: Option<Vec<f64>>,
+    /// The sample's linear rows.
+    rows: Vec<LinearRow>,
+    /// Per expert: indices into `rows` and its problem.
+    experts: Vec<(Vec<usize>, ExpertProblem)>,
+}
 
 /// One sample's forward state kept for the backward pass.
 struct SavedSample {
-    /// `S B`, `[grid points, N]`.
-    solution: Vec<f64>,
     /// The sample's linear rows.
     rows: Vec<LinearRow>,
     /// Per expert: indices into `rows`, the problem and its solution.
@@ -167,6 +177,7 @@ impl<P: Pde> ConstraintLayer<P> {
                 got: vec![terms.len()],
             });
         }
+        let n_residual = residual_term_count(pde.as_ref(), terms.len())?;
         let solution_map = pde.solution_map(&grid)?;
         let shapes = terms
             .iter()
@@ -200,6 +211,7 @@ impl<P: Pde> ConstraintLayer<P> {
             pde,
             grid,
             terms,
+            n_residual,
             solution_map,
             router,
             config,
@@ -229,6 +241,12 @@ impl<P: Pde> ConstraintLayer<P> {
     /// The PDE's terms on this grid.
     pub fn terms(&self) -> &[Term] {
         &self.terms
+    }
+
+    /// How many terms (the first ones) enter the residual and the problems' term
+    /// rows (`d_r`, from [`Pde::residual_terms`]).
+    pub fn n_residual(&self) -> usize {
+        self.n_residual
     }
 
     /// The forward pass for a batch.
@@ -264,10 +282,11 @@ impl<P: Pde> ConstraintLayer<P> {
             });
         }
         let points: Vec<Arc<Vec<usize>>> = (0..k_experts)
+            .into_par_iter()
             .map(|k| self.router.sample(k, stream).map(Arc::new))
             .collect::<Result<_, _>>()?;
-        // Per sample: rows, offset, S B and the experts' gathered problems.
-        let prepared: Vec<PreparedSample> = (0..batch)
+        // Per sample: rows, offset, S B and the experts' problems.
+        let prepared: Vec<PreparedSample<'_>> = (0..batch)
             .into_par_iter()
             .with_max_len(1)
             .map(|b| {
@@ -281,50 +300,42 @@ impl<P: Pde> ConstraintLayer<P> {
             .collect::<Result<_, _>>()?;
         let problems: Vec<&ExpertProblem> = prepared
             .iter()
-            .flat_map(|s| s.3.iter().map(|(_, p)| p))
+            .flat_map(|s| s.experts.iter().map(|(_, p)| p))
             .collect();
         let solutions = runner::solve_experts(self.pde.as_ref(), &problems, &self.config.lm)?;
-        let mut solutions = solutions.into_iter();
-        let mut samples = Vec::with_capacity(batch);
-        let mut offsets = Vec::with_capacity(batch);
-        for (solution, offset, rows, experts) in prepared {
-            let experts = experts
-                .into_iter()
-                .zip(&points)
-                .map(|((row_ids, problem), pts)| SavedExpert {
-                    points: Arc::clone(pts),
-                    rows: row_ids,
-                    problem,
-                    solution: solutions.next().expect("one solution per problem"),
-                })
-                .collect();
-            samples.push(SavedSample {
-                solution,
-                rows,
-                experts,
-            });
-            offsets.push(offset);
-        }
-        let u_parts: Vec<Vec<f64>> = samples
-            .par_iter()
-            .zip(&offsets)
+        let mut u = vec![0.0; batch * g];
+        u.par_chunks_mut(g)
+            .zip(&prepared)
+            .zip(solutions.par_chunks(k_experts))
             .with_max_len(1)
-            .map(|(s, offset)| self.assemble(s, offset, n_basis))
-            .collect();
-        let weights = samples
+            .for_each(|((u, sample), solutions)| {
+                self.assemble(sample, solutions, n_basis, u);
+            });
+        let weights = solutions
             .iter()
-            .flat_map(|s| {
-                s.experts
-                    .iter()
-                    .flat_map(|e| e.solution.omega.iter().copied())
+            .flat_map(|s| s.omega.iter().copied())
+            .collect();
+        let statuses = solutions.iter().map(|s| s.status).collect();
+        let mut solutions = solutions.into_iter();
+        let samples = prepared
+            .into_iter()
+            .map(|sample| SavedSample {
+                rows: sample.rows,
+                experts: sample
+                    .experts
+                    .into_iter()
+                    .zip(&points)
+                    .map(|((row_ids, problem), pts)| SavedExpert {
+                        points: Arc::clone(pts),
+                        rows: row_ids,
+                        problem,
+                        solution: solutions.next().expect("one solution per problem"),
+                    })
+                    .collect(),
             })
             .collect();
-        let statuses = samples
-            .iter()
-            .flat_map(|s| s.experts.iter().map(|e| e.solution.status))
-            .collect();
         Ok(Forward {
-            u: u_parts.concat(),
+            u,
             weights,
             statuses,
             batch,
@@ -334,15 +345,29 @@ impl<P: Pde> ConstraintLayer<P> {
     }
 
     /// The backward pass: `B̄ = ∂L/∂B`, `[batch, grid points, N]`, for
-    /// `u_bar = ∂L/∂u`, `[batch, grid points]`.
+    /// `u_bar = ∂L/∂u`, `[batch, grid points]`. `basis` must be the basis
+    /// `forward` was computed from (`[batch, grid points, N]`): the forward pass
+    /// keeps no copy of it.
     ///
-    /// Errors: a wrong `u_bar` length, NaN/Inf in `u_bar`, or an expert whose
-    /// forward solve stopped with [`StopReason::NonFinite`] or
+    /// Errors: a wrong `basis` or `u_bar` length, NaN/Inf in `u_bar`, or an expert
+    /// whose forward solve stopped with [`StopReason::NonFinite`] or
     /// [`StopReason::Singular`] ([`ExpertsError::ExpertFailed`]). Experts that hit
     /// the iteration limit are differentiated at their last iterate (as the
     /// reference, which runs with `throw=False`).
-    pub fn backward(&self, forward: &Forward, u_bar: &[f64]) -> Result<Vec<f64>, ExpertsError> {
-        let (g, n) = (self.grid.len(), forward.n_basis);
+    pub fn backward(
+        &self,
+        forward: &Forward,
+        basis: &[f64],
+        u_bar: &[f64],
+    ) -> Result<Vec<f64>, ExpertsError> {
+        let (g, n, k_experts) = (self.grid.len(), forward.n_basis, self.n_experts());
+        if basis.len() != forward.batch * g * n {
+            return Err(ExpertsError::ShapeMismatch {
+                what: "basis [batch, grid points, N]",
+                expected: vec![forward.batch, g, n],
+                got: vec![basis.len()],
+            });
+        }
         if u_bar.len() != forward.batch * g {
             return Err(ExpertsError::ShapeMismatch {
                 what: "u_bar [batch, grid points]",
@@ -356,34 +381,31 @@ impl<P: Pde> ConstraintLayer<P> {
         for (i, status) in forward.statuses.iter().enumerate() {
             if matches!(status.reason, StopReason::NonFinite | StopReason::Singular) {
                 return Err(ExpertsError::ExpertFailed {
-                    sample: i / self.n_experts(),
-                    expert: i % self.n_experts(),
+                    sample: i / k_experts,
+                    expert: i % k_experts,
                     reason: status.reason,
                 });
             }
         }
-        // ω̄_k = Σ_{p ∈ Ω_k} ū[p] SB[p], per (sample, expert).
-        let omega_bars: Vec<Vec<f64>> = (0..forward.samples.len() * self.n_experts())
-            .into_par_iter()
+        let pull_back = PullBack {
+            terms: &self.terms,
+            n_residual: self.n_residual,
+            owners: self.router.owners(),
+            n_experts: k_experts,
+            solution_map: self.solution_map.as_deref(),
+        };
+        // ω̄_k per sample, [K, N] each.
+        let omega_bars: Vec<Vec<f64>> = basis
+            .par_chunks(g * n)
+            .zip(u_bar.par_chunks(g))
             .with_max_len(1)
-            .map(|i| {
-                let (b, k) = (i / self.n_experts(), i % self.n_experts());
-                let sb = &forward.samples[b].solution;
-                let ub = &u_bar[b * g..(b + 1) * g];
-                let mut w = vec![0.0; n];
-                for &p in self.router.tiling().tile_points(k) {
-                    for (o, x) in w.iter_mut().zip(&sb[p * n..(p + 1) * n]) {
-                        *o += ub[p] * x;
-                    }
-                }
-                w
-            })
+            .map(|(b, ub)| pull_back.omega_bars(b, n, ub))
             .collect();
         let jobs: Vec<BackwardJob<'_>> = forward
             .samples
             .iter()
-            .flat_map(|s| s.experts.iter())
             .zip(&omega_bars)
+            .flat_map(|(s, bars)| s.experts.iter().zip(bars.chunks_exact(n)))
             .map(|(e, w)| BackwardJob {
                 problem: &e.problem,
                 omega: &e.solution.omega,
@@ -392,106 +414,94 @@ impl<P: Pde> ConstraintLayer<P> {
             .collect();
         let gradients =
             runner::differentiate_experts(self.pde.as_ref(), &jobs, self.config.hessian)?;
-        let per_sample: Vec<Vec<f64>> = forward
-            .samples
-            .par_iter()
-            .zip(gradients.par_chunks(self.n_experts()))
+        let mut basis_bar = vec![0.0; basis.len()];
+        basis_bar
+            .par_chunks_mut(g * n)
+            .zip(&forward.samples)
+            .zip(gradients.par_chunks(k_experts))
             .zip(u_bar.par_chunks(g))
             .with_max_len(1)
-            .map(|((sample, grads), ub)| {
-                let mut fields = TermFields::zeros(self.terms.len(), g, n);
-                for (expert, grad) in sample.experts.iter().zip(grads) {
-                    let rows: Vec<&LinearRow> =
-                        expert.rows.iter().map(|&i| &sample.rows[i]).collect();
-                    router::scatter(grad, &expert.points, &rows, &mut fields);
-                }
-                let mut sb_bar = fields.pull_back(&self.terms);
-                for (k, expert) in sample.experts.iter().enumerate() {
-                    for &p in self.router.tiling().tile_points(k) {
-                        for (o, w) in sb_bar[p * n..(p + 1) * n]
-                            .iter_mut()
-                            .zip(&expert.solution.omega)
-                        {
-                            *o += ub[p] * w;
-                        }
-                    }
-                }
-                match &self.solution_map {
-                    None => sb_bar,
-                    Some(s) => {
-                        let mut out = vec![0.0; sb_bar.len()];
-                        s.apply_adjoint(&sb_bar, n, &mut out);
-                        out
-                    }
-                }
-            })
-            .collect();
-        Ok(per_sample.concat())
+            .for_each(|(((out, sample), grads), ub)| {
+                let experts: Vec<ExpertRows<'_>> = sample
+                    .experts
+                    .iter()
+                    .zip(grads)
+                    .map(|(e, gradient)| ExpertRows {
+                        points: &e.points,
+                        row_ids: &e.rows,
+                        gradient,
+                    })
+                    .collect();
+                pull_back.basis_gradient(&sample.rows, &experts, ub, out);
+            });
+        Ok(basis_bar)
     }
 
-    /// Rows, offset `s₀`, `S B` and every expert's gathered problem for one sample.
-    fn prepare_sample(
+    /// `S B`, offset `s₀`, rows and every expert's problem for one sample, the
+    /// experts in parallel.
+    fn prepare_sample<'a>(
         &self,
-        basis: &[f64],
+        basis: &'a [f64],
         n_basis: usize,
         ic: &[f64],
         points: &[Arc<Vec<usize>>],
-    ) -> Result<PreparedSample, ExpertsError> {
-        let g = self.grid.len();
+    ) -> Result<PreparedSample<'a>, ExpertsError> {
         let rows = self.pde.linear_rows(&self.grid, ic)?;
-        router::check_rows(&rows, g, self.terms.len())?;
-        let offset = match self.pde.solution_offset(&self.grid, ic)? {
-            Some(s0) if s0.len() != g => {
-                return Err(ExpertsError::ShapeMismatch {
-                    what: "solution offset [grid points]",
-                    expected: vec![g],
-                    got: vec![s0.len()],
-                });
-            }
-            Some(s0) => s0,
-            None => vec![0.0; g],
-        };
+        let offset = self.pde.solution_offset(&self.grid, ic)?;
         let solution = match &self.solution_map {
-            None => basis.to_vec(),
-            Some(s) => {
-                let mut out = vec![0.0; basis.len()];
-                s.apply(basis, n_basis, &mut out);
-                out
-            }
+            None => Cow::Borrowed(basis),
+            Some(s) => Cow::Owned(s.apply_to_vec(basis, n_basis)),
         };
-        let fields = TermFields::from_solution(&self.terms, &solution, n_basis, Some(&offset));
+        let sample = SampleTerms::new(
+            &self.terms,
+            self.n_residual,
+            &solution,
+            n_basis,
+            offset.as_deref(),
+            &rows,
+        )?;
         let experts = points
             .par_iter()
             .enumerate()
             .with_max_len(1)
             .map(|(k, pts)| {
                 let row_ids = self.router.rows_for(k, &rows);
-                let chosen: Vec<&LinearRow> = row_ids.iter().map(|&i| &rows[i]).collect();
-                let problem = router::gather(
-                    &fields,
-                    pts,
-                    &chosen,
-                    self.pde.n_equations(),
-                    self.config.ridge,
-                )?;
+                let problem =
+                    sample.problem(pts, &row_ids, self.pde.n_equations(), self.config.ridge)?;
                 Ok((row_ids, problem))
             })
             .collect::<Result<_, ExpertsError>>()?;
-        Ok((solution, offset, rows, experts))
+        Ok(PreparedSample {
+            solution,
+            offset,
+            rows,
+            experts,
+        })
     }
 
-    /// `u = Σ_k 1_{Ω_k} ⊙ (SB ω_k) + s₀` for one sample.
-    fn assemble(&self, sample: &SavedSample, offset: &[f64], n: usize) -> Vec<f64> {
-        let mut u = offset.to_vec();
-        for (k, expert) in sample.experts.iter().enumerate() {
-            for &p in self.router.tiling().tile_points(k) {
-                u[p] += sample.solution[p * n..(p + 1) * n]
-                    .iter()
-                    .zip(&expert.solution.omega)
-                    .map(|(a, w)| a * w)
-                    .sum::<f64>();
-            }
-        }
-        u
+    /// `u = Σ_k 1_{Ω_k} ⊙ (SB ω_k) + s₀` for one sample into `u`, in parallel over
+    /// chunks of points.
+    fn assemble(
+        &self,
+        sample: &PreparedSample<'_>,
+        solutions: &[LmSolution],
+        n: usize,
+        u: &mut [f64],
+    ) {
+        let owners = self.router.owners();
+        u.par_chunks_mut(POINTS_PER_TASK)
+            .zip(sample.solution.par_chunks(POINTS_PER_TASK * n))
+            .zip(owners.par_chunks(POINTS_PER_TASK))
+            .enumerate()
+            .for_each(|(chunk, ((u, sb), owners))| {
+                let start = chunk * POINTS_PER_TASK;
+                for (q, ((uq, sbq), &owner)) in
+                    u.iter_mut().zip(sb.chunks_exact(n)).zip(owners).enumerate()
+                {
+                    let s0 = sample.offset.as_ref().map_or(0.0, |s0| s0[start + q]);
+                    let omega = &solutions[owner].omega;
+                    *uq = s0 + sbq.iter().zip(omega).map(|(a, w)| a * w).sum::<f64>();
+                }
+            });
     }
 }

@@ -1,10 +1,13 @@
 //! Mixture of constraint experts: the router splits the grid into tiles and
-//! gathers each expert's rows, the runner solves all `(sample, expert)` problems in
-//! parallel, and [`ConstraintLayer`] is the end-to-end differentiable layer
-//! (`forward`: basis → constrained solution; `backward`: `∂L/∂u` → `∂L/∂B`).
+//! samples each expert's points, [`SampleTerms`] builds each expert's problem at
+//! its points, the runner solves all `(sample, expert)` problems in parallel, and
+//! [`ConstraintLayer`] is the end-to-end differentiable layer (`forward`: basis →
+//! constrained solution; `backward`: `∂L/∂u` → `∂L/∂B`, pulled back in compact
+//! form by the `pullback` module).
 
 pub mod error;
 pub mod layer;
+mod pullback;
 pub mod router;
 pub mod runner;
 pub mod terms;
@@ -13,4 +16,10 @@ pub use error::ExpertsError;
 pub use layer::{ConstraintLayer, Forward, LayerConfig};
 pub use router::{Router, RowScope};
 pub use runner::{BackwardJob, differentiate_experts, solve_experts};
-pub use terms::TermFields;
+pub use terms::SampleTerms;
+
+/// How many points one rayon task handles in the passes that run in parallel over
+/// points (term rows at sampled points, full-grid passes). Fixed, never derived
+/// from the thread count, so every value is computed by the same operations in
+/// the same order for any number of threads; large enough to amortise a task.
+const POINTS_PER_TASK: usize = 1024;

@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 use tessera_constraints::{
-    ExpertProblem, HessianMode, LevenbergMarquardt, LmSolution, Pde, ProblemGradient, Sensitivity,
+    ExpertProblem, HessianMode, LevenbergMarquardt, LmSolution, Pde, RowGradient, Sensitivity,
 };
 
 use crate::ExpertsError;
@@ -39,17 +39,18 @@ pub struct BackwardJob<'a> {
     pub omega_bar: &'a [f64],
 }
 
-/// The problem gradient of every job, in parallel; `result[i]` belongs to `jobs[i]`.
+/// The problem gradient of every job in compact form ([`RowGradient`]: what the
+/// layer pulls back to the basis), in parallel; `result[i]` belongs to `jobs[i]`.
 pub fn differentiate_experts<P: Pde>(
     pde: &P,
     jobs: &[BackwardJob<'_>],
     mode: HessianMode,
-) -> Result<Vec<ProblemGradient>, ExpertsError> {
+) -> Result<Vec<RowGradient>, ExpertsError> {
     jobs.par_iter()
         .with_max_len(1)
         .map(|job| {
             let sensitivity = Sensitivity::new(pde, job.problem, job.omega, mode)?;
-            Ok(sensitivity.gradient(job.problem, job.omega_bar)?)
+            Ok(sensitivity.row_gradient(job.problem, job.omega_bar)?)
         })
         .collect()
 }

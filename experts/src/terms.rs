@@ -1,180 +1,265 @@
-//! The PDE's terms of one sample on the full grid: `A_j = D_j S B` (one field of
-//! `N` channels per term) and the affine offsets `b_j = D_j s₀`.
+//! The PDE's terms of one sample, evaluated only where the experts read them:
+//! `A_j = D_j S B` and the offsets `b_j = D_j s₀` at each expert's sampled points
+//! (the problem's term rows), and at the linear rows' points.
 //!
-//! They are computed once per sample on the whole grid (the operators are global:
-//! a derivative at a tile's edge needs its neighbours in the next tile) and then
-//! gathered at each expert's points by the router. Their gradients live in the
-//! same type, and [`TermFields::pull_back`] applies the adjoints `Σ_j D_jᵀ Ā_j`.
-//! The terms' operators run in parallel (in the caller's rayon pool): with a
-//! batch of one, these full-grid passes would otherwise hold a single core.
+//! Why not on the full grid: an expert's problem needs its `P` points only, and
+//! building `d` full-grid fields of `N` channels and then copying rows out of them
+//! moved far more memory than the rows themselves. A local operator (a stencil,
+//! see [`LinearOperator::is_local`]) is evaluated at the points directly, straight
+//! into the problem's interleaved `[P, d_r, N]` buffer. A non-local one (spectral)
+//! still needs the whole field: it is applied once per sample and its rows are
+//! gathered from there.
+//!
+//! Only the first `d_r` terms ([`tessera_constraints::Pde::residual_terms`]) enter
+//! the pointwise residual and are stored per point; the later ones only enter
+//! linear rows. The linear rows are the same for every expert of a sample (each
+//! gets all of them or the ones in its tile), so they are evaluated once per sample.
 
 use rayon::prelude::*;
-use tessera_constraints::Term;
+use tessera_constraints::{ConstraintError, ExpertProblem, LinearRow, ProblemSize, Term};
+use tessera_meshes::LinearOperator;
+use tessera_meshes::ops::gather_rows;
 
-use crate::ExpertsError;
+use crate::{ExpertsError, POINTS_PER_TASK};
 
-/// `d` term fields `[grid points, N]` and `d` offset fields `[grid points]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TermFields {
-    n_basis: usize,
-    n_points: usize,
-    values: Vec<Vec<f64>>,
-    offsets: Vec<Vec<f64>>,
+/// Where one term's values at any points come from.
+enum Source<'a> {
+    /// A local operator and its input, evaluated at the points themselves.
+    Local {
+        operator: &'a dyn LinearOperator,
+        input: &'a [f64],
+    },
+    /// A non-local operator's output on the full grid, computed once.
+    Field(Vec<f64>),
 }
 
-impl TermFields {
-    /// Term fields from their parts: `values[j]` is `[n_points, n_basis]`,
-    /// `offsets[j]` is `[n_points]`.
+impl<'a> Source<'a> {
+    /// `operator · input` as a source: evaluated lazily when local, on the full
+    /// grid now otherwise.
+    fn new(operator: &'a dyn LinearOperator, input: &'a [f64], channels: usize) -> Self {
+        if operator.is_local() {
+            Source::Local { operator, input }
+        } else {
+            Source::Field(operator.apply_to_vec(input, channels))
+        }
+    }
+
+    /// The values at `points` into `out[i * stride ..]` (as
+    /// [`LinearOperator::apply_at`]).
+    fn write(&self, channels: usize, points: &[usize], out: &mut [f64], stride: usize) {
+        match self {
+            Source::Local { operator, input } => {
+                operator.apply_at(input, channels, points, out, stride);
+            }
+            Source::Field(field) => gather_rows(field, channels, points, out, stride),
+        }
+    }
+}
+
+/// One term's sources: its values `A_j` (`N` channels) and, with an offset, `b_j`.
+struct TermSources<'a> {
+    values: Source<'a>,
+    offsets: Option<Source<'a>>,
+}
+
+/// One sample's terms, ready to build any expert's problem at any points.
+pub struct SampleTerms<'a> {
+    n_basis: usize,
+    n_points: usize,
+    /// The first `d_r` terms' sources (what the term rows hold).
+    residual: Vec<TermSources<'a>>,
+    /// Every linear row of the sample: `L = Σ_j c_j A_j[point]`, `[R, N]`.
+    linear: Vec<f64>,
+    /// `c = rhs − Σ_j c_j b_j[point]`, `[R]`.
+    linear_rhs: Vec<f64>,
+}
+
+impl<'a> SampleTerms<'a> {
+    /// The terms of one sample whose solution is `solution = S B` (`[grid points,
+    /// N]`, `N = n_basis`) with offset `s₀ = offset` (`[grid points]`, or `None`),
+    /// of which the first `n_residual` enter the residual, and the sample's linear
+    /// `rows` evaluated at once. Non-local terms are applied on the full grid here,
+    /// in parallel over terms.
+    ///
+    /// Errors: `n_residual` outside `1..=terms.len()`, a `solution` or `offset`
+    /// that does not fit the terms' grid, rows referring to missing points or terms.
     pub fn new(
+        terms: &'a [Term],
+        n_residual: usize,
+        solution: &'a [f64],
         n_basis: usize,
-        n_points: usize,
-        values: Vec<Vec<f64>>,
-        offsets: Vec<Vec<f64>>,
+        offset: Option<&'a [f64]>,
+        rows: &[LinearRow],
     ) -> Result<Self, ExpertsError> {
-        if values.len() != offsets.len() {
+        let d = terms.len();
+        if !(1..=d).contains(&n_residual) {
             return Err(ExpertsError::ShapeMismatch {
-                what: "number of offset fields",
-                expected: vec![values.len()],
-                got: vec![offsets.len()],
+                what: "residual terms (1..=number of terms)",
+                expected: vec![d],
+                got: vec![n_residual],
             });
         }
-        for (v, b) in values.iter().zip(&offsets) {
-            if v.len() != n_points * n_basis || b.len() != n_points {
-                return Err(ExpertsError::ShapeMismatch {
-                    what: "term field [points, N] and offset [points]",
-                    expected: vec![n_points * n_basis, n_points],
-                    got: vec![v.len(), b.len()],
-                });
-            }
+        let n_points = terms[0].operator.shape().len();
+        if n_basis == 0 || solution.len() != n_points * n_basis {
+            return Err(ExpertsError::ShapeMismatch {
+                what: "solution S B [grid points, N ≥ 1]",
+                expected: vec![n_points, n_basis.max(1)],
+                got: vec![solution.len()],
+            });
         }
+        if let Some(s0) = offset.filter(|s0| s0.len() != n_points) {
+            return Err(ExpertsError::ShapeMismatch {
+                what: "solution offset [grid points]",
+                expected: vec![n_points],
+                got: vec![s0.len()],
+            });
+        }
+        check_rows(rows, n_points, d)?;
+        let in_rows = |j: usize| rows.iter().any(|r| r.coeffs.iter().any(|&(t, _)| t == j));
+        // Every term the residual or a row reads; the rest are never evaluated.
+        let sources: Vec<Option<TermSources<'a>>> = terms
+            .par_iter()
+            .enumerate()
+            .with_max_len(1)
+            .map(|(j, term)| {
+                (j < n_residual || in_rows(j)).then(|| {
+                    let operator = term.operator.as_ref();
+                    TermSources {
+                        values: Source::new(operator, solution, n_basis),
+                        offsets: offset.map(|s0| Source::new(operator, s0, 1)),
+                    }
+                })
+            })
+            .collect();
+        let (linear, linear_rhs) = evaluate_rows(&sources, rows, n_basis);
+        let residual = sources
+            .into_iter()
+            .take(n_residual)
+            .map(|s| s.expect("residual terms are always evaluated"))
+            .collect();
         Ok(Self {
             n_basis,
             n_points,
-            values,
-            offsets,
+            residual,
+            linear,
+            linear_rhs,
         })
     }
 
-    /// All-zero fields (the accumulator of a backward pass).
-    pub fn zeros(n_terms: usize, n_points: usize, n_basis: usize) -> Self {
-        Self {
-            n_basis,
-            n_points,
-            values: vec![vec![0.0; n_points * n_basis]; n_terms],
-            offsets: vec![vec![0.0; n_points]; n_terms],
-        }
+    /// Number of residual terms `d_r` (the problems' `n_terms`).
+    pub fn n_residual(&self) -> usize {
+        self.residual.len()
     }
 
-    /// `A_j = D_j · solution` for every term (`solution` is `S B`, `[points, N]`)
-    /// and `b_j = D_j s₀` (zero without an offset).
+    /// The problem of an expert with sampled `points` (flat grid indices) and the
+    /// linear rows `row_ids` (indices into the sample's rows): term rows
+    /// `[P, d_r, N]`, offsets `[P, d_r]`, the chosen linear rows. The term rows are
+    /// written in parallel over fixed chunks of points.
     ///
-    /// # Panics
-    /// If `solution` or `offset` do not match the operators' shape (the caller
-    /// validates user input first).
-    #[track_caller]
-    pub fn from_solution(
-        terms: &[Term],
-        solution: &[f64],
-        n_basis: usize,
-        offset: Option<&[f64]>,
-    ) -> Self {
-        let n_points = solution.len() / n_basis;
-        let values = terms
-            .par_iter()
-            .with_max_len(1)
-            .map(|t| {
-                let mut out = vec![0.0; solution.len()];
-                t.operator.apply(solution, n_basis, &mut out);
-                out
-            })
-            .collect();
-        let offsets = terms
-            .iter()
-            .map(|t| {
-                let mut out = vec![0.0; n_points];
-                if let Some(s0) = offset {
-                    t.operator.apply(s0, 1, &mut out);
+    /// Errors: a point or row index out of range, and problem-shape errors.
+    pub fn problem(
+        &self,
+        points: &[usize],
+        row_ids: &[usize],
+        n_equations: usize,
+        ridge: f64,
+    ) -> Result<ExpertProblem, ExpertsError> {
+        let (d, n) = (self.n_residual(), self.n_basis);
+        if let Some(&bad) = points.iter().find(|&&p| p >= self.n_points) {
+            return Err(index_error("sampled point", bad, self.n_points));
+        }
+        if let Some(&bad) = row_ids.iter().find(|&&i| i >= self.linear_rhs.len()) {
+            return Err(index_error("linear row", bad, self.linear_rhs.len()));
+        }
+        let mut term_rows = vec![0.0; points.len() * d * n];
+        let mut offsets = vec![0.0; points.len() * d];
+        term_rows
+            .par_chunks_mut(POINTS_PER_TASK * d * n)
+            .zip(offsets.par_chunks_mut(POINTS_PER_TASK * d))
+            .zip(points.par_chunks(POINTS_PER_TASK))
+            .for_each(|((rows, offs), pts)| {
+                for (j, term) in self.residual.iter().enumerate() {
+                    term.values.write(n, pts, &mut rows[j * n..], d * n);
+                    if let Some(b) = &term.offsets {
+                        b.write(1, pts, &mut offs[j..], d);
+                    }
                 }
-                out
-            })
+            });
+        let linear = row_ids
+            .iter()
+            .flat_map(|&i| &self.linear[i * n..(i + 1) * n])
+            .copied()
             .collect();
-        Self {
-            n_basis,
-            n_points,
-            values,
-            offsets,
-        }
+        let linear_rhs = row_ids.iter().map(|&i| self.linear_rhs[i]).collect();
+        let size = ProblemSize {
+            n_basis: n,
+            n_terms: d,
+            n_equations,
+        };
+        Ok(ExpertProblem::new(
+            size, term_rows, offsets, linear, linear_rhs, ridge,
+        )?)
     }
+}
 
-    /// Number of basis functions `N`.
-    pub fn n_basis(&self) -> usize {
-        self.n_basis
-    }
-
-    /// Number of grid points.
-    pub fn n_points(&self) -> usize {
-        self.n_points
-    }
-
-    /// Number of terms `d`.
-    pub fn n_terms(&self) -> usize {
-        self.values.len()
-    }
-
-    /// Term field `j`, `[points, N]`.
-    ///
-    /// # Panics
-    /// If `j >= n_terms()`.
-    #[track_caller]
-    pub fn values(&self, j: usize) -> &[f64] {
-        &self.values[j]
-    }
-
-    /// Offset field `j`, `[points]`.
-    ///
-    /// # Panics
-    /// If `j >= n_terms()`.
-    #[track_caller]
-    pub fn offsets(&self, j: usize) -> &[f64] {
-        &self.offsets[j]
-    }
-
-    /// Mutable term and offset fields of term `j` (for scatters).
-    ///
-    /// # Panics
-    /// If `j >= n_terms()`.
-    #[track_caller]
-    pub fn fields_mut(&mut self, j: usize) -> (&mut [f64], &mut [f64]) {
-        (&mut self.values[j], &mut self.offsets[j])
-    }
-
-    /// `Σ_j D_jᵀ values_j`, `[points, N]`: the gradient with respect to `S B` of
-    /// term-field gradients (offsets do not depend on the basis).
-    ///
-    /// # Panics
-    /// If `terms` does not match these fields.
-    #[track_caller]
-    pub fn pull_back(&self, terms: &[Term]) -> Vec<f64> {
-        assert_eq!(terms.len(), self.n_terms(), "one operator per term field");
-        let len = self.n_points * self.n_basis;
-        let pulled: Vec<Vec<f64>> = terms
-            .par_iter()
-            .zip(&self.values)
-            .with_max_len(1)
-            .map(|(t, v)| {
-                let mut out = vec![0.0; len];
-                t.operator.apply_adjoint(v, self.n_basis, &mut out);
-                out
+/// `L = Σ_j c_j A_j[point]` (`[R, N]`) and `c = rhs − Σ_j c_j b_j[point]` (`[R]`)
+/// for every row, the terms summed in each row's coefficient order. Each term a
+/// row uses is evaluated once, at all row points.
+fn evaluate_rows(
+    sources: &[Option<TermSources<'_>>],
+    rows: &[LinearRow],
+    n: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let points: Vec<usize> = rows.iter().map(|r| r.point).collect();
+    // Per term: its values [R, N] and offsets [R] at the row points.
+    let at_rows: Vec<Option<(Vec<f64>, Vec<f64>)>> = sources
+        .par_iter()
+        .with_max_len(1)
+        .map(|source| {
+            source.as_ref().filter(|_| !rows.is_empty()).map(|s| {
+                let mut values = vec![0.0; points.len() * n];
+                let mut offsets = vec![0.0; points.len()];
+                s.values.write(n, &points, &mut values, n);
+                if let Some(b) = &s.offsets {
+                    b.write(1, &points, &mut offsets, 1);
+                }
+                (values, offsets)
             })
-            .collect();
-        // Summed in term order after the parallel part: the same additions in
-        // the same order for any number of threads.
-        let mut total = vec![0.0; len];
-        for field in &pulled {
-            for (o, p) in total.iter_mut().zip(field) {
-                *o += p;
+        })
+        .collect();
+    let mut linear = vec![0.0; rows.len() * n];
+    let mut linear_rhs = Vec::with_capacity(rows.len());
+    for (i, (row, out)) in rows.iter().zip(linear.chunks_exact_mut(n)).enumerate() {
+        let mut c = row.rhs;
+        for &(j, coeff) in &row.coeffs {
+            let (values, offsets) = at_rows[j]
+                .as_ref()
+                .expect("every term a row uses is evaluated");
+            for (o, x) in out.iter_mut().zip(&values[i * n..(i + 1) * n]) {
+                *o += coeff * x;
             }
+            c -= coeff * offsets[i];
         }
-        total
+        linear_rhs.push(c);
     }
+    (linear, linear_rhs)
+}
+
+/// Checks that every row refers to an existing point and term.
+///
+/// Errors: [`ConstraintError::IndexOutOfRange`] for the first bad point or term.
+fn check_rows(rows: &[LinearRow], n_points: usize, n_terms: usize) -> Result<(), ExpertsError> {
+    for row in rows {
+        if row.point >= n_points {
+            return Err(index_error("linear-row point", row.point, n_points));
+        }
+        if let Some(&(j, _)) = row.coeffs.iter().find(|(j, _)| *j >= n_terms) {
+            return Err(index_error("linear-row term", j, n_terms));
+        }
+    }
+    Ok(())
+}
+
+fn index_error(what: &'static str, index: usize, len: usize) -> ExpertsError {
+    ConstraintError::IndexOutOfRange { what, index, len }.into()
 }

@@ -1,21 +1,22 @@
 //! The end-to-end layer: gradients through the full basis against finite
-//! differences, the gather/scatter adjoint, thread-count invariance and
-//! non-finite inputs.
+//! differences (all terms in the residual or not, local and non-local operators,
+//! with and without a solution map), problems built at the points against the
+//! full-grid terms, thread-count invariance and non-finite inputs.
 
 #[path = "../../constraints/tests/common/pdes.rs"]
 mod pdes;
 
 use std::sync::Arc;
 
+use num_dual::DualNum;
 use pdes::{QuadraticTransport, SorptionLike};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tessera_constraints::{
-    InitialGuess, LevenbergMarquardt, LinearRow, Pde, ProblemGradient, StopReason,
+    ConstraintError, InitialGuess, LevenbergMarquardt, LinearRow, Pde, StopReason, Term,
 };
-use tessera_experts::router::{gather, scatter};
-use tessera_experts::{ConstraintLayer, ExpertsError, LayerConfig, RowScope, TermFields};
-use tessera_meshes::Grid;
+use tessera_experts::{ConstraintLayer, ExpertsError, LayerConfig, RowScope, SampleTerms};
+use tessera_meshes::{Compose, FdScheme, FiniteDifference, Grid, Identity, LinearOperator};
 
 fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
@@ -54,7 +55,7 @@ fn check_layer<P: Pde>(
     let f = layer.forward(basis, n, ics, 7).unwrap();
     assert!(f.all_converged(), "{:?}", f.statuses);
     let v = uniform(&mut r, f.u.len(), -1.0, 1.0);
-    let b_bar = layer.backward(&f, &v).unwrap();
+    let b_bar = layer.backward(&f, basis, &v).unwrap();
     let delta = uniform(&mut r, basis.len(), -1.0, 1.0);
     let loss = |h: f64| {
         let moved: Vec<f64> = basis.iter().zip(&delta).map(|(b, d)| b + h * d).collect();
@@ -114,20 +115,181 @@ fn quadratic_layer_with_solution_map_matches_finite_differences() {
     }
 }
 
+/// [`SorptionLike`] declaring only its first three terms as the residual's: `u_x`
+/// (term 3) then enters the Robin rows alone.
+struct ResidualThree;
+
+impl Pde for ResidualThree {
+    fn terms(&self, grid: &Grid) -> Result<Vec<Term>, ConstraintError> {
+        SorptionLike.terms(grid)
+    }
+    fn residual_terms(&self) -> Option<usize> {
+        Some(3)
+    }
+    fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], out: &mut [T]) {
+        SorptionLike.residual(z, out);
+    }
+    fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
+        SorptionLike.linear_rows(grid, ic)
+    }
+}
+
+/// `inner` with its odd-numbered terms' operators hidden in a one-factor
+/// composition, which is not local: those terms are applied on the full grid and
+/// gathered, the others evaluated at the points.
+struct PartlyNonLocal<P>(P);
+
+impl<P: Pde> Pde for PartlyNonLocal<P> {
+    fn terms(&self, grid: &Grid) -> Result<Vec<Term>, ConstraintError> {
+        let mut terms = self.0.terms(grid)?;
+        for term in terms.iter_mut().skip(1).step_by(2) {
+            term.operator = Arc::new(Compose::new(vec![term.operator.clone()])?);
+            assert!(!term.operator.is_local());
+        }
+        Ok(terms)
+    }
+    fn n_equations(&self) -> usize {
+        self.0.n_equations()
+    }
+    fn residual_terms(&self) -> Option<usize> {
+        self.0.residual_terms()
+    }
+    fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], out: &mut [T]) {
+        self.0.residual(z, out);
+    }
+    fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
+        self.0.linear_rows(grid, ic)
+    }
+    fn solution_map(
+        &self,
+        grid: &Grid,
+    ) -> Result<Option<Arc<dyn LinearOperator>>, ConstraintError> {
+        self.0.solution_map(grid)
+    }
+    fn solution_offset(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+    ) -> Result<Option<Vec<f64>>, ConstraintError> {
+        self.0.solution_offset(grid, ic)
+    }
+}
+
 #[test]
-fn gather_and_scatter_are_adjoint() {
-    let (d, g, n) = (4, 30, 3);
-    let mut r = rng(4);
-    let fields = TermFields::new(
-        n,
-        g,
-        (0..d).map(|_| uniform(&mut r, g * n, -1.0, 1.0)).collect(),
-        (0..d).map(|_| uniform(&mut r, g, -1.0, 1.0)).collect(),
+fn layer_with_fewer_residual_terms_matches_finite_differences() {
+    for scope in [RowScope::Global, RowScope::Local] {
+        let (layer, basis, ic) = sorption_layer(scope);
+        let layer = ConstraintLayer::new(
+            Arc::new(ResidualThree),
+            layer.grid().clone(),
+            layer.config().clone(),
+        )
+        .unwrap();
+        assert_eq!(layer.n_residual(), 3);
+        let f = layer.forward(&basis, 4, &[&ic], 7).unwrap();
+        assert_eq!(f.problem(0, 0).n_terms(), 3);
+        check_layer(&layer, &basis, 4, &[&ic], 13);
+    }
+}
+
+#[test]
+fn layer_with_non_local_terms_matches_finite_differences() {
+    let (layer, basis, ic) = sorption_layer(RowScope::Global);
+    let grid = layer.grid().clone();
+    let non_local = ConstraintLayer::new(
+        Arc::new(PartlyNonLocal(ResidualThree)),
+        grid,
+        layer.config().clone(),
     )
     .unwrap();
-    let zero = TermFields::zeros(d, g, n);
-    let points = [1, 4, 4, 9, 20, 29];
-    let rows = [
+    check_layer(&non_local, &basis, 4, &[&ic], 14);
+    let grid = Grid::uniform_txy(4, 8, 8, 1.0).unwrap();
+    let mut config = LayerConfig::new(&[1, 2, 2], 20);
+    config.lm = tight().with_initial(InitialGuess::Zeros).unwrap();
+    let pde = PartlyNonLocal(QuadraticTransport {
+        nu: 0.1,
+        with_solution_map: true,
+    });
+    let layer = ConstraintLayer::new(Arc::new(pde), grid, config).unwrap();
+    let mut r = rng(5);
+    let basis = uniform(&mut r, 4 * 64 * 3, -0.5, 0.5);
+    let ic = uniform(&mut r, 64, -1.0, 1.0);
+    check_layer(&layer, &basis, 3, &[&ic], 15);
+}
+
+#[test]
+fn residual_terms_out_of_range_are_typed_errors() {
+    struct Declares(usize);
+    impl Pde for Declares {
+        fn terms(&self, grid: &Grid) -> Result<Vec<Term>, ConstraintError> {
+            SorptionLike.terms(grid)
+        }
+        fn residual_terms(&self) -> Option<usize> {
+            Some(self.0)
+        }
+        fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], out: &mut [T]) {
+            out[0] = z[0];
+        }
+        fn linear_rows(&self, _: &Grid, _: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
+            Ok(Vec::new())
+        }
+    }
+    let grid = Grid::uniform_tx(8, 16, 1.0).unwrap();
+    for bad in [0, 5] {
+        let layer = ConstraintLayer::new(
+            Arc::new(Declares(bad)),
+            grid.clone(),
+            LayerConfig::new(&[1, 2], 10),
+        );
+        assert!(matches!(
+            layer.err(),
+            Some(ExpertsError::Constraint(
+                ConstraintError::ShapeMismatch { .. }
+            ))
+        ));
+    }
+}
+
+/// Term `j`'s full-grid field `D_j · input` row `p` (`channels` values).
+fn row(field: &[f64], p: usize, channels: usize) -> &[f64] {
+    &field[p * channels..(p + 1) * channels]
+}
+
+#[test]
+fn problems_equal_full_grid_terms_gathered_at_the_points() {
+    let grid = Grid::uniform_tx(6, 10, 1.0).unwrap();
+    let shape = grid.shape();
+    let op = |o: FiniteDifference| -> Arc<dyn LinearOperator> { Arc::new(o) };
+    let hidden = |o: Arc<dyn LinearOperator>| -> Arc<dyn LinearOperator> {
+        Arc::new(Compose::new(vec![o]).unwrap())
+    };
+    let operators: Vec<Arc<dyn LinearOperator>> = vec![
+        Arc::new(Identity::new(shape)),
+        op(FiniteDifference::first(&grid, 0, FdScheme::Reference).unwrap()),
+        hidden(op(FiniteDifference::second(
+            &grid,
+            1,
+            FdScheme::SecondOrder,
+        )
+        .unwrap())),
+        op(FiniteDifference::first(&grid, 1, FdScheme::Reference).unwrap()),
+        hidden(op(
+            FiniteDifference::first(&grid, 0, FdScheme::SecondOrder).unwrap()
+        )),
+    ];
+    let terms: Vec<Term> = operators
+        .into_iter()
+        .enumerate()
+        .map(|(j, operator)| Term {
+            name: format!("z{j}"),
+            operator,
+        })
+        .collect();
+    let (g, n, d_r) = (grid.len(), 3, 3);
+    let mut r = rng(6);
+    let solution = uniform(&mut r, g * n, -1.0, 1.0);
+    let offset = uniform(&mut r, g, -1.0, 1.0);
+    let rows = vec![
         LinearRow {
             point: 4,
             coeffs: vec![(0, 1.0), (3, -0.5)],
@@ -135,38 +297,103 @@ fn gather_and_scatter_are_adjoint() {
         },
         LinearRow {
             point: 17,
-            coeffs: vec![(2, 2.0)],
+            coeffs: vec![(2, 2.0), (4, 0.25)],
             rhs: -1.0,
         },
+        LinearRow {
+            point: 59,
+            coeffs: vec![(1, 1.5)],
+            rhs: 0.0,
+        },
     ];
-    let refs: Vec<&LinearRow> = rows.iter().collect();
-    let a = gather(&fields, &points, &refs, 1, 1e-4).unwrap();
-    let a0 = gather(&zero, &points, &refs, 1, 1e-4).unwrap();
-    let grad = ProblemGradient {
-        term_rows: uniform(&mut r, points.len() * d * n, -1.0, 1.0),
-        offsets: uniform(&mut r, points.len() * d, -1.0, 1.0),
-        linear: uniform(&mut r, rows.len() * n, -1.0, 1.0),
-        linear_rhs: uniform(&mut r, rows.len(), -1.0, 1.0),
-    };
-    // ⟨G, gather(T) − gather(0)⟩ (gather is affine through the rows' rhs).
-    let lhs = dot(&grad.term_rows, a.term_rows())
-        + dot(&grad.offsets, a.offsets())
-        + dot(&grad.linear, a.linear())
-        + dot(&grad.linear_rhs, a.linear_rhs())
-        - dot(&grad.linear_rhs, a0.linear_rhs());
-    let mut back = TermFields::zeros(d, g, n);
-    scatter(&grad, &points, &refs, &mut back);
-    let rhs: f64 = (0..d)
-        .map(|j| dot(back.values(j), fields.values(j)) + dot(back.offsets(j), fields.offsets(j)))
-        .sum();
-    assert!(
-        (lhs - rhs).abs() <= 1e-13 * lhs.abs().max(1.0),
-        "{lhs} vs {rhs}"
-    );
+    let points = [0, 1, 4, 9, 20, 33, 47, 58, 59];
+    let row_ids = [2, 0];
+    for with_offset in [false, true] {
+        let offset = with_offset.then_some(&offset[..]);
+        let sample = SampleTerms::new(&terms, d_r, &solution, n, offset, &rows).unwrap();
+        let problem = sample.problem(&points, &row_ids, 1, 1e-4).unwrap();
+        let values: Vec<Vec<f64>> = terms
+            .iter()
+            .map(|t| t.operator.apply_to_vec(&solution, n))
+            .collect();
+        let offsets: Vec<Vec<f64>> = terms
+            .iter()
+            .map(|t| offset.map_or(vec![0.0; g], |s0| t.operator.apply_to_vec(s0, 1)))
+            .collect();
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-14 * b.abs().max(1e-300);
+        for (i, &p) in points.iter().enumerate() {
+            for j in 0..d_r {
+                let got = &problem.term_rows()[(i * d_r + j) * n..][..n];
+                assert!(
+                    got.iter()
+                        .zip(row(&values[j], p, n))
+                        .all(|(a, b)| close(*a, *b))
+                );
+                assert!(close(problem.offsets()[i * d_r + j], offsets[j][p]));
+            }
+        }
+        for (i, &id) in row_ids.iter().enumerate() {
+            let lr = &rows[id];
+            let mut expected = vec![0.0; n];
+            let mut rhs = lr.rhs;
+            for &(j, c) in &lr.coeffs {
+                for (e, x) in expected.iter_mut().zip(row(&values[j], lr.point, n)) {
+                    *e += c * x;
+                }
+                rhs -= c * offsets[j][lr.point];
+            }
+            let got = &problem.linear()[i * n..(i + 1) * n];
+            assert!(got.iter().zip(&expected).all(|(a, b)| close(*a, *b)));
+            assert!(close(problem.linear_rhs()[i], rhs));
+        }
+    }
+    // Bad input: typed errors.
+    let sample = SampleTerms::new(&terms, d_r, &solution, n, None, &rows).unwrap();
+    assert!(sample.problem(&[g], &[], 1, 1e-4).is_err());
+    assert!(sample.problem(&[0], &[3], 1, 1e-4).is_err());
+    assert!(SampleTerms::new(&terms, 0, &solution, n, None, &rows).is_err());
+    assert!(SampleTerms::new(&terms, 6, &solution, n, None, &rows).is_err());
+    assert!(SampleTerms::new(&terms, d_r, &solution[1..], n, None, &rows).is_err());
+    assert!(SampleTerms::new(&terms, d_r, &solution, n, Some(&offset[1..]), &rows).is_err());
+    let bad_term = [LinearRow {
+        point: 0,
+        coeffs: vec![(5, 1.0)],
+        rhs: 0.0,
+    }];
+    assert!(SampleTerms::new(&terms, d_r, &solution, n, None, &bad_term).is_err());
+    let bad_point = [LinearRow {
+        point: g,
+        coeffs: vec![(0, 1.0)],
+        rhs: 0.0,
+    }];
+    assert!(SampleTerms::new(&terms, d_r, &solution, n, None, &bad_point).is_err());
+}
+
+/// `u`, the weights and `B̄` of `layer` run in a pool of `threads` threads.
+fn run_in_pool<P: Pde>(
+    layer: &ConstraintLayer<P>,
+    threads: usize,
+    basis: &[f64],
+    ics: &[&[f64]],
+) -> [Vec<u64>; 3] {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    let u_bar: Vec<f64> = (0..ics.len() * layer.grid().len())
+        .map(|i| (i as f64 * 0.37).sin())
+        .collect();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    pool.install(|| {
+        let f = layer.forward(basis, 4, ics, 5).unwrap();
+        let b = layer.backward(&f, basis, &u_bar).unwrap();
+        [bits(&f.u), bits(&f.weights), bits(&b)]
+    })
 }
 
 #[test]
 fn results_are_bitwise_identical_for_any_thread_count() {
+    // A batch of two on a small grid (parallel over samples and experts).
     let (layer, basis, ic) = sorption_layer(RowScope::Global);
     let mut config = layer.config().clone();
     config.lm = LevenbergMarquardt::default();
@@ -177,25 +404,24 @@ fn results_are_bitwise_identical_for_any_thread_count() {
     ]
     .concat();
     let ics = [&ic[..], &ic[..]];
-    let u_bar: Vec<f64> = (0..2 * 128).map(|i| (i as f64 * 0.37).sin()).collect();
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let f = layer.forward(&batch, 4, &ics, 5).unwrap();
-            let b = layer.backward(&f, &u_bar).unwrap();
-            (f.u.clone(), f.weights.clone(), b)
-        })
-    };
-    let one = run(1);
+    let one = run_in_pool(&layer, 1, &batch, &ics);
     for threads in [2, 3] {
-        let other = run(threads);
-        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&one.0), bits(&other.0));
-        assert_eq!(bits(&one.1), bits(&other.1));
-        assert_eq!(bits(&one.2), bits(&other.2));
+        assert_eq!(one, run_in_pool(&layer, threads, &batch, &ics));
+    }
+    // A batch of one on a grid of several chunks of points, with sampled points
+    // over more than one chunk and local and non-local terms (parallel inside
+    // the sample).
+    let grid = Grid::uniform_tx(40, 64, 1.0).unwrap();
+    let mut config = LayerConfig::new(&[1, 2], 1200);
+    config.seed = 8;
+    let pde = PartlyNonLocal(ResidualThree);
+    let layer = ConstraintLayer::new(Arc::new(pde), grid, config).unwrap();
+    let mut r = rng(9);
+    let basis = uniform(&mut r, 40 * 64 * 4, 0.2, 1.0);
+    let ic = uniform(&mut r, 64, 0.05, 0.2);
+    let one = run_in_pool(&layer, 1, &basis, &[&ic]);
+    for threads in [2, 3] {
+        assert_eq!(one, run_in_pool(&layer, threads, &basis, &[&ic]));
     }
 }
 
@@ -206,7 +432,7 @@ fn non_finite_inputs_are_statuses_and_typed_errors() {
     let f = layer.forward(&basis, 4, &[&ic], 0).unwrap();
     assert!(f.statuses.iter().any(|s| s.reason == StopReason::NonFinite));
     assert!(matches!(
-        layer.backward(&f, &vec![1.0; 128]),
+        layer.backward(&f, &basis, &vec![1.0; 128]),
         Err(ExpertsError::ExpertFailed { .. })
     ));
     let (layer, basis, mut ic) = sorption_layer(RowScope::Global);
@@ -217,7 +443,7 @@ fn non_finite_inputs_are_statuses_and_typed_errors() {
     let f = layer.forward(&basis, 4, &[&ic], 0).unwrap();
     let mut u_bar = vec![0.0; 128];
     u_bar[5] = f64::NAN;
-    assert!(layer.backward(&f, &u_bar).is_err());
+    assert!(layer.backward(&f, &basis, &u_bar).is_err());
 }
 
 #[test]
@@ -229,7 +455,11 @@ fn bad_shapes_are_typed_errors() {
     ));
     assert!(layer.forward(&basis, 4, &[&ic[1..]], 0).is_err());
     let f = layer.forward(&basis, 4, &[&ic], 0).unwrap();
-    assert!(layer.backward(&f, &[0.0; 3]).is_err());
+    assert!(layer.backward(&f, &basis, &[0.0; 3]).is_err());
+    assert!(matches!(
+        layer.backward(&f, &basis[1..], &[0.0; 128]),
+        Err(ExpertsError::ShapeMismatch { .. })
+    ));
     let grid = Grid::uniform_tx(8, 16, 1.0).unwrap();
     // Tiles of 8×8 = 64 points cannot give 65 samples.
     assert!(

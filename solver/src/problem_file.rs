@@ -20,14 +20,15 @@
 //! axis's span (float32 coordinates pass; a genuinely non-uniform grid does not).
 //! Periodic axes (which depend on the PDE) have period `n·h`.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::Serialize;
-use tessera_constraints::{ConstraintError, LevenbergMarquardt, LinearRow, Pde};
-use tessera_experts::router::{self, Router, RowScope};
-use tessera_experts::{ExpertsError, TermFields, runner};
+use tessera_constraints::{ConstraintError, LevenbergMarquardt, Pde, residual_term_count};
+use tessera_experts::router::{Router, RowScope};
+use tessera_experts::{ExpertsError, SampleTerms, runner};
 use tessera_meshes::{Axis, Grid, MeshError, Shape};
 
 use crate::constraint_check::{AnyPde, PdeKind, parse_split};
@@ -423,26 +424,29 @@ impl ExternalProblem {
     ) -> Result<ExternalSolution, ProblemFileError> {
         let pde = AnyPde::default_of(self.pde);
         let terms = pde.terms(&self.grid)?;
+        let n_residual = residual_term_count(&pde, terms.len())?;
         let solution = match pde.solution_map(&self.grid)? {
-            None => self.basis.clone(),
-            Some(map) => map.apply_to_vec(&self.basis, self.n_basis),
+            None => Cow::Borrowed(&self.basis[..]),
+            Some(map) => Cow::Owned(map.apply_to_vec(&self.basis, self.n_basis)),
         };
         let offset = pde.solution_offset(&self.grid, &self.ic)?;
-        let fields = TermFields::from_solution(&terms, &solution, self.n_basis, offset.as_deref());
         let rows = pde.linear_rows(&self.grid, &self.ic)?;
-        router::check_rows(&rows, self.grid.len(), terms.len())?;
+        let sample = SampleTerms::new(
+            &terms,
+            n_residual,
+            &solution,
+            self.n_basis,
+            offset.as_deref(),
+            &rows,
+        )?;
         let router = self.router()?;
         let problems = self
             .points
             .iter()
             .enumerate()
             .map(|(k, points)| {
-                let chosen: Vec<&LinearRow> = router
-                    .rows_for(k, &rows)
-                    .into_iter()
-                    .map(|i| &rows[i])
-                    .collect();
-                router::gather(&fields, points, &chosen, pde.n_equations(), ridge)
+                let row_ids = router.rows_for(k, &rows);
+                sample.problem(points, &row_ids, pde.n_equations(), ridge)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let refs: Vec<_> = problems.iter().collect();

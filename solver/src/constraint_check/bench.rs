@@ -116,7 +116,7 @@ pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, CheckError>
     let forward = || layer.forward(&basis, n, &ics, 0);
     let forward_backward = || -> Result<Forward, CheckError> {
         let fwd = forward()?;
-        layer.backward(&fwd, &u_bar)?;
+        layer.backward(&fwd, &basis, &u_bar)?;
         Ok(fwd)
     };
     forward()?;

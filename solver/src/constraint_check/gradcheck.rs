@@ -154,7 +154,7 @@ pub fn gradcheck(config: &GradcheckConfig) -> Result<GradcheckReport, CheckError
     };
 
     let forward = layer.forward(&problem.basis, n, &ics, 0)?;
-    let basis_bar = layer.backward(&forward, &functional)?;
+    let basis_bar = layer.backward(&forward, &problem.basis, &functional)?;
     let basis_norm = dot(&problem.basis, &problem.basis).sqrt();
     let mut directions = Vec::with_capacity(config.checks);
     for _ in 0..config.checks {

@@ -162,8 +162,10 @@ impl HardConstraint {
         });
         let layer = Arc::clone(&self.layer);
         let forward = Arc::new(forward);
+        // The backward pass reads the basis again; the op keeps these values
+        // (moved, not copied) instead of the layer keeping a copy.
         let vjp = move |u_bar: &[f64]| -> Result<Vec<f64>, SolverError> {
-            Ok(layer.backward(&forward, u_bar)?)
+            Ok(layer.backward(&forward, &values, u_bar)?)
         };
         let shape = (ics.len(), self.grid.len());
         let out = ExternalOp::apply("hard-constraint", basis, u, shape, Arc::new(vjp))?;
