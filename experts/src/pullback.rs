@@ -144,6 +144,11 @@ impl PullBack<'_> {
                     oq.fill(0.0);
                     for (e, coeffs) in experts.iter().zip(tq.chunks_exact(2)) {
                         let (a, b) = (coeffs[0], coeffs[1]);
+                        // Without S most points carry only their own expert's
+                        // coefficients: skip the other experts' zeros.
+                        if a == 0.0 && b == 0.0 {
+                            continue;
+                        }
                         let (omega, lambda) = (&e.gradient.omega, &e.gradient.lambda);
                         for ((o, w), l) in oq.iter_mut().zip(omega).zip(lambda) {
                             *o += a * w + b * l;
