@@ -13,7 +13,7 @@
 //! The backward pass takes `ū = ∂L/∂u` and the same basis, and returns
 //! `B̄ = ∂L/∂B` through both paths: the direct one (`u` is linear in `SB` at fixed
 //! `ω*`) and the implicit one through `ω_k*` (each expert's [`Sensitivity`] in
-//! compact form, pulled back to the basis by [`crate::pullback`]).
+//! compact form, pulled back to the basis by the `pullback` module).
 //!
 //! The sampled points are the same for every sample of a call and depend only on
 //! the configured seed, the expert and `stream` (pass the training step to
