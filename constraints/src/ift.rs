@@ -22,7 +22,7 @@
 //! then one `N×N` triangular solve plus one pass over the rows.
 
 use crate::dense::{self, SymmetricFactor};
-use crate::normal_equations::Workspace;
+use crate::normal_equations::{BLOCK, add_linear_and_ridge, jacobian_rows};
 use crate::pointwise;
 use crate::{ConstraintError, ExpertProblem, Pde};
 
@@ -75,32 +75,61 @@ impl Sensitivity {
     ) -> Result<Self, ConstraintError> {
         problem.check_pde(pde)?;
         problem.check_omega(omega)?;
-        if !(problem.is_finite() && omega.iter().all(|w| w.is_finite())) {
+        if !omega.iter().all(|w| w.is_finite()) {
             return Err(ConstraintError::NonFinite {
                 what: "expert problem or ω* for the backward pass",
             });
         }
         let size = problem.size();
         let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
-        let mut ws = Workspace::new(problem);
-        ws.current.evaluate(pde, problem, omega);
-        let mut hessians = vec![0.0; problem.n_points() * m * d * d];
-        let current = &mut ws.current;
-        pointwise::hessians(
-            pde,
-            d,
-            &current.z,
-            &mut current.values,
-            &mut ws.grads,
-            &mut hessians,
-        );
-        ws.build_jacobian_rows(problem);
+        let p = problem.n_points();
+        let (mut values, mut grads) = (vec![0.0; p * m], vec![0.0; p * m * d]);
+        let mut hessians = vec![0.0; p * m * d * d];
         let mut hessian = vec![0.0; n * n];
-        let mut scratch = vec![0.0; n];
-        ws.normal_equations(problem, omega, &mut hessian, &mut scratch);
+        // One pass over the rows in blocks (as the solver's evaluations): the
+        // pointwise derivatives of every point are kept for the adjoints, the
+        // block's Jacobian and curvature rows only while its Gram products form.
+        let mut z = vec![0.0; BLOCK * d];
+        let mut jac = vec![0.0; BLOCK * m * n];
+        let mut curvature = vec![0.0; BLOCK * d * n];
+        for ((((rows, offsets), values), grads), hessians) in problem
+            .term_rows()
+            .chunks(BLOCK * d * n)
+            .zip(problem.offsets().chunks(BLOCK * d))
+            .zip(values.chunks_mut(BLOCK * m))
+            .zip(grads.chunks_mut(BLOCK * m * d))
+            .zip(hessians.chunks_mut(BLOCK * m * d * d))
+        {
+            let points = offsets.len() / d;
+            let z = &mut z[..points * d];
+            dense::rows_dot(z, rows, omega, offsets, 1.0);
+            // As in the solver: a non-finite entry of the problem shows in its `z`.
+            if !z.iter().all(|x| x.is_finite()) {
+                return Err(ConstraintError::NonFinite {
+                    what: "expert problem for the backward pass",
+                });
+            }
+            pointwise::hessians(pde, d, z, values, grads, hessians);
+            let jac = &mut jac[..points * m * n];
+            jacobian_rows(jac, rows, grads, d, m, n);
+            dense::gram(&mut hessian, jac, jac, n, true);
+            if mode == HessianMode::Exact {
+                let curvature = &mut curvature[..points * d * n];
+                curvature_rows(curvature, rows, values, hessians, d, m, n);
+                dense::gram(&mut hessian, rows, curvature, n, true);
+            }
+        }
+        let mut linear_residual = vec![0.0; problem.n_linear()];
+        problem.linear_residual(omega, &mut linear_residual);
+        let mut unused_gradient = vec![0.0; n];
+        add_linear_and_ridge(
+            problem,
+            omega,
+            &linear_residual,
+            &mut hessian,
+            &mut unused_gradient,
+        );
         if mode == HessianMode::Exact {
-            let curvature = curvature_rows(problem, &ws.current.values, &hessians);
-            dense::gram(&mut hessian, problem.term_rows(), &curvature, n, true);
             symmetrise(&mut hessian, n);
         }
         if !hessian.iter().all(|h| h.is_finite()) {
@@ -111,10 +140,10 @@ impl Sensitivity {
         let factor = SymmetricFactor::factor(&hessian, n);
         Ok(Self {
             omega: omega.to_vec(),
-            values: ws.current.values,
-            grads: ws.grads,
+            values,
+            grads,
             hessians,
-            linear_residual: ws.current.linear,
+            linear_residual,
             hessian,
             factor,
         })
@@ -277,18 +306,24 @@ impl RowGradient {
     }
 }
 
-/// `W[p, j] = Σ_e F_e Σ_l F_e,jl A_l[p]`, `[P, d, N]`, so that the curvature part
-/// of `H` is `Σ_p Σ_j A_j[p] W[p, j]ᵀ` (one Gram product of two `(P·d)×N` blocks).
-fn curvature_rows(problem: &ExpertProblem, values: &[f64], hessians: &[f64]) -> Vec<f64> {
-    let size = problem.size();
-    let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
-    let mut w = vec![0.0; problem.term_rows().len()];
-    for (p, (rows, out)) in problem
-        .term_rows()
+/// `W[p, j] = Σ_e F_e Σ_l F_e,jl A_l[p]`, `[P, d, N]` for the term rows `[P, d, N]`
+/// of some points, so that their curvature part of `H` is `Σ_p Σ_j A_j[p] W[p, j]ᵀ`
+/// (one Gram product of two `(P·d)×N` blocks).
+fn curvature_rows(
+    w: &mut [f64],
+    term_rows: &[f64],
+    values: &[f64],
+    hessians: &[f64],
+    d: usize,
+    m: usize,
+    n: usize,
+) {
+    for (p, (rows, out)) in term_rows
         .chunks_exact(d * n)
         .zip(w.chunks_exact_mut(d * n))
         .enumerate()
     {
+        out.fill(0.0);
         for e in 0..m {
             let q = p * m + e;
             let f = values[q];
@@ -303,7 +338,6 @@ fn curvature_rows(problem: &ExpertProblem, values: &[f64], hessians: &[f64]) -> 
             }
         }
     }
-    w
 }
 
 /// Averages `h` with its transpose (the Gram product of two different factors is
