@@ -21,6 +21,8 @@
 //! derivatives and factors `H` once at `ω*`; each [`Sensitivity::gradient`] is
 //! then one `N×N` triangular solve plus one pass over the rows.
 
+use rayon::prelude::*;
+
 use crate::dense::{self, SymmetricFactor};
 use crate::normal_equations::{BLOCK, add_linear_and_ridge, jacobian_rows};
 use crate::pointwise;
@@ -85,39 +87,57 @@ impl Sensitivity {
         let p = problem.n_points();
         let (mut values, mut grads) = (vec![0.0; p * m], vec![0.0; p * m * d]);
         let mut hessians = vec![0.0; p * m * d * d];
-        let mut hessian = vec![0.0; n * n];
-        // One pass over the rows in blocks (as the solver's evaluations): the
-        // pointwise derivatives of every point are kept for the adjoints, the
-        // block's Jacobian and curvature rows only while its Gram products form.
-        let mut z = vec![0.0; BLOCK * d];
-        let mut jac = vec![0.0; BLOCK * m * n];
-        let mut curvature = vec![0.0; BLOCK * d * n];
-        for ((((rows, offsets), values), grads), hessians) in problem
+        // One pass over the rows in blocks, in parallel as the solver's
+        // evaluations: the pointwise derivatives of every point are kept for the
+        // adjoints, a block's Jacobian and curvature rows only while its part of
+        // `H` forms; the parts are summed in block order.
+        let mut partials = vec![0.0; p.div_ceil(BLOCK) * n * n];
+        let finite = problem
             .term_rows()
-            .chunks(BLOCK * d * n)
-            .zip(problem.offsets().chunks(BLOCK * d))
-            .zip(values.chunks_mut(BLOCK * m))
-            .zip(grads.chunks_mut(BLOCK * m * d))
-            .zip(hessians.chunks_mut(BLOCK * m * d * d))
-        {
-            let points = offsets.len() / d;
-            let z = &mut z[..points * d];
-            dense::rows_dot(z, rows, omega, offsets, 1.0);
-            // As in the solver: a non-finite entry of the problem shows in its `z`.
-            if !z.iter().all(|x| x.is_finite()) {
-                return Err(ConstraintError::NonFinite {
-                    what: "expert problem for the backward pass",
-                });
-            }
-            pointwise::hessians(pde, d, z, values, grads, hessians);
-            let jac = &mut jac[..points * m * n];
-            jacobian_rows(jac, rows, grads, d, m, n);
-            dense::gram(&mut hessian, jac, jac, n, true);
-            if mode == HessianMode::Exact {
-                let curvature = &mut curvature[..points * d * n];
-                curvature_rows(curvature, rows, values, hessians, d, m, n);
-                dense::gram(&mut hessian, rows, curvature, n, true);
-            }
+            .par_chunks(BLOCK * d * n)
+            .zip(problem.offsets().par_chunks(BLOCK * d))
+            .zip(values.par_chunks_mut(BLOCK * m))
+            .zip(grads.par_chunks_mut(BLOCK * m * d))
+            .zip(hessians.par_chunks_mut(BLOCK * m * d * d))
+            .zip(partials.par_chunks_mut(n * n))
+            .map_init(
+                || {
+                    (
+                        vec![0.0; BLOCK * d],
+                        vec![0.0; BLOCK * m * n],
+                        vec![0.0; BLOCK * d * n],
+                    )
+                },
+                |(z, jac, curvature), (((((rows, offsets), values), grads), hessians), part)| {
+                    let points = offsets.len() / d;
+                    let z = &mut z[..points * d];
+                    dense::rows_dot(z, rows, omega, offsets, 1.0);
+                    // As in the solver: a non-finite entry of the problem shows
+                    // in its `z`.
+                    if !z.iter().all(|x| x.is_finite()) {
+                        return false;
+                    }
+                    pointwise::hessians(pde, d, z, values, grads, hessians);
+                    let jac = &mut jac[..points * m * n];
+                    jacobian_rows(jac, rows, grads, d, m, n);
+                    dense::gram(part, jac, jac, n, false);
+                    if mode == HessianMode::Exact {
+                        let curvature = &mut curvature[..points * d * n];
+                        curvature_rows(curvature, rows, values, hessians, d, m, n);
+                        dense::gram(part, rows, curvature, n, true);
+                    }
+                    true
+                },
+            )
+            .reduce(|| true, |a, b| a && b);
+        if !finite {
+            return Err(ConstraintError::NonFinite {
+                what: "expert problem for the backward pass",
+            });
+        }
+        let mut hessian = vec![0.0; n * n];
+        for part in partials.chunks_exact(n * n) {
+            dense::axpy(&mut hessian, 1.0, part);
         }
         let mut linear_residual = vec![0.0; problem.n_linear()];
         problem.linear_residual(omega, &mut linear_residual);

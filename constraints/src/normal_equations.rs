@@ -11,6 +11,8 @@
 //! (more damping), and reported as [`crate::StopReason::Singular`] if damping
 //! cannot rescue it.
 
+use rayon::prelude::*;
+
 use crate::dense;
 use crate::pointwise;
 use crate::{ExpertProblem, Pde};
@@ -19,7 +21,11 @@ use crate::{ExpertProblem, Pde};
 /// 96 KiB at `d = 3`, `N = 16`) stay in the core's L2 cache while its residuals,
 /// Jacobian rows and their Gram product are formed, so one evaluation streams
 /// the term rows from memory exactly once — they are the only large data of a
-/// solve, and that stream is what an iteration costs.
+/// solve, and that stream is what an iteration costs. Blocks are also the unit
+/// of parallel work inside one evaluation (in the caller's rayon pool): with a
+/// batch of one, four experts with unequal iteration counts cannot keep two
+/// cores busy by themselves. Their partial products are summed in block order,
+/// so results never depend on the number of threads.
 pub(crate) const BLOCK: usize = 256;
 
 /// Everything the solver needs at one `ω`, from one pass over the rows: the
@@ -38,9 +44,11 @@ pub(crate) struct Evaluation {
     pub(crate) gram: Vec<f64>,
     /// `Jᵀr`, `[N]`.
     pub(crate) gradient: Vec<f64>,
+    /// Each block's `JᵀJ` and `Jᵀr`, `[blocks, N·N + N]`, summed in block order.
+    partials: Vec<f64>,
 }
 
-/// Per-block buffers shared by the evaluations of one solve.
+/// One worker's buffers for the blocks it evaluates.
 pub(crate) struct Scratch {
     /// `z` of one block, `[B, d]`.
     z: Vec<f64>,
@@ -73,6 +81,7 @@ impl Evaluation {
             linear: vec![0.0; problem.n_linear()],
             gram: vec![0.0; n * n],
             gradient: vec![0.0; n],
+            partials: vec![0.0; p.div_ceil(BLOCK) * (n * n + n)],
         }
     }
 
@@ -87,32 +96,36 @@ impl Evaluation {
         pde: &P,
         problem: &ExpertProblem,
         omega: &[f64],
-        scratch: &mut Scratch,
     ) -> f64 {
         let size = problem.size();
         let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
-        self.gram.fill(0.0);
-        self.gradient.fill(0.0);
-        let mut finite = true;
-        for ((rows, offsets), values) in problem
+        let finite = problem
             .term_rows()
-            .chunks(BLOCK * d * n)
-            .zip(problem.offsets().chunks(BLOCK * d))
-            .zip(self.values.chunks_mut(BLOCK * m))
-        {
-            let points = offsets.len() / d;
-            let (z, grads, jac) = (
-                &mut scratch.z[..points * d],
-                &mut scratch.grads[..points * m * d],
-                &mut scratch.jac[..points * m * n],
-            );
-            dense::rows_dot(z, rows, omega, offsets, 1.0);
-            finite &= z.iter().all(|x| x.is_finite());
-            pointwise::gradients(pde, d, z, values, grads);
-            jacobian_rows(jac, rows, grads, d, m, n);
-            dense::gram(&mut self.gram, jac, jac, n, true);
-            dense::transpose_times(&mut self.gradient, jac, values, true);
-        }
+            .par_chunks(BLOCK * d * n)
+            .zip(problem.offsets().par_chunks(BLOCK * d))
+            .zip(self.values.par_chunks_mut(BLOCK * m))
+            .zip(self.partials.par_chunks_mut(n * n + n))
+            .map_init(
+                || Scratch::new(problem),
+                |scratch, (((rows, offsets), values), partial)| {
+                    let points = offsets.len() / d;
+                    let (z, grads, jac) = (
+                        &mut scratch.z[..points * d],
+                        &mut scratch.grads[..points * m * d],
+                        &mut scratch.jac[..points * m * n],
+                    );
+                    dense::rows_dot(z, rows, omega, offsets, 1.0);
+                    let finite = z.iter().all(|x| x.is_finite());
+                    pointwise::gradients(pde, d, z, values, grads);
+                    jacobian_rows(jac, rows, grads, d, m, n);
+                    let (gram, gradient) = partial.split_at_mut(n * n);
+                    dense::gram(gram, jac, jac, n, false);
+                    dense::transpose_times(gradient, jac, values, false);
+                    finite
+                },
+            )
+            .reduce(|| true, |a, b| a && b);
+        sum_blocks(&self.partials, &mut self.gram, &mut self.gradient);
         problem.linear_residual(omega, &mut self.linear);
         add_linear_and_ridge(
             problem,
@@ -150,6 +163,19 @@ impl Evaluation {
     }
 }
 
+/// `gram = Σ_b gram_b`, `gradient = Σ_b gradient_b` over the blocks' partial
+/// products `[blocks, N·N + N]`, in block order: blocks run on any thread, the
+/// sum is always the same.
+pub(crate) fn sum_blocks(partials: &[f64], gram: &mut [f64], gradient: &mut [f64]) {
+    gram.fill(0.0);
+    gradient.fill(0.0);
+    for partial in partials.chunks_exact(gram.len() + gradient.len()) {
+        let (g, v) = partial.split_at(gram.len());
+        dense::axpy(gram, 1.0, g);
+        dense::axpy(gradient, 1.0, v);
+    }
+}
+
 /// Adds the linear and ridge rows to the PDE rows' `gram = JᵀJ` and
 /// `gradient = Jᵀr`: `LᵀL + ρ²I` and `Lᵀ(Lω − c) + ρ²ω`.
 pub(crate) fn add_linear_and_ridge(
@@ -173,14 +199,12 @@ pub(crate) fn add_linear_and_ridge(
     }
 }
 
-/// The current and trial evaluations of a solve and their shared scratch.
+/// The current and trial evaluations of a solve.
 pub(crate) struct Workspace {
     /// At the current iterate.
     pub(crate) current: Evaluation,
     /// At the trial point of a step.
     pub(crate) trial: Evaluation,
-    /// Block buffers.
-    pub(crate) scratch: Scratch,
 }
 
 impl Workspace {
@@ -189,7 +213,6 @@ impl Workspace {
         Self {
             current: Evaluation::new(problem),
             trial: Evaluation::new(problem),
-            scratch: Scratch::new(problem),
         }
     }
 
@@ -200,7 +223,7 @@ impl Workspace {
         problem: &ExpertProblem,
         omega: &[f64],
     ) -> f64 {
-        self.current.compute(pde, problem, omega, &mut self.scratch)
+        self.current.compute(pde, problem, omega)
     }
 
     /// Evaluates a trial point.
@@ -210,7 +233,7 @@ impl Workspace {
         problem: &ExpertProblem,
         omega: &[f64],
     ) -> f64 {
-        self.trial.compute(pde, problem, omega, &mut self.scratch)
+        self.trial.compute(pde, problem, omega)
     }
 
     /// Makes the trial point the current one.
