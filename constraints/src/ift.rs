@@ -223,32 +223,43 @@ impl Sensitivity {
         let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
         let mut term_omega = vec![0.0; problem.offsets().len()];
         let mut term_lambda = vec![0.0; problem.offsets().len()];
-        let mut y = [0.0; pointwise::MAX_TERMS];
-        for (p, ((rows, a), c)) in problem
+        // Blocks in parallel (as the forward): every point writes only its own
+        // coefficients.
+        problem
             .term_rows()
-            .chunks_exact(d * n)
-            .zip(term_omega.chunks_exact_mut(d))
-            .zip(term_lambda.chunks_exact_mut(d))
-            .enumerate()
-        {
-            for (yj, row) in y.iter_mut().zip(rows.chunks_exact(n)) {
-                *yj = dense::dot(row, &lambda);
-            }
-            // a_j = Σ_e F_j Σ_l F_l y_l + F Σ_l F_jl y_l, c_j = Σ_e F F_j;
-            // Ā_j = −(a_j ω* + c_j λ).
-            for e in 0..m {
-                let q = p * m + e;
-                let f = self.values[q];
-                let g = &self.grads[q * d..(q + 1) * d];
-                let h = &self.hessians[q * d * d..(q + 1) * d * d];
-                let s = dense::dot(g, &y[..d]);
-                for j in 0..d {
-                    let t = dense::dot(&h[j * d..(j + 1) * d], &y[..d]);
-                    a[j] -= g[j] * s + f * t;
-                    c[j] -= f * g[j];
+            .par_chunks(BLOCK * d * n)
+            .zip(term_omega.par_chunks_mut(BLOCK * d))
+            .zip(term_lambda.par_chunks_mut(BLOCK * d))
+            .zip(self.values.par_chunks(BLOCK * m))
+            .zip(self.grads.par_chunks(BLOCK * m * d))
+            .zip(self.hessians.par_chunks(BLOCK * m * d * d))
+            .for_each(|(((((rows, a), c), values), grads), hessians)| {
+                let mut y = [0.0; pointwise::MAX_TERMS];
+                for (p, ((rows, a), c)) in rows
+                    .chunks_exact(d * n)
+                    .zip(a.chunks_exact_mut(d))
+                    .zip(c.chunks_exact_mut(d))
+                    .enumerate()
+                {
+                    for (yj, row) in y.iter_mut().zip(rows.chunks_exact(n)) {
+                        *yj = dense::dot(row, &lambda);
+                    }
+                    // a_j = Σ_e F_j Σ_l F_l y_l + F Σ_l F_jl y_l, c_j = Σ_e F F_j;
+                    // Ā_j = −(a_j ω* + c_j λ).
+                    for e in 0..m {
+                        let q = p * m + e;
+                        let f = values[q];
+                        let g = &grads[q * d..(q + 1) * d];
+                        let h = &hessians[q * d * d..(q + 1) * d * d];
+                        let s = dense::dot(g, &y[..d]);
+                        for j in 0..d {
+                            let t = dense::dot(&h[j * d..(j + 1) * d], &y[..d]);
+                            a[j] -= g[j] * s + f * t;
+                            c[j] -= f * g[j];
+                        }
+                    }
                 }
-            }
-        }
+            });
         // L̄_i = −(r_i λ + (Lλ)_i ω*).
         let mut linear_omega = vec![0.0; problem.n_linear()];
         let mut linear_lambda = vec![0.0; problem.n_linear()];
