@@ -4,13 +4,13 @@
 //!
 //! **Vectorisation.** The workspace compiles for baseline x86-64 (SSE2), so the
 //! hot streaming loops are defined with `vectorized_fn!`, which compiles them
-//! again for AVX2/FMA and picks that build at run time when the CPU has it (as
-//! faer does for its own kernels). [`dot`] keeps [`LANES`] independent partial sums so
+//! again for AVX2/FMA and for AVX-512 and picks the widest build the CPU runs at
+//! run time (as faer does for its own kernels). [`dot`] keeps [`LANES`] independent partial sums so
 //! that it is not one long chain of dependent additions; its summation order is
 //! fixed, so results never depend on threading.
 
-/// Defines a function whose body is compiled twice — for baseline x86-64 and
-/// for AVX2 + FMA — and picks the AVX2 build at run time when the CPU has it.
+/// Defines a function whose body is compiled three times — for baseline x86-64,
+/// for AVX2 + FMA and for AVX-512 — and picks the widest build the CPU runs.
 /// The body and every helper it calls must inline (`#[inline(always)]`), so
 /// that the vector instructions reach the loops themselves.
 macro_rules! vectorized_fn {
@@ -21,11 +21,21 @@ macro_rules! vectorized_fn {
             fn body($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn avx512($($arg: $ty),*) {
+                    body($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) {
                     body($($arg),*)
                 }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                let has_avx2 = std::is_x86_feature_detected!("avx2")
+                    && std::is_x86_feature_detected!("fma");
+                if has_avx2 && std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the features `avx512` is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if has_avx2 {
                     // SAFETY: the CPU has the features `avx2` is compiled for.
                     return unsafe { avx2($($arg),*) };
                 }

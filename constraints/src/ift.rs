@@ -21,8 +21,10 @@
 //! derivatives and factors `H` once at `ω*`; each [`Sensitivity::gradient`] is
 //! then one `N×N` triangular solve plus one pass over the rows.
 
+use rayon::prelude::*;
+
 use crate::dense::{self, SymmetricFactor};
-use crate::normal_equations::Workspace;
+use crate::normal_equations::{BLOCK, add_linear_and_ridge, jacobian_rows};
 use crate::pointwise;
 use crate::{ConstraintError, ExpertProblem, Pde};
 
@@ -75,32 +77,79 @@ impl Sensitivity {
     ) -> Result<Self, ConstraintError> {
         problem.check_pde(pde)?;
         problem.check_omega(omega)?;
-        if !(problem.is_finite() && omega.iter().all(|w| w.is_finite())) {
+        if !omega.iter().all(|w| w.is_finite()) {
             return Err(ConstraintError::NonFinite {
                 what: "expert problem or ω* for the backward pass",
             });
         }
         let size = problem.size();
         let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
-        let mut ws = Workspace::new(problem);
-        ws.current.evaluate(pde, problem, omega);
-        let mut hessians = vec![0.0; problem.n_points() * m * d * d];
-        let current = &mut ws.current;
-        pointwise::hessians(
-            pde,
-            d,
-            &current.z,
-            &mut current.values,
-            &mut ws.grads,
-            &mut hessians,
-        );
-        ws.build_jacobian_rows(problem);
+        let p = problem.n_points();
+        let (mut values, mut grads) = (vec![0.0; p * m], vec![0.0; p * m * d]);
+        let mut hessians = vec![0.0; p * m * d * d];
+        // One pass over the rows in blocks, in parallel as the solver's
+        // evaluations: the pointwise derivatives of every point are kept for the
+        // adjoints, a block's Jacobian and curvature rows only while its part of
+        // `H` forms; the parts are summed in block order.
+        let mut partials = vec![0.0; p.div_ceil(BLOCK) * n * n];
+        let finite = problem
+            .term_rows()
+            .par_chunks(BLOCK * d * n)
+            .zip(problem.offsets().par_chunks(BLOCK * d))
+            .zip(values.par_chunks_mut(BLOCK * m))
+            .zip(grads.par_chunks_mut(BLOCK * m * d))
+            .zip(hessians.par_chunks_mut(BLOCK * m * d * d))
+            .zip(partials.par_chunks_mut(n * n))
+            .map_init(
+                || {
+                    (
+                        vec![0.0; BLOCK * d],
+                        vec![0.0; BLOCK * m * n],
+                        vec![0.0; BLOCK * d * n],
+                    )
+                },
+                |(z, jac, curvature), (((((rows, offsets), values), grads), hessians), part)| {
+                    let points = offsets.len() / d;
+                    let z = &mut z[..points * d];
+                    dense::rows_dot(z, rows, omega, offsets, 1.0);
+                    // As in the solver: a non-finite entry of the problem shows
+                    // in its `z`.
+                    if !z.iter().all(|x| x.is_finite()) {
+                        return false;
+                    }
+                    pointwise::hessians(pde, d, z, values, grads, hessians);
+                    let jac = &mut jac[..points * m * n];
+                    jacobian_rows(jac, rows, grads, d, m, n);
+                    dense::gram(part, jac, jac, n, false);
+                    if mode == HessianMode::Exact {
+                        let curvature = &mut curvature[..points * d * n];
+                        curvature_rows(curvature, rows, values, hessians, d, m, n);
+                        dense::gram(part, rows, curvature, n, true);
+                    }
+                    true
+                },
+            )
+            .reduce(|| true, |a, b| a && b);
+        if !finite {
+            return Err(ConstraintError::NonFinite {
+                what: "expert problem for the backward pass",
+            });
+        }
         let mut hessian = vec![0.0; n * n];
-        let mut scratch = vec![0.0; n];
-        ws.normal_equations(problem, omega, &mut hessian, &mut scratch);
+        for part in partials.chunks_exact(n * n) {
+            dense::axpy(&mut hessian, 1.0, part);
+        }
+        let mut linear_residual = vec![0.0; problem.n_linear()];
+        problem.linear_residual(omega, &mut linear_residual);
+        let mut unused_gradient = vec![0.0; n];
+        add_linear_and_ridge(
+            problem,
+            omega,
+            &linear_residual,
+            &mut hessian,
+            &mut unused_gradient,
+        );
         if mode == HessianMode::Exact {
-            let curvature = curvature_rows(problem, &ws.current.values, &hessians);
-            dense::gram(&mut hessian, problem.term_rows(), &curvature, n, true);
             symmetrise(&mut hessian, n);
         }
         if !hessian.iter().all(|h| h.is_finite()) {
@@ -111,10 +160,10 @@ impl Sensitivity {
         let factor = SymmetricFactor::factor(&hessian, n);
         Ok(Self {
             omega: omega.to_vec(),
-            values: ws.current.values,
-            grads: ws.grads,
+            values,
+            grads,
             hessians,
-            linear_residual: ws.current.linear,
+            linear_residual,
             hessian,
             factor,
         })
@@ -174,32 +223,43 @@ impl Sensitivity {
         let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
         let mut term_omega = vec![0.0; problem.offsets().len()];
         let mut term_lambda = vec![0.0; problem.offsets().len()];
-        let mut y = [0.0; pointwise::MAX_TERMS];
-        for (p, ((rows, a), c)) in problem
+        // Blocks in parallel (as the forward): every point writes only its own
+        // coefficients.
+        problem
             .term_rows()
-            .chunks_exact(d * n)
-            .zip(term_omega.chunks_exact_mut(d))
-            .zip(term_lambda.chunks_exact_mut(d))
-            .enumerate()
-        {
-            for (yj, row) in y.iter_mut().zip(rows.chunks_exact(n)) {
-                *yj = dense::dot(row, &lambda);
-            }
-            // a_j = Σ_e F_j Σ_l F_l y_l + F Σ_l F_jl y_l, c_j = Σ_e F F_j;
-            // Ā_j = −(a_j ω* + c_j λ).
-            for e in 0..m {
-                let q = p * m + e;
-                let f = self.values[q];
-                let g = &self.grads[q * d..(q + 1) * d];
-                let h = &self.hessians[q * d * d..(q + 1) * d * d];
-                let s = dense::dot(g, &y[..d]);
-                for j in 0..d {
-                    let t = dense::dot(&h[j * d..(j + 1) * d], &y[..d]);
-                    a[j] -= g[j] * s + f * t;
-                    c[j] -= f * g[j];
+            .par_chunks(BLOCK * d * n)
+            .zip(term_omega.par_chunks_mut(BLOCK * d))
+            .zip(term_lambda.par_chunks_mut(BLOCK * d))
+            .zip(self.values.par_chunks(BLOCK * m))
+            .zip(self.grads.par_chunks(BLOCK * m * d))
+            .zip(self.hessians.par_chunks(BLOCK * m * d * d))
+            .for_each(|(((((rows, a), c), values), grads), hessians)| {
+                let mut y = [0.0; pointwise::MAX_TERMS];
+                for (p, ((rows, a), c)) in rows
+                    .chunks_exact(d * n)
+                    .zip(a.chunks_exact_mut(d))
+                    .zip(c.chunks_exact_mut(d))
+                    .enumerate()
+                {
+                    for (yj, row) in y.iter_mut().zip(rows.chunks_exact(n)) {
+                        *yj = dense::dot(row, &lambda);
+                    }
+                    // a_j = Σ_e F_j Σ_l F_l y_l + F Σ_l F_jl y_l, c_j = Σ_e F F_j;
+                    // Ā_j = −(a_j ω* + c_j λ).
+                    for e in 0..m {
+                        let q = p * m + e;
+                        let f = values[q];
+                        let g = &grads[q * d..(q + 1) * d];
+                        let h = &hessians[q * d * d..(q + 1) * d * d];
+                        let s = dense::dot(g, &y[..d]);
+                        for j in 0..d {
+                            let t = dense::dot(&h[j * d..(j + 1) * d], &y[..d]);
+                            a[j] -= g[j] * s + f * t;
+                            c[j] -= f * g[j];
+                        }
+                    }
                 }
-            }
-        }
+            });
         // L̄_i = −(r_i λ + (Lλ)_i ω*).
         let mut linear_omega = vec![0.0; problem.n_linear()];
         let mut linear_lambda = vec![0.0; problem.n_linear()];
@@ -277,18 +337,24 @@ impl RowGradient {
     }
 }
 
-/// `W[p, j] = Σ_e F_e Σ_l F_e,jl A_l[p]`, `[P, d, N]`, so that the curvature part
-/// of `H` is `Σ_p Σ_j A_j[p] W[p, j]ᵀ` (one Gram product of two `(P·d)×N` blocks).
-fn curvature_rows(problem: &ExpertProblem, values: &[f64], hessians: &[f64]) -> Vec<f64> {
-    let size = problem.size();
-    let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
-    let mut w = vec![0.0; problem.term_rows().len()];
-    for (p, (rows, out)) in problem
-        .term_rows()
+/// `W[p, j] = Σ_e F_e Σ_l F_e,jl A_l[p]`, `[P, d, N]` for the term rows `[P, d, N]`
+/// of some points, so that their curvature part of `H` is `Σ_p Σ_j A_j[p] W[p, j]ᵀ`
+/// (one Gram product of two `(P·d)×N` blocks).
+fn curvature_rows(
+    w: &mut [f64],
+    term_rows: &[f64],
+    values: &[f64],
+    hessians: &[f64],
+    d: usize,
+    m: usize,
+    n: usize,
+) {
+    for (p, (rows, out)) in term_rows
         .chunks_exact(d * n)
         .zip(w.chunks_exact_mut(d * n))
         .enumerate()
     {
+        out.fill(0.0);
         for e in 0..m {
             let q = p * m + e;
             let f = values[q];
@@ -303,7 +369,6 @@ fn curvature_rows(problem: &ExpertProblem, values: &[f64], hessians: &[f64]) -> 
             }
         }
     }
-    w
 }
 
 /// Averages `h` with its transpose (the Gram product of two different factors is

@@ -5,7 +5,10 @@
 //! `(JᵀJ + μI) Δ = −g` by Cholesky.
 //!
 //! **Damping** (Nielsen 1999; Madsen, Nielsen & Tingleff, *Methods for non-linear
-//! least squares problems*, 2004): `μ₀ = τ·max diag(JᵀJ)`. The gain ratio
+//! least squares problems*, 2004): `μ₀ = τ·max diag(JᵀJ)` with `τ = 1e-4` by
+//! default (Madsen's usual `1e-3` spends about three more iterations letting `μ`
+//! decay on the diffusion–sorption experts, whose gain ratios stay near 1; measured
+//! at the same final residuals). The gain ratio
 //! `ϱ = (f(ω) − f(ω+Δ)) / (½Δᵀ(μΔ − g))` compares the actual decrease of
 //! `f = ½‖r‖²` with the one the linear model predicts. If `ϱ > 0` the step is
 //! accepted and `μ ← μ·max(⅓, 1 − (2ϱ − 1)³)`, `ν ← 2`; otherwise (also when
@@ -13,12 +16,15 @@
 //! `μ ← μ·ν`, `ν ← 2ν`. Rejected steps count as iterations.
 //!
 //! **Stopping** (optimistix's Cauchy criterion, as the reference's
-//! `optx.LevenbergMarquardt(rtol, atol)`, with the step measured undamped): after
-//! an accepted step, stop with [`StopReason::Converged`] when both
-//! `|Δ_i| ≤ atol + rtol·|ω_i|` for every `i`, where `Δ = −(JᵀJ)⁻¹Jᵀr` is the
-//! Gauss–Newton step from the new `ω` (one extra `N×N` Cholesky), and
-//! `|f_old − f_new| ≤ atol + rtol·f_new`. Measuring the *undamped* step keeps a
-//! large `μ` (short steps for the wrong reason) from stopping the solve early.
+//! `optx.LevenbergMarquardt(rtol, atol)`): after an accepted step `Δ`, stop with
+//! [`StopReason::Converged`] when `|f_old − f_new| ≤ atol + rtol·f_new` and a step
+//! passes the step test `|Δ_i| ≤ atol + rtol·|ω_i|` for every `i` — either the
+//! accepted step itself (the reference's test) or the undamped Gauss–Newton step
+//! `−(JᵀJ)⁻¹Jᵀr` from the new `ω` (one extra `N×N` Cholesky). The second way
+//! stops a solve whose model is exact as soon as nothing is left to do; the first
+//! ends the walk along flat, ridge-held valleys of nonzero-residual problems,
+//! where the Gauss–Newton model keeps proposing long steps the true cost does not
+//! follow (measured: 65 → 36 iterations on such an expert, no change elsewhere).
 //! When a step is rejected at a point whose Gauss–Newton step already passes the
 //! step test, the solve also stops as converged: no progress above the tolerance
 //! is left (this is how an exactly solved linear problem stops after its single
@@ -53,7 +59,8 @@ pub enum InitialGuess {
 }
 
 /// Levenberg–Marquardt settings. `Default` is the reference's
-/// `rtol = atol = 1e-4`, 100 iterations, `ω₀ = 1`, `τ = 1e-3`.
+/// `rtol = atol = 1e-4`, 100 iterations and `ω₀ = 1`, with `τ = 1e-4` (see the
+/// module docs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LevenbergMarquardt {
     rtol: f64,
@@ -70,7 +77,7 @@ impl Default for LevenbergMarquardt {
             atol: 1e-4,
             max_iterations: 100,
             initial: InitialGuess::Ones,
-            initial_damping: 1e-3,
+            initial_damping: 1e-4,
         }
     }
 }
@@ -183,40 +190,38 @@ impl LevenbergMarquardt {
             final_residual: f64::NAN,
             gradient_norm: f64::NAN,
         };
-        if !problem.is_finite() {
-            return Ok(LmSolution { omega, status });
-        }
         let mut ws = Workspace::new(problem);
-        let mut cost = ws.current.evaluate(pde, problem, &omega);
+        let mut cost = ws.evaluate_current(pde, problem, &omega);
         status.initial_residual = (2.0 * cost).sqrt();
         status.final_residual = status.initial_residual;
         if !cost.is_finite() {
             return Ok(LmSolution { omega, status });
         }
-        let mut gram = vec![0.0; n * n];
-        let mut gradient = vec![0.0; n];
-        ws.jacobian(pde, problem);
-        ws.normal_equations(problem, &omega, &mut gram, &mut gradient);
-        if !(gram.iter().all(|x| x.is_finite()) && gradient.iter().all(|x| x.is_finite())) {
+        if !(ws.current.gram.iter().all(|x| x.is_finite())
+            && ws.current.gradient.iter().all(|x| x.is_finite()))
+        {
             return Ok(LmSolution { omega, status });
         }
-        let max_diag = (0..n).map(|i| gram[i * (n + 1)]).fold(0.0, f64::max);
+        let max_diag = (0..n)
+            .map(|i| ws.current.gram[i * (n + 1)])
+            .fold(0.0, f64::max);
         // The floor used when damping must grow from zero (τ = 0 or a failed
         // Cholesky at μ = 0).
         let mu_floor = f64::EPSILON * max_diag.max(f64::MIN_POSITIVE);
         let mut mu = self.initial_damping * max_diag;
         let mut nu = 2.0;
         let mut reason = StopReason::MaxIterations;
-        let mut damped = gram.clone();
+        let mut damped = vec![0.0; n * n];
         let mut trial = vec![0.0; n];
-        let mut settled = self.gauss_newton_step_is_small(&gram, &gradient, &omega);
+        let mut settled =
+            self.gauss_newton_step_is_small(&ws.current.gram, &ws.current.gradient, &omega);
         while status.iterations < self.max_iterations {
-            if gradient.iter().all(|&g| g == 0.0) {
+            if ws.current.gradient.iter().all(|&g| g == 0.0) {
                 reason = StopReason::Converged;
                 break;
             }
             status.iterations += 1;
-            damped.copy_from_slice(&gram);
+            damped.copy_from_slice(&ws.current.gram);
             for i in 0..n {
                 damped[i * (n + 1)] += mu;
             }
@@ -228,7 +233,7 @@ impl LevenbergMarquardt {
                 (mu, nu) = ((mu * nu).max(mu_floor), nu * 2.0);
                 continue;
             };
-            let minus_g: Vec<f64> = gradient.iter().map(|g| -g).collect();
+            let minus_g: Vec<f64> = ws.current.gradient.iter().map(|g| -g).collect();
             let step = dense::solve_with(&factor, &minus_g);
             for ((t, w), s) in trial.iter_mut().zip(&omega).zip(&step) {
                 *t = w + s;
@@ -236,10 +241,10 @@ impl LevenbergMarquardt {
             let predicted = 0.5
                 * step
                     .iter()
-                    .zip(&gradient)
+                    .zip(&ws.current.gradient)
                     .map(|(s, g)| s * (mu * s - g))
                     .sum::<f64>();
-            let new_cost = ws.trial.evaluate(pde, problem, &trial);
+            let new_cost = ws.evaluate_trial(pde, problem, &trial);
             let decrease = ws
                 .current
                 .decrease_to(&ws.trial, problem.ridge(), &omega, &trial);
@@ -248,12 +253,12 @@ impl LevenbergMarquardt {
                 omega.copy_from_slice(&trial);
                 cost = new_cost;
                 ws.accept();
-                ws.jacobian(pde, problem);
-                ws.normal_equations(problem, &omega, &mut gram, &mut gradient);
                 mu *= (1.0 - (2.0 * gain - 1.0).powi(3)).max(1.0 / 3.0);
                 nu = 2.0;
-                settled = self.gauss_newton_step_is_small(&gram, &gradient, &omega);
-                if settled && decrease.abs() <= self.atol + self.rtol * new_cost {
+                settled =
+                    self.gauss_newton_step_is_small(&ws.current.gram, &ws.current.gradient, &omega);
+                let moved = self.step_is_large(&step, &omega);
+                if (settled || !moved) && decrease.abs() <= self.atol + self.rtol * new_cost {
                     reason = StopReason::Converged;
                     break;
                 }
@@ -263,7 +268,7 @@ impl LevenbergMarquardt {
             } else if predicted <= ROUND_OFF * cost {
                 // The cost cannot resolve steps this small: judge the undamped
                 // Gauss–Newton step by the gradient instead, or stop at round-off.
-                let Some(factor) = SymmetricFactor::cholesky(&gram, n) else {
+                let Some(factor) = SymmetricFactor::cholesky(&ws.current.gram, n) else {
                     reason = StopReason::Converged;
                     break;
                 };
@@ -271,27 +276,25 @@ impl LevenbergMarquardt {
                 for ((t, w), s) in trial.iter_mut().zip(&omega).zip(&step) {
                     *t = w + s;
                 }
-                let new_cost = ws.trial.evaluate(pde, problem, &trial);
-                ws.accept();
-                ws.jacobian(pde, problem);
-                let mut new_gram = vec![0.0; n * n];
-                let mut new_gradient = vec![0.0; n];
-                ws.normal_equations(problem, &trial, &mut new_gram, &mut new_gradient);
+                let new_cost = ws.evaluate_trial(pde, problem, &trial);
                 let norm = |g: &[f64]| dense::dot(g, g);
-                if !(new_cost.is_finite() && norm(&new_gradient) < norm(&gradient)) {
+                if !(new_cost.is_finite() && norm(&ws.trial.gradient) < norm(&ws.current.gradient))
+                {
                     reason = StopReason::Converged;
                     break;
                 }
+                ws.accept();
                 omega.copy_from_slice(&trial);
-                (cost, gram, gradient) = (new_cost, new_gram, new_gradient);
-                settled = self.gauss_newton_step_is_small(&gram, &gradient, &omega);
+                cost = new_cost;
+                settled =
+                    self.gauss_newton_step_is_small(&ws.current.gram, &ws.current.gradient, &omega);
             } else {
                 (mu, nu) = ((mu * nu).max(mu_floor), nu * 2.0);
             }
         }
         status.reason = reason;
         status.final_residual = (2.0 * cost).sqrt();
-        status.gradient_norm = dense::dot(&gradient, &gradient).sqrt();
+        status.gradient_norm = dense::dot(&ws.current.gradient, &ws.current.gradient).sqrt();
         Ok(LmSolution { omega, status })
     }
 
@@ -299,6 +302,14 @@ impl LevenbergMarquardt {
     /// step test. Testing the *undamped* step matters: a damped step is short
     /// because of `μ`, not because `ω` has converged, and testing it would stop a
     /// warm-started solve after its first, heavily damped step.
+    /// Whether an accepted step moved some weight by more than the step test
+    /// allows.
+    fn step_is_large(&self, step: &[f64], omega: &[f64]) -> bool {
+        step.iter()
+            .zip(omega)
+            .any(|(s, w)| s.abs() > self.atol + self.rtol * w.abs())
+    }
+
     fn gauss_newton_step_is_small(&self, gram: &[f64], gradient: &[f64], omega: &[f64]) -> bool {
         let Some(factor) = SymmetricFactor::cholesky(gram, omega.len()) else {
             return false;

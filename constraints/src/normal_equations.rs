@@ -2,8 +2,8 @@
 //! Jacobian rows of the PDE part, the Gram matrix `JᵀJ` and the gradient `Jᵀr`.
 //!
 //! Why normal equations (and not a QR of `J`): `J` is `P×N` with `P ≈ 20 000` and
-//! `N ≈ 16`; forming `JᵀJ` costs `P·N²` flops once per accepted step, a QR `2·P·N²`
-//! and it would have to store all of `J` per step anyway, while every later solve
+//! `N ≈ 16`; forming `JᵀJ` costs `P·N²` flops per evaluated point, block by block
+//! with `J` never stored whole, where a QR would cost `2·P·N²` and need all of `J`, while every later solve
 //! is an `N×N` Cholesky. The price is conditioning: `κ(JᵀJ) = κ(J)²`. It is
 //! contained by (i) the ridge, which adds `ρ²I` and bounds the smallest eigenvalue
 //! away from zero, (ii) the Levenberg–Marquardt damping `μI` in every step, and
@@ -11,42 +11,132 @@
 //! (more damping), and reported as [`crate::StopReason::Singular`] if damping
 //! cannot rescue it.
 
+use rayon::prelude::*;
+
 use crate::dense;
 use crate::pointwise;
 use crate::{ExpertProblem, Pde};
 
-/// The residuals of one `ω`: terms, PDE values and linear rows.
-pub(crate) struct Residuals {
-    /// `z = Aω + b`, `[P, d]`.
-    pub(crate) z: Vec<f64>,
+/// Points per block of the fused pass. A block's term rows (`B·d·N` values:
+/// 96 KiB at `d = 3`, `N = 16`) stay in the core's L2 cache while its residuals,
+/// Jacobian rows and their Gram product are formed, so one evaluation streams
+/// the term rows from memory exactly once — they are the only large data of a
+/// solve, and that stream is what an iteration costs. Blocks are also the unit
+/// of parallel work inside one evaluation (in the caller's rayon pool): with a
+/// batch of one, four experts with unequal iteration counts cannot keep two
+/// cores busy by themselves. Their partial products are summed in block order,
+/// so results never depend on the number of threads.
+pub(crate) const BLOCK: usize = 256;
+
+/// Everything the solver needs at one `ω`, from one pass over the rows: the
+/// residuals, the cost `½‖r‖²`, the Gram matrix `JᵀJ` and the gradient `Jᵀr`
+/// (PDE, linear and ridge rows).
+///
+/// The normal equations are formed at every trial point, accepted or not:
+/// forming them costs arithmetic on data already in cache, while forming them
+/// only after acceptance would stream the term rows a second time.
+pub(crate) struct Evaluation {
     /// `F(z)`, `[P, m]`.
     pub(crate) values: Vec<f64>,
     /// `Lω − c`, `[R]`.
     pub(crate) linear: Vec<f64>,
+    /// `JᵀJ`, row-major `N×N`.
+    pub(crate) gram: Vec<f64>,
+    /// `Jᵀr`, `[N]`.
+    pub(crate) gradient: Vec<f64>,
+    /// Each block's `JᵀJ` and `Jᵀr`, `[blocks, N·N + N]`, summed in block order.
+    partials: Vec<f64>,
 }
 
-impl Residuals {
-    fn new(problem: &ExpertProblem) -> Self {
+/// One worker's buffers for the blocks it evaluates.
+pub(crate) struct Scratch {
+    /// `z` of one block, `[B, d]`.
+    z: Vec<f64>,
+    /// `∂F/∂z` of one block, `[B, m, d]`.
+    grads: Vec<f64>,
+    /// Jacobian rows of one block, `[B·m, N]`.
+    jac: Vec<f64>,
+}
+
+impl Scratch {
+    /// Buffers for blocks of `problem`.
+    pub(crate) fn new(problem: &ExpertProblem) -> Self {
         let size = problem.size();
-        let p = problem.n_points();
+        let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
         Self {
-            z: vec![0.0; p * size.n_terms],
+            z: vec![0.0; BLOCK * d],
+            grads: vec![0.0; BLOCK * m * d],
+            jac: vec![0.0; BLOCK * m * n],
+        }
+    }
+}
+
+impl Evaluation {
+    /// Buffers sized for `problem`.
+    pub(crate) fn new(problem: &ExpertProblem) -> Self {
+        let (p, size) = (problem.n_points(), problem.size());
+        let n = size.n_basis;
+        Self {
             values: vec![0.0; p * size.n_equations],
             linear: vec![0.0; problem.n_linear()],
+            gram: vec![0.0; n * n],
+            gradient: vec![0.0; n],
+            partials: vec![0.0; p.div_ceil(BLOCK) * (n * n + n)],
         }
     }
 
-    /// Evaluates every residual at `omega` and returns `½‖r(ω)‖²` (non-finite when
-    /// any residual is).
-    pub(crate) fn evaluate<P: Pde>(
+    /// Evaluates residuals, `JᵀJ` and `Jᵀr` at `omega` in one pass and returns
+    /// `½‖r(ω)‖²`: NaN when any term `z` is not finite, infinite or NaN when any
+    /// residual is not. The check on `z` is the solver's test of its input: a
+    /// non-finite entry of the term rows or offsets makes its `z` non-finite at
+    /// any finite `ω` (`0·∞` is NaN), and `z` is in cache here, while a separate
+    /// pass over the rows would cost as much as an iteration.
+    pub(crate) fn compute<P: Pde>(
         &mut self,
         pde: &P,
         problem: &ExpertProblem,
         omega: &[f64],
     ) -> f64 {
-        problem.terms_at(omega, &mut self.z);
-        pointwise::values(pde, problem.n_terms(), &self.z, &mut self.values);
+        let size = problem.size();
+        let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
+        let finite = problem
+            .term_rows()
+            .par_chunks(BLOCK * d * n)
+            .zip(problem.offsets().par_chunks(BLOCK * d))
+            .zip(self.values.par_chunks_mut(BLOCK * m))
+            .zip(self.partials.par_chunks_mut(n * n + n))
+            .map_init(
+                || Scratch::new(problem),
+                |scratch, (((rows, offsets), values), partial)| {
+                    let points = offsets.len() / d;
+                    let (z, grads, jac) = (
+                        &mut scratch.z[..points * d],
+                        &mut scratch.grads[..points * m * d],
+                        &mut scratch.jac[..points * m * n],
+                    );
+                    dense::rows_dot(z, rows, omega, offsets, 1.0);
+                    let finite = z.iter().all(|x| x.is_finite());
+                    pointwise::gradients(pde, d, z, values, grads);
+                    jacobian_rows(jac, rows, grads, d, m, n);
+                    let (gram, gradient) = partial.split_at_mut(n * n);
+                    dense::gram(gram, jac, jac, n, false);
+                    dense::transpose_times(gradient, jac, values, false);
+                    finite
+                },
+            )
+            .reduce(|| true, |a, b| a && b);
+        sum_blocks(&self.partials, &mut self.gram, &mut self.gradient);
         problem.linear_residual(omega, &mut self.linear);
+        add_linear_and_ridge(
+            problem,
+            omega,
+            &self.linear,
+            &mut self.gram,
+            &mut self.gradient,
+        );
+        if !finite {
+            return f64::NAN;
+        }
         let ridge = problem.ridge();
         0.5 * (dense::dot(&self.values, &self.values)
             + dense::dot(&self.linear, &self.linear)
@@ -73,93 +163,89 @@ impl Residuals {
     }
 }
 
-/// Reusable buffers for evaluating one problem (allocated once per solve).
+/// `gram = Σ_b gram_b`, `gradient = Σ_b gradient_b` over the blocks' partial
+/// products `[blocks, N·N + N]`, in block order: blocks run on any thread, the
+/// sum is always the same.
+pub(crate) fn sum_blocks(partials: &[f64], gram: &mut [f64], gradient: &mut [f64]) {
+    gram.fill(0.0);
+    gradient.fill(0.0);
+    for partial in partials.chunks_exact(gram.len() + gradient.len()) {
+        let (g, v) = partial.split_at(gram.len());
+        dense::axpy(gram, 1.0, g);
+        dense::axpy(gradient, 1.0, v);
+    }
+}
+
+/// Adds the linear and ridge rows to the PDE rows' `gram = JᵀJ` and
+/// `gradient = Jᵀr`: `LᵀL + ρ²I` and `Lᵀ(Lω − c) + ρ²ω`.
+pub(crate) fn add_linear_and_ridge(
+    problem: &ExpertProblem,
+    omega: &[f64],
+    linear_residual: &[f64],
+    gram: &mut [f64],
+    gradient: &mut [f64],
+) {
+    let n = problem.n_basis();
+    let ridge2 = problem.ridge() * problem.ridge();
+    for (i, (g, &lg)) in gram.iter_mut().zip(problem.linear_gram()).enumerate() {
+        *g += lg;
+        if i % (n + 1) == 0 {
+            *g += ridge2;
+        }
+    }
+    dense::transpose_times(gradient, problem.linear(), linear_residual, true);
+    for (g, &w) in gradient.iter_mut().zip(omega) {
+        *g += ridge2 * w;
+    }
+}
+
+/// The current and trial evaluations of a solve.
 pub(crate) struct Workspace {
-    /// Residuals at the current iterate.
-    pub(crate) current: Residuals,
-    /// Residuals at the trial point of a step.
-    pub(crate) trial: Residuals,
-    /// `∂F/∂z` at the current iterate, `[P, m, d]`.
-    pub(crate) grads: Vec<f64>,
-    /// Jacobian rows `Σ_j F_j A_j[p]`, `[P·m, N]`.
-    pub(crate) jac: Vec<f64>,
+    /// At the current iterate.
+    pub(crate) current: Evaluation,
+    /// At the trial point of a step.
+    pub(crate) trial: Evaluation,
 }
 
 impl Workspace {
     /// Buffers sized for `problem`.
     pub(crate) fn new(problem: &ExpertProblem) -> Self {
-        let (p, size) = (problem.n_points(), problem.size());
-        let (d, m, n) = (size.n_terms, size.n_equations, size.n_basis);
         Self {
-            current: Residuals::new(problem),
-            trial: Residuals::new(problem),
-            grads: vec![0.0; p * m * d],
-            jac: vec![0.0; p * m * n],
+            current: Evaluation::new(problem),
+            trial: Evaluation::new(problem),
         }
+    }
+
+    /// Evaluates the current point (the start of a solve).
+    pub(crate) fn evaluate_current<P: Pde>(
+        &mut self,
+        pde: &P,
+        problem: &ExpertProblem,
+        omega: &[f64],
+    ) -> f64 {
+        self.current.compute(pde, problem, omega)
+    }
+
+    /// Evaluates a trial point.
+    pub(crate) fn evaluate_trial<P: Pde>(
+        &mut self,
+        pde: &P,
+        problem: &ExpertProblem,
+        omega: &[f64],
+    ) -> f64 {
+        self.trial.compute(pde, problem, omega)
     }
 
     /// Makes the trial point the current one.
     pub(crate) fn accept(&mut self) {
         std::mem::swap(&mut self.current, &mut self.trial);
     }
-
-    /// Gradients of `F` at the current iterate and the Jacobian rows built from them.
-    pub(crate) fn jacobian<P: Pde>(&mut self, pde: &P, problem: &ExpertProblem) {
-        let current = &mut self.current;
-        pointwise::gradients(
-            pde,
-            problem.n_terms(),
-            &current.z,
-            &mut current.values,
-            &mut self.grads,
-        );
-        self.build_jacobian_rows(problem);
-    }
-
-    /// `jac[p·m + e] = Σ_j grads[p, e, j] · A_j[p]`, skipping exactly-zero `F_j`
-    /// (terms that only linear rows use).
-    pub(crate) fn build_jacobian_rows(&mut self, problem: &ExpertProblem) {
-        let size = problem.size();
-        jacobian_rows(
-            &mut self.jac,
-            problem.term_rows(),
-            &self.grads,
-            size.n_terms,
-            size.n_equations,
-            size.n_basis,
-        );
-    }
-
-    /// `gram = JᵀJ` (PDE, linear and ridge rows) and `gradient = Jᵀr` at `omega`,
-    /// from the current residuals and the last [`Workspace::jacobian`].
-    pub(crate) fn normal_equations(
-        &self,
-        problem: &ExpertProblem,
-        omega: &[f64],
-        gram: &mut [f64],
-        gradient: &mut [f64],
-    ) {
-        let n = problem.n_basis();
-        dense::gram(gram, &self.jac, &self.jac, n, false);
-        let ridge2 = problem.ridge() * problem.ridge();
-        for (i, (g, &lg)) in gram.iter_mut().zip(problem.linear_gram()).enumerate() {
-            *g += lg;
-            if i % (n + 1) == 0 {
-                *g += ridge2;
-            }
-        }
-        dense::transpose_times(gradient, &self.jac, &self.current.values, false);
-        dense::transpose_times(gradient, problem.linear(), &self.current.linear, true);
-        for (g, &w) in gradient.iter_mut().zip(omega) {
-            *g += ridge2 * w;
-        }
-    }
 }
 
 dense::vectorized_fn! {
     /// `jac[p·m + e] = Σ_j grads[p, e, j] · A_j[p]` for term rows `[P, d, N]` and
     /// gradients `[P, m, d]`, skipping exactly-zero `F_j`.
-    fn jacobian_rows(jac: &mut [f64], term_rows: &[f64], grads: &[f64], d: usize, m: usize, n: usize) {
+    pub(crate) fn jacobian_rows(jac: &mut [f64], term_rows: &[f64], grads: &[f64], d: usize, m: usize, n: usize) {
         for ((rows, grads), jac) in term_rows
             .chunks_exact(d * n)
             .zip(grads.chunks_exact(m * d))

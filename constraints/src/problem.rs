@@ -177,18 +177,6 @@ impl ExpertProblem {
         self.ridge
     }
 
-    /// Whether every stored number is finite.
-    pub fn is_finite(&self) -> bool {
-        [
-            &self.term_rows,
-            &self.offsets,
-            &self.linear,
-            &self.linear_rhs,
-        ]
-        .iter()
-        .all(|v| v.iter().all(|x| x.is_finite()))
-    }
-
     /// `z = A ω + b` at every point, `[P, d]`.
     ///
     /// # Panics
@@ -237,13 +225,9 @@ impl ExpertProblem {
     pub fn gradient<P: Pde>(&self, pde: &P, omega: &[f64]) -> Result<Vec<f64>, ConstraintError> {
         self.check_pde(pde)?;
         self.check_omega(omega)?;
-        let n = self.size.n_basis;
         let mut ws = crate::normal_equations::Workspace::new(self);
-        ws.current.evaluate(pde, self, omega);
-        ws.jacobian(pde, self);
-        let (mut gram, mut gradient) = (vec![0.0; n * n], vec![0.0; n]);
-        ws.normal_equations(self, omega, &mut gram, &mut gradient);
-        Ok(gradient)
+        ws.evaluate_current(pde, self, omega);
+        Ok(ws.current.gradient)
     }
 
     /// Checks that `pde` declares as many equations as this problem was built for.

@@ -15,14 +15,12 @@
 //!
 //! **Algorithm.** Robert Floyd's: for `j = m − P, …, m − 1` draw `t` uniform in
 //! `0..=j` and take `t`, or `j` if `t` was taken already. It yields each `P`-subset
-//! of the `m` tile points with equal probability, in `O(P)` draws. The chosen set
-//! is a bitmap of the tile (`m` bytes): experts sample a sizeable fraction of their
-//! tile, where a bitmap is far cheaper than a hash set, and reading it in order
-//! gives the points already sorted.
+//! of the `m` tile points with equal probability, in `O(P)` draws and a bitmap
+//! over the tile's `m` points.
 //!
 //! **Order.** The points are returned sorted ascending: the set is what is random,
-//! and ascending flat indices make the later evaluations of `A_j[p]` stream
-//! forward through memory.
+//! and ascending flat indices make the later gathers of `A_j[p]` stream forward
+//! through memory.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -60,13 +58,16 @@ pub fn sample_points(
         return Ok(points.to_vec());
     }
     let mut rng = tile_rng(seed, tile, stream);
+    // The chosen set as a bitmap over the tile: Floyd's draws are unchanged, and
+    // reading the set out in index order sorts it for free (a hash set cost more
+    // than the draws at tens of thousands of points per expert and step).
     let mut chosen = vec![false; m];
     for j in (m - count)..m {
         let t = rng.random_range(0..=j as u64) as usize;
         let pick = if chosen[t] { j } else { t };
         chosen[pick] = true;
     }
-    // Tile points are increasing, so reading the bitmap in order sorts them.
+    // Tile points are increasing, so the result is sorted.
     Ok(points
         .iter()
         .zip(&chosen)
