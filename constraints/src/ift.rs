@@ -24,7 +24,7 @@
 use rayon::prelude::*;
 
 use crate::dense::{self, SymmetricFactor};
-use crate::normal_equations::{BLOCK, add_linear_and_ridge, jacobian_rows};
+use crate::normal_equations::{BLOCK, add_linear_and_ridge_gram, jacobian_rows, sum_blocks};
 use crate::pointwise;
 use crate::{ConstraintError, ExpertProblem, Pde};
 
@@ -136,19 +136,10 @@ impl Sensitivity {
             });
         }
         let mut hessian = vec![0.0; n * n];
-        for part in partials.chunks_exact(n * n) {
-            dense::axpy(&mut hessian, 1.0, part);
-        }
+        sum_blocks(&partials, &mut hessian);
+        add_linear_and_ridge_gram(problem, &mut hessian);
         let mut linear_residual = vec![0.0; problem.n_linear()];
         problem.linear_residual(omega, &mut linear_residual);
-        let mut unused_gradient = vec![0.0; n];
-        add_linear_and_ridge(
-            problem,
-            omega,
-            &linear_residual,
-            &mut hessian,
-            &mut unused_gradient,
-        );
         if mode == HessianMode::Exact {
             symmetrise(&mut hessian, n);
         }

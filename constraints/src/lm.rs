@@ -197,13 +197,13 @@ impl LevenbergMarquardt {
         if !cost.is_finite() {
             return Ok(LmSolution { omega, status });
         }
-        if !(ws.current.gram.iter().all(|x| x.is_finite())
-            && ws.current.gradient.iter().all(|x| x.is_finite()))
+        if !(ws.current.gram().iter().all(|x| x.is_finite())
+            && ws.current.gradient().iter().all(|x| x.is_finite()))
         {
             return Ok(LmSolution { omega, status });
         }
         let max_diag = (0..n)
-            .map(|i| ws.current.gram[i * (n + 1)])
+            .map(|i| ws.current.gram()[i * (n + 1)])
             .fold(0.0, f64::max);
         // The floor used when damping must grow from zero (τ = 0 or a failed
         // Cholesky at μ = 0).
@@ -214,14 +214,14 @@ impl LevenbergMarquardt {
         let mut damped = vec![0.0; n * n];
         let mut trial = vec![0.0; n];
         let mut settled =
-            self.gauss_newton_step_is_small(&ws.current.gram, &ws.current.gradient, &omega);
+            self.gauss_newton_step_is_small(ws.current.gram(), ws.current.gradient(), &omega);
         while status.iterations < self.max_iterations {
-            if ws.current.gradient.iter().all(|&g| g == 0.0) {
+            if ws.current.gradient().iter().all(|&g| g == 0.0) {
                 reason = StopReason::Converged;
                 break;
             }
             status.iterations += 1;
-            damped.copy_from_slice(&ws.current.gram);
+            damped.copy_from_slice(ws.current.gram());
             for i in 0..n {
                 damped[i * (n + 1)] += mu;
             }
@@ -233,7 +233,7 @@ impl LevenbergMarquardt {
                 (mu, nu) = ((mu * nu).max(mu_floor), nu * 2.0);
                 continue;
             };
-            let minus_g: Vec<f64> = ws.current.gradient.iter().map(|g| -g).collect();
+            let minus_g: Vec<f64> = ws.current.gradient().iter().map(|g| -g).collect();
             let step = dense::solve_with(&factor, &minus_g);
             for ((t, w), s) in trial.iter_mut().zip(&omega).zip(&step) {
                 *t = w + s;
@@ -241,7 +241,7 @@ impl LevenbergMarquardt {
             let predicted = 0.5
                 * step
                     .iter()
-                    .zip(&ws.current.gradient)
+                    .zip(ws.current.gradient())
                     .map(|(s, g)| s * (mu * s - g))
                     .sum::<f64>();
             let new_cost = ws.evaluate_trial(pde, problem, &trial);
@@ -255,10 +255,14 @@ impl LevenbergMarquardt {
                 ws.accept();
                 mu *= (1.0 - (2.0 * gain - 1.0).powi(3)).max(1.0 / 3.0);
                 nu = 2.0;
-                settled =
-                    self.gauss_newton_step_is_small(&ws.current.gram, &ws.current.gradient, &omega);
-                let moved = self.step_is_large(&step, &omega);
-                if (settled || !moved) && decrease.abs() <= self.atol + self.rtol * new_cost {
+                settled = self.gauss_newton_step_is_small(
+                    ws.current.gram(),
+                    ws.current.gradient(),
+                    &omega,
+                );
+                if (settled || self.step_is_small(&step, &omega))
+                    && decrease.abs() <= self.atol + self.rtol * new_cost
+                {
                     reason = StopReason::Converged;
                     break;
                 }
@@ -268,7 +272,7 @@ impl LevenbergMarquardt {
             } else if predicted <= ROUND_OFF * cost {
                 // The cost cannot resolve steps this small: judge the undamped
                 // Gauss–Newton step by the gradient instead, or stop at round-off.
-                let Some(factor) = SymmetricFactor::cholesky(&ws.current.gram, n) else {
+                let Some(factor) = SymmetricFactor::cholesky(ws.current.gram(), n) else {
                     reason = StopReason::Converged;
                     break;
                 };
@@ -278,7 +282,8 @@ impl LevenbergMarquardt {
                 }
                 let new_cost = ws.evaluate_trial(pde, problem, &trial);
                 let norm = |g: &[f64]| dense::dot(g, g);
-                if !(new_cost.is_finite() && norm(&ws.trial.gradient) < norm(&ws.current.gradient))
+                if !(new_cost.is_finite()
+                    && norm(ws.trial.gradient()) < norm(ws.current.gradient()))
                 {
                     reason = StopReason::Converged;
                     break;
@@ -286,38 +291,37 @@ impl LevenbergMarquardt {
                 ws.accept();
                 omega.copy_from_slice(&trial);
                 cost = new_cost;
-                settled =
-                    self.gauss_newton_step_is_small(&ws.current.gram, &ws.current.gradient, &omega);
+                settled = self.gauss_newton_step_is_small(
+                    ws.current.gram(),
+                    ws.current.gradient(),
+                    &omega,
+                );
             } else {
                 (mu, nu) = ((mu * nu).max(mu_floor), nu * 2.0);
             }
         }
         status.reason = reason;
         status.final_residual = (2.0 * cost).sqrt();
-        status.gradient_norm = dense::dot(&ws.current.gradient, &ws.current.gradient).sqrt();
+        status.gradient_norm = dense::dot(ws.current.gradient(), ws.current.gradient()).sqrt();
         Ok(LmSolution { omega, status })
     }
 
-    /// Whether the undamped Gauss–Newton step `−(JᵀJ)⁻¹g` from `omega` passes the
-    /// step test. Testing the *undamped* step matters: a damped step is short
-    /// because of `μ`, not because `ω` has converged, and testing it would stop a
-    /// warm-started solve after its first, heavily damped step.
-    /// Whether an accepted step moved some weight by more than the step test
-    /// allows.
-    fn step_is_large(&self, step: &[f64], omega: &[f64]) -> bool {
+    /// Whether `step` from `omega` passes the step test
+    /// `|Δ_i| ≤ atol + rtol·|ω_i|` for every `i`.
+    fn step_is_small(&self, step: &[f64], omega: &[f64]) -> bool {
         step.iter()
             .zip(omega)
-            .any(|(s, w)| s.abs() > self.atol + self.rtol * w.abs())
+            .all(|(s, w)| s.abs() <= self.atol + self.rtol * w.abs())
     }
 
+    /// Whether the undamped Gauss–Newton step `−(JᵀJ)⁻¹g` from `omega` passes the
+    /// step test: unlike a damped step, it is short only when `ω` has converged
+    /// (or `JᵀJ` is not positive definite, then it never passes).
     fn gauss_newton_step_is_small(&self, gram: &[f64], gradient: &[f64], omega: &[f64]) -> bool {
         let Some(factor) = SymmetricFactor::cholesky(gram, omega.len()) else {
             return false;
         };
-        let step = dense::solve_with(&factor, gradient);
-        step.iter()
-            .zip(omega)
-            .all(|(s, w)| s.abs() <= self.atol + self.rtol * w.abs())
+        self.step_is_small(&dense::solve_with(&factor, gradient), omega)
     }
 }
 

@@ -40,10 +40,9 @@ pub(crate) struct Evaluation {
     pub(crate) values: Vec<f64>,
     /// `Lω − c`, `[R]`.
     pub(crate) linear: Vec<f64>,
-    /// `JᵀJ`, row-major `N×N`.
-    pub(crate) gram: Vec<f64>,
-    /// `Jᵀr`, `[N]`.
-    pub(crate) gradient: Vec<f64>,
+    /// `JᵀJ` (row-major `N×N`) followed by `Jᵀr` (`N`): the layout of one block's
+    /// partial products, so that the blocks sum straight into it.
+    normal: Vec<f64>,
     /// Each block's `JᵀJ` and `Jᵀr`, `[blocks, N·N + N]`, summed in block order.
     partials: Vec<f64>,
 }
@@ -79,8 +78,7 @@ impl Evaluation {
         Self {
             values: vec![0.0; p * size.n_equations],
             linear: vec![0.0; problem.n_linear()],
-            gram: vec![0.0; n * n],
-            gradient: vec![0.0; n],
+            normal: vec![0.0; n * n + n],
             partials: vec![0.0; p.div_ceil(BLOCK) * (n * n + n)],
         }
     }
@@ -125,15 +123,14 @@ impl Evaluation {
                 },
             )
             .reduce(|| true, |a, b| a && b);
-        sum_blocks(&self.partials, &mut self.gram, &mut self.gradient);
+        sum_blocks(&self.partials, &mut self.normal);
         problem.linear_residual(omega, &mut self.linear);
-        add_linear_and_ridge(
-            problem,
-            omega,
-            &self.linear,
-            &mut self.gram,
-            &mut self.gradient,
-        );
+        let (gram, gradient) = self.normal.split_at_mut(n * n);
+        add_linear_and_ridge_gram(problem, gram);
+        // `Lᵀ(Lω − c) + ρ²ω`.
+        dense::transpose_times(gradient, problem.linear(), &self.linear, true);
+        let ridge2 = problem.ridge() * problem.ridge();
+        dense::axpy(gradient, ridge2, omega);
         if !finite {
             return f64::NAN;
         }
@@ -141,6 +138,22 @@ impl Evaluation {
         0.5 * (dense::dot(&self.values, &self.values)
             + dense::dot(&self.linear, &self.linear)
             + ridge * ridge * dense::dot(omega, omega))
+    }
+
+    /// `JᵀJ` (PDE, linear and ridge rows), row-major `N×N`.
+    pub(crate) fn gram(&self) -> &[f64] {
+        let n = self.n_basis();
+        &self.normal[..n * n]
+    }
+
+    /// `Jᵀr` (PDE, linear and ridge rows), `[N]`.
+    pub(crate) fn gradient(&self) -> &[f64] {
+        &self.normal[self.normal.len() - self.n_basis()..]
+    }
+
+    /// `N`, from `normal.len() = N² + N`.
+    fn n_basis(&self) -> usize {
+        self.normal.len().isqrt()
     }
 
     /// `½‖r(ω)‖² − ½‖r(ω_new)‖²` with `self` at `omega` and `new` at `omega_new`,
@@ -163,28 +176,18 @@ impl Evaluation {
     }
 }
 
-/// `gram = Σ_b gram_b`, `gradient = Σ_b gradient_b` over the blocks' partial
-/// products `[blocks, N·N + N]`, in block order: blocks run on any thread, the
-/// sum is always the same.
-pub(crate) fn sum_blocks(partials: &[f64], gram: &mut [f64], gradient: &mut [f64]) {
-    gram.fill(0.0);
-    gradient.fill(0.0);
-    for partial in partials.chunks_exact(gram.len() + gradient.len()) {
-        let (g, v) = partial.split_at(gram.len());
-        dense::axpy(gram, 1.0, g);
-        dense::axpy(gradient, 1.0, v);
+/// `total = Σ_b partial_b` over blocks' partial products laid out
+/// `[blocks, total.len()]`, in block order: blocks run on any thread, the sum is
+/// always the same.
+pub(crate) fn sum_blocks(partials: &[f64], total: &mut [f64]) {
+    total.fill(0.0);
+    for partial in partials.chunks_exact(total.len()) {
+        dense::axpy(total, 1.0, partial);
     }
 }
 
-/// Adds the linear and ridge rows to the PDE rows' `gram = JᵀJ` and
-/// `gradient = Jᵀr`: `LᵀL + ρ²I` and `Lᵀ(Lω − c) + ρ²ω`.
-pub(crate) fn add_linear_and_ridge(
-    problem: &ExpertProblem,
-    omega: &[f64],
-    linear_residual: &[f64],
-    gram: &mut [f64],
-    gradient: &mut [f64],
-) {
+/// Adds the linear and ridge rows' `LᵀL + ρ²I` to the PDE rows' `JᵀJ`.
+pub(crate) fn add_linear_and_ridge_gram(problem: &ExpertProblem, gram: &mut [f64]) {
     let n = problem.n_basis();
     let ridge2 = problem.ridge() * problem.ridge();
     for (i, (g, &lg)) in gram.iter_mut().zip(problem.linear_gram()).enumerate() {
@@ -192,10 +195,6 @@ pub(crate) fn add_linear_and_ridge(
         if i % (n + 1) == 0 {
             *g += ridge2;
         }
-    }
-    dense::transpose_times(gradient, problem.linear(), linear_residual, true);
-    for (g, &w) in gradient.iter_mut().zip(omega) {
-        *g += ridge2 * w;
     }
 }
 

@@ -227,7 +227,7 @@ impl ExpertProblem {
         self.check_omega(omega)?;
         let mut ws = crate::normal_equations::Workspace::new(self);
         ws.evaluate_current(pde, self, omega);
-        Ok(ws.current.gradient)
+        Ok(ws.current.gradient().to_vec())
     }
 
     /// Checks that `pde` declares as many equations as this problem was built for.
