@@ -30,6 +30,17 @@ pub enum ExpertsError {
         expert: usize,
         reason: StopReason,
     },
+    /// A given sampled point is outside the grid (`tile` is `None`) or outside its
+    /// expert's tile.
+    #[error("expert {expert}'s point {point} lies {}", match tile {
+        Some(t) => format!("in tile {t}"),
+        None => "outside the grid".to_owned(),
+    })]
+    PointOutsideTile {
+        expert: usize,
+        point: usize,
+        tile: Option<usize>,
+    },
     /// An error from building or differentiating one expert's problem.
     #[error(transparent)]
     Constraint(#[from] ConstraintError),

@@ -266,6 +266,27 @@ impl<P: Pde> ConstraintLayer<P> {
         ics: &[&[f64]],
         stream: u64,
     ) -> Result<Forward, ExpertsError> {
+        let points: Vec<Vec<usize>> = (0..self.n_experts())
+            .into_par_iter()
+            .map(|k| self.router.sample(k, stream))
+            .collect::<Result<_, _>>()?;
+        self.forward_at(basis, n_basis, ics, points)
+    }
+
+    /// The forward pass at given sampled points instead of the router's:
+    /// `points[k]` are expert `k`'s flat grid indices, all inside its tile (for
+    /// problems whose points come from elsewhere, e.g. a problem file). The
+    /// other arguments are those of [`ConstraintLayer::forward`].
+    ///
+    /// Errors: as [`ConstraintLayer::forward`], plus not one list of points per
+    /// expert, a point outside the grid or outside its expert's tile.
+    pub fn forward_at(
+        &self,
+        basis: &[f64],
+        n_basis: usize,
+        ics: &[&[f64]],
+        points: Vec<Vec<usize>>,
+    ) -> Result<Forward, ExpertsError> {
         let (g, batch, k_experts) = (self.grid.len(), ics.len(), self.n_experts());
         if n_basis == 0 {
             return Err(ExpertsError::TooSmall {
@@ -281,10 +302,8 @@ impl<P: Pde> ConstraintLayer<P> {
                 got: vec![basis.len()],
             });
         }
-        let points: Vec<Arc<Vec<usize>>> = (0..k_experts)
-            .into_par_iter()
-            .map(|k| self.router.sample(k, stream).map(Arc::new))
-            .collect::<Result<_, _>>()?;
+        self.check_points(&points)?;
+        let points: Vec<Arc<Vec<usize>>> = points.into_iter().map(Arc::new).collect();
         // Per sample: rows, offset, S B and the experts' problems.
         let prepared: Vec<PreparedSample<'_>> = (0..batch)
             .into_par_iter()
@@ -435,6 +454,33 @@ impl<P: Pde> ConstraintLayer<P> {
                 pull_back.basis_gradient(&sample.rows, &experts, ub, out);
             });
         Ok(basis_bar)
+    }
+
+    /// Checks that `points` holds one list per expert, each inside its tile.
+    fn check_points(&self, points: &[Vec<usize>]) -> Result<(), ExpertsError> {
+        let owners = self.router.owners();
+        if points.len() != self.n_experts() {
+            return Err(ExpertsError::ShapeMismatch {
+                what: "sampled points (one list per expert)",
+                expected: vec![self.n_experts()],
+                got: vec![points.len()],
+            });
+        }
+        for (expert, pts) in points.iter().enumerate() {
+            for &point in pts {
+                match owners.get(point) {
+                    Some(&tile) if tile == expert => {}
+                    tile => {
+                        return Err(ExpertsError::PointOutsideTile {
+                            expert,
+                            point,
+                            tile: tile.copied(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `S B`, offset `s₀`, rows and every expert's problem for one sample, the

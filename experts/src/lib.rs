@@ -3,10 +3,12 @@
 //! its points, the runner solves all `(sample, expert)` problems in parallel, and
 //! [`ConstraintLayer`] is the end-to-end differentiable layer (`forward`: basis →
 //! constrained solution; `backward`: `∂L/∂u` → `∂L/∂B`, pulled back in compact
-//! form by the `pullback` module).
+//! form by the `pullback` module). [`ExternalProblem`] reads one sample's
+//! problem from a file another code wrote and solves it through the same layer.
 
 pub mod error;
 pub mod layer;
+pub mod problem_file;
 mod pullback;
 pub mod router;
 pub mod runner;
@@ -14,6 +16,7 @@ pub mod terms;
 
 pub use error::ExpertsError;
 pub use layer::{ConstraintLayer, Forward, LayerConfig};
+pub use problem_file::{ExternalProblem, ExternalSolution, ProblemFileError};
 pub use router::{Router, RowScope};
 pub use runner::{BackwardJob, differentiate_experts, solve_experts};
 pub use terms::SampleTerms;

@@ -15,6 +15,14 @@ use tessera_meshes::{Shape, Tiling, sample_points};
 
 use crate::ExpertsError;
 
+/// Parses a tile split written `1x4` or `1x2x2` (tiles along `t`, `x`, `(y)`);
+/// `None` unless every part is a positive integer.
+pub fn parse_split(text: &str) -> Option<Vec<usize>> {
+    text.split('x')
+        .map(|part| part.trim().parse::<usize>().ok().filter(|&n| n > 0))
+        .collect()
+}
+
 /// Which linear rows an expert receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RowScope {

@@ -75,6 +75,11 @@ impl Heat {
         self.kappa
     }
 
+    /// The finite-difference scheme of the derivative terms.
+    pub fn fd(&self) -> FdScheme {
+        self.fd
+    }
+
     /// The grid this PDE expects: `t = linspace(0, t_max, nt)` and
     /// `x = linspace(0, 1, nx)` with both boundary points on the grid.
     pub fn grid(nt: usize, nx: usize, t_max: f64) -> Result<Grid, ScenarioError> {

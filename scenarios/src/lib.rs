@@ -10,7 +10,9 @@ pub mod error;
 mod grid_check;
 pub mod heat;
 pub mod navier_stokes;
+pub mod registry;
 
 pub use config::Scenario;
 pub use dataset::Dataset;
 pub use error::ScenarioError;
+pub use registry::{AnyPde, PdeKind};

@@ -159,35 +159,40 @@ pub struct RunData {
     pub test: Samples,
 }
 
-/// Loads or generates both splits (see the module docs). `quiet` hides the
-/// generator's progress bar.
-pub fn load(scenario: &Scenario, quiet: bool) -> Result<RunData, SolverError> {
-    Ok(RunData {
-        train: load_split(scenario, Split::Train, quiet)?,
-        test: load_split(scenario, Split::Test, quiet)?,
-    })
+impl RunData {
+    /// Loads or generates both splits (see the module docs). `quiet` hides the
+    /// generator's progress bar.
+    pub fn load(scenario: &Scenario, quiet: bool) -> Result<Self, SolverError> {
+        Ok(Self {
+            train: Samples::load(scenario, Split::Train, quiet)?,
+            test: Samples::load(scenario, Split::Test, quiet)?,
+        })
+    }
 }
 
-/// One split, on the scenario's grid.
-pub fn load_split(scenario: &Scenario, split: Split, quiet: bool) -> Result<Samples, SolverError> {
-    let (file, count) = match split {
-        Split::Train => (&scenario.data.train_file, scenario.data.train_samples),
-        Split::Test => (&scenario.data.test_file, scenario.data.test_samples),
-    };
-    let dataset = match (file, &scenario.data.cache_dir) {
-        (Some(path), _) => Dataset::read(path)?,
-        (None, Some(dir)) => cached(scenario, split, dir, quiet)?,
-        (None, None) => generate(scenario, &generation(scenario, split, quiet))?,
-    };
-    Samples::from_dataset(&dataset, &scenario.dims(), count)
-}
+impl Samples {
+    /// One split, on the scenario's grid: read from the scenario's file for it,
+    /// or from its cache, or generated.
+    pub fn load(scenario: &Scenario, split: Split, quiet: bool) -> Result<Self, SolverError> {
+        let (file, count) = match split {
+            Split::Train => (&scenario.data.train_file, scenario.data.train_samples),
+            Split::Test => (&scenario.data.test_file, scenario.data.test_samples),
+        };
+        let dataset = match (file, &scenario.data.cache_dir) {
+            (Some(path), _) => Dataset::read(path)?,
+            (None, Some(dir)) => cached(scenario, split, dir, quiet)?,
+            (None, None) => generate(scenario, &generation(scenario, split, quiet))?,
+        };
+        Self::from_dataset(&dataset, &scenario.dims(), count)
+    }
 
-/// Reads `path` as test data for `scenario` (the `eval --data` option): all its
-/// samples, or `eval.samples` of them if it has more.
-pub fn load_test_file(scenario: &Scenario, path: &Path) -> Result<Samples, SolverError> {
-    let dataset = Dataset::read(path)?;
-    let count = dataset.len().min(scenario.eval_samples());
-    Samples::from_dataset(&dataset, &scenario.dims(), count)
+    /// Reads `path` as test data for `scenario` (the `eval --data` option): all
+    /// its samples, or `eval.samples` of them if it has more.
+    pub fn load_test_file(scenario: &Scenario, path: &Path) -> Result<Self, SolverError> {
+        let dataset = Dataset::read(path)?;
+        let count = dataset.len().min(scenario.eval_samples());
+        Self::from_dataset(&dataset, &scenario.dims(), count)
+    }
 }
 
 fn generation(scenario: &Scenario, split: Split, quiet: bool) -> Generation {
@@ -227,7 +232,7 @@ struct CacheKey<'a> {
 }
 
 /// `<dir>/<name>-<split>-<hash of the CacheKey>.safetensors`.
-pub fn cache_path(scenario: &Scenario, split: Split, dir: &Path) -> PathBuf {
+pub(crate) fn cache_path(scenario: &Scenario, split: Split, dir: &Path) -> PathBuf {
     let options = Generation::for_split(scenario, split);
     let key = CacheKey {
         split: split.to_string(),
@@ -254,3 +259,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
+
+#[cfg(test)]
+mod tests;

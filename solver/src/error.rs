@@ -29,15 +29,35 @@ pub enum SolverError {
         #[source]
         source: std::io::Error,
     },
-    /// A checkpoint or run directory is missing pieces or does not match the model.
+    /// A checkpoint is missing pieces or does not match the model.
     #[error("checkpoint {}: {reason}", path.display())]
     Checkpoint { path: PathBuf, reason: String },
+    /// A safetensors file (a checkpoint) could not be encoded or decoded.
+    #[error("{}: {source}", path.display())]
+    Safetensors {
+        path: PathBuf,
+        #[source]
+        source: safetensors::SafeTensorError,
+    },
+    /// A run directory's `config.toml` is not a valid scenario.
+    #[error("run config {}: {source}", path.display())]
+    RunConfig {
+        path: PathBuf,
+        #[source]
+        source: tessera_scenarios::ScenarioError,
+    },
+    /// A JSON file of a run (a metrics line, the summary) could not be encoded
+    /// or decoded; `line` is 1-based where the file has one record per line.
+    #[error("{}{}: {source}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Json {
+        path: PathBuf,
+        line: Option<usize>,
+        #[source]
+        source: serde_json::Error,
+    },
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
-    /// Drawing or encoding a plot failed.
-    #[error("plot {}: {reason}", path.display())]
-    Plot { path: PathBuf, reason: String },
     /// The scenario does not describe a valid PDE, grid or setting.
     #[error(transparent)]
     Scenario(#[from] tessera_scenarios::ScenarioError),

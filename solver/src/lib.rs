@@ -1,17 +1,74 @@
-//! Tessera's top level: backbone, hard-constrained model, losses, training,
-//! evaluation, checkpoints and the `tessera` CLI.
+//! Tessera's solver library: the FNO backbone, the hard-constrained model
+//! (PI-HC-MoE: basis → mixture of constraint experts → `u`), its losses,
+//! training, evaluation and checkpoints — what a program embeds. The `tessera`
+//! command-line tool is a separate crate on top of this one.
+//!
+//! Everything is driven by a [`Scenario`](tessera_scenarios::Scenario) (one TOML
+//! file: PDE, grid, data, model, constraint, training) and a [`RunDir`] (where a
+//! run keeps its config, checkpoint, metrics and summary).
+//!
+//! **Use a trained run.** The embedding entry points are `Model::load(run_dir)`
+//! (config and checkpoint from the run directory) and
+//! `model.predict(&ics, threads)` (the constrained fields of a batch of initial
+//! conditions plus each expert's solver status, on a thread count the caller
+//! chooses). Until they land, the same steps by hand:
+//!
+//! ```no_run
+//! use tessera_solver::{Checkpoint, Model, RunDir, Trainable};
+//!
+//! # fn main() -> Result<(), tessera_solver::SolverError> {
+//! let run = RunDir::new("runs/quickstart-moe-20261201-061530");
+//! let mut model = Model::new(&run.read_config()?)?;
+//! Checkpoint::load(&run.checkpoint())?.restore_model(&mut model, &run.checkpoint())?;
+//! let ic = vec![0.5; model.scenario().grid.nx];
+//! let prediction = model.predict(&[ic], 0)?; // fields [T, X], row-major
+//! # Ok(()) }
+//! ```
+//!
+//! **Train from a scenario.**
+//!
+//! ```no_run
+//! use std::ops::ControlFlow;
+//! use tessera_scenarios::Scenario;
+//! use tessera_solver::{Model, RunData, RunDir, TrainOptions, Trainer, report};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let scenario = Scenario::from_file("scenarios/quickstart.toml")?;
+//! let data = RunData::load(&scenario, true)?;
+//! let mut model = Model::new(&scenario)?;
+//! let run = RunDir::new("runs/my-run");
+//! Trainer::new(&mut model, &scenario, &data, &run)
+//!     .train(TrainOptions::default(), |_record, _totals| ControlFlow::Continue(()))?;
+//! let summary = report(&mut model, &scenario, &data.test, &run, Default::default())?;
+//! println!("test rel L2 {:.4}", summary.summary.rel_l2_mean);
+//! # Ok(()) }
+//! ```
+//!
+//! Parallelism: the constraint solves run in the caller's rayon pool
+//! (`pool.install(|| …)`), so an embedding program decides how many threads
+//! Tessera uses.
 
-pub mod backbone;
-pub mod cli;
-pub mod constraint_check;
-pub mod data;
-pub mod error;
-pub mod eval;
-pub mod malloc;
-pub mod model;
-pub mod plots;
-pub mod problem_file;
-pub mod train;
-pub mod trainable;
+mod backbone;
+mod data;
+mod error;
+mod eval;
+mod model;
+mod train;
+mod trainable;
 
+pub use data::{RunData, Samples};
 pub use error::SolverError;
+pub use eval::{Evaluation, Report, Summary, evaluate, method_name, relative_l2, report};
+pub use model::Model;
+pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck};
+pub use train::{
+    Adam, AdamConfig, Checkpoint, RunDir, StepRecord, Totals, TrainOptions, TrainOutcome, Trainer,
+    Validation, named_vars, step_draw, update,
+};
+pub use trainable::{Batch, Prediction, StepLoss, Trainable};
+
+// The test fixtures shared with `tests/` name the crate as an outside user does.
+#[cfg(test)]
+extern crate self as tessera_solver;
+#[cfg(test)]
+mod tests;

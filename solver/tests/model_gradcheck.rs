@@ -3,7 +3,7 @@
 
 mod model_common;
 
-use tessera_solver::model::gradcheck::{GradcheckOptions, gradcheck};
+use tessera_solver::{GradcheckOptions, gradcheck};
 
 #[test]
 fn diffusion_sorption_gradients_match_finite_differences() {

@@ -6,19 +6,15 @@ mod train_support;
 
 use std::ops::ControlFlow;
 
-use tessera_solver::SolverError;
-use tessera_solver::train::checkpoint::Totals;
-use tessera_solver::train::metrics::{self, StepRecord};
-use tessera_solver::train::{
-    Adam, AdamConfig, Checkpoint, RunDir, TrainOptions, TrainOutcome, Trainer,
+use tessera_solver::{
+    Adam, AdamConfig, Checkpoint, RunDir, SolverError, StepRecord, Totals, TrainOptions,
+    TrainOutcome, Trainable, Trainer,
 };
-use tessera_solver::trainable::Trainable;
 use train_support::{Linear, run_data, scenario, temp_dir};
 
-fn quiet(resume: bool) -> TrainOptions {
+fn options(resume: bool) -> TrainOptions {
     TrainOptions {
         resume,
-        quiet: true,
         ..TrainOptions::default()
     }
 }
@@ -28,7 +24,7 @@ fn train_to_end(model: &mut Linear, steps: usize, dir: &std::path::Path, resume:
     let data = run_data();
     let run = RunDir::new(dir);
     match Trainer::new(model, &scenario, &data, &run)
-        .train(quiet(resume), |_| ControlFlow::Continue(()))
+        .train(options(resume), |_, _| ControlFlow::Continue(()))
         .expect("training")
     {
         TrainOutcome::Finished(totals) => totals,
@@ -49,7 +45,7 @@ fn loss_and_validation_error_decrease() {
     let dir = temp_dir("decrease");
     let mut model = Linear::new();
     train_to_end(&mut model, 40, &dir, false);
-    let records = metrics::read(&RunDir::new(&dir).metrics()).unwrap();
+    let records = RunDir::new(&dir).read_metrics().unwrap();
     assert_eq!(records.len(), 40);
     let (first, last) = (&records[0], &records[39]);
     assert!(
@@ -77,7 +73,7 @@ fn failed_solves_are_counted() {
     let dir = temp_dir("failed");
     let mut model = Linear::new();
     let totals = train_to_end(&mut model, 10, &dir, false);
-    let records = metrics::read(&RunDir::new(&dir).metrics()).unwrap();
+    let records = RunDir::new(&dir).read_metrics().unwrap();
     let failed: usize = records.iter().map(|r| r.failed_solves).sum();
     assert_eq!(totals.failed_solves, failed);
     assert!(
@@ -102,7 +98,7 @@ fn resume_after_interruption_equals_uninterrupted_run() {
     let run = RunDir::new(&interrupted);
     let mut first = Linear::new();
     let outcome = Trainer::new(&mut first, &scenario, &data, &run)
-        .train(quiet(false), |r| {
+        .train(options(false), |r, _| {
             if r.step == 7 {
                 ControlFlow::Break(())
             } else {
@@ -111,7 +107,7 @@ fn resume_after_interruption_equals_uninterrupted_run() {
         })
         .unwrap();
     assert!(matches!(outcome, TrainOutcome::Stopped(t) if t.step == 7));
-    assert_eq!(metrics::read(&run.metrics()).unwrap().len(), 7);
+    assert_eq!(run.read_metrics().unwrap().len(), 7);
 
     let mut resumed = Linear::new();
     let totals = train_to_end(&mut resumed, steps, &interrupted, true);
@@ -124,8 +120,8 @@ fn resume_after_interruption_equals_uninterrupted_run() {
     assert_eq!(totals.step, reference_totals.step);
     assert_eq!(totals.failed_solves, reference_totals.failed_solves);
     assert_eq!(totals.solves, reference_totals.solves);
-    let a = without_seconds(metrics::read(&RunDir::new(&straight).metrics()).unwrap());
-    let b = without_seconds(metrics::read(&run.metrics()).unwrap());
+    let a = without_seconds(RunDir::new(&straight).read_metrics().unwrap());
+    let b = without_seconds(run.read_metrics().unwrap());
     assert_eq!(a.len(), steps);
     assert_eq!(a, b);
 }

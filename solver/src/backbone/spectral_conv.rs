@@ -64,6 +64,7 @@ impl<T: Real> SpectralConv<T> {
     }
 
     /// Points per sample.
+    #[cfg(test)]
     pub fn points(&self) -> usize {
         self.dims.iter().product()
     }

@@ -75,11 +75,6 @@ impl<T: Real> HalfSpectrum<T> {
         self.n
     }
 
-    /// Always false (an axis has points).
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
     /// Number of kept frequencies.
     pub fn modes(&self) -> usize {
         self.modes
@@ -195,11 +190,6 @@ impl<T: Real> FullSpectrum<T> {
     /// Number of points on the axis.
     pub fn len(&self) -> usize {
         self.n
-    }
-
-    /// Always false (an axis has points).
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// Number of kept frequencies (`2·modes`).

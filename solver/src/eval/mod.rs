@@ -3,13 +3,16 @@
 //! standard deviation over the samples (as `jnp.mean`/`jnp.std` in the reference
 //! code), and the run summary written to `summary.json`.
 //!
+//! Plots of the evaluation are the `tessera` tool's business: [`report`]
+//! returns the predictions it drew them from.
+//!
 //! Evaluation is on the model's grid. The Navier–Stokes test split may be finer
 //! (`eval.resolutions`); it is subsampled to the grid, because the model is
 //! built for one grid (its experts' tiles and derivative operators).
 
 mod report;
 
-pub use report::{method_name, report, summary_line};
+pub use report::{Report, method_name, report};
 
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +30,7 @@ pub struct Evaluation {
     pub std: f64,
     /// Prediction solves whose status is not `converged`.
     pub failed_solves: usize,
-    /// The predicted trajectories, for plots.
+    /// The predicted trajectories, `[T, X, (Y)]` row-major each.
     pub predictions: Vec<Vec<f64>>,
 }
 
@@ -113,7 +116,7 @@ pub fn relative_l2(prediction: &[f64], truth: &[f64]) -> Result<f64, SolverError
 }
 
 /// Mean and population standard deviation (0, 0 for no values).
-pub fn mean_std(values: &[f64]) -> (f64, f64) {
+pub(crate) fn mean_std(values: &[f64]) -> (f64, f64) {
     if values.is_empty() {
         return (0.0, 0.0);
     }
@@ -146,4 +149,16 @@ pub struct Summary {
     pub eval_failed_solves: usize,
     /// Seconds the evaluation took.
     pub eval_seconds: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn population_statistics() {
+        // Mean 2.5, population variance (2.25 + 0.25 + 0.25 + 2.25)/4 = 1.25.
+        let (mean, std) = super::mean_std(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(mean, 2.5);
+        assert!((std - 1.25f64.sqrt()).abs() < 1e-15);
+        assert_eq!(super::mean_std(&[]), (0.0, 0.0));
+    }
 }

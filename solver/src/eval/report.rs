@@ -1,31 +1,38 @@
-//! The end of a run: evaluate on the test set, write `summary.json` and the
-//! plots into the run directory.
+//! The end of a run: evaluate on the test set and write `summary.json` into the
+//! run directory.
 
 use std::time::Instant;
 
-use serde_json::json;
 use tessera_scenarios::Scenario;
 
-use super::{Summary, evaluate};
+use super::{Evaluation, Summary, evaluate};
 use crate::SolverError;
 use crate::data::Samples;
-use crate::plots::{SampleFields, plot_loss, plot_sample};
 use crate::train::checkpoint::Totals;
 use crate::train::run_dir::write_atomic;
-use crate::train::{RunDir, batches, metrics};
+use crate::train::{RunDir, batches};
 use crate::trainable::Trainable;
 
+/// What [`report`] found: the summary it wrote and the evaluation behind it
+/// (with the predictions, e.g. for plots).
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The contents of `summary.json`.
+    pub summary: Summary,
+    /// Every evaluated sample's error and prediction.
+    pub evaluation: Evaluation,
+}
+
 /// Evaluates `model` on the first `eval.samples` of `test`, writes
-/// `summary.json`, heat maps of the first `eval.plots` samples and (when the run
-/// has metrics) the loss curve, and returns the summary. `totals` are the
-/// training totals recorded in the summary.
+/// `summary.json` and returns it with the evaluation. `totals` are the training
+/// totals recorded in the summary.
 pub fn report<M: Trainable + ?Sized>(
     model: &mut M,
     scenario: &Scenario,
     test: &Samples,
     run: &RunDir,
     totals: Totals,
-) -> Result<Summary, SolverError> {
+) -> Result<Report, SolverError> {
     run.create()?;
     let started = Instant::now();
     let count = scenario.eval_samples().min(test.len());
@@ -45,38 +52,16 @@ pub fn report<M: Trainable + ?Sized>(
         eval_failed_solves: evaluation.failed_solves,
         eval_seconds: started.elapsed().as_secs_f64(),
     };
-    let text = serde_json::to_string_pretty(&summary).map_err(|e| SolverError::Plot {
+    let text = serde_json::to_string_pretty(&summary).map_err(|source| SolverError::Json {
         path: run.summary(),
-        reason: e.to_string(),
+        line: None,
+        source,
     })?;
     write_atomic(&run.summary(), text.as_bytes())?;
-    for (i, prediction) in evaluation
-        .predictions
-        .iter()
-        .enumerate()
-        .take(scenario.eval.plots)
-    {
-        let title = format!(
-            "{} ({}), test sample {i}: rel L2 {:.4}",
-            scenario.name, summary.method, evaluation.rel_l2[i]
-        );
-        let fields = SampleFields {
-            dims: test.dims(),
-            t_max: scenario.grid.t_max,
-            prediction,
-            truth: &test.trajectories()[i],
-            title: &title,
-        };
-        plot_sample(&run.plots().join(format!("sample_{i:04}.png")), &fields)?;
-    }
-    if run.metrics().exists() {
-        let records = metrics::read(&run.metrics())?;
-        if !records.is_empty() {
-            let title = format!("{} ({}): training", scenario.name, summary.method);
-            plot_loss(&run.plots().join("loss.png"), &title, &records)?;
-        }
-    }
-    Ok(summary)
+    Ok(Report {
+        summary,
+        evaluation,
+    })
 }
 
 /// `soft`, `hard` or `moe`, as written in scenario files.
@@ -86,23 +71,4 @@ pub fn method_name(scenario: &Scenario) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
-}
-
-/// The one-line JSON a `--json` run prints last: the summary without the
-/// per-sample errors.
-pub fn summary_line(summary: &Summary) -> String {
-    json!({
-        "scenario": summary.scenario,
-        "method": summary.method,
-        "rel_l2_mean": summary.rel_l2_mean,
-        "rel_l2_std": summary.rel_l2_std,
-        "steps": summary.steps,
-        "seconds": summary.seconds,
-        "failed_solves": summary.failed_solves,
-        "solves": summary.solves,
-        "eval_failed_solves": summary.eval_failed_solves,
-        "eval_seconds": summary.eval_seconds,
-        "samples": summary.rel_l2.len(),
-    })
-    .to_string()
 }

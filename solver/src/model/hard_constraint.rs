@@ -19,7 +19,7 @@ use tessera_scenarios::config::InitWeights;
 use super::external_op::ExternalOp;
 use super::setup;
 use crate::SolverError;
-use crate::constraint_check::AnyPde;
+use tessera_scenarios::AnyPde;
 
 /// What the solves of one call did.
 #[derive(Debug, Clone, Copy, PartialEq)]

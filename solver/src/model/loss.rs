@@ -24,7 +24,7 @@ use tessera_constraints::{FieldResidual, Pde, Term};
 use tessera_meshes::Grid;
 
 use crate::SolverError;
-use crate::constraint_check::AnyPde;
+use tessera_scenarios::AnyPde;
 
 /// Index of each part in [`LossParts::values`].
 pub const PDE: usize = 0;

@@ -6,42 +6,16 @@
 use candle_core::DType;
 use tessera_constraints::{HessianMode, InitialGuess, LevenbergMarquardt};
 use tessera_experts::{LayerConfig, RowScope};
-use tessera_meshes::ops::fd::FdScheme;
-use tessera_scenarios::Scenario;
-use tessera_scenarios::advection::Advection;
-use tessera_scenarios::config::{
-    Dtype, FdStencils, HessianKind, InitWeights, PdeConfig, RowScope as ScenarioRows,
-};
-use tessera_scenarios::diffusion_sorption::pde::DiffusionSorption;
-use tessera_scenarios::heat::Heat;
-use tessera_scenarios::navier_stokes::pde::{Derivatives, NavierStokes};
+use tessera_scenarios::config::{Dtype, HessianKind, InitWeights, RowScope as ScenarioRows};
+use tessera_scenarios::{AnyPde, Scenario};
 
 use crate::SolverError;
 use crate::backbone::FnoConfig;
-use crate::constraint_check::AnyPde;
 
 /// The scenario's PDE with its constants and the derivative stencils of
-/// `constraint.fd` (for Navier–Stokes `second-order` selects the spectral
-/// operators, its accurate alternative; advection has one fixed scheme).
+/// `constraint.fd` (see [`AnyPde::from_config`]).
 pub fn pde_of(scenario: &Scenario) -> Result<AnyPde, SolverError> {
-    let fd = match scenario.constraint.fd {
-        FdStencils::Reference => FdScheme::Reference,
-        FdStencils::SecondOrder => FdScheme::SecondOrder,
-    };
-    Ok(match &scenario.pde {
-        PdeConfig::DiffusionSorption(p) => {
-            AnyPde::DiffusionSorption(DiffusionSorption::new(*p, fd)?)
-        }
-        PdeConfig::NavierStokes(p) => {
-            let derivatives = match scenario.constraint.fd {
-                FdStencils::Reference => Derivatives::Reference,
-                FdStencils::SecondOrder => Derivatives::Spectral,
-            };
-            AnyPde::NavierStokes(NavierStokes::new(*p, derivatives)?)
-        }
-        PdeConfig::Heat(p) => AnyPde::Heat(Heat::new(p.kappa, fd)?),
-        PdeConfig::Advection(p) => AnyPde::Advection(Advection::new(p.speed)?),
-    })
+    Ok(AnyPde::from_config(&scenario.pde, scenario.constraint.fd)?)
 }
 
 /// The backbone's dtype.

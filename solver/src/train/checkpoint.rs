@@ -74,10 +74,10 @@ impl Checkpoint {
             ("adam_count".to_owned(), adam.count().to_string()),
         ]);
         write_atomic_with(path, |tmp| {
-            safetensors::serialize_to_file(tensors, Some(metadata), tmp).map_err(|e| {
-                SolverError::Checkpoint {
+            safetensors::serialize_to_file(tensors, Some(metadata), tmp).map_err(|source| {
+                SolverError::Safetensors {
                     path: tmp.to_owned(),
-                    reason: e.to_string(),
+                    source,
                 }
             })
         })
@@ -90,8 +90,12 @@ impl Checkpoint {
             reason,
         };
         let bytes = std::fs::read(path).map_err(|e| SolverError::io(path, e))?;
-        let (_, header) =
-            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|source| {
+            SolverError::Safetensors {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
         let metadata = header.metadata().clone().unwrap_or_default();
         if metadata.get("format").map(String::as_str) != Some(FORMAT) {
             return Err(bad(format!("not a {FORMAT} file")));

@@ -94,9 +94,10 @@ impl MetricsLog {
 }
 
 fn line(record: &StepRecord) -> Result<String, SolverError> {
-    let mut text = serde_json::to_string(record).map_err(|e| SolverError::Checkpoint {
+    let mut text = serde_json::to_string(record).map_err(|source| SolverError::Json {
         path: PathBuf::from("metrics.jsonl"),
-        reason: e.to_string(),
+        line: None,
+        source,
     })?;
     text.push('\n');
     Ok(text)
@@ -112,10 +113,11 @@ pub fn read(path: &Path) -> Result<Vec<StepRecord>, SolverError> {
         match serde_json::from_str(l) {
             Ok(record) => records.push(record),
             Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
-            Err(e) => {
-                return Err(SolverError::Checkpoint {
+            Err(source) => {
+                return Err(SolverError::Json {
                     path: path.to_owned(),
-                    reason: format!("line {}: {e}", i + 1),
+                    line: Some(i + 1),
+                    source,
                 });
             }
         }

@@ -12,14 +12,18 @@ pub mod batches;
 pub mod checkpoint;
 pub mod clip;
 pub mod metrics;
-mod progress;
 pub mod run_dir;
 pub mod schedule;
 pub mod trainer;
 pub mod update;
 
 pub use adam::{Adam, AdamConfig};
-pub use checkpoint::Checkpoint;
+pub use batches::step_draw;
+pub use checkpoint::{Checkpoint, Totals};
 pub use metrics::{StepRecord, Validation};
 pub use run_dir::RunDir;
 pub use trainer::{TrainOptions, TrainOutcome, Trainer};
+pub use update::{named_vars, update};
+
+#[cfg(test)]
+mod tests;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use tessera_scenarios::Scenario;
 
+use super::metrics::{self, StepRecord};
 use crate::SolverError;
 
 /// A run directory.
@@ -25,17 +26,6 @@ impl RunDir {
     /// The run directory at `root` (nothing is created yet).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
-    }
-
-    /// A fresh directory name under `runs/`: `runs/<scenario name>-<method>-<unix
-    /// seconds>`, so repeated runs never overwrite each other.
-    pub fn default_for(scenario: &Scenario) -> Self {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let method = crate::eval::method_name(scenario);
-        Self::new(Path::new("runs").join(format!("{}-{method}-{now}", scenario.name)))
     }
 
     /// Creates the directory (and `plots/`) if needed.
@@ -57,6 +47,11 @@ impl RunDir {
     /// The per-step metrics.
     pub fn metrics(&self) -> PathBuf {
         self.root.join("metrics.jsonl")
+    }
+
+    /// Every record of `metrics.jsonl`, in step order.
+    pub fn read_metrics(&self) -> Result<Vec<StepRecord>, SolverError> {
+        metrics::read(&self.metrics())
     }
 
     /// The checkpoint.
@@ -81,9 +76,9 @@ impl RunDir {
 
     /// Reads `config.toml` back, validated like any scenario file.
     pub fn read_config(&self) -> Result<Scenario, SolverError> {
-        Scenario::from_file(self.config()).map_err(|e| SolverError::Checkpoint {
+        Scenario::from_file(self.config()).map_err(|source| SolverError::RunConfig {
             path: self.config(),
-            reason: e.to_string(),
+            source,
         })
     }
 }

@@ -14,7 +14,6 @@ use super::adam::{Adam, AdamConfig};
 use super::batches::{eval_seed, step_draw};
 use super::checkpoint::{Checkpoint, Totals};
 use super::metrics::{MetricsLog, StepRecord, Validation};
-use super::progress;
 use super::run_dir::RunDir;
 use super::schedule::learning_rate;
 use super::update::{named_vars, update};
@@ -28,8 +27,6 @@ use crate::trainable::{Batch, Trainable};
 pub struct TrainOptions {
     /// Continue from the run directory's checkpoint instead of starting afresh.
     pub resume: bool,
-    /// Hide the progress bar.
-    pub quiet: bool,
     /// Adam's constants.
     pub adam: AdamConfig,
 }
@@ -68,12 +65,13 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
         }
     }
 
-    /// Trains to `training.steps`. `observer` sees each step's record after it is
-    /// logged (and checkpointed, on checkpoint steps) and may stop the run.
+    /// Trains to `training.steps`. `observer` sees each step's record and the
+    /// run's totals so far after the step is logged (and checkpointed, on
+    /// checkpoint steps), e.g. to draw a progress bar, and may stop the run.
     pub fn train(
         &mut self,
         options: TrainOptions,
-        mut observer: impl FnMut(&StepRecord) -> ControlFlow<()>,
+        mut observer: impl FnMut(&StepRecord, &Totals) -> ControlFlow<()>,
     ) -> Result<TrainOutcome, SolverError> {
         let t = &self.scenario.training;
         if self.data.train.len() < t.batch_size {
@@ -96,7 +94,6 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
             (Adam::new(options.adam), Totals::default(), metrics)
         };
         let vars = named_vars(self.model)?;
-        let bar = progress::bar(t.steps, totals.step, options.quiet);
         let started = Instant::now();
         let seconds_before = totals.seconds;
         while totals.step < t.steps {
@@ -114,13 +111,10 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
             if totals.step % t.checkpoint_every == 0 || last {
                 Checkpoint::save(&self.run.checkpoint(), self.model, &adam, totals)?;
             }
-            progress::show(&bar, &record, totals.failed_solves);
-            if observer(&record).is_break() {
-                bar.abandon();
+            if observer(&record, &totals).is_break() {
                 return Ok(TrainOutcome::Stopped(totals));
             }
         }
-        bar.finish();
         Ok(TrainOutcome::Finished(totals))
     }
 

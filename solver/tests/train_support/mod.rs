@@ -11,9 +11,7 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Init, VarMap};
 use tessera_scenarios::Scenario;
-use tessera_solver::SolverError;
-use tessera_solver::data::{RunData, Samples};
-use tessera_solver::trainable::{Batch, Prediction, StepLoss, Trainable};
+use tessera_solver::{Batch, Prediction, RunData, Samples, SolverError, StepLoss, Trainable};
 
 pub const NT: usize = 4;
 pub const NX: usize = 8;

@@ -1,0 +1,121 @@
+//! `tessera bench …`: benchmarks, one subcommand each.
+
+use tessera_constraints::LevenbergMarquardt;
+
+use tessera_scenarios::PdeKind;
+
+use super::pde_arg;
+use crate::constraint_check::{BenchConfig, GridSize, bench_constraint, parse_split};
+
+/// The benchmarks.
+#[derive(Debug, clap::Subcommand)]
+pub enum Bench {
+    /// Forward and forward+backward medians of the constraint layer on a synthetic
+    /// problem (random smooth basis).
+    Constraint(ConstraintArgs),
+    /// Median time and peak memory of one full training step of a scenario's model.
+    TrainStep(super::bench_train_step::TrainStepArgs),
+}
+
+impl Bench {
+    /// Runs the chosen benchmark.
+    pub fn run(self) -> anyhow::Result<()> {
+        match self {
+            Self::Constraint(args) => args.run(),
+            Self::TrainStep(args) => args.run(),
+        }
+    }
+}
+
+/// Arguments of `tessera bench constraint`.
+#[derive(Debug, clap::Args)]
+pub struct ConstraintArgs {
+    /// The PDE.
+    #[arg(long, value_parser = pde_arg::parser())]
+    pde: PdeKind,
+    /// Time levels [default: 101, or 64 for navier-stokes].
+    #[arg(long)]
+    nt: Option<usize>,
+    /// Points along x [default: 1024, or 64 for navier-stokes].
+    #[arg(long)]
+    nx: Option<usize>,
+    /// Points along y (navier-stokes) [default: 64].
+    #[arg(long)]
+    ny: Option<usize>,
+    /// Number of basis functions N.
+    #[arg(long, default_value_t = 16)]
+    basis: usize,
+    /// Points sampled per expert.
+    #[arg(long, default_value_t = 20_000)]
+    points: usize,
+    /// Tile split, e.g. 1x4 or 1x2x2 [default: 1x4, or 1x2x2 for navier-stokes].
+    #[arg(long)]
+    experts: Option<String>,
+    /// Samples per batch.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Timed runs (after one warm-up).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seed of the synthetic problems and the sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ConstraintArgs {
+    /// Runs the benchmark and prints its report.
+    pub fn run(self) -> anyhow::Result<()> {
+        let two_d = self.pde == PdeKind::NavierStokes;
+        let split = match &self.experts {
+            Some(text) => parse_split(text)?,
+            None if two_d => vec![1, 2, 2],
+            None => vec![1, 4],
+        };
+        let (nt, nx) = if two_d { (64, 64) } else { (101, 1024) };
+        let config = BenchConfig {
+            pde: self.pde,
+            split,
+            points_per_expert: self.points,
+            n_basis: self.basis,
+            grid: GridSize {
+                nt: self.nt.unwrap_or(nt),
+                nx: self.nx.unwrap_or(nx),
+                ny: self.ny.or(two_d.then_some(64)),
+            },
+            batch: self.batch,
+            runs: self.runs,
+            lm: LevenbergMarquardt::default(),
+            seed: self.seed,
+        };
+        let mut pool = rayon::ThreadPoolBuilder::new();
+        if let Some(threads) = self.threads {
+            pool = pool.num_threads(threads);
+        }
+        let report = pool.build()?.install(|| bench_constraint(&config))?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!(
+                "{} experts {:?} × {} points, N = {}, grid {:?}, batch {}, {} threads: forward {:.4} s, forward+backward {:.4} s (medians of {}); LM iterations {:?}",
+                report.pde,
+                report.experts,
+                report.points,
+                report.basis,
+                report.grid,
+                report.batch,
+                report.threads,
+                report.fwd_median_s,
+                report.fwd_bwd_median_s,
+                report.runs,
+                report.iterations
+            );
+        }
+        Ok(())
+    }
+}

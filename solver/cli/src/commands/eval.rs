@@ -1,0 +1,51 @@
+//! `tessera eval`: evaluate a trained run directory on its test set (or a given
+//! data file), rewriting its summary and plots.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tessera_scenarios::dataset::Split;
+use tessera_solver::{Checkpoint, Model, RunDir, Samples};
+
+use super::run::finish;
+
+/// Arguments of `tessera eval`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run directory (from `tessera run` or `tessera train`).
+    run_dir: PathBuf,
+    /// Test trajectories (`.safetensors`/`.h5`) [default: the scenario's test data].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Print the summary as one JSON line last on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl Args {
+    /// Loads the checkpoint, evaluates and prints the summary.
+    pub fn run(self) -> anyhow::Result<()> {
+        let run = RunDir::new(&self.run_dir);
+        let scenario = run.read_config()?;
+        let mut model = Model::new(&scenario)?;
+        let path = run.checkpoint();
+        let checkpoint = Checkpoint::load(&path)?;
+        checkpoint.restore_model(&mut model, &path)?;
+        let test = match &self.data {
+            Some(file) => Samples::load_test_file(&scenario, file),
+            None => Samples::load(&scenario, Split::Test, self.quiet),
+        }
+        .context("obtaining the test data")?;
+        finish(
+            &mut model,
+            &scenario,
+            &test,
+            &run,
+            checkpoint.totals,
+            self.json,
+        )
+    }
+}

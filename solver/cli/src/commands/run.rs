@@ -1,0 +1,114 @@
+//! `tessera run`: the main job — data, training, evaluation, summary and plots
+//! in one run directory.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::json;
+use tessera_scenarios::Scenario;
+use tessera_solver::{Model, RunDir, Samples, Summary, Totals, report};
+
+use super::train::{load_scenario, train};
+use crate::plots::plot_run;
+use crate::run_name::default_run_dir;
+
+/// Arguments of `tessera run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Scenario file (TOML).
+    scenario: PathBuf,
+    /// Override a scenario setting, e.g. `--set constraint.method=soft` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Run directory [default: runs/<name>-<method>-<UTC YYYYMMDD-HHMMSS>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the summary as one JSON line last on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl Args {
+    /// Trains, evaluates and prints the summary.
+    pub fn run(self) -> anyhow::Result<()> {
+        let scenario = load_scenario(&self.scenario, &self.overrides)?;
+        let run = match self.out {
+            Some(dir) => RunDir::new(dir),
+            None => default_run_dir(&scenario).context("creating the run directory")?,
+        };
+        let (mut model, data, totals) = train(&scenario, &run, false, self.quiet)?;
+        finish(&mut model, &scenario, &data.test, &run, totals, self.json)
+    }
+}
+
+/// The end of `run` and `eval`: evaluates on `test`, writes `summary.json` and
+/// the plots, and prints the summary.
+pub(super) fn finish(
+    model: &mut Model,
+    scenario: &Scenario,
+    test: &Samples,
+    run: &RunDir,
+    totals: Totals,
+    json: bool,
+) -> anyhow::Result<()> {
+    let report = report(model, scenario, test, run, totals)?;
+    plot_run(&report, scenario, test, run)?;
+    print_summary(&report.summary, run, json);
+    Ok(())
+}
+
+/// The summary table on stdout, and with `json` the JSON line after it.
+fn print_summary(summary: &Summary, run: &RunDir, json: bool) {
+    let rows = [
+        ("scenario", summary.scenario.clone()),
+        ("method", summary.method.clone()),
+        ("grid", format!("{:?}", summary.grid)),
+        (
+            "test rel L2",
+            format!(
+                "{:.4} ± {:.4} ({} samples)",
+                summary.rel_l2_mean,
+                summary.rel_l2_std,
+                summary.rel_l2.len()
+            ),
+        ),
+        ("steps", summary.steps.to_string()),
+        ("training s", format!("{:.1}", summary.seconds)),
+        (
+            "failed solves",
+            format!(
+                "{} of {} (training), {} (evaluation)",
+                summary.failed_solves, summary.solves, summary.eval_failed_solves
+            ),
+        ),
+        ("run directory", run.root().display().to_string()),
+    ];
+    for (name, value) in rows {
+        println!("{name:>14}  {value}");
+    }
+    if json {
+        println!("{}", summary_line(summary));
+    }
+}
+
+/// The one-line JSON a `--json` run prints last: the summary without the
+/// per-sample errors.
+fn summary_line(summary: &Summary) -> String {
+    json!({
+        "scenario": summary.scenario,
+        "method": summary.method,
+        "rel_l2_mean": summary.rel_l2_mean,
+        "rel_l2_std": summary.rel_l2_std,
+        "steps": summary.steps,
+        "seconds": summary.seconds,
+        "failed_solves": summary.failed_solves,
+        "solves": summary.solves,
+        "eval_failed_solves": summary.eval_failed_solves,
+        "eval_seconds": summary.eval_seconds,
+        "samples": summary.rel_l2.len(),
+    })
+    .to_string()
+}

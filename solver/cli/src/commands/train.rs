@@ -1,0 +1,115 @@
+//! `tessera train`: train a model from a scenario (or resume a run) and write
+//! the run directory without evaluating.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use tessera_scenarios::Scenario;
+use tessera_solver::{Model, RunData, RunDir, Totals, TrainOptions, TrainOutcome, Trainer};
+
+use crate::progress::TrainingBar;
+use crate::run_name::default_run_dir;
+
+/// Arguments of `tessera train`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Scenario file (TOML); optional with `--resume` (the run's config.toml is used).
+    #[arg(required_unless_present = "resume")]
+    scenario: Option<PathBuf>,
+    /// Override a scenario setting, e.g. `--set training.steps=200` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Run directory [default: runs/<name>-<method>-<UTC YYYYMMDD-HHMMSS>].
+    #[arg(long, conflicts_with = "resume")]
+    out: Option<PathBuf>,
+    /// Continue the run in this directory from its checkpoint.
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl Args {
+    /// Trains and reports where the run went.
+    pub fn run(self) -> anyhow::Result<()> {
+        let (scenario, run, resume) = match &self.resume {
+            Some(dir) => {
+                let run = RunDir::new(dir);
+                let scenario = run.read_config()?;
+                if let Some(path) = &self.scenario {
+                    let given = load_scenario(path, &self.overrides)?;
+                    if given != scenario {
+                        bail!(
+                            "{} (with the --set overrides) differs from {}; resume with the run's own config",
+                            path.display(),
+                            run.config().display()
+                        );
+                    }
+                }
+                (scenario, run, true)
+            }
+            None => {
+                let path = self
+                    .scenario
+                    .as_deref()
+                    .context("a scenario file is required")?;
+                let scenario = load_scenario(path, &self.overrides)?;
+                let run = match self.out {
+                    Some(dir) => RunDir::new(dir),
+                    None => default_run_dir(&scenario).context("creating the run directory")?,
+                };
+                (scenario, run, false)
+            }
+        };
+        let (_, _, totals) = train(&scenario, &run, resume, self.quiet)?;
+        eprintln!(
+            "trained {} steps in {:.1} s ({} of {} solves failed); run directory {}",
+            totals.step,
+            totals.seconds,
+            totals.failed_solves,
+            totals.solves,
+            run.root().display()
+        );
+        Ok(())
+    }
+}
+
+/// Reads a scenario file and applies `--set` overrides (each re-validated).
+pub(super) fn load_scenario(path: &Path, overrides: &[String]) -> anyhow::Result<Scenario> {
+    let mut scenario = Scenario::from_file(path)?;
+    for assignment in overrides {
+        scenario.set(assignment)?;
+    }
+    Ok(scenario)
+}
+
+/// Builds the model, loads the data and trains to the end, returning the
+/// trained model, the data and the run's totals.
+pub(super) fn train(
+    scenario: &Scenario,
+    run: &RunDir,
+    resume: bool,
+    quiet: bool,
+) -> anyhow::Result<(Model, RunData, Totals)> {
+    let data = RunData::load(scenario, quiet).context("obtaining the training and test data")?;
+    let mut model = Model::new(scenario)?;
+    let options = TrainOptions {
+        resume,
+        ..TrainOptions::default()
+    };
+    let mut bar = TrainingBar::new(scenario.training.steps, quiet);
+    let outcome = Trainer::new(&mut model, scenario, &data, run)
+        .train(options, |record, totals| bar.observe(record, totals))?;
+    bar.finish();
+    let totals = match outcome {
+        TrainOutcome::Finished(totals) | TrainOutcome::Stopped(totals) => totals,
+    };
+    if totals.failed_solves > 0 {
+        eprintln!(
+            "warning: {} of {} constraint solves did not converge during training",
+            totals.failed_solves, totals.solves
+        );
+    }
+    Ok((model, data, totals))
+}

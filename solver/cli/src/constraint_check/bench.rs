@@ -1,0 +1,185 @@
+//! The constraint-layer benchmark: median wall time of the forward pass and of
+//! forward + backward on a synthetic problem, with the experts' LM statistics.
+//!
+//! One untimed warm-up run of each precedes the timed runs (it touches the memory
+//! and starts the thread pool). The backward pass receives a fixed random `ū`, as
+//! a loss gradient would be. Parallelism is whatever rayon pool the caller runs
+//! this in.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tessera_constraints::{LevenbergMarquardt, LmStatus};
+use tessera_experts::{ConstraintLayer, Forward, LayerConfig};
+
+use tessera_scenarios::PdeKind;
+
+use crate::constraint_check::{GridSize, SyntheticProblem};
+use crate::error::ToolError;
+
+/// Settings of [`bench_constraint`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchConfig {
+    /// The PDE.
+    pub pde: PdeKind,
+    /// Tile split `[s_t, s_x, (s_y)]`.
+    pub split: Vec<usize>,
+    /// Points sampled per expert.
+    pub points_per_expert: usize,
+    /// Number of basis functions `N`.
+    pub n_basis: usize,
+    /// The grid.
+    pub grid: GridSize,
+    /// Samples per batch (each with its own basis and initial condition).
+    pub batch: usize,
+    /// Timed runs (at least 1; medians are reported).
+    pub runs: usize,
+    /// Levenberg–Marquardt settings (default: the reference's).
+    pub lm: LevenbergMarquardt,
+    /// Seed of the problems and the sampling.
+    pub seed: u64,
+}
+
+/// What [`bench_constraint`] measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchReport {
+    /// The PDE's name.
+    pub pde: &'static str,
+    /// The tile split.
+    pub experts: Vec<usize>,
+    /// Points per expert.
+    pub points: usize,
+    /// Number of basis functions.
+    pub basis: usize,
+    /// The grid's point shape.
+    pub grid: Vec<usize>,
+    /// Samples per batch.
+    pub batch: usize,
+    /// Timed runs.
+    pub runs: usize,
+    /// Threads in the pool the benchmark ran in.
+    pub threads: usize,
+    /// Median seconds of one forward pass (terms, LM solves, assembly).
+    pub fwd_median_s: f64,
+    /// Median seconds of one forward plus one backward pass.
+    pub fwd_bwd_median_s: f64,
+    /// Every timed forward run, seconds.
+    pub fwd_runs_s: Vec<f64>,
+    /// Every timed forward + backward run, seconds.
+    pub fwd_bwd_runs_s: Vec<f64>,
+    /// LM iterations per sample and expert, `[batch][K]` (last run).
+    pub iterations: Vec<Vec<usize>>,
+    /// `‖r_k‖₂` at the solution per sample and expert, `[batch][K]` (last run).
+    pub final_residual_norms: Vec<Vec<f64>>,
+    /// Whether every solve of the last run converged.
+    pub converged: bool,
+}
+
+/// Runs the benchmark (see the module docs).
+///
+/// Errors: zero runs or batch, and anything the problem setup or the constraint
+/// layer rejects; a failed expert in the backward pass.
+pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, ToolError> {
+    for (what, value) in [("--runs", config.runs), ("--batch", config.batch)] {
+        if value == 0 {
+            return Err(ToolError::InvalidSetting {
+                what,
+                value: "0".to_owned(),
+                reason: "at least 1",
+            });
+        }
+    }
+    let problems: Vec<SyntheticProblem> = (0..config.batch as u64)
+        .map(|b| SyntheticProblem::new(config.pde, config.grid, config.n_basis, config.seed + b))
+        .collect::<Result<_, _>>()?;
+    let first = &problems[0];
+    let layer_config = LayerConfig {
+        lm: config
+            .lm
+            .clone()
+            .with_initial(first.initial_guess.clone())?,
+        seed: config.seed,
+        ..LayerConfig::new(&config.split, config.points_per_expert)
+    };
+    let layer = ConstraintLayer::new(Arc::new(first.pde), first.grid.clone(), layer_config)?;
+    let basis: Vec<f64> = problems
+        .iter()
+        .flat_map(|p| p.basis.iter().copied())
+        .collect();
+    let ics: Vec<&[f64]> = problems.iter().map(|p| p.ic.as_slice()).collect();
+    let n = config.n_basis;
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let u_bar: Vec<f64> = (0..basis.len() / n)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+
+    let forward = || layer.forward(&basis, n, &ics, 0);
+    let forward_backward = || -> Result<Forward, ToolError> {
+        let fwd = forward()?;
+        layer.backward(&fwd, &basis, &u_bar)?;
+        Ok(fwd)
+    };
+    forward()?;
+    forward_backward()?;
+    let mut fwd_runs_s = Vec::with_capacity(config.runs);
+    for _ in 0..config.runs {
+        let start = Instant::now();
+        forward()?;
+        fwd_runs_s.push(start.elapsed().as_secs_f64());
+    }
+    let mut fwd_bwd_runs_s = Vec::with_capacity(config.runs);
+    let mut last = None;
+    for _ in 0..config.runs {
+        let start = Instant::now();
+        let fwd = forward_backward()?;
+        fwd_bwd_runs_s.push(start.elapsed().as_secs_f64());
+        last = Some(fwd);
+    }
+    let last = last.expect("at least one timed run");
+    let k = layer.n_experts();
+    Ok(BenchReport {
+        pde: config.pde.name(),
+        experts: config.split.clone(),
+        points: config.points_per_expert,
+        basis: n,
+        grid: config.grid.dims(),
+        batch: config.batch,
+        runs: config.runs,
+        threads: rayon::current_num_threads(),
+        fwd_median_s: median(&fwd_runs_s),
+        fwd_bwd_median_s: median(&fwd_bwd_runs_s),
+        fwd_runs_s,
+        fwd_bwd_runs_s,
+        iterations: per_expert(&last, k, |s| s.iterations),
+        final_residual_norms: per_expert(&last, k, |s| s.final_residual),
+        converged: last.all_converged(),
+    })
+}
+
+/// One statistic of every solve of `forward`, `[batch][K]`.
+fn per_expert<T>(forward: &Forward, k: usize, stat: impl Fn(&LmStatus) -> T) -> Vec<Vec<T>> {
+    forward
+        .statuses
+        .chunks(k)
+        .map(|sample| sample.iter().map(&stat).collect())
+        .collect()
+}
+
+/// The median (mean of the two middle values for an even count).
+///
+/// # Panics
+/// If `values` is empty.
+#[track_caller]
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        0.5 * (sorted[mid - 1] + sorted[mid])
+    }
+}

@@ -1,0 +1,24 @@
+//! The `tessera` command-line tool: a thin layer that parses arguments, calls
+//! the `tessera-solver` library and draws what a user watches (progress bars,
+//! plots); plus the constraint-layer tools (gradient check, problem files,
+//! benchmarks).
+
+mod commands;
+mod constraint_check;
+mod error;
+mod malloc;
+mod plots;
+mod progress;
+mod run_name;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    malloc::tune_for_training();
+    commands::Cli::parse().run()
+}
+
+/// Fixtures shared with the library's tests.
+#[cfg(test)]
+#[path = "../../tests/train_support/mod.rs"]
+mod test_support;

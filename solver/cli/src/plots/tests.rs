@@ -1,0 +1,106 @@
+//! Plots are written as PNGs that decode to the documented sizes, with the
+//! embedded font (no system fonts involved).
+
+use tessera_solver::{StepRecord, Validation};
+
+use super::{SampleFields, plot_loss, plot_sample};
+use crate::error::ToolError;
+use crate::test_support::temp_dir;
+
+fn decoded_size(path: &std::path::Path) -> (u32, u32) {
+    let image = image::open(path).expect("a decodable PNG");
+    (image.width(), image.height())
+}
+
+fn field(dims: &[usize], f: impl Fn(usize) -> f64) -> Vec<f64> {
+    (0..dims.iter().product()).map(f).collect()
+}
+
+#[test]
+fn one_dimensional_sample_heat_map() {
+    let dims = [6, 10];
+    let truth = field(&dims, |i| (i as f64 * 0.1).sin());
+    let prediction = field(&dims, |i| (i as f64 * 0.1).sin() + 0.01);
+    let path = temp_dir("plot-1d").join("sample.png");
+    let sample = SampleFields {
+        dims: &dims,
+        t_max: 500.0,
+        prediction: &prediction,
+        truth: &truth,
+        title: "1-D test sample",
+    };
+    plot_sample(&path, &sample).unwrap();
+    assert_eq!(decoded_size(&path), (1500, 450));
+}
+
+#[test]
+fn two_dimensional_sample_snapshots() {
+    let dims = [4, 6, 6];
+    let truth = field(&dims, |i| (i as f64).cos());
+    let path = temp_dir("plot-2d").join("sample.png");
+    let sample = SampleFields {
+        dims: &dims,
+        t_max: 1.0,
+        prediction: &truth,
+        truth: &truth,
+        title: "2-D test sample",
+    };
+    plot_sample(&path, &sample).unwrap();
+    assert_eq!(decoded_size(&path), (1200, 1200));
+}
+
+#[test]
+fn mismatched_fields_are_rejected() {
+    let path = temp_dir("plot-bad").join("sample.png");
+    let sample = SampleFields {
+        dims: &[2, 3],
+        t_max: 1.0,
+        prediction: &[0.0; 5],
+        truth: &[0.0; 6],
+        title: "bad",
+    };
+    let err = plot_sample(&path, &sample).unwrap_err();
+    assert!(matches!(err, ToolError::ShapeMismatch { .. }), "{err}");
+    assert!(!path.exists());
+}
+
+fn record(step: usize, loss: f64) -> StepRecord {
+    StepRecord {
+        step,
+        lr: 1e-3,
+        loss,
+        pde: loss / 2.0,
+        ic: 0.0,
+        bc: 0.0,
+        data: 0.0,
+        grad_norm: 1.0,
+        lm_iterations_mean: 3.0,
+        failed_solves: 0,
+        solves: 4,
+        seconds: step as f64,
+        validation: step.is_multiple_of(5).then_some(Validation {
+            rel_l2_mean: 1.0 / step as f64,
+            rel_l2_std: 0.01,
+            failed_solves: 0,
+        }),
+    }
+}
+
+#[test]
+fn loss_curve() {
+    let records: Vec<StepRecord> = (1..=30).map(|s| record(s, 10.0 / s as f64)).collect();
+    let path = temp_dir("plot-loss").join("loss.png");
+    plot_loss(&path, "loss", &records).unwrap();
+    assert_eq!(decoded_size(&path), (1000, 600));
+}
+
+#[test]
+fn loss_curve_without_plottable_values_is_an_error() {
+    let records = vec![StepRecord {
+        pde: 0.0,
+        ..record(1, f64::NAN)
+    }];
+    let path = temp_dir("plot-empty").join("loss.png");
+    let err = plot_loss(&path, "loss", &records).unwrap_err();
+    assert!(matches!(err, ToolError::Plot { .. }), "{err}");
+}

@@ -1,0 +1,240 @@
+//! The `tessera` binary end to end: `--set` errors, and a training run killed
+//! with SIGKILL after its first checkpoint and resumed, which must end with the
+//! same metrics and test error as an uninterrupted run.
+
+#[path = "../../tests/train_support/mod.rs"]
+mod train_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tessera_solver::{RunDir, StepRecord, Summary};
+use train_support::temp_dir;
+
+const STEPS: usize = 120;
+
+fn tessera() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+}
+
+fn ok(output: Output) -> Output {
+    assert!(
+        output.status.success(),
+        "tessera failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A tiny diffusion–sorption scenario (PI-HC-MoE) whose data is cached in `dir`.
+fn scenario_file(dir: &Path) -> PathBuf {
+    let text = format!(
+        r#"
+name = "tiny-cli"
+seed = 4
+[pde]
+kind = "diffusion-sorption"
+[grid]
+nt = 8
+nx = 16
+t_max = 500.0
+[data]
+train_samples = 4
+test_samples = 2
+cache_dir = "{}"
+[data.reference]
+rtol = 1e-6
+[model]
+widths = [4, 6, 6]
+modes = [2, 3]
+fc_dim = 8
+n_basis = 6
+[constraint]
+method = "moe"
+experts = [1, 2]
+points = 24
+[training]
+steps = {STEPS}
+batch_size = 2
+checkpoint_every = 5
+validate_every = 40
+validate_samples = 1
+[eval]
+plots = 1
+"#,
+        dir.join("cache").display()
+    );
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn without_seconds(run: &Path) -> Vec<StepRecord> {
+    RunDir::new(run)
+        .read_metrics()
+        .unwrap()
+        .into_iter()
+        .map(|r| StepRecord { seconds: 0.0, ..r })
+        .collect()
+}
+
+fn eval_summary(run: &Path) -> Summary {
+    let output = ok(tessera()
+        .arg("eval")
+        .arg(run)
+        .arg("--quiet")
+        .output()
+        .unwrap());
+    assert!(!output.stdout.is_empty());
+    serde_json::from_slice(&std::fs::read(RunDir::new(run).summary()).unwrap()).unwrap()
+}
+
+#[test]
+fn set_errors_name_the_key() {
+    let dir = temp_dir("cli-set");
+    let scenario = scenario_file(&dir);
+    for (assignment, expected) in [
+        ("training.nope=1", "training.nope"),
+        ("training.batch_size=1000", "exceeds data.train_samples"),
+        ("constraint.method=banana", "constraint.method"),
+        ("no_equals_sign", "key=value"),
+    ] {
+        let output = tessera()
+            .arg("run")
+            .arg(&scenario)
+            .args(["--set", assignment, "--out"])
+            .arg(dir.join("never"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{assignment} was accepted");
+        assert!(stderr.contains(expected), "{assignment}: {stderr}");
+        assert!(
+            !dir.join("never").exists(),
+            "nothing is written on a bad --set"
+        );
+    }
+}
+
+#[test]
+fn sigkill_and_resume_match_an_uninterrupted_run() {
+    let dir = temp_dir("cli-resume");
+    let scenario = scenario_file(&dir);
+    let (straight, killed) = (dir.join("straight"), dir.join("killed"));
+    ok(tessera()
+        .arg("train")
+        .arg(&scenario)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(&straight)
+        .output()
+        .unwrap());
+
+    let mut child = tessera()
+        .arg("train")
+        .arg(&scenario)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(&killed)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoint = RunDir::new(&killed).checkpoint();
+    let started = Instant::now();
+    while !checkpoint.exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    let done = RunDir::new(&killed).read_metrics().unwrap().len();
+    assert!(
+        done < STEPS,
+        "the run finished before it was killed ({done} steps)"
+    );
+
+    ok(tessera()
+        .arg("train")
+        .arg("--quiet")
+        .arg("--resume")
+        .arg(&killed)
+        .output()
+        .unwrap());
+    let a = without_seconds(&straight);
+    let b = without_seconds(&killed);
+    assert_eq!(a.len(), STEPS);
+    assert_eq!(a, b);
+    let (sa, sb) = (eval_summary(&straight), eval_summary(&killed));
+    assert_eq!(sa.rel_l2, sb.rel_l2);
+    assert_eq!(sa.steps, STEPS);
+    assert_eq!(sa.failed_solves, sb.failed_solves);
+}
+
+#[test]
+fn bench_train_step_reports_time_memory_and_iterations() {
+    let dir = temp_dir("cli-bench");
+    let scenario = scenario_file(&dir);
+    let output = ok(tessera()
+        .args(["bench", "train-step", "--scenario"])
+        .arg(&scenario)
+        // Smaller than the scenario's batch size of 2.
+        .args(["--batch", "1", "--json"])
+        .output()
+        .unwrap());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let number = |key: &str| {
+        report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {report}"))
+    };
+    assert!(number("step_median_s") > 0.0);
+    assert!(number("peak_rss_mib") > 1.0);
+    // Every PI-HC-MoE step runs Levenberg–Marquardt at least once per expert.
+    assert!(number("lm_iterations_mean") >= 1.0);
+    assert_eq!(report["step_times_s"].as_array().unwrap().len(), 5);
+    let output = tessera()
+        .args(["bench", "train-step", "--scenario"])
+        .arg(&scenario)
+        .args(["--runs", "3"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}
+
+#[test]
+fn run_writes_the_run_directory_and_a_json_summary_line() {
+    let dir = temp_dir("cli-run");
+    let scenario = scenario_file(&dir);
+    let out = dir.join("run");
+    let output = ok(tessera()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--set", "training.steps=3", "--quiet", "--json", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let line: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(line["method"], "moe");
+    assert_eq!(line["steps"], 3);
+    for key in ["rel_l2_mean", "rel_l2_std", "seconds", "failed_solves"] {
+        assert!(line[key].is_number(), "{key}: {line}");
+    }
+    let run = RunDir::new(&out);
+    let summary: Summary = serde_json::from_slice(&std::fs::read(run.summary()).unwrap()).unwrap();
+    assert_eq!(summary.rel_l2_mean, line["rel_l2_mean"].as_f64().unwrap());
+    assert_eq!(summary.rel_l2.len(), 2);
+    // The saved config is the scenario with the override applied.
+    assert_eq!(run.read_config().unwrap().training.steps, 3);
+    for file in [
+        run.metrics(),
+        run.checkpoint(),
+        run.plots().join("loss.png"),
+        run.plots().join("sample_0000.png"),
+    ] {
+        assert!(file.exists(), "{} missing", file.display());
+    }
+}

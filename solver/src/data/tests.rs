@@ -1,0 +1,117 @@
+//! Data loading: subsampling a finer test set onto the grid, shape checks, and
+//! the generated-data cache.
+
+use tessera_scenarios::dataset::Split;
+use tessera_scenarios::{Dataset, Scenario};
+
+use super::{Samples, cache_path};
+use crate::SolverError;
+use crate::tests::train_support::temp_dir;
+
+/// A value that encodes its own grid position, so subsampling is checked exactly.
+fn code(k: usize, i: usize, j: usize) -> f32 {
+    (100 * k + 10 * i + j) as f32
+}
+
+#[test]
+fn a_finer_two_dimensional_set_is_subsampled_onto_the_grid() {
+    let (nt, fine) = (3, 8);
+    let coords: Vec<f64> = (0..fine).map(|i| i as f64 / fine as f64).collect();
+    let sample: Vec<f32> = (0..nt)
+        .flat_map(|k| (0..fine).flat_map(move |i| (0..fine).map(move |j| code(k, i, j))))
+        .collect();
+    let dataset = Dataset::new(
+        vec![0.0, 0.5, 1.0],
+        coords.clone(),
+        Some(coords),
+        String::new(),
+        vec![sample],
+    )
+    .unwrap();
+    let samples = Samples::from_dataset(&dataset, &[nt, 4, 4], 1).unwrap();
+    let expected: Vec<f64> = (0..nt)
+        .flat_map(|k| {
+            (0..4).flat_map(move |i| (0..4).map(move |j| f64::from(code(k, 2 * i, 2 * j))))
+        })
+        .collect();
+    assert_eq!(samples.trajectories()[0], expected);
+    assert_eq!(samples.initial_condition(0), &expected[..16]);
+}
+
+#[test]
+fn grids_that_do_not_fit_are_rejected() {
+    let x: Vec<f64> = (0..6).map(|i| i as f64).collect();
+    let dataset =
+        Dataset::new(vec![0.0, 1.0], x, None, String::new(), vec![vec![0.5; 12]]).unwrap();
+    for (dims, count) in [(vec![3, 6], 1), (vec![2, 4], 1), (vec![2, 6], 2)] {
+        let err = Samples::from_dataset(&dataset, &dims, count).unwrap_err();
+        assert!(
+            matches!(err, SolverError::ShapeMismatch { .. }),
+            "{dims:?}: {err}"
+        );
+    }
+    let err = Samples::new(vec![2, 2], vec![vec![0.0, f64::NAN, 0.0, 0.0]]).unwrap_err();
+    assert!(matches!(err, SolverError::NonFinite { .. }), "{err}");
+}
+
+fn tiny(cache: &std::path::Path) -> Scenario {
+    let text = format!(
+        r#"
+name = "tiny-data"
+seed = 9
+[pde]
+kind = "diffusion-sorption"
+[grid]
+nt = 3
+nx = 8
+t_max = 50.0
+[data]
+train_samples = 2
+test_samples = 1
+cache_dir = "{}"
+[data.reference]
+rtol = 1e-6
+[model]
+modes = [1, 2]
+[constraint]
+method = "soft"
+[training]
+batch_size = 1
+validate_samples = 1
+[eval]
+plots = 1
+"#,
+        cache.display()
+    );
+    Scenario::from_str(&text, "<test>").unwrap()
+}
+
+#[test]
+fn generated_data_is_cached_under_a_name_that_tracks_the_settings() {
+    let dir = temp_dir("cache");
+    let mut scenario = tiny(&dir);
+    let path = cache_path(&scenario, Split::Train, &dir);
+    assert!(!path.exists());
+    let generated = Samples::load(&scenario, Split::Train, true).unwrap();
+    assert!(path.exists());
+    assert_eq!(generated.len(), 2);
+    assert_eq!(generated.dims(), &[3, 8]);
+    // The second load reads the file: equal, and equal to the file's content.
+    assert_eq!(
+        Samples::load(&scenario, Split::Train, true).unwrap(),
+        generated
+    );
+    let on_disk = Samples::from_dataset(&Dataset::read(&path).unwrap(), &[3, 8], 2).unwrap();
+    assert_eq!(on_disk, generated);
+    // Every setting the data depends on changes the name; training settings do not.
+    let test_path = cache_path(&scenario, Split::Test, &dir);
+    assert_ne!(test_path, path);
+    let mut other = scenario.clone();
+    other.set("seed=10").unwrap();
+    assert_ne!(cache_path(&other, Split::Train, &dir), path);
+    other = scenario.clone();
+    other.set("data.reference.rtol=1e-7").unwrap();
+    assert_ne!(cache_path(&other, Split::Train, &dir), path);
+    scenario.set("training.lr=0.5").unwrap();
+    assert_eq!(cache_path(&scenario, Split::Train, &dir), path);
+}
