@@ -328,8 +328,14 @@ mod tests {
                 PdeConfig::NavierStokes(NavierStokesParams { nu: 1e-3 }),
                 FdStencils::SecondOrder,
             ),
-            (PdeConfig::Heat(HeatParams { kappa: 0.25 }), FdStencils::Reference),
-            (PdeConfig::Advection(AdvectionParams { speed: -0.5 }), FdStencils::Reference),
+            (
+                PdeConfig::Heat(HeatParams { kappa: 0.25 }),
+                FdStencils::Reference,
+            ),
+            (
+                PdeConfig::Advection(AdvectionParams { speed: -0.5 }),
+                FdStencils::Reference,
+            ),
         ]
         .iter()
         .map(|(config, fd)| AnyPde::from_config(config, *fd).unwrap())
@@ -357,7 +363,10 @@ mod tests {
             metadata.insert(key.to_owned(), value.to_owned());
             AnyPde::from_metadata(&metadata)
         };
-        assert!(edited(META_PDE, "heat").is_err(), "constants of another kind");
+        assert!(
+            edited(META_PDE, "heat").is_err(),
+            "constants of another kind"
+        );
         assert!(edited(META_PDE, "wave").is_err(), "unknown kind");
         assert!(edited(META_FD, "fourth-order").is_err());
         assert!(edited(META_CONSTANTS, "{").is_err());

@@ -189,7 +189,7 @@ fn a_truncated_or_foreign_file_is_a_checkpoint_error() {
     let path = dir.join("checkpoint.safetensors");
     std::fs::write(&path, b"not a checkpoint").unwrap();
     let err = Checkpoint::load(&path).unwrap_err();
-    assert!(matches!(err, SolverError::Checkpoint { .. }), "{err}");
+    assert!(matches!(err, SolverError::Safetensors { .. }), "{err}");
     let err = Checkpoint::load(&dir.join("missing.safetensors")).unwrap_err();
     assert!(matches!(err, SolverError::Io { .. }), "{err}");
 }
