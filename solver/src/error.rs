@@ -43,8 +43,9 @@ pub enum SolverError {
     #[error("run config {}: {source}", path.display())]
     RunConfig {
         path: PathBuf,
+        /// Boxed: a scenario error is large, and this enum is every call's `Err`.
         #[source]
-        source: tessera_scenarios::ScenarioError,
+        source: Box<tessera_scenarios::ScenarioError>,
     },
     /// A JSON file of a run (a metrics line, the summary) could not be encoded
     /// or decoded; `line` is 1-based where the file has one record per line.

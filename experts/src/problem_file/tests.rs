@@ -46,8 +46,10 @@ fn small_problem() -> ExternalProblem<AnyPde> {
             }
         }
     }
-    let mut constants = tessera_scenarios::config::DiffusionSorptionParams::default();
-    constants.d = 4e-4;
+    let constants = tessera_scenarios::config::DiffusionSorptionParams {
+        d: 4e-4,
+        ..Default::default()
+    };
     let config = tessera_scenarios::config::PdeConfig::DiffusionSorption(constants);
     let pde = AnyPde::from_config(&config, Default::default()).unwrap();
     let split = vec![1, 2];

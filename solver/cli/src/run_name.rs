@@ -102,7 +102,8 @@ mod tests {
     /// the month is full (Gregorian leap years), else 1 January.
     #[test]
     fn consecutive_days_follow_the_calendar() {
-        let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let leap =
+            |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
         let length = |y: u64, m: u64| match m {
             2 if leap(y) => 29,
             2 => 28,

@@ -78,7 +78,7 @@ impl RunDir {
     pub fn read_config(&self) -> Result<Scenario, SolverError> {
         Scenario::from_file(self.config()).map_err(|source| SolverError::RunConfig {
             path: self.config(),
-            source,
+            source: Box::new(source),
         })
     }
 }
