@@ -63,17 +63,14 @@ pub fn generate<P: MolPde>(
         });
     }
     let dims = domain.axes().len();
-    let points: usize = discretisation.solver_dims().iter().product();
-    let coordinates: Vec<f64> = (0..points)
-        .flat_map(|p| discretisation.coordinates(p))
-        .collect();
+    let coordinates = discretisation.solver_coordinates();
     let bar = progress(options.samples, options.quiet, "generating");
     let samples = (0..options.samples)
         .into_par_iter()
         .map(|i| {
             let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
             rng.set_stream(options.stream(i));
-            let u0 = family.sample(&mut rng, &coordinates, dims);
+            let u0 = family.sample(&mut rng, coordinates, dims);
             let solution =
                 discretisation
                     .solve(&u0, times, solver)

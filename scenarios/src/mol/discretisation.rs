@@ -59,6 +59,38 @@ struct DirichletNode {
     alpha: f64,
 }
 
+/// Per-evaluation buffers of the pointwise `u_t` solve.
+struct Scratch {
+    active: Vec<usize>,
+    z: Vec<HyperDual64>,
+    u_t: Vec<HyperDual64>,
+    out: Vec<HyperDual64>,
+    f0: Vec<f64>,
+    matrix: Vec<f64>,
+    a: Vec<f64>,
+    w: Vec<f64>,
+    plain_u_t: Vec<f64>,
+    check: Vec<f64>,
+}
+
+impl Scratch {
+    fn new(components: usize, terms: usize) -> Self {
+        let zero = HyperDual64::from(0.0);
+        Self {
+            active: Vec::with_capacity(components),
+            z: vec![zero; terms],
+            u_t: vec![zero; components],
+            out: vec![zero; components],
+            f0: vec![0.0; components],
+            matrix: vec![0.0; components * components],
+            a: Vec::with_capacity(components * components),
+            w: Vec::with_capacity(components),
+            plain_u_t: vec![0.0; components],
+            check: vec![0.0; components],
+        }
+    }
+}
+
 /// A PDE discretised on the solver grid of a domain.
 pub struct Discretisation<'a, P: MolPde> {
     pde: &'a P,
@@ -79,8 +111,25 @@ pub struct Discretisation<'a, P: MolPde> {
     /// Unknown → `(point, component)`.
     unknowns: Vec<(usize, usize)>,
     dirichlet: Vec<DirichletNode>,
+    /// Ghost values to fill on every evaluation.
+    ghosts: Vec<Ghost>,
+    /// Solver point → its index in the padded grid.
+    padded_of: Vec<usize>,
+    /// Solver points' coordinates, `[points, dims]`.
+    coords: Vec<f64>,
     /// Flat solver points of the output grid, row-major.
     output_points: Vec<usize>,
+}
+
+/// A ghost value: padded indices of the ghost, its boundary node and the node
+/// inside, the boundary node as a solver point, and the side (`2·axis + s`).
+#[derive(Debug, Clone, Copy)]
+struct Ghost {
+    ghost: usize,
+    node: usize,
+    inner: usize,
+    point: usize,
+    side: usize,
 }
 
 impl<P: MolPde> std::fmt::Debug for Discretisation<'_, P> {
@@ -255,6 +304,53 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                 shape.flat(&fine)
             })
             .collect();
+        let padded_of: Vec<usize> = (0..shape.len())
+            .map(|p| {
+                let index: Vec<usize> = shape
+                    .unflat(p)
+                    .iter()
+                    .zip(&layout)
+                    .map(|(&i, l)| i + l.pad())
+                    .collect();
+                padded.flat(&index)
+            })
+            .collect();
+        let coords = (0..shape.len())
+            .flat_map(|p| {
+                let index = shape.unflat(p);
+                index
+                    .into_iter()
+                    .zip(&layout)
+                    .map(|(i, l)| l.coord(i))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let strides = padded.strides();
+        let mut ghosts = Vec::new();
+        for (a, l) in layout.iter().enumerate() {
+            if l.periodic {
+                continue;
+            }
+            let step = strides[a];
+            for s in 0..2 {
+                let coordinate = if s == 0 { 0 } else { l.n - 1 };
+                for point in (0..shape.len()).filter(|&p| shape.unflat(p)[a] == coordinate) {
+                    let node = padded_of[point];
+                    let (ghost, inner) = if s == 0 {
+                        (node - step, node + step)
+                    } else {
+                        (node + step, node - step)
+                    };
+                    ghosts.push(Ghost {
+                        ghost,
+                        node,
+                        inner,
+                        point,
+                        side: 2 * a + s,
+                    });
+                }
+            }
+        }
         Ok(Self {
             pde,
             components,
@@ -268,6 +364,9 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
             index,
             unknowns,
             dirichlet,
+            ghosts,
+            padded_of,
+            coords,
             output_points,
         })
     }
@@ -291,13 +390,18 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
     }
 
     /// Coordinates of solver point `p` (flat, row-major).
-    pub fn coordinates(&self, p: usize) -> Vec<f64> {
-        self.shape
-            .unflat(p)
-            .iter()
-            .zip(&self.layout)
-            .map(|(&i, l)| l.coord(i))
-            .collect()
+    ///
+    /// # Panics
+    /// If `p` is not a solver point.
+    #[track_caller]
+    pub fn coordinates(&self, p: usize) -> &[f64] {
+        let dims = self.layout.len();
+        &self.coords[p * dims..(p + 1) * dims]
+    }
+
+    /// All solver points' coordinates, `[points, dims]` row-major.
+    pub fn solver_coordinates(&self) -> &[f64] {
+        &self.coords
     }
 
     /// `f(x)` (one value per component) at every solver point: an initial
@@ -305,7 +409,7 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
     pub fn sample(&self, f: impl Fn(&[f64]) -> Vec<f64>) -> Result<Vec<f64>, MolError> {
         let mut out = Vec::with_capacity(self.shape.len() * self.components);
         for p in 0..self.shape.len() {
-            let values = f(&self.coordinates(p));
+            let values = f(self.coordinates(p));
             if values.len() != self.components {
                 return Err(MolError::ShapeMismatch {
                     what: "initial-condition values per point",
@@ -344,7 +448,7 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
         self.output_points
             .iter()
             .flat_map(|&p| {
-                let q = self.padded_index(p) * self.components;
+                let q = self.padded_of[p] * self.components;
                 padded[q..q + self.components].to_vec()
             })
             .collect()
@@ -358,65 +462,38 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
             .collect()
     }
 
-    fn padded_index(&self, p: usize) -> usize {
-        let index: Vec<usize> = self
-            .shape
-            .unflat(p)
-            .iter()
-            .zip(&self.layout)
-            .map(|(&i, l)| i + l.pad())
-            .collect();
-        self.padded.flat(&index)
-    }
-
     /// Writes the unknowns and the Dirichlet values into the padded field.
     fn fill_nodes(&self, t: f64, u: &[f64], padded: &mut [f64]) {
         let m = self.components;
         for (&(p, c), &v) in self.unknowns.iter().zip(u) {
-            padded[self.padded_index(p) * m + c] = v;
+            padded[self.padded_of[p] * m + c] = v;
         }
         for node in &self.dirichlet {
-            let g = self.pde.boundary_value(
-                node.side,
-                node.component,
-                t,
-                &self.coordinates(node.point),
-            );
-            padded[self.padded_index(node.point) * m + node.component] = g / node.alpha;
+            let g =
+                self.pde
+                    .boundary_value(node.side, node.component, t, self.coordinates(node.point));
+            padded[self.padded_of[node.point] * m + node.component] = g / node.alpha;
         }
     }
 
     /// Writes the ghost values of every bounded axis (nodes already filled).
     fn fill_ghosts(&self, t: f64, padded: &mut [f64]) {
         let m = self.components;
-        let strides = self.padded.strides();
-        for (a, l) in self.layout.iter().enumerate() {
-            if l.periodic {
-                continue;
-            }
-            let h = l.spacing;
-            for (s, side) in Side::of_axis(a).into_iter().enumerate() {
-                let (node, inner) = if s == 0 { (0, 1) } else { (l.n - 1, l.n - 2) };
-                let points = (0..self.shape.len()).filter(|&p| self.shape.unflat(p)[a] == node);
-                for p in points {
-                    let b = self.padded_index(p);
-                    let step = strides[a];
-                    let (ghost, q) = if s == 0 {
-                        (b - step, b + step * (inner - node))
-                    } else {
-                        (b + step, b - step * (node - inner))
-                    };
-                    for c in 0..m {
-                        let (ub, uq) = (padded[b * m + c], padded[q * m + c]);
-                        padded[ghost * m + c] = match self.boundaries[2 * a + s][c] {
-                            Boundary::Robin { alpha, beta } if beta != 0.0 => {
-                                let g = self.pde.boundary_value(side, c, t, &self.coordinates(p));
-                                uq + 2.0 * h * (g - alpha * ub) / beta
-                            }
-                            _ => 2.0 * ub - uq,
-                        };
+        for g in &self.ghosts {
+            let axis = g.side / 2;
+            let side = Side::of_axis(axis)[g.side % 2];
+            let h = self.layout[axis].spacing;
+            for c in 0..m {
+                let (ub, uq) = (padded[g.node * m + c], padded[g.inner * m + c]);
+                padded[g.ghost * m + c] = match self.boundaries[g.side][c] {
+                    Boundary::Robin { alpha, beta } if beta != 0.0 => {
+                        let data = self
+                            .pde
+                            .boundary_value(side, c, t, self.coordinates(g.point));
+                        uq + 2.0 * h * (data - alpha * ub) / beta
                     }
-                }
+                    _ => 2.0 * ub - uq,
+                };
             }
         }
     }
@@ -429,34 +506,37 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
         p: usize,
         z: &[f64],
         du_dt: &mut [f64],
+        s: &mut Scratch,
     ) -> Result<(), MolError> {
         let m = self.components;
-        let active: Vec<usize> = (0..m)
-            .filter(|&c| self.index[p * m + c].is_some())
-            .collect();
+        s.active.clear();
+        s.active
+            .extend((0..m).filter(|&c| self.index[p * m + c].is_some()));
+        let n = s.active.len();
         let point = self.coordinates(p);
-        let zd: Vec<HyperDual64> = z.iter().map(|&v| HyperDual64::from(v)).collect();
-        let mut f0 = vec![0.0; m];
-        let mut matrix = vec![0.0; m * active.len()];
-        let mut out = vec![HyperDual64::from(0.0); m];
+        for (zd, &v) in s.z.iter_mut().zip(z) {
+            *zd = HyperDual64::from(v);
+        }
+        let zero = HyperDual64::from(0.0);
         let mut finite = true;
-        for (i, &k) in active.iter().enumerate() {
-            for &l in &active[i..] {
-                let mut u_t = vec![HyperDual64::from(0.0); m];
-                u_t[k].eps1 = 1.0;
-                u_t[l].eps2 = 1.0;
-                self.pde.residual(t, &point, &u_t, &zd, &mut out);
-                for (r, f) in out.iter().enumerate() {
+        for i in 0..n {
+            for j in i..n {
+                let (k, l) = (s.active[i], s.active[j]);
+                s.u_t.fill(zero);
+                s.u_t[k].eps1 = 1.0;
+                s.u_t[l].eps2 = 1.0;
+                self.pde.residual(t, point, &s.u_t, &s.z, &mut s.out);
+                for (r, f) in s.out.iter().enumerate() {
                     finite &= f.re.is_finite() && f.eps1.is_finite() && f.eps1eps2.is_finite();
-                    f0[r] = f.re;
-                    if l == k {
-                        matrix[r * active.len() + i] = f.eps1;
+                    s.f0[r] = f.re;
+                    if j == i {
+                        s.matrix[r * n + i] = f.eps1;
                     }
                     let scale = 1.0 + f.eps1.abs() * f.eps2.abs();
                     if f.eps1eps2.abs() > AFFINE_TOL * scale {
                         return Err(MolError::NonlinearInTimeDerivative {
                             t,
-                            point,
+                            point: point.to_vec(),
                             equation: r,
                         });
                     }
@@ -464,42 +544,41 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
             }
         }
         if !finite {
-            for &c in &active {
+            for &c in &s.active {
                 du_dt[self.index[p * m + c].unwrap_or_default()] = f64::NAN;
             }
             return Ok(());
         }
         // The active rows and columns: M_aa u_t,a = −F₀,a.
-        let n = active.len();
-        let mut a: Vec<f64> = active
-            .iter()
-            .flat_map(|&r| matrix[r * n..(r + 1) * n].to_vec())
-            .collect();
-        let mut w: Vec<f64> = active.iter().map(|&r| -f0[r]).collect();
-        if let Err(equation) = solve_small(n, &mut a, &mut w) {
+        s.a.clear();
+        s.w.clear();
+        for &r in &s.active {
+            s.a.extend_from_slice(&s.matrix[r * n..(r + 1) * n]);
+            s.w.push(-s.f0[r]);
+        }
+        if let Err(equation) = solve_small(n, &mut s.a, &mut s.w) {
             return Err(MolError::SingularTimeCoefficient {
                 t,
-                point,
-                equation: active[equation],
+                point: point.to_vec(),
+                equation: s.active[equation],
             });
         }
         // F(u_t*) must vanish if F is affine in u_t.
-        let mut u_t = vec![0.0; m];
-        for (&c, &v) in active.iter().zip(&w) {
-            u_t[c] = v;
+        s.plain_u_t.fill(0.0);
+        for (&c, &v) in s.active.iter().zip(&s.w) {
+            s.plain_u_t[c] = v;
         }
-        let mut check = vec![0.0; m];
-        self.pde.residual(t, &point, &u_t, z, &mut check);
-        for (i, &r) in active.iter().enumerate() {
-            let size: f64 = (0..n).map(|j| (matrix[r * n + j] * w[j]).abs()).sum();
-            if check[r].abs() > AFFINE_TOL * (f0[r].abs() + size) {
+        self.pde.residual(t, point, &s.plain_u_t, z, &mut s.check);
+        for (i, &r) in s.active.iter().enumerate() {
+            let size: f64 = (0..n).map(|j| (s.matrix[r * n + j] * s.w[j]).abs()).sum();
+            if s.check[r].abs() > AFFINE_TOL * (s.f0[r].abs() + size) {
                 return Err(MolError::NonlinearInTimeDerivative {
                     t,
-                    point,
+                    point: point.to_vec(),
                     equation: r,
                 });
             }
-            du_dt[self.index[p * m + active[i]].unwrap_or_default()] = w[i];
+            du_dt[self.index[p * m + r].unwrap_or_default()] = s.w[i];
         }
         Ok(())
     }
@@ -573,11 +652,12 @@ impl<P: MolPde> MolSystem for Discretisation<'_, P> {
             derived[i].as_deref().unwrap_or(&[])
         };
         let mut z = vec![0.0; self.terms.len()];
+        let mut scratch = Scratch::new(m, self.terms.len());
         for p in 0..self.shape.len() {
             if (0..m).all(|c| self.index[p * m + c].is_none()) {
                 continue;
             }
-            let q = self.padded_index(p) * m;
+            let q = self.padded_of[p] * m;
             for (zj, term) in z.iter_mut().zip(&self.terms) {
                 let at = q + term.component;
                 *zj = match term.derivative {
@@ -593,7 +673,7 @@ impl<P: MolPde> MolSystem for Discretisation<'_, P> {
                     d => field(d)[at],
                 };
             }
-            self.time_derivative(t, p, &z, du_dt)?;
+            self.time_derivative(t, p, &z, du_dt, &mut scratch)?;
         }
         Ok(())
     }
