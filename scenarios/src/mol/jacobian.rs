@@ -94,11 +94,11 @@ impl ColouredPattern {
         u: &[f64],
         f0: &[f64],
     ) -> Result<Vec<Vec<f64>>, MolError> {
+        // √ε relative to the entry, but never below √ε times the state's size:
+        // an entry near zero perturbed by √ε·|u_j| would drown the difference
+        // quotient in round-off.
         let scale = u.iter().fold(1e-10_f64, |m, v| m.max(v.abs()));
-        let delta: Vec<f64> = u
-            .iter()
-            .map(|v| SQRT_EPS * v.abs().max(1e-3 * scale))
-            .collect();
+        let delta: Vec<f64> = u.iter().map(|v| SQRT_EPS * v.abs().max(scale)).collect();
         let mut values: Vec<Vec<f64>> = self.rows.iter().map(|r| vec![0.0; r.len()]).collect();
         let mut shifted = u.to_vec();
         let mut f = vec![0.0; u.len()];
@@ -120,5 +120,85 @@ impl ColouredPattern {
             }
         }
         Ok(values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `f_i = u_{i−1} − 2u_i + u_{i+1} + u_i² u_{i+1}` on a ring of `n`.
+    struct Ring(usize);
+
+    impl MolSystem for Ring {
+        fn len(&self) -> usize {
+            self.0
+        }
+        fn rhs(&self, _: f64, u: &[f64], du: &mut [f64]) -> Result<(), MolError> {
+            let n = self.0;
+            for i in 0..n {
+                let (l, r) = (u[(i + n - 1) % n], u[(i + 1) % n]);
+                du[i] = l - 2.0 * u[i] + r + u[i] * u[i] * r;
+            }
+            Ok(())
+        }
+        fn sparsity(&self) -> Vec<Vec<usize>> {
+            let n = self.0;
+            (0..n)
+                .map(|i| {
+                    let mut row = vec![(i + n - 1) % n, (i + 1) % n];
+                    row.sort_unstable();
+                    row
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn coloured_differences_match_the_analytic_jacobian() {
+        let n = 12;
+        let ring = Ring(n);
+        let pattern = ColouredPattern::new(&ring).unwrap();
+        // Columns within distance 2 share a row; on a ring whose length is a
+        // multiple of 3 the colours 0, 1, 2, 0, 1, 2, … are proper.
+        assert_eq!(pattern.colours(), 3);
+        let u: Vec<f64> = (0..n).map(|i| (i as f64 * 0.7).sin()).collect();
+        let mut f0 = vec![0.0; n];
+        ring.rhs(0.0, &u, &mut f0).unwrap();
+        let values = pattern.jacobian(&ring, 0.0, &u, &f0).unwrap();
+        for (i, (cols, vals)) in pattern.rows().iter().zip(&values).enumerate() {
+            assert_eq!(cols.len(), 3);
+            for (&j, &v) in cols.iter().zip(vals) {
+                let r = (i + 1) % n;
+                let exact = if j == i {
+                    -2.0 + 2.0 * u[i] * u[r]
+                } else if j == r {
+                    1.0 + u[i] * u[i]
+                } else {
+                    1.0
+                };
+                assert!((v - exact).abs() < 1e-6, "({i}, {j}): {v} vs {exact}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_pattern_naming_a_missing_unknown_is_rejected() {
+        struct Bad;
+        impl MolSystem for Bad {
+            fn len(&self) -> usize {
+                2
+            }
+            fn rhs(&self, _: f64, _: &[f64], _: &mut [f64]) -> Result<(), MolError> {
+                Ok(())
+            }
+            fn sparsity(&self) -> Vec<Vec<usize>> {
+                vec![vec![0], vec![5]]
+            }
+        }
+        assert!(matches!(
+            ColouredPattern::new(&Bad),
+            Err(MolError::ShapeMismatch { .. })
+        ));
     }
 }
