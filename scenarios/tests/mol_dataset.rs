@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use std::f64::consts::PI;
 use tessera_scenarios::dataset::{Generation, Split};
 use tessera_scenarios::mol::{
-    Boundary, Derivative, MolDomain, MolOptions, MolPde, MolTerm, Side, generate,
+    Boundary, Derivative, MolDomain, MolOptions, MolPde, MolTerm, PointValues, Side, generate,
 };
 use tessera_scenarios::{Dataset, ScenarioError};
 
@@ -21,15 +21,8 @@ impl MolPde for Heat {
     fn terms(&self) -> Vec<MolTerm> {
         vec![MolTerm::new(0, Derivative::Dxx)]
     }
-    fn residual<D: DualNum<Primitive = f64> + Copy>(
-        &self,
-        _: f64,
-        _: &[f64],
-        u_t: &[D],
-        z: &[D],
-        out: &mut [D],
-    ) {
-        out[0] = u_t[0] - z[0] * NU;
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, at: &PointValues<'_, D>, out: &mut [D]) {
+        out[0] = at.u_t[0] - at.z[0] * NU;
     }
     fn boundary(&self, _: Side, _: usize) -> Boundary {
         Boundary::dirichlet()
@@ -146,14 +139,11 @@ fn bad_requests_are_typed_errors() {
         }
         fn residual<D: DualNum<Primitive = f64> + Copy>(
             &self,
-            _: f64,
-            _: &[f64],
-            u_t: &[D],
-            z: &[D],
+            at: &PointValues<'_, D>,
             out: &mut [D],
         ) {
-            out[0] = u_t[0];
-            out[1] = u_t[1] - z[0];
+            out[0] = at.u_t[0];
+            out[1] = at.u_t[1] - at.z[0];
         }
         fn boundary(&self, _: Side, _: usize) -> Boundary {
             Boundary::dirichlet()

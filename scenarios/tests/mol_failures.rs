@@ -3,8 +3,8 @@
 
 use num_dual::DualNum;
 use tessera_scenarios::mol::{
-    Boundary, Derivative, Discretisation, MolDomain, MolError, MolOptions, MolPde, MolTerm, Side,
-    SpatialAxis,
+    Boundary, Derivative, Discretisation, MolDomain, MolError, MolOptions, MolPde, MolTerm,
+    PointValues, Side, SpatialAxis, Stencil,
 };
 
 /// Which residual to use: `u_t·a(u_t) − u_xx − r(u)`.
@@ -45,21 +45,14 @@ impl MolPde for Test {
             MolTerm::new(0, Derivative::Dxx),
         ]
     }
-    fn residual<D: DualNum<Primitive = f64> + Copy>(
-        &self,
-        _: f64,
-        _: &[f64],
-        u_t: &[D],
-        z: &[D],
-        out: &mut [D],
-    ) {
-        let v = u_t[0];
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, at: &PointValues<'_, D>, out: &mut [D]) {
+        let v = at.u_t[0];
         out[0] = match self.kind {
-            Kind::Heat => v - z[1],
-            Kind::NoTimeDerivative => z[1],
-            Kind::Quadratic => v + v * v - z[1],
-            Kind::Cubic => v + v * v * v - z[1],
-            Kind::Explosive => v - z[1] - z[0] * z[0],
+            Kind::Heat => v - at.z[1],
+            Kind::NoTimeDerivative => at.z[1],
+            Kind::Quadratic => v + v * v - at.z[1],
+            Kind::Cubic => v + v * v * v - at.z[1],
+            Kind::Explosive => v - at.z[1] - at.z[0] * at.z[0],
         };
     }
     fn boundary(&self, side: Side, _: usize) -> Boundary {
@@ -223,57 +216,44 @@ fn bad_settings_and_definitions_are_typed_errors() {
         disc.solve(&u0[1..], &[0.0, 0.5], &MolOptions::default()),
         Err(MolError::ShapeMismatch { .. })
     ));
-    // A y derivative on a 1-D domain.
-    struct Dy;
-    impl MolPde for Dy {
+    // One diffusion term, discretised as asked.
+    struct Diffusion(Derivative, Stencil);
+    impl MolPde for Diffusion {
         fn terms(&self) -> Vec<MolTerm> {
-            vec![MolTerm::new(0, Derivative::Dyy)]
+            vec![MolTerm::new(0, self.0)]
+        }
+        fn stencil(&self) -> Stencil {
+            self.1
         }
         fn residual<D: DualNum<Primitive = f64> + Copy>(
             &self,
-            _: f64,
-            _: &[f64],
-            u_t: &[D],
-            z: &[D],
+            at: &PointValues<'_, D>,
             out: &mut [D],
         ) {
-            out[0] = u_t[0] - z[0];
+            out[0] = at.u_t[0] - at.z[0];
         }
         fn boundary(&self, _: Side, _: usize) -> Boundary {
             Boundary::dirichlet()
         }
     }
-    assert!(matches!(
-        Discretisation::new(&Dy, &domain),
-        Err(MolError::Term { index: 0, .. })
-    ));
-    // Spectral stencils on a bounded axis.
-    struct Spectral;
-    impl MolPde for Spectral {
-        fn terms(&self) -> Vec<MolTerm> {
-            vec![MolTerm::new(0, Derivative::Dxx)]
-        }
-        fn stencil(&self) -> tessera_scenarios::mol::Stencil {
-            tessera_scenarios::mol::Stencil::Spectral
-        }
-        fn residual<D: DualNum<Primitive = f64> + Copy>(
-            &self,
-            _: f64,
-            _: &[f64],
-            u_t: &[D],
-            z: &[D],
-            out: &mut [D],
-        ) {
-            out[0] = u_t[0] - z[0];
-        }
-        fn boundary(&self, _: Side, _: usize) -> Boundary {
-            Boundary::dirichlet()
-        }
+    // A y derivative on a 1-D domain; spectral stencils on a bounded axis.
+    for pde in [
+        Diffusion(Derivative::Dyy, Stencil::FiniteDifference),
+        Diffusion(Derivative::Dxx, Stencil::Spectral),
+    ] {
+        assert!(matches!(
+            Discretisation::new(&pde, &domain),
+            Err(MolError::Term { index: 0, .. })
+        ));
     }
-    assert!(matches!(
-        Discretisation::new(&Spectral, &domain),
-        Err(MolError::Term { .. })
-    ));
+    // The same term on a bounded axis with finite differences is fine.
+    assert!(
+        Discretisation::new(
+            &Diffusion(Derivative::Dxx, Stencil::FiniteDifference),
+            &domain
+        )
+        .is_ok()
+    );
     assert!(matches!(
         MolDomain::new(
             vec![

@@ -19,7 +19,7 @@ mod mol_support;
 use mol_support::{max_error, orders, times};
 use num_dual::DualNum;
 use tessera_scenarios::mol::{
-    Boundary, Derivative, Discretisation, MolDomain, MolOptions, MolPde, MolTerm, Side,
+    Boundary, Derivative, Discretisation, MolDomain, MolOptions, MolPde, MolTerm, PointValues, Side,
 };
 
 const C: f64 = 1.0;
@@ -39,15 +39,8 @@ impl MolPde for Fisher {
             MolTerm::new(0, Derivative::Dxx),
         ]
     }
-    fn residual<D: DualNum<Primitive = f64> + Copy>(
-        &self,
-        _: f64,
-        _: &[f64],
-        u_t: &[D],
-        z: &[D],
-        out: &mut [D],
-    ) {
-        out[0] = u_t[0] - z[1] - z[0] * (-z[0] + 1.0);
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, at: &PointValues<'_, D>, out: &mut [D]) {
+        out[0] = at.u_t[0] - at.z[1] - at.z[0] * (-at.z[0] + 1.0);
     }
     fn boundary(&self, _: Side, _: usize) -> Boundary {
         Boundary::dirichlet()

@@ -9,8 +9,8 @@ use mol_support::{max_error, orders, times};
 use num_dual::DualNum;
 use std::f64::consts::PI;
 use tessera_scenarios::mol::{
-    Boundary, Derivative, Discretisation, MolDomain, MolOptions, MolPde, MolTerm, Side,
-    SpatialAxis, Stencil,
+    Boundary, Derivative, Discretisation, MolDomain, MolOptions, MolPde, MolTerm, PointValues,
+    Side, SpatialAxis, Stencil,
 };
 
 /// `sin(kπx + φ)·e^{−k²π²νt}` and its x derivative.
@@ -44,15 +44,8 @@ impl MolPde for Heat1d {
     fn terms(&self) -> Vec<MolTerm> {
         vec![MolTerm::new(0, Derivative::Dxx)]
     }
-    fn residual<D: DualNum<Primitive = f64> + Copy>(
-        &self,
-        _: f64,
-        _: &[f64],
-        u_t: &[D],
-        z: &[D],
-        out: &mut [D],
-    ) {
-        out[0] = u_t[0] - z[0] * self.mode.nu;
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, at: &PointValues<'_, D>, out: &mut [D]) {
+        out[0] = at.u_t[0] - at.z[0] * self.mode.nu;
     }
     fn boundary(&self, side: Side, _: usize) -> Boundary {
         if side == Side::XLow {
@@ -153,15 +146,8 @@ impl MolPde for Heat2d {
     fn stencil(&self) -> Stencil {
         self.stencil
     }
-    fn residual<D: DualNum<Primitive = f64> + Copy>(
-        &self,
-        _: f64,
-        _: &[f64],
-        u_t: &[D],
-        z: &[D],
-        out: &mut [D],
-    ) {
-        out[0] = u_t[0] - z[0] * self.nu;
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, at: &PointValues<'_, D>, out: &mut [D]) {
+        out[0] = at.u_t[0] - at.z[0] * self.nu;
     }
     fn boundary(&self, side: Side, _: usize) -> Boundary {
         match side {
@@ -250,16 +236,9 @@ impl MolPde for CoupledHeat {
             MolTerm::new(1, Derivative::Dxx),
         ]
     }
-    fn residual<D: DualNum<Primitive = f64> + Copy>(
-        &self,
-        _: f64,
-        _: &[f64],
-        u_t: &[D],
-        z: &[D],
-        out: &mut [D],
-    ) {
-        out[0] = (u_t[0] + u_t[1]) - (z[0] + z[1]) * self.nu[0];
-        out[1] = (u_t[0] - u_t[1]) - (z[0] - z[1]) * self.nu[1];
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, at: &PointValues<'_, D>, out: &mut [D]) {
+        out[0] = (at.u_t[0] + at.u_t[1]) - (at.z[0] + at.z[1]) * self.nu[0];
+        out[1] = (at.u_t[0] - at.u_t[1]) - (at.z[0] - at.z[1]) * self.nu[1];
     }
     fn boundary(&self, _: Side, _: usize) -> Boundary {
         Boundary::dirichlet()

@@ -10,7 +10,7 @@ mod mol_support;
 use mol_support::max_error;
 use num_dual::DualNum;
 use tessera_scenarios::mol::{
-    Boundary, Derivative, Discretisation, MolDomain, MolOptions, MolPde, MolTerm, Side,
+    Boundary, Derivative, Discretisation, MolDomain, MolOptions, MolPde, MolTerm, PointValues, Side,
 };
 
 const NU: f64 = 0.01;
@@ -29,15 +29,8 @@ impl MolPde for AllenCahn {
             MolTerm::new(0, Derivative::Dxx),
         ]
     }
-    fn residual<D: DualNum<Primitive = f64> + Copy>(
-        &self,
-        _: f64,
-        _: &[f64],
-        u_t: &[D],
-        z: &[D],
-        out: &mut [D],
-    ) {
-        out[0] = u_t[0] - z[1] * NU - (z[0] - z[0].powi(3)) * KAPPA;
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, at: &PointValues<'_, D>, out: &mut [D]) {
+        out[0] = at.u_t[0] - at.z[1] * NU - (at.z[0] - at.z[0].powi(3)) * KAPPA;
     }
     fn boundary(&self, _: Side, _: usize) -> Boundary {
         Boundary::dirichlet()

@@ -36,7 +36,9 @@ use tessera_meshes::{
 };
 
 use crate::mol::domain::AxisLayout;
-use crate::mol::{Boundary, Derivative, MolDomain, MolError, MolPde, MolSystem, Side, Stencil};
+use crate::mol::{
+    Boundary, Derivative, MolDomain, MolError, MolPde, MolSystem, PointValues, Side, Stencil,
+};
 
 /// The basic derivatives computed as whole fields; the Laplacian is their sum.
 const BASIC: [Derivative; 4] = [
@@ -525,7 +527,13 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                 s.u_t.fill(zero);
                 s.u_t[k].eps1 = 1.0;
                 s.u_t[l].eps2 = 1.0;
-                self.pde.residual(t, point, &s.u_t, &s.z, &mut s.out);
+                let at = PointValues {
+                    t,
+                    x: point,
+                    u_t: &s.u_t,
+                    z: &s.z,
+                };
+                self.pde.residual(&at, &mut s.out);
                 for (r, f) in s.out.iter().enumerate() {
                     finite &= f.re.is_finite() && f.eps1.is_finite() && f.eps1eps2.is_finite();
                     s.f0[r] = f.re;
@@ -568,7 +576,13 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
         for (&c, &v) in s.active.iter().zip(&s.w) {
             s.plain_u_t[c] = v;
         }
-        self.pde.residual(t, point, &s.plain_u_t, z, &mut s.check);
+        let at = PointValues {
+            t,
+            x: point,
+            u_t: &s.plain_u_t,
+            z,
+        };
+        self.pde.residual(&at, &mut s.check);
         for (i, &r) in s.active.iter().enumerate() {
             let size: f64 = (0..n).map(|j| (s.matrix[r * n + j] * s.w[j]).abs()).sum();
             if s.check[r].abs() > AFFINE_TOL * (s.f0[r].abs() + size) {

@@ -35,7 +35,7 @@ pub use dataset::{InitialFamily, generate};
 pub use discretisation::Discretisation;
 pub use domain::{MolDomain, SpatialAxis};
 pub use error::MolError;
-pub use pde::{Boundary, Derivative, MolPde, MolTerm, Side, Stencil};
+pub use pde::{Boundary, Derivative, MolPde, MolTerm, PointValues, Side, Stencil};
 pub use sdirk::{MolOptions, MolStats, integrate};
 pub use solve::MolSolution;
 pub use system::MolSystem;

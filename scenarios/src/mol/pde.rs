@@ -115,6 +115,19 @@ impl Boundary {
     }
 }
 
+/// What the residual sees at one point.
+#[derive(Debug, Clone, Copy)]
+pub struct PointValues<'a, D> {
+    /// Time.
+    pub t: f64,
+    /// Spatial coordinates `[x, (y)]`.
+    pub x: &'a [f64],
+    /// `∂u/∂t`, one value per component.
+    pub u_t: &'a [D],
+    /// The terms, in [`MolPde::terms`] order.
+    pub z: &'a [D],
+}
+
 /// A PDE `F(u_t, z; t, x) = 0`, one row per component, as the method of lines
 /// needs it.
 ///
@@ -136,19 +149,12 @@ pub trait MolPde: Sync {
         Stencil::FiniteDifference
     }
 
-    /// The residual rows at one point: `point` holds the spatial coordinates
-    /// `[x, (y)]`, `u_t` one value per component, `z` one value per term of
-    /// [`MolPde::terms`]; `out` receives [`MolPde::components`] rows. Generic
-    /// over the number type (like [`tessera_constraints::Pde::residual`]) so
-    /// that `∂F/∂u_t` comes from the same definition.
-    fn residual<D: DualNum<Primitive = f64> + Copy>(
-        &self,
-        t: f64,
-        point: &[f64],
-        u_t: &[D],
-        z: &[D],
-        out: &mut [D],
-    );
+    /// The residual rows at one point, from the values there (`at.u_t` one
+    /// per component, `at.z` one per term of [`MolPde::terms`]); `out`
+    /// receives [`MolPde::components`] rows. Generic over the number type
+    /// (like [`tessera_constraints::Pde::residual`]) so that `∂F/∂u_t` comes
+    /// from the same definition.
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, at: &PointValues<'_, D>, out: &mut [D]);
 
     /// The condition of `component` on `side`.
     fn boundary(&self, side: Side, component: usize) -> Boundary;
