@@ -9,9 +9,10 @@
 //! the error estimate, and it is a one-step method, so output times are hit
 //! exactly and rejected steps cost nothing to restart (unlike BDF's history).
 //!
-//! **Per step.** `J ≈ ∂f/∂u` by coloured finite differences
-//! (`jacobian.rs`), `I − hγJ` factorised by faer's sparse LU (the
-//! symbolic analysis done once), each stage solved by simplified Newton with
+//! **Per step.** `J ≈ ∂f/∂u` by coloured finite differences (`jacobian.rs`;
+//! once per accepted state, a rejected step reuses it), `I − hγJ` factorised
+//! by faer's sparse LU (the symbolic analysis done once), each stage solved
+//! by simplified Newton with
 //! Hairer–Wanner's convergence-rate test, the stage derivatives recovered as
 //! `k_i = (Z_i − base_i)/(hγ)` (no extra evaluations, no amplified round-off).
 //!
@@ -198,6 +199,8 @@ struct Stepper<'s, S: MolSystem + ?Sized> {
     u: Vec<f64>,
     /// `f(t, u)`, kept from the last stage of the previous step (stiffly accurate).
     f: Vec<f64>,
+    /// `∂f/∂u` at `(t, u)` once computed: a rejected step retries with it.
+    jacobian: Option<Vec<Vec<f64>>>,
     h: f64,
     stats: MolStats,
 }
@@ -228,6 +231,7 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
             t: t0,
             u: u0.to_vec(),
             f,
+            jacobian: None,
             h: 0.0,
             stats: MolStats {
                 rhs_evaluations: 1,
@@ -310,6 +314,7 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
                     self.t = if h == remaining { target } else { self.t + h };
                     self.u = u;
                     self.f = f;
+                    self.jacobian = None;
                     self.stats.steps += 1;
                     self.check_state()?;
                     newton_failures = 0;
@@ -351,12 +356,17 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
     /// One SDIRK step of size `h` from `(t, u)`.
     fn attempt(&mut self, h: f64) -> Result<StepOutcome, MolError> {
         let n = self.u.len();
-        let jacobian = self
-            .pattern
-            .jacobian(self.system, self.t, &self.u, &self.f)?;
-        self.stats.jacobians += 1;
-        self.stats.rhs_evaluations += self.pattern.colours();
+        let jacobian = match self.jacobian.take() {
+            Some(j) => j,
+            None => {
+                self.stats.jacobians += 1;
+                self.stats.rhs_evaluations += self.pattern.colours();
+                self.pattern
+                    .jacobian(self.system, self.t, &self.u, &self.f)?
+            }
+        };
         let lu = self.factorise(h, &jacobian)?;
+        self.jacobian = Some(jacobian);
         let hg = h * GAMMA;
         let mut k: Vec<Vec<f64>> = Vec::with_capacity(5);
         let mut z = self.u.clone();
