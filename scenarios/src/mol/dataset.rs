@@ -1,7 +1,7 @@
 //! Datasets for any [`MolPde`]: the same [`Dataset`] (and so the same files)
 //! the built-in generators write, made by the method-of-lines solver.
 //!
-//! Reproducibility follows [`crate::dataset::generate`]: sample `i` draws its
+//! Reproducibility follows [`crate::dataset::generate()`]: sample `i` draws its
 //! initial condition from `ChaCha8Rng::seed_from_u64(seed)` on the split's
 //! stream `i`, so samples are independent of the thread count and the splits
 //! never share initial conditions.
