@@ -5,6 +5,7 @@
 //! constrained solution; `backward`: `∂L/∂u` → `∂L/∂B`, pulled back in compact
 //! form by the `pullback` module).
 
+pub mod comm;
 pub mod error;
 pub mod layer;
 mod pullback;

@@ -9,6 +9,7 @@ pub mod error;
 pub mod eval;
 pub mod malloc;
 pub mod model;
+pub mod parallel;
 pub mod plots;
 pub mod problem_file;
 pub mod train;

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use crate::eval::{Summary, report, summary_line};
-use crate::train::RunDir;
+use crate::parallel::{World, with_world};
+use crate::train::{Claim, RunDir};
 
 use super::train::{load_scenario, train};
 
@@ -22,19 +23,35 @@ pub struct Args {
     /// Print the summary as one JSON line last on stdout.
     #[arg(long)]
     json: bool,
+    /// Start afresh in a non-empty run directory, or take over a stale lock.
+    #[arg(long)]
+    force: bool,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
 }
 
 impl Args {
-    /// Trains, evaluates and prints the summary.
+    /// Trains, evaluates and prints the summary (over all ranks under a
+    /// launcher; rank 0 evaluates and writes).
     pub fn run(self) -> anyhow::Result<()> {
+        with_world(|world| self.run_in(world))
+    }
+
+    fn run_in(self, world: &World) -> anyhow::Result<()> {
         let scenario = load_scenario(&self.scenario, &self.overrides)?;
         let run = self
             .out
             .map_or_else(|| RunDir::default_for(&scenario), RunDir::new);
-        let (mut model, data, totals) = train(&scenario, &run, false, self.quiet)?;
+        let claim = Claim {
+            resume: false,
+            force: self.force,
+        };
+        let _lock = world.is_root().then(|| run.claim(claim)).transpose()?;
+        let (mut model, data, totals) = train(&scenario, &run, false, self.quiet, world)?;
+        if !world.is_root() {
+            return Ok(());
+        }
         let summary = report(&mut model, &scenario, &data.test, &run, totals)?;
         print_summary(&summary, &run, self.json);
         Ok(())

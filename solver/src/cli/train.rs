@@ -8,8 +8,9 @@ use tessera_scenarios::Scenario;
 
 use crate::data::{self, RunData};
 use crate::model::Model;
+use crate::parallel::{Layout, World, broadcast_run_data, with_world};
 use crate::train::checkpoint::Totals;
-use crate::train::{RunDir, TrainOptions, TrainOutcome, Trainer};
+use crate::train::{Claim, RunDir, TrainOptions, TrainOutcome, Trainer};
 
 /// Arguments of `tessera train`.
 #[derive(Debug, clap::Args)]
@@ -26,14 +27,21 @@ pub struct Args {
     /// Continue the run in this directory from its checkpoint.
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
+    /// Start afresh in a non-empty run directory, or take over a stale lock.
+    #[arg(long)]
+    force: bool,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
 }
 
 impl Args {
-    /// Trains and reports where the run went.
+    /// Trains and reports where the run went (over all ranks under a launcher).
     pub fn run(self) -> anyhow::Result<()> {
+        with_world(|world| self.run_in(world))
+    }
+
+    fn run_in(self, world: &World) -> anyhow::Result<()> {
         let (scenario, run, resume) = match &self.resume {
             Some(dir) => {
                 let run = RunDir::new(dir);
@@ -62,7 +70,15 @@ impl Args {
                 (scenario, run, false)
             }
         };
-        let (_, _, totals) = train(&scenario, &run, resume, self.quiet)?;
+        let claim = Claim {
+            resume,
+            force: self.force,
+        };
+        let _lock = world.is_root().then(|| run.claim(claim)).transpose()?;
+        let (_, _, totals) = train(&scenario, &run, resume, self.quiet, world)?;
+        if !world.is_root() {
+            return Ok(());
+        }
         eprintln!(
             "trained {} steps in {:.1} s ({} of {} solves failed); run directory {}",
             totals.step,
@@ -91,8 +107,11 @@ pub(super) fn train(
     run: &RunDir,
     resume: bool,
     quiet: bool,
+    world: &World,
 ) -> anyhow::Result<(Model, RunData, Totals)> {
-    let data = data::load(scenario, quiet).context("obtaining the training and test data")?;
+    Layout::resolve(scenario, world.size())?;
+    let data = broadcast_run_data(world.comm(), || data::load(scenario, quiet))
+        .context("obtaining the training and test data")?;
     let mut model = Model::new(scenario)?;
     let options = TrainOptions {
         resume,
@@ -100,11 +119,12 @@ pub(super) fn train(
         ..TrainOptions::default()
     };
     let outcome = Trainer::new(&mut model, scenario, &data, run)
+        .with_world(world)
         .train(options, |_| std::ops::ControlFlow::Continue(()))?;
     let totals = match outcome {
         TrainOutcome::Finished(totals) | TrainOutcome::Stopped(totals) => totals,
     };
-    if totals.failed_solves > 0 {
+    if totals.failed_solves > 0 && world.is_root() {
         eprintln!(
             "warning: {} of {} constraint solves did not converge during training",
             totals.failed_solves, totals.solves
