@@ -172,8 +172,20 @@ fn host_name() -> String {
 }
 
 /// Whether a process with id `pid` exists on this host (signal 0 probes
-/// without sending anything; EPERM means it exists under another user).
+/// without sending anything; EPERM means it exists under another user). A
+/// zombie (dead, not yet reaped: common in containers whose init does not reap
+/// orphans) does not count.
 fn process_exists(pid: u32) -> bool {
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().next().map(|state| state == "Z")
+        })
+        .unwrap_or(false);
+    if zombie {
+        return false;
+    }
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };
