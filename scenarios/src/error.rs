@@ -120,6 +120,25 @@ pub enum ScenarioError {
     /// An error from the mesh layer (grids).
     #[error(transparent)]
     Mesh(#[from] tessera_meshes::MeshError),
+    /// The method-of-lines reference solver could not set up or integrate a
+    /// PDE (for a dataset: on sample `sample`).
+    #[error("method of lines{}: {source}", sample.map(|i| format!(", sample {i}")).unwrap_or_default())]
+    Mol {
+        /// The dataset sample, where there is one.
+        sample: Option<usize>,
+        /// What went wrong, typed.
+        #[source]
+        source: crate::mol::MolError,
+    },
+}
+
+impl From<crate::mol::MolError> for ScenarioError {
+    fn from(source: crate::mol::MolError) -> Self {
+        Self::Mol {
+            sample: None,
+            source,
+        }
+    }
 }
 
 impl ScenarioError {

@@ -9,6 +9,7 @@ pub mod diffusion_sorption;
 pub mod error;
 mod grid_check;
 pub mod heat;
+pub mod mol;
 pub mod navier_stokes;
 pub mod registry;
 

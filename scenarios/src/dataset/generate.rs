@@ -96,7 +96,7 @@ impl Generation {
         }
     }
 
-    fn stream(&self, index: usize) -> u64 {
+    pub(crate) fn stream(&self, index: usize) -> u64 {
         match self.split {
             Split::Train => index as u64,
             Split::Test => TEST_STREAM + index as u64,

@@ -1,0 +1,731 @@
+//! A [`MolPde`] in space: its terms as `meshes` stencils on the solver grid,
+//! its boundary conditions, and `u_t` from the pointwise residual — the
+//! [`MolSystem`] the time integrator advances.
+//!
+//! **Boundary conditions.** Every bounded axis carries one ghost layer on each
+//! side, and the stencils are the plain central ones everywhere
+//! (`meshes`' [`FdScheme::SecondOrder`] on the ghost-extended axis; its
+//! one-sided rows fall on the ghosts and are never read):
+//! - *Dirichlet* (`β = 0`): the boundary node is not an unknown; its value is
+//!   `g/α` at the current time;
+//! - *Robin/Neumann* (`β ≠ 0`): the boundary node is an unknown, and the ghost
+//!   value makes the central difference satisfy the condition,
+//!   `u_ghost = u_inner + 2h (g − α u_b)/β` (outward normal derivative
+//!   `(u_ghost − u_inner)/2h`), which keeps the scheme second order up to the
+//!   boundary — one-sided boundary rows would do so too, but ghosts let every
+//!   node use the same stencil and need no extra algebraic equations;
+//! - *periodic*: the axis wraps ([`FdScheme::Periodic`], or spectral).
+//!
+//! A node on two Dirichlet sides (a corner) takes the x side's value. At a node
+//! where only some components are Dirichlet, the others' `u_t` is solved with
+//! the Dirichlet components' `u_t` set to 0 (exact when `∂F/∂u_t` does not
+//! couple them).
+//!
+//! **`u_t` from the residual.** At each point the residual rows
+//! `F(u_t, z) = F₀ + M u_t` are evaluated on hyper-dual numbers at `u_t = 0`:
+//! this gives `F₀`, the matrix `M = ∂F/∂u_t` and the curvatures `∂²F/∂u_t²`;
+//! then `u_t = −M⁻¹F₀`. A singular `M` is [`MolError::SingularTimeCoefficient`];
+//! a non-zero curvature, or a residual that does not vanish at the solved `u_t`
+//! (catching higher-order dependence), is [`MolError::NonlinearInTimeDerivative`].
+
+use std::sync::Arc;
+
+use num_dual::HyperDual64;
+use tessera_meshes::{
+    Axis, FdScheme, FiniteDifference, FourierMultiplier, Grid, LinearOperator, Shape,
+};
+
+use crate::mol::domain::AxisLayout;
+use crate::mol::{
+    Boundary, Derivative, MolDomain, MolError, MolPde, MolSystem, PointValues, Side, Stencil,
+};
+
+/// The basic derivatives computed as whole fields; the Laplacian is their sum.
+const BASIC: [Derivative; 4] = [
+    Derivative::Dx,
+    Derivative::Dxx,
+    Derivative::Dy,
+    Derivative::Dyy,
+];
+/// Tolerance of the affinity checks (relative to the size of the terms).
+const AFFINE_TOL: f64 = 1e-8;
+/// A pivot of `M` below this fraction of its largest entry counts as zero.
+const PIVOT_TOL: f64 = 1e-13;
+
+/// A Dirichlet node: the flat solver point, the component, and its side.
+#[derive(Debug, Clone, Copy)]
+struct DirichletNode {
+    point: usize,
+    component: usize,
+    side: Side,
+    alpha: f64,
+}
+
+/// Per-evaluation buffers of the pointwise `u_t` solve.
+struct Scratch {
+    active: Vec<usize>,
+    z: Vec<HyperDual64>,
+    u_t: Vec<HyperDual64>,
+    out: Vec<HyperDual64>,
+    f0: Vec<f64>,
+    matrix: Vec<f64>,
+    a: Vec<f64>,
+    w: Vec<f64>,
+    plain_u_t: Vec<f64>,
+    check: Vec<f64>,
+}
+
+impl Scratch {
+    fn new(components: usize, terms: usize) -> Self {
+        let zero = HyperDual64::from(0.0);
+        Self {
+            active: Vec::with_capacity(components),
+            z: vec![zero; terms],
+            u_t: vec![zero; components],
+            out: vec![zero; components],
+            f0: vec![0.0; components],
+            matrix: vec![0.0; components * components],
+            a: Vec::with_capacity(components * components),
+            w: Vec::with_capacity(components),
+            plain_u_t: vec![0.0; components],
+            check: vec![0.0; components],
+        }
+    }
+}
+
+/// A PDE discretised on the solver grid of a domain.
+pub struct Discretisation<'a, P: MolPde> {
+    pde: &'a P,
+    components: usize,
+    terms: Vec<crate::mol::MolTerm>,
+    layout: Vec<AxisLayout>,
+    refinement: usize,
+    /// The solver grid without ghosts.
+    shape: Shape,
+    /// The solver grid with ghost layers on bounded axes.
+    padded: Shape,
+    /// One operator per entry of [`BASIC`] the terms need.
+    operators: Vec<Option<Arc<dyn LinearOperator>>>,
+    /// Per side (x low, x high, y low, y high) and component.
+    boundaries: Vec<Vec<Boundary>>,
+    /// `[point · components + component]` → unknown index, `None` at Dirichlet nodes.
+    index: Vec<Option<usize>>,
+    /// Unknown → `(point, component)`.
+    unknowns: Vec<(usize, usize)>,
+    dirichlet: Vec<DirichletNode>,
+    /// Ghost values to fill on every evaluation.
+    ghosts: Vec<Ghost>,
+    /// Solver point → its index in the padded grid.
+    padded_of: Vec<usize>,
+    /// Solver points' coordinates, `[points, dims]`.
+    coords: Vec<f64>,
+    /// Flat solver points of the output grid, row-major.
+    output_points: Vec<usize>,
+}
+
+/// A ghost value: padded indices of the ghost, its boundary node and the node
+/// inside, the boundary node as a solver point, and the side (`2·axis + s`).
+#[derive(Debug, Clone, Copy)]
+struct Ghost {
+    ghost: usize,
+    node: usize,
+    inner: usize,
+    point: usize,
+    side: usize,
+}
+
+impl<P: MolPde> std::fmt::Debug for Discretisation<'_, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discretisation")
+            .field("components", &self.components)
+            .field("terms", &self.terms)
+            .field("solver grid", &self.shape.dims())
+            .field("unknowns", &self.unknowns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, P: MolPde> Discretisation<'a, P> {
+    /// `pde` on the solver grid of `domain`.
+    ///
+    /// Errors: no components, a term of a component or axis that does not
+    /// exist, inconsistent periodic sides, spectral stencils on a bounded axis,
+    /// a Robin condition with `α = β = 0` or non-finite coefficients.
+    pub fn new(pde: &'a P, domain: &MolDomain) -> Result<Self, MolError> {
+        let components = pde.components();
+        if components == 0 {
+            return Err(MolError::InvalidValue {
+                what: "number of components",
+                value: 0.0,
+                reason: "must be at least 1",
+            });
+        }
+        let dims = domain.axes().len();
+        let mut boundaries = Vec::with_capacity(2 * dims);
+        let mut layout = Vec::with_capacity(dims);
+        for (a, axis) in domain.axes().iter().enumerate() {
+            let sides = Side::of_axis(a).map(|s| {
+                (0..components)
+                    .map(|c| pde.boundary(s, c))
+                    .collect::<Vec<_>>()
+            });
+            let periodic = periodicity(a, &sides)?;
+            layout.push(AxisLayout::new(axis, domain.refinement(), periodic));
+            boundaries.extend(sides);
+        }
+        let terms = pde.terms();
+        let stencil = pde.stencil();
+        for (index, term) in terms.iter().enumerate() {
+            if term.component >= components {
+                return Err(MolError::Term {
+                    index,
+                    reason: "names a component the PDE does not have",
+                });
+            }
+            if dims == 1 && matches!(term.derivative, Derivative::Dy | Derivative::Dyy) {
+                return Err(MolError::Term {
+                    index,
+                    reason: "a y derivative on a 1-D domain",
+                });
+            }
+        }
+        if stencil == Stencil::Spectral && layout.iter().any(|l| !l.periodic) {
+            return Err(MolError::Term {
+                index: 0,
+                reason: "spectral stencils need every axis periodic",
+            });
+        }
+        let shape = Shape::new(&layout.iter().map(|l| l.n).collect::<Vec<_>>());
+        let padded_axes = layout
+            .iter()
+            .zip(["x", "y"])
+            .map(|(l, name)| {
+                if l.periodic {
+                    Axis::periodic(name, l.lo, l.hi, l.n)
+                } else {
+                    Axis::linspace(name, l.lo - l.spacing, l.hi + l.spacing, l.n + 2)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let grid = Grid::new(padded_axes)?;
+        let padded = grid.shape().clone();
+        let needs = |d: Derivative| {
+            terms.iter().any(|t| {
+                t.derivative == d
+                    || (t.derivative == Derivative::Laplacian && matches!(d, Derivative::Dxx)
+                        || t.derivative == Derivative::Laplacian
+                            && dims == 2
+                            && matches!(d, Derivative::Dyy))
+            })
+        };
+        let operators = BASIC
+            .iter()
+            .map(|&d| {
+                if !needs(d) {
+                    return Ok(None);
+                }
+                let (axis, order) = match d {
+                    Derivative::Dx => (0, 1),
+                    Derivative::Dxx => (0, 2),
+                    Derivative::Dy => (1, 1),
+                    _ => (1, 2),
+                };
+                let op: Arc<dyn LinearOperator> = match stencil {
+                    Stencil::Spectral => {
+                        Arc::new(FourierMultiplier::derivative(&grid, axis, order)?)
+                    }
+                    Stencil::FiniteDifference => {
+                        let scheme = if layout[axis].periodic {
+                            FdScheme::Periodic
+                        } else {
+                            FdScheme::SecondOrder
+                        };
+                        Arc::new(if order == 1 {
+                            FiniteDifference::first(&grid, axis, scheme)?
+                        } else {
+                            FiniteDifference::second(&grid, axis, scheme)?
+                        })
+                    }
+                };
+                Ok(Some(op))
+            })
+            .collect::<Result<Vec<_>, MolError>>()?;
+
+        // Dirichlet nodes: the x sides first, so that they win at corners.
+        let mut dirichlet = Vec::new();
+        let mut is_dirichlet = vec![false; shape.len() * components];
+        for (a, l) in layout.iter().enumerate() {
+            if l.periodic {
+                continue;
+            }
+            for (s, side) in Side::of_axis(a).into_iter().enumerate() {
+                let coordinate = if s == 0 { 0 } else { l.n - 1 };
+                for (c, boundary) in boundaries[2 * a + s].iter().enumerate() {
+                    let Boundary::Robin { alpha, beta } = *boundary else {
+                        continue;
+                    };
+                    if !(alpha.is_finite() && beta.is_finite()) || (alpha == 0.0 && beta == 0.0) {
+                        return Err(MolError::Boundary {
+                            axis: a,
+                            reason: "Robin coefficients must be finite and not both zero",
+                        });
+                    }
+                    if beta != 0.0 {
+                        continue;
+                    }
+                    for point in (0..shape.len()).filter(|&p| shape.unflat(p)[a] == coordinate) {
+                        if !is_dirichlet[point * components + c] {
+                            is_dirichlet[point * components + c] = true;
+                            dirichlet.push(DirichletNode {
+                                point,
+                                component: c,
+                                side,
+                                alpha,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let mut unknowns = Vec::new();
+        let index = is_dirichlet
+            .iter()
+            .enumerate()
+            .map(|(k, &fixed)| {
+                (!fixed).then(|| {
+                    unknowns.push((k / components, k % components));
+                    unknowns.len() - 1
+                })
+            })
+            .collect();
+        let r = domain.refinement();
+        let out_shape = Shape::new(&layout.iter().map(|l| l.n_out).collect::<Vec<_>>());
+        let output_points = (0..out_shape.len())
+            .map(|q| {
+                let fine: Vec<usize> = out_shape.unflat(q).iter().map(|i| i * r).collect();
+                shape.flat(&fine)
+            })
+            .collect();
+        let padded_of: Vec<usize> = (0..shape.len())
+            .map(|p| {
+                let index: Vec<usize> = shape
+                    .unflat(p)
+                    .iter()
+                    .zip(&layout)
+                    .map(|(&i, l)| i + l.pad())
+                    .collect();
+                padded.flat(&index)
+            })
+            .collect();
+        let coords = (0..shape.len())
+            .flat_map(|p| {
+                let index = shape.unflat(p);
+                index
+                    .into_iter()
+                    .zip(&layout)
+                    .map(|(i, l)| l.coord(i))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let strides = padded.strides();
+        let mut ghosts = Vec::new();
+        for (a, l) in layout.iter().enumerate() {
+            if l.periodic {
+                continue;
+            }
+            let step = strides[a];
+            for s in 0..2 {
+                let coordinate = if s == 0 { 0 } else { l.n - 1 };
+                for point in (0..shape.len()).filter(|&p| shape.unflat(p)[a] == coordinate) {
+                    let node = padded_of[point];
+                    let (ghost, inner) = if s == 0 {
+                        (node - step, node + step)
+                    } else {
+                        (node + step, node - step)
+                    };
+                    ghosts.push(Ghost {
+                        ghost,
+                        node,
+                        inner,
+                        point,
+                        side: 2 * a + s,
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            pde,
+            components,
+            terms,
+            layout,
+            refinement: r,
+            shape,
+            padded,
+            operators,
+            boundaries,
+            index,
+            unknowns,
+            dirichlet,
+            ghosts,
+            padded_of,
+            coords,
+            output_points,
+        })
+    }
+
+    /// Number of solution components.
+    pub fn components(&self) -> usize {
+        self.components
+    }
+
+    /// The solver grid's point counts per axis.
+    pub fn solver_dims(&self) -> &[usize] {
+        self.shape.dims()
+    }
+
+    /// The output grid's coordinates per axis.
+    pub fn output_axes(&self) -> Vec<Vec<f64>> {
+        self.layout
+            .iter()
+            .map(|l| l.output_coords(self.refinement))
+            .collect()
+    }
+
+    /// Coordinates of solver point `p` (flat, row-major).
+    ///
+    /// # Panics
+    /// If `p` is not a solver point.
+    #[track_caller]
+    pub fn coordinates(&self, p: usize) -> &[f64] {
+        let dims = self.layout.len();
+        &self.coords[p * dims..(p + 1) * dims]
+    }
+
+    /// All solver points' coordinates, `[points, dims]` row-major.
+    pub fn solver_coordinates(&self) -> &[f64] {
+        &self.coords
+    }
+
+    /// `f(x)` (one value per component) at every solver point: an initial
+    /// condition on the solver grid, `[points, components]`.
+    pub fn sample(&self, f: impl Fn(&[f64]) -> Vec<f64>) -> Result<Vec<f64>, MolError> {
+        let mut out = Vec::with_capacity(self.shape.len() * self.components);
+        for p in 0..self.shape.len() {
+            let values = f(self.coordinates(p));
+            if values.len() != self.components {
+                return Err(MolError::ShapeMismatch {
+                    what: "initial-condition values per point",
+                    expected: vec![self.components],
+                    got: vec![values.len()],
+                });
+            }
+            out.extend(values);
+        }
+        Ok(out)
+    }
+
+    /// The unknowns of a full solver field `[points, components]` (the
+    /// Dirichlet nodes dropped).
+    pub fn unknowns_of(&self, field: &[f64]) -> Result<Vec<f64>, MolError> {
+        let expected = self.shape.len() * self.components;
+        if field.len() != expected {
+            return Err(MolError::ShapeMismatch {
+                what: "solver field",
+                expected: vec![expected],
+                got: vec![field.len()],
+            });
+        }
+        Ok(self
+            .unknowns
+            .iter()
+            .map(|&(p, c)| field[p * self.components + c])
+            .collect())
+    }
+
+    /// The output-grid field `[output points, components]` of the unknowns `u`
+    /// at time `t` (Dirichlet nodes from their data), by injection.
+    pub fn restrict(&self, t: f64, u: &[f64]) -> Vec<f64> {
+        let mut padded = vec![0.0; self.padded.len() * self.components];
+        self.fill_nodes(t, u, &mut padded);
+        self.output_points
+            .iter()
+            .flat_map(|&p| {
+                let q = self.padded_of[p] * self.components;
+                padded[q..q + self.components].to_vec()
+            })
+            .collect()
+    }
+
+    /// A full solver field `[points, components]` restricted to the output grid.
+    pub fn restrict_field(&self, field: &[f64]) -> Vec<f64> {
+        self.output_points
+            .iter()
+            .flat_map(|&p| field[p * self.components..][..self.components].to_vec())
+            .collect()
+    }
+
+    /// Writes the unknowns and the Dirichlet values into the padded field.
+    fn fill_nodes(&self, t: f64, u: &[f64], padded: &mut [f64]) {
+        let m = self.components;
+        for (&(p, c), &v) in self.unknowns.iter().zip(u) {
+            padded[self.padded_of[p] * m + c] = v;
+        }
+        for node in &self.dirichlet {
+            let g =
+                self.pde
+                    .boundary_value(node.side, node.component, t, self.coordinates(node.point));
+            padded[self.padded_of[node.point] * m + node.component] = g / node.alpha;
+        }
+    }
+
+    /// Writes the ghost values of every bounded axis (nodes already filled).
+    fn fill_ghosts(&self, t: f64, padded: &mut [f64]) {
+        let m = self.components;
+        for g in &self.ghosts {
+            let axis = g.side / 2;
+            let side = Side::of_axis(axis)[g.side % 2];
+            let h = self.layout[axis].spacing;
+            for c in 0..m {
+                let (ub, uq) = (padded[g.node * m + c], padded[g.inner * m + c]);
+                padded[g.ghost * m + c] = match self.boundaries[g.side][c] {
+                    Boundary::Robin { alpha, beta } if beta != 0.0 => {
+                        let data = self
+                            .pde
+                            .boundary_value(side, c, t, self.coordinates(g.point));
+                        uq + 2.0 * h * (data - alpha * ub) / beta
+                    }
+                    _ => 2.0 * ub - uq,
+                };
+            }
+        }
+    }
+
+    /// `u_t` at one point from its term values `z`: writes the unknown
+    /// components' `u_t` into `du_dt`.
+    fn time_derivative(
+        &self,
+        t: f64,
+        p: usize,
+        z: &[f64],
+        du_dt: &mut [f64],
+        s: &mut Scratch,
+    ) -> Result<(), MolError> {
+        let m = self.components;
+        s.active.clear();
+        s.active
+            .extend((0..m).filter(|&c| self.index[p * m + c].is_some()));
+        let n = s.active.len();
+        let point = self.coordinates(p);
+        for (zd, &v) in s.z.iter_mut().zip(z) {
+            *zd = HyperDual64::from(v);
+        }
+        let zero = HyperDual64::from(0.0);
+        let mut finite = true;
+        for i in 0..n {
+            for j in i..n {
+                let (k, l) = (s.active[i], s.active[j]);
+                s.u_t.fill(zero);
+                s.u_t[k].eps1 = 1.0;
+                s.u_t[l].eps2 = 1.0;
+                let at = PointValues {
+                    t,
+                    x: point,
+                    u_t: &s.u_t,
+                    z: &s.z,
+                };
+                self.pde.residual(&at, &mut s.out);
+                for (r, f) in s.out.iter().enumerate() {
+                    finite &= f.re.is_finite() && f.eps1.is_finite() && f.eps1eps2.is_finite();
+                    s.f0[r] = f.re;
+                    if j == i {
+                        s.matrix[r * n + i] = f.eps1;
+                    }
+                    let scale = 1.0 + f.eps1.abs() * f.eps2.abs();
+                    if f.eps1eps2.abs() > AFFINE_TOL * scale {
+                        return Err(MolError::NonlinearInTimeDerivative {
+                            t,
+                            point: point.to_vec(),
+                            equation: r,
+                        });
+                    }
+                }
+            }
+        }
+        if !finite {
+            for &c in &s.active {
+                du_dt[self.index[p * m + c].unwrap_or_default()] = f64::NAN;
+            }
+            return Ok(());
+        }
+        // The active rows and columns: M_aa u_t,a = −F₀,a.
+        s.a.clear();
+        s.w.clear();
+        for &r in &s.active {
+            s.a.extend_from_slice(&s.matrix[r * n..(r + 1) * n]);
+            s.w.push(-s.f0[r]);
+        }
+        if let Err(equation) = solve_small(n, &mut s.a, &mut s.w) {
+            return Err(MolError::SingularTimeCoefficient {
+                t,
+                point: point.to_vec(),
+                equation: s.active[equation],
+            });
+        }
+        // F(u_t*) must vanish if F is affine in u_t.
+        s.plain_u_t.fill(0.0);
+        for (&c, &v) in s.active.iter().zip(&s.w) {
+            s.plain_u_t[c] = v;
+        }
+        let at = PointValues {
+            t,
+            x: point,
+            u_t: &s.plain_u_t,
+            z,
+        };
+        self.pde.residual(&at, &mut s.check);
+        for (i, &r) in s.active.iter().enumerate() {
+            let size: f64 = (0..n).map(|j| (s.matrix[r * n + j] * s.w[j]).abs()).sum();
+            if s.check[r].abs() > AFFINE_TOL * (s.f0[r].abs() + size) {
+                return Err(MolError::NonlinearInTimeDerivative {
+                    t,
+                    point: point.to_vec(),
+                    equation: r,
+                });
+            }
+            du_dt[self.index[p * m + r].unwrap_or_default()] = s.w[i];
+        }
+        Ok(())
+    }
+}
+
+/// Whether an axis is periodic: all or none of its sides' conditions say so.
+fn periodicity(axis: usize, sides: &[Vec<Boundary>; 2]) -> Result<bool, MolError> {
+    let periodic = sides
+        .iter()
+        .flatten()
+        .filter(|b| **b == Boundary::Periodic)
+        .count();
+    match periodic {
+        0 => Ok(false),
+        n if n == 2 * sides[0].len() => Ok(true),
+        _ => Err(MolError::Boundary {
+            axis,
+            reason: "periodic must hold on both sides for every component, or nowhere",
+        }),
+    }
+}
+
+/// Solves the dense `n × n` system `a x = b` in place (`b` becomes `x`) by
+/// Gaussian elimination with partial pivoting; `Err(row)` names the row whose
+/// pivot vanished.
+fn solve_small(n: usize, a: &mut [f64], b: &mut [f64]) -> Result<(), usize> {
+    let scale = a.iter().fold(0.0_f64, |s, v| s.max(v.abs()));
+    for col in 0..n {
+        let pivot = (col..n)
+            .max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs()))
+            .unwrap_or(col);
+        if a[pivot * n + col].abs() <= PIVOT_TOL * scale || scale == 0.0 {
+            return Err(col);
+        }
+        for k in 0..n {
+            a.swap(col * n + k, pivot * n + k);
+        }
+        b.swap(col, pivot);
+        for row in col + 1..n {
+            let factor = a[row * n + col] / a[col * n + col];
+            for k in col..n {
+                a[row * n + k] -= factor * a[col * n + k];
+            }
+            b[row] -= factor * b[col];
+        }
+    }
+    for col in (0..n).rev() {
+        let sum: f64 = (col + 1..n).map(|k| a[col * n + k] * b[k]).sum();
+        b[col] = (b[col] - sum) / a[col * n + col];
+    }
+    Ok(())
+}
+
+impl<P: MolPde> MolSystem for Discretisation<'_, P> {
+    fn len(&self) -> usize {
+        self.unknowns.len()
+    }
+
+    fn rhs(&self, t: f64, u: &[f64], du_dt: &mut [f64]) -> Result<(), MolError> {
+        let m = self.components;
+        let mut padded = vec![0.0; self.padded.len() * m];
+        self.fill_nodes(t, u, &mut padded);
+        self.fill_ghosts(t, &mut padded);
+        let derived: Vec<Option<Vec<f64>>> = self
+            .operators
+            .iter()
+            .map(|op| op.as_ref().map(|op| op.apply_to_vec(&padded, m)))
+            .collect();
+        let field = |d: Derivative| -> &[f64] {
+            let i = BASIC.iter().position(|&b| b == d).unwrap_or_default();
+            derived[i].as_deref().unwrap_or(&[])
+        };
+        let mut z = vec![0.0; self.terms.len()];
+        let mut scratch = Scratch::new(m, self.terms.len());
+        for p in 0..self.shape.len() {
+            if (0..m).all(|c| self.index[p * m + c].is_none()) {
+                continue;
+            }
+            let q = self.padded_of[p] * m;
+            for (zj, term) in z.iter_mut().zip(&self.terms) {
+                let at = q + term.component;
+                *zj = match term.derivative {
+                    Derivative::Value => padded[at],
+                    Derivative::Laplacian => {
+                        field(Derivative::Dxx)[at]
+                            + if self.layout.len() == 2 {
+                                field(Derivative::Dyy)[at]
+                            } else {
+                                0.0
+                            }
+                    }
+                    d => field(d)[at],
+                };
+            }
+            self.time_derivative(t, p, &z, du_dt, &mut scratch)?;
+        }
+        Ok(())
+    }
+
+    fn sparsity(&self) -> Vec<Vec<usize>> {
+        let m = self.components;
+        let spectral = self.pde.stencil() == Stencil::Spectral;
+        let dims = self.shape.dims();
+        self.unknowns
+            .iter()
+            .map(|&(p, _)| {
+                let centre = self.shape.unflat(p);
+                let mut points = vec![p];
+                for (a, l) in self.layout.iter().enumerate() {
+                    let along: Vec<usize> = if spectral {
+                        (0..dims[a]).collect()
+                    } else if l.periodic {
+                        vec![(centre[a] + l.n - 1) % l.n, (centre[a] + 1) % l.n]
+                    } else {
+                        [centre[a].wrapping_sub(1), centre[a] + 1]
+                            .into_iter()
+                            .filter(|&i| i < l.n)
+                            .collect()
+                    };
+                    for i in along {
+                        let mut index = centre.clone();
+                        index[a] = i;
+                        points.push(self.shape.flat(&index));
+                    }
+                }
+                let mut columns: Vec<usize> = points
+                    .iter()
+                    .flat_map(|&q| (0..m).filter_map(move |c| self.index[q * m + c]))
+                    .collect();
+                columns.sort_unstable();
+                columns.dedup();
+                columns
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,271 @@
+//! Typed errors of the method-of-lines solver: definitions it cannot
+//! discretise, residuals not affine in `u_t`, and failures while integrating.
+
+use num_dual::DualNum;
+use tessera_scenarios::mol::{
+    Boundary, Derivative, Discretisation, MolDomain, MolError, MolOptions, MolPde, MolTerm,
+    PointValues, Side, SpatialAxis, Stencil,
+};
+
+/// Which residual to use: `u_t·a(u_t) − u_xx − r(u)`.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// `u_t − u_xx` (well-posed).
+    Heat,
+    /// `u_xx` alone: no `u_t`.
+    NoTimeDerivative,
+    /// `u_t + u_t² − u_xx`: curvature in `u_t`.
+    Quadratic,
+    /// `u_t + u_t³ − u_xx`: no curvature at `u_t = 0`, but not affine.
+    Cubic,
+    /// `u_t − u_xx − u²`: blows up from a constant 2 at `t = 1/2`.
+    Explosive,
+}
+
+struct Test {
+    kind: Kind,
+    low: Boundary,
+    high: Boundary,
+}
+
+impl Test {
+    fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            low: Boundary::neumann(),
+            high: Boundary::neumann(),
+        }
+    }
+}
+
+impl MolPde for Test {
+    fn terms(&self) -> Vec<MolTerm> {
+        vec![
+            MolTerm::new(0, Derivative::Value),
+            MolTerm::new(0, Derivative::Dxx),
+        ]
+    }
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, at: &PointValues<'_, D>, out: &mut [D]) {
+        let v = at.u_t[0];
+        out[0] = match self.kind {
+            Kind::Heat => v - at.z[1],
+            Kind::NoTimeDerivative => at.z[1],
+            Kind::Quadratic => v + v * v - at.z[1],
+            Kind::Cubic => v + v * v * v - at.z[1],
+            Kind::Explosive => v - at.z[1] - at.z[0] * at.z[0],
+        };
+    }
+    fn boundary(&self, side: Side, _: usize) -> Boundary {
+        if side == Side::XLow {
+            self.low
+        } else {
+            self.high
+        }
+    }
+}
+
+fn solve(pde: &Test, options: &MolOptions, t_end: f64) -> Result<(), MolError> {
+    let domain = MolDomain::interval(0.0, 1.0, 11, 1)?;
+    let disc = Discretisation::new(pde, &domain)?;
+    let u0 = disc.sample(|x| vec![2.0 + (3.0 * x[0]).sin()])?;
+    disc.solve(&u0, &[0.0, t_end], options).map(|_| ())
+}
+
+#[test]
+fn a_residual_without_u_t_is_singular() {
+    let err = solve(
+        &Test::new(Kind::NoTimeDerivative),
+        &MolOptions::default(),
+        1.0,
+    );
+    assert!(
+        matches!(
+            err,
+            Err(MolError::SingularTimeCoefficient { equation: 0, .. })
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn residuals_not_affine_in_u_t_are_rejected() {
+    for kind in [Kind::Quadratic, Kind::Cubic] {
+        let err = solve(&Test::new(kind), &MolOptions::default(), 1.0);
+        assert!(
+            matches!(err, Err(MolError::NonlinearInTimeDerivative { .. })),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn blow_up_is_reported_near_the_blow_up_time() {
+    // u' = u² from u ≥ 1 blows up by t = 1 at the latest.
+    let options = MolOptions {
+        max_norm: 1e6,
+        ..MolOptions::default()
+    };
+    match solve(&Test::new(Kind::Explosive), &options, 2.0) {
+        Err(MolError::BlowUp { t, norm }) => {
+            assert!(t > 0.1 && t < 1.0, "t = {t}");
+            assert!(norm > 1e6);
+        }
+        other => panic!("expected a blow-up, got {other:?}"),
+    }
+    // Without a norm bound the step size collapses instead.
+    let unbounded = MolOptions {
+        max_norm: f64::MAX,
+        ..MolOptions::default()
+    };
+    let err = solve(&Test::new(Kind::Explosive), &unbounded, 2.0);
+    assert!(
+        matches!(
+            err,
+            Err(MolError::StepSizeUnderflow { .. }
+                | MolError::NewtonFailure { .. }
+                | MolError::BlowUp { .. })
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn the_step_budget_is_enforced() {
+    let options = MolOptions {
+        max_steps: 3,
+        rtol: 1e-10,
+        atol: 1e-12,
+        ..MolOptions::default()
+    };
+    let err = solve(&Test::new(Kind::Heat), &options, 1.0);
+    assert!(
+        matches!(err, Err(MolError::TooManySteps { steps: 3, .. })),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn bad_settings_and_definitions_are_typed_errors() {
+    let heat = Test::new(Kind::Heat);
+    for options in [
+        MolOptions {
+            rtol: 0.0,
+            ..MolOptions::default()
+        },
+        MolOptions {
+            atol: f64::NAN,
+            ..MolOptions::default()
+        },
+        MolOptions {
+            fixed_step: Some(-1.0),
+            ..MolOptions::default()
+        },
+        MolOptions {
+            max_steps: 0,
+            ..MolOptions::default()
+        },
+    ] {
+        assert!(matches!(
+            solve(&heat, &options, 1.0),
+            Err(MolError::InvalidValue { .. })
+        ));
+    }
+    assert!(matches!(
+        MolDomain::interval(1.0, 0.0, 11, 1),
+        Err(MolError::InvalidValue { .. })
+    ));
+    assert!(matches!(
+        MolDomain::interval(0.0, 1.0, 2, 1),
+        Err(MolError::InvalidValue { .. })
+    ));
+    assert!(matches!(
+        MolDomain::interval(0.0, 1.0, 11, 0),
+        Err(MolError::InvalidValue { .. })
+    ));
+    // Periodic on one side only.
+    let half_periodic = Test {
+        low: Boundary::Periodic,
+        ..Test::new(Kind::Heat)
+    };
+    assert!(matches!(
+        solve(&half_periodic, &MolOptions::default(), 1.0),
+        Err(MolError::Boundary { axis: 0, .. })
+    ));
+    // α = β = 0.
+    let empty_robin = Test {
+        high: Boundary::Robin {
+            alpha: 0.0,
+            beta: 0.0,
+        },
+        ..Test::new(Kind::Heat)
+    };
+    assert!(matches!(
+        solve(&empty_robin, &MolOptions::default(), 1.0),
+        Err(MolError::Boundary { axis: 0, .. })
+    ));
+    // Output times that do not increase.
+    let domain = MolDomain::interval(0.0, 1.0, 11, 1).unwrap();
+    let disc = Discretisation::new(&heat, &domain).unwrap();
+    let u0 = disc.sample(|_| vec![1.0]).unwrap();
+    assert!(matches!(
+        disc.solve(&u0, &[0.0, 0.5, 0.5], &MolOptions::default()),
+        Err(MolError::InvalidValue { .. })
+    ));
+    // An initial condition of the wrong size.
+    assert!(matches!(
+        disc.solve(&u0[1..], &[0.0, 0.5], &MolOptions::default()),
+        Err(MolError::ShapeMismatch { .. })
+    ));
+    // One diffusion term, discretised as asked.
+    struct Diffusion(Derivative, Stencil);
+    impl MolPde for Diffusion {
+        fn terms(&self) -> Vec<MolTerm> {
+            vec![MolTerm::new(0, self.0)]
+        }
+        fn stencil(&self) -> Stencil {
+            self.1
+        }
+        fn residual<D: DualNum<Primitive = f64> + Copy>(
+            &self,
+            at: &PointValues<'_, D>,
+            out: &mut [D],
+        ) {
+            out[0] = at.u_t[0] - at.z[0];
+        }
+        fn boundary(&self, _: Side, _: usize) -> Boundary {
+            Boundary::dirichlet()
+        }
+    }
+    // A y derivative on a 1-D domain; spectral stencils on a bounded axis.
+    for pde in [
+        Diffusion(Derivative::Dyy, Stencil::FiniteDifference),
+        Diffusion(Derivative::Dxx, Stencil::Spectral),
+    ] {
+        assert!(matches!(
+            Discretisation::new(&pde, &domain),
+            Err(MolError::Term { index: 0, .. })
+        ));
+    }
+    // The same term on a bounded axis with finite differences is fine.
+    assert!(
+        Discretisation::new(
+            &Diffusion(Derivative::Dxx, Stencil::FiniteDifference),
+            &domain
+        )
+        .is_ok()
+    );
+    assert!(matches!(
+        MolDomain::new(
+            vec![
+                SpatialAxis {
+                    lo: 0.0,
+                    hi: 1.0,
+                    points: 4
+                };
+                3
+            ],
+            1
+        ),
+        Err(MolError::ShapeMismatch { .. })
+    ));
+}
