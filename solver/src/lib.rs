@@ -5,6 +5,7 @@ pub mod backbone;
 pub mod cli;
 pub mod constraint_check;
 pub mod data;
+pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod malloc;
