@@ -41,6 +41,7 @@ program predict_f
   rc = tessera_model_predict(model, truth(:, 1), shape%ic_len, u, shape%field_len, &
                              status, shape%n_experts)
   if (rc /= TESSERA_STATUS_INVALID_HANDLE) call fail("use after free not detected")
+  deallocate(truth, u, status)
   print '(a)', "Fortran predict: all checks passed"
 
 contains
