@@ -11,21 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tessera.h"
-#include "testdata.h"
+#include "support.h"
 
 #define THREADS 4
-
-static int failures = 0;
-
-static void check(int ok, const char *what) {
-    if (!ok) {
-        char message[512];
-        tessera_last_error(message, sizeof message);
-        fprintf(stderr, "FAILED: %s (last error: %s)\n", what, message);
-        failures++;
-    }
-}
 
 struct job {
     const TesseraModel *model;

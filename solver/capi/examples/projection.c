@@ -13,21 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "tessera.h"
+#include "support.h"
 
 #define N 48
 #define NB 8
-
-static int failures = 0;
-
-static void check(int ok, const char *what) {
-    if (!ok) {
-        char message[512];
-        tessera_last_error(message, sizeof message);
-        fprintf(stderr, "FAILED: %s (last error: %s)\n", what, message);
-        failures++;
-    }
-}
 
 /* max |F| at expert k's points of the field B w_k, over the experts. */
 static double residual_at_points(const TesseraConstraint *layer, const TesseraShape *shape,

@@ -71,6 +71,20 @@ pub(crate) fn expect_len(what: &str, got: usize, expected: usize) -> Result<(), 
     ))
 }
 
+/// The batch size of `n_ic` initial-condition values of `ic_len` each: a
+/// positive whole number, else a [`TesseraStatus::ShapeMismatch`].
+pub(crate) fn ic_batch(n_ic: usize, ic_len: usize) -> Result<usize, CallError> {
+    if n_ic == 0 || ic_len == 0 || !n_ic.is_multiple_of(ic_len) {
+        return Err(CallError::new(
+            TesseraStatus::ShapeMismatch,
+            format!(
+                "`ic` has length {n_ic}, expected a positive multiple of {ic_len} (initial conditions [batch][X](/[Y]))"
+            ),
+        ));
+    }
+    Ok(n_ic / ic_len)
+}
+
 /// A NUL-terminated UTF-8 path.
 ///
 /// # Safety

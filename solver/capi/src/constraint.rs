@@ -7,7 +7,7 @@ use std::ffi::c_char;
 use tessera_scenarios::Scenario;
 use tessera_solver::embed::{ConstraintProjection, Forward, WorkerPool};
 
-use crate::args::{expect_len, input, optional_output, output, path, write_handle};
+use crate::args::{expect_len, ic_batch, input, optional_output, output, path, write_handle};
 use crate::handles::Table;
 use crate::shape::TesseraShape;
 use crate::solve_status::{TesseraSolveStatus, write_statuses};
@@ -164,16 +164,7 @@ unsafe fn basis_args<'a>(
     let basis = unsafe { input(basis, n_basis_values, "basis") }?;
     let ic = unsafe { input(ic, n_ic, "ic") }?;
     let p = &layer.projection;
-    if n_ic == 0 || !n_ic.is_multiple_of(p.ic_len()) {
-        return Err(CallError::new(
-            TesseraStatus::ShapeMismatch,
-            format!(
-                "`ic` has length {n_ic}, expected a positive multiple of {} (initial conditions [batch][X](/[Y]))",
-                p.ic_len()
-            ),
-        ));
-    }
-    let batch = n_ic / p.ic_len();
+    let batch = ic_batch(n_ic, p.ic_len())?;
     if n_basis == 0 {
         return Err(CallError::new(
             TesseraStatus::InvalidArgument,

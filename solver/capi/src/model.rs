@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use tessera_solver::embed::{TrainedModel, WorkerPool};
 
-use crate::args::{expect_len, input, optional_output, output, path, write_handle};
+use crate::args::{expect_len, ic_batch, input, optional_output, output, path, write_handle};
 use crate::handles::Table;
 use crate::shape::TesseraShape;
 use crate::solve_status::{TesseraSolveStatus, write_statuses};
@@ -141,16 +141,7 @@ pub unsafe extern "C" fn tessera_model_predict(
         let ic = unsafe { input(ic, n_ic, "ic") }?;
         let out = unsafe { output(out, n_out, "out") }?;
         let statuses = unsafe { optional_output(status_out, n_status, "status_out") }?;
-        let batch = n_ic / m.ic_len().max(1);
-        if n_ic == 0 || !n_ic.is_multiple_of(m.ic_len()) {
-            return Err(CallError::new(
-                TesseraStatus::ShapeMismatch,
-                format!(
-                    "`ic` has length {n_ic}, expected a positive multiple of {} (initial conditions [batch][X](/[Y]))",
-                    m.ic_len()
-                ),
-            ));
-        }
+        let batch = ic_batch(n_ic, m.ic_len())?;
         expect_len("out", n_out, batch * m.field_len())?;
         if let Some(s) = &statuses {
             expect_len("status_out", s.len(), batch * m.n_experts())?;

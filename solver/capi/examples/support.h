@@ -1,9 +1,9 @@
-/* Test-data readers shared by the C examples (not part of the library):
- * one sample of a Tessera/PDEBench-layout .safetensors data file
+/* Helpers shared by the C examples (not part of the library): a check that
+ * reports the library's last error, and test-data readers for one sample of a Tessera/PDEBench-layout .safetensors data file
  * (tensor "NNNN/data", float32 [nt, nx, (ny), 1]) and the per-sample errors
  * "rel_l2" of a run's summary.json (written by `tessera eval`). */
-#ifndef TESSERA_EXAMPLES_TESTDATA_H
-#define TESSERA_EXAMPLES_TESTDATA_H
+#ifndef TESSERA_EXAMPLES_SUPPORT_H
+#define TESSERA_EXAMPLES_SUPPORT_H
 
 #include <math.h>
 #include <stdint.h>
@@ -11,8 +11,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tessera.h"
+
+static int failures = 0;
+
+/* Counts a failed check and prints the library's last error. */
+static inline void check(int ok, const char *what) {
+    if (!ok) {
+        char message[512];
+        tessera_last_error(message, sizeof message);
+        fprintf(stderr, "FAILED: %s (last error: %s)\n", what, message);
+        failures++;
+    }
+}
+
 /* Reads a whole file; returns NULL on failure. */
-static char *read_file(const char *path, size_t *len) {
+static inline char *read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
@@ -27,7 +41,7 @@ static char *read_file(const char *path, size_t *len) {
 
 /* Sample `index` of the data file as float64 (`count` values, row-major
  * [nt, nx, (ny)]); returns 0 on success. */
-static int read_sample(const char *path, int index, double *out, size_t count) {
+static inline int read_sample(const char *path, int index, double *out, size_t count) {
     size_t len = 0;
     char *bytes = read_file(path, &len);
     if (!bytes || len < 8) { free(bytes); return 1; }
@@ -55,7 +69,7 @@ static int read_sample(const char *path, int index, double *out, size_t count) {
 }
 
 /* Entry `index` of the "rel_l2" array of summary.json; NAN if missing. */
-static double read_rel_l2(const char *path, int index) {
+static inline double read_rel_l2(const char *path, int index) {
     char *text = read_file(path, NULL);
     char *p = text ? strstr(text, "\"rel_l2\": [") : NULL;
     double value = NAN;
@@ -75,7 +89,7 @@ static double read_rel_l2(const char *path, int index) {
 }
 
 /* ‖p − t‖₂ / ‖t‖₂, summed in the order `tessera eval` sums. */
-static double relative_l2(const double *p, const double *t, size_t n) {
+static inline double relative_l2(const double *p, const double *t, size_t n) {
     double diff = 0.0, norm = 0.0;
     for (size_t i = 0; i < n; i++) diff += (p[i] - t[i]) * (p[i] - t[i]);
     for (size_t i = 0; i < n; i++) norm += t[i] * t[i];
