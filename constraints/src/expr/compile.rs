@@ -83,7 +83,9 @@ const FUNCTIONS: &str = "exp, log, sqrt, abs, sin, cos, tanh, min, max, clamp";
 
 /// Parses, checks and compiles `text` (starting at `origin` in its file) in
 /// `scope`. Every statement that is not a `let` is one output row; `what` names
-/// a row in messages (`"residual"`, `"boundary row"`).
+/// a row in messages (`"residual"`, `"boundary row"`). When `scope` has terms,
+/// every row must depend on one; without terms (a right-hand side, a profile)
+/// rows may be constants.
 pub fn compile(
     text: &str,
     origin: Origin,
@@ -118,8 +120,15 @@ pub fn compile(
             }
             Statement::Row { value, start } => {
                 let v = builder.lower(value, scope, &lets, text, origin)?;
+                // Without terms in scope (a right-hand side) any value will do.
                 match v {
-                    Value::Input(i) if builder.on_term[i] => rows.push(i),
+                    Value::Input(i) if builder.on_term[i] || scope.terms.is_empty() => rows.push(i),
+                    Value::Const(c) if scope.terms.is_empty() => {
+                        let Value::Input(i) = builder.emit(Op::Const(c)) else {
+                            unreachable!("emit returns an SSA value")
+                        };
+                        rows.push(i);
+                    }
                     _ => {
                         return Err(ExprError::NoTerm {
                             at: at(*start),

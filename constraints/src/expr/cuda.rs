@@ -79,6 +79,7 @@ fn literal(c: f64) -> String {
 fn expression(op: &Op) -> String {
     let r = |s: &u32| format!("r{s}");
     match op {
+        Op::Const(c) => format!("D{}", literal(*c)),
         Op::Add(a, b) => format!("{} + {}", r(a), r(b)),
         Op::Sub(a, b) => format!("{} - {}", r(a), r(b)),
         Op::Mul(a, b) => format!("{} * {}", r(a), r(b)),

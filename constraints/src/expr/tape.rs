@@ -107,6 +107,8 @@ pub fn pow<D: DualNum<Primitive = f64> + Copy>(a: D, b: D) -> D {
 /// One operation; `S` operands are slots, `f64` operands constants.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Op {
+    /// The constant `c` (a row that is a constant, e.g. a right-hand side).
+    Const(f64),
     /// `a + b`
     Add(Slot, Slot),
     /// `a − b`
@@ -155,6 +157,7 @@ impl Op {
     /// The slots it reads.
     pub fn reads(&self) -> impl Iterator<Item = Slot> {
         let (a, b) = match *self {
+            Self::Const(_) => (None, None),
             Self::Add(a, b)
             | Self::Sub(a, b)
             | Self::Mul(a, b)
@@ -183,6 +186,7 @@ impl Op {
     /// The same operation reading `map(slot)` for every slot.
     pub(crate) fn map_slots(self, map: impl Fn(Slot) -> Slot) -> Self {
         match self {
+            Self::Const(c) => Self::Const(c),
             Self::Add(a, b) => Self::Add(map(a), map(b)),
             Self::Sub(a, b) => Self::Sub(map(a), map(b)),
             Self::Mul(a, b) => Self::Mul(map(a), map(b)),
@@ -212,6 +216,7 @@ impl Op {
     fn apply<D: DualNum<Primitive = f64> + Copy>(&self, r: &[D]) -> D {
         let s = |i: Slot| r[i as usize];
         match *self {
+            Self::Const(c) => D::from(c),
             Self::Add(a, b) => s(a) + s(b),
             Self::Sub(a, b) => s(a) - s(b),
             Self::Mul(a, b) => s(a) * s(b),
