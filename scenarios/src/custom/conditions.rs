@@ -76,7 +76,7 @@ impl Place {
 
 /// One compiled family of rows: `row(z; u0, t, x, y) = rhs(u0, t, x, y)` with
 /// `row` linear in the terms `z`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     /// Where the rows sit.
     pub place: Place,

@@ -35,7 +35,7 @@ pub struct TermDef {
 }
 
 /// The model form `u = S(Bω) + s₀` of a defined PDE.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Solution {
     /// Factor profile in `t` (inputs `t, t_end`).
     scale: Option<Tape>,
@@ -46,7 +46,7 @@ struct Solution {
 }
 
 /// A PDE defined in TOML (see the [module docs](super) for the schema).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CustomPde {
     name: String,
     /// Periodicity of each grid axis, `t` first (never periodic).

@@ -7,6 +7,7 @@ use num_dual::DualNum;
 use tessera_constraints::{ConstraintError, InitialGuess, LinearRow, Pde, Term};
 use tessera_meshes::{Grid, LinearOperator};
 use tessera_scenarios::advection::Advection;
+use tessera_scenarios::custom::CustomPde;
 use tessera_scenarios::diffusion_sorption::pde::DiffusionSorption;
 use tessera_scenarios::heat::Heat;
 use tessera_scenarios::navier_stokes::pde::NavierStokes;
@@ -94,7 +95,7 @@ pub fn parse_split(text: &str) -> Result<Vec<usize>, CheckError> {
 }
 
 /// A scenario PDE chosen at run time; every [`Pde`] method forwards to it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AnyPde {
     /// Diffusion–sorption.
     DiffusionSorption(DiffusionSorption),
@@ -104,6 +105,8 @@ pub enum AnyPde {
     Heat(Heat),
     /// Advection.
     Advection(Advection),
+    /// A PDE defined in TOML.
+    Custom(Arc<CustomPde>),
 }
 
 /// Forwards one expression to whichever PDE `$self` holds.
@@ -114,6 +117,7 @@ macro_rules! forward {
             AnyPde::NavierStokes($pde) => $call,
             AnyPde::Heat($pde) => $call,
             AnyPde::Advection($pde) => $call,
+            AnyPde::Custom($pde) => $call,
         }
     };
 }
@@ -130,14 +134,15 @@ impl AnyPde {
         }
     }
 
-    /// Which PDE this is.
-    pub fn kind(&self) -> PdeKind {
-        match self {
+    /// Which built-in PDE this is (`None` for a PDE defined in TOML).
+    pub fn kind(&self) -> Option<PdeKind> {
+        Some(match self {
             Self::DiffusionSorption(_) => PdeKind::DiffusionSorption,
             Self::NavierStokes(_) => PdeKind::NavierStokes,
             Self::Heat(_) => PdeKind::Heat,
             Self::Advection(_) => PdeKind::Advection,
-        }
+            Self::Custom(_) => return None,
+        })
     }
 }
 

@@ -12,8 +12,9 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use tessera_constraints::{LevenbergMarquardt, LmStatus};
+use tessera_constraints::{LevenbergMarquardt, LmStatus, Pde};
 use tessera_experts::{ConstraintLayer, Forward, LayerConfig};
+use tessera_scenarios::custom::CustomPde;
 
 use crate::constraint_check::{CheckError, GridSize, PdeKind, SyntheticProblem};
 
@@ -80,6 +81,33 @@ pub struct BenchReport {
 /// Errors: zero runs or batch, and anything the problem setup or the constraint
 /// layer rejects; a failed expert in the backward pass.
 pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, CheckError> {
+    let problems = synthetic_problems(config)?;
+    let pde = Arc::new(problems[0].pde.clone());
+    time_layer(pde, config.pde.name(), &problems, config)
+}
+
+/// The same benchmark run twice on the same problems, side by side: once with
+/// the built-in PDE of `config.pde`, once with `custom` (a PDE defined in TOML
+/// that must fit the same grid and initial condition), so that the two
+/// residuals' costs compare on identical work.
+///
+/// Errors: as [`bench_constraint`].
+pub fn bench_constraint_side_by_side(
+    config: &BenchConfig,
+    custom: &CustomPde,
+) -> Result<[BenchReport; 2], CheckError> {
+    let problems = synthetic_problems(config)?;
+    let builtin = time_layer(
+        Arc::new(problems[0].pde.clone()),
+        config.pde.name(),
+        &problems,
+        config,
+    )?;
+    let defined = time_layer(Arc::new(custom.clone()), "custom (TOML)", &problems, config)?;
+    Ok([builtin, defined])
+}
+
+fn synthetic_problems(config: &BenchConfig) -> Result<Vec<SyntheticProblem>, CheckError> {
     for (what, value) in [("--runs", config.runs), ("--batch", config.batch)] {
         if value == 0 {
             return Err(CheckError::InvalidSetting {
@@ -89,9 +117,18 @@ pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, CheckError>
             });
         }
     }
-    let problems: Vec<SyntheticProblem> = (0..config.batch as u64)
+    (0..config.batch as u64)
         .map(|b| SyntheticProblem::new(config.pde, config.grid, config.n_basis, config.seed + b))
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
+
+/// Times the layer of `pde` on `problems` (warm-ups, then the timed runs).
+fn time_layer<P: Pde + 'static>(
+    pde: Arc<P>,
+    name: &'static str,
+    problems: &[SyntheticProblem],
+    config: &BenchConfig,
+) -> Result<BenchReport, CheckError> {
     let first = &problems[0];
     let layer_config = LayerConfig {
         lm: config
@@ -101,7 +138,7 @@ pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, CheckError>
         seed: config.seed,
         ..LayerConfig::new(&config.split, config.points_per_expert)
     };
-    let layer = ConstraintLayer::new(Arc::new(first.pde), first.grid.clone(), layer_config)?;
+    let layer = ConstraintLayer::new(pde, first.grid.clone(), layer_config)?;
     let basis: Vec<f64> = problems
         .iter()
         .flat_map(|p| p.basis.iter().copied())
@@ -138,7 +175,7 @@ pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, CheckError>
     let last = last.expect("at least one timed run");
     let k = layer.n_experts();
     Ok(BenchReport {
-        pde: config.pde.name(),
+        pde: name,
         experts: config.split.clone(),
         points: config.points_per_expert,
         basis: n,

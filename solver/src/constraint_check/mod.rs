@@ -13,7 +13,7 @@ mod gradcheck;
 mod synthetic;
 
 pub use any_pde::{AnyPde, PdeKind, parse_split};
-pub use bench::{BenchConfig, BenchReport, bench_constraint};
+pub use bench::{BenchConfig, BenchReport, bench_constraint, bench_constraint_side_by_side};
 pub use error::CheckError;
 pub use gradcheck::{DirectionalCheck, GradcheckConfig, GradcheckReport, gradcheck};
 pub use synthetic::{GridSize, SyntheticProblem};
