@@ -33,17 +33,8 @@ fn compare_pointwise<A: Pde, B: Pde>(custom: &A, builtin: &B, d: usize, z: &[f64
     assert_eq!(custom.n_equations(), builtin.n_equations());
     let n = z.len() / d;
     let m = builtin.n_equations();
-    let run = |p: &dyn Fn(&mut [f64], &mut [f64], &mut [f64])| {
-        let (mut v, mut g, mut h) = (
-            vec![0.0; n * m],
-            vec![0.0; n * m * d],
-            vec![0.0; n * m * d * d],
-        );
-        p(&mut v, &mut g, &mut h);
-        (v, g, h)
-    };
-    let (cv, cg, ch) = run(&|v, g, h| pointwise::hessians(custom, d, z, v, g, h));
-    let (bv, bg, bh) = run(&|v, g, h| pointwise::hessians(builtin, d, z, v, g, h));
+    let (cv, cg, ch) = hessians_of(custom, d, z);
+    let (bv, bg, bh) = hessians_of(builtin, d, z);
     for p in 0..n {
         let (g, h) = (
             p * m * d..(p + 1) * m * d,
@@ -64,6 +55,14 @@ fn compare_pointwise<A: Pde, B: Pde>(custom: &A, builtin: &B, d: usize, z: &[f64
     pointwise::gradients(builtin, d, z, &mut v2, &mut g2);
     assert_values(&v1, &v2, &g2, z, d);
     assert_close("gradient (gradient path)", &g1, &g2, 1e-13);
+}
+
+/// Values, gradients and Hessians of `pde` at the points `z` (`[n, d]`).
+fn hessians_of<P: Pde>(pde: &P, d: usize, z: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let nm = z.len() / d * pde.n_equations();
+    let (mut v, mut g, mut h) = (vec![0.0; nm], vec![0.0; nm * d], vec![0.0; nm * d * d]);
+    pointwise::hessians(pde, d, z, &mut v, &mut g, &mut h);
+    (v, g, h)
 }
 
 /// Residual values to 1e-13 relative to their scale: a value is a sum of parts

@@ -308,7 +308,8 @@ impl Tape {
         // The register file is sized by dispatch so that a short definition
         // copies a few slots per point, not `STACK_SLOTS`.
         match self.n_slots {
-            0..=8 => self.run::<D, 8>(inputs, out),
+            0..=4 => self.run::<D, 4>(inputs, out),
+            5..=8 => self.run::<D, 8>(inputs, out),
             9..=16 => self.run::<D, 16>(inputs, out),
             17..=STACK_SLOTS => self.run::<D, STACK_SLOTS>(inputs, out),
             _ => {

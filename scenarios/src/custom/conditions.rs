@@ -120,7 +120,7 @@ impl Condition {
         let shape = grid.shape();
         let dims = shape.dims();
         let space: usize = dims[1..].iter().product();
-        for index in self.points(dims) {
+        for index in self.place.points(dims) {
             let space_flat = index[1..]
                 .iter()
                 .zip(&dims[1..])
@@ -155,9 +155,5 @@ impl Condition {
             });
         }
         Ok(())
-    }
-
-    fn points(&self, dims: &[usize]) -> Vec<Vec<usize>> {
-        self.place.points(dims)
     }
 }
