@@ -35,7 +35,10 @@ fn loss_curve(mut model: Model, scenario: &Scenario, steps: usize) -> Vec<f64> {
 }
 
 fn shipped(name: &str) -> AnyPde {
-    let path = format!("{}/../scenarios/pdes/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../scenarios/pdes/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
     AnyPde::Custom(Arc::new(CustomPde::from_file(path).unwrap()))
 }
 
@@ -59,7 +62,11 @@ fn assert_same_curve(scenario: &Scenario, toml: &str, steps: usize) {
 
 #[test]
 fn diffusion_sorption_from_toml_trains_like_the_builtin() {
-    assert_same_curve(&model_common::diffusion_sorption("moe", ""), "diffusion-sorption", 15);
+    assert_same_curve(
+        &model_common::diffusion_sorption("moe", ""),
+        "diffusion-sorption",
+        15,
+    );
 }
 
 #[test]
@@ -72,7 +79,10 @@ fn navier_stokes_from_toml_trains_like_the_builtin() {
 #[test]
 #[ignore]
 fn quickstart_100_steps_from_toml_trains_like_the_builtin() {
-    let path = format!("{}/../scenarios/quickstart.toml", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../scenarios/quickstart.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let scenario = Scenario::from_file(path).unwrap();
     assert_same_curve(&scenario, "diffusion-sorption", 100);
 }

@@ -140,7 +140,11 @@ pub fn gradcheck(config: &GradcheckConfig) -> Result<GradcheckReport, CheckError
         seed: config.seed,
         ..LayerConfig::new(&config.split, config.points_per_expert)
     };
-    let layer = ConstraintLayer::new(Arc::new(problem.pde.clone()), problem.grid.clone(), layer_config)?;
+    let layer = ConstraintLayer::new(
+        Arc::new(problem.pde.clone()),
+        problem.grid.clone(),
+        layer_config,
+    )?;
     let ics = [problem.ic.as_slice()];
     let n = problem.n_basis;
 

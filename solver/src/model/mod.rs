@@ -30,8 +30,8 @@ use self::hard_constraint::WARM_KEY;
 pub use self::hard_constraint::{HardConstraint, SolveStats};
 use self::loss::{N_PARTS, PhysicsLoss};
 use crate::SolverError;
-use crate::constraint_check::AnyPde;
 use crate::backbone::{Fno, SeededVars};
+use crate::constraint_check::AnyPde;
 use crate::trainable::{Batch, Prediction, StepLoss, Trainable};
 
 /// Backbone → basis → experts → solution, for one scenario.
