@@ -16,7 +16,7 @@ use tessera_constraints::{LevenbergMarquardt, LmStatus, Pde};
 use tessera_experts::{ConstraintLayer, Forward, LayerConfig};
 use tessera_scenarios::custom::CustomPde;
 
-use crate::constraint_check::{CheckError, GridSize, PdeKind, SyntheticProblem};
+use crate::constraint_check::{AnyPde, CheckError, GridSize, PdeKind, SyntheticProblem};
 
 /// Settings of [`bench_constraint`].
 #[derive(Debug, Clone, PartialEq)]
@@ -86,10 +86,12 @@ pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, CheckError>
     time_layer(pde, config.pde.name(), &problems, config)
 }
 
-/// The same benchmark run twice on the same problems, side by side: once with
-/// the built-in PDE of `config.pde`, once with `custom` (a PDE defined in TOML
-/// that must fit the same grid and initial condition), so that the two
-/// residuals' costs compare on identical work.
+/// The same benchmark on the same problems, side by side: with the built-in
+/// PDE of `config.pde` and with `custom` (a PDE defined in TOML that must fit
+/// the same grid and initial condition), so that the two residuals' costs
+/// compare on identical work. The timed runs alternate between the two (each
+/// after its own warm-up), so that a change in the machine's load hits both
+/// alike.
 ///
 /// Errors: as [`bench_constraint`].
 pub fn bench_constraint_side_by_side(
@@ -97,14 +99,40 @@ pub fn bench_constraint_side_by_side(
     custom: &CustomPde,
 ) -> Result<[BenchReport; 2], CheckError> {
     let problems = synthetic_problems(config)?;
-    let builtin = time_layer(
-        Arc::new(problems[0].pde.clone()),
+    let once = BenchConfig {
+        runs: 1,
+        ..config.clone()
+    };
+    let builtin_pde = Arc::new(problems[0].pde.clone());
+    let custom_pde = Arc::new(AnyPde::Custom(Arc::new(custom.clone())));
+    let mut builtin = time_layer(
+        Arc::clone(&builtin_pde),
         config.pde.name(),
         &problems,
-        config,
+        &once,
     )?;
-    let defined = time_layer(Arc::new(custom.clone()), "custom (TOML)", &problems, config)?;
+    let mut defined = time_layer(Arc::clone(&custom_pde), "custom (TOML)", &problems, &once)?;
+    for _ in 1..config.runs {
+        let b = time_layer(
+            Arc::clone(&builtin_pde),
+            config.pde.name(),
+            &problems,
+            &once,
+        )?;
+        let d = time_layer(Arc::clone(&custom_pde), "custom (TOML)", &problems, &once)?;
+        merge_run(&mut builtin, b);
+        merge_run(&mut defined, d);
+    }
     Ok([builtin, defined])
+}
+
+/// Appends the timed run of `run` to `report` and updates its medians.
+fn merge_run(report: &mut BenchReport, run: BenchReport) {
+    report.fwd_runs_s.extend(run.fwd_runs_s);
+    report.fwd_bwd_runs_s.extend(run.fwd_bwd_runs_s);
+    report.runs = report.fwd_runs_s.len();
+    report.fwd_median_s = median(&report.fwd_runs_s);
+    report.fwd_bwd_median_s = median(&report.fwd_bwd_runs_s);
 }
 
 fn synthetic_problems(config: &BenchConfig) -> Result<Vec<SyntheticProblem>, CheckError> {
