@@ -64,7 +64,9 @@ pub use embed::{ConstraintProjection, Predictions, TrainedModel, WorkerPool};
 pub use error::SolverError;
 pub use eval::{Evaluation, Report, Summary, evaluate, method_name, relative_l2, report};
 pub use model::Model;
-pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck};
+pub use model::gradcheck::{
+    GradcheckOptions, GradcheckReport, MethodCheck, gradcheck, sample_ics,
+};
 pub use train::{
     Adam, AdamConfig, Checkpoint, RunDir, StepRecord, Totals, TrainOptions, TrainOutcome, Trainer,
     Validation, eval_seed, named_vars, step_draw, update,

@@ -61,10 +61,13 @@ impl From<SolverError> for CallError {
             SolverError::ShapeMismatch { .. } => S::ShapeMismatch,
             SolverError::NonFinite { .. } => S::NonFinite,
             SolverError::Io { .. } => S::Io,
-            SolverError::Checkpoint { .. } => S::InvalidRun,
+            SolverError::Checkpoint { .. }
+            | SolverError::Safetensors { .. }
+            | SolverError::RunConfig { .. }
+            | SolverError::Json { .. } => S::InvalidRun,
             SolverError::Experts(ExpertsError::ExpertFailed { .. }) => S::SolveFailed,
             SolverError::Experts(ExpertsError::ShapeMismatch { .. }) => S::ShapeMismatch,
-            SolverError::Candle(_) | SolverError::Plot { .. } => S::Internal,
+            SolverError::Candle(_) => S::Internal,
             _ => S::InvalidArgument,
         };
         Self::new(status, e.to_string())

@@ -32,6 +32,7 @@ pub use self::hard_constraint::{HardConstraint, SolveStats};
 use self::loss::{N_PARTS, PhysicsLoss};
 use crate::SolverError;
 use crate::backbone::{Fno, SeededVars};
+use tessera_scenarios::AnyPde;
 use crate::trainable::{Batch, Prediction, StepLoss, Trainable};
 
 /// Backbone → basis → experts → solution, for one scenario.
@@ -62,8 +63,15 @@ impl Model {
     /// rejects, or modes that do not fit the grid.
     pub fn new(scenario: &Scenario) -> Result<Self, SolverError> {
         scenario.validate()?;
+        Self::with_pde(scenario, setup::pde_of(scenario)?)
+    }
+
+    /// The model of `scenario` with `pde` in place of the scenario's own (e.g.
+    /// the same PDE defined in TOML); everything else as [`Model::new`].
+    pub fn with_pde(scenario: &Scenario, pde: AnyPde) -> Result<Self, SolverError> {
+        scenario.validate()?;
         let grid = scenario.grid()?;
-        let pde = Arc::new(setup::pde_of(scenario)?);
+        let pde = Arc::new(pde);
         let fno_config = setup::fno_config(scenario);
         fno_config.check_grid(grid.shape().dims())?;
         let vars = VarMap::new();
