@@ -407,7 +407,7 @@ mod tests {
         let only_name = BTreeMap::from([(META_PDE.to_owned(), "heat".to_owned())]);
         assert_eq!(
             AnyPde::from_metadata(&only_name).unwrap().kind(),
-            PdeKind::Heat
+            Some(PdeKind::Heat)
         );
     }
 }
