@@ -10,6 +10,7 @@
 
 mod dense;
 pub mod error;
+pub mod expr;
 pub mod field_residual;
 pub mod ift;
 pub mod lm;

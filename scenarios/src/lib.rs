@@ -4,6 +4,7 @@
 
 pub mod advection;
 pub mod config;
+pub mod custom;
 pub mod dataset;
 pub mod diffusion_sorption;
 pub mod error;

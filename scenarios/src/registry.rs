@@ -22,6 +22,7 @@ use tessera_meshes::{Grid, LinearOperator};
 use crate::ScenarioError;
 use crate::advection::Advection;
 use crate::config::{FdStencils, PdeConfig};
+use crate::custom::CustomPde;
 use crate::diffusion_sorption::pde::DiffusionSorption;
 use crate::heat::Heat;
 use crate::navier_stokes::pde::{Derivatives, NavierStokes};
@@ -99,7 +100,7 @@ impl PdeKind {
 }
 
 /// A scenario PDE chosen at run time; every [`Pde`] method forwards to it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AnyPde {
     /// Diffusion–sorption.
     DiffusionSorption(DiffusionSorption),
@@ -109,6 +110,8 @@ pub enum AnyPde {
     Heat(Heat),
     /// Advection.
     Advection(Advection),
+    /// A PDE defined in TOML.
+    Custom(Arc<CustomPde>),
 }
 
 /// Forwards one expression to whichever PDE `$self` holds.
@@ -119,6 +122,7 @@ macro_rules! forward {
             AnyPde::NavierStokes($pde) => $call,
             AnyPde::Heat($pde) => $call,
             AnyPde::Advection($pde) => $call,
+            AnyPde::Custom($pde) => $call,
         }
     };
 }
@@ -135,13 +139,22 @@ impl AnyPde {
         }
     }
 
-    /// Which PDE this is.
-    pub fn kind(&self) -> PdeKind {
-        match self {
+    /// Which built-in PDE this is (`None` for a PDE defined in TOML).
+    pub fn kind(&self) -> Option<PdeKind> {
+        Some(match self {
             Self::DiffusionSorption(_) => PdeKind::DiffusionSorption,
             Self::NavierStokes(_) => PdeKind::NavierStokes,
             Self::Heat(_) => PdeKind::Heat,
             Self::Advection(_) => PdeKind::Advection,
+            Self::Custom(_) => return None,
+        })
+    }
+
+    /// Whether each grid axis `(t, x, (y))` is periodic for this PDE.
+    pub fn periodic_axes(&self) -> Vec<bool> {
+        match self {
+            Self::Custom(pde) => pde.periodic_axes().to_vec(),
+            _ => self.kind().map(PdeKind::periodic_axes).unwrap_or_default(),
         }
     }
 
@@ -173,14 +186,15 @@ impl AnyPde {
 
     /// The `[pde]` table and `constraint.fd` that build this PDE with
     /// [`AnyPde::from_config`] (the inverse; advection reports the default
-    /// stencils, which it ignores).
-    pub fn config(&self) -> (PdeConfig, FdStencils) {
+    /// stencils, which it ignores); `None` for a PDE defined in TOML, whose
+    /// definition file is its configuration.
+    pub fn config(&self) -> Option<(PdeConfig, FdStencils)> {
         let stencils = |scheme: FdScheme| match scheme {
             FdScheme::SecondOrder => FdStencils::SecondOrder,
             // The constructors reject periodic stencils for these PDEs.
             FdScheme::Reference | FdScheme::Periodic => FdStencils::Reference,
         };
-        match self {
+        Some(match self {
             Self::DiffusionSorption(p) => {
                 (PdeConfig::DiffusionSorption(*p.params()), stencils(p.fd()))
             }
@@ -200,23 +214,35 @@ impl AnyPde {
                 let params = crate::config::AdvectionParams { speed: p.speed() };
                 (PdeConfig::Advection(params), FdStencils::default())
             }
-        }
+            Self::Custom(_) => return None,
+        })
     }
 
     /// This PDE as metadata entries (see the module docs).
-    pub fn metadata(&self) -> BTreeMap<String, String> {
-        let (config, fd) = self.config();
+    ///
+    /// Errors: [`ScenarioError::ConfigInvalid`] for a PDE defined in TOML, which
+    /// has no built-in name to record.
+    pub fn metadata(&self) -> Result<BTreeMap<String, String>, ScenarioError> {
+        let (Some(kind), Some((config, fd))) = (self.kind(), self.config()) else {
+            return Err(ScenarioError::ConfigInvalid {
+                origin: "PDE metadata".to_owned(),
+                key: META_PDE.to_owned(),
+                value: "custom".to_owned(),
+                reason: "a PDE defined in TOML cannot be recorded in problem-file metadata"
+                    .to_owned(),
+            });
+        };
         // Plain data with string keys and finite numbers: serialising cannot fail.
         let constants = serde_json::to_string(&config).unwrap_or_default();
         let fd = serde_json::to_value(fd)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        BTreeMap::from([
-            (META_PDE.to_owned(), self.kind().name().to_owned()),
+        Ok(BTreeMap::from([
+            (META_PDE.to_owned(), kind.name().to_owned()),
             (META_CONSTANTS.to_owned(), constants),
             (META_FD.to_owned(), fd),
-        ])
+        ]))
     }
 
     /// The PDE that metadata entries describe (see the module docs); keys not
@@ -236,7 +262,10 @@ impl AnyPde {
         let name = metadata.get(META_PDE).map_or("", String::as_str);
         let kind: PdeKind = name.parse()?;
         let config = match metadata.get(META_CONSTANTS) {
-            None => Self::default_of(kind).config().0,
+            None => Self::default_of(kind)
+                .config()
+                .map(|(config, _)| config)
+                .ok_or_else(|| invalid(META_PDE, name, "not a built-in PDE"))?,
             Some(text) => {
                 let config: PdeConfig = serde_json::from_str(text)
                     .map_err(|e| invalid(META_CONSTANTS, text, &e.to_string()))?;
@@ -345,9 +374,12 @@ mod tests {
     #[test]
     fn metadata_round_trips_every_kind() {
         for pde in non_default() {
-            assert_ne!(pde, AnyPde::default_of(pde.kind()));
-            assert_eq!(AnyPde::from_metadata(&pde.metadata()).unwrap(), pde);
-            let (config, fd) = pde.config();
+            assert_ne!(pde, AnyPde::default_of(pde.kind().unwrap()));
+            assert_eq!(
+                AnyPde::from_metadata(&pde.metadata().unwrap()).unwrap(),
+                pde
+            );
+            let (config, fd) = pde.config().unwrap();
             assert_eq!(AnyPde::from_config(&config, fd).unwrap(), pde);
         }
         for kind in PdeKind::ALL {
@@ -357,9 +389,9 @@ mod tests {
 
     #[test]
     fn inconsistent_metadata_is_rejected() {
-        let pde = non_default()[0];
+        let pde = non_default()[0].clone();
         let edited = |key: &str, value: &str| {
-            let mut metadata = pde.metadata();
+            let mut metadata = pde.metadata().unwrap();
             metadata.insert(key.to_owned(), value.to_owned());
             AnyPde::from_metadata(&metadata)
         };
@@ -378,7 +410,7 @@ mod tests {
         let only_name = BTreeMap::from([(META_PDE.to_owned(), "heat".to_owned())]);
         assert_eq!(
             AnyPde::from_metadata(&only_name).unwrap().kind(),
-            PdeKind::Heat
+            Some(PdeKind::Heat)
         );
     }
 }

@@ -39,8 +39,9 @@ pub enum SolverError {
         #[source]
         source: safetensors::SafeTensorError,
     },
-    /// A run directory's `config.toml` is not a valid scenario.
-    #[error("run config {}: {source}", path.display())]
+    /// A run directory's `config.toml` is missing or not a valid scenario
+    /// (the source names the file).
+    #[error("the run's config: {source}")]
     RunConfig {
         path: PathBuf,
         /// Boxed: a scenario error is large, and this enum is every call's `Err`.

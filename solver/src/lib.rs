@@ -7,23 +7,25 @@
 //! file: PDE, grid, data, model, constraint, training) and a [`RunDir`] (where a
 //! run keeps its config, checkpoint, metrics and summary).
 //!
-//! **Use a trained run.** The embedding entry points are `Model::load(run_dir)`
-//! (config and checkpoint from the run directory) and
-//! `model.predict(&ics, threads)` (the constrained fields of a batch of initial
-//! conditions plus each expert's solver status, on a thread count the caller
-//! chooses). Until they land, the same steps by hand:
+//! **Use a trained run.** [`TrainedModel::load`] reads everything from the run
+//! directory (config and checkpoint); [`TrainedModel::predict`] returns the
+//! constrained fields of a batch of initial conditions plus each expert's solver
+//! status, on a thread count the caller chooses (`&self`: callable from several
+//! threads at once):
 //!
 //! ```no_run
-//! use tessera_solver::{Checkpoint, Model, RunDir, Trainable};
+//! use tessera_solver::TrainedModel;
 //!
 //! # fn main() -> Result<(), tessera_solver::SolverError> {
-//! let run = RunDir::new("runs/quickstart-moe-20261201-061530");
-//! let mut model = Model::new(&run.read_config()?)?;
-//! Checkpoint::load(&run.checkpoint())?.restore_model(&mut model, &run.checkpoint())?;
-//! let ic = vec![0.5; model.scenario().grid.nx];
-//! let prediction = model.predict(&[ic], 0)?; // fields [T, X], row-major
+//! let model = TrainedModel::load("runs/quickstart-moe-20261201-061530")?;
+//! let ic = vec![0.5; model.ic_len()];
+//! let predictions = model.predict(&ic, 2)?; // fields [batch, T, X], row-major
+//! println!("{} values, {} solves", predictions.field(0).len(), predictions.statuses_of(0).len());
 //! # Ok(()) }
 //! ```
+//!
+//! The constraint layer alone works on caller-owned arrays without candle:
+//! [`ConstraintProjection`] (see `solver/examples/projection.rs`).
 //!
 //! **Train from a scenario.**
 //!
@@ -50,6 +52,7 @@
 
 mod backbone;
 mod data;
+pub mod embed;
 mod error;
 mod eval;
 mod model;
@@ -57,13 +60,14 @@ mod train;
 mod trainable;
 
 pub use data::{RunData, Samples};
+pub use embed::{ConstraintProjection, Predictions, TrainedModel, WorkerPool};
 pub use error::SolverError;
 pub use eval::{Evaluation, Report, Summary, evaluate, method_name, relative_l2, report};
 pub use model::Model;
-pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck};
+pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck, sample_ics};
 pub use train::{
     Adam, AdamConfig, Checkpoint, RunDir, StepRecord, Totals, TrainOptions, TrainOutcome, Trainer,
-    Validation, named_vars, step_draw, update,
+    Validation, eval_seed, named_vars, step_draw, update,
 };
 pub use trainable::{Batch, Prediction, StepLoss, Trainable};
 

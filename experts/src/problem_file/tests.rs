@@ -19,7 +19,8 @@ const RIDGE: f64 = 1e-4;
 /// The registry's reading of a file's PDE entries.
 fn resolve(metadata: &BTreeMap<String, String>) -> Result<(AnyPde, Vec<bool>), ScenarioError> {
     let pde = AnyPde::from_metadata(metadata)?;
-    Ok((pde, pde.kind().periodic_axes()))
+    let periodic = pde.periodic_axes();
+    Ok((pde, periodic))
 }
 
 /// A small diffusion–sorption problem (non-default constants, so the metadata
@@ -57,9 +58,10 @@ fn small_problem() -> ExternalProblem<AnyPde> {
     let points = (0..tiling.n_tiles())
         .map(|k| sample_points(&tiling, k, 40, 3, 0).unwrap())
         .collect();
+    let metadata = pde.metadata().unwrap();
     ExternalProblem::new(
         pde,
-        pde.metadata(),
+        metadata,
         grid,
         basis,
         n_basis,
@@ -198,12 +200,15 @@ fn pde_constants_round_trip_and_inconsistent_ones_are_rejected() {
     let problem = small_problem();
     let loaded = ExternalProblem::from_bytes(&problem.to_bytes(), resolve).unwrap();
     assert_eq!(loaded.pde(), problem.pde());
-    assert_ne!(*loaded.pde(), AnyPde::default_of(loaded.pde().kind()));
+    assert_ne!(
+        *loaded.pde(),
+        AnyPde::default_of(loaded.pde().kind().unwrap())
+    );
     let with_metadata = |edit: &dyn Fn(&mut BTreeMap<String, String>)| {
         let mut metadata = problem.pde_metadata().clone();
         edit(&mut metadata);
         let edited = ExternalProblem::new(
-            *problem.pde(),
+            problem.pde().clone(),
             metadata,
             problem.grid().clone(),
             problem.basis().to_vec(),
@@ -246,7 +251,7 @@ fn bad_points_and_values_are_typed_errors() {
     let good = small_problem();
     let with_points = |points: Vec<Vec<usize>>| {
         ExternalProblem::new(
-            *good.pde(),
+            good.pde().clone(),
             good.pde_metadata().clone(),
             good.grid().clone(),
             good.basis().to_vec(),
@@ -272,7 +277,7 @@ fn bad_points_and_values_are_typed_errors() {
     let mut basis = good.basis().to_vec();
     basis[7] = f64::NAN;
     let nan = ExternalProblem::new(
-        *good.pde(),
+        good.pde().clone(),
         good.pde_metadata().clone(),
         good.grid().clone(),
         basis,

@@ -206,7 +206,11 @@ fn spectral_derivatives(grid: &Grid) -> Result<[Operator; 4], ConstraintError> {
 
 /// The velocity component `±∂ψ/∂(axis)` from the vorticity: the multiplier
 /// `sign · i k_axis / |k|²` over the spatial axes, zero on the mean.
-fn velocity(grid: &Grid, axis: usize, sign: f64) -> Result<FourierMultiplier, ConstraintError> {
+pub(crate) fn velocity(
+    grid: &Grid,
+    axis: usize,
+    sign: f64,
+) -> Result<FourierMultiplier, ConstraintError> {
     Ok(FourierMultiplier::new(grid, &[1, 2], move |k| {
         let k2 = k[0] * k[0] + k[1] * k[1];
         if k2 == 0.0 {

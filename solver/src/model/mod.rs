@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
+use tessera_constraints::LmStatus;
 use tessera_scenarios::Scenario;
 use tessera_scenarios::config::Method;
 
@@ -32,6 +33,7 @@ use self::loss::{N_PARTS, PhysicsLoss};
 use crate::SolverError;
 use crate::backbone::{Fno, SeededVars};
 use crate::trainable::{Batch, Prediction, StepLoss, Trainable};
+use tessera_scenarios::AnyPde;
 
 /// Backbone → basis → experts → solution, for one scenario.
 pub struct Model {
@@ -44,6 +46,15 @@ pub struct Model {
     constraint: Option<HardConstraint>,
 }
 
+/// What [`Model::infer`] computed.
+#[derive(Debug, Clone)]
+pub struct Inference {
+    /// One trajectory `[T, X, (Y)]` row-major per initial condition.
+    pub fields: Vec<Vec<f64>>,
+    /// Every solve's status, `[batch, K]` row-major (empty for the soft method).
+    pub statuses: Vec<LmStatus>,
+}
+
 impl Model {
     /// Builds the model a scenario describes, with fresh variables initialised
     /// from `scenario.seed` (a checkpoint can overwrite them afterwards).
@@ -52,8 +63,15 @@ impl Model {
     /// rejects, or modes that do not fit the grid.
     pub fn new(scenario: &Scenario) -> Result<Self, SolverError> {
         scenario.validate()?;
+        Self::with_pde(scenario, setup::pde_of(scenario)?)
+    }
+
+    /// The model of `scenario` with `pde` in place of the scenario's own (e.g.
+    /// the same PDE defined in TOML); everything else as [`Model::new`].
+    pub fn with_pde(scenario: &Scenario, pde: AnyPde) -> Result<Self, SolverError> {
+        scenario.validate()?;
         let grid = scenario.grid()?;
-        let pde = Arc::new(setup::pde_of(scenario)?);
+        let pde = Arc::new(pde);
         let fno_config = setup::fno_config(scenario);
         fno_config.check_grid(grid.shape().dims())?;
         let vars = VarMap::new();
@@ -116,6 +134,44 @@ impl Model {
         }
     }
 
+    /// Predictions for `ics` without gradients, with every solve's status; `stream`
+    /// fixes the sampled points. Runs in chunks of `training.batch_size` initial
+    /// conditions (the memory a training step was sized for) and reads the model
+    /// only (`&self`: warm-start state is used, never updated), so several threads
+    /// may predict with one model at once. Each sample's result depends on its
+    /// own initial condition only, bit for bit, not on the chunk it was
+    /// computed in: the backbone runs one sample at a time, because its matrix
+    /// products block by the number of rows (`batch × points`), which changes
+    /// the last bits of a sample's basis; the constraint solves are
+    /// independent per sample already.
+    ///
+    /// Errors: no initial conditions, a wrong length or non-finite values in
+    /// one, or a solve that stopped without usable weights (non-finite or
+    /// singular).
+    pub fn infer(&self, ics: &[Vec<f64>], stream: u64) -> Result<Inference, SolverError> {
+        self.features.check_ics(ics)?;
+        let mut fields = Vec::with_capacity(ics.len());
+        let mut statuses = Vec::new();
+        let g = self.grid_points();
+        for chunk in ics.chunks(self.scenario.training.batch_size) {
+            let mut values = Vec::new();
+            for ic in chunk {
+                let basis = self.backbone(std::slice::from_ref(ic))?.detach();
+                values.extend(basis.flatten_all()?.to_vec1::<f64>()?);
+            }
+            let u = match &self.constraint {
+                None => values,
+                Some(c) => {
+                    let (forward, _) = c.solve(&values, chunk, stream)?;
+                    statuses.extend(forward.statuses);
+                    forward.u
+                }
+            };
+            fields.extend(u.chunks(g).map(<[f64]>::to_vec));
+        }
+        Ok(Inference { fields, statuses })
+    }
+
     fn loss_weights(&self) -> [f64; N_PARTS] {
         let w = &self.scenario.training.loss;
         [w.pde, w.ic, w.bc, w.data]
@@ -171,29 +227,12 @@ impl Trainable for Model {
         })
     }
 
-    /// Runs in chunks of `training.batch_size` initial conditions (the memory a
-    /// training step was sized for); warm-start state is left unchanged.
+    /// See [`Model::infer`]; warm-start state is left unchanged.
     fn predict(&mut self, ics: &[Vec<f64>], seed: u64) -> Result<Prediction, SolverError> {
-        self.features.check_ics(ics)?;
-        let mut fields = Vec::with_capacity(ics.len());
-        let mut failed_solves = 0;
-        let g = self.grid_points();
-        for chunk in ics.chunks(self.scenario.training.batch_size) {
-            let basis = self.backbone(chunk)?.detach();
-            let values = basis.flatten_all()?.to_vec1::<f64>()?;
-            let u = match &self.constraint {
-                None => values,
-                Some(c) => {
-                    let (forward, stats) = c.solve(&values, chunk, seed)?;
-                    failed_solves += stats.failed;
-                    forward.u
-                }
-            };
-            fields.extend(u.chunks(g).map(<[f64]>::to_vec));
-        }
+        let inference = self.infer(ics, seed)?;
         Ok(Prediction {
-            fields,
-            failed_solves,
+            failed_solves: inference.statuses.iter().filter(|s| !s.converged()).count(),
+            fields: inference.fields,
         })
     }
 

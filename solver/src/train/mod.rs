@@ -18,7 +18,7 @@ pub mod trainer;
 pub mod update;
 
 pub use adam::{Adam, AdamConfig};
-pub use batches::step_draw;
+pub use batches::{eval_seed, step_draw};
 pub use checkpoint::{Checkpoint, Totals};
 pub use metrics::{StepRecord, Validation};
 pub use run_dir::RunDir;

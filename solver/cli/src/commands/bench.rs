@@ -3,9 +3,12 @@
 use tessera_constraints::LevenbergMarquardt;
 
 use tessera_scenarios::PdeKind;
+use tessera_scenarios::custom::CustomPde;
 
 use super::pde_arg;
-use crate::constraint_check::{BenchConfig, GridSize, bench_constraint, parse_split};
+use crate::constraint_check::{
+    BenchConfig, GridSize, bench_constraint, bench_constraint_side_by_side, parse_split,
+};
 
 /// The benchmarks.
 #[derive(Debug, clap::Subcommand)]
@@ -66,6 +69,10 @@ pub struct ConstraintArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Also time the PDE defined in this TOML file on the same problems, side
+    /// by side with the built-in `--pde` (which sets the grid and data).
+    #[arg(long)]
+    pde_file: Option<std::path::PathBuf>,
 }
 
 impl ConstraintArgs {
@@ -97,10 +104,20 @@ impl ConstraintArgs {
         if let Some(threads) = self.threads {
             pool = pool.num_threads(threads);
         }
-        let report = pool.build()?.install(|| bench_constraint(&config))?;
+        let pool = pool.build()?;
+        let reports = match &self.pde_file {
+            Some(path) => {
+                let custom = CustomPde::from_file(path)?;
+                pool.install(|| bench_constraint_side_by_side(&config, &custom))?
+                    .to_vec()
+            }
+            None => vec![pool.install(|| bench_constraint(&config))?],
+        };
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+            return Ok(());
+        }
+        for report in &reports {
             println!(
                 "{} experts {:?} × {} points, N = {}, grid {:?}, batch {}, {} threads: forward {:.4} s, forward+backward {:.4} s (medians of {}); LM iterations {:?}",
                 report.pde,
@@ -114,6 +131,13 @@ impl ConstraintArgs {
                 report.fwd_bwd_median_s,
                 report.runs,
                 report.iterations
+            );
+        }
+        if let [builtin, custom] = &reports[..] {
+            println!(
+                "TOML / built-in: forward {:.3}x, forward+backward {:.3}x",
+                custom.fwd_median_s / builtin.fwd_median_s,
+                custom.fwd_bwd_median_s / builtin.fwd_bwd_median_s
             );
         }
         Ok(())

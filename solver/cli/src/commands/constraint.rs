@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use tessera_constraints::{DEFAULT_RIDGE, LevenbergMarquardt};
+use tessera_constraints::{DEFAULT_RIDGE, InitialGuess, LevenbergMarquardt};
 use tessera_experts::ExternalProblem;
-use tessera_scenarios::AnyPde;
+use tessera_scenarios::{AnyPde, PdeKind};
 
 /// The constraint-layer tools.
 #[derive(Debug, clap::Subcommand)]
@@ -50,9 +50,15 @@ impl SolveArgs {
     /// Loads, solves and prints.
     pub fn run(self) -> anyhow::Result<()> {
         let problem = ExternalProblem::load(&self.problem, |metadata| {
-            AnyPde::from_metadata(metadata).map(|pde| (pde, pde.kind().periodic_axes()))
+            AnyPde::from_metadata(metadata).map(|pde| {
+                let periodic = pde.periodic_axes();
+                (pde, periodic)
+            })
         })?;
-        let guess = problem.pde().kind().reference_initial_guess();
+        let guess = problem
+            .pde()
+            .kind()
+            .map_or(InitialGuess::Ones, PdeKind::reference_initial_guess);
         let mut lm = LevenbergMarquardt::default().with_initial(guess)?;
         if let Some(rtol) = self.rtol {
             lm = lm.with_rtol(rtol)?;

@@ -12,10 +12,11 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use tessera_constraints::{LevenbergMarquardt, LmStatus};
+use tessera_constraints::{LevenbergMarquardt, LmStatus, Pde};
 use tessera_experts::{ConstraintLayer, Forward, LayerConfig};
+use tessera_scenarios::custom::CustomPde;
 
-use tessera_scenarios::PdeKind;
+use tessera_scenarios::{AnyPde, PdeKind};
 
 use crate::constraint_check::{GridSize, SyntheticProblem};
 use crate::error::ToolError;
@@ -83,6 +84,61 @@ pub struct BenchReport {
 /// Errors: zero runs or batch, and anything the problem setup or the constraint
 /// layer rejects; a failed expert in the backward pass.
 pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, ToolError> {
+    let problems = synthetic_problems(config)?;
+    let pde = Arc::new(problems[0].pde.clone());
+    time_layer(pde, config.pde.name(), &problems, config)
+}
+
+/// The same benchmark on the same problems, side by side: with the built-in
+/// PDE of `config.pde` and with `custom` (a PDE defined in TOML that must fit
+/// the same grid and initial condition), so that the two residuals' costs
+/// compare on identical work. The timed runs alternate between the two (each
+/// after its own warm-up), so that a change in the machine's load hits both
+/// alike.
+///
+/// Errors: as [`bench_constraint`].
+pub fn bench_constraint_side_by_side(
+    config: &BenchConfig,
+    custom: &CustomPde,
+) -> Result<[BenchReport; 2], ToolError> {
+    let problems = synthetic_problems(config)?;
+    let once = BenchConfig {
+        runs: 1,
+        ..config.clone()
+    };
+    let builtin_pde = Arc::new(problems[0].pde.clone());
+    let custom_pde = Arc::new(AnyPde::Custom(Arc::new(custom.clone())));
+    let mut builtin = time_layer(
+        Arc::clone(&builtin_pde),
+        config.pde.name(),
+        &problems,
+        &once,
+    )?;
+    let mut defined = time_layer(Arc::clone(&custom_pde), "custom (TOML)", &problems, &once)?;
+    for _ in 1..config.runs {
+        let b = time_layer(
+            Arc::clone(&builtin_pde),
+            config.pde.name(),
+            &problems,
+            &once,
+        )?;
+        let d = time_layer(Arc::clone(&custom_pde), "custom (TOML)", &problems, &once)?;
+        merge_run(&mut builtin, b);
+        merge_run(&mut defined, d);
+    }
+    Ok([builtin, defined])
+}
+
+/// Appends the timed run of `run` to `report` and updates its medians.
+fn merge_run(report: &mut BenchReport, run: BenchReport) {
+    report.fwd_runs_s.extend(run.fwd_runs_s);
+    report.fwd_bwd_runs_s.extend(run.fwd_bwd_runs_s);
+    report.runs = report.fwd_runs_s.len();
+    report.fwd_median_s = median(&report.fwd_runs_s);
+    report.fwd_bwd_median_s = median(&report.fwd_bwd_runs_s);
+}
+
+fn synthetic_problems(config: &BenchConfig) -> Result<Vec<SyntheticProblem>, ToolError> {
     for (what, value) in [("--runs", config.runs), ("--batch", config.batch)] {
         if value == 0 {
             return Err(ToolError::InvalidSetting {
@@ -92,9 +148,18 @@ pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, ToolError> 
             });
         }
     }
-    let problems: Vec<SyntheticProblem> = (0..config.batch as u64)
+    (0..config.batch as u64)
         .map(|b| SyntheticProblem::new(config.pde, config.grid, config.n_basis, config.seed + b))
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
+
+/// Times the layer of `pde` on `problems` (warm-ups, then the timed runs).
+fn time_layer<P: Pde + 'static>(
+    pde: Arc<P>,
+    name: &'static str,
+    problems: &[SyntheticProblem],
+    config: &BenchConfig,
+) -> Result<BenchReport, ToolError> {
     let first = &problems[0];
     let layer_config = LayerConfig {
         lm: config
@@ -104,7 +169,7 @@ pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, ToolError> 
         seed: config.seed,
         ..LayerConfig::new(&config.split, config.points_per_expert)
     };
-    let layer = ConstraintLayer::new(Arc::new(first.pde), first.grid.clone(), layer_config)?;
+    let layer = ConstraintLayer::new(pde, first.grid.clone(), layer_config)?;
     let basis: Vec<f64> = problems
         .iter()
         .flat_map(|p| p.basis.iter().copied())
@@ -141,7 +206,7 @@ pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, ToolError> 
     let last = last.expect("at least one timed run");
     let k = layer.n_experts();
     Ok(BenchReport {
-        pde: config.pde.name(),
+        pde: name,
         experts: config.split.clone(),
         points: config.points_per_expert,
         basis: n,

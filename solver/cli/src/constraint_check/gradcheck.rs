@@ -143,7 +143,11 @@ pub fn gradcheck(config: &GradcheckConfig) -> Result<GradcheckReport, ToolError>
         seed: config.seed,
         ..LayerConfig::new(&config.split, config.points_per_expert)
     };
-    let layer = ConstraintLayer::new(Arc::new(problem.pde), problem.grid.clone(), layer_config)?;
+    let layer = ConstraintLayer::new(
+        Arc::new(problem.pde.clone()),
+        problem.grid.clone(),
+        layer_config,
+    )?;
     let ics = [problem.ic.as_slice()];
     let n = problem.n_basis;
 

@@ -10,7 +10,7 @@ mod bench;
 mod gradcheck;
 mod synthetic;
 
-pub use bench::{BenchConfig, bench_constraint};
+pub use bench::{BenchConfig, bench_constraint, bench_constraint_side_by_side};
 pub use gradcheck::{GradcheckConfig, gradcheck};
 pub use synthetic::{GridSize, SyntheticProblem};
 

@@ -1,0 +1,358 @@
+//! The grammar of the residual language and its recursive-descent parser.
+//!
+//! ```text
+//! program   := statement (END statement)*
+//! statement := ε | "let" NAME "=" expr | expr
+//! expr      := product (("+" | "-") product)*
+//! product   := unary (("*" | "/") unary)*
+//! unary     := "-" unary | power
+//! power     := atom ("^" unary)?            # right-associative; -x^2 = -(x^2)
+//! atom      := NUMBER | NAME | NAME "(" expr ("," expr)* ")" | "(" expr ")"
+//! ```
+
+use super::error::{ExprError, Origin};
+use super::lexer::{Spanned, Token, tokenize};
+
+/// A binary operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+}
+
+/// An expression node; `offset` is the byte offset of the operator (binary and
+/// unary nodes) or of the node's first character (others), which is where errors
+/// about the node point.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Node {
+    pub(crate) expr: Expr,
+    pub(crate) offset: usize,
+}
+
+/// The shapes of expressions.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Expr {
+    Number(f64),
+    Name(String),
+    Neg(Box<Node>),
+    Binary(BinaryOp, Box<Node>, Box<Node>),
+    Call(String, Vec<Node>),
+}
+
+/// One statement: a named intermediate or one residual row.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Statement {
+    /// `let name = value`; `offset` is that of the name.
+    Let {
+        name: String,
+        offset: usize,
+        value: Node,
+    },
+    /// A residual row; `start` is the offset of its first character.
+    Row { value: Node, start: usize },
+}
+
+/// Parses `text` (which starts at `origin` in its file) into statements.
+pub(crate) fn parse(text: &str, origin: Origin) -> Result<Vec<Statement>, ExprError> {
+    let tokens = tokenize(text, origin)?;
+    let mut parser = Parser {
+        tokens,
+        next: 0,
+        text,
+        origin,
+    };
+    let mut statements = Vec::new();
+    loop {
+        while parser.eat(&Token::End) {
+            if parser.next == parser.tokens.len() {
+                return Ok(statements);
+            }
+        }
+        statements.push(parser.statement()?);
+        if !parser.eat(&Token::End) {
+            return Err(parser.error("expected the end of the statement (a newline or `;`)"));
+        }
+        if parser.next == parser.tokens.len() {
+            return Ok(statements);
+        }
+    }
+}
+
+struct Parser<'a> {
+    tokens: Vec<Spanned>,
+    next: usize,
+    text: &'a str,
+    origin: Origin,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> &Spanned {
+        &self.tokens[self.next.min(self.tokens.len() - 1)]
+    }
+
+    fn eat(&mut self, token: &Token) -> bool {
+        let hit = self.next < self.tokens.len() && &self.tokens[self.next].token == token;
+        if hit {
+            self.next += 1;
+        }
+        hit
+    }
+
+    fn error(&self, message: &str) -> ExprError {
+        let found = match &self.peek().token {
+            Token::End if self.peek().offset >= self.text.len() => "the end of the text".into(),
+            Token::End => "the end of the line".into(),
+            Token::Number(x) => format!("the number {x}"),
+            Token::Name(n) => format!("`{n}`"),
+            other => format!("`{}`", symbol(other)),
+        };
+        ExprError::Syntax {
+            at: self.origin.position(self.text, self.peek().offset),
+            message: format!("{message}, found {found}"),
+        }
+    }
+
+    fn statement(&mut self) -> Result<Statement, ExprError> {
+        let start = self.peek().offset;
+        if self.peek().token == Token::Name("let".into()) {
+            self.next += 1;
+            let Token::Name(name) = self.peek().token.clone() else {
+                return Err(self.error("expected a name after `let`"));
+            };
+            let offset = self.peek().offset;
+            self.next += 1;
+            if !self.eat(&Token::Equals) {
+                return Err(self.error(&format!("expected `=` after `let {name}`")));
+            }
+            let value = self.expr()?;
+            return Ok(Statement::Let {
+                name,
+                offset,
+                value,
+            });
+        }
+        Ok(Statement::Row {
+            value: self.expr()?,
+            start,
+        })
+    }
+
+    fn binary_chain(
+        &mut self,
+        ops: &[(Token, BinaryOp)],
+        operand: fn(&mut Self) -> Result<Node, ExprError>,
+    ) -> Result<Node, ExprError> {
+        let mut left = operand(self)?;
+        'chain: loop {
+            for (token, op) in ops {
+                if self.peek().token == *token {
+                    let offset = self.peek().offset;
+                    self.next += 1;
+                    let right = operand(self)?;
+                    left = Node {
+                        expr: Expr::Binary(*op, Box::new(left), Box::new(right)),
+                        offset,
+                    };
+                    continue 'chain;
+                }
+            }
+            return Ok(left);
+        }
+    }
+
+    fn expr(&mut self) -> Result<Node, ExprError> {
+        self.binary_chain(
+            &[(Token::Plus, BinaryOp::Add), (Token::Minus, BinaryOp::Sub)],
+            Self::product,
+        )
+    }
+
+    fn product(&mut self) -> Result<Node, ExprError> {
+        self.binary_chain(
+            &[(Token::Star, BinaryOp::Mul), (Token::Slash, BinaryOp::Div)],
+            Self::unary,
+        )
+    }
+
+    fn unary(&mut self) -> Result<Node, ExprError> {
+        if self.peek().token == Token::Minus {
+            let offset = self.peek().offset;
+            self.next += 1;
+            let inner = self.unary()?;
+            return Ok(Node {
+                expr: Expr::Neg(Box::new(inner)),
+                offset,
+            });
+        }
+        let base = self.atom()?;
+        if self.peek().token == Token::Caret {
+            let offset = self.peek().offset;
+            self.next += 1;
+            let exponent = self.unary()?;
+            return Ok(Node {
+                expr: Expr::Binary(BinaryOp::Pow, Box::new(base), Box::new(exponent)),
+                offset,
+            });
+        }
+        Ok(base)
+    }
+
+    fn atom(&mut self) -> Result<Node, ExprError> {
+        let Spanned { token, offset } = self.peek().clone();
+        match token {
+            Token::Number(x) => {
+                self.next += 1;
+                Ok(Node {
+                    expr: Expr::Number(x),
+                    offset,
+                })
+            }
+            Token::Name(name) if name == "let" => {
+                Err(self.error("`let` starts a statement and cannot appear inside an expression"))
+            }
+            Token::Name(name) => {
+                self.next += 1;
+                if !self.eat(&Token::Open) {
+                    return Ok(Node {
+                        expr: Expr::Name(name),
+                        offset,
+                    });
+                }
+                let mut args = vec![self.expr()?];
+                while self.eat(&Token::Comma) {
+                    args.push(self.expr()?);
+                }
+                if !self.eat(&Token::Close) {
+                    return Err(self.error(&format!("expected `,` or `)` in the call of `{name}`")));
+                }
+                Ok(Node {
+                    expr: Expr::Call(name, args),
+                    offset,
+                })
+            }
+            Token::Open => {
+                self.next += 1;
+                let inner = self.expr()?;
+                if !self.eat(&Token::Close) {
+                    return Err(self.error("expected `)`"));
+                }
+                Ok(inner)
+            }
+            _ => Err(self.error("expected a number, a name or `(`")),
+        }
+    }
+}
+
+/// How a token is written, for messages.
+fn symbol(token: &Token) -> &'static str {
+    match token {
+        Token::Plus => "+",
+        Token::Minus => "-",
+        Token::Star => "*",
+        Token::Slash => "/",
+        Token::Caret => "^",
+        Token::Open => "(",
+        Token::Close => ")",
+        Token::Comma => ",",
+        Token::Equals => "=",
+        Token::End => ";",
+        Token::Number(_) | Token::Name(_) => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::error::Position;
+
+    fn row(text: &str) -> Node {
+        match parse(text, Origin::default()).unwrap().remove(0) {
+            Statement::Row { value, .. } => value,
+            other => panic!("not a row: {other:?}"),
+        }
+    }
+
+    /// Renders a node fully parenthesised, to read precedence off.
+    fn show(node: &Node) -> String {
+        match &node.expr {
+            Expr::Number(x) => format!("{x}"),
+            Expr::Name(n) => n.clone(),
+            Expr::Neg(a) => format!("(-{})", show(a)),
+            Expr::Binary(op, a, b) => {
+                let s = match op {
+                    BinaryOp::Add => "+",
+                    BinaryOp::Sub => "-",
+                    BinaryOp::Mul => "*",
+                    BinaryOp::Div => "/",
+                    BinaryOp::Pow => "^",
+                };
+                format!("({}{s}{})", show(a), show(b))
+            }
+            Expr::Call(f, args) => {
+                let args: Vec<String> = args.iter().map(show).collect();
+                format!("{f}({})", args.join(","))
+            }
+        }
+    }
+
+    #[test]
+    fn precedence_and_associativity() {
+        assert_eq!(show(&row("a - b - c")), "((a-b)-c)");
+        assert_eq!(show(&row("a + b * c / d")), "(a+((b*c)/d))");
+        assert_eq!(show(&row("-x^2")), "(-(x^2))");
+        assert_eq!(show(&row("a^b^c")), "(a^(b^c))");
+        assert_eq!(show(&row("a^-b")), "(a^(-b))");
+        assert_eq!(show(&row("max(a, b + 1) * (c)")), "(max(a,(b+1))*c)");
+    }
+
+    #[test]
+    fn statements_and_blank_lines() {
+        let program = parse(
+            "\n let r = 1 + u  # R(u)\n\n u_t - r; u\n",
+            Origin::default(),
+        )
+        .unwrap();
+        assert_eq!(program.len(), 3);
+        assert!(matches!(&program[0], Statement::Let { name, .. } if name == "r"));
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_offending_token() {
+        let origin = Origin {
+            line: 10,
+            column: 12,
+        };
+        let at = |text: &str| parse(text, origin).unwrap_err().position();
+        assert_eq!(
+            at("u_t - * u"),
+            Position {
+                line: 10,
+                column: 18
+            }
+        );
+        assert_eq!(
+            at("u_t\n  (u + 1"),
+            Position {
+                line: 11,
+                column: 9
+            }
+        );
+        assert_eq!(
+            at("let = 3"),
+            Position {
+                line: 10,
+                column: 16
+            }
+        );
+        assert_eq!(
+            at("u u"),
+            Position {
+                line: 10,
+                column: 14
+            }
+        );
+    }
+}

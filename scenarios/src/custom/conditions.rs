@@ -1,0 +1,159 @@
+//! Initial- and boundary-condition rows of a defined PDE: where they sit on the
+//! grid and how one row's coefficients are read off its compiled expression.
+
+use tessera_constraints::expr::Tape;
+use tessera_constraints::{ConstraintError, LinearRow};
+use tessera_meshes::Grid;
+
+/// Where a family of rows sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// `t = 0`, every space point.
+    Initial,
+    /// The first (`max = false`) or last point of a bounded space axis (1 = x,
+    /// 2 = y), at every time level after the first.
+    Boundary { axis: usize, max: bool },
+}
+
+impl Place {
+    /// The place named `name` for `space_dims` space axes.
+    pub fn from_name(name: &str, space_dims: usize) -> Option<Self> {
+        let place = match name {
+            "initial" => Self::Initial,
+            "x-min" => Self::Boundary {
+                axis: 1,
+                max: false,
+            },
+            "x-max" => Self::Boundary { axis: 1, max: true },
+            "y-min" => Self::Boundary {
+                axis: 2,
+                max: false,
+            },
+            "y-max" => Self::Boundary { axis: 2, max: true },
+            _ => return None,
+        };
+        match place {
+            Self::Boundary { axis, .. } if axis > space_dims => None,
+            p => Some(p),
+        }
+    }
+
+    /// The grid indices of the rows, in row-major order.
+    fn points(self, dims: &[usize]) -> Vec<Vec<usize>> {
+        let ranges: Vec<std::ops::Range<usize>> = dims
+            .iter()
+            .enumerate()
+            .map(|(axis, &n)| match self {
+                Self::Initial if axis == 0 => 0..1,
+                Self::Initial => 0..n,
+                Self::Boundary { .. } if axis == 0 => 1..n,
+                Self::Boundary { axis: a, max } if a == axis => {
+                    if max {
+                        n - 1..n
+                    } else {
+                        0..1
+                    }
+                }
+                Self::Boundary { .. } => 0..n,
+            })
+            .collect();
+        let mut points = vec![Vec::new()];
+        for range in ranges {
+            points = points
+                .into_iter()
+                .flat_map(|p| {
+                    range.clone().map(move |i| {
+                        let mut q = p.clone();
+                        q.push(i);
+                        q
+                    })
+                })
+                .collect();
+        }
+        points
+    }
+}
+
+/// One compiled family of rows: `row(z; u0, t, x, y) = rhs(u0, t, x, y)` with
+/// `row` linear in the terms `z`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// Where the rows sit.
+    pub place: Place,
+    /// Inputs: every term (solver order), then `u0, t, x, (y)`.
+    pub row: Tape,
+    /// Inputs: `u0, t, x, (y)`.
+    pub rhs: Tape,
+}
+
+impl Condition {
+    /// The coefficients `c_j` and the constant `f₀` of the affine row
+    /// `row(z) = f₀ + Σ c_j z_j` with the variables `vars`, read off by
+    /// evaluating at `z = 0` and `z = e_j` (exact for a row linear in `z`).
+    pub fn affine(&self, n_terms: usize, vars: &[f64]) -> (Vec<(usize, f64)>, f64) {
+        let mut input = vec![0.0; n_terms];
+        input.extend_from_slice(vars);
+        let mut out = [0.0];
+        self.row.eval(&input, &mut out);
+        let f0 = out[0];
+        let coeffs = (0..n_terms)
+            .filter(|&j| self.row.uses_input(j))
+            .map(|j| {
+                input[j] = 1.0;
+                self.row.eval(&input, &mut out);
+                input[j] = 0.0;
+                (j, out[0] - f0)
+            })
+            .collect();
+        (coeffs, f0)
+    }
+
+    /// The rows on `grid` for the initial condition `ic` (`[x, (y)]`), appended
+    /// to `rows`.
+    pub fn rows(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        n_terms: usize,
+        rows: &mut Vec<LinearRow>,
+    ) -> Result<(), ConstraintError> {
+        let shape = grid.shape();
+        let dims = shape.dims();
+        let space: usize = dims[1..].iter().product();
+        for index in self.place.points(dims) {
+            let space_flat = index[1..]
+                .iter()
+                .zip(&dims[1..])
+                .fold(0, |acc, (&i, &n)| acc * n + i);
+            let mut vars = vec![ic[space_flat % space.max(1)]];
+            vars.extend(
+                index
+                    .iter()
+                    .enumerate()
+                    .map(|(axis, &i)| grid.axis(axis).coords()[i]),
+            );
+            let (coeffs, f0) = self.affine(n_terms, &vars);
+            let mut rhs = [0.0];
+            self.rhs.eval(&vars, &mut rhs);
+            let rhs = rhs[0] - f0;
+            let bad = coeffs
+                .iter()
+                .map(|&(_, c)| c)
+                .chain([rhs])
+                .find(|v| !v.is_finite());
+            if let Some(value) = bad {
+                return Err(ConstraintError::InvalidValue {
+                    what: "condition row (coefficient or right-hand side)",
+                    value,
+                    reason: "not finite at a grid point: check the initial condition and the parameters",
+                });
+            }
+            rows.push(LinearRow {
+                point: shape.flat(&index),
+                coeffs,
+                rhs,
+            });
+        }
+        Ok(())
+    }
+}

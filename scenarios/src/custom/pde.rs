@@ -1,0 +1,644 @@
+//! A PDE read from a definition file, implementing the same [`Pde`] trait as
+//! the built-in ones.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use num_dual::{Dual2SVec64, DualNum};
+use rustfft::num_complex::Complex64;
+use tessera_constraints::expr::{self, ExprError, Origin, Scope, Tape};
+use tessera_constraints::{ConstraintError, LinearRow, Pde, Term};
+use tessera_meshes::ops::compose::Compose;
+use tessera_meshes::ops::scale::Scale;
+use tessera_meshes::ops::spectral::FourierMultiplier;
+use tessera_meshes::{Grid, LinearOperator};
+use toml::Spanned;
+
+use super::conditions::{Condition, Place};
+use super::error::CustomPdeError;
+use super::operators::{Operator, Stencil};
+use super::source::SourceFile;
+use super::spec::{ConditionSpec, PdeSpec, SolutionSpec};
+
+/// Names every definition may read besides its terms and parameters.
+const RESERVED: [&str; 5] = ["u0", "t", "x", "y", "t_end"];
+
+/// One term of a defined PDE.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TermDef {
+    /// Its name in the expressions.
+    pub name: String,
+    /// The operator.
+    pub operator: Operator,
+    /// The stencil.
+    pub stencil: Stencil,
+}
+
+/// The model form `u = S(Bω) + s₀` of a defined PDE.
+#[derive(Debug, Clone, PartialEq)]
+struct Solution {
+    /// Factor profile in `t` (inputs `t, t_end`).
+    scale: Option<Tape>,
+    /// Remove the spatial mean per time level.
+    remove_mean: bool,
+    /// Add the initial condition at every time level.
+    offset_initial: bool,
+}
+
+/// A PDE defined in TOML (see the [module docs](super) for the schema).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomPde {
+    name: String,
+    /// Periodicity of each grid axis, `t` first (never periodic).
+    periodic: Vec<bool>,
+    /// Terms in solver order: those the residual reads first.
+    terms: Vec<TermDef>,
+    n_residual_terms: usize,
+    residual: Tape,
+    conditions: Vec<Condition>,
+    solution: Option<Solution>,
+}
+
+impl CustomPde {
+    /// Reads and checks the definition in the file at `path`.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, CustomPdeError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| CustomPdeError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_str(&text, &path.display().to_string())
+    }
+
+    /// Reads and checks a definition; `file` names it in errors.
+    pub fn from_str(text: &str, file: &str) -> Result<Self, CustomPdeError> {
+        let src = SourceFile { name: file, text };
+        let spec: PdeSpec = toml::from_str(text).map_err(|e| CustomPdeError::Toml {
+            file: file.to_owned(),
+            at: src.position(e.span().map_or(0, |s| s.start)),
+            message: e.message().trim_end().to_owned(),
+        })?;
+        Builder { src }.build(spec)
+    }
+
+    /// The definition's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of space axes.
+    pub fn space_dims(&self) -> usize {
+        self.periodic.len() - 1
+    }
+
+    /// Periodicity of each grid axis, `t` first.
+    pub fn periodic_axes(&self) -> &[bool] {
+        &self.periodic
+    }
+
+    /// The terms, in solver order.
+    pub fn term_defs(&self) -> &[TermDef] {
+        &self.terms
+    }
+
+    /// The compiled residual (inputs: the residual terms).
+    pub fn residual_tape(&self) -> &Tape {
+        &self.residual
+    }
+
+    /// The residual as CUDA C (see [`tessera_constraints::expr::cuda`]).
+    pub fn emit_cuda(&self) -> String {
+        expr::cuda::emit(&self.name, &self.residual)
+    }
+
+    fn check_grid(&self, grid: &Grid) -> Result<(), ConstraintError> {
+        let ok = grid.ndim() == self.periodic.len()
+            && (0..grid.ndim()).all(|a| grid.axis(a).is_periodic() == self.periodic[a]);
+        if ok {
+            Ok(())
+        } else {
+            Err(ConstraintError::ShapeMismatch {
+                what: "grid axes of the defined PDE (t, then its space axes with their periodicity)",
+                expected: vec![self.periodic.len()],
+                got: vec![grid.ndim()],
+            })
+        }
+    }
+
+    fn check_ic(&self, grid: &Grid, ic: &[f64]) -> Result<(), ConstraintError> {
+        let space: Vec<usize> = grid.shape().dims()[1..].to_vec();
+        if ic.len() != space.iter().product::<usize>() {
+            return Err(ConstraintError::ShapeMismatch {
+                what: "initial condition of the defined PDE [x, (y)]",
+                expected: space,
+                got: vec![ic.len()],
+            });
+        }
+        if ic.iter().all(|v| v.is_finite()) {
+            Ok(())
+        } else {
+            Err(ConstraintError::NonFinite {
+                what: "initial condition of the defined PDE",
+            })
+        }
+    }
+}
+
+impl Pde for CustomPde {
+    fn terms(&self, grid: &Grid) -> Result<Vec<Term>, ConstraintError> {
+        self.check_grid(grid)?;
+        self.terms
+            .iter()
+            .map(|t| {
+                Ok(Term {
+                    name: t.name.clone(),
+                    operator: t.operator.build(grid, t.stencil)?,
+                })
+            })
+            .collect()
+    }
+
+    fn n_equations(&self) -> usize {
+        self.residual.n_outputs()
+    }
+
+    fn residual_terms(&self) -> Option<usize> {
+        Some(self.n_residual_terms)
+    }
+
+    #[inline]
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]) {
+        self.residual.eval(z, out);
+    }
+
+    fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
+        self.check_grid(grid)?;
+        self.check_ic(grid, ic)?;
+        let mut rows = Vec::new();
+        for condition in &self.conditions {
+            condition.rows(grid, ic, self.terms.len(), &mut rows)?;
+        }
+        Ok(rows)
+    }
+
+    fn solution_map(
+        &self,
+        grid: &Grid,
+    ) -> Result<Option<Arc<dyn LinearOperator>>, ConstraintError> {
+        self.check_grid(grid)?;
+        let Some(solution) = &self.solution else {
+            return Ok(None);
+        };
+        let mut factors: Vec<Arc<dyn LinearOperator>> = Vec::new();
+        if solution.remove_mean {
+            let axes: Vec<usize> = (1..grid.ndim()).collect();
+            factors.push(Arc::new(FourierMultiplier::new(grid, &axes, |k| {
+                let zero_mode = k.iter().all(|&k| k == 0.0);
+                Complex64::new(if zero_mode { 0.0 } else { 1.0 }, 0.0)
+            })?));
+        }
+        if let Some(scale) = &solution.scale {
+            let t = grid.axis(0).coords();
+            let t_end = t[t.len() - 1];
+            let mut profile = Vec::with_capacity(t.len());
+            for &ti in t {
+                let mut out = [0.0];
+                scale.eval(&[ti, t_end], &mut out);
+                if !out[0].is_finite() {
+                    return Err(ConstraintError::InvalidValue {
+                        what: "solution scale profile",
+                        value: out[0],
+                        reason: "not finite at a time level",
+                    });
+                }
+                profile.push(out[0]);
+            }
+            factors.push(Arc::new(Scale::along_axis(grid.shape(), 0, &profile)?));
+        }
+        Ok(match factors.len() {
+            0 => None,
+            1 => factors.pop(),
+            _ => Some(Arc::new(Compose::new(factors)?)),
+        })
+    }
+
+    fn solution_offset(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+    ) -> Result<Option<Vec<f64>>, ConstraintError> {
+        self.check_grid(grid)?;
+        match &self.solution {
+            Some(s) if s.offset_initial => {
+                self.check_ic(grid, ic)?;
+                Ok(Some(ic.repeat(grid.shape().dims()[0])))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Checks a [`PdeSpec`] and compiles it.
+struct Builder<'a> {
+    src: SourceFile<'a>,
+}
+
+impl Builder<'_> {
+    fn invalid(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> CustomPdeError {
+        CustomPdeError::Invalid {
+            file: self.src.name.to_owned(),
+            at: self.src.at(span),
+            message: message.into(),
+        }
+    }
+
+    fn expr_error(&self, source: ExprError) -> CustomPdeError {
+        CustomPdeError::Expr {
+            file: self.src.name.to_owned(),
+            source,
+        }
+    }
+
+    fn compile(
+        &self,
+        s: &Spanned<String>,
+        scope: &Scope,
+        what: &'static str,
+    ) -> Result<Tape, CustomPdeError> {
+        expr::compile(s.get_ref(), self.src.origin_of(s), scope, what)
+            .map_err(|e| self.expr_error(e))
+    }
+
+    fn build(&self, spec: PdeSpec) -> Result<CustomPde, CustomPdeError> {
+        let space = spec.space.get_ref();
+        let expected_axes: &[&str] = if space.len() == 2 {
+            &["x", "y"]
+        } else {
+            &["x"]
+        };
+        if space
+            .iter()
+            .map(String::as_str)
+            .ne(expected_axes.iter().copied())
+        {
+            return Err(self.invalid(
+                spec.space.span(),
+                "`space` must be [\"x\"] or [\"x\", \"y\"]",
+            ));
+        }
+        let space_dims = space.len();
+        let mut periodic = vec![false];
+        match &spec.periodic {
+            Some(p) if p.get_ref().len() != space_dims => {
+                return Err(self.invalid(
+                    p.span(),
+                    format!(
+                        "`periodic` has {} flag(s) for {space_dims} space axis/axes",
+                        p.get_ref().len()
+                    ),
+                ));
+            }
+            Some(p) => periodic.extend(p.get_ref()),
+            None => periodic.extend(vec![false; space_dims]),
+        }
+
+        // Parameters: finite, and not named like a term or a reserved variable.
+        let mut constants = Vec::new();
+        for (name, value) in &spec.parameters {
+            if !value.get_ref().is_finite() {
+                return Err(self.invalid(
+                    value.span(),
+                    format!("parameter `{name}` = {} is not finite", value.get_ref()),
+                ));
+            }
+            if RESERVED.contains(&name.as_str()) || spec.terms.get_ref().contains_key(name) {
+                return Err(self.invalid(
+                    value.span(),
+                    format!("parameter `{name}` has the name of a term or of one of {RESERVED:?}"),
+                ));
+            }
+            constants.push((name.clone(), *value.get_ref()));
+        }
+        let with_constants = |mut scope: Scope| {
+            for (n, v) in &constants {
+                scope = scope.constant(n.clone(), *v);
+            }
+            scope
+        };
+
+        // Terms, as written.
+        let default_stencil = match &spec.stencil {
+            Some(s) => self.stencil(s.get_ref(), s.span())?,
+            None => Stencil::Reference,
+        };
+        // In the order written: TOML tables come back sorted by key.
+        let mut written: Vec<_> = spec.terms.get_ref().iter().collect();
+        written.sort_by_key(|(_, term)| term.span().start);
+        let mut declared = Vec::new();
+        for (name, term) in written {
+            if RESERVED.contains(&name.as_str()) {
+                return Err(
+                    self.invalid(term.span(), format!("`{name}` is reserved for a variable"))
+                );
+            }
+            let op = term.get_ref().op();
+            let operator = Operator::from_name(op, space_dims).ok_or_else(|| {
+                self.invalid(
+                    term.span(),
+                    format!(
+                        "unknown operator `{op}` for {space_dims} space axis/axes (known: u, dt, dx, dxx, laplacian{})",
+                        if space_dims == 2 { ", dy, dyy, velocity-x, velocity-y" } else { "" }
+                    ),
+                )
+            })?;
+            let stencil = match term.get_ref().stencil() {
+                Some(s) => self.stencil(s, term.span())?,
+                // A periodic or spectral default is for the space terms.
+                None if operator == Operator::Dt
+                    && matches!(default_stencil, Stencil::Periodic | Stencil::Spectral) =>
+                {
+                    Stencil::Reference
+                }
+                None => default_stencil,
+            };
+            let span = term.span();
+            operator
+                .check_stencil(stencil, &periodic)
+                .map_err(|m| self.invalid(span, format!("term `{name}`: {m}")))?;
+            declared.push(TermDef {
+                name: name.clone(),
+                operator,
+                stencil,
+            });
+        }
+        if declared.is_empty() {
+            return Err(self.invalid(spec.terms.span(), "no terms declared"));
+        }
+
+        // The residual: compiled once over all terms to learn which it reads,
+        // then over those (in declaration order) — the solver's residual terms.
+        let all = with_constants(
+            declared
+                .iter()
+                .fold(Scope::new(), |s, t| s.term(t.name.clone())),
+        );
+        let probe = self.compile(&spec.residual, &all, "residual")?;
+        let (mut terms, mut rest) = (Vec::new(), Vec::new());
+        for (j, t) in declared.into_iter().enumerate() {
+            if probe.uses_input(j) {
+                terms.push(t);
+            } else {
+                rest.push(t);
+            }
+        }
+        let n_residual_terms = terms.len();
+        let scope = with_constants(
+            terms
+                .iter()
+                .fold(Scope::new(), |s, t| s.term(t.name.clone())),
+        );
+        let residual = self.compile(&spec.residual, &scope, "residual")?;
+        terms.extend(rest);
+
+        let variables: Vec<&str> = ["u0", "t", "x", "y"][..2 + space_dims].to_vec();
+        let conditions = spec
+            .conditions
+            .iter()
+            .map(|c| self.condition(c, &terms, &variables, &with_constants))
+            .collect::<Result<Vec<_>, _>>()?;
+        let solution = spec
+            .solution
+            .as_ref()
+            .map(|s| self.solution(s, &with_constants))
+            .transpose()?;
+        self.check_conditions(
+            &spec,
+            &terms[..n_residual_terms],
+            &periodic,
+            &conditions,
+            solution.as_ref(),
+        )?;
+        Ok(CustomPde {
+            name: spec.name,
+            periodic,
+            terms,
+            n_residual_terms,
+            residual,
+            conditions,
+            solution,
+        })
+    }
+
+    fn stencil(&self, name: &str, span: std::ops::Range<usize>) -> Result<Stencil, CustomPdeError> {
+        Stencil::from_name(name).ok_or_else(|| {
+            self.invalid(
+                span,
+                format!(
+                    "unknown stencil `{name}` (known: reference, second-order, periodic, spectral)"
+                ),
+            )
+        })
+    }
+
+    fn condition(
+        &self,
+        c: &Spanned<ConditionSpec>,
+        terms: &[TermDef],
+        variables: &[&str],
+        with_constants: &dyn Fn(Scope) -> Scope,
+    ) -> Result<Condition, CustomPdeError> {
+        let spec = c.get_ref();
+        let space_dims = variables.len() - 2;
+        let place = Place::from_name(spec.at.get_ref(), space_dims).ok_or_else(|| {
+            self.invalid(
+                spec.at.span(),
+                format!(
+                    "unknown place `{}` (known: initial, x-min, x-max{})",
+                    spec.at.get_ref(),
+                    if space_dims == 2 {
+                        ", y-min, y-max"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+        })?;
+        let vars = |s: Scope| variables.iter().fold(s, |s, v| s.variable(*v));
+        let row_scope = with_constants(vars(
+            terms
+                .iter()
+                .fold(Scope::new(), |s, t| s.term(t.name.clone())),
+        ));
+        let row = self.compile(&spec.row, &row_scope, "condition row")?;
+        let rhs_scope = with_constants(vars(Scope::new()));
+        let rhs = match &spec.rhs {
+            Some(text) => self.compile(text, &rhs_scope, "right-hand side")?,
+            None => expr::compile("0", Origin::default(), &rhs_scope, "right-hand side")
+                .map_err(|e| self.expr_error(e))?,
+        };
+        let condition = Condition { place, row, rhs };
+        self.check_linear(&condition, terms.len(), variables.len(), &spec.row)?;
+        if let Some(kind) = &spec.kind {
+            let uses = |identity: bool| {
+                terms.iter().enumerate().any(|(j, t)| {
+                    condition.row.uses_input(j) && (t.operator == Operator::U) == identity
+                })
+            };
+            let ok = match kind.get_ref().as_str() {
+                "dirichlet" => !uses(false),
+                "neumann" => !uses(true),
+                "robin" => uses(true) && uses(false),
+                "linear" => true,
+                other => {
+                    return Err(self.invalid(
+                        kind.span(),
+                        format!(
+                            "unknown kind `{other}` (known: dirichlet, neumann, robin, linear)"
+                        ),
+                    ));
+                }
+            };
+            if !ok {
+                return Err(self.invalid(
+                    spec.row.span(),
+                    format!(
+                        "a `{}` row must use {}",
+                        kind.get_ref(),
+                        match kind.get_ref().as_str() {
+                            "dirichlet" => "only the term `u` (operator `u`)",
+                            "neumann" => "only derivative terms",
+                            _ => "`u` and a derivative term",
+                        }
+                    ),
+                ));
+            }
+        }
+        Ok(condition)
+    }
+
+    /// Rejects a row that is not linear in the terms: compares it with its
+    /// affine model at random points, and its Hessian with zero.
+    fn check_linear(
+        &self,
+        c: &Condition,
+        n_terms: usize,
+        n_vars: usize,
+        row: &Spanned<String>,
+    ) -> Result<(), CustomPdeError> {
+        let vars: Vec<f64> = (0..n_vars).map(|k| 0.5 + 0.125 * k as f64).collect();
+        let (coeffs, f0) = c.affine(n_terms, &vars);
+        for scale in [0.75, -1.5, 2.25] {
+            let mut input: Vec<f64> = (0..n_terms)
+                .map(|j| scale * (1.0 + 0.3 * j as f64))
+                .collect();
+            let model = f0 + coeffs.iter().map(|&(j, cj)| cj * input[j]).sum::<f64>();
+            input.extend_from_slice(&vars);
+            let mut out = [0.0];
+            c.row.eval(&input, &mut out);
+            let second = {
+                // One direction through every term (not the variables).
+                let z: Vec<Dual2SVec64<1>> = input
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &v)| {
+                        let x = Dual2SVec64::from_re(v);
+                        if j < n_terms { x.derivative(0) } else { x }
+                    })
+                    .collect();
+                let mut o = [Dual2SVec64::from_re(0.0)];
+                c.row.eval(&z, &mut o);
+                o[0].v2.0.map_or(0.0, |h| h[(0, 0)])
+            };
+            let tol = 1e-9 * (1.0 + model.abs());
+            if !((out[0] - model).abs() <= tol && second.abs() <= tol) {
+                return Err(self.invalid(
+                    row.span(),
+                    "a condition row must be linear in the terms (it is a row of the least-squares problem's linear part)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn solution(
+        &self,
+        s: &Spanned<SolutionSpec>,
+        with_constants: &dyn Fn(Scope) -> Scope,
+    ) -> Result<Solution, CustomPdeError> {
+        let spec = s.get_ref();
+        let scale = spec
+            .scale
+            .as_ref()
+            .map(|text| {
+                self.compile(
+                    text,
+                    &with_constants(Scope::new().variable("t").variable("t_end")),
+                    "scale",
+                )
+            })
+            .transpose()?;
+        let offset_initial = match &spec.offset {
+            None => false,
+            Some(o) if o.get_ref() == "initial" => true,
+            Some(o) => {
+                return Err(self.invalid(
+                    o.span(),
+                    format!("unknown offset `{}` (known: initial)", o.get_ref()),
+                ));
+            }
+        };
+        Ok(Solution {
+            scale,
+            remove_mean: spec.remove_mean,
+            offset_initial,
+        })
+    }
+
+    /// A PDE with `∂t` needs its initial condition (a row at `initial`, or the
+    /// model form's offset); a derivative along a bounded axis needs rows at its
+    /// ends (both for a second derivative).
+    fn check_conditions(
+        &self,
+        spec: &PdeSpec,
+        residual_terms: &[TermDef],
+        periodic: &[bool],
+        conditions: &[Condition],
+        solution: Option<&Solution>,
+    ) -> Result<(), CustomPdeError> {
+        let has = |p: Place| conditions.iter().any(|c| c.place == p);
+        let mut order = vec![0; periodic.len()];
+        for t in residual_terms {
+            let (axes, k) = t.operator.derivative_axes(periodic.len() - 1);
+            axes.into_iter().for_each(|a| order[a] = order[a].max(k));
+        }
+        let offset = solution.is_some_and(|s| s.offset_initial);
+        if order[0] > 0 && !offset && !has(Place::Initial) {
+            return Err(self.invalid(
+                spec.residual.span(),
+                "the residual has a time derivative but there is no `initial` condition (nor `solution.offset = \"initial\"`)",
+            ));
+        }
+        for axis in 1..periodic.len() {
+            if periodic[axis] || order[axis] == 0 {
+                continue;
+            }
+            let name = ["x", "y"][axis - 1];
+            let (lo, hi) = (
+                has(Place::Boundary { axis, max: false }),
+                has(Place::Boundary { axis, max: true }),
+            );
+            let enough = if order[axis] >= 2 { lo && hi } else { lo || hi };
+            if !enough {
+                return Err(self.invalid(
+                    spec.residual.span(),
+                    format!(
+                        "the residual has a derivative of order {} along the bounded axis {name}: add rows at {name}-min{}{name}-max (or make the axis periodic)",
+                        order[axis],
+                        if order[axis] >= 2 { " and " } else { " or " }
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

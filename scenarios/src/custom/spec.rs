@@ -1,0 +1,98 @@
+//! The TOML schema of a PDE definition, as read (before any checking). Strings
+//! that hold expressions keep their place in the file ([`toml::Spanned`]) so
+//! that errors inside them point at the file's line and column.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A PDE definition file (or the body of a scenario's `[pde]` table).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PdeSpec {
+    /// Free-text name (the CUDA function is named after it).
+    pub(crate) name: String,
+    /// The space axes: `["x"]` or `["x", "y"]`.
+    pub(crate) space: Spanned<Vec<String>>,
+    /// Which space axes are periodic (default: none), one flag per axis.
+    #[serde(default)]
+    pub(crate) periodic: Option<Spanned<Vec<bool>>>,
+    /// The stencil of every term that does not choose its own.
+    #[serde(default)]
+    pub(crate) stencil: Option<Spanned<String>>,
+    /// The residual program (see [`tessera_constraints::expr`]).
+    pub(crate) residual: Spanned<String>,
+    /// Named constants.
+    #[serde(default)]
+    pub(crate) parameters: BTreeMap<String, Spanned<f64>>,
+    /// The terms (the order written is recovered from their spans).
+    pub(crate) terms: Spanned<BTreeMap<String, Spanned<TermSpec>>>,
+    /// Initial- and boundary-condition rows.
+    #[serde(default)]
+    pub(crate) conditions: Vec<Spanned<ConditionSpec>>,
+    /// The solution map (model form); absent means `u = Bω`.
+    #[serde(default)]
+    pub(crate) solution: Option<Spanned<SolutionSpec>>,
+}
+
+/// One term: an operator name, or a table choosing its stencil too. (Read
+/// inside a [`Spanned`]: errors point at the value.)
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum TermSpec {
+    /// `u_t = "dt"`
+    Op(String),
+    /// `u_x = { op = "dx", stencil = "spectral" }`
+    Full { op: String, stencil: Option<String> },
+}
+
+impl TermSpec {
+    pub(crate) fn op(&self) -> &str {
+        match self {
+            Self::Op(op) | Self::Full { op, .. } => op,
+        }
+    }
+
+    pub(crate) fn stencil(&self) -> Option<&str> {
+        match self {
+            Self::Op(_) => None,
+            Self::Full { stencil, .. } => stencil.as_deref(),
+        }
+    }
+}
+
+/// One family of linear rows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConditionSpec {
+    /// Where: `initial` (t = 0, every space point) or a boundary `x-min`,
+    /// `x-max`, `y-min`, `y-max` (every time level after the first).
+    pub(crate) at: Spanned<String>,
+    /// A label checked against the row: `dirichlet` (only `u`), `neumann` (only
+    /// derivatives), `robin`, or `linear` (the default: anything linear).
+    #[serde(default)]
+    pub(crate) kind: Option<Spanned<String>>,
+    /// The left-hand side, linear in the terms.
+    pub(crate) row: Spanned<String>,
+    /// The right-hand side (default 0), over `u0`, `t`, the space coordinates and
+    /// the parameters.
+    #[serde(default)]
+    pub(crate) rhs: Option<Spanned<String>>,
+}
+
+/// The model form `u = S(Bω) + s₀`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SolutionSpec {
+    /// A factor profile in `t` (an expression over `t`, `t_end` and the
+    /// parameters) multiplying the basis.
+    #[serde(default)]
+    pub(crate) scale: Option<Spanned<String>>,
+    /// Remove the spatial mean per time level (after scaling).
+    #[serde(default)]
+    pub(crate) remove_mean: bool,
+    /// `"initial"`: add the initial condition at every time level.
+    #[serde(default)]
+    pub(crate) offset: Option<Spanned<String>>,
+}

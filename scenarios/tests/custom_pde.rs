@@ -1,0 +1,195 @@
+//! The shipped TOML definitions of diffusion–sorption and Navier–Stokes against
+//! the built-in Rust PDEs: terms, residual values, gradients and Hessians on
+//! random inputs, condition rows and the model form.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tessera_constraints::{Pde, pointwise, residual_term_count};
+use tessera_meshes::Grid;
+use tessera_scenarios::custom::CustomPde;
+use tessera_scenarios::diffusion_sorption::pde::DiffusionSorption;
+use tessera_scenarios::navier_stokes::pde::NavierStokes;
+
+fn shipped(name: &str) -> CustomPde {
+    let path = format!("{}/pdes/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    CustomPde::from_file(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `|a − b| ≤ tol·max(|b|, scale)`: relative, with the scale of the block the
+/// entry belongs to standing in where an entry is zero.
+fn assert_close(what: &str, a: &[f64], b: &[f64], tol: f64) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * y.abs().max(1e-3 * scale),
+            "{what}[{i}]: {x} vs {y}"
+        );
+    }
+}
+
+/// Values, gradients and Hessians of both PDEs at the same `n` points.
+fn compare_pointwise<A: Pde, B: Pde>(custom: &A, builtin: &B, d: usize, z: &[f64]) {
+    assert_eq!(custom.n_equations(), builtin.n_equations());
+    let n = z.len() / d;
+    let m = builtin.n_equations();
+    let (cv, cg, ch) = hessians_of(custom, d, z);
+    let (bv, bg, bh) = hessians_of(builtin, d, z);
+    for p in 0..n {
+        let (g, h) = (
+            p * m * d..(p + 1) * m * d,
+            p * m * d * d..(p + 1) * m * d * d,
+        );
+        assert_close("gradient", &cg[g.clone()], &bg[g], 1e-13);
+        assert_close("hessian", &ch[h.clone()], &bh[h], 1e-13);
+    }
+    assert_values(&cv, &bv, &bg, z, d);
+    // The gradient-only path (what Levenberg–Marquardt runs) too.
+    let (mut v1, mut g1, mut v2, mut g2) = (
+        vec![0.0; n * m],
+        vec![0.0; n * m * d],
+        vec![0.0; n * m],
+        vec![0.0; n * m * d],
+    );
+    pointwise::gradients(custom, d, z, &mut v1, &mut g1);
+    pointwise::gradients(builtin, d, z, &mut v2, &mut g2);
+    assert_values(&v1, &v2, &g2, z, d);
+    assert_close("gradient (gradient path)", &g1, &g2, 1e-13);
+}
+
+/// Values, gradients and Hessians of `pde` at the points `z` (`[n, d]`).
+fn hessians_of<P: Pde>(pde: &P, d: usize, z: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let nm = z.len() / d * pde.n_equations();
+    let (mut v, mut g, mut h) = (vec![0.0; nm], vec![0.0; nm * d], vec![0.0; nm * d * d]);
+    pointwise::hessians(pde, d, z, &mut v, &mut g, &mut h);
+    (v, g, h)
+}
+
+/// Residual values to 1e-13 relative to their scale: a value is a sum of parts
+/// that may cancel, so its scale is the size of the parts,
+/// `|F| + Σ_j |∂F/∂z_j · z_j|` (the sum's condition).
+fn assert_values(got: &[f64], want: &[f64], grads: &[f64], z: &[f64], d: usize) {
+    let m = want.len() / (z.len() / d);
+    for (k, (x, y)) in got.iter().zip(want).enumerate() {
+        let p = k / m;
+        let parts: f64 = (0..d)
+            .map(|j| (grads[k * d + j] * z[p * d + j]).abs())
+            .sum();
+        assert!(
+            (x - y).abs() <= 1e-13 * (y.abs() + parts),
+            "value {k}: {x} vs {y}"
+        );
+    }
+}
+
+/// Each term operator of both PDEs applied to the same random field.
+fn compare_terms<A: Pde, B: Pde>(custom: &A, builtin: &B, grid: &Grid, rng: &mut ChaCha8Rng) {
+    let (ct, bt) = (custom.terms(grid).unwrap(), builtin.terms(grid).unwrap());
+    assert_eq!(ct.len(), bt.len());
+    let size = grid.shape().len();
+    let field: Vec<f64> = (0..size).map(|_| rng.random_range(-1.0..1.0)).collect();
+    for (c, b) in ct.iter().zip(&bt) {
+        let (mut oc, mut ob) = (vec![0.0; size], vec![0.0; size]);
+        c.operator.apply(&field, 1, &mut oc);
+        b.operator.apply(&field, 1, &mut ob);
+        assert_close(&format!("term {} vs {}", c.name, b.name), &oc, &ob, 1e-13);
+    }
+    let n = ct.len();
+    assert_eq!(
+        residual_term_count(custom, n).unwrap(),
+        residual_term_count(builtin, n).unwrap()
+    );
+}
+
+#[test]
+fn diffusion_sorption_toml_is_the_builtin() {
+    let (custom, builtin) = (shipped("diffusion-sorption"), DiffusionSorption::default());
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let grid = Grid::uniform_tx(7, 12, 500.0).unwrap();
+    compare_terms(&custom, &builtin, &grid, &mut rng);
+    // u on both sides of the max(u, 0) branch; u_t, u_xx of both signs.
+    let z: Vec<f64> = (0..3 * 400)
+        .map(|k| match k % 3 {
+            0 => rng.random_range(-0.5..1.5),
+            1 => rng.random_range(-1e-2..1e-2),
+            _ => rng.random_range(-50.0..50.0),
+        })
+        .collect();
+    compare_pointwise(&custom, &builtin, 3, &z);
+    let ic: Vec<f64> = (0..12).map(|_| rng.random_range(0.1..1.0)).collect();
+    let (cr, br) = (
+        custom.linear_rows(&grid, &ic).unwrap(),
+        builtin.linear_rows(&grid, &ic).unwrap(),
+    );
+    assert_eq!(cr.len(), br.len());
+    for (c, b) in cr.iter().zip(&br) {
+        assert_eq!(c.point, b.point);
+        assert_eq!(c.coeffs.len(), b.coeffs.len());
+        for (&(cj, cv), &(bj, bv)) in c.coeffs.iter().zip(&b.coeffs) {
+            assert_eq!(cj, bj);
+            assert_close("row coefficient", &[cv], &[bv], 1e-13);
+        }
+        assert_close("row rhs", &[c.rhs], &[b.rhs], 1e-13);
+    }
+    assert!(custom.solution_map(&grid).unwrap().is_none());
+    assert!(custom.solution_offset(&grid, &ic).unwrap().is_none());
+    // The built-in's typed error on a zero initial value has its counterpart.
+    let mut zero = ic.clone();
+    zero[3] = 0.0;
+    assert!(custom.linear_rows(&grid, &zero).is_err());
+}
+
+#[test]
+fn navier_stokes_toml_is_the_builtin() {
+    let (custom, builtin) = (shipped("navier-stokes"), NavierStokes::default());
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let grid = Grid::uniform_txy(5, 8, 8, 3.0).unwrap();
+    compare_terms(&custom, &builtin, &grid, &mut rng);
+    let z: Vec<f64> = (0..6 * 300).map(|_| rng.random_range(-3.0..3.0)).collect();
+    compare_pointwise(&custom, &builtin, 6, &z);
+    let ic: Vec<f64> = (0..64).map(|_| rng.random_range(-1.0..1.0)).collect();
+    assert!(custom.linear_rows(&grid, &ic).unwrap().is_empty());
+    let size = grid.shape().len();
+    let field: Vec<f64> = (0..size).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let (cm, bm) = (
+        custom.solution_map(&grid).unwrap().unwrap(),
+        builtin.solution_map(&grid).unwrap().unwrap(),
+    );
+    let (mut oc, mut ob) = (vec![0.0; size], vec![0.0; size]);
+    cm.apply(&field, 1, &mut oc);
+    bm.apply(&field, 1, &mut ob);
+    assert_close("solution map", &oc, &ob, 1e-13);
+    assert_eq!(
+        custom.solution_offset(&grid, &ic).unwrap(),
+        builtin.solution_offset(&grid, &ic).unwrap()
+    );
+}
+
+/// The residual of a defined system is evaluated row by row, on any number
+/// type: Burgers-like two-row system against the same formula in Rust.
+#[test]
+fn systems_give_one_row_per_statement() {
+    let text = r#"
+name = "two-rows"
+space = ["x"]
+periodic = [true]
+stencil = "periodic"
+residual = "u_t + u * u_x - nu * u_xx; tanh(u_x) * u_t"
+[parameters]
+nu = 0.01
+[terms]
+u = "u"
+u_t = "dt"
+u_x = "dx"
+u_xx = "dxx"
+[solution]
+offset = "initial"
+"#;
+    let pde = CustomPde::from_str(text, "two-rows.toml").unwrap();
+    assert_eq!(pde.n_equations(), 2);
+    let z = [0.3f64, -0.2, 0.7, 1.1];
+    let mut out = [0.0; 2];
+    pde.residual(&z, &mut out);
+    let want = [z[1] + z[0] * z[2] - 0.01 * z[3], z[2].tanh() * z[1]];
+    assert_close("system", &out, &want, 1e-15);
+}

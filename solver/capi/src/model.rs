@@ -1,0 +1,154 @@
+//! A trained model: load a run directory, query its shape, predict, free.
+
+use std::ffi::c_char;
+
+use tessera_solver::embed::{TrainedModel, WorkerPool};
+
+use crate::args::{expect_len, ic_batch, input, optional_output, output, path, write_handle};
+use crate::handles::Table;
+use crate::shape::TesseraShape;
+use crate::solve_status::{TesseraSolveStatus, write_statuses};
+use crate::status::{CallError, TesseraStatus, guard};
+use crate::threads::new_pool;
+
+/// An opaque handle to a trained model (never dereferenced by the library:
+/// see the header's notes on handles).
+pub struct TesseraModel {
+    _opaque: [u8; 0],
+}
+
+struct Loaded {
+    model: TrainedModel,
+    pool: WorkerPool,
+}
+
+static MODELS: Table<Loaded> = Table::new("model");
+
+fn key(handle: *const TesseraModel) -> usize {
+    handle as usize
+}
+
+/// Loads the run directory `run_dir` (written by `tessera run` or `tessera
+/// train`: its `config.toml` and `checkpoint.safetensors`) and writes a new
+/// handle to `*out`. The handle computes on a pool of the size set by
+/// `tessera_set_num_threads`. Free it with `tessera_model_free`.
+///
+/// # Safety
+/// `run_dir` must be NULL or a NUL-terminated string; `out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tessera_model_load(
+    run_dir: *const c_char,
+    out: *mut *mut TesseraModel,
+) -> TesseraStatus {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let dir = unsafe { path(run_dir, "run_dir") }?;
+        if out.is_null() {
+            return Err(CallError::new(TesseraStatus::NullPointer, "`out` is NULL"));
+        }
+        if !dir.is_dir() {
+            return Err(CallError::new(
+                TesseraStatus::Io,
+                format!("run directory {} does not exist", dir.display()),
+            ));
+        }
+        let model = TrainedModel::load(&dir)?;
+        let key = MODELS.insert(Loaded {
+            model,
+            pool: new_pool()?,
+        });
+        // SAFETY: `out` is non-NULL and writable by the caller's contract.
+        unsafe { write_handle(out, key) };
+        Ok(())
+    })
+}
+
+/// Frees a model. NULL is accepted and does nothing; a handle freed already
+/// returns `TESSERA_STATUS_INVALID_HANDLE`. Waits for the handle's worker
+/// threads to exit (after any call still running on it from another thread).
+#[unsafe(no_mangle)]
+pub extern "C" fn tessera_model_free(model: *mut TesseraModel) -> TesseraStatus {
+    guard(|| {
+        if model.is_null() {
+            return Ok(());
+        }
+        MODELS.remove(key(model))
+    })
+}
+
+/// Writes the model's shape (grid, initial-condition and field lengths,
+/// experts, basis size) to `*out`.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tessera_model_shape(
+    model: *const TesseraModel,
+    out: *mut TesseraShape,
+) -> TesseraStatus {
+    guard(|| {
+        let loaded = MODELS.get(key(model))?;
+        // SAFETY: the caller's contract.
+        let out = unsafe { output(out, 1, "out") }?;
+        let m = &loaded.model;
+        let scenario = m.scenario();
+        let constrained = m.n_experts() > 0;
+        out[0] = TesseraShape {
+            n_experts: m.n_experts(),
+            points_per_expert: if constrained {
+                scenario.constraint.points
+            } else {
+                0
+            },
+            n_basis: scenario.backbone_outputs(),
+            ..TesseraShape::of_grid(&m.dims())
+        };
+        Ok(())
+    })
+}
+
+/// Predicts the constrained fields for a batch of initial conditions.
+///
+/// - `ic`: `n_ic` values, `[batch][X](/[Y])` row-major; `batch = n_ic /
+///   shape.ic_len` (a positive whole number; one initial condition is a batch
+///   of one).
+/// - `out`: `n_out = batch · shape.field_len` values, written as
+///   `[batch][T][X](/[Y])`.
+/// - `status_out`: `n_status = batch · shape.n_experts` records, `[batch][K]`,
+///   each expert's solve; or NULL with `n_status = 0`.
+///
+/// The result equals `tessera eval`'s prediction for the same initial
+/// condition, for any number of threads and any batching. NaN or infinite
+/// input returns `TESSERA_STATUS_NON_FINITE`.
+///
+/// # Safety
+/// Each pointer must be NULL or valid for its length (`status_out`: `n_status`
+/// records), and `out` and `status_out` must not overlap the inputs.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tessera_model_predict(
+    model: *const TesseraModel,
+    ic: *const f64,
+    n_ic: usize,
+    out: *mut f64,
+    n_out: usize,
+    status_out: *mut TesseraSolveStatus,
+    n_status: usize,
+) -> TesseraStatus {
+    guard(|| {
+        let loaded = MODELS.get(key(model))?;
+        let m = &loaded.model;
+        // SAFETY (all three): the caller's contract.
+        let ic = unsafe { input(ic, n_ic, "ic") }?;
+        let out = unsafe { output(out, n_out, "out") }?;
+        let statuses = unsafe { optional_output(status_out, n_status, "status_out") }?;
+        let batch = ic_batch(n_ic, m.ic_len())?;
+        expect_len("out", n_out, batch * m.field_len())?;
+        if let Some(s) = &statuses {
+            expect_len("status_out", s.len(), batch * m.n_experts())?;
+        }
+        let predictions = m.predict_in(ic, &loaded.pool)?;
+        out.copy_from_slice(&predictions.fields);
+        write_statuses(&predictions.statuses, statuses);
+        Ok(())
+    })
+}

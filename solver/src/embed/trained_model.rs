@@ -1,0 +1,133 @@
+//! A trained model loaded from its run directory, for prediction only.
+
+use std::path::Path;
+
+use tessera_constraints::LmStatus;
+use tessera_scenarios::Scenario;
+
+use super::{WorkerPool, batch_of};
+use crate::SolverError;
+use crate::model::Model;
+use crate::train::{Checkpoint, RunDir, batches};
+
+/// A trained model, read-only: [`TrainedModel::predict`] takes `&self`, so
+/// several threads may predict with one model at once.
+///
+/// Predictions equal what `tessera eval` computes for the same initial
+/// condition: the same variables and warm-start weights from the checkpoint and
+/// the same sampled points (the evaluation stream of the scenario's seed).
+pub struct TrainedModel {
+    model: Model,
+    stream: u64,
+}
+
+/// The fields predicted for a batch of initial conditions and how every
+/// constraint solve went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predictions {
+    /// The constrained fields, `[batch, T, X, (Y)]` row-major.
+    pub fields: Vec<f64>,
+    /// The Levenberg–Marquardt status of every solve, `[batch, K]` row-major
+    /// (`K` experts; empty for the soft method, which solves nothing).
+    pub statuses: Vec<LmStatus>,
+    batch: usize,
+}
+
+impl Predictions {
+    /// Number of initial conditions predicted.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The field of sample `b`, `[T, X, (Y)]`.
+    ///
+    /// # Panics
+    /// If `b >= self.batch()`.
+    #[track_caller]
+    pub fn field(&self, b: usize) -> &[f64] {
+        assert!(b < self.batch, "sample {b} of {}", self.batch);
+        let g = self.fields.len() / self.batch;
+        &self.fields[b * g..(b + 1) * g]
+    }
+
+    /// The statuses of sample `b`'s experts, `[K]`.
+    ///
+    /// # Panics
+    /// If `b >= self.batch()`.
+    #[track_caller]
+    pub fn statuses_of(&self, b: usize) -> &[LmStatus] {
+        assert!(b < self.batch, "sample {b} of {}", self.batch);
+        let k = self.statuses.len() / self.batch;
+        &self.statuses[b * k..(b + 1) * k]
+    }
+}
+
+impl TrainedModel {
+    /// Loads the run directory written by `tessera run` or `tessera train`: the
+    /// scenario from `config.toml`, variables and warm-start weights from
+    /// `checkpoint.safetensors`. Nothing else (data, scenario files) is read.
+    ///
+    /// Errors: a missing or invalid `config.toml`, a missing, corrupt or
+    /// mismatched checkpoint.
+    pub fn load(run_dir: impl AsRef<Path>) -> Result<Self, SolverError> {
+        let run = RunDir::new(run_dir.as_ref());
+        let scenario = run.read_config()?;
+        let mut model = Model::new(&scenario)?;
+        let path = run.checkpoint();
+        Checkpoint::load(&path)?.restore_model(&mut model, &path)?;
+        Ok(Self {
+            stream: batches::eval_seed(scenario.seed),
+            model,
+        })
+    }
+
+    /// The scenario the model was trained on.
+    pub fn scenario(&self) -> &Scenario {
+        self.model.scenario()
+    }
+
+    /// The grid `[nt, nx, (ny)]` of every predicted field.
+    pub fn dims(&self) -> Vec<usize> {
+        self.scenario().dims()
+    }
+
+    /// Values per initial condition (`nx`, or `nx·ny`).
+    pub fn ic_len(&self) -> usize {
+        self.dims()[1..].iter().product()
+    }
+
+    /// Values per predicted field (`nt·nx(·ny)`).
+    pub fn field_len(&self) -> usize {
+        self.dims().iter().product()
+    }
+
+    /// Number of experts `K` (solves per sample): 1 for `hard`, the tiles of
+    /// the split for `moe`, 0 for `soft`.
+    pub fn n_experts(&self) -> usize {
+        self.model.constraint().map_or(0, |c| c.layer().n_experts())
+    }
+
+    /// Predicts the fields for `ics`, `[batch, X, (Y)]` row-major (a batch of
+    /// one is one initial condition), on a pool of `threads` threads (`0`:
+    /// rayon's default). The result does not depend on `threads` or on how the
+    /// initial conditions are batched.
+    ///
+    /// Errors: a length that is not a positive multiple of [`Self::ic_len`],
+    /// NaN or infinite values, a solve without usable weights.
+    pub fn predict(&self, ics: &[f64], threads: usize) -> Result<Predictions, SolverError> {
+        self.predict_in(ics, &WorkerPool::new(threads)?)
+    }
+
+    /// [`TrainedModel::predict`] on a pool the caller keeps (no threads are
+    /// started per call).
+    pub fn predict_in(&self, ics: &[f64], pool: &WorkerPool) -> Result<Predictions, SolverError> {
+        batch_of(ics, &self.dims()[1..], "initial conditions [batch, x, (y)]")?;
+        let ics: Vec<Vec<f64>> = ics.chunks(self.ic_len()).map(<[f64]>::to_vec).collect();
+        let inference = pool.install(|| self.model.infer(&ics, self.stream))?;
+        Ok(Predictions {
+            fields: inference.fields.concat(),
+            statuses: inference.statuses,
+            batch: ics.len(),
+        })
+    }
+}
