@@ -6,6 +6,7 @@
 //! Run these tests one at a time (`--test-threads=1`): each starts two ranks.
 #![cfg(feature = "mpi")]
 
+#[path = "../../tests/train_support/mod.rs"]
 mod train_support;
 
 use std::path::{Path, PathBuf};
@@ -98,7 +99,8 @@ plots = 1
 }
 
 fn records(run: &Path) -> Vec<StepRecord> {
-    RunDir::new(run).read_metrics()
+    RunDir::new(run)
+        .read_metrics()
         .unwrap()
         .into_iter()
         .map(|r| StepRecord { seconds: 0.0, ..r })
