@@ -6,6 +6,7 @@
 //! form by the `pullback` module). [`ExternalProblem`] reads one sample's
 //! problem from a file another code wrote and solves it through the same layer.
 
+pub mod comm;
 pub mod error;
 pub mod layer;
 pub mod problem_file;

@@ -61,6 +61,10 @@ pub struct Scenario {
     /// Evaluation on the test set.
     #[serde(default)]
     pub eval: EvalConfig,
+    /// How ranks share the work in a multi-process run (absent: all
+    /// data-parallel).
+    #[serde(default, skip_serializing_if = "ParallelConfig::is_unset")]
+    pub parallel: ParallelConfig,
 }
 
 fn default_seed() -> u64 {
@@ -574,6 +578,27 @@ impl Default for EvalConfig {
     }
 }
 
+/// The `[parallel]` table: the two axes of a multi-rank run, with world size
+/// `data × experts`. An absent size is whatever the world size leaves for it
+/// (both absent: every rank is data-parallel); single-process runs ignore it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelConfig {
+    /// Ranks that split the batch (each runs the backbone on its share).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<usize>,
+    /// Ranks that split the experts (each solves its experts for the batch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experts: Option<usize>,
+}
+
+impl ParallelConfig {
+    /// Whether neither size is given.
+    pub fn is_unset(&self) -> bool {
+        self.data.is_none() && self.experts.is_none()
+    }
+}
+
 impl Scenario {
     /// Reads, parses and validates a scenario file. Errors name the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
@@ -721,7 +746,39 @@ impl Scenario {
         self.check_model(&checks)?;
         self.check_constraint(&checks)?;
         self.check_training(&checks)?;
-        self.check_eval(&checks)
+        self.check_eval(&checks)?;
+        self.check_parallel(&checks)
+    }
+
+    /// The checks that need no world size: positive sizes, data ranks that
+    /// divide the batch, no more expert ranks than experts.
+    fn check_parallel(&self, c: &Checks) -> Result<(), ScenarioError> {
+        let p = &self.parallel;
+        if let Some(data) = p.data {
+            c.at_least("parallel.data", data, 1)?;
+            if !self.training.batch_size.is_multiple_of(data) {
+                return Err(c.err(
+                    "parallel.data",
+                    data,
+                    &format!(
+                        "must divide training.batch_size = {}",
+                        self.training.batch_size
+                    ),
+                ));
+            }
+        }
+        if let Some(experts) = p.experts {
+            c.at_least("parallel.experts", experts, 1)?;
+            let count: usize = self.expert_split().iter().product();
+            if experts > count {
+                return Err(c.err(
+                    "parallel.experts",
+                    experts,
+                    &format!("exceeds the number of experts ({count})"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check_pde(&self, c: &Checks) -> Result<(), ScenarioError> {

@@ -57,6 +57,23 @@ pub enum SolverError {
         #[source]
         source: serde_json::Error,
     },
+    /// Another run holds the run directory's lock (or held it and died: `stale`).
+    #[error("{} is held by {holder}{}", path.display(), stale_hint(*stale))]
+    RunDirLocked {
+        path: PathBuf,
+        holder: String,
+        stale: bool,
+    },
+    /// A new run was started into a directory that already holds one.
+    #[error(
+        "run directory {} is not empty; continue that run with `--resume {}` or start over in it with `--force`",
+        path.display(),
+        path.display()
+    )]
+    RunDirNotEmpty { path: PathBuf },
+    /// A multi-rank run cannot start or continue.
+    #[error(transparent)]
+    Parallel(#[from] crate::parallel::ParallelError),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
@@ -69,6 +86,14 @@ pub enum SolverError {
     /// A PDE residual or linear row could not be evaluated.
     #[error(transparent)]
     Constraint(#[from] tessera_constraints::ConstraintError),
+}
+
+fn stale_hint(stale: bool) -> &'static str {
+    if stale {
+        "; that process no longer runs (a stale lock): pass --force (or --resume) to take it over"
+    } else {
+        "; wait for that run to end, choose another run directory, or delete the lock file if that run is known to be gone"
+    }
 }
 
 impl SolverError {

@@ -56,6 +56,7 @@ pub mod embed;
 mod error;
 mod eval;
 mod model;
+mod parallel;
 mod train;
 mod trainable;
 
@@ -65,9 +66,10 @@ pub use error::SolverError;
 pub use eval::{Evaluation, Report, Summary, evaluate, method_name, relative_l2, report};
 pub use model::Model;
 pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck, sample_ics};
+pub use parallel::{Launcher, Layout, ParallelError, World, broadcast_run_data, with_world};
 pub use train::{
-    Adam, AdamConfig, Checkpoint, RunDir, StepRecord, Totals, TrainOptions, TrainOutcome, Trainer,
-    Validation, eval_seed, named_vars, step_draw, update,
+    Adam, AdamConfig, Checkpoint, Claim, LockHolder, RunDir, StepRecord, Totals, TrainOptions,
+    TrainOutcome, Trainer, Validation, eval_seed, named_vars, step_draw, update,
 };
 pub use trainable::{Batch, Prediction, StepLoss, Trainable};
 

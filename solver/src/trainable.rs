@@ -7,6 +7,7 @@ use candle_core::Tensor;
 use candle_nn::VarMap;
 
 use crate::SolverError;
+use crate::parallel::{DataShard, ParallelError};
 
 /// One training batch.
 #[derive(Debug, Clone)]
@@ -57,6 +58,22 @@ pub trait Trainable {
     /// The training loss of `batch`. Takes `&mut self` because a model may keep
     /// state between steps (warm-started constraint weights).
     fn loss(&mut self, batch: &Batch) -> Result<StepLoss, SolverError>;
+    /// The training loss of the global `batch` of which this rank computes the
+    /// samples `shard.range(..)`; the value and the statistics are those of the
+    /// whole batch, identical on every rank, and the gradient reaches only this
+    /// rank's share (the trainer sums it over the ranks). The default supports
+    /// one rank only.
+    fn loss_shard(
+        &mut self,
+        batch: &Batch,
+        shard: &DataShard<'_>,
+    ) -> Result<StepLoss, SolverError> {
+        if shard.is_whole() {
+            self.loss(batch)
+        } else {
+            Err(ParallelError::DataParallelUnsupported.into())
+        }
+    }
     /// Predictions for `ics` without gradients; `seed` fixes the sampled points.
     fn predict(&mut self, ics: &[Vec<f64>], seed: u64) -> Result<Prediction, SolverError>;
     /// State beyond the variables that an exact resume needs (e.g. warm-start

@@ -7,14 +7,35 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
 use tessera_scenarios::Scenario;
-use tessera_solver::{RunDir, method_name};
+use tessera_solver::{RunDir, World, method_name};
+
+/// The run directory of a new run: `out` if given, else on rank 0 a fresh
+/// default one. The other ranks of a multi-rank run never touch the run
+/// directory (rank 0 writes config, metrics and checkpoints), so without `out`
+/// they get an empty path instead of claiming directories of their own.
+///
+/// Errors: the default directory cannot be created.
+pub fn fresh_run_dir(
+    out: Option<PathBuf>,
+    scenario: &Scenario,
+    world: &World,
+) -> anyhow::Result<RunDir> {
+    Ok(match out {
+        Some(dir) => RunDir::new(dir),
+        None if world.is_root() => {
+            default_run_dir(scenario).context("creating the run directory")?
+        }
+        None => RunDir::new(PathBuf::new()),
+    })
+}
 
 /// Claims a fresh default run directory for `scenario` under `runs/` (creates
 /// it, so that a concurrent run cannot take the same name).
 ///
 /// Errors: `runs/` cannot be created or written.
-pub fn default_run_dir(scenario: &Scenario) -> io::Result<RunDir> {
+fn default_run_dir(scenario: &Scenario) -> io::Result<RunDir> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -238,3 +238,65 @@ fn run_writes_the_run_directory_and_a_json_summary_line() {
         assert!(file.exists(), "{} missing", file.display());
     }
 }
+
+#[test]
+fn a_used_or_locked_run_directory_is_refused() {
+    let dir = temp_dir("cli-claim");
+    let scenario = scenario_file(&dir);
+    let out = dir.join("run");
+    let train = |extra: &[&str]| {
+        tessera()
+            .arg("train")
+            .arg(&scenario)
+            .args(["--set", "training.steps=2", "--quiet", "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    ok(train(&[]));
+    let metrics = std::fs::read(RunDir::new(&out).metrics()).unwrap();
+    let again = train(&[]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success(), "a second run replaced the first");
+    assert!(stderr.contains("not empty"), "{stderr}");
+    assert_eq!(std::fs::read(RunDir::new(&out).metrics()).unwrap(), metrics);
+    ok(train(&["--force"]));
+
+    // While another process holds the lock, even --force is refused at once.
+    let lock = RunDir::new(&out)
+        .claim(tessera_solver::Claim {
+            resume: true,
+            force: false,
+        })
+        .unwrap();
+    let held = train(&["--force"]);
+    let stderr = String::from_utf8_lossy(&held.stderr);
+    assert!(!held.status.success());
+    assert!(
+        stderr.contains(&format!("process {}", std::process::id())),
+        "{stderr}"
+    );
+    drop(lock);
+}
+
+#[test]
+fn a_launch_without_mpi_support_is_refused() {
+    if cfg!(feature = "mpi") {
+        return;
+    }
+    let dir = temp_dir("cli-launch");
+    let scenario = scenario_file(&dir);
+    let output = tessera()
+        .arg("train")
+        .arg(&scenario)
+        .args(["--quiet", "--out"])
+        .arg(dir.join("run"))
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("--features mpi"), "{stderr}");
+    assert!(!dir.join("run").exists(), "nothing is written");
+}

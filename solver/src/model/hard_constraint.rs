@@ -19,6 +19,7 @@ use tessera_scenarios::config::InitWeights;
 use super::external_op::ExternalOp;
 use super::setup;
 use crate::SolverError;
+use crate::parallel::DataShard;
 use tessera_scenarios::AnyPde;
 
 /// What the solves of one call did.
@@ -143,23 +144,44 @@ impl HardConstraint {
     /// The constrained solution `[batch, grid points]` (f64) of `basis`
     /// (`[batch, grid points, N]`, f64), differentiable in `basis`; with warm
     /// starts, the mean solution becomes the next call's start.
+    ///
+    /// `basis` and `ics` are this rank's share of a batch split by `shard`; the
+    /// returned statistics and the warm-start mean are those of the whole
+    /// batch (summed over the data ranks), so every rank continues alike.
     pub fn apply(
         &mut self,
         basis: &Tensor,
         ics: &[Vec<f64>],
         stream: u64,
+        shard: &DataShard<'_>,
     ) -> Result<(Tensor, SolveStats), SolverError> {
         let values = basis.flatten_all()?.to_vec1::<f64>()?;
-        let (forward, stats) = self.solve(&values, ics, stream)?;
+        let (forward, _) = self.solve(&values, ics, stream)?;
         let u = forward.u.clone();
-        let next_warm = (self.scenario.constraint.init == InitWeights::Warm).then(|| {
-            let count = (forward.weights.len() / self.n_basis) as f64;
+        let statuses = &forward.statuses;
+        let mut totals = [
+            statuses.len() as f64,
+            statuses.iter().filter(|s| !s.converged()).count() as f64,
+            statuses.iter().map(|s| s.iterations as f64).sum::<f64>(),
+        ];
+        shard.sum(&mut totals)?;
+        let stats = SolveStats {
+            solves: totals[0] as usize,
+            failed: totals[1] as usize,
+            iterations_mean: totals[2] / totals[0],
+        };
+        let next_warm = if self.scenario.constraint.init == InitWeights::Warm {
+            // Each rank's part of the mean over all the batch's solves.
+            let count = totals[0];
             let mut mean = vec![0.0; self.n_basis];
             for w in forward.weights.chunks(self.n_basis) {
                 mean.iter_mut().zip(w).for_each(|(m, x)| *m += x / count);
             }
-            mean
-        });
+            shard.sum(&mut mean)?;
+            Some(mean)
+        } else {
+            None
+        };
         let layer = Arc::clone(&self.layer);
         let forward = Arc::new(forward);
         // The backward pass reads the basis again; the op keeps these values

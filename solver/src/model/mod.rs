@@ -32,6 +32,7 @@ pub use self::hard_constraint::{HardConstraint, SolveStats};
 use self::loss::{N_PARTS, PhysicsLoss};
 use crate::SolverError;
 use crate::backbone::{Fno, SeededVars};
+use crate::parallel::DataShard;
 use crate::trainable::{Batch, Prediction, StepLoss, Trainable};
 use tessera_scenarios::AnyPde;
 
@@ -124,11 +125,22 @@ impl Model {
         ics: &[Vec<f64>],
         stream: u64,
     ) -> Result<(Tensor, Option<SolveStats>), SolverError> {
+        self.solution_shard(ics, stream, &DataShard::whole())
+    }
+
+    /// [`Model::solution`] of this rank's samples `ics` of a batch split by
+    /// `shard` (statistics and warm starts of the whole batch).
+    fn solution_shard(
+        &mut self,
+        ics: &[Vec<f64>],
+        stream: u64,
+        shard: &DataShard<'_>,
+    ) -> Result<(Tensor, Option<SolveStats>), SolverError> {
         let basis = self.backbone(ics)?;
         match &mut self.constraint {
             None => Ok((basis.squeeze(2)?, None)),
             Some(c) => {
-                let (u, stats) = c.apply(&basis, ics, stream)?;
+                let (u, stats) = c.apply(&basis, ics, stream, shard)?;
                 Ok((u, Some(stats)))
             }
         }
@@ -184,6 +196,16 @@ impl Trainable for Model {
     }
 
     fn loss(&mut self, batch: &Batch) -> Result<StepLoss, SolverError> {
+        self.loss_shard(batch, &DataShard::whole())
+    }
+
+    /// The backbone and the constraint layer run on this rank's samples only;
+    /// the fields are gathered so the loss is that of the whole batch.
+    fn loss_shard(
+        &mut self,
+        batch: &Batch,
+        shard: &DataShard<'_>,
+    ) -> Result<StepLoss, SolverError> {
         let weights = self.loss_weights();
         if weights[loss::DATA] > 0.0 && batch.targets.is_none() {
             return Err(SolverError::InvalidConfig {
@@ -192,14 +214,17 @@ impl Trainable for Model {
                 reason: "an interior data loss needs the batch's target trajectories".into(),
             });
         }
-        let (u, stats) = self.solution(&batch.ics, batch.seed)?;
-        let values = u.flatten_all()?.to_vec1::<f64>()?;
+        let range = shard.range(batch.ics.len());
+        let (u, stats) = self.solution_shard(&batch.ics[range.clone()], batch.seed, shard)?;
+        let values = shard.gather_fields(&u.flatten_all()?.to_vec1::<f64>()?)?;
         let parts = self
             .loss
             .evaluate(&values, &batch.ics, batch.targets.as_deref())?;
         let vjp_parts = parts.clone();
+        let g = self.grid_points();
+        let mine = range.start * g..range.end * g;
         let vjp = move |upstream: &[f64]| -> Result<Vec<f64>, SolverError> {
-            Ok(vjp_parts.combine(upstream))
+            Ok(vjp_parts.combine(upstream)[mine.clone()].to_vec())
         };
         let part_tensor = ExternalOp::apply(
             "physics-loss",

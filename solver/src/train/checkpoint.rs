@@ -85,12 +85,18 @@ impl Checkpoint {
 
     /// Reads a checkpoint written by [`Checkpoint::save`].
     pub fn load(path: &Path) -> Result<Self, SolverError> {
+        let bytes = std::fs::read(path).map_err(|e| SolverError::io(path, e))?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// Parses the bytes of a checkpoint file (`path` names it in errors), e.g.
+    /// bytes that rank 0 read and broadcast to the other ranks.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, SolverError> {
         let bad = |reason: String| SolverError::Checkpoint {
             path: path.to_owned(),
             reason,
         };
-        let bytes = std::fs::read(path).map_err(|e| SolverError::io(path, e))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|source| {
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|source| {
             SolverError::Safetensors {
                 path: path.to_owned(),
                 source,
@@ -126,7 +132,7 @@ impl Checkpoint {
             adam: Vec::new(),
             extra: Vec::new(),
         };
-        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
+        let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
         for (key, tensor) in tensors {
             if let Some(name) = key.strip_prefix(VAR) {
                 checkpoint.vars.insert(name.to_owned(), tensor);

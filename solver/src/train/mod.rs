@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod clip;
 pub mod metrics;
 pub mod run_dir;
+pub mod run_lock;
 pub mod schedule;
 pub mod trainer;
 pub mod update;
@@ -21,7 +22,8 @@ pub use adam::{Adam, AdamConfig};
 pub use batches::{eval_seed, step_draw};
 pub use checkpoint::{Checkpoint, Totals};
 pub use metrics::{StepRecord, Validation};
-pub use run_dir::RunDir;
+pub use run_dir::{Claim, RunDir};
+pub use run_lock::{LockHolder, RunLock};
 pub use trainer::{TrainOptions, TrainOutcome, Trainer};
 pub use update::{named_vars, update};
 

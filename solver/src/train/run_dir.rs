@@ -7,14 +7,30 @@
 //! RUN_DIR/checkpoint.safetensors   variables, Adam moments, step, extra state
 //! RUN_DIR/summary.json             the evaluation
 //! RUN_DIR/plots/*.png              heat maps and the loss curve
+//! RUN_DIR/.lock                    held while a run uses the directory
 //! ```
+//!
+//! No run is lost to another: [`RunDir::claim`] takes the directory's lock
+//! ([`RunLock`]) and refuses to start a new run into a directory that already
+//! holds one unless the caller resumes it or forces a fresh start.
 
 use std::path::{Path, PathBuf};
 
 use tessera_scenarios::Scenario;
 
 use super::metrics::{self, StepRecord};
+use super::run_lock::RunLock;
 use crate::SolverError;
+
+/// How a run means to use its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Claim {
+    /// Continue the run already in the directory.
+    pub resume: bool,
+    /// Start afresh in a non-empty directory (its run files are removed).
+    /// Both a resume and a forced start take over a stale lock.
+    pub force: bool,
+}
 
 /// A run directory.
 #[derive(Debug, Clone)]
@@ -32,6 +48,59 @@ impl RunDir {
     pub fn create(&self) -> Result<(), SolverError> {
         let plots = self.plots();
         std::fs::create_dir_all(&plots).map_err(|e| SolverError::io(plots, e))
+    }
+
+    /// Makes the directory this process's: creates it, takes its lock and,
+    /// for a fresh start, checks that it holds no earlier run (with
+    /// `claim.force`, removes the earlier run's files instead). Keep the
+    /// returned lock alive for as long as the run writes into the directory.
+    ///
+    /// Errors: [`SolverError::RunDirLocked`] naming the holder when another run
+    /// holds the lock; [`SolverError::RunDirNotEmpty`] for a fresh start into a
+    /// used directory without `force`.
+    pub fn claim(&self, claim: Claim) -> Result<RunLock, SolverError> {
+        std::fs::create_dir_all(&self.root).map_err(|e| SolverError::io(&self.root, e))?;
+        let lock = RunLock::acquire(&self.lock(), claim.force || claim.resume)?;
+        if claim.resume {
+            return Ok(lock);
+        }
+        let entries = std::fs::read_dir(&self.root).map_err(|e| SolverError::io(&self.root, e))?;
+        let mut used = false;
+        for entry in entries {
+            let entry = entry.map_err(|e| SolverError::io(&self.root, e))?;
+            used |= entry.path() != self.lock();
+        }
+        if used && !claim.force {
+            return Err(SolverError::RunDirNotEmpty {
+                path: self.root.clone(),
+            });
+        }
+        if used {
+            self.remove_run_files()?;
+        }
+        Ok(lock)
+    }
+
+    /// Removes what a run writes (and nothing else the user may keep there).
+    fn remove_run_files(&self) -> Result<(), SolverError> {
+        let gone = |r: std::io::Result<()>, path: PathBuf| match r {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SolverError::io(path, e)),
+            _ => Ok(()),
+        };
+        for file in [
+            self.config(),
+            self.metrics(),
+            self.checkpoint(),
+            self.summary(),
+        ] {
+            gone(std::fs::remove_file(&file), file)?;
+        }
+        gone(std::fs::remove_dir_all(self.plots()), self.plots())
+    }
+
+    /// The lock file.
+    pub fn lock(&self) -> PathBuf {
+        self.root.join(".lock")
     }
 
     /// The directory itself.

@@ -2,6 +2,12 @@
 //! executor shape): each step draws its batch, asks the model for the loss,
 //! back-propagates, clips, updates with Adam, logs a metrics line, validates
 //! and checkpoints on schedule.
+//!
+//! In a multi-rank [`World`] every rank runs this loop on the same global
+//! batches, computing its [`DataShard`] of each; rank 0 alone owns the run
+//! directory (config, metrics, checkpoints) and validates, the other ranks
+//! write nothing. Every [`HASH_EVERY`] steps and at every checkpoint the ranks
+//! compare a hash of their variables and stop if they ever differ.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -16,11 +22,15 @@ use super::checkpoint::{Checkpoint, Totals};
 use super::metrics::{MetricsLog, StepRecord, Validation};
 use super::run_dir::RunDir;
 use super::schedule::learning_rate;
-use super::update::{named_vars, update};
+use super::update::{named_vars, update_shard};
 use crate::SolverError;
 use crate::data::RunData;
 use crate::eval::evaluate;
+use crate::parallel::{DataShard, Layout, World, broadcast_checkpoint};
 use crate::trainable::{Batch, Trainable};
+
+/// Steps between the ranks' parameter-hash comparisons (and at checkpoints).
+pub const HASH_EVERY: usize = 16;
 
 /// How to train.
 #[derive(Debug, Clone, Copy, Default)]
@@ -47,6 +57,7 @@ pub struct Trainer<'a, M: Trainable + ?Sized> {
     scenario: &'a Scenario,
     data: &'a RunData,
     run: &'a RunDir,
+    world: Option<&'a World>,
 }
 
 impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
@@ -62,7 +73,14 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
             scenario,
             data,
             run,
+            world: None,
         }
+    }
+
+    /// Trains as one rank of `world` (default: a world of one).
+    pub fn with_world(mut self, world: &'a World) -> Self {
+        self.world = Some(world);
+        self
     }
 
     /// Trains to `training.steps`. `observer` sees each step's record and the
@@ -81,35 +99,61 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
                 got: vec![self.data.train.len()],
             });
         }
-        self.run.create()?;
+        let (shard, root) = match self.world {
+            Some(world) if world.size() > 1 => {
+                let layout = Layout::resolve(self.scenario, world.size())?;
+                (DataShard::new(world.comm(), layout), world.is_root())
+            }
+            _ => (DataShard::whole(), true),
+        };
+        if root {
+            self.run.create()?;
+        }
         let (mut adam, mut totals, mut metrics) = if options.resume {
             let path = self.run.checkpoint();
-            let checkpoint = Checkpoint::load(&path)?;
+            let checkpoint = match self.world {
+                Some(world) => {
+                    Checkpoint::from_bytes(&path, &broadcast_checkpoint(world.comm(), &path)?)?
+                }
+                None => Checkpoint::load(&path)?,
+            };
             checkpoint.restore_model(self.model, &path)?;
-            let metrics = MetricsLog::open(&self.run.metrics(), Some(checkpoint.totals.step))?;
+            let metrics = root
+                .then(|| MetricsLog::open(&self.run.metrics(), Some(checkpoint.totals.step)))
+                .transpose()?;
             (checkpoint.adam(options.adam)?, checkpoint.totals, metrics)
         } else {
-            self.run.write_config(self.scenario)?;
-            let metrics = MetricsLog::open(&self.run.metrics(), None)?;
+            let metrics = if root {
+                self.run.write_config(self.scenario)?;
+                Some(MetricsLog::open(&self.run.metrics(), None)?)
+            } else {
+                None
+            };
             (Adam::new(options.adam), Totals::default(), metrics)
         };
         let vars = named_vars(self.model)?;
         let started = Instant::now();
         let seconds_before = totals.seconds;
         while totals.step < t.steps {
-            let mut record = self.step(totals.step, &vars, &mut adam)?;
+            let mut record = self.step(totals.step, &vars, &mut adam, &shard)?;
             totals.step += 1;
             totals.failed_solves += record.failed_solves;
             totals.solves += record.solves;
             totals.seconds = seconds_before + started.elapsed().as_secs_f64();
             record.seconds = totals.seconds;
             let last = totals.step == t.steps;
-            if totals.step % t.validate_every == 0 || last {
-                record.validation = Some(self.validate()?);
+            let checkpoint = totals.step % t.checkpoint_every == 0 || last;
+            if checkpoint || totals.step % HASH_EVERY == 0 {
+                shard.check_identical(&vars, totals.step)?;
             }
-            metrics.append(&record)?;
-            if totals.step % t.checkpoint_every == 0 || last {
-                Checkpoint::save(&self.run.checkpoint(), self.model, &adam, totals)?;
+            if let Some(metrics) = &mut metrics {
+                if totals.step % t.validate_every == 0 || last {
+                    record.validation = Some(self.validate()?);
+                }
+                metrics.append(&record)?;
+                if checkpoint {
+                    Checkpoint::save(&self.run.checkpoint(), self.model, &adam, totals)?;
+                }
             }
             if observer(&record, &totals).is_break() {
                 return Ok(TrainOutcome::Stopped(totals));
@@ -125,6 +169,7 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
         step: usize,
         vars: &BTreeMap<String, Var>,
         adam: &mut Adam,
+        shard: &DataShard<'_>,
     ) -> Result<StepRecord, SolverError> {
         let t = &self.scenario.training;
         let train = &self.data.train;
@@ -140,13 +185,14 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
             targets,
             seed: draw.seed,
         };
-        let mut record = update(
+        let mut record = update_shard(
             self.model,
             &batch,
             vars,
             adam,
             learning_rate(t, step),
             t.clip_norm,
+            shard,
         )?;
         record.step = step + 1;
         Ok(record)

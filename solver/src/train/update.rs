@@ -11,6 +11,7 @@ use super::adam::Adam;
 use super::clip::clip_global_norm;
 use super::metrics::StepRecord;
 use crate::SolverError;
+use crate::parallel::DataShard;
 use crate::trainable::{Batch, Trainable};
 
 /// The model's variables by name, as the optimiser sees them (cheap handles
@@ -42,7 +43,22 @@ pub fn update<M: Trainable + ?Sized>(
     lr: f64,
     clip_norm: f64,
 ) -> Result<StepRecord, SolverError> {
-    let loss = model.loss(batch)?;
+    update_shard(model, batch, vars, adam, lr, clip_norm, &DataShard::whole())
+}
+
+/// [`update`] of the global `batch` of which this rank computes `shard`: the
+/// gradients are summed over the data ranks before clipping, so every rank
+/// applies the same Adam update to the same variables.
+pub fn update_shard<M: Trainable + ?Sized>(
+    model: &mut M,
+    batch: &Batch,
+    vars: &BTreeMap<String, Var>,
+    adam: &mut Adam,
+    lr: f64,
+    clip_norm: f64,
+    shard: &DataShard<'_>,
+) -> Result<StepRecord, SolverError> {
+    let loss = model.loss_shard(batch, shard)?;
     let total = loss.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     if !total.is_finite() {
         return Err(SolverError::NonFinite {
@@ -59,6 +75,7 @@ pub fn update<M: Trainable + ?Sized>(
                 .map(|g| (name.clone(), g.clone()))
         })
         .collect();
+    shard.sum_gradients(&mut grads)?;
     let grad_norm = clip_global_norm(&mut grads, clip_norm)?;
     adam.step(vars, &grads, lr)?;
     Ok(StepRecord {

@@ -3,14 +3,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use serde_json::json;
 use tessera_scenarios::Scenario;
-use tessera_solver::{Model, RunDir, Samples, Summary, Totals, report};
+use tessera_solver::{Claim, Model, RunDir, Samples, Summary, Totals, World, report, with_world};
 
 use super::train::{load_scenario, train};
 use crate::plots::plot_run;
-use crate::run_name::default_run_dir;
+use crate::run_name::fresh_run_dir;
 
 /// Arguments of `tessera run`.
 #[derive(Debug, clap::Args)]
@@ -26,20 +25,33 @@ pub struct Args {
     /// Print the summary as one JSON line last on stdout.
     #[arg(long)]
     json: bool,
+    /// Start afresh in a non-empty run directory, or take over a stale lock.
+    #[arg(long)]
+    force: bool,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
 }
 
 impl Args {
-    /// Trains, evaluates and prints the summary.
+    /// Trains, evaluates and prints the summary (over all ranks under a
+    /// launcher; rank 0 evaluates and writes).
     pub fn run(self) -> anyhow::Result<()> {
+        with_world(|world| self.run_in(world))
+    }
+
+    fn run_in(self, world: &World) -> anyhow::Result<()> {
         let scenario = load_scenario(&self.scenario, &self.overrides)?;
-        let run = match self.out {
-            Some(dir) => RunDir::new(dir),
-            None => default_run_dir(&scenario).context("creating the run directory")?,
+        let run = fresh_run_dir(self.out, &scenario, world)?;
+        let claim = Claim {
+            resume: false,
+            force: self.force,
         };
-        let (mut model, data, totals) = train(&scenario, &run, false, self.quiet)?;
+        let _lock = world.is_root().then(|| run.claim(claim)).transpose()?;
+        let (mut model, data, totals) = train(&scenario, &run, false, self.quiet, world)?;
+        if !world.is_root() {
+            return Ok(());
+        }
         finish(&mut model, &scenario, &data.test, &run, totals, self.json)
     }
 }

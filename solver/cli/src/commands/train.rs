@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use tessera_scenarios::Scenario;
-use tessera_solver::{Model, RunData, RunDir, Totals, TrainOptions, TrainOutcome, Trainer};
+use tessera_solver::{
+    Claim, Layout, Model, RunData, RunDir, Totals, TrainOptions, TrainOutcome, Trainer, World,
+    broadcast_run_data, with_world,
+};
 
 use crate::progress::TrainingBar;
-use crate::run_name::default_run_dir;
+use crate::run_name::fresh_run_dir;
 
 /// Arguments of `tessera train`.
 #[derive(Debug, clap::Args)]
@@ -25,14 +28,21 @@ pub struct Args {
     /// Continue the run in this directory from its checkpoint.
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
+    /// Start afresh in a non-empty run directory, or take over a stale lock.
+    #[arg(long)]
+    force: bool,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
 }
 
 impl Args {
-    /// Trains and reports where the run went.
+    /// Trains and reports where the run went (over all ranks under a launcher).
     pub fn run(self) -> anyhow::Result<()> {
+        with_world(|world| self.run_in(world))
+    }
+
+    fn run_in(self, world: &World) -> anyhow::Result<()> {
         let (scenario, run, resume) = match &self.resume {
             Some(dir) => {
                 let run = RunDir::new(dir);
@@ -55,14 +65,19 @@ impl Args {
                     .as_deref()
                     .context("a scenario file is required")?;
                 let scenario = load_scenario(path, &self.overrides)?;
-                let run = match self.out {
-                    Some(dir) => RunDir::new(dir),
-                    None => default_run_dir(&scenario).context("creating the run directory")?,
-                };
+                let run = fresh_run_dir(self.out, &scenario, world)?;
                 (scenario, run, false)
             }
         };
-        let (_, _, totals) = train(&scenario, &run, resume, self.quiet)?;
+        let claim = Claim {
+            resume,
+            force: self.force,
+        };
+        let _lock = world.is_root().then(|| run.claim(claim)).transpose()?;
+        let (_, _, totals) = train(&scenario, &run, resume, self.quiet, world)?;
+        if !world.is_root() {
+            return Ok(());
+        }
         eprintln!(
             "trained {} steps in {:.1} s ({} of {} solves failed); run directory {}",
             totals.step,
@@ -91,8 +106,13 @@ pub(super) fn train(
     run: &RunDir,
     resume: bool,
     quiet: bool,
+    world: &World,
 ) -> anyhow::Result<(Model, RunData, Totals)> {
-    let data = RunData::load(scenario, quiet).context("obtaining the training and test data")?;
+    // Rank 0 alone draws progress; the other ranks train silently.
+    let quiet = quiet || !world.is_root();
+    Layout::resolve(scenario, world.size())?;
+    let data = broadcast_run_data(world.comm(), || RunData::load(scenario, quiet))
+        .context("obtaining the training and test data")?;
     let mut model = Model::new(scenario)?;
     let options = TrainOptions {
         resume,
@@ -100,12 +120,13 @@ pub(super) fn train(
     };
     let mut bar = TrainingBar::new(scenario.training.steps, quiet);
     let outcome = Trainer::new(&mut model, scenario, &data, run)
+        .with_world(world)
         .train(options, |record, totals| bar.observe(record, totals))?;
     bar.finish();
     let totals = match outcome {
         TrainOutcome::Finished(totals) | TrainOutcome::Stopped(totals) => totals,
     };
-    if totals.failed_solves > 0 {
+    if totals.failed_solves > 0 && world.is_root() {
         eprintln!(
             "warning: {} of {} constraint solves did not converge during training",
             totals.failed_solves, totals.solves

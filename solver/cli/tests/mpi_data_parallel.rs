@@ -1,0 +1,285 @@
+//! Multi-rank training under `mpirun -np 2` (feature `mpi`; needs Open MPI's
+//! `mpirun` on the PATH): data parallelism reproduces the single-process loss
+//! curve, two runs are bit-identical, a killed rank ends the job quickly and
+//! the last checkpoint resumes under the same and a different number of ranks.
+//!
+//! Run these tests one at a time (`--test-threads=1`): each starts two ranks.
+#![cfg(feature = "mpi")]
+
+#[path = "../../tests/train_support/mod.rs"]
+mod train_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tessera_solver::{RunDir, StepRecord};
+use train_support::temp_dir;
+
+const STEPS: usize = 50;
+
+fn tessera() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+}
+
+/// `mpirun -np ranks tessera …` with the options containers need, one rayon
+/// thread per rank and no binding (the ranks share this machine's cores).
+fn mpirun(ranks: usize) -> Command {
+    let mut command = Command::new("mpirun");
+    command
+        .args([
+            "-np",
+            &ranks.to_string(),
+            "--oversubscribe",
+            "--bind-to",
+            "none",
+        ])
+        .args(["--mca", "btl", "self,vader"])
+        .args(["--mca", "btl_vader_single_copy_mechanism", "none"])
+        .args(["-x", "RAYON_NUM_THREADS=1"])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .arg(env!("CARGO_BIN_EXE_tessera"));
+    command
+}
+
+fn ok(output: Output) -> Output {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A tiny diffusion–sorption PI-HC-MoE scenario with an f64 backbone and a
+/// batch of 2, so the two ranks each run one sample.
+fn scenario_file(dir: &Path) -> PathBuf {
+    let text = format!(
+        r#"
+name = "tiny-mpi"
+seed = 9
+[pde]
+kind = "diffusion-sorption"
+[grid]
+nt = 8
+nx = 16
+t_max = 500.0
+[data]
+train_samples = 4
+test_samples = 2
+cache_dir = "{}"
+[data.reference]
+rtol = 1e-6
+[model]
+widths = [4, 6, 6]
+modes = [2, 3]
+fc_dim = 8
+n_basis = 6
+dtype = "f64"
+[constraint]
+method = "moe"
+experts = [1, 2]
+points = 24
+init = "warm"
+[training]
+steps = {STEPS}
+batch_size = 2
+checkpoint_every = 5
+validate_every = 25
+validate_samples = 1
+[eval]
+plots = 1
+"#,
+        dir.join("cache").display()
+    );
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn records(run: &Path) -> Vec<StepRecord> {
+    RunDir::new(run)
+        .read_metrics()
+        .unwrap()
+        .into_iter()
+        .map(|r| StepRecord { seconds: 0.0, ..r })
+        .collect()
+}
+
+fn assert_close(a: &[StepRecord], b: &[StepRecord], rtol: f64) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        for (what, p, q) in [("loss", x.loss, y.loss), ("pde", x.pde, y.pde)] {
+            assert!(
+                (p - q).abs() <= rtol * p.abs().max(q.abs()),
+                "step {} {what}: {p} vs {q}",
+                x.step
+            );
+        }
+        assert_eq!(x.solves, y.solves);
+        assert_eq!(
+            x.lm_iterations_mean, y.lm_iterations_mean,
+            "step {}",
+            x.step
+        );
+    }
+}
+
+fn train(command: &mut Command, scenario: &Path, out: &Path) -> Output {
+    command
+        .arg("train")
+        .arg(scenario)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn two_data_ranks_match_one_process_and_repeat_bit_for_bit() {
+    let dir = temp_dir("mpi-equivalence");
+    let scenario = scenario_file(&dir);
+    let (single, a, b) = (dir.join("single"), dir.join("a"), dir.join("b"));
+    ok(train(&mut tessera(), &scenario, &single));
+    ok(train(&mut mpirun(2), &scenario, &a));
+    ok(train(&mut mpirun(2), &scenario, &b));
+    let (rs, ra, rb) = (records(&single), records(&a), records(&b));
+    assert_eq!(rs.len(), STEPS);
+    // Measured: 1e-9 holds through step ~14; the rounding differences of the
+    // summation order then grow through Adam and the solves to ~2e-8 (loss)
+    // and ~4e-8 (PDE part) at step 50, with identical LM iteration counts.
+    assert_close(&rs, &ra, 2e-7);
+    assert_eq!(ra, rb, "two runs with the same ranks differ");
+    let tensors = |run: &Path| {
+        let mut all: Vec<(String, Vec<f64>)> = candle_core::safetensors::load(
+            RunDir::new(run).checkpoint(),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| {
+            let v = t.to_dtype(candle_core::DType::F64).unwrap();
+            (k, v.flatten_all().unwrap().to_vec1().unwrap())
+        })
+        .collect();
+        all.sort_by(|x, y| x.0.cmp(&y.0));
+        all
+    };
+    assert_eq!(tensors(&a), tensors(&b), "checkpoints differ");
+    assert!(!RunDir::new(&a).lock().exists(), "the lock is released");
+}
+
+/// The pid of the process started (directly) by `parent` whose environment
+/// says it is rank `rank`.
+fn rank_pid(parent: u32, rank: usize) -> Option<u32> {
+    let wanted = format!("OMPI_COMM_WORLD_RANK={rank}");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The parent pid is the second field after the parenthesised name.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid != Some(parent) {
+            continue;
+        }
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if environ.split(|&b| b == 0).any(|v| v == wanted.as_bytes()) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+#[test]
+fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_two_or_one_ranks() {
+    let dir = temp_dir("mpi-kill");
+    let scenario = scenario_file(&dir);
+    let (straight, killed) = (dir.join("straight"), dir.join("killed"));
+    ok(train(&mut mpirun(2), &scenario, &straight));
+
+    let mut job = mpirun(2)
+        .arg("train")
+        .arg(&scenario)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(&killed)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let checkpoint = RunDir::new(&killed).checkpoint();
+    let started = Instant::now();
+    while !checkpoint.exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let victim = rank_pid(job.id(), 1).expect("rank 1 of the job");
+    // SAFETY: sending SIGKILL to a process this test started (through mpirun).
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    let killed_at = Instant::now();
+    let status = loop {
+        if let Some(status) = job.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(30),
+            "the job still runs 30 s after a rank was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "the job reported success");
+    let done = records(&killed).len();
+    assert!(
+        done < STEPS,
+        "the run finished before the kill ({done} steps)"
+    );
+
+    // Resume a copy on one rank, the original on two.
+    let single = dir.join("single");
+    std::fs::create_dir_all(&single).unwrap();
+    for entry in std::fs::read_dir(&killed).unwrap().flatten() {
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), single.join(entry.file_name())).unwrap();
+        }
+    }
+    ok(mpirun(2)
+        .args(["train", "--quiet", "--resume"])
+        .arg(&killed)
+        .output()
+        .unwrap());
+    ok(tessera()
+        .args(["train", "--quiet", "--resume"])
+        .arg(&single)
+        .output()
+        .unwrap());
+    let reference = records(&straight);
+    assert_eq!(records(&killed), reference, "same ranks: an exact resume");
+    // Another number of ranks sums in another order: equal to rounding only.
+    assert_close(&records(&single), &reference, 2e-7);
+}
+
+#[test]
+fn a_world_that_differs_from_the_launcher_is_refused() {
+    let dir = temp_dir("mpi-mismatch");
+    let scenario = scenario_file(&dir);
+    // Started without mpirun, MPI's world is this one process.
+    let output = tessera()
+        .arg("train")
+        .arg(&scenario)
+        .args(["--quiet", "--out"])
+        .arg(dir.join("run"))
+        .env("PMI_SIZE", "2")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("declares 2 ranks"), "{stderr}");
+}

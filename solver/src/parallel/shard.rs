@@ -1,0 +1,158 @@
+//! Data parallelism as the trainer sees it: each data rank runs the backbone
+//! (and the constraint layer) on a contiguous block of the global batch, by
+//! global sample index, so a sample's computation does not depend on how many
+//! ranks share the batch.
+//!
+//! The losses are not all sums over samples (the IC and data losses take one
+//! norm over the whole batch), so the ranks exchange their fields `u` (all-
+//! gather) and every rank evaluates the loss of the whole batch, getting the
+//! same value and the same `∂L/∂u`; each back-propagates only its own block's
+//! part, and the variables' gradients are summed over the ranks
+//! ([`DataShard::sum_gradients`]). The result is the single-process gradient up
+//! to the order of floating-point additions.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use candle_core::{DType, Tensor, Var};
+use tessera_experts::comm::{Communicator, Local, bucket_ranges};
+
+use super::{Layout, ParallelError};
+use crate::SolverError;
+
+/// This rank's share of every batch, and the collectives over the data ranks.
+#[derive(Clone, Copy)]
+pub struct DataShard<'c> {
+    comm: &'c dyn Communicator,
+    data_rank: usize,
+    data_ranks: usize,
+}
+
+impl DataShard<'static> {
+    /// The whole batch on one rank.
+    pub fn whole() -> Self {
+        Self {
+            comm: &Local,
+            data_rank: 0,
+            data_ranks: 1,
+        }
+    }
+}
+
+impl<'c> DataShard<'c> {
+    /// The share of rank `comm.rank()` under `layout`.
+    ///
+    /// # Panics
+    /// If `layout` has more than one expert rank or does not match the world
+    /// ([`Layout::resolve`] rules both out).
+    #[track_caller]
+    pub fn new(comm: &'c dyn Communicator, layout: Layout) -> Self {
+        assert!(
+            layout.experts == 1 && layout.data == comm.size(),
+            "data shards need a pure data-parallel layout of the whole world"
+        );
+        Self {
+            comm,
+            data_rank: layout.data_rank(comm.rank()),
+            data_ranks: layout.data,
+        }
+    }
+
+    /// Whether this rank holds whole batches (one data rank).
+    pub fn is_whole(&self) -> bool {
+        self.data_ranks == 1
+    }
+
+    /// This rank's global sample indices in a batch of `batch` samples.
+    pub fn range(&self, batch: usize) -> Range<usize> {
+        bucket_ranges(batch, self.data_ranks)[self.data_rank].clone()
+    }
+
+    /// Every rank's `local` values (the fields of its samples), concatenated in
+    /// global sample order, on every rank.
+    pub fn gather_fields(&self, local: &[f64]) -> Result<Vec<f64>, ParallelError> {
+        if self.is_whole() {
+            return Ok(local.to_vec());
+        }
+        let send = vec![local.to_vec(); self.data_ranks];
+        Ok(self.comm.all_to_all_v(&send)?.concat())
+    }
+
+    /// Element-wise sums over the data ranks, identical on every rank.
+    pub fn sum(&self, values: &mut [f64]) -> Result<(), ParallelError> {
+        Ok(self.comm.all_reduce_sum(values)?)
+    }
+
+    /// Sums the gradients over the data ranks in one fixed-layout all-reduce
+    /// (the variables in name order, each flattened row-major, as f64) and
+    /// writes them back in their own dtype. All ranks must hold gradients of
+    /// the same variables and shapes.
+    pub fn sum_gradients(&self, grads: &mut BTreeMap<String, Tensor>) -> Result<(), SolverError> {
+        if self.is_whole() {
+            return Ok(());
+        }
+        let mut flat = Vec::new();
+        for g in grads.values() {
+            flat.extend(g.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?);
+        }
+        self.sum(&mut flat)?;
+        let mut offset = 0;
+        for g in grads.values_mut() {
+            let len = g.elem_count();
+            let summed = Tensor::from_slice(&flat[offset..offset + len], g.shape(), g.device())?;
+            *g = summed.to_dtype(g.dtype())?;
+            offset += len;
+        }
+        Ok(())
+    }
+
+    /// Checks that every rank holds the same variables (one 64-bit hash per
+    /// rank exchanged); a difference is [`ParallelError::Diverged`] naming
+    /// the ranks that differ from rank 0, on every rank.
+    pub fn check_identical(
+        &self,
+        vars: &BTreeMap<String, Var>,
+        step: usize,
+    ) -> Result<(), SolverError> {
+        if self.is_whole() {
+            return Ok(());
+        }
+        let hash = parameter_hash(vars)?;
+        // Two exact 32-bit halves: any f64 carries them unchanged.
+        let mine = vec![(hash >> 32) as f64, (hash & 0xffff_ffff) as f64];
+        let all = self
+            .comm
+            .all_to_all_v(&vec![mine; self.data_ranks])
+            .map_err(ParallelError::from)?;
+        let ranks: Vec<usize> = (1..all.len()).filter(|&r| all[r] != all[0]).collect();
+        if ranks.is_empty() {
+            Ok(())
+        } else {
+            Err(ParallelError::Diverged { step, ranks }.into())
+        }
+    }
+}
+
+/// A 64-bit FNV-1a hash of the variables' names and exact values (as f64
+/// bits), cheap enough to compare across ranks every few steps.
+pub fn parameter_hash(vars: &BTreeMap<String, Var>) -> Result<u64, SolverError> {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            hash = (hash ^ u64::from(b)).wrapping_mul(PRIME);
+        }
+    };
+    for (name, var) in vars {
+        eat(name.as_bytes());
+        let values = var
+            .as_tensor()
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
+        for v in values {
+            eat(&v.to_bits().to_le_bytes());
+        }
+    }
+    Ok(hash)
+}

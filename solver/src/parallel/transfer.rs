@@ -1,0 +1,84 @@
+//! What rank 0 reads once and the other ranks receive: the run's data (so it
+//! is generated or read once, never K times over the same cache file) and the
+//! checkpoint bytes on resume (so the ranks need no shared file system).
+
+use tessera_experts::comm::Communicator;
+
+use super::ParallelError;
+use crate::SolverError;
+use crate::data::{RunData, Samples};
+
+/// The run's data on every rank: `load` runs on rank 0 only and its result is
+/// broadcast. A failure of `load` is rank 0's error (the caller's abort path
+/// ends the other ranks, which wait in the broadcast).
+pub fn broadcast_run_data(
+    comm: &dyn Communicator,
+    load: impl FnOnce() -> Result<RunData, SolverError>,
+) -> Result<RunData, SolverError> {
+    if comm.size() == 1 {
+        return load();
+    }
+    let mut packed = if comm.rank() == 0 {
+        let data = load()?;
+        let mut packed = pack(&data.train);
+        packed.extend(pack(&data.test));
+        packed
+    } else {
+        Vec::new()
+    };
+    comm.broadcast(0, &mut packed)
+        .map_err(ParallelError::from)?;
+    let (train, rest) = unpack(&packed)?;
+    let (test, _) = unpack(rest)?;
+    Ok(RunData { train, test })
+}
+
+/// `[ndims, dims…, count, trajectories…]`; sizes are exact in f64.
+fn pack(samples: &Samples) -> Vec<f64> {
+    let mut out = vec![samples.dims().len() as f64];
+    out.extend(samples.dims().iter().map(|&d| d as f64));
+    out.push(samples.len() as f64);
+    for t in samples.trajectories() {
+        out.extend_from_slice(t);
+    }
+    out
+}
+
+fn unpack(packed: &[f64]) -> Result<(Samples, &[f64]), SolverError> {
+    let bad = || -> SolverError {
+        ParallelError::Comm(tessera_experts::comm::CommError::Transport {
+            op: "data broadcast",
+            reason: "the received samples are truncated".into(),
+        })
+        .into()
+    };
+    let ndims = *packed.first().ok_or_else(bad)? as usize;
+    let dims: Vec<usize> = packed
+        .get(1..=ndims)
+        .ok_or_else(bad)?
+        .iter()
+        .map(|&d| d as usize)
+        .collect();
+    let count = *packed.get(ndims + 1).ok_or_else(bad)? as usize;
+    let len: usize = dims.iter().product();
+    let start = ndims + 2;
+    let end = start + count * len;
+    let values = packed.get(start..end).ok_or_else(bad)?;
+    let trajectories = values.chunks(len.max(1)).map(<[f64]>::to_vec).collect();
+    Ok((Samples::new(dims, trajectories)?, &packed[end..]))
+}
+
+/// The bytes of the checkpoint at `path`, read by rank 0 and broadcast.
+pub fn broadcast_checkpoint(
+    comm: &dyn Communicator,
+    path: &std::path::Path,
+) -> Result<Vec<u8>, SolverError> {
+    let mut bytes = if comm.rank() == 0 {
+        std::fs::read(path).map_err(|e| SolverError::io(path, e))?
+    } else {
+        Vec::new()
+    };
+    comm.broadcast_bytes(0, &mut bytes)
+        .map_err(ParallelError::from)?;
+    Ok(bytes)
+}
