@@ -16,12 +16,14 @@ use toml::Spanned;
 
 use super::conditions::{Condition, Place};
 use super::error::CustomPdeError;
+use super::initial::InitialCondition;
+use super::mol::{MolForm, NotMol, Parts};
 use super::operators::{Operator, Stencil};
 use super::source::SourceFile;
 use super::spec::{ConditionSpec, PdeSpec, SolutionSpec};
 
 /// Names every definition may read besides its terms and parameters.
-const RESERVED: [&str; 5] = ["u0", "t", "x", "y", "t_end"];
+pub(super) const RESERVED: [&str; 5] = ["u0", "t", "x", "y", "t_end"];
 
 /// One term of a defined PDE.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,11 +54,15 @@ pub struct CustomPde {
     /// Periodicity of each grid axis, `t` first (never periodic).
     periodic: Vec<bool>,
     /// Terms in solver order: those the residual reads first.
-    terms: Vec<TermDef>,
+    pub(super) terms: Vec<TermDef>,
     n_residual_terms: usize,
-    residual: Tape,
-    conditions: Vec<Condition>,
+    pub(super) residual: Tape,
+    pub(super) conditions: Vec<Condition>,
     solution: Option<Solution>,
+    /// The `[initial]` family, if the file has one.
+    initial: Option<InitialCondition>,
+    /// The method-of-lines form, or why there is none (see [`CustomPde::mol`]).
+    pub(super) mol: Result<MolForm, NotMol>,
 }
 
 impl CustomPde {
@@ -104,6 +110,12 @@ impl CustomPde {
     /// The compiled residual (inputs: the residual terms).
     pub fn residual_tape(&self) -> &Tape {
         &self.residual
+    }
+
+    /// The family of initial conditions of the `[initial]` table, if any: an
+    /// [`crate::mol::InitialFamily`] for [`crate::mol::generate`].
+    pub fn initial_family(&self) -> Option<&InitialCondition> {
+        self.initial.as_ref()
     }
 
     /// The residual as CUDA C (see [`tessera_constraints::expr::cuda`]).
@@ -239,12 +251,16 @@ impl Pde for CustomPde {
 }
 
 /// Checks a [`PdeSpec`] and compiles it.
-struct Builder<'a> {
-    src: SourceFile<'a>,
+pub(super) struct Builder<'a> {
+    pub(super) src: SourceFile<'a>,
 }
 
 impl Builder<'_> {
-    fn invalid(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> CustomPdeError {
+    pub(super) fn invalid(
+        &self,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> CustomPdeError {
         CustomPdeError::Invalid {
             file: self.src.name.to_owned(),
             at: self.src.at(span),
@@ -259,7 +275,7 @@ impl Builder<'_> {
         }
     }
 
-    fn compile(
+    pub(super) fn compile(
         &self,
         s: &Spanned<String>,
         scope: &Scope,
@@ -418,6 +434,21 @@ impl Builder<'_> {
             &conditions,
             solution.as_ref(),
         )?;
+        let taken =
+            |name: &str| spec.parameters.contains_key(name) || terms.iter().any(|t| t.name == name);
+        let initial = spec
+            .initial
+            .as_ref()
+            .map(|i| self.initial(i, space_dims, &taken, &with_constants))
+            .transpose()?;
+        let mol = self.mol_form(&Parts {
+            spec: &spec,
+            terms: &terms,
+            n_residual: n_residual_terms,
+            n_rows: residual.n_outputs(),
+            periodic: &periodic,
+            conditions: &conditions,
+        });
         Ok(CustomPde {
             name: spec.name,
             periodic,
@@ -426,6 +457,8 @@ impl Builder<'_> {
             residual,
             conditions,
             solution,
+            initial,
+            mol,
         })
     }
 
