@@ -26,6 +26,7 @@
 //! points = 1000
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
@@ -94,6 +95,7 @@ pub enum PdeConfig {
 /// kind = "custom"
 /// file = "pdes/burgers.toml"     # relative to the scenario file
 /// domain = [[0.0, 1.0]]          # [lo, hi] per space axis
+/// parameters = { nu = 0.02 }     # optional: new values for the definition's parameters
 /// ```
 ///
 /// Loading the scenario reads `file` into `definition`, and a run directory's
@@ -112,6 +114,11 @@ pub struct CustomParams {
     /// n)` (both ends are grid points, where boundary rows sit), a periodic one
     /// `lo + i·(hi − lo)/n`.
     pub domain: Vec<[f64; 2]>,
+    /// New values for some of the definition's `[parameters]` (e.g. a larger
+    /// viscosity for a coarse grid), so one definition serves several
+    /// experiments.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, f64>,
 }
 
 impl CustomParams {
@@ -135,7 +142,8 @@ impl CustomParams {
             .file
             .as_ref()
             .map_or_else(|| format!("{origin} [pde.definition]"), |f| f.display().to_string());
-        CustomPde::from_str(text, &name).map_err(|e| ScenarioError::CustomPde(Box::new(e)))
+        CustomPde::with_parameters(text, &name, &self.parameters)
+            .map_err(|e| ScenarioError::CustomPde(Box::new(e)))
     }
 
     /// Reads `file` (relative to `base`) into `definition` unless the text is

@@ -1,6 +1,7 @@
 //! A PDE read from a definition file, implementing the same [`Pde`] trait as
 //! the built-in ones.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -78,13 +79,39 @@ impl CustomPde {
 
     /// Reads and checks a definition; `file` names it in errors.
     pub fn from_str(text: &str, file: &str) -> Result<Self, CustomPdeError> {
+        Self::with_parameters(text, file, &BTreeMap::new())
+    }
+
+    /// Reads and checks a definition with some of its `[parameters]` given
+    /// other values (a scenario's `pde.parameters`), so that one definition
+    /// serves several experiments. Errors at an overridden value point at the
+    /// parameter's line in the definition.
+    ///
+    /// Errors: those of [`CustomPde::from_str`], and an override naming no
+    /// parameter of the definition.
+    pub fn with_parameters(
+        text: &str,
+        file: &str,
+        overrides: &BTreeMap<String, f64>,
+    ) -> Result<Self, CustomPdeError> {
         let src = SourceFile { name: file, text };
-        let spec: PdeSpec = toml::from_str(text).map_err(|e| CustomPdeError::Toml {
+        let mut spec: PdeSpec = toml::from_str(text).map_err(|e| CustomPdeError::Toml {
             file: file.to_owned(),
             at: src.position(e.span().map_or(0, |s| s.start)),
             message: e.message().trim_end().to_owned(),
         })?;
-        Builder { src }.build(spec)
+        let builder = Builder { src };
+        for (name, &value) in overrides {
+            let Some(parameter) = spec.parameters.get_mut(name) else {
+                let known: Vec<&str> = spec.parameters.keys().map(String::as_str).collect();
+                return Err(builder.invalid(
+                    0..0,
+                    format!("overridden parameter `{name}` is not defined (parameters: {known:?})"),
+                ));
+            };
+            *parameter = Spanned::new(parameter.span(), value);
+        }
+        builder.build(spec)
     }
 
     /// The definition's name.
