@@ -26,6 +26,7 @@
 //! points = 1000
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use tessera_meshes::Grid;
 
 use crate::ScenarioError;
+use crate::custom::CustomPde;
 
 /// A complete experiment description, as read from a scenario TOML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +86,81 @@ pub enum PdeConfig {
     Heat(HeatParams),
     /// 1-D linear advection `u_t + c u_x = 0` (a small test problem).
     Advection(AdvectionParams),
+    /// A PDE defined in TOML (see [`crate::custom`] and the README's "Your own
+    /// PDE").
+    Custom(CustomParams),
+}
+
+/// A PDE defined in TOML: where its definition is and the rectangle it is
+/// posed on.
+///
+/// ```toml
+/// [pde]
+/// kind = "custom"
+/// file = "pdes/burgers.toml"     # relative to the scenario file
+/// domain = [[0.0, 1.0]]          # [lo, hi] per space axis
+/// parameters = { nu = 0.02 }     # optional: new values for the definition's parameters
+/// ```
+///
+/// Loading the scenario reads `file` into `definition`, and a run directory's
+/// `config.toml` carries the definition's text, so that a run can be resumed,
+/// evaluated or embedded without the original file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomParams {
+    /// The definition file, relative to the scenario file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// The definition's text (takes precedence over `file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
+    /// `[lo, hi]` of each space axis: a bounded axis holds `linspace(lo, hi,
+    /// n)` (both ends are grid points, where boundary rows sit), a periodic one
+    /// `lo + i·(hi − lo)/n`.
+    pub domain: Vec<[f64; 2]>,
+    /// New values for some of the definition's `[parameters]` (e.g. a larger
+    /// viscosity for a coarse grid), so one definition serves several
+    /// experiments.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, f64>,
+}
+
+impl CustomParams {
+    /// The definition, parsed and checked; errors point into the definition
+    /// file (or into the inline text, named `origin`).
+    ///
+    /// Errors: no definition (neither `file` was read nor `definition` given),
+    /// and every error of [`CustomPde::from_str`].
+    pub fn pde(&self, origin: &str) -> Result<CustomPde, ScenarioError> {
+        let text = self
+            .definition
+            .as_deref()
+            .ok_or_else(|| ScenarioError::ConfigInvalid {
+                origin: origin.to_owned(),
+                key: "pde.file".to_owned(),
+                value: "absent".to_owned(),
+                reason: "a custom PDE needs `file` (or the definition's text as `definition`)"
+                    .to_owned(),
+            })?;
+        let name = self
+            .file
+            .as_ref()
+            .map_or_else(|| format!("{origin} [pde.definition]"), |f| f.display().to_string());
+        CustomPde::with_parameters(text, &name, &self.parameters)
+            .map_err(|e| ScenarioError::CustomPde(Box::new(e)))
+    }
+
+    /// Reads `file` (relative to `base`) into `definition` unless the text is
+    /// already there.
+    fn load_definition(&mut self, base: &Path) -> Result<(), ScenarioError> {
+        if let (None, Some(file)) = (&self.definition, &self.file) {
+            let path = base.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| ScenarioError::io(&path, e))?;
+            self.file = Some(path);
+            self.definition = Some(text);
+        }
+        Ok(())
+    }
 }
 
 /// Diffusion–sorption constants `u_t = D/R(u) u_xx`,
@@ -169,13 +246,16 @@ impl PdeConfig {
             Self::NavierStokes(_) => "navier-stokes",
             Self::Heat(_) => "heat",
             Self::Advection(_) => "advection",
+            Self::Custom(_) => "custom",
         }
     }
 
-    /// Number of spatial dimensions of the PDE.
+    /// Number of spatial dimensions of the PDE (of a custom PDE: the axes of
+    /// its `domain`, checked against its definition).
     pub fn space_dims(&self) -> usize {
         match self {
             Self::NavierStokes(_) => 2,
+            Self::Custom(p) => p.domain.len(),
             _ => 1,
         }
     }
@@ -239,10 +319,19 @@ pub struct ReferenceConfig {
     /// steps no longer than this).
     #[serde(default = "default_reference_dt")]
     pub dt: f64,
+    /// Custom PDEs: the method-of-lines solver refines every space axis of
+    /// the grid by this factor (the output is injected back onto the grid);
+    /// `rtol` is its relative tolerance.
+    #[serde(default = "default_reference_refinement")]
+    pub refinement: usize,
 }
 
 fn default_reference_rtol() -> f64 {
     1e-8
+}
+
+fn default_reference_refinement() -> usize {
+    4
 }
 
 fn default_reference_dt() -> f64 {
@@ -257,6 +346,7 @@ impl Default for ReferenceConfig {
             nx: None,
             resolution: None,
             dt: default_reference_dt(),
+            refinement: default_reference_refinement(),
         }
     }
 }
@@ -601,19 +691,29 @@ impl ParallelConfig {
 
 impl Scenario {
     /// Reads, parses and validates a scenario file. Errors name the file.
+    /// A custom PDE's `file` is read relative to the scenario file's directory.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::io(path, e))?;
-        Self::from_str(&text, &path.display().to_string())
+        let base = path.parent().unwrap_or(Path::new(""));
+        Self::parse(&text, &path.display().to_string(), base)
     }
 
     /// Parses and validates scenario text; `origin` names it in errors (a file
-    /// name, or e.g. `"<built-in>"`).
+    /// name, or e.g. `"<built-in>"`). A custom PDE's `file` is read relative to
+    /// the working directory.
     pub fn from_str(text: &str, origin: &str) -> Result<Self, ScenarioError> {
-        let scenario: Self = toml::from_str(text).map_err(|e| ScenarioError::ConfigParse {
+        Self::parse(text, origin, Path::new(""))
+    }
+
+    fn parse(text: &str, origin: &str, base: &Path) -> Result<Self, ScenarioError> {
+        let mut scenario: Self = toml::from_str(text).map_err(|e| ScenarioError::ConfigParse {
             origin: origin.to_owned(),
             message: e.to_string(),
         })?;
+        if let PdeConfig::Custom(params) = &mut scenario.pde {
+            params.load_definition(base)?;
+        }
         scenario.validate_as(origin)?;
         Ok(scenario)
     }
@@ -691,6 +791,7 @@ impl Scenario {
         let g = &self.grid;
         let grid = match (&self.pde, g.ny) {
             (PdeConfig::NavierStokes(_), Some(ny)) => Grid::uniform_txy(g.nt, g.nx, ny, g.t_max)?,
+            (PdeConfig::Custom(p), _) => custom_grid(p, &self.name, g)?,
             (PdeConfig::Advection(_), None) => Grid::new(vec![
                 tessera_meshes::Axis::linspace("t", 0.0, g.t_max, g.nt)?,
                 tessera_meshes::Axis::periodic("x", 0.0, 1.0, g.nx)?,
@@ -799,6 +900,26 @@ impl Scenario {
             PdeConfig::NavierStokes(p) => c.positive("pde.nu", p.nu),
             PdeConfig::Heat(p) => c.positive("pde.kappa", p.kappa),
             PdeConfig::Advection(p) => c.finite("pde.speed", p.speed),
+            PdeConfig::Custom(p) => {
+                let pde = p.pde(c.origin)?;
+                if p.domain.len() != pde.space_dims() {
+                    return Err(c.err(
+                        "pde.domain",
+                        format!("{:?}", p.domain),
+                        &format!("needs one [lo, hi] per space axis of {}", pde.name()),
+                    ));
+                }
+                for &[lo, hi] in &p.domain {
+                    if !(lo.is_finite() && hi.is_finite() && hi > lo) {
+                        return Err(c.err(
+                            "pde.domain",
+                            format!("[{lo}, {hi}]"),
+                            "ends must be finite with hi > lo",
+                        ));
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
@@ -1005,6 +1126,30 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// The grid of a custom PDE: time, then each space axis over its `domain`
+/// interval, periodic where the definition says so.
+fn custom_grid(p: &CustomParams, origin: &str, g: &GridConfig) -> Result<Grid, ScenarioError> {
+    use tessera_meshes::Axis;
+    let pde = p.pde(origin)?;
+    let mut axes = vec![Axis::linspace("t", 0.0, g.t_max, g.nt)?];
+    let points = [Some(g.nx), g.ny];
+    for (axis, ((&[lo, hi], &periodic), n)) in p
+        .domain
+        .iter()
+        .zip(&pde.periodic_axes()[1..])
+        .zip(points)
+        .enumerate()
+    {
+        let name = ["x", "y"][axis];
+        let n = n.unwrap_or(0);
+        axes.push(match periodic {
+            true => Axis::periodic(name, lo, hi, n)?,
+            false => Axis::linspace(name, lo, hi, n)?,
+        });
+    }
+    Ok(Grid::new(axes)?)
 }
 
 const DIM_MISMATCH: &str = "only 2-D PDEs (navier-stokes) have a y axis";

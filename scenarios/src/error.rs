@@ -117,6 +117,10 @@ pub enum ScenarioError {
         /// Why it stopped.
         reason: String,
     },
+    /// A PDE defined in TOML is malformed (the error names the definition
+    /// file, the line and the column).
+    #[error(transparent)]
+    CustomPde(Box<crate::custom::CustomPdeError>),
     /// An error from the mesh layer (grids).
     #[error(transparent)]
     Mesh(#[from] tessera_meshes::MeshError),

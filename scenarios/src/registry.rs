@@ -162,7 +162,8 @@ impl AnyPde {
     /// Navier–Stokes `second-order` selects the spectral operators, its accurate
     /// alternative; advection has one fixed scheme.
     ///
-    /// Errors: a constant out of its range (each PDE's constructor).
+    /// Errors: a constant out of its range (each PDE's constructor); a
+    /// malformed custom definition.
     pub fn from_config(pde: &PdeConfig, fd: FdStencils) -> Result<Self, ScenarioError> {
         let scheme = match fd {
             FdStencils::Reference => FdScheme::Reference,
@@ -181,6 +182,8 @@ impl AnyPde {
             }
             PdeConfig::Heat(p) => Self::Heat(Heat::new(p.kappa, scheme)?),
             PdeConfig::Advection(p) => Self::Advection(Advection::new(p.speed)?),
+            // A definition names its own stencils, term by term.
+            PdeConfig::Custom(p) => Self::Custom(Arc::new(p.pde("[pde]")?)),
         })
     }
 

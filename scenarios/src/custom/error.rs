@@ -48,6 +48,18 @@ pub enum CustomPdeError {
         /// What is wrong.
         message: String,
     },
+    /// A valid definition that the method-of-lines reference solver cannot
+    /// take (a velocity term, a boundary row reading `u0`, …; see
+    /// [`crate::custom::CustomPde::mol`]).
+    #[error("{file}:{at}: the method of lines cannot solve this definition: {message}")]
+    Unsupported {
+        /// The file (or origin) name.
+        file: String,
+        /// The line and column of the term, row or residual.
+        at: Position,
+        /// Why not.
+        message: String,
+    },
 }
 
 impl CustomPdeError {
@@ -55,7 +67,9 @@ impl CustomPdeError {
     pub fn position(&self) -> Option<Position> {
         match self {
             Self::Io { .. } => None,
-            Self::Toml { at, .. } | Self::Invalid { at, .. } => Some(*at),
+            Self::Toml { at, .. } | Self::Invalid { at, .. } | Self::Unsupported { at, .. } => {
+                Some(*at)
+            }
             Self::Expr { source, .. } => Some(source.position()),
         }
     }

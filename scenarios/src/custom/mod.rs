@@ -58,6 +58,31 @@
 //! - **Solution map** (model form; optional):
 //!   `[solution] scale = "0.005 * t / t_end"`, `remove_mean = true`,
 //!   `offset = "initial"` is the Navier–Stokes form `u = mean-free(scale·Bω) + u0`.
+//! - **Initial family** (optional; ground truth for the reference solver, see
+//!   [`initial`]):
+//!
+//!   ```toml
+//!   [initial]
+//!   u0 = "a * sin(2 * pi * x) + b"   # over x, (y), the parameters, `pi`, the random parameters
+//!   [initial.random]                 # drawn once per sample, in the order written
+//!   a = { uniform = [0.5, 1.5] }     # lo ≤ hi
+//!   b = { normal = [0.0, 0.1] }      # mean, std ≥ 0
+//!   ```
+//!
+//!   [`CustomPde::initial_family`] returns it as an [`InitialCondition`], a
+//!   [`crate::mol::InitialFamily`] deterministic in the rng it is handed.
+//!
+//! **Ground truth.** [`CustomPde::mol`] gives the definition as a
+//! [`crate::mol::MolPde`] ([`CustomMol`]) for [`crate::mol::generate`]: `dt` is
+//! the solver's `u_t`; `u`, `dx`, `dxx`, `dy`, `dyy`, `laplacian` are its
+//! derivatives; the `reference`, `second-order` and `periodic` stencils become
+//! its second-order differences and all-`spectral` its Fourier stencil; periodic
+//! axes wrap; a boundary row `a·u + b·u_n + f(t, x) = rhs(t, x)` becomes
+//! `α u + β ∂u/∂n = g` (Dirichlet, Neumann, Robin); `initial` rows are unused
+//! (the family gives `u0`). What it cannot take (a velocity term, a system, a
+//! boundary row reading `u0` or with coefficients varying in `t` or `x`) is a
+//! [`CustomPdeError::Unsupported`] at its line and column; the table is in
+//! [`mol`].
 //!
 //! Checks at load time, each reported at its line and column: the TOML schema;
 //! the expressions (see [`tessera_constraints::expr`]); unknown operators,
@@ -65,10 +90,14 @@
 //! `periodic` list of the wrong length; a parameter that is NaN or infinite or
 //! named like a term; a condition row that is not linear; a residual with `∂t`
 //! but no initial condition; a derivative along a bounded axis without rows at
-//! its ends.
+//! its ends; in `[initial]`, a random parameter with a NaN or infinite bound,
+//! `lo > hi`, a negative standard deviation, or the name of a term, parameter,
+//! variable or `pi`.
 
 mod conditions;
 pub mod error;
+pub mod initial;
+pub mod mol;
 pub mod operators;
 mod pde;
 mod source;
@@ -76,5 +105,7 @@ mod spec;
 
 pub use conditions::Place;
 pub use error::CustomPdeError;
+pub use initial::{Distribution, InitialCondition, RandomParameter};
+pub use mol::CustomMol;
 pub use operators::{Operator, Stencil};
 pub use pde::{CustomPde, TermDef};

@@ -1,6 +1,7 @@
 //! A PDE read from a definition file, implementing the same [`Pde`] trait as
 //! the built-in ones.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,12 +17,14 @@ use toml::Spanned;
 
 use super::conditions::{Condition, Place};
 use super::error::CustomPdeError;
+use super::initial::InitialCondition;
+use super::mol::{MolForm, NotMol, Parts};
 use super::operators::{Operator, Stencil};
 use super::source::SourceFile;
 use super::spec::{ConditionSpec, PdeSpec, SolutionSpec};
 
 /// Names every definition may read besides its terms and parameters.
-const RESERVED: [&str; 5] = ["u0", "t", "x", "y", "t_end"];
+pub(super) const RESERVED: [&str; 5] = ["u0", "t", "x", "y", "t_end"];
 
 /// One term of a defined PDE.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,11 +55,15 @@ pub struct CustomPde {
     /// Periodicity of each grid axis, `t` first (never periodic).
     periodic: Vec<bool>,
     /// Terms in solver order: those the residual reads first.
-    terms: Vec<TermDef>,
+    pub(super) terms: Vec<TermDef>,
     n_residual_terms: usize,
-    residual: Tape,
-    conditions: Vec<Condition>,
+    pub(super) residual: Tape,
+    pub(super) conditions: Vec<Condition>,
     solution: Option<Solution>,
+    /// The `[initial]` family, if the file has one.
+    initial: Option<InitialCondition>,
+    /// The method-of-lines form, or why there is none (see [`CustomPde::mol`]).
+    pub(super) mol: Result<MolForm, NotMol>,
 }
 
 impl CustomPde {
@@ -72,13 +79,39 @@ impl CustomPde {
 
     /// Reads and checks a definition; `file` names it in errors.
     pub fn from_str(text: &str, file: &str) -> Result<Self, CustomPdeError> {
+        Self::with_parameters(text, file, &BTreeMap::new())
+    }
+
+    /// Reads and checks a definition with some of its `[parameters]` given
+    /// other values (a scenario's `pde.parameters`), so that one definition
+    /// serves several experiments. Errors at an overridden value point at the
+    /// parameter's line in the definition.
+    ///
+    /// Errors: those of [`CustomPde::from_str`], and an override naming no
+    /// parameter of the definition.
+    pub fn with_parameters(
+        text: &str,
+        file: &str,
+        overrides: &BTreeMap<String, f64>,
+    ) -> Result<Self, CustomPdeError> {
         let src = SourceFile { name: file, text };
-        let spec: PdeSpec = toml::from_str(text).map_err(|e| CustomPdeError::Toml {
+        let mut spec: PdeSpec = toml::from_str(text).map_err(|e| CustomPdeError::Toml {
             file: file.to_owned(),
             at: src.position(e.span().map_or(0, |s| s.start)),
             message: e.message().trim_end().to_owned(),
         })?;
-        Builder { src }.build(spec)
+        let builder = Builder { src };
+        for (name, &value) in overrides {
+            let Some(parameter) = spec.parameters.get_mut(name) else {
+                let known: Vec<&str> = spec.parameters.keys().map(String::as_str).collect();
+                return Err(builder.invalid(
+                    0..0,
+                    format!("overridden parameter `{name}` is not defined (parameters: {known:?})"),
+                ));
+            };
+            *parameter = Spanned::new(parameter.span(), value);
+        }
+        builder.build(spec)
     }
 
     /// The definition's name.
@@ -104,6 +137,12 @@ impl CustomPde {
     /// The compiled residual (inputs: the residual terms).
     pub fn residual_tape(&self) -> &Tape {
         &self.residual
+    }
+
+    /// The family of initial conditions of the `[initial]` table, if any: an
+    /// [`crate::mol::InitialFamily`] for [`crate::mol::generate`].
+    pub fn initial_family(&self) -> Option<&InitialCondition> {
+        self.initial.as_ref()
     }
 
     /// The residual as CUDA C (see [`tessera_constraints::expr::cuda`]).
@@ -239,12 +278,16 @@ impl Pde for CustomPde {
 }
 
 /// Checks a [`PdeSpec`] and compiles it.
-struct Builder<'a> {
-    src: SourceFile<'a>,
+pub(super) struct Builder<'a> {
+    pub(super) src: SourceFile<'a>,
 }
 
 impl Builder<'_> {
-    fn invalid(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> CustomPdeError {
+    pub(super) fn invalid(
+        &self,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> CustomPdeError {
         CustomPdeError::Invalid {
             file: self.src.name.to_owned(),
             at: self.src.at(span),
@@ -259,7 +302,7 @@ impl Builder<'_> {
         }
     }
 
-    fn compile(
+    pub(super) fn compile(
         &self,
         s: &Spanned<String>,
         scope: &Scope,
@@ -418,6 +461,21 @@ impl Builder<'_> {
             &conditions,
             solution.as_ref(),
         )?;
+        let taken =
+            |name: &str| spec.parameters.contains_key(name) || terms.iter().any(|t| t.name == name);
+        let initial = spec
+            .initial
+            .as_ref()
+            .map(|i| self.initial(i, space_dims, &taken, &with_constants))
+            .transpose()?;
+        let mol = self.mol_form(&Parts {
+            spec: &spec,
+            terms: &terms,
+            n_residual: n_residual_terms,
+            n_rows: residual.n_outputs(),
+            periodic: &periodic,
+            conditions: &conditions,
+        });
         Ok(CustomPde {
             name: spec.name,
             periodic,
@@ -426,6 +484,8 @@ impl Builder<'_> {
             residual,
             conditions,
             solution,
+            initial,
+            mol,
         })
     }
 

@@ -34,6 +34,9 @@ pub(crate) struct PdeSpec {
     /// The solution map (model form); absent means `u = Bω`.
     #[serde(default)]
     pub(crate) solution: Option<Spanned<SolutionSpec>>,
+    /// A family of initial conditions for the reference solver (optional).
+    #[serde(default)]
+    pub(crate) initial: Option<InitialSpec>,
 }
 
 /// One term: an operator name, or a table choosing its stencil too. (Read
@@ -95,4 +98,27 @@ pub(crate) struct SolutionSpec {
     /// `"initial"`: add the initial condition at every time level.
     #[serde(default)]
     pub(crate) offset: Option<Spanned<String>>,
+}
+
+/// A family of initial conditions: an expression `u0` over the space
+/// coordinates, the parameters and random parameters drawn once per sample.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InitialSpec {
+    /// The initial value, e.g. `"a * sin(2*pi*x) + b"`.
+    pub(crate) u0: Spanned<String>,
+    /// The random parameters (drawn in the order written).
+    #[serde(default)]
+    pub(crate) random: BTreeMap<String, Spanned<RandomSpec>>,
+}
+
+/// The distribution of one random parameter: `{ uniform = [lo, hi] }` or
+/// `{ normal = [mean, std] }`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub(crate) enum RandomSpec {
+    /// Uniform on `[lo, hi]`.
+    Uniform([f64; 2]),
+    /// Normal with mean and standard deviation.
+    Normal([f64; 2]),
 }

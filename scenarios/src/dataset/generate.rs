@@ -26,7 +26,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::Dataset;
-use crate::config::{PdeConfig, Scenario};
+use crate::config::{CustomParams, PdeConfig, Scenario};
+use crate::mol::{self, MolDomain, MolOptions, SpatialAxis};
 use crate::navier_stokes::PeriodicGrf;
 use crate::navier_stokes::random_field::LENGTH_SCALE;
 use crate::{ScenarioError, diffusion_sorption, navier_stokes};
@@ -189,6 +190,10 @@ pub fn generate(scenario: &Scenario, options: &Generation) -> Result<Dataset, Sc
             let coords: Vec<f64> = (0..m).map(|i| i as f64 / m as f64).collect();
             Dataset::new(t, coords.clone(), Some(coords), config, samples)?
         }
+        PdeConfig::Custom(params) => {
+            bar.finish_and_clear();
+            return generate_custom(scenario, params, options, config);
+        }
         other => {
             return Err(ScenarioError::Unsupported {
                 what: "a reference solver",
@@ -198,6 +203,55 @@ pub fn generate(scenario: &Scenario, options: &Generation) -> Result<Dataset, Sc
     };
     bar.finish_and_clear();
     Ok(dataset)
+}
+
+/// Ground truth for a PDE defined in TOML: its `[initial]` family solved by
+/// the method of lines on the scenario's domain, refined by
+/// `data.reference.refinement`, to `data.reference.rtol`.
+fn generate_custom(
+    scenario: &Scenario,
+    params: &CustomParams,
+    options: &Generation,
+    config: String,
+) -> Result<Dataset, ScenarioError> {
+    let pde = params.pde(&scenario.name)?;
+    let family = pde.initial_family().ok_or_else(|| ScenarioError::Unsupported {
+        what: "data generation without an [initial] family in the definition",
+        pde: pde.name().to_owned(),
+    })?;
+    let reference = &scenario.data.reference;
+    let points = &scenario.dims()[1..];
+    let domain = mol_domain(params, points, reference.refinement)?;
+    let mol = pde.mol().map_err(|e| ScenarioError::CustomPde(Box::new(e)))?;
+    let t = scenario.grid()?.axis(0).coords().to_vec();
+    mol::generate(&mol, &domain, &t, family, &mol_options(scenario), options, config)
+}
+
+/// The method-of-lines tolerances of a scenario: `data.reference.rtol`, and
+/// an absolute tolerance a hundred times smaller (fields of order one).
+pub(crate) fn mol_options(scenario: &Scenario) -> MolOptions {
+    let rtol = scenario.data.reference.rtol;
+    MolOptions {
+        rtol,
+        atol: rtol * 1e-2,
+        ..MolOptions::default()
+    }
+}
+
+/// The method-of-lines domain of a custom PDE: its `domain` intervals with
+/// `points` output points each, refined by `refinement`.
+pub(crate) fn mol_domain(
+    params: &CustomParams,
+    points: &[usize],
+    refinement: usize,
+) -> Result<MolDomain, ScenarioError> {
+    let axes = params
+        .domain
+        .iter()
+        .zip(points)
+        .map(|(&[lo, hi], &points)| SpatialAxis { lo, hi, points })
+        .collect();
+    Ok(MolDomain::new(axes, refinement)?)
 }
 
 /// Every `n/m`-th point of each `n × n` frame.

@@ -6,8 +6,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::Dataset;
-use super::generate::progress;
+use super::generate::{mol_domain, mol_options, progress};
 use crate::config::{PdeConfig, Scenario};
+use crate::mol::Discretisation;
 use crate::{ScenarioError, diffusion_sorption, navier_stokes};
 
 /// Per-sample and mean relative L2 errors `‖data − ours‖ / ‖ours‖` over whole
@@ -25,13 +26,16 @@ pub struct SolverCheck {
 /// Maps one sample's initial condition (on the file's grid) to our trajectory
 /// on the same grid; one closure per PDE kind, so the parallel loop below is
 /// shared.
-type SampleSolver = Box<dyn Fn(&[f64]) -> Result<Vec<f64>, ScenarioError> + Sync>;
+type SampleSolver<'a> = Box<dyn Fn(&[f64]) -> Result<Vec<f64>, ScenarioError> + Sync + 'a>;
 
 /// Re-solves every sample of `dataset` with the scenario's reference solver
 /// and PDE constants. Diffusion–sorption runs at `data.reference.nx` cells when
 /// that is a multiple of the file's `nx` (else at the file's `nx`), with the
 /// scenario's `rtol`; Navier–Stokes at `data.reference.resolution` when the
-/// file's sizes divide it (else at the file's own square resolution).
+/// file's sizes divide it (else at the file's own square resolution). A PDE
+/// defined in TOML is re-solved by the method of lines on the file's own grid
+/// (no refinement: the file holds the initial condition only there), so the
+/// error includes the file's spatial discretisation error.
 pub fn validate_solver(
     scenario: &Scenario,
     dataset: &Dataset,
@@ -39,7 +43,12 @@ pub fn validate_solver(
 ) -> Result<SolverCheck, ScenarioError> {
     let dims = dataset.dims();
     let bar = progress(dataset.len(), quiet, "re-solving");
-    let (solve, resolution): (SampleSolver, usize) = match (&scenario.pde, dims.as_slice()) {
+    // A custom PDE and its discretisation outlive the solver closure that
+    // borrows them.
+    let custom;
+    let mol;
+    let discretisation;
+    let (solve, resolution): (SampleSolver<'_>, usize) = match (&scenario.pde, dims.as_slice()) {
         (PdeConfig::DiffusionSorption(params), &[_, nx]) => {
             let reference = scenario.reference_nx();
             let cells = if reference.is_multiple_of(nx) {
@@ -73,7 +82,21 @@ pub fn validate_solver(
             let t = dataset.t().to_vec();
             (Box::new(move |ic| solver.solve_on_grid(ic, nx, ny, &t)), n)
         }
-        (PdeConfig::DiffusionSorption(_) | PdeConfig::NavierStokes(_), _) => {
+        (PdeConfig::Custom(params), [_, points @ ..]) if points.len() == params.domain.len() => {
+            custom = params.pde(&scenario.name)?;
+            mol = custom
+                .mol()
+                .map_err(|e| ScenarioError::CustomPde(Box::new(e)))?;
+            discretisation = Discretisation::new(&mol, &mol_domain(params, points, 1)?)?;
+            let (t, options) = (dataset.t().to_vec(), mol_options(scenario));
+            let solver = &discretisation;
+            let solve = move |ic: &[f64]| {
+                let solution = solver.solve(ic, &t, &options)?;
+                Ok(solution.frames)
+            };
+            (Box::new(solve), points[0])
+        }
+        (PdeConfig::DiffusionSorption(_) | PdeConfig::NavierStokes(_) | PdeConfig::Custom(_), _) => {
             let expected = if scenario.pde.space_dims() == 1 {
                 vec![0, 0]
             } else {

@@ -26,7 +26,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tessera_scenarios::Scenario;
-use tessera_scenarios::config::{Dtype, InitWeights, Method, PdeConfig};
+use tessera_scenarios::config::{CustomParams, Dtype, InitWeights, Method, PdeConfig};
+use tessera_scenarios::mol::InitialFamily;
 
 use super::Model;
 use crate::SolverError;
@@ -130,6 +131,9 @@ pub fn sample_ics(
     batch: usize,
     seed: u64,
 ) -> Result<Vec<Vec<f64>>, SolverError> {
+    if let PdeConfig::Custom(params) = &scenario.pde {
+        return custom_ics(scenario, params, batch, seed);
+    }
     let grid = scenario.grid()?;
     let normalised: Vec<Vec<f64>> = grid.axes()[1..].iter().map(|a| a.normalised()).collect();
     let periodic: Vec<Vec<f64>> = grid.axes()[1..]
@@ -159,6 +163,7 @@ pub fn sample_ics(
                     .iter()
                     .map(|x| a[0] * (2.0 * PI * x).sin() + a[1] * (2.0 * PI * x).cos() + a[2])
                     .collect(),
+                PdeConfig::Custom(_) => unreachable!("custom PDEs return above"),
                 PdeConfig::NavierStokes(_) => periodic[0]
                     .iter()
                     .flat_map(|&x| {
@@ -169,6 +174,58 @@ pub fn sample_ics(
                         })
                     })
                     .collect(),
+            }
+        })
+        .collect();
+    Ok(ics)
+}
+
+/// Initial conditions of a PDE defined in TOML: draws of its `[initial]`
+/// family on the grid's points (the data it is trained on), or without a
+/// family `1 + ¼·(a sin 2πx̂ + b cos 2πx̂ …)` on the normalised coordinates,
+/// kept away from zero in case the definition's rows divide by `u0`.
+fn custom_ics(
+    scenario: &Scenario,
+    params: &CustomParams,
+    batch: usize,
+    seed: u64,
+) -> Result<Vec<Vec<f64>>, SolverError> {
+    let pde = params.pde(&scenario.name)?;
+    let grid = scenario.grid()?;
+    let space = &grid.axes()[1..];
+    let points: Vec<Vec<f64>> = match space {
+        [x] => x.coords().iter().map(|&x| vec![x]).collect(),
+        [x, y] => x
+            .coords()
+            .iter()
+            .flat_map(|&x| y.coords().iter().map(move |&y| vec![x, y]))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let coordinates: Vec<f64> = points.concat();
+    let normalised: Vec<Vec<f64>> = points
+        .iter()
+        .map(|p| {
+            p.iter()
+                .zip(space)
+                .map(|(&v, a)| (v - a.coords()[0]) / a.length())
+                .collect()
+        })
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let family = pde.initial_family();
+    let ics = (0..batch)
+        .map(|_| match &family {
+            Some(family) => family.sample(&mut rng, &coordinates, space.len()),
+            None => {
+                let a: [f64; 3] = std::array::from_fn(|_| rng.random_range(-1.0..1.0));
+                normalised
+                    .iter()
+                    .map(|p| {
+                        let phase: f64 = 2.0 * PI * p.iter().sum::<f64>();
+                        1.0 + 0.25 * (a[0] * phase.sin() + a[1] * phase.cos() + a[2])
+                    })
+                    .collect()
             }
         })
         .collect();

@@ -10,6 +10,7 @@ mod eval;
 mod generate;
 mod gradcheck;
 mod gradcheck_scenario;
+mod pde;
 mod pde_arg;
 mod run;
 mod train;
@@ -43,6 +44,9 @@ enum Command {
     ValidateSolver(validate_solver::Args),
     /// Check the constraint layer's gradient against finite differences.
     Gradcheck(gradcheck::Args),
+    /// PDEs defined in TOML (`pde check`, `pde emit --target cuda`).
+    #[command(subcommand)]
+    Pde(pde::Pde),
     /// Constraint-layer tools (`constraint solve`).
     #[command(subcommand)]
     Constraint(constraint::Constraint),
@@ -61,6 +65,7 @@ impl Cli {
             Command::Generate(args) => args.run(),
             Command::ValidateSolver(args) => args.run(),
             Command::Gradcheck(args) => args.run(),
+            Command::Pde(pde) => pde.run(),
             Command::Constraint(constraint) => constraint.run(),
             Command::Bench(bench) => bench.run(),
         }
@@ -89,6 +94,7 @@ mod tests {
             "generate",
             "validate-solver",
             "gradcheck",
+            "pde",
             "constraint",
             "bench",
         ];
