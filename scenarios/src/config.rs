@@ -142,10 +142,10 @@ impl CustomParams {
                 reason: "a custom PDE needs `file` (or the definition's text as `definition`)"
                     .to_owned(),
             })?;
-        let name = self
-            .file
-            .as_ref()
-            .map_or_else(|| format!("{origin} [pde.definition]"), |f| f.display().to_string());
+        let name = self.file.as_ref().map_or_else(
+            || format!("{origin} [pde.definition]"),
+            |f| f.display().to_string(),
+        );
         CustomPde::with_parameters(text, &name, &self.parameters)
             .map_err(|e| ScenarioError::CustomPde(Box::new(e)))
     }
@@ -940,6 +940,7 @@ impl Scenario {
         let (d, r) = (&self.data, &self.data.reference);
         c.at_least("data.train_samples", d.train_samples, 1)?;
         c.at_least("data.test_samples", d.test_samples, 1)?;
+        c.at_least("data.reference.refinement", r.refinement, 1)?;
         c.range(
             "data.reference.rtol",
             r.rtol,

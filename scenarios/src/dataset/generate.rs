@@ -215,16 +215,28 @@ fn generate_custom(
     config: String,
 ) -> Result<Dataset, ScenarioError> {
     let pde = params.pde(&scenario.name)?;
-    let family = pde.initial_family().ok_or_else(|| ScenarioError::Unsupported {
-        what: "data generation without an [initial] family in the definition",
-        pde: pde.name().to_owned(),
-    })?;
+    let family = pde
+        .initial_family()
+        .ok_or_else(|| ScenarioError::Unsupported {
+            what: "data generation without an [initial] family in the definition",
+            pde: pde.name().to_owned(),
+        })?;
     let reference = &scenario.data.reference;
     let points = &scenario.dims()[1..];
     let domain = mol_domain(params, points, reference.refinement)?;
-    let mol = pde.mol().map_err(|e| ScenarioError::CustomPde(Box::new(e)))?;
+    let mol = pde
+        .mol()
+        .map_err(|e| ScenarioError::CustomPde(Box::new(e)))?;
     let t = scenario.grid()?.axis(0).coords().to_vec();
-    mol::generate(&mol, &domain, &t, family, &mol_options(scenario), options, config)
+    mol::generate(
+        &mol,
+        &domain,
+        &t,
+        family,
+        &mol_options(scenario),
+        options,
+        config,
+    )
 }
 
 /// The method-of-lines tolerances of a scenario: `data.reference.rtol`, and

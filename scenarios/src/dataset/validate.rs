@@ -96,7 +96,10 @@ pub fn validate_solver(
             };
             (Box::new(solve), points[0])
         }
-        (PdeConfig::DiffusionSorption(_) | PdeConfig::NavierStokes(_) | PdeConfig::Custom(_), _) => {
+        (
+            PdeConfig::DiffusionSorption(_) | PdeConfig::NavierStokes(_) | PdeConfig::Custom(_),
+            _,
+        ) => {
             let expected = if scenario.pde.space_dims() == 1 {
                 vec![0, 0]
             } else {

@@ -55,7 +55,8 @@ fn a_scenario_with_a_custom_pde_emits_its_definition() {
         format!(
             "name = \"ds-custom\"\n[pde]\nkind = \"custom\"\nfile = {:?}\ndomain = [[0.0, 1.0]]\n\
              [grid]\nnt = 5\nnx = 8\nt_max = 1.0\n[data]\ntrain_samples = 2\ntest_samples = 1\n\
-             [model]\nmodes = [2, 2]\n[constraint]\nexperts = [1, 2]\npoints = 10\n",
+             [model]\nmodes = [2, 2]\n[constraint]\nexperts = [1, 2]\npoints = 10\n\
+             [training]\nbatch_size = 1\nvalidate_samples = 1\n[eval]\nplots = 1\n",
             definition.display().to_string()
         ),
     )

@@ -19,6 +19,6 @@ mod world;
 pub use self::error::ParallelError;
 pub use self::launcher::Launcher;
 pub use self::layout::Layout;
-pub use self::shard::{DataShard, parameter_hash};
+pub use self::shard::DataShard;
 pub use self::transfer::{broadcast_checkpoint, broadcast_run_data};
 pub use self::world::{World, with_world};

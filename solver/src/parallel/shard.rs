@@ -135,7 +135,7 @@ impl<'c> DataShard<'c> {
 
 /// A 64-bit FNV-1a hash of the variables' names and exact values (as f64
 /// bits), cheap enough to compare across ranks every few steps.
-pub fn parameter_hash(vars: &BTreeMap<String, Var>) -> Result<u64, SolverError> {
+fn parameter_hash(vars: &BTreeMap<String, Var>) -> Result<u64, SolverError> {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {

@@ -85,7 +85,8 @@ impl Source {
 /// Whether `path` is a scenario file (it has a `[pde]` table) rather than a
 /// definition.
 fn is_scenario(path: &Path) -> anyhow::Result<bool> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     // A file that is not TOML is reported by the definition parser, with its
     // line and column.
     Ok(text
