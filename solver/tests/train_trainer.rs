@@ -146,8 +146,14 @@ fn checkpoint_round_trip_restores_variables_moments_and_extra_state() {
     let adam = checkpoint.adam(AdamConfig::default()).unwrap();
     assert_eq!(adam.count(), 6);
     let again = temp_dir("checkpoint-again").join("c.safetensors");
-    Checkpoint::save(&again, &fresh, &adam, totals).unwrap();
+    Checkpoint::save(&again, &fresh, &adam, totals, 2).unwrap();
     let reloaded = Checkpoint::load(&again).unwrap();
+    assert_eq!(
+        checkpoint.ranks(),
+        1,
+        "a single-process run records one rank"
+    );
+    assert_eq!(reloaded.ranks(), 2);
     let moments = |a: &Adam| -> Vec<(String, Vec<f64>)> {
         a.state()
             .into_iter()

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use tessera_solver::{RunDir, StepRecord};
+use tessera_solver::{Checkpoint, RunDir, StepRecord};
 use train_support::temp_dir;
 
 const STEPS: usize = 50;
@@ -255,11 +255,16 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_two_or_one_ranks() {
         .arg(&killed)
         .output()
         .unwrap());
-    ok(tessera()
+    let saved = Checkpoint::load(&RunDir::new(&single).checkpoint()).unwrap();
+    assert_eq!(saved.ranks(), 2, "the checkpoint records the job's ranks");
+    let resumed = tessera()
         .args(["train", "--quiet", "--resume"])
         .arg(&single)
         .output()
-        .unwrap());
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr).into_owned();
+    ok(resumed);
+    assert!(stderr.contains("written by 2 rank(s)"), "{stderr}");
     let reference = records(&straight);
     assert_eq!(records(&killed), reference, "same ranks: an exact resume");
     // Another number of ranks sums in another order: equal to rounding only.

@@ -36,6 +36,9 @@ pub struct Totals {
 pub struct Checkpoint {
     /// The run's totals at the checkpoint.
     pub totals: Totals,
+    /// Processes that trained the run up to this checkpoint (see
+    /// [`Checkpoint::ranks`]).
+    ranks: usize,
     adam_count: u64,
     vars: BTreeMap<String, Tensor>,
     adam: Vec<(String, Tensor)>,
@@ -44,12 +47,13 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// Saves `model`'s variables and extra state, `adam`'s state and `totals`
-    /// to `path` atomically.
+    /// to `path` atomically, recording that `ranks` processes trained it.
     pub fn save<M: Trainable + ?Sized>(
         path: &Path,
         model: &M,
         adam: &Adam,
         totals: Totals,
+        ranks: usize,
     ) -> Result<(), SolverError> {
         let mut tensors: Vec<(String, Tensor)> = model
             .vars()
@@ -72,6 +76,7 @@ impl Checkpoint {
             ("failed_solves".to_owned(), totals.failed_solves.to_string()),
             ("solves".to_owned(), totals.solves.to_string()),
             ("adam_count".to_owned(), adam.count().to_string()),
+            ("ranks".to_owned(), ranks.to_string()),
         ]);
         write_atomic_with(path, |tmp| {
             safetensors::serialize_to_file(tensors, Some(metadata), tmp).map_err(|source| {
@@ -81,6 +86,13 @@ impl Checkpoint {
                 }
             })
         })
+    }
+
+    /// Processes (MPI ranks) that trained the run up to this checkpoint. A run
+    /// resumed under another count continues to rounding, not bit for bit:
+    /// the gradient sums are taken in another order.
+    pub fn ranks(&self) -> usize {
+        self.ranks
     }
 
     /// Reads a checkpoint written by [`Checkpoint::save`].
@@ -125,8 +137,14 @@ impl Checkpoint {
             solves: number("solves")?,
         };
         let adam_count = number("adam_count")? as u64;
+        // Checkpoints written before multi-rank training record no count.
+        let ranks = match metadata.get("ranks") {
+            Some(_) => number("ranks")?,
+            None => 1,
+        };
         let mut checkpoint = Self {
             totals,
+            ranks,
             adam_count,
             vars: BTreeMap::new(),
             adam: Vec::new(),

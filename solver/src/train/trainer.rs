@@ -106,6 +106,7 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
             }
             _ => (DataShard::whole(), true),
         };
+        let ranks = self.world.map_or(1, World::size);
         if root {
             self.run.create()?;
         }
@@ -152,7 +153,7 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
                 }
                 metrics.append(&record)?;
                 if checkpoint {
-                    Checkpoint::save(&self.run.checkpoint(), self.model, &adam, totals)?;
+                    Checkpoint::save(&self.run.checkpoint(), self.model, &adam, totals, ranks)?;
                 }
             }
             if observer(&record, &totals).is_break() {

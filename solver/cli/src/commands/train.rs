@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use tessera_scenarios::Scenario;
 use tessera_solver::{
-    Claim, Layout, Model, RunData, RunDir, Totals, TrainOptions, TrainOutcome, Trainer, World,
-    broadcast_run_data, with_world,
+    Checkpoint, Claim, Layout, Model, RunData, RunDir, Totals, TrainOptions, TrainOutcome, Trainer,
+    World, broadcast_run_data, with_world,
 };
 
 use crate::progress::TrainingBar;
@@ -74,6 +74,16 @@ impl Args {
             force: self.force,
         };
         let _lock = world.is_root().then(|| run.claim(claim)).transpose()?;
+        if resume && world.is_root() {
+            let saved = Checkpoint::load(&run.checkpoint())?.ranks();
+            if saved != world.size() {
+                eprintln!(
+                    "note: the checkpoint was written by {saved} rank(s), this run has {}: it \
+                     continues to rounding, not bit for bit",
+                    world.size()
+                );
+            }
+        }
         let (_, _, totals) = train(&scenario, &run, resume, self.quiet, world)?;
         if !world.is_root() {
             return Ok(());
