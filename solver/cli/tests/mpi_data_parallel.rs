@@ -6,6 +6,7 @@
 //! Run these tests one at a time (`--test-threads=1`): each starts two ranks.
 #![cfg(feature = "mpi")]
 
+mod cli_support;
 #[path = "../../tests/train_support/mod.rs"]
 mod train_support;
 
@@ -13,14 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use cli_support::{ok, records, tessera, tiny_scenario};
 use tessera_solver::{Checkpoint, RunDir, StepRecord};
 use train_support::temp_dir;
 
 const STEPS: usize = 50;
-
-fn tessera() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-}
 
 /// `mpirun -np ranks tessera …` with the options containers need, one rayon
 /// thread per rank and no binding (the ranks share this machine's cores).
@@ -43,68 +41,15 @@ fn mpirun(ranks: usize) -> Command {
     command
 }
 
-fn ok(output: Output) -> Output {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-/// A tiny diffusion–sorption PI-HC-MoE scenario with an f64 backbone and a
-/// batch of 2, so the two ranks each run one sample.
+/// The tiny run of these tests, with an f64 backbone and warm-started solves.
 fn scenario_file(dir: &Path) -> PathBuf {
-    let text = format!(
-        r#"
-name = "tiny-mpi"
-seed = 9
-[pde]
-kind = "diffusion-sorption"
-[grid]
-nt = 8
-nx = 16
-t_max = 500.0
-[data]
-train_samples = 4
-test_samples = 2
-cache_dir = "{}"
-[data.reference]
-rtol = 1e-6
-[model]
-widths = [4, 6, 6]
-modes = [2, 3]
-fc_dim = 8
-n_basis = 6
-dtype = "f64"
-[constraint]
-method = "moe"
-experts = [1, 2]
-points = 24
-init = "warm"
-[training]
-steps = {STEPS}
-batch_size = 2
-checkpoint_every = 5
-validate_every = 25
-validate_samples = 1
-[eval]
-plots = 1
-"#,
-        dir.join("cache").display()
-    );
-    let path = dir.join("tiny.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn records(run: &Path) -> Vec<StepRecord> {
-    RunDir::new(run)
-        .read_metrics()
-        .unwrap()
-        .into_iter()
-        .map(|r| StepRecord { seconds: 0.0, ..r })
-        .collect()
+    tiny_scenario(
+        dir,
+        ("tiny-mpi", 9),
+        (STEPS, 25),
+        "dtype = \"f64\"",
+        "init = \"warm\"",
+    )
 }
 
 fn assert_close(a: &[StepRecord], b: &[StepRecord], rtol: f64) {

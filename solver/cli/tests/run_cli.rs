@@ -2,81 +2,23 @@
 //! with SIGKILL after its first checkpoint and resumed, which must end with the
 //! same metrics and test error as an uninterrupted run.
 
+mod cli_support;
 #[path = "../../tests/train_support/mod.rs"]
 mod train_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tessera_solver::{RunDir, StepRecord, Summary};
+use cli_support::{ok, records, tessera, tiny_scenario};
+use tessera_solver::{RunDir, Summary};
 use train_support::temp_dir;
 
 const STEPS: usize = 120;
 
-fn tessera() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-}
-
-fn ok(output: Output) -> Output {
-    assert!(
-        output.status.success(),
-        "tessera failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-/// A tiny diffusion–sorption scenario (PI-HC-MoE) whose data is cached in `dir`.
+/// The tiny run of these tests.
 fn scenario_file(dir: &Path) -> PathBuf {
-    let text = format!(
-        r#"
-name = "tiny-cli"
-seed = 4
-[pde]
-kind = "diffusion-sorption"
-[grid]
-nt = 8
-nx = 16
-t_max = 500.0
-[data]
-train_samples = 4
-test_samples = 2
-cache_dir = "{}"
-[data.reference]
-rtol = 1e-6
-[model]
-widths = [4, 6, 6]
-modes = [2, 3]
-fc_dim = 8
-n_basis = 6
-[constraint]
-method = "moe"
-experts = [1, 2]
-points = 24
-[training]
-steps = {STEPS}
-batch_size = 2
-checkpoint_every = 5
-validate_every = 40
-validate_samples = 1
-[eval]
-plots = 1
-"#,
-        dir.join("cache").display()
-    );
-    let path = dir.join("tiny.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn without_seconds(run: &Path) -> Vec<StepRecord> {
-    RunDir::new(run)
-        .read_metrics()
-        .unwrap()
-        .into_iter()
-        .map(|r| StepRecord { seconds: 0.0, ..r })
-        .collect()
+    tiny_scenario(dir, ("tiny-cli", 4), (STEPS, 40), "", "")
 }
 
 fn eval_summary(run: &Path) -> Summary {
@@ -162,8 +104,8 @@ fn sigkill_and_resume_match_an_uninterrupted_run() {
         .arg(&killed)
         .output()
         .unwrap());
-    let a = without_seconds(&straight);
-    let b = without_seconds(&killed);
+    let a = records(&straight);
+    let b = records(&killed);
     assert_eq!(a.len(), STEPS);
     assert_eq!(a, b);
     let (sa, sb) = (eval_summary(&straight), eval_summary(&killed));
