@@ -14,7 +14,7 @@ use std::sync::Arc;
 use num_dual::DualNum;
 use tessera_meshes::{Grid, LinearOperator};
 
-use crate::ConstraintError;
+use crate::{ConstraintError, pointwise};
 
 /// One linear term `z_j = D_j u` of the PDE.
 #[derive(Debug, Clone)]
@@ -70,6 +70,38 @@ pub trait Pde: Send + Sync {
     /// residuals. Generic over the number type so one definition yields value,
     /// gradient and Hessian.
     fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]);
+
+    /// Residual values at a block of points: `z` is `[n, d]`, `values`
+    /// `[n, m]` (layouts of [`crate::pointwise`], which checks the lengths
+    /// before calling). The default runs [`Pde::residual`] point by point, which
+    /// for a residual compiled from Rust is as fast as it gets; a PDE whose
+    /// residual is interpreted (a [`crate::expr::Tape`]) overrides the three
+    /// block methods to run each instruction over the whole block, which pays
+    /// the interpreter's dispatch once per block instead of once per point.
+    fn residual_values_block(&self, d: usize, z: &[f64], values: &mut [f64]) {
+        pointwise::values_per_point(self, d, z, values);
+    }
+
+    /// Values and gradients `[n, m, d]` at a block of points; as
+    /// [`Pde::residual_values_block`], the default runs [`Pde::residual`] on
+    /// `DualSVec64<d>` point by point.
+    fn residual_gradients_block(&self, d: usize, z: &[f64], values: &mut [f64], grads: &mut [f64]) {
+        pointwise::gradients_per_point(self, d, z, values, grads);
+    }
+
+    /// Values, gradients and Hessians `[n, m, d, d]` at a block of points; as
+    /// [`Pde::residual_values_block`], the default runs [`Pde::residual`] on
+    /// `Dual2SVec64<d>` point by point.
+    fn residual_hessians_block(
+        &self,
+        d: usize,
+        z: &[f64],
+        values: &mut [f64],
+        grads: &mut [f64],
+        hessians: &mut [f64],
+    ) {
+        pointwise::hessians_per_point(self, d, z, values, grads, hessians);
+    }
 
     /// Initial/boundary-condition rows for one sample with initial condition `ic`
     /// (values at the first time level, laid out `[x, (y)]`).

@@ -1,10 +1,16 @@
 //! Exact pointwise derivatives of a PDE residual `F(z)` in its terms `z`, from the
 //! one generic [`Pde::residual`] evaluated on forward-mode dual numbers.
 //!
-//! The number of terms `d` is small (at most [`MAX_TERMS`]), so every kernel
-//! dispatches once per batch of points on `d` to code monomorphised for that `d`
-//! (`DualSVec64<d>` for gradients, `Dual2SVec64<d>` for Hessians). Those numbers
-//! live on the stack: nothing allocates per point.
+//! [`values`], [`gradients`] and [`hessians`] check the layouts and hand the
+//! whole block of points to the PDE's block methods
+//! ([`Pde::residual_gradients_block`], …): by default those run the
+//! `*_per_point` functions here, and a PDE with an interpreted residual runs its
+//! tape an instruction at a time over the block instead.
+//!
+//! Per point, the number of terms `d` is small (at most [`MAX_TERMS`]), so every
+//! kernel dispatches once per batch of points on `d` to code monomorphised for
+//! that `d` (`DualSVec64<d>` for gradients, `Dual2SVec64<d>` for Hessians). Those
+//! numbers live on the stack: nothing allocates per point.
 //!
 //! Layouts (row-major, one block per point): `z` is `[n, d]`, values `[n, m]`,
 //! gradients `[n, m, d]`, Hessians `[n, m, d, d]` with `m = n_equations`.
@@ -20,19 +26,11 @@ pub const MAX_TERMS: usize = 8;
 /// Residual values `F(z)` at `n` points: `z` is `[n, d]`, `values` is `[n, m]`.
 ///
 /// # Panics
-/// If the slice lengths disagree with `d` and `pde.n_equations()`.
+/// If `d` is 0 or the slice lengths disagree with `d` and `pde.n_equations()`.
 #[track_caller]
-pub fn values<P: Pde>(pde: &P, d: usize, z: &[f64], values: &mut [f64]) {
-    let m = pde.n_equations();
-    assert_eq!(z.len() % d, 0, "z is not a whole number of points");
-    assert_eq!(
-        values.len(),
-        z.len() / d * m,
-        "values buffer has the wrong length"
-    );
-    for (zp, out) in z.chunks_exact(d).zip(values.chunks_exact_mut(m)) {
-        pde.residual::<f64>(zp, out);
-    }
+pub fn values<P: Pde + ?Sized>(pde: &P, d: usize, z: &[f64], values: &mut [f64]) {
+    check_lengths(pde, d, z, values, &[], 0);
+    pde.residual_values_block(d, z, values);
 }
 
 /// Values and gradients `∂F/∂z_j` at `n` points (`grads` is `[n, m, d]`).
@@ -40,7 +38,65 @@ pub fn values<P: Pde>(pde: &P, d: usize, z: &[f64], values: &mut [f64]) {
 /// # Panics
 /// If `d` is 0 or above [`MAX_TERMS`], or the slice lengths disagree.
 #[track_caller]
-pub fn gradients<P: Pde>(pde: &P, d: usize, z: &[f64], values: &mut [f64], grads: &mut [f64]) {
+pub fn gradients<P: Pde + ?Sized>(
+    pde: &P,
+    d: usize,
+    z: &[f64],
+    values: &mut [f64],
+    grads: &mut [f64],
+) {
+    check_terms(d);
+    check_lengths(pde, d, z, values, grads, d);
+    pde.residual_gradients_block(d, z, values, grads);
+}
+
+/// Values, gradients and Hessians `∂²F/∂z_j∂z_l` at `n` points (`hessians` is
+/// `[n, m, d, d]`).
+///
+/// # Panics
+/// As [`gradients`], or if `hessians` has the wrong length.
+#[track_caller]
+pub fn hessians<P: Pde + ?Sized>(
+    pde: &P,
+    d: usize,
+    z: &[f64],
+    values: &mut [f64],
+    grads: &mut [f64],
+    hessians: &mut [f64],
+) {
+    check_terms(d);
+    check_lengths(pde, d, z, values, grads, d);
+    check_lengths(pde, d, z, values, hessians, d * d);
+    pde.residual_hessians_block(d, z, values, grads, hessians);
+}
+
+/// [`values`] by [`Pde::residual`] on `f64`, point by point (the default of
+/// [`Pde::residual_values_block`]).
+///
+/// # Panics
+/// As [`values`].
+#[track_caller]
+pub fn values_per_point<P: Pde + ?Sized>(pde: &P, d: usize, z: &[f64], values: &mut [f64]) {
+    check_lengths(pde, d, z, values, &[], 0);
+    let m = pde.n_equations();
+    for (zp, out) in z.chunks_exact(d).zip(values.chunks_exact_mut(m)) {
+        pde.residual::<f64>(zp, out);
+    }
+}
+
+/// [`gradients`] by [`Pde::residual`] on `DualSVec64<d>`, point by point (the
+/// default of [`Pde::residual_gradients_block`]).
+///
+/// # Panics
+/// As [`gradients`].
+#[track_caller]
+pub fn gradients_per_point<P: Pde + ?Sized>(
+    pde: &P,
+    d: usize,
+    z: &[f64],
+    values: &mut [f64],
+    grads: &mut [f64],
+) {
     check_lengths(pde, d, z, values, grads, d);
     match d {
         1 => gradients_n::<P, 1>(pde, z, values, grads),
@@ -55,13 +111,13 @@ pub fn gradients<P: Pde>(pde: &P, d: usize, z: &[f64], values: &mut [f64], grads
     }
 }
 
-/// Values, gradients and Hessians `∂²F/∂z_j∂z_l` at `n` points (`hessians` is
-/// `[n, m, d, d]`).
+/// [`hessians`] by [`Pde::residual`] on `Dual2SVec64<d>`, point by point (the
+/// default of [`Pde::residual_hessians_block`]).
 ///
 /// # Panics
-/// As [`gradients`], or if `hessians` has the wrong length.
+/// As [`hessians`].
 #[track_caller]
-pub fn hessians<P: Pde>(
+pub fn hessians_per_point<P: Pde + ?Sized>(
     pde: &P,
     d: usize,
     z: &[f64],
@@ -85,7 +141,15 @@ pub fn hessians<P: Pde>(
 }
 
 #[track_caller]
-fn check_lengths<P: Pde>(
+fn check_terms(d: usize) {
+    assert!(
+        (1..=MAX_TERMS).contains(&d),
+        "{d} terms: supported are 1..={MAX_TERMS}"
+    );
+}
+
+#[track_caller]
+fn check_lengths<P: Pde + ?Sized>(
     pde: &P,
     d: usize,
     z: &[f64],
@@ -107,7 +171,12 @@ fn check_lengths<P: Pde>(
     );
 }
 
-fn gradients_n<P: Pde, const D: usize>(pde: &P, z: &[f64], values: &mut [f64], grads: &mut [f64]) {
+fn gradients_n<P: Pde + ?Sized, const D: usize>(
+    pde: &P,
+    z: &[f64],
+    values: &mut [f64],
+    grads: &mut [f64],
+) {
     let m = pde.n_equations();
     let mut zd = [DualSVec64::<D>::from_re(0.0); D];
     let mut out = vec![DualSVec64::<D>::from_re(0.0); m];
@@ -130,7 +199,7 @@ fn gradients_n<P: Pde, const D: usize>(pde: &P, z: &[f64], values: &mut [f64], g
     }
 }
 
-fn hessians_n<P: Pde, const D: usize>(
+fn hessians_n<P: Pde + ?Sized, const D: usize>(
     pde: &P,
     z: &[f64],
     values: &mut [f64],

@@ -322,6 +322,27 @@ impl Pde for AnyPde {
         forward!(self, p => p.residual(z, out))
     }
 
+    // The block methods are forwarded too: a defined PDE's are its block
+    // evaluator, which the defaults here would bypass.
+    fn residual_values_block(&self, d: usize, z: &[f64], values: &mut [f64]) {
+        forward!(self, p => p.residual_values_block(d, z, values))
+    }
+
+    fn residual_gradients_block(&self, d: usize, z: &[f64], values: &mut [f64], grads: &mut [f64]) {
+        forward!(self, p => p.residual_gradients_block(d, z, values, grads))
+    }
+
+    fn residual_hessians_block(
+        &self,
+        d: usize,
+        z: &[f64],
+        values: &mut [f64],
+        grads: &mut [f64],
+        hessians: &mut [f64],
+    ) {
+        forward!(self, p => p.residual_hessians_block(d, z, values, grads, hessians))
+    }
+
     fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
         forward!(self, p => p.linear_rows(grid, ic))
     }

@@ -193,3 +193,45 @@ offset = "initial"
     let want = [z[1] + z[0] * z[2] - 0.01 * z[3], z[2].tanh() * z[1]];
     assert_close("system", &out, &want, 1e-15);
 }
+
+/// The block evaluator (what [`pointwise`] runs for a defined PDE) against the
+/// per-point one on the same definition, at block sizes around its chunks of
+/// 64 points and the solver's blocks of 256.
+fn compare_block_and_per_point(pde: &CustomPde, d: usize, z: &[f64]) {
+    let m = pde.n_equations();
+    for n in [1, 5, 63, 64, 65, 200, 256, 257] {
+        let z = &z[..n * d];
+        let (mut v, mut vp) = (vec![0.0; n * m], vec![0.0; n * m]);
+        pointwise::values(pde, d, z, &mut v);
+        pointwise::values_per_point(pde, d, z, &mut vp);
+        let (mut g, mut gp) = (vec![0.0; n * m * d], vec![0.0; n * m * d]);
+        let (mut h, mut hp) = (vec![0.0; n * m * d * d], vec![0.0; n * m * d * d]);
+        pointwise::hessians_per_point(pde, d, z, &mut vp, &mut gp, &mut hp);
+        assert_values(&v, &vp, &gp, z, d);
+        pointwise::hessians(pde, d, z, &mut v, &mut g, &mut h);
+        assert_values(&v, &vp, &gp, z, d);
+        assert_close("gradient (block, Hessian path)", &g, &gp, 1e-13);
+        assert_close("hessian (block)", &h, &hp, 1e-13);
+        pointwise::gradients_per_point(pde, d, z, &mut vp, &mut gp);
+        pointwise::gradients(pde, d, z, &mut v, &mut g);
+        assert_values(&v, &vp, &gp, z, d);
+        assert_close("gradient (block)", &g, &gp, 1e-13);
+    }
+}
+
+#[test]
+fn block_evaluation_of_the_shipped_definitions_is_the_per_point_one() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    // u on both sides of max(u, 0), and on it.
+    let z: Vec<f64> = (0..3 * 257)
+        .map(|k| match k % 3 {
+            0 if k % 11 == 0 => 0.0,
+            0 => rng.random_range(-0.5..1.5),
+            1 => rng.random_range(-1e-2..1e-2),
+            _ => rng.random_range(-50.0..50.0),
+        })
+        .collect();
+    compare_block_and_per_point(&shipped("diffusion-sorption"), 3, &z);
+    let z: Vec<f64> = (0..6 * 257).map(|_| rng.random_range(-3.0..3.0)).collect();
+    compare_block_and_per_point(&shipped("navier-stokes"), 6, &z);
+}

@@ -30,6 +30,7 @@
 //! is NaN or infinite with the given parameter values, and a row that does not
 //! depend on any term.
 
+pub mod block;
 pub mod compile;
 pub mod cuda;
 pub mod error;

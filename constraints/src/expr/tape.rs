@@ -1,5 +1,6 @@
 //! The compiled form of a residual definition: a flat list of instructions over
-//! numbered slots, run once per point on any dual-number type.
+//! numbered slots, run once per point on any dual-number type (or an
+//! instruction at a time over a block of points: [`super::block`]).
 //!
 //! Each instruction writes one slot from earlier slots and constants (the
 //! definition's parameters are folded in as constants when it is compiled).
@@ -214,7 +215,18 @@ impl Op {
     /// The value of the operation with slots read from `r`.
     #[inline(always)]
     fn apply<D: DualNum<Primitive = f64> + Copy>(&self, r: &[D]) -> D {
-        let s = |i: Slot| r[i as usize];
+        self.apply_with(|i| r[i as usize])
+    }
+
+    /// The value of the operation with slot `i` read as `s(i)`: the one
+    /// definition of every operation, for the per-point register file and for
+    /// the block evaluator's operands (which it passes by value, keeping them
+    /// in registers).
+    #[inline(always)]
+    pub(super) fn apply_with<D: DualNum<Primitive = f64> + Copy>(
+        &self,
+        s: impl Fn(Slot) -> D,
+    ) -> D {
         match *self {
             Self::Const(c) => D::from(c),
             Self::Add(a, b) => s(a) + s(b),

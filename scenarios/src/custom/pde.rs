@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use num_dual::{Dual2SVec64, DualNum};
 use rustfft::num_complex::Complex64;
+use tessera_constraints::expr::block::MAX_BLOCK_INPUTS;
 use tessera_constraints::expr::{self, ExprError, Origin, Scope, Tape};
-use tessera_constraints::{ConstraintError, LinearRow, Pde, Term};
+use tessera_constraints::{ConstraintError, LinearRow, Pde, Term, pointwise};
 use tessera_meshes::ops::compose::Compose;
 use tessera_meshes::ops::scale::Scale;
 use tessera_meshes::ops::spectral::FourierMultiplier;
@@ -208,6 +209,42 @@ impl Pde for CustomPde {
     #[inline]
     fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]) {
         self.residual.eval(z, out);
+    }
+
+    /// The tape an instruction at a time over the block (see
+    /// [`tessera_constraints::expr::block`]): interpreting it point by point
+    /// paid its dispatch at every point. A `d` other than the tape's inputs
+    /// takes the per-point path, which reports it.
+    fn residual_values_block(&self, d: usize, z: &[f64], values: &mut [f64]) {
+        if d == self.residual.n_inputs() {
+            self.residual.eval_block(z, values);
+        } else {
+            pointwise::values_per_point(self, d, z, values);
+        }
+    }
+
+    fn residual_gradients_block(&self, d: usize, z: &[f64], values: &mut [f64], grads: &mut [f64]) {
+        if d == self.residual.n_inputs() && d <= MAX_BLOCK_INPUTS {
+            self.residual.eval_gradients_block(z, values, grads);
+        } else {
+            pointwise::gradients_per_point(self, d, z, values, grads);
+        }
+    }
+
+    fn residual_hessians_block(
+        &self,
+        d: usize,
+        z: &[f64],
+        values: &mut [f64],
+        grads: &mut [f64],
+        hessians: &mut [f64],
+    ) {
+        if d == self.residual.n_inputs() && d <= MAX_BLOCK_INPUTS {
+            self.residual
+                .eval_hessians_block(z, values, grads, hessians);
+        } else {
+            pointwise::hessians_per_point(self, d, z, values, grads, hessians);
+        }
     }
 
     fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
