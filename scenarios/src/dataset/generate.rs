@@ -133,6 +133,10 @@ pub fn generate(scenario: &Scenario, options: &Generation) -> Result<Dataset, Sc
     }
     scenario.validate()?;
     let config = scenario.to_toml_string();
+    // The method-of-lines generator draws its own progress bar.
+    if let PdeConfig::Custom(params) = &scenario.pde {
+        return generate_custom(scenario, params, options, config);
+    }
     let grid = scenario.grid()?;
     let t = grid.axis(0).coords().to_vec();
     let bar = progress(options.samples, options.quiet, "generating");
@@ -189,10 +193,6 @@ pub fn generate(scenario: &Scenario, options: &Generation) -> Result<Dataset, Sc
             })?;
             let coords: Vec<f64> = (0..m).map(|i| i as f64 / m as f64).collect();
             Dataset::new(t, coords.clone(), Some(coords), config, samples)?
-        }
-        PdeConfig::Custom(params) => {
-            bar.finish_and_clear();
-            return generate_custom(scenario, params, options, config);
         }
         other => {
             return Err(ScenarioError::Unsupported {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use cli_support::{ok, records, tessera, tiny_scenario};
+use cli_support::{ok, records, tessera, tiny_scenario, train_until_checkpoint};
 use tessera_solver::{Checkpoint, RunDir, StepRecord};
 use train_support::temp_dir;
 
@@ -150,22 +150,13 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_two_or_one_ranks() {
     let (straight, killed) = (dir.join("straight"), dir.join("killed"));
     ok(train(&mut mpirun(2), &scenario, &straight));
 
-    let mut job = mpirun(2)
-        .arg("train")
-        .arg(&scenario)
-        .arg("--quiet")
-        .arg("--out")
-        .arg(&killed)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let checkpoint = RunDir::new(&killed).checkpoint();
-    let started = Instant::now();
-    while !checkpoint.exists() {
-        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut job = train_until_checkpoint(
+        &mut mpirun(2),
+        &scenario,
+        &killed,
+        Stdio::piped(),
+        Duration::from_secs(60),
+    );
     let victim = rank_pid(job.id(), 1).expect("rank 1 of the job");
     // SAFETY: sending SIGKILL to a process this test started (through mpirun).
     unsafe { libc::kill(victim as i32, libc::SIGKILL) };

@@ -8,9 +8,9 @@ mod train_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cli_support::{ok, records, tessera, tiny_scenario};
+use cli_support::{ok, records, tessera, tiny_scenario, train_until_checkpoint};
 use tessera_solver::{RunDir, Summary};
 use train_support::temp_dir;
 
@@ -73,22 +73,13 @@ fn sigkill_and_resume_match_an_uninterrupted_run() {
         .output()
         .unwrap());
 
-    let mut child = tessera()
-        .arg("train")
-        .arg(&scenario)
-        .arg("--quiet")
-        .arg("--out")
-        .arg(&killed)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let checkpoint = RunDir::new(&killed).checkpoint();
-    let started = Instant::now();
-    while !checkpoint.exists() {
-        assert!(started.elapsed() < Duration::from_secs(30), "no checkpoint");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let mut child = train_until_checkpoint(
+        &mut tessera(),
+        &scenario,
+        &killed,
+        Stdio::null(),
+        Duration::from_secs(30),
+    );
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
     let done = RunDir::new(&killed).read_metrics().unwrap().len();

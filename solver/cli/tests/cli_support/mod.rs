@@ -2,7 +2,8 @@
 //! diffusion–sorption PI-HC-MoE run small enough to train in seconds.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use tessera_solver::{RunDir, StepRecord};
 
@@ -83,4 +84,32 @@ pub fn records(run: &Path) -> Vec<StepRecord> {
         .into_iter()
         .map(|r| StepRecord { seconds: 0.0, ..r })
         .collect()
+}
+
+/// Starts `command train scenario --out out` (quiet, stdout discarded) and
+/// returns once its first checkpoint exists, failing after `within`.
+pub fn train_until_checkpoint(
+    command: &mut Command,
+    scenario: &Path,
+    out: &Path,
+    stderr: Stdio,
+    within: Duration,
+) -> Child {
+    let child = command
+        .arg("train")
+        .arg(scenario)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let checkpoint = RunDir::new(out).checkpoint();
+    let started = Instant::now();
+    while !checkpoint.exists() {
+        assert!(started.elapsed() < within, "no checkpoint");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child
 }

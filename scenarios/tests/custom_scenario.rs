@@ -1,0 +1,140 @@
+//! Scenarios whose `[pde]` is a TOML definition (`kind = "custom"`): the
+//! shipped Burgers and Allen–Cahn scenarios load, carry their definition into
+//! the run's config, take parameter overrides, generate ground truth with the
+//! method of lines, and bad tables are typed errors.
+
+use std::path::{Path, PathBuf};
+
+use tessera_scenarios::config::PdeConfig;
+use tessera_scenarios::dataset::{Generation, Split, generate, validate_solver};
+use tessera_scenarios::{Scenario, ScenarioError};
+
+fn scenario_path(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(file)
+}
+
+fn custom(scenario: &Scenario) -> &tessera_scenarios::config::CustomParams {
+    match &scenario.pde {
+        PdeConfig::Custom(params) => params,
+        other => panic!("expected a custom PDE, got {}", other.kind()),
+    }
+}
+
+/// A small Burgers scenario text pointing at the shipped definition.
+fn burgers_text(extra_pde: &str) -> String {
+    let definition = scenario_path("pdes/burgers.toml");
+    format!(
+        "name = \"b\"\n[pde]\nkind = \"custom\"\nfile = {:?}\ndomain = [[0.0, 1.0]]\n{extra_pde}\n\
+         [grid]\nnt = 6\nnx = 16\nt_max = 0.2\n[data]\ntrain_samples = 2\ntest_samples = 2\n\
+         [data.reference]\nrtol = 1e-8\nrefinement = 2\n[model]\nmodes = [2, 4]\n\
+         [constraint]\nexperts = [1, 2]\npoints = 20\n[training]\nbatch_size = 1\n\
+         validate_samples = 1\n[eval]\nplots = 1\n",
+        definition.display().to_string()
+    )
+}
+
+#[test]
+fn shipped_custom_scenarios_load_with_their_domain_and_periodic_grid() {
+    for (file, lo, hi) in [
+        ("burgers-small.toml", 0.0, 1.0),
+        ("allen-cahn-small.toml", -1.0, 1.0),
+    ] {
+        let scenario = Scenario::from_file(scenario_path(file)).unwrap();
+        let params = custom(&scenario);
+        assert!(params.definition.is_some(), "{file}: definition read");
+        let grid = scenario.grid().unwrap();
+        let x = grid.axis(1);
+        assert!(x.is_periodic(), "{file}");
+        assert_eq!(x.coords().len(), scenario.grid.nx);
+        assert_eq!(x.coords()[0], lo, "{file}");
+        // Periodic: the last point is one spacing short of `hi`.
+        let h = (hi - lo) / scenario.grid.nx as f64;
+        assert!(
+            (x.coords()[scenario.grid.nx - 1] - (hi - h)).abs() < 1e-12,
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn the_run_config_carries_the_definition_and_reads_back_without_the_file() {
+    let scenario = Scenario::from_file(scenario_path("burgers-small.toml")).unwrap();
+    let text = scenario.to_toml_string();
+    // Written elsewhere, the `file` path no longer resolves; the text is used.
+    let back = Scenario::from_str(&text, "run/config.toml").unwrap();
+    assert_eq!(back, scenario);
+    let mut moved = back.clone();
+    if let PdeConfig::Custom(p) = &mut moved.pde {
+        p.file = Some(PathBuf::from("no/such/definition.toml"));
+    }
+    let reread = Scenario::from_str(&moved.to_toml_string(), "moved").unwrap();
+    assert_eq!(custom(&reread).definition, custom(&scenario).definition);
+}
+
+#[test]
+fn parameter_overrides_reach_the_pde_and_unknown_ones_are_errors() {
+    let mut scenario = Scenario::from_str(&burgers_text(""), "b.toml").unwrap();
+    scenario.set("pde.parameters.nu=0.25").unwrap();
+    assert_eq!(custom(&scenario).parameters["nu"], 0.25);
+    let err = scenario.set("pde.parameters.viscosity=0.1").unwrap_err();
+    assert!(err.to_string().contains("viscosity"), "{err}");
+    assert_eq!(
+        custom(&scenario).parameters["nu"],
+        0.25,
+        "unchanged on error"
+    );
+    let err = Scenario::from_str(&burgers_text("parameters = { nu = nan }"), "b.toml").unwrap_err();
+    assert!(err.to_string().contains("not finite"), "{err}");
+}
+
+#[test]
+fn bad_custom_tables_are_typed_errors() {
+    let wrong_axes =
+        burgers_text("").replace("domain = [[0.0, 1.0]]", "domain = [[0.0, 1.0], [0.0, 1.0]]");
+    match Scenario::from_str(&wrong_axes, "b.toml") {
+        Err(ScenarioError::ConfigInvalid { key, .. }) => assert_eq!(key, "pde.domain"),
+        other => panic!("expected pde.domain, got {other:?}"),
+    }
+    let empty = burgers_text("").replace("domain = [[0.0, 1.0]]", "domain = [[1.0, 1.0]]");
+    assert!(matches!(
+        Scenario::from_str(&empty, "b.toml"),
+        Err(ScenarioError::ConfigInvalid { .. })
+    ));
+    let missing = burgers_text("").replace("pdes/burgers.toml", "pdes/no-such.toml");
+    let err = Scenario::from_str(&missing, "b.toml").unwrap_err();
+    assert!(matches!(err, ScenarioError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("no-such.toml"), "{err}");
+    let broken = "name = \"bad\"\nspace = [\"x\"]\nresidual = \"u_t - k * u\"\n[terms]\nu = \"u\"\nu_t = \"dt\"\n";
+    let file_line = format!(
+        "file = {:?}\n",
+        scenario_path("pdes/burgers.toml").display().to_string()
+    );
+    let text = burgers_text(&format!("definition = {broken:?}")).replace(&file_line, "");
+    let err = Scenario::from_str(&text, "s.toml").unwrap_err();
+    assert!(matches!(err, ScenarioError::CustomPde(_)), "{err}");
+    // `k` is undefined: the error points into the definition text, line 3.
+    assert!(err.to_string().contains(":3:"), "{err}");
+}
+
+#[test]
+fn ground_truth_from_the_definition_agrees_with_an_independent_coarse_solve() {
+    // ν = 0.1 keeps the fronts resolved on this 16-point grid.
+    let scenario =
+        Scenario::from_str(&burgers_text("parameters = { nu = 0.1 }"), "b.toml").unwrap();
+    let options = Generation {
+        quiet: true,
+        ..Generation::for_split(&scenario, Split::Test)
+    };
+    let data = generate(&scenario, &options).unwrap();
+    assert_eq!(data.dims(), vec![6, 16]);
+    let grid = scenario.grid().unwrap();
+    assert_eq!(data.x(), grid.axis(1).coords());
+    // The data were solved on a 2× finer grid; validate-solver re-solves on
+    // the data's own grid. They differ by the O(h²) discretisation error only.
+    let check = validate_solver(&scenario, &data, true).unwrap();
+    assert!(check.rel_l2_mean < 2e-2, "{check:?}");
+    assert!(
+        check.rel_l2_mean > 0.0,
+        "two different grids cannot agree exactly"
+    );
+}
