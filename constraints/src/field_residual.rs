@@ -19,6 +19,8 @@ pub struct FieldResidual<P: Pde> {
     pde: Arc<P>,
     terms: Vec<Term>,
     n_points: usize,
+    /// The grid's coordinates `[points, ndim]` if the residual reads them.
+    coords: Vec<f64>,
 }
 
 impl<P: Pde> FieldResidual<P> {
@@ -34,10 +36,16 @@ impl<P: Pde> FieldResidual<P> {
         }
         // Terms that only linear rows use do not enter the residual.
         terms.truncate(residual_term_count(pde.as_ref(), terms.len())?);
+        let coords = if pde.uses_coordinates() {
+            grid.coordinates()
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             pde,
             terms,
             n_points: grid.len(),
+            coords,
         })
     }
 
@@ -69,7 +77,13 @@ impl<P: Pde> FieldResidual<P> {
     pub fn residual(&self, u: &[f64]) -> Result<Vec<f64>, ConstraintError> {
         let z = self.terms_of(u)?;
         let mut f = vec![0.0; self.n_points * self.pde.n_equations()];
-        pointwise::values(self.pde.as_ref(), self.terms.len(), &z, &mut f);
+        pointwise::values(
+            self.pde.as_ref(),
+            self.terms.len(),
+            &z,
+            &self.coords,
+            &mut f,
+        );
         Ok(f)
     }
 
@@ -99,7 +113,13 @@ impl<P: Pde> FieldResidual<P> {
     pub fn norm_and_gradient(&self, u: &[f64]) -> Result<(f64, Vec<f64>), ConstraintError> {
         let z = self.terms_of(u)?;
         let mut f = vec![0.0; self.n_points * self.pde.n_equations()];
-        pointwise::values(self.pde.as_ref(), self.terms.len(), &z, &mut f);
+        pointwise::values(
+            self.pde.as_ref(),
+            self.terms.len(),
+            &z,
+            &self.coords,
+            &mut f,
+        );
         let norm = f.iter().map(|x| x * x).sum::<f64>().sqrt();
         if !norm.is_finite() {
             return Err(ConstraintError::NonFinite {
@@ -121,7 +141,14 @@ impl<P: Pde> FieldResidual<P> {
         let (d, m) = (self.terms.len(), self.pde.n_equations());
         let mut values = vec![0.0; self.n_points * m];
         let mut grads = vec![0.0; self.n_points * m * d];
-        pointwise::gradients(self.pde.as_ref(), d, z, &mut values, &mut grads);
+        pointwise::gradients(
+            self.pde.as_ref(),
+            d,
+            z,
+            &self.coords,
+            &mut values,
+            &mut grads,
+        );
         let mut z_bar = vec![0.0; self.n_points * d];
         for (q, (&value, g)) in values.iter().zip(grads.chunks_exact(d)).enumerate() {
             let c = cot(q, value);

@@ -100,6 +100,7 @@ impl Sensitivity {
             .zip(grads.par_chunks_mut(BLOCK * m * d))
             .zip(hessians.par_chunks_mut(BLOCK * m * d * d))
             .zip(partials.par_chunks_mut(n * n))
+            .enumerate()
             .map_init(
                 || {
                     (
@@ -108,8 +109,10 @@ impl Sensitivity {
                         vec![0.0; BLOCK * d * n],
                     )
                 },
-                |(z, jac, curvature), (((((rows, offsets), values), grads), hessians), part)| {
+                |(z, jac, curvature),
+                 (block, (((((rows, offsets), values), grads), hessians), part))| {
                     let points = offsets.len() / d;
+                    let coords = problem.coordinates(block * BLOCK, points);
                     let z = &mut z[..points * d];
                     dense::rows_dot(z, rows, omega, offsets, 1.0);
                     // As in the solver: a non-finite entry of the problem shows
@@ -117,7 +120,7 @@ impl Sensitivity {
                     if !z.iter().all(|x| x.is_finite()) {
                         return false;
                     }
-                    pointwise::hessians(pde, d, z, values, grads, hessians);
+                    pointwise::hessians(pde, d, z, coords, values, grads, hessians);
                     let jac = &mut jac[..points * m * n];
                     jacobian_rows(jac, rows, grads, d, m, n);
                     dense::gram(part, jac, jac, n, false);

@@ -103,10 +103,12 @@ impl Evaluation {
             .zip(problem.offsets().par_chunks(BLOCK * d))
             .zip(self.values.par_chunks_mut(BLOCK * m))
             .zip(self.partials.par_chunks_mut(n * n + n))
+            .enumerate()
             .map_init(
                 || Scratch::new(problem),
-                |scratch, (((rows, offsets), values), partial)| {
+                |scratch, (block, (((rows, offsets), values), partial))| {
                     let points = offsets.len() / d;
+                    let coords = problem.coordinates(block * BLOCK, points);
                     let (z, grads, jac) = (
                         &mut scratch.z[..points * d],
                         &mut scratch.grads[..points * m * d],
@@ -114,7 +116,7 @@ impl Evaluation {
                     );
                     dense::rows_dot(z, rows, omega, offsets, 1.0);
                     let finite = z.iter().all(|x| x.is_finite());
-                    pointwise::gradients(pde, d, z, values, grads);
+                    pointwise::gradients(pde, d, z, coords, values, grads);
                     jacobian_rows(jac, rows, grads, d, m, n);
                     let (gram, gradient) = partial.split_at_mut(n * n);
                     dense::gram(gram, jac, jac, n, false);

@@ -65,28 +65,47 @@ pub trait Pde: Send + Sync {
         None
     }
 
-    /// The pointwise residual: `z` holds one value per residual term (the first
-    /// [`Pde::residual_terms`] terms), `out` receives [`Pde::n_equations`]
-    /// residuals. Generic over the number type so one definition yields value,
-    /// gradient and Hessian.
-    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]);
+    /// Whether the residual reads the coordinates `(t, x, (y))` of its point: a
+    /// source term `f(t, x)`, a coefficient that varies in space or time. Only
+    /// then does the constraint layer gather and stream them (`[n, ndim]` per
+    /// block of points); a residual of the terms alone (the default) gets an
+    /// empty slice and pays nothing.
+    fn uses_coordinates(&self) -> bool {
+        false
+    }
 
-    /// Residual values at a block of points: `z` is `[n, d]`, `values`
-    /// `[n, m]` (layouts of [`crate::pointwise`], which checks the lengths
-    /// before calling). The default runs [`Pde::residual`] point by point, which
-    /// for a residual compiled from Rust is as fast as it gets; a PDE whose
-    /// residual is interpreted (a [`crate::expr::Tape`]) overrides the three
-    /// block methods to run each instruction over the whole block, which pays
-    /// the interpreter's dispatch once per block instead of once per point.
-    fn residual_values_block(&self, d: usize, z: &[f64], values: &mut [f64]) {
-        pointwise::values_per_point(self, d, z, values);
+    /// The pointwise residual: `z` holds one value per residual term (the first
+    /// [`Pde::residual_terms`] terms), `coords` the point's `(t, x, (y))` when
+    /// [`Pde::uses_coordinates`] (empty otherwise), and `out` receives
+    /// [`Pde::n_equations`] residuals. Generic over the number type so one
+    /// definition yields value, gradient and Hessian in `z`; the coordinates
+    /// are data, never differentiated.
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], coords: &[f64], out: &mut [D]);
+
+    /// Residual values at a block of points: `z` is `[n, d]`, `coords`
+    /// `[n, ndim]` or empty (as in [`Pde::residual`]), `values` `[n, m]`
+    /// (layouts of [`crate::pointwise`], which checks the lengths before
+    /// calling). The default runs [`Pde::residual`] point by point, which for a
+    /// residual compiled from Rust is as fast as it gets; a PDE whose residual
+    /// is interpreted (a [`crate::expr::Tape`]) overrides the three block
+    /// methods to run each instruction over the whole block, which pays the
+    /// interpreter's dispatch once per block instead of once per point.
+    fn residual_values_block(&self, d: usize, z: &[f64], coords: &[f64], values: &mut [f64]) {
+        pointwise::values_per_point(self, d, z, coords, values);
     }
 
     /// Values and gradients `[n, m, d]` at a block of points; as
     /// [`Pde::residual_values_block`], the default runs [`Pde::residual`] on
     /// `DualSVec64<d>` point by point.
-    fn residual_gradients_block(&self, d: usize, z: &[f64], values: &mut [f64], grads: &mut [f64]) {
-        pointwise::gradients_per_point(self, d, z, values, grads);
+    fn residual_gradients_block(
+        &self,
+        d: usize,
+        z: &[f64],
+        coords: &[f64],
+        values: &mut [f64],
+        grads: &mut [f64],
+    ) {
+        pointwise::gradients_per_point(self, d, z, coords, values, grads);
     }
 
     /// Values, gradients and Hessians `[n, m, d, d]` at a block of points; as
@@ -96,11 +115,12 @@ pub trait Pde: Send + Sync {
         &self,
         d: usize,
         z: &[f64],
+        coords: &[f64],
         values: &mut [f64],
         grads: &mut [f64],
         hessians: &mut [f64],
     ) {
-        pointwise::hessians_per_point(self, d, z, values, grads, hessians);
+        pointwise::hessians_per_point(self, d, z, coords, values, grads, hessians);
     }
 
     /// Initial/boundary-condition rows for one sample with initial condition `ic`
@@ -164,7 +184,7 @@ mod tests {
         fn residual_terms(&self) -> Option<usize> {
             self.0
         }
-        fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]) {
+        fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], _: &[f64], out: &mut [D]) {
             out[0] = z[0];
         }
         fn linear_rows(&self, _: &Grid, _: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {

@@ -13,7 +13,9 @@
 //! Layout (chosen so one point's data is one contiguous block, which is what every
 //! kernel streams through): `term_rows` is `[P, d, N]` row-major (point slowest,
 //! basis index fastest), `offsets` is `[P, d]`, `linear` is `[R, N]` and
-//! `linear_rhs` is `[R]` for `R` linear rows.
+//! `linear_rhs` is `[R]` for `R` linear rows. A PDE whose residual reads its
+//! point's coordinates ([`Pde::uses_coordinates`]) also needs `coordinates`,
+//! `[P, ndim]` ([`ExpertProblem::with_coordinates`]).
 
 use crate::dense;
 use crate::pointwise::{self, MAX_TERMS};
@@ -44,6 +46,8 @@ pub struct ExpertProblem {
     linear_rhs: Vec<f64>,
     linear_gram: Vec<f64>,
     ridge: f64,
+    /// `[P, ndim]`, or empty when the PDE does not read coordinates.
+    coordinates: Vec<f64>,
 }
 
 impl ExpertProblem {
@@ -113,7 +117,31 @@ impl ExpertProblem {
             linear_rhs,
             linear_gram,
             ridge,
+            coordinates: Vec::new(),
         })
+    }
+
+    /// The problem with its points' coordinates `(t, x, (y))`, `[P, ndim]`,
+    /// which a PDE that [reads them](Pde::uses_coordinates) needs.
+    ///
+    /// Errors: a length that is not `P·ndim` for some `ndim ≥ 1`, or
+    /// non-finite coordinates.
+    pub fn with_coordinates(mut self, coordinates: Vec<f64>) -> Result<Self, ConstraintError> {
+        let p = self.n_points;
+        if (p == 0) != coordinates.is_empty() || !coordinates.len().is_multiple_of(p.max(1)) {
+            return Err(ConstraintError::ShapeMismatch {
+                what: "point coordinates [P, ndim]",
+                expected: vec![p],
+                got: vec![coordinates.len()],
+            });
+        }
+        if !coordinates.iter().all(|c| c.is_finite()) {
+            return Err(ConstraintError::NonFinite {
+                what: "point coordinates",
+            });
+        }
+        self.coordinates = coordinates;
+        Ok(self)
     }
 
     /// The layout sizes.
@@ -177,6 +205,17 @@ impl ExpertProblem {
         self.ridge
     }
 
+    /// The coordinates of points `first..first + len`, `[len, ndim]`; empty
+    /// when the problem has none.
+    ///
+    /// # Panics
+    /// If the range is out of bounds.
+    #[track_caller]
+    pub fn coordinates(&self, first: usize, len: usize) -> &[f64] {
+        let width = self.coordinates.len() / self.n_points.max(1);
+        &self.coordinates[first * width..(first + len) * width]
+    }
+
     /// `z = A ω + b` at every point, `[P, d]`.
     ///
     /// # Panics
@@ -211,7 +250,7 @@ impl ExpertProblem {
         self.terms_at(omega, &mut z);
         let mut r = vec![0.0; self.n_residuals()];
         let (pde_rows, rest) = r.split_at_mut(self.n_points * m);
-        pointwise::values(pde, d, &z, pde_rows);
+        pointwise::values(pde, d, &z, self.coordinates(0, self.n_points), pde_rows);
         let (lin_rows, ridge_rows) = rest.split_at_mut(self.n_linear());
         self.linear_residual(omega, lin_rows);
         for (o, w) in ridge_rows.iter_mut().zip(omega) {
@@ -230,13 +269,21 @@ impl ExpertProblem {
         Ok(ws.current.gradient().to_vec())
     }
 
-    /// Checks that `pde` declares as many equations as this problem was built for.
+    /// Checks that `pde` declares as many equations as this problem was built
+    /// for, and has the coordinates it reads.
     pub(crate) fn check_pde<P: Pde>(&self, pde: &P) -> Result<(), ConstraintError> {
         if pde.n_equations() != self.size.n_equations {
             return Err(ConstraintError::ShapeMismatch {
                 what: "equations per point",
                 expected: vec![self.size.n_equations],
                 got: vec![pde.n_equations()],
+            });
+        }
+        if pde.uses_coordinates() && self.coordinates.is_empty() && self.n_points > 0 {
+            return Err(ConstraintError::ShapeMismatch {
+                what: "point coordinates [P, ndim] (the PDE's residual reads them)",
+                expected: vec![self.n_points],
+                got: vec![0],
             });
         }
         Ok(())

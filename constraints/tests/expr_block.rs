@@ -2,7 +2,8 @@
 //! Hessians of [`Tape::eval_block`], [`Tape::eval_gradients_block`] and
 //! [`Tape::eval_hessians_block`] equal [`Tape::eval`] on `f64`, `DualSVec64<d>`
 //! and `Dual2SVec64<d>` to round-off, for every operation and branch, at block
-//! sizes on and off the evaluator's chunk boundaries.
+//! sizes on and off the evaluator's chunk boundaries, with and without data
+//! inputs (coordinates) that are not differentiated.
 
 use num_dual::{Dual2SVec64, DualSVec64};
 use rand::{Rng, SeedableRng};
@@ -37,6 +38,12 @@ fn tape(text: &str, terms: &[&str]) -> Tape {
     compile(text, Origin::default(), &scope(terms), "residual").unwrap()
 }
 
+/// A tape over `terms` followed by the data inputs `t` and `x`.
+fn tape_with_coordinates(text: &str, terms: &[&str]) -> Tape {
+    let scope = scope(terms).variable("t").variable("x");
+    compile(text, Origin::default(), &scope, "residual").unwrap()
+}
+
 /// `n` points of `d` inputs in `(lo, hi)`, every seventh entry on a branch
 /// point (0 and the constants the `min`/`max` compare with), so that ties are
 /// exercised as well as both sides.
@@ -62,30 +69,32 @@ struct Evaluation {
     derivatives: Vec<f64>,
 }
 
-/// The per-point values, gradients and Hessians of `tape` at `z`, each from
-/// [`Tape::eval`] on its own number type (`f64`, `DualSVec64<D>`,
-/// `Dual2SVec64<D>`): their values can differ, e.g. `powf` on dual numbers is
-/// `x^(c−1)·x`, NaN at `x = 0` where `0^c` is 0.
-fn per_point<const D: usize>(tape: &Tape, z: &[f64]) -> [Evaluation; 3] {
-    let m = tape.n_outputs();
+/// The per-point values, gradients and Hessians of `tape` at `z` (with the
+/// data inputs `data`, `[n, c]`), each from [`Tape::eval_with_data`] on its
+/// own number type (`f64`, `DualSVec64<D>`, `Dual2SVec64<D>`): their values can
+/// differ, e.g. `powf` on dual numbers is `x^(c−1)·x`, NaN at `x = 0` where
+/// `0^c` is 0.
+fn per_point<const D: usize>(tape: &Tape, z: &[f64], data: &[f64]) -> [Evaluation; 3] {
+    let (m, c) = (tape.n_outputs(), tape.n_inputs() - D);
     let mut out = [(); 3].map(|_| Evaluation {
         values: Vec::new(),
         derivatives: Vec::new(),
     });
-    for p in z.chunks_exact(D) {
+    for (k, p) in z.chunks_exact(D).enumerate() {
+        let xp = &data[k * c..(k + 1) * c];
         let mut values = vec![0.0; m];
-        tape.eval(p, &mut values);
+        tape.eval_with_data(p, xp, &mut values);
         out[0].values.extend(&values);
         let x: Vec<DualSVec64<D>> = (0..D)
             .map(|j| DualSVec64::from_re(p[j]).derivative(j))
             .collect();
         let mut first = vec![DualSVec64::from_re(0.0); m];
-        tape.eval(&x, &mut first);
+        tape.eval_with_data(&x, xp, &mut first);
         let x: Vec<Dual2SVec64<D>> = (0..D)
             .map(|j| Dual2SVec64::from_re(p[j]).derivative(j))
             .collect();
         let mut second = vec![Dual2SVec64::from_re(0.0); m];
-        tape.eval(&x, &mut second);
+        tape.eval_with_data(&x, xp, &mut second);
         for (f, s) in first.iter().zip(&second) {
             out[1].values.push(f.re);
             out[1]
@@ -130,26 +139,27 @@ fn assert_rows_close(what: &str, x: &[f64], y: &[f64], row: usize, tol: f64) {
 }
 
 /// The block evaluations of `tape` equal the per-point ones, for every block
-/// size, with points drawn from `(lo, hi)`.
+/// size, with points drawn from `(lo, hi)`; inputs after the first `D` are data.
 fn check<const D: usize>(tape: &Tape, lo: f64, hi: f64, tol: f64) {
-    let m = tape.n_outputs();
+    let (m, c) = (tape.n_outputs(), tape.n_inputs() - D);
     for (seed, &n) in SIZES.iter().enumerate() {
         let z = points(n, D, lo, hi, seed as u64);
-        let [v, g, h] = per_point::<D>(tape, &z);
+        let data = points(n, c, lo, hi, 100 + seed as u64);
+        let [v, g, h] = per_point::<D>(tape, &z, &data);
 
         let mut values = vec![f64::NAN; n * m];
-        tape.eval_block(&z, &mut values);
+        tape.eval_block(&z, &data, &mut values);
         assert_rows_close("value", &values, &v.values, 1, tol);
 
         let (mut values, mut grads) = (vec![f64::NAN; n * m], vec![f64::NAN; n * m * D]);
-        tape.eval_gradients_block(&z, &mut values, &mut grads);
+        tape.eval_gradients_block(&z, &data, &mut values, &mut grads);
         assert_rows_close("value (first order)", &values, &g.values, 1, tol);
         assert_rows_close("gradient", &grads, &g.derivatives, D, tol);
 
         let mut values = vec![f64::NAN; n * m];
         let mut grads = vec![f64::NAN; n * m * D];
         let mut hessians = vec![f64::NAN; n * m * D * D];
-        tape.eval_hessians_block(&z, &mut values, &mut grads, &mut hessians);
+        tape.eval_hessians_block(&z, &data, &mut values, &mut grads, &mut hessians);
         assert_rows_close("value (second order)", &values, &h.values, 1, tol);
         let both: Vec<f64> = grads
             .chunks(D)
@@ -205,7 +215,36 @@ fn a_term_the_residual_does_not_read_has_zero_derivatives() {
     check::<3>(&t, -1.0, 1.0, 0.0);
     let z = [0.3, 0.2, 0.1];
     let (mut v, mut g, mut h) = ([0.0], [f64::NAN; 3], [f64::NAN; 9]);
-    t.eval_hessians_block(&z, &mut v, &mut g, &mut h);
+    t.eval_hessians_block(&z, &[], &mut v, &mut g, &mut h);
     assert_eq!(g, [0.0, 1.0, -5e-4]);
+    assert_eq!(h, [0.0; 9]);
+}
+
+#[test]
+fn coordinates_enter_values_but_are_never_differentiated() {
+    // Coordinates in a nonlinear coefficient, a source and a product with a
+    // term: the block evaluator agrees with dual numbers that hold them as
+    // constants, for every operation of EVERYTHING with `t`, `x` mixed in.
+    let t = tape_with_coordinates(
+        "let k = exp(-t) * (1 + x^2)\nu_t - k * u_xx + sin(x) * u^2 - t * x",
+        &["u", "u_t", "u_xx"],
+    );
+    check::<3>(&t, -1.0, 1.0, 1e-13);
+    let t = tape_with_coordinates(
+        &format!(
+            "{}; t * x * u + max(t, u) - min(x, u_t)",
+            EVERYTHING.trim_end()
+        ),
+        &["u", "u_t", "u_xx"],
+    );
+    check::<3>(&t, 0.05, 1.5, 1e-13);
+
+    // By hand: F = u_t − x·u_xx − t at (u, u_t, u_xx) = (0.3, 0.2, 0.1),
+    // (t, x) = (2, 5): value 0.2 − 0.5 − 2, gradient (0, 1, −5), no curvature.
+    let t = tape_with_coordinates("u_t - x * u_xx - t", &["u", "u_t", "u_xx"]);
+    let (mut v, mut g, mut h) = ([0.0], [f64::NAN; 3], [f64::NAN; 9]);
+    t.eval_hessians_block(&[0.3, 0.2, 0.1], &[2.0, 5.0], &mut v, &mut g, &mut h);
+    assert_eq!(v, [0.2 - 0.5 - 2.0]);
+    assert_eq!(g, [0.0, 1.0, -5.0]);
     assert_eq!(h, [0.0; 9]);
 }

@@ -10,15 +10,16 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tessera_constraints::expr::{Origin, Scope, Tape, compile, cuda};
 
-/// A host program around the emitted source: reads points (`d` numbers each)
-/// from stdin and prints value, gradient and Hessian of every row, bit-exact
-/// (`%a`).
-fn shim(source: &str, name: &str, d: usize, m: usize) -> String {
+/// A host program around the emitted source: reads points (`d` variables and
+/// `c` data values each) from stdin and prints value, gradient and Hessian of
+/// every row, bit-exact (`%a`).
+fn shim(source: &str, name: &str, d: usize, c: usize, m: usize) -> String {
+    let n = d + c;
     format!(
         "#define __device__\n#include <stdio.h>\n{source}\n\
-int main() {{\n  double z[{d}], v[{m}], g[{m} * {d}], h[{m} * {d} * {d}];\n\
-  for (;;) {{\n    for (int k = 0; k < {d}; ++k) if (scanf(\"%la\", &z[k]) != 1) return 0;\n\
-    tessera_{name}_hessian(z, v, g, h);\n\
+int main() {{\n  double z[{n}], v[{m}], g[{m} * {d}], h[{m} * {d} * {d}];\n\
+  for (;;) {{\n    for (int k = 0; k < {n}; ++k) if (scanf(\"%la\", &z[k]) != 1) return 0;\n\
+    tessera_{name}_hessian(z, z + {d}, v, g, h);\n\
     for (int e = 0; e < {m}; ++e) printf(\"%a \", v[e]);\n\
     for (int e = 0; e < {m} * {d}; ++e) printf(\"%a \", g[e]);\n\
     for (int e = 0; e < {m} * {d} * {d}; ++e) printf(\"%a \", h[e]);\n\
@@ -98,13 +99,15 @@ fn hex(x: f64) -> String {
     }
 }
 
-fn check<const D: usize>(tape: &Tape, name: &str, points: &[[f64; D]]) {
-    let m = tape.n_outputs();
+/// Checks the emitted source against [`Tape::eval_with_data`] at `points`,
+/// each `D` variables followed by the tape's remaining inputs as data.
+fn check<const D: usize>(tape: &Tape, name: &str, points: &[Vec<f64>]) {
+    let (m, c) = (tape.n_outputs(), tape.n_inputs() - D);
     let input: String = points
         .iter()
         .map(|p| p.iter().map(|&x| hex(x)).collect::<Vec<_>>().join(" ") + "\n")
         .collect();
-    let program = shim(&cuda::emit(name, tape), name, D, m);
+    let program = shim(&cuda::emit(name, tape, c), name, D, c, m);
     let output = compile_and_run(&program, name, &input);
     let lines: Vec<&str> = output.lines().collect();
     assert_eq!(lines.len(), points.len(), "one line per point");
@@ -114,7 +117,7 @@ fn check<const D: usize>(tape: &Tape, name: &str, points: &[[f64; D]]) {
             .map(|j| Dual2SVec64::from_re(p[j]).derivative(j))
             .collect();
         let mut out = vec![Dual2SVec64::from_re(0.0); m];
-        tape.eval(&z, &mut out);
+        tape.eval_with_data(&z, &p[D..], &mut out);
         let mut want = Vec::new();
         want.extend(out.iter().map(|o| o.re));
         for o in &out {
@@ -156,16 +159,16 @@ fn emitted_diffusion_sorption_matches_the_cpu_evaluator() {
                 u_t - u_xx * D / R";
     let tape = compile(text, Origin::default(), &scope, "residual").unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let points: Vec<[f64; 3]> = (0..200)
+    let points: Vec<Vec<f64>> = (0..200)
         .map(|_| {
-            [
+            vec![
                 rng.random_range(-0.5..1.5),
                 rng.random_range(-0.01..0.01),
                 rng.random_range(-50.0..50.0),
             ]
         })
         .collect();
-    check(&tape, "diffusion_sorption", &points);
+    check::<3>(&tape, "diffusion_sorption", &points);
 }
 
 #[test]
@@ -182,8 +185,29 @@ s * q + a^2 + b^-3 + c^p + a^b + 2^c - 1/a + 3 - b + a/7 - (-c)
 q; -s";
     let tape = compile(text, Origin::default(), &scope, "residual").unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(10);
-    let points: Vec<[f64; 3]> = (0..200)
-        .map(|_| std::array::from_fn(|_| rng.random_range(0.05..1.5)))
+    let points: Vec<Vec<f64>> = (0..200)
+        .map(|_| (0..3).map(|_| rng.random_range(0.05..1.5)).collect())
         .collect();
-    check(&tape, "everything", &points);
+    check::<3>(&tape, "everything", &points);
+}
+
+#[test]
+fn emitted_code_reads_coordinates_as_constants() {
+    // A forced reaction–diffusion residual whose coefficients vary in t and x:
+    // the coordinates enter values, and the derivatives only through the terms.
+    let scope = Scope::new()
+        .term("u")
+        .term("u_t")
+        .term("u_xx")
+        .variable("t")
+        .variable("x")
+        .constant("nu", 0.3);
+    let text = "let f = sin(3 * x) * exp(-t)\n\
+                u_t - nu * (1 + x^2) * u_xx + t * u^3 - f";
+    let tape = compile(text, Origin::default(), &scope, "residual").unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let points: Vec<Vec<f64>> = (0..200)
+        .map(|_| (0..5).map(|_| rng.random_range(-1.0..1.0)).collect())
+        .collect();
+    check::<3>(&tape, "forced", &points);
 }

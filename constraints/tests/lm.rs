@@ -24,7 +24,12 @@ macro_rules! pointwise_pde {
             fn n_equations(&self) -> usize {
                 $m
             }
-            fn residual<T: DualNum<Primitive = f64> + Copy>(&self, $z: &[T], $out: &mut [T]) {
+            fn residual<T: DualNum<Primitive = f64> + Copy>(
+                &self,
+                $z: &[T],
+                _: &[f64],
+                $out: &mut [T],
+            ) {
                 $body
             }
             fn linear_rows(&self, _: &Grid, _: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {

@@ -86,6 +86,9 @@ pub struct ConstraintLayer<P: Pde> {
     solution_map: Option<Arc<dyn LinearOperator>>,
     router: Router,
     config: LayerConfig,
+    /// The grid's coordinates `[points, ndim]` when the PDE's residual reads
+    /// them (gathered at each expert's sampled points), else empty.
+    coordinates: Vec<f64>,
 }
 
 /// The result of [`ConstraintLayer::forward`], plus what the backward pass needs.
@@ -207,6 +210,11 @@ impl<P: Pde> ConstraintLayer<P> {
             config.seed,
             config.row_scope,
         )?;
+        let coordinates = if pde.uses_coordinates() {
+            grid.coordinates()
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             pde,
             grid,
@@ -215,6 +223,7 @@ impl<P: Pde> ConstraintLayer<P> {
             solution_map,
             router,
             config,
+            coordinates,
         })
     }
 
@@ -514,6 +523,17 @@ impl<P: Pde> ConstraintLayer<P> {
                 let row_ids = self.router.rows_for(k, &rows);
                 let problem =
                     sample.problem(pts, &row_ids, self.pde.n_equations(), self.config.ridge)?;
+                let problem = if self.coordinates.is_empty() {
+                    problem
+                } else {
+                    let nd = self.grid.ndim();
+                    let coords = pts
+                        .iter()
+                        .flat_map(|&p| &self.coordinates[p * nd..(p + 1) * nd])
+                        .copied()
+                        .collect();
+                    problem.with_coordinates(coords)?
+                };
                 Ok((row_ids, problem))
             })
             .collect::<Result<_, ExpertsError>>()?;

@@ -1,6 +1,7 @@
 //! The end-to-end layer: gradients through the full basis against finite
 //! differences (all terms in the residual or not, local and non-local operators,
-//! with and without a solution map), problems built at the points against the
+//! with and without a solution map, a residual over the points' coordinates),
+//! problems built at the points against the
 //! full-grid terms, thread-count invariance and non-finite inputs.
 
 #[path = "../../constraints/tests/common/pdes.rs"]
@@ -126,8 +127,8 @@ impl Pde for ResidualThree {
     fn residual_terms(&self) -> Option<usize> {
         Some(3)
     }
-    fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], out: &mut [T]) {
-        SorptionLike.residual(z, out);
+    fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], _: &[f64], out: &mut [T]) {
+        SorptionLike.residual(z, &[], out);
     }
     fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
         SorptionLike.linear_rows(grid, ic)
@@ -154,8 +155,8 @@ impl<P: Pde> Pde for PartlyNonLocal<P> {
     fn residual_terms(&self) -> Option<usize> {
         self.0.residual_terms()
     }
-    fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], out: &mut [T]) {
-        self.0.residual(z, out);
+    fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], _: &[f64], out: &mut [T]) {
+        self.0.residual(z, &[], out);
     }
     fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
         self.0.linear_rows(grid, ic)
@@ -217,6 +218,72 @@ fn layer_with_non_local_terms_matches_finite_differences() {
     check_layer(&layer, &basis, 3, &[&ic], 15);
 }
 
+/// [`ResidualThree`] plus a term over the point's coordinates:
+/// `F + (t + 2x)·u² / 10 − t·x / 100`, so that the coordinates enter the values, the
+/// gradient and the curvature the backward pass reads.
+struct WithCoordinates;
+
+impl WithCoordinates {
+    fn extra<T: DualNum<Primitive = f64> + Copy>(z: &[T], coords: &[f64]) -> T {
+        let (t, x) = (coords[0], coords[1]);
+        z[0] * z[0] * ((t + 2.0 * x) / 10.0) - t * x / 100.0
+    }
+}
+
+impl Pde for WithCoordinates {
+    fn terms(&self, grid: &Grid) -> Result<Vec<Term>, ConstraintError> {
+        ResidualThree.terms(grid)
+    }
+    fn residual_terms(&self) -> Option<usize> {
+        ResidualThree.residual_terms()
+    }
+    fn uses_coordinates(&self) -> bool {
+        true
+    }
+    fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], coords: &[f64], out: &mut [T]) {
+        ResidualThree.residual(z, &[], out);
+        out[0] += Self::extra(z, coords);
+    }
+    fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
+        ResidualThree.linear_rows(grid, ic)
+    }
+}
+
+#[test]
+fn layer_with_a_residual_over_coordinates_matches_finite_differences() {
+    for scope in [RowScope::Global, RowScope::Local] {
+        let (layer, basis, ic) = sorption_layer(scope);
+        let grid = layer.grid().clone();
+        let layer = ConstraintLayer::new(
+            Arc::new(WithCoordinates),
+            grid.clone(),
+            layer.config().clone(),
+        )
+        .unwrap();
+        check_layer(&layer, &basis, 4, &[&ic], 16);
+
+        // Each expert's PDE rows read the coordinates of its own points: the
+        // rows equal the residual evaluated by hand at each point's `(t, x)`.
+        let f = layer.forward(&basis, 4, &[&ic], 7).unwrap();
+        let coords = grid.coordinates();
+        for k in 0..layer.n_experts() {
+            let problem = f.problem(0, k);
+            let omega = &f.weights[k * 4..(k + 1) * 4];
+            let rows = problem.residual(&WithCoordinates, omega).unwrap();
+            let d = problem.n_terms();
+            let mut z = vec![0.0; problem.n_points() * d];
+            problem.terms_at(omega, &mut z);
+            for (i, &p) in f.points(k).iter().enumerate() {
+                let mut want = [0.0];
+                ResidualThree.residual(&z[i * d..(i + 1) * d], &[], &mut want);
+                want[0] +=
+                    WithCoordinates::extra(&z[i * d..(i + 1) * d], &coords[2 * p..2 * p + 2]);
+                assert!((rows[i] - want[0]).abs() <= 1e-12 * want[0].abs().max(1.0));
+            }
+        }
+    }
+}
+
 #[test]
 fn residual_terms_out_of_range_are_typed_errors() {
     struct Declares(usize);
@@ -227,7 +294,7 @@ fn residual_terms_out_of_range_are_typed_errors() {
         fn residual_terms(&self) -> Option<usize> {
             Some(self.0)
         }
-        fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], out: &mut [T]) {
+        fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], _: &[f64], out: &mut [T]) {
             out[0] = z[0];
         }
         fn linear_rows(&self, _: &Grid, _: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {

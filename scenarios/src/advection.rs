@@ -124,7 +124,7 @@ impl Pde for Advection {
         ])
     }
 
-    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]) {
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], _: &[f64], out: &mut [D]) {
         out[0] = z[Self::U_T] + z[Self::U_X] * self.speed;
     }
 

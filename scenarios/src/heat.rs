@@ -139,7 +139,7 @@ impl Pde for Heat {
         ])
     }
 
-    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]) {
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], _: &[f64], out: &mut [D]) {
         out[0] = z[Self::U_T] - z[Self::U_XX] * self.kappa;
     }
 

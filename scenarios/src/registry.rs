@@ -318,29 +318,41 @@ impl Pde for AnyPde {
         forward!(self, p => p.residual_terms())
     }
 
-    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]) {
-        forward!(self, p => p.residual(z, out))
+    fn uses_coordinates(&self) -> bool {
+        forward!(self, p => p.uses_coordinates())
+    }
+
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], coords: &[f64], out: &mut [D]) {
+        forward!(self, p => p.residual(z, coords, out))
     }
 
     // The block methods are forwarded too: a defined PDE's are its block
     // evaluator, which the defaults here would bypass.
-    fn residual_values_block(&self, d: usize, z: &[f64], values: &mut [f64]) {
-        forward!(self, p => p.residual_values_block(d, z, values))
+    fn residual_values_block(&self, d: usize, z: &[f64], coords: &[f64], values: &mut [f64]) {
+        forward!(self, p => p.residual_values_block(d, z, coords, values))
     }
 
-    fn residual_gradients_block(&self, d: usize, z: &[f64], values: &mut [f64], grads: &mut [f64]) {
-        forward!(self, p => p.residual_gradients_block(d, z, values, grads))
+    fn residual_gradients_block(
+        &self,
+        d: usize,
+        z: &[f64],
+        coords: &[f64],
+        values: &mut [f64],
+        grads: &mut [f64],
+    ) {
+        forward!(self, p => p.residual_gradients_block(d, z, coords, values, grads))
     }
 
     fn residual_hessians_block(
         &self,
         d: usize,
         z: &[f64],
+        coords: &[f64],
         values: &mut [f64],
         grads: &mut [f64],
         hessians: &mut [f64],
     ) {
-        forward!(self, p => p.residual_hessians_block(d, z, values, grads, hessians))
+        forward!(self, p => p.residual_hessians_block(d, z, coords, values, grads, hessians))
     }
 
     fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {

@@ -292,6 +292,40 @@ fn toml_heat_with_dirichlet_neumann_robin_rows_matches_the_separable_mode() {
     }
 }
 
+/// The manufactured solution `u = e^{−t} sin πx + t·x` of the forced,
+/// variable-coefficient heat equation of `fixtures/forced-heat.toml`.
+fn forced_solution(t: f64, x: f64) -> f64 {
+    (-t).exp() * (PI * x).sin() + t * x
+}
+
+#[test]
+fn a_residual_over_the_coordinates_converges_to_its_manufactured_solution() {
+    // A coordinate handed over wrongly (t for x, the solver's time for the
+    // frame's, a stale point) leaves an O(1) error that does not shrink with h.
+    let text = include_str!("fixtures/forced-heat.toml");
+    let pde = CustomPde::from_str(text, "forced-heat.toml").unwrap();
+    let view = pde.mol().unwrap();
+    let family = pde.initial_family().unwrap();
+    let ts = times(0.5, 5);
+    let errors: Vec<f64> = [1, 2, 4]
+        .iter()
+        .map(|&r| {
+            let domain = MolDomain::interval(0.0, 1.0, 11, r).unwrap();
+            let disc = Discretisation::new(&view, &domain).unwrap();
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let u0 = family.sample(&mut rng, disc.solver_coordinates(), 1);
+            let frames = disc.solve(&u0, &ts, &tight()).unwrap().frames;
+            max_error(&disc, &frames, &ts, 0, |t, x| forced_solution(t, x[0]))
+        })
+        .collect();
+    let p = orders(&errors, 2.0);
+    println!("forced heat: errors {errors:?}, orders {p:?}");
+    assert!(errors[2] < 1e-3, "{errors:?}");
+    for order in p {
+        assert!((order - 2.0).abs() < 0.15, "order {order}");
+    }
+}
+
 /// `u_t = ν Δu` on `[0, 1] × [0, 1)`, Dirichlet in x and periodic in y, from
 /// the mode `sin πx cos 2πy`, which decays as `e^{−5π²νt}`.
 fn heat_2d_toml() -> String {

@@ -1,11 +1,14 @@
 //! The shipped TOML definitions of diffusion–sorption and Navier–Stokes against
 //! the built-in Rust PDEs: terms, residual values, gradients and Hessians on
-//! random inputs, condition rows and the model form.
+//! random inputs, condition rows and the model form; and a residual that reads
+//! its points' coordinates, through the field residual and an expert's problem.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tessera_constraints::{Pde, pointwise, residual_term_count};
-use tessera_meshes::Grid;
+use tessera_constraints::{
+    ConstraintError, ExpertProblem, FieldResidual, Pde, ProblemSize, pointwise, residual_term_count,
+};
+use tessera_meshes::{Axis, Grid};
 use tessera_scenarios::custom::CustomPde;
 use tessera_scenarios::diffusion_sorption::pde::DiffusionSorption;
 use tessera_scenarios::navier_stokes::pde::NavierStokes;
@@ -51,8 +54,8 @@ fn compare_pointwise<A: Pde, B: Pde>(custom: &A, builtin: &B, d: usize, z: &[f64
         vec![0.0; n * m],
         vec![0.0; n * m * d],
     );
-    pointwise::gradients(custom, d, z, &mut v1, &mut g1);
-    pointwise::gradients(builtin, d, z, &mut v2, &mut g2);
+    pointwise::gradients(custom, d, z, &[], &mut v1, &mut g1);
+    pointwise::gradients(builtin, d, z, &[], &mut v2, &mut g2);
     assert_values(&v1, &v2, &g2, z, d);
     assert_close("gradient (gradient path)", &g1, &g2, 1e-13);
 }
@@ -61,7 +64,7 @@ fn compare_pointwise<A: Pde, B: Pde>(custom: &A, builtin: &B, d: usize, z: &[f64
 fn hessians_of<P: Pde>(pde: &P, d: usize, z: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let nm = z.len() / d * pde.n_equations();
     let (mut v, mut g, mut h) = (vec![0.0; nm], vec![0.0; nm * d], vec![0.0; nm * d * d]);
-    pointwise::hessians(pde, d, z, &mut v, &mut g, &mut h);
+    pointwise::hessians(pde, d, z, &[], &mut v, &mut g, &mut h);
     (v, g, h)
 }
 
@@ -189,7 +192,7 @@ offset = "initial"
     assert_eq!(pde.n_equations(), 2);
     let z = [0.3f64, -0.2, 0.7, 1.1];
     let mut out = [0.0; 2];
-    pde.residual(&z, &mut out);
+    pde.residual(&z, &[], &mut out);
     let want = [z[1] + z[0] * z[2] - 0.01 * z[3], z[2].tanh() * z[1]];
     assert_close("system", &out, &want, 1e-15);
 }
@@ -202,18 +205,18 @@ fn compare_block_and_per_point(pde: &CustomPde, d: usize, z: &[f64]) {
     for n in [1, 5, 63, 64, 65, 200, 256, 257] {
         let z = &z[..n * d];
         let (mut v, mut vp) = (vec![0.0; n * m], vec![0.0; n * m]);
-        pointwise::values(pde, d, z, &mut v);
-        pointwise::values_per_point(pde, d, z, &mut vp);
+        pointwise::values(pde, d, z, &[], &mut v);
+        pointwise::values_per_point(pde, d, z, &[], &mut vp);
         let (mut g, mut gp) = (vec![0.0; n * m * d], vec![0.0; n * m * d]);
         let (mut h, mut hp) = (vec![0.0; n * m * d * d], vec![0.0; n * m * d * d]);
-        pointwise::hessians_per_point(pde, d, z, &mut vp, &mut gp, &mut hp);
+        pointwise::hessians_per_point(pde, d, z, &[], &mut vp, &mut gp, &mut hp);
         assert_values(&v, &vp, &gp, z, d);
-        pointwise::hessians(pde, d, z, &mut v, &mut g, &mut h);
+        pointwise::hessians(pde, d, z, &[], &mut v, &mut g, &mut h);
         assert_values(&v, &vp, &gp, z, d);
         assert_close("gradient (block, Hessian path)", &g, &gp, 1e-13);
         assert_close("hessian (block)", &h, &hp, 1e-13);
-        pointwise::gradients_per_point(pde, d, z, &mut vp, &mut gp);
-        pointwise::gradients(pde, d, z, &mut v, &mut g);
+        pointwise::gradients_per_point(pde, d, z, &[], &mut vp, &mut gp);
+        pointwise::gradients(pde, d, z, &[], &mut v, &mut g);
         assert_values(&v, &vp, &gp, z, d);
         assert_close("gradient (block)", &g, &gp, 1e-13);
     }
@@ -234,4 +237,124 @@ fn block_evaluation_of_the_shipped_definitions_is_the_per_point_one() {
     compare_block_and_per_point(&shipped("diffusion-sorption"), 3, &z);
     let z: Vec<f64> = (0..6 * 257).map(|_| rng.random_range(-3.0..3.0)).collect();
     compare_block_and_per_point(&shipped("navier-stokes"), 6, &z);
+}
+
+/// The forced heat equation of `fixtures/forced-heat.toml`, whose residual
+/// reads `t` and `x`, and its manufactured solution `e^{−t} sin πx + t·x`.
+fn forced() -> (std::sync::Arc<CustomPde>, impl Fn(f64, f64) -> f64) {
+    let text = include_str!("fixtures/forced-heat.toml");
+    let pde = CustomPde::from_str(text, "forced-heat.toml").unwrap();
+    let exact = |t: f64, x: f64| (-t).exp() * (std::f64::consts::PI * x).sin() + t * x;
+    (std::sync::Arc::new(pde), exact)
+}
+
+fn forced_grid(nt: usize, nx: usize) -> Grid {
+    Grid::new(vec![
+        Axis::linspace("t", 0.0, 0.5, nt).unwrap(),
+        Axis::linspace("x", 0.0, 1.0, nx).unwrap(),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn the_field_residual_of_the_manufactured_solution_vanishes_at_second_order() {
+    // The residual's coordinates must be each grid point's own: any other
+    // pairing leaves an O(1) residual of the exact solution.
+    let (pde, exact) = forced();
+    assert!(pde.uses_coordinates());
+    let norms: Vec<f64> = [1, 2, 4]
+        .iter()
+        .map(|&r| {
+            let grid = forced_grid(10 * r + 1, 10 * r + 1);
+            let u: Vec<f64> = grid
+                .coordinates()
+                .chunks_exact(2)
+                .map(|p| exact(p[0], p[1]))
+                .collect();
+            let f = FieldResidual::new(pde.clone(), &grid)
+                .unwrap()
+                .residual(&u)
+                .unwrap();
+            f.iter().fold(0.0f64, |m, v| m.max(v.abs()))
+        })
+        .collect();
+    println!("max |F| of the exact solution: {norms:?}");
+    for w in norms.windows(2) {
+        let order = (w[0] / w[1]).log2();
+        assert!(order > 1.8, "order {order} ({norms:?})");
+    }
+}
+
+#[test]
+fn an_expert_problem_evaluates_at_its_points_coordinates() {
+    // The problem's PDE rows at sampled points (coordinates gathered per
+    // point) equal the field residual of `u = Bω` at those points.
+    let (pde, _) = forced();
+    let grid = forced_grid(9, 13);
+    let terms = pde.terms(&grid).unwrap();
+    let d = residual_term_count(pde.as_ref(), terms.len()).unwrap();
+    let (n, len) = (3, grid.len());
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let basis: Vec<Vec<f64>> = (0..n)
+        .map(|_| (0..len).map(|_| rng.random_range(-1.0..1.0)).collect())
+        .collect();
+    let omega = [0.7, -0.4, 1.3];
+    let points = [0, 5, 17, 40, 64, 99, len - 1];
+    let mut term_rows = vec![0.0; points.len() * d * n];
+    let mut applied = vec![0.0; len];
+    for (j, term) in terms[..d].iter().enumerate() {
+        for (c, column) in basis.iter().enumerate() {
+            term.operator.apply(column, 1, &mut applied);
+            for (k, &p) in points.iter().enumerate() {
+                term_rows[(k * d + j) * n + c] = applied[p];
+            }
+        }
+    }
+    let size = ProblemSize {
+        n_basis: n,
+        n_terms: d,
+        n_equations: 1,
+    };
+    let coords = grid.coordinates();
+    let gathered: Vec<f64> = points
+        .iter()
+        .flat_map(|&p| &coords[2 * p..2 * p + 2])
+        .copied()
+        .collect();
+    let bare = ExpertProblem::new(
+        size,
+        term_rows,
+        vec![0.0; points.len() * d],
+        Vec::new(),
+        Vec::new(),
+        0.0,
+    )
+    .unwrap();
+    // Without its coordinates the problem is refused, not evaluated at garbage.
+    assert!(matches!(
+        bare.residual(pde.as_ref(), &omega),
+        Err(ConstraintError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        bare.clone().with_coordinates(vec![0.0; 3]),
+        Err(ConstraintError::ShapeMismatch { .. })
+    ));
+    let mut nan = gathered.clone();
+    nan[3] = f64::NAN;
+    assert!(matches!(
+        bare.clone().with_coordinates(nan),
+        Err(ConstraintError::NonFinite { .. })
+    ));
+    let problem = bare.with_coordinates(gathered).unwrap();
+    let rows = problem.residual(pde.as_ref(), &omega).unwrap();
+
+    let u: Vec<f64> = (0..len)
+        .map(|p| basis.iter().zip(omega).map(|(b, w)| b[p] * w).sum())
+        .collect();
+    let field = FieldResidual::new(pde.clone(), &grid)
+        .unwrap()
+        .residual(&u)
+        .unwrap();
+    let want: Vec<f64> = points.iter().map(|&p| field[p]).collect();
+    assert_close("PDE rows", &rows[..points.len()], &want, 1e-12);
 }

@@ -68,7 +68,7 @@ fn the_good_definition_is_accepted_and_runs() {
     let mut out = [0.0];
     // The residual reads u_t and u_xx (u only enters the rows).
     assert_eq!(pde.residual_terms(), Some(2));
-    pde.residual(&[2.0f64, 3.0], &mut out);
+    pde.residual(&[2.0f64, 3.0], &[], &mut out);
     assert_eq!(out[0], 2.0 - 0.1 * 3.0);
 }
 

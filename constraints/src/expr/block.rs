@@ -156,9 +156,9 @@ struct Plan {
 }
 
 impl Plan {
-    /// The plan for carrying `order`: below it, the patterns are empty.
-    fn new(tape: &Tape, order: Order) -> Self {
-        let d = tape.n_inputs;
+    /// The plan for carrying `order` in the first `d` inputs (the others are
+    /// data: their patterns are empty); below `order`, all patterns are empty.
+    fn new(tape: &Tape, order: Order, d: usize) -> Self {
         let mut grad: Vec<Mask> = vec![0; tape.n_slots];
         let mut hess: Vec<Mask> = vec![0; tape.n_slots];
         if order >= Order::Gradient {
@@ -251,16 +251,20 @@ fn add_product3(y: &mut [f64], p: &[f64], x: &[f64], w: &[f64]) {
 }
 
 impl Tape {
-    /// Runs the tape at `n` points: `z` is `[n, n_inputs]`, `values` receives
-    /// `[n, n_outputs]`. The same numbers as [`Tape::eval`] on `f64`, an
-    /// instruction at a time over chunks of points (see [`crate::expr::block`]).
+    /// Runs the tape at `n` points: the inputs are `z`, `[n, d]`, followed by
+    /// `data`, `[n, c]` with `d + c = n_inputs` (the split matters only for
+    /// derivatives: `data`, e.g. the points' coordinates, is never
+    /// differentiated); `values` receives `[n, n_outputs]`. The same numbers as
+    /// [`Tape::eval`] on `f64`, an instruction at a time over chunks of points
+    /// (see [`crate::expr::block`]).
     ///
     /// # Panics
     /// If the slice lengths are wrong.
-    pub fn eval_block(&self, z: &[f64], values: &mut [f64]) {
+    pub fn eval_block(&self, z: &[f64], data: &[f64], values: &mut [f64]) {
         self.run_block(
             Order::Value,
             z,
+            data,
             Outputs {
                 values,
                 grads: &mut [],
@@ -269,17 +273,24 @@ impl Tape {
         );
     }
 
-    /// Values and gradients in the inputs at `n` points (`grads` is
-    /// `[n, n_outputs, n_inputs]`): what [`Tape::eval`] computes on
-    /// `DualSVec64<n_inputs>` seeded with the unit vectors, up to round-off.
+    /// Values and gradients in the `d` inputs `z` at `n` points (`grads` is
+    /// `[n, n_outputs, d]`; inputs as in [`Tape::eval_block`]): what
+    /// [`Tape::eval`] computes on `DualSVec64<d>` seeded with the unit vectors
+    /// (the `data` inputs as constants), up to round-off.
     ///
     /// # Panics
-    /// If the slice lengths are wrong or there are more than
-    /// [`MAX_BLOCK_INPUTS`] inputs.
-    pub fn eval_gradients_block(&self, z: &[f64], values: &mut [f64], grads: &mut [f64]) {
+    /// If the slice lengths are wrong or `d` is above [`MAX_BLOCK_INPUTS`].
+    pub fn eval_gradients_block(
+        &self,
+        z: &[f64],
+        data: &[f64],
+        values: &mut [f64],
+        grads: &mut [f64],
+    ) {
         self.run_block(
             Order::Gradient,
             z,
+            data,
             Outputs {
                 values,
                 grads,
@@ -288,15 +299,16 @@ impl Tape {
         );
     }
 
-    /// Values, gradients and Hessians in the inputs at `n` points (`hessians`
-    /// is `[n, n_outputs, n_inputs, n_inputs]`): what [`Tape::eval`] computes
-    /// on `Dual2SVec64<n_inputs>`, up to round-off.
+    /// Values, gradients and Hessians in the `d` inputs `z` at `n` points
+    /// (`hessians` is `[n, n_outputs, d, d]`): what [`Tape::eval`] computes on
+    /// `Dual2SVec64<d>`, up to round-off.
     ///
     /// # Panics
     /// As [`Tape::eval_gradients_block`].
     pub fn eval_hessians_block(
         &self,
         z: &[f64],
+        data: &[f64],
         values: &mut [f64],
         grads: &mut [f64],
         hessians: &mut [f64],
@@ -304,6 +316,7 @@ impl Tape {
         self.run_block(
             Order::Hessian,
             z,
+            data,
             Outputs {
                 values,
                 grads,
@@ -312,19 +325,24 @@ impl Tape {
         );
     }
 
-    fn run_block(&self, order: Order, z: &[f64], out: Outputs<'_>) {
-        let (d, m) = (self.n_inputs, self.outputs.len());
+    fn run_block(&self, order: Order, z: &[f64], data: &[f64], out: Outputs<'_>) {
+        let m = self.outputs.len();
+        // The points are counted by the values (a tape may have no inputs).
+        let n = out.values.len() / m.max(1);
+        assert_eq!(out.values.len(), n * m, "wrong number of values");
+        if n == 0 {
+            return;
+        }
+        let (d, c) = (z.len() / n, data.len() / n);
+        assert!(
+            z.len() == n * d && data.len() == n * c && d + c == self.n_inputs,
+            "the inputs are not {} values per point",
+            self.n_inputs
+        );
         assert!(
             order == Order::Value || d <= MAX_BLOCK_INPUTS,
             "{d} inputs: derivatives over blocks take at most {MAX_BLOCK_INPUTS}"
         );
-        // Without inputs, the points are counted by the values.
-        let n = z
-            .len()
-            .checked_div(d)
-            .unwrap_or_else(|| out.values.len() / m.max(1));
-        assert_eq!(z.len(), n * d, "z is not a whole number of points");
-        assert_eq!(out.values.len(), n * m, "wrong number of values");
         let per_point = |k: usize| if order >= Order::Gradient { k } else { 0 };
         assert_eq!(
             out.grads.len(),
@@ -338,7 +356,7 @@ impl Tape {
             "wrong number of Hessian entries"
         );
 
-        let plan = Plan::new(self, order);
+        let plan = Plan::new(self, order, d);
         let n_comp = match order {
             Order::Value => 1,
             Order::Gradient => 1 + d,
@@ -359,6 +377,7 @@ impl Tape {
         for start in (0..n).step_by(LANES) {
             let len = LANES.min(n - start);
             chunk.load(&z[start * d..(start + len) * d], len);
+            chunk.load_data(&data[start * c..(start + len) * c], len);
             for step in &plan.steps {
                 chunk.execute(step, len);
             }
@@ -404,6 +423,19 @@ impl Chunk {
             }
             if self.order >= Order::Gradient {
                 lanes_mut(regs, 1 + j).fill(1.0);
+            }
+        }
+    }
+
+    /// The data inputs into slots `d..d + c`, values only: their patterns are
+    /// empty, so no derivative entry of theirs is ever read.
+    fn load_data(&mut self, data: &[f64], len: usize) {
+        let Some(c) = data.len().checked_div(len).filter(|&c| c > 0) else {
+            return;
+        };
+        for (j, regs) in self.regs.iter_mut().skip(self.d).take(c).enumerate() {
+            for (v, p) in lanes_mut(regs, 0).iter_mut().zip(data.chunks_exact(c)) {
+                *v = p[j];
             }
         }
     }

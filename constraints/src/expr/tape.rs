@@ -315,36 +315,66 @@ impl Tape {
     /// If the slice lengths are wrong.
     #[inline]
     pub fn eval<D: DualNum<Primitive = f64> + Copy>(&self, inputs: &[D], out: &mut [D]) {
-        assert_eq!(inputs.len(), self.n_inputs, "wrong number of inputs");
+        self.eval_with_data(inputs, &[], out);
+    }
+
+    /// [`Tape::eval`] with the inputs split in two: `z` (numbers of type `D`,
+    /// the ones a derivative is taken in) followed by `data` (plain values,
+    /// lifted as constants: the coordinates of a point), `z.len() + data.len()`
+    /// of them in all.
+    ///
+    /// # Panics
+    /// If the slice lengths are wrong.
+    #[inline]
+    pub fn eval_with_data<D: DualNum<Primitive = f64> + Copy>(
+        &self,
+        z: &[D],
+        data: &[f64],
+        out: &mut [D],
+    ) {
+        assert_eq!(
+            z.len() + data.len(),
+            self.n_inputs,
+            "wrong number of inputs"
+        );
         assert_eq!(out.len(), self.outputs.len(), "wrong number of outputs");
         // The register file is sized by dispatch so that a short definition
         // copies a few slots per point, not `STACK_SLOTS`.
         match self.n_slots {
-            0..=4 => self.run::<D, 4>(inputs, out),
-            5..=8 => self.run::<D, 8>(inputs, out),
-            9..=16 => self.run::<D, 16>(inputs, out),
-            17..=STACK_SLOTS => self.run::<D, STACK_SLOTS>(inputs, out),
+            0..=4 => self.run::<D, 4>(z, data, out),
+            5..=8 => self.run::<D, 8>(z, data, out),
+            9..=16 => self.run::<D, 16>(z, data, out),
+            17..=STACK_SLOTS => self.run::<D, STACK_SLOTS>(z, data, out),
             _ => {
-                let mut slots = vec![inputs.first().copied().unwrap_or(D::zero()); self.n_slots];
-                self.execute(&mut slots, inputs, out);
+                let mut slots = vec![D::zero(); self.n_slots];
+                self.execute(&mut slots, z, data, out);
             }
         }
     }
 
     #[inline(always)]
-    fn run<D: DualNum<Primitive = f64> + Copy, const R: usize>(&self, inputs: &[D], out: &mut [D]) {
-        let mut slots = [inputs.first().copied().unwrap_or(D::zero()); R];
-        self.execute(&mut slots, inputs, out);
+    fn run<D: DualNum<Primitive = f64> + Copy, const R: usize>(
+        &self,
+        z: &[D],
+        data: &[f64],
+        out: &mut [D],
+    ) {
+        let mut slots = [D::zero(); R];
+        self.execute(&mut slots, z, data, out);
     }
 
     #[inline(always)]
     fn execute<D: DualNum<Primitive = f64> + Copy>(
         &self,
         slots: &mut [D],
-        inputs: &[D],
+        z: &[D],
+        data: &[f64],
         out: &mut [D],
     ) {
-        slots[..inputs.len()].copy_from_slice(inputs);
+        slots[..z.len()].copy_from_slice(z);
+        for (slot, &x) in slots[z.len()..].iter_mut().zip(data) {
+            *slot = D::from(x);
+        }
         for ins in &self.code {
             let value = ins.op.apply(slots);
             slots[ins.dst as usize] = value;

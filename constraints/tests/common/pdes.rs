@@ -66,7 +66,7 @@ impl Pde for SorptionLike {
         ])
     }
 
-    fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], out: &mut [T]) {
+    fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], _: &[f64], out: &mut [T]) {
         out[0] = z[1] - z[2] * D / Self::retardation(z[0]);
     }
 
@@ -137,7 +137,7 @@ impl Pde for QuadraticTransport {
         ])
     }
 
-    fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], out: &mut [T]) {
+    fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], _: &[f64], out: &mut [T]) {
         out[0] = z[1] + z[4] * z[2] - z[5] * z[3] - (z[6] + z[7]) * self.nu;
     }
 

@@ -94,7 +94,7 @@ fn residual_norm(problem: &ExternalProblem<AnyPde>, k: usize, omega: &[f64]) -> 
     let mut out = [0.0];
     for &p in &problem.points()[k] {
         let zp: Vec<f64> = z.iter().map(|zj| zj[p]).collect();
-        pde.residual::<f64>(&zp, &mut out);
+        pde.residual::<f64>(&zp, &[], &mut out);
         sum += out[0] * out[0];
     }
     for row in pde.linear_rows(grid, problem.ic()).unwrap() {

@@ -47,8 +47,11 @@
 //!   written, then those only the conditions read): operators and stencils in
 //!   [`operators`].
 //! - **Residual**: the program of [`tessera_constraints::expr`]; one row per
-//!   statement that is not a `let` (several make a system). It reads terms and
-//!   parameters.
+//!   statement that is not a `let` (several make a system). It reads terms,
+//!   parameters and the point's coordinates `t`, `x`, (`y`) — a source
+//!   `f(t, x)`, a coefficient that varies in space — which are data, never
+//!   differentiated; the solver gathers them only for a residual that reads
+//!   them ([`tessera_constraints::Pde::uses_coordinates`]).
 //! - **Conditions**: `at` is `initial` or `x-min`, `x-max`, `y-min`, `y-max`;
 //!   `row` must be linear in the terms and may read `u0` (the initial value at
 //!   the row's space point), `t`, `x`, `y` and the parameters; so may `rhs`

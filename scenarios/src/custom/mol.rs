@@ -140,7 +140,18 @@ impl MolPde for CustomMol<'_> {
                 Input::Term(k) => at.z[k],
             };
         }
-        self.pde.residual.eval(z, out);
+        // `t, x, (y)` of the definition; a point of fewer space dimensions
+        // gives NaN, which the solver reports as a blow-up.
+        let mut coords = [at.t, f64::NAN, f64::NAN];
+        for (c, &x) in coords[1..].iter_mut().zip(at.x) {
+            *c = x;
+        }
+        let data = if self.pde.residual_coordinates {
+            &coords[..self.pde.periodic_axes().len()]
+        } else {
+            &[]
+        };
+        self.pde.residual.eval_with_data(z, data, out);
     }
 
     /// A side the definition does not have (y of a 1-D definition on a 2-D

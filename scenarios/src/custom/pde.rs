@@ -58,7 +58,11 @@ pub struct CustomPde {
     /// Terms in solver order: those the residual reads first.
     pub(super) terms: Vec<TermDef>,
     n_residual_terms: usize,
+    /// The residual, over the residual terms followed, when
+    /// `residual_coordinates`, by the point's `t, x, (y)`.
     pub(super) residual: Tape,
+    /// Whether the residual reads the coordinates.
+    pub(super) residual_coordinates: bool,
     pub(super) conditions: Vec<Condition>,
     solution: Option<Solution>,
     /// The `[initial]` family, if the file has one.
@@ -135,7 +139,8 @@ impl CustomPde {
         &self.terms
     }
 
-    /// The compiled residual (inputs: the residual terms).
+    /// The compiled residual (inputs: the residual terms, then `t, x, (y)`
+    /// if [`Pde::uses_coordinates`]).
     pub fn residual_tape(&self) -> &Tape {
         &self.residual
     }
@@ -148,7 +153,25 @@ impl CustomPde {
 
     /// The residual as CUDA C (see [`tessera_constraints::expr::cuda`]).
     pub fn emit_cuda(&self) -> String {
-        expr::cuda::emit(&self.name, &self.residual)
+        expr::cuda::emit(&self.name, &self.residual, self.n_coordinates())
+    }
+
+    /// How many coordinate inputs the residual tape takes (0 or `1 + space dims`).
+    fn n_coordinates(&self) -> usize {
+        if self.residual_coordinates {
+            self.periodic.len()
+        } else {
+            0
+        }
+    }
+
+    /// Whether the block evaluator takes `d` terms and `coords` over `values`:
+    /// the tape's inputs, at most [`MAX_BLOCK_INPUTS`] of them differentiated.
+    /// Otherwise the per-point path runs, which reports a mismatch.
+    fn block_fits(&self, d: usize, coords: &[f64], values: &[f64]) -> bool {
+        let n = values.len() / self.residual.n_outputs().max(1);
+        let c = coords.len().checked_div(n).unwrap_or(0);
+        d <= MAX_BLOCK_INPUTS && d + c == self.residual.n_inputs()
     }
 
     fn check_grid(&self, grid: &Grid) -> Result<(), ConstraintError> {
@@ -206,28 +229,38 @@ impl Pde for CustomPde {
         Some(self.n_residual_terms)
     }
 
+    fn uses_coordinates(&self) -> bool {
+        self.residual_coordinates
+    }
+
     #[inline]
-    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]) {
-        self.residual.eval(z, out);
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], coords: &[f64], out: &mut [D]) {
+        self.residual.eval_with_data(z, coords, out);
     }
 
     /// The tape an instruction at a time over the block (see
     /// [`tessera_constraints::expr::block`]): interpreting it point by point
-    /// paid its dispatch at every point. A `d` other than the tape's inputs
-    /// takes the per-point path, which reports it.
-    fn residual_values_block(&self, d: usize, z: &[f64], values: &mut [f64]) {
-        if d == self.residual.n_inputs() {
-            self.residual.eval_block(z, values);
+    /// paid its dispatch at every point.
+    fn residual_values_block(&self, d: usize, z: &[f64], coords: &[f64], values: &mut [f64]) {
+        if self.block_fits(d, coords, values) {
+            self.residual.eval_block(z, coords, values);
         } else {
-            pointwise::values_per_point(self, d, z, values);
+            pointwise::values_per_point(self, d, z, coords, values);
         }
     }
 
-    fn residual_gradients_block(&self, d: usize, z: &[f64], values: &mut [f64], grads: &mut [f64]) {
-        if d == self.residual.n_inputs() && d <= MAX_BLOCK_INPUTS {
-            self.residual.eval_gradients_block(z, values, grads);
+    fn residual_gradients_block(
+        &self,
+        d: usize,
+        z: &[f64],
+        coords: &[f64],
+        values: &mut [f64],
+        grads: &mut [f64],
+    ) {
+        if self.block_fits(d, coords, values) {
+            self.residual.eval_gradients_block(z, coords, values, grads);
         } else {
-            pointwise::gradients_per_point(self, d, z, values, grads);
+            pointwise::gradients_per_point(self, d, z, coords, values, grads);
         }
     }
 
@@ -235,15 +268,16 @@ impl Pde for CustomPde {
         &self,
         d: usize,
         z: &[f64],
+        coords: &[f64],
         values: &mut [f64],
         grads: &mut [f64],
         hessians: &mut [f64],
     ) {
-        if d == self.residual.n_inputs() && d <= MAX_BLOCK_INPUTS {
+        if self.block_fits(d, coords, values) {
             self.residual
-                .eval_hessians_block(z, values, grads, hessians);
+                .eval_hessians_block(z, coords, values, grads, hessians);
         } else {
-            pointwise::hessians_per_point(self, d, z, values, grads, hessians);
+            pointwise::hessians_per_point(self, d, z, coords, values, grads, hessians);
         }
     }
 
@@ -455,14 +489,25 @@ impl Builder<'_> {
             return Err(self.invalid(spec.terms.span(), "no terms declared"));
         }
 
-        // The residual: compiled once over all terms to learn which it reads,
-        // then over those (in declaration order) — the solver's residual terms.
-        let all = with_constants(
-            declared
+        // The residual: compiled once over all terms and the coordinates to
+        // learn which it reads, then over those (terms in declaration order —
+        // the solver's residual terms — then `t, x, (y)` if any is read: the
+        // solver gathers coordinates only for a residual that needs them).
+        let coordinates = &["t", "x", "y"][..1 + space_dims];
+        let residual_scope = |terms: &[TermDef], with_coordinates: bool| {
+            let scope = terms
                 .iter()
-                .fold(Scope::new(), |s, t| s.term(t.name.clone())),
-        );
-        let probe = self.compile(&spec.residual, &all, "residual")?;
+                .fold(Scope::new(), |s, t| s.term(t.name.clone()));
+            let scope = if with_coordinates {
+                coordinates.iter().fold(scope, |s, c| s.variable(*c))
+            } else {
+                scope
+            };
+            with_constants(scope)
+        };
+        let probe = self.compile(&spec.residual, &residual_scope(&declared, true), "residual")?;
+        let residual_coordinates =
+            (0..coordinates.len()).any(|k| probe.uses_input(declared.len() + k));
         let (mut terms, mut rest) = (Vec::new(), Vec::new());
         for (j, t) in declared.into_iter().enumerate() {
             if probe.uses_input(j) {
@@ -472,12 +517,11 @@ impl Builder<'_> {
             }
         }
         let n_residual_terms = terms.len();
-        let scope = with_constants(
-            terms
-                .iter()
-                .fold(Scope::new(), |s, t| s.term(t.name.clone())),
-        );
-        let residual = self.compile(&spec.residual, &scope, "residual")?;
+        let residual = self.compile(
+            &spec.residual,
+            &residual_scope(&terms, residual_coordinates),
+            "residual",
+        )?;
         terms.extend(rest);
 
         let variables: Vec<&str> = ["u0", "t", "x", "y"][..2 + space_dims].to_vec();
@@ -519,6 +563,7 @@ impl Builder<'_> {
             terms,
             n_residual_terms,
             residual,
+            residual_coordinates,
             conditions,
             solution,
             initial,

@@ -180,7 +180,7 @@ impl Pde for DiffusionSorption {
         Some(Self::U_X)
     }
 
-    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]) {
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], _: &[f64], out: &mut [D]) {
         let (u, u_t, u_xx) = (z[Self::U], z[Self::U_T], z[Self::U_XX]);
         out[0] = u_t - u_xx * self.params.d / self.retardation(u);
     }

@@ -248,7 +248,7 @@ impl Pde for NavierStokes {
             .collect())
     }
 
-    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], out: &mut [D]) {
+    fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], _: &[f64], out: &mut [D]) {
         let advection = z[Self::V_X] * z[Self::W_X] + z[Self::V_Y] * z[Self::W_Y];
         out[0] = z[Self::W_T] + advection - z[Self::LAP_W] * self.nu;
     }

@@ -22,7 +22,7 @@ pub fn residual_field<P: Pde>(pde: &P, terms: &[Vec<f64>]) -> Vec<f64> {
     (0..terms[0].len())
         .map(|p| {
             let z: Vec<f64> = terms.iter().map(|t| t[p]).collect();
-            pde.residual::<f64>(&z, &mut out);
+            pde.residual::<f64>(&z, &[], &mut out);
             out[0]
         })
         .collect()
@@ -40,7 +40,7 @@ pub fn row_value(row: &LinearRow, terms: &[Vec<f64>]) -> f64 {
 /// The residual at one point on plain `f64`.
 pub fn residual_at<P: Pde>(pde: &P, z: &[f64]) -> f64 {
     let mut out = [0.0];
-    pde.residual::<f64>(z, &mut out);
+    pde.residual::<f64>(z, &[], &mut out);
     out[0]
 }
 
@@ -68,7 +68,7 @@ pub fn check_derivatives_against_fd<P: Pde>(pde: &P, z: &[f64]) {
             .map(|l| Dual64::new(z[l], if l == j { 1.0 } else { 0.0 }))
             .collect();
         let mut out = [Dual64::from(0.0)];
-        pde.residual(&dual, &mut out);
+        pde.residual(&dual, &[], &mut out);
         let exact = out[0].eps;
         let fd = fd_grad(z, j);
         assert!(
@@ -89,7 +89,7 @@ pub fn check_derivatives_against_fd<P: Pde>(pde: &P, z: &[f64]) {
                 })
                 .collect();
             let mut out = [HyperDual64::from(0.0)];
-            pde.residual(&hyper, &mut out);
+            pde.residual(&hyper, &[], &mut out);
             let exact = out[0].eps1eps2;
             let h = step(l);
             let fd = (fd_grad(&shifted(l, h), j) - fd_grad(&shifted(l, -h), j)) / (2.0 * h);

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use tessera_constraints::Pde as _;
 use tessera_scenarios::Scenario;
 use tessera_scenarios::config::PdeConfig;
 use tessera_scenarios::custom::CustomPde;
@@ -110,8 +111,13 @@ fn summary(pde: &CustomPde) -> String {
         .iter()
         .map(|t| format!("{} = {:?}/{:?}", t.name, t.operator, t.stencil))
         .collect();
+    let reads = if pde.uses_coordinates() {
+        ", reads the coordinates"
+    } else {
+        ""
+    };
     format!(
-        "{}: ok\n  space     {}\n  terms     {}\n  residual  {} row(s) per point",
+        "{}: ok\n  space     {}\n  terms     {}\n  residual  {} row(s) per point{reads}",
         pde.name(),
         axes.join(", "),
         terms.join(", "),
