@@ -68,8 +68,9 @@ pub use model::Model;
 pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck, sample_ics};
 pub use parallel::{Launcher, Layout, ParallelError, World, broadcast_run_data, with_world};
 pub use train::{
-    Adam, AdamConfig, Checkpoint, Claim, LockHolder, RunDir, RunLock, StepRecord, Totals,
-    TrainOptions, TrainOutcome, Trainer, Validation, eval_seed, named_vars, step_draw, update,
+    Adam, AdamConfig, Checkpoint, Claim, LockHolder, RunDir, RunLock, StepRecord, StopReason,
+    Totals, TrainOptions, TrainOutcome, Trainer, Validation, eval_seed, named_vars, step_draw,
+    update,
 };
 pub use trainable::{Batch, Prediction, StepLoss, Trainable};
 

@@ -7,8 +7,8 @@ mod train_support;
 use std::ops::ControlFlow;
 
 use tessera_solver::{
-    Adam, AdamConfig, Checkpoint, RunDir, SolverError, StepRecord, Totals, TrainOptions,
-    TrainOutcome, Trainable, Trainer,
+    Adam, AdamConfig, Checkpoint, RunDir, SolverError, StepRecord, StopReason, Totals,
+    TrainOptions, TrainOutcome, Trainable, Trainer,
 };
 use train_support::{Linear, run_data, scenario, temp_dir};
 
@@ -124,6 +124,51 @@ fn resume_after_interruption_equals_uninterrupted_run() {
     let b = without_seconds(run.read_metrics().unwrap());
     assert_eq!(a.len(), steps);
     assert_eq!(a, b);
+}
+
+#[test]
+fn a_passed_deadline_stops_at_a_fresh_checkpoint_that_resumes_exactly() {
+    let steps = 12;
+    let straight = temp_dir("deadline-straight");
+    let mut reference = Linear::new();
+    train_to_end(&mut reference, steps, &straight, false);
+
+    // A deadline already passed: the first step is done, then the run stops
+    // with a checkpoint at step 1, between the periodic ones (every 5).
+    let stopped = temp_dir("deadline-stopped");
+    let scenario = scenario(steps, "");
+    let data = run_data();
+    let run = RunDir::new(&stopped);
+    let options = TrainOptions {
+        deadline: Some(std::time::Instant::now()),
+        ..options(false)
+    };
+    let outcome = Trainer::new(&mut Linear::new(), &scenario, &data, &run)
+        .train(options, |_, _| ControlFlow::Continue(()))
+        .unwrap();
+    assert!(
+        matches!(outcome, TrainOutcome::TimeUp(t) if t.step == 1),
+        "{outcome:?}"
+    );
+    assert_eq!(Checkpoint::load(&run.checkpoint()).unwrap().totals.step, 1);
+    let records = run.read_metrics().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].stopped, Some(StopReason::TimeLimit));
+
+    let mut resumed = Linear::new();
+    train_to_end(&mut resumed, steps, &stopped, true);
+    assert_eq!(
+        resumed.weights(),
+        reference.weights(),
+        "bit-identical weights"
+    );
+    // The same history, the stop marked on the step it happened.
+    let mut b = without_seconds(run.read_metrics().unwrap());
+    assert_eq!(b[0].stopped.take(), Some(StopReason::TimeLimit));
+    assert_eq!(
+        without_seconds(RunDir::new(&straight).read_metrics().unwrap()),
+        b
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 mod commands;
 mod constraint_check;
+mod duration;
 mod error;
 mod malloc;
 mod plots;

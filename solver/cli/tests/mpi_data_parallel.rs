@@ -1,7 +1,8 @@
 //! Multi-rank training under `mpirun -np 2` (feature `mpi`; needs Open MPI's
 //! `mpirun` on the PATH): data parallelism reproduces the single-process loss
 //! curve, two runs are bit-identical, a killed rank ends the job quickly and
-//! the last checkpoint resumes under the same and a different number of ranks.
+//! the last checkpoint resumes under the same and a different number of ranks,
+//! and `--max-time` stops both ranks at the same step.
 //!
 //! Run these tests one at a time (`--test-threads=1`): each starts two ranks.
 #![cfg(feature = "mpi")]
@@ -205,6 +206,36 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_two_or_one_ranks() {
     assert_eq!(records(&killed), reference, "same ranks: an exact resume");
     // Another number of ranks sums in another order: equal to rounding only.
     assert_close(&records(&single), &reference, 2e-7);
+}
+
+/// Rank 0 alone decides when time is up; were the other rank to stop at
+/// another step, the job would hang in a collective or fail the parameter-hash
+/// check at the stop's checkpoint instead of exiting cleanly.
+#[test]
+fn max_time_stops_every_rank_at_one_checkpoint() {
+    let dir = temp_dir("mpi-max-time");
+    let steps = 100_000;
+    let scenario = tiny_scenario(
+        &dir,
+        ("tiny-mpi-long", 9),
+        (steps, 1000),
+        "dtype = \"f64\"",
+        "init = \"warm\"",
+    );
+    let out = dir.join("run");
+    let output = ok(mpirun(2)
+        .arg("train")
+        .arg(&scenario)
+        .args(["--quiet", "--max-time", "2s", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let run = RunDir::new(&out);
+    let stopped = Checkpoint::load(&run.checkpoint()).unwrap().totals.step;
+    assert!(stopped < steps, "{stderr}");
+    assert_eq!(run.read_metrics().unwrap().len(), stopped);
+    assert!(stderr.contains("train --resume"), "{stderr}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! The `tessera` binary end to end: `--set` errors, and a training run killed
+//! The `tessera` binary end to end: `--set` errors, a training run killed
 //! with SIGKILL after its first checkpoint and resumed, which must end with the
-//! same metrics and test error as an uninterrupted run.
+//! same metrics and test error as an uninterrupted run, and runs split by
+//! `--max-time`.
 
 mod cli_support;
 #[path = "../../tests/train_support/mod.rs"]
@@ -11,7 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use cli_support::{ok, records, tessera, tiny_scenario, train_until_checkpoint};
-use tessera_solver::{RunDir, Summary};
+use tessera_solver::{Checkpoint, RunDir, StopReason, Summary};
 use train_support::temp_dir;
 
 const STEPS: usize = 120;
@@ -232,4 +233,112 @@ fn a_launch_without_mpi_support_is_refused() {
     assert!(!output.status.success());
     assert!(stderr.contains("--features mpi"), "{stderr}");
     assert!(!dir.join("run").exists(), "nothing is written");
+}
+
+/// A tiny run long enough (thousands of steps, several seconds) that a
+/// one-second `--max-time` stops it early on any machine.
+fn long_scenario(dir: &Path) -> (PathBuf, usize) {
+    let steps = 3000;
+    (
+        tiny_scenario(dir, ("tiny-long", 4), (steps, 1000), "", ""),
+        steps,
+    )
+}
+
+#[test]
+fn max_time_stops_at_a_fresh_checkpoint_that_resume_finishes() {
+    let dir = temp_dir("cli-max-time");
+    let (scenario, steps) = long_scenario(&dir);
+    let out = dir.join("run");
+    let output = ok(tessera()
+        .arg("train")
+        .arg(&scenario)
+        .args(["--quiet", "--max-time", "1s", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let run = RunDir::new(&out);
+    let stopped = Checkpoint::load(&run.checkpoint()).unwrap().totals.step;
+    assert!(stopped < steps, "not stopped early: {stderr}");
+    // The checkpoint is of the last step done, which the metrics mark.
+    let records = run.read_metrics().unwrap();
+    assert_eq!(records.len(), stopped);
+    assert_eq!(records[stopped - 1].stopped, Some(StopReason::TimeLimit));
+    assert!(
+        stderr.contains(&format!("at step {stopped} of {steps}")),
+        "{stderr}"
+    );
+    let resume = format!("train --resume {}", out.display());
+    assert!(stderr.contains(&resume), "{stderr}");
+
+    ok(tessera()
+        .arg("train")
+        .arg("--quiet")
+        .arg("--resume")
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert_eq!(
+        Checkpoint::load(&run.checkpoint()).unwrap().totals.step,
+        steps
+    );
+    let records = run.read_metrics().unwrap();
+    assert_eq!(records.len(), steps);
+    let marked: Vec<usize> = records
+        .iter()
+        .filter(|r| r.stopped.is_some())
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(marked, [stopped]);
+}
+
+#[test]
+fn run_stopped_by_max_time_skips_the_evaluation_and_says_how_to_finish() {
+    let dir = temp_dir("cli-run-max-time");
+    let (scenario, steps) = long_scenario(&dir);
+    let out = dir.join("run");
+    let output = ok(tessera()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--max-time", "1s", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let run = RunDir::new(&out);
+    assert!(Checkpoint::load(&run.checkpoint()).unwrap().totals.step < steps);
+    assert!(!run.summary().exists(), "a half-trained run was evaluated");
+    for command in [
+        format!("train --resume {}", out.display()),
+        format!("eval {}", out.display()),
+    ] {
+        assert!(stderr.contains(&command), "{command}: {stderr}");
+    }
+}
+
+#[test]
+fn a_bad_max_time_is_refused_before_any_work() {
+    let dir = temp_dir("cli-bad-max-time");
+    let scenario = scenario_file(&dir);
+    for command in ["train", "run"] {
+        for (text, expected) in [
+            ("90", "needs a unit"),
+            ("2x", "unknown unit"),
+            ("0s", "zero"),
+        ] {
+            let output = tessera()
+                .arg(command)
+                .arg(&scenario)
+                .args(["--max-time", text, "--out"])
+                .arg(dir.join("never"))
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!output.status.success(), "{command} --max-time {text}");
+            assert!(stderr.contains("--max-time"), "{stderr}");
+            assert!(stderr.contains(expected), "{text}: {stderr}");
+            assert!(!dir.join("never").exists(), "nothing is written");
+        }
+    }
 }

@@ -47,6 +47,20 @@ pub struct StepRecord {
     /// Present on validation steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<Validation>,
+    /// Present on the step a run stopped at before `training.steps`, with a
+    /// checkpoint; a later resume keeps the line, so the log shows where the
+    /// run was split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<StopReason>,
+}
+
+/// Why a run stopped before `training.steps` (see [`StepRecord::stopped`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    /// The process's time budget (`--max-time`) would have run out during the
+    /// next step and its save.
+    TimeLimit,
 }
 
 /// An open metrics file.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::batches::{eval_seed, step_draw};
 use super::clip::clip_global_norm;
+use super::deadline::Deadline;
 use super::schedule::learning_rate;
 use super::{Adam, AdamConfig};
 use crate::SolverError;
@@ -213,4 +214,25 @@ fn step_draws_are_reproducible_distinct_and_vary_by_step() {
     assert!(seen.iter().all(|&s| s));
     assert_eq!(eval_seed(3), eval_seed(3));
     assert_ne!(eval_seed(3), eval_seed(4));
+}
+
+#[test]
+fn a_deadline_stops_when_a_step_and_a_save_no_longer_fit() {
+    let now = std::time::Instant::now();
+    let secs = std::time::Duration::from_secs;
+    let mut deadline = Deadline::new(now + secs(100));
+    // Nothing measured yet: nothing to wait for.
+    assert!(!deadline.next_step_overruns(now));
+    deadline.step_took(secs(30));
+    // Before a save is measured it is taken to cost a step: 30 + 30 ≤ 100.
+    assert!(!deadline.next_step_overruns(now));
+    assert!(!deadline.next_step_overruns(now + secs(40)));
+    assert!(deadline.next_step_overruns(now + secs(41)));
+    // A measured save replaces that guess; a faster step leaves the slowest.
+    deadline.save_took(secs(5));
+    deadline.step_took(secs(10));
+    assert!(!deadline.next_step_overruns(now + secs(65)));
+    assert!(deadline.next_step_overruns(now + secs(66)));
+    // Past the deadline it always stops.
+    assert!(deadline.next_step_overruns(now + secs(200)));
 }

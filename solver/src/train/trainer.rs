@@ -1,7 +1,8 @@
 //! The training loop, separated from the optimiser and the model (argmin's
 //! executor shape): each step draws its batch, asks the model for the loss,
 //! back-propagates, clips, updates with Adam, logs a metrics line, validates
-//! and checkpoints on schedule.
+//! and checkpoints on schedule; with a deadline it stops early at a checkpoint
+//! of its own rather than be killed mid-step.
 //!
 //! In a multi-rank [`World`] every rank runs this loop on the same global
 //! batches, computing its [`DataShard`] of each; rank 0 alone owns the run
@@ -19,7 +20,8 @@ use tessera_scenarios::Scenario;
 use super::adam::{Adam, AdamConfig};
 use super::batches::{eval_seed, step_draw};
 use super::checkpoint::{Checkpoint, Totals};
-use super::metrics::{MetricsLog, StepRecord, Validation};
+use super::deadline::Deadline;
+use super::metrics::{MetricsLog, StepRecord, StopReason, Validation};
 use super::run_dir::RunDir;
 use super::schedule::learning_rate;
 use super::update::{named_vars, update_shard};
@@ -39,6 +41,9 @@ pub struct TrainOptions {
     pub resume: bool,
     /// Adam's constants.
     pub adam: AdamConfig,
+    /// Stop before this instant, at a checkpoint of the last step done (see
+    /// [`TrainOutcome::TimeUp`]); `None` trains to the end.
+    pub deadline: Option<Instant>,
 }
 
 /// How training ended.
@@ -49,6 +54,19 @@ pub enum TrainOutcome {
     /// The observer asked to stop after this many updates; nothing was saved
     /// beyond the periodic checkpoints, as if the process had been killed.
     Stopped(Totals),
+    /// One more step and a save would have passed [`TrainOptions::deadline`]:
+    /// the run stopped after this many updates with a checkpoint of them, and
+    /// its last metrics line says [`StopReason::TimeLimit`].
+    TimeUp(Totals),
+}
+
+impl TrainOutcome {
+    /// The run's totals when training ended.
+    pub fn totals(&self) -> Totals {
+        match *self {
+            Self::Finished(totals) | Self::Stopped(totals) | Self::TimeUp(totals) => totals,
+        }
+    }
 }
 
 /// Trains one model on one scenario's data, writing into a run directory.
@@ -83,9 +101,10 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
         self
     }
 
-    /// Trains to `training.steps`. `observer` sees each step's record and the
-    /// run's totals so far after the step is logged (and checkpointed, on
-    /// checkpoint steps), e.g. to draw a progress bar, and may stop the run.
+    /// Trains to `training.steps` (or to the deadline). `observer` sees each
+    /// step's record and the run's totals so far after the step is logged (and
+    /// checkpointed, on checkpoint steps), e.g. to draw a progress bar, and may
+    /// stop the run.
     pub fn train(
         &mut self,
         options: TrainOptions,
@@ -135,7 +154,9 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
         let vars = named_vars(self.model)?;
         let started = Instant::now();
         let seconds_before = totals.seconds;
+        let mut deadline = options.deadline.map(Deadline::new);
         while totals.step < t.steps {
+            let step_started = Instant::now();
             let mut record = self.step(totals.step, &vars, &mut adam, &shard)?;
             totals.step += 1;
             totals.failed_solves += record.failed_solves;
@@ -143,21 +164,36 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
             totals.seconds = seconds_before + started.elapsed().as_secs_f64();
             record.seconds = totals.seconds;
             let last = totals.step == t.steps;
-            let checkpoint = totals.step % t.checkpoint_every == 0 || last;
+            if root && (totals.step % t.validate_every == 0 || last) {
+                record.validation = Some(self.validate()?);
+            }
+            let time_up = match &mut deadline {
+                Some(deadline) if !last => {
+                    deadline.step_took(step_started.elapsed());
+                    time_up(deadline, root, &shard)?
+                }
+                _ => false,
+            };
+            record.stopped = time_up.then_some(StopReason::TimeLimit);
+            let checkpoint = totals.step % t.checkpoint_every == 0 || last || time_up;
             if checkpoint || totals.step % HASH_EVERY == 0 {
                 shard.check_identical(&vars, totals.step)?;
             }
             if let Some(metrics) = &mut metrics {
-                if totals.step % t.validate_every == 0 || last {
-                    record.validation = Some(self.validate()?);
-                }
                 metrics.append(&record)?;
                 if checkpoint {
+                    let saving = Instant::now();
                     Checkpoint::save(&self.run.checkpoint(), self.model, &adam, totals, ranks)?;
+                    if let Some(deadline) = &mut deadline {
+                        deadline.save_took(saving.elapsed());
+                    }
                 }
             }
             if observer(&record, &totals).is_break() {
                 return Ok(TrainOutcome::Stopped(totals));
+            }
+            if time_up {
+                return Ok(TrainOutcome::TimeUp(totals));
             }
         }
         Ok(TrainOutcome::Finished(totals))
@@ -211,4 +247,16 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
             failed_solves: evaluation.failed_solves,
         })
     }
+}
+
+/// Whether the run must stop now to save before `deadline`. Rank 0 decides by
+/// its own clock (it alone pays for the saves) and the decision is summed over
+/// the ranks, so every rank stops at the same step and takes part in the same
+/// collectives; one rank stopping alone would leave the others waiting.
+fn time_up(deadline: &Deadline, root: bool, shard: &DataShard<'_>) -> Result<bool, SolverError> {
+    let mut votes = [f64::from(u8::from(
+        root && deadline.next_step_overruns(Instant::now()),
+    ))];
+    shard.sum(&mut votes)?;
+    Ok(votes[0] > 0.0)
 }

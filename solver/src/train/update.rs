@@ -92,5 +92,6 @@ pub fn update_shard<M: Trainable + ?Sized>(
         solves: loss.solves,
         seconds: 0.0,
         validation: None,
+        stopped: None,
     })
 }

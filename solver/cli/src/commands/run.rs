@@ -2,12 +2,15 @@
 //! in one run directory.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use serde_json::json;
 use tessera_scenarios::Scenario;
-use tessera_solver::{Claim, Model, RunDir, Samples, Summary, Totals, World, report, with_world};
+use tessera_solver::{
+    Claim, Model, RunDir, Samples, Summary, Totals, TrainOutcome, World, report, with_world,
+};
 
-use super::train::{load_scenario, train};
+use super::train::{MaxTime, load_scenario, time_up_message, train};
 use crate::plots::plot_run;
 use crate::run_name::fresh_run_dir;
 
@@ -28,6 +31,10 @@ pub struct Args {
     /// Start afresh in a non-empty run directory, or take over a stale lock.
     #[arg(long)]
     force: bool,
+    // Bounds the training: a run stopped on the limit skips the evaluation
+    // (and says how to resume and evaluate).
+    #[command(flatten)]
+    max_time: MaxTime,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -37,10 +44,11 @@ impl Args {
     /// Trains, evaluates and prints the summary (over all ranks under a
     /// launcher; rank 0 evaluates and writes).
     pub fn run(self) -> anyhow::Result<()> {
-        with_world(|world| self.run_in(world))
+        let started = Instant::now();
+        with_world(|world| self.run_in(world, started))
     }
 
-    fn run_in(self, world: &World) -> anyhow::Result<()> {
+    fn run_in(self, world: &World, started: Instant) -> anyhow::Result<()> {
         let scenario = load_scenario(&self.scenario, &self.overrides)?;
         let run = fresh_run_dir(self.out, &scenario, world)?;
         let claim = Claim {
@@ -48,10 +56,21 @@ impl Args {
             force: self.force,
         };
         let _lock = world.is_root().then(|| run.claim(claim)).transpose()?;
-        let (mut model, data, totals) = train(&scenario, &run, false, self.quiet, world)?;
+        let deadline = self.max_time.deadline(started);
+        let (mut model, data, outcome) =
+            train(&scenario, &run, false, deadline, self.quiet, world)?;
         if !world.is_root() {
             return Ok(());
         }
+        if let TrainOutcome::TimeUp(totals) = outcome {
+            // Evaluating a half-trained model would spend time the limit does
+            // not have, and its summary would pass for the run's result.
+            let elapsed = started.elapsed();
+            let message = time_up_message(&run, &scenario, totals, elapsed, Some("eval"));
+            eprintln!("{message}");
+            return Ok(());
+        }
+        let totals = outcome.totals();
         finish(&mut model, &scenario, &data.test, &run, totals, self.json)
     }
 }

@@ -2,6 +2,7 @@
 //! the run directory without evaluating.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tessera_scenarios::Scenario;
@@ -10,6 +11,7 @@ use tessera_solver::{
     World, broadcast_run_data, with_world,
 };
 
+use crate::duration::parse_duration;
 use crate::progress::TrainingBar;
 use crate::run_name::fresh_run_dir;
 
@@ -31,18 +33,39 @@ pub struct Args {
     /// Start afresh in a non-empty run directory, or take over a stale lock.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    max_time: MaxTime,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
 }
 
+/// `--max-time`, shared by `train` and `run`.
+#[derive(Debug, clap::Args)]
+pub(super) struct MaxTime {
+    /// Stop before this much wall-clock time (e.g. 2h, 90m, 45s, 1h30m) has
+    /// passed, at a checkpoint of the last step done; `--resume` continues.
+    #[arg(long = "max-time", value_name = "DURATION", value_parser = parse_duration)]
+    limit: Option<Duration>,
+}
+
+impl MaxTime {
+    /// The instant the budget runs out, counted from `started`; a budget past
+    /// what the clock can represent is no limit.
+    pub(super) fn deadline(&self, started: Instant) -> Option<Instant> {
+        self.limit.and_then(|limit| started.checked_add(limit))
+    }
+}
+
 impl Args {
     /// Trains and reports where the run went (over all ranks under a launcher).
     pub fn run(self) -> anyhow::Result<()> {
-        with_world(|world| self.run_in(world))
+        // The budget counts from the start: data generation spends it too.
+        let started = Instant::now();
+        with_world(|world| self.run_in(world, started))
     }
 
-    fn run_in(self, world: &World) -> anyhow::Result<()> {
+    fn run_in(self, world: &World, started: Instant) -> anyhow::Result<()> {
         let (scenario, run, resume) = match &self.resume {
             Some(dir) => {
                 let run = RunDir::new(dir);
@@ -84,10 +107,17 @@ impl Args {
                 );
             }
         }
-        let (_, _, totals) = train(&scenario, &run, resume, self.quiet, world)?;
+        let deadline = self.max_time.deadline(started);
+        let (_, _, outcome) = train(&scenario, &run, resume, deadline, self.quiet, world)?;
         if !world.is_root() {
             return Ok(());
         }
+        if let TrainOutcome::TimeUp(totals) = outcome {
+            let message = time_up_message(&run, &scenario, totals, started.elapsed(), None);
+            eprintln!("{message}");
+            return Ok(());
+        }
+        let totals = outcome.totals();
         eprintln!(
             "trained {} steps in {:.1} s ({} of {} solves failed); run directory {}",
             totals.step,
@@ -109,15 +139,16 @@ pub(super) fn load_scenario(path: &Path, overrides: &[String]) -> anyhow::Result
     Ok(scenario)
 }
 
-/// Builds the model, loads the data and trains to the end, returning the
-/// trained model, the data and the run's totals.
+/// Builds the model, loads the data and trains to the end or to `deadline`,
+/// returning the trained model, the data and how training ended.
 pub(super) fn train(
     scenario: &Scenario,
     run: &RunDir,
     resume: bool,
+    deadline: Option<Instant>,
     quiet: bool,
     world: &World,
-) -> anyhow::Result<(Model, RunData, Totals)> {
+) -> anyhow::Result<(Model, RunData, TrainOutcome)> {
     // Rank 0 alone draws progress; the other ranks train silently.
     let quiet = quiet || !world.is_root();
     Layout::resolve(scenario, world.size())?;
@@ -126,6 +157,7 @@ pub(super) fn train(
     let mut model = Model::new(scenario)?;
     let options = TrainOptions {
         resume,
+        deadline,
         ..TrainOptions::default()
     };
     let mut bar = TrainingBar::new(scenario.training.steps, quiet);
@@ -133,14 +165,37 @@ pub(super) fn train(
         .with_world(world)
         .train(options, |record, totals| bar.observe(record, totals))?;
     bar.finish();
-    let totals = match outcome {
-        TrainOutcome::Finished(totals) | TrainOutcome::Stopped(totals) => totals,
-    };
+    let totals = outcome.totals();
     if totals.failed_solves > 0 && world.is_root() {
         eprintln!(
             "warning: {} of {} constraint solves did not converge during training",
             totals.failed_solves, totals.solves
         );
     }
-    Ok((model, data, totals))
+    Ok((model, data, outcome))
+}
+
+/// What a run stopped on its time limit tells the user: where it stopped and
+/// the command that continues it (then `then`, e.g. the evaluation `run` skipped).
+pub(super) fn time_up_message(
+    run: &RunDir,
+    scenario: &Scenario,
+    totals: Totals,
+    elapsed: Duration,
+    then: Option<&str>,
+) -> String {
+    // The program as the user invoked it, e.g. `target/release/tessera`.
+    let program = std::env::args().next().unwrap_or_else(|| "tessera".into());
+    let dir = run.root().display();
+    let mut message = format!(
+        "stopped on the time limit (--max-time) at step {} of {}, {:.1} s after the start; \
+         checkpoint saved in {dir}\ncontinue with: {program} train --resume {dir}",
+        totals.step,
+        scenario.training.steps,
+        elapsed.as_secs_f64()
+    );
+    if let Some(then) = then {
+        message.push_str(&format!("\nthen: {program} {then} {dir}"));
+    }
+    message
 }

@@ -1,10 +1,12 @@
 //! The training-loss curve: total and PDE loss per step on a log scale, and the
-//! validation error where it was measured.
+//! validation error where it was measured. Steps are whole numbers on the x
+//! axis, and the log axis is labelled `1e-3`, `1e-2`, `0.1`, `1`.
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
+use super::ticks::log_tick_label;
 use super::{font, plot_error};
 use crate::error::ToolError;
 use tessera_solver::StepRecord;
@@ -29,7 +31,7 @@ pub fn plot_loss(path: &Path, title: &str, records: &[StepRecord]) -> Result<(),
     if !(lo.is_finite() && hi.is_finite()) {
         return Err(plot_error(path, "no positive finite loss values to plot"));
     }
-    let last = records.last().map_or(1, |r| r.step).max(1) as f64;
+    let last = records.last().map_or(1, |r| r.step).max(1);
     let root = BitMapBackend::new(path, (1000, 600)).into_drawing_area();
     let draw = || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         root.fill(&WHITE)?;
@@ -38,11 +40,12 @@ pub fn plot_loss(path: &Path, title: &str, records: &[StepRecord]) -> Result<(),
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(0.0..last, (lo / 1.5..hi * 1.5).log_scale())?;
+            .build_cartesian_2d(0..last, (lo / 1.5..hi * 1.5).log_scale())?;
         chart
             .configure_mesh()
             .x_desc("step")
             .y_desc("value")
+            .y_label_formatter(&|v| log_tick_label(*v))
             .label_style((font::FAMILY, 13))
             .draw()?;
         for (name, color, points) in &series {
@@ -71,9 +74,9 @@ fn points(
     records: &[StepRecord],
     value: impl Fn(&StepRecord) -> Option<f64>,
     usable: impl Fn(f64) -> bool,
-) -> Vec<(f64, f64)> {
+) -> Vec<(usize, f64)> {
     records
         .iter()
-        .filter_map(|r| value(r).filter(|&v| usable(v)).map(|v| (r.step as f64, v)))
+        .filter_map(|r| value(r).filter(|&v| usable(v)).map(|v| (r.step, v)))
         .collect()
 }

@@ -8,6 +8,7 @@ mod font;
 mod heatmap;
 mod loss_curve;
 mod run_plots;
+mod ticks;
 
 pub use heatmap::{SampleFields, plot_sample};
 pub use loss_curve::plot_loss;

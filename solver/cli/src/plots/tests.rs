@@ -83,6 +83,7 @@ fn record(step: usize, loss: f64) -> StepRecord {
             rel_l2_std: 0.01,
             failed_solves: 0,
         }),
+        stopped: None,
     }
 }
 
