@@ -29,11 +29,12 @@
 //! per method, the largest `‖Jᵀr‖` of the solves at the unperturbed
 //! parameters, so that a large error can be told apart from a
 //! finite-difference artefact. (Measured: the `hard` method of
-//! `scenarios/burgers-small.toml` has a solve that Levenberg–Marquardt declares
-//! converged at `‖Jᵀr‖ ≈ 7e-7` — the cost of about 890 no longer resolves the
-//! predicted decrease of 3e-14, and the Gauss–Newton step raises `‖Jᵀr‖` on
-//! this nonzero-residual problem — and the check reports 7.8e-6 there,
-//! whatever the tolerance.)
+//! `scenarios/burgers-small.toml` had a solve that Levenberg–Marquardt declared
+//! converged at `‖Jᵀr‖ ≈ 7e-7` — the cost of about 890 no longer resolved the
+//! predicted decrease of 3e-14, and the Gauss–Newton step raised `‖Jᵀr‖` on this
+//! nonzero-residual problem — and the check reported 7.8e-6 whatever the
+//! tolerance; with the exact-Hessian Newton step of
+//! [`tessera_constraints::LevenbergMarquardt`] it reaches 5e-13, and 1e-10.)
 
 use std::f64::consts::PI;
 
