@@ -3,6 +3,8 @@
 
 mod model_common;
 
+use tessera_scenarios::Scenario;
+use tessera_scenarios::config::Method;
 use tessera_solver::{GradcheckOptions, gradcheck};
 
 #[test]
@@ -13,6 +15,10 @@ fn diffusion_sorption_gradients_match_finite_differences() {
     assert_eq!(report.checks.len(), 3 * 6);
     for m in &report.methods {
         assert_eq!(m.failed_solves, 0, "{}", m.method);
+        // Converged solves stop at the round-off floor of ‖Jᵀr‖; the soft
+        // method has none.
+        assert!(m.stationarity < 1e-9, "{}: {}", m.method, m.stationarity);
+        assert_eq!(m.stationarity == 0.0, m.method == "soft", "{}", m.method);
     }
     assert!(report.max_rel_err <= 1e-5, "{report:#?}");
 }
@@ -22,6 +28,28 @@ fn navier_stokes_gradients_match_finite_differences() {
     let s = model_common::navier_stokes("moe");
     let report = gradcheck(&s, &GradcheckOptions::default()).unwrap();
     assert!(report.max_rel_err <= 1e-5, "{report:#?}");
+}
+
+#[test]
+fn burgers_hard_constraint_gradients_match_finite_differences() {
+    // The TOML-defined Burgers scenario: one of its hard-method solves used to
+    // stop at ‖Jᵀr‖ ≈ 7e-7 (a nonzero-residual problem on which the
+    // Gauss–Newton step stalls), which put the check at 7.8e-6.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/burgers-small.toml"
+    );
+    let s = Scenario::from_file(path).unwrap();
+    let options = GradcheckOptions {
+        methods: vec![Method::Hard, Method::Moe],
+        ..GradcheckOptions::default()
+    };
+    let report = gradcheck(&s, &options).unwrap();
+    for m in &report.methods {
+        assert_eq!(m.failed_solves, 0, "{}", m.method);
+        assert!(m.stationarity < 1e-9, "{}: {}", m.method, m.stationarity);
+    }
+    assert!(report.max_rel_err <= 1e-6, "{report:#?}");
 }
 
 #[test]

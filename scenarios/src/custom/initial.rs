@@ -1,11 +1,20 @@
 //! The `[initial]` table: a family of initial conditions for the reference
-//! solver, `u0(x, (y); parameters, random parameters)`, so that a definition
-//! carries its own ground-truth data set and not only its residual.
+//! solver, so that a definition carries its own ground-truth data set and not
+//! only its residual. Two families:
 //!
-//! The expression is compiled by [`tessera_constraints::expr`] like every other
-//! expression of the file (same grammar, same line:column errors); the random
-//! parameters are extra input variables, drawn once per sample in the order
-//! written, so a sample is a function of the rng it is handed and nothing else.
+//! - **expression** (the default): `u0(x, (y); parameters, random parameters)`.
+//!   The expression is compiled by [`tessera_constraints::expr`] like every
+//!   other expression of the file (same grammar, same line:column errors); the
+//!   random parameters are extra input variables, drawn once per sample in the
+//!   order written.
+//! - **grf**: `u0 = mean + amplitude · w`, `w` the mean-free periodic Gaussian
+//!   random field the built-in Navier–Stokes scenario draws its vorticity from
+//!   ([`crate::navier_stokes::random_field`], the same sampler), on 1-D or 2-D
+//!   domains whose every axis is periodic. Its kernel is a function of the
+//!   displacement in periods, so `length_scale` is measured in periods (on the
+//!   unit square, the Navier–Stokes scenario's `ℓ = 0.8`).
+//!
+//! Either way a sample is a function of the rng it is handed and nothing else.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -16,6 +25,8 @@ use super::error::CustomPdeError;
 use super::pde::{Builder, RESERVED};
 use super::spec::{InitialSpec, RandomSpec};
 use crate::mol::InitialFamily;
+use crate::navier_stokes::PeriodicGrf;
+use crate::navier_stokes::random_field::LENGTH_SCALE;
 
 /// The distribution of a random parameter.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,20 +75,39 @@ pub struct RandomParameter {
 
 /// A compiled `[initial]` table: a [`InitialFamily`] for [`crate::mol::generate`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct InitialCondition {
+pub enum InitialCondition {
+    /// `family = "expression"`: an expression with random parameters.
+    Expression(ExpressionFamily),
+    /// `family = "grf"`: a periodic Gaussian random field.
+    Grf(GrfFamily),
+}
+
+impl InitialFamily for InitialCondition {
+    fn sample(&self, rng: &mut ChaCha8Rng, coordinates: &[f64], dims: usize) -> Vec<f64> {
+        match self {
+            Self::Expression(family) => family.sample(rng, coordinates, dims),
+            Self::Grf(family) => family.sample(rng, coordinates, dims),
+        }
+    }
+}
+
+/// The expression family: `u0` over the space coordinates and the random
+/// parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpressionFamily {
     space_dims: usize,
     /// Inputs: `x, (y)`, then the random parameters.
     u0: Tape,
     random: Vec<RandomParameter>,
 }
 
-impl InitialCondition {
+impl ExpressionFamily {
     /// The random parameters, in the order they are drawn.
     pub fn random(&self) -> &[RandomParameter] {
         &self.random
     }
 
-    /// One draw of the random parameters (in [`InitialCondition::random`] order).
+    /// One draw of the random parameters (in [`ExpressionFamily::random`] order).
     pub fn draw(&self, rng: &mut impl Rng) -> Vec<f64> {
         self.random
             .iter()
@@ -98,7 +128,7 @@ impl InitialCondition {
     }
 }
 
-impl InitialFamily for InitialCondition {
+impl InitialFamily for ExpressionFamily {
     /// One draw of the parameters, then `u0` at every point. A domain of another
     /// dimension than the definition's gets no values, which the solver reports
     /// as a shape mismatch.
@@ -114,17 +144,168 @@ impl InitialFamily for InitialCondition {
     }
 }
 
+/// The grf family: `mean + amplitude · w`, `w` a draw of [`PeriodicGrf`] with
+/// length scale `length_scale` (in periods) on the grid of the coordinates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GrfFamily {
+    space_dims: usize,
+    length_scale: f64,
+    amplitude: f64,
+    mean: f64,
+}
+
+impl GrfFamily {
+    /// The kernel's length scale, in periods.
+    pub fn length_scale(&self) -> f64 {
+        self.length_scale
+    }
+
+    /// The factor of the unit-kernel field.
+    pub fn amplitude(&self) -> f64 {
+        self.amplitude
+    }
+
+    /// The spatial mean of every sample.
+    pub fn mean(&self) -> f64 {
+        self.mean
+    }
+}
+
+impl InitialFamily for GrfFamily {
+    /// One field on the grid the coordinates lay out. The sampler's kernel is
+    /// diagonal in the grid's Fourier modes only on a uniform periodic tensor
+    /// grid (the solver's), so coordinates that are not one, or of another
+    /// dimension than the definition's, get no values, which the solver
+    /// reports as a shape mismatch.
+    fn sample(&self, rng: &mut ChaCha8Rng, coordinates: &[f64], dims: usize) -> Vec<f64> {
+        let Some((nx, ny)) = (dims == self.space_dims)
+            .then(|| tensor_grid(coordinates, dims))
+            .flatten()
+        else {
+            return Vec::new();
+        };
+        // Built per draw: the grid is only known here, and an FFT of the kernel
+        // costs far less than the solve the sample feeds.
+        let Ok(grf) = PeriodicGrf::grid(nx, ny, self.length_scale) else {
+            return Vec::new();
+        };
+        grf.draw(rng)
+            .into_iter()
+            .map(|w| self.mean + self.amplitude * w)
+            .collect()
+    }
+}
+
+/// The shape `(nx, ny)` of the uniform row-major tensor grid (`y` fastest; 1-D:
+/// `ny = 1`) that `coordinates` (`[points, dims]`) lay out, if they do.
+fn tensor_grid(coordinates: &[f64], dims: usize) -> Option<(usize, usize)> {
+    let points: Vec<&[f64]> = coordinates.chunks_exact(dims).collect();
+    let first = points.first()?;
+    let ny = match dims {
+        1 => 1,
+        2 => points.iter().take_while(|p| p[0] == first[0]).count(),
+        _ => return None,
+    };
+    let nx = points.len() / ny;
+    let axis = |a: usize, n: usize, stride: usize| -> Vec<f64> {
+        (0..n).map(|i| points[i * stride][a]).collect()
+    };
+    let xs = axis(0, nx, ny);
+    let ys = if dims == 2 {
+        axis(1, ny, 1)
+    } else {
+        Vec::new()
+    };
+    let tensor = nx * ny == points.len()
+        && points
+            .iter()
+            .enumerate()
+            .all(|(p, point)| point[0] == xs[p / ny] && (dims == 1 || point[1] == ys[p % ny]));
+    (tensor && uniform(&xs) && (dims == 1 || uniform(&ys))).then_some((nx, ny))
+}
+
+/// Whether `v` is increasing with equal steps (to round-off).
+fn uniform(v: &[f64]) -> bool {
+    let Some(h) = v.get(1).map(|b| b - v[0]) else {
+        return true;
+    };
+    h > 0.0
+        && v.windows(2)
+            .all(|w| ((w[1] - w[0]) - h).abs() <= 1e-9 * h.max(w[1].abs()))
+}
+
 impl Builder<'_> {
-    /// Checks and compiles the `[initial]` table: random parameters with valid
-    /// ranges and fresh names, and `u0` over the coordinates, the parameters,
-    /// `pi` and the random parameters.
+    /// Checks and compiles the `[initial]` table of a definition whose space
+    /// axes are `periodic` (one flag per axis): its family, that family's keys,
+    /// and no key of the other family.
     pub(super) fn initial(
         &self,
-        spec: &InitialSpec,
-        space_dims: usize,
+        spec: &Spanned<InitialSpec>,
+        periodic: &[bool],
         taken: &dyn Fn(&str) -> bool,
         with_constants: &dyn Fn(Scope) -> Scope,
     ) -> Result<InitialCondition, CustomPdeError> {
+        let table = spec.get_ref();
+        let (grf, family) = match &table.family {
+            None => (false, "expression"),
+            Some(f) => match f.get_ref().as_str() {
+                "expression" => (false, "expression"),
+                "grf" => (true, "grf"),
+                other => {
+                    return Err(self.invalid(
+                        f.span(),
+                        format!("unknown initial family `{other}` (known: expression, grf)"),
+                    ));
+                }
+            },
+        };
+        let span = |v: Option<&Spanned<f64>>| v.map(Spanned::span);
+        let misplaced = if grf {
+            let first_random = table
+                .random
+                .values()
+                .map(Spanned::span)
+                .min_by_key(|s| s.start);
+            vec![
+                ("u0", table.u0.as_ref().map(Spanned::span)),
+                ("random", first_random),
+            ]
+        } else {
+            vec![
+                ("length_scale", span(table.length_scale.as_ref())),
+                ("amplitude", span(table.amplitude.as_ref())),
+                ("mean", span(table.mean.as_ref())),
+            ]
+        };
+        if let Some((key, at)) = misplaced.into_iter().find_map(|(key, at)| Some((key, at?))) {
+            return Err(self.invalid(
+                at,
+                format!("`{key}` is not a key of the {family} family of [initial]"),
+            ));
+        }
+        if let (true, Some(name)) = (grf, &table.family) {
+            return self
+                .grf_family(table, name, periodic)
+                .map(InitialCondition::Grf);
+        }
+        let u0 = table.u0.as_ref().ok_or_else(|| {
+            self.invalid(spec.span(), "[initial] needs `u0` (or `family = \"grf\"`)")
+        })?;
+        self.expression_family(table, u0, periodic.len(), taken, with_constants)
+            .map(InitialCondition::Expression)
+    }
+
+    /// The expression family: random parameters with valid ranges and fresh
+    /// names, and `u0` over the coordinates, the parameters, `pi` and the
+    /// random parameters.
+    fn expression_family(
+        &self,
+        spec: &InitialSpec,
+        u0: &Spanned<String>,
+        space_dims: usize,
+        taken: &dyn Fn(&str) -> bool,
+        with_constants: &dyn Fn(Scope) -> Scope,
+    ) -> Result<ExpressionFamily, CustomPdeError> {
         let mut written: Vec<(&String, &Spanned<RandomSpec>)> = spec.random.iter().collect();
         written.sort_by_key(|(_, d)| d.span().start);
         let random = written
@@ -152,20 +333,75 @@ impl Builder<'_> {
         scope = random.iter().fold(scope, |s, p| s.variable(p.name.clone()));
         // A parameter named `pi` is looked up first and wins.
         scope = with_constants(scope).constant("pi", std::f64::consts::PI);
-        let u0 = self.compile(&spec.u0, &scope, "initial condition")?;
-        if u0.n_outputs() != 1 {
+        let tape = self.compile(u0, &scope, "initial condition")?;
+        if tape.n_outputs() != 1 {
             return Err(self.invalid(
-                spec.u0.span(),
+                u0.span(),
                 format!(
                     "the initial condition has {} rows; write one expression (and `let`s)",
-                    u0.n_outputs()
+                    tape.n_outputs()
                 ),
             ));
         }
-        Ok(InitialCondition {
+        Ok(ExpressionFamily {
             space_dims,
-            u0,
+            u0: tape,
             random,
+        })
+    }
+
+    /// The grf family: every space axis periodic (the sampler's covariance is
+    /// periodic, and diagonal in Fourier modes only on a periodic grid), a
+    /// finite positive length scale, a finite non-negative amplitude and a
+    /// finite mean.
+    fn grf_family(
+        &self,
+        spec: &InitialSpec,
+        family: &Spanned<String>,
+        periodic: &[bool],
+    ) -> Result<GrfFamily, CustomPdeError> {
+        if let Some(axis) = periodic.iter().position(|p| !p) {
+            return Err(self.invalid(
+                family.span(),
+                format!(
+                    "the grf family needs every space axis periodic, and `{}` is bounded (set `periodic`)",
+                    ["x", "y"][axis]
+                ),
+            ));
+        }
+        // (key, its value, its default, whether a value is valid, what valid is)
+        type Check<'a> = (
+            &'a str,
+            &'a Option<Spanned<f64>>,
+            f64,
+            fn(f64) -> bool,
+            &'a str,
+        );
+        let value = |(key, v, default, ok, what): Check| match v {
+            None => Ok(default),
+            Some(v) if ok(*v.get_ref()) => Ok(*v.get_ref()),
+            Some(v) => Err(self.invalid(
+                v.span(),
+                format!("grf `{key}` = {} must be {what}", v.get_ref()),
+            )),
+        };
+        Ok(GrfFamily {
+            space_dims: periodic.len(),
+            length_scale: value((
+                "length_scale",
+                &spec.length_scale,
+                LENGTH_SCALE,
+                |l| l.is_finite() && l > 0.0,
+                "finite and positive",
+            ))?,
+            amplitude: value((
+                "amplitude",
+                &spec.amplitude,
+                1.0,
+                |a| a.is_finite() && a >= 0.0,
+                "finite and non-negative",
+            ))?,
+            mean: value(("mean", &spec.mean, 0.0, f64::is_finite, "finite"))?,
         })
     }
 }

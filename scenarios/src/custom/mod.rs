@@ -72,6 +72,17 @@
 //!   b = { normal = [0.0, 0.1] }      # mean, std ≥ 0
 //!   ```
 //!
+//!   or the Navier–Stokes scenario's periodic Gaussian random field (every
+//!   space axis periodic):
+//!
+//!   ```toml
+//!   [initial]
+//!   family = "grf"                   # default "expression" (the table above)
+//!   length_scale = 0.8               # in periods, > 0 (default 0.8)
+//!   amplitude = 1.0                  # ≥ 0 (default 1)
+//!   mean = 0.0                       # (default 0)
+//!   ```
+//!
 //!   [`CustomPde::initial_family`] returns it as an [`InitialCondition`], a
 //!   [`crate::mol::InitialFamily`] deterministic in the rng it is handed.
 //!
@@ -93,9 +104,12 @@
 //! `periodic` list of the wrong length; a parameter that is NaN or infinite or
 //! named like a term; a condition row that is not linear; a residual with `∂t`
 //! but no initial condition; a derivative along a bounded axis without rows at
-//! its ends; in `[initial]`, a random parameter with a NaN or infinite bound,
-//! `lo > hi`, a negative standard deviation, or the name of a term, parameter,
-//! variable or `pi`.
+//! its ends; in `[initial]`, an unknown family or a key of the other family, a
+//! random parameter with a NaN or infinite bound, `lo > hi`, a negative
+//! standard deviation, or the name of a term, parameter, variable or `pi`, and
+//! a `grf` family on a bounded axis, with a length scale that is not finite and
+//! positive, an amplitude that is not finite and non-negative, or a mean that
+//! is not finite.
 
 mod conditions;
 pub mod error;
@@ -108,7 +122,7 @@ mod spec;
 
 pub use conditions::Place;
 pub use error::CustomPdeError;
-pub use initial::{Distribution, InitialCondition, RandomParameter};
+pub use initial::{Distribution, ExpressionFamily, GrfFamily, InitialCondition, RandomParameter};
 pub use mol::CustomMol;
 pub use operators::{Operator, Stencil};
 pub use pde::{CustomPde, TermDef};

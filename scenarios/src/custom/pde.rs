@@ -547,7 +547,7 @@ impl Builder<'_> {
         let initial = spec
             .initial
             .as_ref()
-            .map(|i| self.initial(i, space_dims, &taken, &with_constants))
+            .map(|i| self.initial(i, &periodic[1..], &taken, &with_constants))
             .transpose()?;
         let mol = self.mol_form(&Parts {
             spec: &spec,

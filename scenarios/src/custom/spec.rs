@@ -36,7 +36,7 @@ pub(crate) struct PdeSpec {
     pub(crate) solution: Option<Spanned<SolutionSpec>>,
     /// A family of initial conditions for the reference solver (optional).
     #[serde(default)]
-    pub(crate) initial: Option<InitialSpec>,
+    pub(crate) initial: Option<Spanned<InitialSpec>>,
 }
 
 /// One term: an operator name, or a table choosing its stencil too. (Read
@@ -101,15 +101,31 @@ pub(crate) struct SolutionSpec {
 }
 
 /// A family of initial conditions: an expression `u0` over the space
-/// coordinates, the parameters and random parameters drawn once per sample.
+/// coordinates, the parameters and random parameters drawn once per sample
+/// (`family = "expression"`, the default), or a periodic Gaussian random field
+/// (`family = "grf"`). Every key is optional here; which keys a family needs
+/// or forbids is checked with the family.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InitialSpec {
-    /// The initial value, e.g. `"a * sin(2*pi*x) + b"`.
-    pub(crate) u0: Spanned<String>,
-    /// The random parameters (drawn in the order written).
+    /// `"expression"` (the default) or `"grf"`.
+    #[serde(default)]
+    pub(crate) family: Option<Spanned<String>>,
+    /// The initial value, e.g. `"a * sin(2*pi*x) + b"` (expression family).
+    #[serde(default)]
+    pub(crate) u0: Option<Spanned<String>>,
+    /// The random parameters (drawn in the order written; expression family).
     #[serde(default)]
     pub(crate) random: BTreeMap<String, Spanned<RandomSpec>>,
+    /// The kernel's length scale, in periods (grf family).
+    #[serde(default)]
+    pub(crate) length_scale: Option<Spanned<f64>>,
+    /// The factor of the mean-free unit-variance-kernel field (grf family).
+    #[serde(default)]
+    pub(crate) amplitude: Option<Spanned<f64>>,
+    /// The spatial mean added to every sample (grf family).
+    #[serde(default)]
+    pub(crate) mean: Option<Spanned<f64>>,
 }
 
 /// The distribution of one random parameter: `{ uniform = [lo, hi] }` or

@@ -17,7 +17,15 @@
 //!
 //! **Reproducibility.** Sample `i` of seed `s` uses `ChaCha8Rng::seed_from_u64(s)`
 //! on stream `i` (`set_stream`), so every sample is reproducible on its own and
-//! independent of how samples are spread over threads.
+//! independent of how samples are spread over threads. [`PeriodicGrf::draw`]
+//! takes the rng instead, for callers that own the streams (the `grf` family of
+//! [`crate::custom::initial`]).
+//!
+//! **Other grids.** [`PeriodicGrf::grid`] samples an `nx × ny` grid; `ny = 1`
+//! is the 1-D field on the unit interval (the kernel's `y` factor is then
+//! `exp(0) = 1`, so the same code is the 1-D kernel). A periodic domain of
+//! another period is the unit one rescaled: the kernel is then a function of
+//! the displacement in periods, and `ℓ` is measured in periods.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -29,10 +37,11 @@ use crate::navier_stokes::fft2::Fft2;
 /// The paper's length scale ℓ (PI-HC-MoE §4.2).
 pub const LENGTH_SCALE: f64 = 0.8;
 
-/// A sampler of mean-free periodic Gaussian random fields on an `n × n` grid of
-/// the unit square (points `i/n`), row-major `[x, y]`.
+/// A sampler of mean-free periodic Gaussian random fields on an `nx × ny` grid
+/// of the unit square (points `(i/nx, j/ny)`), row-major `[x, y]`.
 pub struct PeriodicGrf {
-    n: usize,
+    nx: usize,
+    ny: usize,
     /// `√(λ_k / n²)` per Fourier mode.
     amplitudes: Vec<f64>,
     fft: Fft2,
@@ -41,12 +50,27 @@ pub struct PeriodicGrf {
 impl PeriodicGrf {
     /// A sampler on `n × n` points with length scale `length_scale`.
     pub fn new(n: usize, length_scale: f64) -> Result<Self, ScenarioError> {
-        if n < 2 {
-            return Err(ScenarioError::InvalidValue {
-                what: "random-field resolution",
-                value: n as f64,
-                reason: "must be at least 2",
-            });
+        Self::grid(n, n, length_scale)
+    }
+
+    /// A sampler on `nx × ny` points with length scale `length_scale` (`ny = 1`:
+    /// the 1-D field on `nx` points).
+    ///
+    /// Errors: fewer than two points on `x`, none on `y`, or a length scale that
+    /// is not finite and positive.
+    pub fn grid(nx: usize, ny: usize, length_scale: f64) -> Result<Self, ScenarioError> {
+        for (n, least) in [(nx, 2), (ny, 1)] {
+            if n < least {
+                return Err(ScenarioError::InvalidValue {
+                    what: "random-field resolution",
+                    value: n as f64,
+                    reason: if least == 2 {
+                        "must be at least 2 along x"
+                    } else {
+                        "must be at least 1 along y"
+                    },
+                });
+            }
         }
         if !(length_scale.is_finite() && length_scale > 0.0) {
             return Err(ScenarioError::InvalidValue {
@@ -55,12 +79,12 @@ impl PeriodicGrf {
                 reason: "must be finite and positive",
             });
         }
-        let fft = Fft2::new(n, n);
-        let mut row: Vec<Complex64> = (0..n * n)
+        let fft = Fft2::new(nx, ny);
+        let mut row: Vec<Complex64> = (0..nx * ny)
             .map(|p| {
                 Complex64::new(
                     kernel(
-                        &[(p / n) as f64 / n as f64, (p % n) as f64 / n as f64],
+                        &[(p / ny) as f64 / nx as f64, (p % ny) as f64 / ny as f64],
                         length_scale,
                     ),
                     0.0,
@@ -68,26 +92,36 @@ impl PeriodicGrf {
             })
             .collect();
         fft.forward(&mut row);
-        let total = (n * n) as f64;
+        let total = (nx * ny) as f64;
         // The eigenvalues are real and non-negative up to round-off.
         let amplitudes = row.iter().map(|l| (l.re.max(0.0) / total).sqrt()).collect();
-        Ok(Self { n, amplitudes, fft })
+        Ok(Self {
+            nx,
+            ny,
+            amplitudes,
+            fft,
+        })
     }
 
-    /// Grid points per axis.
-    pub fn resolution(&self) -> usize {
-        self.n
+    /// Grid points along `x` and `y`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.nx, self.ny)
     }
 
     /// Sample `index` of the stream seeded by `seed` (see the module docs).
     pub fn sample(&self, seed: u64, index: u64) -> Vec<f64> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(index);
+        self.draw(&mut rng)
+    }
+
+    /// One sample from `rng` (two normal numbers per grid point).
+    pub fn draw(&self, rng: &mut impl Rng) -> Vec<f64> {
         let mut modes: Vec<Complex64> = self
             .amplitudes
             .iter()
             .map(|&a| {
-                let (re, im) = normal_pair(&mut rng);
+                let (re, im) = normal_pair(rng);
                 Complex64::new(a * re, a * im)
             })
             .collect();

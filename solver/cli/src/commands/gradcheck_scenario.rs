@@ -54,8 +54,8 @@ impl Args {
         } else {
             for m in &report.methods {
                 println!(
-                    "{:>4}: loss {:.6e}, max relative error {:.3e} over {} entries, {} unconverged solves",
-                    m.method, m.loss, m.max_rel_err, self.checks, m.failed_solves
+                    "{:>4}: loss {:.6e}, max relative error {:.3e} over {} entries, {} unconverged solves, largest ‖Jᵀr‖ at a solution {:.1e}",
+                    m.method, m.loss, m.max_rel_err, self.checks, m.failed_solves, m.stationarity
                 );
             }
             println!("max relative error {:.3e}", report.max_rel_err);
