@@ -75,16 +75,14 @@ impl<P: Pde> FieldResidual<P> {
 
     /// `F(z(p))` at every grid point, `[points, m]` with `m = n_equations`.
     pub fn residual(&self, u: &[f64]) -> Result<Vec<f64>, ConstraintError> {
-        let z = self.terms_of(u)?;
+        Ok(self.values_at(&self.terms_of(u)?))
+    }
+
+    /// `F` at every grid point from the terms `z` there.
+    fn values_at(&self, z: &[f64]) -> Vec<f64> {
         let mut f = vec![0.0; self.n_points * self.pde.n_equations()];
-        pointwise::values(
-            self.pde.as_ref(),
-            self.terms.len(),
-            &z,
-            &self.coords,
-            &mut f,
-        );
-        Ok(f)
+        pointwise::values(self.pde.as_ref(), self.terms.len(), z, &self.coords, &mut f);
+        f
     }
 
     /// The loss `‖F‖₂`.
@@ -112,14 +110,7 @@ impl<P: Pde> FieldResidual<P> {
     /// is not differentiable; the gradient returned there is zero (a subgradient).
     pub fn norm_and_gradient(&self, u: &[f64]) -> Result<(f64, Vec<f64>), ConstraintError> {
         let z = self.terms_of(u)?;
-        let mut f = vec![0.0; self.n_points * self.pde.n_equations()];
-        pointwise::values(
-            self.pde.as_ref(),
-            self.terms.len(),
-            &z,
-            &self.coords,
-            &mut f,
-        );
+        let f = self.values_at(&z);
         let norm = f.iter().map(|x| x * x).sum::<f64>().sqrt();
         if !norm.is_finite() {
             return Err(ConstraintError::NonFinite {

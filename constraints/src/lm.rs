@@ -39,13 +39,11 @@
 //! accepted if it at least halves `‖Jᵀr‖`; if neither does, the solve stops as
 //! converged (nothing measurable is left). The Newton step matters on
 //! nonzero-residual problems, where `JᵀJ` is not the Hessian: there the
-//! Gauss–Newton step can raise `‖Jᵀr‖` while it is far above round-off
-//! (measured: an expert of the Burgers scenario's `hard` method stopped at
-//! `‖Jᵀr‖ ≈ 7e-7` with cost ≈ 890, whose predicted decrease 3e-14 the cost could
-//! not resolve; one Newton step took it to 2e-13). Tight tolerances therefore
-//! reach round-off in `ω`, which the implicit-function-theorem backward pass
-//! assumes (it differentiates `Jᵀr = 0`) and finite-difference checks of it
-//! need.
+//! Gauss–Newton step can raise `‖Jᵀr‖` while it is far above round-off, and
+//! a solve stopped there would hand the backward pass a point that is not
+//! stationary. Tight tolerances therefore reach round-off in `ω`, which the
+//! implicit-function-theorem backward pass assumes (it differentiates
+//! `Jᵀr = 0`) and finite-difference checks of it need.
 
 use crate::dense::{self, SymmetricFactor};
 use crate::ift::{HessianMode, Sensitivity};
