@@ -41,8 +41,9 @@ pub struct ScalingConfig {
 }
 
 impl ScalingConfig {
-    /// The paper's grid, basis size and split for `pde`, with a sweep that runs
-    /// in about a minute per PDE on 2 cores: diffusion–sorption on 101 × 1024,
+    /// The paper's grid, basis size and split for `pde`, with a sweep small
+    /// enough that the two PDEs together take about a minute on 2 cores (30–60
+    /// s measured on a shared VM): diffusion–sorption on 101 × 1024,
     /// `N = 16`, experts `1x4`, `P` from 100 to 100 000; Navier–Stokes on
     /// 64 × 64 × 64, `N = 16`, experts `1x2x2`, `P` from 100 to 10 000 (the
     /// paper's ranges; each decade and its 3× point). [`DEFAULT_REPEATS`],
