@@ -18,6 +18,10 @@ pub enum Bench {
     Constraint(ConstraintArgs),
     /// Median time and peak memory of one full training step of a scenario's model.
     TrainStep(super::bench_train_step::TrainStepArgs),
+    /// Speed-up of experts (PI-HC-MoE) over a single constraint (PI-HC) at the
+    /// same total of sampled points, over a sweep of totals: constraint-layer
+    /// forward and forward+backward medians, a JSON report and a PNG curve.
+    Scaling(super::bench_scaling::ScalingArgs),
 }
 
 impl Bench {
@@ -26,6 +30,7 @@ impl Bench {
         match self {
             Self::Constraint(args) => args.run(),
             Self::TrainStep(args) => args.run(),
+            Self::Scaling(args) => args.run(),
         }
     }
 }
@@ -100,11 +105,7 @@ impl ConstraintArgs {
             lm: LevenbergMarquardt::default(),
             seed: self.seed,
         };
-        let mut pool = rayon::ThreadPoolBuilder::new();
-        if let Some(threads) = self.threads {
-            pool = pool.num_threads(threads);
-        }
-        let pool = pool.build()?;
+        let pool = thread_pool(self.threads)?;
         let reports = match &self.pde_file {
             Some(path) => {
                 let custom = CustomPde::from_file(path)?;
@@ -142,4 +143,13 @@ impl ConstraintArgs {
         }
         Ok(())
     }
+}
+
+/// The benchmarks' rayon pool: `threads` workers, or one per core.
+pub(super) fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(threads) = threads {
+        pool = pool.num_threads(threads);
+    }
+    Ok(pool.build()?)
 }

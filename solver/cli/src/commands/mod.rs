@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_scaling;
 mod bench_train_step;
 mod constraint;
 mod eval;

@@ -2,8 +2,9 @@
 //! forward + backward on a synthetic problem, with the experts' LM statistics.
 //!
 //! One untimed warm-up run of each precedes the timed runs (it touches the memory
-//! and starts the thread pool). The backward pass receives a fixed random `ū`, as
-//! a loss gradient would be. Parallelism is whatever rayon pool the caller runs
+//! and starts the thread pool); each timed round is one forward run, then one
+//! forward + backward run. The backward pass receives a fixed random `ū`, as a
+//! loss gradient would be. Parallelism is whatever rayon pool the caller runs
 //! this in.
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use tessera_constraints::{LevenbergMarquardt, LmStatus, Pde};
+use tessera_constraints::{LevenbergMarquardt, LmStatus};
 use tessera_experts::{ConstraintLayer, Forward, LayerConfig};
 use tessera_scenarios::custom::CustomPde;
 
@@ -84,9 +85,11 @@ pub struct BenchReport {
 /// Errors: zero runs or batch, and anything the problem setup or the constraint
 /// layer rejects; a failed expert in the backward pass.
 pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, ToolError> {
-    let problems = synthetic_problems(config)?;
-    let pde = Arc::new(problems[0].pde.clone());
-    time_layer(pde, config.pde.name(), &problems, config)
+    at_least_one("--runs", config.runs)?;
+    let batch = ProblemBatch::new(config)?;
+    let mut layer = TimedLayer::new(batch.pde(), config.pde.name(), &batch, config)?;
+    alternate(std::slice::from_mut(&mut layer), config.runs)?;
+    Ok(layer.report())
 }
 
 /// The same benchmark on the same problems, side by side: with the built-in
@@ -101,127 +104,189 @@ pub fn bench_constraint_side_by_side(
     config: &BenchConfig,
     custom: &CustomPde,
 ) -> Result<[BenchReport; 2], ToolError> {
-    let problems = synthetic_problems(config)?;
-    let once = BenchConfig {
-        runs: 1,
-        ..config.clone()
-    };
-    let builtin_pde = Arc::new(problems[0].pde.clone());
+    at_least_one("--runs", config.runs)?;
+    let batch = ProblemBatch::new(config)?;
     let custom_pde = Arc::new(AnyPde::Custom(Arc::new(custom.clone())));
-    let mut builtin = time_layer(
-        Arc::clone(&builtin_pde),
-        config.pde.name(),
-        &problems,
-        &once,
-    )?;
-    let mut defined = time_layer(Arc::clone(&custom_pde), "custom (TOML)", &problems, &once)?;
-    for _ in 1..config.runs {
-        let b = time_layer(
-            Arc::clone(&builtin_pde),
-            config.pde.name(),
-            &problems,
-            &once,
-        )?;
-        let d = time_layer(Arc::clone(&custom_pde), "custom (TOML)", &problems, &once)?;
-        merge_run(&mut builtin, b);
-        merge_run(&mut defined, d);
+    let mut layers = [
+        TimedLayer::new(batch.pde(), config.pde.name(), &batch, config)?,
+        TimedLayer::new(custom_pde, "custom (TOML)", &batch, config)?,
+    ];
+    alternate(&mut layers, config.runs)?;
+    Ok(layers.map(|layer| layer.report()))
+}
+
+/// `Ok` if `value` (the setting `what`) is at least 1.
+pub(super) fn at_least_one(what: &'static str, value: usize) -> Result<(), ToolError> {
+    if value == 0 {
+        return Err(ToolError::InvalidSetting {
+            what,
+            value: "0".to_owned(),
+            reason: "at least 1",
+        });
     }
-    Ok([builtin, defined])
+    Ok(())
 }
 
-/// Appends the timed run of `run` to `report` and updates its medians.
-fn merge_run(report: &mut BenchReport, run: BenchReport) {
-    report.fwd_runs_s.extend(run.fwd_runs_s);
-    report.fwd_bwd_runs_s.extend(run.fwd_bwd_runs_s);
-    report.runs = report.fwd_runs_s.len();
-    report.fwd_median_s = median(&report.fwd_runs_s);
-    report.fwd_bwd_median_s = median(&report.fwd_bwd_runs_s);
+/// A batch of synthetic problems in the layout the layer takes (the bases
+/// concatenated, one initial condition per sample) with a fixed random `ū`:
+/// built once and shared by every layer timed on it, so that they all solve
+/// identical problems.
+pub(super) struct ProblemBatch {
+    problems: Vec<SyntheticProblem>,
+    basis: Vec<f64>,
+    u_bar: Vec<f64>,
 }
 
-fn synthetic_problems(config: &BenchConfig) -> Result<Vec<SyntheticProblem>, ToolError> {
-    for (what, value) in [("--runs", config.runs), ("--batch", config.batch)] {
-        if value == 0 {
-            return Err(ToolError::InvalidSetting {
-                what,
-                value: "0".to_owned(),
-                reason: "at least 1",
-            });
+impl ProblemBatch {
+    /// The `config.batch` problems of `config` (seeds `seed`, `seed + 1`, …).
+    ///
+    /// Errors: a zero batch, and anything [`SyntheticProblem::new`] rejects.
+    pub(super) fn new(config: &BenchConfig) -> Result<Self, ToolError> {
+        at_least_one("--batch", config.batch)?;
+        let problems = (0..config.batch as u64)
+            .map(|b| {
+                SyntheticProblem::new(config.pde, config.grid, config.n_basis, config.seed + b)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let basis: Vec<f64> = problems
+            .iter()
+            .flat_map(|p| p.basis.iter().copied())
+            .collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let u_bar = (0..basis.len() / config.n_basis)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        Ok(Self {
+            problems,
+            basis,
+            u_bar,
+        })
+    }
+
+    /// The problems' (built-in) PDE.
+    pub(super) fn pde(&self) -> Arc<AnyPde> {
+        Arc::new(self.problems[0].pde.clone())
+    }
+}
+
+/// A constraint layer built on a [`ProblemBatch`] and warmed up (one untimed
+/// forward and forward + backward), collecting timed runs one at a time so that
+/// several layers' runs can alternate (see [`alternate`]).
+pub(super) struct TimedLayer<'a> {
+    layer: ConstraintLayer<AnyPde>,
+    name: &'static str,
+    batch: &'a ProblemBatch,
+    config: BenchConfig,
+    fwd_runs_s: Vec<f64>,
+    fwd_bwd_runs_s: Vec<f64>,
+    last: Option<Forward>,
+}
+
+impl<'a> TimedLayer<'a> {
+    /// The layer of `pde` (reported as `name`) with `config`'s split, points,
+    /// LM settings and seed, on `batch`, after its warm-up.
+    ///
+    /// Errors: anything the constraint layer rejects (split, points per tile),
+    /// a failed expert in the warm-up's backward pass.
+    pub(super) fn new(
+        pde: Arc<AnyPde>,
+        name: &'static str,
+        batch: &'a ProblemBatch,
+        config: &BenchConfig,
+    ) -> Result<Self, ToolError> {
+        let first = &batch.problems[0];
+        let layer_config = LayerConfig {
+            lm: config
+                .lm
+                .clone()
+                .with_initial(first.initial_guess.clone())?,
+            seed: config.seed,
+            ..LayerConfig::new(&config.split, config.points_per_expert)
+        };
+        let timed = Self {
+            layer: ConstraintLayer::new(pde, first.grid.clone(), layer_config)?,
+            name,
+            batch,
+            config: config.clone(),
+            fwd_runs_s: Vec::new(),
+            fwd_bwd_runs_s: Vec::new(),
+            last: None,
+        };
+        timed.forward()?;
+        timed.forward_backward()?;
+        Ok(timed)
+    }
+
+    fn forward(&self) -> Result<Forward, ToolError> {
+        let ics: Vec<&[f64]> = self
+            .batch
+            .problems
+            .iter()
+            .map(|p| p.ic.as_slice())
+            .collect();
+        Ok(self
+            .layer
+            .forward(&self.batch.basis, self.config.n_basis, &ics, 0)?)
+    }
+
+    fn forward_backward(&self) -> Result<Forward, ToolError> {
+        let fwd = self.forward()?;
+        self.layer
+            .backward(&fwd, &self.batch.basis, &self.batch.u_bar)?;
+        Ok(fwd)
+    }
+
+    /// One timed forward run, then one timed forward + backward run.
+    fn time(&mut self) -> Result<(), ToolError> {
+        let start = Instant::now();
+        self.forward()?;
+        self.fwd_runs_s.push(start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        let fwd = self.forward_backward()?;
+        self.fwd_bwd_runs_s.push(start.elapsed().as_secs_f64());
+        self.last = Some(fwd);
+        Ok(())
+    }
+
+    /// The medians of the timed runs so far, with the LM statistics of the last.
+    ///
+    /// # Panics
+    /// If no timed run was made.
+    #[track_caller]
+    pub(super) fn report(&self) -> BenchReport {
+        let last = self.last.as_ref().expect("at least one timed run");
+        let k = self.layer.n_experts();
+        BenchReport {
+            pde: self.name,
+            experts: self.config.split.clone(),
+            points: self.config.points_per_expert,
+            basis: self.config.n_basis,
+            grid: self.config.grid.dims(),
+            batch: self.config.batch,
+            runs: self.fwd_runs_s.len(),
+            threads: rayon::current_num_threads(),
+            fwd_median_s: median(&self.fwd_runs_s),
+            fwd_bwd_median_s: median(&self.fwd_bwd_runs_s),
+            fwd_runs_s: self.fwd_runs_s.clone(),
+            fwd_bwd_runs_s: self.fwd_bwd_runs_s.clone(),
+            iterations: per_expert(last, k, |s| s.iterations),
+            final_residual_norms: per_expert(last, k, |s| s.final_residual),
+            converged: last.all_converged(),
         }
     }
-    (0..config.batch as u64)
-        .map(|b| SyntheticProblem::new(config.pde, config.grid, config.n_basis, config.seed + b))
-        .collect()
 }
 
-/// Times the layer of `pde` on `problems` (warm-ups, then the timed runs).
-fn time_layer<P: Pde + 'static>(
-    pde: Arc<P>,
-    name: &'static str,
-    problems: &[SyntheticProblem],
-    config: &BenchConfig,
-) -> Result<BenchReport, ToolError> {
-    let first = &problems[0];
-    let layer_config = LayerConfig {
-        lm: config
-            .lm
-            .clone()
-            .with_initial(first.initial_guess.clone())?,
-        seed: config.seed,
-        ..LayerConfig::new(&config.split, config.points_per_expert)
-    };
-    let layer = ConstraintLayer::new(pde, first.grid.clone(), layer_config)?;
-    let basis: Vec<f64> = problems
-        .iter()
-        .flat_map(|p| p.basis.iter().copied())
-        .collect();
-    let ics: Vec<&[f64]> = problems.iter().map(|p| p.ic.as_slice()).collect();
-    let n = config.n_basis;
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let u_bar: Vec<f64> = (0..basis.len() / n)
-        .map(|_| rng.random_range(-1.0..1.0))
-        .collect();
-
-    let forward = || layer.forward(&basis, n, &ics, 0);
-    let forward_backward = || -> Result<Forward, ToolError> {
-        let fwd = forward()?;
-        layer.backward(&fwd, &basis, &u_bar)?;
-        Ok(fwd)
-    };
-    forward()?;
-    forward_backward()?;
-    let mut fwd_runs_s = Vec::with_capacity(config.runs);
-    for _ in 0..config.runs {
-        let start = Instant::now();
-        forward()?;
-        fwd_runs_s.push(start.elapsed().as_secs_f64());
+/// `runs` rounds in which each of `layers` makes one timed run, in turn, so
+/// that a change in the machine's load hits every layer alike.
+///
+/// Errors: a failed expert in a backward pass.
+pub(super) fn alternate(layers: &mut [TimedLayer<'_>], runs: usize) -> Result<(), ToolError> {
+    for _ in 0..runs {
+        for layer in layers.iter_mut() {
+            layer.time()?;
+        }
     }
-    let mut fwd_bwd_runs_s = Vec::with_capacity(config.runs);
-    let mut last = None;
-    for _ in 0..config.runs {
-        let start = Instant::now();
-        let fwd = forward_backward()?;
-        fwd_bwd_runs_s.push(start.elapsed().as_secs_f64());
-        last = Some(fwd);
-    }
-    let last = last.expect("at least one timed run");
-    let k = layer.n_experts();
-    Ok(BenchReport {
-        pde: name,
-        experts: config.split.clone(),
-        points: config.points_per_expert,
-        basis: n,
-        grid: config.grid.dims(),
-        batch: config.batch,
-        runs: config.runs,
-        threads: rayon::current_num_threads(),
-        fwd_median_s: median(&fwd_runs_s),
-        fwd_bwd_median_s: median(&fwd_bwd_runs_s),
-        fwd_runs_s,
-        fwd_bwd_runs_s,
-        iterations: per_expert(&last, k, |s| s.iterations),
-        final_residual_norms: per_expert(&last, k, |s| s.final_residual),
-        converged: last.all_converged(),
-    })
+    Ok(())
 }
 
 /// One statistic of every solve of `forward`, `[batch][K]`.

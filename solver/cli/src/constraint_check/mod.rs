@@ -1,6 +1,7 @@
 //! Checks and measurements of the constraint layer on synthetic problems: the
 //! `tessera gradcheck` (IFT gradient vs finite differences) and
-//! `tessera bench constraint` (forward / backward timings) commands' library side.
+//! `tessera bench constraint` (forward / backward timings) and `tessera bench
+//! scaling` (experts against a single constraint) commands' library side.
 //!
 //! Both run a [`ConstraintLayer`](tessera_experts::ConstraintLayer) on a
 //! [`SyntheticProblem`]: a scenario's PDE on a modest grid with a random smooth
@@ -8,10 +9,12 @@
 
 mod bench;
 mod gradcheck;
+mod scaling;
 mod synthetic;
 
 pub use bench::{BenchConfig, bench_constraint, bench_constraint_side_by_side};
 pub use gradcheck::{GradcheckConfig, gradcheck};
+pub use scaling::{DEFAULT_REPEATS, ScalingConfig, ScalingReport, bench_scaling};
 pub use synthetic::{GridSize, SyntheticProblem};
 
 use crate::error::ToolError;

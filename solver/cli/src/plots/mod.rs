@@ -1,18 +1,21 @@
 //! PNG plots with a pure-Rust stack (plotters' bitmap backend and its ab_glyph
 //! text renderer with an embedded font), so plotting needs no system library:
 //! heat maps of prediction, truth and absolute error for test samples, and the
-//! training-loss curve, and both for a run directory.
+//! training-loss curve, and both for a run directory; the speed-up curve of
+//! `tessera bench scaling`.
 
 mod colormap;
 mod font;
 mod heatmap;
 mod loss_curve;
 mod run_plots;
+mod speedup;
 mod ticks;
 
 pub use heatmap::{SampleFields, plot_sample};
 pub use loss_curve::plot_loss;
 pub use run_plots::plot_run;
+pub use speedup::{SpeedupCurve, plot_speedup};
 
 use std::path::Path;
 

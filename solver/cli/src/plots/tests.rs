@@ -3,7 +3,8 @@
 
 use tessera_solver::{StepRecord, Validation};
 
-use super::{SampleFields, plot_loss, plot_sample};
+use super::speedup::decimal_label;
+use super::{SampleFields, SpeedupCurve, plot_loss, plot_sample, plot_speedup};
 use crate::error::ToolError;
 use crate::test_support::temp_dir;
 
@@ -104,4 +105,34 @@ fn loss_curve_without_plottable_values_is_an_error() {
     let path = temp_dir("plot-empty").join("loss.png");
     let err = plot_loss(&path, "loss", &records).unwrap_err();
     assert!(matches!(err, ToolError::Plot { .. }), "{err}");
+}
+
+#[test]
+fn speedup_curve() {
+    let curve = |label: &str, scale: f64| SpeedupCurve {
+        label: label.to_owned(),
+        points: [1e2_f64, 1e3, 1e4]
+            .iter()
+            .map(|&p| (p, scale * p.log10()))
+            .collect(),
+    };
+    let path = temp_dir("plot-speedup").join("speedup.png");
+    let curves = [curve("training", 1.0), curve("inference", 0.5)];
+    plot_speedup(&path, "speed-up", &curves).unwrap();
+    assert_eq!(decoded_size(&path), (900, 600));
+    let empty = [SpeedupCurve {
+        label: "none".to_owned(),
+        points: vec![(0.0, 1.0), (10.0, f64::NAN)],
+    }];
+    let err = plot_speedup(&path, "speed-up", &empty).unwrap_err();
+    assert!(matches!(err, ToolError::Plot { .. }), "{err}");
+}
+
+/// The speed-up axis's labels carry no float noise (the point axis is a log
+/// axis, labelled as every log axis is: see `ticks`).
+#[test]
+fn speedup_tick_labels() {
+    let ratios = [0.0, 0.5, 1.0, 1.25, 2.000_000_1, -0.000_1];
+    let labels: Vec<String> = ratios.into_iter().map(decimal_label).collect();
+    assert_eq!(labels, ["0", "0.5", "1", "1.25", "2", "0"]);
 }

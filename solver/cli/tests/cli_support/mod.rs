@@ -1,5 +1,7 @@
 //! What the CLI's end-to-end tests share: running the binary, and a tiny
 //! diffusion–sorption PI-HC-MoE run small enough to train in seconds.
+//! (Each test binary uses a part of it.)
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
