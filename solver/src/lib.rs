@@ -66,11 +66,13 @@ pub use error::SolverError;
 pub use eval::{Evaluation, Report, Summary, evaluate, method_name, relative_l2, report};
 pub use model::Model;
 pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck, sample_ics};
-pub use parallel::{Launcher, Layout, ParallelError, World, broadcast_run_data, with_world};
+pub use parallel::{
+    DataShard, Launcher, Layout, ParallelError, World, broadcast_run_data, with_world,
+};
 pub use train::{
     Adam, AdamConfig, Checkpoint, Claim, LockHolder, RunDir, RunLock, StepRecord, StopReason,
     Totals, TrainOptions, TrainOutcome, Trainer, Validation, eval_seed, named_vars, step_draw,
-    update,
+    update, update_shard,
 };
 pub use trainable::{Batch, Prediction, StepLoss, Trainable};
 

@@ -3,7 +3,9 @@
 //! (expert-parallel tile exchange) never know which transport runs.
 //!
 //! - [`Local`]: one process, the default build and most tests;
-//! - `Mpi` (cargo feature `mpi`): Open MPI / MPICH through the `mpi` crate.
+//! - `Mpi` (cargo feature `mpi`): Open MPI / MPICH through the `mpi` crate;
+//! - [`Metered`]: another communicator, with the time and bytes it moves
+//!   counted (for benchmarks).
 //!
 //! A GPU collective library (NCCL) fits as a third implementation: the trait
 //! asks only for a variable all-to-all, a byte broadcast, a gather, a barrier
@@ -17,12 +19,14 @@
 
 mod error;
 mod local;
+mod metered;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod reduce;
 
 pub use self::error::CommError;
 pub use self::local::Local;
+pub use self::metered::{Metered, Traffic};
 #[cfg(feature = "mpi")]
 pub use self::mpi::Mpi;
 pub use self::reduce::bucket_ranges;

@@ -2,7 +2,8 @@
 //! `mpirun` on the PATH): data parallelism reproduces the single-process loss
 //! curve, two runs are bit-identical, a killed rank ends the job quickly and
 //! the last checkpoint resumes under the same and a different number of ranks,
-//! and `--max-time` stops both ranks at the same step.
+//! `--max-time` stops both ranks at the same step, and `bench train-step`
+//! reports the step from rank 0 with its communication.
 //!
 //! Run these tests one at a time (`--test-threads=1`): each starts two ranks.
 #![cfg(feature = "mpi")]
@@ -254,4 +255,31 @@ fn a_world_that_differs_from_the_launcher_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("declares 2 ranks"), "{stderr}");
+}
+
+#[test]
+fn bench_train_step_reports_throughput_and_traffic_from_rank_0() {
+    let dir = temp_dir("mpi-bench");
+    let scenario = scenario_file(&dir);
+    let output = ok(mpirun(2)
+        .args(["bench", "train-step", "--scenario"])
+        .arg(&scenario)
+        .args(["--batch", "2", "--json"])
+        .output()
+        .unwrap());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
+    assert_eq!(lines.len(), 1, "one report, from rank 0: {stdout}");
+    let report: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    let number = |key: &str| {
+        report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {report}"))
+    };
+    assert_eq!(number("ranks"), 2.0);
+    // The gradient all-reduce alone sends half the gradient and receives
+    // the other half back summed: some bytes every step, and some time.
+    assert!(number("comm_bytes_per_step") > 0.0, "{report}");
+    assert!(number("comm_median_s") > 0.0, "{report}");
+    assert_eq!(number("samples_per_s"), 2.0 / number("step_median_s"));
 }

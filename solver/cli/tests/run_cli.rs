@@ -129,6 +129,10 @@ fn bench_train_step_reports_time_memory_and_iterations() {
     // Every PI-HC-MoE step runs Levenberg–Marquardt at least once per expert.
     assert!(number("lm_iterations_mean") >= 1.0);
     assert_eq!(report["step_times_s"].as_array().unwrap().len(), 5);
+    // One process: the whole batch here, nothing sent.
+    assert_eq!(number("ranks"), 1.0);
+    assert_eq!(number("comm_bytes_per_step"), 0.0);
+    assert_eq!(number("samples_per_s"), 1.0 / number("step_median_s"));
     let output = tessera()
         .args(["bench", "train-step", "--scenario"])
         .arg(&scenario)

@@ -26,7 +26,7 @@ pub use metrics::{StepRecord, StopReason, Validation};
 pub use run_dir::{Claim, RunDir};
 pub use run_lock::{LockHolder, RunLock};
 pub use trainer::{TrainOptions, TrainOutcome, Trainer};
-pub use update::{named_vars, update};
+pub use update::{named_vars, update, update_shard};
 
 #[cfg(test)]
 mod tests;

@@ -2,15 +2,25 @@
 //! forward, constraint solves, loss, backward through the IFT op, clipping,
 //! Adam update) on a scenario's model, the median of several steps after a
 //! warm-up, with the process's peak memory.
+//!
+//! Under a launcher (`mpirun -np K`, built with `--features mpi`) the step is
+//! the data-parallel one of `tessera train`: each rank runs its share of the
+//! global batch and the gradients are all-reduced. The report then adds the
+//! throughput (samples per second of the global batch) and what the step
+//! spent in communication on rank 0 (wall time inside collectives, which
+//! includes waiting for the slower rank, and bytes sent), so runs at
+//! different `K` compare side by side.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
+use tessera_experts::comm::Metered;
 use tessera_scenarios::dataset::Split;
 use tessera_solver::{
-    Adam, AdamConfig, Batch, Model, Samples, method_name, named_vars, step_draw, update,
+    Adam, AdamConfig, Batch, DataShard, Layout, Model, Samples, World, method_name, named_vars,
+    step_draw, update_shard, with_world,
 };
 
 use super::train::load_scenario;
@@ -24,7 +34,7 @@ pub struct TrainStepArgs {
     /// Override a scenario setting (repeatable), e.g. `--set constraint.method=soft`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
-    /// Samples per step.
+    /// Samples per step (the global batch, split over the ranks under a launcher).
     #[arg(long, default_value_t = 1)]
     batch: usize,
     /// Timed steps (after one warm-up step); at least 5.
@@ -42,17 +52,41 @@ struct Report {
     method: String,
     batch: usize,
     runs: usize,
+    /// Trainable scalars: the gradient all-reduce moves `2 (K−1)/K` of them,
+    /// as f64, per rank and step.
+    parameters: usize,
+    /// Processes (MPI ranks) sharing the batch.
+    ranks: usize,
+    /// Rayon threads per rank.
     threads: usize,
     step_median_s: f64,
     step_times_s: Vec<f64>,
+    /// The global batch over the median step.
+    samples_per_s: f64,
+    /// Rank 0's median time inside collectives per step.
+    comm_median_s: f64,
+    /// Bytes rank 0 sent per step (the same every step).
+    comm_bytes_per_step: u64,
+    /// Rank 0's peak resident set.
     peak_rss_mib: f64,
     lm_iterations_mean: f64,
     failed_solves: usize,
 }
 
+/// The median of `values` (not empty).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
 impl TrainStepArgs {
-    /// Runs the warm-up and the timed steps and prints the report.
+    /// Runs the warm-up and the timed steps and prints the report (on rank 0).
     pub fn run(self) -> anyhow::Result<()> {
+        with_world(|world| self.run_in(world))
+    }
+
+    fn run_in(self, world: &World) -> anyhow::Result<()> {
         if self.runs < 5 {
             bail!("--runs must be at least 5 (got {})", self.runs);
         }
@@ -62,14 +96,29 @@ impl TrainStepArgs {
         scenario.data.train_samples = self.batch;
         scenario.training.batch_size = self.batch;
         scenario.validate()?;
-        let train = Samples::load(&scenario, Split::Train, true)
-            .context("generating the batch's initial conditions")?;
+        let layout = Layout::resolve(&scenario, world.size())?;
+        // Rank 0 generates (and caches) the batch first; the others then read
+        // the cache instead of racing to write it.
+        let load = || {
+            Samples::load(&scenario, Split::Train, true)
+                .context("generating the batch's initial conditions")
+        };
+        let train = if world.is_root() {
+            let train = load()?;
+            world.comm().barrier()?;
+            train
+        } else {
+            world.comm().barrier()?;
+            load()?
+        };
+        let metered = Metered::new(world.comm());
+        let shard = DataShard::new(&metered, layout);
         let mut model = Model::new(&scenario)?;
         let vars = named_vars(&model)?;
         let mut adam = Adam::new(AdamConfig::default());
         let t = &scenario.training;
-        let mut times = Vec::with_capacity(self.runs);
-        let (mut iterations, mut failed) = (0.0, 0);
+        let (mut times, mut comm) = (Vec::new(), Vec::new());
+        let (mut iterations, mut failed, mut bytes) = (0.0, 0, 0);
         for step in 0..=self.runs {
             let draw = step_draw(scenario.seed, step, train.len(), self.batch);
             let batch = Batch {
@@ -78,24 +127,42 @@ impl TrainStepArgs {
                 seed: draw.seed,
             };
             let started = Instant::now();
-            let record = update(&mut model, &batch, &vars, &mut adam, t.lr, t.clip_norm)?;
+            let record = update_shard(
+                &mut model,
+                &batch,
+                &vars,
+                &mut adam,
+                t.lr,
+                t.clip_norm,
+                &shard,
+            )?;
             let elapsed = started.elapsed().as_secs_f64();
+            let traffic = metered.take();
             if step > 0 {
                 times.push(elapsed);
+                comm.push(traffic.seconds);
+                bytes = traffic.bytes;
                 iterations += record.lm_iterations_mean;
                 failed += record.failed_solves;
             }
         }
-        let mut sorted = times.clone();
-        sorted.sort_by(f64::total_cmp);
+        if !world.is_root() {
+            return Ok(());
+        }
+        let step_median_s = median(&times);
         let report = Report {
             scenario: scenario.name.clone(),
             method: method_name(&scenario),
             batch: self.batch,
             runs: self.runs,
+            parameters: vars.values().map(|v| v.elem_count()).sum(),
+            ranks: world.size(),
             threads: rayon::current_num_threads(),
-            step_median_s: sorted[sorted.len() / 2],
+            step_median_s,
             step_times_s: times,
+            samples_per_s: self.batch as f64 / step_median_s,
+            comm_median_s: median(&comm),
+            comm_bytes_per_step: bytes,
             peak_rss_mib: peak_rss_mib()?,
             lm_iterations_mean: iterations / self.runs as f64,
             failed_solves: failed,
@@ -104,13 +171,17 @@ impl TrainStepArgs {
             println!("{}", serde_json::to_string(&report)?);
         } else {
             println!(
-                "{} ({}), batch {}, {} threads: step median {:.4} s over {} steps, peak RSS {:.0} MiB, LM iterations {:.2}, failed solves {}",
+                "{} ({}), batch {} over {} rank(s) × {} threads: step median {:.4} s over {} steps ({:.3} samples/s; communication {:.4} s, {} bytes sent by rank 0), peak RSS {:.0} MiB, LM iterations {:.2}, failed solves {}",
                 report.scenario,
                 report.method,
                 report.batch,
+                report.ranks,
                 report.threads,
                 report.step_median_s,
                 report.runs,
+                report.samples_per_s,
+                report.comm_median_s,
+                report.comm_bytes_per_step,
                 report.peak_rss_mib,
                 report.lm_iterations_mean,
                 report.failed_solves
