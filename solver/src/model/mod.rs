@@ -90,7 +90,7 @@ impl Model {
             vars,
             scenario: scenario.clone(),
             fno,
-            features: Features::new(&grid),
+            features: Features::new(&grid, scenario.time_feature_scale()),
             loss: PhysicsLoss::new(pde, grid)?,
             constraint,
         })
