@@ -5,9 +5,8 @@
 //! information and are not appended.
 //!
 //! In a temporal-extrapolation run (`training.horizon`) time is normalised by
-//! the trained window's end rather than the grid's, so a physical time feeds
-//! the backbone the same value in training and in the evaluation on the longer
-//! grid (where it exceeds 1 past the horizon).
+//! the trained window's end rather than the grid's (it exceeds 1 past the
+//! horizon), so the trained window spans `[0, 1]` as in any other run.
 
 use candle_core::{DType, Device, Tensor};
 use tessera_meshes::Grid;
@@ -37,6 +36,11 @@ impl Features {
     /// Number of features per point.
     pub fn width(&self) -> usize {
         self.dims.len() + 1
+    }
+
+    /// Grid points (of all time levels).
+    pub fn points(&self) -> usize {
+        self.dims.iter().product()
     }
 
     /// Points of one time level (the length of an initial condition).

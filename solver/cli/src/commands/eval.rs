@@ -49,10 +49,10 @@ impl Args {
 }
 
 /// The model of `scenario`'s whole grid with the variables (and warm starts) of
-/// the run's checkpoint, and the checkpoint. The backbone's and the constraint
-/// layer's variables do not depend on the grid's size, so a model trained on
-/// the window `t ≤ training.horizon` loads into the whole grid's: the FNO runs on
-/// all time levels and the experts tile the whole domain.
+/// the run's checkpoint, and the checkpoint. A model trained on the window
+/// `t ≤ training.horizon` ran its backbone on the whole grid already and its
+/// constraint variables do not depend on the grid, so it loads into the whole
+/// grid's: the same backbone, and experts that tile the whole domain.
 pub(super) fn trained_model(
     scenario: &Scenario,
     run: &RunDir,

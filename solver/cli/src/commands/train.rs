@@ -141,8 +141,8 @@ pub(super) fn load_scenario(path: &Path, overrides: &[String]) -> anyhow::Result
 
 /// Builds the model, loads the data and trains to the end or to `deadline`,
 /// returning the trained model, the data (the whole grid's) and how training
-/// ended. The model is that of [`Scenario::training_scenario`]: with a
-/// `training.horizon` it covers the trained window only.
+/// ended. The model is [`Model::for_training`]'s: with a `training.horizon`
+/// its solution covers the trained window only.
 pub(super) fn train(
     scenario: &Scenario,
     run: &RunDir,
@@ -159,7 +159,7 @@ pub(super) fn train(
     // With `training.horizon` the model trains on the levels t ≤ horizon only;
     // `run` and `eval` evaluate on the whole grid (see `trained_model`).
     let window = data.training_window(scenario)?;
-    let mut model = Model::new(&scenario.training_scenario())?;
+    let mut model = Model::for_training(scenario)?;
     let options = TrainOptions {
         resume,
         deadline,
