@@ -622,6 +622,14 @@ pub struct TrainingConfig {
     pub validate_every: usize,
     /// Test samples used per validation.
     pub validate_samples: usize,
+    /// Temporal extrapolation (the paper's diffusion–sorption test: train on
+    /// `t ≤ 400`, test on `t > 400`): the model trains on the time levels
+    /// `t ≤ horizon` only (data and grid truncated there) and is evaluated on the
+    /// whole grid, with errors reported separately for both windows. In the
+    /// scenario's time units; must lie in `(0, t_max)`. Absent: train on the
+    /// whole grid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub horizon: Option<f64>,
 }
 
 impl Default for TrainingConfig {
@@ -640,6 +648,7 @@ impl Default for TrainingConfig {
             checkpoint_every: 500,
             validate_every: 200,
             validate_samples: 16,
+            horizon: None,
         }
     }
 }
@@ -820,6 +829,45 @@ impl Scenario {
             Method::Soft => 1,
             Method::Hard | Method::Moe => self.model.n_basis,
         }
+    }
+
+    /// Time levels the model trains on: those with `t ≤ training.horizon`
+    /// (all `nt` without a horizon). A horizon between two levels keeps the
+    /// earlier one, so training never sees a time past the horizon.
+    pub fn training_levels(&self) -> usize {
+        let g = &self.grid;
+        match self.training.horizon {
+            None => g.nt,
+            Some(horizon) => {
+                let dt = g.t_max / (g.nt - 1) as f64;
+                // The relative slack keeps a horizon on a level (400 of
+                // linspace(0, 500, 51)) on it despite rounding in `horizon / dt`.
+                ((horizon / dt) * (1.0 + 1e-9)).floor() as usize + 1
+            }
+        }
+    }
+
+    /// The scenario the model trains on: the grid cut to its first
+    /// [`Scenario::training_levels`] (`t_max` the last of them) and no horizon.
+    /// Equal to `self` without a horizon.
+    pub fn training_scenario(&self) -> Self {
+        let mut training = self.clone();
+        let levels = self.training_levels();
+        if levels != self.grid.nt {
+            let dt = self.grid.t_max / (self.grid.nt - 1) as f64;
+            training.grid.nt = levels;
+            training.grid.t_max = dt * (levels - 1) as f64;
+        }
+        training.training.horizon = None;
+        training
+    }
+
+    /// Factor on the backbone's normalised time coordinate: the grid's time
+    /// over the trained window's, `(nt − 1) / (levels − 1)`. The backbone sees
+    /// `t / t_trained`, so a time means the same input in training (`[0, 1]`) and
+    /// in an extrapolating evaluation (up to this factor); 1 without a horizon.
+    pub fn time_feature_scale(&self) -> f64 {
+        (self.grid.nt - 1) as f64 / (self.training_levels() - 1) as f64
     }
 
     /// Number of test trajectories evaluated (`eval.samples`, default all).
@@ -1098,7 +1146,37 @@ impl Scenario {
                 "exceeds data.test_samples",
             ));
         }
-        Ok(())
+        self.check_horizon(c)
+    }
+
+    /// A horizon inside `(0, t_max)` whose window holds at least two levels and
+    /// leaves at least one to extrapolate to, and on whose cut grid the model
+    /// (modes, experts, points) still fits.
+    fn check_horizon(&self, c: &Checks) -> Result<(), ScenarioError> {
+        let Some(horizon) = self.training.horizon else {
+            return Ok(());
+        };
+        let t_max = self.grid.t_max;
+        c.range(
+            "training.horizon",
+            horizon,
+            0.0,
+            t_max,
+            &format!("must be finite and lie in (0, t_max = {t_max})"),
+        )?;
+        let levels = self.training_levels();
+        if levels < 2 || levels >= self.grid.nt {
+            return Err(c.err(
+                "training.horizon",
+                horizon,
+                &format!(
+                    "keeps {levels} of the grid's {} time levels; need at least 2 and one past it",
+                    self.grid.nt
+                ),
+            ));
+        }
+        let origin = format!("{} (training window t ≤ {horizon})", c.origin);
+        self.training_scenario().validate_as(&origin)
     }
 
     fn check_eval(&self, c: &Checks) -> Result<(), ScenarioError> {

@@ -294,3 +294,49 @@ fn set_rejects_bad_overrides_and_leaves_the_scenario_unchanged() {
     );
     assert_eq!(s, original);
 }
+
+#[test]
+fn training_horizon_cuts_the_grid_and_rejects_bad_values() {
+    // MINIMAL's time levels are linspace(0, 500, 11): 50 apart.
+    let with = |h: &str| {
+        Scenario::from_str(
+            &edited("batch_size = 2", &format!("batch_size = 2\nhorizon = {h}")),
+            "o",
+        )
+    };
+    let s = with("400.0").unwrap();
+    assert_eq!(s.training.horizon, Some(400.0));
+    // t = 0, 50, …, 400: nine levels; the grid's 10 intervals over the window's 8.
+    assert_eq!(s.training_levels(), 9);
+    let window = s.training_scenario();
+    assert_eq!((window.grid.nt, window.grid.t_max), (9, 400.0));
+    assert_eq!(window.training.horizon, None);
+    assert_eq!(s.time_feature_scale(), 10.0 / 8.0);
+    // Between levels the earlier one ends the window.
+    assert_eq!(with("420.0").unwrap().training_scenario(), window);
+    // Saved and read back (the run's config.toml) with the horizon.
+    let back = Scenario::from_str(&s.to_toml_string(), "round trip").unwrap();
+    assert_eq!(back, s);
+    // Without a horizon nothing changes.
+    let plain = Scenario::from_str(MINIMAL, "o").unwrap();
+    assert_eq!(plain.training_levels(), 11);
+    assert_eq!(plain.training_scenario(), plain);
+    assert_eq!(plain.time_feature_scale(), 1.0);
+    for bad in ["0.0", "-100.0", "nan", "inf", "500.0", "600.0", "30.0"] {
+        expect_invalid(with(bad), "training.horizon");
+    }
+    // t ≤ 300 keeps 7 levels: too few for 4 time modes; the error says the
+    // training window is at fault.
+    match with("300.0") {
+        Err(ScenarioError::ConfigInvalid { origin, key, .. }) => {
+            assert_eq!(key, "model.modes");
+            assert!(origin.contains("training window"), "{origin}");
+        }
+        other => panic!("expected the window's modes to be rejected, got {other:?}"),
+    }
+    let mut set = Scenario::from_str(MINIMAL, "o").unwrap();
+    set.set("training.horizon=400").unwrap();
+    assert_eq!(set, s);
+    assert!(set.set("training.horizon=501").is_err());
+    assert_eq!(set, s, "a rejected override leaves the scenario unchanged");
+}

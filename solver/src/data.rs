@@ -107,6 +107,28 @@ impl Samples {
         &self.trajectories
     }
 
+    /// The same samples cut to their first `levels` time levels (the training
+    /// window of a temporal-extrapolation run). Errors if `levels` is 0 or more
+    /// than the samples have.
+    pub fn first_levels(&self, levels: usize) -> Result<Self, SolverError> {
+        if levels == 0 || levels > self.dims[0] {
+            return Err(SolverError::ShapeMismatch {
+                what: "time levels kept (1 to the samples' own)",
+                expected: vec![self.dims[0]],
+                got: vec![levels],
+            });
+        }
+        let mut dims = self.dims.clone();
+        dims[0] = levels;
+        let len: usize = dims.iter().product();
+        let trajectories = self
+            .trajectories
+            .iter()
+            .map(|t| t[..len].to_vec())
+            .collect();
+        Ok(Self { dims, trajectories })
+    }
+
     /// The initial condition (first frame) of sample `i`.
     ///
     /// # Panics
@@ -166,6 +188,16 @@ impl RunData {
         Ok(Self {
             train: Samples::load(scenario, Split::Train, quiet)?,
             test: Samples::load(scenario, Split::Test, quiet)?,
+        })
+    }
+
+    /// Both splits cut to `scenario`'s training window
+    /// ([`Scenario::training_levels`]): what the model trains and validates on.
+    pub fn training_window(&self, scenario: &Scenario) -> Result<Self, SolverError> {
+        let levels = scenario.training_levels();
+        Ok(Self {
+            train: self.train.first_levels(levels)?,
+            test: self.test.first_levels(levels)?,
         })
     }
 }

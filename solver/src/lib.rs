@@ -63,7 +63,10 @@ mod trainable;
 pub use data::{RunData, Samples};
 pub use embed::{ConstraintProjection, Predictions, TrainedModel, WorkerPool};
 pub use error::SolverError;
-pub use eval::{Evaluation, Report, Summary, evaluate, method_name, relative_l2, report};
+pub use eval::{
+    Evaluation, Report, Summary, WindowError, WindowErrors, evaluate, method_name, relative_l2,
+    report, window_errors,
+};
 pub use model::Model;
 pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck, sample_ics};
 pub use parallel::{

@@ -346,3 +346,39 @@ fn a_bad_max_time_is_refused_before_any_work() {
         }
     }
 }
+
+#[test]
+fn a_horizon_run_trains_on_the_window_and_reports_both_windows() {
+    let dir = temp_dir("cli-horizon");
+    let scenario = scenario_file(&dir);
+    let out = dir.join("run");
+    // The tiny grid's levels are 500/7 apart: t ≤ 300 keeps five of eight.
+    let output = ok(tessera()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--set", "training.steps=6", "--set", "training.horizon=300"])
+        .args(["--quiet", "--json", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let line: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let run = RunDir::new(&out);
+    assert_eq!(run.read_config().unwrap().training.horizon, Some(300.0));
+    let summary: Summary = serde_json::from_slice(&std::fs::read(run.summary()).unwrap()).unwrap();
+    // Evaluated on the whole grid, split after the trained levels.
+    assert_eq!(summary.grid, [8, 16]);
+    let windows = summary.windows.clone().expect("window errors");
+    assert_eq!((windows.horizon, windows.levels), (300.0, 5));
+    for (window, key) in [
+        (&windows.in_window, "in_window_rel_l2_mean"),
+        (&windows.extrapolated, "extrapolated_rel_l2_mean"),
+    ] {
+        assert_eq!(window.rel_l2.len(), 2);
+        assert!(window.rel_l2.iter().all(|e| e.is_finite() && *e > 0.0));
+        assert!(window.mean.is_finite() && window.std.is_finite());
+        assert_eq!(line[key].as_f64(), Some(window.mean), "{line}");
+    }
+    // `eval` rebuilds the whole-grid model from the checkpoint: same result.
+    assert_eq!(eval_summary(&out).windows, Some(windows));
+}

@@ -115,3 +115,19 @@ fn generated_data_is_cached_under_a_name_that_tracks_the_settings() {
     scenario.set("training.lr=0.5").unwrap();
     assert_eq!(cache_path(&scenario, Split::Train, &dir), path);
 }
+
+#[test]
+fn first_levels_keeps_the_leading_time_levels() {
+    // Three levels of two points, each value its flat index.
+    let samples = Samples::new(vec![3, 2], vec![(0..6).map(f64::from).collect()]).unwrap();
+    let cut = samples.first_levels(2).unwrap();
+    assert_eq!(cut.dims(), [2, 2]);
+    assert_eq!(cut.trajectories(), [vec![0.0, 1.0, 2.0, 3.0]]);
+    assert_eq!(samples.first_levels(3).unwrap(), samples);
+    for bad in [0, 4] {
+        assert!(matches!(
+            samples.first_levels(bad),
+            Err(SolverError::ShapeMismatch { .. })
+        ));
+    }
+}

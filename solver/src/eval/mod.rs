@@ -6,6 +6,10 @@
 //! Plots of the evaluation are the `tessera` tool's business: [`report`]
 //! returns the predictions it drew them from.
 //!
+//! A temporal-extrapolation run (`training.horizon`) also reports the error of
+//! each window apart ([`WindowErrors`]): the time levels the model trained on
+//! and those past the horizon, each its own relative L2 per sample.
+//!
 //! Evaluation is on the model's grid. The Navier–Stokes test split may be finer
 //! (`eval.resolutions`); it is subsampled to the grid, because the model is
 //! built for one grid (its experts' tiles and derivative operators).
@@ -115,6 +119,69 @@ pub fn relative_l2(prediction: &[f64], truth: &[f64]) -> Result<f64, SolverError
     Ok((diff / norm).sqrt())
 }
 
+/// Relative L2 errors of a set of samples over one time window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowError {
+    /// Mean and population standard deviation over the samples.
+    pub mean: f64,
+    pub std: f64,
+    /// Per sample.
+    pub rel_l2: Vec<f64>,
+}
+
+impl WindowError {
+    fn new(rel_l2: Vec<f64>) -> Self {
+        let (mean, std) = mean_std(&rel_l2);
+        Self { mean, std, rel_l2 }
+    }
+}
+
+/// The errors of a temporal-extrapolation run split at the training horizon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowErrors {
+    /// `training.horizon`, and the time levels `t ≤ horizon` trained on.
+    pub horizon: f64,
+    pub levels: usize,
+    /// Over the trained levels (the initial condition included, as in the
+    /// whole-grid error).
+    pub in_window: WindowError,
+    /// Over the levels past the horizon.
+    pub extrapolated: WindowError,
+}
+
+/// Splits each prediction/truth pair of `[T, …]` trajectories after its first
+/// `levels` time levels of `frame` points each, and takes the relative L2 error
+/// of either part (see [`relative_l2`]). `levels` must leave both parts
+/// non-empty.
+pub fn window_errors(
+    predictions: &[Vec<f64>],
+    truths: &[Vec<f64>],
+    frame: usize,
+    levels: usize,
+    horizon: f64,
+) -> Result<WindowErrors, SolverError> {
+    let split = frame * levels;
+    let mut inside = Vec::with_capacity(predictions.len());
+    let mut past = Vec::with_capacity(predictions.len());
+    for (p, t) in predictions.iter().zip(truths) {
+        if split == 0 || split >= t.len() || p.len() != t.len() {
+            return Err(SolverError::ShapeMismatch {
+                what: "trajectory split at the horizon (both windows non-empty)",
+                expected: vec![t.len()],
+                got: vec![p.len(), split],
+            });
+        }
+        inside.push(relative_l2(&p[..split], &t[..split])?);
+        past.push(relative_l2(&p[split..], &t[split..])?);
+    }
+    Ok(WindowErrors {
+        horizon,
+        levels,
+        in_window: WindowError::new(inside),
+        extrapolated: WindowError::new(past),
+    })
+}
+
 /// Mean and population standard deviation (0, 0 for no values).
 pub(crate) fn mean_std(values: &[f64]) -> (f64, f64) {
     if values.is_empty() {
@@ -149,6 +216,10 @@ pub struct Summary {
     pub eval_failed_solves: usize,
     /// Seconds the evaluation took.
     pub eval_seconds: f64,
+    /// With `training.horizon`: the errors of the trained and the extrapolated
+    /// time windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<WindowErrors>,
 }
 
 #[cfg(test)]
@@ -160,5 +231,30 @@ mod tests {
         assert_eq!(mean, 2.5);
         assert!((std - 1.25f64.sqrt()).abs() < 1e-15);
         assert_eq!(super::mean_std(&[]), (0.0, 0.0));
+    }
+
+    #[test]
+    fn window_errors_split_after_the_trained_levels() {
+        // Three time levels of two points; the first two levels are trained.
+        // Sample 1: in-window difference (0, 0, 1, 0) against truth (1, 1, 1, 1):
+        // √(1/4) = 0.5; past the horizon difference (3, 4) against (0, 5): √(25/25) = 1.
+        // Sample 2: exact in the window (0), difference (1, 0) against (2, 0): 0.5.
+        let truths = vec![
+            vec![1.0, 1.0, 1.0, 1.0, 0.0, 5.0],
+            vec![1.0, 2.0, 3.0, 4.0, 2.0, 0.0],
+        ];
+        let predictions = vec![
+            vec![1.0, 1.0, 2.0, 1.0, 3.0, 9.0],
+            vec![1.0, 2.0, 3.0, 4.0, 3.0, 0.0],
+        ];
+        let w = super::window_errors(&predictions, &truths, 2, 2, 1.5).unwrap();
+        assert_eq!(w.in_window.rel_l2, vec![0.5, 0.0]);
+        assert_eq!(w.extrapolated.rel_l2, vec![1.0, 0.5]);
+        assert_eq!((w.in_window.mean, w.in_window.std), (0.25, 0.25));
+        assert_eq!((w.extrapolated.mean, w.extrapolated.std), (0.75, 0.25));
+        assert_eq!((w.horizon, w.levels), (1.5, 2));
+        // A split that leaves a window empty is an error, not a NaN.
+        assert!(super::window_errors(&predictions, &truths, 2, 3, 1.5).is_err());
+        assert!(super::window_errors(&predictions, &truths, 2, 0, 1.5).is_err());
     }
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tessera_scenarios::Scenario;
 
-use super::{Evaluation, Summary, evaluate};
+use super::{Evaluation, Summary, evaluate, window_errors};
 use crate::SolverError;
 use crate::data::Samples;
 use crate::train::checkpoint::Totals;
@@ -38,6 +38,20 @@ pub fn report<M: Trainable + ?Sized>(
     let count = scenario.eval_samples().min(test.len());
     let seed = batches::eval_seed(scenario.seed);
     let evaluation = evaluate(model, test, count, scenario.training.batch_size, seed)?;
+    let frame: usize = test.dims()[1..].iter().product();
+    let windows = scenario
+        .training
+        .horizon
+        .map(|horizon| {
+            window_errors(
+                &evaluation.predictions,
+                test.trajectories(),
+                frame,
+                scenario.training_levels(),
+                horizon,
+            )
+        })
+        .transpose()?;
     let summary = Summary {
         scenario: scenario.name.clone(),
         method: method_name(scenario),
@@ -51,6 +65,7 @@ pub fn report<M: Trainable + ?Sized>(
         solves: totals.solves,
         eval_failed_solves: evaluation.failed_solves,
         eval_seconds: started.elapsed().as_secs_f64(),
+        windows,
     };
     let text = serde_json::to_string_pretty(&summary).map_err(|source| SolverError::Json {
         path: run.summary(),

@@ -3,6 +3,10 @@
 //! reference feeds its FNO (`process_input`: broadcast IC, then `t/t_max`,
 //! `x/x_max`). The PDE constants are fixed per scenario, so they carry no
 //! information and are not appended.
+//!
+//! In a temporal-extrapolation run (`training.horizon`) time is normalised by
+//! the trained window's end rather than the grid's (it exceeds 1 past the
+//! horizon), so the trained window spans `[0, 1]` as in any other run.
 
 use candle_core::{DType, Device, Tensor};
 use tessera_meshes::Grid;
@@ -18,17 +22,25 @@ pub struct Features {
 }
 
 impl Features {
-    /// The features of `grid`.
-    pub fn new(grid: &Grid) -> Self {
-        Self {
-            dims: grid.shape().dims().to_vec(),
-            coords: grid.normalised_coordinates(),
+    /// The features of `grid`, the time coordinate (axis 0) multiplied by
+    /// `time_scale` ([`tessera_scenarios::Scenario::time_feature_scale`]).
+    pub fn new(grid: &Grid, time_scale: f64) -> Self {
+        let dims = grid.shape().dims().to_vec();
+        let mut coords = grid.normalised_coordinates();
+        for t in coords.iter_mut().step_by(dims.len()) {
+            *t *= time_scale;
         }
+        Self { dims, coords }
     }
 
     /// Number of features per point.
     pub fn width(&self) -> usize {
         self.dims.len() + 1
+    }
+
+    /// Grid points (of all time levels).
+    pub fn points(&self) -> usize {
+        self.dims.iter().product()
     }
 
     /// Points of one time level (the length of an initial condition).
@@ -80,5 +92,28 @@ impl Features {
         shape.extend(&self.dims);
         shape.push(w);
         Ok(Tensor::from_vec(data, shape, &Device::Cpu)?.to_dtype(dtype)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_meshes::Grid;
+
+    use super::Features;
+
+    #[test]
+    fn scaled_time_matches_the_trained_window() {
+        // Training on linspace(0, 400, 5) of the grid linspace(0, 500, 6): a
+        // time level feeds the same time feature on either grid.
+        let window = Features::new(&Grid::uniform_tx(5, 2, 400.0).unwrap(), 1.0);
+        let whole = Features::new(&Grid::uniform_tx(6, 2, 500.0).unwrap(), 5.0 / 4.0);
+        // Coordinates are [t, x] per point, two points per level.
+        let times = |f: &Features| f.coords.iter().step_by(4).copied().collect::<Vec<_>>();
+        let (w, g) = (times(&window), times(&whole));
+        assert_eq!(w, [0.0, 0.25, 0.5, 0.75, 1.0]);
+        assert_eq!(&g[..5], w.as_slice());
+        assert_eq!(g[5], 1.25);
+        // Space is untouched.
+        assert_eq!(whole.coords[1], window.coords[1]);
     }
 }

@@ -220,3 +220,26 @@ fn f32_backbone_trains_through_the_f64_constraint() {
         assert!(g.iter().all(|x| x.is_finite()));
     }
 }
+
+/// With `training.horizon` the training model's backbone is the whole-grid
+/// model's cut to the trained levels (the same function, so evaluation on the
+/// whole grid does not change the trained window's basis), and its solution
+/// covers the window only.
+#[test]
+fn a_training_window_cuts_the_whole_grid_backbone() {
+    for method in ["soft", "moe"] {
+        let mut s = model_common::diffusion_sorption(method, "");
+        // Levels 500/7 apart: t ≤ 300 keeps five of eight.
+        s.set("training.horizon=300").unwrap();
+        let (whole, mut window) = (Model::new(&s).unwrap(), Model::for_training(&s).unwrap());
+        let b = batch(&s, 3);
+        let full = whole.backbone(&b.ics).unwrap();
+        let cut = window.backbone(&b.ics).unwrap();
+        assert_eq!(cut.dims()[1], 5 * 16);
+        let expected = full.narrow(1, 0, 5 * 16).unwrap();
+        let diff = (cut - expected).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(diff.to_scalar::<f64>().unwrap(), 0.0, "{method}");
+        let (u, _) = window.solution(&b.ics, 1).unwrap();
+        assert_eq!(u.dims(), &[2, 5 * 16]);
+    }
+}

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use tessera_scenarios::Scenario;
 use tessera_scenarios::dataset::Split;
 use tessera_solver::{Checkpoint, Model, RunDir, Samples};
 
@@ -30,10 +31,7 @@ impl Args {
     pub fn run(self) -> anyhow::Result<()> {
         let run = RunDir::new(&self.run_dir);
         let scenario = run.read_config()?;
-        let mut model = Model::new(&scenario)?;
-        let path = run.checkpoint();
-        let checkpoint = Checkpoint::load(&path)?;
-        checkpoint.restore_model(&mut model, &path)?;
+        let (mut model, checkpoint) = trained_model(&scenario, &run)?;
         let test = match &self.data {
             Some(file) => Samples::load_test_file(&scenario, file),
             None => Samples::load(&scenario, Split::Test, self.quiet),
@@ -48,4 +46,20 @@ impl Args {
             self.json,
         )
     }
+}
+
+/// The model of `scenario`'s whole grid with the variables (and warm starts) of
+/// the run's checkpoint, and the checkpoint. A model trained on the window
+/// `t ≤ training.horizon` ran its backbone on the whole grid already and its
+/// constraint variables do not depend on the grid, so it loads into the whole
+/// grid's: the same backbone, and experts that tile the whole domain.
+pub(super) fn trained_model(
+    scenario: &Scenario,
+    run: &RunDir,
+) -> anyhow::Result<(Model, Checkpoint)> {
+    let mut model = Model::new(scenario)?;
+    let path = run.checkpoint();
+    let checkpoint = Checkpoint::load(&path)?;
+    checkpoint.restore_model(&mut model, &path)?;
+    Ok((model, checkpoint))
 }

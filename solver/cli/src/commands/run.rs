@@ -7,9 +7,11 @@ use std::time::Instant;
 use serde_json::json;
 use tessera_scenarios::Scenario;
 use tessera_solver::{
-    Claim, Model, RunDir, Samples, Summary, Totals, TrainOutcome, World, report, with_world,
+    Claim, Model, RunDir, Samples, Summary, Totals, TrainOutcome, WindowError, World, report,
+    with_world,
 };
 
+use super::eval::trained_model;
 use super::train::{MaxTime, load_scenario, time_up_message, train};
 use crate::plots::plot_run;
 use crate::run_name::fresh_run_dir;
@@ -71,6 +73,11 @@ impl Args {
             return Ok(());
         }
         let totals = outcome.totals();
+        if scenario.training.horizon.is_some() {
+            // Trained on the window t ≤ horizon: evaluate on the whole grid
+            // with the final checkpoint's variables.
+            model = trained_model(&scenario, &run)?.0;
+        }
         finish(&mut model, &scenario, &data.test, &run, totals, self.json)
     }
 }
@@ -93,7 +100,7 @@ pub(super) fn finish(
 
 /// The summary table on stdout, and with `json` the JSON line after it.
 fn print_summary(summary: &Summary, run: &RunDir, json: bool) {
-    let rows = [
+    let mut rows = vec![
         ("scenario", summary.scenario.clone()),
         ("method", summary.method.clone()),
         ("grid", format!("{:?}", summary.grid)),
@@ -106,6 +113,21 @@ fn print_summary(summary: &Summary, run: &RunDir, json: bool) {
                 summary.rel_l2.len()
             ),
         ),
+    ];
+    if let Some(w) = &summary.windows {
+        let window = |e: &WindowError| format!("{:.4} ± {:.4}", e.mean, e.std);
+        rows.push((
+            "t ≤ horizon",
+            format!(
+                "{} ({} levels, t ≤ {})",
+                window(&w.in_window),
+                w.levels,
+                w.horizon
+            ),
+        ));
+        rows.push(("t > horizon", window(&w.extrapolated)));
+    }
+    rows.extend([
         ("steps", summary.steps.to_string()),
         ("training s", format!("{:.1}", summary.seconds)),
         (
@@ -116,7 +138,7 @@ fn print_summary(summary: &Summary, run: &RunDir, json: bool) {
             ),
         ),
         ("run directory", run.root().display().to_string()),
-    ];
+    ]);
     for (name, value) in rows {
         println!("{name:>14}  {value}");
     }
@@ -126,9 +148,9 @@ fn print_summary(summary: &Summary, run: &RunDir, json: bool) {
 }
 
 /// The one-line JSON a `--json` run prints last: the summary without the
-/// per-sample errors.
+/// per-sample errors (with the window errors of an extrapolation run).
 fn summary_line(summary: &Summary) -> String {
-    json!({
+    let mut line = json!({
         "scenario": summary.scenario,
         "method": summary.method,
         "rel_l2_mean": summary.rel_l2_mean,
@@ -140,6 +162,21 @@ fn summary_line(summary: &Summary) -> String {
         "eval_failed_solves": summary.eval_failed_solves,
         "eval_seconds": summary.eval_seconds,
         "samples": summary.rel_l2.len(),
-    })
-    .to_string()
+    });
+    if let (Some(w), Some(line)) = (&summary.windows, line.as_object_mut()) {
+        line.extend([
+            ("horizon".to_owned(), json!(w.horizon)),
+            ("in_window_rel_l2_mean".to_owned(), json!(w.in_window.mean)),
+            ("in_window_rel_l2_std".to_owned(), json!(w.in_window.std)),
+            (
+                "extrapolated_rel_l2_mean".to_owned(),
+                json!(w.extrapolated.mean),
+            ),
+            (
+                "extrapolated_rel_l2_std".to_owned(),
+                json!(w.extrapolated.std),
+            ),
+        ]);
+    }
+    line.to_string()
 }

@@ -140,7 +140,9 @@ pub(super) fn load_scenario(path: &Path, overrides: &[String]) -> anyhow::Result
 }
 
 /// Builds the model, loads the data and trains to the end or to `deadline`,
-/// returning the trained model, the data and how training ended.
+/// returning the trained model, the data (the whole grid's) and how training
+/// ended. The model is [`Model::for_training`]'s: with a `training.horizon`
+/// its solution covers the trained window only.
 pub(super) fn train(
     scenario: &Scenario,
     run: &RunDir,
@@ -154,14 +156,17 @@ pub(super) fn train(
     Layout::resolve(scenario, world.size())?;
     let data = broadcast_run_data(world.comm(), || RunData::load(scenario, quiet))
         .context("obtaining the training and test data")?;
-    let mut model = Model::new(scenario)?;
+    // With `training.horizon` the model trains on the levels t ≤ horizon only;
+    // `run` and `eval` evaluate on the whole grid (see `trained_model`).
+    let window = data.training_window(scenario)?;
+    let mut model = Model::for_training(scenario)?;
     let options = TrainOptions {
         resume,
         deadline,
         ..TrainOptions::default()
     };
     let mut bar = TrainingBar::new(scenario.training.steps, quiet);
-    let outcome = Trainer::new(&mut model, scenario, &data, run)
+    let outcome = Trainer::new(&mut model, scenario, &window, run)
         .with_world(world)
         .train(options, |record, totals| bar.observe(record, totals))?;
     bar.finish();
