@@ -38,8 +38,8 @@
 //!   `−h_fv/2` of its own cells `h_fv` (first order), so on truth solved on finer
 //!   cells and averaged onto the grid the face rows' residual is that scheme's
 //!   own `O(h_fv·u_x)` error plus the extrapolation's `O(h²·u_xx)`, and vanishes
-//!   as the truth is refined; the cell-centre rows' residual does not (the
-//!   `boundary_rows` tests measure both).
+//!   as the truth is refined; the cell-centre rows' residual does not (the test
+//!   `diffusion_sorption_boundary_rows` of this crate measures both).
 //!
 //! Derivatives are taken on the physical coordinates (the reference normalises the
 //! grid only for the backbone's input). The default stencils are the reference's,
@@ -56,6 +56,7 @@ use tessera_meshes::ops::fd::{FdScheme, FiniteDifference};
 use tessera_meshes::ops::identity::Identity;
 use tessera_meshes::{Grid, LinearOperator};
 
+use super::reference_solver::SOLUBILITY;
 use crate::ScenarioError;
 use crate::config::{BoundaryPlacement, DiffusionSorptionParams};
 
@@ -67,9 +68,6 @@ pub const U_FLOOR: f64 = 1e-6;
 /// The `x` domain, whose ends are the faces where [`BoundaryPlacement::Faces`]
 /// imposes the boundary conditions.
 const DOMAIN: (f64, f64) = (0.0, 1.0);
-
-/// The left boundary value (PDEBench's solubility).
-const SOLUBILITY: f64 = 1.0;
 
 /// One side's boundary row: `(term, coefficient)` pairs and the right-hand side.
 type BoundaryRow = (Vec<(usize, f64)>, f64);
@@ -272,7 +270,7 @@ impl Pde for DiffusionSorption {
         });
         let x = grid.axis(1).coords();
         let (left, right) = self.boundary_coeffs(x[0], x[nx - 1]);
-        let side = |i: usize, (coeffs, rhs): (Vec<(usize, f64)>, f64)| {
+        let side = |i: usize, (coeffs, rhs): BoundaryRow| {
             (1..nt).map(move |t| LinearRow {
                 point: shape.flat(&[t, i]),
                 coeffs: coeffs.clone(),
