@@ -179,6 +179,28 @@ pub struct DiffusionSorptionParams {
     pub k_f: f64,
     /// Freundlich exponent `n_f` (paper: 0.874).
     pub n_f: f64,
+    /// Where the boundary rows impose the boundary conditions (`[pde] boundary`);
+    /// a constraint choice rather than a constant, kept here so that a run's
+    /// `config.toml` and metadata record it with the PDE it shapes.
+    pub boundary: BoundaryPlacement,
+}
+
+/// Where diffusion–sorption's boundary rows sit (scenario key `[pde] boundary`).
+///
+/// The grid's `x` points are cell centres, half a cell inside the domain, so a
+/// row on the first or last point does not say what the boundary condition
+/// says. See [`crate::diffusion_sorption::pde`] for the rows of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BoundaryPlacement {
+    /// At the faces `x = 0` and `x = 1`, reached from the boundary cell centre by
+    /// a half-cell Taylor step, with the finite-volume scheme's form of the
+    /// right condition (the ground truth's own boundary conditions).
+    #[default]
+    Faces,
+    /// At the first and last cell centres, as the paper's code places them
+    /// (kept for fidelity checks against the reference).
+    CellCentres,
 }
 
 impl Default for DiffusionSorptionParams {
@@ -190,6 +212,7 @@ impl Default for DiffusionSorptionParams {
             rho_s: 2880.0,
             k_f: 3.5e-4,
             n_f: 0.874,
+            boundary: BoundaryPlacement::Faces,
         }
     }
 }

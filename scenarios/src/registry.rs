@@ -251,6 +251,8 @@ impl AnyPde {
     /// The PDE that metadata entries describe (see the module docs); keys not
     /// starting with `pde` are ignored. Without `pde.constants` the kind's
     /// default constants are used, without `pde.fd` the reference stencils.
+    /// Diffusion–sorption constants without `boundary` take the face rows (the
+    /// default); metadata written before that key existed meant cell centres.
     ///
     /// Errors ([`ScenarioError::ConfigInvalid`] or the constructors' own): no
     /// or an unknown `pde`, constants that are not a `[pde]` table, constants of
@@ -378,13 +380,16 @@ impl Pde for AnyPde {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AdvectionParams, DiffusionSorptionParams, HeatParams, NavierStokesParams};
+    use crate::config::{
+        AdvectionParams, BoundaryPlacement, DiffusionSorptionParams, HeatParams, NavierStokesParams,
+    };
 
     /// Every kind with constants and stencils off their defaults.
     fn non_default() -> Vec<AnyPde> {
         let ds = DiffusionSorptionParams {
             d: 4e-4,
             phi: 0.3,
+            boundary: BoundaryPlacement::CellCentres,
             ..DiffusionSorptionParams::default()
         };
         [

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use tessera_scenarios::Scenario;
 use tessera_scenarios::ScenarioError;
-use tessera_scenarios::config::{InitWeights, Method, PdeConfig, Schedule};
+use tessera_scenarios::config::{BoundaryPlacement, InitWeights, Method, PdeConfig, Schedule};
 
 const MINIMAL: &str = r#"
 name = "minimal"
@@ -158,6 +158,42 @@ fn unknown_pde_kind_is_rejected() {
         matches!(&err, ScenarioError::ConfigParse { message, .. } if message.contains("burgers")),
         "{err}"
     );
+}
+
+/// `[pde] boundary`: faces by default, the reference's cell centres on request
+/// (file or `--set`), recorded in the run's config text, and a typed parse
+/// error naming the bad value otherwise.
+#[test]
+fn boundary_placement_defaults_to_faces_and_round_trips() {
+    let placement = |s: &Scenario| match s.pde {
+        PdeConfig::DiffusionSorption(p) => p.boundary,
+        _ => panic!("not diffusion-sorption"),
+    };
+    let mut s = Scenario::from_str(MINIMAL, "minimal").unwrap();
+    assert_eq!(placement(&s), BoundaryPlacement::Faces);
+    s.set("pde.boundary=cell-centres").unwrap();
+    assert_eq!(placement(&s), BoundaryPlacement::CellCentres);
+    let recorded = s.to_toml_string();
+    assert!(
+        recorded.contains("boundary = \"cell-centres\""),
+        "{recorded}"
+    );
+    let reread = Scenario::from_str(&recorded, "config.toml").unwrap();
+    assert_eq!(placement(&reread), BoundaryPlacement::CellCentres);
+    let text = edited(
+        "kind = \"diffusion-sorption\"",
+        "kind = \"diffusion-sorption\"\nboundary = \"edges\"",
+    );
+    let err = Scenario::from_str(&text, "bad.toml").unwrap_err();
+    assert!(
+        matches!(&err, ScenarioError::ConfigParse { message, .. }
+            if message.contains("edges") && message.contains("cell-centres")),
+        "{err}"
+    );
+    assert!(matches!(
+        s.set("pde.boundary=edges"),
+        Err(ScenarioError::Override { .. })
+    ));
 }
 
 #[test]

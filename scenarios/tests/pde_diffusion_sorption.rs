@@ -13,7 +13,7 @@ use tessera_constraints::{ConstraintError, Pde};
 use tessera_meshes::Grid;
 use tessera_meshes::ops::fd::FdScheme;
 use tessera_scenarios::ScenarioError;
-use tessera_scenarios::config::DiffusionSorptionParams;
+use tessera_scenarios::config::{BoundaryPlacement, DiffusionSorptionParams};
 use tessera_scenarios::diffusion_sorption::pde::DiffusionSorption;
 
 /// The reference's `compute_pde_residual`, written out on plain numbers with its
@@ -148,23 +148,27 @@ fn reference_terms_converge_at_order_two_inside_and_one_at_the_boundary_rows() {
     );
 }
 
-#[test]
-fn rows_are_the_reference_ic_and_boundary_conditions() {
-    let ds = DiffusionSorption::default();
+/// Checks `ds`'s rows on a 4 × 6 grid against hand-written stencils: the
+/// reference's IC rows, and `left(u_0, u_1)` and `right(u_{n−1}, u_{n−2}, h)` for
+/// the boundary rows at every `t > 0`, on an arbitrary field.
+fn assert_rows(
+    ds: &DiffusionSorption,
+    left: impl Fn(f64, f64) -> f64,
+    right: impl Fn(f64, f64, f64) -> f64,
+) {
     let (nt, nx) = (4, 6);
     let grid = Grid::uniform_tx(nt, nx, 500.0).unwrap();
     let ic: Vec<f64> = (0..nx).map(|i| 0.05 + 0.01 * i as f64).collect();
     let rows = ds.linear_rows(&grid, &ic).unwrap();
     assert_eq!(rows.len(), nx + 2 * (nt - 1));
-    // Any field: compare each row's value with the reference's expression.
     let u: Vec<f64> = (0..nt * nx).map(|p| 0.3 + (p as f64 * 0.7).sin()).collect();
-    let terms = term_fields(&ds, &grid, &u);
+    let terms = term_fields(ds, &grid, &u);
     let h = 1.0 / nx as f64;
     let mut expected: Vec<(usize, f64)> = (0..nx).map(|i| (i, (u[i] - ic[i]) / ic[i])).collect();
-    expected.extend((1..nt).map(|t| (t * nx, u[t * nx] - 1.0)));
+    expected.extend((1..nt).map(|t| (t * nx, left(u[t * nx], u[t * nx + 1]))));
     expected.extend((1..nt).map(|t| {
-        let (last, before) = (u[t * nx + nx - 1], u[t * nx + nx - 2]);
-        (t * nx + nx - 1, last - 5e-4 * (last - before) / h)
+        let last = t * nx + nx - 1;
+        (last, right(u[last], u[last - 1], h))
     }));
     for (row, (point, value)) in rows.iter().zip(expected) {
         assert_eq!(row.point, point);
@@ -173,6 +177,59 @@ fn rows_are_the_reference_ic_and_boundary_conditions() {
             (got - value).abs() < 1e-12 * (1.0 + value.abs()),
             "{got} vs {value}"
         );
+    }
+}
+
+#[test]
+fn cell_centre_rows_are_the_reference_ic_and_boundary_conditions() {
+    let params = DiffusionSorptionParams {
+        boundary: BoundaryPlacement::CellCentres,
+        ..DiffusionSorptionParams::default()
+    };
+    let ds = DiffusionSorption::new(params, FdScheme::Reference).unwrap();
+    // neptune/pdes/diffusion_sorption.py: u(x_0) − 1 and u − D·u_x (backward).
+    assert_rows(
+        &ds,
+        |u0, _| u0 - 1.0,
+        |last, before, h| last - 5e-4 * (last - before) / h,
+    );
+}
+
+#[test]
+fn face_rows_are_the_finite_volume_conditions_at_the_faces() {
+    // By hand: the centres sit at h/2 and 1 − h/2; the linear extrapolation to
+    // x = 0 of (h/2, u_0), (3h/2, u_1) is (3u_0 − u_1)/2, to x = 1 likewise
+    // (3u_{n−1} − u_{n−2})/2; the finite-volume ghost u_n = D·(u_{n−2} − u_{n−1})/h
+    // is the condition u + D·u_x = 0 with the backward difference.
+    for fd in [FdScheme::Reference, FdScheme::SecondOrder] {
+        let ds = DiffusionSorption::new(DiffusionSorptionParams::default(), fd).unwrap();
+        assert_eq!(ds.boundary(), BoundaryPlacement::Faces);
+        if fd == FdScheme::Reference {
+            assert_rows(
+                &ds,
+                |u0, u1| (3.0 * u0 - u1) / 2.0 - 1.0,
+                |last, before, h| (3.0 * last - before) / 2.0 + 5e-4 * (last - before) / h,
+            );
+        }
+        // Either stencil: a row is exact on a linear field u = a + b·x whose face
+        // values meet the conditions (u(0) = 1; u(1) = −D·b).
+        let (slope, d) = (-0.8, ds.params().d);
+        let (nt, nx) = (3, 7);
+        let grid = Grid::uniform_tx(nt, nx, 500.0).unwrap();
+        let x = grid.axis(1).coords().to_vec();
+        let ic = vec![0.1; nx];
+        let rows = ds.linear_rows(&grid, &ic).unwrap();
+        for (offset, side) in [(1.0, 0), (-slope * (1.0 + d), nx - 1)] {
+            let u: Vec<f64> = (0..nt * nx).map(|p| offset + slope * x[p % nx]).collect();
+            let terms = term_fields(&ds, &grid, &u);
+            for row in rows
+                .iter()
+                .filter(|r| r.point % nx == side && r.point >= nx)
+            {
+                let value = row_value(row, &terms);
+                assert!(value.abs() < 1e-12, "{fd:?}, side {side}: {value:e}");
+            }
+        }
     }
 }
 

@@ -6,15 +6,40 @@
 //! `neptune/pdes/diffusion_sorption.py` of the paper's code
 //! (ASK-Berkeley/physics-NNs-hard-constraints) writes it.
 //!
-//! The constraint rows follow the same file's `vector_objective_function`:
-//! - **initial condition**, one row per `x_i`: `(u(0, x_i) − u0_i)/u0_i`, i.e.
-//!   coefficient `1/u0_i` on `u` and right-hand side 1 — the reference divides the
-//!   mismatch by the initial condition, so `u0` must be finite and non-zero;
-//! - **left boundary**, one row per time level `t > 0` (the reference slices
-//!   `u[1:, 0]`): `u(t, x_0) − 1`;
-//! - **right boundary**, one row per `t > 0`: `u(t, x_{n−1}) − D·u_x(t, x_{n−1})`,
-//!   with `u_x` the same first-difference operator as the residual uses (at the last
-//!   point that is the backward difference).
+//! The initial-condition rows follow the same file's `vector_objective_function`:
+//! one row per `x_i`, `(u(0, x_i) − u0_i)/u0_i`, i.e. coefficient `1/u0_i` on `u`
+//! and right-hand side 1 — the reference divides the mismatch by the initial
+//! condition, so `u0` must be finite and non-zero.
+//!
+//! The boundary rows, one per time level `t > 0` and side (the reference slices
+//! `u[1:, 0]`), depend on [`BoundaryPlacement`] (scenario key `[pde] boundary`).
+//! The grid's `x` points are cell centres `x_i = (i + ½)·h`, so the first and last
+//! points lie half a cell inside the domain `[0, 1]`.
+//! - [`BoundaryPlacement::CellCentres`], the paper's code: `u(t, x_0) − 1` on the
+//!   left and `u(t, x_{n−1}) − D·u_x(t, x_{n−1})` on the right, with `u_x` the
+//!   residual's first-difference operator (backward at the last point). On the
+//!   finite-volume truth these rows are off by about `(h/2)·|u_x|`, which is large
+//!   at the left, where the sorption front enters.
+//! - [`BoundaryPlacement::Faces`] (default), the conditions the ground truth
+//!   (PDEBench's finite-volume scheme, [`super::reference_solver`]) imposes, at
+//!   the faces `x = 0` and `x = 1`. The face value is the half-cell Taylor step
+//!   from the boundary centre with the scheme's own `u_x`: `u(0) ≈ u_0 − x_0·u_x(x_0)`
+//!   and `u(1) ≈ u_{n−1} + (1 − x_{n−1})·u_x(x_{n−1})`. With the reference
+//!   stencils `u_x(x_0) = (u_1 − u_0)/h`, so the left row is the linear
+//!   extrapolation `(3u_0 − u_1)/2 − 1` (second order in `h`), and a row still
+//!   reads one grid point: the neighbour enters through the `u_x` term, so no
+//!   shift operator is needed. The right condition takes the scheme's sign: its
+//!   ghost value is `u_n = D·(u_{n−2} − u_{n−1})/h = −D·u_x(x_{n−1})`, i.e.
+//!   `u(1) + D·u_x(1) = 0` as `h → 0` (the paper writes `u = D·u_x`; the two
+//!   differ by `2D·|u_x|`, with `D = 5e-4`), giving the row
+//!   `u_{n−1} + (1 − x_{n−1} + D)·u_x(x_{n−1})`.
+//!
+//!   The finite-volume scheme itself places the left value at its ghost centre
+//!   `−h_fv/2` of its own cells `h_fv` (first order), so on truth solved on finer
+//!   cells and averaged onto the grid the face rows' residual is that scheme's
+//!   own `O(h_fv·u_x)` error plus the extrapolation's `O(h²·u_xx)`, and vanishes
+//!   as the truth is refined; the cell-centre rows' residual does not (the test
+//!   `diffusion_sorption_boundary_rows` of this crate measures both).
 //!
 //! Derivatives are taken on the physical coordinates (the reference normalises the
 //! grid only for the backbone's input). The default stencils are the reference's,
@@ -31,13 +56,21 @@ use tessera_meshes::ops::fd::{FdScheme, FiniteDifference};
 use tessera_meshes::ops::identity::Identity;
 use tessera_meshes::{Grid, LinearOperator};
 
+use super::reference_solver::SOLUBILITY;
 use crate::ScenarioError;
-use crate::config::DiffusionSorptionParams;
+use crate::config::{BoundaryPlacement, DiffusionSorptionParams};
 
 /// The floor added to `max(u, 0)` inside the Freundlich power, so that
 /// `u^(n_f−1)` (a negative power) stays finite at `u = 0` (reference code:
 /// `jnp.power(safe_u + 1e-6, n_f - 1)`).
 pub const U_FLOOR: f64 = 1e-6;
+
+/// The `x` domain, whose ends are the faces where [`BoundaryPlacement::Faces`]
+/// imposes the boundary conditions.
+const DOMAIN: (f64, f64) = (0.0, 1.0);
+
+/// One side's boundary row: `(term, coefficient)` pairs and the right-hand side.
+type BoundaryRow = (Vec<(usize, f64)>, f64);
 
 /// 1-D diffusion–sorption (PDEBench; PI-HC-MoE §4.1) with its constants and the
 /// finite-difference scheme of its derivative terms.
@@ -152,6 +185,34 @@ impl DiffusionSorption {
         power * sorption + 1.0
     }
 
+    /// Where the boundary rows sit.
+    pub fn boundary(&self) -> BoundaryPlacement {
+        self.params.boundary
+    }
+
+    /// The left and right boundary rows' `(coefficients, rhs)` when the first and
+    /// last grid points are `x_first` and `x_last` (see the module docs): the
+    /// same at every time level.
+    fn boundary_coeffs(&self, x_first: f64, x_last: f64) -> (BoundaryRow, BoundaryRow) {
+        let d = self.params.d;
+        match self.params.boundary {
+            BoundaryPlacement::CellCentres => (
+                (vec![(Self::U, 1.0)], SOLUBILITY),
+                (vec![(Self::U, 1.0), (Self::U_X, -d)], 0.0),
+            ),
+            BoundaryPlacement::Faces => (
+                (
+                    vec![(Self::U, 1.0), (Self::U_X, -(x_first - DOMAIN.0))],
+                    SOLUBILITY,
+                ),
+                (
+                    vec![(Self::U, 1.0), (Self::U_X, DOMAIN.1 - x_last + d)],
+                    0.0,
+                ),
+            ),
+        }
+    }
+
     fn check_grid(grid: &Grid) -> Result<(usize, usize), ConstraintError> {
         bounded_tx(grid, "diffusion-sorption grid axes (t, bounded x)")
     }
@@ -207,16 +268,16 @@ impl Pde for DiffusionSorption {
             coeffs: vec![(Self::U, 1.0 / u0)],
             rhs: 1.0,
         });
-        let left = (1..nt).map(|t| LinearRow {
-            point: shape.flat(&[t, 0]),
-            coeffs: vec![(Self::U, 1.0)],
-            rhs: 1.0,
-        });
-        let right = (1..nt).map(|t| LinearRow {
-            point: shape.flat(&[t, nx - 1]),
-            coeffs: vec![(Self::U, 1.0), (Self::U_X, -self.params.d)],
-            rhs: 0.0,
-        });
+        let x = grid.axis(1).coords();
+        let (left, right) = self.boundary_coeffs(x[0], x[nx - 1]);
+        let side = |i: usize, (coeffs, rhs): BoundaryRow| {
+            (1..nt).map(move |t| LinearRow {
+                point: shape.flat(&[t, i]),
+                coeffs: coeffs.clone(),
+                rhs,
+            })
+        };
+        let (left, right) = (side(0, left), side(nx - 1, right));
         Ok(initial.chain(left).chain(right).collect())
     }
 }

@@ -37,7 +37,7 @@ use crate::ScenarioError;
 use crate::config::DiffusionSorptionParams;
 
 /// The left boundary value (PDEBench's `sol`, the solubility).
-const SOLUBILITY: f64 = 1.0;
+pub(crate) const SOLUBILITY: f64 = 1.0;
 /// The offset in PDEBench's `(u + 1e-6)^(n_f − 1)`.
 const EPS_U: f64 = 1e-6;
 /// Newton stops when the weighted update norm is below this fraction of the

@@ -7,9 +7,9 @@
 //! - **IC**: `‖u(0) − u₀‖ / ‖u₀‖` over the whole batch flattened (`MSE` with
 //!   `normalize=True`, which takes one norm over the batch, not a mean of norms);
 //! - **BC**: per sample the norm of the PDE's boundary rows (its linear rows away
-//!   from the first time level, e.g. diffusion–sorption's `u(t,0) − 1` and
-//!   `u(t,1) − D u_x(t,1)`), mean over the batch. The reference compares the right
-//!   boundary with the ground-truth trajectory instead, which physics-only
+//!   from the first time level, e.g. diffusion–sorption's `u(t, 0) − 1` and
+//!   `u(t, 1) + D u_x(t, 1)` at the faces), mean over the batch. The reference
+//!   compares the right boundary with the ground-truth trajectory instead, which physics-only
 //!   training does not have; the PDE's own boundary rows need no data;
 //! - **data**: `‖u − u_true‖ / ‖u_true‖` over the whole batch (interior data
 //!   loss, `data_loss_normalize=True`), only when targets are given.

@@ -248,9 +248,9 @@ fn smooth_basis(grid: &Grid, n_basis: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
 /// point: everywhere, except for diffusion–sorption, where they fade out (a
 /// `cos²` taper) between [`DS_FRONT_REGION`]`.0` and `.1` of the domain. Ahead of
 /// the front the soil stays at its background level, as in real solutions; without
-/// the taper the least-squares fit bends `u` down to the right boundary row
-/// `u − D·u_x = 0` (whose discrete solution is negative next to any positive
-/// interior value), `u` crosses zero at sampled points, and the retardation
+/// the taper the least-squares fit bends `u` down to the right boundary row's
+/// zero (the reference's cell-centre row `u − D·u_x = 0` even below it, next to
+/// any positive interior value), `u` crosses zero at sampled points, and the retardation
 /// factor's kink there leaves no derivative for finite differences to check.
 fn perturbation_envelope(kind: PdeKind, grid: &Grid) -> Vec<f64> {
     let spatial: usize = grid.shape().dims()[1..].iter().product();
