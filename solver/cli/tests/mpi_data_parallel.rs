@@ -94,10 +94,11 @@ fn two_data_ranks_match_one_process_and_repeat_bit_for_bit() {
     ok(train(&mut mpirun(2), &scenario, &b));
     let (rs, ra, rb) = (records(&single), records(&a), records(&b));
     assert_eq!(rs.len(), STEPS);
-    // Measured: 1e-9 holds through step ~14; the rounding differences of the
-    // summation order then grow through Adam and the solves to ~2e-8 (loss)
-    // and ~4e-8 (PDE part) at step 50, with identical LM iteration counts.
-    assert_close(&rs, &ra, 2e-7);
+    // Measured: 1e-9 holds through the first steps; the rounding differences
+    // of the summation order then grow through Adam and the solves. At step 50
+    // with the face boundary rows: 8e-8 (loss) and 2.5e-7 (PDE part); with the
+    // reference's cell-centre rows 2e-8 and 4e-8. LM iteration counts agree.
+    assert_close(&rs, &ra, 1e-6);
     assert_eq!(ra, rb, "two runs with the same ranks differ");
     let tensors = |run: &Path| {
         let mut all: Vec<(String, Vec<f64>)> = candle_core::safetensors::load(
@@ -206,7 +207,7 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_two_or_one_ranks() {
     let reference = records(&straight);
     assert_eq!(records(&killed), reference, "same ranks: an exact resume");
     // Another number of ranks sums in another order: equal to rounding only.
-    assert_close(&records(&single), &reference, 2e-7);
+    assert_close(&records(&single), &reference, 1e-6);
 }
 
 /// Rank 0 alone decides when time is up; were the other rank to stop at
