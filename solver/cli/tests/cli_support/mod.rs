@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use tessera_solver::{RunDir, StepRecord};
+use tessera_solver::{Checkpoint, RunDir, StepRecord};
 
 /// The `tessera` binary of this build.
 pub fn tessera() -> Command {
@@ -114,4 +114,30 @@ pub fn train_until_checkpoint(
         std::thread::sleep(Duration::from_millis(2));
     }
     child
+}
+
+/// Runs `command subcommand scenario --quiet --max-time budget --out out` to
+/// success and returns its stderr and the step of the checkpoint it left.
+pub fn stop_on_time_limit(
+    command: &mut Command,
+    subcommand: &str,
+    scenario: &Path,
+    budget: &str,
+    out: &Path,
+) -> (String, usize) {
+    let output = ok(command
+        .arg(subcommand)
+        .arg(scenario)
+        .args(["--quiet", "--max-time", budget, "--out"])
+        .arg(out)
+        .output()
+        .unwrap());
+    let stopped = Checkpoint::load(&RunDir::new(out).checkpoint())
+        .unwrap()
+        .totals
+        .step;
+    (
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        stopped,
+    )
 }
