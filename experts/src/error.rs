@@ -3,6 +3,8 @@
 use tessera_constraints::{ConstraintError, StopReason};
 use tessera_meshes::MeshError;
 
+use crate::comm::CommError;
+
 /// Errors from routing and running constraint experts on user input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ExpertsError {
@@ -47,4 +49,7 @@ pub enum ExpertsError {
     /// An error from the mesh layer (tiles, sampling, operators).
     #[error(transparent)]
     Mesh(#[from] MeshError),
+    /// A collective of the expert-parallel exchange failed.
+    #[error(transparent)]
+    Comm(#[from] CommError),
 }

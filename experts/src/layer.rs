@@ -21,7 +21,9 @@
 //! the caller's rayon pool (`pool.install(|| layer.forward(…))`), and inside a
 //! sample the experts' problems and the full-grid passes are parallel too, so a
 //! batch of one uses every thread; the result is bit-identical for any number of
-//! threads.
+//! threads. Across processes, [`ConstraintLayer::forward_sharded`] splits the
+//! solves over the ranks of an expert-parallel group ([`ExpertShard`]), with the
+//! same result bit for bit.
 //!
 //! [`Sensitivity`]: tessera_constraints::Sensitivity
 
@@ -38,6 +40,7 @@ use tessera_meshes::{Grid, LinearOperator};
 use crate::pullback::{ExpertRows, PullBack};
 use crate::router::{Router, RowScope};
 use crate::runner::{self, BackwardJob};
+use crate::shard::ExpertShard;
 use crate::terms::SampleTerms;
 use crate::{ExpertsError, POINTS_PER_TASK};
 
@@ -275,11 +278,41 @@ impl<P: Pde> ConstraintLayer<P> {
         ics: &[&[f64]],
         stream: u64,
     ) -> Result<Forward, ExpertsError> {
-        let points: Vec<Vec<usize>> = (0..self.n_experts())
+        self.forward_points(basis, n_basis, ics, self.sample(stream)?, None)
+    }
+
+    /// [`ConstraintLayer::forward`] with the solves split over the ranks of an
+    /// expert-parallel group (every rank of the group calls it with the same
+    /// batch and gets the same [`Forward`], bit for bit that of
+    /// [`ConstraintLayer::forward`]). Call it from the thread that owns the
+    /// communicator, not from inside a rayon task.
+    ///
+    /// Errors: those of [`ConstraintLayer::forward`], a shard for another number
+    /// of experts, and the exchange's transport errors.
+    pub fn forward_sharded(
+        &self,
+        basis: &[f64],
+        n_basis: usize,
+        ics: &[&[f64]],
+        stream: u64,
+        shard: &ExpertShard<'_>,
+    ) -> Result<Forward, ExpertsError> {
+        if shard.n_experts() != self.n_experts() {
+            return Err(ExpertsError::ShapeMismatch {
+                what: "expert shard (one owner per expert)",
+                expected: vec![self.n_experts()],
+                got: vec![shard.n_experts()],
+            });
+        }
+        self.forward_points(basis, n_basis, ics, self.sample(stream)?, Some(shard))
+    }
+
+    /// Every expert's sampled points for `stream`.
+    fn sample(&self, stream: u64) -> Result<Vec<Vec<usize>>, ExpertsError> {
+        (0..self.n_experts())
             .into_par_iter()
             .map(|k| self.router.sample(k, stream))
-            .collect::<Result<_, _>>()?;
-        self.forward_at(basis, n_basis, ics, points)
+            .collect()
     }
 
     /// The forward pass at given sampled points instead of the router's:
@@ -295,6 +328,18 @@ impl<P: Pde> ConstraintLayer<P> {
         n_basis: usize,
         ics: &[&[f64]],
         points: Vec<Vec<usize>>,
+    ) -> Result<Forward, ExpertsError> {
+        self.forward_points(basis, n_basis, ics, points, None)
+    }
+
+    /// The forward pass at `points`, the solves split by `shard` if given.
+    fn forward_points(
+        &self,
+        basis: &[f64],
+        n_basis: usize,
+        ics: &[&[f64]],
+        points: Vec<Vec<usize>>,
+        shard: Option<&ExpertShard<'_>>,
     ) -> Result<Forward, ExpertsError> {
         let (g, batch, k_experts) = (self.grid.len(), ics.len(), self.n_experts());
         if n_basis == 0 {
@@ -330,7 +375,10 @@ impl<P: Pde> ConstraintLayer<P> {
             .iter()
             .flat_map(|s| s.experts.iter().map(|(_, p)| p))
             .collect();
-        let solutions = runner::solve_experts(self.pde.as_ref(), &problems, &self.config.lm)?;
+        let solutions = match shard {
+            None => runner::solve_experts(self.pde.as_ref(), &problems, &self.config.lm)?,
+            Some(shard) => shard.solve(self.pde.as_ref(), &problems, &self.config.lm)?,
+        };
         let mut u = vec![0.0; batch * g];
         u.par_chunks_mut(g)
             .zip(&prepared)

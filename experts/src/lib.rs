@@ -9,10 +9,12 @@
 pub mod comm;
 pub mod error;
 pub mod layer;
+pub mod placement;
 pub mod problem_file;
 mod pullback;
 pub mod router;
 pub mod runner;
+mod shard;
 pub mod terms;
 
 pub use error::ExpertsError;
@@ -20,6 +22,7 @@ pub use layer::{ConstraintLayer, Forward, LayerConfig};
 pub use problem_file::{ExternalProblem, ExternalSolution, ProblemFileError};
 pub use router::{Router, RowScope};
 pub use runner::{BackwardJob, differentiate_experts, solve_experts};
+pub use shard::ExpertShard;
 pub use terms::SampleTerms;
 
 /// How many points one rayon task handles in the passes that run in parallel over

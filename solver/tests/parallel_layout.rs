@@ -56,6 +56,31 @@ fn absent_sizes_make_every_rank_data_parallel() {
 }
 
 #[test]
+fn expert_ranks_take_what_the_data_ranks_leave() {
+    for (table, world, expected) in [
+        ("[parallel]\nexperts = 2", 2, (1, 2)),
+        ("[parallel]\nexperts = 2", 4, (2, 2)),
+        ("[parallel]\ndata = 2", 4, (2, 2)),
+        ("[parallel]\nexperts = 4", 4, (1, 4)),
+    ] {
+        let got = layout(table, world).unwrap();
+        assert_eq!((got.data, got.experts), expected, "{table} on {world}");
+    }
+    let l = Layout {
+        data: 2,
+        experts: 3,
+    };
+    assert_eq!(
+        (0..6).map(|r| l.group(r)).collect::<Vec<_>>(),
+        [0..3, 0..3, 0..3, 3..6, 3..6, 3..6]
+    );
+    assert_eq!(
+        (0..6).map(|r| l.leads_group(r)).collect::<Vec<_>>(),
+        [true, false, false, true, false, false]
+    );
+}
+
+#[test]
 fn sizes_that_do_not_fit_the_world_or_batch_are_refused() {
     for (table, world, expected) in [
         ("[parallel]\ndata = 2", 3, "does not divide the world"),
@@ -65,7 +90,11 @@ fn sizes_that_do_not_fit_the_world_or_batch_are_refused() {
             "must equal the world",
         ),
         ("", 3, "do not divide training.batch_size"),
-        ("[parallel]\nexperts = 2", 2, "not implemented"),
+        (
+            "[parallel]\nexperts = 2",
+            6,
+            "do not divide training.batch_size",
+        ),
     ] {
         let err = layout(table, world).unwrap_err();
         assert!(matches!(err, ParallelError::Layout { .. }), "{err:?}");

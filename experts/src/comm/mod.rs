@@ -4,6 +4,8 @@
 //!
 //! - [`Local`]: one process, the default build and most tests;
 //! - `Mpi` (cargo feature `mpi`): Open MPI / MPICH through the `mpi` crate;
+//! - [`Threads`]: several ranks as threads of one process (multi-rank tests
+//!   without MPI);
 //! - [`Metered`]: another communicator, with the time and bytes it moves
 //!   counted (for benchmarks).
 //!
@@ -23,6 +25,7 @@ mod metered;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod reduce;
+mod threads;
 
 pub use self::error::CommError;
 pub use self::local::Local;
@@ -30,6 +33,7 @@ pub use self::metered::{Metered, Traffic};
 #[cfg(feature = "mpi")]
 pub use self::mpi::Mpi;
 pub use self::reduce::bucket_ranges;
+pub use self::threads::Threads;
 
 /// Collective operations over a fixed set of ranks `0..size()`.
 pub trait Communicator {

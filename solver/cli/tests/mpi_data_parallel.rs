@@ -1,6 +1,7 @@
 //! Multi-rank training under `mpirun -np 2` (feature `mpi`; needs Open MPI's
 //! `mpirun` on the PATH): data parallelism reproduces the single-process loss
-//! curve, two runs are bit-identical, a killed rank ends the job quickly and
+//! curve, expert parallelism reproduces it bit for bit, two runs are
+//! bit-identical, a killed rank ends the job quickly and
 //! the last checkpoint resumes under the same and a different number of ranks,
 //! `--max-time` stops both ranks at the same step, and `bench train-step`
 //! reports the step from rank 0 with its communication.
@@ -76,9 +77,15 @@ fn assert_close(a: &[StepRecord], b: &[StepRecord], rtol: f64) {
 }
 
 fn train(command: &mut Command, scenario: &Path, out: &Path) -> Output {
+    train_with(command, scenario, out, &[])
+}
+
+/// [`train`] with further options (e.g. `--set`).
+fn train_with(command: &mut Command, scenario: &Path, out: &Path, options: &[&str]) -> Output {
     command
         .arg("train")
         .arg(scenario)
+        .args(options)
         .arg("--quiet")
         .arg("--out")
         .arg(out)
@@ -86,8 +93,23 @@ fn train(command: &mut Command, scenario: &Path, out: &Path) -> Output {
         .unwrap()
 }
 
+/// Every tensor of a run's checkpoint as f64, by name.
+fn checkpoint_tensors(run: &Path) -> Vec<(String, Vec<f64>)> {
+    let mut all: Vec<(String, Vec<f64>)> =
+        candle_core::safetensors::load(RunDir::new(run).checkpoint(), &candle_core::Device::Cpu)
+            .unwrap()
+            .into_iter()
+            .map(|(k, t)| {
+                let v = t.to_dtype(candle_core::DType::F64).unwrap();
+                (k, v.flatten_all().unwrap().to_vec1().unwrap())
+            })
+            .collect();
+    all.sort_by(|x, y| x.0.cmp(&y.0));
+    all
+}
+
 #[test]
-fn two_data_ranks_match_one_process_and_repeat_bit_for_bit() {
+fn two_ranks_match_one_process_and_repeat_bit_for_bit() {
     let dir = temp_dir("mpi-equivalence");
     let scenario = scenario_file(&dir);
     let (single, a, b) = (dir.join("single"), dir.join("a"), dir.join("b"));
@@ -102,23 +124,22 @@ fn two_data_ranks_match_one_process_and_repeat_bit_for_bit() {
     // reference's cell-centre rows 2e-8 and 4e-8. LM iteration counts agree.
     assert_close(&rs, &ra, 1e-6);
     assert_eq!(ra, rb, "two runs with the same ranks differ");
-    let tensors = |run: &Path| {
-        let mut all: Vec<(String, Vec<f64>)> = candle_core::safetensors::load(
-            RunDir::new(run).checkpoint(),
-            &candle_core::Device::Cpu,
-        )
-        .unwrap()
-        .into_iter()
-        .map(|(k, t)| {
-            let v = t.to_dtype(candle_core::DType::F64).unwrap();
-            (k, v.flatten_all().unwrap().to_vec1().unwrap())
-        })
-        .collect();
-        all.sort_by(|x, y| x.0.cmp(&y.0));
-        all
-    };
-    assert_eq!(tensors(&a), tensors(&b), "checkpoints differ");
+    assert_eq!(
+        checkpoint_tensors(&a),
+        checkpoint_tensors(&b),
+        "checkpoints differ"
+    );
     assert!(!RunDir::new(&a).lock().exists(), "the lock is released");
+    // Two expert ranks split the solves and nothing else: no sum changes order.
+    let experts = dir.join("experts");
+    ok(train_with(
+        &mut mpirun(2),
+        &scenario,
+        &experts,
+        &["--set", "parallel.experts=2"],
+    ));
+    assert_eq!(records(&experts), rs, "expert parallelism changed the run");
+    assert_eq!(checkpoint_tensors(&experts), checkpoint_tensors(&single));
 }
 
 /// The pid of the process started (directly) by `parent` whose environment

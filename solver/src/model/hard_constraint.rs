@@ -6,12 +6,17 @@
 //! With `constraint.init = "warm"` every solve of a step starts from the mean of
 //! the previous step's solutions over all samples and experts: the layer takes
 //! one starting vector for all its solves.
+//!
+//! Under expert parallelism the ranks of a group split the solves by expert,
+//! placed by the iterations each expert took in the previous step
+//! ([`tessera_experts::placement`]); every rank gets every solution, so the
+//! placement changes the speed, never a bit of the result.
 
 use std::sync::Arc;
 
 use candle_core::Tensor;
 use tessera_constraints::StopReason;
-use tessera_experts::{ConstraintLayer, ExpertsError, Forward};
+use tessera_experts::{ConstraintLayer, ExpertShard, ExpertsError, Forward, placement};
 use tessera_meshes::Grid;
 use tessera_scenarios::Scenario;
 use tessera_scenarios::config::InitWeights;
@@ -41,6 +46,9 @@ pub struct HardConstraint {
     layer: Arc<ConstraintLayer<AnyPde>>,
     n_basis: usize,
     warm: Option<Vec<f64>>,
+    /// Per expert, the Levenberg–Marquardt iterations of its solves in the last
+    /// step (equal before the first): what the expert placement balances.
+    costs: Vec<f64>,
 }
 
 /// Key of the warm-start weights in the model's extra state.
@@ -50,6 +58,7 @@ impl HardConstraint {
     /// The layer for `scenario` (method `hard` or `moe`).
     pub fn new(scenario: &Scenario, pde: Arc<AnyPde>, grid: Grid) -> Result<Self, SolverError> {
         let layer = Self::build(scenario, &pde, &grid, None)?;
+        let costs = vec![1.0; layer.n_experts()];
         Ok(Self {
             scenario: scenario.clone(),
             pde,
@@ -57,6 +66,7 @@ impl HardConstraint {
             layer,
             n_basis: scenario.model.n_basis,
             warm: None,
+            costs,
         })
     }
 
@@ -114,8 +124,24 @@ impl HardConstraint {
         ics: &[Vec<f64>],
         stream: u64,
     ) -> Result<(Forward, SolveStats), SolverError> {
+        self.solve_with(basis, ics, stream, None)
+    }
+
+    /// [`HardConstraint::solve`], the solves split by `experts` if given.
+    fn solve_with(
+        &self,
+        basis: &[f64],
+        ics: &[Vec<f64>],
+        stream: u64,
+        experts: Option<&ExpertShard<'_>>,
+    ) -> Result<(Forward, SolveStats), SolverError> {
         let refs: Vec<&[f64]> = ics.iter().map(Vec::as_slice).collect();
-        let forward = self.layer.forward(basis, self.n_basis, &refs, stream)?;
+        let forward = match experts {
+            None => self.layer.forward(basis, self.n_basis, &refs, stream)?,
+            Some(shard) => self
+                .layer
+                .forward_sharded(basis, self.n_basis, &refs, stream, shard)?,
+        };
         let k = self.layer.n_experts();
         for (i, status) in forward.statuses.iter().enumerate() {
             if matches!(status.reason, StopReason::NonFinite | StopReason::Singular) {
@@ -147,7 +173,8 @@ impl HardConstraint {
     ///
     /// `basis` and `ics` are this rank's share of a batch split by `shard`; the
     /// returned statistics and the warm-start mean are those of the whole
-    /// batch (summed over the data ranks), so every rank continues alike.
+    /// batch (summed over the data ranks), so every rank continues alike. With
+    /// an expert group, its ranks split the solves.
     pub fn apply(
         &mut self,
         basis: &Tensor,
@@ -156,7 +183,22 @@ impl HardConstraint {
         shard: &DataShard<'_>,
     ) -> Result<(Tensor, SolveStats), SolverError> {
         let values = basis.flatten_all()?.to_vec1::<f64>()?;
-        let (forward, _) = self.solve(&values, ics, stream)?;
+        let experts = match shard.expert_group() {
+            None => None,
+            Some((comm, group)) => Some(ExpertShard::new(
+                comm,
+                group.clone(),
+                placement::balance(&self.costs, group.len()),
+            )?),
+        };
+        let (forward, _) = self.solve_with(&values, ics, stream, experts.as_ref())?;
+        let k = self.layer.n_experts();
+        self.costs = (0..k)
+            .map(|e| {
+                let sample = forward.statuses.iter().skip(e).step_by(k);
+                sample.map(|s| s.iterations as f64).sum()
+            })
+            .collect();
         let u = forward.u.clone();
         let statuses = &forward.statuses;
         let mut totals = [

@@ -4,6 +4,8 @@
 //! of one data group are neighbours (on one node when the launcher fills nodes
 //! in rank order, where the tile exchange is cheapest).
 
+use std::ops::Range;
+
 use tessera_scenarios::Scenario;
 use tessera_scenarios::config::ParallelConfig;
 
@@ -29,8 +31,7 @@ impl Layout {
     /// takes what the world leaves (both absent: all data-parallel).
     ///
     /// Errors, before any work: sizes whose product is not the world, data
-    /// ranks that do not divide the batch, more expert ranks than experts, and
-    /// (not implemented yet) more than one expert rank.
+    /// ranks that do not divide the batch, more expert ranks than experts.
     pub fn resolve(scenario: &Scenario, world: usize) -> Result<Self, ParallelError> {
         let p = &scenario.parallel;
         let fail = |reason: String| layout_error(p, world, reason);
@@ -75,17 +76,26 @@ impl Layout {
                 layout.experts
             )));
         }
-        if layout.experts > 1 {
-            return Err(fail(
-                "expert-parallel training (experts > 1) is not implemented yet; use data parallelism".into(),
-            ));
-        }
         Ok(layout)
     }
 
     /// The data rank of world rank `rank`.
     pub fn data_rank(&self, rank: usize) -> usize {
         rank / self.experts
+    }
+
+    /// The world ranks of `rank`'s expert group (the ranks that share one
+    /// data rank's samples and split their experts).
+    pub fn group(&self, rank: usize) -> Range<usize> {
+        let start = self.data_rank(rank) * self.experts;
+        start..start + self.experts
+    }
+
+    /// Whether `rank` is the first of its expert group: the one whose copy of
+    /// the group's replicated results (fields, gradients, statistics) counts in
+    /// sums over the data ranks.
+    pub fn leads_group(&self, rank: usize) -> bool {
+        rank.is_multiple_of(self.experts)
     }
 }
 

@@ -10,6 +10,11 @@
 //! part, and the variables' gradients are summed over the ranks
 //! ([`DataShard::sum_gradients`]). The result is the single-process gradient up
 //! to the order of floating-point additions.
+//!
+//! With expert parallelism (`experts > 1`), the ranks of one expert group hold
+//! the same block and split only its solves ([`DataShard::expert_group`]), so
+//! their fields, gradients and statistics are copies: sums over the data ranks
+//! count the group leader's copy once ([`Layout::leads_group`]).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -24,8 +29,7 @@ use crate::SolverError;
 #[derive(Clone, Copy)]
 pub struct DataShard<'c> {
     comm: &'c dyn Communicator,
-    data_rank: usize,
-    data_ranks: usize,
+    layout: Layout,
 }
 
 impl DataShard<'static> {
@@ -33,8 +37,7 @@ impl DataShard<'static> {
     pub fn whole() -> Self {
         Self {
             comm: &Local,
-            data_rank: 0,
-            data_ranks: 1,
+            layout: Layout::SINGLE,
         }
     }
 }
@@ -43,43 +46,62 @@ impl<'c> DataShard<'c> {
     /// The share of rank `comm.rank()` under `layout`.
     ///
     /// # Panics
-    /// If `layout` has more than one expert rank or does not match the world
-    /// ([`Layout::resolve`] rules both out).
+    /// If `layout` does not cover the world ([`Layout::resolve`] rules that out).
     #[track_caller]
     pub fn new(comm: &'c dyn Communicator, layout: Layout) -> Self {
-        assert!(
-            layout.experts == 1 && layout.data == comm.size(),
-            "data shards need a pure data-parallel layout of the whole world"
+        assert_eq!(
+            layout.data * layout.experts,
+            comm.size(),
+            "a layout must cover the whole world"
         );
-        Self {
-            comm,
-            data_rank: layout.data_rank(comm.rank()),
-            data_ranks: layout.data,
-        }
+        Self { comm, layout }
     }
 
     /// Whether this rank holds whole batches (one data rank).
     pub fn is_whole(&self) -> bool {
-        self.data_ranks == 1
+        self.layout.data == 1
     }
 
     /// This rank's global sample indices in a batch of `batch` samples.
     pub fn range(&self, batch: usize) -> Range<usize> {
-        bucket_ranges(batch, self.data_ranks)[self.data_rank].clone()
+        bucket_ranges(batch, self.layout.data)[self.layout.data_rank(self.comm.rank())].clone()
     }
 
-    /// Every rank's `local` values (the fields of its samples), concatenated in
-    /// global sample order, on every rank.
+    /// The communicator and the world ranks of this rank's expert group, when
+    /// the experts are split over more than one rank.
+    pub fn expert_group(&self) -> Option<(&'c dyn Communicator, Range<usize>)> {
+        (self.layout.experts > 1).then(|| (self.comm, self.layout.group(self.comm.rank())))
+    }
+
+    fn leads_group(&self) -> bool {
+        self.layout.leads_group(self.comm.rank())
+    }
+
+    /// Every data rank's `local` values (the fields of its samples),
+    /// concatenated in global sample order, on every rank.
     pub fn gather_fields(&self, local: &[f64]) -> Result<Vec<f64>, ParallelError> {
         if self.is_whole() {
             return Ok(local.to_vec());
         }
-        let send = vec![local.to_vec(); self.data_ranks];
+        let mine = if self.leads_group() {
+            local.to_vec()
+        } else {
+            Vec::new()
+        };
+        let send = vec![mine; self.comm.size()];
         Ok(self.comm.all_to_all_v(&send)?.concat())
     }
 
-    /// Element-wise sums over the data ranks, identical on every rank.
+    /// Element-wise sums over the data ranks, identical on every rank, of
+    /// values each expert group holds in copies (the leader's copy counts).
+    /// A value only rank 0 sets (a vote) reaches every rank.
     pub fn sum(&self, values: &mut [f64]) -> Result<(), ParallelError> {
+        if self.comm.size() == 1 {
+            return Ok(());
+        }
+        if !self.leads_group() {
+            values.fill(0.0);
+        }
         Ok(self.comm.all_reduce_sum(values)?)
     }
 
@@ -114,7 +136,7 @@ impl<'c> DataShard<'c> {
         vars: &BTreeMap<String, Var>,
         step: usize,
     ) -> Result<(), SolverError> {
-        if self.is_whole() {
+        if self.comm.size() == 1 {
             return Ok(());
         }
         let hash = parameter_hash(vars)?;
@@ -122,7 +144,7 @@ impl<'c> DataShard<'c> {
         let mine = vec![(hash >> 32) as f64, (hash & 0xffff_ffff) as f64];
         let all = self
             .comm
-            .all_to_all_v(&vec![mine; self.data_ranks])
+            .all_to_all_v(&vec![mine; self.comm.size()])
             .map_err(ParallelError::from)?;
         let ranks: Vec<usize> = (1..all.len()).filter(|&r| all[r] != all[0]).collect();
         if ranks.is_empty() {
