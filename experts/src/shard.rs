@@ -12,10 +12,10 @@
 //! trajectory are those of one process, whatever the group size and placement.
 //!
 //! What moves is one small message per expert and sample; no basis, grid or
-//! problem data ever travels. What is replicated — the backbone, building the
-//! problems, the implicit-function-theorem backward — costs about one
-//! Levenberg–Marquardt iteration per expert next to the solve's ten or more,
-//! which is what the split divides.
+//! problem data ever travels. The price is what stays replicated: the
+//! backbone, building the problems and the implicit-function-theorem backward
+//! run on every rank of the group, so the split speeds up the solves only
+//! (benches/README.md has the share they take of a step).
 
 use std::ops::Range;
 
