@@ -653,6 +653,15 @@ pub struct TrainingConfig {
     /// whole grid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub horizon: Option<f64>,
+    /// Variable groups kept at their initial values, each named by the leading
+    /// segments of its variables' names (`lift`, `layers.0`, `head`,
+    /// `head.fc1`). The reference implementation never trains its FNO's
+    /// lifting and projection layers: `fc0`, `fc1` and `fc2` are
+    /// `jax.vmap`-wrapped modules, which equinox treats as static fields, so
+    /// only the Fourier layers learn. `["lift", "head"]` reproduces that.
+    /// Empty: every variable trains.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
 }
 
 impl Default for TrainingConfig {
@@ -672,6 +681,7 @@ impl Default for TrainingConfig {
             validate_every: 200,
             validate_samples: 16,
             horizon: None,
+            freeze: Vec::new(),
         }
     }
 }

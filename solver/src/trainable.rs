@@ -74,6 +74,11 @@ pub trait Trainable {
             Err(ParallelError::DataParallelUnsupported.into())
         }
     }
+    /// Variable groups the optimiser leaves alone, each the leading segments of
+    /// its variables' names (see `training.freeze`); none by default.
+    fn frozen(&self) -> &[String] {
+        &[]
+    }
     /// Predictions for `ics` without gradients; `seed` fixes the sampled points.
     fn predict(&mut self, ics: &[Vec<f64>], seed: u64) -> Result<Prediction, SolverError>;
     /// State beyond the variables that an exact resume needs (e.g. warm-start

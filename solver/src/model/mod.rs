@@ -294,6 +294,10 @@ impl Trainable for Model {
         })
     }
 
+    fn frozen(&self) -> &[String] {
+        &self.scenario.training.freeze
+    }
+
     fn extra_state(&self) -> Vec<(String, Vec<f64>)> {
         self.constraint
             .as_ref()

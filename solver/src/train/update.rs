@@ -15,7 +15,12 @@ use crate::parallel::DataShard;
 use crate::trainable::{Batch, Trainable};
 
 /// The model's variables by name, as the optimiser sees them (cheap handles
-/// sharing storage with the model's).
+/// sharing storage with the model's): all but the [frozen](Trainable::frozen)
+/// groups, which keep their values, get no optimiser state and do not count in
+/// the gradient norm.
+///
+/// Errors: a frozen group that names no variable (the message lists the
+/// groups there are), or one that freezes every variable.
 pub fn named_vars<M: Trainable + ?Sized>(model: &M) -> Result<BTreeMap<String, Var>, SolverError> {
     let vars = model
         .vars()
@@ -26,10 +31,46 @@ pub fn named_vars<M: Trainable + ?Sized>(model: &M) -> Result<BTreeMap<String, V
             value: "poisoned lock".into(),
             reason: "an earlier panic left the variable map unusable".into(),
         })?;
-    Ok(vars
+    let in_group = |name: &str, group: &str| {
+        name.strip_prefix(group)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    };
+    let frozen = model.frozen();
+    let invalid = |value: String, reason: String| SolverError::InvalidConfig {
+        key: "training.freeze",
+        value,
+        reason,
+    };
+    if let Some(group) = frozen
         .iter()
+        .find(|g| !vars.keys().any(|name| in_group(name, g)))
+    {
+        let mut groups: Vec<&str> = vars
+            .keys()
+            .map(|name| {
+                name.rsplit_once('.')
+                    .map_or(name.as_str(), |(head, _)| head)
+            })
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        return Err(invalid(
+            group.clone(),
+            format!("names no variable; the groups are {}", groups.join(", ")),
+        ));
+    }
+    let trained: BTreeMap<String, Var> = vars
+        .iter()
+        .filter(|(name, _)| !frozen.iter().any(|g| in_group(name, g)))
         .map(|(name, var)| (name.clone(), var.clone()))
-        .collect())
+        .collect();
+    if trained.is_empty() && !vars.is_empty() {
+        return Err(invalid(
+            format!("{frozen:?}"),
+            "freezes every variable: nothing would train".into(),
+        ));
+    }
+    Ok(trained)
 }
 
 /// Applies one update with learning rate `lr` and clip limit `clip_norm` and
