@@ -741,6 +741,35 @@ impl Scenario {
         Self::parse(&text, &path.display().to_string(), base)
     }
 
+    /// Reads a `config.toml` that a run saved: [`Scenario::from_file`], except
+    /// that a setting added after the run was saved, whose default differs from
+    /// what the run used, takes the run's value, so an old run evaluates and
+    /// resumes as it trained:
+    ///
+    /// - `[pde] boundary` of diffusion–sorption: runs saved before the key
+    ///   existed put their boundary rows at the cell centres.
+    pub fn from_run_config(path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::io(path, e))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let origin = path.display().to_string();
+        let Ok(mut table) = text.parse::<toml::Table>() else {
+            return Self::parse(&text, &origin, base);
+        };
+        let pde = table.get_mut("pde").and_then(toml::Value::as_table_mut);
+        let Some(pde) = pde.filter(|pde| {
+            pde.get("kind").and_then(toml::Value::as_str) == Some("diffusion-sorption")
+                && !pde.contains_key("boundary")
+        }) else {
+            return Self::parse(&text, &origin, base);
+        };
+        pde.insert("boundary".into(), "cell-centres".into());
+        match toml::to_string(&table) {
+            Ok(migrated) => Self::parse(&migrated, &origin, base),
+            Err(_) => Self::parse(&text, &origin, base),
+        }
+    }
+
     /// Parses and validates scenario text; `origin` names it in errors (a file
     /// name, or e.g. `"<built-in>"`). A custom PDE's `file` is read relative to
     /// the working directory.

@@ -196,6 +196,45 @@ fn boundary_placement_defaults_to_faces_and_round_trips() {
     ));
 }
 
+/// A run saved before `[pde] boundary` existed trained with the cell-centre
+/// rows, so its `config.toml` reads back with them; a run that recorded the
+/// key, and any scenario file read as such, keep the default.
+#[test]
+fn old_run_configs_keep_the_boundary_rows_they_trained_with() {
+    let placement = |s: &Scenario| match s.pde {
+        PdeConfig::DiffusionSorption(p) => p.boundary,
+        _ => panic!("not diffusion-sorption"),
+    };
+    let dir = std::env::temp_dir().join(format!("tessera-run-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = dir.join("old.toml");
+    std::fs::write(&old, MINIMAL).unwrap();
+    assert_eq!(
+        placement(&Scenario::from_run_config(&old).unwrap()),
+        BoundaryPlacement::CellCentres
+    );
+    assert_eq!(
+        placement(&Scenario::from_file(&old).unwrap()),
+        BoundaryPlacement::Faces
+    );
+    let recorded = dir.join("new.toml");
+    std::fs::write(
+        &recorded,
+        Scenario::from_str(MINIMAL, "m").unwrap().to_toml_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        placement(&Scenario::from_run_config(&recorded).unwrap()),
+        BoundaryPlacement::Faces
+    );
+    // Errors still point into the file as written.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, edited("[grid]", "[grid]\nnt = \"many\"")).unwrap();
+    let err = Scenario::from_run_config(&bad).unwrap_err();
+    assert!(matches!(err, ScenarioError::ConfigParse { .. }), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn malformed_and_missing_files_are_errors() {
     let err = Scenario::from_str("name = ", "broken.toml").unwrap_err();

@@ -143,9 +143,11 @@ impl RunDir {
         write_atomic(&self.config(), scenario.to_toml_string().as_bytes())
     }
 
-    /// Reads `config.toml` back, validated like any scenario file.
+    /// Reads `config.toml` back, validated like any scenario file, with the
+    /// values older runs used for settings added since
+    /// ([`Scenario::from_run_config`]).
     pub fn read_config(&self) -> Result<Scenario, SolverError> {
-        Scenario::from_file(self.config()).map_err(|source| SolverError::RunConfig {
+        Scenario::from_run_config(self.config()).map_err(|source| SolverError::RunConfig {
             path: self.config(),
             source: Box::new(source),
         })
