@@ -167,22 +167,19 @@ impl HardConstraint {
         Ok((forward, stats))
     }
 
-    /// The constrained solution `[batch, grid points]` (f64) of `basis`
-    /// (`[batch, grid points, N]`, f64), differentiable in `basis`; with warm
-    /// starts, the mean solution becomes the next call's start.
-    ///
-    /// `basis` and `ics` are this rank's share of a batch split by `shard`; the
-    /// returned statistics and the warm-start mean are those of the whole
-    /// batch (summed over the data ranks), so every rank continues alike. With
-    /// an expert group, its ranks split the solves.
-    pub fn apply(
+    /// The solves of this rank's share of a batch split by `shard`: `values`
+    /// is the basis (`[batch, grid points, N]`, f64) of the samples `ics`. The
+    /// returned statistics and the warm-start mean (which becomes the next
+    /// call's start) are those of the whole batch, the mean summed in global
+    /// sample order, so every rank continues alike whatever the layout. With an
+    /// expert group, its ranks split the solves.
+    pub fn solve_shard(
         &mut self,
-        basis: &Tensor,
+        values: &[f64],
         ics: &[Vec<f64>],
         stream: u64,
         shard: &DataShard<'_>,
-    ) -> Result<(Tensor, SolveStats), SolverError> {
-        let values = basis.flatten_all()?.to_vec1::<f64>()?;
+    ) -> Result<(Forward, SolveStats), SolverError> {
         let experts = match shard.expert_group() {
             None => None,
             Some((comm, group)) => Some(ExpertShard::new(
@@ -191,7 +188,7 @@ impl HardConstraint {
                 placement::balance(&self.costs, group.len()),
             )?),
         };
-        let (forward, _) = self.solve_with(&values, ics, stream, experts.as_ref())?;
+        let (forward, _) = self.solve_with(values, ics, stream, experts.as_ref())?;
         let k = self.layer.n_experts();
         self.costs = (0..k)
             .map(|e| {
@@ -199,7 +196,6 @@ impl HardConstraint {
                 sample.map(|s| s.iterations as f64).sum()
             })
             .collect();
-        let u = forward.u.clone();
         let statuses = &forward.statuses;
         let mut totals = [
             statuses.len() as f64,
@@ -212,18 +208,30 @@ impl HardConstraint {
             failed: totals[1] as usize,
             iterations_mean: totals[2] / totals[0],
         };
-        let next_warm = if self.scenario.constraint.init == InitWeights::Warm {
-            // Each rank's part of the mean over all the batch's solves.
+        if self.scenario.constraint.init == InitWeights::Warm {
             let count = totals[0];
             let mut mean = vec![0.0; self.n_basis];
-            for w in forward.weights.chunks(self.n_basis) {
+            for w in shard.gather_fields(&forward.weights)?.chunks(self.n_basis) {
                 mean.iter_mut().zip(w).for_each(|(m, x)| *m += x / count);
             }
-            shard.sum(&mut mean)?;
-            Some(mean)
-        } else {
-            None
-        };
+            self.set_warm(mean)?;
+        }
+        Ok((forward, stats))
+    }
+
+    /// [`HardConstraint::solve_shard`] of `basis` (`[batch, grid points, N]`,
+    /// f64), returning the constrained solution `[batch, grid points]` (f64),
+    /// differentiable in `basis`.
+    pub fn apply(
+        &mut self,
+        basis: &Tensor,
+        ics: &[Vec<f64>],
+        stream: u64,
+        shard: &DataShard<'_>,
+    ) -> Result<(Tensor, SolveStats), SolverError> {
+        let values = basis.flatten_all()?.to_vec1::<f64>()?;
+        let (forward, stats) = self.solve_shard(&values, ics, stream, shard)?;
+        let u = forward.u.clone();
         let layer = Arc::clone(&self.layer);
         let forward = Arc::new(forward);
         // The backward pass reads the basis again; the op keeps these values
@@ -233,9 +241,6 @@ impl HardConstraint {
         };
         let shape = (ics.len(), self.grid.len());
         let out = ExternalOp::apply("hard-constraint", basis, u, shape, Arc::new(vjp))?;
-        if let Some(w) = next_warm {
-            self.set_warm(w)?;
-        }
         Ok((out, stats))
     }
 }
