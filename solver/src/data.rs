@@ -13,7 +13,8 @@ use tessera_scenarios::{Dataset, Scenario};
 
 use crate::SolverError;
 
-/// Trajectories on the model's grid, in f64, row-major `[t, x, (y)]`; the first
+/// Trajectories on one grid (the model's, or the finer one a test split is
+/// stored at for `eval.resolutions`), in f64, row-major `[t, x, (y)]`; the first
 /// frame of each is its initial condition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Samples {

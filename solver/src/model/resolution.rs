@@ -14,12 +14,12 @@
 //!
 //! Each expert samples the same number of points, `constraint.points`, on the
 //! finer grid as in training, not the same fraction of its (larger) tile. The
-//! paper samples a fixed count per expert (its 20 000 points of the
-//! Navier–Stokes experiment do not follow the grid), and the count is what
-//! fixes the expert's problem: `points` PDE rows for `n_basis` unknowns, a
-//! problem as over-determined and as costly as the one solved in training. A
-//! fixed fraction would multiply the rows (and the Jacobian's memory) by 16
-//! from 64² to 256² without adding unknowns.
+//! paper's setting is a count per expert (20 000 in its Navier–Stokes
+//! experiment), not a fraction of the grid, and the count is what fixes the
+//! expert's problem: `points` PDE rows for `n_basis` unknowns, a problem as
+//! over-determined and as costly as the one solved in training. A fixed
+//! fraction would multiply the rows (and the Jacobian's memory) by 16 from 64²
+//! to 256² without adding unknowns.
 
 use super::{Model, setup};
 use crate::SolverError;
@@ -48,7 +48,7 @@ impl Model {
         setup::fno_config(&scenario)
             .check_grid(&scenario.dims())
             .map_err(|e| bad(e.to_string()))?;
-        let model = Self::assemble(&scenario, &scenario, (*self.pde).clone())?;
+        let mut model = Self::assemble(&scenario, &scenario, (*self.pde).clone())?;
         {
             let ours = self.vars.data().lock().map_err(|_| poisoned(resolution))?;
             let theirs = model.vars.data().lock().map_err(|_| poisoned(resolution))?;
@@ -60,7 +60,6 @@ impl Model {
                 target.set(var.as_tensor())?;
             }
         }
-        let mut model = model;
         model.restore_extra_state(&self.extra_state())?;
         Ok(model)
     }
