@@ -13,7 +13,8 @@ use tessera_scenarios::{Dataset, Scenario};
 
 use crate::SolverError;
 
-/// Trajectories on the model's grid, in f64, row-major `[t, x, (y)]`; the first
+/// Trajectories on one grid (the model's, or the finer one a test split is
+/// stored at for `eval.resolutions`), in f64, row-major `[t, x, (y)]`; the first
 /// frame of each is its initial condition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Samples {
@@ -55,19 +56,7 @@ impl Samples {
         count: usize,
     ) -> Result<Self, SolverError> {
         let have = dataset.dims();
-        let fits = have.len() == dims.len()
-            && have[0] == dims[0]
-            && have[1..]
-                .iter()
-                .zip(&dims[1..])
-                .all(|(&h, &d)| d > 0 && h % d == 0);
-        if !fits {
-            return Err(SolverError::ShapeMismatch {
-                what: "dataset grid (time levels equal, space a multiple of the model grid)",
-                expected: dims.to_vec(),
-                got: have,
-            });
-        }
+        let strides = strides(&have, dims)?;
         if dataset.len() < count {
             return Err(SolverError::ShapeMismatch {
                 what: "number of samples in the dataset",
@@ -75,14 +64,23 @@ impl Samples {
                 got: vec![dataset.len()],
             });
         }
-        let strides: Vec<usize> = have[1..]
-            .iter()
-            .zip(&dims[1..])
-            .map(|(h, d)| h / d)
-            .collect();
         let trajectories = dataset.trajectories()[..count]
             .iter()
             .map(|t| subsample(t, &have, &strides))
+            .collect();
+        Self::new(dims.to_vec(), trajectories)
+    }
+
+    /// The same samples restricted to the coarser grid `dims` by the same rule
+    /// as [`Samples::from_dataset`] (every `k`-th point per spatial axis, the
+    /// time levels unchanged): the test data of an evaluation at a resolution
+    /// below the stored one.
+    pub fn restrict(&self, dims: &[usize]) -> Result<Self, SolverError> {
+        let strides = strides(&self.dims, dims)?;
+        let trajectories = self
+            .trajectories
+            .iter()
+            .map(|t| subsample(t, &self.dims, &strides))
             .collect();
         Self::new(dims.to_vec(), trajectories)
     }
@@ -152,8 +150,31 @@ impl Samples {
     }
 }
 
+/// The strides that take the spatial grid of `have` to that of `dims`: the
+/// time levels must agree and each spatial size of `dims` divide `have`'s.
+fn strides(have: &[usize], dims: &[usize]) -> Result<Vec<usize>, SolverError> {
+    let fits = have.len() == dims.len()
+        && have[0] == dims[0]
+        && have[1..]
+            .iter()
+            .zip(&dims[1..])
+            .all(|(&h, &d)| d > 0 && h % d == 0);
+    if !fits {
+        return Err(SolverError::ShapeMismatch {
+            what: "dataset grid (time levels equal, space a multiple of the model grid)",
+            expected: dims.to_vec(),
+            got: have.to_vec(),
+        });
+    }
+    Ok(have[1..]
+        .iter()
+        .zip(&dims[1..])
+        .map(|(h, d)| h / d)
+        .collect())
+}
+
 /// Every `strides[a]`-th point along each spatial axis of a `[t, x, (y)]` array.
-fn subsample(values: &[f32], dims: &[usize], strides: &[usize]) -> Vec<f64> {
+fn subsample<T: Copy + Into<f64>>(values: &[T], dims: &[usize], strides: &[usize]) -> Vec<f64> {
     let frame: usize = dims[1..].iter().product();
     let inner: usize = dims[2..].iter().product();
     values
@@ -167,7 +188,7 @@ fn subsample(values: &[f32], dims: &[usize], strides: &[usize]) -> Vec<f64> {
                     None => row.to_vec(),
                 })
         })
-        .map(f64::from)
+        .map(Into::into)
         .collect()
 }
 
@@ -179,25 +200,45 @@ pub struct RunData {
     pub train: Samples,
     /// `data.test_samples` held-out trajectories.
     pub test: Samples,
+    /// With `eval.resolutions`: the same test trajectories at the resolution
+    /// they are stored at (the largest of those), which the evaluation
+    /// restricts to each resolution. `None` without `eval.resolutions`, and on
+    /// every rank but 0 of a multi-rank run (rank 0 alone evaluates, so the
+    /// broadcast leaves it out).
+    pub stored_test: Option<Samples>,
 }
 
 impl RunData {
     /// Loads or generates both splits (see the module docs). `quiet` hides the
     /// generator's progress bar.
     pub fn load(scenario: &Scenario, quiet: bool) -> Result<Self, SolverError> {
+        let (test, stored_test) = Self::load_test(scenario, quiet)?;
         Ok(Self {
             train: Samples::load(scenario, Split::Train, quiet)?,
-            test: Samples::load(scenario, Split::Test, quiet)?,
+            test,
+            stored_test,
         })
     }
 
+    /// The test split alone, on the grid and, with `eval.resolutions`, as
+    /// stored (see [`Samples::test_pair`]): what an evaluation reads.
+    pub fn load_test(
+        scenario: &Scenario,
+        quiet: bool,
+    ) -> Result<(Samples, Option<Samples>), SolverError> {
+        let dataset = dataset(scenario, Split::Test, quiet)?;
+        Samples::test_pair(scenario, &dataset, scenario.data.test_samples)
+    }
+
     /// Both splits cut to `scenario`'s training window
-    /// ([`Scenario::training_levels`]): what the model trains and validates on.
+    /// ([`Scenario::training_levels`]): what the model trains and validates on
+    /// (without the stored test split, which only the evaluation reads).
     pub fn training_window(&self, scenario: &Scenario) -> Result<Self, SolverError> {
         let levels = scenario.training_levels();
         Ok(Self {
             train: self.train.first_levels(levels)?,
             test: self.test.first_levels(levels)?,
+            stored_test: None,
         })
     }
 }
@@ -206,24 +247,52 @@ impl Samples {
     /// One split, on the scenario's grid: read from the scenario's file for it,
     /// or from its cache, or generated.
     pub fn load(scenario: &Scenario, split: Split, quiet: bool) -> Result<Self, SolverError> {
-        let (file, count) = match split {
-            Split::Train => (&scenario.data.train_file, scenario.data.train_samples),
-            Split::Test => (&scenario.data.test_file, scenario.data.test_samples),
+        let count = match split {
+            Split::Train => scenario.data.train_samples,
+            Split::Test => scenario.data.test_samples,
         };
-        let dataset = match (file, &scenario.data.cache_dir) {
-            (Some(path), _) => Dataset::read(path)?,
-            (None, Some(dir)) => cached(scenario, split, dir, quiet)?,
-            (None, None) => generate(scenario, &generation(scenario, split, quiet))?,
-        };
-        Self::from_dataset(&dataset, &scenario.dims(), count)
+        Self::from_dataset(&dataset(scenario, split, quiet)?, &scenario.dims(), count)
     }
 
     /// Reads `path` as test data for `scenario` (the `eval --data` option): all
-    /// its samples, or `eval.samples` of them if it has more.
-    pub fn load_test_file(scenario: &Scenario, path: &Path) -> Result<Self, SolverError> {
+    /// its samples, or `eval.samples` of them if it has more; on the grid and,
+    /// with `eval.resolutions`, as stored (see [`Samples::test_pair`]).
+    pub fn load_test_file(
+        scenario: &Scenario,
+        path: &Path,
+    ) -> Result<(Self, Option<Self>), SolverError> {
         let dataset = Dataset::read(path)?;
         let count = dataset.len().min(scenario.eval_samples());
-        Self::from_dataset(&dataset, &scenario.dims(), count)
+        Self::test_pair(scenario, &dataset, count)
+    }
+
+    /// The first `count` test trajectories of `dataset` on the scenario's grid
+    /// and, when the scenario evaluates at `eval.resolutions`, also at the
+    /// dataset's own resolution (read once, restricted per resolution later).
+    pub fn test_pair(
+        scenario: &Scenario,
+        dataset: &Dataset,
+        count: usize,
+    ) -> Result<(Self, Option<Self>), SolverError> {
+        let grid = Self::from_dataset(dataset, &scenario.dims(), count)?;
+        let stored = (!scenario.eval.resolutions.is_empty())
+            .then(|| Self::from_dataset(dataset, &dataset.dims(), count))
+            .transpose()?;
+        Ok((grid, stored))
+    }
+}
+
+/// One split as stored: read from the scenario's file for it, or from its
+/// cache, or generated.
+fn dataset(scenario: &Scenario, split: Split, quiet: bool) -> Result<Dataset, SolverError> {
+    let file = match split {
+        Split::Train => &scenario.data.train_file,
+        Split::Test => &scenario.data.test_file,
+    };
+    match (file, &scenario.data.cache_dir) {
+        (Some(path), _) => Ok(Dataset::read(path)?),
+        (None, Some(dir)) => cached(scenario, split, dir, quiet),
+        (None, None) => Ok(generate(scenario, &generation(scenario, split, quiet))?),
     }
 }
 

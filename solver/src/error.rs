@@ -64,6 +64,11 @@ pub enum SolverError {
         holder: String,
         stale: bool,
     },
+    /// A trained model cannot be evaluated at a spatial resolution of
+    /// `eval.resolutions` (a grid its modes do not fit, test data it does not
+    /// divide, a scenario whose grid cannot be refined).
+    #[error("evaluation at resolution {resolution}: {reason}")]
+    Resolution { resolution: usize, reason: String },
     /// A new run was started into a directory that already holds one.
     #[error(
         "run directory {} is not empty; continue that run with `--resume {}` or start over in it with `--force`",

@@ -340,6 +340,58 @@ mod tests {
         }
     }
 
+    /// Why a trained FNO runs on a finer grid: the forward transform sums
+    /// over the points and the inverse divides by their count, so a field
+    /// band-limited below the spatial modes has the same kept spectrum (up to
+    /// that count) on either grid, and the layer's output on the finer grid,
+    /// taken at the coarse points, is the coarse output.
+    #[test]
+    fn refinement_keeps_the_output_of_band_limited_fields() {
+        let (ci, co, modes) = (2, 3, [2, 3, 3]);
+        // Frequencies |k| ≤ 3 in x and y: resolved on 8 points (Nyquist 4).
+        let field = |t: usize, x: f64, y: f64, c: usize| {
+            let (t, c) = (t as f64, c as f64);
+            (TAU * (x + 2.0 * y) + 0.3 * t + c).cos()
+                + (0.5 + 0.1 * c) * (TAU * (3.0 * x - y) - 0.7 * t).sin()
+                + 0.2 * t * (TAU * 3.0 * y + c).cos()
+        };
+        let sample = |dims: &[usize]| -> Vec<f64> {
+            multi_indices(dims)
+                .iter()
+                .flat_map(|p| {
+                    let (x, y) = (p[1] as f64 / dims[1] as f64, p[2] as f64 / dims[2] as f64);
+                    (0..ci).map(move |c| field(p[0], x, y, c))
+                })
+                .collect()
+        };
+        let output = |dims: &[usize]| -> Vec<f64> {
+            let conv = SpectralConv::<f64>::new(dims, &modes);
+            let k = conv.kept_modes();
+            let w = Spectrum {
+                re: pseudo(k * ci * co, 1.31),
+                im: pseudo(k * ci * co, 0.53),
+            };
+            let mut y = vec![0.0; conv.points() * co];
+            conv.synthesise(
+                mix(&conv.analyse(&sample(dims), ci), &w, ci, co),
+                co,
+                &mut y,
+            );
+            y
+        };
+        let (coarse, fine) = ([4, 8, 8], [4, 16, 24]);
+        let (yc, yf) = (output(&coarse), output(&fine));
+        let scale = yc.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(scale > 0.1, "the test field reaches the kept modes");
+        for (pi, p) in multi_indices(&coarse).iter().enumerate() {
+            let q = (p[0] * fine[1] + 2 * p[1]) * fine[2] + 3 * p[2];
+            for o in 0..co {
+                let (a, b) = (yc[pi * co + o], yf[q * co + o]);
+                assert!((a - b).abs() <= 1e-12 * scale, "{p:?}/{o}: {a} vs {b}");
+            }
+        }
+    }
+
     #[test]
     fn spectral_conv_2d_matches_direct_dft() {
         check_against_direct(&[7, 10], &[2, 3], 2, 3, 2);

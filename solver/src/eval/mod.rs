@@ -10,13 +10,16 @@
 //! each window apart ([`WindowErrors`]): the time levels the model trained on
 //! and those past the horizon, each its own relative L2 per sample.
 //!
-//! Evaluation is on the model's grid. The Navier–Stokes test split may be finer
-//! (`eval.resolutions`); it is subsampled to the grid, because the model is
-//! built for one grid (its experts' tiles and derivative operators).
+//! The headline error is on the model's grid. With `eval.resolutions` (the
+//! Navier–Stokes test split is stored at the largest) the model is also
+//! evaluated at each resolution on its own grid ([`ResolutionErrors`]): the
+//! same variables, the constraint layer rebuilt for that grid.
 
 mod report;
+mod resolutions;
 
-pub use report::{Report, method_name, report};
+pub use report::{Report, method_name, report, report_at_resolutions};
+pub use resolutions::{ResolutionErrors, evaluate_resolutions};
 
 use serde::{Deserialize, Serialize};
 
@@ -220,6 +223,9 @@ pub struct Summary {
     /// time windows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub windows: Option<WindowErrors>,
+    /// With `eval.resolutions`: the errors at each, on its own grid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolutions: Vec<ResolutionErrors>,
 }
 
 #[cfg(test)]

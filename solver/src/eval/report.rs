@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use tessera_scenarios::Scenario;
 
-use super::{Evaluation, Summary, evaluate, window_errors};
+use super::{Evaluation, ResolutionErrors, Summary, evaluate, evaluate_resolutions, window_errors};
 use crate::SolverError;
 use crate::data::Samples;
+use crate::model::Model;
 use crate::train::checkpoint::Totals;
 use crate::train::run_dir::write_atomic;
 use crate::train::{RunDir, batches};
@@ -35,9 +36,60 @@ pub fn report<M: Trainable + ?Sized>(
 ) -> Result<Report, SolverError> {
     run.create()?;
     let started = Instant::now();
+    let evaluation = evaluate_test(model, scenario, test)?;
+    summarise(scenario, test, run, totals, evaluation, Vec::new(), started)
+}
+
+/// [`report`] with the errors at each of `eval.resolutions` as well
+/// ([`evaluate_resolutions`]), `stored` being the test split as stored (of
+/// which `test` is the restriction to the model's grid). The headline errors
+/// stay those on the model's grid.
+pub fn report_at_resolutions(
+    model: &mut Model,
+    scenario: &Scenario,
+    test: &Samples,
+    stored: &Samples,
+    run: &RunDir,
+    totals: Totals,
+) -> Result<Report, SolverError> {
+    run.create()?;
+    let started = Instant::now();
+    let evaluation = evaluate_test(model, scenario, test)?;
+    let resolutions = evaluate_resolutions(model, scenario, stored, &evaluation)?;
+    summarise(
+        scenario,
+        test,
+        run,
+        totals,
+        evaluation,
+        resolutions,
+        started,
+    )
+}
+
+/// The first `eval.samples` of `test` predicted in training-batch chunks with
+/// the evaluation's sampled points.
+fn evaluate_test<M: Trainable + ?Sized>(
+    model: &mut M,
+    scenario: &Scenario,
+    test: &Samples,
+) -> Result<Evaluation, SolverError> {
     let count = scenario.eval_samples().min(test.len());
     let seed = batches::eval_seed(scenario.seed);
-    let evaluation = evaluate(model, test, count, scenario.training.batch_size, seed)?;
+    evaluate(model, test, count, scenario.training.batch_size, seed)
+}
+
+/// The summary of `evaluation` (with the window errors of an extrapolation
+/// run), written to the run's `summary.json`.
+fn summarise(
+    scenario: &Scenario,
+    test: &Samples,
+    run: &RunDir,
+    totals: Totals,
+    evaluation: Evaluation,
+    resolutions: Vec<ResolutionErrors>,
+    started: Instant,
+) -> Result<Report, SolverError> {
     let frame: usize = test.dims()[1..].iter().product();
     let windows = scenario
         .training
@@ -66,6 +118,7 @@ pub fn report<M: Trainable + ?Sized>(
         eval_failed_solves: evaluation.failed_solves,
         eval_seconds: started.elapsed().as_secs_f64(),
         windows,
+        resolutions,
     };
     let text = serde_json::to_string_pretty(&summary).map_err(|source| SolverError::Json {
         path: run.summary(),

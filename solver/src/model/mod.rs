@@ -15,6 +15,7 @@ mod features;
 pub mod gradcheck;
 mod hard_constraint;
 pub mod loss;
+mod resolution;
 pub mod setup;
 
 use std::sync::Arc;
@@ -40,6 +41,9 @@ use tessera_scenarios::AnyPde;
 pub struct Model {
     vars: VarMap,
     scenario: Scenario,
+    /// The PDE (its own, or the one [`Model::with_pde`] was given), kept so
+    /// that [`Model::at_resolution`] builds the same problem on another grid.
+    pde: Arc<AnyPde>,
     fno: Fno,
     features: Features,
     loss: PhysicsLoss,
@@ -120,6 +124,7 @@ impl Model {
         Ok(Self {
             vars,
             scenario: scenario.clone(),
+            pde: Arc::clone(&pde),
             fno,
             features: Features::new(&backbone_grid, backbone.time_feature_scale()),
             loss: PhysicsLoss::new(pde, grid)?,

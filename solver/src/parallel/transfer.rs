@@ -9,7 +9,8 @@ use crate::SolverError;
 use crate::data::{RunData, Samples};
 
 /// The run's data on every rank: `load` runs on rank 0 only and its result is
-/// broadcast. A failure of `load` is rank 0's error (the caller's abort path
+/// broadcast, but for the stored test split, which rank 0 keeps (it alone
+/// evaluates). A failure of `load` is rank 0's error (the caller's abort path
 /// ends the other ranks, which wait in the broadcast).
 pub fn broadcast_run_data(
     comm: &dyn Communicator,
@@ -18,19 +19,23 @@ pub fn broadcast_run_data(
     if comm.size() == 1 {
         return load();
     }
-    let mut packed = if comm.rank() == 0 {
+    let (mut packed, stored_test) = if comm.rank() == 0 {
         let data = load()?;
         let mut packed = pack(&data.train);
         packed.extend(pack(&data.test));
-        packed
+        (packed, data.stored_test)
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     comm.broadcast(0, &mut packed)
         .map_err(ParallelError::from)?;
     let (train, rest) = unpack(&packed)?;
     let (test, _) = unpack(rest)?;
-    Ok(RunData { train, test })
+    Ok(RunData {
+        train,
+        test,
+        stored_test,
+    })
 }
 
 /// `[ndims, dims…, count, trajectories…]`; sizes are exact in f64.

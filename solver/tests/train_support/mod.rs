@@ -72,6 +72,7 @@ pub fn run_data() -> RunData {
     RunData {
         train: samples(0..8),
         test: samples(100..104),
+        stored_test: None,
     }
 }
 

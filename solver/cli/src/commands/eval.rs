@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use tessera_scenarios::Scenario;
-use tessera_scenarios::dataset::Split;
-use tessera_solver::{Checkpoint, Model, RunDir, Samples};
+use tessera_solver::{Checkpoint, Model, RunData, RunDir, Samples};
 
 use super::run::finish;
 
@@ -32,15 +31,15 @@ impl Args {
         let run = RunDir::new(&self.run_dir);
         let scenario = run.read_config()?;
         let (mut model, checkpoint) = trained_model(&scenario, &run)?;
-        let test = match &self.data {
+        let (test, stored) = match &self.data {
             Some(file) => Samples::load_test_file(&scenario, file),
-            None => Samples::load(&scenario, Split::Test, self.quiet),
+            None => RunData::load_test(&scenario, self.quiet),
         }
         .context("obtaining the test data")?;
         finish(
             &mut model,
             &scenario,
-            &test,
+            (&test, stored.as_ref()),
             &run,
             checkpoint.totals,
             self.json,

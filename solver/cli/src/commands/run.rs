@@ -8,7 +8,7 @@ use serde_json::json;
 use tessera_scenarios::Scenario;
 use tessera_solver::{
     Claim, Model, RunDir, Samples, Summary, Totals, TrainOutcome, WindowError, World, report,
-    with_world,
+    report_at_resolutions, with_world,
 };
 
 use super::eval::trained_model;
@@ -78,21 +78,27 @@ impl Args {
             // with the final checkpoint's variables.
             model = trained_model(&scenario, &run)?.0;
         }
-        finish(&mut model, &scenario, &data.test, &run, totals, self.json)
+        let test = (&data.test, data.stored_test.as_ref());
+        finish(&mut model, &scenario, test, &run, totals, self.json)
     }
 }
 
-/// The end of `run` and `eval`: evaluates on `test`, writes `summary.json` and
-/// the plots, and prints the summary.
+/// The end of `run` and `eval`: evaluates on `test` (the test split on the
+/// model's grid, and as stored when the scenario has `eval.resolutions`: then
+/// at each of them as well), writes `summary.json` and the plots, and prints
+/// the summary.
 pub(super) fn finish(
     model: &mut Model,
     scenario: &Scenario,
-    test: &Samples,
+    (test, stored): (&Samples, Option<&Samples>),
     run: &RunDir,
     totals: Totals,
     json: bool,
 ) -> anyhow::Result<()> {
-    let report = report(model, scenario, test, run, totals)?;
+    let report = match stored {
+        Some(stored) => report_at_resolutions(model, scenario, test, stored, run, totals)?,
+        None => report(model, scenario, test, run, totals)?,
+    };
     plot_run(&report, scenario, test, run)?;
     print_summary(&report.summary, run, json);
     Ok(())
@@ -127,6 +133,15 @@ fn print_summary(summary: &Summary, run: &RunDir, json: bool) {
         ));
         rows.push(("t > horizon", window(&w.extrapolated)));
     }
+    for r in &summary.resolutions {
+        rows.push((
+            "at resolution",
+            format!(
+                "{}²: {:.4} ± {:.4} ({} failed solves)",
+                r.resolution, r.mean, r.std, r.failed_solves
+            ),
+        ));
+    }
     rows.extend([
         ("steps", summary.steps.to_string()),
         ("training s", format!("{:.1}", summary.seconds)),
@@ -148,7 +163,8 @@ fn print_summary(summary: &Summary, run: &RunDir, json: bool) {
 }
 
 /// The one-line JSON a `--json` run prints last: the summary without the
-/// per-sample errors (with the window errors of an extrapolation run).
+/// per-sample errors (with the window errors of an extrapolation run, and the
+/// errors at each of `eval.resolutions`).
 fn summary_line(summary: &Summary) -> String {
     let mut line = json!({
         "scenario": summary.scenario,
@@ -177,6 +193,21 @@ fn summary_line(summary: &Summary) -> String {
                 json!(w.extrapolated.std),
             ),
         ]);
+    }
+    if let (false, Some(line)) = (summary.resolutions.is_empty(), line.as_object_mut()) {
+        let rows: Vec<_> = summary
+            .resolutions
+            .iter()
+            .map(|r| {
+                json!({
+                    "resolution": r.resolution,
+                    "rel_l2_mean": r.mean,
+                    "rel_l2_std": r.std,
+                    "failed_solves": r.failed_solves,
+                })
+            })
+            .collect();
+        line.insert("resolutions".to_owned(), json!(rows));
     }
     line.to_string()
 }

@@ -1,9 +1,11 @@
 //! PNG plots with a pure-Rust stack (plotters' bitmap backend and its ab_glyph
 //! text renderer with an embedded font), so plotting needs no system library:
 //! heat maps of prediction, truth and absolute error for test samples, and the
-//! training-loss curve, and both for a run directory; the speed-up curve of
-//! `tessera bench scaling`.
+//! training-loss curve, and both for a run directory (with the box plot of the
+//! errors per resolution when it was evaluated at several); the speed-up curve
+//! of `tessera bench scaling`.
 
+mod boxplot;
 mod colormap;
 mod font;
 mod heatmap;
@@ -12,6 +14,7 @@ mod run_plots;
 mod speedup;
 mod ticks;
 
+pub use boxplot::plot_resolutions;
 pub use heatmap::{SampleFields, plot_sample};
 pub use loss_curve::plot_loss;
 pub use run_plots::plot_run;

@@ -1,10 +1,12 @@
 //! The plots of a run directory: heat maps of the first `eval.plots` test
-//! samples and, when the run has metrics, the loss curve.
+//! samples, the box plot of the errors per resolution when the run was
+//! evaluated at `eval.resolutions` (`resolutions.png`) and, when the run has
+//! metrics, the loss curve.
 
 use tessera_scenarios::Scenario;
 use tessera_solver::{Report, RunDir, Samples};
 
-use super::{SampleFields, plot_loss, plot_sample};
+use super::{SampleFields, plot_loss, plot_resolutions, plot_sample};
 use crate::error::ToolError;
 
 /// Draws the plots of `report` (the evaluation of `test`) into `run`'s `plots/`.
@@ -35,6 +37,14 @@ pub fn plot_run(
             title: &title,
         };
         plot_sample(&run.plots().join(format!("sample_{i:04}.png")), &fields)?;
+    }
+    if !summary.resolutions.is_empty() {
+        let title = format!(
+            "{} ({}): test error per resolution",
+            scenario.name, summary.method
+        );
+        let path = run.plots().join("resolutions.png");
+        plot_resolutions(&path, &title, &summary.resolutions)?;
     }
     if run.metrics().exists() {
         let records = run.read_metrics()?;

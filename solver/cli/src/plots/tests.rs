@@ -1,10 +1,11 @@
 //! Plots are written as PNGs that decode to the documented sizes, with the
 //! embedded font (no system fonts involved).
 
-use tessera_solver::{StepRecord, Validation};
+use tessera_solver::{ResolutionErrors, StepRecord, Validation};
 
+use super::boxplot::BoxStats;
 use super::speedup::decimal_label;
-use super::{SampleFields, SpeedupCurve, plot_loss, plot_sample, plot_speedup};
+use super::{SampleFields, SpeedupCurve, plot_loss, plot_resolutions, plot_sample, plot_speedup};
 use crate::error::ToolError;
 use crate::test_support::temp_dir;
 
@@ -135,4 +136,43 @@ fn speedup_tick_labels() {
     let ratios = [0.0, 0.5, 1.0, 1.25, 2.000_000_1, -0.000_1];
     let labels: Vec<String> = ratios.into_iter().map(decimal_label).collect();
     assert_eq!(labels, ["0", "0.5", "1", "1.25", "2", "0"]);
+}
+
+#[test]
+fn box_statistics_follow_matplotlib() {
+    // numpy.percentile of 1..=8 and 100: ranks 2, 4, 6 → 3, 5, 7; the
+    // whiskers reach 1.5 · 4 = 6 beyond the box: 1 and 8, 100 is a flier.
+    let mut values: Vec<f64> = (1..=8).map(f64::from).collect();
+    values.extend([100.0, f64::NAN]);
+    let b = BoxStats::new(&values).unwrap();
+    assert_eq!((b.whisker_lo, b.q1, b.median, b.q3), (1.0, 3.0, 5.0, 7.0));
+    assert_eq!((b.whisker_hi, b.fliers.as_slice()), (8.0, &[100.0][..]));
+    // Interpolated quartiles (ranks 1.25, 2.5, 3.75): 20.25, 37.5, 39.75;
+    // the whiskers stop at the data (7, 41), not at the fences (−9, 69).
+    let b = BoxStats::new(&[41.0, 7.0, 36.0, 15.0, 40.0, 39.0]).unwrap();
+    assert_eq!((b.q1, b.median, b.q3), (20.25, 37.5, 39.75));
+    assert_eq!((b.whisker_lo, b.whisker_hi), (7.0, 41.0));
+    assert!(b.fliers.is_empty());
+    assert_eq!(BoxStats::new(&[f64::NAN]), None);
+}
+
+#[test]
+fn resolution_box_plot() {
+    let row = |resolution, rel_l2: Vec<f64>| ResolutionErrors {
+        resolution,
+        mean: 0.0,
+        std: 0.0,
+        rel_l2,
+        failed_solves: 0,
+    };
+    let rows = [
+        row(64, vec![0.05, 0.06, 0.055, 0.2]),
+        row(128, vec![0.07, 0.065]),
+        row(256, vec![0.08]),
+    ];
+    let path = temp_dir("plot-box").join("resolutions.png");
+    plot_resolutions(&path, "errors per resolution", &rows).unwrap();
+    assert_eq!(decoded_size(&path), (800, 600));
+    let err = plot_resolutions(&path, "none", &[row(64, vec![f64::NAN])]).unwrap_err();
+    assert!(matches!(err, ToolError::Plot { .. }), "{err}");
 }

@@ -1,0 +1,166 @@
+//! A trained model evaluated at other spatial resolutions
+//! ([`Model::at_resolution`], [`evaluate_resolutions`]): the same predictions
+//! at the model's own resolution, a backbone that refines smoothly, and typed
+//! errors for resolutions that cannot be evaluated.
+
+mod model_common;
+
+use std::f64::consts::TAU;
+
+use tessera_solver::{Model, Samples, SolverError, Trainable, evaluate, evaluate_resolutions};
+
+/// A smooth periodic initial condition on an `n × n` grid (frequencies 1
+/// and 2, resolved on any grid of 8 or more points).
+fn smooth_ic(n: usize) -> Vec<f64> {
+    (0..n * n)
+        .map(|p| {
+            let (x, y) = ((p / n) as f64 / n as f64, (p % n) as f64 / n as f64);
+            (TAU * x).sin() * (TAU * y).cos() + 0.5 * (TAU * (2.0 * y - x)).cos()
+        })
+        .collect()
+}
+
+/// The tiny Navier–Stokes model with its variables moved off their seeded
+/// values, so that a rebuilt model matches only if it copied them.
+fn trained_model() -> Model {
+    let model = Model::new(&model_common::navier_stokes("moe")).unwrap();
+    for var in model.vars().all_vars() {
+        let shifted = ((var.as_tensor() * 1.05).unwrap() + 0.01).unwrap();
+        var.set(&shifted).unwrap();
+    }
+    model
+}
+
+#[test]
+fn the_own_resolution_predicts_bit_for_bit_the_same() {
+    let model = trained_model();
+    let rebuilt = model.at_resolution(8).unwrap();
+    let ics = vec![smooth_ic(8), smooth_ic(8).iter().map(|v| -v).collect()];
+    let (a, b) = (
+        model.infer(&ics, 7).unwrap(),
+        rebuilt.infer(&ics, 7).unwrap(),
+    );
+    assert_eq!(a.fields, b.fields);
+    assert_eq!(a.statuses, b.statuses);
+    // A model rebuilt from the seed alone (without the copied variables)
+    // differs, so the equality above is the variables' doing.
+    let fresh = Model::new(rebuilt.scenario()).unwrap();
+    assert_ne!(fresh.infer(&ics, 7).unwrap().fields, a.fields);
+}
+
+#[test]
+fn a_finer_grid_refines_the_backbone_smoothly() {
+    // The spectral layers interpolate exactly (see the backbone's tests); the
+    // activations and the coordinate features (normalised by the last point,
+    // `i/(n − 1)`) do not, so the basis at the coarse points of a finer grid
+    // moves by a little, and by less the finer the grids are.
+    let model = trained_model();
+    let at = |n: usize| {
+        let m = model.at_resolution(n).unwrap();
+        let out = m.backbone(&[smooth_ic(n)]).unwrap();
+        out.flatten_all().unwrap().to_vec1::<f64>().unwrap()
+    };
+    let basis = model.scenario().model.n_basis;
+    let nt = model.scenario().grid.nt;
+    // The basis of grid `n` at the points of grid `coarse`.
+    let restricted = |values: &[f64], n: usize, coarse: usize| -> Vec<f64> {
+        let k = n / coarse;
+        let mut out = Vec::new();
+        for t in 0..nt {
+            for i in 0..coarse {
+                for j in 0..coarse {
+                    let p = (t * n + k * i) * n + k * j;
+                    out.extend_from_slice(&values[p * basis..(p + 1) * basis]);
+                }
+            }
+        }
+        out
+    };
+    let rel = |a: &[f64], b: &[f64]| {
+        let d: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
+        (d / b.iter().map(|y| y * y).sum::<f64>()).sqrt()
+    };
+    let (b8, b16, b32) = (at(8), at(16), at(32));
+    let coarse = rel(&restricted(&b16, 16, 8), &b8);
+    let finer = rel(&restricted(&b32, 32, 8), &restricted(&b16, 16, 8));
+    println!("basis change on refinement: 8 → 16 {coarse:.3e}, 16 → 32 {finer:.3e}");
+    assert!(coarse > 0.0 && coarse < 0.05, "{coarse}");
+    // First order in the spacing: about half the change per halving.
+    assert!(finer < 0.7 * coarse, "{finer} vs {coarse}");
+}
+
+#[test]
+fn the_finer_evaluation_restricts_the_stored_data() {
+    // A test trajectory stored at 16²: the evaluation at 16 compares the
+    // 16² model's prediction with it, the one at 8 (the model's grid, reused)
+    // the 8² model's with every other point of it.
+    let model = trained_model();
+    let mut scenario = model.scenario().clone();
+    scenario.eval.resolutions = vec![8, 16];
+    let nt = scenario.grid.nt;
+    let later = |t: usize, i: usize, j: usize| ((t * 31 + i * 7 + j * 3) as f64 * 0.1).sin();
+    let truth_at = |n: usize, stride: usize| -> Vec<f64> {
+        let mut v = smooth_ic(n);
+        for t in 1..nt {
+            for i in 0..n {
+                for j in 0..n {
+                    v.push(later(t, stride * i, stride * j));
+                }
+            }
+        }
+        v
+    };
+    let stored = Samples::new(vec![nt, 16, 16], vec![truth_at(16, 1)]).unwrap();
+    let test = stored.restrict(&scenario.dims()).unwrap();
+    assert_eq!(test.trajectories()[0], truth_at(8, 2));
+    let seed = tessera_solver::eval_seed(scenario.seed);
+    let mut own = trained_model();
+    let on_grid = evaluate(&mut own, &test, 1, 2, seed).unwrap();
+    let rows = evaluate_resolutions(&model, &scenario, &stored, &on_grid).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].resolution, rows[1].resolution), (8, 16));
+    let expected = |n: usize, stride: usize| {
+        let m = model.at_resolution(n).unwrap();
+        let prediction = &m.infer(&[smooth_ic(n)], seed).unwrap().fields[0];
+        let truth = truth_at(n, stride);
+        let d: f64 = prediction
+            .iter()
+            .zip(&truth)
+            .map(|(p, t)| (p - t).powi(2))
+            .sum();
+        (d / truth.iter().map(|t| t * t).sum::<f64>()).sqrt()
+    };
+    assert_eq!(rows[0].rel_l2, on_grid.rel_l2);
+    assert_eq!(rows[0].rel_l2, [expected(8, 2)]);
+    assert_eq!(rows[1].rel_l2, [expected(16, 1)]);
+    assert_ne!(rows[0].rel_l2, rows[1].rel_l2);
+    assert_eq!((rows[1].mean, rows[1].std), (rows[1].rel_l2[0], 0.0));
+}
+
+#[test]
+fn resolutions_that_cannot_be_evaluated_are_typed_errors() {
+    let model = trained_model();
+    // Modes [1, 2, 2] need 4 points on x; 2 points per expert tile of 1×1.
+    for resolution in [0, 2] {
+        let err = model.at_resolution(resolution).err().expect("rejected");
+        assert!(
+            matches!(err, SolverError::Resolution { resolution: r, .. } if r == resolution),
+            "{resolution}: {err}"
+        );
+    }
+    // Stored data at 16² does not restrict to 12².
+    let mut scenario = model.scenario().clone();
+    scenario.eval.resolutions = vec![12];
+    let stored = Samples::new(vec![scenario.grid.nt, 16, 16], vec![vec![1.0; 4 * 256]]).unwrap();
+    let test = stored.restrict(&scenario.dims()).unwrap();
+    let on_grid = evaluate(&mut trained_model(), &test, 1, 1, 0).unwrap();
+    let err = evaluate_resolutions(&model, &scenario, &stored, &on_grid).unwrap_err();
+    assert!(
+        matches!(err, SolverError::Resolution { resolution: 12, .. }),
+        "{err}"
+    );
+    // A grid that is not periodic is not refined.
+    let ds = Model::new(&model_common::diffusion_sorption("moe", "")).unwrap();
+    let err = ds.at_resolution(32).err().expect("rejected");
+    assert!(matches!(err, SolverError::Resolution { .. }), "{err}");
+}
