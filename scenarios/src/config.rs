@@ -722,12 +722,25 @@ pub struct ParallelConfig {
     /// Ranks that split the experts (each solves its experts for the batch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experts: Option<usize>,
+    /// Makes a training step's bits independent of how many data ranks share
+    /// the batch, so a run on any number of ranks (and a resume on another)
+    /// repeats the single-process run bit for bit. Floating-point sums change
+    /// with their order: by default a rank runs the backbone on its block of
+    /// samples at once (matrix products block by rows) and the ranks' gradient
+    /// sums are added in rank order. With `reproducible`, the backbone runs
+    /// and back-propagates one sample at a time and the per-sample gradients
+    /// are added in global sample order (a chain through the data ranks), at
+    /// the price of one backward pass per sample, `P` doubles held per local
+    /// sample and `D − 1` sequential messages per step. Single-process runs
+    /// take the same path, so they are comparable.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reproducible: bool,
 }
 
 impl ParallelConfig {
-    /// Whether neither size is given.
+    /// Whether the table says nothing (it is then left out of a saved config).
     pub fn is_unset(&self) -> bool {
-        self.data.is_none() && self.experts.is_none()
+        *self == Self::default()
     }
 }
 

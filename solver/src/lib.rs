@@ -77,7 +77,7 @@ pub use train::{
     Totals, TrainOptions, TrainOutcome, Trainer, Validation, eval_seed, named_vars, step_draw,
     update, update_shard,
 };
-pub use trainable::{Batch, Prediction, StepLoss, Trainable};
+pub use trainable::{Batch, Prediction, SampleGradients, StepLoss, Trainable};
 
 // The test fixtures shared with `tests/` name the crate as an outside user does.
 #[cfg(test)]

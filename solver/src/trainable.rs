@@ -3,7 +3,7 @@
 //! evaluation, so training, checkpoints and evaluation are written once for the
 //! soft, hard and mixture-of-experts methods.
 
-use candle_core::Tensor;
+use candle_core::{Shape, Tensor};
 use candle_nn::VarMap;
 
 use crate::SolverError;
@@ -40,6 +40,20 @@ pub struct StepLoss {
     pub failed_solves: usize,
     /// All solves of this batch (`batch × experts`; 0 for soft).
     pub solves: usize,
+    /// The variables' gradients, one per sample of this rank, when the model
+    /// computed them itself to be added in global sample order
+    /// (`parallel.reproducible`); `None`: back-propagate `total`.
+    pub gradients: Option<SampleGradients>,
+}
+
+/// Per-sample gradients of the variables, for a sum in global sample order.
+#[derive(Debug, Clone)]
+pub struct SampleGradients {
+    /// Names and shapes of the variables, in name order: the layout of each
+    /// flat gradient.
+    pub layout: Vec<(String, Shape)>,
+    /// One flat f64 gradient per sample of this rank, in sample order.
+    pub samples: Vec<Vec<f64>>,
 }
 
 /// Predicted trajectories for evaluation.

@@ -1,6 +1,8 @@
-//! Expert-parallel training steps, with threads standing in for MPI ranks: a
-//! group that splits the experts' solves trains bit for bit as one process,
-//! and adding an expert axis to a data-parallel run changes no bit either.
+//! Multi-rank training steps, with threads standing in for MPI ranks: a group
+//! that splits the experts' solves trains bit for bit as one process, adding
+//! an expert axis to a data-parallel run changes no bit either, and with
+//! `parallel.reproducible` data-parallel runs repeat the single-process run
+//! bit for bit while agreeing with the default (batched) step to rounding.
 
 mod model_common;
 
@@ -12,11 +14,19 @@ const STEPS: usize = 3;
 /// Per step the loss, then every variable value, all as bits, of a few steps
 /// of the tiny diffusion–sorption (`ns = false`) or Navier–Stokes scenario.
 fn train(shard: &DataShard<'_>, ns: bool) -> (Vec<u64>, Vec<u64>) {
-    let (scenario, points) = if ns {
+    train_with(shard, ns, false)
+}
+
+fn train_with(shard: &DataShard<'_>, ns: bool, reproducible: bool) -> (Vec<u64>, Vec<u64>) {
+    let (mut scenario, points) = if ns {
         (model_common::navier_stokes("moe"), 64)
     } else {
-        (model_common::diffusion_sorption("moe", ""), 16)
+        (
+            model_common::diffusion_sorption("moe", "init = \"warm\""),
+            16,
+        )
     };
+    scenario.parallel.reproducible = reproducible;
     let mut model = Model::new(&scenario).unwrap();
     let vars = named_vars(&model).unwrap();
     let mut adam = Adam::new(AdamConfig::default());
@@ -53,9 +63,22 @@ fn train(shard: &DataShard<'_>, ns: bool) -> (Vec<u64>, Vec<u64>) {
 }
 
 fn train_on_threads(data: usize, experts: usize, ns: bool) -> Vec<(Vec<u64>, Vec<u64>)> {
+    reproducible_on_threads(data, experts, ns, false)
+}
+
+fn reproducible_on_threads(
+    data: usize,
+    experts: usize,
+    ns: bool,
+    reproducible: bool,
+) -> Vec<(Vec<u64>, Vec<u64>)> {
     Threads::run(data * experts, |comm| {
         let layout = Layout { data, experts };
-        train(&DataShard::new(comm as &dyn Communicator, layout), ns)
+        train_with(
+            &DataShard::new(comm as &dyn Communicator, layout),
+            ns,
+            reproducible,
+        )
     })
 }
 
@@ -81,5 +104,24 @@ fn an_expert_axis_leaves_a_data_parallel_run_unchanged() {
     assert_eq!(data_parallel[0], data_parallel[1]);
     for rank in train_on_threads(2, 2, false) {
         assert_eq!(rank, data_parallel[0]);
+    }
+}
+
+#[test]
+fn reproducible_data_parallel_runs_repeat_one_process_bit_for_bit() {
+    for ns in [false, true] {
+        let single = train_with(&DataShard::whole(), ns, true);
+        for (data, experts) in [(2, 1), (2, 2)] {
+            for rank in reproducible_on_threads(data, experts, ns, true) {
+                assert_eq!(rank, single, "{data} × {experts} ranks, NS {ns}");
+            }
+        }
+        // Against the default step (the batch through the backbone at once,
+        // one backward pass): the same losses to rounding.
+        let batched = train(&DataShard::whole(), ns);
+        for (a, b) in single.0.iter().zip(&batched.0) {
+            let (a, b) = (f64::from_bits(*a), f64::from_bits(*b));
+            assert!((a - b).abs() <= 1e-9 * a.abs(), "NS {ns}: {a} vs {b}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Multi-rank training under `mpirun -np 2` (feature `mpi`; needs Open MPI's
 //! `mpirun` on the PATH): data parallelism reproduces the single-process loss
-//! curve, expert parallelism reproduces it bit for bit, two runs are
-//! bit-identical, a killed rank ends the job quickly and
+//! curve (bit for bit with `parallel.reproducible`), expert parallelism
+//! reproduces it bit for bit, two runs are bit-identical, a killed rank ends the job quickly and
 //! the last checkpoint resumes under the same and a different number of ranks,
 //! `--max-time` stops both ranks at the same step, and `bench train-step`
 //! reports the step from rank 0 with its communication.
@@ -140,6 +140,14 @@ fn two_ranks_match_one_process_and_repeat_bit_for_bit() {
     ));
     assert_eq!(records(&experts), rs, "expert parallelism changed the run");
     assert_eq!(checkpoint_tensors(&experts), checkpoint_tensors(&single));
+    // With per-sample passes and sums in sample order, data parallelism too.
+    let reproducible = ["--set", "parallel.reproducible=true"];
+    let (one, two) = (dir.join("reproducible-1"), dir.join("reproducible-2"));
+    ok(train_with(&mut tessera(), &scenario, &one, &reproducible));
+    ok(train_with(&mut mpirun(2), &scenario, &two, &reproducible));
+    assert_eq!(records(&two), records(&one), "reproducible runs differ");
+    assert_eq!(checkpoint_tensors(&two), checkpoint_tensors(&one));
+    assert_close(&records(&one), &rs, 1e-6);
 }
 
 /// The pid of the process started (directly) by `parent` whose environment

@@ -15,6 +15,7 @@ mod features;
 pub mod gradcheck;
 mod hard_constraint;
 pub mod loss;
+mod per_sample;
 mod resolution;
 pub mod setup;
 
@@ -34,7 +35,7 @@ use self::loss::{N_PARTS, PhysicsLoss};
 use crate::SolverError;
 use crate::backbone::{Fno, SeededVars};
 use crate::parallel::DataShard;
-use crate::trainable::{Batch, Prediction, StepLoss, Trainable};
+use crate::trainable::{Batch, Prediction, SampleGradients, StepLoss, Trainable};
 use tessera_scenarios::AnyPde;
 
 /// Backbone → basis → experts → solution, for one scenario.
@@ -222,6 +223,32 @@ impl Model {
         Ok(Inference { fields, statuses })
     }
 
+    /// The step's record of a loss `total` with unweighted `parts` and the
+    /// solves' statistics (`None` for the soft method).
+    fn step_loss(
+        total: Tensor,
+        parts: &[f64; N_PARTS],
+        stats: Option<SolveStats>,
+        gradients: Option<SampleGradients>,
+    ) -> StepLoss {
+        let stats = stats.unwrap_or(SolveStats {
+            solves: 0,
+            failed: 0,
+            iterations_mean: 0.0,
+        });
+        StepLoss {
+            total,
+            pde: parts[loss::PDE],
+            ic: parts[loss::IC],
+            bc: parts[loss::BC],
+            data: parts[loss::DATA],
+            lm_iterations_mean: stats.iterations_mean,
+            failed_solves: stats.failed,
+            solves: stats.solves,
+            gradients,
+        }
+    }
+
     fn loss_weights(&self) -> [f64; N_PARTS] {
         let w = &self.scenario.training.loss;
         [w.pde, w.ic, w.bc, w.data]
@@ -252,6 +279,9 @@ impl Trainable for Model {
                 reason: "an interior data loss needs the batch's target trajectories".into(),
             });
         }
+        if self.scenario.parallel.reproducible {
+            return self.loss_per_sample(batch, shard, weights);
+        }
         let range = shard.range(batch.ics.len());
         let (u, stats) = self.solution_shard(&batch.ics[range.clone()], batch.seed, shard)?;
         let values = shard.gather_fields(&u.flatten_all()?.to_vec1::<f64>()?)?;
@@ -273,21 +303,7 @@ impl Trainable for Model {
         )?;
         let w = Tensor::from_vec(weights.to_vec(), N_PARTS, &Device::Cpu)?;
         let total = (part_tensor * w)?.sum_all()?;
-        let stats = stats.unwrap_or(SolveStats {
-            solves: 0,
-            failed: 0,
-            iterations_mean: 0.0,
-        });
-        Ok(StepLoss {
-            total,
-            pde: parts.values[loss::PDE],
-            ic: parts.values[loss::IC],
-            bc: parts.values[loss::BC],
-            data: parts.values[loss::DATA],
-            lm_iterations_mean: stats.iterations_mean,
-            failed_solves: stats.failed,
-            solves: stats.solves,
-        })
+        Ok(Self::step_loss(total, &parts.values, stats, None))
     }
 
     /// See [`Model::infer`]; warm-start state is left unchanged.

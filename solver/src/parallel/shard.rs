@@ -128,6 +128,66 @@ impl<'c> DataShard<'c> {
         Ok(())
     }
 
+    /// The sum of per-sample vectors (`samples`: this rank's, in sample
+    /// order) over the whole batch, added in global sample order
+    /// `((g₀ + g₁) + g₂) + …`, identical on every rank: the bits of a
+    /// single-process left fold, for any number of data ranks. The data ranks
+    /// form a chain: each adds its samples to the running sum of the ranks
+    /// before it and passes it on (`D − 1` sequential messages), and the last
+    /// broadcasts the total.
+    ///
+    /// Errors: a rank with no samples, vectors of different lengths, or a
+    /// transport failure.
+    pub fn sum_in_sample_order(&self, samples: &[Vec<f64>]) -> Result<Vec<f64>, SolverError> {
+        let fold = |mut sum: Option<Vec<f64>>| -> Result<Vec<f64>, SolverError> {
+            for g in samples {
+                match &mut sum {
+                    None => sum = Some(g.clone()),
+                    Some(s) if s.len() == g.len() => s.iter_mut().zip(g).for_each(|(s, g)| *s += g),
+                    Some(s) => {
+                        return Err(SolverError::ShapeMismatch {
+                            what: "per-sample gradients",
+                            expected: vec![s.len()],
+                            got: vec![g.len()],
+                        });
+                    }
+                }
+            }
+            sum.ok_or(SolverError::ShapeMismatch {
+                what: "samples of a data rank",
+                expected: vec![1],
+                got: vec![0],
+            })
+        };
+        let Layout { data, experts } = self.layout;
+        if data == 1 {
+            return fold(None);
+        }
+        let (rank, size) = (self.comm.rank(), self.comm.size());
+        let mine = self.layout.data_rank(rank);
+        let mut sum = (mine == 0).then(|| fold(None)).transpose()?;
+        for next in 1..data {
+            // The leader of data rank `next − 1` hands its running sum to every
+            // rank of data rank `next`.
+            let mut send = vec![Vec::new(); size];
+            if rank == (next - 1) * experts {
+                let total = sum.as_ref().expect("the sender has folded its samples");
+                send[next * experts..(next + 1) * experts].fill(total.clone());
+            }
+            let mut received = self.comm.all_to_all_v(&send).map_err(ParallelError::from)?;
+            if mine == next {
+                sum = Some(fold(Some(std::mem::take(
+                    &mut received[(next - 1) * experts],
+                )))?);
+            }
+        }
+        let mut total = sum.unwrap_or_default();
+        self.comm
+            .broadcast(size - experts, &mut total)
+            .map_err(ParallelError::from)?;
+        Ok(total)
+    }
+
     /// Checks that every rank holds the same variables (one 64-bit hash per
     /// rank exchanged); a difference is [`ParallelError::Diverged`] naming
     /// the ranks that differ from rank 0, on every rank.

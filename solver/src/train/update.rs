@@ -107,16 +107,46 @@ pub fn update_shard<M: Trainable + ?Sized>(
             count: 1,
         });
     }
-    let store = loss.total.backward()?;
-    let mut grads: BTreeMap<String, Tensor> = vars
-        .iter()
-        .filter_map(|(name, var)| {
-            store
-                .get(var.as_tensor())
-                .map(|g| (name.clone(), g.clone()))
-        })
-        .collect();
-    shard.sum_gradients(&mut grads)?;
+    let mut grads = match &loss.gradients {
+        None => {
+            let store = loss.total.backward()?;
+            let mut grads: BTreeMap<String, Tensor> = vars
+                .iter()
+                .filter_map(|(name, var)| {
+                    store
+                        .get(var.as_tensor())
+                        .map(|g| (name.clone(), g.clone()))
+                })
+                .collect();
+            shard.sum_gradients(&mut grads)?;
+            grads
+        }
+        Some(per_sample) => {
+            let flat = shard.sum_in_sample_order(&per_sample.samples)?;
+            let expected: usize = per_sample.layout.iter().map(|(_, s)| s.elem_count()).sum();
+            if flat.len() != expected {
+                return Err(SolverError::ShapeMismatch {
+                    what: "per-sample gradients (the variables' layout)",
+                    expected: vec![expected],
+                    got: vec![flat.len()],
+                });
+            }
+            let mut grads = BTreeMap::new();
+            let mut offset = 0;
+            for (name, shape) in &per_sample.layout {
+                let len = shape.elem_count();
+                let var = vars.get(name).ok_or_else(|| SolverError::ShapeMismatch {
+                    what: "per-sample gradient layout (a variable the optimiser does not know)",
+                    expected: vec![vars.len()],
+                    got: vec![per_sample.layout.len()],
+                })?;
+                let summed = Tensor::from_slice(&flat[offset..offset + len], shape, var.device())?;
+                grads.insert(name.clone(), summed.to_dtype(var.dtype())?);
+                offset += len;
+            }
+            grads
+        }
+    };
     let grad_norm = clip_global_norm(&mut grads, clip_norm)?;
     adam.step(vars, &grads, lr)?;
     Ok(StepRecord {

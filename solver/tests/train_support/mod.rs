@@ -102,6 +102,7 @@ impl Trainable for Linear {
             lm_iterations_mean: 1.0,
             failed_solves: usize::from(batch.seed.is_multiple_of(2)),
             solves: batch.ics.len(),
+            gradients: None,
         })
     }
 
