@@ -52,6 +52,7 @@ fn shipped_scenarios_load_and_round_trip() {
     for file in [
         "diffusion-sorption.toml",
         "diffusion-sorption-small.toml",
+        "diffusion-sorption-medium.toml",
         "navier-stokes.toml",
         "navier-stokes-small.toml",
     ] {
