@@ -12,6 +12,8 @@ mod dense;
 pub mod error;
 pub mod expr;
 pub mod field_residual;
+#[cfg(feature = "cuda")]
+pub mod gpu;
 pub mod ift;
 pub mod lm;
 mod normal_equations;

@@ -34,10 +34,7 @@ pub const DUAL_HEADER: &str = include_str!("tessera_dual.h");
 /// # Panics
 /// If `n_data` exceeds the tape's inputs.
 pub fn emit(name: &str, tape: &Tape, n_data: usize) -> String {
-    let name: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
+    let name = identifier(name);
     assert!(n_data <= tape.n_inputs(), "more data inputs than inputs");
     let (d, m) = (tape.n_inputs() - n_data, tape.n_outputs());
     let mut s = String::from(DUAL_HEADER);
@@ -82,6 +79,16 @@ pub fn emit(name: &str, tape: &Tape, n_data: usize) -> String {
 }}"
     );
     s
+}
+
+/// The C identifier `emit` names a definition's functions after: `name` with
+/// every character other than an ASCII letter or digit replaced by `_` (the
+/// value function is `tessera_{identifier}`, the Hessian one
+/// `tessera_{identifier}_hessian`).
+pub fn identifier(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 /// A constant as a C literal that reads back to the same `f64`.

@@ -4,7 +4,9 @@
 #ifndef TESSERA_DUAL_H
 #define TESSERA_DUAL_H
 
+#ifndef __CUDACC_RTC__  // NVRTC has the math functions built in, and no headers
 #include <math.h>
+#endif
 
 namespace tessera {
 

@@ -2,6 +2,8 @@
 //! finite differences.
 #![allow(dead_code)]
 
+#[cfg(feature = "cuda")]
+pub mod gpu;
 pub mod pdes;
 
 use rand::{Rng, SeedableRng};

@@ -156,6 +156,30 @@ impl CustomPde {
         expr::cuda::emit(&self.name, &self.residual, self.n_coordinates())
     }
 
+    /// The GPU solver's kernel shape for this PDE with `n_basis` basis
+    /// functions.
+    #[cfg(feature = "cuda")]
+    pub fn gpu_shape(&self, n_basis: usize) -> tessera_constraints::gpu::KernelShape {
+        tessera_constraints::gpu::KernelShape {
+            n_basis,
+            n_terms: self.n_residual_terms,
+            n_equations: self.residual.n_outputs(),
+            n_coordinates: self.n_coordinates(),
+        }
+    }
+
+    /// The complete CUDA source of the GPU solver for this PDE with `n_basis`
+    /// basis functions: the residual of [`CustomPde::emit_cuda`] and the
+    /// batched Levenberg–Marquardt kernel, from this one definition.
+    #[cfg(feature = "cuda")]
+    pub fn gpu_source(&self, n_basis: usize) -> Result<String, tessera_constraints::gpu::GpuError> {
+        tessera_constraints::gpu::kernel::lm_source(
+            &self.emit_cuda(),
+            &self.name,
+            self.gpu_shape(n_basis),
+        )
+    }
+
     /// How many coordinate inputs the residual tape takes (0 or `1 + space dims`).
     fn n_coordinates(&self) -> usize {
         if self.residual_coordinates {

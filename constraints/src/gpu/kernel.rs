@@ -1,0 +1,249 @@
+//! The batched solver's CUDA source and the arrays it reads.
+//!
+//! The source is three parts: the problem sizes as `#define`s (the kernel's
+//! per-point arrays and its shared weights are sized at compile time, so the
+//! compiler keeps them in registers), the PDE's residual as
+//! [`crate::expr::cuda::emit`] writes it, and `lm.cu`. A batch's problems are
+//! concatenated into flat arrays with start offsets ([`Batch`]), so problems
+//! with different numbers of points or linear rows share one launch.
+
+use crate::{ExpertProblem, InitialGuess, LevenbergMarquardt, LmSolution, LmStatus, StopReason};
+
+use super::GpuError;
+
+/// The batched Levenberg–Marquardt kernel (CUDA C++).
+pub const LM_SOURCE: &str = include_str!("lm.cu");
+
+/// The kernel's entry point in [`LM_SOURCE`].
+pub const LM_FUNCTION: &str = "tessera_lm_solve";
+
+/// The largest basis the kernel takes: its weight vectors live in static shared
+/// memory, and the Newton fallback factors on one thread (the paper's largest
+/// basis, Navier–Stokes, is 64).
+pub const MAX_BASIS: usize = 64;
+
+/// Threads per block: a launch's block size, and the size of the kernel's
+/// reduction buffer.
+pub const THREADS: usize = 256;
+
+/// Status numbers per problem the kernel writes: reason, iterations, initial
+/// and final residual norms, gradient norm.
+pub const STATUS_LEN: usize = 5;
+
+/// The sizes a kernel is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KernelShape {
+    /// Basis functions `N` (1..=[`MAX_BASIS`]).
+    pub n_basis: usize,
+    /// Terms the residual reads, `d`: the emitted function's variables.
+    pub n_terms: usize,
+    /// Residual equations per point, `m`.
+    pub n_equations: usize,
+    /// Coordinates per point the residual reads (0 when it reads none).
+    pub n_coordinates: usize,
+}
+
+impl KernelShape {
+    /// Doubles of per-point scratch: the Jacobian rows (`m·N`), or the
+    /// curvature weights (`d²`) of the Newton fallback.
+    pub fn scratch_per_point(&self) -> usize {
+        (self.n_equations * self.n_basis).max(self.n_terms * self.n_terms)
+    }
+
+    fn check(&self) -> Result<(), GpuError> {
+        if self.n_basis == 0 || self.n_basis > MAX_BASIS {
+            return Err(GpuError::Unsupported(format!(
+                "{} basis functions (the kernel takes 1 to {MAX_BASIS})",
+                self.n_basis
+            )));
+        }
+        if self.n_terms == 0 || self.n_equations == 0 {
+            return Err(GpuError::Unsupported(
+                "a residual with no terms or no equations".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The complete source of the batched solver for the residual `residual` (the
+/// text [`crate::expr::cuda::emit`] returned for the definition `name`), sized
+/// for `shape`.
+pub fn lm_source(residual: &str, name: &str, shape: KernelShape) -> Result<String, GpuError> {
+    shape.check()?;
+    let function = format!("tessera_{}_hessian", crate::expr::cuda::identifier(name));
+    if !residual.contains(&format!("void {function}(")) {
+        return Err(GpuError::Unsupported(format!(
+            "the residual source does not define `{function}`"
+        )));
+    }
+    Ok(format!(
+        "#define TESSERA_N {}\n#define TESSERA_D {}\n#define TESSERA_M {}\n#define TESSERA_C {}\n\
+         #define TESSERA_THREADS {THREADS}\n{residual}\n#define TESSERA_RESIDUAL {function}\n{LM_SOURCE}",
+        shape.n_basis, shape.n_terms, shape.n_equations, shape.n_coordinates,
+    ))
+}
+
+/// A batch of problems in the kernel's layout: the [`ExpertProblem`] arrays
+/// concatenated, with each problem's first point and first linear row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// The sizes every problem shares.
+    pub shape: KernelShape,
+    /// `[K + 1]`: problem `k`'s points are `point_start[k]..point_start[k + 1]`.
+    pub point_start: Vec<i64>,
+    /// `[K + 1]`: problem `k`'s linear rows, likewise.
+    pub linear_start: Vec<i64>,
+    /// `[ΣP, d, N]`.
+    pub term_rows: Vec<f64>,
+    /// `[ΣP, d]`.
+    pub offsets: Vec<f64>,
+    /// `[ΣP, C]` (empty when `C = 0`).
+    pub coordinates: Vec<f64>,
+    /// `[ΣR, N]`.
+    pub linear: Vec<f64>,
+    /// `[ΣR]`.
+    pub linear_rhs: Vec<f64>,
+    /// `[K]`.
+    pub ridge: Vec<f64>,
+    /// `[K, N]`: the initial weights (the kernel overwrites them with ω*).
+    pub omega: Vec<f64>,
+}
+
+impl Batch {
+    /// Packs `problems`, each starting from `lm`'s initial guess (a
+    /// [`InitialGuess::Given`] vector for all of them).
+    ///
+    /// Errors: no problems, problems of different sizes, a basis the kernel
+    /// does not take, a given guess of the wrong length.
+    pub fn pack(lm: &LevenbergMarquardt, problems: &[&ExpertProblem]) -> Result<Self, GpuError> {
+        let first = problems
+            .first()
+            .ok_or_else(|| GpuError::Unsupported("an empty batch".into()))?;
+        let size = first.size();
+        let n_coordinates = first.coordinates(0, first.n_points()).len() / first.n_points().max(1);
+        let shape = KernelShape {
+            n_basis: size.n_basis,
+            n_terms: size.n_terms,
+            n_equations: size.n_equations,
+            n_coordinates,
+        };
+        shape.check()?;
+        let n = shape.n_basis;
+        let initial = match lm.initial() {
+            InitialGuess::Ones => vec![1.0; n],
+            InitialGuess::Zeros => vec![0.0; n],
+            InitialGuess::Given(w) if w.len() == n => w.clone(),
+            InitialGuess::Given(w) => {
+                return Err(GpuError::Unsupported(format!(
+                    "an initial guess of length {} for {n} basis functions",
+                    w.len()
+                )));
+            }
+        };
+        let mut batch = Self {
+            shape,
+            point_start: vec![0],
+            linear_start: vec![0],
+            term_rows: Vec::new(),
+            offsets: Vec::new(),
+            coordinates: Vec::new(),
+            linear: Vec::new(),
+            linear_rhs: Vec::new(),
+            ridge: Vec::new(),
+            omega: Vec::new(),
+        };
+        for (k, problem) in problems.iter().enumerate() {
+            let p = problem.n_points();
+            let coordinates = problem.coordinates(0, p);
+            if problem.size() != size || coordinates.len() != p * n_coordinates {
+                return Err(GpuError::Unsupported(format!(
+                    "problem {k} has other sizes than problem 0 ({:?}, {} coordinates per point)",
+                    problem.size(),
+                    coordinates.len() / p.max(1)
+                )));
+            }
+            batch.term_rows.extend_from_slice(problem.term_rows());
+            batch.offsets.extend_from_slice(problem.offsets());
+            batch.coordinates.extend_from_slice(coordinates);
+            batch.linear.extend_from_slice(problem.linear());
+            batch.linear_rhs.extend_from_slice(problem.linear_rhs());
+            batch.ridge.push(problem.ridge());
+            batch.omega.extend_from_slice(&initial);
+            batch
+                .point_start
+                .push(batch.offsets.len() as i64 / size.n_terms as i64);
+            batch.linear_start.push(batch.linear_rhs.len() as i64);
+        }
+        Ok(batch)
+    }
+
+    /// Number of problems `K`.
+    pub fn len(&self) -> usize {
+        self.ridge.len()
+    }
+
+    /// Whether the batch holds no problem (never, for a packed one).
+    pub fn is_empty(&self) -> bool {
+        self.ridge.is_empty()
+    }
+
+    /// Total points `ΣP`.
+    pub fn total_points(&self) -> usize {
+        *self.point_start.last().unwrap_or(&0) as usize
+    }
+
+    /// Total linear rows `ΣR`.
+    pub fn total_linear_rows(&self) -> usize {
+        *self.linear_start.last().unwrap_or(&0) as usize
+    }
+
+    /// Lengths of the kernel's scratch arrays: residual values, linear
+    /// residuals, per-point scratch and per-problem matrices (see `lm.cu`).
+    pub fn scratch_lengths(&self) -> [usize; 4] {
+        let s = self.shape;
+        [
+            2 * self.total_points() * s.n_equations,
+            2 * self.total_linear_rows(),
+            self.total_points() * s.scratch_per_point(),
+            self.len() * (5 * s.n_basis * s.n_basis + 2 * s.n_basis),
+        ]
+    }
+}
+
+/// The solutions from the kernel's outputs: `omega` `[K, N]` and `status`
+/// `[K, 5]` as `lm.cu` writes them.
+pub fn solutions(
+    omega: &[f64],
+    status: &[f64],
+    n_basis: usize,
+) -> Result<Vec<LmSolution>, GpuError> {
+    omega
+        .chunks_exact(n_basis)
+        .zip(status.chunks_exact(STATUS_LEN))
+        .map(|(w, s)| {
+            let reason = match s[0] as i64 {
+                0 => StopReason::Converged,
+                1 => StopReason::MaxIterations,
+                2 => StopReason::NonFinite,
+                3 => StopReason::Singular,
+                _ => {
+                    return Err(GpuError::Driver {
+                        what: "reading the solver's status",
+                        message: format!("stop reason {} is not one of 0..=3", s[0]),
+                    });
+                }
+            };
+            Ok(LmSolution {
+                omega: w.to_vec(),
+                status: LmStatus {
+                    reason,
+                    iterations: s[1] as usize,
+                    initial_residual: s[2],
+                    final_residual: s[3],
+                    gradient_norm: s[4],
+                },
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,324 @@
+//! The GPU solver's kernel (`lm.cu`) compiled for the host through a shim that
+//! runs each block's threads as OS threads with a barrier, against the CPU
+//! solver on the same problems: the same stop reasons and iteration counts,
+//! and ω*, the residual norms and the gradient norms to round-off.
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::gpu::{self, Case};
+use tessera_constraints::gpu::kernel::{self, Batch};
+use tessera_constraints::{InitialGuess, LevenbergMarquardt, LmSolution, StopReason};
+
+const SHIM: &str = include_str!("common/host_shim.h");
+
+/// Reads a batch written by [`write_batch`], solves it with the kernel and
+/// writes ω* and the statuses.
+const DRIVER: &str = r#"
+#include <stdint.h>
+template <typename T> static std::vector<T> take(FILE* f, int64_t n) {
+    std::vector<T> v(n > 0 ? n : 1);
+    if (n > 0 && fread(v.data(), sizeof(T), n, f) != (size_t)n) { fprintf(stderr, "short read\n"); exit(2); }
+    return v;
+}
+int main(int argc, char** argv) {
+    if (argc != 3) return 2;
+    FILE* f = fopen(argv[1], "rb");
+    auto head = take<int64_t>(f, 10);
+    int64_t k = head[0], p = head[1], r = head[2], threads = head[3], max_it = head[4];
+    auto settings = take<double>(f, 3);
+    auto point_start = take<long long>(f, k + 1);
+    auto linear_start = take<long long>(f, k + 1);
+    auto rows = take<double>(f, p * TESSERA_D * TESSERA_N);
+    auto offsets = take<double>(f, p * TESSERA_D);
+    auto coords = take<double>(f, p * TESSERA_C);
+    auto linear = take<double>(f, r * TESSERA_N);
+    auto rhs = take<double>(f, r);
+    auto ridge = take<double>(f, k);
+    auto omega = take<double>(f, k * TESSERA_N);
+    fclose(f);
+    std::vector<double> status(k * 5), values(head[5] + 1), linres(head[6] + 1), jac(head[7] + 1), mats(head[8] + 1);
+    tessera_launch((unsigned)k, (unsigned)threads, tessera_lm_solve, (const long long*)point_start.data(),
+        (const long long*)linear_start.data(), (const double*)rows.data(), (const double*)offsets.data(),
+        (const double*)coords.data(), (const double*)linear.data(), (const double*)rhs.data(),
+        (const double*)ridge.data(), settings[0], settings[1], settings[2], (int)max_it,
+        omega.data(), status.data(), values.data(), linres.data(), jac.data(), mats.data());
+    FILE* o = fopen(argv[2], "wb");
+    fwrite(omega.data(), sizeof(double), k * TESSERA_N, o);
+    fwrite(status.data(), sizeof(double), k * 5, o);
+    fclose(o);
+    return 0;
+}
+"#;
+
+fn bytes_f64(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn bytes_i64(v: &[i64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The batch and settings in the driver's input format.
+fn write_batch(batch: &Batch, lm: &LevenbergMarquardt, threads: usize) -> Vec<u8> {
+    let [values, linres, jac, mats] = batch.scratch_lengths();
+    let head = [
+        batch.len() as i64,
+        batch.total_points() as i64,
+        batch.total_linear_rows() as i64,
+        threads as i64,
+        lm.max_iterations() as i64,
+        values as i64,
+        linres as i64,
+        jac as i64,
+        mats as i64,
+        0,
+    ];
+    let mut out = bytes_i64(&head);
+    out.extend(bytes_f64(&[lm.rtol(), lm.atol(), lm.initial_damping()]));
+    out.extend(bytes_i64(&batch.point_start));
+    out.extend(bytes_i64(&batch.linear_start));
+    for part in [
+        &batch.term_rows,
+        &batch.offsets,
+        &batch.coordinates,
+        &batch.linear,
+        &batch.linear_rhs,
+        &batch.ridge,
+        &batch.omega,
+    ] {
+        out.extend(bytes_f64(part));
+    }
+    out
+}
+
+/// Compiles the kernel for `case` on the host once per call and solves the
+/// batch with `threads` threads per block.
+fn host_solve(case: &Case, lm: &LevenbergMarquardt, threads: usize, tag: &str) -> Vec<LmSolution> {
+    let source = kernel::lm_source(&case.cuda, case.name, case.shape()).expect("source");
+    let program = format!("{SHIM}\n{source}\n{DRIVER}");
+    // Tests run in parallel: one folder per call.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "tessera-gpu-host-{tag}-{}-{call}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (src, exe) = (dir.join("lm.cpp"), dir.join("lm"));
+    std::fs::write(&src, program).unwrap();
+    let target = "x86_64-unknown-linux-gnu";
+    let compiler = cc::Build::new()
+        .cpp(true)
+        .target(target)
+        .host(target)
+        .opt_level(2)
+        .cargo_metadata(false)
+        .get_compiler();
+    let out = compiler
+        .to_command()
+        .args(["-std=c++17", "-pthread"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .arg("-lm")
+        .output()
+        .expect("a C++ compiler runs");
+    assert!(
+        out.status.success(),
+        "the kernel does not compile for the host:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let batch = Batch::pack(lm, &case.refs()).expect("batch");
+    let (input, output) = (dir.join("batch.bin"), dir.join("out.bin"));
+    std::fs::write(&input, write_batch(&batch, lm, threads)).unwrap();
+    let run = Command::new(&exe)
+        .arg(&input)
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "the host kernel failed ({}): {}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let raw: Vec<f64> = std::fs::read(&output)
+        .unwrap()
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    std::fs::remove_dir_all(&dir).ok();
+    let (omega, status) = raw.split_at(batch.len() * batch.shape.n_basis);
+    kernel::solutions(omega, status, batch.shape.n_basis).expect("statuses")
+}
+
+/// The kernel's solutions against the CPU solver's, problem by problem.
+///
+/// `iterations` is how far the iteration counts may differ: 0 wherever the
+/// stopping tests are decided above round-off; in the round-off regime a test
+/// compares numbers of the size of the summation-order differences, and the
+/// two back ends may stop a step apart at the same ω* (to `tol`).
+fn compare(case: &Case, lm: &LevenbergMarquardt, threads: usize, tol: f64, iterations: usize) {
+    let got = host_solve(case, lm, threads, &format!("{}-{threads}", case.name));
+    for (k, (problem, host)) in case.problems.iter().zip(&got).enumerate() {
+        let cpu = lm.solve(&case.pde, problem).expect("cpu solve");
+        let what = format!("{} problem {k} ({threads} threads)", case.name);
+        assert_eq!(host.status.reason, cpu.status.reason, "{what}: stop reason");
+        assert!(
+            host.status.iterations.abs_diff(cpu.status.iterations) <= iterations,
+            "{what}: {} iterations against {}",
+            host.status.iterations,
+            cpu.status.iterations
+        );
+        let scale = cpu.omega.iter().fold(1.0f64, |a, w| a.max(w.abs()));
+        for (i, (h, c)) in host.omega.iter().zip(&cpu.omega).enumerate() {
+            assert!(
+                (h - c).abs() <= tol * scale,
+                "{what}: ω[{i}] {h:e} vs {c:e}"
+            );
+        }
+        // NaN where the CPU reports NaN (a non-finite problem), else relative.
+        let rel = |a: f64, b: f64| {
+            (a.is_nan() && b.is_nan()) || (a - b).abs() <= tol * a.abs().max(b.abs()).max(1e-300)
+        };
+        assert!(
+            rel(host.status.initial_residual, cpu.status.initial_residual),
+            "{what}: initial residual"
+        );
+        assert!(
+            rel(host.status.final_residual, cpu.status.final_residual),
+            "{what}: final residual {:e} vs {:e}",
+            host.status.final_residual,
+            cpu.status.final_residual
+        );
+        // ‖Jᵀr‖ at the solution is round-off of the gradient's terms: compare
+        // it on the scale of the initial residual times the Jacobian's.
+        let g_scale = cpu.status.initial_residual.max(1.0) * 1e-6;
+        let (hg, cg) = (host.status.gradient_norm, cpu.status.gradient_norm);
+        assert!(
+            (hg.is_nan() && cg.is_nan()) || (hg - cg).abs() <= g_scale,
+            "{what}: gradient norm {:e} vs {:e}",
+            host.status.gradient_norm,
+            cpu.status.gradient_norm
+        );
+    }
+}
+
+fn reference_lm(initial: InitialGuess) -> LevenbergMarquardt {
+    LevenbergMarquardt::default().with_initial(initial).unwrap()
+}
+
+#[test]
+fn sorption_matches_the_cpu_solver() {
+    let case = gpu::sorption(16);
+    compare(&case, &reference_lm(InitialGuess::Ones), 8, 1e-10, 0);
+}
+
+#[test]
+fn sorption_matches_with_threads_fewer_than_the_basis_and_not_a_power_of_two() {
+    let case = gpu::sorption(12);
+    compare(&case, &reference_lm(InitialGuess::Ones), 3, 1e-10, 0);
+}
+
+#[test]
+fn transport_matches_the_cpu_solver() {
+    let case = gpu::transport(16);
+    compare(&case, &reference_lm(InitialGuess::Zeros), 8, 1e-10, 0);
+}
+
+#[test]
+fn a_system_with_coordinates_matches_the_cpu_solver() {
+    let case = gpu::system(8);
+    compare(&case, &reference_lm(InitialGuess::Zeros), 5, 1e-10, 0);
+}
+
+#[test]
+fn tight_tolerances_reach_the_round_off_regime_as_on_the_cpu() {
+    // rtol = atol = 1e-14 exercises the round-off branch (Gauss–Newton and
+    // Newton fallbacks) on the nonzero-residual sorption problems.
+    let lm = common::tight_lm(InitialGuess::Ones);
+    compare(&gpu::sorption(8), &lm, 4, 1e-9, 2);
+    compare(
+        &gpu::system(6),
+        &common::tight_lm(InitialGuess::Zeros),
+        4,
+        1e-9,
+        2,
+    );
+    compare(
+        &gpu::curved(6),
+        &common::tight_lm(InitialGuess::Zeros),
+        4,
+        1e-9,
+        2,
+    );
+}
+
+#[test]
+fn iteration_limits_and_non_finite_problems_report_as_on_the_cpu() {
+    let lm = reference_lm(InitialGuess::Ones)
+        .with_max_iterations(1)
+        .unwrap();
+    let mut case = gpu::sorption(8);
+    compare(&case, &lm, 4, 1e-10, 0);
+    assert!(
+        host_solve(&case, &lm, 4, "limit")
+            .iter()
+            .any(|s| s.status.reason == StopReason::MaxIterations),
+        "some problem needs more than one iteration"
+    );
+    // A NaN in one problem's term rows: that problem reports NonFinite, the
+    // others solve as before.
+    let mut parts = common::sorption_parts(5, 50, 8, 2);
+    parts.term_rows[17] = f64::NAN;
+    case.problems[1] = parts.build();
+    let lm = reference_lm(InitialGuess::Ones);
+    compare(&case, &lm, 4, 1e-10, 0);
+    let got = host_solve(&case, &lm, 4, "nan");
+    assert_eq!(got[1].status.reason, StopReason::NonFinite);
+    assert!(got[0].status.converged() && got[2].status.converged());
+}
+
+#[test]
+fn kernel_sources_and_batches_are_checked() {
+    use tessera_constraints::gpu::{GpuError, KernelShape, MAX_BASIS};
+    let case = gpu::sorption(8);
+    let shape = case.shape();
+    // The residual must define the function the kernel calls.
+    let err = kernel::lm_source(&case.cuda, "another-name", shape).unwrap_err();
+    assert!(matches!(err, GpuError::Unsupported(_)), "{err}");
+    let too_big = KernelShape {
+        n_basis: MAX_BASIS + 1,
+        ..shape
+    };
+    assert!(kernel::lm_source(&case.cuda, case.name, too_big).is_err());
+    // A batch is one shape: a problem of another basis size is refused.
+    let lm = LevenbergMarquardt::default();
+    let other = common::sorption_parts(9, 20, 6, 1).build();
+    let mut problems = case.refs();
+    problems.push(&other);
+    assert!(matches!(
+        Batch::pack(&lm, &problems),
+        Err(GpuError::Unsupported(_))
+    ));
+    assert!(Batch::pack(&lm, &[]).is_err());
+    // Packing keeps every problem's rows at its offsets.
+    let batch = Batch::pack(&lm, &case.refs()).unwrap();
+    let (n, d) = (shape.n_basis, shape.n_terms);
+    for (k, problem) in case.problems.iter().enumerate() {
+        let first = batch.point_start[k] as usize;
+        assert_eq!(
+            &batch.term_rows[first * d * n..(first + problem.n_points()) * d * n],
+            problem.term_rows()
+        );
+        let row = batch.linear_start[k] as usize;
+        assert_eq!(
+            &batch.linear_rhs[row..row + problem.n_linear()],
+            problem.linear_rhs()
+        );
+    }
+}
