@@ -49,6 +49,10 @@ pub enum ExpertsError {
     /// An error from the mesh layer (tiles, sampling, operators).
     #[error(transparent)]
     Mesh(#[from] MeshError),
+    /// The GPU solver failed (driver, compilation, a batch it does not take).
+    #[cfg(feature = "cuda")]
+    #[error(transparent)]
+    Gpu(#[from] tessera_constraints::gpu::GpuError),
     /// A collective of the expert-parallel exchange failed.
     #[error(transparent)]
     Comm(#[from] CommError),

@@ -92,6 +92,10 @@ pub struct ConstraintLayer<P: Pde> {
     /// The grid's coordinates `[points, ndim]` when the PDE's residual reads
     /// them (gathered at each expert's sampled points), else empty.
     coordinates: Vec<f64>,
+    /// The GPU solver that runs the forward solves, when one is attached
+    /// ([`ConstraintLayer::with_gpu`]).
+    #[cfg(feature = "cuda")]
+    gpu: Option<Arc<tessera_constraints::gpu::GpuLm>>,
 }
 
 /// The result of [`ConstraintLayer::forward`], plus what the backward pass needs.
@@ -227,7 +231,30 @@ impl<P: Pde> ConstraintLayer<P> {
             router,
             config,
             coordinates,
+            #[cfg(feature = "cuda")]
+            gpu: None,
         })
+    }
+
+    /// Solves `problems` in this process: on the attached GPU, else on the
+    /// CPU's threads.
+    fn solve_here(&self, problems: &[&ExpertProblem]) -> Result<Vec<LmSolution>, ExpertsError> {
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            return Ok(gpu.solve(&self.config.lm, problems)?);
+        }
+        runner::solve_experts(self.pde.as_ref(), problems, &self.config.lm)
+    }
+
+    /// The layer with its forward solves on a GPU: every `(sample, expert)`
+    /// problem of a batch in one launch of `solver`, which must be compiled
+    /// for this layer's PDE (its emitted residual) and basis size. The
+    /// backward pass stays on the CPU, and an expert-parallel shard solves its
+    /// experts on the CPU.
+    #[cfg(feature = "cuda")]
+    pub fn with_gpu(mut self, solver: Arc<tessera_constraints::gpu::GpuLm>) -> Self {
+        self.gpu = Some(solver);
+        self
     }
 
     /// The grid.
@@ -376,7 +403,7 @@ impl<P: Pde> ConstraintLayer<P> {
             .flat_map(|s| s.experts.iter().map(|(_, p)| p))
             .collect();
         let solutions = match shard {
-            None => runner::solve_experts(self.pde.as_ref(), &problems, &self.config.lm)?,
+            None => self.solve_here(&problems)?,
             Some(shard) => shard.solve(self.pde.as_ref(), &problems, &self.config.lm)?,
         };
         let mut u = vec![0.0; batch * g];

@@ -43,6 +43,13 @@ pub enum ToolError {
     /// A PDE definition or solver-setting error.
     #[error(transparent)]
     Constraint(#[from] ConstraintError),
+    /// The chosen device cannot run the job (see `--device`).
+    #[error("{0}")]
+    Device(String),
+    /// The GPU back end failed (driver, kernel compilation, launch).
+    #[cfg(feature = "cuda")]
+    #[error(transparent)]
+    Gpu(#[from] tessera_constraints::gpu::GpuError),
     /// A scenario error (PDE constants, grids).
     #[error(transparent)]
     Scenario(#[from] ScenarioError),

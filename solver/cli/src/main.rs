@@ -5,6 +5,7 @@
 
 mod commands;
 mod constraint_check;
+mod device;
 mod duration;
 mod error;
 mod malloc;

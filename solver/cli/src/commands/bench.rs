@@ -9,6 +9,7 @@ use super::pde_arg;
 use crate::constraint_check::{
     BenchConfig, GridSize, bench_constraint, bench_constraint_side_by_side, parse_split,
 };
+use crate::device::Device;
 
 /// The benchmarks.
 #[derive(Debug, clap::Subcommand)]
@@ -78,6 +79,10 @@ pub struct ConstraintArgs {
     /// by side with the built-in `--pde` (which sets the grid and data).
     #[arg(long)]
     pde_file: Option<std::path::PathBuf>,
+    /// Where the `--pde-file` layer's forward solves run: cpu, cuda or cuda:N
+    /// (a GPU needs a binary built with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: Device,
 }
 
 impl ConstraintArgs {
@@ -109,10 +114,16 @@ impl ConstraintArgs {
         let reports = match &self.pde_file {
             Some(path) => {
                 let custom = CustomPde::from_file(path)?;
-                pool.install(|| bench_constraint_side_by_side(&config, &custom))?
+                pool.install(|| bench_constraint_side_by_side(&config, &custom, self.device))?
                     .to_vec()
             }
-            None => vec![pool.install(|| bench_constraint(&config))?],
+            None if self.device == Device::Cpu => vec![pool.install(|| bench_constraint(&config))?],
+            None => anyhow::bail!(
+                "--device {} solves a PDE defined in TOML: pass --pde-file, e.g. \
+                 scenarios/pdes/{}.toml",
+                self.device,
+                self.pde.name()
+            ),
         };
         if self.json {
             println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -136,7 +147,8 @@ impl ConstraintArgs {
         }
         if let [builtin, custom] = &reports[..] {
             println!(
-                "TOML / built-in: forward {:.3}x, forward+backward {:.3}x",
+                "{} / built-in: forward {:.3}x, forward+backward {:.3}x",
+                custom.pde,
                 custom.fwd_median_s / builtin.fwd_median_s,
                 custom.fwd_bwd_median_s / builtin.fwd_bwd_median_s
             );

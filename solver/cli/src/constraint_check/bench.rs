@@ -20,6 +20,7 @@ use tessera_scenarios::custom::CustomPde;
 use tessera_scenarios::{AnyPde, PdeKind};
 
 use crate::constraint_check::{GridSize, SyntheticProblem};
+use crate::device::Device;
 use crate::error::ToolError;
 
 /// Settings of [`bench_constraint`].
@@ -97,19 +98,33 @@ pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, ToolError> 
 /// the same grid and initial condition), so that the two residuals' costs
 /// compare on identical work. The timed runs alternate between the two (each
 /// after its own warm-up), so that a change in the machine's load hits both
-/// alike.
+/// alike. With `device` a GPU, the TOML layer's forward solves run there: the
+/// two reports then compare the CPU's solves with the GPU's on the same
+/// problems (backward passes on the CPU for both).
 ///
-/// Errors: as [`bench_constraint`].
+/// Errors: as [`bench_constraint`], and what [`Device::attach`] refuses.
 pub fn bench_constraint_side_by_side(
     config: &BenchConfig,
     custom: &CustomPde,
+    device: Device,
 ) -> Result<[BenchReport; 2], ToolError> {
     at_least_one("--runs", config.runs)?;
     let batch = ProblemBatch::new(config)?;
     let custom_pde = Arc::new(AnyPde::Custom(Arc::new(custom.clone())));
     let mut layers = [
         TimedLayer::new(batch.pde(), config.pde.name(), &batch, config)?,
-        TimedLayer::new(custom_pde, "custom (TOML)", &batch, config)?,
+        TimedLayer::on(
+            device,
+            Some(custom),
+            custom_pde,
+            if device == Device::Cpu {
+                "custom (TOML)"
+            } else {
+                "custom (TOML, GPU forward)"
+            },
+            &batch,
+            config,
+        )?,
     ];
     alternate(&mut layers, config.runs)?;
     Ok(layers.map(|layer| layer.report()))
@@ -194,6 +209,19 @@ impl<'a> TimedLayer<'a> {
         batch: &'a ProblemBatch,
         config: &BenchConfig,
     ) -> Result<Self, ToolError> {
+        Self::on(Device::Cpu, None, pde, name, batch, config)
+    }
+
+    /// As [`TimedLayer::new`], with the forward solves on `device` (a GPU
+    /// compiles the residual of `definition`).
+    pub(super) fn on(
+        device: Device,
+        definition: Option<&CustomPde>,
+        pde: Arc<AnyPde>,
+        name: &'static str,
+        batch: &'a ProblemBatch,
+        config: &BenchConfig,
+    ) -> Result<Self, ToolError> {
         let first = &batch.problems[0];
         let layer_config = LayerConfig {
             lm: config
@@ -204,7 +232,11 @@ impl<'a> TimedLayer<'a> {
             ..LayerConfig::new(&config.split, config.points_per_expert)
         };
         let timed = Self {
-            layer: ConstraintLayer::new(pde, first.grid.clone(), layer_config)?,
+            layer: device.attach(
+                ConstraintLayer::new(pde, first.grid.clone(), layer_config)?,
+                definition,
+                config.n_basis,
+            )?,
             name,
             batch,
             config: config.clone(),
