@@ -7,7 +7,7 @@ mod common;
 
 use common::gpu::{self, Case};
 use tessera_constraints::gpu::{Gpu, GpuError, GpuLm};
-use tessera_constraints::{InitialGuess, LevenbergMarquardt};
+use tessera_constraints::{HessianMode, InitialGuess, LevenbergMarquardt, Sensitivity};
 
 /// GPU 0, or `None` with a skip notice when there is no driver.
 fn gpu() -> Option<Gpu> {
@@ -57,6 +57,56 @@ fn the_gpu_solves_every_case_as_the_cpu_does() {
     check(&gpu, &gpu::sorption(16), &lm(InitialGuess::Ones), 1e-10);
     check(&gpu, &gpu::transport(64), &lm(InitialGuess::Zeros), 1e-10);
     check(&gpu, &gpu::system(8), &lm(InitialGuess::Zeros), 1e-10);
+}
+
+fn slices(v: &[Vec<f64>]) -> Vec<&[f64]> {
+    v.iter().map(Vec::as_slice).collect()
+}
+
+#[test]
+fn the_gpu_backward_pass_matches_the_cpu_row_gradients() {
+    let Some(gpu) = gpu() else { return };
+    let lm = common::tight_lm(InitialGuess::Zeros);
+    for case in [gpu::sorption(16), gpu::transport(64), gpu::system(8)] {
+        let solver = GpuLm::new(&gpu, &case.cuda, case.name, case.shape()).expect("kernel loads");
+        let omegas: Vec<Vec<f64>> = case
+            .problems
+            .iter()
+            .map(|p| lm.solve(&case.pde, p).expect("CPU solve").omega)
+            .collect();
+        let mut r = common::rng(3);
+        let n = case.shape().n_basis;
+        let bars: Vec<Vec<f64>> = omegas
+            .iter()
+            .map(|_| common::uniform(&mut r, n, 1.0))
+            .collect();
+        for mode in [HessianMode::Exact, HessianMode::GaussNewton] {
+            let got = solver
+                .differentiate(mode, &case.refs(), &slices(&omegas), &slices(&bars))
+                .expect("GPU backward");
+            for (k, (problem, dev)) in case.problems.iter().zip(got).enumerate() {
+                let dev = dev.expect("a row gradient");
+                let cpu = Sensitivity::new(&case.pde, problem, &omegas[k], mode)
+                    .and_then(|s| s.row_gradient(problem, &bars[k]))
+                    .expect("CPU backward");
+                for (what, d, c) in [
+                    ("λ", &dev.lambda, &cpu.lambda),
+                    ("term ω", &dev.term_omega, &cpu.term_omega),
+                    ("term λ", &dev.term_lambda, &cpu.term_lambda),
+                    ("linear ω", &dev.linear_omega, &cpu.linear_omega),
+                ] {
+                    let scale = c.iter().fold(1e-300f64, |m, x| m.max(x.abs()));
+                    for (i, (a, b)) in d.iter().zip(c.iter()).enumerate() {
+                        assert!(
+                            (a - b).abs() <= 1e-8 * scale,
+                            "{} problem {k} {mode:?} {what}[{i}]: {a:e} vs {b:e}",
+                            case.name
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::gpu::{self, Case};
 use tessera_constraints::gpu::kernel::{self, Batch};
-use tessera_constraints::{InitialGuess, LevenbergMarquardt, LmSolution, StopReason};
+use tessera_constraints::{
+    HessianMode, InitialGuess, LevenbergMarquardt, LmSolution, Sensitivity, StopReason,
+};
 
 const SHIM: &str = include_str!("common/host_shim.h");
 
@@ -39,8 +41,29 @@ int main(int argc, char** argv) {
     auto rhs = take<double>(f, r);
     auto ridge = take<double>(f, k);
     auto omega = take<double>(f, k * TESSERA_N);
+    std::vector<double> values(head[5] + 1), linres(head[6] + 1), jac(head[7] + 1), mats(head[8] + 1);
+    if (head[9] > 0) {  // the backward pass: 1 exact Hessian, 2 Gauss-Newton
+        auto omega_bar = take<double>(f, k * TESSERA_N);
+        fclose(f);
+        std::vector<double> lambda(k * TESSERA_N), a(p * TESSERA_D + 1), c(p * TESSERA_D + 1), lo(r + 1), ll(r + 1), state(k);
+        tessera_launch((unsigned)k, (unsigned)threads, tessera_ift_backward, (const long long*)point_start.data(),
+            (const long long*)linear_start.data(), (const double*)rows.data(), (const double*)offsets.data(),
+            (const double*)coords.data(), (const double*)linear.data(), (const double*)rhs.data(),
+            (const double*)ridge.data(), (const double*)omega.data(), (const double*)omega_bar.data(),
+            (int)(head[9] == 1), lambda.data(), a.data(), c.data(), lo.data(), ll.data(), state.data(),
+            values.data(), linres.data(), jac.data(), mats.data());
+        FILE* o = fopen(argv[2], "wb");
+        fwrite(lambda.data(), sizeof(double), k * TESSERA_N, o);
+        fwrite(a.data(), sizeof(double), p * TESSERA_D, o);
+        fwrite(c.data(), sizeof(double), p * TESSERA_D, o);
+        fwrite(lo.data(), sizeof(double), r, o);
+        fwrite(ll.data(), sizeof(double), r, o);
+        fwrite(state.data(), sizeof(double), k, o);
+        fclose(o);
+        return 0;
+    }
     fclose(f);
-    std::vector<double> status(k * 5), values(head[5] + 1), linres(head[6] + 1), jac(head[7] + 1), mats(head[8] + 1);
+    std::vector<double> status(k * 5);
     tessera_launch((unsigned)k, (unsigned)threads, tessera_lm_solve, (const long long*)point_start.data(),
         (const long long*)linear_start.data(), (const double*)rows.data(), (const double*)offsets.data(),
         (const double*)coords.data(), (const double*)linear.data(), (const double*)rhs.data(),
@@ -63,7 +86,7 @@ fn bytes_i64(v: &[i64]) -> Vec<u8> {
 }
 
 /// The batch and settings in the driver's input format.
-fn write_batch(batch: &Batch, lm: &LevenbergMarquardt, threads: usize) -> Vec<u8> {
+fn write_batch(batch: &Batch, lm: &LevenbergMarquardt, threads: usize, mode: i64) -> Vec<u8> {
     let [values, linres, jac, mats] = batch.scratch_lengths();
     let head = [
         batch.len() as i64,
@@ -75,7 +98,7 @@ fn write_batch(batch: &Batch, lm: &LevenbergMarquardt, threads: usize) -> Vec<u8
         linres as i64,
         jac as i64,
         mats as i64,
-        0,
+        mode,
     ];
     let mut out = bytes_i64(&head);
     out.extend(bytes_f64(&[lm.rtol(), lm.atol(), lm.initial_damping()]));
@@ -95,9 +118,10 @@ fn write_batch(batch: &Batch, lm: &LevenbergMarquardt, threads: usize) -> Vec<u8
     out
 }
 
-/// Compiles the kernel for `case` on the host once per call and solves the
-/// batch with `threads` threads per block.
-fn host_solve(case: &Case, lm: &LevenbergMarquardt, threads: usize, tag: &str) -> Vec<LmSolution> {
+/// Compiles the kernels for `case` on the host and runs the driver on `input`
+/// (a batch from [`write_batch`], plus ω̄ for the backward pass); returns the
+/// doubles it wrote.
+fn host_run(case: &Case, input: &[u8], tag: &str) -> Vec<f64> {
     let source = kernel::lm_source(&case.cuda, case.name, case.shape()).expect("source");
     let program = format!("{SHIM}\n{source}\n{DRIVER}");
     // Tests run in parallel: one folder per call.
@@ -132,11 +156,10 @@ fn host_solve(case: &Case, lm: &LevenbergMarquardt, threads: usize, tag: &str) -
         "the kernel does not compile for the host:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let batch = Batch::pack(lm, &case.refs()).expect("batch");
-    let (input, output) = (dir.join("batch.bin"), dir.join("out.bin"));
-    std::fs::write(&input, write_batch(&batch, lm, threads)).unwrap();
+    let (input_file, output) = (dir.join("batch.bin"), dir.join("out.bin"));
+    std::fs::write(&input_file, input).unwrap();
     let run = Command::new(&exe)
-        .arg(&input)
+        .arg(&input_file)
         .arg(&output)
         .output()
         .unwrap();
@@ -152,6 +175,14 @@ fn host_solve(case: &Case, lm: &LevenbergMarquardt, threads: usize, tag: &str) -
         .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
         .collect();
     std::fs::remove_dir_all(&dir).ok();
+    raw
+}
+
+/// Solves `case`'s batch with the host-compiled kernel, `threads` threads per
+/// block.
+fn host_solve(case: &Case, lm: &LevenbergMarquardt, threads: usize, tag: &str) -> Vec<LmSolution> {
+    let batch = Batch::pack(lm, &case.refs()).expect("batch");
+    let raw = host_run(case, &write_batch(&batch, lm, threads, 0), tag);
     let (omega, status) = raw.split_at(batch.len() * batch.shape.n_basis);
     kernel::solutions(omega, status, batch.shape.n_basis).expect("statuses")
 }
@@ -320,5 +351,91 @@ fn kernel_sources_and_batches_are_checked() {
             &batch.linear_rhs[row..row + problem.n_linear()],
             problem.linear_rhs()
         );
+    }
+}
+
+/// The backward kernel's row gradients against the CPU's
+/// `Sensitivity::row_gradient` at the CPU's ω* and a random ω̄, for every
+/// problem of `case`: λ and every coefficient to `tol` relative to each
+/// array's largest entry.
+fn compare_backward(case: &Case, mode: HessianMode, tol: f64) {
+    let lm = common::tight_lm(InitialGuess::Zeros);
+    let mut batch = Batch::pack(&lm, &case.refs()).expect("batch");
+    let n = batch.shape.n_basis;
+    let mut r = common::rng(7);
+    let omega_bar = common::uniform(&mut r, batch.len() * n, 1.0);
+    let mut cpu = Vec::new();
+    for (k, problem) in case.problems.iter().enumerate() {
+        let omega = lm.solve(&case.pde, problem).expect("cpu solve").omega;
+        batch.omega[k * n..(k + 1) * n].copy_from_slice(&omega);
+        let sensitivity = Sensitivity::new(&case.pde, problem, &omega, mode).expect("sensitivity");
+        cpu.push(
+            sensitivity
+                .row_gradient(problem, &omega_bar[k * n..(k + 1) * n])
+                .expect("row gradient"),
+        );
+    }
+    let code = if mode == HessianMode::Exact { 1 } else { 2 };
+    let mut input = write_batch(&batch, &lm, 4, code);
+    input.extend(bytes_f64(&omega_bar));
+    let raw = host_run(case, &input, &format!("{}-backward", case.name));
+    let (d, k) = (batch.shape.n_terms, batch.len());
+    let (p, rows) = (batch.total_points(), batch.total_linear_rows());
+    let (lambda, rest) = raw.split_at(k * n);
+    let (a, rest) = rest.split_at(p * d);
+    let (c, rest) = rest.split_at(p * d);
+    let (lo, rest) = rest.split_at(rows);
+    let (ll, state) = rest.split_at(rows);
+    let close = |got: &[f64], want: &[f64], what: &str| {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let scale = want.iter().fold(1e-300f64, |m, x| m.max(x.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= tol * scale,
+                "{what}[{i}]: {g:e} vs {w:e} (scale {scale:e})"
+            );
+        }
+    };
+    for (k, want) in cpu.iter().enumerate() {
+        let what = |part: &str| format!("{} problem {k} ({mode:?}): {part}", case.name);
+        assert_eq!(state[k], 0.0, "{}", what("state"));
+        let (pts, lin) = (
+            batch.point_start[k] as usize..batch.point_start[k + 1] as usize,
+            batch.linear_start[k] as usize..batch.linear_start[k + 1] as usize,
+        );
+        close(&lambda[k * n..(k + 1) * n], &want.lambda, &what("λ"));
+        close(
+            &a[pts.start * d..pts.end * d],
+            &want.term_omega,
+            &what("term ω coefficients"),
+        );
+        close(
+            &c[pts.start * d..pts.end * d],
+            &want.term_lambda,
+            &what("term λ coefficients"),
+        );
+        close(
+            &lo[lin.clone()],
+            &want.linear_omega,
+            &what("linear ω coefficients"),
+        );
+        close(
+            &ll[lin],
+            &want.linear_lambda,
+            &what("linear λ coefficients"),
+        );
+    }
+}
+
+#[test]
+fn the_backward_kernel_matches_the_cpu_row_gradients() {
+    for case in [
+        gpu::sorption(8),
+        gpu::transport(8),
+        gpu::system(6),
+        gpu::curved(6),
+    ] {
+        compare_backward(&case, HessianMode::Exact, 1e-8);
+        compare_backward(&case, HessianMode::GaussNewton, 1e-8);
     }
 }

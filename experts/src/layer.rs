@@ -33,7 +33,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use tessera_constraints::{
     DEFAULT_RIDGE, ExpertProblem, HessianMode, LevenbergMarquardt, LinearRow, LmSolution, LmStatus,
-    Pde, StopReason, Term, pointwise, residual_term_count,
+    Pde, RowGradient, StopReason, Term, pointwise, residual_term_count,
 };
 use tessera_meshes::{Grid, LinearOperator};
 
@@ -246,11 +246,31 @@ impl<P: Pde> ConstraintLayer<P> {
         runner::solve_experts(self.pde.as_ref(), problems, &self.config.lm)
     }
 
-    /// The layer with its forward solves on a GPU: every `(sample, expert)`
-    /// problem of a batch in one launch of `solver`, which must be compiled
-    /// for this layer's PDE (its emitted residual) and basis size. The
-    /// backward pass stays on the CPU, and an expert-parallel shard solves its
-    /// experts on the CPU.
+    /// The backward passes of `jobs` in this process: on the attached GPU,
+    /// else on the CPU's threads.
+    fn differentiate_here(
+        &self,
+        jobs: &[runner::BackwardJob<'_>],
+    ) -> Result<Vec<RowGradient>, ExpertsError> {
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            let problems: Vec<&ExpertProblem> = jobs.iter().map(|j| j.problem).collect();
+            let omegas: Vec<&[f64]> = jobs.iter().map(|j| j.omega).collect();
+            let bars: Vec<&[f64]> = jobs.iter().map(|j| j.omega_bar).collect();
+            return gpu
+                .differentiate(self.config.hessian, &problems, &omegas, &bars)?
+                .into_iter()
+                .map(|g| Ok(g?))
+                .collect();
+        }
+        runner::differentiate_experts(self.pde.as_ref(), jobs, self.config.hessian)
+    }
+
+    /// The layer with its solves on a GPU: every `(sample, expert)` problem of
+    /// a batch in one launch of `solver` forward, and one backward, which
+    /// must be compiled for this layer's PDE (its emitted residual) and basis
+    /// size. The pull-back to the basis stays on the CPU, and an
+    /// expert-parallel shard solves its experts on the CPU.
     #[cfg(feature = "cuda")]
     pub fn with_gpu(mut self, solver: Arc<tessera_constraints::gpu::GpuLm>) -> Self {
         self.gpu = Some(solver);
@@ -515,8 +535,7 @@ impl<P: Pde> ConstraintLayer<P> {
                 omega_bar: w,
             })
             .collect();
-        let gradients =
-            runner::differentiate_experts(self.pde.as_ref(), &jobs, self.config.hessian)?;
+        let gradients = self.differentiate_here(&jobs)?;
         let mut basis_bar = vec![0.0; basis.len()];
         basis_bar
             .par_chunks_mut(g * n)

@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaStream, DriverError, LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig, PushKernelArg,
 };
 
 use super::kernel::{self, Batch, KernelShape, STATUS_LEN, THREADS};
 use super::{GpuError, nvrtc};
-use crate::{ExpertProblem, LevenbergMarquardt, LmSolution};
+use crate::{
+    ConstraintError, ExpertProblem, HessianMode, LevenbergMarquardt, LmSolution, RowGradient,
+};
 
 /// One GPU, with the stream its work is queued on.
 pub struct Gpu {
@@ -67,12 +69,90 @@ impl Gpu {
     }
 }
 
-/// The batched Levenberg–Marquardt solver of one residual, compiled and loaded
-/// on one GPU.
+/// The batched Levenberg–Marquardt solver of one residual and its
+/// implicit-function-theorem backward pass, compiled and loaded on one GPU.
 pub struct GpuLm {
     stream: Arc<CudaStream>,
-    function: CudaFunction,
+    solve: CudaFunction,
+    backward: CudaFunction,
     shape: KernelShape,
+}
+
+/// One grid block per problem, [`THREADS`] threads each.
+fn launch_config(batch: &Batch) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (batch.len() as u32, 1, 1),
+        block_dim: (THREADS as u32, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// A batch's arrays on the device, with the kernels' scratch.
+struct Uploaded {
+    stream: Arc<CudaStream>,
+    point_start: CudaSlice<i64>,
+    linear_start: CudaSlice<i64>,
+    rows: CudaSlice<f64>,
+    offsets: CudaSlice<f64>,
+    coords: CudaSlice<f64>,
+    linear: CudaSlice<f64>,
+    rhs: CudaSlice<f64>,
+    ridge: CudaSlice<f64>,
+    omega: CudaSlice<f64>,
+    values: CudaSlice<f64>,
+    linres: CudaSlice<f64>,
+    jac: CudaSlice<f64>,
+    mats: CudaSlice<f64>,
+}
+
+impl Uploaded {
+    fn new(stream: &Arc<CudaStream>, batch: &Batch) -> Result<Self, GpuError> {
+        let copy = driver("copying a batch to the device");
+        let up = |v: &[f64]| {
+            // A zero-length array still needs a valid pointer.
+            let v = if v.is_empty() { &[0.0][..] } else { v };
+            stream.clone_htod(v).map_err(&copy)
+        };
+        let [values, linres, jac, mats] = batch.scratch_lengths();
+        let zeros = |len: usize| {
+            stream
+                .alloc_zeros::<f64>(len.max(1))
+                .map_err(driver("allocating the solver's scratch"))
+        };
+        Ok(Self {
+            stream: stream.clone(),
+            point_start: stream.clone_htod(&batch.point_start).map_err(&copy)?,
+            linear_start: stream.clone_htod(&batch.linear_start).map_err(&copy)?,
+            rows: up(&batch.term_rows)?,
+            offsets: up(&batch.offsets)?,
+            coords: up(&batch.coordinates)?,
+            linear: up(&batch.linear)?,
+            rhs: up(&batch.linear_rhs)?,
+            ridge: up(&batch.ridge)?,
+            omega: up(&batch.omega)?,
+            values: zeros(values)?,
+            linres: zeros(linres)?,
+            jac: zeros(jac)?,
+            mats: zeros(mats)?,
+        })
+    }
+
+    /// A zeroed device array of `len` doubles (at least one).
+    fn zeros(&self, len: usize) -> Result<CudaSlice<f64>, GpuError> {
+        self.stream
+            .alloc_zeros::<f64>(len.max(1))
+            .map_err(driver("allocating an output"))
+    }
+
+    /// Copies the first `len` doubles of `slice` back.
+    fn download(&self, slice: &CudaSlice<f64>, len: usize) -> Result<Vec<f64>, GpuError> {
+        let mut v = self
+            .stream
+            .clone_dtoh(slice)
+            .map_err(driver("copying results back"))?;
+        v.truncate(len);
+        Ok(v)
+    }
 }
 
 impl GpuLm {
@@ -100,12 +180,11 @@ impl GpuLm {
             .context
             .load_module(ptx)
             .map_err(driver("loading the kernel"))?;
-        let function = module
-            .load_function(kernel::LM_FUNCTION)
-            .map_err(driver("finding the kernel"))?;
+        let find = driver("finding a kernel");
         Ok(Self {
             stream: gpu.stream.clone(),
-            function,
+            solve: module.load_function(kernel::LM_FUNCTION).map_err(&find)?,
+            backward: module.load_function(kernel::IFT_FUNCTION).map_err(&find)?,
             shape,
         })
     }
@@ -127,74 +206,142 @@ impl GpuLm {
                 batch.shape, self.shape
             )));
         }
+        let mut on = Uploaded::new(&self.stream, &batch)?;
         let s = &self.stream;
-        let up = |v: &[f64]| {
-            // A zero-length array still needs a valid pointer.
-            let v = if v.is_empty() { &[0.0][..] } else { v };
-            s.clone_htod(v)
-                .map_err(driver("copying a batch to the device"))
-        };
-        let starts = |v: &[i64]| {
-            s.clone_htod(v)
-                .map_err(driver("copying a batch to the device"))
-        };
-        let (point_start, linear_start) =
-            (starts(&batch.point_start)?, starts(&batch.linear_start)?);
-        let (rows, offsets, coords) = (
-            up(&batch.term_rows)?,
-            up(&batch.offsets)?,
-            up(&batch.coordinates)?,
-        );
-        let (linear, rhs, ridge) = (
-            up(&batch.linear)?,
-            up(&batch.linear_rhs)?,
-            up(&batch.ridge)?,
-        );
-        let mut omega = up(&batch.omega)?;
-        let zeros = |len: usize| {
-            s.alloc_zeros::<f64>(len.max(1))
-                .map_err(driver("allocating the solver's scratch"))
-        };
-        let mut status = zeros(batch.len() * STATUS_LEN)?;
-        let [values_len, linres_len, jac_len, mats_len] = batch.scratch_lengths();
-        let (mut values, mut linres) = (zeros(values_len)?, zeros(linres_len)?);
-        let (mut jac, mut mats) = (zeros(jac_len)?, zeros(mats_len)?);
+        let mut status = on.zeros(batch.len() * STATUS_LEN)?;
         let (rtol, atol, tau) = (lm.rtol(), lm.atol(), lm.initial_damping());
         let max_iterations = i32::try_from(lm.max_iterations()).unwrap_or(i32::MAX);
-        let config = LaunchConfig {
-            grid_dim: (batch.len() as u32, 1, 1),
-            block_dim: (THREADS as u32, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let mut launch = s.launch_builder(&self.function);
+        let config = launch_config(&batch);
+        let mut launch = s.launch_builder(&self.solve);
         launch
-            .arg(&point_start)
-            .arg(&linear_start)
-            .arg(&rows)
-            .arg(&offsets)
-            .arg(&coords)
-            .arg(&linear)
-            .arg(&rhs)
-            .arg(&ridge)
+            .arg(&on.point_start)
+            .arg(&on.linear_start)
+            .arg(&on.rows)
+            .arg(&on.offsets)
+            .arg(&on.coords)
+            .arg(&on.linear)
+            .arg(&on.rhs)
+            .arg(&on.ridge)
             .arg(&rtol)
             .arg(&atol)
             .arg(&tau)
             .arg(&max_iterations)
-            .arg(&mut omega)
+            .arg(&mut on.omega)
             .arg(&mut status)
-            .arg(&mut values)
-            .arg(&mut linres)
-            .arg(&mut jac)
-            .arg(&mut mats);
+            .arg(&mut on.values)
+            .arg(&mut on.linres)
+            .arg(&mut on.jac)
+            .arg(&mut on.mats);
         // SAFETY: the arguments match `tessera_lm_solve`'s parameters in order
         // and type, every array has the length `lm.cu` documents for this
         // batch (`Batch::scratch_lengths`), and the grid has one block per
         // problem.
         unsafe { launch.launch(config) }.map_err(driver("launching the solver"))?;
-        let omega = s.clone_dtoh(&omega).map_err(driver("copying ω* back"))?;
-        let status = s
-            .clone_dtoh(&status)
-            .map_err(driver("copying the statuses back"))?;
+        let omega = on.download(&on.omega, batch.omega.len())?;
+        let status = on.download(&status, batch.len() * STATUS_LEN)?;
         kernel::solutions(&omega, &status, self.shape.n_basis)
+    }
+
+    /// The backward pass of every job at once (as the CPU's
+    /// [`crate::Sensitivity::row_gradient`]): problem `k` at its solution
+    /// `omegas[k]` with upstream gradient `omega_bars[k]`, the Hessian by
+    /// `mode`.
+    ///
+    /// Errors: the outer result as [`GpuLm::solve`]'s (and lengths that do not
+    /// match); the inner one per problem, as the CPU's: non-finite data, ω*,
+    /// ω̄ or Hessian ([`ConstraintError::NonFinite`]), or a λ that is not
+    /// finite ([`ConstraintError::Singular`]).
+    pub fn differentiate(
+        &self,
+        mode: HessianMode,
+        problems: &[&ExpertProblem],
+        omegas: &[&[f64]],
+        omega_bars: &[&[f64]],
+    ) -> Result<Vec<Result<RowGradient, ConstraintError>>, GpuError> {
+        let mut batch = Batch::pack(&LevenbergMarquardt::default(), problems)?;
+        let n = self.shape.n_basis;
+        if batch.shape != self.shape
+            || omegas.len() != problems.len()
+            || omega_bars.len() != problems.len()
+            || omegas.iter().chain(omega_bars).any(|v| v.len() != n)
+        {
+            return Err(GpuError::Unsupported(format!(
+                "a backward batch of {} problems with {} ω* and {} ω̄ for a kernel of shape {:?}",
+                problems.len(),
+                omegas.len(),
+                omega_bars.len(),
+                self.shape
+            )));
+        }
+        batch.omega = omegas.concat();
+        let bars = omega_bars.concat();
+        let (k, d) = (batch.len(), self.shape.n_terms);
+        let (p, r) = (batch.total_points(), batch.total_linear_rows());
+        let mut on = Uploaded::new(&self.stream, &batch)?;
+        let bar = self
+            .stream
+            .clone_htod(&bars)
+            .map_err(driver("copying ω̄ to the device"))?;
+        let exact = i32::from(mode == HessianMode::Exact);
+        let (mut lambda, mut state) = (on.zeros(k * n)?, on.zeros(k)?);
+        let (mut term_omega, mut term_lambda) = (on.zeros(p * d)?, on.zeros(p * d)?);
+        let (mut linear_omega, mut linear_lambda) = (on.zeros(r)?, on.zeros(r)?);
+        let mut launch = self.stream.launch_builder(&self.backward);
+        launch
+            .arg(&on.point_start)
+            .arg(&on.linear_start)
+            .arg(&on.rows)
+            .arg(&on.offsets)
+            .arg(&on.coords)
+            .arg(&on.linear)
+            .arg(&on.rhs)
+            .arg(&on.ridge)
+            .arg(&on.omega)
+            .arg(&bar)
+            .arg(&exact)
+            .arg(&mut lambda)
+            .arg(&mut term_omega)
+            .arg(&mut term_lambda)
+            .arg(&mut linear_omega)
+            .arg(&mut linear_lambda)
+            .arg(&mut state)
+            .arg(&mut on.values)
+            .arg(&mut on.linres)
+            .arg(&mut on.jac)
+            .arg(&mut on.mats);
+        // SAFETY: as in `solve`, for `tessera_ift_backward`'s parameters; the
+        // outputs have the lengths its comment documents.
+        unsafe { launch.launch(launch_config(&batch)) }
+            .map_err(driver("launching the backward pass"))?;
+        let lambda = on.download(&lambda, k * n)?;
+        let state = on.download(&state, k)?;
+        let term_omega = on.download(&term_omega, p * d)?;
+        let term_lambda = on.download(&term_lambda, p * d)?;
+        let linear_omega = on.download(&linear_omega, r)?;
+        let linear_lambda = on.download(&linear_lambda, r)?;
+        Ok((0..k)
+            .map(|j| {
+                let points =
+                    batch.point_start[j] as usize * d..batch.point_start[j + 1] as usize * d;
+                let rows = batch.linear_start[j] as usize..batch.linear_start[j + 1] as usize;
+                let bar_finite = bars[j * n..(j + 1) * n].iter().all(|x| x.is_finite());
+                match state[j] {
+                    0.0 if bar_finite => Ok(RowGradient {
+                        omega: omegas[j].to_vec(),
+                        lambda: lambda[j * n..(j + 1) * n].to_vec(),
+                        term_omega: term_omega[points.clone()].to_vec(),
+                        term_lambda: term_lambda[points].to_vec(),
+                        linear_omega: linear_omega[rows.clone()].to_vec(),
+                        linear_lambda: linear_lambda[rows].to_vec(),
+                    }),
+                    2.0 if bar_finite => Err(ConstraintError::Singular {
+                        what: "IFT Hessian",
+                    }),
+                    _ => Err(ConstraintError::NonFinite {
+                        what: "expert problem, ω* or ω̄ for the backward pass",
+                    }),
+                }
+            })
+            .collect())
     }
 }

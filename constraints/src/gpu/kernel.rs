@@ -17,6 +17,9 @@ pub const LM_SOURCE: &str = include_str!("lm.cu");
 /// The kernel's entry point in [`LM_SOURCE`].
 pub const LM_FUNCTION: &str = "tessera_lm_solve";
 
+/// The backward pass's entry point in [`LM_SOURCE`].
+pub const IFT_FUNCTION: &str = "tessera_ift_backward";
+
 /// The largest basis the kernel takes: its weight vectors live in static shared
 /// memory, and the Newton fallback factors on one thread (the paper's largest
 /// basis, Navier–Stokes, is 64).

@@ -505,3 +505,111 @@ extern "C" __global__ void tessera_lm_solve(
         st[4] = gradient_norm;
     }
 }
+
+// The implicit-function-theorem backward pass of problem blockIdx.x, as the
+// CPU's `Sensitivity::row_gradient`: H at ω* (exact, or Gauss–Newton when
+// `exact` is 0), λ = H⁻¹ω̄ (Cholesky; LU when H is not positive definite),
+// then per point the coefficients of ω* and λ in the term rows' gradient,
+//   Ā_j[p] = term_omega[p, j]·ω* + term_lambda[p, j]·λ,
+// and per linear row L̄_i = linear_omega[i]·ω* + linear_lambda[i]·λ.
+// `state` [K] receives 0 (done), 1 (non-finite data or H) or 2 (λ not finite:
+// H singular in floating point). Scratch as `tessera_lm_solve`'s.
+extern "C" __global__ void tessera_ift_backward(
+    const long long* point_start, const long long* linear_start, const double* term_rows,
+    const double* offsets, const double* coords, const double* linear, const double* rhs,
+    const double* ridge, const double* omega, const double* omega_bar, int exact, double* lambda,
+    double* term_omega, double* term_lambda, double* linear_omega, double* linear_lambda,
+    double* state, double* values, double* linres, double* jac, double* mats) {
+    using namespace tessera_lm;
+    __shared__ Block block;
+    __shared__ double w[N], lam[N], bar[N];
+    Block* b = &block;
+    const int k = blockIdx.x, t = threadIdx.x, nt = blockDim.x;
+    const long long p0 = point_start[k], r0 = linear_start[k];
+    const long long total_points = point_start[gridDim.x], total_rows = linear_start[gridDim.x];
+    Problem pb;
+    pb.p = point_start[k + 1] - p0;
+    pb.r = linear_start[k + 1] - r0;
+    pb.rows = term_rows + p0 * D * N;
+    pb.offsets = offsets + p0 * D;
+    pb.coords = C > 0 ? coords + p0 * C : nullptr;
+    pb.linear = linear + r0 * N;
+    pb.rhs = rhs + r0;
+    pb.ridge = ridge[k];
+    for (int s = 0; s < 2; ++s) {
+        pb.values[s] = values + s * total_points * M + p0 * M;
+        pb.linres[s] = linres + s * total_rows + r0;
+    }
+    pb.jac = jac + p0 * SCRATCH;
+    double* mk = mats + (long long)k * (5 * NN + 2 * N);
+    pb.normal[0] = mk;
+    pb.normal[1] = mk + NN + N;
+    pb.linear_gram = mk + 2 * (NN + N);
+    pb.work = pb.linear_gram + NN;
+    for (int i = t; i < N; i += nt) {
+        w[i] = omega[k * N + i];
+        bar[i] = omega_bar[k * N + i];
+    }
+    for (int e = t; e < NN; e += nt) {
+        int i = e / N, j = e % N;
+        double acc = 0.0;
+        for (long long r = 0; r < pb.r; ++r) acc += pb.linear[r * N + i] * pb.linear[r * N + j];
+        pb.linear_gram[e] = acc;
+    }
+    __syncthreads();
+    double result = 0.0;
+    bool finite = isfinite(evaluate(pb, b, w, 0));
+    if (finite && exact) {
+        finite = exact_hessian(pb, b, 0, w);
+    } else if (finite) {
+        for (int e = t; e < NN; e += nt) pb.work[e] = pb.normal[0][e];
+        __syncthreads();
+        for (int e = 0; e < NN; ++e)
+            if (!isfinite(pb.work[e])) finite = false;
+    }
+    if (!finite) {
+        result = 1.0;
+    } else {
+        for (int e = t; e < NN; e += nt) pb.work[NN + e] = pb.work[e];
+        __syncthreads();
+        if (cholesky(pb.work, b)) {
+            cholesky_solve(pb.work, bar, lam);
+        } else {
+            lu_solve(pb.work + NN, bar, lam);
+        }
+        for (int i = 0; i < N; ++i)
+            if (!isfinite(lam[i])) result = 2.0;
+    }
+    if (result == 0.0) {
+        for (long long p = t; p < pb.p; p += nt) {
+            double z[D], v[M], g[M * D], h[M * D * D], y[D];
+            terms_at(pb, p, w, z);
+            const double* x = C > 0 ? pb.coords + p * C : nullptr;
+            TESSERA_RESIDUAL(z, x, v, g, h);
+            for (int j = 0; j < D; ++j) y[j] = dot(pb.rows + (p * D + j) * N, lam, N);
+            double* a = term_omega + (p0 + p) * D;
+            double* c = term_lambda + (p0 + p) * D;
+            for (int j = 0; j < D; ++j) a[j] = c[j] = 0.0;
+            for (int e = 0; e < M; ++e) {
+                const double f = v[e], *ge = g + e * D, *he = h + e * D * D;
+                double s = 0.0;
+                for (int l = 0; l < D; ++l) s += ge[l] * y[l];
+                for (int j = 0; j < D; ++j) {
+                    double u = 0.0;
+                    for (int l = 0; l < D; ++l) u += he[j * D + l] * y[l];
+                    a[j] -= ge[j] * s + f * u;
+                    c[j] -= f * ge[j];
+                }
+            }
+        }
+        for (long long r = t; r < pb.r; r += nt) {
+            linear_omega[r0 + r] = -dot(pb.linear + r * N, lam, N);
+            linear_lambda[r0 + r] = -pb.linres[0][r];
+        }
+    }
+    __syncthreads();
+    if (t == 0) {
+        for (int i = 0; i < N; ++i) lambda[k * N + i] = lam[i];
+        state[k] = result;
+    }
+}

@@ -1,8 +1,8 @@
-//! `--device`: where the constraint layer's forward solves run.
+//! `--device`: where the constraint layer's solves run.
 //!
 //! `cpu` (the default) solves on the CPU's threads; `cuda` or `cuda:N` solves
 //! every expert problem of a batch at once on GPU `N` with the batched
-//! Levenberg–Marquardt kernel, compiled at run time for the PDE's definition
+//! Levenberg–Marquardt and backward kernels, compiled at run time for the PDE's definition
 //! (its emitted CUDA residual), so the GPU needs a PDE defined in TOML. A
 //! binary built without the `cuda` feature says so instead of solving.
 
@@ -14,7 +14,7 @@ use tessera_scenarios::custom::CustomPde;
 
 use crate::error::ToolError;
 
-/// Where the forward solves run.
+/// Where the solves run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Device {
     /// The CPU's threads.
@@ -50,7 +50,7 @@ impl std::fmt::Display for Device {
 }
 
 impl Device {
-    /// `layer` with its forward solves on this device, for the PDE of
+    /// `layer` with its solves on this device, for the PDE of
     /// `definition` with `n_basis` basis functions.
     ///
     /// Errors: a GPU without a definition to compile, a binary without the

@@ -79,8 +79,8 @@ pub struct ConstraintArgs {
     /// by side with the built-in `--pde` (which sets the grid and data).
     #[arg(long)]
     pde_file: Option<std::path::PathBuf>,
-    /// Where the `--pde-file` layer's forward solves run: cpu, cuda or cuda:N
-    /// (a GPU needs a binary built with `--features cuda`).
+    /// Where the `--pde-file` layer's solves (forward and backward) run: cpu,
+    /// cuda or cuda:N (a GPU needs a binary built with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: Device,
 }

@@ -98,9 +98,10 @@ pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, ToolError> 
 /// the same grid and initial condition), so that the two residuals' costs
 /// compare on identical work. The timed runs alternate between the two (each
 /// after its own warm-up), so that a change in the machine's load hits both
-/// alike. With `device` a GPU, the TOML layer's forward solves run there: the
-/// two reports then compare the CPU's solves with the GPU's on the same
-/// problems (backward passes on the CPU for both).
+/// alike. With `device` a GPU, the TOML layer's solves (Levenberg–Marquardt
+/// forward, implicit-function-theorem backward) run there: the two reports
+/// then compare the CPU's solves with the GPU's on the same problems (the
+/// gathering of rows and the pull-back to the basis stay on the CPU for both).
 ///
 /// Errors: as [`bench_constraint`], and what [`Device::attach`] refuses.
 pub fn bench_constraint_side_by_side(
@@ -120,7 +121,7 @@ pub fn bench_constraint_side_by_side(
             if device == Device::Cpu {
                 "custom (TOML)"
             } else {
-                "custom (TOML, GPU forward)"
+                "custom (TOML, GPU solves)"
             },
             &batch,
             config,
