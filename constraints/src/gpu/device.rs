@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchArgs, LaunchConfig,
+    PushKernelArg,
 };
 
 use super::kernel::{self, Batch, KernelShape, STATUS_LEN, THREADS};
@@ -87,9 +88,8 @@ fn launch_config(batch: &Batch) -> LaunchConfig {
     }
 }
 
-/// A batch's arrays on the device, with the kernels' scratch.
-struct Uploaded {
-    stream: Arc<CudaStream>,
+/// A batch's inputs on the device: the kernels' first eight parameters.
+struct Inputs {
     point_start: CudaSlice<i64>,
     linear_start: CudaSlice<i64>,
     rows: CudaSlice<f64>,
@@ -98,11 +98,46 @@ struct Uploaded {
     linear: CudaSlice<f64>,
     rhs: CudaSlice<f64>,
     ridge: CudaSlice<f64>,
-    omega: CudaSlice<f64>,
+}
+
+impl Inputs {
+    fn push<'a>(&'a self, launch: &mut LaunchArgs<'a>) {
+        launch
+            .arg(&self.point_start)
+            .arg(&self.linear_start)
+            .arg(&self.rows)
+            .arg(&self.offsets)
+            .arg(&self.coords)
+            .arg(&self.linear)
+            .arg(&self.rhs)
+            .arg(&self.ridge);
+    }
+}
+
+/// The kernels' scratch: their last four parameters.
+struct Scratch {
     values: CudaSlice<f64>,
     linres: CudaSlice<f64>,
     jac: CudaSlice<f64>,
     mats: CudaSlice<f64>,
+}
+
+impl Scratch {
+    fn push<'a>(&'a mut self, launch: &mut LaunchArgs<'a>) {
+        launch
+            .arg(&mut self.values)
+            .arg(&mut self.linres)
+            .arg(&mut self.jac)
+            .arg(&mut self.mats);
+    }
+}
+
+/// A batch on the device: inputs, weights and scratch.
+struct Uploaded {
+    stream: Arc<CudaStream>,
+    inputs: Inputs,
+    omega: CudaSlice<f64>,
+    scratch: Scratch,
 }
 
 impl Uploaded {
@@ -121,19 +156,23 @@ impl Uploaded {
         };
         Ok(Self {
             stream: stream.clone(),
-            point_start: stream.clone_htod(&batch.point_start).map_err(&copy)?,
-            linear_start: stream.clone_htod(&batch.linear_start).map_err(&copy)?,
-            rows: up(&batch.term_rows)?,
-            offsets: up(&batch.offsets)?,
-            coords: up(&batch.coordinates)?,
-            linear: up(&batch.linear)?,
-            rhs: up(&batch.linear_rhs)?,
-            ridge: up(&batch.ridge)?,
+            inputs: Inputs {
+                point_start: stream.clone_htod(&batch.point_start).map_err(&copy)?,
+                linear_start: stream.clone_htod(&batch.linear_start).map_err(&copy)?,
+                rows: up(&batch.term_rows)?,
+                offsets: up(&batch.offsets)?,
+                coords: up(&batch.coordinates)?,
+                linear: up(&batch.linear)?,
+                rhs: up(&batch.linear_rhs)?,
+                ridge: up(&batch.ridge)?,
+            },
             omega: up(&batch.omega)?,
-            values: zeros(values)?,
-            linres: zeros(linres)?,
-            jac: zeros(jac)?,
-            mats: zeros(mats)?,
+            scratch: Scratch {
+                values: zeros(values)?,
+                linres: zeros(linres)?,
+                jac: zeros(jac)?,
+                mats: zeros(mats)?,
+            },
         })
     }
 
@@ -213,25 +252,15 @@ impl GpuLm {
         let max_iterations = i32::try_from(lm.max_iterations()).unwrap_or(i32::MAX);
         let config = launch_config(&batch);
         let mut launch = s.launch_builder(&self.solve);
+        on.inputs.push(&mut launch);
         launch
-            .arg(&on.point_start)
-            .arg(&on.linear_start)
-            .arg(&on.rows)
-            .arg(&on.offsets)
-            .arg(&on.coords)
-            .arg(&on.linear)
-            .arg(&on.rhs)
-            .arg(&on.ridge)
             .arg(&rtol)
             .arg(&atol)
             .arg(&tau)
             .arg(&max_iterations)
             .arg(&mut on.omega)
-            .arg(&mut status)
-            .arg(&mut on.values)
-            .arg(&mut on.linres)
-            .arg(&mut on.jac)
-            .arg(&mut on.mats);
+            .arg(&mut status);
+        on.scratch.push(&mut launch);
         // SAFETY: the arguments match `tessera_lm_solve`'s parameters in order
         // and type, every array has the length `lm.cu` documents for this
         // batch (`Batch::scratch_lengths`), and the grid has one block per
@@ -287,15 +316,8 @@ impl GpuLm {
         let (mut term_omega, mut term_lambda) = (on.zeros(p * d)?, on.zeros(p * d)?);
         let (mut linear_omega, mut linear_lambda) = (on.zeros(r)?, on.zeros(r)?);
         let mut launch = self.stream.launch_builder(&self.backward);
+        on.inputs.push(&mut launch);
         launch
-            .arg(&on.point_start)
-            .arg(&on.linear_start)
-            .arg(&on.rows)
-            .arg(&on.offsets)
-            .arg(&on.coords)
-            .arg(&on.linear)
-            .arg(&on.rhs)
-            .arg(&on.ridge)
             .arg(&on.omega)
             .arg(&bar)
             .arg(&exact)
@@ -304,11 +326,8 @@ impl GpuLm {
             .arg(&mut term_lambda)
             .arg(&mut linear_omega)
             .arg(&mut linear_lambda)
-            .arg(&mut state)
-            .arg(&mut on.values)
-            .arg(&mut on.linres)
-            .arg(&mut on.jac)
-            .arg(&mut on.mats);
+            .arg(&mut state);
+        on.scratch.push(&mut launch);
         // SAFETY: as in `solve`, for `tessera_ift_backward`'s parameters; the
         // outputs have the lengths its comment documents.
         unsafe { launch.launch(launch_config(&batch)) }

@@ -82,6 +82,9 @@ __device__ inline double block_sum(Block* b, double x) {
 
 __device__ inline double dot(const double* a, const double* b, int n) {
     double s = 0.0;
+    // A partial unroll: fully unrolled at N = 64 the backward kernel needed
+    // more than the 255 registers a thread has, and spilled.
+#pragma unroll 4
     for (int i = 0; i < n; ++i) s += a[i] * b[i];
     return s;
 }
@@ -326,22 +329,12 @@ __device__ bool exact_hessian(const Problem& pb, Block* b, int s, const double* 
 
 __device__ inline double norm2(const double* g) { return dot(g, g, N); }
 
-}  // namespace tessera_lm
-
-// Solves problem blockIdx.x of the batch. `omega` [K, N] holds the initial
-// weights and receives the solutions; `status` [K, 5] receives reason,
-// iterations, ‖r(ω₀)‖, ‖r(ω*)‖ and ‖Jᵀr(ω*)‖ per problem. Scratch: `values`
-// [2, ΣP·M], `linres` [2, ΣR], `jac` [ΣP, SCRATCH], `mats` [K, 5N² + 2N].
-extern "C" __global__ void tessera_lm_solve(
-    const long long* point_start, const long long* linear_start, const double* term_rows,
-    const double* offsets, const double* coords, const double* linear, const double* rhs,
-    const double* ridge, double rtol, double atol, double tau, int max_iterations, double* omega,
-    double* status, double* values, double* linres, double* jac, double* mats) {
-    using namespace tessera_lm;
-    __shared__ Block block;
-    __shared__ double w[N], trial[N], step[N], minus_g[N];
-    Block* b = &block;
-    const int k = blockIdx.x, t = threadIdx.x, nt = blockDim.x;
+// Problem k of the batch: its slices of the inputs and of the scratch, and
+// its LᵀL formed by the block (every thread must call this).
+__device__ Problem problem_of(int k, const long long* point_start, const long long* linear_start,
+                              const double* term_rows, const double* offsets, const double* coords,
+                              const double* linear, const double* rhs, const double* ridge,
+                              double* values, double* linres, double* jac, double* mats) {
     const long long p0 = point_start[k], r0 = linear_start[k];
     const long long total_points = point_start[gridDim.x], total_rows = linear_start[gridDim.x];
     Problem pb;
@@ -363,14 +356,34 @@ extern "C" __global__ void tessera_lm_solve(
     pb.normal[1] = mk + NN + N;
     pb.linear_gram = mk + 2 * (NN + N);
     pb.work = pb.linear_gram + NN;
-
-    for (int i = t; i < N; i += nt) w[i] = omega[k * N + i];
-    for (int e = t; e < NN; e += nt) {
+    for (int e = threadIdx.x; e < NN; e += blockDim.x) {
         int i = e / N, j = e % N;
         double acc = 0.0;
         for (long long r = 0; r < pb.r; ++r) acc += pb.linear[r * N + i] * pb.linear[r * N + j];
         pb.linear_gram[e] = acc;
     }
+    return pb;
+}
+
+}  // namespace tessera_lm
+
+// Solves problem blockIdx.x of the batch. `omega` [K, N] holds the initial
+// weights and receives the solutions; `status` [K, 5] receives reason,
+// iterations, ‖r(ω₀)‖, ‖r(ω*)‖ and ‖Jᵀr(ω*)‖ per problem. Scratch: `values`
+// [2, ΣP·M], `linres` [2, ΣR], `jac` [ΣP, SCRATCH], `mats` [K, 5N² + 2N].
+extern "C" __global__ void tessera_lm_solve(
+    const long long* point_start, const long long* linear_start, const double* term_rows,
+    const double* offsets, const double* coords, const double* linear, const double* rhs,
+    const double* ridge, double rtol, double atol, double tau, int max_iterations, double* omega,
+    double* status, double* values, double* linres, double* jac, double* mats) {
+    using namespace tessera_lm;
+    __shared__ Block block;
+    __shared__ double w[N], trial[N], step[N], minus_g[N];
+    Block* b = &block;
+    const int k = blockIdx.x, t = threadIdx.x, nt = blockDim.x;
+    const Problem pb = problem_of(k, point_start, linear_start, term_rows, offsets, coords, linear,
+                                  rhs, ridge, values, linres, jac, mats);
+    for (int i = t; i < N; i += nt) w[i] = omega[k * N + i];
     __syncthreads();
 
     int cur = 0, iterations = 0;
@@ -526,35 +539,11 @@ extern "C" __global__ void tessera_ift_backward(
     Block* b = &block;
     const int k = blockIdx.x, t = threadIdx.x, nt = blockDim.x;
     const long long p0 = point_start[k], r0 = linear_start[k];
-    const long long total_points = point_start[gridDim.x], total_rows = linear_start[gridDim.x];
-    Problem pb;
-    pb.p = point_start[k + 1] - p0;
-    pb.r = linear_start[k + 1] - r0;
-    pb.rows = term_rows + p0 * D * N;
-    pb.offsets = offsets + p0 * D;
-    pb.coords = C > 0 ? coords + p0 * C : nullptr;
-    pb.linear = linear + r0 * N;
-    pb.rhs = rhs + r0;
-    pb.ridge = ridge[k];
-    for (int s = 0; s < 2; ++s) {
-        pb.values[s] = values + s * total_points * M + p0 * M;
-        pb.linres[s] = linres + s * total_rows + r0;
-    }
-    pb.jac = jac + p0 * SCRATCH;
-    double* mk = mats + (long long)k * (5 * NN + 2 * N);
-    pb.normal[0] = mk;
-    pb.normal[1] = mk + NN + N;
-    pb.linear_gram = mk + 2 * (NN + N);
-    pb.work = pb.linear_gram + NN;
+    const Problem pb = problem_of(k, point_start, linear_start, term_rows, offsets, coords, linear,
+                                  rhs, ridge, values, linres, jac, mats);
     for (int i = t; i < N; i += nt) {
         w[i] = omega[k * N + i];
         bar[i] = omega_bar[k * N + i];
-    }
-    for (int e = t; e < NN; e += nt) {
-        int i = e / N, j = e % N;
-        double acc = 0.0;
-        for (long long r = 0; r < pb.r; ++r) acc += pb.linear[r * N + i] * pb.linear[r * N + j];
-        pb.linear_gram[e] = acc;
     }
     __syncthreads();
     double result = 0.0;

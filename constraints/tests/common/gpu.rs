@@ -83,6 +83,31 @@ impl Case {
     }
 }
 
+/// A random problem: `points` points of `[d, m]` terms and equations, term
+/// rows and offsets uniform within `±scales`, `linear` rows, the paper's ridge.
+fn random_parts(
+    seed: u64,
+    points: usize,
+    n_basis: usize,
+    [d, m]: [usize; 2],
+    linear: usize,
+    scales: [f64; 2],
+) -> Parts {
+    let mut r = rng(seed);
+    Parts {
+        size: tessera_constraints::ProblemSize {
+            n_basis,
+            n_terms: d,
+            n_equations: m,
+        },
+        term_rows: uniform(&mut r, points * d * n_basis, scales[0]),
+        offsets: uniform(&mut r, points * d, scales[1]),
+        linear: uniform(&mut r, linear * n_basis, 1.0),
+        linear_rhs: uniform(&mut r, linear, 1.0),
+        ridge: 1e-4,
+    }
+}
+
 /// Diffusion–sorption with the paper's constants (terms `u, u_t, u_xx, u_x`;
 /// `u_x` only for boundary rows), problems of varying size with linear rows.
 pub fn sorption(n_basis: usize) -> Case {
@@ -147,23 +172,10 @@ pub fn system(n_basis: usize) -> Case {
     let problems = [(21, 160, 5), (22, 210, 2)]
         .into_iter()
         .map(|(seed, points, linear)| {
-            let mut r = rng(seed);
-            let d = 4;
-            let parts = Parts {
-                size: tessera_constraints::ProblemSize {
-                    n_basis,
-                    n_terms: d,
-                    n_equations: 2,
-                },
-                term_rows: uniform(&mut r, points * d * n_basis, 0.5),
-                offsets: uniform(&mut r, points * d, 0.3),
-                linear: uniform(&mut r, linear * n_basis, 1.0),
-                linear_rhs: uniform(&mut r, linear, 1.0),
-                ridge: 1e-4,
-            };
-            parts
+            let coordinates = uniform(&mut rng(seed + 100), points * 2, 1.0);
+            random_parts(seed, points, n_basis, [4, 2], linear, [0.5, 0.3])
                 .build()
-                .with_coordinates(uniform(&mut r, points * 2, 1.0))
+                .with_coordinates(coordinates)
                 .expect("coordinates")
         })
         .collect();
@@ -186,21 +198,7 @@ pub fn curved(n_basis: usize) -> Case {
     let problems = [(31, 60, 2), (32, 120, 0), (33, 45, 4)]
         .into_iter()
         .map(|(seed, points, linear)| {
-            let mut r = rng(seed);
-            let d = 2;
-            Parts {
-                size: tessera_constraints::ProblemSize {
-                    n_basis,
-                    n_terms: d,
-                    n_equations: 1,
-                },
-                term_rows: uniform(&mut r, points * d * n_basis, 1.0),
-                offsets: uniform(&mut r, points * d, 1.0),
-                linear: uniform(&mut r, linear * n_basis, 1.0),
-                linear_rhs: uniform(&mut r, linear, 1.0),
-                ridge: 1e-4,
-            }
-            .build()
+            random_parts(seed, points, n_basis, [2, 1], linear, [1.0, 1.0]).build()
         })
         .collect();
     Case {
