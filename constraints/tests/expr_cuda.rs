@@ -2,6 +2,8 @@
 //! the system C++ compiler the `cc` crate finds, against the CPU evaluator:
 //! values, gradients and Hessians to 1e-13.
 
+mod common;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -34,16 +36,8 @@ fn compile_and_run(program: &str, tag: &str, input: &str) -> String {
     std::fs::create_dir_all(&dir).unwrap();
     let (src, exe) = (dir.join("shim.cpp"), dir.join("shim"));
     std::fs::write(&src, program).unwrap();
-    let target = "x86_64-unknown-linux-gnu";
-    let compiler = cc::Build::new()
-        .cpp(true)
-        .target(target)
-        .host(target)
-        .opt_level(2)
-        .cargo_metadata(false)
-        .get_compiler();
-    let status = compiler
-        .to_command()
+
+    let status = common::host_cxx()
         .arg(&src)
         .arg("-o")
         .arg(&exe)

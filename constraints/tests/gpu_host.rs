@@ -134,16 +134,8 @@ fn host_run(case: &Case, input: &[u8], tag: &str) -> Vec<f64> {
     std::fs::create_dir_all(&dir).unwrap();
     let (src, exe) = (dir.join("lm.cpp"), dir.join("lm"));
     std::fs::write(&src, program).unwrap();
-    let target = "x86_64-unknown-linux-gnu";
-    let compiler = cc::Build::new()
-        .cpp(true)
-        .target(target)
-        .host(target)
-        .opt_level(2)
-        .cargo_metadata(false)
-        .get_compiler();
-    let out = compiler
-        .to_command()
+
+    let out = common::host_cxx()
         .args(["-std=c++17", "-pthread"])
         .arg(&src)
         .arg("-o")

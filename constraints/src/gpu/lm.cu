@@ -94,6 +94,21 @@ __device__ inline void terms_at(const Problem& pb, long long p, const double* w,
     for (int j = 0; j < D; ++j) z[j] = dot(pb.rows + (p * D + j) * N, w, N) + pb.offsets[p * D + j];
 }
 
+// The residual's values, gradients and Hessians in the terms at point p
+// (the emitted function, with the point's coordinates); false when a term z
+// is not finite (the CPU's test of its input).
+__device__ inline bool residual_at(const Problem& pb, long long p, const double* w, double* v,
+                                   double* g, double* h) {
+    double z[D];
+    terms_at(pb, p, w, z);
+    bool finite = true;
+    for (int j = 0; j < D; ++j)
+        if (!isfinite(z[j])) finite = false;
+    const double* x = C > 0 ? pb.coords + p * C : nullptr;
+    TESSERA_RESIDUAL(z, x, v, g, h);
+    return finite;
+}
+
 // Jacobian row q = p·M + e (point p, equation e) in the per-point scratch.
 __device__ inline double* jac_row(const Problem& pb, long long q) {
     return pb.jac + (q / M) * SCRATCH + (q % M) * N;
@@ -105,12 +120,8 @@ __device__ double evaluate(const Problem& pb, Block* b, const double* w, int s) 
     int t = threadIdx.x, nt = blockDim.x;
     double bad = 0.0, part = 0.0;
     for (long long p = t; p < pb.p; p += nt) {
-        double z[D], v[M], g[M * D], h[M * D * D];
-        terms_at(pb, p, w, z);
-        for (int j = 0; j < D; ++j)
-            if (!isfinite(z[j])) bad = 1.0;
-        const double* x = C > 0 ? pb.coords + p * C : nullptr;
-        TESSERA_RESIDUAL(z, x, v, g, h);
+        double v[M], g[M * D], h[M * D * D];
+        if (!residual_at(pb, p, w, v, g, h)) bad = 1.0;
         for (int e = 0; e < M; ++e) {
             pb.values[s][p * M + e] = v[e];
             part += v[e] * v[e];
@@ -283,12 +294,8 @@ __device__ bool exact_hessian(const Problem& pb, Block* b, int s, const double* 
     int t = threadIdx.x, nt = blockDim.x;
     double bad = 0.0;
     for (long long p = t; p < pb.p; p += nt) {
-        double z[D], v[M], g[M * D], h[M * D * D];
-        terms_at(pb, p, w, z);
-        for (int j = 0; j < D; ++j)
-            if (!isfinite(z[j])) bad = 1.0;
-        const double* x = C > 0 ? pb.coords + p * C : nullptr;
-        TESSERA_RESIDUAL(z, x, v, g, h);
+        double v[M], g[M * D], h[M * D * D];
+        if (!residual_at(pb, p, w, v, g, h)) bad = 1.0;
         double* c = pb.jac + p * SCRATCH;
         for (int jl = 0; jl < D * D; ++jl) {
             double acc = 0.0;
@@ -571,10 +578,8 @@ extern "C" __global__ void tessera_ift_backward(
     }
     if (result == 0.0) {
         for (long long p = t; p < pb.p; p += nt) {
-            double z[D], v[M], g[M * D], h[M * D * D], y[D];
-            terms_at(pb, p, w, z);
-            const double* x = C > 0 ? pb.coords + p * C : nullptr;
-            TESSERA_RESIDUAL(z, x, v, g, h);
+            double v[M], g[M * D], h[M * D * D], y[D];
+            residual_at(pb, p, w, v, g, h);
             for (int j = 0; j < D; ++j) y[j] = dot(pb.rows + (p * D + j) * N, lam, N);
             double* a = term_omega + (p0 + p) * D;
             double* c = term_lambda + (p0 + p) * D;

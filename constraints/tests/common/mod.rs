@@ -12,6 +12,20 @@ use tessera_constraints::{
     ExpertProblem, HessianMode, InitialGuess, LevenbergMarquardt, Pde, ProblemSize, Sensitivity,
 };
 
+/// A command for the C++ compiler the `cc` crate finds for this machine
+/// (host builds of emitted CUDA C and of the GPU kernels), at `-O2`.
+pub fn host_cxx() -> std::process::Command {
+    let target = "x86_64-unknown-linux-gnu";
+    cc::Build::new()
+        .cpp(true)
+        .target(target)
+        .host(target)
+        .opt_level(2)
+        .cargo_metadata(false)
+        .get_compiler()
+        .to_command()
+}
+
 /// A reproducible generator.
 pub fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
