@@ -55,6 +55,7 @@ fn shipped_scenarios_load_and_round_trip() {
         "diffusion-sorption-medium.toml",
         "navier-stokes.toml",
         "navier-stokes-small.toml",
+        "navier-stokes-medium.toml",
     ] {
         let scenario = Scenario::from_file(scenario_path(file)).unwrap();
         let text = scenario.to_toml_string();

@@ -1,0 +1,340 @@
+#!/usr/bin/env bash
+# Reproduce the README's tables (and the scaling figure) from the committed
+# scenario files, with their fixed seeds: one subcommand per table.
+#
+#   benches/reproduce.sh [--dry-run | --no-run] [--out DIR] TABLE
+#
+# Run it from the repository root. See `benches/reproduce.sh --help`.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: benches/reproduce.sh [--dry-run | --no-run] [--out DIR] TABLE
+
+Runs the commands behind one of the README's tables and prints the table's
+markdown rows, in the README's column order.
+
+Tables:
+  quickstart     Quickstart results: moe, hard, soft on scenarios/quickstart.toml
+  ds-medium      Medium-scale diffusion-sorption: soft, hard, moe, each with the
+                 lifting and projection trained and frozen (6 runs, ~40 min)
+  ns-medium      Medium-scale Navier-Stokes: soft, hard, moe at 32² and 64², and
+                 soft with an initial-condition loss (4 runs, ~45 min)
+  extrapolation  Temporal extrapolation (training.horizon=400): the quickstart's
+                 three methods, then the medium scenario's three, trained and
+                 frozen (9 runs, ~1 h)
+  resolutions    Evaluation at finer resolutions: scenarios/navier-stokes-small.toml
+  scaling        The experts' speed-up figure: tessera bench scaling, writing
+                 benches/scaling.json and benches/scaling.png (the table of
+                 benches/README.md)
+  all            every table above, in that order
+
+Options:
+  --dry-run      print the commands, run nothing
+  --no-run       print the table from the summaries already in DIR (and, for
+                 scaling, from benches/scaling.json), run nothing
+  --out DIR      where the runs go (default runs/reproduce); a run whose
+                 DIR/LABEL.json already holds a summary line is not run again,
+                 so an interrupted table resumes and a table can be rebuilt
+                 from saved summary lines
+  -h, --help     this help
+
+Environment:
+  TESSERA        the tessera command (default: cargo run --release --)
+
+Each run writes its run directory to DIR/LABEL/, its `--json` summary line to
+DIR/LABEL.json and the wall seconds of the whole command to DIR/LABEL.wall.
+Tables are printed with python3 (standard library only).
+EOF
+}
+
+DRY=0
+NORUN=0
+OUT=runs/reproduce
+TABLE=
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --dry-run) DRY=1 ;;
+    --no-run) NORUN=1 ;;
+    --out)
+        [ $# -ge 2 ] || { echo "--out needs a directory" >&2; exit 2; }
+        OUT=$2
+        shift
+        ;;
+    --out=*) OUT=${1#--out=} ;;
+    -h | --help) usage; exit 0 ;;
+    -*) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+    *)
+        [ -z "$TABLE" ] || { echo "one table at a time (see --help)" >&2; exit 2; }
+        TABLE=$1
+        ;;
+    esac
+    shift
+done
+[ -n "$TABLE" ] || { usage >&2; exit 2; }
+
+# The tessera command, split into words (e.g. "target/release/tessera").
+read -r -a TESSERA_CMD <<<"${TESSERA:-cargo run --release --}"
+
+# Print a command as one shell line (arguments with shell characters in single
+# quotes).
+quote() {
+    local out= a
+    for a in "$@"; do
+        if [[ $a =~ ^[A-Za-z0-9_./=:,+@%-]+$ ]]; then
+            out+=" $a"
+        else
+            out+=" '${a//\'/\'\\\'\'}'"
+        fi
+    done
+    printf '%s\n' "${out# }"
+}
+
+# run LABEL ARGS...: `tessera run ARGS... --out DIR/LABEL --json`, keeping the
+# last stdout line (the summary) in DIR/LABEL.json.
+run() {
+    local label=$1
+    shift
+    local cmd=("${TESSERA_CMD[@]}" run "$@" --out "$OUT/$label" --json)
+    if [ "$DRY" = 1 ]; then
+        quote "${cmd[@]}"
+        return
+    fi
+    if [ -s "$OUT/$label.json" ]; then
+        echo "[$label] reusing $OUT/$label.json" >&2
+        return
+    fi
+    if [ "$NORUN" = 1 ]; then
+        echo "[$label] no summary in $OUT/$label.json (--no-run)" >&2
+        exit 1
+    fi
+    mkdir -p "$OUT"
+    rm -rf "${OUT:?}/$label"
+    echo "[$label] $(quote "${cmd[@]}")" >&2
+    local start end
+    start=$(date +%s)
+    "${cmd[@]}" >"$OUT/$label.log"
+    end=$(date +%s)
+    tail -n 1 "$OUT/$label.log" >"$OUT/$label.json"
+    echo $((end - start)) >"$OUT/$label.wall"
+}
+
+# table KIND LABEL...: print the rows of a table from the saved summaries.
+table() {
+    [ "$DRY" = 1 ] && return
+    python3 - "$OUT" "$@" <<'PY'
+import json, os, sys
+
+out, kind, labels = sys.argv[1], sys.argv[2], sys.argv[3:]
+
+def load(label):
+    with open(os.path.join(out, label + ".json")) as f:
+        s = json.loads(f.read().strip().splitlines()[-1])
+    wall = os.path.join(out, label + ".wall")
+    s["wall"] = int(open(wall).read()) if os.path.exists(wall) else None
+    # Mean LM iterations per solve over the run (every step has the same
+    # number of solves): the mean of the steps' means in metrics.jsonl.
+    its = []
+    metrics = os.path.join(out, label, "metrics.jsonl")
+    if os.path.exists(metrics):
+        for line in open(metrics):
+            if line.strip():
+                its.append(json.loads(line)["lm_iterations_mean"])
+    s["lm"] = sum(its) / len(its) if its and s["method"] != "soft" else None
+    return s
+
+def pm(mean, std, digits=4):
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+def method(s):
+    return f"`{s['method']}`"
+
+def frozen(label):
+    return "frozen (reference)" if label.endswith("-frozen") else "trained"
+
+WHAT = {
+    "moe": "PI-HC-MoE, 4 experts × 300 points",
+    "hard": "PI-HC, one global constraint",
+    "soft": "PI-SC, PDE residual as a loss only",
+}
+PAPER_DS = {("soft", True): "85.93 % ± 5.07", ("hard", True): "7.55 % ± 8.10",
+            ("moe", True): "3.60 % ± 2.93"}
+PAPER_NS = {"soft": "18.081 % ± 3.740", "hard": "11.754 % ± 2.951",
+            "moe": "8.298 % ± 2.345"}
+PAPER_EX = {"soft": "8.05", "hard": "0.48", "moe": "0.148"}
+
+rows = []
+if kind == "quickstart":
+    rows.append("| method | what it is | test rel. L2 (mean ± std) | training time |")
+    rows.append("|---|---|---|---|")
+    for label in labels:
+        s = load(label)
+        rows.append(f"| {method(s)} | {WHAT[s['method']]} | "
+                    f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {s['wall']} s |")
+elif kind == "ds-medium":
+    rows.append("| method | lifting and projection | test rel. L2 | training | "
+                "LM iterations | failed solves | paper (full scale) |")
+    rows.append("|---|---|---|---|---|---|---|")
+    for label in labels:
+        s = load(label)
+        lm = f"{s['lm']:.2f}" if s["lm"] is not None else "—"
+        paper = PAPER_DS.get((s["method"], label.endswith("-frozen")), "—")
+        rows.append(f"| {method(s)} | {frozen(label)} | "
+                    f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {s['seconds']:.0f} s | {lm} | "
+                    f"{s['failed_solves']} / {s['eval_failed_solves']} | {paper} |")
+elif kind == "ns-medium":
+    first = load(labels[0])
+    res = [r["resolution"] for r in first.get("resolutions", [])]
+    rows.append("| method | " + " | ".join(f"test rel. L2 at {r}²" for r in res)
+                + " | training | LM iterations | failed solves | paper (256² test) |")
+    rows.append("|---" * (len(res) + 5) + "|")
+    for label in labels:
+        s = load(label)
+        lm = f"{s['lm']:.2f}" if s["lm"] is not None else "—"
+        errs = " | ".join(pm(r["rel_l2_mean"], r["rel_l2_std"]) for r in s["resolutions"])
+        failed = "; ".join(str(r["failed_solves"]) for r in s["resolutions"])
+        name = method(s) + (", IC loss 1" if label.endswith("-ic") else "")
+        rows.append(f"| {name} | {errs} | {s['seconds']:.0f} s | {lm} | "
+                    f"{s['failed_solves']} / {failed} | {PAPER_NS[s['method']]} |")
+elif kind == "extrapolation":
+    rows.append("| method | `t ≤ 400` (trained) | `t > 400` (extrapolated) | "
+                "whole grid | paper, `t > 400` |")
+    rows.append("|---|---|---|---|---|")
+    for label in labels:
+        s = load(label)
+        name = method(s) + (", frozen" if label.endswith("-frozen") else "")
+        rows.append(f"| {name} | {pm(s['in_window_rel_l2_mean'], s['in_window_rel_l2_std'])} | "
+                    f"{pm(s['extrapolated_rel_l2_mean'], s['extrapolated_rel_l2_std'], 3)} | "
+                    f"{pm(s['rel_l2_mean'], s['rel_l2_std'], 3)} | {PAPER_EX[s['method']]} |")
+elif kind == "resolutions":
+    s = load(labels[0])
+    train = s["resolutions"][0]["resolution"]
+    rows.append("| test resolution | rel. L2 (mean ± std) | failed solves |")
+    rows.append("|---|---|---|")
+    for r in s["resolutions"]:
+        what = "the training grid" if r["resolution"] == train else "own grid, never trained on"
+        rows.append(f"| {r['resolution']}² ({what}) | "
+                    f"{pm(r['rel_l2_mean'], r['rel_l2_std'])} | {r['failed_solves']} |")
+elif kind == "scaling":
+    reports = json.load(open(labels[0]))
+    rows.append("| PDE | P | single fwd | MoE fwd | speed-up fwd | single fwd+bwd | "
+                "MoE fwd+bwd | speed-up fwd+bwd | LM iterations single; MoE |")
+    rows.append("|---|---|---|---|---|---|---|---|---|")
+    names = {"diffusion-sorption": "diffusion–sorption", "navier-stokes": "Navier–Stokes"}
+    for report in reports:
+        by = {}
+        for e in report["entries"]:
+            by.setdefault(e["points_total"], {})[e["method"]] = e
+        for i, p in enumerate(sorted(by)):
+            single, moe = by[p]["single"], by[p]["moe"]
+            ms = lambda e, k: e[k] * 1e3
+            its_s = ", ".join(str(i) for its in single["iterations"] for i in its)
+            its_m = ", ".join(str(i) for its in moe["iterations"] for i in its)
+            pde = names.get(report["pde"], report["pde"]) if i == 0 else ""
+            rows.append(
+                (f"| {pde} | " if pde else "| | ") + f"{p:,} | ".replace(",", " ")
+                + f"{ms(single, 'fwd_median_s'):.1f} | {ms(moe, 'fwd_median_s'):.1f} | "
+                f"{single['fwd_median_s'] / moe['fwd_median_s']:.2f} | "
+                f"{ms(single, 'fwd_bwd_median_s'):.1f} | {ms(moe, 'fwd_bwd_median_s'):.1f} | "
+                f"{single['fwd_bwd_median_s'] / moe['fwd_bwd_median_s']:.2f} | {its_s}; {its_m} |")
+print("\n".join(rows))
+PY
+}
+
+QS=scenarios/quickstart.toml
+DSM=scenarios/diffusion-sorption-medium.toml
+NSM=scenarios/navier-stokes-medium.toml
+FROZEN=(--set 'training.freeze=["lift","head"]')
+
+quickstart() {
+    local m labels=()
+    for m in moe hard soft; do
+        run "quickstart-$m" "$QS" --set constraint.method=$m
+        labels+=("quickstart-$m")
+    done
+    table quickstart "${labels[@]}"
+}
+
+ds_medium() {
+    local m labels=()
+    for m in soft hard moe; do
+        run "ds-medium-$m" "$DSM" --set constraint.method=$m
+        run "ds-medium-$m-frozen" "$DSM" --set constraint.method=$m "${FROZEN[@]}"
+        labels+=("ds-medium-$m" "ds-medium-$m-frozen")
+    done
+    table ds-medium "${labels[@]}"
+}
+
+ns_medium() {
+    local m labels=()
+    for m in soft hard moe; do
+        run "ns-medium-$m" "$NSM" --set constraint.method=$m
+        labels+=("ns-medium-$m")
+    done
+    # The soft model has no initial condition built in: with the protocol's
+    # PDE-only loss it can fall to a trivial solution, so also with an IC loss.
+    run ns-medium-soft-ic "$NSM" --set constraint.method=soft --set training.loss.ic=1.0
+    table ns-medium "${labels[0]}" ns-medium-soft-ic "${labels[@]:1}"
+}
+
+extrapolation() {
+    local m quick=() medium=()
+    for m in moe hard soft; do
+        run "extrapolation-quickstart-$m" "$QS" --set training.horizon=400 --set constraint.method=$m
+        quick+=("extrapolation-quickstart-$m")
+    done
+    for m in moe hard soft; do
+        run "extrapolation-medium-$m" "$DSM" --set training.horizon=400 --set constraint.method=$m
+        medium+=("extrapolation-medium-$m")
+    done
+    for m in moe hard soft; do
+        run "extrapolation-medium-$m-frozen" "$DSM" --set training.horizon=400 \
+            --set constraint.method=$m "${FROZEN[@]}"
+        medium+=("extrapolation-medium-$m-frozen")
+    done
+    [ "$DRY" = 1 ] || echo "Quickstart (26 × 64, 16 test trajectories):"
+    table extrapolation "${quick[@]}"
+    [ "$DRY" = 1 ] || echo "Medium (51 × 256, 64 test trajectories):"
+    table extrapolation "${medium[@]}"
+}
+
+resolutions() {
+    run resolutions-ns-small scenarios/navier-stokes-small.toml
+    table resolutions resolutions-ns-small
+}
+
+scaling() {
+    local cmd=("${TESSERA_CMD[@]}" bench scaling --json benches/scaling.json --plot benches/scaling.png)
+    if [ "$DRY" = 1 ]; then
+        quote "${cmd[@]}"
+        return
+    fi
+    if [ "$NORUN" = 1 ]; then
+        table scaling benches/scaling.json
+        return
+    fi
+    echo "[scaling] $(quote "${cmd[@]}")" >&2
+    "${cmd[@]}" >&2
+    table scaling benches/scaling.json
+}
+
+case "$TABLE" in
+quickstart) quickstart ;;
+ds-medium) ds_medium ;;
+ns-medium) ns_medium ;;
+extrapolation) extrapolation ;;
+resolutions) resolutions ;;
+scaling) scaling ;;
+all)
+    quickstart
+    ds_medium
+    ns_medium
+    extrapolation
+    resolutions
+    scaling
+    ;;
+*)
+    echo "unknown table: $TABLE (see --help)" >&2
+    exit 2
+    ;;
+esac
