@@ -334,6 +334,18 @@ __device__ bool exact_hessian(const Problem& pb, Block* b, int s, const double* 
     return block_sum(b, bad) == 0.0 && finite > 0.0;
 }
 
+// x = H⁻¹ rhs for the symmetric H in `work`, as the CPU's `Sensitivity`:
+// Cholesky, or LU on a copy (`work + N²`) when H is not positive definite.
+__device__ void symmetric_solve(const Problem& pb, Block* b, const double* rhs, double* x) {
+    for (int e = threadIdx.x; e < NN; e += blockDim.x) pb.work[NN + e] = pb.work[e];
+    __syncthreads();
+    if (cholesky(pb.work, b)) {
+        cholesky_solve(pb.work, rhs, x);
+    } else {
+        lu_solve(pb.work + NN, rhs, x);
+    }
+}
+
 __device__ inline double norm2(const double* g) { return dot(g, g, N); }
 
 // Problem k of the batch: its slices of the inputs and of the scratch, and
@@ -476,15 +488,8 @@ extern "C" __global__ void tessera_lm_solve(
                         reason = CONVERGED;
                         break;
                     }
-                    // `work` holds H; Cholesky on a copy, LU if it is not
-                    // positive definite (as the CPU's `Sensitivity`).
-                    for (int e = t; e < NN; e += nt) pb.work[NN + e] = pb.work[e];
-                    __syncthreads();
-                    if (cholesky(pb.work, b)) {
-                        cholesky_solve(pb.work, minus_g, step);
-                    } else {
-                        lu_solve(pb.work + NN, minus_g, step);
-                    }
+                    // `work` holds H.
+                    symmetric_solve(pb, b, minus_g, step);
                     bool step_finite = true;
                     for (int i = 0; i < N; ++i)
                         if (!isfinite(step[i])) step_finite = false;
@@ -566,13 +571,7 @@ extern "C" __global__ void tessera_ift_backward(
     if (!finite) {
         result = 1.0;
     } else {
-        for (int e = t; e < NN; e += nt) pb.work[NN + e] = pb.work[e];
-        __syncthreads();
-        if (cholesky(pb.work, b)) {
-            cholesky_solve(pb.work, bar, lam);
-        } else {
-            lu_solve(pb.work + NN, bar, lam);
-        }
+        symmetric_solve(pb, b, bar, lam);
         for (int i = 0; i < N; ++i)
             if (!isfinite(lam[i])) result = 2.0;
     }
