@@ -64,8 +64,9 @@ pub use data::{RunData, Samples};
 pub use embed::{ConstraintProjection, Predictions, TrainedModel, WorkerPool};
 pub use error::SolverError;
 pub use eval::{
-    Evaluation, Report, ResolutionErrors, Summary, WindowError, WindowErrors, evaluate,
-    evaluate_resolutions, method_name, relative_l2, report, report_at_resolutions, window_errors,
+    Evaluation, PhysicsCheck, PhysicsLosses, Report, ResolutionErrors, Summary, WindowError,
+    WindowErrors, evaluate, evaluate_resolutions, method_name, physics_check, relative_l2, report,
+    report_at_resolutions, window_errors,
 };
 pub use model::Model;
 pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck, sample_ics};

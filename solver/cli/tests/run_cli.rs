@@ -169,6 +169,18 @@ fn run_writes_the_run_directory_and_a_json_summary_line() {
     let summary: Summary = serde_json::from_slice(&std::fs::read(run.summary()).unwrap()).unwrap();
     assert_eq!(summary.rel_l2_mean, line["rel_l2_mean"].as_f64().unwrap());
     assert_eq!(summary.rel_l2.len(), 2);
+    // The physics losses of the predictions and of the truth, one PDE norm per
+    // time level, in the summary and (the whole-grid values) in the JSON line.
+    let physics = summary.physics.expect("physics losses in summary.json");
+    let levels = run.read_config().unwrap().dims()[0];
+    for (losses, key) in [
+        (&physics.prediction, "pde_loss"),
+        (&physics.truth, "pde_loss_truth"),
+    ] {
+        assert_eq!(losses.pde_levels.len(), levels);
+        assert!(losses.pde > 0.0 && losses.pde.is_finite());
+        assert_eq!(line[key].as_f64(), Some(losses.pde));
+    }
     // The saved config is the scenario with the override applied.
     assert_eq!(run.read_config().unwrap().training.steps, 3);
     for file in [

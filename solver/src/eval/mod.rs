@@ -14,10 +14,15 @@
 //! Navier–Stokes test split is stored at the largest) the model is also
 //! evaluated at each resolution on its own grid ([`ResolutionErrors`]): the
 //! same variables, the constraint layer rebuilt for that grid.
+//!
+//! Every summary also holds the training's physics losses of the predictions
+//! and of the ground truth ([`PhysicsCheck`]).
 
+mod physics;
 mod report;
 mod resolutions;
 
+pub use physics::{PhysicsCheck, PhysicsLosses, physics_check};
 pub use report::{Report, method_name, report, report_at_resolutions};
 pub use resolutions::{ResolutionErrors, evaluate_resolutions};
 
@@ -226,6 +231,10 @@ pub struct Summary {
     /// With `eval.resolutions`: the errors at each, on its own grid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resolutions: Vec<ResolutionErrors>,
+    /// The physics losses of the evaluated predictions and of their ground
+    /// truth (absent in summaries written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physics: Option<PhysicsCheck>,
 }
 
 #[cfg(test)]

@@ -5,7 +5,10 @@ use std::time::Instant;
 
 use tessera_scenarios::Scenario;
 
-use super::{Evaluation, ResolutionErrors, Summary, evaluate, evaluate_resolutions, window_errors};
+use super::{
+    Evaluation, ResolutionErrors, Summary, evaluate, evaluate_resolutions, physics_check,
+    window_errors,
+};
 use crate::SolverError;
 use crate::data::Samples;
 use crate::model::Model;
@@ -104,6 +107,7 @@ fn summarise(
             )
         })
         .transpose()?;
+    let physics = physics_check(scenario, test, &evaluation.predictions)?;
     let summary = Summary {
         scenario: scenario.name.clone(),
         method: method_name(scenario),
@@ -119,6 +123,7 @@ fn summarise(
         eval_seconds: started.elapsed().as_secs_f64(),
         windows,
         resolutions,
+        physics: Some(physics),
     };
     let text = serde_json::to_string_pretty(&summary).map_err(|source| SolverError::Json {
         path: run.summary(),

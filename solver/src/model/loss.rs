@@ -163,6 +163,28 @@ impl PhysicsLoss {
         })
     }
 
+    /// One sample's PDE residual norm on each time level: the parts of the PDE
+    /// loss `‖F(u)‖₂`, which is the root of their sum of squares. Shows where
+    /// a trajectory leaves the discrete PDE unsatisfied (see [`crate::PhysicsCheck`]).
+    ///
+    /// Errors: `u` of the wrong length, non-finite residuals.
+    pub fn pde_levels(&self, u: &[f64]) -> Result<Vec<f64>, SolverError> {
+        let f = self.residual.residual(u)?;
+        let levels = self.grid.shape().dims()[0];
+        let level_len = f.len() / levels;
+        let norms: Vec<f64> = f
+            .chunks(level_len)
+            .map(|level| level.iter().map(|x| x * x).sum::<f64>().sqrt())
+            .collect();
+        if norms.iter().any(|n| !n.is_finite()) {
+            return Err(tessera_constraints::ConstraintError::NonFinite {
+                what: "PDE residual of u",
+            }
+            .into());
+        }
+        Ok(norms)
+    }
+
     /// The IC loss and its gradient (nonzero only on the first time level).
     fn initial(&self, u: &[f64], ics: &[Vec<f64>]) -> (f64, Vec<f64>) {
         let (g, s) = (self.grid.len(), self.n_space());

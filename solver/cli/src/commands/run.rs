@@ -7,8 +7,8 @@ use std::time::Instant;
 use serde_json::json;
 use tessera_scenarios::Scenario;
 use tessera_solver::{
-    Claim, Model, RunDir, Samples, Summary, Totals, TrainOutcome, WindowError, World, report,
-    report_at_resolutions, with_world,
+    Claim, Model, PhysicsLosses, RunDir, Samples, Summary, Totals, TrainOutcome, WindowError,
+    World, report, report_at_resolutions, with_world,
 };
 
 use super::eval::trained_model;
@@ -142,6 +142,13 @@ fn print_summary(summary: &Summary, run: &RunDir, json: bool) {
             ),
         ));
     }
+    if let Some(p) = &summary.physics {
+        let losses = |l: &PhysicsLosses| format!("pde {:.4}, bc {:.4}", l.pde, l.bc);
+        rows.push((
+            "physics",
+            format!("{} (truth: {})", losses(&p.prediction), losses(&p.truth)),
+        ));
+    }
     rows.extend([
         ("steps", summary.steps.to_string()),
         ("training s", format!("{:.1}", summary.seconds)),
@@ -163,8 +170,9 @@ fn print_summary(summary: &Summary, run: &RunDir, json: bool) {
 }
 
 /// The one-line JSON a `--json` run prints last: the summary without the
-/// per-sample errors (with the window errors of an extrapolation run, and the
-/// errors at each of `eval.resolutions`).
+/// per-sample errors (with the window errors of an extrapolation run, the
+/// physics losses of the predictions and of the truth, and the errors at each of
+/// `eval.resolutions`).
 fn summary_line(summary: &Summary) -> String {
     let mut line = json!({
         "scenario": summary.scenario,
@@ -192,6 +200,14 @@ fn summary_line(summary: &Summary) -> String {
                 "extrapolated_rel_l2_std".to_owned(),
                 json!(w.extrapolated.std),
             ),
+        ]);
+    }
+    if let (Some(p), Some(line)) = (&summary.physics, line.as_object_mut()) {
+        line.extend([
+            ("pde_loss".to_owned(), json!(p.prediction.pde)),
+            ("pde_loss_truth".to_owned(), json!(p.truth.pde)),
+            ("bc_loss".to_owned(), json!(p.prediction.bc)),
+            ("bc_loss_truth".to_owned(), json!(p.truth.bc)),
         ]);
     }
     if let (false, Some(line)) = (summary.resolutions.is_empty(), line.as_object_mut()) {
