@@ -17,12 +17,14 @@ markdown rows, in the README's column order.
 Tables:
   quickstart     Quickstart results: moe, hard, soft on scenarios/quickstart.toml
   ds-medium      Medium-scale diffusion-sorption: soft, hard, moe, each with the
-                 lifting and projection trained and frozen (6 runs, ~40 min)
+                 lifting and projection trained and frozen (6 runs, ~2 h)
+  ds-medium-narrow
+                 the same six runs with the earlier narrow FNO (~40 min)
   ns-medium      Medium-scale Navier-Stokes: soft, hard, moe at 32² and 64², and
                  soft with an initial-condition loss (4 runs, ~45 min)
   extrapolation  Temporal extrapolation (training.horizon=400): the quickstart's
-                 three methods, then the medium scenario's three, trained and
-                 frozen (9 runs, ~1 h)
+                 three methods, then the medium scenario's three with the
+                 narrow FNO, trained and frozen (9 runs, ~1 h)
   resolutions    Evaluation at finer resolutions: scenarios/navier-stokes-small.toml
   scaling        The experts' speed-up figure: tessera bench scaling, writing
                  benches/scaling.json and benches/scaling.png (the table of
@@ -173,15 +175,17 @@ if kind == "quickstart":
                     f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {s['wall']} s |")
 elif kind == "ds-medium":
     rows.append("| method | lifting and projection | test rel. L2 | training | "
-                "LM iterations | failed solves | paper (full scale) |")
-    rows.append("|---|---|---|---|---|---|---|")
+                "LM iterations | failed solves | PDE loss (truth) | paper (full scale) |")
+    rows.append("|---|---|---|---|---|---|---|---|")
     for label in labels:
         s = load(label)
         lm = f"{s['lm']:.2f}" if s["lm"] is not None else "—"
         paper = PAPER_DS.get((s["method"], label.endswith("-frozen")), "—")
+        physics = (f"{s['pde_loss']:.3f} ({s['pde_loss_truth']:.3f})"
+                   if "pde_loss" in s else "—")
         rows.append(f"| {method(s)} | {frozen(label)} | "
                     f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {s['seconds']:.0f} s | {lm} | "
-                    f"{s['failed_solves']} / {s['eval_failed_solves']} | {paper} |")
+                    f"{s['failed_solves']} / {s['eval_failed_solves']} | {physics} | {paper} |")
 elif kind == "ns-medium":
     first = load(labels[0])
     res = [r["resolution"] for r in first.get("resolutions", [])]
@@ -245,6 +249,8 @@ QS=scenarios/quickstart.toml
 DSM=scenarios/diffusion-sorption-medium.toml
 NSM=scenarios/navier-stokes-medium.toml
 FROZEN=(--set 'training.freeze=["lift","head"]')
+# The medium diffusion-sorption FNO before it took the paper's widths.
+NARROW=(--set 'model.widths=[16,32,32,32,32]' --set model.fc_dim=64)
 
 quickstart() {
     local m labels=()
@@ -255,12 +261,15 @@ quickstart() {
     table quickstart "${labels[@]}"
 }
 
+# ds_medium PREFIX ARGS...: the six runs of the medium diffusion-sorption
+# table, labelled PREFIX-METHOD[-frozen], each with ARGS added.
 ds_medium() {
-    local m labels=()
+    local prefix=$1 m labels=()
+    shift
     for m in soft hard moe; do
-        run "ds-medium-$m" "$DSM" --set constraint.method=$m
-        run "ds-medium-$m-frozen" "$DSM" --set constraint.method=$m "${FROZEN[@]}"
-        labels+=("ds-medium-$m" "ds-medium-$m-frozen")
+        run "$prefix-$m" "$DSM" --set constraint.method=$m "$@"
+        run "$prefix-$m-frozen" "$DSM" --set constraint.method=$m "$@" "${FROZEN[@]}"
+        labels+=("$prefix-$m" "$prefix-$m-frozen")
     done
     table ds-medium "${labels[@]}"
 }
@@ -284,12 +293,13 @@ extrapolation() {
         quick+=("extrapolation-quickstart-$m")
     done
     for m in moe hard soft; do
-        run "extrapolation-medium-$m" "$DSM" --set training.horizon=400 --set constraint.method=$m
+        run "extrapolation-medium-$m" "$DSM" --set training.horizon=400 --set constraint.method=$m \
+            "${NARROW[@]}"
         medium+=("extrapolation-medium-$m")
     done
     for m in moe hard soft; do
         run "extrapolation-medium-$m-frozen" "$DSM" --set training.horizon=400 \
-            --set constraint.method=$m "${FROZEN[@]}"
+            --set constraint.method=$m "${NARROW[@]}" "${FROZEN[@]}"
         medium+=("extrapolation-medium-$m-frozen")
     done
     [ "$DRY" = 1 ] || echo "Quickstart (26 × 64, 16 test trajectories):"
@@ -320,14 +330,16 @@ scaling() {
 
 case "$TABLE" in
 quickstart) quickstart ;;
-ds-medium) ds_medium ;;
+ds-medium) ds_medium ds-medium ;;
+ds-medium-narrow) ds_medium ds-medium-narrow "${NARROW[@]}" ;;
 ns-medium) ns_medium ;;
 extrapolation) extrapolation ;;
 resolutions) resolutions ;;
 scaling) scaling ;;
 all)
     quickstart
-    ds_medium
+    ds_medium ds-medium
+    ds_medium ds-medium-narrow "${NARROW[@]}"
     ns_medium
     extrapolation
     resolutions
