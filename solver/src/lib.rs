@@ -64,9 +64,10 @@ pub use data::{RunData, Samples};
 pub use embed::{ConstraintProjection, Predictions, TrainedModel, WorkerPool};
 pub use error::SolverError;
 pub use eval::{
-    Evaluation, PhysicsCheck, PhysicsLosses, Report, ResolutionErrors, Summary, WindowError,
-    WindowErrors, evaluate, evaluate_resolutions, method_name, physics_check, relative_l2, report,
-    report_at_resolutions, window_errors,
+    Evaluation, FloorOptions, LbfgsStop, PhysicsCheck, PhysicsFloor, PhysicsLosses, Report,
+    ResolutionErrors, Summary, WindowError, WindowErrors, evaluate, evaluate_resolutions,
+    method_name, physics_check, physics_floor, relative_l2, report, report_at_resolutions,
+    window_errors,
 };
 pub use model::Model;
 pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck, sample_ics};

@@ -193,6 +193,45 @@ fn run_writes_the_run_directory_and_a_json_summary_line() {
     }
 }
 
+/// `tessera floor` minimises the tiny scenario's training loss from its test
+/// trajectories: the JSON report has one distance per trajectory and a loss
+/// below the truth's, the text says what it measured, and asking for more
+/// trajectories than the test split holds is refused by name.
+#[test]
+fn floor_reports_the_distance_of_the_loss_minimiser_from_the_truth() {
+    let dir = temp_dir("cli-floor");
+    let scenario = scenario_file(&dir);
+    let floor = |extra: &[&str]| {
+        tessera()
+            .arg("floor")
+            .arg(&scenario)
+            .args(["--samples", "2", "--iterations", "300", "--quiet"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = ok(floor(&["--json"]));
+    let report: tessera_solver::PhysicsFloor = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report.rel_l2.len(), 2);
+    assert!(
+        report.rel_l2.iter().all(|r| *r > 0.0 && r.is_finite()),
+        "{report:?}"
+    );
+    assert!(report.loss < report.loss_truth, "{report:?}");
+    assert_eq!(report.truth.pde_levels.len(), 8);
+    let text = String::from_utf8(ok(floor(&[])).stdout).unwrap();
+    assert!(text.contains("distance from the truth"), "{text}");
+    let refused = tessera()
+        .arg("floor")
+        .arg(&scenario)
+        .args(["--samples", "3", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("floor samples"), "{stderr}");
+}
+
 #[test]
 fn a_used_or_locked_run_directory_is_refused() {
     let dir = temp_dir("cli-claim");

@@ -16,12 +16,19 @@
 //! same variables, the constraint layer rebuilt for that grid.
 //!
 //! Every summary also holds the training's physics losses of the predictions
-//! and of the ground truth ([`PhysicsCheck`]).
+//! and of the ground truth ([`PhysicsCheck`]). Apart from any model,
+//! [`physics_floor`] measures how close a minimiser of the training loss lies
+//! to the ground truth: the accuracy the scenario's discretisation allows
+//! physics-only training.
 
+mod floor;
+mod lbfgs;
 mod physics;
 mod report;
 mod resolutions;
 
+pub use floor::{FloorOptions, PhysicsFloor, physics_floor};
+pub use lbfgs::LbfgsStop;
 pub use physics::{PhysicsCheck, PhysicsLosses, physics_check};
 pub use report::{Report, method_name, report, report_at_resolutions};
 pub use resolutions::{ResolutionErrors, evaluate_resolutions};

@@ -61,6 +61,17 @@ impl LossParts {
     }
 }
 
+/// One sample's unweighted losses, from [`PhysicsLoss::sample_losses`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleLosses {
+    /// The PDE residual norm of each time level.
+    pub pde_levels: Vec<f64>,
+    /// `‖u(0) − u₀‖ / ‖u₀‖`.
+    pub ic: f64,
+    /// The boundary-row norm.
+    pub bc: f64,
+}
+
 /// The losses of one PDE on one grid.
 pub struct PhysicsLoss {
     pde: Arc<AnyPde>,
@@ -163,26 +174,39 @@ impl PhysicsLoss {
         })
     }
 
-    /// One sample's PDE residual norm on each time level: the parts of the PDE
-    /// loss `‖F(u)‖₂`, which is the root of their sum of squares. Shows where
-    /// a trajectory leaves the discrete PDE unsatisfied (see [`crate::PhysicsCheck`]).
+    /// One sample's unweighted losses without their gradients (what an
+    /// evaluation reports): the PDE residual norm of each time level (the PDE
+    /// loss `‖F(u)‖₂` is the root of their sum of squares), the IC and the BC
+    /// loss. Shows where a trajectory leaves the discrete PDE unsatisfied (see
+    /// [`crate::PhysicsCheck`]).
     ///
-    /// Errors: `u` of the wrong length, non-finite residuals.
-    pub fn pde_levels(&self, u: &[f64]) -> Result<Vec<f64>, SolverError> {
+    /// Errors: `u` or `ic` of the wrong length, non-finite residuals.
+    pub fn sample_losses(&self, u: &[f64], ic: &[f64]) -> Result<SampleLosses, SolverError> {
+        let s = self.n_space();
+        if u.len() != self.grid.len() || ic.len() != s {
+            return Err(SolverError::ShapeMismatch {
+                what: "one sample's field and initial condition",
+                expected: vec![self.grid.len(), s],
+                got: vec![u.len(), ic.len()],
+            });
+        }
         let f = self.residual.residual(u)?;
         let levels = self.grid.shape().dims()[0];
-        let level_len = f.len() / levels;
-        let norms: Vec<f64> = f
-            .chunks(level_len)
+        let pde_levels: Vec<f64> = f
+            .chunks(f.len() / levels)
             .map(|level| level.iter().map(|x| x * x).sum::<f64>().sqrt())
             .collect();
-        if norms.iter().any(|n| !n.is_finite()) {
+        if pde_levels.iter().any(|n| !n.is_finite()) {
             return Err(tessera_constraints::ConstraintError::NonFinite {
                 what: "PDE residual of u",
             }
             .into());
         }
-        Ok(norms)
+        Ok(SampleLosses {
+            pde_levels,
+            ic: relative_norm(&u[..s], ic).0,
+            bc: self.boundary(u, ic)?.0,
+        })
     }
 
     /// The IC loss and its gradient (nonzero only on the first time level).

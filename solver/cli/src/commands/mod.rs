@@ -8,6 +8,7 @@ mod bench_scaling;
 mod bench_train_step;
 mod constraint;
 mod eval;
+mod floor;
 mod generate;
 mod gradcheck;
 mod gradcheck_scenario;
@@ -45,6 +46,9 @@ enum Command {
     ValidateSolver(validate_solver::Args),
     /// Check the constraint layer's gradient against finite differences.
     Gradcheck(gradcheck::Args),
+    /// How close physics-only training could come to the test data on the
+    /// scenario's discretisation: the training loss minimised over whole fields.
+    Floor(floor::Args),
     /// PDEs defined in TOML (`pde check`, `pde emit --target cuda`).
     #[command(subcommand)]
     Pde(pde::Pde),
@@ -66,6 +70,7 @@ impl Cli {
             Command::Generate(args) => args.run(),
             Command::ValidateSolver(args) => args.run(),
             Command::Gradcheck(args) => args.run(),
+            Command::Floor(args) => args.run(),
             Command::Pde(pde) => pde.run(),
             Command::Constraint(constraint) => constraint.run(),
             Command::Bench(bench) => bench.run(),
@@ -95,6 +100,7 @@ mod tests {
             "generate",
             "validate-solver",
             "gradcheck",
+            "floor",
             "pde",
             "constraint",
             "bench",
