@@ -23,8 +23,12 @@ Tables:
   ns-medium      Medium-scale Navier-Stokes: soft, hard, moe at 32² and 64², and
                  soft with an initial-condition loss (4 runs, ~45 min)
   extrapolation  Temporal extrapolation (training.horizon=400): the quickstart's
-                 three methods, then the medium scenario's three with the
+                 three methods (its earlier narrow FNO, bc = 0.1 and the
+                 reference's boundary rows), then the medium scenario's three with the
                  narrow FNO, trained and frozen (9 runs, ~1 h)
+  floor          The physics floor (tessera floor): the quickstart with both
+                 boundary placements at BC weights 0.1 and 1, and the medium
+                 diffusion-sorption scenario (5 reports, ~15 min)
   resolutions    Evaluation at finer resolutions: scenarios/navier-stokes-small.toml
   scaling        The experts' speed-up figure: tessera bench scaling, writing
                  benches/scaling.json and benches/scaling.png (the table of
@@ -92,12 +96,12 @@ quote() {
     printf '%s\n' "${out# }"
 }
 
-# run LABEL ARGS...: `tessera run ARGS... --out DIR/LABEL --json`, keeping the
-# last stdout line (the summary) in DIR/LABEL.json.
-run() {
+# record LABEL ARGS...: `tessera ARGS... --json`, keeping the last stdout line
+# (the summary or report) in DIR/LABEL.json.
+record() {
     local label=$1
     shift
-    local cmd=("${TESSERA_CMD[@]}" run "$@" --out "$OUT/$label" --json)
+    local cmd=("${TESSERA_CMD[@]}" "$@" --json)
     if [ "$DRY" = 1 ]; then
         quote "${cmd[@]}"
         return
@@ -121,6 +125,13 @@ run() {
     echo $((end - start)) >"$OUT/$label.wall"
 }
 
+# run LABEL ARGS...: `tessera run ARGS... --out DIR/LABEL --json`.
+run() {
+    local label=$1
+    shift
+    record "$label" run "$@" --out "$OUT/$label"
+}
+
 # table KIND LABEL...: print the rows of a table from the saved summaries.
 table() {
     [ "$DRY" = 1 ] && return
@@ -142,7 +153,7 @@ def load(label):
         for line in open(metrics):
             if line.strip():
                 its.append(json.loads(line)["lm_iterations_mean"])
-    s["lm"] = sum(its) / len(its) if its and s["method"] != "soft" else None
+    s["lm"] = sum(its) / len(its) if its and s.get("method") != "soft" else None
     return s
 
 def pm(mean, std, digits=4):
@@ -186,6 +197,19 @@ elif kind == "ds-medium":
         rows.append(f"| {method(s)} | {frozen(label)} | "
                     f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {s['seconds']:.0f} s | {lm} | "
                     f"{s['failed_solves']} / {s['eval_failed_solves']} | {physics} | {paper} |")
+elif kind == "floor":
+    rows.append("| scenario | boundary rows | BC weight | distance from the truth (rel. L2) | "
+                "training loss: floor (truth) | L-BFGS iterations | largest final gradient |")
+    rows.append("|---|---|---|---|---|---|---|")
+    for label in labels:
+        s = load(label)
+        # LABEL = SCENARIO-floor-BOUNDARY-WEIGHT
+        scenario, rest = label.split("-floor-")
+        boundary = rest.rsplit("-", 1)[0].replace("-", " ")
+        rows.append(f"| {scenario} | {boundary} | {s['weights'][2]:g} | "
+                    f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | "
+                    f"{s['loss']:.4f} ({s['loss_truth']:.4f}) | {max(s['iterations'])} | "
+                    f"{max(s['gradient_norms']):.1e} |")
 elif kind == "ns-medium":
     first = load(labels[0])
     res = [r["resolution"] for r in first.get("resolutions", [])]
@@ -249,6 +273,10 @@ QS=scenarios/quickstart.toml
 DSM=scenarios/diffusion-sorption-medium.toml
 NSM=scenarios/navier-stokes-medium.toml
 FROZEN=(--set 'training.freeze=["lift","head"]')
+# The quickstart before it took the paper's widths and loss weights, with the
+# reference's boundary rows: the settings of its extrapolation rows.
+QS_EARLIER=(--set pde.boundary=cell-centres --set 'model.widths=[16,32,32,32]'
+    --set model.fc_dim=64 --set training.loss.bc=0.1)
 # The medium diffusion-sorption FNO before it took the paper's widths.
 NARROW=(--set 'model.widths=[16,32,32,32,32]' --set model.fc_dim=64)
 
@@ -289,7 +317,8 @@ ns_medium() {
 extrapolation() {
     local m quick=() medium=()
     for m in moe hard soft; do
-        run "extrapolation-quickstart-$m" "$QS" --set training.horizon=400 --set constraint.method=$m
+        run "extrapolation-quickstart-$m" "$QS" --set training.horizon=400 --set constraint.method=$m \
+            "${QS_EARLIER[@]}"
         quick+=("extrapolation-quickstart-$m")
     done
     for m in moe hard soft; do
@@ -306,6 +335,22 @@ extrapolation() {
     table extrapolation "${quick[@]}"
     [ "$DRY" = 1 ] || echo "Medium (51 × 256, 64 test trajectories):"
     table extrapolation "${medium[@]}"
+}
+
+# The physics floor (`tessera floor`) of the quickstart with either boundary
+# placement at either BC weight, and of the medium diffusion-sorption scenario.
+floor() {
+    local b w labels=()
+    for b in faces cell-centres; do
+        for w in 0.1 1.0; do
+            record "quickstart-floor-$b-$w" floor "$QS" --set pde.boundary=$b \
+                --set training.loss.bc=$w --samples 16 --iterations 5000
+            labels+=("quickstart-floor-$b-$w")
+        done
+    done
+    record ds-medium-floor-cell-centres-1.0 floor "$DSM" --samples 16 --iterations 5000
+    labels+=(ds-medium-floor-cell-centres-1.0)
+    table floor "${labels[@]}"
 }
 
 resolutions() {
@@ -334,6 +379,7 @@ ds-medium) ds_medium ds-medium ;;
 ds-medium-narrow) ds_medium ds-medium-narrow "${NARROW[@]}" ;;
 ns-medium) ns_medium ;;
 extrapolation) extrapolation ;;
+floor) floor ;;
 resolutions) resolutions ;;
 scaling) scaling ;;
 all)
@@ -342,6 +388,7 @@ all)
     ds_medium ds-medium-narrow "${NARROW[@]}"
     ns_medium
     extrapolation
+    floor
     resolutions
     scaling
     ;;
