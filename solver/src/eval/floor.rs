@@ -123,8 +123,8 @@ fn sample_floor(
 /// (on the scenario's grid) under the scenario's training loss. With a
 /// training horizon, on the trained window only, as training sees it.
 ///
-/// Errors: more samples than the test split holds (or none), a PDE the
-/// scenario cannot build, non-finite losses.
+/// Errors: more samples than the test split holds (or none), no iterations,
+/// a PDE the scenario cannot build, non-finite losses.
 pub fn physics_floor(
     scenario: &Scenario,
     test: &Samples,
@@ -135,6 +135,14 @@ pub fn physics_floor(
             key: "floor samples",
             value: options.samples.to_string(),
             reason: format!("need 1 to {} (the test trajectories)", test.len()),
+        });
+    }
+    if options.iterations == 0 {
+        // No iteration would report the truth itself as its floor.
+        return Err(SolverError::InvalidConfig {
+            key: "floor iterations",
+            value: "0".into(),
+            reason: "need at least one L-BFGS iteration".into(),
         });
     }
     let window = scenario.training_scenario();
@@ -284,7 +292,8 @@ mod tests {
         );
     }
 
-    /// More samples than the test split holds is a typed error.
+    /// More samples than the test split holds, or no iterations, is a typed
+    /// error.
     #[test]
     fn too_many_samples_is_an_error() {
         let options = FloorOptions {
@@ -293,5 +302,11 @@ mod tests {
         };
         let err = physics_floor(&scenario(), &test_samples(), &options).unwrap_err();
         assert!(err.to_string().contains("floor samples"), "{err}");
+        let none = FloorOptions {
+            samples: 1,
+            iterations: 0,
+        };
+        let err = physics_floor(&scenario(), &test_samples(), &none).unwrap_err();
+        assert!(err.to_string().contains("floor iterations"), "{err}");
     }
 }
