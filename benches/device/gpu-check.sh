@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # The GPU checks in one call, for a lent GPU machine (no Rust toolchain there):
-# the GPU test binary, then the constraint-layer benchmark with the forward
-# solves on the GPU against the CPU on the same problems, at the paper's
-# diffusion–sorption scale (4 × 20 000 points, N = 16, batch 1 and 6) and
-# Navier–Stokes scale (4 × 20 000 points, N = 64, 64³, batch 4). Writes one
-# JSON report and the logs under $OUT (default ./gpu-check-out).
+# the GPU test binaries (the constraint kernels, and the FNO backbone on the
+# GPU against the CPU backbone), the constraint-layer benchmark with the
+# forward solves on the GPU against the CPU on the same problems, at the
+# paper's diffusion–sorption scale (4 × 20 000 points, N = 16, batch 1 and 6)
+# and Navier–Stokes scale (4 × 20 000 points, N = 64, 64³, batch 4), and the
+# paper-scale training steps with the backbone on the GPU (diffusion–sorption
+# batch 6 side by side with the CPU; Navier–Stokes batch 4). Writes one JSON
+# report and the logs under $OUT (default ./gpu-check-out).
 #
 # Build here, on an x86-64 machine with the toolchain, then carry BIN:
 #   cargo build --release -p tessera --features cuda
-#   cargo test --release -p tessera-constraints --features cuda --test gpu_device --no-run
+#   cargo test --release --workspace --features tessera/cuda --test gpu_device --test gpu_backbone --no-run
 #   mkdir -p .device && cp target/release/tessera .device/ &&
-#     cp "$(ls -t target/release/deps/gpu_device-* | grep -v '\.d$' | head -1)" .device/gpu_device
+#     for t in gpu_device gpu_backbone; do
+#       cp "$(ls -t target/release/deps/$t-* | grep -v '\.d$' | head -1)" .device/$t; done
 #   benches/device/gpu-check.sh .device
 set -uo pipefail
 BIN="${1:-.device}"
@@ -27,6 +31,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.
 
 status=0
 "$BIN/gpu_device" --nocapture --test-threads=1 >"$OUT/gpu_device.log" 2>&1 || status=1
+# Only the backbone test that needs the GPU: the others compile the kernels
+# for the host, which needs a C++ compiler (CI runs them).
+"$BIN/gpu_backbone" --nocapture --test-threads=1 on_a_gpu >"$OUT/gpu_backbone.log" 2>&1 || status=1
 
 bench() { # NAME ARGS…: one side-by-side benchmark, its JSON kept as NAME.json
     local name=$1
@@ -37,14 +44,24 @@ bench ds-batch1 --pde diffusion-sorption --pde-file scenarios/pdes/diffusion-sor
 bench ds-batch6 --pde diffusion-sorption --pde-file scenarios/pdes/diffusion-sorption.toml --batch 6
 bench ns-batch4 --pde navier-stokes --pde-file scenarios/pdes/navier-stokes.toml --basis 64 --batch 4
 
+step() { # NAME ARGS…: one training-step benchmark, its JSON kept as NAME.json
+    local name=$1
+    shift
+    timeout 240 "$BIN/tessera" bench train-step --runs 5 --json "$@" >"$OUT/$name.json" 2>"$OUT/$name.err" || status=1
+}
+step ds-step-gpu --scenario scenarios/diffusion-sorption.toml --batch 6 --device cuda
+step ds-step-cpu --scenario scenarios/diffusion-sorption.toml --batch 6
+step ns-step-gpu --scenario scenarios/navier-stokes.toml --batch 4 --device cuda
+
 # One report: the test summary line and every benchmark's two layers.
 python3 - "$OUT" <<'PY' >"$OUT/report.json"
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
-log = (out / "gpu_device.log").read_text(errors="replace")
+logs = [(out / f).read_text(errors="replace") for f in ("gpu_device.log", "gpu_backbone.log")]
 report = {
     "gpu": (out / "gpu.txt").read_text(errors="replace").strip(),
-    "gpu_tests": [l for l in log.splitlines() if l.startswith("test result") or "skipped" in l],
+    "gpu_tests": [l for log in logs for l in log.splitlines()
+                  if l.startswith("test result") or "skipped" in l or "panicked" in l],
     "benchmarks": {},
 }
 for f in sorted(out.glob("*.json")):

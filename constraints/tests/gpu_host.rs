@@ -15,7 +15,7 @@ use tessera_constraints::{
     HessianMode, InitialGuess, LevenbergMarquardt, LmSolution, Sensitivity, StopReason,
 };
 
-const SHIM: &str = include_str!("common/host_shim.h");
+const SHIM: &str = tessera_constraints::gpu::HOST_SHIM;
 
 /// Reads a batch written by [`write_batch`], solves it with the kernel and
 /// writes ω* and the statuses.

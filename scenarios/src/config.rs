@@ -35,6 +35,7 @@ use tessera_meshes::Grid;
 
 use crate::ScenarioError;
 use crate::custom::CustomPde;
+use crate::device::Device;
 
 /// A complete experiment description, as read from a scenario TOML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +46,9 @@ pub struct Scenario {
     /// Master seed for data generation, initialisation and point sampling.
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Where the model runs: `"cpu"` (default), `"cuda"` or `"cuda:N"`.
+    #[serde(default, skip_serializing_if = "Device::is_cpu")]
+    pub device: Device,
     /// The PDE and its physical constants.
     pub pde: PdeConfig,
     /// The space–time grid the model works on.

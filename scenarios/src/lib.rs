@@ -6,6 +6,7 @@ pub mod advection;
 pub mod config;
 pub mod custom;
 pub mod dataset;
+pub mod device;
 pub mod diffusion_sorption;
 pub mod error;
 mod grid_check;
@@ -16,5 +17,6 @@ pub mod registry;
 
 pub use config::Scenario;
 pub use dataset::Dataset;
+pub use device::Device;
 pub use error::ScenarioError;
 pub use registry::{AnyPde, PdeKind};

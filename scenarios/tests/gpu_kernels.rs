@@ -10,9 +10,9 @@
 #![cfg(feature = "cuda")]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use tessera_constraints::gpu::nvrtc;
+use tessera_constraints::gpu::ptxas;
 use tessera_scenarios::custom::CustomPde;
 
 /// The shipped definitions and the basis sizes of the paper's experiments
@@ -37,73 +37,15 @@ fn kernels() -> Vec<(String, usize, String)> {
     out
 }
 
-fn required() -> bool {
-    std::env::var("TESSERA_REQUIRE_CUDA_TOOLS").is_ok_and(|v| v == "1")
-}
-
-/// Whether to go on: true when `available`; otherwise a skip notice, or a
-/// failure where the tools are required.
-fn tool(available: bool, what: &str) -> bool {
-    if !available {
-        assert!(
-            !required(),
-            "{what} is required (TESSERA_REQUIRE_CUDA_TOOLS=1) but missing"
-        );
-        println!(
-            "skipped: {what} not found (install the 13.0.x wheels, see the README's GPU section)"
-        );
-    }
-    available
-}
-
-/// `ptxas`: `$TESSERA_PTXAS`, else the one on `PATH`.
-fn ptxas() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("TESSERA_PTXAS") {
-        return Some(PathBuf::from(p));
-    }
-    let out = Command::new("ptxas").arg("--version").output().ok()?;
-    out.status.success().then(|| PathBuf::from("ptxas"))
-}
-
-/// `(entry function, registers, spill store bytes, spill load bytes)` of
-/// every kernel in a `ptxas -v` log.
-fn usage(log: &str) -> Vec<(String, u32, u32, u32)> {
-    let number_before = |s: &str, unit: &str| -> u32 {
-        let end = s
-            .find(unit)
-            .unwrap_or_else(|| panic!("`{unit}` in ptxas output:\n{s}"));
-        s[..end].split_whitespace().last().unwrap().parse().unwrap()
-    };
-    log.split("Compiling entry function '")
-        .skip(1)
-        .map(|part| {
-            let name = part.split('\'').next().unwrap_or_default().to_owned();
-            (
-                name,
-                number_before(part, "registers"),
-                number_before(part, "bytes spill stores"),
-                number_before(part, "bytes spill loads"),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn every_shipped_definition_compiles_and_assembles_for_ampere_and_hopper() {
-    if !tool(
-        nvrtc::available(),
-        "NVRTC (libnvrtc.so.13 on LD_LIBRARY_PATH)",
-    ) {
+    let Some(ptxas) = ptxas::test_tools() else {
         return;
-    }
-    let ptxas = ptxas();
-    if ptxas.is_none() {
-        tool(false, "ptxas (on PATH or $TESSERA_PTXAS)");
-    }
+    };
     let dir = std::env::temp_dir().join(format!("tessera-ptxas-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (name, n_basis, source) in kernels() {
-        for (arch, sm) in nvrtc::ARCHITECTURES.into_iter().zip(["sm_80", "sm_90"]) {
+        for (arch, sm) in nvrtc::ARCHITECTURES.into_iter().zip(ptxas::MACHINES) {
             let ptx = nvrtc::compile(&source, arch)
                 .unwrap_or_else(|e| panic!("{name}, N = {n_basis}, {arch}: {e}"));
             assert!(
@@ -111,29 +53,20 @@ fn every_shipped_definition_compiles_and_assembles_for_ampere_and_hopper() {
                 "{name}, N = {n_basis}, {arch}: the PTX has the solver's entry point"
             );
             let Some(ptxas) = &ptxas else { continue };
-            let file = dir.join(format!("{name}-{n_basis}-{sm}.ptx"));
-            std::fs::write(&file, ptx.to_src()).unwrap();
-            let out = Command::new(ptxas)
-                .args(["-v", &format!("-arch={sm}"), "-o"])
-                .arg(file.with_extension("cubin"))
-                .arg(&file)
-                .output()
-                .expect("ptxas runs");
-            let log = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                out.status.success(),
-                "{name}, N = {n_basis}, {sm}: ptxas failed:\n{log}"
-            );
-            let kernels = usage(&log);
+            let stem = format!("{name}-{n_basis}-{sm}");
+            let kernels = ptxas::assemble(ptxas, &ptx.to_src(), sm, &dir, &stem)
+                .unwrap_or_else(|e| panic!("{name}, N = {n_basis}, {sm}: {e}"));
             assert_eq!(kernels.len(), 2, "{name}, N = {n_basis}, {sm}: two kernels");
-            for (kernel, registers, stores, loads) in kernels {
+            for k in kernels {
                 println!(
-                    "{name:>20} N = {n_basis:2} {sm} {kernel}: {registers} registers, spills {stores}/{loads} bytes"
+                    "{name:>20} N = {n_basis:2} {sm} {}: {} registers, spills {}/{} bytes",
+                    k.name, k.registers, k.spill_stores, k.spill_loads
                 );
                 assert_eq!(
-                    (stores, loads),
+                    (k.spill_stores, k.spill_loads),
                     (0, 0),
-                    "{name}, N = {n_basis}, {sm}, {kernel}: spills"
+                    "{name}, N = {n_basis}, {sm}, {}: spills",
+                    k.name
                 );
             }
         }

@@ -91,6 +91,11 @@ pub enum SolverError {
     /// A PDE residual or linear row could not be evaluated.
     #[error(transparent)]
     Constraint(#[from] tessera_constraints::ConstraintError),
+    /// The GPU could not be used (no driver, no NVRTC, a kernel or driver
+    /// failure).
+    #[cfg(feature = "cuda")]
+    #[error(transparent)]
+    Gpu(#[from] tessera_constraints::gpu::GpuError),
 }
 
 fn stale_hint(stale: bool) -> &'static str {

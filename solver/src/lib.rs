@@ -60,6 +60,9 @@ mod parallel;
 mod train;
 mod trainable;
 
+#[cfg(feature = "cuda")]
+pub use backbone::device;
+pub use backbone::{Fno, FnoConfig, SeededVars};
 pub use data::{RunData, Samples};
 pub use embed::{ConstraintProjection, Predictions, TrainedModel, WorkerPool};
 pub use error::SolverError;

@@ -138,3 +138,21 @@ fn a_stale_lock_is_reported_and_taken_over_only_when_asked() {
         "{err:?}"
     );
 }
+
+/// A run's `config.toml` records the experiment, not the machine: a scenario
+/// run on a GPU is saved with the CPU device, everything else unchanged.
+#[test]
+fn the_saved_config_leaves_the_device_out() {
+    let dir = temp_dir("config-device");
+    let run = RunDir::new(dir.join("run"));
+    run.create().unwrap();
+    let mut scenario = train_support::scenario(3, "");
+    scenario.device = tessera_scenarios::Device::Cuda(2);
+    run.write_config(&scenario).unwrap();
+    let text = std::fs::read_to_string(run.config()).unwrap();
+    assert!(!text.contains("device"), "{text}");
+    let back = run.read_config().unwrap();
+    assert_eq!(back.device, tessera_scenarios::Device::Cpu);
+    scenario.device = tessera_scenarios::Device::Cpu;
+    assert_eq!(back, scenario);
+}

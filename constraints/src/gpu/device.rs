@@ -68,6 +68,30 @@ impl Gpu {
             .compute_capability()
             .map_err(driver("reading the compute capability"))
     }
+
+    /// The virtual architecture NVRTC compiles for on this device (one of
+    /// [`nvrtc::ARCHITECTURES`]).
+    ///
+    /// Errors: a device outside Ampere and Hopper, or a driver failure.
+    pub fn architecture(&self) -> Result<&'static str, GpuError> {
+        match self.compute_capability()? {
+            (9, _) => Ok("compute_90"),
+            (8, _) => Ok("compute_80"),
+            (major, minor) => Err(GpuError::Unsupported(format!(
+                "compute capability {major}.{minor} (the kernels are built for 8.x and 9.x)"
+            ))),
+        }
+    }
+
+    /// The driver context, for modules of other kernels on this device.
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.context
+    }
+
+    /// The stream every kernel on this device is queued on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
 }
 
 /// The batched Levenberg–Marquardt solver of one residual and its
@@ -205,16 +229,7 @@ impl GpuLm {
         shape: KernelShape,
     ) -> Result<Self, GpuError> {
         let source = kernel::lm_source(residual, name, shape)?;
-        let arch = match gpu.compute_capability()? {
-            (9, _) => "compute_90",
-            (8, _) => "compute_80",
-            (major, minor) => {
-                return Err(GpuError::Unsupported(format!(
-                    "compute capability {major}.{minor} (the kernels are built for 8.x and 9.x)"
-                )));
-            }
-        };
-        let ptx = nvrtc::compile(&source, arch)?;
+        let ptx = nvrtc::compile(&source, gpu.architecture()?)?;
         let module = gpu
             .context
             .load_module(ptx)

@@ -8,7 +8,8 @@
 //!   solver `lm.cu`, which follows [`crate::lm`] step for step — and
 //!   [`Batch`], the problems packed into the arrays the kernel reads;
 //! - [`nvrtc`]: run-time compilation of that source to PTX (no GPU needed, only
-//!   the NVRTC library);
+//!   the NVRTC library), and [`ptxas`], which assembles it as the driver would
+//!   to check register use;
 //! - [`device`]: the GPU itself ([`Gpu::open`], a typed error when there is no
 //!   driver) and [`GpuLm`], which uploads a batch, launches the kernel and
 //!   returns one [`crate::LmSolution`] per problem.
@@ -22,7 +23,18 @@ pub mod device;
 pub mod error;
 pub mod kernel;
 pub mod nvrtc;
+pub mod ptxas;
 
 pub use device::{Gpu, GpuLm};
+
+/// A C++ header that runs CUDA kernels on the host, for tests on machines
+/// without a GPU: each block's threads are OS threads, `__syncthreads` a
+/// barrier, `__shared__` variables statics (blocks run one at a time).
+/// `tessera_launch(blocks, threads, kernel, args…)` launches with typed
+/// arguments, `tessera_launch_params(blocks, threads, kernel, params)` with
+/// the driver's `void**` argument array. Enough for kernels written with
+/// static shared memory, barriers and loops over `threadIdx.x` (no warp
+/// intrinsics, no atomics).
+pub const HOST_SHIM: &str = include_str!("host_shim.h");
 pub use error::GpuError;
 pub use kernel::{Batch, KernelShape, MAX_BASIS, THREADS};

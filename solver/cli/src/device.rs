@@ -1,78 +1,62 @@
-//! `--device`: where the constraint layer's solves run.
+//! `--device`: where the model or the constraint layer's solves run.
 //!
-//! `cpu` (the default) solves on the CPU's threads; `cuda` or `cuda:N` solves
-//! every expert problem of a batch at once on GPU `N` with the batched
-//! Levenberg–Marquardt and backward kernels, compiled at run time for the PDE's definition
-//! (its emitted CUDA residual), so the GPU needs a PDE defined in TOML. A
-//! binary built without the `cuda` feature says so instead of solving.
-
-use std::str::FromStr;
+//! `cpu` (the default) runs on the CPU's threads; `cuda` or `cuda:N` runs on
+//! GPU `N`. For a scenario's model ([`DeviceArg`]) the library decides what
+//! runs there (the README's "GPUs"). For a constraint layer alone
+//! ([`attach`]) every expert problem of a batch is solved at once with the
+//! batched Levenberg–Marquardt and backward kernels, compiled at run time for
+//! the PDE's definition (its emitted CUDA residual), so the GPU needs a PDE
+//! defined in TOML. A binary built without the `cuda` feature says so instead
+//! of running.
 
 use tessera_experts::ConstraintLayer;
-use tessera_scenarios::AnyPde;
 use tessera_scenarios::custom::CustomPde;
+use tessera_scenarios::{AnyPde, Scenario};
 
 use crate::error::ToolError;
 
-/// Where the solves run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Device {
-    /// The CPU's threads.
-    #[default]
-    Cpu,
-    /// GPU number `N`.
-    Cuda(usize),
+pub use tessera_scenarios::Device;
+
+/// `--device` of the commands that build a scenario's model (`train`, `run`,
+/// `eval`, `gradcheck`, `bench train-step`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeviceArg {
+    /// Where the model runs: cpu, cuda or cuda:N (a build with the `cuda`
+    /// feature); overrides the scenario's `device`.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<Device>,
 }
 
-impl FromStr for Device {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "cpu" => Ok(Self::Cpu),
-            "cuda" => Ok(Self::Cuda(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(Self::Cuda)
-                .ok_or_else(|| format!("`{s}` is not a device: cpu, cuda or cuda:N")),
+impl DeviceArg {
+    /// `scenario` on the chosen device, if one was given.
+    pub fn apply(&self, scenario: &mut Scenario) {
+        if let Some(device) = self.device {
+            scenario.device = device;
         }
     }
 }
 
-impl std::fmt::Display for Device {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Cpu => write!(f, "cpu"),
-            Self::Cuda(n) => write!(f, "cuda:{n}"),
-        }
-    }
-}
-
-impl Device {
-    /// `layer` with its solves on this device, for the PDE of
-    /// `definition` with `n_basis` basis functions.
-    ///
-    /// Errors: a GPU without a definition to compile, a binary without the
-    /// `cuda` feature, no driver or no such GPU, a kernel that does not
-    /// compile.
-    pub fn attach(
-        self,
-        layer: ConstraintLayer<AnyPde>,
-        definition: Option<&CustomPde>,
-        n_basis: usize,
-    ) -> Result<ConstraintLayer<AnyPde>, ToolError> {
-        let Self::Cuda(ordinal) = self else {
-            return Ok(layer);
-        };
-        let Some(definition) = definition else {
-            return Err(ToolError::Device(format!(
-                "--device {self} solves a PDE defined in TOML (its residual is compiled for the \
-                 GPU): pass --pde-file, e.g. scenarios/pdes/diffusion-sorption.toml"
-            )));
-        };
-        on_gpu(layer, definition, ordinal, n_basis)
-    }
+/// `layer` with its solves on `device`, for the PDE of `definition` with
+/// `n_basis` basis functions.
+///
+/// Errors: a GPU without a definition to compile, a binary without the
+/// `cuda` feature, no driver or no such GPU, a kernel that does not compile.
+pub fn attach(
+    device: Device,
+    layer: ConstraintLayer<AnyPde>,
+    definition: Option<&CustomPde>,
+    n_basis: usize,
+) -> Result<ConstraintLayer<AnyPde>, ToolError> {
+    let Device::Cuda(ordinal) = device else {
+        return Ok(layer);
+    };
+    let Some(definition) = definition else {
+        return Err(ToolError::Device(format!(
+            "--device {device} solves a PDE defined in TOML (its residual is compiled for the \
+             GPU): pass --pde-file, e.g. scenarios/pdes/diffusion-sorption.toml"
+        )));
+    };
+    on_gpu(layer, definition, ordinal, n_basis)
 }
 
 #[cfg(feature = "cuda")]
@@ -104,25 +88,4 @@ fn on_gpu(
         "--device cuda:{ordinal}: this tessera was built without the `cuda` feature \
          (cargo build --release --features cuda)"
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn devices_parse_and_print_back() {
-        for (text, device) in [
-            ("cpu", Device::Cpu),
-            ("cuda", Device::Cuda(0)),
-            ("cuda:3", Device::Cuda(3)),
-        ] {
-            assert_eq!(text.parse::<Device>().unwrap(), device);
-        }
-        assert_eq!(Device::Cuda(3).to_string(), "cuda:3");
-        for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1", "CPU"] {
-            let err = bad.parse::<Device>().unwrap_err();
-            assert!(err.contains("cpu, cuda or cuda:N"), "{bad}: {err}");
-        }
-    }
 }

@@ -79,3 +79,60 @@ fn the_cpu_device_runs_the_side_by_side_benchmark() {
     ]);
     assert!(ok, "{err}");
 }
+
+/// `tessera COMMAND … --device cuda` on a scenario: refused with the reason
+/// before any data are generated or any step runs.
+#[test]
+fn a_scenario_on_a_gpu_without_a_gpu_is_refused_before_any_work() {
+    let dir = std::env::temp_dir().join(format!("tessera-device-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = repo().join("scenarios/quickstart.toml");
+    let cache = format!("data.cache_dir=\"{}\"", dir.join("cache").display());
+    let why = if cfg!(feature = "cuda") {
+        "no CUDA driver found"
+    } else {
+        "built without the `cuda` feature"
+    };
+    let (scenario, out_dir) = (scenario.to_str().unwrap(), dir.join("run"));
+    let out_dir = out_dir.to_str().unwrap();
+    let commands: [&[&str]; 4] = [
+        &[
+            "train", scenario, "--out", out_dir, "--quiet", "--device", "cuda",
+        ],
+        &[
+            "run",
+            scenario,
+            "--out",
+            out_dir,
+            "--quiet",
+            "--set",
+            "device=cuda:0",
+        ],
+        &["gradcheck", "--scenario", scenario, "--device", "cuda:1"],
+        &[
+            "bench",
+            "train-step",
+            "--scenario",
+            scenario,
+            "--set",
+            "device=cuda",
+        ],
+    ];
+    for args in commands {
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(args)
+            .args(["--set", &cache])
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("the tessera binary runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err}");
+        assert!(
+            !dir.join("cache").exists(),
+            "{args:?}: no data were generated"
+        );
+        std::fs::remove_dir_all(out_dir).ok();
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -130,6 +130,9 @@ struct FourierParams {
 pub struct Fno {
     config: FnoConfig,
     dtype: DType,
+    /// Where the passes run when not on the CPU ([`Fno::run_on`]).
+    #[cfg(feature = "cuda")]
+    device: Option<std::sync::Arc<dyn super::device::NetworkOnDevice>>,
     lift_weight: Tensor,
     lift_bias: Tensor,
     layers: Vec<FourierParams>,
@@ -200,11 +203,40 @@ impl Fno {
         Ok(Self {
             config,
             dtype,
+            #[cfg(feature = "cuda")]
+            device: None,
             lift_weight,
             lift_bias,
             layers,
             head,
         })
+    }
+
+    /// Runs the network's forward and backward passes on `device` (a GPU)
+    /// from now on; the variables, the graph and the optimiser stay on the
+    /// host. `None` goes back to the CPU.
+    ///
+    /// Errors: a float32 backbone (the device network is float64).
+    #[cfg(feature = "cuda")]
+    pub fn run_on(
+        &mut self,
+        device: Option<std::sync::Arc<dyn super::device::NetworkOnDevice>>,
+    ) -> Result<(), SolverError> {
+        if device.is_some() && self.dtype != DType::F64 {
+            return Err(SolverError::InvalidConfig {
+                key: "model.dtype",
+                value: format!("{:?}", self.dtype),
+                reason: "the GPU backbone runs in float64 (f64)".into(),
+            });
+        }
+        self.device = device;
+        Ok(())
+    }
+
+    /// The device the passes run on, if not the CPU.
+    #[cfg(feature = "cuda")]
+    pub fn device(&self) -> Option<std::sync::Arc<dyn super::device::NetworkOnDevice>> {
+        self.device.clone()
     }
 
     /// The architecture.
@@ -220,6 +252,38 @@ impl Fno {
     /// The `N` outputs per point for `features: [batch, nt, nx, (ny), in_features]`
     /// (in the backbone's dtype), shaped `[batch, nt, nx, (ny), N]`.
     pub fn forward(&self, features: &Tensor) -> Result<Tensor, SolverError> {
+        self.forward_packed(features, &self.packed_parameters()?)
+    }
+
+    /// Every variable flattened into one vector, in the order the network
+    /// reads them: `[lift.weight, lift.bias, layer 0 (spectral.re,
+    /// spectral.im, pointwise.weight, pointwise.bias), …, head.fc1.weight,
+    /// head.fc1.bias, head.fc2.weight, head.fc2.bias]` (the GPU backbone's
+    /// layout too).
+    pub fn packed_parameters(&self) -> Result<Tensor, SolverError> {
+        let mut params = vec![self.lift_weight.flatten_all()?, self.lift_bias.clone()];
+        for layer in &self.layers {
+            params.extend([
+                layer.spectral_re.flatten_all()?,
+                layer.spectral_im.flatten_all()?,
+                layer.weight.flatten_all()?,
+                layer.bias.clone(),
+            ]);
+        }
+        for h in &self.head {
+            params.push(h.flatten_all()?);
+        }
+        Ok(Tensor::cat(&params, 0)?)
+    }
+
+    /// [`Fno::forward`] with the parameters given packed (as
+    /// [`Fno::packed_parameters`] lays them out) instead of the variables:
+    /// gradients flow to `packed`.
+    pub fn forward_packed(
+        &self,
+        features: &Tensor,
+        packed: &Tensor,
+    ) -> Result<Tensor, SolverError> {
         let dims = features.dims();
         let d = self.config.modes.len();
         if dims.len() != d + 2 || dims[d + 1] != self.config.in_features {
@@ -239,13 +303,29 @@ impl Fno {
                 reason: format!("features must be in the backbone's dtype {:?}", self.dtype),
             });
         }
+        #[cfg(feature = "cuda")]
+        if let Some(device) = &self.device {
+            let grid = dims[1..=d].to_vec();
+            let op = super::device::candle_op::DeviceNetworkOp::new(
+                std::sync::Arc::clone(device),
+                self.config.clone(),
+                grid,
+            );
+            return Ok(features
+                .contiguous()?
+                .apply_op2(&packed.contiguous()?, op)?);
+        }
         match self.dtype {
-            DType::F64 => self.forward_as::<f64>(features),
-            _ => self.forward_as::<f32>(features),
+            DType::F64 => self.forward_as::<f64>(features, packed),
+            _ => self.forward_as::<f32>(features, packed),
         }
     }
 
-    fn forward_as<T: Real>(&self, features: &Tensor) -> Result<Tensor, SolverError> {
+    fn forward_as<T: Real>(
+        &self,
+        features: &Tensor,
+        packed: &Tensor,
+    ) -> Result<Tensor, SolverError> {
         let d = self.config.modes.len();
         let grid = &features.dims()[1..=d];
         let w = &self.config.widths;
@@ -267,20 +347,7 @@ impl Fno {
             head,
             self.config.activate_last_layer,
         );
-        let mut params = vec![self.lift_weight.flatten_all()?, self.lift_bias.clone()];
-        for layer in &self.layers {
-            params.extend([
-                layer.spectral_re.flatten_all()?,
-                layer.spectral_im.flatten_all()?,
-                layer.weight.flatten_all()?,
-                layer.bias.clone(),
-            ]);
-        }
-        for h in &self.head {
-            params.push(h.flatten_all()?);
-        }
-        let packed = Tensor::cat(&params, 0)?;
-        Ok(features.contiguous()?.apply_op2(&packed, op)?)
+        Ok(features.contiguous()?.apply_op2(packed, op)?)
     }
 }
 

@@ -7,6 +7,8 @@
 //! second on two CPU cores and within 1 GiB.
 
 pub mod activation;
+#[cfg(feature = "cuda")]
+pub mod device;
 mod fno;
 mod fourier_layer;
 mod head;

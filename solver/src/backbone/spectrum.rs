@@ -80,6 +80,13 @@ impl<T: Real> HalfSpectrum<T> {
         self.modes
     }
 
+    /// The `[2·modes, n]` analysis and `[n, 2·modes]` synthesis matrices (for
+    /// the GPU backbone, which runs the same products).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn matrices(&self) -> (&[T], &[T]) {
+        (&self.analysis, &self.synthesis)
+    }
+
     /// `(re, im) = truncated rfft(x)` for one row `x: [n, c]`;
     /// `re, im: [modes, c]`.
     pub fn analyse(&self, x: &[T], c: usize, re: &mut [T], im: &mut [T]) {
@@ -195,6 +202,12 @@ impl<T: Real> FullSpectrum<T> {
     /// Number of kept frequencies (`2·modes`).
     pub fn kept(&self) -> usize {
         2 * self.modes
+    }
+
+    /// The `[2·modes, n]` cosine and sine matrices (for the GPU backbone).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn matrices(&self) -> (&[T], &[T]) {
+        (&self.cos, &self.sin)
     }
 
     /// The truncated DFT `X_j = Σ_t e^{−2πi f_j t/n} x_t` along the middle axis of

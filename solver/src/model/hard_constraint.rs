@@ -22,6 +22,7 @@ use tessera_scenarios::Scenario;
 use tessera_scenarios::config::InitWeights;
 
 use super::external_op::ExternalOp;
+use super::placement::SolveDevice;
 use super::setup;
 use crate::SolverError;
 use crate::parallel::DataShard;
@@ -49,6 +50,8 @@ pub struct HardConstraint {
     /// Per expert, the Levenberg–Marquardt iterations of its solves in the last
     /// step (equal before the first): what the expert placement balances.
     costs: Vec<f64>,
+    /// Where the solves run (every rebuilt layer runs there too).
+    device: SolveDevice,
 }
 
 /// Key of the warm-start weights in the model's extra state.
@@ -57,7 +60,8 @@ pub const WARM_KEY: &str = "constraint.warm_start";
 impl HardConstraint {
     /// The layer for `scenario` (method `hard` or `moe`).
     pub fn new(scenario: &Scenario, pde: Arc<AnyPde>, grid: Grid) -> Result<Self, SolverError> {
-        let layer = Self::build(scenario, &pde, &grid, None)?;
+        let device = SolveDevice::new(scenario, &pde)?;
+        let layer = device.attach(Self::build(scenario, &pde, &grid, None)?);
         let costs = vec![1.0; layer.n_experts()];
         Ok(Self {
             scenario: scenario.clone(),
@@ -67,6 +71,7 @@ impl HardConstraint {
             n_basis: scenario.model.n_basis,
             warm: None,
             costs,
+            device,
         })
     }
 
@@ -75,13 +80,9 @@ impl HardConstraint {
         pde: &Arc<AnyPde>,
         grid: &Grid,
         warm: Option<&[f64]>,
-    ) -> Result<Arc<ConstraintLayer<AnyPde>>, SolverError> {
+    ) -> Result<ConstraintLayer<AnyPde>, SolverError> {
         let config = setup::layer_config(scenario, warm)?;
-        Ok(Arc::new(ConstraintLayer::new(
-            Arc::clone(pde),
-            grid.clone(),
-            config,
-        )?))
+        Ok(ConstraintLayer::new(Arc::clone(pde), grid.clone(), config)?)
     }
 
     /// The constraint layer.
@@ -110,7 +111,8 @@ impl HardConstraint {
                 count,
             });
         }
-        self.layer = Self::build(&self.scenario, &self.pde, &self.grid, Some(&weights))?;
+        let layer = Self::build(&self.scenario, &self.pde, &self.grid, Some(&weights))?;
+        self.layer = self.device.attach(layer);
         self.warm = Some(weights);
         Ok(())
     }

@@ -16,6 +16,7 @@ pub mod gradcheck;
 mod hard_constraint;
 pub mod loss;
 mod per_sample;
+mod placement;
 mod resolution;
 pub mod setup;
 
@@ -113,7 +114,12 @@ impl Model {
         fno_config.check_grid(backbone_grid.shape().dims())?;
         let vars = VarMap::new();
         let builder = SeededVars::builder(&vars, scenario.seed, setup::dtype_of(scenario));
-        let fno = Fno::new(fno_config, builder)?;
+        #[cfg_attr(not(feature = "cuda"), allow(unused_mut))]
+        let mut fno = Fno::new(fno_config, builder)?;
+        #[cfg(feature = "cuda")]
+        fno.run_on(placement::backbone_device(backbone)?)?;
+        #[cfg(not(feature = "cuda"))]
+        placement::backbone_device(backbone)?;
         let constraint = match scenario.constraint.method {
             Method::Soft => None,
             Method::Hard | Method::Moe => Some(HardConstraint::new(
@@ -131,6 +137,21 @@ impl Model {
             loss: PhysicsLoss::new(pde, grid)?,
             constraint,
         })
+    }
+
+    /// Runs the backbone's forward and backward passes on `device` (a GPU:
+    /// [`crate::device::cuda_backbone`]); the variables, the constraint
+    /// layer's pull-back, the losses and the optimiser stay on the host.
+    /// `None` goes back to the CPU. Models derived from this one
+    /// ([`Model::at_resolution`]) run there too.
+    ///
+    /// Errors: a float32 backbone (the device network is float64).
+    #[cfg(feature = "cuda")]
+    pub fn run_backbone_on(
+        &mut self,
+        device: Option<Arc<dyn crate::device::NetworkOnDevice>>,
+    ) -> Result<(), SolverError> {
+        self.fno.run_on(device)
     }
 
     /// The scenario the model was built from.

@@ -61,6 +61,8 @@ impl Model {
             }
         }
         model.restore_extra_state(&self.extra_state())?;
+        #[cfg(feature = "cuda")]
+        model.fno.run_on(self.fno.device())?;
         Ok(model)
     }
 }

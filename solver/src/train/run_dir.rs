@@ -139,8 +139,16 @@ impl RunDir {
     }
 
     /// Saves the scenario as `config.toml` (atomically).
+    ///
+    /// The config records the experiment, not the machine: `device` is left
+    /// out, so a run trained on a GPU is evaluated, resumed or embedded on any
+    /// machine (`--device` chooses again).
     pub fn write_config(&self, scenario: &Scenario) -> Result<(), SolverError> {
-        write_atomic(&self.config(), scenario.to_toml_string().as_bytes())
+        let experiment = Scenario {
+            device: tessera_scenarios::Device::Cpu,
+            ..scenario.clone()
+        };
+        write_atomic(&self.config(), experiment.to_toml_string().as_bytes())
     }
 
     /// Reads `config.toml` back, validated like any scenario file, with the

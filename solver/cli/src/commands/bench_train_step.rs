@@ -24,6 +24,7 @@ use tessera_solver::{
 };
 
 use super::train::load_scenario;
+use crate::device::DeviceArg;
 
 /// Arguments of `tessera bench train-step`.
 #[derive(Debug, clap::Args)]
@@ -40,6 +41,8 @@ pub struct TrainStepArgs {
     /// Timed steps (after one warm-up step); at least 5.
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    #[command(flatten)]
+    device: DeviceArg,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -50,6 +53,8 @@ pub struct TrainStepArgs {
 struct Report {
     scenario: String,
     method: String,
+    /// Where the model ran (`cpu`, `cuda:N`).
+    device: String,
     batch: usize,
     runs: usize,
     /// Trainable scalars: the gradient all-reduce moves `2 (K−1)/K` of them,
@@ -91,12 +96,15 @@ impl TrainStepArgs {
             bail!("--runs must be at least 5 (got {})", self.runs);
         }
         let mut scenario = load_scenario(&self.scenario, &self.overrides)?;
+        self.device.apply(&mut scenario);
         // Only the batch's initial conditions are needed: generate that many.
         // Both sizes change together (one at a time would fail validation).
         scenario.data.train_samples = self.batch;
         scenario.training.batch_size = self.batch;
         scenario.validate()?;
         let layout = Layout::resolve(&scenario, world.size())?;
+        // The model first: a device that cannot be used fails before any data.
+        let mut model = Model::new(&scenario)?;
         // Rank 0 generates (and caches) the batch first; the others then read
         // the cache instead of racing to write it.
         let load = || {
@@ -113,7 +121,6 @@ impl TrainStepArgs {
         };
         let metered = Metered::new(world.comm());
         let shard = DataShard::new(&metered, layout);
-        let mut model = Model::new(&scenario)?;
         let vars = named_vars(&model)?;
         let mut adam = Adam::new(AdamConfig::default());
         let t = &scenario.training;
@@ -153,6 +160,7 @@ impl TrainStepArgs {
         let report = Report {
             scenario: scenario.name.clone(),
             method: method_name(&scenario),
+            device: scenario.device.to_string(),
             batch: self.batch,
             runs: self.runs,
             parameters: vars.values().map(|v| v.elem_count()).sum(),
@@ -171,9 +179,10 @@ impl TrainStepArgs {
             println!("{}", serde_json::to_string(&report)?);
         } else {
             println!(
-                "{} ({}), batch {} over {} rank(s) × {} threads: step median {:.4} s over {} steps ({:.3} samples/s; communication {:.4} s, {} bytes sent by rank 0), peak RSS {:.0} MiB, LM iterations {:.2}, failed solves {}",
+                "{} ({}, {}), batch {} over {} rank(s) × {} threads: step median {:.4} s over {} steps ({:.3} samples/s; communication {:.4} s, {} bytes sent by rank 0), peak RSS {:.0} MiB, LM iterations {:.2}, failed solves {}",
                 report.scenario,
                 report.method,
+                report.device,
                 report.batch,
                 report.ranks,
                 report.threads,

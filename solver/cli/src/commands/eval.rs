@@ -8,6 +8,7 @@ use tessera_scenarios::Scenario;
 use tessera_solver::{Checkpoint, Model, RunData, RunDir, Samples};
 
 use super::run::finish;
+use crate::device::DeviceArg;
 
 /// Arguments of `tessera eval`.
 #[derive(Debug, clap::Args)]
@@ -20,6 +21,8 @@ pub struct Args {
     /// Print the summary as one JSON line last on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    device: DeviceArg,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -29,7 +32,8 @@ impl Args {
     /// Loads the checkpoint, evaluates and prints the summary.
     pub fn run(self) -> anyhow::Result<()> {
         let run = RunDir::new(&self.run_dir);
-        let scenario = run.read_config()?;
+        let mut scenario = run.read_config()?;
+        self.device.apply(&mut scenario);
         let (mut model, checkpoint) = trained_model(&scenario, &run)?;
         let (test, stored) = match &self.data {
             Some(file) => Samples::load_test_file(&scenario, file),

@@ -10,6 +10,7 @@ use tessera_solver::GradcheckOptions;
 
 use super::{gradcheck_scenario, pde_arg};
 use crate::constraint_check::{GradcheckConfig, GridSize, gradcheck, parse_split};
+use crate::device::DeviceArg;
 
 /// Arguments of `tessera gradcheck`.
 #[derive(Debug, clap::Args)]
@@ -25,6 +26,8 @@ pub struct Args {
     /// Override a scenario setting, e.g. `--set grid.nx=64` (repeatable; with --scenario).
     #[arg(long = "set", value_name = "KEY=VALUE", conflicts_with = "pde")]
     overrides: Vec<String>,
+    #[command(flatten)]
+    device: DeviceArg,
     /// Initial conditions per batch (with --scenario) [default: 2].
     #[arg(long, conflicts_with = "pde")]
     batch: Option<usize>,
@@ -121,6 +124,7 @@ impl Args {
         gradcheck_scenario::Args {
             scenario: self.scenario.unwrap_or_default(),
             overrides: self.overrides,
+            device: self.device,
             checks: self.checks.unwrap_or(defaults.checks),
             step: self.step.unwrap_or(defaults.step),
             tol: self.tol.unwrap_or(defaults.tolerance),

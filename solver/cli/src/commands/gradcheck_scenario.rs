@@ -10,6 +10,8 @@ use tessera_scenarios::config::Method;
 
 use tessera_solver::{GradcheckOptions, gradcheck};
 
+use crate::device::DeviceArg;
+
 /// Settings of the whole-model gradient check, filled by `tessera gradcheck
 /// --scenario` (see [`super::gradcheck`]).
 #[derive(Debug)]
@@ -18,6 +20,8 @@ pub struct Args {
     pub scenario: PathBuf,
     /// Scenario overrides `key=value`, applied in order.
     pub overrides: Vec<String>,
+    /// Where the model runs (`--device`).
+    pub device: DeviceArg,
     /// Parameter entries checked per method.
     pub checks: usize,
     /// Largest finite-difference step (the check tries it and three smaller ones).
@@ -39,6 +43,7 @@ impl Args {
         for assignment in &self.overrides {
             scenario.set(assignment)?;
         }
+        self.device.apply(&mut scenario);
         let options = GradcheckOptions {
             methods: vec![Method::Soft, Method::Hard, Method::Moe],
             checks: self.checks,

@@ -13,6 +13,7 @@ use tessera_solver::{
 
 use super::eval::trained_model;
 use super::train::{MaxTime, load_scenario, time_up_message, train};
+use crate::device::DeviceArg;
 use crate::plots::plot_run;
 use crate::run_name::fresh_run_dir;
 
@@ -37,6 +38,8 @@ pub struct Args {
     // (and says how to resume and evaluate).
     #[command(flatten)]
     max_time: MaxTime,
+    #[command(flatten)]
+    device: DeviceArg,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -51,7 +54,8 @@ impl Args {
     }
 
     fn run_in(self, world: &World, started: Instant) -> anyhow::Result<()> {
-        let scenario = load_scenario(&self.scenario, &self.overrides)?;
+        let mut scenario = load_scenario(&self.scenario, &self.overrides)?;
+        self.device.apply(&mut scenario);
         let run = fresh_run_dir(self.out, &scenario, world)?;
         let claim = Claim {
             resume: false,

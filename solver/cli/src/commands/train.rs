@@ -11,6 +11,7 @@ use tessera_solver::{
     World, broadcast_run_data, with_world,
 };
 
+use crate::device::DeviceArg;
 use crate::duration::parse_duration;
 use crate::progress::TrainingBar;
 use crate::run_name::fresh_run_dir;
@@ -35,6 +36,8 @@ pub struct Args {
     force: bool,
     #[command(flatten)]
     max_time: MaxTime,
+    #[command(flatten)]
+    device: DeviceArg,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -71,7 +74,9 @@ impl Args {
                 let run = RunDir::new(dir);
                 let scenario = run.read_config()?;
                 if let Some(path) = &self.scenario {
-                    let given = load_scenario(path, &self.overrides)?;
+                    let mut given = load_scenario(path, &self.overrides)?;
+                    // A run's config records the experiment, not the machine.
+                    given.device = scenario.device;
                     if given != scenario {
                         bail!(
                             "{} (with the --set overrides) differs from {}; resume with the run's own config",
@@ -92,6 +97,8 @@ impl Args {
                 (scenario, run, false)
             }
         };
+        let mut scenario = scenario;
+        self.device.apply(&mut scenario);
         let claim = Claim {
             resume,
             force: self.force,
@@ -154,12 +161,14 @@ pub(super) fn train(
     // Rank 0 alone draws progress; the other ranks train silently.
     let quiet = quiet || !world.is_root();
     Layout::resolve(scenario, world.size())?;
+    // The model first: a device that cannot be used fails before the data
+    // are generated. With `training.horizon` the model trains on the levels
+    // t ≤ horizon only; `run` and `eval` evaluate on the whole grid (see
+    // `trained_model`).
+    let mut model = Model::for_training(scenario)?;
     let data = broadcast_run_data(world.comm(), || RunData::load(scenario, quiet))
         .context("obtaining the training and test data")?;
-    // With `training.horizon` the model trains on the levels t ≤ horizon only;
-    // `run` and `eval` evaluate on the whole grid (see `trained_model`).
     let window = data.training_window(scenario)?;
-    let mut model = Model::for_training(scenario)?;
     let options = TrainOptions {
         resume,
         deadline,

@@ -233,7 +233,8 @@ impl<'a> TimedLayer<'a> {
             ..LayerConfig::new(&config.split, config.points_per_expert)
         };
         let timed = Self {
-            layer: device.attach(
+            layer: crate::device::attach(
+                device,
                 ConstraintLayer::new(pde, first.grid.clone(), layer_config)?,
                 definition,
                 config.n_basis,

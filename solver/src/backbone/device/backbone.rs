@@ -1,0 +1,143 @@
+//! The device network behind the CPU's autograd: [`DeviceBackbone`] builds
+//! (and keeps) one [`DeviceFno`] per grid shape, and [`NetworkOnDevice`] is
+//! what [`crate::backbone::Fno`] holds to run its forward and backward passes
+//! there — features, parameters and the output gradient go up, the basis and
+//! the parameter gradient come back; everything in between stays on the
+//! device, including the activations the backward pass needs.
+
+use std::any::Any;
+use std::sync::{Arc, Mutex};
+
+use tessera_constraints::gpu::GpuError;
+
+use super::executor::Executor;
+use super::network::{DeviceFno, ForwardPass};
+use crate::backbone::FnoConfig;
+
+/// A forward pass kept on the device for its backward pass.
+pub struct DevicePass(Box<dyn Any + Send>);
+
+impl std::fmt::Debug for DevicePass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DevicePass")
+    }
+}
+
+/// What the FNO needs from a device: its forward and backward pass on host
+/// arrays (type-erased, so the backbone holds any executor).
+pub trait NetworkOnDevice: Send + Sync + std::fmt::Debug {
+    /// The outputs `[batch, grid…, N]` of `config` on a grid of point shape
+    /// `grid` for `features` and the packed `params`, and the pass to
+    /// differentiate.
+    fn forward(
+        &self,
+        config: &FnoConfig,
+        grid: &[usize],
+        features: &[f64],
+        params: &[f64],
+    ) -> Result<(Vec<f64>, DevicePass), GpuError>;
+
+    /// The packed parameter gradient for the output gradient `grad_out`.
+    fn backward(&self, pass: DevicePass, grad_out: &[f64]) -> Result<Vec<f64>, GpuError>;
+}
+
+/// One executor's networks, built on first use for each (config, grid).
+pub struct DeviceBackbone<E: Executor> {
+    exec: E,
+    networks: Mutex<Vec<Arc<Network<E>>>>,
+}
+
+struct Network<E: Executor> {
+    config: FnoConfig,
+    grid: Vec<usize>,
+    fno: DeviceFno<E>,
+}
+
+/// A pass with the uploaded inputs it was computed from.
+struct Kept<E: Executor> {
+    network: Arc<Network<E>>,
+    features: E::Buffer,
+    params: E::Buffer,
+    pass: ForwardPass<E::Buffer>,
+}
+
+impl<E: Executor> std::fmt::Debug for DeviceBackbone<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeviceBackbone")
+    }
+}
+
+impl<E: Executor> DeviceBackbone<E> {
+    /// The backbone on `exec`.
+    pub fn new(exec: E) -> Self {
+        Self {
+            exec,
+            networks: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn network(&self, config: &FnoConfig, grid: &[usize]) -> Result<Arc<Network<E>>, GpuError>
+    where
+        E: Clone,
+    {
+        let mut networks = self
+            .networks
+            .lock()
+            .map_err(|_| GpuError::Unsupported("device backbone lock poisoned".into()))?;
+        if let Some(n) = networks
+            .iter()
+            .find(|n| n.config == *config && n.grid == grid)
+        {
+            return Ok(Arc::clone(n));
+        }
+        let network = Arc::new(Network {
+            config: config.clone(),
+            grid: grid.to_vec(),
+            fno: DeviceFno::new(self.exec.clone(), config, grid)?,
+        });
+        networks.push(Arc::clone(&network));
+        Ok(network)
+    }
+}
+
+impl<E> NetworkOnDevice for DeviceBackbone<E>
+where
+    E: Executor + Clone + Send + Sync + 'static,
+    E::Buffer: Send + Sync + 'static,
+{
+    fn forward(
+        &self,
+        config: &FnoConfig,
+        grid: &[usize],
+        features: &[f64],
+        params: &[f64],
+    ) -> Result<(Vec<f64>, DevicePass), GpuError> {
+        let network = self.network(config, grid)?;
+        let features = self.exec.upload(features)?;
+        let params = self.exec.upload(params)?;
+        let (out, pass) = network.fno.forward(&features, &params)?;
+        let kept = Kept {
+            network,
+            features,
+            params,
+            pass,
+        };
+        Ok((self.exec.download(&out)?, DevicePass(Box::new(kept))))
+    }
+
+    fn backward(&self, pass: DevicePass, grad_out: &[f64]) -> Result<Vec<f64>, GpuError> {
+        let kept = pass
+            .0
+            .downcast::<Kept<E>>()
+            .map_err(|_| GpuError::Unsupported("a forward pass of another device".into()))?;
+        let Kept {
+            network,
+            features,
+            params,
+            pass,
+        } = *kept;
+        let grad = self.exec.upload(grad_out)?;
+        let grads = network.fno.backward(pass, &features, &params, &grad)?;
+        self.exec.download(&grads)
+    }
+}

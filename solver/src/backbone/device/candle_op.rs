@@ -1,0 +1,95 @@
+//! The FNO on a device as one candle op, in place of the CPU's fused op: the
+//! graph and the optimiser stay on the host, the network's passes run on the
+//! device ([`NetworkOnDevice`]).
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+
+use super::backbone::{DevicePass, NetworkOnDevice};
+use crate::backbone::FnoConfig;
+use crate::backbone::storage::slice;
+
+/// One forward pass of the network on a device (it keeps that pass for the
+/// backward pass).
+pub(crate) struct DeviceNetworkOp {
+    device: Arc<dyn NetworkOnDevice>,
+    config: FnoConfig,
+    grid: Vec<usize>,
+    pass: Mutex<Option<DevicePass>>,
+}
+
+impl DeviceNetworkOp {
+    /// The op for `config` on a grid of point shape `grid`.
+    pub(crate) fn new(
+        device: Arc<dyn NetworkOnDevice>,
+        config: FnoConfig,
+        grid: Vec<usize>,
+    ) -> Self {
+        Self {
+            device,
+            config,
+            grid,
+            pass: Mutex::new(None),
+        }
+    }
+}
+
+impl CustomOp2 for DeviceNetworkOp {
+    fn name(&self) -> &'static str {
+        "fno-on-device"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (out, pass) = self
+            .device
+            .forward(
+                &self.config,
+                &self.grid,
+                slice::<f64>(s1, l1)?,
+                slice::<f64>(s2, l2)?,
+            )
+            .map_err(candle_core::Error::wrap)?;
+        match self.pass.lock() {
+            Ok(mut guard) => *guard = Some(pass),
+            Err(_) => candle_core::bail!("fno: device pass store poisoned"),
+        }
+        let mut shape = l1.dims().to_vec();
+        *shape.last_mut().expect("rank ≥ 1") = self.config.out_dim;
+        Ok((CpuStorage::F64(out), Shape::from(shape)))
+    }
+
+    /// Gradients for the parameters only: the features are data.
+    fn bwd(
+        &self,
+        _arg1: &Tensor,
+        arg2: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let pass = match self.pass.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(_) => candle_core::bail!("fno: device pass store poisoned"),
+        };
+        let Some(pass) = pass else {
+            candle_core::bail!(
+                "fno: backward needs a fresh forward pass (run backward once per loss)"
+            )
+        };
+        let g = grad_res.flatten_all()?.to_vec1::<f64>()?;
+        let gp = self
+            .device
+            .backward(pass, &g)
+            .map_err(candle_core::Error::wrap)?;
+        Ok((
+            None,
+            Some(Tensor::from_vec(gp, arg2.shape(), arg2.device())?),
+        ))
+    }
+}

@@ -1,0 +1,148 @@
+//! The [`Executor`] of an NVIDIA GPU: the kernels compiled by NVRTC for the
+//! device's architecture, arrays in its memory, launches on its stream.
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
+use tessera_constraints::gpu::{Gpu, GpuError, nvrtc};
+
+use super::executor::{Arg, DeviceArray, Executor, Kernel, SOURCE};
+
+/// An array of doubles in GPU memory (at least one element is allocated, so
+/// that an empty array still has an address).
+pub struct CudaBuffer {
+    slice: CudaSlice<f64>,
+    len: usize,
+}
+
+impl std::fmt::Debug for CudaBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaBuffer")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl DeviceArray for CudaBuffer {
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// The backbone's kernels loaded on one GPU (clones share them).
+#[derive(Clone)]
+pub struct CudaExecutor {
+    stream: Arc<CudaStream>,
+    /// One function per [`Kernel::ALL`] entry.
+    functions: Vec<CudaFunction>,
+}
+
+fn driver(what: &'static str) -> impl Fn(cudarc::driver::DriverError) -> GpuError {
+    move |e| GpuError::Driver {
+        what,
+        message: e.to_string(),
+    }
+}
+
+impl CudaExecutor {
+    /// Compiles the kernels for `gpu` and loads them there.
+    ///
+    /// Errors: no NVRTC, an unsupported architecture, or a driver failure.
+    pub fn new(gpu: &Gpu) -> Result<Self, GpuError> {
+        let ptx = nvrtc::compile(SOURCE, gpu.architecture()?)?;
+        let module = gpu
+            .context()
+            .load_module(ptx)
+            .map_err(driver("loading the backbone's kernels"))?;
+        let functions = Kernel::ALL
+            .iter()
+            .map(|k| {
+                module
+                    .load_function(k.name())
+                    .map_err(driver("finding a backbone kernel"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            stream: gpu.stream().clone(),
+            functions,
+        })
+    }
+
+    fn function(&self, kernel: Kernel) -> &CudaFunction {
+        let index = Kernel::ALL
+            .iter()
+            .position(|k| *k == kernel)
+            .expect("every kernel is in Kernel::ALL");
+        &self.functions[index]
+    }
+}
+
+impl Executor for CudaExecutor {
+    type Buffer = CudaBuffer;
+
+    fn zeros(&self, len: usize) -> Result<CudaBuffer, GpuError> {
+        let slice = self
+            .stream
+            .alloc_zeros::<f64>(len.max(1))
+            .map_err(driver("allocating device memory"))?;
+        Ok(CudaBuffer { slice, len })
+    }
+
+    fn upload(&self, data: &[f64]) -> Result<CudaBuffer, GpuError> {
+        let slice = self
+            .stream
+            .clone_htod(if data.is_empty() { &[0.0][..] } else { data })
+            .map_err(driver("copying to the device"))?;
+        Ok(CudaBuffer {
+            slice,
+            len: data.len(),
+        })
+    }
+
+    fn copy(&self, buffer: &CudaBuffer) -> Result<CudaBuffer, GpuError> {
+        let slice = self
+            .stream
+            .clone_dtod(&buffer.slice)
+            .map_err(driver("copying on the device"))?;
+        Ok(CudaBuffer {
+            slice,
+            len: buffer.len,
+        })
+    }
+
+    fn download(&self, buffer: &CudaBuffer) -> Result<Vec<f64>, GpuError> {
+        let mut v = self
+            .stream
+            .clone_dtoh(&buffer.slice)
+            .map_err(driver("copying from the device"))?;
+        v.truncate(buffer.len);
+        Ok(v)
+    }
+
+    fn address(&self, buffer: &CudaBuffer) -> u64 {
+        let (ptr, _record) = buffer.slice.device_ptr(&self.stream);
+        ptr
+    }
+
+    unsafe fn launch(&self, kernel: Kernel, blocks: u32, args: &[Arg]) -> Result<(), GpuError> {
+        let function = self.function(kernel);
+        let mut launch = self.stream.launch_builder(function);
+        for arg in args {
+            match arg {
+                Arg::Ptr(p) => launch.arg(p),
+                Arg::Int(i) => launch.arg(i),
+                Arg::Real(r) => launch.arg(r),
+            };
+        }
+        let config = LaunchConfig {
+            grid_dim: (blocks, 1, 1),
+            block_dim: (kernel.threads(), 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the caller guarantees that `args` match the kernel's
+        // parameters and stay inside live buffers (`Executor::launch`).
+        unsafe { launch.launch(config) }
+            .map(|_| ())
+            .map_err(driver("launching a backbone kernel"))
+    }
+}

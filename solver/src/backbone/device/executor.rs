@@ -1,0 +1,109 @@
+//! Where the backbone's kernels run: the [`Executor`] trait, which a GPU
+//! implements ([`super::CudaExecutor`]) and which the tests implement on the
+//! host (the kernels compiled with `tessera_constraints::gpu::HOST_SHIM`), so
+//! that everything above a kernel launch is checked on machines without a GPU.
+
+use tessera_constraints::gpu::GpuError;
+
+/// The CUDA C++ source of every backbone kernel.
+pub const SOURCE: &str = include_str!("kernels.cu");
+
+/// The kernels of [`SOURCE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// `tessera_gemm`: strided, batched, split-K `C = αAB + βC`.
+    Gemm,
+    /// `tessera_gemm_reduce`: the split-K slices added in order.
+    GemmReduce,
+    /// `tessera_gelu`: `out = gelu(z)`.
+    Gelu,
+    /// `tessera_gelu_backward`: `g *= gelu'(z)`.
+    GeluBackward,
+    /// `tessera_fill_rows`: every row of an array set to a bias.
+    FillRows,
+    /// `tessera_column_sums`: the sum over rows of an array.
+    ColumnSums,
+}
+
+impl Kernel {
+    /// Every kernel, in [`SOURCE`]'s order.
+    pub const ALL: [Kernel; 6] = [
+        Kernel::Gemm,
+        Kernel::GemmReduce,
+        Kernel::Gelu,
+        Kernel::GeluBackward,
+        Kernel::FillRows,
+        Kernel::ColumnSums,
+    ];
+
+    /// The kernel's entry point in [`SOURCE`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Gemm => "tessera_gemm",
+            Kernel::GemmReduce => "tessera_gemm_reduce",
+            Kernel::Gelu => "tessera_gelu",
+            Kernel::GeluBackward => "tessera_gelu_backward",
+            Kernel::FillRows => "tessera_fill_rows",
+            Kernel::ColumnSums => "tessera_column_sums",
+        }
+    }
+
+    /// Threads per block: every kernel is written for 256 (the product's
+    /// 16 × 16 layout of 4 × 4 register tiles, the reductions' shared arrays).
+    pub fn threads(self) -> u32 {
+        256
+    }
+}
+
+/// One kernel argument, passed by value as the driver passes it: a device
+/// address (a pointer parameter), a `long long` or a `double`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Arg {
+    /// A device address.
+    Ptr(u64),
+    /// A `long long`.
+    Int(i64),
+    /// A `double`.
+    Real(f64),
+}
+
+/// A device array of `f64`.
+pub trait DeviceArray {
+    /// Number of elements.
+    fn len(&self) -> usize;
+
+    /// Whether the array has no elements.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Memory and kernel launches on one device, in one stream: launches run in
+/// order, and a download waits for every launch before it.
+pub trait Executor {
+    /// An array on the device.
+    type Buffer: DeviceArray;
+
+    /// A zeroed array of `len` doubles.
+    fn zeros(&self, len: usize) -> Result<Self::Buffer, GpuError>;
+
+    /// A copy of `data` on the device.
+    fn upload(&self, data: &[f64]) -> Result<Self::Buffer, GpuError>;
+
+    /// A copy of `buffer` on the device.
+    fn copy(&self, buffer: &Self::Buffer) -> Result<Self::Buffer, GpuError>;
+
+    /// A copy of `buffer` on the host, after every queued launch.
+    fn download(&self, buffer: &Self::Buffer) -> Result<Vec<f64>, GpuError>;
+
+    /// The device address of `buffer`'s first element.
+    fn address(&self, buffer: &Self::Buffer) -> u64;
+
+    /// Queues `kernel` on `blocks` blocks of [`Kernel::threads`] threads.
+    ///
+    /// # Safety
+    /// `args` must match the kernel's parameters in number, order and type,
+    /// and every address with the sizes passed must stay inside live buffers
+    /// of this executor (the callers in [`super::ops`] check their views).
+    unsafe fn launch(&self, kernel: Kernel, blocks: u32, args: &[Arg]) -> Result<(), GpuError>;
+}

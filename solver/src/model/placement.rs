@@ -1,0 +1,80 @@
+//! Where a model's parts run, from the scenario's `device`: on a GPU
+//! (feature `cuda`) the backbone's passes run there, and so do the
+//! constraint layer's solves and backward passes when the PDE is a TOML
+//! definition (whose residual is compiled for the GPU; a built-in PDE's
+//! solves stay on the CPU). The losses, the pull-back to the basis and the
+//! optimiser stay on the host. Without the feature, a GPU is a typed error.
+
+use std::sync::Arc;
+
+use tessera_experts::ConstraintLayer;
+use tessera_scenarios::{AnyPde, Device, Scenario};
+
+use crate::SolverError;
+
+/// The device the backbone's passes run on (`None`: the CPU).
+#[cfg(feature = "cuda")]
+pub(crate) fn backbone_device(
+    scenario: &Scenario,
+) -> Result<Option<Arc<dyn crate::device::NetworkOnDevice>>, SolverError> {
+    match scenario.device {
+        Device::Cpu => Ok(None),
+        Device::Cuda(ordinal) => Ok(Some(crate::device::cuda_backbone(ordinal)?)),
+    }
+}
+
+/// The CPU, or the typed error of a build without the `cuda` feature.
+#[cfg(not(feature = "cuda"))]
+pub(crate) fn backbone_device(scenario: &Scenario) -> Result<(), SolverError> {
+    match scenario.device {
+        Device::Cpu => Ok(()),
+        device => Err(SolverError::InvalidConfig {
+            key: "device",
+            value: device.to_string(),
+            reason: "this tessera was built without the `cuda` feature \
+                     (cargo build --release --features cuda)"
+                .into(),
+        }),
+    }
+}
+
+/// Where a constraint layer's solves run.
+#[derive(Clone, Default)]
+pub(crate) struct SolveDevice {
+    #[cfg(feature = "cuda")]
+    gpu: Option<Arc<tessera_constraints::gpu::GpuLm>>,
+}
+
+impl SolveDevice {
+    /// The solver for `scenario`'s device and `pde`: its GPU kernels when the
+    /// scenario runs on a GPU and the PDE is a TOML definition, else the CPU.
+    ///
+    /// Errors: no driver, no NVRTC, or a kernel that does not compile.
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+    pub(crate) fn new(scenario: &Scenario, pde: &AnyPde) -> Result<Self, SolverError> {
+        #[cfg(feature = "cuda")]
+        if let (Device::Cuda(ordinal), AnyPde::Custom(definition)) = (scenario.device, pde) {
+            use tessera_constraints::gpu::{Gpu, GpuLm};
+            let gpu = Gpu::open(ordinal)?;
+            let solver = GpuLm::new(
+                &gpu,
+                &definition.emit_cuda(),
+                definition.name(),
+                definition.gpu_shape(scenario.model.n_basis),
+            )?;
+            return Ok(Self {
+                gpu: Some(Arc::new(solver)),
+            });
+        }
+        Ok(Self::default())
+    }
+
+    /// `layer` with its solves here.
+    pub(crate) fn attach(&self, layer: ConstraintLayer<AnyPde>) -> Arc<ConstraintLayer<AnyPde>> {
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            return Arc::new(layer.with_gpu(Arc::clone(gpu)));
+        }
+        Arc::new(layer)
+    }
+}
