@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks in one call, for a lent GPU machine (no Rust toolchain there):
-# the GPU test binaries (the constraint kernels, and the FNO backbone on the
-# GPU against the CPU backbone), the constraint-layer benchmark with the
+# the GPU test binaries (the constraint kernels; the FNO backbone on the GPU
+# against the CPU backbone, and 20 training steps against the CPU's), the
+# whole-model gradient check on the GPU, the constraint-layer benchmark with the
 # forward solves on the GPU against the CPU on the same problems, at the
 # paper's diffusion–sorption scale (4 × 20 000 points, N = 16, batch 1 and 6)
 # and Navier–Stokes scale (4 × 20 000 points, N = 64, 64³, batch 4), and the
@@ -43,6 +44,15 @@ bench() { # NAME ARGS…: one side-by-side benchmark, its JSON kept as NAME.json
 bench ds-batch1 --pde diffusion-sorption --pde-file scenarios/pdes/diffusion-sorption.toml --batch 1
 bench ds-batch6 --pde diffusion-sorption --pde-file scenarios/pdes/diffusion-sorption.toml --batch 6
 bench ns-batch4 --pde navier-stokes --pde-file scenarios/pdes/navier-stokes.toml --basis 64 --batch 4
+
+# The whole model's gradient against finite differences with the model on the
+# GPU: the built-in diffusion–sorption (backbone on the GPU) and Burgers, a
+# TOML definition (backbone and the experts' solves on the GPU).
+gradcheck() { # NAME SCENARIO
+    timeout 240 "$BIN/tessera" gradcheck --scenario "$2" --device cuda --json >"$OUT/$1.json" 2>"$OUT/$1.err" || status=1
+}
+gradcheck gradcheck-ds scenarios/quickstart.toml
+gradcheck gradcheck-burgers scenarios/burgers-small.toml
 
 step() { # NAME ARGS…: one training-step benchmark, its JSON kept as NAME.json
     local name=$1

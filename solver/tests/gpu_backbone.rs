@@ -19,7 +19,7 @@ use tessera_constraints::gpu::{GpuError, HOST_SHIM};
 use tessera_solver::device::{
     Arg, DeviceArray, DeviceBackbone, DeviceFno, Executor, Kernel, Ops, SOURCE, View,
 };
-use tessera_solver::{Fno, FnoConfig, SeededVars};
+use tessera_solver::{Fno, FnoConfig, Model, SeededVars};
 
 /// The kernels as a shared library loaded into the test process.
 struct Library(*mut c_void);
@@ -516,34 +516,21 @@ fn the_kernels_compile_and_assemble_for_ampere_and_hopper() {
 }
 
 /// Training steps with the backbone on the (host-run) device give the CPU
-/// backbone's steps: every loss part and gradient norm to 1e-9, the final
-/// variables to 1e-7,
-/// over a few Adam updates of the mixture-of-experts models (2-D
-/// diffusion–sorption, 3-D Navier–Stokes).
+/// backbone's steps: every loss part to 1e-8 (measured: 5.6e-10 for
+/// diffusion–sorption, whose solves may stop an iteration apart, 2e-15 for
+/// Navier–Stokes), the gradient norm and the final variables to 1e-7, over a few Adam updates of the mixture-of-experts models
+/// (2-D diffusion–sorption, 3-D Navier–Stokes).
 #[test]
 fn training_steps_with_the_backbone_on_the_device_match_the_cpu() {
     let ds = model_common::diffusion_sorption("moe", "");
     let ns = model_common::navier_stokes("moe");
-    for (scenario, ic_len) in [(ds, 16), (ns, 64)] {
-        let (cpu, cpu_values) = train_steps(&scenario, ic_len, false);
-        let (dev, dev_values) = train_steps(&scenario, ic_len, true);
-        let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-300);
-        for (c, d) in cpu.iter().zip(&dev) {
-            for (what, a, b) in [
-                ("loss", d.loss, c.loss),
-                ("pde", d.pde, c.pde),
-                ("ic", d.ic, c.ic),
-                ("bc", d.bc, c.bc),
-                ("grad_norm", d.grad_norm, c.grad_norm),
-            ] {
-                assert!(
-                    rel(a, b) <= 1e-9,
-                    "{}, step {}: {what} {a} vs {b}",
-                    scenario.name,
-                    c.step
-                );
-            }
-        }
+    for scenario in [ds, ns] {
+        let (cpu, cpu_values) = train_steps(Model::new(&scenario).unwrap(), &scenario, 4);
+        let mut on_device = Model::new(&scenario).unwrap();
+        let backbone = DeviceBackbone::new(HostExecutor::new());
+        on_device.run_backbone_on(Some(Arc::new(backbone))).unwrap();
+        let (dev, dev_values) = train_steps(on_device, &scenario, 4);
+        assert_same_steps(&scenario.name, &cpu, &dev, (1e-8, 1e-7));
         let scale = cpu_values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let worst = cpu_values
             .iter()
@@ -561,32 +548,95 @@ fn training_steps_with_the_backbone_on_the_device_match_the_cpu() {
     }
 }
 
-/// Four Adam updates of `scenario`'s model from fixed batches, its backbone
-/// on the host-run device or the CPU: the step records and the variables.
-fn train_steps(
-    scenario: &tessera_scenarios::Scenario,
-    ic_len: usize,
-    device: bool,
-) -> (Vec<tessera_solver::StepRecord>, Vec<f64>) {
-    use tessera_solver::{Adam, AdamConfig, Batch, Model, named_vars, update};
-    let mut model = Model::new(scenario).unwrap();
-    if device {
-        let backbone = DeviceBackbone::new(HostExecutor::new());
-        model.run_backbone_on(Some(Arc::new(backbone))).unwrap();
+/// On a GPU, 20 Adam steps of the tiny diffusion–sorption MoE model with
+/// everything the device runs there — the backbone and, its PDE given as the
+/// shipped TOML definition, the experts' solves and backward passes — against
+/// the CPU's built-in model: every loss part to 1e-8, the gradient norm to
+/// 1e-6 (skipped, saying why, without a CUDA driver).
+#[test]
+fn twenty_training_steps_on_a_gpu_match_the_cpu() {
+    use tessera_scenarios::custom::CustomPde;
+    use tessera_scenarios::{AnyPde, Device};
+    if !tessera_constraints::gpu::Gpu::driver_present() {
+        println!("skipped: {}", GpuError::NoDriver);
+        return;
     }
+    let mut scenario = model_common::diffusion_sorption("moe", "");
+    let (cpu, _) = train_steps(Model::new(&scenario).unwrap(), &scenario, 20);
+    scenario.device = Device::Cuda(0);
+    let definition = format!(
+        "{}/../scenarios/pdes/diffusion-sorption.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let pde = AnyPde::Custom(Arc::new(CustomPde::from_file(definition).unwrap()));
+    let (gpu, _) = train_steps(Model::with_pde(&scenario, pde).unwrap(), &scenario, 20);
+    assert_same_steps("diffusion-sorption on a GPU", &cpu, &gpu, (1e-8, 1e-6));
+    assert_ne!(
+        cpu[0].loss, cpu[19].loss,
+        "the comparison spans real training"
+    );
+}
+
+/// Every loss part of two runs' steps to `tol.0` relative, the gradient norm
+/// to `tol.1`. The gradient is looser: it passes through the experts'
+/// solutions, which two runs whose bases differ by round-off reach to the
+/// solver's tolerance, not to round-off (they may stop an iteration apart).
+fn assert_same_steps(
+    what: &str,
+    reference: &[tessera_solver::StepRecord],
+    other: &[tessera_solver::StepRecord],
+    tol: (f64, f64),
+) {
+    assert_eq!(reference.len(), other.len());
+    let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-300);
+    let (mut losses, mut gradient) = (0.0f64, 0.0f64);
+    for (c, d) in reference.iter().zip(other) {
+        losses = [(d.loss, c.loss), (d.pde, c.pde), (d.ic, c.ic), (d.bc, c.bc)]
+            .iter()
+            .fold(losses, |m, &(a, b)| m.max(rel(a, b)));
+        gradient = gradient.max(rel(d.grad_norm, c.grad_norm));
+    }
+    println!(
+        "{what}: {} steps, largest relative difference of a loss part {losses:.1e}, \
+         of the gradient norm {gradient:.1e}",
+        reference.len()
+    );
+    for (c, d) in reference.iter().zip(other) {
+        for (part, a, b, tol) in [
+            ("loss", d.loss, c.loss, tol.0),
+            ("pde", d.pde, c.pde, tol.0),
+            ("ic", d.ic, c.ic, tol.0),
+            ("bc", d.bc, c.bc, tol.0),
+            ("grad_norm", d.grad_norm, c.grad_norm, tol.1),
+        ] {
+            assert!(
+                rel(a, b) <= tol,
+                "{what}, step {}: {part} {a} vs {b}",
+                c.step
+            );
+        }
+    }
+}
+
+/// `steps` Adam updates of `model` (learning rate 1e-3, clip 1) on batches of
+/// two of `scenario`'s initial conditions drawn from the step number: the
+/// step records and the variables afterwards.
+fn train_steps(
+    mut model: Model,
+    scenario: &tessera_scenarios::Scenario,
+    steps: usize,
+) -> (Vec<tessera_solver::StepRecord>, Vec<f64>) {
+    use tessera_solver::{Adam, AdamConfig, Batch, named_vars, sample_ics, update};
     let vars = named_vars(&model).unwrap();
     let mut adam = Adam::new(AdamConfig::default());
-    let records = (0..4)
-        .map(|seed| {
-            let ics = (0..2)
-                .map(|b| pseudo(ic_len, 0.2 + 0.1 * (b + seed) as f64))
-                .collect();
+    let records = (0..steps as u64)
+        .map(|k| {
             let batch = Batch {
-                ics,
+                ics: sample_ics(scenario, 2, 100 + k).unwrap(),
                 targets: None,
-                seed: seed as u64,
+                seed: k,
             };
-            update(&mut model, &batch, &vars, &mut adam, 1e-2, 1.0).unwrap()
+            update(&mut model, &batch, &vars, &mut adam, 1e-3, 1.0).unwrap()
         })
         .collect();
     let values = vars
