@@ -477,6 +477,12 @@ fn mismatched_inputs_are_refused() {
         .backward(pass, &two, &p, &exec.zeros(2 * 6 * 8 * 2).unwrap())
         .unwrap_err();
     assert!(err.to_string().contains("for a forward pass of"), "{err}");
+    // So is a pass of another network, even of the same shape.
+    let twin = DeviceFno::new(exec.clone(), &self::config(2, false), &[6, 8]).unwrap();
+    let (_, pass) = twin.forward(&x, &p).unwrap();
+    let grad = exec.zeros(6 * 8 * 2).unwrap();
+    let err = device.backward(pass, &x, &p, &grad).unwrap_err();
+    assert!(err.to_string().contains("another network"), "{err}");
 }
 
 /// The kernels compile with NVRTC for Ampere and Hopper and assemble with

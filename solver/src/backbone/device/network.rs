@@ -70,6 +70,8 @@ impl Packing {
 /// What one forward pass keeps on the device for its backward pass
 /// ([`DeviceFno::backward`] consumes it, so each pass is differentiated once).
 pub struct ForwardPass<B> {
+    /// The network that made it ([`DeviceFno`]'s `id`).
+    network: u64,
     rows: usize,
     /// Each Fourier layer's input (a pre-activation), then the head's.
     inputs: Vec<B>,
@@ -83,6 +85,9 @@ pub struct ForwardPass<B> {
 
 /// The FNO on one executor, for one grid shape.
 pub struct DeviceFno<E: Executor> {
+    /// Unique per network in this process, so that a pass is differentiated
+    /// by the network that made it.
+    id: u64,
     exec: E,
     config: FnoConfig,
     points: usize,
@@ -102,7 +107,9 @@ impl<E: Executor> DeviceFno<E> {
             .and_then(|()| config.check_grid(grid))
             .map_err(|e| GpuError::Unsupported(e.to_string()))?;
         let transforms = Transforms::new(&exec, grid, &config.modes)?;
+        static NETWORKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(Self {
+            id: NETWORKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             exec,
             config: config.clone(),
             points: grid.iter().product(),
@@ -187,6 +194,7 @@ impl<E: Executor> DeviceFno<E> {
             None
         };
         let pass = ForwardPass {
+            network: self.id,
             rows,
             inputs,
             spectra,
@@ -205,6 +213,11 @@ impl<E: Executor> DeviceFno<E> {
         params: &E::Buffer,
         grad_out: &E::Buffer,
     ) -> Result<E::Buffer, GpuError> {
+        if pass.network != self.id {
+            return Err(GpuError::Unsupported(
+                "a forward pass of another network".into(),
+            ));
+        }
         let rows = self.rows(features)?;
         self.check_params(params)?;
         if rows != pass.rows {

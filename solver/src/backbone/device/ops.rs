@@ -290,7 +290,7 @@ impl<'e, E: Executor> Ops<'e, E> {
         unsafe { self.exec.launch(Kernel::FillRows, blocks, &args) }
     }
 
-    /// A new `[len / cols, cols]` array whose rows are the bias at `offset`.
+    /// A new `[rows, cols]` array whose rows are the bias at `offset`.
     pub fn rows_of(
         &self,
         bias: (&E::Buffer, usize),
