@@ -10,6 +10,7 @@
 //! of running.
 
 use tessera_experts::ConstraintLayer;
+use tessera_scenarios::config::{Method, PdeConfig};
 use tessera_scenarios::custom::CustomPde;
 use tessera_scenarios::{AnyPde, Scenario};
 
@@ -28,12 +29,32 @@ pub struct DeviceArg {
 }
 
 impl DeviceArg {
-    /// `scenario` on the chosen device, if one was given.
+    /// `scenario` on the chosen device, if one was given. On a GPU with a
+    /// built-in PDE and a hard constraint, says on stderr that the experts'
+    /// solves stay on the CPU, so that nobody times a step believing
+    /// otherwise.
     pub fn apply(&self, scenario: &mut Scenario) {
         if let Some(device) = self.device {
             scenario.device = device;
         }
+        // A build without the feature refuses the GPU instead (the model says why).
+        if let Some(note) = placement_note(scenario).filter(|_| cfg!(feature = "cuda")) {
+            eprintln!("note: {note}");
+        }
     }
+}
+
+/// What does not run on the scenario's GPU, if anything worth saying.
+fn placement_note(scenario: &Scenario) -> Option<String> {
+    let built_in = !matches!(scenario.pde, PdeConfig::Custom(_));
+    let solves = scenario.constraint.method != Method::Soft;
+    (scenario.device != Device::Cpu && built_in && solves).then(|| {
+        format!(
+            "on {}, the backbone runs on the GPU; the experts' solves of a built-in PDE stay \
+             on the CPU (a PDE defined in TOML solves on the GPU too: README, \"GPUs\")",
+            scenario.device
+        )
+    })
 }
 
 /// `layer` with its solves on `device`, for the PDE of `definition` with
@@ -88,4 +109,37 @@ fn on_gpu(
         "--device cuda:{ordinal}: this tessera was built without the `cuda` feature \
          (cargo build --release --features cuda)"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(file: &str) -> Scenario {
+        let path = format!("{}/../../scenarios/{file}", env!("CARGO_MANIFEST_DIR"));
+        Scenario::from_file(path).unwrap()
+    }
+
+    /// The note appears exactly for a GPU, a built-in PDE and a hard
+    /// constraint.
+    #[test]
+    fn the_note_says_what_stays_on_the_cpu() {
+        let mut ds = scenario("quickstart.toml");
+        assert_eq!(placement_note(&ds), None, "the CPU needs no note");
+        ds.device = Device::Cuda(1);
+        let note = placement_note(&ds).unwrap();
+        assert!(
+            note.contains("cuda:1") && note.contains("stay on the CPU"),
+            "{note}"
+        );
+        ds.set("constraint.method=soft").unwrap();
+        assert_eq!(placement_note(&ds), None, "soft has no solves");
+        let mut burgers = scenario("burgers-small.toml");
+        burgers.device = Device::Cuda(0);
+        assert_eq!(
+            placement_note(&burgers),
+            None,
+            "a TOML PDE solves on the GPU"
+        );
+    }
 }
