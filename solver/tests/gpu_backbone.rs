@@ -490,6 +490,10 @@ fn mismatched_inputs_are_refused() {
 #[test]
 fn the_kernels_compile_and_assemble_for_ampere_and_hopper() {
     use tessera_constraints::gpu::{nvrtc, ptxas};
+    // The CUDA executor finds a kernel's function at `kernel as usize`.
+    for (i, k) in Kernel::ALL.iter().enumerate() {
+        assert_eq!(*k as usize, i, "{}", k.name());
+    }
     let Some(ptxas) = ptxas::test_tools() else {
         return;
     };

@@ -39,7 +39,7 @@ pub(crate) fn backbone_device(scenario: &Scenario) -> Result<(), SolverError> {
 }
 
 /// Where a constraint layer's solves run.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub(crate) struct SolveDevice {
     #[cfg(feature = "cuda")]
     gpu: Option<Arc<tessera_constraints::gpu::GpuLm>>,

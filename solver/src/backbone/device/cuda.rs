@@ -69,11 +69,8 @@ impl CudaExecutor {
     }
 
     fn function(&self, kernel: Kernel) -> &CudaFunction {
-        let index = Kernel::ALL
-            .iter()
-            .position(|k| *k == kernel)
-            .expect("every kernel is in Kernel::ALL");
-        &self.functions[index]
+        // `functions` follows `Kernel::ALL`, which lists the variants in order.
+        &self.functions[kernel as usize]
     }
 }
 

@@ -26,7 +26,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// Every kernel, in [`SOURCE`]'s order.
+    /// Every kernel, in declaration order (so `ALL[k as usize] == k`).
     pub const ALL: [Kernel; 6] = [
         Kernel::Gemm,
         Kernel::GemmReduce,
