@@ -41,13 +41,13 @@ bench() { # NAME ARGS…: one side-by-side benchmark, its JSON kept as NAME.json
     shift
     "$BIN/tessera" bench constraint --device cuda --runs 5 --json "$@" >"$OUT/$name.json" 2>"$OUT/$name.err" || status=1
 }
-bench ds-batch1 --pde diffusion-sorption --pde-file scenarios/pdes/diffusion-sorption.toml --batch 1
-bench ds-batch6 --pde diffusion-sorption --pde-file scenarios/pdes/diffusion-sorption.toml --batch 6
-bench ns-batch4 --pde navier-stokes --pde-file scenarios/pdes/navier-stokes.toml --basis 64 --batch 4
+bench ds-batch1 --pde diffusion-sorption --batch 1
+bench ds-batch6 --pde diffusion-sorption --batch 6
+bench ns-batch4 --pde navier-stokes --basis 64 --batch 4
 
 # The whole model's gradient against finite differences with the model on the
-# GPU: the built-in diffusion–sorption (backbone on the GPU) and Burgers, a
-# TOML definition (backbone and the experts' solves on the GPU).
+# GPU (backbone and experts' solves): the built-in diffusion–sorption, solved
+# through its restating definition, and Burgers, a TOML definition.
 gradcheck() { # NAME SCENARIO
     timeout 240 "$BIN/tessera" gradcheck --scenario "$2" --device cuda --json >"$OUT/$1.json" 2>"$OUT/$1.err" || status=1
 }

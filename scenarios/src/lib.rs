@@ -6,6 +6,7 @@ pub mod advection;
 pub mod config;
 pub mod custom;
 pub mod dataset;
+mod definitions;
 pub mod device;
 pub mod diffusion_sorption;
 pub mod error;

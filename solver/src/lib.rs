@@ -74,6 +74,9 @@ pub use eval::{
 };
 pub use model::Model;
 pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck, sample_ics};
+#[cfg(feature = "cuda")]
+pub use parallel::gpu_ordinal;
+pub use parallel::launcher::local_rank;
 pub use parallel::{
     DataShard, Launcher, Layout, ParallelError, World, broadcast_run_data, with_world,
 };

@@ -573,7 +573,7 @@ fn twenty_training_steps_on_a_gpu_match_the_cpu() {
     }
     let mut scenario = model_common::diffusion_sorption("moe", "");
     let (cpu, _) = train_steps(Model::new(&scenario).unwrap(), &scenario, 20);
-    scenario.device = Device::Cuda(0);
+    scenario.device = Device::Cuda(Some(0));
     let definition = format!(
         "{}/../scenarios/pdes/diffusion-sorption.toml",
         env!("CARGO_MANIFEST_DIR")

@@ -147,7 +147,7 @@ fn the_saved_config_leaves_the_device_out() {
     let run = RunDir::new(dir.join("run"));
     run.create().unwrap();
     let mut scenario = train_support::scenario(3, "");
-    scenario.device = tessera_scenarios::Device::Cuda(2);
+    scenario.device = tessera_scenarios::Device::Cuda(Some(2));
     run.write_config(&scenario).unwrap();
     let text = std::fs::read_to_string(run.config()).unwrap();
     assert!(!text.contains("device"), "{text}");

@@ -41,6 +41,17 @@ impl Gpu {
         unsafe { cudarc::driver::sys::is_culib_present() }
     }
 
+    /// How many GPUs the driver sees (`CUDA_VISIBLE_DEVICES` applies).
+    ///
+    /// Errors: no driver ([`GpuError::NoDriver`]), or the driver's own error.
+    pub fn count() -> Result<usize, GpuError> {
+        if !Self::driver_present() {
+            return Err(GpuError::NoDriver);
+        }
+        let n = CudaContext::device_count().map_err(driver("counting the devices"))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     /// GPU number `ordinal` (`--device cuda:N`).
     ///
     /// Errors: no driver ([`GpuError::NoDriver`]: the probe runs first, since

@@ -10,7 +10,7 @@
 //! of running.
 
 use tessera_experts::ConstraintLayer;
-use tessera_scenarios::config::{Method, PdeConfig};
+use tessera_scenarios::config::Method;
 use tessera_scenarios::custom::CustomPde;
 use tessera_scenarios::{AnyPde, Scenario};
 
@@ -29,10 +29,9 @@ pub struct DeviceArg {
 }
 
 impl DeviceArg {
-    /// `scenario` on the chosen device, if one was given. On a GPU with a
-    /// built-in PDE and a hard constraint, says on stderr that the experts'
-    /// solves stay on the CPU, so that nobody times a step believing
-    /// otherwise.
+    /// `scenario` on the chosen device, if one was given. On a GPU whose
+    /// experts' solves stay on the CPU, says so on stderr, so that nobody
+    /// times a step believing otherwise.
     pub fn apply(&self, scenario: &mut Scenario) {
         if let Some(device) = self.device {
             scenario.device = device;
@@ -44,17 +43,21 @@ impl DeviceArg {
     }
 }
 
-/// What does not run on the scenario's GPU, if anything worth saying.
+/// What does not run on the scenario's GPU, if anything: the experts' solves
+/// of a built-in PDE configuration that no TOML definition restates (the
+/// solver kernels compile a definition's residual).
 fn placement_note(scenario: &Scenario) -> Option<String> {
-    let built_in = !matches!(scenario.pde, PdeConfig::Custom(_));
-    let solves = scenario.constraint.method != Method::Soft;
-    (scenario.device != Device::Cpu && built_in && solves).then(|| {
-        format!(
-            "on {}, the backbone runs on the GPU; the experts' solves of a built-in PDE stay \
-             on the CPU (a PDE defined in TOML solves on the GPU too: README, \"GPUs\")",
-            scenario.device
-        )
-    })
+    if scenario.device == Device::Cpu || scenario.constraint.method == Method::Soft {
+        return None;
+    }
+    // A PDE that does not build is the model's error to report.
+    let pde = AnyPde::from_config(&scenario.pde, scenario.constraint.fd).ok()?;
+    let reason = pde.definition().err()?;
+    Some(format!(
+        "on {}, the backbone runs on the GPU; the experts' solves stay on the CPU, since {reason} \
+         (README, \"GPUs\")",
+        scenario.device
+    ))
 }
 
 /// `layer` with its solves on `device`, for the PDE of `definition` with
@@ -68,26 +71,27 @@ pub fn attach(
     definition: Option<&CustomPde>,
     n_basis: usize,
 ) -> Result<ConstraintLayer<AnyPde>, ToolError> {
-    let Device::Cuda(ordinal) = device else {
+    if device.is_cpu() {
         return Ok(layer);
-    };
+    }
     let Some(definition) = definition else {
         return Err(ToolError::Device(format!(
             "--device {device} solves a PDE defined in TOML (its residual is compiled for the \
              GPU): pass --pde-file, e.g. scenarios/pdes/diffusion-sorption.toml"
         )));
     };
-    on_gpu(layer, definition, ordinal, n_basis)
+    on_gpu(layer, definition, device, n_basis)
 }
 
 #[cfg(feature = "cuda")]
 fn on_gpu(
     layer: ConstraintLayer<AnyPde>,
     definition: &CustomPde,
-    ordinal: usize,
+    device: Device,
     n_basis: usize,
 ) -> Result<ConstraintLayer<AnyPde>, ToolError> {
     use tessera_constraints::gpu::{Gpu, GpuLm};
+    let ordinal = tessera_solver::gpu_ordinal(device)?.unwrap_or_default();
     let gpu = Gpu::open(ordinal)?;
     let solver = GpuLm::new(
         &gpu,
@@ -102,11 +106,11 @@ fn on_gpu(
 fn on_gpu(
     _layer: ConstraintLayer<AnyPde>,
     _definition: &CustomPde,
-    ordinal: usize,
+    device: Device,
     _n_basis: usize,
 ) -> Result<ConstraintLayer<AnyPde>, ToolError> {
     Err(ToolError::Device(format!(
-        "--device cuda:{ordinal}: this tessera was built without the `cuda` feature \
+        "--device {device}: this tessera was built without the `cuda` feature \
          (cargo build --release --features cuda)"
     )))
 }
@@ -120,26 +124,41 @@ mod tests {
         Scenario::from_file(path).unwrap()
     }
 
-    /// The note appears exactly for a GPU, a built-in PDE and a hard
-    /// constraint.
+    /// The note appears exactly for a GPU, a hard constraint and a built-in
+    /// configuration that no TOML definition restates.
     #[test]
     fn the_note_says_what_stays_on_the_cpu() {
         let mut ds = scenario("quickstart.toml");
+        ds.set("pde.boundary=cell-centres").unwrap();
         assert_eq!(placement_note(&ds), None, "the CPU needs no note");
-        ds.device = Device::Cuda(1);
+        ds.device = Device::Cuda(Some(1));
         let note = placement_note(&ds).unwrap();
         assert!(
-            note.contains("cuda:1") && note.contains("stay on the CPU"),
+            note.contains("cuda:1")
+                && note.contains("stay on the CPU")
+                && note.contains("pde.boundary"),
             "{note}"
         );
         ds.set("constraint.method=soft").unwrap();
         assert_eq!(placement_note(&ds), None, "soft has no solves");
-        let mut burgers = scenario("burgers-small.toml");
-        burgers.device = Device::Cuda(0);
-        assert_eq!(
-            placement_note(&burgers),
-            None,
-            "a TOML PDE solves on the GPU"
-        );
+        for (file, set) in [
+            ("quickstart.toml", None),
+            ("navier-stokes-small.toml", None),
+            ("burgers-small.toml", None),
+            (
+                "navier-stokes-small.toml",
+                Some("constraint.fd=second-order"),
+            ),
+        ] {
+            let mut scenario = scenario(file);
+            scenario.device = Device::Cuda(None);
+            let Some(set) = set else {
+                assert_eq!(placement_note(&scenario), None, "{file} solves on the GPU");
+                continue;
+            };
+            scenario.set(set).unwrap();
+            let note = placement_note(&scenario).unwrap();
+            assert!(note.contains("constraint.fd"), "{note}");
+        }
     }
 }

@@ -109,7 +109,7 @@ impl Model {
     ) -> Result<Self, SolverError> {
         let grid = scenario.grid()?;
         let backbone_grid = backbone.grid()?;
-        let pde = Arc::new(pde);
+        let pde = Arc::new(placement::solved_pde(scenario, pde));
         let fno_config = setup::fno_config(backbone);
         fno_config.check_grid(backbone_grid.shape().dims())?;
         let vars = VarMap::new();

@@ -1,13 +1,14 @@
 //! Where a model's parts run, from the scenario's `device`: on a GPU
 //! (feature `cuda`) the backbone's passes run there, and so do the
-//! constraint layer's solves and backward passes when the PDE is a TOML
-//! definition (whose residual is compiled for the GPU; a built-in PDE's
-//! solves stay on the CPU). The losses, the pull-back to the basis and the
-//! optimiser stay on the host. Without the feature, a GPU is a typed error.
+//! constraint layer's solves and backward passes, whose kernels compile the
+//! PDE's TOML definition (a built-in PDE's restating definition, see
+//! [`solved_pde`]). The losses, the pull-back to the basis and the optimiser
+//! stay on the host. Without the feature, a GPU is a typed error.
 
 use std::sync::Arc;
 
 use tessera_experts::ConstraintLayer;
+use tessera_scenarios::config::Method;
 use tessera_scenarios::{AnyPde, Device, Scenario};
 
 use crate::SolverError;
@@ -17,9 +18,9 @@ use crate::SolverError;
 pub(crate) fn backbone_device(
     scenario: &Scenario,
 ) -> Result<Option<Arc<dyn crate::device::NetworkOnDevice>>, SolverError> {
-    match scenario.device {
-        Device::Cpu => Ok(None),
-        Device::Cuda(ordinal) => Ok(Some(crate::device::cuda_backbone(ordinal)?)),
+    match crate::parallel::gpu_ordinal(scenario.device)? {
+        None => Ok(None),
+        Some(ordinal) => Ok(Some(crate::device::cuda_backbone(ordinal)?)),
     }
 }
 
@@ -38,6 +39,22 @@ pub(crate) fn backbone_device(scenario: &Scenario) -> Result<(), SolverError> {
     }
 }
 
+/// The PDE a model on `scenario`'s device solves: on a GPU, with a hard
+/// constraint, a built-in PDE becomes the TOML definition that restates it
+/// ([`AnyPde::definition`]), because the solver kernels compile a
+/// definition's emitted residual; the two train alike to round-off. A
+/// configuration no definition restates stays built-in, its solves on the
+/// CPU (the CLI says so). The CPU and the soft method keep the built-in.
+pub(crate) fn solved_pde(scenario: &Scenario, pde: AnyPde) -> AnyPde {
+    if scenario.device == Device::Cpu || scenario.constraint.method == Method::Soft {
+        return pde;
+    }
+    match pde.definition() {
+        Ok(definition) => AnyPde::Custom(definition),
+        Err(_) => pde,
+    }
+}
+
 /// Where a constraint layer's solves run.
 #[derive(Default)]
 pub(crate) struct SolveDevice {
@@ -53,7 +70,9 @@ impl SolveDevice {
     #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
     pub(crate) fn new(scenario: &Scenario, pde: &AnyPde) -> Result<Self, SolverError> {
         #[cfg(feature = "cuda")]
-        if let (Device::Cuda(ordinal), AnyPde::Custom(definition)) = (scenario.device, pde) {
+        if let (Some(ordinal), AnyPde::Custom(definition)) =
+            (crate::parallel::gpu_ordinal(scenario.device)?, pde)
+        {
             use tessera_constraints::gpu::{Gpu, GpuLm};
             let gpu = Gpu::open(ordinal)?;
             let solver = GpuLm::new(

@@ -50,6 +50,37 @@ pub fn from_env() -> Result<Option<Launcher>, ParallelError> {
     detect(|name| std::env::var(name).ok())
 }
 
+/// This process's rank among those a launcher started on the same node, as
+/// the environment `var` reads declares it (`None`: no launcher says so):
+/// `OMPI_COMM_WORLD_LOCAL_RANK` (Open MPI), `MPI_LOCALRANKID` (MPICH's Hydra,
+/// Intel MPI), `SLURM_LOCALID` (`srun`). A process with `device = "cuda"`
+/// takes the GPU of this number ([`tessera_scenarios::Device::gpu`]).
+///
+/// Errors: a variable that is not a number.
+pub fn detect_local_rank(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<usize>, ParallelError> {
+    for variable in [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MPI_LOCALRANKID",
+        "SLURM_LOCALID",
+    ] {
+        if let Some(value) = var(variable) {
+            return value
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ParallelError::BadLauncherEnv { variable, value });
+        }
+    }
+    Ok(None)
+}
+
+/// [`detect_local_rank`] on this process's environment.
+pub fn local_rank() -> Result<Option<usize>, ParallelError> {
+    detect_local_rank(|name| std::env::var(name).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +91,20 @@ mod tests {
                 .iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn each_launcher_says_the_local_rank() {
+        assert_eq!(detect_local_rank(env(&[])).unwrap(), None);
+        for variable in [
+            "OMPI_COMM_WORLD_LOCAL_RANK",
+            "MPI_LOCALRANKID",
+            "SLURM_LOCALID",
+        ] {
+            assert_eq!(detect_local_rank(env(&[(variable, "3")])).unwrap(), Some(3));
+            let err = detect_local_rank(env(&[(variable, "x")])).unwrap_err();
+            assert!(err.to_string().contains(variable), "{err}");
         }
     }
 

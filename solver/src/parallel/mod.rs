@@ -4,12 +4,15 @@
 //! abort-on-error path), how the ranks split the work ([`Layout`] from the
 //! scenario's `[parallel]` table), and the data-parallel pieces the trainer
 //! uses ([`DataShard`]: each rank's share of the batch, the gathered fields,
-//! the gradient all-reduce and the parameter-hash check).
+//! the gradient all-reduce and the parameter-hash check). With the `cuda`
+//! feature, `gpu_ordinal` says which GPU a rank uses: one per local rank.
 //!
 //! Without a launcher everything here degenerates to one rank ([`World::local`])
 //! and the run is exactly the single-process one.
 
 mod error;
+#[cfg(feature = "cuda")]
+mod gpu;
 pub mod launcher;
 mod layout;
 mod shard;
@@ -17,6 +20,8 @@ mod transfer;
 mod world;
 
 pub use self::error::ParallelError;
+#[cfg(feature = "cuda")]
+pub use self::gpu::gpu_ordinal;
 pub use self::launcher::Launcher;
 pub use self::layout::Layout;
 pub use self::shard::DataShard;

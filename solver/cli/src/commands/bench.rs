@@ -81,6 +81,8 @@ pub struct ConstraintArgs {
     pde_file: Option<std::path::PathBuf>,
     /// Where the `--pde-file` layer's solves (forward and backward) run: cpu,
     /// cuda or cuda:N (a GPU needs a binary built with `--features cuda`).
+    /// On a GPU without `--pde-file`, the built-in PDE's own TOML definition
+    /// (scenarios/pdes/) is timed there against the built-in on the CPU.
     #[arg(long, default_value = "cpu")]
     device: Device,
 }
@@ -111,19 +113,14 @@ impl ConstraintArgs {
             seed: self.seed,
         };
         let pool = thread_pool(self.threads)?;
-        let reports = match &self.pde_file {
-            Some(path) => {
-                let custom = CustomPde::from_file(path)?;
-                pool.install(|| bench_constraint_side_by_side(&config, &custom, self.device))?
+        let reports = match (&self.pde_file, self.device) {
+            (None, Device::Cpu) => vec![pool.install(|| bench_constraint(&config))?],
+            // On a GPU without a file: the built-in PDE's own definition.
+            (file, device) => {
+                let custom = file.as_ref().map(CustomPde::from_file).transpose()?;
+                pool.install(|| bench_constraint_side_by_side(&config, custom.as_ref(), device))?
                     .to_vec()
             }
-            None if self.device == Device::Cpu => vec![pool.install(|| bench_constraint(&config))?],
-            None => anyhow::bail!(
-                "--device {} solves a PDE defined in TOML: pass --pde-file, e.g. \
-                 scenarios/pdes/{}.toml",
-                self.device,
-                self.pde.name()
-            ),
         };
         if self.json {
             println!("{}", serde_json::to_string_pretty(&reports)?);

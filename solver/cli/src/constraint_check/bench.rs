@@ -94,35 +94,41 @@ pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, ToolError> 
 }
 
 /// The same benchmark on the same problems, side by side: with the built-in
-/// PDE of `config.pde` and with `custom` (a PDE defined in TOML that must fit
-/// the same grid and initial condition), so that the two residuals' costs
-/// compare on identical work. The timed runs alternate between the two (each
-/// after its own warm-up), so that a change in the machine's load hits both
-/// alike. With `device` a GPU, the TOML layer's solves (Levenberg–Marquardt
-/// forward, implicit-function-theorem backward) run there: the two reports
-/// then compare the CPU's solves with the GPU's on the same problems (the
-/// gathering of rows and the pull-back to the basis stay on the CPU for both).
+/// PDE of `config.pde` and with a PDE defined in TOML — `custom` (which must
+/// fit the same grid and initial condition), or without it the built-in's own
+/// restating definition ([`AnyPde::definition`]) — so that the two residuals'
+/// costs compare on identical work. The timed runs alternate between the two
+/// (each after its own warm-up), so that a change in the machine's load hits
+/// both alike. With `device` a GPU, the TOML layer's solves
+/// (Levenberg–Marquardt forward, implicit-function-theorem backward) run
+/// there: the two reports then compare the CPU's solves with the GPU's on the
+/// same problems (the gathering of rows and the pull-back to the basis stay on
+/// the CPU for both).
 ///
-/// Errors: as [`bench_constraint`], and what [`Device::attach`] refuses.
+/// Errors: as [`bench_constraint`], a built-in configuration no definition
+/// restates, and what [`crate::device::attach`] refuses.
 pub fn bench_constraint_side_by_side(
     config: &BenchConfig,
-    custom: &CustomPde,
+    custom: Option<&CustomPde>,
     device: Device,
 ) -> Result<[BenchReport; 2], ToolError> {
     at_least_one("--runs", config.runs)?;
     let batch = ProblemBatch::new(config)?;
-    let custom_pde = Arc::new(AnyPde::Custom(Arc::new(custom.clone())));
+    let custom = match custom {
+        Some(custom) => Arc::new(custom.clone()),
+        None => batch.pde().definition()?,
+    };
+    let name = match device {
+        Device::Cpu => "custom (TOML)",
+        Device::Cuda(_) => "custom (TOML, GPU solves)",
+    };
     let mut layers = [
         TimedLayer::new(batch.pde(), config.pde.name(), &batch, config)?,
         TimedLayer::on(
             device,
-            Some(custom),
-            custom_pde,
-            if device == Device::Cpu {
-                "custom (TOML)"
-            } else {
-                "custom (TOML, GPU solves)"
-            },
+            Some(&custom),
+            Arc::new(AnyPde::Custom(Arc::clone(&custom))),
+            name,
             &batch,
             config,
         )?,
