@@ -277,6 +277,15 @@ impl<P: Pde> ConstraintLayer<P> {
         self
     }
 
+    /// Whether this layer's solves run on a GPU ([`ConstraintLayer::with_gpu`]),
+    /// for reports that say where the time went.
+    pub fn solves_on_gpu(&self) -> bool {
+        #[cfg(feature = "cuda")]
+        return self.gpu.is_some();
+        #[cfg(not(feature = "cuda"))]
+        false
+    }
+
     /// The grid.
     pub fn grid(&self) -> &Grid {
         &self.grid

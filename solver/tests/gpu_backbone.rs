@@ -565,21 +565,18 @@ fn training_steps_with_the_backbone_on_the_device_match_the_cpu() {
 /// 1e-6 (skipped, saying why, without a CUDA driver).
 #[test]
 fn twenty_training_steps_on_a_gpu_match_the_cpu() {
-    use tessera_scenarios::custom::CustomPde;
-    use tessera_scenarios::{AnyPde, Device};
+    use tessera_scenarios::Device;
     if !tessera_constraints::gpu::Gpu::driver_present() {
         println!("skipped: {}", GpuError::NoDriver);
         return;
     }
     let mut scenario = model_common::diffusion_sorption("moe", "");
     let (cpu, _) = train_steps(Model::new(&scenario).unwrap(), &scenario, 20);
-    scenario.device = Device::Cuda(Some(0));
-    let definition = format!(
-        "{}/../scenarios/pdes/diffusion-sorption.toml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let pde = AnyPde::Custom(Arc::new(CustomPde::from_file(definition).unwrap()));
-    let (gpu, _) = train_steps(Model::with_pde(&scenario, pde).unwrap(), &scenario, 20);
+    // The built-in PDE on a GPU: solved there through its restating definition.
+    scenario.device = Device::Cuda(None);
+    let model = Model::new(&scenario).unwrap();
+    assert!(model.constraint().unwrap().layer().solves_on_gpu());
+    let (gpu, _) = train_steps(model, &scenario, 20);
     assert_same_steps("diffusion-sorption on a GPU", &cpu, &gpu, (1e-8, 1e-6));
     assert_ne!(
         cpu[0].loss, cpu[19].loss,

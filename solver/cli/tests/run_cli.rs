@@ -134,6 +134,8 @@ fn bench_train_step_reports_time_memory_and_iterations() {
     // One process: the whole batch here, nothing sent.
     assert_eq!(number("ranks"), 1.0);
     assert_eq!(number("comm_bytes_per_step"), 0.0);
+    assert_eq!(report["device"], "cpu");
+    assert_eq!(report["solves"], "cpu", "a hard constraint on the CPU");
     // Up to the last bit, which the JSON float parser may not keep.
     let expected = 1.0 / number("step_median_s");
     assert!((number("samples_per_s") - expected).abs() <= 1e-12 * expected);

@@ -53,8 +53,10 @@ pub struct TrainStepArgs {
 struct Report {
     scenario: String,
     method: String,
-    /// Where the model ran (`cpu`, `cuda:N`).
+    /// Where the model ran (`cpu`, `cuda`, `cuda:N`).
     device: String,
+    /// Where the experts' solves ran: `cpu`, `gpu`, or `none` (soft).
+    solves: &'static str,
     batch: usize,
     runs: usize,
     /// Trainable scalars: the gradient all-reduce moves `2 (K−1)/K` of them,
@@ -161,6 +163,11 @@ impl TrainStepArgs {
             scenario: scenario.name.clone(),
             method: method_name(&scenario),
             device: scenario.device.to_string(),
+            solves: match model.constraint() {
+                None => "none",
+                Some(hard) if hard.layer().solves_on_gpu() => "gpu",
+                Some(_) => "cpu",
+            },
             batch: self.batch,
             runs: self.runs,
             parameters: vars.values().map(|v| v.elem_count()).sum(),
@@ -179,10 +186,11 @@ impl TrainStepArgs {
             println!("{}", serde_json::to_string(&report)?);
         } else {
             println!(
-                "{} ({}, {}), batch {} over {} rank(s) × {} threads: step median {:.4} s over {} steps ({:.3} samples/s; communication {:.4} s, {} bytes sent by rank 0), peak RSS {:.0} MiB, LM iterations {:.2}, failed solves {}",
+                "{} ({}, {}, solves on {}), batch {} over {} rank(s) × {} threads: step median {:.4} s over {} steps ({:.3} samples/s; communication {:.4} s, {} bytes sent by rank 0), peak RSS {:.0} MiB, LM iterations {:.2}, failed solves {}",
                 report.scenario,
                 report.method,
                 report.device,
+                report.solves,
                 report.batch,
                 report.ranks,
                 report.threads,
