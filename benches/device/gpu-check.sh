@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The GPU checks in one call, for a lent GPU machine (no Rust toolchain there):
-# the GPU test binaries (the constraint kernels; the FNO backbone on the GPU
-# against the CPU backbone, and 20 training steps against the CPU's), the
+# the GPU test binaries (the constraint kernels; the FNO backbone on the GPU,
+# float64 and float32, against the CPU backbone, and 20 training steps against
+# the CPU's), the
 # whole-model gradient check on the GPU, the constraint-layer benchmark with the
 # forward solves on the GPU against the CPU on the same problems, at the
 # paper's diffusion–sorption scale (4 × 20 000 points, N = 16, batch 1 and 6)
 # and Navier–Stokes scale (4 × 20 000 points, N = 64, 64³, batch 4), and the
-# paper-scale training steps with the backbone on the GPU (diffusion–sorption
-# batch 6 side by side with the CPU; Navier–Stokes batch 4). Writes one JSON
+# paper-scale training steps on the GPU (diffusion–sorption batch 6, float64
+# and float32 backbone, side by side with the CPU; Navier–Stokes batch 4).
+# Writes one JSON
 # report and the logs under $OUT (default ./gpu-check-out).
 #
 # Build here, on an x86-64 machine with the toolchain, then carry BIN:
@@ -60,6 +62,7 @@ step() { # NAME ARGS…: one training-step benchmark, its JSON kept as NAME.json
     timeout 240 "$BIN/tessera" bench train-step --runs 5 --json "$@" >"$OUT/$name.json" 2>"$OUT/$name.err" || status=1
 }
 step ds-step-gpu --scenario scenarios/diffusion-sorption.toml --batch 6 --device cuda
+step ds-step-gpu-f32 --scenario scenarios/diffusion-sorption.toml --batch 6 --device cuda --set model.dtype=f32
 step ds-step-cpu --scenario scenarios/diffusion-sorption.toml --batch 6
 step ns-step-gpu --scenario scenarios/navier-stokes.toml --batch 4 --device cuda
 

@@ -29,7 +29,7 @@ impl AnyPde {
     /// This PDE as a TOML definition with the same constants (a PDE defined in
     /// TOML is its own definition).
     ///
-    /// Errors ([`ScenarioError::ConfigInvalid`], naming the option): a
+    /// Errors ([`ScenarioError::Unsupported`], naming the option): a
     /// configuration no shipped definition restates — diffusion–sorption with
     /// `boundary = "cell-centres"` or second-order stencils, Navier–Stokes
     /// with spectral derivatives, the heat and advection test problems.
@@ -38,10 +38,18 @@ impl AnyPde {
             Self::Custom(pde) => return Ok(Arc::clone(pde)),
             Self::DiffusionSorption(ds) => {
                 if ds.fd() != FdScheme::Reference {
-                    return Err(unrestated("constraint.fd", "second-order"));
+                    return Err(unrestated(
+                        "diffusion-sorption",
+                        "constraint.fd",
+                        "second-order",
+                    ));
                 }
                 if ds.boundary() != BoundaryPlacement::Faces {
-                    return Err(unrestated("pde.boundary", "cell-centres"));
+                    return Err(unrestated(
+                        "diffusion-sorption",
+                        "pde.boundary",
+                        "cell-centres",
+                    ));
                 }
                 let p = ds.params();
                 let constants = [
@@ -59,12 +67,12 @@ impl AnyPde {
             }
             Self::NavierStokes(ns) => {
                 if ns.derivatives() != Derivatives::Reference {
-                    return Err(unrestated("constraint.fd", "second-order"));
+                    return Err(unrestated("navier-stokes", "constraint.fd", "second-order"));
                 }
                 ("navier-stokes.toml", NAVIER_STOKES, vec![("nu", ns.nu())])
             }
-            Self::Heat(_) => return Err(unrestated("pde.kind", "heat")),
-            Self::Advection(_) => return Err(unrestated("pde.kind", "advection")),
+            Self::Heat(_) => return Err(unrestated("heat", "pde.kind", "heat")),
+            Self::Advection(_) => return Err(unrestated("advection", "pde.kind", "advection")),
         };
         let constants: BTreeMap<String, f64> = constants
             .into_iter()
@@ -76,14 +84,12 @@ impl AnyPde {
     }
 }
 
-fn unrestated(key: &str, value: &str) -> ScenarioError {
-    ScenarioError::ConfigInvalid {
-        origin: "the PDE's TOML definition".to_owned(),
-        key: key.to_owned(),
-        value: value.to_owned(),
-        reason: "no shipped definition (scenarios/pdes/) restates this configuration of the \
-                 built-in PDE"
-            .to_owned(),
+/// The error of a built-in `kind` whose option `key = value` no shipped
+/// definition restates.
+fn unrestated(kind: &str, key: &str, value: &str) -> ScenarioError {
+    ScenarioError::Unsupported {
+        what: "a TOML definition (scenarios/pdes/)",
+        pde: format!("{kind} with `{key} = \"{value}\"`"),
     }
 }
 
@@ -215,8 +221,8 @@ mod tests {
             ),
         ] {
             match pde(config.clone(), fd).definition() {
-                Err(ScenarioError::ConfigInvalid { key: k, .. }) => {
-                    assert_eq!(k, key, "{config:?}")
+                Err(e @ ScenarioError::Unsupported { .. }) => {
+                    assert!(e.to_string().contains(key), "{config:?}: {e}")
                 }
                 other => panic!("{config:?}: {other:?}"),
             }

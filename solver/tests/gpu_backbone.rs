@@ -2,9 +2,10 @@
 //! `tessera_constraints::gpu::HOST_SHIM`) behind an [`Executor`] that runs
 //! them on the CPU, so that everything above a kernel launch — the product
 //! kernel's tiling and split-K sums, the views, the whole FNO forward and
-//! backward pass — is checked against the CPU on machines without a GPU: the
-//! products against naive sums, the network against the CPU backbone (whose
-//! own gradients are checked against finite differences in its unit tests).
+//! backward pass, in float64 and float32 — is checked against the CPU on
+//! machines without a GPU: the products against naive sums, the network
+//! against the CPU backbone (whose own gradients are checked against finite
+//! differences in its unit tests).
 #![cfg(feature = "cuda")]
 
 mod model_common;
@@ -17,7 +18,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use tessera_constraints::gpu::{GpuError, HOST_SHIM};
 use tessera_solver::device::{
-    Arg, DeviceArray, DeviceBackbone, DeviceFno, Executor, Kernel, Ops, SOURCE, View,
+    Arg, DeviceArray, DeviceBackbone, DeviceFno, Executor, Kernel, Ops, Precision, View,
 };
 use tessera_solver::{Fno, FnoConfig, Model, SeededVars};
 
@@ -30,12 +31,13 @@ unsafe impl Sync for Library {}
 
 type HostLaunch = unsafe extern "C" fn(u32, u32, *mut *mut c_void);
 
-/// Compiles [`SOURCE`] with the shim and one `host_<kernel>(blocks, threads,
-/// params)` entry per kernel, once per test binary.
-fn library() -> &'static Library {
-    static LIBRARY: OnceLock<Library> = OnceLock::new();
-    LIBRARY.get_or_init(|| {
-        let mut program = format!("{HOST_SHIM}\n{SOURCE}\n");
+/// Compiles the kernels in `precision` with the shim and one
+/// `host_<kernel>(blocks, threads, params)` entry per kernel, once per test
+/// binary and precision.
+fn library(precision: Precision) -> &'static Library {
+    static LIBRARIES: [OnceLock<Library>; 2] = [OnceLock::new(), OnceLock::new()];
+    LIBRARIES[precision as usize].get_or_init(|| {
+        let mut program = format!("{HOST_SHIM}\n{}\n", precision.source());
         for k in Kernel::ALL {
             let name = k.name();
             program.push_str(&format!(
@@ -87,23 +89,46 @@ fn library() -> &'static Library {
     })
 }
 
-/// An array in host memory that kernels write through its address.
+/// An array in host memory that kernels write through its address, in its
+/// executor's precision (owned through a raw pointer: the kernels write it
+/// while Rust holds only shared references).
 #[derive(Debug)]
 struct HostBuffer {
-    ptr: *mut f64,
+    ptr: *mut c_void,
     len: usize,
+    precision: Precision,
 }
 
 impl HostBuffer {
-    fn new(data: Vec<f64>) -> Self {
-        let len = data.len();
-        let ptr = Box::into_raw(data.into_boxed_slice()) as *mut f64;
-        Self { ptr, len }
+    fn new(data: &[f64], precision: Precision) -> Self {
+        let ptr = match precision {
+            Precision::F64 => Box::into_raw(Box::<[f64]>::from(data)) as *mut c_void,
+            Precision::F32 => {
+                let single: Box<[f32]> = data.iter().map(|&v| v as f32).collect();
+                Box::into_raw(single) as *mut c_void
+            }
+        };
+        Self {
+            ptr,
+            len: data.len(),
+            precision,
+        }
     }
 
     fn to_vec(&self) -> Vec<f64> {
-        // SAFETY: `ptr` holds `len` initialised doubles until drop.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }.to_vec()
+        // SAFETY: `ptr` holds `len` initialised elements of the precision
+        // until drop.
+        unsafe {
+            match self.precision {
+                Precision::F64 => {
+                    std::slice::from_raw_parts(self.ptr as *const f64, self.len).to_vec()
+                }
+                Precision::F32 => std::slice::from_raw_parts(self.ptr as *const f32, self.len)
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .collect(),
+            }
+        }
     }
 }
 
@@ -114,8 +139,20 @@ unsafe impl Sync for HostBuffer {}
 
 impl Drop for HostBuffer {
     fn drop(&mut self) {
-        // SAFETY: `ptr` came from `Box::into_raw` of a slice of `len`.
-        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr, self.len)) });
+        // SAFETY: `ptr` came from `Box::into_raw` of a slice of `len` elements
+        // of the precision.
+        unsafe {
+            match self.precision {
+                Precision::F64 => drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.ptr as *mut f64,
+                    self.len,
+                ))),
+                Precision::F32 => drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.ptr as *mut f32,
+                    self.len,
+                ))),
+            }
+        }
     }
 }
 
@@ -129,12 +166,18 @@ impl DeviceArray for HostBuffer {
 /// share its statics).
 #[derive(Clone)]
 struct HostExecutor {
+    precision: Precision,
     launches: Arc<AtomicUsize>,
 }
 
 impl HostExecutor {
     fn new() -> Self {
+        Self::with(Precision::F64)
+    }
+
+    fn with(precision: Precision) -> Self {
         Self {
+            precision,
             launches: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -145,16 +188,20 @@ static LAUNCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 impl Executor for HostExecutor {
     type Buffer = HostBuffer;
 
+    fn precision(&self) -> Precision {
+        self.precision
+    }
+
     fn zeros(&self, len: usize) -> Result<HostBuffer, GpuError> {
-        Ok(HostBuffer::new(vec![0.0; len]))
+        Ok(HostBuffer::new(&vec![0.0; len], self.precision))
     }
 
     fn upload(&self, data: &[f64]) -> Result<HostBuffer, GpuError> {
-        Ok(HostBuffer::new(data.to_vec()))
+        Ok(HostBuffer::new(data, self.precision))
     }
 
     fn copy(&self, buffer: &HostBuffer) -> Result<HostBuffer, GpuError> {
-        Ok(HostBuffer::new(buffer.to_vec()))
+        Ok(HostBuffer::new(&buffer.to_vec(), self.precision))
     }
 
     fn download(&self, buffer: &HostBuffer) -> Result<Vec<f64>, GpuError> {
@@ -168,16 +215,19 @@ impl Executor for HostExecutor {
     unsafe fn launch(&self, kernel: Kernel, blocks: u32, args: &[Arg]) -> Result<(), GpuError> {
         let name = CString::new(format!("host_{}", kernel.name())).unwrap();
         // SAFETY: looks up a symbol of the library built above.
-        let symbol = unsafe { libc::dlsym(library().0, name.as_ptr()) };
+        let symbol = unsafe { libc::dlsym(library(self.precision).0, name.as_ptr()) };
         assert!(!symbol.is_null(), "{} in the host library", kernel.name());
         // SAFETY: every `host_*` entry has this signature.
         let launch: HostLaunch = unsafe { std::mem::transmute(symbol) };
+        // Each value in its own 8 bytes, which the kernel reads from the start
+        // (a float in the low half: little-endian).
         let mut values: Vec<u64> = args
             .iter()
-            .map(|a| match *a {
-                Arg::Ptr(p) => p,
-                Arg::Int(i) => i as u64,
-                Arg::Real(r) => r.to_bits(),
+            .map(|a| match (*a, self.precision) {
+                (Arg::Ptr(p), _) => p,
+                (Arg::Int(i), _) => i as u64,
+                (Arg::Real(r), Precision::F64) => r.to_bits(),
+                (Arg::Real(r), Precision::F32) => u64::from((r as f32).to_bits()),
             })
             .collect();
         let mut params: Vec<*mut c_void> = values
@@ -222,11 +272,11 @@ fn naive(
 /// transposed and shared (batch stride 0) operands, sub-blocks with row
 /// strides, accumulation (`β ≠ 0`) and the split-K path with its ordered
 /// reduction.
+/// (count, m, n, k, transpose A, transpose B, share A, alpha, beta)
+type ProductCase = (usize, usize, usize, usize, bool, bool, bool, f64, f64);
+
 #[test]
 fn the_product_kernel_matches_naive_sums() {
-    let exec = HostExecutor::new();
-    let ops = Ops::new(&exec);
-    // (count, m, n, k, transpose A, transpose B, share A, alpha, beta)
     let cases = [
         (1, 70, 67, 33, false, false, false, 1.0, 0.0),
         (3, 5, 9, 17, true, false, false, -0.5, 1.0),
@@ -234,6 +284,15 @@ fn the_product_kernel_matches_naive_sums() {
         (2, 3, 4, 5000, true, false, false, 1.0, 0.0),
         (1, 2, 3, 9000, true, true, false, 0.75, -2.0),
     ];
+    check_products(&HostExecutor::new(), &cases, 1e-13);
+    // In float32: sums of rounded inputs, accumulated in float32.
+    check_products(&HostExecutor::with(Precision::F32), &cases[..4], 1e-5);
+}
+
+/// Each case's product on `exec` against naive float64 sums of the values
+/// `exec` stored, to `tol · 4√k` per element.
+fn check_products(exec: &HostExecutor, cases: &[ProductCase], tol: f64) {
+    let ops = Ops::new(exec);
     for (case, &(count, m, n, k, ta, tb, share, alpha, beta)) in cases.iter().enumerate() {
         let layout = |rows: usize, cols: usize, transposed: bool, pad: usize| {
             // Stored `[cols, rows + pad]` when transposed, else `[rows, cols + pad]`.
@@ -255,11 +314,17 @@ fn the_product_kernel_matches_naive_sums() {
         }
         let (bv, b_per) = layout(k, n, tb, 1);
         let (cv, c_per) = layout(m, n, false, 3);
-        let a = pseudo(1 + a_per * count, 0.31 + case as f64);
-        let b = pseudo(1 + b_per * count, 0.73 + case as f64);
-        let c0 = pseudo(1 + c_per * count, 1.13 + case as f64);
-        let (ab, bb) = (exec.upload(&a).unwrap(), exec.upload(&b).unwrap());
-        let mut cb = exec.upload(&c0).unwrap();
+        let (ab, bb) = (
+            exec.upload(&pseudo(1 + a_per * count, 0.31 + case as f64))
+                .unwrap(),
+            exec.upload(&pseudo(1 + b_per * count, 0.73 + case as f64))
+                .unwrap(),
+        );
+        let mut cb = exec
+            .upload(&pseudo(1 + c_per * count, 1.13 + case as f64))
+            .unwrap();
+        let stored = |buffer: &HostBuffer| exec.download(buffer).unwrap();
+        let (a, b, c0) = (stored(&ab), stored(&bb), stored(&cb));
         ops.gemm(count, alpha, (&ab, av), (&bb, bv), beta, (&mut cb, cv))
             .unwrap();
         let c = exec.download(&cb).unwrap();
@@ -273,7 +338,7 @@ fn the_product_kernel_matches_naive_sums() {
                     let expected = alpha * sum + beta * c0[at];
                     let scale = (k as f64).sqrt() * 4.0;
                     assert!(
-                        (c[at] - expected).abs() <= 1e-13 * scale,
+                        (c[at] - expected).abs() <= tol * scale,
                         "case {case} [{e},{i},{j}]: {} vs {expected}",
                         c[at]
                     );
@@ -311,6 +376,12 @@ fn a_view_outside_its_buffer_is_refused() {
 /// Tolerances (outputs, gradient) on the host: both sides sum in different
 /// orders, nothing else differs.
 const HOST: (f64, f64) = (1e-12, 1e-11);
+/// A float32 network against the float64 CPU backbone: float32's rounding
+/// (6e-8 per operation) grown through the layers' sums (measured on the host:
+/// 4.6e-7 and 4.7e-7).
+const SINGLE: (f64, f64) = (1e-5, 1e-5);
+/// The same on a GPU, whose test grid sums over 20 times as many points.
+const SINGLE_GPU: (f64, f64) = (1e-5, 1e-4);
 /// On a GPU, the agreement: forward 1e-10, gradients 1e-8.
 const GPU: (f64, f64) = (1e-10, 1e-8);
 
@@ -389,6 +460,11 @@ fn compare_with_cpu<E: Executor + Clone>(
             .zip(b)
             .map(|(x, y)| (x - y).abs())
             .fold(0.0f64, f64::max);
+        println!(
+            "{:?} {what}: worst difference {:.1e} of the largest entry",
+            exec.precision(),
+            worst / scale
+        );
         assert!(
             worst <= tol * scale,
             "{what}: worst difference {worst:e} of {scale:e}"
@@ -411,6 +487,15 @@ fn the_2d_network_matches_the_cpu_backbone() {
         ..wide(16)
     };
     compare_with_cpu(&exec, wide_on_host, &[1, 8, 16, 4], 14, HOST);
+}
+
+/// A float32 network against the float64 CPU backbone with the same
+/// parameters: as close as float32 allows.
+#[test]
+fn a_float32_network_matches_the_cpu_backbone_to_single_precision() {
+    let exec = HostExecutor::with(Precision::F32);
+    compare_with_cpu(&exec, config(2, true), &[2, 6, 8, 3], 11, SINGLE);
+    compare_with_cpu(&exec, config(3, false), &[1, 4, 5, 6, 3], 13, SINGLE);
 }
 
 #[test]
@@ -439,11 +524,14 @@ fn the_network_on_a_gpu_matches_the_cpu_backbone() {
         }
         Err(e) => panic!("a GPU machine opens its GPU: {e}"),
     };
-    let exec = CudaExecutor::new(&gpu).expect("the backbone's kernels load");
+    let exec = CudaExecutor::new(&gpu, Precision::F64).expect("the backbone's kernels load");
     compare_with_cpu(&exec, config(2, false), &[2, 6, 8, 3], 11, GPU);
     compare_with_cpu(&exec, config(2, true), &[1, 7, 10, 3], 12, GPU);
     compare_with_cpu(&exec, config(3, false), &[2, 4, 5, 6, 3], 13, GPU);
     compare_with_cpu(&exec, wide(16), &[3, 51, 128, 4], 14, GPU);
+    let single = CudaExecutor::new(&gpu, Precision::F32).expect("the float32 kernels load");
+    compare_with_cpu(&single, config(2, true), &[2, 6, 8, 3], 11, SINGLE);
+    compare_with_cpu(&single, wide(16), &[3, 51, 128, 4], 14, SINGLE_GPU);
 }
 
 /// Shapes that do not fit the network are typed errors, not launches.
@@ -499,8 +587,10 @@ fn the_kernels_compile_and_assemble_for_ampere_and_hopper() {
     };
     let dir = std::env::temp_dir().join(format!("tessera-backbone-ptxas-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (arch, sm) in nvrtc::ARCHITECTURES.into_iter().zip(ptxas::MACHINES) {
-        let ptx = nvrtc::compile(SOURCE, arch).unwrap_or_else(|e| panic!("{arch}: {e}"));
+    let builds = nvrtc::ARCHITECTURES.into_iter().zip(ptxas::MACHINES);
+    for ((arch, sm), precision) in builds.flat_map(|b| [(b, Precision::F64), (b, Precision::F32)]) {
+        let ptx = nvrtc::compile(&precision.source(), arch)
+            .unwrap_or_else(|e| panic!("{arch} {precision:?}: {e}"));
         let Some(ptxas) = &ptxas else { continue };
         let usage = ptxas::assemble(ptxas, &ptx.to_src(), sm, &dir, sm)
             .unwrap_or_else(|e| panic!("{sm}: {e}"));
@@ -511,7 +601,7 @@ fn the_kernels_compile_and_assemble_for_ampere_and_hopper() {
         assert_eq!(names, expected, "{sm}: every kernel and only those");
         for k in &usage {
             println!(
-                "{sm} {}: {} registers, spills {}/{} bytes",
+                "{sm} {precision:?} {}: {} registers, spills {}/{} bytes",
                 k.name, k.registers, k.spill_stores, k.spill_loads
             );
             assert_eq!(
@@ -523,6 +613,32 @@ fn the_kernels_compile_and_assemble_for_ampere_and_hopper() {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A float32 backbone runs on a float32 device only, and trains there like
+/// the float32 CPU backbone (the two sum in different orders; the experts'
+/// solves are float64 on both). Measured: loss parts 4.2e-5, gradient norm
+/// 2.6e-4 apart — float32's 5e-7 in the basis, grown as in the float64 test
+/// below by solves that stop at the solver's tolerance, not at round-off.
+#[test]
+fn a_float32_backbone_trains_on_a_float32_device() {
+    let mut scenario = model_common::diffusion_sorption("moe", "");
+    scenario.set("model.dtype=f32").unwrap();
+    let (cpu, _) = train_steps(Model::new(&scenario).unwrap(), &scenario, 3);
+    let mut model = Model::new(&scenario).unwrap();
+    let double = DeviceBackbone::new(HostExecutor::new());
+    let err = model.run_backbone_on(Some(Arc::new(double))).unwrap_err();
+    assert!(err.to_string().contains("model.dtype"), "{err}");
+    let single = DeviceBackbone::new(HostExecutor::with(Precision::F32));
+    model.run_backbone_on(Some(Arc::new(single))).unwrap();
+    let (dev, _) = train_steps(model, &scenario, 3);
+    assert_same_steps("float32", &cpu, &dev, (2e-4, 2e-3));
+    let mut f64_model = Model::new(&model_common::diffusion_sorption("moe", "")).unwrap();
+    let single = DeviceBackbone::new(HostExecutor::with(Precision::F32));
+    let err = f64_model
+        .run_backbone_on(Some(Arc::new(single)))
+        .unwrap_err();
+    assert!(err.to_string().contains("F32"), "{err}");
 }
 
 /// Training steps with the backbone on the (host-run) device give the CPU
@@ -650,6 +766,8 @@ fn train_steps(
         .values()
         .flat_map(|v| {
             v.as_tensor()
+                .to_dtype(DType::F64)
+                .unwrap()
                 .flatten_all()
                 .unwrap()
                 .to_vec1::<f64>()

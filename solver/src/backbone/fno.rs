@@ -216,17 +216,25 @@ impl Fno {
     /// from now on; the variables, the graph and the optimiser stay on the
     /// host. `None` goes back to the CPU.
     ///
-    /// Errors: a float32 backbone (the device network is float64).
+    /// Errors: a device network in another precision than the backbone's
+    /// dtype.
     #[cfg(feature = "cuda")]
     pub fn run_on(
         &mut self,
         device: Option<std::sync::Arc<dyn super::device::NetworkOnDevice>>,
     ) -> Result<(), SolverError> {
-        if device.is_some() && self.dtype != DType::F64 {
+        use super::device::Precision;
+        let wanted = match self.dtype {
+            DType::F64 => Precision::F64,
+            _ => Precision::F32,
+        };
+        if let Some(precision) = device.as_ref().map(|d| d.precision())
+            && precision != wanted
+        {
             return Err(SolverError::InvalidConfig {
                 key: "model.dtype",
                 value: format!("{:?}", self.dtype),
-                reason: "the GPU backbone runs in float64 (f64)".into(),
+                reason: format!("the device network computes in {precision:?}"),
             });
         }
         self.device = device;

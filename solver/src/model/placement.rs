@@ -18,9 +18,14 @@ use crate::SolverError;
 pub(crate) fn backbone_device(
     scenario: &Scenario,
 ) -> Result<Option<Arc<dyn crate::device::NetworkOnDevice>>, SolverError> {
+    use crate::device::Precision;
+    let precision = match scenario.model.dtype {
+        tessera_scenarios::config::Dtype::F64 => Precision::F64,
+        tessera_scenarios::config::Dtype::F32 => Precision::F32,
+    };
     match crate::parallel::gpu_ordinal(scenario.device)? {
         None => Ok(None),
-        Some(ordinal) => Ok(Some(crate::device::cuda_backbone(ordinal)?)),
+        Some(ordinal) => Ok(Some(crate::device::cuda_backbone(ordinal, precision)?)),
     }
 }
 

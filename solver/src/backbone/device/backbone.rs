@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use tessera_constraints::gpu::GpuError;
 
-use super::executor::Executor;
+use super::executor::{Executor, Precision};
 use super::network::{DeviceFno, ForwardPass};
 use crate::backbone::FnoConfig;
 
@@ -26,6 +26,10 @@ impl std::fmt::Debug for DevicePass {
 /// What the FNO needs from a device: its forward and backward pass on host
 /// arrays (type-erased, so the backbone holds any executor).
 pub trait NetworkOnDevice: Send + Sync + std::fmt::Debug {
+    /// The precision the network computes in (the backbone's dtype must be
+    /// this one).
+    fn precision(&self) -> Precision;
+
     /// The outputs `[batch, grid…, N]` of `config` on a grid of point shape
     /// `grid` for `features` and the packed `params`, and the pass to
     /// differentiate.
@@ -105,6 +109,10 @@ where
     E: Executor + Clone + Send + Sync + 'static,
     E::Buffer: Send + Sync + 'static,
 {
+    fn precision(&self) -> Precision {
+        self.exec.precision()
+    }
+
     fn forward(
         &self,
         config: &FnoConfig,

@@ -1,10 +1,12 @@
 //! The FNO on a device as one candle op, in place of the CPU's fused op: the
 //! graph and the optimiser stay on the host, the network's passes run on the
-//! device ([`NetworkOnDevice`]).
+//! device ([`NetworkOnDevice`]). A float32 backbone's tensors cross as f64
+//! and are rounded back; the device computes in float32.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 
 use super::backbone::{DevicePass, NetworkOnDevice};
 use crate::backbone::FnoConfig;
@@ -35,6 +37,17 @@ impl DeviceNetworkOp {
     }
 }
 
+/// The contiguous values of `storage` as f64 (a float32 tensor's widened).
+fn widened<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<Cow<'a, [f64]>> {
+    Ok(match storage {
+        CpuStorage::F32(_) => slice::<f32>(storage, layout)?
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect(),
+        _ => slice::<f64>(storage, layout)?.into(),
+    })
+}
+
 impl CustomOp2 for DeviceNetworkOp {
     fn name(&self) -> &'static str {
         "fno-on-device"
@@ -52,8 +65,8 @@ impl CustomOp2 for DeviceNetworkOp {
             .forward(
                 &self.config,
                 &self.grid,
-                slice::<f64>(s1, l1)?,
-                slice::<f64>(s2, l2)?,
+                &widened(s1, l1)?,
+                &widened(s2, l2)?,
             )
             .map_err(candle_core::Error::wrap)?;
         match self.pass.lock() {
@@ -62,7 +75,11 @@ impl CustomOp2 for DeviceNetworkOp {
         }
         let mut shape = l1.dims().to_vec();
         *shape.last_mut().expect("rank ≥ 1") = self.config.out_dim;
-        Ok((CpuStorage::F64(out), Shape::from(shape)))
+        let out = match s2 {
+            CpuStorage::F32(_) => CpuStorage::F32(out.into_iter().map(|v| v as f32).collect()),
+            _ => CpuStorage::F64(out),
+        };
+        Ok((out, Shape::from(shape)))
     }
 
     /// Gradients for the parameters only: the features are data.
@@ -82,14 +99,17 @@ impl CustomOp2 for DeviceNetworkOp {
                 "fno: backward needs a fresh forward pass (run backward once per loss)"
             )
         };
-        let g = grad_res.flatten_all()?.to_vec1::<f64>()?;
+        let g = grad_res
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
         let gp = self
             .device
             .backward(pass, &g)
             .map_err(candle_core::Error::wrap)?;
         Ok((
             None,
-            Some(Tensor::from_vec(gp, arg2.shape(), arg2.device())?),
+            Some(Tensor::from_vec(gp, arg2.shape(), arg2.device())?.to_dtype(arg2.dtype())?),
         ))
     }
 }

@@ -1,18 +1,25 @@
 //! The [`Executor`] of an NVIDIA GPU: the kernels compiled by NVRTC for the
-//! device's architecture, arrays in its memory, launches on its stream.
+//! device's architecture in one [`Precision`], arrays in its memory, launches
+//! on its stream.
 
 use std::sync::Arc;
 
 use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
 use tessera_constraints::gpu::{Gpu, GpuError, nvrtc};
 
-use super::executor::{Arg, DeviceArray, Executor, Kernel, SOURCE};
+use super::executor::{Arg, DeviceArray, Executor, Kernel, Precision};
 
-/// An array of doubles in GPU memory (at least one element is allocated, so
-/// that an empty array still has an address).
+/// An array in GPU memory (at least one element is allocated, so that an
+/// empty array still has an address).
 pub struct CudaBuffer {
-    slice: CudaSlice<f64>,
+    slice: Slice,
     len: usize,
+}
+
+/// The elements of a [`CudaBuffer`], in its executor's precision.
+enum Slice {
+    F64(CudaSlice<f64>),
+    F32(CudaSlice<f32>),
 }
 
 impl std::fmt::Debug for CudaBuffer {
@@ -32,6 +39,7 @@ impl DeviceArray for CudaBuffer {
 /// The backbone's kernels loaded on one GPU (clones share them).
 #[derive(Clone)]
 pub struct CudaExecutor {
+    precision: Precision,
     stream: Arc<CudaStream>,
     /// One function per [`Kernel::ALL`] entry.
     functions: Vec<CudaFunction>,
@@ -45,11 +53,11 @@ fn driver(what: &'static str) -> impl Fn(cudarc::driver::DriverError) -> GpuErro
 }
 
 impl CudaExecutor {
-    /// Compiles the kernels for `gpu` and loads them there.
+    /// Compiles the kernels in `precision` for `gpu` and loads them there.
     ///
     /// Errors: no NVRTC, an unsupported architecture, or a driver failure.
-    pub fn new(gpu: &Gpu) -> Result<Self, GpuError> {
-        let ptx = nvrtc::compile(SOURCE, gpu.architecture()?)?;
+    pub fn new(gpu: &Gpu, precision: Precision) -> Result<Self, GpuError> {
+        let ptx = nvrtc::compile(&precision.source(), gpu.architecture()?)?;
         let module = gpu
             .context()
             .load_module(ptx)
@@ -63,6 +71,7 @@ impl CudaExecutor {
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
+            precision,
             stream: gpu.stream().clone(),
             functions,
         })
@@ -77,19 +86,30 @@ impl CudaExecutor {
 impl Executor for CudaExecutor {
     type Buffer = CudaBuffer;
 
+    fn precision(&self) -> Precision {
+        self.precision
+    }
+
     fn zeros(&self, len: usize) -> Result<CudaBuffer, GpuError> {
-        let slice = self
-            .stream
-            .alloc_zeros::<f64>(len.max(1))
-            .map_err(driver("allocating device memory"))?;
+        let n = len.max(1);
+        let slice = match self.precision {
+            Precision::F64 => self.stream.alloc_zeros::<f64>(n).map(Slice::F64),
+            Precision::F32 => self.stream.alloc_zeros::<f32>(n).map(Slice::F32),
+        }
+        .map_err(driver("allocating device memory"))?;
         Ok(CudaBuffer { slice, len })
     }
 
     fn upload(&self, data: &[f64]) -> Result<CudaBuffer, GpuError> {
-        let slice = self
-            .stream
-            .clone_htod(if data.is_empty() { &[0.0][..] } else { data })
-            .map_err(driver("copying to the device"))?;
+        let data = if data.is_empty() { &[0.0][..] } else { data };
+        let slice = match self.precision {
+            Precision::F64 => self.stream.clone_htod(data).map(Slice::F64),
+            Precision::F32 => {
+                let rounded: Vec<f32> = data.iter().map(|&v| v as f32).collect();
+                self.stream.clone_htod(&rounded).map(Slice::F32)
+            }
+        }
+        .map_err(driver("copying to the device"))?;
         Ok(CudaBuffer {
             slice,
             len: data.len(),
@@ -97,10 +117,11 @@ impl Executor for CudaExecutor {
     }
 
     fn copy(&self, buffer: &CudaBuffer) -> Result<CudaBuffer, GpuError> {
-        let slice = self
-            .stream
-            .clone_dtod(&buffer.slice)
-            .map_err(driver("copying on the device"))?;
+        let slice = match &buffer.slice {
+            Slice::F64(s) => self.stream.clone_dtod(s).map(Slice::F64),
+            Slice::F32(s) => self.stream.clone_dtod(s).map(Slice::F32),
+        }
+        .map_err(driver("copying on the device"))?;
         Ok(CudaBuffer {
             slice,
             len: buffer.len,
@@ -108,27 +129,42 @@ impl Executor for CudaExecutor {
     }
 
     fn download(&self, buffer: &CudaBuffer) -> Result<Vec<f64>, GpuError> {
-        let mut v = self
-            .stream
-            .clone_dtoh(&buffer.slice)
-            .map_err(driver("copying from the device"))?;
+        let mut v = match &buffer.slice {
+            Slice::F64(s) => self.stream.clone_dtoh(s),
+            Slice::F32(s) => self
+                .stream
+                .clone_dtoh(s)
+                .map(|v| v.into_iter().map(f64::from).collect()),
+        }
+        .map_err(driver("copying from the device"))?;
         v.truncate(buffer.len);
         Ok(v)
     }
 
     fn address(&self, buffer: &CudaBuffer) -> u64 {
-        let (ptr, _record) = buffer.slice.device_ptr(&self.stream);
-        ptr
+        match &buffer.slice {
+            Slice::F64(s) => s.device_ptr(&self.stream).0,
+            Slice::F32(s) => s.device_ptr(&self.stream).0,
+        }
     }
 
     unsafe fn launch(&self, kernel: Kernel, blocks: u32, args: &[Arg]) -> Result<(), GpuError> {
         let function = self.function(kernel);
+        // Reals in the kernels' precision, kept alive until the launch.
+        let singles: Vec<f32> = args
+            .iter()
+            .map(|a| match a {
+                Arg::Real(r) => *r as f32,
+                _ => 0.0,
+            })
+            .collect();
         let mut launch = self.stream.launch_builder(function);
-        for arg in args {
+        for (arg, single) in args.iter().zip(&singles) {
             match arg {
                 Arg::Ptr(p) => launch.arg(p),
                 Arg::Int(i) => launch.arg(i),
-                Arg::Real(r) => launch.arg(r),
+                Arg::Real(r) if self.precision == Precision::F64 => launch.arg(r),
+                Arg::Real(_) => launch.arg(single),
             };
         }
         let config = LaunchConfig {

@@ -5,8 +5,43 @@
 
 use tessera_constraints::gpu::GpuError;
 
-/// The CUDA C++ source of every backbone kernel.
+/// The CUDA C++ source of every backbone kernel, in the precision the macro
+/// `TESSERA_REAL` names (double unless defined; see [`Precision::source`]).
 pub const SOURCE: &str = include_str!("kernels.cu");
+
+/// The precision of a device network's arrays and arithmetic: float64 (the
+/// paper's setting, the default) or float32, for a backbone with
+/// `model.dtype = "f32"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Precision {
+    /// `double`.
+    F64,
+    /// `float`.
+    F32,
+}
+
+impl Precision {
+    /// Bytes per element.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Precision::F64 => 8,
+            Precision::F32 => 4,
+        }
+    }
+
+    /// The C type of an element.
+    pub fn c_type(self) -> &'static str {
+        match self {
+            Precision::F64 => "double",
+            Precision::F32 => "float",
+        }
+    }
+
+    /// [`SOURCE`] compiled in this precision.
+    pub fn source(self) -> String {
+        format!("#define TESSERA_REAL {}\n{SOURCE}", self.c_type())
+    }
+}
 
 /// The kernels of [`SOURCE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,18 +91,19 @@ impl Kernel {
 }
 
 /// One kernel argument, passed by value as the driver passes it: a device
-/// address (a pointer parameter), a `long long` or a `double`.
+/// address (a pointer parameter), a `long long` or a `real` (a `double` or a
+/// `float`: the executor passes it in its [`Precision`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Arg {
     /// A device address.
     Ptr(u64),
     /// A `long long`.
     Int(i64),
-    /// A `double`.
+    /// A `real`, in the executor's precision.
     Real(f64),
 }
 
-/// A device array of `f64`.
+/// A device array of `real`s.
 pub trait DeviceArray {
     /// Number of elements.
     fn len(&self) -> usize;
@@ -78,16 +114,21 @@ pub trait DeviceArray {
     }
 }
 
-/// Memory and kernel launches on one device, in one stream: launches run in
-/// order, and a download waits for every launch before it.
+/// Memory and kernel launches on one device, in one stream and one
+/// [`Precision`]: launches run in order, and a download waits for every
+/// launch before it. The host side speaks `f64`; arrays on the device hold
+/// the executor's precision (a float32 executor rounds on upload).
 pub trait Executor {
     /// An array on the device.
     type Buffer: DeviceArray;
 
-    /// A zeroed array of `len` doubles.
+    /// The precision of the arrays and of the kernels.
+    fn precision(&self) -> Precision;
+
+    /// A zeroed array of `len` elements.
     fn zeros(&self, len: usize) -> Result<Self::Buffer, GpuError>;
 
-    /// A copy of `data` on the device.
+    /// A copy of `data` on the device, in the executor's precision.
     fn upload(&self, data: &[f64]) -> Result<Self::Buffer, GpuError>;
 
     /// A copy of `buffer` on the device.

@@ -1,11 +1,19 @@
 // The FNO backbone's kernels: one strided, batched, split-K matrix product
 // (every layer of the FNO is a chain of these: the truncated DFTs are products
 // with small cosine/sine matrices, the channel mixings are products per mode)
-// and the pointwise pieces around it. Float64, row-major, 1-D grids.
+// and the pointwise pieces around it. Row-major, 1-D grids, in the precision
+// TESSERA_REAL names (double, or float for a float32 backbone; the source is
+// compiled once per precision), with every literal cast to it so that a
+// float build does no double arithmetic.
 //
 // Written for NVRTC, and for the host shim of the tests (static shared memory,
 // barriers, loops over threadIdx.x; no warp intrinsics, no atomics), which is
 // how a machine without a GPU checks this arithmetic against the CPU backbone.
+
+#ifndef TESSERA_REAL
+#define TESSERA_REAL double
+#endif
+typedef TESSERA_REAL real;
 
 #define TESSERA_TILE 64
 #define TESSERA_TILE_K 16
@@ -23,12 +31,12 @@
 // for the weight gradients, whose k is every grid point). beta == 0 never
 // reads C, so uninitialised outputs are fine.
 extern "C" __global__ void tessera_gemm(long long m, long long n, long long k, long long batch,
-    long long splits, long long k_slice, double alpha, const double* a, long long a_rs,
-    long long a_cs, long long a_bs, const double* b, long long b_rs, long long b_cs,
-    long long b_bs, double beta, double* c, long long c_rs, long long c_cs, long long c_bs,
-    double* partial) {
-    __shared__ double as[TESSERA_TILE_K][TESSERA_TILE];
-    __shared__ double bs[TESSERA_TILE_K][TESSERA_TILE];
+    long long splits, long long k_slice, real alpha, const real* a, long long a_rs,
+    long long a_cs, long long a_bs, const real* b, long long b_rs, long long b_cs,
+    long long b_bs, real beta, real* c, long long c_rs, long long c_cs, long long c_bs,
+    real* partial) {
+    __shared__ real as[TESSERA_TILE_K][TESSERA_TILE];
+    __shared__ real bs[TESSERA_TILE_K][TESSERA_TILE];
     const long long tiles_m = (m + TESSERA_TILE - 1) / TESSERA_TILE;
     const long long tiles_n = (n + TESSERA_TILE - 1) / TESSERA_TILE;
     long long block = blockIdx.x;
@@ -41,10 +49,10 @@ extern "C" __global__ void tessera_gemm(long long m, long long n, long long k, l
     const long long row0 = tile_m * TESSERA_TILE, col0 = tile_n * TESSERA_TILE;
     const long long k_begin = split * k_slice;
     const long long k_end = k_begin + k_slice < k ? k_begin + k_slice : k;
-    const double* a_entry = a + entry * a_bs;
-    const double* b_entry = b + entry * b_bs;
+    const real* a_entry = a + entry * a_bs;
+    const real* b_entry = b + entry * b_bs;
     const int t = threadIdx.x, tx = t % 16, ty = t / 16;
-    double acc[4][4];
+    real acc[4][4];
     for (int i = 0; i < 4; ++i)
         for (int j = 0; j < 4; ++j) acc[i][j] = 0.0;
     for (long long k0 = k_begin; k0 < k_end; k0 += TESSERA_TILE_K) {
@@ -55,15 +63,15 @@ extern "C" __global__ void tessera_gemm(long long m, long long n, long long k, l
             int kk = e / TESSERA_TILE, r = e % TESSERA_TILE;
             if (a_cs == 1) kk = e % TESSERA_TILE_K, r = e / TESSERA_TILE_K;
             long long kg = k0 + kk;
-            as[kk][r] = (kg < k_end && row0 + r < m) ? a_entry[(row0 + r) * a_rs + kg * a_cs] : 0.0;
+            as[kk][r] = (kg < k_end && row0 + r < m) ? a_entry[(row0 + r) * a_rs + kg * a_cs] : (real)0;
             kk = e / TESSERA_TILE, r = e % TESSERA_TILE;
             if (b_rs == 1 && b_cs != 1) kk = e % TESSERA_TILE_K, r = e / TESSERA_TILE_K;
             kg = k0 + kk;
-            bs[kk][r] = (kg < k_end && col0 + r < n) ? b_entry[kg * b_rs + (col0 + r) * b_cs] : 0.0;
+            bs[kk][r] = (kg < k_end && col0 + r < n) ? b_entry[kg * b_rs + (col0 + r) * b_cs] : (real)0;
         }
         __syncthreads();
         for (int kk = 0; kk < TESSERA_TILE_K; ++kk) {
-            double av[4], bv[4];
+            real av[4], bv[4];
             for (int i = 0; i < 4; ++i) av[i] = as[kk][ty + 16 * i];
             for (int j = 0; j < 4; ++j) bv[j] = bs[kk][tx + 16 * j];
             for (int i = 0; i < 4; ++i)
@@ -80,8 +88,8 @@ extern "C" __global__ void tessera_gemm(long long m, long long n, long long k, l
             if (splits > 1) {
                 partial[((entry * splits + split) * m + row) * n + col] = alpha * acc[i][j];
             } else {
-                double* out = c + entry * c_bs + row * c_rs + col * c_cs;
-                *out = beta == 0.0 ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *out;
+                real* out = c + entry * c_bs + row * c_rs + col * c_cs;
+                *out = beta == (real)0 ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *out;
             }
         }
     }
@@ -90,44 +98,45 @@ extern "C" __global__ void tessera_gemm(long long m, long long n, long long k, l
 // C_b = sum over s of partial[b, s] + beta * C_b, the slices added in order:
 // the second half of a split-K tessera_gemm. One thread per element of C.
 extern "C" __global__ void tessera_gemm_reduce(long long m, long long n, long long batch,
-    long long splits, const double* partial, double beta, double* c, long long c_rs,
+    long long splits, const real* partial, real beta, real* c, long long c_rs,
     long long c_cs, long long c_bs) {
     const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= batch * m * n) return;
     const long long entry = e / (m * n), row = (e / n) % m, col = e % n;
-    double sum = 0.0;
+    real sum = 0.0;
     for (long long s = 0; s < splits; ++s) sum += partial[((entry * splits + s) * m + row) * n + col];
-    double* out = c + entry * c_bs + row * c_rs + col * c_cs;
-    *out = beta == 0.0 ? sum : sum + beta * *out;
+    real* out = c + entry * c_bs + row * c_rs + col * c_cs;
+    *out = beta == (real)0 ? sum : sum + beta * *out;
 }
 
 // The tanh form of GELU (jax.nn.gelu's default), as the CPU backbone.
-__device__ inline double tessera_gelu_tanh(double z) {
-    return tanh(0.7978845608028654 * (z + 0.044715 * z * z * z));
+__device__ inline real tessera_gelu_tanh(real z) {
+    return tanh((real)0.7978845608028654 * (z + (real)0.044715 * z * z * z));
 }
 
 // out[i] = gelu(z[i]).
-extern "C" __global__ void tessera_gelu(long long len, const double* z, double* out) {
+extern "C" __global__ void tessera_gelu(long long len, const real* z, real* out) {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= len) return;
-    const double v = z[i];
-    out[i] = 0.5 * v * (1.0 + tessera_gelu_tanh(v));
+    const real v = z[i];
+    out[i] = (real)0.5 * v * ((real)1 + tessera_gelu_tanh(v));
 }
 
 // g[i] *= gelu'(z[i]): the backward pass through an activation.
-extern "C" __global__ void tessera_gelu_backward(long long len, const double* z, double* g) {
+extern "C" __global__ void tessera_gelu_backward(long long len, const real* z, real* g) {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= len) return;
-    const double v = z[i], th = tessera_gelu_tanh(v);
-    const double slope = 0.5 * (1.0 + th)
-        + 0.5 * v * (1.0 - th * th) * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * v * v);
+    const real v = z[i], th = tessera_gelu_tanh(v);
+    const real half = (real)0.5, one = (real)1;
+    const real slope = half * (one + th)
+        + half * v * (one - th * th) * (real)0.7978845608028654 * (one + (real)(3.0 * 0.044715) * v * v);
     g[i] *= slope;
 }
 
 // out[r, c] = bias[c] for a [rows, cols] array: a linear layer's bias, before
 // the product adds onto it.
-extern "C" __global__ void tessera_fill_rows(long long rows, long long cols, const double* bias,
-    double* out) {
+extern "C" __global__ void tessera_fill_rows(long long rows, long long cols, const real* bias,
+    real* out) {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= rows * cols) return;
     out[i] = bias[i % cols];
@@ -137,11 +146,11 @@ extern "C" __global__ void tessera_fill_rows(long long rows, long long cols, con
 // One block per column; each thread sums a fixed strided subset of the rows,
 // then a tree in shared memory adds the threads' sums, always in one order.
 extern "C" __global__ void tessera_column_sums(long long rows, long long cols,
-    const double* data, double* out) {
-    __shared__ double sums[TESSERA_REDUCE_THREADS];
+    const real* data, real* out) {
+    __shared__ real sums[TESSERA_REDUCE_THREADS];
     const long long col = blockIdx.x;
     const int t = threadIdx.x;
-    double s = 0.0;
+    real s = 0.0;
     for (long long r = t; r < rows; r += TESSERA_REDUCE_THREADS) s += data[r * cols + col];
     sums[t] = s;
     __syncthreads();

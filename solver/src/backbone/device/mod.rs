@@ -1,5 +1,6 @@
 //! The FNO backbone on a GPU (cargo feature `cuda`): the CPU backbone's
-//! layers as a chain of device kernels, in float64.
+//! layers as a chain of device kernels, in float64 or, for a float32
+//! backbone, float32 ([`Precision`]).
 //!
 //! Every layer of the FNO is a sequence of matrix products — the truncated
 //! DFTs are products with small cosine/sine matrices, the channel mixings one
@@ -23,30 +24,32 @@ mod spectral;
 
 pub use backbone::{DeviceBackbone, DevicePass, NetworkOnDevice};
 pub use cuda::{CudaBuffer, CudaExecutor};
-pub use executor::{Arg, DeviceArray, Executor, Kernel, SOURCE};
+pub use executor::{Arg, DeviceArray, Executor, Kernel, Precision, SOURCE};
 pub use network::{DeviceFno, ForwardPass};
 pub use ops::{Ops, View};
 
-/// The backbone on GPU number `ordinal`: the device [`crate::Model`] and
-/// [`crate::Fno`] run their network on (`run_backbone_on`). One per GPU and
-/// process: later calls share the first one's compiled kernels.
+/// The backbone on GPU number `ordinal` in `precision`: the device
+/// [`crate::Model`] and [`crate::Fno`] run their network on
+/// (`run_backbone_on`). One per GPU, precision and process: later calls share
+/// the first one's compiled kernels.
 ///
 /// Errors: no CUDA driver ("no CUDA driver found; built with --features cuda
 /// but running on a machine without a GPU"), no NVRTC, or the driver's own
 /// error.
 pub fn cuda_backbone(
     ordinal: usize,
+    precision: Precision,
 ) -> Result<std::sync::Arc<dyn NetworkOnDevice>, tessera_constraints::gpu::GpuError> {
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
-    static OPENED: Mutex<BTreeMap<usize, Arc<DeviceBackbone<CudaExecutor>>>> =
-        Mutex::new(BTreeMap::new());
+    type Opened = BTreeMap<(usize, Precision), Arc<DeviceBackbone<CudaExecutor>>>;
+    static OPENED: Mutex<Opened> = Mutex::new(BTreeMap::new());
     let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(backbone) = opened.get(&ordinal) {
+    if let Some(backbone) = opened.get(&(ordinal, precision)) {
         return Ok(Arc::clone(backbone) as Arc<dyn NetworkOnDevice>);
     }
     let gpu = tessera_constraints::gpu::Gpu::open(ordinal)?;
-    let backbone = Arc::new(DeviceBackbone::new(CudaExecutor::new(&gpu)?));
-    opened.insert(ordinal, Arc::clone(&backbone));
+    let backbone = Arc::new(DeviceBackbone::new(CudaExecutor::new(&gpu, precision)?));
+    opened.insert((ordinal, precision), Arc::clone(&backbone));
     Ok(backbone)
 }

@@ -119,7 +119,7 @@ impl<'e, E: Executor> Ops<'e, E> {
     }
 
     fn ptr(&self, buffer: &E::Buffer, offset: usize) -> Arg {
-        Arg::Ptr(self.exec.address(buffer) + 8 * offset as u64)
+        Arg::Ptr(self.exec.address(buffer) + self.exec.precision().bytes() * offset as u64)
     }
 
     /// `C_b = α A_b B_b + β C_b` for `b < count` (`β = 0` ignores what `C`
@@ -232,7 +232,7 @@ impl<'e, E: Executor> Ops<'e, E> {
             self.ptr(input.0, input.1),
             self.ptr(output.0, output.1),
         ];
-        // SAFETY: `(len, const double*, double*)` is the signature of both
+        // SAFETY: `(len, const real*, real*)` is the signature of both
         // elementwise kernels, and both ranges were checked.
         unsafe {
             self.exec
