@@ -141,6 +141,25 @@ fn bad_runs_and_bad_input_are_typed_errors() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A projection takes its scenario's `device`: on the CPU it solves there;
+/// a GPU that cannot be used is a typed error, never a silent CPU run.
+#[test]
+fn a_projection_runs_where_its_scenario_says() {
+    let mut scenario = tiny_scenario();
+    let cpu = ConstraintProjection::from_scenario(&scenario).unwrap();
+    assert!(!cpu.solves_on_gpu());
+    scenario.set("device=cuda").unwrap();
+    let err = ConstraintProjection::from_scenario(&scenario)
+        .err()
+        .expect("no usable GPU here");
+    let why = if cfg!(feature = "cuda") {
+        "no CUDA driver found"
+    } else {
+        "built without the `cuda` feature"
+    };
+    assert!(err.to_string().contains(why), "{err}");
+}
+
 /// The projection example: the residual at the sampled points drops to the
 /// solver's tolerance, bounded by the solver's own final residual.
 #[test]

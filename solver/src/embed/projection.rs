@@ -13,17 +13,19 @@ use tessera_scenarios::Scenario;
 
 use super::{WorkerPool, batch_of, check_finite};
 use crate::SolverError;
+use crate::model::placement::{self, SolveDevice};
 use crate::model::setup;
 use crate::train::batches;
 use tessera_scenarios::AnyPde;
 
 /// The constraint layer a scenario describes: its PDE, grid, tile split, points
-/// per expert, ridge and Levenberg–Marquardt settings (`[constraint]`), and its
+/// per expert, ridge and Levenberg–Marquardt settings (`[constraint]`), its
 /// sampled points (fixed: the evaluation stream of the scenario's seed, the
-/// points `tessera eval` uses). Read-only: several threads may use one at once.
+/// points `tessera eval` uses), and its `device` (on a GPU the solves run
+/// there, as in a model). Read-only: several threads may use one at once.
 pub struct ConstraintProjection {
     pde: Arc<AnyPde>,
-    layer: ConstraintLayer<AnyPde>,
+    layer: Arc<ConstraintLayer<AnyPde>>,
     residual: FieldResidual<AnyPde>,
     dims: Vec<usize>,
     stream: u64,
@@ -35,14 +37,17 @@ impl ConstraintProjection {
     /// `constraint.init = "warm"` solves start from ones (there is no previous
     /// step to warm-start from).
     ///
-    /// Errors: a PDE or constraint setting the libraries reject.
+    /// Errors: a PDE or constraint setting the libraries reject; a GPU that
+    /// cannot be used (no driver, a build without the `cuda` feature).
     pub fn from_scenario(scenario: &Scenario) -> Result<Self, SolverError> {
         scenario.validate()?;
         let grid = scenario.grid()?;
-        let pde = Arc::new(setup::pde_of(scenario)?);
+        let pde = placement::solved_pde(scenario.device, setup::pde_of(scenario)?);
+        let pde = Arc::new(pde);
+        let device = SolveDevice::new(scenario, &pde)?;
         let config = setup::layer_config(scenario, None)?;
         let residual = FieldResidual::new(Arc::clone(&pde), &grid)?;
-        let layer = ConstraintLayer::new(Arc::clone(&pde), grid, config)?;
+        let layer = device.attach(ConstraintLayer::new(Arc::clone(&pde), grid, config)?);
         Ok(Self {
             pde,
             layer,
@@ -70,6 +75,11 @@ impl ConstraintProjection {
     /// Values per field (`nt·nx(·ny)`).
     pub fn field_len(&self) -> usize {
         self.dims.iter().product()
+    }
+
+    /// Whether the experts' solves run on a GPU.
+    pub fn solves_on_gpu(&self) -> bool {
+        self.layer.solves_on_gpu()
     }
 
     /// Number of experts `K`.

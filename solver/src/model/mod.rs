@@ -16,7 +16,7 @@ pub mod gradcheck;
 mod hard_constraint;
 pub mod loss;
 mod per_sample;
-mod placement;
+pub(crate) mod placement;
 mod resolution;
 pub mod setup;
 
@@ -109,7 +109,11 @@ impl Model {
     ) -> Result<Self, SolverError> {
         let grid = scenario.grid()?;
         let backbone_grid = backbone.grid()?;
-        let pde = Arc::new(placement::solved_pde(scenario, pde));
+        // The soft method's residual is a loss on the host: the built-in's.
+        let pde = match scenario.constraint.method {
+            Method::Soft => Arc::new(pde),
+            Method::Hard | Method::Moe => Arc::new(placement::solved_pde(scenario.device, pde)),
+        };
         let fno_config = setup::fno_config(backbone);
         fno_config.check_grid(backbone_grid.shape().dims())?;
         let vars = VarMap::new();

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use tessera_experts::ConstraintLayer;
-use tessera_scenarios::config::Method;
 use tessera_scenarios::{AnyPde, Device, Scenario};
 
 use crate::SolverError;
@@ -32,7 +31,14 @@ pub(crate) fn backbone_device(
 /// The CPU, or the typed error of a build without the `cuda` feature.
 #[cfg(not(feature = "cuda"))]
 pub(crate) fn backbone_device(scenario: &Scenario) -> Result<(), SolverError> {
-    match scenario.device {
+    cpu_only(scenario.device)
+}
+
+/// `Ok` for the CPU; for a GPU, the typed error of a build without the
+/// `cuda` feature.
+#[cfg(not(feature = "cuda"))]
+fn cpu_only(device: Device) -> Result<(), SolverError> {
+    match device {
         Device::Cpu => Ok(()),
         device => Err(SolverError::InvalidConfig {
             key: "device",
@@ -44,14 +50,14 @@ pub(crate) fn backbone_device(scenario: &Scenario) -> Result<(), SolverError> {
     }
 }
 
-/// The PDE a model on `scenario`'s device solves: on a GPU, with a hard
-/// constraint, a built-in PDE becomes the TOML definition that restates it
-/// ([`AnyPde::definition`]), because the solver kernels compile a
-/// definition's emitted residual; the two train alike to round-off. A
-/// configuration no definition restates stays built-in, its solves on the
-/// CPU (the CLI says so). The CPU and the soft method keep the built-in.
-pub(crate) fn solved_pde(scenario: &Scenario, pde: AnyPde) -> AnyPde {
-    if scenario.device == Device::Cpu || scenario.constraint.method == Method::Soft {
+/// The PDE whose solves run on `device`: on a GPU, a built-in PDE becomes the
+/// TOML definition that restates it ([`AnyPde::definition`]), because the
+/// solver kernels compile a definition's emitted residual; the two train
+/// alike to round-off. A configuration no definition restates stays
+/// built-in, its solves on the CPU (the CLI says so). The CPU keeps the
+/// built-in.
+pub(crate) fn solved_pde(device: Device, pde: AnyPde) -> AnyPde {
+    if device == Device::Cpu {
         return pde;
     }
     match pde.definition() {
@@ -71,9 +77,12 @@ impl SolveDevice {
     /// The solver for `scenario`'s device and `pde`: its GPU kernels when the
     /// scenario runs on a GPU and the PDE is a TOML definition, else the CPU.
     ///
-    /// Errors: no driver, no NVRTC, or a kernel that does not compile.
+    /// Errors: no driver, no NVRTC, or a kernel that does not compile; a GPU
+    /// in a build without the `cuda` feature.
     #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
     pub(crate) fn new(scenario: &Scenario, pde: &AnyPde) -> Result<Self, SolverError> {
+        #[cfg(not(feature = "cuda"))]
+        cpu_only(scenario.device)?;
         #[cfg(feature = "cuda")]
         if let (Some(ordinal), AnyPde::Custom(definition)) =
             (crate::parallel::gpu_ordinal(scenario.device)?, pde)
