@@ -107,6 +107,18 @@ fn stale_hint(stale: bool) -> &'static str {
 }
 
 impl SolverError {
+    /// Whether the requested device is what failed: it cannot be used here
+    /// (a build without the `cuda` feature, no driver, no such GPU), or it
+    /// failed (a kernel that does not compile or launch).
+    pub fn is_device_error(&self) -> bool {
+        match self {
+            Self::InvalidConfig { key, .. } => *key == "device",
+            #[cfg(feature = "cuda")]
+            Self::Gpu(_) => true,
+            _ => false,
+        }
+    }
+
     /// An [`SolverError::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {

@@ -1,6 +1,7 @@
 /* Bad calls get a status and a message, never a crash: a missing or corrupt
- * run directory, a wrong-length array, NULL pointers, NaN input, a handle used
- * after free, a double free, a handle of the wrong kind.
+ * run directory, an unknown or unusable device, a wrong-length array, NULL
+ * pointers, NaN input, a handle used after free, a double free, a handle of
+ * the wrong kind.
  *
  *   bad_calls RUN_DIR CORRUPT_RUN_DIR SCENARIO.toml
  */
@@ -36,6 +37,20 @@ int main(int argc, char **argv) {
     expect(tessera_model_load(NULL, &model), TESSERA_STATUS_NULL_POINTER, "NULL path");
     expect(tessera_model_load(argv[1], NULL), TESSERA_STATUS_NULL_POINTER, "NULL out");
     expect(tessera_model_load(argv[1], &model), TESSERA_STATUS_OK, "load");
+    TesseraModel *elsewhere = NULL;
+    expect(tessera_model_load_on(argv[1], "tpu", &elsewhere), TESSERA_STATUS_INVALID_ARGUMENT,
+           "unknown device");
+    expect(tessera_model_load_on(argv[1], NULL, &elsewhere), TESSERA_STATUS_NULL_POINTER,
+           "NULL device");
+    expect(tessera_model_load_on(argv[1], "cpu", &elsewhere), TESSERA_STATUS_OK, "load on the CPU");
+    expect(tessera_model_free(elsewhere), TESSERA_STATUS_OK, "free");
+    /* A GPU loads only where one can be used: a library built with `cuda`,
+     * on a machine with a GPU; anywhere else the status says the device. */
+    TesseraStatus gpu = tessera_model_load_on(argv[1], "cuda", &elsewhere);
+    if (gpu == TESSERA_STATUS_OK)
+        expect(tessera_model_free(elsewhere), TESSERA_STATUS_OK, "free the GPU model");
+    else
+        expect(gpu, TESSERA_STATUS_DEVICE, "a GPU that cannot be used");
     TesseraShape shape;
     expect(tessera_model_shape(model, &shape), TESSERA_STATUS_OK, "shape");
     expect(tessera_model_shape(model, NULL), TESSERA_STATUS_NULL_POINTER, "NULL shape");

@@ -17,6 +17,7 @@ module tessera
   integer(c_int), parameter :: TESSERA_STATUS_INVALID_ARGUMENT = 7
   integer(c_int), parameter :: TESSERA_STATUS_SOLVE_FAILED = 8
   integer(c_int), parameter :: TESSERA_STATUS_INTERNAL = 9
+  integer(c_int), parameter :: TESSERA_STATUS_DEVICE = 10
 
   integer(c_int), parameter :: TESSERA_STOP_REASON_CONVERGED = 0
   integer(c_int), parameter :: TESSERA_STOP_REASON_MAX_ITERATIONS = 1
@@ -49,6 +50,13 @@ module tessera
     integer(c_int) function tessera_model_load(run_dir, model) bind(C, name="tessera_model_load")
       import :: c_int, c_char, c_ptr
       character(kind=c_char), intent(in) :: run_dir(*)
+      type(c_ptr), intent(out) :: model
+    end function
+
+    integer(c_int) function tessera_model_load_on(run_dir, device, model) &
+        bind(C, name="tessera_model_load_on")
+      import :: c_int, c_char, c_ptr
+      character(kind=c_char), intent(in) :: run_dir(*), device(*)
       type(c_ptr), intent(out) :: model
     end function
 

@@ -90,6 +90,12 @@ typedef enum TesseraStatus {
    * An internal error (a bug in Tessera); the message says where.
    */
   TESSERA_STATUS_INTERNAL = 9,
+  /**
+   * The requested device cannot be used (a library built without the
+   * `cuda` feature, no CUDA driver, no such GPU) or failed (a kernel that
+   * does not compile or launch).
+   */
+  TESSERA_STATUS_DEVICE = 10,
 } TesseraStatus;
 
 /**
@@ -332,13 +338,30 @@ enum TesseraStatus tessera_constraint_residual(const struct TesseraConstraint *l
 /**
  * Loads the run directory `run_dir` (written by `tessera run` or `tessera
  * train`: its `config.toml` and `checkpoint.safetensors`) and writes a new
- * handle to `*out`. The handle computes on a pool of the size set by
- * `tessera_set_num_threads`. Free it with `tessera_model_free`.
+ * handle to `*out`. The handle computes on the CPU, on a pool of the size set
+ * by `tessera_set_num_threads`. Free it with `tessera_model_free`.
  *
  * # Safety
  * `run_dir` must be NULL or a NUL-terminated string; `out` NULL or writable.
  */
 enum TesseraStatus tessera_model_load(const char *run_dir, struct TesseraModel **out);
+
+/**
+ * As `tessera_model_load`, with the model on `device`: `"cpu"`, `"cuda"`
+ * (this process's GPU: the one of its local rank under `mpirun` or `srun`,
+ * else GPU 0) or `"cuda:N"` (GPU `N`). On a GPU the backbone and the
+ * experts' solves run there (README, "GPUs"); the predictions are the same
+ * arrays. A device that cannot be used returns `TESSERA_STATUS_DEVICE` (a
+ * library built without the `cuda` feature, no CUDA driver, no such GPU); a
+ * device that is not one of those forms `TESSERA_STATUS_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `run_dir` and `device` must be NULL or NUL-terminated strings; `out` NULL
+ * or writable.
+ */
+enum TesseraStatus tessera_model_load_on(const char *run_dir,
+                                         const char *device,
+                                         struct TesseraModel **out);
 
 /**
  * Frees a model. NULL is accepted and does nothing; a handle freed already

@@ -85,22 +85,30 @@ pub(crate) fn ic_batch(n_ic: usize, ic_len: usize) -> Result<usize, CallError> {
     Ok(n_ic / ic_len)
 }
 
+/// A NUL-terminated UTF-8 string.
+///
+/// # Safety
+/// If non-NULL, `ptr` must point to a NUL-terminated string.
+pub(crate) unsafe fn text<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, CallError> {
+    if ptr.is_null() {
+        return Err(null(what));
+    }
+    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+    unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|e| {
+        CallError::new(
+            TesseraStatus::InvalidArgument,
+            format!("`{what}` is not UTF-8: {e}"),
+        )
+    })
+}
+
 /// A NUL-terminated UTF-8 path.
 ///
 /// # Safety
 /// If non-NULL, `ptr` must point to a NUL-terminated string.
 pub(crate) unsafe fn path(ptr: *const c_char, what: &str) -> Result<PathBuf, CallError> {
-    if ptr.is_null() {
-        return Err(null(what));
-    }
-    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
-    let text = unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|e| {
-        CallError::new(
-            TesseraStatus::InvalidArgument,
-            format!("`{what}` is not UTF-8: {e}"),
-        )
-    })?;
-    Ok(PathBuf::from(text))
+    // SAFETY: the caller's contract.
+    Ok(PathBuf::from(unsafe { text(ptr, what) }?))
 }
 
 /// Writes a new handle to `out`.

@@ -2,9 +2,10 @@
 
 use std::ffi::c_char;
 
+use tessera_scenarios::Device;
 use tessera_solver::embed::{TrainedModel, WorkerPool};
 
-use crate::args::{expect_len, ic_batch, input, optional_output, output, path, write_handle};
+use crate::args::{expect_len, ic_batch, input, optional_output, output, path, text, write_handle};
 use crate::handles::Table;
 use crate::shape::TesseraShape;
 use crate::solve_status::{TesseraSolveStatus, write_statuses};
@@ -30,8 +31,8 @@ fn key(handle: *const TesseraModel) -> usize {
 
 /// Loads the run directory `run_dir` (written by `tessera run` or `tessera
 /// train`: its `config.toml` and `checkpoint.safetensors`) and writes a new
-/// handle to `*out`. The handle computes on a pool of the size set by
-/// `tessera_set_num_threads`. Free it with `tessera_model_free`.
+/// handle to `*out`. The handle computes on the CPU, on a pool of the size set
+/// by `tessera_set_num_threads`. Free it with `tessera_model_free`.
 ///
 /// # Safety
 /// `run_dir` must be NULL or a NUL-terminated string; `out` NULL or writable.
@@ -40,9 +41,34 @@ pub unsafe extern "C" fn tessera_model_load(
     run_dir: *const c_char,
     out: *mut *mut TesseraModel,
 ) -> TesseraStatus {
+    // SAFETY: the caller's contract, and a static string for the device.
+    unsafe { tessera_model_load_on(run_dir, c"cpu".as_ptr(), out) }
+}
+
+/// As `tessera_model_load`, with the model on `device`: `"cpu"`, `"cuda"`
+/// (this process's GPU: the one of its local rank under `mpirun` or `srun`,
+/// else GPU 0) or `"cuda:N"` (GPU `N`). On a GPU the backbone and the
+/// experts' solves run there (README, "GPUs"); the predictions are the same
+/// arrays. A device that cannot be used returns `TESSERA_STATUS_DEVICE` (a
+/// library built without the `cuda` feature, no CUDA driver, no such GPU); a
+/// device that is not one of those forms `TESSERA_STATUS_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `run_dir` and `device` must be NULL or NUL-terminated strings; `out` NULL
+/// or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tessera_model_load_on(
+    run_dir: *const c_char,
+    device: *const c_char,
+    out: *mut *mut TesseraModel,
+) -> TesseraStatus {
     guard(|| {
         // SAFETY: the caller's contract.
         let dir = unsafe { path(run_dir, "run_dir") }?;
+        // SAFETY: the caller's contract.
+        let device: Device = unsafe { text(device, "device") }?
+            .parse()
+            .map_err(|e: String| CallError::new(TesseraStatus::InvalidArgument, e))?;
         if out.is_null() {
             return Err(CallError::new(TesseraStatus::NullPointer, "`out` is NULL"));
         }
@@ -52,7 +78,7 @@ pub unsafe extern "C" fn tessera_model_load(
                 format!("run directory {} does not exist", dir.display()),
             ));
         }
-        let model = TrainedModel::load(&dir)?;
+        let model = TrainedModel::load_on(&dir, device)?;
         let key = MODELS.insert(Loaded {
             model,
             pool: new_pool()?,

@@ -37,6 +37,10 @@ pub enum TesseraStatus {
     SolveFailed = 8,
     /// An internal error (a bug in Tessera); the message says where.
     Internal = 9,
+    /// The requested device cannot be used (a library built without the
+    /// `cuda` feature, no CUDA driver, no such GPU) or failed (a kernel that
+    /// does not compile or launch).
+    Device = 10,
 }
 
 /// A failed call: its status and message.
@@ -76,6 +80,7 @@ impl From<SolverError> for CallError {
             SolverError::Experts(ExpertsError::ExpertFailed { .. }) => S::SolveFailed,
             SolverError::Experts(ExpertsError::ShapeMismatch { .. }) => S::ShapeMismatch,
             SolverError::Candle(_) => S::Internal,
+            e if e.is_device_error() => S::Device,
             _ => S::InvalidArgument,
         };
         Self::new(status, e.to_string())

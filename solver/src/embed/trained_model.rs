@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use tessera_constraints::LmStatus;
-use tessera_scenarios::Scenario;
+use tessera_scenarios::{Device, Scenario};
 
 use super::{WorkerPool, batch_of};
 use crate::SolverError;
@@ -70,8 +70,19 @@ impl TrainedModel {
     /// Errors: a missing or invalid `config.toml`, a missing, corrupt or
     /// mismatched checkpoint.
     pub fn load(run_dir: impl AsRef<Path>) -> Result<Self, SolverError> {
+        Self::load_on(run_dir, Device::Cpu)
+    }
+
+    /// [`TrainedModel::load`] with the model on `device` (a run directory
+    /// records the experiment, not the machine): on a GPU the backbone and
+    /// the experts' solves run there (README, "GPUs").
+    ///
+    /// Errors: as [`TrainedModel::load`]; a GPU that cannot be used (a build
+    /// without the `cuda` feature, no driver, no such GPU).
+    pub fn load_on(run_dir: impl AsRef<Path>, device: Device) -> Result<Self, SolverError> {
         let run = RunDir::new(run_dir.as_ref());
-        let scenario = run.read_config()?;
+        let mut scenario = run.read_config()?;
+        scenario.device = device;
         let mut model = Model::new(&scenario)?;
         let path = run.checkpoint();
         Checkpoint::load(&path)?.restore_model(&mut model, &path)?;
