@@ -25,3 +25,24 @@ pub enum CommError {
     #[error("{op} failed: {reason}")]
     Transport { op: &'static str, reason: String },
 }
+
+impl CommError {
+    /// [`CommError::NoSuchRank`] unless `rank` is one of `0..size`.
+    pub fn check_rank(rank: usize, size: usize) -> Result<(), CommError> {
+        if rank < size {
+            Ok(())
+        } else {
+            Err(CommError::NoSuchRank { rank, size })
+        }
+    }
+
+    /// [`CommError::PerRank`] unless `got`, the entries of a per-rank
+    /// argument, is the world's `size`.
+    pub fn check_per_rank(what: &'static str, size: usize, got: usize) -> Result<(), CommError> {
+        if got == size {
+            Ok(())
+        } else {
+            Err(CommError::PerRank { what, size, got })
+        }
+    }
+}

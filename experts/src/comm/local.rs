@@ -7,17 +7,6 @@ use super::{CommError, Communicator};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Local;
 
-fn check_root(root: usize) -> Result<(), CommError> {
-    if root == 0 {
-        Ok(())
-    } else {
-        Err(CommError::NoSuchRank {
-            rank: root,
-            size: 1,
-        })
-    }
-}
-
 impl Communicator for Local {
     fn rank(&self) -> usize {
         0
@@ -28,22 +17,16 @@ impl Communicator for Local {
     }
 
     fn all_to_all_v(&self, send: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, CommError> {
-        if send.len() != 1 {
-            return Err(CommError::PerRank {
-                what: "all-to-all send buffers",
-                size: 1,
-                got: send.len(),
-            });
-        }
+        CommError::check_per_rank("all-to-all send buffers", 1, send.len())?;
         Ok(send.to_vec())
     }
 
     fn broadcast_bytes(&self, root: usize, _bytes: &mut Vec<u8>) -> Result<(), CommError> {
-        check_root(root)
+        CommError::check_rank(root, 1)
     }
 
     fn gather(&self, root: usize, values: &[f64]) -> Result<Option<Vec<Vec<f64>>>, CommError> {
-        check_root(root)?;
+        CommError::check_rank(root, 1)?;
         Ok(Some(vec![values.to_vec()]))
     }
 

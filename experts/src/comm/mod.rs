@@ -6,13 +6,15 @@
 //! - `Mpi` (cargo feature `mpi`): Open MPI / MPICH through the `mpi` crate;
 //! - [`Threads`]: several ranks as threads of one process (multi-rank tests
 //!   without MPI);
+//! - `Nccl` (cargo feature `nccl`): one GPU per rank, the data moving between
+//!   GPUs over NVIDIA's collective library, another communicator (MPI) only
+//!   starting it;
 //! - [`Metered`]: another communicator, with the time and bytes it moves
 //!   counted (for benchmarks).
 //!
-//! A GPU collective library (NCCL) fits as a third implementation: the trait
-//! asks only for a variable all-to-all, a byte broadcast, a gather, a barrier
-//! and an abort; the all-reduce is built on the all-to-all here, so every
-//! implementation sums in the same order and gives the same bits.
+//! The trait asks only for a variable all-to-all, a byte broadcast, a gather,
+//! a barrier and an abort; the all-reduce is built on the all-to-all here, so
+//! every implementation sums in the same order and gives the same bits.
 //!
 //! The trait needs neither `Send` nor `Sync`: an MPI communicator belongs to the
 //! thread that initialised MPI, so collectives are called from the main thread,
@@ -24,6 +26,8 @@ mod local;
 mod metered;
 #[cfg(feature = "mpi")]
 mod mpi;
+#[cfg(feature = "nccl")]
+mod nccl;
 mod reduce;
 mod threads;
 
@@ -32,6 +36,8 @@ pub use self::local::Local;
 pub use self::metered::{Metered, Traffic};
 #[cfg(feature = "mpi")]
 pub use self::mpi::Mpi;
+#[cfg(feature = "nccl")]
+pub use self::nccl::Nccl;
 pub use self::reduce::bucket_ranges;
 pub use self::threads::Threads;
 

@@ -62,12 +62,7 @@ impl Mpi {
     }
 
     fn root(&self, root: usize) -> Result<mpi::topology::Process<'_>, CommError> {
-        if root >= self.size() {
-            return Err(CommError::NoSuchRank {
-                rank: root,
-                size: self.size(),
-            });
-        }
+        CommError::check_rank(root, self.size())?;
         Ok(self.world.process_at_rank(count(root, "root rank")?))
     }
 }
@@ -110,13 +105,7 @@ impl Communicator for Mpi {
 
     fn all_to_all_v(&self, send: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, CommError> {
         let size = self.size();
-        if send.len() != size {
-            return Err(CommError::PerRank {
-                what: "all-to-all send buffers",
-                size,
-                got: send.len(),
-            });
-        }
+        CommError::check_per_rank("all-to-all send buffers", size, send.len())?;
         let send_counts = send
             .iter()
             .map(|s| count(s.len(), "all-to-all block"))

@@ -73,13 +73,7 @@ impl Threads {
     /// Sends `send[r]` to rank `r` and returns the message from each rank.
     fn exchange(&self, op: &'static str, send: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, CommError> {
         let size = self.size();
-        if send.len() != size {
-            return Err(CommError::PerRank {
-                what: op,
-                size,
-                got: send.len(),
-            });
-        }
+        CommError::check_per_rank(op, size, send.len())?;
         let seq = self.sequence.get();
         self.sequence.set(seq + 1);
         let lost = |reason: String| CommError::Transport { op, reason };
@@ -153,9 +147,7 @@ impl Communicator for Threads {
 
     fn broadcast_bytes(&self, root: usize, bytes: &mut Vec<u8>) -> Result<(), CommError> {
         let size = self.size();
-        if root >= size {
-            return Err(CommError::NoSuchRank { rank: root, size });
-        }
+        CommError::check_rank(root, size)?;
         let send = if self.rank == root {
             vec![bytes.clone(); size]
         } else {
@@ -167,9 +159,7 @@ impl Communicator for Threads {
 
     fn gather(&self, root: usize, values: &[f64]) -> Result<Option<Vec<Vec<f64>>>, CommError> {
         let size = self.size();
-        if root >= size {
-            return Err(CommError::NoSuchRank { rank: root, size });
-        }
+        CommError::check_rank(root, size)?;
         let mut send = vec![Vec::new(); size];
         send[root] = to_bytes(values);
         let received = self.exchange("gather", send)?;

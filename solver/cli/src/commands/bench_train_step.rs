@@ -64,6 +64,9 @@ struct Report {
     parameters: usize,
     /// Processes (MPI ranks) sharing the batch.
     ranks: usize,
+    /// What the ranks' collectives ran on: `local` (one rank), `mpi`, or
+    /// `nccl` (a `--features nccl` build on GPUs).
+    collectives: &'static str,
     /// Rayon threads per rank.
     threads: usize,
     step_median_s: f64,
@@ -105,6 +108,7 @@ impl TrainStepArgs {
         scenario.training.batch_size = self.batch;
         scenario.validate()?;
         let layout = Layout::resolve(&scenario, world.size())?;
+        world.use_device(scenario.device)?;
         // The model first: a device that cannot be used fails before any data.
         let mut model = Model::new(&scenario)?;
         // Rank 0 generates (and caches) the batch first; the others then read
@@ -172,6 +176,7 @@ impl TrainStepArgs {
             runs: self.runs,
             parameters: vars.values().map(|v| v.elem_count()).sum(),
             ranks: world.size(),
+            collectives: world.transport(),
             threads: rayon::current_num_threads(),
             step_median_s,
             step_times_s: times,
@@ -186,13 +191,14 @@ impl TrainStepArgs {
             println!("{}", serde_json::to_string(&report)?);
         } else {
             println!(
-                "{} ({}, {}, solves on {}), batch {} over {} rank(s) × {} threads: step median {:.4} s over {} steps ({:.3} samples/s; communication {:.4} s, {} bytes sent by rank 0), peak RSS {:.0} MiB, LM iterations {:.2}, failed solves {}",
+                "{} ({}, {}, solves on {}), batch {} over {} rank(s) ({} collectives) × {} threads: step median {:.4} s over {} steps ({:.3} samples/s; communication {:.4} s, {} bytes sent by rank 0), peak RSS {:.0} MiB, LM iterations {:.2}, failed solves {}",
                 report.scenario,
                 report.method,
                 report.device,
                 report.solves,
                 report.batch,
                 report.ranks,
+                report.collectives,
                 report.threads,
                 report.step_median_s,
                 report.runs,

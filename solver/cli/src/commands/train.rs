@@ -161,6 +161,7 @@ pub(super) fn train(
     // Rank 0 alone draws progress; the other ranks train silently.
     let quiet = quiet || !world.is_root();
     Layout::resolve(scenario, world.size())?;
+    world.use_device(scenario.device)?;
     // The model first: a device that cannot be used fails before the data
     // are generated. With `training.horizon` the model trains on the levels
     // t ≤ horizon only; `run` and `eval` evaluate on the whole grid (see
