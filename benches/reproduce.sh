@@ -31,6 +31,9 @@ Tables:
                  boundary placements at BC weights 0.1 and 1, and the medium
                  diffusion-sorption scenario (5 reports, ~15 min)
   resolutions    Evaluation at finer resolutions: scenarios/navier-stokes-small.toml
+  burgers-tiles  Why x-tiles hurt on Burgers: scenarios/burgers-small.toml with one
+                 constraint, time tiles and x-tiles, and shorter windows
+                 (8 runs, ~3 min)
   scaling        The experts' speed-up figure: tessera bench scaling, writing
                  benches/scaling.json and benches/scaling.png (the table of
                  benches/README.md)
@@ -235,6 +238,22 @@ elif kind == "extrapolation":
         rows.append(f"| {name} | {pm(s['in_window_rel_l2_mean'], s['in_window_rel_l2_std'])} | "
                     f"{pm(s['extrapolated_rel_l2_mean'], s['extrapolated_rel_l2_std'], 3)} | "
                     f"{pm(s['rel_l2_mean'], s['rel_l2_std'], 3)} | {PAPER_EX[s['method']]} |")
+elif kind == "tiles":
+    rows.append("| split `[t, x]` | `t_max` | test rel. L2 | PDE loss of the predictions (truth) | "
+                "LM iterations per solve, last 100 steps |")
+    rows.append("|---|---|---|---|---|")
+    for label in labels:
+        s = load(label)
+        # LABEL = burgers-tiles-TxX[-tT_MAX]
+        parts = label.split("-")[2:]
+        split = "[" + parts[0].replace("x", ", ") + "]"
+        t_max = parts[1][1:] if len(parts) > 1 else "0.5"
+        metrics = [json.loads(l) for l in open(os.path.join(out, label, "metrics.jsonl"))
+                   if l.strip()]
+        last = [m["lm_iterations_mean"] for m in metrics[-100:]]
+        rows.append(f"| `{split}` | {t_max} | {pm(s['rel_l2_mean'], s['rel_l2_std'])} | "
+                    f"{s['pde_loss']:.1f} ({s['pde_loss_truth']:.3f}) | "
+                    f"{sum(last) / len(last):.1f} |")
 elif kind == "resolutions":
     s = load(labels[0])
     train = s["resolutions"][0]["resolution"]
@@ -365,6 +384,24 @@ resolutions() {
     table resolutions resolutions-ns-small
 }
 
+# Burgers with one constraint (`[1, 1]`), two time tiles and two or four
+# x-tiles, then one constraint against four x-tiles on shorter windows.
+burgers_tiles() {
+    local b=scenarios/burgers-small.toml split t labels=()
+    for split in 1x1 2x1 1x2 1x4; do
+        run "burgers-tiles-$split" "$b" --set "constraint.experts=[${split/x/,}]"
+        labels+=("burgers-tiles-$split")
+    done
+    for t in 0.1 0.25; do
+        for split in 1x1 1x4; do
+            run "burgers-tiles-$split-t$t" "$b" --set "constraint.experts=[${split/x/,}]" \
+                --set grid.t_max=$t
+            labels+=("burgers-tiles-$split-t$t")
+        done
+    done
+    table tiles "${labels[@]}"
+}
+
 scaling() {
     local cmd=("${TESSERA_CMD[@]}" bench scaling --json benches/scaling.json --plot benches/scaling.png)
     if [ "$DRY" = 1 ]; then
@@ -388,6 +425,7 @@ ns-medium) ns_medium ;;
 extrapolation) extrapolation ;;
 floor) floor ;;
 resolutions) resolutions ;;
+burgers-tiles) burgers_tiles ;;
 scaling) scaling ;;
 all)
     quickstart
@@ -397,6 +435,7 @@ all)
     extrapolation
     floor
     resolutions
+    burgers_tiles
     scaling
     ;;
 *)
