@@ -104,8 +104,8 @@ impl World {
         &*self.comm
     }
 
-    /// The name of the transport [`World::comm`] runs on: `"local"`, `"mpi"`
-    /// or `"nccl"`.
+    /// The name of the transport [`World::comm`] runs on: `"local"` (one
+    /// rank, nothing to exchange), `"mpi"` or `"nccl"`.
     pub fn transport(&self) -> &'static str {
         #[cfg(feature = "nccl")]
         if self.gpus.get().is_some() {
