@@ -31,6 +31,10 @@ Tables:
                  boundary placements at BC weights 0.1 and 1, and the medium
                  diffusion-sorption scenario (5 reports, ~15 min)
   resolutions    Evaluation at finer resolutions: scenarios/navier-stokes-small.toml
+  ds-medium-tiles
+                 The medium diffusion-sorption MoE with time tiles ([4,1], [2,1],
+                 [4,1] with the face rows) next to the protocol's x-tiles and one
+                 constraint (5 runs, ~1.5 h; the last two are ds-medium's)
   burgers-tiles  Why x-tiles hurt on Burgers: scenarios/burgers-small.toml with one
                  constraint, time tiles and x-tiles, and shorter windows
                  (8 runs, ~3 min)
@@ -238,6 +242,18 @@ elif kind == "extrapolation":
         rows.append(f"| {name} | {pm(s['in_window_rel_l2_mean'], s['in_window_rel_l2_std'])} | "
                     f"{pm(s['extrapolated_rel_l2_mean'], s['extrapolated_rel_l2_std'], 3)} | "
                     f"{pm(s['rel_l2_mean'], s['rel_l2_std'], 3)} | {PAPER_EX[s['method']]} |")
+elif kind == "ds-tiles":
+    rows.append("| split `[t, x]` | boundary rows | test rel. L2 | training | failed solves | "
+                "PDE loss (truth) |")
+    rows.append("|---|---|---|---|---|---|")
+    for label in labels:
+        s = load(label)
+        split = {"ds-medium-moe": "1x4", "ds-medium-hard": "1x1"}.get(label, label.split("-")[2])
+        split = "[" + split.replace("x", ", ") + "]"
+        rows.append(f"| `{split}` | {'faces' if label.endswith('-faces') else 'cell centres'} | "
+                    f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {s['seconds']:.0f} s | "
+                    f"{s['failed_solves']} / {s['eval_failed_solves']} | "
+                    f"{s['pde_loss']:.3f} ({s['pde_loss_truth']:.3f}) |")
 elif kind == "tiles":
     rows.append("| split `[t, x]` | `t_max` | test rel. L2 | PDE loss of the predictions (truth) | "
                 "LM iterations per solve, last 100 steps |")
@@ -384,6 +400,23 @@ resolutions() {
     table resolutions resolutions-ns-small
 }
 
+# The medium diffusion-sorption MoE with tiles in time, next to the protocol's
+# x-tiles and one constraint (the ds-medium table's runs of the same labels).
+ds_medium_tiles() {
+    local m split labels=()
+    for m in moe hard; do
+        run "ds-medium-$m" "$DSM" --set constraint.method=$m
+        labels+=("ds-medium-$m")
+    done
+    for split in 4x1 2x1; do
+        run "ds-tiles-$split" "$DSM" --set "constraint.experts=[${split/x/,}]"
+        labels+=("ds-tiles-$split")
+    done
+    run ds-tiles-4x1-faces "$DSM" --set 'constraint.experts=[4,1]' --set pde.boundary=faces
+    labels+=(ds-tiles-4x1-faces)
+    table ds-tiles "${labels[@]}"
+}
+
 # Burgers with one constraint (`[1, 1]`), two time tiles and two or four
 # x-tiles, then one constraint against four x-tiles on shorter windows.
 burgers_tiles() {
@@ -425,6 +458,7 @@ ns-medium) ns_medium ;;
 extrapolation) extrapolation ;;
 floor) floor ;;
 resolutions) resolutions ;;
+ds-medium-tiles) ds_medium_tiles ;;
 burgers-tiles) burgers_tiles ;;
 scaling) scaling ;;
 all)
@@ -435,6 +469,7 @@ all)
     extrapolation
     floor
     resolutions
+    ds_medium_tiles
     burgers_tiles
     scaling
     ;;
