@@ -34,7 +34,8 @@ Tables:
   ds-medium-tiles
                  The medium diffusion-sorption MoE with time tiles ([4,1], [2,1],
                  [4,1] with the face rows) next to the protocol's x-tiles and one
-                 constraint (5 runs, ~1.5 h; the last two are ds-medium's)
+                 constraint, and [4,1] with twice the steps (6 runs, ~2 h; two
+                 are ds-medium's)
   burgers-tiles  Why x-tiles hurt on Burgers: scenarios/burgers-small.toml with one
                  constraint, time tiles and x-tiles, and shorter windows
                  (8 runs, ~3 min)
@@ -243,15 +244,15 @@ elif kind == "extrapolation":
                     f"{pm(s['extrapolated_rel_l2_mean'], s['extrapolated_rel_l2_std'], 3)} | "
                     f"{pm(s['rel_l2_mean'], s['rel_l2_std'], 3)} | {PAPER_EX[s['method']]} |")
 elif kind == "ds-tiles":
-    rows.append("| split `[t, x]` | boundary rows | test rel. L2 | training | failed solves | "
-                "PDE loss (truth) |")
-    rows.append("|---|---|---|---|---|---|")
+    rows.append("| split `[t, x]` | boundary rows | steps | test rel. L2 | training | "
+                "failed solves | PDE loss (truth) |")
+    rows.append("|---|---|---|---|---|---|---|")
     for label in labels:
         s = load(label)
         split = {"ds-medium-moe": "1x4", "ds-medium-hard": "1x1"}.get(label, label.split("-")[2])
         split = "[" + split.replace("x", ", ") + "]"
         rows.append(f"| `{split}` | {'faces' if label.endswith('-faces') else 'cell centres'} | "
-                    f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {s['seconds']:.0f} s | "
+                    f"{s['steps']} | {pm(s['rel_l2_mean'], s['rel_l2_std'])} | {s['seconds']:.0f} s | "
                     f"{s['failed_solves']} / {s['eval_failed_solves']} | "
                     f"{s['pde_loss']:.3f} ({s['pde_loss_truth']:.3f}) |")
 elif kind == "tiles":
@@ -413,7 +414,9 @@ ds_medium_tiles() {
         labels+=("ds-tiles-$split")
     done
     run ds-tiles-4x1-faces "$DSM" --set 'constraint.experts=[4,1]' --set pde.boundary=faces
-    labels+=(ds-tiles-4x1-faces)
+    run ds-tiles-4x1-3000 "$DSM" --set 'constraint.experts=[4,1]' --set training.steps=3000 \
+        --set training.every=600
+    labels+=(ds-tiles-4x1-faces ds-tiles-4x1-3000)
     table ds-tiles "${labels[@]}"
 }
 
