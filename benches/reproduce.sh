@@ -163,10 +163,19 @@ def load(label):
             if line.strip():
                 its.append(json.loads(line)["lm_iterations_mean"])
     s["lm"] = sum(its) / len(its) if its and s.get("method") != "soft" else None
+    s["lm_last"] = sum(its[-100:]) / len(its[-100:]) if its else None
     return s
 
 def pm(mean, std, digits=4):
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+def bracket(split):
+    """A split written TxX as the README writes it, [T, X]."""
+    return "[" + split.replace("x", ", ") + "]"
+
+def physics(s):
+    return (f"{s['pde_loss']:.3f} ({s['pde_loss_truth']:.3f})"
+            if "pde_loss" in s else "—")
 
 def method(s):
     return f"`{s['method']}`"
@@ -201,11 +210,9 @@ elif kind == "ds-medium":
         s = load(label)
         lm = f"{s['lm']:.2f}" if s["lm"] is not None else "—"
         paper = PAPER_DS.get((s["method"], label.endswith("-frozen")), "—")
-        physics = (f"{s['pde_loss']:.3f} ({s['pde_loss_truth']:.3f})"
-                   if "pde_loss" in s else "—")
         rows.append(f"| {method(s)} | {frozen(label)} | "
                     f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {s['seconds']:.0f} s | {lm} | "
-                    f"{s['failed_solves']} / {s['eval_failed_solves']} | {physics} | {paper} |")
+                    f"{s['failed_solves']} / {s['eval_failed_solves']} | {physics(s)} | {paper} |")
 elif kind == "floor":
     rows.append("| scenario | boundary rows | BC weight | distance from the truth (rel. L2) | "
                 "training loss: floor (truth) | L-BFGS iterations | largest final gradient |")
@@ -250,11 +257,10 @@ elif kind == "ds-tiles":
     for label in labels:
         s = load(label)
         split = {"ds-medium-moe": "1x4", "ds-medium-hard": "1x1"}.get(label, label.split("-")[2])
-        split = "[" + split.replace("x", ", ") + "]"
-        rows.append(f"| `{split}` | {'faces' if label.endswith('-faces') else 'cell centres'} | "
+        rows.append(f"| `{bracket(split)}` | "
+                    f"{'faces' if label.endswith('-faces') else 'cell centres'} | "
                     f"{s['steps']} | {pm(s['rel_l2_mean'], s['rel_l2_std'])} | {s['seconds']:.0f} s | "
-                    f"{s['failed_solves']} / {s['eval_failed_solves']} | "
-                    f"{s['pde_loss']:.3f} ({s['pde_loss_truth']:.3f}) |")
+                    f"{s['failed_solves']} / {s['eval_failed_solves']} | {physics(s)} |")
 elif kind == "tiles":
     rows.append("| split `[t, x]` | `t_max` | test rel. L2 | PDE loss of the predictions (truth) | "
                 "LM iterations per solve, last 100 steps |")
@@ -263,14 +269,10 @@ elif kind == "tiles":
         s = load(label)
         # LABEL = burgers-tiles-TxX[-tT_MAX]
         parts = label.split("-")[2:]
-        split = "[" + parts[0].replace("x", ", ") + "]"
         t_max = parts[1][1:] if len(parts) > 1 else "0.5"
-        metrics = [json.loads(l) for l in open(os.path.join(out, label, "metrics.jsonl"))
-                   if l.strip()]
-        last = [m["lm_iterations_mean"] for m in metrics[-100:]]
-        rows.append(f"| `{split}` | {t_max} | {pm(s['rel_l2_mean'], s['rel_l2_std'])} | "
-                    f"{s['pde_loss']:.1f} ({s['pde_loss_truth']:.3f}) | "
-                    f"{sum(last) / len(last):.1f} |")
+        rows.append(f"| `{bracket(parts[0])}` | {t_max} | "
+                    f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | "
+                    f"{s['pde_loss']:.1f} ({s['pde_loss_truth']:.3f}) | {s['lm_last']:.1f} |")
 elif kind == "resolutions":
     s = load(labels[0])
     train = s["resolutions"][0]["resolution"]

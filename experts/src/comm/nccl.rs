@@ -60,11 +60,10 @@ fn cuda(op: &'static str) -> impl Fn(cudarc::driver::DriverError) -> CommError {
 
 /// Why NCCL cannot start in this process, if it cannot.
 fn missing_library() -> Option<String> {
-    // SAFETY: only probes whether the libraries load.
-    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+    if !tessera_constraints::gpu::Gpu::driver_present() {
         return Some("no CUDA driver found (libcuda.so is not on the library path)".into());
     }
-    // SAFETY: as above.
+    // SAFETY: only probes for the library with `dlopen`; nothing is called.
     if !unsafe { cudarc::nccl::sys::is_culib_present() } {
         return Some(
             "libnccl.so not found: install NCCL (the PyPI wheel nvidia-nccl-cu13 ships only \
