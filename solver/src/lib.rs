@@ -57,6 +57,7 @@ mod error;
 mod eval;
 mod model;
 mod parallel;
+mod phases;
 mod train;
 mod trainable;
 
@@ -80,6 +81,7 @@ pub use parallel::launcher::local_rank;
 pub use parallel::{
     DataShard, Launcher, Layout, ParallelError, World, broadcast_run_data, with_world,
 };
+pub use phases::{Phase, PhaseClock, PhaseTimes};
 pub use train::{
     Adam, AdamConfig, Checkpoint, Claim, LockHolder, RunDir, RunLock, StepRecord, StopReason,
     Totals, TrainOptions, TrainOutcome, Trainer, Validation, eval_seed, named_vars, step_draw,

@@ -8,6 +8,7 @@ use candle_nn::VarMap;
 
 use crate::SolverError;
 use crate::parallel::{DataShard, ParallelError};
+use crate::phases::PhaseClock;
 
 /// One training batch.
 #[derive(Debug, Clone)]
@@ -103,5 +104,10 @@ pub trait Trainable {
     /// Restores what [`Trainable::extra_state`] returned.
     fn restore_extra_state(&mut self, _state: &[(String, Vec<f64>)]) -> Result<(), SolverError> {
         Ok(())
+    }
+    /// The clock the model's steps add their phases' wall time to (the
+    /// optimiser's phase is added by [`crate::update`]); none by default.
+    fn phases(&self) -> Option<&PhaseClock> {
+        None
     }
 }

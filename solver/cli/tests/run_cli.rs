@@ -136,6 +136,22 @@ fn bench_train_step_reports_time_memory_and_iterations() {
     assert_eq!(number("comm_bytes_per_step"), 0.0);
     assert_eq!(report["device"], "cpu");
     assert_eq!(report["solves"], "cpu", "a hard constraint on the CPU");
+    // Every phase of a PI-HC-MoE step takes time, and what the phases leave
+    // out of a step is never negative.
+    let phases = report["phases_median_s"].as_object().unwrap();
+    let names = [
+        "backbone_forward",
+        "solves",
+        "losses",
+        "constraint_backward",
+        "backbone_backward",
+        "optimiser",
+    ];
+    for name in names {
+        assert!(phases[name].as_f64().unwrap() > 0.0, "{name}: {report}");
+    }
+    assert!(phases["other"].as_f64().unwrap() >= 0.0, "{report}");
+    assert_eq!(phases.len(), names.len() + 1, "{report}");
     // Up to the last bit, which the JSON float parser may not keep.
     let expected = 1.0 / number("step_median_s");
     assert!((number("samples_per_s") - expected).abs() <= 1e-12 * expected);

@@ -16,7 +16,7 @@
 //! `±1/√in`; spectral weights normal with standard deviation
 //! `1/√((in + out)/2)` for both real and imaginary parts.
 
-use candle_core::{DType, Tensor};
+use candle_core::{CustomOp2, DType, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use super::Real;
@@ -24,7 +24,9 @@ use super::fourier_layer::FourierLayerOp;
 use super::head::HeadOp;
 use super::network_op::NetworkOp;
 use super::spectral_conv::SpectralConv;
+use super::timed_op::TimedBackward;
 use crate::SolverError;
+use crate::phases::PhaseClock;
 
 /// Architecture of an FNO backbone.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +135,8 @@ pub struct Fno {
     /// Where the passes run when not on the CPU ([`Fno::run_on`]).
     #[cfg(feature = "cuda")]
     device: Option<std::sync::Arc<dyn super::device::NetworkOnDevice>>,
+    /// Where the backward passes' wall time goes ([`Fno::time_backward`]).
+    phases: Option<std::sync::Arc<PhaseClock>>,
     lift_weight: Tensor,
     lift_bias: Tensor,
     layers: Vec<FourierParams>,
@@ -205,6 +209,7 @@ impl Fno {
             dtype,
             #[cfg(feature = "cuda")]
             device: None,
+            phases: None,
             lift_weight,
             lift_bias,
             layers,
@@ -245,6 +250,12 @@ impl Fno {
     #[cfg(feature = "cuda")]
     pub fn device(&self) -> Option<std::sync::Arc<dyn super::device::NetworkOnDevice>> {
         self.device.clone()
+    }
+
+    /// Adds the wall time of every later backward pass through the network
+    /// to `clock`'s [`Phase::BackboneBackward`](crate::Phase::BackboneBackward).
+    pub fn time_backward(&mut self, clock: std::sync::Arc<PhaseClock>) {
+        self.phases = Some(clock);
     }
 
     /// The architecture.
@@ -319,9 +330,7 @@ impl Fno {
                 self.config.clone(),
                 grid,
             );
-            return Ok(features
-                .contiguous()?
-                .apply_op2(&packed.contiguous()?, op)?);
+            return self.apply(features, &packed.contiguous()?, op);
         }
         match self.dtype {
             DType::F64 => self.forward_as::<f64>(features, packed),
@@ -355,7 +364,24 @@ impl Fno {
             head,
             self.config.activate_last_layer,
         );
-        Ok(features.contiguous()?.apply_op2(packed, op)?)
+        self.apply(features, packed, op)
+    }
+
+    /// `op` on the features and the packed parameters, its backward pass
+    /// timed when a clock is set.
+    fn apply<Op: CustomOp2 + Send + Sync + 'static>(
+        &self,
+        features: &Tensor,
+        packed: &Tensor,
+        op: Op,
+    ) -> Result<Tensor, SolverError> {
+        let features = features.contiguous()?;
+        Ok(match &self.phases {
+            Some(clock) => {
+                features.apply_op2(packed, TimedBackward::new(op, std::sync::Arc::clone(clock)))?
+            }
+            None => features.apply_op2(packed, op)?,
+        })
     }
 }
 

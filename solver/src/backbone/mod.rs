@@ -18,7 +18,8 @@ mod network_op;
 mod real;
 pub mod spectral_conv;
 pub mod spectrum;
-mod storage;
+pub(crate) mod storage;
+mod timed_op;
 
 pub use fno::{Fno, FnoConfig};
 pub use init::SeededVars;

@@ -1,5 +1,5 @@
 //! Zero-copy access to the CPU data behind candle tensors, for the fused op's
-//! hand-written kernels.
+//! hand-written kernels and the optimiser's one-pass update.
 
 use candle_core::{CpuStorage, Layout, WithDType};
 
@@ -11,6 +11,6 @@ pub(crate) fn slice<'a, T: WithDType>(
     let data = T::cpu_storage_as_slice(storage)?;
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("fused backbone op needs a contiguous input"),
+        None => candle_core::bail!("a hand-written kernel needs a contiguous tensor"),
     }
 }

@@ -26,6 +26,7 @@ use super::placement::SolveDevice;
 use super::setup;
 use crate::SolverError;
 use crate::parallel::DataShard;
+use crate::phases::{Phase, PhaseClock};
 use tessera_scenarios::AnyPde;
 
 /// What the solves of one call did.
@@ -52,14 +53,22 @@ pub struct HardConstraint {
     costs: Vec<f64>,
     /// Where the solves run (every rebuilt layer runs there too).
     device: SolveDevice,
+    /// The model's clock: the layer's backward passes add their time to it.
+    phases: Arc<PhaseClock>,
 }
 
 /// Key of the warm-start weights in the model's extra state.
 pub const WARM_KEY: &str = "constraint.warm_start";
 
 impl HardConstraint {
-    /// The layer for `scenario` (method `hard` or `moe`).
-    pub fn new(scenario: &Scenario, pde: Arc<AnyPde>, grid: Grid) -> Result<Self, SolverError> {
+    /// The layer for `scenario` (method `hard` or `moe`); its backward passes
+    /// add their wall time to `phases`.
+    pub fn new(
+        scenario: &Scenario,
+        pde: Arc<AnyPde>,
+        grid: Grid,
+        phases: Arc<PhaseClock>,
+    ) -> Result<Self, SolverError> {
         let device = SolveDevice::new(scenario, &pde)?;
         let layer = device.attach(Self::build(scenario, &pde, &grid, None)?);
         let costs = vec![1.0; layer.n_experts()];
@@ -72,6 +81,7 @@ impl HardConstraint {
             warm: None,
             costs,
             device,
+            phases,
         })
     }
 
@@ -236,10 +246,13 @@ impl HardConstraint {
         let u = forward.u.clone();
         let layer = Arc::clone(&self.layer);
         let forward = Arc::new(forward);
+        let phases = Arc::clone(&self.phases);
         // The backward pass reads the basis again; the op keeps these values
         // (moved, not copied) instead of the layer keeping a copy.
         let vjp = move |u_bar: &[f64]| -> Result<Vec<f64>, SolverError> {
-            Ok(layer.backward(&forward, &values, u_bar)?)
+            phases.time(Phase::ConstraintBackward, || {
+                Ok(layer.backward(&forward, &values, u_bar)?)
+            })
         };
         let shape = (ics.len(), self.grid.len());
         let out = ExternalOp::apply("hard-constraint", basis, u, shape, Arc::new(vjp))?;

@@ -32,10 +32,11 @@ pub use self::external_op::ExternalOp;
 pub use self::features::Features;
 use self::hard_constraint::WARM_KEY;
 pub use self::hard_constraint::{HardConstraint, SolveStats};
-use self::loss::{N_PARTS, PhysicsLoss};
+use self::loss::{LossParts, N_PARTS, PhysicsLoss};
 use crate::SolverError;
 use crate::backbone::{Fno, SeededVars};
 use crate::parallel::DataShard;
+use crate::phases::{Phase, PhaseClock};
 use crate::trainable::{Batch, Prediction, SampleGradients, StepLoss, Trainable};
 use tessera_scenarios::AnyPde;
 
@@ -51,6 +52,9 @@ pub struct Model {
     loss: PhysicsLoss,
     /// `None` for the soft method.
     constraint: Option<HardConstraint>,
+    /// Where the steps' phases go (shared with the backbone's and the
+    /// constraint layer's backward passes).
+    phases: Arc<PhaseClock>,
 }
 
 /// What [`Model::infer`] computed.
@@ -118,8 +122,9 @@ impl Model {
         fno_config.check_grid(backbone_grid.shape().dims())?;
         let vars = VarMap::new();
         let builder = SeededVars::builder(&vars, scenario.seed, setup::dtype_of(scenario));
-        #[cfg_attr(not(feature = "cuda"), allow(unused_mut))]
+        let phases = Arc::new(PhaseClock::default());
         let mut fno = Fno::new(fno_config, builder)?;
+        fno.time_backward(Arc::clone(&phases));
         #[cfg(feature = "cuda")]
         fno.run_on(placement::backbone_device(backbone)?)?;
         #[cfg(not(feature = "cuda"))]
@@ -130,6 +135,7 @@ impl Model {
                 scenario,
                 Arc::clone(&pde),
                 grid.clone(),
+                Arc::clone(&phases),
             )?),
         };
         Ok(Self {
@@ -140,6 +146,7 @@ impl Model {
             features: Features::new(&backbone_grid, backbone.time_feature_scale()),
             loss: PhysicsLoss::new(pde, grid)?,
             constraint,
+            phases,
         })
     }
 
@@ -172,10 +179,13 @@ impl Model {
     /// those of the solution's grid, the leading time levels of the backbone's
     /// (see [`Model::for_training`]).
     pub fn backbone(&self, ics: &[Vec<f64>]) -> Result<Tensor, SolverError> {
-        let x = self.features.tensor(ics, self.fno.dtype())?;
-        let out = self.fno.forward(&x)?.to_dtype(DType::F64)?;
-        let out = out.reshape((ics.len(), self.features.points(), self.fno.config().out_dim))?;
-        Ok(out.narrow(1, 0, self.grid_points())?)
+        self.phases.time(Phase::BackboneForward, || {
+            let x = self.features.tensor(ics, self.fno.dtype())?;
+            let out = self.fno.forward(&x)?.to_dtype(DType::F64)?;
+            let out =
+                out.reshape((ics.len(), self.features.points(), self.fno.config().out_dim))?;
+            Ok(out.narrow(1, 0, self.grid_points())?)
+        })
     }
 
     fn grid_points(&self) -> usize {
@@ -204,7 +214,9 @@ impl Model {
         match &mut self.constraint {
             None => Ok((basis.squeeze(2)?, None)),
             Some(c) => {
-                let (u, stats) = c.apply(&basis, ics, stream, shard)?;
+                let (u, stats) = self
+                    .phases
+                    .time(Phase::Solves, || c.apply(&basis, ics, stream, shard))?;
                 Ok((u, Some(stats)))
             }
         }
@@ -274,6 +286,14 @@ impl Model {
         }
     }
 
+    /// The loss parts of the whole batch's `fields`, timed.
+    fn losses(&self, fields: &[f64], batch: &Batch) -> Result<LossParts, SolverError> {
+        self.phases.time(Phase::Losses, || {
+            self.loss
+                .evaluate(fields, &batch.ics, batch.targets.as_deref())
+        })
+    }
+
     fn loss_weights(&self) -> [f64; N_PARTS] {
         let w = &self.scenario.training.loss;
         [w.pde, w.ic, w.bc, w.data]
@@ -310,9 +330,7 @@ impl Trainable for Model {
         let range = shard.range(batch.ics.len());
         let (u, stats) = self.solution_shard(&batch.ics[range.clone()], batch.seed, shard)?;
         let values = shard.gather_fields(&u.flatten_all()?.to_vec1::<f64>()?)?;
-        let parts = self
-            .loss
-            .evaluate(&values, &batch.ics, batch.targets.as_deref())?;
+        let parts = self.losses(&values, batch)?;
         let vjp_parts = parts.clone();
         let g = self.grid_points();
         let mine = range.start * g..range.end * g;
@@ -366,5 +384,9 @@ impl Trainable for Model {
             }
         }
         Ok(())
+    }
+
+    fn phases(&self) -> Option<&PhaseClock> {
+        Some(&self.phases)
     }
 }

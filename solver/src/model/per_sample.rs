@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use super::{Model, loss};
 use crate::SolverError;
 use crate::parallel::DataShard;
+use crate::phases::Phase;
 use crate::train::named_vars;
 use crate::trainable::{Batch, SampleGradients, StepLoss};
 
@@ -39,18 +40,20 @@ impl Model {
         let (u, forward, stats) = match &mut self.constraint {
             None => (values.clone(), None, None),
             Some(c) => {
-                let (forward, stats) = c.solve_shard(&values, ics, batch.seed, shard)?;
+                let (forward, stats) = self.phases.time(Phase::Solves, || {
+                    c.solve_shard(&values, ics, batch.seed, shard)
+                })?;
                 (forward.u.clone(), Some(forward), Some(stats))
             }
         };
         let fields = shard.gather_fields(&u)?;
-        let parts = self
-            .loss
-            .evaluate(&fields, &batch.ics, batch.targets.as_deref())?;
+        let parts = self.losses(&fields, batch)?;
         let g = self.grid_points();
         let u_bar = parts.combine(&weights)[range.start * g..range.end * g].to_vec();
         let basis_bar = match (&self.constraint, &forward) {
-            (Some(c), Some(f)) => c.layer().backward(f, &values, &u_bar)?,
+            (Some(c), Some(f)) => self.phases.time(Phase::ConstraintBackward, || {
+                c.layer().backward(f, &values, &u_bar)
+            })?,
             _ => u_bar,
         };
         let vars = named_vars(self)?;

@@ -243,3 +243,42 @@ fn a_training_window_cuts_the_whole_grid_backbone() {
         assert_eq!(u.dims(), &[2, 5 * 16]);
     }
 }
+
+/// A training step's phases: each part of the step adds its own time (the
+/// soft method has no solves), on both backward paths (the graph's, and the
+/// per-sample one of `parallel.reproducible`), and together they stay within
+/// the step's wall time, so no part is counted twice.
+#[test]
+fn a_step_times_each_of_its_phases_once() {
+    use crate::phases::Phase;
+    use crate::train::{Adam, AdamConfig, named_vars, update};
+    use std::time::Instant;
+    for (method, reproducible) in [
+        ("soft", false),
+        ("hard", false),
+        ("moe", false),
+        ("moe", true),
+    ] {
+        let mut s = model_common::diffusion_sorption(method, "");
+        s.parallel.reproducible = reproducible;
+        let mut model = Model::new(&s).unwrap();
+        let vars = named_vars(&model).unwrap();
+        let mut adam = Adam::new(AdamConfig::default());
+        let b = batch(&s, 3);
+        model.phases().unwrap().take();
+        let started = Instant::now();
+        update(&mut model, &b, &vars, &mut adam, 1e-3, 1.0).unwrap();
+        let wall = started.elapsed().as_secs_f64();
+        let times = model.phases().unwrap().take();
+        let label = format!("{method}, reproducible {reproducible}: {times:?}");
+        for phase in Phase::ALL {
+            let solved = matches!(phase, Phase::Solves | Phase::ConstraintBackward);
+            if method == "soft" && solved {
+                assert_eq!(times.get(phase), 0.0, "{label}");
+            } else {
+                assert!(times.get(phase) > 0.0, "{:?}: {label}", phase);
+            }
+        }
+        assert!(times.total() <= wall, "{label}, wall {wall}");
+    }
+}

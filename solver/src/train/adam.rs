@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{Tensor, Var};
+use candle_core::{DType, Layout, Storage, StorageRef, Tensor, Var, WithDType};
+use rayon::prelude::*;
 
 use crate::SolverError;
 
@@ -69,35 +70,78 @@ impl Adam {
     /// Applies one update with learning rate `lr` to every variable in `vars`.
     /// A variable without an entry in `grads` did not influence the loss: its
     /// gradient is zero (its moments still decay, as in optax).
+    ///
+    /// Each variable is updated in one pass over its values, in parallel
+    /// chunks, in the variable's dtype ([`update_chunk`]): at the paper's
+    /// 4.75 M parameters a chain of whole-tensor operations (one allocation
+    /// and one sweep each) made the optimiser a sixth of a CPU step, and it
+    /// stays on the host when the backbone runs on a GPU.
     pub fn step(
         &mut self,
         vars: &BTreeMap<String, Var>,
         grads: &BTreeMap<String, Tensor>,
         lr: f64,
     ) -> Result<(), SolverError> {
-        let AdamConfig { beta1, beta2, eps } = self.config;
+        self.check(vars, grads)?;
         self.count += 1;
-        let t = self.count as i32;
-        let (c1, c2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
+        let rates = Rates::new(&self.config, self.count, lr);
         for (name, var) in vars {
-            let g = match grads.get(name) {
-                Some(g) => g.clone(),
-                None => var.as_tensor().zeros_like()?,
+            let previous = self.moments.remove(name);
+            let moments = match var.dtype() {
+                DType::F64 => update_var::<f64>(var, grads.get(name), previous, &rates)?,
+                _ => update_var::<f32>(var, grads.get(name), previous, &rates)?,
             };
-            let previous = match self.moments.remove(name) {
-                Some(moments) => moments,
-                None => Moments {
-                    m: g.zeros_like()?,
-                    v: g.zeros_like()?,
-                },
-            };
-            let m = (previous.m.affine(beta1, 0.0)? + g.affine(1.0 - beta1, 0.0)?)?;
-            let v = (previous.v.affine(beta2, 0.0)? + g.sqr()?.affine(1.0 - beta2, 0.0)?)?;
-            let m_hat = m.affine(1.0 / c1, 0.0)?;
-            let denom = v.affine(1.0 / c2, 0.0)?.sqrt()?.affine(1.0, eps)?;
-            let update = (m_hat / denom)?.affine(lr, 0.0)?;
-            var.set(&(var.as_tensor() - update)?)?;
-            self.moments.insert(name.clone(), Moments { m, v });
+            self.moments.insert(name.clone(), moments);
+        }
+        Ok(())
+    }
+
+    /// Checks, before anything changes, that every variable is f32 or f64
+    /// and that its gradient and moments have its number of values, so that
+    /// a bad step leaves the variables and the optimiser as they were.
+    fn check(
+        &self,
+        vars: &BTreeMap<String, Var>,
+        grads: &BTreeMap<String, Tensor>,
+    ) -> Result<(), SolverError> {
+        for (name, var) in vars {
+            if !matches!(var.dtype(), DType::F32 | DType::F64) {
+                return Err(SolverError::InvalidConfig {
+                    key: "model.dtype",
+                    value: format!("{:?}", var.dtype()),
+                    reason: format!("Adam updates f32 and f64 variables ({name})"),
+                });
+            }
+            let n = var.elem_count();
+            let moments = self.moments.get(name);
+            let sizes = [
+                ("Adam gradient (the variable's size)", grads.get(name)),
+                (
+                    "Adam first moment (the variable's size)",
+                    moments.map(|m| &m.m),
+                ),
+                (
+                    "Adam second moment (the variable's size)",
+                    moments.map(|m| &m.v),
+                ),
+            ];
+            for (what, tensor) in sizes {
+                let Some(t) = tensor else { continue };
+                if t.elem_count() != n {
+                    return Err(SolverError::ShapeMismatch {
+                        what,
+                        expected: vec![n],
+                        got: vec![t.elem_count()],
+                    });
+                }
+                if t.dtype() != var.dtype() {
+                    return Err(SolverError::InvalidConfig {
+                        key: "optimiser state",
+                        value: name.clone(),
+                        reason: format!("{what}: {:?} for a {:?} variable", t.dtype(), var.dtype()),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -153,6 +197,162 @@ impl Adam {
             count,
             moments,
         })
+    }
+}
+
+/// One step's constants, as the scalar arguments of the operations the update
+/// is written in (`x · a + b` with `a`, `b` rounded to the variable's dtype).
+struct Rates {
+    beta1: f64,
+    one_minus_beta1: f64,
+    beta2: f64,
+    one_minus_beta2: f64,
+    /// `1 / (1 − β₁ᵗ)`.
+    unbias1: f64,
+    /// `1 / (1 − β₂ᵗ)`.
+    unbias2: f64,
+    eps: f64,
+    lr: f64,
+}
+
+impl Rates {
+    fn new(config: &AdamConfig, count: u64, lr: f64) -> Self {
+        let AdamConfig { beta1, beta2, eps } = *config;
+        let t = count as i32;
+        Self {
+            beta1,
+            one_minus_beta1: 1.0 - beta1,
+            beta2,
+            one_minus_beta2: 1.0 - beta2,
+            unbias1: 1.0 / (1.0 - beta1.powi(t)),
+            unbias2: 1.0 / (1.0 - beta2.powi(t)),
+            eps,
+            lr,
+        }
+    }
+}
+
+/// A scalar Adam updates in: candle's arithmetic plus a square root.
+trait AdamScalar: WithDType {
+    fn sqrt(self) -> Self;
+}
+
+impl AdamScalar for f32 {
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+}
+
+impl AdamScalar for f64 {
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+}
+
+/// Values per parallel task: large enough to amortise a task, small enough to
+/// spread a layer's weights over the cores. The update is elementwise, so the
+/// chunking never changes a bit.
+const CHUNK: usize = 1 << 14;
+
+/// Updates `var` in place for gradient `grad` (zero if `None`) and returns its
+/// new moments.
+fn update_var<T: AdamScalar>(
+    var: &Var,
+    grad: Option<&Tensor>,
+    previous: Option<Moments>,
+    rates: &Rates,
+) -> Result<Moments, SolverError> {
+    let n = var.elem_count();
+    let zeros = || Tensor::zeros(var.shape(), var.dtype(), var.device());
+    let grad = match grad {
+        Some(g) => g.contiguous()?,
+        None => zeros()?,
+    };
+    let Moments { m, v } = match previous {
+        Some(moments) => moments,
+        None => Moments {
+            m: zeros()?,
+            v: zeros()?,
+        },
+    };
+    let (mut p1, mut m1, mut v1) = (vec![T::zero(); n], vec![T::zero(); n], vec![T::zero(); n]);
+    {
+        let guards = [var.as_tensor(), &grad, &m, &v].map(|t| t.storage_and_layout());
+        let [p0, g, m0, v0] = [0, 1, 2, 3].map(|i| cpu_slice::<T>(&guards[i]));
+        let (p0, g, m0, v0) = (p0?, g?, m0?, v0?);
+        p1.par_chunks_mut(CHUNK)
+            .zip(m1.par_chunks_mut(CHUNK))
+            .zip(v1.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(k, ((p1, m1), v1))| {
+                let range = k * CHUNK..k * CHUNK + p1.len();
+                update_chunk(
+                    rates,
+                    [
+                        &p0[range.clone()],
+                        &g[range.clone()],
+                        &m0[range.clone()],
+                        &v0[range],
+                    ],
+                    [p1, m1, v1],
+                );
+            });
+    }
+    let shape = var.shape().clone();
+    var.set(&Tensor::from_vec(p1, shape.clone(), var.device())?)?;
+    Ok(Moments {
+        m: Tensor::from_vec(m1, shape.clone(), var.device())?,
+        v: Tensor::from_vec(v1, shape, var.device())?,
+    })
+}
+
+/// The contiguous CPU values behind a tensor's storage guard.
+fn cpu_slice<'a, T: WithDType>(
+    (storage, layout): &'a (StorageRef<'_>, &Layout),
+) -> Result<&'a [T], SolverError> {
+    match &**storage {
+        Storage::Cpu(cpu) => Ok(crate::backbone::storage::slice::<T>(cpu, layout)?),
+        _ => Err(SolverError::InvalidConfig {
+            key: "device",
+            value: "not the CPU".into(),
+            reason: "the optimiser's variables live in host memory".into(),
+        }),
+    }
+}
+
+/// Adam on one chunk: `[p, g, m, v]` in, `[p′, m′, v′]` out. Written as the
+/// operations of the textbook form on tensors (`x · a + b`, then sums,
+/// squares, a square root and a quotient, each rounded to `T`), in the same
+/// order, so it gives the same bits as that form (the unit tests check this).
+fn update_chunk<T: AdamScalar>(
+    rates: &Rates,
+    [p0, g, m0, v0]: [&[T]; 4],
+    [p1, m1, v1]: [&mut [T]; 3],
+) {
+    let c = |x: f64| T::from_f64(x);
+    let (b1, nb1, b2, nb2) = (
+        c(rates.beta1),
+        c(rates.one_minus_beta1),
+        c(rates.beta2),
+        c(rates.one_minus_beta2),
+    );
+    let (u1, u2, eps, lr, zero, one) = (
+        c(rates.unbias1),
+        c(rates.unbias2),
+        c(rates.eps),
+        c(rates.lr),
+        c(0.0),
+        c(1.0),
+    );
+    for i in 0..p0.len() {
+        let m = (m0[i] * b1 + zero) + (g[i] * nb1 + zero);
+        let v = (v0[i] * b2 + zero) + ((g[i] * g[i]) * nb2 + zero);
+        let m_hat = m * u1 + zero;
+        let denom = (v * u2 + zero).sqrt() * one + eps;
+        let update = (m_hat / denom) * lr + zero;
+        p1[i] = p0[i] - update;
+        m1[i] = m;
+        v1[i] = v;
     }
 }
 

@@ -101,6 +101,119 @@ fn adam_follows_the_scalar_recurrence_on_a_quadratic() {
     assert_eq!(adam.count(), 50);
 }
 
+/// Adam as a chain of whole-tensor candle operations, the form the one-pass
+/// update replaced: the oracle for its bits.
+fn tensor_adam_step(
+    p: &Tensor,
+    g: &Tensor,
+    (m, v): (&Tensor, &Tensor),
+    t: i32,
+    lr: f64,
+) -> (Tensor, Tensor, Tensor) {
+    let AdamConfig { beta1, beta2, eps } = AdamConfig::default();
+    let (c1, c2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
+    let m = (m.affine(beta1, 0.0).unwrap() + g.affine(1.0 - beta1, 0.0).unwrap()).unwrap();
+    let v = (v.affine(beta2, 0.0).unwrap() + g.sqr().unwrap().affine(1.0 - beta2, 0.0).unwrap())
+        .unwrap();
+    let m_hat = m.affine(1.0 / c1, 0.0).unwrap();
+    let denom = v
+        .affine(1.0 / c2, 0.0)
+        .unwrap()
+        .sqrt()
+        .unwrap()
+        .affine(1.0, eps)
+        .unwrap();
+    let update = (m_hat / denom).unwrap().affine(lr, 0.0).unwrap();
+    ((p - update).unwrap(), m, v)
+}
+
+#[test]
+fn one_pass_adam_gives_the_bits_of_the_tensor_form_in_f32_and_f64() {
+    use candle_core::DType;
+    // Several parallel chunks, a ragged last one, and a variable without a
+    // gradient; gradients spanning many magnitudes, zeros and both signs.
+    let n = 40_000;
+    for dtype in [DType::F64, DType::F32] {
+        let x0: Vec<f64> = (0..n).map(|i| ((i as f64) * 0.37).sin() * 3.0).collect();
+        let make = |v: &[f64]| {
+            Tensor::new(v, &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap()
+        };
+        let x = Var::from_tensor(&make(&x0)).unwrap();
+        let idle = Var::from_tensor(&make(&[1.5, -2.5])).unwrap();
+        let vars = BTreeMap::from([
+            ("x".to_string(), x.clone()),
+            ("idle".to_string(), idle.clone()),
+        ]);
+        let mut adam = Adam::new(AdamConfig::default());
+        let (mut p, mut m, mut v) = (make(&x0), make(&vec![0.0; n]), make(&vec![0.0; n]));
+        for step in 1..=4 {
+            let g: Vec<f64> = (0..n)
+                .map(|i| match i % 7 {
+                    0 => 0.0,
+                    k => ((i * step) as f64).cos() * 10f64.powi(k as i32 - 4),
+                })
+                .collect();
+            let g = make(&g);
+            let lr = 1e-3 * step as f64;
+            adam.step(&vars, &BTreeMap::from([("x".to_string(), g.clone())]), lr)
+                .unwrap();
+            (p, m, v) = tensor_adam_step(&p, &g, (&m, &v), step as i32, lr);
+            let bits = |t: &Tensor| -> Vec<u64> {
+                let t = t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+                t.iter().map(|x| x.to_bits()).collect()
+            };
+            assert_eq!(bits(x.as_tensor()), bits(&p), "{dtype:?} step {step}");
+            let state: BTreeMap<String, Tensor> = adam.state().into_iter().collect();
+            assert_eq!(bits(&state["adam/m/x"]), bits(&m), "{dtype:?} step {step}");
+            assert_eq!(bits(&state["adam/v/x"]), bits(&v), "{dtype:?} step {step}");
+            assert_eq!(x.as_tensor().dtype(), dtype);
+        }
+        assert_eq!(
+            idle.as_tensor()
+                .to_dtype(DType::F64)
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap(),
+            vec![1.5, -2.5]
+        );
+    }
+}
+
+#[test]
+fn a_gradient_or_moment_of_another_size_is_an_error() {
+    let x = var(&[1.0, 2.0]);
+    let vars = BTreeMap::from([("x".to_string(), x.clone())]);
+    let mut adam = Adam::new(AdamConfig::default());
+    let err = adam
+        .step(&vars, &grads(&[("x", &[1.0, 2.0, 3.0])]), 0.1)
+        .unwrap_err();
+    assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
+    assert_eq!(adam.count(), 0, "a rejected step is not counted");
+    let short = Tensor::new(&[0.0f64], &Device::Cpu).unwrap();
+    let mut adam = Adam::restore(
+        AdamConfig::default(),
+        1,
+        [
+            ("adam/m/x".to_string(), short.clone()),
+            ("adam/v/x".to_string(), short),
+        ],
+    )
+    .unwrap();
+    let err = adam
+        .step(&vars, &grads(&[("x", &[1.0, 2.0])]), 0.1)
+        .unwrap_err();
+    assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
+    assert_eq!(values(&x), vec![1.0, 2.0], "nothing moves on an error");
+    assert_eq!(
+        (adam.count(), adam.state().len()),
+        (1, 2),
+        "the state is kept"
+    );
+}
+
 #[test]
 fn restored_adam_continues_identically() {
     let run = |split: Option<usize>| -> Vec<f64> {

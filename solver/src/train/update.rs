@@ -12,7 +12,8 @@ use super::clip::clip_global_norm;
 use super::metrics::StepRecord;
 use crate::SolverError;
 use crate::parallel::DataShard;
-use crate::trainable::{Batch, Trainable};
+use crate::phases::{Phase, PhaseClock};
+use crate::trainable::{Batch, SampleGradients, Trainable};
 
 /// The model's variables by name, as the optimiser sees them (cheap handles
 /// sharing storage with the model's): all but the [frozen](Trainable::frozen)
@@ -107,6 +108,7 @@ pub fn update_shard<M: Trainable + ?Sized>(
             count: 1,
         });
     }
+    let clock = model.phases();
     let mut grads = match &loss.gradients {
         None => {
             let store = loss.total.backward()?;
@@ -118,37 +120,16 @@ pub fn update_shard<M: Trainable + ?Sized>(
                         .map(|g| (name.clone(), g.clone()))
                 })
                 .collect();
-            shard.sum_gradients(&mut grads)?;
+            timed(clock, || shard.sum_gradients(&mut grads))?;
             grads
         }
-        Some(per_sample) => {
-            let flat = shard.sum_in_sample_order(&per_sample.samples)?;
-            let expected: usize = per_sample.layout.iter().map(|(_, s)| s.elem_count()).sum();
-            if flat.len() != expected {
-                return Err(SolverError::ShapeMismatch {
-                    what: "per-sample gradients (the variables' layout)",
-                    expected: vec![expected],
-                    got: vec![flat.len()],
-                });
-            }
-            let mut grads = BTreeMap::new();
-            let mut offset = 0;
-            for (name, shape) in &per_sample.layout {
-                let len = shape.elem_count();
-                let var = vars.get(name).ok_or_else(|| SolverError::ShapeMismatch {
-                    what: "per-sample gradient layout (a variable the optimiser does not know)",
-                    expected: vec![vars.len()],
-                    got: vec![per_sample.layout.len()],
-                })?;
-                let summed = Tensor::from_slice(&flat[offset..offset + len], shape, var.device())?;
-                grads.insert(name.clone(), summed.to_dtype(var.dtype())?);
-                offset += len;
-            }
-            grads
-        }
+        Some(per_sample) => timed(clock, || summed_per_sample(per_sample, vars, shard))?,
     };
-    let grad_norm = clip_global_norm(&mut grads, clip_norm)?;
-    adam.step(vars, &grads, lr)?;
+    let grad_norm = timed(clock, || -> Result<f64, SolverError> {
+        let norm = clip_global_norm(&mut grads, clip_norm)?;
+        adam.step(vars, &grads, lr)?;
+        Ok(norm)
+    })?;
     Ok(StepRecord {
         step: 0,
         lr,
@@ -165,4 +146,44 @@ pub fn update_shard<M: Trainable + ?Sized>(
         validation: None,
         stopped: None,
     })
+}
+
+/// Runs `f` as part of the [`Phase::Optimiser`] on `clock`, if any.
+fn timed<T>(clock: Option<&PhaseClock>, f: impl FnOnce() -> T) -> T {
+    match clock {
+        Some(clock) => clock.time(Phase::Optimiser, f),
+        None => f(),
+    }
+}
+
+/// The per-sample gradients summed over the data ranks in global sample
+/// order, as one tensor per variable.
+fn summed_per_sample(
+    per_sample: &SampleGradients,
+    vars: &BTreeMap<String, Var>,
+    shard: &DataShard<'_>,
+) -> Result<BTreeMap<String, Tensor>, SolverError> {
+    let flat = shard.sum_in_sample_order(&per_sample.samples)?;
+    let expected: usize = per_sample.layout.iter().map(|(_, s)| s.elem_count()).sum();
+    if flat.len() != expected {
+        return Err(SolverError::ShapeMismatch {
+            what: "per-sample gradients (the variables' layout)",
+            expected: vec![expected],
+            got: vec![flat.len()],
+        });
+    }
+    let mut grads = BTreeMap::new();
+    let mut offset = 0;
+    for (name, shape) in &per_sample.layout {
+        let len = shape.elem_count();
+        let var = vars.get(name).ok_or_else(|| SolverError::ShapeMismatch {
+            what: "per-sample gradient layout (a variable the optimiser does not know)",
+            expected: vec![vars.len()],
+            got: vec![per_sample.layout.len()],
+        })?;
+        let summed = Tensor::from_slice(&flat[offset..offset + len], shape, var.device())?;
+        grads.insert(name.clone(), summed.to_dtype(var.dtype())?);
+        offset += len;
+    }
+    Ok(grads)
 }

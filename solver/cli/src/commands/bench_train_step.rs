@@ -1,7 +1,9 @@
 //! `tessera bench train-step`: the time of one full training step (backbone
 //! forward, constraint solves, loss, backward through the IFT op, clipping,
 //! Adam update) on a scenario's model, the median of several steps after a
-//! warm-up, with the process's peak memory.
+//! warm-up, with the process's peak memory and where the step's time went
+//! (the median of each phase: backbone forward and backward, solves, their
+//! backward pass, losses, optimiser, and the rest).
 //!
 //! Under a launcher (`mpirun -np K`, built with `--features mpi`) the step is
 //! the data-parallel one of `tessera train`: each rank runs its share of the
@@ -11,6 +13,7 @@
 //! includes waiting for the slower rank, and bytes sent), so runs at
 //! different `K` compare side by side.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -19,8 +22,8 @@ use serde::Serialize;
 use tessera_experts::comm::Metered;
 use tessera_scenarios::dataset::Split;
 use tessera_solver::{
-    Adam, AdamConfig, Batch, DataShard, Layout, Model, Samples, World, method_name, named_vars,
-    step_draw, update_shard, with_world,
+    Adam, AdamConfig, Batch, DataShard, Layout, Model, Phase, PhaseClock, PhaseTimes, Samples,
+    Trainable, World, method_name, named_vars, step_draw, update_shard, with_world,
 };
 
 use super::train::load_scenario;
@@ -71,6 +74,11 @@ struct Report {
     threads: usize,
     step_median_s: f64,
     step_times_s: Vec<f64>,
+    /// Rank 0's median wall time per phase of the step
+    /// ([`tessera_solver::Phase`]), and `other`: the median of what the step
+    /// spent outside them (tensor conversions, the graph's traversal,
+    /// gathering fields).
+    phases_median_s: BTreeMap<&'static str, f64>,
     /// The global batch over the median step.
     samples_per_s: f64,
     /// Rank 0's median time inside collectives per step.
@@ -131,6 +139,7 @@ impl TrainStepArgs {
         let mut adam = Adam::new(AdamConfig::default());
         let t = &scenario.training;
         let (mut times, mut comm) = (Vec::new(), Vec::new());
+        let mut phases: Vec<PhaseTimes> = Vec::new();
         let (mut iterations, mut failed, mut bytes) = (0.0, 0, 0);
         for step in 0..=self.runs {
             let draw = step_draw(scenario.seed, step, train.len(), self.batch);
@@ -151,8 +160,10 @@ impl TrainStepArgs {
             )?;
             let elapsed = started.elapsed().as_secs_f64();
             let traffic = metered.take();
+            let phase_times = model.phases().map(PhaseClock::take).unwrap_or_default();
             if step > 0 {
                 times.push(elapsed);
+                phases.push(phase_times);
                 comm.push(traffic.seconds);
                 bytes = traffic.bytes;
                 iterations += record.lm_iterations_mean;
@@ -163,6 +174,21 @@ impl TrainStepArgs {
             return Ok(());
         }
         let step_median_s = median(&times);
+        let mut phases_median_s: BTreeMap<&'static str, f64> = Phase::ALL
+            .iter()
+            .map(|&p| {
+                (
+                    p.name(),
+                    median(&phases.iter().map(|t| t.get(p)).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        let other: Vec<f64> = times
+            .iter()
+            .zip(&phases)
+            .map(|(s, p)| s - p.total())
+            .collect();
+        phases_median_s.insert("other", median(&other));
         let report = Report {
             scenario: scenario.name.clone(),
             method: method_name(&scenario),
@@ -180,6 +206,7 @@ impl TrainStepArgs {
             threads: rayon::current_num_threads(),
             step_median_s,
             step_times_s: times,
+            phases_median_s,
             samples_per_s: self.batch as f64 / step_median_s,
             comm_median_s: median(&comm),
             comm_bytes_per_step: bytes,
@@ -209,6 +236,13 @@ impl TrainStepArgs {
                 report.lm_iterations_mean,
                 report.failed_solves
             );
+            let phases: Vec<String> = Phase::ALL
+                .iter()
+                .map(|p| p.name())
+                .chain(["other"])
+                .map(|name| format!("{name} {:.4} s", report.phases_median_s[name]))
+                .collect();
+            println!("phases (medians): {}", phases.join(", "));
         }
         Ok(())
     }
