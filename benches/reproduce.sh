@@ -33,9 +33,11 @@ Tables:
   resolutions    Evaluation at finer resolutions: scenarios/navier-stokes-small.toml
   ds-medium-tiles
                  The medium diffusion-sorption MoE with time tiles ([4,1], [2,1],
-                 [4,1] with the face rows) next to the protocol's x-tiles and one
-                 constraint, and [4,1] with twice the steps (6 runs, ~2 h; two
-                 are ds-medium's)
+                 [4,1] with the face rows or with local IC/BC rows) next to the
+                 protocol's x-tiles and one constraint, [4,1] with twice and
+                 with the paper's 4000 steps, and [4,1], [1,4] and one
+                 constraint with a second seed (11 runs, ~4 h; two are
+                 ds-medium's)
   burgers-tiles  Why x-tiles hurt on Burgers: scenarios/burgers-small.toml with one
                  constraint, time tiles and x-tiles, and shorter windows
                  (8 runs, ~3 min)
@@ -251,14 +253,16 @@ elif kind == "extrapolation":
                     f"{pm(s['extrapolated_rel_l2_mean'], s['extrapolated_rel_l2_std'], 3)} | "
                     f"{pm(s['rel_l2_mean'], s['rel_l2_std'], 3)} | {PAPER_EX[s['method']]} |")
 elif kind == "ds-tiles":
-    rows.append("| split `[t, x]` | boundary rows | steps | test rel. L2 | training | "
-                "failed solves | PDE loss (truth) |")
-    rows.append("|---|---|---|---|---|---|---|")
+    rows.append("| split `[t, x]` | boundary rows | IC/BC rows | seed | steps | test rel. L2 | "
+                "training | failed solves | PDE loss (truth) |")
+    rows.append("|---|---|---|---|---|---|---|---|---|")
     for label in labels:
         s = load(label)
         split = {"ds-medium-moe": "1x4", "ds-medium-hard": "1x1"}.get(label, label.split("-")[2])
         rows.append(f"| `{bracket(split)}` | "
                     f"{'faces' if label.endswith('-faces') else 'cell centres'} | "
+                    f"{'local' if label.endswith('-local') else 'global'} | "
+                    f"{4 if label.endswith('-seed4') else 3} | "
                     f"{s['steps']} | {pm(s['rel_l2_mean'], s['rel_l2_std'])} | {s['seconds']:.0f} s | "
                     f"{s['failed_solves']} / {s['eval_failed_solves']} | {physics(s)} |")
 elif kind == "tiles":
@@ -418,7 +422,16 @@ ds_medium_tiles() {
     run ds-tiles-4x1-faces "$DSM" --set 'constraint.experts=[4,1]' --set pde.boundary=faces
     run ds-tiles-4x1-3000 "$DSM" --set 'constraint.experts=[4,1]' --set training.steps=3000 \
         --set training.every=600
-    labels+=(ds-tiles-4x1-faces ds-tiles-4x1-3000)
+    run ds-tiles-4x1-4000 "$DSM" --set 'constraint.experts=[4,1]' --set training.steps=4000 \
+        --set training.every=800
+    run ds-tiles-4x1-local "$DSM" --set 'constraint.experts=[4,1]' --set constraint.rows=local
+    labels+=(ds-tiles-4x1-faces ds-tiles-4x1-3000 ds-tiles-4x1-4000 ds-tiles-4x1-local)
+    for split in 4x1 1x4; do
+        run "ds-tiles-$split-seed4" "$DSM" --set seed=4 --set "constraint.experts=[${split/x/,}]"
+        labels+=("ds-tiles-$split-seed4")
+    done
+    run ds-tiles-1x1-seed4 "$DSM" --set seed=4 --set constraint.method=hard
+    labels+=(ds-tiles-1x1-seed4)
     table ds-tiles "${labels[@]}"
 }
 
