@@ -18,7 +18,8 @@ use std::time::Instant;
 pub enum Phase {
     /// The backbone's forward pass (features to basis).
     BackboneForward,
-    /// The experts' Levenberg–Marquardt solves, their problems included.
+    /// The experts' Levenberg–Marquardt solves, their problems included (and,
+    /// when ranks split the experts, the exchange of their solutions).
     Solves,
     /// The losses and their gradient in `u`.
     Losses,
