@@ -14,14 +14,14 @@
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
 use super::Real;
 use super::activation::{gelu_vec, times_slope};
 use super::fourier_layer::FourierLayerOp;
 use super::head::HeadOp;
 use super::matmul::{column_sums, dense, gram, rows_times};
-use super::storage::slice;
+use super::storage::{guarded, slice};
 
 /// One forward pass of the network (it keeps that pass's activations for the
 /// backward pass).
@@ -201,15 +201,12 @@ impl<T: Real> CustomOp2 for NetworkOp<T> {
             grad_res.contiguous()?,
         );
         let gp = {
-            let (sx, lx) = x.storage_and_layout();
-            let (sp, lp) = p.storage_and_layout();
-            let (sg, lg) = g.storage_and_layout();
-            match (&*sx, &*sp, &*sg) {
-                (Storage::Cpu(cx), Storage::Cpu(cp), Storage::Cpu(cg)) => {
-                    self.backward(slice(cx, lx)?, slice(cp, lp)?, slice(cg, lg)?)?
-                }
-                _ => candle_core::bail!("fno runs on the CPU only"),
-            }
+            let (x, p, g) = (
+                x.storage_and_layout(),
+                p.storage_and_layout(),
+                g.storage_and_layout(),
+            );
+            self.backward(guarded(&x)?, guarded(&p)?, guarded(&g)?)?
         };
         Ok((None, Some(Tensor::from_vec(gp, p.shape(), p.device())?)))
     }

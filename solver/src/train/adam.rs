@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{DType, Layout, Storage, StorageRef, Tensor, Var, WithDType};
+use candle_core::{DType, Tensor, Var, WithDType};
 use rayon::prelude::*;
 
 use crate::SolverError;
+use crate::backbone::storage::guarded;
 
 /// Adam's constants (defaults: optax's, as in the reference code).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,7 +73,7 @@ impl Adam {
     /// gradient is zero (its moments still decay, as in optax).
     ///
     /// Each variable is updated in one pass over its values, in parallel
-    /// chunks, in the variable's dtype ([`update_chunk`]): at the paper's
+    /// chunks, in the variable's dtype: at the paper's
     /// 4.75 M parameters a chain of whole-tensor operations (one allocation
     /// and one sweep each) made the optimiser a sixth of a CPU step, and it
     /// stays on the host when the backbone runs on a GPU.
@@ -278,8 +279,8 @@ fn update_var<T: AdamScalar>(
     let (mut p1, mut m1, mut v1) = (vec![T::zero(); n], vec![T::zero(); n], vec![T::zero(); n]);
     {
         let guards = [var.as_tensor(), &grad, &m, &v].map(|t| t.storage_and_layout());
-        let [p0, g, m0, v0] = [0, 1, 2, 3].map(|i| cpu_slice::<T>(&guards[i]));
-        let (p0, g, m0, v0) = (p0?, g?, m0?, v0?);
+        let [p0, g, m0, v0] = &guards;
+        let (p0, g, m0, v0) = (guarded::<T>(p0)?, guarded(g)?, guarded(m0)?, guarded(v0)?);
         p1.par_chunks_mut(CHUNK)
             .zip(m1.par_chunks_mut(CHUNK))
             .zip(v1.par_chunks_mut(CHUNK))
@@ -304,20 +305,6 @@ fn update_var<T: AdamScalar>(
         m: Tensor::from_vec(m1, shape.clone(), var.device())?,
         v: Tensor::from_vec(v1, shape, var.device())?,
     })
-}
-
-/// The contiguous CPU values behind a tensor's storage guard.
-fn cpu_slice<'a, T: WithDType>(
-    (storage, layout): &'a (StorageRef<'_>, &Layout),
-) -> Result<&'a [T], SolverError> {
-    match &**storage {
-        Storage::Cpu(cpu) => Ok(crate::backbone::storage::slice::<T>(cpu, layout)?),
-        _ => Err(SolverError::InvalidConfig {
-            key: "device",
-            value: "not the CPU".into(),
-            reason: "the optimiser's variables live in host memory".into(),
-        }),
-    }
 }
 
 /// Adam on one chunk: `[p, g, m, v]` in, `[p′, m′, v′]` out. Written as the
