@@ -6,7 +6,9 @@
 //!
 //! A configuration has a definition only where a shipped file restates it
 //! exactly: the same residual, derivative stencils, initial-condition and
-//! boundary rows. `solver/tests/custom_pde_training.rs` checks that by
+//! boundary rows. Diffusion–sorption has one file per boundary placement;
+//! its second-order stencils are the same file read with that default
+//! stencil, since the residual and rows do not change with the stencils. `solver/tests/custom_pde_training.rs` checks that by
 //! training both with changed constants; a configuration no file restates is
 //! an error that names the option, so a caller can keep the built-in.
 
@@ -22,35 +24,42 @@ use crate::{AnyPde, ScenarioError};
 
 /// `scenarios/pdes/diffusion-sorption.toml`: the reference stencils, face rows.
 const DIFFUSION_SORPTION: &str = include_str!("../pdes/diffusion-sorption.toml");
+/// `scenarios/pdes/diffusion-sorption-cell-centres.toml`: the reference
+/// stencils, the paper's code's rows at the first and last cell centres.
+const DIFFUSION_SORPTION_CELL_CENTRES: &str =
+    include_str!("../pdes/diffusion-sorption-cell-centres.toml");
 /// `scenarios/pdes/navier-stokes.toml`: the reference derivative operators.
 const NAVIER_STOKES: &str = include_str!("../pdes/navier-stokes.toml");
 
 impl AnyPde {
-    /// This PDE as a TOML definition with the same constants (a PDE defined in
-    /// TOML is its own definition).
+    /// This PDE as a TOML definition with the same constants and stencils (a
+    /// PDE defined in TOML is its own definition).
     ///
     /// Errors ([`ScenarioError::Unsupported`], naming the option): a
-    /// configuration no shipped definition restates — diffusion–sorption with
-    /// `boundary = "cell-centres"` or second-order stencils, Navier–Stokes
-    /// with spectral derivatives, the heat and advection test problems.
+    /// configuration no shipped definition restates — Navier–Stokes with
+    /// spectral derivatives, the heat and advection test problems.
     pub fn definition(&self) -> Result<Arc<CustomPde>, ScenarioError> {
-        let (file, text, constants) = match self {
+        let (file, text, constants, stencil) = match self {
             Self::Custom(pde) => return Ok(Arc::clone(pde)),
             Self::DiffusionSorption(ds) => {
-                if ds.fd() != FdScheme::Reference {
-                    return Err(unrestated(
-                        "diffusion-sorption",
-                        "constraint.fd",
-                        "second-order",
-                    ));
-                }
-                if ds.boundary() != BoundaryPlacement::Faces {
-                    return Err(unrestated(
-                        "diffusion-sorption",
-                        "pde.boundary",
-                        "cell-centres",
-                    ));
-                }
+                let (file, text) = match ds.boundary() {
+                    BoundaryPlacement::Faces => ("diffusion-sorption.toml", DIFFUSION_SORPTION),
+                    BoundaryPlacement::CellCentres => (
+                        "diffusion-sorption-cell-centres.toml",
+                        DIFFUSION_SORPTION_CELL_CENTRES,
+                    ),
+                };
+                let stencil = match ds.fd() {
+                    FdScheme::Reference => None,
+                    FdScheme::SecondOrder => Some("second-order"),
+                    FdScheme::Periodic => {
+                        return Err(unrestated(
+                            "diffusion-sorption",
+                            "constraint.fd",
+                            "periodic",
+                        ));
+                    }
+                };
                 let p = ds.params();
                 let constants = [
                     ("D", p.d),
@@ -59,17 +68,18 @@ impl AnyPde {
                     ("k_f", p.k_f),
                     ("n_f", p.n_f),
                 ];
-                (
-                    "diffusion-sorption.toml",
-                    DIFFUSION_SORPTION,
-                    constants.to_vec(),
-                )
+                (file, text, constants.to_vec(), stencil)
             }
             Self::NavierStokes(ns) => {
                 if ns.derivatives() != Derivatives::Reference {
                     return Err(unrestated("navier-stokes", "constraint.fd", "second-order"));
                 }
-                ("navier-stokes.toml", NAVIER_STOKES, vec![("nu", ns.nu())])
+                (
+                    "navier-stokes.toml",
+                    NAVIER_STOKES,
+                    vec![("nu", ns.nu())],
+                    None,
+                )
             }
             Self::Heat(_) => return Err(unrestated("heat", "pde.kind", "heat")),
             Self::Advection(_) => return Err(unrestated("advection", "pde.kind", "advection")),
@@ -78,7 +88,7 @@ impl AnyPde {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        let pde = CustomPde::with_parameters(text, file, &constants)
+        let pde = CustomPde::with_overrides(text, file, &constants, stencil)
             .map_err(|e| ScenarioError::CustomPde(Box::new(e)))?;
         Ok(Arc::new(pde))
     }
@@ -95,7 +105,7 @@ fn unrestated(kind: &str, key: &str, value: &str) -> ScenarioError {
 
 #[cfg(test)]
 mod tests {
-    use tessera_constraints::Pde;
+    use tessera_constraints::{LinearRow, Pde};
     use tessera_meshes::Grid;
 
     use super::*;
@@ -130,6 +140,9 @@ mod tests {
     fn assert_restated(built_in: &AnyPde, grid: &Grid, names: &[&str]) {
         let definition = AnyPde::Custom(built_in.definition().unwrap());
         let shipped = AnyPde::Custom(Arc::new(match built_in {
+            AnyPde::DiffusionSorption(ds) if ds.boundary() == BoundaryPlacement::CellCentres => {
+                CustomPde::from_str(DIFFUSION_SORPTION_CELL_CENTRES, "ds").unwrap()
+            }
             AnyPde::DiffusionSorption(_) => CustomPde::from_str(DIFFUSION_SORPTION, "ds").unwrap(),
             _ => CustomPde::from_str(NAVIER_STOKES, "ns").unwrap(),
         }));
@@ -170,12 +183,15 @@ mod tests {
             n_f: 0.8,
             ..DiffusionSorptionParams::default()
         };
-        let ds = pde(PdeConfig::DiffusionSorption(params), FdStencils::Reference);
-        assert_restated(
-            &ds,
-            &Grid::uniform_tx(4, 6, 500.0).unwrap(),
-            &["u", "u_t", "u_xx", "u_x"],
-        );
+        for boundary in [BoundaryPlacement::Faces, BoundaryPlacement::CellCentres] {
+            let params = DiffusionSorptionParams { boundary, ..params };
+            let ds = pde(PdeConfig::DiffusionSorption(params), FdStencils::Reference);
+            assert_restated(
+                &ds,
+                &Grid::uniform_tx(4, 6, 500.0).unwrap(),
+                &["u", "u_t", "u_xx", "u_x"],
+            );
+        }
         let ns = pde(
             PdeConfig::NavierStokes(NavierStokesParams { nu: 3e-2 }),
             FdStencils::Reference,
@@ -185,25 +201,72 @@ mod tests {
         assert_restated(&ns, &grid, &["w_t", "v_x", "v_y", "w_x", "w_y", "Δw|lap_w"]);
     }
 
+    /// The term values of `pde` on a field of `grid`, and its rows for the
+    /// initial condition `ic`.
+    fn terms_and_rows(pde: &AnyPde, grid: &Grid, ic: &[f64]) -> (Vec<Vec<f64>>, Vec<LinearRow>) {
+        let n = grid.shape().len();
+        let field: Vec<f64> = (0..n).map(|i| (0.37 * i as f64).sin().exp()).collect();
+        let values = pde
+            .terms(grid)
+            .unwrap()
+            .iter()
+            .map(|term| {
+                let mut out = vec![0.0; n];
+                term.operator.apply(&field, 1, &mut out);
+                out
+            })
+            .collect();
+        (values, pde.linear_rows(grid, ic).unwrap())
+    }
+
+    /// Every diffusion–sorption configuration has a definition with the
+    /// built-in's derivative stencils and initial and boundary rows: the
+    /// boundary placement chooses the file, the stencils its default stencil.
+    /// The four configurations differ from each other, so each comparison
+    /// sees what its options change.
+    #[test]
+    fn every_diffusion_sorption_configuration_is_restated() {
+        let grid = Grid::uniform_tx(5, 7, 500.0).unwrap();
+        let ic: Vec<f64> = (0..7).map(|i| 0.2 + 0.1 * f64::from(i)).collect();
+        let mut seen: Vec<(Vec<Vec<f64>>, Vec<LinearRow>)> = Vec::new();
+        for boundary in [BoundaryPlacement::Faces, BoundaryPlacement::CellCentres] {
+            for fd in [FdStencils::Reference, FdStencils::SecondOrder] {
+                let params = DiffusionSorptionParams {
+                    boundary,
+                    ..DiffusionSorptionParams::default()
+                };
+                let built_in = pde(PdeConfig::DiffusionSorption(params), fd);
+                let definition = AnyPde::Custom(built_in.definition().unwrap());
+                let (want_terms, want_rows) = terms_and_rows(&built_in, &grid, &ic);
+                let (terms, rows) = terms_and_rows(&definition, &grid, &ic);
+                assert_eq!(terms, want_terms, "{boundary:?}, {fd:?}: term values");
+                assert_eq!(rows.len(), want_rows.len(), "{boundary:?}, {fd:?}");
+                for (row, want) in rows.iter().zip(&want_rows) {
+                    assert_eq!(row.point, want.point);
+                    assert!((row.rhs - want.rhs).abs() <= 1e-15, "{row:?} vs {want:?}");
+                    let mut coeffs = row.coeffs.clone();
+                    coeffs.retain(|&(_, c)| c != 0.0);
+                    assert_eq!(coeffs.len(), want.coeffs.len(), "{row:?} vs {want:?}");
+                    for (&(j, c), &(k, w)) in coeffs.iter().zip(&want.coeffs) {
+                        assert!(
+                            j == k && (c - w).abs() <= 1e-15 * w.abs(),
+                            "{row:?} vs {want:?}"
+                        );
+                    }
+                }
+                assert!(
+                    !seen.contains(&(want_terms.clone(), want_rows.clone())),
+                    "{boundary:?}, {fd:?} is another configuration's"
+                );
+                seen.push((want_terms, want_rows));
+            }
+        }
+    }
+
     /// Every configuration without a restating file names its option.
     #[test]
     fn an_unrestated_configuration_names_its_option() {
-        let centres = DiffusionSorptionParams {
-            boundary: BoundaryPlacement::CellCentres,
-            ..DiffusionSorptionParams::default()
-        };
-        let ds = DiffusionSorptionParams::default();
         for (config, fd, key) in [
-            (
-                PdeConfig::DiffusionSorption(centres),
-                FdStencils::Reference,
-                "pde.boundary",
-            ),
-            (
-                PdeConfig::DiffusionSorption(ds),
-                FdStencils::SecondOrder,
-                "constraint.fd",
-            ),
             (
                 PdeConfig::NavierStokes(NavierStokesParams::default()),
                 FdStencils::SecondOrder,

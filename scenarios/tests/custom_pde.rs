@@ -1,4 +1,5 @@
-//! The shipped TOML definitions of diffusion–sorption and Navier–Stokes against
+//! The shipped TOML definitions of diffusion–sorption (both boundary
+//! placements) and Navier–Stokes against
 //! the built-in Rust PDEs: terms, residual values, gradients and Hessians on
 //! random inputs, condition rows and the model form; and a residual that reads
 //! its points' coordinates, through the field residual and an expert's problem.
@@ -8,7 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use tessera_constraints::{
     ConstraintError, ExpertProblem, FieldResidual, Pde, ProblemSize, pointwise, residual_term_count,
 };
-use tessera_meshes::{Axis, Grid};
+use tessera_meshes::{Axis, FdScheme, Grid};
+use tessera_scenarios::config::{BoundaryPlacement, DiffusionSorptionParams};
 use tessera_scenarios::custom::CustomPde;
 use tessera_scenarios::diffusion_sorption::pde::DiffusionSorption;
 use tessera_scenarios::navier_stokes::pde::NavierStokes;
@@ -104,12 +106,32 @@ fn compare_terms<A: Pde, B: Pde>(custom: &A, builtin: &B, grid: &Grid, rng: &mut
     );
 }
 
+/// Both shipped diffusion–sorption files, the face rows and the paper's
+/// code's cell-centre rows, against the built-in with that placement.
 #[test]
 fn diffusion_sorption_toml_is_the_builtin() {
-    let (custom, builtin) = (shipped("diffusion-sorption"), DiffusionSorption::default());
+    for (file, boundary) in [
+        ("diffusion-sorption", BoundaryPlacement::Faces),
+        (
+            "diffusion-sorption-cell-centres",
+            BoundaryPlacement::CellCentres,
+        ),
+    ] {
+        let params = DiffusionSorptionParams {
+            boundary,
+            ..DiffusionSorptionParams::default()
+        };
+        let builtin = DiffusionSorption::new(params, FdScheme::Reference).unwrap();
+        assert_diffusion_sorption_restated(&shipped(file), &builtin);
+    }
+}
+
+/// Terms, residual, gradients and Hessians, rows and model form of `custom`
+/// are the built-in's.
+fn assert_diffusion_sorption_restated(custom: &CustomPde, builtin: &DiffusionSorption) {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let grid = Grid::uniform_tx(7, 12, 500.0).unwrap();
-    compare_terms(&custom, &builtin, &grid, &mut rng);
+    compare_terms(custom, builtin, &grid, &mut rng);
     // u on both sides of the max(u, 0) branch; u_t, u_xx of both signs.
     let z: Vec<f64> = (0..3 * 400)
         .map(|k| match k % 3 {
@@ -118,7 +140,7 @@ fn diffusion_sorption_toml_is_the_builtin() {
             _ => rng.random_range(-50.0..50.0),
         })
         .collect();
-    compare_pointwise(&custom, &builtin, 3, &z);
+    compare_pointwise(custom, builtin, 3, &z);
     let ic: Vec<f64> = (0..12).map(|_| rng.random_range(0.1..1.0)).collect();
     let (cr, br) = (
         custom.linear_rows(&grid, &ic).unwrap(),

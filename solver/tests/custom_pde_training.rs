@@ -99,6 +99,18 @@ fn a_restated_builtin_with_other_constants_trains_like_the_builtin() {
     assert_trains_like_the_builtin(&ns, restated(&ns), 4);
 }
 
+/// The paper's code's boundary rows (`pde.boundary = "cell-centres"`, their
+/// own file) and then second-order stencils on top (the file read with
+/// another default stencil) train like the built-in too.
+#[test]
+fn the_cell_centre_rows_and_second_order_stencils_train_like_the_builtin() {
+    let mut ds = model_common::diffusion_sorption("moe", "");
+    for set in ["pde.boundary=cell-centres", "constraint.fd=second-order"] {
+        ds.set(set).unwrap();
+        assert_trains_like_the_builtin(&ds, restated(&ds), 6);
+    }
+}
+
 /// The check above can fail: the shipped file's constants are not these.
 #[test]
 fn the_shipped_constants_train_differently_from_other_ones() {

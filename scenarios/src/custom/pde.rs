@@ -99,6 +99,19 @@ impl CustomPde {
         file: &str,
         overrides: &BTreeMap<String, f64>,
     ) -> Result<Self, CustomPdeError> {
+        Self::with_overrides(text, file, overrides, None)
+    }
+
+    /// [`CustomPde::with_parameters`], and with the file's default `stencil`
+    /// replaced by `stencil` where one is given: a built-in configuration with
+    /// other stencils is the same file read with other stencils
+    /// (`AnyPde::definition`), not a second copy of it.
+    pub(crate) fn with_overrides(
+        text: &str,
+        file: &str,
+        overrides: &BTreeMap<String, f64>,
+        stencil: Option<&str>,
+    ) -> Result<Self, CustomPdeError> {
         let src = SourceFile { name: file, text };
         let mut spec: PdeSpec = toml::from_str(text).map_err(|e| CustomPdeError::Toml {
             file: file.to_owned(),
@@ -115,6 +128,10 @@ impl CustomPde {
                 ));
             };
             *parameter = Spanned::new(parameter.span(), value);
+        }
+        if let Some(name) = stencil {
+            let span = spec.stencil.as_ref().map_or(0..0, Spanned::span);
+            spec.stencil = Some(Spanned::new(span, name.to_owned()));
         }
         builder.build(spec)
     }
