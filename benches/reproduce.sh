@@ -36,8 +36,13 @@ Tables:
                  [4,1] with the face rows or with local IC/BC rows) next to the
                  protocol's x-tiles and one constraint, [4,1] with twice and
                  with the paper's 4000 steps, and [4,1], [1,4] and one
-                 constraint with a second seed (11 runs, ~4 h; two are
-                 ds-medium's)
+                 constraint with a second seed, [1,4] and one constraint with
+                 a third (13 runs, ~4.5 h; two are ds-medium's)
+  ds-medium-grid The medium diffusion-sorption MoE on the paper's 101 time levels
+                 and with second-order stencils, next to the protocol (51 levels,
+                 the reference's stencils), PI-HC and PI-HC-MoE with two seeds,
+                 and each discretisation's physics floor (9 runs and 4 floors,
+                 ~4 h; five runs and a floor are other tables')
   burgers-tiles  Why x-tiles hurt on Burgers: scenarios/burgers-small.toml with one
                  constraint, time tiles and x-tiles, and shorter windows
                  (8 runs, ~3 min)
@@ -182,6 +187,10 @@ def physics(s):
 def method(s):
     return f"`{s['method']}`"
 
+def seed(label):
+    # A label ending in -seedS ran with seed S; all others with the scenario's 3.
+    return label.rsplit("-seed", 1)[1] if "-seed" in label else "3"
+
 def frozen(label):
     return "frozen (reference)" if label.endswith("-frozen") else "trained"
 
@@ -262,9 +271,51 @@ elif kind == "ds-tiles":
         rows.append(f"| `{bracket(split)}` | "
                     f"{'faces' if label.endswith('-faces') else 'cell centres'} | "
                     f"{'local' if label.endswith('-local') else 'global'} | "
-                    f"{4 if label.endswith('-seed4') else 3} | "
+                    f"{seed(label)} | "
                     f"{s['steps']} | {pm(s['rel_l2_mean'], s['rel_l2_std'])} | {s['seconds']:.0f} s | "
                     f"{s['failed_solves']} / {s['eval_failed_solves']} | {physics(s)} |")
+elif kind == "ds-grid":
+    # A floor label is ...-floor-NT-STENCILS (the protocol's: 51, reference);
+    # a run label ds-grid-NT-STENCILS-METHOD[-seedS] (the protocol's grid:
+    # ds-medium-METHOD, and ds-tiles-1x4-seed4 / ds-tiles-1x1-seed4 for seed 4).
+    def config(label):
+        if label.startswith(("ds-medium-", "ds-tiles-")):
+            return "51", "reference"
+        nt, rest = label.split("-floor-")[-1].split("-", 1) if "-floor-" in label \
+            else label[len("ds-grid-"):].split("-", 1)
+        return nt, next(f for f in ("reference", "second-order") if rest.startswith(f))
+    floors = {config(l): load(l) for l in labels if "-floor-" in l}
+    rows.append("| time levels | stencils | method | seed | test rel. L2 | median | "
+                "`u0` < 0.05 (n) | 0.05–0.1 | ≥ 0.1 | physics floor | training | "
+                "PDE loss (truth) |")
+    rows.append("|---" * 12 + "|")
+    for label in labels:
+        if "-floor-" in label:
+            continue
+        s, (nt, fd) = load(label), config(label)
+        summary = os.path.join(out, label, "summary.json")
+        median, bins = "—", ["—"] * 3
+        if os.path.exists(summary):
+            full = json.load(open(summary))
+            errs = sorted(full["rel_l2"])
+            median = f"{(errs[(len(errs) - 1) // 2] + errs[len(errs) // 2]) / 2:.4f}"
+            # Mean error by the initial value u0 (the RMS of the constant IC).
+            pairs = list(zip(full.get("initial_rms", []), full["rel_l2"]))
+            for k, (lo, hi) in enumerate([(0, 0.05), (0.05, 0.1), (0.1, 1.0)]):
+                e = [err for u0, err in pairs if lo <= u0 < hi]
+                if e:
+                    bins[k] = f"{sum(e) / len(e):.4f} ({len(e)})"
+        f = floors[(nt, fd)]
+        rows.append(f"| {nt} | {fd} | {method(s)} | {seed(label)} | "
+                    f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {median} | {' | '.join(bins)} | "
+                    f"{pm(f['rel_l2_mean'], f['rel_l2_std'])} | {s['seconds']:.0f} s | {physics(s)} |")
+    rows.append("")
+    rows.append("| time levels | stencils | physics floor (16 trajectories) | "
+                "training loss: floor (truth) |")
+    rows.append("|---|---|---|---|")
+    for (nt, fd), f in floors.items():
+        rows.append(f"| {nt} | {fd} | {pm(f['rel_l2_mean'], f['rel_l2_std'])} | "
+                    f"{f['loss']:.4f} ({f['loss_truth']:.4f}) |")
 elif kind == "tiles":
     rows.append("| split `[t, x]` | `t_max` | test rel. L2 | PDE loss of the predictions (truth) | "
                 "LM iterations per solve, last 100 steps |")
@@ -431,8 +482,46 @@ ds_medium_tiles() {
         labels+=("ds-tiles-$split-seed4")
     done
     run ds-tiles-1x1-seed4 "$DSM" --set seed=4 --set constraint.method=hard
-    labels+=(ds-tiles-1x1-seed4)
+    run ds-tiles-1x4-seed5 "$DSM" --set seed=5 --set 'constraint.experts=[1,4]'
+    run ds-tiles-1x1-seed5 "$DSM" --set seed=5 --set constraint.method=hard
+    labels+=(ds-tiles-1x1-seed4 ds-tiles-1x4-seed5 ds-tiles-1x1-seed5)
     table ds-tiles "${labels[@]}"
+}
+
+# The medium diffusion-sorption scenario on a finer time grid (the paper's 101
+# levels) and with second-order stencils: each discretisation's physics floor,
+# then PI-HC-MoE (and, at 101 levels, PI-HC and a second seed). Labels are
+# ds-grid-NT-STENCILS-METHOD[-seedS] and ds-grid-floor-NT-STENCILS; the
+# protocol's own run and floor are the ds-medium and floor tables'.
+ds_medium_grid() {
+    local nt fd m labels=(ds-medium-floor-cell-centres-1.0)
+    record ds-medium-floor-cell-centres-1.0 floor "$DSM" --samples 16 --iterations 5000
+    for m in moe hard; do
+        run "ds-medium-$m" "$DSM" --set constraint.method=$m
+        labels+=("ds-medium-$m")
+    done
+    run ds-tiles-1x4-seed4 "$DSM" --set seed=4 --set 'constraint.experts=[1,4]'
+    run ds-tiles-1x1-seed4 "$DSM" --set seed=4 --set constraint.method=hard
+    labels+=(ds-tiles-1x4-seed4 ds-tiles-1x1-seed4)
+    for nt in 51 101; do
+        for fd in reference second-order; do
+            [ "$nt/$fd" = 51/reference ] && continue
+            [ "$nt/$fd" = 101/second-order ] || {
+                run "ds-grid-$nt-$fd-moe" "$DSM" --set grid.nt=$nt --set constraint.fd=$fd
+                labels+=("ds-grid-$nt-$fd-moe")
+            }
+            record "ds-grid-floor-$nt-$fd" floor "$DSM" --set grid.nt=$nt \
+                --set constraint.fd=$fd --samples 16 --iterations 5000
+            labels+=("ds-grid-floor-$nt-$fd")
+        done
+    done
+    run ds-grid-101-reference-hard "$DSM" --set grid.nt=101 --set constraint.method=hard
+    run ds-grid-101-reference-moe-seed4 "$DSM" --set grid.nt=101 --set seed=4
+    run ds-grid-101-reference-hard-seed4 "$DSM" --set grid.nt=101 --set seed=4 \
+        --set constraint.method=hard
+    labels+=(ds-grid-101-reference-hard ds-grid-101-reference-moe-seed4
+        ds-grid-101-reference-hard-seed4)
+    table ds-grid "${labels[@]}"
 }
 
 # Burgers with one constraint (`[1, 1]`), two time tiles and two or four
@@ -477,6 +566,7 @@ extrapolation) extrapolation ;;
 floor) floor ;;
 resolutions) resolutions ;;
 ds-medium-tiles) ds_medium_tiles ;;
+ds-medium-grid) ds_medium_grid ;;
 burgers-tiles) burgers_tiles ;;
 scaling) scaling ;;
 all)
@@ -488,6 +578,7 @@ all)
     floor
     resolutions
     ds_medium_tiles
+    ds_medium_grid
     burgers_tiles
     scaling
     ;;

@@ -137,6 +137,17 @@ impl Samples {
         &self.trajectories[i][..frame]
     }
 
+    /// The root mean square of sample `i`'s initial condition: its amplitude,
+    /// which for a constant initial value (diffusion–sorption's `u0`) is that
+    /// value, so errors can be read against it.
+    ///
+    /// # Panics
+    /// If `i` is out of range.
+    pub fn initial_rms(&self, i: usize) -> f64 {
+        let frame = self.initial_condition(i);
+        (frame.iter().map(|v| v * v).sum::<f64>() / frame.len() as f64).sqrt()
+    }
+
     /// The initial conditions of samples `indices`, owned (a model batch).
     ///
     /// # Panics

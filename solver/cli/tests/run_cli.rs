@@ -187,6 +187,14 @@ fn run_writes_the_run_directory_and_a_json_summary_line() {
     let summary: Summary = serde_json::from_slice(&std::fs::read(run.summary()).unwrap()).unwrap();
     assert_eq!(summary.rel_l2_mean, line["rel_l2_mean"].as_f64().unwrap());
     assert_eq!(summary.rel_l2.len(), 2);
+    // One initial amplitude per evaluated sample; the tiny scenario's initial
+    // values are constants drawn in (0, 0.2].
+    assert_eq!(summary.initial_rms.len(), 2);
+    assert!(
+        summary.initial_rms.iter().all(|&a| a > 0.0 && a <= 0.2),
+        "{:?}",
+        summary.initial_rms
+    );
     // The physics losses of the predictions and of the truth, one PDE norm per
     // time level, in the summary and (the whole-grid values) in the JSON line.
     let physics = summary.physics.expect("physics losses in summary.json");

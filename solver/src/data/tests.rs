@@ -131,3 +131,13 @@ fn first_levels_keeps_the_leading_time_levels() {
         ));
     }
 }
+
+#[test]
+fn the_initial_rms_is_that_of_the_first_time_level_only() {
+    // Two levels of two points: the first level [3, 4] has RMS √((9 + 16)/2);
+    // the second level must not enter.
+    let samples =
+        Samples::new(vec![2, 2], vec![vec![3.0, 4.0, 100.0, -7.0], vec![-0.1; 4]]).unwrap();
+    assert_eq!(samples.initial_rms(0), 12.5f64.sqrt());
+    assert!((samples.initial_rms(1) - 0.1).abs() < 1e-16);
+}

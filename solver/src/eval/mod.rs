@@ -219,6 +219,12 @@ pub struct Summary {
     pub rel_l2_mean: f64,
     pub rel_l2_std: f64,
     pub rel_l2: Vec<f64>,
+    /// The root mean square of each evaluated sample's initial condition, in
+    /// the order of `rel_l2` (for diffusion–sorption its constant `u0`), so
+    /// that errors can be read against the initial amplitude (absent in
+    /// summaries written before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub initial_rms: Vec<f64>,
     /// Grid `[nt, nx, (ny)]` of the evaluation.
     pub grid: Vec<usize>,
     /// Training updates done and training seconds (across resumes).

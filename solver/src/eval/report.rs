@@ -114,6 +114,9 @@ fn summarise(
         rel_l2_mean: evaluation.mean,
         rel_l2_std: evaluation.std,
         rel_l2: evaluation.rel_l2.clone(),
+        initial_rms: (0..evaluation.rel_l2.len())
+            .map(|i| test.initial_rms(i))
+            .collect(),
         grid: scenario.dims(),
         steps: totals.step,
         seconds: totals.seconds,
