@@ -398,6 +398,20 @@ pub enum Dtype {
     F32,
 }
 
+/// How the initial condition enters the backbone's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum IcFeatures {
+    /// Its value at each point, as the reference feeds its FNO.
+    #[default]
+    Value,
+    /// Its value and its natural logarithm, two channels. The sorption term
+    /// of diffusion–sorption varies as `u^(n_f − 1)`, so a small initial value
+    /// changes the dynamics by more than its size tells a linear lifting;
+    /// needs a positive initial condition.
+    ValueAndLog,
+}
+
 /// Backbone settings (defaults: the paper's diffusion–sorption FNO).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -424,6 +438,9 @@ pub struct ModelConfig {
     /// The backbone's floating-point type.
     #[serde(default)]
     pub dtype: Dtype,
+    /// The initial condition's input channels.
+    #[serde(default)]
+    pub ic_features: IcFeatures,
 }
 
 fn default_widths() -> Vec<usize> {
@@ -448,6 +465,7 @@ impl Default for ModelConfig {
             n_basis: default_n_basis(),
             activate_last_layer: false,
             dtype: Dtype::default(),
+            ic_features: IcFeatures::default(),
         }
     }
 }

@@ -4,38 +4,45 @@
 //! `x/x_max`). The PDE constants are fixed per scenario, so they carry no
 //! information and are not appended.
 //!
+//! With `model.ic_features = "value-and-log"` the initial condition's natural
+//! logarithm follows its value as a second channel
+//! ([`tessera_scenarios::config::IcFeatures`]).
+//!
 //! In a temporal-extrapolation run (`training.horizon`) time is normalised by
 //! the trained window's end rather than the grid's (it exceeds 1 past the
 //! horizon), so the trained window spans `[0, 1]` as in any other run.
 
 use candle_core::{DType, Device, Tensor};
 use tessera_meshes::Grid;
+use tessera_scenarios::config::IcFeatures;
 
 use crate::SolverError;
 
-/// Builds feature tensors `[batch, t, x, (y), 1 + ndim]` for one grid.
+/// Builds feature tensors `[batch, t, x, (y), ic channels + ndim]` for one grid.
 #[derive(Debug, Clone)]
 pub struct Features {
     dims: Vec<usize>,
     /// `[points, ndim]` normalised coordinates.
     coords: Vec<f64>,
+    ic: IcFeatures,
 }
 
 impl Features {
     /// The features of `grid`, the time coordinate (axis 0) multiplied by
-    /// `time_scale` ([`tessera_scenarios::Scenario::time_feature_scale`]).
-    pub fn new(grid: &Grid, time_scale: f64) -> Self {
+    /// `time_scale` ([`tessera_scenarios::Scenario::time_feature_scale`]),
+    /// the initial condition as `ic` says.
+    pub fn new(grid: &Grid, time_scale: f64, ic: IcFeatures) -> Self {
         let dims = grid.shape().dims().to_vec();
         let mut coords = grid.normalised_coordinates();
         for t in coords.iter_mut().step_by(dims.len()) {
             *t *= time_scale;
         }
-        Self { dims, coords }
+        Self { dims, coords, ic }
     }
 
     /// Number of features per point.
     pub fn width(&self) -> usize {
-        self.dims.len() + 1
+        ic_channels(self.ic) + self.dims.len()
     }
 
     /// Grid points (of all time levels).
@@ -73,6 +80,18 @@ impl Features {
                 count,
             });
         }
+        if self.ic == IcFeatures::ValueAndLog
+            && let Some(v) = ics.iter().flatten().find(|&&v| v <= 0.0)
+        {
+            return Err(SolverError::InvalidConfig {
+                key: "model.ic_features",
+                value: "value-and-log".into(),
+                reason: format!(
+                    "takes the logarithm of the initial condition, which has the value {v}: \
+                     use \"value\" for initial conditions that are not positive"
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -84,7 +103,11 @@ impl Features {
         let mut data = Vec::with_capacity(ics.len() * g * w);
         for ic in ics {
             for p in 0..g {
-                data.push(ic[p % s]);
+                let v = ic[p % s];
+                data.push(v);
+                if self.ic == IcFeatures::ValueAndLog {
+                    data.push(v.ln());
+                }
                 data.extend_from_slice(&self.coords[p * nd..(p + 1) * nd]);
             }
         }
@@ -95,9 +118,19 @@ impl Features {
     }
 }
 
+/// The input channels `ic` gives the initial condition.
+pub fn ic_channels(ic: IcFeatures) -> usize {
+    match ic {
+        IcFeatures::Value => 1,
+        IcFeatures::ValueAndLog => 2,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use candle_core::DType;
     use tessera_meshes::Grid;
+    use tessera_scenarios::config::IcFeatures;
 
     use super::Features;
 
@@ -105,8 +138,14 @@ mod tests {
     fn scaled_time_matches_the_trained_window() {
         // Training on linspace(0, 400, 5) of the grid linspace(0, 500, 6): a
         // time level feeds the same time feature on either grid.
-        let window = Features::new(&Grid::uniform_tx(5, 2, 400.0).unwrap(), 1.0);
-        let whole = Features::new(&Grid::uniform_tx(6, 2, 500.0).unwrap(), 5.0 / 4.0);
+        let features = |nt, t_max, scale| {
+            Features::new(
+                &Grid::uniform_tx(nt, 2, t_max).unwrap(),
+                scale,
+                IcFeatures::Value,
+            )
+        };
+        let (window, whole) = (features(5, 400.0, 1.0), features(6, 500.0, 5.0 / 4.0));
         // Coordinates are [t, x] per point, two points per level.
         let times = |f: &Features| f.coords.iter().step_by(4).copied().collect::<Vec<_>>();
         let (w, g) = (times(&window), times(&whole));
@@ -115,5 +154,29 @@ mod tests {
         assert_eq!(g[5], 1.25);
         // Space is untouched.
         assert_eq!(whole.coords[1], window.coords[1]);
+    }
+
+    /// With the log channel each point reads `[u0, ln u0, t̂, x̂]`; an initial
+    /// value that has no logarithm is a typed error, not a NaN feature.
+    #[test]
+    fn the_log_channel_follows_the_value() {
+        let grid = Grid::uniform_tx(2, 2, 1.0).unwrap();
+        let features = Features::new(&grid, 1.0, IcFeatures::ValueAndLog);
+        assert_eq!(features.width(), 4);
+        let ic = vec![0.5, 2.0];
+        let t = features
+            .tensor(std::slice::from_ref(&ic), DType::F64)
+            .unwrap();
+        let got = t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        for (p, point) in got.chunks(4).enumerate() {
+            let v = ic[p % 2];
+            assert_eq!(point[..2], [v, v.ln()], "point {p}");
+            assert_eq!(point[2..], features.coords[2 * p..2 * p + 2], "point {p}");
+        }
+        let err = features.tensor(&[vec![0.5, 0.0]], DType::F64).unwrap_err();
+        assert!(err.to_string().contains("model.ic_features"), "{err}");
+        let value = Features::new(&grid, 1.0, IcFeatures::Value);
+        assert_eq!(value.width(), 3);
+        assert!(value.tensor(&[vec![0.5, 0.0]], DType::F64).is_ok());
     }
 }

@@ -143,7 +143,11 @@ impl Model {
             scenario: scenario.clone(),
             pde: Arc::clone(&pde),
             fno,
-            features: Features::new(&backbone_grid, backbone.time_feature_scale()),
+            features: Features::new(
+                &backbone_grid,
+                backbone.time_feature_scale(),
+                backbone.model.ic_features,
+            ),
             loss: PhysicsLoss::new(pde, grid)?,
             constraint,
             phases,

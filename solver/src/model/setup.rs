@@ -27,12 +27,13 @@ pub fn dtype_of(scenario: &Scenario) -> DType {
 }
 
 /// The FNO for the scenario: input features are the normalised coordinates of
-/// every grid axis plus the broadcast initial condition; outputs are the basis
-/// (one channel for the soft method).
+/// every grid axis plus the broadcast initial condition (one or two channels,
+/// `model.ic_features`); outputs are the basis (one channel for the soft
+/// method).
 pub fn fno_config(scenario: &Scenario) -> FnoConfig {
     let m = &scenario.model;
     FnoConfig {
-        in_features: scenario.dims().len() + 1,
+        in_features: super::features::ic_channels(m.ic_features) + scenario.dims().len(),
         widths: m.widths.clone(),
         modes: m.modes.clone(),
         fc_dim: m.fc_dim,
