@@ -43,6 +43,11 @@ Tables:
                  the reference's stencils), PI-HC and PI-HC-MoE with two seeds,
                  and each discretisation's physics floor (9 runs and 4 floors,
                  ~4 h; five runs and a floor are other tables')
+  ds-medium-inputs
+                 The medium diffusion-sorption scenario with the initial
+                 condition's logarithm as a second input channel: PI-HC-MoE
+                 with three seeds, PI-HC with one (4 runs, ~1 h; the value-only
+                 runs are other tables')
   burgers-tiles  Why x-tiles hurt on Burgers: scenarios/burgers-small.toml with one
                  constraint, time tiles and x-tiles, and shorter windows
                  (8 runs, ~3 min)
@@ -191,6 +196,24 @@ def seed(label):
     # A label ending in -seedS ran with seed S; all others with the scenario's 3.
     return label.rsplit("-seed", 1)[1] if "-seed" in label else "3"
 
+def by_u0(label):
+    """The median test error and the mean error of the trajectories whose
+    initial value u0 (the RMS of the constant IC) lies below 0.05, in
+    [0.05, 0.1) and from 0.1 on, with their counts, from the run's
+    summary.json ("—" where the run directory or the field is absent)."""
+    summary = os.path.join(out, label, "summary.json")
+    median, bins = "—", ["—"] * 3
+    if os.path.exists(summary):
+        full = json.load(open(summary))
+        errs = sorted(full["rel_l2"])
+        median = f"{(errs[(len(errs) - 1) // 2] + errs[len(errs) // 2]) / 2:.4f}"
+        pairs = list(zip(full.get("initial_rms", []), full["rel_l2"]))
+        for k, (lo, hi) in enumerate([(0, 0.05), (0.05, 0.1), (0.1, 1.0)]):
+            e = [err for u0, err in pairs if lo <= u0 < hi]
+            if e:
+                bins[k] = f"{sum(e) / len(e):.4f} ({len(e)})"
+    return median, " | ".join(bins)
+
 def frozen(label):
     return "frozen (reference)" if label.endswith("-frozen") else "trained"
 
@@ -293,21 +316,10 @@ elif kind == "ds-grid":
         if "-floor-" in label:
             continue
         s, (nt, fd) = load(label), config(label)
-        summary = os.path.join(out, label, "summary.json")
-        median, bins = "—", ["—"] * 3
-        if os.path.exists(summary):
-            full = json.load(open(summary))
-            errs = sorted(full["rel_l2"])
-            median = f"{(errs[(len(errs) - 1) // 2] + errs[len(errs) // 2]) / 2:.4f}"
-            # Mean error by the initial value u0 (the RMS of the constant IC).
-            pairs = list(zip(full.get("initial_rms", []), full["rel_l2"]))
-            for k, (lo, hi) in enumerate([(0, 0.05), (0.05, 0.1), (0.1, 1.0)]):
-                e = [err for u0, err in pairs if lo <= u0 < hi]
-                if e:
-                    bins[k] = f"{sum(e) / len(e):.4f} ({len(e)})"
+        median, bins = by_u0(label)
         f = floors[(nt, fd)]
         rows.append(f"| {nt} | {fd} | {method(s)} | {seed(label)} | "
-                    f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {median} | {' | '.join(bins)} | "
+                    f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {median} | {bins} | "
                     f"{pm(f['rel_l2_mean'], f['rel_l2_std'])} | {s['seconds']:.0f} s | {physics(s)} |")
     rows.append("")
     rows.append("| time levels | stencils | physics floor (16 trajectories) | "
@@ -316,6 +328,19 @@ elif kind == "ds-grid":
     for (nt, fd), f in floors.items():
         rows.append(f"| {nt} | {fd} | {pm(f['rel_l2_mean'], f['rel_l2_std'])} | "
                     f"{f['loss']:.4f} ({f['loss_truth']:.4f}) |")
+elif kind == "ds-inputs":
+    # A label ds-inputs-log-METHOD[-seedS] fed the IC's logarithm too; the
+    # others are the ds-medium and ds-medium-tiles runs of the value alone.
+    rows.append("| IC input | method | seed | test rel. L2 | median | `u0` < 0.05 (n) | "
+                "0.05–0.1 | ≥ 0.1 | training | PDE loss (truth) |")
+    rows.append("|---" * 10 + "|")
+    for label in labels:
+        s = load(label)
+        median, bins = by_u0(label)
+        ic = "value and log" if label.startswith("ds-inputs-log-") else "value"
+        rows.append(f"| {ic} | {method(s)} | {seed(label)} | "
+                    f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {median} | {bins} | "
+                    f"{s['seconds']:.0f} s | {physics(s)} |")
 elif kind == "tiles":
     rows.append("| split `[t, x]` | `t_max` | test rel. L2 | PDE loss of the predictions (truth) | "
                 "LM iterations per solve, last 100 steps |")
@@ -524,6 +549,27 @@ ds_medium_grid() {
     table ds-grid "${labels[@]}"
 }
 
+# The medium diffusion-sorption scenario with the initial condition's logarithm
+# as a second input channel (model.ic_features = "value-and-log"), PI-HC-MoE
+# with three seeds and PI-HC with one, next to the same runs with the value
+# alone (the ds-medium and ds-medium-tiles tables').
+ds_medium_inputs() {
+    local m s labels=()
+    for m in moe hard; do
+        run "ds-medium-$m" "$DSM" --set constraint.method=$m
+    done
+    run ds-tiles-1x4-seed4 "$DSM" --set seed=4 --set 'constraint.experts=[1,4]'
+    run ds-tiles-1x4-seed5 "$DSM" --set seed=5 --set 'constraint.experts=[1,4]'
+    run ds-inputs-log-moe "$DSM" --set model.ic_features=value-and-log
+    for s in 4 5; do
+        run "ds-inputs-log-moe-seed$s" "$DSM" --set model.ic_features=value-and-log --set seed=$s
+    done
+    run ds-inputs-log-hard "$DSM" --set model.ic_features=value-and-log --set constraint.method=hard
+    labels=(ds-medium-moe ds-tiles-1x4-seed4 ds-tiles-1x4-seed5 ds-inputs-log-moe
+        ds-inputs-log-moe-seed4 ds-inputs-log-moe-seed5 ds-medium-hard ds-inputs-log-hard)
+    table ds-inputs "${labels[@]}"
+}
+
 # Burgers with one constraint (`[1, 1]`), two time tiles and two or four
 # x-tiles, then one constraint against four x-tiles on shorter windows.
 burgers_tiles() {
@@ -567,6 +613,7 @@ floor) floor ;;
 resolutions) resolutions ;;
 ds-medium-tiles) ds_medium_tiles ;;
 ds-medium-grid) ds_medium_grid ;;
+ds-medium-inputs) ds_medium_inputs ;;
 burgers-tiles) burgers_tiles ;;
 scaling) scaling ;;
 all)
@@ -579,6 +626,7 @@ all)
     resolutions
     ds_medium_tiles
     ds_medium_grid
+    ds_medium_inputs
     burgers_tiles
     scaling
     ;;
