@@ -483,14 +483,37 @@ resolutions() {
     table resolutions resolutions-ns-small
 }
 
+# Runs the protocol's runs that several tables share, each label defined once so
+# that it always means one command: ds-medium-METHOD (seed 3, as ds_medium names
+# them) and ds-tiles-SPLIT-seedS (the split 1x1 is PI-HC, one constraint).
+shared_runs() {
+    local label split seed
+    for label in "$@"; do
+        case "$label" in
+        ds-medium-*) run "$label" "$DSM" --set "constraint.method=${label#ds-medium-}" ;;
+        ds-tiles-*-seed*)
+            split=${label#ds-tiles-}
+            split=${split%-seed*}
+            seed=${label##*-seed}
+            if [ "$split" = 1x1 ]; then
+                run "$label" "$DSM" --set "seed=$seed" --set constraint.method=hard
+            else
+                run "$label" "$DSM" --set "seed=$seed" --set "constraint.experts=[${split/x/,}]"
+            fi
+            ;;
+        *)
+            echo "no shared run is labelled $label" >&2
+            exit 2
+            ;;
+        esac
+    done
+}
+
 # The medium diffusion-sorption MoE with tiles in time, next to the protocol's
 # x-tiles and one constraint (the ds-medium table's runs of the same labels).
 ds_medium_tiles() {
-    local m split labels=()
-    for m in moe hard; do
-        run "ds-medium-$m" "$DSM" --set constraint.method=$m
-        labels+=("ds-medium-$m")
-    done
+    local split labels=(ds-medium-moe ds-medium-hard)
+    shared_runs "${labels[@]}"
     for split in 4x1 2x1; do
         run "ds-tiles-$split" "$DSM" --set "constraint.experts=[${split/x/,}]"
         labels+=("ds-tiles-$split")
@@ -502,14 +525,10 @@ ds_medium_tiles() {
         --set training.every=800
     run ds-tiles-4x1-local "$DSM" --set 'constraint.experts=[4,1]' --set constraint.rows=local
     labels+=(ds-tiles-4x1-faces ds-tiles-4x1-3000 ds-tiles-4x1-4000 ds-tiles-4x1-local)
-    for split in 4x1 1x4; do
-        run "ds-tiles-$split-seed4" "$DSM" --set seed=4 --set "constraint.experts=[${split/x/,}]"
-        labels+=("ds-tiles-$split-seed4")
-    done
-    run ds-tiles-1x1-seed4 "$DSM" --set seed=4 --set constraint.method=hard
-    run ds-tiles-1x4-seed5 "$DSM" --set seed=5 --set 'constraint.experts=[1,4]'
-    run ds-tiles-1x1-seed5 "$DSM" --set seed=5 --set constraint.method=hard
-    labels+=(ds-tiles-1x1-seed4 ds-tiles-1x4-seed5 ds-tiles-1x1-seed5)
+    local seeds=(ds-tiles-4x1-seed4 ds-tiles-1x4-seed4 ds-tiles-1x1-seed4 ds-tiles-1x4-seed5
+        ds-tiles-1x1-seed5)
+    shared_runs "${seeds[@]}"
+    labels+=("${seeds[@]}")
     table ds-tiles "${labels[@]}"
 }
 
@@ -519,15 +538,10 @@ ds_medium_tiles() {
 # ds-grid-NT-STENCILS-METHOD[-seedS] and ds-grid-floor-NT-STENCILS; the
 # protocol's own run and floor are the ds-medium and floor tables'.
 ds_medium_grid() {
-    local nt fd m labels=(ds-medium-floor-cell-centres-1.0)
+    local nt fd shared=(ds-medium-moe ds-medium-hard ds-tiles-1x4-seed4 ds-tiles-1x1-seed4)
+    local labels=(ds-medium-floor-cell-centres-1.0 "${shared[@]}")
     record ds-medium-floor-cell-centres-1.0 floor "$DSM" --samples 16 --iterations 5000
-    for m in moe hard; do
-        run "ds-medium-$m" "$DSM" --set constraint.method=$m
-        labels+=("ds-medium-$m")
-    done
-    run ds-tiles-1x4-seed4 "$DSM" --set seed=4 --set 'constraint.experts=[1,4]'
-    run ds-tiles-1x1-seed4 "$DSM" --set seed=4 --set constraint.method=hard
-    labels+=(ds-tiles-1x4-seed4 ds-tiles-1x1-seed4)
+    shared_runs "${shared[@]}"
     for nt in 51 101; do
         for fd in reference second-order; do
             [ "$nt/$fd" = 51/reference ] && continue
@@ -554,12 +568,8 @@ ds_medium_grid() {
 # with three seeds and PI-HC with one, next to the same runs with the value
 # alone (the ds-medium and ds-medium-tiles tables').
 ds_medium_inputs() {
-    local m s labels=()
-    for m in moe hard; do
-        run "ds-medium-$m" "$DSM" --set constraint.method=$m
-    done
-    run ds-tiles-1x4-seed4 "$DSM" --set seed=4 --set 'constraint.experts=[1,4]'
-    run ds-tiles-1x4-seed5 "$DSM" --set seed=5 --set 'constraint.experts=[1,4]'
+    local s labels=()
+    shared_runs ds-medium-moe ds-medium-hard ds-tiles-1x4-seed4 ds-tiles-1x4-seed5
     run ds-inputs-log-moe "$DSM" --set model.ic_features=value-and-log
     for s in 4 5; do
         run "ds-inputs-log-moe-seed$s" "$DSM" --set model.ic_features=value-and-log --set seed=$s

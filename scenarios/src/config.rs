@@ -412,6 +412,16 @@ pub enum IcFeatures {
     ValueAndLog,
 }
 
+impl IcFeatures {
+    /// The backbone's input channels for the initial condition.
+    pub fn channels(self) -> usize {
+        match self {
+            Self::Value => 1,
+            Self::ValueAndLog => 2,
+        }
+    }
+}
+
 /// Backbone settings (defaults: the paper's diffusion–sorption FNO).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,9 +8,10 @@
 //! exactly: the same residual, derivative stencils, initial-condition and
 //! boundary rows. Diffusion–sorption has one file per boundary placement;
 //! its second-order stencils are the same file read with that default
-//! stencil, since the residual and rows do not change with the stencils. `solver/tests/custom_pde_training.rs` checks that by
-//! training both with changed constants; a configuration no file restates is
-//! an error that names the option, so a caller can keep the built-in.
+//! stencil, since the residual and rows do not change with the stencils.
+//! `solver/tests/custom_pde_training.rs` checks that by training both with
+//! changed constants; a configuration no file restates is an error that names
+//! the option, so a caller can keep the built-in.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -42,7 +42,7 @@ impl Features {
 
     /// Number of features per point.
     pub fn width(&self) -> usize {
-        ic_channels(self.ic) + self.dims.len()
+        self.ic.channels() + self.dims.len()
     }
 
     /// Grid points (of all time levels).
@@ -115,14 +115,6 @@ impl Features {
         shape.extend(&self.dims);
         shape.push(w);
         Ok(Tensor::from_vec(data, shape, &Device::Cpu)?.to_dtype(dtype)?)
-    }
-}
-
-/// The input channels `ic` gives the initial condition.
-pub fn ic_channels(ic: IcFeatures) -> usize {
-    match ic {
-        IcFeatures::Value => 1,
-        IcFeatures::ValueAndLog => 2,
     }
 }
 

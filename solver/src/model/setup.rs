@@ -33,7 +33,7 @@ pub fn dtype_of(scenario: &Scenario) -> DType {
 pub fn fno_config(scenario: &Scenario) -> FnoConfig {
     let m = &scenario.model;
     FnoConfig {
-        in_features: super::features::ic_channels(m.ic_features) + scenario.dims().len(),
+        in_features: m.ic_features.channels() + scenario.dims().len(),
         widths: m.widths.clone(),
         modes: m.modes.clone(),
         fc_dim: m.fc_dim,
