@@ -48,6 +48,13 @@ Tables:
                  condition's logarithm as a second input channel: PI-HC-MoE
                  with three seeds, PI-HC with one (4 runs, ~1 h; the value-only
                  runs are other tables')
+  ds-medium-levels
+                 The medium diffusion-sorption scenario with the level-balanced
+                 PDE loss (training.pde_norm = "levels"): PI-HC-MoE and PI-HC
+                 with three seeds, PI-SC with one, each method with the lifting
+                 and projection frozen, and the physics floor of that loss
+                 (11 runs and a floor, ~2 h; the grid-norm runs are other
+                 tables')
   burgers-tiles  Why x-tiles hurt on Burgers: scenarios/burgers-small.toml with one
                  constraint, time tiles and x-tiles, and shorter windows
                  (8 runs, ~3 min)
@@ -341,6 +348,30 @@ elif kind == "ds-inputs":
         rows.append(f"| {ic} | {method(s)} | {seed(label)} | "
                     f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {median} | {bins} | "
                     f"{s['seconds']:.0f} s | {physics(s)} |")
+elif kind == "ds-levels":
+    # ds-levels-METHOD[-seedS][-frozen] trained with the level-balanced PDE
+    # loss, every other run label with the grid norm; a label with -floor is
+    # the physics floor of its loss.
+    def norm(label):
+        return "levels" if label.startswith("ds-levels-") else "grid"
+    floors = {norm(l): load(l) for l in labels if "-floor" in l}
+    rows.append("| PDE loss | method | lifting and projection | seed | test rel. L2 | median | "
+                "`u0` < 0.05 (n) | 0.05–0.1 | ≥ 0.1 | training | PDE loss, grid norm (truth) |")
+    rows.append("|---" * 11 + "|")
+    for label in labels:
+        if "-floor" in label:
+            continue
+        s = load(label)
+        median, bins = by_u0(label)
+        rows.append(f"| {norm(label)} | {method(s)} | {frozen(label)} | {seed(label)} | "
+                    f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {median} | {bins} | "
+                    f"{s['seconds']:.0f} s | {physics(s)} |")
+    rows.append("")
+    rows.append("| PDE loss | physics floor (16 trajectories) | training loss: floor (truth) |")
+    rows.append("|---|---|---|")
+    for n, f in floors.items():
+        rows.append(f"| {n} | {pm(f['rel_l2_mean'], f['rel_l2_std'])} | "
+                    f"{f['loss']:.4f} ({f['loss_truth']:.4f}) |")
 elif kind == "tiles":
     rows.append("| split `[t, x]` | `t_max` | test rel. L2 | PDE loss of the predictions (truth) | "
                 "LM iterations per solve, last 100 steps |")
@@ -484,12 +515,16 @@ resolutions() {
 }
 
 # Runs the protocol's runs that several tables share, each label defined once so
-# that it always means one command: ds-medium-METHOD (seed 3, as ds_medium names
-# them) and ds-tiles-SPLIT-seedS (the split 1x1 is PI-HC, one constraint).
+# that it always means one command: ds-medium-METHOD[-frozen] (seed 3, as
+# ds_medium names them) and ds-tiles-SPLIT-seedS (the split 1x1 is PI-HC, one constraint).
 shared_runs() {
     local label split seed
     for label in "$@"; do
         case "$label" in
+        ds-medium-*-frozen)
+            split=${label#ds-medium-}
+            run "$label" "$DSM" --set "constraint.method=${split%-frozen}" "${FROZEN[@]}"
+            ;;
         ds-medium-*) run "$label" "$DSM" --set "constraint.method=${label#ds-medium-}" ;;
         ds-tiles-*-seed*)
             split=${label#ds-tiles-}
@@ -580,6 +615,35 @@ ds_medium_inputs() {
     table ds-inputs "${labels[@]}"
 }
 
+# The medium diffusion-sorption scenario with the level-balanced PDE loss
+# (training.pde_norm = "levels"), labelled ds-levels-METHOD[-seedS][-frozen],
+# next to the same runs with the reference's grid norm (the ds-medium and
+# ds-medium-tiles tables'), and the physics floor of either loss.
+ds_medium_levels() {
+    local m s levels=(--set training.pde_norm=levels) labels=() grid=()
+    grid=(ds-medium-moe ds-tiles-1x4-seed4 ds-tiles-1x4-seed5 ds-medium-hard
+        ds-tiles-1x1-seed4 ds-tiles-1x1-seed5 ds-medium-soft ds-medium-moe-frozen
+        ds-medium-hard-frozen ds-medium-soft-frozen)
+    record ds-medium-floor-cell-centres-1.0 floor "$DSM" --samples 16 --iterations 5000
+    record ds-levels-floor floor "$DSM" "${levels[@]}" --samples 16 --iterations 5000
+    shared_runs "${grid[@]}"
+    for m in moe hard; do
+        run "ds-levels-$m" "$DSM" "${levels[@]}" --set constraint.method=$m
+        labels+=("ds-levels-$m")
+        for s in 4 5; do
+            run "ds-levels-$m-seed$s" "$DSM" "${levels[@]}" --set constraint.method=$m --set seed=$s
+            labels+=("ds-levels-$m-seed$s")
+        done
+    done
+    run ds-levels-soft "$DSM" "${levels[@]}" --set constraint.method=soft
+    labels+=(ds-levels-soft)
+    for m in moe hard soft; do
+        run "ds-levels-$m-frozen" "$DSM" "${levels[@]}" --set constraint.method=$m "${FROZEN[@]}"
+        labels+=("ds-levels-$m-frozen")
+    done
+    table ds-levels ds-medium-floor-cell-centres-1.0 ds-levels-floor "${grid[@]}" "${labels[@]}"
+}
+
 # Burgers with one constraint (`[1, 1]`), two time tiles and two or four
 # x-tiles, then one constraint against four x-tiles on shorter windows.
 burgers_tiles() {
@@ -624,6 +688,7 @@ resolutions) resolutions ;;
 ds-medium-tiles) ds_medium_tiles ;;
 ds-medium-grid) ds_medium_grid ;;
 ds-medium-inputs) ds_medium_inputs ;;
+ds-medium-levels) ds_medium_levels ;;
 burgers-tiles) burgers_tiles ;;
 scaling) scaling ;;
 all)
@@ -637,6 +702,7 @@ all)
     ds_medium_tiles
     ds_medium_grid
     ds_medium_inputs
+    ds_medium_levels
     burgers_tiles
     scaling
     ;;

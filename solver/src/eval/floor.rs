@@ -147,7 +147,8 @@ pub fn physics_floor(
     }
     let window = scenario.training_scenario();
     let test = test.first_levels(window.training_levels())?;
-    let loss = PhysicsLoss::new(Arc::new(setup::pde_of(&window)?), window.grid()?)?;
+    let loss = PhysicsLoss::new(Arc::new(setup::pde_of(&window)?), window.grid()?)?
+        .with_pde_norm(window.training.pde_norm);
     let w = &window.training.loss;
     let weights = [w.pde, w.ic, w.bc, w.data];
     let indices: Vec<usize> = (0..options.samples).collect();

@@ -3,7 +3,8 @@
 //! (`neptune/trainers/train_utils.py` of ASK-Berkeley/physics-NNs-hard-constraints):
 //!
 //! - **PDE**: `‖F(u_b)‖₂` over the full grid (the norm, not its square), mean over
-//!   the batch (`PDELoss`);
+//!   the batch (`PDELoss`); with [`PdeNorm::Levels`] instead `Σ_l ‖F_l(u_b)‖₂ / √L`
+//!   over the `L` time levels;
 //! - **IC**: `‖u(0) − u₀‖ / ‖u₀‖` over the whole batch flattened (`MSE` with
 //!   `normalize=True`, which takes one norm over the batch, not a mean of norms);
 //! - **BC**: per sample the norm of the PDE's boundary rows (its linear rows away
@@ -25,6 +26,7 @@ use tessera_meshes::Grid;
 
 use crate::SolverError;
 use tessera_scenarios::AnyPde;
+use tessera_scenarios::config::PdeNorm;
 
 /// Index of each part in [`LossParts::values`].
 pub const PDE: usize = 0;
@@ -78,6 +80,7 @@ pub struct PhysicsLoss {
     grid: Grid,
     terms: Vec<Term>,
     residual: FieldResidual<AnyPde>,
+    pde_norm: PdeNorm,
 }
 
 /// `(‖v‖, v/‖v‖)`, with a zero gradient at `v = 0`.
@@ -108,7 +111,49 @@ impl PhysicsLoss {
             grid,
             terms,
             residual,
+            pde_norm: PdeNorm::default(),
         })
+    }
+
+    /// These losses with the PDE part gathered by `norm`.
+    pub fn with_pde_norm(self, norm: PdeNorm) -> Self {
+        Self {
+            pde_norm: norm,
+            ..self
+        }
+    }
+
+    /// Number of time levels (the grid's first axis).
+    fn n_levels(&self) -> usize {
+        self.grid.shape().dims()[0]
+    }
+
+    /// One sample's PDE loss and its gradient in `u`.
+    fn pde_part(&self, u: &[f64]) -> Result<(f64, Vec<f64>), SolverError> {
+        match self.pde_norm {
+            PdeNorm::Grid => Ok(self.residual.norm_and_gradient(u)?),
+            PdeNorm::Levels => {
+                let mut f = self.residual.residual(u)?;
+                let scale = 1.0 / (self.n_levels() as f64).sqrt();
+                let mut value = 0.0;
+                let per_level = f.len() / self.n_levels();
+                for level in f.chunks_mut(per_level) {
+                    let (norm, direction) = norm_and_direction(level);
+                    value += norm * scale;
+                    level
+                        .iter_mut()
+                        .zip(direction)
+                        .for_each(|(x, d)| *x = d * scale);
+                }
+                if !value.is_finite() {
+                    return Err(tessera_constraints::ConstraintError::NonFinite {
+                        what: "PDE residual of u",
+                    }
+                    .into());
+                }
+                Ok((value, self.residual.vjp(u, &f)?))
+            }
+        }
     }
 
     /// Points per time level.
@@ -148,7 +193,7 @@ impl PhysicsLoss {
             .zip(ics)
             .with_max_len(1)
             .map(|(ub, ic)| {
-                let (pde, pde_grad) = self.residual.norm_and_gradient(ub)?;
+                let (pde, pde_grad) = self.pde_part(ub)?;
                 let (bc, bc_grad) = self.boundary(ub, ic)?;
                 Ok((pde, pde_grad, bc, bc_grad))
             })
@@ -191,7 +236,7 @@ impl PhysicsLoss {
             });
         }
         let f = self.residual.residual(u)?;
-        let levels = self.grid.shape().dims()[0];
+        let levels = self.n_levels();
         let pde_levels: Vec<f64> = f
             .chunks(f.len() / levels)
             .map(|level| level.iter().map(|x| x * x).sum::<f64>().sqrt())
@@ -286,41 +331,74 @@ mod tests {
     use super::*;
 
     /// Every part's gradient agrees with central differences of its value, on a
-    /// smooth positive field (diffusion–sorption has IC and Robin boundary rows).
+    /// smooth positive field (diffusion–sorption has IC and Robin boundary rows),
+    /// with either PDE norm.
     #[test]
     fn gradients_match_finite_differences() {
-        let grid = Grid::uniform_tx(5, 7, 2.0).unwrap();
-        let loss = PhysicsLoss::new(
-            Arc::new(AnyPde::DiffusionSorption(DiffusionSorption::default())),
-            grid,
-        )
-        .unwrap();
-        let field = |b: usize| -> Vec<f64> {
-            (0..35)
-                .map(|p| 0.3 + 0.1 * ((p + 3 * b) as f64 * 0.7).sin())
-                .collect()
-        };
-        let mut u = [field(0), field(1)].concat();
-        let ics = vec![vec![0.2; 7], vec![0.35; 7]];
-        let targets = vec![field(2), field(3)];
-        let parts = loss.evaluate(&u, &ics, Some(&targets)).unwrap();
-        assert!(parts.values.iter().all(|v| *v > 0.0));
-        for k in 0..N_PARTS {
-            for i in [0, 3, 8, 20, 34, 40, 69] {
-                let h = 1e-6;
-                let mut at = |v: f64| {
-                    u[i] = v;
-                    loss.evaluate(&u, &ics, Some(&targets)).unwrap().values[k]
-                };
-                let orig = parts.gradients[k][i];
-                let x = field(i / 35)[i % 35];
-                let fd = (at(x + h) - at(x - h)) / (2.0 * h);
-                at(x);
-                assert!(
-                    (fd - orig).abs() <= 1e-6 * fd.abs().max(1.0),
-                    "part {k}, u[{i}]: {orig} vs {fd}"
-                );
+        for norm in [PdeNorm::Grid, PdeNorm::Levels] {
+            let grid = Grid::uniform_tx(5, 7, 2.0).unwrap();
+            let loss = PhysicsLoss::new(
+                Arc::new(AnyPde::DiffusionSorption(DiffusionSorption::default())),
+                grid,
+            )
+            .unwrap()
+            .with_pde_norm(norm);
+            let mut u = [field(0), field(1)].concat();
+            let ics = vec![vec![0.2; 7], vec![0.35; 7]];
+            let targets = vec![field(2), field(3)];
+            let parts = loss.evaluate(&u, &ics, Some(&targets)).unwrap();
+            assert!(parts.values.iter().all(|v| *v > 0.0));
+            for k in 0..N_PARTS {
+                for i in [0, 3, 8, 20, 34, 40, 69] {
+                    let h = 1e-6;
+                    let mut at = |v: f64| {
+                        u[i] = v;
+                        loss.evaluate(&u, &ics, Some(&targets)).unwrap().values[k]
+                    };
+                    let orig = parts.gradients[k][i];
+                    let x = field(i / 35)[i % 35];
+                    let fd = (at(x + h) - at(x - h)) / (2.0 * h);
+                    at(x);
+                    assert!(
+                        (fd - orig).abs() <= 1e-6 * fd.abs().max(1.0),
+                        "{norm:?}, part {k}, u[{i}]: {orig} vs {fd}"
+                    );
+                }
             }
         }
+    }
+
+    /// A smooth positive 5 × 7 field, one per `b`.
+    fn field(b: usize) -> Vec<f64> {
+        (0..35)
+            .map(|p| 0.3 + 0.1 * ((p + 3 * b) as f64 * 0.7).sin())
+            .collect()
+    }
+
+    /// The level-balanced PDE loss is `Σ_l ‖F_l‖ / √L` of the per-level norms
+    /// an evaluation reports, and the grid norm their root sum of squares: the
+    /// two agree when every level's residual has the same size and the
+    /// level-balanced one is smaller otherwise (Cauchy–Schwarz).
+    #[test]
+    fn the_level_norm_gathers_the_levels_residual_norms() {
+        let grid = Grid::uniform_tx(5, 7, 2.0).unwrap();
+        let pde = Arc::new(AnyPde::DiffusionSorption(DiffusionSorption::default()));
+        let grid_loss = PhysicsLoss::new(Arc::clone(&pde), grid.clone()).unwrap();
+        let level_loss = PhysicsLoss::new(pde, grid)
+            .unwrap()
+            .with_pde_norm(PdeNorm::Levels);
+        let (u, ics) = (field(0), vec![vec![0.2; 7]]);
+        let levels = grid_loss.sample_losses(&u, &ics[0]).unwrap().pde_levels;
+        assert_eq!(levels.len(), 5);
+        let by_grid = grid_loss.evaluate(&u, &ics, None).unwrap().values[PDE];
+        let by_level = level_loss.evaluate(&u, &ics, None).unwrap().values[PDE];
+        let sum: f64 = levels.iter().sum();
+        let squares: f64 = levels.iter().map(|l| l * l).sum();
+        assert!((by_level - sum / 5f64.sqrt()).abs() <= 1e-13 * by_level);
+        assert!((by_grid - squares.sqrt()).abs() <= 1e-13 * by_grid);
+        let spread = levels.iter().cloned().fold(0.0, f64::max)
+            / levels.iter().cloned().fold(f64::INFINITY, f64::min);
+        assert!(spread > 1.2, "levels differ: {levels:?}");
+        assert!(by_level < by_grid);
     }
 }

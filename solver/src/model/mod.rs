@@ -148,7 +148,7 @@ impl Model {
                 backbone.time_feature_scale(),
                 backbone.model.ic_features,
             ),
-            loss: PhysicsLoss::new(pde, grid)?,
+            loss: PhysicsLoss::new(pde, grid)?.with_pde_norm(scenario.training.pde_norm),
             constraint,
             phases,
         })

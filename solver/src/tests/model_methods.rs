@@ -126,6 +126,34 @@ fn predictions_match_the_loss_fields() {
     assert!((loss.data - diff / norm).abs() <= 1e-12 * loss.data);
 }
 
+/// `training.pde_norm = "levels"` reaches the model's loss: its PDE part is
+/// the batch mean of `Σ_l ‖F_l‖ / √L` over the predictions' per-level
+/// residual norms, which an evaluation reports whatever the norm.
+#[test]
+fn the_scenarios_pde_norm_is_the_models() {
+    let mut s = model_common::diffusion_sorption("moe", "");
+    s.training.pde_norm = tessera_scenarios::config::PdeNorm::Levels;
+    let mut model = Model::new(&s).unwrap();
+    let b = batch(&s, 7);
+    let fields = model.predict(&b.ics, b.seed).unwrap().fields;
+    let pde = std::sync::Arc::new(setup::pde_of(&s).unwrap());
+    let reported = PhysicsLoss::new(pde, s.grid().unwrap()).unwrap();
+    let expected: f64 = fields
+        .iter()
+        .zip(&b.ics)
+        .map(|(u, ic)| {
+            let levels = reported.sample_losses(u, ic).unwrap().pde_levels;
+            levels.iter().sum::<f64>() / (levels.len() as f64).sqrt()
+        })
+        .sum::<f64>()
+        / fields.len() as f64;
+    let pde = model.loss(&b).unwrap().pde;
+    assert!(
+        (pde - expected).abs() <= 1e-12 * expected,
+        "{pde} vs {expected}"
+    );
+}
+
 /// A model restored from another's warm-start state continues exactly as the
 /// original does.
 #[test]
