@@ -52,8 +52,9 @@ Tables:
                  The medium diffusion-sorption scenario with the level-balanced
                  PDE loss (training.pde_norm = "levels"): PI-HC-MoE and PI-HC
                  with three seeds, PI-SC with one, each method with the lifting
-                 and projection frozen, and the physics floor of that loss
-                 (11 runs and a floor, ~2 h; the grid-norm runs are other
+                 and projection frozen, and the physics floor of that loss;
+                 then the quickstart's three methods and floor with it
+                 (13 runs and 2 floors, ~2.5 h; the grid-norm runs are other
                  tables')
   burgers-tiles  Why x-tiles hurt on Burgers: scenarios/burgers-small.toml with one
                  constraint, time tiles and x-tiles, and shorter windows
@@ -642,6 +643,15 @@ ds_medium_levels() {
         labels+=("ds-levels-$m-frozen")
     done
     table ds-levels ds-medium-floor-cell-centres-1.0 ds-levels-floor "${grid[@]}" "${labels[@]}"
+    # The quickstart with the same loss (its grid-norm runs: the quickstart table).
+    labels=()
+    for m in moe hard soft; do
+        run "quickstart-levels-$m" "$QS" "${levels[@]}" --set constraint.method=$m
+        labels+=("quickstart-levels-$m")
+    done
+    record quickstart-levels-floor floor "$QS" "${levels[@]}" --samples 16 --iterations 5000
+    [ "$DRY" = 1 ] || echo "Quickstart, level-balanced PDE loss:"
+    table quickstart "${labels[@]}"
 }
 
 # Burgers with one constraint (`[1, 1]`), two time tiles and two or four
