@@ -122,6 +122,33 @@ impl<P: Pde> FieldResidual<P> {
         Ok((norm, grad))
     }
 
+    /// A loss `ℓ(F)` of the residual and its gradient with respect to `u`:
+    /// `loss` takes `F` (laid out like [`FieldResidual::residual`]) and returns
+    /// `ℓ` and `∂ℓ/∂F`. The terms are computed once for both.
+    ///
+    /// Errors: a non-finite `ℓ`, or a cotangent of the wrong length.
+    pub fn loss_and_gradient(
+        &self,
+        u: &[f64],
+        loss: impl FnOnce(&[f64]) -> (f64, Vec<f64>),
+    ) -> Result<(f64, Vec<f64>), ConstraintError> {
+        let z = self.terms_of(u)?;
+        let (value, f_bar) = loss(&self.values_at(&z));
+        if !value.is_finite() {
+            return Err(ConstraintError::NonFinite {
+                what: "PDE residual of u",
+            });
+        }
+        if f_bar.len() != self.n_points * self.pde.n_equations() {
+            return Err(ConstraintError::ShapeMismatch {
+                what: "residual cotangent [grid points, equations]",
+                expected: vec![self.n_points, self.pde.n_equations()],
+                got: vec![f_bar.len()],
+            });
+        }
+        Ok((value, self.pull_back(&z, |q, _| f_bar[q])?))
+    }
+
     /// `Σ_j D_jᵀ (Σ_e cot(q, F_q) F_e,j)` where `cot` gives each residual's
     /// cotangent from its flat index `q = p·m + e` and value.
     fn pull_back(

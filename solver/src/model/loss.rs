@@ -133,32 +133,25 @@ impl PhysicsLoss {
         match self.pde_norm {
             PdeNorm::Grid => Ok(self.residual.norm_and_gradient(u)?),
             PdeNorm::Levels => {
-                let mut f = self.residual.residual(u)?;
-                let scale = 1.0 / (self.n_levels() as f64).sqrt();
-                let mut value = 0.0;
-                let per_level = f.len() / self.n_levels();
-                for level in f.chunks_mut(per_level) {
-                    let (norm, direction) = norm_and_direction(level);
-                    value += norm * scale;
-                    level
-                        .iter_mut()
-                        .zip(direction)
-                        .for_each(|(x, d)| *x = d * scale);
-                }
-                if !value.is_finite() {
-                    return Err(tessera_constraints::ConstraintError::NonFinite {
-                        what: "PDE residual of u",
+                let levels = self.n_levels();
+                let scale = 1.0 / (levels as f64).sqrt();
+                Ok(self.residual.loss_and_gradient(u, |f| {
+                    let mut value = 0.0;
+                    let mut f_bar = Vec::with_capacity(f.len());
+                    for level in f.chunks(f.len() / levels) {
+                        let (norm, direction) = norm_and_direction(level);
+                        value += norm * scale;
+                        f_bar.extend(direction.into_iter().map(|d| d * scale));
                     }
-                    .into());
-                }
-                Ok((value, self.residual.vjp(u, &f)?))
+                    (value, f_bar)
+                })?)
             }
         }
     }
 
     /// Points per time level.
     fn n_space(&self) -> usize {
-        self.grid.len() / self.grid.shape().dims()[0]
+        self.grid.len() / self.n_levels()
     }
 
     /// All parts for fields `u` (`[batch, grid points]`), initial conditions `ics`
