@@ -110,4 +110,13 @@ pub trait Trainable {
     fn phases(&self) -> Option<&PhaseClock> {
         None
     }
+    /// Where a backbone on a GPU leaves its parameter gradient for Adam on
+    /// that GPU, when the trainer arms it for a step
+    /// ([`crate::device::GradientSlot`]); none by default (the gradient
+    /// reaches the variables on the host). A model whose
+    /// [`Trainable::loss_shard`] returns per-sample gradients must return none.
+    #[cfg(feature = "cuda")]
+    fn gradient_slot(&self) -> Option<std::sync::Arc<crate::device::GradientSlot>> {
+        None
+    }
 }

@@ -8,240 +8,18 @@
 //! differences in its unit tests).
 #![cfg(feature = "cuda")]
 
+mod host_kernels;
 mod model_common;
 
-use std::ffi::{CString, c_void};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
-use tessera_constraints::gpu::{GpuError, HOST_SHIM};
-use tessera_solver::device::{
-    Arg, DeviceArray, DeviceBackbone, DeviceFno, Executor, Kernel, Ops, Precision, View,
-};
-use tessera_solver::{Fno, FnoConfig, Model, SeededVars};
-
-/// The kernels as a shared library loaded into the test process.
-struct Library(*mut c_void);
-
-// SAFETY: the handle is only passed to `dlsym`, which is thread-safe.
-unsafe impl Send for Library {}
-unsafe impl Sync for Library {}
-
-type HostLaunch = unsafe extern "C" fn(u32, u32, *mut *mut c_void);
-
-/// Compiles the kernels in `precision` with the shim and one
-/// `host_<kernel>(blocks, threads, params)` entry per kernel, once per test
-/// binary and precision.
-fn library(precision: Precision) -> &'static Library {
-    static LIBRARIES: [OnceLock<Library>; 2] = [OnceLock::new(), OnceLock::new()];
-    LIBRARIES[precision as usize].get_or_init(|| {
-        let mut program = format!("{HOST_SHIM}\n{}\n", precision.source());
-        for k in Kernel::ALL {
-            let name = k.name();
-            program.push_str(&format!(
-                "extern \"C\" void host_{name}(unsigned b, unsigned t, void** p) \
-                 {{ tessera_launch_params(b, t, {name}, p); }}\n"
-            ));
-        }
-        static BUILDS: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "tessera-gpu-backbone-{}-{}",
-            std::process::id(),
-            BUILDS.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (src, lib) = (dir.join("kernels.cpp"), dir.join("libkernels.so"));
-        std::fs::write(&src, program).unwrap();
-        let target = "x86_64-unknown-linux-gnu";
-        let out = cc::Build::new()
-            .cpp(true)
-            .target(target)
-            .host(target)
-            .opt_level(2)
-            .cargo_metadata(false)
-            .get_compiler()
-            .to_command()
-            .args([
-                "-std=c++17",
-                "-pthread",
-                "-shared",
-                "-fPIC",
-                "-fno-strict-aliasing",
-            ])
-            .arg(&src)
-            .arg("-o")
-            .arg(&lib)
-            .output()
-            .expect("a C++ compiler runs");
-        assert!(
-            out.status.success(),
-            "the kernels do not compile for the host:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = CString::new(lib.to_str().unwrap()).unwrap();
-        // SAFETY: loads the library just built; its constructors are the C++
-        // runtime's.
-        let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-        assert!(!handle.is_null(), "dlopen of the host kernels");
-        Library(handle)
-    })
-}
-
-/// An array in host memory that kernels write through its address, in its
-/// executor's precision (owned through a raw pointer: the kernels write it
-/// while Rust holds only shared references).
-#[derive(Debug)]
-struct HostBuffer {
-    ptr: *mut c_void,
-    len: usize,
-    precision: Precision,
-}
-
-impl HostBuffer {
-    fn new(data: &[f64], precision: Precision) -> Self {
-        let ptr = match precision {
-            Precision::F64 => Box::into_raw(Box::<[f64]>::from(data)) as *mut c_void,
-            Precision::F32 => {
-                let single: Box<[f32]> = data.iter().map(|&v| v as f32).collect();
-                Box::into_raw(single) as *mut c_void
-            }
-        };
-        Self {
-            ptr,
-            len: data.len(),
-            precision,
-        }
-    }
-
-    fn to_vec(&self) -> Vec<f64> {
-        // SAFETY: `ptr` holds `len` initialised elements of the precision
-        // until drop.
-        unsafe {
-            match self.precision {
-                Precision::F64 => {
-                    std::slice::from_raw_parts(self.ptr as *const f64, self.len).to_vec()
-                }
-                Precision::F32 => std::slice::from_raw_parts(self.ptr as *const f32, self.len)
-                    .iter()
-                    .map(|&v| f64::from(v))
-                    .collect(),
-            }
-        }
-    }
-}
-
-// SAFETY: the buffer owns its memory; the executor serialises the launches
-// that write it.
-unsafe impl Send for HostBuffer {}
-unsafe impl Sync for HostBuffer {}
-
-impl Drop for HostBuffer {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` came from `Box::into_raw` of a slice of `len` elements
-        // of the precision.
-        unsafe {
-            match self.precision {
-                Precision::F64 => drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                    self.ptr as *mut f64,
-                    self.len,
-                ))),
-                Precision::F32 => drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                    self.ptr as *mut f32,
-                    self.len,
-                ))),
-            }
-        }
-    }
-}
-
-impl DeviceArray for HostBuffer {
-    fn len(&self) -> usize {
-        self.len
-    }
-}
-
-/// The kernels run on the host, one launch at a time (the shim's blocks
-/// share its statics).
-#[derive(Clone)]
-struct HostExecutor {
-    precision: Precision,
-    launches: Arc<AtomicUsize>,
-}
-
-impl HostExecutor {
-    fn new() -> Self {
-        Self::with(Precision::F64)
-    }
-
-    fn with(precision: Precision) -> Self {
-        Self {
-            precision,
-            launches: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-}
-
-static LAUNCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-impl Executor for HostExecutor {
-    type Buffer = HostBuffer;
-
-    fn precision(&self) -> Precision {
-        self.precision
-    }
-
-    fn zeros(&self, len: usize) -> Result<HostBuffer, GpuError> {
-        Ok(HostBuffer::new(&vec![0.0; len], self.precision))
-    }
-
-    fn upload(&self, data: &[f64]) -> Result<HostBuffer, GpuError> {
-        Ok(HostBuffer::new(data, self.precision))
-    }
-
-    fn copy(&self, buffer: &HostBuffer) -> Result<HostBuffer, GpuError> {
-        Ok(HostBuffer::new(&buffer.to_vec(), self.precision))
-    }
-
-    fn download(&self, buffer: &HostBuffer) -> Result<Vec<f64>, GpuError> {
-        Ok(buffer.to_vec())
-    }
-
-    fn address(&self, buffer: &HostBuffer) -> u64 {
-        buffer.ptr as u64
-    }
-
-    unsafe fn launch(&self, kernel: Kernel, blocks: u32, args: &[Arg]) -> Result<(), GpuError> {
-        let name = CString::new(format!("host_{}", kernel.name())).unwrap();
-        // SAFETY: looks up a symbol of the library built above.
-        let symbol = unsafe { libc::dlsym(library(self.precision).0, name.as_ptr()) };
-        assert!(!symbol.is_null(), "{} in the host library", kernel.name());
-        // SAFETY: every `host_*` entry has this signature.
-        let launch: HostLaunch = unsafe { std::mem::transmute(symbol) };
-        // Each value in its own 8 bytes, which the kernel reads from the start
-        // (a float in the low half: little-endian).
-        let mut values: Vec<u64> = args
-            .iter()
-            .map(|a| match (*a, self.precision) {
-                (Arg::Ptr(p), _) => p,
-                (Arg::Int(i), _) => i as u64,
-                (Arg::Real(r), Precision::F64) => r.to_bits(),
-                (Arg::Real(r), Precision::F32) => u64::from((r as f32).to_bits()),
-            })
-            .collect();
-        let mut params: Vec<*mut c_void> = values
-            .iter_mut()
-            .map(|v| v as *mut u64 as *mut c_void)
-            .collect();
-        let _one_at_a_time = LAUNCH.lock().unwrap_or_else(|e| e.into_inner());
-        self.launches.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract (`Executor::launch`): the arguments
-        // match the kernel's parameters and stay inside live buffers.
-        unsafe { launch(blocks, kernel.threads(), params.as_mut_ptr()) };
-        Ok(())
-    }
-}
+use host_kernels::{HostBuffer, HostExecutor};
+use tessera_constraints::gpu::GpuError;
+use tessera_solver::device::{DeviceBackbone, DeviceFno, Executor, Kernel, Ops, Precision, View};
+use tessera_solver::{Adam, AdamConfig, Fno, FnoConfig, Model, SeededVars};
 
 fn pseudo(n: usize, seed: f64) -> Vec<f64> {
     (0..n)
@@ -514,15 +292,9 @@ fn the_3d_network_matches_the_cpu_backbone() {
 /// without a CUDA driver).
 #[test]
 fn the_network_on_a_gpu_matches_the_cpu_backbone() {
-    use tessera_constraints::gpu::Gpu;
     use tessera_solver::device::CudaExecutor;
-    let gpu = match Gpu::open(0) {
-        Ok(gpu) => gpu,
-        Err(GpuError::NoDriver) => {
-            println!("skipped: {}", GpuError::NoDriver);
-            return;
-        }
-        Err(e) => panic!("a GPU machine opens its GPU: {e}"),
+    let Some(gpu) = host_kernels::gpu_or_skip() else {
+        return;
     };
     let exec = CudaExecutor::new(&gpu, Precision::F64).expect("the backbone's kernels load");
     compare_with_cpu(&exec, config(2, false), &[2, 6, 8, 3], 11, GPU);
@@ -641,37 +413,211 @@ fn a_float32_backbone_trains_on_a_float32_device() {
     assert!(err.to_string().contains("F32"), "{err}");
 }
 
-/// Training steps with the backbone on the (host-run) device give the CPU
-/// backbone's steps: every loss part to 1e-8 (measured: 5.6e-10 for
-/// diffusion–sorption, whose solves may stop an iteration apart, 2e-15 for
-/// Navier–Stokes), the gradient norm and the final variables to 1e-7, over a few Adam updates of the mixture-of-experts models
-/// (2-D diffusion–sorption, 3-D Navier–Stokes).
+/// Training steps with the backbone on the (host-run) device, Adam and the
+/// clipping there too, give the CPU backbone's steps: every loss part to 1e-8
+/// (measured: 5.6e-10 for diffusion–sorption, whose solves may stop an
+/// iteration apart, 2e-15 for Navier–Stokes), the gradient norm, the final
+/// variables and Adam's moments to 1e-7 (moments 1e-6: the second is a
+/// square), over a few Adam updates of the mixture-of-experts models (2-D
+/// diffusion–sorption, 3-D Navier–Stokes).
 #[test]
 fn training_steps_with_the_backbone_on_the_device_match_the_cpu() {
     let ds = model_common::diffusion_sorption("moe", "");
     let ns = model_common::navier_stokes("moe");
     for scenario in [ds, ns] {
-        let (cpu, cpu_values) = train_steps(Model::new(&scenario).unwrap(), &scenario, 4);
-        let mut on_device = Model::new(&scenario).unwrap();
-        let backbone = DeviceBackbone::new(HostExecutor::new());
-        on_device.run_backbone_on(Some(Arc::new(backbone))).unwrap();
-        let (dev, dev_values) = train_steps(on_device, &scenario, 4);
+        let mut cpu_model = Model::new(&scenario).unwrap();
+        let mut cpu_adam = Adam::new(AdamConfig::default());
+        let cpu = run_steps(&mut cpu_model, &scenario, 0..4, &mut cpu_adam);
+        let (mut on_device, exec) = on_host_device(Model::new(&scenario).unwrap());
+        let mut adam = Adam::new(AdamConfig::default());
+        let dev = run_steps(&mut on_device, &scenario, 0..4, &mut adam);
+        let trained = tessera_solver::named_vars(&on_device).unwrap().len();
+        assert_eq!(
+            exec.launched(Kernel::Adam),
+            4 * trained,
+            "{}: Adam ran on the device, one launch per variable and step",
+            scenario.name
+        );
         assert_same_steps(&scenario.name, &cpu, &dev, (1e-8, 1e-7));
-        let scale = cpu_values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let worst = cpu_values
-            .iter()
-            .zip(&dev_values)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f64, f64::max);
         // Looser than the losses: Adam divides each gradient entry by its own
         // running size, so an entry whose gradient is round-off moves by a
         // learning-rate-sized step in a direction set by that round-off.
-        assert!(
-            worst <= 1e-7 * scale,
-            "{}: variables after training differ by {worst:e} of {scale:e}",
-            scenario.name
+        assert_close(
+            &format!("{}: variables after training", scenario.name),
+            &var_values(&on_device),
+            &var_values(&cpu_model),
+            1e-7,
         );
+        // Each moment over all variables (some variables' gradients are
+        // round-off, e.g. Navier–Stokes's output bias, whose mean is removed).
+        let moments = |adam: &Adam, which: &str| -> Vec<f64> {
+            adam.state()
+                .unwrap()
+                .into_iter()
+                .filter(|(name, _)| name.starts_with(which))
+                .flat_map(|(_, t)| t.flatten_all().unwrap().to_vec1::<f64>().unwrap())
+                .collect()
+        };
+        for which in ["adam/m/", "adam/v/"] {
+            assert_close(
+                &format!("{}: {which}", scenario.name),
+                &moments(&adam, which),
+                &moments(&cpu_adam, which),
+                1e-6,
+            );
+        }
     }
+}
+
+/// `a` and `b` hold the same bits (the message counts the values that differ).
+fn assert_same_bits(what: &str, a: &[f64], b: &[f64]) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let differ = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| x.to_bits() != y.to_bits())
+        .count();
+    assert_eq!(differ, 0, "{what}: {differ} of {} values differ", a.len());
+}
+
+/// The largest difference between `a` and `b`, at most `tol` of `b`'s
+/// largest entry.
+fn assert_close(what: &str, a: &[f64], b: &[f64], tol: f64) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f64, f64::max);
+    assert!(
+        worst <= tol * scale,
+        "{what}: differ by {worst:e} of {scale:e}"
+    );
+}
+
+/// Adam's moments read back from the device (a checkpoint's) and restored
+/// continue the run bit for bit: three updates, a save and a restore, two
+/// more, against five in one go.
+#[test]
+fn adam_moments_on_the_device_resume_bit_for_bit() {
+    let scenario = model_common::diffusion_sorption("moe", "");
+    let (mut once, _) = on_host_device(Model::new(&scenario).unwrap());
+    let mut adam = Adam::new(AdamConfig::default());
+    let straight = run_steps(&mut once, &scenario, 0..5, &mut adam);
+    let (mut resumed, _) = on_host_device(Model::new(&scenario).unwrap());
+    let mut adam = Adam::new(AdamConfig::default());
+    let mut records = run_steps(&mut resumed, &scenario, 0..3, &mut adam);
+    let mut adam =
+        Adam::restore(AdamConfig::default(), adam.count(), adam.state().unwrap()).unwrap();
+    records.extend(run_steps(&mut resumed, &scenario, 3..5, &mut adam));
+    let loss_bits = |r: &[tessera_solver::StepRecord]| -> Vec<u64> {
+        r.iter().map(|r| r.loss.to_bits()).collect()
+    };
+    assert_eq!(loss_bits(&records), loss_bits(&straight));
+    assert_same_bits("variables", &var_values(&resumed), &var_values(&once));
+}
+
+/// Frozen groups keep their values bit for bit with Adam on the device,
+/// and the others train as on the CPU.
+#[test]
+fn frozen_groups_stay_put_with_adam_on_the_device() {
+    let mut scenario = model_common::diffusion_sorption("moe", "");
+    scenario.training.freeze = vec!["lift".into(), "head.fc2".into()];
+    let all_values = |m: &Model| -> std::collections::BTreeMap<String, Vec<u64>> {
+        use tessera_solver::Trainable;
+        m.vars()
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(name, var)| {
+                let v: Vec<f64> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+                (name.clone(), v.iter().map(|x| x.to_bits()).collect())
+            })
+            .collect()
+    };
+    let (cpu, _) = train_steps(Model::new(&scenario).unwrap(), &scenario, 3);
+    let (mut model, exec) = on_host_device(Model::new(&scenario).unwrap());
+    let before = all_values(&model);
+    let mut adam = Adam::new(AdamConfig::default());
+    let dev = run_steps(&mut model, &scenario, 0..3, &mut adam);
+    assert!(exec.launched(Kernel::Adam) > 0, "Adam ran on the device");
+    assert_same_steps("frozen groups", &cpu, &dev, (1e-8, 1e-7));
+    let after = all_values(&model);
+    for (name, values) in &before {
+        let frozen = name.starts_with("lift.") || name.starts_with("head.fc2.");
+        assert_eq!(after[name] == *values, frozen, "{name}: frozen {frozen}");
+    }
+}
+
+/// With `parallel.reproducible` each sample's gradient comes back to the
+/// host (they are added in sample order there), so Adam stays on the host,
+/// and the steps are still the CPU's.
+#[test]
+fn the_reproducible_step_keeps_adam_on_the_host() {
+    let mut scenario = model_common::diffusion_sorption("moe", "");
+    scenario.parallel.reproducible = true;
+    let (cpu, _) = train_steps(Model::new(&scenario).unwrap(), &scenario, 2);
+    let (model, exec) = on_host_device(Model::new(&scenario).unwrap());
+    let (dev, _) = train_steps(model, &scenario, 2);
+    assert_eq!(exec.launched(Kernel::Adam), 0);
+    assert!(
+        exec.launched(Kernel::Gemm) > 0,
+        "the backbone ran on the device"
+    );
+    assert_same_steps("reproducible", &cpu, &dev, (1e-8, 1e-7));
+}
+
+/// Two data-parallel ranks (threads standing in for processes), each with
+/// its backbone and Adam on its own device: the gradient is summed over the
+/// ranks on the host, both ranks apply the same update bit for bit, and the
+/// run follows the CPU's two-rank run.
+#[test]
+fn data_parallel_ranks_run_adam_on_their_devices() {
+    use tessera_experts::comm::{Communicator, Threads};
+    use tessera_solver::{DataShard, Layout};
+    let scenario = model_common::diffusion_sorption("moe", "");
+    let run = |device: bool| {
+        Threads::run(2, |comm| {
+            let shard = DataShard::new(
+                comm as &dyn Communicator,
+                Layout {
+                    data: 2,
+                    experts: 1,
+                },
+            );
+            let model = Model::new(&scenario).unwrap();
+            let (mut model, exec) = if device {
+                let (model, exec) = on_host_device(model);
+                (model, Some(exec))
+            } else {
+                (model, None)
+            };
+            let vars = tessera_solver::named_vars(&model).unwrap();
+            let mut adam = Adam::new(AdamConfig::default());
+            let records: Vec<_> = (0..3u64)
+                .map(|k| {
+                    let batch = tessera_solver::Batch {
+                        ics: tessera_solver::sample_ics(&scenario, 2, 100 + k).unwrap(),
+                        targets: None,
+                        seed: k,
+                    };
+                    let update = tessera_solver::update_shard;
+                    update(&mut model, &batch, &vars, &mut adam, 1e-3, 1.0, &shard).unwrap()
+                })
+                .collect();
+            if let Some(exec) = exec {
+                assert!(exec.launched(Kernel::Adam) > 0, "Adam ran on the device");
+            }
+            (records, var_values(&model))
+        })
+    };
+    let cpu = run(false);
+    let dev = run(true);
+    assert_same_bits("the two ranks' variables", &dev[0].1, &dev[1].1);
+    assert_same_steps("two data ranks", &cpu[0].0, &dev[0].0, (1e-8, 1e-7));
+    assert_close("two data ranks: variables", &dev[0].1, &cpu[0].1, 1e-7);
 }
 
 /// On a GPU, 20 Adam steps of the tiny diffusion–sorption MoE model with
@@ -749,20 +695,36 @@ fn train_steps(
     scenario: &tessera_scenarios::Scenario,
     steps: usize,
 ) -> (Vec<tessera_solver::StepRecord>, Vec<f64>) {
-    use tessera_solver::{Adam, AdamConfig, Batch, named_vars, sample_ics, update};
-    let vars = named_vars(&model).unwrap();
     let mut adam = Adam::new(AdamConfig::default());
-    let records = (0..steps as u64)
+    let records = run_steps(&mut model, scenario, 0..steps as u64, &mut adam);
+    (records, var_values(&model))
+}
+
+/// Updates number `steps` of [`train_steps`] with `adam`.
+fn run_steps(
+    model: &mut Model,
+    scenario: &tessera_scenarios::Scenario,
+    steps: std::ops::Range<u64>,
+    adam: &mut Adam,
+) -> Vec<tessera_solver::StepRecord> {
+    use tessera_solver::{Batch, named_vars, sample_ics, update};
+    let vars = named_vars(&*model).unwrap();
+    steps
         .map(|k| {
             let batch = Batch {
                 ics: sample_ics(scenario, 2, 100 + k).unwrap(),
                 targets: None,
                 seed: k,
             };
-            update(&mut model, &batch, &vars, &mut adam, 1e-3, 1.0).unwrap()
+            update(model, &batch, &vars, adam, 1e-3, 1.0).unwrap()
         })
-        .collect();
-    let values = vars
+        .collect()
+}
+
+/// Every trained variable's values, in name order.
+fn var_values(model: &Model) -> Vec<f64> {
+    tessera_solver::named_vars(model)
+        .unwrap()
         .values()
         .flat_map(|v| {
             v.as_tensor()
@@ -773,6 +735,14 @@ fn train_steps(
                 .to_vec1::<f64>()
                 .unwrap()
         })
-        .collect();
-    (records, values)
+        .collect()
+}
+
+/// `model` with its backbone on a (host-run) float64 device, and that
+/// device's executor (to count its launches).
+fn on_host_device(mut model: Model) -> (Model, HostExecutor) {
+    let exec = HostExecutor::new();
+    let backbone = DeviceBackbone::new(exec.clone());
+    model.run_backbone_on(Some(Arc::new(backbone))).unwrap();
+    (model, exec)
 }

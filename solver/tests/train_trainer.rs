@@ -201,6 +201,7 @@ fn checkpoint_round_trip_restores_variables_moments_and_extra_state() {
     assert_eq!(reloaded.ranks(), 2);
     let moments = |a: &Adam| -> Vec<(String, Vec<f64>)> {
         a.state()
+            .unwrap()
             .into_iter()
             .map(|(n, t)| (n, t.flatten_all().unwrap().to_vec1().unwrap()))
             .collect()

@@ -135,6 +135,10 @@ pub struct Fno {
     /// Where the passes run when not on the CPU ([`Fno::run_on`]).
     #[cfg(feature = "cuda")]
     device: Option<std::sync::Arc<dyn super::device::NetworkOnDevice>>,
+    /// Where the device's backward pass leaves its gradient for a trainer
+    /// that runs Adam there (with `device`).
+    #[cfg(feature = "cuda")]
+    slot: Option<std::sync::Arc<super::device::GradientSlot>>,
     /// Where the backward passes' wall time goes ([`Fno::time_backward`]).
     phases: Option<std::sync::Arc<PhaseClock>>,
     lift_weight: Tensor,
@@ -209,6 +213,8 @@ impl Fno {
             dtype,
             #[cfg(feature = "cuda")]
             device: None,
+            #[cfg(feature = "cuda")]
+            slot: None,
             phases: None,
             lift_weight,
             lift_bias,
@@ -242,8 +248,51 @@ impl Fno {
                 reason: format!("the device network computes in {precision:?}"),
             });
         }
+        self.slot = match &device {
+            Some(d) => Some(std::sync::Arc::new(super::device::GradientSlot::new(
+                std::sync::Arc::clone(d),
+                self.packed_ranges(),
+                self.dtype,
+            )?)),
+            None => None,
+        };
         self.device = device;
         Ok(())
+    }
+
+    /// Where the device's backward pass leaves the parameter gradient while
+    /// a trainer has armed it (`None` on the CPU).
+    #[cfg(feature = "cuda")]
+    pub fn gradient_slot(&self) -> Option<std::sync::Arc<super::device::GradientSlot>> {
+        self.slot.clone()
+    }
+
+    /// The variables in [`Fno::packed_parameters`] order.
+    fn parameters(&self) -> Vec<&Tensor> {
+        let mut params = vec![&self.lift_weight, &self.lift_bias];
+        for layer in &self.layers {
+            params.extend([
+                &layer.spectral_re,
+                &layer.spectral_im,
+                &layer.weight,
+                &layer.bias,
+            ]);
+        }
+        params.extend(&self.head);
+        params
+    }
+
+    /// Each variable's tensor id and its range in the packed vector.
+    #[cfg(feature = "cuda")]
+    fn packed_ranges(&self) -> Vec<(candle_core::TensorId, std::ops::Range<usize>)> {
+        let mut at = 0;
+        self.parameters()
+            .into_iter()
+            .map(|t| {
+                at += t.elem_count();
+                (t.id(), at - t.elem_count()..at)
+            })
+            .collect()
     }
 
     /// The device the passes run on, if not the CPU.
@@ -280,18 +329,11 @@ impl Fno {
     /// head.fc1.bias, head.fc2.weight, head.fc2.bias]` (the GPU backbone's
     /// layout too).
     pub fn packed_parameters(&self) -> Result<Tensor, SolverError> {
-        let mut params = vec![self.lift_weight.flatten_all()?, self.lift_bias.clone()];
-        for layer in &self.layers {
-            params.extend([
-                layer.spectral_re.flatten_all()?,
-                layer.spectral_im.flatten_all()?,
-                layer.weight.flatten_all()?,
-                layer.bias.clone(),
-            ]);
-        }
-        for h in &self.head {
-            params.push(h.flatten_all()?);
-        }
+        let params = self
+            .parameters()
+            .into_iter()
+            .map(Tensor::flatten_all)
+            .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Tensor::cat(&params, 0)?)
     }
 
@@ -330,6 +372,10 @@ impl Fno {
                 self.config.clone(),
                 grid,
             );
+            if let Some(slot) = self.slot.as_ref().filter(|s| s.is_armed()) {
+                let op = op.leaving_gradient_in(packed.detach(), std::sync::Arc::clone(slot));
+                return self.apply(features, slot.anchor().as_tensor(), op);
+            }
             return self.apply(features, &packed.contiguous()?, op);
         }
         match self.dtype {

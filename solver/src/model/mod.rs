@@ -393,4 +393,14 @@ impl Trainable for Model {
     fn phases(&self) -> Option<&PhaseClock> {
         Some(&self.phases)
     }
+
+    /// None for the per-sample step (`parallel.reproducible`): it needs each
+    /// sample's gradient on the host, to add them in sample order.
+    #[cfg(feature = "cuda")]
+    fn gradient_slot(&self) -> Option<Arc<crate::device::GradientSlot>> {
+        if self.scenario.parallel.reproducible {
+            return None;
+        }
+        self.fno.gradient_slot()
+    }
 }

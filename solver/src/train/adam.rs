@@ -12,6 +12,9 @@ use rayon::prelude::*;
 use crate::SolverError;
 use crate::backbone::storage::guarded;
 
+#[cfg(feature = "cuda")]
+pub(crate) mod device;
+
 /// Adam's constants (defaults: optax's, as in the reference code).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamConfig {
@@ -41,12 +44,16 @@ struct Moments {
 }
 
 /// The optimiser state: the update count and per-variable moments, keyed by the
-/// variable's name in the model's [`candle_nn::VarMap`].
-#[derive(Debug, Clone)]
+/// variable's name in the model's [`candle_nn::VarMap`]. The moments live on
+/// the host, or (feature `cuda`) on the GPU of a backbone that runs there,
+/// from its first update there ([`Adam::state`] fetches them).
+#[derive(Debug)]
 pub struct Adam {
     config: AdamConfig,
     count: u64,
     moments: BTreeMap<String, Moments>,
+    #[cfg(feature = "cuda")]
+    device: Option<device::OnDevice>,
 }
 
 /// Prefixes of the moment tensors' names in [`Adam::state`].
@@ -60,6 +67,8 @@ impl Adam {
             config,
             count: 0,
             moments: BTreeMap::new(),
+            #[cfg(feature = "cuda")]
+            device: None,
         }
     }
 
@@ -75,14 +84,16 @@ impl Adam {
     /// Each variable is updated in one pass over its values, in parallel
     /// chunks, in the variable's dtype: at the paper's
     /// 4.75 M parameters a chain of whole-tensor operations (one allocation
-    /// and one sweep each) made the optimiser a sixth of a CPU step, and it
-    /// stays on the host when the backbone runs on a GPU.
+    /// and one sweep each) made the optimiser a sixth of a CPU step. Moments
+    /// on a GPU come back to the host first.
     pub fn step(
         &mut self,
         vars: &BTreeMap<String, Var>,
         grads: &BTreeMap<String, Tensor>,
         lr: f64,
     ) -> Result<(), SolverError> {
+        #[cfg(feature = "cuda")]
+        self.fetch_moments()?;
         self.check(vars, grads)?;
         self.count += 1;
         let rates = Rates::new(&self.config, self.count, lr);
@@ -149,8 +160,16 @@ impl Adam {
 
     /// The moments as named tensors (`adam/m/<var>`, `adam/v/<var>`), for a
     /// checkpoint; the count is saved separately.
-    pub fn state(&self) -> Vec<(String, Tensor)> {
-        self.moments
+    ///
+    /// Errors: moments on a GPU that cannot be read back.
+    pub fn state(&self) -> Result<Vec<(String, Tensor)>, SolverError> {
+        #[cfg_attr(not(feature = "cuda"), allow(unused_mut))]
+        let mut moments = self.moments.clone();
+        #[cfg(feature = "cuda")]
+        if let Some(device) = &self.device {
+            moments.extend(device.host_moments()?);
+        }
+        Ok(moments
             .iter()
             .flat_map(|(name, moments)| {
                 [
@@ -158,7 +177,7 @@ impl Adam {
                     (format!("{SECOND}{name}"), moments.v.clone()),
                 ]
             })
-            .collect()
+            .collect())
     }
 
     /// An optimiser continuing from `count` updates with the moments that
@@ -197,6 +216,8 @@ impl Adam {
             config,
             count,
             moments,
+            #[cfg(feature = "cuda")]
+            device: None,
         })
     }
 }

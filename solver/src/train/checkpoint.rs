@@ -63,7 +63,7 @@ impl Checkpoint {
             .iter()
             .map(|(name, var)| (format!("{VAR}{name}"), var.as_tensor().clone()))
             .collect();
-        tensors.extend(adam.state());
+        tensors.extend(adam.state()?);
         for (name, values) in model.extra_state() {
             let len = values.len();
             let tensor = Tensor::from_vec(values, len, &Device::Cpu)?;

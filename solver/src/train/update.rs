@@ -1,7 +1,8 @@
 //! One optimiser update of a model on a batch: loss, backward pass (through the
 //! constraint layer's implicit-function-theorem op), global-norm clipping and
 //! an Adam step. Shared by the trainer and the `bench train-step` benchmark so
-//! the benchmark times exactly what training does.
+//! the benchmark times exactly what training does. With the backbone on a GPU
+//! the clipping and Adam run there too ([`device`]).
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,17 @@ use super::metrics::StepRecord;
 use crate::SolverError;
 use crate::parallel::DataShard;
 use crate::phases::{Phase, PhaseClock};
-use crate::trainable::{Batch, SampleGradients, Trainable};
+use crate::trainable::{Batch, SampleGradients, StepLoss, Trainable};
+
+#[cfg(feature = "cuda")]
+mod device;
+
+/// A model's gradient slot armed for one step (feature `cuda`).
+#[cfg(feature = "cuda")]
+type Armed = crate::device::ArmedSlot;
+/// Without the `cuda` feature nothing is ever armed.
+#[cfg(not(feature = "cuda"))]
+type Armed = std::convert::Infallible;
 
 /// The model's variables by name, as the optimiser sees them (cheap handles
 /// sharing storage with the model's): all but the [frozen](Trainable::frozen)
@@ -100,6 +111,10 @@ pub fn update_shard<M: Trainable + ?Sized>(
     clip_norm: f64,
     shard: &DataShard<'_>,
 ) -> Result<StepRecord, SolverError> {
+    #[cfg(feature = "cuda")]
+    let armed = device::arm(&*model, vars);
+    #[cfg(not(feature = "cuda"))]
+    let armed = None;
     let loss = model.loss_shard(batch, shard)?;
     let total = loss.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     if !total.is_finite() {
@@ -109,27 +124,15 @@ pub fn update_shard<M: Trainable + ?Sized>(
         });
     }
     let clock = model.phases();
-    let mut grads = match &loss.gradients {
-        None => {
-            let store = loss.total.backward()?;
-            let mut grads: BTreeMap<String, Tensor> = vars
-                .iter()
-                .filter_map(|(name, var)| {
-                    store
-                        .get(var.as_tensor())
-                        .map(|g| (name.clone(), g.clone()))
-                })
-                .collect();
-            timed(clock, || shard.sum_gradients(&mut grads))?;
-            grads
+    let grad_norm = match &loss.gradients {
+        None => backward_step(&*model, &loss, armed, vars, adam, (lr, clip_norm), shard)?,
+        Some(per_sample) => {
+            let mut grads = timed(clock, || summed_per_sample(per_sample, vars, shard))?;
+            timed(clock, || {
+                clip_and_step(&mut grads, vars, adam, (lr, clip_norm))
+            })?
         }
-        Some(per_sample) => timed(clock, || summed_per_sample(per_sample, vars, shard))?,
     };
-    let grad_norm = timed(clock, || -> Result<f64, SolverError> {
-        let norm = clip_global_norm(&mut grads, clip_norm)?;
-        adam.step(vars, &grads, lr)?;
-        Ok(norm)
-    })?;
     Ok(StepRecord {
         step: 0,
         lr,
@@ -146,6 +149,55 @@ pub fn update_shard<M: Trainable + ?Sized>(
         validation: None,
         stopped: None,
     })
+}
+
+/// Back-propagates `loss`, sums the gradients over the data ranks, clips them
+/// and applies Adam; returns the gradient norm before clipping. With the
+/// backbone on a GPU and its slot `armed` for this step, the gradient stays
+/// there for the optimiser ([`device::step`]).
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+fn backward_step<M: Trainable + ?Sized>(
+    model: &M,
+    loss: &StepLoss,
+    armed: Option<Armed>,
+    vars: &BTreeMap<String, Var>,
+    adam: &mut Adam,
+    rates: (f64, f64),
+    shard: &DataShard<'_>,
+) -> Result<f64, SolverError> {
+    let clock = model.phases();
+    let store = loss.total.backward()?;
+    #[cfg(feature = "cuda")]
+    if let Some(armed) = &armed
+        && let Some(gradient) = armed.take()
+    {
+        return timed(clock, || {
+            device::step(armed.slot(), gradient, vars, adam, rates, shard)
+        });
+    }
+    let mut grads: BTreeMap<String, Tensor> = vars
+        .iter()
+        .filter_map(|(name, var)| {
+            store
+                .get(var.as_tensor())
+                .map(|g| (name.clone(), g.clone()))
+        })
+        .collect();
+    timed(clock, || shard.sum_gradients(&mut grads))?;
+    timed(clock, || clip_and_step(&mut grads, vars, adam, rates))
+}
+
+/// Clips `grads` to global norm `clip_norm` and applies Adam with learning
+/// rate `lr`; returns the norm before clipping.
+fn clip_and_step(
+    grads: &mut BTreeMap<String, Tensor>,
+    vars: &BTreeMap<String, Var>,
+    adam: &mut Adam,
+    (lr, clip_norm): (f64, f64),
+) -> Result<f64, SolverError> {
+    let norm = clip_global_norm(grads, clip_norm)?;
+    adam.step(vars, grads, lr)?;
+    Ok(norm)
 }
 
 /// Runs `f` as part of the [`Phase::Optimiser`] on `clock`, if any.

@@ -2,16 +2,19 @@
 //! (and keeps) one [`DeviceFno`] per grid shape, and [`NetworkOnDevice`] is
 //! what [`crate::backbone::Fno`] holds to run its forward and backward passes
 //! there — features, parameters and the output gradient go up, the basis and
-//! the parameter gradient come back; everything in between stays on the
-//! device, including the activations the backward pass needs.
+//! the parameter gradient come back (or, in training, the gradient stays for
+//! Adam on the device); everything in between stays on the device, including
+//! the activations the backward pass needs.
 
 use std::any::Any;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use tessera_constraints::gpu::GpuError;
 
 use super::executor::{Executor, Precision};
 use super::network::{DeviceFno, ForwardPass};
+use super::optimiser::{AdamScalars, DeviceGradient, DeviceMoments, OnExecutor};
 use crate::backbone::FnoConfig;
 
 /// A forward pass kept on the device for its backward pass.
@@ -24,7 +27,9 @@ impl std::fmt::Debug for DevicePass {
 }
 
 /// What the FNO needs from a device: its forward and backward pass on host
-/// arrays (type-erased, so the backbone holds any executor).
+/// arrays, and what the trainer needs to run Adam there on the gradient the
+/// backward pass leaves on the device (see [`super::optimiser`]);
+/// type-erased, so the backbone holds any executor.
 pub trait NetworkOnDevice: Send + Sync + std::fmt::Debug {
     /// The precision the network computes in (the backbone's dtype must be
     /// this one).
@@ -42,7 +47,52 @@ pub trait NetworkOnDevice: Send + Sync + std::fmt::Debug {
     ) -> Result<(Vec<f64>, DevicePass), GpuError>;
 
     /// The packed parameter gradient for the output gradient `grad_out`.
-    fn backward(&self, pass: DevicePass, grad_out: &[f64]) -> Result<Vec<f64>, GpuError>;
+    fn backward(&self, pass: DevicePass, grad_out: &[f64]) -> Result<Vec<f64>, GpuError> {
+        let gradient = self.backward_on_device(pass, grad_out)?;
+        self.gradient_values(&gradient)
+    }
+
+    /// [`NetworkOnDevice::backward`], its result left on the device with the
+    /// pass's parameters.
+    fn backward_on_device(
+        &self,
+        pass: DevicePass,
+        grad_out: &[f64],
+    ) -> Result<DeviceGradient, GpuError>;
+
+    /// A kept gradient's values.
+    fn gradient_values(&self, gradient: &DeviceGradient) -> Result<Vec<f64>, GpuError>;
+
+    /// Replaces a kept gradient's values (with their sum over ranks).
+    fn set_gradient_values(
+        &self,
+        gradient: &mut DeviceGradient,
+        values: &[f64],
+    ) -> Result<(), GpuError>;
+
+    /// `Σ g²` over each of `segments` of a kept gradient, in f64.
+    fn squared_norms(
+        &self,
+        gradient: &DeviceGradient,
+        segments: &[Range<usize>],
+    ) -> Result<Vec<f64>, GpuError>;
+
+    /// Adam's moments of every packed parameter, uploaded.
+    fn upload_moments(&self, m: &[f64], v: &[f64]) -> Result<DeviceMoments, GpuError>;
+
+    /// The moments' values, first then second.
+    fn moment_values(&self, moments: &DeviceMoments) -> Result<[Vec<f64>; 2], GpuError>;
+
+    /// One Adam update of the parameters in `segments` (the trained
+    /// variables) with the kept gradient; returns the packed parameters
+    /// after it (the others as the pass had them).
+    fn adam(
+        &self,
+        gradient: DeviceGradient,
+        moments: &mut DeviceMoments,
+        segments: &[Range<usize>],
+        scalars: &AdamScalars,
+    ) -> Result<Vec<f64>, GpuError>;
 }
 
 /// One executor's networks, built on first use for each (config, grid).
@@ -133,7 +183,11 @@ where
         Ok((self.exec.download(&out)?, DevicePass(Box::new(kept))))
     }
 
-    fn backward(&self, pass: DevicePass, grad_out: &[f64]) -> Result<Vec<f64>, GpuError> {
+    fn backward_on_device(
+        &self,
+        pass: DevicePass,
+        grad_out: &[f64],
+    ) -> Result<DeviceGradient, GpuError> {
         let kept = pass
             .0
             .downcast::<Kept<E>>()
@@ -146,6 +200,44 @@ where
         } = *kept;
         let grad = self.exec.upload(grad_out)?;
         let grads = network.fno.backward(pass, &features, &params, &grad)?;
-        self.exec.download(&grads)
+        Ok(OnExecutor(&self.exec).gradient(params, grads))
+    }
+
+    fn gradient_values(&self, gradient: &DeviceGradient) -> Result<Vec<f64>, GpuError> {
+        OnExecutor(&self.exec).gradient_values(gradient)
+    }
+
+    fn set_gradient_values(
+        &self,
+        gradient: &mut DeviceGradient,
+        values: &[f64],
+    ) -> Result<(), GpuError> {
+        OnExecutor(&self.exec).set_gradient_values(gradient, values)
+    }
+
+    fn squared_norms(
+        &self,
+        gradient: &DeviceGradient,
+        segments: &[Range<usize>],
+    ) -> Result<Vec<f64>, GpuError> {
+        OnExecutor(&self.exec).squared_norms(gradient, segments)
+    }
+
+    fn upload_moments(&self, m: &[f64], v: &[f64]) -> Result<DeviceMoments, GpuError> {
+        OnExecutor(&self.exec).upload_moments(m, v)
+    }
+
+    fn moment_values(&self, moments: &DeviceMoments) -> Result<[Vec<f64>; 2], GpuError> {
+        OnExecutor(&self.exec).moment_values(moments)
+    }
+
+    fn adam(
+        &self,
+        gradient: DeviceGradient,
+        moments: &mut DeviceMoments,
+        segments: &[Range<usize>],
+        scalars: &AdamScalars,
+    ) -> Result<Vec<f64>, GpuError> {
+        OnExecutor(&self.exec).adam(gradient, moments, segments, scalars)
     }
 }

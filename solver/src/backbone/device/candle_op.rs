@@ -1,7 +1,10 @@
 //! The FNO on a device as one candle op, in place of the CPU's fused op: the
 //! graph and the optimiser stay on the host, the network's passes run on the
 //! device ([`NetworkOnDevice`]). A float32 backbone's tensors cross as f64
-//! and are rounded back; the device computes in float32.
+//! and are rounded back; the device computes in float32. While the trainer
+//! has armed the backbone's [`GradientSlot`], the op is tied to the slot's
+//! anchor and its backward pass leaves the parameter gradient in the slot,
+//! on the device, instead of in the graph.
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
@@ -9,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 
 use super::backbone::{DevicePass, NetworkOnDevice};
+use super::optimiser::GradientSlot;
 use crate::backbone::FnoConfig;
 use crate::backbone::storage::slice;
 
@@ -18,11 +22,15 @@ pub(crate) struct DeviceNetworkOp {
     device: Arc<dyn NetworkOnDevice>,
     config: FnoConfig,
     grid: Vec<usize>,
+    /// The packed parameters and the armed slot of a forward pass tied to
+    /// the slot's anchor (the op's second argument) instead of to them.
+    armed: Option<(Tensor, Arc<GradientSlot>)>,
     pass: Mutex<Option<DevicePass>>,
 }
 
 impl DeviceNetworkOp {
-    /// The op for `config` on a grid of point shape `grid`.
+    /// The op for `config` on a grid of point shape `grid`; its second
+    /// argument is the packed parameters.
     pub(crate) fn new(
         device: Arc<dyn NetworkOnDevice>,
         config: FnoConfig,
@@ -32,8 +40,17 @@ impl DeviceNetworkOp {
             device,
             config,
             grid,
+            armed: None,
             pass: Mutex::new(None),
         }
+    }
+
+    /// The op with the packed parameters `params` held here and its second
+    /// argument `slot`'s anchor: its backward pass leaves the parameter
+    /// gradient in `slot`.
+    pub(crate) fn leaving_gradient_in(mut self, params: Tensor, slot: Arc<GradientSlot>) -> Self {
+        self.armed = Some((params, slot));
+        self
     }
 }
 
@@ -60,14 +77,19 @@ impl CustomOp2 for DeviceNetworkOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let params = match &self.armed {
+            Some((params, _)) => {
+                let (storage, layout) = params.storage_and_layout();
+                let candle_core::Storage::Cpu(storage) = &*storage else {
+                    candle_core::bail!("fno: parameters off the CPU")
+                };
+                widened(storage, layout)?.into_owned()
+            }
+            None => widened(s2, l2)?.into_owned(),
+        };
         let (out, pass) = self
             .device
-            .forward(
-                &self.config,
-                &self.grid,
-                &widened(s1, l1)?,
-                &widened(s2, l2)?,
-            )
+            .forward(&self.config, &self.grid, &widened(s1, l1)?, &params)
             .map_err(candle_core::Error::wrap)?;
         match self.pass.lock() {
             Ok(mut guard) => *guard = Some(pass),
@@ -82,7 +104,9 @@ impl CustomOp2 for DeviceNetworkOp {
         Ok((out, Shape::from(shape)))
     }
 
-    /// Gradients for the parameters only: the features are data.
+    /// Gradients for the parameters only: the features are data. Tied to a
+    /// slot's anchor, the anchor gets zero and the parameters' gradient
+    /// stays on the device, in the slot.
     fn bwd(
         &self,
         _arg1: &Tensor,
@@ -103,6 +127,14 @@ impl CustomOp2 for DeviceNetworkOp {
             .to_dtype(DType::F64)?
             .flatten_all()?
             .to_vec1::<f64>()?;
+        if let Some((_, slot)) = &self.armed {
+            let gradient = self
+                .device
+                .backward_on_device(pass, &g)
+                .map_err(candle_core::Error::wrap)?;
+            slot.fill(gradient).map_err(candle_core::Error::wrap)?;
+            return Ok((None, Some(arg2.zeros_like()?)));
+        }
         let gp = self
             .device
             .backward(pass, &g)

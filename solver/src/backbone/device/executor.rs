@@ -58,17 +58,23 @@ pub enum Kernel {
     FillRows,
     /// `tessera_column_sums`: the sum over rows of an array.
     ColumnSums,
+    /// `tessera_adam`: one Adam update of parameters and moments in place.
+    Adam,
+    /// `tessera_squares`: blocks' partial sums of squares.
+    Squares,
 }
 
 impl Kernel {
     /// Every kernel, in declaration order (so `ALL[k as usize] == k`).
-    pub const ALL: [Kernel; 6] = [
+    pub const ALL: [Kernel; 8] = [
         Kernel::Gemm,
         Kernel::GemmReduce,
         Kernel::Gelu,
         Kernel::GeluBackward,
         Kernel::FillRows,
         Kernel::ColumnSums,
+        Kernel::Adam,
+        Kernel::Squares,
     ];
 
     /// The kernel's entry point in [`SOURCE`].
@@ -80,6 +86,8 @@ impl Kernel {
             Kernel::GeluBackward => "tessera_gelu_backward",
             Kernel::FillRows => "tessera_fill_rows",
             Kernel::ColumnSums => "tessera_column_sums",
+            Kernel::Adam => "tessera_adam",
+            Kernel::Squares => "tessera_squares",
         }
     }
 

@@ -6,6 +6,9 @@
 // compiled once per precision), with every literal cast to it so that a
 // float build does no double arithmetic.
 //
+// The optimiser's two kernels close the file: Adam in optax's form and the
+// squared norms that global-norm clipping needs.
+//
 // Written for NVRTC, and for the host shim of the tests (static shared memory,
 // barriers, loops over threadIdx.x; no warp intrinsics, no atomics), which is
 // how a machine without a GPU checks this arithmetic against the CPU backbone.
@@ -159,4 +162,66 @@ extern "C" __global__ void tessera_column_sums(long long rows, long long cols,
         __syncthreads();
     }
     if (t == 0) out[col] = sums[0];
+}
+
+// Products and sums that the compiler may not fuse into one rounding (an FMA),
+// so that Adam gives the host optimiser's bits: NVRTC contracts a * b + c by
+// default; the host build (ISO C++, no -mfma) never does.
+#ifdef __CUDACC__
+__device__ inline double tessera_mul(double a, double b) { return __dmul_rn(a, b); }
+__device__ inline float tessera_mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ inline double tessera_add(double a, double b) { return __dadd_rn(a, b); }
+__device__ inline float tessera_add(float a, float b) { return __fadd_rn(a, b); }
+#else
+inline real tessera_mul(real a, real b) { return a * b; }
+inline real tessera_add(real a, real b) { return a + b; }
+#endif
+
+// One Adam update (Kingma & Ba 2015, in optax's form: bias-corrected moments,
+// eps added to the square root) of len parameters p with gradient g and
+// moments m, v, in place. The gradient is first scaled by scale (global-norm
+// clipping) unless scale is 1. The operations and their order are the host
+// optimiser's (solver/src/train/adam.rs), every product rounded on its own.
+extern "C" __global__ void tessera_adam(long long len, real* p, const real* g, real* m,
+    real* v, real scale, real beta1, real one_minus_beta1, real beta2, real one_minus_beta2,
+    real unbias1, real unbias2, real eps, real lr) {
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= len) return;
+    const real zero = (real)0;
+    real gi = g[i];
+    if (scale != (real)1) gi = tessera_add(tessera_mul(gi, scale), zero);
+    const real mi = tessera_add(tessera_add(tessera_mul(m[i], beta1), zero),
+        tessera_add(tessera_mul(gi, one_minus_beta1), zero));
+    const real vi = tessera_add(tessera_add(tessera_mul(v[i], beta2), zero),
+        tessera_add(tessera_mul(tessera_mul(gi, gi), one_minus_beta2), zero));
+    const real m_hat = tessera_add(tessera_mul(mi, unbias1), zero);
+    const real denom = tessera_add(tessera_mul(sqrt(tessera_add(tessera_mul(vi, unbias2), zero)),
+        (real)1), eps);
+    p[i] -= tessera_add(tessera_mul(m_hat / denom, lr), zero);
+    m[i] = mi;
+    v[i] = vi;
+}
+
+// out[b] = sum of x[i]^2 over block b's per_block elements of x[0..len): the
+// partial sums of a squared norm, in double whatever the precision, each
+// block's in one fixed order (a strided sum per thread, then a tree); the
+// host adds the blocks' sums in order.
+extern "C" __global__ void tessera_squares(long long len, long long per_block, const real* x,
+    real* out) {
+    __shared__ double sums[TESSERA_REDUCE_THREADS];
+    const long long start = (long long)blockIdx.x * per_block;
+    const long long end = start + per_block < len ? start + per_block : len;
+    const int t = threadIdx.x;
+    double s = 0.0;
+    for (long long i = start + t; i < end; i += TESSERA_REDUCE_THREADS) {
+        const double xi = (double)x[i];
+        s += xi * xi;
+    }
+    sums[t] = s;
+    __syncthreads();
+    for (int half = TESSERA_REDUCE_THREADS / 2; half > 0; half /= 2) {
+        if (t < half) sums[t] += sums[t + half];
+        __syncthreads();
+    }
+    if (t == 0) out[blockIdx.x] = (real)sums[0];
 }

@@ -1,12 +1,15 @@
 //! The FNO backbone on a GPU (cargo feature `cuda`): the CPU backbone's
 //! layers as a chain of device kernels, in float64 or, for a float32
-//! backbone, float32 ([`Precision`]).
+//! backbone, float32 ([`Precision`]), and the optimiser that trains it there
+//! (clipping and Adam on the gradient the backward pass leaves on the
+//! device: [`GradientSlot`]).
 //!
 //! Every layer of the FNO is a sequence of matrix products — the truncated
 //! DFTs are products with small cosine/sine matrices, the channel mixings one
 //! product per kept mode, the pointwise layers one product over all grid
 //! points — plus an activation and a bias. So the device needs one strided,
-//! batched product kernel and four pointwise ones ([`SOURCE`]), and the
+//! batched product kernel and four pointwise ones ([`SOURCE`], with the
+//! optimiser's two), and the
 //! network ([`DeviceFno`]) is the CPU's sequence of products with device
 //! arrays. The product is ours rather than cuBLAS's so that its arithmetic
 //! runs on the host too: the tests compile [`SOURCE`] with
@@ -20,6 +23,7 @@ mod cuda;
 mod executor;
 mod network;
 mod ops;
+mod optimiser;
 mod spectral;
 
 pub use backbone::{DeviceBackbone, DevicePass, NetworkOnDevice};
@@ -27,6 +31,7 @@ pub use cuda::{CudaBuffer, CudaExecutor};
 pub use executor::{Arg, DeviceArray, Executor, Kernel, Precision, SOURCE};
 pub use network::{DeviceFno, ForwardPass};
 pub use ops::{Ops, View};
+pub use optimiser::{AdamScalars, ArmedSlot, DeviceGradient, DeviceMoments, GradientSlot};
 
 /// The backbone on GPU number `ordinal` in `precision`: the device
 /// [`crate::Model`] and [`crate::Fno`] run their network on

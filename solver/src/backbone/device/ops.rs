@@ -4,7 +4,10 @@
 
 use tessera_constraints::gpu::GpuError;
 
+use std::ops::Range;
+
 use super::executor::{Arg, DeviceArray, Executor, Kernel};
+use super::optimiser::AdamScalars;
 
 /// A batch of `rows × cols` matrices inside a buffer: element `(b, i, j)` sits
 /// at `offset + b·batch + i·row + j·col`. Transposes, sub-blocks and operands
@@ -327,5 +330,82 @@ impl<'e, E: Executor> Ops<'e, E> {
         // SAFETY: `tessera_column_sums`'s parameters, one block per column;
         // the ranges were checked.
         unsafe { self.exec.launch(Kernel::ColumnSums, blocks, &args) }
+    }
+
+    /// One Adam update of `params[range]` and its moments `m[range]`,
+    /// `v[range]` in place, for the gradient `grad[range]` ([`AdamScalars`]).
+    pub fn adam(
+        &self,
+        range: Range<usize>,
+        params: &mut E::Buffer,
+        grad: &E::Buffer,
+        (m, v): (&mut E::Buffer, &mut E::Buffer),
+        scalars: &AdamScalars,
+    ) -> Result<(), GpuError> {
+        let len = range.len();
+        for (buffer, what) in [
+            (params.len(), "parameters"),
+            (grad.len(), "gradient"),
+            (m.len(), "first moment"),
+            (v.len(), "second moment"),
+        ] {
+            View::dense(range.start, len, 1).check(1, buffer, what)?;
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let s = scalars;
+        let args = [
+            int(len),
+            self.ptr(params, range.start),
+            self.ptr(grad, range.start),
+            self.ptr(m, range.start),
+            self.ptr(v, range.start),
+            Arg::Real(s.scale),
+            Arg::Real(s.beta1),
+            Arg::Real(s.one_minus_beta1),
+            Arg::Real(s.beta2),
+            Arg::Real(s.one_minus_beta2),
+            Arg::Real(s.unbias1),
+            Arg::Real(s.unbias2),
+            Arg::Real(s.eps),
+            Arg::Real(s.lr),
+        ];
+        // SAFETY: `tessera_adam`'s parameters; the four ranges were checked.
+        unsafe {
+            self.exec.launch(
+                Kernel::Adam,
+                blocks_for(len, Kernel::Adam.threads())?,
+                &args,
+            )
+        }
+    }
+
+    /// The sums of squares of `x[range]` in blocks of `per_block` elements,
+    /// written to `out[offset..]`; returns the number of blocks.
+    pub fn squares(
+        &self,
+        (x, range): (&E::Buffer, Range<usize>),
+        per_block: usize,
+        (out, offset): (&mut E::Buffer, usize),
+    ) -> Result<usize, GpuError> {
+        let blocks = range.len().div_ceil(per_block.max(1));
+        View::dense(range.start, range.len(), 1).check(1, x.len(), "squared values")?;
+        View::dense(offset, blocks, 1).check(1, out.len(), "sums of squares")?;
+        if blocks == 0 {
+            return Ok(0);
+        }
+        let args = [
+            int(range.len()),
+            int(per_block),
+            self.ptr(x, range.start),
+            self.ptr(out, offset),
+        ];
+        let grid = u32::try_from(blocks)
+            .map_err(|_| GpuError::Unsupported(format!("{blocks} blocks in one launch")))?;
+        // SAFETY: `tessera_squares`'s parameters, one block per `per_block`
+        // elements; the ranges were checked.
+        unsafe { self.exec.launch(Kernel::Squares, grid, &args) }?;
+        Ok(blocks)
     }
 }
