@@ -53,9 +53,9 @@ Tables:
                  PDE loss (training.pde_norm = "levels"): PI-HC-MoE and PI-HC
                  with three seeds, PI-SC with one, each method with the lifting
                  and projection frozen, and the physics floor of that loss;
-                 then the quickstart's three methods and floor with it
-                 (13 runs and 2 floors, ~2.5 h; the grid-norm runs are other
-                 tables')
+                 then the quickstart's three methods and floor, and the medium
+                 Navier-Stokes PI-HC and PI-HC-MoE, with it (15 runs and 2
+                 floors, ~2.8 h; the grid-norm runs are other tables')
   burgers-tiles  Why x-tiles hurt on Burgers: scenarios/burgers-small.toml with one
                  constraint, time tiles and x-tiles, and shorter windows
                  (8 runs, ~3 min)
@@ -280,6 +280,7 @@ elif kind == "ns-medium":
         errs = " | ".join(pm(r["rel_l2_mean"], r["rel_l2_std"]) for r in s["resolutions"])
         failed = "; ".join(str(r["failed_solves"]) for r in s["resolutions"])
         name = method(s) + (", IC loss 1" if label.endswith("-ic") else "")
+        name += ", level-balanced PDE loss" if label.startswith("ns-levels-") else ""
         rows.append(f"| {name} | {errs} | {s['seconds']:.0f} s | {lm} | "
                     f"{s['failed_solves']} / {failed} | {PAPER_NS[s['method']]} |")
 elif kind == "extrapolation":
@@ -652,6 +653,15 @@ ds_medium_levels() {
     record quickstart-levels-floor floor "$QS" "${levels[@]}" --samples 16 --iterations 5000
     [ "$DRY" = 1 ] || echo "Quickstart, level-balanced PDE loss:"
     table quickstart "${labels[@]}"
+    # The medium Navier-Stokes hard methods with it (their grid-norm runs: the
+    # ns-medium table).
+    labels=()
+    for m in hard moe; do
+        run "ns-levels-$m" "$NSM" "${levels[@]}" --set constraint.method=$m
+        labels+=("ns-levels-$m")
+    done
+    [ "$DRY" = 1 ] || echo "Medium Navier-Stokes, level-balanced PDE loss:"
+    table ns-medium "${labels[@]}"
 }
 
 # Burgers with one constraint (`[1, 1]`), two time tiles and two or four
