@@ -51,11 +51,11 @@ Tables:
   ds-medium-levels
                  The medium diffusion-sorption scenario with the level-balanced
                  PDE loss (training.pde_norm = "levels"): PI-HC-MoE and PI-HC
-                 with three seeds, PI-SC with one, each method with the lifting
+                 with five seeds, PI-SC with one, each method with the lifting
                  and projection frozen, and the physics floor of that loss;
                  then the quickstart's three methods and floor, and the medium
-                 Navier-Stokes PI-HC and PI-HC-MoE, with it (15 runs and 2
-                 floors, ~2.8 h; the grid-norm runs are other tables')
+                 Navier-Stokes PI-HC and PI-HC-MoE, with it (19 runs and 2
+                 floors, ~3.5 h; the grid-norm runs are other tables')
   burgers-tiles  Why x-tiles hurt on Burgers: scenarios/burgers-small.toml with one
                  constraint, time tiles and x-tiles, and shorter windows
                  (8 runs, ~3 min)
@@ -632,7 +632,7 @@ ds_medium_levels() {
     for m in moe hard; do
         run "ds-levels-$m" "$DSM" "${levels[@]}" --set constraint.method=$m
         labels+=("ds-levels-$m")
-        for s in 4 5; do
+        for s in 4 5 6 7; do
             run "ds-levels-$m-seed$s" "$DSM" "${levels[@]}" --set constraint.method=$m --set seed=$s
             labels+=("ds-levels-$m-seed$s")
         done
