@@ -77,15 +77,16 @@ impl CustomOp2 for DeviceNetworkOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let params = match &self.armed {
-            Some((params, _)) => {
-                let (storage, layout) = params.storage_and_layout();
-                let candle_core::Storage::Cpu(storage) = &*storage else {
+        // Borrowed, not copied: the packed parameters are tens of MiB.
+        let held = self.armed.as_ref().map(|(p, _)| p.storage_and_layout());
+        let params = match &held {
+            Some((storage, layout)) => {
+                let candle_core::Storage::Cpu(storage) = &**storage else {
                     candle_core::bail!("fno: parameters off the CPU")
                 };
-                widened(storage, layout)?.into_owned()
+                widened(storage, layout)?
             }
-            None => widened(s2, l2)?.into_owned(),
+            None => widened(s2, l2)?,
         };
         let (out, pass) = self
             .device
