@@ -329,21 +329,49 @@ fn kernel_sources_and_batches_are_checked() {
         Err(GpuError::Unsupported(_))
     ));
     assert!(Batch::pack(&lm, &[]).is_err());
-    // Packing keeps every problem's rows at its offsets.
+    check_packing(&case);
+    check_packing(&gpu::system(8));
+}
+
+/// Packing keeps every problem's arrays of `case` at its offsets, and together
+/// they fill the batch's arrays.
+fn check_packing(case: &Case) {
+    let (lm, shape) = (LevenbergMarquardt::default(), case.shape());
     let batch = Batch::pack(&lm, &case.refs()).unwrap();
     let (n, d) = (shape.n_basis, shape.n_terms);
+    let mut packed = [0usize; 5];
     for (k, problem) in case.problems.iter().enumerate() {
-        let first = batch.point_start[k] as usize;
-        assert_eq!(
-            &batch.term_rows[first * d * n..(first + problem.n_points()) * d * n],
-            problem.term_rows()
-        );
-        let row = batch.linear_start[k] as usize;
-        assert_eq!(
-            &batch.linear_rhs[row..row + problem.n_linear()],
-            problem.linear_rhs()
-        );
+        let (first, p) = (batch.point_start[k] as usize, problem.n_points());
+        let (row, r) = (batch.linear_start[k] as usize, problem.n_linear());
+        let c = shape.n_coordinates;
+        let pieces: [(&[f64], &[f64]); 5] = [
+            (
+                &batch.term_rows[first * d * n..][..p * d * n],
+                problem.term_rows(),
+            ),
+            (&batch.offsets[first * d..][..p * d], problem.offsets()),
+            (
+                &batch.coordinates[first * c..][..p * c],
+                problem.coordinates(0, p),
+            ),
+            (&batch.linear[row * n..][..r * n], problem.linear()),
+            (&batch.linear_rhs[row..][..r], problem.linear_rhs()),
+        ];
+        for (i, (got, want)) in pieces.into_iter().enumerate() {
+            assert_eq!(got, want, "problem {k}, array {i}");
+            packed[i] += want.len();
+        }
+        assert_eq!(batch.ridge[k], problem.ridge());
     }
+    let lengths = [
+        batch.term_rows.len(),
+        batch.offsets.len(),
+        batch.coordinates.len(),
+        batch.linear.len(),
+        batch.linear_rhs.len(),
+    ];
+    assert_eq!(packed, lengths);
+    assert_eq!(batch.omega, vec![1.0; batch.len() * n]);
 }
 
 /// The backward kernel's row gradients against the CPU's

@@ -44,6 +44,14 @@ use crate::shard::ExpertShard;
 use crate::terms::SampleTerms;
 use crate::{ExpertsError, POINTS_PER_TASK};
 
+#[cfg(feature = "cuda")]
+use tessera_constraints::gpu::SolvedBatch;
+
+/// Without the `cuda` feature no solve leaves a batch on a device: a type
+/// with no values, so `Option<SolvedBatch>` is always `None`.
+#[cfg(not(feature = "cuda"))]
+enum SolvedBatch {}
+
 /// Settings of a [`ConstraintLayer`]; [`LayerConfig::new`] fills the defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerConfig {
@@ -109,6 +117,10 @@ pub struct Forward {
     batch: usize,
     n_basis: usize,
     samples: Vec<SavedSample>,
+    /// The solved problems left on the GPU that solved them, when every
+    /// problem of the call was solved there: the backward pass then uploads
+    /// only the upstream gradients.
+    on_gpu: Option<SolvedBatch>,
 }
 
 /// One sample before its solves.
@@ -236,38 +248,51 @@ impl<P: Pde> ConstraintLayer<P> {
         })
     }
 
-    /// Solves `problems` in this process: on the attached GPU, else on the
-    /// CPU's threads.
-    fn solve_here(&self, problems: &[&ExpertProblem]) -> Result<Vec<LmSolution>, ExpertsError> {
+    /// Solves `problems` in this process: on the attached GPU, which keeps
+    /// the batch for the backward pass, else on the CPU's threads.
+    fn solve_here(
+        &self,
+        problems: &[&ExpertProblem],
+    ) -> Result<(Vec<LmSolution>, Option<SolvedBatch>), ExpertsError> {
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
-            return Ok(gpu.solve(&self.config.lm, problems)?);
+            let (solutions, kept) = gpu.solve_kept(&self.config.lm, problems)?;
+            return Ok((solutions, Some(kept)));
         }
-        runner::solve_experts(self.pde.as_ref(), problems, &self.config.lm)
+        let solutions = runner::solve_experts(self.pde.as_ref(), problems, &self.config.lm)?;
+        Ok((solutions, None))
     }
 
-    /// The backward passes of `jobs` in this process: on the attached GPU,
-    /// else on the CPU's threads.
+    /// The backward passes of `jobs` in this process: on the attached GPU
+    /// (on the batch it kept, when `kept` holds every job's problem in
+    /// order), else on the CPU's threads.
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
     fn differentiate_here(
         &self,
         jobs: &[runner::BackwardJob<'_>],
+        kept: Option<&SolvedBatch>,
     ) -> Result<Vec<RowGradient>, ExpertsError> {
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
-            let problems: Vec<&ExpertProblem> = jobs.iter().map(|j| j.problem).collect();
-            let omegas: Vec<&[f64]> = jobs.iter().map(|j| j.omega).collect();
             let bars: Vec<&[f64]> = jobs.iter().map(|j| j.omega_bar).collect();
-            return gpu
-                .differentiate(self.config.hessian, &problems, &omegas, &bars)?
-                .into_iter()
-                .map(|g| Ok(g?))
-                .collect();
+            let gradients = match kept {
+                Some(solved) if solved.len() == jobs.len() => {
+                    gpu.differentiate_solved(self.config.hessian, solved, &bars)?
+                }
+                _ => {
+                    let problems: Vec<&ExpertProblem> = jobs.iter().map(|j| j.problem).collect();
+                    let omegas: Vec<&[f64]> = jobs.iter().map(|j| j.omega).collect();
+                    gpu.differentiate(self.config.hessian, &problems, &omegas, &bars)?
+                }
+            };
+            return gradients.into_iter().map(|g| Ok(g?)).collect();
         }
         runner::differentiate_experts(self.pde.as_ref(), jobs, self.config.hessian)
     }
 
     /// The layer with its solves on a GPU: every `(sample, expert)` problem of
-    /// a batch in one launch of `solver` forward, and one backward, which
+    /// a batch in one launch of `solver` forward, and one backward on the
+    /// problems the forward pass left on the device (only `ω̄` goes up), which
     /// must be compiled for this layer's PDE (its emitted residual) and basis
     /// size. The pull-back to the basis stays on the CPU, and an
     /// expert-parallel shard solves its experts on the CPU.
@@ -431,9 +456,12 @@ impl<P: Pde> ConstraintLayer<P> {
             .iter()
             .flat_map(|s| s.experts.iter().map(|(_, p)| p))
             .collect();
-        let solutions = match shard {
+        let (solutions, on_gpu) = match shard {
             None => self.solve_here(&problems)?,
-            Some(shard) => shard.solve(self.pde.as_ref(), &problems, &self.config.lm)?,
+            Some(shard) => (
+                shard.solve(self.pde.as_ref(), &problems, &self.config.lm)?,
+                None,
+            ),
         };
         let mut u = vec![0.0; batch * g];
         u.par_chunks_mut(g)
@@ -473,6 +501,7 @@ impl<P: Pde> ConstraintLayer<P> {
             batch,
             n_basis,
             samples,
+            on_gpu,
         })
     }
 
@@ -544,7 +573,7 @@ impl<P: Pde> ConstraintLayer<P> {
                 omega_bar: w,
             })
             .collect();
-        let gradients = self.differentiate_here(&jobs)?;
+        let gradients = self.differentiate_here(&jobs, forward.on_gpu.as_ref())?;
         let mut basis_bar = vec![0.0; basis.len()];
         basis_bar
             .par_chunks_mut(g * n)

@@ -1,6 +1,6 @@
 //! The GPU and the batched solve on it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchArgs, LaunchConfig,
@@ -115,9 +115,9 @@ pub struct GpuLm {
 }
 
 /// One grid block per problem, [`THREADS`] threads each.
-fn launch_config(batch: &Batch) -> LaunchConfig {
+fn launch_config(problems: usize) -> LaunchConfig {
     LaunchConfig {
-        grid_dim: (batch.len() as u32, 1, 1),
+        grid_dim: (problems as u32, 1, 1),
         block_dim: (THREADS as u32, 1, 1),
         shared_mem_bytes: 0,
     }
@@ -264,6 +264,26 @@ impl GpuLm {
         lm: &LevenbergMarquardt,
         problems: &[&ExpertProblem],
     ) -> Result<Vec<LmSolution>, GpuError> {
+        self.solve_kept(lm, problems)
+            .map(|(solutions, _)| solutions)
+    }
+
+    /// [`GpuLm::solve`], with the batch left on the device for its backward
+    /// pass ([`GpuLm::differentiate_solved`]).
+    ///
+    /// Why: a training step differentiates exactly the problems it solved,
+    /// and at the paper's diffusion–sorption scale (batch 6, 4 experts of
+    /// 20 000 points, N = 16) their term rows are about 180 MB; packing and
+    /// uploading them a second time for the backward pass would cost more
+    /// than the pass itself. The kept batch holds that device memory until
+    /// it is dropped.
+    ///
+    /// Errors: as [`GpuLm::solve`].
+    pub fn solve_kept(
+        &self,
+        lm: &LevenbergMarquardt,
+        problems: &[&ExpertProblem],
+    ) -> Result<(Vec<LmSolution>, SolvedBatch), GpuError> {
         let batch = Batch::pack(lm, problems)?;
         if batch.shape != self.shape {
             return Err(GpuError::Unsupported(format!(
@@ -276,7 +296,7 @@ impl GpuLm {
         let mut status = on.zeros(batch.len() * STATUS_LEN)?;
         let (rtol, atol, tau) = (lm.rtol(), lm.atol(), lm.initial_damping());
         let max_iterations = i32::try_from(lm.max_iterations()).unwrap_or(i32::MAX);
-        let config = launch_config(&batch);
+        let config = launch_config(batch.len());
         let mut launch = s.launch_builder(&self.solve);
         on.inputs.push(&mut launch);
         launch
@@ -294,7 +314,15 @@ impl GpuLm {
         unsafe { launch.launch(config) }.map_err(driver("launching the solver"))?;
         let omega = on.download(&on.omega, batch.omega.len())?;
         let status = on.download(&status, batch.len() * STATUS_LEN)?;
-        kernel::solutions(&omega, &status, self.shape.n_basis)
+        let solutions = kernel::solutions(&omega, &status, self.shape.n_basis)?;
+        let kept = SolvedBatch {
+            shape: batch.shape,
+            point_start: batch.point_start,
+            linear_start: batch.linear_start,
+            omega,
+            on: Mutex::new(on),
+        };
+        Ok((solutions, kept))
     }
 
     /// The backward pass of every job at once (as the CPU's
@@ -317,22 +345,73 @@ impl GpuLm {
         let n = self.shape.n_basis;
         if batch.shape != self.shape
             || omegas.len() != problems.len()
-            || omega_bars.len() != problems.len()
-            || omegas.iter().chain(omega_bars).any(|v| v.len() != n)
+            || omegas.iter().any(|v| v.len() != n)
         {
             return Err(GpuError::Unsupported(format!(
-                "a backward batch of {} problems with {} ω* and {} ω̄ for a kernel of shape {:?}",
+                "a backward batch of {} problems with {} ω* for a kernel of shape {:?}",
                 problems.len(),
                 omegas.len(),
-                omega_bars.len(),
                 self.shape
             )));
         }
         batch.omega = omegas.concat();
-        let bars = omega_bars.concat();
-        let (k, d) = (batch.len(), self.shape.n_terms);
-        let (p, r) = (batch.total_points(), batch.total_linear_rows());
         let mut on = Uploaded::new(&self.stream, &batch)?;
+        let at = Solutions {
+            point_start: &batch.point_start,
+            linear_start: &batch.linear_start,
+            omega: &batch.omega,
+        };
+        self.backward_on(mode, &mut on, &at, omega_bars)
+    }
+
+    /// [`GpuLm::differentiate`] of the batch `solved` kept on the device, at
+    /// its solutions: only the upstream gradients `omega_bars` (one per
+    /// problem, in the order they were solved) are uploaded.
+    ///
+    /// Errors: as [`GpuLm::differentiate`]; a batch solved by a kernel of
+    /// another shape, or not one `ω̄` per problem, is refused.
+    pub fn differentiate_solved(
+        &self,
+        mode: HessianMode,
+        solved: &SolvedBatch,
+        omega_bars: &[&[f64]],
+    ) -> Result<Vec<Result<RowGradient, ConstraintError>>, GpuError> {
+        if solved.shape != self.shape {
+            return Err(GpuError::Unsupported(format!(
+                "a batch solved for shape {:?} differentiated by a kernel of shape {:?}",
+                solved.shape, self.shape
+            )));
+        }
+        // The scratch is rewritten before it is read, so a poisoned lock (a
+        // panic in another backward pass) leaves nothing stale behind.
+        let mut on = solved.on.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = Solutions {
+            point_start: &solved.point_start,
+            linear_start: &solved.linear_start,
+            omega: &solved.omega,
+        };
+        self.backward_on(mode, &mut on, &at, omega_bars)
+    }
+
+    /// Launches the backward pass on the batch `on` (its weights are the
+    /// solutions `at.omega`) and reads back one row gradient per problem.
+    fn backward_on(
+        &self,
+        mode: HessianMode,
+        on: &mut Uploaded,
+        at: &Solutions<'_>,
+        omega_bars: &[&[f64]],
+    ) -> Result<Vec<Result<RowGradient, ConstraintError>>, GpuError> {
+        let (n, d) = (self.shape.n_basis, self.shape.n_terms);
+        let k = at.point_start.len() - 1;
+        if omega_bars.len() != k || omega_bars.iter().any(|v| v.len() != n) {
+            return Err(GpuError::Unsupported(format!(
+                "{} ω̄ for a backward batch of {k} problems with N = {n}",
+                omega_bars.len()
+            )));
+        }
+        let bars = omega_bars.concat();
+        let (p, r) = (at.point_start[k] as usize, at.linear_start[k] as usize);
         let bar = self
             .stream
             .clone_htod(&bars)
@@ -355,8 +434,10 @@ impl GpuLm {
             .arg(&mut state);
         on.scratch.push(&mut launch);
         // SAFETY: as in `solve`, for `tessera_ift_backward`'s parameters; the
-        // outputs have the lengths its comment documents.
-        unsafe { launch.launch(launch_config(&batch)) }
+        // outputs have the lengths its comment documents, and the kernel
+        // writes every scratch entry before it reads it, so scratch left by
+        // the solve is as good as zeros.
+        unsafe { launch.launch(launch_config(k)) }
             .map_err(driver("launching the backward pass"))?;
         let lambda = on.download(&lambda, k * n)?;
         let state = on.download(&state, k)?;
@@ -366,13 +447,12 @@ impl GpuLm {
         let linear_lambda = on.download(&linear_lambda, r)?;
         Ok((0..k)
             .map(|j| {
-                let points =
-                    batch.point_start[j] as usize * d..batch.point_start[j + 1] as usize * d;
-                let rows = batch.linear_start[j] as usize..batch.linear_start[j + 1] as usize;
+                let points = at.point_start[j] as usize * d..at.point_start[j + 1] as usize * d;
+                let rows = at.linear_start[j] as usize..at.linear_start[j + 1] as usize;
                 let bar_finite = bars[j * n..(j + 1) * n].iter().all(|x| x.is_finite());
                 match state[j] {
                     0.0 if bar_finite => Ok(RowGradient {
-                        omega: omegas[j].to_vec(),
+                        omega: at.omega[j * n..(j + 1) * n].to_vec(),
                         lambda: lambda[j * n..(j + 1) * n].to_vec(),
                         term_omega: term_omega[points.clone()].to_vec(),
                         term_lambda: term_lambda[points].to_vec(),
@@ -388,5 +468,46 @@ impl GpuLm {
                 }
             })
             .collect())
+    }
+}
+
+/// Where a batch's problems start and the weights they are differentiated at.
+struct Solutions<'a> {
+    point_start: &'a [i64],
+    linear_start: &'a [i64],
+    /// `[K, N]`, as on the device.
+    omega: &'a [f64],
+}
+
+/// A batch solved by [`GpuLm::solve_kept`], left on the device: its problems
+/// as uploaded and its solutions in place, for [`GpuLm::differentiate_solved`].
+pub struct SolvedBatch {
+    shape: KernelShape,
+    point_start: Vec<i64>,
+    linear_start: Vec<i64>,
+    /// The solutions `[K, N]`, as read back after the solve.
+    omega: Vec<f64>,
+    /// Behind a lock: a backward pass writes the batch's scratch.
+    on: Mutex<Uploaded>,
+}
+
+impl SolvedBatch {
+    /// Number of problems.
+    pub fn len(&self) -> usize {
+        self.point_start.len() - 1
+    }
+
+    /// Whether the batch holds no problem (never: an empty batch is not solved).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for SolvedBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SolvedBatch")
+            .field("shape", &self.shape)
+            .field("problems", &self.len())
+            .finish()
     }
 }

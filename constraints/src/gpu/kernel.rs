@@ -7,6 +7,8 @@
 //! concatenated into flat arrays with start offsets ([`Batch`]), so problems
 //! with different numbers of points or linear rows share one launch.
 
+use rayon::prelude::*;
+
 use crate::{ExpertProblem, InitialGuess, LevenbergMarquardt, LmSolution, LmStatus, StopReason};
 
 use super::GpuError;
@@ -144,18 +146,8 @@ impl Batch {
                 )));
             }
         };
-        let mut batch = Self {
-            shape,
-            point_start: vec![0],
-            linear_start: vec![0],
-            term_rows: Vec::new(),
-            offsets: Vec::new(),
-            coordinates: Vec::new(),
-            linear: Vec::new(),
-            linear_rhs: Vec::new(),
-            ridge: Vec::new(),
-            omega: Vec::new(),
-        };
+        let mut point_start = vec![0i64];
+        let mut linear_start = vec![0i64];
         for (k, problem) in problems.iter().enumerate() {
             let p = problem.n_points();
             let coordinates = problem.coordinates(0, p);
@@ -166,18 +158,48 @@ impl Batch {
                     coordinates.len() / p.max(1)
                 )));
             }
-            batch.term_rows.extend_from_slice(problem.term_rows());
-            batch.offsets.extend_from_slice(problem.offsets());
-            batch.coordinates.extend_from_slice(coordinates);
-            batch.linear.extend_from_slice(problem.linear());
-            batch.linear_rhs.extend_from_slice(problem.linear_rhs());
-            batch.ridge.push(problem.ridge());
-            batch.omega.extend_from_slice(&initial);
-            batch
-                .point_start
-                .push(batch.offsets.len() as i64 / size.n_terms as i64);
-            batch.linear_start.push(batch.linear_rhs.len() as i64);
+            point_start.push(point_start[k] + p as i64);
+            linear_start.push(linear_start[k] + problem.n_linear() as i64);
         }
+        let total_points = point_start[problems.len()] as usize;
+        let total_rows = linear_start[problems.len()] as usize;
+        let d = shape.n_terms;
+        let mut batch = Self {
+            shape,
+            point_start,
+            linear_start,
+            term_rows: vec![0.0; total_points * d * n],
+            offsets: vec![0.0; total_points * d],
+            coordinates: vec![0.0; total_points * n_coordinates],
+            linear: vec![0.0; total_rows * n],
+            linear_rhs: vec![0.0; total_rows],
+            ridge: problems.iter().map(|p| p.ridge()).collect(),
+            omega: initial.repeat(problems.len()),
+        };
+        // Each problem's arrays into its own ranges, the problems in parallel:
+        // at the paper's scale the term rows alone are some 180 MB.
+        let points: Vec<usize> = problems.iter().map(|p| p.n_points()).collect();
+        let rows: Vec<usize> = problems.iter().map(|p| p.n_linear()).collect();
+        let term_rows = split_by(&mut batch.term_rows, &points, d * n);
+        let offsets = split_by(&mut batch.offsets, &points, d);
+        let coordinates = split_by(&mut batch.coordinates, &points, n_coordinates);
+        let linear = split_by(&mut batch.linear, &rows, n);
+        let linear_rhs = split_by(&mut batch.linear_rhs, &rows, 1);
+        problems
+            .par_iter()
+            .zip(term_rows)
+            .zip(offsets)
+            .zip(coordinates)
+            .zip(linear)
+            .zip(linear_rhs)
+            .with_max_len(1)
+            .for_each(|(((((problem, t), o), c), l), r)| {
+                t.copy_from_slice(problem.term_rows());
+                o.copy_from_slice(problem.offsets());
+                c.copy_from_slice(problem.coordinates(0, problem.n_points()));
+                l.copy_from_slice(problem.linear());
+                r.copy_from_slice(problem.linear_rhs());
+            });
         Ok(batch)
     }
 
@@ -212,6 +234,23 @@ impl Batch {
             self.len() * (5 * s.n_basis * s.n_basis + 2 * s.n_basis),
         ]
     }
+}
+
+/// `values` cut into consecutive pieces of `count × width` values, one per
+/// entry of `counts`.
+///
+/// # Panics
+/// If `values` is shorter than the pieces together.
+fn split_by<'a>(values: &'a mut [f64], counts: &[usize], width: usize) -> Vec<&'a mut [f64]> {
+    let mut rest = values;
+    counts
+        .iter()
+        .map(|&count| {
+            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(count * width);
+            rest = tail;
+            piece
+        })
+        .collect()
 }
 
 /// The solutions from the kernel's outputs: `omega` `[K, N]` and `status`

@@ -12,7 +12,8 @@
 //!   to check register use;
 //! - [`device`]: the GPU itself ([`Gpu::open`], a typed error when there is no
 //!   driver) and [`GpuLm`], which uploads a batch, launches the kernel and
-//!   returns one [`crate::LmSolution`] per problem.
+//!   returns one [`crate::LmSolution`] per problem, and can leave the batch
+//!   on the device for its backward pass ([`SolvedBatch`]).
 //!
 //! The kernel's arithmetic is also compiled for the host in the tests (a shim
 //! runs each block's threads as OS threads with a barrier) and compared with
@@ -25,7 +26,7 @@ pub mod kernel;
 pub mod nvrtc;
 pub mod ptxas;
 
-pub use device::{Gpu, GpuLm};
+pub use device::{Gpu, GpuLm, SolvedBatch};
 
 /// A C++ header that runs CUDA kernels on the host, for tests on machines
 /// without a GPU: each block's threads are OS threads, `__syncthreads` a
