@@ -153,6 +153,20 @@ fn a_batch_kept_on_the_gpu_differentiates_as_a_fresh_upload() {
 }
 
 #[test]
+fn the_memory_peak_counts_an_array_already_freed() {
+    let Some(gpu) = gpu() else { return };
+    gpu.reset_memory_peak().expect("reset");
+    let len = 8 << 20; // 64 MiB of doubles
+    let array = gpu.stream().alloc_zeros::<f64>(len).expect("allocation");
+    drop(array);
+    gpu.stream().synchronize().expect("synchronize");
+    match gpu.memory_peak().expect("peak") {
+        Some(bytes) => assert!(bytes >= 8 * len as u64, "peak {bytes} bytes"),
+        None => println!("skipped: this GPU allocates outside memory pools"),
+    }
+}
+
+#[test]
 fn problems_of_another_shape_are_refused() {
     let Some(gpu) = gpu() else { return };
     let (ds, transport) = (gpu::sorption(16), gpu::transport(16));

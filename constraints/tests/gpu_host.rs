@@ -272,12 +272,16 @@ fn tight_tolerances_reach_the_round_off_regime_as_on_the_cpu() {
         1e-9,
         2,
     );
+    // In that regime only round-off decides when the step stops helping:
+    // `curved`'s large residual keeps the GPU's order of summation (four
+    // interleaved running sums per entry) three steps longer than the CPU's
+    // blocked products on problem 0, at the same ω* to 1e-9.
     compare(
         &gpu::curved(6),
         &common::tight_lm(InitialGuess::Zeros),
         4,
         1e-9,
-        2,
+        3,
     );
 }
 

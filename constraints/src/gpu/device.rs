@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchArgs, LaunchConfig,
-    PushKernelArg,
+    PushKernelArg, sys,
 };
 
 use super::kernel::{self, Batch, KernelShape, STATUS_LEN, THREADS};
@@ -92,6 +92,68 @@ impl Gpu {
                 "compute capability {major}.{minor} (the kernels are built for 8.x and 9.x)"
             ))),
         }
+    }
+
+    /// The device's default memory pool, which the stream-ordered
+    /// allocations of every array on this device come from; `None` where the
+    /// device has no pools (its arrays are then allocated outside any).
+    fn default_pool(&self) -> Result<Option<sys::CUmemoryPool>, GpuError> {
+        if !self.context.has_async_alloc() {
+            return Ok(None);
+        }
+        let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+        // SAFETY: `pool` is a valid place for the handle, and the device
+        // belongs to this live context.
+        unsafe { sys::cuDeviceGetDefaultMemPool(&mut pool, self.context.cu_device()) }
+            .result()
+            .map_err(driver("finding the device's memory pool"))?;
+        Ok(Some(pool))
+    }
+
+    /// The most bytes this process's arrays on the device held at once since
+    /// the last [`Gpu::reset_memory_peak`] (or since the device was opened):
+    /// the default pool's high-water mark of memory in use, which a report
+    /// of a step's memory needs and no sampling between launches sees.
+    /// `None` where the device has no memory pools.
+    ///
+    /// Errors: the driver's.
+    pub fn memory_peak(&self) -> Result<Option<u64>, GpuError> {
+        let Some(pool) = self.default_pool()? else {
+            return Ok(None);
+        };
+        let mut bytes: u64 = 0;
+        // SAFETY: the attribute is a `cuuint64_t`, written to `bytes`.
+        unsafe {
+            sys::cuMemPoolGetAttribute(
+                pool,
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH,
+                (&raw mut bytes).cast(),
+            )
+        }
+        .result()
+        .map_err(driver("reading the memory pool's peak"))?;
+        Ok(Some(bytes))
+    }
+
+    /// Starts [`Gpu::memory_peak`] again from the memory in use now.
+    ///
+    /// Errors: the driver's.
+    pub fn reset_memory_peak(&self) -> Result<(), GpuError> {
+        let Some(pool) = self.default_pool()? else {
+            return Ok(());
+        };
+        // The driver only takes zero here.
+        let mut zero: u64 = 0;
+        // SAFETY: as in `memory_peak`; the driver reads a `cuuint64_t`.
+        unsafe {
+            sys::cuMemPoolSetAttribute(
+                pool,
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH,
+                (&raw mut zero).cast(),
+            )
+        }
+        .result()
+        .map_err(driver("resetting the memory pool's peak"))
     }
 
     /// The driver context, for modules of other kernels on this device.

@@ -7,7 +7,8 @@
 // "settled" test and round-off regime with its Gauss–Newton and Newton
 // fallbacks, so that both back ends stop after the same iterations and agree
 // on ω to round-off. Only the summation order differs: the block's threads
-// split the points, and the N×N products sum over points one entry per thread.
+// split the points, and the N×N products sum over points one entry per
+// thread, in four interleaved running sums (`sum_over`).
 //
 // Compile-time sizes (defined before this file, with the PDE's residual):
 //   TESSERA_N        basis functions N (≤ TESSERA_MAX_N, the static shared size)
@@ -80,6 +81,25 @@ __device__ inline double block_sum(Block* b, double x) {
     return s;
 }
 
+// Σ_{q < n} f(q) as four running sums over interleaved q, added as
+// (s0 + s1) + (s2 + s3) at the end. Why: the N×N products give one thread
+// one entry and a sum over every point, and with a single running sum each
+// multiply-add waits for the one before; four independent ones keep the
+// pipeline busy. The order is fixed, so the result is deterministic.
+template <typename F>
+__device__ inline double sum_over(long long n, F f) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    long long q = 0;
+    for (; q + 4 <= n; q += 4) {
+        s0 += f(q);
+        s1 += f(q + 1);
+        s2 += f(q + 2);
+        s3 += f(q + 3);
+    }
+    for (; q < n; ++q) s0 += f(q);
+    return (s0 + s1) + (s2 + s3);
+}
+
 __device__ inline double dot(const double* a, const double* b, int n) {
     double s = 0.0;
     // A partial unroll: fully unrolled at N = 64 the backward kernel needed
@@ -144,21 +164,29 @@ __device__ double evaluate(const Problem& pb, Block* b, const double* w, int s) 
     double ridge2 = pb.ridge * pb.ridge;
     double* gram = pb.normal[s];
     double* grad = gram + NN;
-    for (int e = t; e < NN + N; e += nt) {
-        if (e < NN) {
-            int i = e / N, j = e % N;
-            if (j < i) continue;
-            double acc = 0.0;
-            for (long long q = 0; q < pb.p * M; ++q) {
-                const double* row = jac_row(pb, q);
-                acc += row[i] * row[j];
+    // One sum over the points per thread: the upper triangle of JᵀJ, then
+    // Jᵀr, numbered without the lower triangle so that no thread of the
+    // block waits idle while another does two.
+    constexpr int UPPER = N * (N + 1) / 2;
+    for (int e = t; e < UPPER + N; e += nt) {
+        if (e < UPPER) {
+            int i = 0, j = e;
+            while (j >= N - i) {
+                j -= N - i;
+                ++i;
             }
-            gram[e] = acc + pb.linear_gram[e] + (i == j ? ridge2 : 0.0);
+            j += i;
+            double acc = sum_over(pb.p * M, [&](long long q) {
+                const double* row = jac_row(pb, q);
+                return row[i] * row[j];
+            });
+            gram[i * N + j] = acc + pb.linear_gram[i * N + j] + (i == j ? ridge2 : 0.0);
         } else {
-            int i = e - NN;
-            double acc = 0.0;
-            for (long long q = 0; q < pb.p * M; ++q) acc += jac_row(pb, q)[i] * pb.values[s][q];
-            for (long long r = 0; r < pb.r; ++r) acc += pb.linear[r * N + i] * pb.linres[s][r];
+            int i = e - UPPER;
+            const double* values = pb.values[s];
+            const double* linres = pb.linres[s];
+            double acc = sum_over(pb.p * M, [&](long long q) { return jac_row(pb, q)[i] * values[q]; });
+            acc += sum_over(pb.r, [&](long long r) { return pb.linear[r * N + i] * linres[r]; });
             grad[i] = acc + ridge2 * w[i];
         }
     }
@@ -306,16 +334,17 @@ __device__ bool exact_hessian(const Problem& pb, Block* b, int s, const double* 
     __syncthreads();
     for (int e = t; e < NN; e += nt) {
         int i = e / N, k = e % N;
-        double acc = 0.0;
-        for (long long p = 0; p < pb.p; ++p) {
+        double acc = sum_over(pb.p, [&](long long p) {
             const double* c = pb.jac + p * SCRATCH;
             const double* a = pb.rows + p * D * N;
+            double at_p = 0.0;
             for (int j = 0; j < D; ++j) {
                 double cj = 0.0;
                 for (int l = 0; l < D; ++l) cj += c[j * D + l] * a[l * N + k];
-                acc += a[j * N + i] * cj;
+                at_p += a[j * N + i] * cj;
             }
-        }
+            return at_p;
+        });
         pb.work[e] = pb.normal[s][e] + acc;
     }
     __syncthreads();
@@ -377,9 +406,9 @@ __device__ Problem problem_of(int k, const long long* point_start, const long lo
     pb.work = pb.linear_gram + NN;
     for (int e = threadIdx.x; e < NN; e += blockDim.x) {
         int i = e / N, j = e % N;
-        double acc = 0.0;
-        for (long long r = 0; r < pb.r; ++r) acc += pb.linear[r * N + i] * pb.linear[r * N + j];
-        pb.linear_gram[e] = acc;
+        const double* linear = pb.linear;
+        pb.linear_gram[e] =
+            sum_over(pb.r, [&](long long r) { return linear[r * N + i] * linear[r * N + j]; });
     }
     return pb;
 }

@@ -115,6 +115,53 @@ fn on_gpu(
     )))
 }
 
+/// This process's peak GPU memory over a stretch of work, for reports
+/// (`bench train-step`): the driver's high-water mark of the arrays in use
+/// ([`tessera_constraints::gpu::Gpu::memory_peak`]), from
+/// [`MemoryPeak::start`] on.
+pub struct MemoryPeak {
+    #[cfg(feature = "cuda")]
+    gpu: Option<tessera_constraints::gpu::Gpu>,
+}
+
+impl MemoryPeak {
+    /// Starts measuring on `device`'s GPU (nothing to measure on the CPU).
+    ///
+    /// Errors: no driver or no such GPU, or the driver's.
+    pub fn start(device: Device) -> Result<Self, ToolError> {
+        #[cfg(feature = "cuda")]
+        {
+            let gpu = match tessera_solver::gpu_ordinal(device)? {
+                None => None,
+                Some(ordinal) => {
+                    let gpu = tessera_constraints::gpu::Gpu::open(ordinal)?;
+                    gpu.reset_memory_peak()?;
+                    Some(gpu)
+                }
+            };
+            Ok(Self { gpu })
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            // Without the feature the model has refused a GPU already.
+            let _ = device;
+            Ok(Self {})
+        }
+    }
+
+    /// The peak since [`MemoryPeak::start`], in MiB: `None` on the CPU, or
+    /// on a GPU without memory pools.
+    ///
+    /// Errors: the driver's.
+    pub fn mib(&self) -> Result<Option<f64>, ToolError> {
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            return Ok(gpu.memory_peak()?.map(|b| b as f64 / (1024.0 * 1024.0)));
+        }
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! `tessera bench train-step`: the time of one full training step (backbone
 //! forward, constraint solves, loss, backward through the IFT op, clipping,
 //! Adam update) on a scenario's model, the median of several steps after a
-//! warm-up, with the process's peak memory and where the step's time went
+//! warm-up, with the process's peak memory (and on a GPU its peak device
+//! memory) and where the step's time went
 //! (the median of each phase: backbone forward and backward, solves, their
 //! backward pass, losses, optimiser, and the rest).
 //!
@@ -27,7 +28,7 @@ use tessera_solver::{
 };
 
 use super::train::load_scenario;
-use crate::device::DeviceArg;
+use crate::device::{DeviceArg, MemoryPeak};
 
 /// Arguments of `tessera bench train-step`.
 #[derive(Debug, clap::Args)]
@@ -87,6 +88,10 @@ struct Report {
     comm_bytes_per_step: u64,
     /// Rank 0's peak resident set.
     peak_rss_mib: f64,
+    /// Rank 0's peak GPU memory over the timed steps: the most its arrays
+    /// held at once (the driver's memory pool high-water mark); `null` on
+    /// the CPU.
+    gpu_peak_mib: Option<f64>,
     lm_iterations_mean: f64,
     failed_solves: usize,
 }
@@ -141,7 +146,11 @@ impl TrainStepArgs {
         let (mut times, mut comm) = (Vec::new(), Vec::new());
         let mut phases: Vec<PhaseTimes> = Vec::new();
         let (mut iterations, mut failed, mut bytes) = (0.0, 0, 0);
+        let mut gpu_memory = None;
         for step in 0..=self.runs {
+            if step == 1 {
+                gpu_memory = Some(MemoryPeak::start(scenario.device)?);
+            }
             let draw = step_draw(scenario.seed, step, train.len(), self.batch);
             let batch = Batch {
                 ics: train.initial_conditions(&draw.indices),
@@ -211,6 +220,10 @@ impl TrainStepArgs {
             comm_median_s: median(&comm),
             comm_bytes_per_step: bytes,
             peak_rss_mib: peak_rss_mib()?,
+            gpu_peak_mib: match &gpu_memory {
+                Some(memory) => memory.mib()?,
+                None => None,
+            },
             lm_iterations_mean: iterations / self.runs as f64,
             failed_solves: failed,
         };
@@ -218,7 +231,7 @@ impl TrainStepArgs {
             println!("{}", serde_json::to_string(&report)?);
         } else {
             println!(
-                "{} ({}, {}, solves on {}), batch {} over {} rank(s) ({} collectives) × {} threads: step median {:.4} s over {} steps ({:.3} samples/s; communication {:.4} s, {} bytes sent by rank 0), peak RSS {:.0} MiB, LM iterations {:.2}, failed solves {}",
+                "{} ({}, {}, solves on {}), batch {} over {} rank(s) ({} collectives) × {} threads: step median {:.4} s over {} steps ({:.3} samples/s; communication {:.4} s, {} bytes sent by rank 0), peak RSS {:.0} MiB{}, LM iterations {:.2}, failed solves {}",
                 report.scenario,
                 report.method,
                 report.device,
@@ -233,6 +246,10 @@ impl TrainStepArgs {
                 report.comm_median_s,
                 report.comm_bytes_per_step,
                 report.peak_rss_mib,
+                report
+                    .gpu_peak_mib
+                    .map(|m| format!(", peak GPU memory {m:.0} MiB"))
+                    .unwrap_or_default(),
                 report.lm_iterations_mean,
                 report.failed_solves
             );
