@@ -25,6 +25,7 @@ use super::external_op::ExternalOp;
 use super::placement::SolveDevice;
 use super::setup;
 use crate::SolverError;
+use crate::backbone::storage::guarded;
 use crate::parallel::DataShard;
 use crate::phases::{Phase, PhaseClock};
 use tessera_scenarios::AnyPde;
@@ -241,21 +242,27 @@ impl HardConstraint {
         stream: u64,
         shard: &DataShard<'_>,
     ) -> Result<(Tensor, SolveStats), SolverError> {
-        let values = basis.flatten_all()?.to_vec1::<f64>()?;
-        let (forward, stats) = self.solve_shard(&values, ics, stream, shard)?;
+        // The basis's values are read in place, here and in the backward
+        // pass, never copied: they are tens of MiB per step.
+        let basis = basis.contiguous()?;
+        let (forward, stats) = {
+            let held = basis.storage_and_layout();
+            self.solve_shard(guarded::<f64>(&held)?, ics, stream, shard)?
+        };
         let u = forward.u.clone();
         let layer = Arc::clone(&self.layer);
         let forward = Arc::new(forward);
         let phases = Arc::clone(&self.phases);
-        // The backward pass reads the basis again; the op keeps these values
-        // (moved, not copied) instead of the layer keeping a copy.
+        let kept = basis.clone();
         let vjp = move |u_bar: &[f64]| -> Result<Vec<f64>, SolverError> {
+            let held = kept.storage_and_layout();
+            let values = guarded::<f64>(&held)?;
             phases.time(Phase::ConstraintBackward, || {
-                Ok(layer.backward(&forward, &values, u_bar)?)
+                Ok(layer.backward(&forward, values, u_bar)?)
             })
         };
         let shape = (ics.len(), self.grid.len());
-        let out = ExternalOp::apply("hard-constraint", basis, u, shape, Arc::new(vjp))?;
+        let out = ExternalOp::apply("hard-constraint", &basis, u, shape, Arc::new(vjp))?;
         Ok((out, stats))
     }
 }

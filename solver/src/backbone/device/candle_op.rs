@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
 use super::backbone::{DevicePass, NetworkOnDevice};
 use super::optimiser::GradientSlot;
@@ -124,10 +124,13 @@ impl CustomOp2 for DeviceNetworkOp {
                 "fno: backward needs a fresh forward pass (run backward once per loss)"
             )
         };
-        let g = grad_res
-            .to_dtype(DType::F64)?
-            .flatten_all()?
-            .to_vec1::<f64>()?;
+        // Borrowed, not copied: the basis's gradient is tens of MiB.
+        let grad_res = grad_res.contiguous()?;
+        let (storage, layout) = grad_res.storage_and_layout();
+        let candle_core::Storage::Cpu(storage) = &*storage else {
+            candle_core::bail!("fno: output gradient off the CPU")
+        };
+        let g = widened(storage, layout)?;
         if let Some((_, slot)) = &self.armed {
             let gradient = self
                 .device
