@@ -12,6 +12,12 @@ fn repo() -> PathBuf {
 /// `tessera bench constraint` on a tiny problem with `extra` arguments: the
 /// exit status and stderr.
 fn bench(extra: &[&str]) -> (bool, String) {
+    let (ok, _, err) = bench_output(extra);
+    (ok, err)
+}
+
+/// As [`bench`], with stdout.
+fn bench_output(extra: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args([
             "bench",
@@ -34,6 +40,7 @@ fn bench(extra: &[&str]) -> (bool, String) {
         .expect("the tessera binary runs");
     (
         out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
@@ -77,13 +84,24 @@ fn unknown_devices_are_refused_by_name() {
 
 #[test]
 fn the_cpu_device_runs_the_side_by_side_benchmark() {
-    let (ok, err) = bench(&[
+    let (ok, out, err) = bench_output(&[
         "--pde-file",
         "scenarios/pdes/diffusion-sorption.toml",
         "--device",
         "cpu",
+        "--json",
     ]);
     assert!(ok, "{err}");
+    let reports: serde_json::Value = serde_json::from_str(&out).expect("a JSON report");
+    let reports = reports.as_array().expect("one report per layer");
+    assert_eq!(reports.len(), 2);
+    for report in reports {
+        assert_eq!(
+            report.get("gpu_peak_mib"),
+            Some(&serde_json::Value::Null),
+            "no GPU memory on the CPU: {report}"
+        );
+    }
 }
 
 /// `tessera COMMAND … --device cuda` on a scenario: refused with the reason

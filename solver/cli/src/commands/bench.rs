@@ -128,7 +128,7 @@ impl ConstraintArgs {
         }
         for report in &reports {
             println!(
-                "{} experts {:?} × {} points, N = {}, grid {:?}, batch {}, {} threads: forward {:.4} s, forward+backward {:.4} s (medians of {}); LM iterations {:?}",
+                "{} experts {:?} × {} points, N = {}, grid {:?}, batch {}, {} threads: forward {:.4} s, forward+backward {:.4} s (medians of {}){}; LM iterations {:?}",
                 report.pde,
                 report.experts,
                 report.points,
@@ -139,6 +139,10 @@ impl ConstraintArgs {
                 report.fwd_median_s,
                 report.fwd_bwd_median_s,
                 report.runs,
+                report
+                    .gpu_peak_mib
+                    .map(|m| format!(", peak GPU memory {m:.0} MiB"))
+                    .unwrap_or_default(),
                 report.iterations
             );
         }

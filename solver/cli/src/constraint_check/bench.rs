@@ -79,6 +79,10 @@ pub struct BenchReport {
     pub final_residual_norms: Vec<Vec<f64>>,
     /// Whether every solve of the last run converged.
     pub converged: bool,
+    /// For a layer whose solves ran on a GPU, the most device memory its
+    /// arrays held at once over its runs, warm-up included (the driver's
+    /// memory pool high-water mark); `None` otherwise.
+    pub gpu_peak_mib: Option<f64>,
 }
 
 /// Runs the benchmark (see the module docs).
@@ -133,8 +137,12 @@ pub fn bench_constraint_side_by_side(
             config,
         )?,
     ];
+    // The built-in layer runs on the CPU: the GPU's peak is the other's.
+    let memory = crate::device::MemoryPeak::start(device)?;
     alternate(&mut layers, config.runs)?;
-    Ok(layers.map(|layer| layer.report()))
+    let [builtin, mut custom] = layers.map(|layer| layer.report());
+    custom.gpu_peak_mib = memory.mib()?;
+    Ok([builtin, custom])
 }
 
 /// `Ok` if `value` (the setting `what`) is at least 1.
@@ -312,6 +320,7 @@ impl<'a> TimedLayer<'a> {
             iterations: per_expert(last, k, |s| s.iterations),
             final_residual_norms: per_expert(last, k, |s| s.final_residual),
             converged: last.all_converged(),
+            gpu_peak_mib: None,
         }
     }
 }
