@@ -6,7 +6,7 @@
 mod common;
 
 use common::gpu::{self, Case};
-use tessera_constraints::gpu::{Gpu, GpuError, GpuLm};
+use tessera_constraints::gpu::{Gpu, GpuError, GpuLm, SolveTimes};
 use tessera_constraints::{HessianMode, InitialGuess, LevenbergMarquardt, Sensitivity};
 
 /// GPU 0, or `None` with a skip notice when there is no driver.
@@ -150,6 +150,45 @@ fn a_batch_kept_on_the_gpu_differentiates_as_a_fresh_upload() {
             .unwrap_err();
         assert!(matches!(err, GpuError::Unsupported(_)), "{err}");
     }
+}
+
+#[test]
+fn the_solver_says_where_its_time_went() {
+    let Some(gpu) = gpu() else { return };
+    let case = gpu::sorption(16);
+    let solver = GpuLm::new(&gpu, &case.cuda, case.name, case.shape()).expect("kernel loads");
+    let lm = common::tight_lm(InitialGuess::Zeros);
+    let (solutions, kept) = solver.solve_kept(&lm, &case.refs()).expect("GPU solve");
+    let bars = upstream(&case, 7);
+    solver
+        .differentiate_solved(HessianMode::Exact, &kept, &slices(&bars))
+        .expect("backward on the kept batch");
+    let times = solver.take_times();
+    assert_eq!((times.solve.calls, times.backward.calls), (1, 1));
+    assert!(
+        times.solve.pack_s > 0.0 && times.solve.kernel_s > 0.0,
+        "{times:?}"
+    );
+    assert_eq!(
+        times.backward.pack_s, 0.0,
+        "a kept batch is not packed again"
+    );
+    assert_eq!(
+        solver.take_times(),
+        SolveTimes::default(),
+        "taking starts again"
+    );
+    let omegas: Vec<Vec<f64>> = solutions.into_iter().map(|s| s.omega).collect();
+    solver
+        .differentiate(
+            HessianMode::Exact,
+            &case.refs(),
+            &slices(&omegas),
+            &slices(&bars),
+        )
+        .expect("backward on a fresh upload");
+    let fresh = solver.take_times().backward;
+    assert!(fresh.calls == 1 && fresh.pack_s > 0.0, "{fresh:?}");
 }
 
 #[test]

@@ -302,6 +302,14 @@ impl<P: Pde> ConstraintLayer<P> {
         self
     }
 
+    /// The GPU solver attached with [`ConstraintLayer::with_gpu`], if any: for
+    /// reports of where its calls spend their time
+    /// ([`tessera_constraints::gpu::GpuLm::take_times`]).
+    #[cfg(feature = "cuda")]
+    pub fn gpu_solver(&self) -> Option<&Arc<tessera_constraints::gpu::GpuLm>> {
+        self.gpu.as_ref()
+    }
+
     /// Whether this layer's solves run on a GPU ([`ConstraintLayer::with_gpu`]),
     /// for reports that say where the time went.
     pub fn solves_on_gpu(&self) -> bool {

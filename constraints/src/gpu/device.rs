@@ -8,6 +8,7 @@ use cudarc::driver::{
 };
 
 use super::kernel::{self, Batch, KernelShape, STATUS_LEN, THREADS};
+use super::times::{GpuTimes, SolveTimes, Stopwatch};
 use super::{GpuError, nvrtc};
 use crate::{
     ConstraintError, ExpertProblem, HessianMode, LevenbergMarquardt, LmSolution, RowGradient,
@@ -174,6 +175,8 @@ pub struct GpuLm {
     solve: CudaFunction,
     backward: CudaFunction,
     shape: KernelShape,
+    /// Where the calls' time went since the last [`GpuLm::take_times`].
+    times: Mutex<SolveTimes>,
 }
 
 /// One grid block per problem, [`THREADS`] threads each.
@@ -313,7 +316,32 @@ impl GpuLm {
             solve: module.load_function(kernel::LM_FUNCTION).map_err(&find)?,
             backward: module.load_function(kernel::IFT_FUNCTION).map_err(&find)?,
             shape,
+            times: Mutex::new(SolveTimes::default()),
         })
+    }
+
+    /// Where the wall time of the solves and backward passes went since the
+    /// last call (or since the solver was built), and starts again.
+    pub fn take_times(&self) -> SolveTimes {
+        std::mem::take(&mut *self.times.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Adds to the times of the solves or backward passes (`part`).
+    fn record(&self, part: fn(&mut SolveTimes) -> &mut GpuTimes, add: GpuTimes) {
+        let mut times = self.times.lock().unwrap_or_else(PoisonError::into_inner);
+        let sum = part(&mut times);
+        sum.calls += add.calls;
+        sum.pack_s += add.pack_s;
+        sum.upload_s += add.upload_s;
+        sum.kernel_s += add.kernel_s;
+        sum.download_s += add.download_s;
+    }
+
+    /// Waits for everything queued on the stream: the end of a timed part.
+    fn synchronize(&self) -> Result<(), GpuError> {
+        self.stream
+            .synchronize()
+            .map_err(driver("waiting for the device"))
     }
 
     /// Solves every problem at once, each with `lm`'s settings and initial
@@ -346,6 +374,7 @@ impl GpuLm {
         lm: &LevenbergMarquardt,
         problems: &[&ExpertProblem],
     ) -> Result<(Vec<LmSolution>, SolvedBatch), GpuError> {
+        let mut watch = Stopwatch::start();
         let batch = Batch::pack(lm, problems)?;
         if batch.shape != self.shape {
             return Err(GpuError::Unsupported(format!(
@@ -353,9 +382,12 @@ impl GpuLm {
                 batch.shape, self.shape
             )));
         }
+        let pack_s = watch.lap();
         let mut on = Uploaded::new(&self.stream, &batch)?;
         let s = &self.stream;
         let mut status = on.zeros(batch.len() * STATUS_LEN)?;
+        self.synchronize()?;
+        let upload_s = watch.lap();
         let (rtol, atol, tau) = (lm.rtol(), lm.atol(), lm.initial_damping());
         let max_iterations = i32::try_from(lm.max_iterations()).unwrap_or(i32::MAX);
         let config = launch_config(batch.len());
@@ -374,8 +406,21 @@ impl GpuLm {
         // batch (`Batch::scratch_lengths`), and the grid has one block per
         // problem.
         unsafe { launch.launch(config) }.map_err(driver("launching the solver"))?;
+        self.synchronize()?;
+        let kernel_s = watch.lap();
         let omega = on.download(&on.omega, batch.omega.len())?;
         let status = on.download(&status, batch.len() * STATUS_LEN)?;
+        let download_s = watch.lap();
+        self.record(
+            |t| &mut t.solve,
+            GpuTimes {
+                calls: 1,
+                pack_s,
+                upload_s,
+                kernel_s,
+                download_s,
+            },
+        );
         let solutions = kernel::solutions(&omega, &status, self.shape.n_basis)?;
         let kept = SolvedBatch {
             shape: batch.shape,
@@ -403,6 +448,7 @@ impl GpuLm {
         omegas: &[&[f64]],
         omega_bars: &[&[f64]],
     ) -> Result<Vec<Result<RowGradient, ConstraintError>>, GpuError> {
+        let mut watch = Stopwatch::start();
         let mut batch = Batch::pack(&LevenbergMarquardt::default(), problems)?;
         let n = self.shape.n_basis;
         if batch.shape != self.shape
@@ -417,7 +463,18 @@ impl GpuLm {
             )));
         }
         batch.omega = omegas.concat();
+        let pack_s = watch.lap();
         let mut on = Uploaded::new(&self.stream, &batch)?;
+        self.synchronize()?;
+        let upload_s = watch.lap();
+        self.record(
+            |t| &mut t.backward,
+            GpuTimes {
+                pack_s,
+                upload_s,
+                ..GpuTimes::default()
+            },
+        );
         let at = Solutions {
             point_start: &batch.point_start,
             linear_start: &batch.linear_start,
@@ -472,6 +529,7 @@ impl GpuLm {
                 omega_bars.len()
             )));
         }
+        let mut watch = Stopwatch::start();
         let bars = omega_bars.concat();
         let (p, r) = (at.point_start[k] as usize, at.linear_start[k] as usize);
         let bar = self
@@ -495,18 +553,32 @@ impl GpuLm {
             .arg(&mut linear_lambda)
             .arg(&mut state);
         on.scratch.push(&mut launch);
+        self.synchronize()?;
+        let upload_s = watch.lap();
         // SAFETY: as in `solve`, for `tessera_ift_backward`'s parameters; the
         // outputs have the lengths its comment documents, and the kernel
         // writes every scratch entry before it reads it, so scratch left by
         // the solve is as good as zeros.
         unsafe { launch.launch(launch_config(k)) }
             .map_err(driver("launching the backward pass"))?;
+        self.synchronize()?;
+        let kernel_s = watch.lap();
         let lambda = on.download(&lambda, k * n)?;
         let state = on.download(&state, k)?;
         let term_omega = on.download(&term_omega, p * d)?;
         let term_lambda = on.download(&term_lambda, p * d)?;
         let linear_omega = on.download(&linear_omega, r)?;
         let linear_lambda = on.download(&linear_lambda, r)?;
+        self.record(
+            |t| &mut t.backward,
+            GpuTimes {
+                calls: 1,
+                upload_s,
+                kernel_s,
+                download_s: watch.lap(),
+                ..GpuTimes::default()
+            },
+        );
         Ok((0..k)
             .map(|j| {
                 let points = at.point_start[j] as usize * d..at.point_start[j + 1] as usize * d;

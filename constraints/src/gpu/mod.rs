@@ -13,7 +13,9 @@
 //! - [`device`]: the GPU itself ([`Gpu::open`], a typed error when there is no
 //!   driver) and [`GpuLm`], which uploads a batch, launches the kernel and
 //!   returns one [`crate::LmSolution`] per problem, and can leave the batch
-//!   on the device for its backward pass ([`SolvedBatch`]).
+//!   on the device for its backward pass ([`SolvedBatch`]);
+//! - [`times`]: where a solver's calls spend their time (packing, copies,
+//!   kernels), for reports.
 //!
 //! The kernel's arithmetic is also compiled for the host in the tests (a shim
 //! runs each block's threads as OS threads with a barrier) and compared with
@@ -25,6 +27,7 @@ pub mod error;
 pub mod kernel;
 pub mod nvrtc;
 pub mod ptxas;
+pub mod times;
 
 pub use device::{Gpu, GpuLm, SolvedBatch};
 
@@ -39,3 +42,4 @@ pub use device::{Gpu, GpuLm, SolvedBatch};
 pub const HOST_SHIM: &str = include_str!("host_shim.h");
 pub use error::GpuError;
 pub use kernel::{Batch, KernelShape, MAX_BASIS, THREADS};
+pub use times::{GpuTimes, SolveTimes};

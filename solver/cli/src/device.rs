@@ -115,6 +115,35 @@ fn on_gpu(
     )))
 }
 
+/// Per call, the mean seconds of each part of `layer`'s GPU solves and
+/// backward passes since the last call (`solve_pack`, `solve_upload`,
+/// `solve_kernel`, `solve_download`, then the same for `backward_`: see
+/// [`tessera_constraints::gpu::GpuTimes`]), and starts counting again;
+/// `None` when its solves run on the CPU.
+pub fn gpu_solve_parts(
+    layer: &ConstraintLayer<AnyPde>,
+) -> Option<std::collections::BTreeMap<String, f64>> {
+    #[cfg(feature = "cuda")]
+    {
+        let times = layer.gpu_solver()?.take_times();
+        let parts = [("solve", times.solve), ("backward", times.backward)];
+        Some(
+            parts
+                .iter()
+                .flat_map(|(call, t)| {
+                    t.means()
+                        .map(|(part, seconds)| (format!("{call}_{part}"), seconds))
+                })
+                .collect(),
+        )
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = layer;
+        None
+    }
+}
+
 /// This process's peak GPU memory over a stretch of work, for reports
 /// (`bench train-step`): the driver's high-water mark of the arrays in use
 /// ([`tessera_constraints::gpu::Gpu::memory_peak`]), from

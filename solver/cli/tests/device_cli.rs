@@ -96,11 +96,13 @@ fn the_cpu_device_runs_the_side_by_side_benchmark() {
     let reports = reports.as_array().expect("one report per layer");
     assert_eq!(reports.len(), 2);
     for report in reports {
-        assert_eq!(
-            report.get("gpu_peak_mib"),
-            Some(&serde_json::Value::Null),
-            "no GPU memory on the CPU: {report}"
-        );
+        for key in ["gpu_peak_mib", "gpu_solve_parts_s"] {
+            assert_eq!(
+                report.get(key),
+                Some(&serde_json::Value::Null),
+                "{key}: no GPU on the CPU: {report}"
+            );
+        }
     }
 }
 

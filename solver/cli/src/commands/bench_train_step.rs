@@ -28,7 +28,7 @@ use tessera_solver::{
 };
 
 use super::train::load_scenario;
-use crate::device::{DeviceArg, MemoryPeak};
+use crate::device::{DeviceArg, MemoryPeak, gpu_solve_parts};
 
 /// Arguments of `tessera bench train-step`.
 #[derive(Debug, clap::Args)]
@@ -92,6 +92,11 @@ struct Report {
     /// held at once (the driver's memory pool high-water mark); `null` on
     /// the CPU.
     gpu_peak_mib: Option<f64>,
+    /// With the experts' solves on a GPU, rank 0's mean seconds per call of
+    /// each part of the solves and their backward passes over the timed
+    /// steps (packing, copies, kernels: [`crate::device::gpu_solve_parts`]);
+    /// `null` otherwise.
+    gpu_solve_parts_s: Option<BTreeMap<String, f64>>,
     lm_iterations_mean: f64,
     failed_solves: usize,
 }
@@ -150,6 +155,8 @@ impl TrainStepArgs {
         for step in 0..=self.runs {
             if step == 1 {
                 gpu_memory = Some(MemoryPeak::start(scenario.device)?);
+                // The warm-up's solves are not reported.
+                let _ = solve_parts(&model);
             }
             let draw = step_draw(scenario.seed, step, train.len(), self.batch);
             let batch = Batch {
@@ -224,6 +231,7 @@ impl TrainStepArgs {
                 Some(memory) => memory.mib()?,
                 None => None,
             },
+            gpu_solve_parts_s: solve_parts(&model),
             lm_iterations_mean: iterations / self.runs as f64,
             failed_solves: failed,
         };
@@ -263,6 +271,12 @@ impl TrainStepArgs {
         }
         Ok(())
     }
+}
+
+/// The parts of the GPU solves of `model`'s constraint layer since the last
+/// call, if it has one and it solves on a GPU.
+fn solve_parts(model: &Model) -> Option<BTreeMap<String, f64>> {
+    gpu_solve_parts(model.constraint()?.layer())
 }
 
 /// The process's peak resident set (`VmHWM` of `/proc/self/status`), in MiB.

@@ -7,6 +7,7 @@
 //! loss gradient would be. Parallelism is whatever rayon pool the caller runs
 //! this in.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -83,6 +84,10 @@ pub struct BenchReport {
     /// arrays held at once over its runs, warm-up included (the driver's
     /// memory pool high-water mark); `None` otherwise.
     pub gpu_peak_mib: Option<f64>,
+    /// For a layer whose solves ran on a GPU, the mean seconds per call of
+    /// each part of its solves and backward passes, warm-up included
+    /// ([`crate::device::gpu_solve_parts`]); `None` otherwise.
+    pub gpu_solve_parts_s: Option<BTreeMap<String, f64>>,
 }
 
 /// Runs the benchmark (see the module docs).
@@ -140,8 +145,10 @@ pub fn bench_constraint_side_by_side(
     // The built-in layer runs on the CPU: the GPU's peak is the other's.
     let memory = crate::device::MemoryPeak::start(device)?;
     alternate(&mut layers, config.runs)?;
+    let parts = crate::device::gpu_solve_parts(&layers[1].layer);
     let [builtin, mut custom] = layers.map(|layer| layer.report());
     custom.gpu_peak_mib = memory.mib()?;
+    custom.gpu_solve_parts_s = parts;
     Ok([builtin, custom])
 }
 
@@ -286,6 +293,9 @@ impl<'a> TimedLayer<'a> {
 
     /// One timed forward run, then one timed forward + backward run.
     fn time(&mut self) -> Result<(), ToolError> {
+        // The previous run's forward pass (and any batch it keeps on a GPU)
+        // goes first, so that no run holds two.
+        self.last = None;
         let start = Instant::now();
         self.forward()?;
         self.fwd_runs_s.push(start.elapsed().as_secs_f64());
@@ -321,6 +331,7 @@ impl<'a> TimedLayer<'a> {
             final_residual_norms: per_expert(last, k, |s| s.final_residual),
             converged: last.all_converged(),
             gpu_peak_mib: None,
+            gpu_solve_parts_s: None,
         }
     }
 }
