@@ -328,13 +328,7 @@ impl GpuLm {
 
     /// Adds to the times of the solves or backward passes (`part`).
     fn record(&self, part: fn(&mut SolveTimes) -> &mut GpuTimes, add: GpuTimes) {
-        let mut times = self.times.lock().unwrap_or_else(PoisonError::into_inner);
-        let sum = part(&mut times);
-        sum.calls += add.calls;
-        sum.pack_s += add.pack_s;
-        sum.upload_s += add.upload_s;
-        sum.kernel_s += add.kernel_s;
-        sum.download_s += add.download_s;
+        *part(&mut self.times.lock().unwrap_or_else(PoisonError::into_inner)) += add;
     }
 
     /// Waits for everything queued on the stream: the end of a timed part.

@@ -45,6 +45,16 @@ impl GpuTimes {
     }
 }
 
+impl std::ops::AddAssign for GpuTimes {
+    fn add_assign(&mut self, other: Self) {
+        self.calls += other.calls;
+        self.pack_s += other.pack_s;
+        self.upload_s += other.upload_s;
+        self.kernel_s += other.kernel_s;
+        self.download_s += other.download_s;
+    }
+}
+
 /// The two kinds of call of a [`super::GpuLm`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct SolveTimes {
@@ -94,6 +104,10 @@ mod tests {
             ]
         );
         assert!(GpuTimes::default().means().iter().all(|&(_, s)| s == 0.0));
+        let mut sum = times;
+        sum += times;
+        assert_eq!((sum.calls, sum.pack_s, sum.download_s), (8, 4.0, 0.0));
+        assert_eq!(sum.means(), times.means());
         let started = Instant::now();
         let mut watch = Stopwatch::start();
         let laps = watch.lap() + watch.lap();

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, StorageRef, Tensor};
 
 use super::backbone::{DevicePass, NetworkOnDevice};
 use super::optimiser::GradientSlot;
@@ -65,6 +65,18 @@ fn widened<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<
     })
 }
 
+/// [`widened`] for the values behind a tensor's storage guard (from
+/// `Tensor::storage_and_layout`): borrowed, not copied, as the tensors the
+/// op reads this way are tens of MiB.
+fn widened_held<'a>(
+    (storage, layout): &'a (StorageRef<'_>, &Layout),
+) -> candle_core::Result<Cow<'a, [f64]>> {
+    match &**storage {
+        candle_core::Storage::Cpu(storage) => widened(storage, layout),
+        _ => candle_core::bail!("fno: a tensor off the CPU"),
+    }
+}
+
 impl CustomOp2 for DeviceNetworkOp {
     fn name(&self) -> &'static str {
         "fno-on-device"
@@ -77,15 +89,9 @@ impl CustomOp2 for DeviceNetworkOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        // Borrowed, not copied: the packed parameters are tens of MiB.
         let held = self.armed.as_ref().map(|(p, _)| p.storage_and_layout());
         let params = match &held {
-            Some((storage, layout)) => {
-                let candle_core::Storage::Cpu(storage) = &**storage else {
-                    candle_core::bail!("fno: parameters off the CPU")
-                };
-                widened(storage, layout)?
-            }
+            Some(held) => widened_held(held)?,
             None => widened(s2, l2)?,
         };
         let (out, pass) = self
@@ -124,13 +130,9 @@ impl CustomOp2 for DeviceNetworkOp {
                 "fno: backward needs a fresh forward pass (run backward once per loss)"
             )
         };
-        // Borrowed, not copied: the basis's gradient is tens of MiB.
         let grad_res = grad_res.contiguous()?;
-        let (storage, layout) = grad_res.storage_and_layout();
-        let candle_core::Storage::Cpu(storage) = &*storage else {
-            candle_core::bail!("fno: output gradient off the CPU")
-        };
-        let g = widened(storage, layout)?;
+        let held = grad_res.storage_and_layout();
+        let g = widened_held(&held)?;
         if let Some((_, slot)) = &self.armed {
             let gradient = self
                 .device
