@@ -65,18 +65,8 @@ impl ExpertProblem {
         linear_rhs: Vec<f64>,
         ridge: f64,
     ) -> Result<Self, ConstraintError> {
-        let ProblemSize {
-            n_basis: n,
-            n_terms: d,
-            n_equations: m,
-        } = size;
-        if n == 0 || m == 0 || d == 0 || d > MAX_TERMS {
-            return Err(ConstraintError::ShapeMismatch {
-                what: "problem size [n_basis ≥ 1, 1 ≤ n_terms ≤ 8, n_equations ≥ 1]",
-                expected: vec![n.max(1), d.clamp(1, MAX_TERMS), m.max(1)],
-                got: vec![n, d, m],
-            });
-        }
+        let (d, n) = (size.n_terms, size.n_basis);
+        check_size(size)?;
         if !term_rows.len().is_multiple_of(d * n) {
             return Err(ConstraintError::ShapeMismatch {
                 what: "term rows [P, d, N]",
@@ -85,27 +75,7 @@ impl ExpertProblem {
             });
         }
         let n_points = term_rows.len() / (d * n);
-        if offsets.len() != n_points * d {
-            return Err(ConstraintError::ShapeMismatch {
-                what: "offsets [P, d]",
-                expected: vec![n_points, d],
-                got: vec![offsets.len()],
-            });
-        }
-        if linear.len() != linear_rhs.len() * n {
-            return Err(ConstraintError::ShapeMismatch {
-                what: "linear rows [R, N]",
-                expected: vec![linear_rhs.len(), n],
-                got: vec![linear.len()],
-            });
-        }
-        if !(ridge.is_finite() && ridge >= 0.0) {
-            return Err(ConstraintError::InvalidValue {
-                what: "ridge",
-                value: ridge,
-                reason: "must be finite and non-negative",
-            });
-        }
+        check_parts(size, n_points, &offsets, &linear, &linear_rhs, ridge)?;
         let mut linear_gram = vec![0.0; n * n];
         dense::gram(&mut linear_gram, &linear, &linear, n, false);
         Ok(Self {
@@ -127,19 +97,7 @@ impl ExpertProblem {
     /// Errors: a length that is not `P·ndim` for some `ndim ≥ 1`, or
     /// non-finite coordinates.
     pub fn with_coordinates(mut self, coordinates: Vec<f64>) -> Result<Self, ConstraintError> {
-        let p = self.n_points;
-        if (p == 0) != coordinates.is_empty() || !coordinates.len().is_multiple_of(p.max(1)) {
-            return Err(ConstraintError::ShapeMismatch {
-                what: "point coordinates [P, ndim]",
-                expected: vec![p],
-                got: vec![coordinates.len()],
-            });
-        }
-        if !coordinates.iter().all(|c| c.is_finite()) {
-            return Err(ConstraintError::NonFinite {
-                what: "point coordinates",
-            });
-        }
+        check_coordinates(self.n_points, &coordinates)?;
         self.coordinates = coordinates;
         Ok(self)
     }
@@ -300,4 +258,80 @@ impl ExpertProblem {
         }
         Ok(())
     }
+}
+
+/// Checks the sizes every problem layout needs: `N ≥ 1`, `1 ≤ d ≤ 8`, `m ≥ 1`.
+pub(crate) fn check_size(size: ProblemSize) -> Result<(), ConstraintError> {
+    let ProblemSize {
+        n_basis: n,
+        n_terms: d,
+        n_equations: m,
+    } = size;
+    if n == 0 || m == 0 || d == 0 || d > MAX_TERMS {
+        return Err(ConstraintError::ShapeMismatch {
+            what: "problem size [n_basis ≥ 1, 1 ≤ n_terms ≤ 8, n_equations ≥ 1]",
+            expected: vec![n.max(1), d.clamp(1, MAX_TERMS), m.max(1)],
+            got: vec![n, d, m],
+        });
+    }
+    Ok(())
+}
+
+/// Checks a problem's parts besides its term rows against its `size` and
+/// `n_points`: offsets `[P, d]`, linear rows `[R, N]` with `R` right-hand
+/// sides, and a finite, non-negative ridge. Shared by every problem type, so
+/// one built for the GPU is refused for what the CPU's would be.
+pub(crate) fn check_parts(
+    size: ProblemSize,
+    n_points: usize,
+    offsets: &[f64],
+    linear: &[f64],
+    linear_rhs: &[f64],
+    ridge: f64,
+) -> Result<(), ConstraintError> {
+    let (d, n) = (size.n_terms, size.n_basis);
+    if offsets.len() != n_points * d {
+        return Err(ConstraintError::ShapeMismatch {
+            what: "offsets [P, d]",
+            expected: vec![n_points, d],
+            got: vec![offsets.len()],
+        });
+    }
+    if linear.len() != linear_rhs.len() * n {
+        return Err(ConstraintError::ShapeMismatch {
+            what: "linear rows [R, N]",
+            expected: vec![linear_rhs.len(), n],
+            got: vec![linear.len()],
+        });
+    }
+    if !(ridge.is_finite() && ridge >= 0.0) {
+        return Err(ConstraintError::InvalidValue {
+            what: "ridge",
+            value: ridge,
+            reason: "must be finite and non-negative",
+        });
+    }
+    Ok(())
+}
+
+/// Checks point coordinates `[P, ndim]` for `n_points` points: a whole
+/// number of `ndim ≥ 1` per point (none without points), all finite.
+pub(crate) fn check_coordinates(
+    n_points: usize,
+    coordinates: &[f64],
+) -> Result<(), ConstraintError> {
+    let p = n_points;
+    if (p == 0) != coordinates.is_empty() || !coordinates.len().is_multiple_of(p.max(1)) {
+        return Err(ConstraintError::ShapeMismatch {
+            what: "point coordinates [P, ndim]",
+            expected: vec![p],
+            got: vec![coordinates.len()],
+        });
+    }
+    if !coordinates.iter().all(|c| c.is_finite()) {
+        return Err(ConstraintError::NonFinite {
+            what: "point coordinates",
+        });
+    }
+    Ok(())
 }

@@ -5,9 +5,15 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::gpu::{self, Case};
-use tessera_constraints::gpu::{Gpu, GpuError, GpuLm, SolveTimes};
-use tessera_constraints::{HessianMode, InitialGuess, LevenbergMarquardt, Sensitivity};
+use rand::Rng;
+use tessera_constraints::gpu::{GatheredProblem, Gpu, GpuError, GpuLm, RowGather, SolveTimes};
+use tessera_constraints::{
+    ExpertProblem, HessianMode, InitialGuess, LevenbergMarquardt, Sensitivity,
+};
+use tessera_meshes::{FdScheme, FiniteDifference, Grid, Identity, LinearOperator, SparseRows};
 
 /// GPU 0, or `None` with a skip notice when there is no driver.
 fn gpu() -> Option<Gpu> {
@@ -150,6 +156,138 @@ fn a_batch_kept_on_the_gpu_differentiates_as_a_fresh_upload() {
             .unwrap_err();
         assert!(matches!(err, GpuError::Unsupported(_)), "{err}");
     }
+}
+
+/// The diffusion–sorption case's four terms on a small grid, as stencils.
+fn sorption_stencils(grid: &Grid) -> Vec<Arc<dyn LinearOperator>> {
+    vec![
+        Arc::new(Identity::new(grid.shape())),
+        Arc::new(FiniteDifference::first(grid, 0, FdScheme::Reference).unwrap()),
+        Arc::new(FiniteDifference::second(grid, 1, FdScheme::Reference).unwrap()),
+        Arc::new(FiniteDifference::first(grid, 1, FdScheme::Reference).unwrap()),
+    ]
+}
+
+#[test]
+fn term_rows_gathered_on_the_gpu_solve_as_rows_built_on_the_host() {
+    let Some(gpu) = gpu() else { return };
+    let case = gpu::sorption(16);
+    let solver = GpuLm::new(&gpu, &case.cuda, case.name, case.shape()).expect("kernel loads");
+    let (n, samples) = (16, 2);
+    let grid = Grid::uniform_tx(20, 50, 1.0).unwrap();
+    let g = grid.len();
+    let terms = sorption_stencils(&grid);
+    // Three experts of different sizes, the same points for both samples.
+    let mut rng = common::rng(21);
+    let points: Vec<Vec<usize>> = [60, 90, 30]
+        .iter()
+        .map(|&p| (0..p).map(|_| rng.random_range(0..g)).collect())
+        .collect();
+    let mut rows = SparseRows::new(g);
+    for &p in points.iter().flatten() {
+        for op in &terms {
+            rows.push_row(op.as_ref(), p, 1.0).unwrap();
+        }
+    }
+    // A basis near the case's scales: `u` close to 1 keeps R(u) smooth.
+    let fields: Vec<f64> = (0..samples * g * n)
+        .map(|_| rng.random_range(0.0..0.05))
+        .collect();
+    let mut host_rows = vec![0.0; samples * rows.len() * n];
+    for (out, field) in host_rows
+        .chunks_exact_mut(rows.len() * n)
+        .zip(fields.chunks_exact(g * n))
+    {
+        rows.apply(field, n, out);
+    }
+    let (mut host, mut gathered) = (Vec::new(), Vec::new());
+    let mut at = 0;
+    for (seed, pts) in
+        (0..samples).flat_map(|b| points.iter().enumerate().map(move |(k, p)| (b * 3 + k, p)))
+    {
+        let parts = common::sorption_parts(seed as u64, pts.len(), n, 4);
+        let len = pts.len() * 4 * n;
+        let problem_rows = host_rows[at..at + len].to_vec();
+        at += len;
+        host.push(
+            ExpertProblem::new(
+                parts.size,
+                problem_rows,
+                parts.offsets.clone(),
+                parts.linear.clone(),
+                parts.linear_rhs.clone(),
+                parts.ridge,
+            )
+            .unwrap(),
+        );
+        gathered.push(
+            GatheredProblem::new(
+                parts.size,
+                pts.len(),
+                parts.offsets,
+                parts.linear,
+                parts.linear_rhs,
+                parts.ridge,
+                Vec::new(),
+            )
+            .unwrap(),
+        );
+    }
+    let lm = common::tight_lm(InitialGuess::Zeros);
+    let gather = RowGather::new(&rows, &fields, n).unwrap();
+    let (from_gather, kept) = solver
+        .solve_kept_gathered(&lm, &gathered.iter().collect::<Vec<_>>(), &gather)
+        .expect("GPU solve of gathered rows");
+    let (uploaded, kept_host) = solver
+        .solve_kept(&lm, &host.iter().collect::<Vec<_>>())
+        .expect("GPU solve of uploaded rows");
+    for (k, (a, b)) in from_gather.iter().zip(&uploaded).enumerate() {
+        assert_eq!(a.status.reason, b.status.reason, "problem {k}: reason");
+        assert_eq!(
+            a.status.iterations, b.status.iterations,
+            "problem {k}: iterations"
+        );
+        let scale = b.omega.iter().fold(1.0f64, |m, w| m.max(w.abs()));
+        for (x, y) in a.omega.iter().zip(&b.omega) {
+            assert!(
+                (x - y).abs() <= 1e-10 * scale,
+                "problem {k}: ω {x:e} vs {y:e}"
+            );
+        }
+    }
+    // The backward passes on both kept batches: the gathered rows are the
+    // uploaded ones to round-off.
+    let bars: Vec<Vec<f64>> = (0..host.len())
+        .map(|k| common::uniform(&mut common::rng(40 + k as u64), n, 1.0))
+        .collect();
+    let a = solver
+        .differentiate_solved(HessianMode::Exact, &kept, &slices(&bars))
+        .unwrap();
+    let b = solver
+        .differentiate_solved(HessianMode::Exact, &kept_host, &slices(&bars))
+        .unwrap();
+    for (k, (a, b)) in a.into_iter().zip(b).enumerate() {
+        let (a, b) = (a.unwrap(), b.unwrap());
+        for (what, x, y) in [
+            ("λ", &a.lambda, &b.lambda),
+            ("term ω", &a.term_omega, &b.term_omega),
+            ("term λ", &a.term_lambda, &b.term_lambda),
+        ] {
+            let scale = y.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
+            for (u, v) in x.iter().zip(y) {
+                assert!(
+                    (u - v).abs() <= 1e-8 * scale,
+                    "problem {k} {what}: {u:e} vs {v:e}"
+                );
+            }
+        }
+    }
+    // A gather that does not match the problems is refused before any launch.
+    let short = RowGather::new(&rows, &fields[..g * n], n).unwrap();
+    let err = solver
+        .solve_kept_gathered(&lm, &gathered.iter().collect::<Vec<_>>(), &short)
+        .unwrap_err();
+    assert!(matches!(err, GpuError::Unsupported(_)), "{err}");
 }
 
 #[test]

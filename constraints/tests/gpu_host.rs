@@ -7,13 +7,18 @@
 mod common;
 
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::gpu::{self, Case};
+use rand::Rng;
 use tessera_constraints::gpu::kernel::{self, Batch};
+use tessera_constraints::gpu::{GpuError, RowGather};
 use tessera_constraints::{
-    HessianMode, InitialGuess, LevenbergMarquardt, LmSolution, Sensitivity, StopReason,
+    ExpertProblem, HessianMode, InitialGuess, LevenbergMarquardt, LmSolution, Sensitivity,
+    StopReason,
 };
+use tessera_meshes::{FdScheme, FiniteDifference, Grid, Identity, LinearOperator, SparseRows};
 
 const SHIM: &str = tessera_constraints::gpu::HOST_SHIM;
 
@@ -123,7 +128,13 @@ fn write_batch(batch: &Batch, lm: &LevenbergMarquardt, threads: usize, mode: i64
 /// doubles it wrote.
 fn host_run(case: &Case, input: &[u8], tag: &str) -> Vec<f64> {
     let source = kernel::lm_source(&case.cuda, case.name, case.shape()).expect("source");
-    let program = format!("{SHIM}\n{source}\n{DRIVER}");
+    compile_and_run(&format!("{SHIM}\n{source}\n{DRIVER}"), input, tag)
+}
+
+/// Compiles the host `program` (the shim, kernels and a `main` that reads
+/// its input file and writes doubles to its output file), runs it on
+/// `input` and returns the doubles it wrote.
+fn compile_and_run(program: &str, input: &[u8], tag: &str) -> Vec<f64> {
     // Tests run in parallel: one folder per call.
     static CALLS: AtomicUsize = AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, Ordering::Relaxed);
@@ -132,7 +143,7 @@ fn host_run(case: &Case, input: &[u8], tag: &str) -> Vec<f64> {
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let (src, exe) = (dir.join("lm.cpp"), dir.join("lm"));
+    let (src, exe) = (dir.join("kernel.cpp"), dir.join("kernel"));
     std::fs::write(&src, program).unwrap();
 
     let out = common::host_cxx()
@@ -332,7 +343,7 @@ fn kernel_sources_and_batches_are_checked() {
         Batch::pack(&lm, &problems),
         Err(GpuError::Unsupported(_))
     ));
-    assert!(Batch::pack(&lm, &[]).is_err());
+    assert!(Batch::pack::<ExpertProblem>(&lm, &[]).is_err());
     check_packing(&case);
     check_packing(&gpu::system(8));
 }
@@ -462,4 +473,122 @@ fn the_backward_kernel_matches_the_cpu_row_gradients() {
         compare_backward(&case, HessianMode::Exact, 1e-8);
         compare_backward(&case, HessianMode::GaussNewton, 1e-8);
     }
+}
+
+/// Reads a gather (sizes, sparse rows, fields) written by [`write_gather`],
+/// runs `tessera_gather_rows` and writes the rows it built.
+const GATHER_DRIVER: &str = r#"
+#include <stdint.h>
+int main(int argc, char** argv) {
+    if (argc != 3) return 2;
+    FILE* f = fopen(argv[1], "rb");
+    int64_t head[6];  // samples, rows, nnz, field length, blocks, threads
+    if (fread(head, 8, 6, f) != 6) return 2;
+    int64_t samples = head[0], rows = head[1], nnz = head[2], field_len = head[3];
+    std::vector<long long> starts(rows + 1);
+    std::vector<int> columns(nnz + 1);
+    std::vector<double> weights(nnz + 1), fields(samples * field_len), out(samples * rows * TESSERA_N);
+    if (fread(starts.data(), 8, rows + 1, f) != (size_t)(rows + 1)
+        || fread(columns.data(), 4, nnz, f) != (size_t)nnz
+        || fread(weights.data(), 8, nnz, f) != (size_t)nnz
+        || fread(fields.data(), 8, fields.size(), f) != fields.size()) {
+        fprintf(stderr, "short read\n");
+        return 2;
+    }
+    fclose(f);
+    tessera_launch((unsigned)head[4], (unsigned)head[5], tessera_gather_rows, (long long)samples,
+        (long long)rows, (const long long*)starts.data(), (const int*)columns.data(),
+        (const double*)weights.data(), (const double*)fields.data(), (long long)field_len, out.data());
+    FILE* o = fopen(argv[2], "wb");
+    fwrite(out.data(), 8, out.size(), o);
+    fclose(o);
+    return 0;
+}
+"#;
+
+/// The gather in the driver's input format, launched as `blocks` blocks of
+/// `threads` threads.
+fn write_gather(gather: &RowGather<'_>, n: usize, blocks: usize, threads: usize) -> Vec<u8> {
+    let rows = gather.rows();
+    let (starts, columns) = gather.device_indices();
+    let head = [
+        gather.samples() as i64,
+        rows.len() as i64,
+        rows.nnz() as i64,
+        (rows.n_columns() * n) as i64,
+        blocks as i64,
+        threads as i64,
+    ];
+    let mut out = bytes_i64(&head);
+    out.extend(bytes_i64(&starts));
+    out.extend(columns.iter().flat_map(|c| c.to_le_bytes()));
+    out.extend(bytes_f64(rows.weights()));
+    out.extend(bytes_f64(gather.fields()));
+    out
+}
+
+#[test]
+fn the_gather_kernel_applies_the_sparse_rows_to_every_sample() {
+    let grid = Grid::uniform_tx(5, 7, 1.0).unwrap();
+    let g = grid.len();
+    let operators: Vec<Arc<dyn LinearOperator>> = vec![
+        Arc::new(Identity::new(grid.shape())),
+        Arc::new(FiniteDifference::first(&grid, 0, FdScheme::Reference).unwrap()),
+        Arc::new(FiniteDifference::second(&grid, 1, FdScheme::Reference).unwrap()),
+    ];
+    let mut rng = common::rng(11);
+    let mut rows = SparseRows::new(g);
+    for i in 0..40 {
+        let point = if i < 2 {
+            i * (g - 1)
+        } else {
+            rng.random_range(0..g)
+        };
+        for op in &operators {
+            rows.push_row(op.as_ref(), point, 1.0).unwrap();
+        }
+    }
+    rows.push_empty_row();
+    let (n, samples) = (3, 2);
+    let fields = common::uniform(&mut rng, samples * g * n, 1.0);
+    let gather = RowGather::new(&rows, &fields, n).unwrap();
+    assert_eq!(gather.samples(), samples);
+    let mut expected = vec![0.0; samples * rows.len() * n];
+    for (out, field) in expected
+        .chunks_exact_mut(rows.len() * n)
+        .zip(fields.chunks_exact(g * n))
+    {
+        rows.apply(field, n, out);
+    }
+    let program = format!(
+        "{SHIM}\n#define TESSERA_N {n}\n{}\n{GATHER_DRIVER}",
+        kernel::GATHER_SOURCE
+    );
+    let total = expected.len();
+    // One thread for everything, a grid-stride loop over few small blocks,
+    // and one value per thread.
+    for (blocks, threads) in [(1, 1), (3, 7), (total.div_ceil(32), 32)] {
+        let input = write_gather(&gather, n, blocks, threads);
+        let got = compile_and_run(&program, &input, &format!("gather-{blocks}x{threads}"));
+        // The kernel sums each row in stored order, as `SparseRows::apply`.
+        assert_eq!(got, expected, "{blocks} blocks of {threads} threads");
+    }
+}
+
+#[test]
+fn a_gather_checks_its_fields_against_its_rows() {
+    let grid = Grid::uniform_tx(3, 4, 1.0).unwrap();
+    let mut rows = SparseRows::new(grid.len());
+    rows.push_row(&Identity::new(grid.shape()), 5, 2.0).unwrap();
+    for bad in [0, 11, 12 * 2 + 1] {
+        let fields = vec![1.0; bad];
+        assert!(
+            matches!(
+                RowGather::new(&rows, &fields, 2),
+                Err(GpuError::Unsupported(_))
+            ),
+            "{bad} values for 12 points × N = 2"
+        );
+    }
+    assert_eq!(RowGather::new(&rows, &[0.5; 48], 2).unwrap().samples(), 2);
 }

@@ -119,12 +119,15 @@ pub struct Forward {
     samples: Vec<SavedSample>,
     /// The solved problems left on the GPU that solved them, when every
     /// problem of the call was solved there: the backward pass then uploads
-    /// only the upstream gradients.
+    /// only the upstream gradients. (Always `None` without the `cuda`
+    /// feature, where nothing reads it.)
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     on_gpu: Option<SolvedBatch>,
 }
 
-/// One sample before its solves.
-struct PreparedSample<'a> {
+/// One sample before its solves; `Q` is the experts' problem type (an
+/// [`ExpertProblem`], or one whose term rows a GPU gathers).
+struct PreparedSample<'a, Q> {
     /// `S B`, `[grid points, N]`: the basis itself when there is no solution map.
     solution: Cow<'a, [f64]>,
     /// `s₀`, `[grid points]`, if the PDE has one.
@@ -132,7 +135,7 @@ struct PreparedSample<'a> {
     /// The sample's linear rows.
     rows: Vec<LinearRow>,
     /// Per expert: indices into `rows` and its problem.
-    experts: Vec<(Vec<usize>, ExpertProblem)>,
+    experts: Vec<(Vec<usize>, Q)>,
 }
 
 /// One sample's forward state kept for the backward pass.
@@ -146,8 +149,35 @@ struct SavedSample {
 struct SavedExpert {
     points: Arc<Vec<usize>>,
     rows: Vec<usize>,
-    problem: ExpertProblem,
+    problem: SavedProblem,
     solution: LmSolution,
+}
+
+/// An expert's problem as the forward pass left it.
+enum SavedProblem {
+    /// Built on the host.
+    Host(ExpertProblem),
+    /// Built on the GPU from the basis: its term rows exist only in the
+    /// batch the GPU kept ([`Forward::on_gpu`]).
+    #[cfg(feature = "cuda")]
+    OnGpu,
+}
+
+impl SavedExpert {
+    /// The problem as built on the host.
+    ///
+    /// Errors: a problem built on the GPU, whose rows the host never had
+    /// (its backward pass runs on the batch the GPU kept).
+    fn host_problem(&self) -> Result<&ExpertProblem, ExpertsError> {
+        match &self.problem {
+            SavedProblem::Host(problem) => Ok(problem),
+            #[cfg(feature = "cuda")]
+            SavedProblem::OnGpu => Err(tessera_constraints::gpu::GpuError::Unsupported(
+                "differentiating a problem built on the GPU without the batch it kept".into(),
+            )
+            .into()),
+        }
+    }
 }
 
 impl Forward {
@@ -161,13 +191,15 @@ impl Forward {
         self.n_basis
     }
 
-    /// Expert `k`'s problem for sample `b` (for inspection and tests).
+    /// Expert `k`'s problem for sample `b` (for inspection and tests); `None`
+    /// where the GPU built it from the basis, so the host never held its
+    /// term rows.
     ///
     /// # Panics
     /// If `b` or `k` is out of range.
     #[track_caller]
-    pub fn problem(&self, b: usize, k: usize) -> &ExpertProblem {
-        &self.samples[b].experts[k].problem
+    pub fn problem(&self, b: usize, k: usize) -> Option<&ExpertProblem> {
+        self.samples[b].experts[k].host_problem().ok()
     }
 
     /// Expert `k`'s sampled points (flat grid indices, sorted).
@@ -263,38 +295,57 @@ impl<P: Pde> ConstraintLayer<P> {
         Ok((solutions, None))
     }
 
-    /// The backward passes of `jobs` in this process: on the attached GPU
-    /// (on the batch it kept, when `kept` holds every job's problem in
-    /// order), else on the CPU's threads.
-    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+    /// The backward passes of the `forward` pass's experts in this process,
+    /// for the upstream gradients `omega_bars` (per sample, `[K, N]`): on the
+    /// attached GPU (on the batch it kept, when it solved every problem), else
+    /// on the CPU's threads.
     fn differentiate_here(
         &self,
-        jobs: &[runner::BackwardJob<'_>],
-        kept: Option<&SolvedBatch>,
+        forward: &Forward,
+        omega_bars: &[Vec<f64>],
     ) -> Result<Vec<RowGradient>, ExpertsError> {
+        let n = forward.n_basis;
+        let experts = || forward.samples.iter().flat_map(|s| &s.experts);
+        let bars: Vec<&[f64]> = omega_bars.iter().flat_map(|b| b.chunks_exact(n)).collect();
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
-            let bars: Vec<&[f64]> = jobs.iter().map(|j| j.omega_bar).collect();
-            let gradients = match kept {
-                Some(solved) if solved.len() == jobs.len() => {
+            let gradients = match &forward.on_gpu {
+                Some(solved) if solved.len() == bars.len() => {
                     gpu.differentiate_solved(self.config.hessian, solved, &bars)?
                 }
                 _ => {
-                    let problems: Vec<&ExpertProblem> = jobs.iter().map(|j| j.problem).collect();
-                    let omegas: Vec<&[f64]> = jobs.iter().map(|j| j.omega).collect();
+                    let problems = experts()
+                        .map(SavedExpert::host_problem)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let omegas: Vec<&[f64]> =
+                        experts().map(|e| e.solution.omega.as_slice()).collect();
                     gpu.differentiate(self.config.hessian, &problems, &omegas, &bars)?
                 }
             };
             return gradients.into_iter().map(|g| Ok(g?)).collect();
         }
-        runner::differentiate_experts(self.pde.as_ref(), jobs, self.config.hessian)
+        let jobs = experts()
+            .zip(bars)
+            .map(|(e, omega_bar)| {
+                Ok(BackwardJob {
+                    problem: e.host_problem()?,
+                    omega: &e.solution.omega,
+                    omega_bar,
+                })
+            })
+            .collect::<Result<Vec<_>, ExpertsError>>()?;
+        runner::differentiate_experts(self.pde.as_ref(), &jobs, self.config.hessian)
     }
 
     /// The layer with its solves on a GPU: every `(sample, expert)` problem of
     /// a batch in one launch of `solver` forward, and one backward on the
     /// problems the forward pass left on the device (only `ω̄` goes up), which
     /// must be compiled for this layer's PDE (its emitted residual) and basis
-    /// size. The pull-back to the basis stays on the CPU, and an
+    /// size. Where every residual term is local (stencils), the problems'
+    /// term rows are built on the device from the basis (`S B`) and sparse
+    /// stencil rows (`terms::residual_rows`), so the host builds and sends
+    /// only their offsets and linear rows; otherwise the host builds whole
+    /// problems. The pull-back to the basis stays on the CPU, and an
     /// expert-parallel shard solves its experts on the CPU.
     #[cfg(feature = "cuda")]
     pub fn with_gpu(mut self, solver: Arc<tessera_constraints::gpu::GpuLm>) -> Self {
@@ -430,7 +481,7 @@ impl<P: Pde> ConstraintLayer<P> {
         points: Vec<Vec<usize>>,
         shard: Option<&ExpertShard<'_>>,
     ) -> Result<Forward, ExpertsError> {
-        let (g, batch, k_experts) = (self.grid.len(), ics.len(), self.n_experts());
+        let (g, batch) = (self.grid.len(), ics.len());
         if n_basis == 0 {
             return Err(ExpertsError::TooSmall {
                 what: "number of basis functions",
@@ -447,19 +498,23 @@ impl<P: Pde> ConstraintLayer<P> {
         }
         self.check_points(&points)?;
         let points: Vec<Arc<Vec<usize>>> = points.into_iter().map(Arc::new).collect();
-        // Per sample: rows, offset, S B and the experts' problems.
-        let prepared: Vec<PreparedSample<'_>> = (0..batch)
-            .into_par_iter()
-            .with_max_len(1)
-            .map(|b| {
-                self.prepare_sample(
-                    &basis[b * g * n_basis..(b + 1) * g * n_basis],
-                    n_basis,
-                    ics[b],
-                    &points,
-                )
-            })
-            .collect::<Result<_, _>>()?;
+        #[cfg(feature = "cuda")]
+        if shard.is_none()
+            && let Some(gpu) = &self.gpu
+            && let Some(rows) = self.gathered_rows(&points)?
+        {
+            return self.forward_gathered(gpu, basis, n_basis, ics, &points, &rows);
+        }
+        let prepared = self.prepare(basis, n_basis, ics, &points, |sample, pts, row_ids| {
+            let (n_equations, ridge) = (self.pde.n_equations(), self.config.ridge);
+            let problem = sample.problem(pts, row_ids, n_equations, ridge)?;
+            let coordinates = self.point_coordinates(pts);
+            if coordinates.is_empty() {
+                Ok(problem)
+            } else {
+                Ok(problem.with_coordinates(coordinates)?)
+            }
+        })?;
         let problems: Vec<&ExpertProblem> = prepared
             .iter()
             .flat_map(|s| s.experts.iter().map(|(_, p)| p))
@@ -471,6 +526,107 @@ impl<P: Pde> ConstraintLayer<P> {
                 None,
             ),
         };
+        Ok(self.finish(
+            prepared,
+            &points,
+            n_basis,
+            solutions,
+            on_gpu,
+            SavedProblem::Host,
+        ))
+    }
+
+    /// The experts' term rows as sparse combinations of grid points, for a
+    /// GPU to build from the basis (`terms::residual_rows`), or `None`
+    /// where a residual term is not local: the problems are then built on
+    /// the host.
+    #[cfg(feature = "cuda")]
+    fn gathered_rows(
+        &self,
+        points: &[Arc<Vec<usize>>],
+    ) -> Result<Option<tessera_meshes::SparseRows>, ExpertsError> {
+        crate::terms::residual_rows(&self.terms[..self.n_residual], points, self.grid.len())
+    }
+
+    /// The forward pass on the attached GPU with the problems' term rows
+    /// built there from the basis by `rows`: the host builds only their
+    /// offsets and linear rows.
+    #[cfg(feature = "cuda")]
+    fn forward_gathered(
+        &self,
+        gpu: &tessera_constraints::gpu::GpuLm,
+        basis: &[f64],
+        n_basis: usize,
+        ics: &[&[f64]],
+        points: &[Arc<Vec<usize>>],
+        rows: &tessera_meshes::SparseRows,
+    ) -> Result<Forward, ExpertsError> {
+        use tessera_constraints::gpu::{GatheredProblem, RowGather};
+        let prepared = self.prepare(basis, n_basis, ics, points, |sample, pts, row_ids| {
+            let (n_equations, ridge) = (self.pde.n_equations(), self.config.ridge);
+            let coordinates = self.point_coordinates(pts);
+            sample.gathered_problem(pts, row_ids, n_equations, ridge, coordinates)
+        })?;
+        let problems: Vec<&GatheredProblem> = prepared
+            .iter()
+            .flat_map(|s| s.experts.iter().map(|(_, p)| p))
+            .collect();
+        // The rows read `S B`: the basis itself without a solution map.
+        let mapped: Vec<f64>;
+        let fields = if self.solution_map.is_none() {
+            basis
+        } else {
+            mapped = prepared
+                .iter()
+                .flat_map(|s| s.solution.iter())
+                .copied()
+                .collect();
+            &mapped
+        };
+        let gather = RowGather::new(rows, fields, n_basis)?;
+        let (solutions, kept) = gpu.solve_kept_gathered(&self.config.lm, &problems, &gather)?;
+        Ok(
+            self.finish(prepared, points, n_basis, solutions, Some(kept), |_| {
+                SavedProblem::OnGpu
+            }),
+        )
+    }
+
+    /// Every sample's rows, offset, `S B` and experts' problems (built by
+    /// `build` from the sample's terms, the expert's points and its linear
+    /// rows), the samples and the experts in parallel.
+    fn prepare<'a, Q: Send + Sync>(
+        &self,
+        basis: &'a [f64],
+        n_basis: usize,
+        ics: &[&[f64]],
+        points: &[Arc<Vec<usize>>],
+        build: impl Fn(&SampleTerms<'_>, &[usize], &[usize]) -> Result<Q, ExpertsError> + Sync,
+    ) -> Result<Vec<PreparedSample<'a, Q>>, ExpertsError> {
+        let g = self.grid.len();
+        (0..ics.len())
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|b| {
+                let basis = &basis[b * g * n_basis..(b + 1) * g * n_basis];
+                self.prepare_sample(basis, n_basis, ics[b], points, &build)
+            })
+            .collect()
+    }
+
+    /// The forward pass's result from the prepared samples, the solutions
+    /// (sample-major) and the batch a GPU kept; `saved` turns each problem
+    /// into what the backward pass keeps of it.
+    fn finish<Q: Sync>(
+        &self,
+        prepared: Vec<PreparedSample<'_, Q>>,
+        points: &[Arc<Vec<usize>>],
+        n_basis: usize,
+        solutions: Vec<LmSolution>,
+        on_gpu: Option<SolvedBatch>,
+        saved: impl Fn(Q) -> SavedProblem,
+    ) -> Forward {
+        let (g, batch, k_experts) = (self.grid.len(), prepared.len(), self.n_experts());
         let mut u = vec![0.0; batch * g];
         u.par_chunks_mut(g)
             .zip(&prepared)
@@ -492,17 +648,17 @@ impl<P: Pde> ConstraintLayer<P> {
                 experts: sample
                     .experts
                     .into_iter()
-                    .zip(&points)
+                    .zip(points)
                     .map(|((row_ids, problem), pts)| SavedExpert {
                         points: Arc::clone(pts),
                         rows: row_ids,
-                        problem,
+                        problem: saved(problem),
                         solution: solutions.next().expect("one solution per problem"),
                     })
                     .collect(),
             })
             .collect();
-        Ok(Forward {
+        Forward {
             u,
             weights,
             statuses,
@@ -510,7 +666,7 @@ impl<P: Pde> ConstraintLayer<P> {
             n_basis,
             samples,
             on_gpu,
-        })
+        }
     }
 
     /// The backward pass: `B̄ = ∂L/∂B`, `[batch, grid points, N]`, for
@@ -570,18 +726,7 @@ impl<P: Pde> ConstraintLayer<P> {
             .with_max_len(1)
             .map(|(b, ub)| pull_back.omega_bars(b, n, ub))
             .collect();
-        let jobs: Vec<BackwardJob<'_>> = forward
-            .samples
-            .iter()
-            .zip(&omega_bars)
-            .flat_map(|(s, bars)| s.experts.iter().zip(bars.chunks_exact(n)))
-            .map(|(e, w)| BackwardJob {
-                problem: &e.problem,
-                omega: &e.solution.omega,
-                omega_bar: w,
-            })
-            .collect();
-        let gradients = self.differentiate_here(&jobs, forward.on_gpu.as_ref())?;
+        let gradients = self.differentiate_here(forward, &omega_bars)?;
         let mut basis_bar = vec![0.0; basis.len()];
         basis_bar
             .par_chunks_mut(g * n)
@@ -632,15 +777,16 @@ impl<P: Pde> ConstraintLayer<P> {
         Ok(())
     }
 
-    /// `S B`, offset `s₀`, rows and every expert's problem for one sample, the
-    /// experts in parallel.
-    fn prepare_sample<'a>(
+    /// `S B`, offset `s₀`, rows and every expert's problem (by `build`) for
+    /// one sample, the experts in parallel.
+    fn prepare_sample<'a, Q: Send + Sync>(
         &self,
         basis: &'a [f64],
         n_basis: usize,
         ic: &[f64],
         points: &[Arc<Vec<usize>>],
-    ) -> Result<PreparedSample<'a>, ExpertsError> {
+        build: &(impl Fn(&SampleTerms<'_>, &[usize], &[usize]) -> Result<Q, ExpertsError> + Sync),
+    ) -> Result<PreparedSample<'a, Q>, ExpertsError> {
         let rows = self.pde.linear_rows(&self.grid, ic)?;
         let offset = self.pde.solution_offset(&self.grid, ic)?;
         let solution = match &self.solution_map {
@@ -661,19 +807,7 @@ impl<P: Pde> ConstraintLayer<P> {
             .with_max_len(1)
             .map(|(k, pts)| {
                 let row_ids = self.router.rows_for(k, &rows);
-                let problem =
-                    sample.problem(pts, &row_ids, self.pde.n_equations(), self.config.ridge)?;
-                let problem = if self.coordinates.is_empty() {
-                    problem
-                } else {
-                    let nd = self.grid.ndim();
-                    let coords = pts
-                        .iter()
-                        .flat_map(|&p| &self.coordinates[p * nd..(p + 1) * nd])
-                        .copied()
-                        .collect();
-                    problem.with_coordinates(coords)?
-                };
+                let problem = build(&sample, pts, &row_ids)?;
                 Ok((row_ids, problem))
             })
             .collect::<Result<_, ExpertsError>>()?;
@@ -685,11 +819,25 @@ impl<P: Pde> ConstraintLayer<P> {
         })
     }
 
+    /// The coordinates of `points`, `[P, ndim]`, where the PDE's residual
+    /// reads them; empty otherwise.
+    fn point_coordinates(&self, points: &[usize]) -> Vec<f64> {
+        let nd = self.grid.ndim();
+        if self.coordinates.is_empty() {
+            return Vec::new();
+        }
+        points
+            .iter()
+            .flat_map(|&p| &self.coordinates[p * nd..(p + 1) * nd])
+            .copied()
+            .collect()
+    }
+
     /// `u = Σ_k 1_{Ω_k} ⊙ (SB ω_k) + s₀` for one sample into `u`, in parallel over
     /// chunks of points.
-    fn assemble(
+    fn assemble<Q: Sync>(
         &self,
-        sample: &PreparedSample<'_>,
+        sample: &PreparedSample<'_, Q>,
         solutions: &[LmSolution],
         n: usize,
         u: &mut [f64],

@@ -16,6 +16,8 @@
 //! gets all of them or the ones in its tile), so they are evaluated once per sample.
 
 use rayon::prelude::*;
+#[cfg(feature = "cuda")]
+use tessera_constraints::gpu::GatheredProblem;
 use tessera_constraints::{ConstraintError, ExpertProblem, LinearRow, ProblemSize, Term};
 use tessera_meshes::LinearOperator;
 use tessera_meshes::ops::gather_rows;
@@ -164,42 +166,144 @@ impl<'a> SampleTerms<'a> {
         n_equations: usize,
         ridge: f64,
     ) -> Result<ExpertProblem, ExpertsError> {
+        self.check_indices(points, row_ids)?;
         let (d, n) = (self.n_residual(), self.n_basis);
+        let mut term_rows = vec![0.0; points.len() * d * n];
+        term_rows
+            .par_chunks_mut(POINTS_PER_TASK * d * n)
+            .zip(points.par_chunks(POINTS_PER_TASK))
+            .for_each(|(rows, pts)| {
+                for (j, term) in self.residual.iter().enumerate() {
+                    term.values.write(n, pts, &mut rows[j * n..], d * n);
+                }
+            });
+        let (linear, linear_rhs) = self.linear_rows(row_ids);
+        Ok(ExpertProblem::new(
+            self.size(n_equations),
+            term_rows,
+            self.offsets_at(points),
+            linear,
+            linear_rhs,
+            ridge,
+        )?)
+    }
+
+    /// [`SampleTerms::problem`] without the term rows, which the GPU gathers
+    /// from the basis ([`residual_rows`]); `coordinates` are the points'
+    /// `[P, ndim]`, empty when the residual reads none.
+    ///
+    /// Errors: as [`SampleTerms::problem`].
+    #[cfg(feature = "cuda")]
+    pub fn gathered_problem(
+        &self,
+        points: &[usize],
+        row_ids: &[usize],
+        n_equations: usize,
+        ridge: f64,
+        coordinates: Vec<f64>,
+    ) -> Result<GatheredProblem, ExpertsError> {
+        self.check_indices(points, row_ids)?;
+        let (linear, linear_rhs) = self.linear_rows(row_ids);
+        Ok(GatheredProblem::new(
+            self.size(n_equations),
+            points.len(),
+            self.offsets_at(points),
+            linear,
+            linear_rhs,
+            ridge,
+            coordinates,
+        )?)
+    }
+
+    fn size(&self, n_equations: usize) -> ProblemSize {
+        ProblemSize {
+            n_basis: self.n_basis,
+            n_terms: self.n_residual(),
+            n_equations,
+        }
+    }
+
+    /// Errors: a point or linear-row index out of range.
+    fn check_indices(&self, points: &[usize], row_ids: &[usize]) -> Result<(), ExpertsError> {
         if let Some(&bad) = points.iter().find(|&&p| p >= self.n_points) {
             return Err(index_error("sampled point", bad, self.n_points));
         }
         if let Some(&bad) = row_ids.iter().find(|&&i| i >= self.linear_rhs.len()) {
             return Err(index_error("linear row", bad, self.linear_rhs.len()));
         }
-        let mut term_rows = vec![0.0; points.len() * d * n];
+        Ok(())
+    }
+
+    /// The offsets `b_j` at `points`, `[P, d_r]` (zeros without `s₀`).
+    fn offsets_at(&self, points: &[usize]) -> Vec<f64> {
+        let d = self.n_residual();
         let mut offsets = vec![0.0; points.len() * d];
-        term_rows
-            .par_chunks_mut(POINTS_PER_TASK * d * n)
-            .zip(offsets.par_chunks_mut(POINTS_PER_TASK * d))
+        offsets
+            .par_chunks_mut(POINTS_PER_TASK * d)
             .zip(points.par_chunks(POINTS_PER_TASK))
-            .for_each(|((rows, offs), pts)| {
+            .for_each(|(offs, pts)| {
                 for (j, term) in self.residual.iter().enumerate() {
-                    term.values.write(n, pts, &mut rows[j * n..], d * n);
                     if let Some(b) = &term.offsets {
                         b.write(1, pts, &mut offs[j..], d);
                     }
                 }
             });
+        offsets
+    }
+
+    /// The linear rows `row_ids` and their right-hand sides.
+    fn linear_rows(&self, row_ids: &[usize]) -> (Vec<f64>, Vec<f64>) {
+        let n = self.n_basis;
         let linear = row_ids
             .iter()
             .flat_map(|&i| &self.linear[i * n..(i + 1) * n])
             .copied()
             .collect();
         let linear_rhs = row_ids.iter().map(|&i| self.linear_rhs[i]).collect();
-        let size = ProblemSize {
-            n_basis: n,
-            n_terms: d,
-            n_equations,
-        };
-        Ok(ExpertProblem::new(
-            size, term_rows, offsets, linear, linear_rhs, ridge,
-        )?)
+        (linear, linear_rhs)
     }
+}
+
+/// The term rows of one sample as sparse combinations of the grid's `n_grid`
+/// points, in the order a GPU batch lays them out: row `(k, i, j)` is term
+/// `j`'s operator at expert `k`'s point `points[k][i]`. They are the same for
+/// every sample (the experts' points are), and a GPU applies them to each
+/// sample's basis to build the problems' term rows there
+/// ([`tessera_constraints::gpu::RowGather`]). `None` when a term is not local:
+/// its rows are not short combinations.
+///
+/// Errors: a point outside the grid, or terms on another grid.
+#[cfg(feature = "cuda")]
+pub fn residual_rows(
+    terms: &[Term],
+    points: &[std::sync::Arc<Vec<usize>>],
+    n_grid: usize,
+) -> Result<Option<tessera_meshes::SparseRows>, ExpertsError> {
+    use tessera_meshes::SparseRows;
+    if !terms.iter().all(|t| t.operator.is_local()) {
+        return Ok(None);
+    }
+    let chunks: Vec<&[usize]> = points
+        .iter()
+        .flat_map(|pts| pts.chunks(POINTS_PER_TASK))
+        .collect();
+    let parts = chunks
+        .par_iter()
+        .map(|chunk| {
+            let mut rows = SparseRows::new(n_grid);
+            for &p in *chunk {
+                for term in terms {
+                    rows.push_row(term.operator.as_ref(), p, 1.0)?;
+                }
+            }
+            Ok(rows)
+        })
+        .collect::<Result<Vec<_>, tessera_meshes::MeshError>>()?;
+    let mut all = SparseRows::new(n_grid);
+    for part in &parts {
+        all.append(part)?;
+    }
+    Ok(Some(all))
 }
 
 /// `L = Σ_j c_j A_j[point]` (`[R, N]`) and `c = rhs − Σ_j c_j b_j[point]` (`[R]`)

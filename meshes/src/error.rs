@@ -1,6 +1,8 @@
-//! The crate's error type: every fallible constructor returns [`MeshError`].
+//! The crate's error type: every fallible constructor (and
+//! [`crate::SparseRows::push_row`]) returns [`MeshError`].
 
-/// Errors from building grids, operators, tiles and samples from user input.
+/// Errors from building grids, operators, tiles, samples and sparse rows from
+/// user input.
 ///
 /// Each variant carries the offending values so that a caller (or a config-file
 /// user) can see what was wrong without reading the source.
@@ -85,6 +87,21 @@ pub enum MeshError {
         tile: usize,
         /// The number of tiles.
         n_tiles: usize,
+    },
+    /// A grid point index beyond the grid.
+    #[error("point {point} out of range for a grid of {n_points} points")]
+    PointOutOfRange {
+        /// The point asked for.
+        point: usize,
+        /// The number of points in the grid.
+        n_points: usize,
+    },
+    /// An operator whose rows are needed as sparse weights is not local (its rows
+    /// span the whole grid, e.g. a spectral derivative).
+    #[error("{what} is not local: its rows span the whole grid")]
+    NotLocal {
+        /// Which operator was given.
+        what: &'static str,
     },
     /// More distinct sample points requested from a tile than it holds.
     #[error("cannot sample {requested} distinct points from tile {tile} of {available} points")]

@@ -14,11 +14,12 @@
 //! | [`Shape`] | row-major index arithmetic: `dims`, `len`, `strides`, `flat`, `unflat`, `around_axis` |
 //! | [`Axis`] | one axis: `linspace`, `cell_centres`, `periodic`; `coords`, `normalised`, `spacing`, `length` |
 //! | [`Grid`] | `t, x, (y)` grids: `uniform_tx`, `uniform_txy`, `new`; `coordinates`, `normalised_coordinates` |
-//! | [`LinearOperator`] | `shape`, `apply`, `apply_adjoint` (+ `apply_to_vec`, `apply_adjoint_to_vec`); `apply_at` (rows at chosen points, strided) and `is_local` (whether that is cheap); [`ops::gather_rows`] |
+//! | [`LinearOperator`] | `shape`, `apply`, `apply_adjoint` (+ `apply_to_vec`, `apply_adjoint_to_vec`); `apply_at` (rows at chosen points, strided), `is_local` (whether that is cheap) and `add_row_at` (a local row's weights); [`ops::gather_rows`] |
 //! | [`FiniteDifference`], [`FdScheme`] | `first`/`second` (grid spacing), `first_with_spacing`/`second_with_spacing`, `from_matrix`; schemes `Reference` (numpy `edge_order=1`), `SecondOrder`, `Periodic` |
 //! | [`AxisMatrix`] | the sparse 1-D stencil matrix FD operators stream along an axis |
 //! | [`FourierMultiplier`] | spectral `derivative(grid, axis, order)`, `laplacian`, `inverse_laplacian`, `new(grid, axes, m(k))` |
 //! | [`Identity`], [`Compose`], [`LinearCombination`], [`Scale`] | combinators: `I`, `D₁·D₂` (right to left), `Σ cᵢDᵢ`, pointwise weights |
+//! | [`SparseRows`] | rows of local operators at chosen points as a CSR matrix (`push_row`, `row_start`/`columns`/`weights`), for a GPU kernel; `apply` is its CPU reference |
 //! | [`Tiling`] | the experts' tiles: `new(shape, split)`, `n_tiles`, `tile_shape`, `tile_ranges`, `tile_points`, `tile_of`, `partition`, `unpartition` |
 //! | [`sample_points`] | `P` distinct points of a tile from `(seed, stream)`, reproducible everywhere |
 //! | [`MeshError`] | the typed error of every fallible constructor |
@@ -39,6 +40,7 @@ pub use ops::compose::Compose;
 pub use ops::fd::{FdScheme, FiniteDifference};
 pub use ops::identity::Identity;
 pub use ops::scale::Scale;
+pub use ops::sparse_rows::SparseRows;
 pub use ops::spectral::FourierMultiplier;
 pub use sampling::sample_points;
 pub use shape::Shape;

@@ -3,10 +3,11 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchArgs, LaunchConfig,
-    PushKernelArg, sys,
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, DriverError, LaunchArgs,
+    LaunchConfig, PushKernelArg, sys,
 };
 
+use super::gather::{GatheredProblem, RowGather};
 use super::kernel::{self, Batch, KernelShape, STATUS_LEN, THREADS};
 use super::times::{GpuTimes, SolveTimes, Stopwatch};
 use super::{GpuError, nvrtc};
@@ -174,15 +175,21 @@ pub struct GpuLm {
     stream: Arc<CudaStream>,
     solve: CudaFunction,
     backward: CudaFunction,
+    gather: CudaFunction,
     shape: KernelShape,
     /// Where the calls' time went since the last [`GpuLm::take_times`].
     times: Mutex<SolveTimes>,
 }
 
-/// One grid block per problem, [`THREADS`] threads each.
-fn launch_config(problems: usize) -> LaunchConfig {
+/// The most blocks a gather launches: its grid-stride loop covers the rest,
+/// and more blocks than the device can hold at once only add scheduling.
+const MAX_GATHER_BLOCKS: usize = 1 << 16;
+
+/// `blocks` grid blocks (one per problem, for the solver and its backward
+/// pass), [`THREADS`] threads each.
+fn launch_config(blocks: usize) -> LaunchConfig {
     LaunchConfig {
-        grid_dim: (problems as u32, 1, 1),
+        grid_dim: (blocks as u32, 1, 1),
         block_dim: (THREADS as u32, 1, 1),
         shared_mem_bytes: 0,
     }
@@ -240,14 +247,29 @@ struct Uploaded {
     scratch: Scratch,
 }
 
+/// `values` copied to the device; a zero-length array becomes one zero, since
+/// a kernel argument still needs a valid pointer.
+fn upload<T: DeviceRepr + Default>(
+    stream: &Arc<CudaStream>,
+    values: &[T],
+) -> Result<CudaSlice<T>, GpuError> {
+    let copy = driver("copying a batch to the device");
+    if values.is_empty() {
+        stream.clone_htod(&[T::default()]).map_err(copy)
+    } else {
+        stream.clone_htod(values).map_err(copy)
+    }
+}
+
 impl Uploaded {
-    fn new(stream: &Arc<CudaStream>, batch: &Batch) -> Result<Self, GpuError> {
-        let copy = driver("copying a batch to the device");
-        let up = |v: &[f64]| {
-            // A zero-length array still needs a valid pointer.
-            let v = if v.is_empty() { &[0.0][..] } else { v };
-            stream.clone_htod(v).map_err(&copy)
-        };
+    /// `batch` on the device, with its term rows `rows` already there
+    /// ([`GpuLm::term_rows`]).
+    fn new(
+        stream: &Arc<CudaStream>,
+        batch: &Batch,
+        rows: CudaSlice<f64>,
+    ) -> Result<Self, GpuError> {
+        let up = |v: &[f64]| upload(stream, v);
         let [values, linres, jac, mats] = batch.scratch_lengths();
         let zeros = |len: usize| {
             stream
@@ -257,9 +279,9 @@ impl Uploaded {
         Ok(Self {
             stream: stream.clone(),
             inputs: Inputs {
-                point_start: stream.clone_htod(&batch.point_start).map_err(&copy)?,
-                linear_start: stream.clone_htod(&batch.linear_start).map_err(&copy)?,
-                rows: up(&batch.term_rows)?,
+                point_start: upload(stream, &batch.point_start)?,
+                linear_start: upload(stream, &batch.linear_start)?,
+                rows,
                 offsets: up(&batch.offsets)?,
                 coords: up(&batch.coordinates)?,
                 linear: up(&batch.linear)?,
@@ -315,6 +337,9 @@ impl GpuLm {
             stream: gpu.stream.clone(),
             solve: module.load_function(kernel::LM_FUNCTION).map_err(&find)?,
             backward: module.load_function(kernel::IFT_FUNCTION).map_err(&find)?,
+            gather: module
+                .load_function(kernel::GATHER_FUNCTION)
+                .map_err(&find)?,
             shape,
             times: Mutex::new(SolveTimes::default()),
         })
@@ -368,8 +393,91 @@ impl GpuLm {
         lm: &LevenbergMarquardt,
         problems: &[&ExpertProblem],
     ) -> Result<(Vec<LmSolution>, SolvedBatch), GpuError> {
-        let mut watch = Stopwatch::start();
+        let watch = Stopwatch::start();
         let batch = Batch::pack(lm, problems)?;
+        self.solve_packed(lm, batch, None, watch)
+    }
+
+    /// [`GpuLm::solve_kept`] of problems whose term rows `gather` builds on
+    /// the device from its fields: `problems` are the gather's samples'
+    /// problems in order (sample, then expert), and the gather's rows are one
+    /// sample's term rows in the batch's order (expert, point, term).
+    ///
+    /// Errors: as [`GpuLm::solve`], and a gather whose rows do not match the
+    /// problems' points and terms.
+    pub fn solve_kept_gathered(
+        &self,
+        lm: &LevenbergMarquardt,
+        problems: &[&GatheredProblem],
+        gather: &RowGather<'_>,
+    ) -> Result<(Vec<LmSolution>, SolvedBatch), GpuError> {
+        let watch = Stopwatch::start();
+        let batch = Batch::pack(lm, problems)?;
+        self.solve_packed(lm, batch, Some(gather), watch)
+    }
+
+    /// `batch`'s term rows on the device: copied up, or built there by
+    /// `gather` (which must hold exactly one row per point and term of the
+    /// batch, across its samples).
+    fn term_rows(
+        &self,
+        batch: &Batch,
+        gather: Option<&RowGather<'_>>,
+    ) -> Result<CudaSlice<f64>, GpuError> {
+        let Some(g) = gather else {
+            return upload(&self.stream, &batch.term_rows);
+        };
+        let (n, d) = (self.shape.n_basis, self.shape.n_terms);
+        let rows = g.rows().len();
+        if batch.total_points() * d != g.samples() * rows {
+            return Err(GpuError::Unsupported(format!(
+                "a gather of {} samples × {rows} rows for {} points × {d} terms",
+                g.samples(),
+                batch.total_points()
+            )));
+        }
+        let s = &self.stream;
+        let (starts, columns) = g.device_indices();
+        let (starts, columns) = (upload(s, &starts)?, upload(s, &columns)?);
+        let (weights, fields) = (upload(s, g.rows().weights())?, upload(s, g.fields())?);
+        let total = g.samples() * rows * n;
+        let mut out = s
+            .alloc_zeros::<f64>(total.max(1))
+            .map_err(driver("allocating the term rows"))?;
+        let (samples, rows) = (g.samples() as i64, rows as i64);
+        let field_len = (g.rows().n_columns() * n) as i64;
+        let blocks = total.div_ceil(THREADS).clamp(1, MAX_GATHER_BLOCKS);
+        let mut launch = s.launch_builder(&self.gather);
+        launch
+            .arg(&samples)
+            .arg(&rows)
+            .arg(&starts)
+            .arg(&columns)
+            .arg(&weights)
+            .arg(&fields)
+            .arg(&field_len)
+            .arg(&mut out);
+        // SAFETY: the arguments match `tessera_gather_rows`'s parameters in
+        // order and type; `starts` has `rows + 1` entries and every column
+        // and weight array the `nnz` they index, every column is below the
+        // field's grid points (`SparseRows` checks them against its
+        // `n_columns`, which `RowGather::new` matched with the fields), and
+        // `out` holds `samples · rows · N` doubles; the kernel's grid-stride
+        // loop covers them with any number of blocks.
+        unsafe { launch.launch(launch_config(blocks)) }
+            .map_err(driver("launching the term-row gather"))?;
+        Ok(out)
+    }
+
+    /// Uploads `batch` (its term rows copied or gathered), solves it and
+    /// keeps it on the device; `watch` started before the packing.
+    fn solve_packed(
+        &self,
+        lm: &LevenbergMarquardt,
+        batch: Batch,
+        gather: Option<&RowGather<'_>>,
+        mut watch: Stopwatch,
+    ) -> Result<(Vec<LmSolution>, SolvedBatch), GpuError> {
         if batch.shape != self.shape {
             return Err(GpuError::Unsupported(format!(
                 "problems of shape {:?} for a kernel compiled for {:?}",
@@ -377,7 +485,8 @@ impl GpuLm {
             )));
         }
         let pack_s = watch.lap();
-        let mut on = Uploaded::new(&self.stream, &batch)?;
+        let rows = self.term_rows(&batch, gather)?;
+        let mut on = Uploaded::new(&self.stream, &batch, rows)?;
         let s = &self.stream;
         let mut status = on.zeros(batch.len() * STATUS_LEN)?;
         self.synchronize()?;
@@ -458,7 +567,8 @@ impl GpuLm {
         }
         batch.omega = omegas.concat();
         let pack_s = watch.lap();
-        let mut on = Uploaded::new(&self.stream, &batch)?;
+        let rows = upload(&self.stream, &batch.term_rows)?;
+        let mut on = Uploaded::new(&self.stream, &batch, rows)?;
         self.synchronize()?;
         let upload_s = watch.lap();
         self.record(

@@ -3,13 +3,16 @@
 //! The source is three parts: the problem sizes as `#define`s (the kernel's
 //! per-point arrays and its shared weights are sized at compile time, so the
 //! compiler keeps them in registers), the PDE's residual as
-//! [`crate::expr::cuda::emit`] writes it, and `lm.cu`. A batch's problems are
-//! concatenated into flat arrays with start offsets ([`Batch`]), so problems
-//! with different numbers of points or linear rows share one launch.
+//! [`crate::expr::cuda::emit`] writes it, and `lm.cu` (followed by `gather.cu`,
+//! which builds term rows on the device). A batch's problems are concatenated
+//! into flat arrays with start offsets ([`Batch`]), so problems with different
+//! numbers of points or linear rows share one launch.
 
 use rayon::prelude::*;
 
-use crate::{ExpertProblem, InitialGuess, LevenbergMarquardt, LmSolution, LmStatus, StopReason};
+use crate::{
+    ExpertProblem, InitialGuess, LevenbergMarquardt, LmSolution, LmStatus, ProblemSize, StopReason,
+};
 
 use super::GpuError;
 
@@ -21,6 +24,13 @@ pub const LM_FUNCTION: &str = "tessera_lm_solve";
 
 /// The backward pass's entry point in [`LM_SOURCE`].
 pub const IFT_FUNCTION: &str = "tessera_ift_backward";
+
+/// The kernel that builds term rows on the device from the fields they read
+/// ([`super::RowGather`]); part of every solver's source.
+pub const GATHER_SOURCE: &str = include_str!("gather.cu");
+
+/// The gather's entry point in [`GATHER_SOURCE`].
+pub const GATHER_FUNCTION: &str = "tessera_gather_rows";
 
 /// The largest basis the kernel takes: its weight vectors live in static shared
 /// memory, and the Newton fallback factors on one thread (the paper's largest
@@ -84,9 +94,66 @@ pub fn lm_source(residual: &str, name: &str, shape: KernelShape) -> Result<Strin
     }
     Ok(format!(
         "#define TESSERA_N {}\n#define TESSERA_D {}\n#define TESSERA_M {}\n#define TESSERA_C {}\n\
-         #define TESSERA_THREADS {THREADS}\n{residual}\n#define TESSERA_RESIDUAL {function}\n{LM_SOURCE}",
+         #define TESSERA_THREADS {THREADS}\n{residual}\n#define TESSERA_RESIDUAL {function}\n{LM_SOURCE}\n\
+         {GATHER_SOURCE}",
         shape.n_basis, shape.n_terms, shape.n_equations, shape.n_coordinates,
     ))
+}
+
+/// What a [`Batch`] reads of one problem: an [`ExpertProblem`]'s arrays, or
+/// those of a [`super::GatheredProblem`], whose term rows the GPU builds itself.
+pub trait BatchProblem: Sync {
+    /// Whether the problems carry their term rows (else the batch has none).
+    const HAS_TERM_ROWS: bool;
+    /// The layout sizes.
+    fn size(&self) -> ProblemSize;
+    /// Sampled points `P`.
+    fn n_points(&self) -> usize;
+    /// Linear rows `R`.
+    fn n_linear(&self) -> usize;
+    /// `[P, d, N]`, or empty without term rows.
+    fn term_rows(&self) -> &[f64];
+    /// `[P, d]`.
+    fn offsets(&self) -> &[f64];
+    /// `[P, C]`, empty when the residual reads no coordinates.
+    fn point_coordinates(&self) -> &[f64];
+    /// `[R, N]`.
+    fn linear(&self) -> &[f64];
+    /// `[R]`.
+    fn linear_rhs(&self) -> &[f64];
+    /// The ridge weight `ρ`.
+    fn ridge(&self) -> f64;
+}
+
+impl BatchProblem for ExpertProblem {
+    const HAS_TERM_ROWS: bool = true;
+    fn size(&self) -> ProblemSize {
+        self.size()
+    }
+    fn n_points(&self) -> usize {
+        self.n_points()
+    }
+    fn n_linear(&self) -> usize {
+        self.n_linear()
+    }
+    fn term_rows(&self) -> &[f64] {
+        self.term_rows()
+    }
+    fn offsets(&self) -> &[f64] {
+        self.offsets()
+    }
+    fn point_coordinates(&self) -> &[f64] {
+        self.coordinates(0, self.n_points())
+    }
+    fn linear(&self) -> &[f64] {
+        self.linear()
+    }
+    fn linear_rhs(&self) -> &[f64] {
+        self.linear_rhs()
+    }
+    fn ridge(&self) -> f64 {
+        self.ridge()
+    }
 }
 
 /// A batch of problems in the kernel's layout: the [`ExpertProblem`] arrays
@@ -99,7 +166,7 @@ pub struct Batch {
     pub point_start: Vec<i64>,
     /// `[K + 1]`: problem `k`'s linear rows, likewise.
     pub linear_start: Vec<i64>,
-    /// `[ΣP, d, N]`.
+    /// `[ΣP, d, N]`; empty for problems whose term rows the GPU gathers.
     pub term_rows: Vec<f64>,
     /// `[ΣP, d]`.
     pub offsets: Vec<f64>,
@@ -117,16 +184,21 @@ pub struct Batch {
 
 impl Batch {
     /// Packs `problems`, each starting from `lm`'s initial guess (a
-    /// [`InitialGuess::Given`] vector for all of them).
+    /// [`InitialGuess::Given`] vector for all of them). Problems without term
+    /// rows ([`super::GatheredProblem`]) leave [`Batch::term_rows`] empty: the GPU
+    /// builds them.
     ///
     /// Errors: no problems, problems of different sizes, a basis the kernel
     /// does not take, a given guess of the wrong length.
-    pub fn pack(lm: &LevenbergMarquardt, problems: &[&ExpertProblem]) -> Result<Self, GpuError> {
+    pub fn pack<P: BatchProblem>(
+        lm: &LevenbergMarquardt,
+        problems: &[&P],
+    ) -> Result<Self, GpuError> {
         let first = problems
             .first()
             .ok_or_else(|| GpuError::Unsupported("an empty batch".into()))?;
         let size = first.size();
-        let n_coordinates = first.coordinates(0, first.n_points()).len() / first.n_points().max(1);
+        let n_coordinates = first.point_coordinates().len() / first.n_points().max(1);
         let shape = KernelShape {
             n_basis: size.n_basis,
             n_terms: size.n_terms,
@@ -150,7 +222,7 @@ impl Batch {
         let mut linear_start = vec![0i64];
         for (k, problem) in problems.iter().enumerate() {
             let p = problem.n_points();
-            let coordinates = problem.coordinates(0, p);
+            let coordinates = problem.point_coordinates();
             if problem.size() != size || coordinates.len() != p * n_coordinates {
                 return Err(GpuError::Unsupported(format!(
                     "problem {k} has other sizes than problem 0 ({:?}, {} coordinates per point)",
@@ -168,7 +240,14 @@ impl Batch {
             shape,
             point_start,
             linear_start,
-            term_rows: vec![0.0; total_points * d * n],
+            term_rows: vec![
+                0.0;
+                if P::HAS_TERM_ROWS {
+                    total_points * d * n
+                } else {
+                    0
+                }
+            ],
             offsets: vec![0.0; total_points * d],
             coordinates: vec![0.0; total_points * n_coordinates],
             linear: vec![0.0; total_rows * n],
@@ -180,7 +259,8 @@ impl Batch {
         // at the paper's scale the term rows alone are some 180 MB.
         let points: Vec<usize> = problems.iter().map(|p| p.n_points()).collect();
         let rows: Vec<usize> = problems.iter().map(|p| p.n_linear()).collect();
-        let term_rows = split_by(&mut batch.term_rows, &points, d * n);
+        let row_width = if P::HAS_TERM_ROWS { d * n } else { 0 };
+        let term_rows = split_by(&mut batch.term_rows, &points, row_width);
         let offsets = split_by(&mut batch.offsets, &points, d);
         let coordinates = split_by(&mut batch.coordinates, &points, n_coordinates);
         let linear = split_by(&mut batch.linear, &rows, n);
@@ -196,7 +276,7 @@ impl Batch {
             .for_each(|(((((problem, t), o), c), l), r)| {
                 t.copy_from_slice(problem.term_rows());
                 o.copy_from_slice(problem.offsets());
-                c.copy_from_slice(problem.coordinates(0, problem.n_points()));
+                c.copy_from_slice(problem.point_coordinates());
                 l.copy_from_slice(problem.linear());
                 r.copy_from_slice(problem.linear_rhs());
             });

@@ -14,6 +14,9 @@
 //!   driver) and [`GpuLm`], which uploads a batch, launches the kernel and
 //!   returns one [`crate::LmSolution`] per problem, and can leave the batch
 //!   on the device for its backward pass ([`SolvedBatch`]);
+//! - [`gather`]: problems whose term rows the GPU builds from the basis
+//!   ([`GatheredProblem`], [`RowGather`]), so the largest part of a batch is
+//!   never built on the host nor copied up;
 //! - [`times`]: where a solver's calls spend their time (packing, copies,
 //!   kernels), for reports.
 //!
@@ -24,6 +27,7 @@
 
 pub mod device;
 pub mod error;
+pub mod gather;
 pub mod kernel;
 pub mod nvrtc;
 pub mod ptxas;
@@ -41,5 +45,6 @@ pub use device::{Gpu, GpuLm, SolvedBatch};
 /// intrinsics, no atomics).
 pub const HOST_SHIM: &str = include_str!("host_shim.h");
 pub use error::GpuError;
-pub use kernel::{Batch, KernelShape, MAX_BASIS, THREADS};
+pub use gather::{GatheredProblem, RowGather};
+pub use kernel::{Batch, BatchProblem, KernelShape, MAX_BASIS, THREADS};
 pub use times::{GpuTimes, SolveTimes};

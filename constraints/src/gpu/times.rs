@@ -17,7 +17,9 @@ pub struct GpuTimes {
     /// Packing the problems into the kernel's arrays (a backward pass on a
     /// kept batch packs nothing).
     pub pack_s: f64,
-    /// Copies to the device and allocations there.
+    /// Copies to the device and allocations there, and for problems whose
+    /// term rows are gathered on the device ([`super::RowGather`]) the
+    /// gather kernel that builds them.
     pub upload_s: f64,
     /// The kernel, from its launch to its end.
     pub kernel_s: f64,

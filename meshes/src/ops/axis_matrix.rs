@@ -34,17 +34,12 @@ impl AxisMatrix {
         let mut weights = Vec::new();
         row_start.push(0);
         for mut row in rows {
-            row.sort_by_key(|&(c, _)| c);
-            let mut merged: Vec<(usize, f64)> = Vec::with_capacity(row.len());
-            for (c, w) in row {
+            for &(c, w) in &row {
                 assert!(c < n, "column {c} out of range for a {n} × {n} matrix");
                 assert!(w.is_finite(), "non-finite stencil weight {w}");
-                match merged.last_mut() {
-                    Some(last) if last.0 == c => last.1 += w,
-                    _ => merged.push((c, w)),
-                }
             }
-            for (c, w) in merged.into_iter().filter(|&(_, w)| w != 0.0) {
+            merge_row(&mut row);
+            for (c, w) in row {
                 cols.push(c);
                 weights.push(w);
             }
@@ -185,6 +180,23 @@ impl AxisMatrix {
             }
         }
     }
+}
+
+/// Brings a sparse row of `(column, weight)` pairs to canonical form: sorted by
+/// column, repeated columns summed in the order given, exact zero sums dropped.
+/// Shared by [`AxisMatrix`] and [`crate::ops::sparse_rows::SparseRows`], so
+/// both merge stencils the same way and equal rows compare equal.
+pub(crate) fn merge_row(row: &mut Vec<(usize, f64)>) {
+    // Stable, so repeats keep their order and their sum is reproducible.
+    row.sort_by_key(|&(c, _)| c);
+    row.dedup_by(|next, kept| {
+        let same = next.0 == kept.0;
+        if same {
+            kept.1 += next.1;
+        }
+        same
+    });
+    row.retain(|&(_, w)| w != 0.0);
 }
 
 #[cfg(test)]

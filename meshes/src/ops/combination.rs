@@ -135,6 +135,20 @@ impl LinearOperator for LinearCombination {
     fn is_local(&self) -> bool {
         self.terms.iter().all(|(_, op)| op.is_local())
     }
+
+    /// Each part's row scaled by its coefficient, one after the other (repeated
+    /// columns left to the caller). Locality is checked for all parts first, so
+    /// a non-local part leaves `row` as it was.
+    #[track_caller]
+    fn add_row_at(&self, point: usize, scale: f64, row: &mut Vec<(usize, f64)>) -> bool {
+        if !self.is_local() {
+            return false;
+        }
+        for (c, op) in &self.terms {
+            op.add_row_at(point, scale * c, row);
+        }
+        true
+    }
 }
 
 #[cfg(test)]

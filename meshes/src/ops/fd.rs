@@ -16,7 +16,7 @@
 //! faithful to the reference and the reason [`FdScheme::SecondOrder`] exists.
 
 use crate::ops::axis_matrix::AxisMatrix;
-use crate::ops::{LinearOperator, check_field_lengths, check_point_rows};
+use crate::ops::{LinearOperator, check_field_lengths, check_point, check_point_rows};
 use crate::{Grid, MeshError, Shape};
 
 /// Which finite-difference stencils to use (see the module table).
@@ -135,6 +135,14 @@ impl FiniteDifference {
         let (_, _, inner) = self.shape.around_axis(self.axis);
         matrix.apply_along(input, inner * channels, out);
     }
+
+    /// Where point `p` sits on its line along the axis (`axis_stride` apart): its
+    /// axis coordinate `i`, the stencil row it takes, and the flat index of the
+    /// line's first point, from which column `j` lies `j · axis_stride` on.
+    fn on_line(&self, p: usize, axis_stride: usize) -> (usize, usize) {
+        let i = (p / axis_stride) % self.matrix.len();
+        (i, p - i * axis_stride)
+    }
 }
 
 impl LinearOperator for FiniteDifference {
@@ -166,11 +174,8 @@ impl LinearOperator for FiniteDifference {
     ) {
         check_point_rows(&self.shape, input, channels, points, out, stride);
         let axis_stride = self.shape.strides()[self.axis];
-        let n = self.matrix.len();
         for (k, &p) in points.iter().enumerate() {
-            let i = (p / axis_stride) % n;
-            // The point at coordinate 0 of p's line along the axis.
-            let line_start = p - i * axis_stride;
+            let (i, line_start) = self.on_line(p, axis_stride);
             self.matrix.combine_row(
                 i,
                 |col| &input[(line_start + col * axis_stride) * channels..][..channels],
@@ -180,6 +185,22 @@ impl LinearOperator for FiniteDifference {
     }
 
     fn is_local(&self) -> bool {
+        true
+    }
+
+    /// The stencil row of [`FiniteDifference::apply_at`], its columns mapped to
+    /// flat grid indices (in ascending order, as the stencil's).
+    #[track_caller]
+    fn add_row_at(&self, point: usize, scale: f64, row: &mut Vec<(usize, f64)>) -> bool {
+        check_point(&self.shape, point);
+        let axis_stride = self.shape.strides()[self.axis];
+        let (i, line_start) = self.on_line(point, axis_stride);
+        let (cols, weights) = self.matrix.row(i);
+        row.extend(
+            cols.iter()
+                .zip(weights)
+                .map(|(&col, &w)| (line_start + col * axis_stride, scale * w)),
+        );
         true
     }
 }

@@ -1,7 +1,7 @@
 //! The identity operator: the term `u` itself.
 
 use crate::Shape;
-use crate::ops::{LinearOperator, check_field_lengths, check_point_rows, gather_rows};
+use crate::ops::{LinearOperator, check_field_lengths, check_point, check_point_rows, gather_rows};
 
 /// `D = I` on fields of one shape — the PDE term `u`, and the neutral element for
 /// building sums such as `u − D·u_x`.
@@ -50,6 +50,14 @@ impl LinearOperator for Identity {
     }
 
     fn is_local(&self) -> bool {
+        true
+    }
+
+    /// The point itself, with weight `scale`.
+    #[track_caller]
+    fn add_row_at(&self, point: usize, scale: f64, row: &mut Vec<(usize, f64)>) -> bool {
+        check_point(&self.shape, point);
+        row.push((point, scale));
         true
     }
 }

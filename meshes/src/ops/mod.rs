@@ -5,7 +5,9 @@
 //! operator here implements both directions, and the tests check
 //! `⟨D a, b⟩ = ⟨a, Dᵀ b⟩`. Experts need `D_j B` only at their sampled points:
 //! [`LinearOperator::apply_at`] evaluates those rows alone where the operator is
-//! local (finite differences, identity, scaling and their combinations).
+//! local (finite differences, identity, scaling and their combinations), and
+//! [`LinearOperator::add_row_at`] hands out those rows' weights, which
+//! [`sparse_rows::SparseRows`] packs into a matrix a GPU kernel applies.
 //!
 //! | file | holds |
 //! |---|---|
@@ -13,6 +15,7 @@
 //! | [`fd`] | finite differences: the reference (numpy) scheme, a second-order one, periodic |
 //! | [`spectral`] | Fourier multipliers on periodic axes: derivatives, Laplacian, its inverse |
 //! | [`identity`], [`compose`], [`combination`], [`scale`] | combinators for building terms |
+//! | [`sparse_rows`] | rows of local operators at chosen points as a CSR matrix |
 
 pub mod axis_matrix;
 pub mod combination;
@@ -20,6 +23,7 @@ pub mod compose;
 pub mod fd;
 pub mod identity;
 pub mod scale;
+pub mod sparse_rows;
 pub mod spectral;
 
 use crate::Shape;
@@ -83,6 +87,22 @@ pub trait LinearOperator: Send + Sync + std::fmt::Debug {
     /// full-grid apply. Callers that evaluate a non-local operator at many point
     /// sets apply it once to the whole field and gather its rows instead.
     fn is_local(&self) -> bool {
+        false
+    }
+
+    /// Adds `scale` times row `point` of `D` to `row` as `(column, weight)` pairs
+    /// (columns are flat grid indices; repeats allowed, the caller merges them).
+    /// Returns false, adding nothing, when the operator is not local; returns true
+    /// exactly when [`LinearOperator::is_local`] does.
+    ///
+    /// Why: a GPU builds the experts' term rows `D_j B` at their sampled points
+    /// from these weights alone (see [`sparse_rows::SparseRows`]), without running
+    /// the operator; a non-local row would be as long as the grid, so those
+    /// operators decline.
+    ///
+    /// # Panics
+    /// Local operators panic if `point` is not below `shape().len()`.
+    fn add_row_at(&self, _point: usize, _scale: f64, _row: &mut Vec<(usize, f64)>) -> bool {
         false
     }
 
@@ -198,12 +218,23 @@ pub(crate) fn check_point_rows(
             points.len(),
         );
     }
-    if let Some(&bad) = points.iter().find(|&&p| p >= shape.len()) {
-        panic!(
-            "point {bad} out of range for a grid of {} points",
-            shape.len()
-        );
+    for &p in points {
+        check_point(shape, p);
     }
+}
+
+/// Checks one point of a row request: the shared message of
+/// [`LinearOperator::apply_at`] and [`LinearOperator::add_row_at`].
+///
+/// # Panics
+/// If `point` is not below `shape.len()`.
+#[track_caller]
+pub(crate) fn check_point(shape: &Shape, point: usize) {
+    assert!(
+        point < shape.len(),
+        "point {point} out of range for a grid of {} points",
+        shape.len()
+    );
 }
 
 /// Checks that an operator built elsewhere acts on the expected shape; used by the

@@ -1,6 +1,6 @@
 //! Pointwise scaling by a weight field: `(S u)(p) = w(p) · u(p)`.
 
-use crate::ops::{LinearOperator, check_field_lengths, check_point_rows};
+use crate::ops::{LinearOperator, check_field_lengths, check_point, check_point_rows};
 use crate::{MeshError, Shape};
 
 /// Multiplication by a per-point weight `w(p)`, the same for every channel — e.g.
@@ -113,6 +113,14 @@ impl LinearOperator for Scale {
     }
 
     fn is_local(&self) -> bool {
+        true
+    }
+
+    /// The point itself, with `scale` times its weight.
+    #[track_caller]
+    fn add_row_at(&self, point: usize, scale: f64, row: &mut Vec<(usize, f64)>) -> bool {
+        check_point(&self.shape, point);
+        row.push((point, scale * self.weights[point]));
         true
     }
 }

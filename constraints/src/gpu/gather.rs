@@ -1,0 +1,161 @@
+//! Expert problems whose term rows the GPU builds from the basis it is
+//! given, instead of receiving them.
+//!
+//! Why: at the paper's diffusion–sorption scale (batch 6, 4 experts of
+//! 20 000 points, 3 terms, N = 16) the term rows are 184 MB, more than twice
+//! the basis they are read from (79 MB), and building them on the host costs
+//! a pass over all of it. Where every term the residual reads is a local
+//! operator (a stencil), a term row is a short sparse combination of basis
+//! rows: the host sends those combinations ([`SparseRows`], a few doubles per
+//! row instead of `N`) with the fields they read, and `gather.cu` writes the
+//! rows straight into the batch's device array.
+
+use tessera_meshes::SparseRows;
+
+use super::GpuError;
+use super::kernel::BatchProblem;
+use crate::problem::{check_coordinates, check_parts, check_size};
+use crate::{ConstraintError, ProblemSize};
+
+/// An expert problem without its term rows: everything an
+/// [`crate::ExpertProblem`] holds but `A_j[p]`, which a [`RowGather`] builds
+/// on the GPU. Only [`super::GpuLm::solve_kept_gathered`] takes it, so a
+/// problem whose rows live on a device cannot reach a CPU solver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatheredProblem {
+    size: ProblemSize,
+    n_points: usize,
+    offsets: Vec<f64>,
+    linear: Vec<f64>,
+    linear_rhs: Vec<f64>,
+    ridge: f64,
+    coordinates: Vec<f64>,
+}
+
+impl GatheredProblem {
+    /// A problem of `n_points` points whose term rows will be gathered, with
+    /// offsets `[P, d]`, linear rows `[R, N]` and their right-hand sides, the
+    /// ridge, and the points' coordinates `[P, ndim]` (empty when the residual
+    /// reads none).
+    ///
+    /// Errors: as [`crate::ExpertProblem::new`] and
+    /// [`crate::ExpertProblem::with_coordinates`].
+    pub fn new(
+        size: ProblemSize,
+        n_points: usize,
+        offsets: Vec<f64>,
+        linear: Vec<f64>,
+        linear_rhs: Vec<f64>,
+        ridge: f64,
+        coordinates: Vec<f64>,
+    ) -> Result<Self, ConstraintError> {
+        check_size(size)?;
+        check_parts(size, n_points, &offsets, &linear, &linear_rhs, ridge)?;
+        if !coordinates.is_empty() {
+            check_coordinates(n_points, &coordinates)?;
+        }
+        Ok(Self {
+            size,
+            n_points,
+            offsets,
+            linear,
+            linear_rhs,
+            ridge,
+            coordinates,
+        })
+    }
+}
+
+impl BatchProblem for GatheredProblem {
+    const HAS_TERM_ROWS: bool = false;
+    fn size(&self) -> ProblemSize {
+        self.size
+    }
+    fn n_points(&self) -> usize {
+        self.n_points
+    }
+    fn n_linear(&self) -> usize {
+        self.linear_rhs.len()
+    }
+    fn term_rows(&self) -> &[f64] {
+        &[]
+    }
+    fn offsets(&self) -> &[f64] {
+        &self.offsets
+    }
+    fn point_coordinates(&self) -> &[f64] {
+        &self.coordinates
+    }
+    fn linear(&self) -> &[f64] {
+        &self.linear
+    }
+    fn linear_rhs(&self) -> &[f64] {
+        &self.linear_rhs
+    }
+    fn ridge(&self) -> f64 {
+        self.ridge
+    }
+}
+
+/// How the GPU builds a batch's term rows: one sample's rows as sparse
+/// combinations of grid points (`rows`, in the batch's order: expert, point,
+/// term), applied to each sample's field (`fields`, `[samples, grid points,
+/// N]`: the basis, or `S B` where the PDE maps it).
+#[derive(Debug, Clone, Copy)]
+pub struct RowGather<'a> {
+    rows: &'a SparseRows,
+    fields: &'a [f64],
+    samples: usize,
+}
+
+impl<'a> RowGather<'a> {
+    /// The gather of `rows` from `fields`, `N = n_basis` values per point.
+    ///
+    /// Errors: `fields` not `[samples ≥ 1, rows.n_columns(), N]`, or a grid
+    /// too large for the kernel's 32-bit column indices.
+    pub fn new(rows: &'a SparseRows, fields: &'a [f64], n_basis: usize) -> Result<Self, GpuError> {
+        let field_len = rows.n_columns() * n_basis;
+        if field_len == 0 || fields.is_empty() || !fields.len().is_multiple_of(field_len) {
+            return Err(GpuError::Unsupported(format!(
+                "fields of {} values for rows over {} grid points with N = {n_basis}",
+                fields.len(),
+                rows.n_columns()
+            )));
+        }
+        if i32::try_from(rows.n_columns()).is_err() {
+            return Err(GpuError::Unsupported(format!(
+                "a grid of {} points (the gather indexes points with 32 bits)",
+                rows.n_columns()
+            )));
+        }
+        Ok(Self {
+            rows,
+            fields,
+            samples: fields.len() / field_len,
+        })
+    }
+
+    /// The sparse rows of one sample.
+    pub fn rows(&self) -> &SparseRows {
+        self.rows
+    }
+
+    /// The fields, `[samples, grid points, N]`.
+    pub fn fields(&self) -> &[f64] {
+        self.fields
+    }
+
+    /// Number of samples.
+    pub fn samples(&self) -> usize {
+        self.samples
+    }
+
+    /// The CSR arrays as the kernel reads them: row starts and columns as
+    /// the device's integer types.
+    pub fn device_indices(&self) -> (Vec<i64>, Vec<i32>) {
+        let starts = self.rows.row_start().iter().map(|&s| s as i64).collect();
+        // `new` checked that every column fits.
+        let columns = self.rows.columns().iter().map(|&c| c as i32).collect();
+        (starts, columns)
+    }
+}
