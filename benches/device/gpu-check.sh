@@ -77,7 +77,7 @@ step ds-step-gpu-f32 --scenario scenarios/diffusion-sorption.toml --batch 6 --de
 step ds-step-cpu --scenario scenarios/diffusion-sorption.toml --batch 6
 step ns-step-gpu --scenario scenarios/navier-stokes.toml --batch 4 --device cuda
 
-# One report: the test summary line and every benchmark's two layers.
+# One report: the test summary lines and every benchmark's layers.
 python3 - "$OUT" <<'PY' >"$OUT/report.json"
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])

@@ -104,6 +104,10 @@ pub struct ConstraintLayer<P: Pde> {
     /// ([`ConstraintLayer::with_gpu`]).
     #[cfg(feature = "cuda")]
     gpu: Option<Arc<tessera_constraints::gpu::GpuLm>>,
+    /// Whether an attached GPU builds the term rows from the basis where it
+    /// can (the default), or receives them built on the host.
+    #[cfg(feature = "cuda")]
+    gpu_gathers_rows: bool,
 }
 
 /// The result of [`ConstraintLayer::forward`], plus what the backward pass needs.
@@ -277,6 +281,8 @@ impl<P: Pde> ConstraintLayer<P> {
             coordinates,
             #[cfg(feature = "cuda")]
             gpu: None,
+            #[cfg(feature = "cuda")]
+            gpu_gathers_rows: true,
         })
     }
 
@@ -350,6 +356,16 @@ impl<P: Pde> ConstraintLayer<P> {
     #[cfg(feature = "cuda")]
     pub fn with_gpu(mut self, solver: Arc<tessera_constraints::gpu::GpuLm>) -> Self {
         self.gpu = Some(solver);
+        self
+    }
+
+    /// The layer with its GPU receiving every problem built on the host, term
+    /// rows included, instead of building the rows from the basis: the path
+    /// of non-local terms, for benchmarks that compare the two on the same
+    /// problems.
+    #[cfg(feature = "cuda")]
+    pub fn with_term_rows_from_host(mut self) -> Self {
+        self.gpu_gathers_rows = false;
         self
     }
 
@@ -545,6 +561,9 @@ impl<P: Pde> ConstraintLayer<P> {
         &self,
         points: &[Arc<Vec<usize>>],
     ) -> Result<Option<tessera_meshes::SparseRows>, ExpertsError> {
+        if !self.gpu_gathers_rows {
+            return Ok(None);
+        }
         crate::terms::residual_rows(&self.terms[..self.n_residual], points, self.grid.len())
     }
 

@@ -60,8 +60,20 @@ fn placement_note(scenario: &Scenario) -> Option<String> {
     ))
 }
 
+/// Where a GPU layer's problems get their term rows ([`attach`]): built on
+/// the device from the basis where every term is a stencil (the default, as
+/// in training), or built on the host and copied up, so that a benchmark can
+/// compare the two on the same problems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TermRows {
+    /// On the device, from the basis.
+    Gathered,
+    /// On the host.
+    FromHost,
+}
+
 /// `layer` with its solves on `device`, for the PDE of `definition` with
-/// `n_basis` basis functions.
+/// `n_basis` basis functions, its term rows built as `rows` says.
 ///
 /// Errors: a GPU without a definition to compile, a binary without the
 /// `cuda` feature, no driver or no such GPU, a kernel that does not compile.
@@ -70,6 +82,7 @@ pub fn attach(
     layer: ConstraintLayer<AnyPde>,
     definition: Option<&CustomPde>,
     n_basis: usize,
+    rows: TermRows,
 ) -> Result<ConstraintLayer<AnyPde>, ToolError> {
     if device.is_cpu() {
         return Ok(layer);
@@ -80,7 +93,7 @@ pub fn attach(
              GPU): pass --pde-file, e.g. scenarios/pdes/diffusion-sorption.toml"
         )));
     };
-    on_gpu(layer, definition, device, n_basis)
+    on_gpu(layer, definition, device, n_basis, rows)
 }
 
 #[cfg(feature = "cuda")]
@@ -89,6 +102,7 @@ fn on_gpu(
     definition: &CustomPde,
     device: Device,
     n_basis: usize,
+    rows: TermRows,
 ) -> Result<ConstraintLayer<AnyPde>, ToolError> {
     use tessera_constraints::gpu::{Gpu, GpuLm};
     let ordinal = tessera_solver::gpu_ordinal(device)?.unwrap_or_default();
@@ -99,7 +113,11 @@ fn on_gpu(
         definition.name(),
         definition.gpu_shape(n_basis),
     )?;
-    Ok(layer.with_gpu(std::sync::Arc::new(solver)))
+    let layer = layer.with_gpu(std::sync::Arc::new(solver));
+    Ok(match rows {
+        TermRows::Gathered => layer,
+        TermRows::FromHost => layer.with_term_rows_from_host(),
+    })
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -108,6 +126,7 @@ fn on_gpu(
     _definition: &CustomPde,
     device: Device,
     _n_basis: usize,
+    _rows: TermRows,
 ) -> Result<ConstraintLayer<AnyPde>, ToolError> {
     Err(ToolError::Device(format!(
         "--device {device}: this tessera was built without the `cuda` feature \

@@ -119,7 +119,6 @@ impl ConstraintArgs {
             (file, device) => {
                 let custom = file.as_ref().map(CustomPde::from_file).transpose()?;
                 pool.install(|| bench_constraint_side_by_side(&config, custom.as_ref(), device))?
-                    .to_vec()
             }
         };
         if self.json {
@@ -146,13 +145,15 @@ impl ConstraintArgs {
                 report.iterations
             );
         }
-        if let [builtin, custom] = &reports[..] {
-            println!(
-                "{} / built-in: forward {:.3}x, forward+backward {:.3}x",
-                custom.pde,
-                custom.fwd_median_s / builtin.fwd_median_s,
-                custom.fwd_bwd_median_s / builtin.fwd_bwd_median_s
-            );
+        if let [builtin, others @ ..] = &reports[..] {
+            for other in others {
+                println!(
+                    "{} / built-in: forward {:.3}x, forward+backward {:.3}x",
+                    other.pde,
+                    other.fwd_median_s / builtin.fwd_median_s,
+                    other.fwd_bwd_median_s / builtin.fwd_bwd_median_s
+                );
+            }
         }
         Ok(())
     }

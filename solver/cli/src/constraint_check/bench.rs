@@ -21,7 +21,7 @@ use tessera_scenarios::custom::CustomPde;
 use tessera_scenarios::{AnyPde, PdeKind};
 
 use crate::constraint_check::{GridSize, SyntheticProblem};
-use crate::device::Device;
+use crate::device::{Device, TermRows};
 use crate::error::ToolError;
 
 /// Settings of [`bench_constraint`].
@@ -110,9 +110,11 @@ pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, ToolError> 
 /// (each after its own warm-up), so that a change in the machine's load hits
 /// both alike. With `device` a GPU, the TOML layer's solves
 /// (Levenberg–Marquardt forward, implicit-function-theorem backward) run
-/// there: the two reports then compare the CPU's solves with the GPU's on the
-/// same problems (the gathering of rows and the pull-back to the basis stay on
-/// the CPU for both).
+/// there: the reports then compare the CPU's solves with the GPU's on the
+/// same problems (the pull-back to the basis stays on the CPU for both), and
+/// a third report times the GPU layer again with its problems' term rows
+/// built on the host instead of on the device ([`TermRows`]), on its own
+/// after the first two, so that its peak device memory is its own.
 ///
 /// Errors: as [`bench_constraint`], a built-in configuration no definition
 /// restates, and what [`crate::device::attach`] refuses.
@@ -120,7 +122,7 @@ pub fn bench_constraint_side_by_side(
     config: &BenchConfig,
     custom: Option<&CustomPde>,
     device: Device,
-) -> Result<[BenchReport; 2], ToolError> {
+) -> Result<Vec<BenchReport>, ToolError> {
     at_least_one("--runs", config.runs)?;
     let batch = ProblemBatch::new(config)?;
     let custom = match custom {
@@ -131,25 +133,45 @@ pub fn bench_constraint_side_by_side(
         Device::Cpu => "custom (TOML)",
         Device::Cuda(_) => "custom (TOML, GPU solves)",
     };
+    let on_device = |name, rows| {
+        let pde = Arc::new(AnyPde::Custom(Arc::clone(&custom)));
+        TimedLayer::on(device, Some(&custom), pde, name, &batch, config, rows)
+    };
     let mut layers = [
         TimedLayer::new(batch.pde(), config.pde.name(), &batch, config)?,
-        TimedLayer::on(
-            device,
-            Some(&custom),
-            Arc::new(AnyPde::Custom(Arc::clone(&custom))),
-            name,
-            &batch,
-            config,
-        )?,
+        on_device(name, TermRows::Gathered)?,
     ];
-    // The built-in layer runs on the CPU: the GPU's peak is the other's.
+    let mut reports = vec![timed_on_gpu(device, &mut layers, config.runs)?];
+    // Its last forward pass keeps a batch on the GPU: gone before the next
+    // layer's peak is measured.
+    drop(layers);
+    if !device.is_cpu() {
+        let name = "custom (TOML, GPU solves, term rows from the host)";
+        let mut layer = [on_device(name, TermRows::FromHost)?];
+        reports.push(timed_on_gpu(device, &mut layer, config.runs)?);
+    }
+    Ok(reports.into_iter().flatten().collect())
+}
+
+/// The reports of `layers` timed alternately over `runs` runs, the last one's
+/// with the GPU's peak memory and the split of its solves' time when it ran
+/// on `device` (the others run on the CPU).
+fn timed_on_gpu(
+    device: Device,
+    layers: &mut [TimedLayer<'_>],
+    runs: usize,
+) -> Result<Vec<BenchReport>, ToolError> {
     let memory = crate::device::MemoryPeak::start(device)?;
-    alternate(&mut layers, config.runs)?;
-    let parts = crate::device::gpu_solve_parts(&layers[1].layer);
-    let [builtin, mut custom] = layers.map(|layer| layer.report());
-    custom.gpu_peak_mib = memory.mib()?;
-    custom.gpu_solve_parts_s = parts;
-    Ok([builtin, custom])
+    alternate(layers, runs)?;
+    let parts = layers
+        .last()
+        .and_then(|last| crate::device::gpu_solve_parts(&last.layer));
+    let mut reports: Vec<BenchReport> = layers.iter().map(TimedLayer::report).collect();
+    if let Some(last) = reports.last_mut() {
+        last.gpu_peak_mib = memory.mib()?;
+        last.gpu_solve_parts_s = parts;
+    }
+    Ok(reports)
 }
 
 /// `Ok` if `value` (the setting `what`) is at least 1.
@@ -231,11 +253,20 @@ impl<'a> TimedLayer<'a> {
         batch: &'a ProblemBatch,
         config: &BenchConfig,
     ) -> Result<Self, ToolError> {
-        Self::on(Device::Cpu, None, pde, name, batch, config)
+        Self::on(
+            Device::Cpu,
+            None,
+            pde,
+            name,
+            batch,
+            config,
+            TermRows::Gathered,
+        )
     }
 
     /// As [`TimedLayer::new`], with the forward solves on `device` (a GPU
-    /// compiles the residual of `definition`).
+    /// compiles the residual of `definition` and builds the term rows as
+    /// `rows` says).
     pub(super) fn on(
         device: Device,
         definition: Option<&CustomPde>,
@@ -243,6 +274,7 @@ impl<'a> TimedLayer<'a> {
         name: &'static str,
         batch: &'a ProblemBatch,
         config: &BenchConfig,
+        rows: TermRows,
     ) -> Result<Self, ToolError> {
         let first = &batch.problems[0];
         let layer_config = LayerConfig {
@@ -259,6 +291,7 @@ impl<'a> TimedLayer<'a> {
                 ConstraintLayer::new(pde, first.grid.clone(), layer_config)?,
                 definition,
                 config.n_basis,
+                rows,
             )?,
             name,
             batch,
