@@ -15,18 +15,6 @@ use tessera_constraints::{
 };
 use tessera_meshes::{FdScheme, FiniteDifference, Grid, Identity, LinearOperator, SparseRows};
 
-/// GPU 0, or `None` with a skip notice when there is no driver.
-fn gpu() -> Option<Gpu> {
-    match Gpu::open(0) {
-        Ok(gpu) => Some(gpu),
-        Err(GpuError::NoDriver) => {
-            println!("skipped: {}", GpuError::NoDriver);
-            None
-        }
-        Err(e) => panic!("a CUDA driver is present but GPU 0 does not open: {e}"),
-    }
-}
-
 /// Solves `case` on the GPU and on the CPU: same reasons and iterations, ω*
 /// and residual norms to `tol`.
 fn check(gpu: &Gpu, case: &Case, lm: &LevenbergMarquardt, tol: f64) {
@@ -57,7 +45,9 @@ fn check(gpu: &Gpu, case: &Case, lm: &LevenbergMarquardt, tol: f64) {
 
 #[test]
 fn the_gpu_solves_every_case_as_the_cpu_does() {
-    let Some(gpu) = gpu() else { return };
+    let Some(gpu) = gpu::gpu_or_skip() else {
+        return;
+    };
     println!("GPU 0: {}", gpu.name().unwrap_or_default());
     let lm = |init| LevenbergMarquardt::default().with_initial(init).unwrap();
     check(&gpu, &gpu::sorption(16), &lm(InitialGuess::Ones), 1e-10);
@@ -81,7 +71,9 @@ fn upstream(case: &Case, seed: u64) -> Vec<Vec<f64>> {
 
 #[test]
 fn the_gpu_backward_pass_matches_the_cpu_row_gradients() {
-    let Some(gpu) = gpu() else { return };
+    let Some(gpu) = gpu::gpu_or_skip() else {
+        return;
+    };
     let lm = common::tight_lm(InitialGuess::Zeros);
     for case in [gpu::sorption(16), gpu::transport(64), gpu::system(8)] {
         let solver = GpuLm::new(&gpu, &case.cuda, case.name, case.shape()).expect("kernel loads");
@@ -122,7 +114,9 @@ fn the_gpu_backward_pass_matches_the_cpu_row_gradients() {
 
 #[test]
 fn a_batch_kept_on_the_gpu_differentiates_as_a_fresh_upload() {
-    let Some(gpu) = gpu() else { return };
+    let Some(gpu) = gpu::gpu_or_skip() else {
+        return;
+    };
     let lm = common::tight_lm(InitialGuess::Zeros);
     for case in [gpu::sorption(16), gpu::transport(64), gpu::system(8)] {
         let solver = GpuLm::new(&gpu, &case.cuda, case.name, case.shape()).expect("kernel loads");
@@ -170,7 +164,9 @@ fn sorption_stencils(grid: &Grid) -> Vec<Arc<dyn LinearOperator>> {
 
 #[test]
 fn term_rows_gathered_on_the_gpu_solve_as_rows_built_on_the_host() {
-    let Some(gpu) = gpu() else { return };
+    let Some(gpu) = gpu::gpu_or_skip() else {
+        return;
+    };
     let case = gpu::sorption(16);
     let solver = GpuLm::new(&gpu, &case.cuda, case.name, case.shape()).expect("kernel loads");
     let (n, samples) = (16, 2);
@@ -292,7 +288,9 @@ fn term_rows_gathered_on_the_gpu_solve_as_rows_built_on_the_host() {
 
 #[test]
 fn the_solver_says_where_its_time_went() {
-    let Some(gpu) = gpu() else { return };
+    let Some(gpu) = gpu::gpu_or_skip() else {
+        return;
+    };
     let case = gpu::sorption(16);
     let solver = GpuLm::new(&gpu, &case.cuda, case.name, case.shape()).expect("kernel loads");
     let lm = common::tight_lm(InitialGuess::Zeros);
@@ -331,7 +329,9 @@ fn the_solver_says_where_its_time_went() {
 
 #[test]
 fn the_memory_peak_counts_an_array_already_freed() {
-    let Some(gpu) = gpu() else { return };
+    let Some(gpu) = gpu::gpu_or_skip() else {
+        return;
+    };
     gpu.reset_memory_peak().expect("reset");
     let len = 8 << 20; // 64 MiB of doubles
     let array = gpu.stream().alloc_zeros::<f64>(len).expect("allocation");
@@ -345,7 +345,9 @@ fn the_memory_peak_counts_an_array_already_freed() {
 
 #[test]
 fn problems_of_another_shape_are_refused() {
-    let Some(gpu) = gpu() else { return };
+    let Some(gpu) = gpu::gpu_or_skip() else {
+        return;
+    };
     let (ds, transport) = (gpu::sorption(16), gpu::transport(16));
     let solver = GpuLm::new(&gpu, &ds.cuda, ds.name, ds.shape()).expect("kernel loads");
     let err = solver

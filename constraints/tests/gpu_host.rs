@@ -6,11 +6,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::gpu::{self, Case};
+use common::gpu::{self, Case, bytes_f64, bytes_i64, compile_and_run};
 use rand::Rng;
 use tessera_constraints::gpu::kernel::{self, Batch};
 use tessera_constraints::gpu::{GpuError, RowGather};
@@ -20,17 +18,9 @@ use tessera_constraints::{
 };
 use tessera_meshes::{FdScheme, FiniteDifference, Grid, Identity, LinearOperator, SparseRows};
 
-const SHIM: &str = tessera_constraints::gpu::HOST_SHIM;
-
 /// Reads a batch written by [`write_batch`], solves it with the kernel and
 /// writes ω* and the statuses.
 const DRIVER: &str = r#"
-#include <stdint.h>
-template <typename T> static std::vector<T> take(FILE* f, int64_t n) {
-    std::vector<T> v(n > 0 ? n : 1);
-    if (n > 0 && fread(v.data(), sizeof(T), n, f) != (size_t)n) { fprintf(stderr, "short read\n"); exit(2); }
-    return v;
-}
 int main(int argc, char** argv) {
     if (argc != 3) return 2;
     FILE* f = fopen(argv[1], "rb");
@@ -82,14 +72,6 @@ int main(int argc, char** argv) {
 }
 "#;
 
-fn bytes_f64(v: &[f64]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn bytes_i64(v: &[i64]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
 /// The batch and settings in the driver's input format.
 fn write_batch(batch: &Batch, lm: &LevenbergMarquardt, threads: usize, mode: i64) -> Vec<u8> {
     let [values, linres, jac, mats] = batch.scratch_lengths();
@@ -128,57 +110,7 @@ fn write_batch(batch: &Batch, lm: &LevenbergMarquardt, threads: usize, mode: i64
 /// doubles it wrote.
 fn host_run(case: &Case, input: &[u8], tag: &str) -> Vec<f64> {
     let source = kernel::lm_source(&case.cuda, case.name, case.shape()).expect("source");
-    compile_and_run(&format!("{SHIM}\n{source}\n{DRIVER}"), input, tag)
-}
-
-/// Compiles the host `program` (the shim, kernels and a `main` that reads
-/// its input file and writes doubles to its output file), runs it on
-/// `input` and returns the doubles it wrote.
-fn compile_and_run(program: &str, input: &[u8], tag: &str) -> Vec<f64> {
-    // Tests run in parallel: one folder per call.
-    static CALLS: AtomicUsize = AtomicUsize::new(0);
-    let call = CALLS.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "tessera-gpu-host-{tag}-{}-{call}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (src, exe) = (dir.join("kernel.cpp"), dir.join("kernel"));
-    std::fs::write(&src, program).unwrap();
-
-    let out = common::host_cxx()
-        .args(["-std=c++17", "-pthread"])
-        .arg(&src)
-        .arg("-o")
-        .arg(&exe)
-        .arg("-lm")
-        .output()
-        .expect("a C++ compiler runs");
-    assert!(
-        out.status.success(),
-        "the kernel does not compile for the host:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (input_file, output) = (dir.join("batch.bin"), dir.join("out.bin"));
-    std::fs::write(&input_file, input).unwrap();
-    let run = Command::new(&exe)
-        .arg(&input_file)
-        .arg(&output)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "the host kernel failed ({}): {}",
-        run.status,
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let raw: Vec<f64> = std::fs::read(&output)
-        .unwrap()
-        .chunks_exact(8)
-        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    std::fs::remove_dir_all(&dir).ok();
-    raw
+    compile_and_run(&source, DRIVER, input, tag)
 }
 
 /// Solves `case`'s batch with the host-compiled kernel, `threads` threads per
@@ -478,7 +410,6 @@ fn the_backward_kernel_matches_the_cpu_row_gradients() {
 /// Reads a gather (sizes, sparse rows, fields) written by [`write_gather`],
 /// runs `tessera_gather_rows` and writes the rows it built.
 const GATHER_DRIVER: &str = r#"
-#include <stdint.h>
 int main(int argc, char** argv) {
     if (argc != 3) return 2;
     FILE* f = fopen(argv[1], "rb");
@@ -560,16 +491,18 @@ fn the_gather_kernel_applies_the_sparse_rows_to_every_sample() {
     {
         rows.apply(field, n, out);
     }
-    let program = format!(
-        "{SHIM}\n#define TESSERA_N {n}\n{}\n{GATHER_DRIVER}",
-        kernel::GATHER_SOURCE
-    );
+    let kernels = format!("#define TESSERA_N {n}\n{}", kernel::GATHER_SOURCE);
     let total = expected.len();
     // One thread for everything, a grid-stride loop over few small blocks,
     // and one value per thread.
     for (blocks, threads) in [(1, 1), (3, 7), (total.div_ceil(32), 32)] {
         let input = write_gather(&gather, n, blocks, threads);
-        let got = compile_and_run(&program, &input, &format!("gather-{blocks}x{threads}"));
+        let got = compile_and_run(
+            &kernels,
+            GATHER_DRIVER,
+            &input,
+            &format!("gather-{blocks}x{threads}"),
+        );
         // The kernel sums each row in stored order, as `SparseRows::apply`.
         assert_eq!(got, expected, "{blocks} blocks of {threads} threads");
     }

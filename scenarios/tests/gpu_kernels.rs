@@ -11,8 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tessera_constraints::gpu::nvrtc;
-use tessera_constraints::gpu::ptxas;
+use tessera_constraints::gpu::{kernel, nvrtc, ptxas};
 use tessera_scenarios::custom::CustomPde;
 
 /// The shipped definitions and the basis sizes of the paper's experiments
@@ -56,12 +55,19 @@ fn every_shipped_definition_compiles_and_assembles_for_ampere_and_hopper() {
             let stem = format!("{name}-{n_basis}-{sm}");
             let kernels = ptxas::assemble(ptxas, &ptx.to_src(), sm, &dir, &stem)
                 .unwrap_or_else(|e| panic!("{name}, N = {n_basis}, {sm}: {e}"));
-            // The solver, its backward pass and the term-row gather.
-            assert_eq!(
-                kernels.len(),
-                3,
-                "{name}, N = {n_basis}, {sm}: three kernels"
-            );
+            // The solver, its backward pass, the two gathers and the PDE
+            // loss's three kernels.
+            let mut expected = vec![
+                kernel::LM_FUNCTION,
+                kernel::IFT_FUNCTION,
+                kernel::GATHER_FUNCTION,
+                kernel::GATHER_VALUES_FUNCTION,
+            ];
+            expected.extend(kernel::FIELD_FUNCTIONS);
+            expected.sort_unstable();
+            let mut names: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
+            names.sort_unstable();
+            assert_eq!(names, expected, "{name}, N = {n_basis}, {sm}: the kernels");
             for k in kernels {
                 println!(
                     "{name:>20} N = {n_basis:2} {sm} {}: {} registers, spills {}/{} bytes",

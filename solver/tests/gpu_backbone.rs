@@ -622,7 +622,8 @@ fn data_parallel_ranks_run_adam_on_their_devices() {
 
 /// On a GPU, 20 Adam steps of the tiny diffusion–sorption MoE model with
 /// everything the device runs there — the backbone and, its PDE given as the
-/// shipped TOML definition, the experts' solves and backward passes — against
+/// shipped TOML definition, the experts' solves and backward passes and the
+/// PDE loss — against
 /// the CPU's built-in model: every loss part to 1e-8, the gradient norm to
 /// 1e-6 (skipped, saying why, without a CUDA driver).
 #[test]
@@ -638,6 +639,7 @@ fn twenty_training_steps_on_a_gpu_match_the_cpu() {
     scenario.device = Device::Cuda(None);
     let model = Model::new(&scenario).unwrap();
     assert!(model.constraint().unwrap().layer().solves_on_gpu());
+    assert!(model.pde_loss_on_gpu());
     let (gpu, _) = train_steps(model, &scenario, 20);
     assert_same_steps("diffusion-sorption on a GPU", &cpu, &gpu, (1e-8, 1e-6));
     assert_ne!(

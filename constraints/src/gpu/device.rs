@@ -7,13 +7,15 @@ use cudarc::driver::{
     LaunchConfig, PushKernelArg, sys,
 };
 
-use super::gather::{GatheredProblem, RowGather};
+use super::field::GpuFieldResidual;
+use super::gather::{DeviceRows, GatheredProblem, RowGather};
 use super::kernel::{self, Batch, KernelShape, STATUS_LEN, THREADS};
 use super::times::{GpuTimes, SolveTimes, Stopwatch};
 use super::{GpuError, nvrtc};
 use crate::{
     ConstraintError, ExpertProblem, HessianMode, LevenbergMarquardt, LmSolution, RowGradient,
 };
+use tessera_meshes::SparseRows;
 
 /// One GPU, with the stream its work is queued on.
 pub struct Gpu {
@@ -29,7 +31,7 @@ impl std::fmt::Debug for Gpu {
     }
 }
 
-fn driver(what: &'static str) -> impl Fn(DriverError) -> GpuError {
+pub(super) fn driver(what: &'static str) -> impl Fn(DriverError) -> GpuError {
     move |e| GpuError::Driver {
         what,
         message: e.to_string(),
@@ -66,6 +68,18 @@ impl Gpu {
         let context = CudaContext::new(ordinal).map_err(driver("opening the device"))?;
         let stream = context.default_stream();
         Ok(Self { context, stream })
+    }
+
+    /// [`Gpu::open`], or `None` on a machine without a CUDA driver: for
+    /// programs and tests that use a GPU where there is one.
+    ///
+    /// Errors: as [`Gpu::open`] where a driver is present.
+    pub fn open_if_present(ordinal: usize) -> Result<Option<Self>, GpuError> {
+        match Self::open(ordinal) {
+            Ok(gpu) => Ok(Some(gpu)),
+            Err(GpuError::NoDriver) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The device's name, as the driver reports it.
@@ -176,6 +190,9 @@ pub struct GpuLm {
     solve: CudaFunction,
     backward: CudaFunction,
     gather: CudaFunction,
+    gather_values: CudaFunction,
+    /// `field.cu`'s kernels, for [`GpuLm::field_residual`].
+    field: [CudaFunction; 3],
     shape: KernelShape,
     /// Where the calls' time went since the last [`GpuLm::take_times`].
     times: Mutex<SolveTimes>,
@@ -183,11 +200,11 @@ pub struct GpuLm {
 
 /// The most blocks a gather launches: its grid-stride loop covers the rest,
 /// and more blocks than the device can hold at once only add scheduling.
-const MAX_GATHER_BLOCKS: usize = 1 << 16;
+pub(super) const MAX_GATHER_BLOCKS: usize = 1 << 16;
 
 /// `blocks` grid blocks (one per problem, for the solver and its backward
 /// pass), [`THREADS`] threads each.
-fn launch_config(blocks: usize) -> LaunchConfig {
+pub(super) fn launch_config(blocks: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (blocks as u32, 1, 1),
         block_dim: (THREADS as u32, 1, 1),
@@ -249,7 +266,7 @@ struct Uploaded {
 
 /// `values` copied to the device; a zero-length array becomes one zero, since
 /// a kernel argument still needs a valid pointer.
-fn upload<T: DeviceRepr + Default>(
+pub(super) fn upload<T: DeviceRepr + Default>(
     stream: &Arc<CudaStream>,
     values: &[T],
 ) -> Result<CudaSlice<T>, GpuError> {
@@ -332,17 +349,45 @@ impl GpuLm {
             .context
             .load_module(ptx)
             .map_err(driver("loading the kernel"))?;
-        let find = driver("finding a kernel");
+        let find = |name| {
+            module
+                .load_function(name)
+                .map_err(driver("finding a kernel"))
+        };
+        let [residual, squares, cotangent] = kernel::FIELD_FUNCTIONS;
         Ok(Self {
             stream: gpu.stream.clone(),
-            solve: module.load_function(kernel::LM_FUNCTION).map_err(&find)?,
-            backward: module.load_function(kernel::IFT_FUNCTION).map_err(&find)?,
-            gather: module
-                .load_function(kernel::GATHER_FUNCTION)
-                .map_err(&find)?,
+            solve: find(kernel::LM_FUNCTION)?,
+            backward: find(kernel::IFT_FUNCTION)?,
+            gather: find(kernel::GATHER_FUNCTION)?,
+            gather_values: find(kernel::GATHER_VALUES_FUNCTION)?,
+            field: [find(residual)?, find(squares)?, find(cotangent)?],
             shape,
             times: Mutex::new(SolveTimes::default()),
         })
+    }
+
+    /// The PDE loss of whole fields with this solver's residual
+    /// ([`GpuFieldResidual`]): `terms` are the residual's terms at every grid
+    /// point as sparse rows (`[grid points, d]` rows over the grid), and
+    /// `coordinates` the grid's (`[grid points, C]`, empty when the residual
+    /// reads none). Both go to the device once.
+    ///
+    /// Errors: rows or coordinates that do not match the compiled shape, or a
+    /// driver failure.
+    pub fn field_residual(
+        &self,
+        terms: &SparseRows,
+        coordinates: &[f64],
+    ) -> Result<GpuFieldResidual, GpuError> {
+        GpuFieldResidual::new(
+            &self.stream,
+            self.gather_values.clone(),
+            self.field.clone(),
+            self.shape,
+            terms,
+            coordinates,
+        )
     }
 
     /// Where the wall time of the solves and backward passes went since the
@@ -436,37 +481,9 @@ impl GpuLm {
                 batch.total_points()
             )));
         }
-        let s = &self.stream;
-        let (starts, columns) = g.device_indices();
-        let (starts, columns) = (upload(s, &starts)?, upload(s, &columns)?);
-        let (weights, fields) = (upload(s, g.rows().weights())?, upload(s, g.fields())?);
-        let total = g.samples() * rows * n;
-        let mut out = s
-            .alloc_zeros::<f64>(total.max(1))
-            .map_err(driver("allocating the term rows"))?;
-        let (samples, rows) = (g.samples() as i64, rows as i64);
-        let field_len = (g.rows().n_columns() * n) as i64;
-        let blocks = total.div_ceil(THREADS).clamp(1, MAX_GATHER_BLOCKS);
-        let mut launch = s.launch_builder(&self.gather);
-        launch
-            .arg(&samples)
-            .arg(&rows)
-            .arg(&starts)
-            .arg(&columns)
-            .arg(&weights)
-            .arg(&fields)
-            .arg(&field_len)
-            .arg(&mut out);
-        // SAFETY: the arguments match `tessera_gather_rows`'s parameters in
-        // order and type; `starts` has `rows + 1` entries and every column
-        // and weight array the `nnz` they index, every column is below the
-        // field's grid points (`SparseRows` checks them against its
-        // `n_columns`, which `RowGather::new` matched with the fields), and
-        // `out` holds `samples · rows · N` doubles; the kernel's grid-stride
-        // loop covers them with any number of blocks.
-        unsafe { launch.launch(launch_config(blocks)) }
-            .map_err(driver("launching the term-row gather"))?;
-        Ok(out)
+        let rows = DeviceRows::upload(&self.stream, g.rows())?;
+        let fields = upload(&self.stream, g.fields())?;
+        rows.gather(&self.stream, &self.gather, n, g.samples(), &fields)
     }
 
     /// Uploads `batch` (its term rows copied or gathered), solves it and

@@ -13,12 +13,15 @@
 // over e in row_start[r]..row_start[r+1], summed in stored order (as the
 // host's `SparseRows::apply`). Consecutive threads take consecutive c, so a
 // warp reads whole rows of the field. A grid-stride loop covers any batch
-// with any grid size. Needs TESSERA_N (N) only.
+// with any grid size. `tessera_gather_rows` has N = TESSERA_N (the basis);
+// `tessera_gather_values` has N = 1, for the losses' terms of a field and
+// their adjoint (`field.cu`).
 
-extern "C" __global__ void tessera_gather_rows(long long samples, long long rows,
+template <int NV>
+__device__ inline void tessera_gather(long long samples, long long rows,
     const long long* row_start, const int* columns, const double* weights,
     const double* fields, long long field_len, double* out) {
-    const long long n = TESSERA_N;
+    const long long n = NV;
     const long long total = samples * rows * n;
     const long long step = (long long)gridDim.x * blockDim.x;
     for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += step) {
@@ -30,4 +33,16 @@ extern "C" __global__ void tessera_gather_rows(long long samples, long long rows
             sum += weights[k] * field[(long long)columns[k] * n];
         out[e] = sum;
     }
+}
+
+extern "C" __global__ void tessera_gather_rows(long long samples, long long rows,
+    const long long* row_start, const int* columns, const double* weights,
+    const double* fields, long long field_len, double* out) {
+    tessera_gather<TESSERA_N>(samples, rows, row_start, columns, weights, fields, field_len, out);
+}
+
+extern "C" __global__ void tessera_gather_values(long long samples, long long rows,
+    const long long* row_start, const int* columns, const double* weights,
+    const double* fields, long long field_len, double* out) {
+    tessera_gather<1>(samples, rows, row_start, columns, weights, fields, field_len, out);
 }

@@ -10,10 +10,14 @@
 //! row instead of `N`) with the fields they read, and `gather.cu` writes the
 //! rows straight into the batch's device array.
 
+use std::sync::Arc;
+
+use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, PushKernelArg};
 use tessera_meshes::SparseRows;
 
 use super::GpuError;
-use super::kernel::BatchProblem;
+use super::device::{MAX_GATHER_BLOCKS, driver, launch_config, upload};
+use super::kernel::{BatchProblem, THREADS};
 use crate::problem::{check_coordinates, check_parts, check_size};
 use crate::{ConstraintError, ProblemSize};
 
@@ -122,12 +126,7 @@ impl<'a> RowGather<'a> {
                 rows.n_columns()
             )));
         }
-        if i32::try_from(rows.n_columns()).is_err() {
-            return Err(GpuError::Unsupported(format!(
-                "a grid of {} points (the gather indexes points with 32 bits)",
-                rows.n_columns()
-            )));
-        }
+        check_columns(rows)?;
         Ok(Self {
             rows,
             fields,
@@ -153,9 +152,93 @@ impl<'a> RowGather<'a> {
     /// The CSR arrays as the kernel reads them: row starts and columns as
     /// the device's integer types.
     pub fn device_indices(&self) -> (Vec<i64>, Vec<i32>) {
-        let starts = self.rows.row_start().iter().map(|&s| s as i64).collect();
-        // `new` checked that every column fits.
-        let columns = self.rows.columns().iter().map(|&c| c as i32).collect();
-        (starts, columns)
+        device_indices(self.rows)
+    }
+}
+
+/// `Ok` if the gather kernels' 32-bit column indices reach every column of
+/// `rows`.
+fn check_columns(rows: &SparseRows) -> Result<(), GpuError> {
+    match i32::try_from(rows.n_columns()) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(GpuError::Unsupported(format!(
+            "rows over {} columns (the gather indexes them with 32 bits)",
+            rows.n_columns()
+        ))),
+    }
+}
+
+/// The CSR arrays of `rows` as the kernels read them (its columns checked by
+/// [`check_columns`]).
+fn device_indices(rows: &SparseRows) -> (Vec<i64>, Vec<i32>) {
+    let starts = rows.row_start().iter().map(|&s| s as i64).collect();
+    let columns = rows.columns().iter().map(|&c| c as i32).collect();
+    (starts, columns)
+}
+
+/// Sparse rows copied to the device, for the gather kernels.
+pub(super) struct DeviceRows {
+    starts: CudaSlice<i64>,
+    columns: CudaSlice<i32>,
+    weights: CudaSlice<f64>,
+    len: usize,
+    n_columns: usize,
+}
+
+impl DeviceRows {
+    /// `rows` on `stream`'s device.
+    ///
+    /// Errors: more columns than 32-bit indices reach, or a driver failure.
+    pub(super) fn upload(stream: &Arc<CudaStream>, rows: &SparseRows) -> Result<Self, GpuError> {
+        check_columns(rows)?;
+        let (starts, columns) = device_indices(rows);
+        Ok(Self {
+            starts: upload(stream, &starts)?,
+            columns: upload(stream, &columns)?,
+            weights: upload(stream, rows.weights())?,
+            len: rows.len(),
+            n_columns: rows.n_columns(),
+        })
+    }
+
+    /// The rows applied to each of the `samples` fields `[samples, columns,
+    /// n]` in `fields`: `[samples, rows, n]`, by `function`, a gather
+    /// kernel compiled for `n` values per column (`gather.cu`).
+    ///
+    /// Errors: the driver's.
+    pub(super) fn gather(
+        &self,
+        stream: &Arc<CudaStream>,
+        function: &CudaFunction,
+        n: usize,
+        samples: usize,
+        fields: &CudaSlice<f64>,
+    ) -> Result<CudaSlice<f64>, GpuError> {
+        let total = samples * self.len * n;
+        let mut out = stream
+            .alloc_zeros::<f64>(total.max(1))
+            .map_err(driver("allocating a gather's output"))?;
+        let (samples, rows) = (samples as i64, self.len as i64);
+        let field_len = (self.n_columns * n) as i64;
+        let blocks = total.div_ceil(THREADS).clamp(1, MAX_GATHER_BLOCKS);
+        let mut launch = stream.launch_builder(function);
+        launch
+            .arg(&samples)
+            .arg(&rows)
+            .arg(&self.starts)
+            .arg(&self.columns)
+            .arg(&self.weights)
+            .arg(fields)
+            .arg(&field_len)
+            .arg(&mut out);
+        // SAFETY: the arguments match the gather kernels' parameters in order
+        // and type; `starts` has `rows + 1` entries and the column and weight
+        // arrays the `nnz` they index, every column is below `n_columns`
+        // (`SparseRows` checks them), the callers' `fields` hold `samples`
+        // fields of `n_columns · n` doubles and `out` holds `samples · rows ·
+        // n`; the kernel's grid-stride loop covers them with any number of
+        // blocks.
+        unsafe { launch.launch(launch_config(blocks)) }.map_err(driver("launching a gather"))?;
+        Ok(out)
     }
 }

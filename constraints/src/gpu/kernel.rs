@@ -4,7 +4,8 @@
 //! per-point arrays and its shared weights are sized at compile time, so the
 //! compiler keeps them in registers), the PDE's residual as
 //! [`crate::expr::cuda::emit`] writes it, and `lm.cu` (followed by `gather.cu`,
-//! which builds term rows on the device). A batch's problems are concatenated
+//! which builds term rows on the device, and `field.cu`, the PDE loss of whole
+//! fields). A batch's problems are concatenated
 //! into flat arrays with start offsets ([`Batch`]), so problems with different
 //! numbers of points or linear rows share one launch.
 
@@ -31,6 +32,22 @@ pub const GATHER_SOURCE: &str = include_str!("gather.cu");
 
 /// The gather's entry point in [`GATHER_SOURCE`].
 pub const GATHER_FUNCTION: &str = "tessera_gather_rows";
+
+/// The gather of one value per grid point in [`GATHER_SOURCE`]: the terms of
+/// a field and their adjoint, for the PDE loss ([`super::GpuFieldResidual`]).
+pub const GATHER_VALUES_FUNCTION: &str = "tessera_gather_values";
+
+/// The PDE loss's pointwise kernels and reduction ([`super::GpuFieldResidual`]);
+/// part of every solver's source.
+pub const FIELD_SOURCE: &str = include_str!("field.cu");
+
+/// The entry points of [`FIELD_SOURCE`]: the residual and its gradient at
+/// every point, the squared norms of segments, the cotangent in the terms.
+pub const FIELD_FUNCTIONS: [&str; 3] = [
+    "tessera_field_residual",
+    "tessera_segment_squares",
+    "tessera_field_cotangent",
+];
 
 /// The largest basis the kernel takes: its weight vectors live in static shared
 /// memory, and the Newton fallback factors on one thread (the paper's largest
@@ -95,7 +112,7 @@ pub fn lm_source(residual: &str, name: &str, shape: KernelShape) -> Result<Strin
     Ok(format!(
         "#define TESSERA_N {}\n#define TESSERA_D {}\n#define TESSERA_M {}\n#define TESSERA_C {}\n\
          #define TESSERA_THREADS {THREADS}\n{residual}\n#define TESSERA_RESIDUAL {function}\n{LM_SOURCE}\n\
-         {GATHER_SOURCE}",
+         {GATHER_SOURCE}\n{FIELD_SOURCE}",
         shape.n_basis, shape.n_terms, shape.n_equations, shape.n_coordinates,
     ))
 }

@@ -17,6 +17,8 @@
 //! - [`gather`]: problems whose term rows the GPU builds from the basis
 //!   ([`GatheredProblem`], [`RowGather`]), so the largest part of a batch is
 //!   never built on the host nor copied up;
+//! - [`field`]: the PDE loss of whole fields ([`GpuFieldResidual`]), with
+//!   the same residual, so a training step's losses run there too;
 //! - [`times`]: where a solver's calls spend their time (packing, copies,
 //!   kernels), for reports.
 //!
@@ -27,6 +29,7 @@
 
 pub mod device;
 pub mod error;
+pub mod field;
 pub mod gather;
 pub mod kernel;
 pub mod nvrtc;
@@ -45,6 +48,7 @@ pub use device::{Gpu, GpuLm, SolvedBatch};
 /// intrinsics, no atomics).
 pub const HOST_SHIM: &str = include_str!("host_shim.h");
 pub use error::GpuError;
+pub use field::{FieldLoss, GpuFieldResidual, segment_scales};
 pub use gather::{GatheredProblem, RowGather};
 pub use kernel::{Batch, BatchProblem, KernelShape, MAX_BASIS, THREADS};
 pub use times::{GpuTimes, SolveTimes};

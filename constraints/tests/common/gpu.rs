@@ -4,9 +4,12 @@
 //! kernel's residual, so both back ends solve the same problems.
 #![allow(dead_code)]
 
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use num_dual::DualNum;
 use tessera_constraints::expr::{Origin, Scope, Tape, compile, cuda};
-use tessera_constraints::gpu::KernelShape;
+use tessera_constraints::gpu::{Gpu, GpuError, KernelShape};
 use tessera_constraints::{ConstraintError, ExpertProblem, LinearRow, Pde, Term};
 use tessera_meshes::Grid;
 
@@ -17,11 +20,14 @@ use super::{Parts, quadratic_parts, rng, sorption_parts, uniform};
 pub struct TapePde {
     pub tape: Tape,
     pub n_coordinates: usize,
+    /// The terms on one grid, for tests of whole fields (empty where the
+    /// tests build problems directly).
+    pub terms: Vec<Term>,
 }
 
 impl Pde for TapePde {
     fn terms(&self, _grid: &Grid) -> Result<Vec<Term>, ConstraintError> {
-        Ok(Vec::new())
+        Ok(self.terms.clone())
     }
 
     fn linear_rows(&self, _grid: &Grid, _ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
@@ -62,6 +68,7 @@ impl Case {
             TapePde {
                 tape,
                 n_coordinates,
+                terms: Vec::new(),
             },
             cuda,
         )
@@ -108,21 +115,38 @@ fn random_parts(
     }
 }
 
-/// Diffusion–sorption with the paper's constants (terms `u, u_t, u_xx, u_x`;
-/// `u_x` only for boundary rows), problems of varying size with linear rows.
-pub fn sorption(n_basis: usize) -> Case {
-    let scope = Scope::new()
-        .term("u")
-        .term("u_t")
-        .term("u_xx")
-        .term("u_x")
+/// Diffusion–sorption's residual with the paper's constants, over the terms
+/// of [`sorption_scope`].
+pub const SORPTION_RESIDUAL: &str = "let R = 1 + (1 - phi)/phi * rho_s * k_f * n_f * (max(u, 0) + 1e-6)^(n_f - 1)\n\
+     u_t - u_xx * D / R";
+
+/// The terms `terms` (which must name `u`, `u_t` and `u_xx`) with
+/// diffusion–sorption's constants.
+pub fn sorption_scope(terms: &[&str]) -> Scope {
+    terms
+        .iter()
+        .fold(Scope::new(), |s, &t| s.term(t))
         .constant("D", 5e-4)
         .constant("phi", 0.29)
         .constant("rho_s", 2880.0)
         .constant("k_f", 3.5e-4)
-        .constant("n_f", 0.874);
-    let text = "let R = 1 + (1 - phi)/phi * rho_s * k_f * n_f * (max(u, 0) + 1e-6)^(n_f - 1)\n\
-                u_t - u_xx * D / R";
+        .constant("n_f", 0.874)
+}
+
+/// GPU 0, or `None` with a skip notice when there is no driver.
+pub fn gpu_or_skip() -> Option<Gpu> {
+    let gpu = Gpu::open_if_present(0).expect("a CUDA driver is present but GPU 0 does not open");
+    if gpu.is_none() {
+        println!("skipped: {}", GpuError::NoDriver);
+    }
+    gpu
+}
+
+/// Diffusion–sorption with the paper's constants (terms `u, u_t, u_xx, u_x`;
+/// `u_x` only for boundary rows), problems of varying size with linear rows.
+pub fn sorption(n_basis: usize) -> Case {
+    let scope = sorption_scope(&["u", "u_t", "u_xx", "u_x"]);
+    let text = SORPTION_RESIDUAL;
     let (pde, cuda) = Case::definition("diffusion-sorption", scope, text, 0);
     let problems = [(1, 200, 6), (2, 150, 0), (3, 320, 12), (4, 40, 3)]
         .into_iter()
@@ -207,4 +231,78 @@ pub fn curved(n_basis: usize) -> Case {
         cuda,
         problems,
     }
+}
+
+/// Little-endian bytes of doubles, for the host drivers' input files.
+pub fn bytes_f64(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Little-endian bytes of 64-bit integers.
+pub fn bytes_i64(v: &[i64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// What every host driver reads its input with, after the shim:
+/// `take<T>(file, n)`, `n` values of `T` (one zero when `n` is 0, so that a
+/// kernel argument still has an address).
+const DRIVER_INPUT: &str = r#"
+#include <stdint.h>
+template <typename T> static std::vector<T> take(FILE* f, int64_t n) {
+    std::vector<T> v(n > 0 ? n : 1);
+    if (n > 0 && fread(v.data(), sizeof(T), n, f) != (size_t)n) { fprintf(stderr, "short read\n"); exit(2); }
+    return v;
+}
+"#;
+
+/// Compiles the host shim, `kernels` and `driver` (a `main` that reads its
+/// input file with `take` and writes doubles to its output file), runs it on
+/// `input` and returns the doubles it wrote.
+pub fn compile_and_run(kernels: &str, driver: &str, input: &[u8], tag: &str) -> Vec<f64> {
+    let shim = tessera_constraints::gpu::HOST_SHIM;
+    let program = format!("{shim}\n{kernels}\n{DRIVER_INPUT}\n{driver}");
+    // Tests run in parallel: one folder per call.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "tessera-gpu-host-{tag}-{}-{call}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (src, exe) = (dir.join("kernel.cpp"), dir.join("kernel"));
+    std::fs::write(&src, &program).unwrap();
+
+    let out = super::host_cxx()
+        .args(["-std=c++17", "-pthread"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .arg("-lm")
+        .output()
+        .expect("a C++ compiler runs");
+    assert!(
+        out.status.success(),
+        "the kernel does not compile for the host:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (input_file, output) = (dir.join("batch.bin"), dir.join("out.bin"));
+    std::fs::write(&input_file, input).unwrap();
+    let run = Command::new(&exe)
+        .arg(&input_file)
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "the host kernel failed ({}): {}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let raw: Vec<f64> = std::fs::read(&output)
+        .unwrap()
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    std::fs::remove_dir_all(&dir).ok();
+    raw
 }

@@ -171,6 +171,39 @@ impl SparseRows {
         &self.weights
     }
 
+    /// The transpose: one row per grid point, over this matrix's rows as its
+    /// columns, so that [`SparseRows::apply`] of the transpose is the adjoint
+    /// `Rᵀ y` (as a gather, each output summing its own entries, which a GPU
+    /// computes without atomics and in a fixed order). Each transposed row
+    /// lists its entries by ascending original row: the canonical form, so
+    /// transposing twice gives back an equal matrix.
+    pub fn transpose(&self) -> SparseRows {
+        let mut row_start = vec![0; self.n_columns + 1];
+        for &c in &self.columns {
+            row_start[c + 1] += 1;
+        }
+        for c in 0..self.n_columns {
+            row_start[c + 1] += row_start[c];
+        }
+        let mut next = row_start[..self.n_columns].to_vec();
+        let mut columns = vec![0; self.nnz()];
+        let mut weights = vec![0.0; self.nnz()];
+        for r in 0..self.len() {
+            let (cols, ws) = self.row(r);
+            for (&c, &w) in cols.iter().zip(ws) {
+                columns[next[c]] = r;
+                weights[next[c]] = w;
+                next[c] += 1;
+            }
+        }
+        SparseRows {
+            row_start,
+            columns,
+            weights,
+            n_columns: self.len(),
+        }
+    }
+
     /// `out[r * channels + c] = Σ_e weights[e] · field[columns[e] * channels + c]`
     /// over the entries `e` of row `r`, summed in stored order from zero: the CPU
     /// reference a GPU kernel applying these rows is checked against.
@@ -478,6 +511,41 @@ mod tests {
             Err(MeshError::ShapeMismatch { .. })
         ));
         assert_eq!(joined, before, "a refused append changes nothing");
+    }
+
+    #[test]
+    fn the_transpose_applies_the_adjoint_and_transposes_back() {
+        let shape = Shape::new(&[5, 6]);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let dx = FiniteDifference::first_with_spacing(&shape, 1, FdScheme::Reference, 0.3).unwrap();
+        let dtt =
+            FiniteDifference::second_with_spacing(&shape, 0, FdScheme::SecondOrder, 0.2).unwrap();
+        let mut rows = SparseRows::new(shape.len());
+        for p in random_points(shape.len(), &mut rng) {
+            rows.push_row(&dx, p, rng.random_range(-2.0..2.0)).unwrap();
+            rows.push_empty_row();
+            rows.push_row(&dtt, p, 1.0).unwrap();
+        }
+        let transposed = rows.transpose();
+        assert_eq!(
+            (transposed.len(), transposed.n_columns(), transposed.nnz()),
+            (rows.n_columns(), rows.len(), rows.nnz())
+        );
+        assert_eq!(transposed.transpose(), rows);
+        // <R x, y> = <x, Rᵀ y> for random x and y, with two channels.
+        let x = random_field(rows.n_columns() * 2, &mut rng);
+        let y = random_field(rows.len() * 2, &mut rng);
+        let (mut rx, mut rty) = (vec![0.0; y.len()], vec![0.0; x.len()]);
+        rows.apply(&x, 2, &mut rx);
+        transposed.apply(&y, 2, &mut rty);
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f64>();
+        let (left, right) = (dot(&rx, &y), dot(&x, &rty));
+        assert!(
+            (left - right).abs() <= TOLERANCE * left.abs().max(1.0),
+            "{left} vs {right}"
+        );
+        let none = SparseRows::new(4).transpose();
+        assert_eq!((none.len(), none.nnz(), none.n_columns()), (4, 0, 0));
     }
 
     #[test]

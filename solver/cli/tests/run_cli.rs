@@ -143,6 +143,7 @@ fn bench_train_step_reports_time_memory_and_iterations() {
     assert_eq!(number("comm_bytes_per_step"), 0.0);
     assert_eq!(report["device"], "cpu");
     assert_eq!(report["solves"], "cpu", "a hard constraint on the CPU");
+    assert_eq!(report["pde_loss"], "cpu");
     // Every phase of a PI-HC-MoE step takes time, and what the phases leave
     // out of a step is never negative.
     let phases = report["phases_median_s"].as_object().unwrap();

@@ -81,6 +81,9 @@ pub struct PhysicsLoss {
     terms: Vec<Term>,
     residual: FieldResidual<AnyPde>,
     pde_norm: PdeNorm,
+    /// The PDE part on a GPU ([`PhysicsLoss::on_gpu_of`]).
+    #[cfg(feature = "cuda")]
+    gpu: Option<tessera_constraints::gpu::GpuFieldResidual>,
 }
 
 /// `(‖v‖, v/‖v‖)`, with a zero gradient at `v = 0`.
@@ -112,7 +115,48 @@ impl PhysicsLoss {
             terms,
             residual,
             pde_norm: PdeNorm::default(),
+            #[cfg(feature = "cuda")]
+            gpu: None,
         })
+    }
+
+    /// These losses with their PDE part — the residual at every grid point
+    /// of every sample, and its pull-back to `u` — on the GPU that solves
+    /// `layer`'s problems, with the kernels compiled there from the same
+    /// definition. Unchanged where the layer solves on the CPU or a residual
+    /// term is not a stencil (its rows are then not sparse). The IC, BC and
+    /// data parts, norms of a few rows or of `u` itself, stay on the host.
+    ///
+    /// Errors: a layer on another grid, or a driver failure.
+    #[cfg(feature = "cuda")]
+    pub fn on_gpu_of(
+        mut self,
+        layer: &tessera_experts::ConstraintLayer<AnyPde>,
+    ) -> Result<Self, SolverError> {
+        let Some(solver) = layer.gpu_solver() else {
+            return Ok(self);
+        };
+        let g = self.grid.len();
+        let every_point = [Arc::new((0..g).collect::<Vec<usize>>())];
+        let terms = &layer.terms()[..layer.n_residual()];
+        let Some(rows) = tessera_experts::terms::residual_rows(terms, &every_point, g)? else {
+            return Ok(self);
+        };
+        let coordinates = if self.pde.uses_coordinates() {
+            self.grid.coordinates()
+        } else {
+            Vec::new()
+        };
+        self.gpu = Some(solver.field_residual(&rows, &coordinates)?);
+        Ok(self)
+    }
+
+    /// Whether the PDE part runs on a GPU ([`PhysicsLoss::on_gpu_of`]).
+    pub fn pde_on_gpu(&self) -> bool {
+        #[cfg(feature = "cuda")]
+        return self.gpu.is_some();
+        #[cfg(not(feature = "cuda"))]
+        false
     }
 
     /// These losses with the PDE part gathered by `norm`.
@@ -126,6 +170,30 @@ impl PhysicsLoss {
     /// Number of time levels (the grid's first axis).
     fn n_levels(&self) -> usize {
         self.grid.shape().dims()[0]
+    }
+
+    /// Every sample's PDE loss and its gradient in `u` (`[batch, grid
+    /// points]`): on the GPU where there is one, else sample by sample here.
+    fn pde_parts(&self, u: &[f64]) -> Result<Vec<(f64, Vec<f64>)>, SolverError> {
+        let g = self.grid.len();
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            let segments = match self.pde_norm {
+                PdeNorm::Grid => 1,
+                PdeNorm::Levels => self.n_levels(),
+            };
+            let field = gpu.loss_and_gradient(u, segments)??;
+            return Ok(field
+                .losses
+                .into_iter()
+                .zip(field.gradient.chunks(g))
+                .map(|(loss, grad)| (loss, grad.to_vec()))
+                .collect());
+        }
+        u.par_chunks(g)
+            .with_max_len(1)
+            .map(|ub| self.pde_part(ub))
+            .collect()
     }
 
     /// One sample's PDE loss and its gradient in `u`.
@@ -181,21 +249,18 @@ impl PhysicsLoss {
                 got: vec![t.len(), t.first().map_or(0, Vec::len)],
             });
         }
-        let per_sample: Vec<(f64, Vec<f64>, f64, Vec<f64>)> = u
+        let pde_parts = self.pde_parts(u)?;
+        let bc_parts: Vec<(f64, Vec<f64>)> = u
             .par_chunks(g)
             .zip(ics)
             .with_max_len(1)
-            .map(|(ub, ic)| {
-                let (pde, pde_grad) = self.pde_part(ub)?;
-                let (bc, bc_grad) = self.boundary(ub, ic)?;
-                Ok((pde, pde_grad, bc, bc_grad))
-            })
+            .map(|(ub, ic)| self.boundary(ub, ic))
             .collect::<Result<_, SolverError>>()?;
         let inv = 1.0 / batch as f64;
         let mut pde_grad = Vec::with_capacity(batch * g);
         let mut bc_grad = Vec::with_capacity(batch * g);
         let (mut pde, mut bc) = (0.0, 0.0);
-        for (p, pg, b, bg) in per_sample {
+        for ((p, pg), (b, bg)) in pde_parts.into_iter().zip(bc_parts) {
             pde += p * inv;
             bc += b * inv;
             pde_grad.extend(pg.into_iter().map(|x| x * inv));

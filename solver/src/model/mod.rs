@@ -138,6 +138,14 @@ impl Model {
                 Arc::clone(&phases),
             )?),
         };
+        let loss =
+            PhysicsLoss::new(Arc::clone(&pde), grid)?.with_pde_norm(scenario.training.pde_norm);
+        // The PDE loss runs where the solves do.
+        #[cfg(feature = "cuda")]
+        let loss = match &constraint {
+            Some(c) => loss.on_gpu_of(c.layer())?,
+            None => loss,
+        };
         Ok(Self {
             vars,
             scenario: scenario.clone(),
@@ -148,7 +156,7 @@ impl Model {
                 backbone.time_feature_scale(),
                 backbone.model.ic_features,
             ),
-            loss: PhysicsLoss::new(pde, grid)?.with_pde_norm(scenario.training.pde_norm),
+            loss,
             constraint,
             phases,
         })
@@ -172,6 +180,12 @@ impl Model {
     /// The scenario the model was built from.
     pub fn scenario(&self) -> &Scenario {
         &self.scenario
+    }
+
+    /// Whether the PDE loss and its gradient run on a GPU (where the solves
+    /// do and every residual term is a stencil), for reports.
+    pub fn pde_loss_on_gpu(&self) -> bool {
+        self.loss.pde_on_gpu()
     }
 
     /// The hard-constraint layer (`None` for the soft method).

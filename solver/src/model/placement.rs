@@ -2,8 +2,10 @@
 //! (feature `cuda`) the backbone's passes run there, and so do the
 //! constraint layer's solves and backward passes, whose kernels compile the
 //! PDE's TOML definition (a built-in PDE's restating definition, see
-//! [`solved_pde`]). The losses, the pull-back to the basis and the optimiser
-//! stay on the host. Without the feature, a GPU is a typed error.
+//! [`solved_pde`]), and the PDE loss, with the same kernels
+//! (`PhysicsLoss::on_gpu_of`). The assembly of `u`, the other losses and
+//! the pull-back to the basis stay on the host. Without the feature, a GPU
+//! is a typed error.
 
 use std::sync::Arc;
 

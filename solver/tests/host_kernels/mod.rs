@@ -13,14 +13,11 @@ use tessera_solver::device::{Arg, DeviceArray, Executor, Kernel, Precision};
 /// GPU 0, or `None` after saying that the test is skipped and why (no CUDA
 /// driver); any other failure to open it fails the test.
 pub fn gpu_or_skip() -> Option<Gpu> {
-    match Gpu::open(0) {
-        Ok(gpu) => Some(gpu),
-        Err(GpuError::NoDriver) => {
-            println!("skipped: {}", GpuError::NoDriver);
-            None
-        }
-        Err(e) => panic!("a GPU machine opens its GPU: {e}"),
+    let gpu = Gpu::open_if_present(0).expect("a GPU machine opens its GPU");
+    if gpu.is_none() {
+        println!("skipped: {}", GpuError::NoDriver);
     }
+    gpu
 }
 
 /// The kernels as a shared library loaded into the test process.

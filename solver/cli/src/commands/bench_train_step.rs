@@ -61,6 +61,8 @@ struct Report {
     device: String,
     /// Where the experts' solves ran: `cpu`, `gpu`, or `none` (soft).
     solves: &'static str,
+    /// Where the PDE loss and its gradient ran: `cpu` or `gpu`.
+    pde_loss: &'static str,
     batch: usize,
     runs: usize,
     /// Trainable scalars: the gradient all-reduce moves `2 (K−1)/K` of them,
@@ -214,6 +216,11 @@ impl TrainStepArgs {
                 Some(hard) if hard.layer().solves_on_gpu() => "gpu",
                 Some(_) => "cpu",
             },
+            pde_loss: if model.pde_loss_on_gpu() {
+                "gpu"
+            } else {
+                "cpu"
+            },
             batch: self.batch,
             runs: self.runs,
             parameters: vars.values().map(|v| v.elem_count()).sum(),
@@ -239,11 +246,12 @@ impl TrainStepArgs {
             println!("{}", serde_json::to_string(&report)?);
         } else {
             println!(
-                "{} ({}, {}, solves on {}), batch {} over {} rank(s) ({} collectives) × {} threads: step median {:.4} s over {} steps ({:.3} samples/s; communication {:.4} s, {} bytes sent by rank 0), peak RSS {:.0} MiB{}, LM iterations {:.2}, failed solves {}",
+                "{} ({}, {}, solves on {}, PDE loss on {}), batch {} over {} rank(s) ({} collectives) × {} threads: step median {:.4} s over {} steps ({:.3} samples/s; communication {:.4} s, {} bytes sent by rank 0), peak RSS {:.0} MiB{}, LM iterations {:.2}, failed solves {}",
                 report.scenario,
                 report.method,
                 report.device,
                 report.solves,
+                report.pde_loss,
                 report.batch,
                 report.ranks,
                 report.collectives,
