@@ -81,7 +81,7 @@ pub struct PhysicsLoss {
     terms: Vec<Term>,
     residual: FieldResidual<AnyPde>,
     pde_norm: PdeNorm,
-    /// The PDE part on a GPU ([`PhysicsLoss::on_gpu_of`]).
+    /// The PDE part on a GPU ([`PhysicsLoss::on_gpu`]).
     #[cfg(feature = "cuda")]
     gpu: Option<tessera_constraints::gpu::GpuFieldResidual>,
 }
@@ -121,24 +121,28 @@ impl PhysicsLoss {
     }
 
     /// These losses with their PDE part — the residual at every grid point
-    /// of every sample, and its pull-back to `u` — on the GPU that solves
-    /// `layer`'s problems, with the kernels compiled there from the same
-    /// definition. Unchanged where the layer solves on the CPU or a residual
-    /// term is not a stencil (its rows are then not sparse). The IC, BC and
-    /// data parts, norms of a few rows or of `u` itself, stay on the host.
+    /// of every sample, and its pull-back to `u` — on the GPU of `solver`
+    /// (the kernels of this PDE's definition, which solve a hard-constraint
+    /// layer's problems or, for the soft method, only serve the loss).
+    /// Unchanged without a solver, or where a residual term is not a stencil
+    /// (its rows are then not sparse). The IC, BC and data parts, norms of a
+    /// few rows or of `u` itself, stay on the host.
     ///
-    /// Errors: a layer on another grid, or a driver failure.
+    /// Errors: a residual the solver was not compiled for, or a driver
+    /// failure.
     #[cfg(feature = "cuda")]
-    pub fn on_gpu_of(
+    pub fn on_gpu(
         mut self,
-        layer: &tessera_experts::ConstraintLayer<AnyPde>,
+        solver: Option<&tessera_constraints::gpu::GpuLm>,
     ) -> Result<Self, SolverError> {
-        let Some(solver) = layer.gpu_solver() else {
+        let Some(solver) = solver else {
             return Ok(self);
         };
         let g = self.grid.len();
         let every_point = [Arc::new((0..g).collect::<Vec<usize>>())];
-        let terms = &layer.terms()[..layer.n_residual()];
+        let n_residual =
+            tessera_constraints::residual_term_count(self.pde.as_ref(), self.terms.len())?;
+        let terms = &self.terms[..n_residual];
         let Some(rows) = tessera_experts::terms::residual_rows(terms, &every_point, g)? else {
             return Ok(self);
         };
@@ -151,7 +155,7 @@ impl PhysicsLoss {
         Ok(self)
     }
 
-    /// Whether the PDE part runs on a GPU ([`PhysicsLoss::on_gpu_of`]).
+    /// Whether the PDE part runs on a GPU ([`PhysicsLoss::on_gpu`]).
     pub fn pde_on_gpu(&self) -> bool {
         #[cfg(feature = "cuda")]
         return self.gpu.is_some();

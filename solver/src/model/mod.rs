@@ -113,9 +113,10 @@ impl Model {
     ) -> Result<Self, SolverError> {
         let grid = scenario.grid()?;
         let backbone_grid = backbone.grid()?;
-        // The soft method's residual is a loss on the host: the built-in's.
+        // On a GPU, the definition whose kernels run there, where one
+        // restates the PDE.
         let pde = match scenario.constraint.method {
-            Method::Soft => Arc::new(pde),
+            Method::Soft => Arc::new(placement::soft_pde(scenario.device, &grid, pde)?),
             Method::Hard | Method::Moe => Arc::new(placement::solved_pde(scenario.device, pde)),
         };
         let fno_config = setup::fno_config(backbone);
@@ -140,11 +141,12 @@ impl Model {
         };
         let loss =
             PhysicsLoss::new(Arc::clone(&pde), grid)?.with_pde_norm(scenario.training.pde_norm);
-        // The PDE loss runs where the solves do.
+        // The PDE loss runs where the solves do, or on the model's GPU for
+        // the soft method.
         #[cfg(feature = "cuda")]
         let loss = match &constraint {
-            Some(c) => loss.on_gpu_of(c.layer())?,
-            None => loss,
+            Some(c) => loss.on_gpu(c.layer().gpu_solver().map(Arc::as_ref))?,
+            None => loss.on_gpu(placement::SolveDevice::for_loss(scenario, &pde)?.gpu_solver())?,
         };
         Ok(Self {
             vars,

@@ -3,13 +3,16 @@
 //! constraint layer's solves and backward passes, whose kernels compile the
 //! PDE's TOML definition (a built-in PDE's restating definition, see
 //! [`solved_pde`]), and the PDE loss, with the same kernels
-//! (`PhysicsLoss::on_gpu_of`). The assembly of `u`, the other losses and
+//! (`PhysicsLoss::on_gpu`; for the soft method, whose model has no solves,
+//! [`soft_pde`] and [`SolveDevice::for_loss`]). The assembly of `u`, the other losses and
 //! the pull-back to the basis stay on the host. Without the feature, a GPU
 //! is a typed error.
 
 use std::sync::Arc;
 
+use tessera_constraints::{Pde, residual_term_count};
 use tessera_experts::ConstraintLayer;
+use tessera_meshes::Grid;
 use tessera_scenarios::{AnyPde, Device, Scenario};
 
 use crate::SolverError;
@@ -68,6 +71,27 @@ pub(crate) fn solved_pde(device: Device, pde: AnyPde) -> AnyPde {
     }
 }
 
+/// The PDE of a soft-constraint model on `device`, whose only physics is its
+/// PDE loss: on a GPU, the definition that restates a built-in PDE
+/// ([`AnyPde::definition`]) where every term its residual reads is a stencil
+/// on `grid`, so that the loss runs there with that definition's kernels
+/// (`PhysicsLoss::on_gpu`); else, and on the CPU, the PDE itself.
+///
+/// Errors: a definition whose terms do not build on `grid`.
+pub(crate) fn soft_pde(device: Device, grid: &Grid, pde: AnyPde) -> Result<AnyPde, SolverError> {
+    if device == Device::Cpu {
+        return Ok(pde);
+    }
+    let Ok(definition) = pde.definition() else {
+        return Ok(pde);
+    };
+    let restated = AnyPde::Custom(definition);
+    let terms = restated.terms(grid)?;
+    let n_residual = residual_term_count(&restated, terms.len())?;
+    let local = terms[..n_residual].iter().all(|t| t.operator.is_local());
+    Ok(if local { restated } else { pde })
+}
+
 /// Where a constraint layer's solves run.
 #[derive(Default)]
 pub(crate) struct SolveDevice {
@@ -81,8 +105,24 @@ impl SolveDevice {
     ///
     /// Errors: no driver, no NVRTC, or a kernel that does not compile; a GPU
     /// in a build without the `cuda` feature.
-    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
     pub(crate) fn new(scenario: &Scenario, pde: &AnyPde) -> Result<Self, SolverError> {
+        Self::with_basis(scenario, pde, scenario.model.n_basis)
+    }
+
+    /// The kernels of `pde`'s residual on `scenario`'s GPU for the PDE loss of
+    /// a model without solves (the soft method), compiled for one basis
+    /// function since the loss reads none; the CPU where [`SolveDevice::new`]
+    /// would be.
+    ///
+    /// Errors: as [`SolveDevice::new`].
+    #[cfg(feature = "cuda")]
+    pub(crate) fn for_loss(scenario: &Scenario, pde: &AnyPde) -> Result<Self, SolverError> {
+        Self::with_basis(scenario, pde, 1)
+    }
+
+    /// The solver for `n_basis` basis functions (see [`SolveDevice::new`]).
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+    fn with_basis(scenario: &Scenario, pde: &AnyPde, n_basis: usize) -> Result<Self, SolverError> {
         #[cfg(not(feature = "cuda"))]
         cpu_only(scenario.device)?;
         #[cfg(feature = "cuda")]
@@ -95,13 +135,19 @@ impl SolveDevice {
                 &gpu,
                 &definition.emit_cuda(),
                 definition.name(),
-                definition.gpu_shape(scenario.model.n_basis),
+                definition.gpu_shape(n_basis),
             )?;
             return Ok(Self {
                 gpu: Some(Arc::new(solver)),
             });
         }
         Ok(Self::default())
+    }
+
+    /// The GPU solver, if the solves run on a GPU.
+    #[cfg(feature = "cuda")]
+    pub(crate) fn gpu_solver(&self) -> Option<&tessera_constraints::gpu::GpuLm> {
+        self.gpu.as_deref()
     }
 
     /// `layer` with its solves here.
