@@ -3,6 +3,14 @@
 //! NVRTC needs no GPU, only its library (`libnvrtc.so.13`), so the kernels of
 //! every PDE are compiled — and checked — on any machine that has it: CI
 //! compiles them for the architectures the project supports.
+//!
+//! A process compiles each source once per architecture: NVRTC takes seconds
+//! on the solver's kernels, and a process may load the same kernels many
+//! times (the layers of a side-by-side benchmark, a model rebuilt at another
+//! resolution, the soft method's loss, tests).
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
@@ -18,9 +26,23 @@ pub fn available() -> bool {
     unsafe { cudarc::nvrtc::sys::is_culib_present() }
 }
 
+/// The PTX of every source this process compiled, by architecture and
+/// source.
+static COMPILED: LazyLock<Mutex<HashMap<(&'static str, String), Ptx>>> =
+    LazyLock::new(Mutex::default);
+
+/// How many distinct sources (per architecture) this process has compiled:
+/// what [`compile`]'s cache holds.
+pub fn compiled_sources() -> usize {
+    COMPILED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .len()
+}
+
 /// Compiles `source` to PTX for the virtual architecture `arch` (e.g.
 /// `"compute_90"`), with C++17 and float64 arithmetic as written (no fast
-/// math).
+/// math); a source compiled before in this process comes from the cache.
 ///
 /// Errors: NVRTC missing ([`GpuError::NoNvrtc`]), or the compiler's log
 /// ([`GpuError::Compile`]).
@@ -28,6 +50,18 @@ pub fn compile(source: &str, arch: &'static str) -> Result<Ptx, GpuError> {
     if !available() {
         return Err(GpuError::NoNvrtc);
     }
+    let compiled = || COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(ptx) = compiled().get(&(arch, source.to_owned())) {
+        return Ok(ptx.clone());
+    }
+    // Compiled without the lock: other sources need not wait.
+    let ptx = compile_now(source, arch)?;
+    compiled().insert((arch, source.to_owned()), ptx.clone());
+    Ok(ptx)
+}
+
+/// [`compile`] without the cache.
+fn compile_now(source: &str, arch: &'static str) -> Result<Ptx, GpuError> {
     let options = CompileOptions {
         arch: Some(arch),
         options: vec!["--std=c++17".into()],
