@@ -198,9 +198,10 @@ pub struct GpuLm {
     times: Mutex<SolveTimes>,
 }
 
-/// The most blocks a gather launches: its grid-stride loop covers the rest,
-/// and more blocks than the device can hold at once only add scheduling.
-pub(super) const MAX_GATHER_BLOCKS: usize = 1 << 16;
+/// The most blocks a grid-stride kernel (the gathers, the PDE loss's
+/// pointwise kernels) launches: its loop covers the rest, and more blocks
+/// than the device can hold at once only add scheduling.
+pub(super) const MAX_STRIDED_BLOCKS: usize = 1 << 16;
 
 /// `blocks` grid blocks (one per problem, for the solver and its backward
 /// pass), [`THREADS`] threads each.

@@ -17,7 +17,7 @@ use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, PushKernelArg};
 use tessera_meshes::SparseRows;
 
 use super::GpuError;
-use super::device::{MAX_GATHER_BLOCKS, driver, launch_config, upload};
+use super::device::{MAX_STRIDED_BLOCKS, driver, launch_config, upload};
 use super::gather::DeviceRows;
 use super::kernel::{KernelShape, THREADS};
 use crate::ConstraintError;
@@ -164,7 +164,7 @@ impl GpuFieldResidual {
         };
         let (mut values, mut grads) = (zeros(total * m)?, zeros(total * m * d)?);
         let (total_i, g_i) = (total as i64, g as i64);
-        let blocks = total.div_ceil(THREADS).clamp(1, MAX_GATHER_BLOCKS);
+        let blocks = total.div_ceil(THREADS).clamp(1, MAX_STRIDED_BLOCKS);
         let mut launch = s.launch_builder(&self.kernels[0]);
         launch
             .arg(&total_i)

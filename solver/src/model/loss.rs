@@ -176,10 +176,10 @@ impl PhysicsLoss {
         self.grid.shape().dims()[0]
     }
 
-    /// Every sample's PDE loss and its gradient in `u` (`[batch, grid
-    /// points]`): on the GPU where there is one, else sample by sample here.
-    fn pde_parts(&self, u: &[f64]) -> Result<Vec<(f64, Vec<f64>)>, SolverError> {
-        let g = self.grid.len();
+    /// Every sample's PDE loss and the losses' gradients in `u` (`[batch,
+    /// grid points]`): on the GPU where there is one, else sample by sample
+    /// here.
+    fn pde_parts(&self, u: &[f64]) -> Result<(Vec<f64>, Vec<f64>), SolverError> {
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
             let segments = match self.pde_norm {
@@ -187,17 +187,15 @@ impl PhysicsLoss {
                 PdeNorm::Levels => self.n_levels(),
             };
             let field = gpu.loss_and_gradient(u, segments)??;
-            return Ok(field
-                .losses
-                .into_iter()
-                .zip(field.gradient.chunks(g))
-                .map(|(loss, grad)| (loss, grad.to_vec()))
-                .collect());
+            return Ok((field.losses, field.gradient));
         }
-        u.par_chunks(g)
+        let per_sample: Vec<(f64, Vec<f64>)> = u
+            .par_chunks(self.grid.len())
             .with_max_len(1)
             .map(|ub| self.pde_part(ub))
-            .collect()
+            .collect::<Result<_, SolverError>>()?;
+        let (values, gradients): (Vec<f64>, Vec<Vec<f64>>) = per_sample.into_iter().unzip();
+        Ok((values, gradients.concat()))
     }
 
     /// One sample's PDE loss and its gradient in `u`.
@@ -253,7 +251,7 @@ impl PhysicsLoss {
                 got: vec![t.len(), t.first().map_or(0, Vec::len)],
             });
         }
-        let pde_parts = self.pde_parts(u)?;
+        let (pde_values, mut pde_grad) = self.pde_parts(u)?;
         let bc_parts: Vec<(f64, Vec<f64>)> = u
             .par_chunks(g)
             .zip(ics)
@@ -261,13 +259,12 @@ impl PhysicsLoss {
             .map(|(ub, ic)| self.boundary(ub, ic))
             .collect::<Result<_, SolverError>>()?;
         let inv = 1.0 / batch as f64;
-        let mut pde_grad = Vec::with_capacity(batch * g);
+        let pde = pde_values.iter().fold(0.0, |sum, p| sum + p * inv);
+        pde_grad.iter_mut().for_each(|x| *x *= inv);
         let mut bc_grad = Vec::with_capacity(batch * g);
-        let (mut pde, mut bc) = (0.0, 0.0);
-        for ((p, pg), (b, bg)) in pde_parts.into_iter().zip(bc_parts) {
-            pde += p * inv;
+        let mut bc = 0.0;
+        for (b, bg) in bc_parts {
             bc += b * inv;
-            pde_grad.extend(pg.into_iter().map(|x| x * inv));
             bc_grad.extend(bg.into_iter().map(|x| x * inv));
         }
         let (ic, ic_grad) = self.initial(u, ics);
