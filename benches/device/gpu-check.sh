@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks in one call, for a lent GPU machine (no Rust toolchain there):
-# the GPU test binaries (the constraint kernels and the PDE loss; the FNO backbone on the GPU,
+# `tessera devices` (what tessera sees, and its preflight check of the
+# quickstart's model on the GPU against the CPU), the GPU test binaries (the constraint kernels and the PDE loss; the FNO backbone on the GPU,
 # float64 and float32, against the CPU backbone, and 20 training steps, Adam
 # on the GPU, against the CPU's; the optimiser's kernels against the host
 # optimiser; the NCCL communicator as a world of one rank), the
@@ -39,9 +40,13 @@ if [ -n "$nccl_lib" ]; then
     ln -sf "$nccl_lib" "$NCCL_LINK/libnccl.so"
     export LD_LIBRARY_PATH="$NCCL_LINK:$LD_LIBRARY_PATH"
 fi
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.txt" 2>&1
-
 status=0
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.txt" 2>&1
+# What tessera sees (driver, GPUs, NVRTC) and its preflight check: the
+# quickstart's model built on the GPU, its predictions against the CPU's.
+"$BIN/tessera" devices --json >"$OUT/devices.json" 2>"$OUT/devices.err" || status=1
+"$BIN/tessera" devices --device cuda --json >"$OUT/devices-check.json" 2>"$OUT/devices-check.err" || status=1
+
 "$BIN/gpu_device" --nocapture --test-threads=1 >"$OUT/gpu_device.log" 2>&1 || status=1
 # Only the PDE loss's, the backbone's and the optimiser's tests that need the
 # GPU: the others compile the kernels for the host, which needs a C++

@@ -1,10 +1,52 @@
 //! NVRTC compiles each kernel source once per architecture in a process: a
 //! second compile of the same source comes from the cache, and a source that
 //! does not compile is an error every time. A test binary of its own, so
-//! that no other test compiles while it counts.
+//! that no other test compiles while it counts. Also: which architecture a
+//! GPU gets, and the NVRTC version this process loads.
 #![cfg(feature = "cuda")]
 
-use tessera_constraints::gpu::{GpuError, nvrtc, ptxas};
+use tessera_constraints::gpu::{GpuError, architecture_for, nvrtc, ptxas};
+
+/// Ampere gets Ampere's PTX, Hopper and every later GPU Hopper's (which
+/// their drivers compile further), an older GPU none.
+#[test]
+fn each_compute_capability_gets_the_newest_architecture_it_runs() {
+    for (capability, arch) in [
+        ((8, 0), "compute_80"),
+        ((8, 6), "compute_80"),
+        ((8, 9), "compute_80"),
+        ((9, 0), "compute_90"),
+        ((10, 0), "compute_90"),
+        ((12, 0), "compute_90"),
+    ] {
+        assert_eq!(
+            architecture_for(capability).unwrap(),
+            arch,
+            "{capability:?}"
+        );
+        assert!(nvrtc::ARCHITECTURES.contains(&arch));
+    }
+    for capability in [(7, 5), (7, 0), (6, 1)] {
+        let err = architecture_for(capability).unwrap_err();
+        assert!(
+            matches!(&err, GpuError::Unsupported(why) if why.contains("8.0 and later")),
+            "{capability:?}: {err}"
+        );
+    }
+}
+
+/// The version NVRTC reports is the one the kernels are built with (13.0,
+/// whose PTX the GPU machines' drivers load), or NVRTC is missing.
+#[test]
+fn nvrtc_reports_its_version() {
+    match nvrtc::version() {
+        Ok((major, minor)) => assert_eq!((major, minor), (13, 0)),
+        Err(e) => {
+            assert_eq!(e, GpuError::NoNvrtc);
+            assert!(ptxas::test_tools().is_none(), "NVRTC missing: skipped");
+        }
+    }
+}
 
 #[test]
 fn a_source_compiles_once_per_architecture() {

@@ -21,3 +21,8 @@ pub use dataset::Dataset;
 pub use device::Device;
 pub use error::ScenarioError;
 pub use registry::{AnyPde, PdeKind};
+
+/// The quickstart scenario (`scenarios/quickstart.toml`: diffusion–sorption,
+/// PI-HC-MoE at CPU scale), built in, for tools that need a small model of a
+/// real scenario without a file at hand (`tessera devices --device`).
+pub const QUICKSTART: &str = include_str!("../quickstart.toml");

@@ -38,6 +38,43 @@ pub(super) fn driver(what: &'static str) -> impl Fn(DriverError) -> GpuError {
     }
 }
 
+/// The virtual architecture NVRTC compiles for on a device of compute
+/// capability `(major, minor)`: one of [`nvrtc::ARCHITECTURES`], the newest
+/// the device runs. A device newer than Hopper (Blackwell, 10.x and 12.x)
+/// gets Hopper's PTX, which its driver compiles for it when the module is
+/// loaded (PTX runs on every later architecture); the register checks of
+/// the test suites cover Ampere and Hopper only.
+///
+/// Errors: a device older than Ampere ([`GpuError::Unsupported`]): the
+/// kernels are built and checked for 8.0 and later.
+pub fn architecture_for((major, minor): (i32, i32)) -> Result<&'static str, GpuError> {
+    match major {
+        9.. => Ok("compute_90"),
+        8 => Ok("compute_80"),
+        _ => Err(GpuError::Unsupported(format!(
+            "compute capability {major}.{minor} (the kernels are built for 8.0 and later)"
+        ))),
+    }
+}
+
+/// The newest CUDA version the installed driver supports, `(major, minor)`:
+/// PTX from a newer NVRTC does not load (the kernels are compiled with
+/// NVRTC 13.0, so the driver must say 13.0 or later).
+///
+/// Errors: no driver ([`GpuError::NoDriver`]), or the driver's own error.
+pub fn driver_version() -> Result<(i32, i32), GpuError> {
+    if !Gpu::driver_present() {
+        return Err(GpuError::NoDriver);
+    }
+    let mut version = 0;
+    // SAFETY: the library is present (checked above) and the call only
+    // writes the integer it is given.
+    unsafe { sys::cuDriverGetVersion(&mut version) }
+        .result()
+        .map_err(driver("reading the driver's version"))?;
+    Ok((version / 1000, version % 1000 / 10))
+}
+
 impl Gpu {
     /// Whether the CUDA driver library can be loaded here (a GPU machine).
     pub fn driver_present() -> bool {
@@ -96,18 +133,19 @@ impl Gpu {
             .map_err(driver("reading the compute capability"))
     }
 
-    /// The virtual architecture NVRTC compiles for on this device (one of
-    /// [`nvrtc::ARCHITECTURES`]).
+    /// The virtual architecture NVRTC compiles for on this device
+    /// ([`architecture_for`] of its compute capability).
     ///
-    /// Errors: a device outside Ampere and Hopper, or a driver failure.
+    /// Errors: a device older than Ampere, or a driver failure.
     pub fn architecture(&self) -> Result<&'static str, GpuError> {
-        match self.compute_capability()? {
-            (9, _) => Ok("compute_90"),
-            (8, _) => Ok("compute_80"),
-            (major, minor) => Err(GpuError::Unsupported(format!(
-                "compute capability {major}.{minor} (the kernels are built for 8.x and 9.x)"
-            ))),
-        }
+        architecture_for(self.compute_capability()?)
+    }
+
+    /// The device's memory, in bytes.
+    pub fn total_memory(&self) -> Result<usize, GpuError> {
+        self.context
+            .total_mem()
+            .map_err(driver("reading the device's memory size"))
     }
 
     /// The device's default memory pool, which the stream-ordered

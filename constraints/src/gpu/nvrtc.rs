@@ -26,6 +26,22 @@ pub fn available() -> bool {
     unsafe { cudarc::nvrtc::sys::is_culib_present() }
 }
 
+/// The version of the NVRTC library this process loads, `(major, minor)`.
+///
+/// Errors: NVRTC missing ([`GpuError::NoNvrtc`]).
+pub fn version() -> Result<(i32, i32), GpuError> {
+    if !available() {
+        return Err(GpuError::NoNvrtc);
+    }
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: the library is present (checked above) and the call only
+    // writes the two integers it is given.
+    unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) }
+        .result()
+        .map_err(|e| GpuError::Unsupported(format!("NVRTC did not report its version: {e}")))?;
+    Ok((major, minor))
+}
+
 /// The PTX of every source this process compiled, by architecture and
 /// source.
 static COMPILED: LazyLock<Mutex<HashMap<(&'static str, String), Ptx>>> =

@@ -37,7 +37,7 @@ pub use self::metered::{Metered, Traffic};
 #[cfg(feature = "mpi")]
 pub use self::mpi::Mpi;
 #[cfg(feature = "nccl")]
-pub use self::nccl::Nccl;
+pub use self::nccl::{Nccl, nccl_version};
 pub use self::reduce::bucket_ranges;
 pub use self::threads::Threads;
 

@@ -74,6 +74,25 @@ fn missing_library() -> Option<String> {
     None
 }
 
+/// The version of the NCCL library this process loads, `(major, minor,
+/// patch)`: what a cluster's ranks should agree on.
+///
+/// Errors: the CUDA driver or NCCL cannot be loaded (why, and how to fix
+/// it), or NCCL's own error.
+pub fn nccl_version() -> Result<(i32, i32, i32), CommError> {
+    let unavailable = |reason| CommError::Transport {
+        op: "loading NCCL",
+        reason,
+    };
+    if let Some(reason) = missing_library() {
+        return Err(unavailable(reason));
+    }
+    let code = cudarc::nccl::result::get_nccl_version()
+        .map_err(|e| unavailable(format!("ncclGetVersion: {e:?}")))?;
+    // Since NCCL 2.9 the code is major·10000 + minor·100 + patch.
+    Ok((code / 10000, code / 100 % 100, code % 100))
+}
+
 impl Nccl {
     /// Opens NCCL among the ranks of `control` (the MPI world), this rank on
     /// the GPU of `stream`. Collective over `control`: rank 0 creates the

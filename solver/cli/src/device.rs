@@ -60,6 +60,23 @@ fn placement_note(scenario: &Scenario) -> Option<String> {
     ))
 }
 
+/// Where `model`'s experts' solves run (`"gpu"`, `"cpu"`, or `"none"` for
+/// the soft method) and where its PDE loss runs (`"gpu"` or `"cpu"`), for
+/// reports: on a GPU either may stay on the CPU (README, "GPUs").
+pub fn placement(model: &tessera_solver::Model) -> (&'static str, &'static str) {
+    let solves = match model.constraint() {
+        None => "none",
+        Some(hard) if hard.layer().solves_on_gpu() => "gpu",
+        Some(_) => "cpu",
+    };
+    let pde_loss = if model.pde_loss_on_gpu() {
+        "gpu"
+    } else {
+        "cpu"
+    };
+    (solves, pde_loss)
+}
+
 /// Where a GPU layer's problems get their term rows ([`attach`]): built on
 /// the device from the basis where every term is a stencil (the default, as
 /// in training), or built on the host and copied up, so that a benchmark can

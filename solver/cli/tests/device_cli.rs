@@ -158,3 +158,90 @@ fn a_scenario_on_a_gpu_without_a_gpu_is_refused_before_any_work() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `tessera devices` with `extra` arguments and `--json`: the exit status,
+/// the parsed report (when it succeeded) and stderr.
+fn devices(extra: &[&str]) -> (bool, Option<serde_json::Value>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["devices", "--json"])
+        .args(extra)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("the tessera binary runs");
+    let report = out
+        .status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).expect("a JSON report"));
+    (
+        out.status.success(),
+        report,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The inventory says what this build holds, and where there is no GPU the
+/// CUDA side says why; a machine with CI's tools reports their NVRTC.
+#[test]
+fn devices_says_what_the_build_and_the_machine_offer() {
+    let (ok, report, err) = devices(&[]);
+    assert!(ok, "{err}");
+    let report = report.unwrap();
+    let features: Vec<&str> = report["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        features.contains(&"cuda"),
+        cfg!(feature = "cuda"),
+        "{report}"
+    );
+    assert!(report["cpu_threads"].as_u64().unwrap() >= 1);
+    assert!(report["check"].is_null(), "no check without --device");
+    let cuda = &report["cuda"];
+    if !cfg!(feature = "cuda") {
+        assert!(cuda.is_null(), "{report}");
+        return;
+    }
+    match cuda["driver"].get("unavailable") {
+        Some(why) => {
+            assert!(why.as_str().unwrap().contains(no_gpu()), "{report}");
+            assert_eq!(cuda["gpus"].as_array().unwrap().len(), 0, "{report}");
+        }
+        None => assert!(cuda["driver"]["available"].is_string(), "{report}"),
+    }
+    if std::env::var("TESSERA_REQUIRE_CUDA_TOOLS").is_ok_and(|v| v == "1") {
+        let nvrtc = cuda["nvrtc"]["available"].as_str();
+        assert!(nvrtc.is_some_and(|v| v.starts_with("13.")), "{report}");
+    }
+}
+
+/// The preflight check on the CPU compares the CPU with itself: the
+/// quickstart's two samples, four experts each, the same fields.
+#[test]
+fn devices_checks_the_cpu() {
+    let (ok, report, err) = devices(&["--device", "cpu"]);
+    assert!(ok, "{err}");
+    let check = &report.unwrap()["check"];
+    assert_eq!(check["scenario"], "quickstart", "{check}");
+    assert_eq!(check["solves"], "cpu", "{check}");
+    assert_eq!(check["solves_total"], 2 * 4, "{check}");
+    assert_eq!(check["max_rel_diff"], 0.0, "{check}");
+}
+
+/// On a GPU the check builds the quickstart's model there and agrees with
+/// the CPU; without one it fails and says why.
+#[test]
+fn devices_checks_a_gpu_or_says_why_not() {
+    let (ok, report, err) = devices(&["--device", "cuda"]);
+    if !ok {
+        assert!(err.contains(no_gpu()), "{err}");
+        println!("skipped the GPU check: {}", no_gpu());
+        return;
+    }
+    let check = &report.unwrap()["check"];
+    assert_eq!(check["solves"], "gpu", "{check}");
+    assert_eq!(check["pde_loss"], "gpu", "{check}");
+    assert!(check["max_rel_diff"].as_f64().unwrap() <= 1e-8, "{check}");
+}

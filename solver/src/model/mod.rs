@@ -165,12 +165,13 @@ impl Model {
     }
 
     /// Runs the backbone's forward and backward passes on `device` (a GPU:
-    /// [`crate::device::cuda_backbone`]); the variables, the constraint
-    /// layer's pull-back, the losses and the optimiser stay on the host.
-    /// `None` goes back to the CPU. Models derived from this one
-    /// ([`Model::at_resolution`]) run there too.
+    /// [`crate::device::cuda_backbone`]); the variables and the graph stay on
+    /// the host, and the optimiser's update runs on the device once the
+    /// trainer arms it. `None` goes back to the CPU. Models derived from this
+    /// one ([`Model::at_resolution`]) run there too.
     ///
-    /// Errors: a float32 backbone (the device network is float64).
+    /// Errors: a device network in another precision than the backbone's
+    /// `model.dtype`.
     #[cfg(feature = "cuda")]
     pub fn run_backbone_on(
         &mut self,

@@ -28,7 +28,7 @@ use tessera_solver::{
 };
 
 use super::train::load_scenario;
-use crate::device::{DeviceArg, MemoryPeak, gpu_solve_parts};
+use crate::device::{DeviceArg, MemoryPeak, gpu_solve_parts, placement};
 
 /// Arguments of `tessera bench train-step`.
 #[derive(Debug, clap::Args)]
@@ -207,20 +207,13 @@ impl TrainStepArgs {
             .map(|(s, p)| s - p.total())
             .collect();
         phases_median_s.insert("other", median(&other));
+        let (solves, pde_loss) = placement(&model);
         let report = Report {
             scenario: scenario.name.clone(),
             method: method_name(&scenario),
             device: scenario.device.to_string(),
-            solves: match model.constraint() {
-                None => "none",
-                Some(hard) if hard.layer().solves_on_gpu() => "gpu",
-                Some(_) => "cpu",
-            },
-            pde_loss: if model.pde_loss_on_gpu() {
-                "gpu"
-            } else {
-                "cpu"
-            },
+            solves,
+            pde_loss,
             batch: self.batch,
             runs: self.runs,
             parameters: vars.values().map(|v| v.elem_count()).sum(),

@@ -7,6 +7,7 @@ mod bench;
 mod bench_scaling;
 mod bench_train_step;
 mod constraint;
+mod devices;
 mod eval;
 mod floor;
 mod generate;
@@ -58,6 +59,9 @@ enum Command {
     /// Benchmarks (`bench constraint`, …).
     #[command(subcommand)]
     Bench(bench::Bench),
+    /// What this build and machine offer (features, CPU, CUDA driver, GPUs,
+    /// NVRTC, NCCL); with `--device`, check that the device runs Tessera.
+    Devices(devices::Args),
 }
 
 impl Cli {
@@ -74,6 +78,7 @@ impl Cli {
             Command::Pde(pde) => pde.run(),
             Command::Constraint(constraint) => constraint.run(),
             Command::Bench(bench) => bench.run(),
+            Command::Devices(args) => args.run(),
         }
     }
 }
@@ -104,6 +109,7 @@ mod tests {
             "pde",
             "constraint",
             "bench",
+            "devices",
         ];
         let positions: Vec<usize> = order
             .iter()
