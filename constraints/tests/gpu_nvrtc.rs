@@ -5,7 +5,7 @@
 //! GPU gets, and the NVRTC version this process loads.
 #![cfg(feature = "cuda")]
 
-use tessera_constraints::gpu::{GpuError, architecture_for, nvrtc, ptxas};
+use tessera_constraints::gpu::{GpuError, architecture_for, driver_loads_ptx_of, nvrtc, ptxas};
 
 /// Ampere gets Ampere's PTX, Hopper and every later GPU Hopper's (which
 /// their drivers compile further), an older GPU none.
@@ -75,4 +75,26 @@ fn a_source_compiles_once_per_architecture() {
         ));
     }
     assert_eq!(nvrtc::compiled_sources(), 2, "failures are not cached");
+}
+
+/// A driver loads the PTX of an NVRTC of its own CUDA version or older;
+/// an older driver is a typed error that names both versions.
+#[test]
+fn an_older_driver_than_nvrtc_is_refused_by_name() {
+    for (driver, compiler) in [((13, 0), (13, 0)), ((13, 1), (13, 0)), ((14, 0), (13, 2))] {
+        assert!(driver_loads_ptx_of(driver, compiler).is_ok(), "{driver:?}");
+    }
+    for (driver, compiler) in [((12, 8), (13, 0)), ((13, 0), (13, 1))] {
+        let err = driver_loads_ptx_of(driver, compiler).unwrap_err();
+        let text = err.to_string();
+        let named = |(major, minor): (i32, i32)| text.contains(&format!("CUDA {major}.{minor}"));
+        assert!(
+            matches!(err, GpuError::DriverTooOld { .. }) && named(driver),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("NVRTC {}.{}", compiler.0, compiler.1)),
+            "{text}"
+        );
+    }
 }

@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, DriverError, LaunchArgs,
-    LaunchConfig, PushKernelArg, sys,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, DriverError,
+    LaunchArgs, LaunchConfig, PushKernelArg, sys,
 };
 
 use super::field::GpuFieldResidual;
@@ -75,6 +75,23 @@ pub fn driver_version() -> Result<(i32, i32), GpuError> {
     Ok((version / 1000, version % 1000 / 10))
 }
 
+/// Whether a driver supporting CUDA `driver` loads the PTX NVRTC `nvrtc`
+/// writes: PTX carries its ISA version, which a driver older than the
+/// compiler rejects with a bare "unsupported PTX version". Checked before
+/// loading, so the error says which side to update.
+///
+/// Errors: [`GpuError::DriverTooOld`].
+pub fn driver_loads_ptx_of(driver: (i32, i32), nvrtc: (i32, i32)) -> Result<(), GpuError> {
+    if driver >= nvrtc {
+        return Ok(());
+    }
+    let dotted = |(major, minor): (i32, i32)| format!("{major}.{minor}");
+    Err(GpuError::DriverTooOld {
+        driver: dotted(driver),
+        nvrtc: dotted(nvrtc),
+    })
+}
+
 impl Gpu {
     /// Whether the CUDA driver library can be loaded here (a GPU machine).
     pub fn driver_present() -> bool {
@@ -139,6 +156,23 @@ impl Gpu {
     /// Errors: a device older than Ampere, or a driver failure.
     pub fn architecture(&self) -> Result<&'static str, GpuError> {
         architecture_for(self.compute_capability()?)
+    }
+
+    /// `source` compiled with NVRTC for this device's architecture
+    /// ([`Gpu::architecture`]) and loaded here; `what` names the kernels in
+    /// errors.
+    ///
+    /// Errors: no NVRTC, a compile error, an unsupported device, a driver
+    /// older than NVRTC ([`GpuError::DriverTooOld`]), or the driver's own
+    /// error.
+    pub fn compile_and_load(
+        &self,
+        source: &str,
+        what: &'static str,
+    ) -> Result<Arc<CudaModule>, GpuError> {
+        let ptx = nvrtc::compile(source, self.architecture()?)?;
+        driver_loads_ptx_of(driver_version()?, nvrtc::version()?)?;
+        self.context.load_module(ptx).map_err(driver(what))
     }
 
     /// The device's memory, in bytes.
@@ -383,11 +417,7 @@ impl GpuLm {
         shape: KernelShape,
     ) -> Result<Self, GpuError> {
         let source = kernel::lm_source(residual, name, shape)?;
-        let ptx = nvrtc::compile(&source, gpu.architecture()?)?;
-        let module = gpu
-            .context
-            .load_module(ptx)
-            .map_err(driver("loading the kernel"))?;
+        let module = gpu.compile_and_load(&source, "loading the solver's kernels")?;
         let find = |name| {
             module
                 .load_function(name)

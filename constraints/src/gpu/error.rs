@@ -15,6 +15,13 @@ pub enum GpuError {
          nvidia-cuda-nvrtc==13.0.*, and put its lib folder on LD_LIBRARY_PATH"
     )]
     NoNvrtc,
+    /// The driver cannot load the PTX of this NVRTC.
+    #[error(
+        "the CUDA driver supports CUDA {driver}, older than the NVRTC {nvrtc} that compiles the \
+         kernels: update the driver (CUDA 13 needs 580 or later) or put an NVRTC of CUDA {driver} \
+         first on LD_LIBRARY_PATH"
+    )]
+    DriverTooOld { driver: String, nvrtc: String },
     /// NVRTC rejected the source.
     #[error("NVRTC could not compile the kernel for {arch}: {log}")]
     Compile { arch: String, log: String },

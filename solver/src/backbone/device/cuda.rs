@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
-use tessera_constraints::gpu::{Gpu, GpuError, nvrtc};
+use tessera_constraints::gpu::{Gpu, GpuError};
 
 use super::executor::{Arg, DeviceArray, Executor, Kernel, Precision};
 
@@ -57,11 +57,7 @@ impl CudaExecutor {
     ///
     /// Errors: no NVRTC, an unsupported architecture, or a driver failure.
     pub fn new(gpu: &Gpu, precision: Precision) -> Result<Self, GpuError> {
-        let ptx = nvrtc::compile(&precision.source(), gpu.architecture()?)?;
-        let module = gpu
-            .context()
-            .load_module(ptx)
-            .map_err(driver("loading the backbone's kernels"))?;
+        let module = gpu.compile_and_load(&precision.source(), "loading the backbone's kernels")?;
         let functions = Kernel::ALL
             .iter()
             .map(|k| {
