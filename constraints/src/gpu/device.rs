@@ -85,11 +85,7 @@ pub fn driver_loads_ptx_of(driver: (i32, i32), nvrtc: (i32, i32)) -> Result<(), 
     if driver >= nvrtc {
         return Ok(());
     }
-    let dotted = |(major, minor): (i32, i32)| format!("{major}.{minor}");
-    Err(GpuError::DriverTooOld {
-        driver: dotted(driver),
-        nvrtc: dotted(nvrtc),
-    })
+    Err(GpuError::DriverTooOld { driver, nvrtc })
 }
 
 impl Gpu {
@@ -170,8 +166,8 @@ impl Gpu {
         source: &str,
         what: &'static str,
     ) -> Result<Arc<CudaModule>, GpuError> {
-        let ptx = nvrtc::compile(source, self.architecture()?)?;
         driver_loads_ptx_of(driver_version()?, nvrtc::version()?)?;
+        let ptx = nvrtc::compile(source, self.architecture()?)?;
         self.context.load_module(ptx).map_err(driver(what))
     }
 

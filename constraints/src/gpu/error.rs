@@ -17,11 +17,17 @@ pub enum GpuError {
     NoNvrtc,
     /// The driver cannot load the PTX of this NVRTC.
     #[error(
-        "the CUDA driver supports CUDA {driver}, older than the NVRTC {nvrtc} that compiles the \
-         kernels: update the driver (CUDA 13 needs 580 or later) or put an NVRTC of CUDA {driver} \
-         first on LD_LIBRARY_PATH"
+        "the CUDA driver supports CUDA {}.{}, older than the NVRTC {}.{} that compiles the \
+         kernels: update the driver (CUDA 13 needs 580 or later) or put an NVRTC of CUDA {0}.{1} \
+         first on LD_LIBRARY_PATH",
+        driver.0, driver.1, nvrtc.0, nvrtc.1
     )]
-    DriverTooOld { driver: String, nvrtc: String },
+    DriverTooOld {
+        /// The driver's CUDA version `(major, minor)`.
+        driver: (i32, i32),
+        /// NVRTC's version `(major, minor)`.
+        nvrtc: (i32, i32),
+    },
     /// NVRTC rejected the source.
     #[error("NVRTC could not compile the kernel for {arch}: {log}")]
     Compile { arch: String, log: String },
