@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks in one call, for a lent GPU machine (no Rust toolchain there):
 # `tessera devices` (what tessera sees, and its preflight check of the
-# quickstart's model on the GPU against the CPU), the GPU test binaries (the constraint kernels and the PDE loss; the FNO backbone on the GPU,
+# quickstart's model on the GPU against the CPU), the GPU test binaries (the constraint kernels and the PDE loss; the constraint layer on the GPU,
+# its assembly of u and pull-back included, against the CPU layer; the FNO backbone on the GPU,
 # float64 and float32, against the CPU backbone, and 20 training steps, Adam
 # on the GPU, against the CPU's; the optimiser's kernels against the host
 # optimiser; the NCCL communicator as a world of one rank), the
@@ -16,9 +17,9 @@
 #
 # Build here, on an x86-64 machine with the toolchain, then carry BIN:
 #   cargo build --release -p tessera --features cuda
-#   cargo test --release --workspace --features tessera/cuda,tessera-experts/nccl --test gpu_device --test gpu_field --test gpu_backbone --test gpu_optimiser --test nccl --no-run
+#   cargo test --release --workspace --features tessera/cuda,tessera-experts/nccl --test gpu_device --test gpu_field --test gpu_pull_back --test gpu_backbone --test gpu_optimiser --test nccl --no-run
 #   mkdir -p .device && cp target/release/tessera .device/ &&
-#     for t in gpu_device gpu_field gpu_backbone gpu_optimiser nccl; do
+#     for t in gpu_device gpu_field gpu_pull_back gpu_backbone gpu_optimiser nccl; do
 #       cp "$(ls -t target/release/deps/$t-* | grep -v '\.d$' | head -1)" .device/$t; done
 #   benches/device/gpu-check.sh .device
 set -uo pipefail
@@ -48,10 +49,11 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.
 "$BIN/tessera" devices --device cuda --json >"$OUT/devices-check.json" 2>"$OUT/devices-check.err" || status=1
 
 "$BIN/gpu_device" --nocapture --test-threads=1 >"$OUT/gpu_device.log" 2>&1 || status=1
-# Only the PDE loss's, the backbone's and the optimiser's tests that need the
-# GPU: the others compile the kernels for the host, which needs a C++
-# compiler (CI runs them).
+# Only the PDE loss's, the layer's, the backbone's and the optimiser's tests
+# that need the GPU: the others compile the kernels for the host, which needs
+# a C++ compiler (CI runs them).
 "$BIN/gpu_field" --nocapture --test-threads=1 on_a_gpu >"$OUT/gpu_field.log" 2>&1 || status=1
+"$BIN/gpu_pull_back" --nocapture --test-threads=1 on_a_gpu >"$OUT/gpu_pull_back.log" 2>&1 || status=1
 "$BIN/gpu_backbone" --nocapture --test-threads=1 on_a_gpu >"$OUT/gpu_backbone.log" 2>&1 || status=1
 "$BIN/gpu_optimiser" --nocapture --test-threads=1 on_a_gpu >"$OUT/gpu_optimiser.log" 2>&1 || status=1
 "$BIN/nccl" --nocapture --test-threads=1 >"$OUT/nccl.log" 2>&1 || status=1
@@ -88,7 +90,7 @@ step ns-step-gpu --scenario scenarios/navier-stokes.toml --batch 4 --device cuda
 python3 - "$OUT" <<'PY' >"$OUT/report.json"
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
-logs = [(out / f).read_text(errors="replace") for f in ("gpu_device.log", "gpu_field.log", "gpu_backbone.log", "gpu_optimiser.log", "nccl.log")]
+logs = [(out / f).read_text(errors="replace") for f in ("gpu_device.log", "gpu_field.log", "gpu_pull_back.log", "gpu_backbone.log", "gpu_optimiser.log", "nccl.log")]
 report = {
     "gpu": (out / "gpu.txt").read_text(errors="replace").strip(),
     "gpu_tests": [l for log in logs for l in log.splitlines()

@@ -5,15 +5,13 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::gpu::{self, Case};
 use rand::Rng;
 use tessera_constraints::gpu::{GatheredProblem, Gpu, GpuError, GpuLm, RowGather, SolveTimes};
 use tessera_constraints::{
     ExpertProblem, HessianMode, InitialGuess, LevenbergMarquardt, Sensitivity,
 };
-use tessera_meshes::{FdScheme, FiniteDifference, Grid, Identity, LinearOperator, SparseRows};
+use tessera_meshes::{Grid, SparseRows};
 
 /// Solves `case` on the GPU and on the CPU: same reasons and iterations, ω*
 /// and residual norms to `tol`.
@@ -152,16 +150,6 @@ fn a_batch_kept_on_the_gpu_differentiates_as_a_fresh_upload() {
     }
 }
 
-/// The diffusion–sorption case's four terms on a small grid, as stencils.
-fn sorption_stencils(grid: &Grid) -> Vec<Arc<dyn LinearOperator>> {
-    vec![
-        Arc::new(Identity::new(grid.shape())),
-        Arc::new(FiniteDifference::first(grid, 0, FdScheme::Reference).unwrap()),
-        Arc::new(FiniteDifference::second(grid, 1, FdScheme::Reference).unwrap()),
-        Arc::new(FiniteDifference::first(grid, 1, FdScheme::Reference).unwrap()),
-    ]
-}
-
 #[test]
 fn term_rows_gathered_on_the_gpu_solve_as_rows_built_on_the_host() {
     let Some(gpu) = gpu::gpu_or_skip() else {
@@ -172,7 +160,7 @@ fn term_rows_gathered_on_the_gpu_solve_as_rows_built_on_the_host() {
     let (n, samples) = (16, 2);
     let grid = Grid::uniform_tx(20, 50, 1.0).unwrap();
     let g = grid.len();
-    let terms = sorption_stencils(&grid);
+    let terms = gpu::sorption_stencils(&grid);
     // Three experts of different sizes, the same points for both samples.
     let mut rng = common::rng(21);
     let points: Vec<Vec<usize>> = [60, 90, 30]

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::gpu::{self, Case, bytes_f64, bytes_i64, compile_and_run};
 use rand::Rng;
 use tessera_constraints::gpu::kernel::{self, Batch};
@@ -16,7 +14,7 @@ use tessera_constraints::{
     ExpertProblem, HessianMode, InitialGuess, LevenbergMarquardt, LmSolution, Sensitivity,
     StopReason,
 };
-use tessera_meshes::{FdScheme, FiniteDifference, Grid, Identity, LinearOperator, SparseRows};
+use tessera_meshes::{Grid, Identity, SparseRows};
 
 /// Reads a batch written by [`write_batch`], solves it with the kernel and
 /// writes ω* and the statuses.
@@ -462,11 +460,7 @@ fn write_gather(gather: &RowGather<'_>, n: usize, blocks: usize, threads: usize)
 fn the_gather_kernel_applies_the_sparse_rows_to_every_sample() {
     let grid = Grid::uniform_tx(5, 7, 1.0).unwrap();
     let g = grid.len();
-    let operators: Vec<Arc<dyn LinearOperator>> = vec![
-        Arc::new(Identity::new(grid.shape())),
-        Arc::new(FiniteDifference::first(&grid, 0, FdScheme::Reference).unwrap()),
-        Arc::new(FiniteDifference::second(&grid, 1, FdScheme::Reference).unwrap()),
-    ];
+    let operators = gpu::sorption_stencils(&grid);
     let mut rng = common::rng(11);
     let mut rows = SparseRows::new(g);
     for i in 0..40 {

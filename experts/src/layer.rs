@@ -108,6 +108,11 @@ pub struct ConstraintLayer<P: Pde> {
     /// can (the default), or receives them built on the host.
     #[cfg(feature = "cuda")]
     gpu_gathers_rows: bool,
+    /// The tiles and the residual's adjoint on the attached GPU, for the
+    /// passes over the whole grid there; `None` inside where a residual term
+    /// is not local. Built at the first gathered forward pass.
+    #[cfg(feature = "cuda")]
+    gpu_tiles: std::sync::OnceLock<Option<tessera_constraints::gpu::DeviceTiles>>,
 }
 
 /// The result of [`ConstraintLayer::forward`], plus what the backward pass needs.
@@ -140,6 +145,14 @@ struct PreparedSample<'a, Q> {
     rows: Vec<LinearRow>,
     /// Per expert: indices into `rows` and its problem.
     experts: Vec<(Vec<usize>, Q)>,
+}
+
+/// What a forward pass's solves returned: the solutions (sample-major), the
+/// batch a GPU kept, and `u` where the GPU assembled it.
+struct Solved {
+    solutions: Vec<LmSolution>,
+    on_gpu: Option<SolvedBatch>,
+    u: Option<Vec<f64>>,
 }
 
 /// One sample's forward state kept for the backward pass.
@@ -283,6 +296,8 @@ impl<P: Pde> ConstraintLayer<P> {
             gpu: None,
             #[cfg(feature = "cuda")]
             gpu_gathers_rows: true,
+            #[cfg(feature = "cuda")]
+            gpu_tiles: std::sync::OnceLock::new(),
         })
     }
 
@@ -351,11 +366,15 @@ impl<P: Pde> ConstraintLayer<P> {
     /// term rows are built on the device from the basis (`S B`) and sparse
     /// stencil rows (`terms::residual_rows`), so the host builds and sends
     /// only their offsets and linear rows; otherwise the host builds whole
-    /// problems. The pull-back to the basis stays on the CPU, and an
+    /// problems. On that gathered path the assembly of `u`, the experts'
+    /// `ω̄` and the pull-back to the basis run on the GPU too, from the
+    /// fields the forward pass left there (where a linear row reads a term
+    /// that is not local, the pull-back runs on the CPU). An
     /// expert-parallel shard solves its experts on the CPU.
     #[cfg(feature = "cuda")]
     pub fn with_gpu(mut self, solver: Arc<tessera_constraints::gpu::GpuLm>) -> Self {
         self.gpu = Some(solver);
+        self.gpu_tiles = std::sync::OnceLock::new();
         self
     }
 
@@ -542,14 +561,12 @@ impl<P: Pde> ConstraintLayer<P> {
                 None,
             ),
         };
-        Ok(self.finish(
-            prepared,
-            &points,
-            n_basis,
+        let solved = Solved {
             solutions,
             on_gpu,
-            SavedProblem::Host,
-        ))
+            u: None,
+        };
+        Ok(self.finish(prepared, &points, n_basis, solved, SavedProblem::Host))
     }
 
     /// The experts' term rows as sparse combinations of grid points, for a
@@ -604,11 +621,44 @@ impl<P: Pde> ConstraintLayer<P> {
         };
         let gather = RowGather::new(rows, fields, n_basis)?;
         let (solutions, kept) = gpu.solve_kept_gathered(&self.config.lm, &problems, &gather)?;
-        Ok(
-            self.finish(prepared, points, n_basis, solutions, Some(kept), |_| {
-                SavedProblem::OnGpu
-            }),
-        )
+        let u = match self.device_tiles(gpu)? {
+            Some(tiles) => {
+                let offsets: Option<Vec<f64>> = prepared
+                    .iter()
+                    .map(|s| s.offset.as_deref())
+                    .collect::<Option<Vec<_>>>()
+                    .map(|o| o.concat());
+                Some(gpu.assemble(&kept, tiles, offsets.as_deref())?)
+            }
+            None => None,
+        };
+        let solved = Solved {
+            solutions,
+            on_gpu: Some(kept),
+            u,
+        };
+        Ok(self.finish(prepared, points, n_basis, solved, |_| SavedProblem::OnGpu))
+    }
+
+    /// The attached GPU's copy of the tiles and of the residual's terms at
+    /// every grid point ([`tessera_constraints::gpu::GpuLm::tiles`]), made
+    /// at the first call; `None` where a residual term is not local.
+    #[cfg(feature = "cuda")]
+    fn device_tiles(
+        &self,
+        gpu: &tessera_constraints::gpu::GpuLm,
+    ) -> Result<Option<&tessera_constraints::gpu::DeviceTiles>, ExpertsError> {
+        if let Some(tiles) = self.gpu_tiles.get() {
+            return Ok(tiles.as_ref());
+        }
+        let g = self.grid.len();
+        let everywhere = [Arc::new((0..g).collect::<Vec<_>>())];
+        let terms = &self.terms[..self.n_residual];
+        let tiles = match crate::terms::residual_rows(terms, &everywhere, g)? {
+            Some(rows) => Some(gpu.tiles(self.router.owners(), self.n_experts(), &rows)?),
+            None => None,
+        };
+        Ok(self.gpu_tiles.get_or_init(|| tiles).as_ref())
     }
 
     /// Every sample's rows, offset, `S B` and experts' problems (built by
@@ -633,27 +683,34 @@ impl<P: Pde> ConstraintLayer<P> {
             .collect()
     }
 
-    /// The forward pass's result from the prepared samples, the solutions
-    /// (sample-major) and the batch a GPU kept; `saved` turns each problem
-    /// into what the backward pass keeps of it.
+    /// The forward pass's result from the prepared samples and what their
+    /// solves returned (`u` is assembled here unless the GPU did it);
+    /// `saved` turns each problem into what the backward pass keeps of it.
     fn finish<Q: Sync>(
         &self,
         prepared: Vec<PreparedSample<'_, Q>>,
         points: &[Arc<Vec<usize>>],
         n_basis: usize,
-        solutions: Vec<LmSolution>,
-        on_gpu: Option<SolvedBatch>,
+        solved: Solved,
         saved: impl Fn(Q) -> SavedProblem,
     ) -> Forward {
+        let Solved {
+            solutions,
+            on_gpu,
+            u,
+        } = solved;
         let (g, batch, k_experts) = (self.grid.len(), prepared.len(), self.n_experts());
-        let mut u = vec![0.0; batch * g];
-        u.par_chunks_mut(g)
-            .zip(&prepared)
-            .zip(solutions.par_chunks(k_experts))
-            .with_max_len(1)
-            .for_each(|((u, sample), solutions)| {
-                self.assemble(sample, solutions, n_basis, u);
-            });
+        let u = u.unwrap_or_else(|| {
+            let mut u = vec![0.0; batch * g];
+            u.par_chunks_mut(g)
+                .zip(&prepared)
+                .zip(solutions.par_chunks(k_experts))
+                .with_max_len(1)
+                .for_each(|((u, sample), solutions)| {
+                    self.assemble(sample, solutions, n_basis, u);
+                });
+            u
+        });
         let weights = solutions
             .iter()
             .flat_map(|s| s.omega.iter().copied())
@@ -691,7 +748,9 @@ impl<P: Pde> ConstraintLayer<P> {
     /// The backward pass: `B̄ = ∂L/∂B`, `[batch, grid points, N]`, for
     /// `u_bar = ∂L/∂u`, `[batch, grid points]`. `basis` must be the basis
     /// `forward` was computed from (`[batch, grid points, N]`): the forward pass
-    /// keeps no copy of it.
+    /// keeps no copy of it (on a GPU that gathered the problems' rows, the
+    /// pass runs there from the fields the forward pass left on the device,
+    /// and `basis` is only checked for its length: [`ConstraintLayer::with_gpu`]).
     ///
     /// Errors: a wrong `basis` or `u_bar` length, NaN/Inf in `u_bar`, or an expert
     /// whose forward solve stopped with [`StopReason::NonFinite`] or
@@ -731,6 +790,10 @@ impl<P: Pde> ConstraintLayer<P> {
                 });
             }
         }
+        #[cfg(feature = "cuda")]
+        if let Some(basis_bar) = self.backward_on_gpu(forward, u_bar)? {
+            return Ok(basis_bar);
+        }
         let pull_back = PullBack {
             terms: &self.terms,
             n_residual: self.n_residual,
@@ -767,6 +830,90 @@ impl<P: Pde> ConstraintLayer<P> {
                 pull_back.basis_gradient(&sample.rows, &experts, ub, out);
             });
         Ok(basis_bar)
+    }
+
+    /// The backward pass on the attached GPU, from the fields and the
+    /// problems the forward pass left there ([`GpuLm::pull_back`]), or
+    /// `None` where it cannot run there: no batch kept with its fields, a
+    /// residual or linear-row term that is not local, or samples whose
+    /// linear rows differ in their points or terms (the device reads one
+    /// sample's layout for all).
+    ///
+    /// [`GpuLm::pull_back`]: tessera_constraints::gpu::GpuLm::pull_back
+    #[cfg(feature = "cuda")]
+    fn backward_on_gpu(
+        &self,
+        forward: &Forward,
+        u_bar: &[f64],
+    ) -> Result<Option<Vec<f64>>, ExpertsError> {
+        let (Some(gpu), Some(solved)) = (&self.gpu, &forward.on_gpu) else {
+            return Ok(None);
+        };
+        if !solved.kept_fields() {
+            return Ok(None);
+        }
+        let Some(tiles) = self.device_tiles(gpu)? else {
+            return Ok(None);
+        };
+        let Some(rows) = self.device_pull_back_rows(forward)? else {
+            return Ok(None);
+        };
+        let mut basis_bar = gpu.pull_back(self.config.hessian, solved, tiles, &rows, u_bar)??;
+        if let Some(s) = &self.solution_map {
+            let field = self.grid.len() * forward.n_basis;
+            basis_bar
+                .par_chunks_mut(field)
+                .for_each(|f| f.copy_from_slice(&s.apply_adjoint_to_vec(f, forward.n_basis)));
+        }
+        Ok(Some(basis_bar))
+    }
+
+    /// Where `forward`'s row gradients sit on the grid, as the GPU's
+    /// pull-back reads them: every expert's sampled points and its linear
+    /// rows expanded over the grid (`Σ_j c_j` × row `point` of `D_j`);
+    /// `None` where a linear row reads a term that is not local or the
+    /// samples' linear rows differ in their points, terms or experts. Public
+    /// for tests and tools that run the kernels themselves.
+    ///
+    /// Errors: more points or rows than the kernels' 32-bit indices reach.
+    #[cfg(feature = "cuda")]
+    pub fn device_pull_back_rows(
+        &self,
+        forward: &Forward,
+    ) -> Result<Option<tessera_constraints::gpu::PullBackRows>, ExpertsError> {
+        let Some((first, rest)) = forward.samples.split_first() else {
+            return Ok(None);
+        };
+        let layout = |s: &SavedSample| {
+            let rows = s.rows.iter().map(|r| (r.point, r.coeffs.clone()));
+            let experts = s.experts.iter().map(|e| e.rows.clone());
+            (rows.collect::<Vec<_>>(), experts.collect::<Vec<_>>())
+        };
+        let expected = layout(first);
+        if rest.iter().any(|s| layout(s) != expected) {
+            return Ok(None);
+        }
+        let g = self.grid.len();
+        let mut linear = Vec::with_capacity(first.experts.len());
+        for expert in &first.experts {
+            let mut rows = tessera_meshes::SparseRows::new(g);
+            for &r in &expert.rows {
+                let row = &first.rows[r];
+                let parts: Vec<(&dyn tessera_meshes::LinearOperator, f64)> = row
+                    .coeffs
+                    .iter()
+                    .map(|&(j, c)| (self.terms[j].operator.as_ref(), c))
+                    .collect();
+                if rows.push_sum(&parts, row.point).is_err() {
+                    return Ok(None);
+                }
+            }
+            linear.push(rows);
+        }
+        let points: Vec<&[usize]> = first.experts.iter().map(|e| e.points.as_slice()).collect();
+        Ok(Some(tessera_constraints::gpu::PullBackRows::new(
+            &points, &linear,
+        )?))
     }
 
     /// Checks that `points` holds one list per expert, each inside its tile.

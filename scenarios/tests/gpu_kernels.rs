@@ -55,8 +55,8 @@ fn every_shipped_definition_compiles_and_assembles_for_ampere_and_hopper() {
             let stem = format!("{name}-{n_basis}-{sm}");
             let kernels = ptxas::assemble(ptxas, &ptx.to_src(), sm, &dir, &stem)
                 .unwrap_or_else(|e| panic!("{name}, N = {n_basis}, {sm}: {e}"));
-            // The solver, its backward pass, the two gathers and the PDE
-            // loss's three kernels.
+            // The solver, its backward pass, the two gathers, the PDE
+            // loss's three kernels and the four passes over the grid.
             let mut expected = vec![
                 kernel::LM_FUNCTION,
                 kernel::IFT_FUNCTION,
@@ -64,6 +64,7 @@ fn every_shipped_definition_compiles_and_assembles_for_ampere_and_hopper() {
                 kernel::GATHER_VALUES_FUNCTION,
             ];
             expected.extend(kernel::FIELD_FUNCTIONS);
+            expected.extend(kernel::TILES_FUNCTIONS);
             expected.sort_unstable();
             let mut names: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
             names.sort_unstable();

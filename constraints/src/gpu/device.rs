@@ -1,6 +1,6 @@
 //! The GPU and the batched solve on it.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, DriverError,
@@ -254,14 +254,16 @@ impl Gpu {
 /// The batched Levenberg–Marquardt solver of one residual and its
 /// implicit-function-theorem backward pass, compiled and loaded on one GPU.
 pub struct GpuLm {
-    stream: Arc<CudaStream>,
+    pub(super) stream: Arc<CudaStream>,
     solve: CudaFunction,
     backward: CudaFunction,
     gather: CudaFunction,
     gather_values: CudaFunction,
     /// `field.cu`'s kernels, for [`GpuLm::field_residual`].
     field: [CudaFunction; 3],
-    shape: KernelShape,
+    /// `tiles.cu`'s kernels, for [`GpuLm::assemble`] and [`GpuLm::pull_back`].
+    pub(super) tiles: [CudaFunction; 4],
+    pub(super) shape: KernelShape,
     /// Where the calls' time went since the last [`GpuLm::take_times`].
     times: Mutex<SolveTimes>,
 }
@@ -326,10 +328,10 @@ impl Scratch {
 }
 
 /// A batch on the device: inputs, weights and scratch.
-struct Uploaded {
+pub(super) struct Uploaded {
     stream: Arc<CudaStream>,
     inputs: Inputs,
-    omega: CudaSlice<f64>,
+    pub(super) omega: CudaSlice<f64>,
     scratch: Scratch,
 }
 
@@ -385,14 +387,18 @@ impl Uploaded {
     }
 
     /// A zeroed device array of `len` doubles (at least one).
-    fn zeros(&self, len: usize) -> Result<CudaSlice<f64>, GpuError> {
+    pub(super) fn zeros(&self, len: usize) -> Result<CudaSlice<f64>, GpuError> {
         self.stream
             .alloc_zeros::<f64>(len.max(1))
             .map_err(driver("allocating an output"))
     }
 
     /// Copies the first `len` doubles of `slice` back.
-    fn download(&self, slice: &CudaSlice<f64>, len: usize) -> Result<Vec<f64>, GpuError> {
+    pub(super) fn download(
+        &self,
+        slice: &CudaSlice<f64>,
+        len: usize,
+    ) -> Result<Vec<f64>, GpuError> {
         let mut v = self
             .stream
             .clone_dtoh(slice)
@@ -420,6 +426,7 @@ impl GpuLm {
                 .map_err(driver("finding a kernel"))
         };
         let [residual, squares, cotangent] = kernel::FIELD_FUNCTIONS;
+        let [assemble, parts, sum, pull_back] = kernel::TILES_FUNCTIONS;
         Ok(Self {
             stream: gpu.stream.clone(),
             solve: find(kernel::LM_FUNCTION)?,
@@ -427,6 +434,7 @@ impl GpuLm {
             gather: find(kernel::GATHER_FUNCTION)?,
             gather_values: find(kernel::GATHER_VALUES_FUNCTION)?,
             field: [find(residual)?, find(squares)?, find(cotangent)?],
+            tiles: [find(assemble)?, find(parts)?, find(sum)?, find(pull_back)?],
             shape,
             times: Mutex::new(SolveTimes::default()),
         })
@@ -462,12 +470,12 @@ impl GpuLm {
     }
 
     /// Adds to the times of the solves or backward passes (`part`).
-    fn record(&self, part: fn(&mut SolveTimes) -> &mut GpuTimes, add: GpuTimes) {
+    pub(super) fn record(&self, part: fn(&mut SolveTimes) -> &mut GpuTimes, add: GpuTimes) {
         *part(&mut self.times.lock().unwrap_or_else(PoisonError::into_inner)) += add;
     }
 
     /// Waits for everything queued on the stream: the end of a timed part.
-    fn synchronize(&self) -> Result<(), GpuError> {
+    pub(super) fn synchronize(&self) -> Result<(), GpuError> {
         self.stream
             .synchronize()
             .map_err(driver("waiting for the device"))
@@ -528,14 +536,14 @@ impl GpuLm {
 
     /// `batch`'s term rows on the device: copied up, or built there by
     /// `gather` (which must hold exactly one row per point and term of the
-    /// batch, across its samples).
+    /// batch, across its samples), with the fields they were built from.
     fn term_rows(
         &self,
         batch: &Batch,
         gather: Option<&RowGather<'_>>,
-    ) -> Result<CudaSlice<f64>, GpuError> {
+    ) -> Result<(CudaSlice<f64>, Option<KeptFields>), GpuError> {
         let Some(g) = gather else {
-            return upload(&self.stream, &batch.term_rows);
+            return Ok((upload(&self.stream, &batch.term_rows)?, None));
         };
         let (n, d) = (self.shape.n_basis, self.shape.n_terms);
         let rows = g.rows().len();
@@ -548,7 +556,13 @@ impl GpuLm {
         }
         let rows = DeviceRows::upload(&self.stream, g.rows())?;
         let fields = upload(&self.stream, g.fields())?;
-        rows.gather(&self.stream, &self.gather, n, g.samples(), &fields)
+        let term_rows = rows.gather(&self.stream, &self.gather, n, g.samples(), &fields)?;
+        let kept = KeptFields {
+            values: fields,
+            samples: g.samples(),
+            n_grid: g.rows().n_columns(),
+        };
+        Ok((term_rows, Some(kept)))
     }
 
     /// Uploads `batch` (its term rows copied or gathered), solves it and
@@ -567,7 +581,7 @@ impl GpuLm {
             )));
         }
         let pack_s = watch.lap();
-        let rows = self.term_rows(&batch, gather)?;
+        let (rows, fields) = self.term_rows(&batch, gather)?;
         let mut on = Uploaded::new(&self.stream, &batch, rows)?;
         let s = &self.stream;
         let mut status = on.zeros(batch.len() * STATUS_LEN)?;
@@ -612,6 +626,7 @@ impl GpuLm {
             point_start: batch.point_start,
             linear_start: batch.linear_start,
             omega,
+            fields,
             on: Mutex::new(on),
         };
         Ok((solutions, kept))
@@ -687,14 +702,7 @@ impl GpuLm {
                 solved.shape, self.shape
             )));
         }
-        // The scratch is rewritten before it is read, so a poisoned lock (a
-        // panic in another backward pass) leaves nothing stale behind.
-        let mut on = solved.on.lock().unwrap_or_else(PoisonError::into_inner);
-        let at = Solutions {
-            point_start: &solved.point_start,
-            linear_start: &solved.linear_start,
-            omega: &solved.omega,
-        };
+        let (mut on, at) = solved.lock();
         self.backward_on(mode, &mut on, &at, omega_bars)
     }
 
@@ -717,27 +725,72 @@ impl GpuLm {
         }
         let mut watch = Stopwatch::start();
         let bars = omega_bars.concat();
-        let (p, r) = (at.point_start[k] as usize, at.linear_start[k] as usize);
         let bar = self
             .stream
             .clone_htod(&bars)
             .map_err(driver("copying ω̄ to the device"))?;
+        let out = self.launch_backward(mode, on, at, &bar, &mut watch)?;
+        let (p, r) = (at.point_start[k] as usize, at.linear_start[k] as usize);
+        let lambda = on.download(&out.lambda, k * n)?;
+        let state = on.download(&out.state, k)?;
+        let term_omega = on.download(&out.term_omega, p * d)?;
+        let term_lambda = on.download(&out.term_lambda, p * d)?;
+        let linear_omega = on.download(&out.linear_omega, r)?;
+        let linear_lambda = on.download(&out.linear_lambda, r)?;
+        self.record_backward_download(watch);
+        Ok((0..k)
+            .map(|j| {
+                let points = at.point_start[j] as usize * d..at.point_start[j + 1] as usize * d;
+                let rows = at.linear_start[j] as usize..at.linear_start[j + 1] as usize;
+                backward_state(state[j], &bars[j * n..(j + 1) * n])?;
+                Ok(RowGradient {
+                    omega: at.omega[j * n..(j + 1) * n].to_vec(),
+                    lambda: lambda[j * n..(j + 1) * n].to_vec(),
+                    term_omega: term_omega[points.clone()].to_vec(),
+                    term_lambda: term_lambda[points].to_vec(),
+                    linear_omega: linear_omega[rows.clone()].to_vec(),
+                    linear_lambda: linear_lambda[rows].to_vec(),
+                })
+            })
+            .collect())
+    }
+
+    /// Launches `tessera_ift_backward` on the batch `on` at the solutions
+    /// `at.omega` for the upstream gradients `bar` (`[K, N]`, on the
+    /// device) and waits for it; its outputs stay on the device. `watch`
+    /// started with the call: the copies and the kernel are recorded.
+    pub(super) fn launch_backward(
+        &self,
+        mode: HessianMode,
+        on: &mut Uploaded,
+        at: &Solutions<'_>,
+        bar: &CudaSlice<f64>,
+        watch: &mut Stopwatch,
+    ) -> Result<BackwardOutputs, GpuError> {
+        let (n, d) = (self.shape.n_basis, self.shape.n_terms);
+        let k = at.point_start.len() - 1;
+        let (p, r) = (at.point_start[k] as usize, at.linear_start[k] as usize);
         let exact = i32::from(mode == HessianMode::Exact);
-        let (mut lambda, mut state) = (on.zeros(k * n)?, on.zeros(k)?);
-        let (mut term_omega, mut term_lambda) = (on.zeros(p * d)?, on.zeros(p * d)?);
-        let (mut linear_omega, mut linear_lambda) = (on.zeros(r)?, on.zeros(r)?);
+        let mut out = BackwardOutputs {
+            lambda: on.zeros(k * n)?,
+            state: on.zeros(k)?,
+            term_omega: on.zeros(p * d)?,
+            term_lambda: on.zeros(p * d)?,
+            linear_omega: on.zeros(r)?,
+            linear_lambda: on.zeros(r)?,
+        };
         let mut launch = self.stream.launch_builder(&self.backward);
         on.inputs.push(&mut launch);
         launch
             .arg(&on.omega)
-            .arg(&bar)
+            .arg(bar)
             .arg(&exact)
-            .arg(&mut lambda)
-            .arg(&mut term_omega)
-            .arg(&mut term_lambda)
-            .arg(&mut linear_omega)
-            .arg(&mut linear_lambda)
-            .arg(&mut state);
+            .arg(&mut out.lambda)
+            .arg(&mut out.term_omega)
+            .arg(&mut out.term_lambda)
+            .arg(&mut out.linear_omega)
+            .arg(&mut out.linear_lambda)
+            .arg(&mut out.state);
         on.scratch.push(&mut launch);
         self.synchronize()?;
         let upload_s = watch.lap();
@@ -749,69 +802,112 @@ impl GpuLm {
             .map_err(driver("launching the backward pass"))?;
         self.synchronize()?;
         let kernel_s = watch.lap();
-        let lambda = on.download(&lambda, k * n)?;
-        let state = on.download(&state, k)?;
-        let term_omega = on.download(&term_omega, p * d)?;
-        let term_lambda = on.download(&term_lambda, p * d)?;
-        let linear_omega = on.download(&linear_omega, r)?;
-        let linear_lambda = on.download(&linear_lambda, r)?;
+        self.record(
+            |t| &mut t.backward,
+            GpuTimes {
+                upload_s,
+                kernel_s,
+                ..GpuTimes::default()
+            },
+        );
+        Ok(out)
+    }
+
+    /// Ends a backward call's times: one call, whose copies back took the
+    /// time since `watch`'s last lap.
+    pub(super) fn record_backward_download(&self, mut watch: Stopwatch) {
         self.record(
             |t| &mut t.backward,
             GpuTimes {
                 calls: 1,
-                upload_s,
-                kernel_s,
                 download_s: watch.lap(),
                 ..GpuTimes::default()
             },
         );
-        Ok((0..k)
-            .map(|j| {
-                let points = at.point_start[j] as usize * d..at.point_start[j + 1] as usize * d;
-                let rows = at.linear_start[j] as usize..at.linear_start[j + 1] as usize;
-                let bar_finite = bars[j * n..(j + 1) * n].iter().all(|x| x.is_finite());
-                match state[j] {
-                    0.0 if bar_finite => Ok(RowGradient {
-                        omega: at.omega[j * n..(j + 1) * n].to_vec(),
-                        lambda: lambda[j * n..(j + 1) * n].to_vec(),
-                        term_omega: term_omega[points.clone()].to_vec(),
-                        term_lambda: term_lambda[points].to_vec(),
-                        linear_omega: linear_omega[rows.clone()].to_vec(),
-                        linear_lambda: linear_lambda[rows].to_vec(),
-                    }),
-                    2.0 if bar_finite => Err(ConstraintError::Singular {
-                        what: "IFT Hessian",
-                    }),
-                    _ => Err(ConstraintError::NonFinite {
-                        what: "expert problem, ω* or ω̄ for the backward pass",
-                    }),
-                }
-            })
-            .collect())
+    }
+}
+
+/// What `tessera_ift_backward` leaves on the device: `λ` `[K, N]`, each
+/// problem's state `[K]`, and the coefficients of `ω*` and `λ` in the term
+/// rows' (`[P, d]`) and the linear rows' (`[R]`) gradients.
+pub(super) struct BackwardOutputs {
+    pub(super) lambda: CudaSlice<f64>,
+    pub(super) state: CudaSlice<f64>,
+    pub(super) term_omega: CudaSlice<f64>,
+    pub(super) term_lambda: CudaSlice<f64>,
+    pub(super) linear_omega: CudaSlice<f64>,
+    pub(super) linear_lambda: CudaSlice<f64>,
+}
+
+/// A problem's outcome from the backward kernel's `state` and its upstream
+/// gradient `bar`, as the CPU reports it: `Ok` when done, else non-finite
+/// data, ω* or ω̄ ([`ConstraintError::NonFinite`]), or a λ that is not
+/// finite although ω̄ is ([`ConstraintError::Singular`]).
+pub(super) fn backward_state(state: f64, bar: &[f64]) -> Result<(), ConstraintError> {
+    let bar_finite = bar.iter().all(|x| x.is_finite());
+    match state {
+        0.0 if bar_finite => Ok(()),
+        2.0 if bar_finite => Err(ConstraintError::Singular {
+            what: "IFT Hessian",
+        }),
+        _ => Err(ConstraintError::NonFinite {
+            what: "expert problem, ω* or ω̄ for the backward pass",
+        }),
     }
 }
 
 /// Where a batch's problems start and the weights they are differentiated at.
-struct Solutions<'a> {
-    point_start: &'a [i64],
-    linear_start: &'a [i64],
+pub(super) struct Solutions<'a> {
+    pub(super) point_start: &'a [i64],
+    pub(super) linear_start: &'a [i64],
     /// `[K, N]`, as on the device.
-    omega: &'a [f64],
+    pub(super) omega: &'a [f64],
 }
 
 /// A batch solved by [`GpuLm::solve_kept`], left on the device: its problems
 /// as uploaded and its solutions in place, for [`GpuLm::differentiate_solved`].
 pub struct SolvedBatch {
-    shape: KernelShape,
-    point_start: Vec<i64>,
-    linear_start: Vec<i64>,
+    pub(super) shape: KernelShape,
+    pub(super) point_start: Vec<i64>,
+    pub(super) linear_start: Vec<i64>,
     /// The solutions `[K, N]`, as read back after the solve.
-    omega: Vec<f64>,
+    pub(super) omega: Vec<f64>,
+    /// The fields the term rows were gathered from, when they were.
+    pub(super) fields: Option<KeptFields>,
     /// Behind a lock: a backward pass writes the batch's scratch.
-    on: Mutex<Uploaded>,
+    pub(super) on: Mutex<Uploaded>,
+}
+
+/// The fields `[samples, grid points, N]` a batch's term rows were gathered
+/// from, kept on the device with it: what the passes over the whole grid
+/// (`tiles.cu`) read.
+pub(super) struct KeptFields {
+    pub(super) values: CudaSlice<f64>,
+    pub(super) samples: usize,
+    pub(super) n_grid: usize,
 }
 
 impl SolvedBatch {
+    /// The batch as the solve left it on the device, and its solutions:
+    /// locked, since a backward pass writes the batch's scratch (which it
+    /// rewrites before reading, so a poisoned lock leaves nothing stale).
+    pub(super) fn lock(&self) -> (MutexGuard<'_, Uploaded>, Solutions<'_>) {
+        let on = self.on.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = Solutions {
+            point_start: &self.point_start,
+            linear_start: &self.linear_start,
+            omega: &self.omega,
+        };
+        (on, at)
+    }
+
+    /// Whether the batch's term rows were gathered on the device from
+    /// fields it kept ([`GpuLm::solve_kept_gathered`]): the batches
+    /// [`GpuLm::assemble`] and [`GpuLm::pull_back`] take.
+    pub fn kept_fields(&self) -> bool {
+        self.fields.is_some()
+    }
+
     /// Number of problems.
     pub fn len(&self) -> usize {
         self.point_start.len() - 1
@@ -828,6 +924,7 @@ impl std::fmt::Debug for SolvedBatch {
         f.debug_struct("SolvedBatch")
             .field("shape", &self.shape)
             .field("problems", &self.len())
+            .field("kept_fields", &self.kept_fields())
             .finish()
     }
 }

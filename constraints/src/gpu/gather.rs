@@ -158,7 +158,7 @@ impl<'a> RowGather<'a> {
 
 /// `Ok` if the gather kernels' 32-bit column indices reach every column of
 /// `rows`.
-fn check_columns(rows: &SparseRows) -> Result<(), GpuError> {
+pub(super) fn check_columns(rows: &SparseRows) -> Result<(), GpuError> {
     match i32::try_from(rows.n_columns()) {
         Ok(_) => Ok(()),
         Err(_) => Err(GpuError::Unsupported(format!(
@@ -178,9 +178,9 @@ fn device_indices(rows: &SparseRows) -> (Vec<i64>, Vec<i32>) {
 
 /// Sparse rows copied to the device, for the gather kernels.
 pub(super) struct DeviceRows {
-    starts: CudaSlice<i64>,
-    columns: CudaSlice<i32>,
-    weights: CudaSlice<f64>,
+    pub(super) starts: CudaSlice<i64>,
+    pub(super) columns: CudaSlice<i32>,
+    pub(super) weights: CudaSlice<f64>,
     len: usize,
     n_columns: usize,
 }

@@ -4,8 +4,8 @@
 //! per-point arrays and its shared weights are sized at compile time, so the
 //! compiler keeps them in registers), the PDE's residual as
 //! [`crate::expr::cuda::emit`] writes it, and `lm.cu` (followed by `gather.cu`,
-//! which builds term rows on the device, and `field.cu`, the PDE loss of whole
-//! fields). A batch's problems are concatenated
+//! which builds term rows on the device, `field.cu`, the PDE loss of whole
+//! fields, and `tiles.cu`, the mixture's passes over the whole grid). A batch's problems are concatenated
 //! into flat arrays with start offsets ([`Batch`]), so problems with different
 //! numbers of points or linear rows share one launch.
 
@@ -47,6 +47,20 @@ pub const FIELD_FUNCTIONS: [&str; 3] = [
     "tessera_field_residual",
     "tessera_segment_squares",
     "tessera_field_cotangent",
+];
+
+/// A mixture's passes over the whole grid for a batch whose term rows were
+/// gathered on the device (the assembly of `u`, the experts' `ω̄`, the
+/// pull-back to the fields); part of every solver's source.
+pub const TILES_SOURCE: &str = include_str!("tiles.cu");
+
+/// The entry points of [`TILES_SOURCE`]: `u`, the partial sums of `ω̄` and
+/// their total, the pull-back.
+pub const TILES_FUNCTIONS: [&str; 4] = [
+    "tessera_assemble",
+    "tessera_omega_bar_parts",
+    "tessera_omega_bar_sum",
+    "tessera_pull_back",
 ];
 
 /// The largest basis the kernel takes: its weight vectors live in static shared
@@ -112,7 +126,7 @@ pub fn lm_source(residual: &str, name: &str, shape: KernelShape) -> Result<Strin
     Ok(format!(
         "#define TESSERA_N {}\n#define TESSERA_D {}\n#define TESSERA_M {}\n#define TESSERA_C {}\n\
          #define TESSERA_THREADS {THREADS}\n{residual}\n#define TESSERA_RESIDUAL {function}\n{LM_SOURCE}\n\
-         {GATHER_SOURCE}\n{FIELD_SOURCE}",
+         {GATHER_SOURCE}\n{FIELD_SOURCE}\n{TILES_SOURCE}",
         shape.n_basis, shape.n_terms, shape.n_equations, shape.n_coordinates,
     ))
 }

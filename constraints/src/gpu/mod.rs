@@ -19,6 +19,10 @@
 //!   never built on the host nor copied up;
 //! - [`field`]: the PDE loss of whole fields ([`GpuFieldResidual`]), with
 //!   the same residual, so a training step's losses run there too;
+//! - [`tiles`]: for a batch gathered from fields it kept, the layer's
+//!   passes over the whole grid — the assembly of `u`, the experts' `ω̄`
+//!   and the pull-back to the fields ([`GpuLm::assemble`],
+//!   [`GpuLm::pull_back`]);
 //! - [`times`]: where a solver's calls spend their time (packing, copies,
 //!   kernels), for reports.
 //!
@@ -34,6 +38,7 @@ pub mod gather;
 pub mod kernel;
 pub mod nvrtc;
 pub mod ptxas;
+pub mod tiles;
 pub mod times;
 
 pub use device::{Gpu, GpuLm, SolvedBatch, architecture_for, driver_loads_ptx_of, driver_version};
@@ -51,4 +56,5 @@ pub use error::GpuError;
 pub use field::{FieldLoss, GpuFieldResidual, segment_scales};
 pub use gather::{GatheredProblem, RowGather};
 pub use kernel::{Batch, BatchProblem, KernelShape, MAX_BASIS, THREADS};
+pub use tiles::{DeviceTiles, PullBackRows, Tiles};
 pub use times::{GpuTimes, SolveTimes};

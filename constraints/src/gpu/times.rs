@@ -19,7 +19,8 @@ pub struct GpuTimes {
     pub pack_s: f64,
     /// Copies to the device and allocations there, and for problems whose
     /// term rows are gathered on the device ([`super::RowGather`]) the
-    /// gather kernel that builds them.
+    /// gather kernel that builds them, and in their backward pass the
+    /// kernels that sum the experts' `ω̄` ([`super::GpuLm::pull_back`]).
     pub upload_s: f64,
     /// The kernel, from its launch to its end.
     pub kernel_s: f64,

@@ -5,13 +5,14 @@
 #![allow(dead_code)]
 
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use num_dual::DualNum;
 use tessera_constraints::expr::{Origin, Scope, Tape, compile, cuda};
 use tessera_constraints::gpu::{Gpu, GpuError, KernelShape};
 use tessera_constraints::{ConstraintError, ExpertProblem, LinearRow, Pde, Term};
-use tessera_meshes::Grid;
+use tessera_meshes::{FdScheme, FiniteDifference, Grid, Identity, LinearOperator};
 
 use super::{Parts, quadratic_parts, rng, sorption_parts, uniform};
 
@@ -231,6 +232,17 @@ pub fn curved(n_basis: usize) -> Case {
         cuda,
         problems,
     }
+}
+
+/// The diffusion–sorption case's four terms (`u`, `u_t`, `u_xx`, `u_x`) on
+/// `grid`, as stencils.
+pub fn sorption_stencils(grid: &Grid) -> Vec<Arc<dyn LinearOperator>> {
+    vec![
+        Arc::new(Identity::new(grid.shape())),
+        Arc::new(FiniteDifference::first(grid, 0, FdScheme::Reference).unwrap()),
+        Arc::new(FiniteDifference::second(grid, 1, FdScheme::Reference).unwrap()),
+        Arc::new(FiniteDifference::first(grid, 1, FdScheme::Reference).unwrap()),
+    ]
 }
 
 /// Little-endian bytes of doubles, for the host drivers' input files.

@@ -5,6 +5,8 @@
 #[cfg(feature = "cuda")]
 pub mod gpu;
 pub mod pdes;
+#[cfg(feature = "cuda")]
+pub mod tiles;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

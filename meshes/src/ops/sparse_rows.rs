@@ -63,29 +63,47 @@ impl SparseRows {
         point: usize,
         scale: f64,
     ) -> Result<(), MeshError> {
-        let n_points = operator.shape().len();
-        if n_points != self.n_columns {
-            return Err(MeshError::ShapeMismatch {
-                what: "number of grid points of a sparse row's operator",
-                expected: vec![self.n_columns],
-                got: vec![n_points],
-            });
-        }
-        if point >= n_points {
-            return Err(MeshError::PointOutOfRange { point, n_points });
-        }
-        if !scale.is_finite() {
-            return Err(MeshError::InvalidValue {
-                what: "sparse row scale",
-                value: scale,
-                reason: "must be finite",
-            });
-        }
+        self.push_sum(&[(operator, scale)], point)
+    }
+
+    /// Appends one row: `Σ_i scale_i` × row `point` of `operator_i` over
+    /// `parts`, merged as [`SparseRows::push_row`] merges one operator's row.
+    /// Why: a linear row of a PDE (a boundary condition on `u` and `u_x`,
+    /// say) is such a combination at one point, and its adjoint is then one
+    /// sparse row rather than one per term.
+    ///
+    /// Errors, leaving the matrix as it was: those of
+    /// [`SparseRows::push_row`] for any part.
+    pub fn push_sum(
+        &mut self,
+        parts: &[(&dyn LinearOperator, f64)],
+        point: usize,
+    ) -> Result<(), MeshError> {
         let mut row = Vec::new();
-        if !operator.add_row_at(point, scale, &mut row) {
-            return Err(MeshError::NotLocal {
-                what: "operator of a sparse row",
-            });
+        for &(operator, scale) in parts {
+            let n_points = operator.shape().len();
+            if n_points != self.n_columns {
+                return Err(MeshError::ShapeMismatch {
+                    what: "number of grid points of a sparse row's operator",
+                    expected: vec![self.n_columns],
+                    got: vec![n_points],
+                });
+            }
+            if point >= n_points {
+                return Err(MeshError::PointOutOfRange { point, n_points });
+            }
+            if !scale.is_finite() {
+                return Err(MeshError::InvalidValue {
+                    what: "sparse row scale",
+                    value: scale,
+                    reason: "must be finite",
+                });
+            }
+            if !operator.add_row_at(point, scale, &mut row) {
+                return Err(MeshError::NotLocal {
+                    what: "operator of a sparse row",
+                });
+            }
         }
         merge_row(&mut row);
         self.columns.extend(row.iter().map(|&(c, _)| c));
@@ -255,7 +273,7 @@ mod tests {
     use crate::ops::identity::Identity;
     use crate::ops::scale::Scale;
     use crate::ops::spectral::FourierMultiplier;
-    use crate::{Grid, Shape};
+    use crate::{Axis, Grid, Shape};
 
     const CHANNELS: usize = 3;
     const TOLERANCE: f64 = 1e-13;
@@ -442,6 +460,67 @@ mod tests {
                 Err(MeshError::InvalidValue { .. })
             ));
         }
+        assert_eq!(rows, before);
+    }
+
+    #[test]
+    fn a_sum_row_applies_the_scaled_sum_of_its_parts() {
+        let shape = Shape::new(&[4, 6]);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let identity = Identity::new(&shape);
+        let dx =
+            FiniteDifference::first_with_spacing(&shape, 1, FdScheme::SecondOrder, 0.2).unwrap();
+        let dxx =
+            FiniteDifference::second_with_spacing(&shape, 1, FdScheme::Reference, 0.2).unwrap();
+        let parts: [(&dyn LinearOperator, f64); 3] = [(&identity, 0.5), (&dx, -1.5), (&dxx, 2.0)];
+        let field = random_field(shape.len() * CHANNELS, &mut rng);
+        // Corners and an interior point: one-sided and central stencils.
+        for point in [0, 5, 9, shape.len() - 1] {
+            let mut rows = SparseRows::new(shape.len());
+            rows.push_sum(&parts, point).unwrap();
+            let mut got = vec![f64::NAN; CHANNELS];
+            rows.apply(&field, CHANNELS, &mut got);
+            let mut expected = vec![0.0; CHANNELS];
+            for &(op, scale) in &parts {
+                let mut value = vec![f64::NAN; CHANNELS];
+                op.apply_at(&field, CHANNELS, &[point], &mut value, CHANNELS);
+                expected
+                    .iter_mut()
+                    .zip(&value)
+                    .for_each(|(e, v)| *e += scale * v);
+            }
+            for (g, e) in got.iter().zip(&expected) {
+                assert!(
+                    (g - e).abs() <= TOLERANCE * 100.0,
+                    "point {point}: {g:e} vs {e:e}"
+                );
+            }
+            let (columns, _) = rows.row(0);
+            assert!(
+                columns.windows(2).all(|w| w[0] < w[1]),
+                "one entry per column"
+            );
+        }
+        // A bad part leaves the matrix as it was, whichever part it is.
+        let mut rows = SparseRows::new(shape.len());
+        rows.push_sum(&parts, 3).unwrap();
+        let before = rows.clone();
+        let periodic = Grid::new(vec![
+            Axis::linspace("t", 0.0, 1.0, 4).unwrap(),
+            Axis::periodic("x", 0.0, 1.0, 6).unwrap(),
+        ])
+        .unwrap();
+        let spectral = FourierMultiplier::derivative(&periodic, 1, 1).unwrap();
+        let bad: [(&dyn LinearOperator, f64); 2] = [(&dx, 1.0), (&spectral, 1.0)];
+        assert!(matches!(
+            rows.push_sum(&bad, 3),
+            Err(MeshError::NotLocal { .. })
+        ));
+        let bad: [(&dyn LinearOperator, f64); 2] = [(&dx, 1.0), (&identity, f64::NAN)];
+        assert!(matches!(
+            rows.push_sum(&bad, 3),
+            Err(MeshError::InvalidValue { .. })
+        ));
         assert_eq!(rows, before);
     }
 
