@@ -108,6 +108,10 @@ pub struct ConstraintLayer<P: Pde> {
     /// can (the default), or receives them built on the host.
     #[cfg(feature = "cuda")]
     gpu_gathers_rows: bool,
+    /// Whether, on the gathered path, the assembly of `u`, the experts' `ω̄`
+    /// and the pull-back run on the GPU (the default), or on the host.
+    #[cfg(feature = "cuda")]
+    gpu_grid_passes: bool,
     /// The tiles and the residual's adjoint on the attached GPU, for the
     /// passes over the whole grid there; `None` inside where a residual term
     /// is not local. Built at the first gathered forward pass.
@@ -297,6 +301,8 @@ impl<P: Pde> ConstraintLayer<P> {
             #[cfg(feature = "cuda")]
             gpu_gathers_rows: true,
             #[cfg(feature = "cuda")]
+            gpu_grid_passes: true,
+            #[cfg(feature = "cuda")]
             gpu_tiles: std::sync::OnceLock::new(),
         })
     }
@@ -385,6 +391,16 @@ impl<P: Pde> ConstraintLayer<P> {
     #[cfg(feature = "cuda")]
     pub fn with_term_rows_from_host(mut self) -> Self {
         self.gpu_gathers_rows = false;
+        self
+    }
+
+    /// The layer with the assembly of `u`, the experts' `ω̄` and the
+    /// pull-back to the basis on the host even where its GPU gathers the
+    /// term rows: for benchmarks that measure what running them on the
+    /// device gains (the bus against the host's passes over the basis).
+    #[cfg(feature = "cuda")]
+    pub fn with_grid_passes_on_host(mut self) -> Self {
+        self.gpu_grid_passes = false;
         self
     }
 
@@ -623,11 +639,15 @@ impl<P: Pde> ConstraintLayer<P> {
         let (solutions, kept) = gpu.solve_kept_gathered(&self.config.lm, &problems, &gather)?;
         let u = match self.device_tiles(gpu)? {
             Some(tiles) => {
-                let offsets: Option<Vec<f64>> = prepared
-                    .iter()
-                    .map(|s| s.offset.as_deref())
-                    .collect::<Option<Vec<_>>>()
-                    .map(|o| o.concat());
+                // s₀, zero for a sample without one (as the host's assembly).
+                let g = self.grid.len();
+                let offsets: Option<Vec<f64>> =
+                    prepared.iter().any(|s| s.offset.is_some()).then(|| {
+                        prepared
+                            .iter()
+                            .flat_map(|s| s.offset.clone().unwrap_or_else(|| vec![0.0; g]))
+                            .collect()
+                    });
                 Some(gpu.assemble(&kept, tiles, offsets.as_deref())?)
             }
             None => None,
@@ -642,12 +662,16 @@ impl<P: Pde> ConstraintLayer<P> {
 
     /// The attached GPU's copy of the tiles and of the residual's terms at
     /// every grid point ([`tessera_constraints::gpu::GpuLm::tiles`]), made
-    /// at the first call; `None` where a residual term is not local.
+    /// at the first call; `None` where a residual term is not local, or the
+    /// passes run on the host ([`ConstraintLayer::with_grid_passes_on_host`]).
     #[cfg(feature = "cuda")]
     fn device_tiles(
         &self,
         gpu: &tessera_constraints::gpu::GpuLm,
     ) -> Result<Option<&tessera_constraints::gpu::DeviceTiles>, ExpertsError> {
+        if !self.gpu_grid_passes {
+            return Ok(None);
+        }
         if let Some(tiles) = self.gpu_tiles.get() {
             return Ok(tiles.as_ref());
         }

@@ -77,15 +77,18 @@ pub fn placement(model: &tessera_solver::Model) -> (&'static str, &'static str) 
     (solves, pde_loss)
 }
 
-/// Where a GPU layer's problems get their term rows ([`attach`]): built on
-/// the device from the basis where every term is a stencil (the default, as
-/// in training), or built on the host and copied up, so that a benchmark can
-/// compare the two on the same problems.
+/// How much of a GPU layer's work runs on the device ([`attach`]), so that
+/// a benchmark can compare the paths on the same problems: the default (as
+/// in training) builds the problems' term rows there from the basis where
+/// every term is a stencil, and then assembles `u` and pulls the gradients
+/// back there too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TermRows {
-    /// On the device, from the basis.
+    /// Term rows gathered on the device, `u` and the pull-back there.
     Gathered,
-    /// On the host.
+    /// Term rows gathered on the device, `u` and the pull-back on the host.
+    GatheredPassesOnHost,
+    /// Term rows built on the host (and `u` and the pull-back there).
     FromHost,
 }
 
@@ -133,6 +136,7 @@ fn on_gpu(
     let layer = layer.with_gpu(std::sync::Arc::new(solver));
     Ok(match rows {
         TermRows::Gathered => layer,
+        TermRows::GatheredPassesOnHost => layer.with_grid_passes_on_host(),
         TermRows::FromHost => layer.with_term_rows_from_host(),
     })
 }

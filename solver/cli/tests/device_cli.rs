@@ -245,3 +245,36 @@ fn devices_checks_a_gpu_or_says_why_not() {
     assert_eq!(check["pde_loss"], "gpu", "{check}");
     assert!(check["max_rel_diff"].as_f64().unwrap() <= 1e-8, "{check}");
 }
+
+/// On a GPU, the constraint benchmark reports the CPU layer and three GPU
+/// layers on the same problems: everything on the device, `u` and the
+/// pull-back on the host, and the term rows built on the host too; the
+/// GPU layers' problems converge as the CPU's. Without one, it says why.
+#[test]
+fn the_constraint_benchmark_on_a_gpu_times_each_path_or_says_why_not() {
+    let (ok, out, err) = bench_output(&["--device", "cuda", "--json"]);
+    if !ok {
+        assert!(err.contains(no_gpu()), "{err}");
+        println!("skipped the GPU benchmark: {}", no_gpu());
+        return;
+    }
+    let reports: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["pde"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "diffusion-sorption",
+            "custom (TOML, GPU solves)",
+            "custom (TOML, GPU solves, u and pull-back on the host)",
+            "custom (TOML, GPU solves, term rows from the host)",
+        ]
+    );
+    for report in reports.as_array().unwrap() {
+        assert_eq!(report["converged"], true, "{report}");
+    }
+}

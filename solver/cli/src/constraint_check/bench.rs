@@ -111,10 +111,11 @@ pub fn bench_constraint(config: &BenchConfig) -> Result<BenchReport, ToolError> 
 /// both alike. With `device` a GPU, the TOML layer's solves
 /// (Levenberg–Marquardt forward, implicit-function-theorem backward) run
 /// there: the reports then compare the CPU's solves with the GPU's on the
-/// same problems (the pull-back to the basis stays on the CPU for both), and
-/// a third report times the GPU layer again with its problems' term rows
-/// built on the host instead of on the device ([`TermRows`]), on its own
-/// after the first two, so that its peak device memory is its own.
+/// same problems (with the GPU's assembly of `u` and pull-back to the basis
+/// where its term rows are gathered there), and two more reports time the
+/// GPU layer again, each on its own after the first two so that its peak
+/// device memory is its own: with `u` and the pull-back on the host, then
+/// with its problems' term rows built on the host too ([`TermRows`]).
 ///
 /// Errors: as [`bench_constraint`], a built-in configuration no definition
 /// restates, and what [`crate::device::attach`] refuses.
@@ -146,9 +147,20 @@ pub fn bench_constraint_side_by_side(
     // layer's peak is measured.
     drop(layers);
     if !device.is_cpu() {
-        let name = "custom (TOML, GPU solves, term rows from the host)";
-        let mut layer = [on_device(name, TermRows::FromHost)?];
-        reports.push(timed_on_gpu(device, &mut layer, config.runs)?);
+        let variants = [
+            (
+                "custom (TOML, GPU solves, u and pull-back on the host)",
+                TermRows::GatheredPassesOnHost,
+            ),
+            (
+                "custom (TOML, GPU solves, term rows from the host)",
+                TermRows::FromHost,
+            ),
+        ];
+        for (name, rows) in variants {
+            let mut layer = [on_device(name, rows)?];
+            reports.push(timed_on_gpu(device, &mut layer, config.runs)?);
+        }
     }
     Ok(reports.into_iter().flatten().collect())
 }
