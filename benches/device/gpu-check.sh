@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
 # The GPU checks in one call, for a lent GPU machine (no Rust toolchain there):
 # `tessera devices` (what tessera sees, and its preflight check of the
-# quickstart's model on the GPU against the CPU), the GPU test binaries (the constraint kernels and the PDE loss; the constraint layer on the GPU,
-# its assembly of u and pull-back included, against the CPU layer; the FNO backbone on the GPU,
-# float64 and float32, against the CPU backbone, and 20 training steps, Adam
-# on the GPU, against the CPU's; the optimiser's kernels against the host
-# optimiser; the NCCL communicator as a world of one rank), the
-# whole-model gradient check on the GPU, the constraint-layer benchmark with the
-# forward solves on the GPU against the CPU on the same problems, at the
+# quickstart's model on the GPU against the CPU), the GPU test binaries (the
+# constraint kernels and the PDE loss; the constraint layer on the GPU, its
+# assembly of u and pull-back included, against the CPU layer; the FNO
+# backbone on the GPU, float64 and float32, against the CPU backbone, and 20
+# training steps, Adam on the GPU, against the CPU's; the optimiser's kernels
+# against the host optimiser; the NCCL communicator as a world of one rank),
+# the whole-model gradient check on the GPU, the constraint-layer benchmark
+# with the solves on the GPU against the CPU on the same problems, at the
 # paper's diffusion–sorption scale (4 × 20 000 points, N = 16, batch 1 and 6)
 # and Navier–Stokes scale (4 × 20 000 points, N = 64, 64³, batch 4), and the
 # paper-scale training steps on the GPU (diffusion–sorption batch 6, float64
 # and float32 backbone, side by side with the CPU; Navier–Stokes batch 4).
-# Writes one JSON
-# report and the logs under $OUT (default ./gpu-check-out).
+# Writes one JSON report and the logs under $OUT (default ./gpu-check-out).
 #
 # Build here, on an x86-64 machine with the toolchain, then carry BIN:
 #   cargo build --release -p tessera --features cuda
 #   cargo test --release --workspace --features tessera/cuda,tessera-experts/nccl --test gpu_device --test gpu_field --test gpu_pull_back --test gpu_backbone --test gpu_optimiser --test nccl --no-run
 #   mkdir -p .device && cp target/release/tessera .device/ &&
 #     for t in gpu_device gpu_field gpu_pull_back gpu_backbone gpu_optimiser nccl; do
-#       cp "$(ls -t target/release/deps/$t-* | grep -v '\.d$' | head -1)" .device/$t; done
+#       cp "$(ls -t target/release/deps/$t-* | grep -v '\.d$' | head -1)" .device/$t; done &&
+#     strip .device/*
 #   benches/device/gpu-check.sh .device
+# (Stripped, the binaries are about 48 MiB, inside what the device tool
+# carries with the source tree, 64 MiB; unstripped they are about 60.)
 set -uo pipefail
 BIN="${1:-.device}"
 OUT="${OUT:-gpu-check-out}"

@@ -26,7 +26,7 @@ use tessera_constraints::{
     Term,
 };
 use tessera_experts::terms::residual_rows;
-use tessera_experts::{ConstraintLayer, LayerConfig};
+use tessera_experts::{ConstraintLayer, LayerConfig, RowScope};
 use tessera_meshes::Grid;
 
 /// Diffusion–sorption's terms and linear rows (the Robin condition's rows
@@ -60,11 +60,13 @@ fn values(rng: &mut ChaCha8Rng, len: usize, lo: f64, hi: f64) -> Vec<f64> {
 }
 
 /// The CPU layer's forward and backward pass against the kernels run on
-/// what the GPU layer would upload for the same forward pass.
-fn check<P: Pde>(pde: P, grid: Grid, split: &[usize], ic_len: usize, seed: u64) {
+/// what the GPU layer would upload for the same forward pass, each expert
+/// given the linear rows `scope` says.
+fn check<P: Pde>(pde: P, grid: Grid, split: &[usize], ic_len: usize, scope: RowScope, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let pde = Arc::new(pde);
     let mut config = LayerConfig::new(split, 9);
+    config.row_scope = scope;
     config.lm = LevenbergMarquardt::default()
         .with_initial(InitialGuess::Ones)
         .unwrap();
@@ -174,12 +176,15 @@ fn linear_rows_pull_back_as_on_the_cpu_whether_their_terms_are_residual_ones_or_
     // The Robin condition's rows read u_x: a residual term of the first
     // PDE, only a linear-row term of the second.
     let grid = || Grid::uniform_tx(6, 10, 1.0).unwrap();
-    check(SorptionLike, grid(), &[2, 2], 10, 1);
-    let outside = Sorption {
+    check(SorptionLike, grid(), &[2, 2], 10, RowScope::Global, 1);
+    let outside = || Sorption {
         residual: SorptionLike,
         n_residual: 3,
     };
-    check(outside, grid(), &[1, 3], 10, 3);
+    check(outside(), grid(), &[1, 3], 10, RowScope::Global, 3);
+    // Each expert with only the rows in its tile: lists of different
+    // lengths, IC rows for some experts and boundary rows for all.
+    check(outside(), grid(), &[2, 2], 10, RowScope::Local, 4);
 }
 
 #[test]
@@ -188,13 +193,8 @@ fn a_solution_map_and_offsets_assemble_and_pull_back_as_on_the_cpu() {
         nu: 0.01,
         with_solution_map: true,
     };
-    check(
-        pde,
-        Grid::uniform_txy(4, 5, 6, 1.0).unwrap(),
-        &[1, 1, 2],
-        30,
-        2,
-    );
+    let grid = Grid::uniform_txy(4, 5, 6, 1.0).unwrap();
+    check(pde, grid, &[1, 1, 2], 30, RowScope::Global, 2);
 }
 
 #[test]
