@@ -412,7 +412,7 @@ impl<P: Pde> ConstraintLayer<P> {
         self.gpu.as_ref()
     }
 
-    /// Whether this layer's solves run on a GPU ([`ConstraintLayer::with_gpu`]),
+    /// Whether this layer's solves run on a GPU (`ConstraintLayer::with_gpu`, feature `cuda`),
     /// for reports that say where the time went.
     pub fn solves_on_gpu(&self) -> bool {
         #[cfg(feature = "cuda")]
@@ -774,7 +774,7 @@ impl<P: Pde> ConstraintLayer<P> {
     /// `forward` was computed from (`[batch, grid points, N]`): the forward pass
     /// keeps no copy of it (on a GPU that gathered the problems' rows, the
     /// pass runs there from the fields the forward pass left on the device,
-    /// and `basis` is only checked for its length: [`ConstraintLayer::with_gpu`]).
+    /// and `basis` is only checked for its length: `ConstraintLayer::with_gpu`).
     ///
     /// Errors: a wrong `basis` or `u_bar` length, NaN/Inf in `u_bar`, or an expert
     /// whose forward solve stopped with [`StopReason::NonFinite`] or

@@ -4,9 +4,10 @@
 //! PDE's TOML definition (a built-in PDE's restating definition, see
 //! [`solved_pde`]), and the PDE loss, with the same kernels
 //! (`PhysicsLoss::on_gpu`; for the soft method, whose model has no solves,
-//! [`soft_pde`] and [`SolveDevice::for_loss`]). The assembly of `u`, the other losses and
-//! the pull-back to the basis stay on the host. Without the feature, a GPU
-//! is a typed error.
+//! [`soft_pde`] and [`SolveDevice::for_loss`]). Where the layer gathers its
+//! term rows there, the assembly of `u` and the pull-back to the basis run
+//! there too (`ConstraintLayer::with_gpu`); the other losses stay on the
+//! host. Without the feature, a GPU is a typed error.
 
 use std::sync::Arc;
 

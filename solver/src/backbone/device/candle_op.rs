@@ -1,5 +1,5 @@
 //! The FNO on a device as one candle op, in place of the CPU's fused op: the
-//! graph and the optimiser stay on the host, the network's passes run on the
+//! graph stays on the host, the network's passes run on the
 //! device ([`NetworkOnDevice`]). A float32 backbone's tensors cross as f64
 //! and are rounded back; the device computes in float32. While the trainer
 //! has armed the backbone's [`GradientSlot`], the op is tied to the slot's
