@@ -908,13 +908,13 @@ impl<P: Pde> ConstraintLayer<P> {
         let Some((first, rest)) = forward.samples.split_first() else {
             return Ok(None);
         };
-        let layout = |s: &SavedSample| {
-            let rows = s.rows.iter().map(|r| (r.point, r.coeffs.clone()));
-            let experts = s.experts.iter().map(|e| e.rows.clone());
-            (rows.collect::<Vec<_>>(), experts.collect::<Vec<_>>())
+        let same_layout = |s: &SavedSample| {
+            let rows = s.rows.iter().map(|r| (r.point, &r.coeffs));
+            let experts = s.experts.iter().map(|e| &e.rows);
+            rows.eq(first.rows.iter().map(|r| (r.point, &r.coeffs)))
+                && experts.eq(first.experts.iter().map(|e| &e.rows))
         };
-        let expected = layout(first);
-        if rest.iter().any(|s| layout(s) != expected) {
+        if !rest.iter().all(same_layout) {
             return Ok(None);
         }
         let g = self.grid.len();

@@ -269,9 +269,15 @@ pub struct GpuLm {
 }
 
 /// The most blocks a grid-stride kernel (the gathers, the PDE loss's
-/// pointwise kernels) launches: its loop covers the rest, and more blocks
+/// pointwise kernels, the passes over the grid) launches: its loop covers the rest, and more blocks
 /// than the device can hold at once only add scheduling.
 pub(super) const MAX_STRIDED_BLOCKS: usize = 1 << 16;
+
+/// Blocks of a grid-stride launch over `total` items: at least one, at
+/// most [`MAX_STRIDED_BLOCKS`].
+pub(super) fn strided_blocks(total: usize) -> usize {
+    total.div_ceil(THREADS).clamp(1, MAX_STRIDED_BLOCKS)
+}
 
 /// `blocks` grid blocks (one per problem, for the solver and its backward
 /// pass), [`THREADS`] threads each.

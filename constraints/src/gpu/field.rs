@@ -17,9 +17,9 @@ use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, PushKernelArg};
 use tessera_meshes::SparseRows;
 
 use super::GpuError;
-use super::device::{MAX_STRIDED_BLOCKS, driver, launch_config, upload};
+use super::device::{driver, launch_config, strided_blocks, upload};
 use super::gather::DeviceRows;
-use super::kernel::{KernelShape, THREADS};
+use super::kernel::KernelShape;
 use crate::ConstraintError;
 
 /// Each sample's PDE loss and the loss's gradient in the fields, from
@@ -164,7 +164,7 @@ impl GpuFieldResidual {
         };
         let (mut values, mut grads) = (zeros(total * m)?, zeros(total * m * d)?);
         let (total_i, g_i) = (total as i64, g as i64);
-        let blocks = total.div_ceil(THREADS).clamp(1, MAX_STRIDED_BLOCKS);
+        let blocks = strided_blocks(total);
         let mut launch = s.launch_builder(&self.kernels[0]);
         launch
             .arg(&total_i)

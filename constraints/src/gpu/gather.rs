@@ -16,8 +16,8 @@ use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, PushKernelArg};
 use tessera_meshes::SparseRows;
 
 use super::GpuError;
-use super::device::{MAX_STRIDED_BLOCKS, driver, launch_config, upload};
-use super::kernel::{BatchProblem, THREADS};
+use super::device::{driver, launch_config, strided_blocks, upload};
+use super::kernel::BatchProblem;
 use crate::problem::{check_coordinates, check_parts, check_size};
 use crate::{ConstraintError, ProblemSize};
 
@@ -220,7 +220,7 @@ impl DeviceRows {
             .map_err(driver("allocating a gather's output"))?;
         let (samples, rows) = (samples as i64, self.len as i64);
         let field_len = (self.n_columns * n) as i64;
-        let blocks = total.div_ceil(THREADS).clamp(1, MAX_STRIDED_BLOCKS);
+        let blocks = strided_blocks(total);
         let mut launch = stream.launch_builder(function);
         launch
             .arg(&samples)

@@ -23,10 +23,10 @@ use cudarc::driver::{CudaSlice, PushKernelArg};
 use tessera_meshes::SparseRows;
 
 use super::device::{
-    BackwardOutputs, GpuLm, MAX_STRIDED_BLOCKS, backward_state, driver, launch_config, upload,
+    BackwardOutputs, GpuLm, KeptFields, Uploaded, backward_state, driver, launch_config,
+    strided_blocks, upload,
 };
 use super::gather::{DeviceRows, check_columns};
-use super::kernel::THREADS;
 use super::times::{GpuTimes, Stopwatch};
 use super::{GpuError, SolvedBatch};
 use crate::{ConstraintError, HessianMode};
@@ -265,7 +265,7 @@ impl PullBackRows {
 fn kept_fields<'a>(
     solved: &'a SolvedBatch,
     tiles: &DeviceTiles,
-) -> Result<&'a super::device::KeptFields, GpuError> {
+) -> Result<&'a KeptFields, GpuError> {
     let Some(fields) = &solved.fields else {
         return Err(GpuError::Unsupported(
             "a pass over the grid for a batch whose term rows were not gathered on the device"
@@ -284,11 +284,6 @@ fn kept_fields<'a>(
         )));
     }
     Ok(fields)
-}
-
-/// Blocks of a grid-stride launch over `total` items.
-fn strided_blocks(total: usize) -> usize {
-    total.div_ceil(THREADS).clamp(1, MAX_STRIDED_BLOCKS)
 }
 
 impl GpuLm {
@@ -432,7 +427,7 @@ impl GpuLm {
         let (mut on, at) = solved.lock();
         let problems = solved.len();
         let u_bar = upload(s, u_bar)?;
-        let bar = self.omega_bars(tiles, fields, &u_bar, problems)?;
+        let bar = self.omega_bars(&on, tiles, fields, &u_bar, problems)?;
         let sampled_start = upload(s, &sampled_start)?;
         let sampled = upload(s, &sampled)?;
         let linear = DeviceRows::upload(s, &linear)?;
@@ -517,18 +512,15 @@ impl GpuLm {
     /// the device (`[problems, N]`).
     fn omega_bars(
         &self,
+        on: &Uploaded,
         tiles: &DeviceTiles,
-        fields: &super::device::KeptFields,
+        fields: &KeptFields,
         u_bar: &CudaSlice<f64>,
         problems: usize,
     ) -> Result<CudaSlice<f64>, GpuError> {
         let (s, n) = (&self.stream, self.shape.n_basis);
-        let zeros = |len: usize| {
-            s.alloc_zeros::<f64>(len)
-                .map_err(driver("allocating the experts' ω̄"))
-        };
-        let mut parts = zeros(problems * OMEGA_BAR_CHUNKS * n)?;
-        let mut bar = zeros(problems * n)?;
+        let mut parts = on.zeros(problems * OMEGA_BAR_CHUNKS * n)?;
+        let mut bar = on.zeros(problems * n)?;
         let (g, experts) = (fields.n_grid as i64, tiles.host.n_experts() as i32);
         let chunks = OMEGA_BAR_CHUNKS as i32;
         let mut launch = s.launch_builder(&self.tiles[1]);
