@@ -13,7 +13,8 @@
 # and Navier–Stokes scale (4 × 20 000 points, N = 64, 64³, batch 4), and the
 # paper-scale training steps on the GPU (diffusion–sorption batch 6, float64
 # and float32 backbone, side by side with the CPU; Navier–Stokes batch 4).
-# Writes one JSON report and the logs under $OUT (default ./gpu-check-out).
+# Writes one JSON report and the logs under $OUT (default ./gpu-check-out);
+# on an H200 node it took 327 s (benches/README.md, "GPU").
 #
 # Build here, on an x86-64 machine with the toolchain, then carry BIN:
 #   cargo build --release -p tessera --features cuda
@@ -45,49 +46,60 @@ if [ -n "$nccl_lib" ]; then
     export LD_LIBRARY_PATH="$NCCL_LINK:$LD_LIBRARY_PATH"
 fi
 status=0
+# run NAME SECONDS CMD…: CMD's output to NAME (a test's stderr with it, a
+# command's to NAME.err), bounded by SECONDS so that one hang cannot take
+# the whole call; its wall time to times.txt.
+run() {
+    local name=$1 limit=$2 start=$SECONDS
+    shift 2
+    if [ "${name##*.}" = log ]; then
+        timeout "$limit" "$@" >"$OUT/$name" 2>&1 || status=1
+    else
+        timeout "$limit" "$@" >"$OUT/$name" 2>"$OUT/${name%.*}.err" || status=1
+    fi
+    echo "$name $((SECONDS - start))" >>"$OUT/times.txt"
+}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.txt" 2>&1
 # What tessera sees (driver, GPUs, NVRTC) and its preflight check: the
 # quickstart's model built on the GPU, its predictions against the CPU's.
-"$BIN/tessera" devices --json >"$OUT/devices.json" 2>"$OUT/devices.err" || status=1
-"$BIN/tessera" devices --device cuda --json >"$OUT/devices-check.json" 2>"$OUT/devices-check.err" || status=1
+run devices.json 60 "$BIN/tessera" devices --json
+run devices-check.json 120 "$BIN/tessera" devices --device cuda --json
 
-"$BIN/gpu_device" --nocapture --test-threads=1 >"$OUT/gpu_device.log" 2>&1 || status=1
+run gpu_device.log 150 "$BIN/gpu_device" --nocapture --test-threads=1
 # Only the PDE loss's, the layer's, the backbone's and the optimiser's tests
 # that need the GPU: the others compile the kernels for the host, which needs
 # a C++ compiler (CI runs them).
-"$BIN/gpu_field" --nocapture --test-threads=1 on_a_gpu >"$OUT/gpu_field.log" 2>&1 || status=1
-"$BIN/gpu_pull_back" --nocapture --test-threads=1 on_a_gpu >"$OUT/gpu_pull_back.log" 2>&1 || status=1
-"$BIN/gpu_backbone" --nocapture --test-threads=1 on_a_gpu >"$OUT/gpu_backbone.log" 2>&1 || status=1
-"$BIN/gpu_optimiser" --nocapture --test-threads=1 on_a_gpu >"$OUT/gpu_optimiser.log" 2>&1 || status=1
-"$BIN/nccl" --nocapture --test-threads=1 >"$OUT/nccl.log" 2>&1 || status=1
+for t in gpu_field gpu_pull_back gpu_backbone gpu_optimiser; do
+    run $t.log 150 "$BIN/$t" --nocapture --test-threads=1 on_a_gpu
+done
+run nccl.log 60 "$BIN/nccl" --nocapture --test-threads=1
 
-bench() { # NAME ARGS…: one side-by-side benchmark, its JSON kept as NAME.json
-    local name=$1
-    shift
-    "$BIN/tessera" bench constraint --device cuda --runs 5 --json "$@" >"$OUT/$name.json" 2>"$OUT/$name.err" || status=1
+bench() { # NAME SECONDS RUNS ARGS…: one side-by-side benchmark, its JSON kept as NAME.json
+    local name=$1 limit=$2 runs=$3
+    shift 3
+    run "$name.json" "$limit" "$BIN/tessera" bench constraint --device cuda --runs "$runs" --json "$@"
 }
-bench ds-batch1 --pde diffusion-sorption --batch 1
-bench ds-batch6 --pde diffusion-sorption --batch 6
-bench ns-batch4 --pde navier-stokes --basis 64 --batch 4
-
-# The whole model's gradient against finite differences with the model on the
-# GPU (backbone and experts' solves): the built-in diffusion–sorption, solved
-# through its restating definition, and Burgers, a TOML definition.
-gradcheck() { # NAME SCENARIO
-    timeout 240 "$BIN/tessera" gradcheck --scenario "$2" --device cuda --json >"$OUT/$1.json" 2>"$OUT/$1.err" || status=1
-}
-gradcheck gradcheck-ds scenarios/quickstart.toml
-gradcheck gradcheck-burgers scenarios/burgers-small.toml
+bench ds-batch1 60 5 --pde diffusion-sorption --batch 1
+bench ds-batch6 60 5 --pde diffusion-sorption --batch 6
+# Navier–Stokes at N = 64: five runs of the CPU layer and the three GPU
+# layers took over two minutes on an H200 node (16 cores); two runs each.
+bench ns-batch4 240 2 --pde navier-stokes --basis 64 --batch 4
 
 step() { # NAME ARGS…: one training-step benchmark, its JSON kept as NAME.json
     local name=$1
     shift
-    timeout 240 "$BIN/tessera" bench train-step --runs 5 --json "$@" >"$OUT/$name.json" 2>"$OUT/$name.err" || status=1
+    run "$name.json" 150 "$BIN/tessera" bench train-step --runs 5 --json "$@"
 }
 step ds-step-gpu --scenario scenarios/diffusion-sorption.toml --batch 6 --device cuda
 step ds-step-gpu-f32 --scenario scenarios/diffusion-sorption.toml --batch 6 --device cuda --set model.dtype=f32
 step ds-step-cpu --scenario scenarios/diffusion-sorption.toml --batch 6
 step ns-step-gpu --scenario scenarios/navier-stokes.toml --batch 4 --device cuda
+
+# The whole model's gradient against finite differences with the model on the
+# GPU (backbone and experts' solves): the built-in diffusion–sorption, solved
+# through its restating definition, and Burgers, a TOML definition.
+run gradcheck-ds.json 120 "$BIN/tessera" gradcheck --scenario scenarios/quickstart.toml --device cuda --json
+run gradcheck-burgers.json 120 "$BIN/tessera" gradcheck --scenario scenarios/burgers-small.toml --device cuda --json
 
 # One report: the test summary lines and every benchmark's layers.
 python3 - "$OUT" <<'PY' >"$OUT/report.json"
@@ -96,8 +108,10 @@ out = pathlib.Path(sys.argv[1])
 logs = [(out / f).read_text(errors="replace") for f in ("gpu_device.log", "gpu_field.log", "gpu_pull_back.log", "gpu_backbone.log", "gpu_optimiser.log", "nccl.log")]
 report = {
     "gpu": (out / "gpu.txt").read_text(errors="replace").strip(),
+    "seconds": {l.split()[0]: int(l.split()[1]) for l in (out / "times.txt").read_text().splitlines()},
     "gpu_tests": [l for log in logs for l in log.splitlines()
-                  if l.startswith("test result") or "skipped" in l or "panicked" in l],
+                  if l.startswith("test result") or "skipped" in l or "panicked" in l
+                  or "FAILED" in l],
     "benchmarks": {},
 }
 for f in sorted(out.glob("*.json")):

@@ -217,7 +217,14 @@ fn term_rows_gathered_on_the_gpu_solve_as_rows_built_on_the_host() {
             .unwrap(),
         );
     }
-    let lm = common::tight_lm(InitialGuess::Zeros);
+    // The default tolerances, whose stopping tests are decided above
+    // round-off: the device fuses the gather's multiply-adds, so its rows
+    // differ from the host's in the last bits, and in the round-off regime
+    // (`tight_lm`) that alone can move the stop by a step (6 against 5 on an
+    // H200).
+    let lm = LevenbergMarquardt::default()
+        .with_initial(InitialGuess::Zeros)
+        .unwrap();
     let gather = RowGather::new(&rows, &fields, n).unwrap();
     let (from_gather, kept) = solver
         .solve_kept_gathered(&lm, &gathered.iter().collect::<Vec<_>>(), &gather)

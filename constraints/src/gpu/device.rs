@@ -31,6 +31,18 @@ impl std::fmt::Debug for Gpu {
     }
 }
 
+/// Makes `stream`'s context current on this thread before an owner of
+/// device arrays drops them. cudarc binds the context in every call but an
+/// array's drop, so an array dropped on a thread that never used the device
+/// (a host program's, say, dropping a layer's forward pass) would not be
+/// freed, and the next call on the device would report that failure. The
+/// owners of arrays that outlive the call that made them bind first; a
+/// failure is kept for the next call to report, as cudarc keeps its drops'.
+pub fn bind_for_drop(stream: &CudaStream) {
+    let context = stream.context();
+    context.record_err(context.bind_to_thread());
+}
+
 pub(super) fn driver(what: &'static str) -> impl Fn(DriverError) -> GpuError {
     move |e| GpuError::Driver {
         what,
@@ -117,7 +129,41 @@ impl Gpu {
         }
         let context = CudaContext::new(ordinal).map_err(driver("opening the device"))?;
         let stream = context.default_stream();
-        Ok(Self { context, stream })
+        let gpu = Self { context, stream };
+        gpu.keep_freed_memory()?;
+        Ok(gpu)
+    }
+
+    /// Lets the default pool keep the memory its arrays free. The pool's
+    /// release threshold is 0 by default, so at every synchronisation it
+    /// returns freed memory to the driver, and the next step maps its
+    /// arrays (the backbone's activations, the solves' scratch: GiBs at the
+    /// paper's scales) afresh; with no threshold, a step reuses the last
+    /// step's memory, as the caching allocators of the ML frameworks do.
+    fn keep_freed_memory(&self) -> Result<(), GpuError> {
+        self.set_pool_attribute(
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            u64::MAX,
+            "setting the memory pool's release threshold",
+        )
+    }
+
+    /// Sets one of the default pool's `cuuint64_t` attributes, where the
+    /// device has pools.
+    fn set_pool_attribute(
+        &self,
+        attribute: sys::CUmemPool_attribute,
+        mut value: u64,
+        what: &'static str,
+    ) -> Result<(), GpuError> {
+        let Some(pool) = self.default_pool()? else {
+            return Ok(());
+        };
+        // SAFETY: the attributes this is called with are `cuuint64_t`s,
+        // read from `value`.
+        unsafe { sys::cuMemPoolSetAttribute(pool, attribute, (&raw mut value).cast()) }
+            .result()
+            .map_err(driver(what))
     }
 
     /// [`Gpu::open`], or `None` on a machine without a CUDA driver: for
@@ -223,21 +269,12 @@ impl Gpu {
     ///
     /// Errors: the driver's.
     pub fn reset_memory_peak(&self) -> Result<(), GpuError> {
-        let Some(pool) = self.default_pool()? else {
-            return Ok(());
-        };
         // The driver only takes zero here.
-        let mut zero: u64 = 0;
-        // SAFETY: as in `memory_peak`; the driver reads a `cuuint64_t`.
-        unsafe {
-            sys::cuMemPoolSetAttribute(
-                pool,
-                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH,
-                (&raw mut zero).cast(),
-            )
-        }
-        .result()
-        .map_err(driver("resetting the memory pool's peak"))
+        self.set_pool_attribute(
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH,
+            0,
+            "resetting the memory pool's peak",
+        )
     }
 
     /// The driver context, for modules of other kernels on this device.
@@ -922,6 +959,13 @@ impl SolvedBatch {
     /// Whether the batch holds no problem (never: an empty batch is not solved).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Drop for SolvedBatch {
+    fn drop(&mut self) {
+        let on = self.on.get_mut().unwrap_or_else(PoisonError::into_inner);
+        bind_for_drop(&on.stream);
     }
 }
 

@@ -16,6 +16,9 @@
 // follow; only the norms' sums run in another order. Needs TESSERA_D,
 // TESSERA_M, TESSERA_C, TESSERA_RESIDUAL and TESSERA_THREADS (`lm.cu`'s).
 
+// The norms' tree halves the block at every level.
+static_assert((TESSERA_THREADS & (TESSERA_THREADS - 1)) == 0, "a power-of-two block");
+
 namespace tessera_field {
 constexpr int D = TESSERA_D;
 constexpr int M = TESSERA_M;

@@ -17,7 +17,7 @@ use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, PushKernelArg};
 use tessera_meshes::SparseRows;
 
 use super::GpuError;
-use super::device::{driver, launch_config, strided_blocks, upload};
+use super::device::{bind_for_drop, driver, launch_config, strided_blocks, upload};
 use super::gather::DeviceRows;
 use super::kernel::KernelShape;
 use crate::ConstraintError;
@@ -44,6 +44,12 @@ pub struct GpuFieldResidual {
     coordinates: CudaSlice<f64>,
     n_grid: usize,
     shape: KernelShape,
+}
+
+impl Drop for GpuFieldResidual {
+    fn drop(&mut self) {
+        bind_for_drop(&self.stream);
+    }
 }
 
 impl std::fmt::Debug for GpuFieldResidual {

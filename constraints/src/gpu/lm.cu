@@ -585,6 +585,7 @@ extern "C" __global__ void tessera_ift_backward(
     for (int i = t; i < N; i += nt) {
         w[i] = omega[k * N + i];
         bar[i] = omega_bar[k * N + i];
+        lam[i] = 0.0; // a problem whose Hessian is not finite reports λ = 0
     }
     __syncthreads();
     double result = 0.0;

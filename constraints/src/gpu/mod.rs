@@ -41,7 +41,9 @@ pub mod ptxas;
 pub mod tiles;
 pub mod times;
 
-pub use device::{Gpu, GpuLm, SolvedBatch, architecture_for, driver_loads_ptx_of, driver_version};
+pub use device::{
+    Gpu, GpuLm, SolvedBatch, architecture_for, bind_for_drop, driver_loads_ptx_of, driver_version,
+};
 
 /// A C++ header that runs CUDA kernels on the host, for tests on machines
 /// without a GPU: each block's threads are OS threads, `__syncthreads` a

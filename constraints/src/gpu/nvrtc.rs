@@ -57,8 +57,14 @@ pub fn compiled_sources() -> usize {
 }
 
 /// Compiles `source` to PTX for the virtual architecture `arch` (e.g.
-/// `"compute_90"`), with C++17 and float64 arithmetic as written (no fast
-/// math); a source compiled before in this process comes from the cache.
+/// `"compute_90"`), with C++17 and no fast math (no reassociation,
+/// approximate division or flushed subnormals); a source compiled before in
+/// this process comes from the cache. NVRTC's default contraction of
+/// `a * b + c` into fused multiply-adds stays on: it is faster and rounds
+/// once instead of twice, so the device's results differ from the host's
+/// in the last bits, as the order of a sum does (what must match the host
+/// bit for bit, like Adam's update, rounds each product on its own with
+/// `__dmul_rn`).
 ///
 /// Errors: NVRTC missing ([`GpuError::NoNvrtc`]), or the compiler's log
 /// ([`GpuError::Compile`]).

@@ -16,6 +16,10 @@
 // Every sum runs in a fixed order (no atomics), so the results do not depend
 // on the launch. Needs TESSERA_N, TESSERA_D and TESSERA_THREADS (`lm.cu`'s).
 
+// ω̄'s partial sums give each of a block's threads one basis function of a
+// group of points: fewer threads than N would leave no group at all.
+static_assert(TESSERA_THREADS >= TESSERA_N, "a block holds a thread per basis function");
+
 // u at every point q of every sample b; `offsets` (s₀, [samples, grid
 // points]) is read only when `has_offsets` is non-zero.
 extern "C" __global__ void tessera_assemble(long long samples, long long n_grid, int experts,

@@ -23,12 +23,12 @@ use cudarc::driver::{CudaSlice, PushKernelArg};
 use tessera_meshes::SparseRows;
 
 use super::device::{
-    BackwardOutputs, GpuLm, KeptFields, Uploaded, backward_state, driver, launch_config,
-    strided_blocks, upload,
+    BackwardOutputs, GpuLm, KeptFields, Uploaded, backward_state, bind_for_drop, driver,
+    launch_config, strided_blocks, upload,
 };
 use super::gather::{DeviceRows, check_columns};
 use super::times::{GpuTimes, Stopwatch};
-use super::{GpuError, SolvedBatch};
+use super::{GpuError, KernelShape, SolvedBatch};
 use crate::{ConstraintError, HessianMode};
 
 /// How many blocks share one problem's sum `ω̄ = Σ_{q ∈ tile} ū[q]·F[q]`:
@@ -108,8 +108,16 @@ pub struct DeviceTiles {
     points: CudaSlice<i32>,
     /// `Σ_j D_jᵀ` as rows over the grid's points, columns `p·d + j`.
     adjoint: DeviceRows,
+    /// The terms `d` per point the adjoint's columns `p·d + j` count.
+    n_terms: usize,
     /// The host's copy, to check the sampled points a call names.
     host: Tiles,
+}
+
+impl Drop for DeviceTiles {
+    fn drop(&mut self) {
+        bind_for_drop(self.owners.stream());
+    }
 }
 
 impl std::fmt::Debug for DeviceTiles {
@@ -263,9 +271,18 @@ impl PullBackRows {
 
 /// The fields a batch kept and their layout, or why a call cannot use it.
 fn kept_fields<'a>(
+    shape: KernelShape,
     solved: &'a SolvedBatch,
     tiles: &DeviceTiles,
 ) -> Result<&'a KeptFields, GpuError> {
+    // Another solver's batch or tiles would have the kernels index their
+    // arrays with another N or d: past their ends.
+    if solved.shape != shape || tiles.n_terms != shape.n_terms {
+        return Err(GpuError::Unsupported(format!(
+            "a batch of {:?} and tiles of {} terms for a solver of {shape:?}",
+            solved.shape, tiles.n_terms
+        )));
+    }
     let Some(fields) = &solved.fields else {
         return Err(GpuError::Unsupported(
             "a pass over the grid for a batch whose term rows were not gathered on the device"
@@ -317,6 +334,7 @@ impl GpuLm {
             start: upload(&self.stream, &host.start)?,
             points: upload(&self.stream, &host.points)?,
             adjoint: DeviceRows::upload(&self.stream, &adjoint)?,
+            n_terms: d,
             host,
         })
     }
@@ -335,7 +353,7 @@ impl GpuLm {
         offsets: Option<&[f64]>,
     ) -> Result<Vec<f64>, GpuError> {
         let mut watch = Stopwatch::start();
-        let fields = kept_fields(solved, tiles)?;
+        let fields = kept_fields(self.shape, solved, tiles)?;
         let total = fields.samples * fields.n_grid;
         if offsets.is_some_and(|s| s.len() != total) {
             return Err(GpuError::Unsupported(format!(
@@ -409,7 +427,7 @@ impl GpuLm {
         u_bar: &[f64],
     ) -> Result<Result<Vec<f64>, ConstraintError>, GpuError> {
         let mut watch = Stopwatch::start();
-        let fields = kept_fields(solved, tiles)?;
+        let fields = kept_fields(self.shape, solved, tiles)?;
         let (samples, g, n) = (fields.samples, fields.n_grid, self.shape.n_basis);
         rows.check_batch(solved, samples)?;
         if rows.n_grid() != g || !rows.inside(&tiles.host) || u_bar.len() != samples * g {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
-use tessera_constraints::gpu::{Gpu, GpuError};
+use tessera_constraints::gpu::{Gpu, GpuError, bind_for_drop};
 
 use super::executor::{Arg, DeviceArray, Executor, Kernel, Precision};
 
@@ -27,6 +27,15 @@ impl std::fmt::Debug for CudaBuffer {
         f.debug_struct("CudaBuffer")
             .field("len", &self.len)
             .finish()
+    }
+}
+
+impl Drop for CudaBuffer {
+    fn drop(&mut self) {
+        bind_for_drop(match &self.slice {
+            Slice::F64(s) => s.stream(),
+            Slice::F32(s) => s.stream(),
+        });
     }
 }
 
@@ -97,6 +106,7 @@ impl Executor for CudaExecutor {
     }
 
     fn upload(&self, data: &[f64]) -> Result<CudaBuffer, GpuError> {
+        let len = data.len();
         let data = if data.is_empty() { &[0.0][..] } else { data };
         let slice = match self.precision {
             Precision::F64 => self.stream.clone_htod(data).map(Slice::F64),
@@ -106,10 +116,7 @@ impl Executor for CudaExecutor {
             }
         }
         .map_err(driver("copying to the device"))?;
-        Ok(CudaBuffer {
-            slice,
-            len: data.len(),
-        })
+        Ok(CudaBuffer { slice, len })
     }
 
     fn copy(&self, buffer: &CudaBuffer) -> Result<CudaBuffer, GpuError> {
@@ -133,6 +140,13 @@ impl Executor for CudaExecutor {
                 .map(|v| v.into_iter().map(f64::from).collect()),
         }
         .map_err(driver("copying from the device"))?;
+        // A copy to pageable memory returns once it is done on every driver
+        // seen, but CUDA only says it "might be synchronous": the
+        // synchronisation makes the executor's promise (a download follows
+        // every launch before it) not rest on that.
+        self.stream
+            .synchronize()
+            .map_err(driver("copying from the device"))?;
         v.truncate(buffer.len);
         Ok(v)
     }

@@ -203,9 +203,11 @@ extern "C" __global__ void tessera_adam(long long len, real* p, const real* g, r
 }
 
 // out[b] = sum of x[i]^2 over block b's per_block elements of x[0..len): the
-// partial sums of a squared norm, in double whatever the precision, each
-// block's in one fixed order (a strided sum per thread, then a tree); the
-// host adds the blocks' sums in order.
+// partial sums of a squared norm, accumulated in double whatever the
+// precision, each block's in one fixed order (a strided sum per thread, then
+// a tree), and stored in the arrays' precision (a float32 block sum keeps
+// float32's relative precision, the gradient's own); the host adds the
+// blocks' sums in order.
 extern "C" __global__ void tessera_squares(long long len, long long per_block, const real* x,
     real* out) {
     __shared__ double sums[TESSERA_REDUCE_THREADS];

@@ -90,10 +90,19 @@ fn int(v: usize) -> Arg {
     Arg::Int(v as i64)
 }
 
+/// `blocks` as a launch's grid, which CUDA limits to 2³¹ − 1 blocks along
+/// `x`; `what` says what asked for more in the error.
+fn launch_grid(blocks: usize, what: impl FnOnce() -> String) -> Result<u32, GpuError> {
+    i32::try_from(blocks)
+        .map(|b| b.unsigned_abs())
+        .map_err(|_| GpuError::Unsupported(what()))
+}
+
 /// Blocks of `threads` covering `len` elements.
 fn blocks_for(len: usize, threads: u32) -> Result<u32, GpuError> {
-    u32::try_from(len.div_ceil(threads as usize).max(1))
-        .map_err(|_| GpuError::Unsupported(format!("{len} elements in one launch")))
+    launch_grid(len.div_ceil(threads as usize).max(1), || {
+        format!("{len} elements in one launch")
+    })
 }
 
 /// The typed kernels on one executor.
@@ -165,8 +174,7 @@ impl<'e, E: Executor> Ops<'e, E> {
         } else {
             None
         };
-        let blocks = u32::try_from(tiles * splits)
-            .map_err(|_| GpuError::Unsupported(format!("{tiles} product tiles")))?;
+        let blocks = launch_grid(tiles * splits, || format!("{tiles} product tiles"))?;
         let partial_ptr = match &partial {
             Some(p) => self.ptr(p, 0),
             None => Arg::Ptr(0),
@@ -325,8 +333,7 @@ impl<'e, E: Executor> Ops<'e, E> {
             self.ptr(data, 0),
             self.ptr(out, offset),
         ];
-        let blocks =
-            u32::try_from(cols).map_err(|_| GpuError::Unsupported(format!("{cols} columns")))?;
+        let blocks = launch_grid(cols, || format!("{cols} columns"))?;
         // SAFETY: `tessera_column_sums`'s parameters, one block per column;
         // the ranges were checked.
         unsafe { self.exec.launch(Kernel::ColumnSums, blocks, &args) }
@@ -401,8 +408,7 @@ impl<'e, E: Executor> Ops<'e, E> {
             self.ptr(x, range.start),
             self.ptr(out, offset),
         ];
-        let grid = u32::try_from(blocks)
-            .map_err(|_| GpuError::Unsupported(format!("{blocks} blocks in one launch")))?;
+        let grid = launch_grid(blocks, || format!("{blocks} blocks in one launch"))?;
         // SAFETY: `tessera_squares`'s parameters, one block per `per_block`
         // elements; the ranges were checked.
         unsafe { self.exec.launch(Kernel::Squares, grid, &args) }?;
