@@ -93,9 +93,10 @@ fn int(v: usize) -> Arg {
 /// `blocks` as a launch's grid, which CUDA limits to 2³¹ − 1 blocks along
 /// `x`; `what` says what asked for more in the error.
 fn launch_grid(blocks: usize, what: impl FnOnce() -> String) -> Result<u32, GpuError> {
-    i32::try_from(blocks)
-        .map(|b| b.unsigned_abs())
-        .map_err(|_| GpuError::Unsupported(what()))
+    match u32::try_from(blocks) {
+        Ok(b) if b <= i32::MAX.unsigned_abs() => Ok(b),
+        _ => Err(GpuError::Unsupported(what())),
+    }
 }
 
 /// Blocks of `threads` covering `len` elements.
