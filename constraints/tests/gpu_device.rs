@@ -296,6 +296,11 @@ fn the_solver_says_where_its_time_went() {
         .expect("backward on the kept batch");
     let times = solver.take_times();
     assert_eq!((times.solve.calls, times.backward.calls), (1, 1));
+    // The solve's rounds: at least the first evaluation and one per
+    // iteration of its longest problem; the backward pass's are two.
+    let longest = solutions.iter().map(|s| s.status.iterations).max();
+    assert!(times.solve.rounds > longest.unwrap_or(0), "{times:?}");
+    assert_eq!(times.backward.rounds, 2);
     assert!(
         times.solve.pack_s > 0.0 && times.solve.kernel_s > 0.0,
         "{times:?}"

@@ -1,7 +1,8 @@
-//! The GPU solver's kernel (`lm.cu`) compiled for the host through a shim that
-//! runs each block's threads as OS threads with a barrier, against the CPU
-//! solver on the same problems: the same stop reasons and iteration counts,
-//! and ω*, the residual norms and the gradient norms to round-off.
+//! The GPU solver's kernels (`lm.cu`, `lm_step.cu`) compiled for the host
+//! through a shim that runs each block's threads as OS threads with a
+//! barrier, against the CPU solver on the same problems: the same stop
+//! reasons and iteration counts, and ω*, the residual norms and the gradient
+//! norms to round-off.
 #![cfg(feature = "cuda")]
 
 mod common;
@@ -16,17 +17,20 @@ use tessera_constraints::{
 };
 use tessera_meshes::{Grid, Identity, SparseRows};
 
-/// Reads a batch written by [`write_batch`], solves it with the kernel and
-/// writes ω* and the statuses.
+/// Reads a batch written by [`write_batch`], solves it (or runs the backward
+/// pass) with the kernels in rounds as `GpuLm` queues them, and writes the
+/// results.
 const DRIVER: &str = r#"
 int main(int argc, char** argv) {
     if (argc != 3) return 2;
     FILE* f = fopen(argv[1], "rb");
-    auto head = take<int64_t>(f, 10);
+    auto head = take<int64_t>(f, 14);
     int64_t k = head[0], p = head[1], r = head[2], threads = head[3], max_it = head[4];
+    int64_t mode = head[11], chunks = head[12], chunk_points = head[13];
     auto settings = take<double>(f, 3);
     auto point_start = take<long long>(f, k + 1);
     auto linear_start = take<long long>(f, k + 1);
+    auto chunk_start = take<long long>(f, k + 1);
     auto rows = take<double>(f, p * TESSERA_D * TESSERA_N);
     auto offsets = take<double>(f, p * TESSERA_D);
     auto coords = take<double>(f, p * TESSERA_C);
@@ -35,34 +39,63 @@ int main(int argc, char** argv) {
     auto ridge = take<double>(f, k);
     auto omega = take<double>(f, k * TESSERA_N);
     std::vector<double> values(head[5] + 1), linres(head[6] + 1), jac(head[7] + 1), mats(head[8] + 1);
-    if (head[9] > 0) {  // the backward pass: 1 exact Hessian, 2 Gauss-Newton
+    // Not zeroed, as a kept batch's scratch is not: NaN wherever a kernel
+    // would read what no kernel wrote.
+    std::vector<double> partials(head[9] + 1, NAN), state(head[10] + 1, NAN);
+    auto accumulate = [&] {
+        tessera_launch((unsigned)chunks, (unsigned)threads, tessera_lm_accumulate, point_start.data(),
+            linear_start.data(), rows.data(), offsets.data(), coords.data(), linear.data(), rhs.data(),
+            (int)k, chunk_start.data(), (long long)chunk_points, state.data(), values.data(),
+            linres.data(), jac.data(), partials.data());
+    };
+    FILE* o = fopen(argv[2], "wb");
+    if (mode > 0) {  // the backward pass: 1 exact Hessian, 2 Gauss-Newton
         auto omega_bar = take<double>(f, k * TESSERA_N);
         fclose(f);
-        std::vector<double> lambda(k * TESSERA_N), a(p * TESSERA_D + 1), c(p * TESSERA_D + 1), lo(r + 1), ll(r + 1), state(k);
-        tessera_launch((unsigned)k, (unsigned)threads, tessera_ift_backward, (const long long*)point_start.data(),
-            (const long long*)linear_start.data(), (const double*)rows.data(), (const double*)offsets.data(),
-            (const double*)coords.data(), (const double*)linear.data(), (const double*)rhs.data(),
-            (const double*)ridge.data(), (const double*)omega.data(), (const double*)omega_bar.data(),
-            (int)(head[9] == 1), lambda.data(), a.data(), c.data(), lo.data(), ll.data(), state.data(),
-            values.data(), linres.data(), jac.data(), mats.data());
-        FILE* o = fopen(argv[2], "wb");
+        std::vector<double> lambda(k * TESSERA_N), a(p * TESSERA_D + 1), c(p * TESSERA_D + 1), lo(r + 1), ll(r + 1), result(k);
+        auto step = [&](int start) {
+            tessera_launch((unsigned)k, (unsigned)threads, tessera_ift_step, ridge.data(), chunk_start.data(),
+                start, omega.data(), omega_bar.data(), lambda.data(), result.data(), state.data(),
+                mats.data(), partials.data());
+        };
+        step((int)mode);
+        for (int round = 0; round < 2; ++round) {
+            accumulate();
+            step(0);
+        }
+        tessera_launch((unsigned)chunks, (unsigned)threads, tessera_ift_rows, point_start.data(),
+            linear_start.data(), rows.data(), offsets.data(), coords.data(), linear.data(), rhs.data(),
+            (int)k, chunk_start.data(), (long long)chunk_points, omega.data(), lambda.data(),
+            result.data(), values.data(), linres.data(), jac.data(), a.data(), c.data(), lo.data(),
+            ll.data());
         fwrite(lambda.data(), sizeof(double), k * TESSERA_N, o);
         fwrite(a.data(), sizeof(double), p * TESSERA_D, o);
         fwrite(c.data(), sizeof(double), p * TESSERA_D, o);
         fwrite(lo.data(), sizeof(double), r, o);
         fwrite(ll.data(), sizeof(double), r, o);
-        fwrite(state.data(), sizeof(double), k, o);
+        fwrite(result.data(), sizeof(double), k, o);
         fclose(o);
         return 0;
     }
     fclose(f);
-    std::vector<double> status(k * 5);
-    tessera_launch((unsigned)k, (unsigned)threads, tessera_lm_solve, (const long long*)point_start.data(),
-        (const long long*)linear_start.data(), (const double*)rows.data(), (const double*)offsets.data(),
-        (const double*)coords.data(), (const double*)linear.data(), (const double*)rhs.data(),
-        (const double*)ridge.data(), settings[0], settings[1], settings[2], (int)max_it,
-        omega.data(), status.data(), values.data(), linres.data(), jac.data(), mats.data());
-    FILE* o = fopen(argv[2], "wb");
+    std::vector<double> status(k * 5), pending(k);
+    auto step = [&](int start) {
+        tessera_launch((unsigned)k, (unsigned)threads, tessera_lm_step, ridge.data(), chunk_start.data(),
+            settings[0], settings[1], settings[2], (int)max_it, start, omega.data(), status.data(),
+            state.data(), mats.data(), partials.data(), pending.data());
+    };
+    step(1);
+    for (int64_t round = 0;; ++round) {
+        bool left = false;
+        for (double x : pending) left = left || x != 0.0;
+        if (!left) break;
+        if (round > 4 * max_it + 1) {
+            fprintf(stderr, "still iterating after %lld rounds\n", (long long)round);
+            return 3;
+        }
+        accumulate();
+        step(0);
+    }
     fwrite(omega.data(), sizeof(double), k * TESSERA_N, o);
     fwrite(status.data(), sizeof(double), k * 5, o);
     fclose(o);
@@ -70,9 +103,17 @@ int main(int argc, char** argv) {
 }
 "#;
 
-/// The batch and settings in the driver's input format.
-fn write_batch(batch: &Batch, lm: &LevenbergMarquardt, threads: usize, mode: i64) -> Vec<u8> {
-    let [values, linres, jac, mats] = batch.scratch_lengths();
+/// The batch and settings in the driver's input format, with chunks of
+/// `chunk_points` points.
+fn write_batch(
+    batch: &Batch,
+    lm: &LevenbergMarquardt,
+    threads: usize,
+    chunk_points: usize,
+    mode: i64,
+) -> Vec<u8> {
+    let [values, linres, jac, mats, partials, state] = batch.scratch_lengths(chunk_points);
+    let chunk_start = batch.chunk_start(chunk_points);
     let head = [
         batch.len() as i64,
         batch.total_points() as i64,
@@ -83,12 +124,17 @@ fn write_batch(batch: &Batch, lm: &LevenbergMarquardt, threads: usize, mode: i64
         linres as i64,
         jac as i64,
         mats as i64,
+        partials as i64,
+        state as i64,
         mode,
+        *chunk_start.last().unwrap(),
+        chunk_points as i64,
     ];
     let mut out = bytes_i64(&head);
     out.extend(bytes_f64(&[lm.rtol(), lm.atol(), lm.initial_damping()]));
     out.extend(bytes_i64(&batch.point_start));
     out.extend(bytes_i64(&batch.linear_start));
+    out.extend(bytes_i64(&chunk_start));
     for part in [
         &batch.term_rows,
         &batch.offsets,
@@ -111,11 +157,30 @@ fn host_run(case: &Case, input: &[u8], tag: &str) -> Vec<f64> {
     compile_and_run(&source, DRIVER, input, tag)
 }
 
-/// Solves `case`'s batch with the host-compiled kernel, `threads` threads per
-/// block.
+/// Points per chunk in most tests: small, so that every problem is cut into
+/// many chunks, the last one short.
+const CHUNK: usize = 13;
+
+/// Solves `case`'s batch with the host-compiled kernels, `threads` threads
+/// per block and [`CHUNK`] points per chunk.
 fn host_solve(case: &Case, lm: &LevenbergMarquardt, threads: usize, tag: &str) -> Vec<LmSolution> {
+    host_solve_in(case, lm, threads, CHUNK, tag)
+}
+
+/// [`host_solve`] with chunks of `chunk_points`.
+fn host_solve_in(
+    case: &Case,
+    lm: &LevenbergMarquardt,
+    threads: usize,
+    chunk_points: usize,
+    tag: &str,
+) -> Vec<LmSolution> {
     let batch = Batch::pack(lm, &case.refs()).expect("batch");
-    let raw = host_run(case, &write_batch(&batch, lm, threads, 0), tag);
+    let raw = host_run(
+        case,
+        &write_batch(&batch, lm, threads, chunk_points, 0),
+        tag,
+    );
     let (omega, status) = raw.split_at(batch.len() * batch.shape.n_basis);
     kernel::solutions(omega, status, batch.shape.n_basis).expect("statuses")
 }
@@ -127,7 +192,19 @@ fn host_solve(case: &Case, lm: &LevenbergMarquardt, threads: usize, tag: &str) -
 /// compares numbers of the size of the summation-order differences, and the
 /// two back ends may stop a step apart at the same ω* (to `tol`).
 fn compare(case: &Case, lm: &LevenbergMarquardt, threads: usize, tol: f64, iterations: usize) {
-    let got = host_solve(case, lm, threads, &format!("{}-{threads}", case.name));
+    compare_in(case, lm, (threads, CHUNK), tol, iterations);
+}
+
+/// [`compare`] with `threads` per block and chunks of `chunk_points`.
+fn compare_in(
+    case: &Case,
+    lm: &LevenbergMarquardt,
+    (threads, chunk_points): (usize, usize),
+    tol: f64,
+    iterations: usize,
+) {
+    let tag = format!("{}-{threads}-{chunk_points}", case.name);
+    let got = host_solve_in(case, lm, threads, chunk_points, &tag);
     for (k, (problem, host)) in case.problems.iter().zip(&got).enumerate() {
         let cpu = lm.solve(&case.pde, problem).expect("cpu solve");
         let what = format!("{} problem {k} ({threads} threads)", case.name);
@@ -180,6 +257,14 @@ fn reference_lm(initial: InitialGuess) -> LevenbergMarquardt {
 fn sorption_matches_the_cpu_solver() {
     let case = gpu::sorption(16);
     compare(&case, &reference_lm(InitialGuess::Ones), 8, 1e-10, 0);
+    // The GPU's chunks: one or two per problem here.
+    let lm = reference_lm(InitialGuess::Ones);
+    compare_in(&case, &lm, (8, kernel::CHUNK_POINTS), 1e-10, 0);
+    // A problem with more linear rows than points: its chunks past the last
+    // point hold linear rows only.
+    let mut case = case;
+    case.problems[3] = common::sorption_parts(5, 4, 16, 30).build();
+    compare(&case, &lm, 8, 1e-10, 0);
 }
 
 #[test]
@@ -214,9 +299,9 @@ fn tight_tolerances_reach_the_round_off_regime_as_on_the_cpu() {
         2,
     );
     // In that regime only round-off decides when the step stops helping:
-    // `curved`'s large residual keeps the GPU's order of summation (four
-    // interleaved running sums per entry) three steps longer than the CPU's
-    // blocked products on problem 0, at the same ω* to 1e-9.
+    // with `curved`'s large residual the GPU's order of summation (chunks of
+    // points, four interleaved running sums in each) may stop up to three
+    // steps away from the CPU's blocked products, at the same ω* to 1e-9.
     compare(
         &gpu::curved(6),
         &common::tight_lm(InitialGuess::Zeros),
@@ -276,6 +361,30 @@ fn kernel_sources_and_batches_are_checked() {
     assert!(Batch::pack::<ExpertProblem>(&lm, &[]).is_err());
     check_packing(&case);
     check_packing(&gpu::system(8));
+}
+
+#[test]
+fn chunks_cover_every_point_and_linear_row() {
+    // sorption's problems: 200, 150, 320 and 40 points; 6, 0, 12 and 3
+    // linear rows. In chunks of 13: ⌈200/13⌉ = 16, ⌈150/13⌉ = 12,
+    // ⌈320/13⌉ = 25, ⌈40/13⌉ = 4.
+    let case = gpu::sorption(8);
+    let batch = Batch::pack(&LevenbergMarquardt::default(), &case.refs()).unwrap();
+    assert_eq!(batch.chunk_start(13), vec![0, 16, 28, 53, 57]);
+    // One chunk per problem when a chunk holds more than any problem; one
+    // point per chunk, and as many chunks as the larger of points and rows.
+    assert_eq!(batch.chunk_start(1000), vec![0, 1, 2, 3, 4]);
+    assert_eq!(batch.chunk_start(1), vec![0, 200, 350, 670, 710]);
+    let [.., partials, state] = batch.scratch_lengths(13);
+    assert_eq!(partials, 57 * (8 * 8 + 8 + 3));
+    assert_eq!(state, 4 * (kernel::STATE_SCALARS + 3 * 8));
+    let few_points = common::sorption_parts(5, 4, 8, 30).build();
+    let batch = Batch::pack(&LevenbergMarquardt::default(), &[&few_points]).unwrap();
+    assert_eq!(
+        batch.chunk_start(13),
+        vec![0, 3],
+        "30 linear rows in 3 chunks"
+    );
 }
 
 /// Packing keeps every problem's arrays of `case` at its offsets, and together
@@ -341,7 +450,7 @@ fn compare_backward(case: &Case, mode: HessianMode, tol: f64) {
         );
     }
     let code = if mode == HessianMode::Exact { 1 } else { 2 };
-    let mut input = write_batch(&batch, &lm, 4, code);
+    let mut input = write_batch(&batch, &lm, 4, CHUNK, code);
     input.extend(bytes_f64(&omega_bar));
     let raw = host_run(case, &input, &format!("{}-backward", case.name));
     let (d, k) = (batch.shape.n_terms, batch.len());
@@ -350,7 +459,7 @@ fn compare_backward(case: &Case, mode: HessianMode, tol: f64) {
     let (a, rest) = rest.split_at(p * d);
     let (c, rest) = rest.split_at(p * d);
     let (lo, rest) = rest.split_at(rows);
-    let (ll, state) = rest.split_at(rows);
+    let (ll, result) = rest.split_at(rows);
     let close = |got: &[f64], want: &[f64], what: &str| {
         assert_eq!(got.len(), want.len(), "{what}: length");
         let scale = want.iter().fold(1e-300f64, |m, x| m.max(x.abs()));
@@ -363,7 +472,7 @@ fn compare_backward(case: &Case, mode: HessianMode, tol: f64) {
     };
     for (k, want) in cpu.iter().enumerate() {
         let what = |part: &str| format!("{} problem {k} ({mode:?}): {part}", case.name);
-        assert_eq!(state[k], 0.0, "{}", what("state"));
+        assert_eq!(result[k], 0.0, "{}", what("result"));
         let (pts, lin) = (
             batch.point_start[k] as usize..batch.point_start[k + 1] as usize,
             batch.linear_start[k] as usize..batch.linear_start[k + 1] as usize,

@@ -48,21 +48,18 @@ fn every_shipped_definition_compiles_and_assembles_for_ampere_and_hopper() {
             let ptx = nvrtc::compile(&source, arch)
                 .unwrap_or_else(|e| panic!("{name}, N = {n_basis}, {arch}: {e}"));
             assert!(
-                ptx.to_src().contains(".entry tessera_lm_solve"),
+                ptx.to_src().contains(".entry tessera_lm_step"),
                 "{name}, N = {n_basis}, {arch}: the PTX has the solver's entry point"
             );
             let Some(ptxas) = &ptxas else { continue };
             let stem = format!("{name}-{n_basis}-{sm}");
             let kernels = ptxas::assemble(ptxas, &ptx.to_src(), sm, &dir, &stem)
                 .unwrap_or_else(|e| panic!("{name}, N = {n_basis}, {sm}: {e}"));
-            // The solver, its backward pass, the two gathers, the PDE
-            // loss's three kernels and the four passes over the grid.
-            let mut expected = vec![
-                kernel::LM_FUNCTION,
-                kernel::IFT_FUNCTION,
-                kernel::GATHER_FUNCTION,
-                kernel::GATHER_VALUES_FUNCTION,
-            ];
+            // The solver's four (sums, steps, backward steps, backward
+            // rows), the two gathers, the PDE loss's three kernels and the
+            // four passes over the grid.
+            let mut expected = kernel::LM_FUNCTIONS.to_vec();
+            expected.extend([kernel::GATHER_FUNCTION, kernel::GATHER_VALUES_FUNCTION]);
             expected.extend(kernel::FIELD_FUNCTIONS);
             expected.extend(kernel::TILES_FUNCTIONS);
             expected.sort_unstable();

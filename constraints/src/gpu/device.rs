@@ -9,7 +9,7 @@ use cudarc::driver::{
 
 use super::field::GpuFieldResidual;
 use super::gather::{DeviceRows, GatheredProblem, RowGather};
-use super::kernel::{self, Batch, KernelShape, STATUS_LEN, THREADS};
+use super::kernel::{self, Batch, CHUNK_POINTS, KernelShape, STATUS_LEN, THREADS};
 use super::times::{GpuTimes, SolveTimes, Stopwatch};
 use super::{GpuError, nvrtc};
 use crate::{
@@ -292,8 +292,8 @@ impl Gpu {
 /// implicit-function-theorem backward pass, compiled and loaded on one GPU.
 pub struct GpuLm {
     pub(super) stream: Arc<CudaStream>,
-    solve: CudaFunction,
-    backward: CudaFunction,
+    /// `lm.cu`'s and `lm_step.cu`'s kernels, as [`kernel::LM_FUNCTIONS`].
+    lm: [CudaFunction; 4],
     gather: CudaFunction,
     gather_values: CudaFunction,
     /// `field.cu`'s kernels, for [`GpuLm::field_residual`].
@@ -316,8 +316,7 @@ pub(super) fn strided_blocks(total: usize) -> usize {
     total.div_ceil(THREADS).clamp(1, MAX_STRIDED_BLOCKS)
 }
 
-/// `blocks` grid blocks (one per problem, for the solver and its backward
-/// pass), [`THREADS`] threads each.
+/// `blocks` grid blocks, [`THREADS`] threads each.
 pub(super) fn launch_config(blocks: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (blocks as u32, 1, 1),
@@ -326,7 +325,14 @@ pub(super) fn launch_config(blocks: usize) -> LaunchConfig {
     }
 }
 
-/// A batch's inputs on the device: the kernels' first eight parameters.
+/// Rounds of the solve queued between two reads of its `pending` flags.
+///
+/// Why 8: a round whose problems are all done costs two empty launches
+/// (microseconds), a read costs a synchronisation; the paper's
+/// diffusion–sorption solves take some 5 to 40 rounds.
+const ROUNDS_PER_CHECK: usize = 8;
+
+/// A batch's inputs on the device.
 struct Inputs {
     point_start: CudaSlice<i64>,
     linear_start: CudaSlice<i64>,
@@ -338,8 +344,54 @@ struct Inputs {
     ridge: CudaSlice<f64>,
 }
 
+/// How a batch's problems are cut into chunks of [`CHUNK_POINTS`] points
+/// and linear rows, one block each in the solver's sums (see `lm.cu`).
+struct Chunks {
+    problems: i32,
+    count: usize,
+    start: CudaSlice<i64>,
+}
+
+/// The solver's per-point scratch: residual values, linear residuals,
+/// Jacobian rows (see `lm.cu`).
+struct PointScratch {
+    values: CudaSlice<f64>,
+    linres: CudaSlice<f64>,
+    jac: CudaSlice<f64>,
+}
+
+impl PointScratch {
+    /// As the per-point kernels take them, in order.
+    fn push<'a>(&'a mut self, launch: &mut LaunchArgs<'a>) {
+        launch
+            .arg(&mut self.values)
+            .arg(&mut self.linres)
+            .arg(&mut self.jac);
+    }
+}
+
+/// The solver's scratch (see `lm.cu`).
+struct Scratch {
+    points: PointScratch,
+    mats: CudaSlice<f64>,
+    partials: CudaSlice<f64>,
+    state: CudaSlice<f64>,
+    pending: CudaSlice<f64>,
+}
+
+/// A batch on the device: inputs, weights and scratch.
+pub(super) struct Uploaded {
+    stream: Arc<CudaStream>,
+    inputs: Inputs,
+    chunks: Chunks,
+    pub(super) omega: CudaSlice<f64>,
+    scratch: Scratch,
+}
+
 impl Inputs {
-    fn push<'a>(&'a self, launch: &mut LaunchArgs<'a>) {
+    /// The per-point kernels' first parameters (`tessera_lm_accumulate`'s
+    /// and `tessera_ift_rows`'): the inputs but the ridge, then the chunks.
+    fn push_points<'a>(&'a self, chunks: &'a Chunks, launch: &mut LaunchArgs<'a>) {
         launch
             .arg(&self.point_start)
             .arg(&self.linear_start)
@@ -348,34 +400,21 @@ impl Inputs {
             .arg(&self.coords)
             .arg(&self.linear)
             .arg(&self.rhs)
-            .arg(&self.ridge);
+            .arg(&chunks.problems)
+            .arg(&chunks.start)
+            .arg(&CHUNK_POINTS_I64);
     }
 }
 
-/// The kernels' scratch: their last four parameters.
-struct Scratch {
-    values: CudaSlice<f64>,
-    linres: CudaSlice<f64>,
-    jac: CudaSlice<f64>,
-    mats: CudaSlice<f64>,
-}
+/// [`CHUNK_POINTS`] as the kernels' `long long`.
+const CHUNK_POINTS_I64: i64 = CHUNK_POINTS as i64;
 
-impl Scratch {
-    fn push<'a>(&'a mut self, launch: &mut LaunchArgs<'a>) {
-        launch
-            .arg(&mut self.values)
-            .arg(&mut self.linres)
-            .arg(&mut self.jac)
-            .arg(&mut self.mats);
-    }
-}
-
-/// A batch on the device: inputs, weights and scratch.
-pub(super) struct Uploaded {
-    stream: Arc<CudaStream>,
-    inputs: Inputs,
-    pub(super) omega: CudaSlice<f64>,
-    scratch: Scratch,
+/// A solve's Levenberg–Marquardt settings, as `tessera_lm_step` takes them.
+struct Settings {
+    rtol: f64,
+    atol: f64,
+    tau: f64,
+    max_iterations: i32,
 }
 
 /// `values` copied to the device; a zero-length array becomes one zero, since
@@ -401,12 +440,24 @@ impl Uploaded {
         rows: CudaSlice<f64>,
     ) -> Result<Self, GpuError> {
         let up = |v: &[f64]| upload(stream, v);
-        let [values, linres, jac, mats] = batch.scratch_lengths();
+        let [values, linres, jac, mats, partials, state] = batch.scratch_lengths(CHUNK_POINTS);
         let zeros = |len: usize| {
             stream
                 .alloc_zeros::<f64>(len.max(1))
                 .map_err(driver("allocating the solver's scratch"))
         };
+        let chunk_start = batch.chunk_start(CHUNK_POINTS);
+        let count = *chunk_start.last().unwrap_or(&0) as usize;
+        // Both are grid sizes: CUDA takes at most 2³¹ − 1 blocks.
+        let problems = i32::try_from(batch.len())
+            .ok()
+            .filter(|_| i32::try_from(count).is_ok())
+            .ok_or_else(|| {
+                GpuError::Unsupported(format!(
+                    "a batch of {} problems in {count} chunks (at most 2³¹ − 1 each)",
+                    batch.len()
+                ))
+            })?;
         Ok(Self {
             stream: stream.clone(),
             inputs: Inputs {
@@ -419,12 +470,22 @@ impl Uploaded {
                 rhs: up(&batch.linear_rhs)?,
                 ridge: up(&batch.ridge)?,
             },
+            chunks: Chunks {
+                problems,
+                count,
+                start: upload(stream, &chunk_start)?,
+            },
             omega: up(&batch.omega)?,
             scratch: Scratch {
-                values: zeros(values)?,
-                linres: zeros(linres)?,
-                jac: zeros(jac)?,
+                points: PointScratch {
+                    values: zeros(values)?,
+                    linres: zeros(linres)?,
+                    jac: zeros(jac)?,
+                },
                 mats: zeros(mats)?,
+                partials: zeros(partials)?,
+                state: zeros(state)?,
+                pending: zeros(batch.len())?,
             },
         })
     }
@@ -468,12 +529,17 @@ impl GpuLm {
                 .load_function(name)
                 .map_err(driver("finding a kernel"))
         };
+        let [accumulate, step, ift_step, ift_rows] = kernel::LM_FUNCTIONS;
         let [residual, squares, cotangent] = kernel::FIELD_FUNCTIONS;
         let [assemble, parts, sum, pull_back] = kernel::TILES_FUNCTIONS;
         Ok(Self {
             stream: gpu.stream.clone(),
-            solve: find(kernel::LM_FUNCTION)?,
-            backward: find(kernel::IFT_FUNCTION)?,
+            lm: [
+                find(accumulate)?,
+                find(step)?,
+                find(ift_step)?,
+                find(ift_rows)?,
+            ],
             gather: find(kernel::GATHER_FUNCTION)?,
             gather_values: find(kernel::GATHER_VALUES_FUNCTION)?,
             field: [find(residual)?, find(squares)?, find(cotangent)?],
@@ -524,8 +590,181 @@ impl GpuLm {
             .map_err(driver("waiting for the device"))
     }
 
+    /// Queues one round of the solver's sums over points: every chunk of
+    /// `on` evaluated where its problem's state asks.
+    fn accumulate(&self, on: &mut Uploaded) -> Result<(), GpuError> {
+        let Uploaded {
+            inputs,
+            chunks,
+            scratch,
+            ..
+        } = on;
+        let mut launch = self.stream.launch_builder(&self.lm[0]);
+        inputs.push_points(chunks, &mut launch);
+        launch.arg(&scratch.state);
+        scratch.points.push(&mut launch);
+        launch.arg(&mut scratch.partials);
+        // SAFETY: the arguments match `tessera_lm_accumulate`'s parameters
+        // in order and type, every array has the length `lm.cu` documents
+        // for this batch (`Batch::scratch_lengths` and `Batch::chunk_start`
+        // with `CHUNK_POINTS`), and the grid has one block per chunk.
+        unsafe { launch.launch(launch_config(chunks.count)) }
+            .map_err(driver("launching the solver's sums"))?;
+        Ok(())
+    }
+
+    /// Queues one round of the solve's decisions; with `start`, its first,
+    /// which reads the initial weights from `on.omega`. Done problems write
+    /// their solutions there and their statuses into `status` (`[K, 5]`).
+    fn lm_step(
+        &self,
+        on: &mut Uploaded,
+        settings: &Settings,
+        start: bool,
+        status: &mut CudaSlice<f64>,
+    ) -> Result<(), GpuError> {
+        let Uploaded {
+            inputs,
+            chunks,
+            omega,
+            scratch,
+            ..
+        } = on;
+        let start = i32::from(start);
+        let mut launch = self.stream.launch_builder(&self.lm[1]);
+        launch
+            .arg(&inputs.ridge)
+            .arg(&chunks.start)
+            .arg(&settings.rtol)
+            .arg(&settings.atol)
+            .arg(&settings.tau)
+            .arg(&settings.max_iterations)
+            .arg(&start)
+            .arg(omega)
+            .arg(status)
+            .arg(&mut scratch.state)
+            .arg(&mut scratch.mats)
+            .arg(&scratch.partials)
+            .arg(&mut scratch.pending);
+        // SAFETY: as in `accumulate`, for `tessera_lm_step`'s parameters;
+        // `status` holds `[K, 5]`, and the grid has one block per problem.
+        unsafe { launch.launch(launch_config(chunks.problems as usize)) }
+            .map_err(driver("launching the solver's steps"))?;
+        Ok(())
+    }
+
+    /// Queues rounds of the solve on `on` until none of its problems asks
+    /// for another evaluation, reading the `pending` flags every
+    /// [`ROUNDS_PER_CHECK`] rounds.
+    ///
+    /// Returns the rounds queued.
+    ///
+    /// Errors: a driver failure, or problems still pending after more
+    /// rounds than `settings` allow (one evaluation to start, then per
+    /// iteration at most four: the damped trial and, in the round-off
+    /// regime, the Gauss–Newton trial, the exact Hessian and the Newton
+    /// trial), which would be a defect of the kernel.
+    fn rounds(
+        &self,
+        on: &mut Uploaded,
+        settings: &Settings,
+        status: &mut CudaSlice<f64>,
+    ) -> Result<usize, GpuError> {
+        let most = (settings.max_iterations as usize)
+            .saturating_mul(4)
+            .saturating_add(1);
+        let mut done = 0usize;
+        loop {
+            for _ in 0..ROUNDS_PER_CHECK {
+                self.accumulate(on)?;
+                self.lm_step(on, settings, false, status)?;
+            }
+            done += ROUNDS_PER_CHECK;
+            let problems = on.chunks.problems as usize;
+            let pending = on.download(&on.scratch.pending, problems)?;
+            let left = pending.iter().filter(|&&p| p != 0.0).count();
+            if left == 0 {
+                return Ok(done);
+            }
+            if done > most {
+                return Err(GpuError::Driver {
+                    what: "solving a batch",
+                    message: format!(
+                        "{left} of {problems} problems still iterating after {done} rounds \
+                         (at most {most} with {} iterations)",
+                        settings.max_iterations
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Queues one round of the backward pass's decisions at the weights
+    /// `on.omega` for the upstream gradients `bar`; `start` 1 (exact
+    /// Hessian) or 2 (Gauss–Newton) for the first, else 0.
+    fn ift_step(
+        &self,
+        on: &mut Uploaded,
+        start: i32,
+        bar: &CudaSlice<f64>,
+        out: &mut BackwardOutputs,
+    ) -> Result<(), GpuError> {
+        let Uploaded {
+            inputs,
+            chunks,
+            omega,
+            scratch,
+            ..
+        } = on;
+        let mut launch = self.stream.launch_builder(&self.lm[2]);
+        launch
+            .arg(&inputs.ridge)
+            .arg(&chunks.start)
+            .arg(&start)
+            .arg(&*omega)
+            .arg(bar)
+            .arg(&mut out.lambda)
+            .arg(&mut out.state)
+            .arg(&mut scratch.state)
+            .arg(&mut scratch.mats)
+            .arg(&scratch.partials);
+        // SAFETY: as in `accumulate`, for `tessera_ift_step`'s parameters;
+        // ω̄ and λ hold `[K, N]`, the results `[K]`, and the grid has one
+        // block per problem.
+        unsafe { launch.launch(launch_config(chunks.problems as usize)) }
+            .map_err(driver("launching the backward pass"))?;
+        Ok(())
+    }
+
+    /// Queues the backward pass's per-point outputs into `out`, after its
+    /// rounds.
+    fn ift_rows(&self, on: &mut Uploaded, out: &mut BackwardOutputs) -> Result<(), GpuError> {
+        let Uploaded {
+            inputs,
+            chunks,
+            omega,
+            scratch,
+            ..
+        } = on;
+        let mut launch = self.stream.launch_builder(&self.lm[3]);
+        inputs.push_points(chunks, &mut launch);
+        launch.arg(&*omega).arg(&out.lambda).arg(&out.state);
+        scratch.points.push(&mut launch);
+        launch
+            .arg(&mut out.term_omega)
+            .arg(&mut out.term_lambda)
+            .arg(&mut out.linear_omega)
+            .arg(&mut out.linear_lambda);
+        // SAFETY: as in `accumulate`, for `tessera_ift_rows`' parameters;
+        // the outputs hold `[ΣP, d]` and `[ΣR]`.
+        unsafe { launch.launch(launch_config(chunks.count)) }
+            .map_err(driver("launching the backward pass's rows"))?;
+        Ok(())
+    }
+
     /// Solves every problem at once, each with `lm`'s settings and initial
-    /// guess, one thread block per problem; returns the solutions in order.
+    /// guess, in rounds of the kernels of `lm.cu`; returns the solutions in
+    /// order.
     ///
     /// Errors: problems that do not match the compiled shape, or a driver
     /// failure. Numerical trouble is each solution's status, as on the CPU.
@@ -626,29 +865,17 @@ impl GpuLm {
         let pack_s = watch.lap();
         let (rows, fields) = self.term_rows(&batch, gather)?;
         let mut on = Uploaded::new(&self.stream, &batch, rows)?;
-        let s = &self.stream;
         let mut status = on.zeros(batch.len() * STATUS_LEN)?;
         self.synchronize()?;
         let upload_s = watch.lap();
-        let (rtol, atol, tau) = (lm.rtol(), lm.atol(), lm.initial_damping());
-        let max_iterations = i32::try_from(lm.max_iterations()).unwrap_or(i32::MAX);
-        let config = launch_config(batch.len());
-        let mut launch = s.launch_builder(&self.solve);
-        on.inputs.push(&mut launch);
-        launch
-            .arg(&rtol)
-            .arg(&atol)
-            .arg(&tau)
-            .arg(&max_iterations)
-            .arg(&mut on.omega)
-            .arg(&mut status);
-        on.scratch.push(&mut launch);
-        // SAFETY: the arguments match `tessera_lm_solve`'s parameters in order
-        // and type, every array has the length `lm.cu` documents for this
-        // batch (`Batch::scratch_lengths`), and the grid has one block per
-        // problem.
-        unsafe { launch.launch(config) }.map_err(driver("launching the solver"))?;
-        self.synchronize()?;
+        let settings = Settings {
+            rtol: lm.rtol(),
+            atol: lm.atol(),
+            tau: lm.initial_damping(),
+            max_iterations: i32::try_from(lm.max_iterations()).unwrap_or(i32::MAX),
+        };
+        self.lm_step(&mut on, &settings, true, &mut status)?;
+        let rounds = self.rounds(&mut on, &settings, &mut status)?;
         let kernel_s = watch.lap();
         let omega = on.download(&on.omega, batch.omega.len())?;
         let status = on.download(&status, batch.len() * STATUS_LEN)?;
@@ -661,6 +888,7 @@ impl GpuLm {
                 upload_s,
                 kernel_s,
                 download_s,
+                rounds,
             },
         );
         let solutions = kernel::solutions(&omega, &status, self.shape.n_basis)?;
@@ -798,7 +1026,7 @@ impl GpuLm {
             .collect())
     }
 
-    /// Launches `tessera_ift_backward` on the batch `on` at the solutions
+    /// Runs the backward pass on the batch `on` at the solutions
     /// `at.omega` for the upstream gradients `bar` (`[K, N]`, on the
     /// device) and waits for it; its outputs stay on the device. `watch`
     /// started with the call: the copies and the kernel are recorded.
@@ -813,7 +1041,8 @@ impl GpuLm {
         let (n, d) = (self.shape.n_basis, self.shape.n_terms);
         let k = at.point_start.len() - 1;
         let (p, r) = (at.point_start[k] as usize, at.linear_start[k] as usize);
-        let exact = i32::from(mode == HessianMode::Exact);
+        // `tessera_ift_step`'s start: 1 with the exact Hessian, 2 Gauss–Newton.
+        let start = if mode == HessianMode::Exact { 1 } else { 2 };
         let mut out = BackwardOutputs {
             lambda: on.zeros(k * n)?,
             state: on.zeros(k)?,
@@ -822,27 +1051,17 @@ impl GpuLm {
             linear_omega: on.zeros(r)?,
             linear_lambda: on.zeros(r)?,
         };
-        let mut launch = self.stream.launch_builder(&self.backward);
-        on.inputs.push(&mut launch);
-        launch
-            .arg(&on.omega)
-            .arg(bar)
-            .arg(&exact)
-            .arg(&mut out.lambda)
-            .arg(&mut out.term_omega)
-            .arg(&mut out.term_lambda)
-            .arg(&mut out.linear_omega)
-            .arg(&mut out.linear_lambda)
-            .arg(&mut out.state);
-        on.scratch.push(&mut launch);
         self.synchronize()?;
         let upload_s = watch.lap();
-        // SAFETY: as in `solve`, for `tessera_ift_backward`'s parameters; the
-        // outputs have the lengths its comment documents, and the kernel
-        // writes every scratch entry before it reads it, so scratch left by
-        // the solve is as good as zeros.
-        unsafe { launch.launch(launch_config(k)) }
-            .map_err(driver("launching the backward pass"))?;
+        // Two rounds: the evaluation at ω*, then the exact Hessian's term
+        // (a round of no-ops with the Gauss–Newton Hessian).
+        const ROUNDS: usize = 2;
+        self.ift_step(on, start, bar, &mut out)?;
+        for _ in 0..ROUNDS {
+            self.accumulate(on)?;
+            self.ift_step(on, 0, bar, &mut out)?;
+        }
+        self.ift_rows(on, &mut out)?;
         self.synchronize()?;
         let kernel_s = watch.lap();
         self.record(
@@ -850,6 +1069,7 @@ impl GpuLm {
             GpuTimes {
                 upload_s,
                 kernel_s,
+                rounds: ROUNDS,
                 ..GpuTimes::default()
             },
         );
@@ -870,7 +1090,7 @@ impl GpuLm {
     }
 }
 
-/// What `tessera_ift_backward` leaves on the device: `λ` `[K, N]`, each
+/// What the backward pass leaves on the device: `λ` `[K, N]`, each
 /// problem's state `[K]`, and the coefficients of `ω*` and `λ` in the term
 /// rows' (`[P, d]`) and the linear rows' (`[R]`) gradients.
 pub(super) struct BackwardOutputs {
@@ -882,7 +1102,7 @@ pub(super) struct BackwardOutputs {
     pub(super) linear_lambda: CudaSlice<f64>,
 }
 
-/// A problem's outcome from the backward kernel's `state` and its upstream
+/// A problem's outcome from the backward pass's `result` and its upstream
 /// gradient `bar`, as the CPU reports it: `Ok` when done, else non-finite
 /// data, ω* or ω̄ ([`ConstraintError::NonFinite`]), or a λ that is not
 /// finite although ω̄ is ([`ConstraintError::Singular`]).

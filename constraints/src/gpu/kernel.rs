@@ -3,9 +3,10 @@
 //! The source is three parts: the problem sizes as `#define`s (the kernel's
 //! per-point arrays and its shared weights are sized at compile time, so the
 //! compiler keeps them in registers), the PDE's residual as
-//! [`crate::expr::cuda::emit`] writes it, and `lm.cu` (followed by `gather.cu`,
-//! which builds term rows on the device, `field.cu`, the PDE loss of whole
-//! fields, and `tiles.cu`, the mixture's passes over the whole grid). A batch's problems are concatenated
+//! [`crate::expr::cuda::emit`] writes it, and the solver, `lm.cu` and
+//! `lm_step.cu` (followed by `gather.cu`, which builds term rows on the
+//! device, `field.cu`, the PDE loss of whole fields, and `tiles.cu`, the
+//! mixture's passes over the whole grid). A batch's problems are concatenated
 //! into flat arrays with start offsets ([`Batch`]), so problems with different
 //! numbers of points or linear rows share one launch.
 
@@ -17,14 +18,21 @@ use crate::{
 
 use super::GpuError;
 
-/// The batched Levenberg–Marquardt kernel (CUDA C++).
+/// The batched Levenberg–Marquardt solver's sums over points (CUDA C++).
 pub const LM_SOURCE: &str = include_str!("lm.cu");
 
-/// The kernel's entry point in [`LM_SOURCE`].
-pub const LM_FUNCTION: &str = "tessera_lm_solve";
+/// The solver's per-problem decisions, after [`LM_SOURCE`].
+pub const LM_STEP_SOURCE: &str = include_str!("lm_step.cu");
 
-/// The backward pass's entry point in [`LM_SOURCE`].
-pub const IFT_FUNCTION: &str = "tessera_ift_backward";
+/// The solver's entry points: the partial sums of one chunk of points
+/// (both passes), a round's decisions of the solve and of the backward pass,
+/// and the backward pass's per-point outputs.
+pub const LM_FUNCTIONS: [&str; 4] = [
+    "tessera_lm_accumulate",
+    "tessera_lm_step",
+    "tessera_ift_step",
+    "tessera_ift_rows",
+];
 
 /// The kernel that builds term rows on the device from the fields they read
 /// ([`super::RowGather`]); part of every solver's source.
@@ -71,6 +79,18 @@ pub const MAX_BASIS: usize = 64;
 /// Threads per block: a launch's block size, and the size of the kernel's
 /// reduction buffer.
 pub const THREADS: usize = 256;
+
+/// Points (and linear rows) of a problem per block of the solver's sums.
+///
+/// Why 256: one point per thread of a block while it evaluates the
+/// residual, and at the paper's diffusion–sorption scale (20 000 points per
+/// expert) some 80 blocks per problem, enough to fill a GPU from a single
+/// sample's four experts.
+pub const CHUNK_POINTS: usize = 256;
+
+/// Doubles of a problem's solver state between launches before its three
+/// weight vectors (`State` in `lm.cu`, which checks this number).
+pub const STATE_SCALARS: usize = 14;
 
 /// Status numbers per problem the kernel writes: reason, iterations, initial
 /// and final residual norms, gradient norm.
@@ -125,8 +145,9 @@ pub fn lm_source(residual: &str, name: &str, shape: KernelShape) -> Result<Strin
     }
     Ok(format!(
         "#define TESSERA_N {}\n#define TESSERA_D {}\n#define TESSERA_M {}\n#define TESSERA_C {}\n\
-         #define TESSERA_THREADS {THREADS}\n{residual}\n#define TESSERA_RESIDUAL {function}\n{LM_SOURCE}\n\
-         {GATHER_SOURCE}\n{FIELD_SOURCE}\n{TILES_SOURCE}",
+         #define TESSERA_THREADS {THREADS}\n#define TESSERA_STATE_SCALARS {STATE_SCALARS}\n{residual}\n\
+         #define TESSERA_RESIDUAL {function}\n{LM_SOURCE}\n{LM_STEP_SOURCE}\n{GATHER_SOURCE}\n\
+         {FIELD_SOURCE}\n{TILES_SOURCE}",
         shape.n_basis, shape.n_terms, shape.n_equations, shape.n_coordinates,
     ))
 }
@@ -334,15 +355,37 @@ impl Batch {
         *self.linear_start.last().unwrap_or(&0) as usize
     }
 
-    /// Lengths of the kernel's scratch arrays: residual values, linear
-    /// residuals, per-point scratch and per-problem matrices (see `lm.cu`).
-    pub fn scratch_lengths(&self) -> [usize; 4] {
+    /// `[K + 1]`: problem `k`'s chunks of `chunk_points` points and linear
+    /// rows are `chunk_start[k]..chunk_start[k + 1]`, at least one per
+    /// problem (one block each in the solver's sums, see `lm.cu`).
+    ///
+    /// # Panics
+    /// If `chunk_points` is 0.
+    pub fn chunk_start(&self, chunk_points: usize) -> Vec<i64> {
+        let mut start = vec![0i64];
+        for k in 0..self.len() {
+            let points = self.point_start[k + 1] - self.point_start[k];
+            let rows = self.linear_start[k + 1] - self.linear_start[k];
+            let chunks = (points.max(rows) as usize).div_ceil(chunk_points).max(1);
+            start.push(start[k] + chunks as i64);
+        }
+        start
+    }
+
+    /// Lengths of the solver's scratch arrays with chunks of `chunk_points`:
+    /// residual values, linear residuals, per-point scratch, per-problem
+    /// matrices, per-chunk partial sums and per-problem states (see `lm.cu`).
+    pub fn scratch_lengths(&self, chunk_points: usize) -> [usize; 6] {
         let s = self.shape;
+        let n = s.n_basis;
+        let chunks = *self.chunk_start(chunk_points).last().unwrap_or(&0) as usize;
         [
             2 * self.total_points() * s.n_equations,
             2 * self.total_linear_rows(),
             self.total_points() * s.scratch_per_point(),
-            self.len() * (5 * s.n_basis * s.n_basis + 2 * s.n_basis),
+            self.len() * (4 * n * n + 2 * n),
+            chunks * (n * n + n + 3),
+            self.len() * (STATE_SCALARS + 3 * n),
         ]
     }
 }

@@ -1,14 +1,31 @@
-// Batched Levenberg–Marquardt for Tessera's expert problems: one thread block
-// per problem, every problem of a batch in flight at once, the whole iteration
-// on the device (no host round trip per step).
+// Batched Levenberg–Marquardt for Tessera's expert problems, every problem of
+// a batch in flight at once and the whole iteration on the device (no host
+// round trip per step). This file holds the sums over points; `lm_step.cu`
+// holds the per-problem decisions.
 //
 // The algorithm is the CPU solver's (`tessera_constraints::lm`), step for
 // step: the same damping rule, gain ratio, Cauchy stopping test, Gauss–Newton
 // "settled" test and round-off regime with its Gauss–Newton and Newton
 // fallbacks, so that both back ends stop after the same iterations and agree
-// on ω to round-off. Only the summation order differs: the block's threads
-// split the points, and the N×N products sum over points one entry per
-// thread, in four interleaved running sums (`sum_over`).
+// on ω to round-off. Only the summation order differs.
+//
+// Why two kernels per evaluation: one problem's sums run over some 20 000
+// points, and a block per problem kept most of the GPU idle (4 problems, 4 of
+// 132 SMs) while every iteration waited for its slowest problem. So each
+// problem's points are cut into chunks of `chunk_points`, one block per
+// chunk:
+//   tessera_lm_accumulate  (one block per chunk) evaluates the residual where
+//       the problem's state asks and writes the chunk's partial JᵀJ, Jᵀr,
+//       cost and decrease (or its part of the exact Hessian);
+//   tessera_lm_step        (one block per problem) adds its chunks' partials
+//       in chunk order, makes the damping and stopping decisions, and writes
+//       the next point to evaluate into the problem's state, or its result.
+// The host queues (accumulate, step) rounds without reading anything back
+// between them; a finished problem turns later rounds into no-ops, and the
+// host reads the `pending` flags every few rounds. The backward pass is the
+// same with `tessera_ift_step` and, at the end, `tessera_ift_rows`. Every sum
+// has a fixed order, so results do not depend on timing, and a problem's
+// results do not depend on the rest of its batch.
 //
 // Compile-time sizes (defined before this file, with the PDE's residual):
 //   TESSERA_N        basis functions N (≤ TESSERA_MAX_N, the static shared size)
@@ -17,14 +34,20 @@
 //   TESSERA_C        coordinates per point the residual reads (0: none)
 //   TESSERA_RESIDUAL the emitted `tessera_NAME_hessian(z, x, value, grad, hess)`
 //   TESSERA_THREADS  the largest block size a launch uses
+//   TESSERA_STATE_SCALARS  doubles of `State` (the host's count, checked here)
 //
 // Layouts are those of `ExpertProblem`, concatenated over the K problems of a
 // batch: term rows [ΣP, d, N], offsets [ΣP, d], coordinates [ΣP, C], linear rows
 // [ΣR, N] and right-hand sides [ΣR], with problem k's points at
 // point_start[k]..point_start[k+1] and its linear rows at
-// linear_start[k]..linear_start[k+1]. Device code also compiles for the host
-// (see the tests' shim): it uses only __syncthreads, static __shared__ arrays
-// and plain loops over threadIdx.x / blockDim.x.
+// linear_start[k]..linear_start[k+1]. Problem k's chunks are
+// chunk_start[k]..chunk_start[k+1] (at least one); its chunk j holds points
+// and linear rows j·chunk_points up to (j+1)·chunk_points. Scratch: `values`
+// [2, ΣP·M], `linres` [2, ΣR], `jac` [ΣP, SCRATCH], `partials`
+// [chunks, PARTIAL], `state` [K, STATE], `mats` [K, 4N² + 2N]. Device code
+// also compiles for the host (see the tests' shim): it uses only
+// __syncthreads, static __shared__ arrays and plain loops over threadIdx.x /
+// blockDim.x.
 
 namespace tessera_lm {
 
@@ -33,15 +56,55 @@ constexpr int D = TESSERA_D;
 constexpr int M = TESSERA_M;
 constexpr int C = TESSERA_C;
 constexpr int NN = N * N;
+// JᵀJ's upper triangle, the entries a chunk sums (its lower one is a mirror).
+constexpr int UPPER = N * (N + 1) / 2;
 // Scratch per point: the Jacobian rows (m·N) or, in the Newton fallback, the
 // curvature weights Σ_e F_e ∂²F_e/∂z_j∂z_l (d·d).
 constexpr int SCRATCH = (M * N > D * D) ? M * N : D * D;
+// A chunk's partial sums: JᵀJ's upper triangle (or the Hessian's N² terms),
+// Jᵀr at NN, then the scalars at NN + N: the squared residuals, the count
+// of non-finite terms and the decrease against the current iterate.
+constexpr int PARTIAL = NN + N + 3;
+constexpr int COST = NN + N, BAD = NN + N + 1, DECREASE = NN + N + 2;
 // Why a solve stopped, as `StopReason`'s variants in order.
 constexpr double CONVERGED = 0.0, MAX_ITERATIONS = 1.0, NON_FINITE = 2.0, SINGULAR = 3.0;
 // Below ROUND_OFF·f a predicted decrease is lost in the rounding of the cost.
 constexpr double ROUND_OFF = 64.0 * 2.220446049250313e-16;
 
-// One problem's inputs and its slices of the batch's scratch.
+// What a problem asks of the next accumulate launch.
+constexpr double NOTHING = 0.0, EVALUATE = 1.0, HESSIAN = 2.0;
+// Where a step resumes once its evaluation is summed: the forward solve's
+// first evaluation, its damped trial, its round-off fallbacks (Gauss–Newton
+// trial, exact Hessian, Newton trial), and the backward pass's evaluation at
+// ω* (exact Hessian or Gauss–Newton) and its Hessian.
+constexpr double INIT = 0.0, TRIAL = 1.0, GAUSS_NEWTON = 2.0, NEWTON_HESSIAN = 3.0,
+                 NEWTON = 4.0, BACKWARD_EXACT = 5.0, BACKWARD_GAUSS_NEWTON = 6.0,
+                 BACKWARD_HESSIAN = 7.0;
+
+// One problem's solver state between launches, in doubles (every field a
+// number the step kernel would otherwise keep in registers across the
+// iteration), followed in `state` by the weights ω, the trial ω + Δ and the
+// step Δ, N each.
+struct State {
+    double request;     // NOTHING, EVALUATE or HESSIAN
+    double resume;      // INIT ... BACKWARD_HESSIAN
+    double at_trial;    // 1: evaluate at the trial, 0: at ω
+    double slot;        // the slot (0 or 1) an evaluation writes
+    double cur;         // the slot holding ω's evaluation
+    double mu, nu, mu_floor;
+    double cost;        // ½‖r(ω)‖²
+    double iterations;
+    double reason;
+    double settled;     // 1 when the Gauss–Newton step from ω passes the step test
+    double initial;     // ‖r(ω₀)‖
+    double predicted;   // the trial's predicted decrease
+};
+static_assert(sizeof(State) == TESSERA_STATE_SCALARS * sizeof(double), "the host's state size");
+constexpr int SCALARS = TESSERA_STATE_SCALARS;
+constexpr int STATE = SCALARS + 3 * N;
+constexpr int W = SCALARS, TRIAL_AT = SCALARS + N, STEP_AT = SCALARS + 2 * N;
+
+// One problem's inputs, and its slices of the per-point scratch.
 struct Problem {
     long long p, r;           // points, linear rows
     const double* rows;       // [P, D, N]
@@ -49,16 +112,16 @@ struct Problem {
     const double* coords;     // [P, C]
     const double* linear;     // [R, N]
     const double* rhs;        // [R]
-    double ridge;
     double* values[2];        // F(z) at two iterates, [P·M] each
     double* linres[2];        // Lω − c at two iterates, [R] each
     double* jac;              // [P, SCRATCH]
-    double* normal[2];        // JᵀJ then Jᵀr at two iterates, [N² + N] each
-    double* linear_gram;      // LᵀL, [N²]
-    double* work;             // two N×N matrices to factor, [2N²]
 };
 
-// Shared scalars and the block's reduction buffer.
+// The points [p0, p1) and linear rows [r0, r1) of one chunk.
+struct Range {
+    long long p0, p1, r0, r1;
+};
+
 struct Block {
     double red[TESSERA_THREADS];
     double out;
@@ -109,6 +172,7 @@ __device__ inline double dot(const double* a, const double* b, int n) {
     return s;
 }
 
+
 // z = A[p]·ω + b[p] at one point.
 __device__ inline void terms_at(const Problem& pb, long long p, const double* w, double* z) {
     for (int j = 0; j < D; ++j) z[j] = dot(pb.rows + (p * D + j) * N, w, N) + pb.offsets[p * D + j];
@@ -134,196 +198,141 @@ __device__ inline double* jac_row(const Problem& pb, long long q) {
     return pb.jac + (q / M) * SCRATCH + (q % M) * N;
 }
 
-// Residuals, cost, JᵀJ and Jᵀr at ω into slot `s`: the cost ½‖r‖², NaN when a
-// term z is not finite (a non-finite problem), as the CPU's evaluation.
-__device__ double evaluate(const Problem& pb, Block* b, const double* w, int s) {
+// The problem that chunk c belongs to: the last k with chunk_start[k] ≤ c.
+__device__ inline int problem_of_chunk(const long long* chunk_start, int problems, long long c) {
+    int lo = 0, hi = problems - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (chunk_start[mid] <= c) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+// (i, j), i ≤ j, of entry e of an N×N upper triangle numbered row by row.
+__device__ inline void upper_entry(int e, int* i, int* j) {
+    int row = 0, col = e;
+    while (col >= N - row) {
+        col -= N - row;
+        ++row;
+    }
+    *i = row;
+    *j = col + row;
+}
+
+// Problem k of a batch of `problems`: its slices of the inputs and of the
+// per-point scratch.
+__device__ Problem problem_at(int k, int problems, const long long* point_start,
+                              const long long* linear_start, const double* term_rows,
+                              const double* offsets, const double* coords, const double* linear,
+                              const double* rhs, double* values, double* linres, double* jac) {
+    const long long p0 = point_start[k], r0 = linear_start[k];
+    const long long total_points = point_start[problems], total_rows = linear_start[problems];
+    Problem pb;
+    pb.p = point_start[k + 1] - p0;
+    pb.r = linear_start[k + 1] - r0;
+    pb.rows = term_rows + p0 * D * N;
+    pb.offsets = offsets + p0 * D;
+    pb.coords = C > 0 ? coords + p0 * C : nullptr;
+    pb.linear = linear + r0 * N;
+    pb.rhs = rhs + r0;
+    for (int s = 0; s < 2; ++s) {
+        pb.values[s] = values + s * total_points * M + p0 * M;
+        pb.linres[s] = linres + s * total_rows + r0;
+    }
+    pb.jac = jac + p0 * SCRATCH;
+    return pb;
+}
+
+// Chunk c's points and linear rows within problem k.
+__device__ inline Range range_of(const Problem& pb, const long long* chunk_start, int k,
+                                 long long c, long long chunk_points) {
+    const long long first = (c - chunk_start[k]) * chunk_points;
+    Range g;
+    g.p0 = first < pb.p ? first : pb.p;
+    g.p1 = first + chunk_points < pb.p ? first + chunk_points : pb.p;
+    g.r0 = first < pb.r ? first : pb.r;
+    g.r1 = first + chunk_points < pb.r ? first + chunk_points : pb.r;
+    return g;
+}
+
+// The chunk's residuals at x into slot s, and its partial sums into `out`:
+// JᵀJ's upper triangle, Jᵀr, Σr², the non-finite count and Σ(r_s − r_cur)
+// (r_s + r_cur) (−2× the decrease from slot `cur`'s iterate).
+__device__ void evaluate_chunk(const Problem& pb, const Range& g, Block* b, const double* x,
+                               int s, int cur, double* out) {
     int t = threadIdx.x, nt = blockDim.x;
-    double bad = 0.0, part = 0.0;
-    for (long long p = t; p < pb.p; p += nt) {
-        double v[M], g[M * D], h[M * D * D];
-        if (!residual_at(pb, p, w, v, g, h)) bad = 1.0;
+    double bad = 0.0, part = 0.0, dec = 0.0;
+    for (long long p = g.p0 + t; p < g.p1; p += nt) {
+        double v[M], gr[M * D], h[M * D * D];
+        if (!residual_at(pb, p, x, v, gr, h)) bad = 1.0;
         for (int e = 0; e < M; ++e) {
+            const double old = pb.values[cur][p * M + e];
             pb.values[s][p * M + e] = v[e];
             part += v[e] * v[e];
+            dec += (v[e] - old) * (v[e] + old);
             double* row = jac_row(pb, p * M + e);
             for (int i = 0; i < N; ++i) row[i] = 0.0;
             for (int j = 0; j < D; ++j) {
-                double gj = g[e * D + j];
+                double gj = gr[e * D + j];
                 if (gj == 0.0) continue;
                 const double* a = pb.rows + (p * D + j) * N;
                 for (int i = 0; i < N; ++i) row[i] += gj * a[i];
             }
         }
     }
-    for (long long r = t; r < pb.r; r += nt) {
-        double l = dot(pb.linear + r * N, w, N) - pb.rhs[r];
+    for (long long r = g.r0 + t; r < g.r1; r += nt) {
+        const double l = dot(pb.linear + r * N, x, N) - pb.rhs[r], old = pb.linres[cur][r];
         pb.linres[s][r] = l;
         part += l * l;
+        dec += (l - old) * (l + old);
     }
     __syncthreads();
-    double ridge2 = pb.ridge * pb.ridge;
-    double* gram = pb.normal[s];
-    double* grad = gram + NN;
-    // One sum over the points per thread: the upper triangle of JᵀJ, then
-    // Jᵀr, numbered without the lower triangle so that no thread of the
+    // One sum over the chunk's rows per thread: the upper triangle of JᵀJ,
+    // then Jᵀr, numbered without the lower triangle so that no thread of the
     // block waits idle while another does two.
-    constexpr int UPPER = N * (N + 1) / 2;
+    const long long q0 = g.p0 * M, nq = (g.p1 - g.p0) * M, nr = g.r1 - g.r0;
+    const double* values = pb.values[s];
+    const double* linres = pb.linres[s];
+    const double* linear = pb.linear;
     for (int e = t; e < UPPER + N; e += nt) {
         if (e < UPPER) {
-            int i = 0, j = e;
-            while (j >= N - i) {
-                j -= N - i;
-                ++i;
-            }
-            j += i;
-            double acc = sum_over(pb.p * M, [&](long long q) {
-                const double* row = jac_row(pb, q);
-                return row[i] * row[j];
-            });
-            gram[i * N + j] = acc + pb.linear_gram[i * N + j] + (i == j ? ridge2 : 0.0);
+            int i, j;
+            upper_entry(e, &i, &j);
+            out[e] = sum_over(nq, [&](long long q) {
+                         const double* row = jac_row(pb, q0 + q);
+                         return row[i] * row[j];
+                     }) +
+                     sum_over(nr, [&](long long r) {
+                         const double* l = linear + (g.r0 + r) * N;
+                         return l[i] * l[j];
+                     });
         } else {
             int i = e - UPPER;
-            const double* values = pb.values[s];
-            const double* linres = pb.linres[s];
-            double acc = sum_over(pb.p * M, [&](long long q) { return jac_row(pb, q)[i] * values[q]; });
-            acc += sum_over(pb.r, [&](long long r) { return pb.linear[r * N + i] * linres[r]; });
-            grad[i] = acc + ridge2 * w[i];
+            out[NN + i] = sum_over(nq, [&](long long q) { return jac_row(pb, q0 + q)[i] * values[q0 + q]; }) +
+                          sum_over(nr, [&](long long r) {
+                              return linear[(g.r0 + r) * N + i] * linres[g.r0 + r];
+                          });
         }
     }
-    __syncthreads();
-    for (int e = t; e < NN; e += nt) {
-        int i = e / N, j = e % N;
-        if (j < i) gram[e] = gram[j * N + i];
+    const double n_bad = block_sum(b, bad), cost = block_sum(b, part), change = block_sum(b, dec);
+    if (t == 0) {
+        out[COST] = cost;
+        out[BAD] = n_bad;
+        out[DECREASE] = change;
     }
-    double n_bad = block_sum(b, bad);
-    double cost = 0.5 * (block_sum(b, part) + ridge2 * dot(w, w, N));
-    return n_bad > 0.0 ? nan("") : cost;
 }
 
-// ½‖r(ω)‖² − ½‖r(ω_new)‖² with slot `s` at ω and slot `u` at ω_new, summed as
-// −½ Σ (r_new − r)(r_new + r): accurate relative to the decrease.
-__device__ double decrease(const Problem& pb, Block* b, int s, int u, const double* w, const double* wn) {
-    int t = threadIdx.x, nt = blockDim.x;
-    double part = 0.0;
-    for (long long q = t; q < pb.p * M; q += nt) {
-        double a = pb.values[s][q], c = pb.values[u][q];
-        part += (c - a) * (c + a);
-    }
-    for (long long r = t; r < pb.r; r += nt) {
-        double a = pb.linres[s][r], c = pb.linres[u][r];
-        part += (c - a) * (c + a);
-    }
-    double ridge_part = 0.0;
-    for (int i = 0; i < N; ++i) ridge_part += (wn[i] - w[i]) * (wn[i] + w[i]);
-    return -0.5 * (block_sum(b, part) + pb.ridge * pb.ridge * ridge_part);
-}
-
-// In-place lower Cholesky of the N×N matrix `a`, columns in parallel; false
-// when a pivot is not positive (or NaN), as faer's `llt`.
-__device__ bool cholesky(double* a, Block* b) {
-    int t = threadIdx.x, nt = blockDim.x;
-    for (int k = 0; k < N; ++k) {
-        if (t == 0) {
-            double pivot = a[k * N + k];
-            b->out = pivot > 0.0 ? 1.0 : 0.0;
-            a[k * N + k] = sqrt(pivot);
-        }
-        __syncthreads();
-        bool ok = b->out > 0.0;
-        __syncthreads();
-        if (!ok) return false;
-        double pivot = a[k * N + k];
-        for (int i = k + 1 + t; i < N; i += nt) a[i * N + k] /= pivot;
-        __syncthreads();
-        int rest = N - k - 1;
-        for (int e = t; e < rest * rest; e += nt) {
-            int i = k + 1 + e / rest, j = k + 1 + e % rest;
-            if (j <= i) a[i * N + j] -= a[i * N + k] * a[j * N + k];
-        }
-        __syncthreads();
-    }
-    return true;
-}
-
-// x = (L Lᵀ)⁻¹ rhs by thread 0 (2N² flops); every thread sees x after.
-__device__ void cholesky_solve(const double* l, const double* rhs, double* x) {
-    if (threadIdx.x == 0) {
-        for (int i = 0; i < N; ++i) {
-            double s = rhs[i];
-            for (int k = 0; k < i; ++k) s -= l[i * N + k] * x[k];
-            x[i] = s / l[i * N + i];
-        }
-        for (int i = N - 1; i >= 0; --i) {
-            double s = x[i];
-            for (int k = i + 1; k < N; ++k) s -= l[k * N + i] * x[k];
-            x[i] = s / l[i * N + i];
-        }
-    }
-    __syncthreads();
-}
-
-// x = a⁻¹ rhs by LU with partial pivoting, by thread 0 (the Newton fallback
-// when the exact Hessian is not positive definite; the CPU uses full pivoting,
-// which agrees to round-off on the systems this path meets).
-__device__ void lu_solve(double* a, const double* rhs, double* x) {
-    if (threadIdx.x == 0) {
-        for (int i = 0; i < N; ++i) x[i] = rhs[i];
-        for (int k = 0; k < N; ++k) {
-            int best = k;
-            for (int i = k + 1; i < N; ++i)
-                if (fabs(a[i * N + k]) > fabs(a[best * N + k])) best = i;
-            if (best != k) {
-                for (int j = 0; j < N; ++j) {
-                    double tmp = a[k * N + j];
-                    a[k * N + j] = a[best * N + j];
-                    a[best * N + j] = tmp;
-                }
-                double tmp = x[k];
-                x[k] = x[best];
-                x[best] = tmp;
-            }
-            for (int i = k + 1; i < N; ++i) {
-                double f = a[i * N + k] / a[k * N + k];
-                for (int j = k; j < N; ++j) a[i * N + j] -= f * a[k * N + j];
-                x[i] -= f * x[k];
-            }
-        }
-        for (int i = N - 1; i >= 0; --i) {
-            double s = x[i];
-            for (int j = i + 1; j < N; ++j) s -= a[i * N + j] * x[j];
-            x[i] = s / a[i * N + i];
-        }
-    }
-    __syncthreads();
-}
-
-// |Δ_i| ≤ atol + rtol·|ω_i| for every i.
-__device__ inline bool step_is_small(const double* step, const double* w, double rtol, double atol) {
-    for (int i = 0; i < N; ++i)
-        if (!(fabs(step[i]) <= atol + rtol * fabs(w[i]))) return false;
-    return true;
-}
-
-// Whether the undamped Gauss–Newton step from ω (slot s) passes the step test.
-__device__ bool settled(const Problem& pb, Block* b, int s, const double* w, double* x, double rtol,
-                        double atol) {
-    for (int e = threadIdx.x; e < NN; e += blockDim.x) pb.work[e] = pb.normal[s][e];
-    __syncthreads();
-    if (!cholesky(pb.work, b)) return false;
-    cholesky_solve(pb.work, pb.normal[s] + NN, x);
-    bool small = step_is_small(x, w, rtol, atol);
-    __syncthreads();
-    return small;
-}
-
-// The exact Hessian JᵀJ + Σ_p r_p ∇²r_p at ω (slot s holds JᵀJ there) into
-// `work`, symmetrised as the CPU's; false when a term is not finite.
-__device__ bool exact_hessian(const Problem& pb, Block* b, int s, const double* w) {
+// The chunk's part of the exact Hessian's second-order term at ω,
+// Σ_p A_pᵀ (Σ_e F_e ∇²F_e) A_p over its points, into out[0..N²], and its
+// non-finite count into out[BAD].
+__device__ void hessian_chunk(const Problem& pb, const Range& g, Block* b, const double* w,
+                              double* out) {
     int t = threadIdx.x, nt = blockDim.x;
     double bad = 0.0;
-    for (long long p = t; p < pb.p; p += nt) {
-        double v[M], g[M * D], h[M * D * D];
-        if (!residual_at(pb, p, w, v, g, h)) bad = 1.0;
+    for (long long p = g.p0 + t; p < g.p1; p += nt) {
+        double v[M], gr[M * D], h[M * D * D];
+        if (!residual_at(pb, p, w, v, gr, h)) bad = 1.0;
         double* c = pb.jac + p * SCRATCH;
         for (int jl = 0; jl < D * D; ++jl) {
             double acc = 0.0;
@@ -334,7 +343,8 @@ __device__ bool exact_hessian(const Problem& pb, Block* b, int s, const double* 
     __syncthreads();
     for (int e = t; e < NN; e += nt) {
         int i = e / N, k = e % N;
-        double acc = sum_over(pb.p, [&](long long p) {
+        out[e] = sum_over(g.p1 - g.p0, [&](long long q) {
+            const long long p = g.p0 + q;
             const double* c = pb.jac + p * SCRATCH;
             const double* a = pb.rows + p * D * N;
             double at_p = 0.0;
@@ -345,294 +355,91 @@ __device__ bool exact_hessian(const Problem& pb, Block* b, int s, const double* 
             }
             return at_p;
         });
-        pb.work[e] = pb.normal[s][e] + acc;
     }
-    __syncthreads();
-    for (int e = t; e < NN; e += nt) {
-        int i = e / N, k = e % N;
-        if (k < i) {
-            double m = 0.5 * (pb.work[e] + pb.work[k * N + i]);
-            pb.work[e] = m;
-            pb.work[k * N + i] = m;
-        }
-    }
-    __syncthreads();
-    double finite = 1.0;
-    for (int e = 0; e < NN; ++e)
-        if (!isfinite(pb.work[e])) finite = 0.0;
-    return block_sum(b, bad) == 0.0 && finite > 0.0;
-}
-
-// x = H⁻¹ rhs for the symmetric H in `work`, as the CPU's `Sensitivity`:
-// Cholesky, or LU on a copy (`work + N²`) when H is not positive definite.
-__device__ void symmetric_solve(const Problem& pb, Block* b, const double* rhs, double* x) {
-    for (int e = threadIdx.x; e < NN; e += blockDim.x) pb.work[NN + e] = pb.work[e];
-    __syncthreads();
-    if (cholesky(pb.work, b)) {
-        cholesky_solve(pb.work, rhs, x);
-    } else {
-        lu_solve(pb.work + NN, rhs, x);
-    }
-}
-
-__device__ inline double norm2(const double* g) { return dot(g, g, N); }
-
-// Problem k of the batch: its slices of the inputs and of the scratch, and
-// its LᵀL formed by the block (every thread must call this).
-__device__ Problem problem_of(int k, const long long* point_start, const long long* linear_start,
-                              const double* term_rows, const double* offsets, const double* coords,
-                              const double* linear, const double* rhs, const double* ridge,
-                              double* values, double* linres, double* jac, double* mats) {
-    const long long p0 = point_start[k], r0 = linear_start[k];
-    const long long total_points = point_start[gridDim.x], total_rows = linear_start[gridDim.x];
-    Problem pb;
-    pb.p = point_start[k + 1] - p0;
-    pb.r = linear_start[k + 1] - r0;
-    pb.rows = term_rows + p0 * D * N;
-    pb.offsets = offsets + p0 * D;
-    pb.coords = C > 0 ? coords + p0 * C : nullptr;
-    pb.linear = linear + r0 * N;
-    pb.rhs = rhs + r0;
-    pb.ridge = ridge[k];
-    for (int s = 0; s < 2; ++s) {
-        pb.values[s] = values + s * total_points * M + p0 * M;
-        pb.linres[s] = linres + s * total_rows + r0;
-    }
-    pb.jac = jac + p0 * SCRATCH;
-    double* mk = mats + (long long)k * (5 * NN + 2 * N);
-    pb.normal[0] = mk;
-    pb.normal[1] = mk + NN + N;
-    pb.linear_gram = mk + 2 * (NN + N);
-    pb.work = pb.linear_gram + NN;
-    for (int e = threadIdx.x; e < NN; e += blockDim.x) {
-        int i = e / N, j = e % N;
-        const double* linear = pb.linear;
-        pb.linear_gram[e] =
-            sum_over(pb.r, [&](long long r) { return linear[r * N + i] * linear[r * N + j]; });
-    }
-    return pb;
+    const double n_bad = block_sum(b, bad);
+    if (t == 0) out[BAD] = n_bad;
 }
 
 }  // namespace tessera_lm
 
-// Solves problem blockIdx.x of the batch. `omega` [K, N] holds the initial
-// weights and receives the solutions; `status` [K, 5] receives reason,
-// iterations, ‖r(ω₀)‖, ‖r(ω*)‖ and ‖Jᵀr(ω*)‖ per problem. Scratch: `values`
-// [2, ΣP·M], `linres` [2, ΣR], `jac` [ΣP, SCRATCH], `mats` [K, 5N² + 2N].
-extern "C" __global__ void tessera_lm_solve(
+// Chunk blockIdx.x of a batch of `problems`: what its problem's state asks
+// (an evaluation at ω or the trial, or the exact Hessian's term at ω) into
+// the chunk's row of `partials`; nothing for a problem that asks nothing.
+extern "C" __global__ void tessera_lm_accumulate(
     const long long* point_start, const long long* linear_start, const double* term_rows,
     const double* offsets, const double* coords, const double* linear, const double* rhs,
-    const double* ridge, double rtol, double atol, double tau, int max_iterations, double* omega,
-    double* status, double* values, double* linres, double* jac, double* mats) {
+    int problems, const long long* chunk_start, long long chunk_points, const double* state,
+    double* values, double* linres, double* jac, double* partials) {
     using namespace tessera_lm;
     __shared__ Block block;
-    __shared__ double w[N], trial[N], step[N], minus_g[N];
-    Block* b = &block;
-    const int k = blockIdx.x, t = threadIdx.x, nt = blockDim.x;
-    const Problem pb = problem_of(k, point_start, linear_start, term_rows, offsets, coords, linear,
-                                  rhs, ridge, values, linres, jac, mats);
-    for (int i = t; i < N; i += nt) w[i] = omega[k * N + i];
+    __shared__ double x[N];
+    const long long c = blockIdx.x;
+    const int k = problem_of_chunk(chunk_start, problems, c);
+    const double* st = state + (long long)k * STATE;
+    const State s = *reinterpret_cast<const State*>(st);
+    if (s.request == NOTHING) return;
+    const Problem pb = problem_at(k, problems, point_start, linear_start, term_rows, offsets,
+                                  coords, linear, rhs, values, linres, jac);
+    const Range g = range_of(pb, chunk_start, k, c, chunk_points);
+    const double* from = st + (s.request == EVALUATE && s.at_trial != 0.0 ? TRIAL_AT : W);
+    for (int i = threadIdx.x; i < N; i += blockDim.x) x[i] = from[i];
     __syncthreads();
-
-    int cur = 0, iterations = 0;
-    double reason = NON_FINITE;
-    double cost = evaluate(pb, b, w, cur);
-    const double initial_residual = sqrt(2.0 * cost);
-    double final_residual = initial_residual, gradient_norm = nan("");
-    bool finite = isfinite(cost);
-    for (int e = 0; e < NN + N && finite; ++e)
-        if (!isfinite(pb.normal[cur][e])) finite = false;
-    if (finite) {
-        double max_diag = 0.0;
-        for (int i = 0; i < N; ++i) max_diag = fmax(max_diag, pb.normal[cur][i * (N + 1)]);
-        const double mu_floor = 2.220446049250313e-16 * fmax(max_diag, 2.2250738585072014e-308);
-        double mu = tau * max_diag, nu = 2.0;
-        reason = MAX_ITERATIONS;
-        bool is_settled = settled(pb, b, cur, w, step, rtol, atol);
-        while (iterations < max_iterations) {
-            const double* g = pb.normal[cur] + NN;
-            bool zero = true;
-            for (int i = 0; i < N; ++i)
-                if (g[i] != 0.0) zero = false;
-            if (zero) {
-                reason = CONVERGED;
-                break;
-            }
-            ++iterations;
-            for (int e = t; e < NN; e += nt) pb.work[e] = pb.normal[cur][e] + (e % (N + 1) == 0 ? mu : 0.0);
-            for (int i = t; i < N; i += nt) minus_g[i] = -g[i];
-            __syncthreads();
-            if (!cholesky(pb.work, b)) {
-                if (!isfinite(mu) || mu > 1e300) {
-                    reason = SINGULAR;
-                    break;
-                }
-                mu = fmax(mu * nu, mu_floor);
-                nu *= 2.0;
-                continue;
-            }
-            cholesky_solve(pb.work, minus_g, step);
-            for (int i = t; i < N; i += nt) trial[i] = w[i] + step[i];
-            __syncthreads();
-            double predicted = 0.0;
-            for (int i = 0; i < N; ++i) predicted += step[i] * (mu * step[i] - g[i]);
-            predicted *= 0.5;
-            const int nxt = 1 - cur;
-            double new_cost = evaluate(pb, b, trial, nxt);
-            double dec = decrease(pb, b, cur, nxt, w, trial);
-            double gain = dec / predicted;
-            if (isfinite(new_cost) && gain > 0.0) {
-                bool small = step_is_small(step, trial, rtol, atol);
-                __syncthreads();
-                for (int i = t; i < N; i += nt) w[i] = trial[i];
-                __syncthreads();
-                cost = new_cost;
-                cur = nxt;
-                double c3 = 2.0 * gain - 1.0;
-                mu *= fmax(1.0 - c3 * c3 * c3, 1.0 / 3.0);
-                nu = 2.0;
-                is_settled = settled(pb, b, cur, w, step, rtol, atol);
-                if ((is_settled || small) && fabs(dec) <= atol + rtol * new_cost) {
-                    reason = CONVERGED;
-                    break;
-                }
-            } else if (is_settled) {
-                reason = CONVERGED;
-                break;
-            } else if (predicted <= ROUND_OFF * cost) {
-                // The cost cannot resolve steps this small: judge the undamped
-                // Gauss–Newton step by the gradient, then Newton's, or stop.
-                for (int e = t; e < NN; e += nt) pb.work[e] = pb.normal[cur][e];
-                __syncthreads();
-                if (!cholesky(pb.work, b)) {
-                    reason = CONVERGED;
-                    break;
-                }
-                cholesky_solve(pb.work, minus_g, step);
-                for (int i = t; i < N; i += nt) trial[i] = w[i] + step[i];
-                __syncthreads();
-                new_cost = evaluate(pb, b, trial, nxt);
-                if (!(isfinite(new_cost) && norm2(pb.normal[nxt] + NN) < norm2(pb.normal[cur] + NN))) {
-                    if (!exact_hessian(pb, b, cur, w)) {
-                        reason = CONVERGED;
-                        break;
-                    }
-                    // `work` holds H.
-                    symmetric_solve(pb, b, minus_g, step);
-                    bool step_finite = true;
-                    for (int i = 0; i < N; ++i)
-                        if (!isfinite(step[i])) step_finite = false;
-                    if (!step_finite) {
-                        reason = CONVERGED;
-                        break;
-                    }
-                    for (int i = t; i < N; i += nt) trial[i] = w[i] + step[i];
-                    __syncthreads();
-                    new_cost = evaluate(pb, b, trial, nxt);
-                    if (!(isfinite(new_cost) &&
-                          norm2(pb.normal[nxt] + NN) < 0.25 * norm2(pb.normal[cur] + NN))) {
-                        reason = CONVERGED;
-                        break;
-                    }
-                }
-                for (int i = t; i < N; i += nt) w[i] = trial[i];
-                __syncthreads();
-                cur = nxt;
-                cost = new_cost;
-                is_settled = settled(pb, b, cur, w, step, rtol, atol);
-            } else {
-                mu = fmax(mu * nu, mu_floor);
-                nu *= 2.0;
-            }
-        }
-        final_residual = sqrt(2.0 * cost);
-        gradient_norm = sqrt(norm2(pb.normal[cur] + NN));
-    }
-    __syncthreads();
-    if (t == 0) {
-        for (int i = 0; i < N; ++i) omega[k * N + i] = w[i];
-        double* st = status + k * 5;
-        st[0] = reason;
-        st[1] = iterations;
-        st[2] = initial_residual;
-        st[3] = final_residual;
-        st[4] = gradient_norm;
+    double* out = partials + c * PARTIAL;
+    if (s.request == EVALUATE) {
+        evaluate_chunk(pb, g, &block, x, (int)s.slot, (int)s.cur, out);
+    } else {
+        hessian_chunk(pb, g, &block, x, out);
     }
 }
 
-// The implicit-function-theorem backward pass of problem blockIdx.x, as the
-// CPU's `Sensitivity::row_gradient`: H at ω* (exact, or Gauss–Newton when
-// `exact` is 0), λ = H⁻¹ω̄ (Cholesky; LU when H is not positive definite),
-// then per point the coefficients of ω* and λ in the term rows' gradient,
+// The backward pass's per-point outputs of chunk blockIdx.x, as the CPU's
+// `Sensitivity::row_gradient`: with λ from `tessera_ift_step`, the
+// coefficients of ω* and λ in the term rows' gradient,
 //   Ā_j[p] = term_omega[p, j]·ω* + term_lambda[p, j]·λ,
-// and per linear row L̄_i = linear_omega[i]·ω* + linear_lambda[i]·λ.
-// `state` [K] receives 0 (done), 1 (non-finite data or H) or 2 (λ not finite:
-// H singular in floating point). Scratch as `tessera_lm_solve`'s.
-extern "C" __global__ void tessera_ift_backward(
+// and per linear row L̄_i = linear_omega[i]·ω* + linear_lambda[i]·λ; nothing
+// for a problem whose `result` is not 0 (done).
+extern "C" __global__ void tessera_ift_rows(
     const long long* point_start, const long long* linear_start, const double* term_rows,
     const double* offsets, const double* coords, const double* linear, const double* rhs,
-    const double* ridge, const double* omega, const double* omega_bar, int exact, double* lambda,
-    double* term_omega, double* term_lambda, double* linear_omega, double* linear_lambda,
-    double* state, double* values, double* linres, double* jac, double* mats) {
+    int problems, const long long* chunk_start, long long chunk_points, const double* omega,
+    const double* lambda, const double* result, double* values, double* linres, double* jac,
+    double* term_omega, double* term_lambda, double* linear_omega, double* linear_lambda) {
     using namespace tessera_lm;
-    __shared__ Block block;
-    __shared__ double w[N], lam[N], bar[N];
-    Block* b = &block;
-    const int k = blockIdx.x, t = threadIdx.x, nt = blockDim.x;
+    __shared__ double w[N], lam[N];
+    const long long c = blockIdx.x;
+    const int k = problem_of_chunk(chunk_start, problems, c);
+    if (result[k] != 0.0) return;
+    const int t = threadIdx.x, nt = blockDim.x;
+    const Problem pb = problem_at(k, problems, point_start, linear_start, term_rows, offsets,
+                                  coords, linear, rhs, values, linres, jac);
+    const Range g = range_of(pb, chunk_start, k, c, chunk_points);
     const long long p0 = point_start[k], r0 = linear_start[k];
-    const Problem pb = problem_of(k, point_start, linear_start, term_rows, offsets, coords, linear,
-                                  rhs, ridge, values, linres, jac, mats);
     for (int i = t; i < N; i += nt) {
         w[i] = omega[k * N + i];
-        bar[i] = omega_bar[k * N + i];
-        lam[i] = 0.0; // a problem whose Hessian is not finite reports λ = 0
+        lam[i] = lambda[k * N + i];
     }
     __syncthreads();
-    double result = 0.0;
-    bool finite = isfinite(evaluate(pb, b, w, 0));
-    if (finite && exact) {
-        finite = exact_hessian(pb, b, 0, w);
-    } else if (finite) {
-        for (int e = t; e < NN; e += nt) pb.work[e] = pb.normal[0][e];
-        __syncthreads();
-        for (int e = 0; e < NN; ++e)
-            if (!isfinite(pb.work[e])) finite = false;
-    }
-    if (!finite) {
-        result = 1.0;
-    } else {
-        symmetric_solve(pb, b, bar, lam);
-        for (int i = 0; i < N; ++i)
-            if (!isfinite(lam[i])) result = 2.0;
-    }
-    if (result == 0.0) {
-        for (long long p = t; p < pb.p; p += nt) {
-            double v[M], g[M * D], h[M * D * D], y[D];
-            residual_at(pb, p, w, v, g, h);
-            for (int j = 0; j < D; ++j) y[j] = dot(pb.rows + (p * D + j) * N, lam, N);
-            double* a = term_omega + (p0 + p) * D;
-            double* c = term_lambda + (p0 + p) * D;
-            for (int j = 0; j < D; ++j) a[j] = c[j] = 0.0;
-            for (int e = 0; e < M; ++e) {
-                const double f = v[e], *ge = g + e * D, *he = h + e * D * D;
-                double s = 0.0;
-                for (int l = 0; l < D; ++l) s += ge[l] * y[l];
-                for (int j = 0; j < D; ++j) {
-                    double u = 0.0;
-                    for (int l = 0; l < D; ++l) u += he[j * D + l] * y[l];
-                    a[j] -= ge[j] * s + f * u;
-                    c[j] -= f * ge[j];
-                }
+    for (long long p = g.p0 + t; p < g.p1; p += nt) {
+        double v[M], gr[M * D], h[M * D * D], y[D];
+        residual_at(pb, p, w, v, gr, h);
+        for (int j = 0; j < D; ++j) y[j] = dot(pb.rows + (p * D + j) * N, lam, N);
+        double* a = term_omega + (p0 + p) * D;
+        double* cl = term_lambda + (p0 + p) * D;
+        for (int j = 0; j < D; ++j) a[j] = cl[j] = 0.0;
+        for (int e = 0; e < M; ++e) {
+            const double f = v[e], *ge = gr + e * D, *he = h + e * D * D;
+            double s = 0.0;
+            for (int l = 0; l < D; ++l) s += ge[l] * y[l];
+            for (int j = 0; j < D; ++j) {
+                double u = 0.0;
+                for (int l = 0; l < D; ++l) u += he[j * D + l] * y[l];
+                a[j] -= ge[j] * s + f * u;
+                cl[j] -= f * ge[j];
             }
         }
-        for (long long r = t; r < pb.r; r += nt) {
-            linear_omega[r0 + r] = -dot(pb.linear + r * N, lam, N);
-            linear_lambda[r0 + r] = -pb.linres[0][r];
-        }
     }
-    __syncthreads();
-    if (t == 0) {
-        for (int i = 0; i < N; ++i) lambda[k * N + i] = lam[i];
-        state[k] = result;
+    for (long long r = g.r0 + t; r < g.r1; r += nt) {
+        linear_omega[r0 + r] = -dot(pb.linear + r * N, lam, N);
+        linear_lambda[r0 + r] = -pb.linres[0][r];
     }
 }

@@ -1,17 +1,19 @@
 //! The CUDA back end of the constraint layer (cargo feature `cuda`): every
-//! expert problem of a batch solved at once on an NVIDIA GPU, one thread block
-//! per problem, with the whole Levenberg–Marquardt iteration on the device.
+//! expert problem of a batch solved at once on an NVIDIA GPU, each problem's
+//! points spread over many thread blocks, with the whole Levenberg–Marquardt
+//! iteration on the device.
 //!
 //! The pieces, in the order a solve uses them:
 //! - [`kernel`]: the CUDA C++ source — the PDE's residual as
 //!   [`crate::expr::cuda`] emits it from the one definition, then the batched
-//!   solver `lm.cu`, which follows [`crate::lm`] step for step — and
+//!   solver `lm.cu` and `lm_step.cu`, which follow [`crate::lm`] step for
+//!   step — and
 //!   [`Batch`], the problems packed into the arrays the kernel reads;
 //! - [`nvrtc`]: run-time compilation of that source to PTX (no GPU needed, only
 //!   the NVRTC library), and [`ptxas`], which assembles it as the driver would
 //!   to check register use;
 //! - [`device`]: the GPU itself ([`Gpu::open`], a typed error when there is no
-//!   driver) and [`GpuLm`], which uploads a batch, launches the kernel and
+//!   driver) and [`GpuLm`], which uploads a batch, launches the kernels and
 //!   returns one [`crate::LmSolution`] per problem, and can leave the batch
 //!   on the device for its backward pass ([`SolvedBatch`]);
 //! - [`gather`]: problems whose term rows the GPU builds from the basis

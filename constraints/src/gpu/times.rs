@@ -26,6 +26,10 @@ pub struct GpuTimes {
     pub kernel_s: f64,
     /// Copies back to the host.
     pub download_s: f64,
+    /// Rounds of the solver's kernels queued (see `lm.cu`): a solve's,
+    /// counting those queued after its last problem was done, or a
+    /// backward pass's two.
+    pub rounds: usize,
 }
 
 impl GpuTimes {
@@ -46,6 +50,15 @@ impl GpuTimes {
             ("download", per_call(self.download_s)),
         ]
     }
+
+    /// The mean rounds per call (zero without calls).
+    pub fn rounds_per_call(&self) -> f64 {
+        if self.calls > 0 {
+            self.rounds as f64 / self.calls as f64
+        } else {
+            0.0
+        }
+    }
 }
 
 impl std::ops::AddAssign for GpuTimes {
@@ -55,6 +68,7 @@ impl std::ops::AddAssign for GpuTimes {
         self.upload_s += other.upload_s;
         self.kernel_s += other.kernel_s;
         self.download_s += other.download_s;
+        self.rounds += other.rounds;
     }
 }
 
@@ -96,6 +110,7 @@ mod tests {
             upload_s: 1.0,
             kernel_s: 0.5,
             download_s: 0.0,
+            rounds: 10,
         };
         assert_eq!(
             times.means(),
@@ -106,10 +121,13 @@ mod tests {
                 ("download", 0.0)
             ]
         );
+        assert_eq!(times.rounds_per_call(), 2.5);
         assert!(GpuTimes::default().means().iter().all(|&(_, s)| s == 0.0));
+        assert_eq!(GpuTimes::default().rounds_per_call(), 0.0);
         let mut sum = times;
         sum += times;
         assert_eq!((sum.calls, sum.pack_s, sum.download_s), (8, 4.0, 0.0));
+        assert_eq!(sum.rounds, 20);
         assert_eq!(sum.means(), times.means());
         let started = Instant::now();
         let mut watch = Stopwatch::start();
