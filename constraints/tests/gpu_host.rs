@@ -274,6 +274,21 @@ fn sorption_matches_with_threads_fewer_than_the_basis_and_not_a_power_of_two() {
 }
 
 #[test]
+fn a_problem_solves_to_the_same_bits_alone_or_in_a_batch() {
+    // Each problem's sums run over its own chunks in a fixed order, so its
+    // neighbours in a batch (and their chunks) cannot change its result.
+    let case = gpu::sorption(12);
+    let lm = reference_lm(InitialGuess::Ones);
+    let batch = host_solve(&case, &lm, 8, "batch");
+    let mut alone = gpu::sorption(12);
+    alone.problems = vec![alone.problems.swap_remove(2)];
+    let single = host_solve(&alone, &lm, 8, "alone");
+    assert_eq!(single.len(), 1);
+    assert_eq!(single[0].omega, batch[2].omega);
+    assert_eq!(single[0].status, batch[2].status);
+}
+
+#[test]
 fn transport_matches_the_cpu_solver() {
     let case = gpu::transport(16);
     compare(&case, &reference_lm(InitialGuess::Zeros), 8, 1e-10, 0);
