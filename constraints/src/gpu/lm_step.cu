@@ -270,6 +270,13 @@ __device__ inline void copy_vectors(double* to_w, double* to_trial, double* to_s
 // evaluation; when the problem is done it writes ω* into `omega` and
 // reason, iterations, ‖r(ω₀)‖, ‖r(ω*)‖ and ‖Jᵀr(ω*)‖ into `status` [K, 5].
 // `pending` [K] is 1 while the problem still asks for evaluations.
+//
+// Every thread of the block keeps its own copy of the `State` and repeats
+// the same decisions on the same numbers (sums over chunks each thread adds
+// in the same order, the shared Cholesky flag, global memory read after a
+// barrier), so all threads take the same branches around the barriers. A
+// quantity one thread computes alone must reach the others through shared
+// memory before it decides a branch.
 extern "C" __global__ void tessera_lm_step(
     const double* ridge, const long long* chunk_start, double rtol, double atol, double tau,
     int max_iterations, int start, double* omega, double* status, double* state, double* mats,
