@@ -155,27 +155,38 @@ fn on_gpu(
     )))
 }
 
-/// Per call, the mean seconds of each part of `layer`'s GPU solves and
-/// backward passes since the last call (`solve_pack`, `solve_upload`,
-/// `solve_kernel`, `solve_download`, then the same for `backward_`: see
-/// [`tessera_constraints::gpu::GpuTimes`]), and starts counting again;
-/// `None` when its solves run on the CPU.
-pub fn gpu_solve_parts(
-    layer: &ConstraintLayer<AnyPde>,
-) -> Option<std::collections::BTreeMap<String, f64>> {
+/// Where a layer's GPU solves and backward passes spent their calls, per
+/// call ([`tessera_constraints::gpu::GpuTimes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuSolveParts {
+    /// Mean seconds of each part: `solve_pack`, `solve_upload`,
+    /// `solve_kernel`, `solve_download`, then the same for `backward_`.
+    pub seconds: std::collections::BTreeMap<String, f64>,
+    /// Mean rounds of the solver's kernels (`solve`, `backward`): what the
+    /// kernel seconds are spread over.
+    pub rounds: std::collections::BTreeMap<String, f64>,
+}
+
+/// [`GpuSolveParts`] of `layer` since the last call, and starts counting
+/// again; `None` when its solves run on the CPU.
+pub fn gpu_solve_parts(layer: &ConstraintLayer<AnyPde>) -> Option<GpuSolveParts> {
     #[cfg(feature = "cuda")]
     {
         let times = layer.gpu_solver()?.take_times();
-        let parts = [("solve", times.solve), ("backward", times.backward)];
-        Some(
-            parts
+        let calls = [("solve", times.solve), ("backward", times.backward)];
+        Some(GpuSolveParts {
+            seconds: calls
                 .iter()
                 .flat_map(|(call, t)| {
                     t.means()
                         .map(|(part, seconds)| (format!("{call}_{part}"), seconds))
                 })
                 .collect(),
-        )
+            rounds: calls
+                .iter()
+                .map(|(call, t)| (call.to_string(), t.rounds_per_call()))
+                .collect(),
+        })
     }
     #[cfg(not(feature = "cuda"))]
     {

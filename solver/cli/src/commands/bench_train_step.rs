@@ -28,7 +28,7 @@ use tessera_solver::{
 };
 
 use super::train::load_scenario;
-use crate::device::{DeviceArg, MemoryPeak, gpu_solve_parts, placement};
+use crate::device::{DeviceArg, GpuSolveParts, MemoryPeak, gpu_solve_parts, placement};
 
 /// Arguments of `tessera bench train-step`.
 #[derive(Debug, clap::Args)]
@@ -99,6 +99,9 @@ struct Report {
     /// steps (packing, copies, kernels: [`crate::device::gpu_solve_parts`]);
     /// `null` otherwise.
     gpu_solve_parts_s: Option<BTreeMap<String, f64>>,
+    /// With the experts' solves on a GPU, rank 0's mean rounds of the
+    /// solver's kernels per solve and per backward pass; `null` otherwise.
+    gpu_solve_rounds: Option<BTreeMap<String, f64>>,
     lm_iterations_mean: f64,
     failed_solves: usize,
 }
@@ -208,6 +211,7 @@ impl TrainStepArgs {
             .collect();
         phases_median_s.insert("other", median(&other));
         let (solves, pde_loss) = placement(&model);
+        let parts = solve_parts(&model);
         let report = Report {
             scenario: scenario.name.clone(),
             method: method_name(&scenario),
@@ -231,7 +235,8 @@ impl TrainStepArgs {
                 Some(memory) => memory.mib()?,
                 None => None,
             },
-            gpu_solve_parts_s: solve_parts(&model),
+            gpu_solve_parts_s: parts.as_ref().map(|p| p.seconds.clone()),
+            gpu_solve_rounds: parts.map(|p| p.rounds),
             lm_iterations_mean: iterations / self.runs as f64,
             failed_solves: failed,
         };
@@ -276,7 +281,7 @@ impl TrainStepArgs {
 
 /// The parts of the GPU solves of `model`'s constraint layer since the last
 /// call, if it has one and it solves on a GPU.
-fn solve_parts(model: &Model) -> Option<BTreeMap<String, f64>> {
+fn solve_parts(model: &Model) -> Option<GpuSolveParts> {
     gpu_solve_parts(model.constraint()?.layer())
 }
 

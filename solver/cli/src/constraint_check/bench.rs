@@ -88,6 +88,9 @@ pub struct BenchReport {
     /// each part of its solves and backward passes, warm-up included
     /// ([`crate::device::gpu_solve_parts`]); `None` otherwise.
     pub gpu_solve_parts_s: Option<BTreeMap<String, f64>>,
+    /// For a layer whose solves ran on a GPU, the mean rounds of the
+    /// solver's kernels per solve and per backward pass; `None` otherwise.
+    pub gpu_solve_rounds: Option<BTreeMap<String, f64>>,
 }
 
 /// Runs the benchmark (see the module docs).
@@ -181,7 +184,10 @@ fn timed_on_gpu(
     let mut reports: Vec<BenchReport> = layers.iter().map(TimedLayer::report).collect();
     if let Some(last) = reports.last_mut() {
         last.gpu_peak_mib = memory.mib()?;
-        last.gpu_solve_parts_s = parts;
+        if let Some(parts) = parts {
+            last.gpu_solve_parts_s = Some(parts.seconds);
+            last.gpu_solve_rounds = Some(parts.rounds);
+        }
     }
     Ok(reports)
 }
@@ -377,6 +383,7 @@ impl<'a> TimedLayer<'a> {
             converged: last.all_converged(),
             gpu_peak_mib: None,
             gpu_solve_parts_s: None,
+            gpu_solve_rounds: None,
         }
     }
 }
