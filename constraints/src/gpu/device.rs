@@ -449,15 +449,12 @@ impl Uploaded {
         let chunk_start = batch.chunk_start(CHUNK_POINTS);
         let count = *chunk_start.last().unwrap_or(&0) as usize;
         // Both are grid sizes: CUDA takes at most 2³¹ − 1 blocks.
-        let problems = i32::try_from(batch.len())
-            .ok()
-            .filter(|_| i32::try_from(count).is_ok())
-            .ok_or_else(|| {
-                GpuError::Unsupported(format!(
-                    "a batch of {} problems in {count} chunks (at most 2³¹ − 1 each)",
-                    batch.len()
-                ))
-            })?;
+        let (Ok(problems), Ok(_)) = (i32::try_from(batch.len()), i32::try_from(count)) else {
+            return Err(GpuError::Unsupported(format!(
+                "a batch of {} problems in {count} chunks (at most 2³¹ − 1 each)",
+                batch.len()
+            )));
+        };
         Ok(Self {
             stream: stream.clone(),
             inputs: Inputs {
