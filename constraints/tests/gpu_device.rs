@@ -173,6 +173,17 @@ fn term_rows_gathered_on_the_gpu_solve_as_rows_built_on_the_host() {
             rows.push_row(op.as_ref(), p, 1.0).unwrap();
         }
     }
+    // What the device gathers from: the terms at every grid point, with
+    // tiles whose owners do not matter to the solves.
+    let mut everywhere = SparseRows::new(g);
+    for p in 0..g {
+        for op in &terms {
+            everywhere.push_row(op.as_ref(), p, 1.0).unwrap();
+        }
+    }
+    let owners: Vec<usize> = (0..g).map(|p| p % 3).collect();
+    let tiles = solver.tiles(&owners, 3, &everywhere).expect("tiles upload");
+    let flat: Vec<usize> = points.concat();
     // A basis near the case's scales: `u` close to 1 keeps R(u) smooth.
     let fields: Vec<f64> = (0..samples * g * n)
         .map(|_| rng.random_range(0.0..0.05))
@@ -225,9 +236,9 @@ fn term_rows_gathered_on_the_gpu_solve_as_rows_built_on_the_host() {
     let lm = LevenbergMarquardt::default()
         .with_initial(InitialGuess::Zeros)
         .unwrap();
-    let gather = RowGather::new(&rows, &fields, n).unwrap();
+    let gather = RowGather::new(&flat, &fields, g, n).unwrap();
     let (from_gather, kept) = solver
-        .solve_kept_gathered(&lm, &gathered.iter().collect::<Vec<_>>(), &gather)
+        .solve_kept_gathered(&lm, &gathered.iter().collect::<Vec<_>>(), &tiles, &gather)
         .expect("GPU solve of gathered rows");
     let (uploaded, kept_host) = solver
         .solve_kept(&lm, &host.iter().collect::<Vec<_>>())
@@ -274,9 +285,9 @@ fn term_rows_gathered_on_the_gpu_solve_as_rows_built_on_the_host() {
         }
     }
     // A gather that does not match the problems is refused before any launch.
-    let short = RowGather::new(&rows, &fields[..g * n], n).unwrap();
+    let short = RowGather::new(&flat, &fields[..g * n], g, n).unwrap();
     let err = solver
-        .solve_kept_gathered(&lm, &gathered.iter().collect::<Vec<_>>(), &short)
+        .solve_kept_gathered(&lm, &gathered.iter().collect::<Vec<_>>(), &tiles, &short)
         .unwrap_err();
     assert!(matches!(err, GpuError::Unsupported(_)), "{err}");
 }

@@ -15,7 +15,7 @@ use tessera_constraints::{
     ExpertProblem, HessianMode, InitialGuess, LevenbergMarquardt, LmSolution, Sensitivity,
     StopReason,
 };
-use tessera_meshes::{Grid, Identity, SparseRows};
+use tessera_meshes::{Grid, SparseRows};
 
 /// Reads a batch written by [`write_batch`], solves it (or runs the backward
 /// pass) with the kernels in rounds as `GpuLm` queues them, and writes the
@@ -529,28 +529,33 @@ fn the_backward_kernel_matches_the_cpu_row_gradients() {
     }
 }
 
-/// Reads a gather (sizes, sparse rows, fields) written by [`write_gather`],
-/// runs `tessera_gather_rows` and writes the rows it built.
+/// Reads a gather (sizes, the terms at every grid point, the points, the
+/// fields) written by [`write_gather`], runs `tessera_gather_rows` and
+/// writes the rows it built.
 const GATHER_DRIVER: &str = r#"
 int main(int argc, char** argv) {
     if (argc != 3) return 2;
     FILE* f = fopen(argv[1], "rb");
-    int64_t head[6];  // samples, rows, nnz, field length, blocks, threads
-    if (fread(head, 8, 6, f) != 6) return 2;
-    int64_t samples = head[0], rows = head[1], nnz = head[2], field_len = head[3];
-    std::vector<long long> starts(rows + 1);
-    std::vector<int> columns(nnz + 1);
+    // samples, points, terms, grid rows, nnz, field length, blocks, threads
+    int64_t head[8];
+    if (fread(head, 8, 8, f) != 8) return 2;
+    int64_t samples = head[0], count = head[1], terms = head[2], grid_rows = head[3];
+    int64_t nnz = head[4], field_len = head[5], rows = count * terms;
+    std::vector<long long> starts(grid_rows + 1);
+    std::vector<int> columns(nnz + 1), points(count + 1);
     std::vector<double> weights(nnz + 1), fields(samples * field_len), out(samples * rows * TESSERA_N);
-    if (fread(starts.data(), 8, rows + 1, f) != (size_t)(rows + 1)
+    if (fread(starts.data(), 8, grid_rows + 1, f) != (size_t)(grid_rows + 1)
         || fread(columns.data(), 4, nnz, f) != (size_t)nnz
         || fread(weights.data(), 8, nnz, f) != (size_t)nnz
+        || fread(points.data(), 4, count, f) != (size_t)count
         || fread(fields.data(), 8, fields.size(), f) != fields.size()) {
         fprintf(stderr, "short read\n");
         return 2;
     }
     fclose(f);
-    tessera_launch((unsigned)head[4], (unsigned)head[5], tessera_gather_rows, (long long)samples,
-        (long long)rows, (const long long*)starts.data(), (const int*)columns.data(),
+    tessera_launch((unsigned)head[6], (unsigned)head[7], tessera_gather_rows, (long long)samples,
+        (long long)rows, (const int*)points.data(), (long long)terms,
+        (const long long*)starts.data(), (const int*)columns.data(),
         (const double*)weights.data(), (const double*)fields.data(), (long long)field_len, out.data());
     FILE* o = fopen(argv[2], "wb");
     fwrite(out.data(), 8, out.size(), o);
@@ -559,87 +564,123 @@ int main(int argc, char** argv) {
 }
 "#;
 
-/// The gather in the driver's input format, launched as `blocks` blocks of
-/// `threads` threads.
-fn write_gather(gather: &RowGather<'_>, n: usize, blocks: usize, threads: usize) -> Vec<u8> {
-    let rows = gather.rows();
-    let (starts, columns) = gather.device_indices();
+/// The gather at `gather`'s points from `terms` (`d` rows per grid point,
+/// point-major) in the driver's input format, launched as `blocks` blocks
+/// of `threads` threads.
+fn write_gather(
+    terms: &SparseRows,
+    d: usize,
+    gather: &RowGather<'_>,
+    n: usize,
+    (blocks, threads): (usize, usize),
+) -> Vec<u8> {
     let head = [
         gather.samples() as i64,
-        rows.len() as i64,
-        rows.nnz() as i64,
-        (rows.n_columns() * n) as i64,
+        gather.points().len() as i64,
+        d as i64,
+        terms.len() as i64,
+        terms.nnz() as i64,
+        (gather.n_grid() * n) as i64,
         blocks as i64,
         threads as i64,
     ];
+    let starts: Vec<i64> = terms.row_start().iter().map(|&s| s as i64).collect();
     let mut out = bytes_i64(&head);
     out.extend(bytes_i64(&starts));
-    out.extend(columns.iter().flat_map(|c| c.to_le_bytes()));
-    out.extend(bytes_f64(rows.weights()));
+    out.extend(
+        terms
+            .columns()
+            .iter()
+            .flat_map(|&c| (c as i32).to_le_bytes()),
+    );
+    out.extend(bytes_f64(terms.weights()));
+    out.extend(
+        gather
+            .points()
+            .iter()
+            .flat_map(|&p| (p as i32).to_le_bytes()),
+    );
     out.extend(bytes_f64(gather.fields()));
     out
 }
 
 #[test]
-fn the_gather_kernel_applies_the_sparse_rows_to_every_sample() {
+fn the_gather_kernel_builds_the_term_rows_at_the_points_for_every_sample() {
     let grid = Grid::uniform_tx(5, 7, 1.0).unwrap();
     let g = grid.len();
     let operators = gpu::sorption_stencils(&grid);
-    let mut rng = common::rng(11);
-    let mut rows = SparseRows::new(g);
-    for i in 0..40 {
-        let point = if i < 2 {
-            i * (g - 1)
-        } else {
-            rng.random_range(0..g)
-        };
+    let d = operators.len();
+    // The terms at every grid point, point-major, as a layer uploads them.
+    let mut terms = SparseRows::new(g);
+    for p in 0..g {
         for op in &operators {
-            rows.push_row(op.as_ref(), point, 1.0).unwrap();
+            terms.push_row(op.as_ref(), p, 1.0).unwrap();
         }
     }
-    rows.push_empty_row();
+    // Points in no order, with repeats and the grid's first and last (where
+    // one-sided stencils apply).
+    let mut rng = common::rng(11);
+    let points: Vec<usize> = (0..40)
+        .map(|i| match i {
+            0 => g - 1,
+            1 => 0,
+            _ => rng.random_range(0..g),
+        })
+        .collect();
     let (n, samples) = (3, 2);
     let fields = common::uniform(&mut rng, samples * g * n, 1.0);
-    let gather = RowGather::new(&rows, &fields, n).unwrap();
+    let gather = RowGather::new(&points, &fields, g, n).unwrap();
     assert_eq!(gather.samples(), samples);
-    let mut expected = vec![0.0; samples * rows.len() * n];
+    // The oracle: the rows built on the host at each point in turn, applied
+    // by `SparseRows::apply`.
+    let mut at_points = SparseRows::new(g);
+    for &p in &points {
+        for op in &operators {
+            at_points.push_row(op.as_ref(), p, 1.0).unwrap();
+        }
+    }
+    let mut expected = vec![0.0; samples * at_points.len() * n];
     for (out, field) in expected
-        .chunks_exact_mut(rows.len() * n)
+        .chunks_exact_mut(at_points.len() * n)
         .zip(fields.chunks_exact(g * n))
     {
-        rows.apply(field, n, out);
+        at_points.apply(field, n, out);
     }
     let kernels = format!("#define TESSERA_N {n}\n{}", kernel::GATHER_SOURCE);
     let total = expected.len();
     // One thread for everything, a grid-stride loop over few small blocks,
     // and one value per thread.
-    for (blocks, threads) in [(1, 1), (3, 7), (total.div_ceil(32), 32)] {
-        let input = write_gather(&gather, n, blocks, threads);
+    for launch in [(1, 1), (3, 7), (total.div_ceil(32), 32)] {
+        let input = write_gather(&terms, d, &gather, n, launch);
         let got = compile_and_run(
             &kernels,
             GATHER_DRIVER,
             &input,
-            &format!("gather-{blocks}x{threads}"),
+            &format!("gather-{}x{}", launch.0, launch.1),
         );
         // The kernel sums each row in stored order, as `SparseRows::apply`.
-        assert_eq!(got, expected, "{blocks} blocks of {threads} threads");
+        assert_eq!(got, expected, "{launch:?} (blocks, threads)");
     }
 }
 
 #[test]
-fn a_gather_checks_its_fields_against_its_rows() {
-    let grid = Grid::uniform_tx(3, 4, 1.0).unwrap();
-    let mut rows = SparseRows::new(grid.len());
-    rows.push_row(&Identity::new(grid.shape()), 5, 2.0).unwrap();
+fn a_gather_checks_its_fields_and_points_against_its_grid() {
+    let g = 12;
     for bad in [0, 11, 12 * 2 + 1] {
         let fields = vec![1.0; bad];
         assert!(
             matches!(
-                RowGather::new(&rows, &fields, 2),
+                RowGather::new(&[5], &fields, g, 2),
                 Err(GpuError::Unsupported(_))
             ),
             "{bad} values for 12 points × N = 2"
         );
     }
-    assert_eq!(RowGather::new(&rows, &[0.5; 48], 2).unwrap().samples(), 2);
+    let fields = [0.5; 48];
+    assert!(matches!(
+        RowGather::new(&[3, 12], &fields, g, 2),
+        Err(GpuError::Unsupported(_))
+    ));
+    let gather = RowGather::new(&[11, 0, 11], &fields, g, 2).unwrap();
+    assert_eq!((gather.samples(), gather.n_grid()), (2, g));
 }

@@ -112,9 +112,11 @@ pub struct ConstraintLayer<P: Pde> {
     /// and the pull-back run on the GPU (the default), or on the host.
     #[cfg(feature = "cuda")]
     gpu_grid_passes: bool,
-    /// The tiles and the residual's adjoint on the attached GPU, for the
-    /// passes over the whole grid there; `None` inside where a residual term
-    /// is not local. Built at the first gathered forward pass.
+    /// The tiles and the residual's terms at every grid point (with their
+    /// adjoint) on the attached GPU, for the gather of the experts' term
+    /// rows and the passes over the whole grid there; `None` inside where a
+    /// residual term is not local. Built at the first forward pass on the
+    /// GPU.
     #[cfg(feature = "cuda")]
     gpu_tiles: std::sync::OnceLock<Option<tessera_constraints::gpu::DeviceTiles>>,
 }
@@ -369,10 +371,11 @@ impl<P: Pde> ConstraintLayer<P> {
     /// problems the forward pass left on the device (only `ω̄` goes up), which
     /// must be compiled for this layer's PDE (its emitted residual) and basis
     /// size. Where every residual term is local (stencils), the problems'
-    /// term rows are built on the device from the basis (`S B`) and sparse
-    /// stencil rows (`terms::residual_rows`), so the host builds and sends
-    /// only their offsets and linear rows; otherwise the host builds whole
-    /// problems. On that gathered path the assembly of `u`, the experts'
+    /// term rows are built on the device from the basis (`S B`) and the
+    /// terms' stencil rows at every grid point (`terms::residual_rows`,
+    /// uploaded at the first call), so the host builds and sends only the
+    /// experts' points and their problems' offsets and linear rows;
+    /// otherwise the host builds whole problems. On that gathered path the assembly of `u`, the experts'
     /// `ω̄` and the pull-back to the basis run on the GPU too, from the
     /// fields the forward pass left there (where a linear row reads a term
     /// that is not local, the pull-back runs on the CPU). An
@@ -551,10 +554,11 @@ impl<P: Pde> ConstraintLayer<P> {
         let points: Vec<Arc<Vec<usize>>> = points.into_iter().map(Arc::new).collect();
         #[cfg(feature = "cuda")]
         if shard.is_none()
+            && self.gpu_gathers_rows
             && let Some(gpu) = &self.gpu
-            && let Some(rows) = self.gathered_rows(&points)?
+            && let Some(tiles) = self.device_tiles(gpu)?
         {
-            return self.forward_gathered(gpu, basis, n_basis, ics, &points, &rows);
+            return self.forward_gathered(gpu, tiles, basis, n_basis, ics, &points);
         }
         let prepared = self.prepare(basis, n_basis, ics, &points, |sample, pts, row_ids| {
             let (n_equations, ridge) = (self.pde.n_equations(), self.config.ridge);
@@ -585,33 +589,18 @@ impl<P: Pde> ConstraintLayer<P> {
         Ok(self.finish(prepared, &points, n_basis, solved, SavedProblem::Host))
     }
 
-    /// The experts' term rows as sparse combinations of grid points, for a
-    /// GPU to build from the basis (`terms::residual_rows`), or `None`
-    /// where a residual term is not local: the problems are then built on
-    /// the host.
-    #[cfg(feature = "cuda")]
-    fn gathered_rows(
-        &self,
-        points: &[Arc<Vec<usize>>],
-    ) -> Result<Option<tessera_meshes::SparseRows>, ExpertsError> {
-        if !self.gpu_gathers_rows {
-            return Ok(None);
-        }
-        crate::terms::residual_rows(&self.terms[..self.n_residual], points, self.grid.len())
-    }
-
     /// The forward pass on the attached GPU with the problems' term rows
-    /// built there from the basis by `rows`: the host builds only their
-    /// offsets and linear rows.
+    /// gathered there from the basis at `points` by `tiles`' terms: the
+    /// host builds only their offsets and linear rows.
     #[cfg(feature = "cuda")]
     fn forward_gathered(
         &self,
         gpu: &tessera_constraints::gpu::GpuLm,
+        tiles: &tessera_constraints::gpu::DeviceTiles,
         basis: &[f64],
         n_basis: usize,
         ics: &[&[f64]],
         points: &[Arc<Vec<usize>>],
-        rows: &tessera_meshes::SparseRows,
     ) -> Result<Forward, ExpertsError> {
         use tessera_constraints::gpu::{GatheredProblem, RowGather};
         let prepared = self.prepare(basis, n_basis, ics, points, |sample, pts, row_ids| {
@@ -635,22 +624,23 @@ impl<P: Pde> ConstraintLayer<P> {
                 .collect();
             &mapped
         };
-        let gather = RowGather::new(rows, fields, n_basis)?;
-        let (solutions, kept) = gpu.solve_kept_gathered(&self.config.lm, &problems, &gather)?;
-        let u = match self.device_tiles(gpu)? {
-            Some(tiles) => {
-                // s₀, zero for a sample without one (as the host's assembly).
-                let g = self.grid.len();
-                let offsets: Option<Vec<f64>> =
-                    prepared.iter().any(|s| s.offset.is_some()).then(|| {
-                        prepared
-                            .iter()
-                            .flat_map(|s| s.offset.clone().unwrap_or_else(|| vec![0.0; g]))
-                            .collect()
-                    });
-                Some(gpu.assemble(&kept, tiles, offsets.as_deref())?)
-            }
-            None => None,
+        let g = self.grid.len();
+        let flat: Vec<usize> = points.iter().flat_map(|p| p.iter().copied()).collect();
+        let gather = RowGather::new(&flat, fields, g, n_basis)?;
+        let (solutions, kept) =
+            gpu.solve_kept_gathered(&self.config.lm, &problems, tiles, &gather)?;
+        let u = if self.gpu_grid_passes {
+            // s₀, zero for a sample without one (as the host's assembly).
+            let offsets: Option<Vec<f64>> =
+                prepared.iter().any(|s| s.offset.is_some()).then(|| {
+                    prepared
+                        .iter()
+                        .flat_map(|s| s.offset.clone().unwrap_or_else(|| vec![0.0; g]))
+                        .collect()
+                });
+            Some(gpu.assemble(&kept, tiles, offsets.as_deref())?)
+        } else {
+            None
         };
         let solved = Solved {
             solutions,
@@ -662,23 +652,17 @@ impl<P: Pde> ConstraintLayer<P> {
 
     /// The attached GPU's copy of the tiles and of the residual's terms at
     /// every grid point ([`tessera_constraints::gpu::GpuLm::tiles`]), made
-    /// at the first call; `None` where a residual term is not local, or the
-    /// passes run on the host ([`ConstraintLayer::with_grid_passes_on_host`]).
+    /// at the first call; `None` where a residual term is not local.
     #[cfg(feature = "cuda")]
     fn device_tiles(
         &self,
         gpu: &tessera_constraints::gpu::GpuLm,
     ) -> Result<Option<&tessera_constraints::gpu::DeviceTiles>, ExpertsError> {
-        if !self.gpu_grid_passes {
-            return Ok(None);
-        }
         if let Some(tiles) = self.gpu_tiles.get() {
             return Ok(tiles.as_ref());
         }
-        let g = self.grid.len();
-        let everywhere = [Arc::new((0..g).collect::<Vec<_>>())];
         let terms = &self.terms[..self.n_residual];
-        let tiles = match crate::terms::residual_rows(terms, &everywhere, g)? {
+        let tiles = match crate::terms::residual_rows(terms, self.grid.len())? {
             Some(rows) => Some(gpu.tiles(self.router.owners(), self.n_experts(), &rows)?),
             None => None,
         };
@@ -858,10 +842,11 @@ impl<P: Pde> ConstraintLayer<P> {
 
     /// The backward pass on the attached GPU, from the fields and the
     /// problems the forward pass left there ([`GpuLm::pull_back`]), or
-    /// `None` where it cannot run there: no batch kept with its fields, a
-    /// residual or linear-row term that is not local, or samples whose
-    /// linear rows differ in their points or terms (the device reads one
-    /// sample's layout for all).
+    /// `None` where it does not run there: no batch kept with its fields, a
+    /// residual or linear-row term that is not local, samples whose linear
+    /// rows differ in their points or terms (the device reads one sample's
+    /// layout for all), or the passes over the grid kept on the host
+    /// ([`ConstraintLayer::with_grid_passes_on_host`]).
     ///
     /// [`GpuLm::pull_back`]: tessera_constraints::gpu::GpuLm::pull_back
     #[cfg(feature = "cuda")]
@@ -873,7 +858,7 @@ impl<P: Pde> ConstraintLayer<P> {
         let (Some(gpu), Some(solved)) = (&self.gpu, &forward.on_gpu) else {
             return Ok(None);
         };
-        if !solved.kept_fields() {
+        if !solved.kept_fields() || !self.gpu_grid_passes {
             return Ok(None);
         }
         let Some(tiles) = self.device_tiles(gpu)? else {

@@ -264,34 +264,30 @@ impl<'a> SampleTerms<'a> {
     }
 }
 
-/// The term rows of one sample as sparse combinations of the grid's `n_grid`
-/// points, in the order a GPU batch lays them out: row `(k, i, j)` is term
-/// `j`'s operator at expert `k`'s point `points[k][i]`. They are the same for
-/// every sample (the experts' points are), and a GPU applies them to each
-/// sample's basis to build the problems' term rows there
-/// ([`tessera_constraints::gpu::RowGather`]). `None` when a term is not local:
-/// its rows are not short combinations.
+/// The rows of `terms` at every one of the grid's `n_grid` points as sparse
+/// combinations of its points, point-major: row `p·d + j` is term `j`'s
+/// operator at point `p`. Fixed for a layer, a GPU keeps them and reads the
+/// rows at the experts' sampled points from them to build each sample's
+/// term rows from its basis ([`tessera_constraints::gpu::RowGather`]), and
+/// the PDE loss of whole fields applies them as they are. `None` when a term
+/// is not local: its rows are not short combinations.
 ///
-/// Errors: a point outside the grid, or terms on another grid.
+/// Errors: terms on another grid.
 #[cfg(feature = "cuda")]
 pub fn residual_rows(
     terms: &[Term],
-    points: &[std::sync::Arc<Vec<usize>>],
     n_grid: usize,
 ) -> Result<Option<tessera_meshes::SparseRows>, ExpertsError> {
     use tessera_meshes::SparseRows;
     if !terms.iter().all(|t| t.operator.is_local()) {
         return Ok(None);
     }
-    let chunks: Vec<&[usize]> = points
-        .iter()
-        .flat_map(|pts| pts.chunks(POINTS_PER_TASK))
-        .collect();
-    let parts = chunks
+    let starts: Vec<usize> = (0..n_grid).step_by(POINTS_PER_TASK).collect();
+    let parts = starts
         .par_iter()
-        .map(|chunk| {
+        .map(|&start| {
             let mut rows = SparseRows::new(n_grid);
-            for &p in *chunk {
+            for p in start..(start + POINTS_PER_TASK).min(n_grid) {
                 for term in terms {
                     rows.push_row(term.operator.as_ref(), p, 1.0)?;
                 }

@@ -124,8 +124,7 @@ fn check<P: Pde>(pde: P, grid: Grid, split: &[usize], ic_len: usize, scope: RowS
         }
     }
     let tiles = Tiles::new(owners, k).unwrap();
-    let everywhere = [Arc::new((0..g).collect::<Vec<_>>())];
-    let adjoint = residual_rows(&layer.terms()[..layer.n_residual()], &everywhere, g)
+    let adjoint = residual_rows(&layer.terms()[..layer.n_residual()], g)
         .unwrap()
         .expect("local residual terms")
         .transpose();

@@ -1,6 +1,8 @@
 //! The problems a GPU builds from the basis, checked on the host: the sparse
-//! rows the layer sends (`terms::residual_rows`) applied to `S B` give the
-//! term rows the CPU builds at the same points, and the rest of each problem
+//! rows of the terms at every grid point that the layer uploads
+//! (`terms::residual_rows`), applied to `S B` and read at rows `p·d + j` of
+//! the experts' points `p` as the gather kernel reads them, give the term
+//! rows the CPU builds at those points, and the rest of each problem
 //! (`SampleTerms::gathered_problem`) is the CPU problem's, so a batch packed
 //! from either differs only in the rows the GPU fills in. The kernel that
 //! applies the rows on the device is checked against `SparseRows::apply` in
@@ -69,17 +71,24 @@ fn check<P: Pde>(pde: &P, grid: &Grid, seed: u64) {
         .collect();
     assert!(gathered.iter().all(|p| p.term_rows().is_empty()));
 
-    let sparse = residual_rows(&terms[..n_residual], &points, g)
+    let sparse = residual_rows(&terms[..n_residual], g)
         .unwrap()
         .expect("every term is local");
-    let expected: Vec<f64> = host.iter().flat_map(|p| p.term_rows()).copied().collect();
     assert_eq!(
-        sparse.len() * n,
-        expected.len(),
-        "one row per point and term"
+        sparse.len(),
+        g * n_residual,
+        "one row per grid point and term"
     );
-    let mut rows_out = vec![0.0; expected.len()];
-    sparse.apply(&solution, n, &mut rows_out);
+    let mut at_grid = vec![0.0; sparse.len() * n];
+    sparse.apply(&solution, n, &mut at_grid);
+    let rows_out: Vec<f64> = points
+        .iter()
+        .flat_map(|pts| pts.iter())
+        .flat_map(|&p| &at_grid[p * n_residual * n..(p + 1) * n_residual * n])
+        .copied()
+        .collect();
+    let expected: Vec<f64> = host.iter().flat_map(|p| p.term_rows()).copied().collect();
+    assert_eq!(rows_out.len(), expected.len(), "one row per point and term");
     let scale = expected.iter().fold(1.0f64, |a, x| a.max(x.abs()));
     for (i, (got, want)) in rows_out.iter().zip(&expected).enumerate() {
         assert!(
@@ -112,12 +121,10 @@ fn gathered_rows_are_the_host_problems_rows() {
 #[test]
 fn a_non_local_term_leaves_the_rows_to_the_host() {
     let grid = Grid::uniform_txy(4, 6, 6, 1.0).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let points = expert_points(&mut rng, grid.len());
     let spectral = Term {
         name: "laplacian".into(),
         operator: Arc::new(FourierMultiplier::laplacian(&grid).unwrap()),
     };
-    let rows = residual_rows(&[spectral], &points, grid.len()).unwrap();
+    let rows = residual_rows(&[spectral], grid.len()).unwrap();
     assert!(rows.is_none(), "a spectral term is not a short combination");
 }

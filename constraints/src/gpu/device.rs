@@ -8,8 +8,9 @@ use cudarc::driver::{
 };
 
 use super::field::GpuFieldResidual;
-use super::gather::{DeviceRows, GatheredProblem, RowGather};
+use super::gather::{AtPoints, GatheredProblem, RowGather};
 use super::kernel::{self, Batch, CHUNK_POINTS, KernelShape, STATUS_LEN, THREADS};
+use super::tiles::DeviceTiles;
 use super::times::{GpuTimes, SolveTimes, Stopwatch};
 use super::{GpuError, nvrtc};
 use crate::{
@@ -796,50 +797,73 @@ impl GpuLm {
     }
 
     /// [`GpuLm::solve_kept`] of problems whose term rows `gather` builds on
-    /// the device from its fields: `problems` are the gather's samples'
-    /// problems in order (sample, then expert), and the gather's rows are one
-    /// sample's term rows in the batch's order (expert, point, term).
+    /// the device from its fields, at its points, from the residual's terms
+    /// at every grid point that `tiles` hold: `problems` are the gather's
+    /// samples' problems in order (sample, then expert), and the gather's
+    /// points are one sample's experts' points in the batch's order
+    /// (expert, then point).
     ///
-    /// Errors: as [`GpuLm::solve`], and a gather whose rows do not match the
-    /// problems' points and terms.
+    /// Errors: as [`GpuLm::solve`], and a gather whose points do not match
+    /// the problems' or whose grid is not the tiles'.
     pub fn solve_kept_gathered(
         &self,
         lm: &LevenbergMarquardt,
         problems: &[&GatheredProblem],
+        tiles: &DeviceTiles,
         gather: &RowGather<'_>,
     ) -> Result<(Vec<LmSolution>, SolvedBatch), GpuError> {
         let watch = Stopwatch::start();
         let batch = Batch::pack(lm, problems)?;
-        self.solve_packed(lm, batch, Some(gather), watch)
+        self.solve_packed(lm, batch, Some((tiles, gather)), watch)
     }
 
     /// `batch`'s term rows on the device: copied up, or built there by
-    /// `gather` (which must hold exactly one row per point and term of the
-    /// batch, across its samples), with the fields they were built from.
+    /// `gather` from `tiles`' terms (the gather must name exactly the
+    /// batch's points, across its samples), with the fields they were
+    /// built from.
     fn term_rows(
         &self,
         batch: &Batch,
-        gather: Option<&RowGather<'_>>,
+        gather: Option<(&DeviceTiles, &RowGather<'_>)>,
     ) -> Result<(CudaSlice<f64>, Option<KeptFields>), GpuError> {
-        let Some(g) = gather else {
+        let Some((tiles, g)) = gather else {
             return Ok((upload(&self.stream, &batch.term_rows)?, None));
         };
         let (n, d) = (self.shape.n_basis, self.shape.n_terms);
-        let rows = g.rows().len();
-        if batch.total_points() * d != g.samples() * rows {
+        let points = g.points().len();
+        if batch.total_points() != g.samples() * points
+            || tiles.n_terms() != d
+            || tiles.n_grid() != g.n_grid()
+        {
             return Err(GpuError::Unsupported(format!(
-                "a gather of {} samples × {rows} rows for {} points × {d} terms",
+                "a gather of {} samples × {points} points on {} grid points for {} points × \
+                 {d} terms, from tiles of {} grid points × {} terms",
                 g.samples(),
-                batch.total_points()
+                g.n_grid(),
+                batch.total_points(),
+                tiles.n_grid(),
+                tiles.n_terms()
             )));
         }
-        let rows = DeviceRows::upload(&self.stream, g.rows())?;
+        let on_device = upload(&self.stream, &g.device_points())?;
         let fields = upload(&self.stream, g.fields())?;
-        let term_rows = rows.gather(&self.stream, &self.gather, n, g.samples(), &fields)?;
+        let at = AtPoints {
+            points: &on_device,
+            count: points,
+            terms: d,
+        };
+        let term_rows = tiles.terms().gather(
+            &self.stream,
+            &self.gather,
+            n,
+            g.samples(),
+            Some(at),
+            &fields,
+        )?;
         let kept = KeptFields {
             values: fields,
             samples: g.samples(),
-            n_grid: g.rows().n_columns(),
+            n_grid: g.n_grid(),
         };
         Ok((term_rows, Some(kept)))
     }
@@ -850,7 +874,7 @@ impl GpuLm {
         &self,
         lm: &LevenbergMarquardt,
         batch: Batch,
-        gather: Option<&RowGather<'_>>,
+        gather: Option<(&DeviceTiles, &RowGather<'_>)>,
         mut watch: Stopwatch,
     ) -> Result<(Vec<LmSolution>, SolvedBatch), GpuError> {
         if batch.shape != self.shape {

@@ -163,7 +163,9 @@ impl GpuFieldResidual {
         let (samples, s) = (u.len() / g, &self.stream);
         let total = samples * g;
         let fields = upload(s, u)?;
-        let z = self.terms.gather(s, &self.gather, 1, samples, &fields)?;
+        let z = self
+            .terms
+            .gather(s, &self.gather, 1, samples, None, &fields)?;
         let zeros = |len: usize| {
             s.alloc_zeros::<f64>(len)
                 .map_err(driver("allocating the field residual"))
@@ -218,7 +220,9 @@ impl GpuFieldResidual {
         // as above.
         unsafe { launch.launch(launch_config(blocks)) }
             .map_err(driver("launching the residual's cotangent"))?;
-        let u_bar = self.adjoint.gather(s, &self.gather, 1, samples, &z_bar)?;
+        let u_bar = self
+            .adjoint
+            .gather(s, &self.gather, 1, samples, None, &z_bar)?;
         let gradient = s
             .clone_dtoh(&u_bar)
             .map_err(driver("copying the loss's gradient back"))?;

@@ -101,42 +101,70 @@ impl BatchProblem for GatheredProblem {
     }
 }
 
-/// How the GPU builds a batch's term rows: one sample's rows as sparse
-/// combinations of grid points (`rows`, in the batch's order: expert, point,
-/// term), applied to each sample's field (`fields`, `[samples, grid points,
-/// N]`: the basis, or `S B` where the PDE maps it).
+/// How the GPU builds a batch's term rows: the experts' sampled points of
+/// one sample (`points`, in the batch's order: expert, then point), at
+/// which the residual's terms at every grid point (uploaded once per layer
+/// with its tiles, [`super::DeviceTiles`]) are applied to each sample's
+/// field (`fields`, `[samples, grid points, N]`: the basis, or `S B` where
+/// the PDE maps it).
+///
+/// Why the points and not the rows: the experts' points change every step,
+/// and building their rows on the host (one per point and term, 240 000
+/// at the paper's diffusion–sorption scale) cost every call a large share
+/// of the layer's host time, and their upload many times the points'; the
+/// terms at every grid point are fixed for a layer, so a call sends one
+/// index per point.
 #[derive(Debug, Clone, Copy)]
 pub struct RowGather<'a> {
-    rows: &'a SparseRows,
+    points: &'a [usize],
     fields: &'a [f64],
+    n_grid: usize,
     samples: usize,
 }
 
 impl<'a> RowGather<'a> {
-    /// The gather of `rows` from `fields`, `N = n_basis` values per point.
+    /// The gather at `points` of a grid of `n_grid` points from `fields`,
+    /// `N = n_basis` values per grid point.
     ///
-    /// Errors: `fields` not `[samples ≥ 1, rows.n_columns(), N]`, or a grid
-    /// too large for the kernel's 32-bit column indices.
-    pub fn new(rows: &'a SparseRows, fields: &'a [f64], n_basis: usize) -> Result<Self, GpuError> {
-        let field_len = rows.n_columns() * n_basis;
+    /// Errors: `fields` not `[samples ≥ 1, n_grid, N]`, a point outside
+    /// the grid, or a grid or a list of points too long for the kernel's
+    /// 32-bit indices.
+    pub fn new(
+        points: &'a [usize],
+        fields: &'a [f64],
+        n_grid: usize,
+        n_basis: usize,
+    ) -> Result<Self, GpuError> {
+        let field_len = n_grid * n_basis;
         if field_len == 0 || fields.is_empty() || !fields.len().is_multiple_of(field_len) {
             return Err(GpuError::Unsupported(format!(
-                "fields of {} values for rows over {} grid points with N = {n_basis}",
-                fields.len(),
-                rows.n_columns()
+                "fields of {} values for a grid of {n_grid} points with N = {n_basis}",
+                fields.len()
             )));
         }
-        check_columns(rows)?;
+        if i32::try_from(n_grid).is_err() || i32::try_from(points.len()).is_err() {
+            return Err(GpuError::Unsupported(format!(
+                "a gather of {} points on a grid of {n_grid} (the kernel indexes them with \
+                 32 bits)",
+                points.len()
+            )));
+        }
+        if let Some(&bad) = points.iter().find(|&&p| p >= n_grid) {
+            return Err(GpuError::Unsupported(format!(
+                "a gather at point {bad} of a grid of {n_grid}"
+            )));
+        }
         Ok(Self {
-            rows,
+            points,
             fields,
+            n_grid,
             samples: fields.len() / field_len,
         })
     }
 
-    /// The sparse rows of one sample.
-    pub fn rows(&self) -> &SparseRows {
-        self.rows
+    /// The sampled points of one sample, all experts.
+    pub fn points(&self) -> &[usize] {
+        self.points
     }
 
     /// The fields, `[samples, grid points, N]`.
@@ -144,15 +172,20 @@ impl<'a> RowGather<'a> {
         self.fields
     }
 
+    /// Number of grid points per field.
+    pub fn n_grid(&self) -> usize {
+        self.n_grid
+    }
+
     /// Number of samples.
     pub fn samples(&self) -> usize {
         self.samples
     }
 
-    /// The CSR arrays as the kernel reads them: row starts and columns as
-    /// the device's integer types.
-    pub fn device_indices(&self) -> (Vec<i64>, Vec<i32>) {
-        device_indices(self.rows)
+    /// The points as the kernel reads them.
+    pub(super) fn device_points(&self) -> Vec<i32> {
+        // `new` checked that every point is below `n_grid`, which fits.
+        self.points.iter().map(|&p| p as i32).collect()
     }
 }
 
@@ -174,6 +207,15 @@ fn device_indices(rows: &SparseRows) -> (Vec<i64>, Vec<i32>) {
     let starts = rows.row_start().iter().map(|&s| s as i64).collect();
     let columns = rows.columns().iter().map(|&c| c as i32).collect();
     (starts, columns)
+}
+
+/// The points a gather reads its rows at: `count` points on the device,
+/// each with `terms` rows (`tessera_gather_rows`).
+#[derive(Clone, Copy)]
+pub(super) struct AtPoints<'a> {
+    pub(super) points: &'a CudaSlice<i32>,
+    pub(super) count: usize,
+    pub(super) terms: usize,
 }
 
 /// Sparse rows copied to the device, for the gather kernels.
@@ -203,7 +245,10 @@ impl DeviceRows {
 
     /// The rows applied to each of the `samples` fields `[samples, columns,
     /// n]` in `fields`: `[samples, rows, n]`, by `function`, a gather
-    /// kernel compiled for `n` values per column (`gather.cu`).
+    /// kernel compiled for `n` values per column (`gather.cu`). With `at`
+    /// the rows are those of its `terms` per point at its points instead
+    /// (`[samples, count · terms, n]`, `tessera_gather_rows`): these rows
+    /// must then be `terms` per grid point, point-major.
     ///
     /// Errors: the driver's.
     pub(super) fn gather(
@@ -212,19 +257,24 @@ impl DeviceRows {
         function: &CudaFunction,
         n: usize,
         samples: usize,
+        at: Option<AtPoints<'_>>,
         fields: &CudaSlice<f64>,
     ) -> Result<CudaSlice<f64>, GpuError> {
-        let total = samples * self.len * n;
+        let rows = at.map_or(self.len, |a| a.count * a.terms);
+        let total = samples * rows * n;
         let mut out = stream
             .alloc_zeros::<f64>(total.max(1))
             .map_err(driver("allocating a gather's output"))?;
-        let (samples, rows) = (samples as i64, self.len as i64);
+        let (samples, rows) = (samples as i64, rows as i64);
+        let terms = at.map(|a| a.terms as i64);
         let field_len = (self.n_columns * n) as i64;
         let blocks = strided_blocks(total);
         let mut launch = stream.launch_builder(function);
+        launch.arg(&samples).arg(&rows);
+        if let (Some(a), Some(terms)) = (at, &terms) {
+            launch.arg(a.points).arg(terms);
+        }
         launch
-            .arg(&samples)
-            .arg(&rows)
             .arg(&self.starts)
             .arg(&self.columns)
             .arg(&self.weights)
@@ -232,12 +282,14 @@ impl DeviceRows {
             .arg(&field_len)
             .arg(&mut out);
         // SAFETY: the arguments match the gather kernels' parameters in order
-        // and type; `starts` has `rows + 1` entries and the column and weight
-        // arrays the `nnz` they index, every column is below `n_columns`
-        // (`SparseRows` checks them), the callers' `fields` hold `samples`
-        // fields of `n_columns · n` doubles and `out` holds `samples · rows ·
-        // n`; the kernel's grid-stride loop covers them with any number of
-        // blocks.
+        // and type (`points` and `terms` only `tessera_gather_rows`'s, which
+        // the callers pass with `at`); `starts` has `rows + 1` entries and
+        // the column and weight arrays the `nnz` they index, every column is
+        // below `n_columns` (`SparseRows` checks them); with `at` its `count`
+        // points `p` are below the grid's points and `p·terms + j` is a row
+        // (the callers check both); the callers' `fields` hold `samples` fields of
+        // `n_columns · n` doubles and `out` holds `samples · rows · n`; the
+        // kernel's grid-stride loop covers them with any number of blocks.
         unsafe { launch.launch(launch_config(blocks)) }.map_err(driver("launching a gather"))?;
         Ok(out)
     }

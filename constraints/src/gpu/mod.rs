@@ -17,8 +17,10 @@
 //!   returns one [`crate::LmSolution`] per problem, and can leave the batch
 //!   on the device for its backward pass ([`SolvedBatch`]);
 //! - [`gather`]: problems whose term rows the GPU builds from the basis
-//!   ([`GatheredProblem`], [`RowGather`]), so the largest part of a batch is
-//!   never built on the host nor copied up;
+//!   ([`GatheredProblem`], [`RowGather`]) at the experts' sampled points,
+//!   from the residual's terms at every grid point kept there
+//!   ([`DeviceTiles`]), so the largest part of a batch is never built on
+//!   the host nor copied up;
 //! - [`field`]: the PDE loss of whole fields ([`GpuFieldResidual`]), with
 //!   the same residual, so a training step's losses run there too;
 //! - [`tiles`]: for a batch gathered from fields it kept, the layer's

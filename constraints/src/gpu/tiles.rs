@@ -14,8 +14,9 @@
 //! backward pass takes it.
 //!
 //! What the passes read besides the batch: [`DeviceTiles`], fixed for a
-//! layer (each point's expert, the tiles' points, the transpose of the
-//! residual's terms at every grid point), uploaded once; and per call
+//! layer (each point's expert, the tiles' points, the residual's terms at
+//! every grid point, from which the solves gather their term rows too, and
+//! their transpose), uploaded once; and per call
 //! [`PullBackRows`], where one sample's row gradients sit on the grid (the
 //! experts' sampled points, and their linear rows expanded over the grid).
 
@@ -99,19 +100,39 @@ impl Tiles {
     }
 }
 
-/// [`Tiles`] and the transpose of the residual's terms at every grid point,
-/// on the device: what [`GpuLm::assemble`] and [`GpuLm::pull_back`] read of
-/// a layer, uploaded once ([`GpuLm::tiles`]).
+/// [`Tiles`] and the residual's terms at every grid point with their
+/// transpose, on the device: what [`GpuLm::solve_kept_gathered`] gathers
+/// the experts' term rows from and [`GpuLm::assemble`] and
+/// [`GpuLm::pull_back`] read of a layer, uploaded once ([`GpuLm::tiles`]).
 pub struct DeviceTiles {
     owners: CudaSlice<i32>,
     start: CudaSlice<i64>,
     points: CudaSlice<i32>,
+    /// `D_j` at every grid point `p` as row `p·d + j` over the grid's points.
+    terms: DeviceRows,
     /// `Σ_j D_jᵀ` as rows over the grid's points, columns `p·d + j`.
     adjoint: DeviceRows,
     /// The terms `d` per point the adjoint's columns `p·d + j` count.
     n_terms: usize,
     /// The host's copy, to check the sampled points a call names.
     host: Tiles,
+}
+
+impl DeviceTiles {
+    /// Number of grid points.
+    pub fn n_grid(&self) -> usize {
+        self.host.n_grid()
+    }
+
+    /// The residual's terms per grid point (`d`).
+    pub fn n_terms(&self) -> usize {
+        self.n_terms
+    }
+
+    /// The terms at every grid point, for the gather.
+    pub(super) fn terms(&self) -> &DeviceRows {
+        &self.terms
+    }
 }
 
 impl Drop for DeviceTiles {
@@ -333,6 +354,7 @@ impl GpuLm {
             owners: upload(&self.stream, &host.owners)?,
             start: upload(&self.stream, &host.start)?,
             points: upload(&self.stream, &host.points)?,
+            terms: DeviceRows::upload(&self.stream, terms)?,
             adjoint: DeviceRows::upload(&self.stream, &adjoint)?,
             n_terms: d,
             host,

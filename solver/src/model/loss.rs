@@ -139,11 +139,10 @@ impl PhysicsLoss {
             return Ok(self);
         };
         let g = self.grid.len();
-        let every_point = [Arc::new((0..g).collect::<Vec<usize>>())];
         let n_residual =
             tessera_constraints::residual_term_count(self.pde.as_ref(), self.terms.len())?;
         let terms = &self.terms[..n_residual];
-        let Some(rows) = tessera_experts::terms::residual_rows(terms, &every_point, g)? else {
+        let Some(rows) = tessera_experts::terms::residual_rows(terms, g)? else {
             return Ok(self);
         };
         let coordinates = if self.pde.uses_coordinates() {
