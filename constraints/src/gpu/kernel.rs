@@ -110,10 +110,12 @@ pub struct KernelShape {
 }
 
 impl KernelShape {
-    /// Doubles of per-point scratch: the Jacobian rows (`m·N`), or the
-    /// curvature weights (`d²`) of the Newton fallback.
+    /// Doubles of per-point scratch: the Jacobian rows (`m·N`), or for the
+    /// exact Hessian a flag per term and the curvature weights times the
+    /// term rows (`d + d·N`, `lm.cu`'s `SCRATCH`).
     pub fn scratch_per_point(&self) -> usize {
-        (self.n_equations * self.n_basis).max(self.n_terms * self.n_terms)
+        let d = self.n_terms;
+        (self.n_equations * self.n_basis).max(d + d * self.n_basis)
     }
 
     fn check(&self) -> Result<(), GpuError> {

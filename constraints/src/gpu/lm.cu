@@ -58,9 +58,10 @@ constexpr int C = TESSERA_C;
 constexpr int NN = N * N;
 // JᵀJ's upper triangle, the entries a chunk sums (its lower one is a mirror).
 constexpr int UPPER = N * (N + 1) / 2;
-// Scratch per point: the Jacobian rows (m·N) or, in the Newton fallback, the
-// curvature weights Σ_e F_e ∂²F_e/∂z_j∂z_l (d·d).
-constexpr int SCRATCH = (M * N > D * D) ? M * N : D * D;
+// Scratch per point: the Jacobian rows (m·N) or, for the exact Hessian, a
+// flag per term and the curvature weights times the term rows, C_p A_p
+// (d + d·N; see `hessian_chunk`).
+constexpr int SCRATCH = (M * N > D + D * N) ? M * N : D + D * N;
 // A chunk's partial sums: JᵀJ's upper triangle (or the Hessian's N² terms),
 // Jᵀr at NN, then the scalars at NN + N: the squared residuals, the count
 // of non-finite terms and the decrease against the current iterate.
@@ -324,8 +325,18 @@ __device__ void evaluate_chunk(const Problem& pb, const Range& g, Block* b, cons
 }
 
 // The chunk's part of the exact Hessian's second-order term at ω,
-// Σ_p A_pᵀ (Σ_e F_e ∇²F_e) A_p over its points, into out[0..N²], and its
-// non-finite count into out[BAD].
+// Σ_p A_pᵀ C_p A_p over its points with the curvature weights
+// C_p = Σ_e F_e ∂²F_e/∂z_j∂z_l (d × d), into out[0..N²], and its
+// non-finite count into out[BAD]. Each point's thread first writes C_p A_p
+// (d rows of N) to the point's scratch, after a flag per row that says
+// whether row j of C_p has a non-zero; then one thread per entry (i, k) sums
+// Σ_j A_p[j, i]·(C_p A_p)[j, k] over the flagged rows. Why: forming
+// C_p A_p once per point costs d²·N where forming it inside each entry's
+// sum cost N²·d², and C_p is sparse for most residuals (only products of
+// terms have second derivatives: Navier–Stokes' C_p has four non-zero rows
+// of six, one entry each), so at N = 64 a point costs about a tenth of the
+// multiply-adds. The sums are the same products added in the same order,
+// zeros left out.
 __device__ void hessian_chunk(const Problem& pb, const Range& g, Block* b, const double* w,
                               double* out) {
     int t = threadIdx.x, nt = blockDim.x;
@@ -333,11 +344,27 @@ __device__ void hessian_chunk(const Problem& pb, const Range& g, Block* b, const
     for (long long p = g.p0 + t; p < g.p1; p += nt) {
         double v[M], gr[M * D], h[M * D * D];
         if (!residual_at(pb, p, w, v, gr, h)) bad = 1.0;
-        double* c = pb.jac + p * SCRATCH;
-        for (int jl = 0; jl < D * D; ++jl) {
-            double acc = 0.0;
-            for (int e = 0; e < M; ++e) acc += v[e] * h[e * D * D + jl];
-            c[jl] = acc;
+        const double* a = pb.rows + p * D * N;
+        double* flags = pb.jac + p * SCRATCH;
+        double* ca = flags + D;
+        for (int j = 0; j < D; ++j) {
+            double c[D];
+            bool any = false;
+            for (int l = 0; l < D; ++l) {
+                double acc = 0.0;
+                for (int e = 0; e < M; ++e) acc += v[e] * h[e * D * D + j * D + l];
+                c[l] = acc;
+                // NaN counts as a non-zero: it must reach the sums.
+                if (!(acc == 0.0)) any = true;
+            }
+            flags[j] = any ? 1.0 : 0.0;
+            if (!any) continue;
+            for (int k = 0; k < N; ++k) {
+                double cj = 0.0;
+                for (int l = 0; l < D; ++l)
+                    if (!(c[l] == 0.0)) cj += c[l] * a[l * N + k];
+                ca[j * N + k] = cj;
+            }
         }
     }
     __syncthreads();
@@ -345,14 +372,12 @@ __device__ void hessian_chunk(const Problem& pb, const Range& g, Block* b, const
         int i = e / N, k = e % N;
         out[e] = sum_over(g.p1 - g.p0, [&](long long q) {
             const long long p = g.p0 + q;
-            const double* c = pb.jac + p * SCRATCH;
+            const double* flags = pb.jac + p * SCRATCH;
+            const double* ca = flags + D;
             const double* a = pb.rows + p * D * N;
             double at_p = 0.0;
-            for (int j = 0; j < D; ++j) {
-                double cj = 0.0;
-                for (int l = 0; l < D; ++l) cj += c[j * D + l] * a[l * N + k];
-                at_p += a[j * N + i] * cj;
-            }
+            for (int j = 0; j < D; ++j)
+                if (flags[j] != 0.0) at_p += a[j * N + i] * ca[j * N + k];
             return at_p;
         });
     }
