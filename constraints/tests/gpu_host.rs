@@ -587,21 +587,19 @@ fn write_gather(
     let starts: Vec<i64> = terms.row_start().iter().map(|&s| s as i64).collect();
     let mut out = bytes_i64(&head);
     out.extend(bytes_i64(&starts));
-    out.extend(
-        terms
-            .columns()
-            .iter()
-            .flat_map(|&c| (c as i32).to_le_bytes()),
-    );
+    out.extend(bytes_i32(terms.columns()));
     out.extend(bytes_f64(terms.weights()));
-    out.extend(
-        gather
-            .points()
-            .iter()
-            .flat_map(|&p| (p as i32).to_le_bytes()),
-    );
+    out.extend(bytes_i32(gather.points()));
     out.extend(bytes_f64(gather.fields()));
     out
+}
+
+/// Little-endian bytes of indices as the kernels' 32-bit integers.
+fn bytes_i32(indices: &[usize]) -> Vec<u8> {
+    indices
+        .iter()
+        .flat_map(|&i| (i as i32).to_le_bytes())
+        .collect()
 }
 
 #[test]
