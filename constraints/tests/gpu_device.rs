@@ -284,12 +284,17 @@ fn term_rows_gathered_on_the_gpu_solve_as_rows_built_on_the_host() {
             }
         }
     }
-    // A gather that does not match the problems is refused before any launch.
+    // A gather that does not match the problems is refused before any launch:
+    // one sample short, or the right count of samples of another N.
     let short = RowGather::new(&flat, &fields[..g * n], g, n).unwrap();
-    let err = solver
-        .solve_kept_gathered(&lm, &gathered.iter().collect::<Vec<_>>(), &tiles, &short)
-        .unwrap_err();
-    assert!(matches!(err, GpuError::Unsupported(_)), "{err}");
+    let narrow = RowGather::new(&flat, &fields[..samples * g * (n / 2)], g, n / 2).unwrap();
+    assert_eq!(narrow.samples(), samples);
+    for bad in [short, narrow] {
+        let err = solver
+            .solve_kept_gathered(&lm, &gathered.iter().collect::<Vec<_>>(), &tiles, &bad)
+            .unwrap_err();
+        assert!(matches!(err, GpuError::Unsupported(_)), "{err}");
+    }
 }
 
 #[test]

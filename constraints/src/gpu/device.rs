@@ -832,14 +832,16 @@ impl GpuLm {
         let (n, d) = (self.shape.n_basis, self.shape.n_terms);
         let points = g.points().len();
         if batch.total_points() != g.samples() * points
+            || g.n_basis() != n
             || tiles.n_terms() != d
             || tiles.n_grid() != g.n_grid()
         {
             return Err(GpuError::Unsupported(format!(
-                "a gather of {} samples × {points} points on {} grid points for {} points × \
-                 {d} terms, from tiles of {} grid points × {} terms",
+                "a gather of {} samples × {points} points on {} grid points with N = {} for \
+                 {} points × {d} terms with N = {n}, from tiles of {} grid points × {} terms",
                 g.samples(),
                 g.n_grid(),
+                g.n_basis(),
                 batch.total_points(),
                 tiles.n_grid(),
                 tiles.n_terms()

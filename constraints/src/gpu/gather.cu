@@ -3,7 +3,7 @@
 //
 // Every term is a local linear operator, so each term row is a short sparse
 // combination of the field's rows: the residual's d terms at every grid
-// point are a CSR matrix over the grid's points (`row_start` [rows + 1],
+// point are a CSR matrix over the grid's points (`row_start` [n_grid·d + 1],
 // `columns` and `weights` [nnz]), point-major (row p·d + j is term j at
 // point p), uploaded once per layer. A call names only the experts' sampled
 // points (`points`, the batch's order: expert, then point), the same for
@@ -17,9 +17,9 @@
 // take consecutive c, so a warp reads whole rows of the field. A
 // grid-stride loop covers any batch with any grid size.
 // `tessera_gather_rows` has N = TESSERA_N (the basis) and reads the rows at
-// `points`; `tessera_gather_values` has N = 1 and reads every row in order
-// (`points` null), for the losses' terms of a field and their adjoint
-// (`field.cu`).
+// `points`; `tessera_gather_values` has N = 1 and applies any CSR matrix's
+// `rows` rows in order (`points` null, `row_start` [rows + 1]), for the
+// losses' terms of a field and their adjoint (`field.cu`).
 
 template <int NV>
 __device__ inline void tessera_gather(long long samples, long long rows, const int* points,

@@ -6,9 +6,11 @@
 //! the basis they are read from (79 MB), and building them on the host costs
 //! a pass over all of it. Where every term the residual reads is a local
 //! operator (a stencil), a term row is a short sparse combination of basis
-//! rows: the host sends those combinations ([`SparseRows`], a few doubles per
-//! row instead of `N`) with the fields they read, and `gather.cu` writes the
-//! rows straight into the batch's device array.
+//! rows. Those combinations for every term at every grid point
+//! ([`SparseRows`], a few doubles per row instead of `N`) go to the device
+//! once per layer ([`super::DeviceTiles`]); a call sends the experts'
+//! sampled points with the fields they read ([`RowGather`]), and `gather.cu`
+//! writes the rows at those points straight into the batch's device array.
 
 use std::sync::Arc;
 
@@ -119,6 +121,7 @@ pub struct RowGather<'a> {
     points: &'a [usize],
     fields: &'a [f64],
     n_grid: usize,
+    n_basis: usize,
     samples: usize,
 }
 
@@ -127,8 +130,7 @@ impl<'a> RowGather<'a> {
     /// `N = n_basis` values per grid point.
     ///
     /// Errors: `fields` not `[samples ≥ 1, n_grid, N]`, a point outside
-    /// the grid, or a grid or a list of points too long for the kernel's
-    /// 32-bit indices.
+    /// the grid, or a grid too large for the kernel's 32-bit point indices.
     pub fn new(
         points: &'a [usize],
         fields: &'a [f64],
@@ -142,11 +144,9 @@ impl<'a> RowGather<'a> {
                 fields.len()
             )));
         }
-        if i32::try_from(n_grid).is_err() || i32::try_from(points.len()).is_err() {
+        if i32::try_from(n_grid).is_err() {
             return Err(GpuError::Unsupported(format!(
-                "a gather of {} points on a grid of {n_grid} (the kernel indexes them with \
-                 32 bits)",
-                points.len()
+                "a gather on a grid of {n_grid} points (the kernel indexes them with 32 bits)"
             )));
         }
         if let Some(&bad) = points.iter().find(|&&p| p >= n_grid) {
@@ -158,6 +158,7 @@ impl<'a> RowGather<'a> {
             points,
             fields,
             n_grid,
+            n_basis,
             samples: fields.len() / field_len,
         })
     }
@@ -175,6 +176,11 @@ impl<'a> RowGather<'a> {
     /// Number of grid points per field.
     pub fn n_grid(&self) -> usize {
         self.n_grid
+    }
+
+    /// Values per grid point, `N`.
+    pub fn n_basis(&self) -> usize {
+        self.n_basis
     }
 
     /// Number of samples.
@@ -283,11 +289,12 @@ impl DeviceRows {
             .arg(&mut out);
         // SAFETY: the arguments match the gather kernels' parameters in order
         // and type (`points` and `terms` only `tessera_gather_rows`'s, which
-        // the callers pass with `at`); `starts` has `rows + 1` entries and
-        // the column and weight arrays the `nnz` they index, every column is
-        // below `n_columns` (`SparseRows` checks them); with `at` its `count`
-        // points `p` are below the grid's points and `p·terms + j` is a row
-        // (the callers check both); the callers' `fields` hold `samples` fields of
+        // the callers pass with `at`); `starts` has one entry more than these
+        // rows and the column and weight arrays the `nnz` they index, every
+        // column is below `n_columns` (`SparseRows` checks them); the kernel
+        // reads row `r < rows` itself, or with `at` row `p·terms + j` for its
+        // `count` points `p`, which are below the grid's points, and these
+        // rows are `terms` per grid point (the callers check both); the callers' `fields` hold `samples` fields of
         // `n_columns · n` doubles and `out` holds `samples · rows · n`; the
         // kernel's grid-stride loop covers them with any number of blocks.
         unsafe { launch.launch(launch_config(blocks)) }.map_err(driver("launching a gather"))?;
