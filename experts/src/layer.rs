@@ -375,11 +375,12 @@ impl<P: Pde> ConstraintLayer<P> {
     /// terms' stencil rows at every grid point (`terms::residual_rows`,
     /// uploaded at the first call), so the host builds and sends only the
     /// experts' points and their problems' offsets and linear rows;
-    /// otherwise the host builds whole problems. On that gathered path the assembly of `u`, the experts'
-    /// `ω̄` and the pull-back to the basis run on the GPU too, from the
-    /// fields the forward pass left there (where a linear row reads a term
-    /// that is not local, the pull-back runs on the CPU). An
-    /// expert-parallel shard solves its experts on the CPU.
+    /// otherwise the host builds whole problems. On that gathered path the
+    /// assembly of `u`, the experts' `ω̄` and the pull-back to the basis
+    /// run on the GPU too, from the fields the forward pass left there
+    /// (where a linear row reads a term that is not local, the pull-back
+    /// runs on the CPU). An expert-parallel shard solves its experts on the
+    /// CPU.
     #[cfg(feature = "cuda")]
     pub fn with_gpu(mut self, solver: Arc<tessera_constraints::gpu::GpuLm>) -> Self {
         self.gpu = Some(solver);
