@@ -469,6 +469,82 @@ fn training_steps_with_the_backbone_on_the_device_match_the_cpu() {
     }
 }
 
+/// The device keeps the parameters its Adam update leaves there: the first
+/// pass uploads them and no later step does (Adam's two moments go up once),
+/// nor a forward pass outside training; a variable changed on the host
+/// between steps is uploaded again, and the run goes on as the CPU's with
+/// the same change.
+#[test]
+fn the_device_keeps_the_updated_parameters_until_a_variable_changes_on_the_host() {
+    let scenario = model_common::diffusion_sorption("moe", "");
+    let mut cpu = Model::new(&scenario).unwrap();
+    let (mut dev, exec) = on_host_device(Model::new(&scenario).unwrap());
+    let p: usize = tessera_solver::named_vars(&cpu)
+        .unwrap()
+        .values()
+        .map(|v| v.elem_count())
+        .sum();
+    let (mut cpu_adam, mut dev_adam) = (
+        Adam::new(AdamConfig::default()),
+        Adam::new(AdamConfig::default()),
+    );
+    let mut cpu_steps = run_steps(&mut cpu, &scenario, 0..3, &mut cpu_adam);
+    let mut dev_steps = run_steps(&mut dev, &scenario, 0..3, &mut dev_adam);
+    assert_eq!(
+        exec.uploads_of(p),
+        3,
+        "the parameters at the first pass, Adam's moments at the first update"
+    );
+    // One forward pass, one backward pass and one update per step, each
+    // part timed in its own kind of call.
+    let times = {
+        use tessera_solver::Trainable;
+        dev.gradient_slot().unwrap().network().take_times()
+    };
+    let calls = [times.forward, times.backward, times.update].map(|t| t.calls);
+    assert_eq!(calls, [3, 3, 3], "forward, backward, update calls");
+    for (part, seconds) in [
+        ("parameters' check", times.forward.pack_s),
+        ("forward kernels", times.forward.kernel_s),
+        ("backward kernels", times.backward.kernel_s),
+        ("Adam", times.update.kernel_s),
+        ("setting the variables", times.update.pack_s),
+    ] {
+        assert!(seconds > 0.0, "{part}: {seconds}");
+    }
+    let ics = tessera_solver::sample_ics(&scenario, 2, 7).unwrap();
+    let basis = |m: &Model| -> Vec<f64> {
+        m.backbone(&ics)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    assert_close("basis after training", &basis(&dev), &basis(&cpu), 1e-7);
+    assert_eq!(exec.uploads_of(p), 3, "a forward pass reads the kept ones");
+    for model in [&cpu, &dev] {
+        let vars = tessera_solver::named_vars(model).unwrap();
+        let (_, var) = vars
+            .iter()
+            .find(|(name, _)| name.ends_with("head.fc2.bias"))
+            .expect("the output layer's bias");
+        let mut values: Vec<f64> = var.as_tensor().to_vec1().unwrap();
+        values[0] += 0.25;
+        var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
+            .unwrap();
+    }
+    cpu_steps.extend(run_steps(&mut cpu, &scenario, 3..5, &mut cpu_adam));
+    dev_steps.extend(run_steps(&mut dev, &scenario, 3..5, &mut dev_adam));
+    assert_same_steps(
+        "a variable set between steps",
+        &cpu_steps,
+        &dev_steps,
+        (1e-8, 1e-7),
+    );
+    assert_eq!(exec.uploads_of(p), 4, "the changed parameters, once");
+}
+
 /// `a` and `b` hold the same bits (the message counts the values that differ).
 fn assert_same_bits(what: &str, a: &[f64], b: &[f64]) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");

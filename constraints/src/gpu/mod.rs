@@ -63,4 +63,4 @@ pub use field::{FieldLoss, GpuFieldResidual, segment_scales};
 pub use gather::{GatheredProblem, RowGather};
 pub use kernel::{Batch, BatchProblem, KernelShape, MAX_BASIS, THREADS};
 pub use tiles::{DeviceTiles, PullBackRows, Tiles};
-pub use times::{GpuTimes, SolveTimes};
+pub use times::{GpuTimes, SolveTimes, Stopwatch};

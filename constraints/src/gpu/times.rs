@@ -83,14 +83,17 @@ pub struct SolveTimes {
 
 /// Laps of one call: each [`Stopwatch::lap`] returns the seconds since the
 /// previous one (or since the start).
-pub(crate) struct Stopwatch(Instant);
+#[derive(Debug)]
+pub struct Stopwatch(Instant);
 
 impl Stopwatch {
-    pub(crate) fn start() -> Self {
+    /// A stopwatch started now.
+    pub fn start() -> Self {
         Self(Instant::now())
     }
 
-    pub(crate) fn lap(&mut self) -> f64 {
+    /// Seconds since the last lap (or the start).
+    pub fn lap(&mut self) -> f64 {
         let now = Instant::now();
         let seconds = now.duration_since(self.0).as_secs_f64();
         self.0 = now;

@@ -195,6 +195,32 @@ pub fn gpu_solve_parts(layer: &ConstraintLayer<AnyPde>) -> Option<GpuSolveParts>
     }
 }
 
+/// Where `model`'s backbone on a GPU spent its passes and Adam updates
+/// since the last call, each part's mean seconds per call by name
+/// ([`tessera_solver::device::BackboneTimes::means`]), and starts counting
+/// again; `None` when the backbone runs on the CPU.
+pub fn gpu_backbone_parts(
+    model: &tessera_solver::Model,
+) -> Option<std::collections::BTreeMap<String, f64>> {
+    #[cfg(feature = "cuda")]
+    {
+        use tessera_solver::Trainable;
+        let times = model.gradient_slot()?.network().take_times();
+        Some(
+            times
+                .means()
+                .into_iter()
+                .map(|(part, seconds)| (part.to_string(), seconds))
+                .collect(),
+        )
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = model;
+        None
+    }
+}
+
 /// This process's peak GPU memory over a stretch of work, for reports
 /// (`bench train-step`): the driver's high-water mark of the arrays in use
 /// ([`tessera_constraints::gpu::Gpu::memory_peak`]), from

@@ -128,7 +128,12 @@ fn bench_train_step_reports_time_memory_and_iterations() {
     };
     assert!(number("step_median_s") > 0.0);
     assert!(number("peak_rss_mib") > 1.0);
-    for key in ["gpu_peak_mib", "gpu_solve_parts_s", "gpu_solve_rounds"] {
+    for key in [
+        "gpu_peak_mib",
+        "gpu_solve_parts_s",
+        "gpu_solve_rounds",
+        "gpu_backbone_parts_s",
+    ] {
         assert_eq!(
             report.get(key),
             Some(&serde_json::Value::Null),

@@ -320,6 +320,14 @@ impl Fno {
     /// The `N` outputs per point for `features: [batch, nt, nx, (ny), in_features]`
     /// (in the backbone's dtype), shaped `[batch, nt, nx, (ny), N]`.
     pub fn forward(&self, features: &Tensor) -> Result<Tensor, SolverError> {
+        // Armed for an update on the device, the pass reads the variables
+        // themselves: unpacked, since the device usually holds them already.
+        #[cfg(feature = "cuda")]
+        if let Some(slot) = self.slot.as_ref().filter(|s| s.is_armed()) {
+            self.check_features(features)?;
+            let vars = self.parameters().into_iter().cloned().collect();
+            return self.forward_armed(features, slot, vars);
+        }
         self.forward_packed(features, &self.packed_parameters()?)
     }
 
@@ -345,6 +353,24 @@ impl Fno {
         features: &Tensor,
         packed: &Tensor,
     ) -> Result<Tensor, SolverError> {
+        self.check_features(features)?;
+        #[cfg(feature = "cuda")]
+        if let Some(slot) = &self.slot {
+            if slot.is_armed() {
+                return self.forward_armed(features, slot, vec![packed.detach()]);
+            }
+            let op = self.device_op(features, slot);
+            return self.apply(features, &packed.contiguous()?, op);
+        }
+        match self.dtype {
+            DType::F64 => self.forward_as::<f64>(features, packed),
+            _ => self.forward_as::<f32>(features, packed),
+        }
+    }
+
+    /// Errors unless `features` are `[batch, grid…, in_features]` in the
+    /// backbone's dtype on a grid it can transform.
+    fn check_features(&self, features: &Tensor) -> Result<(), SolverError> {
         let dims = features.dims();
         let d = self.config.modes.len();
         if dims.len() != d + 2 || dims[d + 1] != self.config.in_features {
@@ -364,24 +390,36 @@ impl Fno {
                 reason: format!("features must be in the backbone's dtype {:?}", self.dtype),
             });
         }
-        #[cfg(feature = "cuda")]
-        if let Some(device) = &self.device {
-            let grid = dims[1..=d].to_vec();
-            let op = super::device::candle_op::DeviceNetworkOp::new(
-                std::sync::Arc::clone(device),
-                self.config.clone(),
-                grid,
-            );
-            if let Some(slot) = self.slot.as_ref().filter(|s| s.is_armed()) {
-                let op = op.leaving_gradient_in(packed.detach(), std::sync::Arc::clone(slot));
-                return self.apply(features, slot.anchor().as_tensor(), op);
-            }
-            return self.apply(features, &packed.contiguous()?, op);
-        }
-        match self.dtype {
-            DType::F64 => self.forward_as::<f64>(features, packed),
-            _ => self.forward_as::<f32>(features, packed),
-        }
+        Ok(())
+    }
+
+    /// The pass on the device for checked `features`, its parameters the
+    /// values of `params` (one after the other, in packing order), its
+    /// gradient left in the armed `slot`.
+    #[cfg(feature = "cuda")]
+    fn forward_armed(
+        &self,
+        features: &Tensor,
+        slot: &std::sync::Arc<super::device::GradientSlot>,
+        params: Vec<Tensor>,
+    ) -> Result<Tensor, SolverError> {
+        let op = self.device_op(features, slot).leaving_gradient_in(params);
+        self.apply(features, slot.anchor().as_tensor(), op)
+    }
+
+    /// The device op for checked `features` on `slot`'s network.
+    #[cfg(feature = "cuda")]
+    fn device_op(
+        &self,
+        features: &Tensor,
+        slot: &std::sync::Arc<super::device::GradientSlot>,
+    ) -> super::device::candle_op::DeviceNetworkOp {
+        let grid = features.dims()[1..=self.config.modes.len()].to_vec();
+        super::device::candle_op::DeviceNetworkOp::new(
+            std::sync::Arc::clone(slot),
+            self.config.clone(),
+            grid,
+        )
     }
 
     fn forward_as<T: Real>(

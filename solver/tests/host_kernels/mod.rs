@@ -5,7 +5,7 @@
 
 use std::ffi::{CString, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tessera_constraints::gpu::{Gpu, GpuError, HOST_SHIM};
 use tessera_solver::device::{Arg, DeviceArray, Executor, Kernel, Precision};
@@ -169,6 +169,8 @@ pub struct HostExecutor {
     pub launches: Arc<AtomicUsize>,
     /// Launches so far of each kernel, in [`Kernel::ALL`] order.
     per_kernel: Arc<Vec<AtomicUsize>>,
+    /// The length of every upload so far.
+    uploads: Arc<Mutex<Vec<usize>>>,
 }
 
 impl HostExecutor {
@@ -181,7 +183,19 @@ impl HostExecutor {
             precision,
             launches: Arc::new(AtomicUsize::new(0)),
             per_kernel: Arc::new(Kernel::ALL.iter().map(|_| AtomicUsize::new(0)).collect()),
+            uploads: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// Uploads so far of exactly `len` values (by this executor and its
+    /// clones).
+    pub fn uploads_of(&self, len: usize) -> usize {
+        self.uploads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|&&n| n == len)
+            .count()
     }
 
     /// Launches of `kernel` so far (by this executor and its clones).
@@ -204,6 +218,7 @@ impl Executor for HostExecutor {
     }
 
     fn upload(&self, data: &[f64]) -> Result<HostBuffer, GpuError> {
+        self.uploads.lock().unwrap().push(data.len());
         Ok(HostBuffer::new(data, self.precision))
     }
 
@@ -213,6 +228,10 @@ impl Executor for HostExecutor {
 
     fn download(&self, buffer: &HostBuffer) -> Result<Vec<f64>, GpuError> {
         Ok(buffer.to_vec())
+    }
+
+    fn synchronize(&self) -> Result<(), GpuError> {
+        Ok(())
     }
 
     fn address(&self, buffer: &HostBuffer) -> u64 {

@@ -28,7 +28,9 @@ use tessera_solver::{
 };
 
 use super::train::load_scenario;
-use crate::device::{DeviceArg, GpuSolveParts, MemoryPeak, gpu_solve_parts, placement};
+use crate::device::{
+    DeviceArg, GpuSolveParts, MemoryPeak, gpu_backbone_parts, gpu_solve_parts, placement,
+};
 
 /// Arguments of `tessera bench train-step`.
 #[derive(Debug, clap::Args)]
@@ -99,6 +101,12 @@ struct Report {
     /// steps (packing, copies, kernels: [`crate::device::gpu_solve_parts`]);
     /// `null` otherwise.
     gpu_solve_parts_s: Option<BTreeMap<String, f64>>,
+    /// With the backbone on a GPU, rank 0's mean seconds per call of each
+    /// part of its forward and backward passes and of the Adam updates there
+    /// over the timed steps (the parameters' check, copies, kernels, setting
+    /// the host's variables: [`crate::device::gpu_backbone_parts`]); `null`
+    /// otherwise.
+    gpu_backbone_parts_s: Option<BTreeMap<String, f64>>,
     /// With the experts' solves on a GPU, rank 0's mean rounds of the
     /// solver's kernels per solve and per backward pass; `null` otherwise.
     gpu_solve_rounds: Option<BTreeMap<String, f64>>,
@@ -160,8 +168,9 @@ impl TrainStepArgs {
         for step in 0..=self.runs {
             if step == 1 {
                 gpu_memory = Some(MemoryPeak::start(scenario.device)?);
-                // The warm-up's solves are not reported.
+                // The warm-up's solves and passes are not reported.
                 let _ = solve_parts(&model);
+                let _ = gpu_backbone_parts(&model);
             }
             let draw = step_draw(scenario.seed, step, train.len(), self.batch);
             let batch = Batch {
@@ -236,6 +245,7 @@ impl TrainStepArgs {
                 None => None,
             },
             gpu_solve_parts_s: parts.as_ref().map(|p| p.seconds.clone()),
+            gpu_backbone_parts_s: gpu_backbone_parts(&model),
             gpu_solve_rounds: parts.map(|p| p.rounds),
             lm_iterations_mean: iterations / self.runs as f64,
             failed_solves: failed,

@@ -1,7 +1,8 @@
 //! The device network behind the CPU's autograd: [`DeviceBackbone`] builds
 //! (and keeps) one [`DeviceFno`] per grid shape, and [`NetworkOnDevice`] is
 //! what [`crate::backbone::Fno`] holds to run its forward and backward passes
-//! there — features, parameters and the output gradient go up, the basis and
+//! there — features, parameters (unless the device still holds them from
+//! the last pass or update) and the output gradient go up, the basis and
 //! the parameter gradient come back (or, in training, the gradient stays for
 //! Adam on the device); everything in between stays on the device, including
 //! the activations the backward pass needs.
@@ -10,11 +11,13 @@ use std::any::Any;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-use tessera_constraints::gpu::GpuError;
+use tessera_constraints::gpu::{GpuError, GpuTimes, Stopwatch};
 
 use super::executor::{Executor, Precision};
 use super::network::{DeviceFno, ForwardPass};
 use super::optimiser::{AdamScalars, DeviceGradient, DeviceMoments, OnExecutor};
+use super::resident::DeviceParams;
+use super::times::BackboneTimes;
 use crate::backbone::FnoConfig;
 
 /// A forward pass kept on the device for its backward pass.
@@ -35,15 +38,20 @@ pub trait NetworkOnDevice: Send + Sync + std::fmt::Debug {
     /// this one).
     fn precision(&self) -> Precision;
 
+    /// The packed parameters `params` on the device, for passes to read
+    /// (a backbone keeps them there between passes).
+    fn upload_params(&self, params: &[f64]) -> Result<DeviceParams, GpuError>;
+
     /// The outputs `[batch, grid…, N]` of `config` on a grid of point shape
-    /// `grid` for `features` and the packed `params`, and the pass to
-    /// differentiate.
+    /// `grid` for `features` and the packed `params` on the device (the pass
+    /// reads a copy of them, which its Adam update may overwrite), and the
+    /// pass to differentiate.
     fn forward(
         &self,
         config: &FnoConfig,
         grid: &[usize],
         features: &[f64],
-        params: &[f64],
+        params: &DeviceParams,
     ) -> Result<(Vec<f64>, DevicePass), GpuError>;
 
     /// The packed parameter gradient for the output gradient `grad_out`.
@@ -83,22 +91,32 @@ pub trait NetworkOnDevice: Send + Sync + std::fmt::Debug {
     /// The moments' values, first then second.
     fn moment_values(&self, moments: &DeviceMoments) -> Result<[Vec<f64>; 2], GpuError>;
 
+    /// Adds `times` to what [`NetworkOnDevice::take_times`] reports (for
+    /// the parts of a pass or an update timed outside the network).
+    fn record(&self, times: BackboneTimes);
+
+    /// Where the passes and updates on this device spent their time since
+    /// the last call (or since the start), and starts counting again.
+    fn take_times(&self) -> BackboneTimes;
+
     /// One Adam update of the parameters in `segments` (the trained
     /// variables) with the kept gradient; returns the packed parameters
-    /// after it (the others as the pass had them).
+    /// after it (the others as the pass had them), on the host and on the
+    /// device.
     fn adam(
         &self,
         gradient: DeviceGradient,
         moments: &mut DeviceMoments,
         segments: &[Range<usize>],
         scalars: &AdamScalars,
-    ) -> Result<Vec<f64>, GpuError>;
+    ) -> Result<(Vec<f64>, DeviceParams), GpuError>;
 }
 
 /// One executor's networks, built on first use for each (config, grid).
 pub struct DeviceBackbone<E: Executor> {
     exec: E,
     networks: Mutex<Vec<Arc<Network<E>>>>,
+    times: Mutex<BackboneTimes>,
 }
 
 struct Network<E: Executor> {
@@ -127,7 +145,13 @@ impl<E: Executor> DeviceBackbone<E> {
         Self {
             exec,
             networks: Mutex::new(Vec::new()),
+            times: Mutex::new(BackboneTimes::default()),
         }
+    }
+
+    fn times(&self) -> std::sync::MutexGuard<'_, BackboneTimes> {
+        // The times are plain numbers: a panic elsewhere cannot break them.
+        self.times.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn network(&self, config: &FnoConfig, grid: &[usize]) -> Result<Arc<Network<E>>, GpuError>
@@ -163,24 +187,44 @@ where
         self.exec.precision()
     }
 
+    fn upload_params(&self, params: &[f64]) -> Result<DeviceParams, GpuError> {
+        Ok(DeviceParams::new(self.exec.upload(params)?, params.len()))
+    }
+
     fn forward(
         &self,
         config: &FnoConfig,
         grid: &[usize],
         features: &[f64],
-        params: &[f64],
+        params: &DeviceParams,
     ) -> Result<(Vec<f64>, DevicePass), GpuError> {
+        let mut watch = Stopwatch::start();
         let network = self.network(config, grid)?;
+        let params = params
+            .array::<E::Buffer>()
+            .ok_or_else(|| GpuError::Unsupported("parameters on another device".into()))?;
+        let params = self.exec.copy(params)?;
         let features = self.exec.upload(features)?;
-        let params = self.exec.upload(params)?;
+        self.exec.synchronize()?;
+        let upload_s = watch.lap();
         let (out, pass) = network.fno.forward(&features, &params)?;
+        self.exec.synchronize()?;
+        let kernel_s = watch.lap();
+        let out = self.exec.download(&out)?;
+        self.times().forward += GpuTimes {
+            calls: 1,
+            upload_s,
+            kernel_s,
+            download_s: watch.lap(),
+            ..GpuTimes::default()
+        };
         let kept = Kept {
             network,
             features,
             params,
             pass,
         };
-        Ok((self.exec.download(&out)?, DevicePass(Box::new(kept))))
+        Ok((out, DevicePass(Box::new(kept))))
     }
 
     fn backward_on_device(
@@ -198,13 +242,26 @@ where
             params,
             pass,
         } = *kept;
+        let mut watch = Stopwatch::start();
         let grad = self.exec.upload(grad_out)?;
+        self.exec.synchronize()?;
+        let upload_s = watch.lap();
         let grads = network.fno.backward(pass, &features, &params, &grad)?;
+        self.exec.synchronize()?;
+        self.times().backward += GpuTimes {
+            calls: 1,
+            upload_s,
+            kernel_s: watch.lap(),
+            ..GpuTimes::default()
+        };
         Ok(OnExecutor(&self.exec).gradient(params, grads))
     }
 
     fn gradient_values(&self, gradient: &DeviceGradient) -> Result<Vec<f64>, GpuError> {
-        OnExecutor(&self.exec).gradient_values(gradient)
+        let mut watch = Stopwatch::start();
+        let values = OnExecutor(&self.exec).gradient_values(gradient)?;
+        self.times().backward.download_s += watch.lap();
+        Ok(values)
     }
 
     fn set_gradient_values(
@@ -220,7 +277,10 @@ where
         gradient: &DeviceGradient,
         segments: &[Range<usize>],
     ) -> Result<Vec<f64>, GpuError> {
-        OnExecutor(&self.exec).squared_norms(gradient, segments)
+        let mut watch = Stopwatch::start();
+        let norms = OnExecutor(&self.exec).squared_norms(gradient, segments)?;
+        self.times().update.kernel_s += watch.lap();
+        Ok(norms)
     }
 
     fn upload_moments(&self, m: &[f64], v: &[f64]) -> Result<DeviceMoments, GpuError> {
@@ -237,7 +297,27 @@ where
         moments: &mut DeviceMoments,
         segments: &[Range<usize>],
         scalars: &AdamScalars,
-    ) -> Result<Vec<f64>, GpuError> {
-        OnExecutor(&self.exec).adam(gradient, moments, segments, scalars)
+    ) -> Result<(Vec<f64>, DeviceParams), GpuError> {
+        let mut watch = Stopwatch::start();
+        let params = OnExecutor(&self.exec).adam(gradient, moments, segments, scalars)?;
+        self.exec.synchronize()?;
+        let kernel_s = watch.lap();
+        let values = self.exec.download(&params)?;
+        self.times().update += GpuTimes {
+            calls: 1,
+            kernel_s,
+            download_s: watch.lap(),
+            ..GpuTimes::default()
+        };
+        let len = values.len();
+        Ok((values, DeviceParams::new(params, len)))
+    }
+
+    fn record(&self, times: BackboneTimes) {
+        *self.times() += times;
+    }
+
+    fn take_times(&self) -> BackboneTimes {
+        std::mem::take(&mut *self.times())
     }
 }

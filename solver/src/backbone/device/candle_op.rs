@@ -1,55 +1,57 @@
 //! The FNO on a device as one candle op, in place of the CPU's fused op: the
-//! graph stays on the host, the network's passes run on the
-//! device ([`NetworkOnDevice`]). A float32 backbone's tensors cross as f64
-//! and are rounded back; the device computes in float32. While the trainer
-//! has armed the backbone's [`GradientSlot`], the op is tied to the slot's
-//! anchor and its backward pass leaves the parameter gradient in the slot,
-//! on the device, instead of in the graph.
+//! graph stays on the host, the network's passes run on the device
+//! ([`NetworkOnDevice`](super::NetworkOnDevice)). A float32 backbone's
+//! tensors cross as f64 and are rounded back; the device computes in
+//! float32. The parameters are uploaded only when they differ from those
+//! the device keeps (the last ones uploaded or the last update's:
+//! [`super::resident`]). While the trainer has armed the backbone's
+//! [`GradientSlot`], the op is tied to the slot's anchor and its backward
+//! pass leaves the parameter gradient in the slot, on the device, instead
+//! of in the graph.
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, StorageRef, Tensor};
 
-use super::backbone::{DevicePass, NetworkOnDevice};
+use super::backbone::DevicePass;
 use super::optimiser::GradientSlot;
+use super::resident::HostParams;
 use crate::backbone::FnoConfig;
 use crate::backbone::storage::slice;
 
 /// One forward pass of the network on a device (it keeps that pass for the
 /// backward pass).
 pub(crate) struct DeviceNetworkOp {
-    device: Arc<dyn NetworkOnDevice>,
     config: FnoConfig,
     grid: Vec<usize>,
-    /// The packed parameters and the armed slot of a forward pass tied to
-    /// the slot's anchor (the op's second argument) instead of to them.
-    armed: Option<(Tensor, Arc<GradientSlot>)>,
+    /// The backbone's slot: its network, the parameters it keeps on the
+    /// device, and (armed) where the gradient goes.
+    slot: Arc<GradientSlot>,
+    /// The tensors holding the parameters of a forward pass tied to the
+    /// slot's anchor (the op's second argument) instead of to them.
+    held: Option<Vec<Tensor>>,
     pass: Mutex<Option<DevicePass>>,
 }
 
 impl DeviceNetworkOp {
-    /// The op for `config` on a grid of point shape `grid`; its second
-    /// argument is the packed parameters.
-    pub(crate) fn new(
-        device: Arc<dyn NetworkOnDevice>,
-        config: FnoConfig,
-        grid: Vec<usize>,
-    ) -> Self {
+    /// The op for `config` on a grid of point shape `grid`, on `slot`'s
+    /// network; its second argument is the packed parameters.
+    pub(crate) fn new(slot: Arc<GradientSlot>, config: FnoConfig, grid: Vec<usize>) -> Self {
         Self {
-            device,
             config,
             grid,
-            armed: None,
+            slot,
+            held: None,
             pass: Mutex::new(None),
         }
     }
 
-    /// The op with the packed parameters `params` held here and its second
-    /// argument `slot`'s anchor: its backward pass leaves the parameter
-    /// gradient in `slot`.
-    pub(crate) fn leaving_gradient_in(mut self, params: Tensor, slot: Arc<GradientSlot>) -> Self {
-        self.armed = Some((params, slot));
+    /// The op with its parameters the values of `params` (one after the
+    /// other, in packing order) and its second argument the slot's anchor:
+    /// its backward pass leaves the parameter gradient in the slot.
+    pub(crate) fn leaving_gradient_in(mut self, params: Vec<Tensor>) -> Self {
+        self.held = Some(params);
         self
     }
 }
@@ -89,15 +91,19 @@ impl CustomOp2 for DeviceNetworkOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let held = self.armed.as_ref().map(|(p, _)| p.storage_and_layout());
-        let params = match &held {
-            Some(held) => widened_held(held)?,
-            None => widened(s2, l2)?,
+        let packed;
+        let host = match &self.held {
+            Some(tensors) => HostParams::Tensors(tensors),
+            None => {
+                packed = widened(s2, l2)?;
+                HostParams::Packed(&packed)
+            }
         };
-        let (out, pass) = self
-            .device
-            .forward(&self.config, &self.grid, &widened(s1, l1)?, &params)
-            .map_err(candle_core::Error::wrap)?;
+        let features = widened(s1, l1)?;
+        let network = self.slot.network();
+        let (out, pass) = self.slot.params().with(&**network, host, |params| {
+            network.forward(&self.config, &self.grid, &features, params)
+        })?;
         match self.pass.lock() {
             Ok(mut guard) => *guard = Some(pass),
             Err(_) => candle_core::bail!("fno: device pass store poisoned"),
@@ -133,16 +139,15 @@ impl CustomOp2 for DeviceNetworkOp {
         let grad_res = grad_res.contiguous()?;
         let held = grad_res.storage_and_layout();
         let g = widened_held(&held)?;
-        if let Some((_, slot)) = &self.armed {
-            let gradient = self
-                .device
+        let network = self.slot.network();
+        if self.held.is_some() {
+            let gradient = network
                 .backward_on_device(pass, &g)
                 .map_err(candle_core::Error::wrap)?;
-            slot.fill(gradient).map_err(candle_core::Error::wrap)?;
+            self.slot.fill(gradient).map_err(candle_core::Error::wrap)?;
             return Ok((None, Some(arg2.zeros_like()?)));
         }
-        let gp = self
-            .device
+        let gp = network
             .backward(pass, &g)
             .map_err(candle_core::Error::wrap)?;
         Ok((

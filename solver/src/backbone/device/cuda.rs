@@ -144,11 +144,15 @@ impl Executor for CudaExecutor {
         // seen, but CUDA only says it "might be synchronous": the
         // synchronisation makes the executor's promise (a download follows
         // every launch before it) not rest on that.
-        self.stream
-            .synchronize()
-            .map_err(driver("copying from the device"))?;
+        self.synchronize()?;
         v.truncate(buffer.len);
         Ok(v)
+    }
+
+    fn synchronize(&self) -> Result<(), GpuError> {
+        self.stream
+            .synchronize()
+            .map_err(driver("waiting for the device"))
     }
 
     fn address(&self, buffer: &CudaBuffer) -> u64 {

@@ -145,6 +145,10 @@ pub trait Executor {
     /// A copy of `buffer` on the host, after every queued launch.
     fn download(&self, buffer: &Self::Buffer) -> Result<Vec<f64>, GpuError>;
 
+    /// Waits for every queued copy and launch (so that a report can tell
+    /// the kernels' time from the copies').
+    fn synchronize(&self) -> Result<(), GpuError>;
+
     /// The device address of `buffer`'s first element.
     fn address(&self, buffer: &Self::Buffer) -> u64;
 

@@ -24,7 +24,9 @@ mod executor;
 mod network;
 mod ops;
 mod optimiser;
+mod resident;
 mod spectral;
+mod times;
 
 pub use backbone::{DeviceBackbone, DevicePass, NetworkOnDevice};
 pub use cuda::{CudaBuffer, CudaExecutor};
@@ -32,6 +34,8 @@ pub use executor::{Arg, DeviceArray, Executor, Kernel, Precision, SOURCE};
 pub use network::{DeviceFno, ForwardPass};
 pub use ops::{Ops, View};
 pub use optimiser::{AdamScalars, ArmedSlot, DeviceGradient, DeviceMoments, GradientSlot};
+pub use resident::DeviceParams;
+pub use times::BackboneTimes;
 
 /// The backbone on GPU number `ordinal` in `precision`: the device
 /// [`crate::Model`] and [`crate::Fno`] run their network on

@@ -4,7 +4,8 @@
 //! ([`DeviceGradient`], with the parameters of that pass), Adam's moments live
 //! there ([`DeviceMoments`]), and the update runs as one kernel per trained
 //! variable; only the norm's partial sums and the updated parameters come
-//! back to the host. Before this, every step moved the gradient to the host,
+//! back to the host, which sets its variables from them while the device
+//! keeps them for the next pass ([`super::resident`]). Before this, every step moved the gradient to the host,
 //! split it per variable, and ran clipping and Adam on the host's cores: at
 //! the paper's 4.75 M parameters a sixth of a two-core CPU step, time a GPU
 //! step spends idle.
@@ -28,6 +29,7 @@ use tessera_constraints::gpu::GpuError;
 use super::backbone::NetworkOnDevice;
 use super::executor::{DeviceArray, Executor};
 use super::ops::Ops;
+use super::resident::ResidentParams;
 
 /// One Adam update's scalars, in the form and order of the host optimiser's
 /// arithmetic (`crate::Adam`): the clip scale, then the decay rates, the bias
@@ -197,7 +199,7 @@ where
         moments: &mut DeviceMoments,
         segments: &[Range<usize>],
         scalars: &AdamScalars,
-    ) -> Result<Vec<f64>, GpuError> {
+    ) -> Result<E::Buffer, GpuError> {
         check_len("Adam moments", moments.len, gradient.len)?;
         let kept: Box<Kept<E::Buffer>> = gradient.kept.downcast().map_err(|_| foreign())?;
         let Kept { mut params, grad } = *kept;
@@ -206,7 +208,7 @@ where
         for segment in segments {
             ops.adam(segment.clone(), &mut params, &grad, (m, v), scalars)?;
         }
-        self.0.download(&params)
+        Ok(params)
     }
 }
 
@@ -222,13 +224,18 @@ fn check_len(what: &str, got: usize, expected: usize) -> Result<(), GpuError> {
 
 /// Where a backbone's device op leaves its parameter gradient while the
 /// trainer has armed it (see the module doc), with what the trainer needs to
-/// use it: the network and where each variable sits in the packed vector.
+/// use it: the network, where each variable sits in the packed vector, and
+/// the packed parameters the device keeps between steps (the update's
+/// result, which the next pass reads unless a variable changed on the host).
 #[derive(Debug)]
 pub struct GradientSlot {
     network: Arc<dyn NetworkOnDevice>,
     ranges: Vec<(TensorId, Range<usize>)>,
     anchor: Var,
     state: Mutex<Slot>,
+    /// The parameters the passes read on the device: the last ones
+    /// uploaded or the last update's.
+    params: ResidentParams,
 }
 
 #[derive(Debug)]
@@ -253,7 +260,14 @@ impl GradientSlot {
             ranges,
             anchor: Var::zeros(1, dtype, &Device::Cpu)?,
             state: Mutex::new(Slot::Idle),
+            params: ResidentParams::default(),
         })
+    }
+
+    /// The packed parameters the backbone keeps on the device between its
+    /// passes and updates.
+    pub(crate) fn params(&self) -> &ResidentParams {
+        &self.params
     }
 
     /// What an armed forward pass ties its output to in place of the

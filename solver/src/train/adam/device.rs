@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Shape, Tensor};
 
 use super::{Adam, Moments, Rates};
 use crate::SolverError;
-use crate::device::{AdamScalars, DeviceGradient, DeviceMoments, NetworkOnDevice};
+use crate::device::{AdamScalars, DeviceGradient, DeviceMoments, DeviceParams, NetworkOnDevice};
 
 /// A trained variable's place in a device network's packed parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,8 +59,9 @@ impl OnDevice {
 impl Adam {
     /// One update of `vars` on the device with the kept `gradient` (already
     /// summed over ranks), scaled by `scale` first (clipping), with learning
-    /// rate `lr`: the packed parameters after it. The moments move to the
-    /// device first if they are not there for these variables.
+    /// rate `lr`: the packed parameters after it, on the host and on the
+    /// device. The moments move to the device first if they are not there
+    /// for these variables.
     ///
     /// Errors: a variable outside the packed parameters, host moments of
     /// another size, or the device's.
@@ -71,7 +72,7 @@ impl Adam {
         vars: &[PackedVar],
         lr: f64,
         scale: f64,
-    ) -> Result<Vec<f64>, SolverError> {
+    ) -> Result<(Vec<f64>, DeviceParams), SolverError> {
         let here = self.device.as_ref().is_some_and(|d| {
             Arc::ptr_eq(&d.network, network) && d.vars == vars && d.moments.len() == gradient.len()
         });

@@ -1,16 +1,21 @@
 //! The update of a model whose backbone runs on a GPU (feature `cuda`): the
 //! parameter gradient stays where the backward pass made it, the global norm
 //! is summed there, and Adam runs there ([`crate::device::GradientSlot`]);
-//! the variables on the host receive the updated values. Over several ranks
+//! the variables on the host receive the updated values (in parallel: at
+//! the Navier–Stokes paper scale they are a gigabyte), and the device keeps
+//! them for the next forward pass. Over several ranks
 //! the gradient visits the host for the sum, in the host path's per-variable
 //! layout, so both paths sum alike.
 
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Tensor, Var};
+use rayon::prelude::*;
 
 use crate::SolverError;
-use crate::device::{ArmedSlot, DeviceGradient, GradientSlot};
+use tessera_constraints::gpu::{GpuTimes, Stopwatch};
+
+use crate::device::{ArmedSlot, BackboneTimes, DeviceGradient, GradientSlot};
 use crate::parallel::DataShard;
 use crate::train::adam::Adam;
 use crate::train::adam::device::PackedVar;
@@ -96,10 +101,22 @@ pub(super) fn step(
     } else {
         1.0
     };
-    let params = adam.step_on_device(network, gradient, &packed, lr, scale)?;
-    for (var, at) in vars.values().zip(&packed) {
-        let values = Tensor::from_slice(&params[at.range.clone()], at.shape.clone(), var.device())?;
-        var.set(&values.to_dtype(at.dtype)?)?;
-    }
+    let (params, on_device) = adam.step_on_device(network, gradient, &packed, lr, scale)?;
+    let mut watch = Stopwatch::start();
+    let set: Vec<(&Var, &PackedVar)> = vars.values().zip(&packed).collect();
+    set.par_iter()
+        .try_for_each(|(var, at)| -> candle_core::Result<()> {
+            let values =
+                Tensor::from_slice(&params[at.range.clone()], at.shape.clone(), var.device())?;
+            var.set(&values.to_dtype(at.dtype)?)
+        })?;
+    slot.params().keep(params, on_device);
+    network.record(BackboneTimes {
+        update: GpuTimes {
+            pack_s: watch.lap(),
+            ..GpuTimes::default()
+        },
+        ..BackboneTimes::default()
+    });
     Ok(norm)
 }
