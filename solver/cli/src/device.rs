@@ -204,8 +204,7 @@ pub fn gpu_backbone_parts(
 ) -> Option<std::collections::BTreeMap<String, f64>> {
     #[cfg(feature = "cuda")]
     {
-        use tessera_solver::Trainable;
-        let times = model.gradient_slot()?.network().take_times();
+        let times = model.backbone_device()?.take_times();
         Some(
             times
                 .means()

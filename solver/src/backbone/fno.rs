@@ -347,7 +347,8 @@ impl Fno {
 
     /// [`Fno::forward`] with the parameters given packed (as
     /// [`Fno::packed_parameters`] lays them out) instead of the variables:
-    /// gradients flow to `packed`.
+    /// gradients flow to `packed` (on a device whose gradient slot a trainer
+    /// armed, they stay in the slot instead).
     pub fn forward_packed(
         &self,
         features: &Tensor,

@@ -180,6 +180,13 @@ impl Model {
         self.fno.run_on(device)
     }
 
+    /// The device the backbone's passes run on ([`Model::run_backbone_on`]),
+    /// if not the CPU.
+    #[cfg(feature = "cuda")]
+    pub fn backbone_device(&self) -> Option<Arc<dyn crate::device::NetworkOnDevice>> {
+        self.fno.device()
+    }
+
     /// The scenario the model was built from.
     pub fn scenario(&self) -> &Scenario {
         &self.scenario

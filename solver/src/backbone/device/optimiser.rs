@@ -5,10 +5,10 @@
 //! there ([`DeviceMoments`]), and the update runs as one kernel per trained
 //! variable; only the norm's partial sums and the updated parameters come
 //! back to the host, which sets its variables from them while the device
-//! keeps them for the next pass ([`super::resident`]). Before this, every step moved the gradient to the host,
-//! split it per variable, and ran clipping and Adam on the host's cores: at
-//! the paper's 4.75 M parameters a sixth of a two-core CPU step, time a GPU
-//! step spends idle.
+//! keeps them for the next pass ([`super::resident`]). Before this, every
+//! step moved the gradient to the host, split it per variable, and ran
+//! clipping and Adam on the host's cores: at the paper's 4.75 M parameters a
+//! sixth of a two-core CPU step, time a GPU step spends idle.
 //!
 //! [`GradientSlot`] is how the trainer asks for this: it arms the slot of a
 //! model's backbone for one step ([`GradientSlot::arm`]); a forward pass on

@@ -146,12 +146,14 @@ fn same_bits<T: Copy + Sync>(host: &[T], kept: &[f64], widen: impl Fn(T) -> f64 
 #[derive(Debug, Default)]
 pub(crate) struct ResidentParams(Mutex<Option<Kept>>);
 
-#[derive(Debug)]
+/// A kept pair: both halves shared, so that the lock is held only to read
+/// or replace them, never across the check (a parallel comparison: a rayon
+/// worker waiting on the lock could be handed another pass of this
+/// backbone) nor across device work. No kernel writes kept parameters: an
+/// update writes its pass's copy, which then replaces them.
+#[derive(Debug, Clone)]
 struct Kept {
-    host: Vec<f64>,
-    /// Shared with the passes reading it, so that the lock is held only
-    /// for the check (no kernel writes kept parameters: an update writes
-    /// its pass's copy, which then replaces them).
+    host: Arc<Vec<f64>>,
     device: Arc<DeviceParams>,
 }
 
@@ -168,24 +170,14 @@ impl ResidentParams {
         pass: impl FnOnce(&DeviceParams) -> Result<T, GpuError>,
     ) -> candle_core::Result<T> {
         let mut watch = Stopwatch::start();
-        // The state is a plain value: a panic elsewhere cannot break it.
-        let device = {
-            let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            match &*kept {
-                Some(k) if host.equal(&k.host)? => Arc::clone(&k.device),
-                _ => {
-                    let values = host.packed()?;
-                    let device = Arc::new(
-                        network
-                            .upload_params(&values)
-                            .map_err(candle_core::Error::wrap)?,
-                    );
-                    *kept = Some(Kept {
-                        host: values,
-                        device: Arc::clone(&device),
-                    });
-                    device
-                }
+        let device = match self.kept() {
+            Some(k) if host.equal(&k.host)? => k.device,
+            _ => {
+                let values = host.packed()?;
+                let device = network
+                    .upload_params(&values)
+                    .map_err(candle_core::Error::wrap)?;
+                self.keep(values, device)
             }
         };
         network.record(BackboneTimes {
@@ -198,12 +190,23 @@ impl ResidentParams {
         pass(&device).map_err(candle_core::Error::wrap)
     }
 
-    /// Keeps `device`, which holds `host`'s values, for the next pass.
-    pub(crate) fn keep(&self, host: Vec<f64>, device: DeviceParams) {
-        let kept = Kept {
-            host,
-            device: Arc::new(device),
-        };
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
+    fn kept(&self) -> Option<Kept> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Kept>> {
+        // The state is a plain value: a panic elsewhere cannot break it.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `device`, which holds `host`'s values, for the next pass (and
+    /// returns it).
+    pub(crate) fn keep(&self, host: Vec<f64>, device: DeviceParams) -> Arc<DeviceParams> {
+        let device = Arc::new(device);
+        *self.lock() = Some(Kept {
+            host: Arc::new(host),
+            device: Arc::clone(&device),
+        });
+        device
     }
 }

@@ -6,7 +6,9 @@
 //! (a paper-scale diffusion–sorption step moves the basis, its gradient and
 //! the parameters: hundreds of MB), and a step's phases time each pass
 //! whole. Each part ends at a synchronisation of the stream, so a kernel's
-//! time is not charged to the copy that waits for it.
+//! time is not charged to the copy that waits for it (in every run, not
+//! only in benchmarks: the host has nothing to overlap with these waits, as
+//! what follows each one reads the device's result or queues after it).
 
 use tessera_constraints::gpu::GpuTimes;
 
@@ -15,13 +17,15 @@ use tessera_constraints::gpu::GpuTimes;
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct BackboneTimes {
     /// Forward passes: `pack_s` checks the host's parameters against those
-    /// the device keeps (and packs and uploads them when they changed),
+    /// the device keeps (and copies and uploads them when they changed; a
+    /// pass outside training packs them into one tensor before that),
     /// `upload_s` the features and the pass's copy of the parameters,
     /// `kernel_s` the network, `download_s` the basis.
     pub forward: GpuTimes,
     /// Backward passes: `upload_s` the basis gradient, `kernel_s` the
     /// network's backward pass, `download_s` the parameter gradient where it
-    /// comes to the host (not for Adam on the device).
+    /// comes to the host (outside training, and over several ranks for their
+    /// sum; a single process's Adam on the device reads it there).
     pub backward: GpuTimes,
     /// Adam updates on the device: `kernel_s` the gradient's norm and the
     /// update, `download_s` the updated parameters, `pack_s` setting the
