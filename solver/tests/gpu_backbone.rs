@@ -545,6 +545,34 @@ fn the_device_keeps_the_updated_parameters_until_a_variable_changes_on_the_host(
     assert_eq!(exec.uploads_of(p), 4, "the changed parameters, once");
 }
 
+/// Forward passes of one model on the device from rayon tasks at once (as
+/// several threads may predict with one model), all reading the kept
+/// parameters, give each the sequential pass's bits, and all finish (a
+/// watchdog fails the test rather than letting a deadlock hang it).
+#[test]
+fn concurrent_forward_passes_on_the_device_neither_block_nor_differ() {
+    use rayon::prelude::*;
+    let scenario = model_common::diffusion_sorption("moe", "");
+    let (model, _) = on_host_device(Model::new(&scenario).unwrap());
+    let ics = tessera_solver::sample_ics(&scenario, 1, 3).unwrap();
+    let pass = move |model: &Model| -> Vec<f64> {
+        let basis = model.backbone(&ics).unwrap();
+        basis.flatten_all().unwrap().to_vec1().unwrap()
+    };
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let alone = pass(&model);
+        let passes: Vec<Vec<f64>> = (0..8).into_par_iter().map(|_| pass(&model)).collect();
+        sender.send((alone, passes)).unwrap();
+    });
+    let (alone, passes) = receiver
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the passes finish (a deadlock otherwise)");
+    for pass in &passes {
+        assert_same_bits("a concurrent pass", pass, &alone);
+    }
+}
+
 /// `a` and `b` hold the same bits (the message counts the values that differ).
 fn assert_same_bits(what: &str, a: &[f64], b: &[f64]) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
