@@ -70,7 +70,7 @@ fn widened<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<
 /// [`widened`] for the values behind a tensor's storage guard (from
 /// `Tensor::storage_and_layout`): borrowed, not copied, as the tensors the
 /// op reads this way are tens of MiB.
-fn widened_held<'a>(
+pub(super) fn widened_held<'a>(
     (storage, layout): &'a (StorageRef<'_>, &Layout),
 ) -> candle_core::Result<Cow<'a, [f64]>> {
     match &**storage {

@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use tessera_constraints::gpu::{GpuError, GpuTimes, Stopwatch};
 
 use super::backbone::NetworkOnDevice;
+use super::candle_op::widened_held;
 use super::times::BackboneTimes;
 use crate::backbone::storage::guarded;
 
@@ -109,14 +110,7 @@ impl HostParams<'_> {
             HostParams::Tensors(tensors) => {
                 let mut packed = Vec::with_capacity(tensors.iter().map(Tensor::elem_count).sum());
                 for tensor in tensors {
-                    let held = tensor.storage_and_layout();
-                    match tensor.dtype() {
-                        DType::F64 => packed.extend_from_slice(guarded::<f64>(&held)?),
-                        DType::F32 => {
-                            packed.extend(guarded::<f32>(&held)?.iter().map(|&v| f64::from(v)))
-                        }
-                        other => candle_core::bail!("fno: parameters in {other:?}"),
-                    }
+                    packed.extend_from_slice(&widened_held(&tensor.storage_and_layout())?);
                 }
                 Ok(packed)
             }
@@ -177,7 +171,7 @@ impl ResidentParams {
                 let device = network
                     .upload_params(&values)
                     .map_err(candle_core::Error::wrap)?;
-                self.keep(values, device)
+                self.store(values, device)
             }
         };
         network.record(BackboneTimes {
@@ -199,9 +193,13 @@ impl ResidentParams {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keeps `device`, which holds `host`'s values, for the next pass (and
-    /// returns it).
-    pub(crate) fn keep(&self, host: Vec<f64>, device: DeviceParams) -> Arc<DeviceParams> {
+    /// Keeps `device`, which holds `host`'s values, for the next pass.
+    pub(crate) fn keep(&self, host: Vec<f64>, device: DeviceParams) {
+        self.store(host, device);
+    }
+
+    /// [`ResidentParams::keep`], returning what it keeps for a pass to read.
+    fn store(&self, host: Vec<f64>, device: DeviceParams) -> Arc<DeviceParams> {
         let device = Arc::new(device);
         *self.lock() = Some(Kept {
             host: Arc::new(host),

@@ -40,24 +40,21 @@ impl BackboneTimes {
     /// `update_kernel`, `update_download`, `update_set`); zero for a kind
     /// of call that did not happen.
     pub fn means(&self) -> Vec<(&'static str, f64)> {
-        let [f, b, u] = [self.forward, self.backward, self.update].map(|t| t.means());
-        let part = |means: &[(&'static str, f64); 4], name: &str| {
-            means
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(0.0, |&(_, s)| s)
-        };
+        // `GpuTimes::means` lists pack, upload, kernel, download.
+        let [(_, f_pack), (_, f_up), (_, f_kernel), (_, f_down)] = self.forward.means();
+        let [_, (_, b_up), (_, b_kernel), (_, b_down)] = self.backward.means();
+        let [(_, u_set), _, (_, u_kernel), (_, u_down)] = self.update.means();
         vec![
-            ("forward_params", part(&f, "pack")),
-            ("forward_upload", part(&f, "upload")),
-            ("forward_kernel", part(&f, "kernel")),
-            ("forward_download", part(&f, "download")),
-            ("backward_upload", part(&b, "upload")),
-            ("backward_kernel", part(&b, "kernel")),
-            ("backward_download", part(&b, "download")),
-            ("update_kernel", part(&u, "kernel")),
-            ("update_download", part(&u, "download")),
-            ("update_set", part(&u, "pack")),
+            ("forward_params", f_pack),
+            ("forward_upload", f_up),
+            ("forward_kernel", f_kernel),
+            ("forward_download", f_down),
+            ("backward_upload", b_up),
+            ("backward_kernel", b_kernel),
+            ("backward_download", b_down),
+            ("update_kernel", u_kernel),
+            ("update_download", u_down),
+            ("update_set", u_set),
         ]
     }
 }

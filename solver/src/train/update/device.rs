@@ -110,7 +110,7 @@ pub(super) fn step(
                 Tensor::from_slice(&params[at.range.clone()], at.shape.clone(), var.device())?;
             var.set(&values.to_dtype(at.dtype)?)
         })?;
-    let _ = slot.params().keep(params, on_device);
+    slot.params().keep(params, on_device);
     network.record(BackboneTimes {
         update: GpuTimes {
             pack_s: watch.lap(),
