@@ -327,6 +327,25 @@ fn tight_tolerances_reach_the_round_off_regime_as_on_the_cpu() {
 }
 
 #[test]
+fn a_large_constant_residual_sends_rejected_steps_to_newton_as_on_the_cpu() {
+    // A residual of 1e8 that no ω changes lifts the cost to 5e15, so every
+    // rejected step's predicted decrease lies below the round-off threshold
+    // 64ε·f ≈ 71 and the step goes to the fallbacks while ω is still far
+    // from ω* (the decrease, summed as Σ(r' − r)(r' + r), stays exact). On
+    // `curved` from ω = 0 the first steps overshoot; the Gauss–Newton step
+    // raises ‖Jᵀr‖ tenfold and Newton's step lowers it by 1e-2 to 1e-10 (on
+    // the CPU, from 3 to 4 such steps per problem): every decision is taken
+    // far from its threshold, so the two back ends must take the same steps.
+    // ω agrees to 1e-7 only: the solves stop (step test) a Newton step short
+    // of round-off, where summation order shows: the CPU solver itself moves
+    // ω by up to 4.5e-9 when a problem's points are reversed.
+    let lm = reference_lm(InitialGuess::Zeros);
+    let case = gpu::curved(6).with_constant_residual(1e8);
+    compare(&case, &lm, 4, 1e-7, 0);
+    compare_in(&case, &lm, (8, kernel::CHUNK_POINTS), 1e-7, 0);
+}
+
+#[test]
 fn iteration_limits_and_non_finite_problems_report_as_on_the_cpu() {
     let lm = reference_lm(InitialGuess::Ones)
         .with_max_iterations(1)
@@ -681,4 +700,41 @@ fn a_gather_checks_its_fields_and_points_against_its_grid() {
     ));
     let gather = RowGather::new(&[11, 0, 11], &fields, g, 2).unwrap();
     assert_eq!((gather.samples(), gather.n_grid()), (2, g));
+}
+
+/// A kernel whose thread 0 of each block writes the block's index at the
+/// next free place, and a driver that launches it over `blocks` blocks.
+const ORDER_PROGRAM: (&str, &str) = (
+    r#"
+__global__ void record_order(double* order, int* next) {
+    if (threadIdx.x == 0) order[(*next)++] = blockIdx.x;
+    __syncthreads();
+}
+"#,
+    r#"
+int main(int argc, char** argv) {
+    if (argc != 3) return 2;
+    FILE* f = fopen(argv[1], "rb");
+    auto blocks = take<int64_t>(f, 1);
+    fclose(f);
+    std::vector<double> order(blocks[0]);
+    int next = 0;
+    tessera_launch((unsigned)blocks[0], 3u, record_order, order.data(), &next);
+    FILE* o = fopen(argv[2], "wb");
+    fwrite(order.data(), 8, order.size(), o);
+    fclose(o);
+    return 0;
+}
+"#,
+);
+
+#[test]
+fn the_shim_runs_blocks_out_of_index_order() {
+    // A GPU runs a launch's blocks in no set order, so every kernel must
+    // give the same result in any; the shim runs them last to first, so that
+    // a kernel relying on index order (a block reading what a lower block
+    // wrote in the same launch) fails the host tests instead of only a GPU.
+    let (kernel, driver) = ORDER_PROGRAM;
+    let order = compile_and_run(kernel, driver, &bytes_i64(&[5]), "order");
+    assert_eq!(order, [4.0, 3.0, 2.0, 1.0, 0.0]);
 }

@@ -26,7 +26,10 @@ static inline void __syncthreads() { pthread_barrier_wait(&tessera_barrier); }
 
 // kernel<<<blocks, threads>>>(args...): every block thread runs the blocks in
 // turn, with a barrier between blocks so that a block's shared statics are
-// not overwritten while others still read them.
+// not overwritten while others still read them. The blocks run last to
+// first: a GPU promises no order, and a kernel whose result depends on its
+// blocks running in index order (a block reading what a lower one wrote in
+// the same launch) would pass on the host in index order and fail on a GPU.
 template <typename... Params, typename... Args>
 void tessera_launch(unsigned blocks, unsigned threads, void (*kernel)(Params...), Args... args) {
     gridDim = {blocks, 1, 1};
@@ -36,7 +39,7 @@ void tessera_launch(unsigned blocks, unsigned threads, void (*kernel)(Params...)
     for (unsigned t = 0; t < threads; ++t)
         pool.emplace_back([=] {
             threadIdx = {t, 0, 0};
-            for (unsigned b = 0; b < blocks; ++b) {
+            for (unsigned b = blocks; b-- > 0;) {
                 blockIdx = {b, 0, 0};
                 kernel(args...);
                 pthread_barrier_wait(&tessera_barrier);

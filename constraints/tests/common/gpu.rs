@@ -89,6 +89,27 @@ impl Case {
     pub fn refs(&self) -> Vec<&ExpertProblem> {
         self.problems.iter().collect()
     }
+
+    /// The case with one more linear row in every problem: no coefficients
+    /// and right-hand side `constant`, so a residual of `−constant` that no
+    /// `ω` changes (problems without coordinates).
+    pub fn with_constant_residual(mut self, constant: f64) -> Self {
+        for problem in &mut self.problems {
+            let n = problem.n_basis();
+            let linear = [problem.linear(), &vec![0.0; n]].concat();
+            let rhs = [problem.linear_rhs(), &[constant]].concat();
+            *problem = ExpertProblem::new(
+                problem.size(),
+                problem.term_rows().to_vec(),
+                problem.offsets().to_vec(),
+                linear,
+                rhs,
+                problem.ridge(),
+            )
+            .expect("valid parts");
+        }
+        self
+    }
 }
 
 /// A random problem: `points` points of `[d, m]` terms and equations, term
