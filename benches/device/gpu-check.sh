@@ -12,7 +12,9 @@
 # paper's diffusion–sorption scale (4 × 20 000 points, N = 16, batch 1 and 6)
 # and Navier–Stokes scale (4 × 20 000 points, N = 64, 64³, batch 4), and the
 # paper-scale training steps on the GPU (diffusion–sorption batch 6, float64
-# and float32 backbone, side by side with the CPU; Navier–Stokes batch 4).
+# and float32 backbone, side by side with the CPU; Navier–Stokes batch 4),
+# then the batch-1 layer and the diffusion–sorption step once more with the
+# driver's pageable copies in place of the page-locked staging.
 # Writes one JSON report and the logs under $OUT (default ./gpu-check-out);
 # on an H200 node it took 327 s (benches/README.md, "GPU").
 #
@@ -94,6 +96,13 @@ step ds-step-gpu --scenario scenarios/diffusion-sorption.toml --batch 6 --device
 step ds-step-gpu-f32 --scenario scenarios/diffusion-sorption.toml --batch 6 --device cuda --set model.dtype=f32
 step ds-step-cpu --scenario scenarios/diffusion-sorption.toml --batch 6
 step ns-step-gpu --scenario scenarios/navier-stokes.toml --batch 4 --device cuda
+# The batch-1 layer and the diffusion–sorption step again with every copy
+# between host and device the driver's own, from pageable memory, instead of
+# through the page-locked staging buffers (README, "GPUs"): what they gain.
+run ds-batch1-pageable.json 60 env TESSERA_PAGEABLE_COPIES=1 "$BIN/tessera" bench constraint \
+    --device cuda --runs 5 --json --pde diffusion-sorption --batch 1
+run ds-step-gpu-pageable.json 150 env TESSERA_PAGEABLE_COPIES=1 "$BIN/tessera" bench train-step \
+    --runs 5 --json --scenario scenarios/diffusion-sorption.toml --batch 6 --device cuda
 
 # The whole model's gradient against finite differences with the model on the
 # GPU (backbone and experts' solves): the built-in diffusion–sorption, solved
@@ -125,15 +134,23 @@ for f in sorted(out.glob("*.json")):
 # diffusion–sorption step at batch 6 and the constraint layer's forward and
 # backward pass at 4 × 20 000 points (the first GPU layer of the batch-1
 # benchmark: every pass on the device).
-goals = {}
-step = report["benchmarks"].get("ds-step-gpu", {})
-if "step_median_s" in step:
-    goals["ds_step_batch6_s"] = {"measured": step["step_median_s"], "goal": 0.25}
-layers = report["benchmarks"].get("ds-batch1")
-gpu_layers = [l for l in layers if l.get("gpu_peak_mib") is not None] if isinstance(layers, list) else []
-if gpu_layers:
-    goals["layer_batch1_fwd_bwd_ms"] = {"measured": 1e3 * gpu_layers[0]["fwd_bwd_median_s"], "goal": 10}
-report = {"goals": goals, **report}
+def step_s(name):
+    return report["benchmarks"].get(name, {}).get("step_median_s")
+def layer_ms(name):
+    layers = report["benchmarks"].get(name)
+    gpu = [l for l in layers if l.get("gpu_peak_mib") is not None] if isinstance(layers, list) else []
+    return 1e3 * gpu[0]["fwd_bwd_median_s"] if gpu else None
+goals, staging = {}, {}
+if step_s("ds-step-gpu") is not None:
+    goals["ds_step_batch6_s"] = {"measured": step_s("ds-step-gpu"), "goal": 0.25}
+if layer_ms("ds-batch1") is not None:
+    goals["layer_batch1_fwd_bwd_ms"] = {"measured": layer_ms("ds-batch1"), "goal": 10}
+# The same two with the driver's pageable copies instead of the staging.
+if step_s("ds-step-gpu-pageable") is not None:
+    staging["ds_step_batch6_s"] = {"staged": step_s("ds-step-gpu"), "pageable": step_s("ds-step-gpu-pageable")}
+if layer_ms("ds-batch1-pageable") is not None:
+    staging["layer_batch1_fwd_bwd_ms"] = {"staged": layer_ms("ds-batch1"), "pageable": layer_ms("ds-batch1-pageable")}
+report = {"goals": goals, "staging": staging, **report}
 print(json.dumps(report, indent=1))
 PY
 exit $status

@@ -7,7 +7,9 @@ mod common;
 
 use common::gpu::{self, Case};
 use rand::Rng;
-use tessera_constraints::gpu::{GatheredProblem, Gpu, GpuError, GpuLm, RowGather, SolveTimes};
+use tessera_constraints::gpu::{
+    GatheredProblem, Gpu, GpuError, GpuLm, RowGather, SolveTimes, staging,
+};
 use tessera_constraints::{
     ExpertProblem, HessianMode, InitialGuess, LevenbergMarquardt, Sensitivity,
 };
@@ -370,4 +372,84 @@ fn problems_of_another_shape_are_refused() {
         .solve(&LevenbergMarquardt::default(), &transport.refs())
         .unwrap_err();
     assert!(matches!(err, GpuError::Unsupported(_)), "{err}");
+}
+
+/// `len` doubles of random bits (NaN payloads, infinities and subnormals
+/// among them), distinct for each `seed`.
+fn random_bits(len: usize, seed: u64) -> Vec<f64> {
+    let mut rng = common::rng(seed);
+    (0..len).map(|_| f64::from_bits(rng.random())).collect()
+}
+
+fn same_bits(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+#[test]
+fn large_copies_through_page_locked_buffers_keep_every_bit() {
+    let Some(gpu) = gpu::gpu_or_skip() else {
+        return;
+    };
+    let stream = gpu.stream();
+    let per = staging::CHUNK_BYTES / 8;
+    let least = staging::STAGED_MIN_BYTES / 8;
+    for len in [
+        1,
+        least - 1,
+        least,
+        per - 1,
+        per,
+        per + 1,
+        2 * per + 3,
+        5 * per / 2,
+    ] {
+        let values = random_bits(len, len as u64);
+        // Each direction against the driver's own copy of the other.
+        let staged = staging::upload(stream, &values).expect("staged upload");
+        assert_eq!(staged.len(), len);
+        let back = stream.clone_dtoh(&staged).expect("driver's download");
+        assert!(same_bits(&back, &values), "{len} doubles up");
+        let plain = stream.clone_htod(&values).expect("driver's upload");
+        let back = staging::download(stream, &plain.as_view()).expect("staged download");
+        assert!(same_bits(&back, &values), "{len} doubles down");
+        // A view that starts inside the array.
+        let back = staging::download(stream, &plain.slice(len / 3..)).expect("part");
+        assert!(
+            same_bits(&back, &values[len / 3..]),
+            "{len} doubles from {}",
+            len / 3
+        );
+    }
+    // Another element size across chunk boundaries.
+    let indices: Vec<i32> = (0..staging::CHUNK_BYTES / 2 + 5)
+        .map(|i| i as i32 ^ 0x5a5a)
+        .collect();
+    let staged = staging::upload(stream, &indices).expect("staged upload");
+    assert_eq!(
+        staging::download(stream, &staged.as_view()).expect("staged download"),
+        indices
+    );
+}
+
+#[test]
+fn copies_from_several_threads_at_once_each_keep_their_values() {
+    // One thread's copy holds the context's buffers; the others', meanwhile,
+    // go the driver's way: every one must come back whole.
+    let Some(gpu) = gpu::gpu_or_skip() else {
+        return;
+    };
+    let stream = gpu.stream();
+    let len = 5 * staging::CHUNK_BYTES / 16;
+    std::thread::scope(|scope| {
+        for seed in 0..6u64 {
+            scope.spawn(move || {
+                for round in 0..3 {
+                    let values = random_bits(len + seed as usize, 100 * seed + round);
+                    let on = staging::upload(stream, &values).expect("upload");
+                    let back = staging::download(stream, &on.as_view()).expect("download");
+                    assert!(same_bits(&back, &values), "thread {seed}, round {round}");
+                }
+            });
+        }
+    });
 }

@@ -38,10 +38,11 @@ int main(int argc, char** argv) {
     auto rhs = take<double>(f, r);
     auto ridge = take<double>(f, k);
     auto omega = take<double>(f, k * TESSERA_N);
-    std::vector<double> values(head[5] + 1), linres(head[6] + 1), jac(head[7] + 1), mats(head[8] + 1);
-    // Not zeroed, as a kept batch's scratch is not: NaN wherever a kernel
+    // Not zeroed (the device zeroes them once, but a kept batch's backward
+    // pass finds them as its forward solve left them): NaN wherever a kernel
     // would read what no kernel wrote.
-    std::vector<double> partials(head[9] + 1, NAN), state(head[10] + 1, NAN);
+    std::vector<double> values(head[5] + 1, NAN), linres(head[6] + 1, NAN), jac(head[7] + 1, NAN),
+        mats(head[8] + 1, NAN), partials(head[9] + 1, NAN), state(head[10] + 1, NAN);
     auto accumulate = [&] {
         tessera_launch((unsigned)chunks, (unsigned)threads, tessera_lm_accumulate, point_start.data(),
             linear_start.data(), rows.data(), offsets.data(), coords.data(), linear.data(), rhs.data(),

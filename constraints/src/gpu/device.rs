@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, DriverError,
-    LaunchArgs, LaunchConfig, PushKernelArg, sys,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError, LaunchArgs,
+    LaunchConfig, PushKernelArg, sys,
 };
 
 use super::field::GpuFieldResidual;
@@ -12,7 +12,7 @@ use super::gather::{AtPoints, GatheredProblem, RowGather};
 use super::kernel::{self, Batch, CHUNK_POINTS, KernelShape, STATUS_LEN, THREADS};
 use super::tiles::DeviceTiles;
 use super::times::{GpuTimes, SolveTimes, Stopwatch};
-use super::{GpuError, nvrtc};
+use super::{GpuError, nvrtc, staging};
 use crate::{
     ConstraintError, ExpertProblem, HessianMode, LevenbergMarquardt, LmSolution, RowGradient,
 };
@@ -420,15 +420,14 @@ struct Settings {
 
 /// `values` copied to the device; a zero-length array becomes one zero, since
 /// a kernel argument still needs a valid pointer.
-pub(super) fn upload<T: DeviceRepr + Default>(
+pub(super) fn upload<T: staging::Plain + Default>(
     stream: &Arc<CudaStream>,
     values: &[T],
 ) -> Result<CudaSlice<T>, GpuError> {
-    let copy = driver("copying a batch to the device");
     if values.is_empty() {
-        stream.clone_htod(&[T::default()]).map_err(copy)
+        staging::upload(stream, &[T::default()])
     } else {
-        stream.clone_htod(values).map_err(copy)
+        staging::upload(stream, values)
     }
 }
 
@@ -495,18 +494,14 @@ impl Uploaded {
             .map_err(driver("allocating an output"))
     }
 
-    /// Copies the first `len` doubles of `slice` back.
+    /// Copies the first `len` doubles of `slice` back (all of them if it
+    /// holds fewer).
     pub(super) fn download(
         &self,
         slice: &CudaSlice<f64>,
         len: usize,
     ) -> Result<Vec<f64>, GpuError> {
-        let mut v = self
-            .stream
-            .clone_dtoh(slice)
-            .map_err(driver("copying results back"))?;
-        v.truncate(len);
-        Ok(v)
+        staging::download(&self.stream, &slice.slice(..len.min(slice.len())))
     }
 }
 
@@ -1019,10 +1014,7 @@ impl GpuLm {
         }
         let mut watch = Stopwatch::start();
         let bars = omega_bars.concat();
-        let bar = self
-            .stream
-            .clone_htod(&bars)
-            .map_err(driver("copying ω̄ to the device"))?;
+        let bar = upload(&self.stream, &bars)?;
         let out = self.launch_backward(mode, on, at, &bar, &mut watch)?;
         let (p, r) = (at.point_start[k] as usize, at.linear_start[k] as usize);
         let lambda = on.download(&out.lambda, k * n)?;

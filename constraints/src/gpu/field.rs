@@ -20,6 +20,7 @@ use super::GpuError;
 use super::device::{bind_for_drop, driver, launch_config, strided_blocks, upload};
 use super::gather::DeviceRows;
 use super::kernel::KernelShape;
+use super::staging;
 use crate::ConstraintError;
 
 /// Each sample's PDE loss and the loss's gradient in the fields, from
@@ -196,9 +197,7 @@ impl GpuFieldResidual {
         // segment, each reading its `segment_len` values of `values`.
         unsafe { launch.launch(launch_config(n_segments)) }
             .map_err(driver("launching the residual's norms"))?;
-        let sums = s
-            .clone_dtoh(&sums)
-            .map_err(driver("copying the residual's norms back"))?;
+        let sums = staging::download(s, &sums.as_view())?;
         let Some((losses, scales)) = segment_scales(&sums, segments) else {
             return Ok(Err(ConstraintError::NonFinite {
                 what: "PDE residual of u",
@@ -223,9 +222,7 @@ impl GpuFieldResidual {
         let u_bar = self
             .adjoint
             .gather(s, &self.gather, 1, samples, None, &z_bar)?;
-        let gradient = s
-            .clone_dtoh(&u_bar)
-            .map_err(driver("copying the loss's gradient back"))?;
+        let gradient = staging::download(s, &u_bar.as_view())?;
         if !gradient.iter().all(|x| x.is_finite()) {
             return Ok(Err(ConstraintError::NonFinite {
                 what: "gradient of the PDE residual",

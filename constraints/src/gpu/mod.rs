@@ -28,7 +28,9 @@
 //!   and the pull-back to the fields ([`GpuLm::assemble`],
 //!   [`GpuLm::pull_back`]);
 //! - [`times`]: where a solver's calls spend their time (packing, copies,
-//!   kernels), for reports.
+//!   kernels), for reports;
+//! - [`staging`]: the copies between host and device of every piece above,
+//!   large ones through page-locked buffers.
 //!
 //! The kernel's arithmetic is also compiled for the host in the tests (a shim
 //! runs each block's threads as OS threads with a barrier) and compared with
@@ -42,6 +44,7 @@ pub mod gather;
 pub mod kernel;
 pub mod nvrtc;
 pub mod ptxas;
+pub mod staging;
 pub mod tiles;
 pub mod times;
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
-use tessera_constraints::gpu::{Gpu, GpuError, bind_for_drop};
+use tessera_constraints::gpu::{Gpu, GpuError, bind_for_drop, staging};
 
 use super::executor::{Arg, DeviceArray, Executor, Kernel, Precision};
 
@@ -109,13 +109,12 @@ impl Executor for CudaExecutor {
         let len = data.len();
         let data = if data.is_empty() { &[0.0][..] } else { data };
         let slice = match self.precision {
-            Precision::F64 => self.stream.clone_htod(data).map(Slice::F64),
+            Precision::F64 => Slice::F64(staging::upload(&self.stream, data)?),
             Precision::F32 => {
                 let rounded: Vec<f32> = data.iter().map(|&v| v as f32).collect();
-                self.stream.clone_htod(&rounded).map(Slice::F32)
+                Slice::F32(staging::upload(&self.stream, &rounded)?)
             }
-        }
-        .map_err(driver("copying to the device"))?;
+        };
         Ok(CudaBuffer { slice, len })
     }
 
@@ -132,21 +131,12 @@ impl Executor for CudaExecutor {
     }
 
     fn download(&self, buffer: &CudaBuffer) -> Result<Vec<f64>, GpuError> {
-        let mut v = match &buffer.slice {
-            Slice::F64(s) => self.stream.clone_dtoh(s),
-            Slice::F32(s) => self
-                .stream
-                .clone_dtoh(s)
+        let len = buffer.len;
+        match &buffer.slice {
+            Slice::F64(s) => staging::download(&self.stream, &s.slice(..len)),
+            Slice::F32(s) => staging::download(&self.stream, &s.slice(..len))
                 .map(|v| v.into_iter().map(f64::from).collect()),
         }
-        .map_err(driver("copying from the device"))?;
-        // A copy to pageable memory returns once it is done on every driver
-        // seen, but CUDA only says it "might be synchronous": the
-        // synchronisation makes the executor's promise (a download follows
-        // every launch before it) not rest on that.
-        self.synchronize()?;
-        v.truncate(buffer.len);
-        Ok(v)
     }
 
     fn synchronize(&self) -> Result<(), GpuError> {
