@@ -150,6 +150,10 @@ if step_s("ds-step-gpu-pageable") is not None:
     staging["ds_step_batch6_s"] = {"staged": step_s("ds-step-gpu"), "pageable": step_s("ds-step-gpu-pageable")}
 if layer_ms("ds-batch1-pageable") is not None:
     staging["layer_batch1_fwd_bwd_ms"] = {"staged": layer_ms("ds-batch1"), "pageable": layer_ms("ds-batch1-pageable")}
+# And the rates of 64 MiB copies both ways, from the preflight check.
+copies = (report["benchmarks"].get("devices-check", {}).get("check") or {}).get("copies")
+if copies:
+    staging["copies_gb_s"] = copies
 report = {"goals": goals, "staging": staging, **report}
 print(json.dumps(report, indent=1))
 PY

@@ -23,8 +23,7 @@ use std::mem::{size_of, size_of_val};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use cudarc::driver::{
-    CudaContext, CudaEvent, CudaSlice, CudaStream, CudaView, DeviceRepr, DriverError,
-    ValidAsZeroBits, result, sys,
+    CudaContext, CudaEvent, CudaSlice, CudaStream, CudaView, DeviceRepr, DriverError, result, sys,
 };
 use rayon::prelude::*;
 
@@ -46,10 +45,20 @@ const PIECE_BYTES: usize = CHUNK_BYTES / 16;
 const _: () = assert!(CHUNK_BYTES.is_multiple_of(PIECE_BYTES) && PIECE_BYTES.is_multiple_of(8));
 const _: () = assert!(STAGED_MIN_BYTES <= CHUNK_BYTES);
 
-/// The values a staged copy moves: plain numbers, valid for any bits the
-/// device writes.
-pub trait Plain: DeviceRepr + ValidAsZeroBits + Copy + Send + Sync {}
-impl<T: DeviceRepr + ValidAsZeroBits + Copy + Send + Sync> Plain for T {}
+/// The values a staged copy moves: numbers, for which any bits are a valid
+/// value (so a buffer's leftover bytes from one type are valid as another).
+/// Sealed: implemented for the floating-point and integer types only.
+pub trait Plain: sealed::Numeric + DeviceRepr + Copy + Send + Sync {}
+impl<T: sealed::Numeric + DeviceRepr + Copy + Send + Sync> Plain for T {}
+
+mod sealed {
+    /// Types of which every bit pattern is a value.
+    pub trait Numeric {}
+    macro_rules! numeric {
+        ($($t:ty),*) => { $(impl Numeric for $t {})* };
+    }
+    numeric!(f32, f64, i8, i16, i32, i64, u8, u16, u32, u64);
+}
 
 /// `values` copied to a new device array on `stream`.
 ///
@@ -60,7 +69,7 @@ pub fn upload<T: Plain>(stream: &Arc<CudaStream>, values: &[T]) -> Result<CudaSl
         return stream.clone_htod(values).map_err(copy);
     };
     let copied = upload_through(stream, values, &mut buffers);
-    give_back(stream.context(), Direction::Up, buffers);
+    buffers.settle(stream, copied.is_err());
     copied.map_err(copy)
 }
 
@@ -74,11 +83,12 @@ pub fn download<T: Plain>(
     source: &CudaView<'_, T>,
 ) -> Result<Vec<T>, GpuError> {
     let copy = driver("copying from the device");
-    if source.is_empty() {
-        return Ok(Vec::new());
-    }
     let Some(mut buffers) = take(stream, source.len() * size_of::<T>(), Direction::Down) else {
-        let values = stream.clone_dtoh(source).map_err(&copy)?;
+        let values = if source.is_empty() {
+            Vec::new()
+        } else {
+            stream.clone_dtoh(source).map_err(&copy)?
+        };
         // A copy to pageable memory returns once it is done on every driver
         // seen, but CUDA only says it "might be synchronous": the
         // synchronisation keeps the promise above from resting on that.
@@ -86,8 +96,97 @@ pub fn download<T: Plain>(
         return Ok(values);
     };
     let copied = download_through(stream, source, &mut buffers);
-    give_back(stream.context(), Direction::Down, buffers);
+    buffers.settle(stream, copied.is_err());
     copied.map_err(copy)
+}
+
+/// How fast copies of one size move between the host's memory and a GPU,
+/// in GB/s (10⁹ bytes per second; the median of three copies each), through
+/// the staging buffers and the driver's way, and whether the staged copies
+/// gave back every bit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CopyRates {
+    /// Bytes per copy.
+    pub bytes: usize,
+    /// Host to device through the staging buffers.
+    pub up_staged: f64,
+    /// Host to device from pageable memory, the driver's way.
+    pub up_driver: f64,
+    /// Device to host through the staging buffers.
+    pub down_staged: f64,
+    /// Device to host into pageable memory, the driver's way.
+    pub down_driver: f64,
+    /// Whether a staged copy up, then a driver's copy down, and a driver's
+    /// copy up, then a staged copy down, each gave back the values' bits.
+    pub exact: bool,
+}
+
+/// [`CopyRates`] of `bytes` (rounded down to whole doubles, at least one)
+/// on `stream`'s device, whether or not `TESSERA_PAGEABLE_COPIES` is set.
+///
+/// Errors: the driver's, or no page-locked memory to be had
+/// ([`GpuError::Unsupported`]).
+pub fn measure(stream: &Arc<CudaStream>, bytes: usize) -> Result<CopyRates, GpuError> {
+    let len = (bytes / size_of::<f64>()).max(1);
+    // Distinct finite values (the top two bits clear), so that a chunk
+    // copied to the wrong place shows.
+    let values: Vec<f64> = (0..len as u64)
+        .map(|i| f64::from_bits(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 2))
+        .collect();
+    let gb_s = |seconds: f64| (len * size_of::<f64>()) as f64 / seconds / 1e9;
+    let up = Taken::from_pool(stream.context(), Direction::Up);
+    let down = Taken::from_pool(stream.context(), Direction::Down);
+    let (Some(mut up), Some(mut down)) = (up, down) else {
+        return Err(GpuError::Unsupported(
+            "page-locked staging buffers (none could be allocated, or another copy holds them)"
+                .into(),
+        ));
+    };
+    let measured = (|| -> Result<CopyRates, DriverError> {
+        let copy_up = median_seconds(stream, || upload_through(stream, &values, &mut up))?;
+        let driver_up = median_seconds(stream, || stream.clone_htod(&values))?;
+        let on = upload_through(stream, &values, &mut up)?;
+        let staged_up_exact = same_bits(&stream.clone_dtoh(&on)?, &values);
+        let plain = stream.clone_htod(&values)?;
+        let view = plain.as_view();
+        let copy_down = median_seconds(stream, || download_through(stream, &view, &mut down))?;
+        let driver_down = median_seconds(stream, || stream.clone_dtoh(&view))?;
+        let staged_down_exact = same_bits(&download_through(stream, &view, &mut down)?, &values);
+        Ok(CopyRates {
+            bytes: len * size_of::<f64>(),
+            up_staged: gb_s(copy_up),
+            up_driver: gb_s(driver_up),
+            down_staged: gb_s(copy_down),
+            down_driver: gb_s(driver_down),
+            exact: staged_up_exact && staged_down_exact,
+        })
+    })();
+    up.settle(stream, measured.is_err());
+    down.settle(stream, measured.is_err());
+    measured.map_err(driver("measuring the copies' rates"))
+}
+
+/// The median of three timings of `copy`, each from an idle stream to the
+/// end of everything it queued.
+fn median_seconds<R>(
+    stream: &CudaStream,
+    mut copy: impl FnMut() -> Result<R, DriverError>,
+) -> Result<f64, DriverError> {
+    let mut times = Vec::with_capacity(3);
+    for _ in 0..3 {
+        stream.synchronize()?;
+        let start = std::time::Instant::now();
+        let result = copy()?;
+        stream.synchronize()?;
+        times.push(start.elapsed().as_secs_f64());
+        drop(result);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[1])
+}
+
+fn same_bits(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 /// The element range of chunk `i` of a copy of `len` values, `per` to a
@@ -104,7 +203,7 @@ fn per_chunk<T>() -> usize {
 fn upload_through<T: Plain>(
     stream: &Arc<CudaStream>,
     values: &[T],
-    buffers: &mut [Pinned; 2],
+    buffers: &mut Taken,
 ) -> Result<CudaSlice<T>, DriverError> {
     // SAFETY: the copies below write every element before anything queued
     // after them on `stream` reads it.
@@ -112,7 +211,7 @@ fn upload_through<T: Plain>(
     let per = per_chunk::<T>();
     for i in 0..values.len().div_ceil(per) {
         let range = chunk(i, per, values.len());
-        let buffer = &mut buffers[i % 2];
+        let buffer = buffers.next();
         let staged = buffer.values::<T>(range.len())?;
         staged
             .par_chunks_mut(PIECE_BYTES / size_of::<T>())
@@ -127,7 +226,7 @@ fn upload_through<T: Plain>(
 fn download_through<T: Plain>(
     stream: &Arc<CudaStream>,
     source: &CudaView<'_, T>,
-    buffers: &mut [Pinned; 2],
+    buffers: &mut Taken,
 ) -> Result<Vec<T>, DriverError> {
     let (len, per) = (source.len(), per_chunk::<T>());
     let chunks = len.div_ceil(per);
@@ -137,13 +236,16 @@ fn download_through<T: Plain>(
         stream.memcpy_dtoh(&source.slice(range), staged)?;
         buffer.event.record(stream)
     };
-    for (i, buffer) in buffers.iter_mut().enumerate().take(chunks) {
-        fetch(i, buffer)?;
+    // Chunk i goes through buffer (first + i) % 2: the fetches take the
+    // buffers in turn.
+    let first = buffers.turn();
+    for i in 0..chunks.min(2) {
+        fetch(i, buffers.next())?;
     }
     let mut out = Vec::with_capacity(len);
     for i in 0..chunks {
         let range = chunk(i, per, len);
-        let buffer = &mut buffers[i % 2];
+        let buffer = buffers.at(first + i);
         let staged = buffer.values::<T>(range.len())?;
         out.spare_capacity_mut()[range]
             .par_chunks_mut(PIECE_BYTES / size_of::<T>())
@@ -154,7 +256,7 @@ fn download_through<T: Plain>(
                 }
             });
         if i + 2 < chunks {
-            fetch(i + 2, buffer)?;
+            fetch(i + 2, buffers.next())?;
         }
     }
     // SAFETY: the chunks cover `0..len`, and each was written above.
@@ -183,7 +285,7 @@ impl Pinned {
         // frees it.
         let ptr = unsafe { result::malloc_host(CHUNK_BYTES, flags) }?.cast::<u8>();
         // SAFETY: `ptr` holds CHUNK_BYTES; zeroed once, so that every view
-        // of it is of initialised values.
+        // of it is of initialised bytes.
         unsafe { std::ptr::write_bytes(ptr, 0, CHUNK_BYTES) };
         Ok(Self { ptr, event })
     }
@@ -196,9 +298,10 @@ impl Pinned {
             "a chunk fits its buffer"
         );
         self.event.synchronize()?;
-        // SAFETY: the memory is initialised (zeroed at allocation, then only
-        // written with values of plain types, valid for any bits), page
-        // aligned, and borrowed mutably with `self`; no copy is in flight.
+        // SAFETY: the bytes are initialised (zeroed at allocation, then only
+        // written with numbers, which have no padding) and any bits are a
+        // value of the numeric `T` ([`Plain`] is sealed); the memory is page
+        // aligned and borrowed mutably with `self`; no copy is in flight.
         Ok(unsafe { std::slice::from_raw_parts_mut(self.ptr.cast::<T>(), len) })
     }
 }
@@ -230,10 +333,21 @@ impl Direction {
     }
 }
 
+/// A context's two buffers one way, and which of them the next chunk goes
+/// through: consecutive copies alternate, so that a copy of one chunk does
+/// not wait for the last chunk of the copy before it.
+struct Pair {
+    buffers: [Pinned; 2],
+    turn: usize,
+}
+
 /// One direction's buffers of a context.
 enum Slot {
-    Free([Pinned; 2]),
+    /// Not yet allocated (or the last try failed for a reason that may pass).
+    Missing,
+    Free(Pair),
     InUse,
+    /// The driver had no page-locked memory to give.
     Unavailable,
 }
 
@@ -253,62 +367,127 @@ fn enabled() -> bool {
     *ON.get_or_init(|| !matches!(std::env::var("TESSERA_PAGEABLE_COPIES").as_deref(), Ok("1")))
 }
 
-/// The buffers of `stream`'s context for a copy of `bytes` that way, taken
-/// out of the pool (allocated at the first call); `None` when the copy goes
-/// the driver's way.
-fn take(stream: &CudaStream, bytes: usize, direction: Direction) -> Option<[Pinned; 2]> {
+/// The buffers of `stream`'s context for a copy of `bytes` that way;
+/// `None` when the copy goes the driver's way.
+fn take(stream: &CudaStream, bytes: usize, direction: Direction) -> Option<Taken> {
     if bytes < STAGED_MIN_BYTES || !enabled() {
         return None;
     }
-    let context = stream.context();
-    let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
-    let key = context.cu_ctx() as usize;
-    let index = match pools.iter().position(|p| p.context == key) {
-        Some(i) => i,
-        None => {
-            pools.push(Pool {
-                context: key,
-                up: Slot::InUse,
-                down: Slot::InUse,
-            });
-            let pool = pools.last_mut().expect("just pushed");
-            pool.up = allocate(context, Direction::Up);
-            pool.down = allocate(context, Direction::Down);
-            pools.len() - 1
-        }
-    };
-    let slot = match direction {
-        Direction::Up => &mut pools[index].up,
-        Direction::Down => &mut pools[index].down,
-    };
-    match std::mem::replace(slot, Slot::InUse) {
-        Slot::Free(buffers) => Some(buffers),
-        other => {
-            *slot = other;
-            None
+    Taken::from_pool(stream.context(), direction)
+}
+
+/// A context's buffers one way, out of the pool while a copy uses them;
+/// dropping it (a copy's end, or a panic in it) puts them back.
+struct Taken {
+    context: Arc<CudaContext>,
+    direction: Direction,
+    pair: Option<Pair>,
+}
+
+impl Taken {
+    /// `context`'s buffers for `direction` (allocated at the first call);
+    /// `None` while another copy uses them, or where they cannot be had.
+    fn from_pool(context: &Arc<CudaContext>, direction: Direction) -> Option<Self> {
+        let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = context.cu_ctx() as usize;
+        let index = match pools.iter().position(|p| p.context == key) {
+            Some(i) => i,
+            None => {
+                pools.push(Pool {
+                    context: key,
+                    up: Slot::Missing,
+                    down: Slot::Missing,
+                });
+                pools.len() - 1
+            }
+        };
+        let slot = match direction {
+            Direction::Up => &mut pools[index].up,
+            Direction::Down => &mut pools[index].down,
+        };
+        let pair = match std::mem::replace(slot, Slot::InUse) {
+            Slot::Free(pair) => pair,
+            Slot::Missing => match allocate(context, direction) {
+                Ok(pair) => pair,
+                Err(still) => {
+                    *slot = still;
+                    return None;
+                }
+            },
+            other => {
+                *slot = other;
+                return None;
+            }
+        };
+        Some(Self {
+            context: context.clone(),
+            direction,
+            pair: Some(pair),
+        })
+    }
+
+    /// The buffer of the next chunk, turning to the other for the one after.
+    fn next(&mut self) -> &mut Pinned {
+        let pair = self
+            .pair
+            .as_mut()
+            .expect("taken buffers are held until dropped");
+        let turn = pair.turn;
+        pair.turn = (turn + 1) % 2;
+        &mut pair.buffers[turn]
+    }
+
+    /// Which buffer [`Taken::next`] gives next.
+    fn turn(&self) -> usize {
+        self.pair.as_ref().map_or(0, |pair| pair.turn)
+    }
+
+    /// Buffer `i % 2`.
+    fn at(&mut self, i: usize) -> &mut Pinned {
+        let pair = self
+            .pair
+            .as_mut()
+            .expect("taken buffers are held until dropped");
+        &mut pair.buffers[i % 2]
+    }
+
+    /// Ends a copy: after a failed one, waits for the copies it queued, whose
+    /// events may not have been recorded, so that the buffers' events again
+    /// cover everything in flight through them; then drops them back into
+    /// the pool.
+    fn settle(self, stream: &CudaStream, failed: bool) {
+        if failed {
+            stream.context().record_err(stream.synchronize());
         }
     }
 }
 
-/// Two buffers for `direction` in `context`, or `Unavailable` where
-/// page-locked memory cannot be had.
-fn allocate(context: &Arc<CudaContext>, direction: Direction) -> Slot {
+impl Drop for Taken {
+    fn drop(&mut self) {
+        let Some(pair) = self.pair.take() else {
+            return;
+        };
+        let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = self.context.cu_ctx() as usize;
+        if let Some(pool) = pools.iter_mut().find(|p| p.context == key) {
+            match self.direction {
+                Direction::Up => pool.up = Slot::Free(pair),
+                Direction::Down => pool.down = Slot::Free(pair),
+            }
+        }
+    }
+}
+
+/// Two buffers for `direction` in `context`; else the slot to leave: still
+/// `Missing` (a later copy tries again) unless the driver was out of
+/// page-locked memory, then `Unavailable`.
+fn allocate(context: &Arc<CudaContext>, direction: Direction) -> Result<Pair, Slot> {
     let flags = direction.flags();
-    match (Pinned::new(context, flags), Pinned::new(context, flags)) {
-        (Ok(a), Ok(b)) => Slot::Free([a, b]),
-        _ => Slot::Unavailable,
-    }
-}
-
-/// Returns `buffers` to the pool of `context`.
-fn give_back(context: &Arc<CudaContext>, direction: Direction, buffers: [Pinned; 2]) {
-    let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
-    let key = context.cu_ctx() as usize;
-    if let Some(pool) = pools.iter_mut().find(|p| p.context == key) {
-        match direction {
-            Direction::Up => pool.up = Slot::Free(buffers),
-            Direction::Down => pool.down = Slot::Free(buffers),
-        }
+    let both = Pinned::new(context, flags).and_then(|a| Ok([a, Pinned::new(context, flags)?]));
+    match both {
+        Ok(buffers) => Ok(Pair { buffers, turn: 0 }),
+        Err(DriverError(sys::cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY)) => Err(Slot::Unavailable),
+        Err(_) => Err(Slot::Missing),
     }
 }
 

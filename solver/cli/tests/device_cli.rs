@@ -228,6 +228,7 @@ fn devices_checks_the_cpu() {
     assert_eq!(check["solves"], "cpu", "{check}");
     assert_eq!(check["solves_total"], 2 * 4, "{check}");
     assert_eq!(check["max_rel_diff"], 0.0, "{check}");
+    assert!(check["copies"].is_null(), "no copies to measure: {check}");
 }
 
 /// On a GPU the check builds the quickstart's model there and agrees with
@@ -244,6 +245,17 @@ fn devices_checks_a_gpu_or_says_why_not() {
     assert_eq!(check["solves"], "gpu", "{check}");
     assert_eq!(check["pde_loss"], "gpu", "{check}");
     assert!(check["max_rel_diff"].as_f64().unwrap() <= 1e-8, "{check}");
+    // The copies' rates there, through the staging buffers and the driver's.
+    let copies = &check["copies"];
+    assert_eq!(copies["exact"], true, "{copies}");
+    for rate in [
+        "up_staged_gb_s",
+        "up_driver_gb_s",
+        "down_staged_gb_s",
+        "down_driver_gb_s",
+    ] {
+        assert!(copies[rate].as_f64().is_some_and(|r| r > 0.0), "{copies}");
+    }
 }
 
 /// On a GPU, the constraint benchmark reports the CPU layer and three GPU

@@ -99,6 +99,9 @@ struct Check {
     max_rel_diff: f64,
     /// The limit on it ([`AGREEMENT`]).
     limit: f64,
+    /// On a GPU, how fast copies move between host and device there
+    /// (`null` on the CPU).
+    copies: Option<cuda::Copies>,
 }
 
 impl Args {
@@ -120,6 +123,11 @@ impl Args {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
             print_text(&report);
+        }
+        if let Some(copies) = report.check.as_ref().and_then(|c| c.copies.as_ref())
+            && !copies.exact()
+        {
+            bail!("copies through the page-locked staging buffers did not give back every bit");
         }
         // NaN (garbage, or fields of another shape) fails too.
         if let Some(check) = &report.check
@@ -161,6 +169,7 @@ impl Args {
         let predict_s = start.elapsed().as_secs_f64();
         let expected = on_cpu.infer(&ics, 0)?;
         let (solves, pde_loss) = placement(&model);
+        let copies = cuda::copies(device)?;
         Ok(Check {
             device: device.to_string(),
             scenario: scenario.name.clone(),
@@ -173,6 +182,7 @@ impl Args {
             solves_total: predicted.statuses.len(),
             max_rel_diff: relative_difference(&predicted.fields, &expected.fields),
             limit: AGREEMENT,
+            copies,
         })
     }
 }
@@ -239,6 +249,9 @@ fn print_text(report: &Report) {
             c.max_rel_diff,
             c.limit
         );
+        if let Some(copies) = &c.copies {
+            copies.print();
+        }
     }
 }
 
@@ -246,7 +259,9 @@ fn print_text(report: &Report) {
 #[cfg(feature = "cuda")]
 mod cuda {
     use serde::Serialize;
-    use tessera_constraints::gpu::{Gpu, GpuError, architecture_for, driver_version, nvrtc};
+    use tessera_constraints::gpu::{
+        Gpu, GpuError, architecture_for, driver_version, nvrtc, staging,
+    };
     use tessera_scenarios::Device;
 
     /// A library's version (or a GPU's architecture), or why it cannot be
@@ -340,6 +355,60 @@ mod cuda {
         })
     }
 
+    /// Bytes of each copy whose rate the check measures: large enough for
+    /// the bus's rate, not its latency, to decide.
+    const COPY_BYTES: usize = 64 << 20;
+
+    /// How fast copies move between host and GPU (GB/s), through the
+    /// page-locked staging buffers and the driver's way.
+    #[derive(Debug, Serialize)]
+    pub(super) struct Copies {
+        bytes: usize,
+        up_staged_gb_s: f64,
+        up_driver_gb_s: f64,
+        down_staged_gb_s: f64,
+        down_driver_gb_s: f64,
+        /// Whether the staged copies gave back every bit (the check fails
+        /// otherwise).
+        exact: bool,
+    }
+
+    impl Copies {
+        pub(super) fn exact(&self) -> bool {
+            self.exact
+        }
+
+        pub(super) fn print(&self) {
+            println!(
+                "copies of {} MiB: up {:.1} GB/s staged, {:.1} the driver's way; \
+                 down {:.1} staged, {:.1} the driver's way{}",
+                self.bytes >> 20,
+                self.up_staged_gb_s,
+                self.up_driver_gb_s,
+                self.down_staged_gb_s,
+                self.down_driver_gb_s,
+                if self.exact { "" } else { " (NOT bit-exact)" }
+            );
+        }
+    }
+
+    /// The copy rates of `device`'s GPU; `None` for the CPU.
+    pub(super) fn copies(device: Device) -> anyhow::Result<Option<Copies>> {
+        let Some(ordinal) = tessera_solver::gpu_ordinal(device)? else {
+            return Ok(None);
+        };
+        let gpu = Gpu::open(ordinal)?;
+        let rates = staging::measure(gpu.stream(), COPY_BYTES)?;
+        Ok(Some(Copies {
+            bytes: rates.bytes,
+            up_staged_gb_s: rates.up_staged,
+            up_driver_gb_s: rates.up_driver,
+            down_staged_gb_s: rates.down_staged,
+            down_driver_gb_s: rates.down_driver,
+            exact: rates.exact,
+        }))
+    }
+
     #[cfg(feature = "nccl")]
     fn nccl() -> Option<Availability<String>> {
         let version = tessera_experts::comm::nccl_version()
@@ -397,6 +466,26 @@ mod cuda {
 
     pub(super) fn inventory() -> Option<Inventory> {
         None
+    }
+
+    /// Never built: the check's `copies` is `null`.
+    #[derive(Debug, serde::Serialize)]
+    pub(super) enum Copies {}
+
+    impl Copies {
+        pub(super) fn exact(&self) -> bool {
+            match *self {}
+        }
+
+        pub(super) fn print(&self) {
+            match *self {}
+        }
+    }
+
+    /// No GPU to measure in a build without `cuda` (a GPU device fails
+    /// before the check gets here).
+    pub(super) fn copies(_: tessera_scenarios::Device) -> anyhow::Result<Option<Copies>> {
+        Ok(None)
     }
 }
 
