@@ -26,7 +26,7 @@
 #       cp "$(ls -t target/release/deps/$t-* | grep -v '\.d$' | head -1)" .device/$t; done &&
 #     strip .device/*
 #   benches/device/gpu-check.sh .device
-# (Stripped, the binaries are about 48 MiB, inside what the device tool
+# (Stripped, the binaries are about 50 MiB, inside what the device tool
 # carries with the source tree, 64 MiB; unstripped they are about 60.)
 set -uo pipefail
 BIN="${1:-.device}"

@@ -420,6 +420,17 @@ fn large_copies_through_page_locked_buffers_keep_every_bit() {
             len / 3
         );
     }
+    // The rates the preflight check reports, bits checked both ways.
+    let rates = staging::measure(stream, 3 * staging::CHUNK_BYTES / 2).expect("rates");
+    assert!(rates.exact, "{rates:?}");
+    let all = [
+        rates.up_staged,
+        rates.up_driver,
+        rates.down_staged,
+        rates.down_driver,
+    ];
+    assert!(all.iter().all(|&r| r > 0.0 && r.is_finite()), "{rates:?}");
+    println!("copy rates (GB/s): {rates:?}");
     // Another element size across chunk boundaries.
     let indices: Vec<i32> = (0..staging::CHUNK_BYTES / 2 + 5)
         .map(|i| i as i32 ^ 0x5a5a)
