@@ -208,10 +208,12 @@ fn upload_through<T: Plain>(
     // SAFETY: the copies below write every element before anything queued
     // after them on `stream` reads it.
     let mut out = unsafe { stream.alloc::<T>(values.len()) }?;
-    let per = per_chunk::<T>();
-    for i in 0..values.len().div_ceil(per) {
+    let (per, first) = (per_chunk::<T>(), buffers.turn());
+    let chunks = values.len().div_ceil(per);
+    for i in 0..chunks {
         let range = chunk(i, per, values.len());
-        let buffer = buffers.next();
+        // Waits for the copy of chunk i − 2 out of this buffer.
+        let buffer = buffers.at(first + i);
         let staged = buffer.values::<T>(range.len())?;
         staged
             .par_chunks_mut(PIECE_BYTES / size_of::<T>())
@@ -220,6 +222,7 @@ fn upload_through<T: Plain>(
         stream.memcpy_htod(&*staged, &mut out.slice_mut(range))?;
         buffer.event.record(stream)?;
     }
+    buffers.set_turn(first + chunks);
     Ok(out)
 }
 
@@ -228,40 +231,69 @@ fn download_through<T: Plain>(
     source: &CudaView<'_, T>,
     buffers: &mut Taken,
 ) -> Result<Vec<T>, DriverError> {
-    let (len, per) = (source.len(), per_chunk::<T>());
+    let (len, per, first) = (source.len(), per_chunk::<T>(), buffers.turn());
     let chunks = len.div_ceil(per);
-    let fetch = |i: usize, buffer: &mut Pinned| -> Result<(), DriverError> {
-        let range = chunk(i, per, len);
-        let staged = buffer.values::<T>(range.len())?;
-        stream.memcpy_dtoh(&source.slice(range), staged)?;
-        buffer.event.record(stream)
-    };
-    // Chunk i goes through buffer (first + i) % 2: the fetches take the
-    // buffers in turn.
-    let first = buffers.turn();
-    for i in 0..chunks.min(2) {
-        fetch(i, buffers.next())?;
-    }
     let mut out = Vec::with_capacity(len);
-    for i in 0..chunks {
-        let range = chunk(i, per, len);
-        let buffer = buffers.at(first + i);
-        let staged = buffer.values::<T>(range.len())?;
-        out.spare_capacity_mut()[range]
-            .par_chunks_mut(PIECE_BYTES / size_of::<T>())
-            .zip(staged.par_chunks(PIECE_BYTES / size_of::<T>()))
-            .for_each(|(to, from)| {
-                for (t, &f) in to.iter_mut().zip(from) {
-                    t.write(f);
-                }
-            });
-        if i + 2 < chunks {
-            fetch(i + 2, buffers.next())?;
+    for step in download_steps(first, chunks) {
+        match step {
+            Step::Fetch { chunk: i, buffer } => {
+                let range = chunk(i, per, len);
+                let buffer = buffers.at(buffer);
+                let staged = buffer.values::<T>(range.len())?;
+                stream.memcpy_dtoh(&source.slice(range), staged)?;
+                buffer.event.record(stream)?;
+            }
+            Step::Read { chunk: i, buffer } => {
+                let range = chunk(i, per, len);
+                // Waits for this chunk's copy into the buffer.
+                let staged = buffers.at(buffer).values::<T>(range.len())?;
+                out.spare_capacity_mut()[range]
+                    .par_chunks_mut(PIECE_BYTES / size_of::<T>())
+                    .zip(staged.par_chunks(PIECE_BYTES / size_of::<T>()))
+                    .for_each(|(to, from)| {
+                        for (t, &f) in to.iter_mut().zip(from) {
+                            t.write(f);
+                        }
+                    });
+            }
         }
     }
-    // SAFETY: the chunks cover `0..len`, and each was written above.
+    buffers.set_turn(first + chunks);
+    // SAFETY: the steps read every chunk, and the chunks cover `0..len`.
     unsafe { out.set_len(len) };
     Ok(out)
+}
+
+/// One step of a staged download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Queue the copy of chunk `chunk` into buffer `buffer`.
+    Fetch { chunk: usize, buffer: usize },
+    /// Wait for that copy, then copy the chunk out of the buffer.
+    Read { chunk: usize, buffer: usize },
+}
+
+/// The steps of a download of `chunks` chunks, chunk `i` through buffer
+/// `(first + i) % 2`: the first two chunks are queued, then each is read
+/// as soon as its copy is done, and the chunk two ahead is queued into the
+/// buffer that frees, so that the device fills one buffer while the host
+/// empties the other.
+fn download_steps(first: usize, chunks: usize) -> impl Iterator<Item = Step> {
+    let buffer = move |chunk: usize| (first + chunk) % 2;
+    let fetch = move |chunk: usize| Step::Fetch {
+        chunk,
+        buffer: buffer(chunk),
+    };
+    let ahead = move |chunk: usize| (chunk + 2 < chunks).then(|| fetch(chunk + 2));
+    (0..chunks.min(2))
+        .map(fetch)
+        .chain((0..chunks).flat_map(move |chunk| {
+            let read = Step::Read {
+                chunk,
+                buffer: buffer(chunk),
+            };
+            std::iter::once(read).chain(ahead(chunk))
+        }))
 }
 
 /// One page-locked buffer of [`CHUNK_BYTES`], with the event recorded after
@@ -426,20 +458,16 @@ impl Taken {
         })
     }
 
-    /// The buffer of the next chunk, turning to the other for the one after.
-    fn next(&mut self) -> &mut Pinned {
-        let pair = self
-            .pair
-            .as_mut()
-            .expect("taken buffers are held until dropped");
-        let turn = pair.turn;
-        pair.turn = (turn + 1) % 2;
-        &mut pair.buffers[turn]
-    }
-
-    /// Which buffer [`Taken::next`] gives next.
+    /// The buffer the next copy's first chunk goes through.
     fn turn(&self) -> usize {
         self.pair.as_ref().map_or(0, |pair| pair.turn)
+    }
+
+    /// Makes buffer `i % 2` the next copy's first.
+    fn set_turn(&mut self, i: usize) {
+        if let Some(pair) = self.pair.as_mut() {
+            pair.turn = i % 2;
+        }
     }
 
     /// Buffer `i % 2`.
@@ -494,6 +522,43 @@ fn allocate(context: &Arc<CudaContext>, direction: Direction) -> Result<Pair, Sl
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_download_reads_every_chunk_in_order_and_never_refills_a_buffer_unread() {
+        for first in [0, 1] {
+            for chunks in 0..7 {
+                // What each buffer holds: the chunk queued into it and not
+                // yet read.
+                let mut held: [Option<usize>; 2] = [None, None];
+                let (mut read, mut fetched) = (Vec::new(), Vec::new());
+                for step in download_steps(first, chunks) {
+                    match step {
+                        Step::Fetch { chunk, buffer } => {
+                            assert_eq!(buffer, (first + chunk) % 2);
+                            assert_eq!(held[buffer], None, "chunk {chunk} over an unread one");
+                            held[buffer] = Some(chunk);
+                            fetched.push(chunk);
+                        }
+                        Step::Read { chunk, buffer } => {
+                            assert_eq!(held[buffer], Some(chunk), "chunk {chunk} read");
+                            held[buffer] = None;
+                            // The device is already copying the next chunk.
+                            if chunk + 1 < chunks {
+                                assert_eq!(held[1 - buffer], Some(chunk + 1));
+                            }
+                            read.push(chunk);
+                        }
+                    }
+                }
+                let all: Vec<usize> = (0..chunks).collect();
+                assert_eq!(
+                    (&read, &fetched),
+                    (&all, &all),
+                    "first {first}, {chunks} chunks"
+                );
+            }
+        }
+    }
 
     #[test]
     fn chunks_cover_a_copy_once_in_order() {
