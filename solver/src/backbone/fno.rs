@@ -16,6 +16,8 @@
 //! `±1/√in`; spectral weights normal with standard deviation
 //! `1/√((in + out)/2)` for both real and imaginary parts.
 
+use std::sync::Arc;
+
 use candle_core::{CustomOp2, DType, Tensor};
 use candle_nn::{Init, VarBuilder};
 
@@ -134,13 +136,13 @@ pub struct Fno {
     dtype: DType,
     /// Where the passes run when not on the CPU ([`Fno::run_on`]).
     #[cfg(feature = "cuda")]
-    device: Option<std::sync::Arc<dyn super::device::NetworkOnDevice>>,
+    device: Option<Arc<dyn super::device::NetworkOnDevice>>,
     /// Where the device's backward pass leaves its gradient for a trainer
     /// that runs Adam there (with `device`).
     #[cfg(feature = "cuda")]
-    slot: Option<std::sync::Arc<super::device::GradientSlot>>,
+    slot: Option<Arc<super::device::GradientSlot>>,
     /// Where the backward passes' wall time goes ([`Fno::time_backward`]).
-    phases: Option<std::sync::Arc<PhaseClock>>,
+    phases: Option<Arc<PhaseClock>>,
     lift_weight: Tensor,
     lift_bias: Tensor,
     layers: Vec<FourierParams>,
@@ -232,7 +234,7 @@ impl Fno {
     #[cfg(feature = "cuda")]
     pub fn run_on(
         &mut self,
-        device: Option<std::sync::Arc<dyn super::device::NetworkOnDevice>>,
+        device: Option<Arc<dyn super::device::NetworkOnDevice>>,
     ) -> Result<(), SolverError> {
         use super::device::Precision;
         let wanted = match self.dtype {
@@ -249,8 +251,8 @@ impl Fno {
             });
         }
         self.slot = match &device {
-            Some(d) => Some(std::sync::Arc::new(super::device::GradientSlot::new(
-                std::sync::Arc::clone(d),
+            Some(d) => Some(Arc::new(super::device::GradientSlot::new(
+                Arc::clone(d),
                 self.packed_ranges(),
                 self.dtype,
             )?)),
@@ -263,7 +265,7 @@ impl Fno {
     /// Where the device's backward pass leaves the parameter gradient while
     /// a trainer has armed it (`None` on the CPU).
     #[cfg(feature = "cuda")]
-    pub fn gradient_slot(&self) -> Option<std::sync::Arc<super::device::GradientSlot>> {
+    pub fn gradient_slot(&self) -> Option<Arc<super::device::GradientSlot>> {
         self.slot.clone()
     }
 
@@ -297,13 +299,13 @@ impl Fno {
 
     /// The device the passes run on, if not the CPU.
     #[cfg(feature = "cuda")]
-    pub fn device(&self) -> Option<std::sync::Arc<dyn super::device::NetworkOnDevice>> {
+    pub fn device(&self) -> Option<Arc<dyn super::device::NetworkOnDevice>> {
         self.device.clone()
     }
 
     /// Adds the wall time of every later backward pass through the network
     /// to `clock`'s [`Phase::BackboneBackward`](crate::Phase::BackboneBackward).
-    pub fn time_backward(&mut self, clock: std::sync::Arc<PhaseClock>) {
+    pub fn time_backward(&mut self, clock: Arc<PhaseClock>) {
         self.phases = Some(clock);
     }
 
@@ -320,15 +322,51 @@ impl Fno {
     /// The `N` outputs per point for `features: [batch, nt, nx, (ny), in_features]`
     /// (in the backbone's dtype), shaped `[batch, nt, nx, (ny), N]`.
     pub fn forward(&self, features: &Tensor) -> Result<Tensor, SolverError> {
-        // Armed for an update on the device, the pass reads the variables
-        // themselves: unpacked, since the device usually holds them already.
+        self.forward_with(features, None)
+    }
+
+    /// The network as a candle op on checked `features` (`[batch, grid…,
+    /// in_features]`), with the tensor it takes as its second argument: the
+    /// parameters `packed` as [`Fno::packed_parameters`] lays them out, or
+    /// without them the variables (packed; on a device whose gradient slot a
+    /// trainer armed, the slot's anchor, the pass reading the variables
+    /// unpacked, since the device usually holds them already). The op's
+    /// backward pass is timed when a clock is set. Applying the op is
+    /// [`Fno::forward`]; a caller may also run its passes itself, outside
+    /// the graph.
+    pub(crate) fn network_op(
+        &self,
+        features: &Tensor,
+        packed: Option<&Tensor>,
+    ) -> Result<(NetworkOpBox, Tensor), SolverError> {
+        self.check_features(features)?;
         #[cfg(feature = "cuda")]
-        if let Some(slot) = self.slot.as_ref().filter(|s| s.is_armed()) {
-            self.check_features(features)?;
-            let vars = self.parameters().into_iter().cloned().collect();
-            return self.forward_armed(features, slot, vars);
+        if let Some(slot) = &self.slot {
+            if slot.is_armed() {
+                let params = match packed {
+                    Some(p) => vec![p.detach()],
+                    None => self.parameters().into_iter().cloned().collect(),
+                };
+                let op = self.device_op(features, slot).leaving_gradient_in(params);
+                return Ok((self.timed(op), slot.anchor().as_tensor().clone()));
+            }
+            let packed = self.packed_or(packed)?.contiguous()?;
+            return Ok((self.timed(self.device_op(features, slot)), packed));
         }
-        self.forward_packed(features, &self.packed_parameters()?)
+        let packed = self.packed_or(packed)?;
+        let op = match self.dtype {
+            DType::F64 => self.timed(self.cpu_op::<f64>(features)),
+            _ => self.timed(self.cpu_op::<f32>(features)),
+        };
+        Ok((op, packed))
+    }
+
+    /// `packed`, or the variables packed.
+    fn packed_or(&self, packed: Option<&Tensor>) -> Result<Tensor, SolverError> {
+        match packed {
+            Some(p) => Ok(p.clone()),
+            None => self.packed_parameters(),
+        }
     }
 
     /// Every variable flattened into one vector, in the order the network
@@ -354,19 +392,17 @@ impl Fno {
         features: &Tensor,
         packed: &Tensor,
     ) -> Result<Tensor, SolverError> {
-        self.check_features(features)?;
-        #[cfg(feature = "cuda")]
-        if let Some(slot) = &self.slot {
-            if slot.is_armed() {
-                return self.forward_armed(features, slot, vec![packed.detach()]);
-            }
-            let op = self.device_op(features, slot);
-            return self.apply(features, &packed.contiguous()?, op);
-        }
-        match self.dtype {
-            DType::F64 => self.forward_as::<f64>(features, packed),
-            _ => self.forward_as::<f32>(features, packed),
-        }
+        self.forward_with(features, Some(packed))
+    }
+
+    /// [`Fno::network_op`] applied.
+    fn forward_with(
+        &self,
+        features: &Tensor,
+        packed: Option<&Tensor>,
+    ) -> Result<Tensor, SolverError> {
+        let (op, params) = self.network_op(features, packed)?;
+        Ok(features.contiguous()?.apply_op2_arc(&params, op)?)
     }
 
     /// Errors unless `features` are `[batch, grid…, in_features]` in the
@@ -394,40 +430,19 @@ impl Fno {
         Ok(())
     }
 
-    /// The pass on the device for checked `features`, its parameters the
-    /// values of `params` (one after the other, in packing order), its
-    /// gradient left in the armed `slot`.
-    #[cfg(feature = "cuda")]
-    fn forward_armed(
-        &self,
-        features: &Tensor,
-        slot: &std::sync::Arc<super::device::GradientSlot>,
-        params: Vec<Tensor>,
-    ) -> Result<Tensor, SolverError> {
-        let op = self.device_op(features, slot).leaving_gradient_in(params);
-        self.apply(features, slot.anchor().as_tensor(), op)
-    }
-
     /// The device op for checked `features` on `slot`'s network.
     #[cfg(feature = "cuda")]
     fn device_op(
         &self,
         features: &Tensor,
-        slot: &std::sync::Arc<super::device::GradientSlot>,
+        slot: &Arc<super::device::GradientSlot>,
     ) -> super::device::candle_op::DeviceNetworkOp {
         let grid = features.dims()[1..=self.config.modes.len()].to_vec();
-        super::device::candle_op::DeviceNetworkOp::new(
-            std::sync::Arc::clone(slot),
-            self.config.clone(),
-            grid,
-        )
+        super::device::candle_op::DeviceNetworkOp::new(Arc::clone(slot), self.config.clone(), grid)
     }
 
-    fn forward_as<T: Real>(
-        &self,
-        features: &Tensor,
-        packed: &Tensor,
-    ) -> Result<Tensor, SolverError> {
+    /// The CPU's op for checked `features`, computing in `T`.
+    fn cpu_op<T: Real>(&self, features: &Tensor) -> NetworkOp<T> {
         let d = self.config.modes.len();
         let grid = &features.dims()[1..=d];
         let w = &self.config.widths;
@@ -442,33 +457,27 @@ impl Fno {
             self.config.fc_dim,
             self.config.out_dim,
         );
-        let op = NetworkOp::new(
+        NetworkOp::new(
             self.config.in_features,
             w[0],
             layers,
             head,
             self.config.activate_last_layer,
-        );
-        self.apply(features, packed, op)
+        )
     }
 
-    /// `op` on the features and the packed parameters, its backward pass
-    /// timed when a clock is set.
-    fn apply<Op: CustomOp2 + Send + Sync + 'static>(
-        &self,
-        features: &Tensor,
-        packed: &Tensor,
-        op: Op,
-    ) -> Result<Tensor, SolverError> {
-        let features = features.contiguous()?;
-        Ok(match &self.phases {
-            Some(clock) => {
-                features.apply_op2(packed, TimedBackward::new(op, std::sync::Arc::clone(clock)))?
-            }
-            None => features.apply_op2(packed, op)?,
-        })
+    /// `op`, its backward pass timed when a clock is set.
+    fn timed<Op: CustomOp2 + Send + Sync + 'static>(&self, op: Op) -> NetworkOpBox {
+        match &self.phases {
+            Some(clock) => Arc::new(Box::new(TimedBackward::new(op, Arc::clone(clock)))),
+            None => Arc::new(Box::new(op)),
+        }
     }
 }
+
+/// The network as a candle op (the CPU's or a device's), as candle applies
+/// one held behind a pointer.
+pub(crate) type NetworkOpBox = Arc<Box<dyn CustomOp2 + Send + Sync>>;
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,7 @@ pub mod spectrum;
 pub(crate) mod storage;
 mod timed_op;
 
+pub(crate) use fno::NetworkOpBox;
 pub use fno::{Fno, FnoConfig};
 pub use init::SeededVars;
 pub use real::Real;

@@ -1,7 +1,7 @@
 //! The hard-constraint step of the `hard` and `moe` methods: basis in, constrained
 //! solution out, differentiable in the basis through the constraint layer's
-//! implicit-function-theorem backward pass (entered into candle's graph as an
-//! [`ExternalOp`]).
+//! implicit-function-theorem backward pass (entered into candle's graph with
+//! the backbone's pass as one node, [`BasisPass`]).
 //!
 //! With `constraint.init = "warm"` every solve of a step starts from the mean of
 //! the previous step's solutions over all samples and experts: the layer takes
@@ -21,11 +21,10 @@ use tessera_meshes::Grid;
 use tessera_scenarios::Scenario;
 use tessera_scenarios::config::InitWeights;
 
-use super::external_op::ExternalOp;
+use super::constrained_pass::BasisPass;
 use super::placement::SolveDevice;
 use super::setup;
 use crate::SolverError;
-use crate::backbone::storage::guarded;
 use crate::parallel::DataShard;
 use crate::phases::{Phase, PhaseClock};
 use tessera_scenarios::AnyPde;
@@ -232,37 +231,33 @@ impl HardConstraint {
         Ok((forward, stats))
     }
 
-    /// [`HardConstraint::solve_shard`] of `basis` (`[batch, grid points, N]`,
-    /// f64), returning the constrained solution `[batch, grid points]` (f64),
-    /// differentiable in `basis`.
-    pub fn apply(
+    /// [`HardConstraint::solve_shard`] of the basis the backbone's `pass`
+    /// computed, returning the constrained solution `[batch, grid points]`
+    /// (f64) as one node of the graph with that pass: differentiable in the
+    /// backbone's parameters through the layer's backward pass and the
+    /// backbone's ([`BasisPass`]).
+    pub(super) fn apply(
         &mut self,
-        basis: &Tensor,
+        pass: BasisPass,
         ics: &[Vec<f64>],
         stream: u64,
         shard: &DataShard<'_>,
     ) -> Result<(Tensor, SolveStats), SolverError> {
         // The basis's values are read in place, here and in the backward
         // pass, never copied: they are tens of MiB per step.
-        let basis = basis.contiguous()?;
-        let (forward, stats) = {
-            let held = basis.storage_and_layout();
-            self.solve_shard(guarded::<f64>(&held)?, ics, stream, shard)?
-        };
+        let (forward, stats) =
+            pass.with_basis(|basis| self.solve_shard(basis, ics, stream, shard))?;
         let u = forward.u.clone();
         let layer = Arc::clone(&self.layer);
-        let forward = Arc::new(forward);
         let phases = Arc::clone(&self.phases);
-        let kept = basis.clone();
-        let vjp = move |u_bar: &[f64]| -> Result<Vec<f64>, SolverError> {
-            let held = kept.storage_and_layout();
-            let values = guarded::<f64>(&held)?;
-            phases.time(Phase::ConstraintBackward, || {
-                Ok(layer.backward(&forward, values, u_bar)?)
+        let basis_bar = move |pass: &BasisPass, u_bar: &[f64]| {
+            pass.with_basis(|basis| {
+                phases.time(Phase::ConstraintBackward, || {
+                    Ok(layer.backward(&forward, basis, u_bar)?)
+                })
             })
         };
-        let shape = (ics.len(), self.grid.len());
-        let out = ExternalOp::apply("hard-constraint", &basis, u, shape, Arc::new(vjp))?;
+        let out = pass.into_node(u, (ics.len(), self.grid.len()), basis_bar)?;
         Ok((out, stats))
     }
 }

@@ -10,6 +10,7 @@
 //! losses always run in f64 (the backbone's output is converted inside the
 //! graph, so the gradient flows back through the conversion).
 
+mod constrained_pass;
 mod external_op;
 mod features;
 pub mod gradcheck;
@@ -28,6 +29,7 @@ use tessera_constraints::LmStatus;
 use tessera_scenarios::Scenario;
 use tessera_scenarios::config::Method;
 
+use self::constrained_pass::BasisPass;
 pub use self::external_op::ExternalOp;
 pub use self::features::Features;
 use self::hard_constraint::WARM_KEY;
@@ -238,16 +240,18 @@ impl Model {
         stream: u64,
         shard: &DataShard<'_>,
     ) -> Result<(Tensor, Option<SolveStats>), SolverError> {
-        let basis = self.backbone(ics)?;
-        match &mut self.constraint {
-            None => Ok((basis.squeeze(2)?, None)),
-            Some(c) => {
-                let (u, stats) = self
-                    .phases
-                    .time(Phase::Solves, || c.apply(&basis, ics, stream, shard))?;
-                Ok((u, Some(stats)))
-            }
-        }
+        let grid_points = self.grid_points();
+        let Some(c) = &mut self.constraint else {
+            return Ok((self.backbone(ics)?.squeeze(2)?, None));
+        };
+        let (fno, phases) = (&self.fno, &self.phases);
+        let pass = phases.time(Phase::BackboneForward, || {
+            let x = self.features.tensor(ics, fno.dtype())?.contiguous()?;
+            let (op, params) = fno.network_op(&x, None)?;
+            BasisPass::run(op, x, params, grid_points)
+        })?;
+        let (u, stats) = phases.time(Phase::Solves, || c.apply(pass, ics, stream, shard))?;
+        Ok((u, Some(stats)))
     }
 
     /// Predictions for `ics` without gradients, with every solve's status; `stream`

@@ -310,3 +310,64 @@ fn a_step_times_each_of_its_phases_once() {
         assert!(times.total() <= wall, "{label}, wall {wall}");
     }
 }
+
+/// A step's graph runs the backbone and the constraint layer as one node
+/// (`model/constrained_pass.rs`), whose backward pass hands the layer's basis
+/// gradient straight to the backbone's; the per-sample path of
+/// `parallel.reproducible` runs them as separate steps, the basis a tensor
+/// between them. Their parameter gradients agree: on the whole grid, on a
+/// training window (the backbone's grid longer than the solution's, so the
+/// basis is cut and its gradient padded), and for a float32 backbone.
+#[test]
+fn the_step_graphs_gradient_is_the_per_sample_paths() {
+    use crate::train::named_vars;
+    for (setting, tolerance) in [
+        (None, 1e-9),
+        (Some("training.horizon=300"), 1e-9),
+        (Some("model.dtype=\"f32\""), 1e-3),
+    ] {
+        let mut s = model_common::diffusion_sorption("moe", "");
+        if let Some(setting) = setting {
+            s.set(setting).unwrap();
+        }
+        let b = batch(&s, 3);
+        let mut graph = Model::for_training(&s).unwrap();
+        let step = graph.loss(&b).unwrap();
+        let store = step.total.backward().unwrap();
+        let from_graph: Vec<f64> = named_vars(&graph)
+            .unwrap()
+            .values()
+            .flat_map(|var| {
+                let g = store
+                    .get(var.as_tensor())
+                    .expect("every variable has a gradient");
+                let g = g.flatten_all().unwrap().to_dtype(candle_core::DType::F64);
+                g.unwrap().to_vec1::<f64>().unwrap()
+            })
+            .collect();
+        s.parallel.reproducible = true;
+        let mut per_sample = Model::for_training(&s).unwrap();
+        let gradients = per_sample
+            .loss(&b)
+            .unwrap()
+            .gradients
+            .expect("per-sample gradients");
+        let mut summed = vec![0.0; from_graph.len()];
+        for sample in &gradients.samples {
+            summed.iter_mut().zip(sample).for_each(|(s, g)| *s += g);
+        }
+        let scale = summed.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+        let worst = from_graph
+            .iter()
+            .zip(&summed)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        println!(
+            "{setting:?}: worst {:.2e} of the largest entry {scale:.2e}",
+            worst / scale
+        );
+        assert!(
+            scale > 0.0 && worst <= tolerance * scale,
+            "{setting:?}: {worst:e} of {scale:e}"
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! The backbone's pass and the constraint layer's as one node of the graph:
+//! features and parameters in, the constrained solution `u` out.
+//!
+//! Why: as two nodes, the basis between them (`[batch, grid points, N]`,
+//! 79 MB at the paper's diffusion–sorption batch of 6) is a tensor of the
+//! graph, and candle's backward pass adds every node's gradient into a
+//! zeroed tensor of its size: for the basis twice, at the layer's input and
+//! at the backbone's output it is reshaped from, each a 79 MB allocation
+//! and a sum over it on one thread (30 ms each on the 2-core VM of
+//! benches/README.md, a tenth of a paper-scale step on a GPU). Here the
+//! backbone's forward pass and the solves run eagerly, as [`ExternalOp`]
+//! does for the layer alone, and the node's backward pass hands the layer's
+//! `B̄` to the backbone's backward pass directly: the graph holds only `u`.
+//!
+//! [`ExternalOp`]: super::external_op::ExternalOp
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Storage, Tensor};
+
+use crate::SolverError;
+use crate::backbone::NetworkOpBox;
+use crate::backbone::storage::guarded;
+
+/// The backbone's output, computed outside the graph, and the basis the
+/// layer reads from it.
+pub(super) struct BasisPass {
+    /// The network's op and its two arguments: its backward pass runs from
+    /// the layer's `B̄`.
+    op: NetworkOpBox,
+    features: Tensor,
+    params: Tensor,
+    /// The backbone's output `[batch, grid…, N]`, in its dtype.
+    output: Tensor,
+    /// Points per sample of the backbone's grid and of the solution's (its
+    /// leading time levels), and `N`.
+    points: usize,
+    grid_points: usize,
+    n_basis: usize,
+    /// The basis `[batch, grid points, N]` as f64 where it is not the
+    /// output itself (a float32 backbone, or a longer backbone grid).
+    widened: Option<Vec<f64>>,
+}
+
+impl BasisPass {
+    /// Runs `op` (with its second argument `params`) on `features`, outside
+    /// the graph, for a solution grid of `grid_points` points per sample.
+    ///
+    /// Errors: the network's, or an output that is not `N` values per
+    /// point of whole samples.
+    pub(super) fn run(
+        op: NetworkOpBox,
+        features: Tensor,
+        params: Tensor,
+        grid_points: usize,
+    ) -> Result<Self, SolverError> {
+        let (storage, shape) = {
+            let (xs, xl) = features.storage_and_layout();
+            let (ps, pl) = params.storage_and_layout();
+            match (&*xs, &*ps) {
+                (Storage::Cpu(xs), Storage::Cpu(ps)) => op.cpu_fwd(xs, xl, ps, pl)?,
+                _ => Err(candle_core::Error::Msg(
+                    "the backbone's pass reads host tensors only".into(),
+                ))?,
+            }
+        };
+        let output = match storage {
+            CpuStorage::F64(v) => Tensor::from_vec(v, shape, &Device::Cpu)?,
+            CpuStorage::F32(v) => Tensor::from_vec(v, shape, &Device::Cpu)?,
+            _ => Err(candle_core::Error::Msg(
+                "the backbone computes in f64 or f32".into(),
+            ))?,
+        };
+        let dims = output.dims();
+        let (batch, n_basis) = (dims[0], dims[dims.len() - 1]);
+        let points = output.elem_count() / (batch * n_basis).max(1);
+        if points < grid_points {
+            return Err(SolverError::ShapeMismatch {
+                what: "backbone output points per sample",
+                expected: vec![grid_points],
+                got: vec![points],
+            });
+        }
+        let widened = if output.dtype() == DType::F64 && points == grid_points {
+            None
+        } else {
+            let all = output
+                .flatten_all()?
+                .to_dtype(DType::F64)?
+                .to_vec1::<f64>()?;
+            Some(
+                all.chunks(points * n_basis)
+                    .flat_map(|sample| &sample[..grid_points * n_basis])
+                    .copied()
+                    .collect(),
+            )
+        };
+        Ok(Self {
+            op,
+            features,
+            params,
+            output,
+            points,
+            grid_points,
+            n_basis,
+            widened,
+        })
+    }
+
+    /// `f` of the basis `[batch, grid points, N]` (f64).
+    pub(super) fn with_basis<R>(
+        &self,
+        f: impl FnOnce(&[f64]) -> Result<R, SolverError>,
+    ) -> Result<R, SolverError> {
+        match &self.widened {
+            Some(values) => f(values),
+            None => {
+                let held = self.output.storage_and_layout();
+                f(guarded::<f64>(&held)?)
+            }
+        }
+    }
+
+    /// The parameters' gradient (the gradient of the op's second argument)
+    /// for the basis gradient `basis_bar` (`[batch, grid points, N]`): the
+    /// backbone's backward pass, zero for the points past the solution's.
+    fn backward(&self, basis_bar: Vec<f64>) -> Result<Tensor, SolverError> {
+        let full = if self.points == self.grid_points {
+            basis_bar
+        } else {
+            let (g, p, n) = (self.grid_points, self.points, self.n_basis);
+            let mut full = vec![0.0; basis_bar.len() / g * p];
+            for (to, from) in full.chunks_mut(p * n).zip(basis_bar.chunks(g * n)) {
+                to[..g * n].copy_from_slice(from);
+            }
+            full
+        };
+        let grad = Tensor::from_vec(full, self.output.shape(), &Device::Cpu)?
+            .to_dtype(self.output.dtype())?;
+        let (_, params_bar) = self
+            .op
+            .bwd(&self.features, &self.params, &self.output, &grad)?;
+        params_bar.ok_or_else(|| {
+            candle_core::Error::Msg("the backbone gave no parameter gradient".into()).into()
+        })
+    }
+
+    /// `u` (shaped `shape`, f64), computed from this pass by the layer, as a
+    /// node of the graph on the features and the parameters whose backward
+    /// pass is `basis_bar` (the layer's, from `u`'s gradient) followed by
+    /// the backbone's.
+    pub(super) fn into_node(
+        self,
+        u: Vec<f64>,
+        shape: impl Into<Shape>,
+        basis_bar: impl Fn(&BasisPass, &[f64]) -> Result<Vec<f64>, SolverError> + Send + Sync + 'static,
+    ) -> Result<Tensor, SolverError> {
+        let (features, params) = (self.features.clone(), self.params.clone());
+        let node = ConstrainedPass {
+            u,
+            shape: shape.into(),
+            pass: Arc::new(self),
+            basis_bar: Arc::new(basis_bar),
+        };
+        Ok(features.apply_op2(&params, node)?)
+    }
+}
+
+/// The layer's vector–Jacobian product from `u` to the basis.
+type BasisBar = dyn Fn(&BasisPass, &[f64]) -> Result<Vec<f64>, SolverError> + Send + Sync;
+
+/// The node: its forward pass hands back the `u` already computed, its
+/// backward pass runs the layer's and then the backbone's.
+struct ConstrainedPass {
+    u: Vec<f64>,
+    shape: Shape,
+    pass: Arc<BasisPass>,
+    basis_bar: Arc<BasisBar>,
+}
+
+impl CustomOp2 for ConstrainedPass {
+    fn name(&self) -> &'static str {
+        "backbone-and-constraint"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        Ok((CpuStorage::F64(self.u.clone()), self.shape.clone()))
+    }
+
+    /// Gradients for the parameters only: the features are data.
+    fn bwd(
+        &self,
+        _: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let upstream = grad_res.flatten_all()?.to_vec1::<f64>()?;
+        let basis_bar =
+            (self.basis_bar)(&self.pass, &upstream).map_err(candle_core::Error::wrap)?;
+        let params_bar = self
+            .pass
+            .backward(basis_bar)
+            .map_err(candle_core::Error::wrap)?;
+        Ok((None, Some(params_bar)))
+    }
+}
