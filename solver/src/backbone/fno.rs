@@ -328,9 +328,10 @@ impl Fno {
     /// The network as a candle op on checked `features` (`[batch, grid…,
     /// in_features]`), with the tensor it takes as its second argument: the
     /// parameters `packed` as [`Fno::packed_parameters`] lays them out, or
-    /// without them the variables (packed; on a device whose gradient slot a
-    /// trainer armed, the slot's anchor, the pass reading the variables
-    /// unpacked, since the device usually holds them already). The op's
+    /// without them the variables packed. On a device whose gradient slot a
+    /// trainer armed it is the slot's anchor either way, and the pass reads
+    /// `packed`, or the variables unpacked (the device usually holds them
+    /// already). The op's
     /// backward pass is timed when a clock is set. Applying the op is
     /// [`Fno::forward`]; a caller may also run its passes itself, outside
     /// the graph.

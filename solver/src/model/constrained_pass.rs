@@ -9,12 +9,10 @@
 //! and a sum over it on one thread (30 ms each on the 2-core VM of
 //! benches/README.md, a tenth of a paper-scale step on a GPU). Here the
 //! backbone's forward pass and the solves run eagerly, as [`ExternalOp`]
-//! does for the layer alone, and the node's backward pass hands the layer's
+//! did for the layer alone, and the node's backward pass hands the layer's
 //! `B̄` to the backbone's backward pass directly: the graph holds only `u`.
 //!
 //! [`ExternalOp`]: super::external_op::ExternalOp
-
-use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Storage, Tensor};
 
@@ -46,8 +44,8 @@ impl BasisPass {
     /// Runs `op` (with its second argument `params`) on `features`, outside
     /// the graph, for a solution grid of `grid_points` points per sample.
     ///
-    /// Errors: the network's, or an output that is not `N` values per
-    /// point of whole samples.
+    /// Errors: the network's, or an output with fewer points per sample than
+    /// the solution's grid.
     pub(super) fn run(
         op: NetworkOpBox,
         features: Tensor,
@@ -84,16 +82,25 @@ impl BasisPass {
         let widened = if output.dtype() == DType::F64 && points == grid_points {
             None
         } else {
-            let all = output
-                .flatten_all()?
-                .to_dtype(DType::F64)?
-                .to_vec1::<f64>()?;
-            Some(
-                all.chunks(points * n_basis)
-                    .flat_map(|sample| &sample[..grid_points * n_basis])
-                    .copied()
-                    .collect(),
-            )
+            // Each sample's leading `grid_points` points, as f64, read in
+            // place.
+            let held = output.storage_and_layout();
+            let keep = grid_points * n_basis;
+            let samples =
+                |len| (0..batch).map(move |b| b * points * n_basis..b * points * n_basis + len);
+            Some(match output.dtype() {
+                DType::F64 => {
+                    let all = guarded::<f64>(&held)?;
+                    samples(keep).flat_map(|r| &all[r]).copied().collect()
+                }
+                _ => {
+                    let all = guarded::<f32>(&held)?;
+                    samples(keep)
+                        .flat_map(|r| &all[r])
+                        .map(|&v| f64::from(v))
+                        .collect()
+                }
+            })
         };
         Ok(Self {
             op,
@@ -125,6 +132,14 @@ impl BasisPass {
     /// for the basis gradient `basis_bar` (`[batch, grid points, N]`): the
     /// backbone's backward pass, zero for the points past the solution's.
     fn backward(&self, basis_bar: Vec<f64>) -> Result<Tensor, SolverError> {
+        let batch = self.output.dims()[0];
+        if basis_bar.len() != batch * self.grid_points * self.n_basis {
+            return Err(SolverError::ShapeMismatch {
+                what: "basis gradient [batch, grid points, N]",
+                expected: vec![batch, self.grid_points, self.n_basis],
+                got: vec![basis_bar.len()],
+            });
+        }
         let full = if self.points == self.grid_points {
             basis_bar
         } else {
@@ -155,12 +170,20 @@ impl BasisPass {
         shape: impl Into<Shape>,
         basis_bar: impl Fn(&BasisPass, &[f64]) -> Result<Vec<f64>, SolverError> + Send + Sync + 'static,
     ) -> Result<Tensor, SolverError> {
+        let shape = shape.into();
+        if u.len() != shape.elem_count() {
+            return Err(SolverError::ShapeMismatch {
+                what: "constrained solution",
+                expected: shape.dims().to_vec(),
+                got: vec![u.len()],
+            });
+        }
         let (features, params) = (self.features.clone(), self.params.clone());
         let node = ConstrainedPass {
             u,
-            shape: shape.into(),
-            pass: Arc::new(self),
-            basis_bar: Arc::new(basis_bar),
+            shape,
+            pass: self,
+            basis_bar: Box::new(basis_bar),
         };
         Ok(features.apply_op2(&params, node)?)
     }
@@ -174,8 +197,8 @@ type BasisBar = dyn Fn(&BasisPass, &[f64]) -> Result<Vec<f64>, SolverError> + Se
 struct ConstrainedPass {
     u: Vec<f64>,
     shape: Shape,
-    pass: Arc<BasisPass>,
-    basis_bar: Arc<BasisBar>,
+    pass: BasisPass,
+    basis_bar: Box<BasisBar>,
 }
 
 impl CustomOp2 for ConstrainedPass {

@@ -1,7 +1,7 @@
 //! A differentiable step computed outside candle, entered into its autograd graph.
 //!
-//! The constraint layer (Levenberg–Marquardt forward, implicit-function-theorem
-//! backward) and the physics losses work on plain `f64` slices and return typed
+//! The physics losses (and, with the backbone, the constraint layer:
+//! [`super::constrained_pass`]) work on plain `f64` slices and return typed
 //! errors. The model runs them itself, so a failure is a [`crate::SolverError`]
 //! rather than a string inside a tensor error, and then records the result as a
 //! candle custom op: the op's forward hands back the value already computed,

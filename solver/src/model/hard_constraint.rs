@@ -243,8 +243,8 @@ impl HardConstraint {
         stream: u64,
         shard: &DataShard<'_>,
     ) -> Result<(Tensor, SolveStats), SolverError> {
-        // The basis's values are read in place, here and in the backward
-        // pass, never copied: they are tens of MiB per step.
+        // The basis's values are read where the backbone's pass left them,
+        // here and in the backward pass: they are tens of MiB per step.
         let (forward, stats) =
             pass.with_basis(|basis| self.solve_shard(basis, ics, stream, shard))?;
         let u = forward.u.clone();

@@ -7,8 +7,8 @@
 //! - `moe` (PI-HC-MoE): one problem per tile of `constraint.experts`.
 //!
 //! The backbone runs in the scenario's dtype; the constraint solves and the
-//! losses always run in f64 (the backbone's output is converted inside the
-//! graph, so the gradient flows back through the conversion).
+//! losses always run in f64 (the backbone's output is widened for them, and
+//! the basis gradient rounded back for the backbone's backward pass).
 
 mod constrained_pass;
 mod external_op;
