@@ -331,10 +331,9 @@ impl Fno {
     /// without them the variables packed. On a device whose gradient slot a
     /// trainer armed it is the slot's anchor either way, and the pass reads
     /// `packed`, or the variables unpacked (the device usually holds them
-    /// already). The op's
-    /// backward pass is timed when a clock is set. Applying the op is
-    /// [`Fno::forward`]; a caller may also run its passes itself, outside
-    /// the graph.
+    /// already). The op's backward pass is timed when a clock is set.
+    /// Applying the op is [`Fno::forward`]; a caller may also run its passes
+    /// itself, outside the graph.
     pub(crate) fn network_op(
         &self,
         features: &Tensor,

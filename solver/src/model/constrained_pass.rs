@@ -85,17 +85,16 @@ impl BasisPass {
             // Each sample's leading `grid_points` points, as f64, read in
             // place.
             let held = output.storage_and_layout();
-            let keep = grid_points * n_basis;
-            let samples =
-                |len| (0..batch).map(move |b| b * points * n_basis..b * points * n_basis + len);
+            let (stride, keep) = (points * n_basis, grid_points * n_basis);
+            let leading = || (0..batch).map(|b| b * stride..b * stride + keep);
             Some(match output.dtype() {
                 DType::F64 => {
                     let all = guarded::<f64>(&held)?;
-                    samples(keep).flat_map(|r| &all[r]).copied().collect()
+                    leading().flat_map(|r| &all[r]).copied().collect()
                 }
                 _ => {
                     let all = guarded::<f32>(&held)?;
-                    samples(keep)
+                    leading()
                         .flat_map(|r| &all[r])
                         .map(|&v| f64::from(v))
                         .collect()
