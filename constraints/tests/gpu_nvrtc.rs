@@ -1,10 +1,12 @@
-//! NVRTC compiles each kernel source once per architecture in a process: a
-//! second compile of the same source comes from the cache, and a source that
-//! does not compile is an error every time. A test binary of its own, so
-//! that no other test compiles while it counts. Also: which architecture a
-//! GPU gets, and the NVRTC version this process loads.
+//! NVRTC compiles each kernel source once per architecture and contraction
+//! in a process: a second compile of the same source comes from the cache,
+//! and a source that does not compile is an error every time. A test binary
+//! of its own, so that no other test compiles while it counts. Also: which
+//! architecture a GPU gets, the NVRTC version this process loads, and the
+//! switch that turns fused multiply-adds off.
 #![cfg(feature = "cuda")]
 
+use tessera_constraints::gpu::nvrtc::Contraction;
 use tessera_constraints::gpu::{GpuError, architecture_for, driver_loads_ptx_of, nvrtc, ptxas};
 
 /// Ampere gets Ampere's PTX, Hopper and every later GPU Hopper's (which
@@ -48,8 +50,11 @@ fn nvrtc_reports_its_version() {
     }
 }
 
+/// The contraction is part of the cache's key, and it is what NVRTC
+/// applied: the same multiply-add compiles to one `fma` fused and to a
+/// rounded product and a rounded sum separate.
 #[test]
-fn a_source_compiles_once_per_architecture() {
+fn a_source_compiles_once_per_architecture_and_contraction() {
     if ptxas::test_tools().is_none() {
         return;
     }
@@ -75,6 +80,46 @@ fn a_source_compiles_once_per_architecture() {
         ));
     }
     assert_eq!(nvrtc::compiled_sources(), 2, "failures are not cached");
+
+    let multiply_add = r#"extern "C" __global__ void tessera_probe(double* x, const double* a, const double* b) {
+        x[threadIdx.x] = a[threadIdx.x] * b[threadIdx.x] + x[threadIdx.x];
+    }"#;
+    let fused = nvrtc::compile_with(multiply_add, "compute_90", Contraction::Fused)
+        .unwrap()
+        .to_src();
+    let separate = nvrtc::compile_with(multiply_add, "compute_90", Contraction::Separate)
+        .unwrap()
+        .to_src();
+    assert_eq!(nvrtc::compiled_sources(), 4, "one entry per contraction");
+    assert!(fused.contains("fma.rn.f64"), "{fused}");
+    assert!(!separate.contains("fma."), "{separate}");
+    assert!(
+        separate.contains("mul.rn.f64") && separate.contains("add.rn.f64"),
+        "{separate}"
+    );
+    assert_eq!(
+        nvrtc::compile(source, "compute_90").unwrap().to_src(),
+        first.to_src(),
+        "the process's contraction (fused unless {} says 0) is a key like the others",
+        nvrtc::FMAD_VARIABLE
+    );
+    assert_eq!(nvrtc::compiled_sources(), 4);
+}
+
+/// `TESSERA_NVRTC_FMAD` is 0 or 1 or unset; a misspelt value is an error
+/// that names the variable, not a diagnostic that silently did nothing.
+#[test]
+fn the_fmad_switch_reads_zero_or_one_and_refuses_the_rest() {
+    assert_eq!(Contraction::parse(None), Ok(Contraction::Fused));
+    assert_eq!(Contraction::parse(Some("1")), Ok(Contraction::Fused));
+    assert_eq!(Contraction::parse(Some("0")), Ok(Contraction::Separate));
+    for value in ["", "false", "off", "00", " 0"] {
+        let err = Contraction::parse(Some(value)).unwrap_err();
+        assert!(
+            matches!(&err, GpuError::Unsupported(why) if why.contains(nvrtc::FMAD_VARIABLE)),
+            "{value:?}: {err}"
+        );
+    }
 }
 
 /// A driver loads the PTX of an NVRTC of its own CUDA version or older;

@@ -162,7 +162,17 @@ fn a_scenario_on_a_gpu_without_a_gpu_is_refused_before_any_work() {
 /// `tessera devices` with `extra` arguments and `--json`: the exit status,
 /// the parsed report (when it succeeded) and stderr.
 fn devices(extra: &[&str]) -> (bool, Option<serde_json::Value>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+    devices_with(extra, None)
+}
+
+/// [`devices`] with `TESSERA_NVRTC_FMAD` set to `fmad` (unset for `None`).
+fn devices_with(extra: &[&str], fmad: Option<&str>) -> (bool, Option<serde_json::Value>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    match fmad {
+        Some(value) => command.env("TESSERA_NVRTC_FMAD", value),
+        None => command.env_remove("TESSERA_NVRTC_FMAD"),
+    };
+    let out = command
         .args(["devices", "--json"])
         .args(extra)
         .env_remove("RUST_BACKTRACE")
@@ -215,6 +225,37 @@ fn devices_says_what_the_build_and_the_machine_offer() {
         let nvrtc = cuda["nvrtc"]["available"].as_str();
         assert!(nvrtc.is_some_and(|v| v.starts_with("13.")), "{report}");
     }
+}
+
+/// The report says whether NVRTC fuses multiply-adds, as
+/// `TESSERA_NVRTC_FMAD` asks, and names the variable when it is misspelt.
+#[test]
+fn devices_says_whether_nvrtc_fuses_multiply_adds() {
+    for (fmad, expected) in [
+        (None, "fused"),
+        (Some("1"), "fused"),
+        (Some("0"), "separate"),
+    ] {
+        let (ok, report, err) = devices_with(&[], fmad);
+        assert!(ok, "{err}");
+        let cuda = &report.unwrap()["cuda"];
+        if !cfg!(feature = "cuda") {
+            assert!(cuda.is_null(), "{cuda}");
+            return;
+        }
+        assert_eq!(
+            cuda["nvrtc_contraction"]["available"], expected,
+            "{fmad:?}: {cuda}"
+        );
+    }
+    let (ok, report, err) = devices_with(&[], Some("no"));
+    assert!(ok, "{err}");
+    let why = &report.unwrap()["cuda"]["nvrtc_contraction"]["unavailable"];
+    assert!(
+        why.as_str()
+            .is_some_and(|w| w.contains("TESSERA_NVRTC_FMAD")),
+        "{why}"
+    );
 }
 
 /// The preflight check on the CPU compares the CPU with itself: the

@@ -298,6 +298,11 @@ mod cuda {
         this_process_gpu: Option<usize>,
         /// NVRTC's version, or why it cannot be loaded.
         nvrtc: Availability<String>,
+        /// Whether NVRTC fuses multiply-adds (`"fused"`, the default) or
+        /// not (`"separate"`, with `TESSERA_NVRTC_FMAD=0`), or why that
+        /// variable cannot be read: so that a report says which kernels
+        /// its figures came from.
+        nvrtc_contraction: Availability<&'static str>,
         /// NCCL's version or why it cannot be loaded (`null` in a build
         /// without the `nccl` feature).
         nccl: Option<Availability<String>>,
@@ -329,6 +334,12 @@ mod cuda {
             gpus,
             this_process_gpu,
             nvrtc: nvrtc::version().map(dotted).into(),
+            nvrtc_contraction: nvrtc::Contraction::of_process()
+                .map(|c| match c {
+                    nvrtc::Contraction::Fused => "fused",
+                    nvrtc::Contraction::Separate => "separate",
+                })
+                .into(),
             nccl: nccl(),
         })
     }
@@ -443,6 +454,13 @@ mod cuda {
                 println!("this process's GPU (device = \"cuda\"): {ordinal}");
             }
             line("NVRTC", &self.nvrtc);
+            match &self.nvrtc_contraction {
+                Availability::Available(how) => println!(
+                    "NVRTC multiply-adds: {how} ({}=0 separates them, 1 fuses them)",
+                    nvrtc::FMAD_VARIABLE
+                ),
+                Availability::Unavailable(reason) => println!("NVRTC multiply-adds: {reason}"),
+            }
             match &self.nccl {
                 Some(found) => line("NCCL", found),
                 None => println!("NCCL: not built in (--features nccl)"),
