@@ -306,6 +306,32 @@ fn the_network_on_a_gpu_matches_the_cpu_backbone() {
     compare_with_cpu(&single, wide(16), &[3, 51, 128, 4], 14, SINGLE_GPU);
 }
 
+/// An array larger than the GPU is the typed out-of-memory error, with the
+/// device's memory read when it happened and the settings to lower, and
+/// the device stays usable (skipped, saying why, without a CUDA driver).
+#[test]
+fn running_out_of_memory_on_a_gpu_says_what_to_lower() {
+    use tessera_solver::device::CudaExecutor;
+    let Some(gpu) = host_kernels::gpu_or_skip() else {
+        return;
+    };
+    let total = gpu.total_memory().unwrap();
+    let exec = CudaExecutor::new(&gpu, Precision::F64).expect("the backbone's kernels load");
+    let Err(err) = exec.zeros(2 * total / 8) else {
+        panic!("twice the GPU's memory was allocated");
+    };
+    match &err {
+        GpuError::OutOfMemory {
+            free_total: Some((free, reported)),
+            ..
+        } => assert!(*reported == total && free < reported, "{err}"),
+        other => panic!("not the out-of-memory error: {other}"),
+    }
+    assert!(err.to_string().contains("training.batch_size"), "{err}");
+    let small = exec.upload(&[1.0, 2.0, 3.0]).unwrap();
+    assert_eq!(exec.download(&small).unwrap(), [1.0, 2.0, 3.0]);
+}
+
 /// Shapes that do not fit the network are typed errors, not launches.
 #[test]
 fn mismatched_inputs_are_refused() {

@@ -44,11 +44,9 @@ pub fn bind_for_drop(stream: &CudaStream) {
     context.record_err(context.bind_to_thread());
 }
 
+/// The map of a driver error to [`GpuError::from_driver`]'s, for `what`.
 pub(super) fn driver(what: &'static str) -> impl Fn(DriverError) -> GpuError {
-    move |e| GpuError::Driver {
-        what,
-        message: e.to_string(),
-    }
+    move |e| GpuError::from_driver(what, e)
 }
 
 /// The virtual architecture NVRTC compiles for on a device of compute

@@ -55,10 +55,7 @@ pub struct CudaExecutor {
 }
 
 fn driver(what: &'static str) -> impl Fn(cudarc::driver::DriverError) -> GpuError {
-    move |e| GpuError::Driver {
-        what,
-        message: e.to_string(),
-    }
+    move |e| GpuError::from_driver(what, e)
 }
 
 impl CudaExecutor {
