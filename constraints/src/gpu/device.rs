@@ -315,13 +315,24 @@ pub(super) fn strided_blocks(total: usize) -> usize {
     total.div_ceil(THREADS).clamp(1, MAX_STRIDED_BLOCKS)
 }
 
+/// The most blocks of a one-dimensional grid: CUDA's limit on `gridDim.x`.
+const MAX_GRID_BLOCKS: usize = (1 << 31) - 1;
+
 /// `blocks` grid blocks, [`THREADS`] threads each.
-pub(super) fn launch_config(blocks: usize) -> LaunchConfig {
-    LaunchConfig {
+///
+/// Errors: more than CUDA's 2³¹ − 1 blocks ([`GpuError::Unsupported`]),
+/// which a cast to the driver's 32 bits would silently cut.
+pub(super) fn launch_config(blocks: usize) -> Result<LaunchConfig, GpuError> {
+    if blocks > MAX_GRID_BLOCKS {
+        return Err(GpuError::Unsupported(format!(
+            "a launch of {blocks} blocks (CUDA takes at most 2³¹ − 1)"
+        )));
+    }
+    Ok(LaunchConfig {
         grid_dim: (blocks as u32, 1, 1),
         block_dim: (THREADS as u32, 1, 1),
         shared_mem_bytes: 0,
-    }
+    })
 }
 
 /// Rounds of the solve queued between two reads of its `pending` flags.
@@ -599,7 +610,7 @@ impl GpuLm {
         // in order and type, every array has the length `lm.cu` documents
         // for this batch (`Batch::scratch_lengths` and `Batch::chunk_start`
         // with `CHUNK_POINTS`), and the grid has one block per chunk.
-        unsafe { launch.launch(launch_config(chunks.count)) }
+        unsafe { launch.launch(launch_config(chunks.count)?) }
             .map_err(driver("launching the solver's sums"))?;
         Ok(())
     }
@@ -639,7 +650,7 @@ impl GpuLm {
             .arg(&mut scratch.pending);
         // SAFETY: as in `accumulate`, for `tessera_lm_step`'s parameters;
         // `status` holds `[K, 5]`, and the grid has one block per problem.
-        unsafe { launch.launch(launch_config(chunks.problems as usize)) }
+        unsafe { launch.launch(launch_config(chunks.problems as usize)?) }
             .map_err(driver("launching the solver's steps"))?;
         Ok(())
     }
@@ -722,7 +733,7 @@ impl GpuLm {
         // SAFETY: as in `accumulate`, for `tessera_ift_step`'s parameters;
         // ω̄ and λ hold `[K, N]`, the results `[K]`, and the grid has one
         // block per problem.
-        unsafe { launch.launch(launch_config(chunks.problems as usize)) }
+        unsafe { launch.launch(launch_config(chunks.problems as usize)?) }
             .map_err(driver("launching the backward pass"))?;
         Ok(())
     }
@@ -748,7 +759,7 @@ impl GpuLm {
             .arg(&mut out.linear_lambda);
         // SAFETY: as in `accumulate`, for `tessera_ift_rows`' parameters;
         // the outputs hold `[ΣP, d]` and `[ΣR]`.
-        unsafe { launch.launch(launch_config(chunks.count)) }
+        unsafe { launch.launch(launch_config(chunks.count)?) }
             .map_err(driver("launching the backward pass's rows"))?;
         Ok(())
     }
@@ -1209,5 +1220,26 @@ impl std::fmt::Debug for SolvedBatch {
             .field("problems", &self.len())
             .field("kept_fields", &self.kept_fields())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grid of more blocks than CUDA takes is an error, not a launch of
+    /// the count's low 32 bits.
+    #[test]
+    fn a_launch_of_more_blocks_than_cuda_takes_is_refused() {
+        let most = launch_config(MAX_GRID_BLOCKS).unwrap();
+        assert_eq!(most.grid_dim, (u32::MAX >> 1, 1, 1));
+        assert_eq!(most.block_dim, (THREADS as u32, 1, 1));
+        for blocks in [MAX_GRID_BLOCKS + 1, 1 << 32, (1 << 32) + 5] {
+            let err = launch_config(blocks).unwrap_err();
+            assert!(
+                matches!(&err, GpuError::Unsupported(why) if why.contains(&blocks.to_string())),
+                "{err}"
+            );
+        }
     }
 }

@@ -186,7 +186,7 @@ impl GpuFieldResidual {
         // `z` holds `total · d` doubles (the gather of `total` rows of `d`
         // terms), the coordinates `g · C`, the outputs `total · m` and
         // `total · m · d`; the grid-stride loop covers `total` points.
-        unsafe { launch.launch(launch_config(blocks)) }
+        unsafe { launch.launch(launch_config(blocks)?) }
             .map_err(driver("launching the field residual"))?;
         let n_segments = samples * segments;
         let mut sums = zeros(n_segments)?;
@@ -195,7 +195,7 @@ impl GpuFieldResidual {
         launch.arg(&segment_len).arg(&values).arg(&mut sums);
         // SAFETY: `tessera_segment_squares`'s parameters; one block per
         // segment, each reading its `segment_len` values of `values`.
-        unsafe { launch.launch(launch_config(n_segments)) }
+        unsafe { launch.launch(launch_config(n_segments)?) }
             .map_err(driver("launching the residual's norms"))?;
         let sums = staging::download(s, &sums.as_view())?;
         let Some((losses, scales)) = segment_scales(&sums, segments) else {
@@ -217,7 +217,7 @@ impl GpuFieldResidual {
         // SAFETY: `tessera_field_cotangent`'s parameters; `scales` holds one
         // value per segment of `segment_points` points, the others are sized
         // as above.
-        unsafe { launch.launch(launch_config(blocks)) }
+        unsafe { launch.launch(launch_config(blocks)?) }
             .map_err(driver("launching the residual's cotangent"))?;
         let u_bar = self
             .adjoint

@@ -297,7 +297,7 @@ impl DeviceRows {
         // rows are `terms` per grid point (the callers check both); the callers' `fields` hold `samples` fields of
         // `n_columns · n` doubles and `out` holds `samples · rows · n`; the
         // kernel's grid-stride loop covers them with any number of blocks.
-        unsafe { launch.launch(launch_config(blocks)) }.map_err(driver("launching a gather"))?;
+        unsafe { launch.launch(launch_config(blocks)?) }.map_err(driver("launching a gather"))?;
         Ok(out)
     }
 }

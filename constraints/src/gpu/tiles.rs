@@ -410,7 +410,7 @@ impl GpuLm {
         // owners are experts of `n_grid` points (`Tiles::new`), the offsets
         // are read only when given (and then hold `total` values), and the
         // grid-stride loop covers `total` points.
-        unsafe { launch.launch(launch_config(strided_blocks(total))) }
+        unsafe { launch.launch(launch_config(strided_blocks(total))?) }
             .map_err(driver("launching the assembly of u"))?;
         self.synchronize()?;
         let kernel_s = watch.lap();
@@ -525,7 +525,7 @@ impl GpuLm {
         // points · d` and `samples · linears` coefficients and ω, λ one row
         // of N per problem; ū holds `samples · g` values, the output
         // `samples · g · N`, which the grid-stride loop covers.
-        unsafe { launch.launch(launch_config(strided_blocks(samples * g * n))) }
+        unsafe { launch.launch(launch_config(strided_blocks(samples * g * n))?) }
             .map_err(driver("launching the pull-back"))?;
         self.synchronize()?;
         let kernel_s = watch.lap();
@@ -577,7 +577,7 @@ impl GpuLm {
         // THREADS ≥ N threads per problem and chunk, the tiles' lists index
         // the `g` points of each field, ū holds `samples · g` values and the
         // parts `problems · chunks · N`.
-        unsafe { launch.launch(launch_config(problems * OMEGA_BAR_CHUNKS)) }
+        unsafe { launch.launch(launch_config(problems * OMEGA_BAR_CHUNKS)?) }
             .map_err(driver("launching the experts' ω̄"))?;
         let problems_i = problems as i64;
         let mut launch = s.launch_builder(&self.tiles[2]);
@@ -588,7 +588,7 @@ impl GpuLm {
             .arg(&mut bar);
         // SAFETY: `tessera_omega_bar_sum`'s parameters, with the parts just
         // written and `problems · N` outputs, covered by the grid-stride loop.
-        unsafe { launch.launch(launch_config(strided_blocks(problems * n))) }
+        unsafe { launch.launch(launch_config(strided_blocks(problems * n))?) }
             .map_err(driver("launching the experts' ω̄"))?;
         Ok(bar)
     }
