@@ -7,8 +7,9 @@
 //! A configuration has a definition only where a shipped file restates it
 //! exactly: the same residual, derivative stencils, initial-condition and
 //! boundary rows. Diffusion–sorption has one file per boundary placement;
-//! its second-order stencils are the same file read with that default
-//! stencil, since the residual and rows do not change with the stencils.
+//! its second-order stencils (and the heat equation's) are the same file
+//! read with that default stencil, since the residual and rows do not
+//! change with the stencils.
 //! `solver/tests/custom_pde_training.rs` checks that by training both with
 //! changed constants; a configuration no file restates is an error that names
 //! the option, so a caller can keep the built-in.
@@ -31,6 +32,10 @@ const DIFFUSION_SORPTION_CELL_CENTRES: &str =
     include_str!("../pdes/diffusion-sorption-cell-centres.toml");
 /// `scenarios/pdes/navier-stokes.toml`: the reference derivative operators.
 const NAVIER_STOKES: &str = include_str!("../pdes/navier-stokes.toml");
+/// `scenarios/pdes/heat.toml`: the reference stencils.
+const HEAT: &str = include_str!("../pdes/heat.toml");
+/// `scenarios/pdes/advection.toml`: the built-in's one scheme.
+const ADVECTION: &str = include_str!("../pdes/advection.toml");
 
 impl AnyPde {
     /// This PDE as a TOML definition with the same constants and stencils (a
@@ -38,7 +43,8 @@ impl AnyPde {
     ///
     /// Errors ([`ScenarioError::Unsupported`], naming the option): a
     /// configuration no shipped definition restates — Navier–Stokes with
-    /// spectral derivatives, the heat and advection test problems.
+    /// spectral derivatives (`constraint.fd = "second-order"`), whose terms
+    /// are not stencils.
     pub fn definition(&self) -> Result<Arc<CustomPde>, ScenarioError> {
         let (file, text, constants, stencil) = match self {
             Self::Custom(pde) => return Ok(Arc::clone(pde)),
@@ -82,8 +88,22 @@ impl AnyPde {
                     None,
                 )
             }
-            Self::Heat(_) => return Err(unrestated("heat", "pde.kind", "heat")),
-            Self::Advection(_) => return Err(unrestated("advection", "pde.kind", "advection")),
+            Self::Heat(heat) => {
+                let stencil = match heat.fd() {
+                    FdScheme::Reference => None,
+                    FdScheme::SecondOrder => Some("second-order"),
+                    FdScheme::Periodic => {
+                        return Err(unrestated("heat", "constraint.fd", "periodic"));
+                    }
+                };
+                ("heat.toml", HEAT, vec![("kappa", heat.kappa())], stencil)
+            }
+            Self::Advection(advection) => (
+                "advection.toml",
+                ADVECTION,
+                vec![("c", advection.speed())],
+                None,
+            ),
         };
         let constants: BTreeMap<String, f64> = constants
             .into_iter()
@@ -106,7 +126,7 @@ fn unrestated(kind: &str, key: &str, value: &str) -> ScenarioError {
 
 #[cfg(test)]
 mod tests {
-    use tessera_constraints::{LinearRow, Pde};
+    use tessera_constraints::Pde;
     use tessera_meshes::Grid;
 
     use super::*;
@@ -145,6 +165,8 @@ mod tests {
                 CustomPde::from_str(DIFFUSION_SORPTION_CELL_CENTRES, "ds").unwrap()
             }
             AnyPde::DiffusionSorption(_) => CustomPde::from_str(DIFFUSION_SORPTION, "ds").unwrap(),
+            AnyPde::Heat(_) => CustomPde::from_str(HEAT, "heat").unwrap(),
+            AnyPde::Advection(_) => CustomPde::from_str(ADVECTION, "advection").unwrap(),
             _ => CustomPde::from_str(NAVIER_STOKES, "ns").unwrap(),
         }));
         for (k, sample) in [
@@ -200,24 +222,95 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/navier-stokes-small.toml");
         let grid = crate::Scenario::from_file(path).unwrap().grid().unwrap();
         assert_restated(&ns, &grid, &["w_t", "v_x", "v_y", "w_x", "w_y", "Δw|lap_w"]);
+        let tx = Grid::uniform_tx(4, 6, 1.0).unwrap();
+        for fd in [FdStencils::Reference, FdStencils::SecondOrder] {
+            let heat = pde(PdeConfig::Heat(HeatParams { kappa: 0.37 }), fd);
+            assert_restated(&heat, &tx, &["u", "u_t", "u_xx"]);
+        }
+        let advection = pde(
+            PdeConfig::Advection(AdvectionParams { speed: -0.6 }),
+            FdStencils::Reference,
+        );
+        let periodic = Grid::new(vec![
+            tessera_meshes::Axis::linspace("t", 0.0, 1.0, 4).unwrap(),
+            tessera_meshes::Axis::periodic("x", 0.0, 1.0, 6).unwrap(),
+        ])
+        .unwrap();
+        assert_restated(&advection, &periodic, &["u", "u_t", "u_x"]);
     }
+
+    /// Term values by term name, and rows as (point, right-hand side,
+    /// nonzero coefficients by term name), sorted by point and name: what
+    /// two restatements share whatever order they give their terms in (a
+    /// definition puts the residual's first).
+    type Restatement = (
+        BTreeMap<String, Vec<f64>>,
+        Vec<(usize, f64, Vec<(String, f64)>)>,
+    );
 
     /// The term values of `pde` on a field of `grid`, and its rows for the
     /// initial condition `ic`.
-    fn terms_and_rows(pde: &AnyPde, grid: &Grid, ic: &[f64]) -> (Vec<Vec<f64>>, Vec<LinearRow>) {
+    fn terms_and_rows(pde: &AnyPde, grid: &Grid, ic: &[f64]) -> Restatement {
         let n = grid.shape().len();
         let field: Vec<f64> = (0..n).map(|i| (0.37 * i as f64).sin().exp()).collect();
-        let values = pde
-            .terms(grid)
-            .unwrap()
+        let terms = pde.terms(grid).unwrap();
+        let values = terms
             .iter()
             .map(|term| {
                 let mut out = vec![0.0; n];
                 term.operator.apply(&field, 1, &mut out);
-                out
+                (term.name.clone(), out)
             })
             .collect();
-        (values, pde.linear_rows(grid, ic).unwrap())
+        let mut rows: Vec<_> = pde
+            .linear_rows(grid, ic)
+            .unwrap()
+            .into_iter()
+            .map(|row| {
+                let mut coeffs: Vec<(String, f64)> = row
+                    .coeffs
+                    .iter()
+                    .filter(|&&(_, c)| c != 0.0)
+                    .map(|&(j, c)| (terms[j].name.clone(), c))
+                    .collect();
+                coeffs.sort_by(|a, b| a.0.cmp(&b.0));
+                (row.point, row.rhs, coeffs)
+            })
+            .collect();
+        rows.sort_by_key(|r| r.0);
+        (values, rows)
+    }
+
+    /// `definition`'s term values and rows on `grid` for the initial
+    /// condition `ic` are `built_in`'s (each row with the same point,
+    /// coefficients and right-hand side to round-off); returns the
+    /// built-in's.
+    fn assert_same_terms_and_rows(
+        built_in: &AnyPde,
+        definition: &AnyPde,
+        grid: &Grid,
+        ic: &[f64],
+        what: &str,
+    ) -> Restatement {
+        let (want_terms, want_rows) = terms_and_rows(built_in, grid, ic);
+        let (terms, rows) = terms_and_rows(definition, grid, ic);
+        assert_eq!(terms, want_terms, "{what}: term values");
+        assert_eq!(rows.len(), want_rows.len(), "{what}");
+        for (row, want) in rows.iter().zip(&want_rows) {
+            assert_eq!(row.0, want.0, "{what}: points");
+            assert!(
+                (row.1 - want.1).abs() <= 1e-15,
+                "{what}: {row:?} vs {want:?}"
+            );
+            assert_eq!(row.2.len(), want.2.len(), "{what}: {row:?} vs {want:?}");
+            for ((name, c), (want_name, w)) in row.2.iter().zip(&want.2) {
+                assert!(
+                    name == want_name && (c - w).abs() <= 1e-15 * w.abs(),
+                    "{what}: {row:?} vs {want:?}"
+                );
+            }
+        }
+        (want_terms, want_rows)
     }
 
     /// Every diffusion–sorption configuration has a definition with the
@@ -229,7 +322,7 @@ mod tests {
     fn every_diffusion_sorption_configuration_is_restated() {
         let grid = Grid::uniform_tx(5, 7, 500.0).unwrap();
         let ic: Vec<f64> = (0..7).map(|i| 0.2 + 0.1 * f64::from(i)).collect();
-        let mut seen: Vec<(Vec<Vec<f64>>, Vec<LinearRow>)> = Vec::new();
+        let mut seen: Vec<Restatement> = Vec::new();
         for boundary in [BoundaryPlacement::Faces, BoundaryPlacement::CellCentres] {
             for fd in [FdStencils::Reference, FdStencils::SecondOrder] {
                 let params = DiffusionSorptionParams {
@@ -238,52 +331,55 @@ mod tests {
                 };
                 let built_in = pde(PdeConfig::DiffusionSorption(params), fd);
                 let definition = AnyPde::Custom(built_in.definition().unwrap());
-                let (want_terms, want_rows) = terms_and_rows(&built_in, &grid, &ic);
-                let (terms, rows) = terms_and_rows(&definition, &grid, &ic);
-                assert_eq!(terms, want_terms, "{boundary:?}, {fd:?}: term values");
-                assert_eq!(rows.len(), want_rows.len(), "{boundary:?}, {fd:?}");
-                for (row, want) in rows.iter().zip(&want_rows) {
-                    assert_eq!(row.point, want.point);
-                    assert!((row.rhs - want.rhs).abs() <= 1e-15, "{row:?} vs {want:?}");
-                    let mut coeffs = row.coeffs.clone();
-                    coeffs.retain(|&(_, c)| c != 0.0);
-                    assert_eq!(coeffs.len(), want.coeffs.len(), "{row:?} vs {want:?}");
-                    for (&(j, c), &(k, w)) in coeffs.iter().zip(&want.coeffs) {
-                        assert!(
-                            j == k && (c - w).abs() <= 1e-15 * w.abs(),
-                            "{row:?} vs {want:?}"
-                        );
-                    }
-                }
+                let what = format!("{boundary:?}, {fd:?}");
+                let restatement =
+                    assert_same_terms_and_rows(&built_in, &definition, &grid, &ic, &what);
                 assert!(
-                    !seen.contains(&(want_terms.clone(), want_rows.clone())),
-                    "{boundary:?}, {fd:?} is another configuration's"
+                    !seen.contains(&restatement),
+                    "{what} is another configuration's"
                 );
-                seen.push((want_terms, want_rows));
+                seen.push(restatement);
             }
         }
+    }
+
+    /// The heat equation, with either stencils, and advection have
+    /// definitions with the built-ins' stencils and rows; the heat
+    /// equation's two stencils differ, so the comparison sees the option.
+    #[test]
+    fn the_heat_and_advection_test_problems_are_restated() {
+        let grid = Grid::uniform_tx(5, 7, 1.0).unwrap();
+        let ic: Vec<f64> = (0..7).map(|i| (0.9 * f64::from(i)).sin()).collect();
+        let mut seen = Vec::new();
+        for fd in [FdStencils::Reference, FdStencils::SecondOrder] {
+            let built_in = pde(PdeConfig::Heat(HeatParams { kappa: 0.2 }), fd);
+            let definition = AnyPde::Custom(built_in.definition().unwrap());
+            let what = format!("heat, {fd:?}");
+            let (terms, _) = assert_same_terms_and_rows(&built_in, &definition, &grid, &ic, &what);
+            assert!(!seen.contains(&terms), "{what} is the other stencil's");
+            seen.push(terms);
+        }
+        let periodic = Grid::new(vec![
+            tessera_meshes::Axis::linspace("t", 0.0, 1.0, 5).unwrap(),
+            tessera_meshes::Axis::periodic("x", 0.0, 1.0, 7).unwrap(),
+        ])
+        .unwrap();
+        let built_in = pde(
+            PdeConfig::Advection(AdvectionParams { speed: 0.7 }),
+            FdStencils::Reference,
+        );
+        let definition = AnyPde::Custom(built_in.definition().unwrap());
+        assert_same_terms_and_rows(&built_in, &definition, &periodic, &ic, "advection");
     }
 
     /// Every configuration without a restating file names its option.
     #[test]
     fn an_unrestated_configuration_names_its_option() {
-        for (config, fd, key) in [
-            (
-                PdeConfig::NavierStokes(NavierStokesParams::default()),
-                FdStencils::SecondOrder,
-                "constraint.fd",
-            ),
-            (
-                PdeConfig::Heat(HeatParams::default()),
-                FdStencils::Reference,
-                "pde.kind",
-            ),
-            (
-                PdeConfig::Advection(AdvectionParams::default()),
-                FdStencils::Reference,
-                "pde.kind",
-            ),
-        ] {
+        for (config, fd, key) in [(
+            PdeConfig::NavierStokes(NavierStokesParams::default()),
+            FdStencils::SecondOrder,
+            "constraint.fd",
+        )] {
             match pde(config.clone(), fd).definition() {
                 Err(e @ ScenarioError::Unsupported { .. }) => {
                     assert!(e.to_string().contains(key), "{config:?}: {e}")

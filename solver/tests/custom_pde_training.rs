@@ -99,6 +99,51 @@ fn a_restated_builtin_with_other_constants_trains_like_the_builtin() {
     assert_trains_like_the_builtin(&ns, restated(&ns), 4);
 }
 
+/// The heat equation (either stencils) and advection, the test problems,
+/// with constants other than their files', train like their built-ins.
+#[test]
+fn the_test_problems_restated_train_like_the_builtins() {
+    for (kind, constant, fd) in [
+        ("heat", "pde.kappa=0.05", "reference"),
+        ("heat", "pde.kappa=0.05", "second-order"),
+        ("advection", "pde.speed=-0.7", "reference"),
+    ] {
+        let text = format!(
+            r#"
+name = "tiny-{kind}"
+seed = 4
+[pde]
+kind = "{kind}"
+[grid]
+nt = 8
+nx = 16
+t_max = 1.0
+[data]
+train_samples = 4
+test_samples = 2
+[model]
+widths = [4, 6, 6]
+modes = [2, 3]
+fc_dim = 8
+n_basis = 6
+[constraint]
+method = "moe"
+experts = [1, 2]
+points = 24
+fd = "{fd}"
+[training]
+batch_size = 2
+validate_samples = 1
+[eval]
+plots = 1
+"#
+        );
+        let mut scenario = Scenario::from_str(&text, "<test>").unwrap();
+        scenario.set(constant).unwrap();
+        assert_trains_like_the_builtin(&scenario, restated(&scenario), 6);
+    }
+}
+
 /// The paper's code's boundary rows (`pde.boundary = "cell-centres"`, their
 /// own file) and then second-order stencils on top (the file read with
 /// another default stencil) train like the built-in too.
