@@ -108,37 +108,9 @@ fn the_test_problems_restated_train_like_the_builtins() {
         ("heat", "pde.kappa=0.05", "second-order"),
         ("advection", "pde.speed=-0.7", "reference"),
     ] {
-        let text = format!(
-            r#"
-name = "tiny-{kind}"
-seed = 4
-[pde]
-kind = "{kind}"
-[grid]
-nt = 8
-nx = 16
-t_max = 1.0
-[data]
-train_samples = 4
-test_samples = 2
-[model]
-widths = [4, 6, 6]
-modes = [2, 3]
-fc_dim = 8
-n_basis = 6
-[constraint]
-method = "moe"
-experts = [1, 2]
-points = 24
-fd = "{fd}"
-[training]
-batch_size = 2
-validate_samples = 1
-[eval]
-plots = 1
-"#
-        );
-        let mut scenario = Scenario::from_str(&text, "<test>").unwrap();
+        let constraint = format!("fd = \"{fd}\"");
+        let mut scenario =
+            model_common::tiny_1d(&format!("tiny-{kind}"), 4, kind, 1.0, "moe", &constraint);
         scenario.set(constant).unwrap();
         assert_trains_like_the_builtin(&scenario, restated(&scenario), 6);
     }

@@ -6,16 +6,36 @@ use tessera_scenarios::Scenario;
 /// Diffusion–sorption on an 8 × 16 grid with a 2-layer FNO, `method`, and any
 /// extra TOML lines appended to the `[constraint]` table.
 pub fn diffusion_sorption(method: &str, constraint: &str) -> Scenario {
+    tiny_1d(
+        "tiny-ds",
+        5,
+        "diffusion-sorption",
+        500.0,
+        method,
+        constraint,
+    )
+}
+
+/// A 1-D PDE of `kind` on an 8 × 16 grid up to `t_max`, `method`, extra
+/// `[constraint]` lines `constraint`, the same small model for every kind.
+pub fn tiny_1d(
+    name: &str,
+    seed: u64,
+    kind: &str,
+    t_max: f64,
+    method: &str,
+    constraint: &str,
+) -> Scenario {
     let text = format!(
         r#"
-name = "tiny-ds"
-seed = 5
+name = "{name}"
+seed = {seed}
 [pde]
-kind = "diffusion-sorption"
+kind = "{kind}"
 [grid]
 nt = 8
 nx = 16
-t_max = 500.0
+t_max = {t_max:?}
 [data]
 train_samples = 4
 test_samples = 2
