@@ -55,6 +55,9 @@ if [ -n "$nccl_lib" ]; then
     export LD_LIBRARY_PATH="$NCCL_LINK:$LD_LIBRARY_PATH"
 fi
 status=0
+# An error's report without its backtrace (anyhow prints one for an error
+# when RUST_BACKTRACE is set; a panic's still comes with RUST_BACKTRACE).
+export RUST_LIB_BACKTRACE=0
 # The call's budget in seconds (default 450): the device tool stops a command
 # at its limit and keeps only the files written by then, so each run is cut
 # to what is left of the budget, a run with less than 15 s left is skipped,
@@ -179,7 +182,9 @@ for f in sorted(out.glob("*.json")):
     try:
         report["benchmarks"][f.stem] = json.loads(f.read_text())
     except ValueError:
-        report["benchmarks"][f.stem] = {"error": (out / (f.stem + ".err")).read_text(errors="replace")[-2000:]}
+        err = (out / (f.stem + ".err")).read_text(errors="replace")
+        # The error is where a command stops (last), a panic's message first.
+        report["benchmarks"][f.stem] = {"error": err if len(err) <= 2000 else err[:1000] + "\n…\n" + err[-1000:]}
 # Issue 11's two goals on one GPU, float64, first: the paper-scale
 # diffusion–sorption step at batch 6 and the constraint layer's forward and
 # backward pass at 4 × 20 000 points (the first GPU layer of the batch-1
