@@ -6,13 +6,13 @@
 //!
 //! A configuration has a definition only where a shipped file restates it
 //! exactly: the same residual, derivative stencils, initial-condition and
-//! boundary rows. Diffusion–sorption has one file per boundary placement;
-//! its second-order stencils (and the heat equation's) are the same file
-//! read with that default stencil, since the residual and rows do not
-//! change with the stencils.
-//! `solver/tests/custom_pde_training.rs` checks that by training both with
-//! changed constants; a configuration no file restates is an error that names
-//! the option, so a caller can keep the built-in.
+//! boundary rows. Diffusion–sorption has one file per boundary placement and
+//! Navier–Stokes one per derivative option; diffusion–sorption's
+//! second-order stencils (and the heat equation's) are the same file read
+//! with that default stencil, since the residual and rows do not change with
+//! the stencils. Every configuration a scenario can describe has its file;
+//! `solver/tests/custom_pde_training.rs` checks each by training both with
+//! changed constants.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +32,9 @@ const DIFFUSION_SORPTION_CELL_CENTRES: &str =
     include_str!("../pdes/diffusion-sorption-cell-centres.toml");
 /// `scenarios/pdes/navier-stokes.toml`: the reference derivative operators.
 const NAVIER_STOKES: &str = include_str!("../pdes/navier-stokes.toml");
+/// `scenarios/pdes/navier-stokes-spectral.toml`: spectral in space,
+/// second-order in time.
+const NAVIER_STOKES_SPECTRAL: &str = include_str!("../pdes/navier-stokes-spectral.toml");
 /// `scenarios/pdes/heat.toml`: the reference stencils.
 const HEAT: &str = include_str!("../pdes/heat.toml");
 /// `scenarios/pdes/advection.toml`: the built-in's one scheme.
@@ -41,10 +44,10 @@ impl AnyPde {
     /// This PDE as a TOML definition with the same constants and stencils (a
     /// PDE defined in TOML is its own definition).
     ///
-    /// Errors ([`ScenarioError::Unsupported`], naming the option): a
-    /// configuration no shipped definition restates — Navier–Stokes with
-    /// spectral derivatives (`constraint.fd = "second-order"`), whose terms
-    /// are not stencils.
+    /// Errors: periodic stencils on diffusion–sorption's or the heat
+    /// equation's bounded axis, which no file restates
+    /// ([`ScenarioError::Unsupported`], naming the option; their
+    /// constructors refuse them, so no built-in value reaches this).
     pub fn definition(&self) -> Result<Arc<CustomPde>, ScenarioError> {
         let (file, text, constants, stencil) = match self {
             Self::Custom(pde) => return Ok(Arc::clone(pde)),
@@ -78,15 +81,13 @@ impl AnyPde {
                 (file, text, constants.to_vec(), stencil)
             }
             Self::NavierStokes(ns) => {
-                if ns.derivatives() != Derivatives::Reference {
-                    return Err(unrestated("navier-stokes", "constraint.fd", "second-order"));
-                }
-                (
-                    "navier-stokes.toml",
-                    NAVIER_STOKES,
-                    vec![("nu", ns.nu())],
-                    None,
-                )
+                let (file, text) = match ns.derivatives() {
+                    Derivatives::Reference => ("navier-stokes.toml", NAVIER_STOKES),
+                    Derivatives::Spectral => {
+                        ("navier-stokes-spectral.toml", NAVIER_STOKES_SPECTRAL)
+                    }
+                };
+                (file, text, vec![("nu", ns.nu())], None)
             }
             Self::Heat(heat) => {
                 let stencil = match heat.fd() {
@@ -165,6 +166,9 @@ mod tests {
                 CustomPde::from_str(DIFFUSION_SORPTION_CELL_CENTRES, "ds").unwrap()
             }
             AnyPde::DiffusionSorption(_) => CustomPde::from_str(DIFFUSION_SORPTION, "ds").unwrap(),
+            AnyPde::NavierStokes(ns) if ns.derivatives() == Derivatives::Spectral => {
+                CustomPde::from_str(NAVIER_STOKES_SPECTRAL, "ns").unwrap()
+            }
             AnyPde::Heat(_) => CustomPde::from_str(HEAT, "heat").unwrap(),
             AnyPde::Advection(_) => CustomPde::from_str(ADVECTION, "advection").unwrap(),
             _ => CustomPde::from_str(NAVIER_STOKES, "ns").unwrap(),
@@ -215,13 +219,12 @@ mod tests {
                 &["u", "u_t", "u_xx", "u_x"],
             );
         }
-        let ns = pde(
-            PdeConfig::NavierStokes(NavierStokesParams { nu: 3e-2 }),
-            FdStencils::Reference,
-        );
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/navier-stokes-small.toml");
         let grid = crate::Scenario::from_file(path).unwrap().grid().unwrap();
-        assert_restated(&ns, &grid, &["w_t", "v_x", "v_y", "w_x", "w_y", "Δw|lap_w"]);
+        for fd in [FdStencils::Reference, FdStencils::SecondOrder] {
+            let ns = pde(PdeConfig::NavierStokes(NavierStokesParams { nu: 3e-2 }), fd);
+            assert_restated(&ns, &grid, &["w_t", "v_x", "v_y", "w_x", "w_y", "Δw|lap_w"]);
+        }
         let tx = Grid::uniform_tx(4, 6, 1.0).unwrap();
         for fd in [FdStencils::Reference, FdStencils::SecondOrder] {
             let heat = pde(PdeConfig::Heat(HeatParams { kappa: 0.37 }), fd);
@@ -372,19 +375,28 @@ mod tests {
         assert_same_terms_and_rows(&built_in, &definition, &periodic, &ic, "advection");
     }
 
-    /// Every configuration without a restating file names its option.
+    /// Every configuration a scenario can describe — each kind with each
+    /// `constraint.fd`, diffusion–sorption with each boundary placement —
+    /// has its definition.
     #[test]
-    fn an_unrestated_configuration_names_its_option() {
-        for (config, fd, key) in [(
+    fn every_configuration_has_a_definition() {
+        let ds = |boundary| {
+            PdeConfig::DiffusionSorption(DiffusionSorptionParams {
+                boundary,
+                ..DiffusionSorptionParams::default()
+            })
+        };
+        for config in [
+            ds(BoundaryPlacement::Faces),
+            ds(BoundaryPlacement::CellCentres),
             PdeConfig::NavierStokes(NavierStokesParams::default()),
-            FdStencils::SecondOrder,
-            "constraint.fd",
-        )] {
-            match pde(config.clone(), fd).definition() {
-                Err(e @ ScenarioError::Unsupported { .. }) => {
-                    assert!(e.to_string().contains(key), "{config:?}: {e}")
+            PdeConfig::Heat(HeatParams::default()),
+            PdeConfig::Advection(AdvectionParams::default()),
+        ] {
+            for fd in [FdStencils::Reference, FdStencils::SecondOrder] {
+                if let Err(e) = pde(config.clone(), fd).definition() {
+                    panic!("{config:?}, {fd:?}: {e}");
                 }
-                other => panic!("{config:?}: {other:?}"),
             }
         }
     }

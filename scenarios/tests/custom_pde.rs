@@ -1,5 +1,5 @@
 //! The shipped TOML definitions of diffusion–sorption (both boundary
-//! placements) and Navier–Stokes against
+//! placements) and Navier–Stokes (both derivative options) against
 //! the built-in Rust PDEs: terms, residual values, gradients and Hessians on
 //! random inputs, condition rows and the model form; and a residual that reads
 //! its points' coordinates, through the field residual and an expert's problem.
@@ -10,10 +10,10 @@ use tessera_constraints::{
     ConstraintError, ExpertProblem, FieldResidual, Pde, ProblemSize, pointwise, residual_term_count,
 };
 use tessera_meshes::{Axis, FdScheme, Grid};
-use tessera_scenarios::config::{BoundaryPlacement, DiffusionSorptionParams};
+use tessera_scenarios::config::{BoundaryPlacement, DiffusionSorptionParams, NavierStokesParams};
 use tessera_scenarios::custom::CustomPde;
 use tessera_scenarios::diffusion_sorption::pde::DiffusionSorption;
-use tessera_scenarios::navier_stokes::pde::NavierStokes;
+use tessera_scenarios::navier_stokes::pde::{Derivatives, NavierStokes};
 
 fn shipped(name: &str) -> CustomPde {
     let path = format!("{}/pdes/{name}.toml", env!("CARGO_MANIFEST_DIR"));
@@ -164,14 +164,27 @@ fn assert_diffusion_sorption_restated(custom: &CustomPde, builtin: &DiffusionSor
     assert!(custom.linear_rows(&grid, &zero).is_err());
 }
 
+/// Both shipped Navier–Stokes files, the reference code's operators and the
+/// spectral ones, against the built-in with those derivatives.
 #[test]
 fn navier_stokes_toml_is_the_builtin() {
-    let (custom, builtin) = (shipped("navier-stokes"), NavierStokes::default());
+    for (file, derivatives) in [
+        ("navier-stokes", Derivatives::Reference),
+        ("navier-stokes-spectral", Derivatives::Spectral),
+    ] {
+        let builtin = NavierStokes::new(NavierStokesParams::default(), derivatives).unwrap();
+        assert_navier_stokes_restated(&shipped(file), &builtin);
+    }
+}
+
+/// Terms, residual, gradients and Hessians, rows and model form of `custom`
+/// are the built-in's.
+fn assert_navier_stokes_restated(custom: &CustomPde, builtin: &NavierStokes) {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let grid = Grid::uniform_txy(5, 8, 8, 3.0).unwrap();
-    compare_terms(&custom, &builtin, &grid, &mut rng);
+    compare_terms(custom, builtin, &grid, &mut rng);
     let z: Vec<f64> = (0..6 * 300).map(|_| rng.random_range(-3.0..3.0)).collect();
-    compare_pointwise(&custom, &builtin, 6, &z);
+    compare_pointwise(custom, builtin, 6, &z);
     let ic: Vec<f64> = (0..64).map(|_| rng.random_range(-1.0..1.0)).collect();
     assert!(custom.linear_rows(&grid, &ic).unwrap().is_empty());
     let size = grid.shape().len();

@@ -80,7 +80,8 @@ fn navier_stokes_from_toml_trains_like_the_builtin() {
 }
 
 /// Constants other than the shipped files' reach every part of the
-/// definition: the residual and the Robin row (which reads `D`).
+/// definition: the residual and the Robin row (which reads `D`); for
+/// Navier–Stokes with either derivative option.
 #[test]
 fn a_restated_builtin_with_other_constants_trains_like_the_builtin() {
     let mut ds = model_common::diffusion_sorption("moe", "");
@@ -96,6 +97,9 @@ fn a_restated_builtin_with_other_constants_trains_like_the_builtin() {
     assert_trains_like_the_builtin(&ds, restated(&ds), 6);
     let mut ns = model_common::navier_stokes("moe");
     ns.set("pde.nu=1e-2").unwrap();
+    assert_trains_like_the_builtin(&ns, restated(&ns), 4);
+    // The spectral derivatives, navier-stokes-spectral.toml.
+    ns.set("constraint.fd=second-order").unwrap();
     assert_trains_like_the_builtin(&ns, restated(&ns), 4);
 }
 

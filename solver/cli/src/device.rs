@@ -9,6 +9,7 @@
 //! defined in TOML. A binary built without the `cuda` feature says so instead
 //! of running.
 
+use tessera_constraints::{Pde, residual_term_count};
 use tessera_experts::ConstraintLayer;
 use tessera_scenarios::config::Method;
 use tessera_scenarios::custom::CustomPde;
@@ -29,9 +30,9 @@ pub struct DeviceArg {
 }
 
 impl DeviceArg {
-    /// `scenario` on the chosen device, if one was given. On a GPU whose
-    /// experts' solves stay on the CPU, says so on stderr, so that nobody
-    /// times a step believing otherwise.
+    /// `scenario` on the chosen device, if one was given. On a GPU where part
+    /// of the constraint's work stays on the host (`placement_note`), says
+    /// so on stderr, so that nobody times a step believing otherwise.
     pub fn apply(&self, scenario: &mut Scenario) {
         if let Some(device) = self.device {
             scenario.device = device;
@@ -43,21 +44,45 @@ impl DeviceArg {
     }
 }
 
-/// What does not run on the scenario's GPU, if anything: the experts' solves
-/// of a built-in PDE configuration that no TOML definition restates (the
-/// solver kernels compile a definition's residual).
+/// What of a hard-constrained model does not run on the scenario's GPU, if
+/// anything: the experts' solves of a configuration no TOML definition
+/// restates (the solver kernels compile a definition's residual); or, where
+/// a residual term is not a stencil (Navier–Stokes' velocity from the
+/// vorticity), the term rows at the sampled points, built on the host's
+/// cores and copied up, with the assembly of `u`, the pull-back and the PDE
+/// loss, which read them there.
 fn placement_note(scenario: &Scenario) -> Option<String> {
     if scenario.device == Device::Cpu || scenario.constraint.method == Method::Soft {
         return None;
     }
-    // A PDE that does not build is the model's error to report.
+    let device = scenario.device;
+    // A PDE or a grid that does not build is the model's error to report.
     let pde = AnyPde::from_config(&scenario.pde, scenario.constraint.fd).ok()?;
-    let reason = pde.definition().err()?;
-    Some(format!(
-        "on {}, the backbone runs on the GPU; the experts' solves stay on the CPU, since {reason} \
-         (README, \"GPUs\")",
-        scenario.device
-    ))
+    let definition = match pde.definition() {
+        Ok(definition) => definition,
+        Err(reason) => {
+            return Some(format!(
+                "on {device}, the backbone runs on the GPU; the experts' solves stay on the \
+                 CPU, since {reason} (README, \"GPUs\")"
+            ));
+        }
+    };
+    let grid = scenario.grid().ok()?;
+    let terms = definition.terms(&grid).ok()?;
+    let n_residual = residual_term_count(definition.as_ref(), terms.len()).ok()?;
+    let dense: Vec<&str> = terms[..n_residual]
+        .iter()
+        .filter(|t| !t.operator.is_local())
+        .map(|t| t.name.as_str())
+        .collect();
+    (!dense.is_empty()).then(|| {
+        format!(
+            "on {device}, the experts' solves run on the GPU, but the terms {} are not stencils: \
+             their rows at the sampled points are built on the host's cores and copied up, and \
+             the assembly of u, the pull-back and the PDE loss stay there (README, \"GPUs\")",
+            dense.join(", ")
+        )
+    })
 }
 
 /// Where `model`'s experts' solves run (`"gpu"`, `"cpu"`, or `"none"` for
@@ -276,30 +301,37 @@ mod tests {
         Scenario::from_file(path).unwrap()
     }
 
-    /// The note appears exactly for a GPU, a hard constraint and a built-in
-    /// configuration that no TOML definition restates.
+    /// The note appears exactly for a GPU, a hard constraint and a residual
+    /// term that is not a stencil: Navier–Stokes' velocity, with either
+    /// derivative option (with spectral derivatives, its derivatives too).
     #[test]
     fn the_note_says_what_stays_on_the_cpu() {
-        let mut ns = scenario("navier-stokes-small.toml");
-        ns.set("constraint.fd=second-order").unwrap();
-        assert_eq!(placement_note(&ns), None, "the CPU needs no note");
-        ns.device = Device::Cuda(Some(1));
-        let note = placement_note(&ns).unwrap();
-        assert!(
-            note.contains("cuda:1")
-                && note.contains("stay on the CPU")
-                && note.contains("constraint.fd"),
-            "{note}"
-        );
-        ns.set("constraint.method=soft").unwrap();
-        assert_eq!(placement_note(&ns), None, "soft has no solves");
-        // Every diffusion–sorption configuration has a definition.
+        for (fd, dense) in [
+            ("reference", "v_x, v_y"),
+            ("second-order", "v_x, v_y, w_x, w_y, lap_w"),
+        ] {
+            let mut ns = scenario("navier-stokes-small.toml");
+            ns.set(&format!("constraint.fd={fd}")).unwrap();
+            assert_eq!(placement_note(&ns), None, "the CPU needs no note");
+            ns.device = Device::Cuda(Some(1));
+            let note = placement_note(&ns).unwrap();
+            assert!(
+                note.contains("cuda:1")
+                    && note.contains("solves run on the GPU")
+                    && note.contains(&format!("the terms {dense} are not stencils"))
+                    && note.contains("built on the host's cores"),
+                "{fd}: {note}"
+            );
+            ns.set("constraint.method=soft").unwrap();
+            assert_eq!(placement_note(&ns), None, "soft has no solves");
+        }
+        // Every other configuration's residual terms are stencils.
         for (file, set) in [
             ("quickstart.toml", "pde.boundary=faces"),
             ("quickstart.toml", "pde.boundary=cell-centres"),
             ("diffusion-sorption.toml", "constraint.fd=second-order"),
-            ("navier-stokes-small.toml", "constraint.fd=reference"),
             ("burgers-small.toml", "constraint.method=moe"),
+            ("allen-cahn-small.toml", "constraint.method=hard"),
         ] {
             let mut scenario = scenario(file);
             scenario.device = Device::Cuda(None);
@@ -307,7 +339,7 @@ mod tests {
             assert_eq!(
                 placement_note(&scenario),
                 None,
-                "{file} with {set} solves on the GPU"
+                "{file} with {set} runs its constraint's passes on the GPU"
             );
         }
     }

@@ -59,9 +59,9 @@ fn cpu_only(device: Device) -> Result<(), SolverError> {
 /// The PDE whose solves run on `device`: on a GPU, a built-in PDE becomes the
 /// TOML definition that restates it ([`AnyPde::definition`]), because the
 /// solver kernels compile a definition's emitted residual; the two train
-/// alike to round-off. A configuration no definition restates stays
-/// built-in, its solves on the CPU (the CLI says so). The CPU keeps the
-/// built-in.
+/// alike to round-off. Every configuration a scenario can describe has its
+/// definition; one without (none today) would stay built-in, its solves on
+/// the CPU, and the CLI would say so. The CPU keeps the built-in.
 pub(crate) fn solved_pde(device: Device, pde: AnyPde) -> AnyPde {
     if device == Device::Cpu {
         return pde;
