@@ -25,16 +25,12 @@
 # and the report says which. On an H200 node the checks took 327 s
 # (benches/README.md, "GPU"), before the pageable runs were added.
 #
-# Build here, on an x86-64 machine with the toolchain, then carry BIN:
-#   cargo build --release -p tessera --features cuda
-#   cargo test --release --workspace --features tessera/cuda,tessera-experts/nccl --test gpu_device --test gpu_field --test gpu_pull_back --test gpu_backbone --test gpu_optimiser --test nccl --no-run
-#   mkdir -p .device && cp target/release/tessera .device/ &&
-#     for t in gpu_device gpu_field gpu_pull_back gpu_backbone gpu_optimiser nccl; do
-#       cp "$(ls -t target/release/deps/$t-* | grep -v '\.d$' | head -1)" .device/$t; done &&
-#     strip .device/*
+# Build here, on an x86-64 machine with the toolchain, then carry the folder:
+#   benches/device/carry.sh .device
 #   benches/device/gpu-check.sh .device
-# (Stripped, the binaries are about 50 MiB, inside what the device tool
-# carries with the source tree, 64 MiB; unstripped they are about 60.)
+# CI runs it on a machine without a GPU and judges its output with
+# plumbing-check.py, so that a lent machine's one call is not spent on a
+# command line the CLI no longer takes.
 set -uo pipefail
 BIN="${1:-.device}"
 OUT="${OUT:-gpu-check-out}"
