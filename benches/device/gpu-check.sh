@@ -158,9 +158,8 @@ done
 python3 - "$OUT" <<'PY' >"$OUT/report.json"
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
-names = ("gpu_device", "gpu_field", "gpu_pull_back", "gpu_backbone", "gpu_optimiser", "nccl")
-logs = [(f, (out / f).read_text(errors="replace")) for n in names for f in (n + ".log", n + "-nofma.log")
-        if (out / f).exists()]
+# Every test binary's log, and its rerun's (the only *.log files run writes).
+logs = [(f.name, f.read_text(errors="replace")) for f in sorted(out.glob("*.log"))]
 runs = [l.split() for l in (out / "times.txt").read_text().splitlines()]
 report = {
     "gpu": (out / "gpu.txt").read_text(errors="replace").strip(),
