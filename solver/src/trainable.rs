@@ -110,6 +110,17 @@ pub trait Trainable {
     fn phases(&self) -> Option<&PhaseClock> {
         None
     }
+    /// Where a backbone on the CPU leaves its packed parameter gradient
+    /// when the trainer arms it for a step, instead of candle's graph
+    /// carrying it to the variables
+    /// ([`crate::backbone::host_slot::HostGradientSlot`]); none by default.
+    /// A model whose [`Trainable::loss_shard`] returns per-sample gradients
+    /// must return none.
+    fn host_gradient_slot(
+        &self,
+    ) -> Option<std::sync::Arc<crate::backbone::host_slot::HostGradientSlot>> {
+        None
+    }
     /// Where a backbone on a GPU leaves its parameter gradient for Adam on
     /// that GPU, when the trainer arms it for a step
     /// ([`crate::device::GradientSlot`]); none by default (the gradient

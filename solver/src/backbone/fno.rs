@@ -24,6 +24,7 @@ use candle_nn::{Init, VarBuilder};
 use super::Real;
 use super::fourier_layer::FourierLayerOp;
 use super::head::HeadOp;
+use super::host_slot::HostGradientSlot;
 use super::network_op::NetworkOp;
 use super::spectral_conv::SpectralConv;
 use super::timed_op::TimedBackward;
@@ -141,6 +142,9 @@ pub struct Fno {
     /// that runs Adam there (with `device`).
     #[cfg(feature = "cuda")]
     slot: Option<Arc<super::device::GradientSlot>>,
+    /// Where the CPU's backward pass leaves its gradient for a trainer that
+    /// armed it ([`super::host_slot`]).
+    host_slot: Arc<HostGradientSlot>,
     /// Where the backward passes' wall time goes ([`Fno::time_backward`]).
     phases: Option<Arc<PhaseClock>>,
     lift_weight: Tensor,
@@ -210,19 +214,22 @@ impl Fno {
             fc2.get_with_hints((fc, n), "weight", uniform(fc))?,
             fc2.get_with_hints(n, "bias", uniform(fc))?,
         ];
-        Ok(Self {
+        let mut fno = Self {
             config,
             dtype,
             #[cfg(feature = "cuda")]
             device: None,
             #[cfg(feature = "cuda")]
             slot: None,
+            host_slot: Arc::new(HostGradientSlot::new(Vec::new(), dtype)?),
             phases: None,
             lift_weight,
             lift_bias,
             layers,
             head,
-        })
+        };
+        fno.host_slot = Arc::new(HostGradientSlot::new(fno.packed_ranges(), dtype)?);
+        Ok(fno)
     }
 
     /// Runs the network's forward and backward passes on `device` (a GPU)
@@ -269,6 +276,17 @@ impl Fno {
         self.slot.clone()
     }
 
+    /// Where the CPU's backward pass leaves the parameter gradient while a
+    /// trainer has armed it; `None` while the passes run on a device (its
+    /// own slot, [`Fno::gradient_slot`], does this there).
+    pub fn host_gradient_slot(&self) -> Option<Arc<HostGradientSlot>> {
+        #[cfg(feature = "cuda")]
+        if self.device.is_some() {
+            return None;
+        }
+        Some(Arc::clone(&self.host_slot))
+    }
+
     /// The variables in [`Fno::packed_parameters`] order.
     fn parameters(&self) -> Vec<&Tensor> {
         let mut params = vec![&self.lift_weight, &self.lift_bias];
@@ -285,7 +303,6 @@ impl Fno {
     }
 
     /// Each variable's tensor id and its range in the packed vector.
-    #[cfg(feature = "cuda")]
     fn packed_ranges(&self) -> Vec<(candle_core::TensorId, std::ops::Range<usize>)> {
         let mut at = 0;
         self.parameters()
@@ -331,7 +348,10 @@ impl Fno {
     /// without them the variables packed. On a device whose gradient slot a
     /// trainer armed it is the slot's anchor either way, and the pass reads
     /// `packed`, or the variables unpacked (the device usually holds them
-    /// already). The op's backward pass is timed when a clock is set.
+    /// already). On the CPU, without `packed` and while a trainer has armed
+    /// the host slot, it is that slot's anchor, and the pass reads the
+    /// variables packed into the slot's buffer ([`super::host_slot`]). The
+    /// op's backward pass is timed when a clock is set.
     /// Applying the op is [`Fno::forward`]; a caller may also run its passes
     /// itself, outside the graph.
     pub(crate) fn network_op(
@@ -352,6 +372,21 @@ impl Fno {
             }
             let packed = self.packed_or(packed)?.contiguous()?;
             return Ok((self.timed(self.device_op(features, slot)), packed));
+        }
+        let slot = &self.host_slot;
+        if packed.is_none() && slot.is_armed() {
+            let packed = slot.pack(&self.parameters())?;
+            let op = match self.dtype {
+                DType::F64 => self.timed(
+                    self.cpu_op::<f64>(features)
+                        .leaving_gradient_in(Arc::clone(slot), packed),
+                ),
+                _ => self.timed(
+                    self.cpu_op::<f32>(features)
+                        .leaving_gradient_in(Arc::clone(slot), packed),
+                ),
+            };
+            return Ok((op, slot.anchor().as_tensor().clone()));
         }
         let packed = self.packed_or(packed)?;
         let op = match self.dtype {

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use super::Real;
 use super::activation::{gelu_and_slope, gelu_vec, times};
 use super::matmul::{column_sums, dense, gram, rows_times};
-use super::spectral_conv::{SpectralConv, Spectrum, mix, mix_adjoint};
+use super::spectral_conv::{SpectralConv, Spectrum, SpectrumRef, mix, mix_adjoint};
 
 /// The fused Fourier-layer op for one forward pass (it keeps that pass's input
 /// spectrum for the backward pass).
@@ -50,15 +50,12 @@ impl<T: Real> FourierLayerOp<T> {
     }
 
     /// Splits the packed parameters into (spectral weights, pointwise weight, bias).
-    fn unpack<'a>(&self, p: &'a [T]) -> (Spectrum<T>, &'a [T], &'a [T]) {
+    fn unpack<'a>(&self, p: &'a [T]) -> (SpectrumRef<'a, T>, &'a [T], &'a [T]) {
         let kw = self.conv.kept_modes() * self.ci * self.co;
-        let spectral = Spectrum {
-            re: p[..kw].to_vec(),
-            im: p[kw..2 * kw].to_vec(),
-        };
-        let weight = &p[2 * kw..2 * kw + self.ci * self.co];
-        let bias = &p[2 * kw + self.ci * self.co..];
-        (spectral, weight, bias)
+        let (re, rest) = p.split_at(kw);
+        let (im, rest) = rest.split_at(kw);
+        let (weight, bias) = rest.split_at(self.ci * self.co);
+        (SpectrumRef { re, im }, weight, bias)
     }
 
     /// `σ(a)` (or `a` itself for the first layer).
@@ -75,7 +72,7 @@ impl<T: Real> FourierLayerOp<T> {
         let (w, weight, bias) = self.unpack(p);
         let x = self.input(a);
         let spec = self.conv.analyse(&x, self.ci);
-        let z_spec = mix(&spec, &w, self.ci, self.co);
+        let z_spec = mix(&spec, w, self.ci, self.co);
         let rows = a.len() / self.ci;
         let mut out = vec![T::zero(); rows * self.co];
         out.par_chunks_mut(self.co)
@@ -87,8 +84,10 @@ impl<T: Real> FourierLayerOp<T> {
         out
     }
 
-    /// Gradients `(input, packed parameters)` for the output gradient `gz`.
-    pub(crate) fn backward(&self, a: &[T], p: &[T], gz: &[T]) -> (Vec<T>, Vec<T>) {
+    /// The input's gradient for the output gradient `gz`; the packed
+    /// parameters' gradient goes to `gp` (overwriting it), so the network
+    /// writes each layer's straight into its own gradient vector.
+    pub(crate) fn backward(&self, a: &[T], p: &[T], gz: &[T], gp: &mut [T]) -> Vec<T> {
         let (w, weight, _) = self.unpack(p);
         let (x, slopes) = if self.activate_input {
             let (x, slopes) = gelu_and_slope(a);
@@ -96,8 +95,12 @@ impl<T: Real> FourierLayerOp<T> {
         } else {
             (Cow::Borrowed(a), None)
         };
-        let g_bias = column_sums(gz, self.co);
-        let g_weight = gram(&x, self.ci, gz, self.co);
+        let kw = self.conv.kept_modes() * self.ci * self.co;
+        let (g_re, rest) = gp.split_at_mut(kw);
+        let (g_im, rest) = rest.split_at_mut(kw);
+        let (g_weight, g_bias) = rest.split_at_mut(self.ci * self.co);
+        g_bias.copy_from_slice(&column_sums(gz, self.co));
+        g_weight.copy_from_slice(&gram(&x, self.ci, gz, self.co));
         drop(x);
         let mut gx = vec![T::zero(); a.len()];
         rows_times(
@@ -109,15 +112,11 @@ impl<T: Real> FourierLayerOp<T> {
         );
         let spec = self.saved.get().expect("backward runs after forward");
         let g_spec = self.conv.synthesise_adjoint(gz, self.co);
-        let (g_y, g_w) = mix_adjoint(spec, &w, &g_spec, self.ci, self.co);
+        let g_y = mix_adjoint(spec, w, &g_spec, (self.ci, self.co), [g_re, g_im]);
         self.conv.analyse_adjoint(g_y, self.ci, &mut gx);
         if let Some(slopes) = slopes {
             times(&mut gx, &slopes);
         }
-        let mut gp = g_w.re;
-        gp.extend(g_w.im);
-        gp.extend(g_weight);
-        gp.extend(g_bias);
-        (gx, gp)
+        gx
     }
 }

@@ -103,8 +103,9 @@ impl<T: Real> HeadOp<T> {
         out
     }
 
-    /// Gradients `(input, packed parameters)` for the output gradient `g`.
-    pub(crate) fn backward(&self, a: &[T], p: &[T], g: &[T]) -> (Vec<T>, Vec<T>) {
+    /// The input's gradient for the output gradient `g`; the packed
+    /// parameters' gradient goes to `gp` (overwriting it).
+    pub(crate) fn backward(&self, a: &[T], p: &[T], g: &[T], gp: &mut [T]) -> Vec<T> {
         let (c, f, n) = (self.c, self.f, self.n);
         let params = self.unpack(p);
         let z1 = self.hidden.get().expect("backward runs after forward");
@@ -168,11 +169,11 @@ impl<T: Real> HeadOp<T> {
                 grads
             })
             .collect();
-        let mut gp = vec![T::zero(); self.n_params()];
+        gp.fill(T::zero());
         for part in partials {
             gp.iter_mut().zip(part).for_each(|(o, v)| *o += v);
         }
-        (ga, gp)
+        ga
     }
 }
 

@@ -12,6 +12,7 @@ pub mod device;
 mod fno;
 mod fourier_layer;
 mod head;
+pub mod host_slot;
 mod init;
 mod matmul;
 mod network_op;

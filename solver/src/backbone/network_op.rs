@@ -12,7 +12,8 @@
 //! Packed parameters: `[lift.weight (F·w₀), lift.bias (w₀), layer 0, …,
 //! layer L−1, head]`, each layer and the head packed as their own ops describe.
 
-use std::sync::Mutex;
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
@@ -20,8 +21,9 @@ use super::Real;
 use super::activation::{gelu_vec, times_slope};
 use super::fourier_layer::FourierLayerOp;
 use super::head::HeadOp;
+use super::host_slot::HostGradientSlot;
 use super::matmul::{column_sums, dense, gram, rows_times};
-use super::storage::{guarded, slice};
+use super::storage::{Writable, guarded, slice};
 
 /// One forward pass of the network (it keeps that pass's activations for the
 /// backward pass).
@@ -33,6 +35,9 @@ pub(crate) struct NetworkOp<T: Real> {
     activate_last_layer: bool,
     /// The input of every Fourier layer, then the head's input.
     saved: Mutex<Vec<Vec<T>>>,
+    /// Tied to an armed slot's anchor: the slot, and the packed parameters
+    /// the passes read in place of the op's second argument.
+    held: Option<(Arc<HostGradientSlot>, Tensor)>,
 }
 
 impl<T: Real> NetworkOp<T> {
@@ -51,7 +56,19 @@ impl<T: Real> NetworkOp<T> {
             head,
             activate_last_layer,
             saved: Mutex::new(Vec::new()),
+            held: None,
         }
+    }
+
+    /// The op with its parameters `packed` and its second argument `slot`'s
+    /// anchor: its backward pass leaves the parameter gradient in the slot.
+    pub(crate) fn leaving_gradient_in(
+        mut self,
+        slot: Arc<HostGradientSlot>,
+        packed: Tensor,
+    ) -> Self {
+        self.held = Some((slot, packed));
+        self
     }
 
     fn lift_params(&self) -> usize {
@@ -111,11 +128,29 @@ impl<T: Real> NetworkOp<T> {
         out
     }
 
-    /// The parameter gradient. Each saved activation is released as soon as its
-    /// layer is done (lowering the peak), so a second backward pass through the
-    /// same forward pass is an error.
-    fn backward(&self, x: &[T], p: &[T], g: &[T]) -> candle_core::Result<Vec<T>> {
+    /// `(lift, per-layer, head)` parts of the packed parameter gradient `gp`.
+    fn split_mut<'a>(&self, gp: &'a mut [T]) -> (&'a mut [T], Vec<&'a mut [T]>, &'a mut [T]) {
+        let (lift, mut rest) = gp.split_at_mut(self.lift_params());
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let (mine, tail) = std::mem::take(&mut rest).split_at_mut(l.n_params());
+                rest = tail;
+                mine
+            })
+            .collect();
+        (lift, layers, rest)
+    }
+
+    /// Writes the parameter gradient into `gp` (overwriting it: each part is
+    /// written where it lies, so no gigabyte-sized vector is assembled and
+    /// copied at the Navier–Stokes scale). Each saved activation is released
+    /// as soon as its layer is done (lowering the peak), so a second backward
+    /// pass through the same forward pass is an error.
+    fn backward(&self, x: &[T], p: &[T], g: &[T], gp: &mut [T]) -> candle_core::Result<()> {
         let (lift, layers, head) = self.split(p);
+        let (g_lift, g_layers, g_head) = self.split_mut(gp);
         let mut saved = match self.saved.lock() {
             Ok(mut guard) => std::mem::take(&mut *guard),
             Err(_) => candle_core::bail!("fno: activation store poisoned"),
@@ -126,35 +161,28 @@ impl<T: Real> NetworkOp<T> {
                 "fno: backward needs a fresh forward pass (run backward once per loss)"
             );
         }
-        let mut g = g.to_vec();
+        let mut g = Cow::Borrowed(g);
         if self.activate_last_layer {
             let out = saved.pop().expect("length checked");
-            times_slope(&out, &mut g);
+            times_slope(&out, g.to_mut());
         }
         let head_input = saved.pop().expect("length checked");
-        let (mut gh, g_head) = self.head.backward(&head_input, head, &g);
+        let mut gh = self.head.backward(&head_input, head, &g, g_head);
         drop(head_input);
-        let mut g_layers = Vec::with_capacity(self.layers.len());
-        for (layer, params) in self.layers.iter().zip(layers).rev() {
+        for ((layer, params), g_params) in self.layers.iter().zip(layers).zip(g_layers).rev() {
             let input = saved.pop().expect("length checked");
-            let (g_input, g_params) = layer.backward(&input, params, &gh);
-            gh = g_input;
-            g_layers.push(g_params);
+            gh = layer.backward(&input, params, &gh, g_params);
         }
         let (f, w0) = (self.in_features, self.lift_width);
-        let mut grads = Vec::with_capacity(p.len());
-        grads.extend(gram(x, f, &gh, w0));
-        grads.extend(column_sums(&gh, w0));
-        debug_assert_eq!(lift.len(), grads.len());
-        for g_params in g_layers.into_iter().rev() {
-            grads.extend(g_params);
-        }
-        grads.extend(g_head);
-        Ok(grads)
+        let (g_weight, g_bias) = g_lift.split_at_mut(f * w0);
+        debug_assert_eq!(lift.len(), f * w0 + w0);
+        g_weight.copy_from_slice(&gram(x, f, &gh, w0));
+        g_bias.copy_from_slice(&column_sums(&gh, w0));
+        Ok(())
     }
 }
 
-impl<T: Real> CustomOp2 for NetworkOp<T> {
+impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
     fn name(&self) -> &'static str {
         "fno"
     }
@@ -173,7 +201,11 @@ impl<T: Real> CustomOp2 for NetworkOp<T> {
                 self.in_features
             );
         }
-        let p = slice::<T>(s2, l2)?;
+        let held = self.held.as_ref().map(|(_, p)| p.storage_and_layout());
+        let p = match &held {
+            Some(held) => guarded::<T>(held)?,
+            None => slice::<T>(s2, l2)?,
+        };
         if p.len() != self.n_params() {
             candle_core::bail!(
                 "fno: {} packed parameters, expected {}",
@@ -187,7 +219,9 @@ impl<T: Real> CustomOp2 for NetworkOp<T> {
         Ok((T::to_cpu_storage_owned(out), Shape::from(shape)))
     }
 
-    /// Gradients for the parameters only: the features are data.
+    /// Gradients for the parameters only: the features are data. Tied to a
+    /// slot's anchor, the anchor gets zero and the parameters' gradient
+    /// goes to the slot.
     fn bwd(
         &self,
         arg1: &Tensor,
@@ -195,18 +229,27 @@ impl<T: Real> CustomOp2 for NetworkOp<T> {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (x, p, g) = (
-            arg1.contiguous()?,
-            arg2.contiguous()?,
-            grad_res.contiguous()?,
-        );
+        let (x, g) = (arg1.contiguous()?, grad_res.contiguous()?);
+        if let Some((slot, p)) = &self.held {
+            let (x, p, g) = (
+                x.storage_and_layout(),
+                p.storage_and_layout(),
+                g.storage_and_layout(),
+            );
+            let (x, p, g) = (guarded(&x)?, guarded(&p)?, guarded(&g)?);
+            slot.fill(|gp| self.backward(x, p, g, gp))?;
+            return Ok((None, Some(arg2.zeros_like()?)));
+        }
+        let p = arg2.contiguous()?;
         let gp = {
             let (x, p, g) = (
                 x.storage_and_layout(),
                 p.storage_and_layout(),
                 g.storage_and_layout(),
             );
-            self.backward(guarded(&x)?, guarded(&p)?, guarded(&g)?)?
+            let mut gp = vec![T::zero(); self.n_params()];
+            self.backward(guarded(&x)?, guarded(&p)?, guarded(&g)?, &mut gp)?;
+            gp
         };
         Ok((None, Some(Tensor::from_vec(gp, p.shape(), p.device())?)))
     }

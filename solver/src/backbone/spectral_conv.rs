@@ -25,6 +25,28 @@ pub struct Spectrum<T> {
     pub im: Vec<T>,
 }
 
+/// A complex field borrowed as real and imaginary parts: a layer's spectral
+/// weights read where they lie in the packed parameters (a Navier–Stokes
+/// layer's are 134 MB, copied twice per step before).
+#[derive(Debug, Clone, Copy)]
+pub struct SpectrumRef<'a, T> {
+    /// Real parts.
+    pub re: &'a [T],
+    /// Imaginary parts.
+    pub im: &'a [T],
+}
+
+#[cfg(test)]
+impl<T> Spectrum<T> {
+    /// The field borrowed.
+    pub fn view(&self) -> SpectrumRef<'_, T> {
+        SpectrumRef {
+            re: &self.re,
+            im: &self.im,
+        }
+    }
+}
+
 /// The transforms of one spectral convolution on one grid shape.
 #[derive(Debug, Clone)]
 pub struct SpectralConv<T> {
@@ -148,7 +170,7 @@ impl<T: Real> SpectralConv<T> {
 
 /// The complex channel mixing `Z_κ = Y_κ W_κ` per kept mode, for
 /// `y: [batch, K, ci]` and weights `[K, ci, co]` (real and imaginary parts).
-pub fn mix<T: Real>(y: &Spectrum<T>, w: &Spectrum<T>, ci: usize, co: usize) -> Spectrum<T> {
+pub fn mix<T: Real>(y: &Spectrum<T>, w: SpectrumRef<'_, T>, ci: usize, co: usize) -> Spectrum<T> {
     let k = w.re.len() / (ci * co);
     let batch = y.re.len() / (k * ci);
     let mut z = Spectrum {
@@ -172,28 +194,24 @@ pub fn mix<T: Real>(y: &Spectrum<T>, w: &Spectrum<T>, ci: usize, co: usize) -> S
     z
 }
 
-/// The adjoint of [`mix`]: given `gz = ∂L/∂Z`, returns `(∂L/∂Y, ∂L/∂W)`.
+/// The adjoint of [`mix`]: given `gz = ∂L/∂Z`, returns `∂L/∂Y` and writes
+/// `∂L/∂W` into `gw` (overwriting it; laid out as the weights), in parallel
+/// over the kept modes (each mode's block of `gw` is its own).
 pub fn mix_adjoint<T: Real>(
     y: &Spectrum<T>,
-    w: &Spectrum<T>,
+    w: SpectrumRef<'_, T>,
     gz: &Spectrum<T>,
-    ci: usize,
-    co: usize,
-) -> (Spectrum<T>, Spectrum<T>) {
+    (ci, co): (usize, usize),
+    [gw_re, gw_im]: [&mut [T]; 2],
+) -> Spectrum<T> {
     let k = w.re.len() / (ci * co);
     let batch = y.re.len() / (k * ci);
     let mut gy = Spectrum {
         re: vec![T::zero(); batch * k * ci],
         im: vec![T::zero(); batch * k * ci],
     };
-    let mut gw = Spectrum {
-        re: vec![T::zero(); k * ci * co],
-        im: vec![T::zero(); k * ci * co],
-    };
     let one = T::one();
     for kappa in 0..k {
-        let yr = view(&y.re[kappa * ci..], batch, ci, k * ci);
-        let yi = view(&y.im[kappa * ci..], batch, ci, k * ci);
         let wr = view(&w.re[kappa * ci * co..], ci, co, co);
         let wi = view(&w.im[kappa * ci * co..], ci, co, co);
         let gr = view(&gz.re[kappa * co..], batch, co, k * co);
@@ -205,15 +223,25 @@ pub fn mix_adjoint<T: Real>(
         let mut dyi = view_mut(&mut gy.im[kappa * ci..], batch, ci, k * ci);
         gemm(dyi.as_mut(), false, gi, wr.transpose(), one, Par::Seq);
         gemm(dyi, true, gr, wi.transpose(), -one, Par::Seq);
-        // ∂Wr = Yrᵀ Gr + Yiᵀ Gi, ∂Wi = Yrᵀ Gi − Yiᵀ Gr.
-        let mut dwr = view_mut(&mut gw.re[kappa * ci * co..], ci, co, co);
-        gemm(dwr.as_mut(), false, yr.transpose(), gr, one, Par::Seq);
-        gemm(dwr, true, yi.transpose(), gi, one, Par::Seq);
-        let mut dwi = view_mut(&mut gw.im[kappa * ci * co..], ci, co, co);
-        gemm(dwi.as_mut(), false, yr.transpose(), gi, one, Par::Seq);
-        gemm(dwi, true, yi.transpose(), gr, -one, Par::Seq);
     }
-    (gy, gw)
+    gw_re
+        .par_chunks_mut(ci * co)
+        .zip(gw_im.par_chunks_mut(ci * co))
+        .enumerate()
+        .for_each(|(kappa, (dwr, dwi))| {
+            let yr = view(&y.re[kappa * ci..], batch, ci, k * ci);
+            let yi = view(&y.im[kappa * ci..], batch, ci, k * ci);
+            let gr = view(&gz.re[kappa * co..], batch, co, k * co);
+            let gi = view(&gz.im[kappa * co..], batch, co, k * co);
+            // ∂Wr = Yrᵀ Gr + Yiᵀ Gi, ∂Wi = Yrᵀ Gi − Yiᵀ Gr.
+            let mut dwr = view_mut(dwr, ci, co, co);
+            gemm(dwr.as_mut(), false, yr.transpose(), gr, one, Par::Seq);
+            gemm(dwr, true, yi.transpose(), gi, one, Par::Seq);
+            let mut dwi = view_mut(dwi, ci, co, co);
+            gemm(dwi.as_mut(), false, yr.transpose(), gi, one, Par::Seq);
+            gemm(dwi, true, yi.transpose(), gr, -one, Par::Seq);
+        });
+    gy
 }
 
 #[cfg(test)]
@@ -328,7 +356,7 @@ mod tests {
             im: pseudo(k * ci * co, 0.53),
         };
         let mut y = vec![0.0; batch * conv.points() * co];
-        conv.synthesise(mix(&conv.analyse(&x, ci), &w, ci, co), co, &mut y);
+        conv.synthesise(mix(&conv.analyse(&x, ci), w.view(), ci, co), co, &mut y);
         let expected = direct(dims, modes, &x, &w, ci, co);
         let scale = expected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let n = conv.points() as f64;
@@ -373,7 +401,7 @@ mod tests {
             };
             let mut y = vec![0.0; conv.points() * co];
             conv.synthesise(
-                mix(&conv.analyse(&sample(dims), ci), &w, ci, co),
+                mix(&conv.analyse(&sample(dims), ci), w.view(), ci, co),
                 co,
                 &mut y,
             );
@@ -423,14 +451,19 @@ mod tests {
         };
         let apply = |w: &Spectrum<f64>| {
             let mut y = vec![0.0; batch * conv.points() * co];
-            conv.synthesise(mix(&conv.analyse(&x, ci), w, ci, co), co, &mut y);
+            conv.synthesise(mix(&conv.analyse(&x, ci), w.view(), ci, co), co, &mut y);
             y
         };
         let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
         let y = apply(&w);
         let gz = conv.synthesise_adjoint(&g, co);
         let spec_x = conv.analyse(&x, ci);
-        let (gy, gw) = mix_adjoint(&spec_x, &w, &gz, ci, co);
+        // A buffer that held other values: the adjoint overwrites it.
+        let mut gw = Spectrum {
+            re: vec![f64::NAN; k * ci * co],
+            im: vec![7.0; k * ci * co],
+        };
+        let gy = mix_adjoint(&spec_x, w.view(), &gz, (ci, co), [&mut gw.re, &mut gw.im]);
         let mut gx = vec![0.0; x.len()];
         conv.analyse_adjoint(gy, ci, &mut gx);
         let lhs = dot(&y, &g);

@@ -423,6 +423,15 @@ impl Trainable for Model {
     }
 
     /// None for the per-sample step (`parallel.reproducible`): it needs each
+    /// sample's gradient through the graph, to add them in sample order.
+    fn host_gradient_slot(&self) -> Option<Arc<crate::backbone::host_slot::HostGradientSlot>> {
+        if self.scenario.parallel.reproducible {
+            return None;
+        }
+        self.fno.host_gradient_slot()
+    }
+
+    /// None for the per-sample step (`parallel.reproducible`): it needs each
     /// sample's gradient on the host, to add them in sample order.
     #[cfg(feature = "cuda")]
     fn gradient_slot(&self) -> Option<Arc<crate::device::GradientSlot>> {

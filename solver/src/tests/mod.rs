@@ -3,7 +3,7 @@
 //! once).
 
 #[path = "../../tests/model_common/mod.rs"]
-mod model_common;
-mod model_methods;
+pub(crate) mod model_common;
+pub(crate) mod model_methods;
 #[path = "../../tests/train_support/mod.rs"]
 pub(crate) mod train_support;

@@ -10,7 +10,7 @@ use crate::model::loss::{BC, IC, PhysicsLoss};
 use crate::model::setup;
 use crate::trainable::{Batch, Trainable};
 
-fn batch(scenario: &tessera_scenarios::Scenario, seed: u64) -> Batch {
+pub(crate) fn batch(scenario: &tessera_scenarios::Scenario, seed: u64) -> Batch {
     Batch {
         ics: sample_ics(scenario, 2, seed).unwrap(),
         targets: None,

@@ -10,7 +10,7 @@ use candle_core::{DType, Tensor, Var, WithDType};
 use rayon::prelude::*;
 
 use crate::SolverError;
-use crate::backbone::storage::guarded;
+use crate::backbone::storage::{Writable, guarded, with_values_mut};
 
 #[cfg(feature = "cuda")]
 pub(crate) mod device;
@@ -92,6 +92,20 @@ impl Adam {
         grads: &BTreeMap<String, Tensor>,
         lr: f64,
     ) -> Result<(), SolverError> {
+        self.step_clipped(vars, grads, lr, None)
+    }
+
+    /// [`Adam::step`] with every gradient multiplied by `clip` first, if
+    /// given, as `g · clip + 0` in the variable's dtype: the arithmetic of
+    /// [`super::clip::clip_global_norm`], without a scaled copy of the
+    /// gradients. The variables and their moments are updated in place.
+    pub fn step_clipped(
+        &mut self,
+        vars: &BTreeMap<String, Var>,
+        grads: &BTreeMap<String, Tensor>,
+        lr: f64,
+        clip: Option<f64>,
+    ) -> Result<(), SolverError> {
         #[cfg(feature = "cuda")]
         self.fetch_moments()?;
         self.check(vars, grads)?;
@@ -100,8 +114,8 @@ impl Adam {
         for (name, var) in vars {
             let previous = self.moments.remove(name);
             let moments = match var.dtype() {
-                DType::F64 => update_var::<f64>(var, grads.get(name), previous, &rates)?,
-                _ => update_var::<f32>(var, grads.get(name), previous, &rates)?,
+                DType::F64 => update_var::<f64>(var, grads.get(name), previous, &rates, clip)?,
+                _ => update_var::<f32>(var, grads.get(name), previous, &rates, clip)?,
             };
             self.moments.insert(name.clone(), moments);
         }
@@ -159,12 +173,23 @@ impl Adam {
     }
 
     /// The moments as named tensors (`adam/m/<var>`, `adam/v/<var>`), for a
-    /// checkpoint; the count is saved separately.
+    /// checkpoint; the count is saved separately. Copies: the optimiser
+    /// updates its own in place.
     ///
     /// Errors: moments on a GPU that cannot be read back.
     pub fn state(&self) -> Result<Vec<(String, Tensor)>, SolverError> {
         #[cfg_attr(not(feature = "cuda"), allow(unused_mut))]
-        let mut moments = self.moments.clone();
+        let mut moments = self
+            .moments
+            .iter()
+            .map(|(name, Moments { m, v })| {
+                let copied = Moments {
+                    m: m.copy()?,
+                    v: v.copy()?,
+                };
+                Ok((name.clone(), copied))
+            })
+            .collect::<candle_core::Result<BTreeMap<_, _>>>()?;
         #[cfg(feature = "cuda")]
         if let Some(device) = &self.device {
             moments.extend(device.host_moments()?);
@@ -255,7 +280,7 @@ impl Rates {
 }
 
 /// A scalar Adam updates in: candle's arithmetic plus a square root.
-trait AdamScalar: WithDType {
+trait AdamScalar: WithDType + Writable {
     fn sqrt(self) -> Self;
 }
 
@@ -276,66 +301,72 @@ impl AdamScalar for f64 {
 /// chunking never changes a bit.
 const CHUNK: usize = 1 << 14;
 
-/// Updates `var` in place for gradient `grad` (zero if `None`) and returns its
-/// new moments.
+/// Updates `var` and its moments in place for gradient `grad` (zero if
+/// `None`, scaled by `clip` if given) and returns the moments (new zeros
+/// for a variable without any yet).
 fn update_var<T: AdamScalar>(
     var: &Var,
     grad: Option<&Tensor>,
     previous: Option<Moments>,
     rates: &Rates,
+    clip: Option<f64>,
 ) -> Result<Moments, SolverError> {
-    let n = var.elem_count();
     let zeros = || Tensor::zeros(var.shape(), var.dtype(), var.device());
     let grad = match grad {
         Some(g) => g.contiguous()?,
         None => zeros()?,
     };
-    let Moments { m, v } = match previous {
+    let moments = match previous {
         Some(moments) => moments,
         None => Moments {
             m: zeros()?,
             v: zeros()?,
         },
     };
-    let (mut p1, mut m1, mut v1) = (vec![T::zero(); n], vec![T::zero(); n], vec![T::zero(); n]);
-    {
-        let guards = [var.as_tensor(), &grad, &m, &v].map(|t| t.storage_and_layout());
-        let [p0, g, m0, v0] = &guards;
-        let (p0, g, m0, v0) = (guarded::<T>(p0)?, guarded(g)?, guarded(m0)?, guarded(v0)?);
-        p1.par_chunks_mut(CHUNK)
-            .zip(m1.par_chunks_mut(CHUNK))
-            .zip(v1.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(k, ((p1, m1), v1))| {
-                let range = k * CHUNK..k * CHUNK + p1.len();
-                update_chunk(
-                    rates,
-                    [
-                        &p0[range.clone()],
-                        &g[range.clone()],
-                        &m0[range.clone()],
-                        &v0[range],
-                    ],
-                    [p1, m1, v1],
-                );
-            });
-    }
-    let shape = var.shape().clone();
-    var.set(&Tensor::from_vec(p1, shape.clone(), var.device())?)?;
-    Ok(Moments {
-        m: Tensor::from_vec(m1, shape.clone(), var.device())?,
-        v: Tensor::from_vec(v1, shape, var.device())?,
-    })
+    let held = grad.storage_and_layout();
+    let g = guarded::<T>(&held)?;
+    with_values_mut(var.as_tensor(), |p: &mut [T]| {
+        with_values_mut(&moments.m, |m: &mut [T]| {
+            with_values_mut(&moments.v, |v: &mut [T]| match clip {
+                Some(scale) => {
+                    let (s, zero) = (T::from_f64(scale), T::from_f64(0.0));
+                    update_all(rates, g, [p, m, v], |g| g * s + zero)
+                }
+                None => update_all(rates, g, [p, m, v], |g| g),
+            })
+        })
+    })????;
+    Ok(moments)
 }
 
-/// Adam on one chunk: `[p, g, m, v]` in, `[p′, m′, v′]` out. Written as the
-/// operations of the textbook form on tensors (`x · a + b`, then sums,
-/// squares, a square root and a quotient, each rounded to `T`), in the same
-/// order, so it gives the same bits as that form (the unit tests check this).
+/// [`update_chunk`] over every value, in parallel chunks.
+fn update_all<T: AdamScalar>(
+    rates: &Rates,
+    g: &[T],
+    [p, m, v]: [&mut [T]; 3],
+    grad: impl Fn(T) -> T + Sync,
+) -> candle_core::Result<()> {
+    if [p.len(), m.len(), v.len()] != [g.len(); 3] {
+        candle_core::bail!("Adam: parameters, gradient and moments differ in size");
+    }
+    p.par_chunks_mut(CHUNK)
+        .zip(m.par_chunks_mut(CHUNK))
+        .zip(v.par_chunks_mut(CHUNK))
+        .zip(g.par_chunks(CHUNK))
+        .for_each(|(((p, m), v), g)| update_chunk(rates, g, [p, m, v], &grad));
+    Ok(())
+}
+
+/// Adam on one chunk, in place: `[p, m, v]` become `[p′, m′, v′]` for the
+/// gradient `grad(g)`. Written as the operations of the textbook form on
+/// tensors (`x · a + b`, then sums, squares, a square root and a quotient,
+/// each rounded to `T`), in the same order, so it gives the same bits as that
+/// form (the unit tests check this).
 fn update_chunk<T: AdamScalar>(
     rates: &Rates,
-    [p0, g, m0, v0]: [&[T]; 4],
-    [p1, m1, v1]: [&mut [T]; 3],
+    g: &[T],
+    [p, m, v]: [&mut [T]; 3],
+    grad: impl Fn(T) -> T,
 ) {
     let c = |x: f64| T::from_f64(x);
     let (b1, nb1, b2, nb2) = (
@@ -352,15 +383,16 @@ fn update_chunk<T: AdamScalar>(
         c(0.0),
         c(1.0),
     );
-    for i in 0..p0.len() {
-        let m = (m0[i] * b1 + zero) + (g[i] * nb1 + zero);
-        let v = (v0[i] * b2 + zero) + ((g[i] * g[i]) * nb2 + zero);
-        let m_hat = m * u1 + zero;
-        let denom = (v * u2 + zero).sqrt() * one + eps;
+    for i in 0..p.len() {
+        let g = grad(g[i]);
+        let m1 = (m[i] * b1 + zero) + (g * nb1 + zero);
+        let v1 = (v[i] * b2 + zero) + ((g * g) * nb2 + zero);
+        let m_hat = m1 * u1 + zero;
+        let denom = (v1 * u2 + zero).sqrt() * one + eps;
         let update = (m_hat / denom) * lr + zero;
-        p1[i] = p0[i] - update;
-        m1[i] = m;
-        v1[i] = v;
+        p[i] -= update;
+        m[i] = m1;
+        v[i] = v1;
     }
 }
 

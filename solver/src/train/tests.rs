@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::batches::{eval_seed, step_draw};
-use super::clip::clip_global_norm;
+use super::clip::{clip_scale, global_norm};
 use super::deadline::Deadline;
 use super::schedule::learning_rate;
 use super::{Adam, AdamConfig};
@@ -158,8 +158,15 @@ fn one_pass_adam_gives_the_bits_of_the_tensor_form_in_f32_and_f64() {
                 .collect();
             let g = make(&g);
             let lr = 1e-3 * step as f64;
-            adam.step(&vars, &BTreeMap::from([("x".to_string(), g.clone())]), lr)
-                .unwrap();
+            // Clipped on even steps: the oracle scales the gradient first,
+            // as clipping by global norm does on tensors.
+            let clip = (step % 2 == 0).then_some(0.37);
+            let grads = BTreeMap::from([("x".to_string(), g.clone())]);
+            adam.step_clipped(&vars, &grads, lr, clip).unwrap();
+            let g = match clip {
+                Some(s) => g.affine(s, 0.0).unwrap(),
+                None => g,
+            };
             (p, m, v) = tensor_adam_step(&p, &g, (&m, &v), step as i32, lr);
             let bits = |t: &Tensor| -> Vec<u64> {
                 let t = t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
@@ -234,6 +241,30 @@ fn restored_adam_continues_identically() {
     assert_eq!(run(None), run(Some(3)));
 }
 
+/// The optimiser updates its moments in place: the state handed out for a
+/// checkpoint must not move with later steps.
+#[test]
+fn saved_state_is_a_snapshot() {
+    let x = var(&[1.0, 2.0]);
+    let vars = BTreeMap::from([("x".to_string(), x.clone())]);
+    let mut adam = Adam::new(AdamConfig::default());
+    adam.step(&vars, &grads(&[("x", &[0.5, -1.0])]), 0.1)
+        .unwrap();
+    let saved = adam.state().unwrap();
+    let before: Vec<Vec<f64>> = saved.iter().map(|(_, t)| t.to_vec1().unwrap()).collect();
+    adam.step(&vars, &grads(&[("x", &[3.0, 4.0])]), 0.1)
+        .unwrap();
+    let after: Vec<Vec<f64>> = saved.iter().map(|(_, t)| t.to_vec1().unwrap()).collect();
+    assert_eq!(before, after);
+    let now: Vec<Vec<f64>> = adam
+        .state()
+        .unwrap()
+        .iter()
+        .map(|(_, t)| t.to_vec1().unwrap())
+        .collect();
+    assert_ne!(now, before, "the optimiser's own moments moved");
+}
+
 #[test]
 fn unpaired_moments_are_rejected() {
     let t = Tensor::new(&[1.0f64], &Device::Cpu).unwrap();
@@ -251,22 +282,49 @@ fn unpaired_moments_are_rejected() {
 #[test]
 fn clipping_scales_to_the_limit_only_above_it() {
     // Global norm of {[3], [4]} is 5.
-    let mut g = grads(&[("a", &[3.0]), ("b", &[4.0])]);
-    assert_eq!(clip_global_norm(&mut g, 1.0).unwrap(), 5.0);
-    let a = g["a"].to_vec1::<f64>().unwrap()[0];
-    let b = g["b"].to_vec1::<f64>().unwrap()[0];
-    assert!(
-        (a - 0.6).abs() < 1e-15 && (b - 0.8).abs() < 1e-15,
-        "{a} {b}"
-    );
-    for limit in [10.0, 0.0] {
-        let mut g = grads(&[("a", &[3.0]), ("b", &[4.0])]);
-        assert_eq!(clip_global_norm(&mut g, limit).unwrap(), 5.0);
-        assert_eq!(g["a"].to_vec1::<f64>().unwrap(), vec![3.0]);
+    let g = grads(&[("a", &[3.0]), ("b", &[4.0])]);
+    let norm = global_norm(&g).unwrap();
+    assert_eq!(norm, 5.0);
+    assert_eq!(clip_scale(norm, 1.0, 2).unwrap(), Some(0.2));
+    for limit in [5.0, 10.0, 0.0] {
+        assert_eq!(clip_scale(norm, limit, 2).unwrap(), None, "limit {limit}");
     }
-    let mut g = grads(&[("a", &[f64::NAN])]);
-    let err = clip_global_norm(&mut g, 1.0).unwrap_err();
+    let nan = global_norm(&grads(&[("a", &[f64::NAN])])).unwrap();
+    let err = clip_scale(nan, 1.0, 1).unwrap_err();
     assert!(matches!(err, SolverError::NonFinite { .. }), "{err}");
+}
+
+/// The norm is the tensor form's, bit for bit: each variable's widened
+/// squares summed (`sqr().sum_all()`), the sums added in name order.
+#[test]
+fn global_norm_gives_the_bits_of_the_tensor_form() {
+    use candle_core::DType;
+    let values = |n: usize, seed: f64| -> Vec<f64> {
+        (0..n)
+            .map(|i| ((i as f64) * seed).sin() * 10f64.powi((i % 9) as i32 - 4))
+            .collect()
+    };
+    let mut g = grads(&[("b", &values(70_001, 0.37)), ("a", &values(3, 1.1))]);
+    let f32_grad = Tensor::new(values(5_000, 0.77).as_slice(), &Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    g.insert("c".into(), f32_grad);
+    let tensor_form = g
+        .values()
+        .map(|t| {
+            t.to_dtype(DType::F64)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        })
+        .fold(0.0, |total: f64, s| total + s)
+        .sqrt();
+    assert_eq!(global_norm(&g).unwrap().to_bits(), tensor_form.to_bits());
 }
 
 #[test]

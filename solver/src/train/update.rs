@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Tensor, Var};
 
 use super::adam::Adam;
-use super::clip::clip_global_norm;
+use super::clip::{clip_scale, global_norm};
 use super::metrics::StepRecord;
 use crate::SolverError;
+use crate::backbone::host_slot::ArmedHostSlot;
 use crate::parallel::DataShard;
 use crate::phases::{Phase, PhaseClock};
 use crate::trainable::{Batch, SampleGradients, StepLoss, Trainable};
@@ -115,6 +116,7 @@ pub fn update_shard<M: Trainable + ?Sized>(
     let armed = device::arm(&*model, vars);
     #[cfg(not(feature = "cuda"))]
     let armed = None;
+    let host = arm_host(&*model, vars);
     let loss = model.loss_shard(batch, shard)?;
     let total = loss.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     if !total.is_finite() {
@@ -125,7 +127,15 @@ pub fn update_shard<M: Trainable + ?Sized>(
     }
     let clock = model.phases();
     let grad_norm = match &loss.gradients {
-        None => backward_step(&*model, &loss, armed, vars, adam, (lr, clip_norm), shard)?,
+        None => backward_step(
+            &*model,
+            &loss,
+            (armed, host),
+            vars,
+            adam,
+            (lr, clip_norm),
+            shard,
+        )?,
         Some(per_sample) => {
             let mut grads = timed(clock, || summed_per_sample(per_sample, vars, shard))?;
             timed(clock, || {
@@ -151,15 +161,29 @@ pub fn update_shard<M: Trainable + ?Sized>(
     })
 }
 
+/// `model`'s host gradient slot armed for one backward pass, if its
+/// backbone runs on the CPU and every trained variable is one of that
+/// network's.
+fn arm_host<M: Trainable + ?Sized>(
+    model: &M,
+    vars: &BTreeMap<String, Var>,
+) -> Option<ArmedHostSlot> {
+    let slot = model.host_gradient_slot()?;
+    vars.values()
+        .all(|var| slot.range_of(var.as_tensor().id()).is_some())
+        .then(|| slot.arm())
+}
+
 /// Back-propagates `loss`, sums the gradients over the data ranks, clips them
 /// and applies Adam; returns the gradient norm before clipping. With the
 /// backbone on a GPU and its slot `armed` for this step, the gradient stays
-/// there for the optimiser ([`device::step`]).
+/// there for the optimiser ([`device::step`]); with the backbone on the CPU
+/// and its slot armed (`host`), the gradients are views of the one it left.
 #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
 fn backward_step<M: Trainable + ?Sized>(
     model: &M,
     loss: &StepLoss,
-    armed: Option<Armed>,
+    (armed, host): (Option<Armed>, Option<ArmedHostSlot>),
     vars: &BTreeMap<String, Var>,
     adam: &mut Adam,
     rates: (f64, f64),
@@ -175,16 +199,25 @@ fn backward_step<M: Trainable + ?Sized>(
             device::step(armed.slot(), gradient, vars, adam, rates, shard)
         });
     }
-    let mut grads: BTreeMap<String, Tensor> = vars
-        .iter()
-        .filter_map(|(name, var)| {
-            store
-                .get(var.as_tensor())
-                .map(|g| (name.clone(), g.clone()))
-        })
-        .collect();
+    let packed = host.as_ref().and_then(ArmedHostSlot::take);
+    let mut grads: BTreeMap<String, Tensor> = match (&host, &packed) {
+        (Some(host), Some(packed)) => host.slot().gradients(packed, vars)?,
+        _ => vars
+            .iter()
+            .filter_map(|(name, var)| {
+                store
+                    .get(var.as_tensor())
+                    .map(|g| (name.clone(), g.clone()))
+            })
+            .collect(),
+    };
     timed(clock, || shard.sum_gradients(&mut grads))?;
-    timed(clock, || clip_and_step(&mut grads, vars, adam, rates))
+    let norm = timed(clock, || clip_and_step(&mut grads, vars, adam, rates))?;
+    drop(grads);
+    if let (Some(host), Some(packed)) = (host, packed) {
+        host.slot().recycle(packed);
+    }
+    Ok(norm)
 }
 
 /// Clips `grads` to global norm `clip_norm` and applies Adam with learning
@@ -195,8 +228,8 @@ fn clip_and_step(
     adam: &mut Adam,
     (lr, clip_norm): (f64, f64),
 ) -> Result<f64, SolverError> {
-    let norm = clip_global_norm(grads, clip_norm)?;
-    adam.step(vars, grads, lr)?;
+    let norm = global_norm(grads)?;
+    adam.step_clipped(vars, grads, lr, clip_scale(norm, clip_norm, grads.len())?)?;
     Ok(norm)
 }
 
@@ -238,4 +271,94 @@ fn summed_per_sample(
         offset += len;
     }
     Ok(grads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Model;
+    use crate::tests::model_common;
+    use crate::tests::model_methods::batch;
+    use crate::train::AdamConfig;
+
+    /// Armed, the backbone's backward pass leaves the gradient in the slot
+    /// and the graph carries none to the variables; disarmed, the graph
+    /// does.
+    #[test]
+    fn an_armed_pass_leaves_its_gradient_in_the_slot() {
+        let s = model_common::diffusion_sorption("moe", "");
+        let mut model = Model::new(&s).unwrap();
+        let vars = named_vars(&model).unwrap();
+        let b = batch(&s, 1);
+        let host = arm_host(&model, &vars).expect("a CPU backbone has a slot");
+        let store = model.loss(&b).unwrap().total.backward().unwrap();
+        assert!(vars.values().all(|v| store.get(v.as_tensor()).is_none()));
+        let packed = host.take().expect("the gradient is in the slot");
+        let grads = host.slot().gradients(&packed, &vars).unwrap();
+        assert_eq!(grads.len(), vars.len());
+        drop(host);
+        let store = model.loss(&b).unwrap().total.backward().unwrap();
+        for (name, var) in &vars {
+            let graph = store.get(var.as_tensor()).expect("disarmed: the graph's");
+            let diff = (graph - &grads[name]).unwrap().abs().unwrap();
+            let diff = diff.flatten_all().unwrap().max(0).unwrap();
+            assert_eq!(diff.to_scalar::<f64>().unwrap(), 0.0, "{name}");
+        }
+    }
+
+    /// Steps through the host slot update the variables and Adam's moments
+    /// to the bits of steps through candle's graph: for each method and a
+    /// float32 backbone, over three steps (the later ones writing into the
+    /// buffer the earlier handed back), with a clip limit that some steps
+    /// exceed.
+    #[test]
+    fn steps_through_the_slot_are_the_graphs() {
+        let cases = [
+            ("soft", None),
+            ("hard", None),
+            ("moe", None),
+            ("moe", Some("model.dtype=\"f32\"")),
+        ];
+        for (method, setting) in cases {
+            let mut s = model_common::diffusion_sorption(method, "");
+            if let Some(setting) = setting {
+                s.set(setting).unwrap();
+            }
+            let run = |armed: bool| -> (Vec<u64>, Vec<u64>) {
+                let mut model = Model::new(&s).unwrap();
+                let vars = named_vars(&model).unwrap();
+                let mut adam = Adam::new(AdamConfig::default());
+                let mut norms = Vec::new();
+                for step in 0..3 {
+                    let host = armed.then(|| arm_host(&model, &vars).expect("a slot"));
+                    let shard = DataShard::whole();
+                    let loss = model.loss_shard(&batch(&s, step), &shard).unwrap();
+                    let rates = (1e-2, 0.05);
+                    let norm =
+                        backward_step(&model, &loss, (None, host), &vars, &mut adam, rates, &shard)
+                            .unwrap();
+                    norms.push(norm.to_bits());
+                }
+                let state = adam.state().unwrap();
+                let tensors = vars
+                    .values()
+                    .map(|v| v.as_tensor())
+                    .chain(state.iter().map(|(_, t)| t));
+                let bits = tensors
+                    .flat_map(|t| {
+                        let t = t.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+                        t.to_vec1::<f64>().unwrap()
+                    })
+                    .map(f64::to_bits)
+                    .collect();
+                (bits, norms)
+            };
+            let (slot, graph) = (run(true), run(false));
+            assert!(
+                graph.1.iter().any(|&n| f64::from_bits(n) > 0.05),
+                "{method}: some step clips"
+            );
+            assert_eq!(slot, graph, "{method} {setting:?}");
+        }
+    }
 }

@@ -13,6 +13,7 @@ use candle_core::{DType, Tensor, Var};
 use rayon::prelude::*;
 
 use crate::SolverError;
+use crate::train::clip::clip_scale;
 use tessera_constraints::gpu::{GpuTimes, Stopwatch};
 
 use crate::device::{ArmedSlot, BackboneTimes, DeviceGradient, GradientSlot};
@@ -90,17 +91,7 @@ pub(super) fn step(
         .iter()
         .sum::<f64>()
         .sqrt();
-    if !norm.is_finite() {
-        return Err(SolverError::NonFinite {
-            what: "gradients",
-            count: vars.len(),
-        });
-    }
-    let scale = if clip_norm > 0.0 && norm > clip_norm {
-        clip_norm / norm
-    } else {
-        1.0
-    };
+    let scale = clip_scale(norm, clip_norm, vars.len())?.unwrap_or(1.0);
     let (params, on_device) = adam.step_on_device(network, gradient, &packed, lr, scale)?;
     let mut watch = Stopwatch::start();
     let set: Vec<(&Var, &PackedVar)> = vars.values().zip(&packed).collect();
