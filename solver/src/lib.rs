@@ -63,6 +63,7 @@ mod trainable;
 
 #[cfg(feature = "cuda")]
 pub use backbone::device;
+pub use backbone::host_slot::{ArmedHostSlot, HostGradientSlot};
 pub use backbone::{Fno, FnoConfig, SeededVars};
 pub use data::{RunData, Samples};
 pub use embed::{ConstraintProjection, Predictions, TrainedModel, WorkerPool};

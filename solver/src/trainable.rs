@@ -106,19 +106,17 @@ pub trait Trainable {
         Ok(())
     }
     /// The clock the model's steps add their phases' wall time to (the
-    /// optimiser's phase is added by [`crate::update`]); none by default.
+    /// optimiser's phase is added by [`crate::update()`]); none by default.
     fn phases(&self) -> Option<&PhaseClock> {
         None
     }
     /// Where a backbone on the CPU leaves its packed parameter gradient
     /// when the trainer arms it for a step, instead of candle's graph
     /// carrying it to the variables
-    /// ([`crate::backbone::host_slot::HostGradientSlot`]); none by default.
+    /// ([`crate::HostGradientSlot`]); none by default.
     /// A model whose [`Trainable::loss_shard`] returns per-sample gradients
     /// must return none.
-    fn host_gradient_slot(
-        &self,
-    ) -> Option<std::sync::Arc<crate::backbone::host_slot::HostGradientSlot>> {
+    fn host_gradient_slot(&self) -> Option<std::sync::Arc<crate::HostGradientSlot>> {
         None
     }
     /// Where a backbone on a GPU leaves its parameter gradient for Adam on

@@ -277,8 +277,8 @@ impl Fno {
     }
 
     /// Where the CPU's backward pass leaves the parameter gradient while a
-    /// trainer has armed it; `None` while the passes run on a device (its
-    /// own slot, [`Fno::gradient_slot`], does this there).
+    /// trainer has armed it; `None` while the passes run on a device (whose
+    /// own slot does this there, feature `cuda`).
     pub fn host_gradient_slot(&self) -> Option<Arc<HostGradientSlot>> {
         #[cfg(feature = "cuda")]
         if self.device.is_some() {

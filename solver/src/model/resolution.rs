@@ -30,7 +30,7 @@ use tessera_scenarios::config::PdeConfig;
 impl Model {
     /// The same model (variables and warm-start state) on `scenario`'s grid
     /// refined or coarsened to `resolution × resolution` points in space, with
-    /// the same time levels: [`scenario_at_resolution`]. At the model's own
+    /// the same time levels: `scenario_at_resolution`. At the model's own
     /// resolution its predictions are those of `self`, bit for bit.
     ///
     /// Errors ([`SolverError::Resolution`]): the model is a training-window

@@ -76,7 +76,7 @@ pub fn detect_local_rank(
     Ok(None)
 }
 
-/// [`detect_local_rank`] on this process's environment.
+/// `detect_local_rank` on this process's environment.
 pub fn local_rank() -> Result<Option<usize>, ParallelError> {
     detect_local_rank(|name| std::env::var(name).ok())
 }

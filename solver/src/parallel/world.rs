@@ -70,7 +70,7 @@ impl World {
 
     /// Moves the collectives onto the GPUs when the run uses them: with the
     /// `nccl` feature, a world of several ranks and a CUDA `device`, NCCL
-    /// between each rank's GPU ([`crate::gpu_ordinal`]) replaces MPI for every
+    /// between each rank's GPU (`gpu_ordinal`) replaces MPI for every
     /// later collective. Otherwise (one rank, the CPU, or a build without
     /// `nccl`) nothing changes. Collective: every rank calls it at the same
     /// point; later calls do nothing.

@@ -96,9 +96,9 @@ impl Adam {
     }
 
     /// [`Adam::step`] with every gradient multiplied by `clip` first, if
-    /// given, as `g · clip + 0` in the variable's dtype: the arithmetic of
-    /// [`super::clip::clip_global_norm`], without a scaled copy of the
-    /// gradients. The variables and their moments are updated in place.
+    /// given, as `g · clip + 0` in the variable's dtype (candle's `affine`,
+    /// the tensor form of clipping by global norm), without a scaled copy of
+    /// the gradients. The variables and their moments are updated in place.
     pub fn step_clipped(
         &mut self,
         vars: &BTreeMap<String, Var>,

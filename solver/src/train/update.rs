@@ -2,7 +2,7 @@
 //! constraint layer's implicit-function-theorem op), global-norm clipping and
 //! an Adam step. Shared by the trainer and the `bench train-step` benchmark so
 //! the benchmark times exactly what training does. With the backbone on a GPU
-//! the clipping and Adam run there too ([`device`]).
+//! the clipping and Adam run there too (`update/device.rs`, feature `cuda`).
 
 use std::collections::BTreeMap;
 
