@@ -27,6 +27,7 @@ use super::head::HeadOp;
 use super::host_slot::HostGradientSlot;
 use super::network_op::NetworkOp;
 use super::spectral_conv::SpectralConv;
+use super::storage::Writable;
 use super::timed_op::TimedBackward;
 use crate::SolverError;
 use crate::phases::PhaseClock;
@@ -374,26 +375,31 @@ impl Fno {
             return Ok((self.timed(self.device_op(features, slot)), packed));
         }
         let slot = &self.host_slot;
-        if packed.is_none() && slot.is_armed() {
-            let packed = slot.pack(&self.parameters())?;
-            let op = match self.dtype {
-                DType::F64 => self.timed(
-                    self.cpu_op::<f64>(features)
-                        .leaving_gradient_in(Arc::clone(slot), packed),
-                ),
-                _ => self.timed(
-                    self.cpu_op::<f32>(features)
-                        .leaving_gradient_in(Arc::clone(slot), packed),
-                ),
-            };
-            return Ok((op, slot.anchor().as_tensor().clone()));
-        }
-        let packed = self.packed_or(packed)?;
-        let op = match self.dtype {
-            DType::F64 => self.timed(self.cpu_op::<f64>(features)),
-            _ => self.timed(self.cpu_op::<f32>(features)),
+        let (held, second) = if packed.is_none() && slot.is_armed() {
+            let held = (Arc::clone(slot), slot.pack(&self.parameters())?);
+            (Some(held), slot.anchor().as_tensor().clone())
+        } else {
+            (None, self.packed_or(packed)?)
         };
-        Ok((op, packed))
+        let op = match self.dtype {
+            DType::F64 => self.timed_cpu_op::<f64>(features, held),
+            _ => self.timed_cpu_op::<f32>(features, held),
+        };
+        Ok((op, second))
+    }
+
+    /// The CPU's op for checked `features` in `T`, tied to a host slot with
+    /// its packed parameters if `held`, timed as [`Fno::timed`].
+    fn timed_cpu_op<T: Real + Writable>(
+        &self,
+        features: &Tensor,
+        held: Option<(Arc<HostGradientSlot>, Tensor)>,
+    ) -> NetworkOpBox {
+        let op = self.cpu_op::<T>(features);
+        match held {
+            Some((slot, packed)) => self.timed(op.leaving_gradient_in(slot, packed)),
+            None => self.timed(op),
+        }
     }
 
     /// `packed`, or the variables packed.

@@ -72,10 +72,7 @@ impl HostGradientSlot {
 
     /// Where the variable whose tensor has id `id` sits in the packed vector.
     pub fn range_of(&self, id: TensorId) -> Option<Range<usize>> {
-        self.ranges
-            .iter()
-            .find(|(t, _)| *t == id)
-            .map(|(_, r)| r.clone())
+        range_in(&self.ranges, id)
     }
 
     /// Keeps the next backward passes' gradient here until the returned
@@ -185,6 +182,15 @@ impl HostGradientSlot {
         // The state is plain values: a panic elsewhere cannot break it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Where the variable whose tensor has id `id` sits among `ranges` (a
+/// slot's, host or device).
+pub(crate) fn range_in(ranges: &[(TensorId, Range<usize>)], id: TensorId) -> Option<Range<usize>> {
+    ranges
+        .iter()
+        .find(|(t, _)| *t == id)
+        .map(|(_, r)| r.clone())
 }
 
 /// Copies `variables`, one after the other, into `packed`.

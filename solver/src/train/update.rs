@@ -169,9 +169,17 @@ fn arm_host<M: Trainable + ?Sized>(
     vars: &BTreeMap<String, Var>,
 ) -> Option<ArmedHostSlot> {
     let slot = model.host_gradient_slot()?;
+    all_packed(vars, |id| slot.range_of(id)).then(|| slot.arm())
+}
+
+/// Whether every one of `vars` has a place (`range_of` its tensor's id) in
+/// a slot's packed vector: a slot is armed only then.
+fn all_packed(
+    vars: &BTreeMap<String, Var>,
+    range_of: impl Fn(candle_core::TensorId) -> Option<std::ops::Range<usize>>,
+) -> bool {
     vars.values()
-        .all(|var| slot.range_of(var.as_tensor().id()).is_some())
-        .then(|| slot.arm())
+        .all(|var| range_of(var.as_tensor().id()).is_some())
 }
 
 /// Back-propagates `loss`, sums the gradients over the data ranks, clips them

@@ -283,10 +283,7 @@ impl GradientSlot {
 
     /// Where the variable whose tensor has id `id` sits in the packed vector.
     pub fn range_of(&self, id: TensorId) -> Option<Range<usize>> {
-        self.ranges
-            .iter()
-            .find(|(t, _)| *t == id)
-            .map(|(_, r)| r.clone())
+        crate::backbone::host_slot::range_in(&self.ranges, id)
     }
 
     /// Keeps the next backward pass's gradient here until the returned guard

@@ -29,9 +29,7 @@ pub(super) fn arm<M: Trainable + ?Sized>(
     vars: &BTreeMap<String, Var>,
 ) -> Option<ArmedSlot> {
     let slot = model.gradient_slot()?;
-    vars.values()
-        .all(|var| slot.range_of(var.as_tensor().id()).is_some())
-        .then(|| slot.arm())
+    super::all_packed(vars, |id| slot.range_of(id)).then(|| slot.arm())
 }
 
 /// Sums the kept `gradient` over the data ranks, clips it to global norm
