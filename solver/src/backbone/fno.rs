@@ -350,8 +350,8 @@ impl Fno {
     /// trainer armed it is the slot's anchor either way, and the pass reads
     /// `packed`, or the variables unpacked (the device usually holds them
     /// already). On the CPU, without `packed` and while a trainer has armed
-    /// the host slot, it is that slot's anchor, and the pass reads the
-    /// variables packed into the slot's buffer ([`super::host_slot`]). The
+    /// the host slot, it is that slot's anchor, and the passes read the
+    /// variables where they lie ([`super::host_slot`]). The
     /// op's backward pass is timed when a clock is set.
     /// Applying the op is [`Fno::forward`]; a caller may also run its passes
     /// itself, outside the graph.
@@ -376,7 +376,8 @@ impl Fno {
         }
         let slot = &self.host_slot;
         let (held, second) = if packed.is_none() && slot.is_armed() {
-            let held = (Arc::clone(slot), slot.pack(&self.parameters())?);
+            let variables = self.parameters().into_iter().cloned().collect();
+            let held = (Arc::clone(slot), variables);
             (Some(held), slot.anchor().as_tensor().clone())
         } else {
             (None, self.packed_or(packed)?)
@@ -393,11 +394,11 @@ impl Fno {
     fn timed_cpu_op<T: Real + Writable>(
         &self,
         features: &Tensor,
-        held: Option<(Arc<HostGradientSlot>, Tensor)>,
+        held: Option<(Arc<HostGradientSlot>, Vec<Tensor>)>,
     ) -> NetworkOpBox {
         let op = self.cpu_op::<T>(features);
         match held {
-            Some((slot, packed)) => self.timed(op.leaving_gradient_in(slot, packed)),
+            Some((slot, variables)) => self.timed(op.leaving_gradient_in(slot, variables)),
             None => self.timed(op),
         }
     }
@@ -663,6 +664,25 @@ mod tests {
         let mut bad = tiny(2, false);
         bad.widths = vec![4];
         assert!(bad.validate().is_err());
+    }
+
+    /// The passes read the parameters as one slice per variable, cut from the
+    /// packed vector or taken from the variables: both give the same output,
+    /// and a packed vector one value short is an error, not a misread.
+    #[test]
+    fn packed_parameters_are_cut_per_variable() {
+        let vars = VarMap::new();
+        let fno = Fno::new(tiny(3, true), SeededVars::builder(&vars, 9, DType::F64)).unwrap();
+        let x = features(&[1, 4, 5, 6, 3], DType::F64);
+        let values = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let packed = fno.packed_parameters().unwrap();
+        assert_eq!(
+            values(fno.forward(&x).unwrap()),
+            values(fno.forward_packed(&x, &packed).unwrap())
+        );
+        let short = packed.narrow(0, 0, packed.elem_count() - 1).unwrap();
+        let err = fno.forward_packed(&x, &short).unwrap_err().to_string();
+        assert!(err.contains("packed parameters"), "{err}");
     }
 
     /// The fused op releases its activations during the backward pass, so a

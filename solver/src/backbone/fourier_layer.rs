@@ -7,10 +7,10 @@
 //! reference applies the activation after every Fourier layer, so a layer's
 //! input is activated unless it comes straight from the lifting layer.
 //!
-//! The op's second input packs the layer's parameters
+//! The layer reads its parameters as four slices
 //! `[spectral.re (K·in·out), spectral.im (K·in·out), pointwise.weight (in·out),
-//! pointwise.bias (out)]`; the model concatenates the named variables into it so
-//! each keeps its own checkpoint key.
+//! pointwise.bias (out)]`, wherever they lie (the named variables or a packed
+//! vector), and writes their gradient packed in that order.
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -44,18 +44,10 @@ impl<T: Real> FourierLayerOp<T> {
         }
     }
 
-    /// Number of packed parameters.
-    pub(crate) fn n_params(&self) -> usize {
-        2 * self.conv.kept_modes() * self.ci * self.co + self.ci * self.co + self.co
-    }
-
-    /// Splits the packed parameters into (spectral weights, pointwise weight, bias).
-    fn unpack<'a>(&self, p: &'a [T]) -> (SpectrumRef<'a, T>, &'a [T], &'a [T]) {
+    /// Sizes of the four parameters, in the order the layer reads them.
+    pub(crate) fn sizes(&self) -> [usize; 4] {
         let kw = self.conv.kept_modes() * self.ci * self.co;
-        let (re, rest) = p.split_at(kw);
-        let (im, rest) = rest.split_at(kw);
-        let (weight, bias) = rest.split_at(self.ci * self.co);
-        (SpectrumRef { re, im }, weight, bias)
+        [kw, kw, self.ci * self.co, self.co]
     }
 
     /// `σ(a)` (or `a` itself for the first layer).
@@ -67,9 +59,11 @@ impl<T: Real> FourierLayerOp<T> {
         }
     }
 
-    /// The layer's output for input `a` (pre-activation) and packed parameters `p`.
-    pub(crate) fn forward(&self, a: &[T], p: &[T]) -> Vec<T> {
-        let (w, weight, bias) = self.unpack(p);
+    /// The layer's output for input `a` (pre-activation) and parameters `p`
+    /// (of [`FourierLayerOp::sizes`]).
+    pub(crate) fn forward(&self, a: &[T], p: [&[T]; 4]) -> Vec<T> {
+        let [re, im, weight, bias] = p;
+        let w = SpectrumRef { re, im };
         let x = self.input(a);
         let spec = self.conv.analyse(&x, self.ci);
         let z_spec = mix(&spec, w, self.ci, self.co);
@@ -84,18 +78,19 @@ impl<T: Real> FourierLayerOp<T> {
         out
     }
 
-    /// The input's gradient for the output gradient `gz`; the packed
-    /// parameters' gradient goes to `gp` (overwriting it), so the network
-    /// writes each layer's straight into its own gradient vector.
-    pub(crate) fn backward(&self, a: &[T], p: &[T], gz: &[T], gp: &mut [T]) -> Vec<T> {
-        let (w, weight, _) = self.unpack(p);
+    /// The input's gradient for the output gradient `gz`; the parameters'
+    /// gradient goes to `gp`, packed in their order (overwriting it), so the
+    /// network writes each layer's straight where it lies in its own.
+    pub(crate) fn backward(&self, a: &[T], p: [&[T]; 4], gz: &[T], gp: &mut [T]) -> Vec<T> {
+        let [re, im, weight, _] = p;
+        let w = SpectrumRef { re, im };
         let (x, slopes) = if self.activate_input {
             let (x, slopes) = gelu_and_slope(a);
             (Cow::Owned(x), Some(slopes))
         } else {
             (Cow::Borrowed(a), None)
         };
-        let kw = self.conv.kept_modes() * self.ci * self.co;
+        let [kw, ..] = self.sizes();
         let (g_re, rest) = gp.split_at_mut(kw);
         let (g_im, rest) = rest.split_at_mut(kw);
         let (g_weight, g_bias) = rest.split_at_mut(self.ci * self.co);

@@ -3,7 +3,8 @@
 //!
 //! It runs over fixed-size row chunks so that only the hidden pre-activation
 //! `z₁` (`[rows, fc_dim]`) is kept for the backward pass; everything else is
-//! recomputed chunk by chunk. Packed parameters:
+//! recomputed chunk by chunk. Parameters, read as four slices wherever they
+//! lie and their gradient written packed in this order:
 //! `[fc1.weight (c·f), fc1.bias (f), fc2.weight (f·n), fc2.bias (n)]`.
 
 use std::sync::OnceLock;
@@ -34,6 +35,12 @@ struct Params<'a, T> {
     b2: &'a [T],
 }
 
+impl<'a, T> From<[&'a [T]; 4]> for Params<'a, T> {
+    fn from([w1, b1, w2, b2]: [&'a [T]; 4]) -> Self {
+        Self { w1, b1, w2, b2 }
+    }
+}
+
 impl<T: Real> HeadOp<T> {
     /// The head `c → f → n`.
     pub(crate) fn new(c: usize, f: usize, n: usize) -> Self {
@@ -50,24 +57,16 @@ impl<T: Real> HeadOp<T> {
         self.n
     }
 
-    /// Number of packed parameters.
-    pub(crate) fn n_params(&self) -> usize {
-        self.c * self.f + self.f + self.f * self.n + self.n
+    /// Sizes of the four parameters, in the order the head reads them.
+    pub(crate) fn sizes(&self) -> [usize; 4] {
+        [self.c * self.f, self.f, self.f * self.n, self.n]
     }
 
-    fn unpack<'a>(&self, p: &'a [T]) -> Params<'a, T> {
+    /// The head's output for input `a` (pre-activation) and parameters `p`
+    /// (of [`HeadOp::sizes`]).
+    pub(crate) fn forward(&self, a: &[T], p: [&[T]; 4]) -> Vec<T> {
         let (c, f, n) = (self.c, self.f, self.n);
-        let (w1, rest) = p.split_at(c * f);
-        let (b1, rest) = rest.split_at(f);
-        let (w2, b2) = rest.split_at(f * n);
-        debug_assert_eq!(b2.len(), n);
-        Params { w1, b1, w2, b2 }
-    }
-
-    /// The head's output for input `a` (pre-activation) and packed parameters `p`.
-    pub(crate) fn forward(&self, a: &[T], p: &[T]) -> Vec<T> {
-        let (c, f, n) = (self.c, self.f, self.n);
-        let p = self.unpack(p);
+        let p = Params::from(p);
         let rows = a.len() / c;
         let mut z1 = vec![T::zero(); rows * f];
         let mut out = vec![T::zero(); rows * n];
@@ -103,14 +102,15 @@ impl<T: Real> HeadOp<T> {
         out
     }
 
-    /// The input's gradient for the output gradient `g`; the packed
-    /// parameters' gradient goes to `gp` (overwriting it).
-    pub(crate) fn backward(&self, a: &[T], p: &[T], g: &[T], gp: &mut [T]) -> Vec<T> {
+    /// The input's gradient for the output gradient `g`; the parameters'
+    /// gradient goes to `gp`, packed in their order (overwriting it).
+    pub(crate) fn backward(&self, a: &[T], p: [&[T]; 4], g: &[T], gp: &mut [T]) -> Vec<T> {
         let (c, f, n) = (self.c, self.f, self.n);
-        let params = self.unpack(p);
+        let params = Params::from(p);
         let z1 = self.hidden.get().expect("backward runs after forward");
         let rows = a.len() / c;
         let mut ga = vec![T::zero(); rows * c];
+        let n_grads = gp.len();
         // Per chunk: (gW1, gb1, gW2, gb2) partial sums, added in chunk order below.
         let partials: Vec<Vec<T>> = ga
             .par_chunks_mut(CHUNK_ROWS * c)
@@ -123,7 +123,7 @@ impl<T: Real> HeadOp<T> {
                 let m = a.len() / c;
                 let (x, x_slopes) = gelu_and_slope(a);
                 let (h, h_slopes) = gelu_and_slope(z1);
-                let mut grads = vec![T::zero(); self.n_params()];
+                let mut grads = vec![T::zero(); n_grads];
                 let (gw1, rest) = grads.split_at_mut(c * f);
                 let (gb1, rest) = rest.split_at_mut(f);
                 let (gw2, gb2) = rest.split_at_mut(f * n);

@@ -10,8 +10,8 @@
 //! paper scale (134 M parameters) four fresh gigabyte-sized buffers and two
 //! full-size sums per step, which took about a fifth of a two-core CPU step,
 //! most of it faulting in fresh pages. Armed, a forward pass ties the op to a
-//! one-element anchor variable instead, reads the parameters packed into a
-//! buffer the slot keeps between steps, and its backward pass writes the
+//! one-element anchor variable instead, its passes read the variables where
+//! they lie, and its backward pass writes the
 //! gradient into a buffer the trainer hands back after the update. The
 //! trainer reads each variable's gradient as a view of it
 //! ([`HostGradientSlot::gradients`]), the same values the graph would have
@@ -40,8 +40,6 @@ pub struct HostGradientSlot {
 #[derive(Debug, Default)]
 struct State {
     armed: bool,
-    /// The packed parameters of the armed forward passes, kept for the next.
-    params: Option<Tensor>,
     /// The gradient the armed backward passes left (summed, for several).
     gradient: Option<Tensor>,
     /// A gradient buffer handed back after an update, for the next step.
@@ -91,30 +89,6 @@ impl HostGradientSlot {
     /// parameters: a variable of one element, the backbone's dtype.
     pub(crate) fn anchor(&self) -> &Var {
         &self.anchor
-    }
-
-    /// The values of `variables` (in packing order, each contiguous) packed
-    /// into the buffer the slot keeps, refreshed in place (a fresh one the
-    /// first time).
-    ///
-    /// Errors: variables that do not fill the packed vector, or candle's.
-    pub(crate) fn pack(&self, variables: &[&Tensor]) -> candle_core::Result<Tensor> {
-        let total: usize = variables.iter().map(|t| t.elem_count()).sum();
-        if total != self.len() {
-            candle_core::bail!("fno: {total} parameters to pack, expected {}", self.len());
-        }
-        // The slot's lock is not held while a tensor's is awaited.
-        let kept = self.lock().params.take();
-        let params = match kept {
-            Some(p) => p,
-            None => Tensor::zeros(total, self.dtype, &Device::Cpu)?,
-        };
-        match self.dtype {
-            DType::F64 => copy_in::<f64>(&params, variables)?,
-            _ => copy_in::<f32>(&params, variables)?,
-        }
-        self.lock().params = Some(params.clone());
-        Ok(params)
     }
 
     /// Runs `write` on a packed gradient buffer (the spare, or a fresh one)
@@ -191,27 +165,6 @@ pub(crate) fn range_in(ranges: &[(TensorId, Range<usize>)], id: TensorId) -> Opt
         .iter()
         .find(|(t, _)| *t == id)
         .map(|(_, r)| r.clone())
-}
-
-/// Copies `variables`, one after the other, into `packed`.
-fn copy_in<T: Writable>(packed: &Tensor, variables: &[&Tensor]) -> candle_core::Result<()> {
-    let held = variables
-        .iter()
-        .map(|t| t.contiguous())
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    let guards: Vec<_> = held.iter().map(|t| t.storage_and_layout()).collect();
-    let sources = guards
-        .iter()
-        .map(guarded::<T>)
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    with_values_mut(packed, |p: &mut [T]| {
-        let mut rest = p;
-        for source in sources {
-            let (mine, tail) = rest.split_at_mut(source.len());
-            mine.copy_from_slice(source);
-            rest = tail;
-        }
-    })
 }
 
 /// `total += more`, elementwise.

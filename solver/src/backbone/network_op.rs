@@ -9,13 +9,17 @@
 //! needs: each layer's input (its pre-activation) and the head's hidden
 //! pre-activation — the same activations the per-layer graph stored.
 //!
-//! Packed parameters: `[lift.weight (F·w₀), lift.bias (w₀), layer 0, …,
-//! layer L−1, head]`, each layer and the head packed as their own ops describe.
+//! Parameters, in packing order: `[lift.weight (F·w₀), lift.bias (w₀), layer
+//! 0, …, layer L−1, head]`, each layer and the head as their own ops describe.
+//! The passes read them as one slice per variable, cut from the packed vector
+//! the op takes as its second argument or, tied to an armed host slot, the
+//! variables themselves (no gigabyte-sized copy per step at the Navier–Stokes
+//! scale); the gradient is always written packed.
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, StorageRef, Tensor};
 
 use super::Real;
 use super::activation::{gelu_vec, times_slope};
@@ -35,9 +39,17 @@ pub(crate) struct NetworkOp<T: Real> {
     activate_last_layer: bool,
     /// The input of every Fourier layer, then the head's input.
     saved: Mutex<Vec<Vec<T>>>,
-    /// Tied to an armed slot's anchor: the slot, and the packed parameters
-    /// the passes read in place of the op's second argument.
-    held: Option<(Arc<HostGradientSlot>, Tensor)>,
+    /// Tied to an armed slot's anchor: the slot, and the variables (in
+    /// packing order) the passes read in place of the op's second argument.
+    held: Option<(Arc<HostGradientSlot>, Vec<Tensor>)>,
+}
+
+/// The network's parameters as the passes read them: one slice per
+/// variable, wherever each lies.
+struct Params<'a, T> {
+    lift: [&'a [T]; 2],
+    layers: Vec<[&'a [T]; 4]>,
+    head: [&'a [T]; 4],
 }
 
 impl<T: Real> NetworkOp<T> {
@@ -60,15 +72,33 @@ impl<T: Real> NetworkOp<T> {
         }
     }
 
-    /// The op with its parameters `packed` and its second argument `slot`'s
-    /// anchor: its backward pass leaves the parameter gradient in the slot.
+    /// The op reading its parameters from `variables` (in packing order,
+    /// each contiguous) with its second argument `slot`'s anchor: its backward
+    /// pass leaves the parameter gradient in the slot. The variables must not
+    /// change between the passes (the trainer updates them after the step's
+    /// backward passes; the slot refuses a backward pass after its step).
     pub(crate) fn leaving_gradient_in(
         mut self,
         slot: Arc<HostGradientSlot>,
-        packed: Tensor,
+        variables: Vec<Tensor>,
     ) -> Self {
-        self.held = Some((slot, packed));
+        self.held = Some((slot, variables));
         self
+    }
+
+    /// The held variables' storages, read-locked (none when not held).
+    fn held_guards(&self) -> Vec<(StorageRef<'_>, &Layout)> {
+        let variables = self.held.iter().flat_map(|(_, v)| v);
+        variables.map(Tensor::storage_and_layout).collect()
+    }
+
+    /// Sizes of the variables, in packing order.
+    fn sizes(&self) -> Vec<usize> {
+        let (f, w0) = (self.in_features, self.lift_width);
+        let mut sizes = vec![f * w0, w0];
+        sizes.extend(self.layers.iter().flat_map(FourierLayerOp::sizes));
+        sizes.extend(self.head.sizes());
+        sizes
     }
 
     fn lift_params(&self) -> usize {
@@ -77,34 +107,61 @@ impl<T: Real> NetworkOp<T> {
 
     /// Number of packed parameters.
     pub(crate) fn n_params(&self) -> usize {
-        self.lift_params()
-            + self
-                .layers
-                .iter()
-                .map(FourierLayerOp::n_params)
-                .sum::<usize>()
-            + self.head.n_params()
+        self.sizes().iter().sum()
     }
 
-    /// `(lift, per-layer, head)` slices of the packed parameters.
-    fn split<'a>(&self, p: &'a [T]) -> (&'a [T], Vec<&'a [T]>, &'a [T]) {
-        let (lift, mut rest) = p.split_at(self.lift_params());
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| {
-                let (mine, tail) = rest.split_at(l.n_params());
+    /// The packed parameters `packed`, one slice per variable.
+    ///
+    /// Errors: `packed` of another length.
+    fn cut<'a>(&self, packed: &'a [T]) -> candle_core::Result<Vec<&'a [T]>> {
+        if packed.len() != self.n_params() {
+            candle_core::bail!(
+                "fno: {} packed parameters, expected {}",
+                packed.len(),
+                self.n_params()
+            );
+        }
+        let mut rest = packed;
+        Ok(self
+            .sizes()
+            .into_iter()
+            .map(|n| {
+                let (mine, tail) = rest.split_at(n);
                 rest = tail;
                 mine
             })
-            .collect();
-        (lift, layers, rest)
+            .collect())
     }
 
-    fn forward(&self, x: &[T], p: &[T]) -> Vec<T> {
-        let (lift, layers, head) = self.split(p);
+    /// One slice per variable grouped by the part of the network reading it.
+    ///
+    /// Errors: a slice of another size, or another number of them.
+    fn params<'a>(&self, pieces: &[&'a [T]]) -> candle_core::Result<Params<'a, T>> {
+        let sizes = self.sizes();
+        if pieces.len() != sizes.len() {
+            candle_core::bail!("fno: {} parameters, expected {}", pieces.len(), sizes.len());
+        }
+        for (i, (piece, &n)) in pieces.iter().zip(&sizes).enumerate() {
+            if piece.len() != n {
+                candle_core::bail!(
+                    "fno: parameter {i} has {} values, expected {n}",
+                    piece.len()
+                );
+            }
+        }
+        let four = |p: &[&'a [T]]| -> [&'a [T]; 4] { [p[0], p[1], p[2], p[3]] };
+        let (lift, rest) = pieces.split_at(2);
+        let (layers, head) = rest.split_at(4 * self.layers.len());
+        Ok(Params {
+            lift: [lift[0], lift[1]],
+            layers: layers.chunks_exact(4).map(four).collect(),
+            head: four(head),
+        })
+    }
+
+    fn forward(&self, x: &[T], p: &Params<'_, T>) -> Vec<T> {
+        let [weight, bias] = p.lift;
         let (f, w0) = (self.in_features, self.lift_width);
-        let (weight, bias) = lift.split_at(f * w0);
         let rows = x.len() / f;
         let mut h = Vec::with_capacity(rows * w0);
         for _ in 0..rows {
@@ -112,11 +169,11 @@ impl<T: Real> NetworkOp<T> {
         }
         rows_times(&mut h, true, x, f, dense(weight, f, w0));
         let mut saved = Vec::with_capacity(self.layers.len() + 1);
-        for (layer, params) in self.layers.iter().zip(layers) {
+        for (layer, &params) in self.layers.iter().zip(&p.layers) {
             let z = layer.forward(&h, params);
             saved.push(std::mem::replace(&mut h, z));
         }
-        let mut out = self.head.forward(&h, head);
+        let mut out = self.head.forward(&h, p.head);
         saved.push(h);
         if self.activate_last_layer {
             let activated = gelu_vec(&out);
@@ -135,7 +192,8 @@ impl<T: Real> NetworkOp<T> {
             .layers
             .iter()
             .map(|l| {
-                let (mine, tail) = std::mem::take(&mut rest).split_at_mut(l.n_params());
+                let n = l.sizes().iter().sum();
+                let (mine, tail) = std::mem::take(&mut rest).split_at_mut(n);
                 rest = tail;
                 mine
             })
@@ -148,8 +206,13 @@ impl<T: Real> NetworkOp<T> {
     /// copied at the Navier–Stokes scale). Each saved activation is released
     /// as soon as its layer is done (lowering the peak), so a second backward
     /// pass through the same forward pass is an error.
-    fn backward(&self, x: &[T], p: &[T], g: &[T], gp: &mut [T]) -> candle_core::Result<()> {
-        let (lift, layers, head) = self.split(p);
+    fn backward(
+        &self,
+        x: &[T],
+        p: &Params<'_, T>,
+        g: &[T],
+        gp: &mut [T],
+    ) -> candle_core::Result<()> {
         let (g_lift, g_layers, g_head) = self.split_mut(gp);
         let mut saved = match self.saved.lock() {
             Ok(mut guard) => std::mem::take(&mut *guard),
@@ -167,19 +230,25 @@ impl<T: Real> NetworkOp<T> {
             times_slope(&out, g.to_mut());
         }
         let head_input = saved.pop().expect("length checked");
-        let mut gh = self.head.backward(&head_input, head, &g, g_head);
+        let mut gh = self.head.backward(&head_input, p.head, &g, g_head);
         drop(head_input);
-        for ((layer, params), g_params) in self.layers.iter().zip(layers).zip(g_layers).rev() {
+        for ((layer, &params), g_params) in self.layers.iter().zip(&p.layers).zip(g_layers).rev() {
             let input = saved.pop().expect("length checked");
             gh = layer.backward(&input, params, &gh, g_params);
         }
         let (f, w0) = (self.in_features, self.lift_width);
         let (g_weight, g_bias) = g_lift.split_at_mut(f * w0);
-        debug_assert_eq!(lift.len(), f * w0 + w0);
         g_weight.copy_from_slice(&gram(x, f, &gh, w0));
         g_bias.copy_from_slice(&column_sums(&gh, w0));
         Ok(())
     }
+}
+
+/// The values behind each of `guards`, in order.
+fn values<'a, T: Real>(
+    guards: &'a [(StorageRef<'_>, &Layout)],
+) -> candle_core::Result<Vec<&'a [T]>> {
+    guards.iter().map(guarded::<T>).collect()
 }
 
 impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
@@ -201,19 +270,12 @@ impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
                 self.in_features
             );
         }
-        let held = self.held.as_ref().map(|(_, p)| p.storage_and_layout());
-        let p = match &held {
-            Some(held) => guarded::<T>(held)?,
-            None => slice::<T>(s2, l2)?,
+        let held = self.held_guards();
+        let pieces = match &self.held {
+            Some(_) => values(&held)?,
+            None => self.cut(slice::<T>(s2, l2)?)?,
         };
-        if p.len() != self.n_params() {
-            candle_core::bail!(
-                "fno: {} packed parameters, expected {}",
-                p.len(),
-                self.n_params()
-            );
-        }
-        let out = self.forward(slice::<T>(s1, l1)?, p);
+        let out = self.forward(slice::<T>(s1, l1)?, &self.params(&pieces)?);
         let mut shape = dims.to_vec();
         *shape.last_mut().expect("rank ≥ 1") = self.head.outputs();
         Ok((T::to_cpu_storage_owned(out), Shape::from(shape)))
@@ -230,14 +292,15 @@ impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let (x, g) = (arg1.contiguous()?, grad_res.contiguous()?);
-        if let Some((slot, p)) = &self.held {
-            let (x, p, g) = (
+        if let Some((slot, _)) = &self.held {
+            let (x, g, held) = (
                 x.storage_and_layout(),
-                p.storage_and_layout(),
                 g.storage_and_layout(),
+                self.held_guards(),
             );
-            let (x, p, g) = (guarded(&x)?, guarded(&p)?, guarded(&g)?);
-            slot.fill(|gp| self.backward(x, p, g, gp))?;
+            let (x, g, pieces) = (guarded(&x)?, guarded(&g)?, values(&held)?);
+            let p = self.params(&pieces)?;
+            slot.fill(|gp| self.backward(x, &p, g, gp))?;
             return Ok((None, Some(arg2.zeros_like()?)));
         }
         let p = arg2.contiguous()?;
@@ -247,8 +310,9 @@ impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
                 p.storage_and_layout(),
                 g.storage_and_layout(),
             );
+            let pieces = self.cut(guarded(&p)?)?;
             let mut gp = vec![T::zero(); self.n_params()];
-            self.backward(guarded(&x)?, guarded(&p)?, guarded(&g)?, &mut gp)?;
+            self.backward(guarded(&x)?, &self.params(&pieces)?, guarded(&g)?, &mut gp)?;
             gp
         };
         Ok((None, Some(Tensor::from_vec(gp, p.shape(), p.device())?)))
