@@ -3,22 +3,35 @@
 //! reference solver ([`tessera_scenarios::dataset::generate`]) and, when
 //! `data.cache_dir` is set, cached there under a name that hashes every setting
 //! the data depends on (so a changed setting never reuses stale data).
+//!
+//! A generated training split holds only the initial conditions unless a
+//! data loss (`training.loss.data > 0`) reads the trajectories: physics-only
+//! training reads nothing else of it, and at the paper scales the
+//! trajectories were most of a run's setup (Navier–Stokes: 4000 solves at
+//! 256², about 15 hours of a 2-core machine and 12 GB; diffusion–sorption:
+//! 8000 trajectories, 6.6 GB in memory). The initial conditions are drawn
+//! as the generator draws them ([`tessera_scenarios::dataset::initial_conditions`]),
+//! so a run trains on the same values either way.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use tessera_scenarios::config::{GridConfig, PdeConfig, ReferenceConfig};
-use tessera_scenarios::dataset::{Generation, Split, generate};
+use tessera_scenarios::dataset::{Generation, Split, generate, initial_conditions};
 use tessera_scenarios::{Dataset, Scenario};
 
 use crate::SolverError;
 
 /// Trajectories on one grid (the model's, or the finer one a test split is
 /// stored at for `eval.resolutions`), in f64, row-major `[t, x, (y)]`; the first
-/// frame of each is its initial condition.
+/// frame of each is its initial condition. Samples made by
+/// [`Samples::initial_only`] hold that frame alone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Samples {
     dims: Vec<usize>,
+    /// Time levels each sample holds: `dims[0]`, or 1 for initial
+    /// conditions only.
+    levels: usize,
     trajectories: Vec<Vec<f64>>,
 }
 
@@ -26,7 +39,25 @@ impl Samples {
     /// Samples of grid shape `dims = [nt, nx, (ny)]`; every trajectory must have
     /// `Π dims` finite values.
     pub fn new(dims: Vec<usize>, trajectories: Vec<Vec<f64>>) -> Result<Self, SolverError> {
-        let len: usize = dims.iter().product();
+        let levels = dims.first().copied().unwrap_or(0);
+        Self::holding(dims, levels, trajectories)
+    }
+
+    /// Samples of grid shape `dims = [nt, nx, (ny)]` of which only the
+    /// initial conditions are known (each `Π dims[1..]` finite values): what
+    /// physics-only training reads. [`Samples::trajectories`] is an error for
+    /// them; the rest works as for whole trajectories.
+    pub fn initial_only(dims: Vec<usize>, initial: Vec<Vec<f64>>) -> Result<Self, SolverError> {
+        Self::holding(dims, 1, initial)
+    }
+
+    /// Samples of `dims` holding their first `levels` time levels.
+    fn holding(
+        dims: Vec<usize>,
+        levels: usize,
+        trajectories: Vec<Vec<f64>>,
+    ) -> Result<Self, SolverError> {
+        let len = levels * dims.iter().skip(1).product::<usize>();
         for trajectory in &trajectories {
             if trajectory.len() != len {
                 return Err(SolverError::ShapeMismatch {
@@ -43,7 +74,11 @@ impl Samples {
                 });
             }
         }
-        Ok(Self { dims, trajectories })
+        Ok(Self {
+            dims,
+            levels,
+            trajectories,
+        })
     }
 
     /// The first `count` samples of `dataset` on the grid `dims`. The dataset's
@@ -82,7 +117,7 @@ impl Samples {
             .iter()
             .map(|t| subsample(t, &self.dims, &strides))
             .collect();
-        Self::new(dims.to_vec(), trajectories)
+        Self::holding(dims.to_vec(), self.levels, trajectories)
     }
 
     /// Grid shape `[nt, nx, (ny)]`.
@@ -101,8 +136,46 @@ impl Samples {
     }
 
     /// All trajectories.
-    pub fn trajectories(&self) -> &[Vec<f64>] {
-        &self.trajectories
+    ///
+    /// Errors: samples that hold their initial conditions only
+    /// ([`SolverError::InitialConditionsOnly`]).
+    pub fn trajectories(&self) -> Result<&[Vec<f64>], SolverError> {
+        if self.holds_trajectories() {
+            Ok(&self.trajectories)
+        } else {
+            Err(SolverError::InitialConditionsOnly)
+        }
+    }
+
+    /// Whether the samples hold whole trajectories, not only their initial
+    /// conditions.
+    pub fn holds_trajectories(&self) -> bool {
+        self.levels == self.dims[0]
+    }
+
+    /// The time levels each sample holds and their values, for a transfer
+    /// that rebuilds the samples ([`Samples::from_parts`]).
+    pub(crate) fn parts(&self) -> (usize, &[Vec<f64>]) {
+        (self.levels, &self.trajectories)
+    }
+
+    /// Samples of `dims` whose values hold their first `levels` time levels
+    /// (all of them or 1), as [`Samples::parts`] gave them.
+    ///
+    /// Errors: another number of levels, or values of another size.
+    pub(crate) fn from_parts(
+        dims: Vec<usize>,
+        levels: usize,
+        values: Vec<Vec<f64>>,
+    ) -> Result<Self, SolverError> {
+        if levels != 1 && Some(&levels) != dims.first() {
+            return Err(SolverError::ShapeMismatch {
+                what: "time levels held (1 or all)",
+                expected: dims,
+                got: vec![levels],
+            });
+        }
+        Self::holding(dims, levels, values)
     }
 
     /// The same samples cut to their first `levels` time levels (the training
@@ -118,13 +191,18 @@ impl Samples {
         }
         let mut dims = self.dims.clone();
         dims[0] = levels;
-        let len: usize = dims.iter().product();
+        let held = if self.holds_trajectories() { levels } else { 1 };
+        let len = held * dims[1..].iter().product::<usize>();
         let trajectories = self
             .trajectories
             .iter()
             .map(|t| t[..len].to_vec())
             .collect();
-        Ok(Self { dims, trajectories })
+        Ok(Self {
+            dims,
+            levels: held,
+            trajectories,
+        })
     }
 
     /// The initial condition (first frame) of sample `i`.
@@ -257,11 +335,23 @@ impl RunData {
 impl Samples {
     /// One split, on the scenario's grid: read from the scenario's file for it,
     /// or from its cache, or generated.
+    /// A training split that no data loss reads the trajectories of, and no
+    /// file holds, is its initial conditions only (see the module docs).
     pub fn load(scenario: &Scenario, split: Split, quiet: bool) -> Result<Self, SolverError> {
         let count = match split {
             Split::Train => scenario.data.train_samples,
             Split::Test => scenario.data.test_samples,
         };
+        let initial_only = split == Split::Train
+            && scenario.data.train_file.is_none()
+            && scenario.training.loss.data == 0.0;
+        if initial_only {
+            let initial = initial_conditions(scenario, &generation(scenario, split, quiet))?
+                .into_iter()
+                .map(|frame| frame.into_iter().map(f64::from).collect())
+                .collect();
+            return Self::initial_only(scenario.dims(), initial);
+        }
         Self::from_dataset(&dataset(scenario, split, quiet)?, &scenario.dims(), count)
     }
 

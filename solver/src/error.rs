@@ -69,6 +69,12 @@ pub enum SolverError {
     /// divide, a scenario whose grid cannot be refined).
     #[error("evaluation at resolution {resolution}: {reason}")]
     Resolution { resolution: usize, reason: String },
+    /// Whole trajectories were asked of samples that hold their initial
+    /// conditions only ([`crate::data::Samples::initial_only`]).
+    #[error(
+        "these samples hold their initial conditions only (the training split of a run without a data loss): whole trajectories are not available"
+    )]
+    InitialConditionsOnly,
     /// A new run was started into a directory that already holds one.
     #[error(
         "run directory {} is not empty; continue that run with `--resume {}` or start over in it with `--force`",

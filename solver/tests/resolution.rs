@@ -112,7 +112,7 @@ fn the_finer_evaluation_restricts_the_stored_data() {
     };
     let stored = Samples::new(vec![nt, 16, 16], vec![truth_at(16, 1)]).unwrap();
     let test = stored.restrict(&scenario.dims()).unwrap();
-    assert_eq!(test.trajectories()[0], truth_at(8, 2));
+    assert_eq!(test.trajectories().unwrap()[0], truth_at(8, 2));
     let seed = tessera_solver::eval_seed(scenario.seed);
     let mut own = trained_model();
     let on_grid = evaluate(&mut own, &test, 1, 2, seed).unwrap();

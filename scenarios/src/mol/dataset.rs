@@ -55,22 +55,12 @@ pub fn generate<P: MolPde>(
             reason: "must be at least 1",
         });
     }
-    let discretisation = Discretisation::new(pde, domain)?;
-    if discretisation.components() != 1 {
-        return Err(ScenarioError::Unsupported {
-            what: "a dataset of one field per sample",
-            pde: format!("a PDE of {} components", discretisation.components()),
-        });
-    }
-    let dims = domain.axes().len();
-    let coordinates = discretisation.solver_coordinates();
+    let discretisation = one_field(pde, domain)?;
     let bar = progress(options.samples, options.quiet, "generating");
     let samples = (0..options.samples)
         .into_par_iter()
         .map(|i| {
-            let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-            rng.set_stream(options.stream(i));
-            let u0 = family.sample(&mut rng, coordinates, dims);
+            let u0 = draw(&discretisation, domain, family, options, i);
             let solution =
                 discretisation
                     .solve(&u0, times, solver)
@@ -86,4 +76,65 @@ pub fn generate<P: MolPde>(
     let mut axes = discretisation.output_axes().into_iter();
     let x = axes.next().unwrap_or_default();
     Dataset::new(times.to_vec(), x, axes.next(), config, samples)
+}
+
+/// The initial conditions of the samples [`generate`] would solve, on the
+/// output grid (`[output points]`, in the `f32` a [`Dataset`] holds): the
+/// first frame of each of its trajectories, without integrating.
+///
+/// Errors: as [`generate`], but for the solver's.
+pub fn initial_conditions<P: MolPde>(
+    pde: &P,
+    domain: &MolDomain,
+    family: &dyn InitialFamily,
+    options: &Generation,
+) -> Result<Vec<Vec<f32>>, ScenarioError> {
+    let discretisation = one_field(pde, domain)?;
+    (0..options.samples)
+        .into_par_iter()
+        .map(|i| {
+            let u0 = draw(&discretisation, domain, family, options, i);
+            // The size check the solve would make first.
+            discretisation
+                .unknowns_of(&u0)
+                .map_err(|source| ScenarioError::Mol {
+                    sample: Some(i),
+                    source,
+                })?;
+            let frame = discretisation.restrict_field(&u0);
+            Ok(frame.into_iter().map(|v| v as f32).collect())
+        })
+        .collect()
+}
+
+/// `pde` discretised on `domain`.
+///
+/// Errors: the discretisation's, and a PDE of several components (a
+/// [`Dataset`] holds one field per sample).
+fn one_field<'a, P: MolPde>(
+    pde: &'a P,
+    domain: &MolDomain,
+) -> Result<Discretisation<'a, P>, ScenarioError> {
+    let discretisation = Discretisation::new(pde, domain)?;
+    if discretisation.components() != 1 {
+        return Err(ScenarioError::Unsupported {
+            what: "a dataset of one field per sample",
+            pde: format!("a PDE of {} components", discretisation.components()),
+        });
+    }
+    Ok(discretisation)
+}
+
+/// Sample `i`'s draw of `family` on the solver grid.
+fn draw<P: MolPde>(
+    discretisation: &Discretisation<'_, P>,
+    domain: &MolDomain,
+    family: &dyn InitialFamily,
+    options: &Generation,
+    i: usize,
+) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    rng.set_stream(options.stream(i));
+    let coordinates = discretisation.solver_coordinates();
+    family.sample(&mut rng, coordinates, domain.axes().len())
 }

@@ -31,7 +31,7 @@ pub mod sdirk;
 pub mod solve;
 pub mod system;
 
-pub use dataset::{InitialFamily, generate};
+pub use dataset::{InitialFamily, generate, initial_conditions};
 pub use discretisation::Discretisation;
 pub use domain::{MolDomain, SpatialAxis};
 pub use error::MolError;

@@ -34,7 +34,7 @@ fn a_finer_two_dimensional_set_is_subsampled_onto_the_grid() {
             (0..4).flat_map(move |i| (0..4).map(move |j| f64::from(code(k, 2 * i, 2 * j))))
         })
         .collect();
-    assert_eq!(samples.trajectories()[0], expected);
+    assert_eq!(samples.trajectories().unwrap()[0], expected);
     assert_eq!(samples.initial_condition(0), &expected[..16]);
 }
 
@@ -90,6 +90,8 @@ plots = 1
 fn generated_data_is_cached_under_a_name_that_tracks_the_settings() {
     let dir = temp_dir("cache");
     let mut scenario = tiny(&dir);
+    // A data loss reads the training trajectories, so they are generated.
+    scenario.set("training.loss.data=1").unwrap();
     let path = cache_path(&scenario, Split::Train, &dir);
     assert!(!path.exists());
     let generated = Samples::load(&scenario, Split::Train, true).unwrap();
@@ -122,7 +124,7 @@ fn first_levels_keeps_the_leading_time_levels() {
     let samples = Samples::new(vec![3, 2], vec![(0..6).map(f64::from).collect()]).unwrap();
     let cut = samples.first_levels(2).unwrap();
     assert_eq!(cut.dims(), [2, 2]);
-    assert_eq!(cut.trajectories(), [vec![0.0, 1.0, 2.0, 3.0]]);
+    assert_eq!(cut.trajectories().unwrap(), [vec![0.0, 1.0, 2.0, 3.0]]);
     assert_eq!(samples.first_levels(3).unwrap(), samples);
     for bad in [0, 4] {
         assert!(matches!(
@@ -140,4 +142,53 @@ fn the_initial_rms_is_that_of_the_first_time_level_only() {
         Samples::new(vec![2, 2], vec![vec![3.0, 4.0, 100.0, -7.0], vec![-0.1; 4]]).unwrap();
     assert_eq!(samples.initial_rms(0), 12.5f64.sqrt());
     assert!((samples.initial_rms(1) - 0.1).abs() < 1e-16);
+}
+
+/// Without a data loss the training split is its initial conditions: the
+/// same values as the first frames of the generated trajectories, nothing
+/// cached, and whole trajectories an error rather than a truncated field.
+#[test]
+fn a_physics_only_training_split_is_its_initial_conditions() {
+    let dir = temp_dir("initial-only");
+    let scenario = tiny(&dir);
+    let initial = Samples::load(&scenario, Split::Train, true).unwrap();
+    assert!(!initial.holds_trajectories());
+    assert!(!cache_path(&scenario, Split::Train, &dir).exists());
+    let mut with_data = scenario.clone();
+    with_data.set("training.loss.data=1").unwrap();
+    let whole = Samples::load(&with_data, Split::Train, true).unwrap();
+    assert!(whole.holds_trajectories());
+    assert_eq!((initial.len(), initial.dims()), (2, &[3, 8][..]));
+    for i in 0..2 {
+        assert_eq!(initial.initial_condition(i), whole.initial_condition(i));
+        assert_eq!(initial.initial_rms(i), whole.initial_rms(i));
+    }
+    assert!(matches!(
+        initial.trajectories(),
+        Err(SolverError::InitialConditionsOnly)
+    ));
+    // The training window keeps them.
+    let window = initial.first_levels(2).unwrap();
+    assert_eq!(window.dims(), [2, 8]);
+    assert_eq!(window.initial_condition(1), whole.initial_condition(1));
+    // The test split is whole trajectories either way.
+    assert!(
+        Samples::load(&scenario, Split::Test, true)
+            .unwrap()
+            .holds_trajectories()
+    );
+}
+
+#[test]
+fn initial_conditions_of_the_wrong_size_are_rejected() {
+    let err = Samples::initial_only(vec![3, 2], vec![vec![0.0; 6]]).unwrap_err();
+    assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
+    let err = Samples::initial_only(vec![3, 2], vec![vec![f64::INFINITY, 0.0]]).unwrap_err();
+    assert!(matches!(err, SolverError::NonFinite { .. }), "{err}");
+    // A 2-D frame restricts like a trajectory's first frame.
+    let frame: Vec<f64> = (0..16).map(f64::from).collect();
+    let fine = Samples::initial_only(vec![5, 4, 4], vec![frame]).unwrap();
+    let coarse = fine.restrict(&[5, 2, 2]).unwrap();
+    assert_eq!(coarse.initial_condition(0), [0.0, 2.0, 8.0, 10.0]);
+    assert!(!coarse.holds_trajectories());
 }

@@ -153,7 +153,7 @@ pub fn physics_floor(
     let weights = [w.pde, w.ic, w.bc, w.data];
     let indices: Vec<usize> = (0..options.samples).collect();
     let ics = test.initial_conditions(&indices);
-    let truths = &test.trajectories()[..options.samples];
+    let truths = &test.trajectories()?[..options.samples];
     let lbfgs = LbfgsOptions {
         max_iterations: options.iterations,
         ..LbfgsOptions::default()
@@ -241,7 +241,7 @@ mod tests {
             scenario.grid().unwrap(),
         )
         .unwrap();
-        let (truth, ic) = (&test.trajectories()[0], test.initial_condition(0));
+        let (truth, ic) = (&test.trajectories().unwrap()[0], test.initial_condition(0));
         let lbfgs = LbfgsOptions {
             max_iterations: 20_000,
             ..LbfgsOptions::default()

@@ -87,7 +87,7 @@ pub fn evaluate<M: Trainable + ?Sized>(
     }
     let rel_l2 = predictions
         .iter()
-        .zip(test.trajectories())
+        .zip(test.trajectories()?)
         .map(|(p, t)| relative_l2(p, t))
         .collect::<Result<Vec<_>, _>>()?;
     let (mean, std) = mean_std(&rel_l2);

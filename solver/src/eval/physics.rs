@@ -56,7 +56,7 @@ pub fn physics_check(
     predictions: &[Vec<f64>],
 ) -> Result<PhysicsCheck, SolverError> {
     let truths =
-        test.trajectories()
+        test.trajectories()?
             .get(..predictions.len())
             .ok_or(SolverError::ShapeMismatch {
                 what: "test trajectories for the predictions",

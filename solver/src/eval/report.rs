@@ -100,7 +100,7 @@ fn summarise(
         .map(|horizon| {
             window_errors(
                 &evaluation.predictions,
-                test.trajectories(),
+                test.trajectories()?,
                 frame,
                 scenario.training_levels(),
                 horizon,

@@ -38,12 +38,14 @@ pub fn broadcast_run_data(
     })
 }
 
-/// `[ndims, dims…, count, trajectories…]`; sizes are exact in f64.
+/// `[ndims, dims…, levels held, count, values…]`; sizes are exact in f64.
 fn pack(samples: &Samples) -> Vec<f64> {
+    let (levels, values) = samples.parts();
     let mut out = vec![samples.dims().len() as f64];
     out.extend(samples.dims().iter().map(|&d| d as f64));
+    out.push(levels as f64);
     out.push(samples.len() as f64);
-    for t in samples.trajectories() {
+    for t in values {
         out.extend_from_slice(t);
     }
     out
@@ -64,13 +66,14 @@ fn unpack(packed: &[f64]) -> Result<(Samples, &[f64]), SolverError> {
         .iter()
         .map(|&d| d as usize)
         .collect();
-    let count = *packed.get(ndims + 1).ok_or_else(bad)? as usize;
-    let len: usize = dims.iter().product();
-    let start = ndims + 2;
+    let levels = *packed.get(ndims + 1).ok_or_else(bad)? as usize;
+    let count = *packed.get(ndims + 2).ok_or_else(bad)? as usize;
+    let len = levels * dims.iter().skip(1).product::<usize>();
+    let start = ndims + 3;
     let end = start + count * len;
     let values = packed.get(start..end).ok_or_else(bad)?;
-    let trajectories = values.chunks(len.max(1)).map(<[f64]>::to_vec).collect();
-    Ok((Samples::new(dims, trajectories)?, &packed[end..]))
+    let values = values.chunks(len.max(1)).map(<[f64]>::to_vec).collect();
+    Ok((Samples::from_parts(dims, levels, values)?, &packed[end..]))
 }
 
 /// The bytes of the checkpoint at `path`, read by rank 0 and broadcast.
@@ -86,4 +89,27 @@ pub fn broadcast_checkpoint(
     comm.broadcast_bytes(0, &mut bytes)
         .map_err(ParallelError::from)?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whole trajectories and initial conditions alone come back as they
+    /// went, one after the other in one buffer.
+    #[test]
+    fn packed_samples_unpack_to_themselves() {
+        let whole = Samples::new(vec![2, 3], vec![vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]).unwrap();
+        let initial =
+            Samples::initial_only(vec![2, 3], vec![vec![0.5, 1.5, 2.5], vec![-1.0, 0.0, 1.0]])
+                .unwrap();
+        let mut packed = pack(&initial);
+        packed.extend(pack(&whole));
+        let (first, rest) = unpack(&packed).unwrap();
+        let (second, rest) = unpack(rest).unwrap();
+        assert_eq!((first, second), (initial, whole));
+        assert!(rest.is_empty());
+        let (_, truncated) = unpack(&packed[..packed.len() - 1]).unwrap();
+        assert!(unpack(truncated).is_err());
+    }
 }

@@ -211,12 +211,17 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
         let t = &self.scenario.training;
         let train = &self.data.train;
         let draw = step_draw(self.scenario.seed, step, train.len(), t.batch_size);
-        let targets = (t.loss.data > 0.0).then(|| {
-            draw.indices
-                .iter()
-                .map(|&i| train.trajectories()[i].clone())
-                .collect()
-        });
+        let targets = if t.loss.data > 0.0 {
+            let trajectories = train.trajectories()?;
+            Some(
+                draw.indices
+                    .iter()
+                    .map(|&i| trajectories[i].clone())
+                    .collect(),
+            )
+        } else {
+            None
+        };
         let batch = Batch {
             ics: train.initial_conditions(&draw.indices),
             targets,

@@ -175,7 +175,11 @@ impl TrainStepArgs {
             let draw = step_draw(scenario.seed, step, train.len(), self.batch);
             let batch = Batch {
                 ics: train.initial_conditions(&draw.indices),
-                targets: (t.loss.data > 0.0).then(|| train.trajectories().to_vec()),
+                targets: if t.loss.data > 0.0 {
+                    Some(train.trajectories()?.to_vec())
+                } else {
+                    None
+                },
                 seed: draw.seed,
             };
             let started = Instant::now();

@@ -19,6 +19,7 @@ pub fn plot_run(
     run: &RunDir,
 ) -> Result<(), ToolError> {
     let (summary, evaluation) = (&report.summary, &report.evaluation);
+    let truths = test.trajectories()?;
     for (i, prediction) in evaluation
         .predictions
         .iter()
@@ -33,7 +34,7 @@ pub fn plot_run(
             dims: test.dims(),
             t_max: scenario.grid.t_max,
             prediction,
-            truth: &test.trajectories()[i],
+            truth: &truths[i],
             title: &title,
         };
         plot_sample(&run.plots().join(format!("sample_{i:04}.png")), &fields)?;
