@@ -39,7 +39,7 @@ impl Samples {
     /// Samples of grid shape `dims = [nt, nx, (ny)]`; every trajectory must have
     /// `Π dims` finite values.
     pub fn new(dims: Vec<usize>, trajectories: Vec<Vec<f64>>) -> Result<Self, SolverError> {
-        let levels = dims.first().copied().unwrap_or(0);
+        let levels = dims.first().copied().unwrap_or_default();
         Self::holding(dims, levels, trajectories)
     }
 
@@ -57,7 +57,14 @@ impl Samples {
         levels: usize,
         trajectories: Vec<Vec<f64>>,
     ) -> Result<Self, SolverError> {
-        let len = levels * dims.iter().skip(1).product::<usize>();
+        if dims.len() < 2 {
+            return Err(SolverError::ShapeMismatch {
+                what: "sample grid [nt, nx, (ny)]",
+                expected: vec![0, 0],
+                got: dims,
+            });
+        }
+        let len = levels * dims[1..].iter().product::<usize>();
         for trajectory in &trajectories {
             if trajectory.len() != len {
                 return Err(SolverError::ShapeMismatch {

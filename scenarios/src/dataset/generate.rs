@@ -124,14 +124,7 @@ pub(crate) fn progress(len: usize, quiet: bool, message: &'static str) -> Progre
 /// Generates `options.samples` trajectories of the scenario's PDE with its
 /// reference solver.
 pub fn generate(scenario: &Scenario, options: &Generation) -> Result<Dataset, ScenarioError> {
-    if options.samples == 0 {
-        return Err(ScenarioError::InvalidValue {
-            what: "number of samples",
-            value: 0.0,
-            reason: "must be at least 1",
-        });
-    }
-    scenario.validate()?;
+    check_request(scenario, options)?;
     let config = scenario.to_toml_string();
     // The method-of-lines generator draws its own progress bar.
     if let PdeConfig::Custom(params) = &scenario.pde {
@@ -255,14 +248,7 @@ pub fn initial_conditions(
     scenario: &Scenario,
     options: &Generation,
 ) -> Result<Vec<Vec<f32>>, ScenarioError> {
-    if options.samples == 0 {
-        return Err(ScenarioError::InvalidValue {
-            what: "number of samples",
-            value: 0.0,
-            reason: "must be at least 1",
-        });
-    }
-    scenario.validate()?;
+    check_request(scenario, options)?;
     let to_f32 = |frame: Vec<f64>| frame.into_iter().map(|v| v as f32).collect();
     match &scenario.pde {
         PdeConfig::Custom(params) => with_custom(scenario, params, |mol, domain, family| {
@@ -287,6 +273,18 @@ pub fn initial_conditions(
             pde: other.kind().to_owned(),
         }),
     }
+}
+
+/// Errors unless `options` asks for at least one sample of a valid scenario.
+fn check_request(scenario: &Scenario, options: &Generation) -> Result<(), ScenarioError> {
+    if options.samples == 0 {
+        return Err(ScenarioError::InvalidValue {
+            what: "number of samples",
+            value: 0.0,
+            reason: "must be at least 1",
+        });
+    }
+    scenario.validate()
 }
 
 /// Sample `i`'s constant diffusion–sorption initial value, `U(0, 0.2)`.

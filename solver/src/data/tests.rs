@@ -52,6 +52,8 @@ fn grids_that_do_not_fit_are_rejected() {
     }
     let err = Samples::new(vec![2, 2], vec![vec![0.0, f64::NAN, 0.0, 0.0]]).unwrap_err();
     assert!(matches!(err, SolverError::NonFinite { .. }), "{err}");
+    let err = Samples::new(vec![4], vec![vec![0.0; 4]]).unwrap_err();
+    assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
 }
 
 fn tiny(cache: &std::path::Path) -> Scenario {
