@@ -13,6 +13,7 @@
 //! as the generator draws them ([`tessera_scenarios::dataset::initial_conditions`]),
 //! so a run trains on the same values either way.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -328,14 +329,19 @@ impl RunData {
 
     /// Both splits cut to `scenario`'s training window
     /// ([`Scenario::training_levels`]): what the model trains and validates on
-    /// (without the stored test split, which only the evaluation reads).
-    pub fn training_window(&self, scenario: &Scenario) -> Result<Self, SolverError> {
+    /// (without the stored test split, which only the evaluation reads). The
+    /// data themselves when the window is the whole grid: no copy (the
+    /// paper-scale diffusion–sorption test split alone is 830 MB).
+    pub fn training_window(&self, scenario: &Scenario) -> Result<Cow<'_, Self>, SolverError> {
         let levels = scenario.training_levels();
-        Ok(Self {
+        if levels == self.test.dims()[0] && levels == self.train.dims()[0] {
+            return Ok(Cow::Borrowed(self));
+        }
+        Ok(Cow::Owned(Self {
             train: self.train.first_levels(levels)?,
             test: self.test.first_levels(levels)?,
             stored_test: None,
-        })
+        }))
     }
 }
 

@@ -4,7 +4,7 @@
 use tessera_scenarios::dataset::Split;
 use tessera_scenarios::{Dataset, Scenario};
 
-use super::{Samples, cache_path};
+use super::{RunData, Samples, cache_path};
 use crate::SolverError;
 use crate::tests::train_support::temp_dir;
 
@@ -193,4 +193,30 @@ fn initial_conditions_of_the_wrong_size_are_rejected() {
     let coarse = fine.restrict(&[5, 2, 2]).unwrap();
     assert_eq!(coarse.initial_condition(0), [0.0, 2.0, 8.0, 10.0]);
     assert!(!coarse.holds_trajectories());
+}
+
+/// The training window of a run without a horizon is the data themselves
+/// (no copy); with one, both splits are cut to the trained levels.
+#[test]
+fn the_training_window_copies_only_what_it_cuts() {
+    let dir = temp_dir("window");
+    let mut scenario = tiny(&dir);
+    let data = RunData {
+        train: Samples::initial_only(vec![3, 2], vec![vec![1.0, 2.0]]).unwrap(),
+        test: Samples::new(vec![3, 2], vec![(0..6).map(f64::from).collect()]).unwrap(),
+        stored_test: None,
+    };
+    let whole = data.training_window(&scenario).unwrap();
+    assert!(matches!(whole, std::borrow::Cow::Borrowed(_)));
+    // Levels at t = 0, 25, 50: a horizon of 30 keeps two.
+    scenario.set("training.horizon=30").unwrap();
+    let window = data.training_window(&scenario).unwrap();
+    assert_eq!(
+        window.test.trajectories().unwrap(),
+        [vec![0.0, 1.0, 2.0, 3.0]]
+    );
+    assert_eq!(
+        (window.train.dims(), window.train.initial_condition(0)),
+        (&[2, 2][..], &[1.0, 2.0][..])
+    );
 }
