@@ -27,7 +27,7 @@
 //!
 //! [`Sensitivity`]: tessera_constraints::Sensitivity
 
-use std::borrow::Cow;
+use crate::field_pool::{Field, FieldPool};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -100,6 +100,9 @@ pub struct ConstraintLayer<P: Pde> {
     /// The grid's coordinates `[points, ndim]` when the PDE's residual reads
     /// them (gathered at each expert's sampled points), else empty.
     coordinates: Vec<f64>,
+    /// The full-grid fields of a forward pass (`S B`, the non-local terms),
+    /// kept for the next ([`crate::field_pool`]).
+    fields: FieldPool,
     /// The GPU solver that runs the forward solves, when one is attached
     /// ([`ConstraintLayer::with_gpu`]).
     #[cfg(feature = "cuda")]
@@ -144,7 +147,7 @@ pub struct Forward {
 /// [`ExpertProblem`], or one whose term rows a GPU gathers).
 struct PreparedSample<'a, Q> {
     /// `S B`, `[grid points, N]`: the basis itself when there is no solution map.
-    solution: Cow<'a, [f64]>,
+    solution: Field<'a>,
     /// `s₀`, `[grid points]`, if the PDE has one.
     offset: Option<Vec<f64>>,
     /// The sample's linear rows.
@@ -298,6 +301,7 @@ impl<P: Pde> ConstraintLayer<P> {
             router,
             config,
             coordinates,
+            fields: FieldPool::default(),
             #[cfg(feature = "cuda")]
             gpu: None,
             #[cfg(feature = "cuda")]
@@ -674,7 +678,7 @@ impl<P: Pde> ConstraintLayer<P> {
     /// `build` from the sample's terms, the expert's points and its linear
     /// rows), the samples and the experts in parallel.
     fn prepare<'a, Q: Send + Sync>(
-        &self,
+        &'a self,
         basis: &'a [f64],
         n_basis: usize,
         ics: &[&[f64]],
@@ -956,7 +960,7 @@ impl<P: Pde> ConstraintLayer<P> {
     /// `S B`, offset `s₀`, rows and every expert's problem (by `build`) for
     /// one sample, the experts in parallel.
     fn prepare_sample<'a, Q: Send + Sync>(
-        &self,
+        &'a self,
         basis: &'a [f64],
         n_basis: usize,
         ic: &[f64],
@@ -966,16 +970,21 @@ impl<P: Pde> ConstraintLayer<P> {
         let rows = self.pde.linear_rows(&self.grid, ic)?;
         let offset = self.pde.solution_offset(&self.grid, ic)?;
         let solution = match &self.solution_map {
-            None => Cow::Borrowed(basis),
-            Some(s) => Cow::Owned(s.apply_to_vec(basis, n_basis)),
+            None => Field::Borrowed(basis),
+            Some(s) => {
+                let mut mapped = self.fields.zeros(basis.len());
+                s.apply(basis, n_basis, &mut mapped);
+                Field::Pooled(mapped)
+            }
         };
-        let sample = SampleTerms::new(
+        let sample = SampleTerms::with_pool(
             &self.terms,
             self.n_residual,
             &solution,
             n_basis,
             offset.as_deref(),
             &rows,
+            Some(&self.fields),
         )?;
         let experts = points
             .par_iter()
@@ -987,6 +996,8 @@ impl<P: Pde> ConstraintLayer<P> {
                 Ok((row_ids, problem))
             })
             .collect::<Result<_, ExpertsError>>()?;
+        // Hands the terms' fields back to the pool for the next sample.
+        drop(sample);
         Ok(PreparedSample {
             solution,
             offset,

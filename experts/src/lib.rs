@@ -8,6 +8,7 @@
 
 pub mod comm;
 pub mod error;
+mod field_pool;
 pub mod layer;
 pub mod placement;
 pub mod problem_file;

@@ -22,6 +22,7 @@ use tessera_constraints::{ConstraintError, ExpertProblem, LinearRow, ProblemSize
 use tessera_meshes::LinearOperator;
 use tessera_meshes::ops::gather_rows;
 
+use crate::field_pool::{FieldPool, PooledField};
 use crate::{ExpertsError, POINTS_PER_TASK};
 
 /// Where one term's values at any points come from.
@@ -32,18 +33,27 @@ enum Source<'a> {
         input: &'a [f64],
     },
     /// A non-local operator's output on the full grid, computed once.
-    Field(Vec<f64>),
+    Field(PooledField<'a>),
 }
 
 impl<'a> Source<'a> {
     /// `operator · input` as a source: evaluated lazily when local, on the full
-    /// grid now otherwise.
-    fn new(operator: &'a dyn LinearOperator, input: &'a [f64], channels: usize) -> Self {
+    /// grid now otherwise (in a buffer of `pool`, if given).
+    fn new(
+        operator: &'a dyn LinearOperator,
+        input: &'a [f64],
+        channels: usize,
+        pool: Option<&'a FieldPool>,
+    ) -> Self {
         if operator.is_local() {
-            Source::Local { operator, input }
-        } else {
-            Source::Field(operator.apply_to_vec(input, channels))
+            return Source::Local { operator, input };
         }
+        let mut field = match pool {
+            Some(pool) => pool.zeros(input.len()),
+            None => PooledField::fresh(input.len()),
+        };
+        operator.apply(input, channels, &mut field);
+        Source::Field(field)
     }
 
     /// The values at `points` into `out[i * stride ..]` (as
@@ -93,6 +103,20 @@ impl<'a> SampleTerms<'a> {
         offset: Option<&'a [f64]>,
         rows: &[LinearRow],
     ) -> Result<Self, ExpertsError> {
+        Self::with_pool(terms, n_residual, solution, n_basis, offset, rows, None)
+    }
+
+    /// [`SampleTerms::new`] with the non-local terms' fields in buffers of
+    /// `pool` (if given), handed back when the terms are dropped.
+    pub(crate) fn with_pool(
+        terms: &'a [Term],
+        n_residual: usize,
+        solution: &'a [f64],
+        n_basis: usize,
+        offset: Option<&'a [f64]>,
+        rows: &[LinearRow],
+        pool: Option<&'a FieldPool>,
+    ) -> Result<Self, ExpertsError> {
         let d = terms.len();
         if !(1..=d).contains(&n_residual) {
             return Err(ExpertsError::ShapeMismatch {
@@ -127,8 +151,8 @@ impl<'a> SampleTerms<'a> {
                 (j < n_residual || in_rows(j)).then(|| {
                     let operator = term.operator.as_ref();
                     TermSources {
-                        values: Source::new(operator, solution, n_basis),
-                        offsets: offset.map(|s0| Source::new(operator, s0, 1)),
+                        values: Source::new(operator, solution, n_basis, pool),
+                        offsets: offset.map(|s0| Source::new(operator, s0, 1, pool)),
                     }
                 })
             })

@@ -218,6 +218,40 @@ fn layer_with_non_local_terms_matches_finite_differences() {
     check_layer(&layer, &basis, 3, &[&ic], 15);
 }
 
+/// A layer keeps the full-grid fields of its forward passes (the solution
+/// map's and the non-local terms') for the next: a pass after passes of more
+/// samples and more basis functions gives, bit for bit, what a fresh layer
+/// gives.
+#[test]
+fn kept_field_buffers_do_not_change_a_forward_pass() {
+    let layer = || {
+        let grid = Grid::uniform_txy(4, 8, 8, 1.0).unwrap();
+        let mut config = LayerConfig::new(&[1, 2, 2], 20);
+        config.lm = tight().with_initial(InitialGuess::Zeros).unwrap();
+        let pde = PartlyNonLocal(QuadraticTransport {
+            nu: 0.1,
+            with_solution_map: true,
+        });
+        ConstraintLayer::new(Arc::new(pde), grid, config).unwrap()
+    };
+    let mut r = rng(21);
+    let (big, ic) = (
+        uniform(&mut r, 2 * 4 * 64 * 4, -0.5, 0.5),
+        uniform(&mut r, 64, -1.0, 1.0),
+    );
+    let small = uniform(&mut r, 4 * 64 * 3, -0.5, 0.5);
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let pass = |layer: &ConstraintLayer<_>| {
+        let f = layer.forward(&small, 3, &[&ic], 3).unwrap();
+        let b = layer.backward(&f, &small, &f.u).unwrap();
+        (bits(&f.u), bits(&f.weights), bits(&b))
+    };
+    let used = layer();
+    used.forward(&big, 4, &[&ic, &ic], 2).unwrap();
+    used.forward(&big[..4 * 64 * 4], 4, &[&ic], 2).unwrap();
+    assert_eq!(pass(&used), pass(&layer()));
+}
+
 /// [`ResidualThree`] plus a term over the point's coordinates:
 /// `F + (t + 2x)·u² / 10 − t·x / 100`, so that the coordinates enter the values, the
 /// gradient and the curvature the backward pass reads.
