@@ -23,6 +23,11 @@
 //!   reserve stays bounded as arenas multiply.
 //!
 //! Fixed: no `mmap` below 1 GiB and no trimming (the point of the tuning).
+//! "No trimming" is glibc's `-1` (the largest size): `c_int::MAX` still
+//! trimmed a heap whose free top grew past 2 GiB, which the Navier–Stokes
+//! paper scale at batch 4 does every step (its layer outputs are 0.5 GB
+//! each), so every step faulted in gigabytes afresh (benches/README.md,
+//! "Never trimming the heap").
 
 /// The environment variable that turns the tuning off (`0`, `off`, `false`).
 pub const OPT_OUT: &str = "TESSERA_MALLOC_TUNING";
@@ -79,10 +84,11 @@ pub fn tune_for_training() {
         let int = |v: usize| libc::c_int::try_from(v).unwrap_or(libc::c_int::MAX);
         // SAFETY: `mallopt` only changes allocator parameters; it is called
         // before any other thread exists, and every value is in range for its
-        // parameter (non-negative, at most `c_int::MAX`).
+        // parameter (at most `c_int::MAX`; the trim threshold's -1 is glibc's
+        // "never", read as the largest `size_t`).
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, int(tuning.mmap_threshold));
-            libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, -1);
             libc::mallopt(libc::M_TOP_PAD, int(tuning.top_pad));
             libc::mallopt(libc::M_ARENA_MAX, int(tuning.arenas));
         }
