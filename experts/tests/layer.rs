@@ -193,6 +193,19 @@ fn layer_with_fewer_residual_terms_matches_finite_differences() {
     }
 }
 
+/// A 3-D layer of four experts whose PDE has non-local terms and a solution
+/// map.
+fn transport_layer() -> ConstraintLayer<PartlyNonLocal<QuadraticTransport>> {
+    let grid = Grid::uniform_txy(4, 8, 8, 1.0).unwrap();
+    let mut config = LayerConfig::new(&[1, 2, 2], 20);
+    config.lm = tight().with_initial(InitialGuess::Zeros).unwrap();
+    let pde = PartlyNonLocal(QuadraticTransport {
+        nu: 0.1,
+        with_solution_map: true,
+    });
+    ConstraintLayer::new(Arc::new(pde), grid, config).unwrap()
+}
+
 #[test]
 fn layer_with_non_local_terms_matches_finite_differences() {
     let (layer, basis, ic) = sorption_layer(RowScope::Global);
@@ -204,14 +217,7 @@ fn layer_with_non_local_terms_matches_finite_differences() {
     )
     .unwrap();
     check_layer(&non_local, &basis, 4, &[&ic], 14);
-    let grid = Grid::uniform_txy(4, 8, 8, 1.0).unwrap();
-    let mut config = LayerConfig::new(&[1, 2, 2], 20);
-    config.lm = tight().with_initial(InitialGuess::Zeros).unwrap();
-    let pde = PartlyNonLocal(QuadraticTransport {
-        nu: 0.1,
-        with_solution_map: true,
-    });
-    let layer = ConstraintLayer::new(Arc::new(pde), grid, config).unwrap();
+    let layer = transport_layer();
     let mut r = rng(5);
     let basis = uniform(&mut r, 4 * 64 * 3, -0.5, 0.5);
     let ic = uniform(&mut r, 64, -1.0, 1.0);
@@ -224,16 +230,7 @@ fn layer_with_non_local_terms_matches_finite_differences() {
 /// gives.
 #[test]
 fn kept_field_buffers_do_not_change_a_forward_pass() {
-    let layer = || {
-        let grid = Grid::uniform_txy(4, 8, 8, 1.0).unwrap();
-        let mut config = LayerConfig::new(&[1, 2, 2], 20);
-        config.lm = tight().with_initial(InitialGuess::Zeros).unwrap();
-        let pde = PartlyNonLocal(QuadraticTransport {
-            nu: 0.1,
-            with_solution_map: true,
-        });
-        ConstraintLayer::new(Arc::new(pde), grid, config).unwrap()
-    };
+    let layer = transport_layer;
     let mut r = rng(21);
     let (big, ic) = (
         uniform(&mut r, 2 * 4 * 64 * 4, -0.5, 0.5),
