@@ -292,8 +292,9 @@ fn subsample<T: Copy + Into<f64>>(values: &[T], dims: &[usize], strides: &[usize
 /// The training and test samples of a run.
 #[derive(Debug, Clone)]
 pub struct RunData {
-    /// `data.train_samples` training trajectories (the trainer uses their initial
-    /// conditions, and the trajectories only for the optional data loss).
+    /// `data.train_samples` training samples: the trainer reads their initial
+    /// conditions, and their trajectories only for the optional data loss
+    /// (without one, a generated split holds the initial conditions only).
     pub train: Samples,
     /// `data.test_samples` held-out trajectories.
     pub test: Samples,
