@@ -27,7 +27,6 @@
 //!
 //! [`Sensitivity`]: tessera_constraints::Sensitivity
 
-use crate::field_pool::{Field, FieldPool};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -35,13 +34,13 @@ use tessera_constraints::{
     DEFAULT_RIDGE, ExpertProblem, HessianMode, LevenbergMarquardt, LinearRow, LmSolution, LmStatus,
     Pde, RowGradient, StopReason, Term, pointwise, residual_term_count,
 };
-use tessera_meshes::{Grid, LinearOperator};
+use tessera_meshes::{BufferPool, Grid, LinearOperator};
 
 use crate::pullback::{ExpertRows, PullBack};
 use crate::router::{Router, RowScope};
 use crate::runner::{self, BackwardJob};
 use crate::shard::ExpertShard;
-use crate::terms::SampleTerms;
+use crate::terms::{Field, SampleTerms};
 use crate::{ExpertsError, POINTS_PER_TASK};
 
 #[cfg(feature = "cuda")]
@@ -101,8 +100,8 @@ pub struct ConstraintLayer<P: Pde> {
     /// them (gathered at each expert's sampled points), else empty.
     coordinates: Vec<f64>,
     /// The full-grid fields of a forward pass (`S B`, the non-local terms),
-    /// kept for the next ([`crate::field_pool`]).
-    fields: FieldPool,
+    /// kept for the next ([`tessera_meshes::buffer_pool`]).
+    fields: Arc<BufferPool<f64>>,
     /// The GPU solver that runs the forward solves, when one is attached
     /// ([`ConstraintLayer::with_gpu`]).
     #[cfg(feature = "cuda")]
@@ -301,7 +300,7 @@ impl<P: Pde> ConstraintLayer<P> {
             router,
             config,
             coordinates,
-            fields: FieldPool::default(),
+            fields: Arc::default(),
             #[cfg(feature = "cuda")]
             gpu: None,
             #[cfg(feature = "cuda")]

@@ -8,7 +8,6 @@
 
 pub mod comm;
 pub mod error;
-mod field_pool;
 pub mod layer;
 pub mod placement;
 pub mod problem_file;

@@ -15,15 +15,36 @@
 //! linear rows. The linear rows are the same for every expert of a sample (each
 //! gets all of them or the ones in its tile), so they are evaluated once per sample.
 
+use std::ops::Deref;
+use std::sync::Arc;
+
 use rayon::prelude::*;
 #[cfg(feature = "cuda")]
 use tessera_constraints::gpu::GatheredProblem;
 use tessera_constraints::{ConstraintError, ExpertProblem, LinearRow, ProblemSize, Term};
 use tessera_meshes::LinearOperator;
+use tessera_meshes::buffer_pool::{BufferPool, Pooled};
 use tessera_meshes::ops::gather_rows;
 
-use crate::field_pool::{FieldPool, PooledField};
 use crate::{ExpertsError, POINTS_PER_TASK};
+
+/// A sample's field: read where it lies, or computed into a pool's buffer.
+#[derive(Debug)]
+pub(crate) enum Field<'a> {
+    Borrowed(&'a [f64]),
+    Pooled(Pooled<f64>),
+}
+
+impl Deref for Field<'_> {
+    type Target = [f64];
+
+    fn deref(&self) -> &[f64] {
+        match self {
+            Field::Borrowed(values) => values,
+            Field::Pooled(field) => field,
+        }
+    }
+}
 
 /// Where one term's values at any points come from.
 enum Source<'a> {
@@ -33,7 +54,7 @@ enum Source<'a> {
         input: &'a [f64],
     },
     /// A non-local operator's output on the full grid, computed once.
-    Field(PooledField<'a>),
+    Field(Pooled<f64>),
 }
 
 impl<'a> Source<'a> {
@@ -43,14 +64,14 @@ impl<'a> Source<'a> {
         operator: &'a dyn LinearOperator,
         input: &'a [f64],
         channels: usize,
-        pool: Option<&'a FieldPool>,
+        pool: Option<&Arc<BufferPool<f64>>>,
     ) -> Self {
         if operator.is_local() {
             return Source::Local { operator, input };
         }
         let mut field = match pool {
             Some(pool) => pool.zeros(input.len()),
-            None => PooledField::fresh(input.len()),
+            None => Pooled::fresh(input.len()),
         };
         operator.apply(input, channels, &mut field);
         Source::Field(field)
@@ -115,7 +136,7 @@ impl<'a> SampleTerms<'a> {
         n_basis: usize,
         offset: Option<&'a [f64]>,
         rows: &[LinearRow],
-        pool: Option<&'a FieldPool>,
+        pool: Option<&Arc<BufferPool<f64>>>,
     ) -> Result<Self, ExpertsError> {
         let d = terms.len();
         if !(1..=d).contains(&n_residual) {

@@ -22,8 +22,10 @@
 //! | [`SparseRows`] | rows of local operators at chosen points as a CSR matrix (`push_row`, `row_start`/`columns`/`weights`), for a GPU kernel; `apply` is its CPU reference |
 //! | [`Tiling`] | the experts' tiles: `new(shape, split)`, `n_tiles`, `tile_shape`, `tile_ranges`, `tile_points`, `tile_of`, `partition`, `unpartition` |
 //! | [`sample_points`] | `P` distinct points of a tile from `(seed, stream)`, reproducible everywhere |
+//! | [`BufferPool`], [`buffer_pool::Pooled`] | large buffers kept from one pass to the next (`zeros`, `recycled`), so glibc does not map and fault them in afresh |
 //! | [`MeshError`] | the typed error of every fallible constructor |
 
+pub mod buffer_pool;
 pub mod error;
 pub mod grid;
 pub mod ops;
@@ -31,6 +33,7 @@ pub mod sampling;
 pub mod shape;
 pub mod tiles;
 
+pub use buffer_pool::BufferPool;
 pub use error::MeshError;
 pub use grid::{Axis, Grid};
 pub use ops::LinearOperator;
