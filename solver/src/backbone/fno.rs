@@ -23,7 +23,7 @@ use candle_nn::{Init, VarBuilder};
 
 use super::Real;
 use super::fourier_layer::FourierLayerOp;
-use super::head::HeadOp;
+use super::head::{HeadOp, HiddenPools};
 use super::host_slot::HostGradientSlot;
 use super::network_op::NetworkOp;
 use super::spectral_conv::SpectralConv;
@@ -148,6 +148,8 @@ pub struct Fno {
     host_slot: Arc<HostGradientSlot>,
     /// Where the backward passes' wall time goes ([`Fno::time_backward`]).
     phases: Option<Arc<PhaseClock>>,
+    /// The head's hidden activations, kept from pass to pass.
+    hidden: HiddenPools,
     lift_weight: Tensor,
     lift_bias: Tensor,
     layers: Vec<FourierParams>,
@@ -224,6 +226,7 @@ impl Fno {
             slot: None,
             host_slot: Arc::new(HostGradientSlot::new(Vec::new(), dtype)?),
             phases: None,
+            hidden: HiddenPools::default(),
             lift_weight,
             lift_bias,
             layers,
@@ -498,6 +501,7 @@ impl Fno {
             *w.last().expect("validated"),
             self.config.fc_dim,
             self.config.out_dim,
+            &self.hidden,
         );
         NetworkOp::new(
             self.config.in_features,
@@ -695,6 +699,44 @@ mod tests {
         let l = loss(&fno, &features(&[1, 6, 8, 3], DType::F64));
         assert!(l.backward().is_ok());
         assert!(l.backward().is_err());
+    }
+
+    /// The head's hidden activation lives in a buffer kept from pass to pass:
+    /// a pass after passes on other inputs and sizes gives a fresh network's
+    /// output and gradient bit for bit, and the buffer is reused, not
+    /// multiplied.
+    #[test]
+    fn kept_hidden_buffers_do_not_change_a_pass() {
+        let pass = |fno: &Fno, vars: &VarMap, x: &Tensor| {
+            let out = fno.forward(x).unwrap();
+            let r = features(out.dims(), DType::F64);
+            let grads = (&out * r).unwrap().sum_all().unwrap().backward().unwrap();
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let data = vars.data().lock().unwrap();
+            let mut names: Vec<_> = data.keys().cloned().collect();
+            names.sort();
+            let g: Vec<Vec<f64>> = names
+                .iter()
+                .map(|n| flat(grads.get(data[n].as_tensor()).unwrap()))
+                .collect();
+            (flat(&out), g)
+        };
+        let x = features(&[1, 6, 8, 3], DType::F64);
+        let fresh_vars = VarMap::new();
+        let fresh = Fno::new(
+            tiny(2, false),
+            SeededVars::builder(&fresh_vars, 2, DType::F64),
+        );
+        let expected = pass(&fresh.unwrap(), &fresh_vars, &x);
+
+        let vars = VarMap::new();
+        let fno = Fno::new(tiny(2, false), SeededVars::builder(&vars, 2, DType::F64)).unwrap();
+        let other = (features(&[3, 6, 8, 3], DType::F64) * -2.5).unwrap();
+        pass(&fno, &vars, &other);
+        drop(fno.forward(&other).unwrap());
+        assert_eq!(fno.hidden.f64.free_buffers(), 1);
+        assert_eq!(pass(&fno, &vars, &x), expected);
+        assert_eq!(fno.hidden.f64.free_buffers(), 1);
     }
 
     /// Same seed → same variables; different seed → different ones.

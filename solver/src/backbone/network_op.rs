@@ -230,7 +230,7 @@ impl<T: Real> NetworkOp<T> {
             times_slope(&out, g.to_mut());
         }
         let head_input = saved.pop().expect("length checked");
-        let mut gh = self.head.backward(&head_input, p.head, &g, g_head);
+        let mut gh = self.head.backward(&head_input, p.head, &g, g_head)?;
         drop(head_input);
         for ((layer, &params), g_params) in self.layers.iter().zip(&p.layers).zip(g_layers).rev() {
             let input = saved.pop().expect("length checked");

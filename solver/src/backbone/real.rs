@@ -1,10 +1,28 @@
 //! The floating-point types the backbone runs in: any candle dtype that faer
 //! can multiply (`f32`, `f64`).
 
+use std::sync::Arc;
+
 use candle_core::WithDType;
 use faer::traits::RealField;
+use tessera_meshes::BufferPool;
+
+use super::head::HiddenPools;
 
 /// A backbone scalar: a candle dtype that faer can multiply.
-pub trait Real: WithDType + RealField {}
+pub trait Real: WithDType + RealField + Default {
+    /// The pool of head activations in this type.
+    fn hidden_pool(pools: &HiddenPools) -> &Arc<BufferPool<Self>>;
+}
 
-impl<T: WithDType + RealField> Real for T {}
+impl Real for f32 {
+    fn hidden_pool(pools: &HiddenPools) -> &Arc<BufferPool<Self>> {
+        &pools.f32
+    }
+}
+
+impl Real for f64 {
+    fn hidden_pool(pools: &HiddenPools) -> &Arc<BufferPool<Self>> {
+        &pools.f64
+    }
+}
