@@ -220,3 +220,70 @@ fn the_training_window_copies_only_what_it_cuts() {
         (&[2, 2][..], &[1.0, 2.0][..])
     );
 }
+
+/// A stored test split the cache can give back is not held through the
+/// training but read again for the evaluation, equal to the one loaded; one
+/// generated without a cache is held.
+#[test]
+fn a_stored_test_split_on_disk_is_read_again_not_held() {
+    let dir = temp_dir("stored-test");
+    let text = format!(
+        r#"
+name = "tiny-stored"
+seed = 4
+[pde]
+kind = "navier-stokes"
+[grid]
+nt = 3
+nx = 8
+ny = 8
+t_max = 0.004
+[data]
+train_samples = 1
+test_samples = 2
+cache_dir = "{}"
+[data.reference]
+resolution = 16
+dt = 1e-3
+[model]
+modes = [1, 2, 2]
+[constraint]
+method = "soft"
+[training]
+batch_size = 1
+validate_samples = 1
+[eval]
+resolutions = [8, 16]
+plots = 1
+"#,
+        dir.display()
+    );
+    let scenario = Scenario::from_str(&text, "<test>").unwrap();
+    let data = RunData::load(&scenario, true).unwrap();
+    assert!(data.stored_test.is_none());
+    let read_again = data.stored_test(&scenario, true).unwrap().unwrap();
+    assert_eq!(read_again.dims(), &[3, 16, 16]);
+    let (_, stored) = RunData::load_test(&scenario, true).unwrap();
+    assert_eq!(Some(read_again.into_owned()), stored);
+
+    let mut uncached = scenario.clone();
+    uncached.data.cache_dir = None;
+    let data = RunData::load(&uncached, true).unwrap();
+    let held = data
+        .stored_test
+        .as_ref()
+        .expect("nothing could give it back");
+    assert_eq!(Some(held), stored.as_ref());
+    assert!(matches!(
+        data.stored_test(&uncached, true).unwrap(),
+        Some(std::borrow::Cow::Borrowed(_))
+    ));
+    let mut no_resolutions = uncached;
+    no_resolutions.eval.resolutions.clear();
+    assert!(
+        RunData::load(&no_resolutions, true)
+            .unwrap()
+            .stored_test
+            .is_none()
+    );
+}

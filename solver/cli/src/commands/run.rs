@@ -82,7 +82,8 @@ impl Args {
             // with the final checkpoint's variables.
             model = trained_model(&scenario, &run)?.0;
         }
-        let test = (&data.test, data.stored_test.as_ref());
+        let stored = data.stored_test(&scenario, self.quiet)?;
+        let test = (&data.test, stored.as_deref());
         finish(&mut model, &scenario, test, &run, totals, self.json)
     }
 }
