@@ -2,13 +2,15 @@
 //!
 //! Why: at the Navier–Stokes paper scale a sample's full-grid field (`S B`, a
 //! non-local term, a composed operator's intermediate) is 134 MB and the
-//! backbone head's hidden activation at batch 4 is 2 GiB. glibc serves blocks that large with `mmap` (a worker
-//! thread's arena above its 64 MiB heaps whatever the tuning, any thread above
-//! the tuning's mmap threshold) and unmaps them on free, so every step paid for
-//! the kernel to fault in and zero the same pages again (benches/README.md,
-//! "Full-grid fields kept between passes", "The head's hidden activation kept").
-//! Taken from a pool, a later pass only overwrites them. A pool holds at most
-//! as many buffers as were in use at once.
+//! backbone head's hidden activation at batch 4 is 2 GiB. glibc serves
+//! blocks that large with `mmap` (on a worker thread's arena above its 64 MiB
+//! heaps whatever the tuning, on any thread above the tuning's mmap
+//! threshold) and unmaps them on free, so every step paid for the kernel to
+//! fault in and zero the same pages again (benches/README.md, "Full-grid
+//! fields kept between passes" and "The head's hidden activation and
+//! composed operators' intermediates kept"). Taken from a pool, a later pass
+//! only overwrites them. A pool holds at most as many buffers as were in use
+//! at once.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
