@@ -109,6 +109,13 @@ mod tests {
     use super::*;
     use crate::ops::scale::Scale;
 
+    /// The first difference along `axis` with `spacing` (numpy's stencils).
+    fn difference(shape: &Shape, axis: usize, spacing: f64) -> Arc<dyn LinearOperator> {
+        let scheme = crate::ops::fd::FdScheme::Reference;
+        let d = crate::ops::fd::FiniteDifference::first_with_spacing(shape, axis, scheme, spacing);
+        Arc::new(d.unwrap())
+    }
+
     fn scale(shape: &Shape, w: f64) -> Arc<dyn LinearOperator> {
         Arc::new(Scale::new(shape, (0..shape.len()).map(|p| w + p as f64).collect()).unwrap())
     }
@@ -118,15 +125,7 @@ mod tests {
         // With diagonal factors the order does not show, so compose a permutation-free
         // but non-commuting pair: a first-difference along the axis and a scaling.
         let shape = Shape::new(&[4]);
-        let d: Arc<dyn LinearOperator> = Arc::new(
-            crate::ops::fd::FiniteDifference::first_with_spacing(
-                &shape,
-                0,
-                crate::ops::fd::FdScheme::Reference,
-                1.0,
-            )
-            .unwrap(),
-        );
+        let d = difference(&shape, 0, 1.0);
         let s = scale(&shape, 1.0); // weights 1, 2, 3, 4
         let u = [1.0, 1.0, 1.0, 1.0];
         // D ∘ S: differentiate (1, 2, 3, 4) → all ones.
@@ -161,15 +160,7 @@ mod tests {
     #[test]
     fn kept_scratch_does_not_change_an_application() {
         let shape = Shape::new(&[3, 4]);
-        let d: Arc<dyn LinearOperator> = Arc::new(
-            crate::ops::fd::FiniteDifference::first_with_spacing(
-                &shape,
-                1,
-                crate::ops::fd::FdScheme::Reference,
-                0.5,
-            )
-            .unwrap(),
-        );
+        let d = difference(&shape, 1, 0.5);
         let ops = vec![d.clone(), scale(&shape, 1.5), d, scale(&shape, -0.5)];
         let product = Compose::new(ops.clone()).unwrap();
         for channels in [3, 1, 2, 3] {

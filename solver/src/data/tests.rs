@@ -56,9 +56,28 @@ fn grids_that_do_not_fit_are_rejected() {
     assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
 }
 
-fn tiny(cache: &std::path::Path) -> Scenario {
+/// The scenario of `sections` (name, PDE, grid, data) with a soft
+/// constraint and the smallest training and evaluation settings, caching
+/// its data in `cache`.
+fn small(sections: &str, cache: &std::path::Path) -> Scenario {
     let text = format!(
-        r#"
+        "{sections}
+[constraint]
+method = \"soft\"
+[training]
+batch_size = 1
+validate_samples = 1
+[eval]
+plots = 1
+"
+    );
+    let mut scenario = Scenario::from_str(&text, "<test>").unwrap();
+    scenario.data.cache_dir = Some(cache.to_path_buf());
+    scenario
+}
+
+fn tiny(cache: &std::path::Path) -> Scenario {
+    let sections = r#"
 name = "tiny-data"
 seed = 9
 [pde]
@@ -70,22 +89,12 @@ t_max = 50.0
 [data]
 train_samples = 2
 test_samples = 1
-cache_dir = "{}"
 [data.reference]
 rtol = 1e-6
 [model]
 modes = [1, 2]
-[constraint]
-method = "soft"
-[training]
-batch_size = 1
-validate_samples = 1
-[eval]
-plots = 1
-"#,
-        cache.display()
-    );
-    Scenario::from_str(&text, "<test>").unwrap()
+"#;
+    small(sections, cache)
 }
 
 #[test]
@@ -227,8 +236,7 @@ fn the_training_window_copies_only_what_it_cuts() {
 #[test]
 fn a_stored_test_split_on_disk_is_read_again_not_held() {
     let dir = temp_dir("stored-test");
-    let text = format!(
-        r#"
+    let sections = r#"
 name = "tiny-stored"
 seed = 4
 [pde]
@@ -241,24 +249,14 @@ t_max = 0.004
 [data]
 train_samples = 1
 test_samples = 2
-cache_dir = "{}"
 [data.reference]
 resolution = 16
 dt = 1e-3
 [model]
 modes = [1, 2, 2]
-[constraint]
-method = "soft"
-[training]
-batch_size = 1
-validate_samples = 1
-[eval]
-resolutions = [8, 16]
-plots = 1
-"#,
-        dir.display()
-    );
-    let scenario = Scenario::from_str(&text, "<test>").unwrap();
+"#;
+    let mut scenario = small(sections, &dir);
+    scenario.set("eval.resolutions=[8, 16]").unwrap();
     let data = RunData::load(&scenario, true).unwrap();
     assert!(data.stored_test.is_none());
     let read_again = data.stored_test(&scenario, true).unwrap().unwrap();
