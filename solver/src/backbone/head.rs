@@ -6,8 +6,10 @@
 //! recomputed chunk by chunk. `z₁` is the backbone's largest activation (2 GiB
 //! at the Navier–Stokes paper scale, batch 4), so it lives in a buffer the
 //! backbone keeps from step to step ([`HiddenPools`]) and goes back there as
-//! soon as the backward pass has read it. Parameters, read as four slices wherever they
-//! lie and their gradient written packed in this order:
+//! soon as the backward pass has read it.
+//!
+//! Parameters, read as four slices wherever they lie and their gradient
+//! written packed in this order:
 //! `[fc1.weight (c·f), fc1.bias (f), fc2.weight (f·n), fc2.bias (n)]`.
 
 use std::sync::{Arc, Mutex};
