@@ -433,6 +433,12 @@ impl<P: Pde> ConstraintLayer<P> {
         &self.grid
     }
 
+    /// Frees the full-grid fields kept for the next forward pass (a later
+    /// pass allocates them afresh): for a layer whose passes are over.
+    pub fn release_kept_buffers(&self) {
+        self.fields.release();
+    }
+
     /// The router (tiles and sampling).
     pub fn router(&self) -> &Router {
         &self.router

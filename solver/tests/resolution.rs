@@ -48,6 +48,36 @@ fn the_own_resolution_predicts_bit_for_bit_the_same() {
     assert_ne!(fresh.infer(&ics, 7).unwrap().fields, a.fields);
 }
 
+/// A finer grid predicts in chunks of no more grid points than a training
+/// batch (at least one sample), and the chunking leaves every sample's
+/// prediction as it is.
+#[test]
+fn a_finer_grid_predicts_in_smaller_chunks() {
+    let model = trained_model();
+    let batch = model.scenario().training.batch_size;
+    assert!(batch >= 2, "the test needs a batch to cut");
+    assert_eq!(
+        model
+            .at_resolution(8)
+            .unwrap()
+            .scenario()
+            .training
+            .batch_size,
+        batch
+    );
+    let finer = model.at_resolution(16).unwrap();
+    assert_eq!(finer.scenario().training.batch_size, (batch / 4).max(1));
+    let ics = vec![
+        smooth_ic(16),
+        smooth_ic(16).iter().map(|v| 0.5 * v).collect(),
+    ];
+    let together = finer.infer(&ics, 3).unwrap().fields;
+    let one_by_one: Vec<Vec<f64>> = (ics.iter())
+        .flat_map(|ic| finer.infer(std::slice::from_ref(ic), 3).unwrap().fields)
+        .collect();
+    assert_eq!(together, one_by_one);
+}
+
 #[test]
 fn a_finer_grid_refines_the_backbone_smoothly() {
     // The spectral layers interpolate exactly (see the backbone's tests); the

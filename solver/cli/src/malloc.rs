@@ -95,6 +95,21 @@ pub fn tune_for_training() {
     }
 }
 
+/// Gives the heap's free memory back to the kernel (glibc's `malloc_trim`).
+/// The tuning keeps what a training step freed for the next step; once the
+/// training is over, that is the training's peak held for nothing, and an
+/// evaluation at finer resolutions after it would add its own on top (the
+/// Navier–Stokes paper scenario: 13 GiB kept after training, 19 GiB at the
+/// 256² evaluation). A no-op without glibc.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free heap pages to the kernel; it
+    // is thread-safe and leaves every allocation in use as it is.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

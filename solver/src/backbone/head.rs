@@ -87,44 +87,50 @@ impl<T: Real> HeadOp<T> {
     }
 
     /// The head's output for input `a` (pre-activation) and parameters `p`
-    /// (of [`HeadOp::sizes`]).
+    /// (of [`HeadOp::sizes`]), keeping `z₁` for the backward pass.
     pub(crate) fn forward(&self, a: &[T], p: [&[T]; 4]) -> Vec<T> {
         let (c, f, n) = (self.c, self.f, self.n);
         let p = Params::from(p);
         let rows = a.len() / c;
-        // Every entry is written below (bias, then the product added).
+        // Every entry is written by the chunks (bias, then the product added).
         let mut z1 = self.pool.recycled(rows * f);
         let mut out = vec![T::zero(); rows * n];
         z1.par_chunks_mut(CHUNK_ROWS * f)
             .zip(out.par_chunks_mut(CHUNK_ROWS * n))
             .zip(a.par_chunks(CHUNK_ROWS * c))
-            .for_each(|((z1, out), a)| {
-                let m = a.len() / c;
-                let mut x = vec![T::zero(); a.len()];
-                gelu_into(a, &mut x);
-                broadcast_rows(z1, p.b1);
-                gemm(
-                    dense_mut(z1, m, f),
-                    true,
-                    dense(&x, m, c),
-                    dense(p.w1, c, f),
-                    T::one(),
-                    Par::Seq,
-                );
-                let mut h = vec![T::zero(); z1.len()];
-                gelu_into(z1, &mut h);
-                broadcast_rows(out, p.b2);
-                gemm(
-                    dense_mut(out, m, n),
-                    true,
-                    dense(&h, m, f),
-                    dense(p.w2, f, n),
-                    T::one(),
-                    Par::Seq,
-                );
-            });
+            .for_each(|((z1, out), a)| self.chunk_forward(&p, a, z1, out));
         *self.lock_hidden() = Some(z1);
         out
+    }
+
+    /// [`HeadOp::forward`]'s output, keeping nothing: each chunk's `z₁` lives
+    /// only while the chunk is computed (at the Navier–Stokes test resolution
+    /// of 256² the whole `z₁` of one sample is 8.6 GB).
+    pub(crate) fn infer(&self, a: &[T], p: [&[T]; 4]) -> Vec<T> {
+        let (c, f, n) = (self.c, self.f, self.n);
+        let p = Params::from(p);
+        let rows = a.len() / c;
+        let mut out = vec![T::zero(); rows * n];
+        out.par_chunks_mut(CHUNK_ROWS * n)
+            .zip(a.par_chunks(CHUNK_ROWS * c))
+            .for_each(|(out, a)| {
+                let mut z1 = vec![T::zero(); a.len() / c * f];
+                self.chunk_forward(&p, a, &mut z1, out);
+            });
+        out
+    }
+
+    /// One chunk of rows: `z₁ = σ(a)·W₁ + b₁` and `out = σ(z₁)·W₂ + b₂`, every
+    /// entry of both written.
+    fn chunk_forward(&self, p: &Params<'_, T>, a: &[T], z1: &mut [T], out: &mut [T]) {
+        let (c, f, n) = (self.c, self.f, self.n);
+        let m = a.len() / c;
+        let mut x = vec![T::zero(); a.len()];
+        gelu_into(a, &mut x);
+        affine(z1, &x, p.w1, p.b1, (m, c, f));
+        let mut h = vec![T::zero(); z1.len()];
+        gelu_into(z1, &mut h);
+        affine(out, &h, p.w2, p.b2, (m, f, n));
     }
 
     /// The input's gradient for the output gradient `g`; the parameters'
@@ -237,9 +243,17 @@ impl<T: Real> HeadOp<T> {
     }
 }
 
-fn broadcast_rows<T: Real>(out: &mut [T], row: &[T]) {
-    out.chunks_exact_mut(row.len())
-        .for_each(|r| r.copy_from_slice(row));
+/// `out = x·w + b` for `x: [m, k]`, `w: [k, n]` and the bias `b` on every row.
+fn affine<T: Real>(out: &mut [T], x: &[T], w: &[T], b: &[T], (m, k, n): (usize, usize, usize)) {
+    out.chunks_exact_mut(n).for_each(|r| r.copy_from_slice(b));
+    gemm(
+        dense_mut(out, m, n),
+        true,
+        dense(x, m, k),
+        dense(w, k, n),
+        T::one(),
+        Par::Seq,
+    );
 }
 
 fn add_column_sums<T: Real>(acc: &mut [T], data: &[T]) {

@@ -159,7 +159,12 @@ impl<T: Real> NetworkOp<T> {
         })
     }
 
-    fn forward(&self, x: &[T], p: &Params<'_, T>) -> Vec<T> {
+    /// The network's output for `x`; with `keep`, each layer's input and the
+    /// head's hidden activation are kept for the backward pass, else each
+    /// activation is released as soon as the next layer has read it (what
+    /// inference needs: at the Navier–Stokes test resolution of 256² one
+    /// sample's activation is 2.1 GB, and a kept pass holds nine of them).
+    fn run(&self, x: &[T], p: &Params<'_, T>, keep: bool) -> Vec<T> {
         let [weight, bias] = p.lift;
         let (f, w0) = (self.in_features, self.lift_width);
         let rows = x.len() / f;
@@ -168,21 +173,65 @@ impl<T: Real> NetworkOp<T> {
             h.extend_from_slice(bias);
         }
         rows_times(&mut h, true, x, f, dense(weight, f, w0));
-        let mut saved = Vec::with_capacity(self.layers.len() + 1);
+        let mut saved = Vec::with_capacity(if keep { self.layers.len() + 2 } else { 0 });
+        let mut kept = |activation: Vec<T>| {
+            if keep {
+                saved.push(activation);
+            }
+        };
         for (layer, &params) in self.layers.iter().zip(&p.layers) {
             let z = layer.forward(&h, params);
-            saved.push(std::mem::replace(&mut h, z));
+            kept(std::mem::replace(&mut h, z));
         }
-        let mut out = self.head.forward(&h, p.head);
-        saved.push(h);
+        let mut out = if keep {
+            self.head.forward(&h, p.head)
+        } else {
+            self.head.infer(&h, p.head)
+        };
+        kept(h);
         if self.activate_last_layer {
             let activated = gelu_vec(&out);
-            saved.push(std::mem::replace(&mut out, activated));
+            kept(std::mem::replace(&mut out, activated));
         }
-        if let Ok(mut guard) = self.saved.lock() {
+        if keep && let Ok(mut guard) = self.saved.lock() {
             *guard = saved;
         }
         out
+    }
+
+    /// Errors unless `dims` end in the network's input features.
+    fn check_input(&self, dims: &[usize]) -> candle_core::Result<()> {
+        if dims.last() != Some(&self.in_features) {
+            candle_core::bail!(
+                "fno: input {dims:?} does not have {} features",
+                self.in_features
+            );
+        }
+        Ok(())
+    }
+
+    /// The output's shape for an input of shape `dims`.
+    fn output_shape(&self, dims: &[usize]) -> Shape {
+        let mut shape = dims.to_vec();
+        *shape.last_mut().expect("rank ≥ 1") = self.head.outputs();
+        Shape::from(shape)
+    }
+
+    /// The network's output for `features`, reading the parameters where
+    /// `variables` (in packing order) lie and keeping nothing for a backward
+    /// pass: the result is a plain tensor, with no gradient to the variables.
+    pub(crate) fn infer(
+        &self,
+        features: &Tensor,
+        variables: &[Tensor],
+    ) -> candle_core::Result<Tensor> {
+        self.check_input(features.dims())?;
+        let x = features.contiguous()?;
+        let x_guard = x.storage_and_layout();
+        let guards: Vec<_> = variables.iter().map(Tensor::storage_and_layout).collect();
+        let pieces = values(&guards)?;
+        let out = self.run(guarded::<T>(&x_guard)?, &self.params(&pieces)?, false);
+        Tensor::from_vec(out, self.output_shape(features.dims()), features.device())
     }
 
     /// `(lift, per-layer, head)` parts of the packed parameter gradient `gp`.
@@ -263,22 +312,14 @@ impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let dims = l1.dims();
-        if dims.last() != Some(&self.in_features) {
-            candle_core::bail!(
-                "fno: input {dims:?} does not have {} features",
-                self.in_features
-            );
-        }
+        self.check_input(l1.dims())?;
         let held = self.held_guards();
         let pieces = match &self.held {
             Some(_) => values(&held)?,
             None => self.cut(slice::<T>(s2, l2)?)?,
         };
-        let out = self.forward(slice::<T>(s1, l1)?, &self.params(&pieces)?);
-        let mut shape = dims.to_vec();
-        *shape.last_mut().expect("rank ≥ 1") = self.head.outputs();
-        Ok((T::to_cpu_storage_owned(out), Shape::from(shape)))
+        let out = self.run(slice::<T>(s1, l1)?, &self.params(&pieces)?, true);
+        Ok((T::to_cpu_storage_owned(out), self.output_shape(l1.dims())))
     }
 
     /// Gradients for the parameters only: the features are data. Tied to a

@@ -61,6 +61,12 @@ pub struct HardConstraint {
 pub const WARM_KEY: &str = "constraint.warm_start";
 
 impl HardConstraint {
+    /// Frees the buffers the layer keeps between passes (see
+    /// [`Model::release_kept_buffers`](crate::Model::release_kept_buffers)).
+    pub fn release_kept_buffers(&self) {
+        self.layer.release_kept_buffers();
+    }
+
     /// The layer for `scenario` (method `hard` or `moe`); its backward passes
     /// add their wall time to `phases`.
     pub fn new(

@@ -205,13 +205,40 @@ impl Model {
         self.constraint.as_ref()
     }
 
+    /// Frees the large buffers the backbone and the constraint layer keep
+    /// from one training step to the next (at the Navier–Stokes paper scale,
+    /// batch 4, 3.6 GB): for a model whose training is over, before an
+    /// evaluation that builds models of its own at other resolutions. Later
+    /// passes work as before, allocating them afresh.
+    pub fn release_kept_buffers(&self) {
+        self.fno.release_kept_buffers();
+        if let Some(c) = &self.constraint {
+            c.release_kept_buffers();
+        }
+    }
+
     /// The backbone's outputs for `ics` as f64, `[batch, grid points, outputs]`:
     /// those of the solution's grid, the leading time levels of the backbone's
     /// (see [`Model::for_training`]).
     pub fn backbone(&self, ics: &[Vec<f64>]) -> Result<Tensor, SolverError> {
+        self.backbone_by(ics, Fno::forward)
+    }
+
+    /// [`Model::backbone`] without a gradient and keeping nothing for a
+    /// backward pass ([`Fno::infer`]): what predictions run.
+    fn inferred_backbone(&self, ics: &[Vec<f64>]) -> Result<Tensor, SolverError> {
+        self.backbone_by(ics, Fno::infer)
+    }
+
+    /// The backbone's outputs for `ics` by `pass` (see [`Model::backbone`]).
+    fn backbone_by(
+        &self,
+        ics: &[Vec<f64>],
+        pass: fn(&Fno, &Tensor) -> Result<Tensor, SolverError>,
+    ) -> Result<Tensor, SolverError> {
         self.phases.time(Phase::BackboneForward, || {
             let x = self.features.tensor(ics, self.fno.dtype())?;
-            let out = self.fno.forward(&x)?.to_dtype(DType::F64)?;
+            let out = pass(&self.fno, &x)?.to_dtype(DType::F64)?;
             let out =
                 out.reshape((ics.len(), self.features.points(), self.fno.config().out_dim))?;
             Ok(out.narrow(1, 0, self.grid_points())?)
@@ -276,7 +303,7 @@ impl Model {
         for chunk in ics.chunks(self.scenario.training.batch_size) {
             let mut values = Vec::new();
             for ic in chunk {
-                let basis = self.backbone(std::slice::from_ref(ic))?.detach();
+                let basis = self.inferred_backbone(std::slice::from_ref(ic))?;
                 values.extend(basis.flatten_all()?.to_vec1::<f64>()?);
             }
             let u = match &self.constraint {

@@ -67,8 +67,10 @@ impl Model {
     }
 }
 
-/// `scenario` with `resolution` points on each spatial axis and nothing else
-/// changed. Errors ([`SolverError::Resolution`]) for a scenario other than
+/// `scenario` with `resolution` points on each spatial axis, and its batch
+/// (the chunk predictions run in) cut so that a chunk holds no more grid
+/// points than a training batch did (at least one sample): the memory a
+/// training step was sized for. Nothing else changes. Errors ([`SolverError::Resolution`]) for a scenario other than
 /// Navier–Stokes (its periodic grid is the one whose coarse points are exactly
 /// every `k`-th fine point) and for a grid the scenario's checks reject (e.g.
 /// more points per expert than a tile holds).
@@ -87,6 +89,10 @@ pub fn scenario_at_resolution(
     refined.grid.nx = resolution;
     refined.grid.ny = Some(resolution);
     refined.validate().map_err(|e| bad(e.to_string()))?;
+    // Validated: every axis has points.
+    let points = |s: &Scenario| s.dims().iter().product::<usize>();
+    let batch = scenario.training.batch_size * points(scenario) / points(&refined);
+    refined.training.batch_size = batch.clamp(1, scenario.training.batch_size);
     Ok(refined)
 }
 

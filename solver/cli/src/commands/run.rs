@@ -77,6 +77,9 @@ impl Args {
             return Ok(());
         }
         let totals = outcome.totals();
+        // The training's buffers and free heap go back before the evaluation.
+        model.release_kept_buffers();
+        crate::malloc::release_free_memory();
         if scenario.training.horizon.is_some() {
             // Trained on the window t ≤ horizon: evaluate on the whole grid
             // with the final checkpoint's variables.
