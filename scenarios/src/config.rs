@@ -867,6 +867,32 @@ impl Scenario {
     /// key of the scenario's TOML table, and the whole table is deserialised and
     /// validated again. On error the scenario is unchanged.
     pub fn set(&mut self, assignment: &str) -> Result<(), ScenarioError> {
+        self.set_all(&[assignment])
+    }
+
+    /// Applies overrides in order as [`Scenario::set`] does, but validates
+    /// once, after the last: settings that bound each other change together,
+    /// in any order (`eval.samples=1` with `eval.plots=1`, `data.test_samples=1`
+    /// with `training.validate_samples=1`), where one at a time the first
+    /// would be refused. A malformed override or a value of the wrong type is
+    /// named on its own; a failed validation names them all. On error the
+    /// scenario is unchanged.
+    pub fn set_all<S: AsRef<str>>(&mut self, assignments: &[S]) -> Result<(), ScenarioError> {
+        let mut updated = self.clone();
+        for assignment in assignments {
+            updated = updated.with_override(assignment.as_ref())?;
+        }
+        let origin: Vec<String> = (assignments.iter())
+            .map(|a| format!("--set {}", a.as_ref()))
+            .collect();
+        updated.validate_as(&origin.join(" "))?;
+        *self = updated;
+        Ok(())
+    }
+
+    /// The scenario with `assignment` written into its TOML table and read
+    /// back, not yet validated (see [`Scenario::set`]).
+    fn with_override(&self, assignment: &str) -> Result<Self, ScenarioError> {
         let fail = |reason: String| ScenarioError::Override {
             text: assignment.to_owned(),
             reason,
@@ -881,7 +907,7 @@ impl Scenario {
         }
         let value = parse_toml_value(raw);
         let mut table =
-            toml::Table::try_from(&*self).expect("a scenario always serialises to a TOML table");
+            toml::Table::try_from(self).expect("a scenario always serialises to a TOML table");
         let (leaf, parents) = segments.split_last().expect("split yields one segment");
         let mut node = &mut table;
         for (depth, segment) in parents.iter().enumerate() {
@@ -896,12 +922,9 @@ impl Scenario {
             })?;
         }
         node.insert(leaf.to_string(), value);
-        let updated: Self = table.try_into().map_err(|e: toml::de::Error| {
-            fail(format!("key `{key}`: {}", e.message().trim_end()))
-        })?;
-        updated.validate_as(&format!("--set {assignment}"))?;
-        *self = updated;
-        Ok(())
+        table
+            .try_into()
+            .map_err(|e: toml::de::Error| fail(format!("key `{key}`: {}", e.message().trim_end())))
     }
 
     /// Cross-field checks (sizes positive, split length = grid dimension, points

@@ -319,6 +319,43 @@ fn hard_method_forces_one_expert() {
     assert!(s.set("constraint.points=705").is_err());
 }
 
+/// Overrides that bound each other apply together, in either order, where
+/// one at a time the first is refused; a bad value names its own override, a
+/// failed validation all of them, and a failure leaves the scenario as it
+/// was.
+#[test]
+fn dependent_overrides_apply_together() {
+    let mut s = Scenario::from_str(MINIMAL, "minimal").unwrap();
+    s.set("eval.samples=4").unwrap();
+    s.set("eval.plots=4").unwrap();
+    // Alone, fewer samples than plots is refused.
+    assert!(s.set("eval.samples=1").is_err());
+    let before = s.clone();
+    s.set_all(&["eval.samples=1", "eval.plots=1"]).unwrap();
+    assert_eq!((s.eval.samples, s.eval.plots), (Some(1), 1));
+    let mut t = before.clone();
+    t.set_all(&["eval.plots=1", "eval.samples=1"]).unwrap();
+    assert_eq!(t, s);
+
+    let mut u = before.clone();
+    let err = u
+        .set_all(&["eval.samples=1", "training.lr=fast"])
+        .unwrap_err();
+    assert!(
+        matches!(err, ScenarioError::Override { ref text, .. } if text == "training.lr=fast"),
+        "{err}"
+    );
+    let err = u
+        .set_all(&["eval.samples=1", "training.lr=2e-3"])
+        .unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.contains("--set eval.samples=1 --set training.lr=2e-3"),
+        "{shown}"
+    );
+    assert_eq!(u, before);
+}
+
 #[test]
 fn set_applies_values_like_the_file() {
     let mut s = Scenario::from_str(MINIMAL, "minimal").unwrap();

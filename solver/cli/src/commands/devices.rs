@@ -151,9 +151,7 @@ impl Args {
                 .with_context(|| format!("reading the scenario {}", path.display()))?,
             None => Scenario::from_str(QUICKSTART, "quickstart.toml")?,
         };
-        for assignment in &self.overrides {
-            scenario.set(assignment)?;
-        }
+        scenario.set_all(&self.overrides)?;
         scenario.device = Device::Cpu;
         let on_cpu = Model::new(&scenario)?;
         scenario.device = device;

@@ -38,9 +38,7 @@ impl Args {
     /// Generates and writes the dataset, then reports the time per sample.
     pub fn run(self) -> anyhow::Result<()> {
         let mut scenario = Scenario::from_file(&self.scenario)?;
-        for assignment in &self.overrides {
-            scenario.set(assignment)?;
-        }
+        scenario.set_all(&self.overrides)?;
         let split: Split = self.split.parse()?;
         let mut options = Generation::for_split(&scenario, split);
         options.samples = self.samples.unwrap_or(options.samples);

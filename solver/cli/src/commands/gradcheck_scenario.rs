@@ -40,9 +40,7 @@ impl Args {
     /// Runs the check on all three methods and prints the report.
     pub fn run(self) -> anyhow::Result<()> {
         let mut scenario = Scenario::from_file(&self.scenario)?;
-        for assignment in &self.overrides {
-            scenario.set(assignment)?;
-        }
+        scenario.set_all(&self.overrides)?;
         self.device.apply(&mut scenario);
         let options = GradcheckOptions {
             methods: vec![Method::Soft, Method::Hard, Method::Moe],

@@ -137,12 +137,11 @@ impl Args {
     }
 }
 
-/// Reads a scenario file and applies `--set` overrides (each re-validated).
+/// Reads a scenario file and applies `--set` overrides (in order, validated
+/// together after the last: [`Scenario::set_all`]).
 pub(super) fn load_scenario(path: &Path, overrides: &[String]) -> anyhow::Result<Scenario> {
     let mut scenario = Scenario::from_file(path)?;
-    for assignment in overrides {
-        scenario.set(assignment)?;
-    }
+    scenario.set_all(overrides)?;
     Ok(scenario)
 }
 

@@ -37,9 +37,7 @@ impl Args {
     /// report itself can be tested).
     fn run_to(self, out: &mut impl Write) -> anyhow::Result<()> {
         let mut scenario = Scenario::from_file(&self.scenario)?;
-        for assignment in &self.overrides {
-            scenario.set(assignment)?;
-        }
+        scenario.set_all(&self.overrides)?;
         let dataset = Dataset::read(&self.data)?;
         let check = validate_solver(&scenario, &dataset, self.quiet)?;
         if self.json {
