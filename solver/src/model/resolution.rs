@@ -70,7 +70,9 @@ impl Model {
 /// `scenario` with `resolution` points on each spatial axis, and its batch
 /// (the chunk predictions run in) cut so that a chunk holds no more grid
 /// points than a training batch did (at least one sample): the memory a
-/// training step was sized for. Nothing else changes. Errors ([`SolverError::Resolution`]) for a scenario other than
+/// training step was sized for. Nothing else changes.
+///
+/// Errors ([`SolverError::Resolution`]) for a scenario other than
 /// Navier–Stokes (its periodic grid is the one whose coarse points are exactly
 /// every `k`-th fine point) and for a grid the scenario's checks reject (e.g.
 /// more points per expert than a tile holds).
