@@ -340,7 +340,10 @@ impl RunData {
         if scenario.eval.resolutions.is_empty() {
             return Ok(None);
         }
-        Ok(Self::load_test(scenario, quiet)?.1.map(Cow::Owned))
+        // As `Samples::test_pair` reads it, without the grid's copy again.
+        let dataset = dataset(scenario, Split::Test, quiet)?;
+        let stored = Samples::from_dataset(&dataset, &dataset.dims(), scenario.data.test_samples)?;
+        Ok(Some(Cow::Owned(stored)))
     }
 
     /// The test split alone, on the grid and, with `eval.resolutions`, as
