@@ -10,7 +10,8 @@
 //! fields kept between passes" and "The head's hidden activation and
 //! composed operators' intermediates kept"). Taken from a pool, a later pass
 //! only overwrites them. A pool holds at most as many buffers as were in use
-//! at once.
+//! at once, and none longer than its limit
+//! ([`BufferPool::keeping_at_most`]).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,9 +19,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Buffers a pass hands back for the next (see the module doc). Shared
 /// behind an [`Arc`] so a buffer can outlive the borrow that took it (a
 /// backbone op keeps one from its forward to its backward pass).
-#[derive(Default)]
 pub struct BufferPool<T> {
     free: Mutex<Vec<Vec<T>>>,
+    /// The longest buffer (in values) the pool keeps; a longer one is freed
+    /// when dropped.
+    max_kept: usize,
+}
+
+/// A pool that keeps every buffer.
+impl<T> Default for BufferPool<T> {
+    fn default() -> Self {
+        Self::keeping_at_most(usize::MAX)
+    }
 }
 
 /// The number and total capacity of the free buffers, not their values
@@ -73,6 +83,16 @@ impl<T: Copy + Default> BufferPool<T> {
 }
 
 impl<T> BufferPool<T> {
+    /// A pool that keeps buffers of up to `max_len` values and frees longer
+    /// ones when they are dropped: for buffers that, that large, would sit
+    /// idle holding memory between uses.
+    pub fn keeping_at_most(max_len: usize) -> Self {
+        Self {
+            free: Mutex::default(),
+            max_kept: max_len,
+        }
+    }
+
     /// Frees the buffers waiting to be reused (those in use come back as
     /// usual): for an owner whose passes are over, e.g. a trained model
     /// before an evaluation at other resolutions.
@@ -133,7 +153,9 @@ impl<T> DerefMut for Pooled<T> {
 
 impl<T> Drop for Pooled<T> {
     fn drop(&mut self) {
-        if let Some(pool) = self.pool.take() {
+        if let Some(pool) = self.pool.take()
+            && self.values.capacity() <= pool.max_kept
+        {
             pool.lock().push(std::mem::take(&mut self.values));
         }
     }
@@ -198,5 +220,22 @@ mod tests {
         assert!(longer.iter().all(|&v| v == 0.0));
         drop(longer);
         assert_eq!(pool.free_buffers(), 2);
+    }
+
+    /// A pool with a limit keeps the buffers up to it and frees longer ones.
+    #[test]
+    fn a_limited_pool_frees_longer_buffers() {
+        let pool = Arc::new(BufferPool::<f64>::keeping_at_most(100));
+        let (kept, freed) = (pool.zeros(100), pool.zeros(101));
+        drop((kept, freed));
+        assert_eq!(pool.free_buffers(), 1);
+        let again = pool.zeros(101);
+        assert_eq!(pool.free_buffers(), 1, "the kept buffer is too short");
+        drop(again);
+        assert_eq!(pool.free_buffers(), 1);
+        let reused = pool.zeros(60);
+        assert_eq!(pool.free_buffers(), 0);
+        drop(reused);
+        assert_eq!(pool.free_buffers(), 1);
     }
 }

@@ -14,6 +14,7 @@
 //! so a run trains on the same values either way.
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -23,8 +24,8 @@ use tessera_scenarios::{Dataset, Scenario};
 
 use crate::SolverError;
 
-/// Trajectories on one grid (the model's, or the finer one a test split is
-/// stored at for `eval.resolutions`), in f64, row-major `[t, x, (y)]`; the first
+/// Trajectories on one grid (the model's, or one of `eval.resolutions` for a
+/// few samples at a time), in f64, row-major `[t, x, (y)]`; the first
 /// frame of each is its initial condition. Samples made by
 /// [`Samples::initial_only`] hold that frame alone.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,34 +99,31 @@ impl Samples {
         dims: &[usize],
         count: usize,
     ) -> Result<Self, SolverError> {
+        Self::from_dataset_range(dataset, dims, 0..count)
+    }
+
+    /// Samples `range` of `dataset` on the grid `dims`, by the rule of
+    /// [`Samples::from_dataset`]: a part of a stored test split, converted to
+    /// f64 only while it is evaluated.
+    pub fn from_dataset_range(
+        dataset: &Dataset,
+        dims: &[usize],
+        range: Range<usize>,
+    ) -> Result<Self, SolverError> {
         let have = dataset.dims();
         let strides = strides(&have, dims)?;
-        if dataset.len() < count {
+        let Some(stored) = dataset.trajectories().get(range.clone()) else {
             return Err(SolverError::ShapeMismatch {
-                what: "number of samples in the dataset",
-                expected: vec![count],
+                what: "number of samples in the dataset (at least the end of those read)",
+                expected: vec![range.end],
                 got: vec![dataset.len()],
             });
-        }
-        let trajectories = dataset.trajectories()[..count]
+        };
+        let trajectories = stored
             .iter()
             .map(|t| subsample(t, &have, &strides))
             .collect();
         Self::new(dims.to_vec(), trajectories)
-    }
-
-    /// The same samples restricted to the coarser grid `dims` by the same rule
-    /// as [`Samples::from_dataset`] (every `k`-th point per spatial axis, the
-    /// time levels unchanged): the test data of an evaluation at a resolution
-    /// below the stored one.
-    pub fn restrict(&self, dims: &[usize]) -> Result<Self, SolverError> {
-        let strides = strides(&self.dims, dims)?;
-        let trajectories = self
-            .trajectories
-            .iter()
-            .map(|t| subsample(t, &self.dims, &strides))
-            .collect();
-        Self::holding(dims.to_vec(), self.levels, trajectories)
     }
 
     /// Grid shape `[nt, nx, (ny)]`.
@@ -249,7 +247,7 @@ impl Samples {
 
 /// The strides that take the spatial grid of `have` to that of `dims`: the
 /// time levels must agree and each spatial size of `dims` divide `have`'s.
-fn strides(have: &[usize], dims: &[usize]) -> Result<Vec<usize>, SolverError> {
+pub(crate) fn strides(have: &[usize], dims: &[usize]) -> Result<Vec<usize>, SolverError> {
     let fits = have.len() == dims.len()
         && have[0] == dims[0]
         && have[1..]
@@ -298,14 +296,14 @@ pub struct RunData {
     pub train: Samples,
     /// `data.test_samples` held-out trajectories.
     pub test: Samples,
-    /// With `eval.resolutions`: the same test trajectories at the resolution
-    /// they are stored at (the largest of those), which the evaluation
-    /// restricts to each resolution. `None` without `eval.resolutions`, when
-    /// the evaluation can read them again (see [`RunData::load`]), and on
-    /// every rank but 0 of a multi-rank run (rank 0 alone evaluates, so the
-    /// broadcast leaves it out); [`RunData::stored_test`] is what the
-    /// evaluation reads.
-    pub stored_test: Option<Samples>,
+    /// With `eval.resolutions`: the same test trajectories as stored (float32,
+    /// at the largest of those resolutions), which the evaluation restricts
+    /// to each resolution a few samples at a time. `None` without
+    /// `eval.resolutions`, when the evaluation can read them again (see
+    /// [`RunData::load`]), and on every rank but 0 of a multi-rank run (rank
+    /// 0 alone evaluates, so the broadcast leaves it out);
+    /// [`RunData::stored_test`] is what the evaluation reads.
+    pub stored_test: Option<Dataset>,
 }
 
 impl RunData {
@@ -316,7 +314,7 @@ impl RunData {
     /// later: read from `data.test_file` or the cache, it is read again for
     /// the evaluation ([`RunData::stored_test`]) rather than held through
     /// the training (at the Navier–Stokes paper scale, 100 trajectories at
-    /// 256², 3.4 GB for the days a training takes).
+    /// 256², 1.7 GB for the days a training takes).
     pub fn load(scenario: &Scenario, quiet: bool) -> Result<Self, SolverError> {
         let (test, stored_test) = Self::load_test(scenario, quiet)?;
         Ok(Self {
@@ -333,16 +331,18 @@ impl RunData {
         &self,
         scenario: &Scenario,
         quiet: bool,
-    ) -> Result<Option<Cow<'_, Samples>>, SolverError> {
+    ) -> Result<Option<Cow<'_, Dataset>>, SolverError> {
         if let Some(held) = &self.stored_test {
             return Ok(Some(Cow::Borrowed(held)));
         }
         if scenario.eval.resolutions.is_empty() {
             return Ok(None);
         }
-        // As `Samples::test_pair` reads it, without the grid's copy again.
-        let dataset = dataset(scenario, Split::Test, quiet)?;
-        let stored = Samples::from_dataset(&dataset, &dataset.dims(), scenario.data.test_samples)?;
+        // As `Samples::test_pair` keeps it, without the grid's copy again.
+        let stored = first_samples(
+            dataset(scenario, Split::Test, quiet)?,
+            scenario.data.test_samples,
+        )?;
         Ok(Some(Cow::Owned(stored)))
     }
 
@@ -351,9 +351,9 @@ impl RunData {
     pub fn load_test(
         scenario: &Scenario,
         quiet: bool,
-    ) -> Result<(Samples, Option<Samples>), SolverError> {
+    ) -> Result<(Samples, Option<Dataset>), SolverError> {
         let dataset = dataset(scenario, Split::Test, quiet)?;
-        Samples::test_pair(scenario, &dataset, scenario.data.test_samples)
+        Samples::test_pair(scenario, dataset, scenario.data.test_samples)
     }
 
     /// Both splits cut to `scenario`'s training window
@@ -403,26 +403,40 @@ impl Samples {
     pub fn load_test_file(
         scenario: &Scenario,
         path: &Path,
-    ) -> Result<(Self, Option<Self>), SolverError> {
+    ) -> Result<(Self, Option<Dataset>), SolverError> {
         let dataset = Dataset::read(path)?;
         let count = dataset.len().min(scenario.eval_samples());
-        Self::test_pair(scenario, &dataset, count)
+        Self::test_pair(scenario, dataset, count)
     }
 
     /// The first `count` test trajectories of `dataset` on the scenario's grid
-    /// and, when the scenario evaluates at `eval.resolutions`, also at the
-    /// dataset's own resolution (read once, restricted per resolution later).
+    /// and, when the scenario evaluates at `eval.resolutions`, the dataset
+    /// itself cut to those `count` (read once, as stored; the evaluation
+    /// restricts it to each resolution a few samples at a time).
     pub fn test_pair(
         scenario: &Scenario,
-        dataset: &Dataset,
+        dataset: Dataset,
         count: usize,
-    ) -> Result<(Self, Option<Self>), SolverError> {
-        let grid = Self::from_dataset(dataset, &scenario.dims(), count)?;
+    ) -> Result<(Self, Option<Dataset>), SolverError> {
+        let grid = Self::from_dataset(&dataset, &scenario.dims(), count)?;
         let stored = (!scenario.eval.resolutions.is_empty())
-            .then(|| Self::from_dataset(dataset, &dataset.dims(), count))
+            .then(|| first_samples(dataset, count))
             .transpose()?;
         Ok((grid, stored))
     }
+}
+
+/// The first `count` samples of `dataset`, which must have them.
+fn first_samples(mut dataset: Dataset, count: usize) -> Result<Dataset, SolverError> {
+    if dataset.len() < count {
+        return Err(SolverError::ShapeMismatch {
+            what: "number of samples in the dataset",
+            expected: vec![count],
+            got: vec![dataset.len()],
+        });
+    }
+    dataset.truncate(count);
+    Ok(dataset)
 }
 
 /// Whether the test split is read from a file (`data.test_file`, or the

@@ -55,6 +55,7 @@ mod data;
 pub mod embed;
 mod error;
 mod eval;
+mod memory;
 mod model;
 mod parallel;
 mod phases;
@@ -74,6 +75,7 @@ pub use eval::{
     method_name, physics_check, physics_floor, relative_l2, report, report_at_resolutions,
     window_errors,
 };
+pub use memory::release_free_memory;
 pub use model::Model;
 pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck, sample_ics};
 #[cfg(feature = "cuda")]

@@ -7,6 +7,7 @@ mod model_common;
 
 use std::f64::consts::TAU;
 
+use tessera_scenarios::Dataset;
 use tessera_solver::{Model, Samples, SolverError, Trainable, evaluate, evaluate_resolutions};
 
 /// A smooth periodic initial condition on an `n × n` grid (frequencies 1
@@ -119,52 +120,78 @@ fn a_finer_grid_refines_the_backbone_smoothly() {
     assert!(finer < 0.7 * coarse, "{finer} vs {coarse}");
 }
 
+/// A test split stored at `n × n` as a dataset (float32, as files hold it):
+/// the trajectories of `samples`, `nt` levels each.
+fn stored_split(nt: usize, n: usize, samples: Vec<Vec<f32>>) -> Dataset {
+    let axis = |len: usize| (0..len).map(|i| i as f64 / len as f64).collect::<Vec<_>>();
+    Dataset::new(axis(nt), axis(n), Some(axis(n)), String::new(), samples).unwrap()
+}
+
 #[test]
 fn the_finer_evaluation_restricts_the_stored_data() {
-    // A test trajectory stored at 16²: the evaluation at 16 compares the
-    // 16² model's prediction with it, the one at 8 (the model's grid, reused)
-    // the 8² model's with every other point of it.
+    // Three test trajectories stored at 16²: the evaluation at 16 compares
+    // the 16² model's predictions with them, a sample at a time (the 16²
+    // grid predicts one sample per chunk), the one at 8 (the model's grid,
+    // reused) the 8² model's with every other point of them.
     let model = trained_model();
     let mut scenario = model.scenario().clone();
     scenario.eval.resolutions = vec![8, 16];
     let nt = scenario.grid.nt;
-    let later = |t: usize, i: usize, j: usize| ((t * 31 + i * 7 + j * 3) as f64 * 0.1).sin();
-    let truth_at = |n: usize, stride: usize| -> Vec<f64> {
-        let mut v = smooth_ic(n);
+    let later = |s: usize, t: usize, i: usize, j: usize| {
+        ((t * 31 + i * 7 + j * 3 + 5 * s) as f64 * 0.1).sin()
+    };
+    // Sample `s` on the `n × n` points every `stride`-th of the stored 16²,
+    // as the f32 values stored.
+    let truth_at = |s: usize, n: usize, stride: usize| -> Vec<f32> {
+        let scale = 1.0 + 0.5 * s as f64;
+        let mut v: Vec<f32> = smooth_ic(n).iter().map(|x| (scale * x) as f32).collect();
         for t in 1..nt {
             for i in 0..n {
                 for j in 0..n {
-                    v.push(later(t, stride * i, stride * j));
+                    v.push(later(s, t, stride * i, stride * j) as f32);
                 }
             }
         }
         v
     };
-    let stored = Samples::new(vec![nt, 16, 16], vec![truth_at(16, 1)]).unwrap();
-    let test = stored.restrict(&scenario.dims()).unwrap();
-    assert_eq!(test.trajectories().unwrap()[0], truth_at(8, 2));
+    let stored = stored_split(nt, 16, (0..3).map(|s| truth_at(s, 16, 1)).collect());
+    let test = Samples::from_dataset(&stored, &scenario.dims(), 3).unwrap();
+    let widen = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+    assert_eq!(test.trajectories().unwrap()[2], widen(truth_at(2, 8, 2)));
     let seed = tessera_solver::eval_seed(scenario.seed);
     let mut own = trained_model();
-    let on_grid = evaluate(&mut own, &test, 1, 2, seed).unwrap();
+    let on_grid = evaluate(&mut own, &test, 3, 2, seed).unwrap();
     let rows = evaluate_resolutions(&model, &scenario, &stored, &on_grid).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!((rows[0].resolution, rows[1].resolution), (8, 16));
-    let expected = |n: usize, stride: usize| {
+    // Each sample predicted alone at `n` and compared with its truth there.
+    let expected = |n: usize, stride: usize| -> Vec<f64> {
         let m = model.at_resolution(n).unwrap();
-        let prediction = &m.infer(&[smooth_ic(n)], seed).unwrap().fields[0];
-        let truth = truth_at(n, stride);
-        let d: f64 = prediction
-            .iter()
-            .zip(&truth)
-            .map(|(p, t)| (p - t).powi(2))
-            .sum();
-        (d / truth.iter().map(|t| t * t).sum::<f64>()).sqrt()
+        (0..3)
+            .map(|s| {
+                let truth = widen(truth_at(s, n, stride));
+                let ic = truth[..n * n].to_vec();
+                let prediction = &m.infer(&[ic], seed).unwrap().fields[0];
+                let d: f64 = prediction
+                    .iter()
+                    .zip(&truth)
+                    .map(|(p, t)| (p - t).powi(2))
+                    .sum();
+                (d / truth.iter().map(|t| t * t).sum::<f64>()).sqrt()
+            })
+            .collect()
     };
     assert_eq!(rows[0].rel_l2, on_grid.rel_l2);
-    assert_eq!(rows[0].rel_l2, [expected(8, 2)]);
-    assert_eq!(rows[1].rel_l2, [expected(16, 1)]);
+    assert_eq!(rows[0].rel_l2, expected(8, 2));
+    assert_eq!(rows[1].rel_l2, expected(16, 1));
     assert_ne!(rows[0].rel_l2, rows[1].rel_l2);
-    assert_eq!((rows[1].mean, rows[1].std), (rows[1].rel_l2[0], 0.0));
+    let mean = rows[1].rel_l2.iter().sum::<f64>() / 3.0;
+    assert!(
+        (rows[1].mean - mean).abs() < 1e-15 * mean,
+        "{}",
+        rows[1].mean
+    );
+    assert!(rows[1].std > 0.0);
 }
 
 #[test]
@@ -181,8 +208,8 @@ fn resolutions_that_cannot_be_evaluated_are_typed_errors() {
     // Stored data at 16² does not restrict to 12².
     let mut scenario = model.scenario().clone();
     scenario.eval.resolutions = vec![12];
-    let stored = Samples::new(vec![scenario.grid.nt, 16, 16], vec![vec![1.0; 4 * 256]]).unwrap();
-    let test = stored.restrict(&scenario.dims()).unwrap();
+    let stored = stored_split(scenario.grid.nt, 16, vec![vec![1.0; 4 * 256]]);
+    let test = Samples::from_dataset(&stored, &scenario.dims(), 1).unwrap();
     let on_grid = evaluate(&mut trained_model(), &test, 1, 1, 0).unwrap();
     let err = evaluate_resolutions(&model, &scenario, &stored, &on_grid).unwrap_err();
     assert!(

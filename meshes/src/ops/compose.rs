@@ -18,9 +18,18 @@ pub struct Compose {
     /// The intermediate fields' buffers, kept from one application to the
     /// next (shared by clones): at the Navier–Stokes paper scale one is a
     /// sample's whole basis, 134 MB, which a worker thread's allocator maps
-    /// and faults in afresh each time ([`crate::buffer_pool`]).
+    /// and faults in afresh each time ([`crate::buffer_pool`]). Not above
+    /// [`MAX_KEPT_BYTES`].
     scratch: Arc<BufferPool<f64>>,
 }
+
+/// The largest intermediate a [`Compose`] keeps between applications, 1 GiB.
+/// A larger one is freed after each: evaluating the Navier–Stokes model at
+/// 256², a sample's basis is 2.1 GB, and a kept intermediate would sit idle
+/// through the rest of the constraint layer's pass, at its peak; a pass at
+/// that size faults in far more anyway (each backbone activation is as
+/// large).
+const MAX_KEPT_BYTES: usize = 1 << 30;
 
 impl Compose {
     /// The product of `factors`, leftmost first (see the type docs for the order).
@@ -41,7 +50,9 @@ impl Compose {
         Ok(Self {
             shape,
             factors,
-            scratch: Arc::default(),
+            scratch: Arc::new(BufferPool::keeping_at_most(
+                MAX_KEPT_BYTES / size_of::<f64>(),
+            )),
         })
     }
 

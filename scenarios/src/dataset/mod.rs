@@ -176,6 +176,12 @@ impl Dataset {
     pub fn trajectories(&self) -> &[Vec<f32>] {
         &self.samples
     }
+
+    /// Keeps the first `count` samples (all of them if there are fewer):
+    /// what a reader that evaluates only those holds.
+    pub fn truncate(&mut self, count: usize) {
+        self.samples.truncate(count);
+    }
 }
 
 /// PDEBench's sample group name: the index with at least four digits.

@@ -27,7 +27,8 @@
 //! trimmed a heap whose free top grew past 2 GiB, which the Navier–Stokes
 //! paper scale at batch 4 does every step (its layer outputs are 0.5 GB
 //! each), so every step faulted in gigabytes afresh (benches/README.md,
-//! "Never trimming the heap").
+//! "Never trimming the heap"). Between a run's phases the kept heap is
+//! given back explicitly (`tessera_solver::release_free_memory`).
 
 /// The environment variable that turns the tuning off (`0`, `off`, `false`).
 pub const OPT_OUT: &str = "TESSERA_MALLOC_TUNING";
@@ -92,21 +93,6 @@ pub fn tune_for_training() {
             libc::mallopt(libc::M_TOP_PAD, int(tuning.top_pad));
             libc::mallopt(libc::M_ARENA_MAX, int(tuning.arenas));
         }
-    }
-}
-
-/// Gives the heap's free memory back to the kernel (glibc's `malloc_trim`).
-/// The tuning keeps what a training step freed for the next step; once the
-/// training is over, that is the training's peak held for nothing, and an
-/// evaluation at finer resolutions after it would add its own on top (the
-/// Navier–Stokes paper scenario: 13 GiB kept after training, 19 GiB at the
-/// 256² evaluation). A no-op without glibc.
-pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `malloc_trim` only returns free heap pages to the kernel; it
-    // is thread-safe and leaves every allocation in use as it is.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

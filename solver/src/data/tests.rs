@@ -17,25 +17,41 @@ fn code(k: usize, i: usize, j: usize) -> f32 {
 fn a_finer_two_dimensional_set_is_subsampled_onto_the_grid() {
     let (nt, fine) = (3, 8);
     let coords: Vec<f64> = (0..fine).map(|i| i as f64 / fine as f64).collect();
-    let sample: Vec<f32> = (0..nt)
-        .flat_map(|k| (0..fine).flat_map(move |i| (0..fine).map(move |j| code(k, i, j))))
-        .collect();
+    // Sample s holds its codes plus 1000·s.
+    let sample = |s: usize| -> Vec<f32> {
+        (0..nt)
+            .flat_map(|k| {
+                (0..fine).flat_map(move |i| (0..fine).map(move |j| code(k, i, j) + 1e3 * s as f32))
+            })
+            .collect()
+    };
     let dataset = Dataset::new(
         vec![0.0, 0.5, 1.0],
         coords.clone(),
         Some(coords),
         String::new(),
-        vec![sample],
+        (0..3).map(sample).collect(),
     )
     .unwrap();
+    let expected = |s: usize| -> Vec<f64> {
+        (0..nt)
+            .flat_map(|k| {
+                (0..4).flat_map(move |i| {
+                    (0..4).map(move |j| f64::from(code(k, 2 * i, 2 * j) + 1e3 * s as f32))
+                })
+            })
+            .collect()
+    };
     let samples = Samples::from_dataset(&dataset, &[nt, 4, 4], 1).unwrap();
-    let expected: Vec<f64> = (0..nt)
-        .flat_map(|k| {
-            (0..4).flat_map(move |i| (0..4).map(move |j| f64::from(code(k, 2 * i, 2 * j))))
-        })
-        .collect();
-    assert_eq!(samples.trajectories().unwrap()[0], expected);
-    assert_eq!(samples.initial_condition(0), &expected[..16]);
+    assert_eq!(samples.trajectories().unwrap(), [expected(0)]);
+    assert_eq!(samples.initial_condition(0), &expected(0)[..16]);
+    // A range of samples (the evaluation's chunks of a stored split), here
+    // at the stored resolution and restricted.
+    let part = Samples::from_dataset_range(&dataset, &[nt, 4, 4], 1..3).unwrap();
+    assert_eq!(part.trajectories().unwrap(), [expected(1), expected(2)]);
+    let whole = Samples::from_dataset_range(&dataset, &[nt, fine, fine], 2..3).unwrap();
+    let stored: Vec<f64> = sample(2).into_iter().map(f64::from).collect();
+    assert_eq!(whole.trajectories().unwrap(), [stored]);
 }
 
 #[test]
@@ -50,6 +66,9 @@ fn grids_that_do_not_fit_are_rejected() {
             "{dims:?}: {err}"
         );
     }
+    // A range past the samples there are.
+    let err = Samples::from_dataset_range(&dataset, &[2, 6], 1..2).unwrap_err();
+    assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
     let err = Samples::new(vec![2, 2], vec![vec![0.0, f64::NAN, 0.0, 0.0]]).unwrap_err();
     assert!(matches!(err, SolverError::NonFinite { .. }), "{err}");
     let err = Samples::new(vec![4], vec![vec![0.0; 4]]).unwrap_err();
@@ -196,12 +215,6 @@ fn initial_conditions_of_the_wrong_size_are_rejected() {
     assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
     let err = Samples::initial_only(vec![3, 2], vec![vec![f64::INFINITY, 0.0]]).unwrap_err();
     assert!(matches!(err, SolverError::NonFinite { .. }), "{err}");
-    // A 2-D frame restricts like a trajectory's first frame.
-    let frame: Vec<f64> = (0..16).map(f64::from).collect();
-    let fine = Samples::initial_only(vec![5, 4, 4], vec![frame]).unwrap();
-    let coarse = fine.restrict(&[5, 2, 2]).unwrap();
-    assert_eq!(coarse.initial_condition(0), [0.0, 2.0, 8.0, 10.0]);
-    assert!(!coarse.holds_trajectories());
 }
 
 /// The training window of a run without a horizon is the data themselves
@@ -260,9 +273,15 @@ modes = [1, 2, 2]
     let data = RunData::load(&scenario, true).unwrap();
     assert!(data.stored_test.is_none());
     let read_again = data.stored_test(&scenario, true).unwrap().unwrap();
-    assert_eq!(read_again.dims(), &[3, 16, 16]);
+    assert_eq!((read_again.dims(), read_again.len()), (vec![3, 16, 16], 2));
     let (_, stored) = RunData::load_test(&scenario, true).unwrap();
     assert_eq!(Some(read_again.into_owned()), stored);
+    // An evaluation of fewer samples than the file holds keeps only those.
+    let file = Dataset::read(cache_path(&scenario, Split::Test, &dir)).unwrap();
+    let (grid, first) = Samples::test_pair(&scenario, file.clone(), 1).unwrap();
+    let first = first.expect("evaluated at resolutions");
+    assert_eq!((grid.len(), first.len()), (1, 1));
+    assert_eq!(first.trajectory(0), file.trajectory(0));
 
     let mut uncached = scenario.clone();
     uncached.data.cache_dir = None;
@@ -271,7 +290,12 @@ modes = [1, 2, 2]
         .stored_test
         .as_ref()
         .expect("nothing could give it back");
-    assert_eq!(Some(held), stored.as_ref());
+    // The same trajectories (the file holds its coordinates in f32).
+    let stored = stored.expect("evaluated at resolutions");
+    assert_eq!(
+        (held.dims(), held.trajectories()),
+        (stored.dims(), stored.trajectories())
+    );
     assert!(matches!(
         data.stored_test(&uncached, true).unwrap(),
         Some(std::borrow::Cow::Borrowed(_))

@@ -63,21 +63,6 @@ pub fn evaluate<M: Trainable + ?Sized>(
     chunk: usize,
     seed: u64,
 ) -> Result<Evaluation, SolverError> {
-    evaluate_keeping(model, test, count, chunk, seed, true)
-}
-
-/// [`evaluate`], keeping the predictions only with `keep` (else
-/// [`Evaluation::predictions`] is empty): each chunk's are compared with the
-/// truth and dropped, which at the Navier–Stokes 256² test resolution saves
-/// 34 MB per sample (3.4 GB for the paper's 100).
-pub(crate) fn evaluate_keeping<M: Trainable + ?Sized>(
-    model: &mut M,
-    test: &Samples,
-    count: usize,
-    chunk: usize,
-    seed: u64,
-    keep: bool,
-) -> Result<Evaluation, SolverError> {
     if count == 0 || count > test.len() || chunk == 0 {
         return Err(SolverError::InvalidConfig {
             key: "evaluated samples",
@@ -86,7 +71,7 @@ pub(crate) fn evaluate_keeping<M: Trainable + ?Sized>(
         });
     }
     let truth = test.trajectories()?;
-    let mut predictions = Vec::with_capacity(if keep { count } else { 0 });
+    let mut predictions = Vec::with_capacity(count);
     let mut rel_l2 = Vec::with_capacity(count);
     let mut failed_solves = 0;
     let indices: Vec<usize> = (0..count).collect();
@@ -103,9 +88,7 @@ pub(crate) fn evaluate_keeping<M: Trainable + ?Sized>(
         for (p, &i) in prediction.fields.iter().zip(part) {
             rel_l2.push(relative_l2(p, &truth[i])?);
         }
-        if keep {
-            predictions.extend(prediction.fields);
-        }
+        predictions.extend(prediction.fields);
     }
     let (mean, std) = mean_std(&rel_l2);
     Ok(Evaluation {

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use tessera_scenarios::Scenario;
+use tessera_scenarios::{Dataset, Scenario};
 
 use super::{
     Evaluation, ResolutionErrors, Summary, evaluate, evaluate_resolutions, physics_check,
@@ -51,7 +51,7 @@ pub fn report_at_resolutions(
     model: &mut Model,
     scenario: &Scenario,
     test: &Samples,
-    stored: &Samples,
+    stored: &Dataset,
     run: &RunDir,
     totals: Totals,
 ) -> Result<Report, SolverError> {

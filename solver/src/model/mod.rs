@@ -83,7 +83,7 @@ impl Model {
     /// the same PDE defined in TOML); everything else as [`Model::new`].
     pub fn with_pde(scenario: &Scenario, pde: AnyPde) -> Result<Self, SolverError> {
         scenario.validate()?;
-        Self::assemble(scenario, scenario, pde)
+        Self::assemble(scenario, scenario, pde, VarMap::new())
     }
 
     /// The model that trains `scenario`: [`Model::new`] without a
@@ -103,15 +103,19 @@ impl Model {
             &scenario.training_scenario(),
             scenario,
             setup::pde_of(scenario)?,
+            VarMap::new(),
         )
     }
 
     /// A model whose solution lives on `scenario`'s grid and whose backbone runs
-    /// on `backbone`'s (equal, or longer in time with the same leading levels).
+    /// on `backbone`'s (equal, or longer in time with the same leading levels),
+    /// its variables those of `vars` where it has them (shared, not copied)
+    /// and drawn from the seed where not.
     fn assemble(
         scenario: &Scenario,
         backbone: &Scenario,
         pde: AnyPde,
+        vars: VarMap,
     ) -> Result<Self, SolverError> {
         let grid = scenario.grid()?;
         let backbone_grid = backbone.grid()?;
@@ -123,7 +127,6 @@ impl Model {
         };
         let fno_config = setup::fno_config(backbone);
         fno_config.check_grid(backbone_grid.shape().dims())?;
-        let vars = VarMap::new();
         let builder = SeededVars::builder(&vars, scenario.seed, setup::dtype_of(scenario));
         let phases = Arc::new(PhaseClock::default());
         let mut fno = Fno::new(fno_config, builder)?;

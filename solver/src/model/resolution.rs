@@ -33,6 +33,9 @@ impl Model {
     /// the same time levels: `scenario_at_resolution`. At the model's own
     /// resolution its predictions are those of `self`, bit for bit.
     ///
+    /// The two models share their variables: what changes one's (training,
+    /// [`Trainable::vars`]) changes the other's.
+    ///
     /// Errors ([`SolverError::Resolution`]): the model is a training-window
     /// model ([`Model::for_training`] with a horizon; evaluate the whole-grid
     /// model), the scenario is not Navier–Stokes, or the modes or the experts'
@@ -48,17 +51,16 @@ impl Model {
         setup::fno_config(&scenario)
             .check_grid(&scenario.dims())
             .map_err(|e| bad(e.to_string()))?;
-        let mut model = Self::assemble(&scenario, &scenario, (*self.pde).clone())?;
-        {
-            let ours = self.vars.data().lock().map_err(|_| poisoned(resolution))?;
-            let theirs = model.vars.data().lock().map_err(|_| poisoned(resolution))?;
-            for (name, var) in ours.iter() {
-                // Both maps come from one architecture: the same names and shapes.
-                let Some(target) = theirs.get(name) else {
-                    return Err(bad(format!("variable `{name}` has no counterpart")));
-                };
-                target.set(var.as_tensor())?;
-            }
+        // The variables are shared, not copied (at the Navier–Stokes paper
+        // scale they are 1.1 GB): both models come from one architecture, so
+        // every variable the new one asks for is one of ours.
+        let count = self.vars.all_vars().len();
+        let vars = self.vars.clone();
+        let mut model = Self::assemble(&scenario, &scenario, (*self.pde).clone(), vars)?;
+        if model.vars.all_vars().len() != count {
+            return Err(bad(
+                "the rebuilt model has variables the trained one lacks".into()
+            ));
         }
         model.restore_extra_state(&self.extra_state())?;
         #[cfg(feature = "cuda")]
@@ -96,11 +98,4 @@ pub fn scenario_at_resolution(
     let batch = scenario.training.batch_size * points(scenario) / points(&refined);
     refined.training.batch_size = batch.clamp(1, scenario.training.batch_size);
     Ok(refined)
-}
-
-fn poisoned(resolution: usize) -> SolverError {
-    SolverError::Resolution {
-        resolution,
-        reason: "a variable map is poisoned by an earlier panic".into(),
-    }
 }

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::json;
-use tessera_scenarios::Scenario;
+use tessera_scenarios::{Dataset, Scenario};
 use tessera_solver::{
     Claim, Model, PhysicsLosses, RunDir, Samples, Summary, Totals, TrainOutcome, WindowError,
-    World, report, report_at_resolutions, with_world,
+    World, release_free_memory, report, report_at_resolutions, with_world,
 };
 
 use super::eval::trained_model;
@@ -79,7 +79,7 @@ impl Args {
         let totals = outcome.totals();
         // The training's buffers and free heap go back before the evaluation.
         model.release_kept_buffers();
-        crate::malloc::release_free_memory();
+        release_free_memory();
         if scenario.training.horizon.is_some() {
             // Trained on the window t ≤ horizon: evaluate on the whole grid
             // with the final checkpoint's variables.
@@ -98,7 +98,7 @@ impl Args {
 pub(super) fn finish(
     model: &mut Model,
     scenario: &Scenario,
-    (test, stored): (&Samples, Option<&Samples>),
+    (test, stored): (&Samples, Option<&Dataset>),
     run: &RunDir,
     totals: Totals,
     json: bool,
