@@ -11,13 +11,22 @@ mod error;
 mod malloc;
 mod plots;
 mod progress;
+mod report;
 mod run_name;
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     malloc::tune_for_training();
-    commands::Cli::parse().run()
+    match commands::Cli::parse().run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{}", report::error_report(&error));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Fixtures shared with the library's tests.

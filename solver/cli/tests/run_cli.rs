@@ -50,11 +50,19 @@ fn set_errors_name_the_key() {
             .arg(&scenario)
             .args(["--set", assignment, "--out"])
             .arg(dir.join("never"))
+            .env("RUST_BACKTRACE", "1")
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{assignment} was accepted");
         assert!(stderr.contains(expected), "{assignment}: {stderr}");
+        // The error's own report, not its `Debug` form, which repeats each
+        // cause and adds a stack trace where backtraces are on.
+        assert!(stderr.starts_with("error: "), "{assignment}: {stderr}");
+        assert!(
+            !stderr.contains("Caused by") && !stderr.contains("backtrace"),
+            "{assignment}: {stderr}"
+        );
         assert!(
             !dir.join("never").exists(),
             "nothing is written on a bad --set"
