@@ -99,8 +99,9 @@ pub struct ConstraintLayer<P: Pde> {
     /// The grid's coordinates `[points, ndim]` when the PDE's residual reads
     /// them (gathered at each expert's sampled points), else empty.
     coordinates: Vec<f64>,
-    /// The full-grid fields of a forward pass (`S B`, the non-local terms),
-    /// kept for the next ([`tessera_meshes::buffer_pool`]).
+    /// The large buffers of a forward pass (`S B` on the full grid, the
+    /// non-local terms at the sampled points), kept for the next
+    /// ([`tessera_meshes::buffer_pool`]).
     fields: Arc<BufferPool<f64>>,
     /// The GPU solver that runs the forward solves, when one is attached
     /// ([`ConstraintLayer::with_gpu`]).
@@ -570,10 +571,10 @@ impl<P: Pde> ConstraintLayer<P> {
         {
             return self.forward_gathered(gpu, tiles, basis, n_basis, ics, &points);
         }
-        let prepared = self.prepare(basis, n_basis, ics, &points, |sample, pts, row_ids| {
+        let prepared = self.prepare(basis, n_basis, ics, &points, |sample, k, row_ids| {
             let (n_equations, ridge) = (self.pde.n_equations(), self.config.ridge);
-            let problem = sample.problem(pts, row_ids, n_equations, ridge)?;
-            let coordinates = self.point_coordinates(pts);
+            let problem = sample.problem(k, row_ids, n_equations, ridge)?;
+            let coordinates = self.point_coordinates(&points[k]);
             if coordinates.is_empty() {
                 Ok(problem)
             } else {
@@ -613,10 +614,10 @@ impl<P: Pde> ConstraintLayer<P> {
         points: &[Arc<Vec<usize>>],
     ) -> Result<Forward, ExpertsError> {
         use tessera_constraints::gpu::{GatheredProblem, RowGather};
-        let prepared = self.prepare(basis, n_basis, ics, points, |sample, pts, row_ids| {
+        let prepared = self.prepare(basis, n_basis, ics, points, |sample, k, row_ids| {
             let (n_equations, ridge) = (self.pde.n_equations(), self.config.ridge);
-            let coordinates = self.point_coordinates(pts);
-            sample.gathered_problem(pts, row_ids, n_equations, ridge, coordinates)
+            let coordinates = self.point_coordinates(&points[k]);
+            sample.gathered_problem(k, row_ids, n_equations, ridge, coordinates)
         })?;
         let problems: Vec<&GatheredProblem> = prepared
             .iter()
@@ -680,15 +681,15 @@ impl<P: Pde> ConstraintLayer<P> {
     }
 
     /// Every sample's rows, offset, `S B` and experts' problems (built by
-    /// `build` from the sample's terms, the expert's points and its linear
-    /// rows), the samples and the experts in parallel.
+    /// `build` from the sample's terms at `points`, the expert's index and its
+    /// linear rows), the samples and the experts in parallel.
     fn prepare<'a, Q: Send + Sync>(
         &'a self,
         basis: &'a [f64],
         n_basis: usize,
         ics: &[&[f64]],
         points: &[Arc<Vec<usize>>],
-        build: impl Fn(&SampleTerms<'_>, &[usize], &[usize]) -> Result<Q, ExpertsError> + Sync,
+        build: impl Fn(&SampleTerms<'_>, usize, &[usize]) -> Result<Q, ExpertsError> + Sync,
     ) -> Result<Vec<PreparedSample<'a, Q>>, ExpertsError> {
         let g = self.grid.len();
         (0..ics.len())
@@ -970,7 +971,7 @@ impl<P: Pde> ConstraintLayer<P> {
         n_basis: usize,
         ic: &[f64],
         points: &[Arc<Vec<usize>>],
-        build: &(impl Fn(&SampleTerms<'_>, &[usize], &[usize]) -> Result<Q, ExpertsError> + Sync),
+        build: &(impl Fn(&SampleTerms<'_>, usize, &[usize]) -> Result<Q, ExpertsError> + Sync),
     ) -> Result<PreparedSample<'a, Q>, ExpertsError> {
         let rows = self.pde.linear_rows(&self.grid, ic)?;
         let offset = self.pde.solution_offset(&self.grid, ic)?;
@@ -982,6 +983,7 @@ impl<P: Pde> ConstraintLayer<P> {
                 Field::Pooled(mapped)
             }
         };
+        let sets: Vec<&[usize]> = points.iter().map(|p| p.as_slice()).collect();
         let sample = SampleTerms::with_pool(
             &self.terms,
             self.n_residual,
@@ -989,15 +991,15 @@ impl<P: Pde> ConstraintLayer<P> {
             n_basis,
             offset.as_deref(),
             &rows,
+            &sets,
             Some(&self.fields),
         )?;
-        let experts = points
-            .par_iter()
-            .enumerate()
+        let experts = (0..points.len())
+            .into_par_iter()
             .with_max_len(1)
-            .map(|(k, pts)| {
+            .map(|k| {
                 let row_ids = self.router.rows_for(k, &rows);
-                let problem = build(&sample, pts, &row_ids)?;
+                let problem = build(&sample, k, &row_ids)?;
                 Ok((row_ids, problem))
             })
             .collect::<Result<_, ExpertsError>>()?;

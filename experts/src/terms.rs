@@ -7,8 +7,10 @@
 //! moved far more memory than the rows themselves. A local operator (a stencil,
 //! see [`LinearOperator::is_local`]) is evaluated at the points directly, straight
 //! into the problem's interleaved `[P, d_r, N]` buffer. A non-local one (spectral)
-//! still needs the whole field: it is applied once per sample and its rows are
-//! gathered from there.
+//! is evaluated once per sample at every expert's points together, by its own
+//! [`LinearOperator::apply_at`] (a spectral operator keeps one block of the
+//! field at a time), and each expert's rows are copied from there: no term
+//! becomes a full-grid field of `N` channels.
 //!
 //! Only the first `d_r` terms ([`tessera_constraints::Pde::residual_terms`]) enter
 //! the pointwise residual and are stored per point; the later ones only enter
@@ -24,7 +26,6 @@ use tessera_constraints::gpu::GatheredProblem;
 use tessera_constraints::{ConstraintError, ExpertProblem, LinearRow, ProblemSize, Term};
 use tessera_meshes::LinearOperator;
 use tessera_meshes::buffer_pool::{BufferPool, Pooled};
-use tessera_meshes::ops::gather_rows;
 
 use crate::{ExpertsError, POINTS_PER_TASK};
 
@@ -46,46 +47,96 @@ impl Deref for Field<'_> {
     }
 }
 
-/// Where one term's values at any points come from.
+/// Where one term's values at the sample's points come from.
 enum Source<'a> {
     /// A local operator and its input, evaluated at the points themselves.
     Local {
         operator: &'a dyn LinearOperator,
         input: &'a [f64],
     },
-    /// A non-local operator's output on the full grid, computed once.
-    Field(Pooled<f64>),
+    /// A non-local operator's rows at every point of the sample's
+    /// [`PointSets`], in their order, `[points, channels]`: computed once.
+    Gathered(Pooled<f64>),
 }
 
 impl<'a> Source<'a> {
-    /// `operator · input` as a source: evaluated lazily when local, on the full
-    /// grid now otherwise (in a buffer of `pool`, if given).
+    /// `operator · input` as a source: evaluated lazily when local, at all of
+    /// `points` now otherwise (in a buffer of `pool`, if given).
     fn new(
         operator: &'a dyn LinearOperator,
         input: &'a [f64],
         channels: usize,
+        points: &PointSets,
         pool: Option<&Arc<BufferPool<f64>>>,
     ) -> Self {
         if operator.is_local() {
             return Source::Local { operator, input };
         }
-        let mut field = match pool {
-            Some(pool) => pool.zeros(input.len()),
-            None => Pooled::fresh(input.len()),
+        let len = points.all.len() * channels;
+        let mut rows = match pool {
+            Some(pool) => pool.zeros(len),
+            None => Pooled::fresh(len),
         };
-        operator.apply(input, channels, &mut field);
-        Source::Field(field)
+        operator.apply_at(input, channels, &points.all, &mut rows, channels);
+        Source::Gathered(rows)
     }
 
     /// The values at `points` into `out[i * stride ..]` (as
-    /// [`LinearOperator::apply_at`]).
-    fn write(&self, channels: usize, points: &[usize], out: &mut [f64], stride: usize) {
+    /// [`LinearOperator::apply_at`]); `points` lie at `first..` of the
+    /// sample's point sets.
+    fn write(
+        &self,
+        channels: usize,
+        points: &[usize],
+        first: usize,
+        out: &mut [f64],
+        stride: usize,
+    ) {
         match self {
             Source::Local { operator, input } => {
                 operator.apply_at(input, channels, points, out, stride);
             }
-            Source::Field(field) => gather_rows(field, channels, points, out, stride),
+            Source::Gathered(rows) => {
+                let rows = rows[first * channels..].chunks_exact(channels);
+                for (dst, row) in out.chunks_mut(stride).zip(rows.take(points.len())) {
+                    dst[..channels].copy_from_slice(row);
+                }
+            }
         }
+    }
+}
+
+/// The points a sample's terms are read at: each expert's sampled points, then
+/// the points of the sample's linear rows, concatenated.
+struct PointSets {
+    all: Vec<usize>,
+    /// Where each set starts in `all`, and `all.len()` last.
+    starts: Vec<usize>,
+}
+
+impl PointSets {
+    /// The experts' `sets` and the rows' points as the last set.
+    fn new(sets: &[&[usize]], rows: &[LinearRow]) -> Self {
+        let mut all = Vec::with_capacity(sets.iter().map(|s| s.len()).sum::<usize>() + rows.len());
+        let mut starts = vec![0];
+        for set in sets {
+            all.extend_from_slice(set);
+            starts.push(all.len());
+        }
+        all.extend(rows.iter().map(|r| r.point));
+        starts.push(all.len());
+        Self { all, starts }
+    }
+
+    /// Number of sets, the rows' included.
+    fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    /// Set `k`'s points and where they start in `all`.
+    fn set(&self, k: usize) -> (&[usize], usize) {
+        let (start, end) = (self.starts[k], self.starts[k + 1]);
+        (&self.all[start..end], start)
     }
 }
 
@@ -95,10 +146,11 @@ struct TermSources<'a> {
     offsets: Option<Source<'a>>,
 }
 
-/// One sample's terms, ready to build any expert's problem at any points.
+/// One sample's terms, ready to build each expert's problem at its points.
 pub struct SampleTerms<'a> {
     n_basis: usize,
-    n_points: usize,
+    /// The experts' point sets, then the linear rows' points.
+    points: PointSets,
     /// The first `d_r` terms' sources (what the term rows hold).
     residual: Vec<TermSources<'a>>,
     /// Every linear row of the sample: `L = Σ_j c_j A_j[point]`, `[R, N]`.
@@ -110,12 +162,15 @@ pub struct SampleTerms<'a> {
 impl<'a> SampleTerms<'a> {
     /// The terms of one sample whose solution is `solution = S B` (`[grid points,
     /// N]`, `N = n_basis`) with offset `s₀ = offset` (`[grid points]`, or `None`),
-    /// of which the first `n_residual` enter the residual, and the sample's linear
-    /// `rows` evaluated at once. Non-local terms are applied on the full grid here,
-    /// in parallel over terms.
+    /// of which the first `n_residual` enter the residual, for the problems of
+    /// the experts' point sets `points` (flat grid indices; expert `k`'s problem
+    /// is [`SampleTerms::problem`]`(k, …)`), and the sample's linear `rows`
+    /// evaluated at once. Non-local terms are evaluated at every set's points
+    /// here, in parallel over terms.
     ///
     /// Errors: `n_residual` outside `1..=terms.len()`, a `solution` or `offset`
-    /// that does not fit the terms' grid, rows referring to missing points or terms.
+    /// that does not fit the terms' grid, a point outside the grid, rows
+    /// referring to missing points or terms.
     pub fn new(
         terms: &'a [Term],
         n_residual: usize,
@@ -123,12 +178,16 @@ impl<'a> SampleTerms<'a> {
         n_basis: usize,
         offset: Option<&'a [f64]>,
         rows: &[LinearRow],
+        points: &[&[usize]],
     ) -> Result<Self, ExpertsError> {
-        Self::with_pool(terms, n_residual, solution, n_basis, offset, rows, None)
+        Self::with_pool(
+            terms, n_residual, solution, n_basis, offset, rows, points, None,
+        )
     }
 
-    /// [`SampleTerms::new`] with the non-local terms' fields in buffers of
+    /// [`SampleTerms::new`] with the non-local terms' rows in buffers of
     /// `pool` (if given), handed back when the terms are dropped.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn with_pool(
         terms: &'a [Term],
         n_residual: usize,
@@ -136,6 +195,7 @@ impl<'a> SampleTerms<'a> {
         n_basis: usize,
         offset: Option<&'a [f64]>,
         rows: &[LinearRow],
+        points: &[&[usize]],
         pool: Option<&Arc<BufferPool<f64>>>,
     ) -> Result<Self, ExpertsError> {
         let d = terms.len();
@@ -162,6 +222,10 @@ impl<'a> SampleTerms<'a> {
             });
         }
         check_rows(rows, n_points, d)?;
+        let points = PointSets::new(points, rows);
+        if let Some(&bad) = points.all.iter().find(|&&p| p >= n_points) {
+            return Err(index_error("sampled point", bad, n_points));
+        }
         let in_rows = |j: usize| rows.iter().any(|r| r.coeffs.iter().any(|&(t, _)| t == j));
         // Every term the residual or a row reads; the rest are never evaluated.
         let sources: Vec<Option<TermSources<'a>>> = terms
@@ -172,13 +236,14 @@ impl<'a> SampleTerms<'a> {
                 (j < n_residual || in_rows(j)).then(|| {
                     let operator = term.operator.as_ref();
                     TermSources {
-                        values: Source::new(operator, solution, n_basis, pool),
-                        offsets: offset.map(|s0| Source::new(operator, s0, 1, pool)),
+                        values: Source::new(operator, solution, n_basis, &points, pool),
+                        offsets: offset.map(|s0| Source::new(operator, s0, 1, &points, pool)),
                     }
                 })
             })
             .collect();
-        let (linear, linear_rhs) = evaluate_rows(&sources, rows, n_basis);
+        let (row_points, first) = points.set(points.len() - 1);
+        let (linear, linear_rhs) = evaluate_rows(&sources, rows, row_points, first, n_basis);
         let residual = sources
             .into_iter()
             .take(n_residual)
@@ -186,7 +251,7 @@ impl<'a> SampleTerms<'a> {
             .collect();
         Ok(Self {
             n_basis,
-            n_points,
+            points,
             residual,
             linear,
             linear_rhs,
@@ -198,35 +263,37 @@ impl<'a> SampleTerms<'a> {
         self.residual.len()
     }
 
-    /// The problem of an expert with sampled `points` (flat grid indices) and the
-    /// linear rows `row_ids` (indices into the sample's rows): term rows
-    /// `[P, d_r, N]`, offsets `[P, d_r]`, the chosen linear rows. The term rows are
-    /// written in parallel over fixed chunks of points.
+    /// The problem of expert `k` (its point set of [`SampleTerms::new`]) with
+    /// the linear rows `row_ids` (indices into the sample's rows): term rows
+    /// `[P, d_r, N]`, offsets `[P, d_r]`, the chosen linear rows. The term rows
+    /// are written in parallel over fixed chunks of points.
     ///
-    /// Errors: a point or row index out of range, and problem-shape errors.
+    /// Errors: an expert or row index out of range, and problem-shape errors.
     pub fn problem(
         &self,
-        points: &[usize],
+        k: usize,
         row_ids: &[usize],
         n_equations: usize,
         ridge: f64,
     ) -> Result<ExpertProblem, ExpertsError> {
-        self.check_indices(points, row_ids)?;
+        let (points, first) = self.expert_points(k, row_ids)?;
         let (d, n) = (self.n_residual(), self.n_basis);
         let mut term_rows = vec![0.0; points.len() * d * n];
         term_rows
             .par_chunks_mut(POINTS_PER_TASK * d * n)
             .zip(points.par_chunks(POINTS_PER_TASK))
-            .for_each(|(rows, pts)| {
+            .enumerate()
+            .for_each(|(c, (rows, pts))| {
+                let first = first + c * POINTS_PER_TASK;
                 for (j, term) in self.residual.iter().enumerate() {
-                    term.values.write(n, pts, &mut rows[j * n..], d * n);
+                    term.values.write(n, pts, first, &mut rows[j * n..], d * n);
                 }
             });
         let (linear, linear_rhs) = self.linear_rows(row_ids);
         Ok(ExpertProblem::new(
             self.size(n_equations),
             term_rows,
-            self.offsets_at(points),
+            self.offsets_at(points, first),
             linear,
             linear_rhs,
             ridge,
@@ -241,18 +308,18 @@ impl<'a> SampleTerms<'a> {
     #[cfg(feature = "cuda")]
     pub fn gathered_problem(
         &self,
-        points: &[usize],
+        k: usize,
         row_ids: &[usize],
         n_equations: usize,
         ridge: f64,
         coordinates: Vec<f64>,
     ) -> Result<GatheredProblem, ExpertsError> {
-        self.check_indices(points, row_ids)?;
+        let (points, first) = self.expert_points(k, row_ids)?;
         let (linear, linear_rhs) = self.linear_rows(row_ids);
         Ok(GatheredProblem::new(
             self.size(n_equations),
             points.len(),
-            self.offsets_at(points),
+            self.offsets_at(points, first),
             linear,
             linear_rhs,
             ridge,
@@ -268,28 +335,39 @@ impl<'a> SampleTerms<'a> {
         }
     }
 
-    /// Errors: a point or linear-row index out of range.
-    fn check_indices(&self, points: &[usize], row_ids: &[usize]) -> Result<(), ExpertsError> {
-        if let Some(&bad) = points.iter().find(|&&p| p >= self.n_points) {
-            return Err(index_error("sampled point", bad, self.n_points));
+    /// Expert `k`'s points and where they start in the point sets, once
+    /// `row_ids` are checked too.
+    ///
+    /// Errors: an expert or linear-row index out of range.
+    fn expert_points(
+        &self,
+        k: usize,
+        row_ids: &[usize],
+    ) -> Result<(&[usize], usize), ExpertsError> {
+        let experts = self.points.len() - 1;
+        if k >= experts {
+            return Err(index_error("expert", k, experts));
         }
         if let Some(&bad) = row_ids.iter().find(|&&i| i >= self.linear_rhs.len()) {
             return Err(index_error("linear row", bad, self.linear_rhs.len()));
         }
-        Ok(())
+        Ok(self.points.set(k))
     }
 
-    /// The offsets `b_j` at `points`, `[P, d_r]` (zeros without `s₀`).
-    fn offsets_at(&self, points: &[usize]) -> Vec<f64> {
+    /// The offsets `b_j` at `points` (at `first..` of the point sets),
+    /// `[P, d_r]` (zeros without `s₀`).
+    fn offsets_at(&self, points: &[usize], first: usize) -> Vec<f64> {
         let d = self.n_residual();
         let mut offsets = vec![0.0; points.len() * d];
         offsets
             .par_chunks_mut(POINTS_PER_TASK * d)
             .zip(points.par_chunks(POINTS_PER_TASK))
-            .for_each(|(offs, pts)| {
+            .enumerate()
+            .for_each(|(c, (offs, pts))| {
+                let first = first + c * POINTS_PER_TASK;
                 for (j, term) in self.residual.iter().enumerate() {
                     if let Some(b) = &term.offsets {
-                        b.write(1, pts, &mut offs[j..], d);
+                        b.write(1, pts, first, &mut offs[j..], d);
                     }
                 }
             });
@@ -349,13 +427,15 @@ pub fn residual_rows(
 
 /// `L = Σ_j c_j A_j[point]` (`[R, N]`) and `c = rhs − Σ_j c_j b_j[point]` (`[R]`)
 /// for every row, the terms summed in each row's coefficient order. Each term a
-/// row uses is evaluated once, at all row points.
+/// row uses is evaluated once, at all row `points` (at `first..` of the point
+/// sets).
 fn evaluate_rows(
     sources: &[Option<TermSources<'_>>],
     rows: &[LinearRow],
+    points: &[usize],
+    first: usize,
     n: usize,
 ) -> (Vec<f64>, Vec<f64>) {
-    let points: Vec<usize> = rows.iter().map(|r| r.point).collect();
     // Per term: its values [R, N] and offsets [R] at the row points.
     let at_rows: Vec<Option<(Vec<f64>, Vec<f64>)>> = sources
         .par_iter()
@@ -364,9 +444,9 @@ fn evaluate_rows(
             source.as_ref().filter(|_| !rows.is_empty()).map(|s| {
                 let mut values = vec![0.0; points.len() * n];
                 let mut offsets = vec![0.0; points.len()];
-                s.values.write(n, &points, &mut values, n);
+                s.values.write(n, points, first, &mut values, n);
                 if let Some(b) = &s.offsets {
-                    b.write(1, &points, &mut offsets, 1);
+                    b.write(1, points, first, &mut offsets, 1);
                 }
                 (values, offsets)
             })

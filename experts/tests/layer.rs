@@ -409,11 +409,11 @@ fn problems_equal_full_grid_terms_gathered_at_the_points() {
         },
     ];
     let points = [0, 1, 4, 9, 20, 33, 47, 58, 59];
+    let sets: [&[usize]; 2] = [&[5, 7], &points];
     let row_ids = [2, 0];
     for with_offset in [false, true] {
         let offset = with_offset.then_some(&offset[..]);
-        let sample = SampleTerms::new(&terms, d_r, &solution, n, offset, &rows).unwrap();
-        let problem = sample.problem(&points, &row_ids, 1, 1e-4).unwrap();
+        let sample = SampleTerms::new(&terms, d_r, &solution, n, offset, &rows, &sets).unwrap();
         let values: Vec<Vec<f64>> = terms
             .iter()
             .map(|t| t.operator.apply_to_vec(&solution, n))
@@ -423,17 +423,23 @@ fn problems_equal_full_grid_terms_gathered_at_the_points() {
             .map(|t| offset.map_or(vec![0.0; g], |s0| t.operator.apply_to_vec(s0, 1)))
             .collect();
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-14 * b.abs().max(1e-300);
-        for (i, &p) in points.iter().enumerate() {
-            for j in 0..d_r {
-                let got = &problem.term_rows()[(i * d_r + j) * n..][..n];
-                assert!(
-                    got.iter()
-                        .zip(row(&values[j], p, n))
-                        .all(|(a, b)| close(*a, *b))
-                );
-                assert!(close(problem.offsets()[i * d_r + j], offsets[j][p]));
+        // Each set's rows, the second's starting after the first's in the
+        // non-local terms' gathered rows.
+        for (k, points) in sets.iter().enumerate() {
+            let problem = sample.problem(k, &row_ids, 1, 1e-4).unwrap();
+            for (i, &p) in points.iter().enumerate() {
+                for j in 0..d_r {
+                    let got = &problem.term_rows()[(i * d_r + j) * n..][..n];
+                    assert!(
+                        got.iter()
+                            .zip(row(&values[j], p, n))
+                            .all(|(a, b)| close(*a, *b))
+                    );
+                    assert!(close(problem.offsets()[i * d_r + j], offsets[j][p]));
+                }
             }
         }
+        let problem = sample.problem(1, &row_ids, 1, 1e-4).unwrap();
         for (i, &id) in row_ids.iter().enumerate() {
             let lr = &rows[id];
             let mut expected = vec![0.0; n];
@@ -450,25 +456,29 @@ fn problems_equal_full_grid_terms_gathered_at_the_points() {
         }
     }
     // Bad input: typed errors.
-    let sample = SampleTerms::new(&terms, d_r, &solution, n, None, &rows).unwrap();
-    assert!(sample.problem(&[g], &[], 1, 1e-4).is_err());
-    assert!(sample.problem(&[0], &[3], 1, 1e-4).is_err());
-    assert!(SampleTerms::new(&terms, 0, &solution, n, None, &rows).is_err());
-    assert!(SampleTerms::new(&terms, 6, &solution, n, None, &rows).is_err());
-    assert!(SampleTerms::new(&terms, d_r, &solution[1..], n, None, &rows).is_err());
-    assert!(SampleTerms::new(&terms, d_r, &solution, n, Some(&offset[1..]), &rows).is_err());
+    let sample = SampleTerms::new(&terms, d_r, &solution, n, None, &rows, &sets).unwrap();
+    assert!(sample.problem(2, &[], 1, 1e-4).is_err());
+    assert!(sample.problem(0, &[3], 1, 1e-4).is_err());
+    let new = |n_residual, solution: &[f64], offset, rows: &[LinearRow], sets: &[&[usize]]| {
+        SampleTerms::new(&terms, n_residual, solution, n, offset, rows, sets).map(|_| ())
+    };
+    assert!(new(d_r, &solution, None, &rows, &[&[0], &[g]]).is_err());
+    assert!(new(0, &solution, None, &rows, &sets).is_err());
+    assert!(new(6, &solution, None, &rows, &sets).is_err());
+    assert!(new(d_r, &solution[1..], None, &rows, &sets).is_err());
+    assert!(new(d_r, &solution, Some(&offset[1..]), &rows, &sets).is_err());
     let bad_term = [LinearRow {
         point: 0,
         coeffs: vec![(5, 1.0)],
         rhs: 0.0,
     }];
-    assert!(SampleTerms::new(&terms, d_r, &solution, n, None, &bad_term).is_err());
+    assert!(new(d_r, &solution, None, &bad_term, &sets).is_err());
     let bad_point = [LinearRow {
         point: g,
         coeffs: vec![(0, 1.0)],
         rhs: 0.0,
     }];
-    assert!(SampleTerms::new(&terms, d_r, &solution, n, None, &bad_point).is_err());
+    assert!(new(d_r, &solution, None, &bad_point, &sets).is_err());
 }
 
 /// `u`, the weights and `B̄` of `layer` run in a pool of `threads` threads.

@@ -116,19 +116,54 @@ fn identity_and_scale() {
     check("scale", &scale, 3);
 }
 
+/// A spectral operator's `apply_at` transforms one block at a time (the points
+/// an FFT over its axes touches: a time level for axes 1 and 2, a line for
+/// axis 2 alone): its rows against the full apply's, including point sets
+/// inside one block, where the other blocks are skipped.
 #[test]
-fn spectral_operators_use_the_full_apply() {
-    let grid = Grid::uniform_txy(3, 8, 6, 1.0).unwrap();
-    let ops = [
-        FourierMultiplier::derivative(&grid, 1, 1).unwrap(),
-        FourierMultiplier::derivative(&grid, 2, 2).unwrap(),
-        FourierMultiplier::laplacian(&grid).unwrap(),
-        FourierMultiplier::inverse_laplacian(&grid).unwrap(),
-    ];
-    for (i, op) in ops.iter().enumerate() {
-        assert!(!op.is_local());
-        check(&format!("spectral {i}"), op, 10 + i as u64);
+fn spectral_operators_transform_block_by_block() {
+    for (g, grid) in [
+        Grid::uniform_txy(3, 8, 6, 1.0).unwrap(),
+        Grid::uniform_txy(4, 5, 7, 2.0).unwrap(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let twisted = |k: &[f64]| rustfft::num_complex::Complex64::new(k[0] - 0.5, k[1] * k[0]);
+        let ops = [
+            FourierMultiplier::derivative(grid, 1, 1).unwrap(),
+            FourierMultiplier::derivative(grid, 2, 2).unwrap(),
+            FourierMultiplier::derivative(grid, 2, 1).unwrap(),
+            FourierMultiplier::laplacian(grid).unwrap(),
+            FourierMultiplier::inverse_laplacian(grid).unwrap(),
+            FourierMultiplier::new(grid, &[1, 2], twisted).unwrap(),
+        ];
+        for (i, op) in ops.iter().enumerate() {
+            assert!(!op.is_local());
+            let seed = (10 * g + i) as u64;
+            check(&format!("grid {g}, spectral {i}"), op, seed);
+            check_inside_one_block(op, seed);
+        }
     }
+}
+
+/// `apply_at` at points of the middle time level only, unsorted and repeated,
+/// against the full apply: exact, as the same arithmetic runs block for block.
+fn check_inside_one_block(op: &FourierMultiplier, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let dims = op.shape().dims().to_vec();
+    let level = dims[1] * dims[2];
+    let channels = 3;
+    let input = random_field(op.shape().len() * channels, &mut rng);
+    let full = op.apply_to_vec(&input, channels);
+    let points: Vec<usize> = (0..level / 2)
+        .map(|_| level + rng.random_range(0..level))
+        .collect();
+    let mut out = vec![UNTOUCHED; points.len() * channels];
+    op.apply_at(&input, channels, &points, &mut out, channels);
+    let mut expected = vec![0.0; out.len()];
+    gather_rows(&full, channels, &points, &mut expected, channels);
+    assert_eq!(out, expected);
 }
 
 #[test]

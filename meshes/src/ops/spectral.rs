@@ -54,7 +54,7 @@ use std::sync::Arc;
 use rustfft::num_complex::Complex64;
 use rustfft::{Fft, FftPlanner};
 
-use crate::ops::{LinearOperator, check_field_lengths};
+use crate::ops::{LinearOperator, check_field_lengths, check_point_rows};
 use crate::{Grid, MeshError, Shape};
 
 /// How many lines along a strided axis are gathered into one contiguous batch for
@@ -207,29 +207,54 @@ impl FourierMultiplier {
         if channels == 0 {
             return;
         }
-        let block_points = self.block.len();
-        let pairs = channels.div_ceil(2);
-        let mut work = vec![Complex64::new(0.0, 0.0); pairs * block_points];
-        let mut lines = vec![Complex64::new(0.0, 0.0); LINE_BATCH * self.max_len()];
-        let mut scratch = vec![Complex64::new(0.0, 0.0); self.scratch_len];
-        let block_values = block_points * channels;
+        let mut workspace = self.workspace(channels);
+        let block_values = self.block.len() * channels;
         for (src, dst) in input
             .chunks_exact(block_values)
             .zip(out.chunks_exact_mut(block_values))
         {
-            pack(src, channels, block_points, &mut work);
-            for (axis, (forward, _)) in self.axes.iter().zip(&self.plans) {
-                self.transform(forward.as_ref(), *axis, &mut work, &mut lines, &mut scratch);
-            }
-            let multiplier = if adjoint { &self.adjoint } else { &self.block };
-            for pair in work.chunks_exact_mut(block_points) {
-                pair.iter_mut().zip(multiplier).for_each(|(w, m)| *w *= m);
-            }
-            for (axis, (_, inverse)) in self.axes.iter().zip(&self.plans) {
-                self.transform(inverse.as_ref(), *axis, &mut work, &mut lines, &mut scratch);
-            }
-            unpack(&work, channels, block_points, dst);
+            self.transform_block(src, channels, adjoint, &mut workspace, dst);
         }
+    }
+
+    /// The buffers one block's transform needs, for `channels` channels.
+    fn workspace(&self, channels: usize) -> Workspace {
+        let zero = Complex64::new(0.0, 0.0);
+        Workspace {
+            work: vec![zero; channels.div_ceil(2) * self.block.len()],
+            lines: vec![zero; LINE_BATCH * self.max_len()],
+            scratch: vec![zero; self.scratch_len],
+        }
+    }
+
+    /// `dst = F⁻¹ · diag(m or conj m) · F · src` for one block (the
+    /// `block.len()` points an FFT over the spectral axes touches).
+    fn transform_block(
+        &self,
+        src: &[f64],
+        channels: usize,
+        adjoint: bool,
+        workspace: &mut Workspace,
+        dst: &mut [f64],
+    ) {
+        let block_points = self.block.len();
+        let Workspace {
+            work,
+            lines,
+            scratch,
+        } = workspace;
+        pack(src, channels, block_points, work);
+        for (axis, (forward, _)) in self.axes.iter().zip(&self.plans) {
+            self.transform(forward.as_ref(), *axis, work, lines, scratch);
+        }
+        let multiplier = if adjoint { &self.adjoint } else { &self.block };
+        for pair in work.chunks_exact_mut(block_points) {
+            pair.iter_mut().zip(multiplier).for_each(|(w, m)| *w *= m);
+        }
+        for (axis, (_, inverse)) in self.axes.iter().zip(&self.plans) {
+            self.transform(inverse.as_ref(), *axis, work, lines, scratch);
+        }
+        unpack(work, channels, block_points, dst);
     }
 
     fn max_len(&self) -> usize {
@@ -292,6 +317,54 @@ impl LinearOperator for FourierMultiplier {
     fn apply_adjoint(&self, input: &[f64], channels: usize, out: &mut [f64]) {
         self.run(input, channels, out, true);
     }
+
+    /// The rows at `points`, one block at a time: each block holding a
+    /// requested point is transformed alone and only those rows are kept, so
+    /// the memory is one block's (`dims[axes[0]..]` points), not a whole output
+    /// field, and blocks without a point are skipped. Why: a mixture of
+    /// experts reads the velocity of a fine evaluation grid at its sampled
+    /// points only, and the whole field is `N` channels of the grid (2 GiB at
+    /// 256² × 64 with 64 channels). The same arithmetic as
+    /// [`LinearOperator::apply`], block for block.
+    #[track_caller]
+    fn apply_at(
+        &self,
+        input: &[f64],
+        channels: usize,
+        points: &[usize],
+        out: &mut [f64],
+        stride: usize,
+    ) {
+        check_point_rows(&self.shape, input, channels, points, out, stride);
+        if channels == 0 || points.is_empty() {
+            return;
+        }
+        let block_points = self.block.len();
+        let block_values = block_points * channels;
+        // Sorted by point, the requests come grouped by block.
+        let mut order: Vec<usize> = (0..points.len()).collect();
+        order.sort_unstable_by_key(|&i| points[i]);
+        let mut workspace = self.workspace(channels);
+        let mut values = vec![0.0; block_values];
+        for group in order.chunk_by(|&a, &b| points[a] / block_points == points[b] / block_points) {
+            let block = points[group[0]] / block_points;
+            let src = &input[block * block_values..][..block_values];
+            self.transform_block(src, channels, false, &mut workspace, &mut values);
+            for &i in group {
+                let q = points[i] - block * block_points;
+                out[i * stride..][..channels].copy_from_slice(&values[q * channels..][..channels]);
+            }
+        }
+    }
+}
+
+/// The buffers of one block's transform, reused from block to block: the
+/// channel pairs as complex fields, a batch of gathered FFT lines, and the FFT's
+/// scratch.
+struct Workspace {
+    work: Vec<Complex64>,
+    lines: Vec<Complex64>,
+    scratch: Vec<Complex64>,
 }
 
 fn check_axes(grid: &Grid, axes: &[usize]) -> Result<(), MeshError> {
