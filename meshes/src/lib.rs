@@ -19,6 +19,7 @@
 //! | [`AxisMatrix`] | the sparse 1-D stencil matrix FD operators stream along an axis |
 //! | [`FourierMultiplier`] | spectral `derivative(grid, axis, order)`, `laplacian`, `inverse_laplacian`, `new(grid, axes, m(k))` |
 //! | [`Identity`], [`Compose`], [`LinearCombination`], [`Scale`] | combinators: `I`, `D₁·D₂` (right to left), `Σ cᵢDᵢ`, pointwise weights |
+//! | [`CenterScale`] | each level's mean removed (per channel) and the level scaled: `new(shape, first_axis, center, factors)` |
 //! | [`SparseRows`] | rows of local operators at chosen points as a CSR matrix (`push_row`, `row_start`/`columns`/`weights`), for a GPU kernel; `apply` is its CPU reference |
 //! | [`Tiling`] | the experts' tiles: `new(shape, split)`, `n_tiles`, `tile_shape`, `tile_ranges`, `tile_points`, `tile_of`, `partition`, `unpartition` |
 //! | [`sample_points`] | `P` distinct points of a tile from `(seed, stream)`, reproducible everywhere |
@@ -38,6 +39,7 @@ pub use error::MeshError;
 pub use grid::{Axis, Grid};
 pub use ops::LinearOperator;
 pub use ops::axis_matrix::AxisMatrix;
+pub use ops::center_scale::CenterScale;
 pub use ops::combination::LinearCombination;
 pub use ops::compose::Compose;
 pub use ops::fd::{FdScheme, FiniteDifference};

@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rustfft::num_complex::Complex64;
 use tessera_meshes::{
-    Axis, Compose, FdScheme, FiniteDifference, FourierMultiplier, Grid, Identity,
+    Axis, CenterScale, Compose, FdScheme, FiniteDifference, FourierMultiplier, Grid, Identity,
     LinearCombination, LinearOperator, Scale, Shape,
 };
 
@@ -124,6 +124,25 @@ proptest! {
             }),
         }
         .unwrap();
+        let mismatch = adjoint_mismatch(&op, channels, seed);
+        prop_assert!(mismatch <= TOLERANCE, "mismatch {mismatch:e}");
+    }
+
+    #[test]
+    fn level_centring_and_scaling_has_an_exact_adjoint(
+        dims in prop::collection::vec(1usize..8, 1..4),
+        first_pick in 0usize..3,
+        center in any::<bool>(),
+        factors in prop::collection::vec(-3.0f64..3.0, 1..64),
+        scaled in any::<bool>(),
+        channels in 1usize..5,
+        seed in any::<u64>(),
+    ) {
+        let shape = Shape::new(&dims);
+        let first = first_pick % dims.len();
+        let levels: usize = dims[..first].iter().product();
+        let factors = scaled.then(|| factors.iter().cycle().take(levels).copied().collect());
+        let op = CenterScale::new(&shape, first, center, factors).unwrap();
         let mismatch = adjoint_mismatch(&op, channels, seed);
         prop_assert!(mismatch <= TOLERANCE, "mismatch {mismatch:e}");
     }

@@ -16,19 +16,17 @@ pub struct Compose {
     shape: Shape,
     factors: Vec<Arc<dyn LinearOperator>>,
     /// The intermediate fields' buffers, kept from one application to the
-    /// next (shared by clones): at the Navier–Stokes paper scale one is a
-    /// sample's whole basis, 134 MB, which a worker thread's allocator maps
-    /// and faults in afresh each time ([`crate::buffer_pool`]). Not above
-    /// [`MAX_KEPT_BYTES`].
+    /// next (shared by clones): applied to a basis, one is as large as the
+    /// basis (134 MB for 64 channels on 64³), which a worker thread's
+    /// allocator would map and fault in afresh each time
+    /// ([`crate::buffer_pool`]). Not above [`MAX_KEPT_BYTES`].
     scratch: Arc<BufferPool<f64>>,
 }
 
 /// The largest intermediate a [`Compose`] keeps between applications, 1 GiB.
-/// A larger one is freed after each: evaluating the Navier–Stokes model at
-/// 256², a sample's basis is 2.1 GB, and a kept intermediate would sit idle
-/// through the rest of the constraint layer's pass, at its peak; a pass at
-/// that size faults in far more anyway (each backbone activation is as
-/// large).
+/// A larger one is freed after each: a basis of 64 channels on 256² × 64 is
+/// 2.1 GB, and a kept intermediate would sit idle through the rest of the
+/// caller's pass, at its peak; a pass at that size faults in far more anyway.
 const MAX_KEPT_BYTES: usize = 1 << 30;
 
 impl Compose {

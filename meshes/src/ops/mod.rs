@@ -15,9 +15,11 @@
 //! | [`fd`] | finite differences: the reference (numpy) scheme, a second-order one, periodic |
 //! | [`spectral`] | Fourier multipliers on periodic axes: derivatives, Laplacian, its inverse |
 //! | [`identity`], [`compose`], [`combination`], [`scale`] | combinators for building terms |
+//! | [`center_scale`] | each level's mean removed and the level scaled (a model form) |
 //! | [`sparse_rows`] | rows of local operators at chosen points as a CSR matrix |
 
 pub mod axis_matrix;
+pub mod center_scale;
 pub mod combination;
 pub mod compose;
 pub mod fd;

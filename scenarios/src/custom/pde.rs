@@ -6,14 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use num_dual::{Dual2SVec64, DualNum};
-use rustfft::num_complex::Complex64;
 use tessera_constraints::expr::block::MAX_BLOCK_INPUTS;
 use tessera_constraints::expr::{self, ExprError, Origin, Scope, Tape};
 use tessera_constraints::{ConstraintError, LinearRow, Pde, Term, pointwise};
-use tessera_meshes::ops::compose::Compose;
-use tessera_meshes::ops::scale::Scale;
-use tessera_meshes::ops::spectral::FourierMultiplier;
-use tessera_meshes::{Grid, LinearOperator};
+use tessera_meshes::{CenterScale, Grid, LinearOperator};
 use toml::Spanned;
 
 use super::conditions::{Condition, Place};
@@ -340,37 +336,32 @@ impl Pde for CustomPde {
         let Some(solution) = &self.solution else {
             return Ok(None);
         };
-        let mut factors: Vec<Arc<dyn LinearOperator>> = Vec::new();
-        if solution.remove_mean {
-            let axes: Vec<usize> = (1..grid.ndim()).collect();
-            factors.push(Arc::new(FourierMultiplier::new(grid, &axes, |k| {
-                let zero_mode = k.iter().all(|&k| k == 0.0);
-                Complex64::new(if zero_mode { 0.0 } else { 1.0 }, 0.0)
-            })?));
-        }
-        if let Some(scale) = &solution.scale {
-            let t = grid.axis(0).coords();
-            let t_end = t[t.len() - 1];
-            let mut profile = Vec::with_capacity(t.len());
-            for &ti in t {
-                let mut out = [0.0];
-                scale.eval(&[ti, t_end], &mut out);
-                if !out[0].is_finite() {
-                    return Err(ConstraintError::InvalidValue {
-                        what: "solution scale profile",
-                        value: out[0],
-                        reason: "not finite at a time level",
-                    });
+        let profile = match &solution.scale {
+            None => None,
+            Some(scale) => {
+                let t = grid.axis(0).coords();
+                let t_end = t[t.len() - 1];
+                let mut profile = Vec::with_capacity(t.len());
+                for &ti in t {
+                    let mut out = [0.0];
+                    scale.eval(&[ti, t_end], &mut out);
+                    if !out[0].is_finite() {
+                        return Err(ConstraintError::InvalidValue {
+                            what: "solution scale profile",
+                            value: out[0],
+                            reason: "not finite at a time level",
+                        });
+                    }
+                    profile.push(out[0]);
                 }
-                profile.push(out[0]);
+                Some(profile)
             }
-            factors.push(Arc::new(Scale::along_axis(grid.shape(), 0, &profile)?));
+        };
+        if !solution.remove_mean && profile.is_none() {
+            return Ok(None);
         }
-        Ok(match factors.len() {
-            0 => None,
-            1 => factors.pop(),
-            _ => Some(Arc::new(Compose::new(factors)?)),
-        })
+        let map = CenterScale::new(grid.shape(), 1, solution.remove_mean, profile)?;
+        Ok(Some(Arc::new(map)))
     }
 
     fn solution_offset(

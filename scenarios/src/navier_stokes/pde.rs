@@ -46,11 +46,9 @@ use num_dual::DualNum;
 use rustfft::num_complex::Complex64;
 use tessera_constraints::{ConstraintError, LinearRow, Pde, Term};
 use tessera_meshes::ops::combination::LinearCombination;
-use tessera_meshes::ops::compose::Compose;
 use tessera_meshes::ops::fd::{FdScheme, FiniteDifference};
-use tessera_meshes::ops::scale::Scale;
 use tessera_meshes::ops::spectral::FourierMultiplier;
-use tessera_meshes::{Grid, LinearOperator};
+use tessera_meshes::{CenterScale, Grid, LinearOperator};
 
 use crate::ScenarioError;
 use crate::config::NavierStokesParams;
@@ -262,7 +260,8 @@ impl Pde for NavierStokes {
     }
 
     /// `S = (remove the spatial mean per time level) ∘ (scale by 0.005·t/T)`, `T`
-    /// the last time coordinate (the reference divides by `t[-1]`).
+    /// the last time coordinate (the reference divides by `t[-1]`), as one
+    /// [`CenterScale`].
     fn solution_map(
         &self,
         grid: &Grid,
@@ -278,12 +277,7 @@ impl Pde for NavierStokes {
             });
         }
         let profile: Vec<f64> = t.iter().map(|t| MOLLIFIER_SCALE * t / t_end).collect();
-        let scale = Scale::along_axis(grid.shape(), 0, &profile)?;
-        let remove_mean = FourierMultiplier::new(grid, &[1, 2], |k| {
-            let zero_mode = k.iter().all(|&k| k == 0.0);
-            Complex64::new(if zero_mode { 0.0 } else { 1.0 }, 0.0)
-        })?;
-        let map = Compose::new(vec![Arc::new(remove_mean), Arc::new(scale)])?;
+        let map = CenterScale::new(grid.shape(), 1, true, Some(profile))?;
         Ok(Some(Arc::new(map)))
     }
 
