@@ -303,11 +303,12 @@ impl Model {
         let mut fields = Vec::with_capacity(ics.len());
         let mut statuses = Vec::new();
         let g = self.grid_points();
+        let n_basis = self.fno.config().out_dim;
         for chunk in ics.chunks(self.scenario.training.batch_size) {
-            let mut values = Vec::new();
+            let mut values = Vec::with_capacity(chunk.len() * g * n_basis);
             for ic in chunk {
                 let basis = self.inferred_backbone(std::slice::from_ref(ic))?;
-                values.extend(basis.flatten_all()?.to_vec1::<f64>()?);
+                append_values(&mut values, &basis)?;
             }
             let u = match &self.constraint {
                 None => values,
@@ -470,4 +471,19 @@ impl Trainable for Model {
         }
         self.fno.gradient_slot()
     }
+}
+
+/// Appends the f64 values of `tensor` to `values`, copied once from where they
+/// lie on the host (`to_vec1` would copy them into a vector of their own
+/// first: for one Navier–Stokes basis at 256², 2.1 GB more at the
+/// evaluation's peak); from a device, through `to_vec1`.
+fn append_values(values: &mut Vec<f64>, tensor: &Tensor) -> Result<(), SolverError> {
+    let tensor = tensor.contiguous()?;
+    if !tensor.device().is_cpu() {
+        values.extend(tensor.flatten_all()?.to_vec1::<f64>()?);
+        return Ok(());
+    }
+    let held = tensor.storage_and_layout();
+    values.extend_from_slice(crate::backbone::storage::guarded::<f64>(&held)?);
+    Ok(())
 }
