@@ -224,10 +224,10 @@ fn layer_with_non_local_terms_matches_finite_differences() {
     check_layer(&layer, &basis, 3, &[&ic], 15);
 }
 
-/// A layer keeps the full-grid fields of its forward passes (the solution
-/// map's and the non-local terms') for the next: a pass after passes of more
-/// samples and more basis functions gives, bit for bit, what a fresh layer
-/// gives.
+/// A layer keeps the large buffers of its forward passes (the solution map's
+/// full-grid fields, the non-local terms' rows) for the next: a pass after
+/// passes of more samples and more basis functions gives, bit for bit, what a
+/// fresh layer gives.
 #[test]
 fn kept_field_buffers_do_not_change_a_forward_pass() {
     let layer = transport_layer;

@@ -1,7 +1,7 @@
 //! Large buffers kept from one pass to the next.
 //!
 //! Why: at the Navier–Stokes paper scale a sample's full-grid field (`S B`, a
-//! non-local term, a composed operator's intermediate) is 134 MB and the
+//! composed operator's intermediate) is 134 MB and the
 //! backbone head's hidden activation at batch 4 is 2 GiB. glibc serves
 //! blocks that large with `mmap` (on a worker thread's arena above its 64 MiB
 //! heaps whatever the tuning, on any thread above the tuning's mmap

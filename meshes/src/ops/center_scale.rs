@@ -15,7 +15,7 @@
 //!
 //! [`FourierMultiplier`]: crate::FourierMultiplier
 
-use crate::ops::{LinearOperator, check_field_lengths};
+use crate::ops::{LinearOperator, check_field_lengths, check_weights};
 use crate::{MeshError, Shape};
 
 /// `out[l, q, c] = s_l · (in[l, q, c] − m_{l,c})` for every level `l` (a point
@@ -57,20 +57,8 @@ impl CenterScale {
         }
         let levels: usize = dims[..first].iter().product();
         if let Some(factors) = &factors {
-            if factors.len() != levels {
-                return Err(MeshError::ShapeMismatch {
-                    what: "level factors (one per point of the leading axes)",
-                    expected: vec![levels],
-                    got: vec![factors.len()],
-                });
-            }
-            if let Some(&bad) = factors.iter().find(|f| !f.is_finite()) {
-                return Err(MeshError::InvalidValue {
-                    what: "level factor",
-                    value: bad,
-                    reason: "must be finite",
-                });
-            }
+            let what = "level factors (one per point of the leading axes)";
+            check_weights(what, "level factor", factors, levels)?;
         }
         Ok(Self {
             shape: shape.clone(),

@@ -256,3 +256,31 @@ pub(crate) fn check_same_shape(
         })
     }
 }
+
+/// Checks weights an operator multiplies by: `expected` of them, all finite.
+///
+/// Errors: [`crate::MeshError::ShapeMismatch`] naming `what` for a wrong
+/// count, [`crate::MeshError::InvalidValue`] naming `one` for the first NaN or
+/// infinity.
+pub(crate) fn check_weights(
+    what: &'static str,
+    one: &'static str,
+    weights: &[f64],
+    expected: usize,
+) -> Result<(), crate::MeshError> {
+    if weights.len() != expected {
+        return Err(crate::MeshError::ShapeMismatch {
+            what,
+            expected: vec![expected],
+            got: vec![weights.len()],
+        });
+    }
+    match weights.iter().find(|w| !w.is_finite()) {
+        Some(&bad) => Err(crate::MeshError::InvalidValue {
+            what: one,
+            value: bad,
+            reason: "must be finite",
+        }),
+        None => Ok(()),
+    }
+}

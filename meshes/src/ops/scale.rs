@@ -1,6 +1,8 @@
 //! Pointwise scaling by a weight field: `(S u)(p) = w(p) · u(p)`.
 
-use crate::ops::{LinearOperator, check_field_lengths, check_point, check_point_rows};
+use crate::ops::{
+    LinearOperator, check_field_lengths, check_point, check_point_rows, check_weights,
+};
 use crate::{MeshError, Shape};
 
 /// Multiplication by a per-point weight `w(p)`, the same for every channel — e.g.
@@ -17,20 +19,7 @@ impl Scale {
     ///
     /// Errors: wrong number of weights, or a weight that is NaN or infinite.
     pub fn new(shape: &Shape, weights: Vec<f64>) -> Result<Self, MeshError> {
-        if weights.len() != shape.len() {
-            return Err(MeshError::ShapeMismatch {
-                what: "scale weights",
-                expected: vec![shape.len()],
-                got: vec![weights.len()],
-            });
-        }
-        if let Some(&bad) = weights.iter().find(|w| !w.is_finite()) {
-            return Err(MeshError::InvalidValue {
-                what: "scale weight",
-                value: bad,
-                reason: "must be finite",
-            });
-        }
+        check_weights("scale weights", "scale weight", &weights, shape.len())?;
         Ok(Self {
             shape: shape.clone(),
             weights,
