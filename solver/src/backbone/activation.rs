@@ -84,6 +84,13 @@ fn map_kernel<T: Real>(z: &[T], out: &mut [T]) {
 }
 
 #[inline(always)]
+fn in_place_kernel<T: Real>(z: &mut [T]) {
+    for v in z.iter_mut() {
+        *v = T::from_f64(gelu(v.to_f64()));
+    }
+}
+
+#[inline(always)]
 fn slope_kernel<T: Real>(z: &[T], g: &mut [T]) {
     for (g, &v) in g.iter_mut().zip(z) {
         *g *= T::from_f64(gelu_with_slope(v.to_f64()).1);
@@ -159,6 +166,7 @@ macro_rules! dispatched {
 }
 
 dispatched!(map_chunk => map_kernel(z: &[T], out: &mut [T]));
+dispatched!(in_place_chunk => in_place_kernel(z: &mut [T]));
 dispatched!(slope_chunk => slope_kernel(z: &[T], g: &mut [T]));
 dispatched!(both_chunk => both_kernel(z: &[T], values: &mut [T], slopes: &mut [T]));
 
@@ -173,6 +181,13 @@ pub fn gelu_into<T: Real>(z: &[T], out: &mut [T]) {
     out.par_chunks_mut(CHUNK)
         .zip(z.par_chunks(CHUNK))
         .for_each(|(o, z)| map_chunk(isa, z, o));
+}
+
+/// `z = gelu(z)` elementwise: for a pass that has no further use for the
+/// pre-activation (inference), no second field.
+pub fn gelu_in_place<T: Real>(z: &mut [T]) {
+    let isa = isa();
+    z.par_chunks_mut(CHUNK).for_each(|z| in_place_chunk(isa, z));
 }
 
 /// `gelu(z)` elementwise, as a new vector.
@@ -226,6 +241,18 @@ pub fn times<T: Real>(g: &mut [T], slopes: &[T]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// In place, the same bits as into a new vector, over several chunks.
+    #[test]
+    fn gelu_in_place_equals_gelu_vec() {
+        let z: Vec<f64> = (0..3 * CHUNK + 17)
+            .map(|k| ((k as f64) * 0.37).sin() * 6.0)
+            .collect();
+        let mut in_place = z.clone();
+        gelu_in_place(&mut in_place);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&in_place), bits(&gelu_vec(&z)));
+    }
 
     /// The slope matches a central difference of the value, and the value the
     /// closed form evaluated with libm's `tanh`.

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use super::Real;
-use super::activation::{gelu_and_slope, gelu_vec, times};
+use super::activation::{gelu_and_slope, gelu_in_place, gelu_vec, times};
 use super::matmul::{column_sums, dense, gram, rows_times};
 use super::spectral_conv::{SpectralConv, Spectrum, SpectrumRef, mix, mix_adjoint};
 
@@ -62,20 +62,41 @@ impl<T: Real> FourierLayerOp<T> {
     /// The layer's output for input `a` (pre-activation) and parameters `p`
     /// (of [`FourierLayerOp::sizes`]).
     pub(crate) fn forward(&self, a: &[T], p: [&[T]; 4]) -> Vec<T> {
-        let [re, im, weight, bias] = p;
-        let w = SpectrumRef { re, im };
         let x = self.input(a);
-        let spec = self.conv.analyse(&x, self.ci);
-        let z_spec = mix(&spec, w, self.ci, self.co);
-        let rows = a.len() / self.ci;
-        let mut out = vec![T::zero(); rows * self.co];
-        out.par_chunks_mut(self.co)
-            .for_each(|row| row.copy_from_slice(bias));
-        rows_times(&mut out, true, &x, self.ci, dense(weight, self.ci, self.co));
-        self.conv.synthesise(z_spec, self.co, &mut out);
+        let mut out = Vec::new();
+        let spec = self.apply(&x, p, &mut out);
         // A second forward through the same op object cannot happen (one op per call).
         let _ = self.saved.set(spec);
         out
+    }
+
+    /// [`FourierLayerOp::forward`]'s output into `out` (resized; its old
+    /// values are overwritten), keeping nothing for a backward pass and
+    /// activating `a` in place: an inference pass ping-pongs between two
+    /// buffers instead of taking two fresh fields per layer, whose pages the
+    /// kernel would fault in and zero each time (at the Navier–Stokes test
+    /// resolution of 256², 2 GiB each).
+    pub(crate) fn infer_into(&self, a: &mut [T], p: [&[T]; 4], out: &mut Vec<T>) {
+        if self.activate_input {
+            gelu_in_place(a);
+        }
+        self.apply(a, p, out);
+    }
+
+    /// `out = S(x) + x·W + b` for the activated input `x`; returns `x`'s
+    /// spectrum.
+    fn apply(&self, x: &[T], p: [&[T]; 4], out: &mut Vec<T>) -> Spectrum<T> {
+        let [re, im, weight, bias] = p;
+        let w = SpectrumRef { re, im };
+        let spec = self.conv.analyse(x, self.ci);
+        let z_spec = mix(&spec, w, self.ci, self.co);
+        let rows = x.len() / self.ci;
+        out.resize(rows * self.co, T::zero());
+        out.par_chunks_mut(self.co)
+            .for_each(|row| row.copy_from_slice(bias));
+        rows_times(out, true, x, self.ci, dense(weight, self.ci, self.co));
+        self.conv.synthesise(z_spec, self.co, out);
+        spec
     }
 
     /// The input's gradient for the output gradient `gz`; the parameters'

@@ -179,10 +179,18 @@ impl<T: Real> NetworkOp<T> {
                 saved.push(activation);
             }
         };
+        // Without a backward pass to keep inputs for, two buffers take turns.
+        let mut spare = Vec::new();
         for (layer, &params) in self.layers.iter().zip(&p.layers) {
-            let z = layer.forward(&h, params);
-            kept(std::mem::replace(&mut h, z));
+            if keep {
+                let z = layer.forward(&h, params);
+                kept(std::mem::replace(&mut h, z));
+            } else {
+                layer.infer_into(&mut h, params, &mut spare);
+                std::mem::swap(&mut h, &mut spare);
+            }
         }
+        drop(spare);
         let mut out = if keep {
             self.head.forward(&h, p.head)
         } else {
