@@ -346,11 +346,13 @@ impl Fno {
         self.forward_with(features, None)
     }
 
-    /// Frees the head's hidden-activation buffers kept between passes (a
-    /// later pass allocates afresh): for a network whose training is over.
+    /// Frees the buffers kept between passes, the head's hidden activation
+    /// and the host slot's spare gradient (a later pass allocates afresh):
+    /// for a network whose training is over.
     pub fn release_kept_buffers(&self) {
         self.hidden.f32.release();
         self.hidden.f64.release();
+        self.host_slot.release();
     }
 
     /// The network's output for `features`, as [`Fno::forward`] computes

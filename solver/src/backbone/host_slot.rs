@@ -152,6 +152,14 @@ impl HostGradientSlot {
         }
     }
 
+    /// Frees the gradient buffer kept for the next step (a later backward
+    /// pass allocates afresh): for a network whose training is over, so that
+    /// an evaluation does not carry a parameter-sized buffer (1.1 GB at the
+    /// Navier–Stokes paper scale).
+    pub(crate) fn release(&self) {
+        self.lock().spare = None;
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state is plain values: a panic elsewhere cannot break it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -198,5 +206,33 @@ impl Drop for ArmedHostSlot {
         let mut state = self.0.lock();
         state.armed = false;
         state.gradient = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_released_slot_keeps_no_spare_gradient() {
+        let var = Tensor::zeros(4, DType::F64, &Device::Cpu).unwrap();
+        let slot = Arc::new(HostGradientSlot::new(vec![(var.id(), 0..4)], DType::F64).unwrap());
+        let armed = slot.arm();
+        slot.fill::<f64>(|g| {
+            g.fill(1.5);
+            Ok(())
+        })
+        .unwrap();
+        slot.recycle(armed.take().unwrap());
+        assert!(slot.lock().spare.is_some());
+        slot.release();
+        assert!(slot.lock().spare.is_none());
+        // The next backward pass writes into a fresh buffer.
+        slot.fill::<f64>(|g| {
+            assert_eq!(g, &[0.0; 4]);
+            Ok(())
+        })
+        .unwrap();
+        assert!(armed.take().is_some());
     }
 }
