@@ -27,7 +27,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -36,6 +35,7 @@ use tessera_meshes::Grid;
 use crate::ScenarioError;
 use crate::custom::CustomPde;
 use crate::device::Device;
+use crate::validation::{DIM_MISMATCH, invalid};
 
 /// A complete experiment description, as read from a scenario TOML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -929,7 +929,9 @@ impl Scenario {
 
     /// Cross-field checks (sizes positive, split length = grid dimension, points
     /// per expert ≤ tile size, …). [`Scenario::from_str`] and [`Scenario::set`] call
-    /// it; call it again after changing fields directly.
+    /// it; call it again after changing fields directly. One invalid setting is
+    /// a [`ScenarioError::ConfigInvalid`]; several are all named at once in a
+    /// [`ScenarioError::ConfigInvalidSeveral`].
     pub fn validate(&self) -> Result<(), ScenarioError> {
         self.validate_as(&self.name)
     }
@@ -957,8 +959,8 @@ impl Scenario {
             ])?,
             (_, None) => Grid::uniform_tx(g.nt, g.nx, g.t_max)?,
             (_, Some(_)) => {
-                let checks = Checks { origin: &self.name };
-                return Err(checks.err("grid.ny", g.ny.unwrap_or(0), DIM_MISMATCH));
+                let ny = g.ny.unwrap_or(0);
+                return Err(invalid(&self.name, "grid.ny", ny, DIM_MISMATCH));
             }
         };
         Ok(grid)
@@ -1036,325 +1038,6 @@ impl Scenario {
     pub fn reference_resolution(&self) -> usize {
         self.data.reference.resolution.unwrap_or(self.grid.nx)
     }
-
-    fn validate_as(&self, origin: &str) -> Result<(), ScenarioError> {
-        let checks = Checks { origin };
-        self.check_pde(&checks)?;
-        self.check_grid(&checks)?;
-        self.check_data(&checks)?;
-        self.check_model(&checks)?;
-        self.check_constraint(&checks)?;
-        self.check_training(&checks)?;
-        self.check_eval(&checks)?;
-        self.check_parallel(&checks)
-    }
-
-    /// The checks that need no world size: positive sizes, data ranks that
-    /// divide the batch, no more expert ranks than experts.
-    fn check_parallel(&self, c: &Checks) -> Result<(), ScenarioError> {
-        let p = &self.parallel;
-        if let Some(data) = p.data {
-            c.at_least("parallel.data", data, 1)?;
-            if !self.training.batch_size.is_multiple_of(data) {
-                return Err(c.err(
-                    "parallel.data",
-                    data,
-                    &format!(
-                        "must divide training.batch_size = {}",
-                        self.training.batch_size
-                    ),
-                ));
-            }
-        }
-        if let Some(experts) = p.experts {
-            c.at_least("parallel.experts", experts, 1)?;
-            let count: usize = self.expert_split().iter().product();
-            if experts > count {
-                return Err(c.err(
-                    "parallel.experts",
-                    experts,
-                    &format!("exceeds the number of experts ({count})"),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn check_pde(&self, c: &Checks) -> Result<(), ScenarioError> {
-        match &self.pde {
-            PdeConfig::DiffusionSorption(p) => {
-                c.positive("pde.D", p.d)?;
-                c.range(
-                    "pde.phi",
-                    p.phi,
-                    0.0,
-                    1.0,
-                    "must lie strictly between 0 and 1",
-                )?;
-                c.positive("pde.rho_s", p.rho_s)?;
-                c.non_negative("pde.k_f", p.k_f)?;
-                c.positive("pde.n_f", p.n_f)
-            }
-            PdeConfig::NavierStokes(p) => c.positive("pde.nu", p.nu),
-            PdeConfig::Heat(p) => c.positive("pde.kappa", p.kappa),
-            PdeConfig::Advection(p) => c.finite("pde.speed", p.speed),
-            PdeConfig::Custom(p) => {
-                let pde = p.pde(c.origin)?;
-                if p.domain.len() != pde.space_dims() {
-                    return Err(c.err(
-                        "pde.domain",
-                        format!("{:?}", p.domain),
-                        &format!("needs one [lo, hi] per space axis of {}", pde.name()),
-                    ));
-                }
-                for &[lo, hi] in &p.domain {
-                    if !(lo.is_finite() && hi.is_finite() && hi > lo) {
-                        return Err(c.err(
-                            "pde.domain",
-                            format!("[{lo}, {hi}]"),
-                            "ends must be finite with hi > lo",
-                        ));
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn check_grid(&self, c: &Checks) -> Result<(), ScenarioError> {
-        let g = &self.grid;
-        c.at_least("grid.nt", g.nt, 2)?;
-        c.at_least("grid.nx", g.nx, 2)?;
-        c.positive("grid.t_max", g.t_max)?;
-        match (self.pde.space_dims(), g.ny) {
-            (2, Some(ny)) => c.at_least("grid.ny", ny, 2),
-            (2, None) => Err(c.err("grid.ny", "absent", "required for a 2-D PDE")),
-            (_, Some(ny)) => Err(c.err("grid.ny", ny, DIM_MISMATCH)),
-            (_, None) => Ok(()),
-        }
-    }
-
-    fn check_data(&self, c: &Checks) -> Result<(), ScenarioError> {
-        let (d, r) = (&self.data, &self.data.reference);
-        c.at_least("data.train_samples", d.train_samples, 1)?;
-        c.at_least("data.test_samples", d.test_samples, 1)?;
-        c.at_least("data.reference.refinement", r.refinement, 1)?;
-        c.range(
-            "data.reference.rtol",
-            r.rtol,
-            0.0,
-            1.0,
-            "must lie in (0, 1)",
-        )?;
-        c.range(
-            "data.reference.dt",
-            r.dt,
-            0.0,
-            self.grid.t_max,
-            "must lie in (0, t_max)",
-        )?;
-        if let Some(nx) = r.nx {
-            c.multiple_of("data.reference.nx", nx, &[self.grid.nx], "grid.nx")?;
-        }
-        if let Some(res) = r.resolution {
-            let dims = self.dims();
-            c.multiple_of(
-                "data.reference.resolution",
-                res,
-                &dims[1..],
-                "each spatial grid size",
-            )?;
-        }
-        Ok(())
-    }
-
-    fn check_model(&self, c: &Checks) -> Result<(), ScenarioError> {
-        let m = &self.model;
-        let dims = self.dims();
-        if m.widths.len() < 2 || m.widths.contains(&0) {
-            return Err(c.err(
-                "model.widths",
-                format!("{:?}", m.widths),
-                "needs a lifting width and at least one layer width, all positive",
-            ));
-        }
-        if m.modes.len() != dims.len() {
-            return Err(c.err(
-                "model.modes",
-                format!("{:?}", m.modes),
-                &format!("needs one entry per grid axis {dims:?}"),
-            ));
-        }
-        for (&modes, &n) in m.modes.iter().zip(&dims) {
-            if modes == 0 || 2 * modes > n {
-                return Err(c.err(
-                    "model.modes",
-                    format!("{:?}", m.modes),
-                    &format!(
-                        "each entry must be at least 1 and at most half the axis length {dims:?}"
-                    ),
-                ));
-            }
-        }
-        c.at_least("model.fc_dim", m.fc_dim, 1)?;
-        c.at_least("model.n_basis", m.n_basis, 1)
-    }
-
-    fn check_constraint(&self, c: &Checks) -> Result<(), ScenarioError> {
-        let k = &self.constraint;
-        let dims = self.dims();
-        if k.method == Method::Moe {
-            let fits = k.experts.len() == dims.len()
-                && k.experts.iter().zip(&dims).all(|(&s, &n)| s >= 1 && s <= n);
-            if !fits {
-                return Err(c.err(
-                    "constraint.experts",
-                    format!("{:?}", k.experts),
-                    &format!(
-                        "needs one split per grid axis {dims:?}, each between 1 and the axis length"
-                    ),
-                ));
-            }
-        }
-        if k.method != Method::Soft {
-            c.at_least("constraint.points", k.points, 1)?;
-            let tile: usize = self
-                .expert_split()
-                .iter()
-                .zip(&dims)
-                .map(|(&s, &n)| n / s)
-                .product();
-            if k.points > tile {
-                return Err(c.err(
-                    "constraint.points",
-                    k.points,
-                    &format!("exceeds the smallest tile's {tile} points"),
-                ));
-            }
-        }
-        c.non_negative("constraint.ridge", k.ridge)?;
-        c.positive("constraint.rtol", k.rtol)?;
-        c.positive("constraint.atol", k.atol)?;
-        c.at_least("constraint.max_iters", k.max_iters, 1)
-    }
-
-    fn check_training(&self, c: &Checks) -> Result<(), ScenarioError> {
-        let t = &self.training;
-        c.at_least("training.steps", t.steps, 1)?;
-        c.at_least("training.batch_size", t.batch_size, 1)?;
-        if t.batch_size > self.data.train_samples {
-            return Err(c.err(
-                "training.batch_size",
-                t.batch_size,
-                "exceeds data.train_samples",
-            ));
-        }
-        c.positive("training.lr", t.lr)?;
-        c.range(
-            "training.decay",
-            t.decay,
-            0.0,
-            1.0 + f64::EPSILON,
-            "must lie in (0, 1]",
-        )?;
-        c.at_least("training.every", t.every, 1)?;
-        c.non_negative("training.lr_floor", t.lr_floor)?;
-        if t.lr_floor > t.lr {
-            return Err(c.err("training.lr_floor", t.lr_floor, "exceeds training.lr"));
-        }
-        c.range(
-            "training.final_factor",
-            t.final_factor,
-            0.0,
-            1.0 + f64::EPSILON,
-            "must lie in (0, 1]",
-        )?;
-        c.non_negative("training.clip_norm", t.clip_norm)?;
-        let w = &t.loss;
-        for (key, value) in [
-            ("training.loss.pde", w.pde),
-            ("training.loss.ic", w.ic),
-            ("training.loss.bc", w.bc),
-            ("training.loss.data", w.data),
-        ] {
-            c.non_negative(key, value)?;
-        }
-        if w.pde + w.ic + w.bc + w.data == 0.0 {
-            return Err(c.err(
-                "training.loss",
-                "all zero",
-                "at least one weight must be positive",
-            ));
-        }
-        c.at_least("training.checkpoint_every", t.checkpoint_every, 1)?;
-        c.at_least("training.validate_every", t.validate_every, 1)?;
-        c.at_least("training.validate_samples", t.validate_samples, 1)?;
-        if t.validate_samples > self.data.test_samples {
-            return Err(c.err(
-                "training.validate_samples",
-                t.validate_samples,
-                "exceeds data.test_samples",
-            ));
-        }
-        self.check_horizon(c)
-    }
-
-    /// A horizon inside `(0, t_max)` whose window holds at least two levels and
-    /// leaves at least one to extrapolate to, and on whose cut grid the model
-    /// (modes, experts, points) still fits.
-    fn check_horizon(&self, c: &Checks) -> Result<(), ScenarioError> {
-        let Some(horizon) = self.training.horizon else {
-            return Ok(());
-        };
-        let t_max = self.grid.t_max;
-        c.range(
-            "training.horizon",
-            horizon,
-            0.0,
-            t_max,
-            &format!("must be finite and lie in (0, t_max = {t_max})"),
-        )?;
-        let levels = self.training_levels();
-        if levels < 2 || levels >= self.grid.nt {
-            return Err(c.err(
-                "training.horizon",
-                horizon,
-                &format!(
-                    "keeps {levels} of the grid's {} time levels; need at least 2 and one past it",
-                    self.grid.nt
-                ),
-            ));
-        }
-        let origin = format!("{} (training window t ≤ {horizon})", c.origin);
-        self.training_scenario().validate_as(&origin)
-    }
-
-    fn check_eval(&self, c: &Checks) -> Result<(), ScenarioError> {
-        let e = &self.eval;
-        if let Some(samples) = e.samples {
-            c.at_least("eval.samples", samples, 1)?;
-            if samples > self.data.test_samples {
-                return Err(c.err("eval.samples", samples, "exceeds data.test_samples"));
-            }
-        }
-        if e.plots > self.eval_samples() {
-            return Err(c.err("eval.plots", e.plots, "exceeds the evaluated samples"));
-        }
-        let reference = match self.pde {
-            PdeConfig::NavierStokes(_) => self.reference_resolution(),
-            _ => self.reference_nx(),
-        };
-        for &res in &e.resolutions {
-            if res == 0 || reference % res != 0 {
-                return Err(c.err(
-                    "eval.resolutions",
-                    format!("{:?}", e.resolutions),
-                    &format!("each must divide the reference solver's resolution {reference}"),
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The grid of a custom PDE: time, then each space axis over its `domain`
@@ -1379,85 +1062,6 @@ fn custom_grid(p: &CustomParams, origin: &str, g: &GridConfig) -> Result<Grid, S
         });
     }
     Ok(Grid::new(axes)?)
-}
-
-const DIM_MISMATCH: &str = "only 2-D PDEs (navier-stokes) have a y axis";
-
-/// Range checks that build [`ScenarioError::ConfigInvalid`] errors naming the
-/// origin and the dotted key.
-struct Checks<'a> {
-    origin: &'a str,
-}
-
-impl Checks<'_> {
-    fn err(&self, key: &str, value: impl Display, reason: &str) -> ScenarioError {
-        ScenarioError::ConfigInvalid {
-            origin: self.origin.to_owned(),
-            key: key.to_owned(),
-            value: value.to_string(),
-            reason: reason.to_owned(),
-        }
-    }
-
-    fn at_least(&self, key: &str, value: usize, min: usize) -> Result<(), ScenarioError> {
-        if value < min {
-            return Err(self.err(key, value, &format!("must be at least {min}")));
-        }
-        Ok(())
-    }
-
-    fn finite(&self, key: &str, value: f64) -> Result<(), ScenarioError> {
-        if !value.is_finite() {
-            return Err(self.err(key, value, "must be finite"));
-        }
-        Ok(())
-    }
-
-    fn positive(&self, key: &str, value: f64) -> Result<(), ScenarioError> {
-        if !(value.is_finite() && value > 0.0) {
-            return Err(self.err(key, value, "must be finite and positive"));
-        }
-        Ok(())
-    }
-
-    fn non_negative(&self, key: &str, value: f64) -> Result<(), ScenarioError> {
-        if !(value.is_finite() && value >= 0.0) {
-            return Err(self.err(key, value, "must be finite and non-negative"));
-        }
-        Ok(())
-    }
-
-    /// `lo < value < hi`.
-    fn range(
-        &self,
-        key: &str,
-        value: f64,
-        lo: f64,
-        hi: f64,
-        reason: &str,
-    ) -> Result<(), ScenarioError> {
-        if !(value > lo && value < hi) {
-            return Err(self.err(key, value, reason));
-        }
-        Ok(())
-    }
-
-    fn multiple_of(
-        &self,
-        key: &str,
-        value: usize,
-        of: &[usize],
-        what: &str,
-    ) -> Result<(), ScenarioError> {
-        if value == 0 || of.iter().any(|&n| !value.is_multiple_of(n)) {
-            return Err(self.err(
-                key,
-                value,
-                &format!("must be a positive multiple of {what} {of:?}"),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// A `--set` value: TOML if it parses as a TOML value, else the raw text as a

@@ -39,6 +39,15 @@ pub enum ScenarioError {
         /// Why it is rejected.
         reason: String,
     },
+    /// Several config values are not acceptable: each one a validation found,
+    /// in the order checked, so that a user mends them in one round.
+    #[error("{origin}: {} invalid settings:{}", .settings.len(), one_per_line(.settings))]
+    ConfigInvalidSeveral {
+        /// The file name (or `--set` overrides) the config came from.
+        origin: String,
+        /// The rejected settings.
+        settings: Vec<InvalidSetting>,
+    },
     /// A `--set` override is not of the form `dotted.key=value`, or names a key
     /// the schema does not have.
     #[error("override `{text}`: {reason}")]
@@ -185,4 +194,27 @@ impl ScenarioError {
             reason: reason.into(),
         }
     }
+}
+
+/// One rejected setting of a [`ScenarioError::ConfigInvalidSeveral`]: what a
+/// [`ScenarioError::ConfigInvalid`] says but its origin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidSetting {
+    /// Dotted key of the offending value.
+    pub key: String,
+    /// The offending value as text.
+    pub value: String,
+    /// Why it is rejected.
+    pub reason: String,
+}
+
+impl std::fmt::Display for InvalidSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` = {}: {}", self.key, self.value, self.reason)
+    }
+}
+
+/// `settings` one per line, indented under the count.
+fn one_per_line(settings: &[InvalidSetting]) -> String {
+    settings.iter().map(|s| format!("\n  {s}")).collect()
 }

@@ -308,6 +308,67 @@ fn cross_field_checks() {
     );
 }
 
+/// The keys of an error that names one or several invalid settings.
+fn invalid_keys(result: Result<Scenario, ScenarioError>) -> Vec<String> {
+    match result {
+        Err(ScenarioError::ConfigInvalid { key, .. }) => vec![key],
+        Err(ScenarioError::ConfigInvalidSeveral { settings, .. }) => {
+            settings.into_iter().map(|s| s.key).collect()
+        }
+        other => panic!("expected invalid settings, got {other:?}"),
+    }
+}
+
+/// One validation names every setting that is wrong on its own, each once
+/// and in the file's order, and its message lists them one per line; a
+/// setting measured against a wrong one is not named as well.
+#[test]
+fn every_invalid_setting_is_named_at_once() {
+    let text = edited("nt = 11", "nt = 1")
+        .replace("test_samples = 4", "test_samples = 0")
+        .replace(
+            "batch_size = 2",
+            "batch_size = 2\nlr = -1.0\nclip_norm = nan",
+        );
+    let result = Scenario::from_str(&text, "several.toml");
+    let shown = result.as_ref().unwrap_err().to_string();
+    assert_eq!(
+        invalid_keys(result),
+        [
+            "grid.nt",
+            "data.test_samples",
+            "training.lr",
+            "training.clip_norm"
+        ]
+    );
+    let expected = "several.toml: 4 invalid settings:\n  \
+                    `grid.nt` = 1: must be at least 2\n  \
+                    `data.test_samples` = 0: must be at least 1\n  \
+                    `training.lr` = -1: must be finite and positive\n  \
+                    `training.clip_norm` = NaN: must be finite and non-negative";
+    assert_eq!(shown, expected);
+
+    // Settings measured against a wrong one wait for it: with `nt = 1` the
+    // modes (4 of an axis of 1) and the experts' points (100 of a tile of
+    // 16) go unnamed, with no test samples the validation and evaluation
+    // counts (2, and 1 plot) too; each is named once its measure is mended.
+    let text = edited("nt = 11", "nt = 1").replace("points = 100", "points = 177");
+    assert_eq!(invalid_keys(Scenario::from_str(&text, "o")), ["grid.nt"]);
+    let text = edited("nt = 11", "nt = 11\nnx = 1").replace("nx = 64\n", "");
+    assert_eq!(invalid_keys(Scenario::from_str(&text, "o")), ["grid.nx"]);
+    let text = edited("test_samples = 4", "test_samples = 0");
+    assert_eq!(
+        invalid_keys(Scenario::from_str(&text, "o")),
+        ["data.test_samples"]
+    );
+    let text =
+        edited("test_samples = 4", "test_samples = 1").replace("points = 100", "points = 177");
+    assert_eq!(
+        invalid_keys(Scenario::from_str(&text, "o")),
+        ["constraint.points", "training.validate_samples"]
+    );
+}
+
 #[test]
 fn hard_method_forces_one_expert() {
     let mut s = Scenario::from_str(MINIMAL, "minimal").unwrap();
@@ -352,6 +413,14 @@ fn dependent_overrides_apply_together() {
     assert!(
         shown.contains("--set eval.samples=1 --set training.lr=2e-3"),
         "{shown}"
+    );
+    // Several overrides that are each wrong are all named, once.
+    let err = u.set_all(&["grid.nt=1", "training.lr=-1"]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--set grid.nt=1 --set training.lr=-1: 2 invalid settings:\n  \
+         `grid.nt` = 1: must be at least 2\n  \
+         `training.lr` = -1: must be finite and positive"
     );
     assert_eq!(u, before);
 }

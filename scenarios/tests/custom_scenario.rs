@@ -95,6 +95,15 @@ fn bad_custom_tables_are_typed_errors() {
         Err(ScenarioError::ConfigInvalid { key, .. }) => assert_eq!(key, "pde.domain"),
         other => panic!("expected pde.domain, got {other:?}"),
     }
+    // Such a domain leaves the grid's dimension unknown: `grid.ny` is not
+    // asked for (above), the other grid sizes still are.
+    match Scenario::from_str(&wrong_axes.replace("nt = 6", "nt = 1"), "b.toml") {
+        Err(ScenarioError::ConfigInvalidSeveral { settings, .. }) => {
+            let keys: Vec<&str> = settings.iter().map(|s| s.key.as_str()).collect();
+            assert_eq!(keys, ["pde.domain", "grid.nt"]);
+        }
+        other => panic!("expected pde.domain and grid.nt, got {other:?}"),
+    }
     let empty = burgers_text("").replace("domain = [[0.0, 1.0]]", "domain = [[1.0, 1.0]]");
     assert!(matches!(
         Scenario::from_str(&empty, "b.toml"),

@@ -68,6 +68,19 @@ fn set_errors_name_the_key() {
             "nothing is written on a bad --set"
         );
     }
+    // Two wrong values are named in one report, one per line.
+    let output = tessera()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--set", "grid.nt=1", "--set", "training.lr=-1", "--out"])
+        .arg(dir.join("never"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("2 invalid settings:"), "{stderr}");
+    assert!(stderr.contains("\n  `grid.nt` = 1: "), "{stderr}");
+    assert!(stderr.contains("\n  `training.lr` = -1: "), "{stderr}");
 }
 
 #[test]

@@ -1,0 +1,472 @@
+//! A scenario's cross-field checks ([`Scenario::validate`]): sizes positive,
+//! split lengths equal to the grid's dimension, points per expert within a
+//! tile, samples within the split, and so on.
+//!
+//! One validation names every invalid setting it finds, not only the first
+//! ([`ScenarioError::ConfigInvalidSeveral`]), so that a user mends them in
+//! one round rather than meeting the next only after mending the last. A
+//! check that
+//! compares settings runs only when those settings are valid on their own (`training.batch_size` against `data.train_samples` only when both are
+//! at least 1, the model's modes against the grid only when the grid is
+//! valid), so that one wrong value is named once and not again through every
+//! setting measured against it. The training window's restatement of the
+//! whole validation on the cut grid (`training.horizon`) runs only for a
+//! scenario that is otherwise valid, for the same reason.
+
+use std::fmt::Display;
+
+use crate::ScenarioError;
+use crate::config::{Method, PdeConfig, Scenario};
+use crate::error::InvalidSetting;
+
+impl Scenario {
+    /// Every check, named in errors as coming from `origin` (the file, or the
+    /// `--set` overrides).
+    pub(crate) fn validate_as(&self, origin: &str) -> Result<(), ScenarioError> {
+        let mut c = Checks::new(origin);
+        let dims_known = self.check_pde(&mut c)?;
+        let grid_valid = self.check_grid(&mut c, dims_known);
+        self.check_data(&mut c, grid_valid);
+        self.check_model(&mut c, grid_valid);
+        let split_valid = self.check_constraint(&mut c, grid_valid);
+        self.check_training(&mut c);
+        self.check_eval(&mut c, grid_valid);
+        self.check_parallel(&mut c, split_valid);
+        if !c.found.is_empty() {
+            return c.finish();
+        }
+        self.check_horizon(c)
+    }
+
+    /// The PDE's constants; a custom PDE's definition is read and checked
+    /// here, and a definition that does not load stops the validation (its
+    /// own error names the file and line). Whether the grid's dimension is
+    /// known: not when a custom PDE's domain has the wrong number of axes.
+    fn check_pde(&self, c: &mut Checks) -> Result<bool, ScenarioError> {
+        match &self.pde {
+            PdeConfig::DiffusionSorption(p) => {
+                c.positive("pde.D", p.d);
+                c.range(
+                    "pde.phi",
+                    p.phi,
+                    0.0,
+                    1.0,
+                    "must lie strictly between 0 and 1",
+                );
+                c.positive("pde.rho_s", p.rho_s);
+                c.non_negative("pde.k_f", p.k_f);
+                c.positive("pde.n_f", p.n_f);
+            }
+            PdeConfig::NavierStokes(p) => {
+                c.positive("pde.nu", p.nu);
+            }
+            PdeConfig::Heat(p) => {
+                c.positive("pde.kappa", p.kappa);
+            }
+            PdeConfig::Advection(p) => {
+                c.finite("pde.speed", p.speed);
+            }
+            PdeConfig::Custom(p) => {
+                let pde = p.pde(c.origin)?;
+                let axes = p.domain.len() == pde.space_dims();
+                let reason = format!("needs one [lo, hi] per space axis of {}", pde.name());
+                if !c.check(axes, "pde.domain", format!("{:?}", p.domain), &reason) {
+                    return Ok(false);
+                }
+                for &[lo, hi] in &p.domain {
+                    if !(lo.is_finite() && hi.is_finite() && hi > lo) {
+                        c.reject(
+                            "pde.domain",
+                            format!("[{lo}, {hi}]"),
+                            "ends must be finite with hi > lo",
+                        );
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The grid's sizes (`grid.ny` only when the PDE's dimension is known);
+    /// whether they are all valid, which the checks that measure other
+    /// settings against the grid wait for.
+    fn check_grid(&self, c: &mut Checks, dims_known: bool) -> bool {
+        let g = &self.grid;
+        let before = c.found.len();
+        c.at_least("grid.nt", g.nt, 2);
+        c.at_least("grid.nx", g.nx, 2);
+        c.positive("grid.t_max", g.t_max);
+        if !dims_known {
+            return false;
+        }
+        match (self.pde.space_dims(), g.ny) {
+            (2, Some(ny)) => {
+                c.at_least("grid.ny", ny, 2);
+            }
+            (2, None) => c.reject("grid.ny", "absent", "required for a 2-D PDE"),
+            (_, Some(ny)) => c.reject("grid.ny", ny, DIM_MISMATCH),
+            (_, None) => {}
+        }
+        c.found.len() == before
+    }
+
+    fn check_data(&self, c: &mut Checks, grid_valid: bool) {
+        let (d, r) = (&self.data, &self.data.reference);
+        c.at_least("data.train_samples", d.train_samples, 1);
+        c.at_least("data.test_samples", d.test_samples, 1);
+        c.at_least("data.reference.refinement", r.refinement, 1);
+        c.range(
+            "data.reference.rtol",
+            r.rtol,
+            0.0,
+            1.0,
+            "must lie in (0, 1)",
+        );
+        if !grid_valid {
+            return;
+        }
+        c.range(
+            "data.reference.dt",
+            r.dt,
+            0.0,
+            self.grid.t_max,
+            "must lie in (0, t_max)",
+        );
+        if let Some(nx) = r.nx {
+            c.multiple_of("data.reference.nx", nx, &[self.grid.nx], "grid.nx");
+        }
+        if let Some(res) = r.resolution {
+            let dims = self.dims();
+            c.multiple_of(
+                "data.reference.resolution",
+                res,
+                &dims[1..],
+                "each spatial grid size",
+            );
+        }
+    }
+
+    fn check_model(&self, c: &mut Checks, grid_valid: bool) {
+        let m = &self.model;
+        let dims = self.dims();
+        if m.widths.len() < 2 || m.widths.contains(&0) {
+            c.reject(
+                "model.widths",
+                format!("{:?}", m.widths),
+                "needs a lifting width and at least one layer width, all positive",
+            );
+        }
+        c.at_least("model.fc_dim", m.fc_dim, 1);
+        c.at_least("model.n_basis", m.n_basis, 1);
+        if !grid_valid {
+            return;
+        }
+        let fits = m.modes.len() == dims.len()
+            && (m.modes.iter().zip(&dims)).all(|(&modes, &n)| modes >= 1 && 2 * modes <= n);
+        if !fits {
+            c.reject(
+                "model.modes",
+                format!("{:?}", m.modes),
+                &format!(
+                    "needs one entry per grid axis {dims:?}, each at least 1 and at most half \
+                     the axis length"
+                ),
+            );
+        }
+    }
+
+    /// The constraint's settings; whether its split of the grid is valid.
+    fn check_constraint(&self, c: &mut Checks, grid_valid: bool) -> bool {
+        let k = &self.constraint;
+        let dims = self.dims();
+        c.non_negative("constraint.ridge", k.ridge);
+        c.positive("constraint.rtol", k.rtol);
+        c.positive("constraint.atol", k.atol);
+        c.at_least("constraint.max_iters", k.max_iters, 1);
+        if k.method == Method::Soft {
+            return true;
+        }
+        let points_valid = c.at_least("constraint.points", k.points, 1);
+        if !grid_valid {
+            return false;
+        }
+        if k.method == Method::Moe {
+            let fits = k.experts.len() == dims.len()
+                && k.experts.iter().zip(&dims).all(|(&s, &n)| s >= 1 && s <= n);
+            let reason = format!(
+                "needs one split per grid axis {dims:?}, each between 1 and the axis length"
+            );
+            if !c.check(
+                fits,
+                "constraint.experts",
+                format!("{:?}", k.experts),
+                &reason,
+            ) {
+                return false;
+            }
+        }
+        if !points_valid {
+            return true;
+        }
+        let tile: usize = (self.expert_split().iter().zip(&dims))
+            .map(|(&s, &n)| n / s)
+            .product();
+        if k.points > tile {
+            c.reject(
+                "constraint.points",
+                k.points,
+                &format!("exceeds the smallest tile's {tile} points"),
+            );
+        }
+        true
+    }
+
+    fn check_training(&self, c: &mut Checks) {
+        let (t, d) = (&self.training, &self.data);
+        c.at_least("training.steps", t.steps, 1);
+        let train = ("data.train_samples", d.train_samples);
+        c.count_within("training.batch_size", t.batch_size, train);
+        let lr_valid = c.positive("training.lr", t.lr);
+        c.range(
+            "training.decay",
+            t.decay,
+            0.0,
+            1.0 + f64::EPSILON,
+            "must lie in (0, 1]",
+        );
+        c.at_least("training.every", t.every, 1);
+        if c.non_negative("training.lr_floor", t.lr_floor) && lr_valid && t.lr_floor > t.lr {
+            c.reject("training.lr_floor", t.lr_floor, "exceeds training.lr");
+        }
+        c.range(
+            "training.final_factor",
+            t.final_factor,
+            0.0,
+            1.0 + f64::EPSILON,
+            "must lie in (0, 1]",
+        );
+        c.non_negative("training.clip_norm", t.clip_norm);
+        let w = &t.loss;
+        let mut weights_valid = true;
+        for (key, value) in [
+            ("training.loss.pde", w.pde),
+            ("training.loss.ic", w.ic),
+            ("training.loss.bc", w.bc),
+            ("training.loss.data", w.data),
+        ] {
+            weights_valid &= c.non_negative(key, value);
+        }
+        if weights_valid && w.pde + w.ic + w.bc + w.data == 0.0 {
+            c.reject(
+                "training.loss",
+                "all zero",
+                "at least one weight must be positive",
+            );
+        }
+        c.at_least("training.checkpoint_every", t.checkpoint_every, 1);
+        c.at_least("training.validate_every", t.validate_every, 1);
+        let test = ("data.test_samples", d.test_samples);
+        c.count_within("training.validate_samples", t.validate_samples, test);
+    }
+
+    /// A horizon inside `(0, t_max)` whose window holds at least two levels and
+    /// leaves at least one to extrapolate to, and on whose cut grid the model
+    /// (modes, experts, points) still fits. Only for a scenario valid
+    /// otherwise (see the module docs).
+    fn check_horizon(&self, mut c: Checks) -> Result<(), ScenarioError> {
+        let Some(horizon) = self.training.horizon else {
+            return Ok(());
+        };
+        let t_max = self.grid.t_max;
+        if !c.range(
+            "training.horizon",
+            horizon,
+            0.0,
+            t_max,
+            &format!("must be finite and lie in (0, t_max = {t_max})"),
+        ) {
+            return c.finish();
+        }
+        let levels = self.training_levels();
+        if levels < 2 || levels >= self.grid.nt {
+            c.reject(
+                "training.horizon",
+                horizon,
+                &format!(
+                    "keeps {levels} of the grid's {} time levels; need at least 2 and one past it",
+                    self.grid.nt
+                ),
+            );
+            return c.finish();
+        }
+        let origin = format!("{} (training window t ≤ {horizon})", c.origin);
+        self.training_scenario().validate_as(&origin)
+    }
+
+    fn check_eval(&self, c: &mut Checks, grid_valid: bool) {
+        let e = &self.eval;
+        let test_samples = self.data.test_samples;
+        let test = ("data.test_samples", test_samples);
+        let samples_valid = (e.samples)
+            .is_none_or(|samples| c.count_within("eval.samples", samples, test))
+            && test_samples >= 1;
+        if samples_valid {
+            let within = e.plots <= self.eval_samples();
+            c.check(
+                within,
+                "eval.plots",
+                e.plots,
+                "exceeds the evaluated samples",
+            );
+        }
+        if !grid_valid {
+            return;
+        }
+        let reference = match self.pde {
+            PdeConfig::NavierStokes(_) => self.reference_resolution(),
+            _ => self.reference_nx(),
+        };
+        if e.resolutions
+            .iter()
+            .any(|&res| res == 0 || reference % res != 0)
+        {
+            c.reject(
+                "eval.resolutions",
+                format!("{:?}", e.resolutions),
+                &format!("each must divide the reference solver's resolution {reference}"),
+            );
+        }
+    }
+
+    /// The checks that need no world size: positive sizes, data ranks that
+    /// divide the batch, no more expert ranks than experts (once the split is
+    /// valid).
+    fn check_parallel(&self, c: &mut Checks, split_valid: bool) {
+        let p = &self.parallel;
+        let batch = self.training.batch_size;
+        if let Some(data) = p.data
+            && c.at_least("parallel.data", data, 1)
+            && batch >= 1
+            && !batch.is_multiple_of(data)
+        {
+            c.reject(
+                "parallel.data",
+                data,
+                &format!("must divide training.batch_size = {batch}"),
+            );
+        }
+        if let Some(experts) = p.experts
+            && c.at_least("parallel.experts", experts, 1)
+            && split_valid
+        {
+            let count: usize = self.expert_split().iter().product();
+            if experts > count {
+                c.reject(
+                    "parallel.experts",
+                    experts,
+                    &format!("exceeds the number of experts ({count})"),
+                );
+            }
+        }
+    }
+}
+
+/// The reason given for a `grid.ny` on a PDE without a y axis.
+pub(crate) const DIM_MISMATCH: &str = "only 2-D PDEs (navier-stokes) have a y axis";
+
+/// One [`ScenarioError::ConfigInvalid`]: `key` = `value` from `origin`,
+/// rejected for `reason`.
+pub(crate) fn invalid(origin: &str, key: &str, value: impl Display, reason: &str) -> ScenarioError {
+    ScenarioError::ConfigInvalid {
+        origin: origin.to_owned(),
+        key: key.to_owned(),
+        value: value.to_string(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// The rejected settings found so far. Each range check records its
+/// rejection and says whether the value passed, so that a check that
+/// compares settings can wait for the ones it reads.
+struct Checks<'a> {
+    origin: &'a str,
+    found: Vec<InvalidSetting>,
+}
+
+impl<'a> Checks<'a> {
+    fn new(origin: &'a str) -> Self {
+        Self {
+            origin,
+            found: Vec::new(),
+        }
+    }
+
+    /// Nothing found, the one error found, or all of them in the order
+    /// found.
+    fn finish(mut self) -> Result<(), ScenarioError> {
+        match self.found.len() {
+            0 => Ok(()),
+            1 => {
+                let InvalidSetting { key, value, reason } = self.found.remove(0);
+                Err(invalid(self.origin, &key, value, &reason))
+            }
+            _ => Err(ScenarioError::ConfigInvalidSeveral {
+                origin: self.origin.to_owned(),
+                settings: self.found,
+            }),
+        }
+    }
+
+    fn reject(&mut self, key: &str, value: impl Display, reason: &str) {
+        self.found.push(InvalidSetting {
+            key: key.to_owned(),
+            value: value.to_string(),
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Records `reject(key, value, reason)` unless `valid`; returns `valid`.
+    fn check(&mut self, valid: bool, key: &str, value: impl Display, reason: &str) -> bool {
+        if !valid {
+            self.reject(key, value, reason);
+        }
+        valid
+    }
+
+    /// A count of samples taken from a split of `size` samples (`split` names
+    /// it): at least 1 and, where the split's size is valid itself, at most
+    /// that.
+    fn count_within(&mut self, key: &str, value: usize, (split, size): (&str, usize)) -> bool {
+        let reason = format!("exceeds {split}");
+        self.at_least(key, value, 1) && (size < 1 || self.check(value <= size, key, value, &reason))
+    }
+
+    fn at_least(&mut self, key: &str, value: usize, min: usize) -> bool {
+        self.check(value >= min, key, value, &format!("must be at least {min}"))
+    }
+
+    fn finite(&mut self, key: &str, value: f64) -> bool {
+        self.check(value.is_finite(), key, value, "must be finite")
+    }
+
+    fn positive(&mut self, key: &str, value: f64) -> bool {
+        let valid = value.is_finite() && value > 0.0;
+        self.check(valid, key, value, "must be finite and positive")
+    }
+
+    fn non_negative(&mut self, key: &str, value: f64) -> bool {
+        let valid = value.is_finite() && value >= 0.0;
+        self.check(valid, key, value, "must be finite and non-negative")
+    }
+
+    /// `lo < value < hi`.
+    fn range(&mut self, key: &str, value: f64, lo: f64, hi: f64, reason: &str) -> bool {
+        self.check(value > lo && value < hi, key, value, reason)
+    }
+
+    fn multiple_of(&mut self, key: &str, value: usize, of: &[usize], what: &str) -> bool {
+        let valid = value != 0 && of.iter().all(|&n| value.is_multiple_of(n));
+        let reason = format!("must be a positive multiple of {what} {of:?}");
+        self.check(valid, key, value, &reason)
+    }
+}
