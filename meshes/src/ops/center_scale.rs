@@ -5,7 +5,7 @@
 //! mean).
 //!
 //! Why an operator of its own rather than a zero-mode [`FourierMultiplier`]
-//! composed with a [`Scale`]: the mean of a level is one sum, where the
+//! composed with a [`Scale`](super::scale::Scale): the mean of a level is one sum, where the
 //! multiplier transforms every channel of every level forward and back, and
 //! the composition needs a second full field for its intermediate — both
 //! costly where `S` acts on `N` basis channels of a fine grid (at 256² × 64

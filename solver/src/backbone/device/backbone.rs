@@ -31,7 +31,7 @@ impl std::fmt::Debug for DevicePass {
 
 /// What the FNO needs from a device: its forward and backward pass on host
 /// arrays, and what the trainer needs to run Adam there on the gradient the
-/// backward pass leaves on the device (see [`super::optimiser`]);
+/// backward pass leaves on the device (see the `optimiser` module beside this one);
 /// type-erased, so the backbone holds any executor.
 pub trait NetworkOnDevice: Send + Sync + std::fmt::Debug {
     /// The precision the network computes in (the backbone's dtype must be

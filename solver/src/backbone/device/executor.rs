@@ -157,6 +157,6 @@ pub trait Executor {
     /// # Safety
     /// `args` must match the kernel's parameters in number, order and type,
     /// and every address with the sizes passed must stay inside live buffers
-    /// of this executor (the callers in [`super::ops`] check their views).
+    /// of this executor (the callers in the `ops` module beside this one check their views).
     unsafe fn launch(&self, kernel: Kernel, blocks: u32, args: &[Arg]) -> Result<(), GpuError>;
 }
