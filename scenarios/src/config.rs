@@ -35,6 +35,7 @@ use tessera_meshes::Grid;
 use crate::ScenarioError;
 use crate::custom::CustomPde;
 use crate::device::Device;
+use crate::unknown_keys::unknown_keys;
 use crate::validation::{DIM_MISMATCH, invalid};
 
 /// A complete experiment description, as read from a scenario TOML file.
@@ -843,9 +844,21 @@ impl Scenario {
     }
 
     fn parse(text: &str, origin: &str, base: &Path) -> Result<Self, ScenarioError> {
-        let mut scenario: Self = toml::from_str(text).map_err(|e| ScenarioError::ConfigParse {
-            origin: origin.to_owned(),
-            message: e.to_string(),
+        let mut scenario: Self = toml::from_str(text).map_err(|e| {
+            // One problem keeps the parser's report (the line quoted); unknown
+            // keys and what follows them are all listed (see `unknown_keys`).
+            let problems = unknown_keys::<Self>(text);
+            let message = match problems.len() {
+                0 | 1 => e.to_string(),
+                n => {
+                    let lines: String = problems.iter().map(|p| format!("\n  {p}")).collect();
+                    format!("{n} problems:{lines}")
+                }
+            };
+            ScenarioError::ConfigParse {
+                origin: origin.to_owned(),
+                message,
+            }
         })?;
         if let PdeConfig::Custom(params) = &mut scenario.pde {
             params.load_definition(base)?;

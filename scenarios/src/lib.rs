@@ -15,6 +15,7 @@ pub mod heat;
 pub mod mol;
 pub mod navier_stokes;
 pub mod registry;
+mod unknown_keys;
 mod validation;
 
 pub use config::Scenario;

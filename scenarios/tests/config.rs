@@ -152,6 +152,38 @@ fn unknown_keys_are_rejected_naming_file_and_key() {
     }
 }
 
+/// Several typos are named in one report, each with its line (the line
+/// found here by searching the text), in the file's order, the one inside
+/// the `[pde]` table (which serde reads through the PDE's kind) included.
+#[test]
+fn every_unknown_key_is_named_at_once() {
+    let text = edited("name = \"minimal\"", "name = \"minimal\"\nsede = 1")
+        .replace("points = 100", "point = 100")
+        .replace(
+            "kind = \"diffusion-sorption\"",
+            "kind = \"diffusion-sorption\"\nnu = 1.0",
+        )
+        .replace("batch_size = 2", "batch_sise = 2");
+    let line_of = |key: &str| {
+        let index = text.lines().position(|l| l.starts_with(key)).unwrap();
+        format!("line {}, column 1: unknown field `{key}`", index + 1)
+    };
+    let message = match Scenario::from_str(&text, "bad.toml") {
+        Err(ScenarioError::ConfigParse { message, .. }) => message,
+        other => panic!("expected a parse error, got {other:?}"),
+    };
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines[0], "4 problems:", "{message}");
+    let keys = ["sede", "nu", "point", "batch_sise"];
+    assert_eq!(lines.len(), 1 + keys.len(), "{message}");
+    for (line, key) in lines[1..].iter().zip(keys) {
+        assert!(
+            line.starts_with(&format!("  {}", line_of(key))),
+            "{message}"
+        );
+    }
+}
+
 #[test]
 fn unknown_pde_kind_is_rejected() {
     let text = edited("kind = \"diffusion-sorption\"", "kind = \"burgers\"");
