@@ -73,8 +73,9 @@ impl<'a> Source<'a> {
             return Source::Local { operator, input };
         }
         let len = points.all.len() * channels;
+        // `apply_at` writes every row at a stride of `channels`: no zeroing.
         let mut rows = match pool {
-            Some(pool) => pool.zeros(len),
+            Some(pool) => pool.recycled(len),
             None => Pooled::fresh(len),
         };
         operator.apply_at(input, channels, &points.all, &mut rows, channels);
