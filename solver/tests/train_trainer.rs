@@ -211,6 +211,19 @@ fn checkpoint_round_trip_restores_variables_moments_and_extra_state() {
         moments(&adam)
     );
     assert!(!moments(&adam).is_empty());
+
+    // The model's part alone restores the same model; it has no optimiser,
+    // and the metadata alone gives the ranks.
+    let model_part = Checkpoint::load_model(&path).unwrap();
+    assert_eq!(model_part.totals, totals);
+    let mut fresh = Linear::new();
+    model_part.restore_model(&mut fresh, &path).unwrap();
+    assert_eq!(fresh.weights(), model.weights());
+    assert_eq!(fresh.calls(), model.calls());
+    let err = model_part.adam(AdamConfig::default()).unwrap_err();
+    assert!(matches!(err, SolverError::Checkpoint { .. }), "{err}");
+    assert_eq!(Checkpoint::ranks_at(&path).unwrap(), 1);
+    assert_eq!(Checkpoint::ranks_at(&again).unwrap(), 2);
 }
 
 #[test]
@@ -240,8 +253,20 @@ fn a_truncated_or_foreign_file_is_a_checkpoint_error() {
     let dir = temp_dir("garbage");
     let path = dir.join("checkpoint.safetensors");
     std::fs::write(&path, b"not a checkpoint").unwrap();
-    let err = Checkpoint::load(&path).unwrap_err();
-    assert!(matches!(err, SolverError::Safetensors { .. }), "{err}");
-    let err = Checkpoint::load(&dir.join("missing.safetensors")).unwrap_err();
+    let empty = dir.join("empty.safetensors");
+    std::fs::write(&empty, b"").unwrap();
+    let missing = dir.join("missing.safetensors");
+    for file in [&path, &empty] {
+        for err in [
+            Checkpoint::load(file).unwrap_err(),
+            Checkpoint::load_model(file).unwrap_err(),
+            Checkpoint::ranks_at(file).unwrap_err(),
+        ] {
+            assert!(matches!(err, SolverError::Safetensors { .. }), "{err}");
+        }
+    }
+    let err = Checkpoint::load(&missing).unwrap_err();
+    assert!(matches!(err, SolverError::Io { .. }), "{err}");
+    let err = Checkpoint::load_model(&missing).unwrap_err();
     assert!(matches!(err, SolverError::Io { .. }), "{err}");
 }

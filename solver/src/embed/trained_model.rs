@@ -83,9 +83,9 @@ impl TrainedModel {
         let run = RunDir::new(run_dir.as_ref());
         let mut scenario = run.read_config()?;
         scenario.device = device;
-        let mut model = Model::new(&scenario)?;
+        let mut model = Model::for_checkpoint(&scenario)?;
         let path = run.checkpoint();
-        Checkpoint::load(&path)?.restore_model(&mut model, &path)?;
+        Checkpoint::load_model(&path)?.restore_model(&mut model, &path)?;
         Ok(Self {
             stream: batches::eval_seed(scenario.seed),
             model,

@@ -59,6 +59,15 @@ pub struct Model {
     phases: Arc<PhaseClock>,
 }
 
+/// How a model makes the variables it is not given.
+#[derive(Debug, Clone, Copy)]
+enum NewVars {
+    /// From the scenario's seed (a new model).
+    Drawn,
+    /// As zeros (a model a checkpoint will set).
+    Zeros,
+}
+
 /// What [`Model::infer`] computed.
 #[derive(Debug, Clone)]
 pub struct Inference {
@@ -83,7 +92,18 @@ impl Model {
     /// the same PDE defined in TOML); everything else as [`Model::new`].
     pub fn with_pde(scenario: &Scenario, pde: AnyPde) -> Result<Self, SolverError> {
         scenario.validate()?;
-        Self::assemble(scenario, scenario, pde, VarMap::new())
+        Self::assemble(scenario, scenario, pde, VarMap::new(), NewVars::Drawn)
+    }
+
+    /// [`Model::new`] with every variable zero, for a checkpoint to set
+    /// ([`crate::train::Checkpoint::restore_model`], which refuses one that
+    /// does not set them all): nothing is drawn that the checkpoint would
+    /// overwrite (3 s and 1.07 GB of written pages at the Navier–Stokes
+    /// paper scale).
+    pub fn for_checkpoint(scenario: &Scenario) -> Result<Self, SolverError> {
+        scenario.validate()?;
+        let pde = setup::pde_of(scenario)?;
+        Self::assemble(scenario, scenario, pde, VarMap::new(), NewVars::Zeros)
     }
 
     /// The model that trains `scenario`: [`Model::new`] without a
@@ -104,18 +124,20 @@ impl Model {
             scenario,
             setup::pde_of(scenario)?,
             VarMap::new(),
+            NewVars::Drawn,
         )
     }
 
     /// A model whose solution lives on `scenario`'s grid and whose backbone runs
     /// on `backbone`'s (equal, or longer in time with the same leading levels),
     /// its variables those of `vars` where it has them (shared, not copied)
-    /// and drawn from the seed where not.
+    /// and made as `new_vars` says where not.
     fn assemble(
         scenario: &Scenario,
         backbone: &Scenario,
         pde: AnyPde,
         vars: VarMap,
+        new_vars: NewVars,
     ) -> Result<Self, SolverError> {
         let grid = scenario.grid()?;
         let backbone_grid = backbone.grid()?;
@@ -127,7 +149,11 @@ impl Model {
         };
         let fno_config = setup::fno_config(backbone);
         fno_config.check_grid(backbone_grid.shape().dims())?;
-        let builder = SeededVars::builder(&vars, scenario.seed, setup::dtype_of(scenario));
+        let dtype = setup::dtype_of(scenario);
+        let builder = match new_vars {
+            NewVars::Drawn => SeededVars::builder(&vars, scenario.seed, dtype),
+            NewVars::Zeros => SeededVars::placeholders(&vars, dtype),
+        };
         let phases = Arc::new(PhaseClock::default());
         let mut fno = Fno::new(fno_config, builder)?;
         fno.time_backward(Arc::clone(&phases));

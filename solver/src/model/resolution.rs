@@ -21,7 +21,7 @@
 //! fraction would multiply the rows (and the Jacobian's memory) by 16 from 64²
 //! to 256² without adding unknowns.
 
-use super::{Model, setup};
+use super::{Model, NewVars, setup};
 use crate::SolverError;
 use crate::trainable::Trainable;
 use tessera_scenarios::Scenario;
@@ -56,7 +56,13 @@ impl Model {
         // every variable the new one asks for is one of ours.
         let count = self.vars.all_vars().len();
         let vars = self.vars.clone();
-        let mut model = Self::assemble(&scenario, &scenario, (*self.pde).clone(), vars)?;
+        let mut model = Self::assemble(
+            &scenario,
+            &scenario,
+            (*self.pde).clone(),
+            vars,
+            NewVars::Drawn,
+        )?;
         if model.vars.all_vars().len() != count {
             return Err(bad(
                 "the rebuilt model has variables the trained one lacks".into()

@@ -52,18 +52,19 @@ impl Args {
 }
 
 /// The model of `scenario`'s whole grid with the variables (and warm starts) of
-/// the run's checkpoint, and the checkpoint's totals. The checkpoint itself is
-/// dropped: its copy of the variables and the optimiser's state are 3.2 GB at
-/// the Navier–Stokes paper scale, which an evaluation has no use for.
+/// the run's checkpoint, and the checkpoint's totals. Only the checkpoint's
+/// model part is read, and it is dropped once set: with the optimiser's
+/// state the file is 3.2 GB at the Navier–Stokes paper scale, which an
+/// evaluation has no use for.
 ///
 /// A model trained on the window `t ≤ training.horizon` ran its backbone on
 /// the whole grid already and its constraint variables do not depend on the
 /// grid, so it loads into the whole grid's: the same backbone, and experts
 /// that tile the whole domain.
 pub(super) fn trained_model(scenario: &Scenario, run: &RunDir) -> anyhow::Result<(Model, Totals)> {
-    let mut model = Model::new(scenario)?;
+    let mut model = Model::for_checkpoint(scenario)?;
     let path = run.checkpoint();
-    let checkpoint = Checkpoint::load(&path)?;
+    let checkpoint = Checkpoint::load_model(&path)?;
     checkpoint.restore_model(&mut model, &path)?;
     Ok((model, checkpoint.totals))
 }

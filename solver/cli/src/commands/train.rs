@@ -105,7 +105,7 @@ impl Args {
         };
         let _lock = world.is_root().then(|| run.claim(claim)).transpose()?;
         if resume && world.is_root() {
-            let saved = Checkpoint::load(&run.checkpoint())?.ranks();
+            let saved = Checkpoint::ranks_at(&run.checkpoint())?;
             if saved != world.size() {
                 eprintln!(
                     "note: the checkpoint was written by {saved} rank(s), this run has {}: it \
