@@ -105,6 +105,11 @@ pub fn evaluate_resolutions(
                 let evaluation = evaluate(&mut refined, &part, end - start, chunk, seed)?;
                 rel_l2.extend(evaluation.rel_l2);
                 failed_solves += evaluation.failed_solves;
+                // The layer's pool would hold the chunk's mapped basis (2.1 GB
+                // per sample at 256²) through the next chunk's backbone pass,
+                // whose own fields it does not serve.
+                refined.release_kept_buffers();
+                release_free_memory();
             }
             drop(refined);
             release_free_memory();
