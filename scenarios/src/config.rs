@@ -35,7 +35,7 @@ use tessera_meshes::Grid;
 use crate::ScenarioError;
 use crate::custom::CustomPde;
 use crate::device::Device;
-use crate::unknown_keys::unknown_keys;
+use crate::unknown_keys::{listed, unknown_keys};
 use crate::validation::{DIM_MISMATCH, invalid};
 
 /// A complete experiment description, as read from a scenario TOML file.
@@ -850,10 +850,7 @@ impl Scenario {
             let problems = unknown_keys::<Self>(text);
             let message = match problems.len() {
                 0 | 1 => e.to_string(),
-                n => {
-                    let lines: String = problems.iter().map(|p| format!("\n  {p}")).collect();
-                    format!("{n} problems:{lines}")
-                }
+                _ => listed(&problems),
             };
             ScenarioError::ConfigParse {
                 origin: origin.to_owned(),

@@ -11,6 +11,7 @@
 use std::ops::Range;
 
 use serde::de::{DeserializeOwned, IntoDeserializer};
+use tessera_constraints::expr::{Origin, Position};
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
@@ -18,9 +19,8 @@ use toml::de::{DeString, DeTable, DeValue};
 /// reading after the unknown keys.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Problem {
-    /// 1-based line and column (in characters) in the file, where the parser
-    /// gives a position.
-    pub position: Option<(usize, usize)>,
+    /// Where in the file, if the parser says.
+    pub position: Option<Position>,
     /// The parser's message ("unknown field `k`, expected one of …").
     pub message: String,
 }
@@ -28,7 +28,11 @@ pub(crate) struct Problem {
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.position {
-            Some((line, column)) => write!(f, "line {line}, column {column}: {}", self.message),
+            Some(at) => write!(
+                f,
+                "line {}, column {}: {}",
+                at.line, at.column, self.message
+            ),
             None => f.write_str(&self.message),
         }
     }
@@ -56,7 +60,7 @@ pub(crate) fn unknown_keys<T: DeserializeOwned>(text: &str) -> Vec<Problem> {
             .and_then(|(span, name)| remove_key(document.get_mut(), &span, name));
         let at = removed.as_ref().or(error.span().as_ref()).map(|s| s.start);
         let problem = Problem {
-            position: at.map(|offset| position(text, offset)),
+            position: at.map(|offset| Origin::default().position(text, offset)),
             message,
         };
         match removed {
@@ -69,12 +73,10 @@ pub(crate) fn unknown_keys<T: DeserializeOwned>(text: &str) -> Vec<Problem> {
     found
 }
 
-/// The 1-based line and column (in characters) of byte `offset` of `text`.
-fn position(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = before.matches('\n').count() + 1;
-    (line, before[line_start..].chars().count() + 1)
+/// `problems` as one message: their count, then one per line.
+pub(crate) fn listed(problems: &[Problem]) -> String {
+    let lines: String = problems.iter().map(|p| format!("\n  {p}")).collect();
+    format!("{} problems:{lines}", problems.len())
 }
 
 /// Removes the unknown key `name` that an error at `span` reports from
@@ -128,11 +130,17 @@ mod tests {
         c: f64,
     }
 
-    /// `(line, column)` of the first occurrence of `needle`, counted by hand
+    /// The position of the first occurrence of `needle`, counted by hand
     /// over the lines.
-    fn find(text: &str, needle: &str) -> (usize, usize) {
+    fn find(text: &str, needle: &str) -> Position {
         (text.lines().enumerate())
-            .find_map(|(i, line)| line.find(needle).map(|col| (i + 1, col + 1)))
+            .find_map(|(i, line)| {
+                let column = line.find(needle)? + 1;
+                Some(Position {
+                    line: i + 1,
+                    column,
+                })
+            })
             .unwrap()
     }
 

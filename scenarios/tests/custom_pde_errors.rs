@@ -221,3 +221,29 @@ fn a_zero_initial_value_under_a_division_is_a_typed_error() {
             .is_err()
     );
 }
+
+/// Several unknown keys (top level and in an array of tables) are named in
+/// one error at the first of them, each with its line and column, found
+/// here by searching the text.
+#[test]
+fn every_unknown_key_is_named_at_once() {
+    let text = with_line(2, "space = [\"x\"]\nsapce = 1").replacen("kind = ", "knd = ", 1);
+    let find = |needle: &str| {
+        let line = text.lines().position(|l| l.starts_with(needle)).unwrap();
+        Position {
+            line: line + 1,
+            column: 1,
+        }
+    };
+    let e = error(&text);
+    assert!(matches!(e, CustomPdeError::Toml { .. }), "{e}");
+    assert_eq!(e.position(), Some(find("sapce")));
+    let shown = e.to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(lines[0].ends_with(" problems:"), "{shown}");
+    for (line, key) in lines[1..3].iter().zip(["sapce", "knd"]) {
+        let at = find(key);
+        let expected = format!("  line {}, column 1: unknown field `{key}`", at.line);
+        assert!(line.starts_with(&expected), "{shown}");
+    }
+}

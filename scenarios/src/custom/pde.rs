@@ -19,6 +19,7 @@ use super::mol::{MolForm, NotMol, Parts};
 use super::operators::{Operator, Stencil};
 use super::source::SourceFile;
 use super::spec::{ConditionSpec, PdeSpec, SolutionSpec};
+use crate::unknown_keys::{listed, unknown_keys};
 
 /// Names every definition may read besides its terms and parameters.
 pub(super) const RESERVED: [&str; 5] = ["u0", "t", "x", "y", "t_end"];
@@ -109,10 +110,21 @@ impl CustomPde {
         stencil: Option<&str>,
     ) -> Result<Self, CustomPdeError> {
         let src = SourceFile { name: file, text };
-        let mut spec: PdeSpec = toml::from_str(text).map_err(|e| CustomPdeError::Toml {
-            file: file.to_owned(),
-            at: src.position(e.span().map_or(0, |s| s.start)),
-            message: e.message().trim_end().to_owned(),
+        let mut spec: PdeSpec = toml::from_str(text).map_err(|e| {
+            // Several unknown keys are all listed, at the first of them.
+            let problems = unknown_keys::<PdeSpec>(text);
+            let (at, message) = match problems.first().and_then(|p| p.position) {
+                Some(at) if problems.len() > 1 => (at, listed(&problems)),
+                _ => {
+                    let at = src.position(e.span().map_or(0, |s| s.start));
+                    (at, e.message().trim_end().to_owned())
+                }
+            };
+            CustomPdeError::Toml {
+                file: file.to_owned(),
+                at,
+                message,
+            }
         })?;
         let builder = Builder { src };
         for (name, &value) in overrides {
