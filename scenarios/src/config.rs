@@ -885,12 +885,22 @@ impl Scenario {
     /// in any order (`eval.samples=1` with `eval.plots=1`, `data.test_samples=1`
     /// with `training.validate_samples=1`), where one at a time the first
     /// would be refused. A malformed override or a value of the wrong type is
-    /// named on its own; a failed validation names them all. On error the
-    /// scenario is unchanged.
+    /// named on its own (all such overrides at once); a failed validation
+    /// names them all. On error the scenario is unchanged.
     pub fn set_all<S: AsRef<str>>(&mut self, assignments: &[S]) -> Result<(), ScenarioError> {
         let mut updated = self.clone();
+        let mut rejected = Vec::new();
         for assignment in assignments {
-            updated = updated.with_override(assignment.as_ref())?;
+            match updated.with_override(assignment.as_ref()) {
+                Ok(next) => updated = next,
+                Err(e) => rejected.push(e),
+            }
+        }
+        if rejected.len() > 1 {
+            return Err(ScenarioError::OverridesRejected { errors: rejected });
+        }
+        if let Some(e) = rejected.pop() {
+            return Err(e);
         }
         let origin: Vec<String> = (assignments.iter())
             .map(|a| format!("--set {}", a.as_ref()))

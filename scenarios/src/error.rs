@@ -57,6 +57,13 @@ pub enum ScenarioError {
         /// Why it is rejected.
         reason: String,
     },
+    /// Several `--set` overrides are rejected, each an
+    /// [`ScenarioError::Override`], in the order given.
+    #[error("{} overrides rejected:{}", .errors.len(), one_error_per_line(.errors))]
+    OverridesRejected {
+        /// The overrides' errors.
+        errors: Vec<ScenarioError>,
+    },
     /// A dataset file's extension names no supported format (or one whose cargo
     /// feature is off).
     #[error("{path}: unsupported dataset format ({reason})")]
@@ -217,4 +224,9 @@ impl std::fmt::Display for InvalidSetting {
 /// `settings` one per line, indented under the count.
 fn one_per_line(settings: &[InvalidSetting]) -> String {
     settings.iter().map(|s| format!("\n  {s}")).collect()
+}
+
+/// `errors` one per line, indented under the count.
+fn one_error_per_line(errors: &[ScenarioError]) -> String {
+    errors.iter().map(|e| format!("\n  {e}")).collect()
 }

@@ -446,6 +446,35 @@ fn dependent_overrides_apply_together() {
         shown.contains("--set eval.samples=1 --set training.lr=2e-3"),
         "{shown}"
     );
+    // Several malformed overrides are all named, each with its reason.
+    let err = u
+        .set_all(&[
+            "training.lr=fast",
+            "eval.samples=1",
+            "constraint.methd=soft",
+        ])
+        .unwrap_err();
+    match &err {
+        ScenarioError::OverridesRejected { errors } => {
+            let texts: Vec<&str> = (errors.iter())
+                .map(|e| match e {
+                    ScenarioError::Override { text, .. } => text.as_str(),
+                    other => panic!("expected an override error, got {other:?}"),
+                })
+                .collect();
+            assert_eq!(texts, ["training.lr=fast", "constraint.methd=soft"]);
+        }
+        other => panic!("expected both overrides rejected, got {other:?}"),
+    }
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("2 overrides rejected:\n  override `training.lr=fast`: "),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("\n  override `constraint.methd=soft`: "),
+        "{shown}"
+    );
     // Several overrides that are each wrong are all named, once.
     let err = u.set_all(&["grid.nt=1", "training.lr=-1"]).unwrap_err();
     assert_eq!(
