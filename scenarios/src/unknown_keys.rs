@@ -1,6 +1,7 @@
 //! Every key of a TOML file that its schema does not have, in one report.
 //!
-//! Each table of a scenario rejects unknown keys (`deny_unknown_fields`), so
+//! Each table of a scenario or a PDE definition rejects unknown keys
+//! (`deny_unknown_fields`), so
 //! that a typo is an error rather than a setting silently ignored; but serde
 //! stops at the first, and a file with three typos would take three rounds
 //! to mend. Here the parsed document loses each reported key in turn and is
