@@ -1,10 +1,9 @@
 //! Every key of a TOML file that its schema does not have, in one report.
 //!
 //! Each table of a scenario or a PDE definition rejects unknown keys
-//! (`deny_unknown_fields`), so
-//! that a typo is an error rather than a setting silently ignored; but serde
-//! stops at the first, and a file with three typos would take three rounds
-//! to mend. Here the parsed document loses each reported key in turn and is
+//! (`deny_unknown_fields`), so that a typo is an error rather than a setting
+//! silently ignored; but serde stops at the first, and a file with three
+//! typos would take three rounds to mend. Here the parsed document loses each reported key in turn and is
 //! read again, until it reads or fails for another reason: every unknown key
 //! is then named with its line and column and the parser's message (which
 //! lists the keys its table takes), and the other reason after them.
