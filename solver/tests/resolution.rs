@@ -161,8 +161,22 @@ fn the_finer_evaluation_restricts_the_stored_data() {
     let seed = tessera_solver::eval_seed(scenario.seed);
     let mut own = trained_model();
     let on_grid = evaluate(&mut own, &test, 3, 2, seed).unwrap();
-    let rows = evaluate_resolutions(&model, &scenario, &stored, &on_grid).unwrap();
+    let mut reports = Vec::new();
+    let rows = evaluate_resolutions(&model, &scenario, &stored, &on_grid, &mut |p| {
+        reports.push(p.clone())
+    })
+    .unwrap();
     assert_eq!(rows.len(), 2);
+    // Progress is told after each sample of the 16² grid, and not at all for
+    // the reused 8² evaluation; the last report adds up to the row.
+    let told: Vec<_> = reports
+        .iter()
+        .map(|p| (p.grid.clone(), p.done, p.total))
+        .collect();
+    assert_eq!(told, [1, 2, 3].map(|done| (vec![16, 16], done, 3)).to_vec());
+    let last = reports.last().unwrap();
+    assert_eq!(last.rel_l2_mean, rows[1].mean);
+    assert_eq!(last.failed_solves, rows[1].failed_solves);
     assert_eq!((rows[0].resolution, rows[1].resolution), (8, 16));
     // Each sample predicted alone at `n` and compared with its truth there.
     let expected = |n: usize, stride: usize| -> Vec<f64> {
@@ -211,7 +225,7 @@ fn resolutions_that_cannot_be_evaluated_are_typed_errors() {
     let stored = stored_split(scenario.grid.nt, 16, vec![vec![1.0; 4 * 256]]);
     let test = Samples::from_dataset(&stored, &scenario.dims(), 1).unwrap();
     let on_grid = evaluate(&mut trained_model(), &test, 1, 1, 0).unwrap();
-    let err = evaluate_resolutions(&model, &scenario, &stored, &on_grid).unwrap_err();
+    let err = evaluate_resolutions(&model, &scenario, &stored, &on_grid, &mut |_| {}).unwrap_err();
     assert!(
         matches!(err, SolverError::Resolution { resolution: 12, .. }),
         "{err}"

@@ -3,7 +3,7 @@
 
 mod train_support;
 
-use tessera_solver::{SolverError, evaluate, relative_l2};
+use tessera_solver::{SolverError, evaluate, evaluate_observed, relative_l2};
 use train_support::{Linear, NT, samples};
 
 #[test]
@@ -42,4 +42,27 @@ fn fixture_error_matches_its_closed_form_for_any_chunking() {
     assert!(whole.std < 1e-14);
     let err = evaluate(&mut model, &test, 6, 2, 1).unwrap_err();
     assert!(matches!(err, SolverError::InvalidConfig { .. }), "{err}");
+}
+
+#[test]
+fn progress_is_told_after_each_chunk() {
+    let test = samples(0..5);
+    let mut model = Linear::new();
+    let mut reports = Vec::new();
+    let observed =
+        evaluate_observed(&mut model, &test, 5, 2, 1, &mut |p| reports.push(p.clone())).unwrap();
+    let told: Vec<_> = reports.iter().map(|p| (p.done, p.total)).collect();
+    assert_eq!(told, [(2, 5), (4, 5), (5, 5)]);
+    assert!(reports.iter().all(|p| p.grid == test.dims()[1..]));
+    // The first report is the mean of the first chunk's two errors, the last
+    // the evaluation's own mean.
+    let first = (observed.rel_l2[0] + observed.rel_l2[1]) / 2.0;
+    assert!((reports[0].rel_l2_mean - first).abs() < 1e-15);
+    assert_eq!(reports[2].rel_l2_mean, observed.mean);
+    assert_eq!(reports[2].failed_solves, observed.failed_solves);
+    // Watching changes nothing.
+    assert_eq!(
+        observed.rel_l2,
+        evaluate(&mut model, &test, 5, 2, 1).unwrap().rel_l2
+    );
 }

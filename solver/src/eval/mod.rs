@@ -24,12 +24,14 @@
 mod floor;
 mod lbfgs;
 mod physics;
+mod progress;
 mod report;
 mod resolutions;
 
 pub use floor::{FloorOptions, PhysicsFloor, physics_floor};
 pub use lbfgs::LbfgsStop;
 pub use physics::{PhysicsCheck, PhysicsLosses, physics_check};
+pub use progress::{EvalObserver, EvalProgress};
 pub use report::{Report, method_name, report, report_at_resolutions};
 pub use resolutions::{ResolutionErrors, evaluate_resolutions};
 
@@ -63,6 +65,18 @@ pub fn evaluate<M: Trainable + ?Sized>(
     chunk: usize,
     seed: u64,
 ) -> Result<Evaluation, SolverError> {
+    evaluate_observed(model, test, count, chunk, seed, &mut |_| {})
+}
+
+/// [`evaluate`], telling `observe` where it stands after each chunk.
+pub fn evaluate_observed<M: Trainable + ?Sized>(
+    model: &mut M,
+    test: &Samples,
+    count: usize,
+    chunk: usize,
+    seed: u64,
+    observe: EvalObserver,
+) -> Result<Evaluation, SolverError> {
     if count == 0 || count > test.len() || chunk == 0 {
         return Err(SolverError::InvalidConfig {
             key: "evaluated samples",
@@ -89,6 +103,12 @@ pub fn evaluate<M: Trainable + ?Sized>(
             rel_l2.push(relative_l2(p, &truth[i])?);
         }
         predictions.extend(prediction.fields);
+        observe(&EvalProgress::new(
+            &test.dims()[1..],
+            &rel_l2,
+            count,
+            failed_solves,
+        ));
     }
     let (mean, std) = mean_std(&rel_l2);
     Ok(Evaluation {

@@ -6,8 +6,8 @@ use std::time::Instant;
 use tessera_scenarios::{Dataset, Scenario};
 
 use super::{
-    Evaluation, ResolutionErrors, Summary, evaluate, evaluate_resolutions, physics_check,
-    window_errors,
+    EvalObserver, Evaluation, ResolutionErrors, Summary, evaluate_observed, evaluate_resolutions,
+    physics_check, window_errors,
 };
 use crate::SolverError;
 use crate::data::Samples;
@@ -29,17 +29,19 @@ pub struct Report {
 
 /// Evaluates `model` on the first `eval.samples` of `test`, writes
 /// `summary.json` and returns it with the evaluation. `totals` are the training
-/// totals recorded in the summary.
+/// totals recorded in the summary; `observe` hears where the evaluation
+/// stands after each chunk.
 pub fn report<M: Trainable + ?Sized>(
     model: &mut M,
     scenario: &Scenario,
     test: &Samples,
     run: &RunDir,
     totals: Totals,
+    observe: EvalObserver,
 ) -> Result<Report, SolverError> {
     run.create()?;
     let started = Instant::now();
-    let evaluation = evaluate_test(model, scenario, test)?;
+    let evaluation = evaluate_test(model, scenario, test, observe)?;
     summarise(scenario, test, run, totals, evaluation, Vec::new(), started)
 }
 
@@ -54,11 +56,12 @@ pub fn report_at_resolutions(
     stored: &Dataset,
     run: &RunDir,
     totals: Totals,
+    observe: EvalObserver,
 ) -> Result<Report, SolverError> {
     run.create()?;
     let started = Instant::now();
-    let evaluation = evaluate_test(model, scenario, test)?;
-    let resolutions = evaluate_resolutions(model, scenario, stored, &evaluation)?;
+    let evaluation = evaluate_test(model, scenario, test, observe)?;
+    let resolutions = evaluate_resolutions(model, scenario, stored, &evaluation, observe)?;
     summarise(
         scenario,
         test,
@@ -76,10 +79,12 @@ fn evaluate_test<M: Trainable + ?Sized>(
     model: &mut M,
     scenario: &Scenario,
     test: &Samples,
+    observe: EvalObserver,
 ) -> Result<Evaluation, SolverError> {
     let count = scenario.eval_samples().min(test.len());
     let seed = batches::eval_seed(scenario.seed);
-    evaluate(model, test, count, scenario.training.batch_size, seed)
+    let chunk = scenario.training.batch_size;
+    evaluate_observed(model, test, count, chunk, seed, observe)
 }
 
 /// The summary of `evaluation` (with the window errors of an extrapolation

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use tessera_scenarios::{Dataset, Scenario};
 
-use super::{Evaluation, evaluate, mean_std};
+use super::{EvalObserver, EvalProgress, Evaluation, evaluate, mean_std};
 use crate::SolverError;
 use crate::data::{Samples, strides};
 use crate::memory::release_free_memory;
@@ -45,7 +45,8 @@ impl ResolutionErrors {
 /// The errors of `model` at every resolution of `scenario.eval.resolutions`,
 /// in that order, over the samples of `on_grid`, the evaluation on the model's
 /// own grid (the first samples of `stored`, the test split as stored), with
-/// its chunks and sampled points (those of [`super::report`]). A resolution
+/// its chunks and sampled points (those of [`super::report`]), telling
+/// `observe` where it stands after each chunk of a finer grid. A resolution
 /// equal to the grid's reuses `on_grid` rather than repeating it, since the
 /// rebuilt model predicts there bit for bit what `model` does.
 ///
@@ -62,6 +63,7 @@ pub fn evaluate_resolutions(
     scenario: &Scenario,
     stored: &Dataset,
     on_grid: &Evaluation,
+    observe: EvalObserver,
 ) -> Result<Vec<ResolutionErrors>, SolverError> {
     let dims = scenario.dims();
     let count = on_grid.rel_l2.len();
@@ -105,6 +107,7 @@ pub fn evaluate_resolutions(
                 let evaluation = evaluate(&mut refined, &part, end - start, chunk, seed)?;
                 rel_l2.extend(evaluation.rel_l2);
                 failed_solves += evaluation.failed_solves;
+                observe(&EvalProgress::new(&at[1..], &rel_l2, count, failed_solves));
                 // The layer's pool would hold the chunk's mapped basis (2.1 GB
                 // per sample at 256²) through the next chunk's backbone pass,
                 // whose own fields it does not serve.

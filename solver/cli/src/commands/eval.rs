@@ -47,6 +47,7 @@ impl Args {
             &run,
             totals,
             self.json,
+            self.quiet,
         )
     }
 }

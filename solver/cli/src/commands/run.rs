@@ -15,6 +15,7 @@ use super::eval::trained_model;
 use super::train::{MaxTime, load_scenario, time_up_message, train};
 use crate::device::DeviceArg;
 use crate::plots::plot_run;
+use crate::progress::EvalBar;
 use crate::run_name::fresh_run_dir;
 
 /// Arguments of `tessera run`.
@@ -87,14 +88,16 @@ impl Args {
         }
         let stored = data.stored_test(&scenario, self.quiet)?;
         let test = (&data.test, stored.as_deref());
-        finish(&mut model, &scenario, test, &run, totals, self.json)
+        finish(
+            &mut model, &scenario, test, &run, totals, self.json, self.quiet,
+        )
     }
 }
 
 /// The end of `run` and `eval`: evaluates on `test` (the test split on the
 /// model's grid, and as stored when the scenario has `eval.resolutions`: then
-/// at each of them as well), writes `summary.json` and the plots, and prints
-/// the summary.
+/// at each of them as well) under a progress bar (none when `quiet`), writes
+/// `summary.json` and the plots, and prints the summary.
 pub(super) fn finish(
     model: &mut Model,
     scenario: &Scenario,
@@ -102,11 +105,15 @@ pub(super) fn finish(
     run: &RunDir,
     totals: Totals,
     json: bool,
+    quiet: bool,
 ) -> anyhow::Result<()> {
+    let mut bar = EvalBar::new(quiet);
+    let observe = &mut |progress: &_| bar.observe(progress);
     let report = match stored {
-        Some(stored) => report_at_resolutions(model, scenario, test, stored, run, totals)?,
-        None => report(model, scenario, test, run, totals)?,
+        Some(stored) => report_at_resolutions(model, scenario, test, stored, run, totals, observe)?,
+        None => report(model, scenario, test, run, totals, observe)?,
     };
+    bar.finish();
     plot_run(&report, scenario, test, run)?;
     print_summary(&report.summary, run, json);
     Ok(())
