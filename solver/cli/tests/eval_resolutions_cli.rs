@@ -1,6 +1,7 @@
 //! `tessera run` and `tessera eval` of a tiny Navier–Stokes run evaluated at
 //! two resolutions (`eval.resolutions`): a summary row and a box per
-//! resolution, the model's own grid giving the headline errors.
+//! resolution, the model's own grid giving the headline errors; `eval
+//! --set` under other evaluation settings.
 
 mod cli_support;
 #[path = "../../tests/train_support/mod.rs"]
@@ -97,4 +98,39 @@ fn run_and_eval_report_every_resolution_with_a_box_plot() {
         .unwrap());
     assert_eq!(read().resolutions, trained.resolutions);
     assert!(plot.exists());
+
+    // `eval --set` evaluates the same model under other evaluation settings:
+    // the first sample at 16² alone gives that sample's error of the whole
+    // evaluation (its sampled points and its chunk of one are the same).
+    ok(tessera()
+        .arg("eval")
+        .arg(&out)
+        .args(["--quiet", "--set", "eval.samples=1"])
+        .args(["--set", "eval.resolutions=[16]"])
+        .output()
+        .unwrap());
+    let one = read();
+    assert_eq!(one.rel_l2, trained.rel_l2[..1]);
+    assert_eq!(one.resolutions.len(), 1);
+    assert_eq!(one.resolutions[0].resolution, 16);
+    assert_eq!(
+        one.resolutions[0].rel_l2,
+        trained.resolutions[1].rel_l2[..1]
+    );
+    // A setting the trained variables depend on is refused by the
+    // checkpoint's check, an invalid one by the scenario's validation.
+    for (assignment, expected) in [
+        ("model.n_basis=6", "checkpoint"),
+        ("eval.samples=0", "eval.samples"),
+    ] {
+        let output = tessera()
+            .arg("eval")
+            .arg(&out)
+            .args(["--quiet", "--set", assignment])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{assignment} was accepted");
+        assert!(stderr.contains(expected), "{assignment}: {stderr}");
+    }
 }

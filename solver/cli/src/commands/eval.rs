@@ -18,6 +18,12 @@ pub struct Args {
     /// Test trajectories (`.safetensors`/`.h5`) [default: the scenario's test data].
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Override a setting of the run's scenario for this evaluation, e.g.
+    /// `--set eval.samples=10` or `--set eval.resolutions=[64]` (repeatable);
+    /// the model's settings must keep their trained values (the checkpoint's
+    /// variables are checked against them).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// Print the summary as one JSON line last on stdout.
     #[arg(long)]
     json: bool,
@@ -33,6 +39,7 @@ impl Args {
     pub fn run(self) -> anyhow::Result<()> {
         let run = RunDir::new(&self.run_dir);
         let mut scenario = run.read_config()?;
+        scenario.set_all(&self.overrides)?;
         self.device.apply(&mut scenario);
         let (mut model, totals) = trained_model(&scenario, &run)?;
         let (test, stored) = match &self.data {
