@@ -12,6 +12,7 @@
 //! |---|---|
 //! | term `dt` | `u_t` (the residual's `at.u_t`); its stencil is unused: SDIRK4 integrates time |
 //! | `u`, `dx`, `dxx`, `dy`, `dyy`, `laplacian` | [`Derivative`] `Value`, `Dx`, `Dxx`, `Dy`, `Dyy`, `Laplacian` |
+//! | `dxxx`, `dxxxx`, `dyyy`, `dyyyy` (spectral only) | [`Derivative`] `Dxxx`, `Dxxxx`, `Dyyy`, `Dyyyy` |
 //! | `velocity-x`, `velocity-y` | unsupported (not a derivative of `u`) |
 //! | stencils `reference`, `second-order`, `periodic` | [`MolStencil::FiniteDifference`]: second-order central, with ghost nodes at bounded ends and wrapping on periodic axes |
 //! | every space derivative `spectral` | [`MolStencil::Spectral`] (every axis must be periodic); spectral mixed with differences is unsupported |
@@ -236,6 +237,10 @@ impl Builder<'_> {
                 Operator::First(_) => Derivative::Dy,
                 Operator::Second(1) => Derivative::Dxx,
                 Operator::Second(_) => Derivative::Dyy,
+                Operator::Third(1) => Derivative::Dxxx,
+                Operator::Third(_) => Derivative::Dyyy,
+                Operator::Fourth(1) => Derivative::Dxxxx,
+                Operator::Fourth(_) => Derivative::Dyyyy,
                 Operator::Laplacian => Derivative::Laplacian,
                 Operator::Velocity(_) => {
                     return Err(self.not_mol(

@@ -8,9 +8,14 @@
 //! | `dx`, `dy` | `∂x`, `∂y` | `reference`, `second-order`, `periodic`, `spectral` |
 //! | `dxx`, `dyy` | `∂xx`, `∂yy` | as `dx` |
 //! | `laplacian` | `∂xx (+ ∂yy)` | as `dx` |
+//! | `dxxx`, `dxxxx`, `dyyy`, `dyyyy` | `∂³`, `∂⁴` along x or y (KdV, Kuramoto–Sivashinsky) | `spectral` only |
 //! | `velocity-x`, `velocity-y` | `v = (∂y ψ, −∂x ψ)`, `−Δψ = u` (Navier–Stokes velocity from vorticity) | spectral only |
 //!
 //! `periodic` (wrapping central differences) and `spectral` need a periodic axis.
+//! Third and fourth derivatives are spectral only: the equations that have
+//! them are posed on periodic domains and solved spectrally (the Fourier
+//! multiplier `(ik)³`, `k⁴`), and a difference stencil of their order would
+//! need boundary closures wider than the ghost layer the method of lines keeps.
 
 use std::sync::Arc;
 
@@ -34,6 +39,10 @@ pub enum Operator {
     First(usize),
     /// `∂²/∂(space axis)²`.
     Second(usize),
+    /// `∂³/∂(space axis)³`.
+    Third(usize),
+    /// `∂⁴/∂(space axis)⁴`.
+    Fourth(usize),
     /// The Laplacian over all space axes.
     Laplacian,
     /// Velocity component `axis` (1 = x, 2 = y) from the vorticity.
@@ -63,13 +72,17 @@ impl Operator {
             "dy" => Self::First(2),
             "dxx" => Self::Second(1),
             "dyy" => Self::Second(2),
+            "dxxx" => Self::Third(1),
+            "dyyy" => Self::Third(2),
+            "dxxxx" => Self::Fourth(1),
+            "dyyyy" => Self::Fourth(2),
             "laplacian" => Self::Laplacian,
             "velocity-x" => Self::Velocity(1),
             "velocity-y" => Self::Velocity(2),
             _ => return None,
         };
         let axis_ok = match op {
-            Self::First(a) | Self::Second(a) => a <= space_dims,
+            Self::First(a) | Self::Second(a) | Self::Third(a) | Self::Fourth(a) => a <= space_dims,
             Self::Velocity(_) => space_dims == 2,
             _ => true,
         };
@@ -84,6 +97,8 @@ impl Operator {
             Self::Dt => (vec![0], 1),
             Self::First(a) => (vec![a], 1),
             Self::Second(a) => (vec![a], 2),
+            Self::Third(a) => (vec![a], 3),
+            Self::Fourth(a) => (vec![a], 4),
             Self::Laplacian => ((1..=space_dims).collect(), 2),
         }
     }
@@ -98,6 +113,12 @@ impl Operator {
             } else {
                 Err("the velocity from the vorticity needs periodic space axes".into())
             };
+        }
+        if matches!(self, Self::Third(_) | Self::Fourth(_)) && stencil != Stencil::Spectral {
+            return Err(
+                "third and fourth derivatives take only the `spectral` stencil (periodic axes)"
+                    .into(),
+            );
         }
         let needs_periodic = matches!(stencil, Stencil::Periodic | Stencil::Spectral);
         match axes.iter().find(|&&a| needs_periodic && !periodic[a]) {
@@ -127,17 +148,23 @@ impl Operator {
                     return Ok(Arc::new(FourierMultiplier::derivative(grid, axis, order)?));
                 }
             };
-            Ok(if order == 1 {
-                Arc::new(FiniteDifference::first(grid, axis, scheme)?)
-            } else {
-                Arc::new(FiniteDifference::second(grid, axis, scheme)?)
-            })
+            match order {
+                1 => Ok(Arc::new(FiniteDifference::first(grid, axis, scheme)?)),
+                2 => Ok(Arc::new(FiniteDifference::second(grid, axis, scheme)?)),
+                _ => Err(ConstraintError::InvalidValue {
+                    what: "derivative order of a difference stencil",
+                    value: order as f64,
+                    reason: "third and fourth derivatives take only the spectral stencil",
+                }),
+            }
         };
         match self {
             Self::U => Ok(Arc::new(Identity::new(grid.shape()))),
             Self::Dt => fd(1, 0),
             Self::First(a) => fd(1, a),
             Self::Second(a) => fd(2, a),
+            Self::Third(a) => fd(3, a),
+            Self::Fourth(a) => fd(4, a),
             Self::Laplacian if stencil == Stencil::Spectral => {
                 Ok(Arc::new(FourierMultiplier::laplacian(grid)?))
             }

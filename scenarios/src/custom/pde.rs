@@ -504,8 +504,8 @@ impl Builder<'_> {
                 self.invalid(
                     term.span(),
                     format!(
-                        "unknown operator `{op}` for {space_dims} space axis/axes (known: u, dt, dx, dxx, laplacian{})",
-                        if space_dims == 2 { ", dy, dyy, velocity-x, velocity-y" } else { "" }
+                        "unknown operator `{op}` for {space_dims} space axis/axes (known: u, dt, dx, dxx, dxxx, dxxxx, laplacian{})",
+                        if space_dims == 2 { ", dy, dyy, dyyy, dyyyy, velocity-x, velocity-y" } else { "" }
                     ),
                 )
             })?;

@@ -41,11 +41,15 @@ use crate::mol::{
 };
 
 /// The basic derivatives computed as whole fields; the Laplacian is their sum.
-const BASIC: [Derivative; 4] = [
+const BASIC: [Derivative; 8] = [
     Derivative::Dx,
     Derivative::Dxx,
+    Derivative::Dxxx,
+    Derivative::Dxxxx,
     Derivative::Dy,
     Derivative::Dyy,
+    Derivative::Dyyy,
+    Derivative::Dyyyy,
 ];
 /// Tolerance of the affinity checks (relative to the size of the terms).
 const AFFINE_TOL: f64 = 1e-8;
@@ -182,10 +186,17 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                     reason: "names a component the PDE does not have",
                 });
             }
-            if dims == 1 && matches!(term.derivative, Derivative::Dy | Derivative::Dyy) {
+            let (axis, order) = axis_order(term.derivative);
+            if dims == 1 && axis == 1 {
                 return Err(MolError::Term {
                     index,
                     reason: "a y derivative on a 1-D domain",
+                });
+            }
+            if order > 2 && stencil != Stencil::Spectral {
+                return Err(MolError::Term {
+                    index,
+                    reason: "third and fourth derivatives need the spectral stencil",
                 });
             }
         }
@@ -224,15 +235,10 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                 if !needs(d) {
                     return Ok(None);
                 }
-                let (axis, order) = match d {
-                    Derivative::Dx => (0, 1),
-                    Derivative::Dxx => (0, 2),
-                    Derivative::Dy => (1, 1),
-                    _ => (1, 2),
-                };
+                let (axis, order) = axis_order(d);
                 let op: Arc<dyn LinearOperator> = match stencil {
                     Stencil::Spectral => {
-                        Arc::new(FourierMultiplier::derivative(&grid, axis, order)?)
+                        Arc::new(FourierMultiplier::derivative(&grid, axis, order as u32)?)
                     }
                     Stencil::FiniteDifference => {
                         let scheme = if layout[axis].periodic {
@@ -599,6 +605,22 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
 }
 
 /// Whether an axis is periodic: all or none of its sides' conditions say so.
+/// The solver axis (0 = x, 1 = y) a derivative is taken along and its
+/// order (`u` and the Laplacian: axis 0, order 0 and 2).
+fn axis_order(derivative: Derivative) -> (usize, usize) {
+    match derivative {
+        Derivative::Value => (0, 0),
+        Derivative::Dx => (0, 1),
+        Derivative::Dxx | Derivative::Laplacian => (0, 2),
+        Derivative::Dxxx => (0, 3),
+        Derivative::Dxxxx => (0, 4),
+        Derivative::Dy => (1, 1),
+        Derivative::Dyy => (1, 2),
+        Derivative::Dyyy => (1, 3),
+        Derivative::Dyyyy => (1, 4),
+    }
+}
+
 fn periodicity(axis: usize, sides: &[Vec<Boundary>; 2]) -> Result<bool, MolError> {
     let periodic = sides
         .iter()

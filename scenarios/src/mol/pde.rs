@@ -22,6 +22,12 @@ pub enum Derivative {
     Dy,
     /// `∂²u/∂y²` (2-D domains).
     Dyy,
+    /// `∂³u/∂x³` and `∂⁴u/∂x⁴` (spectral stencil only).
+    Dxxx,
+    Dxxxx,
+    /// `∂³u/∂y³` and `∂⁴u/∂y⁴` (2-D domains, spectral stencil only).
+    Dyyy,
+    Dyyyy,
     /// `Δu`: `u_xx` in 1-D, `u_xx + u_yy` in 2-D.
     Laplacian,
 }
