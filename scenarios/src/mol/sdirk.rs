@@ -9,8 +9,16 @@
 //! the error estimate, and it is a one-step method, so output times are hit
 //! exactly and rejected steps cost nothing to restart (unlike BDF's history).
 //!
-//! **Per step.** `J ≈ ∂f/∂u` by coloured finite differences (`jacobian.rs`;
-//! once per accepted state, a rejected step reuses it), `I − hγJ` factorised
+//! **Per step.** `J ≈ ∂f/∂u` by coloured finite differences (`jacobian.rs`),
+//! once per accepted state, a rejected step reuses it. A Jacobian that costs
+//! more evaluations than a step's Newton iterations (more than
+//! [`JACOBIAN_CHEAP_COLOURS`] colours: a spectral operator couples a whole
+//! line, one evaluation per point) is also kept for the next step when the
+//! accepted step's Newton iterations contracted by [`JACOBIAN_KEEP_RATE`] or
+//! better (Hairer–Wanner's rule in RADAU5, §IV.8, with a stricter rate: at
+//! 1e-3 the Fisher–KPP test lost its tolerance proportionality below 1e-7),
+//! and a Newton failure with a kept Jacobian recomputes it before cutting
+//! the step. `I − hγJ` factorised
 //! by faer's sparse LU (the symbolic analysis done once), each stage solved
 //! by simplified Newton with
 //! Hairer–Wanner's convergence-rate test, the stage derivatives recovered as
@@ -63,6 +71,13 @@ const NEWTON_KAPPA: f64 = 0.03;
 const NEWTON_MAX_ITERS: usize = 10;
 /// Consecutive Newton failures before giving up.
 const NEWTON_MAX_FAILURES: usize = 20;
+/// The next step keeps an expensive Jacobian when the accepted step's Newton
+/// iterations contracted at least this fast (the largest rate of its stages).
+const JACOBIAN_KEEP_RATE: f64 = 1e-5;
+/// A Jacobian of at most this many colours (evaluations) is recomputed at
+/// every accepted state: about what a step's Newton iterations cost (two per
+/// stage), so keeping it would save little.
+const JACOBIAN_CHEAP_COLOURS: usize = 10;
 
 /// Settings of the time integrator.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -199,8 +214,11 @@ struct Stepper<'s, S: MolSystem + ?Sized> {
     u: Vec<f64>,
     /// `f(t, u)`, kept from the last stage of the previous step (stiffly accurate).
     f: Vec<f64>,
-    /// `∂f/∂u` at `(t, u)` once computed: a rejected step retries with it.
+    /// `∂f/∂u` once computed: a rejected step retries with it, and a step
+    /// after a fast-converging one keeps it.
     jacobian: Option<Vec<Vec<f64>>>,
+    /// Whether `jacobian` was taken at the current `(t, u)`.
+    jacobian_current: bool,
     h: f64,
     stats: MolStats,
 }
@@ -211,6 +229,8 @@ enum StepOutcome {
         error: f64,
         u: Vec<f64>,
         f: Vec<f64>,
+        /// The largest contraction rate of the stages' Newton iterations.
+        rate: f64,
     },
     Rejected {
         error: f64,
@@ -232,6 +252,7 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
             u: u0.to_vec(),
             f,
             jacobian: None,
+            jacobian_current: false,
             h: 0.0,
             stats: MolStats {
                 rhs_evaluations: 1,
@@ -310,11 +331,15 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
                 return Err(MolError::StepSizeUnderflow { t: self.t, h });
             }
             match self.attempt(h)? {
-                StepOutcome::Accepted { error, u, f } => {
+                StepOutcome::Accepted { error, u, f, rate } => {
                     self.t = if h == remaining { target } else { self.t + h };
                     self.u = u;
                     self.f = f;
-                    self.jacobian = None;
+                    if rate > JACOBIAN_KEEP_RATE || self.pattern.colours() <= JACOBIAN_CHEAP_COLOURS
+                    {
+                        self.jacobian = None;
+                    }
+                    self.jacobian_current = false;
                     self.stats.steps += 1;
                     self.check_state()?;
                     newton_failures = 0;
@@ -334,6 +359,11 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
                     self.stats.rejected += 1;
                     self.h = h * (0.9 * error.powf(-0.25)).clamp(0.2, 0.9);
                     last_rejected = true;
+                }
+                StepOutcome::NewtonFailed if self.jacobian.is_some() && !self.jacobian_current => {
+                    // A kept Jacobian may be what failed: retry with a fresh one.
+                    self.stats.newton_failures += 1;
+                    self.jacobian = None;
                 }
                 StepOutcome::NewtonFailed => {
                     self.stats.newton_failures += 1;
@@ -361,6 +391,7 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
             None => {
                 self.stats.jacobians += 1;
                 self.stats.rhs_evaluations += self.pattern.colours();
+                self.jacobian_current = true;
                 self.pattern
                     .jacobian(self.system, self.t, &self.u, &self.f)?
             }
@@ -372,6 +403,7 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
         let mut z = self.u.clone();
         let mut f = vec![0.0; n];
         let mut delta = Mat::<f64>::zeros(n, 1);
+        let mut max_rate = 0.0_f64;
         for (i, row) in A.iter().enumerate() {
             let mut base = self.u.clone();
             for (a, kj) in row.iter().zip(&k) {
@@ -407,6 +439,9 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
                 if iteration > 0 && rate >= 1.0 {
                     return Ok(StepOutcome::NewtonFailed);
                 }
+                if iteration > 0 {
+                    max_rate = max_rate.max(rate);
+                }
                 let remaining = if iteration == 0 {
                     norm
                 } else {
@@ -435,6 +470,7 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
                 error: 0.0,
                 u: u_new,
                 f,
+                rate: max_rate,
             });
         }
         let mut err = Mat::<f64>::zeros(n, 1);
@@ -456,7 +492,12 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
             return Ok(StepOutcome::NewtonFailed);
         }
         Ok(if error <= 1.0 {
-            StepOutcome::Accepted { error, u: u_new, f }
+            StepOutcome::Accepted {
+                error,
+                u: u_new,
+                f,
+                rate: max_rate,
+            }
         } else {
             StepOutcome::Rejected { error }
         })
