@@ -38,6 +38,7 @@ fn shipped_custom_scenarios_load_with_their_domain_and_periodic_grid() {
     for (file, lo, hi) in [
         ("burgers-small.toml", 0.0, 1.0),
         ("allen-cahn-small.toml", -1.0, 1.0),
+        ("kdv-small.toml", 0.0, 30.0),
     ] {
         let scenario = Scenario::from_file(scenario_path(file)).unwrap();
         let params = custom(&scenario);

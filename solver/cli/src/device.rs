@@ -325,6 +325,14 @@ mod tests {
             ns.set("constraint.method=soft").unwrap();
             assert_eq!(placement_note(&ns), None, "soft has no solves");
         }
+        // A definition's spectral derivatives (KdV's) are not stencils either.
+        let mut kdv = scenario("kdv-small.toml");
+        kdv.device = Device::Cuda(None);
+        let note = placement_note(&kdv).unwrap();
+        assert!(
+            note.contains("the terms u_x, u_xxx are not stencils"),
+            "{note}"
+        );
         // Every other configuration's residual terms are stencils.
         for (file, set) in [
             ("quickstart.toml", "pde.boundary=faces"),
