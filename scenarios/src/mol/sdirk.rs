@@ -12,9 +12,9 @@
 //! **Per step.** `J ≈ ∂f/∂u` by coloured finite differences (`jacobian.rs`),
 //! once per accepted state, a rejected step reuses it. A Jacobian that costs
 //! more evaluations than a step's Newton iterations (more than
-//! [`JACOBIAN_CHEAP_COLOURS`] colours: a spectral operator couples a whole
+//! `JACOBIAN_CHEAP_COLOURS` = 10 colours: a spectral operator couples a whole
 //! line, one evaluation per point) is also kept for the next step when the
-//! accepted step's Newton iterations contracted by [`JACOBIAN_KEEP_RATE`] or
+//! accepted step's Newton iterations contracted by `JACOBIAN_KEEP_RATE` = 1e-5 or
 //! better (Hairer–Wanner's rule in RADAU5, §IV.8, with a stricter rate: at
 //! 1e-3 the Fisher–KPP test lost its tolerance proportionality below 1e-7),
 //! and a Newton failure with a kept Jacobian recomputes it before cutting
