@@ -14,7 +14,9 @@ use rand_chacha::ChaCha8Rng;
 use tessera_constraints::Pde;
 use tessera_meshes::{Axis, Grid};
 use tessera_scenarios::custom::{CustomPde, CustomPdeError};
-use tessera_scenarios::mol::{Discretisation, InitialFamily, MolDomain, MolOptions, SpatialAxis};
+use tessera_scenarios::mol::{
+    Discretisation, InitialFamily, MolDomain, MolOptions, MolStats, SpatialAxis,
+};
 
 /// Dispersion and hyperdiffusion coefficients of the linear test equation
 /// `u_t + c u_xxx + a u_xxxx = 0`.
@@ -28,33 +30,51 @@ fn mode(t: f64, x: f64) -> f64 {
     (-A * K.powi(4) * t).exp() * (K * x + C * K.powi(3) * t).sin()
 }
 
-fn linear_toml() -> String {
+/// A definition on periodic `space` axes, every space term spectral, with
+/// the residual `residual`, the `[parameters]` and `[terms]` lines given, an
+/// initial row `u = u0` and the initial family `u0`.
+fn definition(space: &str, residual: &str, parameters: &str, terms: &str, u0: &str) -> String {
+    let axes = space.split(", ").count();
+    let periodic = vec!["true"; axes].join(", ");
     format!(
-        r#"name = "dispersive-hyperdiffusion"
-space = ["x"]
-periodic = [true]
-stencil = "spectral"
-residual = "u_t + c * u_xxx + a * u_xxxx"
-
-[parameters]
-c = {C:?}
-a = {A:?}
-
-[terms]
-u = "u"
-u_t = "dt"
-u_xxx = "dxxx"
-u_xxxx = "dxxxx"
-
-[[conditions]]
-at = "initial"
-row = "u"
-rhs = "u0"
-
-[initial]
-u0 = "sin(2 * pi * x)"
-"#
+        "name = \"test\"\nspace = [{space}]\nperiodic = [{periodic}]\nstencil = \"spectral\"\n\
+         residual = \"{residual}\"\n[parameters]\n{parameters}\n[terms]\nu = \"u\"\n{terms}\n\
+         [[conditions]]\nat = \"initial\"\nrow = \"u\"\nrhs = \"u0\"\n\
+         [initial]\nu0 = \'\'\'\n{u0}\n\'\'\'\n"
     )
+}
+
+fn linear_toml() -> String {
+    definition(
+        "\"x\"",
+        "u_t + c * u_xxx + a * u_xxxx",
+        &format!("c = {C:?}\na = {A:?}"),
+        "u_t = \"dt\"\nu_xxx = \"dxxx\"\nu_xxxx = \"dxxxx\"",
+        "sin(2 * pi * x)",
+    )
+}
+
+/// Solves `pde` on `domain` at the times `ts` from a draw of its `[initial]`
+/// family: the frames, the solver's statistics and the max error against
+/// `exact(t, x)`.
+fn solve_from_family(
+    pde: &CustomPde,
+    domain: &MolDomain,
+    ts: &[f64],
+    options: &MolOptions,
+    exact: impl Fn(f64, &[f64]) -> f64,
+) -> (Vec<f64>, MolStats, f64) {
+    let view = pde.mol().unwrap();
+    let disc = Discretisation::new(&view, domain).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let dims = domain.axes().len();
+    let u0 = pde
+        .initial_family()
+        .unwrap()
+        .sample(&mut rng, disc.solver_coordinates(), dims);
+    let solution = disc.solve(&u0, ts, options).unwrap();
+    let error = max_error(&disc, &solution.frames, ts, 0, exact);
+    (solution.frames, solution.stats, error)
 }
 
 fn tight() -> MolOptions {
@@ -106,15 +126,9 @@ fn spectral_terms_are_the_derivatives_of_a_mode() {
 #[test]
 fn a_dispersive_hyperdiffusive_mode_travels_and_decays_as_its_closed_form() {
     let pde = CustomPde::from_str(&linear_toml(), "linear.toml").unwrap();
-    let view = pde.mol().unwrap();
-    let family = pde.initial_family().unwrap();
     let domain = MolDomain::interval(0.0, 1.0, 16, 1).unwrap();
-    let disc = Discretisation::new(&view, &domain).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let u0 = family.sample(&mut rng, disc.solver_coordinates(), 1);
     let ts = times(2.0, 4);
-    let frames = disc.solve(&u0, &ts, &tight()).unwrap().frames;
-    let error = max_error(&disc, &frames, &ts, 0, |t, x| mode(t, x[0]));
+    let (_, _, error) = solve_from_family(&pde, &domain, &ts, &tight(), |t, x| mode(t, x[0]));
     // Spectral in space: only the time integration's error is left. By
     // t = 2 the mode has moved by c k³ t / k = 0.08 of a period and decayed
     // to e^{−0.31}; a wrong sign or power in either term is O(0.1).
@@ -126,49 +140,22 @@ fn a_dispersive_hyperdiffusive_mode_travels_and_decays_as_its_closed_form() {
 fn the_y_operators_act_along_y() {
     // u_t + c u_yyy + a (u_xxxx + u_yyyy) = 0 from sin kx + sin ky: the x mode
     // only decays, the y mode also travels.
-    let text = format!(
-        r#"name = "dispersive-2d"
-space = ["x", "y"]
-periodic = [true, true]
-stencil = "spectral"
-residual = "u_t + c * u_yyy + a * (u_xxxx + u_yyyy)"
-
-[parameters]
-c = {C:?}
-a = {A:?}
-
-[terms]
-u = "u"
-u_t = "dt"
-u_yyy = "dyyy"
-u_xxxx = "dxxxx"
-u_yyyy = "dyyyy"
-
-[[conditions]]
-at = "initial"
-row = "u"
-rhs = "u0"
-
-[initial]
-u0 = "sin(2 * pi * x) + sin(2 * pi * y)"
-"#
+    let text = definition(
+        "\"x\", \"y\"",
+        "u_t + c * u_yyy + a * (u_xxxx + u_yyyy)",
+        &format!("c = {C:?}\na = {A:?}"),
+        "u_t = \"dt\"\nu_yyy = \"dyyy\"\nu_xxxx = \"dxxxx\"\nu_yyyy = \"dyyyy\"",
+        "sin(2 * pi * x) + sin(2 * pi * y)",
     );
     let pde = CustomPde::from_str(&text, "dispersive-2d.toml").unwrap();
-    let view = pde.mol().unwrap();
-    let family = pde.initial_family().unwrap();
     let axis = SpatialAxis {
         lo: 0.0,
         hi: 1.0,
         points: 8,
     };
     let domain = MolDomain::new(vec![axis, axis], 1).unwrap();
-    let disc = Discretisation::new(&view, &domain).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let u0 = family.sample(&mut rng, disc.solver_coordinates(), 2);
-    let ts = times(2.0, 2);
-    let frames = disc.solve(&u0, &ts, &tight()).unwrap().frames;
     let exact = |t: f64, p: &[f64]| (-A * K.powi(4) * t).exp() * (K * p[0]).sin() + mode(t, p[1]);
-    let error = max_error(&disc, &frames, &ts, 0, exact);
+    let (_, _, error) = solve_from_family(&pde, &domain, &times(2.0, 2), &tight(), exact);
     println!("2-D y operators: max error {error:e}");
     assert!(error < 1e-7, "{error}");
 }
@@ -189,59 +176,30 @@ fn soliton(t: f64, x: f64) -> f64 {
 
 #[test]
 fn a_kdv_soliton_travels_at_its_speed_unchanged() {
-    let text = format!(
-        r#"name = "kdv"
-space = ["x"]
-periodic = [true]
-stencil = "spectral"
-residual = "u_t + 6 * u * u_x + u_xxx"
-
-[parameters]
-c = {SPEED:?}
-x0 = {X0:?}
-
-[terms]
-u = "u"
-u_t = "dt"
-u_x = "dx"
-u_xxx = "dxxx"
-
-[[conditions]]
-at = "initial"
-row = "u"
-rhs = "u0"
-
-[initial]
-u0 = '''
-let s = sqrt(c) / 2 * (x - x0)
-2 * c / (exp(s) + exp(-s))^2
-'''
-"#
+    let text = definition(
+        "\"x\"",
+        "u_t + 6 * u * u_x + u_xxx",
+        &format!("c = {SPEED:?}\nx0 = {X0:?}"),
+        "u_t = \"dt\"\nu_x = \"dx\"\nu_xxx = \"dxxx\"",
+        "let s = sqrt(c) / 2 * (x - x0)\n2 * c / (exp(s) + exp(-s))^2",
     );
     let pde = CustomPde::from_str(&text, "kdv.toml").unwrap();
-    let view = pde.mol().unwrap();
-    let family = pde.initial_family().unwrap();
     // 96 points resolve the soliton (width 1.4) spectrally to below the time
     // error; the method of lines differentiates the whole line densely, so
     // the points are few and the tolerances moderate.
     let domain = MolDomain::interval(0.0, L, 96, 1).unwrap();
-    let disc = Discretisation::new(&view, &domain).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let u0 = family.sample(&mut rng, disc.solver_coordinates(), 1);
-    let ts = times(2.0, 4);
     let options = MolOptions {
         rtol: 1e-8,
         atol: 1e-10,
         ..MolOptions::default()
     };
-    let solution = disc.solve(&u0, &ts, &options).unwrap();
+    let ts = times(2.0, 4);
+    let (_, stats, error) =
+        solve_from_family(&pde, &domain, &ts, &options, |t, x| soliton(t, x[0]));
     // A spectral Jacobian costs an evaluation per point: the integrator keeps
     // it over steps whose Newton iterations converge fast with it.
-    let stats = solution.stats;
     println!("KdV: {stats:?}");
     assert!(2 * stats.jacobians < stats.steps, "{stats:?}");
-    let frames = solution.frames;
-    let error = max_error(&disc, &frames, &ts, 0, |t, x| soliton(t, x[0]));
     // By t = 2 the peak (1.0) has moved 4 units, 13 grid spacings: a
     // soliton left behind, too fast, too slow or dispersed is off by O(0.1).
     println!("KdV soliton: max error {error:e}");
@@ -292,19 +250,14 @@ fn stencils_and_axes_they_do_not_take_are_typed_errors() {
 fn the_shipped_kdv_definition_solves_and_conserves_mass() {
     let path = format!("{}/pdes/kdv.toml", env!("CARGO_MANIFEST_DIR"));
     let pde = CustomPde::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
-    let view = pde.mol().unwrap();
-    let family = pde.initial_family().unwrap();
     let domain = MolDomain::interval(0.0, 30.0, 64, 1).unwrap();
-    let disc = Discretisation::new(&view, &domain).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let u0 = family.sample(&mut rng, disc.solver_coordinates(), 1);
-    let ts = times(1.0, 2);
     let options = MolOptions {
         rtol: 1e-7,
         atol: 1e-9,
         ..MolOptions::default()
     };
-    let frames = disc.solve(&u0, &ts, &options).unwrap().frames;
+    let (frames, _, _) = solve_from_family(&pde, &domain, &times(1.0, 2), &options, |_, _| 0.0);
+    let u0 = &frames[..64];
     // The mean of u is a linear invariant of KdV and of its spectral
     // semi-discretisation (u·Du sums to 0 for the antisymmetric D), which
     // Runge–Kutta methods keep to round-off.
@@ -315,10 +268,10 @@ fn the_shipped_kdv_definition_solves_and_conserves_mass() {
         assert!(drift < 1e-10, "mass drift {drift}");
         // The solitons travel without growing.
         assert!(
-            peak(frame) < 1.01 * peak(&u0),
+            peak(frame) < 1.01 * peak(u0),
             "{} vs {}",
             peak(frame),
-            peak(&u0)
+            peak(u0)
         );
     }
 }
