@@ -32,7 +32,7 @@
 //! ```no_run
 //! use std::ops::ControlFlow;
 //! use tessera_scenarios::Scenario;
-//! use tessera_solver::{Model, RunData, RunDir, TrainOptions, Trainer, report};
+//! use tessera_solver::{EvalProgress, Model, RunData, RunDir, TrainOptions, Trainer, report};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let scenario = Scenario::from_file("scenarios/quickstart.toml")?;
@@ -41,7 +41,9 @@
 //! let run = RunDir::new("runs/my-run");
 //! Trainer::new(&mut model, &scenario, &data, &run)
 //!     .train(TrainOptions::default(), |_record, _totals| ControlFlow::Continue(()))?;
-//! let summary = report(&mut model, &scenario, &data.test, &run, Default::default())?;
+//! // The evaluation says where it stands after each chunk of test samples.
+//! let mut observe = |p: &EvalProgress| eprintln!("{}/{} samples", p.done, p.total);
+//! let summary = report(&mut model, &scenario, &data.test, &run, Default::default(), &mut observe)?;
 //! println!("test rel L2 {:.4}", summary.summary.rel_l2_mean);
 //! # Ok(()) }
 //! ```
