@@ -1,8 +1,9 @@
 //! Third and fourth derivatives in TOML definitions (`dxxx`, `dxxxx`,
 //! `dyyy`, `dyyyy`, spectral): the constraint layer's terms against the
 //! derivatives of a Fourier mode, the method of lines against the closed
-//! forms of a dispersive, hyperdiffusive mode and of a KdV soliton, and the
-//! typed errors of stencils and axes they do not take.
+//! forms of a dispersive, hyperdiffusive mode and of a KdV soliton, the
+//! shipped KdV and Kuramoto–Sivashinsky definitions, and the typed errors of
+//! stencils and axes they do not take.
 
 mod mol_support;
 
@@ -15,7 +16,7 @@ use tessera_constraints::Pde;
 use tessera_meshes::{Axis, Grid};
 use tessera_scenarios::custom::{CustomPde, CustomPdeError};
 use tessera_scenarios::mol::{
-    Discretisation, InitialFamily, MolDomain, MolOptions, MolStats, SpatialAxis,
+    Discretisation, InitialFamily, MolDomain, MolOptions, MolStats, MolSystem, SpatialAxis,
 };
 
 /// Dispersion and hyperdiffusion coefficients of the linear test equation
@@ -274,4 +275,108 @@ fn the_shipped_kdv_definition_solves_and_conserves_mass() {
             peak(u0)
         );
     }
+}
+
+/// The Kuramoto–Sivashinsky definition shipped in `pdes/`, and its period.
+fn shipped_kuramoto_sivashinsky() -> (CustomPde, f64) {
+    let path = format!(
+        "{}/pdes/kuramoto-sivashinsky.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let pde = CustomPde::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    (pde, 32.0 * std::f64::consts::PI)
+}
+
+#[test]
+fn the_shipped_kuramoto_sivashinsky_slope_is_the_closed_form() {
+    // Kassam & Trefethen's u = cos y (1 + sin y) = cos y + ½ sin 2y, y = x/16:
+    // every derivative by hand, u_t = −(u u_x + u_xx + u_xxxx). A wrong sign
+    // or coefficient of any term is O(k²) = O(4e-3) here or larger.
+    let (pde, period) = shipped_kuramoto_sivashinsky();
+    let view = pde.mol().unwrap();
+    let domain = MolDomain::interval(0.0, period, 64, 1).unwrap();
+    let disc = Discretisation::new(&view, &domain).unwrap();
+    let k = 1.0 / 16.0;
+    let u0 = disc
+        .sample(|x| {
+            let y = k * x[0];
+            vec![y.cos() + 0.5 * (2.0 * y).sin()]
+        })
+        .unwrap();
+    let unknowns = disc.unknowns_of(&u0).unwrap();
+    let mut slope = vec![0.0; unknowns.len()];
+    disc.rhs(0.0, &unknowns, &mut slope).unwrap();
+    let worst = disc
+        .solver_coordinates()
+        .iter()
+        .zip(&slope)
+        .map(|(&x, &got)| {
+            let y = k * x;
+            let u = y.cos() + 0.5 * (2.0 * y).sin();
+            let u_x = -k * y.sin() + k * (2.0 * y).cos();
+            let u_xx = -k.powi(2) * y.cos() - 2.0 * k.powi(2) * (2.0 * y).sin();
+            let u_xxxx = k.powi(4) * y.cos() + 8.0 * k.powi(4) * (2.0 * y).sin();
+            (got + u * u_x + u_xx + u_xxxx).abs()
+        })
+        .fold(0.0, f64::max);
+    println!("Kuramoto–Sivashinsky slope: max error {worst:e}");
+    assert!(worst < 1e-12, "{worst}");
+}
+
+#[test]
+fn small_kuramoto_sivashinsky_waves_grow_and_decay_at_k2_minus_k4() {
+    // Linearised, a wave sin kx grows at k² − k⁴: k = 1/2 grows (3/16), k =
+    // 5/4 decays (−0.88). At amplitude 1e-6 the quadratic term's share by
+    // t = 4 is about 1e-6 of the waves.
+    let (pde, period) = shipped_kuramoto_sivashinsky();
+    let view = pde.mol().unwrap();
+    let domain = MolDomain::interval(0.0, period, 64, 1).unwrap();
+    let disc = Discretisation::new(&view, &domain).unwrap();
+    const EPS: f64 = 1e-6;
+    let waves = [0.5, 1.25];
+    let exact = |t: f64, x: f64| {
+        waves
+            .iter()
+            .map(|&k: &f64| EPS * ((k * k - k.powi(4)) * t).exp() * (k * x).sin())
+            .sum::<f64>()
+    };
+    let u0 = disc.sample(|x| vec![exact(0.0, x[0])]).unwrap();
+    let options = MolOptions {
+        rtol: 1e-10,
+        atol: 1e-18,
+        ..MolOptions::default()
+    };
+    let ts = times(4.0, 4);
+    let solution = disc.solve(&u0, &ts, &options).unwrap();
+    let error = max_error(&disc, &solution.frames, &ts, 0, |t, x| exact(t, x[0]));
+    println!("Kuramoto–Sivashinsky linear waves: max error {:e} of the amplitude", error / EPS);
+    assert!(error < 1e-4 * EPS, "{error:e}");
+}
+
+#[test]
+fn the_shipped_kuramoto_sivashinsky_family_stays_bounded_and_keeps_its_mean() {
+    // From a draw of the family to t = 20: the mean of u is invariant (every
+    // term is a derivative, u u_x = (u²/2)_x), and the long waves' growth is
+    // saturated by the fourth derivative: the solution stays O(1).
+    let (pde, period) = shipped_kuramoto_sivashinsky();
+    let domain = MolDomain::interval(0.0, period, 64, 1).unwrap();
+    let options = MolOptions {
+        rtol: 1e-7,
+        atol: 1e-9,
+        ..MolOptions::default()
+    };
+    let (frames, _, _) = solve_from_family(&pde, &domain, &times(20.0, 4), &options, |_, _| 0.0);
+    let mean = |u: &[f64]| u.iter().sum::<f64>() / u.len() as f64;
+    let mean0 = mean(&frames[..64]);
+    let peak0 = frames[..64].iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+    let mut grew = false;
+    for frame in frames.chunks(64).skip(1) {
+        let drift = (mean(frame) - mean0).abs();
+        assert!(drift < 1e-10, "mean drift {drift}");
+        let peak = frame.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        assert!(peak < 5.0, "peak {peak}");
+        grew |= peak > 1.2 * peak0;
+    }
+    // The unstable long waves do grow: a sign error in u_xx would damp them.
+    assert!(grew, "the solution never grew from its peak {peak0}");
 }

@@ -17,6 +17,7 @@
 //! | [`discretisation`] | stencils, ghost points, `u_t = −(∂F/∂u_t)⁻¹F(0, z)` |
 //! | `jacobian` | the column-coloured finite-difference Jacobian |
 //! | [`sdirk`] | the SDIRK4 integrator, [`MolOptions`], [`MolStats`] |
+//! | `stage_matrix` | the factorised `I − hγJ`, sparse or dense |
 //! | [`solve`] | one trajectory on the output grid ([`MolSolution`]) |
 //! | [`dataset`] | datasets from an [`InitialFamily`] |
 //! | [`error`] | [`MolError`] |
@@ -29,6 +30,7 @@ mod jacobian;
 pub mod pde;
 pub mod sdirk;
 pub mod solve;
+mod stage_matrix;
 pub mod system;
 
 pub use dataset::{InitialFamily, generate, initial_conditions};

@@ -19,7 +19,8 @@
 //! 1e-3 the Fisher–KPP test lost its tolerance proportionality below 1e-7),
 //! and a Newton failure with a kept Jacobian recomputes it before cutting
 //! the step. `I − hγJ` factorised
-//! by faer's sparse LU (the symbolic analysis done once), each stage solved
+//! (`stage_matrix.rs`: sparse LU with the symbolic analysis done once, or a
+//! dense LU for a mostly full pattern), each stage solved
 //! by simplified Newton with
 //! Hairer–Wanner's convergence-rate test, the stage derivatives recovered as
 //! `k_i = (Z_i − base_i)/(hγ)` (no extra evaluations, no amplified round-off).
@@ -36,11 +37,9 @@
 //! the order in time); Newton still iterates to the tolerance.
 
 use faer::Mat;
-use faer::linalg::solvers::Solve;
-use faer::sparse::linalg::solvers::{Lu, SymbolicLu};
-use faer::sparse::{SparseColMat, Triplet};
 
 use crate::mol::jacobian::ColouredPattern;
+use crate::mol::stage_matrix::StageFactoriser;
 use crate::mol::{MolError, MolSystem};
 
 /// γ, the diagonal of the tableau.
@@ -209,7 +208,7 @@ struct Stepper<'s, S: MolSystem + ?Sized> {
     system: &'s S,
     options: MolOptions,
     pattern: ColouredPattern,
-    symbolic: Option<SymbolicLu<usize>>,
+    factoriser: StageFactoriser,
     t: f64,
     u: Vec<f64>,
     /// `f(t, u)`, kept from the last stage of the previous step (stiffly accurate).
@@ -241,13 +240,14 @@ enum StepOutcome {
 impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
     fn new(system: &'s S, options: &MolOptions, u0: &[f64], t0: f64) -> Result<Self, MolError> {
         let pattern = ColouredPattern::new(system)?;
+        let factoriser = StageFactoriser::new(pattern.rows(), t0)?;
         let mut f = vec![0.0; u0.len()];
         system.rhs(t0, u0, &mut f)?;
         let mut stepper = Self {
             system,
             options: *options,
             pattern,
-            symbolic: None,
+            factoriser,
             t: t0,
             u: u0.to_vec(),
             f,
@@ -396,7 +396,7 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
                     .jacobian(self.system, self.t, &self.u, &self.f)?
             }
         };
-        let lu = self.factorise(h, &jacobian)?;
+        let lu = self.factoriser.factorise(h * GAMMA, &jacobian, self.t)?;
         self.jacobian = Some(jacobian);
         let hg = h * GAMMA;
         let mut k: Vec<Vec<f64>> = Vec::with_capacity(5);
@@ -501,37 +501,5 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
         } else {
             StepOutcome::Rejected { error }
         })
-    }
-
-    /// The sparse LU of `I − hγJ`.
-    fn factorise(&mut self, h: f64, jacobian: &[Vec<f64>]) -> Result<Lu<usize, f64>, MolError> {
-        let hg = h * GAMMA;
-        let triplets: Vec<Triplet<usize, usize, f64>> = self
-            .pattern
-            .rows()
-            .iter()
-            .zip(jacobian)
-            .enumerate()
-            .flat_map(|(i, (cols, vals))| {
-                cols.iter().zip(vals).map(move |(&j, &v)| {
-                    let identity = if i == j { 1.0 } else { 0.0 };
-                    Triplet::new(i, j, identity - hg * v)
-                })
-            })
-            .collect();
-        let n = self.u.len();
-        let failed = |reason: String| MolError::LinearSolve { t: self.t, reason };
-        let matrix = SparseColMat::<usize, f64>::try_new_from_triplets(n, n, &triplets)
-            .map_err(|e| failed(format!("{e:?}")))?;
-        let symbolic = match &self.symbolic {
-            Some(s) => s.clone(),
-            None => {
-                let s =
-                    SymbolicLu::try_new(matrix.symbolic()).map_err(|e| failed(format!("{e:?}")))?;
-                self.symbolic = Some(s.clone());
-                s
-            }
-        };
-        Lu::try_new_with_symbolic(symbolic, matrix.as_ref()).map_err(|e| failed(format!("{e:?}")))
     }
 }

@@ -1,0 +1,273 @@
+//! The SDIRK stage matrix `I − hγJ`, factorised once per step attempt.
+//!
+//! Why two storages: a difference stencil couples a handful of neighbours,
+//! so `J` is sparse and faer's sparse LU (its symbolic analysis done once per
+//! integration) is the right tool; a spectral operator couples every point
+//! of a line, so a 1-D spectral system's `J` is full, and there a sparse LU
+//! spends its time assembling and transposing index structures around a
+//! dense factorisation (a 128-point Korteweg–de Vries trajectory spent most
+//! of its time there). A pattern with at least a quarter of its entries set
+//! is factorised densely, sequentially: the systems are small and the
+//! datasets' samples already run in parallel.
+//!
+//! The sparse matrix's column structure is built once from the pattern, with
+//! each pattern entry's place in it, so a step only writes values.
+
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::lu::partial_pivoting::{factor, solve};
+use faer::linalg::solvers::Solve;
+use faer::perm::PermRef;
+use faer::sparse::linalg::solvers::{Lu, SymbolicLu};
+use faer::sparse::{SparseColMatRef, SymbolicSparseColMat};
+use faer::{Mat, MatMut, Par};
+
+use crate::mol::MolError;
+
+/// The densest pattern (as a fraction of `n²`) still factorised as sparse.
+const DENSE_FROM: f64 = 0.25;
+
+/// What stays fixed between factorisations: the pattern and how it is stored.
+pub(crate) struct StageFactoriser {
+    rows: Vec<Vec<usize>>,
+    storage: Storage,
+}
+
+enum Storage {
+    Dense,
+    Sparse {
+        structure: SymbolicSparseColMat<usize>,
+        /// Row `i`'s `k`-th pattern entry's place among the column-major values.
+        places: Vec<Vec<usize>>,
+        symbolic: SymbolicLu<usize>,
+    },
+}
+
+/// `I − hγJ` factorised.
+pub(crate) enum StageMatrix {
+    Dense {
+        /// `L` below the diagonal (unit diagonal implied), `U` on and above.
+        lu: Mat<f64>,
+        forward: Vec<usize>,
+        inverse: Vec<usize>,
+    },
+    Sparse(Box<Lu<usize, f64>>),
+}
+
+impl StageFactoriser {
+    /// The storage for a pattern (row → sorted columns, diagonal included);
+    /// `t` names the integration's start in an error.
+    pub fn new(rows: &[Vec<usize>], t: f64) -> Result<Self, MolError> {
+        let n = rows.len();
+        let entries: usize = rows.iter().map(Vec::len).sum();
+        let storage = if entries as f64 >= DENSE_FROM * (n * n) as f64 {
+            Storage::Dense
+        } else {
+            let mut columns = vec![Vec::new(); n];
+            for (i, row) in rows.iter().enumerate() {
+                for (k, &j) in row.iter().enumerate() {
+                    columns[j].push((i, k));
+                }
+            }
+            let mut col_ptr = Vec::with_capacity(n + 1);
+            let mut row_idx = Vec::with_capacity(entries);
+            let mut places: Vec<Vec<usize>> = rows.iter().map(|r| vec![0; r.len()]).collect();
+            col_ptr.push(0);
+            for column in &columns {
+                // Rows were visited in order, so each column's rows are sorted.
+                for &(i, k) in column {
+                    places[i][k] = row_idx.len();
+                    row_idx.push(i);
+                }
+                col_ptr.push(row_idx.len());
+            }
+            let structure = SymbolicSparseColMat::new_checked(n, n, col_ptr, None, row_idx);
+            let symbolic =
+                SymbolicLu::try_new(structure.as_ref()).map_err(|e| MolError::LinearSolve {
+                    t,
+                    reason: format!("symbolic analysis: {e:?}"),
+                })?;
+            Storage::Sparse {
+                structure,
+                places,
+                symbolic,
+            }
+        };
+        Ok(Self {
+            rows: rows.to_vec(),
+            storage,
+        })
+    }
+
+    /// `I − hγJ` factorised, `jacobian` aligned with the pattern's rows; `t`
+    /// names the state in an error.
+    pub fn factorise(
+        &self,
+        hg: f64,
+        jacobian: &[Vec<f64>],
+        t: f64,
+    ) -> Result<StageMatrix, MolError> {
+        let failed = |reason: String| MolError::LinearSolve { t, reason };
+        let n = self.rows.len();
+        let entry = |i: usize, j: usize, v: f64| f64::from(i == j) - hg * v;
+        match &self.storage {
+            Storage::Dense => {
+                let mut lu = Mat::<f64>::identity(n, n);
+                for (i, (cols, vals)) in self.rows.iter().zip(jacobian).enumerate() {
+                    for (&j, &v) in cols.iter().zip(vals) {
+                        lu[(i, j)] = entry(i, j, v);
+                    }
+                }
+                let mut forward = vec![0; n];
+                let mut inverse = vec![0; n];
+                let scratch =
+                    factor::lu_in_place_scratch::<usize, f64>(n, n, Par::Seq, Default::default());
+                factor::lu_in_place(
+                    lu.as_mut(),
+                    &mut forward,
+                    &mut inverse,
+                    Par::Seq,
+                    MemStack::new(&mut MemBuffer::new(scratch)),
+                    Default::default(),
+                );
+                if let Some(r) = (0..n).find(|&r| {
+                    let pivot = lu[(r, r)];
+                    pivot == 0.0 || !pivot.is_finite()
+                }) {
+                    return Err(failed(format!(
+                        "pivot {r} of the dense LU is {}",
+                        lu[(r, r)]
+                    )));
+                }
+                Ok(StageMatrix::Dense {
+                    lu,
+                    forward,
+                    inverse,
+                })
+            }
+            Storage::Sparse {
+                structure,
+                places,
+                symbolic,
+            } => {
+                let mut values = vec![0.0; structure.row_idx().len()];
+                for (i, ((cols, vals), places)) in
+                    self.rows.iter().zip(jacobian).zip(places).enumerate()
+                {
+                    for ((&j, &v), &p) in cols.iter().zip(vals).zip(places) {
+                        values[p] = entry(i, j, v);
+                    }
+                }
+                let matrix = SparseColMatRef::new(structure.as_ref(), &values);
+                Lu::try_new_with_symbolic(symbolic.clone(), matrix)
+                    .map(|lu| StageMatrix::Sparse(Box::new(lu)))
+                    .map_err(|e| failed(format!("{e:?}")))
+            }
+        }
+    }
+}
+
+impl StageMatrix {
+    /// Overwrites the column `rhs` with `(I − hγJ)⁻¹ rhs`.
+    pub fn solve_in_place(&self, rhs: MatMut<'_, f64>) {
+        match self {
+            Self::Dense {
+                lu,
+                forward,
+                inverse,
+            } => {
+                let n = lu.nrows();
+                // SAFETY: `lu_in_place` wrote `forward` and `inverse` as a
+                // permutation of 0..n and its inverse.
+                let perm = unsafe { PermRef::new_unchecked(forward, inverse, n) };
+                let scratch = solve::solve_in_place_scratch::<usize, f64>(n, 1, Par::Seq);
+                solve::solve_in_place(
+                    lu.as_ref(),
+                    lu.as_ref(),
+                    perm,
+                    rhs,
+                    Par::Seq,
+                    MemStack::new(&mut MemBuffer::new(scratch)),
+                );
+            }
+            Self::Sparse(lu) => lu.solve_in_place(rhs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A diagonally dominant `J`-pattern of bandwidth `b` on `n` unknowns.
+    fn banded(n: usize, b: usize) -> (Vec<Vec<usize>>, Vec<Vec<f64>>) {
+        let rows: Vec<Vec<usize>> = (0..n)
+            .map(|i| (i.saturating_sub(b)..(i + b + 1).min(n)).collect())
+            .collect();
+        let values = rows
+            .iter()
+            .enumerate()
+            .map(|(i, cols)| {
+                cols.iter()
+                    .map(|&j| ((i * 7 + j * 3) % 11) as f64 / 11.0 - 0.5)
+                    .collect()
+            })
+            .collect();
+        (rows, values)
+    }
+
+    /// Solves `(I − hγJ) x = r` and returns the residual's largest entry,
+    /// formed from the pattern (independently of either factorisation).
+    fn residual_after_solve(n: usize, b: usize) -> (f64, bool) {
+        let (rows, jacobian) = banded(n, b);
+        let hg = 0.3;
+        let factoriser = StageFactoriser::new(&rows, 0.0).unwrap();
+        let dense = matches!(factoriser.storage, Storage::Dense);
+        let matrix = factoriser.factorise(hg, &jacobian, 0.0).unwrap();
+        let r: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).cos()).collect();
+        let mut x = Mat::<f64>::from_fn(n, 1, |i, _| r[i]);
+        matrix.solve_in_place(x.as_mut());
+        let worst = rows
+            .iter()
+            .zip(&jacobian)
+            .enumerate()
+            .map(|(i, (cols, vals))| {
+                let ax: f64 = cols
+                    .iter()
+                    .zip(vals)
+                    .map(|(&j, &v)| (f64::from(i == j) - hg * v) * x[(j, 0)])
+                    .sum();
+                (ax - r[i]).abs()
+            })
+            .fold(0.0, f64::max);
+        (worst, dense)
+    }
+
+    #[test]
+    fn a_full_pattern_is_solved_densely() {
+        let (residual, dense) = residual_after_solve(40, 40);
+        assert!(dense);
+        assert!(residual < 1e-13, "residual {residual}");
+    }
+
+    #[test]
+    fn a_banded_pattern_is_solved_sparsely() {
+        let (residual, dense) = residual_after_solve(200, 2);
+        assert!(!dense);
+        assert!(residual < 1e-13, "residual {residual}");
+    }
+
+    #[test]
+    fn a_singular_dense_matrix_is_a_typed_error() {
+        // J = I/(hγ) makes I − hγJ zero.
+        let n = 3;
+        let rows: Vec<Vec<usize>> = (0..n).map(|_| (0..n).collect()).collect();
+        let jacobian: Vec<Vec<f64>> = (0..n)
+            .map(|i| (0..n).map(|j| if i == j { 2.0 } else { 0.0 }).collect())
+            .collect();
+        let factoriser = StageFactoriser::new(&rows, 0.0).unwrap();
+        assert!(matches!(
+            factoriser.factorise(0.5, &jacobian, 1.5),
+            Err(MolError::LinearSolve { t, .. }) if t == 1.5
+        ));
+    }
+}
