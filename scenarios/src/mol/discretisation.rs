@@ -28,6 +28,8 @@
 //! a non-zero curvature, or a residual that does not vanish at the solved `u_t`
 //! (catching higher-order dependence), is [`MolError::NonlinearInTimeDerivative`].
 
+mod spectral_jacobian;
+
 use std::sync::Arc;
 
 use num_dual::HyperDual64;
@@ -35,6 +37,7 @@ use tessera_meshes::{
     Axis, FdScheme, FiniteDifference, FourierMultiplier, Grid, LinearOperator, Shape,
 };
 
+use self::spectral_jacobian::Circulants;
 use crate::mol::domain::AxisLayout;
 use crate::mol::{
     Boundary, Derivative, MolDomain, MolError, MolPde, MolSystem, PointValues, Side, Stencil,
@@ -110,6 +113,9 @@ pub struct Discretisation<'a, P: MolPde> {
     padded: Shape,
     /// One operator per entry of [`BASIC`] the terms need.
     operators: Vec<Option<Arc<dyn LinearOperator>>>,
+    /// With the spectral stencil, the operators as circulants: the
+    /// Jacobian is assembled from them (`spectral_jacobian.rs`).
+    circulants: Option<Circulants>,
     /// Per side (x low, x high, y low, y high) and component.
     boundaries: Vec<Vec<Boundary>>,
     /// `[point · components + component]` → unknown index, `None` at Dirichlet nodes.
@@ -257,6 +263,9 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
             })
             .collect::<Result<Vec<_>, MolError>>()?;
 
+        let circulants =
+            (stencil == Stencil::Spectral).then(|| Circulants::new(&operators, &padded));
+
         // Dirichlet nodes: the x sides first, so that they win at corners.
         let mut dirichlet = Vec::new();
         let mut is_dirichlet = vec![false; shape.len() * components];
@@ -368,6 +377,7 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
             shape,
             padded,
             operators,
+            circulants,
             boundaries,
             index,
             unknowns,
@@ -507,13 +517,14 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
     }
 
     /// `u_t` at one point from its term values `z`: writes the unknown
-    /// components' `u_t` into `du_dt`.
+    /// components' `u_t` into `u_t[c]` (`[components]`; Dirichlet components
+    /// are left alone).
     fn time_derivative(
         &self,
         t: f64,
         p: usize,
         z: &[f64],
-        du_dt: &mut [f64],
+        u_t: &mut [f64],
         s: &mut Scratch,
     ) -> Result<(), MolError> {
         let m = self.components;
@@ -559,7 +570,7 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
         }
         if !finite {
             for &c in &s.active {
-                du_dt[self.index[p * m + c].unwrap_or_default()] = f64::NAN;
+                u_t[c] = f64::NAN;
             }
             return Ok(());
         }
@@ -598,10 +609,64 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                     equation: r,
                 });
             }
-            du_dt[self.index[p * m + r].unwrap_or_default()] = s.w[i];
+            u_t[r] = s.w[i];
         }
         Ok(())
     }
+
+    /// The padded field of the unknowns `u` at `t` (nodes and ghosts) and the
+    /// derived fields of the operators in [`BASIC`] the terms need.
+    fn fields(&self, t: f64, u: &[f64]) -> Fields {
+        let m = self.components;
+        let mut padded = vec![0.0; self.padded.len() * m];
+        self.fill_nodes(t, u, &mut padded);
+        self.fill_ghosts(t, &mut padded);
+        let derived = self
+            .operators
+            .iter()
+            .map(|op| op.as_ref().map(|op| op.apply_to_vec(&padded, m)))
+            .collect();
+        Fields { padded, derived }
+    }
+
+    /// The term values `z` at solver point `p`.
+    fn term_values(&self, fields: &Fields, p: usize, z: &mut [f64]) {
+        let field = |d: Derivative| -> &[f64] {
+            let i = BASIC.iter().position(|&b| b == d).unwrap_or_default();
+            fields.derived[i].as_deref().unwrap_or(&[])
+        };
+        let q = self.padded_of[p] * self.components;
+        for (zj, term) in z.iter_mut().zip(&self.terms) {
+            let at = q + term.component;
+            *zj = match term.derivative {
+                Derivative::Value => fields.padded[at],
+                Derivative::Laplacian => {
+                    field(Derivative::Dxx)[at]
+                        + if self.layout.len() == 2 {
+                            field(Derivative::Dyy)[at]
+                        } else {
+                            0.0
+                        }
+                }
+                d => field(d)[at],
+            };
+        }
+    }
+
+    /// Whether solver point `p` has an unknown (a point whose every
+    /// component is Dirichlet has none).
+    fn has_unknowns(&self, p: usize) -> bool {
+        let m = self.components;
+        (0..m).any(|c| self.index[p * m + c].is_some())
+    }
+}
+
+/// A field and its derivatives at one evaluation.
+struct Fields {
+    /// `[padded points, components]`.
+    padded: Vec<f64>,
+    /// One field per entry of [`BASIC`], where the terms need it.
+    derived: Vec<Option<Vec<f64>>>,
 }
 
 /// Whether an axis is periodic: all or none of its sides' conditions say so.
@@ -675,43 +740,31 @@ impl<P: MolPde> MolSystem for Discretisation<'_, P> {
 
     fn rhs(&self, t: f64, u: &[f64], du_dt: &mut [f64]) -> Result<(), MolError> {
         let m = self.components;
-        let mut padded = vec![0.0; self.padded.len() * m];
-        self.fill_nodes(t, u, &mut padded);
-        self.fill_ghosts(t, &mut padded);
-        let derived: Vec<Option<Vec<f64>>> = self
-            .operators
-            .iter()
-            .map(|op| op.as_ref().map(|op| op.apply_to_vec(&padded, m)))
-            .collect();
-        let field = |d: Derivative| -> &[f64] {
-            let i = BASIC.iter().position(|&b| b == d).unwrap_or_default();
-            derived[i].as_deref().unwrap_or(&[])
-        };
+        let fields = self.fields(t, u);
         let mut z = vec![0.0; self.terms.len()];
+        let mut u_t = vec![0.0; m];
         let mut scratch = Scratch::new(m, self.terms.len());
-        for p in 0..self.shape.len() {
-            if (0..m).all(|c| self.index[p * m + c].is_none()) {
-                continue;
+        for p in (0..self.shape.len()).filter(|&p| self.has_unknowns(p)) {
+            self.term_values(&fields, p, &mut z);
+            self.time_derivative(t, p, &z, &mut u_t, &mut scratch)?;
+            for (c, &v) in u_t.iter().enumerate() {
+                if let Some(k) = self.index[p * m + c] {
+                    du_dt[k] = v;
+                }
             }
-            let q = self.padded_of[p] * m;
-            for (zj, term) in z.iter_mut().zip(&self.terms) {
-                let at = q + term.component;
-                *zj = match term.derivative {
-                    Derivative::Value => padded[at],
-                    Derivative::Laplacian => {
-                        field(Derivative::Dxx)[at]
-                            + if self.layout.len() == 2 {
-                                field(Derivative::Dyy)[at]
-                            } else {
-                                0.0
-                            }
-                    }
-                    d => field(d)[at],
-                };
-            }
-            self.time_derivative(t, p, &z, du_dt, &mut scratch)?;
         }
         Ok(())
+    }
+
+    fn jacobian(
+        &self,
+        t: f64,
+        u: &[f64],
+        rows: &[Vec<usize>],
+    ) -> Option<Result<Vec<Vec<f64>>, MolError>> {
+        self.circulants
+            .as_ref()
+            .map(|circulants| self.spectral_jacobian(circulants, t, u, rows))
     }
 
     fn sparsity(&self) -> Vec<Vec<usize>> {

@@ -14,7 +14,7 @@
 use crate::mol::{MolError, MolSystem};
 
 /// The relative perturbation (`√ε` of f64).
-const SQRT_EPS: f64 = 1.490_116_119_384_765_6e-8;
+pub(crate) const SQRT_EPS: f64 = 1.490_116_119_384_765_6e-8;
 
 /// A sparsity pattern with a greedy column colouring.
 #[derive(Debug, Clone)]

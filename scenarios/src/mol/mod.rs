@@ -15,6 +15,7 @@
 //! | [`domain`] | the rectangle, output grid and refinement ([`MolDomain`]) |
 //! | [`system`] | the [`MolSystem`] trait (the semi-discrete ODE) |
 //! | [`discretisation`] | stencils, ghost points, `u_t = −(∂F/∂u_t)⁻¹F(0, z)` |
+//! | `discretisation/spectral_jacobian` | `∂f/∂u` of a spectral discretisation from its circulants |
 //! | `jacobian` | the column-coloured finite-difference Jacobian |
 //! | [`sdirk`] | the SDIRK4 integrator, [`MolOptions`], [`MolStats`] |
 //! | `stage_matrix` | the factorised `I − hγJ`, sparse or dense |

@@ -9,11 +9,14 @@
 //! the error estimate, and it is a one-step method, so output times are hit
 //! exactly and rejected steps cost nothing to restart (unlike BDF's history).
 //!
-//! **Per step.** `J ≈ ∂f/∂u` by coloured finite differences (`jacobian.rs`),
-//! once per accepted state, a rejected step reuses it. A Jacobian that costs
-//! more evaluations than a step's Newton iterations (more than
-//! `JACOBIAN_CHEAP_COLOURS` = 10 colours: a spectral operator couples a whole
-//! line, one evaluation per point) is also kept for the next step when the
+//! **Per step.** `J ≈ ∂f/∂u` from the system where it assembles its own
+//! ([`MolSystem::jacobian`]: a spectral discretisation does) and otherwise by
+//! coloured finite differences (`jacobian.rs`), once per accepted state; a
+//! rejected step reuses it. A Jacobian whose pattern has more than
+//! `JACOBIAN_CHEAP_COLOURS` = 10 colours (a spectral operator couples a whole
+//! line: by differences one evaluation per point, assembled one pointwise
+//! solve per term at every point, which still made the KdV test data twice
+//! as slow when recomputed at every step) is also kept for the next step when the
 //! accepted step's Newton iterations contracted by `JACOBIAN_KEEP_RATE` = 1e-5 or
 //! better (Hairer–Wanner's rule in RADAU5, §IV.8, with a stricter rate: at
 //! 1e-3 the Fisher–KPP test lost its tolerance proportionality below 1e-7),
@@ -153,7 +156,8 @@ pub struct MolStats {
     pub newton_failures: usize,
     /// Newton iterations over all stages.
     pub newton_iterations: usize,
-    /// Right-hand-side evaluations (Jacobians included).
+    /// Right-hand-side evaluations (those of coloured-difference Jacobians
+    /// included).
     pub rhs_evaluations: usize,
     /// Jacobian evaluations.
     pub jacobians: usize,
@@ -390,10 +394,15 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
             Some(j) => j,
             None => {
                 self.stats.jacobians += 1;
-                self.stats.rhs_evaluations += self.pattern.colours();
                 self.jacobian_current = true;
-                self.pattern
-                    .jacobian(self.system, self.t, &self.u, &self.f)?
+                match self.system.jacobian(self.t, &self.u, self.pattern.rows()) {
+                    Some(assembled) => assembled?,
+                    None => {
+                        self.stats.rhs_evaluations += self.pattern.colours();
+                        self.pattern
+                            .jacobian(self.system, self.t, &self.u, &self.f)?
+                    }
+                }
             }
         };
         let lu = self.factoriser.factorise(h * GAMMA, &jacobian, self.t)?;

@@ -23,4 +23,19 @@ pub trait MolSystem: Sync {
     /// repeats): the sparsity of `∂f/∂u`, from which the integrator builds a
     /// column-coloured finite-difference Jacobian.
     fn sparsity(&self) -> Vec<Vec<usize>>;
+
+    /// `∂f/∂u` at `(t, u)` as values aligned with `rows` (the
+    /// [`MolSystem::sparsity`] pattern with each row's diagonal added,
+    /// sorted), for a system that can assemble it more cheaply than the
+    /// integrator's coloured differences (one evaluation of `f` per colour);
+    /// `None` (the default) leaves it to them.
+    fn jacobian(
+        &self,
+        t: f64,
+        u: &[f64],
+        rows: &[Vec<usize>],
+    ) -> Option<Result<Vec<Vec<f64>>, MolError>> {
+        let _ = (t, u, rows);
+        None
+    }
 }
