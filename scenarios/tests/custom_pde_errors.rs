@@ -169,8 +169,9 @@ fn every_error_names_file_line_and_column() {
     ));
     assert!(e.to_string().contains("periodic"), "{e}");
     assert_eq!(e.position(), at(14, 8));
+    // The unknown key, then the `name` it leaves missing.
     let e = error(&with_line(1, "nme = \"heat\""));
-    assert!(matches!(e, CustomPdeError::Toml { .. }), "{e}");
+    assert!(matches!(e, CustomPdeError::TomlSeveral { .. }), "{e}");
     assert_eq!(e.position().map(|p| p.line), Some(1));
     let e = error(&with_line(9, "kappa = 0.1 0.2"));
     assert!(matches!(e, CustomPdeError::Toml { .. }), "{e}");
@@ -222,12 +223,18 @@ fn a_zero_initial_value_under_a_division_is_a_typed_error() {
     );
 }
 
-/// Several unknown keys (top level and in an array of tables) are named in
-/// one error at the first of them, each with its line and column, found
-/// here by searching the text.
+/// Several unknown keys (top level, in an array of tables and in a term's
+/// table) are named in one error, each with its line and column, found here
+/// by searching the text; the header names the file alone.
 #[test]
 fn every_unknown_key_is_named_at_once() {
-    let text = with_line(2, "space = [\"x\"]\nsapce = 1").replacen("kind = ", "knd = ", 1);
+    let text = with_line(2, "space = [\"x\"]\nsapce = 1")
+        .replacen("kind = ", "knd = ", 1)
+        .replacen(
+            "u_t = \"dt\"",
+            "u_t = { op = \"dt\", stencl = \"reference\" }",
+            1,
+        );
     let find = |needle: &str| {
         let line = text.lines().position(|l| l.starts_with(needle)).unwrap();
         Position {
@@ -236,14 +243,42 @@ fn every_unknown_key_is_named_at_once() {
         }
     };
     let e = error(&text);
-    assert!(matches!(e, CustomPdeError::Toml { .. }), "{e}");
+    assert!(matches!(e, CustomPdeError::TomlSeveral { .. }), "{e}");
     assert_eq!(e.position(), Some(find("sapce")));
     let shown = e.to_string();
     let lines: Vec<&str> = shown.lines().collect();
-    assert!(lines[0].ends_with(" problems:"), "{shown}");
-    for (line, key) in lines[1..3].iter().zip(["sapce", "knd"]) {
-        let at = find(key);
-        let expected = format!("  line {}, column 1: unknown field `{key}`", at.line);
+    assert_eq!(lines[0], "bad.toml: 3 problems:", "{shown}");
+    let term = text.lines().position(|l| l.contains("stencl")).unwrap() + 1;
+    let column = text.lines().nth(term - 1).unwrap().find("stencl").unwrap() + 1;
+    for (line, (key, at)) in lines[1..4].iter().zip([
+        ("sapce", find("sapce")),
+        ("stencl", Position { line: term, column }),
+        ("knd", find("knd")),
+    ]) {
+        let expected = format!(
+            "  line {}, column {}: unknown field `{key}`",
+            at.line, at.column
+        );
         assert!(line.starts_with(&expected), "{shown}");
     }
+}
+
+/// A term's table takes `op` and `stencil` only: a misspelt `stencil` used
+/// to leave the term on the default stencil without a word.
+#[test]
+fn an_unknown_key_in_a_term_table_is_named() {
+    let text = with_line(14, "u_xx = { op = \"dxx\", stencl = \"reference\" }");
+    let e = error(&text);
+    assert!(matches!(e, CustomPdeError::Toml { .. }), "{e}");
+    let column = text.lines().nth(13).unwrap().find("stencl").unwrap() + 1;
+    assert_eq!(e.position(), Some(Position { line: 14, column }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("unknown field `stencl`, expected `op` or `stencil`"),
+        "{e}"
+    );
+    // Neither a string nor a table is a term.
+    let e = error(&with_line(14, "u_xx = 3"));
+    assert!(matches!(e, CustomPdeError::Toml { .. }), "{e}");
+    assert!(e.to_string().contains("expected an operator"), "{e}");
 }

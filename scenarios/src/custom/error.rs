@@ -27,6 +27,18 @@ pub enum CustomPdeError {
         /// The parser's explanation.
         message: String,
     },
+    /// Several problems reading the schema, the unknown keys among them all
+    /// named, each on its own line with its line and column (the header
+    /// names the file alone: no one position stands for them all).
+    #[error("{file}: {message}")]
+    TomlSeveral {
+        /// The file (or origin) name.
+        file: String,
+        /// The first problem's line and column.
+        at: Position,
+        /// The problems, one per line.
+        message: String,
+    },
     /// An expression is wrong (see [`ExprError`]; its position is in the file).
     #[error("{file}:{source}")]
     Expr {
@@ -67,9 +79,10 @@ impl CustomPdeError {
     pub fn position(&self) -> Option<Position> {
         match self {
             Self::Io { .. } => None,
-            Self::Toml { at, .. } | Self::Invalid { at, .. } | Self::Unsupported { at, .. } => {
-                Some(*at)
-            }
+            Self::Toml { at, .. }
+            | Self::TomlSeveral { at, .. }
+            | Self::Invalid { at, .. }
+            | Self::Unsupported { at, .. } => Some(*at),
             Self::Expr { source, .. } => Some(source.position()),
         }
     }

@@ -111,19 +111,20 @@ impl CustomPde {
     ) -> Result<Self, CustomPdeError> {
         let src = SourceFile { name: file, text };
         let mut spec: PdeSpec = toml::from_str(text).map_err(|e| {
-            // Several unknown keys are all listed, at the first of them.
+            // Several unknown keys are all listed, each at its place.
             let problems = unknown_keys::<PdeSpec>(text);
-            let (at, message) = match problems.first().and_then(|p| p.position) {
-                Some(at) if problems.len() > 1 => (at, listed(&problems)),
-                _ => {
-                    let at = src.position(e.span().map_or(0, |s| s.start));
-                    (at, e.message().trim_end().to_owned())
-                }
-            };
-            CustomPdeError::Toml {
-                file: file.to_owned(),
-                at,
-                message,
+            let file = file.to_owned();
+            match problems.first().and_then(|p| p.position) {
+                Some(at) if problems.len() > 1 => CustomPdeError::TomlSeveral {
+                    file,
+                    at,
+                    message: listed(&problems),
+                },
+                _ => CustomPdeError::Toml {
+                    file,
+                    at: src.position(e.span().map_or(0, |s| s.start)),
+                    message: e.message().trim_end().to_owned(),
+                },
             }
         })?;
         let builder = Builder { src };

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 /// A PDE definition file (or the body of a scenario's `[pde]` table).
@@ -41,26 +43,57 @@ pub(crate) struct PdeSpec {
 
 /// One term: an operator name, or a table choosing its stencil too. (Read
 /// inside a [`Spanned`]: errors point at the value.)
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub(crate) enum TermSpec {
     /// `u_t = "dt"`
     Op(String),
     /// `u_x = { op = "dx", stencil = "spectral" }`
-    Full { op: String, stencil: Option<String> },
+    Full(FullTermSpec),
+}
+
+/// A term's table. Its own type, with unknown keys denied, because serde's
+/// untagged enums ignore unknown keys: `{ op = "dx", stencl = "spectral" }`
+/// used to give a `dx` of the default stencil, silently.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FullTermSpec {
+    op: String,
+    #[serde(default)]
+    stencil: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for TermSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Term;
+        impl<'de> Visitor<'de> for Term {
+            type Value = TermSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    r#"an operator ("dx") or a table ({ op = "dx", stencil = "spectral" })"#,
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, op: &str) -> Result<TermSpec, E> {
+                Ok(TermSpec::Op(op.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TermSpec, A::Error> {
+                FullTermSpec::deserialize(MapAccessDeserializer::new(map)).map(TermSpec::Full)
+            }
+        }
+        deserializer.deserialize_any(Term)
+    }
 }
 
 impl TermSpec {
     pub(crate) fn op(&self) -> &str {
         match self {
-            Self::Op(op) | Self::Full { op, .. } => op,
+            Self::Op(op) | Self::Full(FullTermSpec { op, .. }) => op,
         }
     }
 
     pub(crate) fn stencil(&self) -> Option<&str> {
         match self {
             Self::Op(_) => None,
-            Self::Full { stencil, .. } => stencil.as_deref(),
+            Self::Full(full) => full.stencil.as_deref(),
         }
     }
 }
