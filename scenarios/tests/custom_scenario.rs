@@ -39,6 +39,11 @@ fn shipped_custom_scenarios_load_with_their_domain_and_periodic_grid() {
         ("burgers-small.toml", 0.0, 1.0),
         ("allen-cahn-small.toml", -1.0, 1.0),
         ("kdv-small.toml", 0.0, 30.0),
+        (
+            "kuramoto-sivashinsky-small.toml",
+            0.0,
+            32.0 * std::f64::consts::PI,
+        ),
     ] {
         let scenario = Scenario::from_file(scenario_path(file)).unwrap();
         let params = custom(&scenario);

@@ -23,6 +23,7 @@ fn initial_conditions_are_the_generated_first_frames() {
         "diffusion-sorption-small.toml",
         "navier-stokes-medium.toml",
         "burgers-small.toml",
+        "kuramoto-sivashinsky-small.toml",
     ] {
         let scenario = shipped(file);
         for split in [Split::Train, Split::Test] {
