@@ -277,6 +277,35 @@ fn the_shipped_kdv_definition_solves_and_conserves_mass() {
     }
 }
 
+#[test]
+fn the_shipped_kdv_family_is_periodic_in_value_and_slope() {
+    // A spectral solver sees the initial condition's periodic extension: a
+    // kink at the period's ends is radiated as short dispersive waves. Each
+    // draw at x = 0 and x = 30 (the same point of the circle) and the
+    // central slopes there, for draws across the parameters' ranges (the
+    // lone solitons the family once drew were up to 2e-3 apart).
+    let path = format!("{}/pdes/kdv.toml", env!("CARGO_MANIFEST_DIR"));
+    let pde = CustomPde::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let family = pde.initial_family().unwrap();
+    const H: f64 = 1e-3;
+    let points = [-H, 0.0, H, 30.0 - H, 30.0, 30.0 + H];
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for draw in 0..32 {
+        let u = family.sample(&mut rng, &points, 1);
+        let (slope0, slope30) = ((u[2] - u[0]) / (2.0 * H), (u[5] - u[3]) / (2.0 * H));
+        assert!(
+            (u[1] - u[4]).abs() < 1e-9,
+            "draw {draw}: {} vs {}",
+            u[1],
+            u[4]
+        );
+        assert!(
+            (slope0 - slope30).abs() < 1e-8,
+            "draw {draw}: {slope0} vs {slope30}"
+        );
+    }
+}
+
 /// The Kuramoto–Sivashinsky definition shipped in `pdes/`, and its period.
 fn shipped_kuramoto_sivashinsky() -> (CustomPde, f64) {
     let path = format!(
