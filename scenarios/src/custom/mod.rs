@@ -117,6 +117,7 @@ pub mod initial;
 pub mod mol;
 pub mod operators;
 mod pde;
+mod seams;
 mod source;
 mod spec;
 
@@ -126,3 +127,4 @@ pub use initial::{Distribution, ExpressionFamily, GrfFamily, InitialCondition, R
 pub use mol::CustomMol;
 pub use operators::{Operator, Stencil};
 pub use pde::{CustomPde, TermDef};
+pub use seams::Seam;

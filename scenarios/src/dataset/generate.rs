@@ -193,6 +193,17 @@ fn generate_custom(
     config: String,
 ) -> Result<Dataset, ScenarioError> {
     let t = scenario.grid()?.axis(0).coords().to_vec();
+    if !options.quiet {
+        let pde = params.pde(&scenario.name)?;
+        let spectral = pde
+            .mol()
+            .is_ok_and(|mol| mol::MolPde::stencil(&mol) == mol::Stencil::Spectral);
+        for seam in pde.seams(&params.domain) {
+            if let Some(warning) = seam.warning(spectral) {
+                eprintln!("warning: {}: {warning}", scenario.name);
+            }
+        }
+    }
     with_custom(scenario, params, |mol, domain, family| {
         mol::generate(
             mol,

@@ -128,3 +128,70 @@ fn a_residual_over_the_coordinates_passes_the_whole_model_gradcheck() {
     assert!(worst <= 1e-6, "{report}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A scenario of the periodic heat equation (spectral) on `[0, 1)` whose
+/// `[initial]` family is `u0`.
+fn heat_scenario(dir: &Path, u0: &str) -> PathBuf {
+    let definition = dir.join("heat.toml");
+    std::fs::write(
+        &definition,
+        format!(
+            "name = \"heat\"\nspace = [\"x\"]\nperiodic = [true]\nstencil = \"spectral\"\n\
+             residual = \"u_t - 0.01 * u_xx\"\n[terms]\nu = \"u\"\n\
+             u_t = {{ op = \"dt\", stencil = \"second-order\" }}\nu_xx = \"dxx\"\n\
+             [solution]\nscale = \"t / t_end\"\noffset = \"initial\"\n\
+             [initial]\nu0 = \"{u0}\"\n[initial.random]\nc = {{ uniform = [0.4, 0.6] }}\n"
+        ),
+    )
+    .unwrap();
+    let scenario = dir.join("scenario.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"seams\"\n[pde]\nkind = \"custom\"\nfile = \"heat.toml\"\ndomain = [[0.0, 1.0]]\n\
+         [grid]\nnt = 5\nnx = 16\nt_max = 0.1\n[data]\ntrain_samples = 1\ntest_samples = 1\n\
+         [model]\nmodes = [2, 2]\n[constraint]\nexperts = [1, 2]\npoints = 10\n\
+         [training]\nbatch_size = 1\nvalidate_samples = 1\n[eval]\nplots = 1\n",
+    )
+    .unwrap();
+    scenario
+}
+
+#[test]
+fn a_family_that_does_not_close_where_the_axis_wraps_is_named() {
+    // A Gaussian bump at c ∈ [0.4, 0.6] on [0, 1) is exp(−c²/0.05) ≥ 7e-4
+    // at x = 0 and exp(−(1 − c)²/0.05) at x = 1: a jump of 7e-4 or more
+    // (against a largest value of 1) unless c = 1/2; sin(2π(x − c)) closes.
+    let dir = scratch("seams");
+    let out = dir.join("data.safetensors");
+    let run = |u0: &str| {
+        let scenario = heat_scenario(&dir, u0);
+        let path = scenario.to_str().unwrap();
+        let check = stdout(&tessera(&["pde", "check", path]));
+        let generate = tessera(&[
+            "generate",
+            path,
+            "--split",
+            "test",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(generate.status.success(), "{generate:?}");
+        (
+            check,
+            String::from_utf8_lossy(&generate.stderr).into_owned(),
+        )
+    };
+    let (check, stderr) = run("exp(-(x - c)^2 / 0.05)");
+    assert!(
+        check.contains("initial   x: NOT continuous where it wraps"),
+        "{check}"
+    );
+    assert!(
+        stderr.contains("warning: seams: the initial family's draws jump by up to"),
+        "{stderr}"
+    );
+    let (check, stderr) = run("sin(2 * pi * (x - c))");
+    assert!(check.contains("initial   x: periodic"), "{check}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

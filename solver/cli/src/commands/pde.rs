@@ -49,11 +49,15 @@ impl Pde {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
             Self::Check(source) => {
-                let pde = source.load()?;
+                let (pde, domain) = source.load()?;
                 println!("{}", summary(&pde));
+                // Only a scenario says where the family is drawn.
+                for seam in domain.map(|d| pde.seams(&d)).unwrap_or_default() {
+                    println!("  initial   {}", seam.describe());
+                }
             }
             Self::Emit(emit) => {
-                let pde = emit.source.load()?;
+                let (pde, _) = emit.source.load()?;
                 match emit.target {
                     Target::Cuda => print!("{}", pde.emit_cuda()),
                 }
@@ -64,15 +68,19 @@ impl Pde {
 }
 
 impl Source {
-    /// The definition in `file`, directly or through a scenario.
-    fn load(&self) -> anyhow::Result<CustomPde> {
+    /// The definition in `file`, directly or through a scenario, and the
+    /// scenario's domain (`[lo, hi]` per space axis) if it came through one.
+    fn load(&self) -> anyhow::Result<(CustomPde, Option<Vec<[f64; 2]>>)> {
         let path = &self.file;
         if !is_scenario(path)? {
-            return Ok(CustomPde::from_file(path)?);
+            return Ok((CustomPde::from_file(path)?, None));
         }
         let scenario = Scenario::from_file(path)?;
         match &scenario.pde {
-            PdeConfig::Custom(params) => Ok(params.pde(&path.display().to_string())?),
+            PdeConfig::Custom(params) => Ok((
+                params.pde(&path.display().to_string())?,
+                Some(params.domain.clone()),
+            )),
             other => bail!(
                 "{}: [pde] is the built-in `{}`, not a definition (its TOML restatement, where \
                  there is one, is in scenarios/pdes/)",
