@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tessera_constraints::Pde;
 use tessera_meshes::{Axis, Grid};
-use tessera_scenarios::custom::{CustomPde, CustomPdeError};
+use tessera_scenarios::custom::{CustomMol, CustomPde, CustomPdeError};
 use tessera_scenarios::mol::{
     Discretisation, InitialFamily, MolDomain, MolOptions, MolStats, MolSystem, SpatialAxis,
 };
@@ -316,40 +316,47 @@ fn shipped_kuramoto_sivashinsky() -> (CustomPde, f64) {
     (pde, 32.0 * std::f64::consts::PI)
 }
 
+/// `check` on the shipped Kuramoto–Sivashinsky definition discretised at 64
+/// points over its period.
+fn on_kuramoto_sivashinsky_grid(check: impl FnOnce(&Discretisation<'_, CustomMol<'_>>)) {
+    let (pde, period) = shipped_kuramoto_sivashinsky();
+    let view = pde.mol().unwrap();
+    let domain = MolDomain::interval(0.0, period, 64, 1).unwrap();
+    check(&Discretisation::new(&view, &domain).unwrap());
+}
+
 #[test]
 fn the_shipped_kuramoto_sivashinsky_slope_is_the_closed_form() {
     // Kassam & Trefethen's u = cos y (1 + sin y) = cos y + ½ sin 2y, y = x/16:
     // every derivative by hand, u_t = −(u u_x + u_xx + u_xxxx). A wrong sign
     // or coefficient of any term is O(k²) = O(4e-3) here or larger.
-    let (pde, period) = shipped_kuramoto_sivashinsky();
-    let view = pde.mol().unwrap();
-    let domain = MolDomain::interval(0.0, period, 64, 1).unwrap();
-    let disc = Discretisation::new(&view, &domain).unwrap();
-    let k = 1.0 / 16.0;
-    let u0 = disc
-        .sample(|x| {
-            let y = k * x[0];
-            vec![y.cos() + 0.5 * (2.0 * y).sin()]
-        })
-        .unwrap();
-    let unknowns = disc.unknowns_of(&u0).unwrap();
-    let mut slope = vec![0.0; unknowns.len()];
-    disc.rhs(0.0, &unknowns, &mut slope).unwrap();
-    let worst = disc
-        .solver_coordinates()
-        .iter()
-        .zip(&slope)
-        .map(|(&x, &got)| {
-            let y = k * x;
-            let u = y.cos() + 0.5 * (2.0 * y).sin();
-            let u_x = -k * y.sin() + k * (2.0 * y).cos();
-            let u_xx = -k.powi(2) * y.cos() - 2.0 * k.powi(2) * (2.0 * y).sin();
-            let u_xxxx = k.powi(4) * y.cos() + 8.0 * k.powi(4) * (2.0 * y).sin();
-            (got + u * u_x + u_xx + u_xxxx).abs()
-        })
-        .fold(0.0, f64::max);
-    println!("Kuramoto–Sivashinsky slope: max error {worst:e}");
-    assert!(worst < 1e-12, "{worst}");
+    on_kuramoto_sivashinsky_grid(|disc| {
+        let k = 1.0 / 16.0;
+        let u0 = disc
+            .sample(|x| {
+                let y = k * x[0];
+                vec![y.cos() + 0.5 * (2.0 * y).sin()]
+            })
+            .unwrap();
+        let unknowns = disc.unknowns_of(&u0).unwrap();
+        let mut slope = vec![0.0; unknowns.len()];
+        disc.rhs(0.0, &unknowns, &mut slope).unwrap();
+        let worst = disc
+            .solver_coordinates()
+            .iter()
+            .zip(&slope)
+            .map(|(&x, &got)| {
+                let y = k * x;
+                let u = y.cos() + 0.5 * (2.0 * y).sin();
+                let u_x = -k * y.sin() + k * (2.0 * y).cos();
+                let u_xx = -k.powi(2) * y.cos() - 2.0 * k.powi(2) * (2.0 * y).sin();
+                let u_xxxx = k.powi(4) * y.cos() + 8.0 * k.powi(4) * (2.0 * y).sin();
+                (got + u * u_x + u_xx + u_xxxx).abs()
+            })
+            .fold(0.0, f64::max);
+        println!("Kuramoto–Sivashinsky slope: max error {worst:e}");
+        assert!(worst < 1e-12, "{worst}");
+    });
 }
 
 #[test]
@@ -357,32 +364,30 @@ fn small_kuramoto_sivashinsky_waves_grow_and_decay_at_k2_minus_k4() {
     // Linearised, a wave sin kx grows at k² − k⁴: k = 1/2 grows (3/16), k =
     // 5/4 decays (−0.88). At amplitude 1e-6 the quadratic term's share by
     // t = 4 is about 1e-6 of the waves.
-    let (pde, period) = shipped_kuramoto_sivashinsky();
-    let view = pde.mol().unwrap();
-    let domain = MolDomain::interval(0.0, period, 64, 1).unwrap();
-    let disc = Discretisation::new(&view, &domain).unwrap();
-    const EPS: f64 = 1e-6;
-    let waves = [0.5, 1.25];
-    let exact = |t: f64, x: f64| {
-        waves
-            .iter()
-            .map(|&k: &f64| EPS * ((k * k - k.powi(4)) * t).exp() * (k * x).sin())
-            .sum::<f64>()
-    };
-    let u0 = disc.sample(|x| vec![exact(0.0, x[0])]).unwrap();
-    let options = MolOptions {
-        rtol: 1e-10,
-        atol: 1e-18,
-        ..MolOptions::default()
-    };
-    let ts = times(4.0, 4);
-    let solution = disc.solve(&u0, &ts, &options).unwrap();
-    let error = max_error(&disc, &solution.frames, &ts, 0, |t, x| exact(t, x[0]));
-    println!(
-        "Kuramoto–Sivashinsky linear waves: max error {:e} of the amplitude",
-        error / EPS
-    );
-    assert!(error < 1e-4 * EPS, "{error:e}");
+    on_kuramoto_sivashinsky_grid(|disc| {
+        const EPS: f64 = 1e-6;
+        let waves = [0.5, 1.25];
+        let exact = |t: f64, x: f64| {
+            waves
+                .iter()
+                .map(|&k: &f64| EPS * ((k * k - k.powi(4)) * t).exp() * (k * x).sin())
+                .sum::<f64>()
+        };
+        let u0 = disc.sample(|x| vec![exact(0.0, x[0])]).unwrap();
+        let options = MolOptions {
+            rtol: 1e-10,
+            atol: 1e-18,
+            ..MolOptions::default()
+        };
+        let ts = times(4.0, 4);
+        let solution = disc.solve(&u0, &ts, &options).unwrap();
+        let error = max_error(&disc, &solution.frames, &ts, 0, |t, x| exact(t, x[0]));
+        println!(
+            "Kuramoto–Sivashinsky linear waves: max error {:e} of the amplitude",
+            error / EPS
+        );
+        assert!(error < 1e-4 * EPS, "{error:e}");
+    });
 }
 
 #[test]
