@@ -381,7 +381,7 @@ fn small_kuramoto_sivashinsky_waves_grow_and_decay_at_k2_minus_k4() {
         };
         let ts = times(4.0, 4);
         let solution = disc.solve(&u0, &ts, &options).unwrap();
-        let error = max_error(&disc, &solution.frames, &ts, 0, |t, x| exact(t, x[0]));
+        let error = max_error(disc, &solution.frames, &ts, 0, |t, x| exact(t, x[0]));
         println!(
             "Kuramoto–Sivashinsky linear waves: max error {:e} of the amplitude",
             error / EPS
