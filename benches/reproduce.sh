@@ -59,6 +59,10 @@ Tables:
   burgers-tiles  Why x-tiles hurt on Burgers: scenarios/burgers-small.toml with one
                  constraint, time tiles and x-tiles, and shorter windows
                  (8 runs, ~3 min)
+  custom         The PDEs defined in TOML: scenarios/burgers-small.toml,
+                 allen-cahn-small, kdv-small and kuramoto-sivashinsky-small,
+                 each with moe, hard and soft, and the persistence baseline
+                 u(t) = u0 (12 runs, ~10 min with their data)
   scaling        The experts' speed-up figure: tessera bench scaling, writing
                  benches/scaling.json and benches/scaling.png (the table of
                  benches/README.md)
@@ -386,6 +390,15 @@ elif kind == "tiles":
         rows.append(f"| `{bracket(parts[0])}` | {t_max} | "
                     f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | "
                     f"{s['pde_loss']:.1f} ({s['pde_loss_truth']:.3f}) | {s['lm_last']:.1f} |")
+elif kind == "custom":
+    rows.append("| scenario | `moe` | `hard` | `soft` | persistence |")
+    rows.append("|---|---|---|---|---|")
+    # LABEL = custom-SCENARIO-METHOD, the methods in the order moe, hard, soft.
+    for i in range(0, len(labels), 3):
+        runs = [load(label) for label in labels[i:i + 3]]
+        errors = " | ".join(pm(r["rel_l2_mean"], r["rel_l2_std"], 3) for r in runs)
+        rows.append(f"| `{runs[0]['scenario']}` | {errors} | "
+                    f"{runs[0]['persistence_rel_l2_mean']:.3f} |")
 elif kind == "resolutions":
     s = load(labels[0])
     train = s["resolutions"][0]["resolution"]
@@ -682,6 +695,19 @@ burgers_tiles() {
     table tiles "${labels[@]}"
 }
 
+# Each PDE defined in TOML with the three methods; the persistence baseline
+# comes with every summary.
+custom() {
+    local scenario m labels=()
+    for scenario in burgers-small allen-cahn-small kdv-small kuramoto-sivashinsky-small; do
+        for m in moe hard soft; do
+            run "custom-$scenario-$m" "scenarios/$scenario.toml" --set constraint.method=$m
+            labels+=("custom-$scenario-$m")
+        done
+    done
+    table custom "${labels[@]}"
+}
+
 scaling() {
     local cmd=("${TESSERA_CMD[@]}" bench scaling --json benches/scaling.json --plot benches/scaling.png)
     if [ "$DRY" = 1 ]; then
@@ -710,6 +736,7 @@ ds-medium-grid) ds_medium_grid ;;
 ds-medium-inputs) ds_medium_inputs ;;
 ds-medium-levels) ds_medium_levels ;;
 burgers-tiles) burgers_tiles ;;
+custom) custom ;;
 scaling) scaling ;;
 all)
     quickstart
@@ -724,6 +751,7 @@ all)
     ds_medium_inputs
     ds_medium_levels
     burgers_tiles
+    custom
     scaling
     ;;
 *)

@@ -241,6 +241,15 @@ fn run_writes_the_run_directory_and_a_json_summary_line() {
         assert!(losses.pde > 0.0 && losses.pde.is_finite());
         assert_eq!(line[key].as_f64(), Some(losses.pde));
     }
+    // The persistence baseline on the same samples, in both (its values are
+    // checked against a hand computation in the library's unit tests).
+    let persistence = summary.persistence.expect("persistence in summary.json");
+    assert_eq!(persistence.rel_l2.len(), 2);
+    assert!(persistence.rel_l2.iter().all(|e| e.is_finite() && *e > 0.0));
+    assert_eq!(
+        line["persistence_rel_l2_mean"].as_f64(),
+        Some(persistence.mean)
+    );
     // The saved config is the scenario with the override applied.
     assert_eq!(run.read_config().unwrap().training.steps, 3);
     for file in [

@@ -16,13 +16,15 @@
 //! same variables, the constraint layer rebuilt for that grid.
 //!
 //! Every summary also holds the training's physics losses of the predictions
-//! and of the ground truth ([`PhysicsCheck`]). Apart from any model,
+//! and of the ground truth ([`PhysicsCheck`]), and the error of the
+//! persistence baseline `u(t) = u₀` on the same samples ([`Persistence`]). Apart from any model,
 //! [`physics_floor`] measures how close a minimiser of the training loss lies
 //! to the ground truth: the accuracy the scenario's discretisation allows
 //! physics-only training.
 
 mod floor;
 mod lbfgs;
+mod persistence;
 mod physics;
 mod progress;
 mod report;
@@ -30,6 +32,7 @@ mod resolutions;
 
 pub use floor::{FloorOptions, PhysicsFloor, physics_floor};
 pub use lbfgs::LbfgsStop;
+pub use persistence::Persistence;
 pub use physics::{PhysicsCheck, PhysicsLosses, physics_check};
 pub use progress::{EvalObserver, EvalProgress};
 pub use report::{Report, method_name, report, report_at_resolutions};
@@ -268,6 +271,10 @@ pub struct Summary {
     /// truth (absent in summaries written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub physics: Option<PhysicsCheck>,
+    /// The persistence baseline's errors on the evaluated samples (absent
+    /// in summaries written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<Persistence>,
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use std::time::Instant;
 use tessera_scenarios::{Dataset, Scenario};
 
 use super::{
-    EvalObserver, Evaluation, ResolutionErrors, Summary, evaluate_observed, evaluate_resolutions,
-    physics_check, window_errors,
+    EvalObserver, Evaluation, Persistence, ResolutionErrors, Summary, evaluate_observed,
+    evaluate_resolutions, physics_check, window_errors,
 };
 use crate::SolverError;
 use crate::data::Samples;
@@ -113,6 +113,8 @@ fn summarise(
         })
         .transpose()?;
     let physics = physics_check(scenario, test, &evaluation.predictions)?;
+    let evaluated = &test.trajectories()?[..evaluation.rel_l2.len()];
+    let persistence = Persistence::of(evaluated, frame)?;
     let summary = Summary {
         scenario: scenario.name.clone(),
         method: method_name(scenario),
@@ -132,6 +134,7 @@ fn summarise(
         windows,
         resolutions,
         physics: Some(physics),
+        persistence: Some(persistence),
     };
     let text = serde_json::to_string_pretty(&summary).map_err(|source| SolverError::Json {
         path: run.summary(),

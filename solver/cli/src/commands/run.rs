@@ -135,6 +135,12 @@ fn print_summary(summary: &Summary, run: &RunDir, json: bool) {
             ),
         ),
     ];
+    if let Some(p) = &summary.persistence {
+        rows.push((
+            "persistence",
+            format!("{:.4} ± {:.4} (u = u0 held)", p.mean, p.std),
+        ));
+    }
     if let Some(w) = &summary.windows {
         let window = |e: &WindowError| format!("{:.4} ± {:.4}", e.mean, e.std);
         rows.push((
@@ -185,7 +191,7 @@ fn print_summary(summary: &Summary, run: &RunDir, json: bool) {
 }
 
 /// The one-line JSON a `--json` run prints last: the summary without the
-/// per-sample errors (with the window errors of an extrapolation run, the
+/// per-sample errors (with the persistence baseline's, the window errors of an extrapolation run, the
 /// physics losses of the predictions and of the truth, and the errors at each of
 /// `eval.resolutions`).
 fn summary_line(summary: &Summary) -> String {
@@ -215,6 +221,12 @@ fn summary_line(summary: &Summary) -> String {
                 "extrapolated_rel_l2_std".to_owned(),
                 json!(w.extrapolated.std),
             ),
+        ]);
+    }
+    if let (Some(p), Some(line)) = (&summary.persistence, line.as_object_mut()) {
+        line.extend([
+            ("persistence_rel_l2_mean".to_owned(), json!(p.mean)),
+            ("persistence_rel_l2_std".to_owned(), json!(p.std)),
         ]);
     }
     if let (Some(p), Some(line)) = (&summary.physics, line.as_object_mut()) {
