@@ -248,6 +248,10 @@ if kind == "quickstart":
         s = load(label)
         rows.append(f"| {method(s)} | {WHAT[s['method']]} | "
                     f"{pm(s['rel_l2_mean'], s['rel_l2_std'])} | {s['wall']} s |")
+    s = load(labels[0])
+    if "persistence_rel_l2_mean" in s:
+        rows.append(f"| persistence | `u(t) = u₀`, no model | "
+                    f"{pm(s['persistence_rel_l2_mean'], s['persistence_rel_l2_std'])} | — |")
 elif kind == "ds-medium":
     rows.append("| method | lifting and projection | test rel. L2 | training | "
                 "LM iterations | failed solves | PDE loss (truth) | paper (full scale) |")
