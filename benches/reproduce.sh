@@ -434,6 +434,12 @@ elif kind == "scaling":
                 f"{single['fwd_median_s'] / moe['fwd_median_s']:.2f} | "
                 f"{ms(single, 'fwd_bwd_median_s'):.1f} | {ms(moe, 'fwd_bwd_median_s'):.1f} | "
                 f"{single['fwd_bwd_median_s'] / moe['fwd_bwd_median_s']:.2f} | {its_s}; {its_m} |")
+if kind in ("ds-medium", "ns-medium"):
+    s = load(labels[0])
+    if "persistence_rel_l2_mean" in s:
+        rows.append("")
+        rows.append("Persistence (u(t) = u₀ held, the same test trajectories): "
+                    f"{pm(s['persistence_rel_l2_mean'], s['persistence_rel_l2_std'])}")
 print("\n".join(rows))
 PY
 }
