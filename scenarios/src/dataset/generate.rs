@@ -193,18 +193,14 @@ fn generate_custom(
     config: String,
 ) -> Result<Dataset, ScenarioError> {
     let t = scenario.grid()?.axis(0).coords().to_vec();
-    if !options.quiet {
-        let pde = params.pde(&scenario.name)?;
-        let spectral = pde
-            .mol()
-            .is_ok_and(|mol| mol::MolPde::stencil(&mol) == mol::Stencil::Spectral);
-        for seam in pde.seams(&params.domain) {
-            if let Some(warning) = seam.warning(spectral) {
+    with_custom(scenario, params, |pde, mol, domain, family| {
+        if !options.quiet {
+            let spectral = mol::MolPde::stencil(mol) == mol::Stencil::Spectral;
+            let warnings = pde.seams(&params.domain).into_iter();
+            for warning in warnings.filter_map(|seam| seam.warning(spectral)) {
                 eprintln!("warning: {}: {warning}", scenario.name);
             }
         }
-    }
-    with_custom(scenario, params, |mol, domain, family| {
         mol::generate(
             mol,
             domain,
@@ -217,8 +213,9 @@ fn generate_custom(
     })
 }
 
-/// `run` on a PDE defined in TOML: its method-of-lines form, the scenario's
-/// domain refined by `data.reference.refinement`, and its `[initial]` family.
+/// `run` on a PDE defined in TOML: the definition, its method-of-lines
+/// form, the scenario's domain refined by `data.reference.refinement`, and
+/// its `[initial]` family.
 ///
 /// Errors: a definition without an `[initial]` family or that does not
 /// compile, and `run`'s.
@@ -226,6 +223,7 @@ fn with_custom<R>(
     scenario: &Scenario,
     params: &CustomParams,
     run: impl FnOnce(
+        &crate::custom::CustomPde,
         &crate::custom::CustomMol<'_>,
         &MolDomain,
         &dyn InitialFamily,
@@ -243,7 +241,7 @@ fn with_custom<R>(
     let mol = pde
         .mol()
         .map_err(|e| ScenarioError::CustomPde(Box::new(e)))?;
-    run(&mol, &domain, family)
+    run(&pde, &mol, &domain, family)
 }
 
 /// Each of `options.samples` samples' initial condition on the grid
@@ -262,7 +260,7 @@ pub fn initial_conditions(
     check_request(scenario, options)?;
     let to_f32 = |frame: Vec<f64>| frame.into_iter().map(|v| v as f32).collect();
     match &scenario.pde {
-        PdeConfig::Custom(params) => with_custom(scenario, params, |mol, domain, family| {
+        PdeConfig::Custom(params) => with_custom(scenario, params, |_, mol, domain, family| {
             mol::initial_conditions(mol, domain, family, options)
         }),
         PdeConfig::DiffusionSorption(_) => Ok((0..options.samples)

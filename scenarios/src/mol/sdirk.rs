@@ -405,9 +405,9 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
                 }
             }
         };
-        let lu = self.factoriser.factorise(h * GAMMA, &jacobian, self.t)?;
-        self.jacobian = Some(jacobian);
         let hg = h * GAMMA;
+        let lu = self.factoriser.factorise(hg, &jacobian, self.t)?;
+        self.jacobian = Some(jacobian);
         let mut k: Vec<Vec<f64>> = Vec::with_capacity(5);
         let mut z = self.u.clone();
         let mut f = vec![0.0; n];
