@@ -128,6 +128,9 @@ impl ExpressionFamily {
         let dims = domain.len();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let draws: Vec<Vec<f64>> = (0..DRAWS).map(|_| self.draw(&mut rng)).collect();
+        if self.value(&vec![0.0; dims], &draws[0]).is_none() {
+            return Vec::new();
+        }
         let at = |point: &[f64], draw: &[f64]| self.value(point, draw).unwrap_or(f64::NAN);
         let inside = |axis: usize, i: usize| {
             let [lo, hi] = domain[axis];
@@ -246,5 +249,10 @@ mod tests {
         assert!(y.slope_jump > 4.0 && y.slope_jump <= 8.0, "{y:?}");
         assert!(y.warning(false).is_none());
         assert!(y.warning(true).unwrap().contains("slope jumps"));
+    }
+
+    #[test]
+    fn a_domain_of_another_dimension_has_no_seams() {
+        assert!(seams_of("\"x\"", "a * x", &[[0.0, 1.0], [0.0, 1.0]]).is_empty());
     }
 }
