@@ -29,6 +29,8 @@
 //! (catching higher-order dependence), is [`MolError::NonlinearInTimeDerivative`].
 
 mod spectral_jacobian;
+mod spectral_operator;
+mod torus_fft;
 
 use std::sync::Arc;
 
@@ -38,9 +40,11 @@ use tessera_meshes::{
 };
 
 use self::spectral_jacobian::Circulants;
+use self::spectral_operator::SpectralOperator;
 use crate::mol::domain::AxisLayout;
 use crate::mol::{
-    Boundary, Derivative, MolDomain, MolError, MolPde, MolSystem, PointValues, Side, Stencil,
+    Boundary, Derivative, JacobianOperator, MolDomain, MolError, MolPde, MolSystem, PointValues,
+    Side, Stencil,
 };
 
 /// The basic derivatives computed as whole fields; the Laplacian is their sum.
@@ -581,7 +585,7 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
             s.a.extend_from_slice(&s.matrix[r * n..(r + 1) * n]);
             s.w.push(-s.f0[r]);
         }
-        if let Err(equation) = solve_small(n, &mut s.a, &mut s.w) {
+        if let Err(equation) = solve_small(n, &mut s.a, &mut s.w, f64::abs) {
             return Err(MolError::SingularTimeCoefficient {
                 t,
                 point: point.to_vec(),
@@ -703,15 +707,20 @@ fn periodicity(axis: usize, sides: &[Vec<Boundary>; 2]) -> Result<bool, MolError
 }
 
 /// Solves the dense `n × n` system `a x = b` in place (`b` becomes `x`) by
-/// Gaussian elimination with partial pivoting; `Err(row)` names the row whose
-/// pivot vanished.
-fn solve_small(n: usize, a: &mut [f64], b: &mut [f64]) -> Result<(), usize> {
-    let scale = a.iter().fold(0.0_f64, |s, v| s.max(v.abs()));
+/// Gaussian elimination with partial pivoting, over the reals or the
+/// complex numbers (`size` is the magnitude); `Err(row)` names the row whose
+/// pivot vanished (`b` is then left part-eliminated).
+fn solve_small<T>(n: usize, a: &mut [T], b: &mut [T], size: impl Fn(T) -> f64) -> Result<(), usize>
+where
+    T: Copy + std::ops::Sub<Output = T> + std::ops::Mul<Output = T> + std::ops::Div<Output = T>,
+    T: std::iter::Sum,
+{
+    let scale = a.iter().fold(0.0_f64, |s, &v| s.max(size(v)));
     for col in 0..n {
         let pivot = (col..n)
-            .max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs()))
+            .max_by(|&i, &j| size(a[i * n + col]).total_cmp(&size(a[j * n + col])))
             .unwrap_or(col);
-        if a[pivot * n + col].abs() <= PIVOT_TOL * scale || scale == 0.0 {
+        if size(a[pivot * n + col]) <= PIVOT_TOL * scale || scale == 0.0 {
             return Err(col);
         }
         for k in 0..n {
@@ -721,13 +730,13 @@ fn solve_small(n: usize, a: &mut [f64], b: &mut [f64]) -> Result<(), usize> {
         for row in col + 1..n {
             let factor = a[row * n + col] / a[col * n + col];
             for k in col..n {
-                a[row * n + k] -= factor * a[col * n + k];
+                a[row * n + k] = a[row * n + k] - factor * a[col * n + k];
             }
-            b[row] -= factor * b[col];
+            b[row] = b[row] - factor * b[col];
         }
     }
     for col in (0..n).rev() {
-        let sum: f64 = (col + 1..n).map(|k| a[col * n + k] * b[k]).sum();
+        let sum: T = (col + 1..n).map(|k| a[col * n + k] * b[k]).sum();
         b[col] = (b[col] - sum) / a[col * n + col];
     }
     Ok(())
@@ -765,6 +774,21 @@ impl<P: MolPde> MolSystem for Discretisation<'_, P> {
         self.circulants
             .as_ref()
             .map(|circulants| self.spectral_jacobian(circulants, t, u, rows))
+    }
+
+    /// A 2-D spectral discretisation's Jacobian, applied (`spectral_operator.rs`):
+    /// its pattern fills in under an LU. A 1-D spectral line's pattern is full
+    /// and small, and its dense LU is exact and fast ([`MolSystem::jacobian`]).
+    fn jacobian_operator(
+        &self,
+        t: f64,
+        u: &[f64],
+    ) -> Option<Result<Arc<dyn JacobianOperator + '_>, MolError>> {
+        let circulants = self.circulants.as_ref().filter(|_| self.layout.len() > 1)?;
+        Some(
+            SpectralOperator::new(self, circulants, t, u)
+                .map(|op| Arc::new(op) as Arc<dyn JacobianOperator + '_>),
+        )
     }
 
     fn sparsity(&self) -> Vec<Vec<usize>> {

@@ -17,8 +17,10 @@
 //! | [`discretisation`] | stencils, ghost points, `u_t = −(∂F/∂u_t)⁻¹F(0, z)` |
 //! | `discretisation/spectral_jacobian` | `∂f/∂u` of a spectral discretisation from its circulants |
 //! | `jacobian` | the column-coloured finite-difference Jacobian |
+//! | `linearisation` | `J` assembled or as an operator, kept or not, and `I − hγJ` from it |
+//! | `gmres` | restarted, right-preconditioned GMRES for an operator's stage systems |
 //! | [`sdirk`] | the SDIRK4 integrator, [`MolOptions`], [`MolStats`] |
-//! | `stage_matrix` | the factorised `I − hγJ`, sparse or dense |
+//! | `stage_matrix` | `I − hγJ` factorised (sparse or dense) or solved by GMRES |
 //! | [`solve`] | one trajectory on the output grid ([`MolSolution`]) |
 //! | [`dataset`] | datasets from an [`InitialFamily`] |
 //! | [`error`] | [`MolError`] |
@@ -27,7 +29,9 @@ pub mod dataset;
 pub mod discretisation;
 pub mod domain;
 pub mod error;
+mod gmres;
 mod jacobian;
+mod linearisation;
 pub mod pde;
 pub mod sdirk;
 pub mod solve;
@@ -41,4 +45,4 @@ pub use error::MolError;
 pub use pde::{Boundary, Derivative, MolPde, MolTerm, PointValues, Side, Stencil};
 pub use sdirk::{MolOptions, MolStats, integrate};
 pub use solve::MolSolution;
-pub use system::MolSystem;
+pub use system::{JacobianOperator, MolSystem};

@@ -9,21 +9,24 @@
 //! the error estimate, and it is a one-step method, so output times are hit
 //! exactly and rejected steps cost nothing to restart (unlike BDF's history).
 //!
-//! **Per step.** `J ≈ ∂f/∂u` from the system where it assembles its own
-//! ([`MolSystem::jacobian`]: a spectral discretisation does) and otherwise by
-//! coloured finite differences (`jacobian.rs`), once per accepted state; a
-//! rejected step reuses it. A Jacobian whose pattern has more than
-//! `JACOBIAN_CHEAP_COLOURS` = 10 colours (a spectral operator couples a whole
-//! line: by differences one evaluation per point, assembled one pointwise
-//! solve per term at every point, which still made the KdV test data twice
-//! as slow when recomputed at every step) is also kept for the next step when the
+//! **Per step.** `J ≈ ∂f/∂u` as the system's operator where it offers one
+//! ([`MolSystem::jacobian_operator`]: a 2-D spectral discretisation), else
+//! assembled by the system where it can ([`MolSystem::jacobian`]: a 1-D
+//! spectral one) and otherwise by coloured finite differences
+//! (`jacobian.rs`), once per accepted state; a rejected step reuses it
+//! (`linearisation.rs`). An operator, or a Jacobian whose pattern has more
+//! than `JACOBIAN_CHEAP_COLOURS` = 10 colours (a spectral operator couples a
+//! whole line: by differences one evaluation per point, assembled one
+//! pointwise solve per term at every point, which still made the KdV test
+//! data twice as slow when recomputed at every step), is also kept for the next step when the
 //! accepted step's Newton iterations contracted by `JACOBIAN_KEEP_RATE` = 1e-5 or
 //! better (Hairer–Wanner's rule in RADAU5, §IV.8, with a stricter rate: at
 //! 1e-3 the Fisher–KPP test lost its tolerance proportionality below 1e-7),
 //! and a Newton failure with a kept Jacobian recomputes it before cutting
 //! the step. `I − hγJ` factorised
 //! (`stage_matrix.rs`: sparse LU with the symbolic analysis done once, or a
-//! dense LU for a mostly full pattern), each stage solved
+//! dense LU for a mostly full pattern) or, for an operator, solved by
+//! preconditioned GMRES (`gmres.rs`), each stage solved
 //! by simplified Newton with
 //! Hairer–Wanner's convergence-rate test, the stage derivatives recovered as
 //! `k_i = (Z_i − base_i)/(hγ)` (no extra evaluations, no amplified round-off).
@@ -41,8 +44,7 @@
 
 use faer::Mat;
 
-use crate::mol::jacobian::ColouredPattern;
-use crate::mol::stage_matrix::StageFactoriser;
+use crate::mol::linearisation::Linearisation;
 use crate::mol::{MolError, MolSystem};
 
 /// γ, the diagonal of the tableau.
@@ -76,10 +78,6 @@ const NEWTON_MAX_FAILURES: usize = 20;
 /// The next step keeps an expensive Jacobian when the accepted step's Newton
 /// iterations contracted at least this fast (the largest rate of its stages).
 const JACOBIAN_KEEP_RATE: f64 = 1e-5;
-/// A Jacobian of at most this many colours (evaluations) is recomputed at
-/// every accepted state: about what a step's Newton iterations cost (two per
-/// stage), so keeping it would save little.
-const JACOBIAN_CHEAP_COLOURS: usize = 10;
 
 /// Settings of the time integrator.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -161,6 +159,10 @@ pub struct MolStats {
     pub rhs_evaluations: usize,
     /// Jacobian evaluations.
     pub jacobians: usize,
+    /// GMRES iterations over all stage solves (a system with a Jacobian
+    /// operator, [`MolSystem::jacobian_operator`]; 0 where `I − hγJ` is
+    /// factorised).
+    pub linear_iterations: usize,
 }
 
 /// Integrates `du/dt = f(t, u)` from `u0` at `times[0]` and returns the state
@@ -211,16 +213,15 @@ pub fn integrate<S: MolSystem + ?Sized>(
 struct Stepper<'s, S: MolSystem + ?Sized> {
     system: &'s S,
     options: MolOptions,
-    pattern: ColouredPattern,
-    factoriser: StageFactoriser,
+    /// `J`, kept between steps or not, and how `I − hγJ` is solved.
+    linear: Linearisation<'s>,
     t: f64,
     u: Vec<f64>,
     /// `f(t, u)`, kept from the last stage of the previous step (stiffly accurate).
     f: Vec<f64>,
-    /// `∂f/∂u` once computed: a rejected step retries with it, and a step
-    /// after a fast-converging one keeps it.
-    jacobian: Option<Vec<Vec<f64>>>,
-    /// Whether `jacobian` was taken at the current `(t, u)`.
+    /// Whether the Jacobian `linear` holds was taken at the current `(t, u)`
+    /// (a rejected step retries with it, and a step after a fast-converging
+    /// one keeps it).
     jacobian_current: bool,
     h: f64,
     stats: MolStats,
@@ -243,33 +244,32 @@ enum StepOutcome {
 
 impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
     fn new(system: &'s S, options: &MolOptions, u0: &[f64], t0: f64) -> Result<Self, MolError> {
-        let pattern = ColouredPattern::new(system)?;
-        let factoriser = StageFactoriser::new(pattern.rows(), t0)?;
         let mut f = vec![0.0; u0.len()];
         system.rhs(t0, u0, &mut f)?;
-        let mut stepper = Self {
-            system,
-            options: *options,
-            pattern,
-            factoriser,
-            t: t0,
-            u: u0.to_vec(),
-            f,
-            jacobian: None,
-            jacobian_current: false,
-            h: 0.0,
-            stats: MolStats {
-                rhs_evaluations: 1,
-                ..MolStats::default()
-            },
+        let mut stats = MolStats {
+            rhs_evaluations: 1,
+            ..MolStats::default()
         };
-        stepper.check_state()?;
-        if stepper.f.iter().any(|v| !v.is_finite()) {
+        let state = Self::checked(t0, u0, options.max_norm);
+        if state.is_ok() && f.iter().any(|v| !v.is_finite()) {
             return Err(MolError::BlowUp {
                 t: t0,
                 norm: f64::NAN,
             });
         }
+        state?;
+        let linear = Linearisation::new(system, t0, u0, &mut stats)?;
+        let mut stepper = Self {
+            system,
+            options: *options,
+            jacobian_current: linear.has_jacobian(),
+            linear,
+            t: t0,
+            u: u0.to_vec(),
+            f,
+            h: 0.0,
+            stats,
+        };
         stepper.h = match (options.fixed_step, options.initial_step) {
             (Some(h), _) | (None, Some(h)) => h,
             (None, None) => {
@@ -286,17 +286,23 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
     }
 
     fn check_state(&self) -> Result<(), MolError> {
-        let norm = self.u.iter().fold(0.0_f64, |m, v| {
+        Self::checked(self.t, &self.u, self.options.max_norm)
+    }
+
+    /// [`MolError::BlowUp`] for a state `u` at `t` that is not finite or
+    /// exceeds `max_norm`.
+    fn checked(t: f64, u: &[f64], max_norm: f64) -> Result<(), MolError> {
+        let norm = u.iter().fold(0.0_f64, |m, v| {
             if v.is_finite() {
                 m.max(v.abs())
             } else {
                 f64::NAN
             }
         });
-        if norm.is_finite() && norm <= self.options.max_norm {
+        if norm.is_finite() && norm <= max_norm {
             Ok(())
         } else {
-            Err(MolError::BlowUp { t: self.t, norm })
+            Err(MolError::BlowUp { t, norm })
         }
     }
 
@@ -339,9 +345,8 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
                     self.t = if h == remaining { target } else { self.t + h };
                     self.u = u;
                     self.f = f;
-                    if rate > JACOBIAN_KEEP_RATE || self.pattern.colours() <= JACOBIAN_CHEAP_COLOURS
-                    {
-                        self.jacobian = None;
+                    if rate > JACOBIAN_KEEP_RATE || !self.linear.is_expensive() {
+                        self.linear.forget();
                     }
                     self.jacobian_current = false;
                     self.stats.steps += 1;
@@ -364,10 +369,12 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
                     self.h = h * (0.9 * error.powf(-0.25)).clamp(0.2, 0.9);
                     last_rejected = true;
                 }
-                StepOutcome::NewtonFailed if self.jacobian.is_some() && !self.jacobian_current => {
+                StepOutcome::NewtonFailed
+                    if self.linear.has_jacobian() && !self.jacobian_current =>
+                {
                     // A kept Jacobian may be what failed: retry with a fresh one.
                     self.stats.newton_failures += 1;
-                    self.jacobian = None;
+                    self.linear.forget();
                 }
                 StepOutcome::NewtonFailed => {
                     self.stats.newton_failures += 1;
@@ -390,24 +397,14 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
     /// One SDIRK step of size `h` from `(t, u)`.
     fn attempt(&mut self, h: f64) -> Result<StepOutcome, MolError> {
         let n = self.u.len();
-        let jacobian = match self.jacobian.take() {
-            Some(j) => j,
-            None => {
-                self.stats.jacobians += 1;
-                self.jacobian_current = true;
-                match self.system.jacobian(self.t, &self.u, self.pattern.rows()) {
-                    Some(assembled) => assembled?,
-                    None => {
-                        self.stats.rhs_evaluations += self.pattern.colours();
-                        self.pattern
-                            .jacobian(self.system, self.t, &self.u, &self.f)?
-                    }
-                }
-            }
-        };
         let hg = h * GAMMA;
-        let lu = self.factoriser.factorise(hg, &jacobian, self.t)?;
-        self.jacobian = Some(jacobian);
+        let (lu, fresh) = self.linear.stage_matrix(
+            self.system,
+            (self.t, &self.u, &self.f),
+            hg,
+            &mut self.stats,
+        )?;
+        self.jacobian_current |= fresh;
         let mut k: Vec<Vec<f64>> = Vec::with_capacity(5);
         let mut z = self.u.clone();
         let mut f = vec![0.0; n];
@@ -435,7 +432,7 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
                 for r in 0..n {
                     delta[(r, 0)] = -(z[r] - base[r] - hg * f[r]);
                 }
-                lu.solve_in_place(delta.as_mut());
+                self.stats.linear_iterations += lu.solve_in_place(delta.as_mut());
                 let update: Vec<f64> = (0..n).map(|r| delta[(r, 0)]).collect();
                 let norm = self.weighted_norm(&update, &z);
                 if !norm.is_finite() {
@@ -488,7 +485,7 @@ impl<'s, S: MolSystem + ?Sized> Stepper<'s, S> {
                 err[(r, 0)] += h * w * v;
             }
         }
-        lu.solve_in_place(err.as_mut());
+        self.stats.linear_iterations += lu.solve_in_place(err.as_mut());
         let scale: Vec<f64> = self
             .u
             .iter()

@@ -1,6 +1,7 @@
-//! The SDIRK stage matrix `I − hγJ`, factorised once per step attempt.
+//! The SDIRK stage matrix `I − hγJ`, factorised once per step attempt, or
+//! applied through a Jacobian operator and solved by GMRES.
 //!
-//! Why two storages: a difference stencil couples a handful of neighbours,
+//! Why three forms: a difference stencil couples a handful of neighbours,
 //! so `J` is sparse and faer's sparse LU (its symbolic analysis done once per
 //! integration) is the right tool; a spectral operator couples every point
 //! of a line, so a 1-D spectral system's `J` is full, and there a sparse LU
@@ -8,13 +9,23 @@
 //! dense factorisation (a 128-point Korteweg–de Vries trajectory spent most
 //! of its time there). A pattern with at least a quarter of its entries set
 //! is factorised densely, sequentially: the systems are small and the
-//! datasets' samples already run in parallel.
+//! datasets' samples already run in parallel. A system that applies its
+//! Jacobian as an operator ([`MolSystem::jacobian_operator`]: a 2-D spectral
+//! discretisation, whose LU fills in) has its stage systems solved by GMRES
+//! with the operator's preconditioner, to a relative residual of
+//! `GMRES_TOLERANCE` = 1e-10, so that the Newton iterations and the error
+//! estimate see what a factorisation would give them.
 //!
 //! The sparse matrix's column structure is built once from the pattern, with
 //! each pattern entry's place in it, so a step only writes values. A
 //! numerically singular matrix is not an error here: its solves come out
 //! non-finite, which fails the step's Newton iteration, and the integrator
-//! cuts the step (a smaller `h` moves `I − hγJ` towards `I`).
+//! cuts the step (a smaller `h` moves `I − hγJ` towards `I`); so is a GMRES
+//! solve that ends above `GMRES_ACCEPT` = 1e-6.
+//!
+//! [`MolSystem::jacobian_operator`]: crate::mol::MolSystem::jacobian_operator
+
+use std::sync::Arc;
 
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::lu::partial_pivoting::{factor, solve};
@@ -24,10 +35,19 @@ use faer::sparse::linalg::solvers::{Lu, SymbolicLu};
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMat};
 use faer::{Mat, MatMut, Par};
 
-use crate::mol::MolError;
+use crate::mol::gmres::{GmresSettings, gmres};
+use crate::mol::{JacobianOperator, MolError};
 
 /// The densest pattern (as a fraction of `n²`) still factorised as sparse.
 const DENSE_FROM: f64 = 0.25;
+/// GMRES stops at this relative residual.
+const GMRES_TOLERANCE: f64 = 1e-10;
+/// A GMRES solve that stopped above this relative residual (out of
+/// iterations, or stalled in round-off) counts as failed.
+const GMRES_ACCEPT: f64 = 1e-6;
+/// GMRES: Krylov vectors per cycle and iterations per solve.
+const GMRES_RESTART: usize = 30;
+const GMRES_MAX_ITERATIONS: usize = 150;
 
 /// What stays fixed between factorisations: the pattern and how it is stored.
 pub(crate) struct StageFactoriser {
@@ -45,8 +65,8 @@ enum Storage {
     },
 }
 
-/// `I − hγJ` factorised.
-pub(crate) enum StageMatrix {
+/// `I − hγJ` factorised, or applied.
+pub(crate) enum StageMatrix<'s> {
     Dense {
         /// `L` below the diagonal (unit diagonal implied), `U` on and above.
         lu: Mat<f64>,
@@ -54,6 +74,10 @@ pub(crate) enum StageMatrix {
         inverse: Vec<usize>,
     },
     Sparse(Box<Lu<usize, f64>>),
+    Krylov {
+        jacobian: Arc<dyn JacobianOperator + 's>,
+        hg: f64,
+    },
 }
 
 impl StageFactoriser {
@@ -108,7 +132,7 @@ impl StageFactoriser {
         hg: f64,
         jacobian: &[Vec<f64>],
         t: f64,
-    ) -> Result<StageMatrix, MolError> {
+    ) -> Result<StageMatrix<'static>, MolError> {
         let failed = |reason: String| MolError::LinearSolve { t, reason };
         let n = self.rows.len();
         let entry = |i: usize, j: usize, v: f64| f64::from(i == j) - hg * v;
@@ -160,9 +184,10 @@ impl StageFactoriser {
     }
 }
 
-impl StageMatrix {
-    /// Overwrites the column `rhs` with `(I − hγJ)⁻¹ rhs`.
-    pub fn solve_in_place(&self, rhs: MatMut<'_, f64>) {
+impl StageMatrix<'_> {
+    /// Overwrites the column `rhs` with `(I − hγJ)⁻¹ rhs` and returns the
+    /// GMRES iterations spent (0 for a factorisation).
+    pub fn solve_in_place(&self, mut rhs: MatMut<'_, f64>) -> usize {
         match self {
             Self::Dense {
                 lu,
@@ -182,8 +207,39 @@ impl StageMatrix {
                     Par::Seq,
                     MemStack::new(&mut MemBuffer::new(scratch)),
                 );
+                0
             }
-            Self::Sparse(lu) => lu.solve_in_place(rhs),
+            Self::Sparse(lu) => {
+                lu.solve_in_place(rhs);
+                0
+            }
+            Self::Krylov { jacobian, hg } => {
+                let b: Vec<f64> = (0..rhs.nrows()).map(|i| rhs[(i, 0)]).collect();
+                let mut x = vec![0.0; b.len()];
+                let settings = GmresSettings {
+                    tolerance: GMRES_TOLERANCE,
+                    restart: GMRES_RESTART,
+                    max_iterations: GMRES_MAX_ITERATIONS,
+                };
+                let stage = |v: &[f64], out: &mut [f64]| {
+                    jacobian.apply(v, out);
+                    for (o, vi) in out.iter_mut().zip(v) {
+                        *o = vi - hg * *o;
+                    }
+                };
+                let outcome = gmres(
+                    stage,
+                    |v| jacobian.precondition(*hg, v),
+                    &b,
+                    &mut x,
+                    &settings,
+                );
+                let accepted = outcome.relative_residual <= GMRES_ACCEPT;
+                for (i, v) in x.into_iter().enumerate() {
+                    rhs[(i, 0)] = if accepted { v } else { f64::NAN };
+                }
+                outcome.iterations
+            }
         }
     }
 }

@@ -16,8 +16,10 @@
 //! its `z_d` (the derivatives of KdV, Kuramoto–Sivashinsky, Burgers) gets
 //! its factor to round-off.
 
+use std::f64::consts::TAU;
 use std::sync::Arc;
 
+use rustfft::num_complex::Complex64;
 use tessera_meshes::{LinearOperator, Shape};
 
 use super::{BASIC, Discretisation, Scratch, axis_order};
@@ -29,6 +31,10 @@ pub(super) struct Circulants {
     /// Per entry of [`BASIC`] the terms need: `h(i)`, the response at
     /// index `i` along the operator's axis to a unit impulse at point 0.
     responses: Vec<Option<Vec<f64>>>,
+    /// The same circulants' eigenvalues: at wavenumber index `k` along the
+    /// axis, `σ(k) = Σ_i h(i) e^{−2πi k i/n}` (`D` maps the Fourier mode
+    /// `e^{2πi k p/n}` to `σ(k)` times itself).
+    symbols: Vec<Option<Vec<Complex64>>>,
     dims: Vec<usize>,
 }
 
@@ -55,8 +61,52 @@ impl Circulants {
                         .collect()
                 })
             })
+            .collect::<Vec<Option<Vec<f64>>>>();
+        let symbols = responses
+            .iter()
+            .map(|h| {
+                h.as_ref().map(|h| {
+                    let n = h.len();
+                    (0..n)
+                        .map(|k| {
+                            h.iter()
+                                .enumerate()
+                                .map(|(i, &v)| {
+                                    Complex64::from_polar(v, -TAU * ((k * i) % n) as f64 / n as f64)
+                                })
+                                .sum()
+                        })
+                        .collect()
+                })
+            })
             .collect();
-        Self { responses, dims }
+        Self {
+            responses,
+            symbols,
+            dims,
+        }
+    }
+
+    /// The eigenvalue of term operator `d` at the Fourier mode of wavenumber
+    /// indices `mode` (one per axis).
+    pub(super) fn symbol(&self, d: Derivative, mode: &[usize]) -> Complex64 {
+        match d {
+            Derivative::Value => Complex64::new(1.0, 0.0),
+            Derivative::Laplacian => {
+                let dyy = if self.dims.len() == 2 {
+                    self.symbol(Derivative::Dyy, mode)
+                } else {
+                    Complex64::default()
+                };
+                self.symbol(Derivative::Dxx, mode) + dyy
+            }
+            d => {
+                let (axis, _) = axis_order(d);
+                let slot = BASIC.iter().position(|&b| b == d);
+                slot.and_then(|i| self.symbols[i].as_ref())
+                    .map_or_else(Complex64::default, |s| s[mode[axis]])
+            }
+        }
     }
 
     /// `D_d[p, q]` for points at grid indices `p` and `q`.
@@ -99,6 +149,38 @@ impl<P: MolPde> Discretisation<'_, P> {
         let m = self.components;
         let terms = self.terms.len();
         let points = self.shape.len();
+        let gains = self.gains(t, u)?;
+        let index: Vec<Vec<usize>> = (0..points).map(|p| self.shape.unflat(p)).collect();
+        Ok(rows
+            .iter()
+            .enumerate()
+            .map(|(row, columns)| {
+                let (p, r) = self.unknowns[row];
+                let g = &gains[(p * m + r) * terms..][..terms];
+                columns
+                    .iter()
+                    .map(|&column| {
+                        let (q, c) = self.unknowns[column];
+                        self.terms
+                            .iter()
+                            .zip(g)
+                            .filter(|(term, _)| term.component == c)
+                            .map(|(term, &g)| {
+                                g * circulants.entry(term.derivative, &index[p], &index[q])
+                            })
+                            .sum()
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// The factors `g_{p,r,d} = ∂u_t(p, r)/∂z_d` at `(t, u)`,
+    /// `[points, components, terms]` (zero at points without unknowns).
+    pub(super) fn gains(&self, t: f64, u: &[f64]) -> Result<Vec<f64>, MolError> {
+        let m = self.components;
+        let terms = self.terms.len();
+        let points = self.shape.len();
         let fields = self.fields(t, u);
         let mut z = vec![0.0; points * terms];
         for (p, zp) in z.chunks_exact_mut(terms).enumerate() {
@@ -129,34 +211,12 @@ impl<P: MolPde> Discretisation<'_, P> {
                 }
             }
         }
-        let index: Vec<Vec<usize>> = (0..points).map(|p| self.shape.unflat(p)).collect();
-        Ok(rows
-            .iter()
-            .enumerate()
-            .map(|(row, columns)| {
-                let (p, r) = self.unknowns[row];
-                let g = &gains[(p * m + r) * terms..][..terms];
-                columns
-                    .iter()
-                    .map(|&column| {
-                        let (q, c) = self.unknowns[column];
-                        self.terms
-                            .iter()
-                            .zip(g)
-                            .filter(|(term, _)| term.component == c)
-                            .map(|(term, &g)| {
-                                g * circulants.entry(term.derivative, &index[p], &index[q])
-                            })
-                            .sum()
-                    })
-                    .collect()
-            })
-            .collect())
+        Ok(gains)
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use num_dual::DualNum;
 
     use crate::mol::jacobian::ColouredPattern;
@@ -168,7 +228,7 @@ mod tests {
     /// Two components on a periodic square, coupled through every kind of
     /// term the circulants hold (value, first, Laplacian, third and fourth
     /// derivatives, on both axes), through `∂F/∂u_t` and nonlinearly.
-    struct Coupled;
+    pub(crate) struct Coupled;
 
     impl MolPde for Coupled {
         fn components(&self) -> usize {
@@ -201,8 +261,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_assembled_jacobian_is_the_coloured_differences_one() {
+    /// [`Coupled`] on an 8 × 8 periodic square and a state varying on both
+    /// axes, or, `varying = false`, a constant one (the same factors at
+    /// every point).
+    pub(crate) fn coupled(varying: bool) -> (Discretisation<'static, Coupled>, Vec<f64>) {
         let axis = SpatialAxis {
             lo: 0.0,
             hi: 1.0,
@@ -213,13 +275,23 @@ mod tests {
         let field = disc
             .sample(|x| {
                 let (a, b) = (std::f64::consts::TAU * x[0], std::f64::consts::TAU * x[1]);
-                vec![
-                    0.5 + a.sin() * b.cos(),
-                    (a + 2.0 * b).cos() - 0.3 * (2.0 * a).sin(),
-                ]
+                if varying {
+                    vec![
+                        0.5 + a.sin() * b.cos(),
+                        (a + 2.0 * b).cos() - 0.3 * (2.0 * a).sin(),
+                    ]
+                } else {
+                    vec![0.7, -0.4]
+                }
             })
             .unwrap();
         let u = disc.unknowns_of(&field).unwrap();
+        (disc, u)
+    }
+
+    #[test]
+    fn the_assembled_jacobian_is_the_coloured_differences_one() {
+        let (disc, u) = coupled(true);
         let t = 0.4;
         let mut f0 = vec![0.0; u.len()];
         disc.rhs(t, &u, &mut f0).unwrap();
