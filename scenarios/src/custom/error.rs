@@ -61,7 +61,7 @@ pub enum CustomPdeError {
         message: String,
     },
     /// A valid definition that the method-of-lines reference solver cannot
-    /// take (a velocity term, a boundary row reading `u0`, …; see
+    /// take (a system, a boundary row reading `u0`, …; see
     /// [`crate::custom::CustomPde::mol`]).
     #[error("{file}:{at}: the method of lines cannot solve this definition: {message}")]
     Unsupported {

@@ -93,8 +93,9 @@
 //! its second-order differences and all-`spectral` its Fourier stencil; periodic
 //! axes wrap; a boundary row `a·u + b·u_n + f(t, x) = rhs(t, x)` becomes
 //! `α u + β ∂u/∂n = g` (Dirichlet, Neumann, Robin); `initial` rows are unused
-//! (the family gives `u0`). What it cannot take (a velocity term, a system, a
-//! boundary row reading `u0` or with coefficients varying in `t` or `x`) is a
+//! (the family gives `u0`); the velocity terms become its spectral velocity
+//! from the vorticity. What it cannot take (a system, a boundary row reading
+//! `u0` or with coefficients varying in `t` or `x`) is a
 //! [`CustomPdeError::Unsupported`] at its line and column; the table is in
 //! [`mol`].
 //!

@@ -13,7 +13,7 @@
 //! | term `dt` | `u_t` (the residual's `at.u_t`); its stencil is unused: SDIRK4 integrates time |
 //! | `u`, `dx`, `dxx`, `dy`, `dyy`, `laplacian` | [`Derivative`] `Value`, `Dx`, `Dxx`, `Dy`, `Dyy`, `Laplacian` |
 //! | `dxxx`, `dxxxx`, `dyyy`, `dyyyy` (spectral only) | [`Derivative`] `Dxxx`, `Dxxxx`, `Dyyy`, `Dyyyy` |
-//! | `velocity-x`, `velocity-y` | unsupported (not a derivative of `u`) |
+//! | `velocity-x`, `velocity-y` | [`Derivative`] `VelocityX`, `VelocityY` (the other terms' stencil must be spectral too) |
 //! | stencils `reference`, `second-order`, `periodic` | [`MolStencil::FiniteDifference`]: second-order central, with ghost nodes at bounded ends and wrapping on periodic axes |
 //! | every space derivative `spectral` | [`MolStencil::Spectral`] (every axis must be periodic); spectral mixed with differences is unsupported |
 //! | `periodic = [true, …]` | [`Boundary::Periodic`] (the axis takes no boundary rows) |
@@ -24,7 +24,7 @@
 //! the paper's constraint layer differentiates; as ground truth the solver
 //! always uses its own second-order scheme, which the `mol_*` tests verify.
 //!
-//! Unsupported, each a typed error: a velocity term, a residual of several rows
+//! Unsupported, each a typed error: a residual of several rows
 //! (a system) or without `dt`, a boundary row reading `u0` or a term other than
 //! `u` and the normal derivative, row coefficients that vary with `t` or the
 //! coordinates, two rows on one side, rows on a periodic axis, and a bounded
@@ -242,17 +242,13 @@ impl Builder<'_> {
                 Operator::Fourth(1) => Derivative::Dxxxx,
                 Operator::Fourth(_) => Derivative::Dyyyy,
                 Operator::Laplacian => Derivative::Laplacian,
-                Operator::Velocity(_) => {
-                    return Err(self.not_mol(
-                        span,
-                        format!(
-                            "term `{}`: the velocity from the vorticity is not a derivative of u, which the method of lines needs",
-                            t.name
-                        ),
-                    ));
-                }
+                Operator::Velocity(1) => Derivative::VelocityX,
+                Operator::Velocity(_) => Derivative::VelocityY,
             };
-            if derivative != Derivative::Value {
+            if matches!(derivative, Derivative::VelocityX | Derivative::VelocityY) {
+                // Spectral whatever the term's stencil says: it has no other.
+                stencils.push((true, span));
+            } else if derivative != Derivative::Value {
                 stencils.push((t.stencil == Stencil::Spectral, span));
             }
             inputs.push(Input::Term(terms.len()));

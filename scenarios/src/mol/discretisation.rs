@@ -46,9 +46,11 @@ use crate::mol::{
     Boundary, Derivative, JacobianOperator, MolDomain, MolError, MolPde, MolSystem, PointValues,
     Side, Stencil,
 };
+use crate::navier_stokes::pde::velocity;
 
-/// The basic derivatives computed as whole fields; the Laplacian is their sum.
-const BASIC: [Derivative; 8] = [
+/// The basic operators computed as whole fields; the Laplacian is a sum of
+/// two of them.
+const BASIC: [Derivative; 10] = [
     Derivative::Dx,
     Derivative::Dxx,
     Derivative::Dxxx,
@@ -57,6 +59,8 @@ const BASIC: [Derivative; 8] = [
     Derivative::Dyy,
     Derivative::Dyyy,
     Derivative::Dyyyy,
+    Derivative::VelocityX,
+    Derivative::VelocityY,
 ];
 /// Tolerance of the affinity checks (relative to the size of the terms).
 const AFFINE_TOL: f64 = 1e-8;
@@ -196,6 +200,16 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                     reason: "names a component the PDE does not have",
                 });
             }
+            if matches!(
+                term.derivative,
+                Derivative::VelocityX | Derivative::VelocityY
+            ) && (dims != 2 || stencil != Stencil::Spectral)
+            {
+                return Err(MolError::Term {
+                    index,
+                    reason: "the velocity from the vorticity needs a 2-D domain and the spectral stencil",
+                });
+            }
             let (axis, order) = axis_order(term.derivative);
             if dims == 1 && axis == 1 {
                 return Err(MolError::Term {
@@ -246,11 +260,14 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                     return Ok(None);
                 }
                 let (axis, order) = axis_order(d);
-                let op: Arc<dyn LinearOperator> = match stencil {
-                    Stencil::Spectral => {
+                let op: Arc<dyn LinearOperator> = match (stencil, d) {
+                    // v = (∂y ψ, −∂x ψ): v̂_x = i k_y û/|k|², v̂_y = −i k_x û/|k|².
+                    (_, Derivative::VelocityX) => Arc::new(velocity(&grid, 1, 1.0)?),
+                    (_, Derivative::VelocityY) => Arc::new(velocity(&grid, 0, -1.0)?),
+                    (Stencil::Spectral, _) => {
                         Arc::new(FourierMultiplier::derivative(&grid, axis, order as u32)?)
                     }
-                    Stencil::FiniteDifference => {
+                    (Stencil::FiniteDifference, _) => {
                         let scheme = if layout[axis].periodic {
                             FdScheme::Periodic
                         } else {
@@ -675,10 +692,11 @@ struct Fields {
 
 /// Whether an axis is periodic: all or none of its sides' conditions say so.
 /// The solver axis (0 = x, 1 = y) a derivative is taken along and its
-/// order (`u` and the Laplacian: axis 0, order 0 and 2).
+/// order (`u` and the Laplacian: axis 0, order 0 and 2; the velocity, which
+/// spans both axes and is checked on its own: axis 0, order 0).
 fn axis_order(derivative: Derivative) -> (usize, usize) {
     match derivative {
-        Derivative::Value => (0, 0),
+        Derivative::Value | Derivative::VelocityX | Derivative::VelocityY => (0, 0),
         Derivative::Dx => (0, 1),
         Derivative::Dxx | Derivative::Laplacian => (0, 2),
         Derivative::Dxxx => (0, 3),
@@ -794,12 +812,20 @@ impl<P: MolPde> MolSystem for Discretisation<'_, P> {
     fn sparsity(&self) -> Vec<Vec<usize>> {
         let m = self.components;
         let spectral = self.pde.stencil() == Stencil::Spectral;
+        // The velocity from the vorticity couples every point to every other.
+        let global = self
+            .terms
+            .iter()
+            .any(|t| matches!(t.derivative, Derivative::VelocityX | Derivative::VelocityY));
         let dims = self.shape.dims();
         self.unknowns
             .iter()
             .map(|&(p, _)| {
                 let centre = self.shape.unflat(p);
                 let mut points = vec![p];
+                if global {
+                    points.extend(0..self.shape.len());
+                }
                 for (a, l) in self.layout.iter().enumerate() {
                     let along: Vec<usize> = if spectral {
                         (0..dims[a]).collect()

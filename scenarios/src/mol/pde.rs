@@ -30,6 +30,12 @@ pub enum Derivative {
     Dyyyy,
     /// `Δu`: `u_xx` in 1-D, `u_xx + u_yy` in 2-D.
     Laplacian,
+    /// The Navier–Stokes velocity from the vorticity `u`, `v = (∂y ψ, −∂x ψ)`
+    /// with `−Δψ = u` (ψ of zero mean): its x and y components (2-D, spectral
+    /// stencil only). Not a derivative, but a linear operator of `u` that is
+    /// circulant on the periodic grid, as the spectral derivatives are.
+    VelocityX,
+    VelocityY,
 }
 
 /// One term `z_j` of the residual: a derivative of one component.

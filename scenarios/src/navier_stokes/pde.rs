@@ -48,7 +48,7 @@ use tessera_constraints::{ConstraintError, LinearRow, Pde, Term};
 use tessera_meshes::ops::combination::LinearCombination;
 use tessera_meshes::ops::fd::{FdScheme, FiniteDifference};
 use tessera_meshes::ops::spectral::FourierMultiplier;
-use tessera_meshes::{CenterScale, Grid, LinearOperator};
+use tessera_meshes::{CenterScale, Grid, LinearOperator, MeshError};
 
 use crate::ScenarioError;
 use crate::config::NavierStokesParams;
@@ -203,20 +203,23 @@ fn spectral_derivatives(grid: &Grid) -> Result<[Operator; 4], ConstraintError> {
 }
 
 /// The velocity component `±∂ψ/∂(axis)` from the vorticity: the multiplier
-/// `sign · i k_axis / |k|²` over the spatial axes, zero on the mean.
+/// `sign · i k_axis / |k|²` over the grid's last two axes (its space axes,
+/// after time where the grid has it), zero on the mean.
 pub(crate) fn velocity(
     grid: &Grid,
     axis: usize,
     sign: f64,
-) -> Result<FourierMultiplier, ConstraintError> {
-    Ok(FourierMultiplier::new(grid, &[1, 2], move |k| {
+) -> Result<FourierMultiplier, MeshError> {
+    let space = [grid.ndim().saturating_sub(2), grid.ndim().saturating_sub(1)];
+    let along = axis.saturating_sub(space[0]);
+    FourierMultiplier::new(grid, &space, move |k| {
         let k2 = k[0] * k[0] + k[1] * k[1];
         if k2 == 0.0 {
             Complex64::new(0.0, 0.0)
         } else {
-            Complex64::new(0.0, sign * k[axis - 1] / k2)
+            Complex64::new(0.0, sign * k[along] / k2)
         }
-    })?)
+    })
 }
 
 impl Pde for NavierStokes {

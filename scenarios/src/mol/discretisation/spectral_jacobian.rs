@@ -16,123 +16,100 @@
 //! its `z_d` (the derivatives of KdV, Kuramoto–Sivashinsky, Burgers) gets
 //! its factor to round-off.
 
-use std::f64::consts::TAU;
 use std::sync::Arc;
 
 use rustfft::num_complex::Complex64;
 use tessera_meshes::{LinearOperator, Shape};
 
-use super::{BASIC, Discretisation, Scratch, axis_order};
+use super::torus_fft::TorusFft;
+use super::{BASIC, Discretisation, Scratch};
 use crate::mol::jacobian::SQRT_EPS;
 use crate::mol::{Derivative, MolError, MolPde};
 
-/// The operators' impulse responses along their axes.
+/// The operators' impulse responses and eigenvalues.
 pub(super) struct Circulants {
-    /// Per entry of [`BASIC`] the terms need: `h(i)`, the response at
-    /// index `i` along the operator's axis to a unit impulse at point 0.
+    /// Per entry of [`BASIC`] the terms need: `h(j)`, the response at grid
+    /// index `j` to a unit impulse at point 0 (zero off the operator's line
+    /// for a derivative; everywhere for the velocity from the vorticity).
     responses: Vec<Option<Vec<f64>>>,
-    /// The same circulants' eigenvalues: at wavenumber index `k` along the
-    /// axis, `σ(k) = Σ_i h(i) e^{−2πi k i/n}` (`D` maps the Fourier mode
-    /// `e^{2πi k p/n}` to `σ(k)` times itself).
+    /// The same circulants' eigenvalues per wavenumber index `k` (a grid
+    /// index): `σ(k) = Σ_j h(j) e^{−2πi k·j/n}`, as `D` maps the Fourier
+    /// mode `e^{2πi k·p/n}` to `σ(k)` times itself.
     symbols: Vec<Option<Vec<Complex64>>>,
-    dims: Vec<usize>,
+    shape: Shape,
 }
 
 impl Circulants {
     /// The responses of `operators` (aligned with [`BASIC`]) on a periodic
     /// grid of shape `shape`.
     pub(super) fn new(operators: &[Option<Arc<dyn LinearOperator>>], shape: &Shape) -> Self {
-        let dims = shape.dims().to_vec();
         let mut impulse = vec![0.0; shape.len()];
         impulse[0] = 1.0;
-        let responses = BASIC
+        let responses: Vec<Option<Vec<f64>>> = operators
             .iter()
-            .zip(operators)
-            .map(|(&d, op)| {
-                op.as_ref().map(|op| {
-                    let response = op.apply_to_vec(&impulse, 1);
-                    let (axis, _) = axis_order(d);
-                    (0..dims[axis])
-                        .map(|i| {
-                            let mut index = vec![0; dims.len()];
-                            index[axis] = i;
-                            response[shape.flat(&index)]
-                        })
-                        .collect()
-                })
-            })
-            .collect::<Vec<Option<Vec<f64>>>>();
+            .map(|op| op.as_ref().map(|op| op.apply_to_vec(&impulse, 1)))
+            .collect();
+        let fft = TorusFft::new(shape.dims());
         let symbols = responses
             .iter()
             .map(|h| {
                 h.as_ref().map(|h| {
-                    let n = h.len();
-                    (0..n)
-                        .map(|k| {
-                            h.iter()
-                                .enumerate()
-                                .map(|(i, &v)| {
-                                    Complex64::from_polar(v, -TAU * ((k * i) % n) as f64 / n as f64)
-                                })
-                                .sum()
-                        })
-                        .collect()
+                    let mut sigma: Vec<Complex64> =
+                        h.iter().map(|&v| Complex64::new(v, 0.0)).collect();
+                    fft.transform(&mut sigma, false);
+                    sigma
                 })
             })
             .collect();
         Self {
             responses,
             symbols,
-            dims,
+            shape: shape.clone(),
         }
     }
 
-    /// The eigenvalue of term operator `d` at the Fourier mode of wavenumber
-    /// indices `mode` (one per axis).
-    pub(super) fn symbol(&self, d: Derivative, mode: &[usize]) -> Complex64 {
-        match d {
-            Derivative::Value => Complex64::new(1.0, 0.0),
-            Derivative::Laplacian => {
-                let dyy = if self.dims.len() == 2 {
-                    self.symbol(Derivative::Dyy, mode)
-                } else {
-                    Complex64::default()
-                };
-                self.symbol(Derivative::Dxx, mode) + dyy
-            }
-            d => {
-                let (axis, _) = axis_order(d);
-                let slot = BASIC.iter().position(|&b| b == d);
-                slot.and_then(|i| self.symbols[i].as_ref())
-                    .map_or_else(Complex64::default, |s| s[mode[axis]])
-            }
-        }
+    /// The eigenvalue of term operator `d` at wavenumber index `k` (flat).
+    pub(super) fn symbol(&self, d: Derivative, k: usize) -> Complex64 {
+        self.combine(d, Complex64::new(1.0, 0.0), |slot| {
+            self.symbols[slot]
+                .as_ref()
+                .map_or_else(Complex64::default, |s| s[k])
+        })
     }
 
     /// `D_d[p, q]` for points at grid indices `p` and `q`.
     fn entry(&self, d: Derivative, p: &[usize], q: &[usize]) -> f64 {
+        let dims = self.shape.dims();
+        let offset: Vec<usize> = (0..dims.len())
+            .map(|a| (p[a] + dims[a] - q[a]) % dims[a])
+            .collect();
+        let j = self.shape.flat(&offset);
+        self.combine(d, f64::from(p == q), |slot| {
+            self.responses[slot].as_ref().map_or(0.0, |h| h[j])
+        })
+    }
+
+    /// A term's value from the [`BASIC`] operators' (by slot): `identity`
+    /// for `u`, the sum of the second derivatives for the Laplacian.
+    fn combine<T: std::ops::Add<Output = T> + Default>(
+        &self,
+        d: Derivative,
+        identity: T,
+        basic: impl Fn(usize) -> T,
+    ) -> T {
+        let slot = |b: Derivative| {
+            BASIC
+                .iter()
+                .position(|&x| x == b)
+                .map_or_else(T::default, &basic)
+        };
         match d {
-            Derivative::Value => f64::from(p == q),
-            Derivative::Laplacian => {
-                let dyy = if self.dims.len() == 2 {
-                    self.entry(Derivative::Dyy, p, q)
-                } else {
-                    0.0
-                };
-                self.entry(Derivative::Dxx, p, q) + dyy
+            Derivative::Value => identity,
+            Derivative::Laplacian if self.shape.dims().len() == 2 => {
+                slot(Derivative::Dxx) + slot(Derivative::Dyy)
             }
-            d => {
-                let (axis, _) = axis_order(d);
-                let on_line = (0..self.dims.len()).all(|b| b == axis || p[b] == q[b]);
-                let slot = BASIC.iter().position(|&b| b == d);
-                match (on_line, slot.and_then(|i| self.responses[i].as_ref())) {
-                    (true, Some(h)) => {
-                        let n = self.dims[axis];
-                        h[(p[axis] + n - q[axis]) % n]
-                    }
-                    _ => 0.0,
-                }
-            }
+            Derivative::Laplacian => slot(Derivative::Dxx),
+            d => slot(d),
         }
     }
 }

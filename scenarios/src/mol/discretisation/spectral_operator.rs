@@ -60,9 +60,8 @@ impl<'d, 'a, P: MolPde> SpectralOperator<'d, 'a, P> {
         }
         let mut symbol = vec![Complex64::default(); points * m * m];
         for (k, block) in symbol.chunks_exact_mut(m * m).enumerate() {
-            let mode = shape.unflat(k);
             for (d, term) in terms.iter().enumerate() {
-                let sigma = circulants.symbol(term.derivative, &mode);
+                let sigma = circulants.symbol(term.derivative, k);
                 for r in 0..m {
                     block[r * m + term.component] += mean[r * terms.len() + d] * sigma;
                 }
