@@ -60,9 +60,10 @@ Tables:
                  constraint, time tiles and x-tiles, and shorter windows
                  (8 runs, ~3 min)
   custom         The PDEs defined in TOML: scenarios/burgers-small.toml,
-                 allen-cahn-small, kdv-small and kuramoto-sivashinsky-small,
-                 each with moe, hard and soft, and the persistence baseline
-                 u(t) = u0 (12 runs, ~10 min with their data)
+                 allen-cahn-small, kdv-small, kuramoto-sivashinsky-small and
+                 allen-cahn-2d-small, each with moe, hard and soft, and the
+                 persistence baseline u(t) = u0 (15 runs, ~13 min with their
+                 data)
   scaling        The experts' speed-up figure: tessera bench scaling, writing
                  benches/scaling.json and benches/scaling.png (the table of
                  benches/README.md)
@@ -709,7 +710,8 @@ burgers_tiles() {
 # comes with every summary.
 custom() {
     local scenario m labels=()
-    for scenario in burgers-small allen-cahn-small kdv-small kuramoto-sivashinsky-small; do
+    for scenario in burgers-small allen-cahn-small kdv-small kuramoto-sivashinsky-small \
+        allen-cahn-2d-small; do
         for m in moe hard soft; do
             run "custom-$scenario-$m" "scenarios/$scenario.toml" --set constraint.method=$m
             labels+=("custom-$scenario-$m")

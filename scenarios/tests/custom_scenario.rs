@@ -46,6 +46,7 @@ fn shipped_custom_scenarios_load_with_their_domain_and_periodic_grid() {
             0.0,
             32.0 * std::f64::consts::PI,
         ),
+        ("allen-cahn-2d-small.toml", 0.0, 1.0),
     ] {
         let scenario = Scenario::from_file(scenario_path(file)).unwrap();
         let params = custom(&scenario);

@@ -24,6 +24,7 @@ fn initial_conditions_are_the_generated_first_frames() {
         "navier-stokes-medium.toml",
         "burgers-small.toml",
         "kuramoto-sivashinsky-small.toml",
+        "allen-cahn-2d-small.toml",
     ] {
         let scenario = shipped(file);
         for split in [Split::Train, Split::Test] {
