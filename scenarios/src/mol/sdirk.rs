@@ -15,7 +15,7 @@
 //! spectral one) and otherwise by coloured finite differences
 //! (`jacobian.rs`), once per accepted state; a rejected step reuses it
 //! (`linearisation.rs`). An operator, or a Jacobian whose pattern has more
-//! than `JACOBIAN_CHEAP_COLOURS` = 10 colours (a spectral operator couples a
+//! than `JACOBIAN_CHEAP_COLOURS` = 10 colours (`linearisation.rs`) (a spectral operator couples a
 //! whole line: by differences one evaluation per point, assembled one
 //! pointwise solve per term at every point, which still made the KdV test
 //! data twice as slow when recomputed at every step), is also kept for the next step when the

@@ -46,8 +46,10 @@ pub trait MolSystem: Sync {
     /// stage systems `(I − hγJ) x = b` by preconditioned GMRES instead of a
     /// sparse LU, and never asks for [`MolSystem::sparsity`]. A 2-D spectral
     /// discretisation is the case: each point couples its whole row and
-    /// column, and an LU of that pattern fills in (a 64 × 64 Allen–Cahn
-    /// trajectory took 15 s). `None` (the default): an assembled Jacobian.
+    /// column, and an LU of that pattern fills in (benches/README.md, "2-D
+    /// spectral grids"). `None` (the default): an assembled Jacobian.
+    /// The integrator asks at the initial state which form to use, so a
+    /// system that offers an operator there must offer one at every state.
     fn jacobian_operator(
         &self,
         t: f64,

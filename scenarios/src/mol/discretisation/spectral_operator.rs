@@ -3,11 +3,12 @@
 //!
 //! Why: `J = Σ_d G_d D_d` (`spectral_jacobian.rs`: `G_d` the pointwise
 //! factors `∂u_t/∂z_d`, `D_d` the terms' circulants). In 2-D every point
-//! couples its whole row and column, and a sparse LU of `I − hγJ` fills in
-//! towards a dense one (a 64 × 64 Allen–Cahn trajectory took 15 s, most of
-//! it factorising). Applied, `J x` costs one evaluation of the terms on `x`
-//! (FFTs along lines) and a pass over the factors; the stage systems are
-//! then solved by GMRES.
+//! couples its whole row and column (every point, through the velocity
+//! from the vorticity), and a sparse LU of `I − hγJ` fills in towards a
+//! dense one, whose cost grows far faster than the grid (benches/README.md,
+//! "2-D spectral grids"). Applied, `J x` costs one evaluation of the terms
+//! on `x` (FFTs) and a pass over the factors; the stage systems are then
+//! solved by GMRES.
 //!
 //! **Preconditioner.** The factors replaced by their means over the grid:
 //! `P = I − hγ Σ_d Ḡ_d D_d` with `Ḡ_d` an `m × m` block per term. This is the
@@ -18,7 +19,8 @@
 //! FFTs per component. It holds the stiff part exactly wherever that part
 //! has constant coefficients (diffusion, dispersion, hyperdiffusion in
 //! every PDE shipped), and is `I − hγJ` itself for a linear PDE with
-//! constant coefficients (GMRES then converges in one iteration).
+//! constant coefficients (GMRES then converges in one iteration, or two:
+//! the factors come from forward differences).
 
 use rustfft::num_complex::Complex64;
 
