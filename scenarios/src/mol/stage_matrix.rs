@@ -306,6 +306,65 @@ mod tests {
         assert!(residual < 1e-13, "residual {residual}");
     }
 
+    /// `J = diag(d)`, applied; its preconditioner is the identity, or the
+    /// stage matrix's exact inverse.
+    struct Diagonal {
+        d: Vec<f64>,
+        exact: bool,
+    }
+
+    impl JacobianOperator for Diagonal {
+        fn apply(&self, x: &[f64], out: &mut [f64]) {
+            for ((o, x), d) in out.iter_mut().zip(x).zip(&self.d) {
+                *o = d * x;
+            }
+        }
+
+        fn precondition(&self, hg: f64, x: &mut [f64]) {
+            if self.exact {
+                for (x, d) in x.iter_mut().zip(&self.d) {
+                    *x /= 1.0 - hg * d;
+                }
+            }
+        }
+    }
+
+    fn krylov_solve(d: Vec<f64>, exact: bool, hg: f64, rhs: &[f64]) -> (Vec<f64>, usize) {
+        let matrix = StageMatrix::Krylov {
+            jacobian: Arc::new(Diagonal { d, exact }),
+            hg,
+        };
+        let mut x = Mat::<f64>::from_fn(rhs.len(), 1, |i, _| rhs[i]);
+        let iterations = matrix.solve_in_place(x.as_mut());
+        ((0..rhs.len()).map(|i| x[(i, 0)]).collect(), iterations)
+    }
+
+    #[test]
+    fn an_operator_solves_by_gmres_with_or_without_its_preconditioner() {
+        let n = 50;
+        let d: Vec<f64> = (0..n).map(|i| -(i as f64) * 0.7 - 0.1).collect();
+        let rhs: Vec<f64> = (0..n).map(|i| (i as f64 * 0.4).sin()).collect();
+        let hg = 0.3;
+        for exact in [true, false] {
+            let (x, iterations) = krylov_solve(d.clone(), exact, hg, &rhs);
+            let worst = (0..n)
+                .map(|i| (x[i] * (1.0 - hg * d[i]) - rhs[i]).abs())
+                .fold(0.0, f64::max);
+            assert!(worst < 1e-9, "exact {exact}: {worst:e}");
+            // The exact inverse: one iteration; the identity: several.
+            assert_eq!(iterations == 1, exact, "{iterations}");
+        }
+    }
+
+    #[test]
+    fn an_operator_whose_stage_matrix_is_singular_solves_to_non_finite_values() {
+        // J = I/(hγ): I − hγJ = 0, GMRES breaks down at once; the step is
+        // then cut as for a singular factorisation.
+        let hg = 0.5;
+        let (x, _) = krylov_solve(vec![2.0; 4], false, hg, &[1.0, 2.0, 3.0, 4.0]);
+        assert!(x.iter().all(|v| v.is_nan()), "{x:?}");
+    }
+
     #[test]
     fn a_singular_dense_matrix_solves_to_non_finite_values() {
         // J = I/(hγ) makes I − hγJ zero: the Newton iteration sees the
