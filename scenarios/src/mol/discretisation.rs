@@ -113,6 +113,8 @@ pub struct Discretisation<'a, P: MolPde> {
     pde: &'a P,
     components: usize,
     terms: Vec<crate::mol::MolTerm>,
+    /// Per term, where its value is read.
+    sources: Vec<Source>,
     layout: Vec<AxisLayout>,
     refinement: usize,
     /// The solver grid without ghosts.
@@ -389,10 +391,15 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                 }
             }
         }
+        let sources = terms
+            .iter()
+            .map(|t| Source::of(t.derivative, dims))
+            .collect();
         Ok(Self {
             pde,
             components,
             terms,
+            sources,
             layout,
             refinement: r,
             shape,
@@ -652,24 +659,14 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
 
     /// The term values `z` at solver point `p`.
     fn term_values(&self, fields: &Fields, p: usize, z: &mut [f64]) {
-        let field = |d: Derivative| -> &[f64] {
-            let i = BASIC.iter().position(|&b| b == d).unwrap_or_default();
-            fields.derived[i].as_deref().unwrap_or(&[])
-        };
+        let field = |slot: usize| fields.derived[slot].as_deref().unwrap_or(&[]);
         let q = self.padded_of[p] * self.components;
-        for (zj, term) in z.iter_mut().zip(&self.terms) {
+        for ((zj, term), source) in z.iter_mut().zip(&self.terms).zip(&self.sources) {
             let at = q + term.component;
-            *zj = match term.derivative {
-                Derivative::Value => fields.padded[at],
-                Derivative::Laplacian => {
-                    field(Derivative::Dxx)[at]
-                        + if self.layout.len() == 2 {
-                            field(Derivative::Dyy)[at]
-                        } else {
-                            0.0
-                        }
-                }
-                d => field(d)[at],
+            *zj = match *source {
+                Source::Value => fields.padded[at],
+                Source::Field(slot) => field(slot)[at],
+                Source::Sum(a, b) => field(a)[at] + field(b)[at],
             };
         }
     }
@@ -679,6 +676,29 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
     fn has_unknowns(&self, p: usize) -> bool {
         let m = self.components;
         (0..m).any(|c| self.index[p * m + c].is_some())
+    }
+}
+
+/// Where a term's value is read, worked out once: `u` itself, one of the
+/// [`BASIC`] fields, or the sum of two (the 2-D Laplacian).
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Value,
+    Field(usize),
+    Sum(usize, usize),
+}
+
+impl Source {
+    fn of(derivative: Derivative, dims: usize) -> Self {
+        let slot = |d: Derivative| BASIC.iter().position(|&b| b == d).unwrap_or_default();
+        match derivative {
+            Derivative::Value => Self::Value,
+            Derivative::Laplacian if dims == 2 => {
+                Self::Sum(slot(Derivative::Dxx), slot(Derivative::Dyy))
+            }
+            Derivative::Laplacian => Self::Field(slot(Derivative::Dxx)),
+            d => Self::Field(slot(d)),
+        }
     }
 }
 
@@ -726,13 +746,24 @@ fn periodicity(axis: usize, sides: &[Vec<Boundary>; 2]) -> Result<bool, MolError
 
 /// Solves the dense `n × n` system `a x = b` in place (`b` becomes `x`) by
 /// Gaussian elimination with partial pivoting, over the reals or the
-/// complex numbers (`size` is the magnitude); `Err(row)` names the row whose
+/// complex numbers (`size` is a magnitude: `|·|`, or a complex number's
+/// `|re| + |im|`, cheaper than its modulus); `Err(row)` names the row whose
 /// pivot vanished (`b` is then left part-eliminated).
 fn solve_small<T>(n: usize, a: &mut [T], b: &mut [T], size: impl Fn(T) -> f64) -> Result<(), usize>
 where
     T: Copy + std::ops::Sub<Output = T> + std::ops::Mul<Output = T> + std::ops::Div<Output = T>,
     T: std::iter::Sum,
 {
+    if n == 1 {
+        // Every point of a scalar PDE, every wavenumber of its
+        // preconditioner: skip the pivot search.
+        let pivot = size(a[0]);
+        if !(pivot > 0.0 && pivot.is_finite()) {
+            return Err(0);
+        }
+        b[0] = b[0] / a[0];
+        return Ok(());
+    }
     let scale = a.iter().fold(0.0_f64, |s, &v| s.max(size(v)));
     for col in 0..n {
         let pivot = (col..n)

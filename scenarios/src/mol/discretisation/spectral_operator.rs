@@ -122,7 +122,7 @@ impl<P: MolPde> JacobianOperator for SpectralOperator<'_, '_, P> {
             }
             // A singular block (hγ on an eigenvalue of the mean operator)
             // leaves its wavenumber as it is: GMRES still converges.
-            if solve_small(m, &mut block, &mut rhs, Complex64::norm).is_ok() {
+            if solve_small(m, &mut block, &mut rhs, |c: Complex64| c.l1_norm()).is_ok() {
                 for (c, v) in rhs.iter().enumerate() {
                     spectra[c][k] = *v;
                 }
