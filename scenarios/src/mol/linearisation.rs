@@ -110,17 +110,17 @@ impl<'s> Linearisation<'s> {
                     factoriser,
                     jacobian,
                 } = &mut **assembled;
-                if jacobian.is_none() {
-                    *jacobian = Some(match system.jacobian(t, u, pattern.rows()) {
+                let values = match jacobian.take() {
+                    Some(kept) => kept,
+                    None => match system.jacobian(t, u, pattern.rows()) {
                         Some(assembled) => assembled?,
                         None => {
                             stats.rhs_evaluations += pattern.colours();
                             pattern.jacobian(system, t, u, f)?
                         }
-                    });
-                }
-                let values = jacobian.as_deref().unwrap_or_default();
-                factoriser.factorise(hg, values, t)?
+                    },
+                };
+                factoriser.factorise(hg, jacobian.insert(values), t)?
             }
             Self::Operator { jacobian } => {
                 let operator = match jacobian {
