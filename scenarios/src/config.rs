@@ -35,6 +35,7 @@ use tessera_meshes::Grid;
 use crate::ScenarioError;
 use crate::custom::CustomPde;
 use crate::device::Device;
+use crate::mol::MolMethod;
 use crate::unknown_keys::{listed, unknown_keys};
 use crate::validation::{DIM_MISMATCH, invalid};
 
@@ -352,6 +353,12 @@ pub struct ReferenceConfig {
     /// `rtol` is its relative tolerance.
     #[serde(default = "default_reference_refinement")]
     pub refinement: usize,
+    /// Custom PDEs: the method of lines' time integrator — `"implicit"` (the
+    /// default: SDIRK4, for stiff PDEs), `"explicit"` (Dormand–Prince 5(4),
+    /// for PDEs that are not stiff, such as nearly inviscid flow) or
+    /// `"auto"` (explicit until its stiffness test fires, then implicit).
+    #[serde(default, skip_serializing_if = "MolMethod::is_implicit")]
+    pub integrator: MolMethod,
 }
 
 fn default_reference_rtol() -> f64 {
@@ -375,6 +382,7 @@ impl Default for ReferenceConfig {
             resolution: None,
             dt: default_reference_dt(),
             refinement: default_reference_refinement(),
+            integrator: MolMethod::Implicit,
         }
     }
 }

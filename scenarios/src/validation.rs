@@ -115,6 +115,14 @@ impl Scenario {
         c.at_least("data.train_samples", d.train_samples, 1);
         c.at_least("data.test_samples", d.test_samples, 1);
         c.at_least("data.reference.refinement", r.refinement, 1);
+        if !r.integrator.is_implicit() && !matches!(self.pde, PdeConfig::Custom(_)) {
+            c.reject(
+                "data.reference.integrator",
+                format!("{:?}", r.integrator).to_lowercase(),
+                "applies to PDEs defined in TOML (kind = \"custom\"), whose ground truth is \
+                 the method of lines; the built-in PDEs have their own reference solvers",
+            );
+        }
         c.range(
             "data.reference.rtol",
             r.rtol,

@@ -338,6 +338,17 @@ fn cross_field_checks() {
         ),
         "data.reference.nx",
     );
+    // The built-in PDEs have their own reference solvers.
+    expect_invalid(
+        Scenario::from_str(
+            &edited(
+                "t_max = 500.0",
+                "t_max = 500.0\n[data.reference]\nintegrator = \"explicit\"",
+            ),
+            o,
+        ),
+        "data.reference.integrator",
+    );
 }
 
 /// The keys of an error that names one or several invalid settings.

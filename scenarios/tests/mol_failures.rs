@@ -3,8 +3,8 @@
 
 use num_dual::DualNum;
 use tessera_scenarios::mol::{
-    Boundary, Derivative, Discretisation, MolDomain, MolError, MolOptions, MolPde, MolTerm,
-    PointValues, Side, SpatialAxis, Stencil,
+    Boundary, Derivative, Discretisation, MolDomain, MolError, MolMethod, MolOptions, MolPde,
+    MolTerm, PointValues, Side, SpatialAxis, Stencil,
 };
 
 /// Which residual to use: `u_t·a(u_t) − u_xx − r(u)`.
@@ -101,47 +101,54 @@ fn residuals_not_affine_in_u_t_are_rejected() {
 #[test]
 fn blow_up_is_reported_near_the_blow_up_time() {
     // u' = u² from u ≥ 1 blows up by t = 1 at the latest.
-    let options = MolOptions {
-        max_norm: 1e6,
-        ..MolOptions::default()
-    };
-    match solve(&Test::new(Kind::Explosive), &options, 2.0) {
-        Err(MolError::BlowUp { t, norm }) => {
-            assert!(t > 0.1 && t < 1.0, "t = {t}");
-            assert!(norm > 1e6);
+    for method in [MolMethod::Implicit, MolMethod::Explicit] {
+        let options = MolOptions {
+            max_norm: 1e6,
+            method,
+            ..MolOptions::default()
+        };
+        match solve(&Test::new(Kind::Explosive), &options, 2.0) {
+            Err(MolError::BlowUp { t, norm }) => {
+                assert!(t > 0.1 && t < 1.0, "{method:?}: t = {t}");
+                assert!(norm > 1e6);
+            }
+            other => panic!("{method:?}: expected a blow-up, got {other:?}"),
         }
-        other => panic!("expected a blow-up, got {other:?}"),
+        // Without a norm bound the step size collapses instead.
+        let unbounded = MolOptions {
+            max_norm: f64::MAX,
+            method,
+            ..MolOptions::default()
+        };
+        let err = solve(&Test::new(Kind::Explosive), &unbounded, 2.0);
+        assert!(
+            matches!(
+                err,
+                Err(MolError::StepSizeUnderflow { .. }
+                    | MolError::NewtonFailure { .. }
+                    | MolError::BlowUp { .. })
+            ),
+            "{method:?}: {err:?}"
+        );
     }
-    // Without a norm bound the step size collapses instead.
-    let unbounded = MolOptions {
-        max_norm: f64::MAX,
-        ..MolOptions::default()
-    };
-    let err = solve(&Test::new(Kind::Explosive), &unbounded, 2.0);
-    assert!(
-        matches!(
-            err,
-            Err(MolError::StepSizeUnderflow { .. }
-                | MolError::NewtonFailure { .. }
-                | MolError::BlowUp { .. })
-        ),
-        "{err:?}"
-    );
 }
 
 #[test]
 fn the_step_budget_is_enforced() {
-    let options = MolOptions {
-        max_steps: 3,
-        rtol: 1e-10,
-        atol: 1e-12,
-        ..MolOptions::default()
-    };
-    let err = solve(&Test::new(Kind::Heat), &options, 1.0);
-    assert!(
-        matches!(err, Err(MolError::TooManySteps { steps: 3, .. })),
-        "{err:?}"
-    );
+    for method in [MolMethod::Implicit, MolMethod::Explicit, MolMethod::Auto] {
+        let options = MolOptions {
+            max_steps: 3,
+            rtol: 1e-10,
+            atol: 1e-12,
+            method,
+            ..MolOptions::default()
+        };
+        let err = solve(&Test::new(Kind::Heat), &options, 1.0);
+        assert!(
+            matches!(err, Err(MolError::TooManySteps { steps: 3, .. })),
+            "{method:?}: {err:?}"
+        );
+    }
 }
 
 #[test]

@@ -11,15 +11,17 @@
 //! `U'' + U(1 − U) = (10/6)·E(1+E)^{−3}`, which equals `−cU' = (2c/√6)·E(1+E)^{−3}`
 //! exactly when `c = 5/√6`.
 //!
-//! Also the order in time: fixed steps of the SDIRK method against a tightly
-//! integrated solution of the same semi-discrete system.
+//! Also the order in time: fixed steps of the SDIRK and Dormand–Prince
+//! methods against a tightly integrated solution of the same semi-discrete
+//! system, and each method's tolerance proportionality.
 
 mod mol_support;
 
 use mol_support::{max_error, orders, times};
 use num_dual::DualNum;
 use tessera_scenarios::mol::{
-    Boundary, Derivative, Discretisation, MolDomain, MolOptions, MolPde, MolTerm, PointValues, Side,
+    Boundary, Derivative, Discretisation, MolDomain, MolMethod, MolOptions, MolPde, MolTerm,
+    PointValues, Side,
 };
 
 const C: f64 = 1.0;
@@ -88,8 +90,10 @@ fn fisher_wave_converges_with_order_two_in_space() {
     }
 }
 
-#[test]
-fn fixed_sdirk_steps_converge_with_order_four_in_time() {
+/// The largest difference at t = 2 between fixed steps `dts` of `method` and
+/// a tight implicit solve of the same semi-discrete system, and the orders
+/// those differences show.
+fn fixed_step_orders(method: MolMethod, dts: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let domain = MolDomain::interval(-10.0, 20.0, 61, 1).unwrap();
     let disc = Discretisation::new(&Fisher, &domain).unwrap();
     let u0 = disc.sample(|x| vec![exact(0.0, x[0])]).unwrap();
@@ -107,13 +111,14 @@ fn fixed_sdirk_steps_converge_with_order_four_in_time() {
         .unwrap();
     let last = |frames: &[f64]| frames[frames.len() / 2..].to_vec();
     let target = last(&reference.frames);
-    let errors: Vec<f64> = [0.25, 0.125, 0.0625, 0.03125]
+    let errors: Vec<f64> = dts
         .iter()
         .map(|&dt| {
             let options = MolOptions {
                 fixed_step: Some(dt),
                 rtol: 1e-12,
                 atol: 1e-14,
+                method,
                 ..MolOptions::default()
             };
             let sol = disc.solve(&u0, &ts, &options).unwrap();
@@ -125,9 +130,27 @@ fn fixed_sdirk_steps_converge_with_order_four_in_time() {
         })
         .collect();
     let p = orders(&errors, 2.0);
-    println!("Fisher–KPP fixed steps: errors {errors:?}, orders {p:?}");
+    println!("Fisher–KPP fixed {method:?} steps: errors {errors:?}, orders {p:?}");
+    (errors, p)
+}
+
+#[test]
+fn fixed_sdirk_steps_converge_with_order_four_in_time() {
+    let (_, p) = fixed_step_orders(MolMethod::Implicit, &[0.25, 0.125, 0.0625, 0.03125]);
     for order in &p[1..] {
         assert!((order - 4.0).abs() < 0.4, "order {order}");
+    }
+}
+
+#[test]
+fn fixed_dormand_prince_steps_converge_with_order_five_in_time() {
+    // Steps within its stability bound (h·4/Δx² ≤ 3.3 for Δx = 0.5).
+    let (errors, p) = fixed_step_orders(MolMethod::Explicit, &[0.125, 0.0625, 0.03125, 0.015625]);
+    assert!(errors[3] < 1e-11, "{errors:?}");
+    // The orders approach 5 from above (5.9, 5.5, 5.3): order 4 or 6 would
+    // stay near 4 or 6.
+    for order in &p[1..] {
+        assert!((order - 5.0).abs() < 0.6, "order {order}");
     }
 }
 
@@ -137,34 +160,45 @@ fn the_global_error_is_proportional_to_the_tolerance() {
     let disc = Discretisation::new(&Fisher, &domain).unwrap();
     let u0 = disc.sample(|x| vec![exact(0.0, x[0])]).unwrap();
     let ts = [0.0, 2.0];
-    let solve = |rtol: f64| {
+    let solve = |rtol: f64, method| {
         let options = MolOptions {
             rtol,
             atol: rtol,
+            method,
             ..MolOptions::default()
         };
         disc.solve(&u0, &ts, &options).unwrap()
     };
-    let reference = solve(1e-13);
-    let errors: Vec<f64> = [1e-5, 1e-7, 1e-9]
-        .iter()
-        .map(|&tol| {
-            let sol = solve(tol);
-            sol.frames
-                .iter()
-                .zip(&reference.frames)
-                .fold(0.0_f64, |m, (a, b)| m.max((a - b).abs()))
-        })
-        .collect();
-    // Per decade of tolerance the error of a method whose local error is held
-    // at `tol` drops by about a decade (Hairer–Nørsett–Wanner, Solving ODEs I,
-    // §II.4: tolerance proportionality).
-    let slopes: Vec<f64> = errors
-        .windows(2)
-        .map(|w| (w[0] / w[1]).log10() / 2.0)
-        .collect();
-    println!("Fisher–KPP tolerance proportionality: errors {errors:?}, slopes {slopes:?}");
-    for s in slopes {
-        assert!((0.6..=1.3).contains(&s), "slope {s}");
+    let reference = solve(1e-13, MolMethod::Implicit);
+    // At 1e-5 the explicit steps are held by stability (h ≤ 3.3Δx²/4), not
+    // by the tolerance, so its error is smaller than asked and the first
+    // decade would not show the proportionality.
+    for (method, tolerances) in [
+        (MolMethod::Implicit, [1e-5, 1e-7, 1e-9]),
+        (MolMethod::Explicit, [1e-7, 1e-9, 1e-11]),
+    ] {
+        let errors: Vec<f64> = tolerances
+            .iter()
+            .map(|&tol| {
+                let sol = solve(tol, method);
+                sol.frames
+                    .iter()
+                    .zip(&reference.frames)
+                    .fold(0.0_f64, |m, (a, b)| m.max((a - b).abs()))
+            })
+            .collect();
+        // Per decade of tolerance the error of a method whose local error is
+        // held at `tol` drops by about a decade (Hairer–Nørsett–Wanner,
+        // Solving ODEs I, §II.4: tolerance proportionality).
+        let slopes: Vec<f64> = errors
+            .windows(2)
+            .map(|w| (w[0] / w[1]).log10() / 2.0)
+            .collect();
+        println!(
+            "Fisher–KPP tolerance proportionality, {method:?}: errors {errors:?}, slopes {slopes:?}"
+        );
+        for s in slopes {
+            assert!((0.6..=1.3).contains(&s), "{method:?}: slope {s}");
+        }
     }
 }

@@ -1,8 +1,10 @@
-//! The time integrator alone, on ODE systems with known solutions: the
+//! The time integrators alone, on ODE systems with known solutions: the
 //! Prothero–Robinson problem (stiff, with a smooth exact solution) and the
-//! linear test equation, whose one-step map is the method's stability function.
+//! linear test equation, whose one-step map is the method's stability
+//! function; the explicit method's stability bound and the automatic switch
+//! to the implicit method on them.
 
-use tessera_scenarios::mol::{MolError, MolOptions, MolSystem, integrate};
+use tessera_scenarios::mol::{MolError, MolMethod, MolOptions, MolSystem, integrate};
 
 /// `y_i' = λ_i (y_i − sin t) + cos t`, exact solution `y_i = sin t` from
 /// `y_i(0) = 0` (Prothero & Robinson, Math. Comp. 28, 1974).
@@ -109,4 +111,113 @@ fn one_fixed_step_is_the_stability_function_and_it_is_l_stable() {
     let e2 = (stability(-0.05) - (-0.05_f64).exp()).abs();
     let order = (e1 / e2).log2() - 1.0;
     assert!((order - 4.0).abs() < 0.1, "local order {order}");
+}
+
+/// The stability polynomial of the Dormand–Prince 5(4) pair's order-5
+/// solution, as published (Hairer, Nørsett & Wanner, *Solving Ordinary
+/// Differential Equations I*, §IV.2): the Taylor polynomial of `e^z` to
+/// degree 5, and `z⁶/600`.
+fn dormand_prince_stability(z: f64) -> f64 {
+    1.0 + z
+        + z * z / 2.0
+        + z.powi(3) / 6.0
+        + z.powi(4) / 24.0
+        + z.powi(5) / 120.0
+        + z.powi(6) / 600.0
+}
+
+#[test]
+fn one_fixed_explicit_step_is_the_dormand_prince_polynomial() {
+    for &(lambda, h) in &[(-1.0, 0.5), (-50.0, 0.06), (3.0, 0.2), (-1e3, 3e-3)] {
+        let options = MolOptions {
+            fixed_step: Some(h),
+            method: MolMethod::Explicit,
+            ..MolOptions::default()
+        };
+        let (frames, stats) = integrate(&Linear(lambda), &[1.0], &[0.0, h], &options).unwrap();
+        let r = dormand_prince_stability(lambda * h);
+        assert!(
+            (frames[1] - r).abs() < 1e-14 * (1.0 + r.abs()),
+            "{lambda}: {} vs {r}",
+            frames[1]
+        );
+        // Six evaluations per step and one at the start (first same as last).
+        assert_eq!(stats.rhs_evaluations, 7, "{stats:?}");
+        assert_eq!(
+            (stats.steps, stats.explicit_steps, stats.jacobians),
+            (1, 1, 0)
+        );
+    }
+    // The bound on the negative real axis (≈ −3.31) that limits its steps.
+    assert!(dormand_prince_stability(-3.2).abs() < 1.0);
+    assert!(dormand_prince_stability(-3.4).abs() > 1.0);
+}
+
+#[test]
+fn explicit_steps_are_bounded_by_stability_and_auto_switches() {
+    // λ = −1e4 holds the explicit steps near 3.31/1e4 although the solution,
+    // sin t, is smooth: 1/3.31e-4 ≈ 3000 steps to t = 1.
+    let system = ProtheroRobinson {
+        lambda: vec![-1.0, -1e4],
+    };
+    let times: Vec<f64> = (0..=10).map(|i| i as f64 / 10.0).collect();
+    let error = |frames: &[f64]| {
+        frames
+            .chunks_exact(2)
+            .zip(&times)
+            .flat_map(|(y, t)| y.iter().map(move |v| (v - t.sin()).abs()))
+            .fold(0.0_f64, f64::max)
+    };
+    let solve = |method| {
+        let options = MolOptions {
+            rtol: 1e-6,
+            atol: 1e-8,
+            method,
+            ..MolOptions::default()
+        };
+        integrate(&system, &[0.0; 2], &times, &options).unwrap()
+    };
+    let (explicit, explicit_stats) = solve(MolMethod::Explicit);
+    let (auto, auto_stats) = solve(MolMethod::Auto);
+    println!(
+        "Prothero–Robinson λ = −1e4: explicit error {:e} {explicit_stats:?}; auto error {:e} {auto_stats:?}",
+        error(&explicit),
+        error(&auto)
+    );
+    assert!(error(&explicit) < 1e-6 && error(&auto) < 1e-6);
+    let bound = (1e4 / 3.31) as usize;
+    assert!(explicit_stats.steps * 10 >= bound * 9, "{explicit_stats:?}");
+    assert_eq!(explicit_stats.switched_at, None);
+    // The stiffness test fires after fifteen steps at the bound: early on.
+    let switched = auto_stats.switched_at.expect("auto switched");
+    assert!(switched > 0.0 && switched < 0.1, "{auto_stats:?}");
+    assert!(auto_stats.explicit_steps >= 15);
+    assert!(
+        auto_stats.steps * 10 < explicit_stats.steps,
+        "{auto_stats:?}"
+    );
+    assert!(auto_stats.jacobians > 0);
+}
+
+#[test]
+fn auto_stays_explicit_where_accuracy_sets_the_steps() {
+    let system = ProtheroRobinson {
+        lambda: vec![-1.0, -2.0],
+    };
+    let times = [0.0, 5.0];
+    let options = MolOptions {
+        rtol: 1e-10,
+        atol: 1e-12,
+        method: MolMethod::Auto,
+        ..MolOptions::default()
+    };
+    let (frames, stats) = integrate(&system, &[0.0; 2], &times, &options).unwrap();
+    let error = frames[2..]
+        .iter()
+        .fold(0.0_f64, |m, v| m.max((v - 5.0_f64.sin()).abs()));
+    println!("Prothero–Robinson λ = −1, −2, auto: error {error:e}, {stats:?}");
+    assert!(error < 1e-8, "{error}");
+    assert_eq!(stats.switched_at, None);
+    assert_eq!(stats.explicit_steps, stats.steps);
+    assert_eq!((stats.jacobians, stats.newton_iterations), (0, 0));
 }

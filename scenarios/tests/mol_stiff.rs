@@ -3,14 +3,16 @@
 //! `u = tanh(x/δ)`, since `u'' = −2u(1 − u²)/δ²`). On a grid that resolves
 //! the interface the diffusion eigenvalues reach `4ν/h²`, so an explicit
 //! method's stability limit dictates tens of thousands of steps; the implicit
-//! solver needs a few dozen.
+//! solver needs a few dozen, and the automatic choice finds the system stiff
+//! and switches to it.
 
 mod mol_support;
 
 use mol_support::max_error;
 use num_dual::DualNum;
 use tessera_scenarios::mol::{
-    Boundary, Derivative, Discretisation, MolDomain, MolOptions, MolPde, MolTerm, PointValues, Side,
+    Boundary, Derivative, Discretisation, MolDomain, MolMethod, MolOptions, MolPde, MolStats,
+    MolTerm, PointValues, Side,
 };
 
 const NU: f64 = 0.01;
@@ -40,13 +42,14 @@ impl MolPde for AllenCahn {
     }
 }
 
-#[test]
-fn implicit_steps_beat_the_explicit_stability_limit_on_allen_cahn() {
+/// The relaxation of a front twice too wide to the steady interface by
+/// `method`: the max error against `tanh(x/δ)` at t = 10, what it cost, and
+/// the steps the classical RK4 would need for stability alone.
+fn relax(method: MolMethod) -> (f64, MolStats, usize) {
     let refinement = 20;
     let domain = MolDomain::interval(-1.0, 1.0, 41, refinement).unwrap();
     let disc = Discretisation::new(&AllenCahn, &domain).unwrap();
     let h = 2.0 / (disc.solver_dims()[0] - 1) as f64;
-    // A front twice too wide relaxes to the steady interface.
     let u0 = disc
         .sample(|x| vec![(x[0] / (2.0 * delta())).tanh()])
         .unwrap();
@@ -54,6 +57,7 @@ fn implicit_steps_beat_the_explicit_stability_limit_on_allen_cahn() {
     let options = MolOptions {
         rtol: 1e-6,
         atol: 1e-8,
+        method,
         ..MolOptions::default()
     };
     let ts = [0.0, t_end];
@@ -64,14 +68,32 @@ fn implicit_steps_beat_the_explicit_stability_limit_on_allen_cahn() {
     let rho = 4.0 * NU / (h * h) + 2.0 * KAPPA;
     let explicit_steps = (t_end * rho / 2.785).ceil() as usize;
     println!(
-        "Allen–Cahn: error {error:e}, {:?}, explicit RK4 would need ≥ {explicit_steps} steps",
+        "Allen–Cahn, {method:?}: error {error:e}, {:?}, explicit RK4 would need ≥ {explicit_steps} steps",
         sol.stats
     );
+    (error, sol.stats, explicit_steps)
+}
+
+#[test]
+fn implicit_steps_beat_the_explicit_stability_limit_on_allen_cahn() {
+    let (error, stats, explicit_steps) = relax(MolMethod::Implicit);
     // Second order at h/δ ≈ 0.18: the interface error is a few 1e-3.
     assert!(error < 5e-3, "{error}");
     assert!(
-        sol.stats.steps * 100 < explicit_steps,
+        stats.steps * 100 < explicit_steps,
         "{} steps vs {explicit_steps}",
-        sol.stats.steps
+        stats.steps
     );
+}
+
+#[test]
+fn auto_finds_allen_cahn_stiff_and_goes_on_implicitly() {
+    let (error, stats, explicit_steps) = relax(MolMethod::Auto);
+    assert!(error < 5e-3, "{error}");
+    // The stiffness test fires within its first few dozen steps (fifteen
+    // held by stability), long before the front has relaxed.
+    let switched = stats.switched_at.expect("auto switched");
+    assert!(switched < 0.1, "{stats:?}");
+    assert!((15..100).contains(&stats.explicit_steps), "{stats:?}");
+    assert!(stats.steps * 50 < explicit_steps, "{stats:?}");
 }

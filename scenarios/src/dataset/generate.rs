@@ -319,13 +319,15 @@ fn ns_resolutions(scenario: &Scenario, split: Split) -> (usize, usize) {
     (scenario.reference_resolution().max(m), m)
 }
 
-/// The method-of-lines tolerances of a scenario: `data.reference.rtol`, and
-/// an absolute tolerance a hundred times smaller (fields of order one).
+/// The method-of-lines settings of a scenario: `data.reference.rtol`, an
+/// absolute tolerance a hundred times smaller (fields of order one), and
+/// `data.reference.integrator`.
 pub(crate) fn mol_options(scenario: &Scenario) -> MolOptions {
-    let rtol = scenario.data.reference.rtol;
+    let reference = &scenario.data.reference;
     MolOptions {
-        rtol,
-        atol: rtol * 1e-2,
+        rtol: reference.rtol,
+        atol: reference.rtol * 1e-2,
+        method: reference.integrator,
         ..MolOptions::default()
     }
 }

@@ -1,6 +1,8 @@
 //! Ground truth for any PDE by the method of lines: space discretised by the
 //! `meshes` stencils on a grid finer than the output grid, time by an
-//! adaptive L-stable SDIRK method with Newton on a sparse Jacobian.
+//! adaptive L-stable SDIRK method with Newton on a sparse Jacobian, or, for
+//! systems that are not stiff, by the explicit Dormand–Prince pair
+//! ([`MolMethod`]).
 //!
 //! The seam for PDE definitions is [`MolPde`]: its terms (derivatives of its
 //! components), its residual `F(u_t, z; t, x)` affine in `u_t` (generic over
@@ -19,7 +21,11 @@
 //! | `jacobian` | the column-coloured finite-difference Jacobian |
 //! | `linearisation` | `J` assembled or as an operator, kept or not, and `I − hγJ` from it |
 //! | `gmres` | restarted, right-preconditioned GMRES for an operator's stage systems |
-//! | [`sdirk`] | the SDIRK4 integrator, [`MolOptions`], [`MolStats`] |
+//! | [`options`] | [`MolOptions`], [`MolMethod`], [`MolStats`] |
+//! | `integrator` | [`integrate`]: checks, the initial state, the method and the switch to the implicit one |
+//! | `step_control` | error norm, first step, landing on output times, step growth and cuts |
+//! | [`sdirk`] | the implicit SDIRK4 integrator |
+//! | [`dormand_prince`] | the explicit Dormand–Prince 5(4) integrator and its stiffness test |
 //! | `stage_matrix` | `I − hγJ` factorised (sparse or dense) or solved by GMRES |
 //! | [`solve`] | one trajectory on the output grid ([`MolSolution`]) |
 //! | [`dataset`] | datasets from an [`InitialFamily`] |
@@ -28,21 +34,26 @@
 pub mod dataset;
 pub mod discretisation;
 pub mod domain;
+pub mod dormand_prince;
 pub mod error;
 mod gmres;
+mod integrator;
 mod jacobian;
 mod linearisation;
+pub mod options;
 pub mod pde;
 pub mod sdirk;
 pub mod solve;
 mod stage_matrix;
+mod step_control;
 pub mod system;
 
 pub use dataset::{InitialFamily, generate, initial_conditions};
 pub use discretisation::Discretisation;
 pub use domain::{MolDomain, SpatialAxis};
 pub use error::MolError;
+pub use integrator::integrate;
+pub use options::{MolMethod, MolOptions, MolStats};
 pub use pde::{Boundary, Derivative, MolPde, MolTerm, PointValues, Side, Stencil};
-pub use sdirk::{MolOptions, MolStats, integrate};
 pub use solve::MolSolution;
 pub use system::{JacobianOperator, MolSystem};

@@ -1,0 +1,261 @@
+//! Adaptive explicit time stepping for semi-discrete systems that are not
+//! stiff.
+//!
+//! **Method.** The Dormand–Prince 5(4) pair (J. R. Dormand & P. J. Prince,
+//! "A family of embedded Runge–Kutta formulae", J. Comput. Appl. Math. 6,
+//! 1980): seven stages, the last evaluated at the new state, so it is the
+//! next step's first ("first same as last": six evaluations per step); the
+//! step advances with the order-5 solution and the difference to the
+//! embedded order-4 one is the error estimate. Why this one: no Jacobian and
+//! no linear solve, and for a transport-dominated flow (nearly inviscid
+//! Navier–Stokes) the steps that accuracy asks for are within its stability
+//! region, so each costs six evaluations where the implicit method pays a
+//! Jacobian and Newton iterations with linear solves.
+//!
+//! **Error control.** `err = h Σ (b_i − b̂_i) k_i` in the RMS norm weighted by
+//! `atol + rtol·max(|u₀|, |u₁|)`, accept when ≤ 1, next step
+//! `h · clamp(0.9 err^{−1/5}, 0.2, 5)` (`step_control.rs`). A stage that is
+//! not finite rejects the step and cuts it by 4.
+//!
+//! **Stiffness test** (for [`crate::mol::MolMethod::Auto`]). The last two
+//! stages are evaluated at the same time, so `ρ = ‖k₇ − k₆‖ / ‖u₁ − U₆‖`
+//! estimates the largest eigenvalue of `∂f/∂u` along the step (`U₆` is stage
+//! 6's argument). Where `hρ` exceeds 3.25 (the stability region reaches −3.3
+//! on the negative real axis) the step is bounded by stability, not
+//! accuracy; fifteen such accepted steps, not interrupted by six others, make
+//! the system stiff (Hairer, Nørsett & Wanner, *Solving Ordinary
+//! Differential Equations I*, 2nd ed., §IV.2's test as used in their DOPRI5).
+//!
+//! With [`crate::mol::MolOptions::fixed_step`] the error test is skipped
+//! (for measuring the order in time) and a stage that is not finite is a
+//! [`MolError::BlowUp`].
+
+use crate::mol::integrator::State;
+use crate::mol::step_control::{StepSize, checked, weighted_norm};
+use crate::mol::{MolError, MolOptions, MolStats, MolSystem};
+
+/// The order of the embedded error estimate.
+const ERROR_ORDER: u32 = 4;
+/// Stages.
+const STAGES: usize = 7;
+/// Stage times.
+const C: [f64; STAGES] = [0.0, 0.2, 0.3, 0.8, 8.0 / 9.0, 1.0, 1.0];
+/// The strictly lower part of the tableau (row `i` has `i` entries); the last
+/// row is also the order-5 weights `b` (with `b₇ = 0`).
+const A: [&[f64]; STAGES] = [
+    &[],
+    &[0.2],
+    &[3.0 / 40.0, 9.0 / 40.0],
+    &[44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0],
+    &[
+        19372.0 / 6561.0,
+        -25360.0 / 2187.0,
+        64448.0 / 6561.0,
+        -212.0 / 729.0,
+    ],
+    &[
+        9017.0 / 3168.0,
+        -355.0 / 33.0,
+        46732.0 / 5247.0,
+        49.0 / 176.0,
+        -5103.0 / 18656.0,
+    ],
+    &[
+        35.0 / 384.0,
+        0.0,
+        500.0 / 1113.0,
+        125.0 / 192.0,
+        -2187.0 / 6784.0,
+        11.0 / 84.0,
+    ],
+];
+/// `b − b̂`: the order-5 weights minus the embedded order-4 weights
+/// `(5179/57600, 0, 7571/16695, 393/640, −92097/339200, 187/2100, 1/40)`.
+const ERROR_WEIGHTS: [f64; STAGES] = [
+    71.0 / 57600.0,
+    0.0,
+    -71.0 / 16695.0,
+    71.0 / 1920.0,
+    -17253.0 / 339200.0,
+    22.0 / 525.0,
+    -1.0 / 40.0,
+];
+/// `hρ` above this: the step is bounded by stability.
+const STIFF_H_RHO: f64 = 3.25;
+/// Accepted steps bounded by stability that make the system stiff.
+const STIFF_STEPS: usize = 15;
+/// Steps not bounded by stability that clear the count.
+const NON_STIFF_STEPS: usize = 6;
+
+/// Where [`DormandPrince::advance_to`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reached {
+    /// At the target.
+    Target,
+    /// Before it: the stiffness test fired (only when asked to test).
+    Stiff,
+}
+
+/// The explicit integrator's state between steps.
+pub(crate) struct DormandPrince<'s, S: MolSystem + ?Sized> {
+    system: &'s S,
+    options: MolOptions,
+    pub state: State,
+    step: StepSize,
+    pub stats: MolStats,
+    /// Whether to run the stiffness test and stop when it fires.
+    detect_stiffness: bool,
+    stiff_steps: usize,
+    non_stiff_steps: usize,
+    /// Stage derivatives `k₂ … k₇` (`k₁` is `state.f`).
+    k: Vec<Vec<f64>>,
+    /// Stage 6's argument, then the new state.
+    stage6: Vec<f64>,
+    next: Vec<f64>,
+}
+
+impl<'s, S: MolSystem + ?Sized> DormandPrince<'s, S> {
+    /// Starts from `state` with the step `h`, adding to `stats`;
+    /// `detect_stiffness` makes [`Self::advance_to`] stop when the stiffness
+    /// test fires.
+    pub fn new(
+        system: &'s S,
+        options: &MolOptions,
+        state: State,
+        h: f64,
+        stats: MolStats,
+        detect_stiffness: bool,
+    ) -> Self {
+        let n = state.u.len();
+        Self {
+            system,
+            options: *options,
+            state,
+            step: StepSize::new(h, ERROR_ORDER, options.fixed_step.is_some()),
+            stats,
+            detect_stiffness,
+            stiff_steps: 0,
+            non_stiff_steps: 0,
+            k: vec![vec![0.0; n]; STAGES - 1],
+            stage6: vec![0.0; n],
+            next: vec![0.0; n],
+        }
+    }
+
+    /// The step the controller would take next (carried over by a switch to
+    /// the implicit method).
+    pub fn step_size(&self) -> f64 {
+        self.step.h()
+    }
+
+    /// Steps until the state is at `target`, or until the stiffness test
+    /// fires.
+    pub fn advance_to(&mut self, target: f64) -> Result<Reached, MolError> {
+        while self.state.t < target {
+            let trial = self
+                .step
+                .propose(self.state.t, target, self.stats.steps, &self.options)?;
+            let h = trial.h;
+            let error = self.attempt(h)?;
+            let fixed = self.options.fixed_step.is_some();
+            if !error.is_finite() {
+                if fixed {
+                    return Err(MolError::BlowUp {
+                        t: self.state.t + h,
+                        norm: f64::NAN,
+                    });
+                }
+                self.stats.rejected += 1;
+                self.step.cut(h);
+            } else if error > 1.0 && !fixed {
+                self.stats.rejected += 1;
+                self.step.reject(h, error);
+            } else {
+                let stiff = self.detect_stiffness && self.bounded_by_stability(h);
+                self.state.t = if trial.lands {
+                    target
+                } else {
+                    self.state.t + h
+                };
+                std::mem::swap(&mut self.state.u, &mut self.next);
+                // First same as last: k₇ is f at the new state.
+                std::mem::swap(&mut self.state.f, &mut self.k[STAGES - 2]);
+                self.stats.steps += 1;
+                self.stats.explicit_steps += 1;
+                checked(self.state.t, &self.state.u, self.options.max_norm)?;
+                self.step.accept(trial, error);
+                if stiff {
+                    return Ok(Reached::Stiff);
+                }
+            }
+        }
+        Ok(Reached::Target)
+    }
+
+    /// One step of size `h` from the state: the new state in `self.next`,
+    /// the stages in `self.k`, and the weighted error estimate (∞ when a
+    /// stage is not finite).
+    fn attempt(&mut self, h: f64) -> Result<f64, MolError> {
+        let State { t, u, f } = &self.state;
+        for (i, row) in A.iter().enumerate().skip(1) {
+            // Stage i's argument: u + h Σ_j a_ij k_j, k₁ = f.
+            let argument = if i == STAGES - 2 {
+                &mut self.stage6
+            } else {
+                &mut self.next
+            };
+            argument.copy_from_slice(u);
+            for (j, a) in row.iter().enumerate() {
+                if *a == 0.0 {
+                    continue;
+                }
+                let kj = if j == 0 { f } else { &self.k[j - 1] };
+                for (x, v) in argument.iter_mut().zip(kj) {
+                    *x += h * a * v;
+                }
+            }
+            let slope = &mut self.k[i - 1];
+            self.system.rhs(*t + C[i] * h, argument, slope)?;
+            self.stats.rhs_evaluations += 1;
+            if slope.iter().any(|v| !v.is_finite()) {
+                return Ok(f64::INFINITY);
+            }
+        }
+        let mut error = vec![0.0; u.len()];
+        for (j, w) in ERROR_WEIGHTS.iter().enumerate() {
+            let kj = if j == 0 { f } else { &self.k[j - 1] };
+            for (e, v) in error.iter_mut().zip(kj) {
+                *e += h * w * v;
+            }
+        }
+        let scale: Vec<f64> = u
+            .iter()
+            .zip(&self.next)
+            .map(|(a, b)| a.abs().max(b.abs()))
+            .collect();
+        Ok(weighted_norm(&error, &scale, &self.options))
+    }
+
+    /// The stiffness test after an accepted step of size `h` (module docs).
+    fn bounded_by_stability(&mut self, h: f64) -> bool {
+        let squared =
+            |a: &[f64], b: &[f64]| -> f64 { a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum() };
+        let slopes = squared(&self.k[STAGES - 2], &self.k[STAGES - 3]);
+        let states = squared(&self.next, &self.stage6);
+        let h_rho = if states > 0.0 {
+            h * (slopes / states).sqrt()
+        } else {
+            0.0
+        };
+        if h_rho > STIFF_H_RHO {
+            self.non_stiff_steps = 0;
+            self.stiff_steps += 1;
+        } else {
+            self.non_stiff_steps += 1;
+            if self.non_stiff_steps >= NON_STIFF_STEPS {
+                self.stiff_steps = 0;
+            }
+        }
+        self.stiff_steps >= STIFF_STEPS
+    }
+}
