@@ -114,7 +114,8 @@ pub enum PdeConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomParams {
-    /// The definition file, relative to the scenario file.
+    /// The definition file, relative to the scenario file (an override's
+    /// `--set pde.file=…`, relative to the working directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
     /// The definition's text (takes precedence over `file`).
@@ -910,12 +911,41 @@ impl Scenario {
         if let Some(e) = rejected.pop() {
             return Err(e);
         }
+        // `pde.definition`, or a whole `pde` table (whose text, if any, was given).
+        let text_given = (assignments.iter()).any(|a| {
+            let key = a.as_ref().split_once('=').map(|(k, _)| k.trim());
+            matches!(key, Some("pde.definition" | "pde"))
+        });
+        updated.read_changed_definition(self, text_given)?;
         let origin: Vec<String> = (assignments.iter())
             .map(|a| format!("--set {}", a.as_ref()))
             .collect();
         updated.validate_as(&origin.join(" "))?;
         *self = updated;
         Ok(())
+    }
+
+    /// Reads the definition of a custom PDE whose `file` the overrides
+    /// changed (or that they made custom) from that file, unless they also
+    /// gave its text (`pde.definition`, which takes precedence): the text
+    /// read with the old file would otherwise stand for the new one. The path
+    /// is taken as given, relative to the working directory like every path
+    /// on a command line.
+    fn read_changed_definition(
+        &mut self,
+        before: &Scenario,
+        text_given: bool,
+    ) -> Result<(), ScenarioError> {
+        let PdeConfig::Custom(params) = &mut self.pde else {
+            return Ok(());
+        };
+        if let PdeConfig::Custom(old) = &before.pde
+            && old.file != params.file
+            && !text_given
+        {
+            params.definition = None;
+        }
+        params.load_definition(Path::new(""))
     }
 
     /// The scenario with `assignment` written into its TOML table and read

@@ -1,8 +1,8 @@
 //! Scenarios whose `[pde]` is a TOML definition (`kind = "custom"`): the
 //! shipped scenarios load with initial families that close where their axes
 //! wrap, carry their definition into
-//! the run's config, take parameter overrides, generate ground truth with the
-//! method of lines, and bad tables are typed errors.
+//! the run's config, take parameter and definition-file overrides, generate
+//! ground truth with the method of lines, and bad tables are typed errors.
 
 use std::path::{Path, PathBuf};
 
@@ -103,6 +103,36 @@ fn parameter_overrides_reach_the_pde_and_unknown_ones_are_errors() {
     );
     let err = Scenario::from_str(&burgers_text("parameters = { nu = nan }"), "b.toml").unwrap_err();
     assert!(err.to_string().contains("not finite"), "{err}");
+}
+
+#[test]
+fn an_override_of_the_definition_file_reads_that_file() {
+    let mut scenario = Scenario::from_str(&burgers_text(""), "b.toml").unwrap();
+    let heat = scenario_path("pdes/heat.toml");
+    let heat_text = std::fs::read_to_string(&heat).unwrap();
+    scenario
+        .set(&format!("pde.file={:?}", heat.display().to_string()))
+        .unwrap();
+    assert_eq!(custom(&scenario).definition.as_deref(), Some(&*heat_text));
+    assert_eq!(custom(&scenario).pde("b").unwrap().name(), "heat");
+    // A file that is not there is a typed error, and nothing changes.
+    let err = scenario
+        .set("pde.file=\"no/such/definition.toml\"")
+        .unwrap_err();
+    assert!(matches!(err, ScenarioError::Io { .. }), "{err:?}");
+    assert_eq!(custom(&scenario).pde("b").unwrap().name(), "heat");
+    // Text given with the file takes precedence over reading it.
+    let burgers = scenario_path("pdes/burgers.toml");
+    scenario
+        .set_all(&[
+            format!("pde.file={:?}", burgers.display().to_string()),
+            format!("pde.definition={heat_text:?}"),
+        ])
+        .unwrap();
+    assert_eq!(custom(&scenario).pde("b").unwrap().name(), "heat");
+    // Another key's override keeps the text read before.
+    scenario.set("grid.nt=7").unwrap();
+    assert_eq!(custom(&scenario).definition.as_deref(), Some(&*heat_text));
 }
 
 #[test]
