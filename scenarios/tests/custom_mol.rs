@@ -476,7 +476,8 @@ fn generate_shipped(name: &str, lo: f64, hi: f64, points: usize, t_end: f64) -> 
         &generation,
         String::new(),
     )
-    .unwrap();
+    .unwrap()
+    .0;
     data.trajectories().to_vec()
 }
 

@@ -1,6 +1,7 @@
 //! Datasets from the method-of-lines solver: the built-in generators' layout,
 //! trajectories that match the closed form of each drawn initial condition,
-//! reproducible draws, disjoint splits, and a file round trip.
+//! reproducible draws, disjoint splits, a file round trip, and the summary of
+//! what the integrations cost.
 
 use num_dual::DualNum;
 use rand::Rng;
@@ -8,7 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use std::f64::consts::PI;
 use tessera_scenarios::dataset::{Generation, Split};
 use tessera_scenarios::mol::{
-    Boundary, Derivative, MolDomain, MolOptions, MolPde, MolTerm, PointValues, Side, generate,
+    Boundary, Derivative, Discretisation, MolDomain, MolMethod, MolOptions, MolPde, MolStats,
+    MolSummary, MolTerm, PointValues, Side, generate,
 };
 use tessera_scenarios::{Dataset, ScenarioError};
 
@@ -61,6 +63,7 @@ fn make(split: Split, samples: usize) -> Result<Dataset, ScenarioError> {
         &generation,
         "pde = \"heat\"".into(),
     )
+    .map(|(data, _)| data)
 }
 
 #[test]
@@ -179,7 +182,8 @@ fn bad_requests_are_typed_errors() {
         &MolOptions::default(),
         &generation,
         String::new(),
-    );
+    )
+    .map(|(data, _)| data);
     assert!(
         matches!(
             err,
@@ -189,5 +193,101 @@ fn bad_requests_are_typed_errors() {
             })
         ),
         "{err:?}"
+    );
+}
+
+#[test]
+fn the_summary_adds_up_the_samples_integrations_and_where_auto_switched() {
+    // Every sample starts from the same field (the family ignores its draw),
+    // so the summary must be `samples` times one direct solve's counts. The
+    // grid (65 points, ν = 0.2, eigenvalues to about −3300) at a loose
+    // tolerance makes the explicit steps stability-bound, so `auto` switches.
+    let domain = MolDomain::interval(0.0, 1.0, 17, 4).unwrap();
+    let times: Vec<f64> = (0..=5).map(|i| 0.05 * i as f64).collect();
+    let options = MolOptions {
+        method: MolMethod::Auto,
+        ..MolOptions::default()
+    };
+    let same = |_: &mut ChaCha8Rng, c: &[f64], dims: usize| {
+        c.chunks_exact(dims).map(|x| (PI * x[0]).sin()).collect()
+    };
+    let discretisation = Discretisation::new(&Heat, &domain).unwrap();
+    let u0 = discretisation.sample(|x| vec![(PI * x[0]).sin()]).unwrap();
+    let one = discretisation.solve(&u0, &times, &options).unwrap().stats;
+    let switched_at = one.switched_at.expect("auto switches on this grid");
+    assert!(one.explicit_steps > 0 && one.steps > one.explicit_steps);
+    let samples = 3;
+    let generation = Generation {
+        samples,
+        seed: 7,
+        split: Split::Train,
+        quiet: true,
+    };
+    let (_, summary) = generate(
+        &Heat,
+        &domain,
+        &times,
+        &same,
+        &options,
+        &generation,
+        String::new(),
+    )
+    .unwrap();
+    assert_eq!(summary.method, MolMethod::Auto);
+    assert_eq!(summary.samples, samples);
+    assert_eq!(summary.switched, samples);
+    assert_eq!(summary.switch_times, Some((switched_at, switched_at)));
+    let t = &summary.total;
+    assert_eq!(t.steps, samples * one.steps);
+    assert_eq!(t.explicit_steps, samples * one.explicit_steps);
+    assert_eq!(t.rejected, samples * one.rejected);
+    assert_eq!(t.rhs_evaluations, samples * one.rhs_evaluations);
+    assert_eq!(t.jacobians, samples * one.jacobians);
+    assert_eq!(t.newton_iterations, samples * one.newton_iterations);
+    assert_eq!(t.switched_at, None);
+    let line = summary.to_string();
+    println!("{line}");
+    assert!(line.starts_with("auto over 3 samples: "), "{line}");
+    assert!(line.contains("then SDIRK4 in 3 of 3 from t = "), "{line}");
+}
+
+#[test]
+fn the_summary_spans_the_switch_times_and_counts_samples_that_never_switched() {
+    let stats = |steps, switched_at| MolStats {
+        steps,
+        explicit_steps: steps / 2,
+        rhs_evaluations: 10 * steps,
+        switched_at,
+        ..MolStats::default()
+    };
+    let summary = MolSummary::new(
+        MolMethod::Auto,
+        &[stats(4, Some(0.5)), stats(6, None), stats(8, Some(0.125))],
+    );
+    assert_eq!(summary.samples, 3);
+    assert_eq!(summary.switched, 2);
+    assert_eq!(summary.switch_times, Some((0.125, 0.5)));
+    assert_eq!(summary.total.steps, 18);
+    assert_eq!(summary.total.explicit_steps, 2 + 3 + 4);
+    assert_eq!(summary.total.rhs_evaluations, 180);
+    assert!(
+        summary
+            .to_string()
+            .contains("then SDIRK4 in 2 of 3 from t = 0.1250 … 0.5000")
+    );
+    // An explicit run neither switches nor reports Newton's counts.
+    let explicit = MolSummary::new(
+        MolMethod::Explicit,
+        &[MolStats {
+            steps: 5,
+            explicit_steps: 5,
+            rhs_evaluations: 31,
+            ..MolStats::default()
+        }],
+    );
+    assert_eq!(explicit.switch_times, None);
+    assert_eq!(
+        explicit.to_string(),
+        "explicit (Dormand–Prince 5(4)) over 1 sample: 5 steps, 0 rejected, 31 right-hand sides"
     );
 }

@@ -27,7 +27,7 @@ use rayon::prelude::*;
 
 use super::Dataset;
 use crate::config::{CustomParams, PdeConfig, Scenario};
-use crate::mol::{self, InitialFamily, MolDomain, MolOptions, SpatialAxis};
+use crate::mol::{self, InitialFamily, MolDomain, MolOptions, MolSummary, SpatialAxis};
 use crate::navier_stokes::PeriodicGrf;
 use crate::navier_stokes::random_field::LENGTH_SCALE;
 use crate::{ScenarioError, diffusion_sorption, navier_stokes};
@@ -124,11 +124,22 @@ pub(crate) fn progress(len: usize, quiet: bool, message: &'static str) -> Progre
 /// Generates `options.samples` trajectories of the scenario's PDE with its
 /// reference solver.
 pub fn generate(scenario: &Scenario, options: &Generation) -> Result<Dataset, ScenarioError> {
+    generate_with_summary(scenario, options).map(|(dataset, _)| dataset)
+}
+
+/// [`generate`], and for a PDE defined in TOML what its method-of-lines
+/// integrations cost ([`MolSummary`]: which integrator ran, and where
+/// `auto` switched); `None` for the built-in reference solvers.
+pub fn generate_with_summary(
+    scenario: &Scenario,
+    options: &Generation,
+) -> Result<(Dataset, Option<MolSummary>), ScenarioError> {
     check_request(scenario, options)?;
     let config = scenario.to_toml_string();
     // The method-of-lines generator draws its own progress bar.
     if let PdeConfig::Custom(params) = &scenario.pde {
-        return generate_custom(scenario, params, options, config);
+        let (dataset, summary) = generate_custom(scenario, params, options, config)?;
+        return Ok((dataset, Some(summary)));
     }
     let grid = scenario.grid()?;
     let t = grid.axis(0).coords().to_vec();
@@ -180,7 +191,7 @@ pub fn generate(scenario: &Scenario, options: &Generation) -> Result<Dataset, Sc
         }
     };
     bar.finish_and_clear();
-    Ok(dataset)
+    Ok((dataset, None))
 }
 
 /// Ground truth for a PDE defined in TOML: its `[initial]` family solved by
@@ -191,7 +202,7 @@ fn generate_custom(
     params: &CustomParams,
     options: &Generation,
     config: String,
-) -> Result<Dataset, ScenarioError> {
+) -> Result<(Dataset, MolSummary), ScenarioError> {
     let t = scenario.grid()?.axis(0).coords().to_vec();
     with_custom(scenario, params, |pde, mol, domain, family| {
         if !options.quiet {

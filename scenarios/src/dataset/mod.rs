@@ -28,7 +28,7 @@ use std::path::Path;
 
 use crate::ScenarioError;
 
-pub use generate::{Generation, Split, generate, initial_conditions};
+pub use generate::{Generation, Split, generate, generate_with_summary, initial_conditions};
 pub use validate::{SolverCheck, validate_solver};
 
 /// Trajectories on one grid, row-major `[t, x, (y)]` per sample.

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::ScenarioError;
 use crate::dataset::generate::progress;
 use crate::dataset::{Dataset, Generation};
-use crate::mol::{Discretisation, MolDomain, MolOptions, MolPde};
+use crate::mol::{Discretisation, MolDomain, MolOptions, MolPde, MolStats, MolSummary};
 
 /// A family of initial conditions to draw samples from.
 pub trait InitialFamily: Sync {
@@ -34,7 +34,8 @@ where
 
 /// Solves `pde` on `domain` from `options.samples` draws of `family` and
 /// returns the trajectories at `times` on the output grid, with `config` (the
-/// text that defined the run) stored alongside.
+/// text that defined the run) stored alongside, and what the integrations
+/// cost together.
 ///
 /// Errors: no samples, a PDE of several components (a [`Dataset`] holds one
 /// field per sample), a family returning the wrong number of values, and any
@@ -47,7 +48,7 @@ pub fn generate<P: MolPde>(
     solver: &MolOptions,
     options: &Generation,
     config: String,
-) -> Result<Dataset, ScenarioError> {
+) -> Result<(Dataset, MolSummary), ScenarioError> {
     if options.samples == 0 {
         return Err(ScenarioError::InvalidValue {
             what: "number of samples",
@@ -69,13 +70,16 @@ pub fn generate<P: MolPde>(
                         source,
                     })?;
             bar.inc(1);
-            Ok(solution.frames.into_iter().map(|v| v as f32).collect())
+            let frames = solution.frames.into_iter().map(|v| v as f32).collect();
+            Ok((frames, solution.stats))
         })
-        .collect::<Result<Vec<Vec<f32>>, ScenarioError>>()?;
+        .collect::<Result<Vec<(Vec<f32>, MolStats)>, ScenarioError>>()?;
     bar.finish_and_clear();
+    let (samples, stats): (Vec<_>, Vec<_>) = samples.into_iter().unzip();
     let mut axes = discretisation.output_axes().into_iter();
     let x = axes.next().unwrap_or_default();
-    Dataset::new(times.to_vec(), x, axes.next(), config, samples)
+    let dataset = Dataset::new(times.to_vec(), x, axes.next(), config, samples)?;
+    Ok((dataset, MolSummary::new(solver.method, &stats)))
 }
 
 /// The initial conditions of the samples [`generate`] would solve, on the

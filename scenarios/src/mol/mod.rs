@@ -21,7 +21,8 @@
 //! | `jacobian` | the column-coloured finite-difference Jacobian |
 //! | `linearisation` | `J` assembled or as an operator, kept or not, and `I − hγJ` from it |
 //! | `gmres` | restarted, right-preconditioned GMRES for an operator's stage systems |
-//! | [`options`] | [`MolOptions`], [`MolMethod`], [`MolStats`] |
+//! | [`options`] | [`MolOptions`], [`MolMethod`] |
+//! | [`stats`] | [`MolStats`] of one integration, [`MolSummary`] of a dataset's |
 //! | `integrator` | [`integrate`]: checks, the initial state, the method and the switch to the implicit one |
 //! | `step_control` | error norm, first step, landing on output times, step growth and cuts |
 //! | [`sdirk`] | the implicit SDIRK4 integrator |
@@ -45,6 +46,7 @@ pub mod pde;
 pub mod sdirk;
 pub mod solve;
 mod stage_matrix;
+pub mod stats;
 mod step_control;
 pub mod system;
 
@@ -53,7 +55,8 @@ pub use discretisation::Discretisation;
 pub use domain::{MolDomain, SpatialAxis};
 pub use error::MolError;
 pub use integrator::integrate;
-pub use options::{MolMethod, MolOptions, MolStats};
+pub use options::{MolMethod, MolOptions};
 pub use pde::{Boundary, Derivative, MolPde, MolTerm, PointValues, Side, Stencil};
 pub use solve::MolSolution;
+pub use stats::{MolStats, MolSummary};
 pub use system::{JacobianOperator, MolSystem};

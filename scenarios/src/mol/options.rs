@@ -1,5 +1,4 @@
-//! What the time integrator is asked to do ([`MolOptions`], [`MolMethod`])
-//! and what it reports ([`MolStats`]).
+//! What the time integrator is asked to do ([`MolOptions`], [`MolMethod`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -103,32 +102,4 @@ impl MolOptions {
         }
         Ok(())
     }
-}
-
-/// What an integration cost.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct MolStats {
-    /// Accepted steps (of both methods).
-    pub steps: usize,
-    /// Of these, the steps taken by the explicit method
-    /// ([`MolMethod::Explicit`], or [`MolMethod::Auto`] before it switched).
-    pub explicit_steps: usize,
-    /// Steps rejected by the error test.
-    pub rejected: usize,
-    /// Steps cut because Newton did not converge.
-    pub newton_failures: usize,
-    /// Newton iterations over all stages.
-    pub newton_iterations: usize,
-    /// Right-hand-side evaluations (those of coloured-difference Jacobians
-    /// included).
-    pub rhs_evaluations: usize,
-    /// Jacobian evaluations.
-    pub jacobians: usize,
-    /// GMRES iterations over all stage solves (a system with a Jacobian
-    /// operator, [`crate::mol::MolSystem::jacobian_operator`]; 0 where
-    /// `I − hγJ` is factorised).
-    pub linear_iterations: usize,
-    /// Where [`MolMethod::Auto`] found the system stiff and went on with the
-    /// implicit method; `None` when it did not switch (or another method ran).
-    pub switched_at: Option<f64>,
 }
