@@ -270,3 +270,63 @@ fn a_truncated_or_foreign_file_is_a_checkpoint_error() {
     let err = Checkpoint::load_model(&missing).unwrap_err();
     assert!(matches!(err, SolverError::Io { .. }), "{err}");
 }
+
+/// Each tensor's bytes are checksummed: one flipped bit in a variable makes
+/// both loads an error naming that tensor; one in an Adam moment is caught
+/// by the resume's load, which reads the moments, and not by the model's,
+/// which does not. A file without checksums (written before them) loads.
+#[test]
+fn a_damaged_tensor_is_an_error_naming_it() {
+    let dir = temp_dir("damaged");
+    let mut model = Linear::new();
+    train_to_end(&mut model, 5, &dir, false);
+    let path = RunDir::new(&dir).checkpoint();
+    let bytes = std::fs::read(&path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    // Where a tensor's bytes start in the file, and its name.
+    let first = |prefix: &str| -> (usize, String) {
+        let (name, view) = (file.iter())
+            .find(|(name, _)| name.starts_with(prefix))
+            .unwrap();
+        let offset = view.data().as_ptr() as usize - bytes.as_ptr() as usize;
+        (offset, name.to_owned())
+    };
+    let flipped = |(offset, _): &(usize, String), name: &str| {
+        let mut damaged = bytes.clone();
+        damaged[offset + 3] ^= 0x10;
+        let out = dir.join(name);
+        std::fs::write(&out, damaged).unwrap();
+        out
+    };
+    let var = first("var/");
+    let in_var = flipped(&var, "var.safetensors");
+    for err in [
+        Checkpoint::load(&in_var).unwrap_err(),
+        Checkpoint::load_model(&in_var).unwrap_err(),
+    ] {
+        assert!(matches!(err, SolverError::Checkpoint { .. }), "{err}");
+        assert!(err.to_string().contains(&format!("`{}`", var.1)), "{err}");
+    }
+    let moment = first("adam/");
+    let in_moment = flipped(&moment, "adam.safetensors");
+    Checkpoint::load_model(&in_moment).unwrap();
+    let err = Checkpoint::load(&in_moment).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("`{}`", moment.1)),
+        "{err}"
+    );
+
+    // The same tensors and metadata without the checksums.
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata: std::collections::HashMap<String, String> = (header.metadata().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(key, _)| !key.starts_with("crc32/"))
+        .collect();
+    let unchecked = dir.join("unchecked.safetensors");
+    safetensors::serialize_to_file(file.tensors(), Some(metadata), &unchecked).unwrap();
+    let checkpoint = Checkpoint::load(&unchecked).unwrap();
+    let mut fresh = Linear::new();
+    checkpoint.restore_model(&mut fresh, &unchecked).unwrap();
+    assert_eq!(fresh.weights(), model.weights());
+}

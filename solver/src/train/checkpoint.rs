@@ -4,6 +4,12 @@
 //! the run's totals in the file's metadata. Written through a temporary file
 //! and a rename, so a kill mid-write leaves the previous checkpoint intact.
 //!
+//! Each tensor's bytes have their CRC-32 in the metadata
+//! (`crc32/<tensor>`), checked for every tensor a load keeps, so a file
+//! damaged after it was written (a flipped bit on a disk, a bad copy) is an
+//! error naming the tensor, not a model that quietly predicts something else.
+//! Files written before the checksums load unchecked.
+//!
 //! Read through a map of the file, so that a load holds one copy of the
 //! tensors it keeps, not the file's bytes as well; an evaluation or an
 //! embedding keeps only the model's ([`Checkpoint::load_model`]), not the
@@ -25,6 +31,8 @@ const FORMAT: &str = "tessera-checkpoint-1";
 const VAR: &str = "var/";
 const EXTRA: &str = "extra/";
 const ADAM: &str = "adam/";
+/// Metadata key prefix of a tensor's checksum.
+const CRC32: &str = "crc32/";
 
 /// Where a run stands: what a checkpoint records besides tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -90,7 +98,7 @@ impl Checkpoint {
             let tensor = Tensor::from_vec(values, len, &Device::Cpu)?;
             tensors.push((format!("{EXTRA}{name}"), tensor));
         }
-        let metadata = HashMap::from([
+        let mut metadata = HashMap::from([
             ("format".to_owned(), FORMAT.to_owned()),
             ("step".to_owned(), totals.step.to_string()),
             ("seconds".to_owned(), totals.seconds.to_string()),
@@ -99,6 +107,10 @@ impl Checkpoint {
             ("adam_count".to_owned(), adam.count().to_string()),
             ("ranks".to_owned(), ranks.to_string()),
         ]);
+        for (name, tensor) in &tensors {
+            let bytes = safetensors::View::data(tensor);
+            metadata.insert(format!("{CRC32}{name}"), crc32(&bytes));
+        }
         write_atomic_with(path, |tmp| {
             safetensors::serialize_to_file(tensors, Some(metadata), tmp).map_err(|source| {
                 SolverError::Safetensors {
@@ -201,7 +213,29 @@ impl Checkpoint {
             return Ok(checkpoint);
         }
         let tensors = safetensors::SafeTensors::deserialize(bytes).map_err(safetensors_error)?;
+        let checked = metadata.keys().any(|k| k.starts_with(CRC32));
+        let verify = |key: &str, data: &[u8]| {
+            if !checked {
+                return Ok(());
+            }
+            let recorded = field(&format!("{CRC32}{key}"))?;
+            let found = crc32(data);
+            if *recorded == found {
+                Ok(())
+            } else {
+                Err(bad(format!(
+                    "tensor `{key}` is damaged: its bytes' CRC-32 is {found}, \
+                     the checkpoint recorded {recorded}"
+                )))
+            }
+        };
         for (key, view) in tensors.iter() {
+            let kept = key.starts_with(VAR)
+                || key.starts_with(EXTRA)
+                || (key.starts_with(ADAM) && checkpoint.adam.is_some());
+            if kept {
+                verify(key, view.data())?;
+            }
             if let Some(name) = key.strip_prefix(VAR) {
                 checkpoint
                     .vars
@@ -273,6 +307,12 @@ impl Checkpoint {
         };
         Adam::restore(config, self.adam_count, adam.iter().cloned())
     }
+}
+
+/// A tensor's checksum as the metadata holds it: CRC-32 (the zlib/PNG
+/// polynomial), eight hex digits.
+fn crc32(bytes: &[u8]) -> String {
+    format!("{:08x}", crc32fast::hash(bytes))
 }
 
 fn poisoned(path: &Path) -> SolverError {
