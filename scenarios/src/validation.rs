@@ -18,6 +18,7 @@ use std::fmt::Display;
 use crate::ScenarioError;
 use crate::config::{Method, PdeConfig, Scenario};
 use crate::error::InvalidSetting;
+use crate::navier_stokes::reference_solver::{MAX_STEPS, steps_over};
 
 impl Scenario {
     /// Every check, named in errors as coming from `origin` (the file, or the
@@ -140,6 +141,16 @@ impl Scenario {
             self.grid.t_max,
             "must lie in (0, t_max)",
         );
+        if matches!(self.pde, PdeConfig::NavierStokes(_)) && r.dt > 0.0 {
+            let intervals = (self.grid.nt - 1) as f64;
+            let steps = intervals * steps_over(self.grid.t_max / intervals, r.dt);
+            let reason = format!(
+                "asks the reference solver for {} steps (t_max / dt); at most {MAX_STEPS}",
+                shown(steps)
+            );
+            let valid = steps <= MAX_STEPS as f64;
+            c.check(valid, "data.reference.dt", shown(r.dt), &reason);
+        }
         if let Some(nx) = r.nx {
             c.multiple_of("data.reference.nx", nx, &[self.grid.nx], "grid.nx");
         }
@@ -454,27 +465,38 @@ impl<'a> Checks<'a> {
     }
 
     fn finite(&mut self, key: &str, value: f64) -> bool {
-        self.check(value.is_finite(), key, value, "must be finite")
+        self.check(value.is_finite(), key, shown(value), "must be finite")
     }
 
     fn positive(&mut self, key: &str, value: f64) -> bool {
         let valid = value.is_finite() && value > 0.0;
-        self.check(valid, key, value, "must be finite and positive")
+        self.check(valid, key, shown(value), "must be finite and positive")
     }
 
     fn non_negative(&mut self, key: &str, value: f64) -> bool {
         let valid = value.is_finite() && value >= 0.0;
-        self.check(valid, key, value, "must be finite and non-negative")
+        self.check(valid, key, shown(value), "must be finite and non-negative")
     }
 
     /// `lo < value < hi`.
     fn range(&mut self, key: &str, value: f64, lo: f64, hi: f64, reason: &str) -> bool {
-        self.check(value > lo && value < hi, key, value, reason)
+        self.check(value > lo && value < hi, key, shown(value), reason)
     }
 
     fn multiple_of(&mut self, key: &str, value: usize, of: &[usize], what: &str) -> bool {
         let valid = value != 0 && of.iter().all(|&n| value.is_multiple_of(n));
         let reason = format!("must be a positive multiple of {what} {of:?}");
         self.check(valid, key, value, &reason)
+    }
+}
+
+/// A number as an error shows it: as written for the usual magnitudes, in
+/// exponent form beyond them (`1e-300`, not three hundred zeros).
+fn shown(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude != 0.0 && !(1e-5..1e16).contains(&magnitude) {
+        format!("{value:e}")
+    } else {
+        value.to_string()
     }
 }

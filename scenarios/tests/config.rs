@@ -351,6 +351,28 @@ fn cross_field_checks() {
     );
 }
 
+/// A Navier–Stokes `dt` that asks the reference solver for more than
+/// `MAX_STEPS` steps is refused when the scenario is read, not found out by
+/// a generation that never ends. The small scenario has 15 intervals of 1/3:
+/// `dt = 5e-7` takes 666 667 steps in each, 10 000 005 in all (over the cap),
+/// `dt = 1e-6` 5 000 010.
+#[test]
+fn a_navier_stokes_dt_beyond_the_step_cap_is_refused() {
+    use tessera_scenarios::navier_stokes::reference_solver::MAX_STEPS;
+    assert_eq!(MAX_STEPS, 10_000_000);
+    let base = Scenario::from_file(scenario_path("navier-stokes-small.toml")).unwrap();
+    let mut over = base.clone();
+    let err = over.set_all(&["data.reference.dt=5e-7"]).unwrap_err();
+    // Small and large values are shown in exponent form.
+    let shown = err.to_string();
+    assert!(shown.contains("`data.reference.dt` = 5e-7"), "{shown}");
+    assert!(shown.contains("10000005 steps"), "{shown}");
+    assert_eq!(invalid_keys(Err(err)), ["data.reference.dt"]);
+    let mut under = base.clone();
+    under.set_all(&["data.reference.dt=1e-6"]).unwrap();
+    assert_eq!(under.data.reference.dt, 1e-6);
+}
+
 /// The keys of an error that names one or several invalid settings.
 fn invalid_keys(result: Result<Scenario, ScenarioError>) -> Vec<String> {
     match result {

@@ -158,6 +158,15 @@ fn bad_input_is_a_typed_error() {
         ReferenceSolver::new(f64::NAN, 8, 0.1),
         Err(ScenarioError::InvalidValue { .. })
     ));
+    // 2 × 10⁹ steps are refused before the first one (this would run for
+    // hours at 8²); the count is the sum over the output intervals.
+    let tiny = ReferenceSolver::new(1e-3, 8, 1e-9).unwrap();
+    match tiny.solve(&[0.0; 64], &[0.0, 1.0, 2.0]) {
+        Err(ScenarioError::SolverFailed { reason, .. }) => {
+            assert!(reason.contains("2e9 steps"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     assert!(matches!(
         PeriodicGrf::new(8, 0.0),
         Err(ScenarioError::InvalidValue { .. })

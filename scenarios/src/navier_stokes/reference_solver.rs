@@ -28,6 +28,19 @@ use crate::ScenarioError;
 use crate::diffusion_sorption::reference_solver::check_times;
 use crate::navier_stokes::fft2::{Fft2, wavenumber};
 
+/// The most steps one solve may take (all output intervals together): a
+/// bound on the time a request can cost, far above any sensible one (the
+/// paper's setting, `t_max = 5` in steps of `1e-3`, takes 5 000; the FNO
+/// generator's, 50 in steps of `1e-4`, 500 000), so that a `dt` or a time span off by
+/// orders of magnitude is a typed error at once, not a run that never ends.
+pub const MAX_STEPS: usize = 10_000_000;
+
+/// Steps of at most `dt` over `span`: the fewest equal ones, at least one.
+/// Float, so that a span of `1e300` counts without overflow.
+pub fn steps_over(span: f64, dt: f64) -> f64 {
+    (span / dt).ceil().max(1.0)
+}
+
 /// The pseudo-spectral vorticity solver at one resolution.
 pub struct ReferenceSolver {
     nu: f64,
@@ -111,6 +124,21 @@ impl ReferenceSolver {
     pub fn solve(&self, w0: &[f64], times: &[f64]) -> Result<Vec<f64>, ScenarioError> {
         check_field(w0, self.n, self.n)?;
         check_times(times)?;
+        let steps: f64 = times
+            .windows(2)
+            .map(|w| steps_over(w[1] - w[0], self.dt))
+            .sum();
+        if steps > MAX_STEPS as f64 {
+            return Err(ScenarioError::SolverFailed {
+                solver: "Navier-Stokes reference solver",
+                t: times[0],
+                reason: format!(
+                    "{steps:e} steps of at most dt = {} to reach t = {}: more than {MAX_STEPS}",
+                    self.dt,
+                    times[times.len() - 1]
+                ),
+            });
+        }
         let total = (self.n * self.n) as f64;
         let mut w_hat: Vec<Complex64> = w0.iter().map(|&w| Complex64::new(w, 0.0)).collect();
         self.fft.forward(&mut w_hat);
@@ -119,7 +147,7 @@ impl ReferenceSolver {
         let mut work = Workspace::new(w0.len());
         for (k, interval) in times.windows(2).enumerate() {
             let span = interval[1] - interval[0];
-            let steps = (span / self.dt).ceil().max(1.0) as usize;
+            let steps = steps_over(span, self.dt) as usize;
             let h = span / steps as f64;
             for _ in 0..steps {
                 self.step(&mut w_hat, h, &mut work);
