@@ -269,7 +269,11 @@ pub(crate) fn strides(have: &[usize], dims: &[usize]) -> Result<Vec<usize>, Solv
 }
 
 /// Every `strides[a]`-th point along each spatial axis of a `[t, x, (y)]` array.
-fn subsample<T: Copy + Into<f64>>(values: &[T], dims: &[usize], strides: &[usize]) -> Vec<f64> {
+pub(crate) fn subsample<T: Copy + Into<f64>>(
+    values: &[T],
+    dims: &[usize],
+    strides: &[usize],
+) -> Vec<f64> {
     let frame: usize = dims[1..].iter().product();
     let inner: usize = dims[2..].iter().product();
     values

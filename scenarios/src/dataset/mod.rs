@@ -115,6 +115,13 @@ impl Dataset {
         })
     }
 
+    /// The error [`Dataset::write`] would give for `path`'s extension, found
+    /// before the work of filling the file (a command checks its output's
+    /// name first).
+    pub fn check_format(path: impl AsRef<Path>) -> Result<(), ScenarioError> {
+        Format::of(path.as_ref()).map(|_| ())
+    }
+
     /// The grid shape `[nt, nx, (ny)]`.
     pub fn dims(&self) -> Vec<usize> {
         let mut dims = vec![self.t.len(), self.x.len()];

@@ -20,7 +20,7 @@ use crate::error::ToolError;
 pub use tessera_scenarios::Device;
 
 /// `--device` of the commands that build a scenario's model (`train`, `run`,
-/// `eval`, `gradcheck`, `bench train-step`).
+/// `eval`, `predict`, `gradcheck`, `bench train-step`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeviceArg {
     /// Where the model runs: cpu, cuda or cuda:N (a build with the `cuda`
@@ -30,6 +30,11 @@ pub struct DeviceArg {
 }
 
 impl DeviceArg {
+    /// The device given, if one was.
+    pub fn chosen(&self) -> Option<Device> {
+        self.device
+    }
+
     /// `scenario` on the chosen device, if one was given. On a GPU where part
     /// of the constraint's work stays on the host (`placement_note`), says
     /// so on stderr, so that nobody times a step believing otherwise.

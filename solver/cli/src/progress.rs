@@ -72,6 +72,14 @@ impl TrainingBar {
     }
 }
 
+const PREDICT: &str = "predict [{elapsed_precise}] {bar:30} {pos}/{len} (eta {eta}) {msg}";
+
+/// A progress bar over `samples` predictions (hidden when `quiet`); its
+/// message is left to the caller (the solves that did not converge).
+pub fn prediction_bar(samples: usize, quiet: bool) -> ProgressBar {
+    bar(samples, quiet, PREDICT)
+}
+
 /// A progress bar over an evaluation's samples, one per grid evaluated (the
 /// model's own, then each of `eval.resolutions`), each left on screen when
 /// the next starts.

@@ -23,14 +23,19 @@
 //!   caller-owned `f64` slices, without candle: `solve` projects a basis onto
 //!   the PDE's constraints, `backward` pulls a gradient back to the basis.
 //! - [`WorkerPool`]: the threads a call runs on, chosen by the caller.
+//! - [`read_initial_conditions`]: initial conditions from a dataset or a
+//!   bare `ic` tensor, on a model's grid; [`TrainedModel::dataset`] turns
+//!   predictions into a dataset to write (`tessera predict`).
 //!
 //! Arrays are row-major, `[batch, t, x, (y), channel]` (see each method).
 //! Results never depend on the number of threads.
 
+mod initial_file;
 mod pool;
 mod projection;
 mod trained_model;
 
+pub use initial_file::{IC_TENSOR, read_initial_conditions};
 pub use pool::WorkerPool;
 pub use projection::ConstraintProjection;
 pub use tessera_constraints::{LmStatus, StopReason};

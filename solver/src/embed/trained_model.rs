@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use tessera_constraints::LmStatus;
-use tessera_scenarios::{Device, Scenario};
+use tessera_scenarios::{Dataset, Device, Scenario};
 
 use super::{WorkerPool, batch_of};
 use crate::SolverError;
@@ -116,6 +116,33 @@ impl TrainedModel {
     /// the split for `moe`, 0 for `soft`.
     pub fn n_experts(&self) -> usize {
         self.model.constraint().map_or(0, |c| c.layer().n_experts())
+    }
+
+    /// Predicted `fields` (`[batch, T, X, (Y)]`, as [`Predictions::fields`],
+    /// possibly of several calls) as a dataset on the model's grid, in the
+    /// layout `tessera generate` writes (float32, PDEBench's precision: a
+    /// model's error is far above its rounding), with the scenario's TOML as
+    /// each sample's config; [`Dataset::write`] saves it.
+    ///
+    /// Errors: a length that is not a positive multiple of
+    /// [`Self::field_len`], NaN or infinite values.
+    pub fn dataset(&self, fields: &[f64]) -> Result<Dataset, SolverError> {
+        batch_of(fields, &self.dims(), "predicted fields [batch, t, x, (y)]")?;
+        let scenario = self.scenario();
+        let grid = scenario.grid()?;
+        let axis = |a: usize| grid.axis(a).coords().to_vec();
+        let y = (grid.ndim() == 3).then(|| axis(2));
+        let samples = fields
+            .chunks(self.field_len())
+            .map(|field| field.iter().map(|&v| v as f32).collect())
+            .collect();
+        Ok(Dataset::new(
+            axis(0),
+            axis(1),
+            y,
+            scenario.to_toml_string(),
+            samples,
+        )?)
     }
 
     /// Predicts the fields for `ics`, `[batch, X, (Y)]` row-major (a batch of

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use tessera_scenarios::Scenario;
 use tessera_scenarios::dataset::{Generation, Split, generate_with_summary};
+use tessera_scenarios::{Dataset, Scenario};
 
 /// Arguments of `tessera generate`.
 #[derive(Debug, clap::Args)]
@@ -51,6 +51,7 @@ impl Args {
         let mut scenario = Scenario::from_file(&self.scenario)?;
         scenario.set_all(&self.overrides)?;
         let split: Split = self.split.parse()?;
+        Dataset::check_format(&self.out)?;
         let mut options = Generation::for_split(&scenario, split);
         options.samples = self.samples.unwrap_or(options.samples);
         options.seed = self.seed.unwrap_or(options.seed);

@@ -15,6 +15,7 @@ mod gradcheck;
 mod gradcheck_scenario;
 mod pde;
 mod pde_arg;
+mod predict;
 mod run;
 mod train;
 mod validate_solver;
@@ -41,6 +42,9 @@ enum Command {
     Train(train::Args),
     /// Evaluate a trained run directory.
     Eval(eval::Args),
+    /// Predict with a trained run from initial conditions in a file; write the
+    /// fields as a dataset.
+    Predict(predict::Args),
     /// Generate a dataset from a scenario with the reference solver.
     Generate(generate::Args),
     /// Re-solve a data file's samples and report relative L2 errors.
@@ -71,6 +75,7 @@ impl Cli {
             Command::Run(args) => args.run(),
             Command::Train(args) => args.run(),
             Command::Eval(args) => args.run(),
+            Command::Predict(args) => args.run(),
             Command::Generate(args) => args.run(),
             Command::ValidateSolver(args) => args.run(),
             Command::Gradcheck(args) => args.run(),
