@@ -68,18 +68,14 @@ pub fn read_initial_conditions(
         // PDEBench's trailing channel axis.
         have.pop();
     }
-    let fits = have.len() + 1 == dims.len()
-        && have
-            .iter()
-            .zip(&dims[1..])
-            .all(|(&h, &d)| d > 0 && h % d == 0);
-    if !fits {
-        return Err(SolverError::ShapeMismatch {
-            what: "initial conditions [x, (y)] (each size a multiple of the model grid's)",
-            expected: dims[1..].to_vec(),
-            got: have,
-        });
-    }
+    // A dataset's spatial check, on one time level.
+    let one_level = |space: &[usize]| [&[1], space].concat();
+    let (one, want) = (one_level(&have), one_level(&dims[1..]));
+    let strides = strides(&one, &want).map_err(|_| SolverError::ShapeMismatch {
+        what: "initial conditions [x, (y)] (each size a multiple of the model grid's)",
+        expected: dims[1..].to_vec(),
+        got: have,
+    })?;
     let count_non_finite = frames[..count]
         .iter()
         .flatten()
@@ -91,12 +87,9 @@ pub fn read_initial_conditions(
             count: count_non_finite,
         });
     }
-    let one_level = |space: &[usize]| [&[1], space].concat();
-    let (have, want) = (one_level(&have), one_level(&dims[1..]));
-    let strides = strides(&have, &want)?;
     let initial = frames[..count]
         .iter()
-        .map(|frame| subsample(frame, &have, &strides))
+        .map(|frame| subsample(frame, &one, &strides))
         .collect();
     Samples::initial_only(dims.to_vec(), initial)
 }
