@@ -67,6 +67,12 @@ const AFFINE_TOL: f64 = 1e-8;
 /// A pivot of `M` below this fraction of its largest entry counts as zero.
 const PIVOT_TOL: f64 = 1e-13;
 
+/// A 1-D spectral line of this many unknowns or more is solved by GMRES on
+/// the applied Jacobian, a shorter one by a dense LU: the crossover of the
+/// LU's `n³` and GMRES's iterations of `n log n` (benches/README.md, "1-D
+/// spectral lines by GMRES").
+const KRYLOV_FROM_UNKNOWNS: usize = 128;
+
 /// A Dirichlet node: the flat solver point, the component, and its side.
 #[derive(Debug, Clone, Copy)]
 struct DirichletNode {
@@ -825,15 +831,18 @@ impl<P: MolPde> MolSystem for Discretisation<'_, P> {
             .map(|circulants| self.spectral_jacobian(circulants, t, u, rows))
     }
 
-    /// A 2-D spectral discretisation's Jacobian, applied (`spectral_operator.rs`):
-    /// its pattern fills in under an LU. A 1-D spectral line's pattern is full
-    /// and small, and its dense LU is exact and fast ([`MolSystem::jacobian`]).
+    /// A spectral discretisation's Jacobian, applied (`spectral_operator.rs`)
+    /// and solved by GMRES: on a 2-D grid its pattern fills in under an LU,
+    /// and on a 1-D line of [`KRYLOV_FROM_UNKNOWNS`] or more the dense LU's
+    /// `n³` outgrows GMRES's `n log n` per iteration. A shorter line keeps
+    /// its dense LU ([`MolSystem::jacobian`]), exact and faster there.
     fn jacobian_operator(
         &self,
         t: f64,
         u: &[f64],
     ) -> Option<Result<Arc<dyn JacobianOperator + '_>, MolError>> {
-        let circulants = self.circulants.as_ref().filter(|_| self.layout.len() > 1)?;
+        let long = self.layout.len() > 1 || self.unknowns.len() >= KRYLOV_FROM_UNKNOWNS;
+        let circulants = self.circulants.as_ref().filter(|_| long)?;
         Some(
             SpectralOperator::new(self, circulants, t, u)
                 .map(|op| Arc::new(op) as Arc<dyn JacobianOperator + '_>),

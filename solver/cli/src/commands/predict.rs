@@ -63,15 +63,14 @@ impl Args {
     /// [`Args::run`], with the `--json` line written to `out`.
     fn run_to(self, out: &mut impl Write) -> anyhow::Result<()> {
         Dataset::check_format(&self.out)?;
-        let run = tessera_solver::RunDir::new(&self.run_dir);
-        let device = match self.device.chosen() {
-            Some(device) => device,
-            None => run.read_config()?.device,
-        };
-        let model = TrainedModel::load_on(&self.run_dir, device)?;
-        let dims = model.dims();
+        // The run's grid from its config, so that a bad file of initial
+        // conditions is found before the checkpoint is read.
+        let scenario = tessera_solver::RunDir::new(&self.run_dir).read_config()?;
+        let dims = scenario.dims();
         let ics = read_initial_conditions(&self.ics, &dims, self.samples)
             .with_context(|| format!("reading initial conditions from {}", self.ics.display()))?;
+        let device = self.device.chosen().unwrap_or(scenario.device);
+        let model = TrainedModel::load_on(&self.run_dir, device)?;
         let start = Instant::now();
         let pool = WorkerPool::new(0)?;
         let batch = model.scenario().training.batch_size;
