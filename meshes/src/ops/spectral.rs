@@ -81,6 +81,11 @@ pub struct FourierMultiplier {
     /// Forward and inverse plans, one per spectral axis.
     plans: Vec<PlanPair>,
     scratch_len: usize,
+    /// Values of the batch buffer for lines along strided axes: none when
+    /// every spectral axis is the contiguous last one (a 1-D line, whose
+    /// transform, called once per GMRES iteration, would otherwise clear
+    /// `LINE_BATCH` lines it never reads).
+    lines_len: usize,
 }
 
 impl std::fmt::Debug for FourierMultiplier {
@@ -147,6 +152,14 @@ impl FourierMultiplier {
             .map(|(f, i)| f.get_inplace_scratch_len().max(i.get_inplace_scratch_len()))
             .max()
             .unwrap_or(0);
+        let lines_len = axes
+            .iter()
+            .map(|&a| match shape.around_axis(a) {
+                (_, _, 1) => 0,
+                (_, n, inner) => LINE_BATCH.min(inner) * n,
+            })
+            .max()
+            .unwrap_or(0);
         Ok(Self {
             shape,
             axes: axes.to_vec(),
@@ -154,6 +167,7 @@ impl FourierMultiplier {
             adjoint,
             plans,
             scratch_len,
+            lines_len,
         })
     }
 
@@ -222,7 +236,7 @@ impl FourierMultiplier {
         let zero = Complex64::new(0.0, 0.0);
         Workspace {
             work: vec![zero; channels.div_ceil(2) * self.block.len()],
-            lines: vec![zero; LINE_BATCH * self.max_len()],
+            lines: vec![zero; self.lines_len],
             scratch: vec![zero; self.scratch_len],
         }
     }
@@ -255,14 +269,6 @@ impl FourierMultiplier {
             self.transform(inverse.as_ref(), *axis, work, lines, scratch);
         }
         unpack(work, channels, block_points, dst);
-    }
-
-    fn max_len(&self) -> usize {
-        self.axes
-            .iter()
-            .map(|&a| self.shape.dims()[a])
-            .max()
-            .unwrap_or(0)
     }
 
     /// One 1-D FFT along `axis` for every line of every channel pair in `work`
