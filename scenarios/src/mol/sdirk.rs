@@ -10,9 +10,9 @@
 //! exactly and rejected steps cost nothing to restart (unlike BDF's history).
 //!
 //! **Per step.** `J ≈ ∂f/∂u` as the system's operator where it offers one
-//! ([`MolSystem::jacobian_operator`]: a 2-D spectral discretisation), else
-//! assembled by the system where it can ([`MolSystem::jacobian`]: a 1-D
-//! spectral one) and otherwise by coloured finite differences
+//! ([`MolSystem::jacobian_operator`]: a 2-D spectral discretisation or a
+//! long 1-D line), else assembled by the system where it can
+//! ([`MolSystem::jacobian`]: a short 1-D spectral line) and otherwise by coloured finite differences
 //! (`jacobian.rs`), once per accepted state; a rejected step reuses it
 //! (`linearisation.rs`). An operator, or a Jacobian whose pattern has more
 //! than `JACOBIAN_CHEAP_COLOURS` = 10 colours (`linearisation.rs`) (a spectral operator couples a

@@ -47,7 +47,8 @@ pub trait MolSystem: Sync {
     /// sparse LU, and never asks for [`MolSystem::sparsity`]. A 2-D spectral
     /// discretisation is the case: each point couples its whole row and
     /// column, and an LU of that pattern fills in (benches/README.md, "2-D
-    /// spectral grids"). `None` (the default): an assembled Jacobian.
+    /// spectral grids"); so is a 1-D spectral line of many points, whose
+    /// dense LU costs `n³` (benches/README.md, "1-D spectral lines by GMRES"). `None` (the default): an assembled Jacobian.
     /// The integrator asks at the initial state which form to use, so a
     /// system that offers an operator there must offer one at every state.
     fn jacobian_operator(

@@ -1,5 +1,6 @@
-//! The Jacobian of a 2-D spectral discretisation as an operator, and its
-//! preconditioner.
+//! The Jacobian of a spectral discretisation as an operator, and its
+//! preconditioner: on a 2-D grid, and on a 1-D line of at least
+//! `KRYLOV_FROM_UNKNOWNS` unknowns, where a dense LU's `n³` outgrows it.
 //!
 //! Why: `J = Σ_d G_d D_d` (`spectral_jacobian.rs`: `G_d` the pointwise
 //! factors `∂u_t/∂z_d`, `D_d` the terms' circulants). In 2-D every point
