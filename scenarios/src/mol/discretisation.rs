@@ -833,7 +833,7 @@ impl<P: MolPde> MolSystem for Discretisation<'_, P> {
 
     /// A spectral discretisation's Jacobian, applied (`spectral_operator.rs`)
     /// and solved by GMRES: on a 2-D grid its pattern fills in under an LU,
-    /// and on a 1-D line of [`KRYLOV_FROM_UNKNOWNS`] or more the dense LU's
+    /// and on a 1-D line of 128 unknowns or more the dense LU's
     /// `n³` outgrows GMRES's `n log n` per iteration. A shorter line keeps
     /// its dense LU ([`MolSystem::jacobian`]), exact and faster there.
     fn jacobian_operator(
