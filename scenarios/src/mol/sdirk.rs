@@ -12,8 +12,8 @@
 //! **Per step.** `J ≈ ∂f/∂u` as the system's operator where it offers one
 //! ([`MolSystem::jacobian_operator`]: a 2-D spectral discretisation or a
 //! long 1-D line), else assembled by the system where it can
-//! ([`MolSystem::jacobian`]: a short 1-D spectral line) and otherwise by coloured finite differences
-//! (`jacobian.rs`), once per accepted state; a rejected step reuses it
+//! ([`MolSystem::jacobian`]: a short 1-D spectral line) and otherwise by
+//! coloured finite differences (`jacobian.rs`), once per accepted state; a rejected step reuses it
 //! (`linearisation.rs`). An operator, or a Jacobian whose pattern has more
 //! than `JACOBIAN_CHEAP_COLOURS` = 10 colours (`linearisation.rs`) (a spectral operator couples a
 //! whole line: by differences one evaluation per point, assembled one

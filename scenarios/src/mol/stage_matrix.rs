@@ -11,8 +11,9 @@
 //! is factorised densely, sequentially: the systems are small and the
 //! datasets' samples already run in parallel. A system that applies its
 //! Jacobian as an operator ([`MolSystem::jacobian_operator`]: a 2-D spectral
-//! discretisation, whose LU fills in, or a long 1-D spectral line) has its stage systems solved by GMRES
-//! with the operator's preconditioner, to a relative residual of
+//! discretisation, whose LU fills in, or a long 1-D spectral line) has its
+//! stage systems solved by GMRES with the operator's preconditioner, to a
+//! relative residual of
 //! `GMRES_TOLERANCE` = 1e-10, so that the Newton iterations and the error
 //! estimate see what a factorisation would give them.
 //!

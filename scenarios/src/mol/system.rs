@@ -48,7 +48,8 @@ pub trait MolSystem: Sync {
     /// discretisation is the case: each point couples its whole row and
     /// column, and an LU of that pattern fills in (benches/README.md, "2-D
     /// spectral grids"); so is a 1-D spectral line of many points, whose
-    /// dense LU costs `n³` (benches/README.md, "1-D spectral lines by GMRES"). `None` (the default): an assembled Jacobian.
+    /// dense LU costs `n³` (benches/README.md, "1-D spectral lines by
+    /// GMRES"). `None` (the default): an assembled Jacobian.
     /// The integrator asks at the initial state which form to use, so a
     /// system that offers an operator there must offer one at every state.
     fn jacobian_operator(

@@ -31,8 +31,9 @@ use crate::navier_stokes::fft2::{Fft2, wavenumber};
 /// The most steps one solve may take (all output intervals together): a
 /// bound on the time a request can cost, far above any sensible one (the
 /// paper's setting, `t_max = 5` in steps of `1e-3`, takes 5 000; the FNO
-/// generator's, 50 in steps of `1e-4`, 500 000), so that a `dt` or a time span off by
-/// orders of magnitude is a typed error at once, not a run that never ends.
+/// generator's, 50 in steps of `1e-4`, 500 000), so that a `dt` or a time
+/// span off by orders of magnitude is a typed error at once, not a run that
+/// never ends.
 pub const MAX_STEPS: usize = 10_000_000;
 
 /// Steps of at most `dt` over `span`: the fewest equal ones, at least one.

@@ -32,9 +32,9 @@ pub const IC_TENSOR: &str = "ic";
 /// hold their initial conditions only.
 ///
 /// Errors: an unreadable file; neither kind of file; an `ic` tensor of
-/// another data type or rank (a typed error naming the file); spatial sizes that are not multiples of the
-/// grid's; fewer than `count` or no initial conditions; NaN or infinite
-/// values.
+/// another data type or rank (a typed error naming the file); spatial sizes
+/// that are not multiples of the grid's; fewer than `count` or no initial
+/// conditions; NaN or infinite values.
 pub fn read_initial_conditions(
     path: &Path,
     dims: &[usize],
