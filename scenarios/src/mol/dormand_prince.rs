@@ -18,17 +18,29 @@
 //! not finite rejects the step and cuts it by 4.
 //!
 //! **Stiffness test** (for [`crate::mol::MolMethod::Auto`]). The last two
-//! stages are evaluated at the same time, so `ρ = ‖k₇ − k₆‖ / ‖u₁ − U₆‖`
-//! estimates the largest eigenvalue of `∂f/∂u` along the step (`U₆` is stage
-//! 6's argument). Where `hρ` exceeds 3.25 (the stability region reaches −3.3
-//! on the negative real axis) the step is bounded by stability, not
-//! accuracy; fifteen such accepted steps, not interrupted by six others, make
-//! the system stiff (Hairer, Nørsett & Wanner, *Solving Ordinary
-//! Differential Equations I*, 2nd ed., §IV.2's test as used in their DOPRI5).
+//! stages are evaluated at the same time, so with `Δy = u₁ − U₆` (`U₆` is
+//! stage 6's argument) and `Δf = k₇ − k₆`, `ρ = ‖Δf‖ / ‖Δy‖` estimates the
+//! modulus of the dominant eigenvalue `λ` of `∂f/∂u` along the step and
+//! `Δy·Δf / ‖Δy‖²` its real part (Hairer, Nørsett & Wanner, *Solving
+//! Ordinary Differential Equations I*, 2nd ed., §IV.2, take the modulus
+//! only). A step is bounded by stability where that `hλ` sits at the edge
+//! of the stability region: the method's amplification `|R(hλ)| ≥ 0.9`
+//! there (it no longer damps the mode), with `hρ ≥ 0.98`. Why the
+//! direction: the region reaches −3.3 on the negative real axis but only
+//! ±0.997i on the imaginary one, so dispersive modes (KdV's `u_xxx`) hold
+//! the steps at `hρ ≈ 1`, which the modulus alone, compared with Hairer's
+//! real-axis threshold of 3.25, never flags. On the real axis the test is
+//! Hairer's (`|R(−3.25)| = 0.90`); the floor `hρ ≥ 0.98` (the imaginary-axis
+//! bound with Hairer's margin, 3.25/3.3) keeps out small steps, where
+//! `|R| ≈ |e^{hλ}|` is near 1 because accuracy, not stability, sets them.
+//! Fifteen such accepted steps, not interrupted by six others, make the
+//! system stiff (the counts of Hairer's DOPRI5).
 //!
 //! With [`crate::mol::MolOptions::fixed_step`] the error test is skipped
 //! (for measuring the order in time) and a stage that is not finite is a
 //! [`MolError::BlowUp`].
+
+use rustfft::num_complex::Complex64;
 
 use crate::mol::integrator::State;
 use crate::mol::step_control::{StepSize, checked, weighted_norm};
@@ -80,8 +92,10 @@ const ERROR_WEIGHTS: [f64; STAGES] = [
     22.0 / 525.0,
     -1.0 / 40.0,
 ];
-/// `hρ` above this: the step is bounded by stability.
-const STIFF_H_RHO: f64 = 3.25;
+/// `|R(hλ)|` at or above this: `hλ` is at the stability region's edge.
+const EDGE_AMPLIFICATION: f64 = 0.9;
+/// `hρ` below this is never bounded by stability (module docs).
+const MIN_H_RHO: f64 = 0.98;
 /// Accepted steps bounded by stability that make the system stiff.
 const STIFF_STEPS: usize = 15;
 /// Steps not bounded by stability that clear the count.
@@ -140,12 +154,6 @@ impl<'s, S: MolSystem + ?Sized> DormandPrince<'s, S> {
             stage6: vec![0.0; n],
             next: vec![0.0; n],
         }
-    }
-
-    /// The step the controller would take next (carried over by a switch to
-    /// the implicit method).
-    pub fn step_size(&self) -> f64 {
-        self.step.h()
     }
 
     /// Steps until the state is at `target`, or until the stiffness test
@@ -238,16 +246,23 @@ impl<'s, S: MolSystem + ?Sized> DormandPrince<'s, S> {
 
     /// The stiffness test after an accepted step of size `h` (module docs).
     fn bounded_by_stability(&mut self, h: f64) -> bool {
-        let squared =
-            |a: &[f64], b: &[f64]| -> f64 { a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum() };
-        let slopes = squared(&self.k[STAGES - 2], &self.k[STAGES - 3]);
-        let states = squared(&self.next, &self.stage6);
-        let h_rho = if states > 0.0 {
-            h * (slopes / states).sqrt()
-        } else {
-            0.0
+        let (mut dy2, mut df2, mut cross) = (0.0, 0.0, 0.0);
+        let slopes = self.k[STAGES - 2].iter().zip(&self.k[STAGES - 3]);
+        let states = self.next.iter().zip(&self.stage6);
+        for ((f1, f0), (y1, y0)) in slopes.zip(states) {
+            let (df, dy) = (f1 - f0, y1 - y0);
+            dy2 += dy * dy;
+            df2 += df * df;
+            cross += df * dy;
+        }
+        let bounded = dy2 > 0.0 && {
+            let rho = (df2 / dy2).sqrt();
+            // A growing estimate (Re λ > 0) counts as on the imaginary axis.
+            let re = (cross / dy2).clamp(-rho, 0.0);
+            let h_lambda = Complex64::new(h * re, h * (rho * rho - re * re).sqrt());
+            h * rho >= MIN_H_RHO && amplification(h_lambda) >= EDGE_AMPLIFICATION
         };
-        if h_rho > STIFF_H_RHO {
+        if bounded {
             self.non_stiff_steps = 0;
             self.stiff_steps += 1;
         } else {
@@ -257,5 +272,88 @@ impl<'s, S: MolSystem + ?Sized> DormandPrince<'s, S> {
             }
         }
         self.stiff_steps >= STIFF_STEPS
+    }
+}
+
+/// `|R(z)|`, the order-5 solution's stability function: one step of
+/// `u' = λu` from `u = 1` with `z = hλ`, through the tableau itself (stage
+/// `K_i = 1 + z Σ_j a_ij K_j`; the last stage's argument is the new state).
+fn amplification(z: Complex64) -> f64 {
+    let mut stages = [Complex64::new(0.0, 0.0); STAGES];
+    for (i, row) in A.iter().enumerate() {
+        let sum: Complex64 = row.iter().zip(&stages).map(|(a, k)| k * *a).sum();
+        stages[i] = 1.0 + z * sum;
+    }
+    stages[STAGES - 1].norm()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The published stability polynomial of the pair's order-5 solution
+    /// (Hairer, Nørsett & Wanner, §IV.2): `e^z`'s Taylor polynomial to degree
+    /// 5, and `z⁶/600`.
+    fn published(z: Complex64) -> f64 {
+        let mut term = Complex64::new(1.0, 0.0);
+        let mut sum = term;
+        for k in 1..=5 {
+            term = term * z / k as f64;
+            sum += term;
+        }
+        (sum + z.powi(6) / 600.0).norm()
+    }
+
+    #[test]
+    fn the_amplification_is_the_published_polynomial() {
+        for (x, y) in [
+            (-3.25, 0.0),
+            (0.0, 1.0),
+            (-1.7, 2.2),
+            (0.4, -0.3),
+            (-12.0, 7.0),
+        ] {
+            let z = Complex64::new(x, y);
+            let (ours, theirs) = (amplification(z), published(z));
+            assert!(
+                (ours - theirs).abs() < 1e-13 * theirs,
+                "{z}: {ours} vs {theirs}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_edge_is_hairers_on_the_real_axis_and_near_one_on_the_imaginary() {
+        // Hairer's threshold 3.25 on the negative real axis is where
+        // |R| = 0.9; the region ends at −3.31.
+        let real = |x: f64| amplification(Complex64::new(x, 0.0));
+        assert!(real(-3.24) < EDGE_AMPLIFICATION && real(-3.26) > EDGE_AMPLIFICATION);
+        assert!(real(-3.30) < 1.0 && real(-3.32) > 1.0);
+        // From the floor to the edge the method damps: |R| < 0.9 (near the
+        // origin |R| ≈ e^x is above 0.9 again: the floor keeps that out).
+        assert!((10..=32).all(|i| real(-0.1 * i as f64) < EDGE_AMPLIFICATION));
+        assert!(real(-0.1) > EDGE_AMPLIFICATION);
+        // On the imaginary axis |R| stays within 1e-4 of 1 to |z| = 1 and
+        // exceeds 1 from 0.997 on: the floor `MIN_H_RHO` decides there.
+        let imaginary = |y: f64| amplification(Complex64::new(0.0, y));
+        assert!((1..=10).all(|i| (imaginary(0.1 * i as f64) - 1.0).abs() < 1e-4));
+        assert!(imaginary(0.99) <= 1.0 && imaginary(1.01) > 1.0);
+        // The floor keeps Hairer's margin to that edge: 3.25 to −3.31.
+        let edge = |amplification: &dyn Fn(f64) -> f64| {
+            let (mut inside, mut outside) = (0.5, 4.0);
+            for _ in 0..60 {
+                let middle = 0.5 * (inside + outside);
+                if amplification(middle) <= 1.0 {
+                    inside = middle;
+                } else {
+                    outside = middle;
+                }
+            }
+            inside
+        };
+        let (on_imaginary, on_real) = (edge(&imaginary), edge(&|x| real(-x)));
+        assert!((on_imaginary - 0.997).abs() < 1e-3 && (on_real - 3.307).abs() < 1e-3);
+        let margin = MIN_H_RHO / on_imaginary - 3.25 / on_real;
+        assert!(margin.abs() < 0.005, "{on_imaginary} {on_real}");
     }
 }

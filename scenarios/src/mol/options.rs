@@ -23,9 +23,10 @@ pub enum MolMethod {
     /// Jacobian, steps bounded by stability.
     Explicit,
     /// Dormand–Prince while the steps it takes are set by accuracy; once its
-    /// stiffness test finds them bounded by stability, SDIRK4 from that state
-    /// on (the idea of Shampine's and Petzold's automatic switching, with
-    /// Hairer's stiffness test).
+    /// stiffness test finds them bounded by stability, SDIRK4 from the last
+    /// output time on (the idea of Shampine's and Petzold's automatic
+    /// switching, with Hairer's stiffness test made aware of the eigenvalue's
+    /// direction: [`crate::mol::dormand_prince`]).
     Auto,
 }
 

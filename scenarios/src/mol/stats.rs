@@ -8,10 +8,12 @@ use crate::mol::MolMethod;
 /// What an integration cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct MolStats {
-    /// Accepted steps (of both methods).
+    /// Accepted steps (of both methods; the explicit steps that
+    /// [`MolMethod::Auto`] threw away when it switched included).
     pub steps: usize,
     /// Of these, the steps taken by the explicit method
-    /// ([`MolMethod::Explicit`], or [`MolMethod::Auto`] before it switched).
+    /// ([`MolMethod::Explicit`], or [`MolMethod::Auto`] until it found the
+    /// system stiff).
     pub explicit_steps: usize,
     /// Steps rejected by the error test.
     pub rejected: usize,
@@ -28,8 +30,9 @@ pub struct MolStats {
     /// operator, [`crate::mol::MolSystem::jacobian_operator`]; 0 where
     /// `I − hγJ` is factorised).
     pub linear_iterations: usize,
-    /// Where [`MolMethod::Auto`] found the system stiff and went on with the
-    /// implicit method; `None` when it did not switch (or another method ran).
+    /// Where [`MolMethod::Auto`]'s implicit method started: the output time
+    /// before the stiffness test fired, from which it solved again; `None`
+    /// when it did not switch (or another method ran).
     pub switched_at: Option<f64>,
 }
 
@@ -94,7 +97,7 @@ impl MolSummary {
 }
 
 /// One line, e.g. `auto over 2 samples: 62 steps (31 Dormand–Prince, then
-/// SDIRK4 in 2 of 2 from t = 0.0190 … 0.0210), 3 rejected, 1234 right-hand
+/// SDIRK4 in 2 of 2 from t = 0.0000 … 0.5000), 3 rejected, 1234 right-hand
 /// sides, 4 Jacobians, 87 Newton iterations (0 failures)`.
 impl std::fmt::Display for MolSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

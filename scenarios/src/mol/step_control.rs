@@ -91,11 +91,6 @@ impl StepSize {
         }
     }
 
-    /// The step the controller would take next.
-    pub fn h(&self) -> f64 {
-        self.h
-    }
-
     /// The next step from `t` towards `target`: landing exactly on it when
     /// the step reaches it, halving the rest rather than leaving a sliver.
     /// Errors: the step budget spent ([`MolError::TooManySteps`]) or a step
