@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tessera_scenarios::dataset::{Generation, Split, generate, validate_solver};
+use tessera_scenarios::dataset::{Generation, Part, Split, generate, validate_solver};
 use tessera_scenarios::{Dataset, Scenario, ScenarioError};
 
 fn scratch(name: &str) -> PathBuf {
@@ -54,6 +54,40 @@ fn round_trip(ext: &str) {
     }
     // Only the targets remain: no temporary files.
     assert_eq!(entries(&dir), [format!("d0.{ext}"), format!("d1.{ext}")]);
+    // Parts: what the whole file holds, cut in memory — the first samples
+    // (all where the file has fewer), the first levels of each (at least
+    // two, at most all).
+    for (i, dataset) in datasets().into_iter().enumerate() {
+        let path = dir.join(format!("d{i}.{ext}"));
+        let nt = dataset.t().len();
+        let frame = dataset.trajectory(0).len() / nt;
+        for samples in [None, Some(0), Some(1), Some(2), Some(9)] {
+            for levels in [None, Some(0), Some(1), Some(2), Some(3), Some(9)] {
+                let part = Part { samples, levels };
+                let (n, l) = (
+                    samples.unwrap_or(usize::MAX).min(dataset.len()),
+                    levels.unwrap_or(nt).clamp(2, nt),
+                );
+                let cut: Vec<Vec<f32>> = dataset.trajectories()[..n]
+                    .iter()
+                    .map(|s| s[..l * frame].to_vec())
+                    .collect();
+                let expected = Dataset::new(
+                    dataset.t()[..l].to_vec(),
+                    dataset.x().to_vec(),
+                    dataset.y().map(<[f64]>::to_vec),
+                    dataset.config().to_owned(),
+                    cut,
+                )
+                .unwrap();
+                assert_eq!(
+                    Dataset::read_part(&path, part).unwrap(),
+                    expected,
+                    "{part:?}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -110,10 +144,10 @@ fn nan_in_a_safetensors_file_is_rejected() {
     let dir = scratch("nan-st");
     let path = dir.join("d.safetensors");
     let marker = 1234.5f32;
-    let mut samples = vec![vec![0.5f32; 4], vec![0.25f32; 4]];
-    samples[1][3] = marker;
+    let mut samples = vec![vec![0.5f32; 6], vec![0.25f32; 6]];
+    samples[1][5] = marker;
     let dataset = Dataset::new(
-        vec![0.0, 1.0],
+        vec![0.0, 0.5, 1.0],
         vec![0.25, 0.75],
         None,
         String::new(),
@@ -128,10 +162,16 @@ fn nan_in_a_safetensors_file_is_rejected() {
     std::fs::write(&path, bytes).unwrap();
     let err = Dataset::read(&path).unwrap_err();
     assert!(
-        matches!(&err, ScenarioError::NonFinite { what, index: 3, .. }
+        matches!(&err, ScenarioError::NonFinite { what, index: 5, .. }
             if what.contains("d.safetensors") && what.contains("0001")),
         "{err}"
     );
+    // The NaN is in sample 1's third level: parts without it read.
+    for (samples, levels) in [(Some(1), None), (None, Some(2))] {
+        let part = Part { samples, levels };
+        let read = Dataset::read_part(&path, part).unwrap();
+        assert!(read.trajectories().iter().flatten().all(|v| v.is_finite()));
+    }
 }
 
 #[test]

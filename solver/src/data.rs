@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use tessera_scenarios::config::{GridConfig, PdeConfig, ReferenceConfig};
-use tessera_scenarios::dataset::{Generation, Split, generate, initial_conditions};
+use tessera_scenarios::dataset::{Generation, Part, Split, generate, initial_conditions};
 use tessera_scenarios::{Dataset, Scenario};
 
 use crate::SolverError;
@@ -343,10 +343,8 @@ impl RunData {
             return Ok(None);
         }
         // As `Samples::test_pair` keeps it, without the grid's copy again.
-        let stored = first_samples(
-            dataset(scenario, Split::Test, quiet)?,
-            scenario.data.test_samples,
-        )?;
+        let count = scenario.data.test_samples;
+        let stored = first_samples(dataset(scenario, Split::Test, count, quiet)?, count)?;
         Ok(Some(Cow::Owned(stored)))
     }
 
@@ -356,8 +354,9 @@ impl RunData {
         scenario: &Scenario,
         quiet: bool,
     ) -> Result<(Samples, Option<Dataset>), SolverError> {
-        let dataset = dataset(scenario, Split::Test, quiet)?;
-        Samples::test_pair(scenario, dataset, scenario.data.test_samples)
+        let count = scenario.data.test_samples;
+        let dataset = dataset(scenario, Split::Test, count, quiet)?;
+        Samples::test_pair(scenario, dataset, count)
     }
 
     /// Both splits cut to `scenario`'s training window
@@ -398,7 +397,11 @@ impl Samples {
                 .collect();
             return Self::initial_only(scenario.dims(), initial);
         }
-        Self::from_dataset(&dataset(scenario, split, quiet)?, &scenario.dims(), count)
+        Self::from_dataset(
+            &dataset(scenario, split, count, quiet)?,
+            &scenario.dims(),
+            count,
+        )
     }
 
     /// Reads `path` as test data for `scenario` (the `eval --data` option): all
@@ -408,8 +411,12 @@ impl Samples {
         scenario: &Scenario,
         path: &Path,
     ) -> Result<(Self, Option<Dataset>), SolverError> {
-        let dataset = Dataset::read(path)?;
-        let count = dataset.len().min(scenario.eval_samples());
+        let part = Part {
+            samples: Some(scenario.eval_samples()),
+            levels: None,
+        };
+        let dataset = Dataset::read_part(path, part)?;
+        let count = dataset.len();
         Self::test_pair(scenario, dataset, count)
     }
 
@@ -449,15 +456,25 @@ fn test_split_on_disk(scenario: &Scenario) -> bool {
     scenario.data.test_file.is_some() || scenario.data.cache_dir.is_some()
 }
 
-/// One split as stored: read from the scenario's file for it, or from its
-/// cache, or generated.
-fn dataset(scenario: &Scenario, split: Split, quiet: bool) -> Result<Dataset, SolverError> {
+/// One split as stored: read from the scenario's file for it (its first
+/// `count` samples: a user's file may hold many more), or from its cache, or
+/// generated.
+fn dataset(
+    scenario: &Scenario,
+    split: Split,
+    count: usize,
+    quiet: bool,
+) -> Result<Dataset, SolverError> {
     let file = match split {
         Split::Train => &scenario.data.train_file,
         Split::Test => &scenario.data.test_file,
     };
+    let part = Part {
+        samples: Some(count),
+        levels: None,
+    };
     match (file, &scenario.data.cache_dir) {
-        (Some(path), _) => Ok(Dataset::read(path)?),
+        (Some(path), _) => Ok(Dataset::read_part(path, part)?),
         (None, Some(dir)) => cached(scenario, split, dir, quiet),
         (None, None) => Ok(generate(scenario, &generation(scenario, split, quiet))?),
     }

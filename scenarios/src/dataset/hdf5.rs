@@ -14,9 +14,11 @@ use std::path::Path;
 use std::str::FromStr;
 
 use hdf5::types::{TypeDescriptor, VarLenAscii, VarLenUnicode};
+use hdf5::{Hyperslab, SliceOrIndex};
 use hdf5_metno as hdf5;
+use ndarray::IxDyn;
 
-use super::{Dataset, sample_name};
+use super::{Dataset, Part, sample_name};
 use crate::ScenarioError;
 
 fn h5_error(path: &Path, what: &str, e: hdf5::Error) -> ScenarioError {
@@ -71,7 +73,7 @@ fn write_array(
         .map_err(|e| h5_error(path, name, e))
 }
 
-pub(super) fn read(path: &Path) -> Result<Dataset, ScenarioError> {
+pub(super) fn read(path: &Path, part: Part) -> Result<Dataset, ScenarioError> {
     let err = |what: String| move |e| h5_error(path, &what, e);
     // A missing or unreadable file is an I/O error, not a format error.
     std::fs::File::open(path).map_err(|e| ScenarioError::io(path, e))?;
@@ -90,7 +92,7 @@ pub(super) fn read(path: &Path) -> Result<Dataset, ScenarioError> {
         ));
     };
     let group = file.group(first).map_err(err(first.clone()))?;
-    let t = read_floats(&group, first, "t", path)?;
+    let mut t = read_floats(&group, first, "t", path)?;
     let x = read_floats(&group, first, "x", path)?;
     let y = if group.link_exists("grid/y") {
         Some(read_floats(&group, first, "y", path)?)
@@ -101,7 +103,12 @@ pub(super) fn read(path: &Path) -> Result<Dataset, ScenarioError> {
     let mut expected = vec![t.len(), x.len()];
     expected.extend(y.as_ref().map(Vec::len));
     expected.push(1);
-    let samples = names
+    let levels = part.levels_of(t.len());
+    // The leading levels, every point of each: a hyperslab of the full rank.
+    let mut leading = vec![SliceOrIndex::from(0..levels)];
+    leading.resize(expected.len(), SliceOrIndex::from(..));
+    let leading = Hyperslab::from(leading);
+    let samples = names[..part.samples_of(names.len())]
         .iter()
         .map(|(_, name)| {
             let group = file.group(name).map_err(err(name.clone()))?;
@@ -114,9 +121,16 @@ pub(super) fn read(path: &Path) -> Result<Dataset, ScenarioError> {
                 });
             }
             check_float(&data, &format!("{name}/data"), path)?;
-            data.read_raw::<f32>().map_err(err(format!("{name}/data")))
+            let read = if levels == t.len() {
+                data.read_raw::<f32>()
+            } else {
+                data.read_slice::<f32, _, IxDyn>(leading.clone())
+                    .map(|a| a.iter().copied().collect())
+            };
+            read.map_err(err(format!("{name}/data")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    t.truncate(levels);
     Dataset::new(t, x, y, config, samples)
 }
 

@@ -94,11 +94,20 @@ impl Dataset {
     /// Reads a `.safetensors` or (with the `hdf5` feature) `.h5`/`.hdf5` file.
     /// Every error names the file.
     pub fn read(path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
+        Self::read_part(path, Part::ALL)
+    }
+
+    /// Reads `part` of a file ([`Dataset::read`]): the leading samples and
+    /// time levels only, the rest of the file untouched — a reader that
+    /// evaluates 16 samples, or takes initial conditions, of a split of
+    /// gigabytes reads what it uses. Checks (shapes, finite values) apply to
+    /// what is read.
+    pub fn read_part(path: impl AsRef<Path>, part: Part) -> Result<Self, ScenarioError> {
         let path = path.as_ref();
         match Format::of(path)? {
-            Format::Safetensors => safetensors::read(path),
+            Format::Safetensors => safetensors::read(path, part),
             #[cfg(feature = "hdf5")]
-            Format::Hdf5 => hdf5::read(path),
+            Format::Hdf5 => hdf5::read(path, part),
         }
         .map_err(|e| e.in_file(path))
     }
@@ -188,6 +197,35 @@ impl Dataset {
     /// what a reader that evaluates only those holds.
     pub fn truncate(&mut self, count: usize) {
         self.samples.truncate(count);
+    }
+}
+
+/// Which part of a file [`Dataset::read_part`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// The first this many samples, or all of them where the file has fewer
+    /// (`None`: all).
+    pub samples: Option<usize>,
+    /// The first this many time levels of each (`None`: all; at least two,
+    /// a dataset's least, and at most the file's).
+    pub levels: Option<usize>,
+}
+
+impl Part {
+    /// The whole file.
+    pub const ALL: Self = Self {
+        samples: None,
+        levels: None,
+    };
+
+    /// How many of `have` samples to read.
+    fn samples_of(&self, have: usize) -> usize {
+        self.samples.map_or(have, |n| n.min(have))
+    }
+
+    /// How many of `have` time levels to read.
+    fn levels_of(&self, have: usize) -> usize {
+        self.levels.map_or(have, |n| n.max(2).min(have))
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors, View};
 
-use super::{Dataset, sample_name};
+use super::{Dataset, Part, sample_name};
 use crate::ScenarioError;
 
 /// A float32 tensor converted to little-endian bytes only when written, so
@@ -84,8 +84,13 @@ pub(super) fn write(dataset: &Dataset, path: &Path) -> Result<(), ScenarioError>
         .map_err(|e| ScenarioError::format(path, format!("writing safetensors: {e}")))
 }
 
-pub(super) fn read(path: &Path) -> Result<Dataset, ScenarioError> {
-    let bytes = std::fs::read(path).map_err(|e| ScenarioError::io(path, e))?;
+pub(super) fn read(path: &Path, part: Part) -> Result<Dataset, ScenarioError> {
+    let file = std::fs::File::open(path).map_err(|e| ScenarioError::io(path, e))?;
+    // SAFETY: datasets are replaced by a rename, never written in place
+    // (`Dataset::write`), so the mapped file does not change while the map
+    // lives (only a file truncated by hand meanwhile would fault). Mapped,
+    // not read: only the pages of the tensors read are loaded.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ScenarioError::io(path, e))?;
     let bad = |reason: String| ScenarioError::format(path, reason);
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
@@ -99,7 +104,7 @@ pub(super) fn read(path: &Path) -> Result<Dataset, ScenarioError> {
         return Err(bad("no sample tensors (expected `0000/data`)".into()));
     }
     let first = sample_name(0);
-    let t = read_vector(&file, &format!("{first}/grid/t"), path)?;
+    let mut t = read_vector(&file, &format!("{first}/grid/t"), path)?;
     let x = read_vector(&file, &format!("{first}/grid/x"), path)?;
     let y_name = format!("{first}/grid/y");
     let y = match file.tensor(&y_name) {
@@ -113,7 +118,10 @@ pub(super) fn read(path: &Path) -> Result<Dataset, ScenarioError> {
         .get(&format!("{first}/config"))
         .cloned()
         .unwrap_or_default();
-    let samples = (0..count)
+    // Row-major `[nt, …]`: the leading levels are the leading bytes.
+    let levels = part.levels_of(t.len());
+    let level_values: usize = expected[1..].iter().product();
+    let samples = (0..part.samples_of(count))
         .map(|i| {
             let name = format!("{}/data", sample_name(i));
             let view = file
@@ -126,10 +134,13 @@ pub(super) fn read(path: &Path) -> Result<Dataset, ScenarioError> {
                     got: view.shape().to_vec(),
                 });
             }
-            let values = decode(view.dtype(), view.data(), &name, path)?;
+            let data = view.data();
+            let read = (levels * level_values * view.dtype().bitsize()).div_ceil(8);
+            let values = decode(view.dtype(), &data[..read.min(data.len())], &name, path)?;
             Ok(values.into_iter().map(|v| v as f32).collect())
         })
         .collect::<Result<Vec<_>, _>>()?;
+    t.truncate(levels);
     Dataset::new(t, x, y, config, samples)
 }
 

@@ -2,10 +2,12 @@
 //!
 //! Two kinds of file are read, told apart by their content:
 //!
-//! - a dataset ([`Dataset::read`]: `.safetensors` in Tessera's layout, or
-//!   `.h5` in PDEBench's with the `hdf5` feature): each sample's first frame.
-//!   Only that frame is used, so its time levels need not match the model's
-//!   grid (a PDEBench file with 101 levels predicts on a 26-level model).
+//! - a dataset ([`Dataset::read_part`]: `.safetensors` in Tessera's layout,
+//!   or `.h5` in PDEBench's with the `hdf5` feature): each sample's first
+//!   frame. Only the first two levels are read, so a split of gigabytes costs
+//!   what its initial conditions do, and the time levels need not match the
+//!   model's grid (a PDEBench file with 101 levels predicts on a 26-level
+//!   model).
 //! - a `.safetensors` file holding a tensor `ic`, `F32` or `F64`,
 //!   `[batch, X, (Y)]` (a trailing channel axis of size 1, PDEBench's, is
 //!   allowed): what a Python user writes with
@@ -19,6 +21,7 @@
 use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors};
+use tessera_scenarios::dataset::Part;
 use tessera_scenarios::{Dataset, ScenarioError};
 
 use crate::SolverError;
@@ -43,7 +46,12 @@ pub fn read_initial_conditions(
     let (have, frames) = if holds_bare_tensor(path)? {
         read_bare(path)?
     } else {
-        let dataset = Dataset::read(path)?;
+        // The samples asked for, each's first levels (two: a dataset's least).
+        let part = Part {
+            samples: count,
+            levels: Some(2),
+        };
+        let dataset = Dataset::read_part(path, part)?;
         let frames: Vec<Vec<f64>> = (0..dataset.len())
             .map(|i| {
                 dataset
