@@ -182,6 +182,17 @@ fn bad_files_are_typed_errors() {
         matches!(missing, Err(ScenarioError::Io { .. })),
         "{missing:?}"
     );
+    let folder = dir.join("folder.safetensors");
+    std::fs::create_dir(&folder).unwrap();
+    let err = Dataset::read(&folder).unwrap_err();
+    assert!(
+        matches!(&err, ScenarioError::Io { .. }) && err.to_string().contains("directory"),
+        "{err}"
+    );
+    let empty = dir.join("empty.safetensors");
+    std::fs::write(&empty, b"").unwrap();
+    let err = Dataset::read(&empty).unwrap_err();
+    assert!(matches!(err, ScenarioError::Format { .. }), "{err}");
     let garbage = dir.join("garbage.safetensors");
     std::fs::write(&garbage, b"definitely not a tensor file").unwrap();
     assert!(matches!(

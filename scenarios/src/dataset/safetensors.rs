@@ -86,6 +86,11 @@ pub(super) fn write(dataset: &Dataset, path: &Path) -> Result<(), ScenarioError>
 
 pub(super) fn read(path: &Path, part: Part) -> Result<Dataset, ScenarioError> {
     let file = std::fs::File::open(path).map_err(|e| ScenarioError::io(path, e))?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        // (Mapping a directory would fail with "No such device".)
+        let e = std::io::Error::from(std::io::ErrorKind::IsADirectory);
+        return Err(ScenarioError::io(path, e));
+    }
     // SAFETY: datasets are replaced by a rename, never written in place
     // (`Dataset::write`), so the mapped file does not change while the map
     // lives (only a file truncated by hand meanwhile would fault). Mapped,
