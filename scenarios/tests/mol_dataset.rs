@@ -256,6 +256,7 @@ fn the_summary_spans_the_switch_times_and_counts_samples_that_never_switched() {
     let stats = |steps, switched_at| MolStats {
         steps,
         explicit_steps: steps / 2,
+        held_by_stability: steps / 4,
         rhs_evaluations: 10 * steps,
         switched_at,
         ..MolStats::default()
@@ -269,18 +270,21 @@ fn the_summary_spans_the_switch_times_and_counts_samples_that_never_switched() {
     assert_eq!(summary.switch_times, Some((0.125, 0.5)));
     assert_eq!(summary.total.steps, 18);
     assert_eq!(summary.total.explicit_steps, 2 + 3 + 4);
+    assert_eq!(summary.total.held_by_stability, 1 + 1 + 2);
     assert_eq!(summary.total.rhs_evaluations, 180);
     assert!(
         summary
             .to_string()
             .contains("then SDIRK4 in 2 of 3 from t = 0.1250 … 0.5000")
     );
-    // An explicit run neither switches nor reports Newton's counts.
+    // An explicit run neither switches nor reports Newton's counts; it says
+    // how many of its steps stability held.
     let explicit = MolSummary::new(
         MolMethod::Explicit,
         &[MolStats {
             steps: 5,
             explicit_steps: 5,
+            held_by_stability: 3,
             rhs_evaluations: 31,
             ..MolStats::default()
         }],
@@ -288,6 +292,7 @@ fn the_summary_spans_the_switch_times_and_counts_samples_that_never_switched() {
     assert_eq!(explicit.switch_times, None);
     assert_eq!(
         explicit.to_string(),
-        "explicit (Dormand–Prince 5(4)) over 1 sample: 5 steps, 0 rejected, 31 right-hand sides"
+        "explicit (Dormand–Prince 5(4)) over 1 sample: 5 steps (3 held by stability), 0 rejected, \
+         31 right-hand sides"
     );
 }

@@ -189,6 +189,12 @@ fn explicit_steps_are_bounded_by_stability_and_auto_switches() {
     let bound = (1e4 / 3.31) as usize;
     assert!(explicit_stats.steps * 10 >= bound * 9, "{explicit_stats:?}");
     assert_eq!(explicit_stats.switched_at, None);
+    // The explicit run reports the steps the test finds at the bound (about
+    // half: the controller's steps straddle it).
+    assert!(
+        explicit_stats.held_by_stability * 3 > explicit_stats.steps,
+        "{explicit_stats:?}"
+    );
     // The stiffness test fires after fifteen steps at the bound, before the
     // first output time, so the implicit method solves again from t = 0:
     // exactly what it computes alone, the explicit steps thrown away.
@@ -225,6 +231,7 @@ fn auto_stays_explicit_where_accuracy_sets_the_steps() {
     assert!(error < 1e-8, "{error}");
     assert_eq!(stats.switched_at, None);
     assert_eq!(stats.explicit_steps, stats.steps);
+    assert_eq!(stats.held_by_stability, 0);
     assert_eq!((stats.jacobians, stats.newton_iterations), (0, 0));
 }
 
@@ -288,6 +295,10 @@ fn auto_switches_where_oscillations_bound_the_explicit_steps() {
         println!("λ = 1e4 e^(±{angle}i): explicit error {explicit_error:e} {explicit:?}");
         println!("auto error {auto_error:e} {auto:?}");
         assert!(explicit_error < 1e-5 && auto_error < 1e-5);
+        assert!(
+            explicit.held_by_stability * 3 > explicit.steps,
+            "{explicit:?}"
+        );
         assert_eq!(auto.switched_at, Some(0.0), "{auto:?}");
         assert!(auto.steps * gain < explicit.steps, "{auto:?}");
     }
@@ -302,4 +313,5 @@ fn auto_stays_explicit_on_oscillations_that_accuracy_resolves() {
     assert!(error < 1e-5, "{error}");
     assert_eq!(stats.switched_at, None);
     assert_eq!(stats.explicit_steps, stats.steps);
+    assert_eq!(stats.held_by_stability, 0);
 }

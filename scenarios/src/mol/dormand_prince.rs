@@ -34,7 +34,10 @@
 //! bound with Hairer's margin, 3.25/3.3) keeps out small steps, where
 //! `|R| ≈ |e^{hλ}|` is near 1 because accuracy, not stability, sets them.
 //! Fifteen such accepted steps, not interrupted by six others, make the
-//! system stiff (the counts of Hairer's DOPRI5).
+//! system stiff (the counts of Hairer's DOPRI5). The test runs on every
+//! accepted step, whatever the method asked for: [`MolStats::held_by_stability`]
+//! counts the steps it finds bounded, so that a user who chose the explicit
+//! method learns that stability, not accuracy, set most of its steps.
 //!
 //! With [`crate::mol::MolOptions::fixed_step`] the error test is skipped
 //! (for measuring the order in time) and a stage that is not finite is a
@@ -117,8 +120,8 @@ pub(crate) struct DormandPrince<'s, S: MolSystem + ?Sized> {
     pub state: State,
     step: StepSize,
     pub stats: MolStats,
-    /// Whether to run the stiffness test and stop when it fires.
-    detect_stiffness: bool,
+    /// Whether to stop when the stiffness test fires.
+    stop_when_stiff: bool,
     stiff_steps: usize,
     non_stiff_steps: usize,
     /// Stage derivatives `k₂ … k₇` (`k₁` is `state.f`).
@@ -130,7 +133,7 @@ pub(crate) struct DormandPrince<'s, S: MolSystem + ?Sized> {
 
 impl<'s, S: MolSystem + ?Sized> DormandPrince<'s, S> {
     /// Starts from `state` with the step `h`, adding to `stats`;
-    /// `detect_stiffness` makes [`Self::advance_to`] stop when the stiffness
+    /// `stop_when_stiff` makes [`Self::advance_to`] stop when the stiffness
     /// test fires.
     pub fn new(
         system: &'s S,
@@ -138,7 +141,7 @@ impl<'s, S: MolSystem + ?Sized> DormandPrince<'s, S> {
         state: State,
         h: f64,
         stats: MolStats,
-        detect_stiffness: bool,
+        stop_when_stiff: bool,
     ) -> Self {
         let n = state.u.len();
         Self {
@@ -147,7 +150,7 @@ impl<'s, S: MolSystem + ?Sized> DormandPrince<'s, S> {
             state,
             step: StepSize::new(h, ERROR_ORDER, options.fixed_step.is_some()),
             stats,
-            detect_stiffness,
+            stop_when_stiff,
             stiff_steps: 0,
             non_stiff_steps: 0,
             k: vec![vec![0.0; n]; STAGES - 1],
@@ -179,7 +182,7 @@ impl<'s, S: MolSystem + ?Sized> DormandPrince<'s, S> {
                 self.stats.rejected += 1;
                 self.step.reject(h, error);
             } else {
-                let stiff = self.detect_stiffness && self.bounded_by_stability(h);
+                let stiff = self.counts_as_stiff(h) && self.stop_when_stiff;
                 self.state.t = if trial.lands {
                     target
                 } else {
@@ -244,25 +247,12 @@ impl<'s, S: MolSystem + ?Sized> DormandPrince<'s, S> {
         Ok(weighted_norm(&error, &scale, &self.options))
     }
 
-    /// The stiffness test after an accepted step of size `h` (module docs).
-    fn bounded_by_stability(&mut self, h: f64) -> bool {
-        let (mut dy2, mut df2, mut cross) = (0.0, 0.0, 0.0);
-        let slopes = self.k[STAGES - 2].iter().zip(&self.k[STAGES - 3]);
-        let states = self.next.iter().zip(&self.stage6);
-        for ((f1, f0), (y1, y0)) in slopes.zip(states) {
-            let (df, dy) = (f1 - f0, y1 - y0);
-            dy2 += dy * dy;
-            df2 += df * df;
-            cross += df * dy;
-        }
-        let bounded = dy2 > 0.0 && {
-            let rho = (df2 / dy2).sqrt();
-            // A growing estimate (Re λ > 0) counts as on the imaginary axis.
-            let re = (cross / dy2).clamp(-rho, 0.0);
-            let h_lambda = Complex64::new(h * re, h * (rho * rho - re * re).sqrt());
-            h * rho >= MIN_H_RHO && amplification(h_lambda) >= EDGE_AMPLIFICATION
-        };
+    /// The stiffness test after an accepted step of size `h` (module docs):
+    /// counts it, and says whether the system is now found stiff.
+    fn counts_as_stiff(&mut self, h: f64) -> bool {
+        let bounded = self.bounded_by_stability(h);
         if bounded {
+            self.stats.held_by_stability += 1;
             self.non_stiff_steps = 0;
             self.stiff_steps += 1;
         } else {
@@ -272,6 +262,27 @@ impl<'s, S: MolSystem + ?Sized> DormandPrince<'s, S> {
             }
         }
         self.stiff_steps >= STIFF_STEPS
+    }
+
+    /// Whether the step of size `h` just accepted was bounded by stability:
+    /// `hλ`, estimated from the last two stages, at the edge of the region.
+    fn bounded_by_stability(&self, h: f64) -> bool {
+        let (mut dy2, mut df2, mut cross) = (0.0, 0.0, 0.0);
+        let slopes = self.k[STAGES - 2].iter().zip(&self.k[STAGES - 3]);
+        let states = self.next.iter().zip(&self.stage6);
+        for ((f1, f0), (y1, y0)) in slopes.zip(states) {
+            let (df, dy) = (f1 - f0, y1 - y0);
+            dy2 += dy * dy;
+            df2 += df * df;
+            cross += df * dy;
+        }
+        dy2 > 0.0 && {
+            let rho = (df2 / dy2).sqrt();
+            // A growing estimate (Re λ > 0) counts as on the imaginary axis.
+            let re = (cross / dy2).clamp(-rho, 0.0);
+            let h_lambda = Complex64::new(h * re, h * (rho * rho - re * re).sqrt());
+            h * rho >= MIN_H_RHO && amplification(h_lambda) >= EDGE_AMPLIFICATION
+        }
     }
 }
 
