@@ -411,10 +411,7 @@ impl Samples {
         scenario: &Scenario,
         path: &Path,
     ) -> Result<(Self, Option<Dataset>), SolverError> {
-        let part = Part {
-            samples: Some(scenario.eval_samples()),
-            levels: None,
-        };
+        let part = Part::first_samples(scenario.eval_samples());
         let dataset = Dataset::read_part(path, part)?;
         let count = dataset.len();
         Self::test_pair(scenario, dataset, count)
@@ -469,12 +466,8 @@ fn dataset(
         Split::Train => &scenario.data.train_file,
         Split::Test => &scenario.data.test_file,
     };
-    let part = Part {
-        samples: Some(count),
-        levels: None,
-    };
     match (file, &scenario.data.cache_dir) {
-        (Some(path), _) => Ok(Dataset::read_part(path, part)?),
+        (Some(path), _) => Ok(Dataset::read_part(path, Part::first_samples(count))?),
         (None, Some(dir)) => cached(scenario, split, dir, quiet),
         (None, None) => Ok(generate(scenario, &generation(scenario, split, quiet))?),
     }

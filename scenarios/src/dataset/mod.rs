@@ -218,6 +218,14 @@ impl Part {
         levels: None,
     };
 
+    /// The first `samples` samples, every level of each.
+    pub const fn first_samples(samples: usize) -> Self {
+        Self {
+            samples: Some(samples),
+            levels: None,
+        }
+    }
+
     /// How many of `have` samples to read.
     fn samples_of(&self, have: usize) -> usize {
         self.samples.map_or(have, |n| n.min(have))
