@@ -61,9 +61,10 @@ Tables:
                  (8 runs, ~3 min)
   custom         The PDEs defined in TOML: scenarios/burgers-small.toml,
                  allen-cahn-small, kdv-small, kuramoto-sivashinsky-small,
-                 allen-cahn-2d-small and navier-stokes-toml-small, each with
-                 moe, hard and soft, and the persistence baseline u(t) = u0
-                 (18 runs, ~8 min with their data)
+                 allen-cahn-2d-small, navier-stokes-toml-small and
+                 anisotropic-diffusion-small, each with moe, hard and soft,
+                 and the persistence baseline u(t) = u0 (21 runs, ~9 min
+                 with their data)
   scaling        The experts' speed-up figure: tessera bench scaling, writing
                  benches/scaling.json and benches/scaling.png (the table of
                  benches/README.md)
@@ -711,7 +712,7 @@ burgers_tiles() {
 custom() {
     local scenario m labels=()
     for scenario in burgers-small allen-cahn-small kdv-small kuramoto-sivashinsky-small \
-        allen-cahn-2d-small navier-stokes-toml-small; do
+        allen-cahn-2d-small navier-stokes-toml-small anisotropic-diffusion-small; do
         for m in moe hard soft; do
             run "custom-$scenario-$m" "scenarios/$scenario.toml" --set constraint.method=$m
             labels+=("custom-$scenario-$m")

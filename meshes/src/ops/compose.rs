@@ -3,14 +3,20 @@
 use std::sync::Arc;
 
 use crate::buffer_pool::{BufferPool, Pooled};
-use crate::ops::{LinearOperator, check_field_lengths, check_same_shape};
+use crate::ops::axis_matrix::merge_row;
+use crate::ops::{
+    LinearOperator, check_field_lengths, check_point_rows, check_same_shape, gather_rows,
+};
 use crate::{MeshError, Shape};
 
 /// The product `D₁ · D₂ · … · D_m` of operators on one grid, read as in
 /// mathematics: **applied right to left**, so `D_m` acts first and `D₁` last
 /// (`Compose::new(vec![dx, s])` is `∂x ∘ S`: scale, then differentiate). Its
 /// adjoint is `D_mᵀ · … · D₁ᵀ`, applied in the opposite order, and is exact
-/// because each factor's is.
+/// because each factor's is. It is local when every factor is: a mixed
+/// derivative `∂x∂y` as the product of two difference stencils is then
+/// evaluated at an expert's points alone, and its rows go to a GPU as any
+/// stencil's do.
 #[derive(Debug, Clone)]
 pub struct Compose {
     shape: Shape,
@@ -78,6 +84,101 @@ impl LinearOperator for Compose {
             d.apply_adjoint(i, c, o)
         });
     }
+
+    /// Local factors: the leftmost factor's row at each point combined with
+    /// the rest's rows at that row's columns — the values
+    /// [`Compose::apply`] computes there, without the full grid. Otherwise
+    /// the full product, gathered.
+    #[track_caller]
+    fn apply_at(
+        &self,
+        input: &[f64],
+        channels: usize,
+        points: &[usize],
+        out: &mut [f64],
+        stride: usize,
+    ) {
+        check_point_rows(&self.shape, input, channels, points, out, stride);
+        if channels == 0 || points.is_empty() {
+            return;
+        }
+        if !self.is_local() {
+            let full = self.apply_to_vec(input, channels);
+            gather_rows(&full, channels, points, out, stride);
+            return;
+        }
+        let rows = local_rows(&self.factors, input, channels, points);
+        for (k, row) in rows.chunks_exact(channels).enumerate() {
+            out[k * stride..][..channels].copy_from_slice(row);
+        }
+    }
+
+    /// Local when every factor is.
+    fn is_local(&self) -> bool {
+        self.factors.iter().all(|op| op.is_local())
+    }
+
+    /// The product's row: the leftmost factor's row at `point`, each of its
+    /// columns `q` replaced by the next factor's row at `q` times its weight,
+    /// and so on to the rightmost factor (repeated columns merged, and zero
+    /// sums dropped, after each factor, so a long product does not multiply
+    /// them). A non-local factor
+    /// leaves `row` as it was.
+    #[track_caller]
+    fn add_row_at(&self, point: usize, scale: f64, row: &mut Vec<(usize, f64)>) -> bool {
+        if !self.is_local() {
+            return false;
+        }
+        let mut current = vec![(point, scale)];
+        for factor in &self.factors {
+            let mut next = Vec::new();
+            for (q, w) in current {
+                factor.add_row_at(q, w, &mut next);
+            }
+            merge_row(&mut next);
+            current = next;
+        }
+        row.extend(current);
+        true
+    }
+}
+
+/// Rows `points` of `factors[0] · … · factors[m−1] · input`, all factors
+/// local, `[points, channels]`: the rightmost factor's own rows, then each
+/// factor to the left combines the rows of the product to its right at its
+/// row's columns.
+fn local_rows(
+    factors: &[Arc<dyn LinearOperator>],
+    input: &[f64],
+    channels: usize,
+    points: &[usize],
+) -> Vec<f64> {
+    let mut out = vec![0.0; points.len() * channels];
+    let Some((first, rest)) = factors.split_first() else {
+        return out;
+    };
+    if rest.is_empty() {
+        first.apply_at(input, channels, points, &mut out, channels);
+        return out;
+    }
+    let mut weights = Vec::new();
+    let mut starts = Vec::with_capacity(points.len() + 1);
+    for &p in points {
+        starts.push(weights.len());
+        first.add_row_at(p, 1.0, &mut weights);
+    }
+    starts.push(weights.len());
+    let columns: Vec<usize> = weights.iter().map(|&(q, _)| q).collect();
+    let inner = local_rows(rest, input, channels, &columns);
+    for (k, row) in out.chunks_exact_mut(channels).enumerate() {
+        for j in starts[k]..starts[k + 1] {
+            let w = weights[j].1;
+            for (o, v) in row.iter_mut().zip(&inner[j * channels..][..channels]) {
+                *o += w * v;
+            }
+        }
+    }
+    out
 }
 
 impl Compose {

@@ -387,11 +387,23 @@ mod tests {
         let dyy: Arc<dyn LinearOperator> = Arc::new(
             FiniteDifference::second_with_spacing(&shape, 2, FdScheme::Periodic, 0.3).unwrap(),
         );
-        let combination =
-            LinearCombination::new(vec![(0.7, dt), (-1.3, dyy), (2.5, scale.clone())]).unwrap();
+        let dx: Arc<dyn LinearOperator> = Arc::new(
+            FiniteDifference::first_with_spacing(&shape, 1, FdScheme::Reference, 0.25).unwrap(),
+        );
+        let combination = LinearCombination::new(vec![
+            (0.7, dt.clone()),
+            (-1.3, dyy.clone()),
+            (2.5, scale.clone()),
+        ])
+        .unwrap();
+        // A mixed derivative, and a product whose factors share an axis.
+        let mixed = Compose::new(vec![dx, dyy.clone()]).unwrap();
+        let product = Compose::new(vec![dt.clone(), scale.clone(), dt, dyy]).unwrap();
         check_against_apply_at("identity", &identity, 2);
         check_against_apply_at("scale", scale.as_ref(), 3);
         check_against_apply_at("combination", &combination, 4);
+        check_against_apply_at("mixed derivative", &mixed, 5);
+        check_against_apply_at("composition", &product, 6);
     }
 
     #[test]
@@ -400,6 +412,8 @@ mod tests {
         let shape = grid.shape();
         let spectral: Arc<dyn LinearOperator> =
             Arc::new(FourierMultiplier::derivative(&grid, 1, 1).unwrap());
+        let spectral_dy: Arc<dyn LinearOperator> =
+            Arc::new(FourierMultiplier::derivative(&grid, 2, 1).unwrap());
         let dx: Arc<dyn LinearOperator> =
             Arc::new(FiniteDifference::first(&grid, 1, FdScheme::Periodic).unwrap());
         let identity: Arc<dyn LinearOperator> = Arc::new(Identity::new(shape));
@@ -410,8 +424,8 @@ mod tests {
                 Arc::new(LinearCombination::new(vec![(1.0, dx.clone()), (2.0, spectral)]).unwrap()),
             ),
             (
-                "composition of local parts",
-                Arc::new(Compose::new(vec![dx, identity.clone()]).unwrap()),
+                "composition with a spectral factor",
+                Arc::new(Compose::new(vec![dx, spectral_dy, identity.clone()]).unwrap()),
             ),
         ];
         let mut rows = SparseRows::new(shape.len());

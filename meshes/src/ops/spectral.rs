@@ -1,7 +1,8 @@
 //! Spectral operators on periodic axes: `D = F⁻¹ · diag(m) · F`, a Fourier
 //! multiplier `m(k)` over one or more periodic axes, for every channel at once.
 //!
-//! Derivatives of any order (`m = (i k_a)^p`), the Laplacian (`m = −|k|²`), its
+//! Derivatives of any order (`m = (i k_a)^p`) and mixed ones
+//! (`m = (i k_x)(i k_y)`, [`FourierMultiplier::partial`]), the Laplacian (`m = −|k|²`), its
 //! inverse, and any caller-given multiplier — e.g. velocity from vorticity on the
 //! periodic unit square, `u = ∂_y ψ`, `v = −∂_x ψ` with `Δψ = −w`, i.e.
 //! `û = i k_y ŵ / |k|²` and `v̂ = −i k_x ŵ / |k|²`:
@@ -176,18 +177,55 @@ impl FourierMultiplier {
     ///
     /// Errors: as [`FourierMultiplier::new`].
     pub fn derivative(grid: &Grid, axis: usize, order: u32) -> Result<Self, MeshError> {
+        Self::partial(grid, &[(axis, order)])
+    }
+
+    /// The partial derivative `Π_a ∂_a^{p_a}` for `(axis, p_a)` pairs with
+    /// strictly increasing axes, e.g. `[(1, 1), (2, 1)]` for `∂x∂y`:
+    /// `m = Π_a (i k_a)^{p_a}`, set to zero on the Nyquist modes of every
+    /// axis with an odd order, as the product of the one-axis derivatives is:
+    /// symmetrising (module docs) zeroes those modes for one odd axis, but
+    /// keeps the mode at the Nyquist wavenumber of two, where
+    /// `(i k_x)(i k_y)` is real, though the mode `(−1)^{i+j}` has no
+    /// resolvable slope along either axis.
+    ///
+    /// Errors: as [`FourierMultiplier::new`], or an order too large.
+    pub fn partial(grid: &Grid, orders: &[(usize, u32)]) -> Result<Self, MeshError> {
+        let total: u32 = orders.iter().map(|&(_, p)| p % 4).sum();
         let i_pow = [
             Complex64::new(1.0, 0.0),
             Complex64::new(0.0, 1.0),
             Complex64::new(-1.0, 0.0),
             Complex64::new(0.0, -1.0),
-        ][(order % 4) as usize];
-        let exponent = i32::try_from(order).map_err(|_| MeshError::InvalidValue {
-            what: "derivative order",
-            value: f64::from(order),
-            reason: "too large",
-        })?;
-        Self::new(grid, &[axis], |k| i_pow * k[0].powi(exponent))
+        ][(total % 4) as usize];
+        let exponents = orders
+            .iter()
+            .map(|&(_, p)| {
+                i32::try_from(p).map_err(|_| MeshError::InvalidValue {
+                    what: "derivative order",
+                    value: f64::from(p),
+                    reason: "too large",
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let axes: Vec<usize> = orders.iter().map(|&(a, _)| a).collect();
+        check_axes(grid, &axes)?;
+        let dims = grid.shape().dims();
+        let nyquist: Vec<Option<f64>> = orders
+            .iter()
+            .map(|&(a, p)| {
+                let n = dims[a];
+                (p % 2 == 1 && n.is_multiple_of(2))
+                    .then(|| wavenumbers(n, grid.axis(a).length())[n / 2])
+            })
+            .collect();
+        Self::new(grid, &axes, |k| {
+            if k.iter().zip(&nyquist).any(|(&k, &n)| Some(k) == n) {
+                return Complex64::new(0.0, 0.0);
+            }
+            let power: f64 = k.iter().zip(&exponents).map(|(k, &p)| k.powi(p)).product();
+            i_pow * power
+        })
     }
 
     /// The Laplacian `Σ ∂²` over all periodic axes of `grid`: `m = −|k|²`.

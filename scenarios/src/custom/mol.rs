@@ -12,6 +12,7 @@
 //! |---|---|
 //! | term `dt` | `u_t` (the residual's `at.u_t`); its stencil is unused: SDIRK4 integrates time |
 //! | `u`, `dx`, `dxx`, `dy`, `dyy`, `laplacian` | [`Derivative`] `Value`, `Dx`, `Dxx`, `Dy`, `Dyy`, `Laplacian` |
+//! | `dxy` | [`Derivative`] `Dxy`: the product of the central first differences (corner ghosts at a corner of two bounded sides), or `(i k_x)(i k_y)` |
 //! | `dxxx`, `dxxxx`, `dyyy`, `dyyyy` (spectral only) | [`Derivative`] `Dxxx`, `Dxxxx`, `Dyyy`, `Dyyyy` |
 //! | `velocity-x`, `velocity-y` | [`Derivative`] `VelocityX`, `VelocityY` (the other terms' stencil must be spectral too) |
 //! | stencils `reference`, `second-order`, `periodic` | [`MolStencil::FiniteDifference`]: second-order central, with ghost nodes at bounded ends and wrapping on periodic axes |
@@ -242,6 +243,7 @@ impl Builder<'_> {
                 Operator::Fourth(1) => Derivative::Dxxxx,
                 Operator::Fourth(_) => Derivative::Dyyyy,
                 Operator::Laplacian => Derivative::Laplacian,
+                Operator::Mixed => Derivative::Dxy,
                 Operator::Velocity(1) => Derivative::VelocityX,
                 Operator::Velocity(_) => Derivative::VelocityY,
             };

@@ -8,6 +8,7 @@
 //! | `dx`, `dy` | `∂x`, `∂y` | `reference`, `second-order`, `periodic`, `spectral` |
 //! | `dxx`, `dyy` | `∂xx`, `∂yy` | as `dx` |
 //! | `laplacian` | `∂xx (+ ∂yy)` | as `dx` |
+//! | `dxy` | `∂x∂y` (2-D) | as `dx`: the product of the two axes' first-derivative stencils, or the multiplier `(i k_x)(i k_y)` |
 //! | `dxxx`, `dxxxx`, `dyyy`, `dyyyy` | `∂³`, `∂⁴` along x or y (KdV, Kuramoto–Sivashinsky) | `spectral` only |
 //! | `velocity-x`, `velocity-y` | `v = (∂y ψ, −∂x ψ)`, `−Δψ = u` (Navier–Stokes velocity from vorticity) | spectral only |
 //!
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use tessera_constraints::ConstraintError;
 use tessera_meshes::ops::combination::LinearCombination;
+use tessera_meshes::ops::compose::Compose;
 use tessera_meshes::ops::fd::{FdScheme, FiniteDifference};
 use tessera_meshes::ops::identity::Identity;
 use tessera_meshes::ops::spectral::FourierMultiplier;
@@ -45,6 +47,8 @@ pub enum Operator {
     Fourth(usize),
     /// The Laplacian over all space axes.
     Laplacian,
+    /// The mixed derivative `∂x∂y` (2-D grids).
+    Mixed,
     /// Velocity component `axis` (1 = x, 2 = y) from the vorticity.
     Velocity(usize),
 }
@@ -77,20 +81,23 @@ impl Operator {
             "dxxxx" => Self::Fourth(1),
             "dyyyy" => Self::Fourth(2),
             "laplacian" => Self::Laplacian,
+            "dxy" => Self::Mixed,
             "velocity-x" => Self::Velocity(1),
             "velocity-y" => Self::Velocity(2),
             _ => return None,
         };
         let axis_ok = match op {
             Self::First(a) | Self::Second(a) | Self::Third(a) | Self::Fourth(a) => a <= space_dims,
-            Self::Velocity(_) => space_dims == 2,
+            Self::Velocity(_) | Self::Mixed => space_dims == 2,
             _ => true,
         };
         axis_ok.then_some(op)
     }
 
     /// The grid axes the operator differentiates along (none for `u` and the
-    /// velocity, which is not a derivative of `u`), and the derivative order.
+    /// velocity, which is not a derivative of `u`), and the derivative order
+    /// along each (1 for `∂x∂y`, as a boundary row at one end of each axis
+    /// determines it).
     pub fn derivative_axes(self, space_dims: usize) -> (Vec<usize>, usize) {
         match self {
             Self::U | Self::Velocity(_) => (Vec::new(), 0),
@@ -100,6 +107,7 @@ impl Operator {
             Self::Third(a) => (vec![a], 3),
             Self::Fourth(a) => (vec![a], 4),
             Self::Laplacian => ((1..=space_dims).collect(), 2),
+            Self::Mixed => (vec![1, 2], 1),
         }
     }
 
@@ -175,6 +183,10 @@ impl Operator {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Arc::new(LinearCombination::sum(parts)?))
             }
+            Self::Mixed if stencil == Stencil::Spectral => Ok(Arc::new(
+                FourierMultiplier::partial(grid, &[(1, 1), (2, 1)])?,
+            )),
+            Self::Mixed => Ok(Arc::new(Compose::new(vec![fd(1, 1)?, fd(1, 2)?])?)),
             // v = (∂_y ψ, −∂_x ψ): v̂_x = i k_y ŵ/|k|², v̂_y = −i k_x ŵ/|k|².
             Self::Velocity(1) => Ok(Arc::new(velocity(grid, 2, 1.0)?)),
             Self::Velocity(_) => Ok(Arc::new(velocity(grid, 1, -1.0)?)),

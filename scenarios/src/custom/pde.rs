@@ -506,7 +506,7 @@ impl Builder<'_> {
                     term.span(),
                     format!(
                         "unknown operator `{op}` for {space_dims} space axis/axes (known: u, dt, dx, dxx, dxxx, dxxxx, laplacian{})",
-                        if space_dims == 2 { ", dy, dyy, dyyy, dyyyy, velocity-x, velocity-y" } else { "" }
+                        if space_dims == 2 { ", dy, dyy, dyyy, dyyyy, dxy, velocity-x, velocity-y" } else { "" }
                     ),
                 )
             })?;

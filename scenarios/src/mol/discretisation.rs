@@ -16,7 +16,12 @@
 //!   node use the same stencil and need no extra algebraic equations;
 //! - *periodic*: the axis wraps ([`FdScheme::Periodic`], or spectral).
 //!
-//! A node on two Dirichlet sides (a corner) takes the x side's value. At a node
+//! A node on two Dirichlet sides (a corner) takes the x side's value. The
+//! mixed derivative `u_xy` (the product of the central first differences)
+//! at a corner node of two Robin/Neumann sides reads the diagonal ghost
+//! beyond it: the x side's rule applied along the y ghosts' row, its data
+//! `g` at the ghost row's coordinate, so the diagonal ghost, like the
+//! others, is the smooth extension to `O(h³)`. At a node
 //! where only some components are Dirichlet, the others' `u_t` is solved with
 //! the Dirichlet components' `u_t` set to 0 (exact when `∂F/∂u_t` does not
 //! couple them).
@@ -36,7 +41,7 @@ use std::sync::Arc;
 
 use num_dual::HyperDual64;
 use tessera_meshes::{
-    Axis, FdScheme, FiniteDifference, FourierMultiplier, Grid, LinearOperator, Shape,
+    Axis, Compose, FdScheme, FiniteDifference, FourierMultiplier, Grid, LinearOperator, Shape,
 };
 
 use self::spectral_jacobian::Circulants;
@@ -50,7 +55,7 @@ use crate::navier_stokes::pde::velocity;
 
 /// The basic operators computed as whole fields; the Laplacian is a sum of
 /// two of them.
-const BASIC: [Derivative; 10] = [
+const BASIC: [Derivative; 11] = [
     Derivative::Dx,
     Derivative::Dxx,
     Derivative::Dxxx,
@@ -59,6 +64,7 @@ const BASIC: [Derivative; 10] = [
     Derivative::Dyy,
     Derivative::Dyyy,
     Derivative::Dyyyy,
+    Derivative::Dxy,
     Derivative::VelocityX,
     Derivative::VelocityY,
 ];
@@ -141,6 +147,10 @@ pub struct Discretisation<'a, P: MolPde> {
     dirichlet: Vec<DirichletNode>,
     /// Ghost values to fill on every evaluation.
     ghosts: Vec<Ghost>,
+    /// The diagonal ghosts beyond the corners of two bounded axes, where a
+    /// mixed derivative reads them (filled after `ghosts`, whose values
+    /// they extend).
+    corners: Vec<Corner>,
     /// Solver point → its index in the padded grid.
     padded_of: Vec<usize>,
     /// Solver points' coordinates, `[points, dims]`.
@@ -158,6 +168,19 @@ struct Ghost {
     inner: usize,
     point: usize,
     side: usize,
+}
+
+/// A diagonal ghost beyond a corner: padded indices of the ghost and of the
+/// two y ghosts it extends along x (at the x boundary and inside), the x
+/// side (0 low, 1 high), and the coordinates `(x boundary, y ghost)` where
+/// the x side's data is taken.
+#[derive(Debug, Clone, Copy)]
+struct Corner {
+    ghost: usize,
+    node: usize,
+    inner: usize,
+    side: usize,
+    at: [f64; 2],
 }
 
 impl<P: MolPde> std::fmt::Debug for Discretisation<'_, P> {
@@ -268,25 +291,33 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                     return Ok(None);
                 }
                 let (axis, order) = axis_order(d);
+                let difference = |axis: usize, order: usize| {
+                    let scheme = if layout[axis].periodic {
+                        FdScheme::Periodic
+                    } else {
+                        FdScheme::SecondOrder
+                    };
+                    if order == 1 {
+                        FiniteDifference::first(&grid, axis, scheme)
+                    } else {
+                        FiniteDifference::second(&grid, axis, scheme)
+                    }
+                };
                 let op: Arc<dyn LinearOperator> = match (stencil, d) {
                     // v = (∂y ψ, −∂x ψ): v̂_x = i k_y û/|k|², v̂_y = −i k_x û/|k|².
                     (_, Derivative::VelocityX) => Arc::new(velocity(&grid, 1, 1.0)?),
                     (_, Derivative::VelocityY) => Arc::new(velocity(&grid, 0, -1.0)?),
+                    (Stencil::Spectral, Derivative::Dxy) => {
+                        Arc::new(FourierMultiplier::partial(&grid, &[(0, 1), (1, 1)])?)
+                    }
                     (Stencil::Spectral, _) => {
                         Arc::new(FourierMultiplier::derivative(&grid, axis, order as u32)?)
                     }
-                    (Stencil::FiniteDifference, _) => {
-                        let scheme = if layout[axis].periodic {
-                            FdScheme::Periodic
-                        } else {
-                            FdScheme::SecondOrder
-                        };
-                        Arc::new(if order == 1 {
-                            FiniteDifference::first(&grid, axis, scheme)?
-                        } else {
-                            FiniteDifference::second(&grid, axis, scheme)?
-                        })
-                    }
+                    (Stencil::FiniteDifference, Derivative::Dxy) => Arc::new(Compose::new(vec![
+                        Arc::new(difference(0, 1)?),
+                        Arc::new(difference(1, 1)?),
+                    ])?),
+                    (Stencil::FiniteDifference, _) => Arc::new(difference(axis, order)?),
                 };
                 Ok(Some(op))
             })
@@ -397,6 +428,12 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                 }
             }
         }
+        let mixed = terms.iter().any(|t| t.derivative == Derivative::Dxy);
+        let corners = if mixed && layout.iter().all(|l| !l.periodic) {
+            corners(&layout, &padded)
+        } else {
+            Vec::new()
+        };
         let sources = terms
             .iter()
             .map(|t| Source::of(t.derivative, dims))
@@ -417,6 +454,7 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
             unknowns,
             dirichlet,
             ghosts,
+            corners,
             padded_of,
             coords,
             output_points,
@@ -528,25 +566,40 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
         }
     }
 
-    /// Writes the ghost values of every bounded axis (nodes already filled).
+    /// Writes the ghost values of every bounded axis (nodes already filled),
+    /// then the diagonal ghosts beyond the corners from them.
     fn fill_ghosts(&self, t: f64, padded: &mut [f64]) {
         let m = self.components;
         for g in &self.ghosts {
-            let axis = g.side / 2;
-            let side = Side::of_axis(axis)[g.side % 2];
-            let h = self.layout[axis].spacing;
             for c in 0..m {
                 let (ub, uq) = (padded[g.node * m + c], padded[g.inner * m + c]);
-                padded[g.ghost * m + c] = match self.boundaries[g.side][c] {
-                    Boundary::Robin { alpha, beta } if beta != 0.0 => {
-                        let data = self
-                            .pde
-                            .boundary_value(side, c, t, self.coordinates(g.point));
-                        uq + 2.0 * h * (data - alpha * ub) / beta
-                    }
-                    _ => 2.0 * ub - uq,
-                };
+                padded[g.ghost * m + c] =
+                    self.ghost_value(g.side, c, t, self.coordinates(g.point), ub, uq);
             }
+        }
+        for k in &self.corners {
+            for c in 0..m {
+                let (ub, uq) = (padded[k.node * m + c], padded[k.inner * m + c]);
+                padded[k.ghost * m + c] = self.ghost_value(k.side, c, t, &k.at, ub, uq);
+            }
+        }
+    }
+
+    /// The ghost of component `c` beyond side `side` (`2·axis + s`) whose
+    /// boundary node holds `ub` and the node inside `uq`, the side's data
+    /// taken at `at`: the central difference then meets a Robin condition;
+    /// a Dirichlet side's ghost, which no unknown's stencil reads, extends
+    /// the line through both.
+    fn ghost_value(&self, side: usize, c: usize, t: f64, at: &[f64], ub: f64, uq: f64) -> f64 {
+        let axis = side / 2;
+        match self.boundaries[side][c] {
+            Boundary::Robin { alpha, beta } if beta != 0.0 => {
+                let data = self
+                    .pde
+                    .boundary_value(Side::of_axis(axis)[side % 2], c, t, at);
+                uq + 2.0 * self.layout[axis].spacing * (data - alpha * ub) / beta
+            }
+            _ => 2.0 * ub - uq,
         }
     }
 
@@ -716,10 +769,35 @@ struct Fields {
     derived: Vec<Option<Vec<f64>>>,
 }
 
-/// Whether an axis is periodic: all or none of its sides' conditions say so.
+/// The four diagonal ghosts of a grid of two bounded axes (see [`Corner`]).
+fn corners(layout: &[AxisLayout], padded: &Shape) -> Vec<Corner> {
+    let (x, y) = (&layout[0], &layout[1]);
+    let mut corners = Vec::with_capacity(4);
+    for side in 0..2 {
+        // Padded x indices of the ghost, the boundary node and the node inside.
+        let (ghost, node, inner) = if side == 0 {
+            (0, 1, 2)
+        } else {
+            (x.n + 1, x.n, x.n - 1)
+        };
+        for (row, y_ghost) in [(0, y.lo - y.spacing), (y.n + 1, y.coord(y.n))] {
+            corners.push(Corner {
+                ghost: padded.flat(&[ghost, row]),
+                node: padded.flat(&[node, row]),
+                inner: padded.flat(&[inner, row]),
+                side,
+                at: [x.coord(node - 1), y_ghost],
+            });
+        }
+    }
+    corners
+}
+
 /// The solver axis (0 = x, 1 = y) a derivative is taken along and its
 /// order (`u` and the Laplacian: axis 0, order 0 and 2; the velocity, which
-/// spans both axes and is checked on its own: axis 0, order 0).
+/// spans both axes and is checked on its own: axis 0, order 0; the mixed
+/// derivative: axis 1, order 1, so that a 1-D domain refuses it as a y
+/// derivative).
 fn axis_order(derivative: Derivative) -> (usize, usize) {
     match derivative {
         Derivative::Value | Derivative::VelocityX | Derivative::VelocityY => (0, 0),
@@ -727,13 +805,14 @@ fn axis_order(derivative: Derivative) -> (usize, usize) {
         Derivative::Dxx | Derivative::Laplacian => (0, 2),
         Derivative::Dxxx => (0, 3),
         Derivative::Dxxxx => (0, 4),
-        Derivative::Dy => (1, 1),
+        Derivative::Dy | Derivative::Dxy => (1, 1),
         Derivative::Dyy => (1, 2),
         Derivative::Dyyy => (1, 3),
         Derivative::Dyyyy => (1, 4),
     }
 }
 
+/// Whether an axis is periodic: all or none of its sides' conditions say so.
 fn periodicity(axis: usize, sides: &[Vec<Boundary>; 2]) -> Result<bool, MolError> {
     let periodic = sides
         .iter()
@@ -852,11 +931,14 @@ impl<P: MolPde> MolSystem for Discretisation<'_, P> {
     fn sparsity(&self) -> Vec<Vec<usize>> {
         let m = self.components;
         let spectral = self.pde.stencil() == Stencil::Spectral;
-        // The velocity from the vorticity couples every point to every other.
-        let global = self
-            .terms
-            .iter()
-            .any(|t| matches!(t.derivative, Derivative::VelocityX | Derivative::VelocityY));
+        // The velocity from the vorticity couples every point to every other,
+        // as a spectral mixed derivative does.
+        let global = self.terms.iter().any(|t| {
+            matches!(t.derivative, Derivative::VelocityX | Derivative::VelocityY)
+                || spectral && t.derivative == Derivative::Dxy
+        });
+        // A mixed difference reads the four diagonal neighbours.
+        let diagonal = !spectral && self.terms.iter().any(|t| t.derivative == Derivative::Dxy);
         let dims = self.shape.dims();
         self.unknowns
             .iter()
@@ -869,18 +951,21 @@ impl<P: MolPde> MolSystem for Discretisation<'_, P> {
                 for (a, l) in self.layout.iter().enumerate() {
                     let along: Vec<usize> = if spectral {
                         (0..dims[a]).collect()
-                    } else if l.periodic {
-                        vec![(centre[a] + l.n - 1) % l.n, (centre[a] + 1) % l.n]
                     } else {
-                        [centre[a].wrapping_sub(1), centre[a] + 1]
-                            .into_iter()
-                            .filter(|&i| i < l.n)
-                            .collect()
+                        l.neighbours(centre[a])
                     };
                     for i in along {
                         let mut index = centre.clone();
                         index[a] = i;
                         points.push(self.shape.flat(&index));
+                    }
+                }
+                if diagonal {
+                    let (x, y) = (&self.layout[0], &self.layout[1]);
+                    for i in x.neighbours(centre[0]) {
+                        for j in y.neighbours(centre[1]) {
+                            points.push(self.shape.flat(&[i, j]));
+                        }
                     }
                 }
                 let mut columns: Vec<usize> = points

@@ -30,6 +30,9 @@ pub enum Derivative {
     Dyyyy,
     /// `Δu`: `u_xx` in 1-D, `u_xx + u_yy` in 2-D.
     Laplacian,
+    /// `∂²u/∂x∂y` (2-D domains): the product of the central first
+    /// differences, or of the Fourier derivatives.
+    Dxy,
     /// The Navier–Stokes velocity from the vorticity `u`, `v = (∂y ψ, −∂x ψ)`
     /// with `−Δψ = u` (ψ of zero mean): its x and y components (2-D, spectral
     /// stencil only). Not a derivative, but a linear operator of `u` that is

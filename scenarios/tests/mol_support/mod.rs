@@ -2,7 +2,7 @@
 //! the output grid, and observed orders.
 #![allow(dead_code)] // each test file uses a subset
 
-use tessera_scenarios::mol::{Discretisation, MolPde};
+use tessera_scenarios::mol::{Discretisation, MolDomain, MolPde, SpatialAxis};
 
 /// The output-grid points' coordinates, row-major (x slowest), as the frames
 /// lay them out.
@@ -52,4 +52,21 @@ pub fn orders(errors: &[f64], ratio: f64) -> Vec<f64> {
 /// `n + 1` equally spaced times on `[0, t_end]`.
 pub fn times(t_end: f64, n: usize) -> Vec<f64> {
     (0..=n).map(|i| t_end * i as f64 / n as f64).collect()
+}
+
+/// Asserts that successive errors of grids refined by 2 fall with order two,
+/// each observed order within `tolerance` of it.
+pub fn assert_second_order(what: &str, errors: &[f64], tolerance: f64) {
+    let p = orders(errors, 2.0);
+    println!("{what}: errors {errors:?}, orders {p:?}");
+    for order in p {
+        assert!((order - 2.0).abs() < tolerance, "{what}: order {order}");
+    }
+}
+
+/// The rectangle `[x.0, x.1] × [y.0, y.1]` with `x.2 × y.2` output points and
+/// the solver grid refined `refinement` times.
+pub fn rectangle(x: (f64, f64, usize), y: (f64, f64, usize), refinement: usize) -> MolDomain {
+    let axis = |(lo, hi, points)| SpatialAxis { lo, hi, points };
+    MolDomain::new(vec![axis(x), axis(y)], refinement).unwrap()
 }
