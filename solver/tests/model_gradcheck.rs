@@ -52,6 +52,31 @@ fn burgers_hard_constraint_gradients_match_finite_differences() {
     assert!(report.max_rel_err <= 1e-6, "{report:#?}");
 }
 
+/// A PDE with the mixed derivative `u_xy` (the product of two difference
+/// stencils, local: its rows go into the experts' solves as any stencil's).
+#[test]
+fn anisotropic_diffusion_gradients_match_finite_differences() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/anisotropic-diffusion-small.toml"
+    );
+    let mut s = Scenario::from_file(path).unwrap();
+    s.set_all(&[
+        "grid.nt=6",
+        "grid.nx=16",
+        "grid.ny=16",
+        "model.modes=[2, 4, 4]",
+        "constraint.points=200",
+    ])
+    .unwrap();
+    let report = gradcheck(&s, &GradcheckOptions::default()).unwrap();
+    for m in &report.methods {
+        assert_eq!(m.failed_solves, 0, "{}", m.method);
+        assert!(m.stationarity < 1e-9, "{}: {}", m.method, m.stationarity);
+    }
+    assert!(report.max_rel_err <= 1e-6, "{report:#?}");
+}
+
 #[test]
 fn rejects_no_checks() {
     let s = model_common::diffusion_sorption("moe", "");
