@@ -19,6 +19,7 @@
 //! | every space derivative `spectral` | [`MolStencil::Spectral`] (every axis must be periodic); spectral mixed with differences is unsupported |
 //! | `periodic = [true, …]` | [`Boundary::Periodic`] (the axis takes no boundary rows) |
 //! | row at `x-min`/`x-max`/`y-min`/`y-max`: `a·u + b·u_n + f(t, x) = rhs(t, x)` | [`Boundary::Robin`] `α = a`, `β = ±b` (the sign makes `u_n` the outward normal derivative), data `g = rhs − f` |
+//! | such a row with `c·u_τ` too (2-D: the derivative along the side, e.g. the no-flux `k11·u_x + k12·u_y = 0`) | [`Boundary::Oblique`] `γ = c` (`b ≠ 0`) |
 //! | `initial` rows | unused: the initial value comes from the family ([`CustomPde::initial_family`]) |
 //!
 //! The `reference` stencil (`numpy.gradient`, first order at the ends) is how
@@ -27,7 +28,8 @@
 //!
 //! Unsupported, each a typed error: a residual of several rows
 //! (a system) or without `dt`, a boundary row reading `u0` or a term other than
-//! `u` and the normal derivative, row coefficients that vary with `t` or the
+//! `u` and the first derivatives (or the derivative along the side without
+//! the one across it), row coefficients that vary with `t` or the
 //! coordinates, two rows on one side, rows on a periodic axis, and a bounded
 //! axis the residual differentiates along without a row at each end. An axis
 //! the residual does not differentiate along needs no rows: its ends are
@@ -399,27 +401,41 @@ impl Builder<'_> {
                 "the coefficients of this row vary with t or the coordinates; the method of lines takes constant α, β in α u + β ∂u/∂n = g(t, x)",
             ));
         }
-        let (mut alpha, mut derivative) = (0.0, 0.0);
+        let (mut alpha, mut derivative, mut tangential) = (0.0, 0.0, 0.0);
         for &(j, cj) in &coeffs {
             match parts.terms[j].operator {
                 Operator::U => alpha += cj,
                 Operator::First(a) if a == axis => derivative += cj,
+                Operator::First(_) => tangential += cj,
                 _ => {
                     return Err(self.not_mol(
                         row_span,
                         format!(
-                            "this row reads `{}`; a method-of-lines boundary row reads only `u` and the derivative along {}",
+                            "this row reads `{}`; a method-of-lines boundary row reads only `u` and the first derivatives",
                             parts.terms[j].name,
-                            ["x", "y"][axis - 1]
                         ),
                     ));
                 }
             }
         }
-        Ok(Boundary::Robin {
+        // The outward normal points down the axis at its low end.
+        let beta = if max { derivative } else { -derivative };
+        if tangential == 0.0 {
+            return Ok(Boundary::Robin { alpha, beta });
+        }
+        if beta == 0.0 {
+            return Err(self.not_mol(
+                row_span,
+                format!(
+                    "this row reads the derivative along the side but not across it; an oblique method-of-lines row needs the derivative along {}",
+                    ["x", "y"][axis - 1]
+                ),
+            ));
+        }
+        Ok(Boundary::Oblique {
             alpha,
-            // The outward normal points down the axis at its low end.
-            beta: if max { derivative } else { -derivative },
+            beta,
+            gamma: tangential,
         })
     }
 }

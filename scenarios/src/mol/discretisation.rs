@@ -160,27 +160,33 @@ pub struct Discretisation<'a, P: MolPde> {
 }
 
 /// A ghost value: padded indices of the ghost, its boundary node and the node
-/// inside, the boundary node as a solver point, and the side (`2·axis + s`).
-#[derive(Debug, Clone, Copy)]
+/// inside, the boundary node as a solver point, the side (`2·axis + s`), and
+/// where a component's condition is [`Boundary::Oblique`], the tangential
+/// derivative at the node as padded indices and weights (along the side's
+/// nodes: central, one-sided at its ends, so no other side's ghost is read).
+#[derive(Debug, Clone)]
 struct Ghost {
     ghost: usize,
     node: usize,
     inner: usize,
     point: usize,
     side: usize,
+    tangent: Vec<(usize, f64)>,
 }
 
 /// A diagonal ghost beyond a corner: padded indices of the ghost and of the
 /// two y ghosts it extends along x (at the x boundary and inside), the x
-/// side (0 low, 1 high), and the coordinates `(x boundary, y ghost)` where
-/// the x side's data is taken.
-#[derive(Debug, Clone, Copy)]
+/// side (0 low, 1 high), the coordinates `(x boundary, y ghost)` where the
+/// x side's data is taken, and the tangential derivative there (one-sided
+/// from the y ghost into the side's nodes) for an oblique x side.
+#[derive(Debug, Clone)]
 struct Corner {
     ghost: usize,
     node: usize,
     inner: usize,
     side: usize,
     at: [f64; 2],
+    tangent: Vec<(usize, f64)>,
 }
 
 impl<P: MolPde> std::fmt::Debug for Discretisation<'_, P> {
@@ -336,8 +342,19 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
             for (s, side) in Side::of_axis(a).into_iter().enumerate() {
                 let coordinate = if s == 0 { 0 } else { l.n - 1 };
                 for (c, boundary) in boundaries[2 * a + s].iter().enumerate() {
-                    let Boundary::Robin { alpha, beta } = *boundary else {
-                        continue;
+                    let (alpha, beta) = match *boundary {
+                        Boundary::Robin { alpha, beta } => (alpha, beta),
+                        Boundary::Oblique { alpha, beta, gamma } => {
+                            let finite = [alpha, beta, gamma].iter().all(|v| v.is_finite());
+                            if !finite || beta == 0.0 || dims != 2 {
+                                return Err(MolError::Boundary {
+                                    axis: a,
+                                    reason: "an oblique condition needs a 2-D domain, finite coefficients and β ≠ 0",
+                                });
+                            }
+                            continue;
+                        }
+                        Boundary::Periodic => continue,
                     };
                     if !(alpha.is_finite() && beta.is_finite()) || (alpha == 0.0 && beta == 0.0) {
                         return Err(MolError::Boundary {
@@ -418,19 +435,39 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                     } else {
                         (node + step, node - step)
                     };
+                    let oblique = boundaries[2 * a + s]
+                        .iter()
+                        .any(|b| matches!(b, Boundary::Oblique { .. }));
+                    let tangent = if oblique {
+                        // The other axis (2-D, checked above), along the
+                        // side's nodes.
+                        let b = 1 - a;
+                        let along = &layout[b];
+                        let mut index = padded.unflat(node);
+                        derivative_weights(shape.unflat(point)[b], along.n, along)
+                            .into_iter()
+                            .map(|(j, w)| {
+                                index[b] = j + along.pad();
+                                (padded.flat(&index), w)
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
                     ghosts.push(Ghost {
                         ghost,
                         node,
                         inner,
                         point,
                         side: 2 * a + s,
+                        tangent,
                     });
                 }
             }
         }
         let mixed = terms.iter().any(|t| t.derivative == Derivative::Dxy);
         let corners = if mixed && layout.iter().all(|l| !l.periodic) {
-            corners(&layout, &padded)
+            corners(&layout, &padded, &boundaries)
         } else {
             Vec::new()
         };
@@ -571,33 +608,51 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
     fn fill_ghosts(&self, t: f64, padded: &mut [f64]) {
         let m = self.components;
         for g in &self.ghosts {
+            let at = self.coordinates(g.point);
             for c in 0..m {
-                let (ub, uq) = (padded[g.node * m + c], padded[g.inner * m + c]);
-                padded[g.ghost * m + c] =
-                    self.ghost_value(g.side, c, t, self.coordinates(g.point), ub, uq);
+                let near = (g.node, g.inner, &g.tangent[..]);
+                padded[g.ghost * m + c] = self.ghost_value(g.side, c, t, at, near, padded);
             }
         }
         for k in &self.corners {
             for c in 0..m {
-                let (ub, uq) = (padded[k.node * m + c], padded[k.inner * m + c]);
-                padded[k.ghost * m + c] = self.ghost_value(k.side, c, t, &k.at, ub, uq);
+                let near = (k.node, k.inner, &k.tangent[..]);
+                padded[k.ghost * m + c] = self.ghost_value(k.side, c, t, &k.at, near, padded);
             }
         }
     }
 
-    /// The ghost of component `c` beyond side `side` (`2·axis + s`) whose
-    /// boundary node holds `ub` and the node inside `uq`, the side's data
-    /// taken at `at`: the central difference then meets a Robin condition;
-    /// a Dirichlet side's ghost, which no unknown's stencil reads, extends
-    /// the line through both.
-    fn ghost_value(&self, side: usize, c: usize, t: f64, at: &[f64], ub: f64, uq: f64) -> f64 {
+    /// The ghost of component `c` beyond side `side` (`2·axis + s`), from
+    /// `padded`'s values at `near`: the boundary node, the node inside and
+    /// the tangential derivative's stencil; the side's data taken at `at`.
+    /// The central difference then meets a Robin or oblique condition; a
+    /// Dirichlet side's ghost, which no unknown's stencil reads, extends the
+    /// line through the two nodes.
+    fn ghost_value(
+        &self,
+        side: usize,
+        c: usize,
+        t: f64,
+        at: &[f64],
+        near: (usize, usize, &[(usize, f64)]),
+        padded: &[f64],
+    ) -> f64 {
+        let m = self.components;
+        let (node, inner, tangent) = near;
+        let (ub, uq) = (padded[node * m + c], padded[inner * m + c]);
         let axis = side / 2;
+        let data = || {
+            self.pde
+                .boundary_value(Side::of_axis(axis)[side % 2], c, t, at)
+        };
+        let h = self.layout[axis].spacing;
         match self.boundaries[side][c] {
             Boundary::Robin { alpha, beta } if beta != 0.0 => {
-                let data = self
-                    .pde
-                    .boundary_value(Side::of_axis(axis)[side % 2], c, t, at);
-                uq + 2.0 * self.layout[axis].spacing * (data - alpha * ub) / beta
+                uq + 2.0 * h * (data() - alpha * ub) / beta
+            }
+            Boundary::Oblique { alpha, beta, gamma } => {
+                let slope: f64 = tangent.iter().map(|&(q, w)| w * padded[q * m + c]).sum();
+                uq + 2.0 * h * (data() - alpha * ub - gamma * slope) / beta
             }
             _ => 2.0 * ub - uq,
         }
@@ -770,27 +825,58 @@ struct Fields {
 }
 
 /// The four diagonal ghosts of a grid of two bounded axes (see [`Corner`]).
-fn corners(layout: &[AxisLayout], padded: &Shape) -> Vec<Corner> {
+fn corners(layout: &[AxisLayout], padded: &Shape, boundaries: &[Vec<Boundary>]) -> Vec<Corner> {
     let (x, y) = (&layout[0], &layout[1]);
     let mut corners = Vec::with_capacity(4);
-    for side in 0..2 {
+    // The x sides' conditions come first in `boundaries`.
+    for (side, conditions) in boundaries[..2].iter().enumerate() {
         // Padded x indices of the ghost, the boundary node and the node inside.
         let (ghost, node, inner) = if side == 0 {
             (0, 1, 2)
         } else {
             (x.n + 1, x.n, x.n - 1)
         };
+        let oblique = conditions
+            .iter()
+            .any(|b| matches!(b, Boundary::Oblique { .. }));
         for (row, y_ghost) in [(0, y.lo - y.spacing), (y.n + 1, y.coord(y.n))] {
+            // Along the x side's padded column: its ghost row and its nodes.
+            let tangent = if oblique {
+                derivative_weights(row, y.n + 2, y)
+                    .into_iter()
+                    .map(|(j, w)| (padded.flat(&[node, j]), w))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             corners.push(Corner {
                 ghost: padded.flat(&[ghost, row]),
                 node: padded.flat(&[node, row]),
                 inner: padded.flat(&[inner, row]),
                 side,
                 at: [x.coord(node - 1), y_ghost],
+                tangent,
             });
         }
     }
     corners
+}
+
+/// `∂/∂(axis)` at index `i` of a line of `len` points spaced as `axis`, as
+/// `(index, weight)` pairs: the central difference, wrapping on a periodic
+/// axis; on a bounded one, the one-sided second-order difference at the
+/// line's ends, so that it reads only the line.
+fn derivative_weights(i: usize, len: usize, axis: &AxisLayout) -> Vec<(usize, f64)> {
+    let w = 0.5 / axis.spacing;
+    if axis.periodic {
+        vec![((i + len - 1) % len, -w), ((i + 1) % len, w)]
+    } else if i == 0 {
+        vec![(0, -3.0 * w), (1, 4.0 * w), (2, -w)]
+    } else if i + 1 == len {
+        vec![(i, 3.0 * w), (i - 1, -4.0 * w), (i - 2, w)]
+    } else {
+        vec![(i - 1, -w), (i + 1, w)]
+    }
 }
 
 /// The solver axis (0 = x, 1 = y) a derivative is taken along and its
@@ -930,45 +1016,15 @@ impl<P: MolPde> MolSystem for Discretisation<'_, P> {
 
     fn sparsity(&self) -> Vec<Vec<usize>> {
         let m = self.components;
-        let spectral = self.pde.stencil() == Stencil::Spectral;
-        // The velocity from the vorticity couples every point to every other,
-        // as a spectral mixed derivative does.
-        let global = self.terms.iter().any(|t| {
-            matches!(t.derivative, Derivative::VelocityX | Derivative::VelocityY)
-                || spectral && t.derivative == Derivative::Dxy
-        });
-        // A mixed difference reads the four diagonal neighbours.
-        let diagonal = !spectral && self.terms.iter().any(|t| t.derivative == Derivative::Dxy);
-        let dims = self.shape.dims();
+        let reach = if self.pde.stencil() == Stencil::Spectral {
+            self.spectral_reach()
+        } else {
+            self.difference_reach()
+        };
         self.unknowns
             .iter()
             .map(|&(p, _)| {
-                let centre = self.shape.unflat(p);
-                let mut points = vec![p];
-                if global {
-                    points.extend(0..self.shape.len());
-                }
-                for (a, l) in self.layout.iter().enumerate() {
-                    let along: Vec<usize> = if spectral {
-                        (0..dims[a]).collect()
-                    } else {
-                        l.neighbours(centre[a])
-                    };
-                    for i in along {
-                        let mut index = centre.clone();
-                        index[a] = i;
-                        points.push(self.shape.flat(&index));
-                    }
-                }
-                if diagonal {
-                    let (x, y) = (&self.layout[0], &self.layout[1]);
-                    for i in x.neighbours(centre[0]) {
-                        for j in y.neighbours(centre[1]) {
-                            points.push(self.shape.flat(&[i, j]));
-                        }
-                    }
-                }
-                let mut columns: Vec<usize> = points
+                let mut columns: Vec<usize> = reach[p]
                     .iter()
                     .flat_map(|&q| (0..m).filter_map(move |c| self.index[q * m + c]))
                     .collect();
@@ -977,5 +1033,115 @@ impl<P: MolPde> MolSystem for Discretisation<'_, P> {
                 columns
             })
             .collect()
+    }
+}
+
+impl<P: MolPde> Discretisation<'_, P> {
+    /// Per solver point, the points whose values a spectral `f` there reads:
+    /// its row and column, or every point (the velocity from the vorticity,
+    /// a mixed derivative).
+    fn spectral_reach(&self) -> Vec<Vec<usize>> {
+        let global = self.terms.iter().any(|t| {
+            matches!(
+                t.derivative,
+                Derivative::VelocityX | Derivative::VelocityY | Derivative::Dxy
+            )
+        });
+        let dims = self.shape.dims();
+        (0..self.shape.len())
+            .map(|p| {
+                if global {
+                    return (0..self.shape.len()).collect();
+                }
+                let centre = self.shape.unflat(p);
+                let mut points = vec![p];
+                for (a, &n) in dims.iter().enumerate() {
+                    let mut index = centre.clone();
+                    points.extend((0..n).map(|i| {
+                        index[a] = i;
+                        self.shape.flat(&index)
+                    }));
+                }
+                points
+            })
+            .collect()
+    }
+
+    /// Per solver point, the points whose values a difference `f` there
+    /// depends on: those its stencils read on the padded grid (the neighbours
+    /// along each axis, and the diagonal ones for a mixed derivative), each
+    /// ghost replaced by the points it is filled from.
+    fn difference_reach(&self) -> Vec<Vec<usize>> {
+        let depends = self.padded_dependencies();
+        let mixed = self.terms.iter().any(|t| t.derivative == Derivative::Dxy);
+        let dims = self.padded.dims();
+        // Padded index `i` moved by `d` along axis `a` (wrapping where periodic;
+        // a bounded axis has a ghost beyond each of its nodes).
+        let shift = |i: usize, d: isize, a: usize| {
+            let n = dims[a] as isize;
+            if self.layout[a].periodic {
+                (i as isize + d).rem_euclid(n) as usize
+            } else {
+                (i as isize + d) as usize
+            }
+        };
+        let mut offsets: Vec<Vec<isize>> = vec![vec![0; dims.len()]];
+        for a in 0..dims.len() {
+            for d in [-1, 1] {
+                let mut o = vec![0; dims.len()];
+                o[a] = d;
+                offsets.push(o);
+            }
+        }
+        if mixed {
+            offsets.extend([[-1, -1], [-1, 1], [1, -1], [1, 1]].map(|o| o.to_vec()));
+        }
+        (0..self.shape.len())
+            .map(|p| {
+                let centre = self.padded.unflat(self.padded_of[p]);
+                let mut points: Vec<usize> = offsets
+                    .iter()
+                    .flat_map(|o| {
+                        let index: Vec<usize> =
+                            (0..dims.len()).map(|a| shift(centre[a], o[a], a)).collect();
+                        depends[self.padded.flat(&index)].iter().copied()
+                    })
+                    .collect();
+                points.sort_unstable();
+                points.dedup();
+                points
+            })
+            .collect()
+    }
+
+    /// Per padded point, the solver points its value depends on: a node
+    /// itself, a ghost the points it is filled from (its node, the node
+    /// inside and an oblique condition's tangential stencil), in the order
+    /// [`Self::fill_ghosts`] fills them.
+    fn padded_dependencies(&self) -> Vec<Vec<usize>> {
+        let mut depends = vec![Vec::new(); self.padded.len()];
+        for (p, &q) in self.padded_of.iter().enumerate() {
+            depends[q].push(p);
+        }
+        let sources = self
+            .ghosts
+            .iter()
+            .map(|g| (g.ghost, g.node, g.inner, &g.tangent))
+            .chain(
+                self.corners
+                    .iter()
+                    .map(|k| (k.ghost, k.node, k.inner, &k.tangent)),
+            );
+        for (ghost, node, inner, tangent) in sources {
+            let mut points: Vec<usize> = [node, inner]
+                .into_iter()
+                .chain(tangent.iter().map(|&(q, _)| q))
+                .flat_map(|q| depends[q].clone())
+                .collect();
+            points.sort_unstable();
+            points.dedup();
+            depends[ghost] = points;
+        }
+        depends
     }
 }

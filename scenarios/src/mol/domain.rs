@@ -128,19 +128,6 @@ impl AxisLayout {
         usize::from(!self.periodic)
     }
 
-    /// The solver indices next to `i`: both, wrapping on a periodic axis;
-    /// those inside on a bounded one.
-    pub fn neighbours(&self, i: usize) -> Vec<usize> {
-        if self.periodic {
-            vec![(i + self.n - 1) % self.n, (i + 1) % self.n]
-        } else {
-            [i.wrapping_sub(1), i + 1]
-                .into_iter()
-                .filter(|&j| j < self.n)
-                .collect()
-        }
-    }
-
     /// Coordinate of solver point `i`.
     pub fn coord(&self, i: usize) -> f64 {
         self.lo + self.spacing * i as f64

@@ -110,6 +110,18 @@ pub enum Boundary {
         /// Coefficient of the outward normal derivative.
         beta: f64,
     },
+    /// `α u + β ∂u/∂n + γ ∂u/∂τ = g(t, x)` on a 2-D domain, `∂/∂τ` along the
+    /// other axis (towards its larger coordinate), `β ≠ 0`: an oblique
+    /// derivative, such as anisotropic diffusion's no-flux condition
+    /// `n·K∇u = 0` (`K₁₁ u_x + K₁₂ u_y = 0` on an x side).
+    Oblique {
+        /// Coefficient of `u`.
+        alpha: f64,
+        /// Coefficient of the outward normal derivative.
+        beta: f64,
+        /// Coefficient of the tangential derivative.
+        gamma: f64,
+    },
 }
 
 impl Boundary {
@@ -174,7 +186,8 @@ pub trait MolPde: Sync {
     /// The condition of `component` on `side`.
     fn boundary(&self, side: Side, component: usize) -> Boundary;
 
-    /// The right-hand side `g(t, x)` of a [`Boundary::Robin`] condition at the
+    /// The right-hand side `g(t, x)` of a [`Boundary::Robin`] or
+    /// [`Boundary::Oblique`] condition at the
     /// boundary point `point`.
     fn boundary_value(&self, side: Side, component: usize, t: f64, point: &[f64]) -> f64 {
         let _ = (side, component, t, point);
