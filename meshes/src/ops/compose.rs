@@ -122,8 +122,7 @@ impl LinearOperator for Compose {
     /// columns `q` replaced by the next factor's row at `q` times its weight,
     /// and so on to the rightmost factor (repeated columns merged, and zero
     /// sums dropped, after each factor, so a long product does not multiply
-    /// them). A non-local factor
-    /// leaves `row` as it was.
+    /// them). A non-local factor leaves `row` as it was.
     #[track_caller]
     fn add_row_at(&self, point: usize, scale: f64, row: &mut Vec<(usize, f64)>) -> bool {
         if !self.is_local() {

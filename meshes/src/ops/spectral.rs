@@ -2,10 +2,10 @@
 //! multiplier `m(k)` over one or more periodic axes, for every channel at once.
 //!
 //! Derivatives of any order (`m = (i k_a)^p`) and mixed ones
-//! (`m = (i k_x)(i k_y)`, [`FourierMultiplier::partial`]), the Laplacian (`m = −|k|²`), its
-//! inverse, and any caller-given multiplier — e.g. velocity from vorticity on the
-//! periodic unit square, `u = ∂_y ψ`, `v = −∂_x ψ` with `Δψ = −w`, i.e.
-//! `û = i k_y ŵ / |k|²` and `v̂ = −i k_x ŵ / |k|²`:
+//! (`m = (i k_x)(i k_y)`, [`FourierMultiplier::partial`]), the Laplacian
+//! (`m = −|k|²`), its inverse, and any caller-given multiplier — e.g. velocity
+//! from vorticity on the periodic unit square, `u = ∂_y ψ`, `v = −∂_x ψ` with
+//! `Δψ = −w`, i.e. `û = i k_y ŵ / |k|²` and `v̂ = −i k_x ŵ / |k|²`:
 //!
 //! ```
 //! use rustfft::num_complex::Complex64;

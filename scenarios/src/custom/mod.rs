@@ -89,10 +89,12 @@
 //! **Ground truth.** [`CustomPde::mol`] gives the definition as a
 //! [`crate::mol::MolPde`] ([`CustomMol`]) for [`crate::mol::generate`]: `dt` is
 //! the solver's `u_t`; `u`, `dx`, `dxx`, `dy`, `dyy`, `dxy`, `laplacian` and
-//! the third and fourth derivatives are its derivatives; the `reference`, `second-order` and `periodic` stencils become
-//! its second-order differences and all-`spectral` its Fourier stencil; periodic
-//! axes wrap; a boundary row `a·u + b·u_n + f(t, x) = rhs(t, x)` becomes
-//! `α u + β ∂u/∂n = g` (Dirichlet, Neumann, Robin); `initial` rows are unused
+//! the third and fourth derivatives are its derivatives; the `reference`,
+//! `second-order` and `periodic` stencils become its second-order
+//! differences and all-`spectral` its Fourier stencil; periodic axes wrap; a
+//! boundary row `a·u + b·u_n + f(t, x) = rhs(t, x)` becomes
+//! `α u + β ∂u/∂n = g` (Dirichlet, Neumann, Robin; with `c·u_τ`, the
+//! derivative along the side, an oblique condition); `initial` rows are unused
 //! (the family gives `u0`); the velocity terms become its spectral velocity
 //! from the vorticity. What it cannot take (a system, a boundary row reading
 //! `u0` or with coefficients varying in `t` or `x`) is a
