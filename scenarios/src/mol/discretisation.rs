@@ -14,6 +14,10 @@
 //!   `(u_ghost − u_inner)/2h`), which keeps the scheme second order up to the
 //!   boundary — one-sided boundary rows would do so too, but ghosts let every
 //!   node use the same stencil and need no extra algebraic equations;
+//! - *oblique* (`α u + β ∂u/∂n + γ ∂u/∂τ = g`, `β ≠ 0`): as Robin with
+//!   `g − γ ∂u/∂τ`, the tangential derivative along the side's nodes
+//!   (central, one-sided of second order at the side's ends, so that no other
+//!   side's ghost is read);
 //! - *periodic*: the axis wraps ([`FdScheme::Periodic`], or spectral).
 //!
 //! A node on two Dirichlet sides (a corner) takes the x side's value. The
