@@ -61,10 +61,10 @@ Tables:
                  (8 runs, ~3 min)
   custom         The PDEs defined in TOML: scenarios/burgers-small.toml,
                  allen-cahn-small, kdv-small, kuramoto-sivashinsky-small,
-                 allen-cahn-2d-small, navier-stokes-toml-small and
-                 anisotropic-diffusion-small, each with moe, hard and soft,
-                 and the persistence baseline u(t) = u0 (21 runs, ~9 min
-                 with their data)
+                 allen-cahn-2d-small, navier-stokes-toml-small,
+                 anisotropic-diffusion-small and zakharov-kuznetsov-small,
+                 each with moe, hard and soft, and the persistence baseline
+                 u(t) = u0 (24 runs, ~11 min with their data)
   scaling        The experts' speed-up figure: tessera bench scaling, writing
                  benches/scaling.json and benches/scaling.png (the table of
                  benches/README.md)
@@ -712,7 +712,8 @@ burgers_tiles() {
 custom() {
     local scenario m labels=()
     for scenario in burgers-small allen-cahn-small kdv-small kuramoto-sivashinsky-small \
-        allen-cahn-2d-small navier-stokes-toml-small anisotropic-diffusion-small; do
+        allen-cahn-2d-small navier-stokes-toml-small anisotropic-diffusion-small \
+        zakharov-kuznetsov-small; do
         for m in moe hard soft; do
             run "custom-$scenario-$m" "scenarios/$scenario.toml" --set constraint.method=$m
             labels+=("custom-$scenario-$m")

@@ -1,9 +1,9 @@
 //! Third and fourth derivatives in TOML definitions (`dxxx`, `dxxxx`,
-//! `dyyy`, `dyyyy`, spectral): the constraint layer's terms against the
-//! derivatives of a Fourier mode, the method of lines against the closed
-//! forms of a dispersive, hyperdiffusive mode and of a KdV soliton, the
-//! shipped KdV and Kuramoto–Sivashinsky definitions, and the typed errors of
-//! stencils and axes they do not take.
+//! `dyyy`, `dyyyy` and the mixed `dxxy` … `dxyyy`, spectral): the constraint
+//! layer's terms against the derivatives of a Fourier mode, the method of
+//! lines against the closed forms of dispersive, hyperdiffusive modes and of
+//! a KdV soliton, the shipped KdV and Kuramoto–Sivashinsky definitions, and
+//! the typed errors of stencils and axes they do not take.
 
 mod mol_support;
 
@@ -16,7 +16,8 @@ use tessera_constraints::Pde;
 use tessera_meshes::{Axis, Grid};
 use tessera_scenarios::custom::{CustomMol, CustomPde, CustomPdeError};
 use tessera_scenarios::mol::{
-    Discretisation, InitialFamily, MolDomain, MolOptions, MolStats, MolSystem, SpatialAxis,
+    Discretisation, InitialFamily, MolDomain, MolMethod, MolOptions, MolStats, MolSystem,
+    SpatialAxis,
 };
 
 /// Dispersion and hyperdiffusion coefficients of the linear test equation
@@ -171,6 +172,140 @@ fn the_y_operators_act_along_y() {
     );
 }
 
+/// The mixed derivatives of order three and four, as `(name, p, q)` for
+/// `∂x^p ∂y^q`.
+const MIXED: [(&str, i32, i32); 5] = [
+    ("u_xxy", 2, 1),
+    ("u_xyy", 1, 2),
+    ("u_xxxy", 3, 1),
+    ("u_xxyy", 2, 2),
+    ("u_xyyy", 1, 3),
+];
+
+/// Wavenumbers of the 2-D mode `sin(k₁x + k₂y)` on the periodic unit
+/// square: different, so that a derivative with its axes' orders swapped
+/// differs from the right one.
+const K1: f64 = TAU;
+const K2: f64 = 2.0 * TAU;
+
+/// `[terms]` lines naming every mixed derivative of [`MIXED`].
+fn mixed_terms() -> String {
+    MIXED
+        .iter()
+        .map(|(name, p, q)| {
+            format!(
+                "{name} = \"d{}{}\"",
+                "x".repeat(*p as usize),
+                "y".repeat(*q as usize)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Coefficients of the mixed terms in the linear test equation
+/// `u_t + a Δ²u − b₁ u_xxxy − b₂ u_xyyy + c₁ u_xxy + c₂ u_xyy = 0`, whose
+/// Fourier symbol is worked out by hand in [`mixed_rate`].
+const MIXED_A: f64 = 1e-5;
+const MIXED_B: [f64; 2] = [1e-5, 0.4e-5];
+const MIXED_C: [f64; 2] = [1e-4, -0.3e-4];
+
+/// The growth rate `λ` of `e^{i(k₁x + k₂y)}` under that equation, from
+/// `∂x^p ∂y^q → (ik₁)^p (ik₂)^q`: `Δ² → |k|⁴`, `∂x³∂y → k₁³k₂`,
+/// `∂x∂y³ → k₁k₂³`, `∂x²∂y → −i k₁²k₂`, `∂x∂y² → −i k₁k₂²`; so
+/// `λ = −a|k|⁴ + b₁k₁³k₂ + b₂k₁k₂³ + i(c₁k₁²k₂ + c₂k₁k₂²)`, as (re, im).
+fn mixed_rate() -> (f64, f64) {
+    let k2 = K1 * K1 + K2 * K2;
+    let re = -MIXED_A * k2 * k2 + MIXED_B[0] * K1.powi(3) * K2 + MIXED_B[1] * K1 * K2.powi(3);
+    let im = MIXED_C[0] * K1 * K1 * K2 + MIXED_C[1] * K1 * K2 * K2;
+    (re, im)
+}
+
+/// The equation above in TOML, from `sin(2πx + 4πy)`.
+fn mixed_toml() -> String {
+    definition(
+        "\"x\", \"y\"",
+        "u_t + a * (u_xxxx + 2 * u_xxyy + u_yyyy) - b1 * u_xxxy - b2 * u_xyyy + c1 * u_xxy + c2 * u_xyy",
+        &format!(
+            "a = {MIXED_A:?}\nb1 = {:?}\nb2 = {:?}\nc1 = {:?}\nc2 = {:?}",
+            MIXED_B[0], MIXED_B[1], MIXED_C[0], MIXED_C[1]
+        ),
+        &format!(
+            "u_t = \"dt\"\nu_xxxx = \"dxxxx\"\nu_yyyy = \"dyyyy\"\n{}",
+            mixed_terms()
+        ),
+        "sin(2 * pi * x + 4 * pi * y)",
+    )
+}
+
+#[test]
+fn spectral_mixed_terms_are_the_derivatives_of_a_mode() {
+    // 10 × 12 points resolve sin(k₁x + k₂y + φ) (modes 1 and 2, Nyquist 5
+    // and 6): ∂x^p ∂y^q of it is k₁^p k₂^q sin(θ + (p + q)π/2), to round-off
+    // of the largest, k₁k₂³ ≈ 1.3e4.
+    let text = definition(
+        "\"x\", \"y\"",
+        "u_t + u_xxy + u_xyy + u_xxxy + u_xxyy + u_xyyy",
+        "",
+        &format!("u_t = \"dt\"\n{}", mixed_terms()),
+        "0",
+    );
+    let pde = CustomPde::from_str(&text, "mixed.toml").unwrap();
+    let grid = Grid::new(vec![
+        Axis::linspace("t", 0.0, 1.0, 2).unwrap(),
+        Axis::periodic("x", 0.0, 1.0, 10).unwrap(),
+        Axis::periodic("y", 0.0, 1.0, 12).unwrap(),
+    ])
+    .unwrap();
+    let terms = pde.terms(&grid).unwrap();
+    const PHASE: f64 = 0.3;
+    let points: Vec<[f64; 2]> = grid
+        .coordinates()
+        .chunks_exact(3)
+        .map(|p| [p[1], p[2]])
+        .collect();
+    let theta = |p: &[f64; 2]| K1 * p[0] + K2 * p[1] + PHASE;
+    let u: Vec<f64> = points.iter().map(|p| theta(p).sin()).collect();
+    let scale = K1 * K2.powi(3);
+    for (name, p, q) in MIXED {
+        let term = terms.iter().find(|t| t.name == name).unwrap();
+        let got = term.operator.apply_to_vec(&u, 1);
+        let error = got
+            .iter()
+            .zip(&points)
+            .map(|(g, x)| {
+                let exact = K1.powi(p)
+                    * K2.powi(q)
+                    * (theta(x) + f64::from(p + q) * std::f64::consts::FRAC_PI_2).sin();
+                (g - exact).abs()
+            })
+            .fold(0.0, f64::max);
+        println!("{name}: max error {error:e}");
+        assert!(error < 1e-12 * scale, "{name}: {error}");
+    }
+}
+
+#[test]
+fn mixed_modes_travel_and_decay_as_their_closed_form() {
+    // From sin θ, θ = k₁x + k₂y: u = e^{Re λ t} sin(θ + Im λ t). By t = 2
+    // the mode has decayed to e^{−0.62} and turned by 0.04 (the dispersive
+    // terms nearly cancel): each term's share of λt is 0.06 or more, so a
+    // wrong sign or a missing term leaves an error of that order; swapping
+    // p and q in every mixed operator left 0.096.
+    let pde = CustomPde::from_str(&mixed_toml(), "mixed.toml").unwrap();
+    let axis = SpatialAxis {
+        lo: 0.0,
+        hi: 1.0,
+        points: 8,
+    };
+    let domain = MolDomain::new(vec![axis, axis], 1).unwrap();
+    let (re, im) = mixed_rate();
+    let exact = |t: f64, p: &[f64]| (re * t).exp() * (K1 * p[0] + K2 * p[1] + im * t).sin();
+    let (_, stats, error) = solve_from_family(&pde, &domain, &times(2.0, 2), &tight(), exact);
+    println!("mixed modes (λ = {re} + {im}i): max error {error:e}, {stats:?}");
+    assert!(error < 1e-7, "{error}");
+}
+
 /// KdV `u_t + 6 u u_x + u_xxx = 0` on the periodic `[0, L)`: the soliton
 /// `u = (c/2) sech²(√c/2 · (x − c t − x₀))` (Korteweg & de Vries 1895),
 /// from x₀ = 13 to 17 by t = 2: its tails at the period's ends (4e^{−√2·13}
@@ -262,6 +397,20 @@ fn stencils_and_axes_they_do_not_take_are_typed_errors() {
     invalid(edited("periodic = [true]", "periodic = [false]"), "bounded");
     // A y operator in 1-D.
     invalid(edited("\"dxxxx\"", "\"dyyyy\""), "unknown operator `dyyyy`");
+    // Mixed derivatives: none in 1-D; in 2-D, x before y, at most order four,
+    // and no difference stencil beyond `dxy`.
+    invalid(edited("\"dxxxx\"", "\"dxxy\""), "unknown operator `dxxy`");
+    let two_d = mixed_toml();
+    for name in ["dyxx", "dxxyyy", "dxxxxy", "dxyx", "dxz"] {
+        invalid(
+            two_d.replacen("\"dxxy\"", &format!("\"{name}\""), 1),
+            &format!("unknown operator `{name}`"),
+        );
+    }
+    invalid(
+        two_d.replacen("\"dxxy\"", "{ op = \"dxxy\", stencil = \"periodic\" }", 1),
+        "only the `spectral` stencil",
+    );
     // Spectral third derivatives with a difference stencil elsewhere train,
     // but the method of lines takes one kind of stencil.
     let mixed = edited(
@@ -331,6 +480,58 @@ fn the_shipped_kdv_family_is_periodic_in_value_and_slope() {
             "draw {draw}: {slope0} vs {slope30}"
         );
     }
+}
+
+#[test]
+fn the_shipped_zakharov_kuznetsov_definition_keeps_its_mean_and_energy() {
+    // u_t + u u_x + δ²(u_xxx + u_xyy) = 0 keeps ∫u (every term is an x
+    // derivative) and ∫u² (u·u u_x = (u³/3)_x, u u_xxx = (u u_xx − u_x²/2)_x,
+    // u u_xyy = (u u_xy)_y − (u_y²/2)_x: summed over the periodic square,
+    // each vanishes). The mean is a linear invariant of the spectral
+    // semi-discretisation, kept to round-off; the energy only up to the
+    // collocated product's aliasing and the time error, which on the
+    // scenario's 32² grid leave 2e-10 (on 16², where the family's steepened
+    // waves are not resolved, 1.9e-4).
+    let path = format!(
+        "{}/pdes/zakharov-kuznetsov.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let pde = CustomPde::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let axis = SpatialAxis {
+        lo: 0.0,
+        hi: 1.0,
+        points: 32,
+    };
+    let domain = MolDomain::new(vec![axis, axis], 1).unwrap();
+    let options = MolOptions {
+        rtol: 1e-9,
+        atol: 1e-11,
+        // Not stiff on this grid (as the scenario's `auto` finds).
+        method: MolMethod::Explicit,
+        ..MolOptions::default()
+    };
+    let (frames, stats, _) = solve_from_family(&pde, &domain, &times(0.5, 4), &options, |_, _| 0.0);
+    let n = 32 * 32;
+    let mean = |u: &[f64]| u.iter().sum::<f64>() / n as f64;
+    let energy = |u: &[f64]| u.iter().map(|v| v * v).sum::<f64>() / n as f64;
+    let (mean0, energy0) = (mean(&frames[..n]), energy(&frames[..n]));
+    let mut change = 0.0_f64;
+    for frame in frames.chunks(n).skip(1) {
+        let mean_drift = (mean(frame) - mean0).abs();
+        let energy_drift = (energy(frame) / energy0 - 1.0).abs();
+        println!("Zakharov–Kuznetsov: mean drift {mean_drift:e}, energy drift {energy_drift:e}");
+        assert!(mean_drift < 1e-12 * energy0.sqrt(), "{mean_drift:e}");
+        assert!(energy_drift < 1e-8, "{energy_drift:e}");
+        let moved: f64 = frame
+            .iter()
+            .zip(&frames[..n])
+            .map(|(a, b)| (a - b).powi(2))
+            .sum();
+        change = change.max((moved / n as f64 / energy0).sqrt());
+    }
+    // The field does change: the invariants are not kept by standing still.
+    println!("largest relative change {change}, {stats:?}");
+    assert!(change > 0.3, "{change}");
 }
 
 /// The Kuramoto–Sivashinsky definition shipped in `pdes/`, and its period.

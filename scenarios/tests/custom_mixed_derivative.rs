@@ -247,5 +247,5 @@ fn grids_the_mixed_derivative_does_not_take_are_typed_errors() {
     assert!(err.to_string().contains("not across it"), "{err}");
     // The listing of known operators names it in 2-D.
     let unknown = definition(true, "periodic").replace("\"dxy\"", "\"dyx\"");
-    invalid(unknown, "dxy, velocity-x");
+    invalid(unknown, "dxy, dxxy, dxyy");
 }

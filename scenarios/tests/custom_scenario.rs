@@ -49,6 +49,7 @@ fn shipped_custom_scenarios_load_with_their_domain_and_periodic_grid() {
         ("allen-cahn-2d-small.toml", 0.0, 1.0),
         ("navier-stokes-toml-small.toml", 0.0, 1.0),
         ("anisotropic-diffusion-small.toml", 0.0, 1.0),
+        ("zakharov-kuznetsov-small.toml", 0.0, 1.0),
     ] {
         let scenario = Scenario::from_file(scenario_path(file)).unwrap();
         let params = custom(&scenario);

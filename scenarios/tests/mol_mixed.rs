@@ -50,7 +50,7 @@ impl MolPde for Anisotropic {
         if self.terms_1d {
             return vec![MolTerm::new(0, Derivative::Dxx)];
         }
-        [Derivative::Dxx, Derivative::Dxy, Derivative::Dyy]
+        [Derivative::Dxx, Derivative::Mixed(1, 1), Derivative::Dyy]
             .map(|d| MolTerm::new(0, d))
             .to_vec()
     }

@@ -12,8 +12,9 @@
 //! |---|---|
 //! | term `dt` | `u_t` (the residual's `at.u_t`); its stencil is unused: SDIRK4 integrates time |
 //! | `u`, `dx`, `dxx`, `dy`, `dyy`, `laplacian` | [`Derivative`] `Value`, `Dx`, `Dxx`, `Dy`, `Dyy`, `Laplacian` |
-//! | `dxy` | [`Derivative`] `Dxy`: the product of the central first differences (corner ghosts at a corner of two bounded sides), or `(i k_x)(i k_y)` |
+//! | `dxy` | [`Derivative`] `Mixed(1, 1)`: the product of the central first differences (corner ghosts at a corner of two bounded sides), or `(i k_x)(i k_y)` |
 //! | `dxxx`, `dxxxx`, `dyyy`, `dyyyy` (spectral only) | [`Derivative`] `Dxxx`, `Dxxxx`, `Dyyy`, `Dyyyy` |
+//! | `dxxy`, `dxyy`, `dxxxy`, `dxxyy`, `dxyyy` (spectral only) | [`Derivative`] `Mixed(p, q)` |
 //! | `velocity-x`, `velocity-y` | [`Derivative`] `VelocityX`, `VelocityY` (the other terms' stencil must be spectral too) |
 //! | stencils `reference`, `second-order`, `periodic` | [`MolStencil::FiniteDifference`]: second-order central, with ghost nodes at bounded ends and wrapping on periodic axes |
 //! | every space derivative `spectral` | [`MolStencil::Spectral`] (every axis must be periodic); spectral mixed with differences is unsupported |
@@ -245,7 +246,7 @@ impl Builder<'_> {
                 Operator::Fourth(1) => Derivative::Dxxxx,
                 Operator::Fourth(_) => Derivative::Dyyyy,
                 Operator::Laplacian => Derivative::Laplacian,
-                Operator::Mixed => Derivative::Dxy,
+                Operator::Mixed(p, q) => Derivative::Mixed(p, q),
                 Operator::Velocity(1) => Derivative::VelocityX,
                 Operator::Velocity(_) => Derivative::VelocityY,
             };
@@ -337,8 +338,8 @@ impl Builder<'_> {
             let differentiated = parts.terms[..parts.n_residual].iter().any(|t| {
                 t.operator
                     .derivative_axes(parts.periodic.len() - 1)
-                    .0
-                    .contains(&axis)
+                    .iter()
+                    .any(|&(a, _)| a == axis)
             });
             return if differentiated {
                 Err(self.not_mol(

@@ -10,13 +10,16 @@
 //! | `laplacian` | `∂xx (+ ∂yy)` | as `dx` |
 //! | `dxy` | `∂x∂y` (2-D) | as `dx`: the product of the two axes' first-derivative stencils, or the multiplier `(i k_x)(i k_y)` |
 //! | `dxxx`, `dxxxx`, `dyyy`, `dyyyy` | `∂³`, `∂⁴` along x or y (KdV, Kuramoto–Sivashinsky) | `spectral` only |
+//! | `dxxy`, `dxyy`, `dxxxy`, `dxxyy`, `dxyyy` | mixed `∂x^p ∂y^q` of order 3 and 4 (2-D; Zakharov–Kuznetsov, the biharmonic `Δ²`) | `spectral` only: the multiplier `(i k_x)^p (i k_y)^q` |
 //! | `velocity-x`, `velocity-y` | `v = (∂y ψ, −∂x ψ)`, `−Δψ = u` (Navier–Stokes velocity from vorticity) | spectral only |
 //!
-//! `periodic` (wrapping central differences) and `spectral` need a periodic axis.
-//! Third and fourth derivatives are spectral only: the equations that have
-//! them are posed on periodic domains and solved spectrally (the Fourier
-//! multiplier `(ik)³`, `k⁴`), and a difference stencil of their order would
-//! need boundary closures wider than the ghost layer the method of lines keeps.
+//! A derivative's name is `d` followed by its axes' letters, x before y, at
+//! most four of them. `periodic` (wrapping central differences) and
+//! `spectral` need a periodic axis. Third and fourth derivatives (mixed ones
+//! included) are spectral only: the equations that have them are posed on
+//! periodic domains and solved spectrally (the Fourier multiplier `(ik)³`,
+//! `k⁴`), and a difference stencil of their order would need boundary
+//! closures wider than the ghost layer the method of lines keeps.
 
 use std::sync::Arc;
 
@@ -47,8 +50,9 @@ pub enum Operator {
     Fourth(usize),
     /// The Laplacian over all space axes.
     Laplacian,
-    /// The mixed derivative `∂x∂y` (2-D grids).
-    Mixed,
+    /// The mixed derivative `∂x^p ∂y^q` (2-D grids, `p, q ≥ 1`, `p + q ≤ 4`),
+    /// as `(p, q)`.
+    Mixed(u32, u32),
     /// Velocity component `axis` (1 = x, 2 = y) from the vorticity.
     Velocity(usize),
 }
@@ -72,49 +76,61 @@ impl Operator {
         let op = match name {
             "u" => Self::U,
             "dt" => Self::Dt,
-            "dx" => Self::First(1),
-            "dy" => Self::First(2),
-            "dxx" => Self::Second(1),
-            "dyy" => Self::Second(2),
-            "dxxx" => Self::Third(1),
-            "dyyy" => Self::Third(2),
-            "dxxxx" => Self::Fourth(1),
-            "dyyyy" => Self::Fourth(2),
             "laplacian" => Self::Laplacian,
-            "dxy" => Self::Mixed,
             "velocity-x" => Self::Velocity(1),
             "velocity-y" => Self::Velocity(2),
-            _ => return None,
+            _ => Self::derivative_named(name)?,
         };
         let axis_ok = match op {
             Self::First(a) | Self::Second(a) | Self::Third(a) | Self::Fourth(a) => a <= space_dims,
-            Self::Velocity(_) | Self::Mixed => space_dims == 2,
+            Self::Velocity(_) | Self::Mixed(..) => space_dims == 2,
             _ => true,
         };
         axis_ok.then_some(op)
     }
 
-    /// The grid axes the operator differentiates along (none for `u` and the
-    /// velocity, which is not a derivative of `u`), and the derivative order
-    /// along each (1 for `∂x∂y`, as a boundary row at one end of each axis
-    /// determines it).
-    pub fn derivative_axes(self, space_dims: usize) -> (Vec<usize>, usize) {
+    /// A space derivative's name, `d` then one letter per order along its
+    /// axes, x before y (`dx`, `dyyy`, `dxxy`), of order one to four.
+    fn derivative_named(name: &str) -> Option<Self> {
+        let letters = name.strip_prefix('d')?;
+        let p = letters.len() - letters.trim_start_matches('x').len();
+        let q = letters[p..].len();
+        if letters[p..].bytes().any(|b| b != b'y') || !(1..=4).contains(&(p + q)) {
+            return None;
+        }
+        let one_axis = |axis, order| match order {
+            1 => Self::First(axis),
+            2 => Self::Second(axis),
+            3 => Self::Third(axis),
+            _ => Self::Fourth(axis),
+        };
+        Some(match (p, q) {
+            (p, 0) => one_axis(1, p),
+            (0, q) => one_axis(2, q),
+            // p + q ≤ 4 keeps both small.
+            (p, q) => Self::Mixed(p as u32, q as u32),
+        })
+    }
+
+    /// The grid axes the operator differentiates along and the order along
+    /// each (none for `u` and the velocity, which is not a derivative of `u`).
+    pub fn derivative_axes(self, space_dims: usize) -> Vec<(usize, usize)> {
         match self {
-            Self::U | Self::Velocity(_) => (Vec::new(), 0),
-            Self::Dt => (vec![0], 1),
-            Self::First(a) => (vec![a], 1),
-            Self::Second(a) => (vec![a], 2),
-            Self::Third(a) => (vec![a], 3),
-            Self::Fourth(a) => (vec![a], 4),
-            Self::Laplacian => ((1..=space_dims).collect(), 2),
-            Self::Mixed => (vec![1, 2], 1),
+            Self::U | Self::Velocity(_) => Vec::new(),
+            Self::Dt => vec![(0, 1)],
+            Self::First(a) => vec![(a, 1)],
+            Self::Second(a) => vec![(a, 2)],
+            Self::Third(a) => vec![(a, 3)],
+            Self::Fourth(a) => vec![(a, 4)],
+            Self::Laplacian => (1..=space_dims).map(|a| (a, 2)).collect(),
+            Self::Mixed(p, q) => vec![(1, p as usize), (2, q as usize)],
         }
     }
 
     /// Whether `stencil` applies, given which grid axes are periodic (`periodic[0]`
     /// is `t`). `Err` says why not.
     pub fn check_stencil(self, stencil: Stencil, periodic: &[bool]) -> Result<(), String> {
-        let (axes, _) = self.derivative_axes(periodic.len() - 1);
+        let axes = self.derivative_axes(periodic.len() - 1);
         if let Self::Velocity(_) = self {
             return if periodic[1..].iter().all(|&p| p) {
                 Ok(())
@@ -122,18 +138,22 @@ impl Operator {
                 Err("the velocity from the vorticity needs periodic space axes".into())
             };
         }
-        if matches!(self, Self::Third(_) | Self::Fourth(_)) && stencil != Stencil::Spectral {
+        let order: usize = match self {
+            Self::Laplacian => 2,
+            _ => axes.iter().map(|&(_, k)| k).sum(),
+        };
+        if order > 2 && stencil != Stencil::Spectral {
             return Err(
                 "third and fourth derivatives take only the `spectral` stencil (periodic axes)"
                     .into(),
             );
         }
         let needs_periodic = matches!(stencil, Stencil::Periodic | Stencil::Spectral);
-        match axes.iter().find(|&&a| needs_periodic && !periodic[a]) {
-            Some(0) => {
+        match axes.iter().find(|&&(a, _)| needs_periodic && !periodic[a]) {
+            Some((0, _)) => {
                 Err("the t axis takes only the `reference` and `second-order` stencils".into())
             }
-            Some(&a) => Err(format!(
+            Some(&(a, _)) => Err(format!(
                 "stencil needs a periodic axis; space axis {a} is bounded (set `periodic`)"
             )),
             None => Ok(()),
@@ -183,10 +203,12 @@ impl Operator {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Arc::new(LinearCombination::sum(parts)?))
             }
-            Self::Mixed if stencil == Stencil::Spectral => Ok(Arc::new(
-                FourierMultiplier::partial(grid, &[(1, 1), (2, 1)])?,
+            Self::Mixed(p, q) if stencil == Stencil::Spectral => Ok(Arc::new(
+                FourierMultiplier::partial(grid, &[(1, p), (2, q)])?,
             )),
-            Self::Mixed => Ok(Arc::new(Compose::new(vec![fd(1, 1)?, fd(1, 2)?])?)),
+            Self::Mixed(1, 1) => Ok(Arc::new(Compose::new(vec![fd(1, 1)?, fd(1, 2)?])?)),
+            // No difference stencil of higher order: `fd` says so.
+            Self::Mixed(p, q) => fd((p + q) as usize, 1),
             // v = (∂_y ψ, −∂_x ψ): v̂_x = i k_y ŵ/|k|², v̂_y = −i k_x ŵ/|k|².
             Self::Velocity(1) => Ok(Arc::new(velocity(grid, 2, 1.0)?)),
             Self::Velocity(_) => Ok(Arc::new(velocity(grid, 1, -1.0)?)),

@@ -506,7 +506,7 @@ impl Builder<'_> {
                     term.span(),
                     format!(
                         "unknown operator `{op}` for {space_dims} space axis/axes (known: u, dt, dx, dxx, dxxx, dxxxx, laplacian{})",
-                        if space_dims == 2 { ", dy, dyy, dyyy, dyyyy, dxy, velocity-x, velocity-y" } else { "" }
+                        if space_dims == 2 { ", dy, dyy, dyyy, dyyyy, dxy, dxxy, dxyy, dxxxy, dxxyy, dxyyy, velocity-x, velocity-y" } else { "" }
                     ),
                 )
             })?;
@@ -795,8 +795,9 @@ impl Builder<'_> {
         let has = |p: Place| conditions.iter().any(|c| c.place == p);
         let mut order = vec![0; periodic.len()];
         for t in residual_terms {
-            let (axes, k) = t.operator.derivative_axes(periodic.len() - 1);
-            axes.into_iter().for_each(|a| order[a] = order[a].max(k));
+            for (a, k) in t.operator.derivative_axes(periodic.len() - 1) {
+                order[a] = order[a].max(k);
+            }
         }
         let offset = solution.is_some_and(|s| s.offset_initial);
         if order[0] > 0 && !offset && !has(Place::Initial) {

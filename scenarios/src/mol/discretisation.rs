@@ -59,7 +59,7 @@ use crate::navier_stokes::pde::velocity;
 
 /// The basic operators computed as whole fields; the Laplacian is a sum of
 /// two of them.
-const BASIC: [Derivative; 11] = [
+const BASIC: [Derivative; 16] = [
     Derivative::Dx,
     Derivative::Dxx,
     Derivative::Dxxx,
@@ -68,7 +68,12 @@ const BASIC: [Derivative; 11] = [
     Derivative::Dyy,
     Derivative::Dyyy,
     Derivative::Dyyyy,
-    Derivative::Dxy,
+    Derivative::Mixed(1, 1),
+    Derivative::Mixed(2, 1),
+    Derivative::Mixed(1, 2),
+    Derivative::Mixed(3, 1),
+    Derivative::Mixed(2, 2),
+    Derivative::Mixed(1, 3),
     Derivative::VelocityX,
     Derivative::VelocityY,
 ];
@@ -251,6 +256,13 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                     reason: "the velocity from the vorticity needs a 2-D domain and the spectral stencil",
                 });
             }
+            if matches!(term.derivative, Derivative::Mixed(..)) && !BASIC.contains(&term.derivative)
+            {
+                return Err(MolError::Term {
+                    index,
+                    reason: "a mixed derivative needs orders p, q ≥ 1 with p + q ≤ 4",
+                });
+            }
             let (axis, order) = axis_order(term.derivative);
             if dims == 1 && axis == 1 {
                 return Err(MolError::Term {
@@ -317,16 +329,19 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                     // v = (∂y ψ, −∂x ψ): v̂_x = i k_y û/|k|², v̂_y = −i k_x û/|k|².
                     (_, Derivative::VelocityX) => Arc::new(velocity(&grid, 1, 1.0)?),
                     (_, Derivative::VelocityY) => Arc::new(velocity(&grid, 0, -1.0)?),
-                    (Stencil::Spectral, Derivative::Dxy) => {
-                        Arc::new(FourierMultiplier::partial(&grid, &[(0, 1), (1, 1)])?)
+                    (Stencil::Spectral, Derivative::Mixed(p, q)) => {
+                        Arc::new(FourierMultiplier::partial(&grid, &[(0, p), (1, q)])?)
                     }
                     (Stencil::Spectral, _) => {
                         Arc::new(FourierMultiplier::derivative(&grid, axis, order as u32)?)
                     }
-                    (Stencil::FiniteDifference, Derivative::Dxy) => Arc::new(Compose::new(vec![
-                        Arc::new(difference(0, 1)?),
-                        Arc::new(difference(1, 1)?),
-                    ])?),
+                    // `∂x∂y`: higher orders were refused above.
+                    (Stencil::FiniteDifference, Derivative::Mixed(..)) => {
+                        Arc::new(Compose::new(vec![
+                            Arc::new(difference(0, 1)?),
+                            Arc::new(difference(1, 1)?),
+                        ])?)
+                    }
                     (Stencil::FiniteDifference, _) => Arc::new(difference(axis, order)?),
                 };
                 Ok(Some(op))
@@ -469,7 +484,9 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                 }
             }
         }
-        let mixed = terms.iter().any(|t| t.derivative == Derivative::Dxy);
+        let mixed = terms
+            .iter()
+            .any(|t| matches!(t.derivative, Derivative::Mixed(..)));
         let corners = if mixed && layout.iter().all(|l| !l.periodic) {
             corners(&layout, &padded, &boundaries)
         } else {
@@ -885,9 +902,9 @@ fn derivative_weights(i: usize, len: usize, axis: &AxisLayout) -> Vec<(usize, f6
 
 /// The solver axis (0 = x, 1 = y) a derivative is taken along and its
 /// order (`u` and the Laplacian: axis 0, order 0 and 2; the velocity, which
-/// spans both axes and is checked on its own: axis 0, order 0; the mixed
-/// derivative: axis 1, order 1, so that a 1-D domain refuses it as a y
-/// derivative).
+/// spans both axes and is checked on its own: axis 0, order 0; a mixed
+/// derivative: axis 1 and its total order, so that a 1-D domain refuses it
+/// as a y derivative and differences refuse it beyond `∂x∂y`).
 fn axis_order(derivative: Derivative) -> (usize, usize) {
     match derivative {
         Derivative::Value | Derivative::VelocityX | Derivative::VelocityY => (0, 0),
@@ -895,7 +912,8 @@ fn axis_order(derivative: Derivative) -> (usize, usize) {
         Derivative::Dxx | Derivative::Laplacian => (0, 2),
         Derivative::Dxxx => (0, 3),
         Derivative::Dxxxx => (0, 4),
-        Derivative::Dy | Derivative::Dxy => (1, 1),
+        Derivative::Dy => (1, 1),
+        Derivative::Mixed(p, q) => (1, (p + q) as usize),
         Derivative::Dyy => (1, 2),
         Derivative::Dyyy => (1, 3),
         Derivative::Dyyyy => (1, 4),
@@ -1048,7 +1066,7 @@ impl<P: MolPde> Discretisation<'_, P> {
         let global = self.terms.iter().any(|t| {
             matches!(
                 t.derivative,
-                Derivative::VelocityX | Derivative::VelocityY | Derivative::Dxy
+                Derivative::VelocityX | Derivative::VelocityY | Derivative::Mixed(..)
             )
         });
         let dims = self.shape.dims();
@@ -1077,7 +1095,10 @@ impl<P: MolPde> Discretisation<'_, P> {
     /// ghost replaced by the points it is filled from.
     fn difference_reach(&self) -> Vec<Vec<usize>> {
         let depends = self.padded_dependencies();
-        let mixed = self.terms.iter().any(|t| t.derivative == Derivative::Dxy);
+        let mixed = self
+            .terms
+            .iter()
+            .any(|t| matches!(t.derivative, Derivative::Mixed(..)));
         let dims = self.padded.dims();
         // Padded index `i` moved by `d` along axis `a` (wrapping where periodic;
         // a bounded axis has a ghost beyond each of its nodes).

@@ -30,9 +30,11 @@ pub enum Derivative {
     Dyyyy,
     /// `Δu`: `u_xx` in 1-D, `u_xx + u_yy` in 2-D.
     Laplacian,
-    /// `∂²u/∂x∂y` (2-D domains): the product of the central first
-    /// differences, or of the Fourier derivatives.
-    Dxy,
+    /// The mixed derivative `∂x^p ∂y^q u` as `(p, q)`, `p, q ≥ 1` (2-D
+    /// domains): `∂x∂y` as the product of the central first differences or
+    /// of the Fourier derivatives; higher orders (`p + q ≤ 4`, spectral
+    /// stencil only) as the multiplier `(i k_x)^p (i k_y)^q`.
+    Mixed(u32, u32),
     /// The Navier–Stokes velocity from the vorticity `u`, `v = (∂y ψ, −∂x ψ)`
     /// with `−Δψ = u` (ψ of zero mean): its x and y components (2-D, spectral
     /// stencil only). Not a derivative, but a linear operator of `u` that is
