@@ -2,11 +2,14 @@
 //! shipped scenarios load with initial families that close where their axes
 //! wrap, carry their definition into
 //! the run's config, take parameter and definition-file overrides, generate
-//! ground truth with the method of lines, and bad tables are typed errors.
+//! ground truth with the method of lines (Zakharov–Kuznetsov's without
+//! energy piling up at its odd grid's scale), and bad tables are typed
+//! errors.
 
 use std::path::{Path, PathBuf};
 
 use tessera_scenarios::config::PdeConfig;
+use tessera_scenarios::dataset::grid_scale::grid_scale_pile_up;
 use tessera_scenarios::dataset::{Generation, Split, generate, validate_solver};
 use tessera_scenarios::mol::{MolPde, Stencil};
 use tessera_scenarios::{Scenario, ScenarioError};
@@ -285,4 +288,29 @@ fn the_toml_navier_stokes_scenario_reproduces_the_built_in_data() {
             "sample {i}: {difference} (change {change})"
         );
     }
+}
+
+#[test]
+fn the_zakharov_kuznetsov_grid_is_odd_so_that_no_energy_piles_up_at_its_scale() {
+    // The shipped scenario on its 33² grid and on 32²: on the even grid the
+    // product u u_x aliases into the Nyquist modes, which no odd derivative
+    // acts on, and the spectrum rises at its end; the odd grid has no
+    // Nyquist mode and its spectrum falls to the last shell.
+    let spectrum_end = |n: usize| {
+        let mut scenario =
+            Scenario::from_file(scenario_path("zakharov-kuznetsov-small.toml")).unwrap();
+        scenario
+            .set_all(&[&format!("grid.nx={n}"), &format!("grid.ny={n}")])
+            .unwrap();
+        let options = Generation {
+            samples: 2,
+            quiet: true,
+            ..Generation::for_split(&scenario, Split::Train)
+        };
+        grid_scale_pile_up(&generate(&scenario, &options).unwrap())
+    };
+    let even = spectrum_end(32).expect("the even grid's Nyquist modes gain energy");
+    println!("32²: {even}");
+    assert!(even.rise > 10.0, "{even:?}");
+    assert_eq!(spectrum_end(33), None);
 }

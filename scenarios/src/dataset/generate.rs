@@ -27,6 +27,7 @@ use rayon::prelude::*;
 
 use super::Dataset;
 use crate::config::{CustomParams, PdeConfig, Scenario};
+use crate::dataset::grid_scale::grid_scale_pile_up;
 use crate::mol::{self, InitialFamily, MolDomain, MolOptions, MolSummary, SpatialAxis};
 use crate::navier_stokes::PeriodicGrf;
 use crate::navier_stokes::random_field::LENGTH_SCALE;
@@ -205,14 +206,14 @@ fn generate_custom(
 ) -> Result<(Dataset, MolSummary), ScenarioError> {
     let t = scenario.grid()?.axis(0).coords().to_vec();
     with_custom(scenario, params, |pde, mol, domain, family| {
+        let spectral = mol::MolPde::stencil(mol) == mol::Stencil::Spectral;
         if !options.quiet {
-            let spectral = mol::MolPde::stencil(mol) == mol::Stencil::Spectral;
             let warnings = pde.seams(&params.domain).into_iter();
             for warning in warnings.filter_map(|seam| seam.warning(spectral)) {
                 eprintln!("warning: {}: {warning}", scenario.name);
             }
         }
-        mol::generate(
+        let generated = mol::generate(
             mol,
             domain,
             &t,
@@ -220,7 +221,14 @@ fn generate_custom(
             &mol_options(scenario),
             options,
             config,
-        )
+        )?;
+        if spectral
+            && !options.quiet
+            && let Some(pile_up) = grid_scale_pile_up(&generated.0)
+        {
+            eprintln!("warning: {}: {pile_up}", scenario.name);
+        }
+        Ok(generated)
     })
 }
 

@@ -19,6 +19,7 @@
 
 mod atomic;
 pub mod generate;
+pub mod grid_scale;
 #[cfg(feature = "hdf5")]
 mod hdf5;
 mod safetensors;

@@ -1,0 +1,226 @@
+//! Energy piling up at the grid's scale in periodic data: the check that
+//! spectral ground truth resolves what it computes.
+//!
+//! A resolved spectral solution's spectrum falls towards the grid's highest
+//! modes. Where it rises again at the last shell, energy is arriving there
+//! that the discretisation does not carry away: a field steepening beyond the
+//! grid, or a collocated product aliasing into an even grid's Nyquist modes,
+//! on which every odd derivative vanishes (so a dispersive PDE neither
+//! disperses nor advects them; see `FourierMultiplier::partial` in
+//! `tessera-meshes`). The data then hold grid-scale noise the PDE does not
+//! describe. An odd size has no Nyquist mode; a finer solver grid or a
+//! gentler field resolves the rest.
+
+use rustfft::FftPlanner;
+use rustfft::num_complex::Complex64;
+
+use super::Dataset;
+
+/// A last shell holding less than this share of a frame's energy (the mean
+/// left out) is round-off, whatever its ratio to the shell below: float32
+/// data carry about 1e-14 per mode.
+pub const SHARE_FLOOR: f64 = 1e-8;
+
+/// A last shell above this many times the energy of the shell below is a
+/// rising spectrum. Resolved fields stay below one (the shipped spectral
+/// scenarios' worst frame: 0.73, Navier–Stokes vorticity on its output grid).
+pub const RISE: f64 = 2.0;
+
+/// The worst frame of a dataset: where the last shell of modes (those at the
+/// highest wavenumber `⌊n_a/2⌋` of some axis `a`) holds the largest share of
+/// the frame's energy among the frames whose last shell rises above the
+/// shell below (the modes one wavenumber short of it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GridScalePileUp {
+    /// The sample.
+    pub sample: usize,
+    /// The frame's time.
+    pub time: f64,
+    /// The last shell's share of the frame's energy (the mean left out).
+    pub share: f64,
+    /// The last shell's energy over that of the shell below.
+    pub rise: f64,
+}
+
+impl std::fmt::Display for GridScalePileUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "energy piles up at the grid's scale: the highest Fourier modes hold {:.1e} of sample {}'s energy at t = {:.4}, {:.0}× the modes below them (aliasing into an even grid's Nyquist modes, or a field steeper than the grid; an odd size has no Nyquist mode, `data.reference.refinement` resolves more)",
+            self.share, self.sample, self.time, self.rise
+        )
+    }
+}
+
+/// The dataset's worst pile-up ([`GridScalePileUp`]) where some frame's last
+/// shell holds more than [`SHARE_FLOOR`] of its energy at more than
+/// [`RISE`] times the shell below; `None` where none does. The data are
+/// taken as periodic on every space axis (spectral ground truth).
+pub fn grid_scale_pile_up(dataset: &Dataset) -> Option<GridScalePileUp> {
+    let dims = dataset.dims();
+    let space = &dims[1..];
+    let frame = space.iter().product::<usize>();
+    let mut planner = FftPlanner::new();
+    let mut worst: Option<GridScalePileUp> = None;
+    for sample in 0..dataset.len() {
+        let frames = dataset.trajectory(sample).chunks_exact(frame);
+        for (&time, values) in dataset.t().iter().zip(frames) {
+            let (share, rise) = last_shell(values, space, &mut planner);
+            let flagged = share > SHARE_FLOOR && rise > RISE;
+            if flagged && worst.is_none_or(|w| share > w.share) {
+                worst = Some(GridScalePileUp {
+                    sample,
+                    time,
+                    share,
+                    rise,
+                });
+            }
+        }
+    }
+    worst
+}
+
+/// The share of `values`' energy (`[x, (y)]`, the mean left out) in the last
+/// shell of modes, and its ratio to the shell below (infinite when that one
+/// is empty).
+fn last_shell(values: &[f32], space: &[usize], planner: &mut FftPlanner<f64>) -> (f64, f64) {
+    let mut spectrum: Vec<Complex64> = values
+        .iter()
+        .map(|&v| Complex64::new(f64::from(v), 0.0))
+        .collect();
+    // Each axis in turn: lines along the last axis are contiguous, those
+    // along the first are strided by the rest.
+    let mut line = Vec::new();
+    for (a, &n) in space.iter().enumerate() {
+        let stride: usize = space[a + 1..].iter().product();
+        let fft = planner.plan_fft_forward(n);
+        for start in (0..spectrum.len()).filter(|i| (i / stride).is_multiple_of(n)) {
+            line.clear();
+            line.extend((0..n).map(|j| spectrum[start + j * stride]));
+            fft.process(&mut line);
+            for (j, &c) in line.iter().enumerate() {
+                spectrum[start + j * stride] = c;
+            }
+        }
+    }
+    let (mut total, mut last, mut below) = (0.0, 0.0, 0.0);
+    for (i, c) in spectrum.iter().enumerate().skip(1) {
+        // How many wavenumbers mode `i` lies inside the highest one, along
+        // the axis where it is closest to it.
+        let mut rest = i;
+        let mut inside = usize::MAX;
+        for &n in space.iter().rev() {
+            let k = rest % n;
+            rest /= n;
+            inside = inside.min(n / 2 - k.min(n - k));
+        }
+        let energy = c.norm_sqr();
+        total += energy;
+        match inside {
+            0 => last += energy,
+            1 => below += energy,
+            _ => {}
+        }
+    }
+    if total == 0.0 {
+        return (0.0, 0.0);
+    }
+    let rise = if below > 0.0 {
+        last / below
+    } else {
+        f64::INFINITY
+    };
+    (last / total, rise)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::f64::consts::TAU;
+
+    use super::*;
+
+    /// A dataset of one sample, frames `f(t index, x, y)` on `nx × ny` points
+    /// (`ny = 0`: 1-D) at t = 0, 1.
+    fn dataset(nx: usize, ny: usize, f: impl Fn(usize, usize, usize) -> f64) -> Dataset {
+        let ys = (ny > 0).then(|| (0..ny).map(|j| j as f64 / ny as f64).collect());
+        let mut values = Vec::new();
+        for t in 0..2 {
+            for i in 0..nx {
+                for j in 0..ny.max(1) {
+                    values.push(f(t, i, j) as f32);
+                }
+            }
+        }
+        let xs = (0..nx).map(|i| i as f64 / nx as f64).collect();
+        Dataset::new(vec![0.0, 1.0], xs, ys, String::new(), vec![values]).unwrap()
+    }
+
+    #[test]
+    fn a_nyquist_mode_beside_a_long_wave_has_its_closed_form_share() {
+        // A sin(2πx) + B cos(πj) on 16 points: the wave's DFT energy is
+        // 2 (A n/2)², the Nyquist mode's (B n)², so its share is
+        // B² / (A²/2 + B²); the shell below is empty but for round-off.
+        let (a, b) = (1.0, 0.01);
+        let data = dataset(16, 0, |t, i, _| {
+            let x = i as f64 / 16.0;
+            a * (TAU * x).sin()
+                + if t == 1 {
+                    b * (-1.0f64).powi(i as i32)
+                } else {
+                    0.0
+                }
+        });
+        let pile = grid_scale_pile_up(&data).unwrap();
+        let expected = b * b / (a * a / 2.0 + b * b);
+        assert_eq!((pile.sample, pile.time), (0, 1.0));
+        assert!(
+            (pile.share / expected - 1.0).abs() < 1e-5,
+            "{pile:?} vs {expected}"
+        );
+        // The shell below holds the float32 rounding of the wave alone.
+        assert!(pile.rise > 1e10, "{pile:?}");
+    }
+
+    #[test]
+    fn a_falling_spectrum_is_not_flagged() {
+        // Modes 1 … 7 of 16 at amplitudes 2^−k, then nothing at 8: resolved.
+        let data = dataset(16, 0, |_, i, _| {
+            let x = i as f64 / 16.0;
+            (1..8)
+                .map(|k| 0.5f64.powi(k) * (TAU * k as f64 * x).cos())
+                .sum()
+        });
+        assert_eq!(grid_scale_pile_up(&data), None);
+    }
+
+    #[test]
+    fn the_last_shell_of_a_2d_grid_holds_each_axis_highest_wavenumber() {
+        // On 7 × 12 (highest wavenumbers 3 and 6) the modes (k_x, k_y) =
+        // (3, 1) and (1, 6) lie in the last shell, (2, 1) and (1, 5) in the
+        // one below, (1, 1) further in. Each cosine of amplitude a has DFT
+        // energy 2 (a n/2)² (n = 84 points; its two modes (k, −k) differ,
+        // since k_x ≠ 0): shares of the total in proportion to a², rise
+        // (a₁² + a₂²) / (a₃² + a₄²).
+        let (a1, a2, a3, a4, a5) = (0.1, 0.02, 0.05, 0.04, 1.0);
+        let data = dataset(7, 12, |_, i, j| {
+            let (x, y) = (i as f64 / 7.0, j as f64 / 12.0);
+            let wave = |kx: f64, ky: f64| (TAU * (kx * x + ky * y)).cos();
+            a1 * wave(3.0, 1.0)
+                + a2 * wave(1.0, 6.0)
+                + a3 * wave(2.0, 1.0)
+                + a4 * wave(1.0, 5.0)
+                + a5 * wave(1.0, 1.0)
+        });
+        let pile = grid_scale_pile_up(&data).unwrap();
+        let (last, below) = (a1 * a1 + a2 * a2, a3 * a3 + a4 * a4);
+        let total = last + below + a5 * a5;
+        assert!((pile.share / (last / total) - 1.0).abs() < 1e-5, "{pile:?}");
+        assert!((pile.rise / (last / below) - 1.0).abs() < 1e-5, "{pile:?}");
+        // Below the floor of round-off, a rise is not flagged.
+        let faint = dataset(7, 12, |_, i, j| {
+            let (x, y) = (i as f64 / 7.0, j as f64 / 12.0);
+            1e-5 * (TAU * (3.0 * x + y)).cos() + (TAU * (x + y)).cos()
+        });
+        assert_eq!(grid_scale_pile_up(&faint), None);
+    }
+}
