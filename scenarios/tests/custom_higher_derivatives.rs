@@ -2,7 +2,8 @@
 //! `dyyy`, `dyyyy` and the mixed `dxxy` … `dxyyy`, spectral): the constraint
 //! layer's terms against the derivatives of a Fourier mode, the method of
 //! lines against the closed forms of dispersive, hyperdiffusive modes and of
-//! a KdV soliton, the shipped KdV and Kuramoto–Sivashinsky definitions, and
+//! a KdV soliton, the shipped KdV, Kuramoto–Sivashinsky and
+//! Zakharov–Kuznetsov definitions, and
 //! the typed errors of stencils and axes they do not take.
 
 mod mol_support;

@@ -89,9 +89,10 @@
 //! **Ground truth.** [`CustomPde::mol`] gives the definition as a
 //! [`crate::mol::MolPde`] ([`CustomMol`]) for [`crate::mol::generate`]: `dt` is
 //! the solver's `u_t`; `u`, `dx`, `dxx`, `dy`, `dyy`, `dxy`, `laplacian` and
-//! the third and fourth derivatives (mixed ones included) are its derivatives; the `reference`,
-//! `second-order` and `periodic` stencils become its second-order
-//! differences and all-`spectral` its Fourier stencil; periodic axes wrap; a
+//! the third and fourth derivatives (mixed ones included) are its
+//! derivatives; the `reference`, `second-order` and `periodic` stencils
+//! become its second-order differences and all-`spectral` its Fourier
+//! stencil; periodic axes wrap; a
 //! boundary row `a·u + b·u_n + f(t, x) = rhs(t, x)` becomes
 //! `α u + β ∂u/∂n = g` (Dirichlet, Neumann, Robin; with `c·u_τ`, the
 //! derivative along the side, an oblique condition); `initial` rows are unused
