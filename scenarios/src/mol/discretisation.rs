@@ -699,21 +699,11 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
         for (zd, &v) in s.z.iter_mut().zip(z) {
             *zd = HyperDual64::from(v);
         }
-        let zero = HyperDual64::from(0.0);
         let mut finite = true;
         for i in 0..n {
             for j in i..n {
                 let (k, l) = (s.active[i], s.active[j]);
-                s.u_t.fill(zero);
-                s.u_t[k].eps1 = 1.0;
-                s.u_t[l].eps2 = 1.0;
-                let at = PointValues {
-                    t,
-                    x: point,
-                    u_t: &s.u_t,
-                    z: &s.z,
-                };
-                self.pde.residual(&at, &mut s.out);
+                self.hyper_residual(t, point, s, false, (k, l));
                 for (r, f) in s.out.iter().enumerate() {
                     finite &= f.re.is_finite() && f.eps1.is_finite() && f.eps1eps2.is_finite();
                     s.f0[r] = f.re;
@@ -793,19 +783,8 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
     fn affine_at_solution(&self, t: f64, point: &[f64], s: &mut Scratch) -> bool {
         let n = s.active.len();
         for i in 0..n {
-            for (slot, &v) in s.u_t.iter_mut().zip(&s.plain_u_t) {
-                *slot = HyperDual64::from(v);
-            }
             let c = s.active[i];
-            s.u_t[c].eps1 = 1.0;
-            s.u_t[c].eps2 = 1.0;
-            let at = PointValues {
-                t,
-                x: point,
-                u_t: &s.u_t,
-                z: &s.z,
-            };
-            self.pde.residual(&at, &mut s.out);
+            self.hyper_residual(t, point, s, true, (c, c));
             for &r in &s.active {
                 let (f, slope) = (s.out[r], s.matrix[r * n + i]);
                 if (f.eps1 - slope).abs() > AFFINE_TOL * (1.0 + slope.abs())
@@ -816,6 +795,31 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
             }
         }
         true
+    }
+
+    /// `F` in hyper-dual numbers into `s.out`, at `u_t = u₀ + ε₁ e_k + ε₂ e_l`
+    /// for `(k, l)`, `u₀` the solved `u_t` (`s.plain_u_t`) where
+    /// `at_solution`, else zero; the terms are `s.z`.
+    fn hyper_residual(
+        &self,
+        t: f64,
+        point: &[f64],
+        s: &mut Scratch,
+        at_solution: bool,
+        (k, l): (usize, usize),
+    ) {
+        for (slot, &v) in s.u_t.iter_mut().zip(&s.plain_u_t) {
+            *slot = HyperDual64::from(if at_solution { v } else { 0.0 });
+        }
+        s.u_t[k].eps1 = 1.0;
+        s.u_t[l].eps2 = 1.0;
+        let at = PointValues {
+            t,
+            x: point,
+            u_t: &s.u_t,
+            z: &s.z,
+        };
+        self.pde.residual(&at, &mut s.out);
     }
 
     /// The padded field of the unknowns `u` at `t` (nodes and ghosts) and the
