@@ -11,10 +11,10 @@
 //! describe. An odd size has no Nyquist mode; a finer solver grid or a
 //! gentler field resolves the rest.
 
-use rustfft::FftPlanner;
 use rustfft::num_complex::Complex64;
 
 use super::Dataset;
+use crate::mol::discretisation::torus_fft::TorusFft;
 
 /// A last shell holding less than this share of a frame's energy (the mean
 /// left out) is round-off, whatever its ratio to the shell below: float32
@@ -60,12 +60,12 @@ pub fn grid_scale_pile_up(dataset: &Dataset) -> Option<GridScalePileUp> {
     let dims = dataset.dims();
     let space = &dims[1..];
     let frame = space.iter().product::<usize>();
-    let mut planner = FftPlanner::new();
+    let fft = TorusFft::new(space);
     let mut worst: Option<GridScalePileUp> = None;
     for sample in 0..dataset.len() {
         let frames = dataset.trajectory(sample).chunks_exact(frame);
         for (&time, values) in dataset.t().iter().zip(frames) {
-            let (share, rise) = last_shell(values, space, &mut planner);
+            let (share, rise) = last_shell(values, space, &fft);
             let flagged = share > SHARE_FLOOR && rise > RISE;
             if flagged && worst.is_none_or(|w| share > w.share) {
                 worst = Some(GridScalePileUp {
@@ -83,26 +83,12 @@ pub fn grid_scale_pile_up(dataset: &Dataset) -> Option<GridScalePileUp> {
 /// The share of `values`' energy (`[x, (y)]`, the mean left out) in the last
 /// shell of modes, and its ratio to the shell below (infinite when that one
 /// is empty).
-fn last_shell(values: &[f32], space: &[usize], planner: &mut FftPlanner<f64>) -> (f64, f64) {
+fn last_shell(values: &[f32], space: &[usize], fft: &TorusFft) -> (f64, f64) {
     let mut spectrum: Vec<Complex64> = values
         .iter()
         .map(|&v| Complex64::new(f64::from(v), 0.0))
         .collect();
-    // Each axis in turn: lines along the last axis are contiguous, those
-    // along the first are strided by the rest.
-    let mut line = Vec::new();
-    for (a, &n) in space.iter().enumerate() {
-        let stride: usize = space[a + 1..].iter().product();
-        let fft = planner.plan_fft_forward(n);
-        for start in (0..spectrum.len()).filter(|i| (i / stride).is_multiple_of(n)) {
-            line.clear();
-            line.extend((0..n).map(|j| spectrum[start + j * stride]));
-            fft.process(&mut line);
-            for (j, &c) in line.iter().enumerate() {
-                spectrum[start + j * stride] = c;
-            }
-        }
-    }
+    fft.transform(&mut spectrum, false);
     let (mut total, mut last, mut below) = (0.0, 0.0, 0.0);
     for (i, c) in spectrum.iter().enumerate().skip(1) {
         // How many wavenumbers mode `i` lies inside the highest one, along

@@ -39,7 +39,7 @@
 
 mod spectral_jacobian;
 mod spectral_operator;
-mod torus_fft;
+pub(crate) mod torus_fft;
 
 use std::sync::Arc;
 

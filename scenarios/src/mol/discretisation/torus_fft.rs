@@ -1,7 +1,8 @@
 //! The discrete Fourier transform of a field on a periodic grid of any rank:
 //! one transform along each axis in turn (rustfft), for the spectral
 //! operator's preconditioner, which needs a whole field in Fourier space
-//! where `meshes`' multipliers only hand back the result of one.
+//! where `meshes`' multipliers only hand back the result of one, and for the
+//! spectra of generated data ([`crate::dataset::grid_scale`]).
 
 use std::sync::Arc;
 
@@ -12,13 +13,13 @@ use rustfft::{Fft, FftPlanner};
 type PlanPair = (Arc<dyn Fft<f64>>, Arc<dyn Fft<f64>>);
 
 /// Plans for every axis of a grid, row-major (the last axis contiguous).
-pub(super) struct TorusFft {
+pub(crate) struct TorusFft {
     dims: Vec<usize>,
     plans: Vec<PlanPair>,
 }
 
 impl TorusFft {
-    pub(super) fn new(dims: &[usize]) -> Self {
+    pub(crate) fn new(dims: &[usize]) -> Self {
         let mut planner = FftPlanner::new();
         let plans = dims
             .iter()
@@ -33,7 +34,7 @@ impl TorusFft {
     /// In place, `data` holding one value per grid point: forward,
     /// `X(k) = Σ_p x(p) e^{−2πi k·p/n}`, or inverse, the same with `+` and
     /// without the factor `1/Π n` that undoes the forward transform.
-    pub(super) fn transform(&self, data: &mut [Complex64], inverse: bool) {
+    pub(crate) fn transform(&self, data: &mut [Complex64], inverse: bool) {
         debug_assert_eq!(data.len(), self.dims.iter().product::<usize>());
         let mut line = Vec::new();
         for (a, (forward, backward)) in self.plans.iter().enumerate() {
