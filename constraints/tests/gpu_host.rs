@@ -1,6 +1,6 @@
 //! The GPU solver's kernels (`lm.cu`, `lm_step.cu`) compiled for the host
-//! through a shim that runs each block's threads as OS threads with a
-//! barrier, against the CPU solver on the same problems: the same stop
+//! through a shim that runs each block's threads as fibers between
+//! barriers, against the CPU solver on the same problems: the same stop
 //! reasons and iteration counts, and ω*, the residual norms and the gradient
 //! norms to round-off.
 #![cfg(feature = "cuda")]
@@ -738,4 +738,76 @@ fn the_shim_runs_blocks_out_of_index_order() {
     let (kernel, driver) = ORDER_PROGRAM;
     let order = compile_and_run(kernel, driver, &bytes_i64(&[5]), "order");
     assert_eq!(order, [4.0, 3.0, 2.0, 1.0, 0.0]);
+}
+
+/// A kernel that passes values between a block's threads through shared
+/// memory: each thread writes its slot, and after a barrier reads the next
+/// thread's; the next round (after a second barrier) adds what the thread
+/// before it wrote. Without working barriers a thread reads a slot before
+/// its owner wrote it.
+const BARRIER_PROGRAM: (&str, &str) = (
+    r#"
+__global__ void pass_round(double* out) {
+    __shared__ double slot[5];
+    unsigned t = threadIdx.x, n = blockDim.x;
+    slot[t] = 10.0 * blockIdx.x + t + 1;
+    __syncthreads();
+    double next = slot[(t + 1) % n];
+    __syncthreads();
+    slot[t] = next;
+    __syncthreads();
+    out[blockIdx.x * n + t] = next + slot[(t + n - 1) % n];
+}
+"#,
+    r#"
+int main(int argc, char** argv) {
+    if (argc != 3) return 2;
+    std::vector<double> out(2 * 5);
+    tessera_launch(2u, 5u, pass_round, out.data());
+    FILE* o = fopen(argv[2], "wb");
+    fwrite(out.data(), 8, out.size(), o);
+    fclose(o);
+    return 0;
+}
+"#,
+);
+
+#[test]
+fn the_shim_s_barriers_order_a_block_s_threads() {
+    let (kernel, driver) = BARRIER_PROGRAM;
+    let got = compile_and_run(kernel, driver, &[], "barrier");
+    // Thread t of block b first holds v(t) = 10b + t + 1, then reads
+    // v(t + 1); the thread before it read v(t), so the sum is
+    // v(t + 1) + v(t) (indices modulo the 5 threads).
+    let v = |b: usize, t: usize| (10 * b + t % 5 + 1) as f64;
+    let expected: Vec<f64> = (0..2)
+        .flat_map(|b| (0..5).map(move |t| v(b, t + 1) + v(b, t)))
+        .collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn a_barrier_some_threads_skip_aborts_the_host_launch() {
+    // `__syncthreads` in code that not every thread of the block reaches is
+    // undefined on a GPU (it may hang); the shim stops and says so rather
+    // than pairing the barrier with a thread's return.
+    let kernel = r#"
+__global__ void early_return(double* out) {
+    if (threadIdx.x == 0) return;
+    __syncthreads();
+    out[threadIdx.x] = 1.0;
+}
+"#;
+    let driver = r#"
+int main() {
+    std::vector<double> out(4);
+    tessera_launch(1u, 4u, early_return, out.data());
+    return 0;
+}
+"#;
+    let err = gpu::try_compile_and_run(kernel, driver, &[], "divergent").unwrap_err();
+    assert!(
+        err.contains("1 of 4 threads returned while the others wait at __syncthreads"),
+        "{err}"
+    );
 }

@@ -258,7 +258,7 @@ fn the_2d_network_matches_the_cpu_backbone() {
     compare_with_cpu(&exec, config(2, false), &[2, 6, 8, 3], 11, HOST);
     compare_with_cpu(&exec, config(2, true), &[1, 7, 10, 3], 12, HOST);
     // Channel widths past one product tile, on a grid small enough for the
-    // shim (each of its barriers wakes 256 OS threads).
+    // shim (each of its barriers switches through 256 fibers).
     let wide_on_host = FnoConfig {
         widths: vec![32, 64],
         modes: vec![4, 4],

@@ -33,9 +33,9 @@
 //!   large ones through page-locked buffers.
 //!
 //! The kernel's arithmetic is also compiled for the host in the tests (a shim
-//! runs each block's threads as OS threads with a barrier) and compared with
-//! the CPU solver there, so a machine without a GPU checks everything but the
-//! launch.
+//! runs each block's threads as fibers, in turn between barriers) and
+//! compared with the CPU solver there, so a machine without a GPU checks
+//! everything but the launch.
 
 pub mod device;
 pub mod error;
@@ -53,8 +53,10 @@ pub use device::{
 };
 
 /// A C++ header that runs CUDA kernels on the host, for tests on machines
-/// without a GPU: each block's threads are OS threads, `__syncthreads` a
-/// barrier, `__shared__` variables statics (blocks run one at a time).
+/// without a GPU: each block's threads are fibers that run in turn up to
+/// each `__syncthreads`, `__shared__` variables statics (blocks run one at a
+/// time, launches must not overlap); a barrier in divergent code aborts the
+/// program saying so.
 /// `tessera_launch(blocks, threads, kernel, args…)` launches with typed
 /// arguments, `tessera_launch_params(blocks, threads, kernel, params)` with
 /// the driver's `void**` argument array. Enough for kernels written with

@@ -292,6 +292,18 @@ template <typename T> static std::vector<T> take(FILE* f, int64_t n) {
 /// input file with `take` and writes doubles to its output file), runs it on
 /// `input` and returns the doubles it wrote.
 pub fn compile_and_run(kernels: &str, driver: &str, input: &[u8], tag: &str) -> Vec<f64> {
+    try_compile_and_run(kernels, driver, input, tag)
+        .unwrap_or_else(|stderr| panic!("the host kernel failed: {stderr}"))
+}
+
+/// [`compile_and_run`], with a run that fails as its exit status and
+/// standard error (a program that does not compile still panics).
+pub fn try_compile_and_run(
+    kernels: &str,
+    driver: &str,
+    input: &[u8],
+    tag: &str,
+) -> Result<Vec<f64>, String> {
     let shim = tessera_constraints::gpu::HOST_SHIM;
     let program = format!("{shim}\n{kernels}\n{DRIVER_INPUT}\n{driver}");
     // Tests run in parallel: one folder per call.
@@ -306,7 +318,7 @@ pub fn compile_and_run(kernels: &str, driver: &str, input: &[u8], tag: &str) -> 
     std::fs::write(&src, &program).unwrap();
 
     let out = super::host_cxx()
-        .args(["-std=c++17", "-pthread"])
+        .arg("-std=c++17")
         .arg(&src)
         .arg("-o")
         .arg(&exe)
@@ -325,17 +337,19 @@ pub fn compile_and_run(kernels: &str, driver: &str, input: &[u8], tag: &str) -> 
         .arg(&output)
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "the host kernel failed ({}): {}",
-        run.status,
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let raw: Vec<f64> = std::fs::read(&output)
-        .unwrap()
-        .chunks_exact(8)
-        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-        .collect();
+    let result = if run.status.success() {
+        Ok(std::fs::read(&output)
+            .unwrap()
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect())
+    } else {
+        Err(format!(
+            "{}: {}",
+            run.status,
+            String::from_utf8_lossy(&run.stderr)
+        ))
+    };
     std::fs::remove_dir_all(&dir).ok();
-    raw
+    result
 }

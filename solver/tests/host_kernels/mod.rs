@@ -61,13 +61,7 @@ pub fn library(precision: Precision) -> &'static Library {
             .cargo_metadata(false)
             .get_compiler()
             .to_command()
-            .args([
-                "-std=c++17",
-                "-pthread",
-                "-shared",
-                "-fPIC",
-                "-fno-strict-aliasing",
-            ])
+            .args(["-std=c++17", "-shared", "-fPIC", "-fno-strict-aliasing"])
             .arg(&src)
             .arg("-o")
             .arg(&lib)
