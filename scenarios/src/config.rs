@@ -35,7 +35,7 @@ use tessera_meshes::Grid;
 use crate::ScenarioError;
 use crate::custom::CustomPde;
 use crate::device::Device;
-use crate::mol::MolMethod;
+use crate::mol::{Dealias, MolMethod};
 use crate::unknown_keys::{listed, unknown_keys};
 use crate::validation::{DIM_MISMATCH, invalid};
 
@@ -360,6 +360,13 @@ pub struct ReferenceConfig {
     /// `"auto"` (explicit until its stiffness test fires, then implicit).
     #[serde(default, skip_serializing_if = "MolMethod::is_implicit")]
     pub integrator: MolMethod,
+    /// Custom PDEs with the spectral stencil: Orszag's dealiasing of the
+    /// method of lines — `"none"` (the default), `"2/3"` (exact for
+    /// quadratic terms such as `u u_x`) or `"1/2"` (cubic terms), the
+    /// Fourier modes kept in `u_t` and in the initial field
+    /// ([`crate::mol::Dealias`]).
+    #[serde(default, skip_serializing_if = "Dealias::is_none")]
+    pub dealias: Dealias,
 }
 
 fn default_reference_rtol() -> f64 {
@@ -384,6 +391,7 @@ impl Default for ReferenceConfig {
             dt: default_reference_dt(),
             refinement: default_reference_refinement(),
             integrator: MolMethod::Implicit,
+            dealias: Dealias::None,
         }
     }
 }

@@ -18,6 +18,7 @@ use std::fmt::Display;
 use crate::ScenarioError;
 use crate::config::{Method, PdeConfig, Scenario};
 use crate::error::InvalidSetting;
+use crate::mol::{MolPde, Stencil};
 use crate::navier_stokes::reference_solver::{MAX_STEPS, steps_over};
 
 impl Scenario {
@@ -74,6 +75,16 @@ impl Scenario {
                 if !c.check(axes, "pde.domain", format!("{:?}", p.domain), &reason) {
                     return Ok(false);
                 }
+                let dealias = self.data.reference.dealias;
+                let spectral = pde.mol().is_ok_and(|m| m.stencil() == Stencil::Spectral);
+                if !dealias.is_none() && !spectral {
+                    let reason = format!(
+                        "filters Fourier modes, so it needs the spectral stencil; {}'s ground \
+                         truth uses finite differences",
+                        pde.name()
+                    );
+                    c.reject("data.reference.dealias", dealias.name(), &reason);
+                }
                 for &[lo, hi] in &p.domain {
                     if !(lo.is_finite() && hi.is_finite() && hi > lo) {
                         c.reject(
@@ -122,6 +133,14 @@ impl Scenario {
                 format!("{:?}", r.integrator).to_lowercase(),
                 "applies to PDEs defined in TOML (kind = \"custom\"), whose ground truth is \
                  the method of lines; the built-in PDEs have their own reference solvers",
+            );
+        }
+        if !r.dealias.is_none() && !matches!(self.pde, PdeConfig::Custom(_)) {
+            c.reject(
+                "data.reference.dealias",
+                r.dealias.name(),
+                "applies to PDEs defined in TOML (kind = \"custom\") with the spectral \
+                 stencil; the built-in Navier–Stokes solver dealiases by the 2/3 rule itself",
             );
         }
         c.range(

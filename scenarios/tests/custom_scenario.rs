@@ -295,12 +295,17 @@ fn the_zakharov_kuznetsov_grid_is_odd_so_that_no_energy_piles_up_at_its_scale() 
     // The shipped scenario on its 33² grid and on 32²: on the even grid the
     // product u u_x aliases into the Nyquist modes, which no odd derivative
     // acts on, and the spectrum rises at its end; the odd grid has no
-    // Nyquist mode and its spectrum falls to the last shell.
-    let spectrum_end = |n: usize| {
+    // Nyquist mode and its spectrum falls to the last shell. The 2/3 rule
+    // (`data.reference.dealias`) removes the aliasing on the even grid too.
+    let spectrum_end = |n: usize, dealias: &str| {
         let mut scenario =
             Scenario::from_file(scenario_path("zakharov-kuznetsov-small.toml")).unwrap();
         scenario
-            .set_all(&[&format!("grid.nx={n}"), &format!("grid.ny={n}")])
+            .set_all(&[
+                &format!("grid.nx={n}"),
+                &format!("grid.ny={n}"),
+                &format!("data.reference.dealias={dealias}"),
+            ])
             .unwrap();
         let options = Generation {
             samples: 2,
@@ -309,8 +314,63 @@ fn the_zakharov_kuznetsov_grid_is_odd_so_that_no_energy_piles_up_at_its_scale() 
         };
         grid_scale_pile_up(&generate(&scenario, &options).unwrap())
     };
-    let even = spectrum_end(32).expect("the even grid's Nyquist modes gain energy");
+    let even = spectrum_end(32, "none").expect("the even grid's Nyquist modes gain energy");
     println!("32²: {even}");
     assert!(even.rise > 10.0, "{even:?}");
-    assert_eq!(spectrum_end(33), None);
+    assert_eq!(spectrum_end(33, "none"), None);
+    assert_eq!(spectrum_end(32, "2/3"), None);
+}
+
+#[test]
+fn the_dealias_setting_is_written_when_chosen_and_refused_where_it_cannot_apply() {
+    let mut spectral = Scenario::from_file(scenario_path("zakharov-kuznetsov-small.toml")).unwrap();
+    // The default is not written (data caches of scenarios that do not
+    // choose keep their names); a rule is, and reads back.
+    // (The text carries the definition, whose comments name the setting.)
+    let written_rule = |scenario: &Scenario| {
+        let table: toml::Table = scenario.to_toml_string().parse().unwrap();
+        table["data"]["reference"]
+            .get("dealias")
+            .map(|v| v.as_str().unwrap().to_owned())
+    };
+    spectral.set("data.reference.dealias=none").unwrap();
+    assert_eq!(written_rule(&spectral), None);
+    spectral.set("data.reference.dealias=1/2").unwrap();
+    assert_eq!(written_rule(&spectral).as_deref(), Some("1/2"));
+    let written = spectral.to_toml_string();
+    assert_eq!(
+        Scenario::from_str(&written, "zk.toml")
+            .unwrap()
+            .data
+            .reference
+            .dealias,
+        tessera_scenarios::mol::Dealias::Half
+    );
+    let refused = |text: String| match Scenario::from_str(&text, "s.toml") {
+        Err(ScenarioError::ConfigInvalid { key, reason, .. }) => {
+            assert_eq!(key, "data.reference.dealias");
+            reason
+        }
+        other => panic!("expected data.reference.dealias, got {other:?}"),
+    };
+    // Burgers' definition uses difference stencils.
+    let burgers =
+        burgers_text("").replace("refinement = 2\n", "refinement = 2\ndealias = \"2/3\"\n");
+    let reason = refused(burgers);
+    assert!(reason.contains("spectral stencil"), "{reason}");
+    // A built-in PDE has its own reference solver.
+    let built_in = std::fs::read_to_string(scenario_path("navier-stokes-small.toml"))
+        .unwrap()
+        .replace(
+            "[data.reference]\n",
+            "[data.reference]\ndealias = \"2/3\"\n",
+        );
+    assert!(
+        built_in.contains("dealias"),
+        "the scenario has a [data.reference] table"
+    );
+    let reason = refused(built_in);
+    assert!(reason.contains("kind = \"custom\""), "{reason}");
+    let err = spectral.set("data.reference.dealias=3/4").unwrap_err();
+    assert!(err.to_string().contains("dealias"), "{err}");
 }

@@ -256,7 +256,7 @@ fn with_custom<R>(
             pde: pde.name().to_owned(),
         })?;
     let points = &scenario.dims()[1..];
-    let domain = mol_domain(params, points, scenario.data.reference.refinement)?;
+    let domain = mol_domain(scenario, params, points, scenario.data.reference.refinement)?;
     let mol = pde
         .mol()
         .map_err(|e| ScenarioError::CustomPde(Box::new(e)))?;
@@ -352,8 +352,10 @@ pub(crate) fn mol_options(scenario: &Scenario) -> MolOptions {
 }
 
 /// The method-of-lines domain of a custom PDE: its `domain` intervals with
-/// `points` output points each, refined by `refinement`.
+/// `points` output points each, refined by `refinement`, dealiased as
+/// `data.reference.dealias` says.
 pub(crate) fn mol_domain(
+    scenario: &Scenario,
     params: &CustomParams,
     points: &[usize],
     refinement: usize,
@@ -364,7 +366,7 @@ pub(crate) fn mol_domain(
         .zip(points)
         .map(|(&[lo, hi], &points)| SpatialAxis { lo, hi, points })
         .collect();
-    Ok(MolDomain::new(axes, refinement)?)
+    Ok(MolDomain::new(axes, refinement)?.dealiased(scenario.data.reference.dealias))
 }
 
 /// Every `n/m`-th point of each `n × n` frame.

@@ -8,8 +8,9 @@
 //! on which every odd derivative vanishes (so a dispersive PDE neither
 //! disperses nor advects them; see `FourierMultiplier::partial` in
 //! `tessera-meshes`). The data then hold grid-scale noise the PDE does not
-//! describe. An odd size has no Nyquist mode; a finer solver grid or a
-//! gentler field resolves the rest.
+//! describe. Dealiasing (`data.reference.dealias`, [`crate::mol::Dealias`])
+//! removes the aliasing, an odd size has no Nyquist mode; a finer solver
+//! grid or a gentler field resolves the rest.
 
 use rustfft::num_complex::Complex64;
 
@@ -46,7 +47,7 @@ impl std::fmt::Display for GridScalePileUp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "energy piles up at the grid's scale: the highest Fourier modes hold {:.1e} of sample {}'s energy at t = {:.4}, {:.0}× the modes below them (aliasing into an even grid's Nyquist modes, or a field steeper than the grid; an odd size has no Nyquist mode, `data.reference.refinement` resolves more)",
+            "energy piles up at the grid's scale: the highest Fourier modes hold {:.1e} of sample {}'s energy at t = {:.4}, {:.0}× the modes below them (aliasing into an even grid's Nyquist modes, or a field steeper than the grid; `data.reference.dealias = \"2/3\"` removes the aliasing of quadratic terms, an odd size has no Nyquist mode, `data.reference.refinement` resolves more)",
             self.share, self.sample, self.time, self.rise
         )
     }

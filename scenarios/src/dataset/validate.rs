@@ -87,7 +87,8 @@ pub fn validate_solver(
             mol = custom
                 .mol()
                 .map_err(|e| ScenarioError::CustomPde(Box::new(e)))?;
-            discretisation = Discretisation::new(&mol, &mol_domain(params, points, 1)?)?;
+            let domain = mol_domain(scenario, params, points, 1)?;
+            discretisation = Discretisation::new(&mol, &domain)?;
             let (t, options) = (dataset.t().to_vec(), mol_options(scenario));
             let solver = &discretisation;
             let solve = move |ic: &[f64]| {

@@ -97,10 +97,10 @@ pub fn initial_conditions<P: MolPde>(
     (0..options.samples)
         .into_par_iter()
         .map(|i| {
-            let u0 = draw(&discretisation, domain, family, options, i);
-            // The size check the solve would make first.
+            let mut u0 = draw(&discretisation, domain, family, options, i);
+            // What the solve does first: the size check and dealiasing.
             discretisation
-                .unknowns_of(&u0)
+                .dealias_field(&mut u0)
                 .map_err(|source| ScenarioError::Mol {
                     sample: Some(i),
                     source,

@@ -36,7 +36,13 @@
 //! then `u_t = −M⁻¹F₀`. A singular `M` is [`MolError::SingularTimeCoefficient`];
 //! a non-zero curvature, or a residual that does not vanish at the solved `u_t`
 //! (catching higher-order dependence), is [`MolError::NonlinearInTimeDerivative`].
+//!
+//! **Dealiasing.** With a [`crate::mol::Dealias`] rule on the domain (the
+//! spectral stencil only), `u_t` is filtered to the rule's modes after the
+//! pointwise solve, and with it the Jacobian (`P J`, `P` the filter) and
+//! its preconditioner; [`Discretisation::solve`] filters the initial field.
 
+mod spectral_filter;
 mod spectral_jacobian;
 mod spectral_operator;
 pub(crate) mod torus_fft;
@@ -48,6 +54,7 @@ use tessera_meshes::{
     Axis, Compose, FdScheme, FiniteDifference, FourierMultiplier, Grid, LinearOperator, Shape,
 };
 
+use self::spectral_filter::SpectralFilter;
 use self::spectral_jacobian::Circulants;
 use self::spectral_operator::SpectralOperator;
 use crate::mol::domain::AxisLayout;
@@ -147,6 +154,8 @@ pub struct Discretisation<'a, P: MolPde> {
     /// With the spectral stencil, the operators as circulants: the
     /// Jacobian is assembled from them (`spectral_jacobian.rs`).
     circulants: Option<Circulants>,
+    /// The dealiasing filter of a spectral discretisation with a rule.
+    filter: Option<SpectralFilter>,
     /// Per side (x low, x high, y low, y high) and component.
     boundaries: Vec<Vec<Boundary>>,
     /// `[point · components + component]` → unknown index, `None` at Dirichlet nodes.
@@ -350,6 +359,11 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
 
         let circulants =
             (stencil == Stencil::Spectral).then(|| Circulants::new(&operators, &padded));
+        let rule = domain.dealias();
+        if !rule.is_none() && stencil != Stencil::Spectral {
+            return Err(MolError::DealiasingNeedsSpectral { rule: rule.name() });
+        }
+        let filter = SpectralFilter::new(rule, shape.dims());
 
         // Dirichlet nodes: the x sides first, so that they win at corners.
         let mut dirichlet = Vec::new();
@@ -507,6 +521,7 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
             padded,
             operators,
             circulants,
+            filter,
             boundaries,
             index,
             unknowns,
@@ -608,6 +623,27 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
             .iter()
             .flat_map(|&p| field[p * self.components..][..self.components].to_vec())
             .collect()
+    }
+
+    /// A full solver field `[points, components]` with the Fourier modes the
+    /// domain's dealiasing rule drops removed (unchanged without a rule): the
+    /// field a dealiased trajectory starts from, as those modes never get a
+    /// `u_t` and would otherwise stay frozen at their initial values.
+    ///
+    /// Errors: a field of the wrong size.
+    pub fn dealias_field(&self, field: &mut [f64]) -> Result<(), MolError> {
+        let expected = self.shape.len() * self.components;
+        if field.len() != expected {
+            return Err(MolError::ShapeMismatch {
+                what: "solver field",
+                expected: vec![expected],
+                got: vec![field.len()],
+            });
+        }
+        if let Some(filter) = &self.filter {
+            filter.apply(field, self.components);
+        }
+        Ok(())
     }
 
     /// Writes the unknowns and the Dirichlet values into the padded field.
@@ -1049,6 +1085,11 @@ impl<P: MolPde> MolSystem for Discretisation<'_, P> {
                 }
             }
         }
+        // Every axis is periodic (the filter needs the spectral stencil), so
+        // the unknowns are the whole field, `[points, components]`.
+        if let Some(filter) = &self.filter {
+            filter.apply(du_dt, m);
+        }
         Ok(())
     }
 
@@ -1108,12 +1149,13 @@ impl<P: MolPde> Discretisation<'_, P> {
     /// its row and column, or every point (the velocity from the vorticity,
     /// a mixed derivative).
     fn spectral_reach(&self) -> Vec<Vec<usize>> {
-        let global = self.terms.iter().any(|t| {
-            matches!(
-                t.derivative,
-                Derivative::VelocityX | Derivative::VelocityY | Derivative::Mixed(..)
-            )
-        });
+        let global = self.filter.is_some()
+            || self.terms.iter().any(|t| {
+                matches!(
+                    t.derivative,
+                    Derivative::VelocityX | Derivative::VelocityY | Derivative::Mixed(..)
+                )
+            });
         let dims = self.shape.dims();
         (0..self.shape.len())
             .map(|p| {

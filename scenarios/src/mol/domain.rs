@@ -12,8 +12,13 @@
 //! solver field *injected* there (point values, not cell averages: the schemes
 //! are point-value finite differences, whose error at a node is `O(h²)` with
 //! no averaging needed).
+//!
+//! **Dealiasing.** A spectral discretisation may drop the Fourier modes of
+//! the solver grid that products alias into ([`Dealias`]); the domain
+//! carries the rule because, like the refinement, it says which field the
+//! solver grid holds.
 
-use crate::mol::MolError;
+use crate::mol::{Dealias, MolError};
 
 /// One spatial axis of the domain: its interval and its number of output points.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,6 +36,7 @@ pub struct SpatialAxis {
 pub struct MolDomain {
     axes: Vec<SpatialAxis>,
     refinement: usize,
+    dealias: Dealias,
 }
 
 impl MolDomain {
@@ -70,7 +76,19 @@ impl MolDomain {
                 reason: "must be at least 1",
             });
         }
-        Ok(Self { axes, refinement })
+        Ok(Self {
+            axes,
+            refinement,
+            dealias: Dealias::None,
+        })
+    }
+
+    /// The same domain with spectral derivatives dealiased by `rule` (a
+    /// [`crate::mol::Discretisation`] of a PDE without the spectral stencil
+    /// refuses any rule but [`Dealias::None`]).
+    pub fn dealiased(mut self, rule: Dealias) -> Self {
+        self.dealias = rule;
+        self
     }
 
     /// A 1-D domain `[lo, hi]` with `points` output points.
@@ -88,6 +106,11 @@ impl MolDomain {
     /// The refinement factor.
     pub fn refinement(&self) -> usize {
         self.refinement
+    }
+
+    /// The dealiasing rule of spectral derivatives.
+    pub fn dealias(&self) -> Dealias {
+        self.dealias
     }
 }
 

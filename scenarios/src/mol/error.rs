@@ -42,6 +42,15 @@ pub enum MolError {
         /// Why.
         reason: &'static str,
     },
+    /// A dealiasing rule on a discretisation with difference stencils (the
+    /// rule filters Fourier modes, which only the spectral stencil has).
+    #[error(
+        "dealiasing (\"{rule}\") needs the spectral stencil (every axis periodic); this PDE's stencil is finite differences"
+    )]
+    DealiasingNeedsSpectral {
+        /// The rule asked for, as a scenario writes it (`"2/3"`, `"1/2"`).
+        rule: &'static str,
+    },
     /// `∂F/∂u_t` is singular at a point: the residual does not determine `u_t`
     /// there (e.g. an elliptic row, or a coefficient that vanishes).
     #[error("∂F/∂u_t is singular at t = {t}, x = {point:?} (equation {equation})")]

@@ -14,10 +14,12 @@
 //! | file | holds |
 //! |---|---|
 //! | [`pde`] | the [`MolPde`] trait, terms, stencils, boundary conditions |
-//! | [`domain`] | the rectangle, output grid and refinement ([`MolDomain`]) |
+//! | [`domain`] | the rectangle, output grid, refinement and dealiasing ([`MolDomain`]) |
+//! | [`dealias`] | which Fourier modes a spectral discretisation keeps ([`Dealias`]) |
 //! | [`system`] | the [`MolSystem`] trait (the semi-discrete ODE) |
 //! | [`discretisation`] | stencils, ghost points, `u_t = −(∂F/∂u_t)⁻¹F(0, z)` |
 //! | `discretisation/spectral_jacobian` | `∂f/∂u` of a spectral discretisation from its circulants |
+//! | `discretisation/spectral_filter` | a field's modes outside a [`Dealias`] rule dropped |
 //! | `jacobian` | the column-coloured finite-difference Jacobian |
 //! | `linearisation` | `J` assembled or as an operator, kept or not, and `I − hγJ` from it |
 //! | `gmres` | restarted, right-preconditioned GMRES for an operator's stage systems |
@@ -33,6 +35,7 @@
 //! | [`error`] | [`MolError`] |
 
 pub mod dataset;
+pub mod dealias;
 pub mod discretisation;
 pub mod domain;
 pub mod dormand_prince;
@@ -51,6 +54,7 @@ mod step_control;
 pub mod system;
 
 pub use dataset::{InitialFamily, generate, initial_conditions};
+pub use dealias::Dealias;
 pub use discretisation::Discretisation;
 pub use domain::{MolDomain, SpatialAxis};
 pub use error::MolError;

@@ -17,7 +17,8 @@ impl<P: MolPde> Discretisation<'_, P> {
     /// Solves from the solver-grid field `u0` (`[points, components]`, e.g.
     /// from [`Discretisation::sample`]) at `times[0]` and returns the solution
     /// at every time on the output grid. Dirichlet nodes take their boundary
-    /// data from `times[1]` on; the first frame is `u0` as given.
+    /// data from `times[1]` on; the first frame is `u0` as given, but for the
+    /// modes a dealiasing rule drops ([`Discretisation::dealias_field`]).
     ///
     /// Errors: `u0` of the wrong size, and every error of [`integrate`].
     pub fn solve(
@@ -26,9 +27,11 @@ impl<P: MolPde> Discretisation<'_, P> {
         times: &[f64],
         options: &MolOptions,
     ) -> Result<MolSolution, MolError> {
-        let unknowns = self.unknowns_of(u0)?;
+        let mut start = u0.to_vec();
+        self.dealias_field(&mut start)?;
+        let unknowns = self.unknowns_of(&start)?;
         let (states, stats) = integrate(self, &unknowns, times, options)?;
-        let mut frames = self.restrict_field(u0);
+        let mut frames = self.restrict_field(&start);
         // A domain has at least 3 points per axis, so an interior node and
         // with it an unknown always exists.
         for (state, &t) in states
