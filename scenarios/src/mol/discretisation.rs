@@ -1147,7 +1147,7 @@ impl<P: MolPde> MolSystem for Discretisation<'_, P> {
 impl<P: MolPde> Discretisation<'_, P> {
     /// Per solver point, the points whose values a spectral `f` there reads:
     /// its row and column, or every point (the velocity from the vorticity,
-    /// a mixed derivative).
+    /// a mixed derivative, a dealiasing filter).
     fn spectral_reach(&self) -> Vec<Vec<usize>> {
         let global = self.filter.is_some()
             || self.terms.iter().any(|t| {

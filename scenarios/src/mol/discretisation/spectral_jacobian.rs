@@ -14,7 +14,9 @@
 //! solve per term at each point, no transform), and `D_d[p, q] = h_d(p − q)`
 //! from the operator's response to one impulse, taken once. A term linear in
 //! its `z_d` (the derivatives of KdV, Kuramoto–Sivashinsky, Burgers) gets
-//! its factor to round-off.
+//! its factor to round-off. A dealiased discretisation's `f` is the
+//! filtered `u_t`, so its rows are `P J`: each column of `J` filtered as a
+//! field.
 
 use std::sync::Arc;
 
