@@ -190,6 +190,15 @@ fn dealiased_zakharov_kuznetsov_keeps_its_energy_where_the_grid_does_not_resolve
     assert!(plain_outside > 1e-8, "{plain_outside:e}");
 }
 
+/// `max |a − b|` over the entries.
+fn largest_difference(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max)
+}
+
 #[test]
 fn the_integrators_agree_on_a_dealiased_trajectory() {
     // The implicit integrator's Newton iterations use `P J` (applied and
@@ -199,11 +208,7 @@ fn the_integrators_agree_on_a_dealiased_trajectory() {
     let explicit = zk_frames(n, Dealias::TwoThirds, MolMethod::Explicit);
     let implicit = zk_frames(n, Dealias::TwoThirds, MolMethod::Implicit);
     let scale = explicit.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
-    let worst = explicit
-        .iter()
-        .zip(&implicit)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let worst = largest_difference(&explicit, &implicit);
     println!("2-D: explicit against implicit {worst:e} of {scale:e}");
     assert!(worst < 1e-6 * scale, "{worst:e}");
 
@@ -227,11 +232,7 @@ fn the_integrators_agree_on_a_dealiased_trajectory() {
         disc.solve(&u0, &times(1.0, 4), &options).unwrap().frames
     };
     let (explicit, implicit) = (run(MolMethod::Explicit), run(MolMethod::Implicit));
-    let worst = explicit
-        .iter()
-        .zip(&implicit)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let worst = largest_difference(&explicit, &implicit);
     println!("1-D: explicit against implicit {worst:e}");
     assert!(worst < 1e-8, "{worst:e}");
 }

@@ -588,14 +588,7 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
     /// The unknowns of a full solver field `[points, components]` (the
     /// Dirichlet nodes dropped).
     pub fn unknowns_of(&self, field: &[f64]) -> Result<Vec<f64>, MolError> {
-        let expected = self.shape.len() * self.components;
-        if field.len() != expected {
-            return Err(MolError::ShapeMismatch {
-                what: "solver field",
-                expected: vec![expected],
-                got: vec![field.len()],
-            });
-        }
+        self.check_field(field)?;
         Ok(self
             .unknowns
             .iter()
@@ -632,6 +625,15 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
     ///
     /// Errors: a field of the wrong size.
     pub fn dealias_field(&self, field: &mut [f64]) -> Result<(), MolError> {
+        self.check_field(field)?;
+        if let Some(filter) = &self.filter {
+            filter.apply(field, self.components);
+        }
+        Ok(())
+    }
+
+    /// Errors unless `field` holds one value per solver point and component.
+    fn check_field(&self, field: &[f64]) -> Result<(), MolError> {
         let expected = self.shape.len() * self.components;
         if field.len() != expected {
             return Err(MolError::ShapeMismatch {
@@ -639,9 +641,6 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
                 expected: vec![expected],
                 got: vec![field.len()],
             });
-        }
-        if let Some(filter) = &self.filter {
-            filter.apply(field, self.components);
         }
         Ok(())
     }
