@@ -312,7 +312,9 @@ fn the_zakharov_kuznetsov_grid_is_odd_so_that_no_energy_piles_up_at_its_scale() 
             quiet: true,
             ..Generation::for_split(&scenario, Split::Train)
         };
-        grid_scale_pile_up(&generate(&scenario, &options).unwrap())
+        let reference = &scenario.data.reference;
+        let (rule, refinement) = (reference.dealias, reference.refinement);
+        grid_scale_pile_up(&generate(&scenario, &options).unwrap(), rule, refinement)
     };
     let even = spectrum_end(32, "none").expect("the even grid's Nyquist modes gain energy");
     println!("32²: {even}");

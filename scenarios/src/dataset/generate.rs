@@ -224,7 +224,11 @@ fn generate_custom(
         )?;
         if spectral
             && !options.quiet
-            && let Some(pile_up) = grid_scale_pile_up(&generated.0)
+            && let Some(pile_up) = grid_scale_pile_up(
+                &generated.0,
+                scenario.data.reference.dealias,
+                scenario.data.reference.refinement,
+            )
         {
             eprintln!("warning: {}: {pile_up}", scenario.name);
         }

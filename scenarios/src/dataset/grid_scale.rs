@@ -15,6 +15,7 @@
 use rustfft::num_complex::Complex64;
 
 use super::Dataset;
+use crate::mol::Dealias;
 use crate::mol::discretisation::torus_fft::TorusFft;
 
 /// A last shell holding less than this share of a frame's energy (the mean
@@ -28,7 +29,8 @@ pub const SHARE_FLOOR: f64 = 1e-8;
 pub const RISE: f64 = 2.0;
 
 /// The worst frame of a dataset: where the last shell of modes (those at the
-/// highest wavenumber `⌊n_a/2⌋` of some axis `a`) holds the largest share of
+/// highest wavenumber the data can hold on some axis: `⌊n_a/2⌋`, or the
+/// dealiasing rule's last kept one) holds the largest share of
 /// the frame's energy among the frames whose last shell rises above the
 /// shell below (the modes one wavenumber short of it).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,17 +58,33 @@ impl std::fmt::Display for GridScalePileUp {
 /// The dataset's worst pile-up ([`GridScalePileUp`]) where some frame's last
 /// shell holds more than [`SHARE_FLOOR`] of its energy at more than
 /// [`RISE`] times the shell below; `None` where none does. The data are
-/// taken as periodic on every space axis (spectral ground truth).
-pub fn grid_scale_pile_up(dataset: &Dataset) -> Option<GridScalePileUp> {
+/// taken as periodic on every space axis (spectral ground truth), solved on
+/// a grid `refinement` times finer with `dealias`: a rule keeps no mode
+/// beyond its band, so a field too steep for the grid piles up at the
+/// band's edge instead, and that is the last shell here (on a refined
+/// solver grid the band may reach past the data's `⌊n/2⌋`, which then is).
+pub fn grid_scale_pile_up(
+    dataset: &Dataset,
+    dealias: Dealias,
+    refinement: usize,
+) -> Option<GridScalePileUp> {
     let dims = dataset.dims();
     let space = &dims[1..];
+    let highest: Vec<usize> = space
+        .iter()
+        .map(|&n| {
+            let solver = n * refinement.max(1);
+            let kept = (0..=solver / 2).filter(|&k| dealias.keeps(k, solver)).max();
+            kept.unwrap_or(0).min(n / 2)
+        })
+        .collect();
     let frame = space.iter().product::<usize>();
     let fft = TorusFft::new(space);
     let mut worst: Option<GridScalePileUp> = None;
     for sample in 0..dataset.len() {
         let frames = dataset.trajectory(sample).chunks_exact(frame);
         for (&time, values) in dataset.t().iter().zip(frames) {
-            let (share, rise) = last_shell(values, space, &fft);
+            let (share, rise) = last_shell(values, space, &highest, &fft);
             let flagged = share > SHARE_FLOOR && rise > RISE;
             if flagged && worst.is_none_or(|w| share > w.share) {
                 worst = Some(GridScalePileUp {
@@ -82,9 +100,11 @@ pub fn grid_scale_pile_up(dataset: &Dataset) -> Option<GridScalePileUp> {
 }
 
 /// The share of `values`' energy (`[x, (y)]`, the mean left out) in the last
-/// shell of modes, and its ratio to the shell below (infinite when that one
-/// is empty).
-fn last_shell(values: &[f32], space: &[usize], fft: &TorusFft) -> (f64, f64) {
+/// shell of modes (those at wavenumber `highest[a]` on some axis `a`, none
+/// beyond it), and its ratio to the shell below (infinite when that one is
+/// empty). Modes beyond `highest` on some axis are left out: a dealiasing
+/// rule removed them.
+fn last_shell(values: &[f32], space: &[usize], highest: &[usize], fft: &TorusFft) -> (f64, f64) {
     let mut spectrum: Vec<Complex64> = values
         .iter()
         .map(|&v| Complex64::new(f64::from(v), 0.0))
@@ -93,14 +113,16 @@ fn last_shell(values: &[f32], space: &[usize], fft: &TorusFft) -> (f64, f64) {
     let (mut total, mut last, mut below) = (0.0, 0.0, 0.0);
     for (i, c) in spectrum.iter().enumerate().skip(1) {
         // How many wavenumbers mode `i` lies inside the highest one, along
-        // the axis where it is closest to it.
+        // the axis where it is closest to it (`None` beyond it).
         let mut rest = i;
-        let mut inside = usize::MAX;
-        for &n in space.iter().rev() {
-            let k = rest % n;
+        let mut inside = Some(usize::MAX);
+        for (&n, &h) in space.iter().zip(highest).rev() {
+            let j = rest % n;
             rest /= n;
-            inside = inside.min(n / 2 - k.min(n - k));
+            let k = j.min(n - j);
+            inside = inside.and_then(|d| h.checked_sub(k).map(|gap| d.min(gap)));
         }
+        let Some(inside) = inside else { continue };
         let energy = c.norm_sqr();
         total += energy;
         match inside {
@@ -157,7 +179,7 @@ mod tests {
                     0.0
                 }
         });
-        let pile = grid_scale_pile_up(&data).unwrap();
+        let pile = grid_scale_pile_up(&data, Dealias::None, 1).unwrap();
         let expected = b * b / (a * a / 2.0 + b * b);
         assert_eq!((pile.sample, pile.time), (0, 1.0));
         assert!(
@@ -177,7 +199,7 @@ mod tests {
                 .map(|k| 0.5f64.powi(k) * (TAU * k as f64 * x).cos())
                 .sum()
         });
-        assert_eq!(grid_scale_pile_up(&data), None);
+        assert_eq!(grid_scale_pile_up(&data, Dealias::None, 1), None);
     }
 
     #[test]
@@ -198,7 +220,7 @@ mod tests {
                 + a4 * wave(1.0, 5.0)
                 + a5 * wave(1.0, 1.0)
         });
-        let pile = grid_scale_pile_up(&data).unwrap();
+        let pile = grid_scale_pile_up(&data, Dealias::None, 1).unwrap();
         let (last, below) = (a1 * a1 + a2 * a2, a3 * a3 + a4 * a4);
         let total = last + below + a5 * a5;
         assert!((pile.share / (last / total) - 1.0).abs() < 1e-5, "{pile:?}");
@@ -208,6 +230,31 @@ mod tests {
             let (x, y) = (i as f64 / 7.0, j as f64 / 12.0);
             1e-5 * (TAU * (3.0 * x + y)).cos() + (TAU * (x + y)).cos()
         });
-        assert_eq!(grid_scale_pile_up(&faint), None);
+        assert_eq!(grid_scale_pile_up(&faint, Dealias::None, 1), None);
+    }
+
+    #[test]
+    fn with_a_dealiasing_rule_the_last_shell_is_the_band_s_edge() {
+        // On 32 points the 2/3 rule keeps |k| ≤ 10. Modes 1 … 9 falling as
+        // 2^−k and mode 10 at amplitude a: its share is a²/(Σ 4^−k + a²)
+        // and its rise a²/4^−9 over mode 9. Without the rule the last shell
+        // is 16, empty: nothing is flagged. Solved on a grid refined 2×,
+        // the rule keeps |k| ≤ 21 of 64 and the data's 16 is the edge again.
+        let a = 0.01;
+        let data = dataset(32, 0, |_, i, _| {
+            let x = i as f64 / 32.0;
+            let falling: f64 = (1..10)
+                .map(|k| 0.5f64.powi(k) * (TAU * k as f64 * x).cos())
+                .sum();
+            falling + a * (TAU * 10.0 * x).sin()
+        });
+        let pile = grid_scale_pile_up(&data, Dealias::TwoThirds, 1).unwrap();
+        let below: f64 = (1..10).map(|k| 0.25f64.powi(k)).sum();
+        let share = a * a / (below + a * a);
+        assert!((pile.share / share - 1.0).abs() < 1e-4, "{pile:?}");
+        let rise = a * a / 0.25f64.powi(9);
+        assert!((pile.rise / rise - 1.0).abs() < 1e-4, "{pile:?}");
+        assert_eq!(grid_scale_pile_up(&data, Dealias::None, 1), None);
+        assert_eq!(grid_scale_pile_up(&data, Dealias::TwoThirds, 2), None);
     }
 }
