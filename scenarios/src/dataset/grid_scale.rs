@@ -72,11 +72,7 @@ pub fn grid_scale_pile_up(
     let space = &dims[1..];
     let highest: Vec<usize> = space
         .iter()
-        .map(|&n| {
-            let solver = n * refinement.max(1);
-            let kept = (0..=solver / 2).filter(|&k| dealias.keeps(k, solver)).max();
-            kept.unwrap_or(0).min(n / 2)
-        })
+        .map(|&n| dealias.highest(n * refinement.max(1)).min(n / 2))
         .collect();
     let frame = space.iter().product::<usize>();
     let fft = TorusFft::new(space);

@@ -59,14 +59,20 @@ impl Dealias {
         }
     }
 
+    /// The highest wavenumber `k_max` kept on an axis of `n` points: the
+    /// largest with `(p + 1)·k_max < n`, so that `p` kept wavenumbers sum to
+    /// at most `p·k_max < n − k_max` and a sum that wraps (by `n`) lands
+    /// beyond `−k_max`; `⌊n/2⌋` without a rule.
+    pub fn highest(self, n: usize) -> usize {
+        self.degree()
+            .map_or(n / 2, |p| n.saturating_sub(1) / (p + 1))
+    }
+
     /// Whether grid index `j` of an axis of `n` points, the wavenumber
     /// `k = j` or `j − n` (whichever is nearer zero), is kept:
-    /// `(p + 1)|k| < n`, so that `p` kept wavenumbers sum to at most
-    /// `p·k_max < n − k_max` and a sum that wraps (by `n`) lands beyond
-    /// `−k_max`.
+    /// `|k| ≤ k_max` ([`Dealias::highest`]).
     pub fn keeps(self, j: usize, n: usize) -> bool {
-        let k = j.min(n - j);
-        self.degree().is_none_or(|p| (p + 1) * k < n)
+        j.min(n - j) <= self.highest(n)
     }
 }
 
