@@ -137,6 +137,14 @@ impl<T: Copy + Default> Pooled<T> {
     }
 }
 
+/// A buffer of no pool, freed when dropped: for a value that takes the
+/// place of pooled ones.
+impl<T> From<Vec<T>> for Pooled<T> {
+    fn from(values: Vec<T>) -> Self {
+        Self { values, pool: None }
+    }
+}
+
 impl<T> Deref for Pooled<T> {
     type Target = [T];
 
@@ -186,6 +194,7 @@ mod tests {
         drop(small);
         let fresh = Pooled::<f64>::fresh(4);
         drop(fresh);
+        drop(Pooled::from(vec![1.0; 2000]));
         assert_eq!(pool.free_buffers(), 2);
         let in_use = pool.zeros(7);
         pool.release();

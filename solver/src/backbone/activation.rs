@@ -216,13 +216,24 @@ pub fn times_slope<T: Real>(z: &[T], g: &mut [T]) {
 pub fn gelu_and_slope<T: Real>(z: &[T]) -> (Vec<T>, Vec<T>) {
     let mut values = vec![T::zero(); z.len()];
     let mut slopes = vec![T::zero(); z.len()];
+    gelu_and_slope_into(z, &mut values, &mut slopes);
+    (values, slopes)
+}
+
+/// [`gelu_and_slope`] into given buffers (every entry overwritten).
+///
+/// # Panics
+/// If the slices differ in length.
+#[track_caller]
+pub fn gelu_and_slope_into<T: Real>(z: &[T], values: &mut [T], slopes: &mut [T]) {
+    assert_eq!(z.len(), values.len(), "gelu: input and value lengths");
+    assert_eq!(z.len(), slopes.len(), "gelu: input and slope lengths");
     let isa = isa();
     values
         .par_chunks_mut(CHUNK)
         .zip(slopes.par_chunks_mut(CHUNK))
         .zip(z.par_chunks(CHUNK))
         .for_each(|((v, s), z)| both_chunk(isa, z, v, s));
-    (values, slopes)
 }
 
 /// `g *= slopes` elementwise (the chain rule with slopes from
@@ -340,6 +351,10 @@ mod tests {
         times(&mut g2, &slopes);
         assert_eq!(values, out);
         assert_eq!(g2, g);
+        // Into buffers that held anything: every entry overwritten.
+        let (mut dirty_values, mut dirty_slopes) = (vec![f64::NAN; z.len()], vec![7.0; z.len()]);
+        gelu_and_slope_into(&z, &mut dirty_values, &mut dirty_slopes);
+        assert_eq!((dirty_values, dirty_slopes), (values, slopes));
         let mut nan = vec![f64::NAN, 1.0];
         let copy = nan.clone();
         gelu_into(&copy, &mut nan);

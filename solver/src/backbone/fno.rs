@@ -23,9 +23,10 @@ use candle_nn::{Init, VarBuilder};
 
 use super::Real;
 use super::fourier_layer::FourierLayerOp;
-use super::head::{HeadOp, HiddenPools};
+use super::head::HeadOp;
 use super::host_slot::HostGradientSlot;
 use super::network_op::NetworkOp;
+use super::pools::Pools;
 use super::spectral_conv::SpectralConv;
 use super::storage::Writable;
 use super::timed_op::TimedBackward;
@@ -148,8 +149,13 @@ pub struct Fno {
     host_slot: Arc<HostGradientSlot>,
     /// Where the backward passes' wall time goes ([`Fno::time_backward`]).
     phases: Option<Arc<PhaseClock>>,
-    /// The head's hidden activations, kept from pass to pass.
-    hidden: HiddenPools,
+    /// The head's hidden activations, kept from the forward to the backward
+    /// pass and from step to step.
+    hidden: Pools,
+    /// The other fields of a training pass (the activations kept for the
+    /// backward pass, the activated inputs, slopes and gradients), all back
+    /// in their pool when the backward pass ends.
+    scratch: Pools,
     lift_weight: Tensor,
     lift_bias: Tensor,
     layers: Vec<FourierParams>,
@@ -226,7 +232,8 @@ impl Fno {
             slot: None,
             host_slot: Arc::new(HostGradientSlot::new(Vec::new(), dtype)?),
             phases: None,
-            hidden: HiddenPools::default(),
+            hidden: Pools::default(),
+            scratch: Pools::default(),
             lift_weight,
             lift_bias,
             layers,
@@ -346,12 +353,12 @@ impl Fno {
         self.forward_with(features, None)
     }
 
-    /// Frees the buffers kept between passes, the head's hidden activation
-    /// and the host slot's spare gradient (a later pass allocates afresh):
-    /// for a network whose training is over.
+    /// Frees the buffers kept between passes, the head's hidden activation,
+    /// the layers' fields and the host slot's spare gradient (a later pass
+    /// allocates afresh): for a network whose training is over.
     pub fn release_kept_buffers(&self) {
-        self.hidden.f32.release();
-        self.hidden.f64.release();
+        self.hidden.release();
+        self.scratch.release();
         self.host_slot.release();
     }
 
@@ -523,7 +530,7 @@ impl Fno {
         let layers = (0..self.layers.len())
             .map(|i| {
                 let conv = SpectralConv::<T>::new(grid, &self.config.modes);
-                FourierLayerOp::new(conv, w[i], w[i + 1], i > 0)
+                FourierLayerOp::new(conv, w[i], w[i + 1], i > 0, &self.scratch)
             })
             .collect();
         let head = HeadOp::<T>::new(
@@ -531,6 +538,7 @@ impl Fno {
             self.config.fc_dim,
             self.config.out_dim,
             &self.hidden,
+            &self.scratch,
         );
         NetworkOp::new(
             self.config.in_features,
@@ -538,6 +546,7 @@ impl Fno {
             layers,
             head,
             self.config.activate_last_layer,
+            &self.scratch,
         )
     }
 
@@ -730,12 +739,13 @@ mod tests {
         assert!(l.backward().is_err());
     }
 
-    /// The head's hidden activation lives in a buffer kept from pass to pass:
-    /// a pass after passes on other inputs and sizes gives a fresh network's
-    /// output and gradient bit for bit, and the buffer is reused, not
-    /// multiplied.
+    /// The head's hidden activation and the layers' fields live in buffers
+    /// kept from pass to pass (with and without the final activation): a
+    /// pass after passes on other inputs and sizes, whose values the buffers
+    /// still hold, gives a fresh network's output and gradient bit for bit,
+    /// and the buffers are reused, not multiplied.
     #[test]
-    fn kept_hidden_buffers_do_not_change_a_pass() {
+    fn kept_buffers_do_not_change_a_pass() {
         let pass = |fno: &Fno, vars: &VarMap, x: &Tensor| {
             let out = fno.forward(x).unwrap();
             let r = features(out.dims(), DType::F64);
@@ -750,26 +760,32 @@ mod tests {
                 .collect();
             (flat(&out), g)
         };
-        let x = features(&[1, 6, 8, 3], DType::F64);
-        let fresh_vars = VarMap::new();
-        let fresh = Fno::new(
-            tiny(2, false),
-            SeededVars::builder(&fresh_vars, 2, DType::F64),
-        );
-        let expected = pass(&fresh.unwrap(), &fresh_vars, &x);
+        for last in [false, true] {
+            let x = features(&[1, 6, 8, 3], DType::F64);
+            let fresh_vars = VarMap::new();
+            let fresh = Fno::new(
+                tiny(2, last),
+                SeededVars::builder(&fresh_vars, 2, DType::F64),
+            );
+            let expected = pass(&fresh.unwrap(), &fresh_vars, &x);
 
-        let vars = VarMap::new();
-        let fno = Fno::new(tiny(2, false), SeededVars::builder(&vars, 2, DType::F64)).unwrap();
-        let other = (features(&[3, 6, 8, 3], DType::F64) * -2.5).unwrap();
-        pass(&fno, &vars, &other);
-        drop(fno.forward(&other).unwrap());
-        assert_eq!(fno.hidden.f64.free_buffers(), 1);
-        assert_eq!(pass(&fno, &vars, &x), expected);
-        assert_eq!(fno.hidden.f64.free_buffers(), 1);
-        // Released, the buffer is allocated afresh, to the same result.
-        fno.release_kept_buffers();
-        assert_eq!(fno.hidden.f64.free_buffers(), 0);
-        assert_eq!(pass(&fno, &vars, &x), expected);
+            let vars = VarMap::new();
+            let fno = Fno::new(tiny(2, last), SeededVars::builder(&vars, 2, DType::F64)).unwrap();
+            let other = (features(&[3, 6, 8, 3], DType::F64) * -2.5).unwrap();
+            pass(&fno, &vars, &other);
+            drop(fno.forward(&other).unwrap());
+            assert_eq!(fno.hidden.f64.free_buffers(), 1);
+            let scratch = fno.scratch.free_buffers();
+            assert!(scratch > 0, "the layers' fields are kept");
+            assert_eq!(pass(&fno, &vars, &x), expected, "last = {last}");
+            assert_eq!(pass(&fno, &vars, &x), expected, "last = {last}");
+            assert_eq!(fno.hidden.f64.free_buffers(), 1);
+            assert_eq!(fno.scratch.free_buffers(), scratch);
+            // Released, the buffers are allocated afresh, to the same result.
+            fno.release_kept_buffers();
+            assert_eq!(fno.hidden.free_buffers() + fno.scratch.free_buffers(), 0);
+            assert_eq!(pass(&fno, &vars, &x), expected, "last = {last}");
+        }
     }
 
     /// Inference computes the forward pass's output bit for bit (both

@@ -7,19 +7,24 @@
 //! reference applies the activation after every Fourier layer, so a layer's
 //! input is activated unless it comes straight from the lifting layer.
 //!
+//! Its fields (the activated input, the output, the activation's slopes and
+//! the input's gradient) come from the backbone's pool of buffers
+//! ([`super::pools`]), so they are only written, never first zeroed.
+//!
 //! The layer reads its parameters as four slices
 //! `[spectral.re (K·in·out), spectral.im (K·in·out), pointwise.weight (in·out),
 //! pointwise.bias (out)]`, wherever they lie (the named variables or a packed
 //! vector), and writes their gradient packed in that order.
 
-use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
+use tessera_meshes::buffer_pool::{BufferPool, Pooled};
 
 use super::Real;
-use super::activation::{gelu_and_slope, gelu_in_place, gelu_vec, times};
+use super::activation::{gelu_and_slope_into, gelu_in_place, gelu_into, times};
 use super::matmul::{column_sums, dense, gram, rows_times};
+use super::pools::Pools;
 use super::spectral_conv::{SpectralConv, Spectrum, SpectrumRef, mix, mix_adjoint};
 
 /// The fused Fourier-layer op for one forward pass (it keeps that pass's input
@@ -30,17 +35,27 @@ pub(crate) struct FourierLayerOp<T: Real> {
     co: usize,
     activate_input: bool,
     saved: OnceLock<Spectrum<T>>,
+    /// Where the layer's fields come from (see the module doc).
+    scratch: Arc<BufferPool<T>>,
 }
 
 impl<T: Real> FourierLayerOp<T> {
-    /// The op for `ci → co` channels with the given transforms.
-    pub(crate) fn new(conv: SpectralConv<T>, ci: usize, co: usize, activate_input: bool) -> Self {
+    /// The op for `ci → co` channels with the given transforms, its fields
+    /// in buffers of `scratch`.
+    pub(crate) fn new(
+        conv: SpectralConv<T>,
+        ci: usize,
+        co: usize,
+        activate_input: bool,
+        scratch: &Pools,
+    ) -> Self {
         Self {
             conv,
             ci,
             co,
             activate_input,
             saved: OnceLock::new(),
+            scratch: Arc::clone(T::pool(scratch)),
         }
     }
 
@@ -50,21 +65,17 @@ impl<T: Real> FourierLayerOp<T> {
         [kw, kw, self.ci * self.co, self.co]
     }
 
-    /// `σ(a)` (or `a` itself for the first layer).
-    fn input<'a>(&self, a: &'a [T]) -> Cow<'a, [T]> {
-        if self.activate_input {
-            Cow::Owned(gelu_vec(a))
-        } else {
-            Cow::Borrowed(a)
-        }
-    }
-
     /// The layer's output for input `a` (pre-activation) and parameters `p`
     /// (of [`FourierLayerOp::sizes`]).
-    pub(crate) fn forward(&self, a: &[T], p: [&[T]; 4]) -> Vec<T> {
-        let x = self.input(a);
-        let mut out = Vec::new();
-        let spec = self.apply(&x, p, &mut out);
+    pub(crate) fn forward(&self, a: &[T], p: [&[T]; 4]) -> Pooled<T> {
+        let activated = self.activate_input.then(|| {
+            let mut x = self.scratch.recycled(a.len());
+            gelu_into(a, &mut x);
+            x
+        });
+        let x = activated.as_deref().unwrap_or(a);
+        let mut out = self.scratch.recycled(x.len() / self.ci * self.co);
+        let spec = self.apply(x, p, &mut out);
         // A second forward through the same op object cannot happen (one op per call).
         let _ = self.saved.set(spec);
         out
@@ -80,18 +91,17 @@ impl<T: Real> FourierLayerOp<T> {
         if self.activate_input {
             gelu_in_place(a);
         }
+        out.resize(a.len() / self.ci * self.co, T::zero());
         self.apply(a, p, out);
     }
 
-    /// `out = S(x) + x·W + b` for the activated input `x`; returns `x`'s
-    /// spectrum.
-    fn apply(&self, x: &[T], p: [&[T]; 4], out: &mut Vec<T>) -> Spectrum<T> {
+    /// `out = S(x) + x·W + b` for the activated input `x` (every entry of
+    /// `out`, `[rows, co]`, overwritten); returns `x`'s spectrum.
+    fn apply(&self, x: &[T], p: [&[T]; 4], out: &mut [T]) -> Spectrum<T> {
         let [re, im, weight, bias] = p;
         let w = SpectrumRef { re, im };
         let spec = self.conv.analyse(x, self.ci);
         let z_spec = mix(&spec, w, self.ci, self.co);
-        let rows = x.len() / self.ci;
-        out.resize(rows * self.co, T::zero());
         out.par_chunks_mut(self.co)
             .for_each(|row| row.copy_from_slice(bias));
         rows_times(out, true, x, self.ci, dense(weight, self.ci, self.co));
@@ -102,23 +112,29 @@ impl<T: Real> FourierLayerOp<T> {
     /// The input's gradient for the output gradient `gz`; the parameters'
     /// gradient goes to `gp`, packed in their order (overwriting it), so the
     /// network writes each layer's straight where it lies in its own.
-    pub(crate) fn backward(&self, a: &[T], p: [&[T]; 4], gz: &[T], gp: &mut [T]) -> Vec<T> {
+    pub(crate) fn backward(&self, a: &[T], p: [&[T]; 4], gz: &[T], gp: &mut [T]) -> Pooled<T> {
         let [re, im, weight, _] = p;
         let w = SpectrumRef { re, im };
-        let (x, slopes) = if self.activate_input {
-            let (x, slopes) = gelu_and_slope(a);
-            (Cow::Owned(x), Some(slopes))
+        let (activated, slopes) = if self.activate_input {
+            let (mut x, mut slopes) = (
+                self.scratch.recycled(a.len()),
+                self.scratch.recycled(a.len()),
+            );
+            gelu_and_slope_into(a, &mut x, &mut slopes);
+            (Some(x), Some(slopes))
         } else {
-            (Cow::Borrowed(a), None)
+            (None, None)
         };
+        let x = activated.as_deref().unwrap_or(a);
         let [kw, ..] = self.sizes();
         let (g_re, rest) = gp.split_at_mut(kw);
         let (g_im, rest) = rest.split_at_mut(kw);
         let (g_weight, g_bias) = rest.split_at_mut(self.ci * self.co);
         g_bias.copy_from_slice(&column_sums(gz, self.co));
-        g_weight.copy_from_slice(&gram(&x, self.ci, gz, self.co));
-        drop(x);
-        let mut gx = vec![T::zero(); a.len()];
+        g_weight.copy_from_slice(&gram(x, self.ci, gz, self.co));
+        drop(activated);
+        // Overwritten by the product, then the spectral part added.
+        let mut gx = self.scratch.recycled(a.len());
         rows_times(
             &mut gx,
             false,

@@ -5,7 +5,7 @@
 //! `z₁` (`[rows, fc_dim]`) is kept for the backward pass; everything else is
 //! recomputed chunk by chunk. `z₁` is the backbone's largest activation (2 GiB
 //! at the Navier–Stokes paper scale, batch 4), so it lives in a buffer the
-//! backbone keeps from step to step ([`HiddenPools`]) and goes back there as
+//! backbone keeps from step to step ([`Pools`]) and goes back there as
 //! soon as the backward pass has read it.
 //!
 //! Parameters, read as four slices wherever they lie and their gradient
@@ -21,6 +21,7 @@ use tessera_meshes::buffer_pool::{BufferPool, Pooled};
 use super::Real;
 use super::activation::{gelu_and_slope, gelu_into, times};
 use super::matmul::{dense, dense_mut, gemm};
+use super::pools::Pools;
 
 /// Rows per chunk: large enough for efficient products, small enough to stay in
 /// cache-sized buffers.
@@ -32,21 +33,15 @@ const CHUNK_ROWS: usize = 512;
 /// Navier–Stokes paper scale, batch 4, 2048 chunks' partials were 0.5 GB).
 const GROUPS: usize = 64;
 
-/// The buffers for the head's hidden activation, one pool per precision,
-/// kept by the backbone across its passes (see the module doc); a clone
-/// shares them.
-#[derive(Debug, Default, Clone)]
-pub struct HiddenPools {
-    pub(super) f32: Arc<BufferPool<f32>>,
-    pub(super) f64: Arc<BufferPool<f64>>,
-}
-
 /// The fused head for one forward pass.
 pub(crate) struct HeadOp<T: Real> {
     c: usize,
     f: usize,
     n: usize,
-    pool: Arc<BufferPool<T>>,
+    /// Where `z₁` comes from and goes back to (see the module doc).
+    hidden_pool: Arc<BufferPool<T>>,
+    /// Where the input's gradient comes from.
+    scratch: Arc<BufferPool<T>>,
     /// The forward pass's `z₁` until the backward pass has read it.
     hidden: Mutex<Option<Pooled<T>>>,
 }
@@ -65,13 +60,15 @@ impl<'a, T> From<[&'a [T]; 4]> for Params<'a, T> {
 }
 
 impl<T: Real> HeadOp<T> {
-    /// The head `c → f → n`, its hidden activation in a buffer of `pools`.
-    pub(crate) fn new(c: usize, f: usize, n: usize, pools: &HiddenPools) -> Self {
+    /// The head `c → f → n`, its hidden activation in a buffer of `hidden`,
+    /// its input's gradient in one of `scratch`.
+    pub(crate) fn new(c: usize, f: usize, n: usize, hidden: &Pools, scratch: &Pools) -> Self {
         Self {
             c,
             f,
             n,
-            pool: Arc::clone(T::hidden_pool(pools)),
+            hidden_pool: Arc::clone(T::pool(hidden)),
+            scratch: Arc::clone(T::pool(scratch)),
             hidden: Mutex::new(None),
         }
     }
@@ -93,7 +90,7 @@ impl<T: Real> HeadOp<T> {
         let p = Params::from(p);
         let rows = a.len() / c;
         // Every entry is written by the chunks (bias, then the product added).
-        let mut z1 = self.pool.recycled(rows * f);
+        let mut z1 = self.hidden_pool.recycled(rows * f);
         let mut out = vec![T::zero(); rows * n];
         z1.par_chunks_mut(CHUNK_ROWS * f)
             .zip(out.par_chunks_mut(CHUNK_ROWS * n))
@@ -143,14 +140,15 @@ impl<T: Real> HeadOp<T> {
         p: [&[T]; 4],
         g: &[T],
         gp: &mut [T],
-    ) -> candle_core::Result<Vec<T>> {
+    ) -> candle_core::Result<Pooled<T>> {
         let (c, f, n) = (self.c, self.f, self.n);
         let params = Params::from(p);
         let Some(z1) = self.lock_hidden().take() else {
             candle_core::bail!("fno head: backward needs a fresh forward pass");
         };
         let rows = a.len() / c;
-        let mut ga = vec![T::zero(); rows * c];
+        // Every entry is written by the chunks (a product, then scaled).
+        let mut ga = self.scratch.recycled(rows * c);
         let n_grads = gp.len();
         // Per group of chunks: (gW1, gb1, gW2, gb2) summed over its chunks in
         // order, then the groups added in order below.
@@ -283,8 +281,8 @@ mod tests {
     fn gradients_over_many_chunks_match_central_differences() {
         let (c, f, n) = (3, 5, 2);
         let rows = GROUPS * CHUNK_ROWS + 3 * CHUNK_ROWS + 17;
-        let pools = HiddenPools::default();
-        let head = || HeadOp::<f64>::new(c, f, n, &pools);
+        let pools = Pools::default();
+        let head = || HeadOp::<f64>::new(c, f, n, &pools, &pools);
         let sizes = head().sizes();
         let params: Vec<Vec<f64>> = (sizes.iter().enumerate())
             .map(|(i, &k)| pseudo(k, 0.3 + 0.1 * i as f64, 0.6))

@@ -233,4 +233,30 @@ mod tests {
             }
         }
     }
+
+    /// A product that replaces never reads its output: the backbone's
+    /// buffers come from a pool holding whatever their last user left (NaN
+    /// included), and the product overwrites it.
+    #[test]
+    fn replacing_products_never_read_the_output() {
+        let (rows, k, n) = (37, 3, 4);
+        let lhs: Vec<f64> = (0..rows * k).map(|i| (i as f64 * 0.3).sin()).collect();
+        let rhs: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.7).cos()).collect();
+        let mut zeroed = vec![0.0; rows * n];
+        rows_times(&mut zeroed, false, &lhs, k, dense(&rhs, k, n));
+        let mut dirty = vec![f64::NAN; rows * n];
+        rows_times(&mut dirty, false, &lhs, k, dense(&rhs, k, n));
+        assert!(zeroed.iter().all(|v| v.is_finite() && *v != 0.0));
+        assert_eq!(dirty, zeroed);
+        let mut dirty = vec![f64::INFINITY; rows * n];
+        gemm(
+            dense_mut(&mut dirty, rows, n),
+            false,
+            dense(&lhs, rows, k),
+            dense(&rhs, k, n),
+            1.0,
+            Par::Seq,
+        );
+        assert_eq!(dirty, zeroed);
+    }
 }

@@ -16,6 +16,7 @@ pub mod host_slot;
 mod init;
 mod matmul;
 mod network_op;
+mod pools;
 mod real;
 pub mod spectral_conv;
 pub mod spectrum;

@@ -20,13 +20,16 @@ use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, StorageRef, Tensor};
+use rayon::prelude::*;
+use tessera_meshes::buffer_pool::{BufferPool, Pooled};
 
 use super::Real;
-use super::activation::{gelu_vec, times_slope};
+use super::activation::{gelu_in_place, gelu_vec, times_slope};
 use super::fourier_layer::FourierLayerOp;
 use super::head::HeadOp;
 use super::host_slot::HostGradientSlot;
 use super::matmul::{column_sums, dense, gram, rows_times};
+use super::pools::Pools;
 use super::storage::{Writable, guarded, slice};
 
 /// One forward pass of the network (it keeps that pass's activations for the
@@ -37,8 +40,11 @@ pub(crate) struct NetworkOp<T: Real> {
     layers: Vec<FourierLayerOp<T>>,
     head: HeadOp<T>,
     activate_last_layer: bool,
-    /// The input of every Fourier layer, then the head's input.
-    saved: Mutex<Vec<Vec<T>>>,
+    /// The input of every Fourier layer, then the head's input (and its
+    /// output, before the final activation).
+    saved: Mutex<Vec<Pooled<T>>>,
+    /// Where the lift's output comes from ([`super::pools`]).
+    scratch: Arc<BufferPool<T>>,
     /// Tied to an armed slot's anchor: the slot, and the variables (in
     /// packing order) the passes read in place of the op's second argument.
     held: Option<(Arc<HostGradientSlot>, Vec<Tensor>)>,
@@ -60,6 +66,7 @@ impl<T: Real> NetworkOp<T> {
         layers: Vec<FourierLayerOp<T>>,
         head: HeadOp<T>,
         activate_last_layer: bool,
+        scratch: &Pools,
     ) -> Self {
         Self {
             in_features,
@@ -68,6 +75,7 @@ impl<T: Real> NetworkOp<T> {
             head,
             activate_last_layer,
             saved: Mutex::new(Vec::new()),
+            scratch: Arc::clone(T::pool(scratch)),
             held: None,
         }
     }
@@ -165,46 +173,54 @@ impl<T: Real> NetworkOp<T> {
     /// inference needs: at the Navier–Stokes test resolution of 256² one
     /// sample's activation is 2.1 GB, and a kept pass holds nine of them).
     fn run(&self, x: &[T], p: &Params<'_, T>, keep: bool) -> Vec<T> {
-        let [weight, bias] = p.lift;
-        let (f, w0) = (self.in_features, self.lift_width);
-        let rows = x.len() / f;
-        let mut h = Vec::with_capacity(rows * w0);
-        for _ in 0..rows {
-            h.extend_from_slice(bias);
+        let rows = x.len() / self.in_features;
+        if !keep {
+            return self.run_keeping_nothing(x, p, rows);
         }
-        rows_times(&mut h, true, x, f, dense(weight, f, w0));
-        let mut saved = Vec::with_capacity(if keep { self.layers.len() + 2 } else { 0 });
-        let mut kept = |activation: Vec<T>| {
-            if keep {
-                saved.push(activation);
-            }
-        };
-        // Without a backward pass to keep inputs for, two buffers take turns.
-        let mut spare = Vec::new();
+        let mut h = self.scratch.recycled(rows * self.lift_width);
+        self.lift(x, p.lift, &mut h);
+        let mut saved = Vec::with_capacity(self.layers.len() + 2);
         for (layer, &params) in self.layers.iter().zip(&p.layers) {
-            if keep {
-                let z = layer.forward(&h, params);
-                kept(std::mem::replace(&mut h, z));
-            } else {
-                layer.infer_into(&mut h, params, &mut spare);
-                std::mem::swap(&mut h, &mut spare);
-            }
+            let z = layer.forward(&h, params);
+            saved.push(std::mem::replace(&mut h, z));
         }
-        drop(spare);
-        let mut out = if keep {
-            self.head.forward(&h, p.head)
-        } else {
-            self.head.infer(&h, p.head)
-        };
-        kept(h);
+        let mut out = self.head.forward(&h, p.head);
+        saved.push(h);
         if self.activate_last_layer {
             let activated = gelu_vec(&out);
-            kept(std::mem::replace(&mut out, activated));
+            saved.push(std::mem::replace(&mut out, activated).into());
         }
-        if keep && let Ok(mut guard) = self.saved.lock() {
+        if let Ok(mut guard) = self.saved.lock() {
             *guard = saved;
         }
         out
+    }
+
+    /// [`NetworkOp::run`] without keeping anything: two buffers take turns
+    /// as the layers' input and output.
+    fn run_keeping_nothing(&self, x: &[T], p: &Params<'_, T>, rows: usize) -> Vec<T> {
+        let mut h = vec![T::zero(); rows * self.lift_width];
+        self.lift(x, p.lift, &mut h);
+        let mut spare = Vec::new();
+        for (layer, &params) in self.layers.iter().zip(&p.layers) {
+            layer.infer_into(&mut h, params, &mut spare);
+            std::mem::swap(&mut h, &mut spare);
+        }
+        drop(spare);
+        let mut out = self.head.infer(&h, p.head);
+        if self.activate_last_layer {
+            gelu_in_place(&mut out);
+        }
+        out
+    }
+
+    /// The lifting layer `h = x·W + b` into `h` (`[rows, w₀]`, every entry
+    /// overwritten).
+    fn lift(&self, x: &[T], [weight, bias]: [&[T]; 2], h: &mut [T]) {
+        let (f, w0) = (self.in_features, self.lift_width);
+        h.par_chunks_mut(w0)
+            .for_each(|row| row.copy_from_slice(bias));
+        rows_times(h, true, x, f, dense(weight, f, w0));
     }
 
     /// Errors unless `dims` end in the network's input features.

@@ -7,22 +7,22 @@ use candle_core::WithDType;
 use faer::traits::RealField;
 use tessera_meshes::BufferPool;
 
-use super::head::HiddenPools;
+use super::pools::Pools;
 
 /// A backbone scalar: a candle dtype that faer can multiply.
 pub trait Real: WithDType + RealField + Default {
-    /// The pool of head activations in this type.
-    fn hidden_pool(pools: &HiddenPools) -> &Arc<BufferPool<Self>>;
+    /// The pool of `pools` that holds buffers of this type.
+    fn pool(pools: &Pools) -> &Arc<BufferPool<Self>>;
 }
 
 impl Real for f32 {
-    fn hidden_pool(pools: &HiddenPools) -> &Arc<BufferPool<Self>> {
+    fn pool(pools: &Pools) -> &Arc<BufferPool<Self>> {
         &pools.f32
     }
 }
 
 impl Real for f64 {
-    fn hidden_pool(pools: &HiddenPools) -> &Arc<BufferPool<Self>> {
+    fn pool(pools: &Pools) -> &Arc<BufferPool<Self>> {
         &pools.f64
     }
 }
