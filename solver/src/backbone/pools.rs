@@ -5,9 +5,9 @@
 //! is as large as the grid times a layer's width (at the paper's
 //! diffusion–sorption scale, batch 6, 160–320 MB in f64). Allocated afresh,
 //! every one was first zeroed, a pass over its memory on one thread before
-//! the layer's kernels overwrote it (9 % of a step's CPU time;
-//! benches/README.md, "Backbone fields from pools"). Taken from a pool, a
-//! field is only written.
+//! the layer's kernels overwrote it (9 % of a training benchmark's CPU
+//! time; benches/README.md, "Backbone fields from pools"). Taken from a
+//! pool, a field is only written.
 
 use std::sync::Arc;
 
