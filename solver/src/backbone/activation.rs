@@ -1,13 +1,16 @@
 //! The backbone's activation, GELU in its tanh form — `jax.nn.gelu`'s default,
 //! which the reference FNO calls:
-//! `gelu(z) = ½ z (1 + tanh(√(2/π) (z + 0.044715 z³)))` — as slice kernels.
+//! `gelu(z) = ½ z (1 + tanh u)` with `u = √(2/π) (z + 0.044715 z³)` — as slice
+//! kernels. They evaluate it as `z σ(2u)` with the logistic function
+//! `σ(2u) = 1/(1 + e^{−2u}) = ½(1 + tanh u)`: the same function, one
+//! exponential and one division, and no cancellation in the negative tail.
 //!
 //! A paper-scale training step evaluates ~10⁸ activations, so the kernels are
-//! written to vectorise: a branch-free `tanh` built on an inlined `exp`, run in
-//! parallel chunks, and compiled for AVX-512 and for AVX2+FMA besides the
-//! build's target, the best the CPU has chosen at run time (no build flags
-//! needed). Value and slope come from the same formulas so forward and
-//! backward passes agree to rounding.
+//! written to vectorise: branch-free, an inlined `exp`, run in parallel
+//! chunks, and compiled for AVX-512 and for AVX2+FMA besides the build's
+//! target, the best the CPU has chosen at run time (no build flags needed).
+//! Value and slope come from the same formulas so forward and backward passes
+//! agree to rounding.
 
 use rayon::prelude::*;
 
@@ -17,24 +20,23 @@ use super::Real;
 const CHUNK: usize = 1 << 14;
 const K0: f64 = 0.797_884_560_802_865_4; // √(2/π)
 const K1: f64 = 0.044_715;
+/// Where [`exp`]'s argument is clamped: `e^±700` and every intermediate stay
+/// normal numbers (subnormal results cost microcode assists on x86), and past
+/// it the logistic function is 1 or below 1e-304 anyway.
+const EXP_BOUND: f64 = 700.0;
 
-/// `tanh(u)` to within a few ulps (absolute), branch-free:
-/// `tanh |u| = 1 − 2/(e^{2|u|} + 1)` with `exp` by Cody–Waite reduction by
-/// `ln 2` (the integer part found with the `1.5·2⁵²` rounding trick) and a
-/// degree-13 Taylor polynomial on `|r| ≤ ln2/2`, whose truncation error
-/// `r¹⁴/14!` is below 1e-17, evaluated by Horner's rule with fused
-/// multiply–adds (one rounding per step, and half the dependency chain of
-/// separate products and sums on the vectorised path). NaN propagates; `|u| > 20` saturates (tanh(20)
-/// rounds to 1).
+/// `e^x` for `|x| ≤ 700` to within a couple of ulps (relative), branch-free:
+/// Cody–Waite reduction `x = k ln2 + r` (the integer `k` found with the
+/// `1.5·2⁵²` rounding trick), then a degree-13 Taylor polynomial on
+/// `|r| ≤ ln2/2`, whose truncation error `r¹⁴/14!` is below 1e-17, evaluated
+/// by Horner's rule with fused multiply–adds (one rounding per step, and half
+/// the dependency chain of separate products and sums on the vectorised
+/// path), and `2ᵏ` built in the exponent bits. NaN propagates.
 #[inline(always)]
-pub fn tanh(u: f64) -> f64 {
+fn exp(x: f64) -> f64 {
     const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5·2⁵²
     const LN2_HI: f64 = 6.931_471_803_691_238e-1;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    let a = u.abs();
-    // A comparison with NaN is false, so NaN passes through unclamped.
-    let a = if a > 20.0 { 20.0 } else { a };
-    let x = 2.0 * a;
     let shifted = x * std::f64::consts::LOG2_E + MAGIC;
     let k = shifted - MAGIC;
     let r = (x - k * LN2_HI) - k * LN2_LO;
@@ -57,23 +59,43 @@ pub fn tanh(u: f64) -> f64 {
         p = p.mul_add(r, 1.0 / d);
     }
     let k_bits = shifted.to_bits().wrapping_sub(MAGIC.to_bits());
-    let e = p * f64::from_bits(k_bits.wrapping_add(1023) << 52);
-    (1.0 - 2.0 / (e + 1.0)).copysign(u)
+    p * f64::from_bits(k_bits.wrapping_add(1023) << 52)
 }
 
-/// `gelu(z)`.
+/// The logistic function `σ = 1/(1 + eʷ)` of `w = −2u`, which is
+/// `½(1 + tanh u)`, with `eʷ`: `σ(1 − σ) = eʷσ²` without the cancellation of
+/// `1 − σ`, and small values of `σ` keep full relative precision (the `tanh`
+/// form loses them in `1 + tanh u`). `w` is clamped to `±`[`EXP_BOUND`] (a
+/// comparison with NaN is false, so NaN passes through).
+#[inline(always)]
+fn logistic(w: f64) -> (f64, f64) {
+    let w = if w > EXP_BOUND { EXP_BOUND } else { w };
+    let w = if w < -EXP_BOUND { -EXP_BOUND } else { w };
+    let e = exp(w);
+    (1.0 / (1.0 + e), e)
+}
+
+/// `−2u` with `u = √(2/π)(z + 0.044715 z³)`, from `z²` (which the slope
+/// reuses).
+#[inline(always)]
+fn minus_twice_u(z: f64, z2: f64) -> f64 {
+    -2.0 * K0 * (K1 * z2).mul_add(z, z)
+}
+
+/// `gelu(z) = z σ(2u)`.
 #[inline(always)]
 pub fn gelu(z: f64) -> f64 {
-    0.5 * z * (1.0 + tanh(K0 * (z + K1 * z * z * z)))
+    z * logistic(minus_twice_u(z, z * z)).0
 }
 
-/// `(gelu(z), gelu'(z))`, sharing one `tanh`.
+/// `(gelu(z), gelu'(z))`, sharing one exponential:
+/// `gelu' = σ + 2 z u'·σ(1 − σ)` with `u' = √(2/π)(1 + 3·0.044715 z²)`.
 #[inline(always)]
 pub fn gelu_with_slope(z: f64) -> (f64, f64) {
-    let th = tanh(K0 * (z + K1 * z * z * z));
-    let value = 0.5 * z * (1.0 + th);
-    let slope = 0.5 * (1.0 + th) + 0.5 * z * (1.0 - th * th) * K0 * (1.0 + 3.0 * K1 * z * z);
-    (value, slope)
+    let z2 = z * z;
+    let (s, e) = logistic(minus_twice_u(z, z2));
+    let twice_z_du = (2.0 * K0 * z) * (3.0 * K1).mul_add(z2, 1.0);
+    (z * s, (twice_z_du * (e * s)).mul_add(s, s))
 }
 
 #[inline(always)]
@@ -210,9 +232,9 @@ pub fn times_slope<T: Real>(z: &[T], g: &mut [T]) {
         .for_each(|(g, z)| slope_chunk(isa, z, g));
 }
 
-/// `(gelu(z), gelu'(z))` elementwise from one `tanh` per element: the backward
-/// pass needs both the activation (for weight gradients) and its slope (for
-/// the input gradient), and the `tanh` dominates the cost.
+/// `(gelu(z), gelu'(z))` elementwise from one exponential per element: the
+/// backward pass needs both the activation (for weight gradients) and its
+/// slope (for the input gradient), and the exponential dominates the cost.
 pub fn gelu_and_slope<T: Real>(z: &[T]) -> (Vec<T>, Vec<T>) {
     let mut values = vec![T::zero(); z.len()];
     let mut slopes = vec![T::zero(); z.len()];
@@ -265,10 +287,12 @@ mod tests {
         assert_eq!(bits(&in_place), bits(&gelu_vec(&z)));
     }
 
-    /// The slope matches a central difference of the value, and the value the
-    /// closed form evaluated with libm's `tanh`.
+    /// The value matches the closed form evaluated with libm's `tanh` and,
+    /// relatively, its logistic form with libm's `exp` (the deep negative
+    /// tail, where `1 + tanh` cancels, included); the slope matches a
+    /// central difference of the value.
     #[test]
-    fn gelu_slope_matches_central_difference() {
+    fn gelu_matches_closed_forms_and_slope_central_difference() {
         for &z in &[-4.0, -1.3, -0.75, -0.1, 0.0, 0.2, 1.0, 2.5, 6.0] {
             let (v, s) = gelu_with_slope(z);
             let direct = 0.5 * z * (1.0 + (K0 * (z + K1 * z * z * z)).tanh());
@@ -278,23 +302,35 @@ mod tests {
             let fd = (gelu(z + h) - gelu(z - h)) / (2.0 * h);
             assert!((s - fd).abs() < 1e-8, "z={z}: slope {s} vs fd {fd}");
         }
+        let mut z = -20.0;
+        while z < 8.0 {
+            let w = -2.0 * K0 * (z + K1 * z * z * z);
+            let logistic = z / (1.0 + w.exp());
+            // `eʷ` has condition number `|w|`: the rounding of `w` alone moves
+            // it by `|w|` ulps.
+            let tol = 8.0 * (1.0 + w.abs()) * f64::EPSILON * logistic.abs();
+            assert!((gelu(z) - logistic).abs() <= tol, "z={z}");
+            z += 0.011;
+        }
+        assert!(gelu(f64::NAN).is_nan() && gelu_with_slope(f64::NAN).1.is_nan());
+        assert_eq!((gelu(1e6), gelu_with_slope(1e6).1), (1e6, 1.0));
+        assert!(gelu(-1e6) <= 0.0 && gelu(-1e6) > -1e-290);
     }
 
-    /// The fast `tanh` agrees with libm's to a few ulps over the whole range,
-    /// including the saturated tails, tiny arguments and NaN.
+    /// The fast `exp` agrees with libm's to two ulps (relative) over its
+    /// whole range, tiny arguments and the bounds included; NaN propagates.
     #[test]
-    fn fast_tanh_matches_libm() {
-        let mut u = -30.0;
-        while u < 30.0 {
-            let (a, b) = (tanh(u), u.tanh());
-            assert!((a - b).abs() <= 4.0 * f64::EPSILON, "u={u}: {a} vs {b}");
-            u += 0.003_7;
+    fn fast_exp_matches_libm() {
+        let mut x = -EXP_BOUND;
+        while x <= EXP_BOUND {
+            let (a, b) = (exp(x), x.exp());
+            assert!((a - b).abs() <= 2.0 * f64::EPSILON * b, "x={x}: {a} vs {b}");
+            x += 0.013_7;
         }
-        for &u in &[1e-300, -1e-12, 0.5 * std::f64::consts::LN_2, 700.0, -1e308] {
-            assert!((tanh(u) - u.tanh()).abs() <= 4.0 * f64::EPSILON);
+        for &x in &[1e-300, -1e-12, 0.5 * std::f64::consts::LN_2, 0.0, -0.0] {
+            assert!((exp(x) - x.exp()).abs() <= 2.0 * f64::EPSILON * x.exp());
         }
-        assert!(tanh(f64::NAN).is_nan());
-        assert_eq!(tanh(f64::INFINITY), 1.0);
+        assert!(exp(f64::NAN).is_nan());
     }
 
     /// Every instruction set this CPU has gives the scalar functions' bits,
