@@ -131,6 +131,21 @@ quote() {
     printf '%s\n' "${out# }"
 }
 
+# The timed runs must not include compiling the binary: with `cargo run` (the
+# default), build it once, untimed, before the first run.
+BUILT=0
+ensure_built() {
+    [ "$BUILT" = 1 ] && return
+    BUILT=1
+    [ "${TESSERA_CMD[0]}" = cargo ] && [ "${TESSERA_CMD[1]:-}" = run ] || return 0
+    local args=() a
+    for a in "${TESSERA_CMD[@]:2}"; do
+        [ "$a" = -- ] || args+=("$a")
+    done
+    echo "[build] cargo build ${args[*]}" >&2
+    cargo build "${args[@]}" >&2
+}
+
 # record LABEL ARGS...: `tessera ARGS... --json`, keeping the last stdout line
 # (the summary or report) in DIR/LABEL.json.
 record() {
@@ -149,6 +164,7 @@ record() {
         echo "[$label] no summary in $OUT/$label.json (--no-run)" >&2
         exit 1
     fi
+    ensure_built
     mkdir -p "$OUT"
     rm -rf "${OUT:?}/$label"
     echo "[$label] $(quote "${cmd[@]}")" >&2
