@@ -6,13 +6,26 @@
 //! all grid points and equations (not squared, not averaged). Its gradient flows
 //! back to `u` through `F_j = ∂F/∂z_j` and the adjoints of the term operators:
 //! `ū = Σ_j D_jᵀ (Σ_e F̄_e F_e,j)`.
+//!
+//! The pointwise part (values, and gradients with their products with the
+//! cotangents) runs over blocks of points in parallel: at batch 1 nothing else
+//! spreads it over the cores, and a residual with powers or an interpreted
+//! tape makes it most of the loss's time. Every point is evaluated and
+//! accumulated as in one sequential pass, so the results do not depend on the
+//! blocks or the threads.
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use tessera_meshes::Grid;
 
 use crate::pointwise;
 use crate::{ConstraintError, Pde, Term, residual_term_count};
+
+/// Points per parallel block of the pointwise kernels: enough to amortise a
+/// block's set-up (an interpreted residual allocates its registers once per
+/// block) and to keep a block's gradients (`[points, m, d]`) in cache.
+const BLOCK: usize = 4096;
 
 /// The pointwise PDE residual of fields on one grid.
 pub struct FieldResidual<P: Pde> {
@@ -80,9 +93,23 @@ impl<P: Pde> FieldResidual<P> {
 
     /// `F` at every grid point from the terms `z` there.
     fn values_at(&self, z: &[f64]) -> Vec<f64> {
-        let mut f = vec![0.0; self.n_points * self.pde.n_equations()];
-        pointwise::values(self.pde.as_ref(), self.terms.len(), z, &self.coords, &mut f);
+        let (d, m) = (self.terms.len(), self.pde.n_equations());
+        let mut f = vec![0.0; self.n_points * m];
+        f.par_chunks_mut(BLOCK * m)
+            .zip(z.par_chunks(BLOCK * d))
+            .enumerate()
+            .for_each(|(b, (fb, zb))| {
+                let coords = self.block_coords(b, zb.len() / d);
+                pointwise::values(self.pde.as_ref(), d, zb, coords, fb);
+            });
         f
+    }
+
+    /// The coordinates of block `b`'s `n` points (empty if the residual does
+    /// not read them).
+    fn block_coords(&self, b: usize, n: usize) -> &[f64] {
+        let ndim = self.coords.len().checked_div(self.n_points).unwrap_or(0);
+        &self.coords[b * BLOCK * ndim..(b * BLOCK + n) * ndim]
     }
 
     /// The loss `‖F‖₂`.
@@ -154,27 +181,28 @@ impl<P: Pde> FieldResidual<P> {
     fn pull_back(
         &self,
         z: &[f64],
-        cot: impl Fn(usize, f64) -> f64,
+        cot: impl Fn(usize, f64) -> f64 + Sync,
     ) -> Result<Vec<f64>, ConstraintError> {
         let (d, m) = (self.terms.len(), self.pde.n_equations());
-        let mut values = vec![0.0; self.n_points * m];
-        let mut grads = vec![0.0; self.n_points * m * d];
-        pointwise::gradients(
-            self.pde.as_ref(),
-            d,
-            z,
-            &self.coords,
-            &mut values,
-            &mut grads,
-        );
         let mut z_bar = vec![0.0; self.n_points * d];
-        for (q, (&value, g)) in values.iter().zip(grads.chunks_exact(d)).enumerate() {
-            let c = cot(q, value);
-            let p = q / m;
-            for (zb, gj) in z_bar[p * d..(p + 1) * d].iter_mut().zip(g) {
-                *zb += c * gj;
-            }
-        }
+        z_bar
+            .par_chunks_mut(BLOCK * d)
+            .zip(z.par_chunks(BLOCK * d))
+            .enumerate()
+            .for_each(|(b, (z_bar, zb))| {
+                let n = zb.len() / d;
+                let mut values = vec![0.0; n * m];
+                let mut grads = vec![0.0; n * m * d];
+                let coords = self.block_coords(b, n);
+                pointwise::gradients(self.pde.as_ref(), d, zb, coords, &mut values, &mut grads);
+                for (q, (&value, g)) in values.iter().zip(grads.chunks_exact(d)).enumerate() {
+                    let c = cot(b * BLOCK * m + q, value);
+                    let p = q / m;
+                    for (zb, gj) in z_bar[p * d..(p + 1) * d].iter_mut().zip(g) {
+                        *zb += c * gj;
+                    }
+                }
+            });
         let mut u_bar = vec![0.0; self.n_points];
         let mut column = vec![0.0; self.n_points];
         let mut pulled = vec![0.0; self.n_points];

@@ -321,6 +321,61 @@ fn the_field_residual_of_the_manufactured_solution_vanishes_at_second_order() {
 }
 
 #[test]
+fn the_field_residual_over_many_blocks_is_one_pass_over_the_points() {
+    // 33 × 301 points: the field residual's parallel blocks of points end
+    // inside time levels and the last is ragged. The residual must be what
+    // one pass over every point with its own terms and coordinates gives,
+    // bit for bit, and the gradients must put each point's cotangent at that
+    // point: directional central differences of ⟨F̄, F(u)⟩ and ‖F(u)‖.
+    let (pde, _) = forced();
+    let grid = forced_grid(33, 301);
+    let residual = FieldResidual::new(pde.clone(), &grid).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut random =
+        |n: usize| -> Vec<f64> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let (u, dir) = (random(grid.len()), random(grid.len()));
+    let f = residual.residual(&u).unwrap();
+
+    let terms = pde.terms(&grid).unwrap();
+    let d = residual_term_count(pde.as_ref(), terms.len()).unwrap();
+    let mut z = vec![0.0; grid.len() * d];
+    let mut applied = vec![0.0; grid.len()];
+    for (j, term) in terms[..d].iter().enumerate() {
+        term.operator.apply(&u, 1, &mut applied);
+        for (zp, &v) in z.chunks_exact_mut(d).zip(&applied) {
+            zp[j] = v;
+        }
+    }
+    let mut one_pass = vec![0.0; grid.len()];
+    pointwise::values(pde.as_ref(), d, &z, &grid.coordinates(), &mut one_pass);
+    if let Some(p) = (0..f.len()).find(|&p| f[p].to_bits() != one_pass[p].to_bits()) {
+        panic!("point {p}: {} in blocks, {} in one pass", f[p], one_pass[p]);
+    }
+
+    let f_bar = random(f.len());
+    let along = |g: &[f64]| g.iter().zip(&dir).map(|(a, b)| a * b).sum::<f64>();
+    let moved = |h: f64| -> Vec<f64> { u.iter().zip(&dir).map(|(x, v)| x + h * v).collect() };
+    let h = 1e-4;
+    let central = |of: &dyn Fn(&[f64]) -> f64| (of(&moved(h)) - of(&moved(-h))) / (2.0 * h);
+    let inner = |v: &[f64]| along_residual(&residual.residual(v).unwrap(), &f_bar);
+    let (fd, vjp) = (central(&inner), along(&residual.vjp(&u, &f_bar).unwrap()));
+    assert!((vjp - fd).abs() <= 1e-8 * fd.abs(), "vjp {vjp} vs {fd}");
+    let norm = |v: &[f64]| residual.norm(v).unwrap();
+    let (value, gradient) = residual.norm_and_gradient(&u).unwrap();
+    assert_eq!(value, norm(&u));
+    let (fd, grad) = (central(&norm), along(&gradient));
+    assert!(
+        (grad - fd).abs() <= 1e-7 * fd.abs(),
+        "gradient {grad} vs {fd}"
+    );
+}
+
+/// `⟨F, F̄⟩`.
+fn along_residual(f: &[f64], f_bar: &[f64]) -> f64 {
+    f.iter().zip(f_bar).map(|(a, b)| a * b).sum()
+}
+
+#[test]
 fn an_expert_problem_evaluates_at_its_points_coordinates() {
     // The problem's PDE rows at sampled points (coordinates gathered per
     // point) equal the field residual of `u = Bω` at those points.
