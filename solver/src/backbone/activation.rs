@@ -232,17 +232,10 @@ pub fn times_slope<T: Real>(z: &[T], g: &mut [T]) {
         .for_each(|(g, z)| slope_chunk(isa, z, g));
 }
 
-/// `(gelu(z), gelu'(z))` elementwise from one exponential per element: the
-/// backward pass needs both the activation (for weight gradients) and its
-/// slope (for the input gradient), and the exponential dominates the cost.
-pub fn gelu_and_slope<T: Real>(z: &[T]) -> (Vec<T>, Vec<T>) {
-    let mut values = vec![T::zero(); z.len()];
-    let mut slopes = vec![T::zero(); z.len()];
-    gelu_and_slope_into(z, &mut values, &mut slopes);
-    (values, slopes)
-}
-
-/// [`gelu_and_slope`] into given buffers (every entry overwritten).
+/// `(gelu(z), gelu'(z))` elementwise into given buffers (every entry
+/// overwritten), from one exponential per element: the backward pass needs
+/// both the activation (for weight gradients) and its slope (for the input
+/// gradient), and the exponential dominates the cost.
 ///
 /// # Panics
 /// If the slices differ in length.
@@ -259,7 +252,7 @@ pub fn gelu_and_slope_into<T: Real>(z: &[T], values: &mut [T], slopes: &mut [T])
 }
 
 /// `g *= slopes` elementwise (the chain rule with slopes from
-/// [`gelu_and_slope`]).
+/// [`gelu_and_slope_into`]).
 ///
 /// # Panics
 /// If the slices differ in length.
@@ -382,7 +375,8 @@ mod tests {
         for (o, &v) in out32.iter().zip(&z32) {
             assert_eq!(*o, gelu(v as f64) as f32);
         }
-        let (values, slopes) = gelu_and_slope(&z);
+        let (mut values, mut slopes) = (vec![0.0; z.len()], vec![0.0; z.len()]);
+        gelu_and_slope_into(&z, &mut values, &mut slopes);
         let mut g2 = vec![2.0; z.len()];
         times(&mut g2, &slopes);
         assert_eq!(values, out);

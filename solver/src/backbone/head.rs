@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use tessera_meshes::buffer_pool::{BufferPool, Pooled};
 
 use super::Real;
-use super::activation::{gelu_and_slope, gelu_into, times};
+use super::activation::{gelu_and_slope_into, gelu_into, times};
 use super::matmul::{dense, dense_mut, gemm};
 use super::pools::Pools;
 
@@ -95,7 +95,10 @@ impl<T: Real> HeadOp<T> {
         z1.par_chunks_mut(CHUNK_ROWS * f)
             .zip(out.par_chunks_mut(CHUNK_ROWS * n))
             .zip(a.par_chunks(CHUNK_ROWS * c))
-            .for_each(|((z1, out), a)| self.chunk_forward(&p, a, z1, out));
+            .for_each_init(
+                || Scratch::for_forward(c, f),
+                |scratch, ((z1, out), a)| self.chunk_forward(&p, a, z1, out, scratch),
+            );
         *self.lock_hidden() = Some(z1);
         out
     }
@@ -110,24 +113,34 @@ impl<T: Real> HeadOp<T> {
         let mut out = vec![T::zero(); rows * n];
         out.par_chunks_mut(CHUNK_ROWS * n)
             .zip(a.par_chunks(CHUNK_ROWS * c))
-            .for_each(|(out, a)| {
-                let mut z1 = vec![T::zero(); a.len() / c * f];
-                self.chunk_forward(&p, a, &mut z1, out);
-            });
+            .for_each_init(
+                || (Scratch::for_forward(c, f), field(f)),
+                |(scratch, z1), (out, a)| {
+                    let z1 = &mut z1[..a.len() / c * f];
+                    self.chunk_forward(&p, a, z1, out, scratch);
+                },
+            );
         out
     }
 
     /// One chunk of rows: `z₁ = σ(a)·W₁ + b₁` and `out = σ(z₁)·W₂ + b₂`, every
     /// entry of both written.
-    fn chunk_forward(&self, p: &Params<'_, T>, a: &[T], z1: &mut [T], out: &mut [T]) {
+    fn chunk_forward(
+        &self,
+        p: &Params<'_, T>,
+        a: &[T],
+        z1: &mut [T],
+        out: &mut [T],
+        scratch: &mut Scratch<T>,
+    ) {
         let (c, f, n) = (self.c, self.f, self.n);
         let m = a.len() / c;
-        let mut x = vec![T::zero(); a.len()];
-        gelu_into(a, &mut x);
-        affine(z1, &x, p.w1, p.b1, (m, c, f));
-        let mut h = vec![T::zero(); z1.len()];
-        gelu_into(z1, &mut h);
-        affine(out, &h, p.w2, p.b2, (m, f, n));
+        let x = &mut scratch.x[..m * c];
+        gelu_into(a, x);
+        affine(z1, x, p.w1, p.b1, (m, c, f));
+        let h = &mut scratch.h[..m * f];
+        gelu_into(z1, h);
+        affine(out, h, p.w2, p.b2, (m, f, n));
     }
 
     /// The input's gradient for the output gradient `g`; the parameters'
@@ -162,10 +175,11 @@ impl<T: Real> HeadOp<T> {
             .zip(z1.par_chunks(group * f).zip(g.par_chunks(group * n)))
             .map(|((ga, a), (z1, g))| {
                 let mut grads = vec![T::zero(); n_grads];
+                let mut scratch = Scratch::new(c, f);
                 let chunks = (ga.chunks_mut(CHUNK_ROWS * c).zip(a.chunks(CHUNK_ROWS * c)))
                     .zip(z1.chunks(CHUNK_ROWS * f).zip(g.chunks(CHUNK_ROWS * n)));
                 for ((ga, a), (z1, g)) in chunks {
-                    self.chunk_backward(&params, [a, z1, g], ga, &mut grads);
+                    self.chunk_backward(&params, [a, z1, g], ga, &mut grads, &mut scratch);
                 }
                 grads
             })
@@ -186,11 +200,21 @@ impl<T: Real> HeadOp<T> {
         [a, z1, g]: [&[T]; 3],
         ga: &mut [T],
         grads: &mut [T],
+        scratch: &mut Scratch<T>,
     ) {
         let (c, f, n) = (self.c, self.f, self.n);
         let m = a.len() / c;
-        let (x, x_slopes) = gelu_and_slope(a);
-        let (h, h_slopes) = gelu_and_slope(z1);
+        let Scratch {
+            x,
+            x_slopes,
+            h,
+            h_slopes,
+            gz1,
+        } = scratch;
+        let (x, x_slopes) = (&mut x[..m * c], &mut x_slopes[..m * c]);
+        let (h, h_slopes, gz1) = (&mut h[..m * f], &mut h_slopes[..m * f], &mut gz1[..m * f]);
+        gelu_and_slope_into(a, x, x_slopes);
+        gelu_and_slope_into(z1, h, h_slopes);
         let (gw1, rest) = grads.split_at_mut(c * f);
         let (gb1, rest) = rest.split_at_mut(f);
         let (gw2, gb2) = rest.split_at_mut(f * n);
@@ -198,47 +222,89 @@ impl<T: Real> HeadOp<T> {
         gemm(
             dense_mut(gw2, f, n),
             true,
-            dense(&h, m, f).transpose(),
+            dense(h, m, f).transpose(),
             dense(g, m, n),
             T::one(),
             Par::Seq,
         );
         add_column_sums(gb2, g);
-        let mut gz1 = vec![T::zero(); m * f];
         gemm(
-            dense_mut(&mut gz1, m, f),
+            dense_mut(gz1, m, f),
             false,
             dense(g, m, n),
             dense(params.w2, f, n).transpose(),
             T::one(),
             Par::Seq,
         );
-        times(&mut gz1, &h_slopes);
+        times(gz1, h_slopes);
         // fc1: gW1 += xᵀ gz1, gb1 += Σ gz1, gx = gz1 W1ᵀ, ga = gx ⊙ σ'(a).
         gemm(
             dense_mut(gw1, c, f),
             true,
-            dense(&x, m, c).transpose(),
-            dense(&gz1, m, f),
+            dense(x, m, c).transpose(),
+            dense(gz1, m, f),
             T::one(),
             Par::Seq,
         );
-        add_column_sums(gb1, &gz1);
+        add_column_sums(gb1, gz1);
         gemm(
             dense_mut(ga, m, c),
             false,
-            dense(&gz1, m, f),
+            dense(gz1, m, f),
             dense(params.w1, c, f).transpose(),
             T::one(),
             Par::Seq,
         );
-        times(ga, &x_slopes);
+        times(ga, x_slopes);
     }
 
     fn lock_hidden(&self) -> std::sync::MutexGuard<'_, Option<Pooled<T>>> {
         // One optional buffer: a panic elsewhere cannot leave it inconsistent.
         self.hidden.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// One task's buffers for a chunk's recomputed fields, sized for
+/// [`CHUNK_ROWS`] and reused from chunk to chunk: every entry a chunk reads
+/// it has written first, so nothing is zeroed (a fresh zeroed vector per
+/// field and chunk was a `memset` of the whole hidden layer per pass).
+struct Scratch<T> {
+    /// `σ(a)` and `σ'(a)`, `[rows, c]`.
+    x: Vec<T>,
+    x_slopes: Vec<T>,
+    /// `σ(z₁)` and `σ'(z₁)`, `[rows, f]`.
+    h: Vec<T>,
+    h_slopes: Vec<T>,
+    /// The gradient of `z₁`, `[rows, f]`.
+    gz1: Vec<T>,
+}
+
+impl<T: Real> Scratch<T> {
+    /// The buffers of the backward pass.
+    fn new(c: usize, f: usize) -> Self {
+        Self {
+            x_slopes: field(c),
+            h_slopes: field(f),
+            gz1: field(f),
+            ..Self::for_forward(c, f)
+        }
+    }
+
+    /// Only `x` and `h`, all the forward pass uses.
+    fn for_forward(c: usize, f: usize) -> Self {
+        Self {
+            x: field(c),
+            x_slopes: Vec::new(),
+            h: field(f),
+            h_slopes: Vec::new(),
+            gz1: Vec::new(),
+        }
+    }
+}
+
+/// A chunk's field of `width` values per row.
+fn field<T: Real>(width: usize) -> Vec<T> {
+    vec![T::zero(); CHUNK_ROWS * width]
 }
 
 /// `out = x·w + b` for `x: [m, k]`, `w: [k, n]` and the bias `b` on every row.
@@ -272,6 +338,23 @@ mod tests {
 
     fn dot(a: &[f64], b: &[f64]) -> f64 {
         a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    /// Inference equals the forward pass bit for bit over several chunks and
+    /// a ragged last one, its buffers reused from chunk to chunk.
+    #[test]
+    fn inference_over_many_chunks_is_the_forward_pass() {
+        let (c, f, n) = (3, 5, 2);
+        let rows = 3 * CHUNK_ROWS + 17;
+        let pools = Pools::default();
+        let head = HeadOp::<f64>::new(c, f, n, &pools, &pools);
+        let params: Vec<Vec<f64>> = (head.sizes().iter().enumerate())
+            .map(|(i, &k)| pseudo(k, 0.4 + 0.1 * i as f64, 0.6))
+            .collect();
+        let p = [&params[0][..], &params[1], &params[2], &params[3]];
+        let a = pseudo(rows * c, 0.91, 1.5);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&head.infer(&a, p)), bits(&head.forward(&a, p)));
     }
 
     /// Over enough rows for several groups of several chunks (and a ragged
