@@ -90,7 +90,7 @@ pub fn run() -> Result<Report, SolverError> {
                 .chunks_exact(n)
                 .map(|b| b.iter().zip(omega).map(|(b, w)| b * w).sum())
                 .collect();
-            let f = layer.residual(&field)?;
+            let f = layer.residual(&field, &pool)?;
             for p in layer.points(k)? {
                 max = max.max(f[p].abs());
             }

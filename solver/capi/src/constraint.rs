@@ -308,7 +308,7 @@ pub unsafe extern "C" fn tessera_constraint_residual(
         let u = unsafe { input(u, n_u, "u") }?;
         let out = unsafe { output(out, n_out, "out") }?;
         expect_len("out", n_out, n_u * layer.projection.n_equations())?;
-        let residual = layer.projection.residual(u)?;
+        let residual = layer.projection.residual(u, &layer.pool)?;
         out.copy_from_slice(&residual);
         Ok(())
     })

@@ -162,16 +162,19 @@ impl ConstraintProjection {
 
     /// The pointwise PDE residual `F` of fields `u` (`[batch, T, X, (Y)]`),
     /// `[batch, T, X, (Y), m]`: what the experts drive to zero at their
-    /// sampled points.
+    /// sampled points. Computed on `pool`'s threads (the residual runs over
+    /// blocks of points in parallel).
     ///
     /// Errors: a length that is not a positive multiple of the field length,
     /// NaN or infinite values.
-    pub fn residual(&self, u: &[f64]) -> Result<Vec<f64>, SolverError> {
+    pub fn residual(&self, u: &[f64], pool: &WorkerPool) -> Result<Vec<f64>, SolverError> {
         batch_of(u, &self.dims, "fields [batch, t, x, (y)]")?;
-        let mut out = Vec::with_capacity(u.len() * self.n_equations());
-        for field in u.chunks(self.field_len()) {
-            out.extend(self.residual.residual(field)?);
-        }
-        Ok(out)
+        pool.install(|| {
+            let mut out = Vec::with_capacity(u.len() * self.n_equations());
+            for field in u.chunks(self.field_len()) {
+                out.extend(self.residual.residual(field)?);
+            }
+            Ok(out)
+        })
     }
 }
