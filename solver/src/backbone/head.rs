@@ -175,7 +175,7 @@ impl<T: Real> HeadOp<T> {
             .zip(z1.par_chunks(group * f).zip(g.par_chunks(group * n)))
             .map(|((ga, a), (z1, g))| {
                 let mut grads = vec![T::zero(); n_grads];
-                let mut scratch = Scratch::new(c, f);
+                let mut scratch = Scratch::for_backward(c, f);
                 let chunks = (ga.chunks_mut(CHUNK_ROWS * c).zip(a.chunks(CHUNK_ROWS * c)))
                     .zip(z1.chunks(CHUNK_ROWS * f).zip(g.chunks(CHUNK_ROWS * n)));
                 for ((ga, a), (z1, g)) in chunks {
@@ -281,7 +281,7 @@ struct Scratch<T> {
 
 impl<T: Real> Scratch<T> {
     /// The buffers of the backward pass.
-    fn new(c: usize, f: usize) -> Self {
+    fn for_backward(c: usize, f: usize) -> Self {
         Self {
             x_slopes: field(c),
             h_slopes: field(f),
