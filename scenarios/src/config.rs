@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use tessera_meshes::Grid;
 
 use crate::ScenarioError;
-use crate::custom::CustomPde;
+use crate::custom::{CustomPde, InitialOverrides};
 use crate::device::Device;
 use crate::mol::{Dealias, MolMethod};
 use crate::unknown_keys::{listed, unknown_keys};
@@ -106,6 +106,7 @@ pub enum PdeConfig {
 /// file = "pdes/burgers.toml"     # relative to the scenario file
 /// domain = [[0.0, 1.0]]          # [lo, hi] per space axis
 /// parameters = { nu = 0.02 }     # optional: new values for the definition's parameters
+/// initial = { amplitude = 0.25 } # optional: new numbers for its [initial] family
 /// ```
 ///
 /// Loading the scenario reads `file` into `definition`, and a run directory's
@@ -130,6 +131,12 @@ pub struct CustomParams {
     /// experiments.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, f64>,
+    /// New numbers for the definition's `[initial]` family (a `grf`
+    /// field's length scale, amplitude or mean, random parameters'
+    /// distributions), so one definition serves studies of other initial
+    /// conditions ([`InitialOverrides`]).
+    #[serde(default, skip_serializing_if = "InitialOverrides::is_empty")]
+    pub initial: InitialOverrides,
 }
 
 impl CustomParams {
@@ -153,7 +160,7 @@ impl CustomParams {
             || format!("{origin} [pde.definition]"),
             |f| f.display().to_string(),
         );
-        CustomPde::with_parameters(text, &name, &self.parameters)
+        CustomPde::with_overrides(text, &name, &self.parameters, &self.initial, None)
             .map_err(|e| ScenarioError::CustomPde(Box::new(e)))
     }
 

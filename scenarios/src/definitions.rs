@@ -20,7 +20,7 @@ use std::sync::Arc;
 use tessera_meshes::ops::fd::FdScheme;
 
 use crate::config::BoundaryPlacement;
-use crate::custom::CustomPde;
+use crate::custom::{CustomPde, InitialOverrides};
 use crate::navier_stokes::pde::Derivatives;
 use crate::{AnyPde, ScenarioError};
 
@@ -110,8 +110,14 @@ impl AnyPde {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        let pde = CustomPde::with_overrides(text, file, &constants, stencil)
-            .map_err(|e| ScenarioError::CustomPde(Box::new(e)))?;
+        let pde = CustomPde::with_overrides(
+            text,
+            file,
+            &constants,
+            &InitialOverrides::default(),
+            stencil,
+        )
+        .map_err(|e| ScenarioError::CustomPde(Box::new(e)))?;
         Ok(Arc::new(pde))
     }
 }

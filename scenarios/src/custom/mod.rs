@@ -113,11 +113,14 @@
 //! standard deviation, or the name of a term, parameter, variable or `pi`, and
 //! a `grf` family on a bounded axis, with a length scale that is not finite and
 //! positive, an amplitude that is not finite and non-negative, or a mean that
-//! is not finite.
+//! is not finite. A scenario's new numbers for the `[initial]` family
+//! ([`InitialOverrides`]) meet the same checks, and a key the family does
+//! not have is an error at the table.
 
 mod conditions;
 pub mod error;
 pub mod initial;
+mod initial_override;
 pub mod mol;
 pub mod operators;
 mod pde;
@@ -128,7 +131,9 @@ mod spec;
 pub use conditions::Place;
 pub use error::CustomPdeError;
 pub use initial::{Distribution, ExpressionFamily, GrfFamily, InitialCondition, RandomParameter};
+pub use initial_override::InitialOverrides;
 pub use mol::CustomMol;
 pub use operators::{Operator, Stencil};
 pub use pde::{CustomPde, TermDef};
 pub use seams::Seam;
+pub use spec::RandomSpec;

@@ -15,6 +15,7 @@ use toml::Spanned;
 use super::conditions::{Condition, Place};
 use super::error::CustomPdeError;
 use super::initial::InitialCondition;
+use super::initial_override::InitialOverrides;
 use super::mol::{MolForm, NotMol, Parts};
 use super::operators::{Operator, Stencil};
 use super::source::SourceFile;
@@ -96,17 +97,19 @@ impl CustomPde {
         file: &str,
         overrides: &BTreeMap<String, f64>,
     ) -> Result<Self, CustomPdeError> {
-        Self::with_overrides(text, file, overrides, None)
+        Self::with_overrides(text, file, overrides, &InitialOverrides::default(), None)
     }
 
-    /// [`CustomPde::with_parameters`], and with the file's default `stencil`
-    /// replaced by `stencil` where one is given: a built-in configuration with
-    /// other stencils is the same file read with other stencils
-    /// (`AnyPde::definition`), not a second copy of it.
+    /// [`CustomPde::with_parameters`], with the `[initial]` values `initial`
+    /// replaces (a scenario's `pde.initial`), and with the file's default
+    /// `stencil` replaced by `stencil` where one is given: a built-in
+    /// configuration with other stencils is the same file read with other
+    /// stencils (`AnyPde::definition`), not a second copy of it.
     pub(crate) fn with_overrides(
         text: &str,
         file: &str,
         overrides: &BTreeMap<String, f64>,
+        initial: &InitialOverrides,
         stencil: Option<&str>,
     ) -> Result<Self, CustomPdeError> {
         let src = SourceFile { name: file, text };
@@ -138,6 +141,7 @@ impl CustomPde {
             };
             *parameter = Spanned::new(parameter.span(), value);
         }
+        initial.apply(&builder, &mut spec.initial)?;
         if let Some(name) = stencil {
             let span = spec.stencil.as_ref().map_or(0..0, Spanned::span);
             spec.stencil = Some(Spanned::new(span, name.to_owned()));

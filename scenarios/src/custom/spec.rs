@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use toml::Spanned;
 
 /// A PDE definition file (or the body of a scenario's `[pde]` table).
@@ -162,10 +162,10 @@ pub(crate) struct InitialSpec {
 }
 
 /// The distribution of one random parameter: `{ uniform = [lo, hi] }` or
-/// `{ normal = [mean, std] }`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// `{ normal = [mean, std] }` (as written; checked with the family).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
-pub(crate) enum RandomSpec {
+pub enum RandomSpec {
     /// Uniform on `[lo, hi]`.
     Uniform([f64; 2]),
     /// Normal with mean and standard deviation.

@@ -195,3 +195,42 @@ fn a_family_that_does_not_close_where_the_axis_wraps_is_named() {
     assert!(!stderr.contains("warning"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn check_prints_the_initial_family_after_the_scenarios_overrides() {
+    let scenario = "scenarios/allen-cahn-2d-small.toml";
+    let shipped = stdout(&tessera(&["pde", "check", scenario]));
+    assert!(
+        shipped.contains("family    grf (length scale 0.3, amplitude 0.5, mean 0)"),
+        "{shipped}"
+    );
+    let set = [
+        "--set",
+        "pde.initial.amplitude=0.25",
+        "--set",
+        "pde.initial.mean=1",
+    ];
+    let changed = stdout(&tessera(&[&["pde", "check", scenario][..], &set].concat()));
+    assert!(
+        changed.contains("family    grf (length scale 0.3, amplitude 0.25, mean 1)"),
+        "{changed}"
+    );
+    let burgers = stdout(&tessera(&["pde", "check", "scenarios/pdes/burgers.toml"]));
+    assert!(
+        burgers.contains(
+            "family    expression; drawn in order: a uniform [0.5, 1.5], b normal (mean 0, std 0.1)"
+        ),
+        "{burgers}"
+    );
+    // A definition file has no settings to override.
+    let refused = tessera(
+        &[
+            &["pde", "check", "scenarios/pdes/allen-cahn-2d.toml"][..],
+            &set,
+        ]
+        .concat(),
+    );
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("--set changes a scenario's settings"), "{err}");
+}

@@ -148,6 +148,22 @@ fn generated_data_is_cached_under_a_name_that_tracks_the_settings() {
     assert_eq!(cache_path(&scenario, Split::Train, &dir), path);
 }
 
+/// A scenario's new numbers for its definition's initial-condition family
+/// (`pde.initial`) draw other data, so they name another cache file.
+#[test]
+fn an_initial_condition_override_names_another_cache_file() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/allen-cahn-2d-small.toml");
+    let mut scenario = Scenario::from_file(path).unwrap();
+    let dir = std::path::Path::new("cache");
+    let before = cache_path(&scenario, Split::Test, dir);
+    scenario.set("pde.initial.amplitude=0.25").unwrap();
+    let after = cache_path(&scenario, Split::Test, dir);
+    assert_ne!(after, before);
+    scenario.set("pde.initial.amplitude=0.5").unwrap();
+    assert_ne!(cache_path(&scenario, Split::Test, dir), after);
+}
+
 #[test]
 fn first_levels_keeps_the_leading_time_levels() {
     // Three levels of two points, each value its flat index.

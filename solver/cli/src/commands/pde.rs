@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use tessera_constraints::Pde as _;
 use tessera_scenarios::Scenario;
 use tessera_scenarios::config::PdeConfig;
-use tessera_scenarios::custom::CustomPde;
+use tessera_scenarios::custom::{CustomPde, Distribution, InitialCondition};
 
 /// `tessera pde …`
 #[derive(Debug, clap::Subcommand)]
@@ -25,6 +25,10 @@ pub enum Pde {
 pub struct Source {
     /// A PDE definition (TOML) or a scenario file with a custom `[pde]`.
     file: PathBuf,
+    /// Override a scenario setting first, e.g. `--set pde.parameters.nu=0.1`
+    /// or `--set pde.initial.amplitude=0.25` (repeatable; a scenario only).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
 }
 
 /// Arguments of `tessera pde emit`.
@@ -51,6 +55,9 @@ impl Pde {
             Self::Check(source) => {
                 let (pde, domain) = source.load()?;
                 println!("{}", summary(&pde));
+                if let Some(family) = pde.initial_family() {
+                    println!("  family    {}", describe(family));
+                }
                 // Only a scenario says where the family is drawn.
                 for seam in domain.map(|d| pde.seams(&d)).unwrap_or_default() {
                     println!("  initial   {}", seam.describe());
@@ -73,9 +80,17 @@ impl Source {
     fn load(&self) -> anyhow::Result<(CustomPde, Option<Vec<[f64; 2]>>)> {
         let path = &self.file;
         if !is_scenario(path)? {
+            if !self.overrides.is_empty() {
+                bail!(
+                    "{}: --set changes a scenario's settings, and this is a definition file \
+                     (give the scenario that uses it)",
+                    path.display()
+                );
+            }
             return Ok((CustomPde::from_file(path)?, None));
         }
-        let scenario = Scenario::from_file(path)?;
+        let mut scenario = Scenario::from_file(path)?;
+        scenario.set_all(&self.overrides)?;
         match &scenario.pde {
             PdeConfig::Custom(params) => Ok((
                 params.pde(&path.display().to_string())?,
@@ -101,6 +116,33 @@ fn is_scenario(path: &Path) -> anyhow::Result<bool> {
     Ok(text
         .parse::<toml::Table>()
         .is_ok_and(|table| table.get("pde").is_some_and(toml::Value::is_table)))
+}
+
+/// The `[initial]` family as `pde check` prints it: which family, and its
+/// numbers (after a scenario's `pde.initial`).
+fn describe(family: &InitialCondition) -> String {
+    match family {
+        InitialCondition::Grf(g) => format!(
+            "grf (length scale {}, amplitude {}, mean {})",
+            g.length_scale(),
+            g.amplitude(),
+            g.mean()
+        ),
+        InitialCondition::Expression(e) => {
+            let random: Vec<String> = (e.random().iter())
+                .map(|p| match p.distribution {
+                    Distribution::Uniform { lo, hi } => format!("{} uniform [{lo}, {hi}]", p.name),
+                    Distribution::Normal { mean, std } => {
+                        format!("{} normal (mean {mean}, std {std})", p.name)
+                    }
+                })
+                .collect();
+            match random.is_empty() {
+                true => "expression".to_owned(),
+                false => format!("expression; drawn in order: {}", random.join(", ")),
+            }
+        }
+    }
 }
 
 /// What `pde check` prints: the name, axes, terms in solver order and the
