@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the C and Fortran examples of the C ABI against a freshly
-# trained tiny run, under valgrind, linked both ways (shared and static).
+# trained tiny run, under valgrind, linked both ways (shared and static), then
+# the Python module's examples against the shared library.
 #
 #   solver/capi/examples/run.sh TESSERA_BINARY LIB_DIR
 #
@@ -54,4 +55,18 @@ for mode in shared static; do
     "${valgrind[@]}" "$bin/projection" "$here/projection.toml"
     "${valgrind[@]}" "$bin/predict_f" "$work/run" "$work/test.safetensors"
 done
+# The Python module (solver/capi/python/tessera.py, ctypes and numpy) against
+# the shared library: the same checks as predict.c and projection.c. Skipped
+# without python3 and numpy unless TESSERA_REQUIRE_PYTHON=1 (CI sets it).
+if python3 -c "import numpy" 2>/dev/null; then
+    echo "== running the Python examples"
+    export TESSERA_LIB="$lib_dir/libtessera.so" PYTHONPATH="$here/../python"
+    python3 "$here/predict.py" "$work/run" "$work/test.safetensors" "$samples"
+    python3 "$here/projection.py" "$here/projection.toml"
+elif [[ -n "${TESSERA_REQUIRE_PYTHON:-}" ]]; then
+    echo "python3 with numpy is required (TESSERA_REQUIRE_PYTHON is set)" >&2
+    exit 1
+else
+    echo "== skipping the Python examples: no python3 with numpy"
+fi
 echo "== C ABI examples: all passed"

@@ -1,0 +1,126 @@
+"""Loads a trained run through the Python module (the C ABI by ctypes),
+predicts the test set's initial conditions one at a time and as one batch,
+and checks each prediction's relative L2 error against the truth equals what
+`tessera eval` wrote to summary.json (to 1e-12); then predicts from 4 Python
+threads at once (the library runs without the GIL) and checks the results
+equal the single-threaded ones bit for bit, and that bad calls raise
+TesseraError with the library's status.
+
+    python3 predict.py RUN_DIR TEST_DATA.safetensors SAMPLES
+"""
+
+import json
+import struct
+import sys
+import threading
+
+import numpy as np
+
+import tessera
+
+
+def read_samples(path, count, field_len):
+    """The first `count` trajectories of a dataset file, float64, flat."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + header_len])
+    out = []
+    for b in range(count):
+        entry = header[f"{b:04d}/data"]
+        assert entry["dtype"] == "F32", entry
+        begin, end = entry["data_offsets"]
+        data = np.frombuffer(raw[8 + header_len + begin:8 + header_len + end], "<f4")
+        assert data.size == field_len, (data.size, field_len)
+        out.append(data.astype(np.float64))
+    return np.stack(out)
+
+
+def relative_l2(p, t):
+    """‖p − t‖₂ / ‖t‖₂, summed in the order `tessera eval` sums."""
+    diff = 0.0
+    for d in (p - t).tolist():
+        diff += d * d
+    norm = 0.0
+    for v in t.tolist():
+        norm += v * v
+    return (diff / norm) ** 0.5
+
+
+def main(run_dir, data, samples):
+    tessera.set_num_threads(2)
+    with open(f"{run_dir}/summary.json") as f:
+        eval_rel_l2 = json.load(f)["rel_l2"]
+    with tessera.Model(run_dir) as model:
+        s = model.shape
+        print(f"tessera {tessera.version()} (Python): grid {s.grid}, {s.n_experts} experts, "
+              f"{s.n_basis} basis functions")
+        truth = read_samples(data, samples, s.field_len).reshape((samples,) + s.grid)
+        ics = truth[:, 0]
+        single = []
+        worst = 0.0
+        for b in range(samples):
+            u, statuses = model.predict(ics[b], return_status=True)
+            assert u.shape == s.grid, u.shape
+            assert len(statuses) == s.n_experts
+            mine = relative_l2(u.ravel(), truth[b].ravel())
+            diff = abs(mine - eval_rel_l2[b])
+            worst = max(worst, diff)
+            print(f"sample {b}: rel L2 {mine:.17g} (tessera eval {eval_rel_l2[b]:.17g}), "
+                  f"expert 0: {statuses[0]}")
+            assert diff <= 1e-12 * eval_rel_l2[b], "rel L2 equals tessera eval's"
+            single.append(u)
+        single = np.stack(single)
+        print(f"max |rel L2 - eval| = {worst:.3g}")
+        batch = model.predict(ics)
+        assert batch.shape == (samples,) + s.grid
+        assert np.array_equal(batch, single), "batch equals one at a time"
+
+        results = [None] * 4
+
+        def job(i):
+            results[i] = model.predict(ics)
+
+        threads = [threading.Thread(target=job, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(np.array_equal(r, single) for r in results), "threads agree"
+        print("4 Python threads at once: results equal")
+
+        # Bad calls raise, with the library's status and message.
+        bad = ics[0].copy()
+        bad[0] = np.nan
+        try:
+            model.predict(bad)
+            raise AssertionError("NaN input was accepted")
+        except tessera.TesseraError as e:
+            assert e.name == "NON_FINITE", e
+            print(f"NaN input: {e}")
+        try:
+            model.predict(np.zeros(s.ic_len + 1))
+            raise AssertionError("a wrong shape was accepted")
+        except ValueError as e:
+            print(f"wrong shape: {e}")
+    try:
+        tessera.Model(f"{run_dir}/no-such-run")
+        raise AssertionError("a missing run loaded")
+    except tessera.TesseraError as e:
+        assert e.name in ("IO", "INVALID_RUN"), e
+        print(f"missing run: {e}")
+    closed = tessera.Model(run_dir)
+    closed.close()
+    closed.close()  # twice is fine
+    try:
+        closed.predict(ics[0])
+        raise AssertionError("a closed model predicted")
+    except ValueError as e:
+        print(f"closed model: {e}")
+    print("predict.py: all checks passed")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit(f"usage: {sys.argv[0]} RUN_DIR TEST_DATA SAMPLES")
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

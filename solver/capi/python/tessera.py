@@ -1,0 +1,411 @@
+"""Tessera from Python: the C ABI (libtessera.so) through ctypes, on numpy arrays.
+
+Nothing to compile: build the library once (``cargo build --release -p
+tessera-capi``, which writes ``target/release/libtessera.so``), put this file's
+folder on ``PYTHONPATH`` and point ``TESSERA_LIB`` at the library (or keep the
+library next to this file, or on the loader's path)::
+
+    import numpy as np
+    import tessera
+
+    with tessera.Model("runs/quickstart-moe-20261207-093000") as model:
+        u = model.predict(u0)            # u0: [X] or [batch, X]; u: [(batch,) T, X]
+
+    with tessera.ConstraintLayer("scenarios/quickstart.toml") as layer:
+        u, weights, statuses = layer.solve(basis, u0)   # basis: [(batch,) T, X, N]
+        basis_bar = layer.backward(basis, u0, u_bar)    # dL/dbasis, exactly (IFT)
+
+Every call returns or raises: a failed call raises :class:`TesseraError`
+with the library's status and message (a missing run, NaN input, a shape the
+handle does not take); the arrays are float64, C order, copied in as needed.
+The library releases the GIL while it computes (ctypes does), so Python
+threads may call one handle at once; each handle computes on its own pool of
+threads (:func:`set_num_threads`). Results equal the CLI's (``tessera eval``
+for :meth:`Model.predict`) bit for bit, whatever the batching.
+
+The C header (``solver/capi/include/tessera.h``) is the reference for what
+each call does; this module only maps arrays and errors.
+"""
+
+import ctypes
+import ctypes.util
+import os
+
+try:
+    import numpy as np
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("the tessera module needs numpy (pip install numpy)") from e
+
+__all__ = [
+    "ConstraintLayer",
+    "Model",
+    "Shape",
+    "SolveStatus",
+    "TesseraError",
+    "set_num_threads",
+    "version",
+]
+
+# TesseraStatus, in the header's order.
+STATUS_NAMES = [
+    "OK",
+    "NULL_POINTER",
+    "INVALID_HANDLE",
+    "SHAPE_MISMATCH",
+    "NON_FINITE",
+    "IO",
+    "INVALID_RUN",
+    "INVALID_ARGUMENT",
+    "SOLVE_FAILED",
+    "INTERNAL",
+    "DEVICE",
+]
+# TesseraStopReason, in the header's order.
+STOP_REASONS = ["CONVERGED", "MAX_ITERATIONS", "NON_FINITE", "SINGULAR"]
+
+
+class TesseraError(RuntimeError):
+    """A call the library refused or could not complete.
+
+    ``status`` is the ``TesseraStatus`` value, ``name`` its name without the
+    prefix (``"NON_FINITE"``), ``message`` the library's description.
+    """
+
+    def __init__(self, status, message):
+        self.status = status
+        self.name = STATUS_NAMES[status] if status < len(STATUS_NAMES) else str(status)
+        self.message = message
+        super().__init__(f"{self.name}: {message}")
+
+
+class Shape(ctypes.Structure):
+    """Sizes of a model's or a constraint layer's arrays (``TesseraShape``)."""
+
+    _fields_ = [
+        ("n_dims", ctypes.c_size_t),
+        ("nt", ctypes.c_size_t),
+        ("nx", ctypes.c_size_t),
+        ("ny", ctypes.c_size_t),
+        ("ic_len", ctypes.c_size_t),
+        ("field_len", ctypes.c_size_t),
+        ("n_experts", ctypes.c_size_t),
+        ("points_per_expert", ctypes.c_size_t),
+        ("n_equations", ctypes.c_size_t),
+        ("n_basis", ctypes.c_size_t),
+    ]
+
+    @property
+    def space(self):
+        """The shape of one initial condition: ``(X,)`` or ``(X, Y)``."""
+        return (self.nx,) if self.n_dims == 2 else (self.nx, self.ny)
+
+    @property
+    def grid(self):
+        """The shape of one field: ``(T, X)`` or ``(T, X, Y)``."""
+        return (self.nt,) + self.space
+
+
+class SolveStatus(ctypes.Structure):
+    """Why one expert's Levenberg–Marquardt solve stopped (``TesseraSolveStatus``)."""
+
+    _fields_ = [
+        ("reason_code", ctypes.c_int),
+        ("iterations", ctypes.c_uint64),
+        ("initial_residual", ctypes.c_double),
+        ("final_residual", ctypes.c_double),
+        ("gradient_norm", ctypes.c_double),
+    ]
+
+    @property
+    def reason(self):
+        """``"CONVERGED"``, ``"MAX_ITERATIONS"``, ``"NON_FINITE"`` or ``"SINGULAR"``."""
+        return STOP_REASONS[self.reason_code]
+
+    def __repr__(self):
+        return (
+            f"SolveStatus({self.reason}, {self.iterations} iterations, "
+            f"residual {self.initial_residual:.3g} -> {self.final_residual:.3g})"
+        )
+
+
+def _library_path():
+    """``TESSERA_LIB``, else libtessera.so next to this file, else the loader's."""
+    given = os.environ.get("TESSERA_LIB")
+    if given:
+        return given
+    beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libtessera.so")
+    if os.path.exists(beside):
+        return beside
+    found = ctypes.util.find_library("tessera")
+    if found:
+        return found
+    raise OSError(
+        "libtessera.so not found: build it (cargo build --release -p tessera-capi) "
+        "and set TESSERA_LIB to target/release/libtessera.so"
+    )
+
+
+_SIZE = ctypes.c_size_t
+_DOUBLES = ctypes.POINTER(ctypes.c_double)
+_HANDLE = ctypes.c_void_p
+
+
+def _load():
+    lib = ctypes.CDLL(_library_path())
+    signatures = {
+        "tessera_version": ([], ctypes.c_char_p),
+        "tessera_last_error": ([ctypes.c_char_p, _SIZE], _SIZE),
+        "tessera_set_num_threads": ([_SIZE], ctypes.c_int),
+        "tessera_model_load_on": (
+            [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(_HANDLE)],
+            ctypes.c_int,
+        ),
+        "tessera_model_free": ([_HANDLE], ctypes.c_int),
+        "tessera_model_shape": ([_HANDLE, ctypes.POINTER(Shape)], ctypes.c_int),
+        "tessera_model_predict": (
+            [_HANDLE, _DOUBLES, _SIZE, _DOUBLES, _SIZE, ctypes.POINTER(SolveStatus), _SIZE],
+            ctypes.c_int,
+        ),
+        "tessera_constraint_create": (
+            [ctypes.c_char_p, ctypes.POINTER(_SIZE), _SIZE, ctypes.POINTER(_HANDLE)],
+            ctypes.c_int,
+        ),
+        "tessera_constraint_free": ([_HANDLE], ctypes.c_int),
+        "tessera_constraint_shape": ([_HANDLE, ctypes.POINTER(Shape)], ctypes.c_int),
+        "tessera_constraint_points": (
+            [_HANDLE, _SIZE, ctypes.POINTER(_SIZE), _SIZE],
+            ctypes.c_int,
+        ),
+        "tessera_constraint_solve": (
+            [_HANDLE, _DOUBLES, _SIZE, _SIZE, _DOUBLES, _SIZE, _DOUBLES, _SIZE, _DOUBLES, _SIZE,
+             ctypes.POINTER(SolveStatus), _SIZE],
+            ctypes.c_int,
+        ),
+        "tessera_constraint_backward": (
+            [_HANDLE, _DOUBLES, _SIZE, _SIZE, _DOUBLES, _SIZE, _DOUBLES, _SIZE, _DOUBLES, _SIZE],
+            ctypes.c_int,
+        ),
+        "tessera_constraint_residual": (
+            [_HANDLE, _DOUBLES, _SIZE, _DOUBLES, _SIZE],
+            ctypes.c_int,
+        ),
+    }
+    for name, (args, result) in signatures.items():
+        function = getattr(lib, name)
+        function.argtypes = args
+        function.restype = result
+    return lib
+
+
+_lib = _load()
+
+
+def _check(status):
+    """Raises the thread's last error for a status that is not OK."""
+    if status != 0:
+        length = _lib.tessera_last_error(None, 0)
+        buffer = ctypes.create_string_buffer(length + 1)
+        _lib.tessera_last_error(buffer, length + 1)
+        raise TesseraError(status, buffer.value.decode("utf-8", "replace"))
+
+
+def _doubles(array):
+    """``array`` as contiguous float64, and a pointer to it (the array must be kept alive)."""
+    a = np.ascontiguousarray(array, dtype=np.float64)
+    return a, a.ctypes.data_as(_DOUBLES)
+
+
+def _batched(array, inner, what):
+    """``array`` of shape ``inner`` or ``(batch,) + inner``: the batched view and whether
+    it had a batch axis."""
+    a = np.asarray(array)
+    inner = tuple(inner)
+    if a.shape == inner:
+        return a.reshape((1,) + inner), False
+    if a.ndim == len(inner) + 1 and a.shape[1:] == inner and a.shape[0] > 0:
+        return a, True
+    raise ValueError(f"{what} has shape {a.shape}; expected {inner} or (batch,) + {inner}")
+
+
+def version():
+    """The library's version."""
+    return _lib.tessera_version().decode()
+
+
+def set_num_threads(n):
+    """Worker threads of each handle created afterwards (0: ``RAYON_NUM_THREADS``, else
+    one per core)."""
+    _check(_lib.tessera_set_num_threads(n))
+
+
+class _Handle:
+    """Frees the library's handle once: on :meth:`close`, at the end of a ``with``
+    block, or when collected."""
+
+    _free = None
+
+    def __init__(self):
+        self._handle = _HANDLE()
+
+    def close(self):
+        if self._handle:
+            _check(type(self)._free(self._handle))
+            self._handle = _HANDLE()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - nothing to report to at collection
+            pass
+
+    def _live(self):
+        if not self._handle:
+            raise ValueError(f"this {type(self).__name__} is closed")
+        return self._handle
+
+
+class Model(_Handle):
+    """A trained run (``tessera run``/``tessera train``'s directory), loaded for prediction
+    on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``)."""
+
+    _free = staticmethod(lambda h: _lib.tessera_model_free(h))
+
+    def __init__(self, run_dir, device="cpu"):
+        super().__init__()
+        _check(
+            _lib.tessera_model_load_on(
+                os.fsencode(run_dir), device.encode(), ctypes.byref(self._handle)
+            )
+        )
+        self.shape = Shape()
+        _check(_lib.tessera_model_shape(self._handle, ctypes.byref(self.shape)))
+
+    def predict(self, ic, return_status=False):
+        """The constrained fields for initial conditions ``ic`` (``[X]``/``[X, Y]``, or a
+        batch of them): ``[T, X(, Y)]`` per condition, with the batch axis if ``ic`` had
+        one; with ``return_status``, also each expert's solve, ``[batch][K]``."""
+        s = self.shape
+        batch, batched = _batched(ic, s.space, "ic")
+        n = batch.shape[0]
+        ic_array, ic_ptr = _doubles(batch)
+        out = np.empty((n,) + s.grid)
+        statuses = (SolveStatus * (n * s.n_experts))()
+        _check(
+            _lib.tessera_model_predict(
+                self._live(), ic_ptr, ic_array.size, out.ctypes.data_as(_DOUBLES), out.size,
+                statuses, len(statuses),
+            )
+        )
+        u = out if batched else out[0]
+        if not return_status:
+            return u
+        k = s.n_experts
+        per_sample = [list(statuses[b * k:(b + 1) * k]) for b in range(n)]
+        return u, (per_sample if batched else per_sample[0])
+
+
+class ConstraintLayer(_Handle):
+    """The constraint layer of a scenario file (its ``[pde]``, ``[grid]`` and
+    ``[constraint]``) as a projection of the caller's basis; ``dims`` (``(T, X)`` or
+    ``(T, X, Y)``) replaces the scenario's grid size."""
+
+    _free = staticmethod(lambda h: _lib.tessera_constraint_free(h))
+
+    def __init__(self, scenario_path, dims=None):
+        super().__init__()
+        dims = tuple(dims or ())
+        array = (_SIZE * len(dims))(*dims)
+        _check(
+            _lib.tessera_constraint_create(
+                os.fsencode(scenario_path),
+                array if dims else None,
+                len(dims),
+                ctypes.byref(self._handle),
+            )
+        )
+        self.shape = Shape()
+        _check(_lib.tessera_constraint_shape(self._handle, ctypes.byref(self.shape)))
+
+    def points(self, expert):
+        """Expert ``expert``'s sampled points: sorted flat indices into a field."""
+        out = (_SIZE * self.shape.points_per_expert)()
+        _check(_lib.tessera_constraint_points(self._live(), expert, out, len(out)))
+        return np.array(out, dtype=np.int64)
+
+    def _inputs(self, basis, ic):
+        s = self.shape
+        b = np.asarray(basis)
+        if b.ndim < 1:
+            raise ValueError("basis needs a trailing axis of basis functions")
+        n_basis = b.shape[-1]
+        basis_b, batched = _batched(b, s.grid + (n_basis,), "basis")
+        ic_b, _ = _batched(ic, s.space, "ic")
+        if ic_b.shape[0] != basis_b.shape[0]:
+            raise ValueError(
+                f"{basis_b.shape[0]} bases and {ic_b.shape[0]} initial conditions"
+            )
+        return basis_b, ic_b, n_basis, batched
+
+    def solve(self, basis, ic):
+        """Projects ``basis`` (``[(batch,) T, X(, Y), N]``) onto the constraints for the
+        initial conditions ``ic``: the field ``u`` ``[(batch,) T, X(, Y)]``, each expert's
+        weights ``[(batch,) K, N]`` and solve statuses ``[batch][K]``."""
+        s = self.shape
+        basis_b, ic_b, n_basis, batched = self._inputs(basis, ic)
+        n, k = basis_b.shape[0], s.n_experts
+        basis_a, basis_p = _doubles(basis_b)
+        ic_a, ic_p = _doubles(ic_b)
+        u = np.empty((n,) + s.grid)
+        weights = np.empty((n, k, n_basis))
+        statuses = (SolveStatus * (n * k))()
+        _check(
+            _lib.tessera_constraint_solve(
+                self._live(), basis_p, basis_a.size, n_basis, ic_p, ic_a.size,
+                u.ctypes.data_as(_DOUBLES), u.size, weights.ctypes.data_as(_DOUBLES),
+                weights.size, statuses, len(statuses),
+            )
+        )
+        per_sample = [list(statuses[b * k:(b + 1) * k]) for b in range(n)]
+        if batched:
+            return u, weights, per_sample
+        return u[0], weights[0], per_sample[0]
+
+    def backward(self, basis, ic, u_bar):
+        """``∂L/∂basis`` for ``u_bar = ∂L/∂u`` at :meth:`solve`'s solution for the same
+        ``basis`` and ``ic``, through the implicit function theorem."""
+        s = self.shape
+        basis_b, ic_b, n_basis, batched = self._inputs(basis, ic)
+        u_bar_b, _ = _batched(u_bar, s.grid, "u_bar")
+        if u_bar_b.shape[0] != basis_b.shape[0]:
+            raise ValueError(f"{basis_b.shape[0]} bases and {u_bar_b.shape[0]} u_bar fields")
+        basis_a, basis_p = _doubles(basis_b)
+        ic_a, ic_p = _doubles(ic_b)
+        u_bar_a, u_bar_p = _doubles(u_bar_b)
+        out = np.empty(basis_a.shape)
+        _check(
+            _lib.tessera_constraint_backward(
+                self._live(), basis_p, basis_a.size, n_basis, ic_p, ic_a.size, u_bar_p,
+                u_bar_a.size, out.ctypes.data_as(_DOUBLES), out.size,
+            )
+        )
+        return out if batched else out[0]
+
+    def residual(self, u):
+        """The PDE residual of fields ``u`` (``[(batch,) T, X(, Y)]``) at every point:
+        ``[(batch,) T, X(, Y), m]`` for ``m`` equations."""
+        s = self.shape
+        u_b, batched = _batched(u, s.grid, "u")
+        u_a, u_p = _doubles(u_b)
+        out = np.empty(u_a.shape + (s.n_equations,))
+        _check(
+            _lib.tessera_constraint_residual(
+                self._live(), u_p, u_a.size, out.ctypes.data_as(_DOUBLES), out.size
+            )
+        )
+        return out if batched else out[0]
