@@ -491,3 +491,101 @@ fn a_horizon_run_trains_on_the_window_and_reports_both_windows() {
     // `eval` rebuilds the whole-grid model from the checkpoint: same result.
     assert_eq!(eval_summary(&out).windows, Some(windows));
 }
+
+/// `tessera eval` with other settings says so in the summary it writes, and
+/// with `--out` writes it elsewhere, leaving the run's own evaluation as it
+/// was; a re-evaluation that changes nothing writes the run's result again.
+#[test]
+fn an_evaluation_with_other_settings_is_recorded_and_can_go_elsewhere() {
+    let dir = temp_dir("cli-eval-out");
+    let scenario = scenario_file(&dir);
+    let out = dir.join("run");
+    ok(tessera()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--set", "training.steps=3", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let run = RunDir::new(&out);
+    let own = std::fs::read(run.summary()).unwrap();
+    let own_summary: Summary = serde_json::from_slice(&own).unwrap();
+    assert_eq!(own_summary.evaluated_with, None);
+    let elsewhere = dir.join("one-sample");
+    let output = ok(tessera()
+        .arg("eval")
+        .arg(&out)
+        .args(["--set", "eval.samples=1", "--quiet", "--json", "--out"])
+        .arg(&elsewhere)
+        .output()
+        .unwrap());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("evaluated with  --set eval.samples=1"),
+        "{stdout}"
+    );
+    let line: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(line["evaluated_with"]["overrides"][0], "eval.samples=1");
+    let other = RunDir::new(&elsewhere);
+    let summary: Summary =
+        serde_json::from_slice(&std::fs::read(other.summary()).unwrap()).unwrap();
+    assert_eq!(summary.rel_l2, own_summary.rel_l2[..1]);
+    let with = summary.evaluated_with.expect("recorded");
+    assert_eq!(
+        (with.data, with.overrides),
+        (None, vec!["eval.samples=1".to_owned()])
+    );
+    assert!(other.plots().join("sample_0000.png").exists());
+    assert_eq!(
+        std::fs::read(run.summary()).unwrap(),
+        own,
+        "the run's summary stayed"
+    );
+    // Into the run directory itself, the override is recorded there.
+    let again = eval_summary_with(&out, &["--set", "eval.samples=1"]);
+    assert!(again.evaluated_with.is_some());
+    // Without changes, the run's own result again.
+    let plain = eval_summary(&out);
+    assert_eq!(
+        (plain.evaluated_with, plain.rel_l2),
+        (None, own_summary.rel_l2)
+    );
+    // Another run's directory is not a place for this evaluation; the run's
+    // own is, however it is spelled.
+    let itself = tessera()
+        .arg("eval")
+        .arg(elsewhere.join("..").join("run"))
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        itself.status.success(),
+        "{}",
+        String::from_utf8_lossy(&itself.stderr)
+    );
+    let second = dir.join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    std::fs::copy(run.checkpoint(), RunDir::new(&second).checkpoint()).unwrap();
+    let refused = tessera()
+        .arg("eval")
+        .arg(&out)
+        .args(["--quiet", "--out"])
+        .arg(&second)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("that directory holds a run"), "{err}");
+}
+
+fn eval_summary_with(run: &Path, args: &[&str]) -> Summary {
+    ok(tessera()
+        .arg("eval")
+        .arg(run)
+        .args(args)
+        .arg("--quiet")
+        .output()
+        .unwrap());
+    serde_json::from_slice(&std::fs::read(RunDir::new(run).summary()).unwrap()).unwrap()
+}

@@ -275,6 +275,31 @@ pub struct Summary {
     /// in summaries written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<Persistence>,
+    /// What a `tessera eval` changed from the run's own evaluation: another
+    /// test file, settings overridden (absent for the evaluation the run
+    /// ended with, and for a re-evaluation that changed nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluated_with: Option<EvaluatedWith>,
+}
+
+/// How an evaluation differs from the run's own: so that a summary of a
+/// model tested on other data or other initial conditions cannot be read
+/// as the run's result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvaluatedWith {
+    /// The test file given instead of the scenario's test data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// The `--set` overrides, as given (`pde.initial.amplitude=1.0`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+}
+
+impl EvaluatedWith {
+    /// `None` when nothing differs from the run's own evaluation.
+    pub fn of(data: Option<String>, overrides: Vec<String>) -> Option<Self> {
+        (data.is_some() || !overrides.is_empty()).then_some(Self { data, overrides })
+    }
 }
 
 #[cfg(test)]

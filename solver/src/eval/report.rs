@@ -6,8 +6,8 @@ use std::time::Instant;
 use tessera_scenarios::{Dataset, Scenario};
 
 use super::{
-    EvalObserver, Evaluation, Persistence, ResolutionErrors, Summary, evaluate_observed,
-    evaluate_resolutions, physics_check, window_errors,
+    EvalObserver, EvaluatedWith, Evaluation, Persistence, ResolutionErrors, Summary,
+    evaluate_observed, evaluate_resolutions, physics_check, window_errors,
 };
 use crate::SolverError;
 use crate::data::Samples;
@@ -28,21 +28,23 @@ pub struct Report {
 }
 
 /// Evaluates `model` on the first `eval.samples` of `test`, writes
-/// `summary.json` and returns it with the evaluation. `totals` are the training
-/// totals recorded in the summary; `observe` hears where the evaluation
-/// stands after each chunk.
+/// `summary.json` into `run` and returns it with the evaluation. `totals`
+/// are the training totals recorded in the summary, `evaluated_with` what
+/// this evaluation changed from the run's own (recorded too); `observe`
+/// hears where the evaluation stands after each chunk.
 pub fn report<M: Trainable + ?Sized>(
     model: &mut M,
     scenario: &Scenario,
     test: &Samples,
-    run: &RunDir,
+    (run, evaluated_with): (&RunDir, Option<EvaluatedWith>),
     totals: Totals,
     observe: EvalObserver,
 ) -> Result<Report, SolverError> {
     run.create()?;
     let started = Instant::now();
     let evaluation = evaluate_test(model, scenario, test, observe)?;
-    summarise(scenario, test, run, totals, evaluation, Vec::new(), started)
+    let results = (evaluation, Vec::new(), evaluated_with);
+    summarise(scenario, test, run, totals, results, started)
 }
 
 /// [`report`] with the errors at each of `eval.resolutions` as well
@@ -52,9 +54,8 @@ pub fn report<M: Trainable + ?Sized>(
 pub fn report_at_resolutions(
     model: &mut Model,
     scenario: &Scenario,
-    test: &Samples,
-    stored: &Dataset,
-    run: &RunDir,
+    (test, stored): (&Samples, &Dataset),
+    (run, evaluated_with): (&RunDir, Option<EvaluatedWith>),
     totals: Totals,
     observe: EvalObserver,
 ) -> Result<Report, SolverError> {
@@ -62,15 +63,8 @@ pub fn report_at_resolutions(
     let started = Instant::now();
     let evaluation = evaluate_test(model, scenario, test, observe)?;
     let resolutions = evaluate_resolutions(model, scenario, stored, &evaluation, observe)?;
-    summarise(
-        scenario,
-        test,
-        run,
-        totals,
-        evaluation,
-        resolutions,
-        started,
-    )
+    let results = (evaluation, resolutions, evaluated_with);
+    summarise(scenario, test, run, totals, results, started)
 }
 
 /// The first `eval.samples` of `test` predicted in training-batch chunks with
@@ -94,8 +88,11 @@ fn summarise(
     test: &Samples,
     run: &RunDir,
     totals: Totals,
-    evaluation: Evaluation,
-    resolutions: Vec<ResolutionErrors>,
+    (evaluation, resolutions, evaluated_with): (
+        Evaluation,
+        Vec<ResolutionErrors>,
+        Option<EvaluatedWith>,
+    ),
     started: Instant,
 ) -> Result<Report, SolverError> {
     let frame: usize = test.dims()[1..].iter().product();
@@ -135,6 +132,7 @@ fn summarise(
         resolutions,
         physics: Some(physics),
         persistence: Some(persistence),
+        evaluated_with,
     };
     let text = serde_json::to_string_pretty(&summary).map_err(|source| SolverError::Json {
         path: run.summary(),

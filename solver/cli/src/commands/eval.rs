@@ -1,13 +1,16 @@
 //! `tessera eval`: evaluate a trained run directory on its test set (or a given
-//! data file), rewriting its summary and plots.
+//! data file), rewriting its summary and plots, or writing them into another
+//! directory (`--out`). A summary of an evaluation with other data or other
+//! settings says so (`evaluated_with`), so that it cannot pass for the run's
+//! own result.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use tessera_scenarios::Scenario;
-use tessera_solver::{Checkpoint, Model, RunData, RunDir, Samples, Totals};
+use tessera_solver::{Checkpoint, EvaluatedWith, Model, RunData, RunDir, Samples, Totals};
 
-use super::run::finish;
+use super::run::{Output, finish};
 use crate::device::DeviceArg;
 
 /// Arguments of `tessera eval`.
@@ -24,6 +27,11 @@ pub struct Args {
     /// variables are checked against them).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Write the summary and plots into this directory (created if needed)
+    /// instead of the run directory, whose own evaluation then stays as it
+    /// is: for tests on other data or other settings.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
     /// Print the summary as one JSON line last on stdout.
     #[arg(long)]
     json: bool,
@@ -47,15 +55,33 @@ impl Args {
             None => RunData::load_test(&scenario, self.quiet),
         }
         .context("obtaining the test data")?;
+        let to = self.out.as_ref().map_or_else(|| run.clone(), RunDir::new);
+        if !same_directory(to.root(), run.root()) && to.checkpoint().exists() {
+            bail!(
+                "--out {}: that directory holds a run (its checkpoint); give a directory \
+                 of its own to this evaluation, so that run's summary stays",
+                to.root().display()
+            );
+        }
+        let data = self.data.as_ref().map(|d| d.display().to_string());
+        let output = Output {
+            run: &run,
+            to: &to,
+            evaluated_with: EvaluatedWith::of(data, self.overrides),
+        };
+        let test = (&test, stored.as_ref());
         finish(
-            &mut model,
-            &scenario,
-            (&test, stored.as_ref()),
-            &run,
-            totals,
-            self.json,
-            self.quiet,
+            &mut model, &scenario, test, output, totals, self.json, self.quiet,
         )
+    }
+}
+
+/// Whether `a` and `b` name one directory (`runs/x` and `runs/y/../x`
+/// alike); textually when either cannot be resolved.
+fn same_directory(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 

@@ -7,8 +7,8 @@ use std::time::Instant;
 use serde_json::json;
 use tessera_scenarios::{Dataset, Scenario};
 use tessera_solver::{
-    Claim, Model, PhysicsLosses, RunDir, Samples, Summary, Totals, TrainOutcome, WindowError,
-    World, release_free_memory, report, report_at_resolutions, with_world,
+    Claim, EvaluatedWith, Model, PhysicsLosses, RunDir, Samples, Summary, Totals, TrainOutcome,
+    WindowError, World, release_free_memory, report, report_at_resolutions, with_world,
 };
 
 use super::eval::trained_model;
@@ -88,10 +88,28 @@ impl Args {
         }
         let stored = data.stored_test(&scenario, self.quiet)?;
         let test = (&data.test, stored.as_deref());
+        let output = Output {
+            run: &run,
+            to: &run,
+            evaluated_with: None,
+        };
         finish(
-            &mut model, &scenario, test, &run, totals, self.json, self.quiet,
+            &mut model, &scenario, test, output, totals, self.json, self.quiet,
         )
     }
+}
+
+/// Where an evaluation's summary and plots go, and what it changed from the
+/// run's own evaluation.
+pub(super) struct Output<'a> {
+    /// The trained run.
+    pub run: &'a RunDir,
+    /// Where the summary and plots are written: the run, or `tessera eval
+    /// --out`'s directory.
+    pub to: &'a RunDir,
+    /// Another test file or overridden settings (`tessera eval`), recorded
+    /// in the summary.
+    pub evaluated_with: Option<EvaluatedWith>,
 }
 
 /// The end of `run` and `eval`: evaluates on `test` (the test split on the
@@ -102,25 +120,29 @@ pub(super) fn finish(
     model: &mut Model,
     scenario: &Scenario,
     (test, stored): (&Samples, Option<&Dataset>),
-    run: &RunDir,
+    output: Output<'_>,
     totals: Totals,
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<()> {
     let mut bar = EvalBar::new(quiet);
     let observe = &mut |progress: &_| bar.observe(progress);
+    let to = (output.to, output.evaluated_with);
     let report = match stored {
-        Some(stored) => report_at_resolutions(model, scenario, test, stored, run, totals, observe)?,
-        None => report(model, scenario, test, run, totals, observe)?,
+        Some(stored) => {
+            report_at_resolutions(model, scenario, (test, stored), to, totals, observe)?
+        }
+        None => report(model, scenario, test, to, totals, observe)?,
     };
     bar.finish();
-    plot_run(&report, scenario, test, run)?;
-    print_summary(&report.summary, run, json);
+    plot_run(&report, scenario, test, output.to)?;
+    print_summary(&report.summary, (output.run, output.to), json);
     Ok(())
 }
 
-/// The summary table on stdout, and with `json` the JSON line after it.
-fn print_summary(summary: &Summary, run: &RunDir, json: bool) {
+/// The summary table on stdout, and with `json` the JSON line after it;
+/// `run` is the trained run, `to` where the summary was written.
+fn print_summary(summary: &Summary, (run, to): (&RunDir, &RunDir), json: bool) {
     let mut rows = vec![
         ("scenario", summary.scenario.clone()),
         ("method", summary.method.clone()),
@@ -182,6 +204,14 @@ fn print_summary(summary: &Summary, run: &RunDir, json: bool) {
         ),
         ("run directory", run.root().display().to_string()),
     ]);
+    if to.root() != run.root() {
+        rows.push(("written to", to.root().display().to_string()));
+    }
+    if let Some(with) = &summary.evaluated_with {
+        let given = (with.data.iter().map(|d| format!("--data {d}")))
+            .chain(with.overrides.iter().map(|o| format!("--set {o}")));
+        rows.push(("evaluated with", given.collect::<Vec<_>>().join(" ")));
+    }
     for (name, value) in rows {
         println!("{name:>14}  {value}");
     }
@@ -228,6 +258,9 @@ fn summary_line(summary: &Summary) -> String {
             ("persistence_rel_l2_mean".to_owned(), json!(p.mean)),
             ("persistence_rel_l2_std".to_owned(), json!(p.std)),
         ]);
+    }
+    if let (Some(with), Some(line)) = (&summary.evaluated_with, line.as_object_mut()) {
+        line.insert("evaluated_with".to_owned(), json!(with));
     }
     if let (Some(p), Some(line)) = (&summary.physics, line.as_object_mut()) {
         line.extend([
