@@ -11,8 +11,10 @@ mod error;
 mod malloc;
 mod plots;
 mod progress;
+mod provenance;
 mod report;
 mod run_name;
+mod utc;
 
 use std::process::ExitCode;
 

@@ -589,3 +589,72 @@ fn eval_summary_with(run: &Path, args: &[&str]) -> Summary {
         .unwrap());
     serde_json::from_slice(&std::fs::read(RunDir::new(run).summary()).unwrap()).unwrap()
 }
+
+/// Every command that writes into a run directory appends its line to
+/// `provenance.jsonl` (which build, where, from which command line, when),
+/// and a fresh start with `--force` starts the record anew.
+#[test]
+fn each_command_appends_its_provenance_record() {
+    let dir = temp_dir("cli-provenance");
+    let scenario = scenario_file(&dir);
+    let out = dir.join("run");
+    let run = |extra: &[&str]| {
+        ok(tessera()
+            .arg("run")
+            .arg(&scenario)
+            .args(["--set", "training.steps=3", "--quiet", "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap())
+    };
+    run(&[]);
+    ok(tessera()
+        .arg("eval")
+        .arg(&out)
+        .args(["--quiet", "--set", "eval.samples=1"])
+        .output()
+        .unwrap());
+    let records = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(RunDir::new(&out).provenance())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let lines = records();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (line, command) in lines.iter().zip(["run", "eval"]) {
+        assert_eq!(line["command"][1], command, "{line}");
+        assert_eq!(line["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(line["ranks"], 1);
+        assert_eq!(line["device"], "cpu");
+        assert!(line["threads"].as_u64().unwrap() >= 1);
+        assert!(line["features"].is_array() && line["host"].is_string());
+        // RFC 3339 in UTC: 2026-12-07T03:55:58Z.
+        let started = line["started"].as_str().unwrap();
+        let shape: String = started
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '0' } else { c })
+            .collect();
+        assert_eq!(shape, "0000-00-00T00:00:00Z", "{started}");
+        // A commit where the binary was built in a checkout, else null.
+        let commit = &line["commit"];
+        assert!(
+            commit.is_null()
+                || commit
+                    .as_str()
+                    .is_some_and(|c| c.len() == 12 && c.chars().all(|d| d.is_ascii_hexdigit())),
+            "{commit}"
+        );
+    }
+    assert!(
+        lines[1]["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "eval.samples=1")
+    );
+    run(&["--force"]);
+    assert_eq!(records().len(), 1, "a fresh start records itself alone");
+}

@@ -24,7 +24,7 @@ pub use batches::{eval_seed, step_draw};
 pub use checkpoint::{Checkpoint, Totals};
 pub use metrics::{StepRecord, StopReason, Validation};
 pub use run_dir::{Claim, RunDir};
-pub use run_lock::{LockHolder, RunLock};
+pub use run_lock::{LockHolder, RunLock, host_name};
 pub use trainer::{TrainOptions, TrainOutcome, Trainer};
 pub use update::{named_vars, update, update_shard};
 

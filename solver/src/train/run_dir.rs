@@ -92,6 +92,7 @@ impl RunDir {
             self.metrics(),
             self.checkpoint(),
             self.summary(),
+            self.provenance(),
         ] {
             gone(std::fs::remove_file(&file), file)?;
         }
@@ -131,6 +132,12 @@ impl RunDir {
     /// The evaluation summary.
     pub fn summary(&self) -> PathBuf {
         self.root.join("summary.json")
+    }
+
+    /// The record of each command that wrote here: which build, on which
+    /// machine, from which command line (`tessera`'s provenance).
+    pub fn provenance(&self) -> PathBuf {
+        self.root.join("provenance.jsonl")
     }
 
     /// The plots folder.

@@ -158,8 +158,9 @@ fn create_exclusive(path: &Path, holder: &LockHolder) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// This machine's host name (`"unknown"` if the system does not say).
-fn host_name() -> String {
+/// This machine's host name (`"unknown"` if the system does not say): in a
+/// lock holder's record, and in a run's provenance.
+pub fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname writes at
     // most that many and we read only up to the first NUL inside it.

@@ -24,6 +24,7 @@ use tessera_scenarios::{Device, QUICKSTART, Scenario};
 use tessera_solver::{Model, local_rank, sample_ics};
 
 use crate::device::placement;
+use crate::provenance::features;
 
 /// The largest relative difference between the fields predicted on the
 /// device and on the CPU that the check accepts (relative to the CPU
@@ -196,19 +197,6 @@ fn relative_difference(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
     let diff = values().map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
     let scale = b.iter().flatten().map(|y| y.abs()).fold(0.0, f64::max);
     if scale > 0.0 { diff / scale } else { diff }
-}
-
-/// The optional cargo features this binary was built with.
-fn features() -> Vec<&'static str> {
-    [
-        ("cuda", cfg!(feature = "cuda")),
-        ("nccl", cfg!(feature = "nccl")),
-        ("mpi", cfg!(feature = "mpi")),
-        ("hdf5", cfg!(feature = "hdf5")),
-    ]
-    .into_iter()
-    .filter_map(|(name, on)| on.then_some(name))
-    .collect()
 }
 
 /// The report as lines of text.

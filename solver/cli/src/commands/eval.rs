@@ -12,6 +12,7 @@ use tessera_solver::{Checkpoint, EvaluatedWith, Model, RunData, RunDir, Samples,
 
 use super::run::{Output, finish};
 use crate::device::DeviceArg;
+use crate::provenance::Record;
 
 /// Arguments of `tessera eval`.
 #[derive(Debug, clap::Args)]
@@ -63,6 +64,7 @@ impl Args {
                 to.root().display()
             );
         }
+        Record::now(1, scenario.device.to_string()).append_to(&to)?;
         let data = self.data.as_ref().map(|d| d.display().to_string());
         let output = Output {
             run: &run,

@@ -16,6 +16,7 @@ use super::train::{MaxTime, load_scenario, time_up_message, train};
 use crate::device::DeviceArg;
 use crate::plots::plot_run;
 use crate::progress::EvalBar;
+use crate::provenance::Record;
 use crate::run_name::fresh_run_dir;
 
 /// Arguments of `tessera run`.
@@ -63,6 +64,9 @@ impl Args {
             force: self.force,
         };
         let _lock = world.is_root().then(|| run.claim(claim)).transpose()?;
+        if world.is_root() {
+            Record::now(world.size(), scenario.device.to_string()).append_to(&run)?;
+        }
         let deadline = self.max_time.deadline(started);
         let (mut model, data, outcome) =
             train(&scenario, &run, false, deadline, self.quiet, world)?;

@@ -14,6 +14,7 @@ use tessera_solver::{
 use crate::device::DeviceArg;
 use crate::duration::parse_duration;
 use crate::progress::TrainingBar;
+use crate::provenance::Record;
 use crate::run_name::fresh_run_dir;
 
 /// Arguments of `tessera train`.
@@ -104,6 +105,9 @@ impl Args {
             force: self.force,
         };
         let _lock = world.is_root().then(|| run.claim(claim)).transpose()?;
+        if world.is_root() {
+            Record::now(world.size(), scenario.device.to_string()).append_to(&run)?;
+        }
         if resume && world.is_root() {
             let saved = Checkpoint::ranks_at(&run.checkpoint())?;
             if saved != world.size() {
