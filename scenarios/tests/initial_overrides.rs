@@ -118,6 +118,16 @@ fn overrides_travel_with_the_run_config_and_read_as_written_in_the_scenario() {
         panic!("custom");
     };
     assert_eq!(params.initial.amplitude, Some(0.25));
+    // A random parameter's distribution too.
+    let mut random = shipped("kuramoto-sivashinsky-small.toml");
+    random
+        .set("pde.initial.random.a2={normal=[1.0, 0.5]}")
+        .unwrap();
+    let text = random.to_toml_string();
+    assert_eq!(
+        Scenario::from_str(&text, "run/config.toml").unwrap(),
+        random
+    );
     // The same key in the scenario's own [pde] table.
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("allen-cahn-2d-small.toml");
     let text = std::fs::read_to_string(&path)
