@@ -17,6 +17,7 @@ import threading
 import numpy as np
 
 import tessera
+from support import expect_error
 
 
 def read_samples(path, count, field_len):
@@ -92,31 +93,20 @@ def main(run_dir, data, samples):
         # Bad calls raise, with the library's status and message.
         bad = ics[0].copy()
         bad[0] = np.nan
-        try:
-            model.predict(bad)
-            raise AssertionError("NaN input was accepted")
-        except tessera.TesseraError as e:
-            assert e.name == "NON_FINITE", e
-            print(f"NaN input: {e}")
-        try:
-            model.predict(np.zeros(s.ic_len + 1))
-            raise AssertionError("a wrong shape was accepted")
-        except ValueError as e:
-            print(f"wrong shape: {e}")
-    try:
-        tessera.Model(f"{run_dir}/no-such-run")
-        raise AssertionError("a missing run loaded")
-    except tessera.TesseraError as e:
-        assert e.name in ("IO", "INVALID_RUN"), e
-        print(f"missing run: {e}")
+        e = expect_error(tessera.TesseraError, lambda: model.predict(bad), "NaN input")
+        assert e.name == "NON_FINITE", e
+        print(f"NaN input: {e}")
+        e = expect_error(ValueError, lambda: model.predict(np.zeros(s.ic_len + 1)), "a wrong shape")
+        print(f"wrong shape: {e}")
+    e = expect_error(tessera.TesseraError, lambda: tessera.Model(f"{run_dir}/no-such-run"),
+                     "a missing run")
+    assert e.name in ("IO", "INVALID_RUN"), e
+    print(f"missing run: {e}")
     closed = tessera.Model(run_dir)
     closed.close()
     closed.close()  # twice is fine
-    try:
-        closed.predict(ics[0])
-        raise AssertionError("a closed model predicted")
-    except ValueError as e:
-        print(f"closed model: {e}")
+    e = expect_error(ValueError, lambda: closed.predict(ics[0]), "a closed model")
+    print(f"closed model: {e}")
     print("predict.py: all checks passed")
 
 
