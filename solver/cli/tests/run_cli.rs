@@ -658,3 +658,85 @@ fn each_command_appends_its_provenance_record() {
     run(&["--force"]);
     assert_eq!(records().len(), 1, "a fresh start records itself alone");
 }
+
+/// `tessera runs` lists each run directory of a folder with what its files
+/// say (scenario, method, steps, errors, start), marks a summary of other
+/// settings, lists a directory it cannot read with the reason, and skips
+/// folders that are not runs.
+#[test]
+fn runs_lists_each_run_with_what_its_files_say() {
+    let dir = temp_dir("cli-runs");
+    let scenario = scenario_file(&dir);
+    let runs = dir.join("runs");
+    for method in ["moe", "hard"] {
+        ok(tessera()
+            .arg("run")
+            .arg(&scenario)
+            .args(["--quiet", "--set", "training.steps=3", "--set"])
+            .arg(format!("constraint.method={method}"))
+            .arg("--out")
+            .arg(runs.join(method))
+            .output()
+            .unwrap());
+    }
+    ok(tessera()
+        .arg("eval")
+        .arg(runs.join("hard"))
+        .args(["--quiet", "--set", "eval.samples=1"])
+        .output()
+        .unwrap());
+    std::fs::create_dir_all(runs.join("not-a-run")).unwrap();
+    std::fs::create_dir_all(runs.join("broken")).unwrap();
+    std::fs::write(RunDir::new(runs.join("broken")).config(), "name = ").unwrap();
+    let output = ok(tessera()
+        .arg("runs")
+        .arg(&runs)
+        .arg("--json")
+        .output()
+        .unwrap());
+    let rows: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let by_name = |name: &str| {
+        rows.iter()
+            .find(|r| r["run"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("{name} missing from {rows:?}"))
+    };
+    for method in ["moe", "hard"] {
+        let row = by_name(method);
+        let summary: Summary = serde_json::from_slice(
+            &std::fs::read(RunDir::new(runs.join(method)).summary()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(row["method"], method);
+        assert_eq!(row["scenario"], "tiny-cli");
+        assert_eq!(row["steps"], 3);
+        assert_eq!(row["rel_l2_mean"].as_f64(), Some(summary.rel_l2_mean));
+        assert_eq!(
+            row["persistence"].as_f64(),
+            summary.persistence.map(|p| p.mean)
+        );
+        assert_eq!(row["other_settings"], method == "hard");
+        assert!(row["started"].is_string() && row["error"].is_null());
+    }
+    assert!(by_name("broken")["error"].is_string());
+    // The table says the same in words.
+    let table =
+        String::from_utf8(ok(tessera().arg("runs").arg(&runs).output().unwrap()).stdout).unwrap();
+    assert!(table.starts_with("run "), "{table}");
+    assert!(
+        table.contains("(other settings)") && table.contains("unreadable:"),
+        "{table}"
+    );
+    // A run directory given itself is listed alone.
+    let alone = ok(tessera()
+        .arg("runs")
+        .arg(runs.join("moe"))
+        .arg("--json")
+        .output()
+        .unwrap());
+    assert_eq!(String::from_utf8(alone.stdout).unwrap().lines().count(), 1);
+}

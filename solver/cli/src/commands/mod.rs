@@ -17,6 +17,7 @@ mod pde;
 mod pde_arg;
 mod predict;
 mod run;
+mod runs;
 mod train;
 mod validate_solver;
 
@@ -42,6 +43,9 @@ enum Command {
     Train(train::Args),
     /// Evaluate a trained run directory.
     Eval(eval::Args),
+    /// List the run directories under `runs/` (or given folders): scenario,
+    /// method, steps, test error against persistence, start and build.
+    Runs(runs::Args),
     /// Predict with a trained run from initial conditions in a file; write the
     /// fields as a dataset.
     Predict(predict::Args),
@@ -75,6 +79,7 @@ impl Cli {
             Command::Run(args) => args.run(),
             Command::Train(args) => args.run(),
             Command::Eval(args) => args.run(),
+            Command::Runs(args) => args.run(),
             Command::Predict(args) => args.run(),
             Command::Generate(args) => args.run(),
             Command::ValidateSolver(args) => args.run(),
