@@ -73,9 +73,9 @@ pub use embed::{ConstraintProjection, Predictions, TrainedModel, WorkerPool};
 pub use error::SolverError;
 pub use eval::{
     EvalObserver, EvalProgress, EvaluatedWith, Evaluation, FloorOptions, LbfgsStop, PhysicsCheck,
-    PhysicsFloor, PhysicsLosses, Report, ResolutionErrors, Summary, WindowError, WindowErrors,
-    evaluate, evaluate_observed, evaluate_resolutions, method_name, physics_check, physics_floor,
-    relative_l2, report, report_at_resolutions, window_errors,
+    PhysicsFloor, PhysicsLosses, Report, ReportTarget, ResolutionErrors, Summary, WindowError,
+    WindowErrors, evaluate, evaluate_observed, evaluate_resolutions, method_name, physics_check,
+    physics_floor, relative_l2, report, report_at_resolutions, window_errors,
 };
 pub use memory::release_free_memory;
 pub use model::Model;

@@ -35,7 +35,7 @@ pub use lbfgs::LbfgsStop;
 pub use persistence::Persistence;
 pub use physics::{PhysicsCheck, PhysicsLosses, physics_check};
 pub use progress::{EvalObserver, EvalProgress};
-pub use report::{Report, method_name, report, report_at_resolutions};
+pub use report::{Report, ReportTarget, method_name, report, report_at_resolutions};
 pub use resolutions::{ResolutionErrors, evaluate_resolutions};
 
 use serde::{Deserialize, Serialize};

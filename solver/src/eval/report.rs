@@ -27,44 +27,78 @@ pub struct Report {
     pub evaluation: Evaluation,
 }
 
+/// Where [`report`] writes `summary.json`, and what its evaluation changed
+/// from the run's own (recorded in the summary). A run directory alone
+/// converts to one with no changes.
+#[derive(Debug, Clone)]
+pub struct ReportTarget<'a> {
+    /// The directory the summary goes into.
+    pub dir: &'a RunDir,
+    /// Another test file or overridden settings ([`Summary::evaluated_with`]).
+    pub evaluated_with: Option<EvaluatedWith>,
+}
+
+impl<'a> From<&'a RunDir> for ReportTarget<'a> {
+    fn from(dir: &'a RunDir) -> Self {
+        Self {
+            dir,
+            evaluated_with: None,
+        }
+    }
+}
+
 /// Evaluates `model` on the first `eval.samples` of `test`, writes
-/// `summary.json` into `run` and returns it with the evaluation. `totals`
-/// are the training totals recorded in the summary, `evaluated_with` what
-/// this evaluation changed from the run's own (recorded too); `observe`
-/// hears where the evaluation stands after each chunk.
-pub fn report<M: Trainable + ?Sized>(
+/// `summary.json` into `to` and returns it with the evaluation. `totals` are
+/// the training totals recorded in the summary; `observe` hears where the
+/// evaluation stands after each chunk.
+pub fn report<'a, M: Trainable + ?Sized>(
     model: &mut M,
     scenario: &Scenario,
     test: &Samples,
-    (run, evaluated_with): (&RunDir, Option<EvaluatedWith>),
+    to: impl Into<ReportTarget<'a>>,
     totals: Totals,
     observe: EvalObserver,
 ) -> Result<Report, SolverError> {
-    run.create()?;
+    let to = to.into();
+    to.dir.create()?;
     let started = Instant::now();
     let evaluation = evaluate_test(model, scenario, test, observe)?;
-    let results = (evaluation, Vec::new(), evaluated_with);
-    summarise(scenario, test, run, totals, results, started)
+    summarise(
+        scenario,
+        test,
+        to,
+        totals,
+        (evaluation, Vec::new()),
+        started,
+    )
 }
 
 /// [`report`] with the errors at each of `eval.resolutions` as well
 /// ([`evaluate_resolutions`]), `stored` being the test split as stored (of
 /// which `test` is the restriction to the model's grid). The headline errors
 /// stay those on the model's grid.
-pub fn report_at_resolutions(
+pub fn report_at_resolutions<'a>(
     model: &mut Model,
     scenario: &Scenario,
-    (test, stored): (&Samples, &Dataset),
-    (run, evaluated_with): (&RunDir, Option<EvaluatedWith>),
+    test: &Samples,
+    stored: &Dataset,
+    to: impl Into<ReportTarget<'a>>,
     totals: Totals,
     observe: EvalObserver,
 ) -> Result<Report, SolverError> {
-    run.create()?;
+    let to = to.into();
+    to.dir.create()?;
     let started = Instant::now();
     let evaluation = evaluate_test(model, scenario, test, observe)?;
     let resolutions = evaluate_resolutions(model, scenario, stored, &evaluation, observe)?;
-    let results = (evaluation, resolutions, evaluated_with);
-    summarise(scenario, test, run, totals, results, started)
+    summarise(
+        scenario,
+        test,
+        to,
+        totals,
+        (evaluation, resolutions),
+        started,
+    )
 }
 
 /// The first `eval.samples` of `test` predicted in training-batch chunks with
@@ -86,13 +120,9 @@ fn evaluate_test<M: Trainable + ?Sized>(
 fn summarise(
     scenario: &Scenario,
     test: &Samples,
-    run: &RunDir,
+    to: ReportTarget<'_>,
     totals: Totals,
-    (evaluation, resolutions, evaluated_with): (
-        Evaluation,
-        Vec<ResolutionErrors>,
-        Option<EvaluatedWith>,
-    ),
+    (evaluation, resolutions): (Evaluation, Vec<ResolutionErrors>),
     started: Instant,
 ) -> Result<Report, SolverError> {
     let frame: usize = test.dims()[1..].iter().product();
@@ -132,14 +162,14 @@ fn summarise(
         resolutions,
         physics: Some(physics),
         persistence: Some(persistence),
-        evaluated_with,
+        evaluated_with: to.evaluated_with,
     };
     let text = serde_json::to_string_pretty(&summary).map_err(|source| SolverError::Json {
-        path: run.summary(),
+        path: to.dir.summary(),
         line: None,
         source,
     })?;
-    write_atomic(&run.summary(), text.as_bytes())?;
+    write_atomic(&to.dir.summary(), text.as_bytes())?;
     Ok(Report {
         summary,
         evaluation,

@@ -7,8 +7,9 @@ use std::time::Instant;
 use serde_json::json;
 use tessera_scenarios::{Dataset, Scenario};
 use tessera_solver::{
-    Claim, EvaluatedWith, Model, PhysicsLosses, RunDir, Samples, Summary, Totals, TrainOutcome,
-    WindowError, World, release_free_memory, report, report_at_resolutions, with_world,
+    Claim, EvaluatedWith, Model, PhysicsLosses, ReportTarget, RunDir, Samples, Summary, Totals,
+    TrainOutcome, WindowError, World, release_free_memory, report, report_at_resolutions,
+    with_world,
 };
 
 use super::eval::trained_model;
@@ -131,11 +132,12 @@ pub(super) fn finish(
 ) -> anyhow::Result<()> {
     let mut bar = EvalBar::new(quiet);
     let observe = &mut |progress: &_| bar.observe(progress);
-    let to = (output.to, output.evaluated_with);
+    let to = ReportTarget {
+        dir: output.to,
+        evaluated_with: output.evaluated_with,
+    };
     let report = match stored {
-        Some(stored) => {
-            report_at_resolutions(model, scenario, (test, stored), to, totals, observe)?
-        }
+        Some(stored) => report_at_resolutions(model, scenario, test, stored, to, totals, observe)?,
         None => report(model, scenario, test, to, totals, observe)?,
     };
     bar.finish();
