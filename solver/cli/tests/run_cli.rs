@@ -685,6 +685,13 @@ fn runs_lists_each_run_with_what_its_files_say() {
         .args(["--quiet", "--set", "eval.samples=1"])
         .output()
         .unwrap());
+    ok(tessera()
+        .arg("eval")
+        .arg(runs.join("moe"))
+        .args(["--quiet", "--set", "eval.samples=1", "--out"])
+        .arg(runs.join("moe-one-sample"))
+        .output()
+        .unwrap());
     std::fs::create_dir_all(runs.join("not-a-run")).unwrap();
     std::fs::create_dir_all(runs.join("broken")).unwrap();
     std::fs::write(RunDir::new(runs.join("broken")).config(), "name = ").unwrap();
@@ -699,7 +706,7 @@ fn runs_lists_each_run_with_what_its_files_say() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows.len(), 4, "{rows:?}");
     let by_name = |name: &str| {
         rows.iter()
             .find(|r| r["run"].as_str().unwrap().ends_with(name))
@@ -723,6 +730,11 @@ fn runs_lists_each_run_with_what_its_files_say() {
         assert!(row["started"].is_string() && row["error"].is_null());
     }
     assert!(by_name("broken")["error"].is_string());
+    // An evaluation written elsewhere: its summary's scenario and method,
+    // marked as other settings.
+    let elsewhere = by_name("moe-one-sample");
+    assert_eq!(elsewhere["method"], "moe");
+    assert_eq!(elsewhere["other_settings"], true);
     // The table says the same in words.
     let table =
         String::from_utf8(ok(tessera().arg("runs").arg(&runs).output().unwrap()).stdout).unwrap();

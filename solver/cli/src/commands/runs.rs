@@ -5,8 +5,9 @@
 //!
 //! A row says what the files say: a run stopped by a time limit has steps
 //! but no error, a summary written by `tessera eval` with other settings is
-//! marked (its `evaluated_with`), and a directory that cannot be read is
-//! listed with the reason instead of ending the listing.
+//! marked (its `evaluated_with`), as is a directory `tessera eval --out`
+//! wrote (a summary without a run's config), and a directory that cannot be
+//! read is listed with the reason instead of ending the listing.
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +18,8 @@ use tessera_solver::{RunDir, Summary, method_name};
 /// Arguments of `tessera runs`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Folders holding run directories (a run directory itself is listed
-    /// alone) [default: runs].
+    /// Folders holding run directories, or `tessera eval --out` directories
+    /// (one of them given itself is listed alone) [default: runs].
     dirs: Vec<PathBuf>,
     /// One JSON line per run instead of the table.
     #[arg(long)]
@@ -76,10 +77,10 @@ impl Args {
     }
 }
 
-/// `dir` itself if it is a run directory (it has `config.toml`), else its
+/// `dir` itself if it is a run (or evaluation) directory, else its
 /// subdirectories that are.
 fn run_dirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if RunDir::new(dir).config().exists() {
+    if is_listed(dir) {
         return Ok(vec![dir.to_owned()]);
     }
     let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
@@ -88,11 +89,17 @@ fn run_dirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let path = entry
             .with_context(|| format!("reading {}", dir.display()))?
             .path();
-        if path.is_dir() && RunDir::new(&path).config().exists() {
+        if path.is_dir() && is_listed(&path) {
             runs.push(path);
         }
     }
     Ok(runs)
+}
+
+/// A run directory (its `config.toml`) or an evaluation's (`summary.json`).
+fn is_listed(dir: &Path) -> bool {
+    let run = RunDir::new(dir);
+    run.config().exists() || run.summary().exists()
 }
 
 /// What `path`'s files say; a file that is there but cannot be read is the
@@ -118,9 +125,11 @@ fn row(path: &Path) -> Row {
 }
 
 fn fill(row: &mut Row, run: &RunDir) -> anyhow::Result<()> {
-    let scenario = run.read_config()?;
-    row.scenario = Some(scenario.name.clone());
-    row.method = Some(method_name(&scenario));
+    if run.config().exists() {
+        let scenario = run.read_config()?;
+        row.scenario = Some(scenario.name.clone());
+        row.method = Some(method_name(&scenario));
+    }
     if run.provenance().exists() {
         let text = std::fs::read_to_string(run.provenance())
             .with_context(|| format!("reading {}", run.provenance().display()))?;
@@ -139,6 +148,8 @@ fn fill(row: &mut Row, run: &RunDir) -> anyhow::Result<()> {
             .with_context(|| format!("reading {}", run.summary().display()))?;
         let summary: Summary = serde_json::from_slice(&bytes)
             .with_context(|| format!("reading {}", run.summary().display()))?;
+        row.scenario = Some(summary.scenario);
+        row.method = Some(summary.method);
         row.steps = Some(summary.steps);
         row.rel_l2_mean = Some(summary.rel_l2_mean);
         row.rel_l2_std = Some(summary.rel_l2_std);
@@ -157,7 +168,9 @@ fn print_table(rows: &[Row]) {
         .iter()
         .map(|r| {
             let error = match (&r.error, r.rel_l2_mean, r.rel_l2_std) {
-                (Some(e), _, _) => format!("unreadable: {e}"),
+                // The first line: a TOML error goes on to draw the line it
+                // points at (`--json` keeps all of it).
+                (Some(e), _, _) => format!("unreadable: {}", e.lines().next().unwrap_or("")),
                 (None, Some(m), Some(s)) if r.other_settings => {
                     format!("{m:.4} ± {s:.4} (other settings)")
                 }
