@@ -50,12 +50,6 @@ impl Args {
         let mut scenario = run.read_config()?;
         scenario.set_all(&self.overrides)?;
         self.device.apply(&mut scenario);
-        let (mut model, totals) = trained_model(&scenario, &run)?;
-        let (test, stored) = match &self.data {
-            Some(file) => Samples::load_test_file(&scenario, file),
-            None => RunData::load_test(&scenario, self.quiet),
-        }
-        .context("obtaining the test data")?;
         let to = self.out.as_ref().map_or_else(|| run.clone(), RunDir::new);
         if !same_directory(to.root(), run.root()) && to.checkpoint().exists() {
             bail!(
@@ -64,6 +58,12 @@ impl Args {
                 to.root().display()
             );
         }
+        let (mut model, totals) = trained_model(&scenario, &run)?;
+        let (test, stored) = match &self.data {
+            Some(file) => Samples::load_test_file(&scenario, file),
+            None => RunData::load_test(&scenario, self.quiet),
+        }
+        .context("obtaining the test data")?;
         Record::now(1, scenario.device.to_string()).append_to(&to)?;
         let data = self.data.as_ref().map(|d| d.display().to_string());
         let output = Output {
