@@ -119,6 +119,20 @@ fn bad_runs_and_bad_input_are_typed_errors() {
     assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
     let err = model.predict(&[], 1).unwrap_err();
     assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
+    // The grid: 8 time levels over [0, 500], 16 cell centres of [0, 1] (the
+    // tiny scenario is diffusion–sorption, whose x points PDEBench puts at
+    // cell centres); no third axis.
+    let t = model.coordinates(0).unwrap();
+    let x = model.coordinates(1).unwrap();
+    assert_eq!((t.len(), x.len()), (8, 16));
+    for (i, &v) in t.iter().enumerate() {
+        assert!((v - 500.0 * i as f64 / 7.0).abs() < 1e-12, "t[{i}] = {v}");
+    }
+    for (i, &v) in x.iter().enumerate() {
+        assert!((v - (i as f64 + 0.5) / 16.0).abs() < 1e-15, "x[{i}] = {v}");
+    }
+    let err = model.coordinates(2).unwrap_err();
+    assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
     let mut ic = vec![0.5; 32];
     ic[20] = f64::NAN;
     let err = model.predict(&ic, 1).unwrap_err();

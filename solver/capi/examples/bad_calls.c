@@ -56,6 +56,12 @@ int main(int argc, char **argv) {
     expect(tessera_model_shape(model, NULL), TESSERA_STATUS_NULL_POINTER, "NULL shape");
     size_t s = shape.ic_len, g = shape.field_len;
     double *ic = calloc(s + 1, sizeof(double)), *out = calloc(g, sizeof(double));
+    expect(tessera_model_coordinates(model, shape.n_dims, out, 1), TESSERA_STATUS_SHAPE_MISMATCH,
+           "an axis the grid does not have");
+    expect(tessera_model_coordinates(model, 1, out, shape.nx - 1), TESSERA_STATUS_SHAPE_MISMATCH,
+           "short coordinates");
+    expect(tessera_model_coordinates(model, 0, NULL, shape.nt), TESSERA_STATUS_NULL_POINTER,
+           "NULL coordinates");
     for (size_t i = 0; i < s; i++) ic[i] = 0.5;
     expect(tessera_model_predict(model, ic, s - 1, out, g, NULL, 0), TESSERA_STATUS_SHAPE_MISMATCH,
            "short initial condition");

@@ -48,6 +48,25 @@ int main(int argc, char **argv) {
     printf("tessera %s: grid %zu x %zu, %zu experts, %zu basis functions\n",
            tessera_version(), shape.nt, shape.nx, shape.n_experts, shape.n_basis);
 
+    /* The grid's coordinates are those the data file was written with
+     * (float32 there). */
+    const char *axis_names[] = {"0000/grid/t", "0000/grid/x", "0000/grid/y"};
+    size_t axis_lens[] = {shape.nt, shape.nx, shape.ny};
+    for (size_t a = 0; a < shape.n_dims; a++) {
+        double *mine = malloc(sizeof(double) * axis_lens[a]);
+        double *stored = malloc(sizeof(double) * axis_lens[a]);
+        check(tessera_model_coordinates(model, a, mine, axis_lens[a]) == TESSERA_STATUS_OK,
+              "coordinates");
+        check(read_tensor(data, axis_names[a], stored, axis_lens[a]) == 0, "reading the grid");
+        for (size_t i = 0; i < axis_lens[a]; i++)
+            check(fabs(mine[i] - stored[i]) <= 1e-6 * fmax(1.0, fabs(stored[i])),
+                  "coordinates equal the data file's grid");
+        printf("axis %zu: %zu coordinates from %g to %g, as in the data file\n", a, axis_lens[a],
+               mine[0], mine[axis_lens[a] - 1]);
+        free(mine);
+        free(stored);
+    }
+
     size_t g = shape.field_len, s = shape.ic_len, k = shape.n_experts;
     double *truth = malloc(sizeof(double) * g * samples);
     double *ics = malloc(sizeof(double) * s * samples);

@@ -11,7 +11,7 @@ program predict_f
   type(c_ptr) :: model
   type(tessera_shape) :: shape
   type(tessera_solve_status), allocatable :: status(:)
-  real(c_double), allocatable :: truth(:, :), u(:, :)
+  real(c_double), allocatable :: truth(:, :), u(:, :), x(:)
   real(c_double) :: mine, eval
   integer(c_int) :: rc
 
@@ -22,6 +22,15 @@ program predict_f
   if (rc /= TESSERA_STATUS_OK) call fail("load: " // tessera_error_message())
   rc = tessera_model_shape(model, shape)
   if (rc /= TESSERA_STATUS_OK) call fail("shape: " // tessera_error_message())
+  ! The x coordinates (the C examples compare them with the data file's grid).
+  allocate(x(shape%nx))
+  rc = tessera_model_coordinates(model, 1_c_size_t, x, shape%nx)
+  if (rc /= TESSERA_STATUS_OK) call fail("coordinates: " // tessera_error_message())
+  if (any(x(2:) <= x(:shape%nx - 1))) call fail("x coordinates do not increase")
+  rc = tessera_model_coordinates(model, 1_c_size_t, x, shape%nx - 1)
+  if (rc /= TESSERA_STATUS_SHAPE_MISMATCH) call fail("a short coordinate array was accepted")
+  print '(a, i0, a, es10.3, a, es10.3)', "Fortran: ", shape%nx, " x coordinates from ", x(1), &
+      " to ", x(shape%nx)
   ! C [T][X] is (X, T) in Fortran.
   allocate(truth(shape%nx, shape%nt), u(shape%nx, shape%nt), status(shape%n_experts))
   call read_sample(trim(data), truth)
@@ -41,7 +50,7 @@ program predict_f
   rc = tessera_model_predict(model, truth(:, 1), shape%ic_len, u, shape%field_len, &
                              status, shape%n_experts)
   if (rc /= TESSERA_STATUS_INVALID_HANDLE) call fail("use after free not detected")
-  deallocate(truth, u, status)
+  deallocate(truth, u, x, status)
   print '(a)', "Fortran predict: all checks passed"
 
 contains

@@ -20,20 +20,22 @@ import tessera
 from support import expect_error
 
 
-def read_samples(path, count, field_len):
-    """The first `count` trajectories of a dataset file, float64, flat."""
+def read_tensor(path, name):
+    """The float32 tensor `name` of a safetensors file ("0000/data",
+    "0000/grid/x") as float64, flat."""
     with open(path, "rb") as f:
         raw = f.read()
     (header_len,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + header_len])
-    out = []
-    for b in range(count):
-        entry = header[f"{b:04d}/data"]
-        assert entry["dtype"] == "F32", entry
-        begin, end = entry["data_offsets"]
-        data = np.frombuffer(raw[8 + header_len + begin:8 + header_len + end], "<f4")
-        assert data.size == field_len, (data.size, field_len)
-        out.append(data.astype(np.float64))
+    entry = json.loads(raw[8:8 + header_len])[name]
+    assert entry["dtype"] == "F32", entry
+    begin, end = entry["data_offsets"]
+    return np.frombuffer(raw[8 + header_len + begin:8 + header_len + end], "<f4").astype(np.float64)
+
+
+def read_samples(path, count, field_len):
+    """The first `count` trajectories of a dataset file, float64, flat."""
+    out = [read_tensor(path, f"{b:04d}/data") for b in range(count)]
+    assert all(d.size == field_len for d in out), field_len
     return np.stack(out)
 
 
@@ -56,6 +58,15 @@ def main(run_dir, data, samples):
         s = model.shape
         print(f"tessera {tessera.version()} (Python): grid {s.grid}, {s.n_experts} experts, "
               f"{s.n_basis} basis functions")
+        # The grid's coordinates are those the data file was written with.
+        for axis, name in enumerate("txy"[: s.n_dims]):
+            stored = read_tensor(data, f"0000/grid/{name}")
+            mine = model.coordinates(axis)
+            assert np.allclose(mine, stored, rtol=1e-6, atol=1e-6), (name, mine, stored)
+            print(f"{name}: {mine.size} coordinates from {mine[0]:g} to {mine[-1]:g}, "
+                  "as in the data file")
+        e = expect_error(tessera.TesseraError, lambda: model.coordinates(s.n_dims), "a fourth axis")
+        assert e.name == "SHAPE_MISMATCH", e
         truth = read_samples(data, samples, s.field_len).reshape((samples,) + s.grid)
         ics = truth[:, 0]
         single = []

@@ -39,16 +39,16 @@ static inline char *read_file(const char *path, size_t *len) {
     return buf;
 }
 
-/* Sample `index` of the data file as float64 (`count` values, row-major
- * [nt, nx, (ny)]); returns 0 on success. */
-static inline int read_sample(const char *path, int index, double *out, size_t count) {
+/* The float32 tensor `name` of a safetensors file (`"0000/data"`,
+ * `"0000/grid/x"`) as float64, `count` values; returns 0 on success. */
+static inline int read_tensor(const char *path, const char *name, double *out, size_t count) {
     size_t len = 0;
     char *bytes = read_file(path, &len);
     if (!bytes || len < 8) { free(bytes); return 1; }
     uint64_t header_len = 0;
     memcpy(&header_len, bytes, 8); /* little-endian host assumed (x86-64, aarch64) */
-    char key[32];
-    snprintf(key, sizeof key, "\"%04d/data\"", index);
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\"", name);
     char *header = bytes + 8;
     char saved = header[header_len];
     header[header_len] = 0;
@@ -66,6 +66,14 @@ static inline int read_sample(const char *path, int index, double *out, size_t c
     }
     free(bytes);
     return 0;
+}
+
+/* Sample `index` of the data file as float64 (`count` values, row-major
+ * [nt, nx, (ny)]); returns 0 on success. */
+static inline int read_sample(const char *path, int index, double *out, size_t count) {
+    char name[32];
+    snprintf(name, sizeof name, "%04d/data", index);
+    return read_tensor(path, name, out, count);
 }
 
 /* Entry `index` of the "rel_l2" array of summary.json; NAN if missing. */

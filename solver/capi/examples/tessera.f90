@@ -71,6 +71,14 @@ module tessera
       type(tessera_shape), intent(out) :: shape
     end function
 
+    integer(c_int) function tessera_model_coordinates(model, axis, out, n_out) &
+        bind(C, name="tessera_model_coordinates")
+      import :: c_int, c_ptr, c_double, c_size_t
+      type(c_ptr), value :: model
+      integer(c_size_t), value :: axis, n_out
+      real(c_double), intent(out) :: out(*)
+    end function
+
     integer(c_int) function tessera_model_predict(model, ic, n_ic, out, n_out, status, n_status) &
         bind(C, name="tessera_model_predict")
       import :: c_int, c_ptr, c_double, c_size_t, tessera_solve_status

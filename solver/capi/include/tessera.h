@@ -380,6 +380,22 @@ enum TesseraStatus tessera_model_free(struct TesseraModel *model);
 enum TesseraStatus tessera_model_shape(const struct TesseraModel *model, struct TesseraShape *out);
 
 /**
+ * Writes where the values of a predicted field lie along `axis` (0: its
+ * `T` time levels, 1: its `X` points, 2: its `Y` points; an initial
+ * condition's along 1 and 2) to `out`: `n_out` values, the axis's length
+ * (`shape.nt`, `shape.nx`, `shape.ny`). These are the `grid/t`, `grid/x`,
+ * `grid/y` arrays `tessera generate` writes for the model's scenario. An
+ * axis the grid does not have returns `TESSERA_STATUS_SHAPE_MISMATCH`.
+ *
+ * # Safety
+ * `out` must be NULL or valid for `n_out` values.
+ */
+enum TesseraStatus tessera_model_coordinates(const struct TesseraModel *model,
+                                             size_t axis,
+                                             double *out,
+                                             size_t n_out);
+
+/**
  * Predicts the constrained fields for a batch of initial conditions.
  *
  * - `ic`: `n_ic` values, `[batch][X](/[Y])` row-major; `batch = n_ic /

@@ -10,6 +10,7 @@ library next to this file, or on the loader's path)::
 
     with tessera.Model("runs/quickstart-moe-20261207-093000") as model:
         u = model.predict(u0)            # u0: [X] or [batch, X]; u: [(batch,) T, X]
+        t, x = model.coordinates(0), model.coordinates(1)
 
     with tessera.ConstraintLayer("scenarios/quickstart.toml") as layer:
         u, weights, statuses = layer.solve(basis, u0)   # basis: [(batch,) T, X, N]
@@ -162,6 +163,7 @@ def _load():
         ),
         "tessera_model_free": ([_HANDLE], ctypes.c_int),
         "tessera_model_shape": ([_HANDLE, ctypes.POINTER(Shape)], ctypes.c_int),
+        "tessera_model_coordinates": ([_HANDLE, _SIZE, _DOUBLES, _SIZE], ctypes.c_int),
         "tessera_model_predict": (
             [_HANDLE, _DOUBLES, _SIZE, _DOUBLES, _SIZE, ctypes.POINTER(SolveStatus), _SIZE],
             ctypes.c_int,
@@ -285,6 +287,16 @@ class Model(_Handle):
         )
         self.shape = Shape()
         _check(_lib.tessera_model_shape(self._handle, ctypes.byref(self.shape)))
+
+    def coordinates(self, axis):
+        """Where a predicted field's values lie along ``axis`` (0: its time levels, 1: x,
+        2: y), as ``tessera generate`` writes the scenario's grid."""
+        s = self.shape
+        lengths = [s.nt, s.nx, s.ny][: s.n_dims]
+        n = lengths[axis] if 0 <= axis < len(lengths) else 1
+        out = np.empty(n)
+        _check(_lib.tessera_model_coordinates(self._live(), axis, out.ctypes.data_as(_DOUBLES), n))
+        return out
 
     def predict(self, ic, return_status=False):
         """The constrained fields for initial conditions ``ic`` (``[X]``/``[X, Y]``, or a

@@ -133,6 +133,33 @@ pub unsafe extern "C" fn tessera_model_shape(
     })
 }
 
+/// Writes where the values of a predicted field lie along `axis` (0: its
+/// `T` time levels, 1: its `X` points, 2: its `Y` points; an initial
+/// condition's along 1 and 2) to `out`: `n_out` values, the axis's length
+/// (`shape.nt`, `shape.nx`, `shape.ny`). These are the `grid/t`, `grid/x`,
+/// `grid/y` arrays `tessera generate` writes for the model's scenario. An
+/// axis the grid does not have returns `TESSERA_STATUS_SHAPE_MISMATCH`.
+///
+/// # Safety
+/// `out` must be NULL or valid for `n_out` values.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tessera_model_coordinates(
+    model: *const TesseraModel,
+    axis: usize,
+    out: *mut f64,
+    n_out: usize,
+) -> TesseraStatus {
+    guard(|| {
+        let loaded = MODELS.get(key(model))?;
+        let coordinates = loaded.model.coordinates(axis)?;
+        expect_len("out", n_out, coordinates.len())?;
+        // SAFETY: the caller's contract.
+        let out = unsafe { output(out, n_out, "out") }?;
+        out.copy_from_slice(&coordinates);
+        Ok(())
+    })
+}
+
 /// Predicts the constrained fields for a batch of initial conditions.
 ///
 /// - `ic`: `n_ic` values, `[batch][X](/[Y])` row-major; `batch = n_ic /

@@ -102,6 +102,25 @@ impl TrainedModel {
         self.scenario().dims()
     }
 
+    /// Where the values of a predicted field lie along `axis` (0: its `T`
+    /// time levels, 1: its `X` points, 2: its `Y` points), those of an
+    /// initial condition along axes 1 and 2: the scenario's grid, as
+    /// `tessera generate` writes it into a dataset (`grid/t`, `grid/x`,
+    /// `grid/y`).
+    ///
+    /// Errors: an axis the grid does not have.
+    pub fn coordinates(&self, axis: usize) -> Result<Vec<f64>, SolverError> {
+        let grid = self.scenario().grid()?;
+        if axis >= grid.ndim() {
+            return Err(SolverError::ShapeMismatch {
+                what: "grid axis (0: t, 1: x, 2: y), at most",
+                expected: vec![grid.ndim() - 1],
+                got: vec![axis],
+            });
+        }
+        Ok(grid.axis(axis).coords().to_vec())
+    }
+
     /// Values per initial condition (`nx`, or `nx·ny`).
     pub fn ic_len(&self) -> usize {
         self.dims()[1..].iter().product()
@@ -128,19 +147,18 @@ impl TrainedModel {
     /// [`Self::field_len`], NaN or infinite values.
     pub fn dataset(&self, fields: &[f64]) -> Result<Dataset, SolverError> {
         batch_of(fields, &self.dims(), "predicted fields [batch, t, x, (y)]")?;
-        let scenario = self.scenario();
-        let grid = scenario.grid()?;
-        let axis = |a: usize| grid.axis(a).coords().to_vec();
-        let y = (grid.ndim() == 3).then(|| axis(2));
+        let y = (self.dims().len() == 3)
+            .then(|| self.coordinates(2))
+            .transpose()?;
         let samples = fields
             .chunks(self.field_len())
             .map(|field| field.iter().map(|&v| v as f32).collect())
             .collect();
         Ok(Dataset::new(
-            axis(0),
-            axis(1),
+            self.coordinates(0)?,
+            self.coordinates(1)?,
             y,
-            scenario.to_toml_string(),
+            self.scenario().to_toml_string(),
             samples,
         )?)
     }
