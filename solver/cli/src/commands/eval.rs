@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use tessera_scenarios::Scenario;
-use tessera_solver::{Checkpoint, EvaluatedWith, Model, RunData, RunDir, Samples, Totals};
+use tessera_solver::{
+    Checkpoint, EvaluatedWith, Model, ReportTarget, RunData, RunDir, Samples, Totals,
+};
 
 use super::run::{Output, finish};
 use crate::device::DeviceArg;
@@ -68,8 +70,10 @@ impl Args {
         let data = self.data.as_ref().map(|d| d.display().to_string());
         let output = Output {
             run: &run,
-            to: &to,
-            evaluated_with: EvaluatedWith::of(data, self.overrides),
+            target: ReportTarget {
+                dir: &to,
+                evaluated_with: EvaluatedWith::of(data, self.overrides),
+            },
         };
         let test = (&test, stored.as_ref());
         finish(

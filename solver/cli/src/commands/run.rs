@@ -7,9 +7,8 @@ use std::time::Instant;
 use serde_json::json;
 use tessera_scenarios::{Dataset, Scenario};
 use tessera_solver::{
-    Claim, EvaluatedWith, Model, PhysicsLosses, ReportTarget, RunDir, Samples, Summary, Totals,
-    TrainOutcome, WindowError, World, release_free_memory, report, report_at_resolutions,
-    with_world,
+    Claim, Model, PhysicsLosses, ReportTarget, RunDir, Samples, Summary, Totals, TrainOutcome,
+    WindowError, World, release_free_memory, report, report_at_resolutions, with_world,
 };
 
 use super::eval::trained_model;
@@ -95,8 +94,7 @@ impl Args {
         let test = (&data.test, stored.as_deref());
         let output = Output {
             run: &run,
-            to: &run,
-            evaluated_with: None,
+            target: ReportTarget::from(&run),
         };
         finish(
             &mut model, &scenario, test, output, totals, self.json, self.quiet,
@@ -104,17 +102,12 @@ impl Args {
     }
 }
 
-/// Where an evaluation's summary and plots go, and what it changed from the
-/// run's own evaluation.
+/// The trained run, and where its evaluation's summary and plots go (the
+/// run, or `tessera eval --out`'s directory) with what `tessera eval`
+/// changed from the run's own evaluation.
 pub(super) struct Output<'a> {
-    /// The trained run.
     pub run: &'a RunDir,
-    /// Where the summary and plots are written: the run, or `tessera eval
-    /// --out`'s directory.
-    pub to: &'a RunDir,
-    /// Another test file or overridden settings (`tessera eval`), recorded
-    /// in the summary.
-    pub evaluated_with: Option<EvaluatedWith>,
+    pub target: ReportTarget<'a>,
 }
 
 /// The end of `run` and `eval`: evaluates on `test` (the test split on the
@@ -132,17 +125,22 @@ pub(super) fn finish(
 ) -> anyhow::Result<()> {
     let mut bar = EvalBar::new(quiet);
     let observe = &mut |progress: &_| bar.observe(progress);
-    let to = ReportTarget {
-        dir: output.to,
-        evaluated_with: output.evaluated_with,
-    };
+    let to = output.target.dir;
     let report = match stored {
-        Some(stored) => report_at_resolutions(model, scenario, test, stored, to, totals, observe)?,
-        None => report(model, scenario, test, to, totals, observe)?,
+        Some(stored) => report_at_resolutions(
+            model,
+            scenario,
+            test,
+            stored,
+            output.target,
+            totals,
+            observe,
+        )?,
+        None => report(model, scenario, test, output.target, totals, observe)?,
     };
     bar.finish();
-    plot_run(&report, scenario, test, output.to)?;
-    print_summary(&report.summary, (output.run, output.to), json);
+    plot_run(&report, scenario, test, to)?;
+    print_summary(&report.summary, (output.run, to), json);
     Ok(())
 }
 
