@@ -226,4 +226,11 @@ fn projection_backward_matches_finite_differences() {
     );
     let err = layer.solve(&basis[1..], n, &ic, &pool).err().unwrap();
     assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
+    let mut bad = u_bar.clone();
+    bad[3] = f64::NAN;
+    let err = layer.backward(&forward, &basis, &bad, &pool).err().unwrap();
+    assert!(
+        matches!(err, SolverError::NonFinite { count: 1, .. }),
+        "{err}"
+    );
 }

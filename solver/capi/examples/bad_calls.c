@@ -112,6 +112,32 @@ int main(int argc, char **argv) {
     size_t points[4];
     expect(tessera_constraint_points(layer, 99, points, 4), TESSERA_STATUS_SHAPE_MISMATCH,
            "expert out of range");
+    basis[5] = 0.5;
+    TesseraForward *forward = NULL;
+    expect(tessera_constraint_forward(layer, basis, 8 * 16 * 2, 2, ic, 16, u, 128, NULL, 0, NULL,
+                                      0, NULL),
+           TESSERA_STATUS_NULL_POINTER, "forward to NULL");
+    expect(tessera_constraint_forward(layer, basis, 8 * 16 * 2, 2, ic, 16, u, 127, NULL, 0, NULL,
+                                      0, &forward),
+           TESSERA_STATUS_SHAPE_MISMATCH, "forward, short u");
+    expect(tessera_constraint_forward(layer, basis, 8 * 16 * 2, 2, ic, 16, u, 128, NULL, 0, NULL,
+                                      0, &forward),
+           TESSERA_STATUS_OK, "forward");
+    double grad[8 * 16 * 2];
+    expect(tessera_forward_backward(forward, u, 127, grad, 8 * 16 * 2),
+           TESSERA_STATUS_SHAPE_MISMATCH, "kept backward, short u_bar");
+    expect(tessera_forward_backward(forward, u, 128, grad, 8 * 16 * 2 - 1),
+           TESSERA_STATUS_SHAPE_MISMATCH, "kept backward, short out");
+    u[3] = NAN;
+    expect(tessera_forward_backward(forward, u, 128, grad, 8 * 16 * 2), TESSERA_STATUS_NON_FINITE,
+           "kept backward, NaN u_bar");
+    expect(tessera_forward_backward((TesseraForward *)layer, u, 128, grad, 8 * 16 * 2),
+           TESSERA_STATUS_INVALID_HANDLE, "layer as forward handle");
+    expect(tessera_forward_free(forward), TESSERA_STATUS_OK, "free forward");
+    expect(tessera_forward_free(forward), TESSERA_STATUS_INVALID_HANDLE, "double free forward");
+    expect(tessera_forward_backward(forward, u, 128, grad, 8 * 16 * 2),
+           TESSERA_STATUS_INVALID_HANDLE, "kept backward after free");
+    expect(tessera_forward_free(NULL), TESSERA_STATUS_OK, "free forward (NULL)");
     expect(tessera_constraint_free(layer), TESSERA_STATUS_OK, "free layer");
     expect(tessera_constraint_free(layer), TESSERA_STATUS_INVALID_HANDLE, "double free layer");
 

@@ -3,8 +3,9 @@
  * check, with the weights it returns, that each expert's field B w_k meets the
  * PDE at that expert's sampled points to the solver's tolerance (the
  * residual there is bounded by the solver's final residual and a millionth
- * of the unprojected field's), and that the backward pass matches central
- * finite differences of the projected field.
+ * of the unprojected field's), that the backward pass matches central
+ * finite differences of the projected field, and that a kept forward pass
+ * (tessera_constraint_forward) gives the same field and gradient.
  *
  *   projection SCENARIO.toml
  */
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "support.h"
 
@@ -105,9 +107,28 @@ int main(int argc, char **argv) {
     printf("backward: %.10g, finite differences %.10g\n", analytic, numeric);
     check(fabs(analytic - numeric) <= 1e-5 * fmax(1.0, fabs(analytic)), "backward matches");
 
+    /* A kept forward pass: the solve's u, and then the backward pass's bits
+     * without solving again, also after the layer's handle is freed (the
+     * forward pass holds its layer) and twice over. */
+    TesseraForward *forward = NULL;
+    double *u_kept = malloc(sizeof(double) * g), *grad_kept = malloc(sizeof(double) * nb);
+    check(tessera_constraint_forward(layer, basis, nb, NB, ic, s, u_kept, g, NULL, 0, NULL, 0,
+                                     &forward) == TESSERA_STATUS_OK, "forward");
+    check(tessera_constraint_solve(layer, basis, nb, NB, ic, s, u, g, NULL, 0, NULL, 0)
+              == TESSERA_STATUS_OK, "solve (N = NB)");
+    check(memcmp(u, u_kept, sizeof(double) * g) == 0, "kept forward: the solve's u");
     check(tessera_constraint_free(layer) == TESSERA_STATUS_OK, "free");
+    for (int twice = 0; twice < 2; twice++) {
+        check(tessera_forward_backward(forward, u_bar, g, grad_kept, nb) == TESSERA_STATUS_OK,
+              "kept backward");
+        check(memcmp(grad, grad_kept, sizeof(double) * nb) == 0,
+              "kept backward: the backward pass's gradient");
+    }
+    check(tessera_forward_free(forward) == TESSERA_STATUS_OK, "free forward");
+    printf("kept forward: the solve's u and the backward pass's gradient, bit for bit\n");
+
     free(basis); free(ic); free(u); free(weights); free(ones); free(status);
-    free(u_bar); free(grad); free(shifted);
+    free(u_bar); free(grad); free(shifted); free(u_kept); free(grad_kept);
     if (failures) fprintf(stderr, "%d checks failed\n", failures);
     else printf("projection: all checks passed\n");
     return failures ? 1 : 0;

@@ -4,8 +4,9 @@ sin(pi x), then check, with the weights it returns, that each expert's field
 B w_k meets the PDE at that expert's sampled points to the solver's
 tolerance (within the solver's final residual and a millionth of the
 unprojected field's), that a batch of two projects as the two one at a time,
-and that the backward pass matches central finite differences of the
-projected field.
+that the backward pass matches central finite differences of the
+projected field, and that a kept forward pass gives the same field and
+gradient.
 
     python3 projection.py SCENARIO.toml
 """
@@ -70,6 +71,17 @@ def main(scenario):
         analytic = np.sum(grad * v)
         print(f"backward: {analytic:.10g}, finite differences {numeric:.10g}")
         assert abs(analytic - numeric) <= 1e-5 * max(1.0, abs(analytic)), "backward matches"
+
+        # A kept forward pass: the solve's results, then the backward pass's bits
+        # without solving again.
+        forward = layer.forward(small, ic)
+        u_small, w_small, _ = layer.solve(small, ic)
+        assert np.array_equal(forward.u, u_small) and np.array_equal(forward.weights, w_small)
+        assert np.array_equal(forward.backward(u_bar), grad), "kept backward"
+        expect_error(ValueError, lambda: forward.backward(u_bar[1:]), "a u_bar of another shape")
+        forward.close()
+        expect_error(ValueError, lambda: forward.backward(u_bar), "a closed forward pass")
+        print("kept forward: the solve's results and the backward pass's bits")
 
         e = expect_error(ValueError, lambda: layer.solve(basis[:-1], ic), "a basis of another grid")
         print(f"wrong grid: {e}")

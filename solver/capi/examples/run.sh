@@ -56,17 +56,28 @@ for mode in shared static; do
     "${valgrind[@]}" "$bin/predict_f" "$work/run" "$work/test.safetensors"
 done
 # The Python module (solver/capi/python/tessera.py, ctypes and numpy) against
-# the shared library: the same checks as predict.c and projection.c. Skipped
-# without python3 and numpy unless TESSERA_REQUIRE_PYTHON=1 (CI sets it).
+# the shared library: the same checks as predict.c and projection.c; then
+# tessera_jax.py's with JAX. Each is skipped without its packages unless
+# TESSERA_REQUIRE_PYTHON=1 (CI sets it).
+require() {
+    if [[ -n "${TESSERA_REQUIRE_PYTHON:-}" ]]; then
+        echo "python3 with $1 is required (TESSERA_REQUIRE_PYTHON is set)" >&2
+        exit 1
+    fi
+    echo "== skipping the $2 examples: no python3 with $1"
+}
+export TESSERA_LIB="$lib_dir/libtessera.so" PYTHONPATH="$here/../python"
 if python3 -c "import numpy" 2>/dev/null; then
     echo "== running the Python examples"
-    export TESSERA_LIB="$lib_dir/libtessera.so" PYTHONPATH="$here/../python"
     python3 "$here/predict.py" "$work/run" "$work/test.safetensors" "$samples"
     python3 "$here/projection.py" "$here/projection.toml"
-elif [[ -n "${TESSERA_REQUIRE_PYTHON:-}" ]]; then
-    echo "python3 with numpy is required (TESSERA_REQUIRE_PYTHON is set)" >&2
-    exit 1
 else
-    echo "== skipping the Python examples: no python3 with numpy"
+    require numpy Python
+fi
+if python3 -c "import numpy, jax" 2>/dev/null; then
+    echo "== running the JAX example"
+    python3 "$here/projection_jax.py" "$here/projection.toml"
+else
+    require "numpy and jax" JAX
 fi
 echo "== C ABI examples: all passed"

@@ -17,10 +17,10 @@
  * u(X, T, batch) (or u(Y, X, T, batch)) in Fortran is u[batch][T][X] here,
  * element for element, with no copy.
  *
- * Handles. TesseraModel and TesseraConstraint are opaque. Their values are
- * never dereferenced: each is a key into a table of live handles, and keys are
- * never reused within a process, so passing a freed handle (use after free,
- * double free), a handle of the other kind or NULL returns
+ * Handles. TesseraModel, TesseraConstraint and TesseraForward are opaque.
+ * Their values are never dereferenced: each is a key into a table of live
+ * handles, and keys are never reused within a process, so passing a freed
+ * handle (use after free, double free), a handle of another kind or NULL returns
  * TESSERA_STATUS_INVALID_HANDLE (or TESSERA_STATUS_NULL_POINTER) and never
  * touches freed memory. A forged value is detected unless it happens to equal
  * a live handle.
@@ -56,7 +56,7 @@ typedef enum TesseraStatus {
    */
   TESSERA_STATUS_NULL_POINTER = 1,
   /**
-   * A handle that is not live: freed already, of the other kind, or forged.
+   * A handle that is not live: freed already, of another kind, or forged.
    */
   TESSERA_STATUS_INVALID_HANDLE = 2,
   /**
@@ -125,6 +125,12 @@ typedef enum TesseraStopReason {
  * see the header's notes on handles).
  */
 typedef struct TesseraConstraint TesseraConstraint;
+
+/**
+ * An opaque handle to a kept forward pass (never dereferenced by the
+ * library: see the header's notes on handles).
+ */
+typedef struct TesseraForward TesseraForward;
 
 /**
  * An opaque handle to a trained model (never dereferenced by the library:
@@ -304,7 +310,8 @@ enum TesseraStatus tessera_constraint_solve(const struct TesseraConstraint *laye
  * expert's solution. `basis` and `ic` are the solve's inputs: the solve is
  * repeated first (it is deterministic, so the solution is the one the
  * forward call returned), which costs one more forward solve but keeps no
- * state between calls.
+ * state between calls; `tessera_constraint_forward` keeps the solve for
+ * `tessera_forward_backward` instead.
  *
  * # Safety
  * Each pointer NULL or valid for its length; outputs must not overlap inputs.
@@ -334,6 +341,56 @@ enum TesseraStatus tessera_constraint_residual(const struct TesseraConstraint *l
                                                size_t n_u,
                                                double *out,
                                                size_t n_out);
+
+/**
+ * `tessera_constraint_solve` (the same arguments and outputs, the same
+ * results), and a new handle in `*out` that keeps the solve for
+ * `tessera_forward_backward`. It holds the solved problems (their term rows
+ * at the sampled points) and a copy of `basis` until
+ * `tessera_forward_free`.
+ *
+ * # Safety
+ * Each pointer NULL or valid for its length; outputs must not overlap
+ * inputs; `out` NULL or writable.
+ */
+enum TesseraStatus tessera_constraint_forward(const struct TesseraConstraint *layer,
+                                              const double *basis,
+                                              size_t n_basis_values,
+                                              size_t n_basis,
+                                              const double *ic,
+                                              size_t n_ic,
+                                              double *u_out,
+                                              size_t n_u,
+                                              double *weights_out,
+                                              size_t n_weights,
+                                              struct TesseraSolveStatus *status_out,
+                                              size_t n_status,
+                                              struct TesseraForward **out);
+
+/**
+ * The backward pass of a kept forward pass: given `u_bar = ∂L/∂u`
+ * (`n_u_bar = batch · field_len` values, `[batch][T][X](/[Y])`), writes
+ * `∂L/∂basis` (`n_basis_bar = n_basis_values` of the forward call, laid out
+ * like its `basis`) to `basis_bar_out`. The same values as
+ * `tessera_constraint_backward` with the forward call's `basis` and `ic`,
+ * without solving again. A forward pass may be differentiated any number of
+ * times, from any thread.
+ *
+ * # Safety
+ * Each pointer NULL or valid for its length; `basis_bar_out` must not overlap
+ * `u_bar`.
+ */
+enum TesseraStatus tessera_forward_backward(const struct TesseraForward *forward,
+                                            const double *u_bar,
+                                            size_t n_u_bar,
+                                            double *basis_bar_out,
+                                            size_t n_basis_bar);
+
+/**
+ * Frees a kept forward pass. NULL is accepted and does nothing; a handle
+ * freed already returns `TESSERA_STATUS_INVALID_HANDLE`.
+ */
+enum TesseraStatus tessera_forward_free(struct TesseraForward *forward);
 
 /**
  * Loads the run directory `run_dir` (written by `tessera run` or `tessera

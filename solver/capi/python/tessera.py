@@ -15,6 +15,8 @@ library next to this file, or on the loader's path)::
     with tessera.ConstraintLayer("scenarios/quickstart.toml") as layer:
         u, weights, statuses = layer.solve(basis, u0)   # basis: [(batch,) T, X, N]
         basis_bar = layer.backward(basis, u0, u_bar)    # dL/dbasis, exactly (IFT)
+        with layer.forward(basis, u0) as fwd:           # a solve kept for its backward pass
+            basis_bar = fwd.backward(u_bar)             # the same, without solving again
 
 Every call returns or raises: a failed call raises :class:`TesseraError`
 with the library's status and message (a missing run, NaN input, a shape the
@@ -39,6 +41,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 
 __all__ = [
     "ConstraintLayer",
+    "Forward",
     "Model",
     "Shape",
     "SolveStatus",
@@ -187,6 +190,13 @@ def _load():
             [_HANDLE, _DOUBLES, _SIZE, _SIZE, _DOUBLES, _SIZE, _DOUBLES, _SIZE, _DOUBLES, _SIZE],
             ctypes.c_int,
         ),
+        "tessera_constraint_forward": (
+            [_HANDLE, _DOUBLES, _SIZE, _SIZE, _DOUBLES, _SIZE, _DOUBLES, _SIZE, _DOUBLES, _SIZE,
+             ctypes.POINTER(SolveStatus), _SIZE, ctypes.POINTER(_HANDLE)],
+            ctypes.c_int,
+        ),
+        "tessera_forward_backward": ([_HANDLE, _DOUBLES, _SIZE, _DOUBLES, _SIZE], ctypes.c_int),
+        "tessera_forward_free": ([_HANDLE], ctypes.c_int),
         "tessera_constraint_residual": (
             [_HANDLE, _DOUBLES, _SIZE, _DOUBLES, _SIZE],
             ctypes.c_int,
@@ -368,6 +378,16 @@ class ConstraintLayer(_Handle):
         """Projects ``basis`` (``[(batch,) T, X(, Y), N]``) onto the constraints for the
         initial conditions ``ic``: the field ``u`` ``[(batch,) T, X(, Y)]``, each expert's
         weights ``[(batch,) K, N]`` and solve statuses ``[batch][K]``."""
+        return self._solve(basis, ic, keep=False)[:3]
+
+    def forward(self, basis, ic):
+        """:meth:`solve`, kept for its backward pass: a :class:`Forward` with ``u``,
+        ``weights`` and ``statuses`` whose :meth:`Forward.backward` does not solve
+        again."""
+        *result, handle = self._solve(basis, ic, keep=True)
+        return Forward(handle, *result)
+
+    def _solve(self, basis, ic, keep):
         s = self.shape
         basis_b, ic_b, n_basis, batched = self._inputs(basis, ic)
         n, k = basis_b.shape[0], s.n_experts
@@ -376,17 +396,20 @@ class ConstraintLayer(_Handle):
         u = np.empty((n,) + s.grid)
         weights = np.empty((n, k, n_basis))
         statuses = (SolveStatus * (n * k))()
-        _check(
-            _lib.tessera_constraint_solve(
-                self._live(), basis_p, basis_a.size, n_basis, ic_p, ic_a.size,
-                u.ctypes.data_as(_DOUBLES), u.size, weights.ctypes.data_as(_DOUBLES),
-                weights.size, statuses, len(statuses),
-            )
+        args = (
+            self._live(), basis_p, basis_a.size, n_basis, ic_p, ic_a.size,
+            u.ctypes.data_as(_DOUBLES), u.size, weights.ctypes.data_as(_DOUBLES),
+            weights.size, statuses, len(statuses),
         )
+        handle = _HANDLE()
+        if keep:
+            _check(_lib.tessera_constraint_forward(*args, ctypes.byref(handle)))
+        else:
+            _check(_lib.tessera_constraint_solve(*args))
         per_sample = [list(statuses[b * k:(b + 1) * k]) for b in range(n)]
         if batched:
-            return u, weights, per_sample
-        return u[0], weights[0], per_sample[0]
+            return u, weights, per_sample, handle
+        return u[0], weights[0], per_sample[0], handle
 
     def backward(self, basis, ic, u_bar):
         """``∂L/∂basis`` for ``u_bar = ∂L/∂u`` at :meth:`solve`'s solution for the same
@@ -421,3 +444,33 @@ class ConstraintLayer(_Handle):
             )
         )
         return out if batched else out[0]
+
+
+class Forward(_Handle):
+    """A solve kept for its backward pass (:meth:`ConstraintLayer.forward`): ``u``,
+    ``weights`` and ``statuses`` as :meth:`ConstraintLayer.solve` returns them, and
+    :meth:`backward`. It holds the solved problems and a copy of the basis until it is
+    closed (or collected); it outlives its layer."""
+
+    _free = staticmethod(lambda h: _lib.tessera_forward_free(h))
+
+    def __init__(self, handle, u, weights, statuses):
+        super().__init__()
+        self._handle = handle
+        self.u, self.weights, self.statuses = u, weights, statuses
+
+    def backward(self, u_bar):
+        """``∂L/∂basis`` for ``u_bar = ∂L/∂u`` (shaped like ``u``): the values of
+        :meth:`ConstraintLayer.backward` for the forward call's inputs, without solving
+        again."""
+        u_bar_a = np.asarray(u_bar)
+        if u_bar_a.shape != self.u.shape:
+            raise ValueError(f"u_bar has shape {u_bar_a.shape}; expected {self.u.shape}")
+        u_bar_a, u_bar_p = _doubles(u_bar_a)
+        out = np.empty(self.u.shape + (self.weights.shape[-1],))
+        _check(
+            _lib.tessera_forward_backward(
+                self._live(), u_bar_p, u_bar_a.size, out.ctypes.data_as(_DOUBLES), out.size
+            )
+        )
+        return out

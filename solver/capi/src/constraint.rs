@@ -3,6 +3,7 @@
 //! residual, free.
 
 use std::ffi::c_char;
+use std::sync::Arc;
 
 use tessera_scenarios::Scenario;
 use tessera_solver::embed::{ConstraintProjection, Forward, WorkerPool};
@@ -20,9 +21,9 @@ pub struct TesseraConstraint {
     _opaque: [u8; 0],
 }
 
-struct Layer {
-    projection: ConstraintProjection,
-    pool: WorkerPool,
+pub(crate) struct Layer {
+    pub projection: ConstraintProjection,
+    pub pool: WorkerPool,
 }
 
 static LAYERS: Table<Layer> = Table::new("constraint");
@@ -222,16 +223,77 @@ pub unsafe extern "C" fn tessera_constraint_solve(
     n_status: usize,
 ) -> TesseraStatus {
     guard(|| {
-        let layer = LAYERS.get(key(layer))?;
+        let call = SolveCall {
+            layer,
+            basis,
+            n_basis_values,
+            n_basis,
+            ic,
+            n_ic,
+            u_out,
+            n_u,
+            weights_out,
+            n_weights,
+            status_out,
+            n_status,
+        };
+        // SAFETY: the caller's contract.
+        unsafe { call.run() }.map(drop)
+    })
+}
+
+/// The arguments of a solve, as `tessera_constraint_solve` takes them (and
+/// `tessera_constraint_forward`, which keeps the result).
+pub(crate) struct SolveCall {
+    pub layer: *const TesseraConstraint,
+    pub basis: *const f64,
+    pub n_basis_values: usize,
+    pub n_basis: usize,
+    pub ic: *const f64,
+    pub n_ic: usize,
+    pub u_out: *mut f64,
+    pub n_u: usize,
+    pub weights_out: *mut f64,
+    pub n_weights: usize,
+    pub status_out: *mut TesseraSolveStatus,
+    pub n_status: usize,
+}
+
+/// What a solve leaves for its backward pass: the layer, the forward pass and
+/// the caller's basis it was solved from.
+pub(crate) struct Solved<'a> {
+    pub layer: Arc<Layer>,
+    pub forward: Forward,
+    pub basis: &'a [f64],
+}
+
+impl SolveCall {
+    /// Checks every argument, solves, and writes `u`, the weights and the
+    /// statuses.
+    ///
+    /// # Safety
+    /// Each pointer NULL or valid for its length; outputs must not overlap
+    /// inputs.
+    pub(crate) unsafe fn run<'a>(self) -> Result<Solved<'a>, CallError> {
+        let layer = LAYERS.get(key(self.layer))?;
         // SAFETY (all): the caller's contract.
-        let args = unsafe { basis_args(&layer, basis, n_basis_values, n_basis, ic, n_ic) }?;
-        let u_out = unsafe { output(u_out, n_u, "u_out") }?;
-        let weights = unsafe { optional_output(weights_out, n_weights, "weights_out") }?;
-        let statuses = unsafe { optional_output(status_out, n_status, "status_out") }?;
+        let args = unsafe {
+            basis_args(
+                &layer,
+                self.basis,
+                self.n_basis_values,
+                self.n_basis,
+                self.ic,
+                self.n_ic,
+            )
+        }?;
+        let u_out = unsafe { output(self.u_out, self.n_u, "u_out") }?;
+        let weights = unsafe { optional_output(self.weights_out, self.n_weights, "weights_out") }?;
+        let statuses = unsafe { optional_output(self.status_out, self.n_status, "status_out") }?;
         let k = layer.projection.n_experts();
-        expect_len("u_out", n_u, args.batch * layer.projection.field_len())?;
+        expect_len("u_out", self.n_u, args.batch * layer.projection.field_len())?;
         if let Some(w) = &weights {
-            expect_len("weights_out", w.len(), args.batch * k * n_basis)?;
+            expect_len("weights_out", w.len(), args.batch * k * self.n_basis)?;
         }
         if let Some(s) = &statuses {
             expect_len("status_out", s.len(), args.batch * k)?;
@@ -242,8 +304,13 @@ pub unsafe extern "C" fn tessera_constraint_solve(
             w.copy_from_slice(&forward.weights);
         }
         write_statuses(&forward.statuses, statuses);
-        Ok(())
-    })
+        let basis = args.basis;
+        Ok(Solved {
+            layer,
+            forward,
+            basis,
+        })
+    }
 }
 
 /// The backward pass of `tessera_constraint_solve`: given `u_bar = ∂L/∂u`
@@ -253,7 +320,8 @@ pub unsafe extern "C" fn tessera_constraint_solve(
 /// expert's solution. `basis` and `ic` are the solve's inputs: the solve is
 /// repeated first (it is deterministic, so the solution is the one the
 /// forward call returned), which costs one more forward solve but keeps no
-/// state between calls.
+/// state between calls; `tessera_constraint_forward` keeps the solve for
+/// `tessera_forward_backward` instead.
 ///
 /// # Safety
 /// Each pointer NULL or valid for its length; outputs must not overlap inputs.

@@ -1,6 +1,6 @@
 //! Handles: opaque pointers that are never dereferenced. Each value is a key
 //! into a table of live objects; keys come from one process-wide counter and
-//! are never reused, so a freed handle, a handle of the other kind or NULL is
+//! are never reused, so a freed handle, a handle of another kind or NULL is
 //! always recognised, without reading freed memory.
 
 use std::collections::HashMap;

@@ -10,6 +10,7 @@
 
 mod args;
 pub mod constraint;
+pub mod forward;
 mod handles;
 pub mod model;
 pub mod shape;

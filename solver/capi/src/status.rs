@@ -18,7 +18,7 @@ pub enum TesseraStatus {
     Ok = 0,
     /// A required pointer argument was NULL.
     NullPointer = 1,
-    /// A handle that is not live: freed already, of the other kind, or forged.
+    /// A handle that is not live: freed already, of another kind, or forged.
     InvalidHandle = 2,
     /// An array length disagrees with the handle's shape.
     ShapeMismatch = 3,

@@ -157,6 +157,7 @@ impl ConstraintProjection {
         u_bar: &[f64],
         pool: &WorkerPool,
     ) -> Result<Vec<f64>, SolverError> {
+        check_finite("u_bar", u_bar)?;
         Ok(pool.install(|| self.layer.backward(forward, basis, u_bar))?)
     }
 

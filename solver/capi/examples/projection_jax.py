@@ -1,0 +1,158 @@
+"""The constraint layer as a JAX function (tessera_jax.projection), checked
+against the library's own calls and against finite differences:
+
+- eager, jit and vmap give the bits of tessera.ConstraintLayer.solve, and
+  jax.grad the bits of ConstraintLayer.backward, from one solve (the kept
+  forward pass);
+- a tiny network's parameter gradient through the layer (the chain rule that
+  JAX applies around the layer's custom gradient) matches central finite
+  differences of the loss, which use only forward solves;
+- the statuses equal the library's; a float32 basis gives a float32 field
+  near the float64 one; differentiating in the initial condition, a basis of
+  another grid and NaN input are errors.
+
+    python3 projection_jax.py SCENARIO.toml
+"""
+
+import sys
+
+import numpy as np
+
+import jax
+import jax.numpy as jnp
+
+import tessera
+import tessera_jax
+from support import expect_error
+
+jax.config.update("jax_enable_x64", True)
+
+
+class Counting:
+    """A layer that counts the calls of its methods."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.calls = {}
+
+    def __getattr__(self, name):
+        attribute = getattr(self.layer, name)
+        if not callable(attribute):
+            return attribute
+
+        def counted(*args):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return attribute(*args)
+
+        return counted
+
+
+def main(scenario):
+    with tessera.ConstraintLayer(scenario) as layer:
+        s = layer.shape
+        rng = np.random.default_rng(2024)
+        n = 8  # overdetermined and well conditioned, for finite differences
+        basis = rng.uniform(-1.0, 1.0, s.grid + (n,))
+        x = (np.arange(s.nx) + 0.5) / s.nx
+        ic = np.sin(np.pi * x)
+        u_ref, _, statuses = layer.solve(basis, ic)
+        project = tessera_jax.projection(layer)
+
+        u = project(basis, ic)
+        assert u.dtype == jnp.float64 and u.shape == s.grid
+        assert np.array_equal(np.asarray(u), u_ref), "eager: the library's solve"
+        assert np.array_equal(np.asarray(jax.jit(project)(basis, ic)), u_ref), "jit"
+
+        # vmap over a batch, with its own and with one shared initial condition.
+        other = rng.uniform(-1.0, 1.0, basis.shape)
+        ic2 = np.cos(np.pi * x)
+        bases, ics = np.stack([basis, other]), np.stack([ic, ic2])
+        u_batch = layer.solve(bases, ics)[0]
+        assert np.array_equal(np.asarray(jax.vmap(project)(bases, ics)), u_batch), "vmap"
+        shared = layer.solve(bases, np.stack([ic, ic]))[0]
+        vmapped = jax.vmap(project, in_axes=(0, None))(bases, ic)
+        assert np.array_equal(np.asarray(vmapped), shared), "vmap, shared ic"
+        assert np.array_equal(np.asarray(project(bases, ics)), u_batch), "leading axes"
+        print("eager, jit, vmap and leading axes: the library's solve, bit for bit")
+
+        # jax.grad of <u_bar, u> is the library's backward pass.
+        u_bar = np.sin(1.3 * np.arange(s.field_len)).reshape(s.grid)
+        grad = jax.grad(lambda b: jnp.sum(project(b, ic) * u_bar))(basis)
+        assert np.array_equal(np.asarray(grad), layer.backward(basis, ic, u_bar)), "grad"
+        batch_grad = jax.jit(jax.vmap(jax.grad(lambda b, c: jnp.sum(project(b, c) * u_bar))))
+        expected = layer.backward(bases, ics, np.stack([u_bar, u_bar]))
+        assert np.array_equal(np.asarray(batch_grad(bases, ics)), expected), "jit(vmap(grad))"
+        print("grad, jit(vmap(grad)): the library's backward pass, bit for bit")
+
+        # A gradient solves once: the forward rule keeps its solve for the backward
+        # rule. A vjp called twice, and one whose solve was dropped (more than `keep`
+        # solves waiting), solve again and give the same bits.
+        counting = Counting(layer)
+        kept_project = tessera_jax.projection(counting, keep=2)
+        kept_grad = jax.grad(lambda b: jnp.sum(kept_project(b, ic) * u_bar))(basis)
+        assert np.array_equal(np.asarray(kept_grad), np.asarray(grad))
+        assert counting.calls == {"forward": 1}, counting.calls
+        _, vjp = jax.vjp(lambda b: kept_project(b, ic), basis)
+        for _ in range(2):
+            assert np.array_equal(np.asarray(vjp(u_bar)[0]), np.asarray(grad))
+        assert counting.calls == {"forward": 2, "backward": 1}, counting.calls
+        _, first = jax.vjp(lambda b: kept_project(b, ic), basis)
+        for _ in range(2):
+            jax.vjp(lambda b: kept_project(b, ic), other)
+        assert np.array_equal(np.asarray(first(u_bar)[0]), np.asarray(grad))
+        assert counting.calls == {"forward": 5, "backward": 2}, counting.calls
+        print("a gradient solves once; a dropped or reused solve is solved again, same bits")
+
+        # A tiny network: basis = tanh(features @ W), trained towards a target field.
+        features = np.stack(
+            [np.broadcast_to(v, s.grid) for v in np.meshgrid(
+                np.linspace(0, 1, s.nt), x, indexing="ij")] + [np.ones(s.grid)], axis=-1)
+        target = np.exp(-np.linspace(0, 1, s.nt))[:, None] * ic[None, :]
+
+        def loss(w):
+            field = project(jnp.tanh(features @ w), ic)
+            return jnp.mean((field - target) ** 2)
+
+        w = rng.normal(0.0, 1.0, (features.shape[-1], n))
+        analytic_grad = jax.jit(jax.grad(loss))(w)
+        direction = rng.normal(0.0, 1.0, w.shape)
+        eps = 1e-6
+        numeric = (loss(w + eps * direction) - loss(w - eps * direction)) / (2 * eps)
+        analytic = float(jnp.sum(analytic_grad * direction))
+        print(f"network gradient: {analytic:.10g}, finite differences {float(numeric):.10g}")
+        assert abs(analytic - numeric) <= 1e-6 * max(1.0, abs(analytic)), "chain rule"
+
+        # Statuses.
+        u2, status = tessera_jax.projection(layer, return_status=True)(basis, ic)
+        assert np.array_equal(np.asarray(u2), u_ref)
+        assert status["reason"].shape == (s.n_experts,)
+        assert [int(r) for r in status["reason"]] == [st.reason_code for st in statuses]
+        assert [int(i) for i in status["iterations"]] == [st.iterations for st in statuses]
+        assert np.array_equal(np.asarray(status["final_residual"]),
+                              [st.final_residual for st in statuses])
+        print(f"statuses: {[tessera.STOP_REASONS[int(r)] for r in status['reason']]}")
+
+        # float32 in, float32 out; the solves run in float64.
+        u32 = project(basis.astype(np.float32), ic)
+        assert u32.dtype == jnp.float32
+        err32 = np.abs(np.asarray(u32, np.float64) - u_ref).max() / np.abs(u_ref).max()
+        print(f"float32 basis: relative difference {err32:.2e} from float64")
+        assert err32 < 1e-4
+
+        e = expect_error(TypeError, lambda: jax.grad(lambda c: jnp.sum(project(basis, c)))(ic),
+                         "a gradient in the initial condition")
+        print(f"gradient in ic: {e}")
+        e = expect_error(ValueError, lambda: project(basis[:-1], ic), "a basis of another grid")
+        print(f"wrong grid: {e}")
+        bad = basis.copy()
+        bad[0, 0, 0] = np.nan
+        e = expect_error(Exception, lambda: jax.block_until_ready(project(bad, ic)), "NaN input")
+        assert "NON_FINITE" in str(e), str(e)
+        print("NaN input: raised with the library's NON_FINITE status")
+    print("projection_jax.py: all checks passed")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: {sys.argv[0]} SCENARIO")
+    main(sys.argv[1])

@@ -1,0 +1,215 @@
+"""Tessera's constraint layer as a JAX function with its exact gradient.
+
+:func:`projection` turns a :class:`tessera.ConstraintLayer` into a function
+``u = project(basis, ic)`` that JAX can ``jit``, ``vmap`` and differentiate
+with respect to ``basis``: the forward pass is the library's solve (every
+expert's float64 Levenberg–Marquardt problem), the backward pass its
+implicit-function-theorem gradient, both run on the host's cores through
+``jax.pure_callback``. A network written in JAX that outputs a basis trains
+through the hard constraint as the paper's reference implementation does::
+
+    import jax
+    import tessera, tessera_jax                    # PYTHONPATH=solver/capi/python
+
+    jax.config.update("jax_enable_x64", True)      # float64, the paper's setting
+    layer = tessera.ConstraintLayer("scenarios/quickstart.toml")
+    project = tessera_jax.projection(layer)
+
+    def loss(params, ic, u_true):
+        u = project(network(params, ic), ic)       # basis [..., T, X, N] -> u [..., T, X]
+        return jnp.mean((u - u_true) ** 2)
+
+    grads = jax.jit(jax.grad(loss))(params, ic, u_true)
+
+Shapes: ``basis`` is ``[..., T, X, (Y), N]`` for any ``N`` and any leading
+batch axes; ``ic`` is ``[..., X, (Y)]`` with the same leading axes, or none
+(one initial condition for every basis). ``u`` has the basis's leading axes
+and grid, and its dtype: a float32 basis gives a float32 ``u`` (the solves
+still run in float64).
+
+The initial condition is data here: the library's backward pass gives
+``∂L/∂basis`` only, so differentiating with respect to ``ic`` raises a
+``TypeError`` instead of returning a zero gradient.
+
+``projection(layer, return_status=True)`` returns ``(u, status)``, where
+``status`` holds, per expert (``[..., K]``), the solve's ``reason`` (an index
+into :data:`tessera.STOP_REASONS`; 0 is converged), ``iterations`` and
+``final_residual``. A call the library refuses (NaN input, a failed solve in
+the backward pass) raises; inside ``jit`` JAX reports it as a
+``JaxRuntimeError`` whose message holds the library's.
+
+Under differentiation the forward pass keeps its solve (:meth:`tessera.
+ConstraintLayer.forward`) for the backward pass, so a gradient costs one solve
+and one backward pass. At most ``keep`` solves wait for their backward pass
+(a solve whose gradient is never asked for, as in ``jax.vjp`` without calling
+the result, is dropped after ``keep`` newer ones); a backward pass that finds
+its solve gone solves again, which gives the same bits (the solves are
+deterministic).
+"""
+
+import collections
+import threading
+
+import numpy as np
+
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("tessera_jax needs JAX (pip install jax)") from e
+
+import tessera
+
+__all__ = ["projection"]
+
+
+class _Kept:
+    """Kept forward passes by token, oldest first, at most ``limit`` of them."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.forwards = collections.OrderedDict()
+        self.last = 0
+        self.lock = threading.Lock()
+
+    def put(self, forward):
+        with self.lock:
+            self.last = self.last % (2**31 - 1) + 1  # an int32 token, never 0
+            self.forwards[self.last] = forward
+            dropped = []
+            while len(self.forwards) > self.limit:
+                dropped.append(self.forwards.popitem(last=False)[1])
+            token = self.last
+        for forward in dropped:
+            forward.close()
+        return token
+
+    def take(self, token):
+        with self.lock:
+            return self.forwards.pop(token, None)
+
+
+def projection(layer, return_status=False, keep=8):
+    """``project(basis, ic)``: ``layer``'s projection as a differentiable JAX function
+    (see the module's documentation). ``layer`` must stay open while it is used;
+    ``keep`` bounds the solves held for their backward pass."""
+    shape = layer.shape
+    grid, space = tuple(shape.grid), tuple(shape.space)
+    k = shape.n_experts
+    kept = _Kept(keep)
+
+    def check(basis, ic):
+        if not jnp.issubdtype(basis.dtype, jnp.floating):
+            raise TypeError(f"basis must be a real floating array, not {basis.dtype}")
+        lead = basis.shape[: basis.ndim - len(grid) - 1]
+        if basis.ndim < len(grid) + 1 or basis.shape[len(lead):-1] != grid:
+            raise ValueError(
+                f"basis has shape {basis.shape}; expected (..., {', '.join(map(str, grid))}, N)"
+            )
+        if ic.shape not in (space, lead + space):
+            raise ValueError(f"ic has shape {ic.shape}; expected {space} or {lead + space}")
+        return lead
+
+    def batch(basis, ic):
+        """The library's batch: every leading index of ``basis`` (and of ``ic``,
+        broadcast) one sample."""
+        lead = basis.shape[: basis.ndim - len(grid) - 1]
+        b = np.reshape(basis, (-1,) + grid + (basis.shape[-1],))
+        return lead, b, np.reshape(np.broadcast_to(ic, lead + space), (-1,) + space)
+
+    def host_solve(basis, ic, keep_it):
+        """Callback: the solve, and the token of its kept forward pass (0 if not kept)."""
+        lead, b, c = batch(basis, ic)
+        if keep_it:
+            forward = layer.forward(b, c)
+            u, statuses, token = forward.u, forward.statuses, kept.put(forward)
+        else:
+            u, _, statuses = layer.solve(b, c)
+            token = 0
+        reason = np.array([[s.reason_code for s in row] for row in statuses], np.int32)
+        iterations = np.array([[s.iterations for s in row] for row in statuses], np.int32)
+        final = np.array([[s.final_residual for s in row] for row in statuses])
+        return (
+            u.reshape(lead + grid).astype(basis.dtype, copy=False),
+            reason.reshape(lead + (k,)),
+            iterations.reshape(lead + (k,)),
+            final.reshape(lead + (k,)).astype(basis.dtype, copy=False),
+            np.full(lead, token, np.int32),
+        )
+
+    def host_backward(basis, ic, token, u_bar):
+        """Callback: the kept forward pass's backward pass, or a solve and its
+        backward pass where none is kept for these inputs."""
+        lead, b, c = batch(basis, ic)
+        u_bar = np.reshape(u_bar, (-1,) + grid)
+        tokens = np.unique(token)
+        forward = kept.take(int(tokens[0])) if tokens.size == 1 else None
+        if forward is not None and forward.u.shape == u_bar.shape:
+            with forward:
+                g = forward.backward(u_bar)
+        else:
+            if forward is not None:
+                forward.close()
+            g = layer.backward(b, c, u_bar)
+        return g.reshape(basis.shape).astype(basis.dtype, copy=False)
+
+    def solve(basis, ic, keep_it):
+        lead = check(basis, ic)
+        result = (
+            jax.ShapeDtypeStruct(lead + grid, basis.dtype),
+            jax.ShapeDtypeStruct(lead + (k,), jnp.int32),
+            jax.ShapeDtypeStruct(lead + (k,), jnp.int32),
+            jax.ShapeDtypeStruct(lead + (k,), basis.dtype),
+            jax.ShapeDtypeStruct(lead, jnp.int32),
+        )
+        u, reason, iterations, final, token = jax.pure_callback(
+            lambda b, c: host_solve(b, c, keep_it), result, basis, ic,
+            vmap_method="broadcast_all",
+        )
+        status = {"reason": reason, "iterations": iterations, "final_residual": final}
+        return (u, status), token
+
+    @jax.custom_vjp
+    def project(basis, ic):
+        return solve(basis, ic, keep_it=False)[0]
+
+    def project_fwd(basis, ic):
+        # With symbolic zeros each primal says whether it is being differentiated.
+        if ic.perturbed:
+            raise TypeError(
+                "tessera_jax.projection is differentiable in the basis only: the "
+                "initial condition is data (wrap it in jax.lax.stop_gradient)"
+            )
+        out, token = solve(basis.value, ic.value, keep_it=True)
+        return out, (basis.value, ic.value, token)
+
+    def project_bwd(saved, cotangents):
+        basis, ic, token = saved
+        u_bar = cotangents[0]
+        if type(u_bar) is jax.custom_derivatives.SymbolicZero:
+            return jnp.zeros_like(basis), None
+        grad = jax.pure_callback(
+            host_backward,
+            jax.ShapeDtypeStruct(basis.shape, basis.dtype),
+            basis,
+            ic,
+            token,
+            u_bar.astype(basis.dtype, copy=False),
+            vmap_method="broadcast_all",
+        )
+        return grad, None
+
+    project.defvjp(project_fwd, project_bwd, symbolic_zeros=True)
+
+    def apply(basis, ic):
+        basis, ic = jnp.asarray(basis), jnp.asarray(ic)
+        if not jnp.issubdtype(ic.dtype, jnp.floating):
+            ic = ic.astype(basis.dtype, copy=False)
+        u, status = project(basis, ic)
+        return (u, status) if return_status else u
+
+    apply.__doc__ = (
+        f"u = project(basis, ic): basis [..., {', '.join(map(str, grid))}, N], "
+        f"ic [..., {', '.join(map(str, space))}]"
+    )
+    return apply
