@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the C and Fortran examples of the C ABI against a freshly
 # trained tiny run, under valgrind, linked both ways (shared and static), then
-# the Python module's examples against the shared library.
+# the Python modules' examples against the shared library and against the
+# package pip builds.
 #
 #   solver/capi/examples/run.sh TESSERA_BINARY LIB_DIR
 #
@@ -34,6 +35,17 @@ if [[ -z "${TESSERA_NO_VALGRIND:-}" ]]; then
               --suppressions="$here/valgrind.supp")
 fi
 
+# The Fortran module binds every function the header declares.
+declared=$(grep -oE '^[a-z].* \**tessera_[a-z_]+\(' "$include/tessera.h" |
+    grep -oE 'tessera_[a-z_]+' | sort -u)
+bound=$(grep -oE 'name="tessera_[a-z_]+"' "$here/tessera.f90" | grep -oE 'tessera_[a-z_]+' | sort -u)
+unbound=$(comm -23 <(echo "$declared") <(echo "$bound"))
+if [[ -n "$unbound" ]]; then
+    echo "tessera.f90 has no interface for: $unbound" >&2
+    exit 1
+fi
+echo "== tessera.f90 binds all $(echo "$declared" | wc -l) functions of tessera.h"
+
 cflags=(-O2 -g -Wall -Wextra -ffp-contract=off -I"$include")
 for mode in shared static; do
     if [[ $mode == shared ]]; then
@@ -49,11 +61,14 @@ for mode in shared static; do
     gcc "${cflags[@]}" "$here/projection.c" -o "$bin/projection" "${link[@]}"
     gfortran -O2 -g -ffp-contract=off -J"$bin" "$here/tessera.f90" "$here/predict.f90" \
         -o "$bin/predict_f" "${link[@]}"
+    gfortran -O2 -g -ffp-contract=off -J"$bin" "$here/tessera.f90" "$here/projection.f90" \
+        -o "$bin/projection_f" "${link[@]}"
     echo "== running ($mode)"
     "${valgrind[@]}" "$bin/predict" "$work/run" "$work/test.safetensors" "$samples"
     "${valgrind[@]}" "$bin/bad_calls" "$work/run" "$work/corrupt" "$scenario"
     "${valgrind[@]}" "$bin/projection" "$here/projection.toml"
     "${valgrind[@]}" "$bin/predict_f" "$work/run" "$work/test.safetensors"
+    "${valgrind[@]}" "$bin/projection_f" "$here/projection.toml"
 done
 # The Python module (solver/capi/python/tessera.py, ctypes and numpy) against
 # the shared library: the same checks as predict.c and projection.c; then
@@ -76,8 +91,25 @@ else
 fi
 if python3 -c "import numpy, jax" 2>/dev/null; then
     echo "== running the JAX example"
-    python3 "$here/projection_jax.py" "$here/projection.toml"
+    python3 "$here/projection_jax.py" "$here/projection.toml" "$here/projection-2d.toml"
 else
     require "numpy and jax" JAX
+fi
+# The package as pip installs it (solver/capi/python/pyproject.toml: cargo
+# builds the library, which the modules then find beside themselves, with
+# no TESSERA_LIB). The build fetches setuptools-rust from the package index.
+unset TESSERA_LIB
+if python3 -c "import numpy" 2>/dev/null &&
+    python3 -m pip install --quiet --no-deps --target "$work/site" "$here/../python"; then
+    echo "== running the Python examples against the pip-installed package"
+    export PYTHONPATH="$work/site"
+    python3 -c "import importlib.metadata as m, tessera
+assert tessera._library_path().startswith('$work/site/'), tessera._library_path()
+assert tessera.version() == m.version('tessera'), (tessera.version(), m.version('tessera'))
+print('package', m.version('tessera'), 'with', tessera._library_path())"
+    python3 "$here/predict.py" "$work/run" "$work/test.safetensors" "$samples"
+    python3 "$here/projection.py" "$here/projection.toml"
+else
+    require "numpy and pip (with the package index)" "pip-installed package"
 fi
 echo "== C ABI examples: all passed"

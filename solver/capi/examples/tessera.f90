@@ -1,5 +1,6 @@
-! Fortran bindings of tessera.h (iso_c_binding interface blocks), for the
-! functions a Fortran simulation code calls. Arrays: Fortran is column-major,
+! Fortran bindings of tessera.h (iso_c_binding interface blocks), one for
+! each of its functions (run.sh checks that none is missing). Arrays: Fortran
+! is column-major,
 ! so a C array [batch][T][X] is u(X, T, batch) here, element for element;
 ! pass the first element (or the whole contiguous array). Strings must end
 ! with c_null_char. Every function returns a status (TESSERA_STATUS_OK = 0).
@@ -112,9 +113,91 @@ module tessera
       real(c_double), intent(out) :: u(*), weights(*)
       type(tessera_solve_status), intent(out) :: status(*)
     end function
+
+    integer(c_int) function tessera_constraint_shape(layer, shape) &
+        bind(C, name="tessera_constraint_shape")
+      import :: c_int, c_ptr, tessera_shape
+      type(c_ptr), value :: layer
+      type(tessera_shape), intent(out) :: shape
+    end function
+
+    ! Flat 0-based C indices: add 1 to index a Fortran array of the field.
+    integer(c_int) function tessera_constraint_points(layer, expert, out, n_out) &
+        bind(C, name="tessera_constraint_points")
+      import :: c_int, c_ptr, c_size_t
+      type(c_ptr), value :: layer
+      integer(c_size_t), value :: expert, n_out
+      integer(c_size_t), intent(out) :: out(*)
+    end function
+
+    integer(c_int) function tessera_constraint_residual(layer, u, n_u, out, n_out) &
+        bind(C, name="tessera_constraint_residual")
+      import :: c_int, c_ptr, c_double, c_size_t
+      type(c_ptr), value :: layer
+      real(c_double), intent(in) :: u(*)
+      integer(c_size_t), value :: n_u, n_out
+      real(c_double), intent(out) :: out(*)
+    end function
+
+    integer(c_int) function tessera_constraint_backward(layer, basis, n_basis_values, n_basis, &
+        ic, n_ic, u_bar, n_u_bar, basis_bar, n_basis_bar) bind(C, name="tessera_constraint_backward")
+      import :: c_int, c_ptr, c_double, c_size_t
+      type(c_ptr), value :: layer
+      real(c_double), intent(in) :: basis(*), ic(*), u_bar(*)
+      integer(c_size_t), value :: n_basis_values, n_basis, n_ic, n_u_bar, n_basis_bar
+      real(c_double), intent(out) :: basis_bar(*)
+    end function
+
+    integer(c_int) function tessera_constraint_forward(layer, basis, n_basis_values, n_basis, &
+        ic, n_ic, u, n_u, weights, n_weights, status, n_status, forward) &
+        bind(C, name="tessera_constraint_forward")
+      import :: c_int, c_ptr, c_double, c_size_t, tessera_solve_status
+      type(c_ptr), value :: layer
+      real(c_double), intent(in) :: basis(*), ic(*)
+      integer(c_size_t), value :: n_basis_values, n_basis, n_ic, n_u, n_weights, n_status
+      real(c_double), intent(out) :: u(*), weights(*)
+      type(tessera_solve_status), intent(out) :: status(*)
+      type(c_ptr), intent(out) :: forward
+    end function
+
+    integer(c_int) function tessera_forward_backward(forward, u_bar, n_u_bar, basis_bar, &
+        n_basis_bar) bind(C, name="tessera_forward_backward")
+      import :: c_int, c_ptr, c_double, c_size_t
+      type(c_ptr), value :: forward
+      real(c_double), intent(in) :: u_bar(*)
+      integer(c_size_t), value :: n_u_bar, n_basis_bar
+      real(c_double), intent(out) :: basis_bar(*)
+    end function
+
+    integer(c_int) function tessera_forward_free(forward) bind(C, name="tessera_forward_free")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: forward
+    end function
+
+    ! A static C string: see tessera_version_string below.
+    type(c_ptr) function tessera_version() bind(C, name="tessera_version")
+      import :: c_ptr
+    end function
   end interface
 
 contains
+
+  ! The library's version as a Fortran string.
+  function tessera_version_string() result(version)
+    character(len=:), allocatable :: version
+    character(kind=c_char), pointer :: chars(:)
+    integer :: n, i
+    ! Only the characters before the terminating NUL are read.
+    call c_f_pointer(tessera_version(), chars, [huge(0)])
+    n = 0
+    do while (chars(n + 1) /= c_null_char)
+      n = n + 1
+    end do
+    allocate(character(len=n) :: version)
+    do i = 1, n
+      version(i:i) = chars(i)
+    end do
+  end function
 
   ! The last error message of this thread as a Fortran string.
   function tessera_error_message() result(message)

@@ -229,7 +229,8 @@ const char *tessera_version(void);
  * Creates the constraint layer of the scenario file `scenario_path` (TOML:
  * its `[pde]`, `[grid]` and `[constraint]` tables) and writes a new handle to
  * `*out`. `dims` (`n_dims` values `nt, nx(, ny)`) replaces the scenario's grid
- * size; NULL with `n_dims = 0` keeps it. Free it with
+ * size; `n_dims = 0` keeps it, and `dims` is then not read (NULL, or any
+ * array: Fortran cannot pass NULL for an array). Free it with
  * `tessera_constraint_free`.
  *
  * # Safety

@@ -1,9 +1,11 @@
 """Tessera from Python: the C ABI (libtessera.so) through ctypes, on numpy arrays.
 
-Nothing to compile: build the library once (``cargo build --release -p
-tessera-capi``, which writes ``target/release/libtessera.so``), put this file's
-folder on ``PYTHONPATH`` and point ``TESSERA_LIB`` at the library (or keep the
-library next to this file, or on the loader's path)::
+``pip install ./solver/capi/python`` builds the library with cargo and installs
+it with this module (and :mod:`tessera_jax`). Or build the library yourself
+(``cargo build --release -p tessera-capi``, which writes
+``target/release/libtessera.so``), put this file's folder on ``PYTHONPATH`` and
+point ``TESSERA_LIB`` at the library (or keep it next to this file, or on the
+loader's path)::
 
     import numpy as np
     import tessera
@@ -32,6 +34,7 @@ each call does; this module only maps arrays and errors.
 
 import ctypes
 import ctypes.util
+import importlib.machinery
 import os
 
 try:
@@ -133,19 +136,25 @@ class SolveStatus(ctypes.Structure):
 
 
 def _library_path():
-    """``TESSERA_LIB``, else libtessera.so next to this file, else the loader's."""
+    """``TESSERA_LIB``, else the library next to this file (``libtessera.so``, or
+    ``_libtessera`` with the interpreter's extension suffix, as ``pip install``
+    puts it), else the loader's."""
     given = os.environ.get("TESSERA_LIB")
     if given:
         return given
-    beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libtessera.so")
-    if os.path.exists(beside):
-        return beside
+    here = os.path.dirname(os.path.abspath(__file__))
+    names = ["libtessera.so"] + ["_libtessera" + s for s in importlib.machinery.EXTENSION_SUFFIXES]
+    for name in names:
+        beside = os.path.join(here, name)
+        if os.path.exists(beside):
+            return beside
     found = ctypes.util.find_library("tessera")
     if found:
         return found
     raise OSError(
-        "libtessera.so not found: build it (cargo build --release -p tessera-capi) "
-        "and set TESSERA_LIB to target/release/libtessera.so"
+        "libtessera.so not found: install this module with pip install ./solver/capi/python, "
+        "or build the library (cargo build --release -p tessera-capi) and set TESSERA_LIB "
+        "to target/release/libtessera.so"
     )
 
 

@@ -9,7 +9,7 @@ implicit-function-theorem gradient, both run on the host's cores through
 through the hard constraint as the paper's reference implementation does::
 
     import jax
-    import tessera, tessera_jax                    # PYTHONPATH=solver/capi/python
+    import tessera, tessera_jax                    # pip install "./solver/capi/python[jax]"
 
     jax.config.update("jax_enable_x64", True)      # float64, the paper's setting
     layer = tessera.ConstraintLayer("scenarios/quickstart.toml")

@@ -35,7 +35,8 @@ fn key(handle: *const TesseraConstraint) -> usize {
 /// Creates the constraint layer of the scenario file `scenario_path` (TOML:
 /// its `[pde]`, `[grid]` and `[constraint]` tables) and writes a new handle to
 /// `*out`. `dims` (`n_dims` values `nt, nx(, ny)`) replaces the scenario's grid
-/// size; NULL with `n_dims = 0` keeps it. Free it with
+/// size; `n_dims = 0` keeps it, and `dims` is then not read (NULL, or any
+/// array: Fortran cannot pass NULL for an array). Free it with
 /// `tessera_constraint_free`.
 ///
 /// # Safety
@@ -62,7 +63,7 @@ pub unsafe extern "C" fn tessera_constraint_create(
             };
             CallError::new(status, e.to_string())
         })?;
-        if !(dims.is_null() && n_dims == 0) {
+        if n_dims != 0 {
             // SAFETY: the caller's contract.
             let dims = unsafe { input(dims, n_dims, "dims") }?;
             expect_len("dims", n_dims, scenario.dims().len())?;
@@ -304,11 +305,10 @@ impl SolveCall {
             w.copy_from_slice(&forward.weights);
         }
         write_statuses(&forward.statuses, statuses);
-        let basis = args.basis;
         Ok(Solved {
             layer,
             forward,
-            basis,
+            basis: args.basis,
         })
     }
 }
