@@ -4,6 +4,8 @@ against the library's own calls and against finite differences:
 - eager, jit and vmap give the bits of tessera.ConstraintLayer.solve, and
   jax.grad the bits of ConstraintLayer.backward, from one solve (the kept
   forward pass);
+- a lax.scan rollout's gradient is the library's, whether its solves were
+  kept or dropped and solved again;
 - a tiny network's parameter gradient through the layer (the chain rule that
   JAX applies around the layer's custom gradient) matches central finite
   differences of the loss, which use only forward solves;
@@ -16,6 +18,7 @@ against the library's own calls and against finite differences:
     python3 projection_jax.py SCENARIO.toml SCENARIO_2D.toml
 """
 
+import logging
 import sys
 
 import numpy as np
@@ -105,6 +108,23 @@ def main(scenario):
         assert counting.calls == {"forward": 5, "backward": 2}, counting.calls
         print("a gradient solves once; a dropped or reused solve is solved again, same bits")
 
+        # A rollout under lax.scan: 6 solves wait for their backward passes, which
+        # run in reverse; with keep=2 the first four are dropped and solved again.
+        steps = np.stack([basis, other] * 3)
+        expected = layer.backward(steps, np.stack([ic] * 6), np.stack([u_bar] * 6))
+        for keep, resolved in [(8, 0), (2, 4)]:
+            counting = Counting(layer)
+            rollout_project = tessera_jax.projection(counting, keep=keep)
+
+            def rollout(bs):
+                step = lambda c, b: (c + jnp.sum(rollout_project(b, ic) * u_bar), None)
+                return jax.lax.scan(step, 0.0, bs)[0]
+
+            rollout_grad = jax.jit(jax.grad(rollout))(steps)
+            assert np.array_equal(np.asarray(rollout_grad), expected), f"scan, keep={keep}"
+            assert counting.calls.get("backward", 0) == resolved, (keep, counting.calls)
+        print("lax.scan rollout: the library's gradient; solves dropped beyond `keep` re-solved")
+
         # A tiny network: basis = tanh(features @ W), trained towards a target field.
         features = np.stack(
             [np.broadcast_to(v, s.grid) for v in np.meshgrid(
@@ -148,6 +168,8 @@ def main(scenario):
         print(f"wrong grid: {e}")
         bad = basis.copy()
         bad[0, 0, 0] = np.nan
+        # JAX logs a failed callback's traceback besides raising; the raise is checked.
+        logging.getLogger("jax._src.callback").setLevel(logging.CRITICAL)
         e = expect_error(Exception, lambda: jax.block_until_ready(project(bad, ic)), "NaN input")
         assert "NON_FINITE" in str(e), str(e)
         print("NaN input: raised with the library's NON_FINITE status")
