@@ -28,10 +28,6 @@ pub(crate) struct Layer {
 
 static LAYERS: Table<Layer> = Table::new("constraint");
 
-fn key(handle: *const TesseraConstraint) -> usize {
-    handle as usize
-}
-
 /// Creates the constraint layer of the scenario file `scenario_path` (TOML:
 /// its `[pde]`, `[grid]` and `[constraint]` tables) and writes a new handle to
 /// `*out`. `dims` (`n_dims` values `nt, nx(, ny)`) replaces the scenario's grid
@@ -92,7 +88,7 @@ pub extern "C" fn tessera_constraint_free(layer: *mut TesseraConstraint) -> Tess
         if layer.is_null() {
             return Ok(());
         }
-        LAYERS.remove(key(layer))
+        LAYERS.remove(layer)
     })
 }
 
@@ -106,7 +102,7 @@ pub unsafe extern "C" fn tessera_constraint_shape(
     out: *mut TesseraShape,
 ) -> TesseraStatus {
     guard(|| {
-        let layer = LAYERS.get(key(layer))?;
+        let layer = LAYERS.get(layer)?;
         // SAFETY: the caller's contract.
         let out = unsafe { output(out, 1, "out") }?;
         let p = &layer.projection;
@@ -134,7 +130,7 @@ pub unsafe extern "C" fn tessera_constraint_points(
     n_out: usize,
 ) -> TesseraStatus {
     guard(|| {
-        let layer = LAYERS.get(key(layer))?;
+        let layer = LAYERS.get(layer)?;
         // SAFETY: the caller's contract.
         let out = unsafe { output(out, n_out, "out") }?;
         let points = layer.projection.points(expert)?;
@@ -276,7 +272,7 @@ impl SolveCall {
     /// Each pointer NULL or valid for its length; outputs must not overlap
     /// inputs.
     pub(crate) unsafe fn run<'a>(self) -> Result<Solved<'a>, CallError> {
-        let layer = LAYERS.get(key(self.layer))?;
+        let layer = LAYERS.get(self.layer)?;
         // SAFETY (all): the caller's contract.
         let args = unsafe {
             basis_args(
@@ -339,7 +335,7 @@ pub unsafe extern "C" fn tessera_constraint_backward(
     n_basis_bar: usize,
 ) -> TesseraStatus {
     guard(|| {
-        let layer = LAYERS.get(key(layer))?;
+        let layer = LAYERS.get(layer)?;
         // SAFETY (all): the caller's contract.
         let args = unsafe { basis_args(&layer, basis, n_basis_values, n_basis, ic, n_ic) }?;
         let u_bar = unsafe { input(u_bar, n_u_bar, "u_bar") }?;
@@ -371,7 +367,7 @@ pub unsafe extern "C" fn tessera_constraint_residual(
     n_out: usize,
 ) -> TesseraStatus {
     guard(|| {
-        let layer = LAYERS.get(key(layer))?;
+        let layer = LAYERS.get(layer)?;
         // SAFETY (both): the caller's contract.
         let u = unsafe { input(u, n_u, "u") }?;
         let out = unsafe { output(out, n_out, "out") }?;

@@ -30,10 +30,6 @@ struct Kept {
 
 static FORWARDS: Table<Kept> = Table::new("forward");
 
-fn key(handle: *const TesseraForward) -> usize {
-    handle as usize
-}
-
 /// `tessera_constraint_solve` (the same arguments and outputs, the same
 /// results), and a new handle in `*out` that keeps the solve for
 /// `tessera_forward_backward`. It holds the solved problems (their term rows
@@ -110,7 +106,7 @@ pub unsafe extern "C" fn tessera_forward_backward(
     n_basis_bar: usize,
 ) -> TesseraStatus {
     guard(|| {
-        let kept = FORWARDS.get(key(forward))?;
+        let kept = FORWARDS.get(forward)?;
         // SAFETY (both): the caller's contract.
         let u_bar = unsafe { input(u_bar, n_u_bar, "u_bar") }?;
         let out = unsafe { output(basis_bar_out, n_basis_bar, "basis_bar_out") }?;
@@ -135,6 +131,6 @@ pub extern "C" fn tessera_forward_free(forward: *mut TesseraForward) -> TesseraS
         if forward.is_null() {
             return Ok(());
         }
-        FORWARDS.remove(key(forward))
+        FORWARDS.remove(forward)
     })
 }

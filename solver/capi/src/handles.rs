@@ -36,8 +36,10 @@ impl<T> Table<T> {
         key
     }
 
-    /// The object of `key`.
-    pub fn get(&self, key: usize) -> Result<Arc<T>, CallError> {
+    /// The object of the handle `handle` (whatever its C type: its value is
+    /// the key).
+    pub fn get<H>(&self, handle: *const H) -> Result<Arc<T>, CallError> {
+        let key = handle.addr();
         if key == 0 {
             return Err(self.null());
         }
@@ -48,8 +50,10 @@ impl<T> Table<T> {
             .ok_or_else(|| self.not_live(key))
     }
 
-    /// Removes `key`; the object is dropped when the last call using it ends.
-    pub fn remove(&self, key: usize) -> Result<(), CallError> {
+    /// Removes the handle `handle`; the object is dropped when the last call
+    /// using it ends.
+    pub fn remove<H>(&self, handle: *const H) -> Result<(), CallError> {
+        let key = handle.addr();
         let removed = {
             let mut live = self.lock();
             let removed = live.as_mut().and_then(|m| m.remove(&key));

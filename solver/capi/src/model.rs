@@ -25,10 +25,6 @@ struct Loaded {
 
 static MODELS: Table<Loaded> = Table::new("model");
 
-fn key(handle: *const TesseraModel) -> usize {
-    handle as usize
-}
-
 /// Loads the run directory `run_dir` (written by `tessera run` or `tessera
 /// train`: its `config.toml` and `checkpoint.safetensors`) and writes a new
 /// handle to `*out`. The handle computes on the CPU, on a pool of the size set
@@ -98,7 +94,7 @@ pub extern "C" fn tessera_model_free(model: *mut TesseraModel) -> TesseraStatus 
         if model.is_null() {
             return Ok(());
         }
-        MODELS.remove(key(model))
+        MODELS.remove(model)
     })
 }
 
@@ -113,7 +109,7 @@ pub unsafe extern "C" fn tessera_model_shape(
     out: *mut TesseraShape,
 ) -> TesseraStatus {
     guard(|| {
-        let loaded = MODELS.get(key(model))?;
+        let loaded = MODELS.get(model)?;
         // SAFETY: the caller's contract.
         let out = unsafe { output(out, 1, "out") }?;
         let m = &loaded.model;
@@ -150,7 +146,7 @@ pub unsafe extern "C" fn tessera_model_coordinates(
     n_out: usize,
 ) -> TesseraStatus {
     guard(|| {
-        let loaded = MODELS.get(key(model))?;
+        let loaded = MODELS.get(model)?;
         let coordinates = loaded.model.coordinates(axis)?;
         expect_len("out", n_out, coordinates.len())?;
         // SAFETY: the caller's contract.
@@ -188,7 +184,7 @@ pub unsafe extern "C" fn tessera_model_predict(
     n_status: usize,
 ) -> TesseraStatus {
     guard(|| {
-        let loaded = MODELS.get(key(model))?;
+        let loaded = MODELS.get(model)?;
         let m = &loaded.model;
         // SAFETY (all three): the caller's contract.
         let ic = unsafe { input(ic, n_ic, "ic") }?;
