@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds and runs the C and Fortran examples of the C ABI against a freshly
+# Builds and runs the C, C++ and Fortran examples of the C ABI against a freshly
 # trained tiny run, under valgrind, linked both ways (shared and static), then
 # the Python modules' examples against the shared library and against the
 # package pip builds.
@@ -8,7 +8,7 @@
 #
 # TESSERA_BINARY: the release `tessera` CLI; LIB_DIR: the directory holding
 # libtessera.so and libtessera.a (e.g. target/release). Needs gcc, gfortran
-# and valgrind. Set TESSERA_NO_VALGRIND=1 to run without valgrind.
+# (with g++) and valgrind. Set TESSERA_NO_VALGRIND=1 to run without valgrind.
 set -euo pipefail
 
 tessera=$(realpath "$1")
@@ -59,6 +59,7 @@ for mode in shared static; do
     gcc "${cflags[@]}" "$here/predict.c" -o "$bin/predict" "${link[@]}"
     gcc "${cflags[@]}" "$here/bad_calls.c" -o "$bin/bad_calls" "${link[@]}"
     gcc "${cflags[@]}" "$here/projection.c" -o "$bin/projection" "${link[@]}"
+    g++ -std=c++17 -Wpedantic "${cflags[@]}" "$here/embed.cpp" -o "$bin/embed_cpp" "${link[@]}"
     gfortran -O2 -g -ffp-contract=off -J"$bin" "$here/tessera.f90" "$here/predict.f90" \
         -o "$bin/predict_f" "${link[@]}"
     gfortran -O2 -g -ffp-contract=off -J"$bin" "$here/tessera.f90" "$here/projection.f90" \
@@ -67,6 +68,7 @@ for mode in shared static; do
     "${valgrind[@]}" "$bin/predict" "$work/run" "$work/test.safetensors" "$samples"
     "${valgrind[@]}" "$bin/bad_calls" "$work/run" "$work/corrupt" "$scenario"
     "${valgrind[@]}" "$bin/projection" "$here/projection.toml"
+    "${valgrind[@]}" "$bin/embed_cpp" "$work/run" "$here/projection.toml"
     "${valgrind[@]}" "$bin/predict_f" "$work/run" "$work/test.safetensors"
     "${valgrind[@]}" "$bin/projection_f" "$here/projection.toml"
 done

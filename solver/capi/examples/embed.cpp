@@ -1,0 +1,165 @@
+// The C++ wrappers (tessera.hpp) against the C calls they wrap, and the
+// layer's results against the PDE and finite differences:
+// - Model::predict gives tessera_model_predict's bits, alone and in a batch,
+//   and a moved-from model's handle is the moved-to one's;
+// - ConstraintLayer::solve meets the PDE at the sampled points to the
+//   solver's tolerance; Forward gives solve's field and backward's gradient
+//   bit for bit, also after its layer is destroyed; the gradient matches
+//   central differences;
+// - a missing run, a short array and NaN input throw tessera::Error with the
+//   library's status.
+//
+//   embed RUN_DIR SCENARIO.toml
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "tessera.hpp"
+
+static int failures = 0;
+
+static void check(bool ok, const char *what) {
+    if (!ok) {
+        std::fprintf(stderr, "FAILED: %s\n", what);
+        failures++;
+    }
+}
+
+// The status of the tessera::Error that `call` throws (OK if none).
+template <typename F>
+static TesseraStatus status_of(F call) {
+    try {
+        call();
+    } catch (const tessera::Error &e) {
+        std::printf("  threw %d: %s\n", static_cast<int>(e.status()), e.what());
+        return e.status();
+    }
+    return TESSERA_STATUS_OK;
+}
+
+static void model_checks(const std::string &run_dir) {
+    tessera::Model loaded(run_dir);
+    tessera::Model model = std::move(loaded);
+    const TesseraShape &s = model.shape();
+    std::vector<double> x = model.coordinates(1), ic(s.ic_len), ics;
+    check(x.size() == s.nx, "x coordinates");
+    for (std::size_t i = 0; i < s.ic_len; i++) ic[i] = 0.5 + 0.3 * std::sin(M_PI * x[i]);
+    std::vector<TesseraSolveStatus> statuses;
+    std::vector<double> u = model.predict(ic, &statuses);
+    check(u.size() == s.field_len && statuses.size() == s.n_experts, "prediction sizes");
+
+    TesseraModel *raw = nullptr;
+    check(tessera_model_load(run_dir.c_str(), &raw) == TESSERA_STATUS_OK, "C load");
+    std::vector<double> expected(s.field_len);
+    check(tessera_model_predict(raw, ic.data(), ic.size(), expected.data(), expected.size(),
+                                nullptr, 0) == TESSERA_STATUS_OK,
+          "C predict");
+    tessera_model_free(raw);
+    check(u == expected, "Model::predict gives tessera_model_predict's bits");
+
+    ics = ic;
+    for (double v : ic) ics.push_back(v * 0.5);
+    std::vector<double> both = model.predict(ics);
+    check(std::vector<double>(both.begin(), both.begin() + s.field_len) == u, "a batch of two");
+    std::printf("C++ Model: predictions equal the C call's, alone and in a batch\n");
+
+    check(status_of([&] { tessera::Model("/nonexistent/run"); }) == TESSERA_STATUS_IO,
+          "a missing run throws IO");
+    check(status_of([&] { model.predict(tessera::Values(ic.data(), ic.size() - 1)); }) ==
+              TESSERA_STATUS_SHAPE_MISMATCH,
+          "a short initial condition throws SHAPE_MISMATCH");
+}
+
+static void layer_checks(const std::string &scenario) {
+    // 48 basis functions meet the rows at the points; 8 (overdetermined, well
+    // conditioned) suit finite differences.
+    const std::size_t wide = 48, n = 8;
+    std::vector<double> basis, ic, u_bar, direction;
+    tessera::Solution solved;
+    std::vector<double> grad;
+    tessera::Forward kept = [&] {
+        tessera::ConstraintLayer layer(scenario);
+        const TesseraShape &s = layer.shape();
+        std::uint64_t state = 2024;
+        std::vector<double> full;
+        for (std::size_t i = 0; i < s.field_len * wide; i++) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            full.push_back(static_cast<double>(state >> 11) / 4503599627370496.0 - 1.0);
+            if (i % wide < n) basis.push_back(full.back());
+        }
+        for (std::size_t i = 0; i < s.field_len * n; i++)
+            direction.push_back(std::cos(0.7 * static_cast<double>(i)));
+        for (std::size_t i = 0; i < s.ic_len; i++)
+            ic.push_back(std::sin(M_PI * (static_cast<double>(i) + 0.5) / static_cast<double>(s.nx)));
+        for (std::size_t q = 0; q < s.field_len; q++)
+            u_bar.push_back(std::sin(1.3 * static_cast<double>(q)));
+
+        // max |F| at expert k's points of the field B w_k, over the experts.
+        tessera::Solution projected = layer.solve(full, wide, ic);
+        auto at_points = [&](const std::vector<double> &weights) {
+            double worst = 0.0;
+            for (std::size_t k = 0; k < s.n_experts; k++) {
+                std::vector<double> field(s.field_len);
+                for (std::size_t q = 0; q < s.field_len; q++)
+                    for (std::size_t j = 0; j < wide; j++)
+                        field[q] += full[q * wide + j] * weights[k * wide + j];
+                std::vector<double> f = layer.residual(field);
+                for (std::size_t p : layer.points(k)) worst = std::fmax(worst, std::fabs(f[p]));
+            }
+            return worst;
+        };
+        double before = at_points(std::vector<double>(projected.weights.size(), 1.0));
+        double after = at_points(projected.weights), solver = 0.0;
+        for (const TesseraSolveStatus &st : projected.statuses) solver = std::fmax(solver, st.final_residual);
+        std::printf("C++ layer: max |F| at the sampled points %.3e before, %.3e after (solver "
+                    "residual %.3e)\n",
+                    before, after, solver);
+        check(after <= solver && after <= 1e-6 * before, "the PDE at the sampled points");
+
+        solved = layer.solve(basis, n, ic);
+
+        grad = layer.backward(basis, n, ic, u_bar);
+        auto dot = [&](double sign) {
+            std::vector<double> shifted(basis);
+            for (std::size_t i = 0; i < shifted.size(); i++) shifted[i] += sign * 1e-6 * direction[i];
+            std::vector<double> u = layer.solve(shifted, n, ic).u;
+            double d = 0.0;
+            for (std::size_t q = 0; q < u.size(); q++) d += u[q] * u_bar[q];
+            return d;
+        };
+        double numeric = (dot(1.0) - dot(-1.0)) / 2e-6, analytic = 0.0;
+        for (std::size_t i = 0; i < grad.size(); i++) analytic += grad[i] * direction[i];
+        std::printf("C++ layer: backward %.10g, finite differences %.10g\n", analytic, numeric);
+        check(std::fabs(analytic - numeric) <= 1e-5 * std::fmax(1.0, std::fabs(analytic)),
+              "backward matches finite differences");
+
+        std::vector<double> bad(basis);
+        bad[3] = NAN;
+        check(status_of([&] { layer.solve(bad, n, ic); }) == TESSERA_STATUS_NON_FINITE,
+              "NaN input throws NON_FINITE");
+        return layer.forward(basis, n, ic);
+    }();
+    // The layer is destroyed here; its kept forward pass still differentiates.
+    check(kept.solution().u == solved.u, "Forward: solve's field");
+    check(kept.backward(u_bar) == grad, "Forward: backward's gradient");
+    check(status_of([&] { kept.backward(tessera::Values(u_bar.data(), 1)); }) ==
+              TESSERA_STATUS_SHAPE_MISMATCH,
+          "a short u_bar throws SHAPE_MISMATCH");
+    std::printf("C++ Forward: the solve's field and the backward pass's gradient, bit for bit\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        std::fprintf(stderr, "usage: %s RUN_DIR SCENARIO\n", argv[0]);
+        return 2;
+    }
+    check(tessera::version() == tessera_version(), "version");
+    tessera::set_num_threads(2);
+    model_checks(argv[1]);
+    layer_checks(argv[2]);
+    if (failures) std::fprintf(stderr, "%d checks failed\n", failures);
+    else std::printf("C++ embed: all checks passed\n");
+    return failures ? 1 : 0;
+}
