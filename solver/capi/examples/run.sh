@@ -99,7 +99,8 @@ else
 fi
 # The package as pip installs it (solver/capi/python/pyproject.toml: cargo
 # builds the library, which the modules then find beside themselves, with
-# no TESSERA_LIB). The build fetches setuptools-rust from the package index.
+# no TESSERA_LIB, and the command-line tool). The build fetches
+# setuptools-rust from the package index.
 unset TESSERA_LIB
 if python3 -c "import numpy" 2>/dev/null &&
     python3 -m pip install --quiet --no-deps --target "$work/site" "$here/../python"; then
@@ -111,6 +112,13 @@ assert tessera.version() == m.version('tessera'), (tessera.version(), m.version(
 print('package', m.version('tessera'), 'with', tessera._library_path())"
     python3 "$here/predict.py" "$work/run" "$work/test.safetensors" "$samples"
     python3 "$here/projection.py" "$here/projection.toml"
+    cli=$("$work/site/bin/tessera" --version)
+    package=$(python3 -c "import importlib.metadata as m; print(m.version('tessera'))")
+    if [[ "$cli" != "tessera $package" ]]; then
+        echo "the package's tessera script says '$cli', expected 'tessera $package'" >&2
+        exit 1
+    fi
+    echo "the package's command-line tool: $cli"
 else
     require "numpy and pip (with the package index)" "pip-installed package"
 fi
