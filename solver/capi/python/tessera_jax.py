@@ -137,6 +137,13 @@ def projection(layer, return_status=False, keep=8):
             np.full(lead, token, np.int32),
         )
 
+    # One function object each, so JAX's caches see the same callback every call.
+    def host_solve_kept(basis, ic):
+        return host_solve(basis, ic, True)
+
+    def host_solve_plain(basis, ic):
+        return host_solve(basis, ic, False)
+
     def host_backward(basis, ic, token, u_bar):
         """Callback: the kept forward pass's backward pass, or a solve and its
         backward pass where none is kept for these inputs."""
@@ -163,7 +170,7 @@ def projection(layer, return_status=False, keep=8):
             jax.ShapeDtypeStruct(lead, jnp.int32),
         )
         u, reason, iterations, final, token = jax.pure_callback(
-            lambda b, c: host_solve(b, c, keep_it), result, basis, ic,
+            host_solve_kept if keep_it else host_solve_plain, result, basis, ic,
             vmap_method="broadcast_all",
         )
         status = {"reason": reason, "iterations": iterations, "final_residual": final}
