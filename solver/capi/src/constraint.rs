@@ -84,12 +84,7 @@ pub unsafe extern "C" fn tessera_constraint_create(
 /// already returns `TESSERA_STATUS_INVALID_HANDLE`.
 #[unsafe(no_mangle)]
 pub extern "C" fn tessera_constraint_free(layer: *mut TesseraConstraint) -> TesseraStatus {
-    guard(|| {
-        if layer.is_null() {
-            return Ok(());
-        }
-        LAYERS.remove(layer)
-    })
+    guard(|| LAYERS.free(layer))
 }
 
 /// Writes the layer's shape to `*out` (`n_basis` is 0: each call chooses it).

@@ -127,10 +127,5 @@ pub unsafe extern "C" fn tessera_forward_backward(
 /// freed already returns `TESSERA_STATUS_INVALID_HANDLE`.
 #[unsafe(no_mangle)]
 pub extern "C" fn tessera_forward_free(forward: *mut TesseraForward) -> TesseraStatus {
-    guard(|| {
-        if forward.is_null() {
-            return Ok(());
-        }
-        FORWARDS.remove(forward)
-    })
+    guard(|| FORWARDS.free(forward))
 }

@@ -50,9 +50,13 @@ impl<T> Table<T> {
             .ok_or_else(|| self.not_live(key))
     }
 
-    /// Removes the handle `handle`; the object is dropped when the last call
-    /// using it ends.
-    pub fn remove<H>(&self, handle: *const H) -> Result<(), CallError> {
+    /// Frees the handle `handle`: NULL does nothing, a handle that is not
+    /// live is an error, and a live one's object is dropped when the last
+    /// call using it ends.
+    pub fn free<H>(&self, handle: *const H) -> Result<(), CallError> {
+        if handle.is_null() {
+            return Ok(());
+        }
         let key = handle.addr();
         let removed = {
             let mut live = self.lock();

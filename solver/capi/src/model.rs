@@ -90,12 +90,7 @@ pub unsafe extern "C" fn tessera_model_load_on(
 /// threads to exit (after any call still running on it from another thread).
 #[unsafe(no_mangle)]
 pub extern "C" fn tessera_model_free(model: *mut TesseraModel) -> TesseraStatus {
-    guard(|| {
-        if model.is_null() {
-            return Ok(());
-        }
-        MODELS.remove(model)
-    })
+    guard(|| MODELS.free(model))
 }
 
 /// Writes the model's shape (grid, initial-condition and field lengths,
