@@ -2,8 +2,8 @@
 //! exactly what `tessera eval` computes (the same path: run directory →
 //! model → checkpoint → `evaluate`), for any number of threads and any
 //! batching, from several threads at once; bad input is a typed error; the
-//! constraint projection's backward pass matches finite differences; and the
-//! two examples run.
+//! constraint projection's backward pass and its residual's match finite
+//! differences; and the two examples run.
 
 #[path = "../examples/predict.rs"]
 #[allow(dead_code)]
@@ -229,6 +229,65 @@ fn projection_backward_matches_finite_differences() {
     let mut bad = u_bar.clone();
     bad[3] = f64::NAN;
     let err = layer.backward(&forward, &basis, &bad, &pool).err().unwrap();
+    assert!(
+        matches!(err, SolverError::NonFinite { count: 1, .. }),
+        "{err}"
+    );
+}
+
+/// `⟨F̄, dF⟩` for a field perturbation `du` equals `⟨ū, du⟩` (central
+/// differences of the residual); a batch of two gives each field's result;
+/// a cotangent of another length or with NaN is a typed error.
+#[test]
+fn residual_backward_matches_finite_differences() {
+    let layer = ConstraintProjection::from_scenario(&tiny_scenario()).unwrap();
+    let (g, m) = (layer.field_len(), layer.n_equations());
+    let wave = |i: usize, a: f64| ((i as f64) * a).sin();
+    // Diffusion–sorption's retardation needs u > 0.
+    let u: Vec<f64> = (0..g).map(|i| 0.6 + 0.3 * wave(i, 0.37)).collect();
+    let f_bar: Vec<f64> = (0..g * m).map(|i| wave(i, 1.3)).collect();
+    let direction: Vec<f64> = (0..g).map(|i| wave(i, 0.71)).collect();
+    let pool = WorkerPool::new(2).unwrap();
+    let u_bar = layer.residual_backward(&u, &f_bar, &pool).unwrap();
+    let analytic: f64 = u_bar.iter().zip(&direction).map(|(a, b)| a * b).sum();
+    let eps = 1e-6;
+    let shifted = |sign: f64| -> f64 {
+        let v: Vec<f64> = u
+            .iter()
+            .zip(&direction)
+            .map(|(u, d)| u + sign * eps * d)
+            .collect();
+        let f = layer.residual(&v, &pool).unwrap();
+        f.iter().zip(&f_bar).map(|(f, w)| f * w).sum()
+    };
+    // About -8e-3 here; agreement to 1e-9 of the scale of the sums.
+    let numeric = (shifted(1.0) - shifted(-1.0)) / (2.0 * eps);
+    assert!(
+        (analytic - numeric).abs() < 1e-7 * analytic.abs().max(1e-3),
+        "analytic {analytic}, finite differences {numeric}"
+    );
+
+    let other: Vec<f64> = u.iter().map(|x| 1.5 - x).collect();
+    let other_bar: Vec<f64> = f_bar.iter().map(|x| -2.0 * x).collect();
+    let both = layer
+        .residual_backward(
+            &[u.clone(), other.clone()].concat(),
+            &[f_bar.clone(), other_bar.clone()].concat(),
+            &pool,
+        )
+        .unwrap();
+    assert_eq!(both[..g], u_bar[..]);
+    let alone = layer.residual_backward(&other, &other_bar, &pool).unwrap();
+    assert_eq!(both[g..], alone[..]);
+
+    let err = layer
+        .residual_backward(&u, &f_bar[1..], &pool)
+        .err()
+        .unwrap();
+    assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
+    let mut bad = f_bar.clone();
+    bad[2] = f64::NAN;
+    let err = layer.residual_backward(&u, &bad, &pool).err().unwrap();
     assert!(
         matches!(err, SolverError::NonFinite { count: 1, .. }),
         "{err}"

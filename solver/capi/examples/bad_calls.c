@@ -138,6 +138,15 @@ int main(int argc, char **argv) {
     expect(tessera_forward_backward(forward, u, 128, grad, 8 * 16 * 2),
            TESSERA_STATUS_INVALID_HANDLE, "kept backward after free");
     expect(tessera_forward_free(NULL), TESSERA_STATUS_OK, "free forward (NULL)");
+    double f_bar[8 * 16], u_bar[8 * 16];
+    for (size_t i = 0; i < 8 * 16; i++) u[i] = 0.5 + 0.01 * (double)(i % 5), f_bar[i] = 1.0;
+    expect(tessera_constraint_residual_backward(layer, u, 128, f_bar, 127, u_bar, 128),
+           TESSERA_STATUS_SHAPE_MISMATCH, "residual backward, short f_bar");
+    expect(tessera_constraint_residual_backward(layer, u, 128, f_bar, 128, u_bar, 127),
+           TESSERA_STATUS_SHAPE_MISMATCH, "residual backward, short out");
+    f_bar[7] = NAN;
+    expect(tessera_constraint_residual_backward(layer, u, 128, f_bar, 128, u_bar, 128),
+           TESSERA_STATUS_NON_FINITE, "residual backward, NaN f_bar");
     expect(tessera_constraint_free(layer), TESSERA_STATUS_OK, "free layer");
     expect(tessera_constraint_free(layer), TESSERA_STATUS_INVALID_HANDLE, "double free layer");
 

@@ -4,8 +4,8 @@
 //   and a moved-from model's handle is the moved-to one's;
 // - ConstraintLayer::solve meets the PDE at the sampled points to the
 //   solver's tolerance; Forward gives solve's field and backward's gradient
-//   bit for bit, also after its layer is destroyed; the gradient matches
-//   central differences;
+//   bit for bit, also after its layer is destroyed; the gradient and the
+//   residual's backward pass match central differences;
 // - a missing run, a short array and NaN input throw tessera::Error with the
 //   library's status.
 //
@@ -134,6 +134,27 @@ static void layer_checks(const std::string &scenario) {
         std::printf("C++ layer: backward %.10g, finite differences %.10g\n", analytic, numeric);
         check(std::fabs(analytic - numeric) <= 1e-5 * std::fmax(1.0, std::fabs(analytic)),
               "backward matches finite differences");
+
+        // The residual's backward pass against central differences of <f_bar, F(u)>.
+        const std::vector<double> &u = solved.u;
+        std::vector<double> f_bar(u.size() * s.n_equations), v(u.size());
+        for (std::size_t q = 0; q < f_bar.size(); q++) f_bar[q] = std::cos(0.3 * static_cast<double>(q));
+        for (std::size_t q = 0; q < v.size(); q++) v[q] = std::sin(0.9 * static_cast<double>(q));
+        std::vector<double> u_bar_r = layer.residual_backward(u, f_bar);
+        auto f_dot = [&](double sign) {
+            std::vector<double> shifted(u);
+            for (std::size_t q = 0; q < shifted.size(); q++) shifted[q] += sign * 1e-6 * v[q];
+            std::vector<double> f = layer.residual(shifted);
+            double d = 0.0;
+            for (std::size_t q = 0; q < f.size(); q++) d += f[q] * f_bar[q];
+            return d;
+        };
+        double r_numeric = (f_dot(1.0) - f_dot(-1.0)) / 2e-6, r_analytic = 0.0;
+        for (std::size_t q = 0; q < v.size(); q++) r_analytic += u_bar_r[q] * v[q];
+        std::printf("C++ layer: residual backward %.10g, finite differences %.10g\n", r_analytic,
+                    r_numeric);
+        check(std::fabs(r_analytic - r_numeric) <= 1e-6 * std::fmax(1.0, std::fabs(r_analytic)),
+              "residual backward matches finite differences");
 
         std::vector<double> bad(basis);
         bad[3] = NAN;

@@ -4,8 +4,9 @@
  * PDE at that expert's sampled points to the solver's tolerance (the
  * residual there is bounded by the solver's final residual and a millionth
  * of the unprojected field's), that the backward pass matches central
- * finite differences of the projected field, and that a kept forward pass
- * (tessera_constraint_forward) gives the same field and gradient.
+ * finite differences of the projected field, that the residual's backward
+ * pass matches central differences of the residual, and that a kept forward
+ * pass (tessera_constraint_forward) gives the same field and gradient.
  *
  *   projection SCENARIO.toml
  */
@@ -106,6 +107,26 @@ int main(int argc, char **argv) {
     double numeric = (plus - minus) / (2.0 * eps);
     printf("backward: %.10g, finite differences %.10g\n", analytic, numeric);
     check(fabs(analytic - numeric) <= 1e-5 * fmax(1.0, fabs(analytic)), "backward matches");
+
+    /* The residual's backward pass: <f_bar, F(u + eps v) - F(u - eps v)> / 2 eps
+     * against <u_bar_r, v>, at the projected field u. */
+    size_t m = g * shape.n_equations;
+    double *f_bar = malloc(sizeof(double) * m), *u_bar_r = malloc(sizeof(double) * g);
+    double *f_plus = malloc(sizeof(double) * m), *f_minus = malloc(sizeof(double) * m);
+    double *u_shift = malloc(sizeof(double) * g);
+    for (size_t q = 0; q < m; q++) f_bar[q] = cos(0.3 * (double)q);
+    check(tessera_constraint_residual_backward(layer, u, g, f_bar, m, u_bar_r, g)
+              == TESSERA_STATUS_OK, "residual backward");
+    double r_analytic = 0.0, r_numeric = 0.0;
+    for (size_t q = 0; q < g; q++) r_analytic += u_bar_r[q] * sin(0.9 * (double)q);
+    for (size_t q = 0; q < g; q++) u_shift[q] = u[q] + eps * sin(0.9 * (double)q);
+    check(tessera_constraint_residual(layer, u_shift, g, f_plus, m) == TESSERA_STATUS_OK, "F(u + eps v)");
+    for (size_t q = 0; q < g; q++) u_shift[q] = u[q] - eps * sin(0.9 * (double)q);
+    check(tessera_constraint_residual(layer, u_shift, g, f_minus, m) == TESSERA_STATUS_OK, "F(u - eps v)");
+    for (size_t q = 0; q < m; q++) r_numeric += f_bar[q] * (f_plus[q] - f_minus[q]) / (2.0 * eps);
+    printf("residual backward: %.10g, finite differences %.10g\n", r_analytic, r_numeric);
+    check(fabs(r_analytic - r_numeric) <= 1e-6 * fmax(1.0, fabs(r_analytic)), "residual backward matches");
+    free(f_bar); free(u_bar_r); free(f_plus); free(f_minus); free(u_shift);
 
     /* A kept forward pass: the solve's u, and then the backward pass's bits
      * without solving again, also after the layer's handle is freed (the

@@ -2,7 +2,8 @@
 ! a pseudo-random basis B(N, X, T) (C's [T][X][N]) for the initial condition
 ! sin(pi x); check that each expert's field B w_k meets the PDE at that
 ! expert's sampled points to the solver's tolerance, that the backward pass
-! matches central finite differences of the projected field, and that a kept
+! matches central finite differences of the projected field (and the
+! residual's backward pass those of the residual), and that a kept
 ! forward pass gives the solve's field and the backward pass's gradient bit
 ! for bit, also after its layer is freed.
 !
@@ -86,6 +87,10 @@ program projection_f
   if (abs(analytic - numeric) > 1e-5_c_double * max(1.0_c_double, abs(analytic))) &
       call fail("backward differs from finite differences")
 
+  ! The residual's backward pass at the projected field: <u_bar_r, v> against
+  ! central differences of <f_bar, F(u)> (one equation here, m = 1).
+  call check_residual_backward(u)
+
   ! A kept forward pass: the solve's u, then the backward pass's gradient
   ! without solving again, after the layer's handle is freed.
   rc = tessera_constraint_forward(layer, small, g * nb, nb, ic, s, u_kept, g, weights, k * nb, &
@@ -137,6 +142,32 @@ contains
     if (rc /= TESSERA_STATUS_OK) call fail("solve (differences): " // tessera_error_message())
     projected_dot = sum(field * u_bar)
   end function
+
+  subroutine check_residual_backward(field)
+    real(c_double), intent(in) :: field(nx, nt)
+    real(c_double) :: f_bar(nx, nt), v(nx, nt), u_bar_r(nx, nt), f_plus(nx, nt), f_minus(nx, nt)
+    real(c_double) :: r_analytic, r_numeric
+    integer :: i, j
+    if (shape%n_equations /= 1) call fail("this check assumes one equation")
+    do j = 1, int(nt)
+      do i = 1, int(nx)
+        f_bar(i, j) = cos(0.3_c_double * ((j - 1) * nx + i - 1))
+        v(i, j) = sin(0.9_c_double * ((j - 1) * nx + i - 1))
+      end do
+    end do
+    rc = tessera_constraint_residual_backward(layer, field, g, f_bar, g, u_bar_r, g)
+    if (rc /= TESSERA_STATUS_OK) call fail("residual backward: " // tessera_error_message())
+    rc = tessera_constraint_residual(layer, field + eps * v, g, f_plus, g)
+    if (rc /= TESSERA_STATUS_OK) call fail("residual: " // tessera_error_message())
+    rc = tessera_constraint_residual(layer, field - eps * v, g, f_minus, g)
+    if (rc /= TESSERA_STATUS_OK) call fail("residual: " // tessera_error_message())
+    r_analytic = sum(u_bar_r * v)
+    r_numeric = sum(f_bar * (f_plus - f_minus)) / (2 * eps)
+    print '(a, es18.10, a, es18.10)', "Fortran: residual backward ", r_analytic, &
+        ", finite differences ", r_numeric
+    if (abs(r_analytic - r_numeric) > 1e-6_c_double * max(1.0_c_double, abs(r_analytic))) &
+        call fail("residual backward differs from finite differences")
+  end subroutine
 
   subroutine fail(message)
     character(len=*), intent(in) :: message

@@ -4,6 +4,9 @@ against the library's own calls and against finite differences:
 - eager, jit and vmap give the bits of tessera.ConstraintLayer.solve, and
   jax.grad the bits of ConstraintLayer.backward, from one solve (the kept
   forward pass);
+- tessera_jax.residual gives the library's residual and its backward pass,
+  and the paper's physics loss ||F(project(B))|| differentiates through both
+  to match central differences (also on the 2-D layer);
 - a lax.scan rollout's gradient is the library's, whether its solves were
   kept or dropped and solved again;
 - a tiny network's parameter gradient through the layer (the chain rule that
@@ -138,11 +141,27 @@ def main(scenario):
         w = rng.normal(0.0, 1.0, (features.shape[-1], n))
         analytic_grad = jax.jit(jax.grad(loss))(w)
         direction = rng.normal(0.0, 1.0, w.shape)
+        v_basis = rng.normal(0.0, 1.0, basis.shape)
         eps = 1e-6
         numeric = (loss(w + eps * direction) - loss(w - eps * direction)) / (2 * eps)
         analytic = float(jnp.sum(analytic_grad * direction))
         print(f"network gradient: {analytic:.10g}, finite differences {float(numeric):.10g}")
         assert abs(analytic - numeric) <= 1e-6 * max(1.0, abs(analytic)), "chain rule"
+
+        # The PDE residual: the library's values and backward pass, and the paper's
+        # physics loss ||F(project(B))|| differentiated through both layers.
+        pde_residual = tessera_jax.residual(layer)
+        f = jax.jit(pde_residual)(u_ref)
+        assert np.array_equal(np.asarray(f), layer.residual(u_ref)), "residual"
+        f_bar = np.cos(0.3 * np.arange(f.size)).reshape(f.shape)
+        r_grad = jax.grad(lambda v: jnp.sum(pde_residual(v) * f_bar))(u_ref)
+        assert np.array_equal(np.asarray(r_grad), layer.residual_backward(u_ref, f_bar))
+        physics = lambda b: jnp.linalg.norm(pde_residual(project(b, ic)))
+        p_grad = jax.jit(jax.grad(physics))(basis)
+        p_numeric = (physics(basis + eps * v_basis) - physics(basis - eps * v_basis)) / (2 * eps)
+        p_analytic = float(jnp.sum(p_grad * v_basis))
+        print(f"physics loss gradient: {p_analytic:.10g}, finite differences {float(p_numeric):.10g}")
+        assert abs(p_analytic - p_numeric) <= 1e-6 * max(1.0, abs(p_analytic)), "physics loss"
 
         # Statuses.
         u2, status = tessera_jax.projection(layer, return_status=True)(basis, ic)
@@ -201,6 +220,15 @@ def check_2d(scenario):
         analytic = float(np.sum(np.asarray(grad[0]) * direction))
         print(f"2-D ({s.grid}): gradient {analytic:.10g}, finite differences {numeric:.10g}")
         assert abs(analytic - numeric) <= 1e-5 * max(1.0, abs(analytic)), "2-D gradient"
+        pde_residual = tessera_jax.residual(layer)
+        physics = lambda b: jnp.linalg.norm(pde_residual(project(b, ic)))
+        p_grad = jax.grad(physics)(bases[0])
+        p_numeric = (physics(bases[0] + eps * direction) - physics(bases[0] - eps * direction)) / (
+            2 * eps)
+        p_analytic = float(jnp.sum(p_grad * direction))
+        print(f"2-D physics loss gradient: {p_analytic:.10g}, finite differences "
+              f"{float(p_numeric):.10g}")
+        assert abs(p_analytic - p_numeric) <= 1e-5 * max(1.0, abs(p_analytic)), "2-D physics"
 
 
 if __name__ == "__main__":

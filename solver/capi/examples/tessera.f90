@@ -139,6 +139,15 @@ module tessera
       real(c_double), intent(out) :: out(*)
     end function
 
+    integer(c_int) function tessera_constraint_residual_backward(layer, u, n_u, f_bar, n_f_bar, &
+        u_bar, n_u_bar) bind(C, name="tessera_constraint_residual_backward")
+      import :: c_int, c_ptr, c_double, c_size_t
+      type(c_ptr), value :: layer
+      real(c_double), intent(in) :: u(*), f_bar(*)
+      integer(c_size_t), value :: n_u, n_f_bar, n_u_bar
+      real(c_double), intent(out) :: u_bar(*)
+    end function
+
     integer(c_int) function tessera_constraint_backward(layer, basis, n_basis_values, n_basis, &
         ic, n_ic, u_bar, n_u_bar, basis_bar, n_basis_bar) bind(C, name="tessera_constraint_backward")
       import :: c_int, c_ptr, c_double, c_size_t

@@ -344,6 +344,26 @@ enum TesseraStatus tessera_constraint_residual(const struct TesseraConstraint *l
                                                size_t n_out);
 
 /**
+ * The backward pass of `tessera_constraint_residual`: given fields `u`
+ * (`n_u = batch · field_len` values) and `f_bar = ∂L/∂F` (`n_f_bar = n_u ·
+ * n_equations` values, laid out like the residual), writes `∂L/∂u` (`n_u_bar
+ * = n_u` values) to `u_bar_out`. A physics loss of the residual (the
+ * paper's `‖F‖₂`, say) thus differentiates back to `u`, and through
+ * `tessera_forward_backward` to the basis.
+ *
+ * # Safety
+ * Each pointer NULL or valid for its length; `u_bar_out` must not overlap
+ * the inputs.
+ */
+enum TesseraStatus tessera_constraint_residual_backward(const struct TesseraConstraint *layer,
+                                                        const double *u,
+                                                        size_t n_u,
+                                                        const double *f_bar,
+                                                        size_t n_f_bar,
+                                                        double *u_bar_out,
+                                                        size_t n_u_bar);
+
+/**
  * `tessera_constraint_solve` (the same arguments and outputs, the same
  * results), and a new handle in `*out` that keeps the solve for
  * `tessera_forward_backward`. It holds the solved problems (their term rows

@@ -207,6 +207,14 @@ public:
         return out;
     }
 
+    /** dL/du for fields `u` and f_bar = dL/dF (laid out like residual(u)). */
+    std::vector<double> residual_backward(Values u, Values f_bar) const {
+        std::vector<double> out(u.size);
+        detail::check(tessera_constraint_residual_backward(handle_.get(), u.data, u.size, f_bar.data,
+                                                           f_bar.size, out.data(), out.size()));
+        return out;
+    }
+
 private:
     Solution outputs(std::size_t n_basis, Values ics) const {
         std::size_t batch = detail::batch_of(ics.size, shape_.ic_len, "ics");

@@ -17,6 +17,7 @@ loader's path)::
     with tessera.ConstraintLayer("scenarios/quickstart.toml") as layer:
         u, weights, statuses = layer.solve(basis, u0)   # basis: [(batch,) T, X, N]
         basis_bar = layer.backward(basis, u0, u_bar)    # dL/dbasis, exactly (IFT)
+        u_bar = layer.residual_backward(u, f_bar)       # dL/du for dL/dF of residual(u)
         with layer.forward(basis, u0) as fwd:           # a solve kept for its backward pass
             basis_bar = fwd.backward(u_bar)             # the same, without solving again
 
@@ -205,6 +206,10 @@ def _load():
             ctypes.c_int,
         ),
         "tessera_forward_backward": ([_HANDLE, _DOUBLES, _SIZE, _DOUBLES, _SIZE], ctypes.c_int),
+        "tessera_constraint_residual_backward": (
+            [_HANDLE, _DOUBLES, _SIZE, _DOUBLES, _SIZE, _DOUBLES, _SIZE],
+            ctypes.c_int,
+        ),
         "tessera_forward_free": ([_HANDLE], ctypes.c_int),
         "tessera_constraint_residual": (
             [_HANDLE, _DOUBLES, _SIZE, _DOUBLES, _SIZE],
@@ -450,6 +455,24 @@ class ConstraintLayer(_Handle):
         _check(
             _lib.tessera_constraint_residual(
                 self._live(), u_p, u_a.size, out.ctypes.data_as(_DOUBLES), out.size
+            )
+        )
+        return out if batched else out[0]
+
+    def residual_backward(self, u, f_bar):
+        """``∂L/∂u`` (shaped like ``u``) for ``f_bar = ∂L/∂F`` shaped like
+        :meth:`residual`'s result: a physics loss of the residual, differentiated."""
+        s = self.shape
+        u_b, batched = _batched(u, s.grid, "u")
+        f_b, _ = _batched(f_bar, s.grid + (s.n_equations,), "f_bar")
+        if f_b.shape[0] != u_b.shape[0]:
+            raise ValueError(f"{u_b.shape[0]} fields and {f_b.shape[0]} cotangents")
+        u_a, u_p = _doubles(u_b)
+        f_a, f_p = _doubles(f_b)
+        out = np.empty(u_a.shape)
+        _check(
+            _lib.tessera_constraint_residual_backward(
+                self._live(), u_p, u_a.size, f_p, f_a.size, out.ctypes.data_as(_DOUBLES), out.size
             )
         )
         return out if batched else out[0]

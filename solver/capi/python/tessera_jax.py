@@ -31,6 +31,10 @@ The initial condition is data here: the library's backward pass gives
 ``∂L/∂basis`` only, so differentiating with respect to ``ic`` raises a
 ``TypeError`` instead of returning a zero gradient.
 
+:func:`residual` makes the layer's PDE residual of any field a differentiable
+JAX function too, so the paper's physics loss ``‖F(u)‖₂`` of the projected
+field, and its gradient, come from JAX.
+
 ``projection(layer, return_status=True)`` returns ``(u, status)``, where
 ``status`` holds, per expert (``[..., K]``), the solve's ``reason`` (an index
 into :data:`tessera.STOP_REASONS`; 0 is converged), ``iterations`` and
@@ -60,7 +64,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 
 import tessera
 
-__all__ = ["projection"]
+__all__ = ["projection", "residual"]
 
 
 class _Kept:
@@ -219,4 +223,62 @@ def projection(layer, return_status=False, keep=8):
         f"u = project(basis, ic): basis [..., {', '.join(map(str, grid))}, N], "
         f"ic [..., {', '.join(map(str, space))}]"
     )
+    return apply
+
+
+def residual(layer):
+    """``F = pde_residual(u)``: ``layer``'s PDE residual of fields ``u`` (``[..., T, X, (Y)]``)
+    at every grid point, ``[..., T, X, (Y), m]``, as a JAX function differentiable in
+    ``u`` (its backward pass is the library's, ``ConstraintLayer.residual_backward``).
+    With :func:`projection` it gives the paper's physics loss from JAX::
+
+        loss = jnp.linalg.norm(pde_residual(project(basis, ic)))
+    """
+    shape = layer.shape
+    grid, m = tuple(shape.grid), shape.n_equations
+
+    def lead_of(u):
+        lead = u.shape[: u.ndim - len(grid)]
+        if u.ndim < len(grid) or u.shape[len(lead):] != grid:
+            raise ValueError(f"u has shape {u.shape}; expected (..., {', '.join(map(str, grid))})")
+        return lead
+
+    def host_residual(u):
+        lead = u.shape[: u.ndim - len(grid)]
+        f = layer.residual(np.reshape(u, (-1,) + grid))
+        return f.reshape(lead + grid + (m,)).astype(u.dtype, copy=False)
+
+    def host_backward(u, f_bar):
+        u_b = np.reshape(u, (-1,) + grid)
+        g = layer.residual_backward(u_b, np.reshape(f_bar, u_b.shape + (m,)))
+        return g.reshape(u.shape).astype(u.dtype, copy=False)
+
+    def evaluate(u):
+        result = jax.ShapeDtypeStruct(lead_of(u) + grid + (m,), u.dtype)
+        return jax.pure_callback(host_residual, result, u, vmap_method="broadcast_all")
+
+    @jax.custom_vjp
+    def pde_residual(u):
+        return evaluate(u)
+
+    def pde_residual_fwd(u):
+        return evaluate(u), u
+
+    def pde_residual_bwd(u, f_bar):
+        result = jax.ShapeDtypeStruct(u.shape, u.dtype)
+        return (
+            jax.pure_callback(
+                host_backward, result, u, f_bar.astype(u.dtype), vmap_method="broadcast_all"
+            ),
+        )
+
+    pde_residual.defvjp(pde_residual_fwd, pde_residual_bwd)
+
+    def apply(u):
+        u = jnp.asarray(u)
+        if not jnp.issubdtype(u.dtype, jnp.floating):
+            raise TypeError(f"u must be a real floating array, not {u.dtype}")
+        return pde_residual(u)
+
+    apply.__doc__ = f"F = pde_residual(u): u [..., {', '.join(map(str, grid))}] -> F [..., m = {m}]"
     return apply

@@ -1,6 +1,6 @@
 //! The hard-constraint layer as a projection on the caller's arrays: create
 //! from a scenario file, query its shape and sampled points, solve, backward,
-//! residual, free.
+//! the PDE residual of fields and its backward pass, free.
 
 use std::ffi::c_char;
 use std::sync::Arc;
@@ -369,6 +369,39 @@ pub unsafe extern "C" fn tessera_constraint_residual(
         expect_len("out", n_out, n_u * layer.projection.n_equations())?;
         let residual = layer.projection.residual(u, &layer.pool)?;
         out.copy_from_slice(&residual);
+        Ok(())
+    })
+}
+
+/// The backward pass of `tessera_constraint_residual`: given fields `u`
+/// (`n_u = batch · field_len` values) and `f_bar = ∂L/∂F` (`n_f_bar = n_u ·
+/// n_equations` values, laid out like the residual), writes `∂L/∂u` (`n_u_bar
+/// = n_u` values) to `u_bar_out`. A physics loss of the residual (the
+/// paper's `‖F‖₂`, say) thus differentiates back to `u`, and through
+/// `tessera_forward_backward` to the basis.
+///
+/// # Safety
+/// Each pointer NULL or valid for its length; `u_bar_out` must not overlap
+/// the inputs.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tessera_constraint_residual_backward(
+    layer: *const TesseraConstraint,
+    u: *const f64,
+    n_u: usize,
+    f_bar: *const f64,
+    n_f_bar: usize,
+    u_bar_out: *mut f64,
+    n_u_bar: usize,
+) -> TesseraStatus {
+    guard(|| {
+        let layer = LAYERS.get(layer)?;
+        // SAFETY (all): the caller's contract.
+        let u = unsafe { input(u, n_u, "u") }?;
+        let f_bar = unsafe { input(f_bar, n_f_bar, "f_bar") }?;
+        let out = unsafe { output(u_bar_out, n_u_bar, "u_bar_out") }?;
+        expect_len("u_bar_out", n_u_bar, n_u)?;
+        let u_bar = layer.projection.residual_backward(u, f_bar, &layer.pool)?;
+        out.copy_from_slice(&u_bar);
         Ok(())
     })
 }

@@ -178,4 +178,41 @@ impl ConstraintProjection {
             Ok(out)
         })
     }
+
+    /// The backward pass of [`ConstraintProjection::residual`]: `ū = (∂F/∂u)ᵀ
+    /// F̄` (`[batch, T, X, (Y)]`) for fields `u` and a cotangent `f_bar` laid
+    /// out like their residual (`[batch, T, X, (Y), m]`). With it a physics
+    /// loss of the residual (the paper's `‖F‖₂`, or any other) differentiates
+    /// back to `u`, and through [`ConstraintProjection::backward`] to the
+    /// basis.
+    ///
+    /// Errors: lengths that disagree, NaN or infinite values.
+    pub fn residual_backward(
+        &self,
+        u: &[f64],
+        f_bar: &[f64],
+        pool: &WorkerPool,
+    ) -> Result<Vec<f64>, SolverError> {
+        batch_of(u, &self.dims, "fields [batch, t, x, (y)]")?;
+        let m = self.n_equations();
+        if f_bar.len() != u.len() * m {
+            let mut expected = vec![u.len() / self.field_len()];
+            expected.extend(&self.dims);
+            expected.push(m);
+            return Err(SolverError::ShapeMismatch {
+                what: "residual cotangent [batch, t, x, (y), m]",
+                expected,
+                got: vec![f_bar.len()],
+            });
+        }
+        check_finite("residual cotangent", f_bar)?;
+        pool.install(|| {
+            let mut out = Vec::with_capacity(u.len());
+            let per_field = self.field_len() * m;
+            for (field, cot) in u.chunks(self.field_len()).zip(f_bar.chunks(per_field)) {
+                out.extend(self.residual.vjp(field, cot)?);
+            }
+            Ok(out)
+        })
+    }
 }
