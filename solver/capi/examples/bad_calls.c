@@ -98,6 +98,8 @@ int main(int argc, char **argv) {
     size_t dims[3] = {8, 16, 4};
     expect(tessera_constraint_create(argv[3], dims, 3, &layer), TESSERA_STATUS_SHAPE_MISMATCH,
            "3 dims for a 1-D scenario");
+    expect(tessera_constraint_create(argv[3], NULL, 2, &layer), TESSERA_STATUS_NULL_POINTER,
+           "NULL dims with n_dims = 2");
     expect(tessera_constraint_create(argv[3], dims, 2, &layer), TESSERA_STATUS_OK, "create");
     double basis[8 * 16 * 2];
     for (size_t i = 0; i < sizeof basis / sizeof basis[0]; i++) basis[i] = (double)(i % 7) / 7.0;
