@@ -79,8 +79,11 @@ def main(scenario):
         assert np.array_equal(forward.u, u_small) and np.array_equal(forward.weights, w_small)
         assert np.array_equal(forward.backward(u_bar), grad), "kept backward"
         expect_error(ValueError, lambda: forward.backward(u_bar[1:]), "a u_bar of another shape")
+        assert repr(forward) == f"Forward(u {u_small.shape}, weights {w_small.shape})", repr(forward)
         forward.close()
+        assert repr(forward) == "Forward(closed)"
         expect_error(ValueError, lambda: forward.backward(u_bar), "a closed forward pass")
+        assert f"grid {s.grid}" in repr(layer), repr(layer)
         print("kept forward: the solve's results and the backward pass's bits")
 
         e = expect_error(ValueError, lambda: layer.solve(basis[:-1], ic), "a basis of another grid")

@@ -112,6 +112,16 @@ class Shape(ctypes.Structure):
         """The shape of one field: ``(T, X)`` or ``(T, X, Y)``."""
         return (self.nt,) + self.space
 
+    def __repr__(self):
+        parts = [f"grid {self.grid}", f"{self.n_experts} experts"]
+        if self.points_per_expert:
+            parts[-1] += f" x {self.points_per_expert} points"
+        if self.n_equations:
+            parts.append(f"{self.n_equations} equation(s)")
+        if self.n_basis:
+            parts.append(f"N = {self.n_basis}")
+        return f"Shape({', '.join(parts)})"
+
 
 class SolveStatus(ctypes.Structure):
     """Why one expert's Levenberg–Marquardt solve stopped (``TesseraSolveStatus``)."""
@@ -295,6 +305,13 @@ class _Handle:
             raise ValueError(f"this {type(self).__name__} is closed")
         return self._handle
 
+    def __repr__(self):
+        state = self._describe() if self._handle else "closed"
+        return f"{type(self).__name__}({state})"
+
+    def _describe(self):
+        return f"{self._source!r}, {self.shape!r}"
+
 
 class Model(_Handle):
     """A trained run (``tessera run``/``tessera train``'s directory), loaded for prediction
@@ -309,6 +326,7 @@ class Model(_Handle):
                 os.fsencode(run_dir), device.encode(), ctypes.byref(self._handle)
             )
         )
+        self._source = os.fspath(run_dir)
         self.shape = Shape()
         _check(_lib.tessera_model_shape(self._handle, ctypes.byref(self.shape)))
 
@@ -365,6 +383,7 @@ class ConstraintLayer(_Handle):
                 ctypes.byref(self._handle),
             )
         )
+        self._source = os.fspath(scenario_path)
         self.shape = Shape()
         _check(_lib.tessera_constraint_shape(self._handle, ctypes.byref(self.shape)))
 
@@ -490,6 +509,9 @@ class Forward(_Handle):
         super().__init__()
         self._handle = handle
         self.u, self.weights, self.statuses = u, weights, statuses
+
+    def _describe(self):
+        return f"u {self.u.shape}, weights {self.weights.shape}"
 
     def backward(self, u_bar):
         """``∂L/∂basis`` for ``u_bar = ∂L/∂u`` (shaped like ``u``): the values of
