@@ -151,7 +151,6 @@ def projection(layer, return_status=False, keep=8):
     def host_backward(basis, ic, token, u_bar):
         """Callback: the kept forward pass's backward pass, or a solve and its
         backward pass where none is kept for these inputs."""
-        lead, b, c = batch(basis, ic)
         u_bar = np.reshape(u_bar, (-1,) + grid)
         tokens = np.unique(token)
         forward = kept.take(int(tokens[0])) if tokens.size == 1 else None
@@ -161,6 +160,7 @@ def projection(layer, return_status=False, keep=8):
         else:
             if forward is not None:
                 forward.close()
+            _, b, c = batch(basis, ic)
             g = layer.backward(b, c, u_bar)
         return g.reshape(basis.shape).astype(basis.dtype, copy=False)
 
