@@ -33,4 +33,7 @@ pub enum ConstraintError {
     /// A linear system is singular in floating point.
     #[error("singular {what}")]
     Singular { what: &'static str },
+    /// A derivative the caller asked for that the PDE does not provide.
+    #[error("no derivative with respect to {what}")]
+    NoDerivative { what: &'static str },
 }

@@ -26,6 +26,8 @@ pub use error::ConstraintError;
 pub use field_residual::FieldResidual;
 pub use ift::{HessianMode, ProblemGradient, RowGradient, Sensitivity};
 pub use lm::{InitialGuess, LevenbergMarquardt, LmSolution};
-pub use pde::{LinearRow, Pde, Term, residual_term_count};
+pub use pde::{
+    LinearRow, LinearRowBar, Pde, Term, check_cotangents, residual_term_count, sum_repeats,
+};
 pub use problem::{DEFAULT_RIDGE, ExpertProblem, ProblemSize};
 pub use status::{LmStatus, StopReason};

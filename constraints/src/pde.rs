@@ -37,6 +37,16 @@ pub struct LinearRow {
     pub rhs: f64,
 }
 
+/// The cotangent of one [`LinearRow`] (`∂L/∂` its numbers), what
+/// [`Pde::initial_condition_backward`] maps back to the initial condition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearRowBar {
+    /// `∂L/∂c_j` for each of the row's coefficients, in its `coeffs` order.
+    pub coeffs: Vec<f64>,
+    /// `∂L/∂rhs`.
+    pub rhs: f64,
+}
+
 /// A PDE as the hard-constraint layer sees it.
 ///
 /// The terms act on the *solution* `u`; [`Pde::solution_map`] says how `u` is made
@@ -150,6 +160,87 @@ pub trait Pde: Send + Sync {
         let _ = (grid, ic);
         Ok(None)
     }
+
+    /// The backward pass of a sample's constraint data in its initial
+    /// condition: `∂L/∂ic` (laid out like `ic`) from the cotangents of what
+    /// [`Pde::linear_rows`] returned for `ic` (`rows`, one per row, in its
+    /// order) and of the offset [`Pde::solution_offset`] returned (`offset`,
+    /// `None` when it returned none). The constraint layer calls it to
+    /// differentiate in the initial condition (inverse problems, data
+    /// assimilation, a learned initial state).
+    ///
+    /// Why the PDE answers: only it knows how `ic` becomes rows (a row's
+    /// right-hand side, a coefficient like diffusion–sorption's `1/u₀`, an
+    /// offset repeated over time). The default returns
+    /// [`ConstraintError::NoDerivative`]; every PDE of the scenarios
+    /// implements it.
+    ///
+    /// Errors: cotangents that do not fit the rows or offset, and those of
+    /// [`Pde::linear_rows`].
+    fn initial_condition_backward(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        rows: &[LinearRowBar],
+        offset: Option<&[f64]>,
+    ) -> Result<Vec<f64>, ConstraintError> {
+        let _ = (grid, ic, rows, offset);
+        Err(ConstraintError::NoDerivative {
+            what: "the initial condition (the PDE does not implement \
+                   Pde::initial_condition_backward)",
+        })
+    }
+}
+
+/// Checks the cotangents an implementation of
+/// [`Pde::initial_condition_backward`] receives against what `pde` builds
+/// for `ic` on `grid`: one bar per row with one number per coefficient, and
+/// an offset cotangent exactly where the PDE has an offset, of its length.
+///
+/// Errors: those of [`Pde::linear_rows`] and [`Pde::solution_offset`], and
+/// [`ConstraintError::ShapeMismatch`] where a cotangent does not fit.
+pub fn check_cotangents<P: Pde + ?Sized>(
+    pde: &P,
+    grid: &Grid,
+    ic: &[f64],
+    rows: &[LinearRowBar],
+    offset: Option<&[f64]>,
+) -> Result<(), ConstraintError> {
+    let built = pde.linear_rows(grid, ic)?;
+    let fits = built.len() == rows.len()
+        && built
+            .iter()
+            .zip(rows)
+            .all(|(row, bar)| row.coeffs.len() == bar.coeffs.len());
+    if !fits {
+        return Err(ConstraintError::ShapeMismatch {
+            what: "linear-row cotangents (one per row, one number per coefficient)",
+            expected: vec![built.len()],
+            got: vec![rows.len()],
+        });
+    }
+    let expected = pde.solution_offset(grid, ic)?.map(|s| s.len());
+    let got = offset.map(<[f64]>::len);
+    if expected != got {
+        return Err(ConstraintError::ShapeMismatch {
+            what: "solution-offset cotangent (present exactly where the PDE has an offset)",
+            expected: expected.into_iter().collect(),
+            got: got.into_iter().collect(),
+        });
+    }
+    Ok(())
+}
+
+/// The backward pass of `x.repeat(n)`: `repeated` (`n·len` values)
+/// summed over its `n` copies, `len` values. The cotangent of an initial
+/// condition that a PDE's [`Pde::solution_offset`] broadcasts over every
+/// time level.
+pub fn sum_repeats(repeated: &[f64], len: usize) -> Vec<f64> {
+    let mut sum = vec![0.0; len];
+    for copy in repeated.chunks_exact(len.max(1)) {
+        sum.iter_mut().zip(copy).for_each(|(s, x)| *s += x);
+    }
+    sum
 }
 
 /// The number of residual terms `d_r` of `pde` when it declares `n_terms` terms

@@ -38,6 +38,7 @@ use tessera_meshes::{BufferPool, Grid, LinearOperator};
 
 use crate::pullback::{ExpertRows, PullBack};
 use crate::router::{Router, RowScope};
+use crate::row_cotangents::row_cotangents;
 use crate::runner::{self, BackwardJob};
 use crate::shard::ExpertShard;
 use crate::terms::{Field, SampleTerms};
@@ -143,6 +144,15 @@ pub struct Forward {
     on_gpu: Option<SolvedBatch>,
 }
 
+/// The result of [`ConstraintLayer::backward_with_ic`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerGradient {
+    /// `∂L/∂B`, `[batch, grid points, N]`.
+    pub basis: Vec<f64>,
+    /// `∂L/∂ic`, the samples' initial conditions one after the other.
+    pub ic: Vec<f64>,
+}
+
 /// One sample before its solves; `Q` is the experts' problem type (an
 /// [`ExpertProblem`], or one whose term rows a GPU gathers).
 struct PreparedSample<'a, Q> {
@@ -150,6 +160,8 @@ struct PreparedSample<'a, Q> {
     solution: Field<'a>,
     /// `s₀`, `[grid points]`, if the PDE has one.
     offset: Option<Vec<f64>>,
+    /// The sample's initial condition.
+    ic: Vec<f64>,
     /// The sample's linear rows.
     rows: Vec<LinearRow>,
     /// Per expert: indices into `rows` and its problem.
@@ -166,6 +178,8 @@ struct Solved {
 
 /// One sample's forward state kept for the backward pass.
 struct SavedSample {
+    /// The sample's initial condition (what the rows and offset were built from).
+    ic: Vec<f64>,
     /// The sample's linear rows.
     rows: Vec<LinearRow>,
     /// Per expert: indices into `rows`, the problem and its solution.
@@ -739,6 +753,7 @@ impl<P: Pde> ConstraintLayer<P> {
         let samples = prepared
             .into_iter()
             .map(|sample| SavedSample {
+                ic: sample.ic,
                 rows: sample.rows,
                 experts: sample
                     .experts
@@ -782,6 +797,51 @@ impl<P: Pde> ConstraintLayer<P> {
         basis: &[f64],
         u_bar: &[f64],
     ) -> Result<Vec<f64>, ExpertsError> {
+        self.check_backward(forward, basis, u_bar)?;
+        #[cfg(feature = "cuda")]
+        if let Some(basis_bar) = self.backward_on_gpu(forward, u_bar)? {
+            return Ok(basis_bar);
+        }
+        Ok(self.backward_here(forward, basis, u_bar, false)?.basis)
+    }
+
+    /// [`ConstraintLayer::backward`] that also differentiates in the initial
+    /// conditions the forward pass was given: [`LayerGradient::ic`] is
+    /// `∂L/∂ic`, every sample's after the other, laid out like the `ics` of
+    /// [`ConstraintLayer::forward`]. An initial condition reaches the solution
+    /// through its linear rows (their right-hand sides and any coefficient
+    /// built from it), the term offsets and `u` itself (the offset `s₀`);
+    /// the rows' and the offset's cotangents come from the same compact row
+    /// gradients as `B̄`, and the PDE maps them back to the initial condition
+    /// ([`Pde::initial_condition_backward`]). For inverse problems, data
+    /// assimilation, or a learned initial state.
+    ///
+    /// It runs on the host (the experts' adjoint solves stay on an attached
+    /// GPU), so `basis` must be the basis `forward` was computed from on
+    /// every path.
+    ///
+    /// Errors: those of [`ConstraintLayer::backward`], and a PDE that does
+    /// not provide the derivative ([`ConstraintError::NoDerivative`]).
+    ///
+    /// [`ConstraintError::NoDerivative`]: tessera_constraints::ConstraintError::NoDerivative
+    pub fn backward_with_ic(
+        &self,
+        forward: &Forward,
+        basis: &[f64],
+        u_bar: &[f64],
+    ) -> Result<LayerGradient, ExpertsError> {
+        self.check_backward(forward, basis, u_bar)?;
+        self.backward_here(forward, basis, u_bar, true)
+    }
+
+    /// Checks the arguments of a backward pass and that every expert left
+    /// weights to differentiate at.
+    fn check_backward(
+        &self,
+        forward: &Forward,
+        basis: &[f64],
+        u_bar: &[f64],
+    ) -> Result<(), ExpertsError> {
         let (g, n, k_experts) = (self.grid.len(), forward.n_basis, self.n_experts());
         if basis.len() != forward.batch * g * n {
             return Err(ExpertsError::ShapeMismatch {
@@ -809,10 +869,19 @@ impl<P: Pde> ConstraintLayer<P> {
                 });
             }
         }
-        #[cfg(feature = "cuda")]
-        if let Some(basis_bar) = self.backward_on_gpu(forward, u_bar)? {
-            return Ok(basis_bar);
-        }
+        Ok(())
+    }
+
+    /// The backward pass on the host (the adjoint solves on an attached
+    /// GPU), with the initial conditions' cotangents where `with_ic`.
+    fn backward_here(
+        &self,
+        forward: &Forward,
+        basis: &[f64],
+        u_bar: &[f64],
+        with_ic: bool,
+    ) -> Result<LayerGradient, ExpertsError> {
+        let (g, n, k_experts) = (self.grid.len(), forward.n_basis, self.n_experts());
         let pull_back = PullBack {
             terms: &self.terms,
             n_residual: self.n_residual,
@@ -829,13 +898,14 @@ impl<P: Pde> ConstraintLayer<P> {
             .collect();
         let gradients = self.differentiate_here(forward, &omega_bars)?;
         let mut basis_bar = vec![0.0; basis.len()];
-        basis_bar
+        let ic_bars = basis_bar
             .par_chunks_mut(g * n)
+            .zip(basis.par_chunks(g * n))
             .zip(&forward.samples)
             .zip(gradients.par_chunks(k_experts))
             .zip(u_bar.par_chunks(g))
             .with_max_len(1)
-            .for_each(|(((out, sample), grads), ub)| {
+            .map(|((((out, basis), sample), grads), ub)| {
                 let experts: Vec<ExpertRows<'_>> = sample
                     .experts
                     .iter()
@@ -846,9 +916,62 @@ impl<P: Pde> ConstraintLayer<P> {
                         gradient,
                     })
                     .collect();
-                pull_back.basis_gradient(&sample.rows, &experts, ub, out);
-            });
-        Ok(basis_bar)
+                if !with_ic {
+                    pull_back.basis_gradient(&sample.rows, &experts, ub, out, None);
+                    return Ok(Vec::new());
+                }
+                self.ic_gradient(&pull_back, sample, &experts, basis, ub, out)
+            })
+            .collect::<Result<Vec<Vec<f64>>, ExpertsError>>()?;
+        Ok(LayerGradient {
+            basis: basis_bar,
+            ic: ic_bars.concat(),
+        })
+    }
+
+    /// One sample's `B̄` into `basis_bar` and its `∂L/∂ic`: the offset's and
+    /// the rows' cotangents, mapped back by the PDE.
+    fn ic_gradient(
+        &self,
+        pull_back: &PullBack<'_>,
+        sample: &SavedSample,
+        experts: &[ExpertRows<'_>],
+        basis: &[f64],
+        u_bar: &[f64],
+        basis_bar: &mut [f64],
+    ) -> Result<Vec<f64>, ExpertsError> {
+        let n = basis.len() / u_bar.len();
+        let offset = self.pde.solution_offset(&self.grid, &sample.ic)?;
+        let mut offset_bar = offset.as_ref().map(|_| vec![0.0; u_bar.len()]);
+        pull_back.basis_gradient(
+            &sample.rows,
+            experts,
+            u_bar,
+            basis_bar,
+            offset_bar.as_deref_mut(),
+        );
+        let mapped;
+        let solution = match &self.solution_map {
+            None => basis,
+            Some(s) => {
+                mapped = s.apply_to_vec(basis, n);
+                &mapped
+            }
+        };
+        let rows = row_cotangents(
+            &self.terms,
+            &sample.rows,
+            experts,
+            solution,
+            n,
+            offset.as_deref(),
+        );
+        Ok(self.pde.initial_condition_backward(
+            &self.grid,
+            &sample.ic,
+            &rows,
+            offset_bar.as_deref(),
+        )?)
     }
 
     /// The backward pass on the attached GPU, from the fields and the
@@ -1008,6 +1131,7 @@ impl<P: Pde> ConstraintLayer<P> {
         Ok(PreparedSample {
             solution,
             offset,
+            ic: ic.to_vec(),
             rows,
             experts,
         })

@@ -3,7 +3,8 @@
 //! its points, the runner solves all `(sample, expert)` problems in parallel, and
 //! [`ConstraintLayer`] is the end-to-end differentiable layer (`forward`: basis →
 //! constrained solution; `backward`: `∂L/∂u` → `∂L/∂B`, pulled back in compact
-//! form by the `pullback` module). [`ExternalProblem`] reads one sample's
+//! form by the `pullback` module; `backward_with_ic` adds `∂L/∂ic` through the
+//! rows' cotangents of the `row_cotangents` module). [`ExternalProblem`] reads one sample's
 //! problem from a file another code wrote and solves it through the same layer.
 
 pub mod comm;
@@ -13,12 +14,13 @@ pub mod placement;
 pub mod problem_file;
 mod pullback;
 pub mod router;
+mod row_cotangents;
 pub mod runner;
 mod shard;
 pub mod terms;
 
 pub use error::ExpertsError;
-pub use layer::{ConstraintLayer, Forward, LayerConfig};
+pub use layer::{ConstraintLayer, Forward, LayerConfig, LayerGradient};
 pub use problem_file::{ExternalProblem, ExternalSolution, ProblemFileError};
 pub use router::{Router, RowScope};
 pub use runner::{BackwardJob, differentiate_experts, solve_experts};

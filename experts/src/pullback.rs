@@ -90,7 +90,10 @@ impl PullBack<'_> {
     }
 
     /// `B̄` of one sample into `out` (`[grid points, N]`, overwritten) from its
-    /// linear `rows`, its experts' row gradients and `u_bar` (`[grid points]`).
+    /// linear `rows`, its experts' row gradients and `u_bar` (`[grid points]`),
+    /// and, if asked, the cotangent of its offset `s₀` into `offset_bar`
+    /// (`[grid points]`, overwritten): `u` and every `b_j = D_j s₀` read `s₀`
+    /// as they read `S B ω_k`, so it is `Σ_k T[q, 2k]` before `Sᵀ`.
     ///
     /// # Panics
     /// If the experts' gradients do not match their points and rows (they come
@@ -102,6 +105,7 @@ impl PullBack<'_> {
         experts: &[ExpertRows<'_>],
         u_bar: &[f64],
         out: &mut [f64],
+        offset_bar: Option<&mut [f64]>,
     ) {
         let n = out.len() / u_bar.len();
         let c = 2 * self.n_experts;
@@ -133,6 +137,16 @@ impl PullBack<'_> {
                     tq[2 * owner] += uq;
                 }
             });
+        if let Some(s0_bar) = offset_bar {
+            s0_bar
+                .par_chunks_mut(POINTS_PER_TASK)
+                .zip(t.par_chunks(POINTS_PER_TASK * c))
+                .for_each(|(o, t)| {
+                    for (oq, tq) in o.iter_mut().zip(t.chunks_exact(c)) {
+                        *oq = tq.iter().step_by(2).sum();
+                    }
+                });
+        }
         if let Some(s) = self.solution_map {
             t = s.apply_adjoint_to_vec(&t, c);
         }

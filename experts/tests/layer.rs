@@ -1,8 +1,8 @@
-//! The end-to-end layer: gradients through the full basis against finite
-//! differences (all terms in the residual or not, local and non-local operators,
-//! with and without a solution map, a residual over the points' coordinates),
-//! problems built at the points against the
-//! full-grid terms, thread-count invariance and non-finite inputs.
+//! The end-to-end layer: gradients through the full basis and through the
+//! initial conditions against finite differences (all terms in the residual or
+//! not, local and non-local operators, with and without a solution map, a
+//! residual over the points' coordinates), problems built at the points
+//! against the full-grid terms, thread-count invariance and non-finite inputs.
 
 #[path = "../../constraints/tests/common/pdes.rs"]
 mod pdes;
@@ -14,7 +14,8 @@ use pdes::{QuadraticTransport, SorptionLike};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tessera_constraints::{
-    ConstraintError, InitialGuess, LevenbergMarquardt, LinearRow, Pde, StopReason, Term,
+    ConstraintError, InitialGuess, LevenbergMarquardt, LinearRow, LinearRowBar, Pde, StopReason,
+    Term,
 };
 use tessera_experts::{ConstraintLayer, ExpertsError, LayerConfig, RowScope, SampleTerms};
 use tessera_meshes::{FdScheme, FiniteDifference, Grid, Identity, LinearOperator, Shape};
@@ -70,6 +71,30 @@ fn check_layer<P: Pde>(
     assert!(
         (analytic - fd).abs() <= 1e-6 * scale,
         "{analytic:e} vs {fd:e} (relative {:e})",
+        (analytic - fd).abs() / scale
+    );
+
+    // The same along the initial conditions, and the same basis gradient.
+    let both = layer.backward_with_ic(&f, basis, &v).unwrap();
+    assert_eq!(both.basis, b_bar);
+    let delta = uniform(&mut r, both.ic.len(), -1.0, 1.0);
+    let loss = |h: f64| {
+        let moved: Vec<f64> = ics
+            .concat()
+            .iter()
+            .zip(&delta)
+            .map(|(x, d)| x + h * d)
+            .collect();
+        let moved: Vec<&[f64]> = moved.chunks(ics[0].len()).collect();
+        dot(&v, &layer.forward(basis, n, &moved, 7).unwrap().u)
+    };
+    let d = |h: f64| (loss(h) - loss(-h)) / (2.0 * h);
+    let fd = (4.0 * d(h / 2.0) - d(h)) / 3.0;
+    let analytic = dot(&both.ic, &delta);
+    let scale = analytic.abs().max(fd.abs());
+    assert!(
+        (analytic - fd).abs() <= 1e-6 * scale,
+        "initial condition: {analytic:e} vs {fd:e} (relative {:e})",
         (analytic - fd).abs() / scale
     );
 }
@@ -133,6 +158,15 @@ impl Pde for ResidualThree {
     fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
         SorptionLike.linear_rows(grid, ic)
     }
+    fn initial_condition_backward(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        rows: &[LinearRowBar],
+        offset: Option<&[f64]>,
+    ) -> Result<Vec<f64>, ConstraintError> {
+        SorptionLike.initial_condition_backward(grid, ic, rows, offset)
+    }
 }
 
 /// An operator with its locality hidden: the default `apply_at` (the full
@@ -190,6 +224,15 @@ impl<P: Pde> Pde for PartlyNonLocal<P> {
         ic: &[f64],
     ) -> Result<Option<Vec<f64>>, ConstraintError> {
         self.0.solution_offset(grid, ic)
+    }
+    fn initial_condition_backward(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        rows: &[LinearRowBar],
+        offset: Option<&[f64]>,
+    ) -> Result<Vec<f64>, ConstraintError> {
+        self.0.initial_condition_backward(grid, ic, rows, offset)
     }
 }
 
@@ -299,6 +342,15 @@ impl Pde for WithCoordinates {
     fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
         ResidualThree.linear_rows(grid, ic)
     }
+    fn initial_condition_backward(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        rows: &[LinearRowBar],
+        offset: Option<&[f64]>,
+    ) -> Result<Vec<f64>, ConstraintError> {
+        ResidualThree.initial_condition_backward(grid, ic, rows, offset)
+    }
 }
 
 #[test]
@@ -334,6 +386,41 @@ fn layer_with_a_residual_over_coordinates_matches_finite_differences() {
             }
         }
     }
+}
+
+/// A PDE that does not give its rows' derivative in the initial condition:
+/// the basis gradient still comes, the initial condition's is a typed error.
+#[test]
+fn initial_condition_gradient_without_the_pde_s_derivative_is_a_typed_error() {
+    struct Silent;
+    impl Pde for Silent {
+        fn terms(&self, grid: &Grid) -> Result<Vec<Term>, ConstraintError> {
+            SorptionLike.terms(grid)
+        }
+        fn residual<T: DualNum<Primitive = f64> + Copy>(&self, z: &[T], _: &[f64], out: &mut [T]) {
+            SorptionLike.residual(z, &[], out);
+        }
+        fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
+            SorptionLike.linear_rows(grid, ic)
+        }
+    }
+    let (layer, basis, ic) = sorption_layer(RowScope::Global);
+    let silent = ConstraintLayer::new(
+        Arc::new(Silent),
+        layer.grid().clone(),
+        layer.config().clone(),
+    )
+    .unwrap();
+    let f = silent.forward(&basis, 4, &[&ic], 7).unwrap();
+    assert!(silent.backward(&f, &basis, &f.u).is_ok());
+    let err = silent.backward_with_ic(&f, &basis, &f.u).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            ExpertsError::Constraint(ConstraintError::NoDerivative { .. })
+        ),
+        "{err}"
+    );
 }
 
 #[test]

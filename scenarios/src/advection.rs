@@ -9,14 +9,14 @@
 use std::sync::Arc;
 
 use num_dual::DualNum;
-use tessera_constraints::{ConstraintError, LinearRow, Pde, Term};
+use tessera_constraints::{ConstraintError, LinearRow, LinearRowBar, Pde, Term, check_cotangents};
 use tessera_meshes::ops::fd::{FdScheme, FiniteDifference};
 use tessera_meshes::ops::identity::Identity;
 use tessera_meshes::{Axis, Grid, LinearOperator};
 
 use crate::ScenarioError;
 use crate::config::AdvectionParams;
-use crate::heat::initial_rows;
+use crate::heat::{initial_rows, initial_rows_backward};
 
 /// `u_t + c u_x = 0` on a periodic interval, with its closed-form solution.
 ///
@@ -132,5 +132,16 @@ impl Pde for Advection {
     fn linear_rows(&self, grid: &Grid, ic: &[f64]) -> Result<Vec<LinearRow>, ConstraintError> {
         check_grid(grid)?;
         initial_rows(grid, ic, Self::U)
+    }
+
+    fn initial_condition_backward(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        rows: &[LinearRowBar],
+        offset: Option<&[f64]>,
+    ) -> Result<Vec<f64>, ConstraintError> {
+        check_cotangents(self, grid, ic, rows, offset)?;
+        Ok(initial_rows_backward(rows, ic.len()))
     }
 }

@@ -12,7 +12,7 @@ use std::f64::consts::PI;
 use std::sync::Arc;
 
 use num_dual::DualNum;
-use tessera_constraints::{ConstraintError, LinearRow, Pde, Term};
+use tessera_constraints::{ConstraintError, LinearRow, LinearRowBar, Pde, Term, check_cotangents};
 use tessera_meshes::ops::fd::{FdScheme, FiniteDifference};
 use tessera_meshes::ops::identity::Identity;
 use tessera_meshes::{Axis, Grid, LinearOperator};
@@ -160,6 +160,24 @@ impl Pde for Heat {
         }
         Ok(rows)
     }
+
+    /// The initial rows' right-hand sides are `u0`; nothing else reads it.
+    fn initial_condition_backward(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        rows: &[LinearRowBar],
+        offset: Option<&[f64]>,
+    ) -> Result<Vec<f64>, ConstraintError> {
+        check_cotangents(self, grid, ic, rows, offset)?;
+        Ok(initial_rows_backward(rows, ic.len()))
+    }
+}
+
+/// The cotangent of `u0` through the rows of [`initial_rows`] (the first
+/// `ic_len` of `rows`): each row's right-hand side is its point's `u0`.
+pub(crate) fn initial_rows_backward(rows: &[LinearRowBar], ic_len: usize) -> Vec<f64> {
+    rows[..ic_len].iter().map(|bar| bar.rhs).collect()
 }
 
 /// The rows `u(0, p) − u0(p)` for every spatial point `p` of the first time level

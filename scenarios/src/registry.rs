@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use num_dual::DualNum;
-use tessera_constraints::{ConstraintError, InitialGuess, LinearRow, Pde, Term};
+use tessera_constraints::{ConstraintError, InitialGuess, LinearRow, LinearRowBar, Pde, Term};
 use tessera_meshes::ops::fd::FdScheme;
 use tessera_meshes::{Grid, LinearOperator};
 
@@ -374,6 +374,16 @@ impl Pde for AnyPde {
         ic: &[f64],
     ) -> Result<Option<Vec<f64>>, ConstraintError> {
         forward!(self, p => p.solution_offset(grid, ic))
+    }
+
+    fn initial_condition_backward(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        rows: &[LinearRowBar],
+        offset: Option<&[f64]>,
+    ) -> Result<Vec<f64>, ConstraintError> {
+        forward!(self, p => p.initial_condition_backward(grid, ic, rows, offset))
     }
 }
 

@@ -14,7 +14,9 @@
 use std::sync::Arc;
 
 use num_dual::DualNum;
-use tessera_constraints::{ConstraintError, LinearRow, Pde, Term};
+use tessera_constraints::{
+    ConstraintError, LinearRow, LinearRowBar, Pde, Term, check_cotangents, sum_repeats,
+};
 use tessera_meshes::ops::fd::{FdScheme, FiniteDifference};
 use tessera_meshes::ops::identity::Identity;
 use tessera_meshes::ops::scale::Scale;
@@ -101,6 +103,18 @@ impl Pde for SorptionLike {
             });
         }
         Ok(rows)
+    }
+
+    /// The initial rows' right-hand sides are `u0`.
+    fn initial_condition_backward(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        rows: &[LinearRowBar],
+        offset: Option<&[f64]>,
+    ) -> Result<Vec<f64>, ConstraintError> {
+        check_cotangents(self, grid, ic, rows, offset)?;
+        Ok(rows[..ic.len()].iter().map(|bar| bar.rhs).collect())
     }
 }
 
@@ -191,5 +205,20 @@ impl Pde for QuadraticTransport {
             return Ok(None);
         }
         Ok(Some((0..grid.len()).map(|p| ic[p % ic.len()]).collect()))
+    }
+
+    /// `u0` is either the initial rows' right-hand sides or the offset.
+    fn initial_condition_backward(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        rows: &[LinearRowBar],
+        offset: Option<&[f64]>,
+    ) -> Result<Vec<f64>, ConstraintError> {
+        check_cotangents(self, grid, ic, rows, offset)?;
+        Ok(match offset {
+            Some(offset) => sum_repeats(offset, ic.len()),
+            None => rows.iter().map(|bar| bar.rhs).collect(),
+        })
     }
 }

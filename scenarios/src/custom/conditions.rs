@@ -1,8 +1,9 @@
 //! Initial- and boundary-condition rows of a defined PDE: where they sit on the
 //! grid and how one row's coefficients are read off its compiled expression.
 
+use num_dual::{Dual64, DualNum};
 use tessera_constraints::expr::Tape;
-use tessera_constraints::{ConstraintError, LinearRow};
+use tessera_constraints::{ConstraintError, LinearRow, LinearRowBar};
 use tessera_meshes::Grid;
 
 /// Where a family of rows sits.
@@ -90,18 +91,24 @@ impl Condition {
     /// The coefficients `c_j` and the constant `f₀` of the affine row
     /// `row(z) = f₀ + Σ c_j z_j` with the variables `vars`, read off by
     /// evaluating at `z = 0` and `z = e_j` (exact for a row linear in `z`).
-    pub fn affine(&self, n_terms: usize, vars: &[f64]) -> (Vec<(usize, f64)>, f64) {
-        let mut input = vec![0.0; n_terms];
+    /// Generic over the number type, so that dual-number `vars` give the
+    /// derivatives of the coefficients in them.
+    pub fn affine<D: DualNum<Primitive = f64> + Copy>(
+        &self,
+        n_terms: usize,
+        vars: &[D],
+    ) -> (Vec<(usize, D)>, D) {
+        let mut input = vec![D::zero(); n_terms];
         input.extend_from_slice(vars);
-        let mut out = [0.0];
+        let mut out = [D::zero()];
         self.row.eval(&input, &mut out);
         let f0 = out[0];
         let coeffs = (0..n_terms)
             .filter(|&j| self.row.uses_input(j))
             .map(|j| {
-                input[j] = 1.0;
+                input[j] = D::one();
                 self.row.eval(&input, &mut out);
-                input[j] = 0.0;
+                input[j] = D::zero();
                 (j, out[0] - f0)
             })
             .collect();
@@ -117,24 +124,10 @@ impl Condition {
         n_terms: usize,
         rows: &mut Vec<LinearRow>,
     ) -> Result<(), ConstraintError> {
-        let shape = grid.shape();
-        let dims = shape.dims();
-        let space: usize = dims[1..].iter().product();
-        for index in self.place.points(dims) {
-            let space_flat = index[1..]
-                .iter()
-                .zip(&dims[1..])
-                .fold(0, |acc, (&i, &n)| acc * n + i);
-            let mut vars = vec![ic[space_flat % space.max(1)]];
-            vars.extend(
-                index
-                    .iter()
-                    .enumerate()
-                    .map(|(axis, &i)| grid.axis(axis).coords()[i]),
-            );
-            let (coeffs, f0) = self.affine(n_terms, &vars);
+        for (point, vars) in self.inputs(grid, ic) {
+            let (coeffs, f0) = self.affine(n_terms, &vars.values);
             let mut rhs = [0.0];
-            self.rhs.eval(&vars, &mut rhs);
+            self.rhs.eval(&vars.values, &mut rhs);
             let rhs = rhs[0] - f0;
             let bad = coeffs
                 .iter()
@@ -148,12 +141,76 @@ impl Condition {
                     reason: "not finite at a grid point: check the initial condition and the parameters",
                 });
             }
-            rows.push(LinearRow {
-                point: shape.flat(&index),
-                coeffs,
-                rhs,
-            });
+            rows.push(LinearRow { point, coeffs, rhs });
         }
         Ok(())
     }
+
+    /// The backward pass of [`Condition::rows`] in `u0`: adds to `ic_bar`
+    /// (laid out like `ic`) the cotangent that `bars` (this condition's rows'
+    /// cotangents, in [`Condition::rows`] order) carry through each row's
+    /// coefficients and right-hand side, differentiated in `u0` with dual
+    /// numbers through the same tapes.
+    pub fn backward(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        n_terms: usize,
+        bars: &[LinearRowBar],
+        ic_bar: &mut [f64],
+    ) {
+        for ((_, vars), bar) in self.inputs(grid, ic).zip(bars) {
+            // u0 is the first variable: seed its derivative.
+            let mut duals: Vec<Dual64> = vars.values.iter().map(|&v| Dual64::from(v)).collect();
+            duals[0].eps = 1.0;
+            let (coeffs, f0) = self.affine(n_terms, &duals);
+            let mut rhs = [Dual64::from(0.0)];
+            self.rhs.eval(&duals, &mut rhs);
+            let d_rhs = (rhs[0] - f0).eps;
+            let d_coeffs: f64 = coeffs
+                .iter()
+                .zip(&bar.coeffs)
+                .map(|((_, c), b)| c.eps * b)
+                .sum();
+            ic_bar[vars.ic_index] += bar.rhs * d_rhs + d_coeffs;
+        }
+    }
+
+    /// How many rows the condition has on a grid of `dims`.
+    pub fn n_rows(&self, dims: &[usize]) -> usize {
+        self.place.points(dims).len()
+    }
+
+    /// Each row's grid point and the variables its tapes read.
+    fn inputs<'a>(
+        &self,
+        grid: &'a Grid,
+        ic: &'a [f64],
+    ) -> impl Iterator<Item = (usize, RowVars)> + 'a {
+        let shape = grid.shape();
+        let dims = shape.dims();
+        let space: usize = dims[1..].iter().product();
+        self.place.points(dims).into_iter().map(move |index| {
+            let space_flat = index[1..]
+                .iter()
+                .zip(&dims[1..])
+                .fold(0, |acc, (&i, &n)| acc * n + i);
+            let ic_index = space_flat % space.max(1);
+            let mut values = vec![ic[ic_index]];
+            values.extend(
+                index
+                    .iter()
+                    .enumerate()
+                    .map(|(axis, &i)| grid.axis(axis).coords()[i]),
+            );
+            (shape.flat(&index), RowVars { values, ic_index })
+        })
+    }
+}
+
+/// The variables `u0, t, x, (y)` of one row and which value of the initial
+/// condition its `u0` is.
+struct RowVars {
+    values: Vec<f64>,
+    ic_index: usize,
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use num_dual::{Dual2SVec64, DualNum};
 use tessera_constraints::expr::block::MAX_BLOCK_INPUTS;
 use tessera_constraints::expr::{self, ExprError, Origin, Scope, Tape};
-use tessera_constraints::{ConstraintError, LinearRow, Pde, Term, pointwise};
+use tessera_constraints::{
+    ConstraintError, LinearRow, LinearRowBar, Pde, Term, check_cotangents, pointwise, sum_repeats,
+};
 use tessera_meshes::{CenterScale, Grid, LinearOperator};
 use toml::Spanned;
 
@@ -394,6 +396,30 @@ impl Pde for CustomPde {
             }
             _ => Ok(None),
         }
+    }
+
+    /// Each condition's rows differentiated in `u0` through its tapes, plus
+    /// the offset (the initial condition repeated over time) summed over
+    /// time levels.
+    fn initial_condition_backward(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        rows: &[LinearRowBar],
+        offset: Option<&[f64]>,
+    ) -> Result<Vec<f64>, ConstraintError> {
+        check_cotangents(self, grid, ic, rows, offset)?;
+        let mut ic_bar = match offset {
+            Some(offset) => sum_repeats(offset, ic.len()),
+            None => vec![0.0; ic.len()],
+        };
+        let mut rest = rows;
+        for condition in &self.conditions {
+            let (bars, after) = rest.split_at(condition.n_rows(grid.shape().dims()));
+            condition.backward(grid, ic, self.terms.len(), bars, &mut ic_bar);
+            rest = after;
+        }
+        Ok(ic_bar)
     }
 }
 

@@ -51,7 +51,7 @@ use crate::grid_check::bounded_tx;
 use std::sync::Arc;
 
 use num_dual::DualNum;
-use tessera_constraints::{ConstraintError, LinearRow, Pde, Term};
+use tessera_constraints::{ConstraintError, LinearRow, LinearRowBar, Pde, Term, check_cotangents};
 use tessera_meshes::ops::fd::{FdScheme, FiniteDifference};
 use tessera_meshes::ops::identity::Identity;
 use tessera_meshes::{Grid, LinearOperator};
@@ -279,5 +279,22 @@ impl Pde for DiffusionSorption {
         };
         let (left, right) = (side(0, left), side(nx - 1, right));
         Ok(initial.chain(left).chain(right).collect())
+    }
+
+    /// The initial rows `u/u0 − 1` carry `u0` in their coefficient
+    /// `1/u0`, whose derivative is `−1/u0²`; the boundary rows do not read it.
+    fn initial_condition_backward(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        rows: &[LinearRowBar],
+        offset: Option<&[f64]>,
+    ) -> Result<Vec<f64>, ConstraintError> {
+        check_cotangents(self, grid, ic, rows, offset)?;
+        Ok(ic
+            .iter()
+            .zip(rows)
+            .map(|(&u0, bar)| -bar.coeffs[0] / (u0 * u0))
+            .collect())
     }
 }

@@ -44,7 +44,9 @@ use std::sync::Arc;
 
 use num_dual::DualNum;
 use rustfft::num_complex::Complex64;
-use tessera_constraints::{ConstraintError, LinearRow, Pde, Term};
+use tessera_constraints::{
+    ConstraintError, LinearRow, LinearRowBar, Pde, Term, check_cotangents, sum_repeats,
+};
 use tessera_meshes::ops::combination::LinearCombination;
 use tessera_meshes::ops::fd::{FdScheme, FiniteDifference};
 use tessera_meshes::ops::spectral::FourierMultiplier;
@@ -294,5 +296,18 @@ impl Pde for NavierStokes {
         Self::check_ic(grid, ic)?;
         let nt = grid.shape().dims()[0];
         Ok(Some(ic.repeat(nt)))
+    }
+
+    /// `ic` enters only as the offset repeated over time: its cotangent is
+    /// the offset's summed over time levels.
+    fn initial_condition_backward(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        rows: &[LinearRowBar],
+        offset: Option<&[f64]>,
+    ) -> Result<Vec<f64>, ConstraintError> {
+        check_cotangents(self, grid, ic, rows, offset)?;
+        Ok(sum_repeats(offset.unwrap_or_default(), ic.len()))
     }
 }

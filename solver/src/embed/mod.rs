@@ -39,7 +39,7 @@ pub use initial_file::{IC_TENSOR, read_initial_conditions};
 pub use pool::WorkerPool;
 pub use projection::ConstraintProjection;
 pub use tessera_constraints::{LmStatus, StopReason};
-pub use tessera_experts::Forward;
+pub use tessera_experts::{Forward, LayerGradient};
 pub use trained_model::{Predictions, TrainedModel};
 
 use crate::SolverError;

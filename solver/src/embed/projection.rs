@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tessera_constraints::{FieldResidual, Pde};
-use tessera_experts::{ConstraintLayer, Forward};
+use tessera_experts::{ConstraintLayer, Forward, LayerGradient};
 use tessera_scenarios::Scenario;
 
 use super::{WorkerPool, batch_of, check_finite};
@@ -159,6 +159,24 @@ impl ConstraintProjection {
     ) -> Result<Vec<f64>, SolverError> {
         check_finite("u_bar", u_bar)?;
         Ok(pool.install(|| self.layer.backward(forward, basis, u_bar))?)
+    }
+
+    /// [`ConstraintProjection::backward`] that also differentiates in the
+    /// initial conditions: [`LayerGradient::basis`] is `∂L/∂B` (the same
+    /// values as `backward`'s) and [`LayerGradient::ic`] is `∂L/∂ics`
+    /// (`[batch, X, (Y)]`), through the rows and the offset each initial
+    /// condition builds ([`ConstraintLayer::backward_with_ic`]).
+    ///
+    /// Errors: those of [`ConstraintProjection::backward`].
+    pub fn backward_with_ic(
+        &self,
+        forward: &Forward,
+        basis: &[f64],
+        u_bar: &[f64],
+        pool: &WorkerPool,
+    ) -> Result<LayerGradient, SolverError> {
+        check_finite("u_bar", u_bar)?;
+        Ok(pool.install(|| self.layer.backward_with_ic(forward, basis, u_bar))?)
     }
 
     /// The pointwise PDE residual `F` of fields `u` (`[batch, T, X, (Y)]`),
