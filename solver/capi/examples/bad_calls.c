@@ -125,20 +125,28 @@ int main(int argc, char **argv) {
     expect(tessera_constraint_forward(layer, basis, 8 * 16 * 2, 2, ic, 16, u, 128, NULL, 0, NULL,
                                       0, &forward),
            TESSERA_STATUS_OK, "forward");
-    double grad[8 * 16 * 2];
+    double grad[8 * 16 * 2], ic_bar[16];
     expect(tessera_forward_backward(forward, u, 127, grad, 8 * 16 * 2),
            TESSERA_STATUS_SHAPE_MISMATCH, "kept backward, short u_bar");
     expect(tessera_forward_backward(forward, u, 128, grad, 8 * 16 * 2 - 1),
            TESSERA_STATUS_SHAPE_MISMATCH, "kept backward, short out");
+    expect(tessera_forward_backward_ic(forward, u, 128, grad, 8 * 16 * 2, ic_bar, 15),
+           TESSERA_STATUS_SHAPE_MISMATCH, "backward in ic, short ic out");
+    expect(tessera_forward_backward_ic(forward, u, 128, grad, 8 * 16 * 2, NULL, 16),
+           TESSERA_STATUS_NULL_POINTER, "backward in ic, NULL ic out");
     u[3] = NAN;
     expect(tessera_forward_backward(forward, u, 128, grad, 8 * 16 * 2), TESSERA_STATUS_NON_FINITE,
            "kept backward, NaN u_bar");
+    expect(tessera_forward_backward_ic(forward, u, 128, grad, 8 * 16 * 2, ic_bar, 16),
+           TESSERA_STATUS_NON_FINITE, "backward in ic, NaN u_bar");
     expect(tessera_forward_backward((TesseraForward *)layer, u, 128, grad, 8 * 16 * 2),
            TESSERA_STATUS_INVALID_HANDLE, "layer as forward handle");
     expect(tessera_forward_free(forward), TESSERA_STATUS_OK, "free forward");
     expect(tessera_forward_free(forward), TESSERA_STATUS_INVALID_HANDLE, "double free forward");
     expect(tessera_forward_backward(forward, u, 128, grad, 8 * 16 * 2),
            TESSERA_STATUS_INVALID_HANDLE, "kept backward after free");
+    expect(tessera_forward_backward_ic(forward, u, 128, grad, 8 * 16 * 2, ic_bar, 16),
+           TESSERA_STATUS_INVALID_HANDLE, "backward in ic after free");
     expect(tessera_forward_free(NULL), TESSERA_STATUS_OK, "free forward (NULL)");
     double f_bar[8 * 16], u_bar[8 * 16];
     for (size_t i = 0; i < 8 * 16; i++) u[i] = 0.5 + 0.01 * (double)(i % 5), f_bar[i] = 1.0;

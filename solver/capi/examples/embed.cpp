@@ -4,7 +4,8 @@
 //   and a moved-from model's handle is the moved-to one's;
 // - ConstraintLayer::solve meets the PDE at the sampled points to the
 //   solver's tolerance; Forward gives solve's field and backward's gradient
-//   bit for bit, also after its layer is destroyed; the gradient and the
+//   bit for bit, also after its layer is destroyed, and backward_with_ic
+//   the same gradient with the initial condition's; the gradients and the
 //   residual's backward pass match central differences;
 // - a missing run, a short array and NaN input throw tessera::Error with the
 //   library's status.
@@ -76,9 +77,10 @@ static void layer_checks(const std::string &scenario) {
     // 48 basis functions meet the rows at the points; 8 (overdetermined, well
     // conditioned) suit finite differences.
     const std::size_t wide = 48, n = 8;
-    std::vector<double> basis, ic, u_bar, direction;
+    std::vector<double> basis, ic, u_bar, direction, ic_direction;
     tessera::Solution solved;
     std::vector<double> grad;
+    double ic_numeric = 0.0;
     tessera::Forward kept = [&] {
         tessera::ConstraintLayer layer(scenario);
         const TesseraShape &s = layer.shape();
@@ -91,8 +93,10 @@ static void layer_checks(const std::string &scenario) {
         }
         for (std::size_t i = 0; i < s.field_len * n; i++)
             direction.push_back(std::cos(0.7 * static_cast<double>(i)));
-        for (std::size_t i = 0; i < s.ic_len; i++)
+        for (std::size_t i = 0; i < s.ic_len; i++) {
             ic.push_back(std::sin(M_PI * (static_cast<double>(i) + 0.5) / static_cast<double>(s.nx)));
+            ic_direction.push_back(std::sin(0.5 * static_cast<double>(i)));
+        }
         for (std::size_t q = 0; q < s.field_len; q++)
             u_bar.push_back(std::sin(1.3 * static_cast<double>(q)));
 
@@ -121,19 +125,29 @@ static void layer_checks(const std::string &scenario) {
         solved = layer.solve(basis, n, ic);
 
         grad = layer.backward(basis, n, ic, u_bar);
-        auto dot = [&](double sign) {
-            std::vector<double> shifted(basis);
-            for (std::size_t i = 0; i < shifted.size(); i++) shifted[i] += sign * 1e-6 * direction[i];
-            std::vector<double> u = layer.solve(shifted, n, ic).u;
+        // <u_bar, u> for the basis b and the initial condition c; `shifted` moves
+        // values by sign * 1e-6 along a direction.
+        auto dot = [&](const std::vector<double> &b, const std::vector<double> &c) {
+            std::vector<double> u = layer.solve(b, n, c).u;
             double d = 0.0;
             for (std::size_t q = 0; q < u.size(); q++) d += u[q] * u_bar[q];
             return d;
         };
-        double numeric = (dot(1.0) - dot(-1.0)) / 2e-6, analytic = 0.0;
+        auto shifted = [](std::vector<double> values, const std::vector<double> &along, double sign) {
+            for (std::size_t i = 0; i < values.size(); i++) values[i] += sign * 1e-6 * along[i];
+            return values;
+        };
+        double numeric =
+            (dot(shifted(basis, direction, 1.0), ic) - dot(shifted(basis, direction, -1.0), ic)) / 2e-6;
+        double analytic = 0.0;
         for (std::size_t i = 0; i < grad.size(); i++) analytic += grad[i] * direction[i];
         std::printf("C++ layer: backward %.10g, finite differences %.10g\n", analytic, numeric);
         check(std::fabs(analytic - numeric) <= 1e-5 * std::fmax(1.0, std::fabs(analytic)),
               "backward matches finite differences");
+        // The initial condition's differences, for Forward::backward_with_ic once the layer is
+        // gone (the heat equation's initial rows take ic as right-hand sides: u is linear in it).
+        ic_numeric =
+            (dot(basis, shifted(ic, ic_direction, 1.0)) - dot(basis, shifted(ic, ic_direction, -1.0))) / 2e-6;
 
         // The residual's backward pass against central differences of <f_bar, F(u)>.
         const std::vector<double> &u = solved.u;
@@ -165,10 +179,19 @@ static void layer_checks(const std::string &scenario) {
     // The layer is destroyed here; its kept forward pass still differentiates.
     check(kept.solution().u == solved.u, "Forward: solve's field");
     check(kept.backward(u_bar) == grad, "Forward: backward's gradient");
+    tessera::Gradient both = kept.backward_with_ic(u_bar);
+    check(both.basis == kept.backward(u_bar), "Forward::backward_with_ic: backward's gradient");
+    double ic_analytic = 0.0;
+    for (std::size_t i = 0; i < both.ic.size(); i++) ic_analytic += both.ic[i] * ic_direction[i];
+    std::printf("C++ Forward: backward in ic %.10g, finite differences %.10g\n", ic_analytic, ic_numeric);
+    check(std::fabs(ic_analytic) > 1e-8, "the gradient in ic is not zero");
+    check(std::fabs(ic_analytic - ic_numeric) <= 1e-5 * std::fmax(1.0, std::fabs(ic_analytic)),
+          "backward in ic matches finite differences");
     check(status_of([&] { kept.backward(tessera::Values(u_bar.data(), 1)); }) ==
               TESSERA_STATUS_SHAPE_MISMATCH,
           "a short u_bar throws SHAPE_MISMATCH");
-    std::printf("C++ Forward: the solve's field and the backward pass's gradient, bit for bit\n");
+    std::printf("C++ Forward: the solve's field and the backward pass's gradient (also "
+                "backward_with_ic's), bit for bit\n");
 }
 
 int main(int argc, char **argv) {

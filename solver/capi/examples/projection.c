@@ -5,8 +5,9 @@
  * residual there is bounded by the solver's final residual and a millionth
  * of the unprojected field's), that the backward pass matches central
  * finite differences of the projected field, that the residual's backward
- * pass matches central differences of the residual, and that a kept forward
- * pass (tessera_constraint_forward) gives the same field and gradient.
+ * pass matches central differences of the residual, that a kept forward
+ * pass (tessera_constraint_forward) gives the same field and gradient, and
+ * that its gradient in the initial condition matches central differences.
  *
  *   projection SCENARIO.toml
  */
@@ -129,27 +130,57 @@ int main(int argc, char **argv) {
     free(f_bar); free(u_bar_r); free(f_plus); free(f_minus); free(u_shift);
 
     /* A kept forward pass: the solve's u, and then the backward pass's bits
-     * without solving again, also after the layer's handle is freed (the
-     * forward pass holds its layer) and twice over. */
+     * without solving again (from tessera_forward_backward_ic too, with the
+     * same ic gradient each time), also after the layer's handle is freed
+     * (the forward pass holds its layer) and twice over. */
     TesseraForward *forward = NULL;
     double *u_kept = malloc(sizeof(double) * g), *grad_kept = malloc(sizeof(double) * nb);
+    double *ic_bar = malloc(sizeof(double) * s), *ic_bar_kept = malloc(sizeof(double) * s);
+    double *ic_shifted = malloc(sizeof(double) * s);
     check(tessera_constraint_forward(layer, basis, nb, NB, ic, s, u_kept, g, NULL, 0, NULL, 0,
                                      &forward) == TESSERA_STATUS_OK, "forward");
     check(tessera_constraint_solve(layer, basis, nb, NB, ic, s, u, g, NULL, 0, NULL, 0)
               == TESSERA_STATUS_OK, "solve (N = NB)");
     check(memcmp(u, u_kept, sizeof(double) * g) == 0, "kept forward: the solve's u");
+
+    /* The backward pass in the initial condition, while the layer can still
+     * solve: <dL/dic, d> against central differences of <u_bar, u(ic + eps d)>
+     * (the heat equation's initial rows take ic as right-hand sides, so u is
+     * linear in it and the differences are accurate). */
+    check(tessera_forward_backward_ic(forward, u_bar, g, grad_kept, nb, ic_bar, s)
+              == TESSERA_STATUS_OK, "backward in ic");
+    double ic_analytic = 0.0;
+    for (size_t i = 0; i < s; i++) ic_analytic += ic_bar[i] * sin(0.5 * (double)i);
+    for (size_t i = 0; i < s; i++) ic_shifted[i] = ic[i] + eps * sin(0.5 * (double)i);
+    plus = projected_dot(layer, basis, nb, ic_shifted, s, u_bar, g);
+    for (size_t i = 0; i < s; i++) ic_shifted[i] = ic[i] - eps * sin(0.5 * (double)i);
+    minus = projected_dot(layer, basis, nb, ic_shifted, s, u_bar, g);
+    double ic_numeric = (plus - minus) / (2.0 * eps);
+    printf("backward in ic: %.10g, finite differences %.10g\n", ic_analytic, ic_numeric);
+    check(fabs(ic_analytic) > 1e-8, "backward in ic: not vacuously zero");
+    check(fabs(ic_analytic - ic_numeric) <= 1e-5 * fmax(1.0, fabs(ic_analytic)),
+          "backward in ic matches");
+
     check(tessera_constraint_free(layer) == TESSERA_STATUS_OK, "free");
     for (int twice = 0; twice < 2; twice++) {
         check(tessera_forward_backward(forward, u_bar, g, grad_kept, nb) == TESSERA_STATUS_OK,
               "kept backward");
         check(memcmp(grad, grad_kept, sizeof(double) * nb) == 0,
               "kept backward: the backward pass's gradient");
+        check(tessera_forward_backward_ic(forward, u_bar, g, grad_kept, nb, ic_bar_kept, s)
+                  == TESSERA_STATUS_OK, "kept backward in ic");
+        check(memcmp(grad, grad_kept, sizeof(double) * nb) == 0,
+              "kept backward in ic: the backward pass's gradient");
+        check(memcmp(ic_bar, ic_bar_kept, sizeof(double) * s) == 0,
+              "kept backward in ic: the same ic gradient");
     }
     check(tessera_forward_free(forward) == TESSERA_STATUS_OK, "free forward");
-    printf("kept forward: the solve's u and the backward pass's gradient, bit for bit\n");
+    printf("kept forward: the solve's u and the backward pass's gradient (also backward in "
+           "ic's), bit for bit\n");
 
     free(basis); free(ic); free(u); free(weights); free(ones); free(status);
     free(u_bar); free(grad); free(shifted); free(u_kept); free(grad_kept);
+    free(ic_bar); free(ic_bar_kept); free(ic_shifted);
     if (failures) fprintf(stderr, "%d checks failed\n", failures);
     else printf("projection: all checks passed\n");
     return failures ? 1 : 0;

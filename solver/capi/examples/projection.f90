@@ -3,9 +3,10 @@
 ! sin(pi x); check that each expert's field B w_k meets the PDE at that
 ! expert's sampled points to the solver's tolerance, that the backward pass
 ! matches central finite differences of the projected field (and the
-! residual's backward pass those of the residual), and that a kept
-! forward pass gives the solve's field and the backward pass's gradient bit
-! for bit, also after its layer is freed.
+! residual's backward pass those of the residual), that a kept forward
+! pass gives the solve's field and the backward pass's gradient bit for bit,
+! also after its layer is freed, and that its gradient in the initial
+! condition matches central differences.
 !
 !   projection_f SCENARIO.toml
 program projection_f
@@ -20,7 +21,7 @@ program projection_f
   type(tessera_solve_status), allocatable :: status(:)
   real(c_double), allocatable :: basis(:, :, :), small(:, :, :), direction(:, :, :)
   real(c_double), allocatable :: grad(:, :, :), grad_kept(:, :, :), ic(:), u(:, :), u_kept(:, :)
-  real(c_double), allocatable :: u_bar(:, :), weights(:, :), ones(:, :)
+  real(c_double), allocatable :: u_bar(:, :), weights(:, :), ones(:, :), ic_bar(:), ic_direction(:)
   real(c_double) :: before, after, solver, eps, analytic, numeric
   integer(c_size_t) :: g, s, k, nx, nt, keep(1)
   integer(c_int) :: rc
@@ -81,8 +82,8 @@ program projection_f
   if (rc /= TESSERA_STATUS_OK) call fail("backward: " // tessera_error_message())
   eps = 1e-6_c_double
   analytic = sum(grad * direction)
-  numeric = (projected_dot(small + eps * direction) - projected_dot(small - eps * direction)) &
-      / (2 * eps)
+  numeric = (projected_dot(small + eps * direction, ic) &
+      - projected_dot(small - eps * direction, ic)) / (2 * eps)
   print '(a, es18.10, a, es18.10)', "Fortran: backward ", analytic, ", finite differences ", numeric
   if (abs(analytic - numeric) > 1e-5_c_double * max(1.0_c_double, abs(analytic))) &
       call fail("backward differs from finite differences")
@@ -99,6 +100,27 @@ program projection_f
   rc = tessera_constraint_solve(layer, small, g * nb, nb, ic, s, u, g, weights, k * nb, status, k)
   if (rc /= TESSERA_STATUS_OK) call fail("solve (nb): " // tessera_error_message())
   if (any(u /= u_kept)) call fail("the kept forward pass's u differs from the solve's")
+
+  ! The backward pass in the initial condition, while the layer can still
+  ! solve: <dL/dic, d> against central differences of <u_bar, u(ic + eps d)>
+  ! (the heat equation's initial rows take ic as right-hand sides, so u is
+  ! linear in it), and its gradient in the basis is the backward pass's.
+  allocate(ic_bar(nx), ic_direction(nx))
+  do i = 1, int(nx)
+    ic_direction(i) = sin(0.5_c_double * (i - 1))
+  end do
+  rc = tessera_forward_backward_ic(forward, u_bar, g, grad_kept, g * nb, ic_bar, s)
+  if (rc /= TESSERA_STATUS_OK) call fail("backward in ic: " // tessera_error_message())
+  if (any(grad /= grad_kept)) call fail("backward in ic's basis gradient differs from backward's")
+  analytic = sum(ic_bar * ic_direction)
+  numeric = (projected_dot(small, ic + eps * ic_direction) &
+      - projected_dot(small, ic - eps * ic_direction)) / (2 * eps)
+  print '(a, es18.10, a, es18.10)', "Fortran: backward in ic ", analytic, ", finite differences ", &
+      numeric
+  if (abs(analytic) <= 1e-8_c_double) call fail("the gradient in ic is zero")
+  if (abs(analytic - numeric) > 1e-5_c_double * max(1.0_c_double, abs(analytic))) &
+      call fail("backward in ic differs from finite differences")
+
   rc = tessera_constraint_free(layer)
   if (rc /= TESSERA_STATUS_OK) call fail("free: " // tessera_error_message())
   rc = tessera_forward_backward(forward, u_bar, g, grad_kept, g * nb)
@@ -109,7 +131,8 @@ program projection_f
   rc = tessera_forward_free(forward)
   if (rc /= TESSERA_STATUS_INVALID_HANDLE) call fail("double free of a forward pass not detected")
   print '(a)', "Fortran: kept forward pass: the solve's u and the backward pass's gradient"
-  deallocate(basis, small, direction, grad, grad_kept, ic, u, u_kept, u_bar, weights, ones, status)
+  deallocate(basis, small, direction, grad, grad_kept, ic, ic_bar, ic_direction, u, u_kept, u_bar, &
+      weights, ones, status)
   print '(a)', "Fortran projection: all checks passed"
 
 contains
@@ -133,12 +156,12 @@ contains
     end do
   end function
 
-  ! <u_bar, u(b)> with nb basis functions.
-  real(c_double) function projected_dot(b)
-    real(c_double), intent(in) :: b(nb, nx, nt)
+  ! <u_bar, u(b)> with nb basis functions, for the initial condition c.
+  real(c_double) function projected_dot(b, c)
+    real(c_double), intent(in) :: b(nb, nx, nt), c(nx)
     real(c_double) :: field(nx, nt), w(nb, k)
     type(tessera_solve_status) :: st(k)
-    rc = tessera_constraint_solve(layer, b, g * nb, nb, ic, s, field, g, w, k * nb, st, k)
+    rc = tessera_constraint_solve(layer, b, g * nb, nb, c, s, field, g, w, k * nb, st, k)
     if (rc /= TESSERA_STATUS_OK) call fail("solve (differences): " // tessera_error_message())
     projected_dot = sum(field * u_bar)
   end function

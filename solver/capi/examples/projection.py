@@ -6,7 +6,8 @@ tolerance (within the solver's final residual and a millionth of the
 unprojected field's), that a batch of two projects as the two one at a time,
 that the backward pass matches central finite differences of the
 projected field, and that a kept forward pass gives the same field and
-gradient.
+gradient, and a gradient in the initial condition that matches central
+finite differences too.
 
     python3 projection.py SCENARIO.toml
 """
@@ -78,6 +79,18 @@ def main(scenario):
         u_small, w_small, _ = layer.solve(small, ic)
         assert np.array_equal(forward.u, u_small) and np.array_equal(forward.weights, w_small)
         assert np.array_equal(forward.backward(u_bar), grad), "kept backward"
+        # In the initial condition too: the same basis gradient, and <dL/dic, d>
+        # against central differences of <u_bar, u(ic + eps d)>.
+        grad_b, grad_ic = forward.backward_with_ic(u_bar)
+        assert np.array_equal(grad_b, grad) and grad_ic.shape == ic.shape
+        d = np.sin(0.5 * np.arange(s.nx))
+        plus = np.sum(layer.solve(small, ic + eps * d)[0] * u_bar)
+        minus = np.sum(layer.solve(small, ic - eps * d)[0] * u_bar)
+        numeric = (plus - minus) / (2 * eps)
+        analytic = np.sum(grad_ic * d)
+        print(f"backward in ic: {analytic:.10g}, finite differences {numeric:.10g}")
+        assert abs(analytic) > 1e-8, "a vanishing gradient checks nothing"
+        assert abs(analytic - numeric) <= 1e-5 * max(1.0, abs(analytic)), "ic backward matches"
         expect_error(ValueError, lambda: forward.backward(u_bar[1:]), "a u_bar of another shape")
         assert repr(forward) == f"Forward(u {u_small.shape}, weights {w_small.shape})", repr(forward)
         forward.close()

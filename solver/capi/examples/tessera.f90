@@ -178,6 +178,15 @@ module tessera
       real(c_double), intent(out) :: basis_bar(*)
     end function
 
+    integer(c_int) function tessera_forward_backward_ic(forward, u_bar, n_u_bar, basis_bar, &
+        n_basis_bar, ic_bar, n_ic_bar) bind(C, name="tessera_forward_backward_ic")
+      import :: c_int, c_ptr, c_double, c_size_t
+      type(c_ptr), value :: forward
+      real(c_double), intent(in) :: u_bar(*)
+      integer(c_size_t), value :: n_u_bar, n_basis_bar, n_ic_bar
+      real(c_double), intent(out) :: basis_bar(*), ic_bar(*)
+    end function
+
     integer(c_int) function tessera_forward_free(forward) bind(C, name="tessera_forward_free")
       import :: c_int, c_ptr
       type(c_ptr), value :: forward

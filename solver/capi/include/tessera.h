@@ -408,6 +408,28 @@ enum TesseraStatus tessera_forward_backward(const struct TesseraForward *forward
                                             size_t n_basis_bar);
 
 /**
+ * `tessera_forward_backward`, differentiating in the initial conditions
+ * too: writes `∂L/∂basis` to `basis_bar_out` (as `tessera_forward_backward`,
+ * the same values) and `∂L/∂ic` to `ic_bar_out` (`n_ic_bar = n_ic` of the
+ * forward call, laid out like its `ic`). An initial condition reaches the
+ * field through the rows it builds (right-hand sides, coefficients such as
+ * diffusion–sorption's `1/u0`) and through the offset of models that build it
+ * in (Navier–Stokes); every scenario PDE provides this derivative. For
+ * inverse problems and data assimilation.
+ *
+ * # Safety
+ * Each pointer NULL or valid for its length; the outputs must not overlap
+ * each other or `u_bar`.
+ */
+enum TesseraStatus tessera_forward_backward_ic(const struct TesseraForward *forward,
+                                               const double *u_bar,
+                                               size_t n_u_bar,
+                                               double *basis_bar_out,
+                                               size_t n_basis_bar,
+                                               double *ic_bar_out,
+                                               size_t n_ic_bar);
+
+/**
  * Frees a kept forward pass. NULL is accepted and does nothing; a handle
  * freed already returns `TESSERA_STATUS_INVALID_HANDLE`.
  */

@@ -13,6 +13,7 @@
  *   tessera::ConstraintLayer layer("scenarios/quickstart.toml");
  *   tessera::Forward fwd = layer.forward(basis, n_basis, ic);
  *   std::vector<double> basis_bar = fwd.backward(u_bar);   // dL/dbasis
+ *   tessera::Gradient both = fwd.backward_with_ic(u_bar);  // and dL/dics
  */
 #ifndef TESSERA_HPP
 #define TESSERA_HPP
@@ -125,6 +126,12 @@ struct Solution {
     std::vector<TesseraSolveStatus> statuses;
 };
 
+/** What Forward::backward_with_ic returns: dL/dbasis (laid out like the basis)
+ *  and dL/dics (laid out like the initial conditions). */
+struct Gradient {
+    std::vector<double> basis, ic;
+};
+
 /** A solve kept for its backward pass (ConstraintLayer::forward). It holds
  *  the solved problems and a copy of the basis; it outlives its layer. */
 class Forward {
@@ -139,14 +146,23 @@ public:
         return out;
     }
 
+    /** backward(), and dL/dics too: the same dL/dbasis, bit for bit. */
+    Gradient backward_with_ic(Values u_bar) const {
+        Gradient out{std::vector<double>(basis_len_), std::vector<double>(ic_len_)};
+        detail::check(tessera_forward_backward_ic(handle_.get(), u_bar.data, u_bar.size,
+                                                  out.basis.data(), out.basis.size(),
+                                                  out.ic.data(), out.ic.size()));
+        return out;
+    }
+
 private:
     friend class ConstraintLayer;
-    Forward(TesseraForward *handle, Solution solution, std::size_t basis_len)
-        : handle_(handle), solution_(std::move(solution)), basis_len_(basis_len) {}
+    Forward(TesseraForward *handle, Solution solution, std::size_t basis_len, std::size_t ic_len)
+        : handle_(handle), solution_(std::move(solution)), basis_len_(basis_len), ic_len_(ic_len) {}
 
     std::unique_ptr<TesseraForward, detail::Deleter<TesseraForward, tessera_forward_free>> handle_;
     Solution solution_;
-    std::size_t basis_len_;
+    std::size_t basis_len_, ic_len_;
 };
 
 /** The hard-constraint layer of a scenario file, as a projection of the caller's basis. */
@@ -187,7 +203,7 @@ public:
                                                  ics.data, ics.size, s.u.data(), s.u.size(),
                                                  s.weights.data(), s.weights.size(),
                                                  s.statuses.data(), s.statuses.size(), &handle));
-        return Forward(handle, std::move(s), basis.size);
+        return Forward(handle, std::move(s), basis.size, ics.size);
     }
 
     /** dL/dbasis for u_bar = dL/du at solve()'s solution (which it solves again). */

@@ -216,6 +216,10 @@ def _load():
             ctypes.c_int,
         ),
         "tessera_forward_backward": ([_HANDLE, _DOUBLES, _SIZE, _DOUBLES, _SIZE], ctypes.c_int),
+        "tessera_forward_backward_ic": (
+            [_HANDLE, _DOUBLES, _SIZE, _DOUBLES, _SIZE, _DOUBLES, _SIZE],
+            ctypes.c_int,
+        ),
         "tessera_constraint_residual_backward": (
             [_HANDLE, _DOUBLES, _SIZE, _DOUBLES, _SIZE, _DOUBLES, _SIZE],
             ctypes.c_int,
@@ -418,7 +422,9 @@ class ConstraintLayer(_Handle):
         ``weights`` and ``statuses`` whose :meth:`Forward.backward` does not solve
         again."""
         *result, handle = self._solve(basis, ic, keep=True)
-        return Forward(handle, *result)
+        u = result[0]
+        ic_shape = u.shape[: u.ndim - len(self.shape.grid)] + self.shape.space
+        return Forward(handle, *result, ic_shape)
 
     def _solve(self, basis, ic, keep):
         s = self.shape
@@ -500,27 +506,31 @@ class ConstraintLayer(_Handle):
 class Forward(_Handle):
     """A solve kept for its backward pass (:meth:`ConstraintLayer.forward`): ``u``,
     ``weights`` and ``statuses`` as :meth:`ConstraintLayer.solve` returns them, and
-    :meth:`backward`. It holds the solved problems and a copy of the basis until it is
-    closed (or collected); it outlives its layer."""
+    :meth:`backward` (and :meth:`backward_with_ic`). It holds the solved problems and a
+    copy of the basis until it is closed (or collected); it outlives its layer."""
 
     _free = staticmethod(lambda h: _lib.tessera_forward_free(h))
 
-    def __init__(self, handle, u, weights, statuses):
+    def __init__(self, handle, u, weights, statuses, ic_shape):
         super().__init__()
         self._handle = handle
         self.u, self.weights, self.statuses = u, weights, statuses
+        self._ic_shape = ic_shape
 
     def _describe(self):
         return f"u {self.u.shape}, weights {self.weights.shape}"
+
+    def _u_bar(self, u_bar):
+        u_bar_a = np.asarray(u_bar)
+        if u_bar_a.shape != self.u.shape:
+            raise ValueError(f"u_bar has shape {u_bar_a.shape}; expected {self.u.shape}")
+        return _doubles(u_bar_a)
 
     def backward(self, u_bar):
         """``∂L/∂basis`` for ``u_bar = ∂L/∂u`` (shaped like ``u``): the values of
         :meth:`ConstraintLayer.backward` for the forward call's inputs, without solving
         again."""
-        u_bar_a = np.asarray(u_bar)
-        if u_bar_a.shape != self.u.shape:
-            raise ValueError(f"u_bar has shape {u_bar_a.shape}; expected {self.u.shape}")
-        u_bar_a, u_bar_p = _doubles(u_bar_a)
+        u_bar_a, u_bar_p = self._u_bar(u_bar)
         out = np.empty(self.u.shape + (self.weights.shape[-1],))
         _check(
             _lib.tessera_forward_backward(
@@ -528,3 +538,19 @@ class Forward(_Handle):
             )
         )
         return out
+
+    def backward_with_ic(self, u_bar):
+        """``(∂L/∂basis, ∂L/∂ic)`` for ``u_bar = ∂L/∂u``: :meth:`backward`'s gradient
+        and the initial conditions', shaped like the forward call's ``ic``. An initial
+        condition reaches the field through the rows it builds and the offset of models
+        that build it in; for inverse problems and data assimilation."""
+        u_bar_a, u_bar_p = self._u_bar(u_bar)
+        basis_bar = np.empty(self.u.shape + (self.weights.shape[-1],))
+        ic_bar = np.empty(self._ic_shape)
+        _check(
+            _lib.tessera_forward_backward_ic(
+                self._live(), u_bar_p, u_bar_a.size, basis_bar.ctypes.data_as(_DOUBLES),
+                basis_bar.size, ic_bar.ctypes.data_as(_DOUBLES), ic_bar.size,
+            )
+        )
+        return basis_bar, ic_bar

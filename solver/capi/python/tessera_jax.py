@@ -2,7 +2,7 @@
 
 :func:`projection` turns a :class:`tessera.ConstraintLayer` into a function
 ``u = project(basis, ic)`` that JAX can ``jit``, ``vmap`` and differentiate
-with respect to ``basis``: the forward pass is the library's solve (every
+with respect to ``basis`` and ``ic``: the forward pass is the library's solve (every
 expert's float64 Levenberg–Marquardt problem), the backward pass its
 implicit-function-theorem gradient, both run on the host's cores through
 ``jax.pure_callback``. A network written in JAX that outputs a basis trains
@@ -27,9 +27,12 @@ batch axes; ``ic`` is ``[..., X, (Y)]`` with the same leading axes, or none
 and grid, and its dtype: a float32 basis gives a float32 ``u`` (the solves
 still run in float64).
 
-The initial condition is data here: the library's backward pass gives
-``∂L/∂basis`` only, so differentiating with respect to ``ic`` raises a
-``TypeError`` instead of returning a zero gradient.
+The gradient in ``ic`` (inverse problems, data assimilation, a learned
+initial state) comes from the same backward pass: the initial condition
+reaches the field through the rows it builds and the offset of models that
+build it in (:meth:`tessera.Forward.backward_with_ic`). It is computed only
+where JAX asks for it; an ``ic`` broadcast over the basis's leading axes gets
+the sum over them.
 
 :func:`residual` makes the layer's PDE residual of any field a differentiable
 JAX function too, so the paper's physics loss ``‖F(u)‖₂`` of the projected
@@ -148,21 +151,40 @@ def projection(layer, return_status=False, keep=8):
     def host_solve_plain(basis, ic):
         return host_solve(basis, ic, False)
 
-    def host_backward(basis, ic, token, u_bar):
+    def host_backward(basis, ic, token, u_bar, with_ic):
         """Callback: the kept forward pass's backward pass, or a solve and its
-        backward pass where none is kept for these inputs."""
+        backward pass where none is kept for these inputs; with ``with_ic``, the
+        initial conditions' gradient too, summed over the leading axes ``ic`` was
+        broadcast along (those of ``basis`` past ``ic``'s own)."""
         u_bar = np.reshape(u_bar, (-1,) + grid)
         tokens = np.unique(token)
         forward = kept.take(int(tokens[0])) if tokens.size == 1 else None
-        if forward is not None and forward.u.shape == u_bar.shape:
-            with forward:
-                g = forward.backward(u_bar)
-        else:
+        if forward is None or forward.u.shape != u_bar.shape:
             if forward is not None:
                 forward.close()
             _, b, c = batch(basis, ic)
-            g = layer.backward(b, c, u_bar)
-        return g.reshape(basis.shape).astype(basis.dtype, copy=False)
+            if not with_ic:
+                g = layer.backward(b, c, u_bar)
+                return g.reshape(basis.shape).astype(basis.dtype, copy=False)
+            forward = layer.forward(b, c)
+        with forward:
+            if not with_ic:
+                g = forward.backward(u_bar)
+                return g.reshape(basis.shape).astype(basis.dtype, copy=False)
+            g, g_ic = forward.backward_with_ic(u_bar)
+        lead = basis.shape[: basis.ndim - len(grid) - 1]
+        own = ic.ndim - len(space)
+        g_ic = g_ic.reshape(lead + space).sum(axis=tuple(range(own, len(lead))))
+        return (
+            g.reshape(basis.shape).astype(basis.dtype, copy=False),
+            g_ic.astype(ic.dtype, copy=False),
+        )
+
+    def host_backward_basis(basis, ic, token, u_bar):
+        return host_backward(basis, ic, token, u_bar, False)
+
+    def host_backward_both(basis, ic, token, u_bar):
+        return host_backward(basis, ic, token, u_bar, True)
 
     def solve(basis, ic, keep_it):
         lead = check(basis, ic)
@@ -185,30 +207,28 @@ def projection(layer, return_status=False, keep=8):
         return solve(basis, ic, keep_it=False)[0]
 
     def project_fwd(basis, ic):
-        # With symbolic zeros each primal says whether it is being differentiated.
-        if ic.perturbed:
-            raise TypeError(
-                "tessera_jax.projection is differentiable in the basis only: the "
-                "initial condition is data (wrap it in jax.lax.stop_gradient)"
-            )
+        # With symbolic zeros each primal says whether it is being differentiated;
+        # whether ic is travels to the backward rule as the residual's structure
+        # (() or None: residuals hold arrays, and neither is one).
         out, token = solve(basis.value, ic.value, keep_it=True)
-        return out, (basis.value, ic.value, token)
+        return out, (basis.value, ic.value, token, () if ic.perturbed else None)
 
     def project_bwd(saved, cotangents):
-        basis, ic, token = saved
+        basis, ic, token, wrt_ic = saved
         u_bar = cotangents[0]
         if type(u_bar) is jax.custom_derivatives.SymbolicZero:
-            return jnp.zeros_like(basis), None
-        grad = jax.pure_callback(
-            host_backward,
-            jax.ShapeDtypeStruct(basis.shape, basis.dtype),
-            basis,
-            ic,
-            token,
-            u_bar.astype(basis.dtype, copy=False),
-            vmap_method="broadcast_all",
+            return jnp.zeros_like(basis), (None if wrt_ic is None else jnp.zeros_like(ic))
+        basis_bar = jax.ShapeDtypeStruct(basis.shape, basis.dtype)
+        args = (basis, ic, token, u_bar.astype(basis.dtype, copy=False))
+        if wrt_ic is None:
+            grad = jax.pure_callback(
+                host_backward_basis, basis_bar, *args, vmap_method="broadcast_all"
+            )
+            return grad, None
+        ic_bar = jax.ShapeDtypeStruct(ic.shape, ic.dtype)
+        return jax.pure_callback(
+            host_backward_both, (basis_bar, ic_bar), *args, vmap_method="broadcast_all"
         )
-        return grad, None
 
     project.defvjp(project_fwd, project_bwd, symbolic_zeros=True)
 

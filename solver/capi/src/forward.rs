@@ -1,7 +1,9 @@
 //! A solve kept for its backward pass: `tessera_constraint_forward` solves as
 //! `tessera_constraint_solve` does and returns a handle holding the solved
-//! problems (and a copy of the basis), so `tessera_forward_backward` runs the
-//! implicit-function-theorem pass without solving again. A training loop
+//! problems (and a copy of the basis), so `tessera_forward_backward` (and
+//! `tessera_forward_backward_ic`, which differentiates in the initial
+//! conditions too) runs the implicit-function-theorem pass without solving
+//! again. A training loop
 //! that differentiates every step pays one solve per step instead of two.
 
 use std::sync::Arc;
@@ -119,6 +121,47 @@ pub unsafe extern "C" fn tessera_forward_backward(
         expect_len("basis_bar_out", n_basis_bar, kept.basis.len())?;
         let gradient = projection.backward(&kept.forward, &kept.basis, u_bar, &kept.layer.pool)?;
         out.copy_from_slice(&gradient);
+        Ok(())
+    })
+}
+
+/// `tessera_forward_backward`, differentiating in the initial conditions
+/// too: writes `∂L/∂basis` to `basis_bar_out` (as `tessera_forward_backward`,
+/// the same values) and `∂L/∂ic` to `ic_bar_out` (`n_ic_bar = n_ic` of the
+/// forward call, laid out like its `ic`). An initial condition reaches the
+/// field through the rows it builds (right-hand sides, coefficients such as
+/// diffusion–sorption's `1/u0`) and through the offset of models that build it
+/// in (Navier–Stokes); every scenario PDE provides this derivative. For
+/// inverse problems and data assimilation.
+///
+/// # Safety
+/// Each pointer NULL or valid for its length; the outputs must not overlap
+/// each other or `u_bar`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tessera_forward_backward_ic(
+    forward: *const TesseraForward,
+    u_bar: *const f64,
+    n_u_bar: usize,
+    basis_bar_out: *mut f64,
+    n_basis_bar: usize,
+    ic_bar_out: *mut f64,
+    n_ic_bar: usize,
+) -> TesseraStatus {
+    guard(|| {
+        let kept = FORWARDS.get(forward)?;
+        // SAFETY (all three): the caller's contract.
+        let u_bar = unsafe { input(u_bar, n_u_bar, "u_bar") }?;
+        let basis_out = unsafe { output(basis_bar_out, n_basis_bar, "basis_bar_out") }?;
+        let ic_out = unsafe { output(ic_bar_out, n_ic_bar, "ic_bar_out") }?;
+        let projection = &kept.layer.projection;
+        let batch = kept.forward.batch();
+        expect_len("u_bar", n_u_bar, batch * projection.field_len())?;
+        expect_len("basis_bar_out", n_basis_bar, kept.basis.len())?;
+        expect_len("ic_bar_out", n_ic_bar, batch * projection.ic_len())?;
+        let gradient =
+            projection.backward_with_ic(&kept.forward, &kept.basis, u_bar, &kept.layer.pool)?;
+        basis_out.copy_from_slice(&gradient.basis);
+        ic_out.copy_from_slice(&gradient.ic);
         Ok(())
     })
 }
