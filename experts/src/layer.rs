@@ -950,22 +950,28 @@ impl<P: Pde> ConstraintLayer<P> {
             basis_bar,
             offset_bar.as_deref_mut(),
         );
-        let mapped;
-        let solution = match &self.solution_map {
-            None => basis,
-            Some(s) => {
-                mapped = s.apply_to_vec(basis, n);
-                &mapped
-            }
+        // The rows' coefficients read `S B` at their points: a sample without
+        // rows (Navier–Stokes) skips building it.
+        let rows = if sample.rows.is_empty() {
+            Vec::new()
+        } else {
+            let mapped;
+            let solution = match &self.solution_map {
+                None => basis,
+                Some(s) => {
+                    mapped = s.apply_to_vec(basis, n);
+                    &mapped
+                }
+            };
+            row_cotangents(
+                &self.terms,
+                &sample.rows,
+                experts,
+                solution,
+                n,
+                offset.as_deref(),
+            )
         };
-        let rows = row_cotangents(
-            &self.terms,
-            &sample.rows,
-            experts,
-            solution,
-            n,
-            offset.as_deref(),
-        );
         Ok(self.pde.initial_condition_backward(
             &self.grid,
             &sample.ic,

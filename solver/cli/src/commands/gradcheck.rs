@@ -101,7 +101,7 @@ impl Args {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
             println!(
-                "{} experts {:?}, {} points/expert, N = {}, grid {:?}: max relative error {:.3e} over {} directions (LM converged: {})",
+                "{} experts {:?}, {} points/expert, N = {}, grid {:?}: max relative error {:.3e} over {} directions, {:.3e} along the initial condition (LM converged: {})",
                 report.pde,
                 report.experts,
                 report.points,
@@ -109,6 +109,7 @@ impl Args {
                 report.grid,
                 report.max_rel_err,
                 report.checks,
+                report.ic_max_rel_err,
                 report.converged
             );
         }
