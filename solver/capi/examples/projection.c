@@ -53,6 +53,12 @@ static double projected_dot(const TesseraConstraint *layer, const double *basis,
     return dot;
 }
 
+/* out = x + step * f(k i), elementwise: x moved along a direction. */
+static void moved(double *out, const double *x, size_t n, double step, double (*f)(double),
+                  double k) {
+    for (size_t i = 0; i < n; i++) out[i] = x[i] + step * f(k * (double)i);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s SCENARIO\n", argv[0]);
@@ -101,9 +107,9 @@ int main(int argc, char **argv) {
               == TESSERA_STATUS_OK, "backward");
     double eps = 1e-6, analytic = 0.0, plus, minus;
     for (size_t i = 0; i < nb; i++) analytic += grad[i] * cos(0.7 * (double)i);
-    for (size_t i = 0; i < nb; i++) shifted[i] = basis[i] + eps * cos(0.7 * (double)i);
+    moved(shifted, basis, nb, eps, cos, 0.7);
     plus = projected_dot(layer, shifted, nb, ic, s, u_bar, g);
-    for (size_t i = 0; i < nb; i++) shifted[i] = basis[i] - eps * cos(0.7 * (double)i);
+    moved(shifted, basis, nb, -eps, cos, 0.7);
     minus = projected_dot(layer, shifted, nb, ic, s, u_bar, g);
     double numeric = (plus - minus) / (2.0 * eps);
     printf("backward: %.10g, finite differences %.10g\n", analytic, numeric);
@@ -120,9 +126,9 @@ int main(int argc, char **argv) {
               == TESSERA_STATUS_OK, "residual backward");
     double r_analytic = 0.0, r_numeric = 0.0;
     for (size_t q = 0; q < g; q++) r_analytic += u_bar_r[q] * sin(0.9 * (double)q);
-    for (size_t q = 0; q < g; q++) u_shift[q] = u[q] + eps * sin(0.9 * (double)q);
+    moved(u_shift, u, g, eps, sin, 0.9);
     check(tessera_constraint_residual(layer, u_shift, g, f_plus, m) == TESSERA_STATUS_OK, "F(u + eps v)");
-    for (size_t q = 0; q < g; q++) u_shift[q] = u[q] - eps * sin(0.9 * (double)q);
+    moved(u_shift, u, g, -eps, sin, 0.9);
     check(tessera_constraint_residual(layer, u_shift, g, f_minus, m) == TESSERA_STATUS_OK, "F(u - eps v)");
     for (size_t q = 0; q < m; q++) r_numeric += f_bar[q] * (f_plus[q] - f_minus[q]) / (2.0 * eps);
     printf("residual backward: %.10g, finite differences %.10g\n", r_analytic, r_numeric);
@@ -151,9 +157,9 @@ int main(int argc, char **argv) {
               == TESSERA_STATUS_OK, "backward in ic");
     double ic_analytic = 0.0;
     for (size_t i = 0; i < s; i++) ic_analytic += ic_bar[i] * sin(0.5 * (double)i);
-    for (size_t i = 0; i < s; i++) ic_shifted[i] = ic[i] + eps * sin(0.5 * (double)i);
+    moved(ic_shifted, ic, s, eps, sin, 0.5);
     plus = projected_dot(layer, basis, nb, ic_shifted, s, u_bar, g);
-    for (size_t i = 0; i < s; i++) ic_shifted[i] = ic[i] - eps * sin(0.5 * (double)i);
+    moved(ic_shifted, ic, s, -eps, sin, 0.5);
     minus = projected_dot(layer, basis, nb, ic_shifted, s, u_bar, g);
     double ic_numeric = (plus - minus) / (2.0 * eps);
     printf("backward in ic: %.10g, finite differences %.10g\n", ic_analytic, ic_numeric);
