@@ -818,7 +818,8 @@ impl<P: Pde> ConstraintLayer<P> {
     ///
     /// It runs on the host (the experts' adjoint solves stay on an attached
     /// GPU), so `basis` must be the basis `forward` was computed from on
-    /// every path.
+    /// every path; [`LayerGradient::basis`] is `backward`'s bit for bit on
+    /// the CPU, and to round-off where `backward` pulls back on a GPU.
     ///
     /// Errors: those of [`ConstraintLayer::backward`], and a PDE that does
     /// not provide the derivative ([`ConstraintError::NoDerivative`]).

@@ -146,7 +146,7 @@ public:
         return out;
     }
 
-    /** backward(), and dL/dics too: the same dL/dbasis, bit for bit. */
+    /** backward(), and dL/dics too: the same dL/dbasis (bit for bit on the CPU). */
     Gradient backward_with_ic(Values u_bar) const {
         Gradient out{std::vector<double>(basis_len_), std::vector<double>(ic_len_)};
         detail::check(tessera_forward_backward_ic(handle_.get(), u_bar.data, u_bar.size,

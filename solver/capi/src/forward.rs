@@ -126,8 +126,10 @@ pub unsafe extern "C" fn tessera_forward_backward(
 }
 
 /// `tessera_forward_backward`, differentiating in the initial conditions
-/// too: writes `∂L/∂basis` to `basis_bar_out` (as `tessera_forward_backward`,
-/// the same values) and `∂L/∂ic` to `ic_bar_out` (`n_ic_bar = n_ic` of the
+/// too: writes `∂L/∂basis` to `basis_bar_out` (as `tessera_forward_backward`:
+/// the same bits on the CPU; where the solves run on a GPU, whose pull-back
+/// this pass runs on the host, the same values to round-off) and `∂L/∂ic` to
+/// `ic_bar_out` (`n_ic_bar = n_ic` of the
 /// forward call, laid out like its `ic`). An initial condition reaches the
 /// field through the rows it builds (right-hand sides, coefficients such as
 /// diffusion–sorption's `1/u0`) and through the offset of models that build it
