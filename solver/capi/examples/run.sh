@@ -92,8 +92,9 @@ else
     require numpy Python
 fi
 if python3 -c "import numpy, jax" 2>/dev/null; then
-    echo "== running the JAX example"
+    echo "== running the JAX examples"
     python3 "$here/projection_jax.py" "$here/projection.toml" "$here/projection-2d.toml"
+    python3 "$here/inverse_jax.py" "$here/inverse.toml"
 else
     require "numpy and jax" JAX
 fi
