@@ -5,8 +5,9 @@
 //! problems, run through `tiles.cu` compiled for the host, give the CPU
 //! layer's `u` and `B̄` — for a PDE whose linear rows read a term outside
 //! the residual, and for one with a solution map and offsets. On a machine
-//! with a GPU, the layer with its solves there gives the CPU layer's `u`
-//! and `B̄` (skipped, saying why, without a CUDA driver).
+//! with a GPU, the layer with its solves there gives the CPU layer's `u`,
+//! `B̄` and gradient in the initial conditions (skipped, saying why, without
+//! a CUDA driver).
 #![cfg(feature = "cuda")]
 
 #[path = "../../constraints/tests/common/mod.rs"]
@@ -22,8 +23,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tessera_constraints::gpu::{GpuLm, Tiles};
 use tessera_constraints::{
-    ConstraintError, HessianMode, InitialGuess, LevenbergMarquardt, LinearRow, Pde, Sensitivity,
-    Term,
+    ConstraintError, HessianMode, InitialGuess, LevenbergMarquardt, LinearRow, LinearRowBar, Pde,
+    Sensitivity, Term,
 };
 use tessera_experts::terms::residual_rows;
 use tessera_experts::{ConstraintLayer, LayerConfig, RowScope};
@@ -52,6 +53,15 @@ impl<R: Pde> Pde for Sorption<R> {
     }
     fn residual<D: DualNum<Primitive = f64> + Copy>(&self, z: &[D], x: &[f64], out: &mut [D]) {
         self.residual.residual(z, x, out);
+    }
+    fn initial_condition_backward(
+        &self,
+        grid: &Grid,
+        ic: &[f64],
+        rows: &[LinearRowBar],
+        offset: Option<&[f64]>,
+    ) -> Result<Vec<f64>, ConstraintError> {
+        SorptionLike.initial_condition_backward(grid, ic, rows, offset)
     }
 }
 
@@ -240,4 +250,10 @@ fn the_layer_on_a_gpu_assembles_and_pulls_back_as_on_the_cpu() {
     assert_close("B̄", &got_bar, &expected_bar, 1e-8);
     let times = on_gpu.gpu_solver().unwrap().take_times();
     assert_eq!(times.backward.calls, 1, "one backward call, on the GPU");
+    // The gradient in the initial conditions: the adjoint solves on the GPU,
+    // the pull-back on the host.
+    let expected_ic = cpu.backward_with_ic(&expected, &basis, &u_bar).unwrap();
+    let got_ic = on_gpu.backward_with_ic(&got, &basis, &u_bar).unwrap();
+    assert_close("B̄ with the ic's", &got_ic.basis, &expected_ic.basis, 1e-8);
+    assert_close("ic̄", &got_ic.ic, &expected_ic.ic, 1e-8);
 }
