@@ -59,6 +59,29 @@ static void moved(double *out, const double *x, size_t n, double step, double (*
     for (size_t i = 0; i < n; i++) out[i] = x[i] + step * f(k * (double)i);
 }
 
+/* <v, d> for the direction d_i = f(k i). */
+static double along(const double *v, size_t n, double (*f)(double), double k) {
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += v[i] * f(k * (double)i);
+    return sum;
+}
+
+/* The central difference of <u_bar, u(basis, ic)> along d_i = f(k i), moving
+ * the basis (along_basis) or the initial condition. */
+static double central_difference(const TesseraConstraint *layer, const double *basis, size_t nb,
+                                 const double *ic, size_t s, const double *u_bar, size_t g,
+                                 int along_basis, double (*f)(double), double k, double eps) {
+    size_t n = along_basis ? nb : s;
+    double *x = malloc(sizeof(double) * n), dots[2];
+    for (int side = 0; side < 2; side++) {
+        moved(x, along_basis ? basis : ic, n, side ? -eps : eps, f, k);
+        dots[side] = along_basis ? projected_dot(layer, x, nb, ic, s, u_bar, g)
+                                 : projected_dot(layer, basis, nb, x, s, u_bar, g);
+    }
+    free(x);
+    return (dots[0] - dots[1]) / (2.0 * eps);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s SCENARIO\n", argv[0]);
@@ -101,17 +124,11 @@ int main(int argc, char **argv) {
      * differences). The first NB * g values of B serve as [T][X][NB]. */
     nb = g * NB;
     double *u_bar = malloc(sizeof(double) * g), *grad = malloc(sizeof(double) * nb);
-    double *shifted = malloc(sizeof(double) * nb);
     for (size_t q = 0; q < g; q++) u_bar[q] = sin(1.3 * (double)q);
     check(tessera_constraint_backward(layer, basis, nb, NB, ic, s, u_bar, g, grad, nb)
               == TESSERA_STATUS_OK, "backward");
-    double eps = 1e-6, analytic = 0.0, plus, minus;
-    for (size_t i = 0; i < nb; i++) analytic += grad[i] * cos(0.7 * (double)i);
-    moved(shifted, basis, nb, eps, cos, 0.7);
-    plus = projected_dot(layer, shifted, nb, ic, s, u_bar, g);
-    moved(shifted, basis, nb, -eps, cos, 0.7);
-    minus = projected_dot(layer, shifted, nb, ic, s, u_bar, g);
-    double numeric = (plus - minus) / (2.0 * eps);
+    double eps = 1e-6, analytic = along(grad, nb, cos, 0.7);
+    double numeric = central_difference(layer, basis, nb, ic, s, u_bar, g, 1, cos, 0.7, eps);
     printf("backward: %.10g, finite differences %.10g\n", analytic, numeric);
     check(fabs(analytic - numeric) <= 1e-5 * fmax(1.0, fabs(analytic)), "backward matches");
 
@@ -124,8 +141,7 @@ int main(int argc, char **argv) {
     for (size_t q = 0; q < m; q++) f_bar[q] = cos(0.3 * (double)q);
     check(tessera_constraint_residual_backward(layer, u, g, f_bar, m, u_bar_r, g)
               == TESSERA_STATUS_OK, "residual backward");
-    double r_analytic = 0.0, r_numeric = 0.0;
-    for (size_t q = 0; q < g; q++) r_analytic += u_bar_r[q] * sin(0.9 * (double)q);
+    double r_analytic = along(u_bar_r, g, sin, 0.9), r_numeric = 0.0;
     moved(u_shift, u, g, eps, sin, 0.9);
     check(tessera_constraint_residual(layer, u_shift, g, f_plus, m) == TESSERA_STATUS_OK, "F(u + eps v)");
     moved(u_shift, u, g, -eps, sin, 0.9);
@@ -142,7 +158,6 @@ int main(int argc, char **argv) {
     TesseraForward *forward = NULL;
     double *u_kept = malloc(sizeof(double) * g), *grad_kept = malloc(sizeof(double) * nb);
     double *ic_bar = malloc(sizeof(double) * s), *ic_bar_kept = malloc(sizeof(double) * s);
-    double *ic_shifted = malloc(sizeof(double) * s);
     check(tessera_constraint_forward(layer, basis, nb, NB, ic, s, u_kept, g, NULL, 0, NULL, 0,
                                      &forward) == TESSERA_STATUS_OK, "forward");
     check(tessera_constraint_solve(layer, basis, nb, NB, ic, s, u, g, NULL, 0, NULL, 0)
@@ -155,13 +170,8 @@ int main(int argc, char **argv) {
      * linear in it and the differences are accurate). */
     check(tessera_forward_backward_ic(forward, u_bar, g, grad_kept, nb, ic_bar, s)
               == TESSERA_STATUS_OK, "backward in ic");
-    double ic_analytic = 0.0;
-    for (size_t i = 0; i < s; i++) ic_analytic += ic_bar[i] * sin(0.5 * (double)i);
-    moved(ic_shifted, ic, s, eps, sin, 0.5);
-    plus = projected_dot(layer, basis, nb, ic_shifted, s, u_bar, g);
-    moved(ic_shifted, ic, s, -eps, sin, 0.5);
-    minus = projected_dot(layer, basis, nb, ic_shifted, s, u_bar, g);
-    double ic_numeric = (plus - minus) / (2.0 * eps);
+    double ic_analytic = along(ic_bar, s, sin, 0.5);
+    double ic_numeric = central_difference(layer, basis, nb, ic, s, u_bar, g, 0, sin, 0.5, eps);
     printf("backward in ic: %.10g, finite differences %.10g\n", ic_analytic, ic_numeric);
     check(fabs(ic_analytic) > 1e-8, "backward in ic: not vacuously zero");
     check(fabs(ic_analytic - ic_numeric) <= 1e-5 * fmax(1.0, fabs(ic_analytic)),
@@ -185,8 +195,8 @@ int main(int argc, char **argv) {
            "ic's), bit for bit\n");
 
     free(basis); free(ic); free(u); free(weights); free(ones); free(status);
-    free(u_bar); free(grad); free(shifted); free(u_kept); free(grad_kept);
-    free(ic_bar); free(ic_bar_kept); free(ic_shifted);
+    free(u_bar); free(grad); free(u_kept); free(grad_kept);
+    free(ic_bar); free(ic_bar_kept);
     if (failures) fprintf(stderr, "%d checks failed\n", failures);
     else printf("projection: all checks passed\n");
     return failures ? 1 : 0;

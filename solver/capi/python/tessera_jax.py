@@ -157,6 +157,7 @@ def projection(layer, return_status=False, keep=8):
         initial conditions' gradient too, summed over the leading axes ``ic`` was
         broadcast along (those of ``basis`` past ``ic``'s own)."""
         u_bar = np.reshape(u_bar, (-1,) + grid)
+        like_basis = lambda g: g.reshape(basis.shape).astype(basis.dtype, copy=False)
         tokens = np.unique(token)
         forward = kept.take(int(tokens[0])) if tokens.size == 1 else None
         if forward is None or forward.u.shape != u_bar.shape:
@@ -164,21 +165,16 @@ def projection(layer, return_status=False, keep=8):
                 forward.close()
             _, b, c = batch(basis, ic)
             if not with_ic:
-                g = layer.backward(b, c, u_bar)
-                return g.reshape(basis.shape).astype(basis.dtype, copy=False)
+                return like_basis(layer.backward(b, c, u_bar))
             forward = layer.forward(b, c)
         with forward:
             if not with_ic:
-                g = forward.backward(u_bar)
-                return g.reshape(basis.shape).astype(basis.dtype, copy=False)
+                return like_basis(forward.backward(u_bar))
             g, g_ic = forward.backward_with_ic(u_bar)
         lead = basis.shape[: basis.ndim - len(grid) - 1]
         own = ic.ndim - len(space)
         g_ic = g_ic.reshape(lead + space).sum(axis=tuple(range(own, len(lead))))
-        return (
-            g.reshape(basis.shape).astype(basis.dtype, copy=False),
-            g_ic.astype(ic.dtype, copy=False),
-        )
+        return like_basis(g), g_ic.astype(ic.dtype, copy=False)
 
     def host_backward_basis(basis, ic, token, u_bar):
         return host_backward(basis, ic, token, u_bar, False)
