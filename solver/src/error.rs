@@ -82,6 +82,12 @@ pub enum SolverError {
         path.display()
     )]
     RunDirNotEmpty { path: PathBuf },
+    /// A prediction kept for its gradient was handed to another model's
+    /// backward pass ([`crate::embed::TrainedModel::backward`]).
+    #[error(
+        "this kept prediction was made by another model: differentiate it with the model that made it"
+    )]
+    ForeignForward,
     /// A multi-rank run cannot start or continue.
     #[error(transparent)]
     Parallel(#[from] crate::parallel::ParallelError),

@@ -78,8 +78,8 @@ pub use eval::{
     physics_floor, relative_l2, report, report_at_resolutions, window_errors,
 };
 pub use memory::release_free_memory;
-pub use model::Model;
 pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck, sample_ics};
+pub use model::{Inference, KeptInference, Model};
 #[cfg(feature = "cuda")]
 pub use parallel::gpu_ordinal;
 pub use parallel::launcher::local_rank;

@@ -155,6 +155,69 @@ fn bad_runs_and_bad_input_are_typed_errors() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A trained model's prediction differentiated in its initial conditions:
+/// the kept forward pass predicts what `predict` does, bit for bit; the
+/// gradient matches central differences of the predictions (the run's
+/// solves driven to round-off in its config, which changes no variable) and
+/// does not depend on the threads; a kept pass is differentiated by the
+/// model that made it only, and bad cotangents are typed errors.
+#[test]
+fn a_trained_models_prediction_differentiated_in_its_initial_conditions() {
+    let (dir, data) = tiny_run("ic-gradient");
+    let config = dir.join("config.toml");
+    let mut scenario = Scenario::from_file(&config).unwrap();
+    for setting in [
+        "constraint.rtol=1e-14",
+        "constraint.atol=1e-15",
+        "constraint.max_iters=500",
+    ] {
+        scenario.set(setting).unwrap();
+    }
+    std::fs::write(&config, scenario.to_toml_string()).unwrap();
+    let model = TrainedModel::load(&dir).unwrap();
+    let ics = data.test.initial_conditions(&[0, 1]).concat();
+    let forward = model.forward(&ics, 2).unwrap();
+    let predicted = model.predict(&ics, 2).unwrap();
+    assert_eq!(forward.predictions(), &predicted);
+    assert!(predicted.statuses.iter().all(|s| s.converged()));
+    let wave = |i: usize, a: f64| ((i as f64) * a).sin();
+    let fields_bar: Vec<f64> = (0..predicted.fields.len()).map(|i| wave(i, 1.3)).collect();
+    let ic_bar = model.backward(&forward, &fields_bar, 1).unwrap();
+    assert_eq!(ic_bar, model.backward(&forward, &fields_bar, 3).unwrap());
+    assert_eq!(ic_bar.len(), ics.len());
+    let direction: Vec<f64> = (0..ics.len()).map(|i| wave(i, 0.71)).collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let eps = 1e-7;
+    let loss = |sign: f64| {
+        let moved: Vec<f64> = ics
+            .iter()
+            .zip(&direction)
+            .map(|(x, d)| x + sign * eps * d)
+            .collect();
+        dot(&model.predict(&moved, 2).unwrap().fields, &fields_bar)
+    };
+    let numeric = (loss(1.0) - loss(-1.0)) / (2.0 * eps);
+    let analytic = dot(&ic_bar, &direction);
+    assert!(
+        (analytic - numeric).abs() <= 1e-6 * analytic.abs().max(numeric.abs()),
+        "analytic {analytic:e}, finite differences {numeric:e}"
+    );
+    assert!(analytic.abs() > 1e-6, "a vanishing gradient tests nothing");
+    let other = TrainedModel::load(&dir).unwrap();
+    let err = other.backward(&forward, &fields_bar, 1).unwrap_err();
+    assert!(matches!(err, SolverError::ForeignForward), "{err}");
+    let err = model.backward(&forward, &fields_bar[1..], 1).unwrap_err();
+    assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
+    let mut bad = fields_bar.clone();
+    bad[7] = f64::INFINITY;
+    let err = model.backward(&forward, &bad, 1).unwrap_err();
+    assert!(
+        matches!(err, SolverError::NonFinite { count: 1, .. }),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A projection takes its scenario's `device`: on the CPU it solves there;
 /// a GPU that cannot be used is a typed error, never a silent CPU run.
 #[test]

@@ -6,21 +6,32 @@
 //! solution map (Navier–Stokes, Burgers defined in TOML). The oracle is
 //! central differences of the projected field; a batch gives each sample's
 //! gradient, and the basis gradient is `backward`'s.
+//!
+//! A whole model's prediction, differentiated in its initial conditions
+//! through the backbone's features and the layer ([`Model::infer_backward`]),
+//! against central differences of [`Model::infer`], for each method.
 
 use tessera_scenarios::Scenario;
+use tessera_solver::Model;
 use tessera_solver::embed::{ConstraintProjection, WorkerPool};
 
-/// The layer of a scenario with its solves driven to round-off.
-fn tight(text: &str) -> ConstraintProjection {
+/// A scenario with its solves driven to round-off and `settings` applied.
+fn tight_scenario(text: &str, settings: &[&str]) -> Scenario {
     let mut scenario = Scenario::from_str(text, "ic_gradient.rs").unwrap();
-    for setting in [
+    let tight = [
         "constraint.rtol=1e-14",
         "constraint.atol=1e-15",
         "constraint.max_iters=500",
-    ] {
+    ];
+    for setting in tight.iter().chain(settings) {
         scenario.set(setting).unwrap();
     }
-    ConstraintProjection::from_scenario(&scenario).unwrap()
+    scenario
+}
+
+/// The layer of a scenario with its solves driven to round-off.
+fn tight(text: &str) -> ConstraintProjection {
+    ConstraintProjection::from_scenario(&tight_scenario(text, &[])).unwrap()
 }
 
 fn wave(i: usize, a: f64) -> f64 {
@@ -142,4 +153,87 @@ fn navier_stokes_and_burgers_through_their_offsets() {
     ));
     let ic: Vec<f64> = (0..16).map(|i| 0.4 * wave(i, 0.39) + 0.1).collect();
     check(&burgers, 8, &ic, 1e-5);
+}
+
+/// Checks a model's `infer_backward` against central differences of
+/// `⟨ū, infer(ics)⟩` along one direction, with the model's drawn variables:
+/// the kept prediction equals `infer`'s bit for bit, and a second backward
+/// pass gives the same bits.
+fn check_model(scenario: &Scenario, ics: &[Vec<f64>], eps: f64) -> Vec<f64> {
+    let model = Model::new(scenario).unwrap();
+    let stream = 11;
+    let fields = |ics: &[Vec<f64>]| model.infer(ics, stream).unwrap().fields.concat();
+    let (inference, kept) = model.infer_kept(ics, stream).unwrap();
+    assert_eq!(inference.fields.concat(), fields(ics));
+    assert!(inference.statuses.iter().all(|s| s.converged()));
+    let fields_bar: Vec<f64> = (0..inference.fields.concat().len())
+        .map(|i| wave(i, 1.3))
+        .collect();
+    let ic_bar = model.infer_backward(&kept, &fields_bar).unwrap();
+    assert_eq!(ic_bar, model.infer_backward(&kept, &fields_bar).unwrap());
+    let s = ics[0].len();
+    assert_eq!(ic_bar.len(), ics.len() * s);
+    let direction: Vec<f64> = (0..ic_bar.len()).map(|i| wave(i, 0.71)).collect();
+    let loss = |sign: f64| {
+        let moved: Vec<Vec<f64>> = ics
+            .iter()
+            .zip(direction.chunks(s))
+            .map(|(ic, d)| ic.iter().zip(d).map(|(x, d)| x + sign * eps * d).collect())
+            .collect();
+        dot(&fields(&moved), &fields_bar)
+    };
+    let numeric = (loss(1.0) - loss(-1.0)) / (2.0 * eps);
+    let analytic = dot(&ic_bar, &direction);
+    let scale = analytic.abs().max(numeric.abs());
+    assert!(
+        (analytic - numeric).abs() <= 1e-6 * scale,
+        "{:?}: analytic {analytic:e}, finite differences {numeric:e}",
+        scenario.constraint.method
+    );
+    assert!(analytic.abs() > 1e-6, "a vanishing gradient tests nothing");
+    ic_bar
+}
+
+/// A small network for the model checks.
+const SMALL: [&str; 4] = [
+    "model.widths=[4, 6, 6]",
+    "model.fc_dim=8",
+    "model.n_basis=8",
+    "training.batch_size=2",
+];
+
+#[test]
+fn a_models_prediction_through_its_backbone_and_layer_for_every_method() {
+    let text = scenario("kind = \"heat\"", LINE, 12);
+    let one: Vec<f64> = (0..16).map(|i| 0.5 + 0.2 * wave(i, 0.4)).collect();
+    let two: Vec<f64> = one.iter().map(|x| 1.0 - x).collect();
+    let three: Vec<f64> = one.iter().map(|x| x * x).collect();
+    for method in ["soft", "hard", "moe"] {
+        let setting = format!("constraint.method=\"{method}\"");
+        let mut settings = SMALL.to_vec();
+        settings.push(&setting);
+        let scenario = tight_scenario(&text, &settings);
+        // Three samples in chunks of two: each sample's gradient is its own
+        // (the others' cotangents differ, so compare the first alone).
+        let all = check_model(&scenario, &[one.clone(), two.clone(), three.clone()], 1e-5);
+        let alone = check_model(&scenario, std::slice::from_ref(&one), 1e-5);
+        assert_eq!(all[..16], alone[..], "{method}");
+    }
+}
+
+#[test]
+fn a_models_prediction_with_log_features_and_an_offset() {
+    let grid = "nt = 8\nnx = 16\nt_max = 500.0";
+    let text = scenario("kind = \"diffusion-sorption\"", grid, 24);
+    let mut settings = SMALL.to_vec();
+    settings.push("model.ic_features=\"value-and-log\"");
+    let ic: Vec<f64> = (0..16).map(|i| 0.6 + 0.3 * wave(i, 0.3)).collect();
+    check_model(&tight_scenario(&text, &settings), &[ic], 1e-7);
+    let ns = scenario(
+        "kind = \"navier-stokes\"",
+        "nt = 6\nnx = 8\nny = 8\nt_max = 1.0",
+        40,
+    );
+    let ic: Vec<f64> = (0..64).map(|i| 0.3 * wave(i, 0.5)).collect();
+    check_model(&tight_scenario(&ns, &SMALL), &[ic], 1e-5);
 }

@@ -428,6 +428,21 @@ impl Fno {
         Ok((op, second))
     }
 
+    /// The host's network as a candle op on `features` (`[batch, grid…,
+    /// in_features]`), wherever the model's passes run, reading the
+    /// parameters [`Fno::packed_parameters`] packs from its second argument:
+    /// the pass of a model differentiated in its features, which the GPU
+    /// network does not do (it differentiates in the parameters only).
+    ///
+    /// Errors: features of another shape or dtype.
+    pub(crate) fn host_network_op(&self, features: &Tensor) -> Result<NetworkOpBox, SolverError> {
+        self.check_features(features)?;
+        Ok(match self.dtype {
+            DType::F64 => self.timed_cpu_op::<f64>(features, None),
+            _ => self.timed_cpu_op::<f32>(features, None),
+        })
+    }
+
     /// The CPU's op for checked `features` in `T`, tied to a host slot with
     /// its packed parameters if `held`, timed as [`Fno::timed`].
     fn timed_cpu_op<T: Real + Writable>(
@@ -659,6 +674,50 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// With tracked features (a variable) the op's backward pass gives their
+    /// gradient too, against central differences on a few entries in 2-D and
+    /// 3-D; with untracked features (training) it gives none.
+    #[test]
+    fn features_gradient_matches_finite_differences() {
+        for (ndim, grid, last) in [(2, vec![2, 6, 8], true), (3, vec![1, 4, 5, 6], false)] {
+            let vars = VarMap::new();
+            let fno =
+                Fno::new(tiny(ndim, last), SeededVars::builder(&vars, 5, DType::F64)).unwrap();
+            let mut shape = grid.clone();
+            shape.push(3);
+            let x = Var::from_tensor(&features(&shape, DType::F64)).unwrap();
+            let grads = loss(&fno, x.as_tensor()).backward().unwrap();
+            let g = grads.get(x.as_tensor()).expect("a features gradient");
+            let g = g.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let mut values = x
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+            for idx in [0, 1, values.len() / 2 + 2, values.len() - 1] {
+                let h = 1e-5;
+                let orig = values[idx];
+                let mut eval = |v: f64| {
+                    values[idx] = v;
+                    let moved = Tensor::from_vec(values.clone(), shape.as_slice(), &Device::Cpu);
+                    loss(&fno, &moved.unwrap()).to_scalar::<f64>().unwrap()
+                };
+                let fd = (eval(orig + h) - eval(orig - h)) / (2.0 * h);
+                eval(orig);
+                let err = (fd - g[idx]).abs() / fd.abs().max(g[idx].abs()).max(1e-3);
+                assert!(
+                    err < 1e-6,
+                    "{ndim}-D x[{idx}]: autograd {} vs fd {fd}",
+                    g[idx]
+                );
+            }
+            let untracked = features(&shape, DType::F64);
+            let grads = loss(&fno, &untracked).backward().unwrap();
+            assert!(grads.get(&untracked).is_none());
         }
     }
 

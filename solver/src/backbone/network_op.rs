@@ -276,16 +276,18 @@ impl<T: Real> NetworkOp<T> {
 
     /// Writes the parameter gradient into `gp` (overwriting it: each part is
     /// written where it lies, so no gigabyte-sized vector is assembled and
-    /// copied at the Navier–Stokes scale). Each saved activation is released
-    /// as soon as its layer is done (lowering the peak), so a second backward
-    /// pass through the same forward pass is an error.
+    /// copied at the Navier–Stokes scale) and, if asked for, returns the
+    /// features' gradient. Each saved activation is released as soon as its
+    /// layer is done (lowering the peak), so a second backward pass through
+    /// the same forward pass is an error.
     fn backward(
         &self,
         x: &[T],
         p: &Params<'_, T>,
         g: &[T],
         gp: &mut [T],
-    ) -> candle_core::Result<()> {
+        features_gradient: bool,
+    ) -> candle_core::Result<Option<Vec<T>>> {
         let (g_lift, g_layers, g_head) = self.split_mut(gp);
         let mut saved = match self.saved.lock() {
             Ok(mut guard) => std::mem::take(&mut *guard),
@@ -313,7 +315,12 @@ impl<T: Real> NetworkOp<T> {
         let (g_weight, g_bias) = g_lift.split_at_mut(f * w0);
         g_weight.copy_from_slice(&gram(x, f, &gh, w0));
         g_bias.copy_from_slice(&column_sums(&gh, w0));
-        Ok(())
+        Ok(features_gradient.then(|| {
+            // The lift is `x·W + b`: the features' gradient is `ḡ·Wᵀ`.
+            let mut gx = vec![T::zero(); x.len()];
+            rows_times(&mut gx, false, &gh, w0, dense(p.lift[0], f, w0).transpose());
+            gx
+        }))
     }
 }
 
@@ -346,9 +353,11 @@ impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
         Ok((T::to_cpu_storage_owned(out), self.output_shape(l1.dims())))
     }
 
-    /// Gradients for the parameters only: the features are data. Tied to a
-    /// slot's anchor, the anchor gets zero and the parameters' gradient
-    /// goes to the slot.
+    /// Gradients for the parameters, and for the features when they are
+    /// tracked (a variable, or computed from one: a model differentiated in
+    /// its initial conditions); in training they are data, and that product
+    /// is skipped. Tied to a slot's anchor, the anchor gets zero and the
+    /// parameters' gradient goes to the slot.
     fn bwd(
         &self,
         arg1: &Tensor,
@@ -357,6 +366,11 @@ impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let (x, g) = (arg1.contiguous()?, grad_res.contiguous()?);
+        let wanted = arg1.track_op();
+        let features_bar = |gx: Option<Vec<T>>| {
+            gx.map(|gx| Tensor::from_vec(gx, arg1.shape(), arg1.device()))
+                .transpose()
+        };
         if let Some((slot, _)) = &self.held {
             let (x, g, held) = (
                 x.storage_and_layout(),
@@ -365,11 +379,15 @@ impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
             );
             let (x, g, pieces) = (guarded(&x)?, guarded(&g)?, values(&held)?);
             let p = self.params(&pieces)?;
-            slot.fill(|gp| self.backward(x, &p, g, gp))?;
-            return Ok((None, Some(arg2.zeros_like()?)));
+            let mut gx = None;
+            slot.fill(|gp| {
+                gx = self.backward(x, &p, g, gp, wanted)?;
+                Ok(())
+            })?;
+            return Ok((features_bar(gx)?, Some(arg2.zeros_like()?)));
         }
         let p = arg2.contiguous()?;
-        let gp = {
+        let (gx, gp) = {
             let (x, p, g) = (
                 x.storage_and_layout(),
                 p.storage_and_layout(),
@@ -377,9 +395,13 @@ impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
             );
             let pieces = self.cut(guarded(&p)?)?;
             let mut gp = vec![T::zero(); self.n_params()];
-            self.backward(guarded(&x)?, &self.params(&pieces)?, guarded(&g)?, &mut gp)?;
-            gp
+            let params = self.params(&pieces)?;
+            let gx = self.backward(guarded(&x)?, &params, guarded(&g)?, &mut gp, wanted)?;
+            (gx, gp)
         };
-        Ok((None, Some(Tensor::from_vec(gp, p.shape(), p.device())?)))
+        Ok((
+            features_bar(gx)?,
+            Some(Tensor::from_vec(gp, p.shape(), p.device())?),
+        ))
     }
 }

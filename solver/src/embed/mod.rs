@@ -40,7 +40,7 @@ pub use pool::WorkerPool;
 pub use projection::ConstraintProjection;
 pub use tessera_constraints::{LmStatus, StopReason};
 pub use tessera_experts::{Forward, LayerGradient};
-pub use trained_model::{Predictions, TrainedModel};
+pub use trained_model::{ModelForward, Predictions, TrainedModel};
 
 use crate::SolverError;
 

@@ -1,13 +1,14 @@
 //! A trained model loaded from its run directory, for prediction only.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tessera_constraints::LmStatus;
 use tessera_scenarios::{Dataset, Device, Scenario};
 
 use super::{WorkerPool, batch_of};
 use crate::SolverError;
-use crate::model::Model;
+use crate::model::{KeptInference, Model};
 use crate::train::{Checkpoint, RunDir, batches};
 
 /// A trained model, read-only: [`TrainedModel::predict`] takes `&self`, so
@@ -19,6 +20,28 @@ use crate::train::{Checkpoint, RunDir, batches};
 pub struct TrainedModel {
     model: Model,
     stream: u64,
+    /// Which loaded model this is, so a kept prediction is differentiated
+    /// by the model that made it ([`TrainedModel::backward`]).
+    id: u64,
+}
+
+/// Tells loaded models apart (never reused within a process).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A prediction kept for its gradient in the initial conditions
+/// ([`TrainedModel::forward`], [`TrainedModel::backward`]).
+pub struct ModelForward {
+    predictions: Predictions,
+    kept: KeptInference,
+    model: u64,
+}
+
+impl ModelForward {
+    /// The fields and statuses predicted, as [`TrainedModel::predict`] gives
+    /// them.
+    pub fn predictions(&self) -> &Predictions {
+        &self.predictions
+    }
 }
 
 /// The fields predicted for a batch of initial conditions and how every
@@ -89,6 +112,7 @@ impl TrainedModel {
         Ok(Self {
             stream: batches::eval_seed(scenario.seed),
             model,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -185,5 +209,65 @@ impl TrainedModel {
             statuses: inference.statuses,
             batch: ics.len(),
         })
+    }
+
+    /// [`TrainedModel::predict`] (the same fields and statuses, bit for
+    /// bit), kept for [`TrainedModel::backward`]: the prediction as a
+    /// differentiable function of its initial conditions, for data
+    /// assimilation and inverse problems. The kept pass holds each sample's
+    /// basis and solved problems (what a training step keeps, without the
+    /// backbone's activations, which the backward pass recomputes).
+    ///
+    /// Errors: as [`TrainedModel::predict`].
+    pub fn forward(&self, ics: &[f64], threads: usize) -> Result<ModelForward, SolverError> {
+        self.forward_in(ics, &WorkerPool::new(threads)?)
+    }
+
+    /// [`TrainedModel::forward`] on a pool the caller keeps.
+    pub fn forward_in(&self, ics: &[f64], pool: &WorkerPool) -> Result<ModelForward, SolverError> {
+        batch_of(ics, &self.dims()[1..], "initial conditions [batch, x, (y)]")?;
+        let ics: Vec<Vec<f64>> = ics.chunks(self.ic_len()).map(<[f64]>::to_vec).collect();
+        let (inference, kept) = pool.install(|| self.model.infer_kept(&ics, self.stream))?;
+        Ok(ModelForward {
+            predictions: Predictions {
+                fields: inference.fields.concat(),
+                statuses: inference.statuses,
+                batch: ics.len(),
+            },
+            kept,
+            model: self.id,
+        })
+    }
+
+    /// The gradient in the initial conditions (`[batch, X, (Y)]`, laid out
+    /// as [`TrainedModel::forward`]'s `ics`) of a loss whose gradient in the
+    /// predicted fields is `fields_bar` (`[batch, T, X, (Y)]`), on a pool of
+    /// `threads` threads: through the constraint layer's solves (whose rows
+    /// read the initial condition) and through the backbone (whose features
+    /// hold it). A kept pass may be differentiated any number of times, from
+    /// any thread. The result does not depend on `threads`.
+    ///
+    /// Errors: `forward` kept by another model; `fields_bar` of another
+    /// length, NaN or infinite values.
+    pub fn backward(
+        &self,
+        forward: &ModelForward,
+        fields_bar: &[f64],
+        threads: usize,
+    ) -> Result<Vec<f64>, SolverError> {
+        self.backward_in(forward, fields_bar, &WorkerPool::new(threads)?)
+    }
+
+    /// [`TrainedModel::backward`] on a pool the caller keeps.
+    pub fn backward_in(
+        &self,
+        forward: &ModelForward,
+        fields_bar: &[f64],
+        pool: &WorkerPool,
+    ) -> Result<Vec<f64>, SolverError> {
+        if forward.model != self.id {
+            return Err(SolverError::ForeignForward);
+        }
+        pool.install(|| self.model.infer_backward(&forward.kept, fields_bar))
     }
 }

@@ -128,9 +128,38 @@ impl BasisPass {
     }
 
     /// The parameters' gradient (the gradient of the op's second argument)
-    /// for the basis gradient `basis_bar` (`[batch, grid points, N]`): the
-    /// backbone's backward pass, zero for the points past the solution's.
+    /// for the basis gradient `basis_bar` (`[batch, grid points, N]`).
     fn backward(&self, basis_bar: Vec<f64>) -> Result<Tensor, SolverError> {
+        let (_, params_bar) = self.pass_back(basis_bar)?;
+        params_bar.ok_or_else(|| {
+            candle_core::Error::Msg("the backbone gave no parameter gradient".into()).into()
+        })
+    }
+
+    /// The features' gradient, `[batch, backbone points, features]` f64, for
+    /// the basis gradient `basis_bar` (`[batch, grid points, N]`), where the
+    /// pass ran on tracked features (a variable: [`Model::infer_kept`] makes
+    /// them one).
+    ///
+    /// [`Model::infer_kept`]: super::Model::infer_kept
+    pub(super) fn features_gradient(&self, basis_bar: Vec<f64>) -> Result<Vec<f64>, SolverError> {
+        let (features_bar, _) = self.pass_back(basis_bar)?;
+        let features_bar = features_bar.ok_or_else(|| {
+            candle_core::Error::Msg("the backbone gave no features gradient".into())
+        })?;
+        Ok(features_bar
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?)
+    }
+
+    /// The backbone's backward pass for the basis gradient `basis_bar`
+    /// (`[batch, grid points, N]`; zero for the points past the solution's):
+    /// the gradients of the op's two arguments.
+    fn pass_back(
+        &self,
+        basis_bar: Vec<f64>,
+    ) -> Result<(Option<Tensor>, Option<Tensor>), SolverError> {
         let batch = self.output.dims()[0];
         if basis_bar.len() != batch * self.grid_points * self.n_basis {
             return Err(SolverError::ShapeMismatch {
@@ -151,12 +180,9 @@ impl BasisPass {
         };
         let grad = Tensor::from_vec(full, self.output.shape(), &Device::Cpu)?
             .to_dtype(self.output.dtype())?;
-        let (_, params_bar) = self
+        Ok(self
             .op
-            .bwd(&self.features, &self.params, &self.output, &grad)?;
-        params_bar.ok_or_else(|| {
-            candle_core::Error::Msg("the backbone gave no parameter gradient".into()).into()
-        })
+            .bwd(&self.features, &self.params, &self.output, &grad)?)
     }
 
     /// `u` (shaped `shape`, f64), computed from this pass by the layer, as a

@@ -116,6 +116,33 @@ impl Features {
         shape.push(w);
         Ok(Tensor::from_vec(data, shape, &Device::Cpu)?.to_dtype(dtype)?)
     }
+
+    /// The gradient in one initial condition `ic` of a loss whose gradient in
+    /// that sample's features is `features_bar` (`[points, width]` as
+    /// [`Features::tensor`] lays them out): the value channel's gradient
+    /// summed over the time levels it is broadcast to, plus the log
+    /// channel's divided by `ic`. The coordinates do not depend on `ic`.
+    ///
+    /// Errors: `features_bar` or `ic` of another length.
+    pub fn ic_gradient(&self, features_bar: &[f64], ic: &[f64]) -> Result<Vec<f64>, SolverError> {
+        let (s, w) = (self.n_space(), self.width());
+        if ic.len() != s || features_bar.len() != self.points() * w {
+            return Err(SolverError::ShapeMismatch {
+                what: "features gradient [points, features] of one initial condition [x, (y)]",
+                expected: vec![self.points(), w, s],
+                got: vec![features_bar.len(), ic.len()],
+            });
+        }
+        let mut ic_bar = vec![0.0; s];
+        for (p, point) in features_bar.chunks(w).enumerate() {
+            let i = p % s;
+            ic_bar[i] += point[0];
+            if self.ic == IcFeatures::ValueAndLog {
+                ic_bar[i] += point[1] / ic[i];
+            }
+        }
+        Ok(ic_bar)
+    }
 }
 
 #[cfg(test)]
@@ -170,5 +197,36 @@ mod tests {
         let value = Features::new(&grid, 1.0, IcFeatures::Value);
         assert_eq!(value.width(), 3);
         assert!(value.tensor(&[vec![0.5, 0.0]], DType::F64).is_ok());
+    }
+
+    /// `⟨features_bar, ∂features/∂ic · δ⟩ = ⟨ic_gradient, δ⟩` for both
+    /// feature sets, the directional derivative of the features taken by
+    /// central differences of [`Features::tensor`] (exact for the value
+    /// channel, which is linear).
+    #[test]
+    fn ic_gradient_is_the_features_adjoint() {
+        let grid = Grid::uniform_tx(3, 4, 1.0).unwrap();
+        let ic = vec![0.7, 1.3, 0.4, 2.1];
+        let delta = [0.3, -0.8, 0.5, 0.2];
+        for kind in [IcFeatures::Value, IcFeatures::ValueAndLog] {
+            let features = Features::new(&grid, 1.0, kind);
+            let n = features.points() * features.width();
+            let bar: Vec<f64> = (0..n).map(|i| (0.9 * i as f64 + 0.1).sin()).collect();
+            let at = |h: f64| {
+                let moved: Vec<f64> = ic.iter().zip(&delta).map(|(v, d)| v + h * d).collect();
+                let t = features.tensor(&[moved], DType::F64).unwrap();
+                t.flatten_all().unwrap().to_vec1::<f64>().unwrap()
+            };
+            let h = 1e-5;
+            let (up, down) = (at(h), at(-h));
+            let fd: f64 = (0..n).map(|i| bar[i] * (up[i] - down[i]) / (2.0 * h)).sum();
+            let got = features.ic_gradient(&bar, &ic).unwrap();
+            let adjoint: f64 = got.iter().zip(&delta).map(|(g, d)| g * d).sum();
+            assert!(
+                (adjoint - fd).abs() < 1e-8 * fd.abs().max(1.0),
+                "{kind:?}: {adjoint} vs {fd}"
+            );
+            assert!(features.ic_gradient(&bar[1..], &ic).is_err());
+        }
     }
 }

@@ -15,6 +15,7 @@ mod external_op;
 mod features;
 pub mod gradcheck;
 mod hard_constraint;
+mod kept_inference;
 pub mod loss;
 mod per_sample;
 pub(crate) mod placement;
@@ -34,6 +35,8 @@ pub use self::external_op::ExternalOp;
 pub use self::features::Features;
 use self::hard_constraint::WARM_KEY;
 pub use self::hard_constraint::{HardConstraint, SolveStats};
+use self::kept_inference::KeptChunk;
+pub use self::kept_inference::KeptInference;
 use self::loss::{LossParts, N_PARTS, PhysicsLoss};
 use crate::SolverError;
 use crate::backbone::{Fno, SeededVars};
@@ -325,6 +328,17 @@ impl Model {
     /// one, or a solve that stopped without usable weights (non-finite or
     /// singular).
     pub fn infer(&self, ics: &[Vec<f64>], stream: u64) -> Result<Inference, SolverError> {
+        self.infer_keeping(ics, stream, None)
+    }
+
+    /// [`Model::infer`], keeping in `kept` (if given) each chunk's basis and
+    /// solves for [`Model::infer_backward`].
+    fn infer_keeping(
+        &self,
+        ics: &[Vec<f64>],
+        stream: u64,
+        mut kept: Option<&mut Vec<KeptChunk>>,
+    ) -> Result<Inference, SolverError> {
         self.features.check_ics(ics)?;
         let mut fields = Vec::with_capacity(ics.len());
         let mut statuses = Vec::new();
@@ -340,8 +354,18 @@ impl Model {
                 None => values,
                 Some(c) => {
                     let (forward, _) = c.solve(&values, chunk, stream)?;
-                    statuses.extend(forward.statuses);
-                    forward.u
+                    statuses.extend_from_slice(&forward.statuses);
+                    match kept.as_deref_mut() {
+                        None => forward.u,
+                        Some(kept) => {
+                            let u = forward.u.clone();
+                            kept.push(KeptChunk {
+                                basis: values,
+                                forward,
+                            });
+                            u
+                        }
+                    }
                 }
             };
             fields.extend(u.chunks(g).map(<[f64]>::to_vec));

@@ -117,16 +117,23 @@ impl CustomOp2 for DeviceNetworkOp {
         Ok((out, Shape::from(shape)))
     }
 
-    /// Gradients for the parameters only: the features are data. Tied to a
+    /// Gradients for the parameters only: the features are data, and tracked
+    /// ones (which the host's network differentiates in) are an error. Tied to a
     /// slot's anchor, the anchor gets zero and the parameters' gradient
     /// stays on the device, in the slot.
     fn bwd(
         &self,
-        _arg1: &Tensor,
+        arg1: &Tensor,
         arg2: &Tensor,
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        if arg1.track_op() {
+            candle_core::bail!(
+                "fno: the GPU network does not differentiate in its features; \
+                 run that pass on the host's network"
+            );
+        }
         let pass = match self.pass.lock() {
             Ok(mut guard) => guard.take(),
             Err(_) => candle_core::bail!("fno: device pass store poisoned"),
