@@ -139,6 +139,12 @@ typedef struct TesseraForward TesseraForward;
 typedef struct TesseraModel TesseraModel;
 
 /**
+ * An opaque handle to a kept prediction (never dereferenced by the library:
+ * see the header's notes on handles).
+ */
+typedef struct TesseraModelForward TesseraModelForward;
+
+/**
  * Sizes of a model's or a constraint layer's arrays. For a 1-D problem
  * (`T × X` grid) `n_dims = 2` and `ny = 1`.
  */
@@ -523,6 +529,54 @@ enum TesseraStatus tessera_model_predict(const struct TesseraModel *model,
                                          size_t n_out,
                                          struct TesseraSolveStatus *status_out,
                                          size_t n_status);
+
+/**
+ * `tessera_model_predict` (the same arguments and outputs, the same
+ * results, bit for bit), and a new handle in `*out` that keeps the
+ * prediction for `tessera_model_forward_backward`: each sample's basis and
+ * solved problems (what a training step keeps, without the backbone's
+ * activations, which the backward pass computes again) until
+ * `tessera_model_forward_free`.
+ *
+ * # Safety
+ * Each pointer NULL or valid for its length; outputs must not overlap
+ * inputs; `out` NULL or writable.
+ */
+enum TesseraStatus tessera_model_forward(const struct TesseraModel *model,
+                                         const double *ic,
+                                         size_t n_ic,
+                                         double *fields_out,
+                                         size_t n_fields,
+                                         struct TesseraSolveStatus *status_out,
+                                         size_t n_status,
+                                         struct TesseraModelForward **out);
+
+/**
+ * The gradient in the initial conditions of a kept prediction: given
+ * `fields_bar = ∂L/∂fields` (`n_fields_bar = batch · shape.field_len`
+ * values, `[batch][T][X](/[Y])`), writes `∂L/∂ic` (`n_ic_bar = n_ic` of
+ * the forward call, laid out like its `ic`) to `ic_bar_out`. An initial
+ * condition reaches the fields through the backbone (its features hold it)
+ * and through the constraint layer (its rows read it); both parts are
+ * summed. A kept prediction may be differentiated any number of times,
+ * from any thread; the result does not depend on the number of threads.
+ * NaN or infinite `fields_bar` returns `TESSERA_STATUS_NON_FINITE`.
+ *
+ * # Safety
+ * Each pointer NULL or valid for its length; `ic_bar_out` must not overlap
+ * `fields_bar`.
+ */
+enum TesseraStatus tessera_model_forward_backward(const struct TesseraModelForward *forward,
+                                                  const double *fields_bar,
+                                                  size_t n_fields_bar,
+                                                  double *ic_bar_out,
+                                                  size_t n_ic_bar);
+
+/**
+ * Frees a kept prediction. NULL is accepted and does nothing; a handle
+ * freed already returns `TESSERA_STATUS_INVALID_HANDLE`.
+ */
+enum TesseraStatus tessera_model_forward_free(struct TesseraModelForward *forward);
 
 /**
  * Copies the message of the last failed call on this thread into `buf`

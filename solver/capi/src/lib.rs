@@ -13,6 +13,7 @@ pub mod constraint;
 pub mod forward;
 mod handles;
 pub mod model;
+pub mod model_forward;
 pub mod shape;
 pub mod solve_status;
 pub mod status;

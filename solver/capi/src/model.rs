@@ -1,9 +1,10 @@
 //! A trained model: load a run directory, query its shape, predict, free.
 
 use std::ffi::c_char;
+use std::sync::Arc;
 
 use tessera_scenarios::Device;
-use tessera_solver::embed::{TrainedModel, WorkerPool};
+use tessera_solver::embed::{Predictions, TrainedModel, WorkerPool};
 
 use crate::args::{expect_len, ic_batch, input, optional_output, output, path, text, write_handle};
 use crate::handles::Table;
@@ -18,9 +19,9 @@ pub struct TesseraModel {
     _opaque: [u8; 0],
 }
 
-struct Loaded {
-    model: TrainedModel,
-    pool: WorkerPool,
+pub(crate) struct Loaded {
+    pub model: TrainedModel,
+    pub pool: WorkerPool,
 }
 
 static MODELS: Table<Loaded> = Table::new("model");
@@ -179,6 +180,37 @@ pub unsafe extern "C" fn tessera_model_predict(
     n_status: usize,
 ) -> TesseraStatus {
     guard(|| {
+        // SAFETY: the caller's contract.
+        let call = unsafe { PredictCall::new(model, ic, n_ic, out, n_out, status_out, n_status) }?;
+        let predictions = call.loaded.model.predict_in(call.ic, &call.loaded.pool)?;
+        call.write(&predictions);
+        Ok(())
+    })
+}
+
+/// The checked arguments of a prediction (`tessera_model_predict`, and
+/// `tessera_model_forward`, which keeps it).
+pub(crate) struct PredictCall<'a> {
+    pub loaded: Arc<Loaded>,
+    pub ic: &'a [f64],
+    out: &'a mut [f64],
+    statuses: Option<&'a mut [TesseraSolveStatus]>,
+}
+
+impl<'a> PredictCall<'a> {
+    /// Checks the handle, the pointers and the lengths.
+    ///
+    /// # Safety
+    /// As `tessera_model_predict`.
+    pub(crate) unsafe fn new(
+        model: *const TesseraModel,
+        ic: *const f64,
+        n_ic: usize,
+        out: *mut f64,
+        n_out: usize,
+        status_out: *mut TesseraSolveStatus,
+        n_status: usize,
+    ) -> Result<Self, CallError> {
         let loaded = MODELS.get(model)?;
         let m = &loaded.model;
         // SAFETY (all three): the caller's contract.
@@ -190,9 +222,17 @@ pub unsafe extern "C" fn tessera_model_predict(
         if let Some(s) = &statuses {
             expect_len("status_out", s.len(), batch * m.n_experts())?;
         }
-        let predictions = m.predict_in(ic, &loaded.pool)?;
-        out.copy_from_slice(&predictions.fields);
-        write_statuses(&predictions.statuses, statuses);
-        Ok(())
-    })
+        Ok(Self {
+            loaded,
+            ic,
+            out,
+            statuses,
+        })
+    }
+
+    /// Writes the fields and statuses of `predictions` to the caller's arrays.
+    pub(crate) fn write(self, predictions: &Predictions) {
+        self.out.copy_from_slice(&predictions.fields);
+        write_statuses(&predictions.statuses, self.statuses);
+    }
 }
