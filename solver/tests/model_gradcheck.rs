@@ -1,5 +1,6 @@
 //! The whole model's autograd gradient (backbone → constraint layer → losses)
-//! against finite differences, for soft, hard and mixture-of-experts models.
+//! against finite differences, for soft, hard and mixture-of-experts models,
+//! and its prediction's gradient in the initial conditions.
 
 mod model_common;
 
@@ -21,6 +22,7 @@ fn diffusion_sorption_gradients_match_finite_differences() {
         assert_eq!(m.stationarity == 0.0, m.method == "soft", "{}", m.method);
     }
     assert!(report.max_rel_err <= 1e-5, "{report:#?}");
+    assert!(report.ic_max_rel_err <= 1e-5, "{report:#?}");
 }
 
 #[test]
@@ -28,6 +30,7 @@ fn navier_stokes_gradients_match_finite_differences() {
     let s = model_common::navier_stokes("moe");
     let report = gradcheck(&s, &GradcheckOptions::default()).unwrap();
     assert!(report.max_rel_err <= 1e-5, "{report:#?}");
+    assert!(report.ic_max_rel_err <= 1e-5, "{report:#?}");
 }
 
 #[test]
@@ -50,6 +53,7 @@ fn burgers_hard_constraint_gradients_match_finite_differences() {
         assert!(m.stationarity < 1e-9, "{}: {}", m.method, m.stationarity);
     }
     assert!(report.max_rel_err <= 1e-6, "{report:#?}");
+    assert!(report.ic_max_rel_err <= 1e-6, "{report:#?}");
 }
 
 /// The shipped 2-D scenario `name` at 6 × 16 × 16 with 200 points per
@@ -77,6 +81,7 @@ fn check_small_2d(name: &str) {
         );
     }
     assert!(report.max_rel_err <= 1e-6, "{report:#?}");
+    assert!(report.ic_max_rel_err <= 1e-6, "{report:#?}");
 }
 
 /// A PDE with the mixed derivative `u_xy` (the product of two difference
