@@ -3,7 +3,8 @@ predicts the test set's initial conditions one at a time and as one batch,
 and checks each prediction's relative L2 error against the truth equals what
 `tessera eval` wrote to summary.json (to 1e-12); then predicts from 4 Python
 threads at once (the library runs without the GIL) and checks the results
-equal the single-threaded ones bit for bit, and that bad calls raise
+equal the single-threaded ones bit for bit, checks a kept prediction's gradient
+in its initial conditions against finite differences, and that bad calls raise
 TesseraError with the library's status.
 
     python3 predict.py RUN_DIR TEST_DATA.safetensors SAMPLES
@@ -48,6 +49,28 @@ def relative_l2(p, t):
     for v in t.tolist():
         norm += v * v
     return (diff / norm) ** 0.5
+
+
+def check_ic_gradient(model, ics):
+    """A kept prediction (Model.forward) equals predict's bit for bit, and its gradient
+    in the initial conditions matches central differences of the predictions."""
+    with model.forward(ics) as forward:
+        assert np.array_equal(forward.fields, model.predict(ics)), "forward equals predict"
+        i = np.arange(forward.fields.size)
+        fields_bar = np.sin(1.3 * i).reshape(forward.fields.shape)
+        ic_bar = forward.backward(fields_bar)
+        assert ic_bar.shape == ics.shape, ic_bar.shape
+        assert np.array_equal(ic_bar, forward.backward(fields_bar)), "a second pass agrees"
+    direction = np.sin(0.71 * np.arange(ics.size)).reshape(ics.shape)
+    eps = 1e-5  # the solves stop near 1e-12: smaller steps see that, not the derivative
+    loss = lambda sign: np.sum(model.predict(ics + sign * eps * direction) * fields_bar)
+    numeric = (loss(1) - loss(-1)) / (2 * eps)
+    analytic = np.sum(ic_bar * direction)
+    print(f"d/d ic of the prediction: {analytic:.10g} (finite differences {numeric:.10g})")
+    assert abs(analytic - numeric) <= 1e-6 * max(abs(analytic), abs(numeric)), "gradient"
+    assert abs(analytic) > 1e-6, "a vanishing gradient tests nothing"
+    e = expect_error(ValueError, lambda: forward.backward(fields_bar), "a closed forward")
+    print(f"closed forward: {e}")
 
 
 def main(run_dir, data, samples):
@@ -100,6 +123,8 @@ def main(run_dir, data, samples):
             t.join()
         assert all(np.array_equal(r, single) for r in results), "threads agree"
         print("4 Python threads at once: results equal")
+
+        check_ic_gradient(model, ics[:2])
 
         # Bad calls raise, with the library's status and message.
         bad = ics[0].copy()

@@ -99,6 +99,7 @@ if python3 -c "import numpy, jax" 2>/dev/null; then
     echo "== running the JAX examples"
     python3 "$here/projection_jax.py" "$here/projection.toml" "$here/projection-2d.toml"
     python3 "$here/inverse_jax.py" "$here/inverse.toml"
+    python3 "$here/assimilate_jax.py" "$work/run" "$work/test.safetensors"
 else
     require "numpy and jax" JAX
 fi

@@ -191,6 +191,16 @@ def _load():
             [_HANDLE, _DOUBLES, _SIZE, _DOUBLES, _SIZE, ctypes.POINTER(SolveStatus), _SIZE],
             ctypes.c_int,
         ),
+        "tessera_model_forward": (
+            [_HANDLE, _DOUBLES, _SIZE, _DOUBLES, _SIZE, ctypes.POINTER(SolveStatus), _SIZE,
+             ctypes.POINTER(_HANDLE)],
+            ctypes.c_int,
+        ),
+        "tessera_model_forward_backward": (
+            [_HANDLE, _DOUBLES, _SIZE, _DOUBLES, _SIZE],
+            ctypes.c_int,
+        ),
+        "tessera_model_forward_free": ([_HANDLE], ctypes.c_int),
         "tessera_constraint_create": (
             [ctypes.c_char_p, ctypes.POINTER(_SIZE), _SIZE, ctypes.POINTER(_HANDLE)],
             ctypes.c_int,
@@ -348,24 +358,37 @@ class Model(_Handle):
         """The constrained fields for initial conditions ``ic`` (``[X]``/``[X, Y]``, or a
         batch of them): ``[T, X(, Y)]`` per condition, with the batch axis if ``ic`` had
         one; with ``return_status``, also each expert's solve, ``[batch][K]``."""
+        u, statuses, _ = self._predict(ic, keep=False)
+        return (u, statuses) if return_status else u
+
+    def forward(self, ic):
+        """:meth:`predict` (the same fields, bit for bit) kept for its gradient in the
+        initial conditions: a :class:`ModelForward` with ``fields``, ``statuses`` and
+        ``backward``. For data assimilation and inverse problems with a trained model."""
+        u, statuses, handle = self._predict(ic, keep=True)
+        return ModelForward(handle, u, statuses, np.shape(ic))
+
+    def _predict(self, ic, keep):
+        """The fields and statuses for ``ic``, and with ``keep`` the kept prediction's
+        handle."""
         s = self.shape
         batch, batched = _batched(ic, s.space, "ic")
         n = batch.shape[0]
         ic_array, ic_ptr = _doubles(batch)
         out = np.empty((n,) + s.grid)
         statuses = (SolveStatus * (n * s.n_experts))()
-        _check(
-            _lib.tessera_model_predict(
-                self._live(), ic_ptr, ic_array.size, out.ctypes.data_as(_DOUBLES), out.size,
-                statuses, len(statuses),
-            )
-        )
-        u = out if batched else out[0]
-        if not return_status:
-            return u
+        args = (self._live(), ic_ptr, ic_array.size, out.ctypes.data_as(_DOUBLES), out.size,
+                statuses, len(statuses))
+        handle = _HANDLE()
+        if keep:
+            _check(_lib.tessera_model_forward(*args, ctypes.byref(handle)))
+        else:
+            _check(_lib.tessera_model_predict(*args))
         k = s.n_experts
         per_sample = [list(statuses[b * k:(b + 1) * k]) for b in range(n)]
-        return u, (per_sample if batched else per_sample[0])
+        if batched:
+            return out, per_sample, handle
+        return out[0], per_sample[0], handle
 
 
 class ConstraintLayer(_Handle):
@@ -554,3 +577,38 @@ class Forward(_Handle):
             )
         )
         return basis_bar, ic_bar
+
+
+class ModelForward(_Handle):
+    """A trained model's prediction kept for its gradient in the initial conditions
+    (:meth:`Model.forward`): ``fields`` and ``statuses`` as :meth:`Model.predict` returns
+    them, and :meth:`backward`. It holds each sample's basis and solved problems until it
+    is closed (or collected); it outlives its model."""
+
+    _free = staticmethod(lambda h: _lib.tessera_model_forward_free(h))
+
+    def __init__(self, handle, fields, statuses, ic_shape):
+        super().__init__()
+        self._handle = handle
+        self.fields, self.statuses = fields, statuses
+        self._ic_shape = ic_shape
+
+    def _describe(self):
+        return f"fields {self.fields.shape}"
+
+    def backward(self, fields_bar):
+        """``∂L/∂ic`` (shaped like the forward call's ``ic``) for ``fields_bar = ∂L/∂fields``
+        (shaped like ``fields``): through the constraint layer, whose rows read the
+        initial condition, and through the backbone, whose features hold it. May be
+        called any number of times, from any thread."""
+        bar = np.asarray(fields_bar)
+        if bar.shape != self.fields.shape:
+            raise ValueError(f"fields_bar has shape {bar.shape}; expected {self.fields.shape}")
+        bar_a, bar_p = _doubles(bar)
+        ic_bar = np.empty(self._ic_shape)
+        _check(
+            _lib.tessera_model_forward_backward(
+                self._live(), bar_p, bar_a.size, ic_bar.ctypes.data_as(_DOUBLES), ic_bar.size
+            )
+        )
+        return ic_bar

@@ -1,4 +1,5 @@
-"""Tessera's constraint layer as a JAX function with its exact gradient.
+"""Tessera's constraint layer, and a trained model, as JAX functions with their
+exact gradients.
 
 :func:`projection` turns a :class:`tessera.ConstraintLayer` into a function
 ``u = project(basis, ic)`` that JAX can ``jit``, ``vmap`` and differentiate
@@ -38,6 +39,14 @@ the sum over them.
 JAX function too, so the paper's physics loss ``‖F(u)‖₂`` of the projected
 field, and its gradient, come from JAX.
 
+:func:`surrogate` turns a trained model (:class:`tessera.Model`) into
+``fields = predict(ic)``, differentiable in ``ic`` through the backbone and the
+constraint layer: data assimilation with a trained surrogate::
+
+    predict = jax.jit(tessera_jax.surrogate(tessera.Model("runs/quickstart-moe-…")))
+    misfit = lambda u0: jnp.sum((predict(u0)[later] - observed) ** 2)
+    u0 = jax.scipy.optimize.minimize(misfit, guess, method="BFGS").x
+
 ``projection(layer, return_status=True)`` returns ``(u, status)``, where
 ``status`` holds, per expert (``[..., K]``), the solve's ``reason`` (an index
 into :data:`tessera.STOP_REASONS`; 0 is converged), ``iterations`` and
@@ -67,7 +76,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 
 import tessera
 
-__all__ = ["projection", "residual"]
+__all__ = ["projection", "residual", "surrogate"]
 
 
 class _Kept:
@@ -94,6 +103,28 @@ class _Kept:
     def take(self, token):
         with self.lock:
             return self.forwards.pop(token, None)
+
+
+def _status_arrays(statuses, lead, k, dtype):
+    """Each solve's ``reason`` code, ``iterations`` and ``final_residual`` (in
+    ``dtype``), ``[..., K]``, from the library's statuses ``[batch][K]``."""
+    reason = np.array([[s.reason_code for s in row] for row in statuses], np.int32)
+    iterations = np.array([[s.iterations for s in row] for row in statuses], np.int32)
+    final = np.array([[s.final_residual for s in row] for row in statuses])
+    return (
+        reason.reshape(lead + (k,)),
+        iterations.reshape(lead + (k,)),
+        final.reshape(lead + (k,)).astype(dtype, copy=False),
+    )
+
+
+def _status_shapes(lead, k, dtype):
+    """What :func:`_status_arrays` returns, as JAX shapes."""
+    return (
+        jax.ShapeDtypeStruct(lead + (k,), jnp.int32),
+        jax.ShapeDtypeStruct(lead + (k,), jnp.int32),
+        jax.ShapeDtypeStruct(lead + (k,), dtype),
+    )
 
 
 def projection(layer, return_status=False, keep=8):
@@ -133,14 +164,9 @@ def projection(layer, return_status=False, keep=8):
         else:
             u, _, statuses = layer.solve(b, c)
             token = 0
-        reason = np.array([[s.reason_code for s in row] for row in statuses], np.int32)
-        iterations = np.array([[s.iterations for s in row] for row in statuses], np.int32)
-        final = np.array([[s.final_residual for s in row] for row in statuses])
         return (
             u.reshape(lead + grid).astype(basis.dtype, copy=False),
-            reason.reshape(lead + (k,)),
-            iterations.reshape(lead + (k,)),
-            final.reshape(lead + (k,)).astype(basis.dtype, copy=False),
+            *_status_arrays(statuses, lead, k, basis.dtype),
             np.full(lead, token, np.int32),
         )
 
@@ -186,9 +212,7 @@ def projection(layer, return_status=False, keep=8):
         lead = check(basis, ic)
         result = (
             jax.ShapeDtypeStruct(lead + grid, basis.dtype),
-            jax.ShapeDtypeStruct(lead + (k,), jnp.int32),
-            jax.ShapeDtypeStruct(lead + (k,), jnp.int32),
-            jax.ShapeDtypeStruct(lead + (k,), basis.dtype),
+            *_status_shapes(lead, k, basis.dtype),
             jax.ShapeDtypeStruct(lead, jnp.int32),
         )
         u, reason, iterations, final, token = jax.pure_callback(
@@ -297,4 +321,110 @@ def residual(layer):
         return pde_residual(u)
 
     apply.__doc__ = f"F = pde_residual(u): u [..., {', '.join(map(str, grid))}] -> F [..., m = {m}]"
+    return apply
+
+
+def surrogate(model, return_status=False, keep=8):
+    """``predict(ic)``: a trained model's prediction (:meth:`tessera.Model.predict`) as a
+    JAX function differentiable in its initial conditions ``ic`` (``[..., X, (Y)]``,
+    any leading axes; fields ``[..., T, X, (Y)]`` in ``ic``'s dtype), for data
+    assimilation and inverse problems: which initial state explains later
+    observations? The gradient runs through the constraint layer, whose rows read the
+    initial condition, and through the backbone, whose features hold it
+    (:meth:`tessera.ModelForward.backward`). ``model`` must stay open while it is
+    used; as for :func:`projection`, ``keep`` bounds the predictions held for their
+    backward pass, and ``return_status=True`` returns ``(fields, status)``."""
+    shape = model.shape
+    grid, space = tuple(shape.grid), tuple(shape.space)
+    k = shape.n_experts
+    kept = _Kept(keep)
+
+    def lead_of(ic):
+        lead = ic.shape[: ic.ndim - len(space)]
+        if ic.ndim < len(space) or ic.shape[len(lead):] != space:
+            raise ValueError(f"ic has shape {ic.shape}; expected (..., {', '.join(map(str, space))})")
+        return lead
+
+    def host_predict(ic, keep_it):
+        """Callback: the prediction, and the token of its kept forward pass (0 if not
+        kept)."""
+        lead = ic.shape[: ic.ndim - len(space)]
+        c = np.reshape(ic, (-1,) + space)
+        if keep_it:
+            forward = model.forward(c)
+            fields, statuses, token = forward.fields, forward.statuses, kept.put(forward)
+        else:
+            fields, statuses = model.predict(c, return_status=True)
+            token = 0
+        return (
+            fields.reshape(lead + grid).astype(ic.dtype, copy=False),
+            *_status_arrays(statuses, lead, k, ic.dtype),
+            np.full(lead, token, np.int32),
+        )
+
+    def host_predict_kept(ic):
+        return host_predict(ic, True)
+
+    def host_predict_plain(ic):
+        return host_predict(ic, False)
+
+    def host_backward(ic, token, fields_bar):
+        """Callback: the kept prediction's backward pass, or a prediction and its
+        backward pass where none is kept for these inputs."""
+        c = np.reshape(ic, (-1,) + space)
+        bar = np.reshape(fields_bar, (-1,) + grid)
+        tokens = np.unique(token)
+        forward = kept.take(int(tokens[0])) if tokens.size == 1 else None
+        if forward is None or forward.fields.shape != bar.shape:
+            if forward is not None:
+                forward.close()
+            forward = model.forward(c)
+        with forward:
+            return forward.backward(bar).reshape(ic.shape).astype(ic.dtype, copy=False)
+
+    def run(ic, keep_it):
+        lead = lead_of(ic)
+        result = (
+            jax.ShapeDtypeStruct(lead + grid, ic.dtype),
+            *_status_shapes(lead, k, ic.dtype),
+            jax.ShapeDtypeStruct(lead, jnp.int32),
+        )
+        fields, reason, iterations, final, token = jax.pure_callback(
+            host_predict_kept if keep_it else host_predict_plain, result, ic,
+            vmap_method="broadcast_all",
+        )
+        status = {"reason": reason, "iterations": iterations, "final_residual": final}
+        return (fields, status), token
+
+    @jax.custom_vjp
+    def predict(ic):
+        return run(ic, keep_it=False)[0]
+
+    def predict_fwd(ic):
+        out, token = run(ic, keep_it=True)
+        return out, (ic, token)
+
+    def predict_bwd(saved, cotangents):
+        ic, token = saved
+        fields_bar = cotangents[0].astype(ic.dtype, copy=False)
+        result = jax.ShapeDtypeStruct(ic.shape, ic.dtype)
+        return (
+            jax.pure_callback(
+                host_backward, result, ic, token, fields_bar, vmap_method="broadcast_all"
+            ),
+        )
+
+    predict.defvjp(predict_fwd, predict_bwd)
+
+    def apply(ic):
+        ic = jnp.asarray(ic)
+        if not jnp.issubdtype(ic.dtype, jnp.floating):
+            raise TypeError(f"ic must be a real floating array, not {ic.dtype}")
+        fields, status = predict(ic)
+        return (fields, status) if return_status else fields
+
+    apply.__doc__ = (
+        f"fields = predict(ic): ic [..., {', '.join(map(str, space))}] -> "
+        f"fields [..., {', '.join(map(str, grid))}]"
+    )
     return apply
