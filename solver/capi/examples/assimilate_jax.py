@@ -54,7 +54,7 @@ def check_gradient(model, predict, ics):
     analytic = np.sum(expected * direction)
     print(f"d/d ic through the surrogate: {analytic:.10g} "
           f"(finite differences {float(numeric):.10g})")
-    assert abs(analytic - numeric) <= 1e-6 * abs(analytic), "gradient"
+    assert abs(analytic - numeric) <= 1e-5 * abs(analytic), "gradient"
     assert abs(analytic) > 1e-6, "a vanishing gradient tests nothing"
 
 

@@ -56,6 +56,7 @@ int main(int argc, char **argv) {
     expect(tessera_model_shape(model, NULL), TESSERA_STATUS_NULL_POINTER, "NULL shape");
     size_t s = shape.ic_len, g = shape.field_len;
     double *ic = calloc(s + 1, sizeof(double)), *out = calloc(g, sizeof(double));
+    double *ic_grad = calloc(s, sizeof(double));
     expect(tessera_model_coordinates(model, shape.n_dims, out, 1), TESSERA_STATUS_SHAPE_MISMATCH,
            "an axis the grid does not have");
     expect(tessera_model_coordinates(model, 1, out, shape.nx - 1), TESSERA_STATUS_SHAPE_MISMATCH,
@@ -84,6 +85,31 @@ int main(int argc, char **argv) {
     expect(tessera_model_predict(model, ic, s, out, g, NULL, 0), TESSERA_STATUS_OK, "predict");
     expect(tessera_constraint_shape((TesseraConstraint *)model, &shape),
            TESSERA_STATUS_INVALID_HANDLE, "model as constraint handle");
+    /* A kept prediction; `out` (a prediction) serves as fields_bar. */
+    TesseraModelForward *kept = NULL;
+    expect(tessera_model_forward(model, ic, s, out, g, NULL, 0, NULL), TESSERA_STATUS_NULL_POINTER,
+           "model forward to NULL");
+    expect(tessera_model_forward(model, ic, s, out, g - 1, NULL, 0, &kept),
+           TESSERA_STATUS_SHAPE_MISMATCH, "model forward, short fields");
+    expect(tessera_model_forward(model, ic, s, out, g, NULL, 0, &kept), TESSERA_STATUS_OK,
+           "model forward");
+    expect(tessera_model_forward_backward(kept, out, g - 1, ic_grad, s),
+           TESSERA_STATUS_SHAPE_MISMATCH, "model backward, short fields_bar");
+    expect(tessera_model_forward_backward(kept, out, g, ic_grad, s - 1),
+           TESSERA_STATUS_SHAPE_MISMATCH, "model backward, short ic out");
+    expect(tessera_model_forward_backward(kept, out, g, NULL, s), TESSERA_STATUS_NULL_POINTER,
+           "model backward, NULL ic out");
+    out[3] = NAN;
+    expect(tessera_model_forward_backward(kept, out, g, ic_grad, s), TESSERA_STATUS_NON_FINITE,
+           "model backward, NaN fields_bar");
+    expect(tessera_model_forward_backward((TesseraModelForward *)model, out, g, ic_grad, s),
+           TESSERA_STATUS_INVALID_HANDLE, "model as model forward handle");
+    expect(tessera_model_forward_free(kept), TESSERA_STATUS_OK, "free model forward");
+    expect(tessera_model_forward_free(kept), TESSERA_STATUS_INVALID_HANDLE,
+           "double free model forward");
+    expect(tessera_model_forward_backward(kept, out, g, ic_grad, s), TESSERA_STATUS_INVALID_HANDLE,
+           "model backward after free");
+    expect(tessera_model_forward_free(NULL), TESSERA_STATUS_OK, "free model forward (NULL)");
     expect(tessera_model_free(model), TESSERA_STATUS_OK, "free");
     expect(tessera_model_predict(model, ic, s, out, g, NULL, 0), TESSERA_STATUS_INVALID_HANDLE,
            "use after free");
@@ -168,6 +194,7 @@ int main(int argc, char **argv) {
     }
     free(ic);
     free(out);
+    free(ic_grad);
     if (failures) fprintf(stderr, "%d checks failed\n", failures);
     else printf("bad_calls: all checks passed\n");
     return failures ? 1 : 0;

@@ -2,7 +2,11 @@
  * conditions one at a time and as one batch, and checks each prediction's
  * relative L2 error against the truth equals what `tessera eval` wrote to
  * summary.json (to 1e-12); then predicts from 4 threads at once and checks the
- * results equal the single-threaded ones bit for bit.
+ * results equal the single-threaded ones bit for bit. Finally keeps a
+ * prediction of two initial conditions (tessera_model_forward) and checks its
+ * fields are predict's bit for bit and its gradient in the initial conditions
+ * matches central finite differences of predictions, the same bits every time,
+ * also after the model's handle is freed.
  *
  *   predict RUN_DIR TEST_DATA.safetensors SAMPLES
  */
@@ -27,6 +31,23 @@ static void *predict_job(void *arg) {
     struct job *j = arg;
     j->status = tessera_model_predict(j->model, j->ics, j->n_ic, j->out, j->n_out, NULL, 0);
     return NULL;
+}
+
+/* The central difference of <fields_bar, predict(ic)> along d_i = f(k i),
+ * moving the initial conditions (n_ic values; n_fields fields). */
+static double central_difference(const TesseraModel *model, const double *ic, size_t n_ic,
+                                 const double *fields_bar, size_t n_fields,
+                                 double (*f)(double), double k, double eps) {
+    double *x = malloc(sizeof(double) * n_ic), *fields = malloc(sizeof(double) * n_fields);
+    double dots[2] = {0.0, 0.0};
+    for (int side = 0; side < 2; side++) {
+        moved(x, ic, n_ic, side ? -eps : eps, f, k);
+        check(tessera_model_predict(model, x, n_ic, fields, n_fields, NULL, 0) == TESSERA_STATUS_OK,
+              "predict (finite differences)");
+        for (size_t q = 0; q < n_fields; q++) dots[side] += fields[q] * fields_bar[q];
+    }
+    free(x); free(fields);
+    return (dots[0] - dots[1]) / (2.0 * eps);
 }
 
 int main(int argc, char **argv) {
@@ -111,8 +132,46 @@ int main(int argc, char **argv) {
     }
     printf("%d threads at once: results equal\n", THREADS);
 
-    check(tessera_model_free(model) == TESSERA_STATUS_OK, "free");
+    /* A kept prediction of the first two initial conditions: predict's
+     * fields, and the gradient of <fields_bar, fields> in the initial
+     * conditions (through the backbone and the constraint layer) against
+     * central differences of predictions; the same bits twice over, and
+     * after the model's handle is freed (the prediction holds its model).
+     * run.sh drives the solves to round-off, but where a solve stops still
+     * moves the fields by about 1e-10 between nearby initial conditions, so
+     * a step of 1e-5 (not 1e-7) keeps that out of the differences. */
+    size_t kept = samples < 2 ? (size_t)samples : 2, n_ic = s * kept, n_fields = g * kept;
+    TesseraModelForward *forward = NULL;
+    double *fields = malloc(sizeof(double) * n_fields);
+    double *fields_bar = malloc(sizeof(double) * n_fields);
+    double *ic_bar = malloc(sizeof(double) * n_ic), *ic_bar_again = malloc(sizeof(double) * n_ic);
+    check(tessera_model_forward(model, ics, n_ic, fields, n_fields, statuses, k * kept, &forward)
+              == TESSERA_STATUS_OK, "forward");
+    check(memcmp(fields, single, sizeof(double) * n_fields) == 0,
+          "kept prediction: predict's fields");
+    for (size_t q = 0; q < n_fields; q++) fields_bar[q] = sin(1.3 * (double)q);
+    check(tessera_model_forward_backward(forward, fields_bar, n_fields, ic_bar, n_ic)
+              == TESSERA_STATUS_OK, "backward in ic");
+    double eps = 1e-5, analytic = along(ic_bar, n_ic, sin, 0.71);
+    double numeric = central_difference(model, ics, n_ic, fields_bar, n_fields, sin, 0.71, eps);
+    printf("kept prediction: backward in ic %.10g, finite differences %.10g\n", analytic, numeric);
+    check(fabs(analytic) > 1e-6, "backward in ic: not vacuously zero");
+    check(fabs(analytic - numeric) <= 1e-5 * fmax(fabs(analytic), fabs(numeric)),
+          "backward in ic matches");
+    for (int again = 0; again < 2; again++) {
+        if (again) check(tessera_model_free(model) == TESSERA_STATUS_OK, "free");
+        memset(ic_bar_again, 0, sizeof(double) * n_ic);
+        check(tessera_model_forward_backward(forward, fields_bar, n_fields, ic_bar_again, n_ic)
+                  == TESSERA_STATUS_OK, "backward in ic again");
+        check(memcmp(ic_bar, ic_bar_again, sizeof(double) * n_ic) == 0,
+              "backward in ic again: the same bits");
+    }
+    check(tessera_model_forward_free(forward) == TESSERA_STATUS_OK, "free forward");
+    printf("kept prediction: predict's fields and the same gradient each time, bit for bit, also "
+           "after the model's free\n");
+
     free(truth); free(ics); free(single); free(batch); free(statuses);
+    free(fields); free(fields_bar); free(ic_bar); free(ic_bar_again);
     if (failures) fprintf(stderr, "%d checks failed\n", failures);
     else printf("predict: all checks passed\n");
     return failures ? 1 : 0;

@@ -1,6 +1,9 @@
 ! Loads a trained run through the C ABI from Fortran, predicts test sample 0
 ! and checks its relative L2 error against the truth equals what
-! `tessera eval` wrote to summary.json (to 1e-12).
+! `tessera eval` wrote to summary.json (to 1e-12); then keeps the prediction
+! (tessera_model_forward) and checks its fields are predict's and its gradient
+! in the initial condition matches central finite differences of predictions,
+! the same bits again after the model is freed.
 !
 !   predict_f RUN_DIR TEST_DATA.safetensors
 program predict_f
@@ -8,12 +11,14 @@ program predict_f
   use tessera
   implicit none
   character(len=4096) :: run_dir, data
-  type(c_ptr) :: model
+  type(c_ptr) :: model, forward
   type(tessera_shape) :: shape
   type(tessera_solve_status), allocatable :: status(:)
-  real(c_double), allocatable :: truth(:, :), u(:, :), x(:)
-  real(c_double) :: mine, eval
+  real(c_double), allocatable :: truth(:, :), u(:, :), x(:), u_kept(:, :), fields_bar(:, :)
+  real(c_double), allocatable :: ic_bar(:), ic_bar_again(:), direction(:)
+  real(c_double) :: mine, eval, eps, analytic, numeric
   integer(c_int) :: rc
+  integer :: i, j
 
   call get_command_argument(1, run_dir)
   call get_command_argument(2, data)
@@ -44,16 +49,67 @@ program predict_f
       ", iterations ", status(1)%iterations
   print '(a, es10.3)', "|rel L2 - eval| = ", abs(mine - eval)
   if (abs(mine - eval) > 1e-12_c_double * eval) call fail("rel L2 differs from tessera eval's")
+
+  ! A kept prediction: predict's fields, and the gradient of <fields_bar, u>
+  ! in the initial condition (through the backbone and the constraint layer)
+  ! against central differences of predictions (a step of 1e-5: where a solve
+  ! stops moves the fields by about 1e-10).
+  allocate(u_kept(shape%nx, shape%nt), fields_bar(shape%nx, shape%nt), ic_bar(shape%nx), &
+      ic_bar_again(shape%nx), direction(shape%nx))
+  rc = tessera_model_forward(model, truth(:, 1), shape%ic_len, u_kept, shape%field_len, &
+                             status, shape%n_experts, forward)
+  if (rc /= TESSERA_STATUS_OK) call fail("forward: " // tessera_error_message())
+  if (any(u_kept /= u)) call fail("the kept prediction's fields differ from predict's")
+  do j = 1, int(shape%nt)
+    do i = 1, int(shape%nx)
+      fields_bar(i, j) = sin(1.3_c_double * ((j - 1) * shape%nx + i - 1))
+    end do
+  end do
+  do i = 1, int(shape%nx)
+    direction(i) = sin(0.71_c_double * (i - 1))
+  end do
+  rc = tessera_model_forward_backward(forward, fields_bar, shape%field_len, ic_bar, shape%ic_len)
+  if (rc /= TESSERA_STATUS_OK) call fail("backward in ic: " // tessera_error_message())
+  eps = 1e-5_c_double
+  analytic = sum(ic_bar * direction)
+  numeric = (predicted_dot(truth(:, 1) + eps * direction) &
+      - predicted_dot(truth(:, 1) - eps * direction)) / (2 * eps)
+  print '(a, es18.10, a, es18.10)', "Fortran: backward in ic ", analytic, ", finite differences ", &
+      numeric
+  if (abs(analytic) <= 1e-6_c_double) call fail("the gradient in ic is zero")
+  if (abs(analytic - numeric) > 1e-5_c_double * max(abs(analytic), abs(numeric))) &
+      call fail("backward in ic differs from finite differences")
+
   rc = tessera_model_free(model)
   if (rc /= TESSERA_STATUS_OK) call fail("free: " // tessera_error_message())
   ! Use after free is a status, not a crash.
   rc = tessera_model_predict(model, truth(:, 1), shape%ic_len, u, shape%field_len, &
                              status, shape%n_experts)
   if (rc /= TESSERA_STATUS_INVALID_HANDLE) call fail("use after free not detected")
-  deallocate(truth, u, x, status)
+  ! The kept prediction holds its model: the same gradient, bit for bit.
+  rc = tessera_model_forward_backward(forward, fields_bar, shape%field_len, ic_bar_again, &
+                                      shape%ic_len)
+  if (rc /= TESSERA_STATUS_OK) call fail("kept backward: " // tessera_error_message())
+  if (any(ic_bar_again /= ic_bar)) call fail("the gradient differs after the model's free")
+  rc = tessera_model_forward_free(forward)
+  if (rc /= TESSERA_STATUS_OK) call fail("free forward: " // tessera_error_message())
+  rc = tessera_model_forward_free(forward)
+  if (rc /= TESSERA_STATUS_INVALID_HANDLE) call fail("double free of a kept prediction missed")
+  print '(a)', "Fortran: kept prediction: predict's fields, the same gradient after the model's free"
+  deallocate(truth, u, x, status, u_kept, fields_bar, ic_bar, ic_bar_again, direction)
   print '(a)', "Fortran predict: all checks passed"
 
 contains
+
+  ! <fields_bar, u(c)>: the prediction for the initial condition c.
+  real(c_double) function predicted_dot(c)
+    real(c_double), intent(in) :: c(:)
+    real(c_double) :: field(shape%nx, shape%nt)
+    rc = tessera_model_predict(model, c, shape%ic_len, field, shape%field_len, &
+                               status, shape%n_experts)
+    if (rc /= TESSERA_STATUS_OK) call fail("predict (differences): " // tessera_error_message())
+    predicted_dot = sum(field * fields_bar)
+  end function
 
   ! Σ v², summed in memory order (the order `tessera eval` sums in).
   real(c_double) function sum_sq(v)

@@ -67,7 +67,7 @@ def check_ic_gradient(model, ics):
     numeric = (loss(1) - loss(-1)) / (2 * eps)
     analytic = np.sum(ic_bar * direction)
     print(f"d/d ic of the prediction: {analytic:.10g} (finite differences {numeric:.10g})")
-    assert abs(analytic - numeric) <= 1e-6 * max(abs(analytic), abs(numeric)), "gradient"
+    assert abs(analytic - numeric) <= 1e-5 * max(abs(analytic), abs(numeric)), "gradient"
     assert abs(analytic) > 1e-6, "a vanishing gradient tests nothing"
     e = expect_error(ValueError, lambda: forward.backward(fields_bar), "a closed forward")
     print(f"closed forward: {e}")

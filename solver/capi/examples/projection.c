@@ -53,19 +53,6 @@ static double projected_dot(const TesseraConstraint *layer, const double *basis,
     return dot;
 }
 
-/* out = x + step * f(k i), elementwise: x moved along a direction. */
-static void moved(double *out, const double *x, size_t n, double step, double (*f)(double),
-                  double k) {
-    for (size_t i = 0; i < n; i++) out[i] = x[i] + step * f(k * (double)i);
-}
-
-/* <v, d> for the direction d_i = f(k i). */
-static double along(const double *v, size_t n, double (*f)(double), double k) {
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++) sum += v[i] * f(k * (double)i);
-    return sum;
-}
-
 /* The central difference of <u_bar, u(basis, ic)> along d_i = f(k i), moving
  * the basis (along_basis) or the initial condition. */
 static double central_difference(const TesseraConstraint *layer, const double *basis, size_t nb,

@@ -21,9 +21,11 @@ trap 'rm -rf "$work"' EXIT
 
 echo "== training a tiny run in $work"
 "$tessera" generate "$scenario" --split test --out "$work/test.safetensors" --quiet
-# Solves driven to round-off, so the examples' finite-difference checks of a
-# prediction's gradient in its initial conditions compare derivatives, not
-# the solver's stopping tolerance.
+# Solves driven to round-off for the examples' finite-difference checks of a
+# prediction's gradient in its initial conditions: where a solve stops then
+# moves the fields by about 1e-10 between nearby initial conditions (the
+# default tolerance, 1e-4, would swamp the differences), which steps of 1e-5
+# keep out of them to about 1e-6.
 "$tessera" train "$scenario" --out "$work/run" --quiet --set constraint.rtol=1e-14 \
     --set constraint.atol=1e-15 --set constraint.max_iters=500
 "$tessera" eval "$work/run" --data "$work/test.safetensors" --quiet > /dev/null

@@ -1,5 +1,6 @@
 /* Helpers shared by the C examples (not part of the library): a check that
- * reports the library's last error, and test-data readers for one sample of a Tessera/PDEBench-layout .safetensors data file
+ * reports the library's last error, moves along a direction for the
+ * finite-difference checks, and test-data readers for one sample of a Tessera/PDEBench-layout .safetensors data file
  * (tensor "NNNN/data", float32 [nt, nx, (ny), 1]) and the per-sample errors
  * "rel_l2" of a run's summary.json (written by `tessera eval`). */
 #ifndef TESSERA_EXAMPLES_SUPPORT_H
@@ -23,6 +24,19 @@ static inline void check(int ok, const char *what) {
         fprintf(stderr, "FAILED: %s (last error: %s)\n", what, message);
         failures++;
     }
+}
+
+/* out = x + step * f(k i), elementwise: x moved along a direction. */
+static inline void moved(double *out, const double *x, size_t n, double step,
+                         double (*f)(double), double k) {
+    for (size_t i = 0; i < n; i++) out[i] = x[i] + step * f(k * (double)i);
+}
+
+/* <v, d> for the direction d_i = f(k i). */
+static inline double along(const double *v, size_t n, double (*f)(double), double k) {
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += v[i] * f(k * (double)i);
+    return sum;
 }
 
 /* Reads a whole file; returns NULL on failure. */

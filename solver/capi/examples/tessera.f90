@@ -90,6 +90,32 @@ module tessera
       type(tessera_solve_status), intent(out) :: status(*)
     end function
 
+    integer(c_int) function tessera_model_forward(model, ic, n_ic, fields, n_fields, status, &
+        n_status, forward) bind(C, name="tessera_model_forward")
+      import :: c_int, c_ptr, c_double, c_size_t, tessera_solve_status
+      type(c_ptr), value :: model
+      real(c_double), intent(in) :: ic(*)
+      integer(c_size_t), value :: n_ic, n_fields, n_status
+      real(c_double), intent(out) :: fields(*)
+      type(tessera_solve_status), intent(out) :: status(*)
+      type(c_ptr), intent(out) :: forward
+    end function
+
+    integer(c_int) function tessera_model_forward_backward(forward, fields_bar, n_fields_bar, &
+        ic_bar, n_ic_bar) bind(C, name="tessera_model_forward_backward")
+      import :: c_int, c_ptr, c_double, c_size_t
+      type(c_ptr), value :: forward
+      real(c_double), intent(in) :: fields_bar(*)
+      integer(c_size_t), value :: n_fields_bar, n_ic_bar
+      real(c_double), intent(out) :: ic_bar(*)
+    end function
+
+    integer(c_int) function tessera_model_forward_free(forward) &
+        bind(C, name="tessera_model_forward_free")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: forward
+    end function
+
     integer(c_int) function tessera_constraint_create(path, dims, n_dims, layer) &
         bind(C, name="tessera_constraint_create")
       import :: c_int, c_char, c_ptr, c_size_t

@@ -9,6 +9,8 @@
  *
  *   tessera::Model model("runs/my-run");
  *   std::vector<double> u = model.predict(ic);              // [batch][T][X]
+ *   tessera::ModelForward kept = model.forward(ic);         // kept.fields() == u
+ *   std::vector<double> ic_bar = kept.backward(fields_bar); // dL/dics
  *
  *   tessera::ConstraintLayer layer("scenarios/quickstart.toml");
  *   tessera::Forward fwd = layer.forward(basis, n_basis, ic);
@@ -81,6 +83,39 @@ inline std::string version() { return tessera_version(); }
 /** Worker threads of each handle created afterwards (0: RAYON_NUM_THREADS, else one per core). */
 inline void set_num_threads(std::size_t n) { detail::check(tessera_set_num_threads(n)); }
 
+/** A prediction kept for its gradient in the initial conditions
+ *  (Model::forward). It holds its model; it outlives the Model. */
+class ModelForward {
+public:
+    /** The fields [batch][T][X](/[Y]): Model::predict's, bit for bit. */
+    const std::vector<double> &fields() const noexcept { return fields_; }
+    /** Each expert's solve, [batch][K]. */
+    const std::vector<TesseraSolveStatus> &statuses() const noexcept { return statuses_; }
+
+    /** dL/dics (laid out like the initial conditions) for fields_bar = dL/dfields,
+     *  through the constraint layer and the backbone. */
+    std::vector<double> backward(Values fields_bar) const {
+        std::vector<double> out(ic_len_);
+        detail::check(tessera_model_forward_backward(handle_.get(), fields_bar.data,
+                                                     fields_bar.size, out.data(), out.size()));
+        return out;
+    }
+
+private:
+    friend class Model;
+    ModelForward(TesseraModelForward *handle, std::vector<double> fields,
+                 std::vector<TesseraSolveStatus> statuses, std::size_t ic_len)
+        : handle_(handle), fields_(std::move(fields)), statuses_(std::move(statuses)),
+          ic_len_(ic_len) {}
+
+    std::unique_ptr<TesseraModelForward,
+                    detail::Deleter<TesseraModelForward, tessera_model_forward_free>>
+        handle_;
+    std::vector<double> fields_;
+    std::vector<TesseraSolveStatus> statuses_;
+    std::size_t ic_len_;
+};
+
 /** A trained run (config.toml and checkpoint.safetensors of a run directory). */
 class Model {
 public:
@@ -105,16 +140,35 @@ public:
     /** The constrained fields [batch][T][X](/[Y]) for initial conditions
      *  [batch][X](/[Y]); each expert's solve in `statuses` ([batch][K]) if given. */
     std::vector<double> predict(Values ics, std::vector<TesseraSolveStatus> *statuses = nullptr) const {
-        std::size_t batch = detail::batch_of(ics.size, shape_.ic_len, "ics");
-        std::vector<double> u(batch * shape_.field_len);
-        std::vector<TesseraSolveStatus> st(batch * shape_.n_experts);
-        detail::check(tessera_model_predict(handle_.get(), ics.data, ics.size, u.data(), u.size(),
-                                            st.data(), st.size()));
-        if (statuses) *statuses = std::move(st);
-        return u;
+        Outputs o = outputs(ics);
+        detail::check(tessera_model_predict(handle_.get(), ics.data, ics.size, o.fields.data(),
+                                            o.fields.size(), o.statuses.data(), o.statuses.size()));
+        if (statuses) *statuses = std::move(o.statuses);
+        return std::move(o.fields);
+    }
+
+    /** predict(), kept for its gradient in the initial conditions. */
+    ModelForward forward(Values ics) const {
+        Outputs o = outputs(ics);
+        TesseraModelForward *handle = nullptr;
+        detail::check(tessera_model_forward(handle_.get(), ics.data, ics.size, o.fields.data(),
+                                            o.fields.size(), o.statuses.data(), o.statuses.size(),
+                                            &handle));
+        return ModelForward(handle, std::move(o.fields), std::move(o.statuses), ics.size);
     }
 
 private:
+    struct Outputs {
+        std::vector<double> fields;
+        std::vector<TesseraSolveStatus> statuses;
+    };
+
+    Outputs outputs(Values ics) const {
+        std::size_t batch = detail::batch_of(ics.size, shape_.ic_len, "ics");
+        return {std::vector<double>(batch * shape_.field_len),
+                std::vector<TesseraSolveStatus>(batch * shape_.n_experts)};
+    }
+
     std::unique_ptr<TesseraModel, detail::Deleter<TesseraModel, tessera_model_free>> handle_;
     TesseraShape shape_{};
 };
