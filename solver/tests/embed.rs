@@ -187,7 +187,10 @@ fn a_trained_models_prediction_differentiated_in_its_initial_conditions() {
     assert_eq!(ic_bar.len(), ics.len());
     let direction: Vec<f64> = (0..ics.len()).map(|i| wave(i, 0.71)).collect();
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-    let eps = 1e-7;
+    // Where a solve stops moves the fields by about 1e-10 between nearby
+    // initial conditions even at these tolerances: a step of 1e-5 keeps
+    // that out of the differences.
+    let eps = 1e-5;
     let loss = |sign: f64| {
         let moved: Vec<f64> = ics
             .iter()
@@ -199,7 +202,7 @@ fn a_trained_models_prediction_differentiated_in_its_initial_conditions() {
     let numeric = (loss(1.0) - loss(-1.0)) / (2.0 * eps);
     let analytic = dot(&ic_bar, &direction);
     assert!(
-        (analytic - numeric).abs() <= 1e-6 * analytic.abs().max(numeric.abs()),
+        (analytic - numeric).abs() <= 1e-5 * analytic.abs().max(numeric.abs()),
         "analytic {analytic:e}, finite differences {numeric:e}"
     );
     assert!(analytic.abs() > 1e-6, "a vanishing gradient tests nothing");

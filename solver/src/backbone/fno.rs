@@ -718,6 +718,22 @@ mod tests {
             let untracked = features(&shape, DType::F64);
             let grads = loss(&fno, &untracked).backward().unwrap();
             assert!(grads.get(&untracked).is_none());
+            // With the parameters detached, the features' gradient alone,
+            // the same bits.
+            let packed = fno.packed_parameters().unwrap().detach();
+            let out = fno.forward_packed(x.as_tensor(), &packed).unwrap();
+            let r = Tensor::from_vec(
+                (0..out.elem_count())
+                    .map(|i| (1.3 * i as f64 + 0.2).cos())
+                    .collect(),
+                out.shape(),
+                &Device::Cpu,
+            )
+            .unwrap();
+            let grads = (out * r).unwrap().sum_all().unwrap().backward().unwrap();
+            let alone = grads.get(x.as_tensor()).unwrap().flatten_all().unwrap();
+            assert_eq!(alone.to_vec1::<f64>().unwrap(), g);
+            assert!(grads.get(&packed).is_none());
         }
     }
 

@@ -110,9 +110,16 @@ impl<T: Real> FourierLayerOp<T> {
     }
 
     /// The input's gradient for the output gradient `gz`; the parameters'
-    /// gradient goes to `gp`, packed in their order (overwriting it), so the
-    /// network writes each layer's straight where it lies in its own.
-    pub(crate) fn backward(&self, a: &[T], p: [&[T]; 4], gz: &[T], gp: &mut [T]) -> Pooled<T> {
+    /// gradient goes to `gp` if given, packed in their order (overwriting
+    /// it), so the network writes each layer's straight where it lies in its
+    /// own.
+    pub(crate) fn backward(
+        &self,
+        a: &[T],
+        p: [&[T]; 4],
+        gz: &[T],
+        gp: Option<&mut [T]>,
+    ) -> Pooled<T> {
         let [re, im, weight, _] = p;
         let w = SpectrumRef { re, im };
         let (activated, slopes) = if self.activate_input {
@@ -127,11 +134,14 @@ impl<T: Real> FourierLayerOp<T> {
         };
         let x = activated.as_deref().unwrap_or(a);
         let [kw, ..] = self.sizes();
-        let (g_re, rest) = gp.split_at_mut(kw);
-        let (g_im, rest) = rest.split_at_mut(kw);
-        let (g_weight, g_bias) = rest.split_at_mut(self.ci * self.co);
-        g_bias.copy_from_slice(&column_sums(gz, self.co));
-        g_weight.copy_from_slice(&gram(x, self.ci, gz, self.co));
+        let spectral_bar = gp.map(|gp| {
+            let (g_re, rest) = gp.split_at_mut(kw);
+            let (g_im, rest) = rest.split_at_mut(kw);
+            let (g_weight, g_bias) = rest.split_at_mut(self.ci * self.co);
+            g_bias.copy_from_slice(&column_sums(gz, self.co));
+            g_weight.copy_from_slice(&gram(x, self.ci, gz, self.co));
+            [g_re, g_im]
+        });
         drop(activated);
         // Overwritten by the product, then the spectral part added.
         let mut gx = self.scratch.recycled(a.len());
@@ -144,7 +154,7 @@ impl<T: Real> FourierLayerOp<T> {
         );
         let spec = self.saved.get().expect("backward runs after forward");
         let g_spec = self.conv.synthesise_adjoint(gz, self.co);
-        let g_y = mix_adjoint(spec, w, &g_spec, (self.ci, self.co), [g_re, g_im]);
+        let g_y = mix_adjoint(spec, w, &g_spec, (self.ci, self.co), spectral_bar);
         self.conv.analyse_adjoint(g_y, self.ci, &mut gx);
         if let Some(slopes) = slopes {
             times(&mut gx, &slopes);

@@ -144,7 +144,8 @@ impl<T: Real> HeadOp<T> {
     }
 
     /// The input's gradient for the output gradient `g`; the parameters'
-    /// gradient goes to `gp`, packed in their order (overwriting it).
+    /// gradient goes to `gp` if given, packed in their order (overwriting
+    /// it).
     ///
     /// Errors: no forward pass before, or a second backward pass after it.
     pub(crate) fn backward(
@@ -152,7 +153,7 @@ impl<T: Real> HeadOp<T> {
         a: &[T],
         p: [&[T]; 4],
         g: &[T],
-        gp: &mut [T],
+        gp: Option<&mut [T]>,
     ) -> candle_core::Result<Pooled<T>> {
         let (c, f, n) = (self.c, self.f, self.n);
         let params = Params::from(p);
@@ -162,7 +163,7 @@ impl<T: Real> HeadOp<T> {
         let rows = a.len() / c;
         // Every entry is written by the chunks (a product, then scaled).
         let mut ga = self.scratch.recycled(rows * c);
-        let n_grads = gp.len();
+        let n_grads = gp.as_ref().map_or(0, |gp| gp.len());
         // Per group of chunks: (gW1, gb1, gW2, gb2) summed over its chunks in
         // order, then the groups added in order below.
         let group = rows
@@ -179,27 +180,30 @@ impl<T: Real> HeadOp<T> {
                 let chunks = (ga.chunks_mut(CHUNK_ROWS * c).zip(a.chunks(CHUNK_ROWS * c)))
                     .zip(z1.chunks(CHUNK_ROWS * f).zip(g.chunks(CHUNK_ROWS * n)));
                 for ((ga, a), (z1, g)) in chunks {
-                    self.chunk_backward(&params, [a, z1, g], ga, &mut grads, &mut scratch);
+                    let grads = (n_grads > 0).then_some(grads.as_mut_slice());
+                    self.chunk_backward(&params, [a, z1, g], ga, grads, &mut scratch);
                 }
                 grads
             })
             .collect();
-        gp.fill(T::zero());
-        for part in partials {
-            gp.iter_mut().zip(part).for_each(|(o, v)| *o += v);
+        if let Some(gp) = gp {
+            gp.fill(T::zero());
+            for part in partials {
+                gp.iter_mut().zip(part).for_each(|(o, v)| *o += v);
+            }
         }
         Ok(ga)
     }
 
     /// One chunk's backward pass from its input `a`, hidden pre-activation
     /// `z1` and output gradient `g`: writes the input's gradient to `ga` and
-    /// adds the parameters' to `grads` (packed as the parameters).
+    /// adds the parameters' to `grads` if given (packed as the parameters).
     fn chunk_backward(
         &self,
         params: &Params<'_, T>,
         [a, z1, g]: [&[T]; 3],
         ga: &mut [T],
-        grads: &mut [T],
+        grads: Option<&mut [T]>,
         scratch: &mut Scratch<T>,
     ) {
         let (c, f, n) = (self.c, self.f, self.n);
@@ -215,19 +219,24 @@ impl<T: Real> HeadOp<T> {
         let (h, h_slopes, gz1) = (&mut h[..m * f], &mut h_slopes[..m * f], &mut gz1[..m * f]);
         gelu_and_slope_into(a, x, x_slopes);
         gelu_and_slope_into(z1, h, h_slopes);
-        let (gw1, rest) = grads.split_at_mut(c * f);
-        let (gb1, rest) = rest.split_at_mut(f);
-        let (gw2, gb2) = rest.split_at_mut(f * n);
+        let mut weights = grads.map(|grads| {
+            let (gw1, rest) = grads.split_at_mut(c * f);
+            let (gb1, rest) = rest.split_at_mut(f);
+            let (gw2, gb2) = rest.split_at_mut(f * n);
+            [gw1, gb1, gw2, gb2]
+        });
         // fc2: gW2 += hᵀ g, gb2 += Σ g, gh = g W2ᵀ.
-        gemm(
-            dense_mut(gw2, f, n),
-            true,
-            dense(h, m, f).transpose(),
-            dense(g, m, n),
-            T::one(),
-            Par::Seq,
-        );
-        add_column_sums(gb2, g);
+        if let Some([_, _, gw2, gb2]) = &mut weights {
+            gemm(
+                dense_mut(gw2, f, n),
+                true,
+                dense(h, m, f).transpose(),
+                dense(g, m, n),
+                T::one(),
+                Par::Seq,
+            );
+            add_column_sums(gb2, g);
+        }
         gemm(
             dense_mut(gz1, m, f),
             false,
@@ -238,15 +247,17 @@ impl<T: Real> HeadOp<T> {
         );
         times(gz1, h_slopes);
         // fc1: gW1 += xᵀ gz1, gb1 += Σ gz1, gx = gz1 W1ᵀ, ga = gx ⊙ σ'(a).
-        gemm(
-            dense_mut(gw1, c, f),
-            true,
-            dense(x, m, c).transpose(),
-            dense(gz1, m, f),
-            T::one(),
-            Par::Seq,
-        );
-        add_column_sums(gb1, gz1);
+        if let Some([gw1, gb1, ..]) = &mut weights {
+            gemm(
+                dense_mut(gw1, c, f),
+                true,
+                dense(x, m, c).transpose(),
+                dense(gz1, m, f),
+                T::one(),
+                Par::Seq,
+            );
+            add_column_sums(gb1, gz1);
+        }
         gemm(
             dense_mut(ga, m, c),
             false,
@@ -380,9 +391,9 @@ mod tests {
         let p = [&params[0][..], &params[1], &params[2], &params[3]];
         op.forward(&a, p);
         let mut gp = vec![f64::NAN; sizes.iter().sum()];
-        let ga = op.backward(&a, p, &g, &mut gp).unwrap();
+        let ga = op.backward(&a, p, &g, Some(&mut gp)).unwrap();
         assert!(
-            op.backward(&a, p, &g, &mut gp).is_err(),
+            op.backward(&a, p, &g, Some(&mut gp)).is_err(),
             "one backward pass"
         );
 

@@ -274,21 +274,31 @@ impl<T: Real> NetworkOp<T> {
         (lift, layers, rest)
     }
 
-    /// Writes the parameter gradient into `gp` (overwriting it: each part is
-    /// written where it lies, so no gigabyte-sized vector is assembled and
-    /// copied at the Navier–Stokes scale) and, if asked for, returns the
-    /// features' gradient. Each saved activation is released as soon as its
-    /// layer is done (lowering the peak), so a second backward pass through
-    /// the same forward pass is an error.
+    /// Writes the parameter gradient into `gp` if given (overwriting it:
+    /// each part is written where it lies, so no gigabyte-sized vector is
+    /// assembled and copied at the Navier–Stokes scale) and, if asked for,
+    /// returns the features' gradient. Each saved activation is released as
+    /// soon as its layer is done (lowering the peak), so a second backward
+    /// pass through the same forward pass is an error.
     fn backward(
         &self,
         x: &[T],
         p: &Params<'_, T>,
         g: &[T],
-        gp: &mut [T],
+        gp: Option<&mut [T]>,
         features_gradient: bool,
     ) -> candle_core::Result<Option<Vec<T>>> {
-        let (g_lift, g_layers, g_head) = self.split_mut(gp);
+        let (g_lift, g_layers, g_head): (_, Vec<Option<&mut [T]>>, _) = match gp {
+            Some(gp) => {
+                let (lift, layers, head) = self.split_mut(gp);
+                (
+                    Some(lift),
+                    layers.into_iter().map(Some).collect(),
+                    Some(head),
+                )
+            }
+            None => (None, self.layers.iter().map(|_| None).collect(), None),
+        };
         let mut saved = match self.saved.lock() {
             Ok(mut guard) => std::mem::take(&mut *guard),
             Err(_) => candle_core::bail!("fno: activation store poisoned"),
@@ -312,9 +322,11 @@ impl<T: Real> NetworkOp<T> {
             gh = layer.backward(&input, params, &gh, g_params);
         }
         let (f, w0) = (self.in_features, self.lift_width);
-        let (g_weight, g_bias) = g_lift.split_at_mut(f * w0);
-        g_weight.copy_from_slice(&gram(x, f, &gh, w0));
-        g_bias.copy_from_slice(&column_sums(&gh, w0));
+        if let Some(g_lift) = g_lift {
+            let (g_weight, g_bias) = g_lift.split_at_mut(f * w0);
+            g_weight.copy_from_slice(&gram(x, f, &gh, w0));
+            g_bias.copy_from_slice(&column_sums(&gh, w0));
+        }
         Ok(features_gradient.then(|| {
             // The lift is `x·W + b`: the features' gradient is `ḡ·Wᵀ`.
             let mut gx = vec![T::zero(); x.len()];
@@ -353,11 +365,12 @@ impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
         Ok((T::to_cpu_storage_owned(out), self.output_shape(l1.dims())))
     }
 
-    /// Gradients for the parameters, and for the features when they are
-    /// tracked (a variable, or computed from one: a model differentiated in
-    /// its initial conditions); in training they are data, and that product
-    /// is skipped. Tied to a slot's anchor, the anchor gets zero and the
-    /// parameters' gradient goes to the slot.
+    /// Gradients for what is tracked (a variable, or computed from one): the
+    /// parameters in training, where the features are data; the features
+    /// when a model is differentiated in its initial conditions, where the
+    /// parameters are given detached. What is not tracked is not computed.
+    /// Tied to a slot's anchor, the anchor gets zero and the parameters'
+    /// gradient goes to the slot.
     fn bwd(
         &self,
         arg1: &Tensor,
@@ -381,7 +394,7 @@ impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
             let p = self.params(&pieces)?;
             let mut gx = None;
             slot.fill(|gp| {
-                gx = self.backward(x, &p, g, gp, wanted)?;
+                gx = self.backward(x, &p, g, Some(gp), wanted)?;
                 Ok(())
             })?;
             return Ok((features_bar(gx)?, Some(arg2.zeros_like()?)));
@@ -394,14 +407,13 @@ impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
                 g.storage_and_layout(),
             );
             let pieces = self.cut(guarded(&p)?)?;
-            let mut gp = vec![T::zero(); self.n_params()];
+            let mut gp = arg2.track_op().then(|| vec![T::zero(); self.n_params()]);
             let params = self.params(&pieces)?;
-            let gx = self.backward(guarded(&x)?, &params, guarded(&g)?, &mut gp, wanted)?;
+            let (x, g) = (guarded(&x)?, guarded(&g)?);
+            let gx = self.backward(x, &params, g, gp.as_deref_mut(), wanted)?;
             (gx, gp)
         };
-        Ok((
-            features_bar(gx)?,
-            Some(Tensor::from_vec(gp, p.shape(), p.device())?),
-        ))
+        let params_bar = gp.map(|gp| Tensor::from_vec(gp, p.shape(), p.device()));
+        Ok((features_bar(gx)?, params_bar.transpose()?))
     }
 }

@@ -194,15 +194,16 @@ pub fn mix<T: Real>(y: &Spectrum<T>, w: SpectrumRef<'_, T>, ci: usize, co: usize
     z
 }
 
-/// The adjoint of [`mix`]: given `gz = ∂L/∂Z`, returns `∂L/∂Y` and writes
-/// `∂L/∂W` into `gw` (overwriting it; laid out as the weights), in parallel
-/// over the kept modes (each mode's block of `gw` is its own).
+/// The adjoint of [`mix`]: given `gz = ∂L/∂Z`, returns `∂L/∂Y` and, if `gw`
+/// is given, writes `∂L/∂W` into it (overwriting it; laid out as the
+/// weights), in parallel over the kept modes (each mode's block of `gw` is
+/// its own).
 pub fn mix_adjoint<T: Real>(
     y: &Spectrum<T>,
     w: SpectrumRef<'_, T>,
     gz: &Spectrum<T>,
     (ci, co): (usize, usize),
-    [gw_re, gw_im]: [&mut [T]; 2],
+    gw: Option<[&mut [T]; 2]>,
 ) -> Spectrum<T> {
     let k = w.re.len() / (ci * co);
     let batch = y.re.len() / (k * ci);
@@ -224,6 +225,9 @@ pub fn mix_adjoint<T: Real>(
         gemm(dyi.as_mut(), false, gi, wr.transpose(), one, Par::Seq);
         gemm(dyi, true, gr, wi.transpose(), -one, Par::Seq);
     }
+    let Some([gw_re, gw_im]) = gw else {
+        return gy;
+    };
     gw_re
         .par_chunks_mut(ci * co)
         .zip(gw_im.par_chunks_mut(ci * co))
@@ -463,7 +467,13 @@ mod tests {
             re: vec![f64::NAN; k * ci * co],
             im: vec![7.0; k * ci * co],
         };
-        let gy = mix_adjoint(&spec_x, w.view(), &gz, (ci, co), [&mut gw.re, &mut gw.im]);
+        let gy = mix_adjoint(
+            &spec_x,
+            w.view(),
+            &gz,
+            (ci, co),
+            Some([&mut gw.re, &mut gw.im]),
+        );
         let mut gx = vec![0.0; x.len()];
         conv.analyse_adjoint(gy, ci, &mut gx);
         let lhs = dot(&y, &g);

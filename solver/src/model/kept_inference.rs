@@ -130,7 +130,9 @@ impl Model {
                 (basis_bar, ic_bar)
             }
         };
-        let params = self.fno.packed_parameters()?;
+        // Detached: the network's backward pass then forms the features'
+        // gradient only, not the parameters'.
+        let params = self.fno.packed_parameters()?.detach();
         let samples = kept.ics.iter().zip(basis_bar.chunks(g * n));
         for ((ic, b_bar), ic_bar) in samples.zip(ic_bar.chunks_mut(s)) {
             let x = self
