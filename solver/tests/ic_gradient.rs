@@ -237,3 +237,39 @@ fn a_models_prediction_with_log_features_and_an_offset() {
     let ic: Vec<f64> = (0..64).map(|i| 0.3 * wave(i, 0.5)).collect();
     check_model(&tight_scenario(&ns, &SMALL), &[ic], 1e-5);
 }
+
+/// A float32 backbone (its features and their gradient in single precision,
+/// the solves in double) gives the float64 model's gradient to single
+/// precision: the same seed draws the same variables, rounded.
+#[test]
+fn a_float32_backbone_gives_the_float64_gradient_to_single_precision() {
+    let text = scenario("kind = \"heat\"", LINE, 12);
+    let ic: Vec<f64> = (0..16).map(|i| 0.5 + 0.2 * wave(i, 0.4)).collect();
+    let gradient = |dtype: &str| {
+        let setting = format!("model.dtype=\"{dtype}\"");
+        let mut settings = SMALL.to_vec();
+        settings.push(&setting);
+        let model = Model::new(&tight_scenario(&text, &settings)).unwrap();
+        let ics = std::slice::from_ref(&ic);
+        let (inference, kept) = model.infer_kept(ics, 11).unwrap();
+        let fields_bar: Vec<f64> = (0..inference.fields[0].len())
+            .map(|i| wave(i, 1.3))
+            .collect();
+        let ic_bar = model.infer_backward(&kept, &fields_bar).unwrap();
+        (inference.fields.concat(), ic_bar)
+    };
+    let ((u32, single), (u64, double)) = (gradient("f32"), gradient("f64"));
+    let norm = |v: &[f64]| dot(v, v).sqrt();
+    let apart = |a: &[f64], b: &[f64]| {
+        let diff: Vec<f64> = a.iter().zip(b).map(|(p, q)| p - q).collect();
+        norm(&diff) / norm(b)
+    };
+    assert!(norm(&double) > 1e-6, "a vanishing gradient tests nothing");
+    // The solves amplify the basis's rounding alike in the fields and in
+    // their gradient.
+    let (fields, gradients) = (apart(&u32, &u64), apart(&single, &double));
+    assert!(
+        gradients <= 1e-3 && gradients <= 10.0 * fields.max(1e-7),
+        "fields {fields:e} apart, gradients {gradients:e}"
+    );
+}

@@ -379,7 +379,7 @@ impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let (x, g) = (arg1.contiguous()?, grad_res.contiguous()?);
-        let wanted = arg1.track_op();
+        let features_wanted = arg1.track_op();
         let features_bar = |gx: Option<Vec<T>>| {
             gx.map(|gx| Tensor::from_vec(gx, arg1.shape(), arg1.device()))
                 .transpose()
@@ -394,7 +394,7 @@ impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
             let p = self.params(&pieces)?;
             let mut gx = None;
             slot.fill(|gp| {
-                gx = self.backward(x, &p, g, Some(gp), wanted)?;
+                gx = self.backward(x, &p, g, Some(gp), features_wanted)?;
                 Ok(())
             })?;
             return Ok((features_bar(gx)?, Some(arg2.zeros_like()?)));
@@ -410,7 +410,7 @@ impl<T: Real + Writable> CustomOp2 for NetworkOp<T> {
             let mut gp = arg2.track_op().then(|| vec![T::zero(); self.n_params()]);
             let params = self.params(&pieces)?;
             let (x, g) = (guarded(&x)?, guarded(&g)?);
-            let gx = self.backward(x, &params, g, gp.as_deref_mut(), wanted)?;
+            let gx = self.backward(x, &params, g, gp.as_deref_mut(), features_wanted)?;
             (gx, gp)
         };
         let params_bar = gp.map(|gp| Tensor::from_vec(gp, p.shape(), p.device()));
