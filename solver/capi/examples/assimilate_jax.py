@@ -4,9 +4,9 @@ gradient descent through the trained surrogate (tessera_jax.surrogate: the
 FNO backbone and the hard-constraint layer, differentiated in the initial
 condition).
 
-First the surrogate's gradient is checked: its fields equal Model.predict's bit
-for bit, jax.grad equals ModelForward.backward's bits (also under vmap and
-jit), and both match central differences of the predictions. Then a twin
+First the surrogate's gradient is checked: its fields and solve statuses equal
+Model.predict's bit for bit, jax.grad equals ModelForward.backward's bits (also
+under vmap and jit), and both match central differences of the predictions. Then a twin
 experiment per test trajectory: the observations are the model's own
 prediction from that trajectory's initial condition (every other point of
 the later half of the time levels), the unknown is the initial
@@ -31,6 +31,7 @@ import jax.scipy.optimize
 import tessera
 import tessera_jax
 from predict import read_samples
+from support import expect_error
 
 jax.config.update("jax_enable_x64", True)
 
@@ -48,6 +49,13 @@ def check_gradient(model, predict, ics):
         assert np.array_equal(np.asarray(grad(ics)), expected), f"{name} equals backward's bits"
     each = jax.vmap(jax.grad(lambda ic, b: jnp.sum(predict(ic) * b)))(ics, bar)
     assert np.array_equal(np.asarray(each), expected), "vmap equals the batch's bits"
+    fields, status = tessera_jax.surrogate(model, return_status=True)(ics)
+    _, statuses = model.predict(ics, return_status=True)
+    assert np.array_equal(np.asarray(fields), model.predict(ics)), "fields with the status"
+    for key, attribute in [("reason", "reason_code"), ("iterations", "iterations"),
+                           ("final_residual", "final_residual")]:
+        mine = [[getattr(s, attribute) for s in row] for row in statuses]
+        assert np.array_equal(np.asarray(status[key]), mine), f"status {key}"
     direction = np.sin(0.71 * np.arange(ics.size)).reshape(ics.shape)
     eps = 1e-5  # the solves stop near 1e-12: smaller steps see that, not the derivative
     numeric = (loss(ics + eps * direction) - loss(ics - eps * direction)) / (2 * eps)
@@ -67,6 +75,11 @@ def main(run_dir, data):
         ics = truth[:, 0]
         predict = jax.jit(tessera_jax.surrogate(model))
         check_gradient(model, predict, ics[:2])
+        e = expect_error(ValueError, lambda: predict(np.zeros(s.ic_len + 1)), "a wrong shape")
+        print(f"wrong shape: {e}")
+        e = expect_error(Exception, lambda: predict(np.full(s.ic_len, np.nan)), "NaN input")
+        assert "non-finite" in str(e), e
+        print("NaN input raises, with the library's message")
 
         nt, nx = s.grid
         seen = (slice(nt // 2, None), slice(None, None, 2))
