@@ -62,9 +62,10 @@ Tables:
   custom         The PDEs defined in TOML: scenarios/burgers-small.toml,
                  allen-cahn-small, kdv-small, kuramoto-sivashinsky-small,
                  allen-cahn-2d-small, navier-stokes-toml-small,
-                 anisotropic-diffusion-small and zakharov-kuznetsov-small,
-                 each with moe, hard and soft, and the persistence baseline
-                 u(t) = u0 (24 runs, ~11 min with their data)
+                 anisotropic-diffusion-small, zakharov-kuznetsov-small and
+                 cahn-hilliard-small, each with moe, hard and soft, and the
+                 persistence baseline u(t) = u0 (27 runs, ~12 min with their
+                 data)
   scaling        The experts' speed-up figure: tessera bench scaling, writing
                  benches/scaling.json and benches/scaling.png (the table of
                  benches/README.md)
@@ -729,7 +730,7 @@ custom() {
     local scenario m labels=()
     for scenario in burgers-small allen-cahn-small kdv-small kuramoto-sivashinsky-small \
         allen-cahn-2d-small navier-stokes-toml-small anisotropic-diffusion-small \
-        zakharov-kuznetsov-small; do
+        zakharov-kuznetsov-small cahn-hilliard-small; do
         for m in moe hard soft; do
             run "custom-$scenario-$m" "scenarios/$scenario.toml" --set constraint.method=$m
             labels+=("custom-$scenario-$m")

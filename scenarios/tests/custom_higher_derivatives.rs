@@ -2,8 +2,8 @@
 //! `dyyy`, `dyyyy` and the mixed `dxxy` … `dxyyy`, spectral): the constraint
 //! layer's terms against the derivatives of a Fourier mode, the method of
 //! lines against the closed forms of dispersive, hyperdiffusive modes and of
-//! a KdV soliton, the shipped KdV, Kuramoto–Sivashinsky and
-//! Zakharov–Kuznetsov definitions, and
+//! a KdV soliton, the shipped KdV, Kuramoto–Sivashinsky, Zakharov–Kuznetsov
+//! and Cahn–Hilliard definitions, and
 //! the typed errors of stencils and axes they do not take.
 
 mod mol_support;
@@ -645,4 +645,136 @@ fn the_shipped_kuramoto_sivashinsky_family_stays_bounded_and_keeps_its_mean() {
     }
     // The unstable long waves do grow: a sign error in u_xx would damp them.
     assert!(grew, "the solution never grew from its peak {peak0}");
+}
+
+/// The Cahn–Hilliard definition shipped in `pdes/`, discretised at 64 points
+/// over its period 2π.
+fn on_cahn_hilliard_grid(check: impl FnOnce(&CustomPde, &Discretisation<'_, CustomMol<'_>>)) {
+    let path = format!("{}/pdes/cahn-hilliard.toml", env!("CARGO_MANIFEST_DIR"));
+    let pde = CustomPde::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let view = pde.mol().unwrap();
+    let domain = MolDomain::interval(0.0, TAU, 64, 1).unwrap();
+    check(&pde, &Discretisation::new(&view, &domain).unwrap());
+}
+
+/// The shipped definition's γ.
+const GAMMA: f64 = 0.1;
+
+#[test]
+fn the_shipped_cahn_hilliard_slope_is_the_closed_form() {
+    // u = cos x + ½ sin 2x, every derivative by hand, and
+    // u_t = (u³ − u − γ u_xx)_xx = (3u² − 1) u_xx + 6 u u_x² − γ u_xxxx.
+    // The products reach wavenumber 6, well inside the grid's 32: the
+    // spectral slope is exact to round-off, which the fourth derivative
+    // scales by up to 32⁴ ≈ 1e6 (a wrong sign or coefficient is O(1)).
+    on_cahn_hilliard_grid(|_, disc| {
+        let u0 = disc
+            .sample(|x| vec![x[0].cos() + 0.5 * (2.0 * x[0]).sin()])
+            .unwrap();
+        let unknowns = disc.unknowns_of(&u0).unwrap();
+        let mut slope = vec![0.0; unknowns.len()];
+        disc.rhs(0.0, &unknowns, &mut slope).unwrap();
+        let worst = disc
+            .solver_coordinates()
+            .iter()
+            .zip(&slope)
+            .map(|(&x, &got)| {
+                let u = x.cos() + 0.5 * (2.0 * x).sin();
+                let u_x = -x.sin() + (2.0 * x).cos();
+                let u_xx = -x.cos() - 2.0 * (2.0 * x).sin();
+                let u_xxxx = x.cos() + 8.0 * (2.0 * x).sin();
+                let u_t = (3.0 * u * u - 1.0) * u_xx + 6.0 * u * u_x * u_x - GAMMA * u_xxxx;
+                (got - u_t).abs()
+            })
+            .fold(0.0, f64::max);
+        println!("Cahn–Hilliard slope: max error {worst:e}");
+        assert!(worst < 1e-9, "{worst}");
+    });
+}
+
+#[test]
+fn small_cahn_hilliard_waves_grow_and_decay_about_the_mean() {
+    // About a uniform mixture m, a wave sin kx grows at (1 − 3m²) k² − γ k⁴:
+    // with m = 0.1, k = 2 grows (2.28) and k = 5 decays (−38.25). At
+    // amplitude 1e-6 the neglected terms are about 1e-6 of the waves.
+    on_cahn_hilliard_grid(|_, disc| {
+        const EPS: f64 = 1e-6;
+        const M: f64 = 0.1;
+        let rate = |k: f64| (1.0 - 3.0 * M * M) * k * k - GAMMA * k.powi(4);
+        let exact = |t: f64, x: f64| {
+            M + [2.0, 5.0]
+                .iter()
+                .map(|&k: &f64| EPS * (rate(k) * t).exp() * (k * x).sin())
+                .sum::<f64>()
+        };
+        let u0 = disc.sample(|x| vec![exact(0.0, x[0])]).unwrap();
+        let options = MolOptions {
+            rtol: 1e-10,
+            atol: 1e-18,
+            ..MolOptions::default()
+        };
+        let ts = times(1.0, 4);
+        let solution = disc.solve(&u0, &ts, &options).unwrap();
+        let error = max_error(disc, &solution.frames, &ts, 0, |t, x| exact(t, x[0]));
+        println!(
+            "Cahn–Hilliard linear waves: max error {:e} of the amplitude",
+            error / EPS
+        );
+        assert!(error < 1e-4 * EPS, "{error:e}");
+    });
+}
+
+#[test]
+fn the_shipped_cahn_hilliard_family_keeps_its_mass_and_lowers_its_free_energy() {
+    // From a draw of the family to t = 2: the mean of u is invariant (the
+    // right-hand side is a second derivative), the free energy
+    // ∫ (u² − 1)²/4 + γ u_x²/2 never rises, and the mixture separates
+    // towards the phases u = ±1 (a sign error in the u_xx term would damp
+    // the long waves instead).
+    on_cahn_hilliard_grid(|pde, disc| {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let u0 = pde
+            .initial_family()
+            .unwrap()
+            .sample(&mut rng, disc.solver_coordinates(), 1);
+        let options = MolOptions {
+            rtol: 1e-8,
+            atol: 1e-10,
+            ..MolOptions::default()
+        };
+        let frames = disc.solve(&u0, &times(2.0, 8), &options).unwrap().frames;
+        let n = 64;
+        let dx = TAU / n as f64;
+        let energy = |u: &[f64]| {
+            (0..n)
+                .map(|i| {
+                    // The slope by the centred difference: enough to see
+                    // the energy fall by far more than its error.
+                    let u_x = (u[(i + 1) % n] - u[(i + n - 1) % n]) / (2.0 * dx);
+                    0.25 * (u[i] * u[i] - 1.0).powi(2) + 0.5 * GAMMA * u_x * u_x
+                })
+                .sum::<f64>()
+                * dx
+        };
+        let mean = |u: &[f64]| u.iter().sum::<f64>() / n as f64;
+        let first = &frames[..n];
+        let (mean0, mut last_energy) = (mean(first), energy(first));
+        let energy0 = last_energy;
+        for frame in frames.chunks(n).skip(1) {
+            let drift = (mean(frame) - mean0).abs();
+            assert!(drift < 1e-10, "mean drift {drift}");
+            let e = energy(frame);
+            assert!(
+                e < last_energy + 1e-9,
+                "the free energy rose from {last_energy} to {e}"
+            );
+            last_energy = e;
+        }
+        let peak = frames[frames.len() - n..]
+            .iter()
+            .fold(0.0_f64, |m, v| m.max(v.abs()));
+        println!("Cahn–Hilliard: energy {energy0} -> {last_energy}, final peak {peak}");
+        assert!(peak > 0.8, "no separation: the final peak is {peak}");
+        assert!(last_energy < 0.9 * energy0, "{energy0} -> {last_energy}");
+    });
 }

@@ -53,6 +53,7 @@ fn shipped_custom_scenarios_load_with_their_domain_and_periodic_grid() {
         ("navier-stokes-toml-small.toml", 0.0, 1.0),
         ("anisotropic-diffusion-small.toml", 0.0, 1.0),
         ("zakharov-kuznetsov-small.toml", 0.0, 1.0),
+        ("cahn-hilliard-small.toml", 0.0, std::f64::consts::TAU),
     ] {
         let scenario = Scenario::from_file(scenario_path(file)).unwrap();
         let params = custom(&scenario);

@@ -27,6 +27,7 @@ fn initial_conditions_are_the_generated_first_frames() {
         ("kuramoto-sivashinsky-small.toml", &[]),
         ("kuramoto-sivashinsky-small.toml", &dealiased),
         ("allen-cahn-2d-small.toml", &[]),
+        ("cahn-hilliard-small.toml", &[]),
     ] {
         let mut scenario = shipped(file);
         scenario.set_all(settings).unwrap();
