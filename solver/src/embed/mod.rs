@@ -18,7 +18,9 @@
 //!
 //! - [`TrainedModel`]: `load(run_dir)` reads `config.toml` and
 //!   `checkpoint.safetensors`; `predict(&self, ics, threads)` returns the
-//!   constrained fields and every expert's solver status.
+//!   constrained fields and every expert's solver status; `forward` keeps a
+//!   prediction ([`ModelForward`]) whose `backward` gives the gradient in the
+//!   initial conditions, for data assimilation and inverse problems.
 //! - [`ConstraintProjection`]: the constraint layer of a scenario on
 //!   caller-owned `f64` slices, without candle: `solve` projects a basis onto
 //!   the PDE's constraints, `backward` pulls a gradient back to the basis.
