@@ -560,32 +560,43 @@ fn the_shipped_kuramoto_sivashinsky_slope_is_the_closed_form() {
     // every derivative by hand, u_t = −(u u_x + u_xx + u_xxxx). A wrong sign
     // or coefficient of any term is O(k²) = O(4e-3) here or larger.
     on_kuramoto_sivashinsky_grid(|disc| {
-        let k = 1.0 / 16.0;
-        let u0 = disc
-            .sample(|x| {
-                let y = k * x[0];
-                vec![y.cos() + 0.5 * (2.0 * y).sin()]
-            })
-            .unwrap();
-        let unknowns = disc.unknowns_of(&u0).unwrap();
-        let mut slope = vec![0.0; unknowns.len()];
-        disc.rhs(0.0, &unknowns, &mut slope).unwrap();
-        let worst = disc
-            .solver_coordinates()
-            .iter()
-            .zip(&slope)
-            .map(|(&x, &got)| {
-                let y = k * x;
-                let u = y.cos() + 0.5 * (2.0 * y).sin();
-                let u_x = -k * y.sin() + k * (2.0 * y).cos();
-                let u_xx = -k.powi(2) * y.cos() - 2.0 * k.powi(2) * (2.0 * y).sin();
-                let u_xxxx = k.powi(4) * y.cos() + 8.0 * k.powi(4) * (2.0 * y).sin();
-                (got + u * u_x + u_xx + u_xxxx).abs()
-            })
-            .fold(0.0, f64::max);
+        let worst = slope_error(disc, 1.0 / 16.0, |[u, u_x, u_xx, u_xxxx]| {
+            -(u * u_x + u_xx + u_xxxx)
+        });
         println!("Kuramoto–Sivashinsky slope: max error {worst:e}");
         assert!(worst < 1e-12, "{worst}");
     });
+}
+
+/// The largest difference between the discretisation's slope at the wave
+/// `u = cos kx + ½ sin 2kx` and `u_t([u, u_x, u_xx, u_xxxx])` of its
+/// derivatives by hand.
+fn slope_error<P: MolPde>(
+    disc: &Discretisation<'_, P>,
+    k: f64,
+    u_t: impl Fn([f64; 4]) -> f64,
+) -> f64 {
+    let u0 = disc
+        .sample(|x| {
+            let y = k * x[0];
+            vec![y.cos() + 0.5 * (2.0 * y).sin()]
+        })
+        .unwrap();
+    let unknowns = disc.unknowns_of(&u0).unwrap();
+    let mut slope = vec![0.0; unknowns.len()];
+    disc.rhs(0.0, &unknowns, &mut slope).unwrap();
+    disc.solver_coordinates()
+        .iter()
+        .zip(&slope)
+        .map(|(&x, &got)| {
+            let y = k * x;
+            let u = y.cos() + 0.5 * (2.0 * y).sin();
+            let u_x = -k * y.sin() + k * (2.0 * y).cos();
+            let u_xx = -k.powi(2) * y.cos() - 2.0 * k.powi(2) * (2.0 * y).sin();
+            let u_xxxx = k.powi(4) * y.cos() + 8.0 * k.powi(4) * (2.0 * y).sin();
+            (got - u_t([u, u_x, u_xx, u_xxxx])).abs()
+        })
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -679,25 +690,9 @@ fn the_shipped_cahn_hilliard_slope_is_the_closed_form() {
     // spectral slope is exact to round-off, which the fourth derivative
     // scales by up to 32⁴ ≈ 1e6 (a wrong sign or coefficient is O(1)).
     on_cahn_hilliard_grid(|_, disc| {
-        let u0 = disc
-            .sample(|x| vec![x[0].cos() + 0.5 * (2.0 * x[0]).sin()])
-            .unwrap();
-        let unknowns = disc.unknowns_of(&u0).unwrap();
-        let mut slope = vec![0.0; unknowns.len()];
-        disc.rhs(0.0, &unknowns, &mut slope).unwrap();
-        let worst = disc
-            .solver_coordinates()
-            .iter()
-            .zip(&slope)
-            .map(|(&x, &got)| {
-                let u = x.cos() + 0.5 * (2.0 * x).sin();
-                let u_x = -x.sin() + (2.0 * x).cos();
-                let u_xx = -x.cos() - 2.0 * (2.0 * x).sin();
-                let u_xxxx = x.cos() + 8.0 * (2.0 * x).sin();
-                let u_t = (3.0 * u * u - 1.0) * u_xx + 6.0 * u * u_x * u_x - GAMMA * u_xxxx;
-                (got - u_t).abs()
-            })
-            .fold(0.0, f64::max);
+        let worst = slope_error(disc, 1.0, |[u, u_x, u_xx, u_xxxx]| {
+            (3.0 * u * u - 1.0) * u_xx + 6.0 * u * u_x * u_x - GAMMA * u_xxxx
+        });
         println!("Cahn–Hilliard slope: max error {worst:e}");
         assert!(worst < 1e-9, "{worst}");
     });

@@ -8,7 +8,7 @@ use tessera_scenarios::{Dataset, Device, Scenario};
 
 use super::{WorkerPool, batch_of};
 use crate::SolverError;
-use crate::model::{KeptInference, Model};
+use crate::model::{Inference, KeptInference, Model};
 use crate::train::{Checkpoint, RunDir, batches};
 
 /// A trained model, read-only: [`TrainedModel::predict`] takes `&self`, so
@@ -54,6 +54,17 @@ pub struct Predictions {
     /// (`K` experts; empty for the soft method, which solves nothing).
     pub statuses: Vec<LmStatus>,
     batch: usize,
+}
+
+impl From<Inference> for Predictions {
+    /// The model's per-sample fields laid end to end.
+    fn from(inference: Inference) -> Self {
+        Self {
+            batch: inference.fields.len(),
+            fields: inference.fields.concat(),
+            statuses: inference.statuses,
+        }
+    }
 }
 
 impl Predictions {
@@ -201,14 +212,17 @@ impl TrainedModel {
     /// [`TrainedModel::predict`] on a pool the caller keeps (no threads are
     /// started per call).
     pub fn predict_in(&self, ics: &[f64], pool: &WorkerPool) -> Result<Predictions, SolverError> {
-        batch_of(ics, &self.dims()[1..], "initial conditions [batch, x, (y)]")?;
-        let ics: Vec<Vec<f64>> = ics.chunks(self.ic_len()).map(<[f64]>::to_vec).collect();
+        let ics = self.initial_conditions(ics)?;
         let inference = pool.install(|| self.model.infer(&ics, self.stream))?;
-        Ok(Predictions {
-            fields: inference.fields.concat(),
-            statuses: inference.statuses,
-            batch: ics.len(),
-        })
+        Ok(inference.into())
+    }
+
+    /// `ics` (`[batch, X, (Y)]` row-major) one initial condition each.
+    ///
+    /// Errors: a length that is not a positive multiple of [`Self::ic_len`].
+    fn initial_conditions(&self, ics: &[f64]) -> Result<Vec<Vec<f64>>, SolverError> {
+        batch_of(ics, &self.dims()[1..], "initial conditions [batch, x, (y)]")?;
+        Ok(ics.chunks(self.ic_len()).map(<[f64]>::to_vec).collect())
     }
 
     /// [`TrainedModel::predict`] (the same fields and statuses, bit for
@@ -225,15 +239,10 @@ impl TrainedModel {
 
     /// [`TrainedModel::forward`] on a pool the caller keeps.
     pub fn forward_in(&self, ics: &[f64], pool: &WorkerPool) -> Result<ModelForward, SolverError> {
-        batch_of(ics, &self.dims()[1..], "initial conditions [batch, x, (y)]")?;
-        let ics: Vec<Vec<f64>> = ics.chunks(self.ic_len()).map(<[f64]>::to_vec).collect();
+        let ics = self.initial_conditions(ics)?;
         let (inference, kept) = pool.install(|| self.model.infer_kept(&ics, self.stream))?;
         Ok(ModelForward {
-            predictions: Predictions {
-                fields: inference.fields.concat(),
-                statuses: inference.statuses,
-                batch: ics.len(),
-            },
+            predictions: inference.into(),
             kept,
             model: self.id,
         })
