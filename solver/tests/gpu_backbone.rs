@@ -187,9 +187,9 @@ fn config(ndim: usize, activate_last_layer: bool) -> FnoConfig {
 }
 
 /// The device network on `exec` against the CPU backbone with the same
-/// packed parameters: outputs, and the parameter gradient of `L = Σ out ⊙ R`
-/// for a fixed `R`, each to `tol` (outputs, gradient) relative to its
-/// largest entry.
+/// packed parameters: outputs, and the parameter and features gradients of
+/// `L = Σ out ⊙ R` for a fixed `R`, each to `tol` (outputs, gradients)
+/// relative to its largest entry.
 fn compare_with_cpu<E: Executor + Clone>(
     exec: &E,
     config: FnoConfig,
@@ -224,10 +224,31 @@ fn compare_with_cpu<E: Executor + Clone>(
     let p = exec.upload(&params).unwrap();
     let (y, pass) = device.forward(&x, &p).unwrap();
     let gpu_out = exec.download(&y).unwrap();
-    let g = device
-        .backward(pass, &x, &p, &exec.upload(&r).unwrap())
-        .unwrap();
+    let r_up = exec.upload(&r).unwrap();
+    let g = device.backward(pass, &x, &p, &r_up).unwrap();
     let gpu_grad = exec.download(&g).unwrap();
+    // Again, with the features' gradient: the same parameter gradient.
+    let (_, pass) = device.forward(&x, &p).unwrap();
+    let (g, gx) = device.backward_with_features(pass, &x, &p, &r_up).unwrap();
+    assert_same_bits("parameter gradient", &exec.download(&g).unwrap(), &gpu_grad);
+    let gpu_features_grad = exec.download(&gx).unwrap();
+    let x_var = Var::from_tensor(&features).unwrap();
+    let out = fno
+        .forward_packed(x_var.as_tensor(), &packed.as_tensor().detach())
+        .unwrap();
+    let loss = (&out * Tensor::from_vec(r.clone(), out.shape(), &Device::Cpu).unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let cpu_features_grad: Vec<f64> = loss
+        .backward()
+        .unwrap()
+        .get(x_var.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
 
     let close = |what: &str, a: &[f64], b: &[f64], tol: f64| {
         assert_eq!(a.len(), b.len(), "{what}: lengths");
@@ -250,6 +271,12 @@ fn compare_with_cpu<E: Executor + Clone>(
     };
     close("outputs", &gpu_out, &cpu_out, tol.0);
     close("parameter gradient", &gpu_grad, &cpu_grad, tol.1);
+    close(
+        "features gradient",
+        &gpu_features_grad,
+        &cpu_features_grad,
+        tol.1,
+    );
 }
 
 #[test]
@@ -620,6 +647,10 @@ fn assert_close(what: &str, a: &[f64], b: &[f64], tol: f64) {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0f64, f64::max);
+    println!(
+        "{what}: worst difference {:.1e} of the largest entry",
+        worst / scale
+    );
     assert!(
         worst <= tol * scale,
         "{what}: differ by {worst:e} of {scale:e}"
@@ -877,6 +908,49 @@ fn run_steps(
             update(model, &batch, &vars, adam, 1e-3, 1.0).unwrap()
         })
         .collect()
+}
+
+/// A prediction differentiated in its initial conditions with the backbone
+/// on the (host-run) device runs the backbone's backward pass there and
+/// gives the CPU backbone's gradient, to 1e-8 of its largest entry
+/// (diffusion–sorption with the logarithm's feature channel, and 3-D
+/// Navier–Stokes, two samples each).
+#[test]
+fn initial_condition_gradients_on_the_device_match_the_cpu() {
+    let mut ds = model_common::diffusion_sorption("moe", "");
+    ds.set("model.ic_features=\"value-and-log\"").unwrap();
+    for scenario in [ds, model_common::navier_stokes("moe")] {
+        let ics = tessera_solver::sample_ics(&scenario, 2, 7).unwrap();
+        let gradient = |model: &Model| {
+            let (inference, kept) = model.infer_kept(&ics, 3).unwrap();
+            let n = inference.fields.concat().len();
+            let fields_bar = pseudo(n, 0.9);
+            (
+                inference.fields.concat(),
+                model.infer_backward(&kept, &fields_bar).unwrap(),
+            )
+        };
+        let (cpu_fields, cpu) = gradient(&Model::new(&scenario).unwrap());
+        let (on_device, exec) = on_host_device(Model::new(&scenario).unwrap());
+        let (fields, dev) = gradient(&on_device);
+        let products = exec.launched(Kernel::Gemm);
+        let (inference, kept) = on_device.infer_kept(&ics, 3).unwrap();
+        let forward_products = exec.launched(Kernel::Gemm) - products;
+        let fields_bar = pseudo(inference.fields.concat().len(), 0.9);
+        on_device.infer_backward(&kept, &fields_bar).unwrap();
+        assert!(
+            exec.launched(Kernel::Gemm) - products > 2 * forward_products,
+            "{}: the backward pass's products ran on the device",
+            scenario.name
+        );
+        assert_close(
+            &format!("{}: fields", scenario.name),
+            &fields,
+            &cpu_fields,
+            1e-10,
+        );
+        assert_close(&format!("{}: ic gradient", scenario.name), &dev, &cpu, 1e-8);
+    }
 }
 
 /// Every trained variable's values, in name order.

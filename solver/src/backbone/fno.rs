@@ -428,21 +428,6 @@ impl Fno {
         Ok((op, second))
     }
 
-    /// The host's network as a candle op on `features` (`[batch, grid…,
-    /// in_features]`), wherever the model's passes run, reading the
-    /// parameters [`Fno::packed_parameters`] packs from its second argument:
-    /// the pass of a model differentiated in its features, which the GPU
-    /// network does not do (it differentiates in the parameters only).
-    ///
-    /// Errors: features of another shape or dtype.
-    pub(crate) fn host_network_op(&self, features: &Tensor) -> Result<NetworkOpBox, SolverError> {
-        self.check_features(features)?;
-        Ok(match self.dtype {
-            DType::F64 => self.timed_cpu_op::<f64>(features, None),
-            _ => self.timed_cpu_op::<f32>(features, None),
-        })
-    }
-
     /// The CPU's op for checked `features` in `T`, tied to a host slot with
     /// its packed parameters if `held`, timed as [`Fno::timed`].
     fn timed_cpu_op<T: Real + Writable>(

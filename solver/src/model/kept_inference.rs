@@ -19,9 +19,8 @@
 //! sample at a time, and then its backward pass. Keeping little makes the
 //! kept pass cheap to hold and to differentiate any number of times (one
 //! backward pass per observation operator, or per column of a Jacobian).
-//! That pass runs on the host's network even for a model on a GPU, whose
-//! network differentiates in its parameters only: there the backbone's
-//! gradient is that of the host's network, equal to the GPU's to round-off.
+//! For a model on a GPU both passes run there, the backward pass's
+//! features' gradient one more product than training's.
 
 use std::slice;
 
@@ -139,8 +138,8 @@ impl Model {
                 .features
                 .tensor(slice::from_ref(ic), self.fno.dtype())?;
             let x = Var::from_tensor(&x.contiguous()?)?.as_tensor().clone();
-            let op = self.fno.host_network_op(&x)?;
-            let pass = BasisPass::run(op, x, params.clone(), g)?;
+            let (op, params) = self.fno.network_op(&x, Some(&params))?;
+            let pass = BasisPass::run(op, x, params, g)?;
             let x_bar = pass.features_gradient(b_bar.to_vec())?;
             let through_features = self.features.ic_gradient(&x_bar, ic)?;
             ic_bar

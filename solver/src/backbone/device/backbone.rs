@@ -54,19 +54,23 @@ pub trait NetworkOnDevice: Send + Sync + std::fmt::Debug {
         params: &DeviceParams,
     ) -> Result<(Vec<f64>, DevicePass), GpuError>;
 
-    /// The packed parameter gradient for the output gradient `grad_out`.
-    fn backward(&self, pass: DevicePass, grad_out: &[f64]) -> Result<Vec<f64>, GpuError> {
-        let gradient = self.backward_on_device(pass, grad_out)?;
-        self.gradient_values(&gradient)
-    }
-
-    /// [`NetworkOnDevice::backward`], its result left on the device with the
-    /// pass's parameters.
+    /// The packed parameter gradient for the output gradient `grad_out`,
+    /// left on the device with the pass's parameters
+    /// ([`NetworkOnDevice::gradient_values`] brings it back).
     fn backward_on_device(
         &self,
         pass: DevicePass,
         grad_out: &[f64],
     ) -> Result<DeviceGradient, GpuError>;
+
+    /// [`NetworkOnDevice::backward_on_device`] and the features' gradient
+    /// (`[batch, grid…, in_features]`, on the host): a prediction
+    /// differentiated in its initial condition.
+    fn backward_with_features(
+        &self,
+        pass: DevicePass,
+        grad_out: &[f64],
+    ) -> Result<(DeviceGradient, Vec<f64>), GpuError>;
 
     /// A kept gradient's values.
     fn gradient_values(&self, gradient: &DeviceGradient) -> Result<Vec<f64>, GpuError>;
@@ -178,6 +182,55 @@ impl<E: Executor> DeviceBackbone<E> {
     }
 }
 
+impl<E> DeviceBackbone<E>
+where
+    E: Executor + Clone + Send + Sync + 'static,
+    E::Buffer: Send + Sync + 'static,
+{
+    /// The backward pass of a kept `pass` for `grad_out`: the parameter
+    /// gradient left on the device, and the features' when `features_wanted`.
+    fn pass_back(
+        &self,
+        pass: DevicePass,
+        grad_out: &[f64],
+        features_wanted: bool,
+    ) -> Result<(DeviceGradient, Option<E::Buffer>), GpuError> {
+        let kept = pass
+            .0
+            .downcast::<Kept<E>>()
+            .map_err(|_| GpuError::Unsupported("a forward pass of another device".into()))?;
+        let Kept {
+            network,
+            features,
+            params,
+            pass,
+        } = *kept;
+        let mut watch = Stopwatch::start();
+        let grad = self.exec.upload(grad_out)?;
+        self.exec.synchronize()?;
+        let upload_s = watch.lap();
+        let (grads, features_grad) = if features_wanted {
+            let (grads, gx) = network
+                .fno
+                .backward_with_features(pass, &features, &params, &grad)?;
+            (grads, Some(gx))
+        } else {
+            (network.fno.backward(pass, &features, &params, &grad)?, None)
+        };
+        self.exec.synchronize()?;
+        self.times().backward += GpuTimes {
+            calls: 1,
+            upload_s,
+            kernel_s: watch.lap(),
+            ..GpuTimes::default()
+        };
+        Ok((
+            OnExecutor(&self.exec).gradient(params, grads),
+            features_grad,
+        ))
+    }
+}
+
 impl<E> NetworkOnDevice for DeviceBackbone<E>
 where
     E: Executor + Clone + Send + Sync + 'static,
@@ -232,29 +285,21 @@ where
         pass: DevicePass,
         grad_out: &[f64],
     ) -> Result<DeviceGradient, GpuError> {
-        let kept = pass
-            .0
-            .downcast::<Kept<E>>()
-            .map_err(|_| GpuError::Unsupported("a forward pass of another device".into()))?;
-        let Kept {
-            network,
-            features,
-            params,
-            pass,
-        } = *kept;
+        let (gradient, _) = self.pass_back(pass, grad_out, false)?;
+        Ok(gradient)
+    }
+
+    fn backward_with_features(
+        &self,
+        pass: DevicePass,
+        grad_out: &[f64],
+    ) -> Result<(DeviceGradient, Vec<f64>), GpuError> {
+        let (gradient, features_grad) = self.pass_back(pass, grad_out, true)?;
+        let features_grad = features_grad.expect("asked for");
         let mut watch = Stopwatch::start();
-        let grad = self.exec.upload(grad_out)?;
-        self.exec.synchronize()?;
-        let upload_s = watch.lap();
-        let grads = network.fno.backward(pass, &features, &params, &grad)?;
-        self.exec.synchronize()?;
-        self.times().backward += GpuTimes {
-            calls: 1,
-            upload_s,
-            kernel_s: watch.lap(),
-            ..GpuTimes::default()
-        };
-        Ok(OnExecutor(&self.exec).gradient(params, grads))
+        let values = self.exec.download(&features_grad)?;
+        self.times().backward.download_s += watch.lap();
+        Ok((gradient, values))
     }
 
     fn gradient_values(&self, gradient: &DeviceGradient) -> Result<Vec<f64>, GpuError> {

@@ -117,10 +117,10 @@ impl CustomOp2 for DeviceNetworkOp {
         Ok((out, Shape::from(shape)))
     }
 
-    /// Gradients for the parameters only: the features are data, and tracked
-    /// ones (which the host's network differentiates in) are an error. Tied to a
-    /// slot's anchor, the anchor gets zero and the parameters' gradient
-    /// stays on the device, in the slot.
+    /// The features' gradient when they are tracked (a prediction
+    /// differentiated in its initial condition), and the parameters'. Tied
+    /// to a slot's anchor, the anchor gets zero and the parameters' gradient
+    /// stays on the device, in the slot; detached parameters get none.
     fn bwd(
         &self,
         arg1: &Tensor,
@@ -128,12 +128,6 @@ impl CustomOp2 for DeviceNetworkOp {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        if arg1.track_op() {
-            candle_core::bail!(
-                "fno: the GPU network does not differentiate in its features; \
-                 run that pass on the host's network"
-            );
-        }
         let pass = match self.pass.lock() {
             Ok(mut guard) => guard.take(),
             Err(_) => candle_core::bail!("fno: device pass store poisoned"),
@@ -147,19 +141,29 @@ impl CustomOp2 for DeviceNetworkOp {
         let held = grad_res.storage_and_layout();
         let g = widened_held(&held)?;
         let network = self.slot.network();
-        if self.held.is_some() {
+        let (gradient, features_grad) = if arg1.track_op() {
+            let (gradient, gx) = network
+                .backward_with_features(pass, &g)
+                .map_err(candle_core::Error::wrap)?;
+            let gx = Tensor::from_vec(gx, arg1.shape(), arg1.device())?.to_dtype(arg1.dtype())?;
+            (gradient, Some(gx))
+        } else {
             let gradient = network
                 .backward_on_device(pass, &g)
                 .map_err(candle_core::Error::wrap)?;
+            (gradient, None)
+        };
+        if self.held.is_some() {
             self.slot.fill(gradient).map_err(candle_core::Error::wrap)?;
-            return Ok((None, Some(arg2.zeros_like()?)));
+            return Ok((features_grad, Some(arg2.zeros_like()?)));
+        }
+        if !arg2.track_op() {
+            return Ok((features_grad, None));
         }
         let gp = network
-            .backward(pass, &g)
+            .gradient_values(&gradient)
             .map_err(candle_core::Error::wrap)?;
-        Ok((
-            None,
-            Some(Tensor::from_vec(gp, arg2.shape(), arg2.device())?.to_dtype(arg2.dtype())?),
-        ))
+        let gp = Tensor::from_vec(gp, arg2.shape(), arg2.device())?.to_dtype(arg2.dtype())?;
+        Ok((features_grad, Some(gp)))
     }
 }

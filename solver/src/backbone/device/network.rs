@@ -213,6 +213,34 @@ impl<E: Executor> DeviceFno<E> {
         params: &E::Buffer,
         grad_out: &E::Buffer,
     ) -> Result<E::Buffer, GpuError> {
+        let (grads, _) = self.pass_back(pass, features, params, grad_out, false)?;
+        Ok(grads)
+    }
+
+    /// [`DeviceFno::backward`] and the features' gradient `[batch, grid…,
+    /// in_features]`: what differentiating a prediction in its initial
+    /// condition needs (the lift's `ḡ·Wᵀ`, one more product).
+    pub fn backward_with_features(
+        &self,
+        pass: ForwardPass<E::Buffer>,
+        features: &E::Buffer,
+        params: &E::Buffer,
+        grad_out: &E::Buffer,
+    ) -> Result<(E::Buffer, E::Buffer), GpuError> {
+        let (grads, features_grad) = self.pass_back(pass, features, params, grad_out, true)?;
+        Ok((grads, features_grad.expect("asked for")))
+    }
+
+    /// The backward pass: the parameter gradient, and the features' when
+    /// `features_wanted`.
+    fn pass_back(
+        &self,
+        pass: ForwardPass<E::Buffer>,
+        features: &E::Buffer,
+        params: &E::Buffer,
+        grad_out: &E::Buffer,
+        features_wanted: bool,
+    ) -> Result<(E::Buffer, Option<E::Buffer>), GpuError> {
         if pass.network != self.id {
             return Err(GpuError::Unsupported(
                 "a forward pass of another network".into(),
@@ -278,7 +306,21 @@ impl<E: Executor> DeviceFno<E> {
             (&mut grads, View::dense(p.lift_weight, f, w0)),
         )?;
         ops.column_sums(&gh, w0, (&mut grads, p.lift_bias))?;
-        Ok(grads)
+        let features_grad = if features_wanted {
+            let mut gx = self.exec.zeros(features.len())?;
+            ops.gemm(
+                1,
+                1.0,
+                (&gh, View::dense(0, rows, w0)),
+                (params, View::dense(p.lift_weight, f, w0).t()),
+                0.0,
+                (&mut gx, View::dense(0, rows, f)),
+            )?;
+            Some(gx)
+        } else {
+            None
+        };
+        Ok((grads, features_grad))
     }
 
     /// `z = S(σ(a)) + σ(a)·W + b` (`σ` only when `activate`), and the kept
