@@ -88,9 +88,9 @@ pub use parallel::{
 };
 pub use phases::{Phase, PhaseClock, PhaseTimes};
 pub use train::{
-    Adam, AdamConfig, Checkpoint, Claim, LockHolder, RunDir, RunLock, StepRecord, StopReason,
-    Totals, TrainOptions, TrainOutcome, Trainer, Validation, eval_seed, host_name, named_vars,
-    step_draw, update, update_shard,
+    Adam, AdamConfig, Checkpoint, Claim, LockHolder, ResumePoint, RunDir, RunLock, StepRecord,
+    StopReason, Totals, TrainOptions, TrainOutcome, Trainer, Validation, eval_seed, host_name,
+    named_vars, step_draw, update, update_shard,
 };
 pub use trainable::{Batch, Prediction, SampleGradients, StepLoss, Trainable};
 

@@ -10,7 +10,7 @@ use tessera_solver::{
     Adam, AdamConfig, Checkpoint, RunDir, SolverError, StepRecord, StopReason, Totals,
     TrainOptions, TrainOutcome, Trainable, Trainer,
 };
-use train_support::{Linear, run_data, scenario, temp_dir};
+use train_support::{Linear, damage_a_variable, run_data, scenario, temp_dir};
 
 fn options(resume: bool) -> TrainOptions {
     TrainOptions {
@@ -126,6 +126,77 @@ fn resume_after_interruption_equals_uninterrupted_run() {
     assert_eq!(a, b);
 }
 
+/// `train`, stopping after step `stop` when given, in `dir` with `extra`
+/// training settings; the totals where it ended.
+fn train_in(dir: &std::path::Path, extra: &str, stop: Option<usize>, resume: bool) -> Totals {
+    let scenario = scenario(14, extra);
+    let data = run_data();
+    let mut model = Linear::new();
+    let outcome = Trainer::new(&mut model, &scenario, &data, &RunDir::new(dir))
+        .train(options(resume), |r, _| match stop {
+            Some(step) if r.step == step => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        })
+        .unwrap();
+    outcome.totals()
+}
+
+/// The checkpoint before the latest is kept beside it: a run stopped after
+/// step 12 (checkpoints at steps 5 and 10) whose latest checkpoint was then
+/// damaged resumes from step 5 and ends as an uninterrupted run does, bit
+/// for bit, metrics included. With `keep_previous_checkpoint = false` there
+/// is no second file, and the damage is the resume's error.
+#[test]
+fn a_resume_falls_back_to_the_previous_checkpoint_when_the_latest_is_damaged() {
+    let straight = temp_dir("fallback-straight");
+    train_in(&straight, "", None, false);
+    let dir = temp_dir("fallback");
+    let run = RunDir::new(&dir);
+    assert_eq!(train_in(&dir, "", Some(12), false).step, 12);
+    let step_at = |path: std::path::PathBuf| Checkpoint::load(&path).unwrap().totals.step;
+    assert_eq!(step_at(run.checkpoint()), 10);
+    assert_eq!(step_at(run.previous_checkpoint()), 5);
+    damage_a_variable(&run.checkpoint());
+    let point = Checkpoint::resume_point(&run.checkpoint(), &run.previous_checkpoint()).unwrap();
+    let reason = point
+        .passed_over
+        .expect("the latest was passed over")
+        .to_string();
+    assert!(reason.contains("damaged"), "{reason}");
+    assert_eq!(
+        (point.path, point.checkpoint.totals.step),
+        (run.previous_checkpoint(), 5)
+    );
+
+    assert_eq!(train_in(&dir, "", None, true).step, 14);
+    let straight = RunDir::new(&straight);
+    let load = |run: &RunDir| Checkpoint::load(&run.checkpoint()).unwrap();
+    let (mut a, mut b) = (Linear::new(), Linear::new());
+    load(&straight)
+        .restore_model(&mut a, &straight.checkpoint())
+        .unwrap();
+    load(&run).restore_model(&mut b, &run.checkpoint()).unwrap();
+    assert_eq!(a.weights(), b.weights(), "bit-identical weights");
+    assert_eq!(
+        without_seconds(straight.read_metrics().unwrap()),
+        without_seconds(run.read_metrics().unwrap())
+    );
+    assert_eq!(step_at(run.previous_checkpoint()), 10);
+
+    let alone = temp_dir("fallback-off");
+    let off = "keep_previous_checkpoint = false";
+    train_in(&alone, off, Some(12), false);
+    let run = RunDir::new(&alone);
+    assert!(!run.previous_checkpoint().exists());
+    damage_a_variable(&run.checkpoint());
+    let scenario = scenario(14, off);
+    let err = Trainer::new(&mut Linear::new(), &scenario, &run_data(), &run)
+        .train(options(true), |_, _| ControlFlow::Continue(()))
+        .unwrap_err();
+    assert!(matches!(err, SolverError::Checkpoint { .. }), "{err}");
+    assert!(err.to_string().contains("damaged"), "{err}");
+}
+
 #[test]
 fn a_passed_deadline_stops_at_a_fresh_checkpoint_that_resumes_exactly() {
     let steps = 12;
@@ -191,7 +262,7 @@ fn checkpoint_round_trip_restores_variables_moments_and_extra_state() {
     let adam = checkpoint.adam(AdamConfig::default()).unwrap();
     assert_eq!(adam.count(), 6);
     let again = temp_dir("checkpoint-again").join("c.safetensors");
-    Checkpoint::save(&again, &fresh, &adam, totals, 2).unwrap();
+    Checkpoint::save(&again, None, &fresh, &adam, totals, 2).unwrap();
     let reloaded = Checkpoint::load(&again).unwrap();
     assert_eq!(
         checkpoint.ranks(),

@@ -21,7 +21,7 @@ use cli_support::{
     ok, records, stop_on_time_limit, tessera, tiny_scenario, train_until_checkpoint,
 };
 use tessera_solver::{Checkpoint, RunDir, StepRecord};
-use train_support::temp_dir;
+use train_support::{damage_a_variable, temp_dir};
 
 const STEPS: usize = 50;
 
@@ -239,6 +239,26 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes_on_two_or_one_ranks() {
     assert_eq!(records(&killed), reference, "same ranks: an exact resume");
     // Another number of ranks sums in another order: equal to rounding only.
     assert_close(&records(&single), &reference, 1e-6);
+
+    // Rank 0 picks the checkpoint before a damaged latest, every rank reads
+    // the bytes it broadcasts, and the run ends as before.
+    damage_a_variable(&RunDir::new(&killed).checkpoint());
+    let again = mpirun(2)
+        .args(["train", "--quiet", "--resume"])
+        .arg(&killed)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr).into_owned();
+    ok(again);
+    assert!(
+        stderr.contains("resuming from the checkpoint before it"),
+        "{stderr}"
+    );
+    assert_eq!(
+        records(&killed),
+        reference,
+        "resumed from the previous checkpoint"
+    );
 }
 
 /// Rank 0 alone decides when time is up; were the other rank to stop at

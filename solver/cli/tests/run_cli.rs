@@ -15,7 +15,7 @@ use cli_support::{
     ok, records, stop_on_time_limit, tessera, tiny_scenario, train_until_checkpoint,
 };
 use tessera_solver::{Checkpoint, RunDir, StopReason, Summary};
-use train_support::temp_dir;
+use train_support::{damage_a_variable, temp_dir};
 
 const STEPS: usize = 120;
 
@@ -127,6 +127,53 @@ fn sigkill_and_resume_match_an_uninterrupted_run() {
     assert_eq!(sa.rel_l2, sb.rel_l2);
     assert_eq!(sa.steps, STEPS);
     assert_eq!(sa.failed_solves, sb.failed_solves);
+}
+
+/// A run whose latest checkpoint is damaged: `eval` refuses it, naming the
+/// damaged tensor and the resume that trains again from the checkpoint kept
+/// before it; that resume says on stderr which checkpoint it took (step 115
+/// of 120) and ends with the metrics and test error the run had.
+#[test]
+fn a_damaged_checkpoint_is_refused_by_eval_and_resumed_from_the_one_before() {
+    let dir = temp_dir("cli-damaged");
+    let run = dir.join("run");
+    ok(tessera()
+        .arg("train")
+        .arg(scenario_file(&dir))
+        .args(["--quiet", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap());
+    let before = (records(&run), eval_summary(&run).rel_l2);
+    let files = RunDir::new(&run);
+    damage_a_variable(&files.checkpoint());
+    let refused = tessera()
+        .arg("eval")
+        .arg(&run)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("is damaged"), "{stderr}");
+    assert!(stderr.contains("tessera train --resume"), "{stderr}");
+    assert!(
+        stderr.contains("checkpoint.previous.safetensors"),
+        "{stderr}"
+    );
+
+    let resumed = ok(tessera()
+        .args(["train", "--quiet", "--resume"])
+        .arg(&run)
+        .output()
+        .unwrap());
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        stderr.contains("resuming from the checkpoint before it"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(step 115)"), "{stderr}");
+    assert_eq!((records(&run), eval_summary(&run).rel_l2), before);
 }
 
 #[test]

@@ -23,7 +23,7 @@ use candle_core::safetensors::Load;
 use candle_core::{Device, Tensor};
 
 use super::adam::{Adam, AdamConfig};
-use super::run_dir::write_atomic_with;
+use super::run_dir::replace_keeping;
 use crate::SolverError;
 use crate::trainable::Trainable;
 
@@ -63,6 +63,18 @@ pub struct Checkpoint {
     extra: Vec<(String, Vec<f64>)>,
 }
 
+/// Where a run resumes: [`Checkpoint::resume_point`].
+#[derive(Debug)]
+pub struct ResumePoint {
+    /// The checkpoint read.
+    pub checkpoint: Checkpoint,
+    /// Its file.
+    pub path: PathBuf,
+    /// Why the latest checkpoint was passed over for the one before it;
+    /// `None` where the latest was read.
+    pub passed_over: Option<SolverError>,
+}
+
 /// Which tensors of a checkpoint file a load keeps.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Keep {
@@ -76,9 +88,13 @@ enum Keep {
 
 impl Checkpoint {
     /// Saves `model`'s variables and extra state, `adam`'s state and `totals`
-    /// to `path` atomically, recording that `ranks` processes trained it.
+    /// to `path` atomically and durably, recording that `ranks` processes
+    /// trained it; with `previous`, the checkpoint `path` held before is then
+    /// found there
+    /// ([`super::run_dir::replace_keeping`]).
     pub fn save<M: Trainable + ?Sized>(
         path: &Path,
+        previous: Option<&Path>,
         model: &M,
         adam: &Adam,
         totals: Totals,
@@ -111,7 +127,7 @@ impl Checkpoint {
             let bytes = safetensors::View::data(tensor);
             metadata.insert(format!("{CRC32}{name}"), crc32(&bytes));
         }
-        write_atomic_with(path, |tmp| {
+        replace_keeping(path, previous, |tmp| {
             safetensors::serialize_to_file(tensors, Some(metadata), tmp).map_err(|source| {
                 SolverError::Safetensors {
                     path: tmp.to_owned(),
@@ -131,6 +147,29 @@ impl Checkpoint {
     /// Reads a checkpoint written by [`Checkpoint::save`], to resume from.
     pub fn load(path: &Path) -> Result<Self, SolverError> {
         Self::read(path, Keep::Everything)
+    }
+
+    /// The checkpoint a run resumes from: the latest, at `latest`, or where
+    /// that cannot be read (missing, truncated, damaged), the one before it
+    /// at `previous`, if that can, with the reason the latest was passed over.
+    ///
+    /// Errors: the latest's, when neither can be read.
+    pub fn resume_point(latest: &Path, previous: &Path) -> Result<ResumePoint, SolverError> {
+        match Self::load(latest) {
+            Ok(checkpoint) => Ok(ResumePoint {
+                checkpoint,
+                path: latest.to_owned(),
+                passed_over: None,
+            }),
+            Err(error) => match Self::load(previous) {
+                Ok(checkpoint) => Ok(ResumePoint {
+                    checkpoint,
+                    path: previous.to_owned(),
+                    passed_over: Some(error),
+                }),
+                Err(_) => Err(error),
+            },
+        }
     }
 
     /// Reads the model's part of a checkpoint (variables and extra state),
@@ -276,6 +315,8 @@ impl Checkpoint {
                     self.vars.len()
                 )));
             }
+            // Every variable checked before any is set.
+            let mut pairs = Vec::with_capacity(vars.len());
             for (name, var) in vars.iter() {
                 let saved = self
                     .vars
@@ -290,6 +331,9 @@ impl Checkpoint {
                         saved.dtype()
                     )));
                 }
+                pairs.push((var, saved));
+            }
+            for (var, saved) in pairs {
                 var.set(saved)?;
             }
         }

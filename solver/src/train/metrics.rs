@@ -97,6 +97,14 @@ impl MetricsLog {
         })
     }
 
+    /// Flushes the appended lines to the disk (before a checkpoint, so that
+    /// one that survives a power cut has its steps' lines).
+    pub fn sync(&mut self) -> Result<(), SolverError> {
+        self.file
+            .sync_data()
+            .map_err(|e| SolverError::io(&self.path, e))
+    }
+
     /// Appends one record (one line, flushed).
     pub fn append(&mut self, record: &StepRecord) -> Result<(), SolverError> {
         let text = line(record)?;

@@ -21,7 +21,7 @@ pub mod update;
 
 pub use adam::{Adam, AdamConfig};
 pub use batches::{eval_seed, step_draw};
-pub use checkpoint::{Checkpoint, Totals};
+pub use checkpoint::{Checkpoint, ResumePoint, Totals};
 pub use metrics::{StepRecord, StopReason, Validation};
 pub use run_dir::{Claim, RunDir};
 pub use run_lock::{LockHolder, RunLock, host_name};

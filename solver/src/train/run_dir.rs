@@ -5,6 +5,7 @@
 //! RUN_DIR/config.toml              the scenario used (overrides applied)
 //! RUN_DIR/metrics.jsonl            one JSON object per training step
 //! RUN_DIR/checkpoint.safetensors   variables, Adam moments, step, extra state
+//! RUN_DIR/checkpoint.previous.safetensors   the checkpoint before it
 //! RUN_DIR/summary.json             the evaluation
 //! RUN_DIR/plots/*.png              heat maps and the loss curve
 //! RUN_DIR/.lock                    held while a run uses the directory
@@ -91,6 +92,7 @@ impl RunDir {
             self.config(),
             self.metrics(),
             self.checkpoint(),
+            self.previous_checkpoint(),
             self.summary(),
             self.provenance(),
         ] {
@@ -127,6 +129,12 @@ impl RunDir {
     /// The checkpoint.
     pub fn checkpoint(&self) -> PathBuf {
         self.root.join("checkpoint.safetensors")
+    }
+
+    /// The checkpoint before [`RunDir::checkpoint`], kept (with
+    /// `training.keep_previous_checkpoint`) for a resume to fall back to.
+    pub fn previous_checkpoint(&self) -> PathBuf {
+        self.root.join("checkpoint.previous.safetensors")
     }
 
     /// The evaluation summary.
@@ -182,13 +190,131 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&Path) -> Result<(), SolverError>,
 ) -> Result<(), SolverError> {
-    let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    if let Err(e) = write(&tmp) {
+    replace_keeping(path, None, write)
+}
+
+/// Like [`write_atomic_with`]; with `previous`, the file `path` held before
+/// (if any) is then found at `previous`, replacing what that held.
+///
+/// Durable as well as atomic: the new file's bytes reach the disk before
+/// the rename that publishes them, and the rename before this returns. A
+/// rename alone orders nothing: after a power cut, file systems that delay
+/// allocation (XFS; ext4 in some modes; many cluster file systems) may show
+/// the new name over an empty or partial file. At every moment `path` names
+/// a whole file: the old one keeps its name until the new one takes it, and
+/// reaches `previous` through a second name (a hard link, or a copy where
+/// the file system has no links).
+pub fn replace_keeping(
+    path: &Path,
+    previous: Option<&Path>,
+    write: impl FnOnce(&Path) -> Result<(), SolverError>,
+) -> Result<(), SolverError> {
+    let tmp = beside(path, ".tmp");
+    if let Err(e) = write(&tmp).and_then(|()| sync_file(&tmp)) {
         // Best effort: the error that matters is the write's.
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, path).map_err(|e| SolverError::io(path, e))
+    if let Some(previous) = previous {
+        keep_as(path, previous)?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| SolverError::io(path, e))?;
+    sync_directory_of(path);
+    Ok(())
+}
+
+/// `path` with `suffix` appended to its file name.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// Gives the file at `path` (if there is one) the name `previous` as well,
+/// replacing what `previous` named, durably.
+fn keep_as(path: &Path, previous: &Path) -> Result<(), SolverError> {
+    let second = beside(previous, ".tmp");
+    let gone = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SolverError::io(&second, e)),
+        _ => Ok(()),
+    };
+    gone(std::fs::remove_file(&second))?;
+    match std::fs::hard_link(path, &second) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {
+            std::fs::copy(path, &second).map_err(|e| SolverError::io(&second, e))?;
+            sync_file(&second)?;
+        }
+    }
+    std::fs::rename(&second, previous).map_err(|e| SolverError::io(previous, e))
+}
+
+/// Flushes a written file's bytes to the disk.
+fn sync_file(path: &Path) -> Result<(), SolverError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| SolverError::io(path, e))
+}
+
+/// Flushes the directory entry of a renamed file to the disk. Best effort:
+/// some file systems refuse to sync a directory, and on those the rename is
+/// as durable as they make it.
+fn sync_directory_of(path: &Path) {
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(path: &Path) -> Option<String> {
+        std::fs::read_to_string(path).ok()
+    }
+
+    /// Each replacement leaves the new bytes under the name and the old ones
+    /// under `previous`; a failed write changes neither and leaves no
+    /// temporary file; without `previous` nothing else is touched.
+    #[test]
+    fn a_replacement_keeps_the_file_before_it() {
+        let dir = std::env::temp_dir().join(format!("tessera-replace-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (path, previous) = (dir.join("c.bin"), dir.join("c.previous.bin"));
+        let write = |text: &'static str| {
+            move |tmp: &Path| std::fs::write(tmp, text).map_err(|e| SolverError::io(tmp, e))
+        };
+        replace_keeping(&path, Some(&previous), write("one")).unwrap();
+        assert_eq!((read(&path), read(&previous)), (Some("one".into()), None));
+        replace_keeping(&path, Some(&previous), write("two")).unwrap();
+        replace_keeping(&path, Some(&previous), write("three")).unwrap();
+        let both = (read(&path), read(&previous));
+        assert_eq!(both, (Some("three".into()), Some("two".into())));
+
+        let failed = replace_keeping(&path, Some(&previous), |tmp| {
+            std::fs::write(tmp, "partial").unwrap();
+            Err(SolverError::io(tmp, std::io::Error::other("disk full")))
+        });
+        assert!(failed.is_err());
+        assert_eq!((read(&path), read(&previous)), both);
+        replace_keeping(&path, None, write("four")).unwrap();
+        assert_eq!(read(&previous), Some("two".into()));
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["c.bin", "c.previous.bin"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

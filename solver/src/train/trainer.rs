@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::Var;
@@ -19,7 +20,7 @@ use tessera_scenarios::Scenario;
 
 use super::adam::{Adam, AdamConfig};
 use super::batches::{eval_seed, step_draw};
-use super::checkpoint::{Checkpoint, Totals};
+use super::checkpoint::{Checkpoint, ResumePoint, Totals};
 use super::deadline::Deadline;
 use super::metrics::{MetricsLog, StepRecord, StopReason, Validation};
 use super::run_dir::RunDir;
@@ -130,13 +131,7 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
             self.run.create()?;
         }
         let (mut adam, mut totals, mut metrics) = if options.resume {
-            let path = self.run.checkpoint();
-            let checkpoint = match self.world {
-                Some(world) => {
-                    Checkpoint::from_bytes(&path, &broadcast_checkpoint(world.comm(), &path)?)?
-                }
-                None => Checkpoint::load(&path)?,
-            };
+            let (checkpoint, path) = self.resume_point(root, ranks)?;
             checkpoint.restore_model(self.model, &path)?;
             let metrics = root
                 .then(|| MetricsLog::open(&self.run.metrics(), Some(checkpoint.totals.step)))
@@ -183,7 +178,12 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
                 metrics.append(&record)?;
                 if checkpoint {
                     let saving = Instant::now();
-                    Checkpoint::save(&self.run.checkpoint(), self.model, &adam, totals, ranks)?;
+                    // A checkpoint on the disk has its steps' lines there too.
+                    metrics.sync()?;
+                    let previous = self.run.previous_checkpoint();
+                    let keep = t.keep_previous_checkpoint.then_some(previous.as_path());
+                    let path = self.run.checkpoint();
+                    Checkpoint::save(&path, keep, self.model, &adam, totals, ranks)?;
                     if let Some(deadline) = &mut deadline {
                         deadline.save_took(saving.elapsed());
                     }
@@ -197,6 +197,40 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
             }
         }
         Ok(TrainOutcome::Finished(totals))
+    }
+
+    /// The checkpoint a resumed run continues from, and its file: the
+    /// latest, or the one before it where the latest cannot be read
+    /// ([`Checkpoint::resume_point`]; rank 0 picks, and says so on stderr,
+    /// then every rank reads the bytes it broadcasts). Rank 0 also notes a
+    /// checkpoint written by another number of ranks.
+    fn resume_point(&self, root: bool, ranks: usize) -> Result<(Checkpoint, PathBuf), SolverError> {
+        let (latest, previous) = (self.run.checkpoint(), self.run.previous_checkpoint());
+        let pick = || -> Result<ResumePoint, SolverError> {
+            let picked = Checkpoint::resume_point(&latest, &previous)?;
+            if let Some(error) = &picked.passed_over {
+                eprintln!(
+                    "warning: {error}; resuming from the checkpoint before it, {} (step {})",
+                    previous.display(),
+                    picked.checkpoint.totals.step
+                );
+            }
+            let saved = picked.checkpoint.ranks();
+            if saved != ranks {
+                eprintln!(
+                    "note: the checkpoint was written by {saved} rank(s), this run has {ranks}: \
+                     it continues to rounding, not bit for bit"
+                );
+            }
+            Ok(picked)
+        };
+        let Some(world) = self.world.filter(|w| w.size() > 1) else {
+            let picked = pick()?;
+            return Ok((picked.checkpoint, picked.path));
+        };
+        let path = if root { pick()?.path } else { latest.clone() };
+        let bytes = broadcast_checkpoint(world.comm(), &path)?;
+        Ok((Checkpoint::from_bytes(&path, &bytes)?, path))
     }
 
     /// Update number `step` (0-based) on the batch the step draws; the record's

@@ -175,3 +175,17 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
+
+/// Flips one bit in the first variable's bytes of the checkpoint at `path`.
+pub fn damage_a_variable(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let offset = {
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let (_, view) = (file.iter())
+            .find(|(name, _)| name.starts_with("var/"))
+            .unwrap();
+        view.data().as_ptr() as usize - bytes.as_ptr() as usize
+    };
+    bytes[offset + 3] ^= 0x10;
+    std::fs::write(path, bytes).unwrap();
+}

@@ -104,7 +104,19 @@ fn same_directory(a: &Path, b: &Path) -> bool {
 pub(super) fn trained_model(scenario: &Scenario, run: &RunDir) -> anyhow::Result<(Model, Totals)> {
     let mut model = Model::for_checkpoint(scenario)?;
     let path = run.checkpoint();
-    let checkpoint = Checkpoint::load_model(&path)?;
+    let checkpoint = Checkpoint::load_model(&path).map_err(|error| {
+        let error = anyhow::Error::new(error);
+        let previous = run.previous_checkpoint();
+        if !previous.exists() {
+            return error;
+        }
+        error.context(format!(
+            "the run's latest checkpoint cannot be read; `tessera train --resume {}` \
+             trains again from the one before it, {}",
+            run.root().display(),
+            previous.display()
+        ))
+    })?;
     checkpoint.restore_model(&mut model, &path)?;
     Ok((model, checkpoint.totals))
 }

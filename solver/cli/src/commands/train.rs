@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tessera_scenarios::Scenario;
 use tessera_solver::{
-    Checkpoint, Claim, Layout, Model, RunData, RunDir, Totals, TrainOptions, TrainOutcome, Trainer,
-    World, broadcast_run_data, with_world,
+    Claim, Layout, Model, RunData, RunDir, Totals, TrainOptions, TrainOutcome, Trainer, World,
+    broadcast_run_data, with_world,
 };
 
 use crate::device::DeviceArg;
@@ -107,16 +107,6 @@ impl Args {
         let _lock = world.is_root().then(|| run.claim(claim)).transpose()?;
         if world.is_root() {
             Record::now(world.size(), scenario.device.to_string()).append_to(&run)?;
-        }
-        if resume && world.is_root() {
-            let saved = Checkpoint::ranks_at(&run.checkpoint())?;
-            if saved != world.size() {
-                eprintln!(
-                    "note: the checkpoint was written by {saved} rank(s), this run has {}: it \
-                     continues to rounding, not bit for bit",
-                    world.size()
-                );
-            }
         }
         let deadline = self.max_time.deadline(started);
         let (_, _, outcome) = train(&scenario, &run, resume, deadline, self.quiet, world)?;
