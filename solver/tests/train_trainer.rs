@@ -317,6 +317,34 @@ fn checkpoint_of_another_model_is_rejected() {
         .unwrap();
     let err = checkpoint.restore_model(&mut other, &path).unwrap_err();
     assert!(matches!(err, SolverError::Checkpoint { .. }), "{err}");
+
+    // The same names, one of another shape: no variable is set (whichever
+    // the map visits first).
+    let with_extra = |len: usize, value: f64| {
+        let model = Linear::new();
+        let init = candle_nn::Init::Const(value);
+        let (f64, cpu) = (candle_core::DType::F64, candle_core::Device::Cpu);
+        model.vars().get(len, "extra", init, f64, &cpu).unwrap();
+        model
+    };
+    let saved = with_extra(3, 1.0);
+    saved.vars().data().lock().unwrap()["w"]
+        .set(
+            &candle_core::Tensor::new(&[0.9f64; train_support::NT], &candle_core::Device::Cpu)
+                .unwrap(),
+        )
+        .unwrap();
+    let file = dir.join("extra.safetensors");
+    let adam = Adam::new(AdamConfig::default());
+    Checkpoint::save(&file, None, &saved, &adam, Totals::default(), 1).unwrap();
+    let mut other = with_extra(4, 0.0);
+    let before = other.weights();
+    let err = Checkpoint::load(&file)
+        .unwrap()
+        .restore_model(&mut other, &file)
+        .unwrap_err();
+    assert!(err.to_string().contains("`extra`"), "{err}");
+    assert_eq!(other.weights(), before, "a refused checkpoint sets nothing");
 }
 
 #[test]
