@@ -5,6 +5,8 @@
 mod train_support;
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tessera_solver::{
     Adam, AdamConfig, Checkpoint, RunDir, SolverError, StepRecord, StopReason, Totals,
@@ -197,49 +199,74 @@ fn a_resume_falls_back_to_the_previous_checkpoint_when_the_latest_is_damaged() {
     assert!(err.to_string().contains("damaged"), "{err}");
 }
 
+/// A run stopped early — by a deadline already passed (after the first
+/// step), or by its stop flag set after step 7 (a signal, in the CLI) —
+/// stops at a checkpoint of the step it stopped after, between the periodic
+/// ones (every 5), and resumes exactly: the same weights and history as an
+/// uninterrupted run, the stop marked on the step it happened.
 #[test]
-fn a_passed_deadline_stops_at_a_fresh_checkpoint_that_resumes_exactly() {
+fn a_run_stopped_by_a_deadline_or_a_signal_resumes_exactly() {
     let steps = 12;
     let straight = temp_dir("deadline-straight");
     let mut reference = Linear::new();
     train_to_end(&mut reference, steps, &straight, false);
+    let reference_records = without_seconds(RunDir::new(&straight).read_metrics().unwrap());
 
-    // A deadline already passed: the first step is done, then the run stops
-    // with a checkpoint at step 1, between the periodic ones (every 5).
-    let stopped = temp_dir("deadline-stopped");
-    let scenario = scenario(steps, "");
-    let data = run_data();
-    let run = RunDir::new(&stopped);
-    let options = TrainOptions {
-        deadline: Some(std::time::Instant::now()),
-        ..options(false)
-    };
-    let outcome = Trainer::new(&mut Linear::new(), &scenario, &data, &run)
-        .train(options, |_, _| ControlFlow::Continue(()))
-        .unwrap();
-    assert!(
-        matches!(outcome, TrainOutcome::TimeUp(t) if t.step == 1),
-        "{outcome:?}"
-    );
-    assert_eq!(Checkpoint::load(&run.checkpoint()).unwrap().totals.step, 1);
-    let records = run.read_metrics().unwrap();
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0].stopped, Some(StopReason::TimeLimit));
+    let flag = Arc::new(AtomicBool::new(false));
+    let cases = [
+        (
+            "deadline",
+            TrainOptions {
+                deadline: Some(std::time::Instant::now()),
+                ..options(false)
+            },
+            1,
+            StopReason::TimeLimit,
+        ),
+        (
+            "signal",
+            TrainOptions {
+                stop: Some(Arc::clone(&flag)),
+                ..options(false)
+            },
+            8,
+            StopReason::Interrupted,
+        ),
+    ];
+    for (name, options, at, reason) in cases {
+        let stopped = temp_dir(&format!("{name}-stopped"));
+        let scenario = scenario(steps, "");
+        let data = run_data();
+        let run = RunDir::new(&stopped);
+        let outcome = Trainer::new(&mut Linear::new(), &scenario, &data, &run)
+            .train(options, |r, _| {
+                if r.step == 7 {
+                    flag.store(true, Ordering::SeqCst);
+                }
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        let expected = match reason {
+            StopReason::TimeLimit => TrainOutcome::TimeUp(outcome.totals()),
+            StopReason::Interrupted => TrainOutcome::Interrupted(outcome.totals()),
+        };
+        assert_eq!((outcome, outcome.totals().step), (expected, at), "{name}");
+        assert_eq!(Checkpoint::load(&run.checkpoint()).unwrap().totals.step, at);
+        let records = run.read_metrics().unwrap();
+        assert_eq!(records.len(), at);
+        assert_eq!(records[at - 1].stopped, Some(reason));
 
-    let mut resumed = Linear::new();
-    train_to_end(&mut resumed, steps, &stopped, true);
-    assert_eq!(
-        resumed.weights(),
-        reference.weights(),
-        "bit-identical weights"
-    );
-    // The same history, the stop marked on the step it happened.
-    let mut b = without_seconds(run.read_metrics().unwrap());
-    assert_eq!(b[0].stopped.take(), Some(StopReason::TimeLimit));
-    assert_eq!(
-        without_seconds(RunDir::new(&straight).read_metrics().unwrap()),
-        b
-    );
+        let mut resumed = Linear::new();
+        train_to_end(&mut resumed, steps, &stopped, true);
+        assert_eq!(
+            resumed.weights(),
+            reference.weights(),
+            "{name}: bit-identical weights"
+        );
+        let mut b = without_seconds(run.read_metrics().unwrap());
+        assert_eq!(b[at - 1].stopped.take(), Some(reason));
+        assert_eq!(reference_records, b, "{name}");
+    }
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod constraint_check;
 mod device;
 mod duration;
 mod error;
+mod interrupt;
 mod malloc;
 mod plots;
 mod progress;
@@ -24,10 +25,14 @@ fn main() -> ExitCode {
     malloc::tune_for_training();
     match commands::Cli::parse().run() {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("{}", report::error_report(&error));
-            ExitCode::FAILURE
-        }
+        Err(error) => match error.downcast_ref::<interrupt::Interrupted>() {
+            // The run said where it stopped and how to continue.
+            Some(interrupted) => ExitCode::from(interrupted.exit_code()),
+            None => {
+                eprintln!("{}", report::error_report(&error));
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -283,6 +283,45 @@ fn max_time_stops_every_rank_at_one_checkpoint() {
     assert!(stderr.contains("train --resume"), "{stderr}");
 }
 
+/// SIGUSR1 to mpirun (which passes it to every rank; Slurm's `--signal`
+/// reaches every task) stops both ranks after the same step, at one
+/// checkpoint of it, and the job exits with 128 + the signal's number.
+#[test]
+fn a_signal_stops_every_rank_at_one_checkpoint() {
+    let dir = temp_dir("mpi-signal");
+    let steps = 100_000;
+    let scenario = tiny_scenario(
+        &dir,
+        ("tiny-mpi-signal", 9),
+        (steps, 1000),
+        "dtype = \"f64\"",
+        "init = \"warm\"",
+    );
+    let out = dir.join("run");
+    let job = train_until_checkpoint(
+        &mut mpirun(2),
+        &scenario,
+        &out,
+        Stdio::piped(),
+        Duration::from_secs(60),
+    );
+    // SAFETY: sending SIGUSR1 to the launcher this test started.
+    assert_eq!(unsafe { libc::kill(job.id() as i32, libc::SIGUSR1) }, 0);
+    let output = job.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(128 + libc::SIGUSR1), "{stderr}");
+    let run = RunDir::new(&out);
+    let stopped = Checkpoint::load(&run.checkpoint()).unwrap().totals.step;
+    let records = run.read_metrics().unwrap();
+    assert!(stopped < steps, "{stderr}");
+    assert_eq!(records.len(), stopped);
+    assert_eq!(
+        records[stopped - 1].stopped,
+        Some(tessera_solver::StopReason::Interrupted)
+    );
+    assert!(stderr.contains("stopped by SIGUSR1"), "{stderr}");
+}
+
 #[test]
 fn a_world_that_differs_from_the_launcher_is_refused() {
     let dir = temp_dir("mpi-mismatch");

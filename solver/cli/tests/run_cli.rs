@@ -460,6 +460,70 @@ fn max_time_stops_at_a_fresh_checkpoint_that_resume_finishes() {
     assert_eq!(marked, [stopped]);
 }
 
+/// SIGTERM (what a cluster sends before it ends a job) stops `tessera run`
+/// after the step in progress, at a checkpoint of it that the metrics mark,
+/// skips the evaluation, says how to continue and exits with 128 + 15; the
+/// resume finishes the run with the stop marked where it happened.
+#[test]
+fn sigterm_stops_at_a_checkpoint_of_the_step_in_progress() {
+    let dir = temp_dir("cli-sigterm");
+    let (scenario, steps) = long_scenario(&dir);
+    let out = dir.join("run");
+    let child = tessera()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !RunDir::new(&out).checkpoint().exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // SAFETY: sending SIGTERM to a process this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(128 + libc::SIGTERM), "{stderr}");
+    let run = RunDir::new(&out);
+    let stopped = Checkpoint::load(&run.checkpoint()).unwrap().totals.step;
+    assert!(stopped < steps, "{stderr}");
+    let records = run.read_metrics().unwrap();
+    assert_eq!(records.len(), stopped);
+    assert_eq!(records[stopped - 1].stopped, Some(StopReason::Interrupted));
+    let said = format!("stopped by SIGTERM at step {stopped} of {steps}");
+    assert!(stderr.contains(&said), "{stderr}");
+    assert!(
+        stderr.contains(&format!("train --resume {}", out.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("eval {}", out.display())),
+        "{stderr}"
+    );
+    assert!(
+        !run.summary().exists(),
+        "no evaluation of a half-trained model"
+    );
+
+    ok(tessera()
+        .args(["train", "--quiet", "--resume"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let records = run.read_metrics().unwrap();
+    assert_eq!(records.len(), steps);
+    let marked: Vec<usize> = records
+        .iter()
+        .filter(|r| r.stopped.is_some())
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(marked, [stopped]);
+}
+
 #[test]
 fn run_stopped_by_max_time_skips_the_evaluation_and_says_how_to_finish() {
     let dir = temp_dir("cli-run-max-time");

@@ -61,6 +61,9 @@ pub enum StopReason {
     /// The process's time budget (`--max-time`) would have run out during the
     /// next step and its save.
     TimeLimit,
+    /// Asked to stop ([`crate::TrainOptions::stop`]: the CLI on SIGTERM,
+    /// SIGINT or SIGUSR1).
+    Interrupted,
 }
 
 /// An open metrics file.
@@ -75,16 +78,17 @@ impl MetricsLog {
     /// later steps are dropped first (a resume from a checkpoint at `step`);
     /// with `None` the file starts empty.
     pub fn open(path: &Path, keep_through: Option<usize>) -> Result<Self, SolverError> {
-        let kept = match keep_through {
-            Some(step) => read(path)?
-                .into_iter()
-                .filter(|record| record.step <= step)
-                .collect(),
-            None => Vec::new(),
-        };
+        // The kept lines as they were written: parsed back and written
+        // again, a record could differ in its last digits.
         let mut text = String::new();
-        for record in &kept {
-            text.push_str(&line(record)?);
+        if let Some(step) = keep_through {
+            let written = std::fs::read_to_string(path).map_err(|e| SolverError::io(path, e))?;
+            for (line, record) in parsed(path, &written)? {
+                if record.step <= step {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
         }
         write_atomic(path, text.as_bytes())?;
         let file = std::fs::OpenOptions::new()
@@ -129,11 +133,17 @@ fn line(record: &StepRecord) -> Result<String, SolverError> {
 /// unreadable line is an error.
 pub fn read(path: &Path) -> Result<Vec<StepRecord>, SolverError> {
     let text = std::fs::read_to_string(path).map_err(|e| SolverError::io(path, e))?;
+    Ok(parsed(path, &text)?.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Each line of the metrics file `path` holding `text` with its record; a
+/// last line cut short (a kill mid-write) is left out.
+fn parsed<'t>(path: &Path, text: &'t str) -> Result<Vec<(&'t str, StepRecord)>, SolverError> {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let mut records = Vec::with_capacity(lines.len());
     for (i, l) in lines.iter().enumerate() {
         match serde_json::from_str(l) {
-            Ok(record) => records.push(record),
+            Ok(record) => records.push((*l, record)),
             Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
             Err(source) => {
                 return Err(SolverError::Json {
@@ -145,4 +155,56 @@ pub fn read(path: &Path) -> Result<Vec<StepRecord>, SolverError> {
         }
     }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A resume keeps the lines through its checkpoint's step byte for byte
+    /// (here with a digit and spaces that JSON written again would drop),
+    /// drops the later ones and a last line cut short, and appends after
+    /// them.
+    #[test]
+    fn a_resume_keeps_the_earlier_lines_as_written() {
+        let dir = std::env::temp_dir().join(format!("tessera-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.jsonl");
+        let record = |step: usize| StepRecord {
+            step,
+            lr: 1e-3,
+            loss: 0.1 * step as f64,
+            pde: 0.0,
+            ic: 0.0,
+            bc: 0.0,
+            data: 0.0,
+            grad_norm: 1.0,
+            lm_iterations_mean: 2.0,
+            failed_solves: 0,
+            solves: 1,
+            seconds: 0.5,
+            validation: None,
+            stopped: None,
+        };
+        let as_written = |step: usize| line(&record(step)).unwrap().replace(":0.5", ": 0.50");
+        let text = format!(
+            "{}{}{}{{\"step\":4",
+            as_written(1),
+            as_written(2),
+            as_written(3)
+        );
+        std::fs::write(&path, &text).unwrap();
+        let mut log = MetricsLog::open(&path, Some(2)).unwrap();
+        log.append(&record(3)).unwrap();
+        let kept = std::fs::read_to_string(&path).unwrap();
+        let expected = format!(
+            "{}{}{}",
+            as_written(1),
+            as_written(2),
+            line(&record(3)).unwrap()
+        );
+        assert_eq!(kept, expected);
+        assert_eq!(read(&path).unwrap(), [record(1), record(2), record(3)]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -13,6 +13,8 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::Var;
@@ -36,7 +38,7 @@ use crate::trainable::{Batch, Trainable};
 pub const HASH_EVERY: usize = 16;
 
 /// How to train.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
     /// Continue from the run directory's checkpoint instead of starting afresh.
     pub resume: bool,
@@ -45,6 +47,11 @@ pub struct TrainOptions {
     /// Stop before this instant, at a checkpoint of the last step done (see
     /// [`TrainOutcome::TimeUp`]); `None` trains to the end.
     pub deadline: Option<Instant>,
+    /// Once set (by a signal handler, say: the CLI's for SIGTERM, SIGINT and
+    /// SIGUSR1), the run stops after the step in progress, at a checkpoint of
+    /// it (see [`TrainOutcome::Interrupted`]). Under MPI every rank's flag
+    /// votes, and all stop at the same step.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// How training ended.
@@ -59,13 +66,20 @@ pub enum TrainOutcome {
     /// the run stopped after this many updates with a checkpoint of them, and
     /// its last metrics line says [`StopReason::TimeLimit`].
     TimeUp(Totals),
+    /// [`TrainOptions::stop`] was set: the run stopped after this many
+    /// updates with a checkpoint of them, and its last metrics line says
+    /// [`StopReason::Interrupted`].
+    Interrupted(Totals),
 }
 
 impl TrainOutcome {
     /// The run's totals when training ended.
     pub fn totals(&self) -> Totals {
         match *self {
-            Self::Finished(totals) | Self::Stopped(totals) | Self::TimeUp(totals) => totals,
+            Self::Finished(totals)
+            | Self::Stopped(totals)
+            | Self::TimeUp(totals)
+            | Self::Interrupted(totals) => totals,
         }
     }
 }
@@ -162,15 +176,16 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
             if root && (totals.step % t.validate_every == 0 || last) {
                 record.validation = Some(self.validate()?);
             }
-            let time_up = match &mut deadline {
-                Some(deadline) if !last => {
+            let stop = if last {
+                None
+            } else {
+                if let Some(deadline) = &mut deadline {
                     deadline.step_took(step_started.elapsed());
-                    time_up(deadline, root, &shard)?
                 }
-                _ => false,
+                stop_vote(deadline.as_ref(), options.stop.as_deref(), root, &shard)?
             };
-            record.stopped = time_up.then_some(StopReason::TimeLimit);
-            let checkpoint = totals.step % t.checkpoint_every == 0 || last || time_up;
+            record.stopped = stop;
+            let checkpoint = totals.step % t.checkpoint_every == 0 || last || stop.is_some();
             if checkpoint || totals.step % HASH_EVERY == 0 {
                 shard.check_identical(&vars, totals.step)?;
             }
@@ -192,8 +207,10 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
             if observer(&record, &totals).is_break() {
                 return Ok(TrainOutcome::Stopped(totals));
             }
-            if time_up {
-                return Ok(TrainOutcome::TimeUp(totals));
+            match stop {
+                Some(StopReason::TimeLimit) => return Ok(TrainOutcome::TimeUp(totals)),
+                Some(StopReason::Interrupted) => return Ok(TrainOutcome::Interrupted(totals)),
+                None => {}
             }
         }
         Ok(TrainOutcome::Finished(totals))
@@ -288,14 +305,29 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
     }
 }
 
-/// Whether the run must stop now to save before `deadline`. Rank 0 decides by
-/// its own clock (it alone pays for the saves) and the decision is summed over
-/// the ranks, so every rank stops at the same step and takes part in the same
-/// collectives; one rank stopping alone would leave the others waiting.
-fn time_up(deadline: &Deadline, root: bool, shard: &DataShard<'_>) -> Result<bool, SolverError> {
-    let mut votes = [f64::from(u8::from(
-        root && deadline.next_step_overruns(Instant::now()),
-    ))];
+/// Whether the run stops after this step, and why: asked to (a rank's `stop`
+/// flag is set), or to save before `deadline`, which rank 0 alone judges by
+/// its own clock (it alone pays for the saves). The votes are summed over
+/// the ranks, so every rank stops at the same step and takes part in the
+/// same collectives; one rank stopping alone would leave the others waiting.
+fn stop_vote(
+    deadline: Option<&Deadline>,
+    stop: Option<&AtomicBool>,
+    root: bool,
+    shard: &DataShard<'_>,
+) -> Result<Option<StopReason>, SolverError> {
+    if deadline.is_none() && stop.is_none() {
+        return Ok(None);
+    }
+    let overrun = root && deadline.is_some_and(|d| d.next_step_overruns(Instant::now()));
+    let requested = stop.is_some_and(|flag| flag.load(Ordering::SeqCst));
+    let mut votes = [f64::from(u8::from(overrun)), f64::from(u8::from(requested))];
     shard.sum(&mut votes)?;
-    Ok(votes[0] > 0.0)
+    Ok(if votes[1] > 0.0 {
+        Some(StopReason::Interrupted)
+    } else if votes[0] > 0.0 {
+        Some(StopReason::TimeLimit)
+    } else {
+        None
+    })
 }

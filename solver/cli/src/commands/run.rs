@@ -7,13 +7,14 @@ use std::time::Instant;
 use serde_json::json;
 use tessera_scenarios::{Dataset, Scenario};
 use tessera_solver::{
-    Claim, Model, PhysicsLosses, ReportTarget, RunDir, Samples, Summary, Totals, TrainOutcome,
-    WindowError, World, release_free_memory, report, report_at_resolutions, with_world,
+    Claim, Model, PhysicsLosses, ReportTarget, RunDir, Samples, Summary, Totals, WindowError,
+    World, release_free_memory, report, report_at_resolutions, with_world,
 };
 
 use super::eval::trained_model;
-use super::train::{MaxTime, load_scenario, time_up_message, train};
+use super::train::{MaxTime, interrupted, load_scenario, stop_message, train};
 use crate::device::DeviceArg;
+use crate::interrupt::Interrupted;
 use crate::plots::plot_run;
 use crate::progress::EvalBar;
 use crate::provenance::Record;
@@ -52,10 +53,12 @@ impl Args {
     /// launcher; rank 0 evaluates and writes).
     pub fn run(self) -> anyhow::Result<()> {
         let started = Instant::now();
-        with_world(|world| self.run_in(world, started))
+        interrupted(with_world(|world| self.run_in(world, started))?)
     }
 
-    fn run_in(self, world: &World, started: Instant) -> anyhow::Result<()> {
+    /// Trains and evaluates; a run stopped by a signal returns it, as
+    /// `tessera train` does.
+    fn run_in(self, world: &World, started: Instant) -> anyhow::Result<Option<Interrupted>> {
         let mut scenario = load_scenario(&self.scenario, &self.overrides)?;
         self.device.apply(&mut scenario);
         let run = fresh_run_dir(self.out, &scenario, world)?;
@@ -70,16 +73,18 @@ impl Args {
         let deadline = self.max_time.deadline(started);
         let (mut model, data, outcome) =
             train(&scenario, &run, false, deadline, self.quiet, world)?;
-        if !world.is_root() {
-            return Ok(());
+        // Evaluating a half-trained model would spend time the limit (or the
+        // signal's sender) does not give, and its summary would pass for the
+        // run's result.
+        let stopped = stop_message(&run, &scenario, outcome, started.elapsed(), Some("eval"));
+        if let Some((message, signal)) = stopped {
+            if world.is_root() {
+                eprintln!("{message}");
+            }
+            return Ok(signal);
         }
-        if let TrainOutcome::TimeUp(totals) = outcome {
-            // Evaluating a half-trained model would spend time the limit does
-            // not have, and its summary would pass for the run's result.
-            let elapsed = started.elapsed();
-            let message = time_up_message(&run, &scenario, totals, elapsed, Some("eval"));
-            eprintln!("{message}");
-            return Ok(());
+        if !world.is_root() {
+            return Ok(None);
         }
         let totals = outcome.totals();
         // The training's buffers and free heap go back before the evaluation.
@@ -98,7 +103,8 @@ impl Args {
         };
         finish(
             &mut model, &scenario, test, output, totals, self.json, self.quiet,
-        )
+        )?;
+        Ok(None)
     }
 }
 

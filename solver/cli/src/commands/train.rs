@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tessera_scenarios::Scenario;
 use tessera_solver::{
-    Claim, Layout, Model, RunData, RunDir, Totals, TrainOptions, TrainOutcome, Trainer, World,
+    Claim, Layout, Model, RunData, RunDir, TrainOptions, TrainOutcome, Trainer, World,
     broadcast_run_data, with_world,
 };
 
 use crate::device::DeviceArg;
 use crate::duration::parse_duration;
+use crate::interrupt::{self, Interrupted, StopOnSignal};
 use crate::progress::TrainingBar;
 use crate::provenance::Record;
 use crate::run_name::fresh_run_dir;
@@ -66,10 +67,12 @@ impl Args {
     pub fn run(self) -> anyhow::Result<()> {
         // The budget counts from the start: data generation spends it too.
         let started = Instant::now();
-        with_world(|world| self.run_in(world, started))
+        interrupted(with_world(|world| self.run_in(world, started))?)
     }
 
-    fn run_in(self, world: &World, started: Instant) -> anyhow::Result<()> {
+    /// Trains; a run stopped by a signal returns it (every rank, so that
+    /// each leaves the world before it exits with the signal's status).
+    fn run_in(self, world: &World, started: Instant) -> anyhow::Result<Option<Interrupted>> {
         let (scenario, run, resume) = match &self.resume {
             Some(dir) => {
                 let run = RunDir::new(dir);
@@ -110,13 +113,15 @@ impl Args {
         }
         let deadline = self.max_time.deadline(started);
         let (_, _, outcome) = train(&scenario, &run, resume, deadline, self.quiet, world)?;
-        if !world.is_root() {
-            return Ok(());
+        let stopped = stop_message(&run, &scenario, outcome, started.elapsed(), None);
+        if let Some((message, signal)) = stopped {
+            if world.is_root() {
+                eprintln!("{message}");
+            }
+            return Ok(signal);
         }
-        if let TrainOutcome::TimeUp(totals) = outcome {
-            let message = time_up_message(&run, &scenario, totals, started.elapsed(), None);
-            eprintln!("{message}");
-            return Ok(());
+        if !world.is_root() {
+            return Ok(None);
         }
         let totals = outcome.totals();
         eprintln!(
@@ -127,7 +132,16 @@ impl Args {
             totals.solves,
             run.root().display()
         );
-        Ok(())
+        Ok(None)
+    }
+}
+
+/// A command's result once it has left the world: the signal that stopped
+/// its run, if one did, as the error `main` turns into the exit status.
+pub(super) fn interrupted(signal: Option<Interrupted>) -> anyhow::Result<()> {
+    match signal {
+        Some(signal) => Err(signal.into()),
+        None => Ok(()),
     }
 }
 
@@ -163,15 +177,18 @@ pub(super) fn train(
     let data = broadcast_run_data(world.comm(), || RunData::load(scenario, quiet))
         .context("obtaining the training and test data")?;
     let window = data.training_window(scenario)?;
+    let signals = StopOnSignal::install().context("installing the signal handlers")?;
     let options = TrainOptions {
         resume,
         deadline,
+        stop: Some(signals.flag()),
         ..TrainOptions::default()
     };
     let mut bar = TrainingBar::new(scenario.training.steps, quiet);
     let outcome = Trainer::new(&mut model, scenario, &window, run)
         .with_world(world)
         .train(options, |record, totals| bar.observe(record, totals))?;
+    drop(signals);
     bar.finish();
     let totals = outcome.totals();
     if totals.failed_solves > 0 && world.is_root() {
@@ -183,27 +200,43 @@ pub(super) fn train(
     Ok((model, data, outcome))
 }
 
-/// What a run stopped on its time limit tells the user: where it stopped and
-/// the command that continues it (then `then`, e.g. the evaluation `run` skipped).
-pub(super) fn time_up_message(
+/// What a run stopped before its last step tells the user (`None` for one
+/// that was not): why and where it stopped and the command that continues
+/// it (then `then`, e.g. the evaluation `run` skipped), with the signal that
+/// stopped it, if one did.
+pub(super) fn stop_message(
     run: &RunDir,
     scenario: &Scenario,
-    totals: Totals,
+    outcome: TrainOutcome,
     elapsed: Duration,
     then: Option<&str>,
-) -> String {
+) -> Option<(String, Option<Interrupted>)> {
+    let (why, signal) = match outcome {
+        TrainOutcome::TimeUp(_) => (
+            format!(
+                "on the time limit (--max-time), {:.1} s after the start,",
+                elapsed.as_secs_f64()
+            ),
+            None,
+        ),
+        TrainOutcome::Interrupted(_) => {
+            let signal = interrupt::received();
+            let name = signal.map_or_else(|| "a stop request".into(), |s| s.name());
+            (format!("by {name}"), signal)
+        }
+        TrainOutcome::Finished(_) | TrainOutcome::Stopped(_) => return None,
+    };
     // The program as the user invoked it, e.g. `target/release/tessera`.
     let program = std::env::args().next().unwrap_or_else(|| "tessera".into());
     let dir = run.root().display();
     let mut message = format!(
-        "stopped on the time limit (--max-time) at step {} of {}, {:.1} s after the start; \
-         checkpoint saved in {dir}\ncontinue with: {program} train --resume {dir}",
-        totals.step,
+        "stopped {why} at step {} of {}; checkpoint saved in {dir}\n\
+         continue with: {program} train --resume {dir}",
+        outcome.totals().step,
         scenario.training.steps,
-        elapsed.as_secs_f64()
     );
     if let Some(then) = then {
         message.push_str(&format!("\nthen: {program} {then} {dir}"));
     }
-    message
+    Some((message, signal))
 }
