@@ -11,7 +11,7 @@ pub enum ConstraintError {
         got: Vec<usize>,
     },
     /// A parameter is NaN, infinite or outside its valid range.
-    #[error("invalid {what}: {value} ({reason})")]
+    #[error("invalid {what}: {value:?} ({reason})")]
     InvalidValue {
         what: &'static str,
         value: f64,

@@ -29,7 +29,7 @@ pub enum MeshError {
         got: Vec<usize>,
     },
     /// A floating-point parameter is NaN, infinite or out of its valid range.
-    #[error("invalid {what}: {value} ({reason})")]
+    #[error("invalid {what}: {value:?} ({reason})")]
     InvalidValue {
         /// Which parameter.
         what: &'static str,

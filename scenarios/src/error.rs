@@ -105,7 +105,7 @@ pub enum ScenarioError {
     },
     /// A numeric argument (tolerance, step, physical constant) is NaN, infinite or
     /// outside its valid range.
-    #[error("invalid {what}: {value} ({reason})")]
+    #[error("invalid {what}: {value:?} ({reason})")]
     InvalidValue {
         /// Which argument.
         what: &'static str,

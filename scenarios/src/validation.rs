@@ -21,11 +21,21 @@ use crate::error::InvalidSetting;
 use crate::mol::{MolPde, Stencil};
 use crate::navier_stokes::reference_solver::{MAX_STEPS, steps_over};
 
+/// The largest grid axis, and the most points a grid (or the method of
+/// lines' refined one) may have: 2³¹ doubles are 16 GiB per field.
+const MAX_AXIS: usize = 1 << 24;
+const MAX_POINTS: usize = 1 << 31;
+/// The most trajectories a split may hold.
+const MAX_SAMPLES: usize = 1 << 24;
+/// The widest network layer and the most basis functions.
+const MAX_WIDTH: usize = 1 << 16;
+
 impl Scenario {
     /// Every check, named in errors as coming from `origin` (the file, or the
     /// `--set` overrides).
     pub(crate) fn validate_as(&self, origin: &str) -> Result<(), ScenarioError> {
         let mut c = Checks::new(origin);
+        self.check_name(&mut c);
         let dims_known = self.check_pde(&mut c)?;
         let grid_valid = self.check_grid(&mut c, dims_known);
         self.check_data(&mut c, grid_valid);
@@ -38,6 +48,19 @@ impl Scenario {
             return c.finish();
         }
         self.check_horizon(c)
+    }
+
+    /// The name, which run directories and cached data files take: letters,
+    /// digits, `-`, `_` and `.`, not first, so that it names one file in its
+    /// folder (never `..`, a path or a hidden file).
+    fn check_name(&self, c: &mut Checks) {
+        let name = &self.name;
+        let allowed = |ch: char| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.');
+        let valid =
+            (1..=100).contains(&name.len()) && name.chars().all(allowed) && !name.starts_with('.');
+        let reason = "must be 1 to 100 letters, digits, '-', '_' or '.' (not first): it names \
+                      the run directory and the cached data";
+        c.check(valid, "name", format!("{name:?}"), reason);
     }
 
     /// The PDE's constants; a custom PDE's definition is read and checked
@@ -105,28 +128,31 @@ impl Scenario {
     fn check_grid(&self, c: &mut Checks, dims_known: bool) -> bool {
         let g = &self.grid;
         let before = c.found.len();
-        c.at_least("grid.nt", g.nt, 2);
-        c.at_least("grid.nx", g.nx, 2);
+        c.size("grid.nt", g.nt, 2, MAX_AXIS);
+        c.size("grid.nx", g.nx, 2, MAX_AXIS);
         c.positive("grid.t_max", g.t_max);
         if !dims_known {
             return false;
         }
         match (self.pde.space_dims(), g.ny) {
             (2, Some(ny)) => {
-                c.at_least("grid.ny", ny, 2);
+                c.size("grid.ny", ny, 2, MAX_AXIS);
             }
             (2, None) => c.reject("grid.ny", "absent", "required for a 2-D PDE"),
             (_, Some(ny)) => c.reject("grid.ny", ny, DIM_MISMATCH),
             (_, None) => {}
+        }
+        if c.found.len() == before {
+            c.points("grid", format!("{:?}", self.dims()), &self.dims(), 1);
         }
         c.found.len() == before
     }
 
     fn check_data(&self, c: &mut Checks, grid_valid: bool) {
         let (d, r) = (&self.data, &self.data.reference);
-        c.at_least("data.train_samples", d.train_samples, 1);
-        c.at_least("data.test_samples", d.test_samples, 1);
-        c.at_least("data.reference.refinement", r.refinement, 1);
+        c.size("data.train_samples", d.train_samples, 1, MAX_SAMPLES);
+        c.size("data.test_samples", d.test_samples, 1, MAX_SAMPLES);
+        let refinement_valid = c.size("data.reference.refinement", r.refinement, 1, MAX_AXIS);
         if !r.integrator.is_implicit() && !matches!(self.pde, PdeConfig::Custom(_)) {
             c.reject(
                 "data.reference.integrator",
@@ -170,16 +196,28 @@ impl Scenario {
             let valid = steps <= MAX_STEPS as f64;
             c.check(valid, "data.reference.dt", shown(r.dt), &reason);
         }
-        if let Some(nx) = r.nx {
+        if let Some(nx) = r.nx
+            && c.size("data.reference.nx", nx, 1, MAX_AXIS)
+        {
             c.multiple_of("data.reference.nx", nx, &[self.grid.nx], "grid.nx");
         }
-        if let Some(res) = r.resolution {
-            let dims = self.dims();
+        if let Some(res) = r.resolution
+            && c.size("data.reference.resolution", res, 1, MAX_AXIS)
+        {
             c.multiple_of(
                 "data.reference.resolution",
                 res,
-                &dims[1..],
+                &self.dims()[1..],
                 "each spatial grid size",
+            );
+        }
+        if refinement_valid && matches!(self.pde, PdeConfig::Custom(_)) {
+            let shown = r.refinement.to_string();
+            c.points(
+                "data.reference.refinement",
+                shown,
+                &self.dims(),
+                r.refinement,
             );
         }
     }
@@ -194,8 +232,15 @@ impl Scenario {
                 "needs a lifting width and at least one layer width, all positive",
             );
         }
-        c.at_least("model.fc_dim", m.fc_dim, 1);
-        c.at_least("model.n_basis", m.n_basis, 1);
+        if let Some(&wide) = m.widths.iter().find(|&&w| w > MAX_WIDTH) {
+            c.reject(
+                "model.widths",
+                wide,
+                &format!("each must be at most {MAX_WIDTH}"),
+            );
+        }
+        c.size("model.fc_dim", m.fc_dim, 1, MAX_WIDTH);
+        c.size("model.n_basis", m.n_basis, 1, MAX_WIDTH);
         if !grid_valid {
             return;
         }
@@ -481,6 +526,33 @@ impl<'a> Checks<'a> {
 
     fn at_least(&mut self, key: &str, value: usize, min: usize) -> bool {
         self.check(value >= min, key, value, &format!("must be at least {min}"))
+    }
+
+    /// `min ≤ value ≤ max`, for a size whose excess no machine could hold
+    /// (and whose products would overflow before any allocation failed).
+    fn size(&mut self, key: &str, value: usize, min: usize, max: usize) -> bool {
+        self.at_least(key, value, min)
+            && self.check(value <= max, key, value, &format!("must be at most {max}"))
+    }
+
+    /// The points of a grid of sizes `dims`, each space axis refined by
+    /// `refinement` (the time axis as it is), within [`MAX_POINTS`]; `value`
+    /// is what the error shows for `key`.
+    fn points(&mut self, key: &str, value: String, dims: &[usize], refinement: usize) -> bool {
+        let total = dims
+            .iter()
+            .enumerate()
+            .try_fold(1usize, |total, (axis, &n)| {
+                let n = if axis == 0 {
+                    Some(n)
+                } else {
+                    n.checked_mul(refinement)
+                };
+                n.and_then(|n| total.checked_mul(n))
+            });
+        let reason = format!("makes a grid of more than {MAX_POINTS} points");
+        let valid = total.is_some_and(|t| t <= MAX_POINTS);
+        self.check(valid, key, value, &reason)
     }
 
     fn finite(&mut self, key: &str, value: f64) -> bool {

@@ -351,6 +351,50 @@ fn cross_field_checks() {
     );
 }
 
+/// Sizes no machine could hold are refused when the scenario is read: they
+/// once overflowed a product (a capacity-overflow panic, or a refined grid
+/// that wrapped to zero points) or aborted on a failed allocation. So is a
+/// name that would put the run directory or the cached data outside their
+/// folders. The bounds themselves are taken.
+#[test]
+fn sizes_past_any_machine_and_names_that_are_paths_are_refused() {
+    let base = Scenario::from_str(MINIMAL, "minimal").unwrap();
+    let refused = [
+        ("grid.nt=100000000000", "grid.nt"),
+        ("grid.nx=16777217", "grid.nx"),
+        (
+            "data.train_samples=9223372036854775807",
+            "data.train_samples",
+        ),
+        ("data.test_samples=16777217", "data.test_samples"),
+        ("model.fc_dim=9223372036854775807", "model.fc_dim"),
+        ("model.n_basis=65537", "model.n_basis"),
+        ("model.widths=[9223372036854775807, 4]", "model.widths"),
+        (
+            "data.reference.refinement=4611686018427387904",
+            "data.reference.refinement",
+        ),
+        ("data.reference.nx=9223372036854775792", "data.reference.nx"),
+        ("name=\"../../escape\"", "name"),
+        ("name=\"/tmp/absolute\"", "name"),
+        ("name=\"\"", "name"),
+        ("name=\".hidden\"", "name"),
+        ("name=\"a\\nb\"", "name"),
+    ];
+    for (setting, key) in refused {
+        let mut s = base.clone();
+        expect_invalid(s.set(setting).map(|()| s.clone()), key);
+    }
+    // 2²⁴ time levels × 128 points is 2³¹: the largest grid.
+    let mut s = base.clone();
+    s.set_all(&["grid.nt=16777216", "grid.nx=128"]).unwrap();
+    expect_invalid(s.set("grid.nx=130").map(|()| s.clone()), "grid");
+    let mut s = base.clone();
+    for taken in ["model.n_basis=65536", "name=\"ds_v2.1-final\""] {
+        s.set(taken).unwrap();
+    }
+}
+
 /// A Navier–Stokes `dt` that asks the reference solver for more than
 /// `MAX_STEPS` steps is refused when the scenario is read, not found out by
 /// a generation that never ends. The small scenario has 15 intervals of 1/3:

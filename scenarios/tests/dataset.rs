@@ -249,6 +249,25 @@ fn wrong_dtypes_and_missing_tensors_in_safetensors_are_rejected() {
             if path == &no_grid && reason.contains("0000/grid/x")),
         "{err}"
     );
+    // Samples 0000 and 0002: the gap is named, not the later sample dropped.
+    let floats: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let sample = || TensorView::new(Dtype::F32, vec![2, 2, 1], &floats).unwrap();
+    let gap = dir.join("gap.safetensors");
+    let tensors = [
+        ("0000/data", sample()),
+        ("0000/grid/t", axis()),
+        ("0000/grid/x", axis()),
+        ("0002/data", sample()),
+    ];
+    std::fs::write(&gap, safetensors::serialize(tensors, None).unwrap()).unwrap();
+    let err = Dataset::read(&gap).unwrap_err();
+    assert!(
+        matches!(&err, ScenarioError::Format { reason, .. } if reason.contains("`0001/data` is missing")),
+        "{err}"
+    );
 }
 
 #[test]

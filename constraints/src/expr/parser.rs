@@ -55,6 +55,13 @@ pub(crate) enum Statement {
     Row { value: Node, start: usize },
 }
 
+/// How deep parentheses, calls, signs and powers may nest, and how tall an
+/// expression's tree may grow (a sum of 300 terms is 300 tall): the parser
+/// and every pass over a tree recurse once per level, and a definition past
+/// these bounds would overflow a thread's stack instead of being an error.
+const MAX_NESTING: usize = 200;
+const MAX_HEIGHT: usize = 1000;
+
 /// Parses `text` (which starts at `origin` in its file) into statements.
 pub(crate) fn parse(text: &str, origin: Origin) -> Result<Vec<Statement>, ExprError> {
     let tokens = tokenize(text, origin)?;
@@ -63,6 +70,7 @@ pub(crate) fn parse(text: &str, origin: Origin) -> Result<Vec<Statement>, ExprEr
         next: 0,
         text,
         origin,
+        nesting: 0,
     };
     let mut statements = Vec::new();
     loop {
@@ -71,7 +79,21 @@ pub(crate) fn parse(text: &str, origin: Origin) -> Result<Vec<Statement>, ExprEr
                 return Ok(statements);
             }
         }
-        statements.push(parser.statement()?);
+        let start = parser.peek().offset;
+        let statement = parser.statement()?;
+        let value = match &statement {
+            Statement::Let { value, .. } | Statement::Row { value, .. } => value,
+        };
+        if height(value) > MAX_HEIGHT {
+            return Err(ExprError::Syntax {
+                at: origin.position(text, start),
+                message: format!(
+                    "this expression is more than {MAX_HEIGHT} operations deep; \
+                     split it with `let`"
+                ),
+            });
+        }
+        statements.push(statement);
         if !parser.eat(&Token::End) {
             return Err(parser.error("expected the end of the statement (a newline or `;`)"));
         }
@@ -86,6 +108,28 @@ struct Parser<'a> {
     next: usize,
     text: &'a str,
     origin: Origin,
+    /// Expressions and signs or powers being parsed, one inside the other.
+    nesting: usize,
+}
+
+/// The number of nodes on the longest path from `node` to a leaf, counted
+/// without recursion (the tree may be taller than a stack allows).
+fn height(node: &Node) -> usize {
+    let mut tallest = 0;
+    let mut open = vec![(node, 1)];
+    while let Some((node, depth)) = open.pop() {
+        tallest = tallest.max(depth);
+        match &node.expr {
+            Expr::Number(_) | Expr::Name(_) => {}
+            Expr::Neg(inner) => open.push((inner, depth + 1)),
+            Expr::Binary(_, left, right) => {
+                open.push((left, depth + 1));
+                open.push((right, depth + 1));
+            }
+            Expr::Call(_, args) => open.extend(args.iter().map(|a| (a, depth + 1))),
+        }
+    }
+    tallest
 }
 
 impl Parser<'_> {
@@ -164,10 +208,28 @@ impl Parser<'_> {
     }
 
     fn expr(&mut self) -> Result<Node, ExprError> {
-        self.binary_chain(
-            &[(Token::Plus, BinaryOp::Add), (Token::Minus, BinaryOp::Sub)],
-            Self::product,
-        )
+        self.nested(|parser| {
+            parser.binary_chain(
+                &[(Token::Plus, BinaryOp::Add), (Token::Minus, BinaryOp::Sub)],
+                Self::product,
+            )
+        })
+    }
+
+    /// `parse` one level deeper, refused past [`MAX_NESTING`] levels.
+    fn nested(
+        &mut self,
+        parse: impl FnOnce(&mut Self) -> Result<Node, ExprError>,
+    ) -> Result<Node, ExprError> {
+        if self.nesting == MAX_NESTING {
+            return Err(self.error(&format!(
+                "parentheses, calls, signs and powers nest more than {MAX_NESTING} deep"
+            )));
+        }
+        self.nesting += 1;
+        let node = parse(self);
+        self.nesting -= 1;
+        node
     }
 
     fn product(&mut self) -> Result<Node, ExprError> {
@@ -181,7 +243,7 @@ impl Parser<'_> {
         if self.peek().token == Token::Minus {
             let offset = self.peek().offset;
             self.next += 1;
-            let inner = self.unary()?;
+            let inner = self.nested(Self::unary)?;
             return Ok(Node {
                 expr: Expr::Neg(Box::new(inner)),
                 offset,
@@ -191,7 +253,7 @@ impl Parser<'_> {
         if self.peek().token == Token::Caret {
             let offset = self.peek().offset;
             self.next += 1;
-            let exponent = self.unary()?;
+            let exponent = self.nested(Self::unary)?;
             return Ok(Node {
                 expr: Expr::Binary(BinaryOp::Pow, Box::new(base), Box::new(exponent)),
                 offset,
@@ -354,5 +416,34 @@ mod tests {
                 column: 14
             }
         );
+    }
+
+    /// Nesting and height past the bounds are syntax errors, not stack
+    /// overflows (they once were: 12 000 parentheses, 20 000 terms or signs),
+    /// and expressions just within them parse.
+    #[test]
+    fn expressions_too_deep_for_a_stack_are_errors() {
+        let nested = |n: usize| format!("{}u{}", "(".repeat(n), ")".repeat(n));
+        let sum = |n: usize| vec!["u"; n].join(" + ");
+        let signs = |n: usize| format!("{}u", "-".repeat(n));
+        let powers = |n: usize| format!("u{}", "^1".repeat(n));
+        for text in [nested(150), sum(900), signs(150), powers(150)] {
+            parse(&text, Origin::default()).unwrap();
+        }
+        let cases = [
+            (nested(12_000), "nest more than 200 deep"),
+            (signs(20_000), "nest more than 200 deep"),
+            (powers(20_000), "nest more than 200 deep"),
+            (sum(20_000), "more than 1000 operations deep"),
+            (
+                format!("let a = {}", sum(1500)),
+                "more than 1000 operations deep",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(&text, Origin::default()).unwrap_err();
+            assert!(matches!(err, ExprError::Syntax { .. }), "{err}");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
     }
 }

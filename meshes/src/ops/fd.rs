@@ -236,6 +236,9 @@ fn checked_grid_spacing(grid: &Grid, axis: usize, scheme: FdScheme) -> Result<f6
     Ok(grid.axis(axis).spacing())
 }
 
+/// The smallest spacing whose stencils stay finite: `h⁻⁴ ≤ 1e300`.
+const MIN_SPACING: f64 = 1e-75;
+
 fn checked_axis_len(
     shape: &Shape,
     axis: usize,
@@ -248,6 +251,15 @@ fn checked_axis_len(
             what: "finite-difference spacing",
             value: spacing,
             reason: "must be finite and positive",
+        });
+    }
+    // A fourth derivative's weights go as h⁻⁴ (products of these stencils):
+    // they must neither overflow nor vanish.
+    if !(MIN_SPACING..=1.0 / MIN_SPACING).contains(&spacing) {
+        return Err(MeshError::InvalidValue {
+            what: "finite-difference spacing",
+            value: spacing,
+            reason: "must lie in [1e-75, 1e75] (the weights of a fourth derivative go as h^-4)",
         });
     }
     let n = shape.dims()[axis];
@@ -417,11 +429,34 @@ mod tests {
             FiniteDifference::second_with_spacing(&shape, 0, FdScheme::SecondOrder, 1.0),
             Err(MeshError::TooSmall { min: 4, got: 3, .. })
         ));
-        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        // Spacings whose h⁻⁴ overflows or vanishes too (they once panicked
+        // on non-finite weights).
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-300, 1e-76, 1e76] {
+            for scheme in [FdScheme::Reference, FdScheme::Periodic] {
+                assert!(matches!(
+                    FiniteDifference::first_with_spacing(&shape, 0, scheme, bad),
+                    Err(MeshError::InvalidValue { .. })
+                ));
+            }
             assert!(matches!(
-                FiniteDifference::first_with_spacing(&shape, 0, FdScheme::Reference, bad),
+                FiniteDifference::second_with_spacing(
+                    &Shape::new(&[4, 3]),
+                    0,
+                    FdScheme::SecondOrder,
+                    bad
+                ),
                 Err(MeshError::InvalidValue { .. })
             ));
+        }
+        // The ends of the range build finite fourth derivatives.
+        for h in [1e-75, 1e75] {
+            let d2 =
+                FiniteDifference::second_with_spacing(&shape, 0, FdScheme::Periodic, h).unwrap();
+            let d4 = d2.matrix().product(d2.matrix());
+            for i in 0..d4.len() {
+                let (_, weights) = d4.row(i);
+                assert!(weights.iter().all(|w| w.is_finite() && *w != 0.0), "{h}");
+            }
         }
         assert!(matches!(
             FiniteDifference::from_matrix(&shape, 1, AxisMatrix::from_rows(vec![vec![]; 4])),

@@ -231,15 +231,25 @@ impl CustomPde {
     }
 
     fn check_grid(&self, grid: &Grid) -> Result<(), ConstraintError> {
-        let ok = grid.ndim() == self.periodic.len()
-            && (0..grid.ndim()).all(|a| grid.axis(a).is_periodic() == self.periodic[a]);
-        if ok {
+        if grid.ndim() != self.periodic.len() {
+            return Err(ConstraintError::ShapeMismatch {
+                what: "grid axes of the defined PDE (t, then its space axes)",
+                expected: vec![self.periodic.len()],
+                got: vec![grid.ndim()],
+            });
+        }
+        let periodic: Vec<usize> = (0..grid.ndim())
+            .map(|a| usize::from(grid.axis(a).is_periodic()))
+            .collect();
+        let expected: Vec<usize> = self.periodic.iter().map(|&p| usize::from(p)).collect();
+        if periodic == expected {
             Ok(())
         } else {
             Err(ConstraintError::ShapeMismatch {
-                what: "grid axes of the defined PDE (t, then its space axes with their periodicity)",
-                expected: vec![self.periodic.len()],
-                got: vec![grid.ndim()],
+                what: "periodicity of the grid's axes (1 = periodic; t, then the defined PDE's \
+                       space axes)",
+                expected,
+                got: periodic,
             })
         }
     }

@@ -108,6 +108,23 @@ pub(super) fn read(path: &Path, part: Part) -> Result<Dataset, ScenarioError> {
     if count == 0 {
         return Err(bad("no sample tensors (expected `0000/data`)".into()));
     }
+    // Samples are numbered from 0 without gaps: one past a gap would
+    // otherwise be left out without a word.
+    let numbered = file
+        .names()
+        .into_iter()
+        .filter(|n| {
+            n.strip_suffix("/data")
+                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .count();
+    if numbered != count {
+        return Err(bad(format!(
+            "{numbered} sample tensors, but `{}/data` is missing (samples are numbered from \
+             0000 without gaps)",
+            sample_name(count)
+        )));
+    }
     let first = sample_name(0);
     let mut t = read_vector(&file, &format!("{first}/grid/t"), path)?;
     let x = read_vector(&file, &format!("{first}/grid/x"), path)?;

@@ -85,6 +85,33 @@ fn a_bad_definition_names_file_line_and_column() {
     assert!(stderr.contains("u_xxx"), "{stderr}");
 }
 
+/// A definition with more terms than the constraint layer takes is fine
+/// for ground truth; `pde check` says what it is not fine for.
+#[test]
+fn a_definition_past_the_layers_terms_is_checked_with_a_note() {
+    let dir = scratch("nine");
+    let path = dir.join("nine.toml");
+    let extra: String = (0..6).map(|i| format!("v{i} = \"u\"\n")).collect();
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"nine\"\nspace = [\"x\"]\nresidual = \"u_t - nu * u_xx\"\n[parameters]\n\
+             nu = 0.1\n[terms]\nu = \"u\"\nu_t = \"dt\"\nu_xx = \"dxx\"\n{extra}\
+             [[conditions]]\nat = \"initial\"\nrow = \"u\"\nrhs = \"u0\"\n\
+             [[conditions]]\nat = \"x-min\"\nkind = \"dirichlet\"\nrow = \"u\"\n\
+             [[conditions]]\nat = \"x-max\"\nkind = \"dirichlet\"\nrow = \"u\"\n"
+        ),
+    )
+    .unwrap();
+    let check = stdout(&tessera(&["pde", "check", path.to_str().unwrap()]));
+    assert!(
+        check.contains("9 terms") && check.contains("at most 8"),
+        "{check}"
+    );
+    let fine = stdout(&tessera(&["pde", "check", "scenarios/pdes/burgers.toml"]));
+    assert!(!fine.contains("note"), "{fine}");
+}
+
 #[test]
 fn a_built_in_scenario_is_not_a_definition() {
     let output = tessera(&["pde", "emit", "scenarios/quickstart.toml"]);

@@ -176,6 +176,42 @@ fn a_damaged_checkpoint_is_refused_by_eval_and_resumed_from_the_one_before() {
     assert_eq!((records(&run), eval_summary(&run).rel_l2), before);
 }
 
+/// A resume continues the run's own experiment: `--set` overrides that
+/// change it are refused (they were once ignored without a word), malformed
+/// ones are errors, and ones that change nothing are taken.
+#[test]
+fn a_resume_refuses_overrides_that_change_the_run() {
+    let dir = temp_dir("cli-resume-set");
+    let run = dir.join("run");
+    ok(tessera()
+        .arg("train")
+        .arg(scenario_file(&dir))
+        .args(["--quiet", "--set", "training.steps=10", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap());
+    let resume = |set: &str| {
+        tessera()
+            .args(["train", "--quiet", "--resume"])
+            .arg(&run)
+            .args(["--set", set])
+            .output()
+            .unwrap()
+    };
+    for (set, said) in [
+        ("training.steps=20", "differs from"),
+        ("model.widths=[4, 8, 8]", "differs from"),
+        ("not an override", "not an override"),
+    ] {
+        let refused = resume(set);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{set}");
+        assert!(stderr.contains(said), "{set}: {stderr}");
+    }
+    assert_eq!(records(&run).len(), 10, "nothing trained");
+    ok(resume("training.steps=10"));
+}
+
 #[test]
 fn bench_train_step_reports_time_memory_and_iterations() {
     let dir = temp_dir("cli-bench");
@@ -439,13 +475,19 @@ fn max_time_stops_at_a_fresh_checkpoint_that_resume_finishes() {
     let resume = format!("train --resume {}", out.display());
     assert!(stderr.contains(&resume), "{stderr}");
 
+    resume_to_the_end(&out, steps, stopped);
+}
+
+/// Resumes the run in `out` that stopped after step `stopped` to its last,
+/// `steps`: the checkpoint and the metrics reach it, and only the step it
+/// stopped at is marked.
+fn resume_to_the_end(out: &Path, steps: usize, stopped: usize) {
     ok(tessera()
-        .arg("train")
-        .arg("--quiet")
-        .arg("--resume")
-        .arg(&out)
+        .args(["train", "--quiet", "--resume"])
+        .arg(out)
         .output()
         .unwrap());
+    let run = RunDir::new(out);
     assert_eq!(
         Checkpoint::load(&run.checkpoint()).unwrap().totals.step,
         steps
@@ -509,19 +551,7 @@ fn sigterm_stops_at_a_checkpoint_of_the_step_in_progress() {
         "no evaluation of a half-trained model"
     );
 
-    ok(tessera()
-        .args(["train", "--quiet", "--resume"])
-        .arg(&out)
-        .output()
-        .unwrap());
-    let records = run.read_metrics().unwrap();
-    assert_eq!(records.len(), steps);
-    let marked: Vec<usize> = records
-        .iter()
-        .filter(|r| r.stopped.is_some())
-        .map(|r| r.step)
-        .collect();
-    assert_eq!(marked, [stopped]);
+    resume_to_the_end(&out, steps, stopped);
 }
 
 #[test]

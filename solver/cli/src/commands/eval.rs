@@ -106,8 +106,9 @@ pub(super) fn trained_model(scenario: &Scenario, run: &RunDir) -> anyhow::Result
     let path = run.checkpoint();
     let checkpoint = Checkpoint::load_model(&path).map_err(|error| {
         let error = anyhow::Error::new(error);
+        // Named only where its header reads (a resume checks the rest).
         let previous = run.previous_checkpoint();
-        if !previous.exists() {
+        if Checkpoint::ranks_at(&previous).is_err() {
             return error;
         }
         error.context(format!(

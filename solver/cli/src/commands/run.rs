@@ -12,7 +12,7 @@ use tessera_solver::{
 };
 
 use super::eval::trained_model;
-use super::train::{MaxTime, interrupted, load_scenario, stop_message, train};
+use super::train::{MaxTime, interrupted, load_scenario, stopped_early, train};
 use crate::device::DeviceArg;
 use crate::interrupt::Interrupted;
 use crate::plots::plot_run;
@@ -76,11 +76,8 @@ impl Args {
         // Evaluating a half-trained model would spend time the limit (or the
         // signal's sender) does not give, and its summary would pass for the
         // run's result.
-        let stopped = stop_message(&run, &scenario, outcome, started.elapsed(), Some("eval"));
-        if let Some((message, signal)) = stopped {
-            if world.is_root() {
-                eprintln!("{message}");
-            }
+        let stopped = stopped_early(world, &run, &scenario, outcome, started, Some("eval"));
+        if let Some(signal) = stopped {
             return Ok(signal);
         }
         if !world.is_root() {

@@ -77,14 +77,27 @@ impl Args {
             Some(dir) => {
                 let run = RunDir::new(dir);
                 let scenario = run.read_config()?;
-                if let Some(path) = &self.scenario {
-                    let mut given = load_scenario(path, &self.overrides)?;
+                // A resume continues the run's own experiment: a scenario
+                // file or overrides given with it must not change it.
+                let given = match &self.scenario {
+                    Some(path) => Some((
+                        load_scenario(path, &self.overrides)?,
+                        format!("{} (with the --set overrides)", path.display()),
+                    )),
+                    None if !self.overrides.is_empty() => {
+                        let mut given = scenario.clone();
+                        given.set_all(&self.overrides)?;
+                        Some((given, "the run's config with the --set overrides".into()))
+                    }
+                    None => None,
+                };
+                if let Some((mut given, what)) = given {
                     // A run's config records the experiment, not the machine.
                     given.device = scenario.device;
                     if given != scenario {
                         bail!(
-                            "{} (with the --set overrides) differs from {}; resume with the run's own config",
-                            path.display(),
+                            "{what} differs from {}; a resume continues under the run's own \
+                             config (start a new run to change it)",
                             run.config().display()
                         );
                     }
@@ -113,11 +126,7 @@ impl Args {
         }
         let deadline = self.max_time.deadline(started);
         let (_, _, outcome) = train(&scenario, &run, resume, deadline, self.quiet, world)?;
-        let stopped = stop_message(&run, &scenario, outcome, started.elapsed(), None);
-        if let Some((message, signal)) = stopped {
-            if world.is_root() {
-                eprintln!("{message}");
-            }
+        if let Some(signal) = stopped_early(world, &run, &scenario, outcome, started, None) {
             return Ok(signal);
         }
         if !world.is_root() {
@@ -200,22 +209,23 @@ pub(super) fn train(
     Ok((model, data, outcome))
 }
 
-/// What a run stopped before its last step tells the user (`None` for one
-/// that was not): why and where it stopped and the command that continues
-/// it (then `then`, e.g. the evaluation `run` skipped), with the signal that
-/// stopped it, if one did.
-pub(super) fn stop_message(
+/// Whether training stopped before its last step (`Some`, with the signal
+/// that stopped it, if one did): then rank 0 says why and where, and the
+/// command that continues the run (then `then`, e.g. the evaluation `run`
+/// skipped).
+pub(super) fn stopped_early(
+    world: &World,
     run: &RunDir,
     scenario: &Scenario,
     outcome: TrainOutcome,
-    elapsed: Duration,
+    started: Instant,
     then: Option<&str>,
-) -> Option<(String, Option<Interrupted>)> {
+) -> Option<Option<Interrupted>> {
     let (why, signal) = match outcome {
         TrainOutcome::TimeUp(_) => (
             format!(
                 "on the time limit (--max-time), {:.1} s after the start,",
-                elapsed.as_secs_f64()
+                started.elapsed().as_secs_f64()
             ),
             None,
         ),
@@ -226,17 +236,19 @@ pub(super) fn stop_message(
         }
         TrainOutcome::Finished(_) | TrainOutcome::Stopped(_) => return None,
     };
-    // The program as the user invoked it, e.g. `target/release/tessera`.
-    let program = std::env::args().next().unwrap_or_else(|| "tessera".into());
-    let dir = run.root().display();
-    let mut message = format!(
-        "stopped {why} at step {} of {}; checkpoint saved in {dir}\n\
-         continue with: {program} train --resume {dir}",
-        outcome.totals().step,
-        scenario.training.steps,
-    );
-    if let Some(then) = then {
-        message.push_str(&format!("\nthen: {program} {then} {dir}"));
+    if world.is_root() {
+        // The program as the user invoked it, e.g. `target/release/tessera`.
+        let program = std::env::args().next().unwrap_or_else(|| "tessera".into());
+        let dir = run.root().display();
+        eprintln!(
+            "stopped {why} at step {} of {}; checkpoint saved in {dir}\n\
+             continue with: {program} train --resume {dir}",
+            outcome.totals().step,
+            scenario.training.steps,
+        );
+        if let Some(then) = then {
+            eprintln!("then: {program} {then} {dir}");
+        }
     }
-    Some((message, signal))
+    Some(signal)
 }
