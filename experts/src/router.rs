@@ -16,11 +16,16 @@ use tessera_meshes::{Shape, Tiling, sample_points};
 use crate::ExpertsError;
 
 /// Parses a tile split written `1x4` or `1x2x2` (tiles along `t`, `x`, `(y)`);
-/// `None` unless every part is a positive integer.
+/// `None` unless every part is a positive integer and their product (the
+/// number of tiles) fits a `usize`.
 pub fn parse_split(text: &str) -> Option<Vec<usize>> {
-    text.split('x')
+    let split: Vec<usize> = text
+        .split('x')
         .map(|part| part.trim().parse::<usize>().ok().filter(|&n| n > 0))
-        .collect()
+        .collect::<Option<_>>()?;
+    // The number of tiles must be a number.
+    let tiles = split.iter().try_fold(1usize, |k, &s| k.checked_mul(s));
+    tiles.map(|_| split)
 }
 
 /// Which linear rows an expert receives.
@@ -135,6 +140,22 @@ impl Router {
             RowScope::Local => (0..rows.len())
                 .filter(|&i| self.owners[rows[i].point] == expert)
                 .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Splits parse; empty, zero, negative and non-numeric parts are refused,
+    /// and so are splits whose number of tiles overflows (it once wrapped).
+    #[test]
+    fn splits_parse_and_impossible_ones_are_refused() {
+        assert_eq!(parse_split("1x4"), Some(vec![1, 4]));
+        assert_eq!(parse_split(" 2 x 2 x 3 "), Some(vec![2, 2, 3]));
+        for bad in ["", "1x", "0x4", "-1x2", "ax2", "99999999999x99999999999"] {
+            assert_eq!(parse_split(bad), None, "{bad}");
         }
     }
 }

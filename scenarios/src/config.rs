@@ -169,7 +169,8 @@ impl CustomParams {
     fn load_definition(&mut self, base: &Path) -> Result<(), ScenarioError> {
         if let (None, Some(file)) = (&self.definition, &self.file) {
             let path = base.join(file);
-            let text = std::fs::read_to_string(&path).map_err(|e| ScenarioError::io(&path, e))?;
+            let text =
+                crate::text_file::read_text(&path).map_err(|e| ScenarioError::io(&path, e))?;
             self.file = Some(path);
             self.definition = Some(text);
         }
@@ -833,7 +834,7 @@ impl Scenario {
     /// A custom PDE's `file` is read relative to the scenario file's directory.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::io(path, e))?;
+        let text = crate::text_file::read_text(path).map_err(|e| ScenarioError::io(path, e))?;
         let base = path.parent().unwrap_or(Path::new(""));
         Self::parse(&text, &path.display().to_string(), base)
     }
@@ -847,7 +848,7 @@ impl Scenario {
     ///   existed put their boundary rows at the cell centres.
     pub fn from_run_config(path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::io(path, e))?;
+        let text = crate::text_file::read_text(path).map_err(|e| ScenarioError::io(path, e))?;
         let base = path.parent().unwrap_or(Path::new(""));
         let origin = path.display().to_string();
         let Ok(mut table) = text.parse::<toml::Table>() else {

@@ -15,6 +15,7 @@ pub mod heat;
 pub mod mol;
 pub mod navier_stokes;
 pub mod registry;
+pub mod text_file;
 mod unknown_keys;
 mod validation;
 
@@ -23,6 +24,7 @@ pub use dataset::Dataset;
 pub use device::Device;
 pub use error::ScenarioError;
 pub use registry::{AnyPde, PdeKind};
+pub use validation::MAX_SAMPLES;
 
 /// The quickstart scenario (`scenarios/quickstart.toml`: diffusion–sorption,
 /// PI-HC-MoE at CPU scale), built in, for tools that need a small model of a

@@ -26,7 +26,7 @@ use crate::navier_stokes::reference_solver::{MAX_STEPS, steps_over};
 const MAX_AXIS: usize = 1 << 24;
 const MAX_POINTS: usize = 1 << 31;
 /// The most trajectories a split may hold.
-const MAX_SAMPLES: usize = 1 << 24;
+pub const MAX_SAMPLES: usize = 1 << 24;
 /// The widest network layer and the most basis functions.
 const MAX_WIDTH: usize = 1 << 16;
 

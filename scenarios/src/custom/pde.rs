@@ -75,7 +75,7 @@ impl CustomPde {
     /// Reads and checks the definition in the file at `path`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, CustomPdeError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| CustomPdeError::Io {
+        let text = crate::text_file::read_text(path).map_err(|source| CustomPdeError::Io {
             path: path.to_owned(),
             source,
         })?;

@@ -5,9 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use tessera_scenarios::dataset::{Generation, Split, generate_with_summary};
-use tessera_scenarios::{Dataset, Scenario};
+use tessera_scenarios::{Dataset, MAX_SAMPLES, Scenario};
 
 /// Arguments of `tessera generate`.
 #[derive(Debug, clap::Args)]
@@ -54,6 +54,12 @@ impl Args {
         Dataset::check_format(&self.out)?;
         let mut options = Generation::for_split(&scenario, split);
         options.samples = self.samples.unwrap_or(options.samples);
+        if !(1..=MAX_SAMPLES).contains(&options.samples) {
+            bail!(
+                "--samples {}: must be between 1 and {MAX_SAMPLES}",
+                options.samples
+            );
+        }
         options.seed = self.seed.unwrap_or(options.seed);
         options.quiet = self.quiet;
         let start = Instant::now();
