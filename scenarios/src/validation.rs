@@ -402,22 +402,42 @@ impl Scenario {
                 "exceeds the evaluated samples",
             );
         }
-        if !grid_valid {
+        if !grid_valid || e.resolutions.is_empty() {
             return;
         }
-        let reference = match self.pde {
-            PdeConfig::NavierStokes(_) => self.reference_resolution(),
-            _ => self.reference_nx(),
-        };
+        let shown = format!("{:?}", e.resolutions);
+        if !matches!(self.pde, PdeConfig::NavierStokes(_)) {
+            let reason = format!(
+                "only Navier–Stokes (a periodic grid, whose coarse points are every k-th \
+                 fine point) is evaluated at other resolutions, not {}",
+                self.pde.kind()
+            );
+            c.reject("eval.resolutions", shown, &reason);
+            return;
+        }
+        let reference = self.reference_resolution();
         if e.resolutions
             .iter()
             .any(|&res| res == 0 || reference % res != 0)
         {
             c.reject(
                 "eval.resolutions",
-                format!("{:?}", e.resolutions),
+                shown,
                 &format!("each must divide the reference solver's resolution {reference}"),
             );
+            return;
+        }
+        // Each grid evaluated on must itself be a valid grid for the model
+        // (its modes, its tiles' points), found now rather than after training.
+        for &res in &e.resolutions {
+            let mut at = self.clone();
+            (at.grid.nx, at.grid.ny) = (res, Some(res));
+            at.eval.resolutions.clear();
+            if let Err(err) = at.validate_as(c.origin) {
+                let reason = format!("the grid of {res} × {res} points: {err}");
+                c.reject("eval.resolutions", &shown, &reason);
+                return;
+            }
         }
     }
 

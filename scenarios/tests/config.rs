@@ -395,6 +395,28 @@ fn sizes_past_any_machine_and_names_that_are_paths_are_refused() {
     }
 }
 
+/// Evaluation resolutions are checked when the scenario is read, not after
+/// training: only Navier–Stokes is evaluated at other resolutions, and each
+/// grid must suit the model (the small scenario's modes [4, 6, 6] need 12
+/// points per axis, so not 8²; at 16² a tile holds 16 × 8 × 8 = 1 024
+/// points, fewer than its 2 000).
+#[test]
+fn evaluation_resolutions_are_checked_before_training() {
+    let mut ds = Scenario::from_str(MINIMAL, "minimal").unwrap();
+    expect_invalid(
+        ds.set("eval.resolutions=[32]").map(|()| ds.clone()),
+        "eval.resolutions",
+    );
+    let ns = Scenario::from_file(scenario_path("navier-stokes-small.toml")).unwrap();
+    for bad in ["[8]", "[16, 64]"] {
+        let mut s = ns.clone();
+        let set = format!("eval.resolutions={bad}");
+        expect_invalid(s.set(&set).map(|()| s.clone()), "eval.resolutions");
+    }
+    let mut s = ns.clone();
+    s.set("eval.resolutions=[64]").unwrap();
+}
+
 /// A Navier–Stokes `dt` that asks the reference solver for more than
 /// `MAX_STEPS` steps is refused when the scenario is read, not found out by
 /// a generation that never ends. The small scenario has 15 intervals of 1/3:
