@@ -418,7 +418,7 @@ impl Scenario {
         let reference = self.reference_resolution();
         if e.resolutions
             .iter()
-            .any(|&res| res == 0 || reference % res != 0)
+            .any(|&res| res == 0 || !reference.is_multiple_of(res))
         {
             c.reject(
                 "eval.resolutions",

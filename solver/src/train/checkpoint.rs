@@ -90,8 +90,8 @@ impl Checkpoint {
     /// Saves `model`'s variables and extra state, `adam`'s state and `totals`
     /// to `path` atomically and durably, recording that `ranks` processes
     /// trained it; with `previous`, the checkpoint `path` held before is then
-    /// found there
-    /// ([`super::run_dir::replace_keeping`]).
+    /// found there. At every moment `path` names a whole checkpoint, and a
+    /// new one reaches the disk before the rename that publishes it.
     pub fn save<M: Trainable + ?Sized>(
         path: &Path,
         previous: Option<&Path>,
