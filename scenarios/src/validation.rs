@@ -44,6 +44,9 @@ impl Scenario {
         self.check_training(&mut c);
         self.check_eval(&mut c, grid_valid);
         self.check_parallel(&mut c, split_valid);
+        if c.found.is_empty() {
+            self.check_resolution_grids(&mut c);
+        }
         if !c.found.is_empty() {
             return c.finish();
         }
@@ -425,17 +428,22 @@ impl Scenario {
                 shown,
                 &format!("each must divide the reference solver's resolution {reference}"),
             );
-            return;
         }
-        // Each grid evaluated on must itself be a valid grid for the model
-        // (its modes, its tiles' points), found now rather than after training.
-        for &res in &e.resolutions {
+    }
+
+    /// Each grid of `eval.resolutions` is itself a valid grid for the model
+    /// (its modes, its tiles' points): found when the scenario is read, not
+    /// after training. Run on an otherwise valid scenario, so that the
+    /// refined grid's checks name nothing already named.
+    fn check_resolution_grids(&self, c: &mut Checks) {
+        for &res in &self.eval.resolutions {
             let mut at = self.clone();
             (at.grid.nx, at.grid.ny) = (res, Some(res));
             at.eval.resolutions.clear();
             if let Err(err) = at.validate_as(c.origin) {
+                let shown = format!("{:?}", self.eval.resolutions);
                 let reason = format!("the grid of {res} × {res} points: {err}");
-                c.reject("eval.resolutions", &shown, &reason);
+                c.reject("eval.resolutions", shown, &reason);
                 return;
             }
         }
