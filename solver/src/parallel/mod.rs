@@ -25,5 +25,5 @@ pub use self::gpu::gpu_ordinal;
 pub use self::launcher::Launcher;
 pub use self::layout::Layout;
 pub use self::shard::DataShard;
-pub use self::transfer::{broadcast_checkpoint, broadcast_run_data};
+pub use self::transfer::broadcast_run_data;
 pub use self::world::{World, with_world};

@@ -76,21 +76,6 @@ fn unpack(packed: &[f64]) -> Result<(Samples, &[f64]), SolverError> {
     Ok((Samples::from_parts(dims, levels, values)?, &packed[end..]))
 }
 
-/// The bytes of the checkpoint at `path`, read by rank 0 and broadcast.
-pub fn broadcast_checkpoint(
-    comm: &dyn Communicator,
-    path: &std::path::Path,
-) -> Result<Vec<u8>, SolverError> {
-    let mut bytes = if comm.rank() == 0 {
-        std::fs::read(path).map_err(|e| SolverError::io(path, e))?
-    } else {
-        Vec::new()
-    };
-    comm.broadcast_bytes(0, &mut bytes)
-        .map_err(ParallelError::from)?;
-    Ok(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,13 +155,23 @@ impl Checkpoint {
     ///
     /// Errors: the latest's, when neither can be read.
     pub fn resume_point(latest: &Path, previous: &Path) -> Result<ResumePoint, SolverError> {
-        match Self::load(latest) {
+        Self::resume_point_by(latest, previous, Self::load)
+    }
+
+    /// [`Checkpoint::resume_point`] with each file read by `load` (e.g. one
+    /// that keeps the bytes it parsed, to broadcast them).
+    pub fn resume_point_by(
+        latest: &Path,
+        previous: &Path,
+        mut load: impl FnMut(&Path) -> Result<Self, SolverError>,
+    ) -> Result<ResumePoint, SolverError> {
+        match load(latest) {
             Ok(checkpoint) => Ok(ResumePoint {
                 checkpoint,
                 path: latest.to_owned(),
                 passed_over: None,
             }),
-            Err(error) => match Self::load(previous) {
+            Err(error) => match load(previous) {
                 Ok(checkpoint) => Ok(ResumePoint {
                     checkpoint,
                     path: previous.to_owned(),

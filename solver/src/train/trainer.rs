@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -31,7 +31,7 @@ use super::update::{named_vars, update_shard};
 use crate::SolverError;
 use crate::data::RunData;
 use crate::eval::evaluate;
-use crate::parallel::{DataShard, Layout, World, broadcast_checkpoint};
+use crate::parallel::{DataShard, Layout, ParallelError, World};
 use crate::trainable::{Batch, Trainable};
 
 /// Steps between the ranks' parameter-hash comparisons (and at checkpoints).
@@ -219,12 +219,11 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
     /// The checkpoint a resumed run continues from, and its file: the
     /// latest, or the one before it where the latest cannot be read
     /// ([`Checkpoint::resume_point`]; rank 0 picks, and says so on stderr,
-    /// then every rank reads the bytes it broadcasts). Rank 0 also notes a
-    /// checkpoint written by another number of ranks.
+    /// then broadcasts the bytes it read, which the other ranks parse). Rank
+    /// 0 also notes a checkpoint written by another number of ranks.
     fn resume_point(&self, root: bool, ranks: usize) -> Result<(Checkpoint, PathBuf), SolverError> {
         let (latest, previous) = (self.run.checkpoint(), self.run.previous_checkpoint());
-        let pick = || -> Result<ResumePoint, SolverError> {
-            let picked = Checkpoint::resume_point(&latest, &previous)?;
+        let note = |picked: &ResumePoint| {
             if let Some(error) = &picked.passed_over {
                 eprintln!(
                     "warning: {error}; resuming from the checkpoint before it, {} (step {})",
@@ -239,15 +238,32 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
                      it continues to rounding, not bit for bit"
                 );
             }
-            Ok(picked)
         };
         let Some(world) = self.world.filter(|w| w.size() > 1) else {
-            let picked = pick()?;
+            let picked = Checkpoint::resume_point(&latest, &previous)?;
+            note(&picked);
             return Ok((picked.checkpoint, picked.path));
         };
-        let path = if root { pick()?.path } else { latest.clone() };
-        let bytes = broadcast_checkpoint(world.comm(), &path)?;
-        Ok((Checkpoint::from_bytes(&path, &bytes)?, path))
+        let mut bytes = Vec::new();
+        let picked = if root {
+            let read = |path: &Path| {
+                bytes = std::fs::read(path).map_err(|e| SolverError::io(path, e))?;
+                Checkpoint::from_bytes(path, &bytes)
+            };
+            let picked = Checkpoint::resume_point_by(&latest, &previous, read)?;
+            note(&picked);
+            Some(picked)
+        } else {
+            None
+        };
+        world
+            .comm()
+            .broadcast_bytes(0, &mut bytes)
+            .map_err(ParallelError::from)?;
+        match picked {
+            Some(picked) => Ok((picked.checkpoint, picked.path)),
+            None => Ok((Checkpoint::from_bytes(&latest, &bytes)?, latest)),
+        }
     }
 
     /// Update number `step` (0-based) on the batch the step draws; the record's
