@@ -27,6 +27,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::num::IntErrorKind::{NegOverflow, PosOverflow};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -45,8 +46,9 @@ use crate::validation::{DIM_MISMATCH, invalid};
 pub struct Scenario {
     /// Free-text name (used for run directories and plot titles).
     pub name: String,
-    /// Master seed for data generation, initialisation and point sampling.
-    #[serde(default = "default_seed")]
+    /// Master seed for data generation, initialisation and point sampling:
+    /// at most [`MAX_SEED`].
+    #[serde(default = "default_seed", deserialize_with = "deserialize_seed")]
     pub seed: u64,
     /// Where the model runs: `"cpu"` (default), `"cuda"` or `"cuda:N"`.
     #[serde(default, skip_serializing_if = "Device::is_cpu")]
@@ -78,6 +80,42 @@ pub struct Scenario {
 fn default_seed() -> u64 {
     // The paper's config (REFERENCE-NOTES §1: "seed 3").
     3
+}
+
+/// The largest seed, `i64::MAX`: TOML's integers are 64-bit signed, so a
+/// larger one is no TOML integer — it cannot be given with `--set`, and a
+/// scenario holding it could not be written back into a TOML table (a
+/// run's `config.toml`, the table `--set` edits) nor read by other TOML
+/// readers. [`Scenario::validate`] refuses more.
+pub const MAX_SEED: u64 = i64::MAX as u64;
+
+/// What a seed must be, as errors say it.
+pub(crate) fn seed_range() -> String {
+    format!("an integer in 0..={MAX_SEED}")
+}
+
+/// A seed as [`u64`] reads one, but an error names [`seed_range`] (not
+/// "u64"). The upper bound is [`Scenario::validate`]'s, which names the key
+/// and its value.
+fn deserialize_seed<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    struct Seed;
+    impl serde::de::Visitor<'_> for Seed {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(&seed_range())
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, seed: u64) -> Result<u64, E> {
+            Ok(seed)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, seed: i64) -> Result<u64, E> {
+            u64::try_from(seed)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(seed), &self))
+        }
+    }
+    deserializer.deserialize_u64(Seed)
 }
 
 /// Which PDE, with its constants (defaults: the paper's values).
@@ -986,7 +1024,7 @@ impl Scenario {
         if segments.iter().any(|s| s.is_empty()) {
             return Err(fail(format!("malformed key `{key}`")));
         }
-        let value = parse_toml_value(raw);
+        let value = parse_toml_value(raw).map_err(|e| fail(format!("key `{key}`: {e}")))?;
         let mut table =
             toml::Table::try_from(self).expect("a scenario always serialises to a TOML table");
         let (leaf, parents) = segments.split_last().expect("split yields one segment");
@@ -1146,10 +1184,23 @@ fn custom_grid(p: &CustomParams, origin: &str, g: &GridConfig) -> Result<Grid, S
 }
 
 /// A `--set` value: TOML if it parses as a TOML value, else the raw text as a
-/// string (so `method=soft` works without shell-quoted quotes).
-fn parse_toml_value(raw: &str) -> toml::Value {
-    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+/// string (so `method=soft` works without shell-quoted quotes). An integer
+/// beyond TOML's 64-bit signed ones is an error instead: taken as a string
+/// it would be refused as "invalid type: string", not for its size.
+fn parse_toml_value(raw: &str) -> Result<toml::Value, String> {
+    if let Some(value) = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+    {
+        return Ok(value);
+    }
+    // Without TOML's digit separators, which `parse` does not know.
+    match raw.replace('_', "").parse::<i64>() {
+        Err(e) if matches!(e.kind(), PosOverflow | NegOverflow) => Err(format!(
+            "{raw} is outside TOML's integers, {}..={}",
+            i64::MIN,
+            i64::MAX
+        )),
+        _ => Ok(toml::Value::String(raw.to_owned())),
+    }
 }

@@ -15,11 +15,13 @@
 
 use std::fmt::Display;
 
-use crate::ScenarioError;
-use crate::config::{Method, PdeConfig, Scenario};
+use crate::config::{MAX_SEED, Method, PdeConfig, Scenario, seed_range};
+use crate::diffusion_sorption::reference_solver::MIN_CELLS;
 use crate::error::InvalidSetting;
+use crate::mol::domain::MIN_POINTS;
 use crate::mol::{MolPde, Stencil};
-use crate::navier_stokes::reference_solver::{MAX_STEPS, steps_over};
+use crate::navier_stokes::reference_solver::{MAX_STEPS, MIN_RESOLUTION, steps_over};
+use crate::{AnyPde, ScenarioError};
 
 /// The largest grid axis, and the most points a grid (or the method of
 /// lines' refined one) may have: 2³¹ doubles are 16 GiB per field.
@@ -29,6 +31,8 @@ const MAX_POINTS: usize = 1 << 31;
 pub const MAX_SAMPLES: usize = 1 << 24;
 /// The widest network layer and the most basis functions.
 const MAX_WIDTH: usize = 1 << 16;
+/// The keys of the grid's sizes, in the order of its axes `t, x, (y)`.
+const GRID_KEYS: [&str; 3] = ["grid.nt", "grid.nx", "grid.ny"];
 
 impl Scenario {
     /// Every check, named in errors as coming from `origin` (the file, or the
@@ -36,6 +40,11 @@ impl Scenario {
     pub(crate) fn validate_as(&self, origin: &str) -> Result<(), ScenarioError> {
         let mut c = Checks::new(origin);
         self.check_name(&mut c);
+        let reason = format!(
+            "must be {}: TOML's integers are 64-bit signed",
+            seed_range()
+        );
+        c.check(self.seed <= MAX_SEED, "seed", self.seed, &reason);
         let dims_known = self.check_pde(&mut c)?;
         let grid_valid = self.check_grid(&mut c, dims_known);
         self.check_data(&mut c, grid_valid);
@@ -148,7 +157,98 @@ impl Scenario {
         if c.found.len() == before {
             c.points("grid", format!("{:?}", self.dims()), &self.dims(), 1);
         }
+        if c.found.len() == before {
+            self.check_stencil_reach(c);
+        }
         c.found.len() == before
+    }
+
+    /// Each grid axis holds the points that the PDE's difference stencils
+    /// along it need: the model builds them on the grid whatever its method,
+    /// and a shorter axis was otherwise refused only by that build, after
+    /// the scenario had been accepted. The bound is the stencils' own
+    /// ([`crate::custom::CustomPde::min_axis_points`]); a built-in PDE's
+    /// stencils are read off its definition, which restates them term by
+    /// term ([`AnyPde::definition`]).
+    fn check_stencil_reach(&self, c: &mut Checks) {
+        // No PDE when a constant is out of range, which is named already.
+        let Ok(definition) =
+            AnyPde::from_config(&self.pde, self.constraint.fd).and_then(|pde| pde.definition())
+        else {
+            return;
+        };
+        let least = definition.min_axis_points();
+        for ((key, &n), least) in GRID_KEYS.iter().zip(&self.dims()).zip(least) {
+            if let Some((min, term)) = least {
+                let reason = format!(
+                    "must be at least {min}: the term `{}` is a `{}` difference along this \
+                     axis, whose stencil needs {min} points",
+                    term.name,
+                    term.stencil.name()
+                );
+                c.check(n >= min, key, n, &reason);
+            }
+        }
+    }
+
+    /// The reference solver's grid holds the points its scheme needs where
+    /// ground truth is generated (a split without its file,
+    /// `data.train_file` or `data.test_file`): [`MIN_POINTS`] per space axis
+    /// for the method of lines of a PDE defined in TOML, [`MIN_CELLS`] for
+    /// diffusion–sorption, [`MIN_RESOLUTION`] for Navier–Stokes — the bounds
+    /// the solvers check themselves, which otherwise refused the grid only
+    /// once data generation had started. A key already named (an invalid
+    /// `data.reference.nx`) is not named again.
+    fn check_reference_grid(&self, c: &mut Checks) {
+        let d = &self.data;
+        if d.train_file.is_some() && d.test_file.is_some() {
+            return;
+        }
+        let dims = self.dims();
+        let (sizes, min, why) = match &self.pde {
+            PdeConfig::Custom(_) => (
+                GRID_KEYS
+                    .iter()
+                    .zip(&dims)
+                    .skip(1)
+                    .map(|(&k, &n)| (k, n))
+                    .collect(),
+                MIN_POINTS,
+                "points per space axis for the method of lines that makes the ground truth",
+            ),
+            PdeConfig::DiffusionSorption(_) => {
+                let key = if d.reference.nx.is_some() {
+                    "data.reference.nx"
+                } else {
+                    "grid.nx"
+                };
+                (
+                    vec![(key, self.reference_nx())],
+                    MIN_CELLS,
+                    "cells for the reference solver (data.reference.nx, by default grid.nx)",
+                )
+            }
+            PdeConfig::NavierStokes(_) => {
+                let key = if d.reference.resolution.is_some() {
+                    "data.reference.resolution"
+                } else {
+                    "grid.nx"
+                };
+                (
+                    vec![(key, self.reference_resolution())],
+                    MIN_RESOLUTION,
+                    "points per axis for the reference solver (data.reference.resolution, by \
+                     default grid.nx)",
+                )
+            }
+            // No reference solver: their data come from files.
+            PdeConfig::Heat(_) | PdeConfig::Advection(_) => return,
+        };
+        for (key, n) in sizes {
+            if !c.named(key) {
+                c.check(n >= min, key, n, &format!("must be at least {min} {why}"));
+            }
+        }
     }
 
     fn check_data(&self, c: &mut Checks, grid_valid: bool) {
@@ -223,6 +323,7 @@ impl Scenario {
                 r.refinement,
             );
         }
+        self.check_reference_grid(c);
     }
 
     fn check_model(&self, c: &mut Checks, grid_valid: bool) {
@@ -534,6 +635,11 @@ impl<'a> Checks<'a> {
             value: value.to_string(),
             reason: reason.to_owned(),
         });
+    }
+
+    /// Whether a setting of `key` has been rejected already.
+    fn named(&self, key: &str) -> bool {
+        self.found.iter().any(|f| f.key == key)
     }
 
     /// Records `reject(key, value, reason)` unless `valid`; returns `valid`.

@@ -4,9 +4,16 @@
 
 use std::path::Path;
 
-use tessera_scenarios::Scenario;
-use tessera_scenarios::ScenarioError;
-use tessera_scenarios::config::{BoundaryPlacement, InitWeights, Method, PdeConfig, Schedule};
+use tessera_constraints::Pde;
+use tessera_meshes::ops::fd::FdScheme;
+use tessera_scenarios::config::{
+    BoundaryPlacement, InitWeights, MAX_SEED, Method, PdeConfig, Schedule,
+};
+use tessera_scenarios::diffusion_sorption::reference_solver::MIN_CELLS;
+use tessera_scenarios::mol::domain::MIN_POINTS;
+use tessera_scenarios::mol::{MolDomain, SpatialAxis};
+use tessera_scenarios::navier_stokes::reference_solver::MIN_RESOLUTION;
+use tessera_scenarios::{AnyPde, Scenario, ScenarioError, diffusion_sorption, navier_stokes};
 
 const MINIMAL: &str = r#"
 name = "minimal"
@@ -682,4 +689,241 @@ fn training_horizon_cuts_the_grid_and_rejects_bad_values() {
     assert_eq!(set, s);
     assert!(set.set("training.horizon=501").is_err());
     assert_eq!(set, s, "a rejected override leaves the scenario unchanged");
+}
+
+/// `s` with the size at `key` set to `n` directly, not validated.
+fn resized(s: &Scenario, key: &str, n: usize) -> Scenario {
+    let mut s = s.clone();
+    match key {
+        "grid.nt" => s.grid.nt = n,
+        "grid.nx" => s.grid.nx = n,
+        "grid.ny" => s.grid.ny = Some(n),
+        other => unreachable!("no size `{other}` here"),
+    }
+    s
+}
+
+/// Whether the model's PDE terms build on the scenario's grid, as the model
+/// builds them.
+fn terms_build(s: &Scenario) -> bool {
+    let pde = AnyPde::from_config(&s.pde, s.constraint.fd).unwrap();
+    pde.terms(&s.grid().unwrap()).is_ok()
+}
+
+/// Whether the method of lines takes the scenario's grid (a custom PDE's).
+fn mol_domain_builds(s: &Scenario) -> bool {
+    let PdeConfig::Custom(p) = &s.pde else {
+        panic!("not a PDE defined in TOML");
+    };
+    let axes = (p.domain.iter().zip(&s.dims()[1..]))
+        .map(|(&[lo, hi], &points)| SpatialAxis { lo, hi, points })
+        .collect();
+    MolDomain::new(axes, s.data.reference.refinement).is_ok()
+}
+
+/// Whether the diffusion–sorption reference solver takes the scenario's cells.
+fn ds_solver_builds(s: &Scenario) -> bool {
+    let PdeConfig::DiffusionSorption(p) = &s.pde else {
+        panic!("not diffusion–sorption");
+    };
+    diffusion_sorption::ReferenceSolver::new(p, s.reference_nx(), s.data.reference.rtol).is_ok()
+}
+
+/// Whether the Navier–Stokes reference solver takes the scenario's resolution.
+fn ns_solver_builds(s: &Scenario) -> bool {
+    let PdeConfig::NavierStokes(p) = &s.pde else {
+        panic!("not Navier–Stokes");
+    };
+    let dt = s.data.reference.dt;
+    navier_stokes::ReferenceSolver::new(p.nu, s.reference_resolution(), dt).is_ok()
+}
+
+/// A grid axis shorter than what is built on it — the PDE's difference
+/// stencils (the model's terms), or the reference solver's grid — is
+/// refused when the scenario is read, naming the key, not when the model
+/// or the data are built. Each bound is the builder's own constant; at it
+/// the scenario is valid and the builder takes the grid, one point below
+/// the builder refuses it and so does the validation.
+#[test]
+fn axes_too_short_for_the_stencils_or_the_reference_solver_are_refused() {
+    let load = |file: &str, settings: &[&str]| {
+        let mut s = Scenario::from_file(scenario_path(file)).unwrap();
+        s.set_all(settings).unwrap();
+        s
+    };
+    let ds = |settings: &[&str]| {
+        let mut s = Scenario::from_str(MINIMAL, "minimal").unwrap();
+        s.set_all(settings).unwrap();
+        s
+    };
+    let mut ns = load(
+        "navier-stokes-small.toml",
+        &["model.modes=[4,1,6]", "constraint.points=10"],
+    );
+    (ns.data.reference.resolution, ns.eval.resolutions) = (None, Vec::new());
+    let second_order = "constraint.fd=second-order";
+    let files = [
+        "data.train_file=train.safetensors",
+        "data.test_file=test.safetensors",
+    ];
+    type Builds = fn(&Scenario) -> bool;
+    // (what, scenario, key, bound, the builder that has the bound)
+    let cases: [(&str, Scenario, &str, usize, Builds); 8] = [
+        (
+            "diffusion–sorption, second-order u_xx",
+            ds(&[second_order, "model.modes=[4,1]", "constraint.points=10"]),
+            "grid.nx",
+            FdScheme::SecondOrder.min_points(2),
+            terms_build,
+        ),
+        (
+            "diffusion–sorption, second-order u_t",
+            ds(&[second_order, "model.modes=[1,8]", "constraint.points=10"]),
+            "grid.nt",
+            FdScheme::SecondOrder.min_points(1),
+            terms_build,
+        ),
+        (
+            "diffusion–sorption, reference solver cells",
+            ds(&[
+                "model.modes=[4,1]",
+                "constraint.experts=[1,1]",
+                "constraint.points=10",
+            ]),
+            "grid.nx",
+            MIN_CELLS,
+            ds_solver_builds,
+        ),
+        (
+            "Kuramoto–Sivashinsky, spectral x: the method of lines",
+            load(
+                "kuramoto-sivashinsky-small.toml",
+                &["model.modes=[8,1]", "constraint.points=10"],
+            ),
+            "grid.nx",
+            MIN_POINTS,
+            mol_domain_builds,
+        ),
+        (
+            "Kuramoto–Sivashinsky, second-order u_t",
+            load(
+                "kuramoto-sivashinsky-small.toml",
+                &["model.modes=[1,16]", "constraint.points=10"],
+            ),
+            "grid.nt",
+            FdScheme::SecondOrder.min_points(1),
+            terms_build,
+        ),
+        (
+            "anisotropic diffusion from files, periodic stencils along y",
+            load(
+                "anisotropic-diffusion-small.toml",
+                &[&files[..], &["model.modes=[4,6,1]", "constraint.points=10"]].concat(),
+            ),
+            "grid.ny",
+            FdScheme::Periodic.min_points(2),
+            terms_build,
+        ),
+        (
+            "Navier–Stokes, reference solver resolution (grid.nx)",
+            ns.clone(),
+            "grid.nx",
+            MIN_RESOLUTION,
+            ns_solver_builds,
+        ),
+        (
+            "Navier–Stokes, spectral: second-order w_t",
+            {
+                let mut s = ns.clone();
+                s.set_all(&[second_order, "model.modes=[1,6,6]"]).unwrap();
+                s
+            },
+            "grid.nt",
+            FdScheme::SecondOrder.min_points(1),
+            terms_build,
+        ),
+    ];
+    for (what, base, key, bound, builds) in cases {
+        let at = resized(&base, key, bound);
+        at.validate().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(builds(&at), "{what}: the builder refuses {key} = {bound}");
+        let below = resized(&base, key, bound - 1);
+        assert!(
+            !builds(&below),
+            "{what}: the builder takes {key} = {bound} − 1"
+        );
+        let err = below.validate().unwrap_err();
+        let shown = err.to_string();
+        println!("{what}: {shown}");
+        assert!(
+            shown.contains(&format!("at least {bound}")),
+            "{what}: {shown}"
+        );
+        assert_eq!(invalid_keys(Err(err)), [key], "{what}");
+    }
+    // A spectral x takes 2 points; only the method of lines needs 3, and it
+    // does not run when both splits come from files.
+    let ks = load(
+        "kuramoto-sivashinsky-small.toml",
+        &[&files[..], &["model.modes=[8,1]", "constraint.points=10"]].concat(),
+    );
+    let two = resized(&ks, "grid.nx", MIN_POINTS - 1);
+    two.validate().unwrap();
+    assert!(terms_build(&two));
+}
+
+/// Seeds are TOML integers, which are 64-bit signed: `0..=MAX_SEED` is
+/// taken, from a file and from `--set`, and round-trips; more, or a
+/// negative one, is an error that says the range (not "u64", nor "invalid
+/// type: string" for a number too large for TOML that `--set` once took as
+/// text); a larger seed set in code is refused by the validation.
+#[test]
+fn seeds_beyond_toml_integers_and_negative_seeds_are_refused_with_the_range() {
+    let range = format!("0..={MAX_SEED}");
+    assert_eq!(MAX_SEED, i64::MAX as u64);
+    let with_seed = |seed: &str| Scenario::from_str(&format!("seed = {seed}\n{MINIMAL}"), "o");
+    let s = with_seed(&MAX_SEED.to_string()).unwrap();
+    assert_eq!(s.seed, MAX_SEED);
+    assert_eq!(Scenario::from_str(&s.to_toml_string(), "again").unwrap(), s);
+    let mut set = s.clone();
+    set.set("training.lr=2e-3").unwrap();
+    for beyond in [MAX_SEED + 1, u64::MAX] {
+        let err = with_seed(&beyond.to_string()).unwrap_err();
+        assert!(err.to_string().contains(&range), "{err}");
+        expect_invalid(Err(err), "seed");
+        let mut s = s.clone();
+        s.seed = beyond;
+        expect_invalid(s.validate().map(|()| s.clone()), "seed");
+    }
+    for (seed, says) in [("-1", "`-1`"), ("\"5\"", "string"), ("1.5", "1.5")] {
+        match with_seed(seed) {
+            Err(ScenarioError::ConfigParse { message, .. }) => {
+                assert!(
+                    message.contains(&range) && message.contains(says),
+                    "{message}"
+                );
+            }
+            other => panic!("seed = {seed}: expected a parse error, got {other:?}"),
+        }
+    }
+    let mut s = Scenario::from_str(MINIMAL, "o").unwrap();
+    s.set(&format!("seed={MAX_SEED}")).unwrap();
+    assert_eq!(s.seed, MAX_SEED);
+    let beyond_toml = format!("{}", i128::from(i64::MAX) + 1);
+    for (seed, says) in [
+        (beyond_toml.as_str(), format!("..={}", i64::MAX)),
+        ("18446744073709551615", format!("..={}", i64::MAX)),
+        ("-1", range.clone()),
+    ] {
+        match s.clone().set(&format!("seed={seed}")) {
+            Err(ScenarioError::Override { reason, .. }) => {
+                assert!(
+                    reason.contains("`seed`") && reason.contains(&says),
+                    "{reason}"
+                );
+                assert!(!reason.contains("string"), "{reason}");
+            }
+            other => panic!("seed={seed}: expected an override error, got {other:?}"),
+        }
+    }
 }

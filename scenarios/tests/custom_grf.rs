@@ -130,6 +130,36 @@ fn check_statistics(
 ) {
     let a2 = family.amplitude().powi(2);
     let c = |m| coefficient(m, family.length_scale());
+    let spectrum: Vec<_> = modes
+        .iter()
+        .map(|&k| (k, a2 * c(k.0) * if dims == 2 { c(k.1) } else { 1.0 }))
+        .collect();
+    let c0 = if dims == 2 { c(0) * c(0) } else { c(0) };
+    let expected = Moments {
+        spectrum: &spectrum,
+        variance: a2 * (1.0 - c0),
+    };
+    check_moments(family, coords, dims, (nx, ny), &expected, samples);
+}
+
+/// What draws of a family should have: `E|û_k|²/N²` at some modes `k`, and
+/// the pointwise variance.
+struct Moments<'a> {
+    spectrum: &'a [((usize, usize), f64)],
+    variance: f64,
+}
+
+/// Checks that `samples` draws of `family` on the `nx × ny` grid `coords`
+/// (`dims` columns) have the `expected` moments, each within five standard
+/// errors, and the family's mean exactly.
+fn check_moments(
+    family: &GrfFamily,
+    coords: &[f64],
+    dims: usize,
+    (nx, ny): (usize, usize),
+    expected: &Moments,
+    samples: u64,
+) {
     let draws: Vec<Vec<f64>> = (0..samples)
         .map(|s| {
             let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -142,18 +172,15 @@ fn check_statistics(
         let mean = u.iter().sum::<f64>() / u.len() as f64;
         assert!((mean - family.mean()).abs() < 1e-12, "mean {mean}");
     }
-    let mut quantities: Vec<(String, f64, Vec<f64>)> = modes
-        .iter()
-        .map(|&k| {
-            let expected = a2 * c(k.0) * if dims == 2 { c(k.1) } else { 1.0 };
+    let mut quantities: Vec<(String, f64, Vec<f64>)> = (expected.spectrum.iter())
+        .map(|&(k, expected)| {
             let values = draws.iter().map(|u| power(u, nx, ny, k)).collect();
             (format!("|û{k:?}|²/N²"), expected, values)
         })
         .collect();
-    let c0 = if dims == 2 { c(0) * c(0) } else { c(0) };
     quantities.push((
         "pointwise variance".into(),
-        a2 * (1.0 - c0),
+        expected.variance,
         draws
             .iter()
             .map(|u| u.iter().map(|v| (v - family.mean()).powi(2)).sum::<f64>() / u.len() as f64)
@@ -161,7 +188,7 @@ fn check_statistics(
     ));
     for (what, expected, values) in quantities {
         let (mean, error) = mean_and_error(&values);
-        println!("{what}: {mean:.5e} ± {error:.1e}, kernel {expected:.5e}");
+        println!("{what}: {mean:.5e} ± {error:.1e}, expected {expected:.5e}");
         // The test must be able to tell: its standard error is a few percent.
         assert!(
             error < 0.05 * expected,
@@ -235,6 +262,35 @@ fn two_d_spectrum_and_variance_match_the_product_kernel() {
     let coords = grid(&[(0.0, 1.0, nx), (0.0, 3.0, ny)]);
     let modes = [(1, 0), (0, 1), (1, 1), (2, 1)];
     check_statistics(&family, &coords, 2, (nx, ny), &modes, 3000);
+}
+
+/// A length scale far below the grid spacing makes the kernel the identity
+/// on the grid (`exp(−2s/ℓ²)` is 0 at every other grid point), so the draws
+/// are white noise: `E|û_k|²/N² = a²/N` for every mode but the constant one,
+/// pointwise variance `a²(1 − 1/N)` once the mean is removed. Down to the
+/// smallest positive `f64`, whose square underflows to 0 (below `ℓ ≈
+/// 1.6e-162` every draw used to be an all-zero field).
+#[test]
+fn a_length_scale_far_below_the_grid_spacing_gives_white_noise() {
+    let (nx, ny) = (8, 4);
+    let coords = grid(&[(0.0, 1.0, nx), (0.0, 2.0, ny)]);
+    let points = (nx * ny) as f64;
+    // The first's square is a float, the others' underflow.
+    assert!(1e-100_f64.powi(2) > 0.0 && 1e-300_f64.powi(2) == 0.0);
+    for length_scale in [1e-100, 1e-300, f64::from_bits(1)] {
+        let family = grf(&definition(
+            2,
+            &format!("family = \"grf\"\nlength_scale = {length_scale:e}\namplitude = 0.5"),
+        ));
+        assert_eq!(family.length_scale(), length_scale);
+        let a2 = family.amplitude().powi(2);
+        let spectrum = [(1, 0), (0, 1), (3, 2), (4, 2)].map(|k| (k, a2 / points));
+        let expected = Moments {
+            spectrum: &spectrum,
+            variance: a2 * (1.0 - 1.0 / points),
+        };
+        check_moments(&family, &coords, 2, (nx, ny), &expected, 3000);
+    }
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! terms cancel, which are not), and failures while integrating.
 
 use num_dual::DualNum;
+use tessera_meshes::MeshError;
+use tessera_scenarios::mol::domain::MIN_POINTS;
 use tessera_scenarios::mol::{
     Boundary, Derivative, Discretisation, MolDomain, MolError, MolMethod, MolOptions, MolPde,
     MolTerm, PointValues, Side, SpatialAxis, Stencil,
@@ -219,9 +221,10 @@ fn bad_settings_and_definitions_are_typed_errors() {
         Err(MolError::InvalidValue { .. })
     ));
     assert!(matches!(
-        MolDomain::interval(0.0, 1.0, 2, 1),
-        Err(MolError::InvalidValue { .. })
+        MolDomain::interval(0.0, 1.0, MIN_POINTS - 1, 1),
+        Err(MolError::Mesh(MeshError::TooSmall { min: MIN_POINTS, got, .. })) if got == MIN_POINTS - 1
     ));
+    assert!(MolDomain::interval(0.0, 1.0, MIN_POINTS, 1).is_ok());
     assert!(matches!(
         MolDomain::interval(0.0, 1.0, 11, 0),
         Err(MolError::InvalidValue { .. })

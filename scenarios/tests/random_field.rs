@@ -58,3 +58,24 @@ fn empirical_covariance_matches_the_kernel() {
         "{worst} vs {scale}"
     );
 }
+
+/// The kernel is 1 at zero displacement for every length scale, even one
+/// whose square underflows to 0 (where `exp(−2·0/ℓ²)` was NaN and every
+/// draw an all-zero field): such a field is the white noise of any length
+/// scale far below the grid spacing, draw for draw.
+#[test]
+fn a_length_scale_whose_square_underflows_draws_white_noise() {
+    let tiny = f64::from_bits(1);
+    assert_eq!(tiny * tiny, 0.0);
+    assert_eq!(kernel(&[0.0, 0.0], tiny), 1.0);
+    assert_eq!(kernel(&[0.25, 0.0], tiny), 0.0);
+    let white = PeriodicGrf::new(16, 1e-100).unwrap().sample(5, 3);
+    for length_scale in [1e-300, tiny] {
+        assert_eq!(
+            PeriodicGrf::new(16, length_scale).unwrap().sample(5, 3),
+            white
+        );
+    }
+    let variance = white.iter().map(|w| w * w).sum::<f64>() / white.len() as f64;
+    assert!(variance.is_finite() && variance > 0.1, "{variance}");
+}

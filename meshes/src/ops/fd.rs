@@ -30,6 +30,21 @@ pub enum FdScheme {
     Periodic,
 }
 
+impl FdScheme {
+    /// The fewest points an axis needs for this scheme's derivative of
+    /// `order` (1 or 2): the widest stencil row's span, which the
+    /// constructors of [`FiniteDifference`] check. Public so that a caller
+    /// can refuse a grid before building on it (a scenario's validation),
+    /// by the same bound.
+    pub fn min_points(self, order: usize) -> usize {
+        match (self, order) {
+            (Self::Reference, _) => 2,
+            (Self::SecondOrder, 2) => 4,
+            _ => 3,
+        }
+    }
+}
+
 /// A finite-difference derivative along one axis of a grid: an [`AxisMatrix`]
 /// streamed along the axis for every channel, with its exact transpose.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +85,7 @@ impl FiniteDifference {
         scheme: FdScheme,
         spacing: f64,
     ) -> Result<Self, MeshError> {
-        let n = checked_axis_len(shape, axis, spacing, min_len(scheme, 1))?;
+        let n = checked_axis_len(shape, axis, spacing, scheme.min_points(1))?;
         Self::from_matrix(shape, axis, first_matrix(n, scheme, spacing))
     }
 
@@ -84,7 +99,7 @@ impl FiniteDifference {
         scheme: FdScheme,
         spacing: f64,
     ) -> Result<Self, MeshError> {
-        let n = checked_axis_len(shape, axis, spacing, min_len(scheme, 2))?;
+        let n = checked_axis_len(shape, axis, spacing, scheme.min_points(2))?;
         let matrix = match scheme {
             FdScheme::Reference => {
                 let d = first_matrix(n, scheme, spacing);
@@ -205,15 +220,6 @@ impl LinearOperator for FiniteDifference {
     }
 }
 
-/// The fewest points an axis needs for a scheme's derivative of `order`.
-fn min_len(scheme: FdScheme, order: usize) -> usize {
-    match (scheme, order) {
-        (FdScheme::Reference, _) => 2,
-        (FdScheme::SecondOrder, 2) => 4,
-        _ => 3,
-    }
-}
-
 fn check_axis(shape: &Shape, axis: usize) -> Result<(), MeshError> {
     if axis < shape.ndim() {
         Ok(())
@@ -273,7 +279,7 @@ fn checked_axis_len(
     Ok(n)
 }
 
-/// First-derivative stencils; `n` has been checked against [`min_len`].
+/// First-derivative stencils; `n` has been checked against [`FdScheme::min_points`].
 fn first_matrix(n: usize, scheme: FdScheme, h: f64) -> AxisMatrix {
     let c = 0.5 / h;
     let rows = (0..n).map(|i| match scheme {

@@ -160,6 +160,20 @@ impl Operator {
         }
     }
 
+    /// The fewest points each grid axis the operator differentiates along
+    /// needs for `stencil`, as `(axis, points)`: a difference stencil's
+    /// [`FdScheme::min_points`] for its order along that axis, the bound
+    /// [`Operator::build`] meets when it builds the stencil; nothing for
+    /// spectral multipliers, which take any periodic axis.
+    pub fn min_points(self, stencil: Stencil, space_dims: usize) -> Vec<(usize, usize)> {
+        let Some(scheme) = stencil.scheme() else {
+            return Vec::new();
+        };
+        (self.derivative_axes(space_dims).into_iter())
+            .map(|(axis, order)| (axis, scheme.min_points(order)))
+            .collect()
+    }
+
     /// The operator on `grid`.
     pub fn build(
         self,
@@ -167,14 +181,9 @@ impl Operator {
         stencil: Stencil,
     ) -> Result<Arc<dyn LinearOperator>, ConstraintError> {
         let fd = |order: usize, axis: usize| -> Result<Arc<dyn LinearOperator>, ConstraintError> {
-            let scheme = match stencil {
-                Stencil::Reference => FdScheme::Reference,
-                Stencil::SecondOrder => FdScheme::SecondOrder,
-                Stencil::Periodic => FdScheme::Periodic,
-                Stencil::Spectral => {
-                    let order = u32::try_from(order).unwrap_or(1);
-                    return Ok(Arc::new(FourierMultiplier::derivative(grid, axis, order)?));
-                }
+            let Some(scheme) = stencil.scheme() else {
+                let order = u32::try_from(order).unwrap_or(1);
+                return Ok(Arc::new(FourierMultiplier::derivative(grid, axis, order)?));
             };
             match order {
                 1 => Ok(Arc::new(FiniteDifference::first(grid, axis, scheme)?)),
@@ -217,14 +226,37 @@ impl Operator {
 }
 
 impl Stencil {
+    /// Every stencil.
+    const ALL: [Self; 4] = [
+        Self::Reference,
+        Self::SecondOrder,
+        Self::Periodic,
+        Self::Spectral,
+    ];
+
     /// The stencil named `name`.
     pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "reference" => Self::Reference,
-            "second-order" => Self::SecondOrder,
-            "periodic" => Self::Periodic,
-            "spectral" => Self::Spectral,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The name a definition writes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Reference => "reference",
+            Self::SecondOrder => "second-order",
+            Self::Periodic => "periodic",
+            Self::Spectral => "spectral",
+        }
+    }
+
+    /// The difference scheme of a finite-difference stencil; `None` for the
+    /// spectral one.
+    pub fn scheme(self) -> Option<FdScheme> {
+        match self {
+            Self::Reference => Some(FdScheme::Reference),
+            Self::SecondOrder => Some(FdScheme::SecondOrder),
+            Self::Periodic => Some(FdScheme::Periodic),
+            Self::Spectral => None,
+        }
     }
 }

@@ -171,6 +171,22 @@ impl CustomPde {
         &self.terms
     }
 
+    /// The fewest points each grid axis (`t` first) needs for the terms'
+    /// difference stencils, with the first term that needs that many
+    /// ([`Operator::min_points`]): [`Pde::terms`] fails on a shorter axis.
+    /// `None` for an axis no difference stencil runs along.
+    pub fn min_axis_points(&self) -> Vec<Option<(usize, &TermDef)>> {
+        let mut least = vec![None; self.periodic.len()];
+        for term in &self.terms {
+            for (axis, points) in term.operator.min_points(term.stencil, self.space_dims()) {
+                if least[axis].is_none_or(|(most, _)| points > most) {
+                    least[axis] = Some((points, term));
+                }
+            }
+        }
+        least
+    }
+
     /// The compiled residual (inputs: the residual terms, then `t, x, (y)`
     /// if [`Pde::uses_coordinates`]).
     pub fn residual_tape(&self) -> &Tape {

@@ -33,8 +33,15 @@
 //! hundred steps at `rtol = 1e-8` (see the crate's tests and the
 //! `generate` timings in the report). The step lands exactly on every output time.
 
+use tessera_meshes::MeshError;
+
 use crate::ScenarioError;
 use crate::config::DiffusionSorptionParams;
+
+/// The fewest cells the solver takes: a first cell beside the Dirichlet
+/// ghost, a last one beside the outflow ghost, and an interior one between
+/// them. A scenario's validation refuses fewer before any data are generated.
+pub const MIN_CELLS: usize = 3;
 
 /// The left boundary value (PDEBench's `sol`, the solubility).
 pub(crate) const SOLUBILITY: f64 = 1.0;
@@ -115,12 +122,12 @@ impl ReferenceSolver {
                 reason: "must be finite and non-negative",
             });
         }
-        if cells < 3 {
-            return Err(ScenarioError::InvalidValue {
+        if cells < MIN_CELLS {
+            return Err(ScenarioError::Mesh(MeshError::TooSmall {
                 what: "number of cells",
-                value: cells as f64,
-                reason: "must be at least 3",
-            });
+                min: MIN_CELLS,
+                got: cells,
+            }));
         }
         Ok(Self {
             diffusion: params.d,

@@ -18,7 +18,16 @@
 //! carries the rule because, like the refinement, it says which field the
 //! solver grid holds.
 
+use tessera_meshes::MeshError;
+
 use crate::mol::{Dealias, MolError};
+
+/// The fewest output points a spatial axis takes: a bounded axis keeps an
+/// interior node, and with it an unknown, between its two boundary nodes,
+/// and a periodic axis's central differences need two neighbours other than
+/// the point itself. A scenario's validation refuses a grid below it before
+/// any data are generated.
+pub const MIN_POINTS: usize = 3;
 
 /// One spatial axis of the domain: its interval and its number of output points.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,7 +53,7 @@ impl MolDomain {
     /// the solver grid.
     ///
     /// Errors: not one or two axes, an empty or non-finite interval, fewer than
-    /// 3 output points, or a refinement of 0.
+    /// [`MIN_POINTS`] output points, or a refinement of 0.
     pub fn new(axes: Vec<SpatialAxis>, refinement: usize) -> Result<Self, MolError> {
         if !(1..=2).contains(&axes.len()) {
             return Err(MolError::ShapeMismatch {
@@ -61,12 +70,12 @@ impl MolDomain {
                     reason: "ends must be finite with hi > lo",
                 });
             }
-            if axis.points < 3 {
-                return Err(MolError::InvalidValue {
-                    what: "output points per axis",
-                    value: axis.points as f64,
-                    reason: "must be at least 3",
-                });
+            if axis.points < MIN_POINTS {
+                return Err(MolError::Mesh(MeshError::TooSmall {
+                    what: "output points per spatial axis",
+                    min: MIN_POINTS,
+                    got: axis.points,
+                }));
             }
         }
         if refinement == 0 {

@@ -132,11 +132,24 @@ impl PeriodicGrf {
 }
 
 /// The periodic kernel between a displacement `d` and the origin.
+///
+/// Defined for every finite positive `length_scale`: at zero displacement
+/// the kernel is `exp(0) = 1` whatever `ℓ`, and it is taken as that, since
+/// below `ℓ ≈ 1.6e-162` the square `ℓ²` underflows to 0 and the formula's
+/// `0/0` is NaN — which made every eigenvalue NaN, [`PeriodicGrf::grid`]
+/// clamped them to 0, and every sample was an all-zero field. At any other
+/// displacement of a grid (of up to 2²⁴ points per axis, `s ≥ 8.7e-15`) the
+/// exponent is then `−∞` and the kernel 0, the value `exp(−2s/ℓ²)` rounds to
+/// for such an `ℓ` anyway: far below the grid spacing, the field is white
+/// noise on the grid.
 pub fn kernel(d: &[f64], length_scale: f64) -> f64 {
     let s: f64 = d
         .iter()
         .map(|&x| (std::f64::consts::PI * x).sin().powi(2) / 4.0)
         .sum();
+    if s == 0.0 {
+        return 1.0;
+    }
     (-2.0 * s / (length_scale * length_scale)).exp()
 }
 

@@ -23,10 +23,17 @@
 use std::f64::consts::PI;
 
 use rustfft::num_complex::Complex64;
+use tessera_meshes::MeshError;
 
 use crate::ScenarioError;
 use crate::diffusion_sorption::reference_solver::check_times;
 use crate::navier_stokes::fft2::{Fft2, wavenumber};
+
+/// The smallest resolution the solver takes: 4 points per axis, the
+/// smallest grid on which the 2/3 rule keeps a wave (`|k| = 1`) and drops
+/// one (the Nyquist mode). A scenario's validation refuses less before any
+/// data are generated.
+pub const MIN_RESOLUTION: usize = 4;
 
 /// The most steps one solve may take (all output intervals together): a
 /// bound on the time a request can cost, far above any sensible one (the
@@ -74,12 +81,12 @@ impl ReferenceSolver {
                 reason: "must be finite and positive",
             });
         }
-        if n < 4 {
-            return Err(ScenarioError::InvalidValue {
+        if n < MIN_RESOLUTION {
+            return Err(ScenarioError::Mesh(MeshError::TooSmall {
                 what: "Navier-Stokes resolution",
-                value: n as f64,
-                reason: "must be at least 4",
-            });
+                min: MIN_RESOLUTION,
+                got: n,
+            }));
         }
         let odd = |i: usize| {
             if 2 * i == n {
