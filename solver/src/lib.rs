@@ -57,6 +57,7 @@ mod data;
 pub mod embed;
 mod error;
 mod eval;
+mod footprint;
 mod memory;
 mod model;
 mod parallel;
@@ -77,6 +78,7 @@ pub use eval::{
     WindowErrors, evaluate, evaluate_observed, evaluate_resolutions, method_name, physics_check,
     physics_floor, relative_l2, report, report_at_resolutions, window_errors,
 };
+pub use footprint::{Footprint, PROGRAM_BYTES, human_bytes};
 pub use memory::release_free_memory;
 pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck, sample_ics};
 pub use model::{Inference, KeptInference, Model};

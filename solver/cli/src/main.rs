@@ -10,6 +10,7 @@ mod duration;
 mod error;
 mod interrupt;
 mod malloc;
+mod memory;
 mod plots;
 mod progress;
 mod provenance;

@@ -28,7 +28,15 @@ const STEPS: usize = 50;
 /// `mpirun -np ranks tessera …` with the options containers need, one rayon
 /// thread per rank and no binding (the ranks share this machine's cores).
 fn mpirun(ranks: usize) -> Command {
+    mpirun_exporting(ranks, &[])
+}
+
+/// [`mpirun`], setting the `VAR=value` of `exports` in every rank.
+fn mpirun_exporting(ranks: usize, exports: &[&str]) -> Command {
     let mut command = Command::new("mpirun");
+    for export in exports {
+        command.args(["-x", export]);
+    }
     command
         .args([
             "-np",
@@ -367,4 +375,32 @@ fn bench_train_step_reports_throughput_and_traffic_from_rank_0() {
     // Up to the last bit, which the JSON float parser may not keep.
     let expected = 2.0 / number("step_median_s");
     assert!((number("samples_per_s") - expected).abs() <= 1e-12 * expected);
+}
+
+/// The memory check divides the bound among the job's processes on the
+/// machine: a bound the tiny run fits in alone refuses it on two ranks,
+/// every rank says why and the job ends (no rank waits for another).
+#[test]
+fn two_ranks_share_the_memory_bound() {
+    let dir = temp_dir("mpi-memory");
+    let scenario = scenario_file(&dir);
+    let alone = train_with(
+        tessera().env("TESSERA_MEMORY_LIMIT", "40M"),
+        &scenario,
+        &dir.join("alone"),
+        &["--set", "training.steps=1"],
+    );
+    ok(alone);
+    let output = train(
+        &mut mpirun_exporting(2, &["TESSERA_MEMORY_LIMIT=40M"]),
+        &scenario,
+        &dir.join("shared"),
+    );
+    assert!(!output.status.success(), "two ranks trained anyway");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("shared by 2 processes").count(),
+        2,
+        "{stderr}"
+    );
 }

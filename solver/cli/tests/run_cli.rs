@@ -232,6 +232,7 @@ fn bench_train_step_reports_time_memory_and_iterations() {
     };
     assert!(number("step_median_s") > 0.0);
     assert!(number("peak_rss_mib") > 1.0);
+    assert!(number("estimated_mib") > 1.0);
     for key in [
         "gpu_peak_mib",
         "gpu_solve_parts_s",
@@ -297,7 +298,13 @@ fn run_writes_the_run_directory_and_a_json_summary_line() {
     let line: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(line["method"], "moe");
     assert_eq!(line["steps"], 3);
-    for key in ["rel_l2_mean", "rel_l2_std", "seconds", "failed_solves"] {
+    for key in [
+        "rel_l2_mean",
+        "rel_l2_std",
+        "seconds",
+        "failed_solves",
+        "peak_memory_mib",
+    ] {
         assert!(line[key].is_number(), "{key}: {line}");
     }
     let run = RunDir::new(&out);

@@ -121,6 +121,21 @@ impl FnoConfig {
         let last = self.modes.len() - 1;
         self.modes[..last].iter().map(|m| 2 * m).product::<usize>() * self.modes[last]
     }
+
+    /// Number of trainable parameters: the lift `(F + 1)·w₀`, per Fourier
+    /// layer the spectral weight's real and imaginary parts `2·K·wᵢ·wᵢ₊₁` and
+    /// the pointwise `(wᵢ + 1)·wᵢ₊₁`, the head `(w_L + 1)·fc + (fc + 1)·N`.
+    pub fn parameter_count(&self) -> usize {
+        let k = self.kept_modes();
+        let lift = (self.in_features + 1) * self.widths[0];
+        let layers: usize = self
+            .widths
+            .windows(2)
+            .map(|w| 2 * k * w[0] * w[1] + (w[0] + 1) * w[1])
+            .sum();
+        let last = self.widths[self.widths.len() - 1];
+        lift + layers + (last + 1) * self.fc_dim + (self.fc_dim + 1) * self.out_dim
+    }
 }
 
 /// One Fourier layer's variables.
@@ -895,5 +910,18 @@ mod tests {
         };
         assert_eq!(values(5), values(5));
         assert_ne!(values(5), values(6));
+    }
+
+    /// The count from the architecture is the elements of the variables a
+    /// built backbone creates.
+    #[test]
+    fn parameter_count_is_the_variables_built() {
+        for (ndim, last) in [(2, false), (3, true)] {
+            let config = tiny(ndim, last);
+            let vars = VarMap::new();
+            Fno::new(config.clone(), SeededVars::builder(&vars, 1, DType::F64)).unwrap();
+            let built: usize = vars.all_vars().iter().map(|v| v.elem_count()).sum();
+            assert_eq!(config.parameter_count(), built);
+        }
     }
 }

@@ -23,14 +23,15 @@ use serde::Serialize;
 use tessera_experts::comm::Metered;
 use tessera_scenarios::dataset::Split;
 use tessera_solver::{
-    Adam, AdamConfig, Batch, DataShard, Layout, Model, Phase, PhaseClock, PhaseTimes, Samples,
-    Trainable, World, method_name, named_vars, step_draw, update_shard, with_world,
+    Adam, AdamConfig, Batch, DataShard, Footprint, Layout, Model, Phase, PhaseClock, PhaseTimes,
+    Samples, Trainable, World, method_name, named_vars, step_draw, update_shard, with_world,
 };
 
 use super::train::load_scenario;
 use crate::device::{
     DeviceArg, GpuSolveParts, MemoryPeak, gpu_backbone_parts, gpu_solve_parts, placement,
 };
+use crate::memory::peak_resident;
 
 /// Arguments of `tessera bench train-step`.
 #[derive(Debug, clap::Args)]
@@ -92,6 +93,10 @@ struct Report {
     comm_bytes_per_step: u64,
     /// Rank 0's peak resident set.
     peak_rss_mib: f64,
+    /// The estimate of that peak from the scenario alone
+    /// ([`tessera_solver::Footprint`], with no data held), which `train`
+    /// and `run` check against the machine's memory before they start.
+    estimated_mib: f64,
     /// Rank 0's peak GPU memory over the timed steps: the most its arrays
     /// held at once (the driver's memory pool high-water mark); `null` on
     /// the CPU.
@@ -141,6 +146,7 @@ impl TrainStepArgs {
         let layout = Layout::resolve(&scenario, world.size())?;
         world.use_device(scenario.device)?;
         // The model first: a device that cannot be used fails before any data.
+        let footprint = Footprint::of_training(&scenario, self.batch / layout.data)?;
         let mut model = Model::new(&scenario)?;
         // Rank 0 generates (and caches) the batch first; the others then read
         // the cache instead of racing to write it.
@@ -243,7 +249,8 @@ impl TrainStepArgs {
             samples_per_s: self.batch as f64 / step_median_s,
             comm_median_s: median(&comm),
             comm_bytes_per_step: bytes,
-            peak_rss_mib: peak_rss_mib()?,
+            peak_rss_mib: peak_resident()? as f64 / f64::from(1 << 20),
+            estimated_mib: footprint.without_data().total() as f64 / f64::from(1 << 20),
             gpu_peak_mib: match &gpu_memory {
                 Some(memory) => memory.mib()?,
                 None => None,
@@ -258,7 +265,7 @@ impl TrainStepArgs {
             println!("{}", serde_json::to_string(&report)?);
         } else {
             println!(
-                "{} ({}, {}, solves on {}, PDE loss on {}), batch {} over {} rank(s) ({} collectives) × {} threads: step median {:.4} s over {} steps ({:.3} samples/s; communication {:.4} s, {} bytes sent by rank 0), peak RSS {:.0} MiB{}, LM iterations {:.2}, failed solves {}",
+                "{} ({}, {}, solves on {}, PDE loss on {}), batch {} over {} rank(s) ({} collectives) × {} threads: step median {:.4} s over {} steps ({:.3} samples/s; communication {:.4} s, {} bytes sent by rank 0), peak RSS {:.0} MiB (estimated {:.0} MiB){}, LM iterations {:.2}, failed solves {}",
                 report.scenario,
                 report.method,
                 report.device,
@@ -274,6 +281,7 @@ impl TrainStepArgs {
                 report.comm_median_s,
                 report.comm_bytes_per_step,
                 report.peak_rss_mib,
+                report.estimated_mib,
                 report
                     .gpu_peak_mib
                     .map(|m| format!(", peak GPU memory {m:.0} MiB"))
@@ -297,22 +305,4 @@ impl TrainStepArgs {
 /// call, if it has one and it solves on a GPU.
 fn solve_parts(model: &Model) -> Option<GpuSolveParts> {
     gpu_solve_parts(model.constraint()?.layer())
-}
-
-/// The process's peak resident set (`VmHWM` of `/proc/self/status`), in MiB.
-fn peak_rss_mib() -> anyhow::Result<f64> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .context("no VmHWM in /proc/self/status")?;
-    let kib: f64 = line
-        .trim_start_matches("VmHWM:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .context("parsing VmHWM")?;
-    Ok(kib / 1024.0)
 }

@@ -8,13 +8,14 @@ use serde_json::json;
 use tessera_scenarios::{Dataset, Scenario};
 use tessera_solver::{
     Claim, Model, PhysicsLosses, ReportTarget, RunDir, Samples, Summary, Totals, WindowError,
-    World, release_free_memory, report, report_at_resolutions, with_world,
+    World, human_bytes, release_free_memory, report, report_at_resolutions, with_world,
 };
 
 use super::eval::trained_model;
 use super::train::{MaxTime, interrupted, load_scenario, stopped_early, train};
 use crate::device::DeviceArg;
 use crate::interrupt::Interrupted;
+use crate::memory::{MemoryCheck, peak_resident};
 use crate::plots::plot_run;
 use crate::progress::EvalBar;
 use crate::provenance::Record;
@@ -43,6 +44,8 @@ pub struct Args {
     max_time: MaxTime,
     #[command(flatten)]
     device: DeviceArg,
+    #[command(flatten)]
+    memory: MemoryCheck,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -61,6 +64,8 @@ impl Args {
     fn run_in(self, world: &World, started: Instant) -> anyhow::Result<Option<Interrupted>> {
         let mut scenario = load_scenario(&self.scenario, &self.overrides)?;
         self.device.apply(&mut scenario);
+        // Before the run directory exists: a refused run leaves nothing.
+        self.memory.run(&scenario, world)?;
         let run = fresh_run_dir(self.out, &scenario, world)?;
         let claim = Claim {
             resume: false,
@@ -150,6 +155,8 @@ pub(super) fn finish(
 /// The summary table on stdout, and with `json` the JSON line after it;
 /// `run` is the trained run, `to` where the summary was written.
 fn print_summary(summary: &Summary, (run, to): (&RunDir, &RunDir), json: bool) {
+    // This process's, so a `run`'s covers its training and evaluation.
+    let peak = peak_resident().ok();
     let mut rows = vec![
         ("scenario", summary.scenario.clone()),
         ("method", summary.method.clone()),
@@ -203,6 +210,10 @@ fn print_summary(summary: &Summary, (run, to): (&RunDir, &RunDir), json: bool) {
         ("steps", summary.steps.to_string()),
         ("training s", format!("{:.1}", summary.seconds)),
         (
+            "peak memory",
+            peak.map_or_else(|| "unknown".into(), human_bytes),
+        ),
+        (
             "failed solves",
             format!(
                 "{} of {} (training), {} (evaluation)",
@@ -223,15 +234,15 @@ fn print_summary(summary: &Summary, (run, to): (&RunDir, &RunDir), json: bool) {
         println!("{name:>14}  {value}");
     }
     if json {
-        println!("{}", summary_line(summary));
+        println!("{}", summary_line(summary, peak));
     }
 }
 
 /// The one-line JSON a `--json` run prints last: the summary without the
 /// per-sample errors (with the persistence baseline's, the window errors of an extrapolation run, the
 /// physics losses of the predictions and of the truth, and the errors at each of
-/// `eval.resolutions`).
-fn summary_line(summary: &Summary) -> String {
+/// `eval.resolutions`), and `peak_memory_mib`: this process's peak resident set.
+fn summary_line(summary: &Summary, peak: Option<u64>) -> String {
     let mut line = json!({
         "scenario": summary.scenario,
         "method": summary.method,
@@ -243,6 +254,7 @@ fn summary_line(summary: &Summary) -> String {
         "solves": summary.solves,
         "eval_failed_solves": summary.eval_failed_solves,
         "eval_seconds": summary.eval_seconds,
+        "peak_memory_mib": peak.map(|bytes| bytes as f64 / f64::from(1 << 20)),
         "samples": summary.rel_l2.len(),
     });
     if let (Some(w), Some(line)) = (&summary.windows, line.as_object_mut()) {

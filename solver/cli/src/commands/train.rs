@@ -8,12 +8,13 @@ use anyhow::{Context, bail};
 use tessera_scenarios::Scenario;
 use tessera_solver::{
     Claim, Layout, Model, RunData, RunDir, TrainOptions, TrainOutcome, Trainer, World,
-    broadcast_run_data, with_world,
+    broadcast_run_data, human_bytes, with_world,
 };
 
 use crate::device::DeviceArg;
 use crate::duration::parse_duration;
 use crate::interrupt::{self, Interrupted, StopOnSignal};
+use crate::memory::{MemoryCheck, peak_resident};
 use crate::progress::TrainingBar;
 use crate::provenance::Record;
 use crate::run_name::fresh_run_dir;
@@ -40,6 +41,8 @@ pub struct Args {
     max_time: MaxTime,
     #[command(flatten)]
     device: DeviceArg,
+    #[command(flatten)]
+    memory: MemoryCheck,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -73,7 +76,7 @@ impl Args {
     /// Trains; a run stopped by a signal returns it (every rank, so that
     /// each leaves the world before it exits with the signal's status).
     fn run_in(self, world: &World, started: Instant) -> anyhow::Result<Option<Interrupted>> {
-        let (scenario, run, resume) = match &self.resume {
+        let (mut scenario, resumed) = match &self.resume {
             Some(dir) => {
                 let run = RunDir::new(dir);
                 let scenario = run.read_config()?;
@@ -102,20 +105,24 @@ impl Args {
                         );
                     }
                 }
-                (scenario, run, true)
+                (scenario, Some(run))
             }
             None => {
                 let path = self
                     .scenario
                     .as_deref()
                     .context("a scenario file is required")?;
-                let scenario = load_scenario(path, &self.overrides)?;
-                let run = fresh_run_dir(self.out, &scenario, world)?;
-                (scenario, run, false)
+                (load_scenario(path, &self.overrides)?, None)
             }
         };
-        let mut scenario = scenario;
         self.device.apply(&mut scenario);
+        // Before a new run directory exists: a refused run leaves nothing.
+        let footprint = self.memory.run(&scenario, world)?;
+        let resume = resumed.is_some();
+        let run = match resumed {
+            Some(run) => run,
+            None => fresh_run_dir(self.out, &scenario, world)?,
+        };
         let claim = Claim {
             resume,
             force: self.force,
@@ -134,11 +141,16 @@ impl Args {
         }
         let totals = outcome.totals();
         eprintln!(
-            "trained {} steps in {:.1} s ({} of {} solves failed); run directory {}",
+            "trained {} steps in {:.1} s ({} of {} solves failed); peak memory {}{}; \
+             run directory {}",
             totals.step,
             totals.seconds,
             totals.failed_solves,
             totals.solves,
+            human_bytes(peak_resident()?),
+            footprint
+                .map(|f| format!(" (estimated {})", human_bytes(f.total())))
+                .unwrap_or_default(),
             run.root().display()
         );
         Ok(None)

@@ -1,0 +1,248 @@
+//! An estimate of the host memory a training run will need at its peak,
+//! from the scenario alone: before any data are generated or any variable
+//! is drawn, so that a run that cannot fit is refused in a second rather
+//! than killed by the kernel after an hour of data generation (the
+//! Navier–Stokes paper scenario peaks near 15 GiB at its batch of 4).
+//!
+//! The estimate counts the buffers that grow with the problem, each from
+//! the code that allocates it:
+//!
+//! - the parameters four times over: the variables, the gradient buffer
+//!   the backbone writes, Adam's two moments;
+//! - per sample of a step, the backbone's pass over its `R` grid points:
+//!   its input features, the input of every Fourier layer and of the head,
+//!   the head's hidden pre-activation and the output (twice with a final
+//!   activation), kept for the backward pass, then during that pass the
+//!   output's gradient and two layer-wide gradients in turn;
+//! - per sample, the constraint layer: the basis gradient (and, for a float32
+//!   backbone, the basis as float64), the mapped basis of a PDE with a
+//!   solution map, the solution, its gradient and offset on the grid, and at
+//!   each of the `P` sampled points per expert the residual's term rows, the
+//!   Jacobian and the pulled-back rows; for PI-SC the PDE's terms of the
+//!   solution on the whole grid;
+//! - the data held through training (the training split's initial
+//!   conditions, or trajectories with a data loss, and the test split);
+//! - the program itself ([`PROGRAM_BYTES`]).
+//!
+//! What it leaves out: small buffers (kept spectra, normal equations, chunked
+//! scratch), the data generation before training (one trajectory at a time
+//! per thread), the evaluation after it (inference keeps no activations),
+//! and the allocator's fragmentation. `tessera bench train-step` prints the
+//! estimate next to the measured peak, and a test holds the two together on
+//! scenarios of every kind.
+
+use std::fmt;
+
+use tessera_constraints::{Pde, residual_term_count};
+use tessera_scenarios::Scenario;
+use tessera_scenarios::config::{Dtype, Method};
+
+use crate::SolverError;
+use crate::model::setup::{fno_config, pde_of};
+
+/// The program before it holds any data: code, thread stacks and the
+/// allocator's arenas. Measured on x86-64 Linux (glibc, 2 threads) as what
+/// the peaks of `tessera bench train-step` on the shipped small scenarios
+/// hold beyond the counted buffers: 16–25 MiB.
+pub const PROGRAM_BYTES: u64 = 24 << 20;
+
+/// The parts of a training run's estimated peak memory, in bytes (see the
+/// module docs for what each counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    /// Samples per step in this process (the batch over the data ranks).
+    pub batch: usize,
+    /// The backbone's parameters, their gradient and Adam's two moments.
+    pub parameters: u64,
+    /// The backbone's activations and gradients of one sample.
+    pub backbone_per_sample: u64,
+    /// The constraint layer's (or PI-SC's residual's) buffers of one sample.
+    pub constraint_per_sample: u64,
+    /// The training and test data held through training.
+    pub data: u64,
+    /// The program itself ([`PROGRAM_BYTES`]).
+    pub program: u64,
+}
+
+impl Footprint {
+    /// The estimate for training `scenario` at `batch` samples per step in
+    /// this process (its `training.batch_size` over the data ranks).
+    ///
+    /// Errors: a PDE that cannot be built on the scenario's grid.
+    pub fn of_training(scenario: &Scenario, batch: usize) -> Result<Self, SolverError> {
+        let fno = fno_config(scenario);
+        let real = match scenario.model.dtype {
+            Dtype::F64 => 8,
+            Dtype::F32 => 4,
+        };
+        let rows = product(&scenario.dims());
+        let channels = fno.in_features
+            + fno.widths.iter().sum::<usize>()
+            + fno.fc_dim
+            + fno.out_dim * (2 + usize::from(fno.activate_last_layer))
+            + 2 * fno.widths.iter().copied().max().unwrap_or(0);
+        let training = scenario.training_scenario();
+        let grid_points = product(&training.dims());
+        let n = scenario.model.n_basis;
+        let pde = pde_of(scenario)?;
+        let terms = pde.terms(&training.grid()?)?.len();
+        let constraint_words = match scenario.constraint.method {
+            Method::Soft => grid_points * (terms + 2),
+            Method::Hard | Method::Moe => {
+                let grid_fields = n
+                    + if real == 4 { n } else { 0 }
+                    + if pde.solution_map(&training.grid()?)?.is_some() {
+                        n
+                    } else {
+                        0
+                    }
+                    + 3;
+                let d = residual_term_count(&pde, terms)?;
+                let points = scenario.constraint.points * product(&scenario.expert_split());
+                grid_points * grid_fields + points * (n * (d + 2) + d)
+            }
+        };
+        Ok(Self {
+            batch,
+            parameters: 4 * bytes(fno.parameter_count(), real),
+            backbone_per_sample: bytes(rows * channels, real),
+            constraint_per_sample: bytes(constraint_words, 8),
+            data: bytes(held_data(scenario), 8),
+            program: PROGRAM_BYTES,
+        })
+    }
+
+    /// The estimate of one training step alone (no data held): what
+    /// `tessera bench train-step` measures.
+    pub fn without_data(self) -> Self {
+        Self { data: 0, ..self }
+    }
+
+    /// The whole estimate, in bytes.
+    pub fn total(&self) -> u64 {
+        self.program
+            + self.parameters
+            + self.data
+            + self.batch as u64 * (self.backbone_per_sample + self.constraint_per_sample)
+    }
+}
+
+/// Values of the data held through training: the training split's initial
+/// conditions (whole trajectories with a data loss) and the test split's
+/// trajectories.
+fn held_data(scenario: &Scenario) -> usize {
+    let dims = scenario.dims();
+    let trajectory = product(&dims);
+    let initial = product(&dims[1..]);
+    let d = &scenario.data;
+    let train = if scenario.training.loss.data > 0.0 {
+        trajectory
+    } else {
+        initial
+    };
+    d.train_samples * train + d.test_samples * trajectory
+}
+
+fn product(dims: &[usize]) -> usize {
+    dims.iter().product()
+}
+
+fn bytes(values: usize, size: u64) -> u64 {
+    values as u64 * size
+}
+
+/// `1.4 GiB` / `850 MiB`: a size as a person reads it.
+pub fn human_bytes(bytes: u64) -> String {
+    const MIB: f64 = (1u64 << 20) as f64;
+    let mib = bytes as f64 / MIB;
+    if mib >= 1024.0 {
+        format!("{:.1} GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.0} MiB")
+    }
+}
+
+impl fmt::Display for Footprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "about {}: {} sample(s) per step × {} (backbone {}, constraint {}), \
+             parameters and optimiser {}, data {}, program {}",
+            human_bytes(self.total()),
+            self.batch,
+            human_bytes(self.backbone_per_sample + self.constraint_per_sample),
+            human_bytes(self.backbone_per_sample),
+            human_bytes(self.constraint_per_sample),
+            human_bytes(self.parameters),
+            human_bytes(self.data),
+            human_bytes(self.program),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RunData;
+    use crate::tests::train_support::temp_dir;
+
+    /// Values the loaded data hold, counted from the samples themselves.
+    fn held_values(data: &RunData) -> usize {
+        [&data.train, &data.test]
+            .iter()
+            .map(|samples| match samples.trajectories() {
+                Ok(all) => all.iter().map(Vec::len).sum::<usize>(),
+                Err(_) => {
+                    let all: Vec<usize> = (0..samples.len()).collect();
+                    samples.initial_conditions(&all).iter().map(Vec::len).sum()
+                }
+            })
+            .sum()
+    }
+
+    /// The data part is what `RunData::load` holds, with and without the
+    /// data loss that makes it keep the training trajectories.
+    #[test]
+    fn the_data_part_is_what_the_loaded_data_hold() {
+        let dir = temp_dir("footprint-data");
+        let text = format!(
+            r#"
+name = "tiny-footprint"
+[pde]
+kind = "diffusion-sorption"
+[grid]
+nt = 3
+nx = 8
+t_max = 50.0
+[data]
+train_samples = 3
+test_samples = 2
+cache_dir = "{}"
+[data.reference]
+rtol = 1e-6
+[model]
+modes = [1, 2]
+[constraint]
+experts = [1, 2]
+points = 8
+[training]
+batch_size = 1
+validate_samples = 1
+[eval]
+plots = 1
+"#,
+            dir.display()
+        );
+        let mut scenario = Scenario::from_str(&text, "<test>").unwrap();
+        for loss in ["0", "1"] {
+            scenario.set(&format!("training.loss.data={loss}")).unwrap();
+            let data = RunData::load(&scenario, true).unwrap();
+            let footprint = Footprint::of_training(&scenario, 1).unwrap();
+            assert_eq!(
+                footprint.data,
+                8 * held_values(&data) as u64,
+                "data loss {loss}"
+            );
+        }
+    }
+}
