@@ -18,11 +18,13 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use tessera_meshes::Grid;
 use tessera_scenarios::config::{GridConfig, PdeConfig, ReferenceConfig};
 use tessera_scenarios::dataset::{Generation, Part, Split, generate, initial_conditions};
 use tessera_scenarios::{Dataset, Scenario};
 
 use crate::SolverError;
+pub(crate) use restriction::Restriction;
 
 /// Trajectories on one grid (the model's, or one of `eval.resolutions` for a
 /// few samples at a time), in f64, row-major `[t, x, (y)]`; the first
@@ -90,28 +92,29 @@ impl Samples {
         })
     }
 
-    /// The first `count` samples of `dataset` on the grid `dims`. The dataset's
-    /// time levels must equal `dims[0]`; each spatial size must be a multiple of
-    /// the grid's (a finer test set is subsampled by taking every `k`-th point,
-    /// the points of the coarse grid on the periodic NS domain).
-    pub fn from_dataset(
-        dataset: &Dataset,
-        dims: &[usize],
-        count: usize,
-    ) -> Result<Self, SolverError> {
-        Self::from_dataset_range(dataset, dims, 0..count)
+    /// The first `count` samples of `dataset` on `grid`. The dataset's time
+    /// levels must be the grid's, each of its spatial sizes a multiple of
+    /// the grid's: a finer set is restricted by its coordinates, to every
+    /// `k`-th point (a periodic axis) or the means of `k` cells (a
+    /// cell-centred one: what the generator writes for its own coarser grid).
+    ///
+    /// Errors: sizes that do not fit or too few samples
+    /// ([`SolverError::ShapeMismatch`]); coordinates that are not the
+    /// grid's — another `t_max`, domain or layout
+    /// ([`SolverError::DatasetGrid`]).
+    pub fn from_dataset(dataset: &Dataset, grid: &Grid, count: usize) -> Result<Self, SolverError> {
+        Self::from_dataset_range(dataset, grid, 0..count)
     }
 
-    /// Samples `range` of `dataset` on the grid `dims`, by the rule of
+    /// Samples `range` of `dataset` on `grid`, by the rule of
     /// [`Samples::from_dataset`]: a part of a stored test split, converted to
     /// f64 only while it is evaluated.
     pub fn from_dataset_range(
         dataset: &Dataset,
-        dims: &[usize],
+        grid: &Grid,
         range: Range<usize>,
     ) -> Result<Self, SolverError> {
-        let have = dataset.dims();
-        let strides = strides(&have, dims)?;
+        let restriction = Restriction::of_dataset(dataset, grid)?;
         let Some(stored) = dataset.trajectories().get(range.clone()) else {
             return Err(SolverError::ShapeMismatch {
                 what: "number of samples in the dataset (at least the end of those read)",
@@ -119,11 +122,8 @@ impl Samples {
                 got: vec![dataset.len()],
             });
         };
-        let trajectories = stored
-            .iter()
-            .map(|t| subsample(t, &have, &strides))
-            .collect();
-        Self::new(dims.to_vec(), trajectories)
+        let trajectories = stored.iter().map(|t| restriction.apply(t)).collect();
+        Self::new(grid_dims(grid), trajectories)
     }
 
     /// Grid shape `[nt, nx, (ny)]`.
@@ -245,50 +245,9 @@ impl Samples {
     }
 }
 
-/// The strides that take the spatial grid of `have` to that of `dims`: the
-/// time levels must agree and each spatial size of `dims` divide `have`'s.
-pub(crate) fn strides(have: &[usize], dims: &[usize]) -> Result<Vec<usize>, SolverError> {
-    let fits = have.len() == dims.len()
-        && have[0] == dims[0]
-        && have[1..]
-            .iter()
-            .zip(&dims[1..])
-            .all(|(&h, &d)| d > 0 && h % d == 0);
-    if !fits {
-        return Err(SolverError::ShapeMismatch {
-            what: "dataset grid (time levels equal, space a multiple of the model grid)",
-            expected: dims.to_vec(),
-            got: have.to_vec(),
-        });
-    }
-    Ok(have[1..]
-        .iter()
-        .zip(&dims[1..])
-        .map(|(h, d)| h / d)
-        .collect())
-}
-
-/// Every `strides[a]`-th point along each spatial axis of a `[t, x, (y)]` array.
-pub(crate) fn subsample<T: Copy + Into<f64>>(
-    values: &[T],
-    dims: &[usize],
-    strides: &[usize],
-) -> Vec<f64> {
-    let frame: usize = dims[1..].iter().product();
-    let inner: usize = dims[2..].iter().product();
-    values
-        .chunks_exact(frame)
-        .flat_map(|frame| {
-            frame
-                .chunks_exact(inner)
-                .step_by(strides[0])
-                .flat_map(|row| match strides.get(1) {
-                    Some(&s) => row.iter().step_by(s).copied().collect::<Vec<_>>(),
-                    None => row.to_vec(),
-                })
-        })
-        .map(Into::into)
-        .collect()
+/// The sizes `[nt, nx, (ny)]` of `grid`.
+pub(crate) fn grid_dims(grid: &Grid) -> Vec<usize> {
+    grid.axes().iter().map(|a| a.len()).collect()
 }
 
 /// The training and test samples of a run.
@@ -399,7 +358,7 @@ impl Samples {
         }
         Self::from_dataset(
             &dataset(scenario, split, count, quiet)?,
-            &scenario.dims(),
+            &scenario.grid()?,
             count,
         )
     }
@@ -426,7 +385,7 @@ impl Samples {
         dataset: Dataset,
         count: usize,
     ) -> Result<(Self, Option<Dataset>), SolverError> {
-        let grid = Self::from_dataset(&dataset, &scenario.dims(), count)?;
+        let grid = Self::from_dataset(&dataset, &scenario.grid()?, count)?;
         let stored = (!scenario.eval.resolutions.is_empty())
             .then(|| first_samples(dataset, count))
             .transpose()?;
@@ -538,5 +497,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+mod restriction;
 #[cfg(test)]
 mod tests;

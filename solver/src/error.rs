@@ -64,6 +64,10 @@ pub enum SolverError {
         holder: String,
         stale: bool,
     },
+    /// A dataset whose grid is not the model's (another `t_max` or domain,
+    /// or a finer grid that does not nest in it).
+    #[error("dataset grid along {axis}: {reason}")]
+    DatasetGrid { axis: String, reason: String },
     /// A trained model cannot be evaluated at a spatial resolution of
     /// `eval.resolutions` (a grid its modes do not fit, test data it does not
     /// divide, a scenario whose grid cannot be refined).

@@ -7,7 +7,7 @@ mod model_common;
 
 use std::f64::consts::TAU;
 
-use tessera_scenarios::Dataset;
+use tessera_scenarios::{Dataset, Scenario};
 use tessera_solver::{Model, Samples, SolverError, Trainable, evaluate, evaluate_resolutions};
 
 /// A smooth periodic initial condition on an `n × n` grid (frequencies 1
@@ -120,11 +120,13 @@ fn a_finer_grid_refines_the_backbone_smoothly() {
     assert!(finer < 0.7 * coarse, "{finer} vs {coarse}");
 }
 
-/// A test split stored at `n × n` as a dataset (float32, as files hold it):
-/// the trajectories of `samples`, `nt` levels each.
-fn stored_split(nt: usize, n: usize, samples: Vec<Vec<f32>>) -> Dataset {
-    let axis = |len: usize| (0..len).map(|i| i as f64 / len as f64).collect::<Vec<_>>();
-    Dataset::new(axis(nt), axis(n), Some(axis(n)), String::new(), samples).unwrap()
+/// A test split of `scenario` stored at `n × n` as a dataset (float32, as
+/// files hold it): the trajectories of `samples` on its time levels and
+/// periodic unit square.
+fn stored_split(scenario: &Scenario, n: usize, samples: Vec<Vec<f32>>) -> Dataset {
+    let t = scenario.grid().unwrap().axis(0).coords().to_vec();
+    let axis = (0..n).map(|i| i as f64 / n as f64).collect::<Vec<_>>();
+    Dataset::new(t, axis.clone(), Some(axis), String::new(), samples).unwrap()
 }
 
 #[test]
@@ -154,8 +156,8 @@ fn the_finer_evaluation_restricts_the_stored_data() {
         }
         v
     };
-    let stored = stored_split(nt, 16, (0..3).map(|s| truth_at(s, 16, 1)).collect());
-    let test = Samples::from_dataset(&stored, &scenario.dims(), 3).unwrap();
+    let stored = stored_split(&scenario, 16, (0..3).map(|s| truth_at(s, 16, 1)).collect());
+    let test = Samples::from_dataset(&stored, &scenario.grid().unwrap(), 3).unwrap();
     let widen = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
     assert_eq!(test.trajectories().unwrap()[2], widen(truth_at(2, 8, 2)));
     let seed = tessera_solver::eval_seed(scenario.seed);
@@ -222,8 +224,8 @@ fn resolutions_that_cannot_be_evaluated_are_typed_errors() {
     // Stored data at 16² does not restrict to 12².
     let mut scenario = model.scenario().clone();
     scenario.eval.resolutions = vec![12];
-    let stored = stored_split(scenario.grid.nt, 16, vec![vec![1.0; 4 * 256]]);
-    let test = Samples::from_dataset(&stored, &scenario.dims(), 1).unwrap();
+    let stored = stored_split(&scenario, 16, vec![vec![1.0; 4 * 256]]);
+    let test = Samples::from_dataset(&stored, &scenario.grid().unwrap(), 1).unwrap();
     let on_grid = evaluate(&mut trained_model(), &test, 1, 1, 0).unwrap();
     let err = evaluate_resolutions(&model, &scenario, &stored, &on_grid, &mut |_| {}).unwrap_err();
     assert!(

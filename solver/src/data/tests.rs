@@ -1,6 +1,7 @@
-//! Data loading: subsampling a finer test set onto the grid, shape checks, and
-//! the generated-data cache.
+//! Data loading: restricting a finer test set onto the grid, shape and
+//! coordinate checks, and the generated-data cache.
 
+use tessera_meshes::{Axis, Grid};
 use tessera_scenarios::dataset::Split;
 use tessera_scenarios::{Dataset, Scenario};
 
@@ -11,6 +12,21 @@ use crate::tests::train_support::temp_dir;
 /// A value that encodes its own grid position, so subsampling is checked exactly.
 fn code(k: usize, i: usize, j: usize) -> f32 {
     (100 * k + 10 * i + j) as f32
+}
+
+/// `nt` levels on `[0, 1]` and the periodic unit square of `n × n` points.
+fn square(nt: usize, n: usize) -> Grid {
+    Grid::new(vec![
+        Axis::linspace("t", 0.0, 1.0, nt).unwrap(),
+        Axis::periodic("x", 0.0, 1.0, n).unwrap(),
+        Axis::periodic("y", 0.0, 1.0, n).unwrap(),
+    ])
+    .unwrap()
+}
+
+/// `[0, 1]` in time (levels `t`) and `x` as `axis` makes it, `n` points.
+fn line(t: usize, x: Axis) -> Grid {
+    Grid::new(vec![Axis::linspace("t", 0.0, 1.0, t).unwrap(), x]).unwrap()
 }
 
 #[test]
@@ -42,16 +58,97 @@ fn a_finer_two_dimensional_set_is_subsampled_onto_the_grid() {
             })
             .collect()
     };
-    let samples = Samples::from_dataset(&dataset, &[nt, 4, 4], 1).unwrap();
+    let samples = Samples::from_dataset(&dataset, &square(nt, 4), 1).unwrap();
     assert_eq!(samples.trajectories().unwrap(), [expected(0)]);
     assert_eq!(samples.initial_condition(0), &expected(0)[..16]);
     // A range of samples (the evaluation's chunks of a stored split), here
     // at the stored resolution and restricted.
-    let part = Samples::from_dataset_range(&dataset, &[nt, 4, 4], 1..3).unwrap();
+    let part = Samples::from_dataset_range(&dataset, &square(nt, 4), 1..3).unwrap();
     assert_eq!(part.trajectories().unwrap(), [expected(1), expected(2)]);
-    let whole = Samples::from_dataset_range(&dataset, &[nt, fine, fine], 2..3).unwrap();
+    let whole = Samples::from_dataset_range(&dataset, &square(nt, fine), 2..3).unwrap();
     let stored: Vec<f64> = sample(2).into_iter().map(f64::from).collect();
     assert_eq!(whole.trajectories().unwrap(), [stored]);
+}
+
+/// On a cell-centred axis (diffusion–sorption's finite volumes) a model
+/// cell is `k` stored cells: its value is their mean, the finite-volume
+/// restriction, not every `k`-th centre (half a model cell off).
+#[test]
+fn a_finer_cell_centred_set_is_averaged_onto_the_grid() {
+    let (nt, fine) = (2, 8);
+    let centres = Axis::cell_centres("x", 0.0, 1.0, fine).unwrap();
+    let sample: Vec<f32> = (0..nt)
+        .flat_map(|k| (0..fine).map(move |i| code(k, i, 0)))
+        .collect();
+    let dataset = Dataset::new(
+        vec![0.0, 1.0],
+        centres.coords().to_vec(),
+        None,
+        String::new(),
+        vec![sample],
+    )
+    .unwrap();
+    let coarse = line(nt, Axis::cell_centres("x", 0.0, 1.0, 4).unwrap());
+    let samples = Samples::from_dataset(&dataset, &coarse, 1).unwrap();
+    let expected: Vec<f64> = (0..nt)
+        .flat_map(|k| {
+            (0..4).map(move |i| f64::from(code(k, 2 * i, 0) + code(k, 2 * i + 1, 0)) / 2.0)
+        })
+        .collect();
+    assert_eq!(samples.trajectories().unwrap(), [expected]);
+}
+
+/// A set whose coordinates are not the model's is an error naming the
+/// axis: other time levels, a shifted or longer domain, a finer
+/// non-periodic axis (whose points do not nest), a cell-centred set on a
+/// model of points.
+#[test]
+fn a_set_on_another_grid_is_refused_by_its_coordinates() {
+    let fine = Axis::cell_centres("x", 0.0, 1.0, 8).unwrap();
+    let stored = |t: Vec<f64>, x: &[f64]| {
+        Dataset::new(t, x.to_vec(), None, String::new(), vec![vec![0.5; 16]]).unwrap()
+    };
+    let centres = |lo, hi, n| Axis::cell_centres("x", lo, hi, n).unwrap();
+    let cases = [
+        (
+            stored(vec![0.0, 2.0], fine.coords()),
+            line(2, centres(0.0, 1.0, 4)),
+            "t",
+        ),
+        (
+            stored(vec![0.0, 1.0], fine.coords()),
+            line(2, centres(0.5, 1.5, 4)),
+            "x",
+        ),
+        (
+            stored(vec![0.0, 1.0], fine.coords()),
+            line(2, centres(0.0, 2.0, 8)),
+            "x",
+        ),
+        (
+            stored(
+                vec![0.0, 1.0],
+                Axis::linspace("x", 0.0, 1.0, 8).unwrap().coords(),
+            ),
+            line(2, Axis::linspace("x", 0.0, 1.0, 4).unwrap()),
+            "x",
+        ),
+        (
+            stored(vec![0.0, 1.0], fine.coords()),
+            line(2, Axis::periodic("x", 0.0, 1.0, 4).unwrap()),
+            "x",
+        ),
+    ];
+    for (dataset, grid, axis) in cases {
+        match Samples::from_dataset(&dataset, &grid, 1) {
+            Err(SolverError::DatasetGrid { axis: named, .. }) => assert_eq!(named, axis),
+            other => panic!("{axis}: {other:?}"),
+        }
+    }
+    // The model's own grid, and float32's rounding of it, are accepted.
+    let rounded: Vec<f64> = fine.coords().iter().map(|&c| f64::from(c as f32)).collect();
+    let grid = line(2, centres(0.0, 1.0, 8));
+    assert!(Samples::from_dataset(&stored(vec![0.0, 1.0], &rounded), &grid, 1).is_ok());
 }
 
 #[test]
@@ -59,15 +156,16 @@ fn grids_that_do_not_fit_are_rejected() {
     let x: Vec<f64> = (0..6).map(|i| i as f64).collect();
     let dataset =
         Dataset::new(vec![0.0, 1.0], x, None, String::new(), vec![vec![0.5; 12]]).unwrap();
-    for (dims, count) in [(vec![3, 6], 1), (vec![2, 4], 1), (vec![2, 6], 2)] {
-        let err = Samples::from_dataset(&dataset, &dims, count).unwrap_err();
+    let points = |t, n| line(t, Axis::linspace("x", 0.0, 5.0, n).unwrap());
+    for (grid, count) in [(points(3, 6), 1), (points(2, 4), 1), (points(2, 6), 2)] {
+        let err = Samples::from_dataset(&dataset, &grid, count).unwrap_err();
         assert!(
             matches!(err, SolverError::ShapeMismatch { .. }),
-            "{dims:?}: {err}"
+            "{grid:?}: {err}"
         );
     }
     // A range past the samples there are.
-    let err = Samples::from_dataset_range(&dataset, &[2, 6], 1..2).unwrap_err();
+    let err = Samples::from_dataset_range(&dataset, &points(2, 6), 1..2).unwrap_err();
     assert!(matches!(err, SolverError::ShapeMismatch { .. }), "{err}");
     let err = Samples::new(vec![2, 2], vec![vec![0.0, f64::NAN, 0.0, 0.0]]).unwrap_err();
     assert!(matches!(err, SolverError::NonFinite { .. }), "{err}");
@@ -133,7 +231,9 @@ fn generated_data_is_cached_under_a_name_that_tracks_the_settings() {
         Samples::load(&scenario, Split::Train, true).unwrap(),
         generated
     );
-    let on_disk = Samples::from_dataset(&Dataset::read(&path).unwrap(), &[3, 8], 2).unwrap();
+    let on_disk =
+        Samples::from_dataset(&Dataset::read(&path).unwrap(), &scenario.grid().unwrap(), 2)
+            .unwrap();
     assert_eq!(on_disk, generated);
     // Every setting the data depends on changes the name; training settings do not.
     let test_path = cache_path(&scenario, Split::Test, &dir);
@@ -324,4 +424,45 @@ modes = [1, 2, 2]
             .stored_test
             .is_none()
     );
+}
+
+/// Ground truth generated on 16 cells and restricted onto 8 is the truth
+/// the generator writes for 8 cells from the same 16-cell solve (it
+/// averages the cells itself): the restriction is the finite-volume one.
+#[test]
+fn a_restricted_finer_set_is_the_set_generated_on_the_grid() {
+    let dir = temp_dir("restriction");
+    let mut coarse = tiny(&dir);
+    coarse.set("data.reference.nx=16").unwrap();
+    let mut fine = coarse.clone();
+    fine.set("grid.nx=16").unwrap();
+    let on_grid = Samples::load(&coarse, Split::Test, true).unwrap();
+    Samples::load(&fine, Split::Test, true).unwrap();
+    let stored = Dataset::read(cache_path(&fine, Split::Test, &dir)).unwrap();
+    let restricted = Samples::from_dataset(&stored, &coarse.grid().unwrap(), 1).unwrap();
+    let (a, b) = (
+        &on_grid.trajectories().unwrap()[0],
+        &restricted.trajectories().unwrap()[0],
+    );
+    let scale = a.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0);
+    // Both are float32 values: the generator rounds the mean, the
+    // restriction averages rounded cells.
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            (x - y).abs() <= 2.0 * f64::from(f32::EPSILON) * scale,
+            "{x} vs {y}"
+        );
+    }
+    // Every other cell instead is off by more than that.
+    let every_other = Samples::from_dataset(&stored, &fine.grid().unwrap(), 1).unwrap();
+    let shifted: Vec<f64> = every_other.trajectories().unwrap()[0]
+        .chunks(16)
+        .flat_map(|row| row.iter().step_by(2).copied().collect::<Vec<_>>())
+        .collect();
+    let worst = a
+        .iter()
+        .zip(&shifted)
+        .fold(0.0_f64, |m, (x, y)| m.max((x - y).abs()));
+    assert!(worst > 1e3 * f64::from(f32::EPSILON) * scale, "{worst}");
 }

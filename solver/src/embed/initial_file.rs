@@ -13,10 +13,13 @@
 //!   allowed): what a Python user writes with
 //!   `safetensors.numpy.save_file({"ic": a}, "ics.safetensors")`.
 //!
-//! Either's spatial sizes must be multiples of the model grid's; a finer
-//! field is subsampled (every `k`-th point, as the evaluation subsamples a
-//! finer test set), so initial conditions drawn at the reference solver's
-//! resolution predict on the model's.
+//! Either's spatial sizes must be multiples of the model grid's, so initial
+//! conditions drawn at the reference solver's resolution predict on the
+//! model's: a dataset's finer field is restricted by its coordinates, as
+//! the evaluation restricts a finer test set (every `k`-th point of a
+//! periodic axis, the means of `k` cells of a cell-centred one; coordinates
+//! that are not the model's are an error); a bare tensor, which has no
+//! coordinates, by taking every `k`-th point.
 
 use std::path::Path;
 
@@ -25,26 +28,31 @@ use tessera_scenarios::dataset::Part;
 use tessera_scenarios::{Dataset, ScenarioError};
 
 use crate::SolverError;
-use crate::data::{Samples, strides, subsample};
+use tessera_meshes::Grid;
+
+use crate::data::{Restriction, Samples, grid_dims};
 
 /// The tensor a file of bare initial conditions holds.
 pub const IC_TENSOR: &str = "ic";
 
 /// The first `count` (all where `None`) initial conditions in `path` (module
-/// docs) on the spatial grid of `dims = [nt, nx, (ny)]`, as samples that
+/// docs) on the spatial grid of `grid` (`[t, x, (y)]`), as samples that
 /// hold their initial conditions only.
 ///
 /// Errors: an unreadable file; neither kind of file; an `ic` tensor of
 /// another data type or rank (a typed error naming the file); spatial sizes
-/// that are not multiples of the grid's; fewer than `count` or no initial
-/// conditions; NaN or infinite values.
+/// that are not multiples of the grid's; a dataset's coordinates that are
+/// not the grid's; fewer than `count` or no initial conditions; NaN or
+/// infinite values.
 pub fn read_initial_conditions(
     path: &Path,
-    dims: &[usize],
+    grid: &Grid,
     count: Option<usize>,
 ) -> Result<Samples, SolverError> {
-    let (have, frames) = if holds_bare_tensor(path)? {
-        read_bare(path)?
+    let dims = grid_dims(grid);
+    let (have, frames, coords) = if holds_bare_tensor(path)? {
+        let (have, frames) = read_bare(path)?;
+        (have, frames, None)
     } else {
         // The samples asked for, each's first levels (two: a dataset's least).
         let part = Part {
@@ -61,7 +69,9 @@ pub fn read_initial_conditions(
                     .collect()
             })
             .collect();
-        (dataset.dims()[1..].to_vec(), frames)
+        let mut coords = vec![dataset.t().to_vec(), dataset.x().to_vec()];
+        coords.extend(dataset.y().map(<[f64]>::to_vec));
+        (dataset.dims()[1..].to_vec(), frames, Some(coords))
     };
     let count = count.unwrap_or(frames.len());
     if count == 0 || count > frames.len() {
@@ -76,13 +86,22 @@ pub fn read_initial_conditions(
         // PDEBench's trailing channel axis.
         have.pop();
     }
-    // A dataset's spatial check, on one time level.
-    let one_level = |space: &[usize]| [&[1], space].concat();
-    let (one, want) = (one_level(&have), one_level(&dims[1..]));
-    let strides = strides(&one, &want).map_err(|_| SolverError::ShapeMismatch {
-        what: "initial conditions [x, (y)] (each size a multiple of the model grid's)",
-        expected: dims[1..].to_vec(),
-        got: have,
+    // The spatial restriction, on one time level.
+    let one = [&[1], &have[..]].concat();
+    let restriction = match &coords {
+        Some(coords) => {
+            let coords: Vec<&[f64]> = coords.iter().map(Vec::as_slice).collect();
+            Restriction::onto(&one, &coords, grid, false)
+        }
+        None => Restriction::by_strides(&one, &dims),
+    }
+    .map_err(|e| match e {
+        SolverError::ShapeMismatch { .. } => SolverError::ShapeMismatch {
+            what: "initial conditions [x, (y)] (each size a multiple of the model grid's)",
+            expected: dims[1..].to_vec(),
+            got: have,
+        },
+        other => other,
     })?;
     let count_non_finite = frames[..count]
         .iter()
@@ -97,9 +116,9 @@ pub fn read_initial_conditions(
     }
     let initial = frames[..count]
         .iter()
-        .map(|frame| subsample(frame, &one, &strides))
+        .map(|frame| restriction.apply(frame))
         .collect();
-    Samples::initial_only(dims.to_vec(), initial)
+    Samples::initial_only(dims, initial)
 }
 
 /// Whether `path` is a safetensors file with an [`IC_TENSOR`]: only its

@@ -10,7 +10,7 @@ use tessera_scenarios::{Dataset, Scenario};
 
 use super::{EvalObserver, EvalProgress, Evaluation, evaluate, mean_std};
 use crate::SolverError;
-use crate::data::{Samples, strides};
+use crate::data::{Restriction, Samples};
 use crate::memory::release_free_memory;
 use crate::model::Model;
 use crate::train::batches;
@@ -88,14 +88,18 @@ pub fn evaluate_resolutions(
                     on_grid.failed_solves,
                 ));
             }
-            strides(&stored.dims(), &at).map_err(|_| SolverError::Resolution {
-                resolution,
-                reason: format!(
-                    "does not divide the stored test data's grid {:?}",
-                    stored.dims()
-                ),
-            })?;
             let mut refined = model.at_resolution(resolution)?;
+            let grid = refined.scenario().grid()?;
+            Restriction::of_dataset(stored, &grid).map_err(|e| match e {
+                SolverError::ShapeMismatch { .. } => SolverError::Resolution {
+                    resolution,
+                    reason: format!(
+                        "does not divide the stored test data's grid {:?}",
+                        stored.dims()
+                    ),
+                },
+                other => other,
+            })?;
             // A finer grid predicts in smaller chunks (see
             // `scenario_at_resolution`).
             let chunk = refined.scenario().training.batch_size;
@@ -103,7 +107,7 @@ pub fn evaluate_resolutions(
             let mut failed_solves = 0;
             for start in (0..count).step_by(chunk) {
                 let end = count.min(start + chunk);
-                let part = Samples::from_dataset_range(stored, &at, start..end)?;
+                let part = Samples::from_dataset_range(stored, &grid, start..end)?;
                 let evaluation = evaluate(&mut refined, &part, end - start, chunk, seed)?;
                 rel_l2.extend(evaluation.rel_l2);
                 failed_solves += evaluation.failed_solves;

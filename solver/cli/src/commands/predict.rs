@@ -22,7 +22,8 @@ pub struct Args {
     /// Initial conditions: a dataset (`.safetensors`, or `.h5` with the
     /// `hdf5` feature; each sample's first frame), or a `.safetensors` file
     /// with one tensor `ic`, F32 or F64, `[batch, X, (Y), (1)]`. Spatial
-    /// sizes that are multiples of the run's grid are subsampled onto it.
+    /// sizes that are multiples of the run's grid are restricted onto it
+    /// (a dataset by its coordinates, a bare `ic` to every k-th point).
     #[arg(long)]
     ics: PathBuf,
     /// Output file: `.safetensors`, or `.h5` with the `hdf5` feature, in the
@@ -67,7 +68,7 @@ impl Args {
         // conditions is found before the checkpoint is read.
         let scenario = tessera_solver::RunDir::new(&self.run_dir).read_config()?;
         let dims = scenario.dims();
-        let ics = read_initial_conditions(&self.ics, &dims, self.samples)
+        let ics = read_initial_conditions(&self.ics, &scenario.grid()?, self.samples)
             .with_context(|| format!("reading initial conditions from {}", self.ics.display()))?;
         let device = self.device.chosen().unwrap_or(scenario.device);
         let model = TrainedModel::load_on(&self.run_dir, device)?;
