@@ -499,4 +499,4 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 mod restriction;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

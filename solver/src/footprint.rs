@@ -184,6 +184,7 @@ impl fmt::Display for Footprint {
 mod tests {
     use super::*;
     use crate::RunData;
+    use crate::data::tests::tiny;
     use crate::tests::train_support::temp_dir;
 
     /// Values the loaded data hold, counted from the samples themselves.
@@ -205,35 +206,7 @@ mod tests {
     #[test]
     fn the_data_part_is_what_the_loaded_data_hold() {
         let dir = temp_dir("footprint-data");
-        let text = format!(
-            r#"
-name = "tiny-footprint"
-[pde]
-kind = "diffusion-sorption"
-[grid]
-nt = 3
-nx = 8
-t_max = 50.0
-[data]
-train_samples = 3
-test_samples = 2
-cache_dir = "{}"
-[data.reference]
-rtol = 1e-6
-[model]
-modes = [1, 2]
-[constraint]
-experts = [1, 2]
-points = 8
-[training]
-batch_size = 1
-validate_samples = 1
-[eval]
-plots = 1
-"#,
-            dir.display()
-        );
-        let mut scenario = Scenario::from_str(&text, "<test>").unwrap();
+        let mut scenario = tiny(&dir);
         for loss in ["0", "1"] {
             scenario.set(&format!("training.loss.data={loss}")).unwrap();
             let data = RunData::load(&scenario, true).unwrap();

@@ -193,7 +193,9 @@ plots = 1
     scenario
 }
 
-fn tiny(cache: &std::path::Path) -> Scenario {
+/// A diffusion–sorption scenario on a 3 × 8 grid with 2 training and 1
+/// test samples, caching its data in `cache`.
+pub(crate) fn tiny(cache: &std::path::Path) -> Scenario {
     let sections = r#"
 name = "tiny-data"
 seed = 9

@@ -147,7 +147,7 @@ impl Args {
             totals.seconds,
             totals.failed_solves,
             totals.solves,
-            human_bytes(peak_resident()?),
+            peak_resident().map_or_else(|_| "unknown".into(), human_bytes),
             footprint
                 .map(|f| format!(" (estimated {})", human_bytes(f.total())))
                 .unwrap_or_default(),
