@@ -15,6 +15,8 @@
 
 use std::fmt::Display;
 
+use tessera_meshes::ops::fd::{MAX_SPACING, MIN_SPACING};
+
 use crate::config::{MAX_SEED, Method, PdeConfig, Scenario, seed_range};
 use crate::diffusion_sorption::reference_solver::MIN_CELLS;
 use crate::error::InvalidSetting;
@@ -159,8 +161,45 @@ impl Scenario {
         }
         if c.found.len() == before {
             self.check_stencil_reach(c);
+            self.check_spacing(c);
         }
         c.found.len() == before
+    }
+
+    /// Each grid axis' spacing lies in `[MIN_SPACING, MAX_SPACING]` (see
+    /// [`MIN_SPACING`]), the range the model's difference stencils are built
+    /// in: a fourth derivative's weights go as h⁻⁴ and overflow or vanish
+    /// beyond it. A spacing outside was otherwise refused only by that build,
+    /// after the scenario had been accepted. The spacing is the grid's own
+    /// ([`Scenario::grid`]), named by the key that sets it: `grid.t_max` for
+    /// time (`t_max / (nt − 1)`), a custom PDE's `pde.domain` for space; a
+    /// built-in PDE's unit interval, `grid.nx` or `grid.ny`, stays in range
+    /// with at most [`MAX_AXIS`] points.
+    fn check_spacing(&self, c: &mut Checks) {
+        // No grid when a domain's ends are invalid, which is named already.
+        let Ok(grid) = self.grid() else {
+            return;
+        };
+        for (axis, a) in grid.axes().iter().enumerate() {
+            let h = a.spacing();
+            if (MIN_SPACING..=MAX_SPACING).contains(&h) {
+                continue;
+            }
+            let (key, value) = match (axis, &self.pde) {
+                (0, _) => ("grid.t_max", shown(self.grid.t_max)),
+                (_, PdeConfig::Custom(p)) => ("pde.domain", format!("{:?}", p.domain)),
+                _ => (GRID_KEYS[axis], self.dims()[axis].to_string()),
+            };
+            let reason = format!(
+                "gives the {} axis a spacing of {}; finite differences need one in [{}, {}], \
+                 beyond which a fourth-derivative stencil's weights (h^-4) overflow or underflow",
+                a.name(),
+                shown(h),
+                shown(MIN_SPACING),
+                shown(MAX_SPACING)
+            );
+            c.reject(key, value, &reason);
+        }
     }
 
     /// Each grid axis holds the points that the PDE's difference stencils

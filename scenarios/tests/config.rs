@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use tessera_constraints::Pde;
-use tessera_meshes::ops::fd::FdScheme;
+use tessera_meshes::ops::fd::{FdScheme, MAX_SPACING, MIN_SPACING};
 use tessera_scenarios::config::{
     BoundaryPlacement, InitWeights, MAX_SEED, Method, PdeConfig, Schedule,
 };
@@ -924,6 +924,68 @@ fn seeds_beyond_toml_integers_and_negative_seeds_are_refused_with_the_range() {
                 assert!(!reason.contains("string"), "{reason}");
             }
             other => panic!("seed={seed}: expected an override error, got {other:?}"),
+        }
+    }
+}
+
+/// `s` with the spacing that `key` sets made `h` directly, not validated:
+/// the time spacing `t_max / (nt − 1)` (the reference solver's step moved
+/// inside the new `t_max`), or a custom PDE's x spacing (one axis, periodic:
+/// `(hi − lo) / nx`). Exactly `h` when the divisor is a power of two.
+fn spaced(s: &Scenario, key: &str, h: f64) -> Scenario {
+    let mut s = s.clone();
+    match (key, &mut s.pde) {
+        ("grid.t_max", _) => {
+            s.grid.t_max = h * (s.grid.nt - 1) as f64;
+            s.data.reference.dt = s.grid.t_max / 2.0;
+        }
+        ("pde.domain", PdeConfig::Custom(p)) => p.domain = vec![[0.0, h * s.grid.nx as f64]],
+        (other, _) => unreachable!("no spacing set by `{other}` here"),
+    }
+    s
+}
+
+/// A grid axis whose spacing lies outside the finite differences' range
+/// `[MIN_SPACING, MAX_SPACING]` is refused when the scenario is read, naming
+/// the key that sets it (`grid.t_max` for time, `pde.domain` for a custom
+/// PDE's space), not when the model's stencils are built. At each bound the
+/// scenario is valid and the model's terms build; one float beyond it, the
+/// build refuses the grid and so does the validation.
+#[test]
+fn spacings_beyond_the_finite_differences_range_are_refused() {
+    // 32 time intervals and 64 periodic x points: spacings exactly as set.
+    let mut ds = Scenario::from_str(MINIMAL, "minimal").unwrap();
+    ds.set("grid.nt=33").unwrap();
+    let mut burgers = Scenario::from_file(scenario_path("burgers-small.toml")).unwrap();
+    burgers.set("grid.nt=33").unwrap();
+    assert_eq!(burgers.grid.nx, 64);
+    // (what, scenario, key, axis)
+    let cases = [
+        ("diffusion–sorption, t", ds, "grid.t_max", 0),
+        ("Burgers, t", burgers.clone(), "grid.t_max", 0),
+        ("Burgers, periodic x", burgers, "pde.domain", 1),
+    ];
+    let bounds = [
+        (MIN_SPACING, MIN_SPACING.next_down()),
+        (MAX_SPACING, MAX_SPACING.next_up()),
+    ];
+    for (what, base, key, axis) in cases {
+        for (bound, beyond) in bounds {
+            let at = spaced(&base, key, bound);
+            assert_eq!(at.grid().unwrap().axis(axis).spacing(), bound, "{what}");
+            at.validate()
+                .unwrap_or_else(|e| panic!("{what}, spacing {bound:e}: {e}"));
+            assert!(terms_build(&at), "{what}: the stencils refuse {bound:e}");
+            let out = spaced(&base, key, beyond);
+            assert!(!terms_build(&out), "{what}: the stencils take {beyond:e}");
+            let err = out.validate().unwrap_err();
+            let shown = err.to_string();
+            println!("{what}: {shown}");
+            assert!(
+                shown.contains(&format!("spacing of {beyond:e}")) && shown.contains("h^-4"),
+                "{what}: {shown}"
+            );
+            assert_eq!(invalid_keys(Err(err)), [key], "{what}");
         }
     }
 }

@@ -242,8 +242,12 @@ fn checked_grid_spacing(grid: &Grid, axis: usize, scheme: FdScheme) -> Result<f6
     Ok(grid.axis(axis).spacing())
 }
 
-/// The smallest spacing whose stencils stay finite: `h⁻⁴ ≤ 1e300`.
-const MIN_SPACING: f64 = 1e-75;
+/// The smallest spacing whose stencils stay finite: `h⁻⁴ ≤ 1e300`. Public,
+/// with [`MAX_SPACING`], so that a grid's settings are checked against the
+/// bounds its finite differences are built with before they are built.
+pub const MIN_SPACING: f64 = 1e-75;
+/// The largest spacing whose stencils do not vanish: `h⁻⁴ ≥ 1e-300`.
+pub const MAX_SPACING: f64 = 1e75;
 
 fn checked_axis_len(
     shape: &Shape,
@@ -261,7 +265,7 @@ fn checked_axis_len(
     }
     // A fourth derivative's weights go as h⁻⁴ (products of these stencils):
     // they must neither overflow nor vanish.
-    if !(MIN_SPACING..=1.0 / MIN_SPACING).contains(&spacing) {
+    if !(MIN_SPACING..=MAX_SPACING).contains(&spacing) {
         return Err(MeshError::InvalidValue {
             what: "finite-difference spacing",
             value: spacing,

@@ -183,6 +183,34 @@ fn heat_scenario(dir: &Path, u0: &str) -> PathBuf {
     scenario
 }
 
+/// A scenario is told from a definition by its `[pde]` table alone: one
+/// holding a number that is no TOML value (a seed past `i64::MAX`) is read as
+/// a scenario and refused by the scenario's validation, which gives the
+/// seed's range; it was read as a definition and reported with unknown keys.
+#[test]
+fn a_scenario_with_a_seed_past_toml_integers_is_refused_as_a_scenario() {
+    let dir = scratch("seed");
+    let scenario = heat_scenario(&dir, "sin(2 * pi * x)");
+    let path = scenario.to_str().unwrap();
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    std::fs::write(&scenario, format!("seed = {}\n{text}", i64::MAX)).unwrap();
+    assert!(stdout(&tessera(&["pde", "check", path])).contains("heat: ok"));
+    std::fs::write(&scenario, format!("seed = {}\n{text}", u64::MAX)).unwrap();
+    for command in ["check", "emit"] {
+        let output = tessera(&["pde", command, path]);
+        assert!(!output.status.success(), "pde {command}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let refusal = format!(
+            "invalid `seed` = {}: must be an integer in 0..={}",
+            u64::MAX,
+            i64::MAX
+        );
+        assert!(stderr.contains(&refusal), "pde {command}: {stderr}");
+        assert!(!stderr.contains("unknown field"), "pde {command}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn a_family_that_does_not_close_where_the_axis_wraps_is_named() {
     // A Gaussian bump at c ∈ [0.4, 0.6] on [0, 1) is exp(−c²/0.05) ≥ 7e-4

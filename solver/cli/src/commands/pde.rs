@@ -108,14 +108,27 @@ impl Source {
 
 /// Whether `path` is a scenario file (it has a `[pde]` table) rather than a
 /// definition.
+///
+/// Only `pde` is read, into a table whose contents are skipped: every other
+/// value is left to the parser the file goes to. A [`toml::Table`] would have
+/// to hold them all as TOML values, and a scenario with a number that is none
+/// (a seed beyond `i64::MAX`, which the scenario's own validation names)
+/// failed to parse as one and was reported as a definition with unknown keys.
 fn is_scenario(path: &Path) -> anyhow::Result<bool> {
+    /// The top level of the file: `[pde]` if present.
+    #[derive(serde::Deserialize)]
+    struct TopLevel {
+        pde: Option<AnyTable>,
+    }
+    /// Any table, its keys ignored (a value that is not a table is refused).
+    #[derive(serde::Deserialize)]
+    struct AnyTable {}
+
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     // A file that is not TOML is reported by the definition parser, with its
     // line and column.
-    Ok(text
-        .parse::<toml::Table>()
-        .is_ok_and(|table| table.get("pde").is_some_and(toml::Value::is_table)))
+    Ok(toml::from_str::<TopLevel>(&text).is_ok_and(|top| top.pde.is_some()))
 }
 
 /// The `[initial]` family as `pde check` prints it: which family, and its
