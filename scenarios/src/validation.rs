@@ -244,6 +244,9 @@ impl Scenario {
             return;
         }
         let dims = self.dims();
+        // The reference's own size setting where given, else `grid.nx`,
+        // which it defaults to.
+        let own_or_grid = |set: Option<usize>, key| if set.is_some() { key } else { "grid.nx" };
         let (sizes, min, why) = match &self.pde {
             PdeConfig::Custom(_) => (
                 GRID_KEYS
@@ -256,11 +259,7 @@ impl Scenario {
                 "points per space axis for the method of lines that makes the ground truth",
             ),
             PdeConfig::DiffusionSorption(_) => {
-                let key = if d.reference.nx.is_some() {
-                    "data.reference.nx"
-                } else {
-                    "grid.nx"
-                };
+                let key = own_or_grid(d.reference.nx, "data.reference.nx");
                 (
                     vec![(key, self.reference_nx())],
                     MIN_CELLS,
@@ -268,11 +267,7 @@ impl Scenario {
                 )
             }
             PdeConfig::NavierStokes(_) => {
-                let key = if d.reference.resolution.is_some() {
-                    "data.reference.resolution"
-                } else {
-                    "grid.nx"
-                };
+                let key = own_or_grid(d.reference.resolution, "data.reference.resolution");
                 (
                     vec![(key, self.reference_resolution())],
                     MIN_RESOLUTION,

@@ -85,18 +85,16 @@ impl Footprint {
         let grid_points = product(&training.dims());
         let n = scenario.model.n_basis;
         let pde = pde_of(scenario)?;
-        let terms = pde.terms(&training.grid()?)?.len();
+        let grid = training.grid()?;
+        let terms = pde.terms(&grid)?.len();
         let constraint_words = match scenario.constraint.method {
             Method::Soft => grid_points * (terms + 2),
             Method::Hard | Method::Moe => {
-                let grid_fields = n
-                    + if real == 4 { n } else { 0 }
-                    + if pde.solution_map(&training.grid()?)?.is_some() {
-                        n
-                    } else {
-                        0
-                    }
-                    + 3;
+                // The basis gradient, the f64 copy of an f32 basis, the
+                // mapped basis; then u, ū and the offset.
+                let f64_copy = usize::from(real == 4);
+                let mapped = usize::from(pde.solution_map(&grid)?.is_some());
+                let grid_fields = n * (1 + f64_copy + mapped) + 3;
                 let d = residual_term_count(&pde, terms)?;
                 let points = scenario.constraint.points * product(&scenario.expert_split());
                 grid_points * grid_fields + points * (n * (d + 2) + d)
