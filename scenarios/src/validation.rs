@@ -21,7 +21,7 @@ use crate::config::{MAX_SEED, Method, PdeConfig, Scenario, seed_range};
 use crate::diffusion_sorption::reference_solver::MIN_CELLS;
 use crate::error::InvalidSetting;
 use crate::mol::domain::MIN_POINTS;
-use crate::mol::{MolPde, Stencil};
+use crate::mol::{MolPde, SpatialAxis, Stencil};
 use crate::navier_stokes::reference_solver::{MAX_STEPS, MIN_RESOLUTION, steps_over};
 use crate::{AnyPde, ScenarioError};
 
@@ -350,14 +350,68 @@ impl Scenario {
         }
         if refinement_valid && matches!(self.pde, PdeConfig::Custom(_)) {
             let shown = r.refinement.to_string();
-            c.points(
+            if c.points(
                 "data.reference.refinement",
                 shown,
                 &self.dims(),
                 r.refinement,
-            );
+            ) {
+                self.check_solver_spacing(c);
+            }
         }
         self.check_reference_grid(c);
+    }
+
+    /// The method of lines' solver grid, each space axis refined
+    /// `data.reference.refinement`-fold, has spacings in the finite
+    /// differences' range `[MIN_SPACING, MAX_SPACING]` too, where ground truth
+    /// is generated (a split without its file): the output grid's check
+    /// ([`Scenario::check_spacing`]) passes a grid whose refined spacing is
+    /// below [`MIN_SPACING`], which the solver refused only once data
+    /// generation had started. The spacing is the solver's own
+    /// ([`SpatialAxis::solver_spacing`], rounding included). Spectral
+    /// stencils are held to the same range, as the output grid's check holds
+    /// every PDE: their multipliers `(π/h)^4` overflow a little below it
+    /// (near `h = 3e-77`), and one range is simpler to state. Not when
+    /// `pde.domain` is named already (the output spacing out of range, or
+    /// invalid ends).
+    fn check_solver_spacing(&self, c: &mut Checks) {
+        let (PdeConfig::Custom(p), d) = (&self.pde, &self.data) else {
+            return;
+        };
+        if (d.train_file.is_some() && d.test_file.is_some()) || c.named("pde.domain") {
+            return;
+        }
+        let Ok(grid) = self.grid() else {
+            return;
+        };
+        let refinement = d.reference.refinement;
+        let dims = self.dims();
+        for (k, (&[lo, hi], &points)) in p.domain.iter().zip(&dims[1..]).enumerate() {
+            let axis = grid.axis(k + 1);
+            let spatial = SpatialAxis { lo, hi, points };
+            // `None` overflows, which the points' check has named.
+            let Some(h) = spatial.solver_spacing(refinement, axis.is_periodic()) else {
+                continue;
+            };
+            if (MIN_SPACING..=MAX_SPACING).contains(&h) {
+                continue;
+            }
+            let reason = format!(
+                "refines the {} axis of pde.domain [{}, {}] ({points} points) {refinement}-fold \
+                 into the method of lines' solver grid, whose spacing of {} lies outside the \
+                 range [{}, {}] its difference stencils are built in (beyond it the h^-4 \
+                 weights of a fourth derivative overflow or vanish); lower \
+                 data.reference.refinement or widen pde.domain",
+                axis.name(),
+                shown(lo),
+                shown(hi),
+                shown(h),
+                shown(MIN_SPACING),
+                shown(MAX_SPACING)
+            );
+            c.reject("data.reference.refinement", refinement, &reason);
+        }
     }
 
     fn check_model(&self, c: &mut Checks, grid_valid: bool) {

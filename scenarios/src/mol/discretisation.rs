@@ -51,7 +51,7 @@ use std::sync::Arc;
 
 use num_dual::HyperDual64;
 use tessera_meshes::{
-    Axis, Compose, FdScheme, FiniteDifference, FourierMultiplier, Grid, LinearOperator, Shape,
+    Compose, FdScheme, FiniteDifference, FourierMultiplier, Grid, LinearOperator, Shape,
 };
 
 use self::spectral_filter::SpectralFilter;
@@ -296,13 +296,7 @@ impl<'a, P: MolPde> Discretisation<'a, P> {
         let padded_axes = layout
             .iter()
             .zip(["x", "y"])
-            .map(|(l, name)| {
-                if l.periodic {
-                    Axis::periodic(name, l.lo, l.hi, l.n)
-                } else {
-                    Axis::linspace(name, l.lo - l.spacing, l.hi + l.spacing, l.n + 2)
-                }
-            })
+            .map(|(l, name)| l.stencil_axis(name))
             .collect::<Result<Vec<_>, _>>()?;
         let grid = Grid::new(padded_axes)?;
         let padded = grid.shape().clone();

@@ -18,7 +18,7 @@
 //! carries the rule because, like the refinement, it says which field the
 //! solver grid holds.
 
-use tessera_meshes::MeshError;
+use tessera_meshes::{Axis, MeshError};
 
 use crate::mol::{Dealias, MolError};
 
@@ -38,6 +38,24 @@ pub struct SpatialAxis {
     pub hi: f64,
     /// Output points.
     pub points: usize,
+}
+
+impl SpatialAxis {
+    /// The spacing of this axis on the solver grid refined by `refinement`,
+    /// exactly as the method of lines builds its difference stencils with
+    /// it (the spacing of the axis it lays out with a ghost point beyond each
+    /// bounded end); `periodic` as the PDE's boundary conditions make the
+    /// axis. `None` when the refined axis's points overflow `usize`.
+    ///
+    /// Public so that a scenario's validation measures the solver grid
+    /// against the stencils' range ([`tessera_meshes::ops::fd::MIN_SPACING`])
+    /// with the solver's own arithmetic, before any data are generated: the
+    /// refined spacing is finer than the output grid's, so an output grid in
+    /// range may still have a solver grid out of it.
+    pub fn solver_spacing(&self, refinement: usize, periodic: bool) -> Option<f64> {
+        self.points.checked_mul(refinement)?;
+        Some(AxisLayout::new(self, refinement, periodic).stencil_spacing())
+    }
 }
 
 /// A 1-D or 2-D rectangle with its output grid and the solver's refinement.
@@ -155,6 +173,41 @@ impl AxisLayout {
         }
     }
 
+    /// The axis the difference stencils are built on: the solver points, and
+    /// on a bounded axis one ghost point beyond each end (whose values the
+    /// boundary conditions set), named `name`.
+    pub fn stencil_axis(&self, name: &str) -> Result<Axis, MeshError> {
+        let (start, end, points) = self.stencil_extent();
+        if self.periodic {
+            Axis::periodic(name, start, end, points)
+        } else {
+            Axis::linspace(name, start, end, points)
+        }
+    }
+
+    /// The spacing of [`AxisLayout::stencil_axis`] without laying out its
+    /// points (a validation may measure a solver grid of 2³¹ points): the
+    /// difference of its first two coordinates, `(start + h) − start`, with
+    /// `h` as the mesh computes it. On a bounded axis it may differ from
+    /// [`AxisLayout::spacing`] in the last place, which at a bound of the
+    /// stencils' range decides whether they build; the tests compare the two
+    /// ways of computing it.
+    pub fn stencil_spacing(&self) -> f64 {
+        let (start, end, points) = self.stencil_extent();
+        let intervals = if self.periodic { points } else { points - 1 };
+        let h = (end - start) / intervals as f64;
+        (start + h) - start
+    }
+
+    /// `(start, end, points)` of [`AxisLayout::stencil_axis`].
+    fn stencil_extent(&self) -> (f64, f64, usize) {
+        if self.periodic {
+            (self.lo, self.hi, self.n)
+        } else {
+            (self.lo - self.spacing, self.hi + self.spacing, self.n + 2)
+        }
+    }
+
     /// Ghost points on each side (none on a periodic axis).
     pub fn pad(&self) -> usize {
         usize::from(!self.periodic)
@@ -170,5 +223,62 @@ impl AxisLayout {
         (0..self.n_out)
             .map(|i| self.coord(i * refinement))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_meshes::ops::fd::{MAX_SPACING, MIN_SPACING};
+
+    use super::*;
+
+    /// The spacing computed without laying out the axis is the laid-out
+    /// axis's own, bit for bit, on bounded and periodic axes, at offsets
+    /// and lengths whose rounding differs, the stencils' bounds included.
+    #[test]
+    fn the_stencil_spacing_is_the_laid_out_axis_spacing() {
+        let mut differs = 0;
+        for periodic in [false, true] {
+            for (lo, hi) in [
+                (0.0, 1.0),
+                (-1.0, 1.0),
+                (0.3, 7.1),
+                (1e3, 1e3 + 0.1),
+                (0.0, 63.0 * MIN_SPACING),
+                (0.0, 63.0 * MAX_SPACING),
+                (-2.0 * MIN_SPACING, 5e-73),
+            ] {
+                for (points, refinement) in [(3, 1), (7, 3), (64, 4), (33, 5)] {
+                    let axis = SpatialAxis { lo, hi, points };
+                    let layout = AxisLayout::new(&axis, refinement, periodic);
+                    let laid_out = layout.stencil_axis("x").unwrap().spacing();
+                    let at = format!("[{lo:e}, {hi:e}], {points} × {refinement}, {periodic}");
+                    assert_eq!(
+                        layout.stencil_spacing().to_bits(),
+                        laid_out.to_bits(),
+                        "{at}"
+                    );
+                    assert_eq!(axis.solver_spacing(refinement, periodic), Some(laid_out));
+                    differs += usize::from(laid_out != layout.spacing);
+                }
+            }
+        }
+        // The ghost points' rounding shows, so the comparison is not vacuous.
+        assert!(
+            differs > 0,
+            "no case where the ghosted axis rounds differently"
+        );
+    }
+
+    /// A refinement whose solver grid overflows `usize` has no spacing.
+    #[test]
+    fn an_overflowing_refinement_has_no_solver_spacing() {
+        let axis = SpatialAxis {
+            lo: 0.0,
+            hi: 1.0,
+            points: 64,
+        };
+        assert_eq!(axis.solver_spacing(usize::MAX / 2, true), None);
+        assert_eq!(axis.solver_spacing(4, true), Some(1.0 / 256.0));
     }
 }
