@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use tessera_constraints::{DEFAULT_RIDGE, InitialGuess, LevenbergMarquardt};
+use tessera_constraints::{DEFAULT_RIDGE, InitialGuess, LevenbergMarquardt, StopReason};
 use tessera_experts::ExternalProblem;
 use tessera_scenarios::{AnyPde, PdeKind};
 
@@ -47,7 +47,10 @@ pub struct SolveArgs {
 }
 
 impl SolveArgs {
-    /// Loads, solves and prints.
+    /// Loads, solves and prints; then fails when every expert's solve met
+    /// NaN or an infinity, and warns on stderr when some did (see
+    /// [`NonFiniteSolves`]). The report is printed first, so the failure
+    /// loses nothing of it.
     pub fn run(self) -> anyhow::Result<()> {
         let problem = ExternalProblem::load(&self.problem, |metadata| {
             AnyPde::from_metadata(metadata).map(|pde| {
@@ -90,6 +93,72 @@ impl SolveArgs {
                 );
             }
         }
-        Ok(())
+        let failed = NonFiniteSolves::of(&solution.stop_reasons);
+        if failed.experts.is_empty() {
+            return Ok(());
+        }
+        if failed.experts.len() < failed.total {
+            eprintln!("warning: {failed}");
+            return Ok(());
+        }
+        Err(failed.into())
+    }
+}
+
+/// The experts whose solves stopped [`StopReason::NonFinite`]: the problem's
+/// data, the initial weights or a residual evaluation was NaN or infinite, so
+/// their weights are the last finite iterate, not a solution. None of them is
+/// an answer to compare, so a file whose every solve ended so fails the
+/// command (a script checking the exit status would otherwise take the
+/// weights); some of them only warn, as the others' answers stand.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} of {total} expert solves ended NonFinite (experts {experts:?}): the residual \
+     or its Jacobian was NaN or infinite (at the initial weights, or on the way), so their \
+     weights are the last finite iterate, not a solution; check the scale of the basis and \
+     the ic",
+    experts.len()
+)]
+struct NonFiniteSolves {
+    /// The experts whose solves ended NonFinite.
+    experts: Vec<usize>,
+    /// All experts.
+    total: usize,
+}
+
+impl NonFiniteSolves {
+    /// From [`tessera_experts::ExternalSolution::stop_reasons`], which names
+    /// each reason as its `Debug` form.
+    fn of(stop_reasons: &[String]) -> Self {
+        let non_finite = format!("{:?}", StopReason::NonFinite);
+        Self {
+            experts: (stop_reasons.iter().enumerate())
+                .filter(|(_, reason)| **reason == non_finite)
+                .map(|(k, _)| k)
+                .collect(),
+            total: stop_reasons.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The NonFinite experts are found by the name the solution gives them,
+    /// and the message names how many of how many, and which.
+    #[test]
+    fn non_finite_solves_are_named_by_expert() {
+        let reasons = ["Converged", "NonFinite", "MaxIterations", "NonFinite"];
+        let reasons: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+        let failed = NonFiniteSolves::of(&reasons);
+        assert_eq!(failed.experts, [1, 3]);
+        assert_eq!(failed.total, 4);
+        assert!(
+            failed
+                .to_string()
+                .starts_with("2 of 4 expert solves ended NonFinite (experts [1, 3])")
+        );
+        assert!(NonFiniteSolves::of(&reasons[..1]).experts.is_empty());
     }
 }
