@@ -159,11 +159,78 @@ impl ConstraintArgs {
     }
 }
 
+/// The most `--threads` a benchmark takes on a machine of fewer cores: above
+/// the hardware threads of today's largest two-socket nodes (2 × 192 cores
+/// with SMT, 768), so no real core count is refused, while a typo such as
+/// `--threads 1000000` is refused at once instead of rayon quietly capping it
+/// at its own limit (65 535) and the process spawning that many threads, each
+/// with its own stack, until the OS runs out. A machine with more cores takes
+/// up to its core count ([`max_threads`]).
+pub(super) const MAX_THREADS: usize = 1024;
+
+/// The largest `--threads`: [`MAX_THREADS`], or the core count where that is
+/// larger. Oversubscribing past it would time the scheduler, not the layer.
+pub(super) fn max_threads() -> usize {
+    std::thread::available_parallelism().map_or(MAX_THREADS, |n| n.get().max(MAX_THREADS))
+}
+
+/// `--threads` refused: 0 (which rayon would take as "one per core", so a
+/// report would show another count than asked for) or more than
+/// [`max_threads`].
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ThreadsError {
+    /// `--threads 0`.
+    #[error("invalid --threads = 0: must be at least 1 (leave it out for one per core)")]
+    Zero,
+    /// More than the bound.
+    #[error(
+        "invalid --threads = {got}: must be at most {max} (the larger of {MAX_THREADS} and \
+         this machine's cores; more threads would time the scheduler, not the layer)"
+    )]
+    TooMany {
+        /// The count asked for.
+        got: usize,
+        /// [`max_threads`].
+        max: usize,
+    },
+}
+
+/// `threads` if it lies in `1..=max`.
+pub(super) fn checked_threads(threads: usize, max: usize) -> Result<usize, ThreadsError> {
+    match threads {
+        0 => Err(ThreadsError::Zero),
+        got if got > max => Err(ThreadsError::TooMany { got, max }),
+        ok => Ok(ok),
+    }
+}
+
 /// The benchmarks' rayon pool: `threads` workers, or one per core.
+///
+/// Errors: a `threads` outside `1..=`[`max_threads`] ([`ThreadsError`]), or
+/// a pool the OS cannot start.
 pub(super) fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(threads) = threads {
-        pool = pool.num_threads(threads);
+        pool = pool.num_threads(checked_threads(threads, max_threads())?);
     }
     Ok(pool.build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bounds themselves pass, one past each is refused with its reason.
+    #[test]
+    fn threads_outside_one_to_the_bound_are_refused() {
+        assert!(matches!(checked_threads(0, 8), Err(ThreadsError::Zero)));
+        assert_eq!(checked_threads(1, 8).unwrap(), 1);
+        assert_eq!(checked_threads(8, 8).unwrap(), 8);
+        assert!(matches!(
+            checked_threads(9, 8),
+            Err(ThreadsError::TooMany { got: 9, max: 8 })
+        ));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(max_threads(), cores.max(MAX_THREADS));
+    }
 }
