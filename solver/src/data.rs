@@ -287,6 +287,18 @@ impl RunData {
         })
     }
 
+    /// Drops the training split (keeping its grid): for a run whose training
+    /// is over, before its evaluation, which reads the test split only (with
+    /// a data loss the split holds whole trajectories, the largest data a
+    /// run holds).
+    pub fn release_training_split(&mut self) {
+        self.train = Samples {
+            dims: self.train.dims.clone(),
+            levels: self.train.levels,
+            trajectories: Vec::new(),
+        };
+    }
+
     /// The stored test split the evaluation at `eval.resolutions` reads:
     /// the one held, or read again from the file or cache it came from
     /// (see [`RunData::load`]); `None` without `eval.resolutions`.

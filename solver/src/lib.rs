@@ -78,7 +78,7 @@ pub use eval::{
     WindowErrors, evaluate, evaluate_observed, evaluate_resolutions, method_name, physics_check,
     physics_floor, relative_l2, report, report_at_resolutions, window_errors,
 };
-pub use footprint::{Footprint, PROGRAM_BYTES, human_bytes};
+pub use footprint::{EvalFootprint, Footprint, PROGRAM_BYTES, human_bytes};
 pub use memory::release_free_memory;
 pub use model::gradcheck::{GradcheckOptions, GradcheckReport, MethodCheck, gradcheck, sample_ics};
 pub use model::{Inference, KeptInference, Model};

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use tessera_scenarios::Scenario;
-use tessera_solver::{Footprint, Layout, World, human_bytes};
+use tessera_solver::{EvalFootprint, Footprint, Layout, World, human_bytes};
 
 /// The most memory this process may use, and where that bound comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,74 +160,171 @@ pub fn peak_resident() -> anyhow::Result<u64> {
         .context("no VmHWM in /proc/self/status")
 }
 
-/// `--skip-memory-check`, shared by `train` and `run`.
+/// `--skip-memory-check`, shared by `train`, `run` and `eval`.
 #[derive(Debug, clap::Args)]
 pub struct MemoryCheck {
-    /// Train even when the estimated peak memory exceeds what this process
+    /// Run even when the estimated peak memory exceeds what this process
     /// may use (the estimate can be wrong; see "Memory" in the README).
     #[arg(long = "skip-memory-check")]
     skip: bool,
 }
 
+/// What `tessera run` is estimated to need: its training's peak and its
+/// evaluation's, one after the other.
+pub struct RunEstimate {
+    pub training: Footprint,
+    pub evaluation: EvalFootprint,
+}
+
 impl MemoryCheck {
-    /// Refuses, on every rank, a run whose estimated peak exceeds on any
-    /// rank its share of the memory it may use (the limit over the job's
-    /// processes on its machine); warns on rank 0 when it exceeds what is
-    /// free now. Returns the estimate. A model on a GPU is neither estimated
-    /// nor checked (`None`): its activations live in the device's memory,
-    /// which `tessera devices` reports.
-    pub fn run(&self, scenario: &Scenario, world: &World) -> anyhow::Result<Option<Footprint>> {
+    /// `tessera train`: refuses, on every rank, a training whose estimated
+    /// peak exceeds on any rank its share of the memory it may use (the
+    /// limit over the job's processes on its machine); warns on rank 0 when
+    /// it exceeds what is free now. Returns the estimate. A model on a GPU
+    /// is neither estimated nor checked (`None`): its activations live in
+    /// the device's memory, which `tessera devices` reports.
+    pub fn training(
+        &self,
+        scenario: &Scenario,
+        world: &World,
+    ) -> anyhow::Result<Option<Footprint>> {
         if !scenario.device.is_cpu() {
             return Ok(None);
         }
-        let layout = Layout::resolve(scenario, world.size())?;
-        let footprint =
-            Footprint::of_training(scenario, scenario.training.batch_size / layout.data)
-                .context("estimating the run's memory")?;
+        let footprint = training_footprint(scenario, world)?;
+        let need = Need {
+            bytes: footprint.total(),
+            what: format!("this run's training needs {footprint}"),
+            advice: TRAINING_ADVICE,
+        };
+        self.check(&need, Some(world))?;
+        Ok(Some(footprint))
+    }
+
+    /// `tessera run`: as [`MemoryCheck::training`], for the larger of the
+    /// training's peak and the evaluation's after it (rank 0's, which
+    /// evaluates alone).
+    pub fn run(&self, scenario: &Scenario, world: &World) -> anyhow::Result<Option<RunEstimate>> {
+        if !scenario.device.is_cpu() {
+            return Ok(None);
+        }
+        let training = training_footprint(scenario, world)?;
+        let evaluation = evaluation_footprint(scenario)?;
+        let need = if world.is_root() && evaluation.total() > training.total() {
+            Need {
+                bytes: evaluation.total(),
+                what: format!(
+                    "this run's evaluation needs {evaluation} (its training {})",
+                    human_bytes(training.total())
+                ),
+                advice: "train it with `tessera train` and evaluate the checkpoint with \
+                         `tessera eval` where it fits, or lower eval.samples or leave the \
+                         finest of eval.resolutions out",
+            }
+        } else {
+            Need {
+                bytes: training.total(),
+                what: format!("this run's training needs {training}"),
+                advice: TRAINING_ADVICE,
+            }
+        };
+        self.check(&need, Some(world))?;
+        Ok(Some(RunEstimate {
+            training,
+            evaluation,
+        }))
+    }
+
+    /// `tessera eval` (one process): as [`MemoryCheck::training`], for the
+    /// evaluation's estimated peak.
+    pub fn evaluation(&self, scenario: &Scenario) -> anyhow::Result<Option<EvalFootprint>> {
+        if !scenario.device.is_cpu() {
+            return Ok(None);
+        }
+        let evaluation = evaluation_footprint(scenario)?;
+        let need = Need {
+            bytes: evaluation.total(),
+            what: format!("this evaluation needs {evaluation}"),
+            advice: "lower eval.samples or leave the finest of eval.resolutions out \
+                     (--set eval.resolutions=[…])",
+        };
+        self.check(&need, None)?;
+        Ok(Some(evaluation))
+    }
+
+    /// Refuses `need` (on every rank of `world`, if given) when it exceeds,
+    /// on any, the process's share of the memory it may use; warns (on rank
+    /// 0) when it exceeds what is free now.
+    fn check(&self, need: &Need, world: Option<&World>) -> anyhow::Result<()> {
         let checked = !self.skip;
         let share = limit()?.map(|limit| {
             let ranks = local_ranks(|name| std::env::var(name).ok());
             (limit.bytes / ranks, limit, ranks)
         });
         let refusal = match &share {
-            Some((bytes, limit, ranks)) if checked && footprint.total() > *bytes => {
+            Some((bytes, limit, ranks)) if checked && need.bytes > *bytes => {
                 let shared = if *ranks > 1 {
                     format!(", shared by {ranks} processes of this job on this machine")
                 } else {
                     String::new()
                 };
                 Some(format!(
-                    "this run's training needs {footprint}; that is more than the {} each \
-                     process may use ({}{shared}); lower training.batch_size, split the batch \
-                     over more data ranks, use model.dtype = \"f32\" or fewer or narrower \
-                     layers (--skip-memory-check trains anyway)",
+                    "{}; that is more than the {} each process may use ({}{shared}); {} \
+                     (--skip-memory-check runs anyway)",
+                    need.what,
                     human_bytes(*bytes),
                     limit.source,
+                    need.advice,
                 ))
             }
             _ => None,
         };
         let mut votes = [f64::from(u8::from(refusal.is_some()))];
-        world.comm().all_reduce_sum(&mut votes)?;
+        if let Some(world) = world {
+            world.comm().all_reduce_sum(&mut votes)?;
+        }
         match refusal {
             Some(reason) => bail!(reason),
             None if votes[0] > 0.0 => bail!(
-                "another rank's machine cannot hold this run's training ({footprint} per process)"
+                "another rank's machine cannot hold this run ({} per process)",
+                human_bytes(need.bytes)
             ),
             None => {}
         }
         if checked
-            && world.is_root()
+            && world.is_none_or(World::is_root)
             && let Some(free) = available()
-            && footprint.total() > free
+            && need.bytes > free
         {
             eprintln!(
-                "warning: this run's training needs {footprint}, more than the {} free now",
+                "warning: {}, more than the {} free now",
+                need.what,
                 human_bytes(free)
             );
         }
-        Ok(Some(footprint))
+        Ok(())
     }
+}
+
+/// An estimated peak, what it is of, and what would lower it.
+struct Need {
+    bytes: u64,
+    what: String,
+    advice: &'static str,
+}
+
+const TRAINING_ADVICE: &str = "lower training.batch_size, split the batch over more data \
+                               ranks, use model.dtype = \"f32\" or fewer or narrower layers";
+
+/// The training's estimate in this process (its share of the batch).
+fn training_footprint(scenario: &Scenario, world: &World) -> anyhow::Result<Footprint> {
+    let layout = Layout::resolve(scenario, world.size())?;
+    Footprint::of_training(scenario, scenario.training.batch_size / layout.data)
+        .context("estimating the run's memory")
+}
+
+fn evaluation_footprint(scenario: &Scenario) -> anyhow::Result<EvalFootprint> {
+    EvalFootprint::of_evaluation(scenario).context("estimating the evaluation's memory")
 }
 
 #[cfg(test)]

@@ -136,6 +136,16 @@ impl FnoConfig {
         let last = self.widths[self.widths.len() - 1];
         lift + layers + (last + 1) * self.fc_dim + (self.fc_dim + 1) * self.out_dim
     }
+
+    /// Values an inference pass over `points` grid points holds at its peak
+    /// ([`Fno::infer`] on the CPU): the input features next to the two
+    /// fields the layers' inputs and outputs take turns in, or at the end
+    /// next to the head's input and output (its hidden layer is chunked).
+    pub fn inference_values(&self, points: usize) -> usize {
+        let widest = self.widths.iter().copied().max().unwrap_or(0);
+        let last = self.widths.last().copied().unwrap_or(0);
+        points * (self.in_features + (2 * widest).max(last + self.out_dim))
+    }
 }
 
 /// One Fourier layer's variables.
@@ -360,6 +370,12 @@ impl Fno {
     /// The dtype the backbone computes in.
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    /// Bytes an inference pass over `points` grid points holds at its peak
+    /// ([`FnoConfig::inference_values`]).
+    pub fn inference_bytes(&self, points: usize) -> usize {
+        self.config.inference_values(points) * self.dtype.size_in_bytes()
     }
 
     /// The `N` outputs per point for `features: [batch, nt, nx, (ny), in_features]`

@@ -38,8 +38,10 @@ pub use self::hard_constraint::{HardConstraint, SolveStats};
 use self::kept_inference::KeptChunk;
 pub use self::kept_inference::KeptInference;
 use self::loss::{LossParts, N_PARTS, PhysicsLoss};
+pub(crate) use self::resolution::scenario_at_resolution;
 use crate::SolverError;
 use crate::backbone::{Fno, SeededVars};
+use crate::memory::release_free_memory;
 use crate::parallel::DataShard;
 use crate::phases::{Phase, PhaseClock};
 use crate::trainable::{Batch, Prediction, SampleGradients, StepLoss, Trainable};
@@ -253,11 +255,14 @@ impl Model {
     /// those of the solution's grid, the leading time levels of the backbone's
     /// (see [`Model::for_training`]).
     pub fn backbone(&self, ics: &[Vec<f64>]) -> Result<Tensor, SolverError> {
-        self.backbone_by(ics, Fno::forward)
+        self.backbone_by(ics, |fno, x| Ok(fno.forward(x)?.to_dtype(DType::F64)?))
     }
 
-    /// [`Model::backbone`] without a gradient and keeping nothing for a
-    /// backward pass ([`Fno::infer`]): what predictions run.
+    /// [`Model::backbone`] in the backbone's own dtype, without a gradient
+    /// and keeping nothing for a backward pass ([`Fno::infer`]): what
+    /// predictions run. A float32 basis is converted as it is appended to
+    /// the chunk's values ([`append_values`]), not copied to a float64
+    /// tensor first (one basis more at the evaluation's peak).
     fn inferred_backbone(&self, ics: &[Vec<f64>]) -> Result<Tensor, SolverError> {
         self.backbone_by(ics, Fno::infer)
     }
@@ -266,11 +271,11 @@ impl Model {
     fn backbone_by(
         &self,
         ics: &[Vec<f64>],
-        pass: fn(&Fno, &Tensor) -> Result<Tensor, SolverError>,
+        pass: impl Fn(&Fno, &Tensor) -> Result<Tensor, SolverError>,
     ) -> Result<Tensor, SolverError> {
         self.phases.time(Phase::BackboneForward, || {
             let x = self.features.tensor(ics, self.fno.dtype())?;
-            let out = pass(&self.fno, &x)?.to_dtype(DType::F64)?;
+            let out = pass(&self.fno, &x)?;
             let out =
                 out.reshape((ics.len(), self.features.points(), self.fno.config().out_dim))?;
             Ok(out.narrow(1, 0, self.grid_points())?)
@@ -344,10 +349,32 @@ impl Model {
         let mut statuses = Vec::new();
         let g = self.grid_points();
         let n_basis = self.fno.config().out_dim;
+        let widest = self.fno.config().widths.iter().copied().max().unwrap_or(0);
+        let narrow = widest * self.fno.dtype().size_in_bytes() < n_basis * 8;
+        let release_fields =
+            narrow && self.fno.inference_bytes(self.features.points()) >= RELEASE_PASS_FROM;
         for chunk in ics.chunks(self.scenario.training.batch_size) {
-            let mut values = Vec::with_capacity(chunk.len() * g * n_basis);
+            let mut values = Vec::new();
             for ic in chunk {
                 let basis = self.inferred_backbone(std::slice::from_ref(ic))?;
+                // The pass's freed fields go back to the kernel when they are
+                // large and narrower than a float64 basis (a float32
+                // backbone's, or `widths` below `N`): the heap could hand
+                // them neither to the bases nor to the solve's buffers, and
+                // would hold them through both (at the Navier–Stokes test
+                // resolution of 256² in float32, 2.2 GB). Fields as wide as
+                // a basis are taken over by those buffers.
+                if release_fields {
+                    release_free_memory();
+                }
+                // Reserved once the first pass has freed its layers' fields,
+                // whose heap blocks the values can then take over (the
+                // allocator keeps freed blocks below 1 GiB, `malloc.rs` of
+                // the CLI): reserved before it, they were a basis more at
+                // the peak of a one-sample chunk.
+                if values.capacity() == 0 {
+                    values.reserve_exact(chunk.len() * g * n_basis);
+                }
                 append_values(&mut values, &basis)?;
             }
             let u = match &self.constraint {
@@ -523,17 +550,31 @@ impl Trainable for Model {
     }
 }
 
-/// Appends the f64 values of `tensor` to `values`, copied once from where they
-/// lie on the host (`to_vec1` would copy them into a vector of their own
-/// first: for one Navier–Stokes basis at 256², 2.1 GB more at the
-/// evaluation's peak); from a device, through `to_vec1`.
+/// The size of a backbone pass's fields from which a prediction gives them
+/// back to the kernel once freed (when they are narrower than a basis):
+/// below it the walk of the heap and the pages faulted in again by the next
+/// pass cost more than the memory is worth (one sample's pass holds 2 MB at
+/// the quickstart's grid, 280 MB at the Navier–Stokes paper's 64³ in
+/// float64).
+const RELEASE_PASS_FROM: usize = 64 << 20;
+
+/// Appends the values of `tensor` (f64 or f32) to `values` as f64, copied
+/// once from where they lie on the host (`to_vec1` would copy them into a
+/// vector of their own first: for one Navier–Stokes basis at 256², 2.1 GB
+/// more at the evaluation's peak); from a device, through `to_vec1`.
 fn append_values(values: &mut Vec<f64>, tensor: &Tensor) -> Result<(), SolverError> {
     let tensor = tensor.contiguous()?;
     if !tensor.device().is_cpu() {
+        let tensor = tensor.to_dtype(DType::F64)?;
         values.extend(tensor.flatten_all()?.to_vec1::<f64>()?);
         return Ok(());
     }
     let held = tensor.storage_and_layout();
-    values.extend_from_slice(crate::backbone::storage::guarded::<f64>(&held)?);
+    if tensor.dtype() == DType::F32 {
+        let lent = crate::backbone::storage::guarded::<f32>(&held)?;
+        values.extend(lent.iter().map(|&v| f64::from(v)));
+    } else {
+        values.extend_from_slice(crate::backbone::storage::guarded::<f64>(&held)?);
+    }
     Ok(())
 }

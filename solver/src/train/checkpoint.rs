@@ -108,7 +108,8 @@ impl Checkpoint {
             .iter()
             .map(|(name, var)| (format!("{VAR}{name}"), var.as_tensor().clone()))
             .collect();
-        tensors.extend(adam.state()?);
+        // Written before `adam` can step again: its moments need no copy.
+        tensors.extend(adam.lent_state()?);
         for (name, values) in model.extra_state() {
             let len = values.len();
             let tensor = Tensor::from_vec(values, len, &Device::Cpu)?;

@@ -10,10 +10,12 @@ use anyhow::{Context, bail};
 use tessera_scenarios::Scenario;
 use tessera_solver::{
     Checkpoint, EvaluatedWith, Model, ReportTarget, RunData, RunDir, Samples, Totals,
+    release_free_memory,
 };
 
 use super::run::{Output, finish};
 use crate::device::DeviceArg;
+use crate::memory::MemoryCheck;
 use crate::provenance::Record;
 
 /// Arguments of `tessera eval`.
@@ -40,6 +42,8 @@ pub struct Args {
     json: bool,
     #[command(flatten)]
     device: DeviceArg,
+    #[command(flatten)]
+    memory: MemoryCheck,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -60,7 +64,12 @@ impl Args {
                 to.root().display()
             );
         }
+        let estimate = self.memory.evaluation(&scenario)?;
         let (mut model, totals) = trained_model(&scenario, &run)?;
+        // The checkpoint's values, read and dropped, go back to the kernel
+        // (the heap keeps freed blocks below 1 GiB): at the Navier–Stokes
+        // paper scale 1 GB the evaluation could not use.
+        release_free_memory();
         let (test, stored) = match &self.data {
             Some(file) => Samples::load_test_file(&scenario, file),
             None => RunData::load_test(&scenario, self.quiet),
@@ -74,6 +83,7 @@ impl Args {
                 dir: &to,
                 evaluated_with: EvaluatedWith::of(data, self.overrides),
             },
+            estimate: estimate.map(|e| e.total()),
         };
         let test = (&test, stored.as_ref());
         finish(

@@ -65,7 +65,7 @@ impl Args {
         let mut scenario = load_scenario(&self.scenario, &self.overrides)?;
         self.device.apply(&mut scenario);
         // Before the run directory exists: a refused run leaves nothing.
-        self.memory.run(&scenario, world)?;
+        let estimate = self.memory.run(&scenario, world)?;
         let run = fresh_run_dir(self.out, &scenario, world)?;
         let claim = Claim {
             resume: false,
@@ -76,7 +76,7 @@ impl Args {
             Record::now(world.size(), scenario.device.to_string()).append_to(&run)?;
         }
         let deadline = self.max_time.deadline(started);
-        let (mut model, data, outcome) =
+        let (mut model, mut data, outcome) =
             train(&scenario, &run, false, deadline, self.quiet, world)?;
         // Evaluating a half-trained model would spend time the limit (or the
         // signal's sender) does not give, and its summary would pass for the
@@ -89,8 +89,10 @@ impl Args {
             return Ok(None);
         }
         let totals = outcome.totals();
-        // The training's buffers and free heap go back before the evaluation.
+        // The training's buffers, its split and the free heap go back
+        // before the evaluation.
         model.release_kept_buffers();
+        data.release_training_split();
         release_free_memory();
         if scenario.training.horizon.is_some() {
             // Trained on the window t ≤ horizon: evaluate on the whole grid
@@ -102,6 +104,7 @@ impl Args {
         let output = Output {
             run: &run,
             target: ReportTarget::from(&run),
+            estimate: estimate.map(|e| e.training.total().max(e.evaluation.total())),
         };
         finish(
             &mut model, &scenario, test, output, totals, self.json, self.quiet,
@@ -116,6 +119,8 @@ impl Args {
 pub(super) struct Output<'a> {
     pub run: &'a RunDir,
     pub target: ReportTarget<'a>,
+    /// The estimated peak memory of the command, bytes (none on a GPU).
+    pub estimate: Option<u64>,
 }
 
 /// The end of `run` and `eval`: evaluates on `test` (the test split on the
@@ -148,13 +153,19 @@ pub(super) fn finish(
     };
     bar.finish();
     plot_run(&report, scenario, test, to)?;
-    print_summary(&report.summary, (output.run, to), json);
+    print_summary(&report.summary, (output.run, to), output.estimate, json);
     Ok(())
 }
 
 /// The summary table on stdout, and with `json` the JSON line after it;
-/// `run` is the trained run, `to` where the summary was written.
-fn print_summary(summary: &Summary, (run, to): (&RunDir, &RunDir), json: bool) {
+/// `run` is the trained run, `to` where the summary was written, `estimate`
+/// the command's estimated peak memory.
+fn print_summary(
+    summary: &Summary,
+    (run, to): (&RunDir, &RunDir),
+    estimate: Option<u64>,
+    json: bool,
+) {
     // This process's, so a `run`'s covers its training and evaluation.
     let peak = peak_resident().ok();
     let mut rows = vec![
@@ -211,7 +222,13 @@ fn print_summary(summary: &Summary, (run, to): (&RunDir, &RunDir), json: bool) {
         ("training s", format!("{:.1}", summary.seconds)),
         (
             "peak memory",
-            peak.map_or_else(|| "unknown".into(), human_bytes),
+            format!(
+                "{}{}",
+                peak.map_or_else(|| "unknown".into(), human_bytes),
+                estimate
+                    .map(|e| format!(" (estimated {})", human_bytes(e)))
+                    .unwrap_or_default()
+            ),
         ),
         (
             "failed solves",
@@ -234,15 +251,16 @@ fn print_summary(summary: &Summary, (run, to): (&RunDir, &RunDir), json: bool) {
         println!("{name:>14}  {value}");
     }
     if json {
-        println!("{}", summary_line(summary, peak));
+        println!("{}", summary_line(summary, peak, estimate));
     }
 }
 
 /// The one-line JSON a `--json` run prints last: the summary without the
 /// per-sample errors (with the persistence baseline's, the window errors of an extrapolation run, the
 /// physics losses of the predictions and of the truth, and the errors at each of
-/// `eval.resolutions`), and `peak_memory_mib`: this process's peak resident set.
-fn summary_line(summary: &Summary, peak: Option<u64>) -> String {
+/// `eval.resolutions`), `peak_memory_mib`: this process's peak resident set,
+/// and `estimated_memory_mib`: the peak the memory check estimated.
+fn summary_line(summary: &Summary, peak: Option<u64>, estimate: Option<u64>) -> String {
     let mut line = json!({
         "scenario": summary.scenario,
         "method": summary.method,
@@ -254,7 +272,8 @@ fn summary_line(summary: &Summary, peak: Option<u64>) -> String {
         "solves": summary.solves,
         "eval_failed_solves": summary.eval_failed_solves,
         "eval_seconds": summary.eval_seconds,
-        "peak_memory_mib": peak.map(|bytes| bytes as f64 / f64::from(1 << 20)),
+        "peak_memory_mib": peak.map(mib),
+        "estimated_memory_mib": estimate.map(mib),
         "samples": summary.rel_l2.len(),
     });
     if let (Some(w), Some(line)) = (&summary.windows, line.as_object_mut()) {
@@ -305,4 +324,8 @@ fn summary_line(summary: &Summary, peak: Option<u64>) -> String {
         line.insert("resolutions".to_owned(), json!(rows));
     }
     line.to_string()
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
 }

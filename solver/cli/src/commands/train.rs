@@ -117,7 +117,7 @@ impl Args {
         };
         self.device.apply(&mut scenario);
         // Before a new run directory exists: a refused run leaves nothing.
-        let footprint = self.memory.run(&scenario, world)?;
+        let footprint = self.memory.training(&scenario, world)?;
         let resume = resumed.is_some();
         let run = match resumed {
             Some(run) => run,

@@ -1,11 +1,5 @@
-//! An estimate of the host memory a training run will need at its peak,
-//! from the scenario alone: before any data are generated or any variable
-//! is drawn, so that a run that cannot fit is refused in a second rather
-//! than killed by the kernel after an hour of data generation (the
-//! Navier–Stokes paper scenario peaks near 15 GiB at its batch of 4).
-//!
-//! The estimate counts the buffers that grow with the problem, each from
-//! the code that allocates it:
+//! The training's estimated peak. It counts the buffers that grow with the
+//! problem, each from the code that allocates it:
 //!
 //! - the parameters four times over: the variables, the gradient buffer
 //!   the backbone writes, Adam's two moments;
@@ -26,7 +20,7 @@
 //!
 //! What it leaves out: small buffers (kept spectra, normal equations, chunked
 //! scratch), the data generation before training (one trajectory at a time
-//! per thread), the evaluation after it (inference keeps no activations),
+//! per thread), the evaluation after it ([`super::EvalFootprint`]),
 //! and the allocator's fragmentation. `tessera bench train-step` prints the
 //! estimate next to the measured peak, and a test holds the two together on
 //! scenarios of every kind.
@@ -35,16 +29,11 @@ use std::fmt;
 
 use tessera_constraints::{Pde, residual_term_count};
 use tessera_scenarios::Scenario;
-use tessera_scenarios::config::{Dtype, Method};
+use tessera_scenarios::config::Method;
 
+use super::{PROGRAM_BYTES, bytes, human_bytes, product, real_size};
 use crate::SolverError;
 use crate::model::setup::{fno_config, pde_of};
-
-/// The program before it holds any data: code, thread stacks and the
-/// allocator's arenas. Measured on x86-64 Linux (glibc, 2 threads) as what
-/// the peaks of `tessera bench train-step` on the shipped small scenarios
-/// hold beyond the counted buffers: 16–25 MiB.
-pub const PROGRAM_BYTES: u64 = 24 << 20;
 
 /// The parts of a training run's estimated peak memory, in bytes (see the
 /// module docs for what each counts).
@@ -71,10 +60,7 @@ impl Footprint {
     /// Errors: a PDE that cannot be built on the scenario's grid.
     pub fn of_training(scenario: &Scenario, batch: usize) -> Result<Self, SolverError> {
         let fno = fno_config(scenario);
-        let real = match scenario.model.dtype {
-            Dtype::F64 => 8,
-            Dtype::F32 => 4,
-        };
+        let real = real_size(scenario);
         let rows = product(&scenario.dims());
         let channels = fno.in_features
             + fno.widths.iter().sum::<usize>()
@@ -139,25 +125,6 @@ fn held_data(scenario: &Scenario) -> usize {
         initial
     };
     d.train_samples * train + d.test_samples * trajectory
-}
-
-fn product(dims: &[usize]) -> usize {
-    dims.iter().product()
-}
-
-fn bytes(values: usize, size: u64) -> u64 {
-    values as u64 * size
-}
-
-/// `1.4 GiB` / `850 MiB`: a size as a person reads it.
-pub fn human_bytes(bytes: u64) -> String {
-    const MIB: f64 = (1u64 << 20) as f64;
-    let mib = bytes as f64 / MIB;
-    if mib >= 1024.0 {
-        format!("{:.1} GiB", mib / 1024.0)
-    } else {
-        format!("{mib:.0} MiB")
-    }
 }
 
 impl fmt::Display for Footprint {
