@@ -137,12 +137,18 @@ impl FnoConfig {
         lift + layers + (last + 1) * self.fc_dim + (self.fc_dim + 1) * self.out_dim
     }
 
+    /// The widest layer's channels (a field of it is the largest the
+    /// layers pass between them).
+    pub fn widest(&self) -> usize {
+        self.widths.iter().copied().max().unwrap_or(0)
+    }
+
     /// Values an inference pass over `points` grid points holds at its peak
     /// ([`Fno::infer`] on the CPU): the input features next to the two
     /// fields the layers' inputs and outputs take turns in, or at the end
     /// next to the head's input and output (its hidden layer is chunked).
     pub fn inference_values(&self, points: usize) -> usize {
-        let widest = self.widths.iter().copied().max().unwrap_or(0);
+        let widest = self.widest();
         let last = self.widths.last().copied().unwrap_or(0);
         points * (self.in_features + (2 * widest).max(last + self.out_dim))
     }

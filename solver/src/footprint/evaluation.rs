@@ -35,14 +35,13 @@
 
 use std::fmt;
 
-use tessera_constraints::{Pde, residual_term_count};
 use tessera_scenarios::Scenario;
 use tessera_scenarios::config::Method;
 
-use super::{PROGRAM_BYTES, bytes, human_bytes, product, real_size};
+use super::{ConstraintParts, PROGRAM_BYTES, bytes, human_bytes, product, real_size};
 use crate::SolverError;
 use crate::model::scenario_at_resolution;
-use crate::model::setup::{fno_config, pde_of};
+use crate::model::setup::fno_config;
 
 /// The parts of an evaluation's estimated peak memory, in bytes, at the grid
 /// where it peaks.
@@ -82,26 +81,18 @@ impl EvalFootprint {
             let stored = scenario.data.test_samples * dims[0] * finest.pow(dims.len() as u32 - 1);
             held += stored / 2; // float32
         }
-        let on_grid = Self::at(scenario, scenario.training.batch_size.min(count), held)?;
-        scenario
-            .eval
-            .resolutions
-            .iter()
-            .map(|&resolution| {
-                let refined = scenario_at_resolution(scenario, resolution)?;
-                let chunk = refined.training.batch_size.min(count);
-                // The chunk's truth, restricted to the finer grid.
-                let truth = chunk * product(&refined.dims());
-                Self::at(&refined, chunk, held + truth)
-            })
-            .try_fold(on_grid, |peak, next| {
-                let next = next?;
-                Ok(if next.total() > peak.total() {
-                    next
-                } else {
-                    peak
-                })
-            })
+        let mut peak = Self::at(scenario, scenario.training.batch_size.min(count), held)?;
+        for &resolution in &scenario.eval.resolutions {
+            let refined = scenario_at_resolution(scenario, resolution)?;
+            let chunk = refined.training.batch_size.min(count);
+            // The chunk's truth, restricted to the finer grid.
+            let truth = chunk * product(&refined.dims());
+            let at = Self::at(&refined, chunk, held + truth)?;
+            if at.total() > peak.total() {
+                peak = at;
+            }
+        }
+        Ok(peak)
     }
 
     /// The estimate of predicting chunks of `chunk` samples on `scenario`'s
@@ -117,16 +108,8 @@ impl EvalFootprint {
         let solve = match scenario.constraint.method {
             Method::Soft => 0,
             Method::Hard | Method::Moe => {
-                let pde = pde_of(scenario)?;
-                let grid = scenario.grid()?;
-                let terms = pde.terms(&grid)?.len();
-                let d = residual_term_count(&pde, terms)?;
-                let mapped = usize::from(pde.solution_map(&grid)?.is_some());
-                let sampled = scenario.constraint.points * product(&scenario.expert_split());
-                bytes(
-                    chunk * (points * (n * mapped + 3) + sampled * (n * (d + 2) + d)),
-                    8,
-                )
+                let parts = ConstraintParts::of(scenario, &scenario.grid()?)?;
+                bytes(chunk * (points * (n * parts.mapped + 3) + parts.sampled), 8)
             }
         };
         let prediction = (bases(chunk.saturating_sub(1)) + pass)

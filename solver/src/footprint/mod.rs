@@ -16,6 +16,14 @@
 mod evaluation;
 mod training;
 
+use tessera_constraints::{Pde, residual_term_count};
+use tessera_meshes::Grid;
+use tessera_scenarios::Scenario;
+use tessera_scenarios::config::Dtype;
+
+use crate::SolverError;
+use crate::model::setup::pde_of;
+
 pub use evaluation::EvalFootprint;
 pub use training::Footprint;
 
@@ -36,6 +44,33 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// What the constraint layer of `scenario`'s PDE holds beside the basis,
+/// counted on `grid`: read by both estimates.
+struct ConstraintParts {
+    /// The PDE's terms (PI-SC holds each on the whole grid).
+    terms: usize,
+    /// 1 when the PDE maps the solution (one basis-sized field more), else 0.
+    mapped: usize,
+    /// Values per sample at the experts' sampled points: the residual's term
+    /// rows, the Jacobian and the pulled-back rows.
+    sampled: usize,
+}
+
+impl ConstraintParts {
+    fn of(scenario: &Scenario, grid: &Grid) -> Result<Self, SolverError> {
+        let pde = pde_of(scenario)?;
+        let terms = pde.terms(grid)?.len();
+        let d = residual_term_count(&pde, terms)?;
+        let n = scenario.model.n_basis;
+        let points = scenario.constraint.points * product(&scenario.expert_split());
+        Ok(Self {
+            terms,
+            mapped: usize::from(pde.solution_map(grid)?.is_some()),
+            sampled: points * (n * (d + 2) + d),
+        })
+    }
+}
+
 fn product(dims: &[usize]) -> usize {
     dims.iter().product()
 }
@@ -45,9 +80,9 @@ fn bytes(values: usize, size: u64) -> u64 {
 }
 
 /// Bytes of one real of the scenario's backbone.
-fn real_size(scenario: &tessera_scenarios::Scenario) -> u64 {
+fn real_size(scenario: &Scenario) -> u64 {
     match scenario.model.dtype {
-        tessera_scenarios::config::Dtype::F64 => 8,
-        tessera_scenarios::config::Dtype::F32 => 4,
+        Dtype::F64 => 8,
+        Dtype::F32 => 4,
     }
 }

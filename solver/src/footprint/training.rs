@@ -27,13 +27,12 @@
 
 use std::fmt;
 
-use tessera_constraints::{Pde, residual_term_count};
 use tessera_scenarios::Scenario;
 use tessera_scenarios::config::Method;
 
-use super::{PROGRAM_BYTES, bytes, human_bytes, product, real_size};
+use super::{ConstraintParts, PROGRAM_BYTES, bytes, human_bytes, product, real_size};
 use crate::SolverError;
-use crate::model::setup::{fno_config, pde_of};
+use crate::model::setup::fno_config;
 
 /// The parts of a training run's estimated peak memory, in bytes (see the
 /// module docs for what each counts).
@@ -66,24 +65,20 @@ impl Footprint {
             + fno.widths.iter().sum::<usize>()
             + fno.fc_dim
             + fno.out_dim * (2 + usize::from(fno.activate_last_layer))
-            + 2 * fno.widths.iter().copied().max().unwrap_or(0);
+            + 2 * fno.widest();
         let training = scenario.training_scenario();
         let grid_points = product(&training.dims());
         let n = scenario.model.n_basis;
-        let pde = pde_of(scenario)?;
         let grid = training.grid()?;
-        let terms = pde.terms(&grid)?.len();
+        let parts = ConstraintParts::of(scenario, &grid)?;
         let constraint_words = match scenario.constraint.method {
-            Method::Soft => grid_points * (terms + 2),
+            Method::Soft => grid_points * (parts.terms + 2),
             Method::Hard | Method::Moe => {
                 // The basis gradient, the f64 copy of an f32 basis, the
                 // mapped basis; then u, ū and the offset.
                 let f64_copy = usize::from(real == 4);
-                let mapped = usize::from(pde.solution_map(&grid)?.is_some());
-                let grid_fields = n * (1 + f64_copy + mapped) + 3;
-                let d = residual_term_count(&pde, terms)?;
-                let points = scenario.constraint.points * product(&scenario.expert_split());
-                grid_points * grid_fields + points * (n * (d + 2) + d)
+                let grid_fields = n * (1 + f64_copy + parts.mapped) + 3;
+                grid_points * grid_fields + parts.sampled
             }
         };
         Ok(Self {

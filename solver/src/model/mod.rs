@@ -349,8 +349,7 @@ impl Model {
         let mut statuses = Vec::new();
         let g = self.grid_points();
         let n_basis = self.fno.config().out_dim;
-        let widest = self.fno.config().widths.iter().copied().max().unwrap_or(0);
-        let narrow = widest * self.fno.dtype().size_in_bytes() < n_basis * 8;
+        let narrow = self.fno.config().widest() * self.fno.dtype().size_in_bytes() < n_basis * 8;
         let release_fields =
             narrow && self.fno.inference_bytes(self.features.points()) >= RELEASE_PASS_FROM;
         for chunk in ics.chunks(self.scenario.training.batch_size) {
