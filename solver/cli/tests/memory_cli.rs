@@ -106,11 +106,14 @@ fn the_estimated_peak_of_a_training_step_is_the_measured_one() {
 
 /// A whole `tessera train`, checkpoints and validation included, peaks
 /// within 10 % of its estimate, on a model whose parameters are most of it
-/// (wide spectral layers, 150 MB of variables): a checkpoint that copied the
-/// optimiser's moments to write them (twice the parameters, as it did
-/// before) takes the estimate to 0.66 of the peak.
+/// (wide spectral layers, 150 MB of variables), and so does its resume:
+/// a checkpoint that copied the optimiser's moments to write them (twice
+/// the parameters, as it did before) takes the estimate to 0.66 of the
+/// training's peak, and a resume that kept the checkpoint file's mapped
+/// pages and a second copy of the variables (as it did before) to 0.64 of
+/// the resume's.
 #[test]
-fn a_whole_training_peaks_where_its_estimate_says() {
+fn a_whole_training_and_its_resume_peak_where_the_estimate_says() {
     let dir = temp_dir("memory-train");
     let settings = owned(&[
         "data.train_samples=2",
@@ -125,10 +128,31 @@ fn a_whole_training_peaks_where_its_estimate_says() {
         "training.validate_every=1",
         "training.validate_samples=1",
     ]);
-    let mut command = navier_stokes_small("train", &dir, &dir.join("run"), &settings);
-    let output = ok(command.output().unwrap());
+    let run = dir.join("run");
+    let mut command = navier_stokes_small("train", &dir, &run, &settings);
+    let trained = peak_against_estimate(ok(command.output().unwrap()));
+    // Two steps more: a resume continues under the run's own config.
+    let config = run.join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("\nsteps = 2\n"), "{text}");
+    std::fs::write(&config, text.replace("\nsteps = 2\n", "\nsteps = 4\n")).unwrap();
+    let mut command = tessera();
+    command.args(["train", "--quiet", "--resume"]).arg(&run);
+    let resumed = peak_against_estimate(ok(command.output().unwrap()));
+    for (what, (peak, estimate, ratio)) in [("train", trained), ("resume", resumed)] {
+        eprintln!("{what}: peak {peak}, estimated {estimate} ({ratio:.2})");
+        assert!(
+            (0.9..=1.1).contains(&ratio),
+            "{what}: peak {peak}, estimated {estimate}"
+        );
+    }
+}
+
+/// The peak memory and the estimate a `tessera train` summary reports
+/// ("…; peak memory 1.1 GiB (estimated 1.0 GiB); …"), and the estimate's
+/// ratio to the peak.
+fn peak_against_estimate(output: std::process::Output) -> (String, String, f64) {
     let stderr = String::from_utf8_lossy(&output.stderr);
-    // "…; peak memory 1.1 GiB (estimated 1.0 GiB); …"
     let mib = |text: &str| -> f64 {
         let (value, unit) = text.split_once(' ').expect("a size and its unit");
         let value: f64 = value.parse().expect("a number");
@@ -148,11 +172,7 @@ fn a_whole_training_peaks_where_its_estimate_says() {
         .unwrap_or_else(|| panic!("no estimate in {line}"));
     let estimate = estimate.split(')').next().unwrap();
     let ratio = mib(estimate) / mib(peak);
-    eprintln!("train: peak {peak}, estimated {estimate} ({ratio:.2})");
-    assert!(
-        (0.9..=1.1).contains(&ratio),
-        "peak {peak}, estimated {estimate}"
-    );
+    (peak.to_owned(), estimate.to_owned(), ratio)
 }
 
 /// A run whose estimate exceeds the memory it may use (here bounded with

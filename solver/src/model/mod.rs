@@ -123,13 +123,24 @@ impl Model {
     /// Keeping the backbone's grid fixed makes the evaluation model
     /// ([`Model::new`], same variables) the trained one on the window.
     pub fn for_training(scenario: &Scenario) -> Result<Self, SolverError> {
+        Self::training(scenario, NewVars::Drawn)
+    }
+
+    /// [`Model::for_training`] with every variable zero, for the checkpoint
+    /// of a resumed run to set, as [`Model::for_checkpoint`] is for one to
+    /// evaluate.
+    pub fn for_resume(scenario: &Scenario) -> Result<Self, SolverError> {
+        Self::training(scenario, NewVars::Zeros)
+    }
+
+    fn training(scenario: &Scenario, new_vars: NewVars) -> Result<Self, SolverError> {
         scenario.validate()?;
         Self::assemble(
             &scenario.training_scenario(),
             scenario,
             setup::pde_of(scenario)?,
             VarMap::new(),
-            NewVars::Drawn,
+            new_vars,
         )
     }
 

@@ -10,17 +10,19 @@
 //! error naming the tensor, not a model that quietly predicts something else.
 //! Files written before the checksums load unchecked.
 //!
-//! Read through a map of the file, so that a load holds one copy of the
-//! tensors it keeps, not the file's bytes as well; an evaluation or an
-//! embedding keeps only the model's ([`Checkpoint::load_model`]), not the
-//! optimiser's moments, twice the parameters' size (at the Navier–Stokes
-//! paper scale the file is 3.2 GB, the variables 1.07 GB).
+//! Read through a map of the file whose pages are given back as each tensor
+//! is read, and restored one variable at a time into the model's own, so
+//! that a load holds one copy of what it keeps, not the file's bytes or a
+//! second copy of the variables as well; an evaluation or an embedding
+//! keeps only the model's ([`Checkpoint::load_model`]), not the optimiser's
+//! moments, twice the parameters' size (at the Navier–Stokes paper scale
+//! the file is 3.2 GB, the variables 1.07 GB).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use candle_core::safetensors::Load;
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::adam::{Adam, AdamConfig};
 use super::run_dir::replace_keeping;
@@ -47,7 +49,7 @@ pub struct Totals {
 }
 
 /// A loaded checkpoint.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Checkpoint {
     /// The run's totals at the checkpoint.
     pub totals: Totals,
@@ -57,9 +59,12 @@ pub struct Checkpoint {
     /// The file it was read from, for errors.
     path: PathBuf,
     adam_count: u64,
-    vars: BTreeMap<String, Tensor>,
-    /// Adam's moments; `None` where the load left them out.
-    adam: Option<Vec<(String, Tensor)>>,
+    /// The file's bytes, checked; the variables and moments are read from
+    /// them when they are restored.
+    bytes: FileBytes,
+    /// The tensors the load checked: the optimiser's moments only with
+    /// [`Keep::Everything`].
+    keep: Keep,
     extra: Vec<(String, Vec<f64>)>,
 }
 
@@ -156,23 +161,13 @@ impl Checkpoint {
     ///
     /// Errors: the latest's, when neither can be read.
     pub fn resume_point(latest: &Path, previous: &Path) -> Result<ResumePoint, SolverError> {
-        Self::resume_point_by(latest, previous, Self::load)
-    }
-
-    /// [`Checkpoint::resume_point`] with each file read by `load` (e.g. one
-    /// that keeps the bytes it parsed, to broadcast them).
-    pub fn resume_point_by(
-        latest: &Path,
-        previous: &Path,
-        mut load: impl FnMut(&Path) -> Result<Self, SolverError>,
-    ) -> Result<ResumePoint, SolverError> {
-        match load(latest) {
+        match Self::load(latest) {
             Ok(checkpoint) => Ok(ResumePoint {
                 checkpoint,
                 path: latest.to_owned(),
                 passed_over: None,
             }),
-            Err(error) => match load(previous) {
+            Err(error) => match Self::load(previous) {
                 Ok(checkpoint) => Ok(ResumePoint {
                     checkpoint,
                     path: previous.to_owned(),
@@ -201,27 +196,28 @@ impl Checkpoint {
         // SAFETY: checkpoints are replaced by a rename, never written in
         // place, so the mapped file does not change while the map lives
         // (only a file truncated by hand meanwhile would fault).
-        let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| SolverError::io(path, e))?;
-        Self::parse(path, &bytes, keep)
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| SolverError::io(path, e))?;
+        Self::parse(path, FileBytes::Mapped(map), keep)
     }
 
     /// Parses the bytes of a checkpoint file (`path` names it in errors), e.g.
-    /// bytes that rank 0 read and broadcast to the other ranks.
-    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, SolverError> {
-        Self::parse(path, bytes, Keep::Everything)
+    /// bytes that rank 0 read and broadcast to the other ranks, to resume
+    /// from.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, SolverError> {
+        Self::parse(path, FileBytes::Owned(bytes), Keep::Everything)
     }
 
-    fn parse(path: &Path, bytes: &[u8], keep: Keep) -> Result<Self, SolverError> {
+    /// Reads the metadata and checks every tensor `keep` names against its
+    /// checksum, so that a damaged file is refused here (and a resume can
+    /// pass it over) rather than when the model is half restored; the
+    /// variables and moments themselves are read when they are restored.
+    fn parse(path: &Path, bytes: FileBytes, keep: Keep) -> Result<Self, SolverError> {
         let bad = |reason: String| SolverError::Checkpoint {
             path: path.to_owned(),
             reason,
         };
-        let safetensors_error = |source| SolverError::Safetensors {
-            path: path.to_owned(),
-            source,
-        };
-        let (_, header) =
-            safetensors::SafeTensors::read_metadata(bytes).map_err(safetensors_error)?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes.as_slice())
+            .map_err(|source| safetensors_error(path, source))?;
         let metadata = header.metadata().clone().unwrap_or_default();
         if metadata.get("format").map(String::as_str) != Some(FORMAT) {
             return Err(bad(format!("not a {FORMAT} file")));
@@ -250,64 +246,71 @@ impl Checkpoint {
             Some(_) => number("ranks")?,
             None => 1,
         };
-        let mut checkpoint = Self {
+        let mut extra = Vec::new();
+        if keep != Keep::Nothing {
+            let tensors = safetensors::SafeTensors::deserialize(bytes.as_slice())
+                .map_err(|source| safetensors_error(path, source))?;
+            let checked = metadata.keys().any(|k| k.starts_with(CRC32));
+            for (key, view) in tensors.iter() {
+                let kept = if key.starts_with(ADAM) {
+                    keep == Keep::Everything
+                } else if key.starts_with(VAR) || key.starts_with(EXTRA) {
+                    true
+                } else {
+                    return Err(bad(format!("unexpected tensor `{key}`")));
+                };
+                if !kept {
+                    continue;
+                }
+                if checked {
+                    let recorded = field(&format!("{CRC32}{key}"))?;
+                    let found = crc32(view.data());
+                    if *recorded != found {
+                        return Err(bad(format!(
+                            "tensor `{key}` is damaged: its bytes' CRC-32 is {found}, \
+                             the checkpoint recorded {recorded}"
+                        )));
+                    }
+                }
+                if let Some(name) = key.strip_prefix(EXTRA) {
+                    let values = view.load(&Device::Cpu)?.to_vec1::<f64>()?;
+                    extra.push((name.to_owned(), values));
+                }
+                bytes.release(view.data());
+            }
+            extra.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Ok(Self {
             totals,
             ranks,
             path: path.to_owned(),
             adam_count,
-            vars: BTreeMap::new(),
-            adam: (keep == Keep::Everything).then(Vec::new),
-            extra: Vec::new(),
-        };
-        if keep == Keep::Nothing {
-            return Ok(checkpoint);
-        }
-        let tensors = safetensors::SafeTensors::deserialize(bytes).map_err(safetensors_error)?;
-        let checked = metadata.keys().any(|k| k.starts_with(CRC32));
-        let verify = |key: &str, data: &[u8]| {
-            if !checked {
-                return Ok(());
-            }
-            let recorded = field(&format!("{CRC32}{key}"))?;
-            let found = crc32(data);
-            if *recorded == found {
-                Ok(())
-            } else {
-                Err(bad(format!(
-                    "tensor `{key}` is damaged: its bytes' CRC-32 is {found}, \
-                     the checkpoint recorded {recorded}"
-                )))
-            }
-        };
-        for (key, view) in tensors.iter() {
-            let kept = key.starts_with(VAR)
-                || key.starts_with(EXTRA)
-                || (key.starts_with(ADAM) && checkpoint.adam.is_some());
-            if kept {
-                verify(key, view.data())?;
-            }
-            if let Some(name) = key.strip_prefix(VAR) {
-                checkpoint
-                    .vars
-                    .insert(name.to_owned(), view.load(&Device::Cpu)?);
-            } else if let Some(name) = key.strip_prefix(EXTRA) {
-                let values = view.load(&Device::Cpu)?.to_vec1::<f64>()?;
-                checkpoint.extra.push((name.to_owned(), values));
-            } else if key.starts_with(ADAM) {
-                if let Some(adam) = &mut checkpoint.adam {
-                    adam.push((key.to_owned(), view.load(&Device::Cpu)?));
-                }
-            } else {
-                return Err(bad(format!("unexpected tensor `{key}`")));
-            }
-        }
-        checkpoint.extra.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(checkpoint)
+            bytes,
+            keep,
+            extra,
+        })
+    }
+
+    /// The file's tensors, as views of its bytes.
+    fn tensors(&self) -> Result<safetensors::SafeTensors<'_>, SolverError> {
+        safetensors::SafeTensors::deserialize(self.bytes.as_slice())
+            .map_err(|source| safetensors_error(&self.path, source))
+    }
+
+    /// One tensor of the file, read into memory of its own; the file's pages
+    /// it was read from are given back.
+    fn tensor(&self, view: &safetensors::tensor::TensorView<'_>) -> Result<Tensor, SolverError> {
+        let tensor = view.load(&Device::Cpu)?;
+        self.bytes.release(view.data());
+        Ok(tensor)
     }
 
     /// Overwrites `model`'s variables and extra state with the checkpoint's. The
     /// variable names, shapes and dtypes must match exactly (a checkpoint of a
-    /// different model is an error, never a partial load).
+    /// different model is an error, never a partial load). The variables are
+    /// read one at a time, each straight into the model's, so that restoring
+    /// holds one variable more than the model, not the checkpoint's copy of
+    /// them all.
     pub fn restore_model<M: Trainable + ?Sized>(
         &self,
         model: &mut M,
@@ -317,35 +320,40 @@ impl Checkpoint {
             path: path.to_owned(),
             reason,
         };
+        let tensors = self.tensors()?;
+        let saved: BTreeMap<&str, _> = tensors
+            .iter()
+            .filter_map(|(key, view)| Some((key.strip_prefix(VAR)?, view)))
+            .collect();
         {
             let vars = model.vars().data().lock().map_err(|_| poisoned(path))?;
-            if vars.len() != self.vars.len() {
+            if vars.len() != saved.len() {
                 return Err(mismatch(format!(
                     "the model has {} variables, the checkpoint {}",
                     vars.len(),
-                    self.vars.len()
+                    saved.len()
                 )));
             }
             // Every variable checked before any is set.
             let mut pairs = Vec::with_capacity(vars.len());
             for (name, var) in vars.iter() {
-                let saved = self
-                    .vars
-                    .get(name)
+                let view = saved
+                    .get(name.as_str())
                     .ok_or_else(|| mismatch(format!("variable `{name}` missing")))?;
-                if saved.shape() != var.shape() || saved.dtype() != var.dtype() {
+                let dtype = DType::try_from(view.dtype()).ok();
+                if view.shape() != var.dims() || dtype != Some(var.dtype()) {
                     return Err(mismatch(format!(
                         "variable `{name}`: model {:?} {:?}, checkpoint {:?} {:?}",
-                        var.shape(),
+                        var.dims(),
                         var.dtype(),
-                        saved.shape(),
-                        saved.dtype()
+                        view.shape(),
+                        view.dtype()
                     )));
                 }
-                pairs.push((var, saved));
+                pairs.push((var, view));
             }
-            for (var, saved) in pairs {
-                var.set(saved)?;
+            for (var, view) in pairs {
+                var.set(&self.tensor(view)?)?;
             }
         }
         model.restore_extra_state(&self.extra)
@@ -354,13 +362,76 @@ impl Checkpoint {
     /// The optimiser as it was at the checkpoint; an error for a checkpoint
     /// read without it ([`Checkpoint::load_model`]).
     pub fn adam(&self, config: AdamConfig) -> Result<Adam, SolverError> {
-        let Some(adam) = &self.adam else {
+        if self.keep != Keep::Everything {
             return Err(SolverError::Checkpoint {
                 path: self.path.clone(),
                 reason: "read without the optimiser's state (Checkpoint::load_model)".into(),
             });
+        }
+        let tensors = self.tensors()?;
+        let state = tensors
+            .iter()
+            .filter(|(key, _)| key.starts_with(ADAM))
+            .map(|(key, view)| Ok((key.to_owned(), self.tensor(&view)?)))
+            .collect::<Result<Vec<_>, SolverError>>()?;
+        Adam::restore(config, self.adam_count, state)
+    }
+}
+
+/// A checkpoint file's bytes: mapped, or held (bytes rank 0 read and
+/// broadcast).
+enum FileBytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl FileBytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Mapped(map) => map,
+            Self::Owned(bytes) => bytes,
+        }
+    }
+
+    /// Gives back the pages of `data`, a part of these bytes, once read.
+    /// The pages of a mapped file that were read count in the process's
+    /// resident set until the map goes, so a load that reads the whole file
+    /// would otherwise hold a second copy of every tensor it keeps (the
+    /// optimiser's moments are twice the parameters); the kernel reads them
+    /// again if they are used again. Held bytes stay.
+    fn release(&self, data: &[u8]) {
+        #[cfg(unix)]
+        if let Self::Mapped(map) = self {
+            let offset = data.as_ptr() as usize - map.as_ptr() as usize;
+            // SAFETY: the map is read-only and shared, of a file that does
+            // not change while it lives (see `Checkpoint::read`): dropping
+            // its pages changes no byte it shows, a later read faults the
+            // same bytes in from the file.
+            let released = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, data.len())
+            };
+            // Only memory is at stake: a refusal leaves the pages mapped.
+            drop(released);
+        }
+        #[cfg(not(unix))]
+        let _ = data;
+    }
+}
+
+impl std::fmt::Debug for FileBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, len) = match self {
+            Self::Mapped(map) => ("mapped", map.len()),
+            Self::Owned(bytes) => ("held", bytes.len()),
         };
-        Adam::restore(config, self.adam_count, adam.iter().cloned())
+        write!(f, "{len} bytes, {kind}")
+    }
+}
+
+fn safetensors_error(path: &Path, source: safetensors::SafeTensorError) -> SolverError {
+    SolverError::Safetensors {
+        path: path.to_owned(),
+        source,
     }
 }
 

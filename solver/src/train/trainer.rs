@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -219,8 +219,9 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
     /// The checkpoint a resumed run continues from, and its file: the
     /// latest, or the one before it where the latest cannot be read
     /// ([`Checkpoint::resume_point`]; rank 0 picks, and says so on stderr,
-    /// then broadcasts the bytes it read, which the other ranks parse). Rank
-    /// 0 also notes a checkpoint written by another number of ranks.
+    /// then broadcasts the file it picked, which the other ranks parse: their
+    /// disks need not hold the run). Rank 0 also notes a checkpoint written
+    /// by another number of ranks.
     fn resume_point(&self, root: bool, ranks: usize) -> Result<(Checkpoint, PathBuf), SolverError> {
         let (latest, previous) = (self.run.checkpoint(), self.run.previous_checkpoint());
         let note = |picked: &ResumePoint| {
@@ -239,30 +240,26 @@ impl<'a, M: Trainable + ?Sized> Trainer<'a, M> {
                 );
             }
         };
-        let Some(world) = self.world.filter(|w| w.size() > 1) else {
-            let picked = Checkpoint::resume_point(&latest, &previous)?;
-            note(&picked);
-            return Ok((picked.checkpoint, picked.path));
-        };
+        let picked = root
+            .then(|| Checkpoint::resume_point(&latest, &previous))
+            .transpose()?;
+        if let Some(picked) = &picked {
+            note(picked);
+        }
         let mut bytes = Vec::new();
-        let picked = if root {
-            let read = |path: &Path| {
-                bytes = std::fs::read(path).map_err(|e| SolverError::io(path, e))?;
-                Checkpoint::from_bytes(path, &bytes)
-            };
-            let picked = Checkpoint::resume_point_by(&latest, &previous, read)?;
-            note(&picked);
-            Some(picked)
-        } else {
-            None
-        };
-        world
-            .comm()
-            .broadcast_bytes(0, &mut bytes)
-            .map_err(ParallelError::from)?;
+        if let Some(world) = self.world.filter(|w| w.size() > 1) {
+            if let Some(picked) = &picked {
+                bytes =
+                    std::fs::read(&picked.path).map_err(|e| SolverError::io(&picked.path, e))?;
+            }
+            world
+                .comm()
+                .broadcast_bytes(0, &mut bytes)
+                .map_err(ParallelError::from)?;
+        }
         match picked {
             Some(picked) => Ok((picked.checkpoint, picked.path)),
-            None => Ok((Checkpoint::from_bytes(&latest, &bytes)?, latest)),
+            None => Ok((Checkpoint::from_bytes(&latest, bytes)?, latest)),
         }
     }
 

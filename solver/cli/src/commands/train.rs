@@ -176,8 +176,9 @@ pub(super) fn load_scenario(path: &Path, overrides: &[String]) -> anyhow::Result
 
 /// Builds the model, loads the data and trains to the end or to `deadline`,
 /// returning the trained model, the data (the whole grid's) and how training
-/// ended. The model is [`Model::for_training`]'s: with a `training.horizon`
-/// its solution covers the trained window only.
+/// ended. The model is [`Model::for_training`]'s (resuming,
+/// [`Model::for_resume`]'s, whose variables the checkpoint sets): with a
+/// `training.horizon` its solution covers the trained window only.
 pub(super) fn train(
     scenario: &Scenario,
     run: &RunDir,
@@ -194,7 +195,11 @@ pub(super) fn train(
     // are generated. With `training.horizon` the model trains on the levels
     // t ≤ horizon only; `run` and `eval` evaluate on the whole grid (see
     // `trained_model`).
-    let mut model = Model::for_training(scenario)?;
+    let mut model = if resume {
+        Model::for_resume(scenario)?
+    } else {
+        Model::for_training(scenario)?
+    };
     let data = broadcast_run_data(world.comm(), || RunData::load(scenario, quiet))
         .context("obtaining the training and test data")?;
     let window = data.training_window(scenario)?;
