@@ -1,6 +1,6 @@
 //! The crate's error type.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Errors from building, training, evaluating or saving a model from user input.
 #[derive(Debug, thiserror::Error)]
@@ -79,13 +79,10 @@ pub enum SolverError {
         "these samples hold their initial conditions only (the training split of a run without a data loss): whole trajectories are not available"
     )]
     InitialConditionsOnly,
-    /// A new run was started into a directory that already holds one.
-    #[error(
-        "run directory {} is not empty; continue that run with `--resume {}` or start over in it with `--force`",
-        path.display(),
-        path.display()
-    )]
-    RunDirNotEmpty { path: PathBuf },
+    /// A new run was started into a directory that already holds one;
+    /// `resumable` where it holds a run's config, which a resume continues.
+    #[error("run directory {} is not empty; {}", path.display(), not_empty_hint(path, *resumable))]
+    RunDirNotEmpty { path: PathBuf, resumable: bool },
     /// A prediction kept for its gradient was handed to another model's
     /// backward pass ([`crate::embed::TrainedModel::backward`]).
     #[error(
@@ -112,6 +109,19 @@ pub enum SolverError {
     #[cfg(feature = "cuda")]
     #[error(transparent)]
     Gpu(#[from] tessera_constraints::gpu::GpuError),
+}
+
+fn not_empty_hint(path: &Path, resumable: bool) -> String {
+    if resumable {
+        format!(
+            "continue that run with `--resume {}` or start over in it with `--force`",
+            path.display()
+        )
+    } else {
+        "it holds no run to resume: start over in it with `--force` (which removes only a \
+         run's files) or choose another directory"
+            .to_owned()
+    }
 }
 
 fn stale_hint(stale: bool) -> &'static str {

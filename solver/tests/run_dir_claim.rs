@@ -39,6 +39,27 @@ fn a_second_claim_is_refused_while_the_first_holds_the_lock() {
     drop(run.claim(FRESH).unwrap());
 }
 
+/// A directory whose run failed before its training (its data generation,
+/// say) holds only that command's provenance, the lock and an empty
+/// `plots/`: a fresh start goes ahead there, keeping the provenance; one
+/// file more (the user's, or a run's) makes it used again.
+#[test]
+fn a_directory_that_never_trained_takes_a_fresh_start() {
+    let dir = temp_dir("claim-failed");
+    let run = RunDir::new(dir.join("run"));
+    drop(run.claim(FRESH).unwrap());
+    run.create().unwrap();
+    std::fs::write(run.provenance(), "{\"command\":[\"tessera\",\"run\"]}\n").unwrap();
+    drop(run.claim(FRESH).unwrap());
+    assert!(
+        run.provenance().exists(),
+        "the failed attempt's record stays"
+    );
+    std::fs::write(run.plots().join("loss.png"), "").unwrap();
+    let err = run.claim(FRESH).unwrap_err();
+    assert!(matches!(err, SolverError::RunDirNotEmpty { .. }), "{err:?}");
+}
+
 #[test]
 fn a_used_directory_needs_resume_or_force() {
     let dir = temp_dir("claim-used");
@@ -48,6 +69,11 @@ fn a_used_directory_needs_resume_or_force() {
     std::fs::write(run.root().join("notes.txt"), "mine").unwrap();
     let err = run.claim(FRESH).unwrap_err();
     assert!(matches!(err, SolverError::RunDirNotEmpty { .. }), "{err:?}");
+    // No config: nothing a resume could continue, so none is suggested.
+    assert!(!err.to_string().contains("--resume"), "{err}");
+    assert!(err.to_string().contains("--force"), "{err}");
+    std::fs::write(run.config(), "name = \"x\"\n").unwrap();
+    let err = run.claim(FRESH).unwrap_err();
     assert!(err.to_string().contains("--resume"), "{err}");
     assert!(run.metrics().exists(), "a refused start touches nothing");
 

@@ -117,10 +117,18 @@ fn run_and_eval_report_every_resolution_with_a_box_plot() {
         one.resolutions[0].rel_l2,
         trained.resolutions[1].rel_l2[..1]
     );
-    // A setting the trained variables depend on is refused by the
-    // checkpoint's check, an invalid one by the scenario's validation.
+    // The model's settings are the trained ones: one that changes the
+    // variables' shapes and one that changes only what they compute are
+    // refused alike; an invalid setting by the scenario's validation.
     for (assignment, expected) in [
-        ("model.n_basis=6", "checkpoint"),
+        (
+            "model.n_basis=6",
+            "--set model.n_basis=6: the model's settings",
+        ),
+        (
+            "model.activate_last_layer=true",
+            "--set model.activate_last_layer=true: the model's settings",
+        ),
         ("eval.samples=0", "eval.samples"),
     ] {
         let output = tessera()

@@ -212,6 +212,50 @@ fn a_resume_refuses_overrides_that_change_the_run() {
     ok(resume("training.steps=10"));
 }
 
+/// Data paths given relative to the working directory are saved absolute
+/// in the run's config, so that the run resumes and evaluates from any
+/// directory; before, a resume elsewhere looked for the training file
+/// there.
+#[test]
+fn relative_data_paths_are_saved_as_the_working_directory_resolved_them() {
+    let dir = temp_dir("cli-relative-data");
+    let scenario = scenario_file(&dir);
+    ok(tessera()
+        .current_dir(&dir)
+        .arg("generate")
+        .arg(&scenario)
+        .args(["--quiet", "--out", "train.safetensors"])
+        .output()
+        .unwrap());
+    ok(tessera()
+        .current_dir(&dir)
+        .arg("train")
+        .arg(&scenario)
+        .args(["--quiet", "--set", "training.steps=2", "--set"])
+        .arg("data.train_file=\"train.safetensors\"")
+        .args(["--out", "run"])
+        .output()
+        .unwrap());
+    let run = RunDir::new(dir.join("run"));
+    let saved = run.read_config().unwrap();
+    assert_eq!(saved.data.train_file, Some(dir.join("train.safetensors")));
+    let config = std::fs::read_to_string(run.config()).unwrap();
+    std::fs::write(
+        run.config(),
+        config.replace("\nsteps = 2\n", "\nsteps = 3\n"),
+    )
+    .unwrap();
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    ok(tessera()
+        .current_dir(&elsewhere)
+        .args(["train", "--quiet", "--resume"])
+        .arg(run.root())
+        .output()
+        .unwrap());
+    assert_eq!(records(run.root()).len(), 3);
+}
+
 #[test]
 fn bench_train_step_reports_time_memory_and_iterations() {
     let dir = temp_dir("cli-bench");
@@ -429,6 +473,24 @@ fn a_used_or_locked_run_directory_is_refused() {
         stderr.contains(&format!("process {}", std::process::id())),
         "{stderr}"
     );
+    // So is an evaluation that would write its summary there; one written
+    // elsewhere reads the latest checkpoint.
+    let eval = |extra: &[&str]| {
+        let mut command = tessera();
+        command.arg("eval").arg(&out).arg("--quiet").args(extra);
+        command.output().unwrap()
+    };
+    let held = eval(&[]);
+    let stderr = String::from_utf8_lossy(&held.stderr);
+    assert!(!held.status.success());
+    assert!(
+        stderr.contains("--out DIR") && stderr.contains(&format!("process {}", std::process::id())),
+        "{stderr}"
+    );
+    assert!(!RunDir::new(&out).summary().exists());
+    let elsewhere = dir.join("elsewhere");
+    ok(eval(&["--out", elsewhere.to_str().unwrap()]));
+    assert!(RunDir::new(&elsewhere).summary().exists());
     drop(lock);
 }
 
@@ -899,4 +961,36 @@ fn runs_lists_each_run_with_what_its_files_say() {
         .output()
         .unwrap());
     assert_eq!(String::from_utf8(alone.stdout).unwrap().lines().count(), 1);
+
+    // Trained on after its evaluation: the row has the steps trained and
+    // the step its error was evaluated at.
+    let hard = RunDir::new(runs.join("hard"));
+    let config = std::fs::read_to_string(hard.config()).unwrap();
+    assert!(config.contains("\nsteps = 3\n"), "{config}");
+    std::fs::write(
+        hard.config(),
+        config.replace("\nsteps = 3\n", "\nsteps = 5\n"),
+    )
+    .unwrap();
+    ok(tessera()
+        .args(["train", "--quiet", "--resume"])
+        .arg(hard.root())
+        .output()
+        .unwrap());
+    let listed = |json: bool| {
+        let mut command = tessera();
+        command.arg("runs").arg(hard.root());
+        if json {
+            command.arg("--json");
+        }
+        String::from_utf8(ok(command.output().unwrap()).stdout).unwrap()
+    };
+    let row: serde_json::Value = serde_json::from_str(listed(true).trim()).unwrap();
+    assert_eq!(
+        (&row["steps"], &row["evaluated_at_step"]),
+        (&5.into(), &3.into())
+    );
+    assert!(listed(false).contains("(other settings, at step 3)"));
+    // The moe run's summary is of its last step: nothing to mark.
+    assert!(by_name("moe")["evaluated_at_step"].is_null());
 }

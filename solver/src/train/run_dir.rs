@@ -58,7 +58,8 @@ impl RunDir {
     ///
     /// Errors: [`SolverError::RunDirLocked`] naming the holder when another run
     /// holds the lock; [`SolverError::RunDirNotEmpty`] for a fresh start into a
-    /// used directory without `force`.
+    /// used directory without `force` (one whose commands never reached
+    /// training, which left only their provenance, is not used).
     pub fn claim(&self, claim: Claim) -> Result<RunLock, SolverError> {
         std::fs::create_dir_all(&self.root).map_err(|e| SolverError::io(&self.root, e))?;
         let lock = RunLock::acquire(&self.lock(), claim.force || claim.resume)?;
@@ -68,18 +69,40 @@ impl RunDir {
         let entries = std::fs::read_dir(&self.root).map_err(|e| SolverError::io(&self.root, e))?;
         let mut used = false;
         for entry in entries {
-            let entry = entry.map_err(|e| SolverError::io(&self.root, e))?;
-            used |= entry.path() != self.lock();
+            let path = entry.map_err(|e| SolverError::io(&self.root, e))?.path();
+            used |= !self.holds_no_run(&path);
         }
         if used && !claim.force {
             return Err(SolverError::RunDirNotEmpty {
                 path: self.root.clone(),
+                resumable: self.config().exists(),
             });
         }
         if used {
             self.remove_run_files()?;
         }
         Ok(lock)
+    }
+
+    /// Makes the directory an evaluation's to write its summary and plots
+    /// into: creates it and takes its lock, taking over a stale one. Refused
+    /// while a run trains there: its summary would be of a checkpoint the
+    /// training goes on from, and would pass for the finished run's.
+    ///
+    /// Errors: [`SolverError::RunDirLocked`] naming the holder.
+    pub fn claim_to_evaluate(&self) -> Result<RunLock, SolverError> {
+        std::fs::create_dir_all(&self.root).map_err(|e| SolverError::io(&self.root, e))?;
+        RunLock::acquire(&self.lock(), true)
+    }
+
+    /// Whether `path`, an entry of the directory, is one that a run which
+    /// never reached its training leaves (a run that failed in its data
+    /// generation, say): the lock, the provenance of the commands that
+    /// tried, an empty `plots/`. A fresh start goes ahead beside those, and
+    /// its own record joins the provenance.
+    fn holds_no_run(&self, path: &Path) -> bool {
+        let empty = |dir: &Path| std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none());
+        *path == self.lock() || *path == self.provenance() || (*path == self.plots() && empty(path))
     }
 
     /// Removes what a run writes (and nothing else the user may keep there).

@@ -28,8 +28,8 @@ pub struct Args {
     data: Option<PathBuf>,
     /// Override a setting of the run's scenario for this evaluation, e.g.
     /// `--set eval.samples=10` or `--set eval.resolutions=[64]` (repeatable);
-    /// the model's settings must keep their trained values (the checkpoint's
-    /// variables are checked against them).
+    /// the model's settings (`model.*`) cannot change: they are the trained
+    /// model's.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
     /// Write the summary and plots into this directory (created if needed)
@@ -53,8 +53,21 @@ impl Args {
     /// Loads the checkpoint, evaluates and prints the summary.
     pub fn run(self) -> anyhow::Result<()> {
         let run = RunDir::new(&self.run_dir);
-        let mut scenario = run.read_config()?;
+        let trained = run.read_config()?;
+        let mut scenario = trained.clone();
         scenario.set_all(&self.overrides)?;
+        if scenario.model != trained.model {
+            let given: Vec<&str> = (self.overrides.iter())
+                .filter(|o| o.trim_start().starts_with("model"))
+                .map(String::as_str)
+                .collect();
+            bail!(
+                "--set {}: the model's settings are those it was trained with ([model] of {}); \
+                 with others the checkpoint's variables would compute another function",
+                given.join(", --set "),
+                run.config().display()
+            );
+        }
         self.device.apply(&mut scenario);
         let to = self.out.as_ref().map_or_else(|| run.clone(), RunDir::new);
         if !same_directory(to.root(), run.root()) && to.checkpoint().exists() {
@@ -64,6 +77,13 @@ impl Args {
                 to.root().display()
             );
         }
+        let _lock = to.claim_to_evaluate().with_context(|| {
+            format!(
+                "{} is in use; to evaluate the latest checkpoint of a run in training, \
+                 write the evaluation elsewhere with --out DIR",
+                to.root().display()
+            )
+        })?;
         let estimate = self.memory.evaluation(&scenario)?;
         let (mut model, totals) = trained_model(&scenario, &run)?;
         // The checkpoint's values, read and dropped, go back to the kernel

@@ -5,9 +5,11 @@
 //!
 //! A row says what the files say: a run stopped by a time limit has steps
 //! but no error, a summary written by `tessera eval` with other settings is
-//! marked (its `evaluated_with`), as is a directory `tessera eval --out`
-//! wrote (a summary without a run's config), and a directory that cannot be
-//! read is listed with the reason instead of ending the listing.
+//! marked (its `evaluated_with`), as are a summary of fewer steps than the
+//! run has trained since (an evaluation of a checkpoint, then a resume) and
+//! a directory `tessera eval --out` wrote (a summary without a run's
+//! config); a directory that cannot be read is listed with the reason
+//! instead of ending the listing.
 
 use std::path::{Path, PathBuf};
 
@@ -34,8 +36,12 @@ struct Row {
     /// Scenario name and method (`moe`, `hard`, `soft`).
     scenario: Option<String>,
     method: Option<String>,
-    /// Training steps done (the summary's, else the last metrics record's).
+    /// Training steps done (the last metrics record's, else the summary's).
     steps: Option<usize>,
+    /// The steps the summary's model had trained, where the run trained on
+    /// after it was evaluated (`tessera eval` of a checkpoint, then a
+    /// resume): its error is not the run's latest model's.
+    evaluated_at_step: Option<usize>,
     /// Test relative L2 (mean, std) and the persistence baseline's mean, from
     /// `summary.json`.
     rel_l2_mean: Option<f64>,
@@ -110,6 +116,7 @@ fn row(path: &Path) -> Row {
         scenario: None,
         method: None,
         steps: None,
+        evaluated_at_step: None,
         rel_l2_mean: None,
         rel_l2_std: None,
         persistence: None,
@@ -155,8 +162,13 @@ fn fill(row: &mut Row, run: &RunDir) -> anyhow::Result<()> {
         row.rel_l2_std = Some(summary.rel_l2_std);
         row.persistence = summary.persistence.map(|p| p.mean);
         row.other_settings = summary.evaluated_with.is_some();
-    } else if run.metrics().exists() {
-        row.steps = run.read_metrics()?.last().map(|r| r.step);
+    }
+    if run.metrics().exists() {
+        let trained = run.read_metrics()?.last().map(|r| r.step);
+        if let (Some(trained), Some(evaluated)) = (trained, row.steps) {
+            row.evaluated_at_step = (trained != evaluated).then_some(evaluated);
+        }
+        row.steps = trained.or(row.steps);
     }
     Ok(())
 }
@@ -171,10 +183,19 @@ fn print_table(rows: &[Row]) {
                 // The first line: a TOML error goes on to draw the line it
                 // points at (`--json` keeps all of it).
                 (Some(e), _, _) => format!("unreadable: {}", e.lines().next().unwrap_or("")),
-                (None, Some(m), Some(s)) if r.other_settings => {
-                    format!("{m:.4} ± {s:.4} (other settings)")
+                (None, Some(m), Some(s)) => {
+                    let notes: Vec<String> = [
+                        r.other_settings.then(|| "other settings".to_owned()),
+                        r.evaluated_at_step.map(|step| format!("at step {step}")),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    match notes.is_empty() {
+                        true => format!("{m:.4} ± {s:.4}"),
+                        false => format!("{m:.4} ± {s:.4} ({})", notes.join(", ")),
+                    }
                 }
-                (None, Some(m), Some(s)) => format!("{m:.4} ± {s:.4}"),
                 _ => "not evaluated".to_owned(),
             };
             [

@@ -79,7 +79,9 @@ impl Args {
         let (mut scenario, resumed) = match &self.resume {
             Some(dir) => {
                 let run = RunDir::new(dir);
-                let scenario = run.read_config()?;
+                let mut scenario = run.read_config()?;
+                // A run saved before its paths were anchored: as ever, from here.
+                anchor_data_paths(&mut scenario)?;
                 // A resume continues the run's own experiment: a scenario
                 // file or overrides given with it must not change it.
                 let given = match &self.scenario {
@@ -90,6 +92,7 @@ impl Args {
                     None if !self.overrides.is_empty() => {
                         let mut given = scenario.clone();
                         given.set_all(&self.overrides)?;
+                        anchor_data_paths(&mut given)?;
                         Some((given, "the run's config with the --set overrides".into()))
                     }
                     None => None,
@@ -167,11 +170,33 @@ pub(super) fn interrupted(signal: Option<Interrupted>) -> anyhow::Result<()> {
 }
 
 /// Reads a scenario file and applies `--set` overrides (in order, validated
-/// together after the last: [`Scenario::set_all`]).
+/// together after the last: [`Scenario::set_all`]), its data paths anchored
+/// ([`anchor_data_paths`]).
 pub(super) fn load_scenario(path: &Path, overrides: &[String]) -> anyhow::Result<Scenario> {
     let mut scenario = Scenario::from_file(path)?;
     scenario.set_all(overrides)?;
+    anchor_data_paths(&mut scenario)?;
     Ok(scenario)
+}
+
+/// Makes `data.train_file`, `data.test_file` and `data.cache_dir` absolute,
+/// as the working directory resolves them now: the run's saved config then
+/// names the same files when the run is resumed or evaluated from another
+/// directory (a relative path would be read against that one).
+fn anchor_data_paths(scenario: &mut Scenario) -> anyhow::Result<()> {
+    let data = &mut scenario.data;
+    for path in [
+        &mut data.train_file,
+        &mut data.test_file,
+        &mut data.cache_dir,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *path = std::path::absolute(&*path)
+            .with_context(|| format!("data path {:?}", path.display().to_string()))?;
+    }
+    Ok(())
 }
 
 /// Builds the model, loads the data and trains to the end or to `deadline`,
