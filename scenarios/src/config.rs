@@ -315,6 +315,27 @@ impl Default for AdvectionParams {
 }
 
 impl PdeConfig {
+    /// The `data.reference` keys each kind's reference solver reads, by
+    /// [`PdeConfig::kind`]; heat and advection have none, their data come
+    /// from files.
+    pub const REFERENCE_KEYS: [(&'static str, &'static [&'static str]); 5] = [
+        ("diffusion-sorption", &["rtol", "nx"]),
+        ("navier-stokes", &["resolution", "dt"]),
+        ("heat", &[]),
+        ("advection", &[]),
+        ("custom", &["rtol", "refinement", "integrator", "dealias"]),
+    ];
+
+    /// The `data.reference` keys this kind's reference solver reads
+    /// ([`PdeConfig::REFERENCE_KEYS`]).
+    pub fn reference_keys(&self) -> &'static [&'static str] {
+        let kind = self.kind();
+        Self::REFERENCE_KEYS
+            .iter()
+            .find(|(name, _)| *name == kind)
+            .map_or(&[], |(_, keys)| keys)
+    }
+
     /// The kind's name as written in files (`"diffusion-sorption"`, …).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -377,12 +398,17 @@ pub struct DataConfig {
 }
 
 /// Settings of the reference numerical solvers that generate ground truth.
+/// Each PDE kind's solver reads some of them
+/// ([`PdeConfig::reference_keys`]); the numbers are options, absent unless
+/// written, so that a key its kind does not read is refused only where the
+/// user set it (the defaults are the accessors').
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReferenceConfig {
-    /// Diffusion–sorption: relative tolerance of the adaptive time integration.
-    #[serde(default = "default_reference_rtol")]
-    pub rtol: f64,
+    /// Diffusion–sorption and custom PDEs: relative tolerance of the adaptive
+    /// time integration. Absent: 1e-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtol: Option<f64>,
     /// Diffusion–sorption: solver cells (a multiple of `grid.nx`; the solution is
     /// cell-averaged onto the grid). Absent: `grid.nx`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -392,14 +418,14 @@ pub struct ReferenceConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<usize>,
     /// Navier–Stokes: largest time step (each output interval is split into equal
-    /// steps no longer than this).
-    #[serde(default = "default_reference_dt")]
-    pub dt: f64,
+    /// steps no longer than this). Absent: 1e-3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dt: Option<f64>,
     /// Custom PDEs: the method-of-lines solver refines every space axis of
-    /// the grid by this factor (the output is injected back onto the grid);
-    /// `rtol` is its relative tolerance.
-    #[serde(default = "default_reference_refinement")]
-    pub refinement: usize,
+    /// the grid by this factor (the output is injected back onto the grid).
+    /// Absent: 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refinement: Option<usize>,
     /// Custom PDEs: the method of lines' time integrator — `"implicit"` (the
     /// default: SDIRK4, for stiff PDEs), `"explicit"` (Dormand–Prince 5(4),
     /// for PDEs that are not stiff, such as nearly inviscid flow) or
@@ -415,27 +441,69 @@ pub struct ReferenceConfig {
     pub dealias: Dealias,
 }
 
-fn default_reference_rtol() -> f64 {
-    1e-8
-}
+impl ReferenceConfig {
+    /// The relative tolerance (default 1e-8).
+    pub fn rtol(&self) -> f64 {
+        self.rtol.unwrap_or(1e-8)
+    }
 
-fn default_reference_refinement() -> usize {
-    4
-}
+    /// The Navier–Stokes solver's largest step (default: that of
+    /// Neural-Spectral-Methods' NS generator, REFERENCE-NOTES §5).
+    pub fn dt(&self) -> f64 {
+        self.dt.unwrap_or(1e-3)
+    }
 
-fn default_reference_dt() -> f64 {
-    // Neural-Spectral-Methods' NS generator (REFERENCE-NOTES §5).
-    1e-3
+    /// The method of lines' refinement factor (default 4).
+    pub fn refinement(&self) -> usize {
+        self.refinement.unwrap_or(4)
+    }
+
+    /// Every setting with its default written in: what the data depend on,
+    /// whether or not the user wrote the default (a cache key).
+    pub fn resolved(&self) -> Self {
+        Self {
+            rtol: Some(self.rtol()),
+            dt: Some(self.dt()),
+            refinement: Some(self.refinement()),
+            ..self.clone()
+        }
+    }
+
+    /// The keys the user set, with their values as shown in errors: the
+    /// options given, and the integrator and dealiasing where not the
+    /// default.
+    pub fn set_keys(&self) -> Vec<(&'static str, String)> {
+        let shown = |v: Option<String>, key| v.map(|v| (key, v));
+        [
+            shown(self.rtol.map(|v| v.to_string()), "rtol"),
+            shown(self.nx.map(|v| v.to_string()), "nx"),
+            shown(self.resolution.map(|v| v.to_string()), "resolution"),
+            shown(self.dt.map(|v| v.to_string()), "dt"),
+            shown(self.refinement.map(|v| v.to_string()), "refinement"),
+            shown(
+                (!self.integrator.is_implicit())
+                    .then(|| format!("{:?}", self.integrator).to_lowercase()),
+                "integrator",
+            ),
+            shown(
+                (!self.dealias.is_none()).then(|| self.dealias.name().to_owned()),
+                "dealias",
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
 }
 
 impl Default for ReferenceConfig {
     fn default() -> Self {
         Self {
-            rtol: default_reference_rtol(),
+            rtol: None,
             nx: None,
             resolution: None,
-            dt: default_reference_dt(),
-            refinement: default_reference_refinement(),
+            dt: None,
+            refinement: None,
             integrator: MolMethod::Implicit,
             dealias: Dealias::None,
         }
@@ -960,7 +1028,12 @@ impl Scenario {
     pub fn set_all<S: AsRef<str>>(&mut self, assignments: &[S]) -> Result<(), ScenarioError> {
         let mut updated = self.clone();
         let mut rejected = Vec::new();
-        for assignment in assignments {
+        // A change of `pde.kind` first: it resets the `pde` table (see
+        // `with_override`), which would drop the new kind's constants set
+        // before it.
+        let kind_first = (assignments.iter()).filter(|a| changes_kind(a.as_ref()));
+        let rest = (assignments.iter()).filter(|a| !changes_kind(a.as_ref()));
+        for assignment in kind_first.chain(rest) {
             match updated.with_override(assignment.as_ref()) {
                 Ok(next) => updated = next,
                 Err(e) => rejected.push(e),
@@ -1039,6 +1112,13 @@ impl Scenario {
                     segments[..=depth].join(".")
                 ))
             })?;
+        }
+        if segments == ["pde", "kind"] && node.get("kind") != Some(&value) {
+            // The table holds the old kind's constants, its defaults filled in
+            // when the scenario was read: none of them is the new kind's. The
+            // new kind starts from its own defaults; its constants follow as
+            // further overrides (`--set pde.nu=…`).
+            node.clear();
         }
         node.insert(leaf.to_string(), value);
         table
@@ -1187,6 +1267,13 @@ fn custom_grid(p: &CustomParams, origin: &str, g: &GridConfig) -> Result<Grid, S
 /// string (so `method=soft` works without shell-quoted quotes). An integer
 /// beyond TOML's 64-bit signed ones is an error instead: taken as a string
 /// it would be refused as "invalid type: string", not for its size.
+/// Whether an override sets `pde.kind`.
+fn changes_kind(assignment: &str) -> bool {
+    assignment
+        .split_once('=')
+        .is_some_and(|(key, _)| key.trim() == "pde.kind")
+}
+
 fn parse_toml_value(raw: &str) -> Result<toml::Value, String> {
     if let Some(value) = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()

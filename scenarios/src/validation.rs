@@ -61,7 +61,22 @@ impl Scenario {
         if !c.found.is_empty() {
             return c.finish();
         }
+        self.check_condition_values(c.origin)?;
         self.check_horizon(c)
+    }
+
+    /// A custom PDE's conditions have finite values on the scenario's grid
+    /// ([`crate::custom::CustomPde::check_condition_values`]): a right-hand
+    /// side that is NaN at a boundary point was found only as a blow-up of
+    /// the reference solver. Only for a scenario valid otherwise, whose grid
+    /// can be built.
+    fn check_condition_values(&self, origin: &str) -> Result<(), ScenarioError> {
+        let PdeConfig::Custom(p) = &self.pde else {
+            return Ok(());
+        };
+        p.pde(origin)?
+            .check_condition_values(&self.grid()?)
+            .map_err(|e| ScenarioError::CustomPde(Box::new(e)))
     }
 
     /// The name, which run directories and cached data files take: letters,
@@ -289,56 +304,48 @@ impl Scenario {
         let (d, r) = (&self.data, &self.data.reference);
         c.size("data.train_samples", d.train_samples, 1, MAX_SAMPLES);
         c.size("data.test_samples", d.test_samples, 1, MAX_SAMPLES);
-        let refinement_valid = c.size("data.reference.refinement", r.refinement, 1, MAX_AXIS);
-        if !r.integrator.is_implicit() && !matches!(self.pde, PdeConfig::Custom(_)) {
-            c.reject(
-                "data.reference.integrator",
-                format!("{:?}", r.integrator).to_lowercase(),
-                "applies to PDEs defined in TOML (kind = \"custom\"), whose ground truth is \
-                 the method of lines; the built-in PDEs have their own reference solvers",
+        self.check_reference_keys(c);
+        // The rest only for the keys this kind reads: one it does not read
+        // is named as such, and its default is not its concern.
+        let reads = |key: &str| self.pde.reference_keys().contains(&key);
+        if reads("rtol") {
+            c.range(
+                "data.reference.rtol",
+                r.rtol(),
+                0.0,
+                1.0,
+                "must lie in (0, 1)",
             );
         }
-        if !r.dealias.is_none() && !matches!(self.pde, PdeConfig::Custom(_)) {
-            c.reject(
-                "data.reference.dealias",
-                r.dealias.name(),
-                "applies to PDEs defined in TOML (kind = \"custom\") with the spectral \
-                 stencil; the built-in Navier–Stokes solver dealiases by the 2/3 rule itself",
-            );
-        }
-        c.range(
-            "data.reference.rtol",
-            r.rtol,
-            0.0,
-            1.0,
-            "must lie in (0, 1)",
-        );
+        let refinement_valid =
+            reads("refinement") && c.size("data.reference.refinement", r.refinement(), 1, MAX_AXIS);
         if !grid_valid {
             return;
         }
-        c.range(
-            "data.reference.dt",
-            r.dt,
-            0.0,
-            self.grid.t_max,
-            "must lie in (0, t_max)",
-        );
-        if matches!(self.pde, PdeConfig::NavierStokes(_)) && r.dt > 0.0 {
+        if reads("dt")
+            && c.range(
+                "data.reference.dt",
+                r.dt(),
+                0.0,
+                self.grid.t_max,
+                "must lie in (0, t_max)",
+            )
+        {
             let intervals = (self.grid.nt - 1) as f64;
-            let steps = intervals * steps_over(self.grid.t_max / intervals, r.dt);
+            let steps = intervals * steps_over(self.grid.t_max / intervals, r.dt());
             let reason = format!(
                 "asks the reference solver for {} steps (t_max / dt); at most {MAX_STEPS}",
                 shown(steps)
             );
             let valid = steps <= MAX_STEPS as f64;
-            c.check(valid, "data.reference.dt", shown(r.dt), &reason);
+            c.check(valid, "data.reference.dt", shown(r.dt()), &reason);
         }
-        if let Some(nx) = r.nx
+        if let Some(nx) = r.nx.filter(|_| reads("nx"))
             && c.size("data.reference.nx", nx, 1, MAX_AXIS)
         {
             c.multiple_of("data.reference.nx", nx, &[self.grid.nx], "grid.nx");
         }
-        if let Some(res) = r.resolution
+        if let Some(res) = r.resolution.filter(|_| reads("resolution"))
             && c.size("data.reference.resolution", res, 1, MAX_AXIS)
         {
             c.multiple_of(
@@ -348,18 +355,51 @@ impl Scenario {
                 "each spatial grid size",
             );
         }
-        if refinement_valid && matches!(self.pde, PdeConfig::Custom(_)) {
-            let shown = r.refinement.to_string();
+        if refinement_valid {
+            let shown = r.refinement().to_string();
             if c.points(
                 "data.reference.refinement",
                 shown,
                 &self.dims(),
-                r.refinement,
+                r.refinement(),
             ) {
                 self.check_solver_spacing(c);
             }
         }
         self.check_reference_grid(c);
+    }
+
+    /// A `data.reference` key the user set that the PDE kind's reference
+    /// solver does not read ([`PdeConfig::reference_keys`]) is refused: it
+    /// would change nothing (not even the data, though it changes the cache
+    /// key), silently.
+    fn check_reference_keys(&self, c: &mut Checks) {
+        let read = self.pde.reference_keys();
+        let kind = self.pde.kind();
+        for (key, value) in self.data.reference.set_keys() {
+            if read.contains(&key) {
+                continue;
+            }
+            let readers: Vec<String> = PdeConfig::REFERENCE_KEYS
+                .iter()
+                .filter(|(_, keys)| keys.contains(&key))
+                .map(|(name, _)| format!("kind = {name:?}"))
+                .collect();
+            let reason = if read.is_empty() {
+                format!(
+                    "applies to {}; {kind} has no reference solver (its data come from \
+                     data.train_file and data.test_file)",
+                    readers.join(" or ")
+                )
+            } else {
+                format!(
+                    "applies to {}; {kind}'s reference solver reads only data.reference.{}",
+                    readers.join(" or "),
+                    read.join(", data.reference.")
+                )
+            };
+            c.reject(&format!("data.reference.{key}"), value, &reason);
+        }
     }
 
     /// The method of lines' solver grid, each space axis refined
@@ -385,7 +425,7 @@ impl Scenario {
         let Ok(grid) = self.grid() else {
             return;
         };
-        let refinement = d.reference.refinement;
+        let refinement = d.reference.refinement();
         let dims = self.dims();
         for (k, (&[lo, hi], &points)) in p.domain.iter().zip(&dims[1..]).enumerate() {
             let axis = grid.axis(k + 1);

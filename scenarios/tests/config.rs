@@ -127,7 +127,7 @@ fn omitted_settings_take_the_paper_values() {
         (s.training.steps, s.training.every, s.training.decay),
         (4000, 800, 0.5)
     );
-    assert_eq!(s.data.reference.rtol, 1e-8);
+    assert_eq!(s.data.reference.rtol(), 1e-8);
     assert_eq!(s.reference_nx(), 64);
     assert_eq!(s.eval_samples(), 4);
 }
@@ -443,7 +443,7 @@ fn a_navier_stokes_dt_beyond_the_step_cap_is_refused() {
     assert_eq!(invalid_keys(Err(err)), ["data.reference.dt"]);
     let mut under = base.clone();
     under.set_all(&["data.reference.dt=1e-6"]).unwrap();
-    assert_eq!(under.data.reference.dt, 1e-6);
+    assert_eq!(under.data.reference.dt(), 1e-6);
 }
 
 /// The keys of an error that names one or several invalid settings.
@@ -718,7 +718,7 @@ fn mol_domain_builds(s: &Scenario) -> bool {
     let axes = (p.domain.iter().zip(&s.dims()[1..]))
         .map(|(&[lo, hi], &points)| SpatialAxis { lo, hi, points })
         .collect();
-    MolDomain::new(axes, s.data.reference.refinement).is_ok()
+    MolDomain::new(axes, s.data.reference.refinement()).is_ok()
 }
 
 /// Whether the diffusion–sorption reference solver takes the scenario's cells.
@@ -726,7 +726,7 @@ fn ds_solver_builds(s: &Scenario) -> bool {
     let PdeConfig::DiffusionSorption(p) = &s.pde else {
         panic!("not diffusion–sorption");
     };
-    diffusion_sorption::ReferenceSolver::new(p, s.reference_nx(), s.data.reference.rtol).is_ok()
+    diffusion_sorption::ReferenceSolver::new(p, s.reference_nx(), s.data.reference.rtol()).is_ok()
 }
 
 /// Whether the Navier–Stokes reference solver takes the scenario's resolution.
@@ -734,7 +734,7 @@ fn ns_solver_builds(s: &Scenario) -> bool {
     let PdeConfig::NavierStokes(p) = &s.pde else {
         panic!("not Navier–Stokes");
     };
-    let dt = s.data.reference.dt;
+    let dt = s.data.reference.dt();
     navier_stokes::ReferenceSolver::new(p.nu, s.reference_resolution(), dt).is_ok()
 }
 
@@ -937,7 +937,6 @@ fn spaced(s: &Scenario, key: &str, h: f64) -> Scenario {
     match (key, &mut s.pde) {
         ("grid.t_max", _) => {
             s.grid.t_max = h * (s.grid.nt - 1) as f64;
-            s.data.reference.dt = s.grid.t_max / 2.0;
         }
         ("pde.domain", PdeConfig::Custom(p)) => p.domain = vec![[0.0, h * s.grid.nx as f64]],
         (other, _) => unreachable!("no spacing set by `{other}` here"),
@@ -990,5 +989,87 @@ fn spacings_beyond_the_finite_differences_range_are_refused() {
             );
             assert_eq!(invalid_keys(Err(err)), [key], "{what}");
         }
+    }
+}
+
+/// `--set pde.kind=…` switches the PDE: the old kind's constants, filled in
+/// when the file was read, are dropped and the new kind's defaults apply;
+/// the new kind's constants may be set beside it, in either order.
+#[test]
+fn an_override_of_the_pde_kind_takes_the_new_kinds_defaults() {
+    let mut s = Scenario::from_str(MINIMAL, "minimal").unwrap();
+    s.set("pde.kind=heat").unwrap();
+    assert!(matches!(s.pde, PdeConfig::Heat(p) if p == Default::default()));
+    for overrides in [
+        ["pde.kind=advection", "pde.speed=0.5"],
+        ["pde.speed=0.5", "pde.kind=advection"],
+    ] {
+        let mut s = Scenario::from_str(MINIMAL, "minimal").unwrap();
+        s.set_all(&overrides).unwrap();
+        assert!(
+            matches!(s.pde, PdeConfig::Advection(p) if p.speed == 0.5),
+            "{overrides:?}"
+        );
+    }
+    // The same kind keeps its constants.
+    let mut s = Scenario::from_str(MINIMAL, "minimal").unwrap();
+    s.set_all(&["pde.phi=0.5", "pde.kind=diffusion-sorption"])
+        .unwrap();
+    assert!(matches!(s.pde, PdeConfig::DiffusionSorption(p) if p.phi == 0.5));
+}
+
+/// A `data.reference` key is refused where the PDE kind's reference solver
+/// does not read it (it changed nothing, silently), and checked only where
+/// it is read: the default Navier–Stokes `dt` is no error of another kind's
+/// short `t_max`. The defaults themselves are never refused.
+#[test]
+fn reference_keys_a_kind_does_not_read_are_refused_and_unread_defaults_unchecked() {
+    let ds = Scenario::from_str(MINIMAL, "minimal").unwrap();
+    let mut short = ds.clone();
+    short.set("grid.t_max=0.0005").unwrap();
+    let burgers = Scenario::from_file(scenario_path("burgers-small.toml")).unwrap();
+    let mut short = burgers.clone();
+    short.set("grid.t_max=0.0005").unwrap();
+    let ns = Scenario::from_file(scenario_path("navier-stokes-small.toml")).unwrap();
+    let refused = [
+        (
+            &ds,
+            "data.reference.refinement=7",
+            "data.reference.refinement",
+        ),
+        (
+            &ds,
+            "data.reference.resolution=64",
+            "data.reference.resolution",
+        ),
+        (&ds, "data.reference.dt=0.5", "data.reference.dt"),
+        (&burgers, "data.reference.nx=64", "data.reference.nx"),
+        (
+            &burgers,
+            "data.reference.resolution=64",
+            "data.reference.resolution",
+        ),
+        (&burgers, "data.reference.dt=0.001", "data.reference.dt"),
+        (&ns, "data.reference.rtol=1e-7", "data.reference.rtol"),
+        (
+            &ns,
+            "data.reference.refinement=2",
+            "data.reference.refinement",
+        ),
+    ];
+    for (base, setting, key) in refused {
+        let mut s = base.clone();
+        let err = s.set(setting).unwrap_err();
+        assert!(err.to_string().contains("applies to kind = "), "{err}");
+        expect_invalid(Err(err), key);
+    }
+    // Each kind takes what it reads.
+    for (base, setting) in [
+        (&ds, "data.reference.nx=128"),
+        (&ds, "data.reference.rtol=1e-6"),
+        (&burgers, "data.reference.refinement=2"),
+        (&ns, "data.reference.dt=0.002"),
+    ] {
+        base.clone().set(setting).unwrap();
     }
 }

@@ -282,3 +282,39 @@ fn an_unknown_key_in_a_term_table_is_named() {
     assert!(matches!(e, CustomPdeError::Toml { .. }), "{e}");
     assert!(e.to_string().contains("expected an operator"), "{e}");
 }
+
+/// A condition row whose coefficients are all zero constrains nothing: it is
+/// refused at its row, not taken by the method of lines for a Robin row with
+/// `α = β = 0` once data generation has begun.
+#[test]
+fn a_row_that_is_zero_in_every_term_is_refused_at_its_row() {
+    for row in ["row = \"0*u\"", "row = \"u - u\""] {
+        let e = error(&with_line(24, row));
+        assert_eq!(e.position(), at(24, 7), "{row}: {e}");
+        assert!(e.to_string().contains("zero in every term"), "{e}");
+    }
+}
+
+/// A condition whose value is not finite at its points of a grid is named
+/// (its file, its `at` and the point) before any solver meets it.
+#[test]
+fn a_condition_that_is_not_finite_on_the_grid_is_named_with_the_point() {
+    let text = with_line(24, "row = \"u\"\nrhs = \"log(x - 1)\"");
+    let pde = CustomPde::from_str(&text, "nan.toml").unwrap();
+    let grid = Grid::uniform_tx(4, 6, 1.0).unwrap();
+    let e = pde.check_condition_values(&grid).unwrap_err();
+    assert_eq!(e.position(), at(22, 6), "{e}");
+    let message = e.to_string();
+    assert!(message.starts_with("nan.toml:22:6"), "{message}");
+    assert!(
+        message.contains("`x-min`") && message.contains("NaN"),
+        "{message}"
+    );
+    assert!(
+        message.contains("t = ") && message.contains("x = "),
+        "{message}"
+    );
+    // The good definition's values are finite.
+    let good = CustomPde::from_str(GOOD, "good.toml").unwrap();
+    good.check_condition_values(&grid).unwrap();
+}

@@ -314,7 +314,7 @@ fn the_zakharov_kuznetsov_grid_is_odd_so_that_no_energy_piles_up_at_its_scale() 
             ..Generation::for_split(&scenario, Split::Train)
         };
         let reference = &scenario.data.reference;
-        let (rule, refinement) = (reference.dealias, reference.refinement);
+        let (rule, refinement) = (reference.dealias, reference.refinement());
         grid_scale_pile_up(&generate(&scenario, &options).unwrap(), rule, refinement)
     };
     let even = spectrum_end(32, "none").expect("the even grid's Nyquist modes gain energy");
@@ -376,4 +376,38 @@ fn the_dealias_setting_is_written_when_chosen_and_refused_where_it_cannot_apply(
     assert!(reason.contains("kind = \"custom\""), "{reason}");
     let err = spectral.set("data.reference.dealias=3/4").unwrap_err();
     assert!(err.to_string().contains("dealias"), "{err}");
+}
+
+/// A condition whose value is not finite at a point of the scenario's grid
+/// is refused when the scenario is read, naming the definition's file, the
+/// condition and the point: the method of lines reported it as a blow-up.
+#[test]
+fn a_condition_not_finite_on_the_grid_is_refused_when_the_scenario_is_read() {
+    let dir = std::env::temp_dir().join(format!("tessera-nan-row-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let definition = dir.join("nan-row.toml");
+    std::fs::write(
+        &definition,
+        "name = \"h\"\nspace = [\"x\"]\nresidual = \"u_t - kappa * u_xx\"\n[parameters]\n\
+         kappa = 0.1\n[terms]\nu = \"u\"\nu_t = \"dt\"\nu_xx = \"dxx\"\n[initial]\n\
+         u0 = \"sin(pi * x)\"\n[[conditions]]\nat = \"initial\"\nrow = \"u\"\nrhs = \"u0\"\n\
+         [[conditions]]\nat = \"x-min\"\nrow = \"u\"\nrhs = \"log(x - 1)\"\n\
+         [[conditions]]\nat = \"x-max\"\nrow = \"u\"\n",
+    )
+    .unwrap();
+    let burgers = format!(
+        "{:?}",
+        scenario_path("pdes/burgers.toml").display().to_string()
+    );
+    let text =
+        burgers_text("").replace(&burgers, &format!("{:?}", definition.display().to_string()));
+    let err = Scenario::from_str(&text, "s.toml").unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, ScenarioError::CustomPde(_)), "{message}");
+    assert!(message.contains("nan-row.toml:17:6"), "{message}");
+    assert!(
+        message.contains("`x-min`") && message.contains("x = 0"),
+        "{message}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

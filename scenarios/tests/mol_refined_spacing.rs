@@ -59,7 +59,7 @@ fn solver_builds(s: &Scenario) -> Result<(), String> {
     let axes = (p.domain.iter().zip(&s.dims()[1..]))
         .map(|(&[lo, hi], &points)| SpatialAxis { lo, hi, points })
         .collect();
-    let domain = MolDomain::new(axes, s.data.reference.refinement).map_err(|e| e.to_string())?;
+    let domain = MolDomain::new(axes, s.data.reference.refinement()).map_err(|e| e.to_string())?;
     Discretisation::new(&mol, &domain)
         .map(drop)
         .map_err(|e| e.to_string())
@@ -128,7 +128,7 @@ fn agrees_around(what: &str, base: &Scenario, axis: usize, centre: f64) -> usize
 #[test]
 fn a_refined_spacing_one_float_below_the_bound_is_refused() {
     let base = Scenario::from_file(scenario_path("burgers-small.toml")).unwrap();
-    assert_eq!((base.grid.nx, base.data.reference.refinement), (64, 4));
+    assert_eq!((base.grid.nx, base.data.reference.refinement()), (64, 4));
     let at = with_domain(&base, 0, 256.0 * MIN_SPACING);
     at.validate().unwrap();
     solver_builds(&at).unwrap();
@@ -199,7 +199,7 @@ fn validation_agrees_with_the_solver_on_a_bounded_axis() {
 fn the_y_axis_of_a_two_dimensional_domain_is_measured() {
     let base = Scenario::from_file(scenario_path("anisotropic-diffusion-small.toml")).unwrap();
     assert_eq!(
-        (base.grid.ny, base.data.reference.refinement),
+        (base.grid.ny, base.data.reference.refinement()),
         (Some(32), 2)
     );
     agrees_around("anisotropic diffusion, y", &base, 1, 64.0 * MIN_SPACING);

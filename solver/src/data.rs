@@ -438,7 +438,21 @@ fn dataset(
         Split::Test => &scenario.data.test_file,
     };
     match (file, &scenario.data.cache_dir) {
-        (Some(path), _) => Ok(Dataset::read_part(path, Part::first_samples(count))?),
+        (Some(path), _) => {
+            let dataset = Dataset::read_part(path, Part::first_samples(count))?;
+            if dataset.len() < count {
+                return Err(SolverError::DataFileTooShort {
+                    path: path.clone(),
+                    key: match split {
+                        Split::Train => "data.train_samples",
+                        Split::Test => "data.test_samples",
+                    },
+                    needed: count,
+                    found: dataset.len(),
+                });
+            }
+            Ok(dataset)
+        }
         (None, Some(dir)) => cached(scenario, split, dir, quiet),
         (None, None) => Ok(generate(scenario, &generation(scenario, split, quiet))?),
     }
@@ -475,7 +489,7 @@ struct CacheKey<'a> {
     samples: usize,
     pde: &'a PdeConfig,
     grid: &'a GridConfig,
-    reference: &'a ReferenceConfig,
+    reference: ReferenceConfig,
     /// A 2-D test split is written at the largest evaluation resolution.
     resolutions: &'a [usize],
 }
@@ -489,7 +503,7 @@ pub(crate) fn cache_path(scenario: &Scenario, split: Split, dir: &Path) -> PathB
         samples: options.samples,
         pde: &scenario.pde,
         grid: &scenario.grid,
-        reference: &scenario.data.reference,
+        reference: scenario.data.reference.resolved(),
         resolutions: &scenario.eval.resolutions,
     };
     // Serialising plain config structs to JSON cannot fail.

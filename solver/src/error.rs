@@ -64,6 +64,19 @@ pub enum SolverError {
         holder: String,
         stale: bool,
     },
+    /// A data file (`data.train_file`, `data.test_file`) holds fewer samples
+    /// than the split asks for: named with the file and the key that asks,
+    /// since the sample count and the file are set in different places.
+    #[error(
+        "{}: holds {found} sample(s), but {key} = {needed} asks for that many: lower {key} or name a file with more samples",
+        path.display()
+    )]
+    DataFileTooShort {
+        path: PathBuf,
+        key: &'static str,
+        needed: usize,
+        found: usize,
+    },
     /// A dataset whose grid is not the model's (another `t_max` or domain,
     /// or a finer grid that does not nest in it).
     #[error("dataset grid along {axis}: {reason}")]

@@ -2,7 +2,7 @@
 //! grid and how one row's coefficients are read off its compiled expression.
 
 use num_dual::{Dual64, DualNum};
-use tessera_constraints::expr::Tape;
+use tessera_constraints::expr::{Position, Tape};
 use tessera_constraints::{ConstraintError, LinearRow, LinearRowBar};
 use tessera_meshes::Grid;
 
@@ -36,6 +36,20 @@ impl Place {
         match place {
             Self::Boundary { axis, .. } if axis > space_dims => None,
             p => Some(p),
+        }
+    }
+
+    /// The name a definition's `at` gives the place.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Initial => "initial",
+            Self::Boundary {
+                axis: 1,
+                max: false,
+            } => "x-min",
+            Self::Boundary { axis: 1, max: true } => "x-max",
+            Self::Boundary { max: false, .. } => "y-min",
+            Self::Boundary { max: true, .. } => "y-max",
         }
     }
 
@@ -85,6 +99,11 @@ pub struct Condition {
     pub row: Tape,
     /// Inputs: `u0, t, x, (y)`.
     pub rhs: Tape,
+    /// The definition file, and where the condition's `at` is in it: what
+    /// an error about the condition's values names.
+    pub file: String,
+    /// See `file`.
+    pub at: Position,
 }
 
 impl Condition {
@@ -125,16 +144,8 @@ impl Condition {
         rows: &mut Vec<LinearRow>,
     ) -> Result<(), ConstraintError> {
         for (point, vars) in self.inputs(grid, ic) {
-            let (coeffs, f0) = self.affine(n_terms, &vars.values);
-            let mut rhs = [0.0];
-            self.rhs.eval(&vars.values, &mut rhs);
-            let rhs = rhs[0] - f0;
-            let bad = coeffs
-                .iter()
-                .map(|&(_, c)| c)
-                .chain([rhs])
-                .find(|v| !v.is_finite());
-            if let Some(value) = bad {
+            let (coeffs, rhs) = self.row_at(n_terms, &vars.values);
+            if let Some(value) = first_non_finite(&coeffs, rhs) {
                 return Err(ConstraintError::InvalidValue {
                     what: "condition row (coefficient or right-hand side)",
                     value,
@@ -144,6 +155,37 @@ impl Condition {
             rows.push(LinearRow { point, coeffs, rhs });
         }
         Ok(())
+    }
+
+    /// The row's coefficients and right-hand side `rhs − f₀` at the
+    /// variables `vars` (`u0, t, x, (y)`).
+    fn row_at(&self, n_terms: usize, vars: &[f64]) -> (Vec<(usize, f64)>, f64) {
+        let (coeffs, f0) = self.affine(n_terms, vars);
+        let mut rhs = [0.0];
+        self.rhs.eval(vars, &mut rhs);
+        (coeffs, rhs[0] - f0)
+    }
+
+    /// Whether the row or its right-hand side reads `u0` (the first
+    /// variable, after the `n_terms` terms in the row).
+    pub fn reads_u0(&self, n_terms: usize) -> bool {
+        self.row.uses_input(n_terms) || self.rhs.uses_input(0)
+    }
+
+    /// The first row on `grid` whose coefficient or right-hand side is not
+    /// finite: its point `t, x, (y)` and the value. Only for a condition
+    /// that does not read `u0` (`None` otherwise): its values do not depend
+    /// on the data, so a scenario can be checked before any is made.
+    pub fn non_finite_on(&self, grid: &Grid, n_terms: usize) -> Option<(Vec<f64>, f64)> {
+        if self.reads_u0(n_terms) {
+            return None;
+        }
+        let space: usize = grid.shape().dims()[1..].iter().product();
+        let ic = vec![0.0; space];
+        self.inputs(grid, &ic).find_map(|(_, vars)| {
+            let (coeffs, rhs) = self.row_at(n_terms, &vars.values);
+            first_non_finite(&coeffs, rhs).map(|value| (vars.values[1..].to_vec(), value))
+        })
     }
 
     /// The backward pass of [`Condition::rows`] in `u0`: adds to `ic_bar`
@@ -213,4 +255,13 @@ impl Condition {
 struct RowVars {
     values: Vec<f64>,
     ic_index: usize,
+}
+
+/// The first of a row's coefficients and right-hand side that is not finite.
+fn first_non_finite(coeffs: &[(usize, f64)], rhs: f64) -> Option<f64> {
+    coeffs
+        .iter()
+        .map(|&(_, c)| c)
+        .chain([rhs])
+        .find(|v| !v.is_finite())
 }

@@ -44,8 +44,10 @@
 //! ```
 //!
 //! - **Terms** (solver order: those the residual reads first, in the order
-//!   written, then those only the conditions read): operators and stencils in
-//!   [`operators`].
+//!   written, then those only the conditions read; those neither reads are
+//!   dropped, since the constraint layer counts every term it is given
+//!   against its limit of [`tessera_constraints::pointwise::MAX_TERMS`]):
+//!   operators and stencils in [`operators`].
 //! - **Residual**: the program of [`tessera_constraints::expr`]; one row per
 //!   statement that is not a `let` (several make a system). It reads terms,
 //!   parameters and the point's coordinates `t`, `x`, (`y`) — a source
@@ -106,7 +108,8 @@
 //! the expressions (see [`tessera_constraints::expr`]); unknown operators,
 //! stencils, places and kinds; a stencil on an axis it does not fit; a
 //! `periodic` list of the wrong length; a parameter that is NaN or infinite or
-//! named like a term; a condition row that is not linear; a residual with `∂t`
+//! named like a term; a condition row that is not linear, or zero in every
+//! term; more terms read than the constraint layer takes; a residual with `∂t`
 //! but no initial condition; a derivative along a bounded axis without rows at
 //! its ends; in `[initial]`, an unknown family or a key of the other family, a
 //! random parameter with a NaN or infinite bound, `lo > hi`, a negative

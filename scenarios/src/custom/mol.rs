@@ -376,7 +376,7 @@ impl Builder<'_> {
         let c = &parts.conditions[i];
         let row_span = parts.spec.conditions[i].get_ref().row.span();
         let n_terms = parts.terms.len();
-        if c.row.uses_input(n_terms) || c.rhs.uses_input(0) {
+        if c.reads_u0(n_terms) {
             return Err(self.not_mol(
                 row_span,
                 "a boundary row that reads `u0` (the initial value) has no method-of-lines form",

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use num_dual::{Dual2SVec64, DualNum};
 use tessera_constraints::expr::block::MAX_BLOCK_INPUTS;
 use tessera_constraints::expr::{self, ExprError, Origin, Scope, Tape};
+use tessera_constraints::pointwise::MAX_TERMS;
 use tessera_constraints::{
     ConstraintError, LinearRow, LinearRowBar, Pde, Term, check_cotangents, pointwise, sum_repeats,
 };
@@ -185,6 +186,35 @@ impl CustomPde {
             }
         }
         least
+    }
+
+    /// Checks the values of every condition that does not read `u0` at its
+    /// points of `grid`: a coefficient or right-hand side that is not finite
+    /// there (`log(x - 1)` at `x = 0`) is an error at the condition's row
+    /// naming the point, found before the reference solver, which took it
+    /// for a blow-up, or the constraint layer, which could not say which
+    /// condition it was.
+    pub fn check_condition_values(&self, grid: &Grid) -> Result<(), CustomPdeError> {
+        for c in &self.conditions {
+            if let Some((point, value)) = c.non_finite_on(grid, self.terms.len()) {
+                let at: Vec<String> = ["t", "x", "y"]
+                    .iter()
+                    .zip(&point)
+                    .map(|(axis, v)| format!("{axis} = {v}"))
+                    .collect();
+                return Err(CustomPdeError::Invalid {
+                    file: c.file.clone(),
+                    at: c.at,
+                    message: format!(
+                        "the condition at `{}` has a coefficient or right-hand side of {value} at \
+                         {} (a point of the scenario's grid)",
+                        c.place.name(),
+                        at.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The compiled residual (inputs: the residual terms, then `t, x, (y)`
@@ -623,14 +653,26 @@ impl Builder<'_> {
             &residual_scope(&terms, residual_coordinates),
             "residual",
         )?;
-        terms.extend(rest);
 
         let variables: Vec<&str> = ["u0", "t", "x", "y"][..2 + space_dims].to_vec();
-        let conditions = spec
-            .conditions
-            .iter()
-            .map(|c| self.condition(c, &terms, &variables, &with_constants))
-            .collect::<Result<Vec<_>, _>>()?;
+        let conditions_over = |terms: &[TermDef]| {
+            spec.conditions
+                .iter()
+                .map(|c| self.condition(c, terms, &variables, &with_constants))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        // Of the terms the residual does not read, those no condition reads
+        // either are dropped: the constraint layer evaluates every term it is
+        // given and counts them all against its limit, and shipped
+        // definitions declare `u` whether or not they read it.
+        let all: Vec<TermDef> = terms.iter().chain(&rest).cloned().collect();
+        let probe = conditions_over(&all)?;
+        terms.extend(rest.into_iter().enumerate().filter_map(|(k, t)| {
+            let j = n_residual_terms + k;
+            probe.iter().any(|c| c.row.uses_input(j)).then_some(t)
+        }));
+        self.check_term_count(&spec, &terms, n_residual_terms)?;
+        let conditions = conditions_over(&terms)?;
         let solution = spec
             .solution
             .as_ref()
@@ -643,8 +685,9 @@ impl Builder<'_> {
             &conditions,
             solution.as_ref(),
         )?;
-        let taken =
-            |name: &str| spec.parameters.contains_key(name) || terms.iter().any(|t| t.name == name);
+        let taken = |name: &str| {
+            spec.parameters.contains_key(name) || spec.terms.get_ref().contains_key(name)
+        };
         let initial = spec
             .initial
             .as_ref()
@@ -670,6 +713,46 @@ impl Builder<'_> {
             initial,
             mol,
         })
+    }
+
+    /// At most [`MAX_TERMS`] terms reach the constraint layer (its
+    /// dual-number dispatch): refused here, at the `[terms]` table, rather
+    /// than when a run first builds the layer. `terms` are those read, the
+    /// first `n_residual` by the residual.
+    fn check_term_count(
+        &self,
+        spec: &PdeSpec,
+        terms: &[TermDef],
+        n_residual: usize,
+    ) -> Result<(), CustomPdeError> {
+        if terms.len() <= MAX_TERMS {
+            return Ok(());
+        }
+        let names = |ts: &[TermDef]| {
+            let names: Vec<&str> = ts.iter().map(|t| t.name.as_str()).collect();
+            names.join(", ")
+        };
+        let (residual, rows) = terms.split_at(n_residual);
+        let rows = if rows.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " and {} only by the conditions ({})",
+                rows.len(),
+                names(rows)
+            )
+        };
+        Err(self.invalid(
+            spec.terms.span(),
+            format!(
+                "{} terms are read, {} by the residual ({}){rows}; at most {MAX_TERMS} are \
+                 supported (the constraint layer's dual-number dispatch; terms that nothing \
+                 reads do not count)",
+                terms.len(),
+                residual.len(),
+                names(residual),
+            ),
+        ))
     }
 
     fn stencil(&self, name: &str, span: std::ops::Range<usize>) -> Result<Stencil, CustomPdeError> {
@@ -719,8 +802,15 @@ impl Builder<'_> {
             None => expr::compile("0", Origin::default(), &rhs_scope, "right-hand side")
                 .map_err(|e| self.expr_error(e))?,
         };
-        let condition = Condition { place, row, rhs };
+        let condition = Condition {
+            place,
+            row,
+            rhs,
+            file: self.src.name.to_owned(),
+            at: self.src.at(spec.at.span()),
+        };
         self.check_linear(&condition, terms.len(), variables.len(), &spec.row)?;
+        self.check_reads_a_term(&condition, terms.len(), variables.len(), &spec.row)?;
         if let Some(kind) = &spec.kind {
             let uses = |identity: bool| {
                 terms.iter().enumerate().any(|(j, t)| {
@@ -799,6 +889,32 @@ impl Builder<'_> {
                     "a condition row must be linear in the terms (it is a row of the least-squares problem's linear part)",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Rejects a row whose coefficients are all zero (`0*u`): it constrains
+    /// nothing, and at a boundary the method of lines would take it for a
+    /// Robin row with `α = β = 0`, refused only once data generation began.
+    /// Coefficients may vary with the variables, so two sets of them are
+    /// tried.
+    fn check_reads_a_term(
+        &self,
+        c: &Condition,
+        n_terms: usize,
+        n_vars: usize,
+        row: &Spanned<String>,
+    ) -> Result<(), CustomPdeError> {
+        let zero_at = |first: f64, step: f64| {
+            let vars: Vec<f64> = (0..n_vars).map(|k| first + step * k as f64).collect();
+            c.affine(n_terms, &vars).0.iter().all(|&(_, cj)| cj == 0.0)
+        };
+        if zero_at(0.5, 0.125) && zero_at(-1.25, 0.75) {
+            return Err(self.invalid(
+                row.span(),
+                "this condition row is zero in every term, so it constrains nothing: give `u` \
+                 or a derivative a non-zero coefficient",
+            ));
         }
         Ok(())
     }

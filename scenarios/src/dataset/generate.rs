@@ -160,7 +160,7 @@ pub fn generate_with_summary(
             let solver = diffusion_sorption::ReferenceSolver::new(
                 params,
                 scenario.reference_nx(),
-                scenario.data.reference.rtol,
+                scenario.data.reference.rtol(),
             )?;
             let nx = scenario.grid.nx;
             let samples =
@@ -172,7 +172,7 @@ pub fn generate_with_summary(
             let solver = navier_stokes::ReferenceSolver::new(
                 params.nu,
                 resolution,
-                scenario.data.reference.dt,
+                scenario.data.reference.dt(),
             )?;
             let grf = PeriodicGrf::new(resolution, LENGTH_SCALE)?;
             let samples = run(&|i| {
@@ -227,7 +227,7 @@ fn generate_custom(
             && let Some(pile_up) = grid_scale_pile_up(
                 &generated.0,
                 scenario.data.reference.dealias,
-                scenario.data.reference.refinement,
+                scenario.data.reference.refinement(),
             )
         {
             eprintln!("warning: {}: {pile_up}", scenario.name);
@@ -260,7 +260,12 @@ fn with_custom<R>(
             pde: pde.name().to_owned(),
         })?;
     let points = &scenario.dims()[1..];
-    let domain = mol_domain(scenario, params, points, scenario.data.reference.refinement)?;
+    let domain = mol_domain(
+        scenario,
+        params,
+        points,
+        scenario.data.reference.refinement(),
+    )?;
     let mol = pde
         .mol()
         .map_err(|e| ScenarioError::CustomPde(Box::new(e)))?;
@@ -348,8 +353,8 @@ fn ns_resolutions(scenario: &Scenario, split: Split) -> (usize, usize) {
 pub(crate) fn mol_options(scenario: &Scenario) -> MolOptions {
     let reference = &scenario.data.reference;
     MolOptions {
-        rtol: reference.rtol,
-        atol: reference.rtol * 1e-2,
+        rtol: reference.rtol(),
+        atol: reference.rtol() * 1e-2,
         method: reference.integrator,
         ..MolOptions::default()
     }

@@ -59,7 +59,7 @@ pub fn validate_solver(
             let solver = diffusion_sorption::ReferenceSolver::new(
                 params,
                 cells,
-                scenario.data.reference.rtol,
+                scenario.data.reference.rtol(),
             )?;
             let t = dataset.t().to_vec();
             (Box::new(move |ic| solver.solve_on_grid(ic, &t)), cells)
@@ -78,7 +78,7 @@ pub fn validate_solver(
                     });
             };
             let solver =
-                navier_stokes::ReferenceSolver::new(params.nu, n, scenario.data.reference.dt)?;
+                navier_stokes::ReferenceSolver::new(params.nu, n, scenario.data.reference.dt())?;
             let t = dataset.t().to_vec();
             (Box::new(move |ic| solver.solve_on_grid(ic, nx, ny, &t)), n)
         }

@@ -85,31 +85,47 @@ fn a_bad_definition_names_file_line_and_column() {
     assert!(stderr.contains("u_xxx"), "{stderr}");
 }
 
-/// A definition with more terms than the constraint layer takes is fine
-/// for ground truth; `pde check` says what it is not fine for.
+/// The terms that count against the constraint layer's limit are those the
+/// residual and the conditions read: declared terms that nothing reads are
+/// dropped, and a definition that reads too many is refused by `pde check`
+/// at its `[terms]` table.
 #[test]
-fn a_definition_past_the_layers_terms_is_checked_with_a_note() {
+fn only_the_terms_read_count_and_too_many_are_refused_at_the_table() {
     let dir = scratch("nine");
-    let path = dir.join("nine.toml");
-    let extra: String = (0..6).map(|i| format!("v{i} = \"u\"\n")).collect();
-    std::fs::write(
-        &path,
-        format!(
-            "name = \"nine\"\nspace = [\"x\"]\nresidual = \"u_t - nu * u_xx\"\n[parameters]\n\
-             nu = 0.1\n[terms]\nu = \"u\"\nu_t = \"dt\"\nu_xx = \"dxx\"\n{extra}\
-             [[conditions]]\nat = \"initial\"\nrow = \"u\"\nrhs = \"u0\"\n\
-             [[conditions]]\nat = \"x-min\"\nkind = \"dirichlet\"\nrow = \"u\"\n\
-             [[conditions]]\nat = \"x-max\"\nkind = \"dirichlet\"\nrow = \"u\"\n"
-        ),
-    )
-    .unwrap();
-    let check = stdout(&tessera(&["pde", "check", path.to_str().unwrap()]));
+    let write = |name: &str, residual: &str, extra: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"nine\"\nspace = [\"x\"]\nresidual = \"{residual}\"\n[parameters]\n\
+                 nu = 0.1\n[terms]\nu = \"u\"\nu_t = \"dt\"\nu_xx = \"dxx\"\n{extra}\
+                 [[conditions]]\nat = \"initial\"\nrow = \"u\"\nrhs = \"u0\"\n\
+                 [[conditions]]\nat = \"x-min\"\nkind = \"dirichlet\"\nrow = \"u\"\n\
+                 [[conditions]]\nat = \"x-max\"\nkind = \"dirichlet\"\nrow = \"u\"\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let extra: String = (0..7).map(|i| format!("v{i} = \"dx\"\n")).collect();
+    // Seven terms that nothing reads: three remain.
+    let unused = write("unused.toml", "u_t - nu * u_xx", &extra);
+    let check = stdout(&tessera(&["pde", "check", unused.to_str().unwrap()]));
+    assert!(check.contains("u_t = Dt"), "{check}");
+    assert!(!check.contains("v0"), "{check}");
+    // The residual reads nine, the conditions one more.
+    let sum: Vec<String> = (0..7).map(|i| format!("v{i}")).collect();
+    let residual = format!("u_t - nu * u_xx + 0 * ({})", sum.join(" + "));
+    let nine = write("nine.toml", &residual, &extra);
+    let output = tessera(&["pde", "check", nine.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("nine.toml:6:"), "{stderr}");
     assert!(
-        check.contains("9 terms") && check.contains("at most 8"),
-        "{check}"
+        stderr.contains("10 terms are read, 9 by the residual"),
+        "{stderr}"
     );
-    let fine = stdout(&tessera(&["pde", "check", "scenarios/pdes/burgers.toml"]));
-    assert!(!fine.contains("note"), "{fine}");
+    assert!(stderr.contains("only by the conditions (u)"), "{stderr}");
 }
 
 #[test]

@@ -468,3 +468,32 @@ fn a_restricted_finer_set_is_the_set_generated_on_the_grid() {
         .fold(0.0_f64, |m, (x, y)| m.max((x - y).abs()));
     assert!(worst > 1e3 * f64::from(f32::EPSILON) * scale, "{worst}");
 }
+
+/// A data file with fewer samples than the split asks for is named, with the
+/// key that asks: the count and the file are set in different places.
+#[test]
+fn a_data_file_with_too_few_samples_names_the_file_and_the_key() {
+    let dir = temp_dir("short-file");
+    let mut scenario = tiny(&dir);
+    scenario.set("training.loss.data=1").unwrap();
+    Samples::load(&scenario, Split::Train, true).unwrap();
+    let file = cache_path(&scenario, Split::Train, &dir);
+    let shown = file.display().to_string();
+    for (split, key) in [
+        (Split::Train, "data.train_samples"),
+        (Split::Test, "data.test_samples"),
+    ] {
+        let mut short = scenario.clone();
+        short
+            .set_all(&[
+                format!("data.train_file={shown:?}"),
+                format!("data.test_file={shown:?}"),
+                format!("{key}=3"),
+                "training.validate_samples=1".to_owned(),
+            ])
+            .unwrap();
+        let message = Samples::load(&short, split, true).unwrap_err().to_string();
+        assert!(message.contains(&shown), "{message}");
+        assert!(message.contains(&format!("{key} = 3")), "{message}");
+    }
+}

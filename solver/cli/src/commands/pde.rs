@@ -179,18 +179,8 @@ fn summary(pde: &CustomPde) -> String {
     } else {
         ""
     };
-    let most = tessera_constraints::pointwise::MAX_TERMS;
-    let note = if terms.len() > most {
-        format!(
-            "\n  note      {} terms: the method of lines generates data for it, but the \
-             constraint layer and the PDE loss take at most {most}",
-            terms.len()
-        )
-    } else {
-        String::new()
-    };
     format!(
-        "{}: ok\n  space     {}\n  terms     {}\n  residual  {} row(s) per point{reads}{note}",
+        "{}: ok\n  space     {}\n  terms     {}\n  residual  {} row(s) per point{reads}",
         pde.name(),
         axes.join(", "),
         terms.join(", "),
