@@ -329,7 +329,12 @@ impl PdeConfig {
     /// The `data.reference` keys this kind's reference solver reads
     /// ([`PdeConfig::REFERENCE_KEYS`]).
     pub fn reference_keys(&self) -> &'static [&'static str] {
-        let kind = self.kind();
+        Self::reference_keys_of(self.kind())
+    }
+
+    /// The `data.reference` keys of the kind named `kind` (none for a name
+    /// that is no kind).
+    pub fn reference_keys_of(kind: &str) -> &'static [&'static str] {
         Self::REFERENCE_KEYS
             .iter()
             .find(|(name, _)| *name == kind)
@@ -946,12 +951,13 @@ impl Scenario {
     }
 
     /// Reads a `config.toml` that a run saved: [`Scenario::from_file`], except
-    /// that a setting added after the run was saved, whose default differs from
-    /// what the run used, takes the run's value, so an old run evaluates and
-    /// resumes as it trained:
+    /// that what a run saved before a later change of the format reads as it
+    /// did then, so an old run evaluates and resumes as it trained:
     ///
     /// - `[pde] boundary` of diffusion–sorption: runs saved before the key
     ///   existed put their boundary rows at the cell centres.
+    /// - `[data.reference]` keys the PDE's kind does not read: runs saved
+    ///   before such keys were refused wrote every default, read or not.
     pub fn from_run_config(path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
         let path = path.as_ref();
         let text = crate::text_file::read_text(path).map_err(|e| ScenarioError::io(path, e))?;
@@ -960,14 +966,9 @@ impl Scenario {
         let Ok(mut table) = text.parse::<toml::Table>() else {
             return Self::parse(&text, &origin, base);
         };
-        let pde = table.get_mut("pde").and_then(toml::Value::as_table_mut);
-        let Some(pde) = pde.filter(|pde| {
-            pde.get("kind").and_then(toml::Value::as_str) == Some("diffusion-sorption")
-                && !pde.contains_key("boundary")
-        }) else {
+        if !migrate_run_config(&mut table) {
             return Self::parse(&text, &origin, base);
-        };
-        pde.insert("boundary".into(), "cell-centres".into());
+        }
         match toml::to_string(&table) {
             Ok(migrated) => Self::parse(&migrated, &origin, base),
             Err(_) => Self::parse(&text, &origin, base),
@@ -1267,6 +1268,38 @@ fn custom_grid(p: &CustomParams, origin: &str, g: &GridConfig) -> Result<Grid, S
 /// string (so `method=soft` works without shell-quoted quotes). An integer
 /// beyond TOML's 64-bit signed ones is an error instead: taken as a string
 /// it would be refused as "invalid type: string", not for its size.
+/// Rewrites a saved run config's table as [`Scenario::from_run_config`]
+/// says; whether anything changed.
+fn migrate_run_config(table: &mut toml::Table) -> bool {
+    let mut changed = false;
+    let kind = (table.get("pde"))
+        .and_then(|pde| pde.get("kind"))
+        .and_then(toml::Value::as_str)
+        .map(str::to_owned);
+    if let Some(pde) = table.get_mut("pde").and_then(toml::Value::as_table_mut)
+        && kind.as_deref() == Some("diffusion-sorption")
+        && !pde.contains_key("boundary")
+    {
+        pde.insert("boundary".into(), "cell-centres".into());
+        changed = true;
+    }
+    let reference = (table.get_mut("data"))
+        .and_then(toml::Value::as_table_mut)
+        .and_then(|data| data.get_mut("reference"))
+        .and_then(toml::Value::as_table_mut);
+    if let (Some(reference), Some(kind)) = (reference, kind) {
+        let read = PdeConfig::reference_keys_of(&kind);
+        let unread = |key: &str| {
+            !read.contains(&key)
+                && (PdeConfig::REFERENCE_KEYS.iter()).any(|(_, keys)| keys.contains(&key))
+        };
+        let before = reference.len();
+        reference.retain(|key, _| !unread(key));
+        changed |= reference.len() != before;
+    }
+    changed
+}
+
 /// Whether an override sets `pde.kind`.
 fn changes_kind(assignment: &str) -> bool {
     assignment

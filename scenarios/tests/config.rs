@@ -276,6 +276,32 @@ fn old_run_configs_keep_the_boundary_rows_they_trained_with() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A run saved before `data.reference` keys its PDE's kind does not read
+/// were refused wrote every default (diffusion–sorption's config held `dt`
+/// and `refinement`): its `config.toml` reads back as the scenario it
+/// trained, while a scenario file with those keys is refused.
+#[test]
+fn old_run_configs_with_every_reference_default_read_back() {
+    let scenario = Scenario::from_str(MINIMAL, "m").unwrap();
+    let saved = scenario.to_toml_string();
+    assert!(saved.contains("[data.reference]\n"), "{saved}");
+    let old = saved.replace(
+        "[data.reference]\n",
+        "[data.reference]\ndt = 0.001\nrefinement = 4\n",
+    );
+    let dir = std::env::temp_dir().join(format!("tessera-run-reference-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.toml");
+    std::fs::write(&path, old).unwrap();
+    assert_eq!(Scenario::from_run_config(&path).unwrap(), scenario);
+    let err = Scenario::from_file(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("data.reference.dt") && err.contains("data.reference.refinement"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn malformed_and_missing_files_are_errors() {
     let err = Scenario::from_str("name = ", "broken.toml").unwrap_err();
