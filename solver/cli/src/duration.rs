@@ -57,9 +57,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         }
         let (number, after) = rest.split_at(digits);
         let mut chars = after.chars();
-        let unit = chars.next().ok_or_else(|| DurationError::MissingUnit {
-            number: number.into(),
-        })?;
+        let Some(unit) = chars.next() else {
+            return Err(missing_unit(number, seconds, allowed));
+        };
         let position = allowed.iter().position(|&(u, _)| u == unit);
         let Some(position) = position else {
             return Err(if UNITS.iter().any(|&(u, _)| u == unit) {
@@ -82,6 +82,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         return Err(DurationError::Zero);
     }
     Ok(Duration::from_secs(seconds))
+}
+
+/// The error of a trailing `number` without its unit, after `seconds` and
+/// with the units still `allowed`: the hint `(e.g. {number}s)` must be a
+/// value that parses, so a zero total (`0`) is [`DurationError::Zero`]
+/// whatever unit followed, and a number after the seconds (`30s5`), which no
+/// unit can follow, is [`DurationError::Order`].
+fn missing_unit(number: &str, seconds: u64, allowed: &[(char, u64)]) -> DurationError {
+    if allowed.is_empty() {
+        DurationError::Order
+    } else if seconds == 0 && number.bytes().all(|b| b == b'0') {
+        DurationError::Zero
+    } else {
+        DurationError::MissingUnit {
+            number: number.into(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +152,10 @@ mod tests {
             ("30m1h", DurationError::Order),
             ("1h1h", DurationError::Order),
             ("0s", DurationError::Zero),
+            // Their hints would be `0s` and `30s5s`, which are refused too.
+            ("0", DurationError::Zero),
+            ("0h00", DurationError::Zero),
+            ("30s5", DurationError::Order),
             ("0h0m", DurationError::Zero),
             ("99999999999999999999s", DurationError::TooLong),
             ("5124095576030432h", DurationError::TooLong),

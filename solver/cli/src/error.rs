@@ -37,6 +37,17 @@ pub enum ToolError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A file to be written cannot be, by its name (see
+    /// [`crate::output_path::check_output`]).
+    #[error("{flag} {}: {reason}", path.display())]
+    Output {
+        /// The flag that named it.
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An expert layer error (split, points, shapes, a failed expert).
     #[error(transparent)]
     Experts(#[from] ExpertsError),
@@ -59,4 +70,19 @@ pub enum ToolError {
     /// A run directory's file could not be read.
     #[error(transparent)]
     Solver(#[from] tessera_solver::SolverError),
+}
+
+/// `Ok` if `value` of the count `what` (a flag, as the user wrote it) is at
+/// least 1: every command refuses a zero count by the flag's name before it
+/// builds anything, instead of failing later on a derived setting that the
+/// user never wrote.
+pub fn at_least_one(what: &'static str, value: usize) -> Result<(), ToolError> {
+    if value == 0 {
+        return Err(ToolError::InvalidSetting {
+            what,
+            value: "0".to_owned(),
+            reason: "must be at least 1",
+        });
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ mod error;
 mod interrupt;
 mod malloc;
 mod memory;
+mod output_path;
 mod plots;
 mod progress;
 mod provenance;

@@ -15,8 +15,8 @@ use train_support::temp_dir;
 /// The PNG signature.
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 
-/// Tiny grids and basis.
-const TINY: [&str; 8] = ["--nt", "9", "--nx", "32", "--ny", "16", "--basis", "5"];
+/// Tiny grids and basis (with `--ny 16` for navier-stokes).
+const TINY: [&str; 6] = ["--nt", "9", "--nx", "32", "--basis", "5"];
 
 fn number(value: &Value, key: &str) -> f64 {
     value[key]
@@ -72,7 +72,7 @@ fn scaling_writes_json_and_png_for_both_pdes() {
     let output = ok(tessera()
         .args(["bench", "scaling"])
         .args(TINY)
-        .args(["--points", "8,40", "--repeats", "2", "--json"])
+        .args(["--ny", "16", "--points", "8,40", "--repeats", "2", "--json"])
         .arg(&json)
         .arg("--plot")
         .arg(&png)
@@ -127,4 +127,32 @@ fn scaling_refuses_bad_arguments() {
     // More points than the grid (9 × 32) holds.
     refused(&dir, &[&ds[..], &["--points", "4000"]].concat(), "4000");
     refused(&dir, &["--pde", "heat"], "invalid value 'heat'");
+    // A 1-D PDE has no y axis to size.
+    let ny = ["--points", "8", "--ny", "16"];
+    refused(&dir, &[&ds[..], &ny].concat(), "invalid --ny = 16");
+}
+
+/// The output files are checked before any timing: a name that cannot be
+/// written is refused by its flag, with nothing measured (no table).
+#[test]
+fn scaling_refuses_unwritable_outputs_before_timing() {
+    let dir = temp_dir("cli-bench-scaling-out");
+    for (flag, path, message) in [
+        ("--plot", dir.join("out.txt"), "must end in .png"),
+        ("--json", dir.clone(), "is a directory"),
+        ("--json", dir.join("none").join("a.json"), "no directory"),
+    ] {
+        let output = tessera()
+            .args(["bench", "scaling", "--pde", "diffusion-sorption"])
+            .args(TINY)
+            .args(["--points", "8", "--repeats", "1", flag])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(!output.status.success(), "{flag} {path:?} was accepted");
+        let named = format!("error: {flag} {}: {message}", path.display());
+        assert!(stderr.contains(&named), "{named}: {stderr}");
+        assert!(output.stdout.is_empty(), "measured first: {stderr}");
+    }
 }

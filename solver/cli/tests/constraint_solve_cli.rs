@@ -149,3 +149,21 @@ fn an_ordinary_solve_succeeds_without_a_warning() {
     assert!(reasons.iter().all(|r| r != "NonFinite"), "{reasons:?}");
     assert!(!stderr.contains("NonFinite"), "{stderr}");
 }
+
+/// A zero `--max-iterations` is refused by its flag, as a whole number.
+#[test]
+fn a_zero_iteration_limit_is_refused_by_its_flag() {
+    let dir = temp_dir("cli-constraint-zero-iterations");
+    let path = problem(&dir, "ordinary", |_| 1.0);
+    let output = tessera()
+        .args(["constraint", "solve", "--max-iterations", "0", "--problem"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("invalid --max-iterations = 0: must be at least 1"),
+        "{err}"
+    );
+}

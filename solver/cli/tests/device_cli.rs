@@ -75,6 +75,23 @@ fn a_gpu_request_without_a_gpu_says_why() {
     assert!(err.contains(no_gpu()), "{err}");
 }
 
+/// `gradcheck --pde` checks the layer where `--device` says (the PDE's own
+/// definition on a GPU): refused here for want of a GPU, never run on the CPU
+/// instead.
+#[test]
+fn gradcheck_of_a_pde_runs_on_the_device_asked_for() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["gradcheck", "--pde", "heat", "--device", "cuda"])
+        .args(["--nt", "5", "--nx", "16", "--points", "20", "--basis", "4"])
+        .args(["--experts", "1x2", "--checks", "1"])
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("the tessera binary runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "no GPU here, so no result: {err}");
+    assert!(err.contains(no_gpu()), "{err}");
+}
+
 #[test]
 fn unknown_devices_are_refused_by_name() {
     let (ok, err) = bench(&["--device", "tpu"]);

@@ -256,6 +256,24 @@ fn relative_data_paths_are_saved_as_the_working_directory_resolved_them() {
     assert_eq!(records(run.root()).len(), 3);
 }
 
+/// A zero `--batch` is refused by its flag, not by the two scenario
+/// settings it fills.
+#[test]
+fn bench_train_step_refuses_a_zero_batch_by_its_flag() {
+    let dir = temp_dir("cli-bench-zero-batch");
+    let output = tessera()
+        .args(["bench", "train-step", "--batch", "0", "--scenario"])
+        .arg(scenario_file(&dir))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("invalid --batch = 0: must be at least 1"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn bench_train_step_reports_time_memory_and_iterations() {
     let dir = temp_dir("cli-bench");

@@ -12,7 +12,8 @@ use super::pde_arg;
 use crate::constraint_check::{
     DEFAULT_REPEATS, GridSize, ScalingConfig, ScalingReport, bench_scaling,
 };
-use crate::plots::{SpeedupCurve, plot_speedup};
+use crate::output_path::check_output;
+use crate::plots::{PLOT_EXTENSION, SpeedupCurve, plot_speedup};
 
 /// The PDEs the sweep is defined for (the paper's two).
 const PDES: [PdeKind; 2] = [PdeKind::DiffusionSorption, PdeKind::NavierStokes];
@@ -60,6 +61,12 @@ pub struct ScalingArgs {
 impl ScalingArgs {
     /// Runs the sweep of each PDE, prints its table, writes the files asked for.
     pub fn run(self) -> anyhow::Result<()> {
+        if let Some(path) = &self.json {
+            check_output("--json", path, None)?;
+        }
+        if let Some(path) = &self.plot {
+            check_output("--plot", path, Some(PLOT_EXTENSION))?;
+        }
         let pool = thread_pool(self.threads)?;
         let mut reports = Vec::new();
         for pde in self.pde.map_or(PDES.to_vec(), |pde| vec![pde]) {
@@ -92,7 +99,12 @@ impl ScalingArgs {
             grid: GridSize {
                 nt: self.nt.unwrap_or(defaults.grid.nt),
                 nx: self.nx.unwrap_or(defaults.grid.nx),
-                ny: defaults.grid.ny.map(|ny| self.ny.unwrap_or(ny)),
+                // Over both PDEs `--ny` sizes the 2-D one; given for a
+                // 1-D `--pde`, it reaches the grid, which refuses it.
+                ny: match defaults.grid.ny {
+                    Some(ny) => Some(self.ny.unwrap_or(ny)),
+                    None => self.ny.filter(|_| self.pde.is_some()),
+                },
             },
             n_basis: self.basis.unwrap_or(defaults.n_basis),
             totals: if self.points.is_empty() {

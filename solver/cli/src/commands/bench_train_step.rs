@@ -31,6 +31,7 @@ use super::train::load_scenario;
 use crate::device::{
     DeviceArg, GpuSolveParts, MemoryPeak, gpu_backbone_parts, gpu_solve_parts, placement,
 };
+use crate::error::at_least_one;
 use crate::memory::peak_resident;
 
 /// Arguments of `tessera bench train-step`.
@@ -136,6 +137,9 @@ impl TrainStepArgs {
         if self.runs < 5 {
             bail!("--runs must be at least 5 (got {})", self.runs);
         }
+        // Checked here: the batch sets two scenario settings below, whose
+        // validation would name those instead of the flag.
+        at_least_one("--batch", self.batch)?;
         let mut scenario = load_scenario(&self.scenario, &self.overrides)?;
         self.device.apply(&mut scenario);
         // Only the batch's initial conditions are needed: generate that many.

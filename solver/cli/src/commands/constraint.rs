@@ -6,11 +6,38 @@ use tessera_constraints::{DEFAULT_RIDGE, InitialGuess, LevenbergMarquardt, StopR
 use tessera_experts::ExternalProblem;
 use tessera_scenarios::{AnyPde, PdeKind};
 
+use crate::error::at_least_one;
+
 /// The constraint-layer tools.
 #[derive(Debug, clap::Subcommand)]
 pub enum Constraint {
     /// Solve one externally defined problem (a safetensors file: basis, grid, ic,
     /// sample_idx; metadata pde, pde.constants, pde.fd, split, ic_bc_rows).
+    ///
+    /// The problem file holds one sample's problem for K experts on a grid of
+    /// T × X (× Y) points (experts/src/problem_file.rs):
+    ///
+    ///   tensor       dtype  shape            meaning
+    ///   basis        F64    [T, X, (Y), N]   the basis B, N ≥ 1 functions
+    ///   grid         F64    [T, X, (Y), d]   coordinates (t, x, (y)) of each point, d = 2 (or 3);
+    ///                                        uniform along each axis
+    ///   ic           F64    [X, (Y)]         the initial condition
+    ///   sample_idx   I64    [K, P]           expert k's P sampled points: flat indices into
+    ///                                        T × X (× Y), inside its tile
+    ///
+    /// Metadata (strings):
+    ///
+    ///   pde            diffusion-sorption, navier-stokes, heat or advection
+    ///   pde.constants  optional: the scenario's [pde] table as JSON, with its kind, e.g.
+    ///                  {"kind":"heat","kappa":0.1}, {"kind":"navier-stokes","nu":0.0001},
+    ///                  {"kind":"diffusion-sorption","D":0.0005,"phi":0.29,"rho_s":2880.0,
+    ///                  "k_f":0.00035,"n_f":0.874,"boundary":"faces"}; keys left out take
+    ///                  their defaults, as does the whole entry
+    ///   pde.fd         optional: reference (the default) or second-order
+    ///   split          the tile split, e.g. 1x4 or 1x2x2 (K is its product)
+    ///   ic_bc_rows     global (every expert gets every initial/boundary row) or local
+    ///                  (only those in its tile)
+    #[command(verbatim_doc_comment)]
     Solve(SolveArgs),
 }
 
@@ -52,6 +79,11 @@ impl SolveArgs {
     /// [`NonFiniteSolves`]). The report is printed first, so the failure
     /// loses nothing of it.
     pub fn run(self) -> anyhow::Result<()> {
+        // Refused by its flag before the file is read: the solver's own error
+        // names its field and shows the count as a float.
+        if let Some(max) = self.max_iterations {
+            at_least_one("--max-iterations", max)?;
+        }
         let problem = ExternalProblem::load(&self.problem, |metadata| {
             AnyPde::from_metadata(metadata).map(|pde| {
                 let periodic = pde.periodic_axes();
@@ -160,5 +192,35 @@ mod tests {
                 .starts_with("2 of 4 expert solves ended NonFinite (experts [1, 3])")
         );
         assert!(NonFiniteSolves::of(&reasons[..1]).experts.is_empty());
+    }
+
+    /// `--help` gives the file's format: each tensor's dtype and shape, and
+    /// the metadata's values (README, "Commands", points there).
+    #[test]
+    fn help_states_the_problem_files_format() {
+        use clap::CommandFactory;
+
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            constraint: Constraint,
+        }
+        let mut command = Cli::command();
+        let help = command
+            .find_subcommand_mut("solve")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for line in [
+            "basis        F64    [T, X, (Y), N]",
+            "grid         F64    [T, X, (Y), d]",
+            "ic           F64    [X, (Y)]",
+            "sample_idx   I64    [K, P]",
+            r#"{"kind":"heat","kappa":0.1}"#,
+            "pde.fd         optional: reference (the default) or second-order",
+            "ic_bc_rows     global",
+        ] {
+            assert!(help.contains(line), "{line}: {help}");
+        }
     }
 }

@@ -10,44 +10,52 @@ use tessera_solver::GradcheckOptions;
 
 use super::{gradcheck_scenario, pde_arg};
 use crate::constraint_check::{GradcheckConfig, GridSize, gradcheck, parse_split};
-use crate::device::DeviceArg;
+use crate::device::{Device, DeviceArg};
+
+/// Headings of `--help`: the flags that size the synthetic problem belong to
+/// `--pde`, those that change the scenario to `--scenario` (each refused with
+/// the other, as that check would ignore them); the rest apply to both.
+const PDE_ONLY: &str = "With --pde (the constraint layer alone)";
+const SCENARIO_ONLY: &str = "With --scenario (the whole model)";
 
 /// Arguments of `tessera gradcheck`.
 #[derive(Debug, clap::Args)]
 #[command(group(ArgGroup::new("target").required(true).args(["pde", "scenario"])))]
 pub struct Args {
-    /// Check the constraint layer alone for this PDE, on a random smooth basis.
+    /// Check the constraint layer alone for this PDE, on a random smooth basis
+    /// (on a GPU, `--device`, the PDE's own TOML definition in scenarios/pdes/
+    /// is solved there).
     #[arg(long, value_parser = pde_arg::parser())]
     pde: Option<PdeKind>,
     /// Check the whole model of this scenario file (backbone, constraint layer and
     /// training loss) for the soft, hard and moe methods.
     #[arg(long)]
     scenario: Option<PathBuf>,
-    /// Override a scenario setting, e.g. `--set grid.nx=64` (repeatable; with --scenario).
-    #[arg(long = "set", value_name = "KEY=VALUE", conflicts_with = "pde")]
+    /// Override a scenario setting, e.g. `--set grid.nx=64` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", conflicts_with = "pde", help_heading = SCENARIO_ONLY)]
     overrides: Vec<String>,
     #[command(flatten)]
     device: DeviceArg,
-    /// Initial conditions per batch (with --scenario) [default: 2].
-    #[arg(long, conflicts_with = "pde")]
+    /// Initial conditions per batch [default: 2].
+    #[arg(long, conflicts_with = "pde", help_heading = SCENARIO_ONLY)]
     batch: Option<usize>,
     /// Tile split, e.g. 1x4 or 1x2x2 [default: 1x4, or 1x2x2 for navier-stokes].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "scenario", help_heading = PDE_ONLY)]
     experts: Option<String>,
     /// Points sampled per expert.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, conflicts_with = "scenario", help_heading = PDE_ONLY)]
     points: usize,
     /// Number of basis functions N.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, conflicts_with = "scenario", help_heading = PDE_ONLY)]
     basis: usize,
     /// Time levels [default: 41, or 16 for navier-stokes].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "scenario", help_heading = PDE_ONLY)]
     nt: Option<usize>,
     /// Points along x [default: 256, or 32 for navier-stokes].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "scenario", help_heading = PDE_ONLY)]
     nx: Option<usize>,
     /// Points along y (navier-stokes) [default: 32].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "scenario", help_heading = PDE_ONLY)]
     ny: Option<usize>,
     /// Random directions (--pde) or parameter entries per method (--scenario)
     /// checked [default: 6, or the scenario check's default].
@@ -94,6 +102,7 @@ impl Args {
             step: self.step.unwrap_or(1e-6),
             tolerance: self.tol.unwrap_or(1e-14),
             seed: self.seed,
+            device: self.device.chosen().unwrap_or(Device::Cpu),
             ..GradcheckConfig::new(pde, &split)
         };
         let report = gradcheck(&config)?;
@@ -101,8 +110,9 @@ impl Args {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
             println!(
-                "{} experts {:?}, {} points/expert, N = {}, grid {:?}: max relative error {:.3e} over {} directions, {:.3e} along the initial condition (LM converged: {})",
+                "{} on {}, experts {:?}, {} points/expert, N = {}, grid {:?}: max relative error {:.3e} over {} directions, {:.3e} along the initial condition (LM converged: {})",
                 report.pde,
+                report.device,
                 report.experts,
                 report.points,
                 report.basis,
@@ -177,5 +187,53 @@ mod tests {
             Cli::try_parse_from(["gradcheck", "--pde", "diffusion-sorption", "--set", "a=1"])
                 .is_err()
         );
+    }
+
+    /// The heading `flag` is listed under in `help`.
+    fn heading_of<'h>(help: &'h str, flag: &str) -> &'h str {
+        let at = help
+            .find(&format!("  {flag} "))
+            .unwrap_or_else(|| panic!("{flag} not in {help}"));
+        help[..at]
+            .lines()
+            .rfind(|line| line.ends_with(':') && !line.starts_with(' '))
+            .unwrap_or_else(|| panic!("no heading before {flag}: {help}"))
+    }
+
+    /// A flag of one check is refused with the other, which would ignore it,
+    /// and `--help` lists it under its check's heading.
+    #[test]
+    fn each_checks_own_flags_are_refused_with_the_other() {
+        let scenario = ["gradcheck", "--scenario", "a.toml"];
+        let pde = ["gradcheck", "--pde", "heat"];
+        let pde_only = [
+            ["--experts", "1x2"],
+            ["--points", "20"],
+            ["--basis", "4"],
+            ["--nt", "5"],
+            ["--nx", "16"],
+            ["--ny", "8"],
+        ];
+        let scenario_only = [["--set", "grid.nx=64"], ["--batch", "1"]];
+        let help = Cli::command().render_help().to_string();
+        for (flags, base, heading) in [
+            (&pde_only[..], scenario, PDE_ONLY),
+            (&scenario_only[..], pde, SCENARIO_ONLY),
+        ] {
+            for flag in flags {
+                let err = Cli::try_parse_from([&base[..], flag].concat()).unwrap_err();
+                assert_eq!(
+                    err.kind(),
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "{flag:?}: {err}"
+                );
+                assert_eq!(heading_of(&help, flag[0]), format!("{heading}:"), "{help}");
+            }
+        }
+        for shared in [
+            "--device", "--checks", "--step", "--tol", "--seed", "--json",
+        ] {
+            assert_eq!(heading_of(&help, shared), "Options:", "{help}");
+        }
     }
 }

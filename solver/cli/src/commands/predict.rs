@@ -12,6 +12,7 @@ use tessera_scenarios::Dataset;
 use tessera_solver::embed::{LmStatus, TrainedModel, WorkerPool, read_initial_conditions};
 
 use crate::device::DeviceArg;
+use crate::error::at_least_one;
 use crate::progress::prediction_bar;
 
 /// Arguments of `tessera predict`.
@@ -64,6 +65,9 @@ impl Args {
     /// [`Args::run`], with the `--json` line written to `out`.
     fn run_to(self, out: &mut impl Write) -> anyhow::Result<()> {
         Dataset::check_format(&self.out)?;
+        if let Some(samples) = self.samples {
+            at_least_one("--samples", samples)?;
+        }
         // The run's grid from its config, so that a bad file of initial
         // conditions is found before the checkpoint is read.
         let scenario = tessera_solver::RunDir::new(&self.run_dir).read_config()?;
@@ -187,6 +191,19 @@ mod tests {
         let mut out = Vec::new();
         predict.run_to(&mut out)?;
         Ok(serde_json::from_slice(&out)?)
+    }
+
+    /// `--samples 0` is refused by its flag before anything is read (it
+    /// reached the file's reader as a count of initial conditions).
+    #[test]
+    fn zero_samples_are_refused_by_the_flag() {
+        let args = ["--ics", "none.safetensors", "--out", "none.safetensors"];
+        let err = predict(
+            Path::new("no-such-run"),
+            &[&args[..], &["--samples", "0"]].concat(),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "invalid --samples = 0: must be at least 1");
     }
 
     /// A safetensors file with one tensor `ic` of `dtype` and `shape`.

@@ -22,7 +22,7 @@ use tessera_scenarios::{AnyPde, PdeKind};
 
 use crate::constraint_check::{GridSize, SyntheticProblem};
 use crate::device::{Device, TermRows};
-use crate::error::ToolError;
+use crate::error::{ToolError, at_least_one};
 
 /// Settings of [`bench_constraint`].
 #[derive(Debug, Clone, PartialEq)]
@@ -192,18 +192,6 @@ fn timed_on_gpu(
     Ok(reports)
 }
 
-/// `Ok` if `value` (the setting `what`) is at least 1.
-pub(super) fn at_least_one(what: &'static str, value: usize) -> Result<(), ToolError> {
-    if value == 0 {
-        return Err(ToolError::InvalidSetting {
-            what,
-            value: "0".to_owned(),
-            reason: "at least 1",
-        });
-    }
-    Ok(())
-}
-
 /// A batch of synthetic problems in the layout the layer takes (the bases
 /// concatenated, one initial condition per sample) with a fixed random `ū`:
 /// built once and shared by every layer timed on it, so that they all solve
@@ -217,9 +205,11 @@ pub(super) struct ProblemBatch {
 impl ProblemBatch {
     /// The `config.batch` problems of `config` (seeds `seed`, `seed + 1`, …).
     ///
-    /// Errors: a zero batch, and anything [`SyntheticProblem::new`] rejects.
+    /// Errors: a zero batch or number of points, and anything
+    /// [`SyntheticProblem::new`] rejects.
     pub(super) fn new(config: &BenchConfig) -> Result<Self, ToolError> {
         at_least_one("--batch", config.batch)?;
+        at_least_one("--points", config.points_per_expert)?;
         let problems = (0..config.batch as u64)
             .map(|b| {
                 SyntheticProblem::new(config.pde, config.grid, config.n_basis, config.seed + b)

@@ -23,6 +23,10 @@
 //! below `h`; the sampled points are the same in every solve (same seed and
 //! stream). The same check runs along the initial condition: `⟨ic̄, V⟩` from
 //! the backward pass in the initial condition against `L(ic ± hV)`.
+//!
+//! On a GPU the layer solves the PDE's own TOML definition there
+//! ([`AnyPde::definition`], as `bench constraint --device` does): the check
+//! then covers the GPU's forward and backward kernels.
 
 use std::sync::Arc;
 
@@ -32,10 +36,11 @@ use serde::Serialize;
 use tessera_constraints::LevenbergMarquardt;
 use tessera_experts::{ConstraintLayer, LayerConfig};
 
-use tessera_scenarios::PdeKind;
+use tessera_scenarios::{AnyPde, PdeKind};
 
 use crate::constraint_check::{GridSize, SyntheticProblem};
-use crate::error::ToolError;
+use crate::device::{Device, TermRows, attach};
+use crate::error::{ToolError, at_least_one};
 
 /// Rungs of the finite-difference step ladder: `h, h/√10, …, h/10^2.5`.
 const LADDER: usize = 6;
@@ -64,12 +69,14 @@ pub struct GradcheckConfig {
     pub max_iterations: usize,
     /// Seed of the basis, the functional, the directions and the sampling.
     pub seed: u64,
+    /// Where the layer's solves run.
+    pub device: Device,
 }
 
 impl GradcheckConfig {
     /// The defaults for `pde` with `split`: 2000 points per expert, `N = 16`, the
     /// PDE's [`GridSize::gradcheck_default`], 6 directions, step `1e-6`, LM
-    /// tolerance `1e-14` with at most 500 iterations, seed 0.
+    /// tolerance `1e-14` with at most 500 iterations, seed 0, on the CPU.
     pub fn new(pde: PdeKind, split: &[usize]) -> Self {
         Self {
             pde,
@@ -82,6 +89,7 @@ impl GradcheckConfig {
             tolerance: 1e-14,
             max_iterations: 500,
             seed: 0,
+            device: Device::Cpu,
         }
     }
 }
@@ -102,6 +110,8 @@ pub struct DirectionalCheck {
 pub struct GradcheckReport {
     /// The PDE's name.
     pub pde: &'static str,
+    /// Where the layer's solves ran (`cpu`, `cuda`, `cuda:N`).
+    pub device: String,
     /// The tile split.
     pub experts: Vec<usize>,
     /// Points per expert.
@@ -131,7 +141,7 @@ pub struct GradcheckReport {
 
 /// Runs the check (see the module docs).
 ///
-/// Errors: invalid settings (no checks, a non-positive step), and anything the
+/// Errors: invalid settings (no checks or points, a non-positive step), and anything the
 /// problem setup or the constraint layer rejects (split, points per tile, …).
 pub fn gradcheck(config: &GradcheckConfig) -> Result<GradcheckReport, ToolError> {
     if config.checks == 0 {
@@ -148,6 +158,7 @@ pub fn gradcheck(config: &GradcheckConfig) -> Result<GradcheckReport, ToolError>
             reason: "must be finite and positive",
         });
     }
+    at_least_one("--points", config.points_per_expert)?;
     let problem = SyntheticProblem::new(config.pde, config.grid, config.n_basis, config.seed)?;
     let lm = LevenbergMarquardt::default()
         .with_rtol(config.tolerance)?
@@ -159,12 +170,23 @@ pub fn gradcheck(config: &GradcheckConfig) -> Result<GradcheckReport, ToolError>
         seed: config.seed,
         ..LayerConfig::new(&config.split, config.points_per_expert)
     };
-    let layer = ConstraintLayer::new(
-        Arc::new(problem.pde.clone()),
-        problem.grid.clone(),
-        layer_config,
-    )?;
     let n = problem.n_basis;
+    let definition = match config.device {
+        Device::Cpu => None,
+        Device::Cuda(_) => Some(problem.pde.definition()?),
+    };
+    let pde = match &definition {
+        None => problem.pde.clone(),
+        Some(definition) => AnyPde::Custom(Arc::clone(definition)),
+    };
+    let layer = ConstraintLayer::new(Arc::new(pde), problem.grid.clone(), layer_config)?;
+    let layer = attach(
+        config.device,
+        layer,
+        definition.as_deref(),
+        n,
+        TermRows::Gathered,
+    )?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x9e37_79b9_7f4a_7c15);
     let functional: Vec<f64> = (0..problem.grid.len())
         .map(|_| standard_normal(&mut rng))
@@ -187,6 +209,7 @@ pub fn gradcheck(config: &GradcheckConfig) -> Result<GradcheckReport, ToolError>
         |checks: &[DirectionalCheck]| checks.iter().map(|d| d.rel_err).fold(0.0, f64::max);
     Ok(GradcheckReport {
         pde: config.pde.name(),
+        device: config.device.to_string(),
         experts: config.split.clone(),
         points: config.points_per_expert,
         basis: n,
@@ -307,6 +330,41 @@ mod tests {
             assert!(report.converged, "{report:?}");
             assert!(report.max_rel_err <= 1e-5, "{report:?}");
             assert!(report.ic_max_rel_err <= 1e-5, "{report:?}");
+        }
+    }
+
+    /// Sizes out of range are refused by their flags and values.
+    #[test]
+    fn bad_sizes_are_named_by_flag_and_value() {
+        let heat = || GradcheckConfig::new(PdeKind::Heat, &[1, 2]);
+        let grid = GridSize::gradcheck_default(PdeKind::Heat);
+        for (config, message) in [
+            (
+                GradcheckConfig {
+                    grid: GridSize {
+                        ny: Some(8),
+                        ..grid
+                    },
+                    ..heat()
+                },
+                "invalid --ny = 8: only for 2-D PDEs (navier-stokes)",
+            ),
+            (
+                GradcheckConfig {
+                    grid: GridSize { nt: 1, ..grid },
+                    ..heat()
+                },
+                "invalid --nt = 1: must be at least 2 (points along a grid axis)",
+            ),
+            (
+                GradcheckConfig {
+                    points_per_expert: 0,
+                    ..heat()
+                },
+                "invalid --points = 0: must be at least 1",
+            ),
+        ] {
+            assert_eq!(gradcheck(&config).unwrap_err().to_string(), message);
         }
     }
 }

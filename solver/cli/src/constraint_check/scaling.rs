@@ -12,9 +12,9 @@ use serde::Serialize;
 use tessera_constraints::LevenbergMarquardt;
 use tessera_scenarios::PdeKind;
 
-use super::bench::{BenchReport, ProblemBatch, TimedLayer, alternate, at_least_one};
+use super::bench::{BenchReport, ProblemBatch, TimedLayer, alternate};
 use crate::constraint_check::{BenchConfig, GridSize};
-use crate::error::ToolError;
+use crate::error::{ToolError, at_least_one};
 
 /// Timed runs per method and total by default: the medians of 9 are steady
 /// enough on a shared 2-core machine, and the default sweep still takes about

@@ -116,8 +116,8 @@ impl SyntheticProblem {
     /// its kink (its derivative jumps from `≈ −10⁶` to 0) and no gradient exists;
     /// it is positive, as the IC rows divide by it.
     ///
-    /// Errors: `n_basis = 0`, a `ny` given (or missing) against the PDE's dimension,
-    /// or a grid too small.
+    /// Errors: `n_basis = 0`, an axis of fewer than 2 points, a `ny` given (or
+    /// missing) against the PDE's dimension, or a grid too small.
     pub fn new(
         kind: PdeKind,
         size: GridSize,
@@ -131,6 +131,17 @@ impl SyntheticProblem {
                 reason: "at least one basis function",
             });
         }
+        // Refused here by their flags; the grid would name an axis length.
+        let axes = [("--nt", size.nt), ("--nx", size.nx)];
+        for (what, n) in axes.into_iter().chain(size.ny.map(|ny| ("--ny", ny))) {
+            if n < 2 {
+                return Err(ToolError::InvalidSetting {
+                    what,
+                    value: n.to_string(),
+                    reason: "must be at least 2 (points along a grid axis)",
+                });
+            }
+        }
         let grid = match (kind, size.ny) {
             (PdeKind::NavierStokes, Some(ny)) => {
                 Grid::uniform_txy(size.nt, size.nx, ny, t_max(kind))?
@@ -138,11 +149,18 @@ impl SyntheticProblem {
             (PdeKind::DiffusionSorption, None) => Grid::uniform_tx(size.nt, size.nx, t_max(kind))?,
             (PdeKind::Heat, None) => Heat::grid(size.nt, size.nx, t_max(kind))?,
             (PdeKind::Advection, None) => Advection::grid(size.nt, size.nx, t_max(kind))?,
-            (_, ny) => {
+            (_, Some(ny)) => {
                 return Err(ToolError::InvalidSetting {
                     what: "--ny",
-                    value: format!("{ny:?}"),
-                    reason: "needed for 2-D PDEs (navier-stokes) and only for them",
+                    value: ny.to_string(),
+                    reason: "only for 2-D PDEs (navier-stokes)",
+                });
+            }
+            (_, None) => {
+                return Err(ToolError::InvalidSetting {
+                    what: "--ny",
+                    value: "none".to_owned(),
+                    reason: "needed for 2-D PDEs (navier-stokes)",
                 });
             }
         };

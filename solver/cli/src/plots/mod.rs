@@ -24,6 +24,10 @@ use std::path::Path;
 
 use crate::error::ToolError;
 
+/// The extension of the files plots write: the bitmap backend picks the
+/// encoder by it, and these plots are PNGs.
+pub const PLOT_EXTENSION: &str = "png";
+
 /// A [`ToolError::Plot`] for `path`.
 fn plot_error(
     path: &Path,
