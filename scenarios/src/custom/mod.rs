@@ -109,7 +109,7 @@
 //! stencils, places and kinds; a stencil on an axis it does not fit; a
 //! `periodic` list of the wrong length; a parameter that is NaN or infinite or
 //! named like a term; a condition row that is not linear, or zero in every
-//! term; more terms read than the constraint layer takes; a residual with `∂t`
+//! term; a residual with `∂t`
 //! but no initial condition; a derivative along a bounded axis without rows at
 //! its ends; in `[initial]`, an unknown family or a key of the other family, a
 //! random parameter with a NaN or infinite bound, `lo > hi`, a negative

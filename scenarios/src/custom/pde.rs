@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use num_dual::{Dual2SVec64, DualNum};
 use tessera_constraints::expr::block::MAX_BLOCK_INPUTS;
-use tessera_constraints::expr::{self, ExprError, Origin, Scope, Tape};
+use tessera_constraints::expr::{self, ExprError, Origin, Position, Scope, Tape};
 use tessera_constraints::pointwise::MAX_TERMS;
 use tessera_constraints::{
     ConstraintError, LinearRow, LinearRowBar, Pde, Term, check_cotangents, pointwise, sum_repeats,
@@ -58,6 +58,9 @@ pub struct CustomPde {
     periodic: Vec<bool>,
     /// Terms in solver order: those the residual reads first.
     pub(super) terms: Vec<TermDef>,
+    /// The definition file and its `[terms]` table's place in it, which
+    /// [`CustomPde::check_term_limit`] names.
+    terms_at: (String, Position),
     n_residual_terms: usize,
     /// The residual, over the residual terms followed, when
     /// `residual_coordinates`, by the point's `t, x, (y)`.
@@ -186,6 +189,44 @@ impl CustomPde {
             }
         }
         least
+    }
+
+    /// At most [`MAX_TERMS`] terms can reach the constraint layer and the
+    /// PDE loss (their dual-number dispatch): the terms the residual and the
+    /// conditions read (those neither reads are dropped). A definition with
+    /// more still generates data by the method of lines, so this is checked
+    /// where a model is built, before its data are made, and named at the
+    /// `[terms]` table.
+    ///
+    /// Errors: [`CustomPdeError::Invalid`] naming the terms read.
+    pub fn check_term_limit(&self) -> Result<(), CustomPdeError> {
+        if self.terms.len() <= MAX_TERMS {
+            return Ok(());
+        }
+        let names = |ts: &[TermDef]| {
+            let names: Vec<&str> = ts.iter().map(|t| t.name.as_str()).collect();
+            names.join(", ")
+        };
+        let (residual, rows) = self.terms.split_at(self.n_residual_terms);
+        let rows = match rows.is_empty() {
+            true => String::new(),
+            false => format!(
+                " and {} only by the conditions ({})",
+                rows.len(),
+                names(rows)
+            ),
+        };
+        let (file, at) = &self.terms_at;
+        Err(CustomPdeError::Invalid {
+            file: file.clone(),
+            at: *at,
+            message: format!(
+                "{} terms are read, {} by the residual ({}){rows}; a model takes at most                  {MAX_TERMS} (the constraint layer's and the PDE loss's dual-number dispatch;                  terms that nothing reads do not count): the method of lines still generates                  data for it",
+                self.terms.len(),
+                residual.len(),
+                names(residual),
+            ),
+        })
     }
 
     /// Checks the values of every condition that does not read `u0` at its
@@ -671,7 +712,6 @@ impl Builder<'_> {
             let j = n_residual_terms + k;
             probe.iter().any(|c| c.row.uses_input(j)).then_some(t)
         }));
-        self.check_term_count(&spec, &terms, n_residual_terms)?;
         let conditions = conditions_over(&terms)?;
         let solution = spec
             .solution
@@ -705,6 +745,7 @@ impl Builder<'_> {
             name: spec.name,
             periodic,
             terms,
+            terms_at: (self.src.name.to_owned(), self.src.at(spec.terms.span())),
             n_residual_terms,
             residual,
             residual_coordinates,
@@ -713,46 +754,6 @@ impl Builder<'_> {
             initial,
             mol,
         })
-    }
-
-    /// At most [`MAX_TERMS`] terms reach the constraint layer (its
-    /// dual-number dispatch): refused here, at the `[terms]` table, rather
-    /// than when a run first builds the layer. `terms` are those read, the
-    /// first `n_residual` by the residual.
-    fn check_term_count(
-        &self,
-        spec: &PdeSpec,
-        terms: &[TermDef],
-        n_residual: usize,
-    ) -> Result<(), CustomPdeError> {
-        if terms.len() <= MAX_TERMS {
-            return Ok(());
-        }
-        let names = |ts: &[TermDef]| {
-            let names: Vec<&str> = ts.iter().map(|t| t.name.as_str()).collect();
-            names.join(", ")
-        };
-        let (residual, rows) = terms.split_at(n_residual);
-        let rows = if rows.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " and {} only by the conditions ({})",
-                rows.len(),
-                names(rows)
-            )
-        };
-        Err(self.invalid(
-            spec.terms.span(),
-            format!(
-                "{} terms are read, {} by the residual ({}){rows}; at most {MAX_TERMS} are \
-                 supported (the constraint layer's dual-number dispatch; terms that nothing \
-                 reads do not count)",
-                terms.len(),
-                residual.len(),
-                names(residual),
-            ),
-        ))
     }
 
     fn stencil(&self, name: &str, span: std::ops::Range<usize>) -> Result<Stencil, CustomPdeError> {

@@ -85,12 +85,13 @@ fn a_bad_definition_names_file_line_and_column() {
     assert!(stderr.contains("u_xxx"), "{stderr}");
 }
 
-/// The terms that count against the constraint layer's limit are those the
-/// residual and the conditions read: declared terms that nothing reads are
-/// dropped, and a definition that reads too many is refused by `pde check`
-/// at its `[terms]` table.
+/// The terms that count against the model's limit are those the residual
+/// and the conditions read: declared terms that nothing reads are dropped.
+/// A definition that reads too many still makes ground truth, so `pde
+/// check` notes it, and a training is refused before any data are
+/// generated, at the definition's `[terms]` table.
 #[test]
-fn only_the_terms_read_count_and_too_many_are_refused_at_the_table() {
+fn only_the_terms_read_count_and_too_many_are_refused_by_a_model() {
     let dir = scratch("nine");
     let write = |name: &str, residual: &str, extra: &str| {
         let path = dir.join(name);
@@ -112,20 +113,48 @@ fn only_the_terms_read_count_and_too_many_are_refused_at_the_table() {
     let unused = write("unused.toml", "u_t - nu * u_xx", &extra);
     let check = stdout(&tessera(&["pde", "check", unused.to_str().unwrap()]));
     assert!(check.contains("u_t = Dt"), "{check}");
-    assert!(!check.contains("v0"), "{check}");
+    assert!(!check.contains("v0") && !check.contains("note"), "{check}");
     // The residual reads nine, the conditions one more.
     let sum: Vec<String> = (0..7).map(|i| format!("v{i}")).collect();
     let residual = format!("u_t - nu * u_xx + 0 * ({})", sum.join(" + "));
     let nine = write("nine.toml", &residual, &extra);
-    let output = tessera(&["pde", "check", nine.to_str().unwrap()]);
+    let check = stdout(&tessera(&["pde", "check", nine.to_str().unwrap()]));
+    assert!(
+        check.contains("note") && check.contains("10 terms are read, 9 by the residual"),
+        "{check}"
+    );
+    let scenario = dir.join("scenario.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"nine\"\n[pde]\nkind = \"custom\"\nfile = {:?}\ndomain = [[0.0, 1.0]]\n\
+             [grid]\nnt = 6\nnx = 8\nt_max = 0.1\n\
+             [data]\ntrain_samples = 2\ntest_samples = 1\ncache_dir = {:?}\n\
+             [model]\nwidths = [4, 4]\nmodes = [2, 2]\nfc_dim = 8\nn_basis = 4\n\
+             [constraint]\nexperts = [1, 2]\npoints = 10\n\
+             [training]\nsteps = 1\nbatch_size = 1\nvalidate_samples = 1\n\
+             [eval]\nplots = 1\n",
+            nine,
+            dir.join("cache"),
+        ),
+    )
+    .unwrap();
+    let output = tessera(&[
+        "train",
+        scenario.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        dir.join("run").to_str().unwrap(),
+    ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("nine.toml:6:"), "{stderr}");
     assert!(
-        stderr.contains("10 terms are read, 9 by the residual"),
+        stderr.contains("10 terms are read, 9 by the residual")
+            && stderr.contains("only by the conditions (u)"),
         "{stderr}"
     );
-    assert!(stderr.contains("only by the conditions (u)"), "{stderr}");
+    assert!(!dir.join("cache").exists(), "data were generated first");
 }
 
 #[test]

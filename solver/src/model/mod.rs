@@ -27,8 +27,8 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use tessera_constraints::LmStatus;
-use tessera_scenarios::Scenario;
 use tessera_scenarios::config::Method;
+use tessera_scenarios::{Scenario, ScenarioError};
 
 use self::constrained_pass::BasisPass;
 pub use self::external_op::ExternalOp;
@@ -155,6 +155,11 @@ impl Model {
         vars: VarMap,
         new_vars: NewVars,
     ) -> Result<Self, SolverError> {
+        if let AnyPde::Custom(definition) = &pde {
+            definition
+                .check_term_limit()
+                .map_err(|e| ScenarioError::CustomPde(Box::new(e)))?;
+        }
         let grid = scenario.grid()?;
         let backbone_grid = backbone.grid()?;
         // On a GPU, the definition whose kernels run there, where one

@@ -158,8 +158,8 @@ fn describe(family: &InitialCondition) -> String {
     }
 }
 
-/// What `pde check` prints: the name, axes, terms in solver order and the
-/// number of residual rows.
+/// What `pde check` prints: the name, axes, terms in solver order, the
+/// number of residual rows and, past the terms a model takes, a note.
 fn summary(pde: &CustomPde) -> String {
     let axes: Vec<String> = ["x", "y"]
         .iter()
@@ -179,8 +179,13 @@ fn summary(pde: &CustomPde) -> String {
     } else {
         ""
     };
+    // Past the model's limit the definition still makes ground truth.
+    let note = match pde.check_term_limit() {
+        Ok(()) => String::new(),
+        Err(e) => format!("\n  note      {e}"),
+    };
     format!(
-        "{}: ok\n  space     {}\n  terms     {}\n  residual  {} row(s) per point{reads}",
+        "{}: ok\n  space     {}\n  terms     {}\n  residual  {} row(s) per point{reads}{note}",
         pde.name(),
         axes.join(", "),
         terms.join(", "),
