@@ -1264,10 +1264,6 @@ fn custom_grid(p: &CustomParams, origin: &str, g: &GridConfig) -> Result<Grid, S
     Ok(Grid::new(axes)?)
 }
 
-/// A `--set` value: TOML if it parses as a TOML value, else the raw text as a
-/// string (so `method=soft` works without shell-quoted quotes). An integer
-/// beyond TOML's 64-bit signed ones is an error instead: taken as a string
-/// it would be refused as "invalid type: string", not for its size.
 /// Rewrites a saved run config's table as [`Scenario::from_run_config`]
 /// says; whether anything changed.
 fn migrate_run_config(table: &mut toml::Table) -> bool {
@@ -1307,6 +1303,10 @@ fn changes_kind(assignment: &str) -> bool {
         .is_some_and(|(key, _)| key.trim() == "pde.kind")
 }
 
+/// A `--set` value: TOML if it parses as a TOML value, else the raw text as a
+/// string (so `method=soft` works without shell-quoted quotes). An integer
+/// beyond TOML's 64-bit signed ones is an error instead: taken as a string
+/// it would be refused as "invalid type: string", not for its size.
 fn parse_toml_value(raw: &str) -> Result<toml::Value, String> {
     if let Some(value) = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()

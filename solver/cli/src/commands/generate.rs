@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use tessera_scenarios::dataset::{Generation, Split, generate_with_summary};
 use tessera_scenarios::{Dataset, MAX_SAMPLES, Scenario};
 
+use crate::output_path::check_output;
+
 /// Arguments of `tessera generate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -52,6 +54,7 @@ impl Args {
         scenario.set_all(&self.overrides)?;
         let split: Split = self.split.parse()?;
         Dataset::check_format(&self.out)?;
+        check_output("--out", &self.out, None)?;
         let mut options = Generation::for_split(&scenario, split);
         options.samples = self.samples.unwrap_or(options.samples);
         if !(1..=MAX_SAMPLES).contains(&options.samples) {
@@ -119,6 +122,29 @@ mod tests {
         let mut out = Vec::new();
         generate.run_to(&mut out).unwrap();
         serde_json::from_slice(&out).unwrap()
+    }
+
+    /// An `--out` that cannot be written (a directory, or in a folder that
+    /// does not exist) is refused by the flag before anything is generated,
+    /// not after.
+    #[test]
+    fn an_output_that_cannot_be_written_is_refused_first() {
+        let dir = std::env::temp_dir().join(format!("tessera-generate-out-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("taken.safetensors")).unwrap();
+        let quickstart = scenario("quickstart.toml");
+        for (out, reason) in [
+            (dir.join("taken.safetensors"), "is a directory"),
+            (dir.join("missing").join("x.safetensors"), "no directory"),
+        ] {
+            let argv = ["tessera", "generate", &quickstart, "--quiet", "--out"];
+            let argv = [&argv[..], &[out.to_str().unwrap()]].concat();
+            let Command::Generate(generate) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("parsed as another command");
+            };
+            let err = generate.run_to(&mut Vec::new()).unwrap_err().to_string();
+            assert!(err.starts_with("--out ") && err.contains(reason), "{err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Burgers on its 4× finer grid is stiff, so `auto` starts explicitly and

@@ -13,6 +13,7 @@ use tessera_solver::embed::{LmStatus, TrainedModel, WorkerPool, read_initial_con
 
 use crate::device::DeviceArg;
 use crate::error::at_least_one;
+use crate::output_path::check_output;
 use crate::progress::prediction_bar;
 
 /// Arguments of `tessera predict`.
@@ -65,6 +66,7 @@ impl Args {
     /// [`Args::run`], with the `--json` line written to `out`.
     fn run_to(self, out: &mut impl Write) -> anyhow::Result<()> {
         Dataset::check_format(&self.out)?;
+        check_output("--out", &self.out, None)?;
         if let Some(samples) = self.samples {
             at_least_one("--samples", samples)?;
         }
