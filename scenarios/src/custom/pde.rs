@@ -810,8 +810,7 @@ impl Builder<'_> {
             file: self.src.name.to_owned(),
             at: self.src.at(spec.at.span()),
         };
-        self.check_linear(&condition, terms.len(), variables.len(), &spec.row)?;
-        self.check_reads_a_term(&condition, terms.len(), variables.len(), &spec.row)?;
+        self.check_row(&condition, terms.len(), variables.len(), &spec.row)?;
         if let Some(kind) = &spec.kind {
             let uses = |identity: bool| {
                 terms.iter().enumerate().any(|(j, t)| {
@@ -850,9 +849,13 @@ impl Builder<'_> {
         Ok(condition)
     }
 
-    /// Rejects a row that is not linear in the terms: compares it with its
-    /// affine model at random points, and its Hessian with zero.
-    fn check_linear(
+    /// Rejects a row that is not linear in the terms (compares it with its
+    /// affine model at random points, and its Hessian with zero), and one
+    /// whose coefficients are all zero (`0*u`): it constrains nothing, and at
+    /// a boundary the method of lines would take it for a Robin row with
+    /// `α = β = 0`, refused only once data generation began. Coefficients may
+    /// vary with the variables, so a second set of them is tried for that.
+    fn check_row(
         &self,
         c: &Condition,
         n_terms: usize,
@@ -891,26 +894,9 @@ impl Builder<'_> {
                 ));
             }
         }
-        Ok(())
-    }
-
-    /// Rejects a row whose coefficients are all zero (`0*u`): it constrains
-    /// nothing, and at a boundary the method of lines would take it for a
-    /// Robin row with `α = β = 0`, refused only once data generation began.
-    /// Coefficients may vary with the variables, so two sets of them are
-    /// tried.
-    fn check_reads_a_term(
-        &self,
-        c: &Condition,
-        n_terms: usize,
-        n_vars: usize,
-        row: &Spanned<String>,
-    ) -> Result<(), CustomPdeError> {
-        let zero_at = |first: f64, step: f64| {
-            let vars: Vec<f64> = (0..n_vars).map(|k| first + step * k as f64).collect();
-            c.affine(n_terms, &vars).0.iter().all(|&(_, cj)| cj == 0.0)
-        };
-        if zero_at(0.5, 0.125) && zero_at(-1.25, 0.75) {
+        let zero = |coeffs: &[(usize, f64)]| coeffs.iter().all(|&(_, cj)| cj == 0.0);
+        let other: Vec<f64> = (0..n_vars).map(|k| -1.25 + 0.75 * k as f64).collect();
+        if zero(&coeffs) && zero(&c.affine(n_terms, &other).0) {
             return Err(self.invalid(
                 row.span(),
                 "this condition row is zero in every term, so it constrains nothing: give `u` \
